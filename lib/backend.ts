@@ -1,0 +1,89 @@
+// Backend selection: native (C++ SIMD addon), else wasm (AssemblyScript SIMD), else js (reference).
+// FP4KIT_BACKEND=native|wasm|js or setBackend() forces one; availableBackends() reports what loaded.
+
+import { jsKernels } from './backends/js.js';
+import type { BackendName, Kernels } from './backends/kernels.js';
+import { loadNativeKernels } from './backends/native.js';
+import { loadWasmKernels } from './backends/wasm.js';
+
+export type { BackendName, Kernels } from './backends/kernels.js';
+
+export interface BackendInfo {
+  name: BackendName;
+  /** SIMD level in use ('avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'). */
+  simd: string;
+}
+
+const loaders: Record<BackendName, () => Kernels | null> = {
+  native: loadNativeKernels,
+  wasm: loadWasmKernels,
+  js: () => jsKernels,
+};
+
+const loaded = new Map<BackendName, Kernels | null>();
+const loadErrors = new Map<BackendName, string>();
+
+function load(name: BackendName): Kernels | null {
+  if (!loaded.has(name)) {
+    try {
+      loaded.set(name, loaders[name]());
+    } catch (err) {
+      loaded.set(name, null);
+      loadErrors.set(name, err instanceof Error ? err.message : String(err));
+    }
+  }
+  return loaded.get(name) ?? null;
+}
+
+const ORDER: BackendName[] = ['native', 'wasm', 'js'];
+let current: Kernels | null = null;
+
+function checkName(name: string): asserts name is BackendName {
+  if (!ORDER.includes(name as BackendName)) {
+    throw new RangeError(`unknown backend '${name}': expected one of ${ORDER.join(', ')}`);
+  }
+}
+
+/** Force a backend. Throws if it cannot load here (the message says why). */
+export function setBackend(name: BackendName): void {
+  checkName(name);
+  const k = load(name);
+  if (!k) throw new Error(`backend '${name}' is not available: ${loadErrors.get(name) ?? 'not built'}`);
+  current = k;
+}
+
+/** The backend in use, choosing one on first call. */
+export function getKernels(): Kernels {
+  if (current) return current;
+  const forced = typeof process !== 'undefined' ? process.env.FP4KIT_BACKEND : undefined;
+  if (forced) {
+    setBackend(forced as BackendName);
+    return current!;
+  }
+  for (const name of ORDER) {
+    const k = load(name);
+    if (k) return (current = k);
+  }
+  throw new Error('no backend loaded'); // unreachable: js always loads
+}
+
+export function getBackend(): BackendInfo {
+  const k = getKernels();
+  return { name: k.name, simd: k.simd };
+}
+
+/** Every backend that loads here, with its SIMD level; `error` says why one did not. */
+export function availableBackends(): Array<BackendInfo & { available: boolean; error?: string }> {
+  return ORDER.map((name) => {
+    const k = load(name);
+    return k
+      ? { name, simd: k.simd, available: true }
+      : { name, simd: 'none', available: false, error: loadErrors.get(name) ?? 'not built' };
+  });
+}
+
+/** Kernels of one named backend, or null (for tests and benchmarks that run every backend). */
+export function kernelsFor(name: BackendName): Kernels | null {
+  checkName(name);
+  return load(name);
+}

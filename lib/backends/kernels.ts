@@ -1,0 +1,41 @@
+// The one interface every backend implements: the table of kernels the facade dispatches to
+// (like ggml's per-type function table). Arguments are already validated by lib/validate.ts;
+// the native addon re-checks them in C++ so a bad call can never crash the process.
+//
+// Layouts, shared by every backend:
+// - a tensor is `rows` × `cols`, blocks run along `cols` (the last axis); a row is padded with
+//   zeros to whole blocks;
+// - `data` holds rows × paddedCols packed elements: FP4 two per byte (element 2i in the low
+//   nibble of byte i), FP6 four per three bytes (element j at bits 6j..6j+5 of the little-endian
+//   24-bit group), FP8/INT8 one per byte;
+// - `scales` holds one byte per block, row-major (E8M0 for MX, E4M3 for NVFP4);
+// - stochastic rounding draws randomBits(seed, row·cols + col) (lib/stochastic.ts).
+
+import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } from '../formats.js';
+
+export type BackendName = 'native' | 'wasm' | 'js';
+export type Source = Float32Array | Uint16Array;
+
+export interface Kernels {
+  readonly name: BackendName;
+  /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
+  readonly simd: string;
+
+  /** Element casts, one code per byte. Returns how many NaN inputs met a format without NaN (coded +0). */
+  encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array): number;
+  decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void;
+
+  quantizeMx(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
+    scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+  ): void;
+  dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void;
+
+  /** max |x| over the tensor; NaN if any element is NaN. */
+  absMax(src: Source, dtype: DtypeIdValue): number;
+  quantizeNvfp4(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
+    rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+  ): void;
+  dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void;
+}
