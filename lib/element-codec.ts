@@ -2,7 +2,7 @@
 // these integer steps (native/element_codec.h, assembly/element_codec.ts); keep them in step.
 //
 // Rounding works on the float32 bit pattern, never through a float log2 or a float division,
-// so it is exact: value = m · 2^(e − 23) with m the 24-bit significand. The target quantum is
+// so it is exact: value = m · 2^(e − 23) with m the 24-bit significand (leading 1 at bit 23). The target quantum is
 // 2^q with q = max(e, emin) − mantissaBits, and the code magnitude is
 //   ((max(e, emin) − emin) << mantissaBits) + round(m · 2^(e − 23 − q)),
 // which also covers subnormal targets and the carry into the next binade.
@@ -44,9 +44,18 @@ export function ceilLog2Bits(absBits: number): number {
  */
 export function roundMagnitude(absBits: number, scaleExponent: number, format: ElementFormat, random: number): number {
   const biased = absBits >>> 23;
-  // Significand with its implicit bit; float32 subnormals have none and exponent −126.
-  const m = biased !== 0 ? (absBits & 0x7fffff) | 0x800000 : absBits;
-  const e = (biased !== 0 ? biased - 127 : -126) - scaleExponent;
+  // 24-bit significand with its leading 1 at bit 23 and the exponent of that bit; float32
+  // subnormals are normalised first (the binade formula below needs the leading bit in place).
+  let m: number;
+  let e: number;
+  if (biased !== 0) {
+    m = (absBits & 0x7fffff) | 0x800000;
+    e = biased - 127 - scaleExponent;
+  } else {
+    const lead = 31 - Math.clz32(absBits);
+    m = absBits << (23 - lead);
+    e = lead - 149 - scaleExponent;
+  }
   const emin = format.minNormalExponent;
   const binade = e > emin ? e : emin;
   const shift = 23 + binade - format.mantissaBits - e; // ≥ 23 − mantissaBits > 0
@@ -125,8 +134,8 @@ export function decodeElement(code: number, format: ElementFormat): number {
   const negative = (code & format.signBit) !== 0;
   const mag = code & (format.signBit - 1);
   let value: number;
-  if (format.nanCode >= 0 && mag === format.nanCode) value = NaN;
-  else if (format.overflow === 'inf' && mag === format.maxFiniteCode + 1) value = Infinity;
+  if (format.overflow === 'inf' && mag > format.maxFiniteCode) value = mag === format.maxFiniteCode + 1 ? Infinity : NaN;
+  else if (format.nanCode >= 0 && mag === format.nanCode) value = NaN;
   else {
     const mbits = format.mantissaBits;
     const field = mag >> mbits;

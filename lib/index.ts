@@ -1,0 +1,16 @@
+// fp4kit: FP4-era low-precision formats, bit-identical on native SIMD, WebAssembly and pure TS.
+
+export { quantize, dequantize, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+export { encode, decode, type EncodeOptions } from './encode.js';
+export { pack, unpack } from './pack.js';
+export { setBackend, getBackend, availableBackends, type BackendInfo, type BackendName } from './backend.js';
+export {
+  BLOCK_FORMATS,
+  ELEMENT_FORMATS,
+  bitsPerElement,
+  type BlockFormatName,
+  type ElementFormatName,
+  type DtypeName,
+  type RoundingName,
+  type ScaleRuleName,
+} from './formats.js';
