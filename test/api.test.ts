@@ -1,0 +1,118 @@
+// The public contract: names, object shapes, layouts, padding and storage costs.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as fp4kit from '../lib/index.js';
+import { BLOCK_FORMATS, bitsPerElement, dequantize, encode, getBackend, pack, quantize, setBackend, unpack, availableBackends } from '../lib/index.js';
+import { testedBackends } from './helpers/backends.js';
+import { gaussian } from './helpers/data.js';
+
+it('exports the documented names', () => {
+  for (const name of ['quantize', 'dequantize', 'encode', 'decode', 'setBackend', 'getBackend', 'availableBackends', 'pack', 'unpack']) {
+    expect(typeof (fp4kit as Record<string, unknown>)[name]).toBe('function');
+  }
+});
+
+it('reports every backend with its SIMD level and says why one did not load', () => {
+  const list = availableBackends();
+  expect(list.map((b) => b.name)).toEqual(['native', 'wasm', 'js']);
+  for (const b of list) if (!b.available) expect(b.error).toBeTruthy();
+  expect(() => setBackend('gpu' as never)).toThrow(/unknown backend 'gpu'/);
+});
+
+it('counts storage per element with scales included', () => {
+  expect(bitsPerElement(BLOCK_FORMATS.nvfp4)).toBe(4.5);
+  expect(bitsPerElement(BLOCK_FORMATS.mxfp4)).toBe(4.25);
+  expect(bitsPerElement(BLOCK_FORMATS.mxfp6_e2m3)).toBe(6.25);
+  expect(bitsPerElement(BLOCK_FORMATS.mxfp8_e4m3)).toBe(8.25);
+});
+
+it('packs FP4 low nibble first and FP6 in little-endian 6-bit fields', () => {
+  expect([...pack(new Uint8Array([0x1, 0x2, 0xf, 0x0]), 4)]).toEqual([0x21, 0x0f]);
+  // codes a,b,c,d → 24-bit word a | b<<6 | c<<12 | d<<18, bytes low to high
+  const w = 0x01 | (0x02 << 6) | (0x03 << 12) | (0x3f << 18);
+  expect([...pack(new Uint8Array([1, 2, 3, 63]), 6)]).toEqual([w & 0xff, (w >> 8) & 0xff, (w >> 16) & 0xff]);
+  const codes = Uint8Array.from({ length: 37 }, (_, i) => (i * 7) % 64);
+  expect([...unpack(pack(codes, 6), 6, 37)]).toEqual([...codes]);
+});
+
+describe.each(testedBackends())('contract on %s', (backend) => {
+  beforeAll(() => setBackend(backend));
+
+  it('getBackend names the backend in use', () => {
+    expect(getBackend().name).toBe(backend);
+  });
+
+  it('returns { format, shape, data, scales, tensorScale? } with the documented sizes', () => {
+    const x = gaussian(4 * 64, 1);
+    const q = quantize(x, { format: 'nvfp4', shape: [4, 64] });
+    expect(q.format).toBe('nvfp4');
+    expect(q.shape).toEqual([4, 64]);
+    expect(q.data.length).toBe(4 * 32);
+    expect(q.scales.length).toBe(4 * 4);
+    expect(typeof q.tensorScale).toBe('number');
+    const m = quantize(x, { format: 'mxfp6_e3m2', shape: [4, 64] });
+    expect(m.data.length).toBe(4 * 48);
+    expect(m.scales.length).toBe(8);
+    expect(m.tensorScale).toBeUndefined();
+  });
+
+  it('pads a last axis that is not a multiple of the block with zeros inside the final block', () => {
+    const cols = 45;
+    const x = gaussian(3 * cols, 2);
+    const q = quantize(x, { format: 'mxfp4', shape: [3, cols] });
+    expect(q.data.length).toBe(3 * 32); // two blocks of 32 per row
+    const back = dequantize(q);
+    expect(back.length).toBe(3 * cols);
+    // Each row quantizes as if it were followed by zeros: compare with an explicitly padded copy.
+    const padded = new Float32Array(3 * 64);
+    for (let r = 0; r < 3; r++) padded.set(x.subarray(r * cols, (r + 1) * cols), r * 64);
+    const qp = quantize(padded, { format: 'mxfp4', shape: [3, 64] });
+    expect(Buffer.compare(q.data, qp.data)).toBe(0);
+    expect(Buffer.compare(q.scales, qp.scales)).toBe(0);
+  });
+
+  it('handles empty tensors', () => {
+    const q = quantize(new Float32Array(0), { format: 'mxfp8_e4m3', shape: [0, 32] });
+    expect(q.data.length).toBe(0);
+    expect(dequantize(q).length).toBe(0);
+  });
+
+  it('keeps relative error within each format\'s precision on Gaussian data', () => {
+    const x = gaussian(256 * 256, 3);
+    const limits: Record<string, number> = { mxfp4: 0.2, nvfp4: 0.15, mxfp6_e2m3: 0.06, mxfp6_e3m2: 0.1, mxfp8_e4m3: 0.04, mxfp8_e5m2: 0.08, mxint8: 0.01 };
+    for (const [format, limit] of Object.entries(limits)) {
+      const back = dequantize(quantize(x, { format: format as never, shape: [256, 256] }));
+      let num = 0, den = 0;
+      for (let i = 0; i < x.length; i++) { num += (back[i] - x[i]) ** 2; den += x[i] ** 2; }
+      expect(Math.sqrt(num / den), format).toBeLessThan(limit);
+    }
+  });
+
+  it('MX ceil scale rule never clips: every error is within half a quantum of the top binade', () => {
+    const x = gaussian(64 * 32, 4);
+    const ceil = quantize(x, { format: 'mxfp4', shape: [64, 32], scaleRule: 'ceil' });
+    const floor = quantize(x, { format: 'mxfp4', shape: [64, 32] });
+    const backCeil = dequantize(ceil);
+    const backFloor = dequantize(floor);
+    let clippedFloor = 0;
+    for (let r = 0; r < 64; r++) {
+      // e2m1's largest quantum is 2, so a rounding (not clipping) error is at most 1·2^s.
+      const halfQuantumCeil = 2 ** (ceil.scales[r] - 127);
+      const halfQuantumFloor = 2 ** (floor.scales[r] - 127);
+      for (let c = 0; c < 32; c++) {
+        const i = r * 32 + c;
+        expect(Math.abs(backCeil[i] - x[i])).toBeLessThanOrEqual(halfQuantumCeil);
+        if (Math.abs(backFloor[i] - x[i]) > halfQuantumFloor) clippedFloor++;
+      }
+    }
+    expect(clippedFloor).toBeGreaterThan(0); // the OCP floor rule does clip some block maxima
+  });
+
+  it('encodes bf16 and f16 inputs exactly as their float32 widening', () => {
+    const f16 = Uint16Array.from([0x3c00, 0xbc00, 0x0001, 0x7bff, 0x7c00, 0x3555]);
+    const widened = new Float32Array([1, -1, 2 ** -24, 65504, Infinity, 0.333251953125]);
+    expect([...encode(f16, 'e4m3', { dtype: 'f16' })]).toEqual([...encode(widened, 'e4m3')]);
+    const bf16 = Uint16Array.from([0x3f80, 0xc040, 0x0001, 0x7f7f]);
+    const wb = new Float32Array(new Uint32Array(Array.from(bf16, (h) => h << 16)).buffer);
+    expect([...encode(bf16, 'e5m2', { dtype: 'bf16' })]).toEqual([...encode(wb, 'e5m2')]);
+  });
+});

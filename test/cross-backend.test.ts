@@ -1,0 +1,85 @@
+// Cross-backend identity: on large random and adversarial tensors every backend gives the same
+// bytes as the pure-TS reference, for every format, rounding mode, scale rule and input dtype.
+import { afterAll, describe, expect, it } from 'vitest';
+import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
+import type { QuantizeOptions } from '../lib/quantize.js';
+import { testedBackends } from './helpers/backends.js';
+import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
+import { firstBitDifference, firstByteDifference } from './helpers/fixtures.js';
+
+const MX: BlockFormatName[] = ['mxfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8'];
+const ELEMENTS: ElementFormatName[] = ['e2m1', 'e2m3', 'e3m2', 'e4m3', 'e5m2', 'e8m0'];
+const SHAPES: number[][] = [[61, 200], [1, 4096], [256, 512]];
+const ROUNDINGS = [{ rounding: 'nearest' as const }, { rounding: 'stochastic' as const, seed: 1 }, { rounding: 'stochastic' as const, seed: 0xdeadbeef }];
+
+function inputs(n: number, seed: number, specials: boolean): Array<[DtypeName, Float32Array | Uint16Array]> {
+  const x = seed % 2 === 0 ? variedMagnitude(n, seed) : adversarial(n, seed, specials);
+  return [['f32', x], ['bf16', toBf16(x)], ['f16', toF16(x)]];
+}
+
+function withBackend<T>(name: string, f: () => T): T {
+  setBackend(name as never);
+  try { return f(); } finally { setBackend('js'); }
+}
+
+const others = testedBackends().filter((b) => b !== 'js');
+afterAll(() => setBackend('js'));
+
+describe.each(others)('%s gives the same bits as js', (backend) => {
+  describe.each(MX)('%s', (format) => {
+    it.each(SHAPES)('shape [%i, %i], every dtype, rounding and scale rule', (rows, cols) => {
+      for (const seed of [2, 3]) {
+        for (const [dtype, x] of inputs(rows * cols, seed * 7919 + cols, true)) {
+          for (const r of ROUNDINGS) {
+            for (const scaleRule of ['floor', 'ceil'] as const) {
+              const opts: QuantizeOptions = { format, shape: [rows, cols], dtype, scaleRule, ...r };
+              const want = quantize(x, opts);
+              const got = withBackend(backend, () => quantize(x, opts));
+              const where = `${format} ${dtype} ${r.rounding} ${scaleRule} seed ${seed}`;
+              expect(firstByteDifference(got.scales, want.scales), where).toBe(-1);
+              expect(firstByteDifference(got.data, want.data), where).toBe(-1);
+              expect(firstBitDifference(withBackend(backend, () => dequantize(want)), dequantize(want)), where).toBe(-1);
+            }
+          }
+        }
+      }
+    });
+  });
+
+  it.each(SHAPES)('nvfp4 shape [%i, %i], every dtype and rounding, default and calibrated tensor scale', (rows, cols) => {
+    for (const seed of [4, 5]) {
+      for (const [dtype, x] of inputs(rows * cols, seed * 104729 + cols, false)) {
+        for (const r of ROUNDINGS) {
+          for (const tensorScale of [undefined, 1e-3, 2 ** -126]) {
+            const opts: QuantizeOptions = { format: 'nvfp4', shape: [rows, cols], dtype, tensorScale, ...r };
+            const want = quantize(x, opts);
+            const got = withBackend(backend, () => quantize(x, opts));
+            const where = `nvfp4 ${dtype} ${r.rounding} t=${tensorScale} seed ${seed}`;
+            expect(got.tensorScale, where).toBe(want.tensorScale);
+            expect(firstByteDifference(got.scales, want.scales), where).toBe(-1);
+            expect(firstByteDifference(got.data, want.data), where).toBe(-1);
+            expect(firstBitDifference(withBackend(backend, () => dequantize(want)), dequantize(want)), where).toBe(-1);
+          }
+        }
+      }
+    }
+  });
+
+  it.each(ELEMENTS)('element casts to %s, every dtype and rounding', (format) => {
+    for (const [dtype, x] of [...inputs(20000, 11, true), ...inputs(20000, 12, true)]) {
+      for (const r of ROUNDINGS) {
+        const opts = { dtype, nan: 'zero' as const, ...r };
+        const want = encode(x, format, opts);
+        const got = withBackend(backend, () => encode(x, format, opts));
+        expect(firstByteDifference(got, want), `${format} ${dtype} ${r.rounding}`).toBe(-1);
+      }
+    }
+    const codes = Uint8Array.from({ length: 4096 }, (_, i) => i % (format === 'e2m1' ? 16 : format.startsWith('e2m3') || format === 'e3m2' ? 64 : 256));
+    expect(firstBitDifference(withBackend(backend, () => decode(codes, format)), decode(codes, format))).toBe(-1);
+  });
+});
+
+// So the file always runs something, even where only the js backend loads.
+it('the reference backend is always available', () => {
+  expect(testedBackends()).toContain('js');
+});
