@@ -13,6 +13,7 @@ import {
   type RoundingName,
   type ScaleRuleName,
 } from './formats.js';
+import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
 import { checkBlockFormat, checkBytes, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale } from './validate.js';
 
 export interface QuantizeOptions {
@@ -43,9 +44,12 @@ export interface QuantizedTensor {
   scaleRule?: ScaleRuleName;
 }
 
-export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor {
+export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' }): FgmpTensor;
+export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
+export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
   const fn = 'quantize';
   if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options { format, shape } are required`);
+  if (options.format === 'fgmp') return quantizeFgmp(x, options);
   const formatName = checkBlockFormat(fn, options.format);
   const format = BLOCK_FORMATS[formatName];
   const dtype = checkSource(fn, x, options.dtype);
@@ -76,9 +80,10 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
   return { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };
 }
 
-export function dequantize(q: QuantizedTensor): Float32Array {
+export function dequantize(q: QuantizedTensor | FgmpTensor): Float32Array {
   const fn = 'dequantize';
   if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: expected a quantized tensor from quantize()`);
+  if (q.format === 'fgmp') return dequantizeFgmp(q);
   const formatName = checkBlockFormat(fn, q.format);
   const format = BLOCK_FORMATS[formatName];
   if (!Array.isArray(q.shape)) throw new TypeError(`${fn}: quantized tensor has no shape`);

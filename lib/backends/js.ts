@@ -38,7 +38,7 @@ function tableFor(format: ElementFormat): Float32Array {
   return t;
 }
 
-function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array): number {
+function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex = 0): number {
   const format = elementFormatById(formatId);
   const bits = new Uint32Array(CHUNK);
   let nans = 0;
@@ -48,7 +48,7 @@ function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdVal
     for (let i = 0; i < count; i++) {
       const b = bits[i];
       if (format.nanCode < 0 && (b & 0x7fffffff) > 0x7f800000) nans++;
-      const random = rounding === RoundingId.stochastic ? randomBits(seed, start + i) : -1;
+      const random = rounding === RoundingId.stochastic ? randomBits(seed, firstIndex + start + i) : -1;
       out[start + i] = encodeElementBits(b, format, random);
     }
   }
@@ -63,6 +63,7 @@ function decodeElements(codes: Uint8Array, formatId: ElementIdValue, out: Float3
 function quantizeMx(
   src: Source, dtype: DtypeIdValue, rows: number, cols: number, formatId: ElementIdValue,
   scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+  firstIndex = 0,
 ): void {
   const format = elementFormatById(formatId);
   const blockSize = 32;
@@ -89,7 +90,7 @@ function quantizeMx(
         const s = mxScaleExponent(amax, format, scaleRule === ScaleRuleId.ceil);
         scales[blockIndex] = s + E8M0_BIAS;
         for (let i = 0; i < count; i++) {
-          const random = rounding === RoundingId.stochastic ? randomBits(seed, row * cols + col0 + i) : -1;
+          const random = rounding === RoundingId.stochastic ? randomBits(seed, firstIndex + row * cols + col0 + i) : -1;
           codes[i] = quantizeScaledElement(bits[i], s, format, random);
         }
       }
@@ -139,6 +140,7 @@ const e4m3 = ELEMENT_FORMATS.e4m3;
 function quantizeNvfp4(
   src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
   rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+  firstIndex = 0,
 ): void {
   const blockSize = 16;
   const blocksPerRow = Math.ceil(cols / blockSize);
@@ -166,7 +168,7 @@ function quantizeNvfp4(
         let v = Math.fround(bitsToFloat(bits[i]) / total);
         if (v > E2M1_MAX) v = E2M1_MAX;
         else if (v < -E2M1_MAX) v = -E2M1_MAX;
-        const random = rounding === RoundingId.stochastic ? randomBits(seed, row * cols + col0 + i) : -1;
+        const random = rounding === RoundingId.stochastic ? randomBits(seed, firstIndex + row * cols + col0 + i) : -1;
         codes[i] = quantizeScaledElement(floatToBits(v), 0, e2m1, random);
       }
       packCodesInto(codes, 0, blockSize, 4, data, blockIndex * 8);

@@ -9,7 +9,9 @@
 //   nibble of byte i), FP6 four per three bytes (element j at bits 6j..6j+5 of the little-endian
 //   24-bit group), FP8/INT8 one per byte;
 // - `scales` holds one byte per block, row-major (E8M0 for MX, E4M3 for NVFP4);
-// - stochastic rounding draws randomBits(seed, row·cols + col) (lib/stochastic.ts).
+// - stochastic rounding draws randomBits(seed, firstIndex + row·cols + col) (lib/stochastic.ts);
+//   `firstIndex` (default 0) is the global flat index of src[0], so a caller that splits a tensor
+//   into row ranges (threads, chunks) gets the same bits as one call over the whole tensor.
 
 import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } from '../formats.js';
 
@@ -22,12 +24,13 @@ export interface Kernels {
   readonly simd: string;
 
   /** Element casts, one code per byte. Returns how many NaN inputs met a format without NaN (coded +0). */
-  encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array): number;
+  encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex?: number): number;
   decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void;
 
   quantizeMx(
     src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
     scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+    firstIndex?: number,
   ): void;
   dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void;
 
@@ -36,6 +39,7 @@ export interface Kernels {
   quantizeNvfp4(
     src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
     rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
+    firstIndex?: number,
   ): void;
   dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void;
 }

@@ -1,0 +1,98 @@
+// Threshold selection for FGMP: the k lowest-impact blocks become FP4. Linear time (quickselect,
+// not a sort) and deterministic under ties: among equal impacts, lower block indices (and earlier
+// tensors, for a model-wide threshold) go to FP4 first.
+
+export interface Selection {
+  /** Impact of the k-th lowest block: blocks below it are FP4, blocks above it FP8. */
+  threshold: number;
+  /** How many blocks whose impact equals the threshold are FP4 (the first ones in order). */
+  tiesTaken: number;
+  /** Number of FP4 blocks. */
+  fp4Blocks: number;
+}
+
+/** k-th smallest value (0-based) of `values`, in expected linear time; `values` is reordered. */
+export function quickselect(values: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  // A fixed-seed generator for pivots: deterministic and immune to adversarial (sorted) inputs.
+  let state = 0x9e3779b9;
+  while (hi > lo) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const pivot = values[lo + (state % (hi - lo + 1))];
+    // Three-way partition: [lo, lt) < pivot, [lt, gt] == pivot, (gt, hi] > pivot.
+    let lt = lo;
+    let gt = hi;
+    let i = lo;
+    while (i <= gt) {
+      const v = values[i];
+      if (v < pivot) { values[i] = values[lt]; values[lt] = v; lt++; i++; }
+      else if (v > pivot) { values[i] = values[gt]; values[gt] = v; gt--; }
+      else i++;
+    }
+    if (k < lt) hi = lt - 1;
+    else if (k > gt) lo = gt + 1;
+    else return pivot;
+  }
+  return values[lo];
+}
+
+function checkFraction(fp4Fraction: number): void {
+  if (typeof fp4Fraction !== 'number' || !(fp4Fraction >= 0 && fp4Fraction <= 1)) {
+    throw new RangeError(`fp4Fraction must be a number in [0, 1], got ${String(fp4Fraction)}`);
+  }
+}
+
+/** One threshold over the impacts of many tensors (the paper's model-wide threshold). */
+export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: number): Selection {
+  checkFraction(fp4Fraction);
+  let total = 0;
+  for (const t of impacts) total += t.length;
+  const fp4Blocks = Math.round(fp4Fraction * total);
+  if (fp4Blocks === 0) return { threshold: -Infinity, tiesTaken: 0, fp4Blocks: 0 };
+  const all = new Float64Array(total);
+  let o = 0;
+  for (const t of impacts) {
+    for (let i = 0; i < t.length; i++) {
+      const v = t[i];
+      if (!(v >= 0)) throw new RangeError(`impact scores must be non-negative numbers, found ${v}`);
+      all[o++] = v;
+    }
+  }
+  const threshold = quickselect(all, fp4Blocks - 1);
+  let below = 0;
+  for (const t of impacts) for (let i = 0; i < t.length; i++) if (t[i] < threshold) below++;
+  return { threshold, tiesTaken: fp4Blocks - below, fp4Blocks };
+}
+
+/**
+ * Precision masks (bit set = FP8) for each tensor under a selection: impact < threshold → FP4,
+ * impact > threshold → FP8, and the first `tiesTaken` blocks equal to it (in tensor, then block
+ * order) → FP4.
+ */
+export function assignPrecision(impacts: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
+  let ties = selection.tiesTaken;
+  return impacts.map((t) => {
+    const mask = new Uint8Array(Math.ceil(t.length / 8));
+    for (let i = 0; i < t.length; i++) {
+      const v = t[i];
+      let fp8: boolean;
+      if (v < selection.threshold) fp8 = false;
+      else if (v > selection.threshold) fp8 = true;
+      else if (ties > 0) { ties--; fp8 = false; }
+      else fp8 = true;
+      if (fp8) mask[i >> 3] |= 1 << (i & 7);
+    }
+    return mask;
+  });
+}
+
+export function isFp8Block(mask: Uint8Array, block: number): boolean {
+  return ((mask[block >> 3] >> (block & 7)) & 1) === 1;
+}
+
+export function countFp8Blocks(mask: Uint8Array, blocks: number): number {
+  let n = 0;
+  for (let b = 0; b < blocks; b++) if (isFp8Block(mask, b)) n++;
+  return n;
+}

@@ -1,0 +1,163 @@
+// Block matmul: out[M,N] = a[M,K] · b[N,K]ᵀ (b in PyTorch Linear weight layout), with b block-
+// quantized (any MX format, nvfp4 or fgmp) and a either float (quantized on the fly to MXINT8)
+// or already quantized. This file is the readable reference for the accumulation order that every
+// backend keeps, so results are bit-identical everywhere:
+//
+//   u = min(block size of a, block size of b)      (16 or 32); K is cut into units of u
+//   for each unit j (in increasing order):
+//     D  = ((a_0·b_0 + a_1·b_1) + a_2·b_2) + …    element values, float64, in element order
+//                                                  (exact for every FP4/FP6/INT8 pairing)
+//     S  = f32(scaleA_j · scaleB_j)               each block's float32 decode multiplier
+//     acc = f32(acc + f32(f32(D) · S))             acc starts at +0
+//   out = bias ? f32(acc + bias[n]) : acc
+//
+// Element values are exact (E2M1 ±0.5…6, E4M3, INT8 k/64 …); a block's decode multiplier is
+// 2^(e−127) for E8M0 scales, f32(tensorScale · e4m3) for NVFP4/FGMP FP4 blocks, fp8Scale for
+// FGMP FP8 blocks.
+
+import { E8M0_BIAS } from './block-scale.js';
+import { decodeTable } from './element-codec.js';
+import { BLOCK_FORMATS, type BlockFormat, type DtypeName } from './formats.js';
+import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
+import { checkFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
+import { isFp8Block } from './fgmp/select.js';
+import { quantize, type QuantizedTensor } from './quantize.js';
+import { unpackCodesInto } from './pack.js';
+import { checkShape, checkSource } from './validate.js';
+
+export type MatmulOperand = QuantizedTensor | FgmpTensor;
+
+export interface MatmulOptions {
+  /** Bias of length N, added after accumulation. */
+  bias?: Float32Array;
+  /** dtype of a float `a` given as a Uint16Array. */
+  dtype?: DtypeName;
+  /** Shape of a float `a`: [M, K] (default: K taken from b). */
+  shape?: number[];
+}
+
+/** An operand decoded to exact element values (rows × paddedK) and one multiplier per block. */
+export interface DecodedOperand {
+  rows: number;
+  cols: number;
+  blockSize: number;
+  values: Float32Array;
+  paddedCols: number;
+  /** Decode multiplier of block j of row r at [r * blocksPerRow + j]. */
+  blockScales: Float32Array;
+  blocksPerRow: number;
+}
+
+const tableCache = new Map<string, Float32Array>();
+function elementTable(format: BlockFormat): Float32Array {
+  let t = tableCache.get(format.name);
+  if (!t) tableCache.set(format.name, (t = decodeTable(format.element)));
+  return t;
+}
+
+export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
+  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: expected a quantized tensor`);
+  if (!Array.isArray(q.shape) || q.shape.length !== 2) throw new RangeError(`${fn}: quantized operands must be 2-D, got shape ${JSON.stringify(q.shape)}`);
+  if (q.format === 'fgmp') return decodeFgmp(fn, q);
+  const format = BLOCK_FORMATS[q.format];
+  if (!format) throw new RangeError(`${fn}: unknown format ${JSON.stringify(q.format)}`);
+  const [rows, cols] = q.shape;
+  const blockSize = format.blockSize;
+  const blocksPerRow = Math.ceil(cols / blockSize);
+  const paddedCols = blocksPerRow * blockSize;
+  const rowBytes = (paddedCols * format.element.bits) / 8;
+  if (!(q.data instanceof Uint8Array) || q.data.length !== rows * rowBytes) throw new RangeError(`${fn}: data must hold ${rows * rowBytes} bytes`);
+  if (!(q.scales instanceof Uint8Array) || q.scales.length !== rows * blocksPerRow) throw new RangeError(`${fn}: scales must hold ${rows * blocksPerRow} bytes`);
+  const table = elementTable(format);
+  const codes = new Uint8Array(paddedCols);
+  const values = new Float32Array(rows * paddedCols);
+  for (let r = 0; r < rows; r++) {
+    unpackCodesInto(q.data, r * rowBytes, paddedCols, format.element.bits, codes, 0);
+    for (let i = 0; i < paddedCols; i++) values[r * paddedCols + i] = table[codes[i]];
+  }
+  const blockScales = new Float32Array(rows * blocksPerRow);
+  const e4m3 = E4M3_VALUES;
+  for (let b = 0; b < blockScales.length; b++) {
+    const c = q.scales[b];
+    if (format.name === 'nvfp4') blockScales[b] = Math.fround(q.tensorScale! * e4m3[c]);
+    else blockScales[b] = c === 0xff ? NaN : 2 ** (c - E8M0_BIAS);
+  }
+  return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow };
+}
+
+function decodeFgmp(fn: string, q: FgmpTensor): DecodedOperand {
+  const { rows, cols, blocksPerRow } = checkFgmpTensor(fn, q);
+  const paddedCols = blocksPerRow * FGMP_BLOCK;
+  const values = new Float32Array(rows * paddedCols);
+  const blockScales = new Float32Array(rows * blocksPerRow);
+  let o = 0;
+  let s = 0;
+  for (let b = 0; b < rows * blocksPerRow; b++) {
+    const base = b * FGMP_BLOCK; // rows are whole blocks, so block b starts at b·16
+    if (isFp8Block(q.mask, b)) {
+      for (let i = 0; i < FGMP_BLOCK; i++) values[base + i] = E4M3_VALUES[q.data[o + i]];
+      blockScales[b] = q.fp8Scale;
+      o += 16;
+    } else {
+      for (let i = 0; i < FGMP_BLOCK; i++) {
+        const byte = q.data[o + (i >> 1)];
+        values[base + i] = E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4];
+      }
+      blockScales[b] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s++]]);
+      o += 8;
+    }
+  }
+  return { rows, cols, blockSize: FGMP_BLOCK, values, paddedCols, blockScales, blocksPerRow };
+}
+
+/** The reference accumulation over decoded operands (see the header for the order). */
+export function matmulDecoded(a: DecodedOperand, b: DecodedOperand, bias?: Float32Array): Float32Array {
+  const unit = Math.min(a.blockSize, b.blockSize);
+  const units = Math.ceil(a.cols / unit);
+  const out = new Float32Array(a.rows * b.rows);
+  for (let m = 0; m < a.rows; m++) {
+    const aRow = m * a.paddedCols;
+    for (let n = 0; n < b.rows; n++) {
+      const bRow = n * b.paddedCols;
+      let acc = 0;
+      for (let j = 0; j < units; j++) {
+        const k0 = j * unit;
+        let d = 0;
+        for (let i = 0; i < unit; i++) d += a.values[aRow + k0 + i] * b.values[bRow + k0 + i];
+        const s = Math.fround(a.blockScales[m * a.blocksPerRow + Math.floor(k0 / a.blockSize)] * b.blockScales[n * b.blocksPerRow + Math.floor(k0 / b.blockSize)]);
+        acc = Math.fround(acc + Math.fround(Math.fround(d) * s));
+      }
+      out[m * b.rows + n] = bias ? Math.fround(acc + bias[n]) : acc;
+    }
+  }
+  return out;
+}
+
+function isQuantized(a: unknown): a is MatmulOperand {
+  return typeof a === 'object' && a !== null && !ArrayBuffer.isView(a) && 'format' in a;
+}
+
+/**
+ * a[M,K] · b[N,K]ᵀ → Float32Array [M,N]. A float `a` (Float32Array, or bf16/f16 in a Uint16Array)
+ * is first quantized to MXINT8 (blocks of 32, E8M0 scales, round to nearest even).
+ */
+export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Float32Array {
+  const fn = 'matmul';
+  if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize())`);
+  const bd = decodeOperand(`${fn} (b)`, b);
+  let aq: MatmulOperand;
+  if (isQuantized(a)) {
+    aq = a;
+  } else {
+    const dtype = checkSource(fn, a, options.dtype);
+    const shape = options.shape ?? [a.length / bd.cols, bd.cols];
+    const { rows, cols } = checkShape(fn, shape, a.length);
+    aq = quantize(a, { format: 'mxint8', shape: [rows, cols], dtype });
+  }
+  const ad = decodeOperand(`${fn} (a)`, aq);
+  if (ad.cols !== bd.cols) throw new RangeError(`${fn}: a has K = ${ad.cols} but b has K = ${bd.cols}`);
+  if (options.bias !== undefined && (!(options.bias instanceof Float32Array) || options.bias.length !== bd.rows)) {
+    throw new RangeError(`${fn}: bias must be a Float32Array of length N = ${bd.rows}`);
+  }
+  return matmulDecoded(ad, bd, options.bias);
+}

@@ -1,0 +1,179 @@
+// FGMP: target fractions hit exactly, deterministic ties, linear-time selection, Fisher-weighted
+// clipping that beats absmax, online activation precision, and the storage arithmetic.
+import { describe, expect, it } from 'vitest';
+import {
+  calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeFgmpActivations,
+  selectThreshold, assignPrecision, type FgmpTensor,
+} from '../lib/index.js';
+import { quickselect, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
+import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
+import { gaussian, rng } from './helpers/data.js';
+
+function laplaceWeights(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => {
+    const u = r() - 0.5;
+    return -Math.sign(u) * Math.log(1 - 2 * Math.abs(u)) * 0.02 * (r() < 0.01 ? 20 : 1);
+  });
+}
+
+function fisherLike(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  // Heavy-tailed positive sensitivities, as squared gradients are.
+  return Float32Array.from({ length: n }, () => (-Math.log(Math.max(r(), 1e-9))) ** 3);
+}
+
+function weightedError(x: Float32Array, q: Float32Array, f: Float32Array): number {
+  let e = 0;
+  for (let i = 0; i < x.length; i++) e += f[i] * (x[i] - q[i]) ** 2;
+  return e;
+}
+
+describe('selection', () => {
+  it('quickselect returns the k-th smallest on random data with many duplicates', () => {
+    const r = rng(1);
+    for (let trial = 0; trial < 50; trial++) {
+      const n = 1 + Math.floor(r() * 500);
+      const v = Float64Array.from({ length: n }, () => Math.floor(r() * 20));
+      const sorted = [...v].sort((a, b) => a - b);
+      const k = Math.floor(r() * n);
+      expect(quickselect(v.slice(), k)).toBe(sorted[k]);
+    }
+  });
+
+  it('hits the target FP4 fraction exactly, ties going to lower block indices', () => {
+    const impacts = new Float64Array(100).fill(1); // all tied
+    const sel = selectThreshold([impacts], 0.37);
+    expect(sel.fp4Blocks).toBe(37);
+    const [mask] = assignPrecision([impacts], sel);
+    for (let b = 0; b < 100; b++) expect(isFp8Block(mask, b)).toBe(b >= 37);
+  });
+
+  it('a model-wide threshold over several tensors equals one selection over their concatenation', () => {
+    const r = rng(2);
+    const t1 = Float64Array.from({ length: 300 }, () => Math.floor(r() * 50));
+    const t2 = Float64Array.from({ length: 200 }, () => Math.floor(r() * 50));
+    const sel = selectThreshold([t1, t2], 0.6);
+    const [m1, m2] = assignPrecision([t1, t2], sel);
+    const joined = new Float64Array([...t1, ...t2]);
+    const [mj] = assignPrecision([joined], selectThreshold([joined], 0.6));
+    for (let b = 0; b < 500; b++) expect(b < 300 ? isFp8Block(m1, b) : isFp8Block(m2, b - 300)).toBe(isFp8Block(mj, b));
+    expect(countFp8Blocks(m1, 300) + countFp8Blocks(m2, 200)).toBe(200);
+  });
+
+  it('rejects fractions outside [0, 1] and negative impacts', () => {
+    expect(() => selectThreshold([new Float64Array(4)], 1.5)).toThrow(/fp4Fraction/);
+    expect(() => selectThreshold([Float64Array.from([1, -1])], 0.5)).toThrow(/non-negative/);
+  });
+});
+
+describe('fgmp weights', () => {
+  const rows = 64, cols = 256;
+  const w = laplaceWeights(rows * cols, 3);
+  const fisher = fisherLike(rows * cols, 4);
+
+  it.each([0, 0.5, 0.7, 0.9, 1])('stores exactly round(%f · blocks) FP4 blocks and every FP8 block has impact ≥ every FP4 block', (p) => {
+    const q = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: p }) as FgmpTensor;
+    const blocks = rows * cols / 16;
+    const fp8 = countFp8Blocks(q.mask, blocks);
+    expect(blocks - fp8).toBe(Math.round(p * blocks));
+    expect(q.fp4Fraction).toBeCloseTo((blocks - fp8) / blocks, 12);
+    const impacts = fgmpImpacts(w, { shape: [rows, cols], fisher });
+    let maxFp4 = -Infinity, minFp8 = Infinity;
+    for (let b = 0; b < blocks; b++) {
+      if (isFp8Block(q.mask, b)) minFp8 = Math.min(minFp8, impacts[b]);
+      else maxFp4 = Math.max(maxFp4, impacts[b]);
+    }
+    expect(maxFp4).toBeLessThanOrEqual(minFp8);
+    expect(q.data.length).toBe((blocks - fp8) * 8 + fp8 * 16);
+    expect(q.scales.length).toBe(blocks - fp8);
+  });
+
+  it('FP8 blocks hold E4M3 casts of x / fp8Scale (checked against the element cast)', () => {
+    const q = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: 0 }) as FgmpTensor;
+    const scaled = Float32Array.from(w, (v) => Math.fround(v / q.fp8Scale));
+    expect(Buffer.compare(q.data, encode(scaled, 'e4m3'))).toBe(0);
+    const back = dequantize(q);
+    const want = Float32Array.from(decode(q.data, 'e4m3'), (v) => Math.fround(v * q.fp8Scale));
+    expect(Buffer.compare(Buffer.from(back.buffer), Buffer.from(want.buffer))).toBe(0);
+  });
+
+  it('FP4 blocks without clipping are exactly NVFP4', () => {
+    const q = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: 1, clipping: false }) as FgmpTensor;
+    const n = quantize(w, { format: 'nvfp4', shape: [rows, cols] });
+    expect(q.tensorScale).toBe(n.tensorScale);
+    expect(Buffer.compare(q.data, n.data)).toBe(0);
+    expect(Buffer.compare(q.scales, n.scales)).toBe(0);
+  });
+
+  it('sensitivity-weighted clipping lowers the Fisher-weighted error of FP4 blocks versus plain absmax', () => {
+    const clipped = dequantize(quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: 1 }));
+    const absmax = dequantize(quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: 1, clipping: false }));
+    const eClip = weightedError(w, clipped, fisher);
+    const eAbs = weightedError(w, absmax, fisher);
+    expect(eClip).toBeLessThan(eAbs * 0.97);
+    // And never worse block by block (the absmax scale is one of the candidates).
+    for (let b = 0; b < rows * cols / 16; b++) {
+      const s = b * 16;
+      expect(weightedError(w.subarray(s, s + 16), clipped.subarray(s, s + 16), fisher.subarray(s, s + 16)))
+        .toBeLessThanOrEqual(weightedError(w.subarray(s, s + 16), absmax.subarray(s, s + 16), fisher.subarray(s, s + 16)) * (1 + 1e-12));
+    }
+  });
+
+  it('more FP8 blocks means less Fisher-weighted error, and Fisher-guided choice beats plain error at equal fraction', () => {
+    const err = (p: number, f?: Float32Array) => weightedError(w, dequantize(quantize(w, { format: 'fgmp', shape: [rows, cols], fisher: f, fp4Fraction: p })), fisher);
+    expect(err(0.5, fisher)).toBeLessThan(err(0.9, fisher));
+    expect(err(0.9, fisher)).toBeLessThan(err(1, fisher));
+    expect(err(0.7, fisher)).toBeLessThan(err(0.7));
+  });
+
+  it('accepts per-input-channel Fisher that broadcasts over rows', () => {
+    const perChannel = fisherLike(cols, 5);
+    const full = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) full.set(perChannel, r * cols);
+    const a = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher: perChannel, fp4Fraction: 0.7 }) as FgmpTensor;
+    const b = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher: full, fp4Fraction: 0.7 }) as FgmpTensor;
+    expect(Buffer.compare(a.mask, b.mask)).toBe(0);
+    expect(Buffer.compare(a.data, b.data)).toBe(0);
+  });
+
+  it('counts bits per element with scales and mask', () => {
+    expect(fgmpBitsPerElement(1)).toBeCloseTo(4.5 + 1 / 16, 12);
+    expect(fgmpBitsPerElement(0.7)).toBeCloseTo(0.7 * 4.5 + 0.3 * 8 + 1 / 16, 12);
+    expect(fgmpBitsPerElement(0.7) / 8).toBeLessThan(0.71); // ≈30% below FP8
+    expect(E4M3_VALUES[0x7e]).toBe(448);
+  });
+
+  it('rejects bad Fisher, NaN input and a wrong mask', () => {
+    expect(() => quantize(w, { format: 'fgmp', shape: [rows, cols], fisher: new Float32Array(7) })).toThrow(/per input channel/);
+    const badF = fisher.slice(); badF[3] = NaN;
+    expect(() => quantize(w, { format: 'fgmp', shape: [rows, cols], fisher: badF })).toThrow(/fisher\[3\]/);
+    const badX = w.slice(); badX[9] = Infinity;
+    expect(() => quantize(badX, { format: 'fgmp', shape: [rows, cols] })).toThrow(/input\[9\]/);
+    expect(() => quantize(w, { format: 'fgmp', shape: [rows, cols], mask: new Uint8Array(3) })).toThrow(/mask/);
+  });
+});
+
+describe('fgmp activations (online precision)', () => {
+  const cols = 128;
+  const channelFisher = fisherLike(cols, 8);
+  const samples = [0, 1, 2, 3].map((s) => {
+    const x = gaussian(32 * cols, 20 + s);
+    for (let i = 0; i < x.length; i++) if (i % cols < 8) x[i] *= 10; // outlier channels
+    return x;
+  });
+
+  it('a threshold calibrated for 70% FP4 gives about 70% FP4 online on similar data', () => {
+    const { threshold } = calibrateFgmpActivations(samples, { cols, channelFisher, fp4Fraction: 0.7 });
+    let fp4 = 0, blocks = 0;
+    for (const x of samples) {
+      const q = quantizeFgmpActivations(x, { shape: [32, cols], channelFisher, threshold });
+      blocks += 32 * cols / 16;
+      fp4 += q.fp4Fraction * 32 * cols / 16;
+      // The online rule: FP4 exactly when the block's impact is ≤ the threshold.
+      const impacts = fgmpImpacts(x, { shape: [32, cols], fisher: channelFisher, clipping: false });
+      for (let b = 0; b < impacts.length; b++) expect(isFp8Block(q.mask, b)).toBe(impacts[b] > threshold);
+    }
+    expect(Math.abs(fp4 / blocks - 0.7)).toBeLessThan(0.05);
+  });
+});
