@@ -60,6 +60,19 @@ function decodeElements(codes: Uint8Array, formatId: ElementIdValue, out: Float3
   for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
 }
 
+/** Load one block's float32 bits (zero-padded to the block) and return the bits of its max |x|
+ *  (≥ 0x7f800000 when the block holds Inf or NaN). */
+function loadBlock(src: Source, dtype: DtypeIdValue, start: number, count: number, bits: Uint32Array): number {
+  bits.fill(0);
+  loadBitsInto(src, dtype, start, count, bits);
+  let amax = 0;
+  for (let i = 0; i < count; i++) {
+    const a = bits[i] & 0x7fffffff;
+    if (a > amax) amax = a;
+  }
+  return amax;
+}
+
 function quantizeMx(
   src: Source, dtype: DtypeIdValue, rows: number, cols: number, formatId: ElementIdValue,
   scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
@@ -75,13 +88,7 @@ function quantizeMx(
     for (let b = 0; b < blocksPerRow; b++) {
       const col0 = b * blockSize;
       const count = Math.min(blockSize, cols - col0);
-      bits.fill(0);
-      loadBitsInto(src, dtype, row * cols + col0, count, bits);
-      let amax = 0;
-      for (let i = 0; i < count; i++) {
-        const a = bits[i] & 0x7fffffff;
-        if (a > amax) amax = a;
-      }
+      const amax = loadBlock(src, dtype, row * cols + col0, count, bits);
       codes.fill(0);
       const blockIndex = row * blocksPerRow + b;
       if (amax >= 0x7f800000) {
@@ -151,13 +158,7 @@ function quantizeNvfp4(
     for (let b = 0; b < blocksPerRow; b++) {
       const col0 = b * blockSize;
       const count = Math.min(blockSize, cols - col0);
-      bits.fill(0);
-      loadBitsInto(src, dtype, row * cols + col0, count, bits);
-      let amax = 0;
-      for (let i = 0; i < count; i++) {
-        const a = bits[i] & 0x7fffffff;
-        if (a > amax) amax = a;
-      }
+      const amax = loadBlock(src, dtype, row * cols + col0, count, bits);
       const blockIndex = row * blocksPerRow + b;
       const scaled = nvfp4ScaledBlockScale(bitsToFloat(amax), tensorScale);
       const scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);

@@ -1,0 +1,101 @@
+// The native block matmul: E2M1 weights (mxfp4, nvfp4, fgmp) against MXINT8 activations run on
+// the addon's AVX-512 VNNI (or scalar) kernel over weights repacked once and cached per tensor;
+// every other pairing runs the addon's reference loop over decoded operands. Both keep the order
+// documented in lib/matmul.ts, so results equal the pure-TS reference bit for bit.
+
+import { E8M0_BIAS } from './block-scale.js';
+import { E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
+import type { FgmpTensor } from './fgmp/quantize.js';
+import { isFp8Block } from './fgmp/select.js';
+import type { DecodedOperand, MatmulOperand } from './matmul.js';
+import type { QuantizedTensor } from './quantize.js';
+
+/** The matmul functions the native addon exports (native/matmul_binding.cc). */
+export interface NativeMatmul {
+  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number): unknown;
+  matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
+  matmulFp4Int8Async(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
+  matmulDecoded(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
+  matmulSimd: string;
+}
+
+function e8m0Multipliers(scales: Uint8Array): Float32Array {
+  return Float32Array.from(scales, (c) => (c === 0xff ? NaN : 2 ** (c - E8M0_BIAS)));
+}
+
+/** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
+function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
+  const [n, k] = b.shape;
+  if (b.format === 'mxfp4') return { n, k, blockSize: 32, nibbles: b.data, blockScales: e8m0Multipliers(b.scales), fp8Blocks: null, fp8Codes: null };
+  if (b.format === 'nvfp4') {
+    const t = b.tensorScale!;
+    return { n, k, blockSize: 16, nibbles: b.data, blockScales: Float32Array.from(b.scales, (c) => Math.fround(t * E4M3_VALUES[c])), fp8Blocks: null, fp8Codes: null };
+  }
+  // FGMP: split the interleaved block stream into dense FP4 nibbles (zero in FP8 blocks) and
+  // dense E4M3 codes (zero in FP4 blocks).
+  const q = b as FgmpTensor;
+  const blocksPerRow = Math.ceil(k / FGMP_BLOCK);
+  const paddedK = blocksPerRow * FGMP_BLOCK;
+  const blocks = n * blocksPerRow;
+  const nibbles = new Uint8Array((n * paddedK) / 2);
+  const fp8Codes = new Uint8Array(n * paddedK);
+  const fp8Blocks = new Uint8Array(blocks);
+  const blockScales = new Float32Array(blocks);
+  let o = 0;
+  let s = 0;
+  for (let blk = 0; blk < blocks; blk++) {
+    if (isFp8Block(q.mask, blk)) {
+      fp8Blocks[blk] = 1;
+      fp8Codes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
+      blockScales[blk] = q.fp8Scale;
+      o += 16;
+    } else {
+      nibbles.set(q.data.subarray(o, o + 8), blk * 8);
+      blockScales[blk] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s++]]);
+      o += 8;
+    }
+  }
+  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes };
+}
+
+const repacked = new WeakMap<object, unknown>();
+
+export function isFp4Weights(b: MatmulOperand): boolean {
+  return b.format === 'mxfp4' || b.format === 'nvfp4' || b.format === 'fgmp';
+}
+
+/** Weights repacked for the fast kernel, made once per quantized tensor object. */
+export function packedWeights(addon: NativeMatmul, b: QuantizedTensor | FgmpTensor): unknown {
+  let p = repacked.get(b);
+  if (p === undefined) {
+    const w = fp4KernelInputs(b);
+    p = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize);
+    repacked.set(b, p);
+  }
+  return p;
+}
+
+/** Fast path arguments for MXINT8 activations. */
+export function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales: Float32Array; m: number } {
+  return { codes: a.data, scales: e8m0Multipliers(a.scales), m: a.shape[0] };
+}
+
+export function nativeMatmulFast(addon: NativeMatmul, a: QuantizedTensor, b: QuantizedTensor | FgmpTensor, bias: Float32Array | undefined): Float32Array {
+  const { codes, scales, m } = int8Activations(a);
+  const out = new Float32Array(m * b.shape[0]);
+  addon.matmulFp4Int8(packedWeights(addon, b), codes, scales, m, bias ?? null, out);
+  return out;
+}
+
+export async function nativeMatmulFastAsync(addon: NativeMatmul, a: QuantizedTensor, b: QuantizedTensor | FgmpTensor, bias: Float32Array | undefined): Promise<Float32Array> {
+  const { codes, scales, m } = int8Activations(a);
+  const out = new Float32Array(m * b.shape[0]);
+  await addon.matmulFp4Int8Async(packedWeights(addon, b), codes, scales, m, bias ?? null, out);
+  return out;
+}
+
+export function nativeMatmulDecoded(addon: NativeMatmul, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
+  const out = new Float32Array(a.rows * b.rows);
+  addon.matmulDecoded(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
+  return out;
+}
