@@ -59,11 +59,13 @@ struct Int8Activations {
 };
 void prepareInt8Activations(Int8Activations& a, int64_t units, int64_t unit);
 
-// The fast path over tiles [tileBegin, tileEnd). Scalar reference and AVX-512 VNNI variant.
+// The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI and AVX2 variants.
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd);
+void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                       int64_t tileBegin, int64_t tileEnd);
 bool cpuHasAvx512Vnni();
 
 // An E4M3 code as a signed integer multiple of 2^-9 (exact: the smallest subnormal is 2^-9).
