@@ -3,8 +3,6 @@
 
 import { jsKernels } from './backends/js.js';
 import type { BackendName, Kernels } from './backends/kernels.js';
-import { loadNativeKernels } from './backends/native.js';
-import { loadWasmKernels } from './backends/wasm.js';
 
 export type { BackendName, Kernels } from './backends/kernels.js';
 
@@ -14,11 +12,22 @@ export interface BackendInfo {
   simd: string;
 }
 
+// Entry points register the loaders their platform can run: lib/index.ts (Node) registers native
+// and wasm, lib/browser.ts only wasm, so a browser bundle never imports the addon loader.
+const notRegistered = (name: string) => () => {
+  throw new Error(`the ${name} backend is not part of this build`);
+};
 const loaders: Record<BackendName, () => Kernels | null> = {
-  native: loadNativeKernels,
-  wasm: loadWasmKernels,
+  native: notRegistered('native'),
+  wasm: notRegistered('wasm'),
   js: () => jsKernels,
 };
+
+export function registerBackendLoader(name: 'native' | 'wasm', loader: () => Kernels | null): void {
+  loaders[name] = loader;
+  loaded.delete(name);
+  loadErrors.delete(name);
+}
 
 const loaded = new Map<BackendName, Kernels | null>();
 const loadErrors = new Map<BackendName, string>();

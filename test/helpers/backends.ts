@@ -1,5 +1,5 @@
 // The backends this machine can run: every shared suite is run once per backend (describe.each).
-import { availableBackends, type BackendName } from '../../lib/backend.js';
+import { availableBackends, type BackendName } from '../../lib/index.js';
 
 /** Backends to test. FP4KIT_TEST_BACKENDS=js,wasm limits the list; CI=true demands native and wasm load. */
 export function testedBackends(): BackendName[] {
