@@ -24,7 +24,7 @@ function e8m0Multipliers(scales: Uint8Array): Float32Array {
 }
 
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
-function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
+export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
   if (b.format === 'mxfp4') return { n, k, blockSize: 32, nibbles: b.data, blockScales: e8m0Multipliers(b.scales), fp8Blocks: null, fp8Codes: null };
   if (b.format === 'nvfp4') {
