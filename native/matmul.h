@@ -66,11 +66,18 @@ void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, co
                          int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                        int64_t tileBegin, int64_t tileEnd);
-bool cpuHasAvx512Vnni();
+
+// The matmul kernel chosen once for this CPU (dispatch.cc), with its name for availableBackends().
+using Fp4Int8Kernel = void (*)(const Int8Activations&, const PackedFp4Weights&, const float*, float*, int64_t, int64_t);
+struct MatmulKernel {
+  const char* simd;  // "avx512-vnni", "avx2", "scalar"
+  Fp4Int8Kernel fp4Int8;
+};
+const MatmulKernel& activeMatmulKernel();
 
 // An E4M3 code as a signed integer multiple of 2^-9 (exact: the smallest subnormal is 2^-9).
 // NaN (0x7f/0xff) never appears in FGMP data, whose FP8 blocks are saturated.
-inline int32_t e4m3AsInt(uint8_t code) {
+static inline int32_t e4m3AsInt(uint8_t code) {
   const int32_t mag = code & 0x7f;
   const int32_t exponent = mag >> 3, mantissa = mag & 7;
   const int32_t v = exponent == 0 ? mantissa : (8 | mantissa) << (exponent - 1);
@@ -78,7 +85,7 @@ inline int32_t e4m3AsInt(uint8_t code) {
 }
 
 // An E2M1 code as a signed integer multiple of 2^-1 (value · 2): 0, ±1, ±2, ±3, ±4, ±6, ±8, ±12.
-inline int32_t e2m1AsInt(uint8_t code) {
+static inline int32_t e2m1AsInt(uint8_t code) {
   static const int8_t magnitude[8] = {0, 1, 2, 3, 4, 6, 8, 12};
   const int32_t v = magnitude[code & 7];
   return (code & 8) ? -v : v;

@@ -132,10 +132,4 @@ void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, co
   for (; tile < tileEnd; tile++) tilesStep<1>(a, b, bias, out, tile);
 }
 
-bool cpuHasAvx512Vnni() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
-}
-
 }  // namespace fp4kit

@@ -12,67 +12,11 @@
 
 #include "matmul.h"
 #include "matmul_binding.h"
+#include "napi_args.h"
+#include "threads.h"
 
 namespace fp4kit {
 namespace {
-
-bool useAvx512Matmul() {
-  static const bool has = cpuHasAvx512Vnni();
-  const char* forced = std::getenv("FP4KIT_SIMD");
-  if (forced && std::string(forced) == "scalar") return false;
-  if (forced && std::string(forced) == "avx2") return false;
-  return has;
-}
-
-int threadCount() {
-  const char* env = std::getenv("FP4KIT_THREADS");
-  if (env) {
-    const int n = std::atoi(env);
-    if (n >= 1 && n <= 64) return n;
-  }
-  return std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-}
-
-// Run f(begin, end) over [0, count) split into contiguous ranges, one per thread.
-template <typename F>
-void parallelFor(int64_t count, int64_t minPerThread, F f) {
-  const int threads = static_cast<int>(std::min<int64_t>(threadCount(), std::max<int64_t>(1, count / std::max<int64_t>(1, minPerThread))));
-  if (threads <= 1) {
-    f(0, count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  const int64_t per = (count + threads - 1) / threads;
-  for (int t = 1; t < threads; t++) {
-    const int64_t b = t * per, e = std::min(count, b + per);
-    if (b < e) pool.emplace_back([=] { f(b, e); });
-  }
-  f(0, std::min(count, per));
-  for (auto& th : pool) th.join();
-}
-
-template <typename T>
-T* typedData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, bool allowNull = false) {
-  if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be a typed array");
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.ElementSize() != sizeof(T)) throw Napi::TypeError::New(env, std::string(name) + " has the wrong element type");
-  if (ta.ElementLength() != expected) {
-    throw Napi::RangeError::New(env, std::string(name) + " must hold " + std::to_string(expected) + " elements, got " +
-                                         std::to_string(ta.ElementLength()));
-  }
-  if (expected > 0 && ta.ArrayBuffer().Data() == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
-}
-
-int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  }
-  return static_cast<int64_t>(d);
-}
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
 
@@ -108,12 +52,11 @@ struct Fp4Int8Call {
   const float* bias = nullptr;
   float* out = nullptr;
   void run() const {
-    const bool simd = useAvx512Matmul();
+    const Fp4Int8Kernel kernel = activeMatmulKernel().fp4Int8;
     // Enough tiles per thread that starting a thread pays off: ~2M multiply-adds.
     const int64_t macsPerTile = std::max<int64_t>(1, a.rows * b->k * kTileColumns);
-    parallelFor(b->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, simd](int64_t begin, int64_t end) {
-      if (simd) matmulFp4Int8Avx512(a, *b, bias, out, begin, end);
-      else matmulFp4Int8Scalar(a, *b, bias, out, begin, end);
+    parallelFor(b->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
+      kernel(a, *b, bias, out, begin, end);
     });
   }
 };
@@ -199,18 +142,7 @@ void registerMatmul(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulFp4Int8", Napi::Function::New(env, MatmulFp4Int8));
   exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));
   exports.Set("matmulDecoded", Napi::Function::New(env, MatmulDecoded));
-  exports.Set("matmulSimd", Napi::String::New(env, useAvx512Matmul() ? "avx512-vnni" : "scalar"));
+  exports.Set("matmulSimd", Napi::String::New(env, activeMatmulKernel().simd));
 }
 
 }  // namespace fp4kit
-EOF
-cat > native/matmul_binding.h <<'EOF'
-// Registers the block-matmul functions on the addon's exports (called from binding.cc).
-#pragma once
-#include <napi.h>
-
-namespace fp4kit {
-void registerMatmul(Napi::Env env, Napi::Object exports);
-}
-EOF
-cd /tmp && g++ -O3 -std=c++17 -ffp-contract=off -I/work/main/node_modules/node-addon-api -I/usr/include/node -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -fexceptions -c /work/main/native/matmul_binding.cc -o mb.o 2>&1 | head -20; ls /usr/include/node 2>/dev/null | head -3

@@ -13,6 +13,7 @@
 //   `firstIndex` (default 0) is the global flat index of src[0], so a caller that splits a tensor
 //   into row ranges (threads, chunks) gets the same bits as one call over the whole tensor.
 
+import type { NativeMatmul } from '../matmul-native.js';
 import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } from '../formats.js';
 
 export type BackendName = 'native' | 'wasm' | 'js';
@@ -42,4 +43,11 @@ export interface Kernels {
     firstIndex?: number,
   ): void;
   dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void;
+
+  /** Off-thread variants (native): same arguments, the work runs on the addon's threads. */
+  quantizeMxAsync?(...args: Parameters<Kernels['quantizeMx']>): Promise<void>;
+  quantizeNvfp4Async?(...args: Parameters<Kernels['quantizeNvfp4']>): Promise<void>;
+
+  /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
+  readonly matmul?: NativeMatmul;
 }

@@ -1,5 +1,64 @@
-// Placeholder until the native addon loader lands: reports the native backend as not built.
+// The native backend: the C++ addon (native/binding.cc) loaded with node-gyp-build, which takes a
+// prebuild from prebuilds/ when one matches this platform and otherwise the node-gyp build in
+// build/Release. FP4KIT_NATIVE_BUILD=<dir> loads <dir>/Release/fp4kit.node instead (CI uses it to
+// run the suite on the cmake-js build). The addon's functions already have the Kernels shape.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NativeMatmul } from '../matmul-native.js';
 import type { Kernels } from './kernels.js';
-export function loadNativeKernels(): Kernels | null {
-  throw new Error('native addon not built yet');
+
+interface Addon extends NativeMatmul {
+  encodeElements: Kernels['encodeElements'];
+  decodeElements: Kernels['decodeElements'];
+  quantizeMx: Kernels['quantizeMx'];
+  quantizeMxAsync: NonNullable<Kernels['quantizeMxAsync']>;
+  dequantizeMx: Kernels['dequantizeMx'];
+  absMax: Kernels['absMax'];
+  quantizeNvfp4: Kernels['quantizeNvfp4'];
+  quantizeNvfp4Async: NonNullable<Kernels['quantizeNvfp4Async']>;
+  dequantizeNvfp4: Kernels['dequantizeNvfp4'];
+  simd: string;
+  threads: number;
+}
+
+/** The package root: the nearest folder above this file whose package.json is fp4kit's. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'fp4kit') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the fp4kit package root');
+    dir = parent;
+  }
+}
+
+function loadAddon(): Addon {
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  const forced = process.env.FP4KIT_NATIVE_BUILD;
+  if (forced) return require(join(resolve(root, forced), 'Release', 'fp4kit.node')) as Addon;
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
+  return nodeGypBuild(root);
+}
+
+export function loadNativeKernels(): Kernels {
+  const addon = loadAddon();
+  return {
+    name: 'native',
+    simd: addon.simd,
+    encodeElements: addon.encodeElements,
+    decodeElements: addon.decodeElements,
+    quantizeMx: addon.quantizeMx,
+    quantizeMxAsync: addon.quantizeMxAsync,
+    dequantizeMx: addon.dequantizeMx,
+    absMax: addon.absMax,
+    quantizeNvfp4: addon.quantizeNvfp4,
+    quantizeNvfp4Async: addon.quantizeNvfp4Async,
+    dequantizeNvfp4: addon.dequantizeNvfp4,
+    matmul: addon,
+  };
 }

@@ -41,8 +41,9 @@ export function variedMagnitude(n: number, seed: number): Float32Array {
 
 const f = new Float32Array(1);
 const u = new Uint32Array(f.buffer);
+// One float32 ulp away from x (x ≥ 0); below 0 is the smallest negative subnormal, not a NaN.
 const nextUp = (x: number) => { f[0] = x; u[0] += 1; return f[0]; };
-const nextDown = (x: number) => { f[0] = x; u[0] -= 1; return f[0]; };
+const nextDown = (x: number) => { if (x === 0) return -(2 ** -149); f[0] = x; u[0] -= 1; return f[0]; };
 
 /** Every tie and near-tie of every element grid, scaled by many powers of two, plus specials. */
 export function adversarial(n: number, seed: number, withSpecials = true): Float32Array {

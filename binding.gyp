@@ -1,0 +1,56 @@
+# The native addon. Each instruction set lives in its own static library so that only its own
+# files are compiled with -mavx2 / -mavx512*; dispatch.cc picks one at run time. Floating point:
+# -ffp-contract=off (no fused a*b+c) and no -ffast-math / -march=native, so every path rounds
+# exactly like the pure-TypeScript reference. CMakeLists.txt builds the same sources for cmake-js.
+{
+  "target_defaults": {
+    "cflags": ["-O3", "-ffp-contract=off", "-Wno-psabi"],
+    "cflags_cc": ["-O3", "-ffp-contract=off", "-Wno-psabi", "-std=c++17"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "xcode_settings": {
+      "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+      "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+      "OTHER_CFLAGS": ["-ffp-contract=off"]
+    },
+    "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "FloatingPointModel": 0 } }
+  },
+  "targets": [
+    {
+      "target_name": "fp4kit",
+      "sources": [
+        "native/binding.cc",
+        "native/dispatch.cc",
+        "native/quantize_scalar.cc",
+        "native/matmul_binding.cc",
+        "native/matmul_scalar.cc"
+      ],
+      "conditions": [
+        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni"] }]
+      ]
+    },
+    {
+      "target_name": "fp4kit_avx2",
+      "type": "static_library",
+      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc"],
+      "cflags_cc": ["-mavx2"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-ffp-contract=off"] }
+    },
+    {
+      "target_name": "fp4kit_avx512",
+      "type": "static_library",
+      "sources": ["native/quantize_avx512.cc"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-ffp-contract=off"] }
+    },
+    {
+      "target_name": "fp4kit_avx512_vnni",
+      "type": "static_library",
+      "sources": ["native/matmul_avx512.cc"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-ffp-contract=off"] }
+    }
+  ]
+}

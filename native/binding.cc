@@ -1,0 +1,268 @@
+// The addon's N-API surface: the quantization kernels of lib/backends/kernels.ts (same names,
+// same arguments), their Promise variants, and the block matmul (matmul_binding.cc). Every
+// argument is checked here before a kernel runs; large calls are split by rows over the addon's
+// threads, which cannot change any bit (see threads.h). Input and output typed arrays are used
+// in place: no copies.
+#include <napi.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "matmul_binding.h"
+#include "napi_args.h"
+#include "quantize.h"
+#include "threads.h"
+
+namespace fp4kit {
+namespace {
+
+constexpr int64_t kMaxDimension = int64_t(1) << 40;
+constexpr double kMaxIndex = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+constexpr int64_t kElementsPerThread = int64_t(1) << 18;
+
+int32_t enumArg(const Napi::Env& env, const Napi::Value& v, const char* name, int32_t count) {
+  return static_cast<int32_t>(integerArg(env, v, name, 0, count - 1));
+}
+
+const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count) {
+  if (dtype == kF32) return typedArrayOf<float>(env, v, "src", napi_float32_array, "Float32Array (dtype f32)", count);
+  return typedArrayOf<uint16_t>(env, v, "src", napi_uint16_array, "Uint16Array (dtype bf16/f16)", count);
+}
+
+uint64_t firstIndexArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return 0;
+  return static_cast<uint64_t>(integerArg(info.Env(), info[i], "firstIndex", 0, static_cast<int64_t>(kMaxIndex)));
+}
+
+float tensorScaleArg(const Napi::Env& env, const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, "tensorScale must be a number");
+  const float t = static_cast<float>(v.As<Napi::Number>().DoubleValue());
+  if (!std::isfinite(t) || t < 1.1754943508222875e-38f) throw Napi::RangeError::New(env, "tensorScale must be a finite float32 >= 2^-126");
+  return t;
+}
+
+void requireArgs(const Napi::CallbackInfo& info, size_t n, const char* fn) {
+  if (info.Length() < n) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": expected " + std::to_string(n) + " arguments");
+}
+
+int64_t minRowsPerThread(int64_t cols) { return std::max<int64_t>(1, kElementsPerThread / std::max<int64_t>(1, cols)); }
+
+// ---- element casts ----
+
+// encodeElements(src, dtype, format, rounding, seed, out, firstIndex?) → NaN inputs met by a format without NaN
+Napi::Value EncodeElements(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 6, "encodeElements");
+  ElementArgs a{};
+  a.dtype = enumArg(env, info[1], "dtype", 3);
+  a.format = enumArg(env, info[2], "format", kInt8);  // e2m1 … e8m0
+  a.rounding = enumArg(env, info[3], "rounding", 2);
+  a.seed = static_cast<uint32_t>(integerArg(env, info[4], "seed", 0, 0xffffffffLL));
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "src must be a typed array");
+  a.count = static_cast<int64_t>(info[0].As<Napi::TypedArray>().ElementLength());
+  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.count));
+  a.out = typedArrayOf<uint8_t>(env, info[5], "out", napi_uint8_array, "Uint8Array", static_cast<size_t>(a.count));
+  a.firstIndex = firstIndexArg(info, 6);
+  const QuantizeKernels& k = activeKernels();
+  std::atomic<int64_t> total{0};
+  parallelFor(a.count, kElementsPerThread, [&](int64_t b, int64_t e) { total += k.encodeElements(a, b, e); });
+  return Napi::Number::New(env, static_cast<double>(total));
+}
+
+// decodeElements(codes, format, out)
+Napi::Value DecodeElements(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 3, "decodeElements");
+  const int32_t format = enumArg(env, info[1], "format", kInt8);
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "codes must be a Uint8Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const uint8_t* codes = typedArrayOf<uint8_t>(env, info[0], "codes", napi_uint8_array, "Uint8Array", n);
+  float* out = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array", n);
+  const QuantizeKernels& k = activeKernels();
+  parallelFor(static_cast<int64_t>(n), kElementsPerThread, [&](int64_t b, int64_t e) { k.decodeElements(codes, format, out, b, e); });
+  return env.Undefined();
+}
+
+// ---- block formats ----
+
+struct BlockCall {
+  BlockArgs args{};
+  BlockKernel kernel = nullptr;
+  void run() const {
+    parallelFor(args.rows, minRowsPerThread(args.cols), [this](int64_t b, int64_t e) { kernel(args, b, e); });
+  }
+};
+
+void shapeArgs(const Napi::CallbackInfo& info, size_t i, BlockArgs& a) {
+  a.rows = integerArg(info.Env(), info[i], "rows", 0, kMaxDimension);
+  a.cols = integerArg(info.Env(), info[i + 1], "cols", 0, kMaxDimension);
+  if (a.cols == 0 && a.rows != 0) throw Napi::RangeError::New(info.Env(), "cols must be positive when rows > 0");
+  if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(info.Env(), "rows × cols is too large");
+}
+
+void blockBuffers(const Napi::CallbackInfo& info, size_t dataIndex, BlockArgs& a, int64_t block, int64_t bits) {
+  Napi::Env env = info.Env();
+  const size_t dataBytes = static_cast<size_t>(a.rows * packedRowBytes(a.cols, block, bits));
+  const size_t scaleBytes = static_cast<size_t>(a.rows * ((a.cols + block - 1) / block));
+  a.data = typedArrayOf<uint8_t>(env, info[dataIndex], "data", napi_uint8_array, "Uint8Array", dataBytes);
+  a.scales = typedArrayOf<uint8_t>(env, info[dataIndex + 1], "scales", napi_uint8_array, "Uint8Array", scaleBytes);
+}
+
+int32_t mxElementArg(const Napi::Env& env, const Napi::Value& v) {
+  const int32_t format = enumArg(env, v, "format", kElementCount);
+  if (format == kE8m0) throw Napi::RangeError::New(env, "format: e8m0 is a scale format, not an MX element format");
+  return format;
+}
+
+// quantizeMx(src, dtype, rows, cols, format, scaleRule, rounding, seed, data, scales, firstIndex?)
+BlockCall parseQuantizeMx(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 10, "quantizeMx");
+  BlockCall call;
+  BlockArgs& a = call.args;
+  a.dtype = enumArg(env, info[1], "dtype", 3);
+  shapeArgs(info, 2, a);
+  a.format = mxElementArg(env, info[4]);
+  a.scaleRule = enumArg(env, info[5], "scaleRule", 2);
+  a.rounding = enumArg(env, info[6], "rounding", 2);
+  a.seed = static_cast<uint32_t>(integerArg(env, info[7], "seed", 0, 0xffffffffLL));
+  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols));
+  blockBuffers(info, 8, a, kMxBlock, kElementFormats[a.format].bits);
+  a.firstIndex = firstIndexArg(info, 10);
+  call.kernel = activeKernels().quantizeMx;
+  return call;
+}
+
+// dequantizeMx(data, scales, rows, cols, format, out)
+BlockCall parseDequantizeMx(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 6, "dequantizeMx");
+  BlockCall call;
+  BlockArgs& a = call.args;
+  shapeArgs(info, 2, a);
+  a.format = mxElementArg(env, info[4]);
+  blockBuffers(info, 0, a, kMxBlock, kElementFormats[a.format].bits);
+  a.out = typedArrayOf<float>(env, info[5], "out", napi_float32_array, "Float32Array", static_cast<size_t>(a.rows * a.cols));
+  call.kernel = activeKernels().dequantizeMx;
+  return call;
+}
+
+// quantizeNvfp4(src, dtype, rows, cols, tensorScale, rounding, seed, data, scales, firstIndex?)
+BlockCall parseQuantizeNvfp4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 9, "quantizeNvfp4");
+  BlockCall call;
+  BlockArgs& a = call.args;
+  a.dtype = enumArg(env, info[1], "dtype", 3);
+  shapeArgs(info, 2, a);
+  a.format = kE2m1;
+  a.tensorScale = tensorScaleArg(env, info[4]);
+  a.rounding = enumArg(env, info[5], "rounding", 2);
+  a.seed = static_cast<uint32_t>(integerArg(env, info[6], "seed", 0, 0xffffffffLL));
+  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols));
+  blockBuffers(info, 7, a, kNvfp4Block, 4);
+  a.firstIndex = firstIndexArg(info, 9);
+  call.kernel = activeKernels().quantizeNvfp4;
+  return call;
+}
+
+// dequantizeNvfp4(data, scales, rows, cols, tensorScale, out)
+BlockCall parseDequantizeNvfp4(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 6, "dequantizeNvfp4");
+  BlockCall call;
+  BlockArgs& a = call.args;
+  shapeArgs(info, 2, a);
+  a.format = kE2m1;
+  a.tensorScale = tensorScaleArg(env, info[4]);
+  blockBuffers(info, 0, a, kNvfp4Block, 4);
+  a.out = typedArrayOf<float>(env, info[5], "out", napi_float32_array, "Float32Array", static_cast<size_t>(a.rows * a.cols));
+  call.kernel = activeKernels().dequantizeNvfp4;
+  return call;
+}
+
+template <BlockCall (*Parse)(const Napi::CallbackInfo&)>
+Napi::Value RunBlockCall(const Napi::CallbackInfo& info) {
+  Parse(info).run();
+  return info.Env().Undefined();
+}
+
+// The Promise variants: the work runs on libuv's pool and the addon's threads; references keep
+// every typed array alive until the Promise settles.
+class BlockWorker : public Napi::AsyncWorker {
+ public:
+  BlockWorker(Napi::Env env, BlockCall call, std::vector<Napi::Reference<Napi::Value>> keep)
+      : Napi::AsyncWorker(env), call_(call), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { call_.run(); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  BlockCall call_;
+  std::vector<Napi::Reference<Napi::Value>> keep_;
+  Napi::Promise::Deferred deferred_;
+};
+
+template <BlockCall (*Parse)(const Napi::CallbackInfo&)>
+Napi::Value RunBlockCallAsync(const Napi::CallbackInfo& info) {
+  BlockCall call = Parse(info);
+  std::vector<Napi::Reference<Napi::Value>> keep;
+  for (size_t i = 0; i < info.Length(); i++) {
+    if (info[i].IsObject()) keep.push_back(Napi::Persistent(info[i]));
+  }
+  auto* worker = new BlockWorker(info.Env(), call, std::move(keep));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+// absMax(src, dtype) → max |x| as a number (NaN if any NaN)
+Napi::Value AbsMax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 2, "absMax");
+  const int32_t dtype = enumArg(env, info[1], "dtype", 3);
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "src must be a typed array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const void* src = sourceArg(env, info[0], dtype, n);
+  const QuantizeKernels& k = activeKernels();
+  std::mutex lock;
+  uint32_t amax = 0;
+  parallelFor(static_cast<int64_t>(n), kElementsPerThread * 4, [&](int64_t b, int64_t e) {
+    const uint32_t m = k.absMax(src, dtype, b, e);
+    std::lock_guard<std::mutex> guard(lock);
+    amax = std::max(amax, m);
+  });
+  if (amax > 0x7f800000u) return Napi::Number::New(env, NAN);
+  float f;
+  std::memcpy(&f, &amax, 4);
+  return Napi::Number::New(env, f);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("encodeElements", Napi::Function::New(env, EncodeElements));
+  exports.Set("decodeElements", Napi::Function::New(env, DecodeElements));
+  exports.Set("quantizeMx", Napi::Function::New(env, RunBlockCall<parseQuantizeMx>));
+  exports.Set("quantizeMxAsync", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeMx>));
+  exports.Set("dequantizeMx", Napi::Function::New(env, RunBlockCall<parseDequantizeMx>));
+  exports.Set("absMax", Napi::Function::New(env, AbsMax));
+  exports.Set("quantizeNvfp4", Napi::Function::New(env, RunBlockCall<parseQuantizeNvfp4>));
+  exports.Set("quantizeNvfp4Async", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeNvfp4>));
+  exports.Set("dequantizeNvfp4", Napi::Function::New(env, RunBlockCall<parseDequantizeNvfp4>));
+  exports.Set("simd", Napi::String::New(env, activeKernels().simd));
+  exports.Set("threads", Napi::Number::New(env, threadCount()));
+  registerMatmul(env, exports);
+  return exports;
+}
+
+}  // namespace
+}  // namespace fp4kit
+
+static Napi::Object InitFp4kit(Napi::Env env, Napi::Object exports) { return fp4kit::Init(env, exports); }
+
+NODE_API_MODULE(fp4kit, InitFp4kit)

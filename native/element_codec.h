@@ -1,0 +1,198 @@
+// Scalar element codec: the exact integer steps of lib/element-codec.ts, lib/stochastic.ts,
+// lib/dtype.ts and lib/block-scale.ts, one for one. Every function is `static inline` so each
+// translation unit (scalar, AVX2, AVX-512) gets its own copy compiled with its own flags: no
+// shared COMDAT copy can carry AVX-512 instructions into the scalar path.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "formats.h"
+
+namespace fp4kit {
+
+static inline uint32_t floatToBits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return b;
+}
+
+static inline float bitsToFloat(uint32_t b) {
+  float x;
+  std::memcpy(&x, &b, 4);
+  return x;
+}
+
+// ---- input widening (exact) ----
+static inline uint32_t bf16ToF32Bits(uint16_t h) { return static_cast<uint32_t>(h) << 16; }
+
+static inline uint32_t f16ToF32Bits(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f;
+  const uint32_t mant = h & 0x3ff;
+  if (exp == 0x1f) return sign | 0x7f800000u | (mant << 13);
+  if (exp != 0) return sign | ((exp + 112) << 23) | (mant << 13);
+  if (mant == 0) return sign;
+  const int lead = 31 - __builtin_clz(mant);
+  const int e = lead - 24;
+  return sign | (static_cast<uint32_t>(e + 127) << 23) | ((mant << (23 - lead)) & 0x7fffff);
+}
+
+static inline uint32_t loadBits(const void* src, int32_t dtype, int64_t i) {
+  if (dtype == kF32) return static_cast<const uint32_t*>(src)[i];
+  const uint16_t h = static_cast<const uint16_t*>(src)[i];
+  return dtype == kBf16 ? bf16ToF32Bits(h) : f16ToF32Bits(h);
+}
+
+// ---- counter-based random bits (lib/stochastic.ts) ----
+static inline uint32_t fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+static inline uint32_t streamKey(uint32_t seed, uint32_t indexHigh) { return fmix32(seed ^ fmix32(indexHigh ^ 0x9e3779b9u)); }
+
+static inline uint32_t randomBits(uint32_t seed, uint64_t index) {
+  return fmix32(static_cast<uint32_t>(index) ^ streamKey(seed, static_cast<uint32_t>(index >> 32)));
+}
+
+// ---- exact rounding on the float32 bit pattern ----
+static inline int32_t floorLog2Bits(uint32_t absBits) {
+  const int32_t biased = static_cast<int32_t>(absBits >> 23);
+  if (biased != 0) return biased - 127;
+  return -149 + 31 - __builtin_clz(absBits);
+}
+
+static inline int32_t ceilLog2Bits(uint32_t absBits) {
+  const int32_t floor = floorLog2Bits(absBits);
+  const bool exact = (absBits >> 23) != 0 ? (absBits & 0x7fffff) == 0 : (absBits & (absBits - 1)) == 0;
+  return exact ? floor : floor + 1;
+}
+
+// Code magnitude of |x|·2^−scaleExponent (no overflow handling). random < 0: nearest-even;
+// otherwise a 32-bit uniform draw for stochastic rounding. absBits finite and nonzero.
+static inline int32_t roundMagnitude(uint32_t absBits, int32_t scaleExponent, const ElementFormat& f, int64_t random) {
+  const int32_t biased = static_cast<int32_t>(absBits >> 23);
+  uint32_t m;
+  int32_t e;
+  if (biased != 0) {
+    m = (absBits & 0x7fffff) | 0x800000;
+    e = biased - 127 - scaleExponent;
+  } else {
+    const int32_t lead = 31 - __builtin_clz(absBits);
+    m = absBits << (23 - lead);
+    e = lead - 149 - scaleExponent;
+  }
+  const int32_t emin = f.minNormalExponent;
+  const int32_t binade = e > emin ? e : emin;
+  const int32_t shift = 23 + binade - f.mantissaBits - e;
+  uint32_t r;
+  if (random < 0) {
+    if (shift >= 25) {
+      r = 0;
+    } else {
+      r = m >> shift;
+      const uint32_t rem = m & ((1u << shift) - 1);
+      const uint32_t half = 1u << (shift - 1);
+      if (rem > half || (rem == half && (r & 1))) r += 1;
+    }
+  } else {
+    uint64_t frac32;
+    if (shift <= 32) {
+      r = shift == 32 ? 0 : m >> shift;
+      const uint64_t rem = shift == 32 ? m : (m & ((1u << shift) - 1));
+      frac32 = rem << (32 - shift);
+    } else {
+      r = 0;
+      frac32 = shift - 32 >= 32 ? 0 : (m >> (shift - 32));
+    }
+    if (static_cast<uint64_t>(random) < frac32) r += 1;
+  }
+  return ((binade - emin) << f.mantissaBits) + static_cast<int32_t>(r);
+}
+
+// Code of one block element |x|·2^−s, saturated to the largest finite code (block formats).
+static inline uint8_t quantizeScaledElement(uint32_t bits, int32_t scaleExponent, const ElementFormat& f, int64_t random) {
+  const bool negative = (bits >> 31) != 0;
+  const uint32_t abs = bits & 0x7fffffff;
+  int32_t mag = abs == 0 ? 0 : roundMagnitude(abs, scaleExponent, f, random);
+  if (mag > f.maxFiniteCode) mag = f.maxFiniteCode;
+  if (f.id == kInt8) return static_cast<uint8_t>(negative ? -mag : mag);
+  return static_cast<uint8_t>(negative ? (mag | f.signBit) : mag);
+}
+
+static inline uint8_t encodeE8m0Bits(uint32_t bits, int64_t random) {
+  if (bits == 0 || bits >= 0x7f800000u) return 0xff;
+  if (bits <= 0x400000u) return 0;
+  if (random < 0) return static_cast<uint8_t>((bits + 0x400000u) >> 23);
+  if (bits < 0x800000u) return static_cast<uint64_t>(random) < static_cast<uint64_t>(bits - 0x400000u) * 1024 ? 1 : 0;
+  const uint32_t code = (bits + (static_cast<uint32_t>(random) >> 9)) >> 23;
+  return code > 0xff ? 0xff : static_cast<uint8_t>(code);
+}
+
+// Element cast with the format's own overflow and NaN rules (encode()).
+static inline uint8_t encodeElementBits(uint32_t bits, const ElementFormat& f, int64_t random) {
+  if (f.id == kE8m0) return encodeE8m0Bits(bits, random);
+  const int32_t sign = (bits >> 31) ? f.signBit : 0;
+  const uint32_t abs = bits & 0x7fffffff;
+  if (abs > 0x7f800000u) return static_cast<uint8_t>(f.nanCode >= 0 ? (f.nanCode | sign) : 0);
+  if (abs == 0x7f800000u) {
+    if (f.overflow == Overflow::kSaturate) return static_cast<uint8_t>(f.maxFiniteCode | sign);
+    if (f.overflow == Overflow::kInf) return static_cast<uint8_t>((f.maxFiniteCode + 1) | sign);
+    return static_cast<uint8_t>(f.nanCode | sign);
+  }
+  if (abs == 0) return static_cast<uint8_t>(sign);
+  int32_t mag = roundMagnitude(abs, 0, f, random);
+  if (mag > f.maxFiniteCode && random >= 0) mag = roundMagnitude(abs, 0, f, -1);
+  if (mag > f.maxFiniteCode) {
+    if (f.overflow == Overflow::kSaturate) mag = f.maxFiniteCode;
+    else if (f.overflow == Overflow::kInf) mag = f.maxFiniteCode + 1;
+    else return static_cast<uint8_t>(f.nanCode | sign);
+  }
+  return static_cast<uint8_t>(mag | sign);
+}
+
+// Code → value, sign of −0 kept (decode tables are indexed by the whole code).
+static inline float decodeElement(uint32_t code, const ElementFormat& f) {
+  if (f.id == kE8m0) return code == 0xff ? NAN : std::ldexp(1.0f, static_cast<int>(code) - 127);
+  if (f.id == kInt8) return static_cast<float>(static_cast<int8_t>(code)) / 64.0f;
+  const bool negative = (code & f.signBit) != 0;
+  const int32_t mag = code & (f.signBit - 1);
+  float value;
+  if (f.overflow == Overflow::kInf && mag > f.maxFiniteCode) value = mag == f.maxFiniteCode + 1 ? INFINITY : NAN;
+  else if (f.nanCode >= 0 && mag == f.nanCode) value = NAN;
+  else {
+    const int32_t field = mag >> f.mantissaBits;
+    const int32_t mant = mag & ((1 << f.mantissaBits) - 1);
+    value = field == 0 ? std::ldexp(static_cast<float>(mant), f.minNormalExponent - f.mantissaBits)
+                       : std::ldexp(static_cast<float>((1 << f.mantissaBits) + mant), field - 1 + f.minNormalExponent - f.mantissaBits);
+  }
+  return negative ? -value : value;
+}
+
+// ---- block scales (lib/block-scale.ts) ----
+static inline int32_t mxScaleExponent(uint32_t amaxBits, const ElementFormat& f, bool ceilRule) {
+  int32_t s;
+  if (!ceilRule) {
+    s = (amaxBits == 0 ? -126 : floorLog2Bits(amaxBits)) - f.maxExponent;
+  } else {
+    if (amaxBits == 0) return -127;
+    const uint32_t d = floatToBits(bitsToFloat(amaxBits) / f.maxFinite);
+    s = d == 0 ? -127 : ceilLog2Bits(d);
+    if (s > 127) s = 127;
+  }
+  return s < -127 ? -127 : s;
+}
+
+// clamp((amax_b / 6) / tensorScale, 2^−6, 448) in float32 (NaN stays NaN).
+static inline float nvfp4ScaledBlockScale(float blockAmax, float tensorScale) {
+  const float blockScale = blockAmax / 6.0f;
+  const float scaled = blockScale / tensorScale;
+  return scaled < 0.015625f ? 0.015625f : scaled > 448.0f ? 448.0f : scaled;
+}
+
+}  // namespace fp4kit
