@@ -1,6 +1,7 @@
 // Avx2 quantization kernels (this file alone is built with -mavx2): the vector code of
 // quantize_simd.h compiled for this ISA, falling back to the scalar kernels for the cases it
 // does not vectorise (element casts, FP6/FP8/INT8 dequantize, ragged last blocks).
+#define FP4KIT_LANES 8
 #include "quantize_simd.h"
 
 namespace fp4kit {
