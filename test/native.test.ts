@@ -1,0 +1,117 @@
+// The native addon on its own: the C++ argument checks (a bad call must throw, never crash),
+// the Promise variants, and bit-identical results whatever the thread count or forced SIMD level.
+// CI runs the whole shared suite again with FP4KIT_SIMD=scalar and =avx2 and on the cmake-js build.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { availableBackends, quantize } from '../lib/index.js';
+import { kernelsFor } from '../lib/backend.js';
+import type { Kernels } from '../lib/backends/kernels.js';
+import { gaussian } from './helpers/data.js';
+
+const info = availableBackends().find((b) => b.name === 'native')!;
+const native = info.available ? (kernelsFor('native') as Kernels) : null;
+const maybe = native ? describe : describe.skip;
+if (!native && process.env.CI === 'true') throw new Error(`native addon failed to load in CI: ${info.error}`);
+
+maybe('native addon', () => {
+  const k = native!;
+
+  it('reports a SIMD level this CPU runs', () => {
+    expect(['avx512', 'avx2', 'neon', 'scalar']).toContain(k.simd);
+    expect(typeof k.matmul?.matmulSimd).toBe('string');
+  });
+
+  describe('argument checks in C++ (called directly, bypassing the TypeScript checks)', () => {
+    const x = new Float32Array(64);
+    const data = new Uint8Array(32);
+    const scales = new Uint8Array(2);
+    const call = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    };
+    it.each([
+      ['too few arguments', () => (k.quantizeMx as any)(x, 0, 1, 64), TypeError, /expected 10 arguments/],
+      ['src of the wrong kind', () => k.quantizeMx(new Int32Array(64) as any, 0, 1, 64, 0, 0, 0, 0, data, scales), TypeError, /Float32Array/],
+      ['src too short for the shape', () => k.quantizeMx(x, 0, 2, 64, 0, 0, 0, 0, data, scales), RangeError, /must hold 128/],
+      ['data too short', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales), RangeError, /data must hold 32/],
+      ['scales too long', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 0, 0, data, new Uint8Array(3)), RangeError, /scales must hold 2/],
+      ['unknown element format', () => k.quantizeMx(x, 0, 1, 64, 9 as any, 0, 0, 0, data, scales), RangeError, /format/],
+      ['e8m0 as an element format', () => k.quantizeMx(x, 0, 1, 64, 5 as any, 0, 0, 0, data, scales), RangeError, /scale format/],
+      ['fractional rows', () => k.quantizeMx(x, 0, 0.5, 64, 0, 0, 0, 0, data, scales), RangeError, /rows must be an integer/],
+      ['negative seed', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 1, -1, data, scales), RangeError, /seed/],
+      ['bf16 dtype with a Float32Array', () => k.quantizeMx(x, 1, 1, 64, 0, 0, 0, 0, data, scales), TypeError, /Uint16Array/],
+      ['nvfp4 tensor scale of 0', () => k.quantizeNvfp4(x, 0, 1, 64, 0, 0, 0, new Uint8Array(32), new Uint8Array(4)), RangeError, /tensorScale/],
+      ['nvfp4 tensor scale NaN', () => k.quantizeNvfp4(x, 0, 1, 64, NaN, 0, 0, new Uint8Array(32), new Uint8Array(4)), RangeError, /tensorScale/],
+      ['dequantize into a short output', () => k.dequantizeMx(data, scales, 1, 64, 0, new Float32Array(63)), RangeError, /out must hold 64/],
+      ['decode into a Float64Array', () => k.decodeElements(new Uint8Array(4), 0, new Float64Array(4) as any), TypeError, /Float32Array/],
+      ['encode with a string format', () => k.encodeElements(x, 0, 'e4m3' as any, 0, 0, new Uint8Array(64)), TypeError, /format must be a number/],
+      ['matmul weights that are not repacked', () => k.matmul!.matmulFp4Int8({} as any, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1)), TypeError, /repackFp4Weights/],
+    ])('%s', (_name, f, type, message) => {
+      const err = call(f);
+      expect(err).toBeInstanceOf(type);
+      expect(err!.message).toMatch(message);
+    });
+
+    it('a detached input is refused, not read', () => {
+      const src = new Float32Array(64);
+      structuredClone(src.buffer, { transfer: [src.buffer] });
+      const err = call(() => k.quantizeMx(src, 0, 1, 64, 0, 0, 0, 0, data, scales));
+      expect(err).toBeInstanceOf(RangeError); // a detached view has length 0
+      expect(err!.message).toMatch(/src must hold 64 elements, got 0/);
+    });
+  });
+
+  it('Promise variants give the same bytes as the synchronous kernels', async () => {
+    const rows = 300, cols = 1000;
+    const x = gaussian(rows * cols, 9);
+    for (const rounding of [0, 1] as const) {
+      const d1 = new Uint8Array(rows * 512), s1 = new Uint8Array(rows * 32);
+      const d2 = new Uint8Array(rows * 512), s2 = new Uint8Array(rows * 32);
+      k.quantizeMx(x, 0, rows, cols, 0, 0, rounding, 7, d1, s1);
+      await k.quantizeMxAsync!(x, 0, rows, cols, 0, 0, rounding, 7, d2, s2);
+      expect(Buffer.compare(d1, d2)).toBe(0);
+      expect(Buffer.compare(s1, s2)).toBe(0);
+      const n1 = new Uint8Array(rows * 504), c1 = new Uint8Array(rows * 63);
+      const n2 = new Uint8Array(rows * 504), c2 = new Uint8Array(rows * 63);
+      k.quantizeNvfp4(x, 0, rows, cols, 1e-3, rounding, 7, n1, c1);
+      await k.quantizeNvfp4Async!(x, 0, rows, cols, 1e-3, rounding, 7, n2, c2);
+      expect(Buffer.compare(n1, n2)).toBe(0);
+      expect(Buffer.compare(c1, c2)).toBe(0);
+    }
+  });
+
+  it('a rejected Promise variant throws synchronously on bad arguments', () => {
+    expect(() => k.quantizeMxAsync!(new Float32Array(10), 0, 1, 64, 0, 0, 0, 0, new Uint8Array(32), new Uint8Array(2))).toThrow(RangeError);
+  });
+
+  // Every SIMD level and thread count must give the same bytes: run a digest in child processes.
+  it('same bytes for FP4KIT_SIMD=scalar|avx2|default, FP4KIT_THREADS=1|2|3 and the js reference', () => {
+    const script = `
+      import { quantize, setBackend } from './lib/index.ts';
+      import { createHash } from 'node:crypto';
+      setBackend(process.env.DIGEST_BACKEND ?? 'native');
+      const n = 700 * 1024; const x = new Float32Array(n);
+      for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.37) * 2 ** ((i % 41) - 20);
+      const h = createHash('sha256');
+      for (const format of ['mxfp4', 'nvfp4', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxint8']) {
+        for (const rounding of ['nearest', 'stochastic']) {
+          const q = quantize(x, { format, shape: [700, 1024], rounding, seed: 3 });
+          h.update(q.data); h.update(q.scales);
+        }
+      }
+      console.log(h.digest('hex'));`;
+    const run = (env: Record<string, string>) =>
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
+    const reference = run({});
+    expect(reference).toMatch(/^[0-9a-f]{64}$/);
+    for (const env of [{ FP4KIT_SIMD: 'scalar' }, { FP4KIT_SIMD: 'avx2' }, { FP4KIT_THREADS: '1' }, { FP4KIT_THREADS: '3' }]) {
+      expect(run(env), JSON.stringify(env)).toBe(reference);
+    }
+    // and the same digest from the pure-TypeScript reference
+    expect(run({ DIGEST_BACKEND: 'js' })).toBe(reference);
+  }, 120_000);
+});
