@@ -10,12 +10,13 @@ import { isFp8Block } from './fgmp/select.js';
 import type { DecodedOperand, MatmulOperand } from './matmul.js';
 import type { QuantizedTensor } from './quantize.js';
 
-/** The matmul functions the native addon exports (native/matmul_binding.cc). */
+/** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
+ *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
 export interface NativeMatmul {
   repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number): unknown;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
   matmulFp4Int8Async(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
-  matmulDecoded(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
+  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
   matmulSimd: string;
 }
 
@@ -96,6 +97,6 @@ export async function nativeMatmulFastAsync(addon: NativeMatmul, a: QuantizedTen
 
 export function nativeMatmulDecoded(addon: NativeMatmul, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
   const out = new Float32Array(a.rows * b.rows);
-  addon.matmulDecoded(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
+  addon.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
   return out;
 }

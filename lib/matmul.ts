@@ -21,6 +21,8 @@ import { BLOCK_FORMATS, type BlockFormat, type DtypeName } from './formats.js';
 import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
 import { checkFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
 import { isFp8Block } from './fgmp/select.js';
+import { getKernels } from './backend.js';
+import { isFp4Weights, nativeMatmulDecoded, nativeMatmulFast, nativeMatmulFastAsync } from './matmul-native.js';
 import { quantize, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from './pack.js';
 import { checkShape, checkSource } from './validate.js';
@@ -133,31 +135,86 @@ export function matmulDecoded(a: DecodedOperand, b: DecodedOperand, bias?: Float
   return out;
 }
 
+/** Validates an operand's byte counts (what decodeOperand checks) without decoding it. */
+function checkOperandBytes(fn: string, q: MatmulOperand): void {
+  if (q.format === 'fgmp') {
+    checkFgmpTensor(fn, q);
+    return;
+  }
+  const format = BLOCK_FORMATS[q.format];
+  if (!format) throw new RangeError(`${fn}: unknown format ${JSON.stringify(q.format)}`);
+  const [rows, cols] = q.shape;
+  const blocksPerRow = Math.ceil(cols / format.blockSize);
+  const rowBytes = (blocksPerRow * format.blockSize * format.element.bits) / 8;
+  if (!(q.data instanceof Uint8Array) || q.data.length !== rows * rowBytes) throw new RangeError(`${fn}: data must hold ${rows * rowBytes} bytes`);
+  if (!(q.scales instanceof Uint8Array) || q.scales.length !== rows * blocksPerRow) throw new RangeError(`${fn}: scales must hold ${rows * blocksPerRow} bytes`);
+  if (format.name === 'nvfp4' && !(typeof q.tensorScale === 'number' && Number.isFinite(q.tensorScale))) throw new RangeError(`${fn}: nvfp4 operand needs a finite tensorScale`);
+}
+
 function isQuantized(a: unknown): a is MatmulOperand {
   return typeof a === 'object' && a !== null && !ArrayBuffer.isView(a) && 'format' in a;
 }
 
-/**
- * a[M,K] · b[N,K]ᵀ → Float32Array [M,N]. A float `a` (Float32Array, or bf16/f16 in a Uint16Array)
- * is first quantized to MXINT8 (blocks of 32, E8M0 scales, round to nearest even).
- */
-export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Float32Array {
-  const fn = 'matmul';
+interface PreparedMatmul {
+  a: MatmulOperand;
+  b: MatmulOperand;
+  bias: Float32Array | undefined;
+  /** E2M1 weights × MXINT8 activations: the backend's integer kernel applies. */
+  fast: boolean;
+}
+
+function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions): PreparedMatmul {
   if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize())`);
-  const bd = decodeOperand(`${fn} (b)`, b);
+  if (!Array.isArray(b.shape) || b.shape.length !== 2) throw new RangeError(`${fn}: b must be 2-D [N, K], got shape ${JSON.stringify(b.shape)}`);
+  const [n, k] = b.shape;
   let aq: MatmulOperand;
   if (isQuantized(a)) {
     aq = a;
   } else {
     const dtype = checkSource(fn, a, options.dtype);
-    const shape = options.shape ?? [a.length / bd.cols, bd.cols];
+    const shape = options.shape ?? [k > 0 ? a.length / k : 0, k];
     const { rows, cols } = checkShape(fn, shape, a.length);
     aq = quantize(a, { format: 'mxint8', shape: [rows, cols], dtype });
   }
-  const ad = decodeOperand(`${fn} (a)`, aq);
-  if (ad.cols !== bd.cols) throw new RangeError(`${fn}: a has K = ${ad.cols} but b has K = ${bd.cols}`);
-  if (options.bias !== undefined && (!(options.bias instanceof Float32Array) || options.bias.length !== bd.rows)) {
-    throw new RangeError(`${fn}: bias must be a Float32Array of length N = ${bd.rows}`);
+  if (!Array.isArray(aq.shape) || aq.shape.length !== 2) throw new RangeError(`${fn}: a must be 2-D [M, K], got shape ${JSON.stringify(aq.shape)}`);
+  if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
+  if (options.bias !== undefined && (!(options.bias instanceof Float32Array) || options.bias.length !== n)) {
+    throw new RangeError(`${fn}: bias must be a Float32Array of length N = ${n}`);
   }
-  return matmulDecoded(ad, bd, options.bias);
+  // Decoding checks every byte count and scale; the fast path still needs the same validation.
+  const fast = aq.format === 'mxint8' && isFp4Weights(b) && getKernels().matmul !== undefined;
+  return { a: aq, b, bias: options.bias, fast };
+}
+
+/**
+ * a[M,K] · b[N,K]ᵀ → Float32Array [M,N]. A float `a` (Float32Array, or bf16/f16 in a Uint16Array)
+ * is first quantized to MXINT8 (blocks of 32, E8M0 scales, round to nearest even). Every backend
+ * gives the same bits; the native and wasm backends run E2M1 weights (mxfp4, nvfp4, fgmp)
+ * against MXINT8 activations on integer SIMD kernels, over weights repacked once per tensor.
+ */
+export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Float32Array {
+  const p = prepare('matmul', a, b, options);
+  checkOperandBytes('matmul (a)', p.a);
+  checkOperandBytes('matmul (b)', p.b);
+  const kernels = getKernels().matmul;
+  if (p.fast && kernels) return nativeMatmulFast(kernels, p.a as QuantizedTensor, p.b as QuantizedTensor, p.bias);
+  const ad = decodeOperand('matmul (a)', p.a);
+  const bd = decodeOperand('matmul (b)', p.b);
+  if (kernels?.matmulDecoded) return nativeMatmulDecoded(kernels, ad, bd, p.bias);
+  return matmulDecoded(ad, bd, p.bias);
+}
+
+/**
+ * matmul() with the product computed off the JavaScript thread where the backend can (native:
+ * the addon's threads): the event loop stays free during large products. Same bits as matmul().
+ */
+export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Promise<Float32Array> {
+  const p = prepare('matmulAsync', a, b, options);
+  const kernels = getKernels().matmul;
+  if (p.fast && kernels) {
+    checkOperandBytes('matmulAsync (a)', p.a);
+    checkOperandBytes('matmulAsync (b)', p.b);
+    return nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, p.b as QuantizedTensor, p.bias);
+  }
+  return matmul(p.a, p.b, { bias: p.bias });
 }

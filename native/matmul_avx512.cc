@@ -100,6 +100,7 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
   for (int t = 0; t < Tiles; t++) {
     const int64_t col0 = (tile0 + t) * kTileColumns;
     const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
+    if (lanes <= 0) continue;
     const __mmask16 valid = static_cast<__mmask16>((1u << lanes) - 1);
     for (int r = 0; r < Rows; r++) {
       __m512 v = acc[r][t];
@@ -113,7 +114,7 @@ template <int Tiles>
 void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
   int64_t m = 0;
   for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) step<kRowsPerStep, Tiles>(a, b, bias, out, tile0, m);
-  for (; m < a.rows; m++) step<1, Tiles == 1 ? 1 : 4>(a, b, bias, out, tile0, m);
+  for (; m < a.rows; m++) step<1, Tiles>(a, b, bias, out, tile0, m);  // exactly this call's tiles
 }
 
 }  // namespace

@@ -106,7 +106,9 @@ class MatmulWorker : public Napi::AsyncWorker {
 Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
   Fp4Int8Call call = parseFp4Int8(info);
   std::vector<Napi::Reference<Napi::Value>> keep;
-  for (size_t i = 0; i < 6; i++) keep.push_back(Napi::Persistent(info[i]));
+  for (size_t i = 0; i < 6; i++) {
+    if (info[i].IsObject()) keep.push_back(Napi::Persistent(info[i]));  // null bias: nothing to keep
+  }
   auto* worker = new MatmulWorker(info.Env(), std::move(call), std::move(keep));
   Napi::Promise p = worker->Promise();
   worker->Queue();

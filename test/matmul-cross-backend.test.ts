@@ -1,0 +1,100 @@
+// Block matmul on every backend gives the bits of the pure-TypeScript reference: E2M1 weights
+// (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, every other pairing through the decoded
+// path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
+// bf16 activations, NaN blocks, and the async variant.
+import { afterAll, describe, expect, it } from 'vitest';
+import { matmul, matmulAsync, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
+import { testedBackends } from './helpers/backends.js';
+import { firstBitDifference } from './helpers/fixtures.js';
+import { gaussian, toBf16 } from './helpers/data.js';
+
+function withBackend<T>(name: string, f: () => T): T {
+  setBackend(name as never);
+  try {
+    return f();
+  } finally {
+    setBackend('js');
+  }
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [1, 17, 200],
+  [5, 40, 1000],
+  [33, 16, 64],
+  [2, 3, 16],
+];
+
+function weights(format: BlockFormatName | 'fgmp', n: number, k: number, seed: number) {
+  const w = gaussian(n * k, seed, 0.05);
+  for (let i = 0; i < w.length; i += 37) w[i] *= 30; // outliers, so blocks differ in scale
+  if (format === 'fgmp') return quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.6 });
+  return quantize(w, { format, shape: [n, k] });
+}
+
+const others = testedBackends().filter((b) => b !== 'js');
+afterAll(() => setBackend('js'));
+
+describe.each(others)('matmul on %s equals the js reference bit for bit', (backend) => {
+  it.each(['mxfp4', 'nvfp4', 'fgmp'] as const)('%s weights (integer SIMD kernel), float32 and bf16 activations, bias', (format) => {
+    for (const [m, n, k] of SHAPES) {
+      const b = weights(format, n, k, m + n + k);
+      const a = gaussian(m * k, 7 * k + m);
+      const bias = gaussian(n, 3);
+      const want = matmul(a, b, { bias });
+      const got = withBackend(backend, () => matmul(a, b, { bias }));
+      expect(firstBitDifference(got, want), `${format} ${m}×${n}×${k}`).toBe(-1);
+      const a16 = toBf16(a);
+      const want16 = matmul(a16, b, { dtype: 'bf16', shape: [m, k] });
+      const got16 = withBackend(backend, () => matmul(a16, b, { dtype: 'bf16', shape: [m, k] }));
+      expect(firstBitDifference(got16, want16), `${format} bf16 ${m}×${n}×${k}`).toBe(-1);
+    }
+  });
+
+  it.each(['mxfp6_e2m3', 'mxfp8_e4m3', 'mxint8'] as const)('%s weights (decoded path)', (format) => {
+    const [m, n, k] = [3, 11, 100];
+    const b = weights(format, n, k, 5);
+    const a = gaussian(m * k, 8);
+    expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), matmul(a, b))).toBe(-1);
+  });
+
+  it('quantized activations of other formats (nvfp4 × mxfp4) take the decoded path', () => {
+    const a = quantize(gaussian(4 * 96, 1), { format: 'nvfp4', shape: [4, 96] });
+    const b = weights('mxfp4', 6, 96, 2);
+    expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), matmul(a, b))).toBe(-1);
+  });
+
+  it('a NaN activation block poisons exactly its output row, as in the reference', () => {
+    const [m, n, k] = [3, 20, 64];
+    const a = gaussian(m * k, 4);
+    a[k + 5] = NaN;
+    const b = weights('mxfp4', n, k, 6);
+    const want = matmul(a, b);
+    const got = withBackend(backend, () => matmul(a, b));
+    expect(firstBitDifference(got, want)).toBe(-1);
+    expect(Number.isNaN(got[n])).toBe(true);
+    expect(Number.isNaN(got[0])).toBe(false);
+  });
+
+  it('matmulAsync gives the same bits and reuses the repacked weights', async () => {
+    const [m, n, k] = [9, 48, 512];
+    const b = weights('nvfp4', n, k, 11);
+    const a = gaussian(m * k, 12);
+    const want = matmul(a, b);
+    setBackend(backend as never);
+    try {
+      const first = await matmulAsync(a, b);
+      const second = await matmulAsync(a, b);
+      expect(firstBitDifference(first, want)).toBe(-1);
+      expect(firstBitDifference(second, want)).toBe(-1);
+    } finally {
+      setBackend('js');
+    }
+  });
+});
+
+describe('matmulAsync argument checks', () => {
+  it('rejects mismatched K before any work', async () => {
+    const b = weights('mxfp4', 4, 64, 1);
+    await expect(matmulAsync(new Float32Array(2 * 32), b, { shape: [2, 32] })).rejects.toThrow(/K = 32 but b has K = 64/);
+  });
+});
