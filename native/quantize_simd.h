@@ -126,9 +126,15 @@ static inline U32v quantizeScaledVector(U32v bits, int32_t s, const fp4kit::Elem
 // Equal to quantizeScaledVector for e2m1 once |x|·2^−s is formed exactly: multiplying by a
 // power of two is exact unless the product is below 2^−126, where every rule gives code 0.
 static inline U32v e2m1NearestFromScaled(F32v scaled, U32v signBits) {
+  // Per binade the E2M1 quantum is 0.5 ([0, 2)), 1 ([2, 4)) or 2 ([4, ∞)): scale by its inverse
+  // (exact: a power of two), round to an integer with the FPU's own nearest-even (adding and
+  // removing 2^23), and add the binade's first code. Codes past 7 saturate to 6.0.
   const F32v v = (F32v)((U32v)scaled & 0x7fffffffu);
-  const I32v count = (v > 0.25f) + (v >= 0.75f) + (v > 1.25f) + (v >= 1.75f) + (v > 2.5f) + (v >= 3.5f) + (v > 5.0f);
-  return (U32v)(-count) | ((signBits >> 28) & 8u);
+  const I32v atLeast2 = v >= 2.0f, atLeast4 = v >= 4.0f;
+  const F32v inverseQuantum = atLeast4 ? F32v{} + 0.5f : (atLeast2 ? F32v{} + 1.0f : F32v{} + 2.0f);
+  const F32v rounded = (v * inverseQuantum + 8388608.0f) - 8388608.0f;
+  const I32v code = __builtin_convertvector(rounded, I32v) - ((atLeast2 + atLeast4) << 1);
+  return (U32v)minv(code, splat(7)) | ((signBits >> 28) & 8u);
 }
 
 static inline float powerOfTwo(int32_t e) {  // 2^e for −126 ≤ e ≤ 127
