@@ -1,16 +1,24 @@
 // Quantize / dequantize throughput per backend and format on a 4096×4096 float32 matrix, beside a
-// plain Float32Array copy of the same bytes measured in the same run. Run: npm run bench
-// (FP4KIT_BENCH_N=2048 for a smaller matrix, FP4KIT_BENCH_FORMATS=mxfp4,nvfp4 to pick formats).
+// plain Float32Array copy of the same bytes measured in the same run. Two figures per operation:
+// the public API (which allocates its outputs) and the backend kernel writing into buffers
+// allocated once (what a server reusing buffers gets). The native rows run once per thread count
+// (FP4KIT_THREADS=1 and 2, each in a child process since the addon reads it at load).
+//
+// Run: npm run bench   (FP4KIT_BENCH_N=2048 for a smaller matrix, FP4KIT_BENCH_FORMATS=mxfp4,nvfp4)
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { availableBackends, dequantize, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
+import { kernelsFor } from '../lib/backend.js';
+import { nvfp4TensorScale } from '../lib/block-scale.js';
+import { BLOCK_FORMATS, DtypeId, ScaleRuleId, RoundingId, packedRowBytes } from '../lib/formats.js';
 import { gaussian } from '../test/helpers/data.js';
 
 const N = Number(process.env.FP4KIT_BENCH_N ?? 4096);
 const FORMATS = (process.env.FP4KIT_BENCH_FORMATS?.split(',') ?? ['mxfp4', 'nvfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8']) as BlockFormatName[];
-const x = gaussian(N * N, 1, 0.02);
-const elements = N * N;
+const CHILD = process.env.FP4KIT_BENCH_CHILD === '1';
 
 /** Median seconds of `fn` over enough repetitions to fill ~`budget` seconds (at least 3). */
-function time(fn: () => void, budget = 1.5): number {
+function time(fn: () => void, budget = 1.0): number {
   fn(); // warm up
   const times: number[] = [];
   const start = performance.now();
@@ -23,26 +31,67 @@ function time(fn: () => void, budget = 1.5): number {
   return times[Math.floor(times.length / 2)];
 }
 
+const x = gaussian(N * N, 1, 0.02);
+const elements = N * N;
 const copyTarget = new Float32Array(elements);
 const copySeconds = time(() => copyTarget.set(x));
-const copyGBs = (elements * 4 * 2) / copySeconds / 1e9; // read + write
-console.log(`matrix ${N}×${N} float32 (${((elements * 4) / 2 ** 20).toFixed(0)} MiB)`);
-console.log(`baseline Float32Array copy: ${(copySeconds * 1000).toFixed(2)} ms = ${copyGBs.toFixed(1)} GB/s (read+write), ${(elements / copySeconds / 1e9).toFixed(2)} G elements/s`);
-console.log('');
-console.log('| backend | simd | format | quantize G el/s | dequantize G el/s | quantize vs copy time |');
-console.log('|---|---|---|---|---|---|');
-for (const b of availableBackends()) {
-  if (!b.available) { console.log(`| ${b.name} | — | (not loaded: ${b.error}) | | | |`); continue; }
-  setBackend(b.name);
-  for (const format of b.name === 'js' ? FORMATS.slice(0, 2) : FORMATS) {
-    // The js reference is slow: time it on a slice so the run stays short, and say so.
-    const n = b.name === 'js' ? Math.min(elements, 1 << 20) : elements;
-    const src = x.subarray(0, n);
-    const shape = [n / N, N];
-    const q = quantize(src, { format, shape });
-    const tq = time(() => quantize(src, { format, shape }), b.name === 'js' ? 0.5 : 1.5);
-    const td = time(() => dequantize(q), b.name === 'js' ? 0.5 : 1.5);
-    const copyEquivalent = copySeconds * (n / elements);
-    console.log(`| ${b.name} | ${b.simd} | ${format}${n < elements ? ` (${n} el)` : ''} | ${(n / tq / 1e9).toFixed(3)} | ${(n / td / 1e9).toFixed(3)} | ${(tq / copyEquivalent).toFixed(2)}× |`);
+const g = (n: number, t: number) => (n / t / 1e9).toFixed(3);
+
+function rows(names: Array<'native' | 'wasm' | 'js'>, threads: string): void {
+  for (const b of availableBackends()) {
+    if (!names.includes(b.name)) continue;
+    if (!b.available) {
+      console.log(`| ${b.name} | — | — | (not loaded: ${b.error}) | | | | | |`);
+      continue;
+    }
+    setBackend(b.name);
+    const k = kernelsFor(b.name)!;
+    for (const format of b.name === 'js' ? FORMATS.slice(0, 2) : FORMATS) {
+      // The js reference is slow: time it on a slice so the run stays short, and say so.
+      const n = b.name === 'js' ? Math.min(elements, 1 << 20) : elements;
+      const src = x.subarray(0, n);
+      const r = n / N;
+      const f = BLOCK_FORMATS[format];
+      const q = quantize(src, { format, shape: [r, N] });
+      const budget = b.name === 'js' ? 0.3 : 1.0;
+      const apiQ = time(() => quantize(src, { format, shape: [r, N] }), budget);
+      const reuse = new Float32Array(n);
+      const apiD = time(() => dequantize(q, { out: reuse }), budget);
+      const data = new Uint8Array(r * packedRowBytes(f, N));
+      const scales = new Uint8Array(r * Math.ceil(N / f.blockSize));
+      const out = new Float32Array(n);
+      let kQ: number;
+      let kD: number;
+      if (format === 'nvfp4') {
+        const t = nvfp4TensorScale(k.absMax(src, DtypeId.f32));
+        kQ = time(() => k.quantizeNvfp4(src, DtypeId.f32, r, N, t, RoundingId.nearest, 0, data, scales), budget);
+        kD = time(() => k.dequantizeNvfp4(data, scales, r, N, t, out), budget);
+      } else {
+        kQ = time(() => k.quantizeMx(src, DtypeId.f32, r, N, f.element.id, ScaleRuleId.floor, RoundingId.nearest, 0, data, scales), budget);
+        kD = time(() => k.dequantizeMx(data, scales, r, N, f.element.id, out), budget);
+      }
+      const copyEquivalent = copySeconds * (n / elements);
+      console.log(`| ${b.name} | ${b.simd} | ${threads} | ${format}${n < elements ? ` (${n} el)` : ''} | ${g(n, apiQ)} | ${g(n, kQ)} | ${g(n, apiD)} | ${g(n, kD)} | ${(kQ / copyEquivalent).toFixed(2)}× |`);
+    }
   }
+}
+
+if (CHILD) {
+  rows(['native'], process.env.FP4KIT_THREADS ?? 'default');
+} else {
+  console.log(`matrix ${N}×${N} float32 (${((elements * 4) / 2 ** 20).toFixed(0)} MiB)`);
+  console.log(`baseline Float32Array copy: ${(copySeconds * 1000).toFixed(2)} ms = ${((elements * 8) / copySeconds / 1e9).toFixed(1)} GB/s (read+write), ${g(elements, copySeconds)} G elements/s`);
+  console.log('');
+  console.log('G elements/s; "api": quantize() allocating its outputs, dequantize(q, { out }) into a reused buffer; "kernel": the backend kernel with buffers allocated once.');
+  console.log('');
+  console.log('| backend | simd | threads | format | quantize api | quantize kernel | dequantize api | dequantize kernel | kernel quantize time vs copy |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const threads of ['1', '2']) {
+    const script = fileURLToPath(import.meta.url);
+    process.stdout.write(execFileSync(process.execPath, ['--import', 'tsx', script], {
+      env: { ...process.env, FP4KIT_BENCH_CHILD: '1', FP4KIT_THREADS: threads },
+      encoding: 'utf8',
+    }));
+  }
+  rows(['wasm', 'js'], '1');
 }

@@ -9,7 +9,7 @@ registerBackendLoader('native', loadNativeKernels);
 registerBackendLoader('wasm', loadWasmKernels);
 
 
-export { quantize, dequantize, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+export { quantize, dequantize, type QuantizeOptions, type QuantizedTensor, type DequantizeOptions } from './quantize.js';
 export { encode, decode, type EncodeOptions } from './encode.js';
 export { pack, unpack } from './pack.js';
 export { setBackend, getBackend, availableBackends, type BackendInfo, type BackendName } from './backend.js';

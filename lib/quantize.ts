@@ -80,10 +80,22 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
   return { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };
 }
 
-export function dequantize(q: QuantizedTensor | FgmpTensor): Float32Array {
+export interface DequantizeOptions {
+  /** Write into this Float32Array (length = element count) instead of allocating one: a server
+   *  dequantizing many tensors reuses one buffer and skips the page faults of a fresh one. */
+  out?: Float32Array;
+}
+
+export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
   const fn = 'dequantize';
   if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: expected a quantized tensor from quantize()`);
-  if (q.format === 'fgmp') return dequantizeFgmp(q);
+  if (q.format === 'fgmp') {
+    const values = dequantizeFgmp(q);
+    if (options.out === undefined) return values;
+    checkOut(fn, options.out, values.length);
+    options.out.set(values);
+    return options.out;
+  }
   const formatName = checkBlockFormat(fn, q.format);
   const format = BLOCK_FORMATS[formatName];
   if (!Array.isArray(q.shape)) throw new TypeError(`${fn}: quantized tensor has no shape`);
@@ -91,7 +103,7 @@ export function dequantize(q: QuantizedTensor | FgmpTensor): Float32Array {
   const { rows, cols } = checkShape(fn, q.shape, count);
   checkBytes(fn, 'data', q.data, rows * packedRowBytes(format, cols));
   checkBytes(fn, 'scales', q.scales, rows * Math.ceil(cols / format.blockSize));
-  const out = new Float32Array(count);
+  const out = options.out === undefined ? new Float32Array(count) : checkOut(fn, options.out, count);
   const kernels = getKernels();
   if (formatName === 'nvfp4') {
     const t = checkTensorScale(fn, q.tensorScale);
@@ -99,5 +111,11 @@ export function dequantize(q: QuantizedTensor | FgmpTensor): Float32Array {
   } else {
     kernels.dequantizeMx(q.data, q.scales, rows, cols, format.element.id, out);
   }
+  return out;
+}
+
+function checkOut(fn: string, out: unknown, count: number): Float32Array {
+  if (!(out instanceof Float32Array)) throw new TypeError(`${fn}: out must be a Float32Array`);
+  if (out.length !== count) throw new RangeError(`${fn}: out must hold ${count} elements, got ${out.length}`);
   return out;
 }

@@ -116,3 +116,22 @@ describe.each(testedBackends())('contract on %s', (backend) => {
     expect([...encode(bf16, 'e5m2', { dtype: 'bf16' })]).toEqual([...encode(wb, 'e5m2')]);
   });
 });
+
+describe.each(testedBackends())('dequantize into a caller buffer on %s', (backend) => {
+  beforeAll(() => setBackend(backend));
+  it('writes the same values into `out` and returns it; refuses a wrong-sized out', () => {
+    const x = gaussian(3 * 100, 5);
+    for (const format of ['mxfp4', 'nvfp4', 'mxfp8_e4m3'] as const) {
+      const q = quantize(x, { format, shape: [3, 100] });
+      const out = new Float32Array(300).fill(7);
+      expect(dequantize(q, { out })).toBe(out);
+      expect(out).toEqual(dequantize(q));
+      expect(() => dequantize(q, { out: new Float32Array(299) })).toThrow(/out must hold 300 elements/);
+      expect(() => dequantize(q, { out: new Float64Array(300) as never })).toThrow(TypeError);
+    }
+    const f = quantize(x, { format: 'fgmp', shape: [3, 100] });
+    const out = new Float32Array(300);
+    expect(dequantize(f, { out })).toBe(out);
+    expect(out).toEqual(dequantize(f));
+  });
+});
