@@ -28,7 +28,8 @@
         "native/matmul_scalar.cc"
       ],
       "conditions": [
-        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni"] }]
+        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni"] }],
+        ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc"] }]
       ]
     },
     {

@@ -1,5 +1,5 @@
 // The one place a kernel table is chosen: once, from what the CPU supports, unless FP4KIT_SIMD
-// (scalar | avx2 | avx512) asks for a lower level — so CI can run every path on one machine.
+// (scalar | avx2 | avx512; on AArch64: scalar) asks for a lower level — so CI can run every path on one machine.
 #include <cstdlib>
 #include <string>
 
@@ -21,6 +21,8 @@ const QuantizeKernels& chooseKernels() {
   if (want == "avx2") return avx2 ? kAvx2Kernels : kScalarKernels;
   if (avx512) return kAvx512Kernels;
   if (avx2) return kAvx2Kernels;
+#elif defined(__aarch64__)
+  if (want != "scalar") return kNeonKernels;  // NEON is part of every AArch64 CPU
 #endif
   return kScalarKernels;
 }

@@ -66,6 +66,9 @@ extern const QuantizeKernels kScalarKernels;
 extern const QuantizeKernels kAvx2Kernels;
 extern const QuantizeKernels kAvx512Kernels;
 #endif
+#if defined(__aarch64__)
+extern const QuantizeKernels kNeonKernels;
+#endif
 
 // The table chosen once for this CPU; FP4KIT_SIMD=scalar|avx2|avx512 forces a level (never
 // one the CPU lacks).

@@ -41,10 +41,13 @@ static inline uint32_t horizontalMax(U32v v) {
   a = maxv(a, __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
   a = maxv(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
   a = maxv(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
-#else
+#elif FP4KIT_LANES == 8
   a = maxv(a, __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3));
   a = maxv(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5));
   a = maxv(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
+#else
+  a = maxv(a, __builtin_shufflevector(a, a, 2, 3, 0, 1));
+  a = maxv(a, __builtin_shufflevector(a, a, 1, 0, 3, 2));
 #endif
   return static_cast<uint32_t>(a[0]);
 }
@@ -152,9 +155,12 @@ static inline void storeNibbles(U32v codes, uint8_t* out) {
 #if FP4KIT_LANES == 16
   const U32half even = __builtin_shufflevector(codes, codes, 0, 2, 4, 6, 8, 10, 12, 14);
   const U32half odd = __builtin_shufflevector(codes, codes, 1, 3, 5, 7, 9, 11, 13, 15);
-#else
+#elif FP4KIT_LANES == 8
   const U32half even = __builtin_shufflevector(codes, codes, 0, 2, 4, 6);
   const U32half odd = __builtin_shufflevector(codes, codes, 1, 3, 5, 7);
+#else
+  const U32half even = __builtin_shufflevector(codes, codes, 0, 2);
+  const U32half odd = __builtin_shufflevector(codes, codes, 1, 3);
 #endif
   const U8half bytes = __builtin_convertvector(even | (odd << 4), U8half);
   std::memcpy(out, &bytes, sizeof bytes);
@@ -352,10 +358,17 @@ static inline void dequantizeNibbles(const uint8_t* packed, const F32v& magnitud
     const U32half lo = w & 15u, hi = w >> 4;
 #if FP4KIT_LANES == 16
     const U32v codes = __builtin_shufflevector(lo, hi, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-#else
+#elif FP4KIT_LANES == 8
     const U32v codes = __builtin_shufflevector(lo, hi, 0, 4, 1, 5, 2, 6, 3, 7);
+#else
+    const U32v codes = __builtin_shufflevector(lo, hi, 0, 2, 1, 3);
 #endif
+#if FP4KIT_LANES >= 8
     const F32v magnitude = __builtin_shuffle(magnitudes, (I32v)(codes & 7u));
+#else  // 4 lanes hold half the table: pick from the pair (magnitudes of codes 0–3, 4–7)
+    (void)magnitudes;
+    const F32v magnitude = __builtin_shuffle(F32v{0.0f, 0.5f, 1.0f, 1.5f}, F32v{2.0f, 3.0f, 4.0f, 6.0f}, (I32v)(codes & 7u));
+#endif
     const F32v values = (F32v)((U32v)magnitude | ((codes & 8u) << 28)) * scale;
     std::memcpy(out + kLanes * v, &values, sizeof values);
   }

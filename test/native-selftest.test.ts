@@ -1,0 +1,17 @@
+// The kernel tables checked without Node (scripts/native-selftest.sh): every SIMD table of this
+// CPU against the scalar kernels, and the NEON table cross-compiled for AArch64 and run under qemu
+// (CI installs g++-aarch64-linux-gnu and qemu-user; elsewhere that half runs when they exist).
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { expect, it } from 'vitest';
+
+const haveCross = ['/usr/bin/aarch64-linux-gnu-g++', '/usr/bin/qemu-aarch64'].every(existsSync);
+
+it('every SIMD kernel table equals the scalar kernels, NEON included when it can be built', () => {
+  if (process.env.CI === 'true' && !haveCross) throw new Error('CI needs g++-aarch64-linux-gnu and qemu-user for the NEON self-test');
+  const output = execFileSync('scripts/native-selftest.sh', { encoding: 'utf8' });
+  if (process.arch === 'x64') expect(output).toMatch(/avx2: compared with the scalar kernels/);
+  if (haveCross) expect(output).toMatch(/neon: compared with the scalar kernels/);
+  expect(output).not.toMatch(/FAIL/);
+  expect(output.match(/^0 failures$/gm)?.length ?? 0).toBeGreaterThan(0);
+}, 300_000);
