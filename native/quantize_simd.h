@@ -240,9 +240,7 @@ static void quantizeMxVector(const fp4kit::BlockArgs& a, int64_t rowBegin, int64
         } else {
           for (int v = 0; v < V; v++) codes[v] = quantizeScaledVector(bits[v], s, f, stochastic, random[v]);
         }
-        if (count < kMxBlock) {
-          for (int i = static_cast<int>(count); i < kMxBlock; i++) codes[i / kLanes][i % kLanes] = 0;  // padding codes are +0
-        }
+        // Padding lanes were loaded as +0, so their codes are already +0.
       }
       storeCodes(codes, V, f.bits, a.data + blockIndex * blockBytes);
     }
