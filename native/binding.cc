@@ -15,6 +15,7 @@
 
 #include "matmul_binding.h"
 #include "napi_args.h"
+#include "napi_promise.h"
 #include "quantize.h"
 #include "threads.h"
 
@@ -192,34 +193,10 @@ Napi::Value RunBlockCall(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The Promise variants: the work runs on libuv's pool and the addon's threads; references keep
-// every typed array alive until the Promise settles.
-class BlockWorker : public Napi::AsyncWorker {
- public:
-  BlockWorker(Napi::Env env, BlockCall call, std::vector<Napi::Reference<Napi::Value>> keep)
-      : Napi::AsyncWorker(env), call_(call), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { call_.run(); }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  BlockCall call_;
-  std::vector<Napi::Reference<Napi::Value>> keep_;
-  Napi::Promise::Deferred deferred_;
-};
-
+// The Promise variants: the work runs on libuv's pool and the addon's threads.
 template <BlockCall (*Parse)(const Napi::CallbackInfo&)>
 Napi::Value RunBlockCallAsync(const Napi::CallbackInfo& info) {
-  BlockCall call = Parse(info);
-  std::vector<Napi::Reference<Napi::Value>> keep;
-  for (size_t i = 0; i < info.Length(); i++) {
-    if (info[i].IsObject()) keep.push_back(Napi::Persistent(info[i]));
-  }
-  auto* worker = new BlockWorker(info.Env(), call, std::move(keep));
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  return PromiseWorker<BlockCall>::Start(info, Parse(info));
 }
 
 // absMax(src, dtype) → max |x| as a number (NaN if any NaN)

@@ -13,6 +13,7 @@
 #include "matmul.h"
 #include "matmul_binding.h"
 #include "napi_args.h"
+#include "napi_promise.h"
 #include "threads.h"
 
 namespace fp4kit {
@@ -86,33 +87,9 @@ Napi::Value MatmulFp4Int8(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The Promise variant: the product runs off the JS thread; the typed arrays are kept alive by
-// references until it resolves.
-class MatmulWorker : public Napi::AsyncWorker {
- public:
-  MatmulWorker(Napi::Env env, Fp4Int8Call call, std::vector<Napi::Reference<Napi::Value>> keep)
-      : Napi::AsyncWorker(env), call_(std::move(call)), keep_(std::move(keep)), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { call_.run(); }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Fp4Int8Call call_;
-  std::vector<Napi::Reference<Napi::Value>> keep_;
-  Napi::Promise::Deferred deferred_;
-};
-
+// The Promise variant: the product runs off the JS thread.
 Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
-  Fp4Int8Call call = parseFp4Int8(info);
-  std::vector<Napi::Reference<Napi::Value>> keep;
-  for (size_t i = 0; i < 6; i++) {
-    if (info[i].IsObject()) keep.push_back(Napi::Persistent(info[i]));  // null bias: nothing to keep
-  }
-  auto* worker = new MatmulWorker(info.Env(), std::move(call), std::move(keep));
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  return PromiseWorker<Fp4Int8Call>::Start(info, parseFp4Int8(info));
 }
 
 // matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out)

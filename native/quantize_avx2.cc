@@ -1,23 +1,7 @@
-// Avx2 quantization kernels (this file alone is built with -mavx2): the vector code of
-// quantize_simd.h compiled for this ISA, falling back to the scalar kernels for the cases it
-// does not vectorise (element casts, FP6/FP8/INT8 dequantize, ragged last blocks).
+// AVX2 quantization kernels (this file alone is built with -mavx2): the vector code of
+// quantize_simd.h at 8 lanes, falling back to the scalar kernels for the cases it does not
+// vectorise (element casts, FP6/FP8/INT8 dequantize).
 #define FP4KIT_LANES 8
 #include "quantize_simd.h"
 
-namespace fp4kit {
-namespace {
-
-void quantizeMxAvx2(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { quantizeMxVector(a, rowBegin, rowEnd, kScalarKernels.quantizeMx); }
-void dequantizeMxAvx2(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeMxVector(a, rowBegin, rowEnd, kScalarKernels.dequantizeMx); }
-void quantizeNvfp4Avx2(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { quantizeNvfp4Vector(a, rowBegin, rowEnd, kScalarKernels.quantizeNvfp4); }
-void dequantizeNvfp4Avx2(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeNvfp4Vector(a, rowBegin, rowEnd, kScalarKernels.dequantizeNvfp4); }
-uint32_t absMaxAvx2(const void* src, int32_t dtype, int64_t begin, int64_t end) { return absMaxVector(src, dtype, begin, end); }
-
-}  // namespace
-
-const QuantizeKernels kAvx2Kernels = {
-    "avx2", kScalarKernels.encodeElements, kScalarKernels.decodeElements, quantizeMxAvx2, dequantizeMxAvx2,
-    absMaxAvx2, quantizeNvfp4Avx2, dequantizeNvfp4Avx2,
-};
-
-}  // namespace fp4kit
+FP4KIT_VECTOR_KERNEL_TABLE(Avx2, "avx2")

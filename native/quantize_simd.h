@@ -414,3 +414,21 @@ static void dequantizeNvfp4Vector(const fp4kit::BlockArgs& a, int64_t rowBegin, 
     }
   }
 }
+
+// The wrapper functions and kernel table of an ISA file built on this vector code: `Isa` names
+// the functions (quantizeMxAvx2 …), `label` is what availableBackends() reports.
+#define FP4KIT_VECTOR_KERNEL_TABLE(Isa, label)                                                                 \
+  namespace fp4kit {                                                                                          \
+  namespace {                                                                                                 \
+  void quantizeMx##Isa(const BlockArgs& a, int64_t b, int64_t e) { quantizeMxVector(a, b, e, kScalarKernels.quantizeMx); }       \
+  void dequantizeMx##Isa(const BlockArgs& a, int64_t b, int64_t e) { dequantizeMxVector(a, b, e, kScalarKernels.dequantizeMx); } \
+  void quantizeNvfp4##Isa(const BlockArgs& a, int64_t b, int64_t e) { quantizeNvfp4Vector(a, b, e, kScalarKernels.quantizeNvfp4); } \
+  void dequantizeNvfp4##Isa(const BlockArgs& a, int64_t b, int64_t e) {                                        \
+    dequantizeNvfp4Vector(a, b, e, kScalarKernels.dequantizeNvfp4);                                            \
+  }                                                                                                           \
+  uint32_t absMax##Isa(const void* src, int32_t dtype, int64_t b, int64_t e) { return absMaxVector(src, dtype, b, e); } \
+  }                                                                                                           \
+  const QuantizeKernels k##Isa##Kernels = {label, kScalarKernels.encodeElements, kScalarKernels.decodeElements,   \
+                                           quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
+                                           dequantizeNvfp4##Isa};                                              \
+  }
