@@ -64,6 +64,20 @@ inline __m512i floorLog2(__m512i a) {
   return _mm512_mask_sub_epi32(_mm512_sub_epi32(biased, _mm512_set1_epi32(127)), subnormal, lead, _mm512_set1_epi32(149));
 }
 
+// A one-row view of row `row` from block `block` on (block size `size`, `blockBytes` packed bytes
+// per block). Its firstIndex keeps the global element index, so stochastic draws are unchanged.
+BlockArgs restOfRow(const BlockArgs& a, int64_t row, int64_t block, int64_t size, int64_t blockBytes) {
+  const int64_t blocksPerRow = (a.cols + size - 1) / size;
+  const int64_t start = row * a.cols + block * size;
+  BlockArgs rest = a;
+  rest.src = static_cast<const uint8_t*>(a.src) + start * (a.dtype == kF32 ? 4 : 2);
+  rest.cols = a.cols - block * size;
+  rest.firstIndex = a.firstIndex + static_cast<uint64_t>(start);
+  rest.data = a.data + (row * blocksPerRow + block) * blockBytes;
+  rest.scales = a.scales + row * blocksPerRow + block;
+  return rest;
+}
+
 // MXFP4, nearest: 16 whole blocks (512 elements) of one row from `start`. Returns false (having
 // written nothing) if a block holds NaN or Inf; the caller then takes the general path.
 bool mxfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scales) {
@@ -106,16 +120,9 @@ void quantizeMxAvx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
       const int64_t blockIndex = row * blocksPerRow + b;
       if (!mxfp4Group(a, row * a.cols + b * kMxBlock, a.data + blockIndex * 16, a.scales + blockIndex)) break;
     }
-    if (b < blocksPerRow) {
-      // The rest of the row (fewer than 16 blocks, a ragged block, or a NaN/Inf block) takes the
-      // general vector path on a view of this row that starts at block b.
-      BlockArgs rest = a;
-      rest.src = static_cast<const uint8_t*>(a.src) + (row * a.cols + b * kMxBlock) * (a.dtype == kF32 ? 4 : 2);
-      rest.cols = a.cols - b * kMxBlock;
-      rest.data = a.data + (row * blocksPerRow + b) * 16;
-      rest.scales = a.scales + row * blocksPerRow + b;
-      quantizeMxVector(rest, 0, 1, kScalarKernels.quantizeMx);
-    }
+    // The rest of the row (fewer than 16 blocks, a ragged block, or a NaN/Inf block) takes the
+    // general vector path.
+    if (b < blocksPerRow) quantizeMxVector(restOfRow(a, row, b, kMxBlock, 16), 0, 1, kScalarKernels.quantizeMx);
   }
 }
 
@@ -166,14 +173,7 @@ void quantizeNvfp4Avx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
       const int64_t blockIndex = row * blocksPerRow + b;
       nvfp4Group(a, row * a.cols + b * kNvfp4Block, a.data + blockIndex * 8, a.scales + blockIndex, e4m3Values);
     }
-    if (b < blocksPerRow) {
-      BlockArgs rest = a;
-      rest.src = static_cast<const uint8_t*>(a.src) + (row * a.cols + b * kNvfp4Block) * (a.dtype == kF32 ? 4 : 2);
-      rest.cols = a.cols - b * kNvfp4Block;
-      rest.data = a.data + (row * blocksPerRow + b) * 8;
-      rest.scales = a.scales + row * blocksPerRow + b;
-      quantizeNvfp4Vector(rest, 0, 1, kScalarKernels.quantizeNvfp4);
-    }
+    if (b < blocksPerRow) quantizeNvfp4Vector(restOfRow(a, row, b, kNvfp4Block, 8), 0, 1, kScalarKernels.quantizeNvfp4);
   }
 }
 
