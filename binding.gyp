@@ -23,6 +23,7 @@
       "sources": [
         "native/binding.cc",
         "native/dispatch.cc",
+        "native/fgmp.cc",
         "native/quantize_scalar.cc",
         "native/matmul_binding.cc",
         "native/matmul_scalar.cc"

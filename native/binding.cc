@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fgmp.h"
 #include "matmul_binding.h"
 #include "napi_args.h"
 #include "napi_promise.h"
@@ -221,7 +222,38 @@ Napi::Value AbsMax(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, f);
 }
 
+// fgmpCandidates(x f32, rows, cols, fisher f32|null, fisherPerElement, tensorScale, fp8Scale, clipping,
+//                impacts f64, fp4Codes u8, fp4Scales u8, fp8Codes u8)
+Napi::Value FgmpCandidates(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireArgs(info, 12, "fgmpCandidates");
+  FgmpArgs a{};
+  a.rows = integerArg(env, info[1], "rows", 0, kMaxDimension);
+  a.cols = integerArg(env, info[2], "cols", 0, kMaxDimension);
+  if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(env, "rows × cols is too large");
+  if (a.rows > 0 && a.cols == 0) throw Napi::RangeError::New(env, "cols must be positive when rows > 0");
+  const size_t count = static_cast<size_t>(a.rows * a.cols);
+  a.x = typedArrayOf<float>(env, info[0], "x", napi_float32_array, "Float32Array", count);
+  if (!info[4].IsBoolean() || !info[7].IsBoolean()) throw Napi::TypeError::New(env, "fisherPerElement and clipping must be booleans");
+  a.fisherPerElement = info[4].As<Napi::Boolean>().Value();
+  a.clipping = info[7].As<Napi::Boolean>().Value();
+  a.fisher = info[3].IsNull() ? nullptr
+                              : typedArrayOf<float>(env, info[3], "fisher", napi_float32_array, "Float32Array",
+                                                    a.fisherPerElement ? count : static_cast<size_t>(a.cols));
+  a.tensorScale = tensorScaleArg(env, info[5]);
+  a.fp8Scale = tensorScaleArg(env, info[6]);
+  const int64_t blocks = a.rows * ((a.cols + kFgmpBlock - 1) / kFgmpBlock);
+  a.impacts = typedArrayOf<double>(env, info[8], "impacts", napi_float64_array, "Float64Array", static_cast<size_t>(blocks));
+  a.fp4Codes = typedArrayOf<uint8_t>(env, info[9], "fp4Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
+  a.fp4Scales = typedArrayOf<uint8_t>(env, info[10], "fp4Scales", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks));
+  a.fp8Codes = typedArrayOf<uint8_t>(env, info[11], "fp8Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
+  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, a.cols)),
+              [&](int64_t b, int64_t e) { fgmpCandidates(a, b, e); });
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("fgmpCandidates", Napi::Function::New(env, FgmpCandidates));
   exports.Set("encodeElements", Napi::Function::New(env, EncodeElements));
   exports.Set("decodeElements", Napi::Function::New(env, DecodeElements));
   exports.Set("quantizeMx", Napi::Function::New(env, RunBlockCall<parseQuantizeMx>));

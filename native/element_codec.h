@@ -95,10 +95,9 @@ static inline int32_t roundMagnitude(uint32_t absBits, int32_t scaleExponent, co
     if (shift >= 25) {
       r = 0;
     } else {
-      r = m >> shift;
-      const uint32_t rem = m & ((1u << shift) - 1);
-      const uint32_t half = 1u << (shift - 1);
-      if (rem > half || (rem == half && (r & 1))) r += 1;
+      // Round half to even without a data-dependent branch: adding half − 1 plus the kept lsb
+      // carries exactly when the remainder is above half, or equal to it with an odd lsb.
+      r = (m + ((1u << (shift - 1)) - 1) + ((m >> shift) & 1)) >> shift;
     }
   } else {
     uint64_t frac32;

@@ -1,7 +1,7 @@
 // Cross-backend identity: on large random and adversarial tensors every backend gives the same
 // bytes as the pure-TS reference, for every format, rounding mode, scale rule and input dtype.
 import { afterAll, describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
+import { decode, dequantize, encode, fgmpImpacts, quantize, setBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
 import type { QuantizeOptions } from '../lib/quantize.js';
 import { testedBackends } from './helpers/backends.js';
 import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
@@ -84,4 +84,27 @@ describe.each(others)('%s gives the same bits as js', (backend) => {
 // So the file always runs something, even where only the js backend loads.
 it('the reference backend is always available', () => {
   expect(testedBackends()).toContain('js');
+});
+
+describe.each(others)('%s FGMP candidates equal the js reference', (backend) => {
+  it.each([[37, 200], [64, 512], [1, 16]] as const)('shape [%i, %i]: impacts, mask, codes and scales, with and without clipping', (rows, cols) => {
+    const x = variedMagnitude(rows * cols, rows + cols).map((v) => v * 1e-6);
+    const perElement = variedMagnitude(rows * cols, 3).map((v) => Math.abs(v) * 1e-3);
+    const perChannel = variedMagnitude(cols, 4).map((v) => Math.abs(v));
+    for (const fisher of [undefined, perElement, perChannel]) {
+      for (const clipping of [true, false]) {
+        const opts = { format: 'fgmp' as const, shape: [rows, cols], fisher, clipping, fp4Fraction: 0.6 };
+        const want = quantize(x, opts);
+        const got = withBackend(backend, () => quantize(x, opts));
+        const where = `fisher ${fisher === undefined ? 'none' : fisher.length} clipping ${clipping}`;
+        expect(firstByteDifference(got.mask, want.mask), where).toBe(-1);
+        expect(firstByteDifference(got.data, want.data), where).toBe(-1);
+        expect(firstByteDifference(got.scales, want.scales), where).toBe(-1);
+        expect(got.threshold, where).toBe(want.threshold);
+        const wantImpacts = fgmpImpacts(x, opts);
+        const gotImpacts = withBackend(backend, () => fgmpImpacts(x, opts));
+        expect(Array.from(gotImpacts), where).toEqual(Array.from(wantImpacts));
+      }
+    }
+  });
 });

@@ -48,6 +48,13 @@ export interface Kernels {
   quantizeMxAsync?(...args: Parameters<Kernels['quantizeMx']>): Promise<void>;
   quantizeNvfp4Async?(...args: Parameters<Kernels['quantizeNvfp4']>): Promise<void>;
 
+  /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
+  fgmpCandidates?(
+    x: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    tensorScale: number, fp8Scale: number, clipping: boolean,
+    impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
+  ): void;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: NativeMatmul;
 }

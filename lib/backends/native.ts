@@ -20,6 +20,7 @@ interface Addon extends NativeMatmul {
   quantizeNvfp4: Kernels['quantizeNvfp4'];
   quantizeNvfp4Async: NonNullable<Kernels['quantizeNvfp4Async']>;
   dequantizeNvfp4: Kernels['dequantizeNvfp4'];
+  fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
   simd: string;
   threads: number;
 }
@@ -59,6 +60,7 @@ export function loadNativeKernels(): Kernels {
     quantizeNvfp4: addon.quantizeNvfp4,
     quantizeNvfp4Async: addon.quantizeNvfp4Async,
     dequantizeNvfp4: addon.dequantizeNvfp4,
+    fgmpCandidates: addon.fgmpCandidates,
     matmul: addon,
   };
 }

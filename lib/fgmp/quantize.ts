@@ -11,6 +11,7 @@
 // - tensorScale: float32 decode scale of the FP4 blocks (NVFP4's); fp8Scale: float32 decode
 //   scale of the FP8 blocks.
 
+import { getKernels } from '../backend.js';
 import { nvfp4TensorScale } from '../block-scale.js';
 import { widenToF32 } from '../dtype.js';
 import { DtypeId, type DtypeName } from '../formats.js';
@@ -115,6 +116,12 @@ function candidates(p: Prepared, clipping: boolean): Candidates {
   const q8 = new Float32Array(FGMP_BLOCK);
   const scratchCodes = new Uint8Array(FGMP_BLOCK);
   const scratchValues = new Float32Array(FGMP_BLOCK);
+  const native = getKernels().fgmpCandidates;
+  if (native) {
+    // The same steps in C++ on the addon's threads (native/fgmp.cc), bit for bit.
+    native(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, impacts, fp4Codes, fp4Scales, fp8Codes);
+    return { impacts, fp4Codes, fp4Scales, fp8Codes };
+  }
   for (let r = 0; r < p.rows; r++) {
     for (let j = 0; j < p.blocksPerRow; j++) {
       const b = r * p.blocksPerRow + j;

@@ -1,0 +1,27 @@
+// FGMP candidates (lib/fgmp/quantize.ts, candidates()): for every block of 16, both encodings —
+// NVFP4 (E2M1 under an E4M3 block scale, with sensitivity-weighted clipping) and E4M3 under the
+// per-tensor FP8 scale — and the Fisher-weighted impact of choosing FP4. The same float32 and
+// float64 steps in the same order as lib/fgmp/blocks.ts, so the bytes and impacts are identical.
+#pragma once
+#include <cstdint>
+
+namespace fp4kit {
+
+struct FgmpArgs {
+  const float* x;           // rows × cols
+  int64_t rows, cols;
+  const float* fisher;      // nullptr, rows × cols, or cols (per input channel)
+  bool fisherPerElement;
+  float tensorScale, fp8Scale;
+  bool clipping;
+  double* impacts;          // one per block
+  uint8_t* fp4Codes;        // 16 per block
+  uint8_t* fp4Scales;       // 1 per block
+  uint8_t* fp8Codes;        // 16 per block
+};
+
+constexpr int64_t kFgmpBlock = 16;
+
+void fgmpCandidates(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd);
+
+}  // namespace fp4kit
