@@ -59,19 +59,23 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes };
 }
 
-const repacked = new WeakMap<object, unknown>();
+// Repacked weights per (tensor, backend): a tensor used on native and then on wasm gets each
+// backend's own layout.
+const repacked = new WeakMap<object, Map<NativeMatmul, unknown>>();
 
 export function isFp4Weights(b: MatmulOperand): boolean {
   return b.format === 'mxfp4' || b.format === 'nvfp4' || b.format === 'fgmp';
 }
 
-/** Weights repacked for the fast kernel, made once per quantized tensor object. */
+/** Weights repacked for the fast kernel, made once per quantized tensor object and backend. */
 export function packedWeights(addon: NativeMatmul, b: QuantizedTensor | FgmpTensor): unknown {
-  let p = repacked.get(b);
+  let perBackend = repacked.get(b);
+  if (perBackend === undefined) repacked.set(b, (perBackend = new Map()));
+  let p = perBackend.get(addon);
   if (p === undefined) {
     const w = fp4KernelInputs(b);
     p = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize);
-    repacked.set(b, p);
+    perBackend.set(addon, p);
   }
   return p;
 }
