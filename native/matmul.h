@@ -34,13 +34,53 @@ constexpr int kTileColumns = 16;
 // 64 bytes: byte 4·l + t holds code(k + t) in its low nibble and code(k + 4 + t) in its high
 // nibble for column l, so a nibble split gives 16 lanes × 4 consecutive k — the operand shape of
 // a u8×s8 dot-product instruction.
+//
+// FGMP FP8 lanes ride on the same integer dot products. An E4M3 value v (an integer multiple of
+// 2^-9, |v| ≤ 229376) is offset to w = v + 2^18 ∈ [32768, 491520) and split as
+//   w = 2048·B + 1024 + 256·x + A      with A = w mod 256, x = ((w mod 2048) >> 8) − 4 ∈ [−4, 3],
+//                                       B = w >> 11 ≤ 240
+// x is an E2M1 value (0, ±1, ±2, ±3, −4 as 2w), so it is stored as the lane's E2M1 nibble (an FP8
+// lane has no FP4 data) and the FP4 path adds 256·Σk·x for free. A and B are two unsigned byte
+// planes in the nibbles' operand shape (per 4 consecutive k: one dword per lane), stored only for
+// the lanes that are FP8 ("slots"). The slots of tiles 2i and 2i+1 for one unit share one group
+// of S ≤ 16 slots when they fit (tile 2i's FP8 lanes in lane order, then tile 2i+1's), else each
+// tile has its own group, so a SIMD kernel computes a group's dot products once over its slots (a
+// 16-lane vector, slots past S never selected) and permutes them into the lanes of both tiles.
+// A group (S slots; per 4 k q = 0..3) is: 4 uint16 masks (bit s of mask q: slot s has a nonzero
+// A dword for q), then per q S dwords of B, then per q the nonzero A dwords of the slots in its
+// mask (A is w mod 256 = v mod 256: zero for every E4M3 value that is a multiple of 0.5 — most of
+// a tensor's FP8 elements — so A costs little memory). Then
+//   D_fp8lane = 256·Σk·x + Σk·A + 2048·Σk·B − kFp8Bias·Σk,   kFp8Bias = 2^18 − 1024,
+// every partial sum within int32 (|Σk·B·2048| ≤ 16·128·240·2048 < 2^30, kFp8Bias·|Σk| < 2^30).
+constexpr int32_t kFp8Offset = 1 << 18;
+constexpr int32_t kFp8Bias = kFp8Offset - 1024;
+constexpr int kFp8HighShift = 11;
+
 struct PackedFp4Weights {
   std::vector<uint8_t> nibbles;    // [tiles][kGroups][64]
   std::vector<float> scales;       // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
   std::vector<uint16_t> fp8Lanes;  // [tiles][units] bit l set: lane l's block is FGMP FP8 (empty if none)
-  std::vector<uint8_t> fp8Codes;   // [tiles][units][unit][16] E4M3 codes of FP8 lanes, element-major
+  std::vector<uint8_t> fp8Planes;  // slot groups of A/B planes (see above), + 64 bytes of padding
+  std::vector<int64_t> fp8Place;   // [tiles][units] the tile-unit's group: offset << 10 | S << 5 | first slot
   int64_t n = 0, k = 0, unit = 0, units = 0, tiles = 0, kGroups = 0;
   bool hasFp8 = false;
+};
+
+// Where a tile-unit's FP8 slots are: its group at byte `offset` of fp8Planes with `span` slots (see
+// above; B of (q, slot s) at offset + 8 + 4·(q·span + s)); the tile's i-th FP8 lane (in lane
+// order) is slot first + i.
+struct Fp8Place {
+  int64_t offset;
+  int span, first;
+};
+static inline Fp8Place fp8Place(const PackedFp4Weights& b, int64_t tileUnit) {
+  const int64_t v = b.fp8Place[static_cast<size_t>(tileUnit)];
+  return {v >> 10, static_cast<int>((v >> 5) & 31), static_cast<int>(v & 31)};
+}
+
+// The FP8 split of one E4M3 code: planes A, B and the E2M1 nibble code of x.
+struct Fp8Split {
+  uint8_t a, b, nibble;
 };
 
 // Inputs in the library's own layouts: `nibbles` [N][paddedK/2] (element 2i in the low nibble),
@@ -82,6 +122,13 @@ static inline int32_t e4m3AsInt(uint8_t code) {
   const int32_t exponent = mag >> 3, mantissa = mag & 7;
   const int32_t v = exponent == 0 ? mantissa : (8 | mantissa) << (exponent - 1);
   return (code & 0x80) ? -v : v;
+}
+
+static inline Fp8Split splitE4m3(uint8_t code) {
+  const int32_t w = e4m3AsInt(code) + kFp8Offset;
+  const int32_t x = ((w & 2047) >> 8) - 4;
+  return {static_cast<uint8_t>(w & 255), static_cast<uint8_t>(w >> kFp8HighShift),
+          static_cast<uint8_t>(x >= 0 ? x : 8 | -x)};
 }
 
 // An E2M1 code as a signed integer multiple of 2^-1 (value · 2): 0, ±1, ±2, ±3, ±4, ±6, ±8, ±12.

@@ -1,6 +1,9 @@
 // AVX-512 VNNI fast path of the block matmul (built with -mavx512f -mavx512bw -mavx512vnni).
 // Same integer dot products and the same float32 steps, lane by lane, as matmulFp4Int8Scalar:
-// each of the 16 lanes of a vector is one output column, so lanes never mix their sums.
+// each of the 16 lanes of a vector is one output column, so lanes never mix their sums. FGMP FP8
+// lanes add two u8 planes (matmul.h) whose dot products run over the FP8 slots a tile pair shares
+// (~10 of 32 lanes at 30% FP8) and are permuted into place, so the FP8 work follows the FP8
+// fraction instead of costing two extra planes on every lane of every tile.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,20 +21,6 @@ inline __m512i e2m1Lut() {
   return _mm512_broadcast_i32x4(t);
 }
 
-// 16 E4M3 codes (one per lane) → signed int32 multiples of 2^-9.
-inline __m512i e4m3ToInt(__m128i codes) {
-  const __m512i c = _mm512_cvtepu8_epi32(codes);
-  const __m512i mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7f));
-  const __m512i exponent = _mm512_srli_epi32(mag, 3);
-  const __m512i mantissa = _mm512_and_si512(mag, _mm512_set1_epi32(7));
-  const __m512i normal = _mm512_sllv_epi32(_mm512_or_si512(mantissa, _mm512_set1_epi32(8)),
-                                           _mm512_sub_epi32(exponent, _mm512_set1_epi32(1)));
-  const __mmask16 subnormal = _mm512_cmpeq_epi32_mask(exponent, _mm512_setzero_si512());
-  const __m512i v = _mm512_mask_blend_epi32(subnormal, normal, mantissa);
-  const __mmask16 negative = _mm512_test_epi32_mask(c, _mm512_set1_epi32(0x80));
-  return _mm512_mask_sub_epi32(v, negative, _mm512_setzero_si512(), v);
-}
-
 inline int32_t load4(const int8_t* p) {
   int32_t v;
   __builtin_memcpy(&v, p, 4);
@@ -46,6 +35,7 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
   const __m512i lowNibble = _mm512_set1_epi8(0x0f);
   const __m512i lut = e2m1Lut();
   const __m512 unitScale = _mm512_set1_ps(1.0f / 32768.0f);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const int64_t aBlocksPerRow = a.paddedK / 32;
   const int64_t groupsPerUnit = b.unit / 8;
   __m512 acc[Rows][Tiles];
@@ -76,15 +66,57 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
       const __m512i bias12 = _mm512_set1_epi32(12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
       for (int t = 0; t < Tiles; t++) dot[r][t] = _mm512_slli_epi32(_mm512_sub_epi32(dot[r][t], bias12), 8);
     }
-    for (int t = 0; t < Tiles; t++) {
-      const int64_t tile = tile0 + t;
-      if (!b.hasFp8 || b.fp8Lanes[static_cast<size_t>(tile * b.units + j)] == 0) continue;
-      const uint8_t* codes = b.fp8Codes.data() + (tile * b.units + j) * b.unit * kTileColumns;
-      for (int64_t i = 0; i < b.unit; i++) {
-        const __m512i e = e4m3ToInt(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i * kTileColumns)));
+    if (b.hasFp8) {
+      // FP8 lanes: x already rode in the nibbles; add Σk·A + 2048·Σk·B − kFp8Bias·Σk (matmul.h),
+      // computed once per slot group (both tiles of a pair) and permuted into each tile's lanes.
+      // Full 64-byte loads may run past a group, never past the store's 64 bytes of padding.
+      __mmask16 lanes[Tiles];
+      Fp8Place place[Tiles];
+#pragma GCC unroll 4
+      for (int t = 0; t < Tiles; t++) {
+        const int64_t tu = (tile0 + t) * b.units + j;
+        lanes[t] = b.fp8Lanes[static_cast<size_t>(tu)];
+        place[t] = fp8Place(b, tu);
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < Tiles; t++) {
+        if (lanes[t] == 0) continue;
+        if (t > 0 && lanes[t - 1] != 0 && place[t - 1].offset == place[t].offset) continue;  // done with t − 1
+        const int next = t + 1 < Tiles ? t + 1 : t;
+        const bool pair = next != t && lanes[next] != 0 && place[next].offset == place[t].offset;
+        const uint8_t* group = b.fp8Planes.data() + place[t].offset;
+        const int64_t stride = 4 * place[t].span;
+        const uint8_t* planeA = group + 8 + 4 * stride;  // the nonzero A dwords, q by q
+        __m512i pa[4], pb[4];  // unit 16: four groups of 4 k (FGMP only)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          uint16_t present;
+          __builtin_memcpy(&present, group + 2 * q, 2);
+          pb[q] = _mm512_loadu_si512(group + 8 + q * stride);
+          __m512i packed = _mm512_loadu_si512(planeA);
+          __asm__("" : "+v"(packed));  // keeps vpexpandd in register form (see below)
+          pa[q] = _mm512_maskz_expand_epi32(present, packed);
+          planeA += 4 * __builtin_popcount(present);
+        }
+        // Lane l (the i-th set bit of lanes) takes slot first + i: a vpermd index by one
+        // register-form vpexpandd (the memory form made the kernel ~2× slower on AMD Zen 5).
+        const __m512i idx0 = _mm512_maskz_expand_epi32(lanes[t], _mm512_add_epi32(iota, _mm512_set1_epi32(place[t].first)));
+        const __m512i idx1 = pair ? _mm512_maskz_expand_epi32(lanes[next], _mm512_add_epi32(iota, _mm512_set1_epi32(place[next].first)))
+                                  : idx0;
+#pragma GCC unroll 4
         for (int r = 0; r < Rows; r++) {
-          const int32_t k = a.codes[(m0 + r) * a.paddedK + j * b.unit + i];
-          dot[r][t] = _mm512_add_epi32(dot[r][t], _mm512_mullo_epi32(e, _mm512_set1_epi32(k)));
+          const int8_t* ar = a.codes + (m0 + r) * a.paddedK + j * 16;
+          __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int q = 0; q < 4; q++) {
+            const __m512i av = _mm512_set1_epi32(load4(ar + 4 * q));
+            da = _mm512_dpbusd_epi32(da, pa[q], av);
+            db = _mm512_dpbusd_epi32(db, pb[q], av);
+          }
+          const __m512i fix = _mm512_set1_epi32(kFp8Bias * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+          const __m512i comb = _mm512_sub_epi32(_mm512_add_epi32(da, _mm512_slli_epi32(db, kFp8HighShift)), fix);
+          dot[r][t] = _mm512_mask_add_epi32(dot[r][t], lanes[t], dot[r][t], _mm512_permutexvar_epi32(idx0, comb));
+          if (pair) dot[r][next] = _mm512_mask_add_epi32(dot[r][next], lanes[next], dot[r][next], _mm512_permutexvar_epi32(idx1, comb));
         }
       }
     }
@@ -122,6 +154,10 @@ void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float*
 void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd) {
   int64_t tile = tileBegin;
+  if (b.hasFp8 && (tile & 1) && tile < tileEnd) {
+    tilesStep<1>(a, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
+    tile++;
+  }
   if (a.rows < kRowsPerStep) {
     // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
     for (; tile + 4 <= tileEnd; tile += 4) {

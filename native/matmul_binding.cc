@@ -39,7 +39,8 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
   if (fp8Blocks && blockSize != 16) throw Napi::RangeError::New(env, "FGMP weights have blocks of 16");
   auto* packed = new PackedFp4Weights();
   repackFp4Weights(nibbles, scales, fp8Blocks, fp8Codes, n, k, blockSize, *packed);
-  const size_t bytes = packed->nibbles.size() + packed->scales.size() * 4 + packed->fp8Codes.size() + packed->fp8Lanes.size() * 2;
+  const size_t bytes = packed->nibbles.size() + packed->scales.size() * 4 + packed->fp8Planes.size() + packed->fp8Lanes.size() * 2 +
+                       packed->fp8Place.size() * 8;
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return Napi::External<PackedFp4Weights>::New(env, packed, [bytes](Napi::Env e, PackedFp4Weights* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(bytes));

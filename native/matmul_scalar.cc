@@ -44,7 +44,8 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
   out.nibbles.assign(static_cast<size_t>(out.tiles * out.kGroups * 64), 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
   out.fp8Lanes.assign(out.hasFp8 ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
-  out.fp8Codes.assign(out.hasFp8 ? static_cast<size_t>(out.tiles * out.units * blockSize * kTileColumns) : 0, 0);
+  out.fp8Place.assign(out.hasFp8 ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
+  out.fp8Planes.clear();
   const int64_t rowBytes = paddedK / 2;
   auto code = [&](int64_t row, int64_t col) -> uint8_t {
     const uint8_t byte = nibbles[row * rowBytes + col / 2];
@@ -62,14 +63,70 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
         out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] = blockScales[row * blocksPerRow + j];
         if (out.hasFp8 && fp8Blocks[row * blocksPerRow + j]) {
           out.fp8Lanes[static_cast<size_t>(tile * out.units + j)] |= static_cast<uint16_t>(1u << lane);
-          for (int64_t i = 0; i < blockSize; i++) {
-            out.fp8Codes[static_cast<size_t>(((tile * out.units + j) * blockSize + i) * kTileColumns + lane)] =
-                fp8Codes[row * paddedK + j * blockSize + i];
-          }
         }
       }
     }
   }
+  if (!out.hasFp8) return;
+  // FP8 lanes: the nibble becomes x, and A/B go to slot groups shared by tile pairs (matmul.h).
+  out.fp8Planes.reserve(static_cast<size_t>(out.tiles * out.units * 8));
+  auto emitGroup = [&](int64_t j, const int64_t* tiles, int members) {
+    uint32_t a[4][kTileColumns] = {}, b[4][kTileColumns] = {};
+    int span = 0;
+    for (int mi = 0; mi < members; mi++) span += __builtin_popcount(out.fp8Lanes[static_cast<size_t>(tiles[mi] * out.units + j)]);
+    const int64_t offset = static_cast<int64_t>(out.fp8Planes.size());
+    int slot = 0;
+    for (int mi = 0; mi < members; mi++) {
+      const int64_t tile = tiles[mi];
+      const uint32_t mask = out.fp8Lanes[static_cast<size_t>(tile * out.units + j)];
+      out.fp8Place[static_cast<size_t>(tile * out.units + j)] = offset << 10 | span << 5 | slot;
+      for (int lane = 0; lane < kTileColumns; lane++) {
+        if (!((mask >> lane) & 1)) continue;
+        const int64_t row = tile * kTileColumns + lane;
+        for (int64_t i = 0; i < blockSize; i++) {
+          const int64_t kk = j * blockSize + i;
+          const Fp8Split sp = splitE4m3(fp8Codes[row * paddedK + kk]);
+          a[i / 4][slot] |= uint32_t(sp.a) << (8 * (i % 4));
+          b[i / 4][slot] |= uint32_t(sp.b) << (8 * (i % 4));
+          uint8_t& byte = out.nibbles[static_cast<size_t>((tile * out.kGroups + kk / 8) * 64 + 4 * lane + kk % 4)];
+          byte = (kk % 8) < 4 ? static_cast<uint8_t>((byte & 0xf0) | sp.nibble) : static_cast<uint8_t>((byte & 0x0f) | (sp.nibble << 4));
+        }
+        slot++;
+      }
+    }
+    if (span == 0) return;
+    auto put32 = [&](uint32_t v) {
+      for (int t = 0; t < 4; t++) out.fp8Planes.push_back(static_cast<uint8_t>(v >> (8 * t)));
+    };
+    for (int q = 0; q < 4; q++) {
+      uint32_t present = 0;
+      for (int s2 = 0; s2 < span; s2++) present |= (a[q][s2] != 0 ? 1u : 0u) << s2;
+      out.fp8Planes.push_back(static_cast<uint8_t>(present));
+      out.fp8Planes.push_back(static_cast<uint8_t>(present >> 8));
+    }
+    for (int q = 0; q < 4; q++)
+      for (int s2 = 0; s2 < span; s2++) put32(b[q][s2]);
+    for (int q = 0; q < 4; q++)
+      for (int s2 = 0; s2 < span; s2++)
+        if (a[q][s2] != 0) put32(a[q][s2]);
+  };
+  for (int64_t tile = 0; tile < out.tiles; tile += 2) {
+    for (int64_t j = 0; j < out.units; j++) {
+      const int p0 = __builtin_popcount(out.fp8Lanes[static_cast<size_t>(tile * out.units + j)]);
+      const int p1 = tile + 1 < out.tiles ? __builtin_popcount(out.fp8Lanes[static_cast<size_t>((tile + 1) * out.units + j)]) : 0;
+      const int64_t pair[2] = {tile, tile + 1};
+      if (tile + 1 >= out.tiles) {
+        emitGroup(j, pair, 1);
+      } else if (p0 + p1 <= kTileColumns) {
+        emitGroup(j, pair, 2);
+      } else {
+        emitGroup(j, pair, 1);
+        emitGroup(j, pair + 1, 1);
+      }
+    }
+  }
+  out.fp8Planes.resize(out.fp8Planes.size() + 64, 0);  // padding for full-vector loads
+  out.fp8Planes.shrink_to_fit();
 }
 
 void prepareInt8Activations(Int8Activations& a, int64_t units, int64_t unit) {
@@ -85,24 +142,44 @@ void prepareInt8Activations(Int8Activations& a, int64_t units, int64_t unit) {
   }
 }
 
-// D for one lane, as an integer multiple of 2^-15: FP4 lanes give Σ k·(2w)·2^8, FP8 lanes Σ k·(512e).
+// D for one lane, as an integer multiple of 2^-15: FP4 lanes give Σ k·(2w)·2^8, FP8 lanes Σ k·(512e)
+// through the split of matmul.h (256·Σk·x + Σk·A + 2048·Σk·B − kFp8Bias·Σk).
 static inline int32_t unitDot(const Int8Activations& a, const PackedFp4Weights& b, int64_t m, int64_t tile,
                               int64_t j, int lane) {
   const int8_t* ar = a.codes + m * a.paddedK + j * b.unit;
-  int32_t fp4 = 0;
+  int64_t fp4 = 0;
   for (int64_t i = 0; i < b.unit; i++) {
     const int64_t kk = j * b.unit + i;
     const uint8_t byte = b.nibbles[static_cast<size_t>((tile * b.kGroups + kk / 8) * 64 + 4 * lane + (kk % 8) % 4)];
     const uint8_t c = (kk % 8) < 4 ? byte & 0x0f : byte >> 4;
     fp4 += ar[i] * e2m1AsInt(c);
   }
-  int32_t fp8 = 0;
-  if (b.hasFp8 && ((b.fp8Lanes[static_cast<size_t>(tile * b.units + j)] >> lane) & 1)) {
+  int64_t fp8 = 0;
+  const uint32_t mask = b.hasFp8 ? b.fp8Lanes[static_cast<size_t>(tile * b.units + j)] : 0;
+  if ((mask >> lane) & 1) {
+    const Fp8Place place = fp8Place(b, tile * b.units + j);
+    const int slot = place.first + __builtin_popcount(mask & ((1u << lane) - 1));
+    const uint8_t* group = &b.fp8Planes[static_cast<size_t>(place.offset)];
+    uint32_t present[4];
+    for (int q = 0; q < 4; q++) present[q] = group[2 * q] | (group[2 * q + 1] << 8);
+    const uint8_t* planeB = group + 8;
+    int64_t sum = 0;
     for (int64_t i = 0; i < b.unit; i++) {
-      fp8 += ar[i] * e4m3AsInt(b.fp8Codes[static_cast<size_t>(((tile * b.units + j) * b.unit + i) * kTileColumns + lane)]);
+      const int q = static_cast<int>(i / 4);
+      int64_t aByte = 0;
+      if ((present[q] >> slot) & 1) {
+        int64_t index = 0;  // A dwords of earlier q, then of earlier slots of this q
+        for (int q2 = 0; q2 < q; q2++) index += __builtin_popcount(present[q2]);
+        index += __builtin_popcount(present[q] & ((1u << slot) - 1));
+        aByte = planeB[4 * (4 * place.span + index) + i % 4];
+      }
+      const int64_t w = aByte + (int64_t(planeB[4 * (q * place.span + slot) + i % 4]) << kFp8HighShift);
+      fp8 += ar[i] * w;
+      sum += ar[i];
     }
+    fp8 -= kFp8Bias * sum;
   }
-  return fp4 * 256 + fp8;
+  return static_cast<int32_t>(fp4 * 256 + fp8);
 }
 
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,

@@ -75,6 +75,50 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     expect(Number.isNaN(got[0])).toBe(false);
   });
 
+  it('random shapes (M 1..70, N 1..100, K 1..600), every E2M1 format, extreme blocks: identical bits', () => {
+    let state = 0x2545f491;
+    const next = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return (state >>> 8) % n;
+    };
+    const formats = ['fgmp', 'nvfp4', 'mxfp4'] as const;
+    for (let trial = 0; trial < 40; trial++) {
+      const m = 1 + next(70);
+      const n = 1 + next(100);
+      const k = 1 + next(600);
+      const format = formats[trial % 3];
+      const w = gaussian(n * k, 1000 + trial, 0.05);
+      // Outliers and whole saturated blocks: E4M3 ±448 in FP8 blocks, int8 codes at ±127 in a.
+      for (let i = 0; i < w.length; i += 29 + trial) w[i] *= 40;
+      if (n * k > 64) for (let i = 0; i < 16; i++) w[(trial * 17) % (n * k - 16) + i] = trial % 2 ? -9 : 9;
+      const fp4Fraction = [0, 0.3, 0.7, 1][trial % 4];
+      const b = format === 'fgmp' ? quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction }) : quantize(w, { format, shape: [n, k] });
+      const a = gaussian(m * k, 2000 + trial);
+      if (m * k > 64) for (let i = 0; i < 32; i++) a[(trial * 31) % (m * k - 32) + i] = trial % 2 ? 3 : -3;
+      const bias = trial % 2 ? gaussian(n, trial) : undefined;
+      const want = matmul(a, b, { bias });
+      const got = withBackend(backend, () => matmul(a, b, { bias }));
+      expect(firstBitDifference(got, want), `${format} ${m}×${n}×${k} fp4Fraction ${fp4Fraction}`).toBe(-1);
+    }
+  });
+
+  it('fgmp large enough to split across threads (ranges starting at odd tiles), sync and async: identical bits', async () => {
+    // 61 tiles of 16 columns and ≥ 2M multiply-adds per tile: two threads split them 31 + 30.
+    const [m, n, k] = [64, 976, 2048];
+    const w = gaussian(n * k, 77, 0.03);
+    for (let i = 0; i < w.length; i += 41) w[i] *= 25;
+    const b = quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.7 });
+    const a = gaussian(m * k, 78);
+    const want = matmul(a, b);
+    expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want)).toBe(-1);
+    setBackend(backend as never);
+    try {
+      expect(firstBitDifference(await matmulAsync(a, b), want)).toBe(-1);
+    } finally {
+      setBackend('js');
+    }
+  });
+
   it('matmulAsync gives the same bits and reuses the repacked weights', async () => {
     const [m, n, k] = [9, 48, 512];
     const b = weights('nvfp4', n, k, 11);
