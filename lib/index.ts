@@ -9,3 +9,13 @@ registerBackendLoader('native', loadNativeKernels);
 registerBackendLoader('wasm', loadWasmKernels);
 
 export * from './api.js';
+export { quantizeAsync, type AsyncOptions } from './quantize-async.js';
+export {
+  quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointSummary, type CheckpointProgress, type TensorSummary,
+} from './checkpoint.js';
+export { SafetensorsError, parseSafetensorsBytes, type TensorInfo } from './safetensors/header.js';
+export { SafetensorsFile } from './safetensors/read.js';
+export { SafetensorsWriter, writeSafetensors, type TensorSpec } from './safetensors/write.js';
+export { openCheckpoint } from './safetensors/checkpoint-files.js';
+export { layoutByName, LAYOUT_NAMES, type Layout, type LayoutName } from './layouts/index.js';
+export { readBackTensor } from './layouts/read-back.js';

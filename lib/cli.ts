@@ -1,0 +1,280 @@
+#!/usr/bin/env node
+// The fp4kit command line: `fp4kit quantize` turns a safetensors checkpoint into a quantized one,
+// `fp4kit inspect` shows what a checkpoint holds. Errors are one line, `fp4kit: <file>: <problem>`,
+// exit code 1 (2 for usage errors, 130 when interrupted).
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setBackend, type BackendName } from './index.js';
+import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './checkpoint.js';
+import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
+import { SafetensorsError } from './safetensors/header.js';
+import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
+
+const FORMATS: QuantFormat[] = ['mxfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8', 'nvfp4', 'fgmp'];
+
+const USAGE = `usage:
+  fp4kit quantize <in> -o <out> --format <fmt> [--layout <layout>] [--fisher <file.safetensors> --fp4-fraction 0.7]
+                  [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
+                  [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
+  fp4kit inspect <dir|file> [--json]
+
+formats: ${FORMATS.join(', ')}
+layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
+
+class UsageError extends Error {}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`fp4kit: ${message}\n`);
+  if (code === 2) process.stderr.write(`${USAGE}\n`);
+  process.exit(code);
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  return `${v.toFixed(v >= 100 || u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(0)}s`;
+  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+/** A progress bar on a terminal; one line every few seconds otherwise. */
+function progressPrinter(): { update: (p: CheckpointProgress) => void; done: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  let lastPercent = -1;
+  const line = (p: CheckpointProgress) => {
+    const frac = p.bytesTotal === 0 ? 1 : p.bytesDone / p.bytesTotal;
+    const rate = p.elapsedSeconds > 0 ? p.bytesDone / p.elapsedSeconds : 0;
+    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
+    return { frac, text: `${human(p.bytesDone)}/${human(p.bytesTotal)}  ${p.tensorsDone}/${p.tensorCount} tensors  ${human(rate)}/s  ETA ${duration(eta)}` };
+  };
+  return {
+    update(p) {
+      const { frac, text } = line(p);
+      const now = Date.now();
+      if (tty) {
+        if (now - lastLine < 100 && p.tensorsDone !== p.tensorCount) return;
+        lastLine = now;
+        const width = 24;
+        const filled = Math.round(frac * width);
+        const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+        process.stderr.write(`\r\x1b[K${bar} ${(frac * 100).toFixed(0).padStart(3)}%  ${text}`);
+      } else {
+        const percent = Math.floor(frac * 10) * 10;
+        if (percent === lastPercent && now - lastLine < 5000) return;
+        lastPercent = percent;
+        lastLine = now;
+        process.stderr.write(`fp4kit: ${(frac * 100).toFixed(0)}%  ${text}\n`);
+      }
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+function printQuantizeSummary(s: CheckpointSummary): void {
+  const q = s.tensors.filter((t) => t.action === 'quantized');
+  const worst = q.reduce((a, t) => Math.max(a, t.relRmse ?? 0), 0);
+  const elements = q.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const bits = elements === 0 ? 0 : q.reduce((a, t) => a + t.outputBytes * 8, 0) / elements;
+  process.stdout.write(
+    `${s.output}: ${q.length} tensors quantized to ${s.format} (${s.layout} layout, ${bits.toFixed(3)} bits/element), ${s.copied} copied\n` +
+      `  ${human(s.inputBytes)} → ${human(s.outputBytes)} in ${s.seconds.toFixed(2)} s (${human(s.inputBytes / Math.max(s.seconds, 1e-9))}/s, ${s.backend} backend)\n` +
+      (q.length > 0 ? `  worst relative RMSE ${worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n` : ''),
+  );
+}
+
+async function runQuantize(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        output: { type: 'string', short: 'o' },
+        format: { type: 'string', short: 'f' },
+        layout: { type: 'string', short: 'l' },
+        fisher: { type: 'string' },
+        'fp4-fraction': { type: 'string' },
+        only: { type: 'string' },
+        skip: { type: 'string' },
+        rounding: { type: 'string' },
+        seed: { type: 'string' },
+        'scale-rule': { type: 'string' },
+        'input-scale': { type: 'string' },
+        'no-error-stats': { type: 'boolean' },
+        json: { type: 'boolean' },
+        backend: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'quantize needs an input checkpoint' : `quantize takes one input, got ${positionals.length}`);
+  if (!v.output) throw new UsageError('quantize needs an output folder: -o <out>');
+  if (!v.format) throw new UsageError('quantize needs --format');
+  if (!FORMATS.includes(v.format as QuantFormat)) throw new UsageError(`unknown format ${JSON.stringify(v.format)}; expected one of ${FORMATS.join(', ')}`);
+  const layout = (v.layout ?? 'fp4kit') as LayoutName;
+  let layoutFormats: readonly QuantFormat[];
+  try {
+    layoutFormats = layoutByName(layout).formats;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (!layoutFormats.includes(v.format as QuantFormat)) throw new UsageError(`the ${layout} layout holds ${layoutFormats.join(', ')}, not ${v.format}`);
+  if (v.fisher !== undefined && v.format !== 'fgmp') throw new UsageError('--fisher applies to --format fgmp only');
+  const number = (flag: string, s: string | undefined, ok: (x: number) => boolean): number | undefined => {
+    if (s === undefined) return undefined;
+    const x = Number(s);
+    if (s.trim() === '' || !ok(x)) throw new UsageError(`${flag}: invalid value ${JSON.stringify(s)}`);
+    return x;
+  };
+  const options: CheckpointOptions = {
+    format: v.format as QuantFormat,
+    layout,
+    fisher: v.fisher,
+    fp4Fraction: number('--fp4-fraction', v['fp4-fraction'], (x) => x >= 0 && x <= 1),
+    rounding: v.rounding as CheckpointOptions['rounding'],
+    seed: number('--seed', v.seed, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32),
+    scaleRule: v['scale-rule'] as CheckpointOptions['scaleRule'],
+    inputScale: number('--input-scale', v['input-scale'], (x) => x > 0 && Number.isFinite(x)),
+    measureError: !v['no-error-stats'],
+  };
+  if (options.rounding !== undefined && options.rounding !== 'nearest' && options.rounding !== 'stochastic') throw new UsageError(`--rounding: expected nearest or stochastic`);
+  if (options.scaleRule !== undefined && options.scaleRule !== 'floor' && options.scaleRule !== 'ceil') throw new UsageError(`--scale-rule: expected floor or ceil`);
+  for (const flag of ['only', 'skip'] as const) {
+    const src = v[flag];
+    if (src === undefined) continue;
+    try {
+      options[flag] = new RegExp(src);
+    } catch (err) {
+      throw new UsageError(`--${flag}: invalid regular expression (${(err as Error).message})`);
+    }
+  }
+  if (v.backend !== undefined) {
+    if (!['native', 'wasm', 'js'].includes(v.backend)) throw new UsageError(`--backend: expected native, wasm or js`);
+    setBackend(v.backend as BackendName);
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130); // a second Ctrl-C: leave now (temporary files may remain)
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = progressPrinter();
+  try {
+    const summary = await quantizeCheckpoint(positionals[0], v.output, options, progress.update, controller.signal);
+    progress.done();
+    if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else printQuantizeSummary(summary);
+    return 0;
+  } catch (err) {
+    progress.done();
+    if (controller.signal.aborted) {
+      process.stderr.write(`fp4kit: ${v.output}: interrupted; no output file was left under its final name\n`);
+      return 130;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+async function runInspect(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint folder or file');
+  const target = positionals[0];
+  const ckpt = await openCheckpoint(target);
+  try {
+    const dir = existsSync(target) && statSync(target).isDirectory() ? target : dirname(target);
+    const summaryPath = join(dir, SUMMARY_NAME);
+    const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as CheckpointSummary) : null;
+    let quantConfig: unknown = null;
+    try {
+      quantConfig = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_config?: unknown }).quantization_config ?? null;
+    } catch { /* no config.json */ }
+    const stored = ckpt.shards.flatMap((s) => s.tensors.map((t) => ({ file: s.path, ...t, bytes: t.end - t.begin })));
+    const totalBytes = stored.reduce((a, t) => a + t.bytes, 0);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ path: target, files: ckpt.shards.map((s) => s.path), totalBytes, quantizationConfig: quantConfig, summary, tensors: stored.map(({ name, dtype, shape, bytes }) => ({ name, dtype, shape, bytes })) }, null, 2)}\n`);
+      return 0;
+    }
+    const out: string[] = [];
+    out.push(`${target}: ${ckpt.shards.length} file(s), ${stored.length} stored tensors, ${human(totalBytes)}`);
+    if (quantConfig && typeof quantConfig === 'object') {
+      const qc = quantConfig as Record<string, unknown>;
+      out.push(`quantization_config: quant_method=${String(qc.quant_method)}${qc.format ? ` format=${String(qc.format)}` : ''}${qc.quant_algo ? ` quant_algo=${String(qc.quant_algo)}` : ''}`);
+    }
+    if (summary) {
+      out.push(`fp4kit summary: ${summary.format} in the ${summary.layout} layout, from ${summary.input} (${human(summary.inputBytes)} → ${human(summary.outputBytes)})`);
+      const w = Math.min(60, Math.max(6, ...summary.tensors.map((t) => t.name.length)));
+      out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  max |err|`);
+      for (const t of summary.tensors) {
+        const fmt = t.action === 'quantized' ? t.format! : t.dtype.toLowerCase();
+        const bits = ((t.outputBytes * 8) / Math.max(1, t.shape.reduce((a, b) => a * b, 1))).toFixed(3);
+        const err = t.relRmse !== undefined ? t.relRmse.toExponential(3) : '-';
+        const maxErr = t.maxAbsError !== undefined ? t.maxAbsError.toExponential(3) : '-';
+        out.push(`${pad(t.name, w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
+      }
+    } else {
+      const w = Math.min(60, Math.max(6, ...stored.map((t) => t.name.length)));
+      out.push(`${pad('tensor', w)}  ${pad('dtype', 8)}  ${pad('shape', 16)}  bytes`);
+      for (const t of stored) out.push(`${pad(t.name, w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined) throw new UsageError('missing command');
+    if (command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (command === 'quantize') return await runQuantize(rest);
+    if (command === 'inspect') return await runInspect(rest);
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, 2);
+    if (err instanceof SafetensorsError) fail(err.message, 1);
+    const e = err as NodeJS.ErrnoException;
+    if (e && e.code && e.path) fail(`${e.path}: ${e.code === 'ENOENT' ? 'no such file or folder' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ENOSPC' ? 'no space left on device' : e.message}`, 1);
+    fail(e instanceof Error ? e.message : String(e), 1);
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  // Let stdout drain before exiting (piped output).
+  process.exitCode = code;
+});
+

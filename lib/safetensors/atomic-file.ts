@@ -1,0 +1,87 @@
+// A file written under a temporary name in its target folder and renamed into place only when
+// complete (after fsync), so an interrupted run never leaves a partial file under the final name.
+
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+export function tempNameFor(finalPath: string): string {
+  return join(dirname(finalPath), `${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+export class AtomicFile {
+  readonly finalPath: string;
+  readonly tempPath: string;
+  private handle: FileHandle | null;
+  private position = 0;
+
+  private constructor(finalPath: string, tempPath: string, handle: FileHandle) {
+    this.finalPath = finalPath;
+    this.tempPath = tempPath;
+    this.handle = handle;
+  }
+
+  static async create(finalPath: string): Promise<AtomicFile> {
+    const tempPath = tempNameFor(finalPath);
+    const handle = await open(tempPath, 'wx');
+    return new AtomicFile(finalPath, tempPath, handle);
+  }
+
+  get bytesWritten(): number {
+    return this.position;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (!this.handle) throw new Error(`${this.finalPath}: write after close`);
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.position);
+      done += bytesWritten;
+      this.position += bytesWritten;
+    }
+  }
+
+  private finished = false;
+
+  /** fsync and close; the file stays under its temporary name until publish(). */
+  async finish(): Promise<void> {
+    if (!this.handle) throw new Error(`${this.finalPath}: finish after close`);
+    const h = this.handle;
+    this.handle = null;
+    await h.sync();
+    await h.close();
+    this.finished = true;
+  }
+
+  /** Rename the finished file into place. */
+  async publish(): Promise<void> {
+    if (!this.finished) throw new Error(`${this.finalPath}: publish before finish`);
+    await rename(this.tempPath, this.finalPath);
+    this.finished = false;
+  }
+
+  /** fsync, close and rename into place. */
+  async commit(): Promise<void> {
+    await this.finish();
+    await this.publish();
+  }
+
+  /** Close and delete the temporary file; safe to call more than once. */
+  async abort(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    if (h) await h.close().catch(() => {});
+    await unlink(this.tempPath).catch(() => {});
+  }
+}
+
+export async function writeFileAtomic(finalPath: string, contents: string | Uint8Array): Promise<void> {
+  const f = await AtomicFile.create(finalPath);
+  try {
+    await f.write(typeof contents === 'string' ? new TextEncoder().encode(contents) : contents);
+    await f.commit();
+  } catch (err) {
+    await f.abort();
+    throw err;
+  }
+}

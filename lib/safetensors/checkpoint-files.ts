@@ -1,0 +1,99 @@
+// Finding the safetensors files of a checkpoint: one file, a folder with
+// model.safetensors.index.json (sharded: every shard it names must exist and hold exactly the
+// tensors the index assigns to it), or a folder of *.safetensors files.
+
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { SafetensorsError } from './header.js';
+import { SafetensorsFile } from './read.js';
+
+export const INDEX_NAME = 'model.safetensors.index.json';
+
+export interface CheckpointFiles {
+  /** The input folder (or the folder holding the single input file). */
+  dir: string;
+  /** The input was sharded with an index file. */
+  indexed: boolean;
+  /** The index's own metadata (e.g. total_size), when indexed. */
+  indexMetadata: Record<string, unknown>;
+  shards: SafetensorsFile[];
+}
+
+export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
+  let stat;
+  try {
+    stat = statSync(input);
+  } catch {
+    throw new SafetensorsError(input, 'no such file or folder');
+  }
+  if (stat.isFile()) {
+    const f = await SafetensorsFile.open(input);
+    return { dir: join(input, '..'), indexed: false, indexMetadata: {}, shards: [f] };
+  }
+  const indexPath = join(input, INDEX_NAME);
+  if (existsSync(indexPath)) return openIndexed(input, indexPath);
+  const names = readdirSync(input).filter((n) => n.endsWith('.safetensors')).sort();
+  if (names.length === 0) throw new SafetensorsError(input, 'no .safetensors files in this folder');
+  const shards = await openAll(names.map((n) => join(input, n)));
+  checkUniqueNames(shards);
+  return { dir: input, indexed: false, indexMetadata: {}, shards };
+}
+
+async function openIndexed(dir: string, indexPath: string): Promise<CheckpointFiles> {
+  let index: unknown;
+  try {
+    index = JSON.parse(readFileSync(indexPath, 'utf8'));
+  } catch (err) {
+    throw new SafetensorsError(indexPath, `index is not JSON (${(err as Error).message})`);
+  }
+  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
+  if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
+    throw new SafetensorsError(indexPath, 'index has no "weight_map" object');
+  }
+  const byFile = new Map<string, Set<string>>();
+  for (const [tensor, file] of Object.entries(weightMap as Record<string, unknown>)) {
+    if (typeof file !== 'string' || file !== basename(file)) throw new SafetensorsError(indexPath, `weight_map entry for ${tensor} is not a file name in this folder`);
+    if (!byFile.has(file)) byFile.set(file, new Set());
+    byFile.get(file)!.add(tensor);
+  }
+  const files = [...byFile.keys()].sort();
+  for (const f of files) if (!existsSync(join(dir, f))) throw new SafetensorsError(indexPath, `missing shard ${f}`);
+  const shards = await openAll(files.map((f) => join(dir, f)));
+  for (const s of shards) {
+    const expected = byFile.get(basename(s.path))!;
+    for (const t of s.tensors) {
+      if (!expected.has(t.name)) throw new SafetensorsError(s.path, `tensor ${t.name} is not assigned to this shard by ${INDEX_NAME}`);
+    }
+    const present = new Set(s.tensors.map((t) => t.name));
+    for (const name of expected) if (!present.has(name)) throw new SafetensorsError(s.path, `tensor ${name}, listed in ${INDEX_NAME}, is missing`);
+  }
+  checkUniqueNames(shards);
+  const metadata = (index as { metadata?: unknown }).metadata;
+  return { dir, indexed: true, indexMetadata: metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : {}, shards };
+}
+
+async function openAll(paths: string[]): Promise<SafetensorsFile[]> {
+  const opened: SafetensorsFile[] = [];
+  try {
+    for (const p of paths) opened.push(await SafetensorsFile.open(p));
+  } catch (err) {
+    await Promise.all(opened.map((f) => f.close()));
+    throw err;
+  }
+  return opened;
+}
+
+function checkUniqueNames(shards: SafetensorsFile[]): void {
+  const owner = new Map<string, string>();
+  for (const s of shards) {
+    for (const t of s.tensors) {
+      const prev = owner.get(t.name);
+      if (prev !== undefined) throw new SafetensorsError(s.path, `duplicate tensor name ${t.name} (also in ${basename(prev)})`);
+      owner.set(t.name, s.path);
+    }
+  }
+}
+
+export async function closeCheckpoint(c: CheckpointFiles): Promise<void> {
+  await Promise.all(c.shards.map((s) => s.close()));
+}

@@ -1,0 +1,166 @@
+// A strict parser for the safetensors header: 8-byte little-endian header length, a JSON object
+// of tensors { dtype, shape, data_offsets } plus an optional "__metadata__" string map, then the
+// data section. Anything a loader could misread is rejected with one message naming the file and
+// the problem (SafetensorsError), never a crash or a silent guess.
+
+import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
+
+/** Headers beyond this are refused before reading them (real headers are < 10 MB). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export class SafetensorsError extends Error {
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = 'SafetensorsError';
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Byte range inside the data section (after the header). */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** Tensors in data-offset order. */
+  tensors: TensorInfo[];
+  metadata: Record<string, string>;
+  /** Absolute file offset of the data section: 8 + header length. */
+  dataStart: number;
+}
+
+/** Reads the 8-byte prefix: the header length, checked against the file size. */
+export function headerLength(file: string, prefix: Uint8Array, fileSize: number): number {
+  if (fileSize < 8) throw new SafetensorsError(file, `truncated file: ${fileSize} bytes, shorter than the 8-byte header length`);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
+  const n = view.getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} is absurdly large (limit ${MAX_HEADER_BYTES} bytes)`);
+  const len = Number(n);
+  if (8 + len > fileSize) throw new SafetensorsError(file, `header length ${len} is larger than the file (${fileSize} bytes): truncated file?`);
+  if (len < 2) throw new SafetensorsError(file, `header of ${len} bytes is not JSON`);
+  return len;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Top-level keys of a JSON object text in order, duplicates included (JSON.parse keeps only the
+ * last of duplicate keys, which would hide a tensor). The text must already be valid JSON.
+ */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      expectKey = false;
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      depth++;
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    } else if (c === 0x2c /* , */ && depth === 1) {
+      expectKey = true;
+    }
+  }
+  return keys;
+}
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** Parse and validate header bytes (without the 8-byte prefix) of a file of `fileSize` bytes. */
+export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): SafetensorsHeader {
+  const dataStart = 8 + bytes.length;
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new SafetensorsError(file, 'header is not JSON (invalid UTF-8)');
+  }
+  if (text.charCodeAt(0) !== 0x7b) throw new SafetensorsError(file, 'header is not JSON (does not start with "{")');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new SafetensorsError(file, `header is not JSON (${(err as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SafetensorsError(file, 'header is not a JSON object');
+  const keys = topLevelKeys(text);
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k)) throw new SafetensorsError(file, `duplicate tensor name ${describe(k)}`);
+    seen.add(k);
+  }
+
+  const entries = parsed as Record<string, unknown>;
+  const metadata: Record<string, string> = {};
+  const tensors: TensorInfo[] = [];
+  const dataSize = fileSize - dataStart;
+  for (const name of Object.keys(entries)) {
+    const e = entries[name];
+    if (name === '__metadata__') {
+      if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
+      for (const [k, v] of Object.entries(e as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__ value of ${describe(k)} is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const what = `tensor ${describe(name)}`;
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, `${what}: entry is not an object`);
+    const { dtype, shape, data_offsets: offsets, ...extra } = e as Record<string, unknown>;
+    const extraKeys = Object.keys(extra);
+    if (extraKeys.length > 0) throw new SafetensorsError(file, `${what}: unexpected field ${describe(extraKeys[0])}`);
+    if (!isKnownDtype(dtype)) throw new SafetensorsError(file, `${what}: unknown dtype ${describe(dtype)}`);
+    if (!Array.isArray(shape)) throw new SafetensorsError(file, `${what}: shape is not an array`);
+    let count = 1;
+    for (const d of shape) {
+      if (!Number.isSafeInteger(d) || (d as number) < 0) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} has an invalid dimension`);
+      count *= d as number;
+      if (!Number.isSafeInteger(count)) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} is too large`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+      throw new SafetensorsError(file, `${what}: data_offsets must be [begin, end] non-negative integers, got ${describe(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) throw new SafetensorsError(file, `${what}: data_offsets [${begin}, ${end}] end before they begin`);
+    if (end > dataSize) {
+      throw new SafetensorsError(file, `${what}: data_offsets [${begin}, ${end}] out of range: the data section holds ${dataSize} bytes (truncated file?)`);
+    }
+    const bytesNeeded = count * SAFETENSORS_DTYPE_BYTES[dtype];
+    if (end - begin !== bytesNeeded) {
+      throw new SafetensorsError(file, `${what}: ${end - begin} bytes but ${dtype} × [${shape.join(', ')}] needs ${bytesNeeded}`);
+    }
+    tensors.push({ name, dtype, shape: shape as number[], begin, end });
+  }
+  tensors.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  for (const t of tensors) {
+    if (t.begin < cursor) throw new SafetensorsError(file, `tensor ${describe(t.name)}: data_offsets [${t.begin}, ${t.end}] overlap the previous tensor (ends at ${cursor})`);
+    if (t.begin > cursor) throw new SafetensorsError(file, `tensor ${describe(t.name)}: data_offsets [${t.begin}, ${t.end}] leave a gap of ${t.begin - cursor} bytes at ${cursor}`);
+    cursor = t.end;
+  }
+  if (cursor !== dataSize) throw new SafetensorsError(file, `tensors cover ${cursor} bytes of the ${dataSize}-byte data section`);
+  return { tensors, metadata, dataStart };
+}
+
+/** Parse a whole safetensors file held in memory (tests, small files). */
+export function parseSafetensorsBytes(file: string, bytes: Uint8Array): SafetensorsHeader {
+  const len = headerLength(file, bytes.subarray(0, 8), bytes.length);
+  return parseHeader(file, bytes.subarray(8, 8 + len), bytes.length);
+}

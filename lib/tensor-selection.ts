@@ -1,0 +1,38 @@
+// Which tensors of a checkpoint get quantized. Default: 2-D float weights whose name ends in
+// ".weight" (Linear layers), except embeddings, norms and lm_head, which models are most sensitive
+// to and which loaders expect unquantized. `only` narrows the choice to names matching a regex
+// (and lifts the default name rules); `skip` removes names matching a regex. Everything else is
+// copied through unchanged.
+
+import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
+
+export interface SelectionRules {
+  only?: RegExp;
+  skip?: RegExp;
+}
+
+const DEFAULT_EXCLUDED = /(embed|norm|lm_head)/i;
+
+/** null when the tensor is quantized, else why it is copied through. */
+export function copyReason(name: string, dtype: string, shape: number[], rules: SelectionRules): string | null {
+  if (!QUANTIZABLE_DTYPES.has(dtype)) return `dtype ${dtype} is not F32/F16/BF16`;
+  if (rules.skip && rules.skip.test(name)) return 'matches --skip';
+  if (rules.only) {
+    if (!rules.only.test(name)) return 'does not match --only';
+    if (shape.length < 2) return 'fewer than 2 dimensions';
+    return null;
+  }
+  if (shape.length !== 2) return 'not a 2-D weight';
+  if (!name.endsWith('.weight')) return 'name does not end in .weight';
+  if (DEFAULT_EXCLUDED.test(name)) return 'embedding, norm or lm_head (kept by default)';
+  return null;
+}
+
+/** Parse a user regex, with the flag name in the error. */
+export function parseRegex(flag: string, source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new RangeError(`${flag}: invalid regular expression ${JSON.stringify(source)} (${(err as Error).message})`);
+  }
+}

@@ -1,0 +1,124 @@
+// The fp4kit command line, spawned as a user runs it (node --import tsx lib/cli.ts): exit codes,
+// --json summary, inspect, one-line errors, and Ctrl-C (SIGINT) leaving no output behind.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSafetensors } from '../lib/safetensors/write.js';
+
+const repo = join(__dirname, '..');
+const tiny = join(repo, 'examples', 'tiny-model');
+const root = mkdtempSync(join(tmpdir(), 'fp4kit-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), ...args], {
+    cwd: repo, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('fp4kit quantize / inspect', () => {
+  it('quantizes the bundled model with --json and inspect reads it back', () => {
+    const out = join(root, 'nvfp4');
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4', '--layout', 'compressed-tensors', '--json']);
+    expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('fp4kit: ') )).toEqual([]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ tool: 'fp4kit', format: 'nvfp4', layout: 'compressed-tensors', quantized: 14, copied: 7 });
+    for (const t of summary.tensors) {
+      if (t.action === 'quantized') {
+        expect(t.relRmse).toBeGreaterThan(0.01);
+        expect(t.relRmse).toBeLessThan(0.2);
+        expect(t.maxAbsError).toBeGreaterThan(0);
+        expect(t.bitsPerElement).toBeCloseTo(4.5, 1);
+      }
+    }
+    // Not a TTY: quiet line-based progress on stderr.
+    expect(r.stderr).toMatch(/^fp4kit: 100% .* 21\/21 tensors/m);
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'fp4kit-summary.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+
+    const i = cli(['inspect', out]);
+    expect(i.code).toBe(0);
+    expect(i.stdout).toMatch(/quant_method=compressed-tensors format=nvfp4-pack-quantized/);
+    expect(i.stdout).toMatch(/model\.layers\.0\.mlp\.down_proj\.weight\s+nvfp4\s+\[128, 384\]\s+4\.50\d\s+\d\.\d+e-2/);
+    const ij = cli(['inspect', out, '--json']);
+    expect(JSON.parse(ij.stdout).summary.format).toBe('nvfp4');
+  });
+
+  it('fgmp with a Fisher file and the js backend', async () => {
+    const fisher = join(root, 'fisher.safetensors');
+    const f = new Float32Array(384).fill(1);
+    f[3] = 100;
+    await writeSafetensors(fisher, [{ name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F32', shape: [384], data: new Uint8Array(f.buffer) }]);
+    const out = join(root, 'fgmp');
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'fgmp', '--fisher', fisher, '--fp4-fraction', '0.7', '--only', 'layers\\.0\\.mlp', '--json', '--backend', 'js']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.backend).toBe('js');
+    expect(s.quantized).toBe(3);
+    for (const t of s.tensors.filter((x: { action: string }) => x.action === 'quantized')) expect(t.fp4Fraction).toBeCloseTo(0.7, 2);
+  });
+
+  it('usage errors exit 2', () => {
+    for (const args of [[], ['quantize', tiny], ['quantize', tiny, '-o', join(root, 'u')], ['quantize', tiny, '-o', join(root, 'u'), '--format', 'fp5'],
+      ['quantize', tiny, '-o', join(root, 'u'), '--format', 'mxfp4', '--layout', 'modelopt'], ['quantize', tiny, '-o', join(root, 'u'), '--format', 'nvfp4', '--only', '('],
+      ['frobnicate'], ['quantize', tiny, '-o', join(root, 'u'), '--format', 'nvfp4', '--bogus']]) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^fp4kit: /);
+      expect(r.stderr).toMatch(/usage:/);
+    }
+  });
+
+  it('malformed input: one line naming the file, exit 1', () => {
+    const d = join(root, 'bad');
+    mkdirSync(d);
+    const bad = join(d, 'model.safetensors');
+    writeFileSync(bad, Buffer.from([1, 2, 3]));
+    const r = cli(['quantize', bad, '-o', join(root, 'bad-out'), '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`fp4kit: ${bad}: truncated file: 3 bytes, shorter than the 8-byte header length\n`);
+    const m = cli(['inspect', join(root, 'does-not-exist')]);
+    expect(m.code).toBe(1);
+    expect(m.stderr.trim().split('\n')).toHaveLength(1);
+    expect(m.stderr).toMatch(/does-not-exist: no such file or folder/);
+  });
+});
+
+describe('Ctrl-C', () => {
+  let big = '';
+  beforeAll(async () => {
+    // Enough work on the js backend to be interrupted mid-run: 16 tensors of 1M elements.
+    big = join(root, 'big');
+    mkdirSync(big);
+    const tensors = [];
+    for (let i = 0; i < 16; i++) {
+      const h = new Uint16Array(1024 * 1024);
+      for (let j = 0; j < h.length; j++) h[j] = 0x3c00 + ((j * 2654435761 + i) >>> 22); // bf16 values in [2^-7, 2^-6)·k
+      tensors.push({ name: `layers.${i}.proj.weight`, dtype: 'BF16', shape: [1024, 1024], data: new Uint8Array(h.buffer) });
+    }
+    await writeSafetensors(join(big, 'model.safetensors'), tensors);
+  });
+
+  it('SIGINT aborts, removes partial files, exits 130', async () => {
+    const out = join(root, 'interrupted');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), 'quantize', big, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      // Interrupt once the first tensor is done (a temporary file exists by then).
+      if (!sent && /\b([1-9]|1[0-4])\/16 tensors/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/interrupted; no output file was left under its final name/);
+    expect(readdirSync(out)).toEqual([]);
+  });
+});
