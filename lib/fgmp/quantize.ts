@@ -197,6 +197,21 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
   return assemble(p, c, mask, selection.threshold, selection.tiesTaken);
 }
 
+const BITS_SET = Uint8Array.from({ length: 256 }, (_, v) => {
+  let n = 0;
+  for (let x = v; x !== 0; x &= x - 1) n++;
+  return n;
+});
+
+/** FP8 blocks among the first `blocks` mask bits, a byte at a time (this runs on every matmul). */
+function countFp8Blocks(mask: Uint8Array, blocks: number): number {
+  const whole = blocks >> 3;
+  let n = 0;
+  for (let i = 0; i < whole; i++) n += BITS_SET[mask[i]];
+  if ((blocks & 7) !== 0) n += BITS_SET[mask[whole] & ((1 << (blocks & 7)) - 1)];
+  return n;
+}
+
 /** Check the internal consistency of an FGMP tensor (sizes derived from its mask). */
 export function checkFgmpTensor(fn: string, q: FgmpTensor): { rows: number; cols: number; blocksPerRow: number } {
   if (!Array.isArray(q.shape)) throw new TypeError(`${fn}: fgmp tensor has no shape`);
@@ -207,8 +222,7 @@ export function checkFgmpTensor(fn: string, q: FgmpTensor): { rows: number; cols
   if (!(q.mask instanceof Uint8Array) || q.mask.length !== Math.ceil(blocks / 8)) {
     throw new RangeError(`${fn}: mask must hold ${Math.ceil(blocks / 8)} bytes for ${blocks} blocks`);
   }
-  let fp8 = 0;
-  for (let b = 0; b < blocks; b++) if (isFp8Block(q.mask, b)) fp8++;
+  const fp8 = countFp8Blocks(q.mask, blocks);
   const fp4 = blocks - fp8;
   if (!(q.data instanceof Uint8Array) || q.data.length !== fp4 * 8 + fp8 * 16) {
     throw new RangeError(`${fn}: data must hold ${fp4 * 8 + fp8 * 16} bytes for ${fp4} FP4 and ${fp8} FP8 blocks`);
