@@ -8,9 +8,8 @@
 
 import { copyFile, mkdir, open, readdir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-// The Node entry point registers the native and wasm backends; importing this module alone
-// (without lib/index.ts) must not silently fall back to the slow reference backend.
-import './index.js';
+// Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
+import './node-backends.js';
 import { getBackend, getKernels } from './backend.js';
 import { DtypeId, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
 import { dequantize, type QuantizedTensor } from './quantize.js';
