@@ -15,5 +15,5 @@ export {
 } from './formats.js';
 export { matmul, matmulAsync, type MatmulOptions, type MatmulOperand } from './matmul.js';
 export { fgmpImpacts, fgmpBitsPerElement, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
-export { selectThreshold, assignPrecision, type Selection } from './fgmp/select.js';
+export { selectThreshold, assignPrecision, forTensor, type Selection } from './fgmp/select.js';
 export { quantizeFgmpActivations, calibrateFgmpActivations, type FgmpActivationOptions } from './fgmp/activations.js';

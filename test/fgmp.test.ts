@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeFgmpActivations,
-  selectThreshold, assignPrecision, type FgmpTensor,
+  selectThreshold, assignPrecision, forTensor, type FgmpTensor,
 } from '../lib/index.js';
 import { quickselect, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
 import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
@@ -175,5 +175,34 @@ describe('fgmp activations (online precision)', () => {
       for (let b = 0; b < impacts.length; b++) expect(isFp8Block(q.mask, b)).toBe(impacts[b] > threshold);
     }
     expect(Math.abs(fp4 / blocks - 0.7)).toBeLessThan(0.05);
+  });
+});
+
+describe('a model-wide selection applied tensor by tensor', () => {
+  it('gives each tensor its own share of the ties, so the total FP4 count is exact', () => {
+    // Many equal impacts across three tensors: per-tensor quantization must not take the ties twice.
+    const tensors = [new Float64Array(100).fill(1), new Float64Array(50).fill(1), Float64Array.from({ length: 80 }, (_, i) => (i % 2 ? 1 : 0.5))];
+    const sel = selectThreshold(tensors, 0.5);
+    expect(sel.fp4Blocks).toBe(115);
+    expect(sel.ties.reduce((a, b) => a + b, 0)).toBe(sel.tiesTaken);
+    const perTensor = tensors.map((t, i) => assignPrecision([t], forTensor(sel, i))[0]);
+    const joint = assignPrecision(tensors, sel);
+    let fp4 = 0;
+    tensors.forEach((t, i) => {
+      expect(Array.from(perTensor[i])).toEqual(Array.from(joint[i]));
+      fp4 += t.length - countFp8Blocks(perTensor[i], t.length);
+    });
+    expect(fp4).toBe(115);
+    expect(() => forTensor(sel, 3)).toThrow(RangeError);
+  });
+
+  it('quantize(fgmp) with forTensor(selection, i) hits the model-wide FP4 count', () => {
+    const w1 = gaussian(16 * 64, 1, 0.01), w2 = gaussian(16 * 64, 2, 0.01);
+    const zeros = new Float32Array(16 * 64); // all-zero Fisher: every impact ties at 0
+    const opts = (w: Float32Array) => ({ format: 'fgmp' as const, shape: [16, 64], fisher: zeros });
+    const sel = selectThreshold([fgmpImpacts(w1, opts(w1)), fgmpImpacts(w2, opts(w2))], 0.3);
+    const q1 = quantize(w1, { ...opts(w1), selection: forTensor(sel, 0) });
+    const q2 = quantize(w2, { ...opts(w2), selection: forTensor(sel, 1) });
+    expect(Math.round(q1.fp4Fraction * 64) + Math.round(q2.fp4Fraction * 64)).toBe(sel.fp4Blocks);
   });
 });

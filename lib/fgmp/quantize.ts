@@ -20,7 +20,7 @@ import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
 } from './blocks.js';
-import { assignPrecision, isFp8Block, selectThreshold, type Selection } from './select.js';
+import { assignPrecision, countFp8Blocks, isFp8Block, selectThreshold, type Selection } from './select.js';
 
 export interface FgmpOptions {
   shape?: number[];
@@ -30,7 +30,8 @@ export interface FgmpOptions {
   fisher?: Float32Array;
   /** Target fraction of FP4 blocks (default 0.7). Ignored when `selection` or `mask` is given. */
   fp4Fraction?: number;
-  /** A model-wide threshold from selectThreshold(); applies it instead of a per-tensor target. */
+  /** A model-wide threshold: `forTensor(selectThreshold(allImpacts, p), i)` for tensor i (its own
+   *  share of the ties); applies it instead of a per-tensor target. */
   selection?: Pick<Selection, 'threshold' | 'tiesTaken'>;
   /** An explicit precision mask (bit set = FP8), e.g. for baselines. */
   mask?: Uint8Array;
@@ -195,21 +196,6 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
   }
   const [mask] = assignPrecision([c.impacts], selection);
   return assemble(p, c, mask, selection.threshold, selection.tiesTaken);
-}
-
-const BITS_SET = Uint8Array.from({ length: 256 }, (_, v) => {
-  let n = 0;
-  for (let x = v; x !== 0; x &= x - 1) n++;
-  return n;
-});
-
-/** FP8 blocks among the first `blocks` mask bits, a byte at a time (this runs on every matmul). */
-function countFp8Blocks(mask: Uint8Array, blocks: number): number {
-  const whole = blocks >> 3;
-  let n = 0;
-  for (let i = 0; i < whole; i++) n += BITS_SET[mask[i]];
-  if ((blocks & 7) !== 0) n += BITS_SET[mask[whole] & ((1 << (blocks & 7)) - 1)];
-  return n;
 }
 
 /** Check the internal consistency of an FGMP tensor (sizes derived from its mask). */

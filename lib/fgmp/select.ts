@@ -9,6 +9,17 @@ export interface Selection {
   tiesTaken: number;
   /** Number of FP4 blocks. */
   fp4Blocks: number;
+  /** How many of the ties each tensor takes (in the order given): quantize tensor i of a
+   *  model-wide selection with `selection: forTensor(selection, i)`, so ties are not taken twice. */
+  ties: number[];
+}
+
+/** The part of a model-wide selection that applies to tensor `index` (its own share of ties). */
+export function forTensor(selection: Selection, index: number): Pick<Selection, 'threshold' | 'tiesTaken'> {
+  if (!Number.isInteger(index) || index < 0 || index >= selection.ties.length) {
+    throw new RangeError(`forTensor: index must be an integer in [0, ${selection.ties.length}), got ${String(index)}`);
+  }
+  return { threshold: selection.threshold, tiesTaken: selection.ties[index] };
 }
 
 /** k-th smallest value (0-based) of `values`, in expected linear time; `values` is reordered. */
@@ -49,7 +60,7 @@ export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: numbe
   let total = 0;
   for (const t of impacts) total += t.length;
   const fp4Blocks = Math.round(fp4Fraction * total);
-  if (fp4Blocks === 0) return { threshold: -Infinity, tiesTaken: 0, fp4Blocks: 0 };
+  if (fp4Blocks === 0) return { threshold: -Infinity, tiesTaken: 0, fp4Blocks: 0, ties: impacts.map(() => 0) };
   const all = new Float64Array(total);
   let o = 0;
   for (const t of impacts) {
@@ -61,8 +72,24 @@ export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: numbe
   }
   const threshold = quickselect(all, fp4Blocks - 1);
   let below = 0;
-  for (const t of impacts) for (let i = 0; i < t.length; i++) if (t[i] < threshold) below++;
-  return { threshold, tiesTaken: fp4Blocks - below, fp4Blocks };
+  const equal: number[] = [];
+  for (const t of impacts) {
+    let e = 0;
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] < threshold) below++;
+      else if (t[i] === threshold) e++;
+    }
+    equal.push(e);
+  }
+  const tiesTaken = fp4Blocks - below;
+  // Ties go to earlier tensors first, as assignPrecision over all tensors at once would give them.
+  let left = tiesTaken;
+  const ties = equal.map((e) => {
+    const take = Math.min(e, left);
+    left -= take;
+    return take;
+  });
+  return { threshold, tiesTaken, fp4Blocks, ties };
 }
 
 /**
@@ -91,8 +118,17 @@ export function isFp8Block(mask: Uint8Array, block: number): boolean {
   return ((mask[block >> 3] >> (block & 7)) & 1) === 1;
 }
 
-export function countFp8Blocks(mask: Uint8Array, blocks: number): number {
+const BITS_SET = Uint8Array.from({ length: 256 }, (_, v) => {
   let n = 0;
-  for (let b = 0; b < blocks; b++) if (isFp8Block(mask, b)) n++;
+  for (let x = v; x !== 0; x &= x - 1) n++;
+  return n;
+});
+
+/** FP8 blocks among the first `blocks` mask bits, a byte at a time (runs on every matmul). */
+export function countFp8Blocks(mask: Uint8Array, blocks: number): number {
+  const whole = blocks >> 3;
+  let n = 0;
+  for (let i = 0; i < whole; i++) n += BITS_SET[mask[i]];
+  if ((blocks & 7) !== 0) n += BITS_SET[mask[whole] & ((1 << (blocks & 7)) - 1)];
   return n;
 }
