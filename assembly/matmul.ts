@@ -24,13 +24,26 @@ function e4m3AsInt(code: i32): i32 {
 }
 
 /**
+ * FGMP FP8 lanes decoded once per call rather than once per activation row: the E4M3 codes
+ * u8 [tiles][units][unit][16] of every unit with a nonzero fp8Lanes mask → i32 multiples of 2^-9
+ * at the same index of `values`.
+ */
+export function decodeFp8Lanes(fp8Lanes: usize, fp8Codes: usize, tiles: i32, units: i32, unit: i32, values: usize): void {
+  const perUnit = <usize>unit * <usize>TILE;
+  for (let u: usize = 0; u < <usize>tiles * <usize>units; u++) {
+    if (load<u16>(fp8Lanes + (u << 1)) == 0) continue;
+    for (let i: usize = u * perUnit; i < (u + 1) * perUnit; i++) store<i32>(values + (i << 2), e4m3AsInt(load<u8>(fp8Codes + i)));
+  }
+}
+
+/**
  * out[m, n] for rows [0, m) and tiles [tileBegin, tileEnd). Pointers into this module's memory:
  * nibbles [tiles][kGroups][64], scales f32 [tiles][units][16], fp8Lanes u16 [tiles][units] (0 if
- * none), fp8Codes u8 [tiles][units][unit][16], aCodes i8 [m][paddedK], aScales f32
- * [m][paddedK/32], bias f32 [n] (0 = none), out f32 [m][n].
+ * none), fp8Values i32 [tiles][units][unit][16] (from decodeFp8Lanes), aCodes i8 [m][paddedK],
+ * aScales f32 [m][paddedK/32], bias f32 [n] (0 = none), out f32 [m][n].
  */
 export function matmulFp4Int8(
-  nibbles: usize, scales: usize, fp8Lanes: usize, fp8Codes: usize, n: i32, units: i32, unit: i32, kGroups: i32,
+  nibbles: usize, scales: usize, fp8Lanes: usize, fp8Values: usize, n: i32, units: i32, unit: i32, kGroups: i32,
   aCodes: usize, aScales: usize, m: i32, paddedK: i32, bias: usize, out: usize, tileBegin: i32, tileEnd: i32,
 ): void {
   const lowNibble = i8x16.splat(0x0f);
@@ -78,14 +91,14 @@ export function matmulFp4Int8(
         let d2 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p20, p21, 0, 2, 4, 6), v128.shuffle<i32>(p20, p21, 1, 3, 5, 7)), 8);
         let d3 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p30, p31, 0, 2, 4, 6), v128.shuffle<i32>(p30, p31, 1, 3, 5, 7)), 8);
         if (fp8Lanes != 0 && load<u16>(fp8Lanes + ((<usize>tile * <usize>units + <usize>j) << 1)) != 0) {
-          const codes = fp8Codes + (<usize>tile * <usize>units + <usize>j) * <usize>unit * <usize>TILE;
+          const values = fp8Values + (((<usize>tile * <usize>units + <usize>j) * <usize>unit * <usize>TILE) << 2);
           for (let i = 0; i < unit; i++) {
             const k = i32x4.splat(<i32>load<i8>(aRow + <usize>(j * unit + i)));
-            const c = codes + <usize>(i * TILE);
-            d0 = i32x4.add(d0, i32x4.mul(k, i32x4(e4m3AsInt(load<u8>(c)), e4m3AsInt(load<u8>(c, 1)), e4m3AsInt(load<u8>(c, 2)), e4m3AsInt(load<u8>(c, 3)))));
-            d1 = i32x4.add(d1, i32x4.mul(k, i32x4(e4m3AsInt(load<u8>(c, 4)), e4m3AsInt(load<u8>(c, 5)), e4m3AsInt(load<u8>(c, 6)), e4m3AsInt(load<u8>(c, 7)))));
-            d2 = i32x4.add(d2, i32x4.mul(k, i32x4(e4m3AsInt(load<u8>(c, 8)), e4m3AsInt(load<u8>(c, 9)), e4m3AsInt(load<u8>(c, 10)), e4m3AsInt(load<u8>(c, 11)))));
-            d3 = i32x4.add(d3, i32x4.mul(k, i32x4(e4m3AsInt(load<u8>(c, 12)), e4m3AsInt(load<u8>(c, 13)), e4m3AsInt(load<u8>(c, 14)), e4m3AsInt(load<u8>(c, 15)))));
+            const c = values + <usize>(i * TILE * 4);
+            d0 = i32x4.add(d0, i32x4.mul(k, v128.load(c)));
+            d1 = i32x4.add(d1, i32x4.mul(k, v128.load(c, 16)));
+            d2 = i32x4.add(d2, i32x4.mul(k, v128.load(c, 32)));
+            d3 = i32x4.add(d3, i32x4.mul(k, v128.load(c, 48)));
           }
         }
         const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));

@@ -1,5 +1,238 @@
-// Placeholder until the WebAssembly loader lands: reports the wasm backend as not built.
-import type { Kernels } from './kernels.js';
-export function loadWasmKernels(): Kernels | null {
-  throw new Error('wasm module not built yet');
+// The WebAssembly backend: the AssemblyScript kernels (assembly/) compiled with SIMD128 into
+// build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/backends/js.ts).
+// Each call copies its input into the module's memory (lib/wasm-memory.ts) in row chunks of at
+// most SCRATCH_BYTES, runs the kernel and copies the result out; chunks pass their global
+// firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.
+// This file imports nothing from Node at the top level: the browser entry reaches wasmKernels
+// through lib/wasm-memory.ts, and only loadWasmKernels() asks Node for its file system.
+
+import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../formats.js';
+import type { NativeMatmul } from '../matmul-native.js';
+import { repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
+import { instantiateWasmKernels, type WasmMemory } from '../wasm-memory.js';
+import type { Kernels, Source } from './kernels.js';
+
+/** Upper bound on the scratch one chunk uses (a single row may exceed it). */
+export const SCRATCH_BYTES = 4 << 20;
+
+const ELEMENT_BITS: Record<number, number> = {
+  [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
+  [ElementId.e5m2]: 8, [ElementId.e8m0]: 8, [ElementId.int8]: 8,
+};
+
+function sourceBytes(dtype: DtypeIdValue): number {
+  return dtype === DtypeId.f32 ? 4 : 2;
+}
+
+/** Rows per chunk when one row takes `rowBytes` of scratch. */
+function rowsPerChunk(rowBytes: number): number {
+  return Math.max(1, Math.floor(SCRATCH_BYTES / Math.max(1, rowBytes)));
+}
+
+const bitsToFloat = (() => {
+  const u32 = new Uint32Array(1);
+  const f32 = new Float32Array(u32.buffer);
+  return (bits: number) => {
+    u32[0] = bits;
+    return f32[0];
+  };
+})();
+
+/** The Kernels table over one instantiated module. */
+export function wasmKernels(mem: WasmMemory): Kernels {
+  const x = mem.exports;
+
+  function encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: number, seed: number, out: Uint8Array, firstIndex = 0): number {
+    const per = rowsPerChunk(sourceBytes(dtype) + 1);
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    let nans = 0;
+    for (let start = 0; start < src.length; start += per) {
+      const count = Math.min(per, src.length - start);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(start, start + count));
+      const o = mem.alloc(count);
+      nans += x.encodeElements(p, dtype, count, format, stochastic, seed, firstIndex + start, o);
+      mem.copyOut(o, out.subarray(start, start + count));
+    }
+    return nans;
+  }
+
+  function decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void {
+    const per = rowsPerChunk(5);
+    for (let start = 0; start < codes.length; start += per) {
+      const count = Math.min(per, codes.length - start);
+      mem.reset();
+      const p = mem.copyIn(codes.subarray(start, start + count));
+      const o = mem.alloc(count * 4);
+      x.decodeElements(p, count, format, o);
+      mem.copyOut(o, out.subarray(start, start + count));
+    }
+  }
+
+  function quantizeMx(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
+    scaleRule: number, rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
+  ): void {
+    const blocksPerRow = Math.ceil(cols / 32);
+    const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
+    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const ceil = scaleRule === ScaleRuleId.ceil ? 1 : 0;
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.alloc(n * rowBytes);
+      const s = mem.alloc(n * blocksPerRow);
+      x.quantizeMx(p, dtype, n, cols, format, ceil, stochastic, seed, firstIndex + r0 * cols, d, s);
+      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+    }
+  }
+
+  function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void {
+    const blocksPerRow = Math.ceil(cols / 32);
+    const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
+    const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const d = mem.copyIn(data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      const s = mem.copyIn(scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+      const o = mem.alloc(n * cols * 4);
+      x.dequantizeMx(d, s, n, cols, format, o);
+      mem.copyOut(o, out.subarray(r0 * cols, (r0 + n) * cols));
+    }
+  }
+
+  function absMax(src: Source, dtype: DtypeIdValue): number {
+    const per = rowsPerChunk(sourceBytes(dtype));
+    let amax = 0;
+    for (let start = 0; start < src.length; start += per) {
+      const count = Math.min(per, src.length - start);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(start, start + count));
+      const bits = x.absMaxBits(p, dtype, count) >>> 0;
+      if (bits > 0x7f800000) return NaN;
+      if (bits > amax) amax = bits;
+    }
+    return bitsToFloat(amax);
+  }
+
+  function quantizeNvfp4(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
+    rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
+  ): void {
+    const blocksPerRow = Math.ceil(cols / 16);
+    const rowBytes = blocksPerRow * 8;
+    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.alloc(n * rowBytes);
+      const s = mem.alloc(n * blocksPerRow);
+      x.quantizeNvfp4(p, dtype, n, cols, tensorScale, stochastic, seed, firstIndex + r0 * cols, d, s);
+      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+    }
+  }
+
+  function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
+    const blocksPerRow = Math.ceil(cols / 16);
+    const rowBytes = blocksPerRow * 8;
+    const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const d = mem.copyIn(data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      const s = mem.copyIn(scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+      const o = mem.alloc(n * cols * 4);
+      x.dequantizeNvfp4(d, s, n, cols, tensorScale, o);
+      mem.copyOut(o, out.subarray(r0 * cols, (r0 + n) * cols));
+    }
+  }
+
+  return {
+    name: 'wasm',
+    simd: 'simd128',
+    encodeElements,
+    decodeElements,
+    quantizeMx,
+    dequantizeMx,
+    absMax,
+    quantizeNvfp4,
+    dequantizeNvfp4,
+    matmul: wasmMatmul(mem),
+  };
+}
+
+function checkRepacked(packed: unknown): RepackedFp4Weights {
+  const w = packed as RepackedFp4Weights;
+  if (w === null || typeof w !== 'object' || !(w.nibbles instanceof Uint8Array) || !(w.scales instanceof Float32Array)) {
+    throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
+  }
+  return w;
+}
+
+/** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The repacked
+ *  weights live in JavaScript memory and are copied into the module once per call; FGMP FP8
+ *  lanes are decoded to integers there, once per call. */
+export function wasmMatmul(mem: WasmMemory): NativeMatmul {
+  const x = mem.exports;
+  function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
+    const w = checkRepacked(packed);
+    const paddedK = Math.ceil(w.k / 32) * 32;
+    const aBlocks = paddedK / 32;
+    if (aCodes.length < m * paddedK) throw new RangeError(`matmulFp4Int8: activation codes must hold ${m * paddedK} bytes`);
+    if (aScales.length < m * aBlocks) throw new RangeError(`matmulFp4Int8: activation scales must hold ${m * aBlocks} values`);
+    if (out.length < m * w.n) throw new RangeError(`matmulFp4Int8: out must hold ${m * w.n} values`);
+    if (bias && bias.length < w.n) throw new RangeError(`matmulFp4Int8: bias must hold ${w.n} values`);
+    mem.reset();
+    const nibbles = mem.copyIn(w.nibbles);
+    const scales = mem.copyIn(w.scales);
+    const fp8Lanes = w.fp8Lanes && w.fp8Codes ? mem.copyIn(w.fp8Lanes) : 0;
+    let fp8Values = 0;
+    if (fp8Lanes !== 0) {
+      const codes = mem.copyIn(w.fp8Codes!);
+      fp8Values = mem.alloc(w.fp8Codes!.length * 4);
+      x.decodeFp8Lanes(fp8Lanes, codes, w.tiles, w.units, w.unit, fp8Values);
+    }
+    const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
+    const weightsEnd = mem.mark();
+    const per = rowsPerChunk(paddedK + aBlocks * 4 + w.n * 4);
+    for (let r0 = 0; r0 < m; r0 += per) {
+      const rows = Math.min(per, m - r0);
+      mem.release(weightsEnd);
+      const a = mem.copyIn(aCodes.subarray(r0 * paddedK, (r0 + rows) * paddedK));
+      const s = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
+      const o = mem.alloc(rows * w.n * 4);
+      x.matmulFp4Int8(nibbles, scales, fp8Lanes, fp8Values, w.n, w.units, w.unit, w.kGroups, a, s, rows, paddedK, b, o, 0, w.tiles);
+      mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
+    }
+  }
+  return {
+    matmulSimd: 'simd128',
+    repackFp4Weights,
+    matmulFp4Int8,
+    matmulFp4Int8Async: (packed, aCodes, aScales, m, bias, out) => new Promise<void>((resolve) => {
+      matmulFp4Int8(packed, aCodes, aScales, m, bias, out);
+      resolve();
+    }),
+  };
+}
+
+type NodeFs = typeof import('node:fs');
+
+/** Node: the kernels over build-wasm/fp4kit.wasm, found from lib/backends/ or dist/lib/backends/. */
+export function loadWasmKernels(): Kernels {
+  const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as NodeFs | undefined;
+  if (!fs) throw new Error('loadWasmKernels needs Node ≥ 20.16; in a browser call initWasm() from fp4kit/browser');
+  const candidates = [new URL('../../build-wasm/fp4kit.wasm', import.meta.url), new URL('../../../build-wasm/fp4kit.wasm', import.meta.url)];
+  const found = candidates.find((url) => fs.existsSync(url));
+  if (!found) {
+    throw new Error(`the WebAssembly module is not built: ${candidates.map((u) => u.pathname).join(' or ')} is missing (run npm run build:wasm)`);
+  }
+  return instantiateWasmKernels(fs.readFileSync(found));
 }

@@ -1,0 +1,38 @@
+// fp4kit in the browser: the same API as the Node entry (lib/index.ts), with the WebAssembly and
+// pure-TypeScript backends only — the addon loader is never imported, so bundlers leave out
+// everything Node-specific. The .wasm is fetched once by initWasm(); until then the js backend runs.
+import { registerBackendLoader, setBackend } from './backend.js';
+import type { Kernels } from './backends/kernels.js';
+import { instantiateWasmKernels } from './wasm-memory.js';
+
+let wasm: Kernels | null = null;
+
+registerBackendLoader('native', () => {
+  throw new Error('the native addon does not run in a browser');
+});
+registerBackendLoader('wasm', () => {
+  if (!wasm) throw new Error('call initWasm() before using the wasm backend');
+  return wasm;
+});
+
+/**
+ * Load the WebAssembly module and make it the active backend. `source`: the module's bytes, or
+ * a URL to fetch (default: build-wasm/fp4kit.wasm next to this package).
+ */
+export async function initWasm(source?: BufferSource | URL | string): Promise<void> {
+  let bytes: BufferSource;
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    bytes = source;
+  } else {
+    const url = source ?? new URL('../../build-wasm/fp4kit.wasm', import.meta.url);
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`initWasm: fetching ${String(url)} failed with HTTP ${response.status}`);
+    bytes = await response.arrayBuffer();
+  }
+  const kernels = instantiateWasmKernels(bytes);
+  wasm = kernels;
+  registerBackendLoader('wasm', () => kernels);
+  setBackend('wasm');
+}
+
+export * from './api.js';
