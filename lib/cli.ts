@@ -3,14 +3,15 @@
 // `fp4kit inspect` shows what a checkpoint holds. Errors are one line, `fp4kit: <file>: <problem>`,
 // exit code 1 (2 for usage errors, 130 when interrupted).
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from './index.js';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './checkpoint.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
+import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { logBarChart, precisionMap } from './plots.js';
 
 const FORMATS: QuantFormat[] = ['mxfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8', 'nvfp4', 'fgmp'];
 
@@ -18,7 +19,7 @@ const USAGE = `usage:
   fp4kit quantize <in> -o <out> --format <fmt> [--layout <layout>] [--fisher <file.safetensors> --fp4-fraction 0.7]
                   [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
                   [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
-  fp4kit inspect <dir|file> [--json]
+  fp4kit inspect <dir|file> [--json] [--plot <dir>]
 
 formats: ${FORMATS.join(', ')}
 layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
@@ -199,10 +200,35 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+/** --plot: the error of every quantized tensor, and a precision map of every FGMP tensor. */
+async function writePlots(dir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  const save = (name: string, svg: string) => {
+    const path = join(dir, name);
+    writeFileSync(`${path}.tmp`, svg);
+    renameSync(`${path}.tmp`, path);
+    written.push(path);
+  };
+  const quantized = summary?.tensors.filter((t) => t.action === 'quantized' && t.relRmse !== undefined) ?? [];
+  if (quantized.length > 0) {
+    save('errors.svg', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
+  }
+  for (const t of summary?.tensors ?? []) {
+    if (t.format !== 'fgmp' || t.action !== 'quantized') continue;
+    const info = ckpt.shards.flatMap((s) => s.tensors.map((x) => ({ shard: s, x }))).find((e) => e.x.name === `${t.name}.mask`);
+    if (!info) continue;
+    const cols = t.shape[t.shape.length - 1];
+    const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
+    save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.svg`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
+  }
+  process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
+}
+
 async function runInspect(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, plot: { type: 'string' } } });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -219,6 +245,7 @@ async function runInspect(argv: string[]): Promise<number> {
       quantConfig = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_config?: unknown }).quantization_config ?? null;
     } catch { /* no config.json */ }
     const stored = ckpt.shards.flatMap((s) => s.tensors.map((t) => ({ file: s.path, ...t, bytes: t.end - t.begin })));
+    if (values.plot !== undefined) await writePlots(values.plot, ckpt, summary);
     const totalBytes = stored.reduce((a, t) => a + t.bytes, 0);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ path: target, files: ckpt.shards.map((s) => s.path), totalBytes, quantizationConfig: quantConfig, summary, tensors: stored.map(({ name, dtype, shape, bytes }) => ({ name, dtype, shape, bytes })) }, null, 2)}\n`);

@@ -1,7 +1,7 @@
 // The fp4kit command line, spawned as a user runs it (node --import tsx lib/cli.ts): exit codes,
 // --json summary, inspect, one-line errors, and Ctrl-C (SIGINT) leaving no output behind.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,25 @@ function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('fp4kit quantize / inspect', () => {
+  it('inspect --plot draws the error per tensor and an FGMP precision map per tensor', () => {
+    const out = join(root, 'fgmp-plots');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'fgmp', '--fp4-fraction', '0.7']).code).toBe(0);
+    const plots = join(root, 'plots');
+    const r = cli(['inspect', out, '--plot', plots]);
+    expect(r.code).toBe(0);
+    const files = readdirSync(plots).sort();
+    expect(files).toContain('errors.svg');
+    const maps = files.filter((f) => f.startsWith('precision-'));
+    expect(maps).toHaveLength(14);
+    const errors = readFileSync(join(plots, 'errors.svg'), 'utf8');
+    expect(errors).toMatch(/^<svg /);
+    expect(errors.match(/<rect x="[^"]+" y="[^"]+" width="[^"]+" height="12" fill="#4878a8">/g)).toHaveLength(14);
+    const map = readFileSync(join(plots, maps[0]), 'utf8');
+    // black cells are FP8 blocks; the caption states the FP8 share, which FGMP set to 30 %
+    expect(map).toMatch(/FP8 3\d\.\d % of \d+ blocks|FP8 29\.\d % of \d+ blocks/);
+    expect(map).toMatch(/fill="rgb\(0,0,0\)"/);
+  });
+
   it('quantizes the bundled model with --json and inspect reads it back', () => {
     const out = join(root, 'nvfp4');
     const r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4', '--layout', 'compressed-tensors', '--json']);
