@@ -37,18 +37,40 @@ function alignUp(n: number): number {
 /** The instantiated module and a bump allocator over its memory above heapBase(). */
 export class WasmMemory {
   readonly exports: WasmExports;
-  private readonly base: number;
+  private readonly heapBase: number;
+  /** Start of scratch: above heapBase and the resident regions (see keepResident). */
+  private base: number;
   private top: number;
+  private residentOwner: object | null = null;
 
   constructor(exports: WasmExports) {
     this.exports = exports;
-    this.base = alignUp(exports.heapBase() >>> 0);
+    this.heapBase = alignUp(exports.heapBase() >>> 0);
+    this.base = this.heapBase;
     this.top = this.base;
   }
 
-  /** Free every region: the next kernel call starts with empty scratch. */
+  /** Free every scratch region: the next kernel call starts with empty scratch. */
   reset(): void {
     this.top = this.base;
+  }
+
+  /** The object whose data currently stays resident in memory (e.g. matmul weights), or null. */
+  get resident(): object | null {
+    return this.residentOwner;
+  }
+
+  /** Drop resident data and start allocating the next resident set from the heap base. */
+  beginResident(): void {
+    this.residentOwner = null;
+    this.base = this.heapBase;
+    this.top = this.base;
+  }
+
+  /** Keep everything allocated since beginResident() for `owner`: later resets stop above it. */
+  keepResident(owner: object): void {
+    this.residentOwner = owner;
+    this.base = this.top;
   }
 
   /** The current end of the allocated regions, for release(). */

@@ -176,20 +176,15 @@ function checkRepacked(packed: unknown): RepackedFp4Weights {
   return w;
 }
 
-/** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The repacked
- *  weights live in JavaScript memory and are copied into the module once per call; FGMP FP8
- *  lanes are decoded to integers there, once per call. */
+/** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The weights of
+ *  the last product stay resident in the module's memory (FGMP FP8 lanes decoded to integers
+ *  once), so repeated products with the same weights copy only the activations. */
 export function wasmMatmul(mem: WasmMemory): NativeMatmul {
   const x = mem.exports;
-  function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
-    const w = checkRepacked(packed);
-    const paddedK = Math.ceil(w.k / 32) * 32;
-    const aBlocks = paddedK / 32;
-    if (aCodes.length < m * paddedK) throw new RangeError(`matmulFp4Int8: activation codes must hold ${m * paddedK} bytes`);
-    if (aScales.length < m * aBlocks) throw new RangeError(`matmulFp4Int8: activation scales must hold ${m * aBlocks} values`);
-    if (out.length < m * w.n) throw new RangeError(`matmulFp4Int8: out must hold ${m * w.n} values`);
-    if (bias && bias.length < w.n) throw new RangeError(`matmulFp4Int8: bias must hold ${w.n} values`);
-    mem.reset();
+  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0 };
+  function residentWeights(w: RepackedFp4Weights) {
+    if (mem.resident === w) return residentPointers;
+    mem.beginResident();
     const nibbles = mem.copyIn(w.nibbles);
     const scales = mem.copyIn(w.scales);
     const fp8Lanes = w.fp8Lanes && w.fp8Codes ? mem.copyIn(w.fp8Lanes) : 0;
@@ -199,6 +194,20 @@ export function wasmMatmul(mem: WasmMemory): NativeMatmul {
       fp8Values = mem.alloc(w.fp8Codes!.length * 4);
       x.decodeFp8Lanes(fp8Lanes, codes, w.tiles, w.units, w.unit, fp8Values);
     }
+    mem.keepResident(w);
+    residentPointers = { nibbles, scales, fp8Lanes, fp8Values };
+    return residentPointers;
+  }
+  function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
+    const w = checkRepacked(packed);
+    const paddedK = Math.ceil(w.k / 32) * 32;
+    const aBlocks = paddedK / 32;
+    if (aCodes.length < m * paddedK) throw new RangeError(`matmulFp4Int8: activation codes must hold ${m * paddedK} bytes`);
+    if (aScales.length < m * aBlocks) throw new RangeError(`matmulFp4Int8: activation scales must hold ${m * aBlocks} values`);
+    if (out.length < m * w.n) throw new RangeError(`matmulFp4Int8: out must hold ${m * w.n} values`);
+    if (bias && bias.length < w.n) throw new RangeError(`matmulFp4Int8: bias must hold ${w.n} values`);
+    const { nibbles, scales, fp8Lanes, fp8Values } = residentWeights(w);
+    mem.reset();
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
     const weightsEnd = mem.mark();
     const per = rowsPerChunk(paddedK + aBlocks * 4 + w.n * 4);
