@@ -90,9 +90,12 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     }
   }
 
-  function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void {
-    const blocksPerRow = Math.ceil(cols / 32);
-    const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
+  /** Dequantize in row chunks: copy packed rows and scales in, run `kernel`, copy the values out. */
+  function dequantizeChunked(
+    data: Uint8Array, scales: Uint8Array, rows: number, cols: number, block: number, rowBytes: number,
+    out: Float32Array, kernel: (d: number, s: number, n: number, o: number) => void,
+  ): void {
+    const blocksPerRow = Math.ceil(cols / block);
     const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
     for (let r0 = 0; r0 < rows; r0 += per) {
       const n = Math.min(per, rows - r0);
@@ -100,9 +103,14 @@ export function wasmKernels(mem: WasmMemory): Kernels {
       const d = mem.copyIn(data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
       const s = mem.copyIn(scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
       const o = mem.alloc(n * cols * 4);
-      x.dequantizeMx(d, s, n, cols, format, o);
+      kernel(d, s, n, o);
       mem.copyOut(o, out.subarray(r0 * cols, (r0 + n) * cols));
     }
+  }
+
+  function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void {
+    const rowBytes = Math.ceil(cols / 32) * 4 * ELEMENT_BITS[format];
+    dequantizeChunked(data, scales, rows, cols, 32, rowBytes, out, (d, s, n, o) => x.dequantizeMx(d, s, n, cols, format, o));
   }
 
   function absMax(src: Source, dtype: DtypeIdValue): number {
@@ -140,18 +148,8 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
-    const blocksPerRow = Math.ceil(cols / 16);
-    const rowBytes = blocksPerRow * 8;
-    const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.reset();
-      const d = mem.copyIn(data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
-      const s = mem.copyIn(scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
-      const o = mem.alloc(n * cols * 4);
-      x.dequantizeNvfp4(d, s, n, cols, tensorScale, o);
-      mem.copyOut(o, out.subarray(r0 * cols, (r0 + n) * cols));
-    }
+    const rowBytes = Math.ceil(cols / 16) * 8;
+    dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
   }
 
   return {
