@@ -8,7 +8,7 @@ import { getKernels } from './backend.js';
 import { nvfp4TensorScale } from './block-scale.js';
 import { BLOCK_FORMATS, DtypeId, RoundingId, ScaleRuleId, packedRowBytes } from './formats.js';
 import { quantize, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
-import type { FgmpOptions, FgmpTensor } from './fgmp/quantize.js';
+import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
 import { checkBlockFormat, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale } from './validate.js';
 import type { Kernels, Source } from './backends/kernels.js';
 
@@ -33,10 +33,14 @@ export async function quantizeAsync(
   const { signal } = options;
   signal?.throwIfAborted();
   if (options.format === 'fgmp') {
-    // FGMP picks blocks over the whole tensor at once: one synchronous step after a turn.
+    // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
+    // clipping search, the impacts) runs on the addon's threads; the linear-time selection and
+    // the assembly stay on this thread. Without the addon it is one synchronous step after a turn.
     await turn();
     signal?.throwIfAborted();
-    return quantize(x, options as FgmpOptions & { format: 'fgmp' });
+    const q = await quantizeFgmpAsync(x, options as FgmpOptions);
+    signal?.throwIfAborted();
+    return q;
   }
   const formatName = checkBlockFormat(fn, options.format);
   const format = BLOCK_FORMATS[formatName];

@@ -224,10 +224,19 @@ Napi::Value AbsMax(const Napi::CallbackInfo& info) {
 
 // fgmpCandidates(x f32, rows, cols, fisher f32|null, fisherPerElement, tensorScale, fp8Scale, clipping,
 //                impacts f64, fp4Codes u8, fp4Scales u8, fp8Codes u8)
-Napi::Value FgmpCandidates(const Napi::CallbackInfo& info) {
+struct FgmpCall {
+  FgmpArgs args{};
+  void run() const {
+    parallelFor(args.rows, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, args.cols)),
+                [this](int64_t b, int64_t e) { fgmpCandidates(args, b, e); });
+  }
+};
+
+FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireArgs(info, 12, "fgmpCandidates");
-  FgmpArgs a{};
+  FgmpCall call;
+  FgmpArgs& a = call.args;
   a.rows = integerArg(env, info[1], "rows", 0, kMaxDimension);
   a.cols = integerArg(env, info[2], "cols", 0, kMaxDimension);
   if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(env, "rows × cols is too large");
@@ -247,13 +256,21 @@ Napi::Value FgmpCandidates(const Napi::CallbackInfo& info) {
   a.fp4Codes = typedArrayOf<uint8_t>(env, info[9], "fp4Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
   a.fp4Scales = typedArrayOf<uint8_t>(env, info[10], "fp4Scales", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks));
   a.fp8Codes = typedArrayOf<uint8_t>(env, info[11], "fp8Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
-  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, a.cols)),
-              [&](int64_t b, int64_t e) { fgmpCandidates(a, b, e); });
-  return env.Undefined();
+  return call;
+}
+
+Napi::Value FgmpCandidates(const Napi::CallbackInfo& info) {
+  parseFgmpCandidates(info).run();
+  return info.Env().Undefined();
+}
+
+Napi::Value FgmpCandidatesAsync(const Napi::CallbackInfo& info) {
+  return PromiseWorker<FgmpCall>::Start(info, parseFgmpCandidates(info));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fgmpCandidates", Napi::Function::New(env, FgmpCandidates));
+  exports.Set("fgmpCandidatesAsync", Napi::Function::New(env, FgmpCandidatesAsync));
   exports.Set("encodeElements", Napi::Function::New(env, EncodeElements));
   exports.Set("decodeElements", Napi::Function::New(env, DecodeElements));
   exports.Set("quantizeMx", Napi::Function::New(env, RunBlockCall<parseQuantizeMx>));

@@ -84,6 +84,22 @@ maybe('native addon', () => {
     }
   });
 
+  it('fgmpCandidatesAsync equals fgmpCandidates, and the event loop runs while it works', async () => {
+    const rows = 256, cols = 1024, blocks = rows * (cols / 16);
+    const x = gaussian(rows * cols, 21).map((v) => v * 0.01);
+    const fisher = gaussian(rows * cols, 22).map(Math.abs);
+    const make = () => ({ i: new Float64Array(blocks), c4: new Uint8Array(blocks * 16), s4: new Uint8Array(blocks), c8: new Uint8Array(blocks * 16) });
+    const a = make(), b = make();
+    k.fgmpCandidates!(x, rows, cols, fisher, true, 1e-4, 1e-3, true, a.i, a.c4, a.s4, a.c8);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    await k.fgmpCandidatesAsync!(x, rows, cols, fisher, true, 1e-4, 1e-3, true, b.i, b.c4, b.s4, b.c8);
+    clearInterval(timer);
+    expect(Array.from(b.i)).toEqual(Array.from(a.i));
+    expect(Buffer.compare(b.c4, a.c4) | Buffer.compare(b.s4, a.s4) | Buffer.compare(b.c8, a.c8)).toBe(0);
+    expect(ticks).toBeGreaterThan(0); // the JS thread was free while the addon worked
+  });
+
   it('a rejected Promise variant throws synchronously on bad arguments', () => {
     expect(() => k.quantizeMxAsync!(new Float32Array(10), 0, 1, 64, 0, 0, 0, 0, new Uint8Array(32), new Uint8Array(2))).toThrow(RangeError);
   });

@@ -55,6 +55,8 @@ export interface Kernels {
     impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
   ): void;
 
+  fgmpCandidatesAsync?(...args: Parameters<NonNullable<Kernels['fgmpCandidates']>>): Promise<void>;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: NativeMatmul;
 }

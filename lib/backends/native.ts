@@ -21,6 +21,7 @@ interface Addon extends NativeMatmul {
   quantizeNvfp4Async: NonNullable<Kernels['quantizeNvfp4Async']>;
   dequantizeNvfp4: Kernels['dequantizeNvfp4'];
   fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
+  fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
   simd: string;
   threads: number;
 }
@@ -61,6 +62,7 @@ export function loadNativeKernels(): Kernels {
     quantizeNvfp4Async: addon.quantizeNvfp4Async,
     dequantizeNvfp4: addon.dequantizeNvfp4,
     fgmpCandidates: addon.fgmpCandidates,
+    fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
     matmul: addon,
   };
 }

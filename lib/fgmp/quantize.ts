@@ -105,13 +105,28 @@ interface Candidates {
   fp8Codes: Uint8Array; // 16 per block
 }
 
+function emptyCandidates(p: Prepared): Candidates {
+  const blocks = p.rows * p.blocksPerRow;
+  return {
+    impacts: new Float64Array(blocks),
+    fp4Codes: new Uint8Array(blocks * FGMP_BLOCK),
+    fp4Scales: new Uint8Array(blocks),
+    fp8Codes: new Uint8Array(blocks * FGMP_BLOCK),
+  };
+}
+
+/** candidates() off the JavaScript thread when the backend can (native); same bits. */
+async function candidatesAsync(p: Prepared, clipping: boolean): Promise<Candidates> {
+  const run = getKernels().fgmpCandidatesAsync;
+  if (!run) return candidates(p, clipping);
+  const c = emptyCandidates(p);
+  await run(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+  return c;
+}
+
 /** Both encodings of every block and the impact of choosing FP4 over FP8. */
 function candidates(p: Prepared, clipping: boolean): Candidates {
-  const blocks = p.rows * p.blocksPerRow;
-  const impacts = new Float64Array(blocks);
-  const fp4Codes = new Uint8Array(blocks * FGMP_BLOCK);
-  const fp4Scales = new Uint8Array(blocks);
-  const fp8Codes = new Uint8Array(blocks * FGMP_BLOCK);
+  const { impacts, fp4Codes, fp4Scales, fp8Codes } = emptyCandidates(p);
   const block = new Float32Array(FGMP_BLOCK);
   const q4 = new Float32Array(FGMP_BLOCK);
   const q8 = new Float32Array(FGMP_BLOCK);
@@ -182,7 +197,18 @@ function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: numbe
 export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions): FgmpTensor {
   const fn = 'quantize(fgmp)';
   const p = prepare(fn, x, options);
-  const c = candidates(p, options.clipping ?? true);
+  return choosePrecision(fn, p, candidates(p, options.clipping ?? true), options);
+}
+
+/** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */
+export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions): Promise<FgmpTensor> {
+  const fn = 'quantizeAsync(fgmp)';
+  const p = prepare(fn, x, options);
+  return choosePrecision(fn, p, await candidatesAsync(p, options.clipping ?? true), options);
+}
+
+/** The mask (given, from a model-wide selection, or for the target fraction) and the tensor. */
+function choosePrecision(fn: string, p: Prepared, c: Candidates, options: FgmpOptions): FgmpTensor {
   const blocks = p.rows * p.blocksPerRow;
   if (options.mask !== undefined) {
     if (!(options.mask instanceof Uint8Array) || options.mask.length !== Math.ceil(blocks / 8)) {
