@@ -10,6 +10,7 @@ import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type El
 import type { NativeMatmul } from '../matmul-native.js';
 import { repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
 import { instantiateWasmKernels, type WasmMemory } from '../wasm-memory.js';
+import { guardBytes, guardDims, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './kernels.js';
 
 /** Upper bound on the scratch one chunk uses (a single row may exceed it). */
@@ -43,6 +44,11 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   const x = mem.exports;
 
   function encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: number, seed: number, out: Uint8Array, firstIndex = 0): number {
+    guardSource('encodeElements', src, dtype, 0);
+    guardElementFormat('encodeElements', format);
+    guardIndex('encodeElements', 'seed', seed);
+    guardIndex('encodeElements', 'firstIndex', firstIndex);
+    guardBytes('encodeElements', 'out', out, src.length);
     const per = rowsPerChunk(sourceBytes(dtype) + 1);
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
     let nans = 0;
@@ -58,6 +64,9 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void {
+    guardBytes('decodeElements', 'codes', codes, 0);
+    guardElementFormat('decodeElements', format);
+    guardFloats('decodeElements', 'out', out, codes.length);
     const per = rowsPerChunk(5);
     for (let start = 0; start < codes.length; start += per) {
       const count = Math.min(per, codes.length - start);
@@ -73,8 +82,15 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
     scaleRule: number, rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
   ): void {
+    guardDims('quantizeMx', rows, cols);
+    guardSource('quantizeMx', src, dtype, rows * cols);
+    guardElementFormat('quantizeMx', format);
+    guardIndex('quantizeMx', 'seed', seed);
+    guardIndex('quantizeMx', 'firstIndex', firstIndex);
     const blocksPerRow = Math.ceil(cols / 32);
     const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
+    guardBytes('quantizeMx', 'data', data, rows * rowBytes);
+    guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
     const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
     const ceil = scaleRule === ScaleRuleId.ceil ? 1 : 0;
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
@@ -96,6 +112,9 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     out: Float32Array, kernel: (d: number, s: number, n: number, o: number) => void,
   ): void {
     const blocksPerRow = Math.ceil(cols / block);
+    guardBytes('dequantize', 'data', data, rows * rowBytes);
+    guardBytes('dequantize', 'scales', scales, rows * blocksPerRow);
+    guardFloats('dequantize', 'out', out, rows * cols);
     const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
     for (let r0 = 0; r0 < rows; r0 += per) {
       const n = Math.min(per, rows - r0);
@@ -109,11 +128,14 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void {
+    guardDims('dequantizeMx', rows, cols);
+    guardElementFormat('dequantizeMx', format);
     const rowBytes = Math.ceil(cols / 32) * 4 * ELEMENT_BITS[format];
     dequantizeChunked(data, scales, rows, cols, 32, rowBytes, out, (d, s, n, o) => x.dequantizeMx(d, s, n, cols, format, o));
   }
 
   function absMax(src: Source, dtype: DtypeIdValue): number {
+    guardSource('absMax', src, dtype, 0);
     const per = rowsPerChunk(sourceBytes(dtype));
     let amax = 0;
     for (let start = 0; start < src.length; start += per) {
@@ -131,8 +153,15 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
     rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
   ): void {
+    guardDims('quantizeNvfp4', rows, cols);
+    guardSource('quantizeNvfp4', src, dtype, rows * cols);
+    guardNumber('quantizeNvfp4', 'tensorScale', tensorScale);
+    guardIndex('quantizeNvfp4', 'seed', seed);
+    guardIndex('quantizeNvfp4', 'firstIndex', firstIndex);
     const blocksPerRow = Math.ceil(cols / 16);
     const rowBytes = blocksPerRow * 8;
+    guardBytes('quantizeNvfp4', 'data', data, rows * rowBytes);
+    guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
     const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
     for (let r0 = 0; r0 < rows; r0 += per) {
@@ -148,6 +177,8 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
+    guardDims('dequantizeNvfp4', rows, cols);
+    guardNumber('dequantizeNvfp4', 'tensorScale', tensorScale);
     const rowBytes = Math.ceil(cols / 16) * 8;
     dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
   }
