@@ -2,6 +2,8 @@
 // repackFp4Weights in native/matmul_scalar.cc; the layout is described in native/matmul.h).
 // Tiles of 16 columns; per group of 8 k values 64 bytes, byte 4·l + t = code(k+t) | code(k+4+t) << 4.
 
+import { guardBytes, guardDims, guardFloats } from './backends/kernel-guards.js';
+
 export const TILE_COLUMNS = 16;
 
 export interface RepackedFp4Weights {
@@ -22,7 +24,16 @@ export function repackFp4Weights(
   nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null,
   n: number, k: number, blockSize: number,
 ): RepackedFp4Weights {
+  guardDims('repackFp4Weights', n, k);
+  if (blockSize !== 16 && blockSize !== 32) throw new RangeError(`repackFp4Weights: blockSize must be 16 or 32, got ${String(blockSize)}`);
   const units = Math.ceil(k / blockSize);
+  guardBytes('repackFp4Weights', 'nibbles', nibbles, (n * units * blockSize) / 2);
+  guardFloats('repackFp4Weights', 'blockScales', blockScales, n * units);
+  if ((fp8Blocks === null) !== (fp8Codes === null)) throw new TypeError('repackFp4Weights: give both FGMP arrays or neither');
+  if (fp8Blocks !== null) {
+    guardBytes('repackFp4Weights', 'fp8Blocks', fp8Blocks, n * units);
+    guardBytes('repackFp4Weights', 'fp8Codes', fp8Codes, n * units * blockSize);
+  }
   const paddedK = units * blockSize;
   const tiles = Math.ceil(n / TILE_COLUMNS);
   const kGroups = paddedK / 8;

