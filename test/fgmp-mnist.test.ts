@@ -1,13 +1,14 @@
 // FGMP on a real trained network, small and fast: an MLP 784→128→64→10 trained on 4 000 MNIST
-// digits of the `mnist` package (seeded, early-stopped), empirical Fisher from 500 calibration
-// digits, weights quantized with one model-wide threshold. The full experiment is
-// bench/fgmp-mnist/run.ts (docs/fgmp-mnist.md).
+// digits of the `mnist` package (seeded, early-stopped, temperature-scaled), empirical Fisher from
+// 500 calibration digits, weights (and, in the W+A rows, every layer's input activations) quantized
+// with one model-wide threshold. The full experiment is bench/fgmp-mnist/run.ts (docs/fgmp-mnist.md).
 //
 // What is asserted at 70 % FP4 and why (see docs/fgmp-mnist.md, "Reading the numbers"):
-// - FGMP's test loss is below the random-block baseline's (mean of three draws);
-// - FGMP's KL(FP32 ‖ quantized) on the test digits is below no-Fisher's and below every random
-//   draw's. The *test loss* difference FGMP − no-Fisher is of the size of the test-set noise on this
-//   network (either sign across trained models, full run), so it is reported, not asserted;
+// - FGMP's test loss is below the random-block baseline's (mean of three draws), weights only and W+A;
+// - FGMP's KL(FP32 ‖ quantized) on the test digits is below every random draw's, and (weights only)
+//   below no-Fisher's. The *test loss* difference FGMP − no-Fisher is of the size of the model-to-model
+//   noise on this network (either sign across trained models, full run), so it is reported, not asserted;
+// - activation thresholds calibrated offline give close to the target FP4 share on unseen digits;
 // - all-FP8 costs no more than all-NVFP4 (loss within a small margin, KL strictly).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fgmpBitsPerElement, setBackend } from '../lib/index.js';
@@ -26,6 +27,7 @@ describe('FGMP on an MNIST MLP (js backend)', () => {
     result = runExperiment({
       sizes: [784, 128, 64, 10], train: 4000, calibration: 500, test: 2000, maxEpochs: 5, batch: 64, lr: 1e-3,
       dataSeed: 1, modelSeed: 1, fractions: [0.7], randomSeeds: [1, 2, 3], trueFisher: false, ablations: false,
+      temperature: true, activations: true,
     });
   });
 
@@ -60,6 +62,35 @@ describe('FGMP on an MNIST MLP (js backend)', () => {
     expect(fgmp.kl).toBeLessThan(noFisher.kl);
     // Reported, not asserted: the test-loss difference is within the noise of 2 000 test digits.
     expect(Number.isFinite(fgmp.loss - noFisher.loss)).toBe(true);
+  });
+
+  it('fits a temperature that does not raise the calibration loss', () => {
+    expect(result.temperature).toBeGreaterThan(0.5);
+    expect(result.temperature).toBeLessThan(3);
+    expect(result.temperedCalibrationLoss).toBeLessThanOrEqual(result.calibrationLoss);
+    expect(result.temperedCalibrationLoss).toBeGreaterThan(0);
+  });
+
+  it('W+A: calibrated activation thresholds give about the target FP4 share on unseen digits', () => {
+    for (const scheme of ['fgmp', 'noFisher', 'random'] as const) {
+      for (const r of rowsOf(result, scheme, 0.7, 'empirical', 'W+A')) {
+        expect(Math.abs(r.activationFp4! - 0.7)).toBeLessThan(0.05);
+        expect(Math.abs(r.fp4Fraction - 0.7)).toBeLessThan(1e-3);
+      }
+    }
+  });
+
+  it('W+A: FGMP beats random blocks in test loss and KL at 70 % FP4', () => {
+    const fgmp = rowsOf(result, 'fgmp', 0.7, 'empirical', 'W+A')[0];
+    const random = rowsOf(result, 'random', 0.7, 'empirical', 'W+A');
+    expect(random).toHaveLength(3);
+    expect(fgmp.loss).toBeLessThan(mean(random.map((r) => r.loss)));
+    for (const r of random) expect(fgmp.kl).toBeLessThan(r.kl);
+  });
+
+  it('W+A: all-FP8 is no worse than all-NVFP4', () => {
+    expect(row('W+A fgmp all-FP8 (p=0)').kl).toBeLessThan(row('W+A nvfp4').kl);
+    expect(row('W+A fgmp all-FP8 (p=0)').loss).toBeLessThan(row('W+A nvfp4').loss);
   });
 
   it('all-FP8 is no worse than all-NVFP4', () => {

@@ -54,21 +54,79 @@ export function mainTable(result: ExperimentResult): string {
   return lines.join('\n');
 }
 
-/** FGMP against the baselines at each fraction, for every trained model. */
-export function seedTable(results: ExperimentResult[]): string {
+/** Weights and activations quantized (W+A): one trained model. */
+export function mainTableWA(result: ExperimentResult): string {
+  const fp32 = find(result, 'fp32');
   const lines = [
+    '| configuration | FP4 weight blocks | FP4 activation blocks (test) | test loss | Δ loss vs FP32 (± paired s.e.) | accuracy | KL(FP32 ‖ quantized) |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const line = (label: string, rows: Row[]) => {
+    const d = rows.map((x) => pairedDifference(x.losses, fp32.losses));
+    const m = mean(d.map((x) => x.mean));
+    const loss = rows.length > 1 ? `${f5(mean(rows.map((x) => x.loss)))} ± ${f5(sd(rows.map((x) => x.loss)))}` : f5(rows[0].loss);
+    const delta = rows.length > 1 ? `${m >= 0 ? '+' : ''}${f5(m)} (mean of ${rows.length})` : `${m >= 0 ? '+' : ''}${f5(m)} ± ${f5(d[0].se)}`;
+    lines.push(`| ${label} | ${pct(mean(rows.map((x) => x.fp4Fraction)))} | ${pct(mean(rows.map((x) => x.activationFp4 ?? 0)))} | ${loss} | ${delta} | ${pct(mean(rows.map((x) => x.accuracy)))} | ${mean(rows.map((x) => x.kl)).toExponential(2)} |`);
+  };
+  line('MXFP8 E4M3 weights and activations', [find(result, 'W+A mxfp8_e4m3')]);
+  line('**all-FP8**: FGMP, p = 0', [find(result, 'W+A fgmp all-FP8 (p=0)')]);
+  line('**all-NVFP4** weights and activations', [find(result, 'W+A nvfp4')]);
+  for (const p of result.options.fractions) {
+    line(`**FGMP** ${p}`, rowsOf(result, 'fgmp', p, 'empirical', 'W+A'));
+    line(`no-Fisher ${p} (F = 1)`, rowsOf(result, 'noFisher', p, 'empirical', 'W+A'));
+    line(`random ${p} (${result.options.randomSeeds.length} seeds, mean ± sd)`, rowsOf(result, 'random', p, 'empirical', 'W+A'));
+  }
+  return lines.join('\n');
+}
+
+/** FGMP against the baselines at each fraction, for every trained model. */
+export function seedTable(results: ExperimentResult[], target: 'W' | 'W+A' = 'W'): string {
+  const lines = target === 'W' ? [
     '| model seed | p | FGMP loss | no-Fisher loss | FGMP − no-Fisher (± s.e.) | random loss (mean) | FGMP < random (seeds) | FGMP KL | no-Fisher KL | random KL (mean) | FGMP (true F) loss | g_test·Δw FGMP / no-Fisher | ½ΣF_test·Δw² FGMP / no-Fisher |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ] : [
+    '| model seed | p | FGMP loss | no-Fisher loss | FGMP − no-Fisher (± s.e.) | random loss (mean) | FGMP < random (seeds) | FGMP KL | no-Fisher KL | random KL (mean) | FP4 activation blocks FGMP / no-Fisher / random |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     for (const p of r.options.fractions) {
-      const g = rowsOf(r, 'fgmp', p)[0];
-      const n = rowsOf(r, 'noFisher', p)[0];
-      const rs = rowsOf(r, 'random', p);
-      const tf = rowsOf(r, 'fgmp', p, 'true')[0];
+      const g = rowsOf(r, 'fgmp', p, 'empirical', target)[0];
+      const n = rowsOf(r, 'noFisher', p, 'empirical', target)[0];
+      const rs = rowsOf(r, 'random', p, 'empirical', target);
       const d = pairedDifference(g.losses, n.losses);
-      lines.push(`| ${r.options.modelSeed} | ${p} | ${f5(g.loss)} | ${f5(n.loss)} | ${d.mean >= 0 ? '+' : ''}${f5(d.mean)} ± ${f5(d.se)} | ${f5(mean(rs.map((x) => x.loss)))} | ${rs.filter((x) => g.loss < x.loss).length}/${rs.length} | ${g.kl.toExponential(2)} | ${n.kl.toExponential(2)} | ${mean(rs.map((x) => x.kl)).toExponential(2)} | ${tf ? f5(tf.loss) : '–'} | ${g.firstOrder.toFixed(5)} / ${n.firstOrder.toFixed(5)} | ${g.secondOrder.toFixed(5)} / ${n.secondOrder.toFixed(5)} |`);
+      const common = `| ${r.options.modelSeed} | ${p} | ${f5(g.loss)} | ${f5(n.loss)} | ${d.mean >= 0 ? '+' : ''}${f5(d.mean)} ± ${f5(d.se)} | ${f5(mean(rs.map((x) => x.loss)))} | ${rs.filter((x) => g.loss < x.loss).length}/${rs.length} | ${g.kl.toExponential(2)} | ${n.kl.toExponential(2)} | ${mean(rs.map((x) => x.kl)).toExponential(2)} |`;
+      if (target === 'W') {
+        const tf = rowsOf(r, 'fgmp', p, 'true')[0];
+        lines.push(`${common} ${tf ? f5(tf.loss) : '–'} | ${g.firstOrder.toFixed(5)} / ${n.firstOrder.toFixed(5)} | ${g.secondOrder.toFixed(5)} / ${n.secondOrder.toFixed(5)} |`);
+      } else {
+        lines.push(`${common} ${pct(g.activationFp4!)} / ${pct(n.activationFp4!)} / ${pct(mean(rs.map((x) => x.activationFp4!)))} |`);
+      }
     }
+  }
+  return lines.join('\n');
+}
+
+/** Mean over trained models of a per-model difference, with its standard error across models. */
+export function acrossModels(values: number[]): { mean: number; se: number } {
+  return { mean: mean(values), se: values.length > 1 ? sd(values) / Math.sqrt(values.length) : NaN };
+}
+
+/** FGMP against both baselines, over every trained model, at each fraction. */
+export function verdictTable(results: ExperimentResult[], target: 'W' | 'W+A'): string {
+  const lines = [
+    '| p | FGMP loss < no-Fisher (models) | FGMP − no-Fisher, mean over models ± s.e. | FGMP loss < random mean (models) | FGMP − random, mean over models ± s.e. | FGMP KL < no-Fisher | FGMP KL < random |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const fmt = (x: { mean: number; se: number }) => `${x.mean >= 0 ? '+' : ''}${f5(x.mean)} ± ${f5(x.se)}`;
+  for (const p of results[0].options.fractions) {
+    const g = results.map((r) => rowsOf(r, 'fgmp', p, 'empirical', target)[0]);
+    const n = results.map((r) => rowsOf(r, 'noFisher', p, 'empirical', target)[0]);
+    const rnd = results.map((r) => rowsOf(r, 'random', p, 'empirical', target));
+    const rLoss = rnd.map((rs) => mean(rs.map((x) => x.loss)));
+    const rKl = rnd.map((rs) => mean(rs.map((x) => x.kl)));
+    const m = results.length;
+    const count = (f: (i: number) => boolean) => `${results.filter((_, i) => f(i)).length}/${m}`;
+    lines.push(`| ${p} | ${count((i) => g[i].loss < n[i].loss)} | ${fmt(acrossModels(g.map((x, i) => x.loss - n[i].loss)))} | ${count((i) => g[i].loss < rLoss[i])} | ${fmt(acrossModels(g.map((x, i) => x.loss - rLoss[i])))} | ${count((i) => g[i].kl < n[i].kl)} | ${count((i) => g[i].kl < rKl[i])} |`);
   }
   return lines.join('\n');
 }
@@ -96,7 +154,7 @@ function panel(
     out.push(`<line x1="${X(x)}" y1="${oy + h}" x2="${X(x)}" y2="${oy + h + 5}" stroke="#333"/>`);
     out.push(`<text x="${X(x)}" y="${oy + h + 18}" text-anchor="middle" font-size="11">${Math.round(x * 100)} %</text>`);
   }
-  out.push(`<text x="${ox + w / 2}" y="${oy + h + 38}" text-anchor="middle" font-size="12">fraction of weight blocks in FP4</text>`);
+  out.push(`<text x="${ox + w / 2}" y="${oy + h + 38}" text-anchor="middle" font-size="12">fraction of blocks in FP4 (target)</text>`);
   for (let k = 0; k <= 5; k++) {
     const v = yMin + ((yMax - yMin) * k) / 5;
     out.push(`<line x1="${ox - 5}" y1="${Y(v)}" x2="${ox}" y2="${Y(v)}" stroke="#333"/>`);
@@ -119,29 +177,28 @@ function panel(
   return out.join('\n');
 }
 
-export function plot(result: ExperimentResult): string {
-  const ps = result.options.fractions;
-  const series = (metric: 'loss' | 'kl'): Series[] => {
-    const s: Series[] = [
-      { label: 'FGMP (empirical Fisher)', color: '#d62728', points: ps.map((p) => ({ x: p, y: rowsOf(result, 'fgmp', p)[0][metric] })) },
-      { label: 'no-Fisher (F = 1)', color: '#1f77b4', dash: '5 3', points: ps.map((p) => ({ x: p, y: rowsOf(result, 'noFisher', p)[0][metric] })) },
-      {
-        label: 'random blocks (mean, min–max)', color: '#7f7f7f', dash: '2 3', points: ps.map((p) => {
-          const v = rowsOf(result, 'random', p).map((r) => r[metric]);
-          return { x: p, y: mean(v), lo: Math.min(...v), hi: Math.max(...v) };
-        }),
-      },
-    ];
-    if (rowsOf(result, 'fgmp', ps[0], 'true').length) {
-      s.splice(1, 0, { label: 'FGMP (true Fisher)', color: '#ff7f0e', points: ps.map((p) => ({ x: p, y: rowsOf(result, 'fgmp', p, 'true')[0][metric] })) });
-    }
-    return s;
+/** Test loss and KL against the FP4 fraction, averaged over the trained models (bars: ± s.e. across models). */
+export function plot(results: ExperimentResult[], target: 'W' | 'W+A'): string {
+  const ps = results[0].options.fractions;
+  const point = (p: number, perModel: number[]) => {
+    const a = acrossModels(perModel);
+    return { x: p, y: a.mean, lo: a.mean - (a.se || 0), hi: a.mean + (a.se || 0) };
   };
-  const refs = (metric: 'loss' | 'kl') => [
-    { label: 'all-FP8 (E4M3)', y: find(result, 'fgmp all-FP8 (p=0)')[metric], color: '#2ca02c' },
-    { label: 'all-NVFP4', y: find(result, 'nvfp4')[metric], color: '#9467bd' },
-    ...(metric === 'loss' ? [{ label: 'FP32', y: find(result, 'fp32').loss, color: '#000' }] : []),
+  const series = (metric: 'loss' | 'kl'): Series[] => [
+    { label: 'FGMP (empirical Fisher)', color: '#d62728', points: ps.map((p) => point(p, results.map((r) => rowsOf(r, 'fgmp', p, 'empirical', target)[0][metric]))) },
+    { label: 'no-Fisher (F = 1)', color: '#1f77b4', dash: '5 3', points: ps.map((p) => point(p, results.map((r) => rowsOf(r, 'noFisher', p, 'empirical', target)[0][metric]))) },
+    { label: 'random blocks', color: '#7f7f7f', dash: '2 3', points: ps.map((p) => point(p, results.map((r) => mean(rowsOf(r, 'random', p, 'empirical', target).map((x) => x[metric]))))) },
   ];
+  const ref = (config: string, metric: 'loss' | 'kl') => mean(results.map((r) => find(r, config)[metric]));
+  const fp8 = target === 'W' ? 'fgmp all-FP8 (p=0)' : 'W+A fgmp all-FP8 (p=0)';
+  const nv = target === 'W' ? 'nvfp4' : 'W+A nvfp4';
+  const refs = (metric: 'loss' | 'kl') => [
+    { label: 'all-FP8 (E4M3)', y: ref(fp8, metric), color: '#2ca02c' },
+    { label: 'all-NVFP4', y: ref(nv, metric), color: '#9467bd' },
+    ...(metric === 'loss' ? [{ label: 'FP32', y: ref('fp32', 'loss'), color: '#000' }] : []),
+  ];
+  const what = target === 'W' ? 'weights' : 'weights + activations';
+  const m = results.length;
   const W = 980;
   const H = 440;
   const legend = series('loss').map((s, i) =>
@@ -150,8 +207,8 @@ export function plot(result: ExperimentResult): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    panel(90, 40, 360, 300, 'MNIST MLP test loss', 'test cross-entropy', series('loss'), refs('loss'), (v) => v.toFixed(4)),
-    panel(580, 40, 360, 300, 'KL(FP32 ‖ quantized) on test digits', 'mean KL (nats)', series('kl'), refs('kl'), (v) => v.toExponential(1)),
+    panel(90, 40, 360, 300, `Test loss, ${what} (mean of ${m} models)`, 'test cross-entropy', series('loss'), refs('loss'), (v) => v.toFixed(4)),
+    panel(580, 40, 360, 300, `KL(FP32 ‖ quantized), ${what}`, 'mean KL (nats)', series('kl'), refs('kl'), (v) => v.toExponential(1)),
     legend,
     '</svg>',
   ].join('\n');
