@@ -64,6 +64,10 @@ struct PackedFp4Weights {
   std::vector<int64_t> fp8Place;   // [tiles][units] the tile-unit's group: offset << 10 | S << 5 | first slot
   int64_t n = 0, k = 0, unit = 0, units = 0, tiles = 0, kGroups = 0;
   bool hasFp8 = false;
+  // Exponents (floor(log2|s|)) of the smallest and largest lane scale when every real lane's scale
+  // is a finite normal float; scalesNormal = false otherwise (see fastScaleRows).
+  bool scalesNormal = false;
+  int scaleExpMin = 0, scaleExpMax = 0;
 };
 
 // Where a tile-unit's FP8 slots are: its group at byte `offset` of fp8Planes with `span` slots (see
@@ -96,8 +100,27 @@ struct Int8Activations {
   const float* blockScales;  // [M][paddedK / 32]
   std::vector<int32_t> unitSums;  // [M][units]
   int64_t rows = 0, paddedK = 0, units = 0, unit = 0;
+  // Fast scales (used by the AVX-512 kernel): for a row whose flag is set, every block scale is
+  // 2^e (a normal power of two) and exponentShift[m][block] = (e − unitShift(b)) << 23 (see below).
+  std::vector<uint8_t> fastScaleRow;      // [M]
+  std::vector<int32_t> exponentShift;     // [M][paddedK / 32]
 };
-void prepareInt8Activations(Int8Activations& a, int64_t units, int64_t unit);
+void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b);
+
+// D of a unit is an integer dot product times 2^-unitShift: 2^-7 for E2M1 lanes (activation code
+// ·2^-6 times 2w·2^-1), 2^-15 on FGMP weights, whose FP4 dot is shifted left by 8 to line up with
+// the FP8 lanes' multiples of 2^-9.
+static inline int unitShift(const PackedFp4Weights& b) { return b.hasFp8 ? 15 : 7; }
+
+// The fast-scales identity. The defined order computes per unit
+//   S = f32(sa · sb),  partial = f32(f32(D) · S)       with D = dot · 2^-u exactly (|dot| < 2^24).
+// When sa = 2^e and 2^e·sb and 2^(e−u)·sb are both normal floats, S = 2^e·sb exactly, so S' =
+// 2^(e−u)·sb is exact too and is sb's bit pattern plus (e − u) << 23 (an integer add on the
+// exponent field); dot · S' is the same real number as f32(D) · S, so one rounding of it gives the
+// same float. That replaces two float multiplies per unit and lane by one integer add. A row
+// qualifies when all its block scales are normal powers of two and, with the weights' scale
+// exponents in [wMin, wMax], e_min + wMin − u ≥ −126 and e_max + wMax ≤ 127; other rows run the
+// plain order.
 
 // The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI and AVX2 variants.
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,

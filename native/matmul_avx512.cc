@@ -29,22 +29,25 @@ inline int32_t load4(const int8_t* p) {
 
 // Rows × Tiles independent accumulator chains: enough parallel dot products to hide the
 // dpbusd latency both for many rows (prefill) and for one row (decode, where Tiles carries it).
-template <int Rows, int Tiles>
+template <int Rows, int Tiles, int Groups, bool FastScales>
 void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
           int64_t m0) {
   const __m512i lowNibble = _mm512_set1_epi8(0x0f);
   const __m512i lut = e2m1Lut();
-  const __m512 unitScale = _mm512_set1_ps(1.0f / 32768.0f);
+  const __m512 unitScale = _mm512_set1_ps(b.hasFp8 ? 1.0f / 32768.0f : 1.0f / 128.0f);  // 2^-unitShift
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const int64_t aBlocksPerRow = a.paddedK / 32;
-  const int64_t groupsPerUnit = b.unit / 8;
+  const int64_t groupsPerUnit = Groups > 0 ? Groups : b.unit / 8;
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < b.units; j++) {
+    // Each dot starts at −12·Σk: the LUT's +12 offset on every weight, removed up front.
     __m512i dot[Rows][Tiles];
-    for (int r = 0; r < Rows; r++)
-      for (int t = 0; t < Tiles; t++) dot[r][t] = _mm512_setzero_si512();
+    for (int r = 0; r < Rows; r++) {
+      const __m512i start = _mm512_set1_epi32(-12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      for (int t = 0; t < Tiles; t++) dot[r][t] = start;
+    }
     for (int64_t g = j * groupsPerUnit; g < (j + 1) * groupsPerUnit; g++) {
       __m512i lo[Tiles], hi[Tiles];
       for (int t = 0; t < Tiles; t++) {
@@ -62,11 +65,9 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
         }
       }
     }
-    for (int r = 0; r < Rows; r++) {
-      const __m512i bias12 = _mm512_set1_epi32(12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
-      for (int t = 0; t < Tiles; t++) dot[r][t] = _mm512_slli_epi32(_mm512_sub_epi32(dot[r][t], bias12), 8);
-    }
     if (b.hasFp8) {
+      for (int r = 0; r < Rows; r++)
+        for (int t = 0; t < Tiles; t++) dot[r][t] = _mm512_slli_epi32(dot[r][t], 8);
       // FP8 lanes: x already rode in the nibbles; add Σk·A + 2048·Σk·B − kFp8Bias·Σk (matmul.h),
       // computed once per slot group (both tiles of a pair) and permuted into each tile's lanes.
       // Full 64-byte loads may run past a group, never past the store's 64 bytes of padding.
@@ -120,12 +121,20 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
         }
       }
     }
+    const int64_t aBlock = (j * b.unit) / 32;
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
       for (int r = 0; r < Rows; r++) {
-        const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), unitScale);
-        const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + (j * b.unit) / 32]), sb);
-        acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
+        if (FastScales) {
+          // S' = 2^(e − unitShift)·sb by an exponent add; partial = f32(dot · S') (matmul.h).
+          const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>((m0 + r) * aBlocksPerRow + aBlock)]);
+          const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), s));
+        } else {
+          const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), unitScale);
+          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + aBlock]), sb);
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
+        }
       }
     }
   }
@@ -142,31 +151,51 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
   }
 }
 
-template <int Tiles>
+// Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.
+template <int Rows, int Tiles, int Groups>
+void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
+              int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  if (fast) step<Rows, Tiles, Groups, true>(a, b, bias, out, tile0, m0);
+  else step<Rows, Tiles, Groups, false>(a, b, bias, out, tile0, m0);
+}
+
+template <int Tiles, int Groups>
 void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
   int64_t m = 0;
-  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) step<kRowsPerStep, Tiles>(a, b, bias, out, tile0, m);
-  for (; m < a.rows; m++) step<1, Tiles>(a, b, bias, out, tile0, m);  // exactly this call's tiles
+  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<kRowsPerStep, Tiles, Groups>(a, b, bias, out, tile0, m);
+  for (; m < a.rows; m++) rowsStep<1, Tiles, Groups>(a, b, bias, out, tile0, m);  // exactly this call's tiles
+}
+
+template <int Groups>
+void matmulTiles(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                 int64_t tileBegin, int64_t tileEnd) {
+  int64_t tile = tileBegin;
+  if (b.hasFp8 && (tile & 1) && tile < tileEnd) {
+    tilesStep<1, Groups>(a, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
+    tile++;
+  }
+  if (a.rows < kRowsPerStep) {
+    // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
+    for (; tile + 4 <= tileEnd; tile += 4) {
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<1, 4, Groups>(a, b, bias, out, tile, m);
+    }
+  } else {
+    for (; tile + 2 <= tileEnd; tile += 2) tilesStep<2, Groups>(a, b, bias, out, tile);
+  }
+  for (; tile < tileEnd; tile++) tilesStep<1, Groups>(a, b, bias, out, tile);
 }
 
 }  // namespace
 
 void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd) {
-  int64_t tile = tileBegin;
-  if (b.hasFp8 && (tile & 1) && tile < tileEnd) {
-    tilesStep<1>(a, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
-    tile++;
-  }
-  if (a.rows < kRowsPerStep) {
-    // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
-    for (; tile + 4 <= tileEnd; tile += 4) {
-      for (int64_t m = 0; m < a.rows; m++) step<1, 4>(a, b, bias, out, tile, m);
-    }
-  } else {
-    for (; tile + 2 <= tileEnd; tile += 2) tilesStep<2>(a, b, bias, out, tile);
-  }
-  for (; tile < tileEnd; tile++) tilesStep<1>(a, b, bias, out, tile);
+  // The unit (16 for NVFP4/FGMP, 32 for MX) as a compile-time trip count lets the compiler keep
+  // every partial sum in registers and unroll the unit fully.
+  if (b.unit == 16) matmulTiles<2>(a, b, bias, out, tileBegin, tileEnd);
+  else if (b.unit == 32) matmulTiles<4>(a, b, bias, out, tileBegin, tileEnd);
+  else matmulTiles<0>(a, b, bias, out, tileBegin, tileEnd);
 }
 
 }  // namespace fp4kit

@@ -78,7 +78,7 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info) {
   call.a.paddedK = paddedK;
   call.bias = typedData<float>(env, info[4], "bias", static_cast<size_t>(call.b->n), true);
   call.out = typedData<float>(env, info[5], "out", static_cast<size_t>(m * call.b->n));
-  prepareInt8Activations(call.a, call.b->units, call.b->unit);
+  prepareInt8Activations(call.a, *call.b);
   return call;
 }
 

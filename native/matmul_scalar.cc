@@ -1,11 +1,20 @@
 // Scalar block matmul: the reference order over decoded operands, the weight repacking, and the
 // plain-C++ twin of the SIMD fast path (same integer dot products, same float32 steps).
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 #include "matmul.h"
 
 namespace fp4kit {
+
+// floor(log2|x|) of a finite normal float, or INT32_MIN for zero, subnormals, Inf and NaN.
+static inline int normalExponent(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const int field = static_cast<int>((bits >> 23) & 0xff);
+  return field == 0 || field == 255 ? INT32_MIN : field - 127;
+}
 
 void matmulDecodedScalar(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out,
                          int64_t nBegin, int64_t nEnd) {
@@ -65,6 +74,18 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
           out.fp8Lanes[static_cast<size_t>(tile * out.units + j)] |= static_cast<uint16_t>(1u << lane);
         }
       }
+    }
+  }
+  // The lane scales' exponent range, for the fast-scales epilogue (matmul.h).
+  out.scalesNormal = n > 0 && blocksPerRow > 0;
+  out.scaleExpMin = INT32_MAX;
+  out.scaleExpMax = INT32_MIN;
+  for (int64_t row = 0; row < n; row++) {
+    for (int64_t j = 0; j < blocksPerRow; j++) {
+      const int e = normalExponent(blockScales[row * blocksPerRow + j]);
+      if (e == INT32_MIN) out.scalesNormal = false;
+      out.scaleExpMin = std::min(out.scaleExpMin, e);
+      out.scaleExpMax = std::max(out.scaleExpMax, e);
     }
   }
   if (!out.hasFp8) return;
@@ -129,7 +150,34 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
   out.fp8Planes.shrink_to_fit();
 }
 
-void prepareInt8Activations(Int8Activations& a, int64_t units, int64_t unit) {
+// Which rows may take the fast-scales epilogue (matmul.h) against these weights.
+static void prepareFastScales(Int8Activations& a, const PackedFp4Weights& b) {
+  const int64_t blocks = a.paddedK / 32;
+  const int shift = unitShift(b);
+  a.fastScaleRow.assign(static_cast<size_t>(a.rows), 0);
+  a.exponentShift.assign(static_cast<size_t>(a.rows * blocks), 0);
+  if (!b.scalesNormal) return;
+  for (int64_t m = 0; m < a.rows; m++) {
+    bool ok = true;
+    int eMin = INT32_MAX, eMax = INT32_MIN;
+    for (int64_t i = 0; i < blocks && ok; i++) {
+      const float s = a.blockScales[m * blocks + i];
+      const int e = normalExponent(s);
+      uint32_t bits;
+      std::memcpy(&bits, &s, 4);
+      ok = e != INT32_MIN && (bits & 0x807fffffu) == 0;  // 2^e: positive, zero mantissa
+      eMin = std::min(eMin, e);
+      eMax = std::max(eMax, e);
+      a.exponentShift[static_cast<size_t>(m * blocks + i)] = static_cast<int32_t>(static_cast<uint32_t>(e - shift) << 23);
+    }
+    if (ok && blocks > 0) ok = eMin + b.scaleExpMin - shift >= -126 && eMax + b.scaleExpMax <= 127;
+    a.fastScaleRow[static_cast<size_t>(m)] = ok ? 1 : 0;
+  }
+}
+
+void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
+  const int64_t units = b.units, unit = b.unit;
+  prepareFastScales(a, b);
   a.units = units;
   a.unit = unit;
   a.unitSums.assign(static_cast<size_t>(a.rows * units), 0);

@@ -102,6 +102,61 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
+  it('scales at the ends of the float range (rows in and out of the fast-scales epilogue): identical bits', () => {
+    // The AVX-512 kernel rescales by an exponent add only when every scale product stays a normal
+    // float (native/matmul.h); rows of tiny, huge, zero and subnormal activations against tiny and
+    // huge weights sit on both sides of that test, and the products reach Inf and subnormals.
+    const [n, k] = [40, 96];
+    const rowScales = [1, 2 ** -100, 2 ** -125, 2 ** 100, 2 ** 126, 0, 2 ** -140, 1, 2 ** 60, 2 ** -60];
+    const m = rowScales.length;
+    const a = gaussian(m * k, 91);
+    for (let r = 0; r < m; r++) for (let i = 0; i < k; i++) a[r * k + i] *= rowScales[r];
+    for (let i = 0; i < 32; i++) a[7 * k + i] *= 2 ** -120; // row 7: one tiny block among normal ones
+    let sawInf = false;
+    let sawSubnormal = false;
+    // Weight scales swept one exponent at a time near both limits of the test.
+    const weightExponents = [-110, -60, 60, 110];
+    for (let j = -10; j <= 10; j++) weightExponents.push(j);
+    for (const weightScale of weightExponents.map((j) => 2 ** j)) {
+      for (const format of ['mxfp4', 'nvfp4', 'fgmp'] as const) {
+        const w = gaussian(n * k, 92, 0.05);
+        for (let i = 0; i < w.length; i++) w[i] *= weightScale * (i % 7 === 0 ? 30 : 1);
+        const b = format === 'fgmp' ? quantize(w, { format, shape: [n, k], fp4Fraction: 0.5 }) : quantize(w, { format, shape: [n, k] });
+        const want = matmul(a, b);
+        const got = withBackend(backend, () => matmul(a, b));
+        expect(firstBitDifference(got, want), `${format} weights × 2^${Math.log2(weightScale)}`).toBe(-1);
+        for (const v of want) {
+          if (!Number.isFinite(v) && !Number.isNaN(v)) sawInf = true;
+          if (v !== 0 && Math.abs(v) < 2 ** -126) sawSubnormal = true;
+        }
+      }
+    }
+    expect(sawInf, 'some products overflow to ±Inf').toBe(true);
+    expect(sawSubnormal, 'some products are subnormal').toBe(true);
+  });
+
+  it('the fast-scales limits, one exponent either side of each: identical bits', () => {
+    // One activation block 2^X·[1, 2^-6, 0…] (scale 2^X, codes 64 and 1) against MXFP4 weights
+    // [0, 6·2^w, 0…] (scale 2^w, code 6): D = 12/128 and S = 2^(X+w). S overflows at X + w = 128;
+    // 2^(X+w−7) is subnormal at X + w = −120. The kernel must fall back exactly there.
+    const k = 32;
+    const n = 16;
+    for (const [x, sums] of [[127, [125, 126, 127, 128, 129]], [-100, [-122, -121, -120, -119, -118]]] as const) {
+      for (const sum of sums) {
+        const wExp = sum - x;
+        const a = new Float32Array(k);
+        a[0] = 2 ** x;
+        a[1] = 2 ** (x - 6);
+        const w = new Float32Array(n * k);
+        for (let c = 0; c < n; c++) w[c * k + 1] = 6 * 2 ** wExp * (c % 2 ? -1 : 1);
+        const b = quantize(w, { format: 'mxfp4', shape: [n, k] });
+        const want = matmul(a, b);
+        expect(want[0]).toBe(sum >= 128 ? Infinity : Math.fround((12 / 128) * 2 ** sum));
+        expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want), `X + w = ${sum}`).toBe(-1);
+      }
+    }
+  });
+
   it('fgmp large enough to split across threads (ranges starting at odd tiles), sync and async: identical bits', async () => {
     // 61 tiles of 16 columns and ≥ 2M multiply-adds per tile: two threads split them 31 + 30.
     const [m, n, k] = [64, 976, 2048];
