@@ -29,7 +29,7 @@
         "native/matmul_scalar.cc"
       ],
       "conditions": [
-        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni"] }],
+        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni", "fp4kit_avx512_vbmi"] }],
         ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc"] }]
       ]
     },
@@ -53,6 +53,13 @@
       "sources": ["native/matmul_avx512.cc"],
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-ffp-contract=off"] }
+    },
+    {
+      "target_name": "fp4kit_avx512_vbmi",
+      "type": "static_library",
+      "sources": ["native/matmul_avx512_vbmi.cc"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-ffp-contract=off"] }
     }
   ]
 }

@@ -10,6 +10,8 @@ export interface BackendInfo {
   name: BackendName;
   /** SIMD level in use ('avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'). */
   simd: string;
+  /** The block matmul kernel in use ('avx512-vnni-vbmi', 'avx512-vnni', 'avx2', 'scalar', 'simd128'); absent without one. */
+  matmulSimd?: string;
 }
 
 // Entry points register the loaders their platform can run: lib/index.ts (Node) registers native
@@ -78,7 +80,7 @@ export function getKernels(): Kernels {
 
 export function getBackend(): BackendInfo {
   const k = getKernels();
-  return { name: k.name, simd: k.simd };
+  return { name: k.name, simd: k.simd, matmulSimd: k.matmul?.matmulSimd };
 }
 
 /** Every backend that loads here, with its SIMD level; `error` says why one did not. */
@@ -86,7 +88,7 @@ export function availableBackends(): Array<BackendInfo & { available: boolean; e
   return ORDER.map((name) => {
     const k = load(name);
     return k
-      ? { name, simd: k.simd, available: true }
+      ? { name, simd: k.simd, matmulSimd: k.matmul?.matmulSimd, available: true }
       : { name, simd: 'none', available: false, error: loadErrors.get(name) ?? 'not built' };
   });
 }

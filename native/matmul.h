@@ -122,18 +122,21 @@ static inline int unitShift(const PackedFp4Weights& b) { return b.hasFp8 ? 15 : 
 // exponents in [wMin, wMax], e_min + wMin − u ≥ −126 and e_max + wMax ≤ 127; other rows run the
 // plain order.
 
-// The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI and AVX2 variants.
+// The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI (with VBMI, or
+// without) and AVX2 variants.
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd);
+void matmulFp4Int8Avx512Vbmi(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                             int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                        int64_t tileBegin, int64_t tileEnd);
 
 // The matmul kernel chosen once for this CPU (dispatch.cc), with its name for availableBackends().
 using Fp4Int8Kernel = void (*)(const Int8Activations&, const PackedFp4Weights&, const float*, float*, int64_t, int64_t);
 struct MatmulKernel {
-  const char* simd;  // "avx512-vnni", "avx2", "scalar"
+  const char* simd;  // "avx512-vnni-vbmi", "avx512-vnni", "avx2", "scalar"
   Fp4Int8Kernel fp4Int8;
 };
 const MatmulKernel& activeMatmulKernel();

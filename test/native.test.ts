@@ -1,6 +1,6 @@
 // The native addon on its own: the C++ argument checks (a bad call must throw, never crash),
 // the Promise variants, and bit-identical results whatever the thread count or forced SIMD level.
-// CI runs the whole shared suite again with FP4KIT_SIMD=scalar and =avx2 and on the cmake-js build.
+// CI runs the whole shared suite again with FP4KIT_SIMD=scalar, =avx2 and =avx512 and on the cmake-js build.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { availableBackends, quantize } from '../lib/index.js';
@@ -129,5 +129,38 @@ maybe('native addon', () => {
     }
     // and the same digest from the pure-TypeScript reference
     expect(run({ DIGEST_BACKEND: 'js' })).toBe(reference);
+  }, 120_000);
+
+  // Every matmul kernel (scalar, AVX2, AVX-512 with the vpshufb or the vpermb decoder) must give
+  // the products' bits of the js reference, for every E2M1 weight format, few and many rows.
+  it('same matmul bits for every forced matmul kernel and the js reference', () => {
+    const script = `
+      import { quantize, matmul, setBackend, getBackend } from './lib/index.ts';
+      import { createHash } from 'node:crypto';
+      setBackend(process.env.DIGEST_BACKEND ?? 'native');
+      const [n, k] = [72, 640];
+      const w = new Float32Array(n * k);
+      for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.61) * 2 ** ((i % 23) - 12);
+      const h = createHash('sha256');
+      for (const format of ['mxfp4', 'nvfp4', 'fgmp']) {
+        const b = quantize(w, { format, shape: [n, k], ...(format === 'fgmp' ? { fp4Fraction: 0.7 } : {}) });
+        for (const m of [1, 3, 9, 64]) {
+          const a = new Float32Array(m * k);
+          for (let i = 0; i < a.length; i++) a[i] = Math.cos(i * 0.29 + m) * 2 ** ((i % 17) - 8);
+          h.update(new Uint8Array(matmul(a, b).buffer));
+        }
+      }
+      console.log((getBackend().matmulSimd ?? 'none') + ' ' + h.digest('hex'));`;
+    const run = (env: Record<string, string>) =>
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim().split(' ');
+    const [, reference] = run({ DIGEST_BACKEND: 'js' });
+    expect(reference).toMatch(/^[0-9a-f]{64}$/);
+    const kernels = new Set<string>();
+    for (const env of [{}, { FP4KIT_SIMD: 'avx512' }, { FP4KIT_SIMD: 'avx2' }, { FP4KIT_SIMD: 'scalar' }]) {
+      const [kernel, digest] = run(env);
+      kernels.add(kernel);
+      expect(digest, `${JSON.stringify(env)} (${kernel})`).toBe(reference);
+    }
+    expect(kernels.has('scalar')).toBe(true);
   }, 120_000);
 });

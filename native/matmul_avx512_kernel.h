@@ -1,0 +1,207 @@
+// The AVX-512 VNNI block matmul kernel, included by one source file per nibble decoder
+// (matmul_avx512.cc: vpshufb, AVX-512BW; matmul_avx512_vbmi.cc: vpermb, AVX-512 VBMI), each built
+// with its own instruction-set flags. Everything here has internal linkage, so each file gets its
+// own copy compiled for its own flags.
+//
+// Same integer dot products and the same float32 steps, lane by lane, as matmulFp4Int8Scalar:
+// each of the 16 lanes of a vector is one output column, so lanes never mix their sums. FGMP FP8
+// lanes add two u8 planes (matmul.h) whose dot products run over the FP8 slots a tile pair shares
+// (~10 of 32 lanes at 30% FP8) and are permuted into place, so the FP8 work follows the FP8
+// fraction instead of costing two extra planes on every lane of every tile.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "matmul.h"
+
+namespace fp4kit {
+namespace {
+
+constexpr int kRowsPerStep = 4;
+
+// E2M1 code → (2w + 12), an unsigned byte for vpdpbusd (the +12 is removed with 12·Σk per unit),
+// in every 16-byte lane: a table for vpshufb (4 index bits) and for vpermb (6 bits, period 16).
+inline __m512i e2m1Lut() {
+  const __m128i t = _mm_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+  return _mm512_broadcast_i32x4(t);
+}
+
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+// Rows × Tiles independent accumulator chains: enough parallel dot products to hide the
+// dpbusd latency both for many rows (prefill) and for one row (decode, where Tiles carries it).
+template <class Decoder, int Rows, int Tiles, int Groups, bool FastScales>
+void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
+          int64_t m0) {
+  const Decoder decode;
+  const __m512 unitScale = _mm512_set1_ps(b.hasFp8 ? 1.0f / 32768.0f : 1.0f / 128.0f);  // 2^-unitShift
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int64_t aBlocksPerRow = a.paddedK / 32;
+  const int64_t groupsPerUnit = Groups > 0 ? Groups : b.unit / 8;
+  __m512 acc[Rows][Tiles];
+  for (int r = 0; r < Rows; r++)
+    for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < b.units; j++) {
+    // Each dot starts at −12·Σk: the LUT's +12 offset on every weight, removed up front.
+    __m512i dot[Rows][Tiles];
+    for (int r = 0; r < Rows; r++) {
+      const __m512i start = _mm512_set1_epi32(-12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      for (int t = 0; t < Tiles; t++) dot[r][t] = start;
+    }
+    for (int64_t g = j * groupsPerUnit; g < (j + 1) * groupsPerUnit; g++) {
+      __m512i lo[Tiles], hi[Tiles];
+      for (int t = 0; t < Tiles; t++) {
+        const __m512i v = _mm512_loadu_si512(b.nibbles.data() + ((tile0 + t) * b.kGroups + g) * 64);
+        lo[t] = decode.low(v);
+        hi[t] = decode.high(v);
+      }
+      for (int r = 0; r < Rows; r++) {
+        const int8_t* ar = a.codes + (m0 + r) * a.paddedK + g * 8;
+        const __m512i a0 = _mm512_set1_epi32(load4(ar));
+        const __m512i a1 = _mm512_set1_epi32(load4(ar + 4));
+        for (int t = 0; t < Tiles; t++) {
+          dot[r][t] = _mm512_dpbusd_epi32(dot[r][t], lo[t], a0);
+          dot[r][t] = _mm512_dpbusd_epi32(dot[r][t], hi[t], a1);
+        }
+      }
+    }
+    if (b.hasFp8) {
+      for (int r = 0; r < Rows; r++)
+        for (int t = 0; t < Tiles; t++) dot[r][t] = _mm512_slli_epi32(dot[r][t], 8);
+      // FP8 lanes: x already rode in the nibbles; add Σk·A + 2048·Σk·B − kFp8Bias·Σk (matmul.h),
+      // computed once per slot group (both tiles of a pair) and permuted into each tile's lanes.
+      // Full 64-byte loads may run past a group, never past the store's 64 bytes of padding.
+      __mmask16 lanes[Tiles];
+      Fp8Place place[Tiles];
+#pragma GCC unroll 4
+      for (int t = 0; t < Tiles; t++) {
+        const int64_t tu = (tile0 + t) * b.units + j;
+        lanes[t] = b.fp8Lanes[static_cast<size_t>(tu)];
+        place[t] = fp8Place(b, tu);
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < Tiles; t++) {
+        if (lanes[t] == 0) continue;
+        if (t > 0 && lanes[t - 1] != 0 && place[t - 1].offset == place[t].offset) continue;  // done with t − 1
+        const int next = t + 1 < Tiles ? t + 1 : t;
+        const bool pair = next != t && lanes[next] != 0 && place[next].offset == place[t].offset;
+        const uint8_t* group = b.fp8Planes.data() + place[t].offset;
+        const int64_t stride = 4 * place[t].span;
+        const uint8_t* planeA = group + 8 + 4 * stride;  // the nonzero A dwords, q by q
+        __m512i pa[4], pb[4];  // unit 16: four groups of 4 k (FGMP only)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+          uint16_t present;
+          __builtin_memcpy(&present, group + 2 * q, 2);
+          pb[q] = _mm512_loadu_si512(group + 8 + q * stride);
+          __m512i packed = _mm512_loadu_si512(planeA);
+          __asm__("" : "+v"(packed));  // keeps vpexpandd in register form (see below)
+          pa[q] = _mm512_maskz_expand_epi32(present, packed);
+          planeA += 4 * __builtin_popcount(present);
+        }
+        // Lane l (the i-th set bit of lanes) takes slot first + i: a vpermd index by one
+        // register-form vpexpandd (the memory form made the kernel ~2× slower on AMD Zen 5).
+        const __m512i idx0 = _mm512_maskz_expand_epi32(lanes[t], _mm512_add_epi32(iota, _mm512_set1_epi32(place[t].first)));
+        const __m512i idx1 = pair ? _mm512_maskz_expand_epi32(lanes[next], _mm512_add_epi32(iota, _mm512_set1_epi32(place[next].first)))
+                                  : idx0;
+#pragma GCC unroll 4
+        for (int r = 0; r < Rows; r++) {
+          const int8_t* ar = a.codes + (m0 + r) * a.paddedK + j * 16;
+          __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
+#pragma GCC unroll 4
+          for (int q = 0; q < 4; q++) {
+            const __m512i av = _mm512_set1_epi32(load4(ar + 4 * q));
+            da = _mm512_dpbusd_epi32(da, pa[q], av);
+            db = _mm512_dpbusd_epi32(db, pb[q], av);
+          }
+          const __m512i fix = _mm512_set1_epi32(kFp8Bias * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+          const __m512i comb = _mm512_sub_epi32(_mm512_add_epi32(da, _mm512_slli_epi32(db, kFp8HighShift)), fix);
+          dot[r][t] = _mm512_mask_add_epi32(dot[r][t], lanes[t], dot[r][t], _mm512_permutexvar_epi32(idx0, comb));
+          if (pair) dot[r][next] = _mm512_mask_add_epi32(dot[r][next], lanes[next], dot[r][next], _mm512_permutexvar_epi32(idx1, comb));
+        }
+      }
+    }
+    const int64_t aBlock = (j * b.unit) / 32;
+    for (int t = 0; t < Tiles; t++) {
+      const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
+      for (int r = 0; r < Rows; r++) {
+        if (FastScales) {
+          // S' = 2^(e − unitShift)·sb by an exponent add; partial = f32(dot · S') (matmul.h).
+          const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>((m0 + r) * aBlocksPerRow + aBlock)]);
+          const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), s));
+        } else {
+          const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), unitScale);
+          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + aBlock]), sb);
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
+        }
+      }
+    }
+  }
+  for (int t = 0; t < Tiles; t++) {
+    const int64_t col0 = (tile0 + t) * kTileColumns;
+    const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
+    if (lanes <= 0) continue;
+    const __mmask16 valid = static_cast<__mmask16>((1u << lanes) - 1);
+    for (int r = 0; r < Rows; r++) {
+      __m512 v = acc[r][t];
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, bias + col0));
+      _mm512_mask_storeu_ps(out + (m0 + r) * b.n + col0, valid, v);
+    }
+  }
+}
+
+// Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.
+template <class Decoder, int Rows, int Tiles, int Groups>
+void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
+              int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  if (fast) step<Decoder, Rows, Tiles, Groups, true>(a, b, bias, out, tile0, m0);
+  else step<Decoder, Rows, Tiles, Groups, false>(a, b, bias, out, tile0, m0);
+}
+
+template <class Decoder, int Tiles, int Groups>
+void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
+  int64_t m = 0;
+  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups>(a, b, bias, out, tile0, m);
+  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups>(a, b, bias, out, tile0, m);  // exactly this call's tiles
+}
+
+template <class Decoder, int Groups>
+void matmulTiles(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                 int64_t tileBegin, int64_t tileEnd) {
+  int64_t tile = tileBegin;
+  if (b.hasFp8 && (tile & 1) && tile < tileEnd) {
+    tilesStep<Decoder, 1, Groups>(a, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
+    tile++;
+  }
+  if (a.rows < kRowsPerStep) {
+    // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
+    for (; tile + 4 <= tileEnd; tile += 4) {
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups>(a, b, bias, out, tile, m);
+    }
+  } else {
+    for (; tile + 2 <= tileEnd; tile += 2) tilesStep<Decoder, 2, Groups>(a, b, bias, out, tile);
+  }
+  for (; tile < tileEnd; tile++) tilesStep<Decoder, 1, Groups>(a, b, bias, out, tile);
+}
+
+// The kernel over tiles [tileBegin, tileEnd), E2M1 nibbles decoded by Decoder.
+template <class Decoder>
+void matmulFp4Int8Avx512With(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                             int64_t tileBegin, int64_t tileEnd) {
+  // The unit (16 for NVFP4/FGMP, 32 for MX) as a compile-time trip count lets the compiler keep
+  // every partial sum in registers and unroll the unit fully.
+  if (b.unit == 16) matmulTiles<Decoder, 2>(a, b, bias, out, tileBegin, tileEnd);
+  else if (b.unit == 32) matmulTiles<Decoder, 4>(a, b, bias, out, tileBegin, tileEnd);
+  else matmulTiles<Decoder, 0>(a, b, bias, out, tileBegin, tileEnd);
+}
+
+}  // namespace
+}  // namespace fp4kit
