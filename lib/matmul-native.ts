@@ -20,8 +20,22 @@ export interface NativeMatmul {
   matmulSimd: string;
 }
 
+// E8M0 code → its multiplier (0xFF is NaN). A table and a plain loop: Float32Array.from with a
+// mapping callback took ~7 ms for the 65 536 scales of a 512 × 4096 activation, 15 % of the product.
+const E8M0_MULTIPLIERS = Float32Array.from({ length: 256 }, (_, c) => (c === 0xff ? NaN : 2 ** (c - E8M0_BIAS)));
+
 function e8m0Multipliers(scales: Uint8Array): Float32Array {
-  return Float32Array.from(scales, (c) => (c === 0xff ? NaN : 2 ** (c - E8M0_BIAS)));
+  const out = new Float32Array(scales.length);
+  for (let i = 0; i < scales.length; i++) out[i] = E8M0_MULTIPLIERS[scales[i]];
+  return out;
+}
+
+/** f32(tensorScale · E4M3 value) per block scale code, as the reference decodes NVFP4 scales. */
+function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array {
+  const table = Float32Array.from(E4M3_VALUES, (v) => tensorScale * v);
+  const out = new Float32Array(scales.length);
+  for (let i = 0; i < scales.length; i++) out[i] = table[scales[i]];
+  return out;
 }
 
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
@@ -29,8 +43,7 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
   if (b.format === 'mxfp4') return { n, k, blockSize: 32, nibbles: b.data, blockScales: e8m0Multipliers(b.scales), fp8Blocks: null, fp8Codes: null };
   if (b.format === 'nvfp4') {
-    const t = b.tensorScale!;
-    return { n, k, blockSize: 16, nibbles: b.data, blockScales: Float32Array.from(b.scales, (c) => Math.fround(t * E4M3_VALUES[c])), fp8Blocks: null, fp8Codes: null };
+    return { n, k, blockSize: 16, nibbles: b.data, blockScales: nvfp4Multipliers(b.scales, b.tensorScale!), fp8Blocks: null, fp8Codes: null };
   }
   // FGMP: split the interleaved block stream into dense FP4 nibbles (zero in FP8 blocks) and
   // dense E4M3 codes (zero in FP4 blocks).

@@ -60,11 +60,11 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
-template <int Rows>
+template <int Rows, bool FastScales>
 void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile, int64_t m0) {
   const __m256i lowNibble = _mm256_set1_epi8(0x0f);
   const __m256i lut = e2m1Lut();
-  const __m256 unitScale = _mm256_set1_ps(1.0f / 32768.0f);
+  const __m256 unitScale = _mm256_set1_ps(b.hasFp8 ? 1.0f / 32768.0f : 1.0f / 128.0f);  // 2^-unitShift
   const int64_t aBlocksPerRow = a.paddedK / 32;
   const int64_t groupsPerUnit = b.unit / 8;
   __m256 acc[Rows][kHalves];
@@ -93,7 +93,10 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
     }
     for (int r = 0; r < Rows; r++) {
       const __m256i bias12 = _mm256_set1_epi32(12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
-      for (int h = 0; h < kHalves; h++) dot[r][h] = _mm256_slli_epi32(_mm256_sub_epi32(dot[r][h], bias12), 8);
+      for (int h = 0; h < kHalves; h++) {
+        dot[r][h] = _mm256_sub_epi32(dot[r][h], bias12);
+        if (b.hasFp8) dot[r][h] = _mm256_slli_epi32(dot[r][h], 8);  // line up with the FP8 lanes' 2^-15
+      }
     }
     if (b.hasFp8 && b.fp8Lanes[static_cast<size_t>(tile * b.units + j)] != 0) {
       // FP8 lanes: x already rode in the nibbles; add Σk·A + 2048·Σk·B − kFp8Bias·Σk (matmul.h),
@@ -154,9 +157,17 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
     for (int h = 0; h < kHalves; h++) {
       const __m256 sb = _mm256_loadu_ps(b.scales.data() + (tile * b.units + j) * kTileColumns + 8 * h);
       for (int r = 0; r < Rows; r++) {
-        const __m256 d = _mm256_mul_ps(_mm256_cvtepi32_ps(dot[r][h]), unitScale);
-        const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + (j * b.unit) / 32]), sb);
-        acc[r][h] = _mm256_add_ps(acc[r][h], _mm256_mul_ps(d, s));
+        const int64_t aBlock = (m0 + r) * aBlocksPerRow + (j * b.unit) / 32;
+        if (FastScales) {
+          // S' = 2^(e − unitShift)·sb by an exponent add; partial = f32(dot · S') (matmul.h).
+          const __m256i shift = _mm256_set1_epi32(a.exponentShift[static_cast<size_t>(aBlock)]);
+          const __m256 s = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(sb), shift));
+          acc[r][h] = _mm256_add_ps(acc[r][h], _mm256_mul_ps(_mm256_cvtepi32_ps(dot[r][h]), s));
+        } else {
+          const __m256 d = _mm256_mul_ps(_mm256_cvtepi32_ps(dot[r][h]), unitScale);
+          const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a.blockScales[aBlock]), sb);
+          acc[r][h] = _mm256_add_ps(acc[r][h], _mm256_mul_ps(d, s));
+        }
       }
     }
   }
@@ -170,14 +181,23 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
   }
 }
 
+// Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.
+template <int Rows>
+void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile, int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  if (fast) step<Rows, true>(a, b, bias, out, tile, m0);
+  else step<Rows, false>(a, b, bias, out, tile, m0);
+}
+
 }  // namespace
 
 void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                        int64_t tileBegin, int64_t tileEnd) {
   for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
     int64_t m = 0;
-    for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) step<kRowsPerStep>(a, b, bias, out, tile, m);
-    for (; m < a.rows; m++) step<1>(a, b, bias, out, tile, m);
+    for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<kRowsPerStep>(a, b, bias, out, tile, m);
+    for (; m < a.rows; m++) rowsStep<1>(a, b, bias, out, tile, m);
   }
 }
 
