@@ -13,7 +13,10 @@ import type { QuantizedTensor } from './quantize.js';
 /** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
  *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
 export interface NativeMatmul {
-  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number): unknown;
+  /** scaleCodes/scaleCoding/tensorScale (1 = E8M0 codes, 2 = E4M3 codes × tensorScale) let the
+   *  native kernels keep the scales compactly; blockScales stay the authority. */
+  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
+    scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
   matmulFp4Int8Async(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
@@ -41,9 +44,13 @@ function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
 export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
-  if (b.format === 'mxfp4') return { n, k, blockSize: 32, nibbles: b.data, blockScales: e8m0Multipliers(b.scales), fp8Blocks: null, fp8Codes: null };
+  const none = { scaleCodes: null, scaleCoding: 0, tensorScale: 0 };
+  if (b.format === 'mxfp4') {
+    return { n, k, blockSize: 32, nibbles: b.data, blockScales: e8m0Multipliers(b.scales), fp8Blocks: null, fp8Codes: null, scaleCodes: b.scales, scaleCoding: 1, tensorScale: 0 };
+  }
   if (b.format === 'nvfp4') {
-    return { n, k, blockSize: 16, nibbles: b.data, blockScales: nvfp4Multipliers(b.scales, b.tensorScale!), fp8Blocks: null, fp8Codes: null };
+    const tensorScale = b.tensorScale!;
+    return { n, k, blockSize: 16, nibbles: b.data, blockScales: nvfp4Multipliers(b.scales, tensorScale), fp8Blocks: null, fp8Codes: null, scaleCodes: b.scales, scaleCoding: 2, tensorScale };
   }
   // FGMP: split the interleaved block stream into dense FP4 nibbles (zero in FP8 blocks) and
   // dense E4M3 codes (zero in FP4 blocks).
@@ -69,7 +76,7 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
       o += 8;
     }
   }
-  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes };
+  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, ...none };
 }
 
 // Repacked weights per (tensor, backend): a tensor used on native and then on wasm gets each
@@ -87,7 +94,7 @@ export function packedWeights(addon: NativeMatmul, b: QuantizedTensor | FgmpTens
   let p = perBackend.get(addon);
   if (p === undefined) {
     const w = fp4KernelInputs(b);
-    p = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize);
+    p = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
     perBackend.set(addon, p);
   }
   return p;

@@ -35,14 +35,14 @@ MatmulKernel chooseMatmulKernel() {
   const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   const bool avx2 = __builtin_cpu_supports("avx2");
-  if (want == "scalar") return {"scalar", matmulFp4Int8Scalar};
-  if (want == "avx2") return avx2 ? MatmulKernel{"avx2", matmulFp4Int8Avx2} : MatmulKernel{"scalar", matmulFp4Int8Scalar};
+  if (want == "scalar") return {"scalar", matmulFp4Int8Scalar, true};
+  if (want == "avx2") return avx2 ? MatmulKernel{"avx2", matmulFp4Int8Avx2, false} : MatmulKernel{"scalar", matmulFp4Int8Scalar, true};
   // FP4KIT_SIMD=avx512 keeps AVX-512 but not VBMI, so the vpshufb decoder runs in CI too.
-  if (vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512") return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi};
-  if (vnni) return {"avx512-vnni", matmulFp4Int8Avx512};
-  if (avx2) return {"avx2", matmulFp4Int8Avx2};
+  if (vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512") return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true};
+  if (vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true};
+  if (avx2) return {"avx2", matmulFp4Int8Avx2, false};
 #endif
-  return {"scalar", matmulFp4Int8Scalar};
+  return {"scalar", matmulFp4Int8Scalar, true};
 }
 
 }  // namespace

@@ -56,9 +56,31 @@ constexpr int32_t kFp8Offset = 1 << 18;
 constexpr int32_t kFp8Bias = kFp8Offset - 1024;
 constexpr int kFp8HighShift = 11;
 
+// How the lane scales (one decode multiplier per lane and unit, 0 in padding lanes) are stored.
+// A product with one activation row reads every weight byte once, so the scales' bytes count:
+// float32 per 16 NVFP4 elements is half as much again as the nibbles. Kernels that can decode
+// them (MatmulKernel::readsCompactScales) get the compact forms, checked bit for bit at repack:
+// - Float32: `scales`, the multipliers themselves (FGMP, and any tensor the compact forms miss);
+// - Half (NVFP4): `compactScales` holds each block's E4M3 value as binary16 (exact: every E4M3
+//   value is one), and the multiplier is f32(tensorScale · value), as the reference decodes it;
+// - E8m0 (MXFP4): `compactScales` holds the E8M0 code, 1..254: the multiplier's bits are code << 23.
+enum class ScaleStorage : uint8_t { Float32, Half, E8m0 };
+
+// The block scales as codes, for the compact forms: `coding` 1 = E8M0 codes, 2 = E4M3 codes times
+// `tensorScale`; 0 (or no codes) = floats only.
+struct ScaleCodes {
+  const uint8_t* codes = nullptr;  // [N][blocksPerRow]
+  int coding = 0;
+  double tensorScale = 0;
+  bool compactAllowed = false;     // the active kernel reads the compact forms
+};
+
 struct PackedFp4Weights {
   std::vector<uint8_t> nibbles;    // [tiles][kGroups][64]
-  std::vector<float> scales;       // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
+  ScaleStorage scaleStorage = ScaleStorage::Float32;
+  std::vector<float> scales;       // Float32: [tiles][units][16] decode multiplier per lane (0 in padding lanes)
+  std::vector<uint8_t> compactScales;  // Half: [tiles][units][16] binary16; E8m0: [tiles][units][16] codes
+  float tensorScale = 0;           // Half: the multiplier of every E4M3 value
   std::vector<uint16_t> fp8Lanes;  // [tiles][units] bit l set: lane l's block is FGMP FP8 (empty if none)
   std::vector<uint8_t> fp8Planes;  // slot groups of A/B planes (see above), + 64 bytes of padding
   std::vector<int64_t> fp8Place;   // [tiles][units] the tile-unit's group: offset << 10 | S << 5 | first slot
@@ -91,7 +113,9 @@ struct Fp8Split {
 // `blockScales` [N][paddedK/blockSize] decode multipliers, and for FGMP `fp8Blocks`
 // [N][paddedK/blockSize] (1 = FP8) with `fp8Codes` [N][paddedK] (E4M3 codes where FP8, else 0).
 void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const uint8_t* fp8Blocks,
-                      const uint8_t* fp8Codes, int64_t n, int64_t k, int64_t blockSize, PackedFp4Weights& out);
+                      const uint8_t* fp8Codes, int64_t n, int64_t k, int64_t blockSize, PackedFp4Weights& out,
+                      const ScaleCodes& scaleCodes = ScaleCodes());
+
 
 // MXINT8 activations: int8 codes [M][paddedK] (paddedK a multiple of 32), one decode multiplier
 // per block of 32, and Σ codes per unit (computed by prepareInt8Activations).
@@ -138,6 +162,7 @@ using Fp4Int8Kernel = void (*)(const Int8Activations&, const PackedFp4Weights&, 
 struct MatmulKernel {
   const char* simd;  // "avx512-vnni-vbmi", "avx512-vnni", "avx2", "scalar"
   Fp4Int8Kernel fp4Int8;
+  bool readsCompactScales;  // decodes ScaleStorage::Half and ::E8m0
 };
 const MatmulKernel& activeMatmulKernel();
 
@@ -155,6 +180,45 @@ static inline Fp8Split splitE4m3(uint8_t code) {
   const int32_t x = ((w & 2047) >> 8) - 4;
   return {static_cast<uint8_t>(w & 255), static_cast<uint8_t>(w >> kFp8HighShift),
           static_cast<uint8_t>(x >= 0 ? x : 8 | -x)};
+}
+
+// binary16 → float32, exactly (every binary16 value is a float32).
+static inline float halfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const int exponent = (h >> 10) & 31;
+  const uint32_t mantissa = h & 1023;
+  uint32_t bits;
+  if (exponent == 31) {
+    bits = sign | 0x7f800000u | (mantissa << 13);  // Inf / NaN
+  } else if (exponent != 0) {
+    bits = sign | (static_cast<uint32_t>(exponent + 112) << 23) | (mantissa << 13);
+  } else {
+    const float magnitude = static_cast<float>(mantissa) * (1.0f / 16777216.0f);  // m · 2^-24, exact
+    __builtin_memcpy(&bits, &magnitude, 4);
+    bits |= sign;
+  }
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+// One lane's multiplier in any ScaleStorage (the scalar kernel's reader; SIMD kernels decode 16 at once).
+static inline float laneScale(const PackedFp4Weights& b, int64_t tileUnit, int lane) {
+  const size_t i = static_cast<size_t>(tileUnit * 16 + lane);
+  switch (b.scaleStorage) {
+    case ScaleStorage::Half: {
+      const uint16_t h = static_cast<uint16_t>(b.compactScales[2 * i] | (b.compactScales[2 * i + 1] << 8));
+      return b.tensorScale * halfToFloat(h);
+    }
+    case ScaleStorage::E8m0: {
+      const uint32_t bits = static_cast<uint32_t>(b.compactScales[i]) << 23;
+      float f;
+      __builtin_memcpy(&f, &bits, 4);
+      return f;
+    }
+    default:
+      return b.scales[i];
+  }
 }
 
 // An E2M1 code as a signed integer multiple of 2^-1 (value · 2): 0, ±1, ±2, ±3, ±4, ±6, ±8, ±12.

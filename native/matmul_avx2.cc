@@ -194,6 +194,10 @@ void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* 
 
 void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                        int64_t tileBegin, int64_t tileEnd) {
+  if (b.scaleStorage != ScaleStorage::Float32) {  // not made for this kernel (readsCompactScales = false)
+    matmulFp4Int8Scalar(a, b, bias, out, tileBegin, tileEnd);
+    return;
+  }
   for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
     int64_t m = 0;
     for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<kRowsPerStep>(a, b, bias, out, tile, m);

@@ -21,7 +21,9 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
 
-// repackFp4Weights(nibbles u8, blockScales f32, fp8Blocks u8|null, fp8Codes u8|null, n, k, blockSize) → External
+// repackFp4Weights(nibbles u8, blockScales f32, fp8Blocks u8|null, fp8Codes u8|null, n, k, blockSize
+//                  [, scaleCodes u8|null, scaleCoding 0|1|2, tensorScale]) → External
+// The optional codes let kernels that decode them store the scales compactly (matmul.h).
 Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 7) throw Napi::TypeError::New(env, "repackFp4Weights: expected 7 arguments");
@@ -37,10 +39,20 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
   const uint8_t* fp8Codes = typedData<uint8_t>(env, info[3], "fp8Codes", static_cast<size_t>(n * paddedK), true);
   if ((fp8Blocks == nullptr) != (fp8Codes == nullptr)) throw Napi::TypeError::New(env, "fp8Blocks and fp8Codes go together");
   if (fp8Blocks && blockSize != 16) throw Napi::RangeError::New(env, "FGMP weights have blocks of 16");
+  ScaleCodes codes;
+  if (info.Length() > 7) {
+    codes.codes = typedData<uint8_t>(env, info[7], "scaleCodes", static_cast<size_t>(n * blocksPerRow), true);
+    if (info.Length() > 8 && !info[8].IsUndefined()) codes.coding = static_cast<int>(integerArg(env, info[8], "scaleCoding", 0, 2));
+    if (info.Length() > 9 && !info[9].IsUndefined()) {
+      if (!info[9].IsNumber()) throw Napi::TypeError::New(env, "tensorScale must be a number");
+      codes.tensorScale = info[9].As<Napi::Number>().DoubleValue();
+    }
+    codes.compactAllowed = activeMatmulKernel().readsCompactScales;
+  }
   auto* packed = new PackedFp4Weights();
-  repackFp4Weights(nibbles, scales, fp8Blocks, fp8Codes, n, k, blockSize, *packed);
-  const size_t bytes = packed->nibbles.size() + packed->scales.size() * 4 + packed->fp8Planes.size() + packed->fp8Lanes.size() * 2 +
-                       packed->fp8Place.size() * 8;
+  repackFp4Weights(nibbles, scales, fp8Blocks, fp8Codes, n, k, blockSize, *packed, codes);
+  const size_t bytes = packed->nibbles.size() + packed->scales.size() * 4 + packed->compactScales.size() + packed->fp8Planes.size() +
+                       packed->fp8Lanes.size() * 2 + packed->fp8Place.size() * 8;
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return Napi::External<PackedFp4Weights>::New(env, packed, [bytes](Napi::Env e, PackedFp4Weights* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(bytes));

@@ -2,6 +2,7 @@
 // plain-C++ twin of the SIMD fast path (same integer dot products, same float32 steps).
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "matmul.h"
@@ -39,8 +40,60 @@ void matmulDecodedScalar(const DecodedOperand& a, const DecodedOperand& b, const
   }
 }
 
+// An E4M3 value (exact, NaN for 0x7f/0xff) as binary16, which holds every one exactly.
+static uint16_t e4m3AsHalf(uint8_t code) {
+  if ((code & 0x7f) == 0x7f) return 0x7e00;
+  const uint16_t sign = (code & 0x80) ? 0x8000 : 0;
+  const int32_t magnitude = std::abs(e4m3AsInt(code));  // a multiple of 2^-9, < 2^18
+  if (magnitude == 0) return sign;
+  const int top = 31 - __builtin_clz(static_cast<uint32_t>(magnitude));  // value = 1.f · 2^(top − 9)
+  const uint32_t m = static_cast<uint32_t>(magnitude);  // ≤ 4 significant bits, so both shifts are exact
+  const uint32_t fraction = (top <= 10 ? m << (10 - top) : m >> (top - 10)) & 1023;
+  return static_cast<uint16_t>(sign | ((top - 9 + 15) << 10) | fraction);
+}
+
+// The compact lane scales of matmul.h when the codes reproduce every float multiplier bit for bit
+// (the floats stay the authority: a caller's inconsistent codes just keep the float storage).
+static void compactLaneScales(const float* blockScales, const ScaleCodes& codes, int64_t n, int64_t blocksPerRow,
+                              PackedFp4Weights& out) {
+  if (!codes.compactAllowed || codes.codes == nullptr || out.hasFp8 || (codes.coding != 1 && codes.coding != 2)) return;
+  const bool half = codes.coding == 2;
+  const float tensorScale = static_cast<float>(codes.tensorScale);
+  if (half && static_cast<double>(tensorScale) != codes.tensorScale) return;  // the reference multiplies by a float32
+  const size_t width = half ? 2 : 1;
+  std::vector<uint8_t> compact(static_cast<size_t>(out.tiles * out.units * kTileColumns) * width, 0);
+  for (int64_t row = 0; row < n; row++) {
+    const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
+    for (int64_t j = 0; j < blocksPerRow; j++) {
+      const uint8_t code = codes.codes[row * blocksPerRow + j];
+      const float want = blockScales[row * blocksPerRow + j];
+      float got;
+      uint16_t stored;
+      if (half) {
+        stored = e4m3AsHalf(code);
+        got = tensorScale * halfToFloat(stored);
+      } else {
+        if (code == 0 || code == 0xff) return;  // 2^-127 is subnormal, 0xff is NaN: no exponent field
+        stored = code;
+        const uint32_t bits = static_cast<uint32_t>(code) << 23;
+        std::memcpy(&got, &bits, 4);
+      }
+      if (std::memcmp(&got, &want, 4) != 0) return;
+      const size_t at = static_cast<size_t>((tile * out.units + j) * kTileColumns + lane) * width;
+      compact[at] = static_cast<uint8_t>(stored);
+      if (half) compact[at + 1] = static_cast<uint8_t>(stored >> 8);
+    }
+  }
+  out.scaleStorage = half ? ScaleStorage::Half : ScaleStorage::E8m0;
+  out.tensorScale = tensorScale;
+  out.compactScales = std::move(compact);
+  out.scales.clear();
+  out.scales.shrink_to_fit();
+}
+
 void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const uint8_t* fp8Blocks,
-                      const uint8_t* fp8Codes, int64_t n, int64_t k, int64_t blockSize, PackedFp4Weights& out) {
+                      const uint8_t* fp8Codes, int64_t n, int64_t k, int64_t blockSize, PackedFp4Weights& out,
+                      const ScaleCodes& scaleCodes) {
   const int64_t blocksPerRow = (k + blockSize - 1) / blockSize;
   const int64_t paddedK = blocksPerRow * blockSize;
   out.n = n;
@@ -88,6 +141,7 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
       out.scaleExpMax = std::max(out.scaleExpMax, e);
     }
   }
+  compactLaneScales(blockScales, scaleCodes, n, blocksPerRow, out);
   if (!out.hasFp8) return;
   // FP8 lanes: the nibble becomes x, and A/B go to slot groups shared by tile pairs (matmul.h).
   out.fp8Planes.reserve(static_cast<size_t>(out.tiles * out.units * 8));
@@ -242,8 +296,7 @@ void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, co
         float acc = 0.0f;
         for (int64_t j = 0; j < b.units; j++) {
           const float d = static_cast<float>(unitDot(a, b, m, tile, j, lane)) * unitScale;
-          const float s = a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32] *
-                          b.scales[static_cast<size_t>((tile * b.units + j) * kTileColumns + lane)];
+          const float s = a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32] * laneScale(b, tile * b.units + j, lane);
           const float partial = d * s;
           acc = acc + partial;
         }

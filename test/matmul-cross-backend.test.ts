@@ -157,6 +157,32 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
+  it('weights whose scale codes the compact storage cannot or must not take: identical bits', () => {
+    // Native kernels keep NVFP4 scales as binary16 E4M3 values × tensor scale and MXFP4 scales as
+    // E8M0 codes (native/matmul.h); zero, subnormal and NaN codes, a tensor scale that is not a
+    // float32 and E8M0 codes 0 and 255 must give the reference's bits, compact or not.
+    const [m, n, k] = [5, 40, 96];
+    const a = gaussian(m * k, 51);
+    const base = gaussian(n * k, 52, 0.05);
+    const nv = quantize(base, { format: 'nvfp4', shape: [n, k] });
+    const nvScales = Uint8Array.from(nv.scales);
+    [0x00, 0x01, 0x07, 0x80, 0x81, 0x7f, 0x7e, 0xfe].forEach((code, i) => (nvScales[7 * i + 3] = code));
+    for (const tensorScale of [nv.tensorScale!, 0.1, Math.fround(0.1), 3e-41]) {
+      const b = { ...nv, scales: nvScales, tensorScale };
+      const want = matmul(a, b);
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want), `nvfp4 tensorScale ${tensorScale}`).toBe(-1);
+      const plain = { ...nv, tensorScale };
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, plain)), matmul(a, plain)), `plain nvfp4 tensorScale ${tensorScale}`).toBe(-1);
+    }
+    const mx = quantize(base, { format: 'mxfp4', shape: [n, k] });
+    for (const code of [0, 1, 254, 255]) {
+      const scales = Uint8Array.from(mx.scales);
+      scales[9] = code;
+      const b = { ...mx, scales };
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), matmul(a, b)), `mxfp4 scale code ${code}`).toBe(-1);
+    }
+  });
+
   it('fgmp large enough to split across threads (ranges starting at odd tiles), sync and async: identical bits', async () => {
     // 61 tiles of 16 columns and ≥ 2M multiply-adds per tile: two threads split them 31 + 30.
     const [m, n, k] = [64, 976, 2048];
