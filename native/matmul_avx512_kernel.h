@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "matmul.h"
 
@@ -45,6 +46,17 @@ inline __m512 loadLaneScales(const PackedFp4Weights& b, int64_t tileUnit, __m512
   return _mm512_loadu_ps(b.scales.data() + tileUnit * kTileColumns);
 }
 
+// Tiles [tile0, tile0 + tiles) of compact lane scales decoded to floats ([t][units][16]): a
+// many-row call reads each tile's scales once per 4 rows, so it decodes them once per tile instead.
+template <ScaleStorage Storage>
+const float* decodedLaneScales(const PackedFp4Weights& b, int64_t tile0, int tiles) {
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(tiles * b.units * kTileColumns));
+  const __m512 tensorScale = _mm512_set1_ps(b.tensorScale);
+  for (int64_t i = 0; i < tiles * b.units; i++) _mm512_storeu_ps(buffer.data() + i * kTileColumns, loadLaneScales<Storage>(b, tile0 * b.units + i, tensorScale));
+  return buffer.data();
+}
+
 // One activation row (decode) streams every weight byte once from L3 or DRAM; prefetching each
 // tile's nibbles 2 KiB ahead and its scales 16 units ahead kept the 8 streams of a 4-tile step
 // fed (M = 1 from DRAM: nvfp4 0.84× → 1.1× the peer, mxfp4 1.18× → 1.3×).
@@ -56,8 +68,7 @@ inline void prefetchAt(const void* base, int64_t byteOffset) {
 
 template <ScaleStorage Storage>
 inline void prefetchLaneScales(const PackedFp4Weights& b, int64_t tileUnit) {
-  if (Storage == ScaleStorage::Float32) prefetchAt(b.scales.data(), tileUnit * kTileColumns * 4);
-  else prefetchAt(b.compactScales.data(), tileUnit * (Storage == ScaleStorage::Half ? 32 : 16));
+  prefetchAt(b.compactScales.data(), tileUnit * (Storage == ScaleStorage::Half ? 32 : 16));
 }
 
 inline int32_t load4(const int8_t* p) {
@@ -68,9 +79,11 @@ inline int32_t load4(const int8_t* p) {
 
 // Rows × Tiles independent accumulator chains: enough parallel dot products to hide the
 // dpbusd latency both for many rows (prefill) and for one row (decode, where Tiles carries it).
+// tileScales: Float32 lane scales of tiles tile0.., [t][units][16] (b.scales or decoded ones);
+// compact storages are read directly instead.
 template <class Decoder, int Rows, int Tiles, int Groups, ScaleStorage Storage, bool FastScales>
-void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
-          int64_t m0) {
+void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
+          int64_t tile0, int64_t m0) {
   const Decoder decode;
   const __m512 tensorScale = _mm512_set1_ps(b.tensorScale);
   const __m512 unitScale = _mm512_set1_ps(b.hasFp8 ? 1.0f / 32768.0f : 1.0f / 128.0f);  // 2^-unitShift
@@ -163,8 +176,12 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
     }
     const int64_t aBlock = (j * b.unit) / 32;
     for (int t = 0; t < Tiles; t++) {
-      const __m512 sb = loadLaneScales<Storage>(b, (tile0 + t) * b.units + j, tensorScale);
-      if (Rows == 1) prefetchLaneScales<Storage>(b, (tile0 + t) * b.units + j + 16);
+      const __m512 sb = Storage == ScaleStorage::Float32 ? _mm512_loadu_ps(tileScales + (t * b.units + j) * kTileColumns)
+                                                         : loadLaneScales<Storage>(b, (tile0 + t) * b.units + j, tensorScale);
+      if (Rows == 1) {
+        if (Storage == ScaleStorage::Float32) prefetchAt(tileScales, (t * b.units + j + 16) * kTileColumns * 4);
+        else prefetchLaneScales<Storage>(b, (tile0 + t) * b.units + j + 16);
+      }
       for (int r = 0; r < Rows; r++) {
         if (FastScales) {
           // S' = 2^(e − unitShift)·sb by an exponent add; partial = f32(dot · S') (matmul.h).
@@ -194,19 +211,22 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
 
 // Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.
 template <class Decoder, int Rows, int Tiles, int Groups, ScaleStorage Storage>
-void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0,
-              int64_t m0) {
+void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
+              int64_t tile0, int64_t m0) {
   bool fast = true;
   for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
-  if (fast) step<Decoder, Rows, Tiles, Groups, Storage, true>(a, b, bias, out, tile0, m0);
-  else step<Decoder, Rows, Tiles, Groups, Storage, false>(a, b, bias, out, tile0, m0);
+  if (fast) step<Decoder, Rows, Tiles, Groups, Storage, true>(a, b, tileScales, bias, out, tile0, m0);
+  else step<Decoder, Rows, Tiles, Groups, Storage, false>(a, b, tileScales, bias, out, tile0, m0);
 }
 
+// Every row against tiles [tile0, tile0 + Tiles); compact scales are decoded once for all the rows.
 template <class Decoder, int Tiles, int Groups, ScaleStorage Storage>
 void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
+  constexpr ScaleStorage F32 = ScaleStorage::Float32;
+  const float* tileScales = Storage == F32 ? b.scales.data() + tile0 * b.units * kTileColumns : decodedLaneScales<Storage>(b, tile0, Tiles);
   int64_t m = 0;
-  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, Storage>(a, b, bias, out, tile0, m);
-  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, Storage>(a, b, bias, out, tile0, m);  // exactly this call's tiles
+  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, F32>(a, b, tileScales, bias, out, tile0, m);
+  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, b, tileScales, bias, out, tile0, m);  // exactly this call's tiles
 }
 
 template <class Decoder, int Groups, ScaleStorage Storage>
@@ -220,7 +240,8 @@ void matmulTiles(const Int8Activations& a, const PackedFp4Weights& b, const floa
   if (a.rows < kRowsPerStep) {
     // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
     for (; tile + 4 <= tileEnd; tile += 4) {
-      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, b, bias, out, tile, m);
+      const float* tileScales = Storage == ScaleStorage::Float32 ? b.scales.data() + tile * b.units * kTileColumns : nullptr;
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, b, tileScales, bias, out, tile, m);
     }
   } else {
     for (; tile + 2 <= tileEnd; tile += 2) tilesStep<Decoder, 2, Groups, Storage>(a, b, bias, out, tile);
