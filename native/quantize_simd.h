@@ -140,6 +140,15 @@ static inline U32v e2m1NearestFromScaled(F32v scaled, U32v signBits) {
   return (U32v)minv(code, splat(7)) | ((signBits >> 28) & 8u);
 }
 
+// MXINT8 codes of |x|·2^(6−s) (the code's own scale: value = code/64) by nearest-even, saturating
+// at ±127. Equal to quantizeScaledVector for int8: the product is exact unless it is below
+// 2^−126, where every rule gives code 0; the FPU's nearest-even (adding and removing 2^23) rounds.
+static inline U32v int8NearestFromScaled(F32v scaled, U32v signBits) {
+  const F32v rounded = (scaled + 8388608.0f) - 8388608.0f;  // scaled < 2^8: an integer, ties to even
+  const I32v magnitude = minv(__builtin_convertvector(rounded, I32v), splat(127));
+  return (U32v)(((I32v)signBits < 0 ? -magnitude : magnitude) & 0xff);
+}
+
 static inline float powerOfTwo(int32_t e) {  // 2^e for −126 ≤ e ≤ 127
   return fp4kit::bitsToFloat(static_cast<uint32_t>(e + 127) << 23);
 }
@@ -237,6 +246,9 @@ static void quantizeMxVector(const fp4kit::BlockArgs& a, int64_t rowBegin, int64
         if (f.id == kE2m1 && !stochastic) {
           const float inverse = powerOfTwo(-s);  // s ∈ [−127, 125]
           for (int v = 0; v < V; v++) codes[v] = e2m1NearestFromScaled((F32v)(bits[v] & 0x7fffffffu) * inverse, bits[v]);
+        } else if (f.id == kInt8 && !stochastic && s >= -120 && s <= 125) {
+          const float toCode = powerOfTwo(6 - s);  // code = RNE(|x|·2^(6−s)), the multiplier representable
+          for (int v = 0; v < V; v++) codes[v] = int8NearestFromScaled((F32v)(bits[v] & 0x7fffffffu) * toCode, bits[v]);
         } else {
           for (int v = 0; v < V; v++) codes[v] = quantizeScaledVector(bits[v], s, f, stochastic, random[v]);
         }
