@@ -9,8 +9,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 #include "element_codec.h"
 #include "pack_codes.h"
@@ -390,11 +395,168 @@ static inline F32v e2m1Magnitudes() {
   return t;
 }
 
+// Element codes (FP6, FP8, INT8; one per 32-bit lane) → their exact values, by moving the code's
+// exponent and mantissa into a float32's fields; subnormal, NaN and Inf codes are selected. Checked against
+// decodeElement for every code before use (elementDecoderMatches).
+template <int32_t Format>
+static inline F32v decodeElementsVector(U32v codes) {
+  using namespace fp4kit;
+  constexpr ElementFormat f = kElementFormats[Format];
+  if constexpr (f.id == kInt8) {
+    return __builtin_convertvector(((I32v)(codes << 24)) >> 24, F32v) * (1.0f / 64.0f);
+  } else {
+    const U32v mag = codes & (uint32_t)(f.signBit - 1);
+    const U32v sign = (codes & (uint32_t)f.signBit) << (31 - (f.bits - 1));
+    constexpr int32_t exponentBits = f.bits - 1 - f.mantissaBits;
+    constexpr int32_t bias = (1 << (exponentBits - 1)) - 1;  // E2M3 1, E3M2 3, E4M3 7, E5M2 15
+    // Normal codes: the fields moved into place and the exponent rebiased by an integer add.
+    // Subnormal codes (exponent field 0): m · 2^(1 − bias − mantissaBits) from an exact int →
+    // float conversion, so no float32 subnormal is ever an operand (those cost a microcode assist).
+    const U32v normal = (mag << (23 - f.mantissaBits)) + (uint32_t)((127 - bias) << 23);
+    const float quantum = bitsToFloat(static_cast<uint32_t>(1 - bias - f.mantissaBits + 127) << 23);
+    const F32v small = __builtin_convertvector((I32v)mag, F32v) * quantum;
+    U32v value = (U32v)((mag >> f.mantissaBits) == 0u ? (I32v)small : (I32v)normal);
+    if constexpr (f.overflow == Overflow::kInf) {  // E5M2: Inf above the largest finite code, then NaN
+      const I32v special = (I32v)mag > f.maxFiniteCode;
+      value = (U32v)(special ? ((I32v)mag == f.maxFiniteCode + 1 ? splat(0x7f800000) : splat(0x7fc00000)) : (I32v)value);
+    } else if constexpr (f.nanCode >= 0) {
+      value = (U32v)((I32v)mag == f.nanCode ? splat(0x7fc00000) : (I32v)value);
+    }
+    return (F32v)(value | sign);
+  }
+}
+
+// kLanes byte codes, one per 32-bit lane. GCC 12 turns a generic u8 → u32 vector conversion into
+// scalar inserts, so the x86 builds say vpmovzxbd themselves.
+static inline U32v loadByteCodes(const uint8_t* p) {
+#if defined(__AVX512F__) && FP4KIT_LANES == 16
+  return (U32v)_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#elif defined(__AVX2__) && FP4KIT_LANES == 8
+  return (U32v)_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+#else
+  U8v bytes;
+  std::memcpy(&bytes, p, sizeof bytes);
+  return __builtin_convertvector(bytes, U32v);
+#endif
+}
+
+// One MX block's 32 six-bit codes (24 bytes; code i in bits [6i, 6i + 6), little-endian, the order
+// of packCodes), kLanes per vector: each lane takes the two bytes its code spans as a 16-bit word
+// (vpshufb) and shifts its code out. Loads stay inside the block's 24 bytes.
+static inline void unpackSixBitBlock(const uint8_t* packed, U32v* codes) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && FP4KIT_LANES == 16
+  const __m512i shift = _mm512_setr_epi32(0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2);
+  for (int v = 0; v < 2; v++) {
+    // 12 bytes (a masked load reads nothing past them), in both 128-bit halves for vpshufb.
+    const __m128i bytes = _mm_maskz_loadu_epi8(0x0fff, packed + 12 * v);
+    const __m256i pairs = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(bytes),
+                                              _mm256_setr_epi8(0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,  //
+                                                               6, 7, 6, 7, 7, 8, 8, 9, 9, 10, 9, 10, 10, 11, 11, 11));
+    codes[v] = (U32v)_mm512_and_si512(_mm512_srlv_epi32(_mm512_cvtepu16_epi32(pairs), shift), _mm512_set1_epi32(63));
+  }
+#elif defined(__AVX2__) && FP4KIT_LANES == 8
+  // Bytes 0–15 and 8–23 hold every 6-byte group of 8 codes: 0, 6 | 12 − 8, 18 − 8.
+  const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
+  const __m128i high = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 8));
+  const __m128i pattern = _mm_setr_epi8(0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 5);  // the last code needs one byte
+  const __m256i shift = _mm256_setr_epi32(0, 6, 4, 2, 0, 6, 4, 2);
+  const __m128i pairs[4] = {_mm_shuffle_epi8(low, pattern), _mm_shuffle_epi8(low, _mm_add_epi8(pattern, _mm_set1_epi8(6))),
+                            _mm_shuffle_epi8(high, _mm_add_epi8(pattern, _mm_set1_epi8(4))),
+                            _mm_shuffle_epi8(high, _mm_add_epi8(pattern, _mm_set1_epi8(10)))};
+  for (int v = 0; v < 4; v++) {
+    codes[v] = (U32v)_mm256_and_si256(_mm256_srlv_epi32(_mm256_cvtepu16_epi32(pairs[v]), shift), _mm256_set1_epi32(63));
+  }
+#else
+  uint8_t bytes[fp4kit::kMxBlock];
+  fp4kit::unpackCodes(packed, fp4kit::kMxBlock, 6, bytes);
+  for (int v = 0; v < fp4kit::kMxBlock / kLanes; v++) {
+    U8v b;
+    std::memcpy(&b, bytes + kLanes * v, sizeof b);
+    codes[v] = __builtin_convertvector(b, U32v);
+  }
+#endif
+}
+
+// Whether decodeElementsVector gives decodeElement's bits for every code of `format` (once per format).
+static bool elementDecoderMatches(int32_t format) {
+  using namespace fp4kit;
+  static const auto verdicts = [] {
+    std::array<bool, kElementCount> ok{};
+    auto check = [&ok](int32_t id, F32v (*decode)(U32v)) {
+      const ElementFormat& f = kElementFormats[id];
+      bool all = true;
+      for (uint32_t c0 = 0; c0 < (1u << f.bits); c0 += kLanes) {
+        U32v codes;
+        for (int l = 0; l < kLanes; l++) codes[l] = (c0 + l) & ((1u << f.bits) - 1);
+        const F32v got = decode(codes);
+        for (int l = 0; l < kLanes; l++) all = all && floatToBits(got[l]) == floatToBits(decodeElement(codes[l], f));
+      }
+      ok[static_cast<size_t>(id)] = all;
+    };
+    check(kE2m3, decodeElementsVector<kE2m3>);
+    check(kE3m2, decodeElementsVector<kE3m2>);
+    check(kE4m3, decodeElementsVector<kE4m3>);
+    check(kE5m2, decodeElementsVector<kE5m2>);
+    check(kInt8, decodeElementsVector<kInt8>);
+    return ok;
+  }();
+  return verdicts[static_cast<size_t>(format)];
+}
+
+// MX blocks of FP6/FP8/INT8 codes × the block's scale, as the scalar kernel computes them (table
+// value × scale, one multiply); a row with a NaN scale goes to the scalar kernel, the short last
+// block of a ragged row to a scalar loop.
+template <int32_t Format>
+static void dequantizeMxElementsVector(const fp4kit::BlockArgs& a, int64_t rowBegin, int64_t rowEnd, fp4kit::BlockKernel scalar) {
+  using namespace fp4kit;
+  constexpr ElementFormat f = kElementFormats[Format];
+  const int64_t blocksPerRow = (a.cols + kMxBlock - 1) / kMxBlock;
+  const int64_t blockBytes = kMxBlock * f.bits / 8;
+  for (int64_t row = rowBegin; row < rowEnd; row++) {
+    for (int64_t b = 0; b < blocksPerRow; b++) {
+      const int64_t blockIndex = row * blocksPerRow + b;
+      const uint8_t scaleCode = a.scales[blockIndex];
+      if (scaleCode == 0xff) {  // the scalar kernel's own NaN propagation, not the vector unit's
+        scalar(a, row, row + 1);
+        break;
+      }
+      const float scale = e8m0Multiplier(scaleCode);
+      const uint8_t* packed = a.data + blockIndex * blockBytes;
+      float* out = a.out + row * a.cols + b * kMxBlock;
+      const int64_t count = std::min<int64_t>(kMxBlock, a.cols - b * kMxBlock);
+      if (count < kMxBlock) {  // the zero-padded last block of a ragged row: its stored codes, its real elements
+        uint8_t codes[kMxBlock];
+        unpackCodes(packed, kMxBlock, f.bits, codes);
+        for (int64_t i = 0; i < count; i++) out[i] = decodeElement(codes[i], f) * scale;
+        continue;
+      }
+      U32v codes[kMxBlock / kLanes];
+      if constexpr (f.bits == 6) {
+        unpackSixBitBlock(packed, codes);
+      } else {
+        for (int v = 0; v < kMxBlock / kLanes; v++) codes[v] = loadByteCodes(packed + kLanes * v);
+      }
+      for (int v = 0; v < kMxBlock / kLanes; v++) {
+        const F32v values = decodeElementsVector<Format>(codes[v]) * scale;
+        std::memcpy(out + kLanes * v, &values, sizeof values);
+      }
+    }
+  }
+}
+
 static void dequantizeMxVector(const fp4kit::BlockArgs& a, int64_t rowBegin, int64_t rowEnd, fp4kit::BlockKernel scalar) {
   using namespace fp4kit;
-  if (a.format != kE2m1 || a.cols % kMxBlock != 0) {
+  if ((a.format == kE2m1 && a.cols % kMxBlock != 0) || (a.format != kE2m1 && !elementDecoderMatches(a.format))) {
     scalar(a, rowBegin, rowEnd);
     return;
+  }
+  switch (a.format) {
+    case kE2m3: return dequantizeMxElementsVector<kE2m3>(a, rowBegin, rowEnd, scalar);
+    case kE3m2: return dequantizeMxElementsVector<kE3m2>(a, rowBegin, rowEnd, scalar);
+    case kE4m3: return dequantizeMxElementsVector<kE4m3>(a, rowBegin, rowEnd, scalar);
+    case kE5m2: return dequantizeMxElementsVector<kE5m2>(a, rowBegin, rowEnd, scalar);
+    case kInt8: return dequantizeMxElementsVector<kInt8>(a, rowBegin, rowEnd, scalar);
+    default: break;  // E2M1 below
   }
   const F32v table = e2m1Magnitudes();
   const int64_t blocksPerRow = a.cols / kMxBlock;
