@@ -145,6 +145,31 @@ static inline U32v e2m1NearestFromScaled(F32v scaled, U32v signBits) {
   return (U32v)minv(code, splat(7)) | ((signBits >> 28) & 8u);
 }
 
+// FP6/FP8 element codes of already-scaled magnitudes |x|·2^−s by nearest-even, saturating at the
+// largest finite value (the MX rule). The FPU rounds: adding and removing C = 2^(e + 23 − mantissa
+// bits), e the value's binade (at least the format's smallest normal one), leaves v rounded to a
+// multiple of that binade's quantum, ties to even. The rounded value's float32 fields then give
+// the code (rebiased exponent and top mantissa bits), or for the subnormal range, v / quantum.
+// Equal to quantizeScaledVector for these formats once |x|·2^−s is formed exactly: multiplying by a
+// power of two is exact unless the product is below 2^−126, where every rule gives code 0.
+template <int32_t Format>
+static inline U32v floatNearestFromScaled(F32v scaled, U32v signBits) {
+  using namespace fp4kit;
+  constexpr ElementFormat f = kElementFormats[Format];
+  constexpr int32_t bias = 1 - f.minNormalExponent;
+  const F32v v = (F32v)((U32v)scaled & 0x7fffffffu);
+  const I32v binade = maxv(((I32v)v >> 23) - 127, splat(f.minNormalExponent));
+  const F32v c = (F32v)((binade + (23 - f.mantissaBits + 127)) << 23);
+  F32v r = (v + c) - c;
+  r = r < f.maxFinite ? r : F32v{} + f.maxFinite;
+  const float smallestNormal = bitsToFloat(static_cast<uint32_t>(f.minNormalExponent + 127) << 23);
+  const float perQuantum = bitsToFloat(static_cast<uint32_t>(f.mantissaBits - f.minNormalExponent + 127) << 23);
+  const I32v subnormal = __builtin_convertvector(r * perQuantum, I32v);
+  const I32v normal = ((I32v)r >> (23 - f.mantissaBits)) - ((127 - bias) << f.mantissaBits);
+  const I32v code = r < smallestNormal ? subnormal : normal;
+  return (U32v)code | ((signBits >> 31) << (f.bits - 1));
+}
+
 // MXINT8 codes of |x|·2^(6−s) (the code's own scale: value = code/64) by nearest-even, saturating
 // at ±127. Equal to quantizeScaledVector for int8: the product is exact unless it is below
 // 2^−126, where every rule gives code 0; the FPU's nearest-even (adding and removing 2^23) rounds.
@@ -180,9 +205,38 @@ static inline void storeNibbles(U32v codes, uint8_t* out) {
   std::memcpy(out, &bytes, sizeof bytes);
 }
 
+// kLanes codes (< 256) → kLanes bytes. GCC 12 scalarizes the generic u32 → u8 conversion, so the
+// x86 builds narrow with vpmovdb (AVX-512) or two packs (AVX2).
 static inline void storeBytes(U32v codes, uint8_t* out) {
+#if defined(__AVX512F__) && FP4KIT_LANES == 16
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8((__m512i)codes));
+#elif defined(__AVX2__) && FP4KIT_LANES == 8
+  const __m256i v = (__m256i)codes;
+  const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(words, words));
+#else
   const U8v bytes = __builtin_convertvector(codes, U8v);
   std::memcpy(out, &bytes, sizeof bytes);
+#endif
+}
+
+// One MX block's 32 six-bit codes → 24 bytes in packCodes' order (code i in bits [6i, 6i + 6)).
+static inline void storeSixBitBlock(const U32v* codes, uint8_t* out) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__) && FP4KIT_LANES == 16
+  for (int v = 0; v < 2; v++) {
+    // Each group of 4 codes → one 24-bit word in its first dword: shift into place, OR the group.
+    __m512i x = _mm512_sllv_epi32((__m512i)codes[v], _mm512_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18));
+    x = _mm512_or_si512(x, _mm512_shuffle_epi32(x, _MM_PERM_CDAB));
+    x = _mm512_or_si512(x, _mm512_shuffle_epi32(x, _MM_PERM_BADC));
+    const __m128i words = _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), x));
+    const __m128i bytes = _mm_shuffle_epi8(words, _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+    _mm_mask_storeu_epi8(out + 12 * v, 0x0fff, bytes);
+  }
+#else
+  uint8_t bytes[fp4kit::kMxBlock];
+  for (int v = 0; v < fp4kit::kMxBlock / kLanes; v++) storeBytes(codes[v], bytes + kLanes * v);
+  fp4kit::packCodes(bytes, fp4kit::kMxBlock, 6, out);
+#endif
 }
 
 static inline void storeCodes(const U32v* codes, int vectors, int32_t bits, uint8_t* out) {
@@ -190,6 +244,8 @@ static inline void storeCodes(const U32v* codes, int vectors, int32_t bits, uint
     for (int v = 0; v < vectors; v++) storeNibbles(codes[v], out + (kLanes / 2) * v);
   } else if (bits == 8) {
     for (int v = 0; v < vectors; v++) storeBytes(codes[v], out + kLanes * v);
+  } else if (kLanes * vectors == fp4kit::kMxBlock) {
+    storeSixBitBlock(codes, out);
   } else {
     uint8_t bytes[64];
     for (int v = 0; v < vectors; v++) storeBytes(codes[v], bytes + kLanes * v);
@@ -254,6 +310,17 @@ static void quantizeMxVector(const fp4kit::BlockArgs& a, int64_t rowBegin, int64
         } else if (f.id == kInt8 && !stochastic && s >= -120 && s <= 125) {
           const float toCode = powerOfTwo(6 - s);  // code = RNE(|x|·2^(6−s)), the multiplier representable
           for (int v = 0; v < V; v++) codes[v] = int8NearestFromScaled((F32v)(bits[v] & 0x7fffffffu) * toCode, bits[v]);
+        } else if ((f.id == kE2m3 || f.id == kE3m2 || f.id == kE4m3 || f.id == kE5m2) && !stochastic && s >= -126 && s <= 126) {
+          const float inverse = powerOfTwo(-s);
+          for (int v = 0; v < V; v++) {
+            const F32v scaled = (F32v)(bits[v] & 0x7fffffffu) * inverse;
+            switch (f.id) {
+              case kE2m3: codes[v] = floatNearestFromScaled<kE2m3>(scaled, bits[v]); break;
+              case kE3m2: codes[v] = floatNearestFromScaled<kE3m2>(scaled, bits[v]); break;
+              case kE4m3: codes[v] = floatNearestFromScaled<kE4m3>(scaled, bits[v]); break;
+              default: codes[v] = floatNearestFromScaled<kE5m2>(scaled, bits[v]); break;
+            }
+          }
         } else {
           for (int v = 0; v < V; v++) codes[v] = quantizeScaledVector(bits[v], s, f, stochastic, random[v]);
         }
