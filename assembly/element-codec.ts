@@ -313,6 +313,24 @@ export function e2m1NearestVec(abs: v128): v128 {
 }
 
 /**
+ * Nearest-even E2M1 code magnitudes (0..7) of four float32 values 0 ≤ a ≤ 6 (no NaN), in one
+ * float32 add: with e = max(⌊log2 a⌋, 0) ∈ {0, 1, 2}, the magic M = 2^(22+e) + 6·2^(e−1) has
+ * ulp 2^(e−1), which is E2M1's quantum in a's binade (0.5 below 2, 1 in [2, 4), 2 in [4, 8)), and
+ * a + M stays in M's binade; so a + M rounds a to the format exactly, ties to even (M's last
+ * mantissa bits, 6, are even), and bits(a + M) = bits(M) + r with r = a / quantum rounded. The
+ * code is r + 2e: adding bits(a + M) >> 22 = 298 + 2e supplies the 2e, and 6 + 298 = 304 = 19·16
+ * leaves exactly r + 2e in the low nibble. (a = 0 or a float32 subnormal gets e = 0: r = 0.)
+ * Five integer ops and one float add, against e2m1NearestVec's nine (which also takes v < 8).
+ */
+// @ts-ignore: decorator
+@inline
+export function e2m1NearestSmallVec(a: v128): v128 {
+  const binade = i32x4.max_u(v128.and(a, i32x4.splat(0x7f800000)), i32x4.splat(0x3f800000)); // bits of 2^e
+  const sum = f32x4.add(a, i32x4.add(binade, i32x4.splat((22 << 23) + 6))); // a + M
+  return v128.and(i32x4.add(sum, i32x4.shr_u(sum, 22)), i32x4.splat(0xf));
+}
+
+/**
  * Stochastic E2M1 code magnitudes of four values 0 ≤ v < 8 (as bits), unsaturated: in units of
  * the local quantum (as in e2m1NearestVec) the value is whole + frac, and the code rounds up when
  * random < frac·2^32, which is exactly roundMagnitude's 32-bit fraction (floored when finer).

@@ -4,7 +4,7 @@
 // tensor scale, then rounded to float32.
 
 import { DTYPE_BF16, DTYPE_F32, blockBits, f16BitsToF32Bits } from "./dtype";
-import { E2M1, E4M3, decodeTable, e2m1NearestVec, e2m1StochasticVec, encodeElementBits, quantizeScaledElement, roundNearestVec } from "./element-codec";
+import { E2M1, E4M3, decodeTable, e2m1NearestSmallVec, e2m1StochasticVec, encodeElementBits, quantizeScaledElement } from "./element-codec";
 import { blockAbsMax, storeE2m1Values } from "./mx";
 import { packCodes, packNibbles } from "./pack";
 import { randomBitsVec, streamBits, streamKey } from "./stochastic";
@@ -15,17 +15,54 @@ const E4M3_MIN_NORMAL: f32 = 0.015625; // 2^−6
 const E4M3_MAX: f32 = 448;
 const codeScratch: usize = memory.data(BLOCK, 16);
 
-/** Four nearest-even E2M1 codes of clamp(x / total, −6, 6). */
+/**
+ * The 16 nearest-even codes of one whole float32 block at p, one per byte (sign in bit 3), for
+ * a block total t (splat) that is finite and positive. Per element this is the reference's
+ * clamp(x / total, −6, 6) cast to E2M1, taken as magnitude and sign: |x| / total is the
+ * reference's quotient without its sign (an IEEE division, as the reference's), and the sign is
+ * x's (total > 0, so −0 and tiny negatives that divide to −0 keep it).
+ */
 // @ts-ignore: decorator
 @inline
-function nvfp4Codes(v: v128, total: v128): v128 {
-  // total > 0, so x / total keeps the sign of x (−0 included).
-  const abs = f32x4.pmin(v128.and(f32x4.div(v, total), i32x4.splat(0x7fffffff)), f32x4.splat(E2M1_MAX));
-  const mag = e2m1NearestVec(abs); // abs ≤ 6: no saturation needed
-  return v128.or(mag, v128.and(i32x4.shr_s(v, 31), i32x4.splat(8)));
+function blockCodes(p: usize, t: v128): v128 {
+  const x0 = v128.load(p), x1 = v128.load(p, 16), x2 = v128.load(p, 32), x3 = v128.load(p, 48);
+  const absMask = i32x4.splat(0x7fffffff);
+  const six = f32x4.splat(E2M1_MAX);
+  // No NaN here (t is finite and positive, x is not NaN: else t would be NaN), so pmin clamps.
+  const m0 = e2m1NearestSmallVec(f32x4.pmin(f32x4.div(v128.and(x0, absMask), t), six));
+  const m1 = e2m1NearestSmallVec(f32x4.pmin(f32x4.div(v128.and(x1, absMask), t), six));
+  const m2 = e2m1NearestSmallVec(f32x4.pmin(f32x4.div(v128.and(x2, absMask), t), six));
+  const m3 = e2m1NearestSmallVec(f32x4.pmin(f32x4.div(v128.and(x3, absMask), t), six));
+  const magnitudes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(m0, m1), i16x8.narrow_i32x4_u(m2, m3));
+  // Signed narrowing saturates but keeps each word's sign: byte k < 0 exactly when x_k's sign bit is set.
+  const signs = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(x0, x1), i16x8.narrow_i32x4_s(x2, x3));
+  return v128.or(magnitudes, v128.and(i8x16.lt_s(signs, i8x16.splat(0)), i8x16.splat(8)));
 }
 
-/** nvfp4Codes with stochastic rounding (clamped to 6, so it never rounds past the last code). */
+/** A block total the SIMD path can divide by: finite and > 0 (NaN fails both tests). */
+// @ts-ignore: decorator
+@inline
+function simdTotal(total: f32): bool {
+  return total > 0 && total < Infinity;
+}
+
+/**
+ * One block through the reference's own scalar steps: for totals that are NaN (a NaN in the
+ * block), zero or infinite, where x / total can be NaN. `random` draws stochastic bits.
+ */
+function quantizeBlockScalar(p: usize, count: i32, total: f32, stochastic: bool, seed: u32, first: u64, out: usize): void {
+  memory.fill(codeScratch, 0, BLOCK);
+  for (let i = 0; i < count; i++) {
+    let v = reinterpret<f32>(load<u32>(p + (<usize>i << 2))) / total;
+    if (v > E2M1_MAX) v = E2M1_MAX;
+    else if (v < -E2M1_MAX) v = -E2M1_MAX;
+    const random = stochastic ? streamBits(seed, first + <u64>i) : 0;
+    store<u8>(codeScratch + <usize>i, <u8>quantizeScaledElement(reinterpret<u32>(v), 0, E2M1, stochastic, random));
+  }
+  packCodes(codeScratch, BLOCK, 4, out);
+}
+
+/** nvfp4 stochastic codes of four elements (clamped to 6, so it never rounds past the last code). */
 // @ts-ignore: decorator
 @inline
 function nvfp4StochasticCodes(v: v128, total: v128, random: v128): v128 {
@@ -61,10 +98,15 @@ function vectorAbsMax(p: usize): v128 {
   );
 }
 
-/** Four whole f32 blocks at p, nearest-even: the block scales of all four in one vector. */
+/**
+ * Four whole f32 blocks at p, nearest-even, the block scales of all four in one vector.
+ * Returns false, having written only the scale bytes, when a block's total is not finite and
+ * positive (a NaN in the group, or an extreme tensor scale): the caller redoes those blocks one
+ * by one.
+ */
 // @ts-ignore: decorator
 @inline
-function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usize): void {
+function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usize): bool {
   // Per-block maxima, reduced pairwise so lane k holds block k's amax.
   const m0 = vectorAbsMax(p), m1 = vectorAbsMax(p + 64), m2 = vectorAbsMax(p + 128), m3 = vectorAbsMax(p + 192);
   const m01 = i32x4.max_u(v128.shuffle<i32>(m0, m1, 0, 1, 4, 5), v128.shuffle<i32>(m0, m1, 2, 3, 6, 7));
@@ -73,27 +115,18 @@ function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usi
   const ts = f64x2.splat(tensorScale);
   let scaled = divideByTensorScale(f32x4.div(amax, f32x4.splat(E2M1_MAX)), ts);
   scaled = f32x4.pmin(f32x4.pmax(scaled, f32x4.splat(E4M3_MIN_NORMAL)), f32x4.splat(E4M3_MAX));
-  // scaled is an E4M3 normal: its code, and its value (the float32 bits rounded to 3 mantissa bits).
-  const codes = roundNearestVec(scaled, 3, -6);
+  // scaled is an E4M3 normal: round its float32 bits to 3 mantissa bits (ties to even, carry into
+  // the exponent), which gives both its value and, rebased from 2^−6, its code.
+  // (A NaN amax gives a total that is NaN, infinite or −0 here: the caller redoes the group.)
+  const rounded = i32x4.add(scaled, i32x4.add(v128.and(i32x4.shr_u(scaled, 20), i32x4.splat(1)), i32x4.splat(0x7ffff)));
+  const codes = i32x4.sub(i32x4.shr_u(rounded, 20), i32x4.splat(120 << 3));
   v128.store32_lane(scales, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(codes, codes), i16x8.splat(0)), 0);
-  const lsb = v128.and(i32x4.shr_u(scaled, 20), i32x4.splat(1));
-  const value = v128.and(i32x4.add(scaled, i32x4.add(i32x4.splat(0x7ffff), lsb)), i32x4.splat(0xfff00000));
-  const total = multiplyByTensorScale(value, ts);
-  quantizeBlock(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0), data);
-  quantizeBlock(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1), data + 8);
-  quantizeBlock(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2), data + 16);
-  quantizeBlock(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3), data + 24);
-}
-
-// @ts-ignore: decorator
-@inline
-function quantizeBlock(p: usize, t: v128, out: usize): void {
-  const c0 = nvfp4Codes(v128.load(p), t);
-  const c1 = nvfp4Codes(v128.load(p, 16), t);
-  const c2 = nvfp4Codes(v128.load(p, 32), t);
-  const c3 = nvfp4Codes(v128.load(p, 48), t);
-  const codes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3));
-  v128.store64_lane(out, packNibbles(codes, i32x4.splat(0)), 0);
+  const total = multiplyByTensorScale(v128.and(rounded, i32x4.splat(0xfff00000)), ts);
+  if (!i32x4.all_true(v128.and(f32x4.gt(total, f32x4.splat(0)), f32x4.lt(total, f32x4.splat(Infinity))))) return false;
+  // Two blocks' 32 codes pack into one 16-byte store.
+  v128.store(data, packNibbles(blockCodes(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0)), blockCodes(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1))));
+  v128.store(data, packNibbles(blockCodes(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2)), blockCodes(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3))), 16);
+  return true;
 }
 
 export function quantizeNvfp4(
@@ -109,7 +142,7 @@ export function quantizeNvfp4(
     if (!stochastic && dtype == DTYPE_F32) {
       for (; b + 4 <= fullBlocks; b += 4) {
         const blockIndex = <usize>row * <usize>blocksPerRow + <usize>b;
-        quantizeFourBlocks(src + ((<usize>row * <usize>cols + <usize>(b * BLOCK)) << 2), tensorScale, data + (blockIndex << 3), scales + blockIndex);
+        if (!quantizeFourBlocks(src + ((<usize>row * <usize>cols + <usize>(b * BLOCK)) << 2), tensorScale, data + (blockIndex << 3), scales + blockIndex)) break;
       }
     }
     for (; b < blocksPerRow; b++) {
@@ -126,33 +159,24 @@ export function quantizeNvfp4(
       store<u8>(scales + blockIndex, <u8>scaleCode);
       const total = <f32>(tensorScale * <f64>load<f32>(e4m3Table + (<usize>scaleCode << 2)));
       const out = data + (blockIndex << 3);
-      if (stochastic) {
-        const first = base + <u64>start;
-        if ((first >>> 32) == ((first + BLOCK - 1) >>> 32)) {
-          // SIMD: the block's 16 indices share one stream key; padding lanes hold zeros.
-          const key = streamKey(seed, <u32>(first >>> 32));
-          const low = <u32>first;
-          const t = f32x4.splat(total);
-          const c0 = nvfp4StochasticCodes(v128.load(p), t, randomBitsVec(key, low));
-          const c1 = nvfp4StochasticCodes(v128.load(p, 16), t, randomBitsVec(key, low + 4));
-          const c2 = nvfp4StochasticCodes(v128.load(p, 32), t, randomBitsVec(key, low + 8));
-          const c3 = nvfp4StochasticCodes(v128.load(p, 48), t, randomBitsVec(key, low + 12));
-          const codes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3));
-          v128.store64_lane(out, packNibbles(codes, i32x4.splat(0)), 0);
-          continue;
-        }
-        memory.fill(codeScratch, 0, BLOCK);
-        for (let i = 0; i < count; i++) {
-          let v = reinterpret<f32>(load<u32>(p + (<usize>i << 2))) / total;
-          if (v > E2M1_MAX) v = E2M1_MAX;
-          else if (v < -E2M1_MAX) v = -E2M1_MAX;
-          const random = streamBits(seed, base + <u64>start + <u64>i);
-          store<u8>(codeScratch + <usize>i, <u8>quantizeScaledElement(reinterpret<u32>(v), 0, E2M1, true, random));
-        }
-        packCodes(codeScratch, BLOCK, 4, out);
-        continue;
+      const first = base + <u64>start;
+      if (stochastic && simdTotal(total) && (first >>> 32) == ((first + BLOCK - 1) >>> 32)) {
+        // SIMD: the block's 16 indices share one stream key; padding lanes hold zeros.
+        const key = streamKey(seed, <u32>(first >>> 32));
+        const low = <u32>first;
+        const t = f32x4.splat(total);
+        const c0 = nvfp4StochasticCodes(v128.load(p), t, randomBitsVec(key, low));
+        const c1 = nvfp4StochasticCodes(v128.load(p, 16), t, randomBitsVec(key, low + 4));
+        const c2 = nvfp4StochasticCodes(v128.load(p, 32), t, randomBitsVec(key, low + 8));
+        const c3 = nvfp4StochasticCodes(v128.load(p, 48), t, randomBitsVec(key, low + 12));
+        const codes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3));
+        v128.store64_lane(out, packNibbles(codes, i32x4.splat(0)), 0);
+      } else if (!stochastic && simdTotal(total)) {
+        // Padding lanes of a short block hold zeros, which encode as 0 like the reference's padding.
+        v128.store64_lane(out, packNibbles(blockCodes(p, f32x4.splat(total)), i32x4.splat(0)), 0);
+      } else {
+        quantizeBlockScalar(p, count, total, stochastic, seed, first, out);
       }
-      quantizeBlock(p, f32x4.splat(total), out);
     }
   }
 }
