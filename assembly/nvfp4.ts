@@ -124,8 +124,11 @@ function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usi
   const total = multiplyByTensorScale(v128.and(rounded, i32x4.splat(0xfff00000)), ts);
   if (!i32x4.all_true(v128.and(f32x4.gt(total, f32x4.splat(0)), f32x4.lt(total, f32x4.splat(Infinity))))) return false;
   // Two blocks' 32 codes pack into one 16-byte store.
-  v128.store(data, packNibbles(blockCodes(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0)), blockCodes(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1))));
-  v128.store(data, packNibbles(blockCodes(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2)), blockCodes(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3))), 16);
+  const zero = i32x4.splat(0);
+  v128.store64_lane(data, packNibbles(blockCodes(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0)), zero), 0);
+  v128.store64_lane(data + 8, packNibbles(blockCodes(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1)), zero), 0);
+  v128.store64_lane(data + 16, packNibbles(blockCodes(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2)), zero), 0);
+  v128.store64_lane(data + 24, packNibbles(blockCodes(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3)), zero), 0);
   return true;
 }
 

@@ -63,7 +63,7 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     await page.waitForFunction(() => typeof (window as unknown as { runChecks?: unknown }).runChecks === 'function');
     const got = (await page.evaluate(() => (window as unknown as { runChecks(): Promise<unknown> }).runChecks())) as BrowserResult;
     expect(errors).toEqual([]);
-    expect(got.backend).toEqual({ name: 'wasm', simd: 'simd128' });
+    expect(got.backend).toEqual({ name: 'wasm', simd: 'simd128', matmulSimd: 'simd128' });
     expect(got.available.find((b) => b.name === 'native')?.available).toBe(false);
     setBackend('js');
     const want = browserCases({ quantize, encode, matmul }, { name: 'wasm', simd: 'simd128' }, []);
