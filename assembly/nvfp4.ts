@@ -39,6 +39,15 @@ function blockCodes(p: usize, t: v128): v128 {
   return v128.or(magnitudes, v128.and(i8x16.lt_s(signs, i8x16.splat(0)), i8x16.splat(8)));
 }
 
+/** 16 codes ≤ 0xf (one per byte) → their 8 packed bytes in the low half (code 2i in the low nibble). */
+// @ts-ignore: decorator
+@inline
+function packBlock(codes: v128): v128 {
+  // As 16-bit words each pair is c0 | c1 << 8, so word >> 4 is exactly c1 << 4: one mask, no more.
+  const pairs = v128.or(v128.and(codes, i16x8.splat(0x000f)), i16x8.shr_u(codes, 4));
+  return i8x16.narrow_i16x8_u(pairs, pairs);
+}
+
 /** A block total the SIMD path can divide by: finite and > 0 (NaN fails both tests). */
 // @ts-ignore: decorator
 @inline
@@ -102,18 +111,23 @@ function vectorAbsMax(p: usize): v128 {
  * Four whole f32 blocks at p, nearest-even, the block scales of all four in one vector.
  * Returns false, having written only the scale bytes, when a block's total is not finite and
  * positive (a NaN in the group, or an extreme tensor scale): the caller redoes those blocks one
- * by one.
+ * by one. `f32Scale` (a constant at each call) says tensorScale is a float32 value, as the
+ * public API always passes: then the reference's double steps are plain float32 ones —
+ * f32(f64(a) / t) is a / t rounded once (53 ≥ 2·24 + 2 bits make the double rounding
+ * innocuous), and f32(t · v) is t · v rounded once (24 × 4 significant bits fit in a double).
  */
 // @ts-ignore: decorator
 @inline
-function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usize): bool {
+function quantizeFourBlocks(p: usize, tensorScale: f64, f32Scale: bool, data: usize, scales: usize): bool {
   // Per-block maxima, reduced pairwise so lane k holds block k's amax.
   const m0 = vectorAbsMax(p), m1 = vectorAbsMax(p + 64), m2 = vectorAbsMax(p + 128), m3 = vectorAbsMax(p + 192);
   const m01 = i32x4.max_u(v128.shuffle<i32>(m0, m1, 0, 1, 4, 5), v128.shuffle<i32>(m0, m1, 2, 3, 6, 7));
   const m23 = i32x4.max_u(v128.shuffle<i32>(m2, m3, 0, 1, 4, 5), v128.shuffle<i32>(m2, m3, 2, 3, 6, 7));
   const amax = i32x4.max_u(v128.shuffle<i32>(m01, m23, 0, 2, 4, 6), v128.shuffle<i32>(m01, m23, 1, 3, 5, 7));
   const ts = f64x2.splat(tensorScale);
-  let scaled = divideByTensorScale(f32x4.div(amax, f32x4.splat(E2M1_MAX)), ts);
+  const ts32 = f32x4.splat(<f32>tensorScale);
+  const blockScale = f32x4.div(amax, f32x4.splat(E2M1_MAX));
+  let scaled = f32Scale ? f32x4.div(blockScale, ts32) : divideByTensorScale(blockScale, ts);
   scaled = f32x4.pmin(f32x4.pmax(scaled, f32x4.splat(E4M3_MIN_NORMAL)), f32x4.splat(E4M3_MAX));
   // scaled is an E4M3 normal: round its float32 bits to 3 mantissa bits (ties to even, carry into
   // the exponent), which gives both its value and, rebased from 2^−6, its code.
@@ -121,15 +135,35 @@ function quantizeFourBlocks(p: usize, tensorScale: f64, data: usize, scales: usi
   const rounded = i32x4.add(scaled, i32x4.add(v128.and(i32x4.shr_u(scaled, 20), i32x4.splat(1)), i32x4.splat(0x7ffff)));
   const codes = i32x4.sub(i32x4.shr_u(rounded, 20), i32x4.splat(120 << 3));
   v128.store32_lane(scales, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(codes, codes), i16x8.splat(0)), 0);
-  const total = multiplyByTensorScale(v128.and(rounded, i32x4.splat(0xfff00000)), ts);
+  const value = v128.and(rounded, i32x4.splat(0xfff00000));
+  const total = f32Scale ? f32x4.mul(value, ts32) : multiplyByTensorScale(value, ts);
   if (!i32x4.all_true(v128.and(f32x4.gt(total, f32x4.splat(0)), f32x4.lt(total, f32x4.splat(Infinity))))) return false;
-  // Two blocks' 32 codes pack into one 16-byte store.
-  const zero = i32x4.splat(0);
-  v128.store64_lane(data, packNibbles(blockCodes(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0)), zero), 0);
-  v128.store64_lane(data + 8, packNibbles(blockCodes(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1)), zero), 0);
-  v128.store64_lane(data + 16, packNibbles(blockCodes(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2)), zero), 0);
-  v128.store64_lane(data + 24, packNibbles(blockCodes(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3)), zero), 0);
+  // One block at a time (pairing blocks into 16-byte stores runs out of registers).
+  v128.store64_lane(data, packBlock(blockCodes(p, v128.shuffle<i32>(total, total, 0, 0, 0, 0))), 0);
+  v128.store64_lane(data + 8, packBlock(blockCodes(p + 64, v128.shuffle<i32>(total, total, 1, 1, 1, 1))), 0);
+  v128.store64_lane(data + 16, packBlock(blockCodes(p + 128, v128.shuffle<i32>(total, total, 2, 2, 2, 2))), 0);
+  v128.store64_lane(data + 24, packBlock(blockCodes(p + 192, v128.shuffle<i32>(total, total, 3, 3, 3, 3))), 0);
   return true;
+}
+
+/**
+ * The groups of four whole f32 blocks of one row, nearest-even; returns the first block not
+ * done: a group that needs the scalar steps (see quantizeFourBlocks) ends the groups, and the
+ * caller's block loop takes over from there. Inlined once per `f32Scale`, so each loop is
+ * specialised.
+ */
+// @ts-ignore: decorator
+@inline
+function quantizeGroups(src: usize, row: i32, cols: i32, tensorScale: f64, f32Scale: bool, data: usize, scales: usize): i32 {
+  const blocksPerRow = (cols + BLOCK - 1) / BLOCK;
+  const fullBlocks = cols / BLOCK;
+  let b = 0;
+  for (; b + 4 <= fullBlocks; b += 4) {
+    const blockIndex = <usize>row * <usize>blocksPerRow + <usize>b;
+    const p = src + ((<usize>row * <usize>cols + <usize>(b * BLOCK)) << 2);
+    if (!quantizeFourBlocks(p, tensorScale, f32Scale, data + (blockIndex << 3), scales + blockIndex)) break;
+  }
+  return b;
 }
 
 export function quantizeNvfp4(
@@ -139,14 +173,13 @@ export function quantizeNvfp4(
   const blocksPerRow = (cols + BLOCK - 1) / BLOCK;
   const e4m3Table = decodeTable(E4M3);
   const base = <u64>firstIndex;
-  const fullBlocks = cols / BLOCK;
+  const f32Scale = <f64><f32>tensorScale == tensorScale;
   for (let row = 0; row < rows; row++) {
     let b = 0;
     if (!stochastic && dtype == DTYPE_F32) {
-      for (; b + 4 <= fullBlocks; b += 4) {
-        const blockIndex = <usize>row * <usize>blocksPerRow + <usize>b;
-        if (!quantizeFourBlocks(src + ((<usize>row * <usize>cols + <usize>(b * BLOCK)) << 2), tensorScale, data + (blockIndex << 3), scales + blockIndex)) break;
-      }
+      b = f32Scale
+        ? quantizeGroups(src, row, cols, tensorScale, true, data, scales)
+        : quantizeGroups(src, row, cols, tensorScale, false, data, scales);
     }
     for (; b < blocksPerRow; b++) {
       const col0 = b * BLOCK;
@@ -176,7 +209,7 @@ export function quantizeNvfp4(
         v128.store64_lane(out, packNibbles(codes, i32x4.splat(0)), 0);
       } else if (!stochastic && simdTotal(total)) {
         // Padding lanes of a short block hold zeros, which encode as 0 like the reference's padding.
-        v128.store64_lane(out, packNibbles(blockCodes(p, f32x4.splat(total)), i32x4.splat(0)), 0);
+        v128.store64_lane(out, packBlock(blockCodes(p, f32x4.splat(total))), 0);
       } else {
         quantizeBlockScalar(p, count, total, stochastic, seed, first, out);
       }

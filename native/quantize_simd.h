@@ -64,17 +64,42 @@ static inline U32v laneIndex() {
 }
 
 // kLanes float32 bit patterns from src[i..i+kLanes) of the given dtype.
+// kLanes 16-bit values zero-extended to 32-bit lanes (vpmovzxwd on x86: GCC 12 scalarizes the
+// generic conversion).
+static inline U32v loadHalfWords(const uint16_t* p) {
+#if defined(__AVX512F__) && FP4KIT_LANES == 16
+  return (U32v)_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__AVX2__) && FP4KIT_LANES == 8
+  return (U32v)_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  U16v h;
+  std::memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, U32v);
+#endif
+}
+
+// binary16 bit patterns → float32 bit patterns, exactly as f16ToF32Bits (NaN payloads kept, not
+// quieted): normal values rebiased by an integer add, subnormals through an exact int → float
+// conversion times 2^-24, Inf/NaN with the exponent field set.
+static inline U32v f16LanesToF32Bits(U32v h) {
+  const U32v sign = (h & 0x8000u) << 16;
+  const U32v exponent = (h >> 10) & 31u;
+  const U32v mantissa = h & 0x3ffu;
+  const U32v normal = ((h & 0x7fffu) << 13) + (112u << 23);
+  const U32v special = (mantissa << 13) | 0x7f800000u;
+  const U32v subnormal = (U32v)(__builtin_convertvector((I32v)mantissa, F32v) * (1.0f / 16777216.0f));
+  const U32v magnitude = (U32v)(exponent == 31u ? (I32v)special : (exponent == 0u ? (I32v)subnormal : (I32v)normal));
+  return sign | magnitude;
+}
+
 static inline U32v loadBitsVector(const void* src, int32_t dtype, int64_t i) {
   U32v v;
   if (dtype == fp4kit::kF32) {
     std::memcpy(&v, static_cast<const uint32_t*>(src) + i, sizeof v);
   } else if (dtype == fp4kit::kBf16) {
-    U16v h;
-    std::memcpy(&h, static_cast<const uint16_t*>(src) + i, sizeof h);
-    v = __builtin_convertvector(h, U32v) << 16;
+    v = loadHalfWords(static_cast<const uint16_t*>(src) + i) << 16;
   } else {
-    const uint16_t* p = static_cast<const uint16_t*>(src) + i;
-    for (int l = 0; l < kLanes; l++) v[l] = fp4kit::f16ToF32Bits(p[l]);
+    v = f16LanesToF32Bits(loadHalfWords(static_cast<const uint16_t*>(src) + i));
   }
   return v;
 }

@@ -14,7 +14,7 @@ import { guardBytes, guardDims, guardElementFormat, guardFloats, guardIndex, gua
 import type { Kernels, Source } from './kernels.js';
 
 /** Upper bound on the scratch one chunk uses (a single row may exceed it). */
-export const SCRATCH_BYTES = 4 << 20;
+export const SCRATCH_BYTES = 1 << 20;
 
 const ELEMENT_BITS: Record<number, number> = {
   [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
