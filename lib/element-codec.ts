@@ -1,5 +1,5 @@
 // The scalar reference for float32 → element code and back. Every backend implements exactly
-// these integer steps (native/element_codec.h, assembly/element_codec.ts); keep them in step.
+// these integer steps (native/element_codec.h, assembly/element-codec.ts); keep them in step.
 //
 // Rounding works on the float32 bit pattern, never through a float log2 or a float division,
 // so it is exact: value = m · 2^(e − 23) with m the 24-bit significand (leading 1 at bit 23). The target quantum is

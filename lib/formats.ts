@@ -1,7 +1,7 @@
 // The format table: every element format and block format fp4kit knows, as plain data.
 // Kernels in every backend (lib/backends/js.ts, assembly/, native/) receive the numeric ids
-// below, so this file and native/formats.h / assembly/formats.ts must agree; test/formats.test.ts
-// checks the numbers against ml_dtypes-generated vectors.
+// below, so this file, native/formats.h and the format constants of assembly/element-codec.ts must
+// agree; test/conformance.test.ts checks every backend against ml_dtypes-generated vectors.
 
 /** Element formats that `encode`/`decode` accept. */
 export type ElementFormatName = 'e2m1' | 'e2m3' | 'e3m2' | 'e4m3' | 'e5m2' | 'e8m0';

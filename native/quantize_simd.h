@@ -1,11 +1,12 @@
 // The vectorised quantizers, written once with GCC vector extensions (one register of 32-bit
-// lanes: FP4KIT_LANES = 8 or 16) and compiled twice: by quantize_avx2.cc with -mavx2 and by
-// quantize_avx512.cc with -mavx512f/bw/vl/dq.
+// lanes: FP4KIT_LANES = 4, 8 or 16) and compiled once per ISA: by quantize_neon.cc (4 lanes),
+// quantize_avx2.cc with -mavx2 (8) and quantize_avx512.cc with -mavx512f/bw/vl/dq (16, where
+// hand-written intrinsics replace the hot E2M1 paths).
 // Each lane runs exactly the integer steps of roundMagnitude (element_codec.h), with every shift
 // count clamped so no lane relies on what an out-of-range shift does; the float steps (NVFP4's
 // x / total) are single IEEE operations, so the bits equal the scalar kernels'.
 //
-// Include only inside an anonymous namespace of an ISA file: each copy is compiled for its ISA.
+// Include once per ISA file, each built alone with its own -m flags: the copies never meet.
 #pragma once
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // The pure-TypeScript backend: the readable reference every other backend must match bit for bit.
-// It favours plain loops over speed; the steps mirror native/kernels_scalar.cc and assembly/.
+// It favours plain loops over speed; the steps mirror native/quantize_scalar.cc and assembly/.
 
 import { E2M1_MAX, E8M0_BIAS, mxScaleExponent, nvfp4ScaledBlockScale } from '../block-scale.js';
 import { loadBitsInto } from '../dtype.js';
