@@ -215,16 +215,18 @@ async function readFisher(fisher: SafetensorsFile, name: string, count: number, 
   return out;
 }
 
-/** Recycled 8-byte-aligned byte buffers, handed out as views of the requested length. */
+/** Recycled 8-byte-aligned byte buffers, handed out as views of the requested length. They are
+ *  SharedArrayBuffers so that quantizeAsync's native job reads them in place instead of taking a
+ *  snapshot copy (lib/quantize-async.ts); nothing else touches a buffer while a job runs. */
 class BufferPool {
-  private free: ArrayBuffer[] = [];
+  private free: SharedArrayBuffer[] = [];
   take(bytes: number): Uint8Array {
     const i = this.free.findIndex((b) => b.byteLength >= bytes);
-    const buf = i >= 0 ? this.free.splice(i, 1)[0] : new ArrayBuffer(bytes);
+    const buf = i >= 0 ? this.free.splice(i, 1)[0] : new SharedArrayBuffer(bytes);
     return new Uint8Array(buf, 0, bytes);
   }
   give(view: Uint8Array): void {
-    this.free.push(view.buffer as ArrayBuffer);
+    this.free.push(view.buffer as SharedArrayBuffer);
     if (this.free.length > 3) this.free.sort((a, b) => b.byteLength - a.byteLength).pop(); // keep the three largest
   }
 }

@@ -1,13 +1,15 @@
 // The native block matmul: E2M1 weights (mxfp4, nvfp4, fgmp) against MXINT8 activations run on
-// the addon's AVX-512 VNNI (or scalar) kernel over weights repacked once and cached per tensor;
-// every other pairing runs the addon's reference loop over decoded operands. Both keep the order
-// documented in lib/matmul.ts, so results equal the pure-TS reference bit for bit.
+// the addon's AVX-512 VNNI (or scalar) kernel over weights repacked for it (per call, or once per
+// prepared handle: lib/prepared-weights.ts); every other pairing runs the addon's reference loop
+// over decoded operands. Both keep the order documented in lib/matmul.ts, so results equal the
+// pure-TS reference bit for bit.
 
 import { E8M0_BIAS } from './block-scale.js';
 import { E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
 import type { FgmpTensor } from './fgmp/quantize.js';
 import { isFp8Block } from './fgmp/select.js';
-import type { DecodedOperand, MatmulOperand } from './matmul.js';
+import type { DecodedOperand } from './matmul.js';
+import type { MatmulOperand } from './prepared-weights.js';
 import type { QuantizedTensor } from './quantize.js';
 
 /** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
@@ -17,8 +19,11 @@ export interface NativeMatmul {
    *  native kernels keep the scales compactly; blockScales stay the authority. */
   repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
     scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
+  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
+  releaseFp4Weights(packed: unknown): void;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
-  matmulFp4Int8Async(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
+  /** Off the JavaScript thread (the addon only). */
+  matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
   matmulSimd: string;
 }
@@ -79,25 +84,14 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, ...none };
 }
 
-// Repacked weights per (tensor, backend): a tensor used on native and then on wasm gets each
-// backend's own layout.
-const repacked = new WeakMap<object, Map<NativeMatmul, unknown>>();
-
 export function isFp4Weights(b: MatmulOperand): boolean {
   return b.format === 'mxfp4' || b.format === 'nvfp4' || b.format === 'fgmp';
 }
 
-/** Weights repacked for the fast kernel, made once per quantized tensor object and backend. */
-export function packedWeights(addon: NativeMatmul, b: QuantizedTensor | FgmpTensor): unknown {
-  let perBackend = repacked.get(b);
-  if (perBackend === undefined) repacked.set(b, (perBackend = new Map()));
-  let p = perBackend.get(addon);
-  if (p === undefined) {
-    const w = fp4KernelInputs(b);
-    p = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
-    perBackend.set(addon, p);
-  }
-  return p;
+/** The weights repacked for this backend's fast kernel (the caller releases them). */
+export function repackWeights(addon: NativeMatmul, b: MatmulOperand): unknown {
+  const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor);
+  return addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
 }
 
 /** Fast path arguments for MXINT8 activations. */
@@ -105,17 +99,19 @@ export function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales
   return { codes: a.data, scales: e8m0Multipliers(a.scales), m: a.shape[0] };
 }
 
-export function nativeMatmulFast(addon: NativeMatmul, a: QuantizedTensor, b: QuantizedTensor | FgmpTensor, bias: Float32Array | undefined): Float32Array {
+/** a · bᵀ on the fast kernel over repacked weights of n rows. */
+export function nativeMatmulFast(addon: NativeMatmul, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Float32Array {
   const { codes, scales, m } = int8Activations(a);
-  const out = new Float32Array(m * b.shape[0]);
-  addon.matmulFp4Int8(packedWeights(addon, b), codes, scales, m, bias ?? null, out);
+  const out = new Float32Array(m * n);
+  addon.matmulFp4Int8(packed, codes, scales, m, bias ?? null, out);
   return out;
 }
 
-export async function nativeMatmulFastAsync(addon: NativeMatmul, a: QuantizedTensor, b: QuantizedTensor | FgmpTensor, bias: Float32Array | undefined): Promise<Float32Array> {
+/** The same off the JavaScript thread (native); the job holds the weights until it ends. */
+export async function nativeMatmulFastAsync(addon: NativeMatmul, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Promise<Float32Array> {
   const { codes, scales, m } = int8Activations(a);
-  const out = new Float32Array(m * b.shape[0]);
-  await addon.matmulFp4Int8Async(packedWeights(addon, b), codes, scales, m, bias ?? null, out);
+  const out = new Float32Array(m * n);
+  await addon.matmulFp4Int8Async!(packed, codes, scales, m, bias ?? null, out);
   return out;
 }
 

@@ -22,12 +22,14 @@ import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
 import { checkFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
 import { isFp8Block } from './fgmp/select.js';
 import { getKernels } from './backend.js';
-import { isFp4Weights, nativeMatmulDecoded, nativeMatmulFast, nativeMatmulFastAsync } from './matmul-native.js';
+import { isFp4Weights, nativeMatmulDecoded, nativeMatmulFast, nativeMatmulFastAsync, repackWeights, type NativeMatmul } from './matmul-native.js';
+import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from './pack.js';
 import { checkShape, checkSource } from './validate.js';
 
-export type MatmulOperand = QuantizedTensor | FgmpTensor;
+export type { MatmulOperand } from './prepared-weights.js';
+export { PreparedWeights } from './prepared-weights.js';
 
 export interface MatmulOptions {
   /** Bias of length N, added after accumulation. */
@@ -158,12 +160,16 @@ function isQuantized(a: unknown): a is MatmulOperand {
 interface PreparedMatmul {
   a: MatmulOperand;
   b: MatmulOperand;
+  /** The handle b came from, when matmul was given prepared weights. */
+  prepared: PreparedWeights | undefined;
   bias: Float32Array | undefined;
   /** E2M1 weights × MXINT8 activations: the backend's integer kernel applies. */
   fast: boolean;
 }
 
-function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions): PreparedMatmul {
+function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions): PreparedMatmul {
+  const prepared = weights instanceof PreparedWeights ? weights : undefined;
+  const b = prepared ? prepared.operand(fn) : weights;
   if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize())`);
   if (!Array.isArray(b.shape) || b.shape.length !== 2) throw new RangeError(`${fn}: b must be 2-D [N, K], got shape ${JSON.stringify(b.shape)}`);
   const [n, k] = b.shape;
@@ -183,21 +189,46 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, b: M
   }
   // Decoding checks every byte count and scale; the fast path still needs the same validation.
   const fast = aq.format === 'mxint8' && isFp4Weights(b) && getKernels().matmul !== undefined;
-  return { a: aq, b, bias: options.bias, fast };
+  return { a: aq, b, prepared, bias: options.bias, fast };
+}
+
+/**
+ * Validates weights and prepares them for repeated products (lib/prepared-weights.ts): a snapshot
+ * of the tensor, repacked for the fast kernels once per backend. dispose() frees it.
+ */
+export function prepareWeights(b: MatmulOperand): PreparedWeights {
+  if (!isQuantized(b)) throw new TypeError('prepareWeights: b must be a quantized tensor [N, K] (from quantize())');
+  if (!Array.isArray(b.shape) || b.shape.length !== 2) throw new RangeError(`prepareWeights: b must be 2-D [N, K], got shape ${JSON.stringify(b.shape)}`);
+  checkOperandBytes('prepareWeights', b);
+  return new PreparedWeights(b);
+}
+
+/** The repacked weights for the fast kernel: the handle's own, or fresh ones the caller releases. */
+function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { packed: unknown; owned: boolean } {
+  if (p.prepared) return { packed: p.prepared.packedFor(fn, kernels, repackWeights), owned: false };
+  return { packed: repackWeights(kernels, p.b), owned: true };
 }
 
 /**
  * a[M,K] · b[N,K]ᵀ → Float32Array [M,N]. A float `a` (Float32Array, or bf16/f16 in a Uint16Array)
  * is first quantized to MXINT8 (blocks of 32, E8M0 scales, round to nearest even). Every backend
  * gives the same bits; the native and wasm backends run E2M1 weights (mxfp4, nvfp4, fgmp)
- * against MXINT8 activations on integer SIMD kernels, over weights repacked once per tensor.
+ * against MXINT8 activations on integer SIMD kernels, over weights repacked for them: on every
+ * call for a plain tensor, once for weights from prepareWeights().
  */
-export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Float32Array {
+export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
   const p = prepare('matmul', a, b, options);
   checkOperandBytes('matmul (a)', p.a);
-  checkOperandBytes('matmul (b)', p.b);
+  if (!p.prepared) checkOperandBytes('matmul (b)', p.b);
   const kernels = getKernels().matmul;
-  if (p.fast && kernels) return nativeMatmulFast(kernels, p.a as QuantizedTensor, p.b as QuantizedTensor, p.bias);
+  if (p.fast && kernels) {
+    const w = fastWeights('matmul', kernels, p);
+    try {
+      return nativeMatmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
+    } finally {
+      if (w.owned) kernels.releaseFp4Weights(w.packed);
+    }
+  }
   const ad = decodeOperand('matmul (a)', p.a);
   const bd = decodeOperand('matmul (b)', p.b);
   if (kernels?.matmulDecoded) return nativeMatmulDecoded(kernels, ad, bd, p.bias);
@@ -205,23 +236,77 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
 }
 
 const SMALL_PRODUCT_FLOP = 2 ** 26;
+/** Multiply-adds per slice when the product runs on this thread in slices (~5 ms on wasm). */
+const SLICE_MACS = 2 ** 26;
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Rows [r0, r1) of an MXINT8 activation operand (rows are whole blocks of 32). */
+function int8Rows(a: QuantizedTensor, r0: number, r1: number): QuantizedTensor {
+  const k = a.shape[1];
+  const rowBytes = Math.ceil(k / 32) * 32;
+  const blocks = rowBytes / 32;
+  return { ...a, shape: [r1 - r0, k], data: a.data.subarray(r0 * rowBytes, r1 * rowBytes), scales: a.scales.subarray(r0 * blocks, r1 * blocks) };
+}
+
+/** Rows [r0, r1) of a decoded operand. */
+function decodedRows(d: DecodedOperand, r0: number, r1: number): DecodedOperand {
+  return { ...d, rows: r1 - r0, values: d.values.subarray(r0 * d.paddedCols, r1 * d.paddedCols), blockScales: d.blockScales.subarray(r0 * d.blocksPerRow, r1 * d.blocksPerRow) };
+}
+
+/** A caller's quantized operand copied (its arrays may change after the call returns). */
+function ownOperand(q: MatmulOperand): MatmulOperand {
+  return q.format === 'fgmp'
+    ? { ...q, data: q.data.slice(), scales: q.scales.slice(), mask: (q as FgmpTensor).mask.slice() } as FgmpTensor
+    : { ...q, data: q.data.slice(), scales: q.scales.slice() };
+}
 
 /**
- * matmul() with the product computed off the JavaScript thread where the backend can (native:
- * the addon's threads): the event loop stays free during large products (products under 2^26
- * flops, ~0.3 ms, run inline). Same bits as matmul().
+ * matmul() without blocking the event loop; same bits as matmul(). With the native addon the
+ * product runs on its threads as a job that owns its inputs (taken at the call); elsewhere the
+ * operands are decoded or repacked now, into memory of our own, and the product runs in row
+ * slices on this thread with a turn of the event loop between slices. Either way the caller may
+ * change, transfer or detach its arrays once this returns. Products under 2^26 flops run inline.
  */
-export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand, options: MatmulOptions = {}): Promise<Float32Array> {
-  const p = prepare('matmulAsync', a, b, options);
+export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Promise<Float32Array> {
+  // No await before the operands are ours: the caller runs on as soon as we return.
+  const fn = 'matmulAsync';
+  const p = prepare(fn, a, b, options);
+  checkOperandBytes(`${fn} (a)`, p.a);
+  if (!p.prepared) checkOperandBytes(`${fn} (b)`, p.b);
   const kernels = getKernels().matmul;
+  const [m, k] = p.a.shape;
+  const n = p.b.shape[0];
+  const small = 2 * m * n * k < SMALL_PRODUCT_FLOP;
+  if (small) return matmul(p.a, p.prepared ?? p.b, { bias: p.bias });
+  const rowsPerSlice = Math.max(1, Math.floor(SLICE_MACS / Math.max(1, n * k)));
   if (p.fast && kernels) {
-    checkOperandBytes('matmulAsync (a)', p.a);
-    checkOperandBytes('matmulAsync (b)', p.b);
-    // Below ~0.3 ms of work, handing the product to another thread costs more than it takes
-    // (~0.15 ms measured); such products run on the calling thread.
-    const [m, k] = p.a.shape;
-    if (2 * m * p.b.shape[0] * k < SMALL_PRODUCT_FLOP) return nativeMatmulFast(kernels, p.a as QuantizedTensor, p.b as QuantizedTensor, p.bias);
-    return nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, p.b as QuantizedTensor, p.bias);
+    const w = fastWeights(fn, kernels, p);
+    try {
+      if (kernels.matmulFp4Int8Async) return await nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias);
+      const act = p.a === a ? ownOperand(p.a) as QuantizedTensor : p.a as QuantizedTensor;
+      const bias = p.bias?.slice();
+      const out = new Float32Array(m * n);
+      for (let r0 = 0; r0 < m; r0 += rowsPerSlice) {
+        await turn();
+        const r1 = Math.min(m, r0 + rowsPerSlice);
+        out.set(nativeMatmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
+      }
+      return out;
+    } finally {
+      if (w.owned) kernels.releaseFp4Weights(w.packed);
+    }
   }
-  return matmul(p.a, p.b, { bias: p.bias });
+  // Decoding copies both operands into arrays of our own.
+  const ad = decodeOperand(`${fn} (a)`, p.a);
+  const bd = decodeOperand(`${fn} (b)`, p.b);
+  const bias = p.bias?.slice();
+  const out = new Float32Array(m * n);
+  for (let r0 = 0; r0 < m; r0 += rowsPerSlice) {
+    await turn();
+    const r1 = Math.min(m, r0 + rowsPerSlice);
+    const rows = decodedRows(ad, r0, r1);
+    out.set(kernels?.matmulDecoded ? nativeMatmulDecoded(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
+  }
+  return out;
 }

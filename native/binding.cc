@@ -1,8 +1,8 @@
 // The addon's N-API surface: the quantization kernels of lib/backends/kernels.ts (same names,
 // same arguments), their Promise variants, and the block matmul (matmul_binding.cc). Every
 // argument is checked here before a kernel runs; large calls are split by rows over the addon's
-// threads, which cannot change any bit (see threads.h). Input and output typed arrays are used
-// in place: no copies.
+// threads, which cannot change any bit (see threads.h). Synchronous calls use the typed arrays in
+// place; Promise variants own what they touch (job_buffers.h).
 #include <napi.h>
 
 #include <atomic>
@@ -31,9 +31,9 @@ int32_t enumArg(const Napi::Env& env, const Napi::Value& v, const char* name, in
   return static_cast<int32_t>(integerArg(env, v, name, 0, count - 1));
 }
 
-const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count) {
-  if (dtype == kF32) return typedArrayOf<float>(env, v, "src", napi_float32_array, "Float32Array (dtype f32)", count);
-  return typedArrayOf<uint16_t>(env, v, "src", napi_uint16_array, "Uint16Array (dtype bf16/f16)", count);
+const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count, JobBuffers* job = nullptr) {
+  if (dtype == kF32) return inputData<float>(env, v, "src", count, job, false, napi_float32_array, "Float32Array (dtype f32)");
+  return inputData<uint16_t>(env, v, "src", count, job, false, napi_uint16_array, "Uint16Array (dtype bf16/f16)");
 }
 
 uint64_t firstIndexArg(const Napi::CallbackInfo& info, size_t i) {
@@ -107,12 +107,19 @@ void shapeArgs(const Napi::CallbackInfo& info, size_t i, BlockArgs& a) {
   if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(info.Env(), "rows × cols is too large");
 }
 
-void blockBuffers(const Napi::CallbackInfo& info, size_t dataIndex, BlockArgs& a, int64_t block, int64_t bits) {
+// data and scales: outputs of a quantize call, inputs of a dequantize call.
+void blockBuffers(const Napi::CallbackInfo& info, size_t dataIndex, BlockArgs& a, int64_t block, int64_t bits, bool written,
+                  JobBuffers* job) {
   Napi::Env env = info.Env();
   const size_t dataBytes = static_cast<size_t>(a.rows * packedRowBytes(a.cols, block, bits));
   const size_t scaleBytes = static_cast<size_t>(a.rows * ((a.cols + block - 1) / block));
-  a.data = typedArrayOf<uint8_t>(env, info[dataIndex], "data", napi_uint8_array, "Uint8Array", dataBytes);
-  a.scales = typedArrayOf<uint8_t>(env, info[dataIndex + 1], "scales", napi_uint8_array, "Uint8Array", scaleBytes);
+  if (written) {
+    a.data = outputData<uint8_t>(env, info[dataIndex], "data", dataBytes, job, napi_uint8_array, "Uint8Array");
+    a.scales = outputData<uint8_t>(env, info[dataIndex + 1], "scales", scaleBytes, job, napi_uint8_array, "Uint8Array");
+  } else {
+    a.data = const_cast<uint8_t*>(inputData<uint8_t>(env, info[dataIndex], "data", dataBytes, job, false, napi_uint8_array, "Uint8Array"));
+    a.scales = const_cast<uint8_t*>(inputData<uint8_t>(env, info[dataIndex + 1], "scales", scaleBytes, job, false, napi_uint8_array, "Uint8Array"));
+  }
 }
 
 int32_t mxElementArg(const Napi::Env& env, const Napi::Value& v) {
@@ -122,7 +129,7 @@ int32_t mxElementArg(const Napi::Env& env, const Napi::Value& v) {
 }
 
 // quantizeMx(src, dtype, rows, cols, format, scaleRule, rounding, seed, data, scales, firstIndex?)
-BlockCall parseQuantizeMx(const Napi::CallbackInfo& info) {
+BlockCall parseQuantizeMx(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 10, "quantizeMx");
   BlockCall call;
@@ -133,29 +140,29 @@ BlockCall parseQuantizeMx(const Napi::CallbackInfo& info) {
   a.scaleRule = enumArg(env, info[5], "scaleRule", 2);
   a.rounding = enumArg(env, info[6], "rounding", 2);
   a.seed = static_cast<uint32_t>(integerArg(env, info[7], "seed", 0, 0xffffffffLL));
-  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols));
-  blockBuffers(info, 8, a, kMxBlock, kElementFormats[a.format].bits);
+  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
+  blockBuffers(info, 8, a, kMxBlock, kElementFormats[a.format].bits, true, job);
   a.firstIndex = firstIndexArg(info, 10);
   call.kernel = activeKernels().quantizeMx;
   return call;
 }
 
 // dequantizeMx(data, scales, rows, cols, format, out)
-BlockCall parseDequantizeMx(const Napi::CallbackInfo& info) {
+BlockCall parseDequantizeMx(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 6, "dequantizeMx");
   BlockCall call;
   BlockArgs& a = call.args;
   shapeArgs(info, 2, a);
   a.format = mxElementArg(env, info[4]);
-  blockBuffers(info, 0, a, kMxBlock, kElementFormats[a.format].bits);
-  a.out = typedArrayOf<float>(env, info[5], "out", napi_float32_array, "Float32Array", static_cast<size_t>(a.rows * a.cols));
+  blockBuffers(info, 0, a, kMxBlock, kElementFormats[a.format].bits, false, job);
+  a.out = outputData<float>(env, info[5], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
   call.kernel = activeKernels().dequantizeMx;
   return call;
 }
 
 // quantizeNvfp4(src, dtype, rows, cols, tensorScale, rounding, seed, data, scales, firstIndex?)
-BlockCall parseQuantizeNvfp4(const Napi::CallbackInfo& info) {
+BlockCall parseQuantizeNvfp4(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 9, "quantizeNvfp4");
   BlockCall call;
@@ -166,15 +173,15 @@ BlockCall parseQuantizeNvfp4(const Napi::CallbackInfo& info) {
   a.tensorScale = tensorScaleArg(env, info[4]);
   a.rounding = enumArg(env, info[5], "rounding", 2);
   a.seed = static_cast<uint32_t>(integerArg(env, info[6], "seed", 0, 0xffffffffLL));
-  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols));
-  blockBuffers(info, 7, a, kNvfp4Block, 4);
+  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
+  blockBuffers(info, 7, a, kNvfp4Block, 4, true, job);
   a.firstIndex = firstIndexArg(info, 9);
   call.kernel = activeKernels().quantizeNvfp4;
   return call;
 }
 
 // dequantizeNvfp4(data, scales, rows, cols, tensorScale, out)
-BlockCall parseDequantizeNvfp4(const Napi::CallbackInfo& info) {
+BlockCall parseDequantizeNvfp4(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 6, "dequantizeNvfp4");
   BlockCall call;
@@ -182,22 +189,22 @@ BlockCall parseDequantizeNvfp4(const Napi::CallbackInfo& info) {
   shapeArgs(info, 2, a);
   a.format = kE2m1;
   a.tensorScale = tensorScaleArg(env, info[4]);
-  blockBuffers(info, 0, a, kNvfp4Block, 4);
-  a.out = typedArrayOf<float>(env, info[5], "out", napi_float32_array, "Float32Array", static_cast<size_t>(a.rows * a.cols));
+  blockBuffers(info, 0, a, kNvfp4Block, 4, false, job);
+  a.out = outputData<float>(env, info[5], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
   call.kernel = activeKernels().dequantizeNvfp4;
   return call;
 }
 
-template <BlockCall (*Parse)(const Napi::CallbackInfo&)>
+template <BlockCall (*Parse)(const Napi::CallbackInfo&, JobBuffers*)>
 Napi::Value RunBlockCall(const Napi::CallbackInfo& info) {
-  Parse(info).run();
+  Parse(info, nullptr).run();
   return info.Env().Undefined();
 }
 
 // The Promise variants: the work runs on libuv's pool and the addon's threads.
-template <BlockCall (*Parse)(const Napi::CallbackInfo&)>
+template <BlockCall (*Parse)(const Napi::CallbackInfo&, JobBuffers*)>
 Napi::Value RunBlockCallAsync(const Napi::CallbackInfo& info) {
-  return PromiseWorker<BlockCall>::Start(info, Parse(info));
+  return PromiseWorker<BlockCall>::Start(info, Parse);
 }
 
 // absMax(src, dtype) → max |x| as a number (NaN if any NaN)
@@ -232,7 +239,7 @@ struct FgmpCall {
   }
 };
 
-FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info) {
+FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 12, "fgmpCandidates");
   FgmpCall call;
@@ -242,30 +249,29 @@ FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info) {
   if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(env, "rows × cols is too large");
   if (a.rows > 0 && a.cols == 0) throw Napi::RangeError::New(env, "cols must be positive when rows > 0");
   const size_t count = static_cast<size_t>(a.rows * a.cols);
-  a.x = typedArrayOf<float>(env, info[0], "x", napi_float32_array, "Float32Array", count);
+  a.x = inputData<float>(env, info[0], "x", count, job, false, napi_float32_array, "Float32Array");
   if (!info[4].IsBoolean() || !info[7].IsBoolean()) throw Napi::TypeError::New(env, "fisherPerElement and clipping must be booleans");
   a.fisherPerElement = info[4].As<Napi::Boolean>().Value();
   a.clipping = info[7].As<Napi::Boolean>().Value();
-  a.fisher = info[3].IsNull() ? nullptr
-                              : typedArrayOf<float>(env, info[3], "fisher", napi_float32_array, "Float32Array",
-                                                    a.fisherPerElement ? count : static_cast<size_t>(a.cols));
+  a.fisher = inputData<float>(env, info[3], "fisher", a.fisherPerElement ? count : static_cast<size_t>(a.cols), job, true,
+                             napi_float32_array, "Float32Array");
   a.tensorScale = tensorScaleArg(env, info[5]);
   a.fp8Scale = tensorScaleArg(env, info[6]);
   const int64_t blocks = a.rows * ((a.cols + kFgmpBlock - 1) / kFgmpBlock);
-  a.impacts = typedArrayOf<double>(env, info[8], "impacts", napi_float64_array, "Float64Array", static_cast<size_t>(blocks));
-  a.fp4Codes = typedArrayOf<uint8_t>(env, info[9], "fp4Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
-  a.fp4Scales = typedArrayOf<uint8_t>(env, info[10], "fp4Scales", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks));
-  a.fp8Codes = typedArrayOf<uint8_t>(env, info[11], "fp8Codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(blocks * kFgmpBlock));
+  a.impacts = outputData<double>(env, info[8], "impacts", static_cast<size_t>(blocks), job, napi_float64_array, "Float64Array");
+  a.fp4Codes = outputData<uint8_t>(env, info[9], "fp4Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
+  a.fp4Scales = outputData<uint8_t>(env, info[10], "fp4Scales", static_cast<size_t>(blocks), job, napi_uint8_array, "Uint8Array");
+  a.fp8Codes = outputData<uint8_t>(env, info[11], "fp8Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
   return call;
 }
 
 Napi::Value FgmpCandidates(const Napi::CallbackInfo& info) {
-  parseFgmpCandidates(info).run();
+  parseFgmpCandidates(info, nullptr).run();
   return info.Env().Undefined();
 }
 
 Napi::Value FgmpCandidatesAsync(const Napi::CallbackInfo& info) {
-  return PromiseWorker<FgmpCall>::Start(info, parseFgmpCandidates(info));
+  return PromiseWorker<FgmpCall>::Start(info, parseFgmpCandidates);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

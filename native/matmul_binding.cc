@@ -1,7 +1,10 @@
-// N-API glue for the block matmul: repacked weights live in a JS object that owns them
-// (finalised with the object), calls check every size in C++ before touching memory, and large
-// products run on the addon's worker threads, synchronously or as a Promise (AsyncWorker), with
-// the same bits either way because every output column is computed by exactly one thread.
+// N-API glue for the block matmul. Repacked weights are a JS External holding a shared reference
+// to them: `releaseFp4Weights` frees them at once (the facade calls it when a call or a prepared
+// handle is done with them), a job running on them keeps them alive until it ends, and the
+// External's finaliser frees whatever was never released. Calls check every size in C++ before
+// touching memory; large products run on the addon's worker threads, synchronously or as a
+// Promise (whose activations, bias and output belong to the job: job_buffers.h), with the same
+// bits either way because every output column is computed by exactly one thread.
 #include <napi.h>
 
 #include <algorithm>
@@ -20,6 +23,19 @@ namespace fp4kit {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
+
+// What the JS External holds: the weights until released, and their size for V8's accounting.
+struct WeightsHandle {
+  std::shared_ptr<const PackedFp4Weights> weights;
+  int64_t bytes = 0;
+};
+
+WeightsHandle* weightsHandleArg(const Napi::Env& env, const Napi::Value& v, const char* fn) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights");
+  WeightsHandle* h = v.As<Napi::External<WeightsHandle>>().Data();
+  if (h == nullptr) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights");
+  return h;
+}
 
 // repackFp4Weights(nibbles u8, blockScales f32, fp8Blocks u8|null, fp8Codes u8|null, n, k, blockSize
 //                  [, scaleCodes u8|null, scaleCoding 0|1|2, tensorScale]) → External
@@ -49,20 +65,35 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
     }
     codes.compactAllowed = activeMatmulKernel().readsCompactScales;
   }
-  auto* packed = new PackedFp4Weights();
+  auto packed = std::make_shared<PackedFp4Weights>();
   repackFp4Weights(nibbles, scales, fp8Blocks, fp8Codes, n, k, blockSize, *packed, codes);
-  const size_t bytes = packed->nibbles.size() + packed->scales.size() * 4 + packed->compactScales.size() + packed->fp8Planes.size() +
-                       packed->fp8Lanes.size() * 2 + packed->fp8Place.size() * 8;
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
-  return Napi::External<PackedFp4Weights>::New(env, packed, [bytes](Napi::Env e, PackedFp4Weights* p) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(bytes));
-    delete p;
+  auto* handle = new WeightsHandle();
+  handle->bytes = static_cast<int64_t>(packed->nibbles.size() + packed->scales.size() * 4 + packed->compactScales.size() +
+                                       packed->fp8Planes.size() + packed->fp8Lanes.size() * 2 + packed->fp8Place.size() * 8);
+  handle->weights = std::move(packed);
+  Napi::MemoryManagement::AdjustExternalMemory(env, handle->bytes);
+  return Napi::External<WeightsHandle>::New(env, handle, [](Napi::Env e, WeightsHandle* h) {
+    if (h->weights) Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
+    delete h;
   });
+}
+
+// releaseFp4Weights(weights): frees them now, or when the last job running on them ends. Later
+// calls with these weights throw. Releasing twice is harmless.
+Napi::Value ReleaseFp4Weights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "releaseFp4Weights: expected 1 argument");
+  WeightsHandle* h = weightsHandleArg(env, info[0], "releaseFp4Weights");
+  if (h->weights) {
+    h->weights.reset();
+    Napi::MemoryManagement::AdjustExternalMemory(env, -h->bytes);
+  }
+  return env.Undefined();
 }
 
 struct Fp4Int8Call {
   Int8Activations a;
-  const PackedFp4Weights* b = nullptr;
+  std::shared_ptr<const PackedFp4Weights> b;  // alive until the call (or job) ends
   const float* bias = nullptr;
   float* out = nullptr;
   void run() const {
@@ -76,33 +107,33 @@ struct Fp4Int8Call {
 };
 
 // Shared argument parsing: (packed External, aCodes i8/u8, aScales f32, m, bias f32|null, out f32)
-Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info) {
+Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw Napi::TypeError::New(env, "matmulFp4Int8: expected 6 arguments");
-  if (!info[0].IsExternal()) throw Napi::TypeError::New(env, "matmulFp4Int8: weights must come from repackFp4Weights");
   Fp4Int8Call call;
-  call.b = info[0].As<Napi::External<PackedFp4Weights>>().Data();
+  call.b = weightsHandleArg(env, info[0], "matmulFp4Int8")->weights;
+  if (!call.b) throw Napi::TypeError::New(env, "matmulFp4Int8: these weights were released");
   const int64_t m = integerArg(env, info[3], "m", 0, kMaxDim);
   const int64_t paddedK = (call.b->k + 31) / 32 * 32;
-  call.a.codes = typedData<int8_t>(env, info[1], "activation codes", static_cast<size_t>(m * paddedK));
-  call.a.blockScales = typedData<float>(env, info[2], "activation scales", static_cast<size_t>(m * paddedK / 32));
+  call.a.codes = inputData<int8_t>(env, info[1], "activation codes", static_cast<size_t>(m * paddedK), job);
+  call.a.blockScales = inputData<float>(env, info[2], "activation scales", static_cast<size_t>(m * paddedK / 32), job);
   call.a.rows = m;
   call.a.paddedK = paddedK;
-  call.bias = typedData<float>(env, info[4], "bias", static_cast<size_t>(call.b->n), true);
-  call.out = typedData<float>(env, info[5], "out", static_cast<size_t>(m * call.b->n));
+  call.bias = inputData<float>(env, info[4], "bias", static_cast<size_t>(call.b->n), job, true);
+  call.out = outputData<float>(env, info[5], "out", static_cast<size_t>(m * call.b->n), job);
   prepareInt8Activations(call.a, *call.b);
   return call;
 }
 
 Napi::Value MatmulFp4Int8(const Napi::CallbackInfo& info) {
-  Fp4Int8Call call = parseFp4Int8(info);
+  Fp4Int8Call call = parseFp4Int8(info, nullptr);
   call.run();
   return info.Env().Undefined();
 }
 
 // The Promise variant: the product runs off the JS thread.
 Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
-  return PromiseWorker<Fp4Int8Call>::Start(info, parseFp4Int8(info));
+  return PromiseWorker<Fp4Int8Call>::Start(info, parseFp4Int8);
 }
 
 // matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out)
@@ -131,6 +162,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
 
 void registerMatmul(Napi::Env env, Napi::Object exports) {
   exports.Set("repackFp4Weights", Napi::Function::New(env, RepackFp4Weights));
+  exports.Set("releaseFp4Weights", Napi::Function::New(env, ReleaseFp4Weights));
   exports.Set("matmulFp4Int8", Napi::Function::New(env, MatmulFp4Int8));
   exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));
   exports.Set("matmulDecoded", Napi::Function::New(env, MatmulDecoded));

@@ -7,30 +7,63 @@
 #include <cstdint>
 #include <string>
 
+#include "job_buffers.h"
+
 namespace fp4kit {
 
+// Checks a typed array argument: element size (or exact kind), length, not detached. The length
+// and data pointer come from N-API, never from JavaScript properties a caller could fake.
+static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, const char* name, size_t elementSize,
+                                    int kind, const char* kindName, size_t expected) {
+  ArrayView view;
+  napi_typedarray_type type;
+  size_t length = 0;
+  if (!v.IsTypedArray() || !arrayView(env, v, view, type, length)) {
+    throw Napi::TypeError::New(env, std::string(name) + (kindName ? std::string(" must be a ") + kindName : " must be a typed array"));
+  }
+  if (kind >= 0 && type != static_cast<napi_typedarray_type>(kind)) throw Napi::TypeError::New(env, std::string(name) + " must be a " + kindName);
+  if (view.elementSize != elementSize) {
+    throw Napi::TypeError::New(env, std::string(name) + " has the wrong element type");
+  }
+  if (length != expected) {
+    throw Napi::RangeError::New(env, std::string(name) + " must hold " + std::to_string(expected) + " elements, got " + std::to_string(length));
+  }
+  if (expected > 0 && view.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
+  return view;
+}
+
+// In place, for synchronous calls (no JavaScript runs until they return).
 template <typename T>
 static T* typedData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, bool allowNull = false) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
-  if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + " must be a typed array");
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.ElementSize() != sizeof(T)) throw Napi::TypeError::New(env, std::string(name) + " has the wrong element type");
-  if (ta.ElementLength() != expected) {
-    throw Napi::RangeError::New(env, std::string(name) + " must hold " + std::to_string(expected) + " elements, got " +
-                                         std::to_string(ta.ElementLength()));
-  }
-  if (expected > 0 && ta.ArrayBuffer().Data() == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  return reinterpret_cast<T*>(checkedView(env, v, name, sizeof(T), -1, nullptr, expected).data);
 }
 
 // A typed array of exactly this kind (Float32Array, Uint16Array, Uint8Array …) and length.
 template <typename T>
 static T* typedArrayOf(const Napi::Env& env, const Napi::Value& v, const char* name, napi_typedarray_type type,
                        const char* typeName, size_t expected) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw Napi::TypeError::New(env, std::string(name) + " must be a " + typeName);
-  }
-  return typedData<T>(env, v, name, expected);
+  return reinterpret_cast<T*>(checkedView(env, v, name, sizeof(T), type, typeName, expected).data);
+}
+
+// Arguments of calls that may run as a job (see job_buffers.h): with `job`, inputs are snapshotted
+// and outputs staged; without, both are used in place.
+template <typename T>
+static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, JobBuffers* job,
+                          bool allowNull = false, int kind = -1, const char* kindName = nullptr) {
+  if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
+  const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
+  return reinterpret_cast<const T*>(job ? job->input(view) : view.data);
+}
+
+template <typename T>
+static T* outputData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, JobBuffers* job,
+                     int kind = -1, const char* kindName = nullptr) {
+  const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
+  if (!job) return reinterpret_cast<T*>(view.data);
+  T* staged = reinterpret_cast<T*>(job->output(env, v, view));
+  job->nameLastOutput(name);
+  return staged;
 }
 
 static int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {

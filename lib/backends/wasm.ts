@@ -197,11 +197,15 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   };
 }
 
+/** Repacked weights given to releaseFp4Weights (mirrors the addon, which frees them). */
+const released = new WeakSet<object>();
+
 function checkRepacked(packed: unknown): RepackedFp4Weights {
   const w = packed as RepackedFp4Weights;
   if (w === null || typeof w !== 'object' || !(w.nibbles instanceof Uint8Array) || !(w.scales instanceof Float32Array)) {
     throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
   }
+  if (released.has(w)) throw new TypeError('matmulFp4Int8: these weights were released');
   return w;
 }
 
@@ -258,11 +262,12 @@ export function wasmMatmul(mem: WasmMemory): NativeMatmul {
   return {
     matmulSimd: 'simd128',
     repackFp4Weights,
+    releaseFp4Weights(packed: unknown) {
+      const w = checkRepacked(packed);
+      released.add(w);
+      if (mem.resident === w) mem.beginResident();
+    },
     matmulFp4Int8,
-    matmulFp4Int8Async: (packed, aCodes, aScales, m, bias, out) => new Promise<void>((resolve) => {
-      matmulFp4Int8(packed, aCodes, aScales, m, bias, out);
-      resolve();
-    }),
   };
 }
 

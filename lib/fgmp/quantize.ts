@@ -16,6 +16,7 @@ import { nvfp4TensorScale } from '../block-scale.js';
 import { widenToF32 } from '../dtype.js';
 import { DtypeId, type DtypeName } from '../formats.js';
 import { checkShape, checkSource, checkTensorScale } from '../validate.js';
+import { snapshotArray } from '../async-jobs.js';
 import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
@@ -115,30 +116,51 @@ function emptyCandidates(p: Prepared): Candidates {
   };
 }
 
-/** candidates() off the JavaScript thread when the backend can (native); same bits. */
-async function candidatesAsync(p: Prepared, clipping: boolean): Promise<Candidates> {
-  const run = getKernels().fgmpCandidatesAsync;
-  if (!run) return candidates(p, clipping);
+/** Rows per chunk of the reference loop when it runs in slices (quantizeAsync): a few ms each. */
+const SYNC_CHUNK_ELEMENTS = 1 << 14;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** candidates() without blocking the event loop: on the addon's threads (a job that snapshots
+ *  its inputs now), or in row slices over copies taken now; same bits either way. */
+async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSignal | undefined): Promise<Candidates> {
   const c = emptyCandidates(p);
-  await run(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+  const run = getKernels().fgmpCandidatesAsync;
+  if (run) {
+    await run(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+    return c;
+  }
+  const own: Prepared = { ...p, x: snapshotArray(p.x), fisher: p.fisher && snapshotArray(p.fisher) };
+  const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, p.cols)));
+  for (let r0 = 0; r0 < p.rows; r0 += rowsPerChunk) {
+    await turn();
+    signal?.throwIfAborted();
+    candidateRows(own, clipping, c, r0, Math.min(p.rows, r0 + rowsPerChunk));
+  }
   return c;
 }
 
 /** Both encodings of every block and the impact of choosing FP4 over FP8. */
 function candidates(p: Prepared, clipping: boolean): Candidates {
-  const { impacts, fp4Codes, fp4Scales, fp8Codes } = emptyCandidates(p);
+  const c = emptyCandidates(p);
+  const native = getKernels().fgmpCandidates;
+  if (native) {
+    // The same steps in C++ on the addon's threads (native/fgmp.cc), bit for bit.
+    native(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+    return c;
+  }
+  candidateRows(p, clipping, c, 0, p.rows);
+  return c;
+}
+
+/** The reference steps for the blocks of rows [r0, r1). */
+function candidateRows(p: Prepared, clipping: boolean, c: Candidates, r0: number, r1: number): void {
+  const { impacts, fp4Codes, fp4Scales, fp8Codes } = c;
   const block = new Float32Array(FGMP_BLOCK);
   const q4 = new Float32Array(FGMP_BLOCK);
   const q8 = new Float32Array(FGMP_BLOCK);
   const scratchCodes = new Uint8Array(FGMP_BLOCK);
   const scratchValues = new Float32Array(FGMP_BLOCK);
-  const native = getKernels().fgmpCandidates;
-  if (native) {
-    // The same steps in C++ on the addon's threads (native/fgmp.cc), bit for bit.
-    native(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, impacts, fp4Codes, fp4Scales, fp8Codes);
-    return { impacts, fp4Codes, fp4Scales, fp8Codes };
-  }
-  for (let r = 0; r < p.rows; r++) {
+  for (let r = r0; r < r1; r++) {
     for (let j = 0; j < p.blocksPerRow; j++) {
       const b = r * p.blocksPerRow + j;
       const col0 = j * FGMP_BLOCK;
@@ -161,7 +183,6 @@ function candidates(p: Prepared, clipping: boolean): Candidates {
       impacts[b] = impact;
     }
   }
-  return { impacts, fp4Codes, fp4Scales, fp8Codes };
 }
 
 /** Impact scores of every block (row-major), for a model-wide selectThreshold(). */
@@ -201,10 +222,18 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
 }
 
 /** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */
-export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions): Promise<FgmpTensor> {
+export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
   const fn = 'quantizeAsync(fgmp)';
   const p = prepare(fn, x, options);
-  return choosePrecision(fn, p, await candidatesAsync(p, options.clipping ?? true), options);
+  // What is read after the first await is copied now (see lib/quantize-async.ts).
+  const later: FgmpOptions = {
+    ...options,
+    mask: options.mask instanceof Uint8Array ? options.mask.slice() : options.mask,
+    selection: options.selection && typeof options.selection === 'object' ? { ...options.selection } : options.selection,
+  };
+  const c = await candidatesAsync(p, options.clipping ?? true, signal);
+  signal?.throwIfAborted();
+  return choosePrecision(fn, p, c, later);
 }
 
 /** The mask (given, from a model-wide selection, or for the target fraction) and the tensor. */

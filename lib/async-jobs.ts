@@ -1,0 +1,37 @@
+// Helpers of the Promise-returning calls (quantizeAsync, matmulAsync): what they take from the
+// caller at call time, and how an AbortSignal ends the wait.
+
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const bufferOf = Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'buffer')!.get as (this: ArrayBufferView) => ArrayBufferLike;
+
+/** Whether a typed array lives in a SharedArrayBuffer (read from the intrinsic getter, any realm). */
+export function isShared(a: ArrayBufferView): boolean {
+  return Object.prototype.toString.call(bufferOf.call(a)) === '[object SharedArrayBuffer]';
+}
+
+/** The caller's array itself when it is SharedArrayBuffer-backed (it can never be detached or
+ *  shrunk), else a copy taken now, so later changes by the caller cannot reach the work. */
+export function snapshotArray<T extends Float32Array | Uint16Array | Uint8Array>(a: T): T {
+  return isShared(a) ? a : (a.slice() as T);
+}
+
+/** Waits for `work`; an abort rejects at once with the signal's reason. Work already handed to
+ *  the addon's threads finishes in the background and its result is dropped. */
+export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      work.catch(() => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+    );
+  });
+}
