@@ -203,10 +203,11 @@ export function prepareWeights(b: MatmulOperand): PreparedWeights {
   return new PreparedWeights(b);
 }
 
-/** The repacked weights for the fast kernel: the handle's own, or fresh ones the caller releases. */
-function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { packed: unknown; owned: boolean } {
-  if (p.prepared) return { packed: p.prepared.packedFor(fn, kernels, repackWeights), owned: false };
-  return { packed: repackWeights(kernels, p.b), owned: true };
+/** The repacked weights for the fast kernel (the handle's own, or fresh ones); call done() after. */
+function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { packed: unknown; done: () => void } {
+  if (p.prepared) return p.prepared.use(fn, kernels, repackWeights);
+  const packed = repackWeights(kernels, p.b);
+  return { packed, done: () => kernels.releaseFp4Weights(packed) };
 }
 
 /**
@@ -226,7 +227,7 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
     try {
       return nativeMatmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
     } finally {
-      if (w.owned) kernels.releaseFp4Weights(w.packed);
+      w.done();
     }
   }
   const ad = decodeOperand('matmul (a)', p.a);
@@ -236,8 +237,9 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
 }
 
 const SMALL_PRODUCT_FLOP = 2 ** 26;
-/** Multiply-adds per slice when the product runs on this thread in slices (~5 ms on wasm). */
-const SLICE_MACS = 2 ** 26;
+/** Multiply-adds per slice when a product runs on this thread in slices, a few ms each: the
+ *  wasm integer kernel (~12 G/s), the addon's reference loop, the pure-TS reference loop. */
+const SLICE_MACS = { fast: 2 ** 26, nativeDecoded: 2 ** 22, decoded: 2 ** 20 };
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -277,9 +279,8 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
-  const small = 2 * m * n * k < SMALL_PRODUCT_FLOP;
-  if (small) return matmul(p.a, p.prepared ?? p.b, { bias: p.bias });
-  const rowsPerSlice = Math.max(1, Math.floor(SLICE_MACS / Math.max(1, n * k)));
+  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return matmul(p.a, p.prepared ?? p.b, { bias: p.bias });
+  const rowsPerSlice = (macs: number) => Math.max(1, Math.floor(macs / Math.max(1, n * k)));
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
@@ -287,14 +288,15 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
       const act = p.a === a ? ownOperand(p.a) as QuantizedTensor : p.a as QuantizedTensor;
       const bias = p.bias?.slice();
       const out = new Float32Array(m * n);
-      for (let r0 = 0; r0 < m; r0 += rowsPerSlice) {
+      const per = rowsPerSlice(SLICE_MACS.fast);
+      for (let r0 = 0; r0 < m; r0 += per) {
         await turn();
-        const r1 = Math.min(m, r0 + rowsPerSlice);
+        const r1 = Math.min(m, r0 + per);
         out.set(nativeMatmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
       }
       return out;
     } finally {
-      if (w.owned) kernels.releaseFp4Weights(w.packed);
+      w.done();
     }
   }
   // Decoding copies both operands into arrays of our own.
@@ -302,9 +304,10 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   const bd = decodeOperand(`${fn} (b)`, p.b);
   const bias = p.bias?.slice();
   const out = new Float32Array(m * n);
-  for (let r0 = 0; r0 < m; r0 += rowsPerSlice) {
+  const per = rowsPerSlice(kernels?.matmulDecoded ? SLICE_MACS.nativeDecoded : SLICE_MACS.decoded);
+  for (let r0 = 0; r0 < m; r0 += per) {
     await turn();
-    const r1 = Math.min(m, r0 + rowsPerSlice);
+    const r1 = Math.min(m, r0 + per);
     const rows = decodedRows(ad, r0, r1);
     out.set(kernels?.matmulDecoded ? nativeMatmulDecoded(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
   }

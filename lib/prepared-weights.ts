@@ -34,6 +34,7 @@ export class PreparedWeights {
   readonly shape: readonly [number, number];
   #operand: MatmulOperand | null;
   readonly #packed = new Map<NativeMatmul, unknown>();
+  #users = 0;
 
   /** Use prepareWeights(); the operand must already be validated. */
   constructor(operand: MatmulOperand) {
@@ -52,18 +53,33 @@ export class PreparedWeights {
     return this.#operand;
   }
 
-  /** The kernel's repacked copy for this backend, made on first use. */
-  packedFor(fn: string, kernels: NativeMatmul, repack: (kernels: NativeMatmul, b: MatmulOperand) => unknown): unknown {
+  /** The kernel's repacked copy for this backend, made on first use, held until `done()`:
+   *  a dispose() meanwhile frees it only when the last product using it is done. */
+  use(fn: string, kernels: NativeMatmul, repack: (kernels: NativeMatmul, b: MatmulOperand) => unknown): { packed: unknown; done: () => void } {
     const operand = this.operand(fn);
     let p = this.#packed.get(kernels);
     if (p === undefined) this.#packed.set(kernels, (p = repack(kernels, operand)));
-    return p;
+    this.#users++;
+    let finished = false;
+    return {
+      packed: p,
+      done: () => {
+        if (finished) return;
+        finished = true;
+        if (--this.#users === 0 && this.#operand === null) this.#release();
+      },
+    };
   }
 
-  /** Frees the repacked copies and the snapshot now; later products with this handle throw. */
+  /** Frees the repacked copies and the snapshot (once no product is using them); later
+   *  products with this handle throw. */
   dispose(): void {
+    this.#operand = null;
+    if (this.#users === 0) this.#release();
+  }
+
+  #release(): void {
     for (const [kernels, packed] of this.#packed) kernels.releaseFp4Weights(packed);
     this.#packed.clear();
-    this.#operand = null;
   }
 }

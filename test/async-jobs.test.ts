@@ -1,0 +1,242 @@
+// Hostile callers of the Promise-returning calls (issue 13): whatever the caller does to its
+// buffers while quantizeAsync / matmulAsync run (transfer, detach, shrink, overwrite, drop and
+// collect), no backend crashes, reads freed memory or returns anything but the result for the
+// inputs as they were at the call. Each case runs in a child process, so a crash fails the test
+// instead of killing the test runner. Also: worker termination with jobs in flight, weights
+// changed between products, memory of a tight loop, and the event loop during wasm/js products.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { testedBackends } from './helpers/backends.js';
+
+const LIB = fileURLToPath(new URL('../lib/index.ts', import.meta.url));
+// Workers load the built library: tsx's loader does not reach eval'd worker code.
+const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
+const DATA = fileURLToPath(new URL('./helpers/data.ts', import.meta.url));
+
+/** Runs an ES module body in a fresh Node with `fp4` (the library on `backend`), `same(a, b)`
+ *  (bitwise equality of two typed arrays) and gc(); returns its exit status and output. */
+function child(backend: string, body: string, timeoutMs = 60_000) {
+  const code = `
+    import * as fp4 from ${JSON.stringify(LIB)};
+    import { gaussian } from ${JSON.stringify(DATA)};
+    fp4.setBackend(${JSON.stringify(backend)});
+    const same = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+    const check = (ok, what) => { if (!ok) { console.error('FAILED: ' + what); process.exitCode = 1; } };
+    const detach = (buf) => structuredClone(buf, { transfer: [buf] });
+    ${body}
+  `;
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code], {
+    encoding: 'utf8', timeout: timeoutMs, env: { ...process.env },
+  });
+  return { status: r.status, signal: r.signal, out: `${r.stdout}\n${r.stderr}` };
+}
+
+function expectClean(r: ReturnType<typeof child>) {
+  expect(r.signal, r.out).toBeNull();
+  expect(r.status, r.out).toBe(0);
+  expect(r.out).not.toMatch(/FAILED/);
+}
+
+describe.each(testedBackends())('async calls own their inputs (%s)', (backend) => {
+  it('quantizeAsync: the input transferred, shrunk or overwritten after the call changes nothing', () => {
+    expectClean(child(backend, `
+      const rows = 512, cols = 4096;
+      for (const format of ['mxfp4', 'nvfp4', 'mxfp8_e4m3', 'fgmp']) {
+        const original = gaussian(rows * cols, 7);
+        const want = fp4.quantize(original, { format, shape: [rows, cols] });
+        // transferred (detached) and collected
+        let x = original.slice();
+        let p = fp4.quantizeAsync(x, { format, shape: [rows, cols] });
+        detach(x.buffer); x = null; gc();
+        let got = await p;
+        check(same(got.data, want.data) && same(got.scales, want.scales), format + ' after transfer');
+        // a resizable buffer shrunk to nothing (a length-tracking view)
+        const rab = new ArrayBuffer(original.byteLength, { maxByteLength: original.byteLength });
+        const tracking = new Float32Array(rab);
+        tracking.set(original);
+        p = fp4.quantizeAsync(tracking, { format, shape: [rows, cols] });
+        rab.resize(0); gc();
+        got = await p;
+        check(same(got.data, want.data) && same(got.scales, want.scales), format + ' after resize(0)');
+        // overwritten: the result is for the values at the call
+        x = original.slice();
+        p = fp4.quantizeAsync(x, { format, shape: [rows, cols] });
+        x.fill(1000);
+        got = await p;
+        check(same(got.data, want.data), format + ' after overwrite');
+      }
+    `));
+  });
+
+  it('quantizeAsync: stochastic rounding, bf16 and many jobs at once equal quantize()', () => {
+    expectClean(child(backend, `
+      const rows = 256, cols = 1000;
+      const x = gaussian(rows * cols, 3);
+      const bf16 = new Uint16Array(x.length);
+      for (let i = 0; i < x.length; i++) bf16[i] = new Uint32Array(new Float32Array([x[i]]).buffer)[0] >>> 16;
+      const jobs = [];
+      for (let seed = 0; seed < 6; seed++) {
+        const opts = { format: seed % 2 ? 'nvfp4' : 'mxfp6_e2m3', shape: [rows, cols], rounding: 'stochastic', seed, dtype: 'bf16' };
+        const input = bf16.slice();
+        jobs.push(fp4.quantizeAsync(input, opts).then((q) => [q, fp4.quantize(bf16, opts)]));
+        detach(input.buffer);
+      }
+      for (const [got, want] of await Promise.all(jobs)) check(same(got.data, want.data) && same(got.scales, want.scales), 'stochastic bf16');
+    `));
+  });
+
+  it('matmulAsync: activations, quantized operands, weights and bias detached after the call change nothing', () => {
+    expectClean(child(backend, `
+      const [m, n, k] = ${backend === 'js' ? '[40, 64, 256]' : '[300, 512, 1024]'};
+      for (const format of ['nvfp4', 'mxfp4', 'fgmp', 'mxfp8_e4m3']) {
+        const w = fp4.quantize(gaussian(n * k, 1, 0.05), { format, shape: [n, k] });
+        const xa = gaussian(m * k, 2);
+        const bias = gaussian(n, 3);
+        const want = fp4.matmul(xa, w, { bias });
+        // float activations, a plain weight tensor and bias: all detached right after the call
+        const w2 = { ...w, data: w.data.slice(), scales: w.scales.slice(), ...(w.mask ? { mask: w.mask.slice() } : {}) };
+        const xa2 = xa.slice(), bias2 = bias.slice();
+        let p = fp4.matmulAsync(xa2, w2, { bias: bias2 });
+        detach(xa2.buffer); detach(w2.data.buffer); detach(w2.scales.buffer); detach(bias2.buffer); gc();
+        check(same(await p, want), format + ' float activations');
+        // an already quantized activation operand, detached after the call
+        const aq = fp4.quantize(xa, { format: 'mxint8', shape: [m, k] });
+        const wantQ = fp4.matmul(aq, w, { bias });
+        const aq2 = { ...aq, data: aq.data.slice(), scales: aq.scales.slice() };
+        p = fp4.matmulAsync(aq2, w, { bias });
+        detach(aq2.data.buffer); detach(aq2.scales.buffer); gc();
+        check(same(await p, wantQ), format + ' quantized activations');
+        // prepared weights disposed while the product runs
+        const pw = fp4.prepareWeights(w);
+        p = fp4.matmulAsync(xa, pw, { bias });
+        pw.dispose(); gc();
+        check(same(await p, want), format + ' prepared, disposed during the call');
+      }
+    `));
+  });
+
+  it('SharedArrayBuffer-backed inputs are accepted and read in place, same bits', () => {
+    expectClean(child(backend, `
+      const rows = 64, cols = 512;
+      const x = gaussian(rows * cols, 9);
+      const shared = new Float32Array(new SharedArrayBuffer(x.byteLength));
+      shared.set(x);
+      for (const format of ['mxfp4', 'nvfp4', 'fgmp']) {
+        const want = fp4.quantize(x, { format, shape: [rows, cols] });
+        const a = fp4.quantize(shared, { format, shape: [rows, cols] });
+        const b = await fp4.quantizeAsync(shared, { format, shape: [rows, cols] });
+        check(same(a.data, want.data) && same(b.data, want.data) && same(b.scales, want.scales), format + ' shared input');
+      }
+      const w = fp4.quantize(gaussian(128 * cols, 4), { format: 'nvfp4', shape: [128, cols] });
+      check(same(await fp4.matmulAsync(shared, w), fp4.matmul(x, w)), 'shared activations');
+    `));
+  });
+});
+
+describe('the native Promise kernels stage their outputs', () => {
+  const native = testedBackends().includes('native');
+  it.runIf(native)('an output detached while the job runs rejects with a clear error and writes nothing', () => {
+    expectClean(child('native', `
+      const { getKernels } = await import(${JSON.stringify(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)))});
+      const k = getKernels();
+      const rows = 2048, cols = 4096;
+      const x = gaussian(rows * cols, 5);
+      const data = new Uint8Array(rows * cols / 2), scales = new Uint8Array(rows * cols / 32);
+      const p = k.quantizeMxAsync(x, 0, rows, cols, 0, 0, 0, 0, data, scales, 0);
+      detach(data.buffer); gc();
+      let error = null;
+      try { await p; } catch (e) { error = e; }
+      check(error instanceof TypeError && /data was detached or resized while the job ran/.test(error.message), 'rejection: ' + error);
+      // a job whose output stays put still lands, and equals the synchronous kernel
+      const d2 = new Uint8Array(rows * cols / 2), s2 = new Uint8Array(rows * cols / 32);
+      const d3 = new Uint8Array(rows * cols / 2), s3 = new Uint8Array(rows * cols / 32);
+      await k.quantizeMxAsync(x, 0, rows, cols, 0, 0, 0, 0, d2, s2, 0);
+      k.quantizeMx(x, 0, rows, cols, 0, 0, 0, 0, d3, s3, 0);
+      check(same(d2, d3) && same(s2, s3), 'staged output equals in-place output');
+    `));
+  });
+});
+
+describe.each(testedBackends())('environment teardown with jobs in flight (%s)', (backend) => {
+  it('terminating a worker_threads Worker while its jobs run leaves the process alive', () => {
+    expectClean(child(backend, `
+      const { Worker } = await import('node:worker_threads');
+      const body = \`
+        const { parentPort } = await import('node:worker_threads');
+        const fp4 = await import(${JSON.stringify(DIST)});
+        fp4.setBackend(${JSON.stringify(backend)});
+        const x = new Float32Array(1 << 22).fill(1.5);
+        for (let i = 0; i < 6; i++) fp4.quantizeAsync(x, { format: i % 2 ? 'nvfp4' : 'mxfp4', shape: [1024, 4096] });
+        const w = fp4.quantize(x.subarray(0, 256 * 4096), { format: 'nvfp4', shape: [256, 4096] });
+        for (let i = 0; i < 3; i++) fp4.matmulAsync(x.subarray(0, 128 * 4096), w);
+        parentPort.postMessage('started');
+      \`;
+      for (let round = 0; round < 4; round++) {
+        const w = new Worker(body, { eval: true, type: 'module' });
+        await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+        await w.terminate();
+      }
+      console.log('alive');
+    `, 120_000));
+  });
+});
+
+describe.each(testedBackends())('weights between products (%s)', (backend) => {
+  it('a plain tensor changed after a product is multiplied with its new values; a prepared one keeps its snapshot', () => {
+    expectClean(child(backend, `
+      const [m, n, k] = [8, 64, 256];
+      const x = gaussian(m * k, 1);
+      const q = fp4.quantize(gaussian(n * k, 2), { format: 'nvfp4', shape: [n, k] });
+      const prepared = fp4.prepareWeights(q);
+      const before = fp4.matmul(x, q);
+      check(same(fp4.matmul(x, prepared), before), 'prepared equals plain');
+      const other = fp4.quantize(gaussian(n * k, 3), { format: 'nvfp4', shape: [n, k] });
+      q.data.set(other.data); q.scales.set(other.scales); q.tensorScale = other.tensorScale;
+      check(same(fp4.matmul(x, q), fp4.matmul(x, other)), 'mutated tensor: new values used');
+      check(same(await fp4.matmulAsync(x, q), fp4.matmul(x, other)), 'mutated tensor (async): new values used');
+      check(same(fp4.matmul(x, prepared), before), 'prepared handle keeps its snapshot');
+      prepared.dispose();
+      let error = null;
+      try { fp4.matmul(x, prepared); } catch (e) { error = e; }
+      check(error instanceof TypeError && /disposed/.test(error.message), 'disposed handle refused: ' + error);
+    `));
+  });
+
+  it('a tight synchronous loop over fresh weights keeps its memory flat', () => {
+    const r = child(backend, `
+      const [n, k] = [256, 512];
+      const x = gaussian(4 * k, 1);
+      const src = gaussian(n * k, 2);
+      const loop = (count) => { for (let i = 0; i < count; i++) fp4.matmul(x, fp4.quantize(src, { format: 'nvfp4', shape: [n, k] })); };
+      loop(300); gc();
+      const before = process.memoryUsage().rss;
+      loop(${backend === 'js' ? 300 : 3000}); gc();
+      const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+      console.log('rss growth MiB ' + grown.toFixed(1));
+      check(grown < 48, 'RSS grew by ' + grown.toFixed(1) + ' MiB over the loop');
+    `, 180_000);
+    expectClean(r);
+  });
+});
+
+describe.each(testedBackends().filter((b) => b !== 'native'))('the event loop turns during a product (%s)', (backend) => {
+  it('matmulAsync runs in slices: timers fire while it runs, and the result equals matmul()', () => {
+    expectClean(child(backend, `
+      const [m, n, k] = ${backend === 'js' ? '[128, 128, 512]' : '[512, 2048, 2048]'};
+      const w = fp4.quantize(gaussian(n * k, 1, 0.05), { format: 'nvfp4', shape: [n, k] });
+      const x = gaussian(m * k, 2);
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 0);
+      const immediates = { n: 0 };
+      const spin = () => { immediates.n++; if (!done) setImmediate(spin); };
+      let done = false;
+      setImmediate(spin);
+      const got = await fp4.matmulAsync(x, w);
+      done = true;
+      clearInterval(timer);
+      check(immediates.n >= 4, 'the event loop turned only ' + immediates.n + ' times');
+      check(same(got, fp4.matmul(x, w)), 'sliced product equals matmul()');
+    `));
+  });
+});
