@@ -222,7 +222,8 @@ static void prepareFastScales(Int8Activations& a, const PackedFp4Weights& b) {
       ok = e != INT32_MIN && (bits & 0x807fffffu) == 0;  // 2^e: positive, zero mantissa
       eMin = std::min(eMin, e);
       eMax = std::max(eMax, e);
-      a.exponentShift[static_cast<size_t>(m * blocks + i)] = static_cast<int32_t>(static_cast<uint32_t>(e - shift) << 23);
+      // Only rows whose every scale is a normal power of two use it (e − shift cannot overflow then).
+      if (ok) a.exponentShift[static_cast<size_t>(m * blocks + i)] = static_cast<int32_t>(static_cast<uint32_t>(e - shift) << 23);
     }
     if (ok && blocks > 0) ok = eMin + b.scaleExpMin - shift >= -126 && eMax + b.scaleExpMax <= 127;
     a.fastScaleRow[static_cast<size_t>(m)] = ok ? 1 : 0;
