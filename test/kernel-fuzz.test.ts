@@ -3,10 +3,11 @@
 // throw a TypeError/RangeError: never crash or abort the process (native), trap or hang (wasm).
 // The kernels sit below the facade's checks (lib/validate.ts), so they must check for themselves.
 import { describe, expect, it } from 'vitest';
-import { availableBackends } from '../lib/index.js';
+import { availableBackends, matmul, matmulAsync, prepareWeights, quantize, quantizeAsync, setBackend, type QuantizedTensor } from '../lib/index.js';
 import { kernelsFor } from '../lib/backend.js';
 import type { BackendName } from '../lib/backends/kernels.js';
-import { rng } from './helpers/data.js';
+import { gaussian, rng } from './helpers/data.js';
+import { testedBackends } from './helpers/backends.js';
 
 const compiled = (['native', 'wasm'] as BackendName[]).filter((name) => availableBackends().find((b) => b.name === name)?.available === true);
 
@@ -73,4 +74,69 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
     k.encodeElements(new Float32Array([1, 2, 3, 4]), 0, 3, 0, 0, out);
     expect(Array.from(out)).toEqual([0x38, 0x40, 0x44, 0x48]);
   });
+});
+
+// The caller mutates its buffers while Promise calls run, at random moments (at once, after
+// microtasks, after a few ms): transfer, shrink to nothing, overwrite, dispose prepared weights,
+// collect. Every call must settle with the result for the inputs as they were at the call.
+describe.each(testedBackends())('%s async calls under mutation at random delays', (backend) => {
+  it('quantizeAsync and matmulAsync give the call-time result whatever the caller does meanwhile', async () => {
+    setBackend(backend);
+    const r = rng(backend.length * 104729);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    const big = backend !== 'js';
+    const formats = ['mxfp4', 'nvfp4', 'mxfp8_e4m3', 'mxint8', 'mxfp6_e3m2', 'fgmp'] as const;
+    const later = (f: () => void) => {
+      const p = r();
+      if (p < 0.25) f();
+      else if (p < 0.5) queueMicrotask(f);
+      else if (p < 0.75) setImmediate(f);
+      else setTimeout(f, Math.floor(r() * 4));
+    };
+    const mutateArray = (a: Float32Array | Uint8Array) => {
+      const p = r();
+      if (p < 0.4 && !(a.buffer instanceof SharedArrayBuffer)) structuredClone(a.buffer, { transfer: [a.buffer] });
+      else if (p < 0.6 && (a.buffer as ArrayBuffer).resizable) (a.buffer as ArrayBuffer).resize(0);
+      else if (a.length > 0) a.fill(a instanceof Float32Array ? 1e6 : 0x77);
+      gc?.();
+    };
+    const floats = (n: number, seed: number): Float32Array => {
+      const g = gaussian(n, seed);
+      if (r() < 0.3) {
+        const rab = new ArrayBuffer(g.byteLength, { maxByteLength: g.byteLength });
+        const v = new Float32Array(rab);
+        v.set(g);
+        return v;
+      }
+      return g;
+    };
+    for (let i = 0; i < (big ? 40 : 12); i++) {
+      const format = formats[Math.floor(r() * formats.length)];
+      const rows = 1 + Math.floor(r() * (big ? 700 : 40));
+      const cols = 32 * (1 + Math.floor(r() * (big ? 64 : 8)));
+      const x = floats(rows * cols, i);
+      const opts = { format, shape: [rows, cols] } as never;
+      if (r() < 0.5) {
+        const want = quantize(x.slice(), opts) as QuantizedTensor;
+        const pending = quantizeAsync(x, opts);
+        later(() => mutateArray(x));
+        const got = (await pending) as QuantizedTensor;
+        expect(Buffer.compare(got.data, want.data), `quantizeAsync ${format} [${rows}, ${cols}]`).toBe(0);
+        expect(Buffer.compare(got.scales, want.scales)).toBe(0);
+      } else {
+        const wf = format === 'mxint8' ? 'nvfp4' : format;
+        const w = quantize(gaussian(cols * 64, i + 1, 0.05), { format: wf, shape: [64, cols] } as never) as QuantizedTensor;
+        const want = matmul(x.slice(), w);
+        const prepared = r() < 0.5 ? prepareWeights(w) : undefined;
+        const pending = matmulAsync(x, prepared ?? w);
+        later(() => {
+          mutateArray(x);
+          if (prepared) prepared.dispose();
+          else mutateArray(w.data);
+        });
+        const got = await pending;
+        expect(Buffer.compare(new Uint8Array(got.buffer), new Uint8Array(want.buffer)), `matmulAsync ${wf} [${rows}, ${cols}]`).toBe(0);
+      }
+    }
+  }, 120_000);
 });
