@@ -1,7 +1,8 @@
 # The native addon. Each instruction set lives in its own static library so that only its own
 # files are compiled with -mavx2 / -mavx512*; dispatch.cc picks one at run time. Floating point:
 # -ffp-contract=off (no fused a*b+c) and no -ffast-math / -march=native, so every path rounds
-# exactly like the pure-TypeScript reference. CMakeLists.txt builds the same sources for cmake-js.
+# exactly like the pure-TypeScript reference. CMakeLists.txt is the other description of the same
+# build (cmake-js and the kernel self-test); test/build-description.test.ts keeps the two in step.
 {
   "target_defaults": {
     "cflags": ["-O3", "-ffp-contract=off", "-Wno-psabi"],
