@@ -1,5 +1,5 @@
 // The WebAssembly module's entry: every kernel of lib/backends/kernels.ts over pointers into this
-// module's memory, the FP4×INT8 matmul, and where free memory starts. No managed objects are
+// module's memory (FGMP's candidates included), the FP4×INT8 matmul, and where free memory starts. No managed objects are
 // ever allocated, so everything above heapBase() belongs to the JavaScript side
 // (lib/wasm-memory.ts), which grows the memory itself.
 
@@ -7,6 +7,7 @@ export { encodeElements, decodeElements } from "./element-codec";
 export { quantizeMx, dequantizeMx } from "./mx";
 export { quantizeNvfp4, dequantizeNvfp4, absMaxBits } from "./nvfp4";
 export { decodeFp8Lanes, matmulFp4Int8 } from "./matmul";
+export { fgmpCandidates } from "./fgmp";
 
 /** First byte past the static data: scratch regions start here. */
 export function heapBase(): usize {

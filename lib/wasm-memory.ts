@@ -20,6 +20,10 @@ export interface WasmExports {
   quantizeNvfp4(src: number, dtype: number, rows: number, cols: number, tensorScale: number, stochastic: number, seed: number, firstIndex: number, data: number, scales: number): void;
   dequantizeNvfp4(data: number, scales: number, rows: number, cols: number, tensorScale: number, out: number): void;
   absMaxBits(src: number, dtype: number, count: number): number;
+  fgmpCandidates(
+    x: number, rows: number, cols: number, fisher: number, fisherPerElement: number, tensorScale: number, fp8Scale: number, clipping: number,
+    impacts: number, fp4Codes: number, fp4Scales: number, fp8Codes: number,
+  ): void;
   decodeFp8Lanes(fp8Lanes: number, fp8Codes: number, tiles: number, units: number, unit: number, values: number): void;
   matmulFp4Int8(
     nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,

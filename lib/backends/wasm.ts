@@ -106,6 +106,48 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     }
   }
 
+  /** FGMP candidates (assembly/fgmp.ts) in row chunks; per-column Fisher values go in once. */
+  function fgmpCandidates(
+    xs: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    tensorScale: number, fp8Scale: number, clipping: boolean,
+    impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
+  ): void {
+    const fn = 'fgmpCandidates';
+    guardDims(fn, rows, cols);
+    guardFloats(fn, 'x', xs, rows * cols);
+    if (fisher !== null) guardFloats(fn, 'fisher', fisher, fisherPerElement ? rows * cols : cols);
+    guardNumber(fn, 'tensorScale', tensorScale);
+    guardNumber(fn, 'fp8Scale', fp8Scale);
+    const blocksPerRow = Math.ceil(cols / 16);
+    const blocks = rows * blocksPerRow;
+    if (!(impacts instanceof Float64Array) || impacts.length < blocks) throw new RangeError(`${fn}: impacts must be a Float64Array of ${blocks} values`);
+    guardBytes(fn, 'fp4Codes', fp4Codes, blocks * 16);
+    guardBytes(fn, 'fp4Scales', fp4Scales, blocks);
+    guardBytes(fn, 'fp8Codes', fp8Codes, blocks * 16);
+    const perElement = fisher !== null && fisherPerElement;
+    const per = rowsPerChunk(cols * (perElement ? 8 : 4) + blocksPerRow * (8 + 16 + 1 + 16));
+    mem.reset();
+    const columnFisher = fisher !== null && !perElement ? mem.copyIn(fisher.subarray(0, cols)) : 0;
+    const chunkStart = mem.mark();
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      const b0 = r0 * blocksPerRow;
+      const nb = n * blocksPerRow;
+      mem.release(chunkStart);
+      const px = mem.copyIn(xs.subarray(r0 * cols, (r0 + n) * cols));
+      const pf = perElement ? mem.copyIn(fisher!.subarray(r0 * cols, (r0 + n) * cols)) : columnFisher;
+      const pi = mem.alloc(nb * 8);
+      const p4 = mem.alloc(nb * 16);
+      const ps = mem.alloc(nb);
+      const p8 = mem.alloc(nb * 16);
+      x.fgmpCandidates(px, n, cols, pf, perElement ? 1 : 0, tensorScale, fp8Scale, clipping ? 1 : 0, pi, p4, ps, p8);
+      mem.copyOut(pi, impacts.subarray(b0, b0 + nb));
+      mem.copyOut(p4, fp4Codes.subarray(b0 * 16, (b0 + nb) * 16));
+      mem.copyOut(ps, fp4Scales.subarray(b0, b0 + nb));
+      mem.copyOut(p8, fp8Codes.subarray(b0 * 16, (b0 + nb) * 16));
+    }
+  }
+
   /** Dequantize in row chunks: copy packed rows and scales in, run `kernel`, copy the values out. */
   function dequantizeChunked(
     data: Uint8Array, scales: Uint8Array, rows: number, cols: number, block: number, rowBytes: number,
@@ -193,6 +235,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     absMax,
     quantizeNvfp4,
     dequantizeNvfp4,
+    fgmpCandidates,
     matmul: wasmMatmul(mem),
   };
 }

@@ -130,11 +130,22 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
     return c;
   }
   const own: Prepared = { ...p, x: snapshotArray(p.x), fisher: p.fisher && snapshotArray(p.fisher) };
-  const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, p.cols)));
+  // The wasm kernel is several times the reference loop: it takes bigger slices.
+  const kernel = getKernels().fgmpCandidates;
+  const rowsPerChunk = Math.max(1, Math.floor((kernel ? 4 : 1) * SYNC_CHUNK_ELEMENTS / Math.max(1, p.cols)));
+  const bpr = p.blocksPerRow;
   for (let r0 = 0; r0 < p.rows; r0 += rowsPerChunk) {
     await turn();
     signal?.throwIfAborted();
-    candidateRows(own, clipping, c, r0, Math.min(p.rows, r0 + rowsPerChunk));
+    const r1 = Math.min(p.rows, r0 + rowsPerChunk);
+    if (!kernel) {
+      candidateRows(own, clipping, c, r0, r1);
+      continue;
+    }
+    const fisher = own.fisher && own.fisherPerElement ? own.fisher.subarray(r0 * p.cols, r1 * p.cols) : own.fisher;
+    kernel(own.x.subarray(r0 * p.cols, r1 * p.cols), r1 - r0, p.cols, fisher, own.fisherPerElement, p.tensorScale, p.fp8Scale, clipping,
+      c.impacts.subarray(r0 * bpr, r1 * bpr), c.fp4Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK),
+      c.fp4Scales.subarray(r0 * bpr, r1 * bpr), c.fp8Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK));
   }
   return c;
 }
@@ -144,7 +155,7 @@ function candidates(p: Prepared, clipping: boolean): Candidates {
   const c = emptyCandidates(p);
   const native = getKernels().fgmpCandidates;
   if (native) {
-    // The same steps in C++ on the addon's threads (native/fgmp.cc), bit for bit.
+    // The same steps in C++ on the addon's threads (native/fgmp.cc) or in wasm (assembly/fgmp.ts), bit for bit.
     native(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
     return c;
   }
