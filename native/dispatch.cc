@@ -1,5 +1,7 @@
-// The one place a kernel table is chosen: once, from what the CPU supports, unless FP4KIT_SIMD
-// (scalar | avx2 | avx512; on AArch64: scalar) asks for a lower level — so CI can run every path on one machine.
+// The one place kernels are chosen: one probe of the CPU, once, and from it the quantize table
+// and the matmul kernel — unless FP4KIT_SIMD asks for a lower level (scalar | avx2 | avx512, where
+// avx512 means AVX-512 without VBMI; on AArch64: scalar), so CI can run every path on one machine.
+// FGMP's candidate search has one scalar implementation (native/fgmp.cc) on every level.
 #include <cstdlib>
 #include <string>
 
@@ -9,51 +11,64 @@
 namespace fp4kit {
 namespace {
 
-const QuantizeKernels& chooseKernels() {
+// What this CPU offers, capped by FP4KIT_SIMD.
+struct Simd {
+  bool avx2 = false, avx512 = false, vnni = false, vbmi = false, neon = false;
+};
+
+Simd probe() {
   const char* forced = std::getenv("FP4KIT_SIMD");
   const std::string want = forced ? forced : "";
+  Simd s;
+  if (want == "scalar") return s;
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  const bool avx2 = __builtin_cpu_supports("avx2");
-  if (want == "scalar") return kScalarKernels;
-  if (want == "avx2") return avx2 ? kAvx2Kernels : kScalarKernels;
-  if (avx512) return kAvx512Kernels;
-  if (avx2) return kAvx2Kernels;
+  s.avx2 = __builtin_cpu_supports("avx2");
+  if (want == "avx2") return s;
+  s.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512dq");
+  s.vnni = s.avx512 && __builtin_cpu_supports("avx512vnni");
+  s.vbmi = s.vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512";
 #elif defined(__aarch64__)
-  if (want != "scalar") return kNeonKernels;  // NEON is part of every AArch64 CPU
+  s.neon = true;  // part of every AArch64 CPU
+#endif
+  return s;
+}
+
+const Simd& simd() {
+  static const Simd s = probe();
+  return s;
+}
+
+const QuantizeKernels& chooseKernels(const Simd& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.avx512) return kAvx512Kernels;
+  if (s.avx2) return kAvx2Kernels;
+#elif defined(__aarch64__)
+  if (s.neon) return kNeonKernels;
 #endif
   return kScalarKernels;
 }
 
-MatmulKernel chooseMatmulKernel() {
-  const char* forced = std::getenv("FP4KIT_SIMD");
-  const std::string want = forced ? forced : "";
+MatmulKernel chooseMatmulKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
-  const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-  const bool avx2 = __builtin_cpu_supports("avx2");
-  if (want == "scalar") return {"scalar", matmulFp4Int8Scalar, true};
-  if (want == "avx2") return avx2 ? MatmulKernel{"avx2", matmulFp4Int8Avx2, false} : MatmulKernel{"scalar", matmulFp4Int8Scalar, true};
-  // FP4KIT_SIMD=avx512 keeps AVX-512 but not VBMI, so the vpshufb decoder runs in CI too.
-  if (vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512") return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true};
-  if (vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true};
-  if (avx2) return {"avx2", matmulFp4Int8Avx2, false};
+  if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true};
+  if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true};
+  if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false};
 #endif
+  (void)s;
   return {"scalar", matmulFp4Int8Scalar, true};
 }
 
 }  // namespace
 
 const MatmulKernel& activeMatmulKernel() {
-  static const MatmulKernel chosen = chooseMatmulKernel();
+  static const MatmulKernel chosen = chooseMatmulKernel(simd());
   return chosen;
 }
 
 const QuantizeKernels& activeKernels() {
-  static const QuantizeKernels& chosen = chooseKernels();
+  static const QuantizeKernels& chosen = chooseKernels(simd());
   return chosen;
 }
 
