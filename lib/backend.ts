@@ -3,6 +3,7 @@
 
 import { jsKernels } from './backends/js.js';
 import type { BackendName, Kernels } from './backends/kernels.js';
+import { describe } from './validate.js';
 
 export type { BackendName, Kernels } from './backends/kernels.js';
 
@@ -49,18 +50,23 @@ function load(name: BackendName): Kernels | null {
 const ORDER: BackendName[] = ['native', 'wasm', 'js'];
 let current: Kernels | null = null;
 
-function checkName(name: string): asserts name is BackendName {
-  if (!ORDER.includes(name as BackendName)) {
-    throw new RangeError(`unknown backend '${name}': expected one of ${ORDER.join(', ')}`);
+function checkName(fn: string, name: unknown): asserts name is BackendName {
+  if (typeof name !== 'string' || !ORDER.includes(name as BackendName)) {
+    const what = typeof name === 'string' ? `'${name}'` : describe(name);
+    throw new RangeError(`${fn}: unknown backend ${what}; expected 'native', 'wasm' or 'js'`);
   }
+}
+
+function use(fn: string, name: unknown): void {
+  checkName(fn, name);
+  const k = load(name);
+  if (!k) throw new Error(`${fn}: backend '${name}' is not available: ${loadErrors.get(name) ?? 'not built'}`);
+  current = k;
 }
 
 /** Force a backend. Throws if it cannot load here (the message says why). */
 export function setBackend(name: BackendName): void {
-  checkName(name);
-  const k = load(name);
-  if (!k) throw new Error(`backend '${name}' is not available: ${loadErrors.get(name) ?? 'not built'}`);
-  current = k;
+  use('setBackend', name);
 }
 
 /** The backend in use, choosing one on first call. */
@@ -68,7 +74,7 @@ export function getKernels(): Kernels {
   if (current) return current;
   const forced = typeof process !== 'undefined' ? process.env.FP4KIT_BACKEND : undefined;
   if (forced) {
-    setBackend(forced as BackendName);
+    use('FP4KIT_BACKEND', forced);
     return current!;
   }
   for (const name of ORDER) {
@@ -95,6 +101,6 @@ export function availableBackends(): Array<BackendInfo & { available: boolean; e
 
 /** Kernels of one named backend, or null (for tests and benchmarks that run every backend). */
 export function kernelsFor(name: BackendName): Kernels | null {
-  checkName(name);
+  checkName('kernelsFor', name);
   return load(name);
 }

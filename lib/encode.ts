@@ -2,7 +2,7 @@
 
 import { getKernels } from './backend.js';
 import { DtypeId, ELEMENT_FORMATS, RoundingId, type DtypeName, type ElementFormatName, type RoundingName } from './formats.js';
-import { checkRounding, checkSource } from './validate.js';
+import { checkOptions, checkRounding, checkSource, describe, inputArray } from './validate.js';
 
 export interface EncodeOptions {
   rounding?: RoundingName;
@@ -15,26 +15,28 @@ export interface EncodeOptions {
   nan?: 'error' | 'zero';
 }
 
-const ENCODE_FORMATS = ['e2m1', 'e2m3', 'e3m2', 'e4m3', 'e5m2', 'e8m0'];
+const ENCODE_FORMATS: readonly ElementFormatName[] = ['e2m1', 'e2m3', 'e3m2', 'e4m3', 'e5m2', 'e8m0'];
 
 function checkElementFormat(fn: string, format: unknown): ElementFormatName {
-  if (typeof format !== 'string' || !ENCODE_FORMATS.includes(format)) {
-    throw new RangeError(`${fn}: unknown element format ${JSON.stringify(format)}; expected one of ${ENCODE_FORMATS.join(', ')}`);
+  if (typeof format !== 'string' || !ENCODE_FORMATS.includes(format as ElementFormatName)) {
+    throw new RangeError(`${fn}: unknown element format ${describe(format)}; expected one of ${ENCODE_FORMATS.join(', ')}`);
   }
   return format as ElementFormatName;
 }
 
 export function encode(x: Float32Array | Uint16Array, format: ElementFormatName, options: EncodeOptions = {}): Uint8Array {
   const fn = 'encode';
+  const { rounding: roundingOption, seed: seedOption, dtype: dtypeOption, nan: nanOption } = checkOptions<EncodeOptions>(fn, options, '{ rounding?, seed?, dtype?, nan? }', true);
   const name = checkElementFormat(fn, format);
-  const dtype = checkSource(fn, x, options.dtype);
-  const { rounding, seed } = checkRounding(fn, options.rounding, options.seed);
-  const nanRule = options.nan ?? 'error';
-  if (nanRule !== 'error' && nanRule !== 'zero') throw new RangeError(`${fn}: nan must be 'error' or 'zero', got ${JSON.stringify(nanRule)}`);
-  const out = new Uint8Array(x.length);
-  const nans = getKernels().encodeElements(x, DtypeId[dtype], ELEMENT_FORMATS[name].id, RoundingId[rounding], seed, out);
+  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
+  const nanRule = nanOption ?? 'error';
+  if (nanRule !== 'error' && nanRule !== 'zero') throw new RangeError(`${fn}: nan must be 'error' or 'zero', got ${describe(nanRule)}`);
+  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
+  const out = new Uint8Array(src.length);
+  const nans = getKernels().encodeElements(src, DtypeId[dtype], ELEMENT_FORMATS[name].id, RoundingId[rounding], seed, out);
   if (nans > 0 && nanRule === 'error') {
-    const first = Array.prototype.findIndex.call(x, (_v: number, i: number) => isNaNAt(x, dtype, i));
+    let first = 0;
+    while (first < src.length - 1 && !isNaNAt(src, dtype, first)) first++;
     throw new RangeError(`${fn}: input[${first}] is NaN and ${name} has no NaN (${nans} NaN input${nans > 1 ? 's' : ''}); pass { nan: 'zero' } to encode NaN as +0`);
   }
   return out;
@@ -49,12 +51,12 @@ function isNaNAt(x: Float32Array | Uint16Array, dtype: DtypeName, i: number): bo
 export function decode(codes: Uint8Array, format: ElementFormatName): Float32Array {
   const fn = 'decode';
   const name = checkElementFormat(fn, format);
-  if (!(codes instanceof Uint8Array)) throw new TypeError(`${fn}: codes must be a Uint8Array (one code per byte)`);
+  const input = inputArray(fn, 'codes', codes, 'Uint8Array');
   const limit = 1 << ELEMENT_FORMATS[name].bits;
-  for (let i = 0; i < codes.length; i++) {
-    if (codes[i] >= limit) throw new RangeError(`${fn}: code ${codes[i]} at index ${i} is not a ${name} code (< ${limit})`);
+  for (let i = 0; i < input.length; i++) {
+    if (input[i] >= limit) throw new RangeError(`${fn}: code ${input[i]} at index ${i} is not a ${name} code (< ${limit})`);
   }
-  const out = new Float32Array(codes.length);
-  getKernels().decodeElements(codes, ELEMENT_FORMATS[name].id, out);
+  const out = new Float32Array(input.length);
+  getKernels().decodeElements(input, ELEMENT_FORMATS[name].id, out);
   return out;
 }

@@ -3,6 +3,8 @@
 // below, so this file, native/formats.h and the format constants of assembly/element-codec.ts must
 // agree; test/conformance.test.ts checks every backend against ml_dtypes-generated vectors.
 
+import { describe } from './describe.js';
+
 /** Element formats that `encode`/`decode` accept. */
 export type ElementFormatName = 'e2m1' | 'e2m3' | 'e3m2' | 'e4m3' | 'e5m2' | 'e8m0';
 
@@ -171,7 +173,14 @@ export function packedRowBytes(format: BlockFormat, cols: number): number {
   return (blocks * format.blockSize * format.element.bits) / 8;
 }
 
-/** Storage cost in bits per element, scales included (tensor scale amortised away). */
-export function bitsPerElement(format: BlockFormat): number {
-  return format.element.bits + format.scale.bits / format.blockSize;
+/** Storage cost in bits per element, scales included (tensor scale amortised away), of a block
+ *  format given by name or as an entry of BLOCK_FORMATS. */
+export function bitsPerElement(format: BlockFormat | BlockFormatName): number {
+  const f = typeof format === 'string'
+    ? (Object.hasOwn(BLOCK_FORMATS, format) ? BLOCK_FORMATS[format] : undefined)
+    : Object.values(BLOCK_FORMATS).find((entry) => entry === format);
+  if (f === undefined) {
+    throw new RangeError(`bitsPerElement: format must be a block format name (${Object.keys(BLOCK_FORMATS).join(', ')}) or an entry of BLOCK_FORMATS, got ${describe(format)}`);
+  }
+  return f.element.bits + f.scale.bits / f.blockSize;
 }

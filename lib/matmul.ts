@@ -19,14 +19,15 @@ import { E8M0_BIAS } from './block-scale.js';
 import { decodeTable } from './element-codec.js';
 import { BLOCK_FORMATS, type BlockFormat, type DtypeName } from './formats.js';
 import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
-import { checkFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
+import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
 import { isFp8Block } from './fgmp/select.js';
 import { getKernels } from './backend.js';
 import { isFp4Weights, nativeMatmulDecoded, nativeMatmulFast, nativeMatmulFastAsync, repackWeights, type NativeMatmul } from './matmul-native.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
-import { quantize, type QuantizedTensor } from './quantize.js';
+import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from './pack.js';
-import { checkShape, checkSource } from './validate.js';
+import { typedArrayName } from './typed-arrays.js';
+import { checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -59,19 +60,15 @@ function elementTable(format: BlockFormat): Float32Array {
   return t;
 }
 
+/** Decodes an operand checked by readOperand (lengths already match its shape). */
 export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
-  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: expected a quantized tensor`);
-  if (!Array.isArray(q.shape) || q.shape.length !== 2) throw new RangeError(`${fn}: quantized operands must be 2-D, got shape ${JSON.stringify(q.shape)}`);
   if (q.format === 'fgmp') return decodeFgmp(fn, q);
   const format = BLOCK_FORMATS[q.format];
-  if (!format) throw new RangeError(`${fn}: unknown format ${JSON.stringify(q.format)}`);
   const [rows, cols] = q.shape;
   const blockSize = format.blockSize;
   const blocksPerRow = Math.ceil(cols / blockSize);
   const paddedCols = blocksPerRow * blockSize;
   const rowBytes = (paddedCols * format.element.bits) / 8;
-  if (!(q.data instanceof Uint8Array) || q.data.length !== rows * rowBytes) throw new RangeError(`${fn}: data must hold ${rows * rowBytes} bytes`);
-  if (!(q.scales instanceof Uint8Array) || q.scales.length !== rows * blocksPerRow) throw new RangeError(`${fn}: scales must hold ${rows * blocksPerRow} bytes`);
   const table = elementTable(format);
   const codes = new Uint8Array(paddedCols);
   const values = new Float32Array(rows * paddedCols);
@@ -89,8 +86,9 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow };
 }
 
-function decodeFgmp(fn: string, q: FgmpTensor): DecodedOperand {
-  const { rows, cols, blocksPerRow } = checkFgmpTensor(fn, q);
+function decodeFgmp(fn: string, tensor: FgmpTensor): DecodedOperand {
+  const q = checkFgmpTensor(fn, tensor);
+  const { rows, cols, blocksPerRow } = q;
   const paddedCols = blocksPerRow * FGMP_BLOCK;
   const values = new Float32Array(rows * paddedCols);
   const blockScales = new Float32Array(rows * blocksPerRow);
@@ -137,28 +135,38 @@ export function matmulDecoded(a: DecodedOperand, b: DecodedOperand, bias?: Float
   return out;
 }
 
-/** Validates an operand's byte counts (what decodeOperand checks) without decoding it. */
-function checkOperandBytes(fn: string, q: MatmulOperand): void {
-  if (q.format === 'fgmp') {
-    checkFgmpTensor(fn, q);
-    return;
-  }
-  const format = BLOCK_FORMATS[q.format];
-  if (!format) throw new RangeError(`${fn}: unknown format ${JSON.stringify(q.format)}`);
-  const [rows, cols] = q.shape;
-  const blocksPerRow = Math.ceil(cols / format.blockSize);
-  const rowBytes = (blocksPerRow * format.blockSize * format.element.bits) / 8;
-  if (!(q.data instanceof Uint8Array) || q.data.length !== rows * rowBytes) throw new RangeError(`${fn}: data must hold ${rows * rowBytes} bytes`);
-  if (!(q.scales instanceof Uint8Array) || q.scales.length !== rows * blocksPerRow) throw new RangeError(`${fn}: scales must hold ${rows * blocksPerRow} bytes`);
-  if (format.name === 'nvfp4' && !(typeof q.tensorScale === 'number' && Number.isFinite(q.tensorScale))) throw new RangeError(`${fn}: nvfp4 operand needs a finite tensorScale`);
+function isQuantized(a: unknown): a is MatmulOperand {
+  return typeof a === 'object' && a !== null && typedArrayName(a) === undefined && !ArrayBuffer.isView(a) && 'format' in a;
 }
 
-function isQuantized(a: unknown): a is MatmulOperand {
-  return typeof a === 'object' && a !== null && !ArrayBuffer.isView(a) && 'format' in a;
+/**
+ * A quantized operand with every field read once and checked against its shape (real lengths,
+ * any realm): a fresh object over what was read, so nothing the caller's object does later (a
+ * getter, a Proxy, an own `length`) reaches the kernels.
+ */
+function readOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): MatmulOperand {
+  if (q.format === 'fgmp') {
+    const f: CheckedFgmpTensor = checkFgmpTensor(fn, q as FgmpTensor, `${argument}.`);
+    check2d(fn, argument, f.shape);
+    const src = q as FgmpTensor;
+    return {
+      format: 'fgmp', shape: f.shape, data: f.data, scales: f.scales, mask: f.mask, tensorScale: f.tensorScale, fp8Scale: f.fp8Scale,
+      blockSize: 16, threshold: Number(src.threshold), tiesTaken: Number(src.tiesTaken), fp4Fraction: Number(src.fp4Fraction),
+    };
+  }
+  const t: CheckedTensor = readQuantizedTensor(fn, q as QuantizedTensor, `${argument}.`);
+  check2d(fn, argument, t.shape);
+  return { format: t.format.name, shape: t.shape, data: t.data, scales: t.scales, tensorScale: t.tensorScale, blockSize: t.format.blockSize };
+}
+
+function check2d(fn: string, argument: 'a' | 'b', shape: number[]): void {
+  if (shape.length !== 2) throw new RangeError(`${fn}: ${argument} must be 2-D [${argument === 'a' ? 'M' : 'N'}, K], got shape [${shape.join(', ')}]`);
 }
 
 interface PreparedMatmul {
   a: MatmulOperand;
+  /** a is our own (quantized here from a float a), not a view of the caller's arrays. */
+  ownA: boolean;
   b: MatmulOperand;
   /** The handle b came from, when matmul was given prepared weights. */
   prepared: PreparedWeights | undefined;
@@ -168,28 +176,29 @@ interface PreparedMatmul {
 }
 
 function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions): PreparedMatmul {
+  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape? }', true);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
-  const b = prepared ? prepared.operand(fn) : weights;
-  if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize())`);
-  if (!Array.isArray(b.shape) || b.shape.length !== 2) throw new RangeError(`${fn}: b must be 2-D [N, K], got shape ${JSON.stringify(b.shape)}`);
+  if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
+  // A prepared handle's snapshot was checked by prepareWeights.
+  const b = prepared ? prepared.operand(fn) : readOperand(fn, 'b', weights as MatmulOperand);
   const [n, k] = b.shape;
   let aq: MatmulOperand;
-  if (isQuantized(a)) {
-    aq = a;
+  const ownA = !isQuantized(a);
+  if (!ownA) {
+    aq = readOperand(fn, 'a', a as MatmulOperand);
   } else {
-    const dtype = checkSource(fn, a, options.dtype);
-    const shape = options.shape ?? [k > 0 ? a.length / k : 0, k];
-    const { rows, cols } = checkShape(fn, shape, a.length);
-    aq = quantize(a, { format: 'mxint8', shape: [rows, cols], dtype });
+    const dims = readShape(fn, shapeOption);
+    const { dtype, x } = checkSource(fn, a, dtypeOption, 'a');
+    if (dims === undefined && k > 0 && x.length % k !== 0) {
+      throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
+    }
+    const { leading, cols } = checkShape(fn, dims ?? [k > 0 ? x.length / k : 0, k], x.length);
+    aq = quantize(x, { format: 'mxint8', shape: [leading, cols], dtype });
   }
-  if (!Array.isArray(aq.shape) || aq.shape.length !== 2) throw new RangeError(`${fn}: a must be 2-D [M, K], got shape ${JSON.stringify(aq.shape)}`);
   if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
-  if (options.bias !== undefined && (!(options.bias instanceof Float32Array) || options.bias.length !== n)) {
-    throw new RangeError(`${fn}: bias must be a Float32Array of length N = ${n}`);
-  }
-  // Decoding checks every byte count and scale; the fast path still needs the same validation.
+  const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
   const fast = aq.format === 'mxint8' && isFp4Weights(b) && getKernels().matmul !== undefined;
-  return { a: aq, b, prepared, bias: options.bias, fast };
+  return { a: aq, ownA, b, prepared, bias, fast };
 }
 
 /**
@@ -197,10 +206,9 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
  * of the tensor, repacked for the fast kernels once per backend. dispose() frees it.
  */
 export function prepareWeights(b: MatmulOperand): PreparedWeights {
-  if (!isQuantized(b)) throw new TypeError('prepareWeights: b must be a quantized tensor [N, K] (from quantize())');
-  if (!Array.isArray(b.shape) || b.shape.length !== 2) throw new RangeError(`prepareWeights: b must be 2-D [N, K], got shape ${JSON.stringify(b.shape)}`);
-  checkOperandBytes('prepareWeights', b);
-  return new PreparedWeights(b);
+  const fn = 'prepareWeights';
+  if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(b)}`);
+  return new PreparedWeights(readOperand(fn, 'b', b));
 }
 
 /** The repacked weights for the fast kernel (the handle's own, or fresh ones); call done() after. */
@@ -219,8 +227,6 @@ function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { pa
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
   const p = prepare('matmul', a, b, options);
-  checkOperandBytes('matmul (a)', p.a);
-  if (!p.prepared) checkOperandBytes('matmul (b)', p.b);
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights('matmul', kernels, p);
@@ -274,8 +280,6 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
   const p = prepare(fn, a, b, options);
-  checkOperandBytes(`${fn} (a)`, p.a);
-  if (!p.prepared) checkOperandBytes(`${fn} (b)`, p.b);
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
@@ -285,7 +289,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
     const w = fastWeights(fn, kernels, p);
     try {
       if (kernels.matmulFp4Int8Async) return await nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias);
-      const act = p.a === a ? ownOperand(p.a) as QuantizedTensor : p.a as QuantizedTensor;
+      const act = p.ownA ? p.a as QuantizedTensor : ownOperand(p.a) as QuantizedTensor;
       const bias = p.bias?.slice();
       const out = new Float32Array(m * n);
       const per = rowsPerSlice(SLICE_MACS.fast);

@@ -3,6 +3,8 @@
 // element j of a group at bits 6j..6j+5 of the little-endian 24-bit word (the same
 // low-bits-first order as FP4). FP8/INT8: one per byte.
 
+import { checkCount, describe, inputArray } from './validate.js';
+
 /** Pack `count` codes from codes[codeStart..] into out[outStart..]. count must fill whole bytes. */
 export function packCodesInto(codes: Uint8Array, codeStart: number, count: number, bits: number, out: Uint8Array, outStart: number): void {
   if (bits === 8) {
@@ -44,21 +46,23 @@ export function unpackCodesInto(packed: Uint8Array, packedStart: number, count: 
   }
 }
 
-function checkBits(bits: number): void {
-  if (bits !== 4 && bits !== 6 && bits !== 8) throw new RangeError(`bits must be 4, 6 or 8, got ${bits}`);
+function checkBits(fn: string, bits: unknown): 4 | 6 | 8 {
+  if (bits !== 4 && bits !== 6 && bits !== 8) throw new RangeError(`${fn}: bits must be 4, 6 or 8, got ${describe(bits)}`);
+  return bits;
 }
 
 /** Pack one code per byte into 4-, 6- or 8-bit storage (the tail is padded with zero codes). */
 export function pack(codes: Uint8Array, bits: 4 | 6 | 8): Uint8Array {
-  if (!(codes instanceof Uint8Array)) throw new TypeError('pack: codes must be a Uint8Array');
-  checkBits(bits);
+  const fn = 'pack';
+  const input = inputArray(fn, 'codes', codes, 'Uint8Array');
+  checkBits(fn, bits);
   const group = bits === 4 ? 2 : bits === 6 ? 4 : 1;
-  const padded = Math.ceil(codes.length / group) * group;
-  const src = padded === codes.length ? codes : (() => { const p = new Uint8Array(padded); p.set(codes); return p; })();
+  const padded = Math.ceil(input.length / group) * group;
   const limit = (1 << bits) - 1;
-  for (let i = 0; i < codes.length; i++) {
-    if (codes[i] > limit) throw new RangeError(`pack: code ${codes[i]} at index ${i} does not fit in ${bits} bits`);
+  for (let i = 0; i < input.length; i++) {
+    if (input[i] > limit) throw new RangeError(`${fn}: code ${input[i]} at index ${i} does not fit in ${bits} bits`);
   }
+  const src = padded === input.length ? input : (() => { const p = new Uint8Array(padded); p.set(input); return p; })();
   const out = new Uint8Array((padded * bits) / 8);
   packCodesInto(src, 0, padded, bits, out, 0);
   return out;
@@ -66,12 +70,13 @@ export function pack(codes: Uint8Array, bits: 4 | 6 | 8): Uint8Array {
 
 /** Unpack `count` codes from 4-, 6- or 8-bit storage, one code per byte. */
 export function unpack(packed: Uint8Array, bits: 4 | 6 | 8, count: number): Uint8Array {
-  if (!(packed instanceof Uint8Array)) throw new TypeError('unpack: packed must be a Uint8Array');
-  checkBits(bits);
-  if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`unpack: count must be a non-negative integer, got ${count}`);
+  const fn = 'unpack';
+  const input = inputArray(fn, 'packed', packed, 'Uint8Array');
+  checkBits(fn, bits);
+  checkCount(fn, 'count', count);
   const need = bits === 6 ? Math.ceil(count / 4) * 3 : Math.ceil((count * bits) / 8);
-  if (packed.length < need) throw new RangeError(`unpack: ${count} ${bits}-bit codes need ${need} bytes, got ${packed.length}`);
+  if (input.length < need) throw new RangeError(`${fn}: ${count} ${bits}-bit codes need ${need} bytes, got ${input.length}`);
   const out = new Uint8Array(count);
-  unpackCodesInto(packed, 0, count, bits, out, 0);
+  unpackCodesInto(input, 0, count, bits, out, 0);
   return out;
 }

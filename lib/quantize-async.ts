@@ -15,7 +15,7 @@ import { nvfp4TensorScale } from './block-scale.js';
 import { BLOCK_FORMATS, DtypeId, RoundingId, ScaleRuleId, packedRowBytes } from './formats.js';
 import { type QuantizeOptions, type QuantizedTensor } from './quantize.js';
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
-import { checkBlockFormat, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale } from './validate.js';
+import { checkBlockFormat, checkOptions, checkRounding, checkScaleRule, checkShape, checkSignal, checkSource, checkTensorScale, readShape } from './validate.js';
 import type { Kernels, Source } from './backends/kernels.js';
 import { abortable, snapshotArray } from './async-jobs.js';
 
@@ -36,8 +36,8 @@ export async function quantizeAsync(
 ): Promise<QuantizedTensor | FgmpTensor> {
   // No await before the work has taken its snapshot: the caller runs on as soon as we return.
   const fn = 'quantizeAsync';
-  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options { format, shape } are required`);
-  const { signal } = options;
+  const opts = checkOptions<QuantizeOptions & AsyncOptions>(fn, options, '{ format, shape?, signal? }', false);
+  const signal = checkSignal(fn, opts.signal);
   signal?.throwIfAborted();
   if (options.format === 'fgmp') {
     // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
@@ -45,11 +45,16 @@ export async function quantizeAsync(
     // selection and the assembly stay on this thread.
     return abortable(quantizeFgmpAsync(x, options as FgmpOptions, signal), signal);
   }
-  const formatName = checkBlockFormat(fn, options.format);
+  // Each option is read once, before the input is looked at (a getter cannot change it later).
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption } = opts;
+  const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
-  const dtype = checkSource(fn, x, options.dtype);
-  const { rows, cols, shape } = checkShape(fn, options.shape, x.length);
-  const { rounding, seed } = checkRounding(fn, options.rounding, options.seed);
+  const dims = readShape(fn, shapeOption);
+  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
+  const givenScale = formatName === 'nvfp4' && tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
+  const { dtype, x: input } = checkSource(fn, x, dtypeOption);
+  x = input;
+  const { rows, cols, shape } = checkShape(fn, dims, x.length);
   const rowBytes = packedRowBytes(format, cols);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
   const data = new Uint8Array(rows * rowBytes);
@@ -60,12 +65,11 @@ export async function quantizeAsync(
 
   let scaleRule: 'floor' | 'ceil' | undefined;
   if (isNvfp4) {
-    if (options.scaleRule !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
+    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
   } else {
-    if (options.tensorScale !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
-    scaleRule = checkScaleRule(fn, options.scaleRule);
+    if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
+    scaleRule = checkScaleRule(fn, scaleRuleOption);
   }
-  const givenScale = isNvfp4 && options.tensorScale !== undefined ? checkTensorScale(fn, options.tensorScale) : undefined;
   const result = (tensorScale: number): QuantizedTensor => isNvfp4
     ? { format: formatName, shape, data, scales, tensorScale, blockSize: format.blockSize }
     : { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };

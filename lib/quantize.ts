@@ -5,6 +5,7 @@ import { nvfp4TensorScale } from './block-scale.js';
 import {
   BLOCK_FORMATS,
   DtypeId,
+  type BlockFormat,
   RoundingId,
   ScaleRuleId,
   packedRowBytes,
@@ -14,7 +15,10 @@ import {
   type ScaleRuleName,
 } from './formats.js';
 import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
-import { checkBlockFormat, checkBytes, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale } from './validate.js';
+import { bufferOf, isVolatileBuffer, plainView } from './typed-arrays.js';
+import {
+  checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readShape,
+} from './validate.js';
 
 export interface QuantizeOptions {
   format: BlockFormatName;
@@ -48,35 +52,32 @@ export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & {
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
   const fn = 'quantize';
-  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options { format, shape } are required`);
-  if (options.format === 'fgmp') return quantizeFgmp(x, options);
-  const formatName = checkBlockFormat(fn, options.format);
+  const opts = checkOptions<QuantizeOptions | (FgmpOptions & { format: 'fgmp' })>(fn, options, '{ format, shape? }', false);
+  if (opts.format === 'fgmp') return quantizeFgmp(x, opts);
+  // Each option is read once, before the input is looked at (a getter cannot change it later).
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption } = opts;
+  const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
-  const dtype = checkSource(fn, x, options.dtype);
-  const { rows, cols, shape } = checkShape(fn, options.shape, x.length);
-  const { rounding, seed } = checkRounding(fn, options.rounding, options.seed);
+  const dims = readShape(fn, shapeOption);
+  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
+  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
+  const { rows, cols, shape } = checkShape(fn, dims, src.length);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
   const data = new Uint8Array(rows * packedRowBytes(format, cols));
   const scales = new Uint8Array(rows * blocksPerRow);
   const kernels = getKernels();
   if (formatName === 'nvfp4') {
-    if (options.scaleRule !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
-    let tensorScale: number;
-    if (options.tensorScale !== undefined) {
-      tensorScale = checkTensorScale(fn, options.tensorScale);
-      const amax = kernels.absMax(x, DtypeId[dtype]);
-      if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
-    } else {
-      const amax = kernels.absMax(x, DtypeId[dtype]);
-      if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
-      tensorScale = nvfp4TensorScale(amax);
-    }
-    kernels.quantizeNvfp4(x, DtypeId[dtype], rows, cols, tensorScale, RoundingId[rounding], seed, data, scales);
+    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
+    const given = tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
+    const amax = kernels.absMax(src, DtypeId[dtype]);
+    if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
+    const tensorScale = given ?? nvfp4TensorScale(amax);
+    kernels.quantizeNvfp4(src, DtypeId[dtype], rows, cols, tensorScale, RoundingId[rounding], seed, data, scales);
     return { format: formatName, shape, data, scales, tensorScale, blockSize: format.blockSize };
   }
-  if (options.tensorScale !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
-  const scaleRule = checkScaleRule(fn, options.scaleRule);
-  kernels.quantizeMx(x, DtypeId[dtype], rows, cols, format.element.id, ScaleRuleId[scaleRule], RoundingId[rounding], seed, data, scales);
+  if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
+  const scaleRule = checkScaleRule(fn, scaleRuleOption);
+  kernels.quantizeMx(src, DtypeId[dtype], rows, cols, format.element.id, ScaleRuleId[scaleRule], RoundingId[rounding], seed, data, scales);
   return { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };
 }
 
@@ -88,34 +89,56 @@ export interface DequantizeOptions {
 
 export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
   const fn = 'dequantize';
-  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: expected a quantized tensor from quantize()`);
+  const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
+  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(q)}`);
   if (q.format === 'fgmp') {
     const values = dequantizeFgmp(q);
-    if (options.out === undefined) return values;
-    checkOut(fn, options.out, values.length);
-    options.out.set(values);
-    return options.out;
+    if (outOption === undefined) return values;
+    const out = checkOut(fn, outOption, values.length);
+    out.view.set(values);
+    return out.finish();
   }
-  const formatName = checkBlockFormat(fn, q.format);
-  const format = BLOCK_FORMATS[formatName];
-  if (!Array.isArray(q.shape)) throw new TypeError(`${fn}: quantized tensor has no shape`);
-  const count = q.shape.reduce((a, b) => a * b, 1);
-  const { rows, cols } = checkShape(fn, q.shape, count);
-  checkBytes(fn, 'data', q.data, rows * packedRowBytes(format, cols));
-  checkBytes(fn, 'scales', q.scales, rows * Math.ceil(cols / format.blockSize));
-  const out = options.out === undefined ? new Float32Array(count) : checkOut(fn, options.out, count);
+  const t = readQuantizedTensor(fn, q);
+  const out = outOption === undefined ? undefined : checkOut(fn, outOption, t.rows * t.cols);
+  const values = out?.view ?? new Float32Array(t.rows * t.cols);
   const kernels = getKernels();
-  if (formatName === 'nvfp4') {
-    const t = checkTensorScale(fn, q.tensorScale);
-    kernels.dequantizeNvfp4(q.data, q.scales, rows, cols, t, out);
-  } else {
-    kernels.dequantizeMx(q.data, q.scales, rows, cols, format.element.id, out);
-  }
-  return out;
+  if (t.format.name === 'nvfp4') kernels.dequantizeNvfp4(t.data, t.scales, t.rows, t.cols, t.tensorScale!, values);
+  else kernels.dequantizeMx(t.data, t.scales, t.rows, t.cols, t.format.element.id, values);
+  return out ? out.finish() : values;
 }
 
-function checkOut(fn: string, out: unknown, count: number): Float32Array {
-  if (!(out instanceof Float32Array)) throw new TypeError(`${fn}: out must be a Float32Array`);
-  if (out.length !== count) throw new RangeError(`${fn}: out must hold ${count} elements, got ${out.length}`);
-  return out;
+/** A block-quantized tensor (not FGMP), every field read once and checked against its shape. */
+export interface CheckedTensor {
+  format: BlockFormat;
+  shape: number[];
+  rows: number;
+  cols: number;
+  data: Uint8Array;
+  scales: Uint8Array;
+  tensorScale?: number;
+}
+
+export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = ''): CheckedTensor {
+  const { format: formatField, shape: shapeField, data: dataField, scales: scalesField, tensorScale: tensorScaleField } = q;
+  const formatName = checkBlockFormat(fn, formatField, `${argument}format`);
+  const format = BLOCK_FORMATS[formatName];
+  if (shapeField === undefined) throw new TypeError(`${fn}: ${argument}shape is missing (a quantized tensor has one)`);
+  const dims = readShape(fn, shapeField, `${argument}shape`)!;
+  const count = dims.reduce((a, b) => a * b, 1);
+  const { rows, cols, shape } = checkShape(fn, dims, count, `${argument}shape`);
+  const data = checkBytes(fn, `${argument}data`, dataField, rows * packedRowBytes(format, cols));
+  const scales = checkBytes(fn, `${argument}scales`, scalesField, rows * Math.ceil(cols / format.blockSize));
+  const tensorScale = formatName === 'nvfp4' ? checkTensorScale(fn, tensorScaleField, `${argument}tensorScale`) : undefined;
+  return { format, shape, rows, cols, data, scales, tensorScale };
+}
+
+/** The caller's `out`: a plain view to write, and finish() that returns the caller's array (a
+ *  shared or resizable buffer gets the values copied in when the call ends). */
+function checkOut(fn: string, out: unknown, count: number): { view: Float32Array; finish(): Float32Array } {
+  const caller = out as Float32Array;
+  checkArray(fn, 'out', out, 'Float32Array', count);
+  const view = plainView('Float32Array', caller);
+  if (!isVolatileBuffer(bufferOf(view))) return { view, finish: () => caller };
+  const scratch = new Float32Array(count);
+  return { view: scratch, finish: () => (view.set(scratch), caller) };
 }

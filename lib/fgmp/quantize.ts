@@ -15,7 +15,7 @@ import { getKernels } from '../backend.js';
 import { nvfp4TensorScale } from '../block-scale.js';
 import { widenToF32 } from '../dtype.js';
 import { DtypeId, type DtypeName } from '../formats.js';
-import { checkShape, checkSource, checkTensorScale } from '../validate.js';
+import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../validate.js';
 import { snapshotArray } from '../async-jobs.js';
 import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
@@ -69,23 +69,43 @@ interface Prepared {
   fisherPerElement: boolean;
   tensorScale: number;
   fp8Scale: number;
+  clipping: boolean;
+  /** How the blocks are split: an explicit mask, a model-wide selection, or a target fraction. */
+  mask: Uint8Array | undefined;
+  selection: Pick<Selection, 'threshold' | 'tiesTaken'> | undefined;
+  fp4Fraction: number;
 }
 
+const FGMP_OPTIONS = '{ shape?, dtype?, fisher?, fp4Fraction?, selection?, mask?, clipping?, tensorScale?, fp8Scale? }';
+
+/** Every option read once and checked, then the input (so no option getter can change it afterwards). */
 function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions): Prepared {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options are required`);
-  const dtype = checkSource(fn, x, options.dtype);
-  const { rows, cols, shape } = checkShape(fn, options.shape, x.length);
-  const xf = dtype === 'f32' ? (x as Float32Array) : widenToF32(x as Uint16Array, DtypeId[dtype]);
+  const opts = checkOptions<FgmpOptions>(fn, options, FGMP_OPTIONS, false);
+  const {
+    shape: shapeOption, dtype: dtypeOption, fisher: fisherOption, fp4Fraction: fractionOption, selection: selectionOption,
+    mask: maskOption, clipping: clippingOption, tensorScale: tensorScaleOption, fp8Scale: fp8ScaleOption,
+  } = opts;
+  const dims = readShape(fn, shapeOption);
+  if (clippingOption !== undefined && typeof clippingOption !== 'boolean') throw new TypeError(`${fn}: clipping must be a boolean, got ${describe(clippingOption)}`);
+  const fp4Fraction = fractionOption === undefined ? 0.7 : checkFraction(fn, 'fp4Fraction', fractionOption);
+  const selection = selectionOption === undefined ? undefined : checkSelection(fn, selectionOption);
+  const givenTensorScale = tensorScaleOption === undefined ? undefined : checkTensorScale(fn, tensorScaleOption);
+  const givenFp8Scale = fp8ScaleOption === undefined ? undefined : checkTensorScale(fn, fp8ScaleOption, 'fp8Scale');
+  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
+  const { rows, cols, shape } = checkShape(fn, dims, src.length);
+  const blocksPerRow = Math.ceil(cols / FGMP_BLOCK);
+  const blocks = rows * blocksPerRow;
+  const mask = maskOption === undefined ? undefined : inputArray(fn, 'mask', maskOption, 'Uint8Array', Math.ceil(blocks / 8), 'bytes (one bit per block)');
+  const xf = dtype === 'f32' ? (src as Float32Array) : widenToF32(src as Uint16Array, DtypeId[dtype]);
   let amax = 0;
   for (let i = 0; i < xf.length; i++) {
     const a = Math.abs(xf[i]);
     if (!(a <= 3.4028234663852886e38)) throw new RangeError(`${fn}: input[${i}] is ${xf[i]}; FGMP blocks cannot hold NaN or Inf`);
     if (a > amax) amax = a;
   }
-  const fisher = options.fisher ?? null;
+  const fisher = fisherOption == null ? null : inputArray(fn, 'fisher', fisherOption, 'Float32Array');
   let fisherPerElement = false;
   if (fisher !== null) {
-    if (!(fisher instanceof Float32Array)) throw new TypeError(`${fn}: fisher must be a Float32Array`);
     if (fisher.length === xf.length) fisherPerElement = true;
     else if (fisher.length !== cols) {
       throw new RangeError(`${fn}: fisher must have one value per element (${xf.length}) or per input channel (${cols}), got ${fisher.length}`);
@@ -94,9 +114,22 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
       if (!(fisher[i] >= 0 && fisher[i] < Infinity)) throw new RangeError(`${fn}: fisher[${i}] is ${fisher[i]}; Fisher values must be finite and ≥ 0`);
     }
   }
-  const tensorScale = options.tensorScale !== undefined ? checkTensorScale(fn, options.tensorScale) : nvfp4TensorScale(amax);
-  const fp8Scale = options.fp8Scale !== undefined ? checkTensorScale(fn, options.fp8Scale) : fp8TensorScale(amax);
-  return { rows, cols, shape, blocksPerRow: Math.ceil(cols / FGMP_BLOCK), x: xf, fisher, fisherPerElement, tensorScale, fp8Scale };
+  const tensorScale = givenTensorScale ?? nvfp4TensorScale(amax);
+  const fp8Scale = givenFp8Scale ?? fp8TensorScale(amax);
+  return {
+    rows, cols, shape, blocksPerRow, x: xf, fisher, fisherPerElement, tensorScale, fp8Scale,
+    clipping: clippingOption ?? true, mask, selection, fp4Fraction,
+  };
+}
+
+function checkSelection(fn: string, selection: unknown): Pick<Selection, 'threshold' | 'tiesTaken'> {
+  const expected = 'must be { threshold: number, tiesTaken: integer ≥ 0 } from selectThreshold()';
+  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection ${expected}, got ${describe(selection)}`);
+  const { threshold, tiesTaken } = selection as Selection;
+  if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
+    throw new RangeError(`${fn}: selection ${expected}, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
+  }
+  return { threshold, tiesTaken };
 }
 
 interface Candidates {
@@ -197,9 +230,9 @@ function candidateRows(p: Prepared, clipping: boolean, c: Candidates, r0: number
 }
 
 /** Impact scores of every block (row-major), for a model-wide selectThreshold(). */
-export function fgmpImpacts(x: Float32Array | Uint16Array, options: FgmpOptions): Float64Array {
-  const p = prepare('fgmpImpacts', x, options);
-  return candidates(p, options.clipping ?? true).impacts;
+export function fgmpImpacts(x: Float32Array | Uint16Array, options: FgmpOptions, fn = 'fgmpImpacts'): Float64Array {
+  const p = prepare(fn, x, options);
+  return candidates(p, p.clipping).impacts;
 }
 
 function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: number, tiesTaken: number): FgmpTensor {
@@ -226,67 +259,64 @@ function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: numbe
   };
 }
 
-export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions): FgmpTensor {
-  const fn = 'quantize(fgmp)';
+export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions, fn = 'quantize(fgmp)'): FgmpTensor {
   const p = prepare(fn, x, options);
-  return choosePrecision(fn, p, candidates(p, options.clipping ?? true), options);
+  return choosePrecision(p, candidates(p, p.clipping));
 }
 
 /** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */
 export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
-  const fn = 'quantizeAsync(fgmp)';
-  const p = prepare(fn, x, options);
-  // What is read after the first await is copied now (see lib/quantize-async.ts).
-  const later: FgmpOptions = {
-    ...options,
-    mask: options.mask instanceof Uint8Array ? options.mask.slice() : options.mask,
-    selection: options.selection && typeof options.selection === 'object' ? { ...options.selection } : options.selection,
-  };
-  const c = await candidatesAsync(p, options.clipping ?? true, signal);
+  const p = prepare('quantizeAsync(fgmp)', x, options);
+  // What is read after the first await is copied now (see lib/quantize-async.ts); prepare() has
+  // already read every option, and copied the selection.
+  const own: Prepared = p.mask ? { ...p, mask: p.mask.slice() } : p;
+  const c = await candidatesAsync(own, own.clipping, signal);
   signal?.throwIfAborted();
-  return choosePrecision(fn, p, c, later);
+  return choosePrecision(own, c);
 }
 
 /** The mask (given, from a model-wide selection, or for the target fraction) and the tensor. */
-function choosePrecision(fn: string, p: Prepared, c: Candidates, options: FgmpOptions): FgmpTensor {
-  const blocks = p.rows * p.blocksPerRow;
-  if (options.mask !== undefined) {
-    if (!(options.mask instanceof Uint8Array) || options.mask.length !== Math.ceil(blocks / 8)) {
-      throw new RangeError(`${fn}: mask must be a Uint8Array of ${Math.ceil(blocks / 8)} bytes (one bit per block)`);
-    }
-    return assemble(p, c, options.mask, NaN, 0);
-  }
-  const selection = options.selection ?? selectThreshold([c.impacts], options.fp4Fraction ?? 0.7);
-  if (typeof selection.threshold !== 'number' || !Number.isInteger(selection.tiesTaken) || selection.tiesTaken < 0) {
-    throw new RangeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 } from selectThreshold()`);
-  }
+function choosePrecision(p: Prepared, c: Candidates): FgmpTensor {
+  if (p.mask !== undefined) return assemble(p, c, p.mask, NaN, 0);
+  const selection = p.selection ?? selectThreshold([c.impacts], p.fp4Fraction);
   const [mask] = assignPrecision([c.impacts], selection);
   return assemble(p, c, mask, selection.threshold, selection.tiesTaken);
 }
 
-/** Check the internal consistency of an FGMP tensor (sizes derived from its mask). */
-export function checkFgmpTensor(fn: string, q: FgmpTensor): { rows: number; cols: number; blocksPerRow: number } {
-  if (!Array.isArray(q.shape)) throw new TypeError(`${fn}: fgmp tensor has no shape`);
-  const count = q.shape.reduce((a, b) => a * b, 1);
-  const { rows, cols } = checkShape(fn, q.shape, count);
-  const blocksPerRow = Math.ceil(cols / FGMP_BLOCK);
-  const blocks = rows * blocksPerRow;
-  if (!(q.mask instanceof Uint8Array) || q.mask.length !== Math.ceil(blocks / 8)) {
-    throw new RangeError(`${fn}: mask must hold ${Math.ceil(blocks / 8)} bytes for ${blocks} blocks`);
-  }
-  const fp8 = countFp8Blocks(q.mask, blocks);
-  const fp4 = blocks - fp8;
-  if (!(q.data instanceof Uint8Array) || q.data.length !== fp4 * 8 + fp8 * 16) {
-    throw new RangeError(`${fn}: data must hold ${fp4 * 8 + fp8 * 16} bytes for ${fp4} FP4 and ${fp8} FP8 blocks`);
-  }
-  if (!(q.scales instanceof Uint8Array) || q.scales.length !== fp4) throw new RangeError(`${fn}: scales must hold ${fp4} bytes (one per FP4 block)`);
-  checkTensorScale(fn, q.tensorScale);
-  checkTensorScale(fn, q.fp8Scale);
-  return { rows, cols, blocksPerRow };
+/** An FGMP tensor with every field read once and checked (sizes derived from its mask). */
+export interface CheckedFgmpTensor {
+  shape: number[];
+  rows: number;
+  cols: number;
+  blocksPerRow: number;
+  data: Uint8Array;
+  scales: Uint8Array;
+  mask: Uint8Array;
+  tensorScale: number;
+  fp8Scale: number;
 }
 
-export function dequantizeFgmp(q: FgmpTensor): Float32Array {
-  const { rows, cols, blocksPerRow } = checkFgmpTensor('dequantize(fgmp)', q);
+/** Check the internal consistency of an FGMP tensor (sizes derived from its mask). */
+export function checkFgmpTensor(fn: string, q: FgmpTensor, argument = ''): CheckedFgmpTensor {
+  const { shape: shapeField, data: dataField, scales: scalesField, mask: maskField, tensorScale: t, fp8Scale: f8 } = q;
+  if (shapeField === undefined) throw new TypeError(`${fn}: ${argument}shape is missing (an fgmp tensor has one)`);
+  const dims = readShape(fn, shapeField, `${argument}shape`)!;
+  const { rows, cols, shape } = checkShape(fn, dims, dims.reduce((a, b) => a * b, 1), `${argument}shape`);
+  const blocksPerRow = Math.ceil(cols / FGMP_BLOCK);
+  const blocks = rows * blocksPerRow;
+  const mask = inputArray(fn, `${argument}mask`, maskField, 'Uint8Array', Math.ceil(blocks / 8), `bytes for ${blocks} blocks`);
+  const fp8 = countFp8Blocks(mask, blocks);
+  const fp4 = blocks - fp8;
+  const data = inputArray(fn, `${argument}data`, dataField, 'Uint8Array', fp4 * 8 + fp8 * 16, `bytes for ${fp4} FP4 and ${fp8} FP8 blocks`);
+  const scales = inputArray(fn, `${argument}scales`, scalesField, 'Uint8Array', fp4, 'bytes (one per FP4 block)');
+  const tensorScale = checkTensorScale(fn, t, `${argument}tensorScale`);
+  const fp8Scale = checkTensorScale(fn, f8, `${argument}fp8Scale`);
+  return { shape, rows, cols, blocksPerRow, data, scales, mask, tensorScale, fp8Scale };
+}
+
+export function dequantizeFgmp(tensor: FgmpTensor): Float32Array {
+  const q = checkFgmpTensor('dequantize(fgmp)', tensor);
+  const { rows, cols, blocksPerRow } = q;
   const out = new Float32Array(rows * cols);
   let o = 0;
   let s = 0;
@@ -314,5 +344,6 @@ export function dequantizeFgmp(q: FgmpTensor): Float32Array {
 
 /** Storage cost of an FGMP tensor in bits per element: elements, FP4 block scales and the mask. */
 export function fgmpBitsPerElement(fp4Fraction: number): number {
+  checkFraction('fgmpBitsPerElement', 'fp4Fraction', fp4Fraction);
   return fp4Fraction * (4 + 8 / FGMP_BLOCK) + (1 - fp4Fraction) * 8 + 1 / FGMP_BLOCK;
 }

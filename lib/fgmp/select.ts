@@ -2,6 +2,9 @@
 // not a sort) and deterministic under ties: among equal impacts, lower block indices (and earlier
 // tensors, for a model-wide threshold) go to FP4 first.
 
+import { plainView, typedArrayName } from '../typed-arrays.js';
+import { checkFraction, describe } from '../validate.js';
+
 export interface Selection {
   /** Impact of the k-th lowest block: blocks below it are FP4, blocks above it FP8. */
   threshold: number;
@@ -16,10 +19,22 @@ export interface Selection {
 
 /** The part of a model-wide selection that applies to tensor `index` (its own share of ties). */
 export function forTensor(selection: Selection, index: number): Pick<Selection, 'threshold' | 'tiesTaken'> {
-  if (!Number.isInteger(index) || index < 0 || index >= selection.ties.length) {
-    throw new RangeError(`forTensor: index must be an integer in [0, ${selection.ties.length}), got ${String(index)}`);
+  const fn = 'forTensor';
+  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection must be the result of selectThreshold(), got ${describe(selection)}`);
+  const { threshold, ties } = selection;
+  if (typeof threshold !== 'number' || !Array.isArray(ties)) {
+    throw new TypeError(`${fn}: selection must be the result of selectThreshold() ({ threshold, tiesTaken, fp4Blocks, ties }), got an object without them`);
   }
-  return { threshold: selection.threshold, tiesTaken: selection.ties[index] };
+  const shares: unknown[] = Array.prototype.slice.call(ties);
+  if (typeof index !== 'number') throw new TypeError(`${fn}: index must be an integer in [0, ${shares.length}) (a Number), got ${describe(index)}`);
+  if (!Number.isInteger(index) || index < 0 || index >= shares.length) {
+    throw new RangeError(`${fn}: index must be an integer in [0, ${shares.length}), got ${String(index)}`);
+  }
+  const tiesTaken = shares[index];
+  if (typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
+    throw new RangeError(`${fn}: selection.ties[${index}] must be an integer ≥ 0, got ${describe(tiesTaken)}`);
+  }
+  return { threshold, tiesTaken };
 }
 
 /** k-th smallest value (0-based) of `values`, in expected linear time; `values` is reordered. */
@@ -48,15 +63,31 @@ export function quickselect(values: Float64Array, k: number): number {
   return values[lo];
 }
 
-function checkFraction(fp4Fraction: number): void {
-  if (typeof fp4Fraction !== 'number' || !(fp4Fraction >= 0 && fp4Fraction <= 1)) {
-    throw new RangeError(`fp4Fraction must be a number in [0, 1], got ${String(fp4Fraction)}`);
-  }
+/** Impact lists as the selection functions read them: Float64Arrays or Float32Arrays (plain views
+ *  of their real length, not copied: a model's impacts can be large) or arrays of numbers (copied
+ *  once, so a getter or Proxy is read one time). */
+function readImpacts(fn: string, impacts: unknown): ArrayLike<number>[] {
+  if (!Array.isArray(impacts)) throw new TypeError(`${fn}: impacts must be an array of impact lists (one per tensor), got ${describe(impacts)}`);
+  return Array.prototype.slice.call(impacts).map((t: unknown, i: number): ArrayLike<number> => {
+    const kind = typedArrayName(t);
+    if (kind === 'Float64Array' || kind === 'Float32Array') return plainView(kind, t as ArrayBufferView);
+    if (!Array.isArray(t)) throw new TypeError(`${fn}: impacts[${i}] must be a Float64Array, a Float32Array or an array of numbers, got ${describe(t)}`);
+    const values: unknown[] = Array.prototype.slice.call(t);
+    const out = new Float64Array(values.length);
+    for (let j = 0; j < values.length; j++) {
+      const v = values[j];
+      if (typeof v !== 'number') throw new TypeError(`${fn}: impacts[${i}][${j}] must be a number, got ${describe(v)}`);
+      out[j] = v;
+    }
+    return out;
+  });
 }
 
 /** One threshold over the impacts of many tensors (the paper's model-wide threshold). */
-export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: number): Selection {
-  checkFraction(fp4Fraction);
+export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: number): Selection {
+  const fn = 'selectThreshold';
+  checkFraction(fn, 'fp4Fraction', fp4Fraction);
+  const impacts = readImpacts(fn, impactLists);
   let total = 0;
   for (const t of impacts) total += t.length;
   const fp4Blocks = Math.round(fp4Fraction * total);
@@ -66,7 +97,7 @@ export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: numbe
   for (const t of impacts) {
     for (let i = 0; i < t.length; i++) {
       const v = t[i];
-      if (!(v >= 0)) throw new RangeError(`impact scores must be non-negative numbers, found ${v}`);
+      if (!(v >= 0)) throw new RangeError(`${fn}: impact scores must be non-negative numbers, found ${v}`);
       all[o++] = v;
     }
   }
@@ -97,15 +128,22 @@ export function selectThreshold(impacts: ArrayLike<number>[], fp4Fraction: numbe
  * impact > threshold → FP8, and the first `tiesTaken` blocks equal to it (in tensor, then block
  * order) → FP4.
  */
-export function assignPrecision(impacts: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
-  let ties = selection.tiesTaken;
+export function assignPrecision(impactLists: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
+  const fn = 'assignPrecision';
+  const impacts = readImpacts(fn, impactLists);
+  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection must be { threshold, tiesTaken } (from selectThreshold or forTensor), got ${describe(selection)}`);
+  const { threshold, tiesTaken } = selection;
+  if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
+    throw new RangeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
+  }
+  let ties = tiesTaken;
   return impacts.map((t) => {
     const mask = new Uint8Array(Math.ceil(t.length / 8));
     for (let i = 0; i < t.length; i++) {
       const v = t[i];
       let fp8: boolean;
-      if (v < selection.threshold) fp8 = false;
-      else if (v > selection.threshold) fp8 = true;
+      if (v < threshold) fp8 = false;
+      else if (v > threshold) fp8 = true;
       else if (ties > 0) { ties--; fp8 = false; }
       else fp8 = true;
       if (fp8) mask[i >> 3] |= 1 << (i & 7);

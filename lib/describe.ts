@@ -1,0 +1,31 @@
+// How an argument is named in an error message: what the caller passed, without calling anything
+// the caller defined (no toString, no getters).
+
+import { isArrayBuffer, isSharedBuffer, typedArrayName } from './typed-arrays.js';
+
+/** What a value is, for an error message: `null`, `an Array`, `2n (a BigInt)`, `Float64Array`, `"x"` … */
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  switch (typeof v) {
+    case 'bigint': return `${String(v)}n (a BigInt)`;
+    case 'string': return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+    case 'number': return String(v);
+    case 'boolean': return String(v);
+    case 'symbol': return 'a Symbol';
+    case 'function': return 'a function';
+  }
+  let isArray: boolean;
+  try {
+    isArray = Array.isArray(v);
+  } catch {
+    return 'a revoked Proxy';
+  }
+  if (isArray) return 'an Array';
+  const name = typedArrayName(v);
+  if (name !== undefined) return name;
+  if (ArrayBuffer.isView(v)) return 'a DataView';
+  if (isArrayBuffer(v)) return 'an ArrayBuffer';
+  if (isSharedBuffer(v as ArrayBufferLike)) return 'a SharedArrayBuffer';
+  return 'an object';
+}
