@@ -27,12 +27,15 @@ export function repackFp4Weights(
   guardDims('repackFp4Weights', n, k);
   if (blockSize !== 16 && blockSize !== 32) throw new RangeError(`repackFp4Weights: blockSize must be 16 or 32, got ${String(blockSize)}`);
   const units = Math.ceil(k / blockSize);
-  guardBytes('repackFp4Weights', 'nibbles', nibbles, (n * units * blockSize) / 2);
-  guardFloats('repackFp4Weights', 'blockScales', blockScales, n * units);
-  if ((fp8Blocks === null) !== (fp8Codes === null)) throw new TypeError('repackFp4Weights: give both FGMP arrays or neither');
-  if (fp8Blocks !== null) {
-    guardBytes('repackFp4Weights', 'fp8Blocks', fp8Blocks, n * units);
-    guardBytes('repackFp4Weights', 'fp8Codes', fp8Codes, n * units * blockSize);
+  nibbles = guardBytes('repackFp4Weights', 'nibbles', nibbles, (n * units * blockSize) / 2);
+  blockScales = guardFloats('repackFp4Weights', 'blockScales', blockScales, n * units);
+  if ((fp8Blocks == null) !== (fp8Codes == null)) throw new TypeError('repackFp4Weights: give both FGMP arrays or neither');
+  if (fp8Blocks != null) {
+    fp8Blocks = guardBytes('repackFp4Weights', 'fp8Blocks', fp8Blocks, n * units);
+    fp8Codes = guardBytes('repackFp4Weights', 'fp8Codes', fp8Codes, n * units * blockSize);
+  } else {
+    fp8Blocks = null;
+    fp8Codes = null;
   }
   const paddedK = units * blockSize;
   const tiles = Math.ceil(n / TILE_COLUMNS);
@@ -68,5 +71,14 @@ export function repackFp4Weights(
       }
     }
   }
-  return out;
+  made.add(out);
+  return Object.freeze(out);
+}
+
+// Repacked weights this module made: the wasm kernel takes no other object, so a forged
+// { nibbles, scales, n, k } cannot make it read past the data it copies into its memory.
+const made = new WeakSet<object>();
+
+export function isRepackedFp4Weights(w: unknown): w is RepackedFp4Weights {
+  return typeof w === 'object' && w !== null && made.has(w);
 }

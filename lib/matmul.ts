@@ -154,7 +154,7 @@ function readOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): MatmulO
       blockSize: 16, threshold: Number(src.threshold), tiesTaken: Number(src.tiesTaken), fp4Fraction: Number(src.fp4Fraction),
     };
   }
-  const t: CheckedTensor = readQuantizedTensor(fn, q as QuantizedTensor, `${argument}.`);
+  const t: CheckedTensor = readQuantizedTensor(fn, q as QuantizedTensor, `${argument}.`, true);
   check2d(fn, argument, t.shape);
   return { format: t.format.name, shape: t.shape, data: t.data, scales: t.scales, tensorScale: t.tensorScale, blockSize: t.format.blockSize };
 }

@@ -118,7 +118,9 @@ export interface CheckedTensor {
   tensorScale?: number;
 }
 
-export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = ''): CheckedTensor {
+/** `anyFiniteScale`: matmul takes any finite NVFP4 tensorScale (used as given, as the reference
+ *  decodes it); dequantize wants the float32 ≥ 2^-126 that quantize makes. */
+export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = '', anyFiniteScale = false): CheckedTensor {
   const { format: formatField, shape: shapeField, data: dataField, scales: scalesField, tensorScale: tensorScaleField } = q;
   const formatName = checkBlockFormat(fn, formatField, `${argument}format`);
   const format = BLOCK_FORMATS[formatName];
@@ -128,7 +130,12 @@ export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = '
   const { rows, cols, shape } = checkShape(fn, dims, count, `${argument}shape`);
   const data = checkBytes(fn, `${argument}data`, dataField, rows * packedRowBytes(format, cols));
   const scales = checkBytes(fn, `${argument}scales`, scalesField, rows * Math.ceil(cols / format.blockSize));
-  const tensorScale = formatName === 'nvfp4' ? checkTensorScale(fn, tensorScaleField, `${argument}tensorScale`) : undefined;
+  let tensorScale: number | undefined;
+  if (formatName === 'nvfp4') {
+    if (!anyFiniteScale) tensorScale = checkTensorScale(fn, tensorScaleField, `${argument}tensorScale`);
+    else if (typeof tensorScaleField === 'number' && Number.isFinite(tensorScaleField)) tensorScale = tensorScaleField;
+    else throw new RangeError(`${fn}: ${argument}tensorScale must be a finite number (an nvfp4 operand needs one), got ${describe(tensorScaleField)}`);
+  }
   return { format, shape, rows, cols, data, scales, tensorScale };
 }
 

@@ -8,6 +8,7 @@
 
 import type { Kernels } from './backends/kernels.js';
 import { wasmKernels } from './backends/wasm.js';
+import { bufferOf, byteLengthOf, byteOffsetOf } from './typed-arrays.js';
 
 /** The module's exports (pointers are byte offsets into `memory`; bool arguments are 0/1). */
 export interface WasmExports {
@@ -103,16 +104,19 @@ export class WasmMemory {
     return new Uint8Array(this.exports.memory.buffer, ptr, length);
   }
 
-  /** Copy a typed array into a new region; returns its pointer. */
+  /** Copy a typed array into a new region; returns its pointer. Sizes come from the intrinsic
+   *  getters (lib/typed-arrays.ts), not from properties the array's owner could redefine. */
   copyIn(src: ArrayBufferView): number {
-    const ptr = this.alloc(src.byteLength);
-    this.bytes(ptr, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+    const bytes = byteLengthOf(src);
+    const ptr = this.alloc(bytes);
+    if (bytes > 0) this.bytes(ptr, bytes).set(new Uint8Array(bufferOf(src), byteOffsetOf(src), bytes));
     return ptr;
   }
 
   /** Copy a region out into a typed array of the region's size. */
   copyOut(ptr: number, dst: ArrayBufferView): void {
-    new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(this.bytes(ptr, dst.byteLength));
+    const bytes = byteLengthOf(dst);
+    if (bytes > 0) new Uint8Array(bufferOf(dst), byteOffsetOf(dst), bytes).set(this.bytes(ptr, bytes));
   }
 
   /** Bytes of WebAssembly memory in use (it never shrinks). */

@@ -2,22 +2,34 @@
 // The addon makes the same checks in C++ (native/napi_args.h); here they keep the wasm backend
 // from looping over a huge `rows` with tiny buffers or reading the wrong element type.
 // They check types and that every buffer is long enough — cheap, O(1) per call.
+// Lengths come from the intrinsic typed-array getters (lib/typed-arrays.ts), never from a
+// `length` the caller can redefine: a spoofed length must not let a kernel loop past the data
+// that was copied into the module's memory. Each guard returns a plain view of the real memory,
+// which the kernel then uses instead of the caller's object.
 
 import { DtypeId, ElementId } from '../formats.js';
+import { lengthOf, plainView, typedArrayName, type TypedArrayOf } from '../typed-arrays.js';
 import type { Source } from './kernels.js';
 
 const ELEMENT_IDS = new Set<number>(Object.values(ElementId));
 
+function guardKind<K extends keyof TypedArrayOf>(fn: string, name: string, v: unknown, kind: K, needed: number, unit: string): TypedArrayOf[K] {
+  if (typedArrayName(v) !== kind) throw new TypeError(`${fn}: ${name} must be a ${kind}`);
+  const length = lengthOf(v as ArrayBufferView);
+  if (length < needed) throw new RangeError(`${fn}: ${name} holds ${length} ${unit}, ${needed} needed`);
+  return plainView(kind, v as ArrayBufferView);
+}
+
 export function guardSource(fn: string, src: unknown, dtype: unknown, count: number): Source {
   if (dtype === DtypeId.f32) {
-    if (!(src instanceof Float32Array)) throw new TypeError(`${fn}: dtype f32 needs a Float32Array`);
-  } else if (dtype === DtypeId.bf16 || dtype === DtypeId.f16) {
-    if (!(src instanceof Uint16Array)) throw new TypeError(`${fn}: dtype bf16/f16 needs a Uint16Array`);
-  } else {
-    throw new RangeError(`${fn}: unknown dtype id ${String(dtype)}`);
+    if (typedArrayName(src) !== 'Float32Array') throw new TypeError(`${fn}: dtype f32 needs a Float32Array`);
+    return guardKind(fn, 'input', src, 'Float32Array', count, 'elements');
   }
-  if (src.length < count) throw new RangeError(`${fn}: input holds ${src.length} elements, ${count} needed`);
-  return src;
+  if (dtype === DtypeId.bf16 || dtype === DtypeId.f16) {
+    if (typedArrayName(src) !== 'Uint16Array') throw new TypeError(`${fn}: dtype bf16/f16 needs a Uint16Array`);
+    return guardKind(fn, 'input', src, 'Uint16Array', count, 'elements');
+  }
+  throw new RangeError(`${fn}: unknown dtype id ${String(dtype)}`);
 }
 
 export function guardDims(fn: string, rows: unknown, cols: unknown): void {
@@ -31,15 +43,19 @@ export function guardElementFormat(fn: string, format: unknown): void {
 }
 
 export function guardBytes(fn: string, name: string, buffer: unknown, needed: number): Uint8Array {
-  if (!(buffer instanceof Uint8Array)) throw new TypeError(`${fn}: ${name} must be a Uint8Array`);
-  if (buffer.length < needed) throw new RangeError(`${fn}: ${name} holds ${buffer.length} bytes, ${needed} needed`);
-  return buffer;
+  return guardKind(fn, name, buffer, 'Uint8Array', needed, 'bytes');
 }
 
 export function guardFloats(fn: string, name: string, buffer: unknown, needed: number): Float32Array {
-  if (!(buffer instanceof Float32Array)) throw new TypeError(`${fn}: ${name} must be a Float32Array`);
-  if (buffer.length < needed) throw new RangeError(`${fn}: ${name} holds ${buffer.length} values, ${needed} needed`);
-  return buffer;
+  return guardKind(fn, name, buffer, 'Float32Array', needed, 'values');
+}
+
+export function guardDoubles(fn: string, name: string, buffer: unknown, needed: number): Float64Array {
+  return guardKind(fn, name, buffer, 'Float64Array', needed, 'values');
+}
+
+export function guardHalves(fn: string, name: string, buffer: unknown, needed: number): Uint16Array {
+  return guardKind(fn, name, buffer, 'Uint16Array', needed, 'values');
 }
 
 export function guardNumber(fn: string, name: string, v: unknown): number {

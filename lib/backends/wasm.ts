@@ -8,9 +8,9 @@
 
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../formats.js';
 import type { NativeMatmul } from '../matmul-native.js';
-import { repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
+import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
 import { instantiateWasmKernels, type WasmMemory } from '../wasm-memory.js';
-import { guardBytes, guardDims, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
+import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './kernels.js';
 
 /** Upper bound on the scratch one chunk uses (a single row may exceed it). */
@@ -44,11 +44,11 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   const x = mem.exports;
 
   function encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: number, seed: number, out: Uint8Array, firstIndex = 0): number {
-    guardSource('encodeElements', src, dtype, 0);
+    src = guardSource('encodeElements', src, dtype, 0);
     guardElementFormat('encodeElements', format);
     guardIndex('encodeElements', 'seed', seed);
     guardIndex('encodeElements', 'firstIndex', firstIndex);
-    guardBytes('encodeElements', 'out', out, src.length);
+    out = guardBytes('encodeElements', 'out', out, src.length);
     const per = rowsPerChunk(sourceBytes(dtype) + 1);
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
     let nans = 0;
@@ -64,9 +64,9 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void {
-    guardBytes('decodeElements', 'codes', codes, 0);
+    codes = guardBytes('decodeElements', 'codes', codes, 0);
     guardElementFormat('decodeElements', format);
-    guardFloats('decodeElements', 'out', out, codes.length);
+    out = guardFloats('decodeElements', 'out', out, codes.length);
     const per = rowsPerChunk(5);
     for (let start = 0; start < codes.length; start += per) {
       const count = Math.min(per, codes.length - start);
@@ -83,14 +83,14 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     scaleRule: number, rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
   ): void {
     guardDims('quantizeMx', rows, cols);
-    guardSource('quantizeMx', src, dtype, rows * cols);
+    src = guardSource('quantizeMx', src, dtype, rows * cols);
     guardElementFormat('quantizeMx', format);
     guardIndex('quantizeMx', 'seed', seed);
     guardIndex('quantizeMx', 'firstIndex', firstIndex);
     const blocksPerRow = Math.ceil(cols / 32);
     const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
-    guardBytes('quantizeMx', 'data', data, rows * rowBytes);
-    guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
+    data = guardBytes('quantizeMx', 'data', data, rows * rowBytes);
+    scales = guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
     const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
     const ceil = scaleRule === ScaleRuleId.ceil ? 1 : 0;
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
@@ -114,16 +114,16 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   ): void {
     const fn = 'fgmpCandidates';
     guardDims(fn, rows, cols);
-    guardFloats(fn, 'x', xs, rows * cols);
-    if (fisher !== null) guardFloats(fn, 'fisher', fisher, fisherPerElement ? rows * cols : cols);
+    xs = guardFloats(fn, 'x', xs, rows * cols);
+    if (fisher !== null) fisher = guardFloats(fn, 'fisher', fisher, fisherPerElement ? rows * cols : cols);
     guardNumber(fn, 'tensorScale', tensorScale);
     guardNumber(fn, 'fp8Scale', fp8Scale);
     const blocksPerRow = Math.ceil(cols / 16);
     const blocks = rows * blocksPerRow;
-    if (!(impacts instanceof Float64Array) || impacts.length < blocks) throw new RangeError(`${fn}: impacts must be a Float64Array of ${blocks} values`);
-    guardBytes(fn, 'fp4Codes', fp4Codes, blocks * 16);
-    guardBytes(fn, 'fp4Scales', fp4Scales, blocks);
-    guardBytes(fn, 'fp8Codes', fp8Codes, blocks * 16);
+    impacts = guardDoubles(fn, 'impacts', impacts, blocks);
+    fp4Codes = guardBytes(fn, 'fp4Codes', fp4Codes, blocks * 16);
+    fp4Scales = guardBytes(fn, 'fp4Scales', fp4Scales, blocks);
+    fp8Codes = guardBytes(fn, 'fp8Codes', fp8Codes, blocks * 16);
     const perElement = fisher !== null && fisherPerElement;
     const per = rowsPerChunk(cols * (perElement ? 8 : 4) + blocksPerRow * (8 + 16 + 1 + 16));
     mem.reset();
@@ -154,9 +154,9 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     out: Float32Array, kernel: (d: number, s: number, n: number, o: number) => void,
   ): void {
     const blocksPerRow = Math.ceil(cols / block);
-    guardBytes('dequantize', 'data', data, rows * rowBytes);
-    guardBytes('dequantize', 'scales', scales, rows * blocksPerRow);
-    guardFloats('dequantize', 'out', out, rows * cols);
+    data = guardBytes('dequantize', 'data', data, rows * rowBytes);
+    scales = guardBytes('dequantize', 'scales', scales, rows * blocksPerRow);
+    out = guardFloats('dequantize', 'out', out, rows * cols);
     const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
     for (let r0 = 0; r0 < rows; r0 += per) {
       const n = Math.min(per, rows - r0);
@@ -177,7 +177,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
   }
 
   function absMax(src: Source, dtype: DtypeIdValue): number {
-    guardSource('absMax', src, dtype, 0);
+    src = guardSource('absMax', src, dtype, 0);
     const per = rowsPerChunk(sourceBytes(dtype));
     let amax = 0;
     for (let start = 0; start < src.length; start += per) {
@@ -196,14 +196,14 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
   ): void {
     guardDims('quantizeNvfp4', rows, cols);
-    guardSource('quantizeNvfp4', src, dtype, rows * cols);
+    src = guardSource('quantizeNvfp4', src, dtype, rows * cols);
     guardNumber('quantizeNvfp4', 'tensorScale', tensorScale);
     guardIndex('quantizeNvfp4', 'seed', seed);
     guardIndex('quantizeNvfp4', 'firstIndex', firstIndex);
     const blocksPerRow = Math.ceil(cols / 16);
     const rowBytes = blocksPerRow * 8;
-    guardBytes('quantizeNvfp4', 'data', data, rows * rowBytes);
-    guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
+    data = guardBytes('quantizeNvfp4', 'data', data, rows * rowBytes);
+    scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
     const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
     for (let r0 = 0; r0 < rows; r0 += per) {
@@ -244,12 +244,9 @@ export function wasmKernels(mem: WasmMemory): Kernels {
 const released = new WeakSet<object>();
 
 function checkRepacked(packed: unknown): RepackedFp4Weights {
-  const w = packed as RepackedFp4Weights;
-  if (w === null || typeof w !== 'object' || !(w.nibbles instanceof Uint8Array) || !(w.scales instanceof Float32Array)) {
-    throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
-  }
-  if (released.has(w)) throw new TypeError('matmulFp4Int8: these weights were released');
-  return w;
+  if (!isRepackedFp4Weights(packed)) throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
+  if (released.has(packed)) throw new TypeError('matmulFp4Int8: these weights were released');
+  return packed;
 }
 
 /** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The weights of
@@ -276,17 +273,13 @@ export function wasmMatmul(mem: WasmMemory): NativeMatmul {
   }
   function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
     const w = checkRepacked(packed);
-    guardBytes('matmulFp4Int8', 'activation codes', aCodes, 0);
-    guardFloats('matmulFp4Int8', 'activation scales', aScales, 0);
     guardDims('matmulFp4Int8', m, w.k);
-    guardFloats('matmulFp4Int8', 'out', out, 0);
-    if (bias !== null) guardFloats('matmulFp4Int8', 'bias', bias, w.n);
     const paddedK = Math.ceil(w.k / 32) * 32;
     const aBlocks = paddedK / 32;
-    if (aCodes.length < m * paddedK) throw new RangeError(`matmulFp4Int8: activation codes must hold ${m * paddedK} bytes`);
-    if (aScales.length < m * aBlocks) throw new RangeError(`matmulFp4Int8: activation scales must hold ${m * aBlocks} values`);
-    if (out.length < m * w.n) throw new RangeError(`matmulFp4Int8: out must hold ${m * w.n} values`);
-    if (bias && bias.length < w.n) throw new RangeError(`matmulFp4Int8: bias must hold ${w.n} values`);
+    aCodes = guardBytes('matmulFp4Int8', 'activation codes', aCodes, m * paddedK);
+    aScales = guardFloats('matmulFp4Int8', 'activation scales', aScales, m * aBlocks);
+    out = guardFloats('matmulFp4Int8', 'out', out, m * w.n);
+    if (bias !== null) bias = guardFloats('matmulFp4Int8', 'bias', bias, w.n);
     const { nibbles, scales, fp8Lanes, fp8Values } = residentWeights(w);
     mem.reset();
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
