@@ -11,6 +11,8 @@
 //     acc = f32(acc + f32(f32(D) · S))             acc starts at +0
 //   out = bias ? f32(acc + bias[n]) : acc
 //
+// With K = 0 there are no units: every output is +0 (or f32(+0 + bias[n])), M×N of them.
+//
 // Element values are exact (E2M1 ±0.5…6, E4M3, INT8 k/64 …); a block's decode multiplier is
 // 2^(e−127) for E8M0 scales, f32(tensorScale · e4m3) for NVFP4/FGMP FP4 blocks, fp8Scale for
 // FGMP FP8 blocks.
@@ -227,6 +229,7 @@ function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { pa
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
   const p = prepare('matmul', a, b, options);
+  if (p.b.shape[1] === 0) return emptyProduct(p);
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights('matmul', kernels, p);
@@ -240,6 +243,16 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
   const bd = decodeOperand('matmul (b)', p.b);
   if (kernels?.matmulDecoded) return nativeMatmulDecoded(kernels, ad, bd, p.bias);
   return matmulDecoded(ad, bd, p.bias);
+}
+
+/** K = 0: every dot product is empty, so the documented order gives acc = +0 and out = f32(+0 +
+ *  bias[n]) — M×N zeros (a −0 bias gives +0), on every backend, without calling a kernel. */
+function emptyProduct(p: PreparedMatmul): Float32Array {
+  const m = p.a.shape[0];
+  const n = p.b.shape[0];
+  const out = new Float32Array(m * n);
+  if (p.bias) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(0 + p.bias[j]);
+  return out;
 }
 
 const SMALL_PRODUCT_FLOP = 2 ** 26;
@@ -280,6 +293,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
   const p = prepare(fn, a, b, options);
+  if (p.b.shape[1] === 0) return emptyProduct(p);
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
