@@ -63,6 +63,9 @@ export function repackFp4Weights(
       for (let j = 0; j < units; j++) {
         out.scales[(tile * units + j) * TILE_COLUMNS + lane] = blockScales[row * units + j];
         if (fp8Blocks && fp8Blocks[row * units + j]) {
+          // An E4M3 NaN code makes the reference's dot product NaN; the integer lanes have no
+          // NaN, so the lane's multiplier carries it instead (README.md, "Block matmul": NaN and Inf).
+          if (holdsE4m3Nan(fp8Codes!, row * paddedK + j * blockSize, blockSize)) out.scales[(tile * units + j) * TILE_COLUMNS + lane] = NaN;
           out.fp8Lanes![tile * units + j] |= 1 << lane;
           for (let i = 0; i < blockSize; i++) {
             out.fp8Codes![((tile * units + j) * blockSize + i) * TILE_COLUMNS + lane] = fp8Codes![row * paddedK + j * blockSize + i];
@@ -73,6 +76,11 @@ export function repackFp4Weights(
   }
   made.add(out);
   return Object.freeze(out);
+}
+
+function holdsE4m3Nan(codes: Uint8Array, start: number, count: number): boolean {
+  for (let i = start; i < start + count; i++) if ((codes[i] & 0x7f) === 0x7f) return true;
+  return false;
 }
 
 // Repacked weights this module made: the wasm kernel takes no other object, so a forged

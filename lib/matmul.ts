@@ -12,6 +12,9 @@
 //   out = bias ? f32(acc + bias[n]) : acc
 //
 // With K = 0 there are no units: every output is +0 (or f32(+0 + bias[n])), M×N of them.
+// NaN and Inf follow IEEE arithmetic in this order (a NaN code or multiplier anywhere in row m of a
+// or row n of b makes out[m, n] NaN), and every NaN is written as 0x7fc00000 (README.md, "Block
+// matmul").
 //
 // Element values are exact (E2M1 ±0.5…6, E4M3, INT8 k/64 …); a block's decode multiplier is
 // 2^(e−127) for E8M0 scales, f32(tensorScale · e4m3) for NVFP4/FGMP FP4 blocks, fp8Scale for
@@ -228,21 +231,36 @@ function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { pa
  * call for a plain tensor, once for weights from prepareWeights().
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
-  const p = prepare('matmul', a, b, options);
+  return canonicalNaNs(product('matmul', prepare('matmul', a, b, options)));
+}
+
+/** The product of checked operands on the calling thread. */
+function product(fn: string, p: PreparedMatmul): Float32Array {
   if (p.b.shape[1] === 0) return emptyProduct(p);
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
-    const w = fastWeights('matmul', kernels, p);
+    const w = fastWeights(fn, kernels, p);
     try {
       return nativeMatmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
     } finally {
       w.done();
     }
   }
-  const ad = decodeOperand('matmul (a)', p.a);
-  const bd = decodeOperand('matmul (b)', p.b);
+  const ad = decodeOperand(`${fn} (a)`, p.a);
+  const bd = decodeOperand(`${fn} (b)`, p.b);
   if (kernels?.matmulDecoded) return nativeMatmulDecoded(kernels, ad, bd, p.bias);
   return matmulDecoded(ad, bd, p.bias);
+}
+
+/**
+ * Every NaN of a product is written as the quiet NaN 0x7fc00000. Which NaN an operation makes
+ * differs between CPUs and code paths (x86 makes 0xffc00000 for Inf − Inf and keeps an operand
+ * NaN's sign and payload), so without this the backends would agree on NaN but not on its bits.
+ */
+function canonicalNaNs(out: Float32Array): Float32Array {
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7fffffff) > 0x7f800000) bits[i] = 0x7fc00000;
+  return out;
 }
 
 /** K = 0: every dot product is empty, so the documented order gives acc = +0 and out = f32(+0 +
@@ -293,16 +311,16 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
   const p = prepare(fn, a, b, options);
-  if (p.b.shape[1] === 0) return emptyProduct(p);
+  if (p.b.shape[1] === 0) return canonicalNaNs(emptyProduct(p));
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
-  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return matmul(p.a, p.prepared ?? p.b, { bias: p.bias });
+  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return canonicalNaNs(product(fn, p));
   const rowsPerSlice = (macs: number) => Math.max(1, Math.floor(macs / Math.max(1, n * k)));
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      if (kernels.matmulFp4Int8Async) return await nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias);
+      if (kernels.matmulFp4Int8Async) return canonicalNaNs(await nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias));
       const act = p.ownA ? p.a as QuantizedTensor : ownOperand(p.a) as QuantizedTensor;
       const bias = p.bias?.slice();
       const out = new Float32Array(m * n);
@@ -312,7 +330,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
         const r1 = Math.min(m, r0 + per);
         out.set(nativeMatmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
       }
-      return out;
+      return canonicalNaNs(out);
     } finally {
       w.done();
     }
@@ -329,5 +347,5 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
     const rows = decodedRows(ad, r0, r1);
     out.set(kernels?.matmulDecoded ? nativeMatmulDecoded(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
   }
-  return out;
+  return canonicalNaNs(out);
 }

@@ -167,7 +167,9 @@ struct MatmulKernel {
 const MatmulKernel& activeMatmulKernel();
 
 // An E4M3 code as a signed integer multiple of 2^-9 (exact: the smallest subnormal is 2^-9).
-// NaN (0x7f/0xff) never appears in FGMP data, whose FP8 blocks are saturated.
+// NaN (0x7f/0xff) has no integer: quantize never writes it (FP8 blocks are saturated), and a
+// block that holds one anyway gets a NaN lane multiplier at repack, so the output is NaN as in
+// the reference (README.md, "Block matmul": NaN and Inf).
 static inline int32_t e4m3AsInt(uint8_t code) {
   const int32_t mag = code & 0x7f;
   const int32_t exponent = mag >> 3, mantissa = mag & 7;

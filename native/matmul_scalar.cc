@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "matmul.h"
 
@@ -38,6 +39,13 @@ void matmulDecodedScalar(const DecodedOperand& a, const DecodedOperand& b, const
       out[m * n + col] = bias ? acc + bias[col] : acc;
     }
   }
+}
+
+// Whether a block of E4M3 codes holds a NaN (S.1111.111).
+static bool holdsE4m3Nan(const uint8_t* codes, int64_t count) {
+  for (int64_t i = 0; i < count; i++)
+    if ((codes[i] & 0x7f) == 0x7f) return true;
+  return false;
 }
 
 // An E4M3 value (exact, NaN for 0x7f/0xff) as binary16, which holds every one exactly.
@@ -109,6 +117,7 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
   out.fp8Place.assign(out.hasFp8 ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
   out.fp8Planes.clear();
   const int64_t rowBytes = paddedK / 2;
+  bool nanLanes = false;
   auto code = [&](int64_t row, int64_t col) -> uint8_t {
     const uint8_t byte = nibbles[row * rowBytes + col / 2];
     return (col & 1) ? byte >> 4 : byte & 0x0f;
@@ -122,10 +131,17 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
         for (int t = 0; t < 4; t++) dst[t] = static_cast<uint8_t>(code(row, 8 * g + t) | (code(row, 8 * g + 4 + t) << 4));
       }
       for (int64_t j = 0; j < out.units; j++) {
-        out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] = blockScales[row * blocksPerRow + j];
+        float scale = blockScales[row * blocksPerRow + j];
         if (out.hasFp8 && fp8Blocks[row * blocksPerRow + j]) {
           out.fp8Lanes[static_cast<size_t>(tile * out.units + j)] |= static_cast<uint16_t>(1u << lane);
+          // An E4M3 NaN code makes the reference's dot product NaN; the integer split has no NaN,
+          // so the lane's multiplier carries it instead (README.md, "Block matmul": NaN and Inf).
+          if (holdsE4m3Nan(fp8Codes + row * paddedK + j * blockSize, blockSize)) {
+            scale = std::numeric_limits<float>::quiet_NaN();
+            nanLanes = true;
+          }
         }
+        out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] = scale;
       }
     }
   }
@@ -141,6 +157,7 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
       out.scaleExpMax = std::max(out.scaleExpMax, e);
     }
   }
+  if (nanLanes) out.scalesNormal = false;  // NaN multipliers: the plain order, never the exponent add
   compactLaneScales(blockScales, scaleCodes, n, blocksPerRow, out);
   if (!out.hasFp8) return;
   // FP8 lanes: the nibble becomes x, and A/B go to slot groups shared by tile pairs (matmul.h).

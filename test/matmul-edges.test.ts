@@ -1,9 +1,11 @@
 // Block matmul at the edges of its definition, on every backend, sync and async: an empty inner
 // dimension (K = 0) and special values (NaN codes and scales, Inf multipliers) must give the
-// documented result with identical bits everywhere (lib/matmul.ts, docs/fgmp.md "NaN").
+// documented result with identical bits everywhere (README.md, "Block matmul").
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { matmul, matmulAsync, quantize, setBackend, type MatmulOperand } from '../lib/index.js';
+import { availableBackends, matmul, matmulAsync, quantize, setBackend, type MatmulOperand } from '../lib/index.js';
 import { testedBackends } from './helpers/backends.js';
+import { M, N, bitPatterns, specialCases } from './helpers/special-operands.js';
 
 afterAll(() => setBackend('js'));
 
@@ -41,5 +43,65 @@ describe.each(testedBackends())('K = 0 on %s', (backend) => {
     expect((await matmulAsync(new Float32Array(0), b, { shape: [0, 64] })).length).toBe(0);
     const none = quantize(new Float32Array(0), { format: 'nvfp4', shape: [0, 64] });
     expect(matmul(new Float32Array(2 * 64), none, { shape: [2, 64] }).length).toBe(0);
+  });
+});
+
+const CANONICAL_NAN = 0x7fc00000;
+const isNaNBits = (b: number) => (b & 0x7fffffff) > 0x7f800000;
+
+describe('NaN and Inf in matmul operands', () => {
+  const cases = specialCases();
+  setBackend('js');
+  const reference = new Map(cases.map((c) => [c.name, bitPatterns(matmul(c.a, c.b))]));
+
+  it('the reference propagates NaN as IEEE does: NaN codes in FGMP FP8 blocks poison exactly their columns', () => {
+    const c = cases.find((x) => x.nanColumns !== undefined)!;
+    const want = reference.get(c.name)!;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) expect(isNaNBits(want[m * N + n]), `out[${m}, ${n}]`).toBe(c.nanColumns!.includes(n));
+    }
+  });
+
+  it('every case makes some NaN, and every NaN is the quiet NaN 0x7fc00000', () => {
+    for (const c of cases) {
+      const nans = reference.get(c.name)!.filter(isNaNBits);
+      expect(nans.length, c.name).toBeGreaterThan(0);
+      expect(new Set(nans), c.name).toEqual(new Set([CANONICAL_NAN]));
+    }
+  });
+
+  it.each(testedBackends())('%s gives the reference bits, NaN payloads included (sync and async)', async (backend) => {
+    setBackend(backend);
+    try {
+      for (const c of cases) {
+        expect(bitPatterns(matmul(c.a, c.b)), c.name).toEqual(reference.get(c.name));
+        expect(bitPatterns(await matmulAsync(c.a, c.b)), `${c.name} (async)`).toEqual(reference.get(c.name));
+      }
+    } finally {
+      setBackend('js');
+    }
+  });
+
+  // The native kernel is chosen once per process (FP4KIT_SIMD forces a level), so each SIMD level
+  // runs in a child process; a crash there fails this test instead of killing the runner.
+  const native = availableBackends().find((b) => b.name === 'native');
+  it.runIf(native?.available)('the native scalar, AVX2 and AVX-512 kernels give the reference bits', () => {
+    const script = `
+      import { getBackend, matmul, setBackend } from './lib/index.ts';
+      import { bitPatterns, specialCases } from './test/helpers/special-operands.ts';
+      setBackend('native');
+      const out = {};
+      for (const c of specialCases()) out[c.name] = bitPatterns(matmul(c.a, c.b));
+      console.log(JSON.stringify({ kernel: getBackend().matmulSimd, out }));`;
+    const kernels = new Set<string>();
+    for (const level of ['scalar', 'avx2', 'avx512']) {
+      const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { ...process.env, FP4KIT_SIMD: level }, encoding: 'utf8', maxBuffer: 64 << 20,
+      });
+      const { kernel, out } = JSON.parse(stdout) as { kernel: string; out: Record<string, number[]> };
+      kernels.add(kernel);
+      for (const c of cases) expect(out[c.name], `${kernel}: ${c.name}`).toEqual(reference.get(c.name));
+    }
+    expect([...kernels], 'FP4KIT_SIMD=scalar forces the scalar kernel').toContain('scalar');
   });
 });
