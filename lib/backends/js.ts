@@ -1,5 +1,7 @@
 // The pure-TypeScript backend: the readable reference every other backend must match bit for bit.
 // It favours plain loops over speed; the steps mirror native/quantize_scalar.cc and assembly/.
+// Like the other backends it checks its buffers at the boundary (kernel-guards.ts): the real
+// lengths, so a caller that skips the facade cannot make it read or write past them.
 
 import { E2M1_MAX, E8M0_BIAS, mxScaleExponent, nvfp4ScaledBlockScale } from '../block-scale.js';
 import { loadBitsInto } from '../dtype.js';
@@ -17,6 +19,7 @@ import {
 } from '../formats.js';
 import { packCodesInto, unpackCodesInto } from '../pack.js';
 import { randomBits } from '../stochastic.js';
+import { guardBytes, guardDims, guardFloats, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './kernels.js';
 
 const CHUNK = 4096;
@@ -39,6 +42,8 @@ function tableFor(format: ElementFormat): Float32Array {
 }
 
 function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex = 0): number {
+  src = guardSource('encodeElements', src, dtype, 0);
+  out = guardBytes('encodeElements', 'out', out, src.length);
   const format = elementFormatById(formatId);
   const bits = new Uint32Array(CHUNK);
   let nans = 0;
@@ -56,6 +61,8 @@ function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdVal
 }
 
 function decodeElements(codes: Uint8Array, formatId: ElementIdValue, out: Float32Array): void {
+  codes = guardBytes('decodeElements', 'codes', codes, 0);
+  out = guardFloats('decodeElements', 'out', out, codes.length);
   const table = tableFor(elementFormatById(formatId));
   for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
 }
@@ -82,6 +89,10 @@ function quantizeMx(
   const blockSize = 32;
   const blocksPerRow = Math.ceil(cols / blockSize);
   const blockBytes = (blockSize * format.bits) / 8;
+  guardDims('quantizeMx', rows, cols);
+  src = guardSource('quantizeMx', src, dtype, rows * cols);
+  data = guardBytes('quantizeMx', 'data', data, rows * blocksPerRow * blockBytes);
+  scales = guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
   const bits = new Uint32Array(blockSize);
   const codes = new Uint8Array(blockSize);
   for (let row = 0; row < rows; row++) {
@@ -112,6 +123,10 @@ function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: 
   const blockSize = 32;
   const blocksPerRow = Math.ceil(cols / blockSize);
   const blockBytes = (blockSize * format.bits) / 8;
+  guardDims('dequantizeMx', rows, cols);
+  data = guardBytes('dequantizeMx', 'data', data, rows * blocksPerRow * blockBytes);
+  scales = guardBytes('dequantizeMx', 'scales', scales, rows * blocksPerRow);
+  out = guardFloats('dequantizeMx', 'out', out, rows * cols);
   const codes = new Uint8Array(blockSize);
   for (let row = 0; row < rows; row++) {
     for (let b = 0; b < blocksPerRow; b++) {
@@ -127,6 +142,7 @@ function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: 
 }
 
 function absMax(src: Source, dtype: DtypeIdValue): number {
+  src = guardSource('absMax', src, dtype, 0);
   const bits = new Uint32Array(CHUNK);
   let amax = 0;
   for (let start = 0; start < src.length; start += CHUNK) {
@@ -151,6 +167,10 @@ function quantizeNvfp4(
 ): void {
   const blockSize = 16;
   const blocksPerRow = Math.ceil(cols / blockSize);
+  guardDims('quantizeNvfp4', rows, cols);
+  src = guardSource('quantizeNvfp4', src, dtype, rows * cols);
+  data = guardBytes('quantizeNvfp4', 'data', data, rows * blocksPerRow * 8);
+  scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
   const e4m3Table = tableFor(e4m3);
   const bits = new Uint32Array(blockSize);
   const codes = new Uint8Array(blockSize);
@@ -180,6 +200,10 @@ function quantizeNvfp4(
 function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
   const blockSize = 16;
   const blocksPerRow = Math.ceil(cols / blockSize);
+  guardDims('dequantizeNvfp4', rows, cols);
+  data = guardBytes('dequantizeNvfp4', 'data', data, rows * blocksPerRow * 8);
+  scales = guardBytes('dequantizeNvfp4', 'scales', scales, rows * blocksPerRow);
+  out = guardFloats('dequantizeNvfp4', 'out', out, rows * cols);
   const e2m1Table = tableFor(e2m1);
   const e4m3Table = tableFor(e4m3);
   const codes = new Uint8Array(blockSize);
