@@ -3,6 +3,8 @@
 // everything Node-specific. The .wasm is fetched once by initWasm(); until then the js backend runs.
 import { registerBackendLoader, setBackend } from './backend.js';
 import type { Kernels } from './backends/kernels.js';
+import { describe } from './describe.js';
+import { isArrayBuffer } from './typed-arrays.js';
 import { instantiateWasmKernels } from './wasm-memory.js';
 
 let wasm: Kernels | null = null;
@@ -21,8 +23,10 @@ registerBackendLoader('wasm', () => {
  */
 export async function initWasm(source?: BufferSource | URL | string): Promise<void> {
   let bytes: BufferSource;
-  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-    bytes = source;
+  if (isArrayBuffer(source) || ArrayBuffer.isView(source)) {
+    bytes = source as BufferSource; // an ArrayBuffer or a view, from any realm
+  } else if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
+    throw new TypeError(`initWasm: source must be the module's bytes (an ArrayBuffer or a view) or a URL, got ${describe(source)}`);
   } else {
     const url = source ?? new URL('../../build-wasm/fp4kit.wasm', import.meta.url);
     const response = await fetch(url);

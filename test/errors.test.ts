@@ -322,11 +322,13 @@ describe.each(backends)('arrays instanceof would refuse, on %s', (backend) => {
     expect(quantize(view, { format: 'mxfp4', shape: [64, 32] }).data).toEqual(want.data);
     // Started, then the buffer shrinks and is overwritten while the call is in flight.
     const pending = quantizeAsync(view, { format: 'mxfp4', shape: [64, 32] });
+    const pendingFgmp = quantizeAsync(view, { format: 'fgmp', shape: [64, 32] });
     const pendingProduct = matmulAsync(view.subarray(0, 8 * 32), quantize(values.subarray(0, 16 * 32), { format: 'nvfp4', shape: [16, 32] }));
     const product = matmul(values.subarray(0, 8 * 32), quantize(values.subarray(0, 16 * 32), { format: 'nvfp4', shape: [16, 32] }));
     buffer.resize(32 * 4);
     view.fill(7);
     expect((await pending).data).toEqual(want.data);
+    expect((await pendingFgmp).data).toEqual(quantize(values, { format: 'fgmp', shape: [64, 32] }).data);
     expect(bitsOf(await pendingProduct)).toEqual(bitsOf(product));
     // Now the view tracks 32 elements.
     expect(thrown(() => quantize(view, { format: 'mxfp4', shape: [64, 32] }))).toBe('RangeError: quantize: shape [64, 32] holds 2048 elements but the input has 32');
