@@ -15,7 +15,7 @@ import {
   type ScaleRuleName,
 } from './formats.js';
 import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
-import { bufferOf, isVolatileBuffer, plainView } from './typed-arrays.js';
+import { plainView } from './typed-arrays.js';
 import {
   checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readShape,
 } from './validate.js';
@@ -139,13 +139,9 @@ export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = '
   return { format, shape, rows, cols, data, scales, tensorScale };
 }
 
-/** The caller's `out`: a plain view to write, and finish() that returns the caller's array (a
- *  shared or resizable buffer gets the values copied in when the call ends). */
+/** The caller's `out`: a plain view of its memory to write, and the caller's array to return. */
 function checkOut(fn: string, out: unknown, count: number): { view: Float32Array; finish(): Float32Array } {
-  const caller = out as Float32Array;
-  checkArray(fn, 'out', out, 'Float32Array', count);
+  const caller = checkArray(fn, 'out', out, 'Float32Array', count);
   const view = plainView('Float32Array', caller);
-  if (!isVolatileBuffer(bufferOf(view))) return { view, finish: () => caller };
-  const scratch = new Float32Array(count);
-  return { view: scratch, finish: () => (view.set(scratch), caller) };
+  return { view, finish: () => caller };
 }

@@ -4,13 +4,13 @@
 // the real data. The same accessors recognise arrays made in another realm (a vm context, an
 // iframe), which `instanceof` refuses.
 //
-// What fp4kit does with the buffer behind an argument (the same on every backend):
-// - an ordinary ArrayBuffer: used in place;
-// - a SharedArrayBuffer or a resizable/growable buffer: an input is copied once when the call
-//   starts (the call works on that snapshot, whatever other threads or later resizes do), an
-//   output is written when the call ends (see `stableInput` and `writeBack`);
-// - a detached buffer, or a view left out of bounds by a shrink: length 0, so any tensor that
-//   needs elements is refused by the length check.
+// What the facade does with the buffer behind an argument (the same on every backend): it reads
+// the array through a plain view of exactly the memory the array covers when the call starts (a
+// length-tracking view of a resizable buffer gets its current length); a detached buffer, or a
+// view a shrink left out of bounds, has length 0, so any tensor that needs elements is refused by
+// the length check. Synchronous calls then use that memory in place (no JavaScript runs while they
+// work, so it cannot change size); the async calls take their own snapshot (lib/async-jobs.ts),
+// except of SharedArrayBuffers, which are read in place (they never detach or shrink).
 
 export type TypedArrayName =
   | 'Int8Array' | 'Uint8Array' | 'Uint8ClampedArray' | 'Int16Array' | 'Uint16Array' | 'Int32Array' | 'Uint32Array'
@@ -36,7 +36,6 @@ const lengthGetter = getter(TypedArrayPrototype, 'length') as (this: unknown) =>
 const byteLengthGetter = getter(TypedArrayPrototype, 'byteLength') as (this: unknown) => number;
 const byteOffsetGetter = getter(TypedArrayPrototype, 'byteOffset') as (this: unknown) => number;
 const bufferGetter = getter(TypedArrayPrototype, 'buffer') as (this: unknown) => ArrayBufferLike;
-const resizableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
 const SharedBuffer = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
 const sharedByteLength = SharedBuffer ? getter(SharedBuffer.prototype, 'byteLength') : undefined;
 
@@ -77,28 +76,15 @@ export function isArrayBuffer(v: unknown): boolean {
   }
 }
 
-// Node's exact test of the internal type (no exception on the common, non-shared path: a thrown
-// and caught TypeError per array cost ~8 µs, more than a small matmul).
-const nodeTypes = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:util') as
-  | { types: { isSharedArrayBuffer(v: unknown): boolean } }
-  | undefined;
-
 /** A SharedArrayBuffer (from any realm). */
 export function isSharedBuffer(buffer: ArrayBufferLike): boolean {
   if (sharedByteLength === undefined) return false; // no SharedArrayBuffer here (e.g. a page that is not cross-origin isolated)
-  if (nodeTypes !== undefined) return nodeTypes.types.isSharedArrayBuffer(buffer);
   try {
     sharedByteLength.call(buffer);
     return true;
   } catch {
     return false;
   }
-}
-
-/** A buffer whose memory another thread may write, or whose size may change while a call runs. */
-export function isVolatileBuffer(buffer: ArrayBufferLike): boolean {
-  if (isSharedBuffer(buffer)) return true;
-  return resizableGetter !== undefined && resizableGetter.call(buffer) === true;
 }
 
 /** A view of this realm over exactly the memory `v` covers now (no copy): whatever `v`'s own
@@ -109,24 +95,3 @@ export function plainView<K extends keyof TypedArrayOf>(kind: K, v: ArrayBufferV
   if (length === 0) return new (CONSTRUCTORS[kind] as unknown as new (n: number) => TypedArrayOf[K])(0);
   return new Ctor(bufferOf(v), byteOffsetOf(v), length);
 }
-
-/** An input the call may read at any moment: a plain view, or a copy when the buffer is shared
- *  or resizable (the call then works on the contents it had when it started). */
-export function stableInput<K extends keyof TypedArrayOf>(kind: K, v: ArrayBufferView): TypedArrayOf[K] {
-  const view = plainView(kind, v);
-  const length = lengthOf(view);
-  if (length === 0 || !isVolatileBuffer(bufferOf(view))) return view;
-  const copy = new (CONSTRUCTORS[kind] as unknown as new (n: number) => TypedArrayOf[K])(length);
-  (copy as unknown as { set(src: ArrayBufferView): void }).set(view);
-  return copy;
-}
-
-/** True when `v` is a plain, same-realm `kind` over an ordinary buffer, with none of the
- *  properties fp4kit reads redefined on the object itself: safe to use and to cache as it is. */
-export function isPlainArray(kind: keyof TypedArrayOf, v: ArrayBufferView): boolean {
-  if (Object.getPrototypeOf(v) !== CONSTRUCTORS[kind].prototype) return false;
-  for (const key of REDEFINABLE) if (Object.hasOwn(v, key)) return false;
-  return !isVolatileBuffer(bufferOf(v));
-}
-
-const REDEFINABLE = ['length', 'byteLength', 'byteOffset', 'buffer', 'subarray', 'set', 'slice', 'fill', 'constructor'] as const;

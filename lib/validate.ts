@@ -8,7 +8,7 @@
 
 import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
 import { describe } from './describe.js';
-import { lengthOf, stableInput, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
+import { lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
 
 export { describe };
 
@@ -40,19 +40,19 @@ export function checkOptions<T extends object>(fn: string, options: unknown, exp
 const DTYPES: readonly DtypeName[] = ['f32', 'bf16', 'f16'];
 
 /** A float input: a Float32Array (dtype f32), or a Uint16Array carrying bf16/f16 bits. Returns
- *  the dtype and the array to read: a plain view, or a snapshot of a shared/resizable buffer. */
+ *  the dtype and the array to read: a plain view of its memory (lib/typed-arrays.ts). */
 export function checkSource(fn: string, x: unknown, dtype: unknown, argument = 'input'): { dtype: DtypeName; x: Source } {
   if (dtype !== undefined) checkName(fn, 'dtype', dtype, DTYPES);
   const kind = typedArrayName(x);
   if (kind === 'Float32Array') {
     if (dtype !== undefined && dtype !== 'f32') throw new TypeError(`${fn}: a Float32Array ${argument} has dtype 'f32', not '${String(dtype)}'`);
-    return { dtype: 'f32', x: stableInput('Float32Array', x as Float32Array) };
+    return { dtype: 'f32', x: plainView('Float32Array', x as Float32Array) };
   }
   if (kind === 'Uint16Array') {
     if (dtype !== 'bf16' && dtype !== 'f16') {
       throw new TypeError(`${fn}: a Uint16Array ${argument} needs dtype 'bf16' or 'f16' (got ${dtype === undefined ? 'none' : `'${String(dtype)}'`})`);
     }
-    return { dtype, x: stableInput('Uint16Array', x as Uint16Array) };
+    return { dtype, x: plainView('Uint16Array', x as Uint16Array) };
   }
   throw new TypeError(`${fn}: ${argument} must be a Float32Array, or a Uint16Array with dtype 'bf16' | 'f16'; got ${describe(x)}`);
 }
@@ -138,9 +138,9 @@ export function checkArray<K extends keyof TypedArrayOf>(fn: string, name: strin
   return value as TypedArrayOf[K];
 }
 
-/** checkArray for an input the call reads: a plain view, or a snapshot of a shared/resizable buffer. */
+/** checkArray for an input the call reads: a plain view of its memory (lib/typed-arrays.ts). */
 export function inputArray<K extends keyof TypedArrayOf>(fn: string, name: string, value: unknown, kind: K, expected?: number, unit = 'elements'): TypedArrayOf[K] {
-  return stableInput(kind, checkArray(fn, name, value, kind, expected, unit));
+  return plainView(kind, checkArray(fn, name, value, kind, expected, unit));
 }
 
 export function checkBytes(fn: string, name: string, value: unknown, expected?: number): Uint8Array {

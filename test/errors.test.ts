@@ -292,7 +292,7 @@ describe.each(backends)('arrays instanceof would refuse, on %s', (backend) => {
     expect(bitsOf(await matmulAsync(foreign('Float32Array', a), wForeign, { bias: foreign('Float32Array', bias) }))).toEqual(bitsOf(want));
   });
 
-  it('accepts SharedArrayBuffers (also growable ones): inputs read once when the call starts, outputs written when it ends', async () => {
+  it('accepts SharedArrayBuffers (also growable ones) as inputs, weights and out, on every backend, sync and async', async () => {
     const want = quantize(values, { format: 'nvfp4', shape: [64, 32] });
     for (const growable of [false, true]) {
       const input = shared(Float32Array, values, 4, growable);
@@ -314,7 +314,7 @@ describe.each(backends)('arrays instanceof would refuse, on %s', (backend) => {
     }
   });
 
-  it('reads a length-tracking view of a resizable buffer at call time; an async call keeps what it read', async () => {
+  it('reads a length-tracking view of a resizable buffer at its length when the call starts; an async call keeps what it took', async () => {
     const buffer = new ArrayBuffer(values.byteLength, { maxByteLength: 2 * values.byteLength });
     const view = new Float32Array(buffer);
     view.set(values);
