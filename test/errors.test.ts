@@ -8,7 +8,7 @@ import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   assignPrecision, bitsPerElement, calibrateFgmpActivations, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
-  matmul, matmulAsync, pack, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
+  matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/backend.js';
 import { testedBackends } from './helpers/backends.js';
@@ -87,6 +87,10 @@ function syncCases(): Array<[string, () => unknown, string]> {
     ['matmul a not whole rows', () => matmul(new Float32Array(40), weights()), 'RangeError: matmul: a holds 40 values, not whole rows of K = 32 (give options.shape [M, K])'],
     ['matmul 3-D weights', () => matmul(x, { ...weights(), shape: [2, 2, 32] }), 'RangeError: matmul: b must be 2-D [N, K], got shape [2, 2, 32]'],
     ['matmul b data too short', () => matmul(x, { ...weights(), data: new Uint8Array(3) }), 'RangeError: matmul: b.data must hold 64 bytes for this shape, got 3'],
+    ['prepareWeights null', () => prepareWeights(null as never), 'TypeError: prepareWeights: b must be a quantized tensor [N, K] (from quantize()), got null'],
+    ['prepareWeights BigInt shape', () => prepareWeights({ ...weights(), shape: [4n, 32n] as never }),
+      'TypeError: prepareWeights: b.shape[0] must be a non-negative integer (a Number), got 4n (a BigInt)'],
+    ['matmul with prepared weights, options null', () => matmul(x, prepareWeights(weights()), null as never), 'TypeError: matmul: options must be an object { bias?, dtype?, shape? }, got null'],
     ['fgmpImpacts options null', () => fgmpImpacts(x, null as never), `TypeError: fgmpImpacts: options must be an object ${FGMP_OPTIONS}, got null`],
     ['fgmp fp4Fraction', () => quantize(x, { format: 'fgmp', fp4Fraction: 2 }), 'RangeError: quantize(fgmp): fp4Fraction must be a number in [0, 1], got 2'],
     ['fgmp clipping', () => quantize(x, { format: 'fgmp', clipping: 'yes' as never }), 'TypeError: quantize(fgmp): clipping must be a boolean, got "yes"'],
@@ -114,6 +118,7 @@ function syncCases(): Array<[string, () => unknown, string]> {
     cases.push(
       [`quantize format ${name}`, () => quantize(x, { format: name as never }), `RangeError: quantize: unknown format ${n}; expected one of ${BLOCK_NAMES}`],
       [`dequantize format ${name}`, () => dequantize({ ...mxq(), format: name as never }), `RangeError: dequantize: unknown format ${n}; expected one of ${BLOCK_NAMES}`],
+      [`prepareWeights format ${name}`, () => prepareWeights({ ...weights(), format: name as never }), `RangeError: prepareWeights: unknown b.format ${n}; expected one of ${BLOCK_NAMES}`],
       [`matmul weights format ${name}`, () => matmul(x, { ...weights(), format: name as never }), `RangeError: matmul: unknown b.format ${n}; expected one of ${BLOCK_NAMES}`],
       [`encode format ${name}`, () => encode(x, name as never), `RangeError: encode: unknown element format ${n}; expected one of e2m1, e2m3, e3m2, e4m3, e5m2, e8m0`],
       [`decode format ${name}`, () => decode(new Uint8Array(2), name as never), `RangeError: decode: unknown element format ${n}; expected one of e2m1, e2m3, e3m2, e4m3, e5m2, e8m0`],
