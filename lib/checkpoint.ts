@@ -1,12 +1,14 @@
 // quantizeCheckpoint: a safetensors checkpoint (one file, a folder, or shards with an index) in,
 // a quantized checkpoint in one of the output layouts out. Streaming: tensors are read, quantized,
 // checked and written one at a time (the next one is read while the current one is quantized),
-// so peak memory is a few times the largest tensor, never the model. Nothing appears under a
-// final name until every file is complete: shards are written to temporary names, fsynced, and
-// renamed into place at the end; an error or an abort removes the temporary files. The input is
-// only ever opened for reading.
+// so peak memory is a few times the largest tensor, never the model. Everything is written into a
+// staging folder beside the output and published as a whole by renaming the folder
+// (lib/safetensors/output-folder.ts): a loader never sees a partial file or a mix of two runs, and
+// an error or an abort removes the staging folder. The input is only ever opened for reading, and
+// outputs that alias it, or shard names that collide with the files written beside them, are
+// refused before anything is written.
 
-import { copyFile, mkdir, open, readdir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import './node-backends.js';
@@ -21,7 +23,8 @@ import { layoutByName, type Layout, type LayoutName, type QuantFormat } from './
 import { moduleOf } from './layouts/types.js';
 import { fusedGroupOf } from './layouts/fused-modules.js';
 import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
-import { AtomicFile, tempNameFor } from './safetensors/atomic-file.js';
+import { AtomicFile } from './safetensors/atomic-file.js';
+import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
@@ -46,6 +49,8 @@ export interface CheckpointOptions {
   inputScale?: number;
   /** Measure relative RMSE and max error of every quantized tensor (default true). */
   measureError?: boolean;
+  /** Replace an output folder that is not empty and holds no earlier fp4kit output (CLI --force). */
+  overwrite?: boolean;
 }
 
 export interface TensorSummary {
@@ -286,12 +291,16 @@ async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], s
   return amax;
 }
 
-/** Throw if `outDir` is, or is inside, the input folder's own file set (the input is never written). */
-async function checkOutputPlace(input: CheckpointFiles, outDir: string): Promise<void> {
-  await mkdir(outDir, { recursive: true });
-  const out = await realpath(outDir);
-  const inDir = await realpath(input.dir);
-  if (out === inDir) throw new SafetensorsError(outDir, 'output folder is the input folder; choose another (-o)');
+/** Files fp4kit writes beside the shards (the layout's config.json, modelopt's hf_quant_config.json). */
+const SIDE_FILES = new Set([INDEX_NAME, SUMMARY_NAME, 'config.json', 'hf_quant_config.json']);
+
+/** Refuse a shard whose name is also a file written or copied beside the shards: one would clobber the other. */
+function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<string>): void {
+  const side = new Set(sideNames);
+  for (const s of ckpt.shards) {
+    const name = basename(s.path);
+    if (side.has(name)) throw new SafetensorsError(s.path, `a shard named ${name} would collide with the ${name} written beside the shards; rename the shard (and its index entries)`);
+  }
 }
 
 export async function quantizeCheckpoint(
@@ -314,17 +323,25 @@ export async function quantizeCheckpoint(
   signal?.throwIfAborted();
 
   const ckpt = await openCheckpoint(input);
-  const fisher = options.fisher !== undefined ? await SafetensorsFile.open(options.fisher) : undefined;
+  const fisher = options.fisher !== undefined ? await SafetensorsFile.open(options.fisher).catch(async (err: unknown) => {
+    await closeCheckpoint(ckpt);
+    throw err;
+  }) : undefined;
   const writers: SafetensorsWriter[] = [];
   const sideFiles: AtomicFile[] = [];
+  let out: OutputFolder | undefined;
   try {
-    await checkOutputPlace(ckpt, outDir);
+    checkNotAliasingInput(outDir, ckpt.dir, ckpt.shards.map((s) => s.path));
+    const copiedFiles = ckpt.indexed || (await stat(input)).isDirectory() ? await otherFiles(ckpt.dir) : [];
+    checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles]);
+    out = await OutputFolder.create(outDir, { overwrite: options.overwrite });
+    const stagingDir = out.staging;
     const plans = ckpt.shards.map((s) => planShard(s, layout, options, only, skip));
     const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal) : new Map<string, number>();
     const bytesTotal = ckpt.shards.reduce((a, s) => a + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0);
     const tensorCount = plans.reduce((a, p) => a + p.length, 0);
     const summaries: TensorSummary[] = [];
-    const weightMap: Record<string, string> = {};
+    const weightMap: Record<string, string> = Object.create(null) as Record<string, string>; // names are data (__proto__ too)
     let bytesDone = 0;
     let tensorsDone = 0;
     let outputBytes = 0;
@@ -347,7 +364,7 @@ export async function quantizeCheckpoint(
       const specs = plan.flatMap((p) => p.specs);
       const quantEntries = plan.filter((p) => p.quantize).map((p) => ({ name: p.info.name, shape: p.info.shape, format: options.format }));
       const metadata = { ...shard.metadata, ...(layout.metadata && quantEntries.length > 0 ? layout.metadata(quantEntries) : {}) };
-      const writer = await SafetensorsWriter.create(join(outDir, fileName), specs, metadata);
+      const writer = await SafetensorsWriter.create(join(stagingDir, fileName), specs, metadata);
       writers.push(writer);
       // Read ahead: the next quantized tensor's bytes load while this one is quantized.
       const reads = new Map<number, Promise<Uint8Array>>();
@@ -458,10 +475,14 @@ export async function quantizeCheckpoint(
     if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
     const configPath = join(ckpt.dir, 'config.json');
     let config: Record<string, unknown> | null = null;
-    try {
-      config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new SafetensorsError(configPath, `not JSON (${(err as Error).message})`);
+    const configStat = await stat(configPath).catch(() => null);
+    if (configStat && !configStat.isFile()) throw new SafetensorsError(configPath, 'not a regular file');
+    if (configStat) {
+      try {
+        config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+      } catch (err) {
+        throw new SafetensorsError(configPath, `not JSON (${(err as Error).message})`);
+      }
     }
     const files = layout.files({ format: options.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
     const outputs: Array<[string, string]> = [];
@@ -478,33 +499,29 @@ export async function quantizeCheckpoint(
       tensors: summaries,
     };
     outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
+    checkShardNames(ckpt, outputs.map(([n]) => n));
     for (const [name, text] of outputs) {
-      const f = await AtomicFile.create(join(outDir, name));
+      const f = await AtomicFile.create(join(stagingDir, name));
       sideFiles.push(f);
       await f.write(new TextEncoder().encode(text));
       await f.finish();
     }
-    // Other files of a model folder (tokenizer, generation config...) are copied as they are.
-    const extras = ckpt.indexed || (await stat(input)).isDirectory() ? await otherFiles(ckpt.dir, new Set(outputs.map(([n]) => n))) : [];
+    // Other files of a model folder (tokenizer, generation config...) are copied as they are,
+    // except those this run writes itself (config.json).
+    const written = new Set(outputs.map(([n]) => n));
+    const extras = copiedFiles.filter((n) => !written.has(n));
+    for (const name of extras) await copyFile(join(ckpt.dir, name), join(stagingDir, name));
+    summary.files.push(...extras);
     signal?.throwIfAborted();
-    // Everything is complete on disk: publish. Weights first, the summary last.
+    // Everything is complete in the staging folder: put the files under their names there, then
+    // publish the folder in one step (lib/safetensors/output-folder.ts).
     for (const w of writers) await w.publish();
     for (const f of sideFiles) await f.publish();
-    for (const name of extras) {
-      const temp = tempNameFor(join(outDir, name));
-      try {
-        await copyFile(join(ckpt.dir, name), temp);
-        await rename(temp, join(outDir, name));
-      } catch (err) {
-        await unlink(temp).catch(() => {});
-        throw err;
-      }
-    }
-    summary.files.push(...extras);
-    await syncDir(outDir);
+    await out.publish();
     return summary;
   } catch (err) {
     await Promise.all([...writers.map((w) => w.abort()), ...sideFiles.map((f) => f.abort())]);
+    await out?.abort();
     throw err;
   } finally {
     await closeCheckpoint(ckpt);
@@ -512,25 +529,15 @@ export async function quantizeCheckpoint(
   }
 }
 
-/** fsync the folder so the renames themselves survive a crash (where the platform allows it). */
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const h = await open(dir, 'r');
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    // Some platforms (Windows) cannot open or fsync a folder; the files themselves are fsynced.
+/** The other regular files of a model folder (links followed, as in a Hugging Face cache
+ *  snapshot); FIFOs, sockets, devices and folders are left alone. */
+async function otherFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith('.safetensors') || name === INDEX_NAME || name.includes('.tmp-')) continue;
+    const s = await stat(join(dir, name)).catch(() => null);
+    if (s?.isFile()) names.push(name);
   }
-}
-
-async function otherFiles(dir: string, written: Set<string>): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && !e.name.endsWith('.safetensors') && e.name !== INDEX_NAME && !written.has(e.name) && !e.name.includes('.tmp-'))
-    .map((e) => e.name)
-    .sort();
+  return names;
 }
 

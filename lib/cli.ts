@@ -10,6 +10,7 @@ import { setBackend, type BackendName } from './index.js';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './checkpoint.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
+import { removeStagingSync } from './safetensors/output-folder.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
 
@@ -19,12 +20,15 @@ const USAGE = `usage:
   fp4kit quantize <in> -o <out> --format <fmt> [--layout <layout>] [--fisher <file.safetensors> --fp4-fraction 0.7]
                   [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
                   [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
+                  [--force]   (replace an output folder that is not an earlier fp4kit output)
   fp4kit inspect <dir|file> [--json] [--plot <dir>]
 
 formats: ${FORMATS.join(', ')}
 layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
 
 class UsageError extends Error {}
+
+const FORCED_EXIT_MS = 5000;
 
 function fail(message: string, code: number): never {
   process.stderr.write(`fp4kit: ${message}\n`);
@@ -115,6 +119,7 @@ async function runQuantize(argv: string[]): Promise<number> {
         'no-error-stats': { type: 'boolean' },
         json: { type: 'boolean' },
         backend: { type: 'string' },
+        force: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -150,6 +155,7 @@ async function runQuantize(argv: string[]): Promise<number> {
     scaleRule: v['scale-rule'] as CheckpointOptions['scaleRule'],
     inputScale: number('--input-scale', v['input-scale'], (x) => x > 0 && Number.isFinite(x)),
     measureError: !v['no-error-stats'],
+    overwrite: v.force === true,
   };
   if (options.rounding !== undefined && options.rounding !== 'nearest' && options.rounding !== 'stochastic') throw new UsageError(`--rounding: expected nearest or stochastic`);
   if (options.scaleRule !== undefined && options.scaleRule !== 'floor' && options.scaleRule !== 'ceil') throw new UsageError(`--scale-rule: expected floor or ceil`);
@@ -167,12 +173,22 @@ async function runQuantize(argv: string[]): Promise<number> {
     setBackend(v.backend as BackendName);
   }
 
+  // One SIGINT or SIGTERM stops the run: the work is aborted and the staging folder removed. If
+  // that has not finished within FORCED_EXIT_MS (a file operation that does not return), the
+  // staging folder is removed synchronously and the process exits anyway; a second signal does
+  // the same at once. Exit status 130 (SIGINT) or 143 (SIGTERM), as a shell reports them.
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130); // a second Ctrl-C: leave now (temporary files may remain)
+  let exitCode = 130;
+  const leaveNow = () => {
+    removeStagingSync();
+    process.stderr.write(`fp4kit: ${v.output}: interrupted; no output file was left under its final name\n`);
+    process.exit(exitCode);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) leaveNow();
+    exitCode = signal === 'SIGTERM' ? 143 : 130;
     controller.abort();
+    setTimeout(leaveNow, FORCED_EXIT_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -187,7 +203,7 @@ async function runQuantize(argv: string[]): Promise<number> {
     progress.done();
     if (controller.signal.aborted) {
       process.stderr.write(`fp4kit: ${v.output}: interrupted; no output file was left under its final name\n`);
-      return 130;
+      return exitCode;
     }
     throw err;
   } finally {

@@ -1,7 +1,7 @@
 // The fp4kit command line, spawned as a user runs it (node --import tsx lib/cli.ts): exit codes,
 // --json summary, inspect, one-line errors, and Ctrl-C (SIGINT) leaving no output behind.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,6 +138,7 @@ describe('Ctrl-C', () => {
     expect(sent).toBe(true);
     expect(code).toBe(130);
     expect(stderr).toMatch(/interrupted; no output file was left under its final name/);
-    expect(readdirSync(out)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(root).filter((n) => n.startsWith('interrupted.'))).toEqual([]);
   });
 });

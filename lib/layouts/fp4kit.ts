@@ -63,7 +63,7 @@ export const fp4kitLayout: Layout = {
     return t.format === 'nvfp4' ? [t.data, t.scales, f32Bytes(t.tensorScale!)] : [t.data, t.scales];
   },
   metadata(entries) {
-    const tensors: Record<string, Fp4kitTensorMeta> = {};
+    const tensors: Record<string, Fp4kitTensorMeta> = Object.create(null) as Record<string, Fp4kitTensorMeta>;
     for (const e of entries) {
       const blockSize = e.format === 'fgmp' ? FGMP_BLOCK : BLOCK_FORMATS[e.format as BlockFormatName].blockSize;
       const m: Fp4kitTensorMeta = { format: e.format, shape: e.shape, blockSize };

@@ -36,6 +36,8 @@ export class AtomicFile {
     let done = 0;
     while (done < bytes.length) {
       const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.position);
+      // A file system that takes nothing (some /proc and /sys files) would make this spin forever.
+      if (bytesWritten === 0) throw new Error(`${this.finalPath}: the file system accepted no bytes (is this a regular file system?)`);
       done += bytesWritten;
       this.position += bytesWritten;
     }

@@ -30,8 +30,12 @@ export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
     const f = await SafetensorsFile.open(input);
     return { dir: join(input, '..'), indexed: false, indexMetadata: {}, shards: [f] };
   }
+  if (!stat.isDirectory()) throw new SafetensorsError(input, 'not a regular file or a folder');
   const indexPath = join(input, INDEX_NAME);
-  if (existsSync(indexPath)) return openIndexed(input, indexPath);
+  if (existsSync(indexPath)) {
+    if (!statSync(indexPath).isFile()) throw new SafetensorsError(indexPath, 'not a regular file');
+    return openIndexed(input, indexPath);
+  }
   const names = readdirSync(input).filter((n) => n.endsWith('.safetensors')).sort();
   if (names.length === 0) throw new SafetensorsError(input, 'no .safetensors files in this folder');
   const shards = await openAll(names.map((n) => join(input, n)));

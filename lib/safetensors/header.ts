@@ -108,7 +108,8 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
   }
 
   const entries = parsed as Record<string, unknown>;
-  const metadata: Record<string, string> = {};
+  // Names are data: a null-prototype object keeps keys such as __proto__ as plain entries.
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   const tensors: TensorInfo[] = [];
   const dataSize = fileSize - dataStart;
   for (const name of Object.keys(entries)) {

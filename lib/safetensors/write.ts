@@ -18,7 +18,8 @@ export function specByteLength(s: TensorSpec): number {
 
 /** The header bytes (8-byte length + JSON padded with spaces to a multiple of 8). */
 export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = {};
+  // Names are data: a null-prototype object keeps a tensor named __proto__ as a plain entry.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   const names = new Set<string>();
