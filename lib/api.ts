@@ -1,5 +1,5 @@
 // The public API shared by both entry points (lib/index.ts for Node, lib/browser.ts for browsers).
-export { quantize, dequantize, type QuantizeOptions, type QuantizedTensor, type DequantizeOptions } from './quantize.js';
+export { quantize, dequantize, quantizedByteLengths, type QuantizeOptions, type QuantizedTensor, type DequantizeOptions } from './quantize.js';
 export { encode, decode, type EncodeOptions } from './encode.js';
 export { pack, unpack } from './pack.js';
 export { setBackend, getBackend, availableBackends, type BackendInfo, type BackendName } from './backend.js';

@@ -13,7 +13,7 @@
 import { getKernels } from './backend.js';
 import { nvfp4TensorScale } from './block-scale.js';
 import { BLOCK_FORMATS, DtypeId, RoundingId, ScaleRuleId, packedRowBytes } from './formats.js';
-import { type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+import { checkQuantizeOut, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
 import { checkBlockFormat, checkOptions, checkRounding, checkScaleRule, checkShape, checkSignal, checkSource, checkTensorScale, readShape } from './validate.js';
 import type { Kernels, Source } from './backends/kernels.js';
@@ -43,10 +43,11 @@ export async function quantizeAsync(
     // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
     // selection and the assembly stay on this thread.
+    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
     return abortable(quantizeFgmpAsync(x, options as FgmpOptions, signal), signal);
   }
   // Each option is read once, before the input is looked at (a getter cannot change it later).
-  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption } = opts;
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
   const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
   const dims = readShape(fn, shapeOption);
@@ -57,8 +58,11 @@ export async function quantizeAsync(
   const { rows, cols, shape } = checkShape(fn, dims, x.length);
   const rowBytes = packedRowBytes(format, cols);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
-  const data = new Uint8Array(rows * rowBytes);
-  const scales = new Uint8Array(rows * blocksPerRow);
+  // out: the caller's arrays, written when the job ends (native) or slice by slice (wasm, js);
+  // they must not be used until the Promise settles.
+  const out = checkQuantizeOut(fn, outOption, rows * rowBytes, rows * blocksPerRow);
+  const data = out?.data ?? new Uint8Array(rows * rowBytes);
+  const scales = out?.scales ?? new Uint8Array(rows * blocksPerRow);
   const kernels = getKernels();
   const isNvfp4 = formatName === 'nvfp4';
   const asyncKernel = isNvfp4 ? kernels.quantizeNvfp4Async : kernels.quantizeMxAsync;

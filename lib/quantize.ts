@@ -33,6 +33,30 @@ export interface QuantizeOptions {
   scaleRule?: ScaleRuleName;
   /** NVFP4 only: a calibrated float32 tensor scale (the decode scale); default amax/(448·6). */
   tensorScale?: number;
+  /** Write into these arrays (exact sizes: quantizedByteLengths) instead of allocating: a server
+   *  quantizing many tensors reuses them and skips the page faults of fresh memory. The result's
+   *  data and scales are these arrays. Not for fgmp, whose sizes depend on the data. */
+  out?: { data: Uint8Array; scales: Uint8Array };
+}
+
+/** Bytes of a block-quantized tensor's data and scales, for preallocating `out`. */
+export function quantizedByteLengths(format: BlockFormatName, shape: number[]): { data: number; scales: number } {
+  const fn = 'quantizedByteLengths';
+  const f = BLOCK_FORMATS[checkBlockFormat(fn, format)];
+  const dims = readShape(fn, shape)!;
+  const { rows, cols } = checkShape(fn, dims, dims.reduce((a, b) => a * b, 1));
+  return { data: rows * packedRowBytes(f, cols), scales: rows * Math.ceil(cols / f.blockSize) };
+}
+
+/** The caller's `out` arrays checked against the sizes this call writes. */
+export function checkQuantizeOut(fn: string, out: unknown, dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
+  if (out === undefined) return undefined;
+  if (out === null || typeof out !== 'object') throw new TypeError(`${fn}: options.out must be an object { data, scales }, got ${describe(out)}`);
+  const { data, scales } = out as { data?: unknown; scales?: unknown };
+  return {
+    data: checkArray(fn, 'out.data', data, 'Uint8Array', dataBytes, 'bytes for this shape'),
+    scales: checkArray(fn, 'out.scales', scales, 'Uint8Array', scaleBytes, 'bytes for this shape'),
+  };
 }
 
 export interface QuantizedTensor {
@@ -53,9 +77,12 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
   const fn = 'quantize';
   const opts = checkOptions<QuantizeOptions | (FgmpOptions & { format: 'fgmp' })>(fn, options, '{ format, shape? }', false);
-  if (opts.format === 'fgmp') return quantizeFgmp(x, opts);
+  if (opts.format === 'fgmp') {
+    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
+    return quantizeFgmp(x, opts);
+  }
   // Each option is read once, before the input is looked at (a getter cannot change it later).
-  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption } = opts;
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
   const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
   const dims = readShape(fn, shapeOption);
@@ -63,8 +90,10 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
   const { dtype, x: src } = checkSource(fn, x, dtypeOption);
   const { rows, cols, shape } = checkShape(fn, dims, src.length);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
-  const data = new Uint8Array(rows * packedRowBytes(format, cols));
-  const scales = new Uint8Array(rows * blocksPerRow);
+  const out = checkQuantizeOut(fn, outOption, rows * packedRowBytes(format, cols), rows * blocksPerRow);
+  const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * packedRowBytes(format, cols));
+  const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  const result = out ?? { data, scales };
   const kernels = getKernels();
   if (formatName === 'nvfp4') {
     if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
@@ -73,12 +102,12 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
     if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
     const tensorScale = given ?? nvfp4TensorScale(amax);
     kernels.quantizeNvfp4(src, DtypeId[dtype], rows, cols, tensorScale, RoundingId[rounding], seed, data, scales);
-    return { format: formatName, shape, data, scales, tensorScale, blockSize: format.blockSize };
+    return { format: formatName, shape, data: result.data, scales: result.scales, tensorScale, blockSize: format.blockSize };
   }
   if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
   const scaleRule = checkScaleRule(fn, scaleRuleOption);
   kernels.quantizeMx(src, DtypeId[dtype], rows, cols, format.element.id, ScaleRuleId[scaleRule], RoundingId[rounding], seed, data, scales);
-  return { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };
+  return { format: formatName, shape, data: result.data, scales: result.scales, blockSize: format.blockSize, scaleRule };
 }
 
 export interface DequantizeOptions {

@@ -1,7 +1,7 @@
 // The public contract: names, object shapes, layouts, padding and storage costs.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as fp4kit from '../lib/index.js';
-import { BLOCK_FORMATS, bitsPerElement, dequantize, encode, getBackend, pack, quantize, setBackend, unpack, availableBackends } from '../lib/index.js';
+import { BLOCK_FORMATS, bitsPerElement, dequantize, encode, getBackend, pack, quantize, quantizeAsync, quantizedByteLengths, setBackend, unpack, availableBackends } from '../lib/index.js';
 import { testedBackends } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 
@@ -133,5 +133,46 @@ describe.each(testedBackends())('dequantize into a caller buffer on %s', (backen
     const out = new Float32Array(300);
     expect(dequantize(f, { out })).toBe(out);
     expect(out).toEqual(dequantize(f));
+  });
+});
+
+describe.each(testedBackends())('quantize into caller buffers on %s', (backend) => {
+  beforeAll(() => setBackend(backend));
+  const formats = ['mxfp4', 'nvfp4', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxint8'] as const;
+
+  it('writes the same bytes into out.data / out.scales, returns them, and reuses them call after call', async () => {
+    const shape = [5, 70];
+    for (const format of formats) {
+      const sizes = quantizedByteLengths(format, shape);
+      const out = { data: new Uint8Array(sizes.data).fill(0xa5), scales: new Uint8Array(sizes.scales).fill(0x5a) };
+      for (let seed = 1; seed <= 3; seed++) {
+        const x = gaussian(350, seed);
+        const want = quantize(x, { format, shape });
+        const got = quantize(x, { format, shape, out });
+        expect(got.data).toBe(out.data);
+        expect(got.scales).toBe(out.scales);
+        expect(Buffer.compare(got.data, want.data), format).toBe(0);
+        expect(Buffer.compare(got.scales, want.scales), format).toBe(0);
+        expect(got.tensorScale).toBe(want.tensorScale);
+        out.data.fill(0xa5);
+        const a = await quantizeAsync(x, { format, shape, out, rounding: 'stochastic', seed });
+        const wantStochastic = quantize(x, { format, shape, rounding: 'stochastic', seed });
+        expect(a.data).toBe(out.data);
+        expect(Buffer.compare(a.data, wantStochastic.data), `${format} async`).toBe(0);
+        expect(Buffer.compare(a.scales, wantStochastic.scales), `${format} async`).toBe(0);
+      }
+    }
+  });
+
+  it('refuses out arrays of the wrong size or kind, and out for fgmp', async () => {
+    const x = gaussian(350, 2);
+    const sizes = quantizedByteLengths('nvfp4', [5, 70]);
+    expect(() => quantize(x, { format: 'nvfp4', shape: [5, 70], out: { data: new Uint8Array(sizes.data - 1), scales: new Uint8Array(sizes.scales) } }))
+      .toThrow(`quantize: out.data must hold ${sizes.data} bytes for this shape, got ${sizes.data - 1}`);
+    expect(() => quantize(x, { format: 'nvfp4', shape: [5, 70], out: { data: new Uint8Array(sizes.data), scales: new Int8Array(sizes.scales) as never } }))
+      .toThrow(/quantize: out\.scales must be a Uint8Array/);
+    expect(() => quantize(x, { format: 'nvfp4', shape: [5, 70], out: null as never })).toThrow(/options\.out must be an object/);
+    expect(() => quantize(x, { format: 'fgmp', shape: [5, 70], out: { data: new Uint8Array(1), scales: new Uint8Array(1) } } as never)).toThrow(/out is not available for fgmp/);
+    await expect(quantizeAsync(x, { format: 'mxfp4', shape: [5, 70], out: { data: new Uint8Array(3), scales: new Uint8Array(3) } })).rejects.toThrow(/quantizeAsync: out\.data must hold/);
   });
 });
