@@ -55,6 +55,8 @@ function rows(names: Array<'native' | 'wasm' | 'js'>, threads: string): void {
       const q = quantize(src, { format, shape: [r, N] });
       const budget = b.name === 'js' ? 0.3 : 1.0;
       const apiQ = time(() => quantize(src, { format, shape: [r, N] }), budget);
+      const reused = { data: new Uint8Array(q.data.length), scales: new Uint8Array(q.scales.length) };
+      const apiOutQ = time(() => quantize(src, { format, shape: [r, N], out: reused }), budget);
       const reuse = new Float32Array(n);
       const apiD = time(() => dequantize(q, { out: reuse }), budget);
       const data = new Uint8Array(r * packedRowBytes(f, N));
@@ -71,7 +73,7 @@ function rows(names: Array<'native' | 'wasm' | 'js'>, threads: string): void {
         kD = time(() => k.dequantizeMx(data, scales, r, N, f.element.id, out), budget);
       }
       const copyEquivalent = copySeconds * (n / elements);
-      console.log(`| ${b.name} | ${b.simd} | ${threads} | ${format}${n < elements ? ` (${n} el)` : ''} | ${g(n, apiQ)} | ${g(n, kQ)} | ${g(n, apiD)} | ${g(n, kD)} | ${(kQ / copyEquivalent).toFixed(2)}× |`);
+      console.log(`| ${b.name} | ${b.simd} | ${threads} | ${format}${n < elements ? ` (${n} el)` : ''} | ${g(n, apiQ)} | ${g(n, apiOutQ)} | ${g(n, kQ)} | ${g(n, apiD)} | ${g(n, kD)} | ${(kQ / copyEquivalent).toFixed(2)}× |`);
     }
   }
 }
@@ -82,10 +84,10 @@ if (CHILD) {
   console.log(`matrix ${N}×${N} float32 (${((elements * 4) / 2 ** 20).toFixed(0)} MiB)`);
   console.log(`baseline Float32Array copy: ${(copySeconds * 1000).toFixed(2)} ms = ${((elements * 8) / copySeconds / 1e9).toFixed(1)} GB/s (read+write), ${g(elements, copySeconds)} G elements/s`);
   console.log('');
-  console.log('G elements/s; "api": quantize() allocating its outputs, dequantize(q, { out }) into a reused buffer; "kernel": the backend kernel with buffers allocated once.');
+  console.log('G elements/s; "api": quantize() allocating its outputs; "api, out": quantize(x, { out }) into reused buffers; dequantize(q, { out }) into a reused buffer; "kernel": the backend kernel with buffers allocated once.');
   console.log('');
-  console.log('| backend | simd | threads | format | quantize api | quantize kernel | dequantize api | dequantize kernel | kernel quantize time vs copy |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| backend | simd | threads | format | quantize api | quantize api, out | quantize kernel | dequantize api | dequantize kernel | kernel quantize time vs copy |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const threads of ['1', '2']) {
     const script = fileURLToPath(import.meta.url);
     process.stdout.write(execFileSync(process.execPath, ['--import', 'tsx', script], {
