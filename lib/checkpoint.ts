@@ -13,7 +13,7 @@ import { basename, join, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import './node-backends.js';
 import { getBackend, getKernels } from './backend.js';
-import { DtypeId, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
+import { DtypeId, QUANT_FORMAT_NAMES, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
 import { dequantize, type QuantizedTensor } from './quantize.js';
 import { quantizeAsync } from './quantize-async.js';
 import type { FgmpTensor } from './fgmp/quantize.js';
@@ -29,6 +29,7 @@ import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
 import { copyReason, parseRegex } from './tensor-selection.js';
+import { checkSignal } from './validate.js';
 
 export const SUMMARY_NAME = 'fp4kit-summary.json';
 
@@ -311,6 +312,15 @@ export async function quantizeCheckpoint(
   signal?: AbortSignal,
 ): Promise<CheckpointSummary> {
   const started = performance.now();
+  const fn = 'quantizeCheckpoint';
+  if (typeof input !== 'string' || input === '') throw new TypeError(`${fn}: input must be a path (a non-empty string), got ${typeof input}`);
+  if (typeof outDir !== 'string' || outDir === '') throw new TypeError(`${fn}: outDir must be a path (a non-empty string), got ${typeof outDir}`);
+  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options must be an object { format, layout?, … }, got ${options === null ? 'null' : typeof options}`);
+  if (typeof options.format !== 'string' || !(QUANT_FORMAT_NAMES as readonly string[]).includes(options.format)) {
+    throw new RangeError(`${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${JSON.stringify(options.format)}`);
+  }
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`${fn}: onProgress must be a function`);
+  signal = checkSignal(fn, signal);
   const layoutName = options.layout ?? 'fp4kit';
   const layout = layoutByName(layoutName, { inputScale: options.inputScale });
   if (!layout.formats.includes(options.format)) {

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSyn
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from './index.js';
+import { QUANT_FORMAT_NAMES } from './formats.js';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './checkpoint.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -14,7 +15,7 @@ import { removeStagingSync } from './safetensors/output-folder.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
 
-const FORMATS: QuantFormat[] = ['mxfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8', 'nvfp4', 'fgmp'];
+const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
 
 const USAGE = `usage:
   fp4kit quantize <in> -o <out> --format <fmt> [--layout <layout>] [--fisher <file.safetensors> --fp4-fraction 0.7]

@@ -153,6 +153,9 @@ export const BLOCK_FORMATS: Readonly<Record<BlockFormatName, BlockFormat>> = {
   nvfp4: { name: 'nvfp4', element: ELEMENT_FORMATS.e2m1, blockSize: 16, scale: ELEMENT_FORMATS.e4m3, hasTensorScale: true },
 };
 
+/** Every format quantize() takes: the block formats above, then FGMP (mixed NVFP4/FP8 blocks). */
+export const QUANT_FORMAT_NAMES: readonly (BlockFormatName | 'fgmp')[] = [...(Object.keys(BLOCK_FORMATS) as BlockFormatName[]), 'fgmp'];
+
 /** Input dtypes: float32, and 16-bit floats carried in a Uint16Array. */
 export type DtypeName = 'f32' | 'bf16' | 'f16';
 export const DtypeId = { f32: 0, bf16: 1, f16: 2 } as const;

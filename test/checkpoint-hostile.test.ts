@@ -296,3 +296,19 @@ describe('one SIGTERM', () => {
     expect(siblingsOf(out)).toEqual([]);
   });
 });
+
+describe('the checkpoint API refuses bad arguments by name', () => {
+  it('quantizeCheckpoint and writeSafetensors', async () => {
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), null as never)).rejects.toThrow('quantizeCheckpoint: options must be an object { format, layout?, … }, got null');
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'toString' as never })).rejects.toThrow(/quantizeCheckpoint: options\.format must be one of mxfp4, .*fgmp, got "toString"/);
+    await expect(quantizeCheckpoint(42 as never, join(root, 'api-1'), { format: 'mxfp4' })).rejects.toThrow('quantizeCheckpoint: input must be a path');
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: options\.signal must be an AbortSignal/);
+    expect(existsSync(join(root, 'api-1'))).toBe(false);
+    const p = join(root, 'api.safetensors');
+    await expect(writeSafetensors(p, null as never)).rejects.toThrow('writeSafetensors: tensors must be an array');
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [2], data: new Uint8Array(4) }])).rejects.toThrow('writeSafetensors: tensors[0].data must hold 8 bytes for F32 × [2], got 4');
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F33', shape: [2], data: new Uint8Array(8) }])).rejects.toThrow(/tensors\[0\]\.dtype must be a safetensors dtype/);
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [2], data: new Float32Array(2) as never }])).rejects.toThrow('writeSafetensors: tensors[0].data must be a Uint8Array');
+    expect(existsSync(p)).toBe(false);
+  });
+});

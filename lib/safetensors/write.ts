@@ -123,6 +123,7 @@ export async function writeSafetensors(
   tensors: Array<TensorSpec & { data: Uint8Array }>,
   metadata?: Record<string, string>,
 ): Promise<void> {
+  checkWriteArguments('writeSafetensors', finalPath, tensors, metadata);
   const w = await SafetensorsWriter.create(finalPath, tensors, metadata);
   try {
     for (const t of tensors) await w.write(t.name, t.data);
@@ -130,5 +131,28 @@ export async function writeSafetensors(
   } catch (err) {
     await w.abort();
     throw err;
+  }
+}
+
+/** Argument checks with errors that name the function, the argument and what was expected. */
+function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, metadata: unknown): void {
+  if (typeof finalPath !== 'string' || finalPath === '') throw new TypeError(`${fn}: finalPath must be a non-empty string, got ${typeof finalPath}`);
+  if (!Array.isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of { name, dtype, shape, data }, got ${tensors === null ? 'null' : typeof tensors}`);
+  tensors.forEach((t: unknown, i) => {
+    const at = `${fn}: tensors[${i}]`;
+    if (t === null || typeof t !== 'object') throw new TypeError(`${at} must be an object { name, dtype, shape, data }`);
+    const { name, dtype, shape, data } = t as Record<string, unknown>;
+    if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${typeof name}`);
+    if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw new RangeError(`${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      throw new TypeError(`${at}.shape must be an array of non-negative integers`);
+    }
+    if (!(ArrayBuffer.isView(data) && Object.prototype.toString.call(data) === '[object Uint8Array]')) throw new TypeError(`${at}.data must be a Uint8Array`);
+    const want = specByteLength({ name, dtype, shape: shape as number[] });
+    if ((data as Uint8Array).byteLength !== want) throw new RangeError(`${at}.data must hold ${want} bytes for ${dtype} × [${shape.join(', ')}], got ${(data as Uint8Array).byteLength}`);
+  });
+  if (metadata !== undefined) {
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new TypeError(`${fn}: metadata must be an object of strings`);
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`${fn}: metadata[${JSON.stringify(k)}] must be a string, got ${typeof v}`);
   }
 }
