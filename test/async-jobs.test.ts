@@ -182,6 +182,20 @@ describe.each(testedBackends())('environment teardown with jobs in flight (%s)',
   });
 });
 
+describe.each(testedBackends())('process exit with jobs in flight (%s)', (backend) => {
+  it('process.exit() while jobs run ends the process with its own status, no crash', () => {
+    const r = child(backend, `
+      const x = new Float32Array(1 << 22).fill(0.75);
+      for (let i = 0; i < 6; i++) fp4.quantizeAsync(x, { format: i % 2 ? 'nvfp4' : 'mxfp8_e4m3', shape: [1024, 4096] });
+      const w = fp4.quantize(x.subarray(0, 256 * 4096), { format: 'mxfp4', shape: [256, 4096] });
+      fp4.matmulAsync(x.subarray(0, 256 * 4096), w);
+      setImmediate(() => process.exit(7));
+    `);
+    expect(r.signal, r.out).toBeNull();
+    expect(r.status, r.out).toBe(7);
+  });
+});
+
 describe.each(testedBackends())('weights between products (%s)', (backend) => {
   it('a plain tensor changed after a product is multiplied with its new values; a prepared one keeps its snapshot', () => {
     expectClean(child(backend, `
