@@ -5,7 +5,7 @@ import { registerBackendLoader, setBackend } from './backend.js';
 import type { Kernels } from './backends/kernels.js';
 import { describe } from './describe.js';
 import { isArrayBuffer } from './typed-arrays.js';
-import { instantiateWasmKernels } from './wasm-memory.js';
+import { instantiateWasmKernels } from './backends/wasm.js';
 
 let wasm: Kernels | null = null;
 

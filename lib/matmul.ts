@@ -27,7 +27,8 @@ import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
 import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
 import { isFp8Block } from './fgmp/select.js';
 import { getKernels } from './backend.js';
-import { isFp4Weights, nativeMatmulDecoded, nativeMatmulFast, nativeMatmulFastAsync, repackWeights, type NativeMatmul } from './matmul-native.js';
+import { isFp4Weights, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from './backends/matmul-glue.js';
+import type { DecodedOperand, MatmulKernels } from './backends/kernels.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from './pack.js';
@@ -46,17 +47,7 @@ export interface MatmulOptions {
   shape?: number[];
 }
 
-/** An operand decoded to exact element values (rows × paddedK) and one multiplier per block. */
-export interface DecodedOperand {
-  rows: number;
-  cols: number;
-  blockSize: number;
-  values: Float32Array;
-  paddedCols: number;
-  /** Decode multiplier of block j of row r at [r * blocksPerRow + j]. */
-  blockScales: Float32Array;
-  blocksPerRow: number;
-}
+export type { DecodedOperand } from './backends/kernels.js';
 
 const tableCache = new Map<string, Float32Array>();
 function elementTable(format: BlockFormat): Float32Array {
@@ -217,7 +208,7 @@ export function prepareWeights(b: MatmulOperand): PreparedWeights {
 }
 
 /** The repacked weights for the fast kernel (the handle's own, or fresh ones); call done() after. */
-function fastWeights(fn: string, kernels: NativeMatmul, p: PreparedMatmul): { packed: unknown; done: () => void } {
+function fastWeights(fn: string, kernels: MatmulKernels, p: PreparedMatmul): { packed: unknown; done: () => void } {
   if (p.prepared) return p.prepared.use(fn, kernels, repackWeights);
   const packed = repackWeights(kernels, p.b);
   return { packed, done: () => kernels.releaseFp4Weights(packed) };
@@ -241,14 +232,14 @@ function product(fn: string, p: PreparedMatmul): Float32Array {
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      return nativeMatmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
+      return matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
     } finally {
       w.done();
     }
   }
   const ad = decodeOperand(`${fn} (a)`, p.a);
   const bd = decodeOperand(`${fn} (b)`, p.b);
-  if (kernels?.matmulDecoded) return nativeMatmulDecoded(kernels, ad, bd, p.bias);
+  if (kernels?.matmulDecoded) return matmulDecodedOn(kernels, ad, bd, p.bias);
   return matmulDecoded(ad, bd, p.bias);
 }
 
@@ -320,7 +311,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      if (kernels.matmulFp4Int8Async) return canonicalNaNs(await nativeMatmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias));
+      if (kernels.matmulFp4Int8Async) return canonicalNaNs(await matmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias));
       const act = p.ownA ? p.a as QuantizedTensor : ownOperand(p.a) as QuantizedTensor;
       const bias = p.bias?.slice();
       const out = new Float32Array(m * n);
@@ -328,7 +319,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
       for (let r0 = 0; r0 < m; r0 += per) {
         await turn();
         const r1 = Math.min(m, r0 + per);
-        out.set(nativeMatmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
+        out.set(matmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
       }
       return canonicalNaNs(out);
     } finally {
@@ -345,7 +336,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
     await turn();
     const r1 = Math.min(m, r0 + per);
     const rows = decodedRows(ad, r0, r1);
-    out.set(kernels?.matmulDecoded ? nativeMatmulDecoded(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
+    out.set(kernels?.matmulDecoded ? matmulDecodedOn(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
   }
   return canonicalNaNs(out);
 }

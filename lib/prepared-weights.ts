@@ -12,7 +12,7 @@
 // an undisposed handle is freed when it is garbage collected.
 
 import type { FgmpTensor } from './fgmp/quantize.js';
-import type { NativeMatmul } from './matmul-native.js';
+import type { MatmulKernels } from './backends/kernels.js';
 import type { QuantizedTensor } from './quantize.js';
 
 export type MatmulOperand = QuantizedTensor | FgmpTensor;
@@ -33,7 +33,7 @@ export class PreparedWeights {
   readonly format: MatmulOperand['format'];
   readonly shape: readonly [number, number];
   #operand: MatmulOperand | null;
-  readonly #packed = new Map<NativeMatmul, unknown>();
+  readonly #packed = new Map<MatmulKernels, unknown>();
   #users = 0;
 
   /** Use prepareWeights(); the operand must already be validated. */
@@ -55,7 +55,7 @@ export class PreparedWeights {
 
   /** The kernel's repacked copy for this backend, made on first use, held until `done()`:
    *  a dispose() meanwhile frees it only when the last product using it is done. */
-  use(fn: string, kernels: NativeMatmul, repack: (kernels: NativeMatmul, b: MatmulOperand) => unknown): { packed: unknown; done: () => void } {
+  use(fn: string, kernels: MatmulKernels, repack: (kernels: MatmulKernels, b: MatmulOperand) => unknown): { packed: unknown; done: () => void } {
     const operand = this.operand(fn);
     let p = this.#packed.get(kernels);
     if (p === undefined) this.#packed.set(kernels, (p = repack(kernels, operand)));

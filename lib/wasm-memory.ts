@@ -6,8 +6,6 @@
 // (lib/browser.ts) instantiates from bytes it fetched, the Node loader (lib/backends/wasm.ts)
 // from the file it read.
 
-import type { Kernels } from './backends/kernels.js';
-import { wasmKernels } from './backends/wasm.js';
 import { bufferOf, byteLengthOf, byteOffsetOf } from './typed-arrays.js';
 
 /** The module's exports (pointers are byte offsets into `memory`; bool arguments are 0/1). */
@@ -136,18 +134,3 @@ export function instantiateWasmModule(bytes: BufferSource): WasmMemory {
   return new WasmMemory(instance.exports as unknown as WasmExports);
 }
 
-/** The same, compiled off the main thread (browsers: any module size). */
-export async function instantiateWasmModuleAsync(bytes: BufferSource): Promise<WasmMemory> {
-  const module = await WebAssembly.compile(bytes);
-  const instance = await WebAssembly.instantiate(module, { env: { abort } });
-  return new WasmMemory(instance.exports as unknown as WasmExports);
-}
-
-/** The wasm backend's kernels over a module given as bytes (the browser entry's loader). */
-export function instantiateWasmKernels(bytes: BufferSource): Kernels {
-  return wasmKernels(instantiateWasmModule(bytes));
-}
-
-export async function instantiateWasmKernelsAsync(bytes: BufferSource): Promise<Kernels> {
-  return wasmKernels(await instantiateWasmModuleAsync(bytes));
-}

@@ -7,7 +7,7 @@ import { jsKernels } from '../lib/backends/js.js';
 import { SCRATCH_BYTES, wasmKernels } from '../lib/backends/wasm.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/formats.js';
 import { decodeOperand, matmulDecoded } from '../lib/matmul.js';
-import { nativeMatmulFast, repackWeights } from '../lib/matmul-native.js';
+import { matmulFast, repackWeights } from '../lib/backends/matmul-glue.js';
 import { quantize } from '../lib/quantize.js';
 import { instantiateWasmModule } from '../lib/wasm-memory.js';
 import { availableBackends } from '../lib/index.js';
@@ -140,7 +140,7 @@ describe.runIf(built)('wasm backend', () => {
         const bias = gaussian(n, 3);
         for (const withBias of [false, true]) {
           const want = matmulDecoded(decodeOperand('test', a), decodeOperand('test', b as never), withBias ? bias : undefined);
-          const got = nativeMatmulFast(kernels.matmul!, a, repackWeights(kernels.matmul!, b as never), n, withBias ? bias : undefined);
+          const got = matmulFast(kernels.matmul!, a, repackWeights(kernels.matmul!, b as never), n, withBias ? bias : undefined);
           expect(firstBitDifference(got, want), `${format} [${m}, ${n}, ${k}] bias ${withBias}`).toBe(-1);
         }
       }
@@ -152,7 +152,7 @@ describe.runIf(built)('wasm backend', () => {
       const b = quantize(gaussian(n * k, 5, 0.1), { format: 'nvfp4', shape: [n, k] });
       const a = quantize(gaussian(m * k, 6), { format: 'mxint8', shape: [m, k] });
       const want = matmulDecoded(decodeOperand('test', a), decodeOperand('test', b));
-      expect(firstBitDifference(nativeMatmulFast(kernels.matmul!, a, repackWeights(kernels.matmul!, b), n, undefined), want)).toBe(-1);
+      expect(firstBitDifference(matmulFast(kernels.matmul!, a, repackWeights(kernels.matmul!, b), n, undefined), want)).toBe(-1);
       const out = new Float32Array(m * n);
       const packed = kernels.matmul!.repackFp4Weights(b.data, Float32Array.from(b.scales, () => 0), null, null, n, k, 16);
       out.fill(1);

@@ -13,7 +13,6 @@
 //   `firstIndex` (default 0) is the global flat index of src[0], so a caller that splits a tensor
 //   into row ranges (threads, chunks) gets the same bits as one call over the whole tensor.
 
-import type { NativeMatmul } from '../matmul-native.js';
 import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } from '../formats.js';
 
 export type BackendName = 'native' | 'wasm' | 'js';
@@ -58,5 +57,34 @@ export interface Kernels {
   fgmpCandidatesAsync?(...args: Parameters<NonNullable<Kernels['fgmpCandidates']>>): Promise<void>;
 
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
-  readonly matmul?: NativeMatmul;
+  readonly matmul?: MatmulKernels;
+}
+
+/** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
+ *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
+export interface MatmulKernels {
+  /** scaleCodes/scaleCoding/tensorScale (1 = E8M0 codes, 2 = E4M3 codes × tensorScale) let the
+   *  native kernels keep the scales compactly; blockScales stay the authority. */
+  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
+    scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
+  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
+  releaseFp4Weights(packed: unknown): void;
+  matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
+  /** Off the JavaScript thread (the addon only). */
+  matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
+  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
+  matmulSimd: string;
+}
+
+/** An operand decoded to exact element values (rows × paddedCols) and one float32 decode
+ *  multiplier per block (matmulDecoded's arguments; lib/matmul.ts builds it). */
+export interface DecodedOperand {
+  rows: number;
+  cols: number;
+  blockSize: number;
+  values: Float32Array;
+  paddedCols: number;
+  /** Decode multiplier of block j of row r at [r * blocksPerRow + j]. */
+  blockScales: Float32Array;
+  blocksPerRow: number;
 }

@@ -7,10 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NativeMatmul } from '../matmul-native.js';
+import type { MatmulKernels } from './kernels.js';
 import type { Kernels } from './kernels.js';
 
-interface Addon extends NativeMatmul {
+interface Addon extends MatmulKernels {
   encodeElements: Kernels['encodeElements'];
   decodeElements: Kernels['decodeElements'];
   quantizeMx: Kernels['quantizeMx'];

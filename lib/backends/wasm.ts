@@ -3,13 +3,14 @@
 // Each call copies its input into the module's memory (lib/wasm-memory.ts) in row chunks of at
 // most SCRATCH_BYTES, runs the kernel and copies the result out; chunks pass their global
 // firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.
-// This file imports nothing from Node at the top level: the browser entry reaches wasmKernels
-// through lib/wasm-memory.ts, and only loadWasmKernels() asks Node for its file system.
+// This file imports nothing from Node at the top level: the browser entry (lib/browser.ts) calls
+// instantiateWasmKernels with bytes it fetched, and only loadWasmKernels() asks Node for its file
+// system. lib/wasm-memory.ts, the owner of the module's memory, imports nothing from here.
 
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../formats.js';
-import type { NativeMatmul } from '../matmul-native.js';
+import type { MatmulKernels } from './kernels.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
-import { instantiateWasmKernels, type WasmMemory } from '../wasm-memory.js';
+import { instantiateWasmModule, type WasmMemory } from '../wasm-memory.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './kernels.js';
 
@@ -252,7 +253,7 @@ function checkRepacked(packed: unknown): RepackedFp4Weights {
 /** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The weights of
  *  the last product stay resident in the module's memory (FGMP FP8 lanes decoded to integers
  *  once), so repeated products with the same weights copy only the activations. */
-export function wasmMatmul(mem: WasmMemory): NativeMatmul {
+export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   const x = mem.exports;
   let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0 };
   function residentWeights(w: RepackedFp4Weights) {
@@ -305,6 +306,11 @@ export function wasmMatmul(mem: WasmMemory): NativeMatmul {
     },
     matmulFp4Int8,
   };
+}
+
+/** The wasm backend's kernels over a module given as bytes (the browser entry's loader too). */
+export function instantiateWasmKernels(bytes: BufferSource): Kernels {
+  return wasmKernels(instantiateWasmModule(bytes));
 }
 
 type NodeFs = typeof import('node:fs');

@@ -1,32 +1,18 @@
-// The native block matmul: E2M1 weights (mxfp4, nvfp4, fgmp) against MXINT8 activations run on
-// the addon's AVX-512 VNNI (or scalar) kernel over weights repacked for it (per call, or once per
-// prepared handle: lib/prepared-weights.ts); every other pairing runs the addon's reference loop
-// over decoded operands. Both keep the order documented in lib/matmul.ts, so results equal the
-// pure-TS reference bit for bit.
+// From the facade's operands to a backend's matmul kernels (MatmulKernels in ./kernels.ts: the
+// addon's AVX-512 VNNI / AVX2 / scalar kernels, or the wasm SIMD128 one). E2M1 weights (mxfp4,
+// nvfp4, fgmp) against MXINT8 activations run the integer kernel over weights repacked for it (per
+// call, or once per prepared handle: lib/prepared-weights.ts); every other pairing runs the addon's
+// reference loop over decoded operands. Both keep the order documented in lib/matmul.ts, so results
+// equal the pure-TS reference bit for bit.
 
-import { E8M0_BIAS } from './block-scale.js';
-import { E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
-import type { FgmpTensor } from './fgmp/quantize.js';
-import { isFp8Block } from './fgmp/select.js';
-import type { DecodedOperand } from './matmul.js';
-import type { MatmulOperand } from './prepared-weights.js';
-import type { QuantizedTensor } from './quantize.js';
+import { E8M0_BIAS } from '../block-scale.js';
+import { E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
+import type { FgmpTensor } from '../fgmp/quantize.js';
+import { isFp8Block } from '../fgmp/select.js';
+import type { DecodedOperand, MatmulKernels } from './kernels.js';
+import type { MatmulOperand } from '../prepared-weights.js';
+import type { QuantizedTensor } from '../quantize.js';
 
-/** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
- *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
-export interface NativeMatmul {
-  /** scaleCodes/scaleCoding/tensorScale (1 = E8M0 codes, 2 = E4M3 codes × tensorScale) let the
-   *  native kernels keep the scales compactly; blockScales stay the authority. */
-  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
-    scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
-  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
-  releaseFp4Weights(packed: unknown): void;
-  matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
-  /** Off the JavaScript thread (the addon only). */
-  matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
-  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
-  matmulSimd: string;
-}
 
 // E8M0 code → its multiplier (0xFF is NaN). A table and a plain loop: Float32Array.from with a
 // mapping callback took ~7 ms for the 65 536 scales of a 512 × 4096 activation, 15 % of the product.
@@ -89,7 +75,7 @@ export function isFp4Weights(b: MatmulOperand): boolean {
 }
 
 /** The weights repacked for this backend's fast kernel (the caller releases them). */
-export function repackWeights(addon: NativeMatmul, b: MatmulOperand): unknown {
+export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
   const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor);
   return addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
 }
@@ -100,7 +86,7 @@ export function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales
 }
 
 /** a · bᵀ on the fast kernel over repacked weights of n rows. */
-export function nativeMatmulFast(addon: NativeMatmul, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Float32Array {
+export function matmulFast(addon: MatmulKernels, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Float32Array {
   const { codes, scales, m } = int8Activations(a);
   const out = new Float32Array(m * n);
   addon.matmulFp4Int8(packed, codes, scales, m, bias ?? null, out);
@@ -108,14 +94,14 @@ export function nativeMatmulFast(addon: NativeMatmul, a: QuantizedTensor, packed
 }
 
 /** The same off the JavaScript thread (native); the job holds the weights until it ends. */
-export async function nativeMatmulFastAsync(addon: NativeMatmul, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Promise<Float32Array> {
+export async function matmulFastAsync(addon: MatmulKernels, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Promise<Float32Array> {
   const { codes, scales, m } = int8Activations(a);
   const out = new Float32Array(m * n);
   await addon.matmulFp4Int8Async!(packed, codes, scales, m, bias ?? null, out);
   return out;
 }
 
-export function nativeMatmulDecoded(addon: NativeMatmul, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
+export function matmulDecodedOn(addon: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
   const out = new Float32Array(a.rows * b.rows);
   addon.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
   return out;
