@@ -147,9 +147,16 @@ export function decodeElement(code: number, format: ElementFormat): number {
   return negative ? -value : value;
 }
 
-/** A full decode table over every code of a format, sign of −0 kept (index by the whole code). */
+const decodeTables = new Map<string, Float32Array>();
+
+/** The decode table over every code of a format, sign of −0 kept (index by the whole code). Made
+ *  once per format and shared by every caller (the reference kernels, matmul, FGMP): read only. */
 export function decodeTable(format: ElementFormat): Float32Array {
-  const table = new Float32Array(1 << format.bits);
-  for (let c = 0; c < table.length; c++) table[c] = decodeElement(c, format);
+  let table = decodeTables.get(format.name);
+  if (table === undefined) {
+    table = new Float32Array(1 << format.bits);
+    for (let c = 0; c < table.length; c++) table[c] = decodeElement(c, format);
+    decodeTables.set(format.name, table);
+  }
   return table;
 }

@@ -22,10 +22,10 @@
 
 import { E8M0_BIAS } from './block-scale.js';
 import { decodeTable } from './element-codec.js';
-import { BLOCK_FORMATS, type BlockFormat, type DtypeName } from './formats.js';
+import { BLOCK_FORMATS, type DtypeName } from './formats.js';
 import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from './fgmp/blocks.js';
 import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from './fgmp/quantize.js';
-import { isFp8Block } from './fgmp/select.js';
+import { forEachFgmpBlock } from './fgmp/stream.js';
 import { getKernels } from './backend.js';
 import { isFp4Weights, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from './backends/matmul-glue.js';
 import type { DecodedOperand, MatmulKernels } from './backends/kernels.js';
@@ -49,13 +49,6 @@ export interface MatmulOptions {
 
 export type { DecodedOperand } from './backends/kernels.js';
 
-const tableCache = new Map<string, Float32Array>();
-function elementTable(format: BlockFormat): Float32Array {
-  let t = tableCache.get(format.name);
-  if (!t) tableCache.set(format.name, (t = decodeTable(format.element)));
-  return t;
-}
-
 /** Decodes an operand checked by readOperand (lengths already match its shape). */
 export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   if (q.format === 'fgmp') return decodeFgmp(fn, q);
@@ -65,7 +58,7 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   const blocksPerRow = Math.ceil(cols / blockSize);
   const paddedCols = blocksPerRow * blockSize;
   const rowBytes = (paddedCols * format.element.bits) / 8;
-  const table = elementTable(format);
+  const table = decodeTable(format.element);
   const codes = new Uint8Array(paddedCols);
   const values = new Float32Array(rows * paddedCols);
   for (let r = 0; r < rows; r++) {
@@ -88,23 +81,19 @@ function decodeFgmp(fn: string, tensor: FgmpTensor): DecodedOperand {
   const paddedCols = blocksPerRow * FGMP_BLOCK;
   const values = new Float32Array(rows * paddedCols);
   const blockScales = new Float32Array(rows * blocksPerRow);
-  let o = 0;
-  let s = 0;
-  for (let b = 0; b < rows * blocksPerRow; b++) {
+  forEachFgmpBlock(q.mask, rows * blocksPerRow, (b, fp8, o, s) => {
     const base = b * FGMP_BLOCK; // rows are whole blocks, so block b starts at b·16
-    if (isFp8Block(q.mask, b)) {
+    if (fp8) {
       for (let i = 0; i < FGMP_BLOCK; i++) values[base + i] = E4M3_VALUES[q.data[o + i]];
       blockScales[b] = q.fp8Scale;
-      o += 16;
     } else {
       for (let i = 0; i < FGMP_BLOCK; i++) {
         const byte = q.data[o + (i >> 1)];
         values[base + i] = E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4];
       }
-      blockScales[b] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s++]]);
-      o += 8;
+      blockScales[b] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
     }
-  }
+  });
   return { rows, cols, blockSize: FGMP_BLOCK, values, paddedCols, blockScales, blocksPerRow };
 }
 

@@ -34,13 +34,6 @@ export function quantizeScaledElement(bits: number, scaleExponent: number, forma
   return negative ? mag | format.signBit : mag;
 }
 
-const tables = new Map<number, Float32Array>();
-function tableFor(format: ElementFormat): Float32Array {
-  let t = tables.get(format.id);
-  if (!t) tables.set(format.id, (t = decodeTable(format)));
-  return t;
-}
-
 function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex = 0): number {
   src = guardSource('encodeElements', src, dtype, 0);
   out = guardBytes('encodeElements', 'out', out, src.length);
@@ -63,7 +56,7 @@ function encodeElements(src: Source, dtype: DtypeIdValue, formatId: ElementIdVal
 function decodeElements(codes: Uint8Array, formatId: ElementIdValue, out: Float32Array): void {
   codes = guardBytes('decodeElements', 'codes', codes, 0);
   out = guardFloats('decodeElements', 'out', out, codes.length);
-  const table = tableFor(elementFormatById(formatId));
+  const table = decodeTable(elementFormatById(formatId));
   for (let i = 0; i < codes.length; i++) out[i] = table[codes[i]];
 }
 
@@ -119,7 +112,7 @@ function quantizeMx(
 
 function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, formatId: ElementIdValue, out: Float32Array): void {
   const format = elementFormatById(formatId);
-  const table = tableFor(format);
+  const table = decodeTable(format);
   const blockSize = 32;
   const blocksPerRow = Math.ceil(cols / blockSize);
   const blockBytes = (blockSize * format.bits) / 8;
@@ -171,7 +164,7 @@ function quantizeNvfp4(
   src = guardSource('quantizeNvfp4', src, dtype, rows * cols);
   data = guardBytes('quantizeNvfp4', 'data', data, rows * blocksPerRow * 8);
   scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
-  const e4m3Table = tableFor(e4m3);
+  const e4m3Table = decodeTable(e4m3);
   const bits = new Uint32Array(blockSize);
   const codes = new Uint8Array(blockSize);
   for (let row = 0; row < rows; row++) {
@@ -204,8 +197,8 @@ function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, col
   data = guardBytes('dequantizeNvfp4', 'data', data, rows * blocksPerRow * 8);
   scales = guardBytes('dequantizeNvfp4', 'scales', scales, rows * blocksPerRow);
   out = guardFloats('dequantizeNvfp4', 'out', out, rows * cols);
-  const e2m1Table = tableFor(e2m1);
-  const e4m3Table = tableFor(e4m3);
+  const e2m1Table = decodeTable(e2m1);
+  const e4m3Table = decodeTable(e4m3);
   const codes = new Uint8Array(blockSize);
   for (let row = 0; row < rows; row++) {
     for (let b = 0; b < blocksPerRow; b++) {

@@ -8,7 +8,7 @@
 import { E8M0_BIAS } from '../block-scale.js';
 import { E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
-import { isFp8Block } from '../fgmp/select.js';
+import { forEachFgmpBlock } from '../fgmp/stream.js';
 import type { DecodedOperand, MatmulKernels } from './kernels.js';
 import type { MatmulOperand } from '../prepared-weights.js';
 import type { QuantizedTensor } from '../quantize.js';
@@ -53,20 +53,16 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const fp8Codes = new Uint8Array(n * paddedK);
   const fp8Blocks = new Uint8Array(blocks);
   const blockScales = new Float32Array(blocks);
-  let o = 0;
-  let s = 0;
-  for (let blk = 0; blk < blocks; blk++) {
-    if (isFp8Block(q.mask, blk)) {
+  forEachFgmpBlock(q.mask, blocks, (blk, fp8, o, s) => {
+    if (fp8) {
       fp8Blocks[blk] = 1;
       fp8Codes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
       blockScales[blk] = q.fp8Scale;
-      o += 16;
     } else {
       nibbles.set(q.data.subarray(o, o + 8), blk * 8);
-      blockScales[blk] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s++]]);
-      o += 8;
+      blockScales[blk] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
     }
-  }
+  });
   return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, ...none };
 }
 

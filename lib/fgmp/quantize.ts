@@ -21,7 +21,8 @@ import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
 } from './blocks.js';
-import { assignPrecision, countFp8Blocks, isFp8Block, selectThreshold, type Selection } from './select.js';
+import { forEachFgmpBlock } from './stream.js';
+import { assignPrecision, countFp8Blocks, selectThreshold, type Selection } from './select.js';
 
 export interface FgmpOptions {
   shape?: number[];
@@ -237,22 +238,19 @@ export function fgmpImpacts(x: Float32Array | Uint16Array, options: FgmpOptions,
 
 function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: number, tiesTaken: number): FgmpTensor {
   const blocks = p.rows * p.blocksPerRow;
-  let fp8Blocks = 0;
-  for (let b = 0; b < blocks; b++) if (isFp8Block(mask, b)) fp8Blocks++;
+  const fp8Blocks = countFp8Blocks(mask, blocks);
   const fp4Blocks = blocks - fp8Blocks;
   const data = new Uint8Array(fp4Blocks * 8 + fp8Blocks * 16);
   const scales = new Uint8Array(fp4Blocks);
-  let o = 0;
-  let s = 0;
-  for (let b = 0; b < blocks; b++) {
-    if (isFp8Block(mask, b)) {
-      data.set(c.fp8Codes.subarray(b * FGMP_BLOCK, (b + 1) * FGMP_BLOCK), o);
-      o += 16;
+  forEachFgmpBlock(mask, blocks, (b, fp8, o, s) => {
+    const codes = b * FGMP_BLOCK;
+    if (fp8) {
+      data.set(c.fp8Codes.subarray(codes, codes + FGMP_BLOCK), o);
     } else {
-      for (let i = 0; i < FGMP_BLOCK; i += 2) data[o++] = c.fp4Codes[b * FGMP_BLOCK + i] | (c.fp4Codes[b * FGMP_BLOCK + i + 1] << 4);
-      scales[s++] = c.fp4Scales[b];
+      for (let i = 0; i < FGMP_BLOCK; i += 2) data[o + (i >> 1)] = c.fp4Codes[codes + i] | (c.fp4Codes[codes + i + 1] << 4);
+      scales[s] = c.fp4Scales[b];
     }
-  }
+  });
   return {
     format: 'fgmp', shape: p.shape, data, scales, mask, tensorScale: p.tensorScale, fp8Scale: p.fp8Scale, blockSize: 16,
     threshold, tiesTaken, fp4Fraction: blocks === 0 ? 1 : fp4Blocks / blocks,
@@ -318,27 +316,21 @@ export function dequantizeFgmp(tensor: FgmpTensor): Float32Array {
   const q = checkFgmpTensor('dequantize(fgmp)', tensor);
   const { rows, cols, blocksPerRow } = q;
   const out = new Float32Array(rows * cols);
-  let o = 0;
-  let s = 0;
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < blocksPerRow; j++) {
-      const b = r * blocksPerRow + j;
-      const col0 = j * FGMP_BLOCK;
-      const count = Math.min(FGMP_BLOCK, cols - col0);
-      const base = r * cols + col0;
-      if (isFp8Block(q.mask, b)) {
-        for (let i = 0; i < count; i++) out[base + i] = Math.fround(E4M3_VALUES[q.data[o + i]] * q.fp8Scale);
-        o += 16;
-      } else {
-        const total = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s++]]);
-        for (let i = 0; i < count; i++) {
-          const byte = q.data[o + (i >> 1)];
-          out[base + i] = Math.fround(E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4] * total);
-        }
-        o += 8;
+  forEachFgmpBlock(q.mask, rows * blocksPerRow, (b, fp8, o, s) => {
+    const r = Math.floor(b / blocksPerRow);
+    const col0 = (b - r * blocksPerRow) * FGMP_BLOCK;
+    const count = Math.min(FGMP_BLOCK, cols - col0);
+    const base = r * cols + col0;
+    if (fp8) {
+      for (let i = 0; i < count; i++) out[base + i] = Math.fround(E4M3_VALUES[q.data[o + i]] * q.fp8Scale);
+    } else {
+      const total = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
+      for (let i = 0; i < count; i++) {
+        const byte = q.data[o + (i >> 1)];
+        out[base + i] = Math.fround(E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4] * total);
       }
     }
-  }
+  });
   return out;
 }
 
