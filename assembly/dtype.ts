@@ -23,13 +23,6 @@ export function f16BitsToF32Bits(h: u32): u32 {
   return sign | (<u32>(e + 127) << 23) | ((mant << (23 - lead)) & 0x7fffff);
 }
 
-/** Bytes one element of `dtype` takes. */
-// @ts-ignore: decorator
-@inline
-export function dtypeBytes(dtype: i32): usize {
-  return dtype == DTYPE_F32 ? 4 : 2;
-}
-
 /** Float32 bits of element `index` of a source of `dtype`. */
 // @ts-ignore: decorator
 @inline

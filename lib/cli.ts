@@ -3,7 +3,7 @@
 // `fp4kit inspect` shows what a checkpoint holds. Errors are one line, `fp4kit: <file>: <problem>`,
 // exit code 1 (2 for usage errors, 130 when interrupted).
 
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from './index.js';
@@ -12,6 +12,7 @@ import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type Checkpoi
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { removeStagingSync } from './safetensors/output-folder.js';
+import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
 
@@ -221,15 +222,14 @@ function pad(s: string, n: number): string {
 async function writePlots(dir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
-  const save = (name: string, svg: string) => {
+  const save = async (name: string, svg: string) => {
     const path = join(dir, name);
-    writeFileSync(`${path}.tmp`, svg);
-    renameSync(`${path}.tmp`, path);
+    await writeFileAtomic(path, svg);
     written.push(path);
   };
   const quantized = summary?.tensors.filter((t) => t.action === 'quantized' && t.relRmse !== undefined) ?? [];
   if (quantized.length > 0) {
-    save('errors.svg', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
+    await save('errors.svg', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
   }
   for (const t of summary?.tensors ?? []) {
     if (t.format !== 'fgmp' || t.action !== 'quantized') continue;
@@ -237,7 +237,7 @@ async function writePlots(dir: string, ckpt: CheckpointFiles, summary: Checkpoin
     if (!info) continue;
     const cols = t.shape[t.shape.length - 1];
     const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
-    save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.svg`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
+    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.svg`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
   }
   process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
 }

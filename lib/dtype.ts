@@ -1,7 +1,6 @@
 // 16-bit float inputs (bf16 and IEEE f16, carried in a Uint16Array) widened exactly to float32.
 // Widening is exact, so quantizing a bf16 tensor equals quantizing its float32 copy.
 
-import { bitsToFloat } from './element-codec.js';
 import { DtypeId, type DtypeIdValue } from './formats.js';
 
 export function bf16BitsToF32Bits(h: number): number {
@@ -48,4 +47,3 @@ export function widenToF32(src: Uint16Array, dtype: DtypeIdValue): Float32Array 
   return out;
 }
 
-export { bitsToFloat };

@@ -4,7 +4,7 @@
 
 import { guardBytes, guardDims, guardFloats } from './backends/kernel-guards.js';
 
-export const TILE_COLUMNS = 16;
+const TILE_COLUMNS = 16;
 
 export interface RepackedFp4Weights {
   nibbles: Uint8Array; // [tiles][kGroups][64]

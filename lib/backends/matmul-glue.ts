@@ -33,7 +33,7 @@ function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array
 }
 
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
-export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
+function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
   const none = { scaleCodes: null, scaleCoding: 0, tensorScale: 0 };
   if (b.format === 'mxfp4') {
@@ -77,7 +77,7 @@ export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
 }
 
 /** Fast path arguments for MXINT8 activations. */
-export function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales: Float32Array; m: number } {
+function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales: Float32Array; m: number } {
   return { codes: a.data, scales: e8m0Multipliers(a.scales), m: a.shape[0] };
 }
 

@@ -27,7 +27,7 @@ interface Addon extends MatmulKernels {
 }
 
 /** The package root: the nearest folder above this file whose package.json is fp4kit's. */
-export function packageRoot(): string {
+function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = join(dir, 'package.json');

@@ -7,6 +7,7 @@
 // instantiateWasmKernels with bytes it fetched, and only loadWasmKernels() asks Node for its file
 // system. lib/wasm-memory.ts, the owner of the module's memory, imports nothing from here.
 
+import { bitsToFloat } from '../element-codec.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../formats.js';
 import type { MatmulKernels } from './kernels.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
@@ -30,15 +31,6 @@ function sourceBytes(dtype: DtypeIdValue): number {
 function rowsPerChunk(rowBytes: number): number {
   return Math.max(1, Math.floor(SCRATCH_BYTES / Math.max(1, rowBytes)));
 }
-
-const bitsToFloat = (() => {
-  const u32 = new Uint32Array(1);
-  const f32 = new Float32Array(u32.buffer);
-  return (bits: number) => {
-    u32[0] = bits;
-    return f32[0];
-  };
-})();
 
 /** The Kernels table over one instantiated module. */
 export function wasmKernels(mem: WasmMemory): Kernels {

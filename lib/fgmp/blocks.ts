@@ -4,7 +4,7 @@
 // All float steps are float32 operations, in the order written here.
 
 import { E2M1_MAX, E4M3_MAX, nvfp4ScaledBlockScale } from '../block-scale.js';
-import { bitsToFloat, decodeTable, encodeElementBits, floatToBits, roundMagnitude } from '../element-codec.js';
+import { decodeTable, encodeElementBits, floatToBits, roundMagnitude } from '../element-codec.js';
 import { ELEMENT_FORMATS } from '../formats.js';
 
 export const FGMP_BLOCK = 16;
@@ -99,4 +99,3 @@ export function blockAbsMax(x: Float32Array, count: number): number {
   return m;
 }
 
-export { bitsToFloat };

@@ -14,7 +14,7 @@ import type { FgmpTensor } from '../fgmp/quantize.js';
 import type { TensorSpec } from '../safetensors/write.js';
 import { f32Bytes, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
-export const FP4KIT_LAYOUT_VERSION = 1;
+const FP4KIT_LAYOUT_VERSION = 1;
 const FGMP_BLOCK = 16;
 
 export interface Fp4kitTensorMeta {
