@@ -5,6 +5,7 @@
 // (FP4KIT_THREADS=1 and 2, each in a child process since the addon reads it at load).
 //
 // Run: npm run bench   (FP4KIT_BENCH_N=2048 for a smaller matrix, FP4KIT_BENCH_FORMATS=mxfp4,nvfp4)
+import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/block-args.js';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableBackends, dequantize, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
@@ -66,11 +67,11 @@ function rows(names: Array<'native' | 'wasm' | 'js'>, threads: string): void {
       let kD: number;
       if (format === 'nvfp4') {
         const t = nvfp4TensorScale(k.absMax(src, DtypeId.f32));
-        kQ = time(() => k.quantizeNvfp4(src, DtypeId.f32, r, N, t, RoundingId.nearest, 0, data, scales), budget);
-        kD = time(() => k.dequantizeNvfp4(data, scales, r, N, t, out), budget);
+        kQ = time(() => k.quantizeBlocks(nvfp4Args(src, DtypeId.f32, r, N, t, RoundingId.nearest, 0, data, scales)), budget);
+        kD = time(() => k.dequantizeBlocks(nvfp4OutArgs(data, scales, r, N, t, out)), budget);
       } else {
-        kQ = time(() => k.quantizeMx(src, DtypeId.f32, r, N, f.element.id, ScaleRuleId.floor, RoundingId.nearest, 0, data, scales), budget);
-        kD = time(() => k.dequantizeMx(data, scales, r, N, f.element.id, out), budget);
+        kQ = time(() => k.quantizeBlocks(mxArgs(src, DtypeId.f32, r, N, f.element.id, ScaleRuleId.floor, RoundingId.nearest, 0, data, scales)), budget);
+        kD = time(() => k.dequantizeBlocks(mxOutArgs(data, scales, r, N, f.element.id, out)), budget);
       }
       const copyEquivalent = copySeconds * (n / elements);
       console.log(`| ${b.name} | ${b.simd} | ${threads} | ${format}${n < elements ? ` (${n} el)` : ''} | ${g(n, apiQ)} | ${g(n, apiOutQ)} | ${g(n, kQ)} | ${g(n, apiD)} | ${g(n, kD)} | ${(kQ / copyEquivalent).toFixed(2)}× |`);

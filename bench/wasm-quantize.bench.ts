@@ -1,6 +1,7 @@
 // WebAssembly vs pure-TS kernels on a 4096×4096 float32 matrix: mxfp4 and nvfp4 quantize and
 // dequantize, in G elements/s (best of several runs, copies into and out of wasm memory included).
 // Run: node --import tsx bench/wasm-quantize.bench.ts
+import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/block-args.js';
 import { jsKernels } from '../lib/backends/js.js';
 import type { Kernels } from '../lib/backends/kernels.js';
 import { loadWasmKernels } from '../lib/backends/wasm.js';
@@ -42,11 +43,11 @@ const out = new Float32Array(N);
 function cases(k: Kernels, runs: number): Record<string, number> {
   const t = nvfp4TensorScale(k.absMax(x, DtypeId.f32));
   return {
-    'mxfp4 quantize': best(runs, () => k.quantizeMx(x, DtypeId.f32, ROWS, COLS, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, mxData, mxScales)),
-    'mxfp4 dequantize': best(runs, () => k.dequantizeMx(mxData, mxScales, ROWS, COLS, ElementId.e2m1, out)),
-    'nvfp4 quantize': best(runs, () => k.quantizeNvfp4(x, DtypeId.f32, ROWS, COLS, t, RoundingId.nearest, 0, nvData, nvScales)),
-    'nvfp4 dequantize': best(runs, () => k.dequantizeNvfp4(nvData, nvScales, ROWS, COLS, t, out)),
-    'nvfp4 quantize (stochastic)': best(runs, () => k.quantizeNvfp4(x, DtypeId.f32, ROWS, COLS, t, RoundingId.stochastic, 1, nvData, nvScales)),
+    'mxfp4 quantize': best(runs, () => k.quantizeBlocks(mxArgs(x, DtypeId.f32, ROWS, COLS, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, mxData, mxScales))),
+    'mxfp4 dequantize': best(runs, () => k.dequantizeBlocks(mxOutArgs(mxData, mxScales, ROWS, COLS, ElementId.e2m1, out))),
+    'nvfp4 quantize': best(runs, () => k.quantizeBlocks(nvfp4Args(x, DtypeId.f32, ROWS, COLS, t, RoundingId.nearest, 0, nvData, nvScales))),
+    'nvfp4 dequantize': best(runs, () => k.dequantizeBlocks(nvfp4OutArgs(nvData, nvScales, ROWS, COLS, t, out))),
+    'nvfp4 quantize (stochastic)': best(runs, () => k.quantizeBlocks(nvfp4Args(x, DtypeId.f32, ROWS, COLS, t, RoundingId.stochastic, 1, nvData, nvScales))),
   };
 }
 

@@ -130,6 +130,8 @@ export type BlockFormatName =
   | 'nvfp4';
 
 export interface BlockFormat {
+  /** The id the block kernels take (quantizeBlocks / dequantizeBlocks; native/formats.h kBlockFormats). */
+  readonly id: number;
   readonly name: BlockFormatName;
   readonly element: ElementFormat;
   readonly blockSize: number;
@@ -139,19 +141,28 @@ export interface BlockFormat {
   readonly hasTensorScale: boolean;
 }
 
-function mx(name: BlockFormatName, element: ElementFormatName | 'int8'): BlockFormat {
-  return { name, element: ELEMENT_FORMATS[element], blockSize: 32, scale: ELEMENT_FORMATS.e8m0, hasTensorScale: false };
+function mx(id: number, name: BlockFormatName, element: ElementFormatName | 'int8'): BlockFormat {
+  return { id, name, element: ELEMENT_FORMATS[element], blockSize: 32, scale: ELEMENT_FORMATS.e8m0, hasTensorScale: false };
 }
 
+/** The block formats, one entry each: the single place the MX / NVFP4 difference is written down
+ *  (block size, scale format, tensor scale). Every layer's block kernels take the entry's id. */
 export const BLOCK_FORMATS: Readonly<Record<BlockFormatName, BlockFormat>> = {
-  mxfp4: mx('mxfp4', 'e2m1'),
-  mxfp6_e2m3: mx('mxfp6_e2m3', 'e2m3'),
-  mxfp6_e3m2: mx('mxfp6_e3m2', 'e3m2'),
-  mxfp8_e4m3: mx('mxfp8_e4m3', 'e4m3'),
-  mxfp8_e5m2: mx('mxfp8_e5m2', 'e5m2'),
-  mxint8: mx('mxint8', 'int8'),
-  nvfp4: { name: 'nvfp4', element: ELEMENT_FORMATS.e2m1, blockSize: 16, scale: ELEMENT_FORMATS.e4m3, hasTensorScale: true },
+  mxfp4: mx(0, 'mxfp4', 'e2m1'),
+  mxfp6_e2m3: mx(1, 'mxfp6_e2m3', 'e2m3'),
+  mxfp6_e3m2: mx(2, 'mxfp6_e3m2', 'e3m2'),
+  mxfp8_e4m3: mx(3, 'mxfp8_e4m3', 'e4m3'),
+  mxfp8_e5m2: mx(4, 'mxfp8_e5m2', 'e5m2'),
+  mxint8: mx(5, 'mxint8', 'int8'),
+  nvfp4: { id: 6, name: 'nvfp4', element: ELEMENT_FORMATS.e2m1, blockSize: 16, scale: ELEMENT_FORMATS.e4m3, hasTensorScale: true },
 };
+
+const BLOCK_FORMATS_BY_ID: readonly BlockFormat[] = Object.values(BLOCK_FORMATS).sort((a, b) => a.id - b.id);
+
+/** The table entry of a block-kernel format id, or undefined. */
+export function blockFormatById(id: unknown): BlockFormat | undefined {
+  return typeof id === 'number' && Number.isInteger(id) ? BLOCK_FORMATS_BY_ID[id] : undefined;
+}
 
 /** Every format quantize() takes: the block formats above, then FGMP (mixed NVFP4/FP8 blocks). */
 export const QUANT_FORMAT_NAMES: readonly (BlockFormatName | 'fgmp')[] = [...(Object.keys(BLOCK_FORMATS) as BlockFormatName[]), 'fgmp'];

@@ -11,11 +11,10 @@
 // synchronous call and the result is bit-identical to quantize().
 
 import { getKernels } from './backend.js';
-import { nvfp4TensorScale } from './block-scale.js';
-import { BLOCK_FORMATS, DtypeId, RoundingId, ScaleRuleId, packedRowBytes } from './formats.js';
-import { checkQuantizeOut, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+import { DtypeId } from './formats.js';
+import { planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
-import { checkBlockFormat, checkOptions, checkRounding, checkScaleRule, checkShape, checkSignal, checkSource, checkTensorScale, readShape } from './validate.js';
+import { checkOptions, checkSignal } from './validate.js';
 import type { Kernels, Source } from './backends/kernels.js';
 import { abortable, snapshotArray } from './async-jobs.js';
 
@@ -46,75 +45,29 @@ export async function quantizeAsync(
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
     return abortable(quantizeFgmpAsync(x, options as FgmpOptions, signal), signal);
   }
-  // Each option is read once, before the input is looked at (a getter cannot change it later).
-  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
-  const formatName = checkBlockFormat(fn, formatOption);
-  const format = BLOCK_FORMATS[formatName];
-  const dims = readShape(fn, shapeOption);
-  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
-  const givenScale = formatName === 'nvfp4' && tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
-  const { dtype, x: input } = checkSource(fn, x, dtypeOption);
-  x = input;
-  const { rows, cols, shape } = checkShape(fn, dims, x.length);
-  const rowBytes = packedRowBytes(format, cols);
-  const blocksPerRow = Math.ceil(cols / format.blockSize);
-  // out: the caller's arrays, written when the job ends (native) or slice by slice (wasm, js);
-  // they must not be used until the Promise settles.
-  const out = checkQuantizeOut(fn, outOption, rows * rowBytes, rows * blocksPerRow);
-  const data = out?.data ?? new Uint8Array(rows * rowBytes);
-  const scales = out?.scales ?? new Uint8Array(rows * blocksPerRow);
+  const p = planQuantize(fn, x, opts);
   const kernels = getKernels();
-  const isNvfp4 = formatName === 'nvfp4';
-  const asyncKernel = isNvfp4 ? kernels.quantizeNvfp4Async : kernels.quantizeMxAsync;
-
-  let scaleRule: 'floor' | 'ceil' | undefined;
-  if (isNvfp4) {
-    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
-  } else {
-    if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
-    scaleRule = checkScaleRule(fn, scaleRuleOption);
+  const dtype = DtypeId[p.dtype];
+  if (kernels.quantizeBlocksAsync) {
+    // One job over the whole tensor, started now (it snapshots x; `out` arrays are written when it
+    // ends). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
+    const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, dtype)) : 0;
+    await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, p.src, 0, p.rows)), signal);
+    return p.result(tensorScale);
   }
-  const result = (tensorScale: number): QuantizedTensor => isNvfp4
-    ? { format: formatName, shape, data, scales, tensorScale, blockSize: format.blockSize }
-    : { format: formatName, shape, data, scales, blockSize: format.blockSize, scaleRule };
-
-  if (asyncKernel) {
-    // One job over the whole tensor, started now (it snapshots x). The tensor-amax pass is a
-    // memory-speed read on the addon's threads, done here before the job starts.
-    let tensorScale = 0;
-    if (isNvfp4) {
-      const amax = kernels.absMax(x as Source, DtypeId[dtype]);
-      if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
-      tensorScale = givenScale ?? nvfp4TensorScale(amax);
-      await abortable(kernels.quantizeNvfp4Async!(x as Source, DtypeId[dtype], rows, cols, tensorScale, RoundingId[rounding], seed, data, scales, 0), signal);
-    } else {
-      await abortable(kernels.quantizeMxAsync!(x as Source, DtypeId[dtype], rows, cols, format.element.id, ScaleRuleId[scaleRule!], RoundingId[rounding], seed, data, scales, 0), signal);
-    }
-    return result(tensorScale);
-  }
-
-  // Chunks on this thread, over a copy taken now.
-  const src = snapshotArray(x);
+  // Chunks on this thread, over a copy taken now (`out` arrays are written chunk by chunk).
+  const src = snapshotArray(p.src);
+  const { rows, cols } = p;
   const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
-  let tensorScale = 0;
-  if (isNvfp4) {
-    const amax = await chunkedAbsMax(kernels, src, DtypeId[dtype], rows, cols, rowsPerChunk, signal);
-    if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
-    tensorScale = givenScale ?? nvfp4TensorScale(amax);
-  }
+  const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
     signal?.throwIfAborted();
     const r1 = Math.min(rows, r0 + rowsPerChunk);
-    const chunk = src.subarray(r0 * cols, r1 * cols) as Source;
-    const d = data.subarray(r0 * rowBytes, r1 * rowBytes);
-    const s = scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow);
-    const first = r0 * cols;
-    if (isNvfp4) kernels.quantizeNvfp4(chunk, DtypeId[dtype], r1 - r0, cols, tensorScale, RoundingId[rounding], seed, d, s, first);
-    else kernels.quantizeMx(chunk, DtypeId[dtype], r1 - r0, cols, format.element.id, ScaleRuleId[scaleRule!], RoundingId[rounding], seed, d, s, first);
+    kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
     if (r1 < rows) await turn();
   }
   signal?.throwIfAborted();
-  return result(tensorScale);
+  return p.result(tensorScale);
 }
 
 /** max |x| chunk by chunk (max is order-free, NaN anywhere gives NaN). */

@@ -16,6 +16,7 @@ import {
 } from './formats.js';
 import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from './fgmp/quantize.js';
 import { plainView } from './typed-arrays.js';
+import type { QuantizeBlocksArgs, Source } from './backends/kernels.js';
 import {
   checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readShape,
 } from './validate.js';
@@ -72,6 +73,67 @@ export interface QuantizedTensor {
   scaleRule?: ScaleRuleName;
 }
 
+/**
+ * One block-format quantize call, decided once for quantize() and quantizeAsync(): options read
+ * once (a getter cannot change them later) and checked, the input viewed, the outputs chosen.
+ * `call` builds the kernel arguments for rows [r0, r1) of a source; `result` the tensor.
+ */
+export interface QuantizePlan {
+  format: BlockFormat;
+  shape: number[];
+  rows: number;
+  cols: number;
+  dtype: DtypeName;
+  src: Source;
+  /** NVFP4: the caller's calibrated decode scale, if any. */
+  givenTensorScale: number | undefined;
+  call(tensorScale: number, src: Source, r0: number, r1: number): QuantizeBlocksArgs;
+  result(tensorScale: number): QuantizedTensor;
+}
+
+export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): QuantizePlan {
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
+  const formatName = checkBlockFormat(fn, formatOption);
+  const format = BLOCK_FORMATS[formatName];
+  const dims = readShape(fn, shapeOption);
+  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
+  let givenTensorScale: number | undefined;
+  let scaleRule: ScaleRuleName | undefined;
+  if (format.hasTensorScale) {
+    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not ${formatName}`);
+    givenTensorScale = tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
+  } else {
+    if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
+    scaleRule = checkScaleRule(fn, scaleRuleOption);
+  }
+  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
+  const { rows, cols, shape } = checkShape(fn, dims, src.length);
+  const rowBytes = packedRowBytes(format, cols);
+  const blocksPerRow = Math.ceil(cols / format.blockSize);
+  const out = checkQuantizeOut(fn, outOption, rows * rowBytes, rows * blocksPerRow);
+  // The kernels write through plain views; the result hands back the caller's own arrays.
+  const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
+  const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  const result = out ?? { data, scales };
+  return {
+    format, shape, rows, cols, dtype, src, givenTensorScale,
+    call: (tensorScale, from, r0, r1) => ({
+      format: format.id, rows: r1 - r0, cols, src: from, dtype: DtypeId[dtype],
+      data: data.subarray(r0 * rowBytes, r1 * rowBytes), scales: scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow),
+      tensorScale, scaleRule: ScaleRuleId[scaleRule ?? 'floor'], rounding: RoundingId[rounding], seed, firstIndex: r0 * cols,
+    }),
+    result: (tensorScale) => format.hasTensorScale
+      ? { format: formatName, shape, data: result.data, scales: result.scales, tensorScale, blockSize: format.blockSize }
+      : { format: formatName, shape, data: result.data, scales: result.scales, blockSize: format.blockSize, scaleRule },
+  };
+}
+
+/** The decode scale of a format with a tensor scale, from the input's max |x| (NaN/Inf refused). */
+export function planTensorScale(fn: string, p: QuantizePlan, amax: number): number {
+  if (!Number.isFinite(amax)) throw new RangeError(`${fn}: ${p.format.name} input holds NaN or Inf, which E2M1 cannot represent`);
+  return p.givenTensorScale ?? nvfp4TensorScale(amax);
+}
+
 export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' }): FgmpTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
@@ -81,33 +143,11 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
     return quantizeFgmp(x, opts);
   }
-  // Each option is read once, before the input is looked at (a getter cannot change it later).
-  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
-  const formatName = checkBlockFormat(fn, formatOption);
-  const format = BLOCK_FORMATS[formatName];
-  const dims = readShape(fn, shapeOption);
-  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
-  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
-  const { rows, cols, shape } = checkShape(fn, dims, src.length);
-  const blocksPerRow = Math.ceil(cols / format.blockSize);
-  const out = checkQuantizeOut(fn, outOption, rows * packedRowBytes(format, cols), rows * blocksPerRow);
-  const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * packedRowBytes(format, cols));
-  const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
-  const result = out ?? { data, scales };
+  const p = planQuantize(fn, x, opts as QuantizeOptions);
   const kernels = getKernels();
-  if (formatName === 'nvfp4') {
-    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not nvfp4`);
-    const given = tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
-    const amax = kernels.absMax(src, DtypeId[dtype]);
-    if (!Number.isFinite(amax)) throw new RangeError(`${fn}: nvfp4 input holds NaN or Inf, which E2M1 cannot represent`);
-    const tensorScale = given ?? nvfp4TensorScale(amax);
-    kernels.quantizeNvfp4(src, DtypeId[dtype], rows, cols, tensorScale, RoundingId[rounding], seed, data, scales);
-    return { format: formatName, shape, data: result.data, scales: result.scales, tensorScale, blockSize: format.blockSize };
-  }
-  if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
-  const scaleRule = checkScaleRule(fn, scaleRuleOption);
-  kernels.quantizeMx(src, DtypeId[dtype], rows, cols, format.element.id, ScaleRuleId[scaleRule], RoundingId[rounding], seed, data, scales);
-  return { format: formatName, shape, data: result.data, scales: result.scales, blockSize: format.blockSize, scaleRule };
+  const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, DtypeId[p.dtype])) : 0;
+  kernels.quantizeBlocks(p.call(tensorScale, p.src, 0, p.rows));
+  return p.result(tensorScale);
 }
 
 export interface DequantizeOptions {
@@ -131,8 +171,7 @@ export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeO
   const out = outOption === undefined ? undefined : checkOut(fn, outOption, t.rows * t.cols);
   const values = out?.view ?? new Float32Array(t.rows * t.cols);
   const kernels = getKernels();
-  if (t.format.name === 'nvfp4') kernels.dequantizeNvfp4(t.data, t.scales, t.rows, t.cols, t.tensorScale!, values);
-  else kernels.dequantizeMx(t.data, t.scales, t.rows, t.cols, t.format.element.id, values);
+  kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });
   return out ? out.finish() : values;
 }
 

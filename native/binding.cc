@@ -100,98 +100,95 @@ struct BlockCall {
   }
 };
 
-void shapeArgs(const Napi::CallbackInfo& info, size_t i, BlockArgs& a) {
-  a.rows = integerArg(info.Env(), info[i], "rows", 0, kMaxDimension);
-  a.cols = integerArg(info.Env(), info[i + 1], "cols", 0, kMaxDimension);
-  if (a.cols == 0 && a.rows != 0) throw Napi::RangeError::New(info.Env(), "cols must be positive when rows > 0");
-  if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(info.Env(), "rows × cols is too large");
-}
-
-// data and scales: outputs of a quantize call, inputs of a dequantize call.
-void blockBuffers(const Napi::CallbackInfo& info, size_t dataIndex, BlockArgs& a, int64_t block, int64_t bits, bool written,
-                  JobBuffers* job) {
-  Napi::Env env = info.Env();
-  const size_t dataBytes = static_cast<size_t>(a.rows * packedRowBytes(a.cols, block, bits));
-  const size_t scaleBytes = static_cast<size_t>(a.rows * ((a.cols + block - 1) / block));
-  if (written) {
-    a.data = outputData<uint8_t>(env, info[dataIndex], "data", dataBytes, job, napi_uint8_array, "Uint8Array");
-    a.scales = outputData<uint8_t>(env, info[dataIndex + 1], "scales", scaleBytes, job, napi_uint8_array, "Uint8Array");
-  } else {
-    a.data = const_cast<uint8_t*>(inputData<uint8_t>(env, info[dataIndex], "data", dataBytes, job, false, napi_uint8_array, "Uint8Array"));
-    a.scales = const_cast<uint8_t*>(inputData<uint8_t>(env, info[dataIndex + 1], "scales", scaleBytes, job, false, napi_uint8_array, "Uint8Array"));
+// The fields of a block-kernel call's argument object (lib/backends/kernels.ts BlockArgs). All of
+// them are read before any is checked or any buffer pointer taken: reading a field may run a
+// getter, which must not be able to detach a buffer whose pointer we already hold. A missing
+// field reads as undefined and fails its own check.
+struct BlockFields {
+  static constexpr const char* kNames[] = {"format", "rows", "cols", "src", "dtype", "data", "scales", "tensorScale",
+                                           "scaleRule", "rounding", "seed", "firstIndex", "out"};
+  Napi::Env env;
+  Napi::Value values[sizeof(kNames) / sizeof(kNames[0])];
+  Napi::Value operator[](const char* name) const {
+    for (size_t i = 0; i < sizeof(kNames) / sizeof(kNames[0]); i++) {
+      if (std::strcmp(kNames[i], name) == 0) return values[i];
+    }
+    throw Napi::Error::New(env, std::string("internal: no field ") + name);
   }
+};
+
+BlockFields blockFields(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray()) {
+    throw Napi::TypeError::New(env, std::string(fn) + ": arguments must be an object { format, rows, cols, data, scales, … }");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  BlockFields f{env, {}};
+  for (size_t i = 0; i < sizeof(BlockFields::kNames) / sizeof(BlockFields::kNames[0]); i++) f.values[i] = o.Get(BlockFields::kNames[i]);
+  return f;
 }
 
-int32_t mxElementArg(const Napi::Env& env, const Napi::Value& v) {
-  const int32_t format = enumArg(env, v, "format", kElementCount);
-  if (format == kE8m0) throw Napi::RangeError::New(env, "format: e8m0 is a scale format, not an MX element format");
+// format: the block format id, its table entry filled into the call.
+const BlockFormat& blockFormatArg(const BlockFields& f, BlockArgs& a) {
+  const int32_t id = enumArg(f.env, f["format"], "format", kBlockFormatCount);
+  const BlockFormat& format = kBlockFormats[id];
+  a.format = format.element;
   return format;
 }
 
-// quantizeMx(src, dtype, rows, cols, format, scaleRule, rounding, seed, data, scales, firstIndex?)
-BlockCall parseQuantizeMx(const Napi::CallbackInfo& info, JobBuffers* job) {
-  Napi::Env env = info.Env();
-  requireArgs(info, 10, "quantizeMx");
+void blockShape(const BlockFields& f, BlockArgs& a) {
+  a.rows = integerArg(f.env, f["rows"], "rows", 0, kMaxDimension);
+  a.cols = integerArg(f.env, f["cols"], "cols", 0, kMaxDimension);
+  if (a.cols == 0 && a.rows != 0) throw Napi::RangeError::New(f.env, "cols must be positive when rows > 0");
+  if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(f.env, "rows × cols is too large");
+}
+
+// data and scales: outputs of a quantize call, inputs of a dequantize call.
+void blockBuffers(const BlockFields& f, BlockArgs& a, const BlockFormat& format, bool written, JobBuffers* job) {
+  const Napi::Env& env = f.env;
+  const int64_t bits = kElementFormats[format.element].bits;
+  const size_t dataBytes = static_cast<size_t>(a.rows * packedRowBytes(a.cols, format.blockSize, bits));
+  const size_t scaleBytes = static_cast<size_t>(a.rows * ((a.cols + format.blockSize - 1) / format.blockSize));
+  if (written) {
+    a.data = outputData<uint8_t>(env, f["data"], "data", dataBytes, job, napi_uint8_array, "Uint8Array");
+    a.scales = outputData<uint8_t>(env, f["scales"], "scales", scaleBytes, job, napi_uint8_array, "Uint8Array");
+  } else {
+    a.data = const_cast<uint8_t*>(inputData<uint8_t>(env, f["data"], "data", dataBytes, job, false, napi_uint8_array, "Uint8Array"));
+    a.scales = const_cast<uint8_t*>(inputData<uint8_t>(env, f["scales"], "scales", scaleBytes, job, false, napi_uint8_array, "Uint8Array"));
+  }
+}
+
+// quantizeBlocks({ format, rows, cols, src, dtype, data, scales, tensorScale, scaleRule, rounding, seed, firstIndex })
+BlockCall parseQuantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
+  const BlockFields f = blockFields(info, "quantizeBlocks");
   BlockCall call;
   BlockArgs& a = call.args;
-  a.dtype = enumArg(env, info[1], "dtype", 3);
-  shapeArgs(info, 2, a);
-  a.format = mxElementArg(env, info[4]);
-  a.scaleRule = enumArg(env, info[5], "scaleRule", 2);
-  a.rounding = enumArg(env, info[6], "rounding", 2);
-  a.seed = static_cast<uint32_t>(integerArg(env, info[7], "seed", 0, 0xffffffffLL));
-  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
-  blockBuffers(info, 8, a, kMxBlock, kElementFormats[a.format].bits, true, job);
-  a.firstIndex = firstIndexArg(info, 10);
-  call.kernel = activeKernels().quantizeMx;
+  const BlockFormat& format = blockFormatArg(f, a);
+  a.dtype = enumArg(f.env, f["dtype"], "dtype", 3);
+  blockShape(f, a);
+  if (format.tensorScale) a.tensorScale = tensorScaleArg(f.env, f["tensorScale"]);
+  else a.scaleRule = enumArg(f.env, f["scaleRule"], "scaleRule", 2);
+  a.rounding = enumArg(f.env, f["rounding"], "rounding", 2);
+  a.seed = static_cast<uint32_t>(integerArg(f.env, f["seed"], "seed", 0, 0xffffffffLL));
+  const Napi::Value first = f["firstIndex"];
+  a.firstIndex = first.IsUndefined() ? 0 : static_cast<uint64_t>(integerArg(f.env, first, "firstIndex", 0, static_cast<int64_t>(kMaxIndex)));
+  a.src = sourceArg(f.env, f["src"], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
+  blockBuffers(f, a, format, true, job);
+  call.kernel = format.tensorScale ? activeKernels().quantizeNvfp4 : activeKernels().quantizeMx;
   return call;
 }
 
-// dequantizeMx(data, scales, rows, cols, format, out)
-BlockCall parseDequantizeMx(const Napi::CallbackInfo& info, JobBuffers* job) {
-  Napi::Env env = info.Env();
-  requireArgs(info, 6, "dequantizeMx");
+// dequantizeBlocks({ format, rows, cols, data, scales, tensorScale, out })
+BlockCall parseDequantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
+  const BlockFields f = blockFields(info, "dequantizeBlocks");
   BlockCall call;
   BlockArgs& a = call.args;
-  shapeArgs(info, 2, a);
-  a.format = mxElementArg(env, info[4]);
-  blockBuffers(info, 0, a, kMxBlock, kElementFormats[a.format].bits, false, job);
-  a.out = outputData<float>(env, info[5], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
-  call.kernel = activeKernels().dequantizeMx;
-  return call;
-}
-
-// quantizeNvfp4(src, dtype, rows, cols, tensorScale, rounding, seed, data, scales, firstIndex?)
-BlockCall parseQuantizeNvfp4(const Napi::CallbackInfo& info, JobBuffers* job) {
-  Napi::Env env = info.Env();
-  requireArgs(info, 9, "quantizeNvfp4");
-  BlockCall call;
-  BlockArgs& a = call.args;
-  a.dtype = enumArg(env, info[1], "dtype", 3);
-  shapeArgs(info, 2, a);
-  a.format = kE2m1;
-  a.tensorScale = tensorScaleArg(env, info[4]);
-  a.rounding = enumArg(env, info[5], "rounding", 2);
-  a.seed = static_cast<uint32_t>(integerArg(env, info[6], "seed", 0, 0xffffffffLL));
-  a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
-  blockBuffers(info, 7, a, kNvfp4Block, 4, true, job);
-  a.firstIndex = firstIndexArg(info, 9);
-  call.kernel = activeKernels().quantizeNvfp4;
-  return call;
-}
-
-// dequantizeNvfp4(data, scales, rows, cols, tensorScale, out)
-BlockCall parseDequantizeNvfp4(const Napi::CallbackInfo& info, JobBuffers* job) {
-  Napi::Env env = info.Env();
-  requireArgs(info, 6, "dequantizeNvfp4");
-  BlockCall call;
-  BlockArgs& a = call.args;
-  shapeArgs(info, 2, a);
-  a.format = kE2m1;
-  a.tensorScale = tensorScaleArg(env, info[4]);
-  blockBuffers(info, 0, a, kNvfp4Block, 4, false, job);
-  a.out = outputData<float>(env, info[5], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
-  call.kernel = activeKernels().dequantizeNvfp4;
+  const BlockFormat& format = blockFormatArg(f, a);
+  blockShape(f, a);
+  if (format.tensorScale) a.tensorScale = tensorScaleArg(f.env, f["tensorScale"]);
+  blockBuffers(f, a, format, false, job);
+  a.out = outputData<float>(f.env, f["out"], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
+  call.kernel = format.tensorScale ? activeKernels().dequantizeNvfp4 : activeKernels().dequantizeMx;
   return call;
 }
 
@@ -201,7 +198,7 @@ Napi::Value RunBlockCall(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// The Promise variants: the work runs on libuv's pool and the addon's threads.
+// The Promise variant: the work runs on libuv's pool and the addon's threads.
 template <BlockCall (*Parse)(const Napi::CallbackInfo&, JobBuffers*)>
 Napi::Value RunBlockCallAsync(const Napi::CallbackInfo& info) {
   return PromiseWorker<BlockCall>::Start(info, Parse);
@@ -279,13 +276,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fgmpCandidatesAsync", Napi::Function::New(env, FgmpCandidatesAsync));
   exports.Set("encodeElements", Napi::Function::New(env, EncodeElements));
   exports.Set("decodeElements", Napi::Function::New(env, DecodeElements));
-  exports.Set("quantizeMx", Napi::Function::New(env, RunBlockCall<parseQuantizeMx>));
-  exports.Set("quantizeMxAsync", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeMx>));
-  exports.Set("dequantizeMx", Napi::Function::New(env, RunBlockCall<parseDequantizeMx>));
+  exports.Set("quantizeBlocks", Napi::Function::New(env, RunBlockCall<parseQuantizeBlocks>));
+  exports.Set("quantizeBlocksAsync", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeBlocks>));
+  exports.Set("dequantizeBlocks", Napi::Function::New(env, RunBlockCall<parseDequantizeBlocks>));
   exports.Set("absMax", Napi::Function::New(env, AbsMax));
-  exports.Set("quantizeNvfp4", Napi::Function::New(env, RunBlockCall<parseQuantizeNvfp4>));
-  exports.Set("quantizeNvfp4Async", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeNvfp4>));
-  exports.Set("dequantizeNvfp4", Napi::Function::New(env, RunBlockCall<parseDequantizeNvfp4>));
   exports.Set("simd", Napi::String::New(env, activeKernels().simd));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
   registerMatmul(env, exports);

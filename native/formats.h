@@ -39,4 +39,17 @@ constexpr int32_t kE8m0Bias = 127;
 constexpr int32_t kMxBlock = 32;
 constexpr int32_t kNvfp4Block = 16;
 
+// The block formats by the id the kernels take (BLOCK_FORMATS in lib/formats.ts, same order):
+// the MX formats (E8M0 scale per 32) and NVFP4 (E4M3 scale per 16 under a float32 tensor scale).
+struct BlockFormat {
+  int32_t element;      // ElementId
+  int32_t blockSize;
+  bool tensorScale;     // NVFP4
+};
+static constexpr BlockFormat kBlockFormats[] = {
+    {kE2m1, kMxBlock, false}, {kE2m3, kMxBlock, false}, {kE3m2, kMxBlock, false}, {kE4m3, kMxBlock, false},
+    {kE5m2, kMxBlock, false}, {kInt8, kMxBlock, false}, {kE2m1, kNvfp4Block, true},
+};
+constexpr int32_t kBlockFormatCount = static_cast<int32_t>(sizeof(kBlockFormats) / sizeof(kBlockFormats[0]));
+
 }  // namespace fp4kit

@@ -143,7 +143,8 @@ describe('the native Promise kernels stage their outputs', () => {
       const rows = 2048, cols = 4096;
       const x = gaussian(rows * cols, 5);
       const data = new Uint8Array(rows * cols / 2), scales = new Uint8Array(rows * cols / 32);
-      const p = k.quantizeMxAsync(x, 0, rows, cols, 0, 0, 0, 0, data, scales, 0);
+      const mx = (data, scales) => ({ format: 0, src: x, dtype: 0, rows, cols, scaleRule: 0, rounding: 0, seed: 0, data, scales, tensorScale: 0, firstIndex: 0 });
+      const p = k.quantizeBlocksAsync(mx(data, scales));
       detach(data.buffer); gc();
       let error = null;
       try { await p; } catch (e) { error = e; }
@@ -151,8 +152,8 @@ describe('the native Promise kernels stage their outputs', () => {
       // a job whose output stays put still lands, and equals the synchronous kernel
       const d2 = new Uint8Array(rows * cols / 2), s2 = new Uint8Array(rows * cols / 32);
       const d3 = new Uint8Array(rows * cols / 2), s3 = new Uint8Array(rows * cols / 32);
-      await k.quantizeMxAsync(x, 0, rows, cols, 0, 0, 0, 0, d2, s2, 0);
-      k.quantizeMx(x, 0, rows, cols, 0, 0, 0, 0, d3, s3, 0);
+      await k.quantizeBlocksAsync(mx(d2, s2));
+      k.quantizeBlocks(mx(d3, s3));
       check(same(d2, d3) && same(s2, s3), 'staged output equals in-place output');
     `));
   });

@@ -3,6 +3,7 @@
 // Also: what is accepted although `instanceof` would refuse it (arrays from another realm, shared
 // and resizable buffers), and that a typed array's length is read from the array itself, never
 // from a property the caller can fake.
+import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
 import { execFileSync } from 'node:child_process';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -379,7 +380,7 @@ describe.each(backends)('a spoofed length on %s', (backend) => {
     const k = kernelsFor(backend)!;
     for (const src of [ownLength(32, 1 << 20), new LongFloat32Array(32)]) {
       const rows = 1 << 15;
-      expect(() => k.quantizeMx(src, 0, rows, 32, 0, 0, 0, 0, new Uint8Array(rows * 16), new Uint8Array(rows))).toThrow(RangeError);
+      expect(() => k.quantizeBlocks(mxArgs(src, 0, rows, 32, 0, 0, 0, 0, new Uint8Array(rows * 16), new Uint8Array(rows)))).toThrow(RangeError);
     }
     if (k.matmul) {
       const forged = { nibbles: new Uint8Array(64), scales: new Float32Array(16), fp8Lanes: null, fp8Codes: null, n: 1 << 20, k: 4096, unit: 32, units: 128, tiles: 1 << 16, kGroups: 512 };
@@ -403,9 +404,10 @@ describe('a spoofed length in a child process', () => {
       // Fill the wasm scratch with a recognisable pattern first, as a previous call would.
       quantize(new Float32Array(rows * 32).fill(1e30), { format: 'mxfp4', shape: [rows, 32] });
       const k = kernelsFor(${JSON.stringify(backend)});
-      attempt('kernel quantizeMx', () => k.quantizeMx(spoof(new Float32Array(32), rows * 32), 0, rows, 32, 0, 0, 0, 0, new Uint8Array(rows * 16), new Uint8Array(rows)));
-      attempt('kernel quantizeNvfp4', () => k.quantizeNvfp4(spoof(new Float32Array(32), rows * 32), 0, rows, 32, 1, 0, 0, new Uint8Array(rows * 16), new Uint8Array(rows * 2)));
-      attempt('kernel dequantizeMx', () => k.dequantizeMx(spoof(new Uint8Array(16), rows * 16), spoof(new Uint8Array(1), rows), rows, 32, 0, new Float32Array(rows * 32)));
+      const call = (format, src, data, scales, tensorScale) => ({ format, src, dtype: 0, rows, cols: 32, scaleRule: 0, rounding: 0, seed: 0, data, scales, tensorScale, firstIndex: 0 });
+      attempt('kernel quantizeMx', () => k.quantizeBlocks(call(0, spoof(new Float32Array(32), rows * 32), new Uint8Array(rows * 16), new Uint8Array(rows), 0)));
+      attempt('kernel quantizeNvfp4', () => k.quantizeBlocks(call(6, spoof(new Float32Array(32), rows * 32), new Uint8Array(rows * 16), new Uint8Array(rows * 2), 1)));
+      attempt('kernel dequantizeMx', () => k.dequantizeBlocks({ format: 0, rows, cols: 32, data: spoof(new Uint8Array(16), rows * 16), scales: spoof(new Uint8Array(1), rows), tensorScale: 0, out: new Float32Array(rows * 32) }));
       attempt('kernel encodeElements out', () => k.encodeElements(new Float32Array(rows), 0, 3, 0, 0, spoof(new Uint8Array(4), rows)));
       attempt('quantize', () => quantize(spoof(new Float32Array(32), rows * 32), { format: 'mxfp4', shape: [rows, 32] }));
       const q = quantize(new Float32Array(64).fill(1), { format: 'nvfp4', shape: [2, 32] });

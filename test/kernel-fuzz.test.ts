@@ -22,11 +22,9 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
   const functions: Array<[string, (...args: unknown[]) => unknown]> = [
     ['encodeElements', k.encodeElements as never],
     ['decodeElements', k.decodeElements as never],
-    ['quantizeMx', k.quantizeMx as never],
-    ['dequantizeMx', k.dequantizeMx as never],
+    ['quantizeBlocks', k.quantizeBlocks as never],
+    ['dequantizeBlocks', k.dequantizeBlocks as never],
     ['absMax', k.absMax as never],
-    ['quantizeNvfp4', k.quantizeNvfp4 as never],
-    ['dequantizeNvfp4', k.dequantizeNvfp4 as never],
   ];
   if (k.fgmpCandidates) functions.push(['fgmpCandidates', k.fgmpCandidates as never]);
   if (k.matmul) {
@@ -60,7 +58,11 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
     };
     let returned = 0;
     for (let call = 0; call < 3000; call++) {
-      const args = Array.from({ length: Math.floor(r() * 13) }, pick);
+      // The block kernels take one object: mostly give them objects with random fields.
+      const fields = ['format', 'rows', 'cols', 'src', 'dtype', 'data', 'scales', 'tensorScale', 'scaleRule', 'rounding', 'seed', 'firstIndex', 'out'];
+      const args = name.endsWith('Blocks') && r() < 0.8
+        ? [Object.fromEntries(fields.filter(() => r() < 0.9).map((f) => [f, f === 'format' ? Math.floor(r() * 9) - 1 : pick()]))]
+        : Array.from({ length: Math.floor(r() * 13) }, pick);
       try {
         fn(...args);
         returned++;

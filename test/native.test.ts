@@ -1,6 +1,7 @@
 // The native addon on its own: the C++ argument checks (a bad call must throw, never crash),
 // the Promise variants, and bit-identical results whatever the thread count or forced SIMD level.
 // CI runs the whole shared suite again with FP4KIT_SIMD=scalar, =avx2 and =avx512 and on the cmake-js build.
+import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { availableBackends, quantize } from '../lib/index.js';
@@ -34,19 +35,20 @@ maybe('native addon', () => {
       return null;
     };
     it.each([
-      ['too few arguments', () => (k.quantizeMx as any)(x, 0, 1, 64), TypeError, /expected 10 arguments/],
-      ['src of the wrong kind', () => k.quantizeMx(new Int32Array(64) as any, 0, 1, 64, 0, 0, 0, 0, data, scales), TypeError, /Float32Array/],
-      ['src too short for the shape', () => k.quantizeMx(x, 0, 2, 64, 0, 0, 0, 0, data, scales), RangeError, /must hold 128/],
-      ['data too short', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales), RangeError, /data must hold 32/],
-      ['scales too long', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 0, 0, data, new Uint8Array(3)), RangeError, /scales must hold 2/],
-      ['unknown element format', () => k.quantizeMx(x, 0, 1, 64, 9 as any, 0, 0, 0, data, scales), RangeError, /format/],
-      ['e8m0 as an element format', () => k.quantizeMx(x, 0, 1, 64, 5 as any, 0, 0, 0, data, scales), RangeError, /scale format/],
-      ['fractional rows', () => k.quantizeMx(x, 0, 0.5, 64, 0, 0, 0, 0, data, scales), RangeError, /rows must be an integer/],
-      ['negative seed', () => k.quantizeMx(x, 0, 1, 64, 0, 0, 1, -1, data, scales), RangeError, /seed/],
-      ['bf16 dtype with a Float32Array', () => k.quantizeMx(x, 1, 1, 64, 0, 0, 0, 0, data, scales), TypeError, /Uint16Array/],
-      ['nvfp4 tensor scale of 0', () => k.quantizeNvfp4(x, 0, 1, 64, 0, 0, 0, new Uint8Array(32), new Uint8Array(4)), RangeError, /tensorScale/],
-      ['nvfp4 tensor scale NaN', () => k.quantizeNvfp4(x, 0, 1, 64, NaN, 0, 0, new Uint8Array(32), new Uint8Array(4)), RangeError, /tensorScale/],
-      ['dequantize into a short output', () => k.dequantizeMx(data, scales, 1, 64, 0, new Float32Array(63)), RangeError, /out must hold 64/],
+      ['arguments that are not an object', () => (k.quantizeBlocks as any)(x, 0, 1, 64), TypeError, /quantizeBlocks: arguments must be an object/],
+      ['unknown block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: 7 }), RangeError, /format must be an integer in \[0, 6\]/],
+      ['src of the wrong kind', () => k.quantizeBlocks(mxArgs(new Int32Array(64) as any, 0, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Float32Array/],
+      ['src too short for the shape', () => k.quantizeBlocks(mxArgs(x, 0, 2, 64, 0, 0, 0, 0, data, scales)), RangeError, /must hold 128/],
+      ['data too short', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales)), RangeError, /data must hold 32/],
+      ['scales too long', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, new Uint8Array(3))), RangeError, /scales must hold 2/],
+      ['unknown element format', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 9 as any, 0, 0, 0, data, scales)), RangeError, /format/],
+      ['a negative block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: -1 }), RangeError, /format must be an integer/],
+      ['fractional rows', () => k.quantizeBlocks(mxArgs(x, 0, 0.5, 64, 0, 0, 0, 0, data, scales)), RangeError, /rows must be an integer/],
+      ['negative seed', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 1, -1, data, scales)), RangeError, /seed/],
+      ['bf16 dtype with a Float32Array', () => k.quantizeBlocks(mxArgs(x, 1, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Uint16Array/],
+      ['nvfp4 tensor scale of 0', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, 0, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
+      ['nvfp4 tensor scale NaN', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, NaN, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
+      ['dequantize into a short output', () => k.dequantizeBlocks(mxOutArgs(data, scales, 1, 64, 0, new Float32Array(63))), RangeError, /out must hold 64/],
       ['decode into a Float64Array', () => k.decodeElements(new Uint8Array(4), 0, new Float64Array(4) as any), TypeError, /Float32Array/],
       ['encode with a string format', () => k.encodeElements(x, 0, 'e4m3' as any, 0, 0, new Uint8Array(64)), TypeError, /format must be a number/],
       ['matmul weights that are not repacked', () => k.matmul!.matmulFp4Int8({} as any, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1)), TypeError, /repackFp4Weights/],
@@ -59,7 +61,7 @@ maybe('native addon', () => {
     it('a detached input is refused, not read', () => {
       const src = new Float32Array(64);
       structuredClone(src.buffer, { transfer: [src.buffer] });
-      const err = call(() => k.quantizeMx(src, 0, 1, 64, 0, 0, 0, 0, data, scales));
+      const err = call(() => k.quantizeBlocks(mxArgs(src, 0, 1, 64, 0, 0, 0, 0, data, scales)));
       expect(err).toBeInstanceOf(RangeError); // a detached view has length 0
       expect(err!.message).toMatch(/src must hold 64 elements, got 0/);
     });
@@ -71,14 +73,14 @@ maybe('native addon', () => {
     for (const rounding of [0, 1] as const) {
       const d1 = new Uint8Array(rows * 512), s1 = new Uint8Array(rows * 32);
       const d2 = new Uint8Array(rows * 512), s2 = new Uint8Array(rows * 32);
-      k.quantizeMx(x, 0, rows, cols, 0, 0, rounding, 7, d1, s1);
-      await k.quantizeMxAsync!(x, 0, rows, cols, 0, 0, rounding, 7, d2, s2);
+      k.quantizeBlocks(mxArgs(x, 0, rows, cols, 0, 0, rounding, 7, d1, s1));
+      await k.quantizeBlocksAsync!(mxArgs(x, 0, rows, cols, 0, 0, rounding, 7, d2, s2));
       expect(Buffer.compare(d1, d2)).toBe(0);
       expect(Buffer.compare(s1, s2)).toBe(0);
       const n1 = new Uint8Array(rows * 504), c1 = new Uint8Array(rows * 63);
       const n2 = new Uint8Array(rows * 504), c2 = new Uint8Array(rows * 63);
-      k.quantizeNvfp4(x, 0, rows, cols, 1e-3, rounding, 7, n1, c1);
-      await k.quantizeNvfp4Async!(x, 0, rows, cols, 1e-3, rounding, 7, n2, c2);
+      k.quantizeBlocks(nvfp4Args(x, 0, rows, cols, 1e-3, rounding, 7, n1, c1));
+      await k.quantizeBlocksAsync!(nvfp4Args(x, 0, rows, cols, 1e-3, rounding, 7, n2, c2));
       expect(Buffer.compare(n1, n2)).toBe(0);
       expect(Buffer.compare(c1, c2)).toBe(0);
     }
@@ -101,7 +103,7 @@ maybe('native addon', () => {
   });
 
   it('a rejected Promise variant throws synchronously on bad arguments', () => {
-    expect(() => k.quantizeMxAsync!(new Float32Array(10), 0, 1, 64, 0, 0, 0, 0, new Uint8Array(32), new Uint8Array(2))).toThrow(RangeError);
+    expect(() => k.quantizeBlocksAsync!(mxArgs(new Float32Array(10), 0, 1, 64, 0, 0, 0, 0, new Uint8Array(32), new Uint8Array(2)))).toThrow(RangeError);
   });
 
   // Every SIMD level and thread count must give the same bytes: run a digest in child processes.

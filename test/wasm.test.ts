@@ -1,6 +1,7 @@
 // The wasm backend beyond the shared suites: its memory (growth after large inputs, no growth
 // from repeated calls), row chunking (stochastic bits equal one js call across chunk edges and
 // firstIndex splits), and the FP4×INT8 matmul kernel against the reference accumulation.
+import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/backends/js.js';
@@ -43,8 +44,8 @@ describe.runIf(built)('wasm backend', () => {
     const x = variedMagnitude(rows * cols, 1);
     const want = mxBuffers(rows, cols, 4);
     const got = mxBuffers(rows, cols, 4);
-    jsKernels.quantizeMx(x, DtypeId.f32, rows, cols, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, want.data, want.scales);
-    kernels.quantizeMx(x, DtypeId.f32, rows, cols, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, got.data, got.scales);
+    jsKernels.quantizeBlocks(mxArgs(x, DtypeId.f32, rows, cols, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, want.data, want.scales));
+    kernels.quantizeBlocks(mxArgs(x, DtypeId.f32, rows, cols, ElementId.e2m1, ScaleRuleId.floor, RoundingId.nearest, 0, got.data, got.scales));
     expect(firstByteDifference(got.data, want.data)).toBe(-1);
     expect(firstByteDifference(got.scales, want.scales)).toBe(-1);
     expect(mem.byteLength).toBeGreaterThan(before);
@@ -54,14 +55,14 @@ describe.runIf(built)('wasm backend', () => {
       const y = variedMagnitude(r * c, r + c);
       const w = mxBuffers(r, c, 8);
       const g = mxBuffers(r, c, 8);
-      jsKernels.quantizeMx(y, DtypeId.f32, r, c, ElementId.e4m3, ScaleRuleId.ceil, RoundingId.stochastic, 5, w.data, w.scales);
-      kernels.quantizeMx(y, DtypeId.f32, r, c, ElementId.e4m3, ScaleRuleId.ceil, RoundingId.stochastic, 5, g.data, g.scales);
+      jsKernels.quantizeBlocks(mxArgs(y, DtypeId.f32, r, c, ElementId.e4m3, ScaleRuleId.ceil, RoundingId.stochastic, 5, w.data, w.scales));
+      kernels.quantizeBlocks(mxArgs(y, DtypeId.f32, r, c, ElementId.e4m3, ScaleRuleId.ceil, RoundingId.stochastic, 5, g.data, g.scales));
       expect(firstByteDifference(g.data, w.data)).toBe(-1);
       expect(firstByteDifference(g.scales, w.scales)).toBe(-1);
       const back = new Float32Array(r * c);
       const ref = new Float32Array(r * c);
-      jsKernels.dequantizeMx(w.data, w.scales, r, c, ElementId.e4m3, ref);
-      kernels.dequantizeMx(w.data, w.scales, r, c, ElementId.e4m3, back);
+      jsKernels.dequantizeBlocks(mxOutArgs(w.data, w.scales, r, c, ElementId.e4m3, ref));
+      kernels.dequantizeBlocks(mxOutArgs(w.data, w.scales, r, c, ElementId.e4m3, back));
       expect(firstBitDifference(back, ref)).toBe(-1);
     }
   });
@@ -74,8 +75,8 @@ describe.runIf(built)('wasm backend', () => {
     const scales = new Uint8Array(rows * Math.ceil(cols / 16));
     const out = new Float32Array(rows * cols);
     const once = () => {
-      kernels.quantizeNvfp4(x, DtypeId.f32, rows, cols, 1e-3, RoundingId.stochastic, 3, data, scales);
-      kernels.dequantizeNvfp4(data, scales, rows, cols, 1e-3, out);
+      kernels.quantizeBlocks(nvfp4Args(x, DtypeId.f32, rows, cols, 1e-3, RoundingId.stochastic, 3, data, scales));
+      kernels.dequantizeBlocks(nvfp4OutArgs(data, scales, rows, cols, 1e-3, out));
       kernels.encodeElements(x, DtypeId.f32, ElementId.e5m2, RoundingId.nearest, 0, new Uint8Array(x.length));
       kernels.absMax(x, DtypeId.f32);
     };
@@ -100,8 +101,8 @@ describe.runIf(built)('wasm backend', () => {
     const y = x.subarray(0, rows * cols);
     const w = mxBuffers(rows, cols, 6);
     const g = mxBuffers(rows, cols, 6);
-    jsKernels.quantizeMx(y, DtypeId.f32, rows, cols, ElementId.e3m2, ScaleRuleId.floor, RoundingId.stochastic, 0xdeadbeef, w.data, w.scales, 7);
-    kernels.quantizeMx(y, DtypeId.f32, rows, cols, ElementId.e3m2, ScaleRuleId.floor, RoundingId.stochastic, 0xdeadbeef, g.data, g.scales, 7);
+    jsKernels.quantizeBlocks(mxArgs(y, DtypeId.f32, rows, cols, ElementId.e3m2, ScaleRuleId.floor, RoundingId.stochastic, 0xdeadbeef, w.data, w.scales, 7));
+    kernels.quantizeBlocks(mxArgs(y, DtypeId.f32, rows, cols, ElementId.e3m2, ScaleRuleId.floor, RoundingId.stochastic, 0xdeadbeef, g.data, g.scales, 7));
     expect(firstByteDifference(g.data, w.data)).toBe(-1);
     expect(firstByteDifference(g.scales, w.scales)).toBe(-1);
   });
@@ -116,10 +117,10 @@ describe.runIf(built)('wasm backend', () => {
         const blocks = Math.ceil(cols / 16);
         const want = { data: new Uint8Array(rows * blocks * 8), scales: new Uint8Array(rows * blocks) };
         const got = { data: new Uint8Array(rows * blocks * 8), scales: new Uint8Array(rows * blocks) };
-        jsKernels.quantizeNvfp4(src, dtype, rows, cols, 2e-3, RoundingId.stochastic, 11, want.data, want.scales, first);
+        jsKernels.quantizeBlocks(nvfp4Args(src, dtype, rows, cols, 2e-3, RoundingId.stochastic, 11, want.data, want.scales, first));
         const split = 5;
-        kernels.quantizeNvfp4(src.subarray(0, split * cols), dtype, split, cols, 2e-3, RoundingId.stochastic, 11, got.data.subarray(0, split * blocks * 8), got.scales.subarray(0, split * blocks), first);
-        kernels.quantizeNvfp4(src.subarray(split * cols), dtype, rows - split, cols, 2e-3, RoundingId.stochastic, 11, got.data.subarray(split * blocks * 8), got.scales.subarray(split * blocks), first + split * cols);
+        kernels.quantizeBlocks(nvfp4Args(src.subarray(0, split * cols), dtype, split, cols, 2e-3, RoundingId.stochastic, 11, got.data.subarray(0, split * blocks * 8), got.scales.subarray(0, split * blocks), first));
+        kernels.quantizeBlocks(nvfp4Args(src.subarray(split * cols), dtype, rows - split, cols, 2e-3, RoundingId.stochastic, 11, got.data.subarray(split * blocks * 8), got.scales.subarray(split * blocks), first + split * cols));
         expect(firstByteDifference(got.data, want.data), `dtype ${dtype} first ${first}`).toBe(-1);
         expect(firstByteDifference(got.scales, want.scales), `dtype ${dtype} first ${first}`).toBe(-1);
       }

@@ -7,9 +7,9 @@
 // that was copied into the module's memory. Each guard returns a plain view of the real memory,
 // which the kernel then uses instead of the caller's object.
 
-import { DtypeId, ElementId } from '../formats.js';
+import { DtypeId, ElementId, blockFormatById, type BlockFormat } from '../formats.js';
 import { lengthOf, plainView, typedArrayName, type TypedArrayOf } from '../typed-arrays.js';
-import type { Source } from './kernels.js';
+import type { BlockArgs, Source } from './kernels.js';
 
 const ELEMENT_IDS = new Set<number>(Object.values(ElementId));
 
@@ -67,4 +67,14 @@ export function guardNumber(fn: string, name: string, v: unknown): number {
 export function guardIndex(fn: string, name: string, v: unknown): number {
   if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${String(v)}`);
   return v as number;
+}
+
+/** A block-kernel call's arguments read once (a getter cannot change them later) with the
+ *  format's table entry; the per-family kernels check buffers and numbers themselves. */
+export function guardBlockArgs<T extends BlockArgs>(fn: string, a: unknown): { args: T; format: BlockFormat } {
+  if (a === null || typeof a !== 'object') throw new TypeError(`${fn}: arguments must be an object { format, rows, cols, data, scales, … }`);
+  const args = { ...(a as T) };
+  const format = blockFormatById(args.format);
+  if (format === undefined) throw new RangeError(`${fn}: unknown block format id ${String(args.format)}`);
+  return { args, format };
 }

@@ -18,6 +18,32 @@ import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } 
 export type BackendName = 'native' | 'wasm' | 'js';
 export type Source = Float32Array | Uint16Array;
 
+/** One block-kernel call (native/quantize.h BlockArgs): a rows × cols tensor in a block format. */
+export interface BlockArgs {
+  /** BlockFormat.id (lib/formats.ts): the MX formats and NVFP4. */
+  format: number;
+  rows: number;
+  cols: number;
+  data: Uint8Array;
+  scales: Uint8Array;
+  /** NVFP4: the float32 decode scale above the block scales (MX: unused, pass 0). */
+  tensorScale: number;
+}
+
+export interface QuantizeBlocksArgs extends BlockArgs {
+  src: Source;
+  dtype: DtypeIdValue;
+  /** MX: floor (OCP) or ceil (NVFP4: unused, pass 0). */
+  scaleRule: ScaleRuleIdValue;
+  rounding: RoundingIdValue;
+  seed: number;
+  firstIndex: number;
+}
+
+export interface DequantizeBlocksArgs extends BlockArgs {
+  out: Float32Array;
+}
+
 export interface Kernels {
   readonly name: BackendName;
   /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
@@ -27,25 +53,14 @@ export interface Kernels {
   encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex?: number): number;
   decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void;
 
-  quantizeMx(
-    src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
-    scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
-    firstIndex?: number,
-  ): void;
-  dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void;
+  /** Every block format (BLOCK_FORMATS in lib/formats.ts, by id) through one pair of kernels. */
+  quantizeBlocks(a: QuantizeBlocksArgs): void;
+  dequantizeBlocks(a: DequantizeBlocksArgs): void;
+  /** Off-thread variant (native): the work runs on the addon's threads. */
+  quantizeBlocksAsync?(a: QuantizeBlocksArgs): Promise<void>;
 
   /** max |x| over the tensor; NaN if any element is NaN. */
   absMax(src: Source, dtype: DtypeIdValue): number;
-  quantizeNvfp4(
-    src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
-    rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
-    firstIndex?: number,
-  ): void;
-  dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void;
-
-  /** Off-thread variants (native): same arguments, the work runs on the addon's threads. */
-  quantizeMxAsync?(...args: Parameters<Kernels['quantizeMx']>): Promise<void>;
-  quantizeNvfp4Async?(...args: Parameters<Kernels['quantizeNvfp4']>): Promise<void>;
 
   /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
   fgmpCandidates?(

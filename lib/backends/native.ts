@@ -7,19 +7,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MatmulKernels } from './kernels.js';
-import type { Kernels } from './kernels.js';
+import type { Kernels, MatmulKernels } from './kernels.js';
 
 interface Addon extends MatmulKernels {
   encodeElements: Kernels['encodeElements'];
   decodeElements: Kernels['decodeElements'];
-  quantizeMx: Kernels['quantizeMx'];
-  quantizeMxAsync: NonNullable<Kernels['quantizeMxAsync']>;
-  dequantizeMx: Kernels['dequantizeMx'];
+  quantizeBlocks: Kernels['quantizeBlocks'];
+  quantizeBlocksAsync: NonNullable<Kernels['quantizeBlocksAsync']>;
+  dequantizeBlocks: Kernels['dequantizeBlocks'];
   absMax: Kernels['absMax'];
-  quantizeNvfp4: Kernels['quantizeNvfp4'];
-  quantizeNvfp4Async: NonNullable<Kernels['quantizeNvfp4Async']>;
-  dequantizeNvfp4: Kernels['dequantizeNvfp4'];
   fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
   fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
   simd: string;
@@ -54,13 +50,10 @@ export function loadNativeKernels(): Kernels {
     simd: addon.simd,
     encodeElements: addon.encodeElements,
     decodeElements: addon.decodeElements,
-    quantizeMx: addon.quantizeMx,
-    quantizeMxAsync: addon.quantizeMxAsync,
-    dequantizeMx: addon.dequantizeMx,
+    quantizeBlocks: addon.quantizeBlocks,
+    quantizeBlocksAsync: addon.quantizeBlocksAsync,
+    dequantizeBlocks: addon.dequantizeBlocks,
     absMax: addon.absMax,
-    quantizeNvfp4: addon.quantizeNvfp4,
-    quantizeNvfp4Async: addon.quantizeNvfp4Async,
-    dequantizeNvfp4: addon.dequantizeNvfp4,
     fgmpCandidates: addon.fgmpCandidates,
     fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
     matmul: addon,
