@@ -30,6 +30,8 @@ import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
 import { copyReason, parseRegex } from './tensor-selection.js';
 import { checkSignal } from './validate.js';
+import { readModelConfig, type ModelConfig } from './model-config.js';
+import { swapLastTwo, transposeLastTwoInPlace } from './transpose.js';
 
 export const SUMMARY_NAME = 'fp4kit-summary.json';
 
@@ -69,6 +71,8 @@ export interface TensorSummary {
   relRmse?: number;
   maxAbsError?: number;
   fp4Fraction?: number;
+  /** The shape it was blocked in, when the layout swapped its last two axes first (gpt-oss experts). */
+  blockedShape?: number[];
 }
 
 export interface CheckpointSummary {
@@ -242,18 +246,29 @@ interface PlannedTensor {
   quantize: boolean;
   reason?: string;
   specs: TensorSpec[];
+  /** Swap the last two axes before quantizing (the layout's loader blocks along the second-to-last). */
+  transpose?: boolean;
+  /** The shape quantize() sees: info.shape, or its last two axes swapped. */
+  blockedShape?: number[];
 }
 
-function planShard(shard: SafetensorsFile, layout: Layout, options: CheckpointOptions, only?: RegExp, skip?: RegExp): PlannedTensor[] {
+function planShard(shard: SafetensorsFile, layout: Layout, options: CheckpointOptions, config: ModelConfig, only?: RegExp, skip?: RegExp): PlannedTensor[] {
   return shard.tensors.map((info) => {
-    let reason = copyReason(info.name, info.dtype, info.shape, { only, skip });
+    let reason = copyReason(info.name, info.dtype, info.shape, { only, skip, defaults: layout.defaultSelection });
     if (reason === null && elementCount(info.shape) === 0) reason = 'empty tensor';
-    if (reason === null) reason = layout.unsupported(info.name, info.shape, options.format);
+    try {
+      if (reason === null) reason = layout.unsupported(info.name, info.shape, options.format, config);
+    } catch (err) {
+      if (err instanceof RangeError) throw new SafetensorsError(shard.path, err.message); // a tensor whose role is unknown: refused
+      throw err;
+    }
     if (reason !== null) return { info, quantize: false, reason, specs: [{ name: info.name, dtype: info.dtype, shape: info.shape }] };
-    const cols = info.shape[info.shape.length - 1];
-    const blocks = (elementCount(info.shape) / cols) * Math.ceil(cols / 16);
+    const transpose = layout.transposedForBlocking?.(info.name) ?? false;
+    const blockedShape = transpose ? swapLastTwo(info.shape) : info.shape;
+    const cols = blockedShape[blockedShape.length - 1];
+    const blocks = (elementCount(blockedShape) / cols) * Math.ceil(cols / 16);
     const fp4Blocks = options.format === 'fgmp' ? Math.round((options.fp4Fraction ?? 0.7) * blocks) : 0;
-    return { info, quantize: true, specs: layout.plan(info.name, info.shape, options.format, fp4Blocks) };
+    return { info, quantize: true, transpose, blockedShape, specs: layout.plan(info.name, blockedShape, options.format, fp4Blocks) };
   });
 }
 
@@ -346,7 +361,8 @@ export async function quantizeCheckpoint(
     checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles]);
     out = await OutputFolder.create(outDir, { overwrite: options.overwrite });
     const stagingDir = out.staging;
-    const plans = ckpt.shards.map((s) => planShard(s, layout, options, only, skip));
+    const modelConfig = await readModelConfig(ckpt.dir);
+    const plans = ckpt.shards.map((s) => planShard(s, layout, options, modelConfig, only, skip));
     const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal) : new Map<string, number>();
     const bytesTotal = ckpt.shards.reduce((a, s) => a + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0);
     const tensorCount = plans.reduce((a, p) => a + p.length, 0);
@@ -414,8 +430,9 @@ export async function quantizeCheckpoint(
           const bytes = await reads.get(i)!;
           reads.delete(i);
           readAhead(i + 1);
+          if (p.transpose) await transposeLastTwoInPlace(bytes, info.shape, info.dtype === 'F32' ? 4 : 2, signal);
           const { x, dtype } = sourceView(bytes, info.dtype);
-          const shape = info.shape;
+          const shape = p.blockedShape!;
           const cols = shape[shape.length - 1];
           let q: QuantizedTensor | FgmpTensor;
           if (options.format === 'fgmp') {
@@ -450,10 +467,11 @@ export async function quantizeCheckpoint(
           }
           outputBytes += written;
           const s: TensorSummary = {
-            name: info.name, dtype: info.dtype, shape, action: 'quantized', format: options.format, file: fileName,
+            name: info.name, dtype: info.dtype, shape: info.shape, action: 'quantized', format: options.format, file: fileName,
             outputs: p.specs.map((sp) => sp.name), inputBytes, outputBytes: written, bitsPerElement: (written * 8) / x.length,
           };
           if (q.format === 'fgmp') s.fp4Fraction = (q as FgmpTensor).fp4Fraction;
+          if (p.transpose) s.blockedShape = shape;
           summaries.push(s);
           if (measure) {
             // The error check runs in event-loop turns while the next tensor is read, quantized

@@ -13,4 +13,4 @@ export { SafetensorsFile } from './safetensors/read.js';
 export { SafetensorsWriter, writeSafetensors, type TensorSpec } from './safetensors/write.js';
 export { openCheckpoint } from './safetensors/checkpoint-files.js';
 export { layoutByName, LAYOUT_NAMES, type Layout, type LayoutName } from './layouts/index.js';
-export { readBackTensor } from './layouts/read-back.js';
+export { readBackTensor, readBackValues } from './layouts/read-back.js';

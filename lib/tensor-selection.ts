@@ -1,6 +1,7 @@
 // Which tensors of a checkpoint get quantized. Default: 2-D float weights whose name ends in
 // ".weight" (Linear layers), except embeddings, norms and lm_head, which models are most sensitive
-// to and which loaders expect unquantized. `only` narrows the choice to names matching a regex
+// to and which loaders expect unquantized (a layout may bring its own default: gpt-oss quantizes
+// its MoE expert weights only). `only` narrows the choice to names matching a regex
 // (and lifts the default name rules); `skip` removes names matching a regex. Everything else is
 // copied through unchanged.
 
@@ -9,6 +10,9 @@ import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
 export interface SelectionRules {
   only?: RegExp;
   skip?: RegExp;
+  /** A layout's own default choice (the gpt-oss layout: MoE expert weights only), used instead of
+   *  the 2-D `.weight` rule when there is no `only`. */
+  defaults?: (name: string, shape: number[]) => string | null;
 }
 
 const DEFAULT_EXCLUDED = /(embed|norm|lm_head)/i;
@@ -22,6 +26,7 @@ export function copyReason(name: string, dtype: string, shape: number[], rules: 
     if (shape.length < 2) return 'fewer than 2 dimensions';
     return null;
   }
+  if (rules.defaults) return rules.defaults(name, shape);
   if (shape.length !== 2) return 'not a 2-D weight';
   if (!name.endsWith('.weight')) return 'name does not end in .weight';
   if (DEFAULT_EXCLUDED.test(name)) return 'embedding, norm or lm_head (kept by default)';

@@ -1,22 +1,27 @@
 // gpt-oss style MXFP4 (openai/gpt-oss-* checkpoints, transformers' Mxfp4HfQuantizer, vLLM's
-// mxfp4 method; sources in docs/layouts.md):
-//   <name>_blocks  U8  [..., K/32, 16]  32 E2M1 codes per block, element 2i in the low nibble
-//   <name>_scales  U8  [..., K/32]      E8M0 exponents, value 2^(code − 127)
+// mxfp4 method; sources in docs/layouts.md). Only the MoE expert weights are MXFP4
+// (lib/layouts/gpt-oss-tensors.ts decides which tensors, from names and config.json). A bf16
+// expert weight [E, in, out] is transposed and blocked along `in`:
+//   <name>_blocks  U8  [E, out, in/32, 16]  32 E2M1 codes per block, element 2i in the low nibble
+//   <name>_scales  U8  [E, out, in/32]      E8M0 exponents, value 2^(code − 127)
 // config.json quantization_config { quant_method: "mxfp4", modules_to_not_convert }.
-// Dequantization (transformers convert_moe_packed_tensors): ldexp(lut[nibble], scale − 127).
+// Dequantization (transformers convert_moe_packed_tensors): ldexp(lut[nibble], scale − 127), then
+// the last two axes are swapped back to [E, in, out].
 
 import type { Layout, LayoutFiles, ConfigContext } from './types.js';
+import { gptOssDefaultSelection, gptOssUnsupported, isGptOssExpertWeight } from './gpt-oss-tensors.js';
 
 export const gptOssLayout: Layout = {
   name: 'gpt-oss',
   formats: ['mxfp4'],
-  unsupported(_name, shape, format) {
+  defaultSelection: gptOssDefaultSelection,
+  unsupported(name, shape, format, config) {
     if (format !== 'mxfp4') return `the gpt-oss layout holds mxfp4 only, not ${format}`;
-    if (shape.length < 2) return 'gpt-oss blocks need at least 2 dimensions';
-    if (shape[shape.length - 1] % 32 !== 0) return `last dimension ${shape[shape.length - 1]} is not a multiple of 32`;
-    return null;
+    return gptOssUnsupported(name, shape, config);
   },
+  transposedForBlocking: isGptOssExpertWeight,
   plan(name, shape) {
+    // `shape` is the blocked shape, [E, out, in].
     const lead = shape.slice(0, -1);
     const k = shape[shape.length - 1];
     return [

@@ -1,9 +1,12 @@
 // Reading a quantized tensor back from any layout into fp4kit's QuantizedTensor / FgmpTensor, so
-// `dequantize` can check what was written (tests, interop, inspect).
+// `dequantize` can check what was written (tests, interop, inspect), and its values in the order
+// of the input tensor (readBackValues undoes the transposition of gpt-oss experts).
 
-import type { QuantizedTensor } from '../quantize.js';
+import { dequantize, type QuantizedTensor } from '../quantize.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import { BLOCK_FORMATS, type BlockFormatName } from '../formats.js';
+import { swapLastTwo, transposeLastTwo } from '../transpose.js';
+import { isGptOssExpertWeight } from './gpt-oss-tensors.js';
 import { moduleOf, type LayoutName, type QuantFormat } from './types.js';
 
 export type TensorBytes = (name: string) => Promise<Uint8Array>;
@@ -12,7 +15,8 @@ function f32(bytes: Uint8Array): number {
   return new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
 }
 
-/** Rebuild the quantized tensor `name` (input name, input shape) stored in `layout`. */
+/** Rebuild the quantized tensor `name` (input name, input shape) stored in `layout`. Its shape is the
+ *  blocked shape: the input shape, or for gpt-oss experts ([E, in, out]) the stored order [E, out, in]. */
 export async function readBackTensor(
   layout: LayoutName, get: TensorBytes, name: string, format: QuantFormat, shape: number[], scaleRule?: 'floor' | 'ceil',
 ): Promise<QuantizedTensor | FgmpTensor> {
@@ -44,6 +48,19 @@ export async function readBackTensor(
       return { ...base, data: await get(`${m}.weight`), scales: await get(`${m}.weight_scale`), tensorScale: f32(await get(`${m}.weight_scale_2`)) };
     }
     case 'gpt-oss':
-      return { ...base, data: await get(`${name}_blocks`), scales: await get(`${name}_scales`), scaleRule: scaleRule ?? 'floor' };
+      // Only expert weights are MXFP4 in gpt-oss (lib/layouts/gpt-oss-tensors.ts), always stored [E, out, in].
+      if (!isGptOssExpertWeight(name)) throw new RangeError(`readBackTensor: the gpt-oss layout stores only MoE expert weights as MXFP4 (…mlp.experts.gate_up_proj / down_proj); got ${JSON.stringify(name)}`);
+      return { ...base, shape: swapLastTwo(shape), data: await get(`${name}_blocks`), scales: await get(`${name}_scales`), scaleRule: scaleRule ?? 'floor' };
   }
+}
+
+/** The dequantized values of tensor `name` in the order of the input tensor (shape `shape`): what a
+ *  loader of `layout` puts into the model. */
+export async function readBackValues(
+  layout: LayoutName, get: TensorBytes, name: string, format: QuantFormat, shape: number[], scaleRule?: 'floor' | 'ceil',
+): Promise<Float32Array> {
+  const q = await readBackTensor(layout, get, name, format, shape, scaleRule);
+  const values = dequantize(q);
+  // gpt-oss holds only expert weights, all stored [E, out, in]: swap back to the input's [E, in, out].
+  return layout === 'gpt-oss' ? transposeLastTwo(values, q.shape) : values;
 }

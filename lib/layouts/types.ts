@@ -4,6 +4,7 @@
 import type { QuantizedTensor } from '../quantize.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import type { TensorSpec } from '../safetensors/write.js';
+import type { ModelConfig } from '../model-config.js';
 
 export type LayoutName = 'compressed-tensors' | 'modelopt' | 'gpt-oss' | 'fp4kit';
 export type QuantFormat = QuantizedTensor['format'] | 'fgmp';
@@ -28,13 +29,23 @@ export interface LayoutFiles {
 export interface Layout {
   readonly name: LayoutName;
   readonly formats: readonly QuantFormat[];
-  /** Why this tensor cannot be stored in this layout (it is then copied through), or null. */
-  unsupported(name: string, shape: number[], format: QuantFormat): string | null;
+  /** Why this tensor cannot be stored in this layout (it is then copied through), or null. Throws when
+   *  the tensor was selected but its role (which axis is its input axis) cannot be determined. `config`
+   *  is the model's config.json (null when there is none). */
+  unsupported(name: string, shape: number[], format: QuantFormat, config: ModelConfig): string | null;
+  /** Which tensors this layout quantizes when no --only is given (replaces the default rule of
+   *  lib/tensor-selection.ts): null to quantize, else why the tensor is copied. */
+  defaultSelection?(name: string, shape: number[]): string | null;
+  /** True when the stored tensor is [..., in, out] and the layout's loader blocks along `in`: the
+   *  quantizer swaps the last two axes first, and `plan` receives the swapped (blocked) shape. Decided
+   *  from the name (after `unsupported` accepted the tensor), never from the shape. */
+  transposedForBlocking?(name: string): boolean;
   /** Fused modules (q/k/v, gate/up) must share one NVFP4 tensor scale (lib/layouts/fused-modules.ts). */
   readonly sharedFusedScales?: boolean;
   /** NVFP4 tensor (decode) scale to use for a tensor with this amax, if the layout needs a special one. */
   tensorScale?(amax: number): number;
-  /** The output tensors for one quantized input tensor; `fp4Blocks` is known in advance for fgmp. */
+  /** The output tensors for one quantized input tensor of the blocked `shape` (the input shape, or its
+   *  last two axes swapped when transposedForBlocking); `fp4Blocks` is known in advance for fgmp. */
   plan(name: string, shape: number[], format: QuantFormat, fp4Blocks: number): TensorSpec[];
   /** Bytes of the planned tensors, in plan order. */
   encode(name: string, q: QuantizedTensor | FgmpTensor): Uint8Array[];

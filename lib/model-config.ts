@@ -1,0 +1,28 @@
+// The model's config.json beside a checkpoint, read before any tensor is planned: some layouts
+// cannot tell from a tensor's name alone how its axes are laid out (gpt-oss's experts share their
+// names with other MoE models that store them the other way round) and need model_type and the
+// model's sizes to decide.
+
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SafetensorsError } from './safetensors/header.js';
+
+/** A parsed config.json (a JSON object), or null when the checkpoint has none. */
+export type ModelConfig = Record<string, unknown> | null;
+
+/** config.json in `dir`, or null when there is none; anything else there (a folder, a FIFO, text that is
+ *  not a JSON object) is refused with the file's name rather than read or guessed at. */
+export async function readModelConfig(dir: string): Promise<ModelConfig> {
+  const path = join(dir, 'config.json');
+  const s = await stat(path).catch(() => null);
+  if (s === null) return null;
+  if (!s.isFile()) throw new SafetensorsError(path, 'not a regular file');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new SafetensorsError(path, `not JSON (${(err as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SafetensorsError(path, 'not a JSON object');
+  return parsed as Record<string, unknown>;
+}
