@@ -61,7 +61,7 @@ def bits(t):
 
 
 def rel_err(a, b):
-    a, b = a.to(torch.float64), b.to(torch.float64)
+    a, b = a.detach().to(torch.float64), b.detach().to(torch.float64)
     return float((a - b).norm() / b.norm())
 
 

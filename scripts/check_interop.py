@@ -9,10 +9,12 @@ Parses every *.safetensors file with the `safetensors` package's own (Rust) pars
 float32 following each layout's loader:
   compressed-tensors: e2m1 · (weight_scale / weight_global_scale)      (compressed_tensors dequantize)
   modelopt:           e2m1 · (weight_scale · weight_scale_2)           (ModelOpt NVFP4QTensor)
-  gpt-oss:            ldexp(e2m1, scales − 127)                        (transformers convert_moe_packed_tensors)
+  gpt-oss:            ldexp(e2m1, scales − 127), blocks [E, out, in/32, 16] decoded to [E, out, in]
+                      and transposed to the model's [E, in, out]        (transformers convert_moe_packed_tensors)
   fp4kit:             docs/layouts.md
 Which tensors were quantized, with which format and shape, comes from fp4kit-summary.json.
-Prints JSON { tensor: { sha256 of the float32 little-endian values, count, first values } }.
+Prints JSON { tensor: { sha256 of the float32 little-endian values in the input tensor's order,
+count, first values } }.
 """
 import glob
 import hashlib
@@ -140,11 +142,19 @@ def dequantize(layout, t, meta, entry):
         s2 = f32_scalar(t[module + ".weight_scale_2"])
         return nvfp4_values(u8(t[module + ".weight"]), u8(t[module + ".weight_scale"]), rows, cols, lambda s: s * s2)
     if layout == "gpt-oss":
+        # As convert_moe_packed_tensors: the stored shapes alone say how to decode, [*prefix, G, 16]
+        # blocks to [*prefix, G·32] values, then axes 1 and 2 swapped. fp4kit's summary shape is only
+        # checked against the result, not used to decode.
         blocks, scales = t[name + "_blocks"], t[name + "_scales"]
-        assert blocks["shape"] == list(shape[:-1]) + [cols // 32, 16], blocks["shape"]
-        codes = unpack(u8(blocks), 4, rows * cols).reshape(rows, cols // 32, 32)
-        exps = u8(scales).astype(np.int32).reshape(rows, cols // 32) - 127
-        return np.ldexp(decode_e2m1(codes), exps[:, :, None]).astype(np.float32).reshape(rows, cols)
+        *prefix, groups, sixteen = blocks["shape"]
+        assert sixteen == 16 and scales["shape"] == prefix + [groups], (blocks["shape"], scales["shape"])
+        n = int(np.prod(prefix)) * groups
+        codes = unpack(u8(blocks), 4, n * 32).reshape(n, 32)
+        exps = u8(scales).astype(np.int32).reshape(n, 1) - 127
+        values = np.ldexp(decode_e2m1(codes), exps).astype(np.float32).reshape(*prefix, groups * 32)
+        values = np.ascontiguousarray(values.swapaxes(1, 2))
+        assert list(values.shape) == list(shape), (values.shape, shape)
+        return values
     if layout == "fp4kit":
         info = meta[name]
         assert info["format"] == fmt and info["shape"] == shape, info
