@@ -14,3 +14,4 @@ export { SafetensorsWriter, writeSafetensors, type TensorSpec } from './safetens
 export { openCheckpoint } from './safetensors/checkpoint-files.js';
 export { layoutByName, LAYOUT_NAMES, type Layout, type LayoutName } from './layouts/index.js';
 export { readBackTensor, readBackValues } from './layouts/read-back.js';
+export { writeDecodedTensors } from './decoded-tensors.js';

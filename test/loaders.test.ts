@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointSummary } from '../lib/checkpoint.js';
-import { readBackValues } from '../lib/layouts/read-back.js';
+import { writeDecodedTensors } from '../lib/decoded-tensors.js';
 import { SafetensorsFile } from '../lib/safetensors/read.js';
-import { writeSafetensors } from '../lib/safetensors/write.js';
 
 const repo = join(__dirname, '..');
 const script = join(repo, 'scripts', 'check_gpt_oss_loader.py');
@@ -65,21 +64,6 @@ function run(args: string[]) {
   return r.stdout;
 }
 
-/** fp4kit's own decode of every quantized tensor, float32 in the input's order, as one safetensors file. */
-async function writeDecoded(out: string, summary: CheckpointSummary, path: string): Promise<void> {
-  const specs = [];
-  for (const t of summary.tensors.filter((x) => x.action === 'quantized')) {
-    const f = await SafetensorsFile.open(join(out, t.file));
-    try {
-      const values = await readBackValues('gpt-oss', async (n) => f.read(f.tensor(n)!), t.name, 'mxfp4', t.shape);
-      specs.push({ name: t.name, dtype: 'F32', shape: t.shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
-    } finally {
-      await f.close();
-    }
-  }
-  await writeSafetensors(path, specs);
-}
-
 describe.skipIf(!haveLoader)('gpt-oss MXFP4 loaded by transformers', () => {
   beforeAll(async () => {
     const started = performance.now();
@@ -91,13 +75,22 @@ describe.skipIf(!haveLoader)('gpt-oss MXFP4 loaded by transformers', () => {
       cli.push({ code: r.status, stderr: r.stderr });
       if (r.status !== 0) throw new Error(`fp4kit quantize exited ${r.status}: ${r.stderr}`);
       summaries.push(JSON.parse(readFileSync(join(dirs[i].quant, 'fp4kit-summary.json'), 'utf8')) as CheckpointSummary);
-      await writeDecoded(dirs[i].quant, summaries[i], dirs[i].decoded);
+      expect(await writeDecodedTensors(dirs[i].quant, dirs[i].decoded)).toBe(2 * LAYERS);
     }
     results = JSON.parse(run([python, script, 'check', ...dirs.flatMap((d) => [d.bf16, d.quant, d.decoded])])) as Record<string, LoaderResult>;
     console.log(`gpt-oss loader check: ${((performance.now() - started) / 1000).toFixed(1)} s, transformers ${Object.values(results)[0].transformers}`);
   }, 600_000);
 
   describe.each(cases.map((c, i) => [c.label, c, i] as const))('%s', (_label, c, i) => {
+    it("fp4kit's decode file holds every expert weight, F32, in the model's [E, in, out] order", async () => {
+      const f = await SafetensorsFile.open(dirs[i].decoded);
+      try {
+        expect(f.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual(summaries[i].tensors.filter((t) => t.action === 'quantized').map((t) => [t.name, 'F32', t.shape]));
+      } finally {
+        await f.close();
+      }
+    });
+
     const expertNames = Array.from({ length: LAYERS }, (_v, l) => [`model.layers.${l}.mlp.experts.gate_up_proj`, `model.layers.${l}.mlp.experts.down_proj`]).flat();
     const inputShape = (name: string) => (name.endsWith('gate_up_proj') ? [EXPERTS, c.hidden, 2 * c.inter] : [EXPERTS, c.inter, c.hidden]);
 
