@@ -19,8 +19,9 @@ import {
 } from '../formats.js';
 import { packCodesInto, unpackCodesInto } from '../pack.js';
 import { randomBits } from '../stochastic.js';
-import { guardBlockArgs, guardBytes, guardDims, guardFloats, guardSource } from './kernel-guards.js';
-import type { DequantizeBlocksArgs, Kernels, QuantizeBlocksArgs, Source } from './kernels.js';
+import { blockKernels } from './block-kernels.js';
+import { guardBytes, guardDims, guardFloats, guardSource } from './kernel-guards.js';
+import type { Kernels, Source } from './kernels.js';
 
 const CHUNK = 4096;
 
@@ -212,25 +213,11 @@ function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, col
   }
 }
 
-// One entry per operation for every block format: the table entry says which family runs.
-function quantizeBlocks(a: QuantizeBlocksArgs): void {
-  const { args: x, format } = guardBlockArgs<QuantizeBlocksArgs>('quantizeBlocks', a);
-  if (format.hasTensorScale) quantizeNvfp4(x.src, x.dtype, x.rows, x.cols, x.tensorScale, x.rounding, x.seed, x.data, x.scales, x.firstIndex);
-  else quantizeMx(x.src, x.dtype, x.rows, x.cols, format.element.id as ElementIdValue, x.scaleRule, x.rounding, x.seed, x.data, x.scales, x.firstIndex);
-}
-
-function dequantizeBlocks(a: DequantizeBlocksArgs): void {
-  const { args: x, format } = guardBlockArgs<DequantizeBlocksArgs>('dequantizeBlocks', a);
-  if (format.hasTensorScale) dequantizeNvfp4(x.data, x.scales, x.rows, x.cols, x.tensorScale, x.out);
-  else dequantizeMx(x.data, x.scales, x.rows, x.cols, format.element.id as ElementIdValue, x.out);
-}
-
 export const jsKernels: Kernels = {
   name: 'js',
   simd: 'none',
   encodeElements,
   decodeElements,
-  quantizeBlocks,
-  dequantizeBlocks,
+  ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
   absMax,
 };

@@ -12,8 +12,9 @@ import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type El
 import type { MatmulKernels } from './kernels.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from '../matmul-repack.js';
 import { instantiateWasmModule, type WasmMemory } from '../wasm-memory.js';
-import { guardBlockArgs, guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
-import type { DequantizeBlocksArgs, Kernels, QuantizeBlocksArgs, Source } from './kernels.js';
+import { blockKernels } from './block-kernels.js';
+import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
+import type { Kernels, Source } from './kernels.js';
 
 /** Upper bound on the scratch one chunk uses (a single row may exceed it). */
 export const SCRATCH_BYTES = 1 << 20;
@@ -218,26 +219,12 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
   }
 
-  // One entry per operation for every block format: the table entry says which kernel runs.
-  function quantizeBlocks(a: QuantizeBlocksArgs): void {
-    const { args: v, format } = guardBlockArgs<QuantizeBlocksArgs>('quantizeBlocks', a);
-    if (format.hasTensorScale) quantizeNvfp4(v.src, v.dtype, v.rows, v.cols, v.tensorScale, v.rounding, v.seed, v.data, v.scales, v.firstIndex);
-    else quantizeMx(v.src, v.dtype, v.rows, v.cols, format.element.id as ElementIdValue, v.scaleRule, v.rounding, v.seed, v.data, v.scales, v.firstIndex);
-  }
-
-  function dequantizeBlocks(a: DequantizeBlocksArgs): void {
-    const { args: v, format } = guardBlockArgs<DequantizeBlocksArgs>('dequantizeBlocks', a);
-    if (format.hasTensorScale) dequantizeNvfp4(v.data, v.scales, v.rows, v.cols, v.tensorScale, v.out);
-    else dequantizeMx(v.data, v.scales, v.rows, v.cols, format.element.id as ElementIdValue, v.out);
-  }
-
   return {
     name: 'wasm',
     simd: 'simd128',
     encodeElements,
     decodeElements,
-    quantizeBlocks,
-    dequantizeBlocks,
+    ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
     absMax,
     fgmpCandidates,
     matmul: wasmMatmul(mem),
