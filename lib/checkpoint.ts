@@ -24,7 +24,7 @@ import { moduleOf } from './layouts/types.js';
 import { fusedGroupOf } from './layouts/fused-modules.js';
 import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { AtomicFile } from './safetensors/atomic-file.js';
-import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
+import { OutputFolder, checkNotAliasingInput, syncFolder } from './safetensors/output-folder.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
@@ -99,6 +99,20 @@ export interface CheckpointProgress {
   bytesDone: number;
   bytesTotal: number;
   elapsedSeconds: number;
+}
+
+/** One part of a distributed run (lib/checkpoint-parts.ts): quantizeCheckpoint writes only these input
+ *  shards' output shards, into the run's shared parts folder instead of a staging folder of its own, and
+ *  leaves the index, config, side files, summary and the publishing of the output to the merge. */
+export interface CheckpointPart {
+  /** Indexes into the input's shard list (CheckpointFiles.shards). */
+  shards: ReadonlySet<number>;
+  /** The folder the parts of the run write into (each shard under a temporary name, renamed when complete). */
+  dir: string;
+  /** The input, already opened (and checked) by the caller, who closes it. */
+  files?: CheckpointFiles;
+  /** Awaited before each tensor (a test hook that makes jobs slow; see lib/checkpoint-parts.ts). */
+  beforeTensor?: () => Promise<void>;
 }
 
 const COPY_CHUNK = 16 << 20;
@@ -276,19 +290,21 @@ function planShard(shard: SafetensorsFile, layout: Layout, options: CheckpointOp
  * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
  * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
  */
-async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], signal?: AbortSignal): Promise<Map<string, number>> {
+async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], signal?: AbortSignal, wanted?: ReadonlySet<number>): Promise<Map<string, number>> {
   const amax = new Map<string, number>();
   const members = new Map<string, number>();
-  for (const plan of plans) for (const p of plan) {
+  const needed = new Set<string>(); // groups with a member in a shard this run writes (a part reads the others too)
+  for (let si = 0; si < plans.length; si++) for (const p of plans[si]) {
     const g = p.quantize ? fusedGroupOf(p.info.name) : null;
     if (g !== null) members.set(g, (members.get(g) ?? 0) + 1);
+    if (g !== null && (!wanted || wanted.has(si))) needed.add(g);
   }
   const chunk = new Uint8Array(new ArrayBuffer(COPY_CHUNK));
   const kernels = getKernels();
   for (let si = 0; si < plans.length; si++) {
     for (const p of plans[si]) {
       const g = p.quantize ? fusedGroupOf(p.info.name) : null;
-      if (g === null || members.get(g)! < 2) continue;
+      if (g === null || members.get(g)! < 2 || !needed.has(g)) continue;
       const { info } = p;
       const total = info.end - info.begin;
       let m = amax.get(g) ?? 0;
@@ -325,6 +341,7 @@ export async function quantizeCheckpoint(
   options: CheckpointOptions,
   onProgress?: (p: CheckpointProgress) => void,
   signal?: AbortSignal,
+  part?: CheckpointPart,
 ): Promise<CheckpointSummary> {
   const started = performance.now();
   const fn = 'quantizeCheckpoint';
@@ -347,9 +364,9 @@ export async function quantizeCheckpoint(
   const measure = options.measureError ?? true;
   signal?.throwIfAborted();
 
-  const ckpt = await openCheckpoint(input);
+  const ckpt = part?.files ?? (await openCheckpoint(input));
   const fisher = options.fisher !== undefined ? await SafetensorsFile.open(options.fisher).catch(async (err: unknown) => {
-    await closeCheckpoint(ckpt);
+    if (!part?.files) await closeCheckpoint(ckpt);
     throw err;
   }) : undefined;
   const writers: SafetensorsWriter[] = [];
@@ -357,17 +374,17 @@ export async function quantizeCheckpoint(
   let out: OutputFolder | undefined;
   try {
     checkNotAliasingInput(outDir, ckpt.dir, ckpt.shards.map((s) => s.path));
-    const copiedFiles = ckpt.indexed || (await stat(input)).isDirectory() ? await otherFiles(ckpt.dir) : [];
+    const copiedFiles = await filesToCopy(ckpt, input);
     checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles]);
-    out = await OutputFolder.create(outDir, { overwrite: options.overwrite });
-    const stagingDir = out.staging;
+    if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite });
+    const stagingDir = part ? part.dir : out!.staging;
     const modelConfig = await readModelConfig(ckpt.dir);
     const plans = ckpt.shards.map((s) => planShard(s, layout, options, modelConfig, only, skip));
-    const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal) : new Map<string, number>();
-    const bytesTotal = ckpt.shards.reduce((a, s) => a + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0);
-    const tensorCount = plans.reduce((a, p) => a + p.length, 0);
+    const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
+    const written = (si: number) => !part || part.shards.has(si);
+    const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
+    const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);
     const summaries: TensorSummary[] = [];
-    const weightMap: Record<string, string> = Object.create(null) as Record<string, string>; // names are data (__proto__ too)
     let bytesDone = 0;
     let tensorsDone = 0;
     let outputBytes = 0;
@@ -384,6 +401,7 @@ export async function quantizeCheckpoint(
       onProgress?.({ tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000 });
 
     for (let si = 0; si < ckpt.shards.length; si++) {
+      if (!written(si)) continue;
       const shard = ckpt.shards[si];
       const plan = plans[si];
       const fileName = basename(shard.path);
@@ -414,7 +432,7 @@ export async function quantizeCheckpoint(
         const { info } = p;
         const inputBytes = info.end - info.begin;
         report(info.name);
-        for (const s of p.specs) weightMap[s.name] = fileName;
+        await part?.beforeTensor?.();
         if (!p.quantize) {
           const chunk = new Uint8Array(Math.min(COPY_CHUNK, inputBytes));
           for (let off = 0; off < inputBytes; off += chunk.length) {
@@ -493,41 +511,22 @@ export async function quantizeCheckpoint(
       await writer.finish();
     }
     report('');
+    if (part) {
+      // A part publishes its own output shards (in the parts folder) only; the merge writes the rest and publishes the output.
+      for (const w of writers) await w.publish();
+      await syncFolder(part.dir);
+      return {
+        tool: 'fp4kit', version: 1, input: resolve(input), output: resolve(outDir), format: options.format, layout: layoutName,
+        backend: getBackend().name, inputBytes: bytesTotal, outputBytes, seconds: (performance.now() - started) / 1000,
+        quantized: summaries.filter((t) => t.action === 'quantized').length, copied: summaries.filter((t) => t.action === 'copied').length,
+        files: ckpt.shards.filter((_s, si) => written(si)).map((sh) => basename(sh.path)), tensors: summaries,
+      };
+    }
 
-    const quantized = summaries.filter((t) => t.action === 'quantized');
-    const unquantizedModules = summaries
-      .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !/embed/i.test(t.name))
-      .map((t) => moduleOf(t.name));
-    // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
-    // as unquantized, as llm-compressor's default ignore list does.
-    if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
-    const configPath = join(ckpt.dir, 'config.json');
-    let config: Record<string, unknown> | null = null;
-    const configStat = await stat(configPath).catch(() => null);
-    if (configStat && !configStat.isFile()) throw new SafetensorsError(configPath, 'not a regular file');
-    if (configStat) {
-      try {
-        config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-      } catch (err) {
-        throw new SafetensorsError(configPath, `not JSON (${(err as Error).message})`);
-      }
-    }
-    const files = layout.files({ format: options.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
-    const outputs: Array<[string, string]> = [];
-    if (files.config) outputs.push(['config.json', `${JSON.stringify(files.config, null, 2)}\n`]);
-    for (const [name, text] of Object.entries(files.extra)) outputs.push([name, text]);
-    if (ckpt.indexed) {
-      outputs.push([INDEX_NAME, `${JSON.stringify({ metadata: { ...ckpt.indexMetadata, total_size: outputBytes }, weight_map: weightMap }, null, 2)}\n`]);
-    }
-    const summary: CheckpointSummary = {
-      tool: 'fp4kit', version: 1, input: resolve(input), output: resolve(outDir), format: options.format, layout: layoutName,
-      backend: getBackend().name, inputBytes: bytesTotal, outputBytes, seconds: (performance.now() - started) / 1000,
-      quantized: quantized.length, copied: summaries.length - quantized.length,
-      files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME],
-      tensors: summaries,
-    };
-    outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
-    checkShardNames(ckpt, outputs.map(([n]) => n));
+    const { outputs, summary } = await checkpointSideFiles({
+      ckpt, input, outDir, format: options.format, layoutName, layout, tensors: summaries,
+      backend: getBackend().name, seconds: (performance.now() - started) / 1000,
+    });
     for (const [name, text] of outputs) {
       const f = await AtomicFile.create(join(stagingDir, name));
       sideFiles.push(f);
@@ -536,8 +535,7 @@ export async function quantizeCheckpoint(
     }
     // Other files of a model folder (tokenizer, generation config...) are copied as they are,
     // except those this run writes itself (config.json).
-    const written = new Set(outputs.map(([n]) => n));
-    const extras = copiedFiles.filter((n) => !written.has(n));
+    const extras = extraFiles(copiedFiles, outputs);
     for (const name of extras) await copyFile(join(ckpt.dir, name), join(stagingDir, name));
     summary.files.push(...extras);
     signal?.throwIfAborted();
@@ -545,16 +543,88 @@ export async function quantizeCheckpoint(
     // publish the folder in one step (lib/safetensors/output-folder.ts).
     for (const w of writers) await w.publish();
     for (const f of sideFiles) await f.publish();
-    await out.publish();
+    await out!.publish();
     return summary;
   } catch (err) {
     await Promise.all([...writers.map((w) => w.abort()), ...sideFiles.map((f) => f.abort())]);
     await out?.abort();
     throw err;
   } finally {
-    await closeCheckpoint(ckpt);
+    if (!part?.files) await closeCheckpoint(ckpt);
     await fisher?.close();
   }
+}
+
+export interface SideFilesInput {
+  ckpt: CheckpointFiles;
+  input: string;
+  outDir: string;
+  format: QuantFormat;
+  layoutName: LayoutName;
+  layout: Layout;
+  /** Every tensor's summary, in input order (shard by shard). */
+  tensors: TensorSummary[];
+  backend: string;
+  seconds: number;
+}
+
+/**
+ * The files written beside the weight shards — config.json, the layout's extra files, the index
+ * (sharded inputs) and the summary last — as [name, text] pairs, with the summary itself. A pure
+ * function of the tensor summaries, so a distributed merge (lib/checkpoint-parts.ts) writes the
+ * same bytes as a single run.
+ */
+export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs: Array<[string, string]>; summary: CheckpointSummary }> {
+  const { ckpt, layout, tensors } = a;
+  const quantized = tensors.filter((t) => t.action === 'quantized');
+  const unquantizedModules = tensors
+    .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !/embed/i.test(t.name))
+    .map((t) => moduleOf(t.name));
+  // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
+  // as unquantized, as llm-compressor's default ignore list does.
+  if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
+  const configPath = join(ckpt.dir, 'config.json');
+  let config: Record<string, unknown> | null = null;
+  const configStat = await stat(configPath).catch(() => null);
+  if (configStat && !configStat.isFile()) throw new SafetensorsError(configPath, 'not a regular file');
+  if (configStat) {
+    try {
+      config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new SafetensorsError(configPath, `not JSON (${(err as Error).message})`);
+    }
+  }
+  const files = layout.files({ format: a.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
+  const outputs: Array<[string, string]> = [];
+  if (files.config) outputs.push(['config.json', `${JSON.stringify(files.config, null, 2)}\n`]);
+  for (const [name, text] of Object.entries(files.extra)) outputs.push([name, text]);
+  const outputBytes = tensors.reduce((sum, t) => sum + t.outputBytes, 0);
+  if (ckpt.indexed) {
+    const weightMap: Record<string, string> = Object.create(null) as Record<string, string>; // names are data (__proto__ too)
+    for (const t of tensors) for (const o of t.outputs) weightMap[o] = t.file;
+    outputs.push([INDEX_NAME, `${JSON.stringify({ metadata: { ...ckpt.indexMetadata, total_size: outputBytes }, weight_map: weightMap }, null, 2)}\n`]);
+  }
+  const summary: CheckpointSummary = {
+    tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), format: a.format, layout: a.layoutName,
+    backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
+    outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
+    files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME],
+    tensors,
+  };
+  outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
+  checkShardNames(ckpt, outputs.map(([n]) => n));
+  return { outputs, summary };
+}
+
+/** The other files of a model folder a run copies (none for a single-file input). */
+export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<string[]> {
+  return ckpt.indexed || (await stat(input)).isDirectory() ? otherFiles(ckpt.dir) : [];
+}
+
+/** Of the files to copy, those the run does not write itself (config.json). */
+export function extraFiles(copied: string[], outputs: Array<[string, string]>): string[] {
+  const written = new Set(outputs.map(([n]) => n));
+  return copied.filter((n) => !written.has(n));
 }
 
 /** The other regular files of a model folder (links followed, as in a Hugging Face cache
