@@ -1,0 +1,453 @@
+// Distributed checkpoint quantization, the plan: a checkpoint's input shards split into parts
+// balanced by bytes, each part writing complete output shards under the names a single run uses,
+// and a merge that writes the index, config, side files and summary once every part is present.
+// The merged folder is byte-identical to a single-machine run (the summary's `seconds` and
+// `backend` fields excepted, see docs/distributed.md). Used by `fp4kit quantize --shard i/n`,
+// `fp4kit merge` and the BullMQ jobs of lib/queue.ts.
+//
+// Every machine must see the input (and the output folder) at the same path; a part checks a
+// fingerprint of the input (shard names, sizes and a hash of every header, the index and config.json)
+// so a different file under the same path is detected rather than silently mixed in.
+
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, copyFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { getBackend } from './backend.js';
+import {
+  checkpointSideFiles, extraFiles, quantizeCheckpoint, syncDir, SUMMARY_NAME,
+  type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
+} from './checkpoint.js';
+import { layoutByName, type LayoutName } from './layouts/index.js';
+import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { tempNameFor, writeFileAtomic } from './safetensors/atomic-file.js';
+import { SafetensorsError } from './safetensors/header.js';
+import { SafetensorsFile } from './safetensors/read.js';
+
+/** Hidden folder of the output holding one record per finished part (removed by the merge). */
+export const PARTS_DIR = '.fp4kit-parts';
+
+/** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
+export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
+
+export interface ShardSpec {
+  /** 0-based part number (Kubernetes JOB_COMPLETION_INDEX, a 0-based Slurm array index). */
+  index: number;
+  count: number;
+}
+
+/** "i/n" with 0 <= i < n, as `--shard` takes it. */
+export function parseShardSpec(text: string): ShardSpec {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m) throw new RangeError(`--shard: expected i/n (part i of n, 0 <= i < n), got ${JSON.stringify(text)}`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || count > 100000) throw new RangeError(`--shard: the number of parts must be 1..100000, got ${count}`);
+  if (index >= count) throw new RangeError(`--shard: part ${index} does not exist in ${count} parts (parts are numbered 0..${count - 1})`);
+  return { index, count };
+}
+
+/**
+ * Split shards into `count` parts balanced by bytes: largest shard first (ties by name) into the
+ * part holding the fewest bytes so far (ties to the lowest part number). Deterministic, so every
+ * machine computes the same split. Returns each part's shard indexes in ascending order.
+ */
+export function partitionShards(shards: ReadonlyArray<{ name: string; bytes: number }>, count: number): number[][] {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`partitionShards: count must be a positive integer, got ${count}`);
+  const order = shards.map((s, i) => i).sort((a, b) => shards[b].bytes - shards[a].bytes || (shards[a].name < shards[b].name ? -1 : shards[a].name > shards[b].name ? 1 : 0));
+  const parts: number[][] = Array.from({ length: count }, () => []);
+  const load = new Array<number>(count).fill(0);
+  for (const i of order) {
+    let best = 0;
+    for (let p = 1; p < count; p++) if (load[p] < load[best]) best = p;
+    parts[best].push(i);
+    load[best] += shards[i].bytes;
+  }
+  return parts.map((p) => p.sort((a, b) => a - b));
+}
+
+/** CheckpointOptions as JSON (regular expressions as source and flags), for job data and part records. */
+export interface SerializedOptions extends Omit<CheckpointOptions, 'only' | 'skip'> {
+  only?: { source: string; flags: string };
+  skip?: { source: string; flags: string };
+}
+
+export function serializeOptions(o: CheckpointOptions): SerializedOptions {
+  const re = (r: RegExp | string | undefined) => (r === undefined ? undefined : typeof r === 'string' ? { source: r, flags: '' } : { source: r.source, flags: r.flags });
+  // A fixed key order and no undefined values: the run key hashes this text.
+  const out: Record<string, unknown> = {
+    format: o.format, layout: o.layout ?? 'fp4kit', only: re(o.only), skip: re(o.skip), rounding: o.rounding, seed: o.seed,
+    scaleRule: o.scaleRule, fisher: o.fisher === undefined ? undefined : resolve(o.fisher), fp4Fraction: o.fp4Fraction,
+    inputScale: o.inputScale, measureError: o.measureError ?? true,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out as unknown as SerializedOptions;
+}
+
+export function deserializeOptions(s: SerializedOptions): CheckpointOptions {
+  return {
+    ...s,
+    only: s.only === undefined ? undefined : new RegExp(s.only.source, s.only.flags),
+    skip: s.skip === undefined ? undefined : new RegExp(s.skip.source, s.skip.flags),
+  };
+}
+
+/** What a machine sees of the input: per file its size and a hash of its header (or whole text). */
+export interface InputFingerprint {
+  digest: string;
+  files: Array<{ name: string; bytes: number; sha256: string }>;
+}
+
+/** Bytes of the data section sampled into a shard's fingerprint, at its start, middle and end. */
+const SAMPLE_BYTES = 64 << 10;
+
+/** sha256 of the byte ranges [start, end) of a file, in order. */
+async function sha256OfRanges(path: string, ranges: Array<[number, number]>): Promise<string> {
+  const h = await open(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    for (const [start, end] of ranges) {
+      const buf = new Uint8Array(Math.max(0, end - start));
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesRead } = await h.read(buf, done, buf.length - done, start + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      hash.update(buf.subarray(0, done));
+    }
+    return hash.digest('hex');
+  } finally {
+    await h.close();
+  }
+}
+
+/** The header and three samples of the data section: two checkpoints of one architecture (two fine-tunes)
+ *  share every header byte, so a header hash alone would not tell them apart. */
+function shardRanges(size: number, dataStart: number): Array<[number, number]> {
+  const mid = dataStart + Math.floor((size - dataStart) / 2);
+  const clamp = (a: number, b: number): [number, number] => [Math.max(dataStart, Math.min(a, size)), Math.max(dataStart, Math.min(b, size))];
+  return [[0, dataStart], clamp(dataStart, dataStart + SAMPLE_BYTES), clamp(mid - SAMPLE_BYTES / 2, mid + SAMPLE_BYTES / 2), clamp(size - SAMPLE_BYTES, size)];
+}
+
+/** Fingerprint of the files a run reads: every shard (size, header and 192 KiB of sampled data), the
+ *  index and config.json (whole), a Fisher file (like a shard). Cheap on a 400 GB checkpoint, and it
+ *  tells apart two checkpoints of the same architecture; it cannot prove two files equal byte for byte. */
+export async function inputFingerprint(ckpt: CheckpointFiles, fisher?: string): Promise<InputFingerprint> {
+  const files: InputFingerprint['files'] = [];
+  for (const s of ckpt.shards) files.push({ name: basename(s.path), bytes: s.size, sha256: await sha256OfRanges(s.path, shardRanges(s.size, s.dataStart)) });
+  for (const name of [INDEX_NAME, 'config.json']) {
+    const path = join(ckpt.dir, name);
+    if (name === INDEX_NAME && !ckpt.indexed) continue;
+    try {
+      const { size } = await stat(path);
+      files.push({ name, bytes: size, sha256: await sha256OfRanges(path, [[0, size]]) });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  if (fisher !== undefined) {
+    const f = await SafetensorsFile.open(fisher);
+    try {
+      files.push({ name: `fisher:${resolve(fisher)}`, bytes: f.size, sha256: await sha256OfRanges(fisher, shardRanges(f.size, f.dataStart)) });
+    } finally {
+      await f.close();
+    }
+  }
+  return { digest: createHash('sha256').update(JSON.stringify(files)).digest('hex'), files };
+}
+
+/** The first difference between what this machine sees and what the run was planned on, in words. */
+function fingerprintDifference(here: InputFingerprint, planned: InputFingerprint): string {
+  const there = new Map(planned.files.map((f) => [f.name, f]));
+  for (const f of here.files) {
+    const p = there.get(f.name);
+    if (!p) return `${f.name} exists here but not in the planned input`;
+    if (p.bytes !== f.bytes) return `${f.name} has ${f.bytes} bytes here, ${p.bytes} in the planned input`;
+    if (p.sha256 !== f.sha256) return `${f.name} has ${f.name.endsWith('.safetensors') ? 'a different header or different sampled data' : 'different content'} here than in the planned input`;
+  }
+  const mine = new Set(here.files.map((f) => f.name));
+  const missing = planned.files.find((f) => !mine.has(f.name));
+  return missing ? `${missing.name} is missing here` : 'the files differ';
+}
+
+/** The plan every machine derives alike: fingerprint, the parts, and the run key naming this run. */
+export interface RunPlan {
+  input: string;
+  output: string;
+  options: SerializedOptions;
+  fingerprint: InputFingerprint;
+  /** Shard names of every part (input order within a part). */
+  parts: string[][];
+  /** Input bytes of every part. */
+  partBytes: number[];
+  tensorCount: number;
+  inputBytes: number;
+  /** Hash of the input fingerprint, the options and the split: parts of one run carry the same key. */
+  run: string;
+}
+
+export async function planRun(input: string, outDir: string, options: CheckpointOptions, count: number): Promise<RunPlan> {
+  const ckpt = await openInput(input);
+  try {
+    return await planFromOpen(ckpt, input, outDir, serializeOptions(options), count);
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+}
+
+async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string, options: SerializedOptions, count: number): Promise<RunPlan> {
+  const fingerprint = await inputFingerprint(ckpt, options.fisher);
+  const sizes = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0) }));
+  const split = partitionShards(sizes, count);
+  const parts = split.map((p) => p.map((i) => sizes[i].name));
+  const partBytes = split.map((p) => p.reduce((a, i) => a + sizes[i].bytes, 0));
+  const output = resolve(outDir);
+  const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output })).digest('hex').slice(0, 24);
+  return {
+    input: resolve(input), output, options, fingerprint, parts, partBytes,
+    tensorCount: ckpt.shards.reduce((a, s) => a + s.tensors.length, 0), inputBytes: sizes.reduce((a, s) => a + s.bytes, 0), run,
+  };
+}
+
+/** Open the input, saying what a worker needs when it cannot see it. */
+async function openInput(input: string): Promise<CheckpointFiles> {
+  try {
+    await stat(input);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SafetensorsError(input, `not found on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
+    }
+    throw err;
+  }
+  return openCheckpoint(input);
+}
+
+/** One finished part, recorded in OUT/.fp4kit-parts/part-<i>-of-<n>.json. */
+export interface PartRecord {
+  tool: 'fp4kit';
+  kind: 'checkpoint-part';
+  version: 1;
+  run: string;
+  part: number;
+  parts: number;
+  input: string;
+  fingerprint: string;
+  options: SerializedOptions;
+  host: string;
+  backend: string;
+  /** Epoch milliseconds. */
+  startedAt: number;
+  finishedAt: number;
+  /** Output shards this part wrote, with their sizes (the merge checks them). */
+  files: Array<{ name: string; bytes: number }>;
+  tensors: TensorSummary[];
+}
+
+export function partRecordName(part: number, parts: number): string {
+  return `part-${part}-of-${parts}.json`;
+}
+
+export interface PartRequest {
+  input: string;
+  output: string;
+  options: SerializedOptions;
+  part: number;
+  parts: number;
+  /** The run key and input fingerprint the producer planned (queue jobs): a worker that sees a different input refuses. */
+  run?: string;
+  fingerprint?: InputFingerprint;
+}
+
+export interface PartResult {
+  record: PartRecord;
+  /** Present when this part was the last one and merged the output. */
+  merged?: CheckpointSummary;
+}
+
+/**
+ * Quantize one part: its output shards are written under their final names (temp file + rename,
+ * never torn), then its record. With `autoMerge`, the part that finds every record present merges.
+ */
+export async function runCheckpointPart(
+  req: PartRequest,
+  onProgress?: (p: CheckpointProgress) => void,
+  signal?: AbortSignal,
+  opts: { autoMerge?: boolean } = {},
+): Promise<PartResult> {
+  const startedAt = Date.now();
+  const options = deserializeOptions(req.options);
+  const serialized = serializeOptions(options);
+  const ckpt = await openInput(req.input);
+  let plan: RunPlan;
+  let shardSet: Set<number>;
+  try {
+    plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
+    if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) {
+      throw new SafetensorsError(req.input, `on ${hostname()} this is not the input the run was planned on (${fingerprintDifference(plan.fingerprint, req.fingerprint)}): every machine must see the same files at the same path`);
+    }
+    if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
+    const mine = new Set(plan.parts[req.part]);
+    shardSet = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+  const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
+  const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
+  const summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards: shardSet, beforeTensor });
+  const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(req.output, name))).size })));
+  const record: PartRecord = {
+    tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
+    fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
+    finishedAt: Date.now(), files, tensors: summary.tensors,
+  };
+  const dir = join(req.output, PARTS_DIR);
+  await mkdir(dir, { recursive: true });
+  await removeOtherRuns(dir, plan.run);
+  await writeFileAtomic(join(dir, partRecordName(req.part, req.parts)), `${JSON.stringify(record)}\n`);
+  if (!opts.autoMerge) return { record };
+  const records = await readRecords(req.output);
+  if (records.filter((r) => r.run === plan.run).length < req.parts) return { record };
+  const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true });
+  return merged ? { record, merged } : { record };
+}
+
+/** Records of an earlier run with other options or another input describe files this run overwrites. */
+async function removeOtherRuns(dir: string, run: string): Promise<void> {
+  for (const r of await readRecords(join(dir, '..'))) {
+    if (r.run !== run) await unlink(join(dir, partRecordName(r.part, r.parts))).catch(() => {});
+  }
+}
+
+async function readRecords(outDir: string): Promise<PartRecord[]> {
+  const dir = join(outDir, PARTS_DIR);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const records: PartRecord[] = [];
+  for (const name of names.filter((n) => /^part-\d+-of-\d+\.json$/.test(n)).sort()) {
+    const path = join(dir, name);
+    let r: PartRecord;
+    try {
+      r = JSON.parse(await readFile(path, 'utf8')) as PartRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
+      throw new SafetensorsError(path, `part record is not JSON (${(err as Error).message})`);
+    }
+    if (r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1 || name !== partRecordName(r.part, r.parts)) {
+      throw new SafetensorsError(path, 'not an fp4kit part record');
+    }
+    records.push(r);
+  }
+  return records;
+}
+
+const LOCK_NAME = 'merging';
+
+export interface MergeOptions {
+  /** Merge only if no other merge holds the lock (the last finisher of --shard runs); returns null otherwise. */
+  ifUnlocked?: boolean;
+  /** Take over a lock left by a merge that died (the queue's merge job, which BullMQ runs once at a time). */
+  force?: boolean;
+  /** Refuse records of any other run (the queue's merge job knows its run). */
+  run?: string;
+}
+
+/**
+ * Write the index, config, side files and summary of a distributed run once every part is present,
+ * after checking that the input is still the one planned and every output shard has its recorded size.
+ * Returns the summary (with the copied extra files listed, as quantizeCheckpoint returns it).
+ */
+export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}): Promise<CheckpointSummary | null> {
+  const records = await readRecords(outDir);
+  const partsDir = join(outDir, PARTS_DIR);
+  if (records.length === 0) {
+    const done = await stat(join(outDir, SUMMARY_NAME)).then(() => true, () => false);
+    throw new SafetensorsError(outDir, done ? `no part records in ${PARTS_DIR}: already merged` : `no part records in ${PARTS_DIR}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+  }
+  const runs = [...new Set(records.map((r) => r.run))];
+  if (runs.length > 1) throw new SafetensorsError(partsDir, `records of ${runs.length} different runs (other input, options or number of parts); delete the stale ones and merge again`);
+  const run = runs[0];
+  if (mo.run !== undefined && mo.run !== run) throw new SafetensorsError(partsDir, `records belong to run ${run}, not ${mo.run}`);
+  const count = records[0].parts;
+  const byPart = new Map(records.map((r) => [r.part, r]));
+  const missing = Array.from({ length: count }, (_v, i) => i).filter((i) => !byPart.has(i));
+  if (missing.length > 0) throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${PARTS_DIR}/${partRecordName(missing[0], count)}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
+
+  const lock = join(partsDir, LOCK_NAME);
+  try {
+    await mkdir(lock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (mo.ifUnlocked) return null;
+    if (!mo.force) throw new SafetensorsError(lock, 'another merge is running (or one died); if none is running, merge again with --force');
+  }
+  try {
+    const first = records[0];
+    const ckpt = await openInput(first.input);
+    try {
+      const plan = await planFromOpen(ckpt, first.input, outDir, first.options, count);
+      if (plan.fingerprint.digest !== first.fingerprint) throw new SafetensorsError(first.input, `changed since the parts were written: every machine must see the same input`);
+      if (plan.run !== run) throw new SafetensorsError(partsDir, `the records do not match the input and options they name (run ${plan.run}, records ${run})`);
+      // Every output shard is present with the size its part recorded (a part rewritten by a later run, or lost, is caught).
+      for (const r of records) {
+        const expected = plan.parts[r.part];
+        if (r.files.map((f) => f.name).join('\n') !== expected.join('\n')) throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `lists ${r.files.map((f) => f.name).join(', ') || 'no files'}, expected ${expected.join(', ') || 'none'}`);
+        for (const f of r.files) {
+          const path = join(outDir, f.name);
+          const size = await stat(path).then((s) => s.size, () => -1);
+          if (size !== f.bytes) throw new SafetensorsError(path, `${size < 0 ? 'missing' : `${size} bytes`}, but part ${r.part}/${count} wrote ${f.bytes}; run that part again`);
+        }
+      }
+      const shardIndex = new Map(ckpt.shards.map((s, i) => [basename(s.path), i]));
+      const tensors = records.flatMap((r) => r.tensors).sort((a, b) => shardIndex.get(a.file)! - shardIndex.get(b.file)!); // stable: input order within a shard
+      const options = deserializeOptions(first.options);
+      const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
+      const backends = [...new Set(records.map((r) => r.backend))].sort();
+      const startedAt = Math.min(...records.map((r) => r.startedAt));
+      const { outputs, summary } = await checkpointSideFiles({
+        ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
+        tensors, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
+      });
+      const extras = await extraFiles(ckpt, first.input, outputs);
+      // Side files first, then the extra files, the summary last: its presence says the folder is complete.
+      for (const [name, text] of outputs.slice(0, -1)) await writeFileAtomic(join(outDir, name), text);
+      for (const name of extras) await copyAtomic(join(ckpt.dir, name), join(outDir, name));
+      await writeFileAtomic(join(outDir, SUMMARY_NAME), outputs[outputs.length - 1][1]);
+      await removeTempFiles(outDir, [...plan.parts.flat(), ...outputs.map(([n]) => n), ...extras]);
+      await rm(partsDir, { recursive: true, force: true });
+      await syncDir(outDir);
+      summary.files.push(...extras);
+      return summary;
+    } finally {
+      await closeCheckpoint(ckpt);
+    }
+  } catch (err) {
+    await rmdir(lock).catch(() => {});
+    throw err;
+  }
+}
+
+async function copyAtomic(from: string, to: string): Promise<void> {
+  const temp = tempNameFor(to);
+  try {
+    await copyFile(from, temp);
+    await rename(temp, to);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
+}
+
+/** Temporary files a killed part or merge left behind (`<name>.tmp-<pid>-<hex>`, lib/safetensors/atomic-file.ts). */
+async function removeTempFiles(outDir: string, names: string[]): Promise<void> {
+  const finals = new Set(names);
+  for (const entry of await readdir(outDir)) {
+    const m = /^(.*)\.tmp-\d+-[0-9a-f]{8}$/.exec(entry);
+    if (m && finals.has(m[1])) await unlink(join(outDir, entry)).catch(() => {});
+  }
+}

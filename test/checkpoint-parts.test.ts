@@ -1,0 +1,175 @@
+// Distributed quantization without a queue (lib/checkpoint-parts.ts): the byte-balanced split, parts
+// run in any order and merged give the bytes of a single-machine run (every file; the summary's
+// `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
+// input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
+// a different input under the planned path).
+import { readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint.js';
+import {
+  PARTS_DIR, mergeCheckpointParts, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions,
+} from '../lib/checkpoint-parts.js';
+import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
+import { compareOutputFolders } from './helpers/compare-outputs.js';
+
+const root = mkdtempSync(join(tmpdir(), 'fp4kit-parts-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const input = join(root, 'in');
+let shardNames: string[] = [];
+
+beforeAll(async () => {
+  // 6 layers × ~200 kB in ~90 kB shards: about 14 shards of uneven size, with q/k/v and gate/up groups split across shards.
+  shardNames = await writeShardedCheckpoint(input, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
+});
+
+describe('partitionShards', () => {
+  it('puts the largest shard first into the lightest part, ties by name and by part number', () => {
+    const shards = [
+      { name: 'a', bytes: 10 }, { name: 'b', bytes: 40 }, { name: 'c', bytes: 30 }, { name: 'd', bytes: 30 }, { name: 'e', bytes: 5 },
+    ];
+    // b(40)→0, c(30)→1, d(30)→2, a(10)→1 (30 < 40, lowest of the two 30s), e(5)→2
+    expect(partitionShards(shards, 3)).toEqual([[1], [0, 2], [3, 4]]);
+    expect(partitionShards(shards, 1)).toEqual([[0, 1, 2, 3, 4]]);
+    // More parts than shards: the extra parts are empty, none is dropped.
+    expect(partitionShards(shards, 7).flat().sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(partitionShards(shards, 7).filter((p) => p.length === 0)).toHaveLength(2);
+  });
+
+  it('is the same for any input order and keeps parts within one shard of each other', () => {
+    const shards = Array.from({ length: 40 }, (_v, i) => ({ name: `s${String(i).padStart(2, '0')}`, bytes: 1000 + ((i * 7919) % 997) * 13 }));
+    const a = partitionShards(shards, 4).map((p) => p.map((i) => shards[i].name).sort());
+    const reversed = [...shards].reverse();
+    const b = partitionShards(reversed, 4).map((p) => p.map((i) => reversed[i].name).sort());
+    expect(b).toEqual(a);
+    const loads = partitionShards(shards, 4).map((p) => p.reduce((s, i) => s + shards[i].bytes, 0));
+    const biggest = Math.max(...shards.map((s) => s.bytes));
+    expect(Math.max(...loads) - Math.min(...loads)).toBeLessThanOrEqual(biggest);
+  });
+
+  it('refuses a part count that is not a positive integer', () => {
+    expect(() => partitionShards([], 0)).toThrow('partitionShards: count must be a positive integer, got 0');
+  });
+});
+
+describe('parseShardSpec', () => {
+  it('takes i/n with 0 <= i < n and says what is wrong otherwise', () => {
+    expect(parseShardSpec('0/3')).toEqual({ index: 0, count: 3 });
+    expect(parseShardSpec(' 2/3 ')).toEqual({ index: 2, count: 3 });
+    expect(() => parseShardSpec('3/3')).toThrow('--shard: part 3 does not exist in 3 parts (parts are numbered 0..2)');
+    expect(() => parseShardSpec('1/0')).toThrow('--shard: the number of parts must be 1..100000, got 0');
+    expect(() => parseShardSpec('1-3')).toThrow('--shard: expected i/n (part i of n, 0 <= i < n), got "1-3"');
+    expect(() => parseShardSpec('-1/3')).toThrow('--shard: expected i/n');
+  });
+});
+
+/** A single run into `out`, moved aside to `<out>.single`: the reference for the same output path. */
+async function singleRun(out: string, options: CheckpointOptions): Promise<string> {
+  await quantizeCheckpoint(input, out, options);
+  renameSync(out, `${out}.single`);
+  return `${out}.single`;
+}
+
+async function runParts(out: string, options: CheckpointOptions, count: number, order: number[], autoMerge = false) {
+  const results = [];
+  for (const part of order) results.push(await runCheckpointPart({ input, output: out, options: serializeOptions(options), part, parts: count }, undefined, undefined, { autoMerge }));
+  return results;
+}
+
+describe('--shard parts and merge', () => {
+  const cases: Array<[string, CheckpointOptions, number, number[]]> = [
+    ['nvfp4 compressed-tensors (fused q/k/v and gate/up scales across shards), 3 parts in reverse', { format: 'nvfp4', layout: 'compressed-tensors' }, 3, [2, 1, 0]],
+    ['mxfp4 fp4kit with stochastic rounding, 4 parts', { format: 'mxfp4', rounding: 'stochastic', seed: 11 }, 4, [1, 3, 0, 2]],
+    ['nvfp4 modelopt, --skip, 2 parts', { format: 'nvfp4', layout: 'modelopt', skip: /down_proj/ }, 2, [0, 1]],
+  ];
+  it.each(cases)('%s: the merged folder is byte-identical to a single run', async (_label, options, count, order) => {
+    const out = join(root, `out-${count}-${order.join('')}`);
+    const single = await singleRun(out, options);
+    const results = await runParts(out, options, count, order);
+    // Parts cover every shard exactly once, and before the merge only weight shards are published.
+    expect(results.flatMap((r) => r.record.files.map((f) => f.name)).sort()).toEqual([...shardNames].sort());
+    expect(readdirSync(out).filter((n) => !n.endsWith('.safetensors')).sort()).toEqual([PARTS_DIR]);
+    const summary = await mergeCheckpointParts(out);
+    expect(summary!.tensors.length).toBe(JSON.parse(readFileSync(join(single, SUMMARY_NAME), 'utf8')).tensors.length);
+    expect(compareOutputFolders(out, single)).toEqual({ differences: [], files: readdirSync(single).length });
+    expect(existsSync(join(out, PARTS_DIR))).toBe(false);
+  });
+
+  it('the last part to finish merges; an empty part (more parts than shards) is fine', async () => {
+    const options: CheckpointOptions = { format: 'mxfp8_e4m3' };
+    const out = join(root, 'auto');
+    const single = await singleRun(out, options);
+    const count = shardNames.length + 2;
+    const order = Array.from({ length: count }, (_v, i) => i).sort((a, b) => (a % 3) - (b % 3) || b - a); // a scrambled order
+    expect(shardNames.length).toBeGreaterThan(8);
+    const results = await runParts(out, options, count, order.slice(0, -1), true);
+    expect(results.every((r) => r.merged === undefined)).toBe(true);
+    expect(existsSync(join(out, SUMMARY_NAME))).toBe(false);
+    const [last] = await runParts(out, options, count, order.slice(-1), true);
+    expect(last.merged?.quantized).toBeGreaterThan(0);
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: no part records in ${PARTS_DIR}: already merged`);
+  });
+
+  it('merge names the parts that are missing', async () => {
+    const out = join(root, 'missing');
+    await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${PARTS_DIR}/part-1-of-4.json); run them, then merge again`);
+    await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow('no part records in .fp4kit-parts: run `fp4kit quantize ... --shard i/n` for every part first');
+  });
+
+  it('merge refuses a damaged output shard and an input that changed after the parts ran', async () => {
+    const out = join(root, 'damaged');
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const victim = join(out, p0.record.files[0].name);
+    const size = statSync(victim).size;
+    truncateSync(victim, size - 1);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${victim}: ${size - 1} bytes, but part 0/2 wrote ${size}; run that part again`);
+    await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    const config = join(input, 'config.json');
+    const original = readFileSync(config);
+    writeFileSync(config, original.toString().replace('"llama"', '"mistral"'));
+    try {
+      await expect(mergeCheckpointParts(out)).rejects.toThrow(`${input}: changed since the parts were written: every machine must see the same input`);
+    } finally {
+      writeFileSync(config, original);
+    }
+    // The failed merges released their lock: a merge now succeeds.
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+  });
+
+  it('a part of another run (other options) replaces the stale records, and the merge sees one run', async () => {
+    const out = join(root, 'rerun');
+    await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    await runParts(out, { format: 'mxfp6_e2m3' }, 2, [0, 1]);
+    expect(readdirSync(join(out, PARTS_DIR)).sort()).toEqual(['part-0-of-2.json', 'part-1-of-2.json']);
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp6_e2m3');
+  });
+
+  it('a part refuses an input it cannot see, and one that differs from the planned input', async () => {
+    const out = join(root, 'refused');
+    const options = serializeOptions({ format: 'mxfp4' });
+    const gone = join(root, 'not-mounted', 'model');
+    await expect(runCheckpointPart({ input: gone, output: out, options, part: 0, parts: 2 })).rejects.toThrow(
+      /not-mounted\/model: not found on .+: every machine of a distributed run must see the input at the same path/,
+    );
+    const plan = await planRun(input, out, { format: 'mxfp4' }, 2);
+    // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
+    const other = join(root, 'other');
+    await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 8 });
+    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
+      new RegExp(`other: on .+ this is not the input the run was planned on \\(${shardNames[0]} has a different header or different sampled data here than in the planned input\\)`),
+    );
+    await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
+    writeFileSync(join(other, 'config.json'), readFileSync(join(other, 'config.json'), 'utf8').replace('"llama"', '"llamb"')); // same size
+    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
+      /other: on .+ this is not the input the run was planned on \(config\.json has different content here than in the planned input\)/,
+    );
+    rmSync(join(other, shardNames[1]));
+    writeFileSync(join(other, 'config.json'), readFileSync(join(input, 'config.json')));
+    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
+      `missing shard ${shardNames[1]}`,
+    );
+  });
+});
