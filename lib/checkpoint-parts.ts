@@ -30,6 +30,20 @@ export const PARTS_DIR = '.fp4kit-parts';
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
 export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
 
+/** This machine does not see the input or output folder the run was planned on: a setup problem of the
+ *  machine, not of the job (a queue worker stops taking jobs when it meets one). */
+export class InputVisibilityError extends SafetensorsError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'InputVisibilityError';
+  }
+}
+
+/** The plan the queue producer leaves in the output folder; a worker that cannot see it is not on the shared filesystem. */
+export function runPlanName(run: string): string {
+  return `run-${run}.json`;
+}
+
 export interface ShardSpec {
   /** 0-based part number (Kubernetes JOB_COMPLETION_INDEX, a 0-based Slurm array index). */
   index: number;
@@ -179,18 +193,22 @@ export interface RunPlan {
   fingerprint: InputFingerprint;
   /** Shard names of every part (input order within a part). */
   parts: string[][];
-  /** Input bytes of every part. */
+  /** Input bytes and tensors of every part. */
   partBytes: number[];
+  partTensors: number[];
   tensorCount: number;
   inputBytes: number;
   /** Hash of the input fingerprint, the options and the split: parts of one run carry the same key. */
   run: string;
 }
 
-export async function planRun(input: string, outDir: string, options: CheckpointOptions, count: number): Promise<RunPlan> {
+/** The plan of a run in `count` parts (default and at most, with `perShardAtMost`: one part per input shard). */
+export async function planRun(input: string, outDir: string, options: CheckpointOptions, count?: number, perShardAtMost = false): Promise<RunPlan> {
   const ckpt = await openInput(input);
   try {
-    return await planFromOpen(ckpt, input, outDir, serializeOptions(options), count);
+    const shards = ckpt.shards.length;
+    const n = count === undefined ? shards : perShardAtMost ? Math.min(count, shards) : count;
+    return await planFromOpen(ckpt, input, outDir, serializeOptions(options), n);
   } finally {
     await closeCheckpoint(ckpt);
   }
@@ -198,14 +216,15 @@ export async function planRun(input: string, outDir: string, options: Checkpoint
 
 async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string, options: SerializedOptions, count: number): Promise<RunPlan> {
   const fingerprint = await inputFingerprint(ckpt, options.fisher);
-  const sizes = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0) }));
+  const sizes = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0), tensors: s.tensors.length }));
   const split = partitionShards(sizes, count);
   const parts = split.map((p) => p.map((i) => sizes[i].name));
   const partBytes = split.map((p) => p.reduce((a, i) => a + sizes[i].bytes, 0));
+  const partTensors = split.map((p) => p.reduce((a, i) => a + sizes[i].tensors, 0));
   const output = resolve(outDir);
   const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output })).digest('hex').slice(0, 24);
   return {
-    input: resolve(input), output, options, fingerprint, parts, partBytes,
+    input: resolve(input), output, options, fingerprint, parts, partBytes, partTensors,
     tensorCount: ckpt.shards.reduce((a, s) => a + s.tensors.length, 0), inputBytes: sizes.reduce((a, s) => a + s.bytes, 0), run,
   };
 }
@@ -216,7 +235,7 @@ async function openInput(input: string): Promise<CheckpointFiles> {
     await stat(input);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new SafetensorsError(input, `not found on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
+      throw new InputVisibilityError(input, `not found on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
     }
     throw err;
   }
@@ -276,6 +295,14 @@ export async function runCheckpointPart(
   opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
   const startedAt = Date.now();
+  if (req.run !== undefined) {
+    // A queued part: the producer created the output folder and left its plan there. A worker that does not
+    // see it would write to a folder of its own that no merge ever reads.
+    const planFile = join(req.output, PARTS_DIR, runPlanName(req.run));
+    if (!(await stat(planFile).then(() => true, () => false))) {
+      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output folder the producer prepared (no ${PARTS_DIR}/${runPlanName(req.run)}): every machine must see the output folder at the same path (docs/distributed.md)`);
+    }
+  }
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
   const ckpt = await openInput(req.input);
@@ -284,7 +311,7 @@ export async function runCheckpointPart(
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
     if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) {
-      throw new SafetensorsError(req.input, `on ${hostname()} this is not the input the run was planned on (${fingerprintDifference(plan.fingerprint, req.fingerprint)}): every machine must see the same files at the same path`);
+      throw new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${fingerprintDifference(plan.fingerprint, req.fingerprint)}): every machine must see the same files at the same path`);
     }
     if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
     const mine = new Set(plan.parts[req.part]);

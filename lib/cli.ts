@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The fp4kit command line: `fp4kit quantize` turns a safetensors checkpoint into a quantized one,
-// `fp4kit inspect` shows what a checkpoint holds. Errors are one line, `fp4kit: <file>: <problem>`,
+// `fp4kit inspect` shows what a checkpoint holds; `worker` and `merge` (and quantize's --shard and
+// --queue) are the distributed mode of lib/cli-distributed.ts. Errors are one line, `fp4kit: <file>: <problem>`,
 // exit code 1 (2 for usage errors, 130 when interrupted).
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { removeStagingSync } from './safetensors/output-folder.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
+import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 
 const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
 
@@ -23,7 +25,12 @@ const USAGE = `usage:
                   [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
                   [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
                   [--force]   (replace an output folder that is not an earlier fp4kit output)
+                  [--shard i/n | --queue redis://host:port [--parts n]]
+  fp4kit worker --queue redis://host:port [--lock-duration ms] [--stalled-interval ms] [--backend native|wasm|js]
+  fp4kit merge <out> [--unlock] [--json]
   fp4kit inspect <dir|file> [--json] [--plot <dir>]
+
+distributed runs (docs/distributed.md): every machine sees <in> and <out> at the same path
 
 formats: ${FORMATS.join(', ')}
 layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
@@ -122,6 +129,9 @@ async function runQuantize(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         backend: { type: 'string' },
         force: { type: 'boolean' },
+        shard: { type: 'string' },
+        queue: { type: 'string' },
+        parts: { type: 'string' },
       },
     });
   } catch (err) {
@@ -174,6 +184,12 @@ async function runQuantize(argv: string[]): Promise<number> {
     if (!['native', 'wasm', 'js'].includes(v.backend)) throw new UsageError(`--backend: expected native, wasm or js`);
     setBackend(v.backend as BackendName);
   }
+  let distributed;
+  try {
+    distributed = parseDistributedFlags(v);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 
   // One SIGINT or SIGTERM stops the run: the work is aborted and the staging folder removed. If
   // that has not finished within FORCED_EXIT_MS (a file operation that does not return), the
@@ -183,7 +199,7 @@ async function runQuantize(argv: string[]): Promise<number> {
   let exitCode = 130;
   const leaveNow = () => {
     removeStagingSync();
-    process.stderr.write(`fp4kit: ${v.output}: interrupted; no output file was left under its final name\n`);
+    process.stderr.write(`fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED : 'interrupted; no output file was left under its final name'}\n`);
     process.exit(exitCode);
   };
   const onSignal = (signal: NodeJS.Signals) => {
@@ -196,15 +212,18 @@ async function runQuantize(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   const progress = progressPrinter();
   try {
-    const summary = await quantizeCheckpoint(positionals[0], v.output, options, progress.update, controller.signal);
+    const summary = distributed
+      ? await quantizeDistributed(positionals[0], v.output, options, distributed, progress.update, controller.signal)
+      : await quantizeCheckpoint(positionals[0], v.output, options, progress.update, controller.signal);
     progress.done();
+    if (summary === null) return 0; // a --shard part; the merge comes later
     if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else printQuantizeSummary(summary);
     return 0;
   } catch (err) {
     progress.done();
     if (controller.signal.aborted) {
-      process.stderr.write(`fp4kit: ${v.output}: interrupted; no output file was left under its final name\n`);
+      process.stderr.write(`fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED : 'interrupted; no output file was left under its final name'}\n`);
       return exitCode;
     }
     throw err;
@@ -307,9 +326,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'quantize') return await runQuantize(rest);
     if (command === 'inspect') return await runInspect(rest);
+    if (command === 'worker') return await runWorker(rest);
+    if (command === 'merge') return await runMerge(rest, printQuantizeSummary);
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
-    if (err instanceof UsageError) fail(err.message, 2);
+    if (err instanceof UsageError || err instanceof FlagError) fail(err.message, 2);
     if (err instanceof SafetensorsError) fail(err.message, 1);
     const e = err as NodeJS.ErrnoException;
     if (e && e.code && e.path) fail(`${e.path}: ${e.code === 'ENOENT' ? 'no such file or folder' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ENOSPC' ? 'no space left on device' : e.message}`, 1);
