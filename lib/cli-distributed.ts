@@ -107,8 +107,8 @@ export async function runWorker(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await worker.closed;
-    return signals > 0 ? 130 : 0;
+    await worker.closed; // rejects when this machine cannot see a run's files (the message says what)
+    return 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -6,7 +6,7 @@
 // died to another one. A part writes its output shards to temporary names and renames them when
 // complete, so a retried job never leaves a torn file under a final name.
 
-import { FlowProducer, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
+import { FlowProducer, Job as BullJob, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -70,12 +70,13 @@ export function redisOptions(url: string): RedisOptions {
 /** Connect once without retrying, so an unreachable Redis is one clear error instead of a silent wait. */
 async function checkReachable(url: string, options: RedisOptions): Promise<void> {
   const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: 5000, maxRetriesPerRequest: 1 });
-  probe.on('error', () => {}); // reported by connect() below
+  let cause: Error | null = null; // the socket error (ECONNREFUSED...) says more than connect()'s "Connection is closed"
+  probe.on('error', (err: Error) => { cause ??= err; });
   try {
     await probe.connect();
     await probe.ping();
   } catch (err) {
-    throw new Error(`cannot reach Redis at ${url} (${(err as Error).message}); start redis-server there or fix --queue`);
+    throw new Error(`cannot reach Redis at ${url} (${(cause ?? (err as Error)).message}); start redis-server there or fix --queue`);
   } finally {
     probe.disconnect();
   }
@@ -106,8 +107,10 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
 
   const events = new QueueEvents(QUEUE_NAME, { connection });
   const flows = new FlowProducer({ connection });
+  const queue = new Queue(QUEUE_NAME, { connection });
   events.on('error', () => {}); // connection errors surface through the calls below; ioredis reconnects
   flows.on('error', () => {});
+  queue.on('error', () => {});
   try {
     await events.waitUntilReady();
     const tensorsOf = plan.partTensors;
@@ -153,10 +156,15 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       if (partOf.has(jobId) || jobId === parent.id) eo.log?.(`${partOf.has(jobId) ? label(jobId) : 'merge'}: its worker stopped answering; BullMQ put the job back in the queue`);
     });
     events.on('failed', ({ jobId, failedReason }) => {
-      if (partOf.has(jobId)) {
-        done.delete(jobId);
-        eo.log?.(`${label(jobId)} failed: ${failedReason}`);
-      }
+      if (partOf.has(jobId)) eo.log?.(`${label(jobId)} failed: ${failedReason}`);
+    });
+    // A failed attempt that BullMQ retries is announced as 'delayed' (the backoff); its reason is on the job.
+    events.on('delayed', ({ jobId }) => {
+      if (!partOf.has(jobId)) return;
+      done.delete(jobId);
+      BullJob.fromId(queue, jobId).then((job) => {
+        if (job?.failedReason) eo.log?.(`${label(jobId)} failed (attempt ${job.attemptsMade} of ${ATTEMPTS}), retrying: ${job.failedReason}`);
+      }, () => {});
     });
     report();
     const abort = new Promise<never>((_resolve, reject) => {
@@ -172,7 +180,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     }
     return JSON.parse(await readFile(join(plan.output, SUMMARY_NAME), 'utf8')) as CheckpointSummary;
   } finally {
-    await Promise.allSettled([events.close(), flows.close()]);
+    await Promise.allSettled([events.close(), flows.close(), queue.close()]);
   }
 }
 
