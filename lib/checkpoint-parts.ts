@@ -229,6 +229,13 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
   };
 }
 
+/** Leave the plan in the output folder (queued runs): workers check they see it, so they know they share
+ *  the producer's output folder; a human can read it. Removed with the part records by the merge. */
+export async function writeRunPlan(plan: RunPlan): Promise<void> {
+  await mkdir(join(plan.output, PARTS_DIR), { recursive: true });
+  await writeFileAtomic(join(plan.output, PARTS_DIR, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
+}
+
 /** Open the input, saying what a worker needs when it cannot see it. */
 async function openInput(input: string): Promise<CheckpointFiles> {
   try {

@@ -8,16 +8,15 @@
 
 import { FlowProducer, Job as BullJob, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './checkpoint.js';
 import {
-  InputVisibilityError, PARTS_DIR, mergeCheckpointParts, planRun, runCheckpointPart, runPlanName,
+  InputVisibilityError, mergeCheckpointParts, planRun, runCheckpointPart, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { writeFileAtomic } from './safetensors/atomic-file.js';
 
 /** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
 export const QUEUE_NAME = 'fp4kit-checkpoint';
@@ -101,9 +100,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   const started = performance.now();
   const plan = await planRun(input, outDir, options, eo.parts, true);
   const count = plan.parts.length;
-  // The plan in the output folder: workers check they see it (the same shared folder), a human can read it.
-  await mkdir(join(plan.output, PARTS_DIR), { recursive: true });
-  await writeFileAtomic(join(plan.output, PARTS_DIR, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
+  await writeRunPlan(plan);
 
   const events = new QueueEvents(QUEUE_NAME, { connection });
   const flows = new FlowProducer({ connection });

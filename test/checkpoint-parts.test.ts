@@ -3,13 +3,14 @@
 // `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
 // input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
 // a different input under the planned path).
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint.js';
 import {
-  PARTS_DIR, mergeCheckpointParts, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions,
+  PARTS_DIR, mergeCheckpointParts, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
 } from '../lib/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
@@ -155,6 +156,11 @@ describe('--shard parts and merge', () => {
       /not-mounted\/model: not found on .+: every machine of a distributed run must see the input at the same path/,
     );
     const plan = await planRun(input, out, { format: 'mxfp4' }, 2);
+    // A queued part checks that it sees the producer's output folder (the plan the producer left there).
+    await expect(runCheckpointPart({ input, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
+      new RegExp(`refused: on .+ this is not the output folder the producer prepared \\(no \\.fp4kit-parts/run-${plan.run}\\.json\\): every machine must see the output folder at the same path`),
+    );
+    await writeRunPlan(plan);
     // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
     const other = join(root, 'other');
     await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 8 });
@@ -171,5 +177,52 @@ describe('--shard parts and merge', () => {
     await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
       `missing shard ${shardNames[1]}`,
     );
+  });
+});
+
+describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
+  const repo = join(__dirname, '..');
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), ...args], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('parts in separate processes; the last one merges; merge says what is missing or already done', async () => {
+    const out = join(root, 'cli');
+    const single = await singleRun(out, { format: 'mxfp4', layout: 'gpt-oss' });
+    const flags = ['--format', 'mxfp4', '--layout', 'gpt-oss'];
+    const first = cli(['quantize', input, '-o', out, ...flags, '--shard', '1/2']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`^${out}: part 1/2 wrote model-\\d{5}-of-\\d{5}\\.safetensors`));
+    expect(first.stdout).toContain(`run \`fp4kit merge ${out}\` once every part is done`);
+    const early = cli(['merge', out]);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${PARTS_DIR}/part-0-of-2.json); run it, then merge again\n`);
+    const last = cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2', '--json']);
+    expect(last.code, last.stderr).toBe(0);
+    expect(JSON.parse(last.stdout)).toMatchObject({ tool: 'fp4kit', format: 'mxfp4', layout: 'gpt-oss', output: out });
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    const again = cli(['merge', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`fp4kit: ${out}: no part records in ${PARTS_DIR}: already merged\n`);
+  });
+
+  it('refuses bad distributed flags with the usage (exit 2)', () => {
+    const cases: Array<[string[], string]> = [
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--shard', '2/2'], 'fp4kit: --shard: part 2 does not exist in 2 parts (parts are numbered 0..1)'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--shard', '0/2', '--queue', 'redis://h:1'], 'fp4kit: --shard and --queue exclude each other: --queue splits the run into parts itself'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--parts', '3'], 'fp4kit: --parts applies to --queue only'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'http://h:1'], 'fp4kit: --queue: expected a redis:// or rediss:// URL, got "http://h:1"'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'redis://h:1', '--parts', '0'], 'fp4kit: --parts: expected a positive integer, got "0"'],
+      [['worker'], 'fp4kit: worker needs --queue redis://host:port'],
+      [['worker', '--queue', 'redis://h:1', '--lock-duration', '5'], 'fp4kit: --lock-duration: expected milliseconds (an integer >= 100), got "5"'],
+      [['merge'], 'fp4kit: merge takes one output folder'],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(message);
+      expect(r.stderr).toContain('fp4kit merge <out> [--force] [--json]');
+    }
   });
 });
