@@ -5,12 +5,12 @@
 // `backend` fields excepted, see docs/distributed.md). Used by `fp4kit quantize --shard i/n`,
 // `fp4kit merge` and the BullMQ jobs of lib/queue.ts.
 //
-// Every machine must see the input (and the output folder) at the same path; a part checks a
-// fingerprint of the input (shard names, sizes and a hash of every header, the index and config.json)
-// so a different file under the same path is detected rather than silently mixed in.
+// Every machine must see the input (and the output folder) at the same path; parts and the merge
+// compare what they see (lib/input-fingerprint.ts), so a different file under the same path is
+// detected rather than silently mixed in.
 
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, copyFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, copyFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { getBackend } from './backend.js';
@@ -22,7 +22,7 @@ import { layoutByName, type LayoutName } from './layouts/index.js';
 import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { tempNameFor, writeFileAtomic } from './safetensors/atomic-file.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { SafetensorsFile } from './safetensors/read.js';
+import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** Hidden folder of the output holding one record per finished part (removed by the merge). */
 export const PARTS_DIR = '.fp4kit-parts';
@@ -106,85 +106,6 @@ export function deserializeOptions(s: SerializedOptions): CheckpointOptions {
   };
 }
 
-/** What a machine sees of the input: per file its size and a hash of its header (or whole text). */
-export interface InputFingerprint {
-  digest: string;
-  files: Array<{ name: string; bytes: number; sha256: string }>;
-}
-
-/** Bytes of the data section sampled into a shard's fingerprint, at its start, middle and end. */
-const SAMPLE_BYTES = 64 << 10;
-
-/** sha256 of the byte ranges [start, end) of a file, in order. */
-async function sha256OfRanges(path: string, ranges: Array<[number, number]>): Promise<string> {
-  const h = await open(path, 'r');
-  try {
-    const hash = createHash('sha256');
-    for (const [start, end] of ranges) {
-      const buf = new Uint8Array(Math.max(0, end - start));
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesRead } = await h.read(buf, done, buf.length - done, start + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      hash.update(buf.subarray(0, done));
-    }
-    return hash.digest('hex');
-  } finally {
-    await h.close();
-  }
-}
-
-/** The header and three samples of the data section: two checkpoints of one architecture (two fine-tunes)
- *  share every header byte, so a header hash alone would not tell them apart. */
-function shardRanges(size: number, dataStart: number): Array<[number, number]> {
-  const mid = dataStart + Math.floor((size - dataStart) / 2);
-  const clamp = (a: number, b: number): [number, number] => [Math.max(dataStart, Math.min(a, size)), Math.max(dataStart, Math.min(b, size))];
-  return [[0, dataStart], clamp(dataStart, dataStart + SAMPLE_BYTES), clamp(mid - SAMPLE_BYTES / 2, mid + SAMPLE_BYTES / 2), clamp(size - SAMPLE_BYTES, size)];
-}
-
-/** Fingerprint of the files a run reads: every shard (size, header and 192 KiB of sampled data), the
- *  index and config.json (whole), a Fisher file (like a shard). Cheap on a 400 GB checkpoint, and it
- *  tells apart two checkpoints of the same architecture; it cannot prove two files equal byte for byte. */
-export async function inputFingerprint(ckpt: CheckpointFiles, fisher?: string): Promise<InputFingerprint> {
-  const files: InputFingerprint['files'] = [];
-  for (const s of ckpt.shards) files.push({ name: basename(s.path), bytes: s.size, sha256: await sha256OfRanges(s.path, shardRanges(s.size, s.dataStart)) });
-  for (const name of [INDEX_NAME, 'config.json']) {
-    const path = join(ckpt.dir, name);
-    if (name === INDEX_NAME && !ckpt.indexed) continue;
-    try {
-      const { size } = await stat(path);
-      files.push({ name, bytes: size, sha256: await sha256OfRanges(path, [[0, size]]) });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  if (fisher !== undefined) {
-    const f = await SafetensorsFile.open(fisher);
-    try {
-      files.push({ name: `fisher:${resolve(fisher)}`, bytes: f.size, sha256: await sha256OfRanges(fisher, shardRanges(f.size, f.dataStart)) });
-    } finally {
-      await f.close();
-    }
-  }
-  return { digest: createHash('sha256').update(JSON.stringify(files)).digest('hex'), files };
-}
-
-/** The first difference between what this machine sees and what the run was planned on, in words. */
-function fingerprintDifference(here: InputFingerprint, planned: InputFingerprint): string {
-  const there = new Map(planned.files.map((f) => [f.name, f]));
-  for (const f of here.files) {
-    const p = there.get(f.name);
-    if (!p) return `${f.name} exists here but not in the planned input`;
-    if (p.bytes !== f.bytes) return `${f.name} has ${f.bytes} bytes here, ${p.bytes} in the planned input`;
-    if (p.sha256 !== f.sha256) return `${f.name} has ${f.name.endsWith('.safetensors') ? 'a different header or different sampled data' : 'different content'} here than in the planned input`;
-  }
-  const mine = new Set(here.files.map((f) => f.name));
-  const missing = planned.files.find((f) => !mine.has(f.name));
-  return missing ? `${missing.name} is missing here` : 'the files differ';
-}
-
 /** The plan every machine derives alike: fingerprint, the parts, and the run key naming this run. */
 export interface RunPlan {
   input: string;
@@ -200,15 +121,21 @@ export interface RunPlan {
   inputBytes: number;
   /** Hash of the input fingerprint, the options and the split: parts of one run carry the same key. */
   run: string;
+  /** Data samples of every shard (a queued run's producer takes them; workers compare theirs). */
+  samples?: DataSamples;
 }
 
-/** The plan of a run in `count` parts (default and at most, with `perShardAtMost`: one part per input shard). */
-export async function planRun(input: string, outDir: string, options: CheckpointOptions, count?: number, perShardAtMost = false): Promise<RunPlan> {
+/** The plan of a run in `count` parts (default one per input shard; with `perShardAtMost`, never more). */
+export async function planRun(
+  input: string, outDir: string, options: CheckpointOptions, count?: number, how: { perShardAtMost?: boolean; samples?: boolean } = {},
+): Promise<RunPlan> {
   const ckpt = await openInput(input);
   try {
     const shards = ckpt.shards.length;
-    const n = count === undefined ? shards : perShardAtMost ? Math.min(count, shards) : count;
-    return await planFromOpen(ckpt, input, outDir, serializeOptions(options), n);
+    const n = count === undefined ? shards : how.perShardAtMost ? Math.min(count, shards) : count;
+    const plan = await planFromOpen(ckpt, input, outDir, serializeOptions(options), n);
+    if (how.samples) plan.samples = await dataSamples(ckpt);
+    return plan;
   } finally {
     await closeCheckpoint(ckpt);
   }
@@ -267,6 +194,8 @@ export interface PartRecord {
   finishedAt: number;
   /** Output shards this part wrote, with their sizes (the merge checks them). */
   files: Array<{ name: string; bytes: number }>;
+  /** Data samples of the input shards this part read (the merge compares its own). */
+  samples: DataSamples;
   tensors: TensorSummary[];
 }
 
@@ -280,9 +209,11 @@ export interface PartRequest {
   options: SerializedOptions;
   part: number;
   parts: number;
-  /** The run key and input fingerprint the producer planned (queue jobs): a worker that sees a different input refuses. */
+  /** The run key, input fingerprint and this part's data samples the producer planned (queue jobs): a worker that
+   *  sees a different input refuses. */
   run?: string;
   fingerprint?: InputFingerprint;
+  samples?: DataSamples;
 }
 
 export interface PartResult {
@@ -315,14 +246,18 @@ export async function runCheckpointPart(
   const ckpt = await openInput(req.input);
   let plan: RunPlan;
   let shardSet: Set<number>;
+  let samples: DataSamples;
+  const notPlanned = (what: string) =>
+    new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
-    if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) {
-      throw new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${fingerprintDifference(plan.fingerprint, req.fingerprint)}): every machine must see the same files at the same path`);
-    }
+    if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
     if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
     const mine = new Set(plan.parts[req.part]);
     shardSet = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
+    samples = await dataSamples(ckpt, mine);
+    const differs = req.samples ? sampleDifference(samples, req.samples) : null;
+    if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
   } finally {
     await closeCheckpoint(ckpt);
   }
@@ -333,7 +268,7 @@ export async function runCheckpointPart(
   const record: PartRecord = {
     tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
     fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
-    finishedAt: Date.now(), files, tensors: summary.tensors,
+    finishedAt: Date.now(), files, samples, tensors: summary.tensors,
   };
   const dir = join(req.output, PARTS_DIR);
   await mkdir(dir, { recursive: true });
@@ -427,6 +362,12 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
       const plan = await planFromOpen(ckpt, first.input, outDir, first.options, count);
       if (plan.fingerprint.digest !== first.fingerprint) throw new SafetensorsError(first.input, `changed since the parts were written: every machine must see the same input`);
       if (plan.run !== run) throw new SafetensorsError(partsDir, `the records do not match the input and options they name (run ${plan.run}, records ${run})`);
+      // Each part read its own shards, maybe on another machine: the data there must be the data here.
+      const here = await dataSamples(ckpt);
+      for (const r of records) {
+        const differs = sampleDifference(here, r.samples);
+        if (differs !== null) throw new SafetensorsError(join(first.input, differs), `other data (sampled) here than part ${r.part}/${count} read on ${r.host}: every machine must see the same input`);
+      }
       // Every output shard is present with the size its part recorded (a part rewritten by a later run, or lost, is caught).
       for (const r of records) {
         const expected = plan.parts[r.part];

@@ -98,7 +98,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   const connection = redisOptions(url);
   await checkReachable(url, connection);
   const started = performance.now();
-  const plan = await planRun(input, outDir, options, eo.parts, true);
+  const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true });
   const count = plan.parts.length;
   await writeRunPlan(plan);
 
@@ -119,7 +119,8 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
         name: 'part', queueName: QUEUE_NAME,
         data: {
           kind: 'part', input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
-          fingerprint: plan.fingerprint, bytes: plan.partBytes[part], tensors: tensorsOf[part],
+          fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+          bytes: plan.partBytes[part], tensors: tensorsOf[part],
         } satisfies PartJobData,
         opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
       })),

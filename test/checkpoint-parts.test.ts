@@ -155,27 +155,50 @@ describe('--shard parts and merge', () => {
     await expect(runCheckpointPart({ input: gone, output: out, options, part: 0, parts: 2 })).rejects.toThrow(
       /not-mounted\/model: not found on .+: every machine of a distributed run must see the input at the same path/,
     );
-    const plan = await planRun(input, out, { format: 'mxfp4' }, 2);
+    const plan = await planRun(input, out, { format: 'mxfp4' }, 2, { samples: true });
+    const queued = (from: string, part: number) => runCheckpointPart({
+      input: from, output: out, options, part, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
+      samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+    });
     // A queued part checks that it sees the producer's output folder (the plan the producer left there).
-    await expect(runCheckpointPart({ input, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
+    await expect(queued(input, 0)).rejects.toThrow(
       new RegExp(`refused: on .+ this is not the output folder the producer prepared \\(no \\.fp4kit-parts/run-${plan.run}\\.json\\): every machine must see the output folder at the same path`),
     );
     await writeRunPlan(plan);
     // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
     const other = join(root, 'other');
     await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 8 });
-    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
-      new RegExp(`other: on .+ this is not the input the run was planned on \\(${shardNames[0]} has a different header or different sampled data here than in the planned input\\)`),
+    expect((await planRun(other, out, { format: 'mxfp4' }, 2)).fingerprint).toEqual(plan.fingerprint);
+    await expect(queued(other, 1)).rejects.toThrow(
+      new RegExp(`other: on .+ this is not the input the run was planned on \\(${plan.parts[1][0]} has other data here \\(sampled\\) than in the planned input\\): every machine must see the same files at the same path`),
     );
     await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
     writeFileSync(join(other, 'config.json'), readFileSync(join(other, 'config.json'), 'utf8').replace('"llama"', '"llamb"')); // same size
-    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
-      /other: on .+ this is not the input the run was planned on \(config\.json has different content here than in the planned input\)/,
-    );
+    await expect(queued(other, 0)).rejects.toThrow(/other: on .+ this is not the input the run was planned on \(config\.json has different content here than in the planned input\)/);
     rmSync(join(other, shardNames[1]));
     writeFileSync(join(other, 'config.json'), readFileSync(join(input, 'config.json')));
-    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint })).rejects.toThrow(
-      `missing shard ${shardNames[1]}`,
+    await expect(queued(other, 0)).rejects.toThrow(`missing shard ${shardNames[1]}`);
+    // Both checks pass on the planned input.
+    expect((await queued(input, 0)).record.samples).toEqual(Object.fromEntries(plan.parts[0].map((n) => [n, plan.samples![n]])));
+  });
+
+  it('merge refuses parts that read other data under the same path (two machines, two fine-tunes)', async () => {
+    const out = join(root, 'two-machines');
+    const elsewhere = join(root, 'fine-tune-b');
+    await writeShardedCheckpoint(elsewhere, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 9 });
+    await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    // "Machine B" sees fine-tune B at the input's path while it runs part 1.
+    renameSync(input, `${input}.a`);
+    renameSync(elsewhere, input);
+    try {
+      await runParts(out, { format: 'mxfp4' }, 2, [1]);
+    } finally {
+      renameSync(input, elsewhere);
+      renameSync(`${input}.a`, input);
+    }
+    const plan = await planRun(input, out, { format: 'mxfp4' }, 2);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(
+      new RegExp(`${join(input, plan.parts[1][0])}: other data \\(sampled\\) here than part 1/2 read on .+: every machine must see the same input`),
     );
   });
 });
