@@ -245,8 +245,8 @@ export async function runCheckpointPart(
   const serialized = serializeOptions(options);
   const ckpt = await openInput(req.input);
   let plan: RunPlan;
-  let shardSet: Set<number>;
   let samples: DataSamples;
+  let summary: CheckpointSummary;
   const notPlanned = (what: string) =>
     new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
   try {
@@ -254,16 +254,17 @@ export async function runCheckpointPart(
     if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
     if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
     const mine = new Set(plan.parts[req.part]);
-    shardSet = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
+    const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
     samples = await dataSamples(ckpt, mine);
     const differs = req.samples ? sampleDifference(samples, req.samples) : null;
     if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
+    const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
+    const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
+    // The files just checked are the files quantized: the open checkpoint is handed over.
+    summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
   }
-  const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
-  const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
-  const summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards: shardSet, beforeTensor });
   const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(req.output, name))).size })));
   const record: PartRecord = {
     tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
