@@ -153,8 +153,11 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     events.on('stalled', ({ jobId }) => {
       if (partOf.has(jobId) || jobId === parent.id) eo.log?.(`${partOf.has(jobId) ? label(jobId) : 'merge'}: its worker stopped answering; BullMQ put the job back in the queue`);
     });
+    let firstFailure: string | null = null; // the part that failed for good, which failed the merge
     events.on('failed', ({ jobId, failedReason }) => {
-      if (partOf.has(jobId)) eo.log?.(`${label(jobId)} failed: ${failedReason}`);
+      if (!partOf.has(jobId)) return;
+      firstFailure ??= `${label(jobId)}: ${failedReason}`;
+      eo.log?.(`${label(jobId)} failed: ${failedReason}`);
     });
     // A failed attempt that BullMQ retries is announced as 'delayed' (the backoff); its reason is on the job.
     events.on('delayed', ({ jobId }) => {
@@ -174,7 +177,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       await Promise.race([parent.waitUntilFinished(events), abort]);
     } catch (err) {
       if (eo.signal?.aborted) throw err;
-      throw new Error(`the queued run failed: ${await failureReason(parent, err as Error)}`);
+      throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(parent, err as Error))}`);
     }
     return JSON.parse(await readFile(join(plan.output, SUMMARY_NAME), 'utf8')) as CheckpointSummary;
   } finally {
@@ -243,6 +246,10 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         await job.moveToWait(token);
         throw new WaitingError();
       }
+      if (signal?.aborted && data.kind === 'part') {
+        log(`part ${data.part}/${data.parts} of ${data.output}: abandoned (${String(signal.reason)}); another worker has it`);
+        throw err;
+      }
       if (err instanceof InputVisibilityError) {
         // This machine cannot do any job of this run: fail this attempt (another worker retries it) and stop.
         setupProblem = err;
@@ -259,10 +266,10 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     lockDuration: settings.lockDuration ?? 30000, stalledInterval: settings.stalledInterval ?? 30000,
     maxStalledCount: settings.maxStalledCount ?? 3,
   });
-  worker.on('error', (err) => log(`queue connection: ${err.message}`));
+  worker.on('error', (err) => log(`BullMQ: ${err.message}`)); // lost connections (ioredis reconnects), a lock lost to another worker...
   // A lost lock means BullMQ will hand the job to another worker: stop ours rather than race it.
   worker.on('lockRenewalFailed', (ids) => {
-    for (const id of ids) worker.cancelJob(id, 'lock lost');
+    for (const id of ids) worker.cancelJob(id, 'its lock was lost');
   });
   await worker.waitUntilReady();
   const closed = new Promise<void>((resolve, reject) => {

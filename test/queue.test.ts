@@ -178,6 +178,88 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     good.kill('SIGTERM');
     expect(await good.exited).toBe(0);
   }, 120_000);
+
+  /** Wait until `proc` is writing a shard (its temporary file exists in `out`); returns the part number it holds. */
+  async function whileWriting(proc: Proc, out: string): Promise<number> {
+    const temp = new RegExp(`\\.tmp-${proc.child.pid}-[0-9a-f]{8}$`);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (existsSync(out) && readdirSync(out).some((n) => temp.test(n))) {
+        const started = [...proc.err.matchAll(/part (\d+)\/\d+ of .*: started/g)];
+        return Number(started[started.length - 1][1]);
+      }
+      if (Date.now() > deadline) throw new Error(`worker ${proc.child.pid} never wrote a shard:\n${proc.err}`);
+      await sleep(2);
+    }
+  }
+
+  it('a worker paused past its lock (SIGSTOP) loses the job to another and, resumed, stays out of its way', async () => {
+    const out = join(root, 'paused');
+    const single = await reference(out, { format: 'mxfp8_e4m3' });
+    const slow = worker({ FP4KIT_TEST_TENSOR_DELAY_MS: '60' });
+    await slow.waitFor(/waiting for jobs/, 30_000);
+    const run = producer(out, ['--format', 'mxfp8_e4m3']);
+    const part = await whileWriting(slow, out);
+    slow.child.kill('SIGSTOP');
+    const other = worker();
+    await run.waitFor(new RegExp(`part ${part}/\\d+: its worker stopped answering`), 30_000);
+    slow.child.kill('SIGCONT');
+    expect(await run.exited, run.err).toBe(0);
+    expect(compareOutputFolders(out, single)).toEqual({ differences: [], files: readdirSync(single).length });
+    // Resumed, it found its lock gone and abandoned its copy of the job (its temporary file removed) instead of racing.
+    await slow.waitFor(new RegExp(`part ${part}/\\d+ of .*: abandoned \\(its lock was lost\\); another worker has it`), 10_000);
+    expect(slow.child.exitCode).toBe(null); // alive, and still a worker
+    for (const w of [slow, other]) w.kill('SIGTERM');
+    expect(await Promise.all([slow.exited, other.exited])).toEqual([0, 0]);
+  }, 120_000);
+
+  it('SIGTERM twice puts the job a worker holds back in the queue without using an attempt', async () => {
+    const out = join(root, 'twice');
+    const single = await reference(out, { format: 'mxfp4' });
+    const leaving = worker({ FP4KIT_TEST_TENSOR_DELAY_MS: '200' });
+    await leaving.waitFor(/waiting for jobs/, 30_000);
+    const run = producer(out, ['--format', 'mxfp4', '--parts', '2']);
+    const part = await whileWriting(leaving, out);
+    leaving.kill('SIGTERM');
+    await leaving.waitFor(/stopping after the current job/, 10_000);
+    leaving.kill('SIGTERM');
+    expect(await leaving.exited).toBe(0);
+    expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]); // the aborted shard left no temporary file
+    const stays = worker();
+    expect(await run.exited, run.err).toBe(0);
+    expect(run.err).not.toMatch(/failed/);
+    expect(stays.err).toMatch(new RegExp(`part ${part}/2 of .*: started`));
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    stays.kill('SIGTERM');
+    expect(await stays.exited).toBe(0);
+  }, 120_000);
+
+  it('bad input fails the run at once (no retries), naming the file and tensor', async () => {
+    const bad = join(root, 'nan-model');
+    await writeShardedCheckpoint(bad, { layers: 2, hidden: 64, intermediate: 128, vocab: 128, maxShardBytes: 40_000, seed: 1 });
+    // A NaN in one quantized tensor: NVFP4 cannot hold it.
+    const { SafetensorsFile } = await import('../lib/safetensors/read.js');
+    const index = JSON.parse(readFileSync(join(bad, 'model.safetensors.index.json'), 'utf8')).weight_map as Record<string, string>;
+    const shard = join(bad, index['model.layers.1.mlp.up_proj.weight']);
+    const f = await SafetensorsFile.open(shard);
+    const t = f.tensor('model.layers.1.mlp.up_proj.weight')!;
+    await f.close();
+    const { openSync, writeSync, closeSync } = await import('node:fs');
+    const fd = openSync(shard, 'r+');
+    writeSync(fd, new Uint8Array([0xc0, 0x7f]), 0, 2, f.dataStart + t.begin + 20); // bf16 NaN
+    closeSync(fd);
+    const w = worker();
+    const out = join(root, 'nan-out');
+    const p = new Proc(process.execPath, ['--import', 'tsx', cliPath, 'quantize', bad, '-o', out, '--format', 'nvfp4', '--queue', url]);
+    procs.push(p);
+    expect(await p.exited).toBe(1);
+    expect(p.err).toMatch(new RegExp(`^fp4kit: the queued run failed: part \\d/\\d: ${shard}: tensor model\\.layers\\.1\\.mlp\\.up_proj\\.weight: quantizeAsync: nvfp4 input holds NaN or Inf`, 'm'));
+    expect(p.err).not.toMatch(/retrying/);
+    expect(w.err).not.toMatch(/attempt 2/);
+    expect(existsSync(join(out, 'fp4kit-summary.json'))).toBe(false);
+    w.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+  }, 120_000);
 });
 
 describe('fp4kit quantize --queue without a reachable Redis', () => {
