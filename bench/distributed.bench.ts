@@ -119,13 +119,23 @@ rows.push({ label: 'single process (quantizeCheckpoint)', seconds: await best(()
 await quantizeCheckpoint(input, out, options);
 rmSync(single, { recursive: true, force: true });
 renameSync(out, single);
+// The same parts one after another in this process, without a queue: the cost of splitting into parts by itself.
+const checkAndClean = (label: string) => () => {
+  const diff = compareOutputFolders(out, single);
+  if (diff.differences.length > 0) throw new Error(`${label}: output differs from the single run: ${diff.differences.join('; ')}`);
+  clean();
+};
+rows.push({
+  label: `${plan.parts[0].length} parts in one process, no queue`,
+  seconds: await best(async () => {
+    const n = plan.parts[0].length;
+    for (let part = 0; part < n; part++) await runCheckpointPart({ input, output: out, options: serializeOptions(options), part, parts: n });
+    await mergeCheckpointParts(out);
+  }, checkAndClean('parts in one process')),
+});
 for (const n of [1, 2, 3]) {
   const workers = await startWorkers(n);
-  const seconds = await best(() => quantizeOnQueue(url, input, out, options), () => {
-    const diff = compareOutputFolders(out, single);
-    if (diff.differences.length > 0) throw new Error(`${n} workers: output differs from the single run: ${diff.differences.join('; ')}`);
-    clean();
-  });
+  const seconds = await best(() => quantizeOnQueue(url, input, out, options), checkAndClean(`${n} workers`));
   await stopWorkers(workers);
   rows.push({ label: `BullMQ, ${n} worker${n > 1 ? 's' : ''}`, seconds });
 }
