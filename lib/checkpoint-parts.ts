@@ -1,6 +1,9 @@
 // Distributed checkpoint quantization, the plan: a checkpoint's input shards split into parts
-// balanced by bytes, each part writing complete output shards under the names a single run uses,
-// and a merge that writes the index, config, side files and summary once every part is present.
+// balanced by bytes, each part writing complete output shards under the names a single run uses
+// into the run's parts folder `<out>.parts` beside the output, and a merge that, once every part is
+// present, writes the index, config, side files and summary and publishes the whole output folder
+// in one step as a single run does (lib/safetensors/output-folder.ts): the shards are renamed, not
+// copied, into its staging folder.
 // The merged folder is byte-identical to a single-machine run (the summary's `seconds` and
 // `backend` fields excepted, see docs/distributed.md). Used by `fp4kit quantize --shard i/n`,
 // `fp4kit merge` and the BullMQ jobs of lib/queue.ts.
@@ -10,22 +13,26 @@
 // detected rather than silently mixed in.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, copyFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { getBackend } from './backend.js';
 import {
-  checkpointSideFiles, extraFiles, quantizeCheckpoint, syncDir, SUMMARY_NAME,
+  checkpointSideFiles, extraFiles, filesToCopy, quantizeCheckpoint, SUMMARY_NAME,
   type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
 } from './checkpoint.js';
 import { layoutByName, type LayoutName } from './layouts/index.js';
 import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
-import { tempNameFor, writeFileAtomic } from './safetensors/atomic-file.js';
+import { writeFileAtomic } from './safetensors/atomic-file.js';
+import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
-/** Hidden folder of the output holding one record per finished part (removed by the merge). */
-export const PARTS_DIR = '.fp4kit-parts';
+/** The parts folder of an output: the parts' shards, one record per finished part, the queued run's
+ *  plan and the merge lock. The merge moves the shards into the output and removes the rest. */
+export function partsFolder(outDir: string): string {
+  return `${resolve(outDir)}.parts`;
+}
 
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
 export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
@@ -92,7 +99,7 @@ export function serializeOptions(o: CheckpointOptions): SerializedOptions {
   const out: Record<string, unknown> = {
     format: o.format, layout: o.layout ?? 'fp4kit', only: re(o.only), skip: re(o.skip), rounding: o.rounding, seed: o.seed,
     scaleRule: o.scaleRule, fisher: o.fisher === undefined ? undefined : resolve(o.fisher), fp4Fraction: o.fp4Fraction,
-    inputScale: o.inputScale, measureError: o.measureError ?? true,
+    inputScale: o.inputScale, measureError: o.measureError ?? true, overwrite: o.overwrite,
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
   return out as unknown as SerializedOptions;
@@ -159,8 +166,9 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
 /** Leave the plan in the output folder (queued runs): workers check they see it, so they know they share
  *  the producer's output folder; a human can read it. Removed with the part records by the merge. */
 export async function writeRunPlan(plan: RunPlan): Promise<void> {
-  await mkdir(join(plan.output, PARTS_DIR), { recursive: true });
-  await writeFileAtomic(join(plan.output, PARTS_DIR, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
+  const dir = partsFolder(plan.output);
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
 }
 
 /** Open the input, saying what a worker needs when it cannot see it. */
@@ -176,7 +184,7 @@ async function openInput(input: string): Promise<CheckpointFiles> {
   return openCheckpoint(input);
 }
 
-/** One finished part, recorded in OUT/.fp4kit-parts/part-<i>-of-<n>.json. */
+/** One finished part, recorded in <out>.parts/part-<i>-of-<n>.json. */
 export interface PartRecord {
   tool: 'fp4kit';
   kind: 'checkpoint-part';
@@ -233,12 +241,12 @@ export async function runCheckpointPart(
   opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
   const startedAt = Date.now();
+  const dir = partsFolder(req.output);
   if (req.run !== undefined) {
-    // A queued part: the producer created the output folder and left its plan there. A worker that does not
+    // A queued part: the producer created the parts folder and left its plan there. A worker that does not
     // see it would write to a folder of its own that no merge ever reads.
-    const planFile = join(req.output, PARTS_DIR, runPlanName(req.run));
-    if (!(await stat(planFile).then(() => true, () => false))) {
-      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output folder the producer prepared (no ${PARTS_DIR}/${runPlanName(req.run)}): every machine must see the output folder at the same path (docs/distributed.md)`);
+    if (!(await stat(join(dir, runPlanName(req.run))).then(() => true, () => false))) {
+      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${join(dir, runPlanName(req.run))}): every machine must see the output's folder at the same path (docs/distributed.md)`);
     }
   }
   const options = deserializeOptions(req.options);
@@ -261,22 +269,21 @@ export async function runCheckpointPart(
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // The files just checked are the files quantized: the open checkpoint is handed over.
-    summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, beforeTensor, files: ckpt });
+    await mkdir(dir, { recursive: true });
+    summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
   }
-  const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(req.output, name))).size })));
+  const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(dir, name))).size })));
   const record: PartRecord = {
     tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
     fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
     finishedAt: Date.now(), files, samples, tensors: summary.tensors,
   };
-  const dir = join(req.output, PARTS_DIR);
-  await mkdir(dir, { recursive: true });
   await removeOtherRuns(dir, plan.run);
   await writeFileAtomic(join(dir, partRecordName(req.part, req.parts)), `${JSON.stringify(record)}\n`);
   if (!opts.autoMerge) return { record };
-  const records = await readRecords(req.output);
+  const records = await readRecords(dir);
   if (records.filter((r) => r.run === plan.run).length < req.parts) return { record };
   const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true });
   return merged ? { record, merged } : { record };
@@ -284,13 +291,12 @@ export async function runCheckpointPart(
 
 /** Records of an earlier run with other options or another input describe files this run overwrites. */
 async function removeOtherRuns(dir: string, run: string): Promise<void> {
-  for (const r of await readRecords(join(dir, '..'))) {
+  for (const r of await readRecords(dir)) {
     if (r.run !== run) await unlink(join(dir, partRecordName(r.part, r.parts))).catch(() => {});
   }
 }
 
-async function readRecords(outDir: string): Promise<PartRecord[]> {
-  const dir = join(outDir, PARTS_DIR);
+async function readRecords(dir: string): Promise<PartRecord[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -321,23 +327,25 @@ const LOCK_NAME = 'merging';
 export interface MergeOptions {
   /** Merge only if no other merge holds the lock (the last finisher of --shard runs); returns null otherwise. */
   ifUnlocked?: boolean;
-  /** Take over a lock left by a merge that died (the queue's merge job, which BullMQ runs once at a time). */
-  force?: boolean;
+  /** Take over the lock of a merge that died (`merge --unlock`; the queue's merge job, which BullMQ runs once at a time). */
+  unlock?: boolean;
   /** Refuse records of any other run (the queue's merge job knows its run). */
   run?: string;
 }
 
 /**
- * Write the index, config, side files and summary of a distributed run once every part is present,
- * after checking that the input is still the one planned and every output shard has its recorded size.
- * Returns the summary (with the copied extra files listed, as quantizeCheckpoint returns it).
+ * Once every part is present: check that the input is still the one planned (fingerprint and every
+ * part's data samples) and every part's shards have their recorded sizes; write the index, config,
+ * side files and summary into a staging folder beside the output, move the shards there, and
+ * publish it as a single run does. Returns the summary (with the copied extra files listed, as
+ * quantizeCheckpoint returns it), or null with `ifUnlocked` when another merge holds the lock.
  */
 export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}): Promise<CheckpointSummary | null> {
-  const records = await readRecords(outDir);
-  const partsDir = join(outDir, PARTS_DIR);
+  const partsDir = partsFolder(outDir);
+  const records = await readRecords(partsDir);
   if (records.length === 0) {
     const done = await stat(join(outDir, SUMMARY_NAME)).then(() => true, () => false);
-    throw new SafetensorsError(outDir, done ? `no part records in ${PARTS_DIR}: already merged` : `no part records in ${PARTS_DIR}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+    throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   }
   const runs = [...new Set(records.map((r) => r.run))];
   if (runs.length > 1) throw new SafetensorsError(partsDir, `records of ${runs.length} different runs (other input, options or number of parts); delete the stale ones and merge again`);
@@ -346,7 +354,7 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
   const count = records[0].parts;
   const byPart = new Map(records.map((r) => [r.part, r]));
   const missing = Array.from({ length: count }, (_v, i) => i).filter((i) => !byPart.has(i));
-  if (missing.length > 0) throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${PARTS_DIR}/${partRecordName(missing[0], count)}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
+  if (missing.length > 0) throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${join(partsDir, partRecordName(missing[0], count))}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
 
   const lock = join(partsDir, LOCK_NAME);
   try {
@@ -354,8 +362,10 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     if (mo.ifUnlocked) return null;
-    if (!mo.force) throw new SafetensorsError(lock, 'another merge is running (or one died); if none is running, merge again with --force');
+    if (!mo.unlock) throw new SafetensorsError(lock, 'another merge is running (or one died); if none is running, merge again with --unlock');
   }
+  let folder: OutputFolder | undefined;
+  const moved: string[] = [];
   try {
     const first = records[0];
     const ckpt = await openInput(first.input);
@@ -374,12 +384,12 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
         const expected = plan.parts[r.part];
         if (r.files.map((f) => f.name).join('\n') !== expected.join('\n')) throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `lists ${r.files.map((f) => f.name).join(', ') || 'no files'}, expected ${expected.join(', ') || 'none'}`);
         for (const f of r.files) {
-          const path = join(outDir, f.name);
-          const size = await stat(path).then((s) => s.size, () => -1);
+          const path = join(partsDir, f.name);
+          const size = await stat(path).then((st) => st.size, () => -1);
           if (size !== f.bytes) throw new SafetensorsError(path, `${size < 0 ? 'missing' : `${size} bytes`}, but part ${r.part}/${count} wrote ${f.bytes}; run that part again`);
         }
       }
-      const shardIndex = new Map(ckpt.shards.map((s, i) => [basename(s.path), i]));
+      const shardIndex = new Map(ckpt.shards.map((sh, i) => [basename(sh.path), i]));
       const tensors = records.flatMap((r) => r.tensors).sort((a, b) => shardIndex.get(a.file)! - shardIndex.get(b.file)!); // stable: input order within a shard
       const options = deserializeOptions(first.options);
       const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
@@ -389,41 +399,28 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
         ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
         tensors, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
       });
-      const extras = await extraFiles(ckpt, first.input, outputs);
-      // Side files first, then the extra files, the summary last: its presence says the folder is complete.
-      for (const [name, text] of outputs.slice(0, -1)) await writeFileAtomic(join(outDir, name), text);
-      for (const name of extras) await copyAtomic(join(ckpt.dir, name), join(outDir, name));
-      await writeFileAtomic(join(outDir, SUMMARY_NAME), outputs[outputs.length - 1][1]);
-      await removeTempFiles(outDir, [...plan.parts.flat(), ...outputs.map(([n]) => n), ...extras]);
-      await rm(partsDir, { recursive: true, force: true });
-      await syncDir(outDir);
+      const extras = extraFiles(await filesToCopy(ckpt, first.input), outputs);
+      // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
+      checkNotAliasingInput(outDir, ckpt.dir, ckpt.shards.map((sh) => sh.path));
+      folder = await OutputFolder.create(outDir, { overwrite: options.overwrite });
+      for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
+      for (const name of extras) await copyFile(join(ckpt.dir, name), join(folder.staging, name));
+      for (const name of plan.parts.flat()) {
+        await rename(join(partsDir, name), join(folder.staging, name));
+        moved.push(name);
+      }
+      await folder.publish();
+      await rm(partsDir, { recursive: true, force: true }); // records, the lock, temporary files of killed parts
       summary.files.push(...extras);
       return summary;
     } finally {
       await closeCheckpoint(ckpt);
     }
   } catch (err) {
+    // Put the parts' shards back before the staging folder goes, so a merge again needs no part rerun.
+    if (folder) for (const name of moved) await rename(join(folder.staging, name), join(partsDir, name)).catch(() => {});
+    await folder?.abort();
     await rmdir(lock).catch(() => {});
     throw err;
-  }
-}
-
-async function copyAtomic(from: string, to: string): Promise<void> {
-  const temp = tempNameFor(to);
-  try {
-    await copyFile(from, temp);
-    await rename(temp, to);
-  } catch (err) {
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
-}
-
-/** Temporary files a killed part or merge left behind (`<name>.tmp-<pid>-<hex>`, lib/safetensors/atomic-file.ts). */
-async function removeTempFiles(outDir: string, names: string[]): Promise<void> {
-  const finals = new Set(names);
-  for (const entry of await readdir(outDir)) {
-    const m = /^(.*)\.tmp-\d+-[0-9a-f]{8}$/.exec(entry);
-    if (m && finals.has(m[1])) await unlink(join(outDir, entry)).catch(() => {});
   }
 }

@@ -116,9 +116,9 @@ export async function runWorker(argv: string[]): Promise<number> {
 }
 
 export async function runMerge(argv: string[], print: (s: CheckpointSummary) => void): Promise<number> {
-  const { values: v, positionals } = flagErrors(() => parseArgs({ args: argv, allowPositionals: true, options: { force: { type: 'boolean' }, json: { type: 'boolean' } } }));
+  const { values: v, positionals } = flagErrors(() => parseArgs({ args: argv, allowPositionals: true, options: { unlock: { type: 'boolean' }, json: { type: 'boolean' } } }));
   if (positionals.length !== 1) throw new FlagError('merge takes one output folder');
-  const summary = (await mergeCheckpointParts(positionals[0], { force: v.force === true }))!;
+  const summary = (await mergeCheckpointParts(positionals[0], { unlock: v.unlock === true }))!;
   if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else print(summary);
   return 0;

@@ -224,7 +224,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     const data = job.data;
     try {
       if (data.kind === 'merge') {
-        const summary = await mergeCheckpointParts(data.output, { force: true, run: data.run });
+        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run });
         log(`merged ${data.output}: ${summary!.quantized} tensors quantized, ${summary!.copied} copied`);
         return { output: data.output };
       }

@@ -4,13 +4,13 @@
 // input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
 // a different input under the planned path).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint.js';
 import {
-  PARTS_DIR, mergeCheckpointParts, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
+  mergeCheckpointParts, partsFolder, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
 } from '../lib/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
@@ -88,13 +88,14 @@ describe('--shard parts and merge', () => {
     const out = join(root, `out-${count}-${order.join('')}`);
     const single = await singleRun(out, options);
     const results = await runParts(out, options, count, order);
-    // Parts cover every shard exactly once, and before the merge only weight shards are published.
+    // Parts cover every shard exactly once, in the parts folder; the output does not exist before the merge.
     expect(results.flatMap((r) => r.record.files.map((f) => f.name)).sort()).toEqual([...shardNames].sort());
-    expect(readdirSync(out).filter((n) => !n.endsWith('.safetensors')).sort()).toEqual([PARTS_DIR]);
+    expect(readdirSync(partsFolder(out)).sort()).toEqual([...shardNames, ...Array.from({ length: count }, (_v, i) => `part-${i}-of-${count}.json`)].sort());
+    expect(existsSync(out)).toBe(false);
     const summary = await mergeCheckpointParts(out);
     expect(summary!.tensors.length).toBe(JSON.parse(readFileSync(join(single, SUMMARY_NAME), 'utf8')).tensors.length);
     expect(compareOutputFolders(out, single)).toEqual({ differences: [], files: readdirSync(single).length });
-    expect(existsSync(join(out, PARTS_DIR))).toBe(false);
+    expect(existsSync(partsFolder(out))).toBe(false);
   });
 
   it('the last part to finish merges; an empty part (more parts than shards) is fine', async () => {
@@ -106,24 +107,24 @@ describe('--shard parts and merge', () => {
     expect(shardNames.length).toBeGreaterThan(8);
     const results = await runParts(out, options, count, order.slice(0, -1), true);
     expect(results.every((r) => r.merged === undefined)).toBe(true);
-    expect(existsSync(join(out, SUMMARY_NAME))).toBe(false);
+    expect(existsSync(out)).toBe(false);
     const [last] = await runParts(out, options, count, order.slice(-1), true);
     expect(last.merged?.quantized).toBeGreaterThan(0);
     expect(compareOutputFolders(out, single).differences).toEqual([]);
-    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: no part records in ${PARTS_DIR}: already merged`);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: no part records in ${partsFolder(out)}: already merged`);
   });
 
   it('merge names the parts that are missing', async () => {
     const out = join(root, 'missing');
     await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
-    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${PARTS_DIR}/part-1-of-4.json); run them, then merge again`);
-    await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow('no part records in .fp4kit-parts: run `fp4kit quantize ... --shard i/n` for every part first');
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${partsFolder(out)}/part-1-of-4.json); run them, then merge again`);
+    await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow(`no part records in ${root}/nothing-here.parts: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   });
 
   it('merge refuses a damaged output shard and an input that changed after the parts ran', async () => {
     const out = join(root, 'damaged');
     const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
-    const victim = join(out, p0.record.files[0].name);
+    const victim = join(partsFolder(out), p0.record.files[0].name);
     const size = statSync(victim).size;
     truncateSync(victim, size - 1);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${victim}: ${size - 1} bytes, but part 0/2 wrote ${size}; run that part again`);
@@ -140,11 +141,28 @@ describe('--shard parts and merge', () => {
     expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
   });
 
+  it('the merge publishes as a single run does: it replaces an earlier output, refuses a foreign folder and keeps the parts', async () => {
+    const out = join(root, 'publish');
+    await quantizeCheckpoint(input, out, { format: 'mxfp4' }); // an earlier output, replaced
+    await runParts(out, { format: 'nvfp4', layout: 'compressed-tensors' }, 2, [0, 1]);
+    expect((await mergeCheckpointParts(out))!.format).toBe('nvfp4');
+    expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('nvfp4');
+    expect(readdirSync(root).filter((n) => n.startsWith('publish.'))).toEqual([]); // no staging, old or parts folder left
+    const foreign = join(root, 'foreign');
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, 'notes.txt'), 'mine');
+    await runParts(foreign, { format: 'mxfp4' }, 2, [0, 1]);
+    await expect(mergeCheckpointParts(foreign)).rejects.toThrow(`${foreign}: the output folder is not empty and holds no earlier fp4kit output`);
+    expect(readdirSync(partsFolder(foreign)).filter((n) => n.endsWith('.safetensors')).sort()).toEqual([...shardNames].sort()); // nothing lost
+    rmSync(join(foreign, 'notes.txt'));
+    expect((await mergeCheckpointParts(foreign))!.format).toBe('mxfp4');
+  });
+
   it('a part of another run (other options) replaces the stale records, and the merge sees one run', async () => {
     const out = join(root, 'rerun');
     await runParts(out, { format: 'mxfp4' }, 2, [0]);
     await runParts(out, { format: 'mxfp6_e2m3' }, 2, [0, 1]);
-    expect(readdirSync(join(out, PARTS_DIR)).sort()).toEqual(['part-0-of-2.json', 'part-1-of-2.json']);
+    expect(readdirSync(partsFolder(out)).filter((n) => n.endsWith('.json')).sort()).toEqual(['part-0-of-2.json', 'part-1-of-2.json']);
     expect((await mergeCheckpointParts(out))!.format).toBe('mxfp6_e2m3');
   });
 
@@ -160,9 +178,9 @@ describe('--shard parts and merge', () => {
       input: from, output: out, options, part, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
       samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
     });
-    // A queued part checks that it sees the producer's output folder (the plan the producer left there).
+    // A queued part checks that it sees the producer's parts folder (the plan the producer left there).
     await expect(queued(input, 0)).rejects.toThrow(
-      new RegExp(`refused: on .+ this is not the output folder the producer prepared \\(no \\.fp4kit-parts/run-${plan.run}\\.json\\): every machine must see the output folder at the same path`),
+      `${out}: on ${hostname()} this is not the output the producer prepared (no ${partsFolder(out)}/run-${plan.run}.json): every machine must see the output's folder at the same path`,
     );
     await writeRunPlan(plan);
     // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
@@ -220,14 +238,14 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(first.stdout).toContain(`run \`fp4kit merge ${out}\` once every part is done`);
     const early = cli(['merge', out]);
     expect(early.code).toBe(1);
-    expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${PARTS_DIR}/part-0-of-2.json); run it, then merge again\n`);
+    expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${partsFolder(out)}/part-0-of-2.json); run it, then merge again\n`);
     const last = cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2', '--json']);
     expect(last.code, last.stderr).toBe(0);
     expect(JSON.parse(last.stdout)).toMatchObject({ tool: 'fp4kit', format: 'mxfp4', layout: 'gpt-oss', output: out });
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     const again = cli(['merge', out]);
     expect(again.code).toBe(1);
-    expect(again.stderr).toBe(`fp4kit: ${out}: no part records in ${PARTS_DIR}: already merged\n`);
+    expect(again.stderr).toBe(`fp4kit: ${out}: no part records in ${partsFolder(out)}: already merged\n`);
   });
 
   it('refuses bad distributed flags with the usage (exit 2)', () => {
@@ -245,7 +263,7 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
       const r = cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.split('\n')[0]).toBe(message);
-      expect(r.stderr).toContain('fp4kit merge <out> [--force] [--json]');
+      expect(r.stderr).toContain('fp4kit merge <out> [--unlock] [--json]');
     }
   });
 });

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
+import { partsFolder } from '../lib/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
 
@@ -117,24 +118,17 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const run = producer(out, ['--format', 'nvfp4', '--layout', 'compressed-tensors']);
     // Kill worker 0 while its temporary shard file exists (it is writing a shard).
     const victim = workers[0];
+    const parts = partsFolder(out);
     const tempOfVictim = new RegExp(`\\.tmp-${victim.child.pid}-[0-9a-f]{8}$`);
-    let killedPart = -1;
-    const deadline = Date.now() + 60_000;
-    while (killedPart < 0) {
-      if (Date.now() > deadline) throw new Error(`worker 0 never wrote a shard:\n${victim.err}`);
-      if (existsSync(out) && readdirSync(out).some((n) => tempOfVictim.test(n))) {
-        victim.kill('SIGKILL');
-        const started = [...victim.err.matchAll(/part (\d+)\/\d+ of .*: started/g)];
-        killedPart = Number(started[started.length - 1][1]);
-      }
-      await sleep(2);
-    }
+    const killedPart = await whileWriting(victim, out);
+    victim.kill('SIGKILL');
     await victim.exited;
-    // Nothing under a final name is partial: every shard already published equals the single run's.
-    for (const name of readdirSync(out).filter((n) => n.endsWith('.safetensors'))) {
-      expect(readFileSync(join(out, name)).equals(readFileSync(join(single, name))), name).toBe(true);
-    }
-    expect(readdirSync(out).some((n) => tempOfVictim.test(n))).toBe(true); // the torn file is only under its temporary name
+    // Nothing under a final name is partial: the output is not published yet, and every shard the parts
+    // have renamed into the parts folder equals the single run's.
+    expect(existsSync(out)).toBe(false);
+    const done = readdirSync(parts).filter((n) => n.endsWith('.safetensors'));
+    for (const name of done) expect(readFileSync(join(parts, name)).equals(readFileSync(join(single, name))), name).toBe(true);
+    expect(readdirSync(parts).some((n) => tempOfVictim.test(n))).toBe(true); // the torn file is only under its temporary name
 
     expect(await run.exited, run.err).toBe(0);
     expect(run.err).toMatch(`part ${killedPart}/${shardNames.length}: its worker stopped answering; BullMQ put the job back in the queue`);
@@ -157,7 +151,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const single = await reference(out, { format: 'mxfp4' });
     const run = producer(out, ['--format', 'mxfp4', '--parts', '3']);
     // The run is planned and queued (the plan is in the output folder), with no worker yet.
-    const partsDir = join(out, '.fp4kit-parts');
+    const partsDir = partsFolder(out);
     while (!existsSync(partsDir) || !readdirSync(partsDir).some((n) => n.startsWith('run-'))) await sleep(20);
     await sleep(500);
     // A machine without the shared input: the input is not at its path.
@@ -184,7 +178,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const temp = new RegExp(`\\.tmp-${proc.child.pid}-[0-9a-f]{8}$`);
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (existsSync(out) && readdirSync(out).some((n) => temp.test(n))) {
+      if (existsSync(partsFolder(out)) && readdirSync(partsFolder(out)).some((n) => temp.test(n))) {
         const started = [...proc.err.matchAll(/part (\d+)\/\d+ of .*: started/g)];
         return Number(started[started.length - 1][1]);
       }
@@ -224,7 +218,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     await leaving.waitFor(/stopping after the current job/, 10_000);
     leaving.kill('SIGTERM');
     expect(await leaving.exited).toBe(0);
-    expect(readdirSync(out).filter((n) => n.includes('.tmp-'))).toEqual([]); // the aborted shard left no temporary file
+    expect(readdirSync(partsFolder(out)).filter((n) => n.includes('.tmp-'))).toEqual([]); // the aborted shard left no temporary file
     const stays = worker();
     expect(await run.exited, run.err).toBe(0);
     expect(run.err).not.toMatch(/failed/);
