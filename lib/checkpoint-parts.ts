@@ -22,7 +22,7 @@ import {
   type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
 } from './checkpoint.js';
 import { layoutByName, type LayoutName } from './layouts/index.js';
-import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -32,6 +32,34 @@ import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference,
  *  plan and the merge lock. The merge moves the shards into the output and removes the rest. */
 export function partsFolder(outDir: string): string {
   return `${resolve(outDir)}.parts`;
+}
+
+/** What fp4kit writes in a parts folder: shards, records, plans, the lock, and their temporary files. */
+const OURS = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|run-[0-9a-f]+\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
+
+/** Create the parts folder, or check that an existing one holds only what fp4kit writes there: a folder
+ *  that happens to be named `<out>.parts` is never written into, nor removed by the merge. */
+async function preparePartsFolder(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (entries === null) {
+    await mkdir(dir, { recursive: true });
+    return;
+  }
+  const foreign = entries.filter((n) => !OURS.test(n));
+  if (foreign.length > 0) {
+    throw new SafetensorsError(dir, `holds files fp4kit did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); it is the parts folder of the output: move it away or choose another -o`);
+  }
+}
+
+/** Remove what fp4kit wrote in a parts folder (leftover shards, records, plans, the lock, temporary files), then the folder if empty. */
+async function removePartsFolder(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (OURS.test(name)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  await rmdir(dir).catch(() => {});
 }
 
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
@@ -167,7 +195,7 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
  *  the producer's output folder; a human can read it. Removed with the part records by the merge. */
 export async function writeRunPlan(plan: RunPlan): Promise<void> {
   const dir = partsFolder(plan.output);
-  await mkdir(dir, { recursive: true });
+  await preparePartsFolder(dir);
   await writeFileAtomic(join(dir, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
 }
 
@@ -269,7 +297,7 @@ export async function runCheckpointPart(
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // The files just checked are the files quantized: the open checkpoint is handed over.
-    await mkdir(dir, { recursive: true });
+    await preparePartsFolder(dir);
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
@@ -410,7 +438,7 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
         moved.push(name);
       }
       await folder.publish();
-      await rm(partsDir, { recursive: true, force: true }); // records, the lock, temporary files of killed parts
+      await removePartsFolder(partsDir); // records, the lock, temporary files of killed parts
       summary.files.push(...extras);
       return summary;
     } finally {

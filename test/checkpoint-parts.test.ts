@@ -158,6 +158,16 @@ describe('--shard parts and merge', () => {
     expect((await mergeCheckpointParts(foreign))!.format).toBe('mxfp4');
   });
 
+  it('a folder that happens to be named <out>.parts is never written into or removed', async () => {
+    const out = join(root, 'taken');
+    mkdirSync(partsFolder(out));
+    writeFileSync(join(partsFolder(out), 'holiday.jpg'), 'not ours');
+    await expect(runParts(out, { format: 'mxfp4' }, 2, [0])).rejects.toThrow(
+      `${partsFolder(out)}: holds files fp4kit did not write (holiday.jpg); it is the parts folder of the output: move it away or choose another -o`,
+    );
+    expect(readdirSync(partsFolder(out))).toEqual(['holiday.jpg']);
+  });
+
   it('a part of another run (other options) replaces the stale records, and the merge sees one run', async () => {
     const out = join(root, 'rerun');
     await runParts(out, { format: 'mxfp4' }, 2, [0]);
