@@ -26,6 +26,7 @@ import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safeten
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
 import { SafetensorsError } from './safetensors/header.js';
+import { parseRegex } from './tensor-selection.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** The parts folder of an output: the parts' shards, one record per finished part, the queued run's
@@ -74,7 +75,7 @@ export class InputVisibilityError extends SafetensorsError {
   }
 }
 
-/** The plan the queue producer leaves in the output folder; a worker that cannot see it is not on the shared filesystem. */
+/** The plan the queue producer leaves in the parts folder; a worker that cannot see it is not on the shared filesystem. */
 export function runPlanName(run: string): string {
   return `run-${run}.json`;
 }
@@ -122,10 +123,14 @@ export interface SerializedOptions extends Omit<CheckpointOptions, 'only' | 'ski
 }
 
 export function serializeOptions(o: CheckpointOptions): SerializedOptions {
-  const re = (r: RegExp | string | undefined) => (r === undefined ? undefined : typeof r === 'string' ? { source: r, flags: '' } : { source: r.source, flags: r.flags });
+  const re = (flag: string, r: RegExp | string | undefined) => {
+    if (r === undefined) return undefined;
+    const x = typeof r === 'string' ? parseRegex(flag, r) : r;
+    return { source: x.source, flags: x.flags };
+  };
   // A fixed key order and no undefined values: the run key hashes this text.
   const out: Record<string, unknown> = {
-    format: o.format, layout: o.layout ?? 'fp4kit', only: re(o.only), skip: re(o.skip), rounding: o.rounding, seed: o.seed,
+    format: o.format, layout: o.layout ?? 'fp4kit', only: re('--only', o.only), skip: re('--skip', o.skip), rounding: o.rounding, seed: o.seed,
     scaleRule: o.scaleRule, fisher: o.fisher === undefined ? undefined : resolve(o.fisher), fp4Fraction: o.fp4Fraction,
     inputScale: o.inputScale, measureError: o.measureError ?? true, overwrite: o.overwrite,
   };
@@ -191,8 +196,8 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
   };
 }
 
-/** Leave the plan in the output folder (queued runs): workers check they see it, so they know they share
- *  the producer's output folder; a human can read it. Removed with the part records by the merge. */
+/** Leave the plan in the parts folder (queued runs): workers check they see it, so they know they share
+ *  the producer's folder; a human can read it. Removed with the part records by the merge. */
 export async function writeRunPlan(plan: RunPlan): Promise<void> {
   const dir = partsFolder(plan.output);
   await preparePartsFolder(dir);
@@ -259,8 +264,9 @@ export interface PartResult {
 }
 
 /**
- * Quantize one part: its output shards are written under their final names (temp file + rename,
- * never torn), then its record. With `autoMerge`, the part that finds every record present merges.
+ * Quantize one part: its output shards are written into the parts folder under the names a single run
+ * gives them (temp file + rename, never torn), then its record. With `autoMerge`, the part that finds
+ * every record present merges.
  */
 export async function runCheckpointPart(
   req: PartRequest,
