@@ -365,6 +365,9 @@ export interface MergeOptions {
   unlock?: boolean;
   /** Refuse records of any other run (the queue's merge job knows its run). */
   run?: string;
+  /** Epoch ms the run was planned (the queue's merge job): with no records left and a summary written since
+   *  (less an hour of clock skew between machines), an earlier attempt published the output; return its summary. */
+  plannedAt?: number;
 }
 
 /**
@@ -378,7 +381,12 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
   const partsDir = partsFolder(outDir);
   const records = await readRecords(partsDir);
   if (records.length === 0) {
-    const done = await stat(join(outDir, SUMMARY_NAME)).then(() => true, () => false);
+    const summaryPath = join(outDir, SUMMARY_NAME);
+    const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
+    if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - 3600_000) {
+      return JSON.parse(await readFile(summaryPath, 'utf8')) as CheckpointSummary;
+    }
+    const done = written !== null;
     throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   }
   const runs = [...new Set(records.map((r) => r.run))];

@@ -26,13 +26,13 @@ const ATTEMPTS = 3;
 
 interface PartJobData extends PartRequest {
   kind: 'part';
-  bytes: number;
-  tensors: number;
 }
 interface MergeJobData {
   kind: 'merge';
   output: string;
   run: string;
+  /** Epoch ms of the plan: a retried merge whose earlier attempt published the output succeeds. */
+  plannedAt: number;
 }
 type JobData = PartJobData | MergeJobData;
 
@@ -113,14 +113,13 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     const tensorsOf = plan.partTensors;
     const keep = { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } };
     const tree = await flows.add({
-      name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', output: plan.output, run: plan.run } satisfies MergeJobData,
+      name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
       opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, ...keep },
       children: plan.parts.map((_names, part) => ({
         name: 'part', queueName: QUEUE_NAME,
         data: {
           kind: 'part', input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
           fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
-          bytes: plan.partBytes[part], tensors: tensorsOf[part],
         } satisfies PartJobData,
         opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
       })),
@@ -151,6 +150,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       report();
     });
     events.on('stalled', ({ jobId }) => {
+      done.delete(jobId); // it starts again from zero
       if (partOf.has(jobId) || jobId === parent.id) eo.log?.(`${partOf.has(jobId) ? label(jobId) : 'merge'}: its worker stopped answering; BullMQ put the job back in the queue`);
     });
     let firstFailure: string | null = null; // the part that failed for good, which failed the merge
@@ -224,7 +224,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     const data = job.data;
     try {
       if (data.kind === 'merge') {
-        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run });
+        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt });
         log(`merged ${data.output}: ${summary!.quantized} tensors quantized, ${summary!.copied} copied`);
         return { output: data.output };
       }

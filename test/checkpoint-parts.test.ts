@@ -112,6 +112,11 @@ describe('--shard parts and merge', () => {
     expect(last.merged?.quantized).toBeGreaterThan(0);
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: no part records in ${partsFolder(out)}: already merged`);
+    // A queued merge retried after its first attempt published (the worker died before reporting): done, not failed.
+    const published = JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8'));
+    expect(await mergeCheckpointParts(out, { plannedAt: Date.now() - 60_000 })).toEqual(published);
+    // ...but an output older than the run (by more than the allowed clock skew) is not taken for its result.
+    await expect(mergeCheckpointParts(out, { plannedAt: Date.now() + 2 * 3600_000 })).rejects.toThrow('already merged');
   });
 
   it('merge names the parts that are missing', async () => {
