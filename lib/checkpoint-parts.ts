@@ -13,18 +13,21 @@
 // detected rather than silently mixed in.
 
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { getBackend } from './backend.js';
 import {
-  checkpointSideFiles, extraFiles, filesToCopy, quantizeCheckpoint, SUMMARY_NAME,
+  checkpointSideFiles, filesRead, filesToCopy, isFolderInput, quantizeCheckpoint, SUMMARY_NAME,
   type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
 } from './checkpoint.js';
 import { layoutByName, type LayoutName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
-import { OutputFolder, checkNotAliasingInput } from './safetensors/output-folder.js';
+import { OutputFolder } from './safetensors/output-folder.js';
+import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
+import { copyRegularFile } from './safetensors/regular-file.js';
+import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { parseRegex } from './tensor-selection.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
@@ -437,23 +440,24 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
       const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
       const backends = [...new Set(records.map((r) => r.backend))].sort();
       const startedAt = Math.min(...records.map((r) => r.startedAt));
-      const { outputs, summary } = await checkpointSideFiles({
+      const copied = await filesToCopy(ckpt, first.input);
+      const inFolder = await isFolderInput(ckpt, first.input);
+      const { outputs, summary, extras } = await checkpointSideFiles({
         ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
-        tensors, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
+        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
       });
-      const extras = extraFiles(await filesToCopy(ckpt, first.input), outputs);
       // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
-      checkNotAliasingInput(outDir, ckpt.dir, ckpt.shards.map((sh) => sh.path));
-      folder = await OutputFolder.create(outDir, { overwrite: options.overwrite });
+      const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);
+      checkNotAliasingInput(outDir, inFolder ? ckpt.dir : null, inputFiles);
+      folder = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
       for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
-      for (const name of extras) await copyFile(join(ckpt.dir, name), join(folder.staging, name));
+      for (const name of extras) await copyRegularFile(join(ckpt.dir, name), join(folder.staging, name));
       for (const name of plan.parts.flat()) {
         await rename(join(partsDir, name), join(folder.staging, name));
         moved.push(name);
       }
       await folder.publish();
       await removePartsFolder(partsDir); // records, the lock, temporary files of killed parts
-      summary.files.push(...extras);
       return summary;
     } finally {
       await closeCheckpoint(ckpt);

@@ -8,7 +8,7 @@
 // outputs that alias it, or shard names that collide with the files written beside them, are
 // refused before anything is written.
 
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import './node-backends.js';
@@ -24,7 +24,9 @@ import { moduleOf } from './layouts/types.js';
 import { fusedGroupOf } from './layouts/fused-modules.js';
 import { INDEX_NAME, closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { AtomicFile } from './safetensors/atomic-file.js';
-import { OutputFolder, checkNotAliasingInput, syncFolder } from './safetensors/output-folder.js';
+import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
+import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
+import { copyRegularFile } from './safetensors/regular-file.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
@@ -326,12 +328,19 @@ async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], s
 /** Files fp4kit writes beside the shards (the layout's config.json, modelopt's hf_quant_config.json). */
 const SIDE_FILES = new Set([INDEX_NAME, SUMMARY_NAME, 'config.json', 'hf_quant_config.json']);
 
-/** Refuse a shard whose name is also a file written or copied beside the shards: one would clobber the other. */
-function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<string>): void {
+/**
+ * Refuse a shard whose name is also a file written or copied beside the shards (one would clobber
+ * the other), and, in a model folder, a shard not named *.safetensors: loaders choose their reader
+ * by that suffix and take every other file for a side file (tokenizer.json, a config...).
+ */
+function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<string>, inFolder: boolean): void {
   const side = new Set(sideNames);
   for (const s of ckpt.shards) {
     const name = basename(s.path);
     if (side.has(name)) throw new SafetensorsError(s.path, `a shard named ${name} would collide with the ${name} written beside the shards; rename the shard (and its index entries)`);
+    if (inFolder && !name.endsWith('.safetensors')) {
+      throw new SafetensorsError(s.path, `a shard named ${name} would be taken for a side file of the model folder (loaders read only *.safetensors files as weights); rename the shard (and its index entries) to end in .safetensors`);
+    }
   }
 }
 
@@ -373,13 +382,17 @@ export async function quantizeCheckpoint(
   const sideFiles: AtomicFile[] = [];
   let out: OutputFolder | undefined;
   try {
-    checkNotAliasingInput(outDir, ckpt.dir, ckpt.shards.map((s) => s.path));
+    // Everything the run reads is known before anything is written: the files copied beside the
+    // shards, config.json (read now, so a bad one fails before the work, not after it).
+    const inputIsFolder = await isFolderInput(ckpt, input);
     const copiedFiles = await filesToCopy(ckpt, input);
-    checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles]);
-    if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite });
+    checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles], inputIsFolder);
+    const config = await readModelConfig(ckpt.dir); // a FIFO or folder named config.json is refused, never waited on
+    const inputFiles = filesRead(ckpt, config, copiedFiles, fisher?.path);
+    checkNotAliasingInput(outDir, inputIsFolder ? ckpt.dir : null, inputFiles);
+    if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
     const stagingDir = part ? part.dir : out!.staging;
-    const modelConfig = await readModelConfig(ckpt.dir);
-    const plans = ckpt.shards.map((s) => planShard(s, layout, options, modelConfig, only, skip));
+    const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, only, skip));
     const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
@@ -523,8 +536,8 @@ export async function quantizeCheckpoint(
       };
     }
 
-    const { outputs, summary } = await checkpointSideFiles({
-      ckpt, input, outDir, format: options.format, layoutName, layout, tensors: summaries,
+    const { outputs, summary, extras } = await checkpointSideFiles({
+      ckpt, input, outDir, format: options.format, layoutName, layout, tensors: summaries, copied: copiedFiles, inFolder: inputIsFolder,
       backend: getBackend().name, seconds: (performance.now() - started) / 1000,
     });
     for (const [name, text] of outputs) {
@@ -533,11 +546,11 @@ export async function quantizeCheckpoint(
       await f.write(new TextEncoder().encode(text));
       await f.finish();
     }
-    // Other files of a model folder (tokenizer, generation config...) are copied as they are,
-    // except those this run writes itself (config.json).
-    const extras = extraFiles(copiedFiles, outputs);
-    for (const name of extras) await copyFile(join(ckpt.dir, name), join(stagingDir, name));
-    summary.files.push(...extras);
+    // Other files of a model folder (tokenizer, generation config...) are copied as they are.
+    for (const name of extras) {
+      signal?.throwIfAborted();
+      await copyRegularFile(join(ckpt.dir, name), join(stagingDir, name));
+    }
     signal?.throwIfAborted();
     // Everything is complete in the staging folder: put the files under their names there, then
     // publish the folder in one step (lib/safetensors/output-folder.ts).
@@ -564,17 +577,23 @@ export interface SideFilesInput {
   layout: Layout;
   /** Every tensor's summary, in input order (shard by shard). */
   tensors: TensorSummary[];
+  /** The other files of the model folder the run copies (filesToCopy). */
+  copied: string[];
+  /** The input is a model folder (not one file): its shards must be named *.safetensors. */
+  inFolder: boolean;
   backend: string;
   seconds: number;
 }
 
 /**
  * The files written beside the weight shards — config.json, the layout's extra files, the index
- * (sharded inputs) and the summary last — as [name, text] pairs, with the summary itself. A pure
+ * (sharded inputs) and the summary last — as [name, text] pairs, with the summary itself and the
+ * files to copy beside them (`extras`: the copied files the run does not write itself). A pure
  * function of the tensor summaries, so a distributed merge (lib/checkpoint-parts.ts) writes the
- * same bytes as a single run.
+ * same bytes as a single run. The summary lists every file of the output folder, the copied ones
+ * too: a later run replaces the folder only if it holds nothing else (output-folder.ts).
  */
-export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs: Array<[string, string]>; summary: CheckpointSummary }> {
+export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs: Array<[string, string]>; summary: CheckpointSummary; extras: string[] }> {
   const { ckpt, layout, tensors } = a;
   const quantized = tensors.filter((t) => t.action === 'quantized');
   const unquantizedModules = tensors
@@ -583,17 +602,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
   // as unquantized, as llm-compressor's default ignore list does.
   if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
-  const configPath = join(ckpt.dir, 'config.json');
-  let config: Record<string, unknown> | null = null;
-  const configStat = await stat(configPath).catch(() => null);
-  if (configStat && !configStat.isFile()) throw new SafetensorsError(configPath, 'not a regular file');
-  if (configStat) {
-    try {
-      config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new SafetensorsError(configPath, `not JSON (${(err as Error).message})`);
-    }
-  }
+  const config = await readModelConfig(ckpt.dir); // never waits on a FIFO named config.json
   const files = layout.files({ format: a.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
   const outputs: Array<[string, string]> = [];
   if (files.config) outputs.push(['config.json', `${JSON.stringify(files.config, null, 2)}\n`]);
@@ -604,35 +613,49 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
     for (const t of tensors) for (const o of t.outputs) weightMap[o] = t.file;
     outputs.push([INDEX_NAME, `${JSON.stringify({ metadata: { ...ckpt.indexMetadata, total_size: outputBytes }, weight_map: weightMap }, null, 2)}\n`]);
   }
+  const writtenNames = new Set([...outputs.map(([n]) => n), SUMMARY_NAME]);
+  const extras = a.copied.filter((n) => !writtenNames.has(n));
   const summary: CheckpointSummary = {
     tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), format: a.format, layout: a.layoutName,
     backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
     outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
-    files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME],
+    files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],
     tensors,
   };
   outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
-  checkShardNames(ckpt, outputs.map(([n]) => n));
-  return { outputs, summary };
+  checkShardNames(ckpt, outputs.map(([n]) => n), a.inFolder);
+  return { outputs, summary, extras };
 }
 
-/** The other files of a model folder a run copies (none for a single-file input). */
+/** The input is a model folder (sharded with an index, or a folder of files), not one file. */
+export async function isFolderInput(ckpt: CheckpointFiles, input: string): Promise<boolean> {
+  return ckpt.indexed || (await stat(input)).isDirectory();
+}
+
+/** The other files of a model folder a run copies (none for a single-file input); a shard is
+ *  never copied over itself. */
 export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<string[]> {
-  return ckpt.indexed || (await stat(input)).isDirectory() ? otherFiles(ckpt.dir) : [];
+  if (!(await isFolderInput(ckpt, input))) return [];
+  const shardNames = new Set(ckpt.shards.map((sh) => basename(sh.path)));
+  return (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n));
 }
 
-/** Of the files to copy, those the run does not write itself (config.json). */
-export function extraFiles(copied: string[], outputs: Array<[string, string]>): string[] {
-  const written = new Set(outputs.map(([n]) => n));
-  return copied.filter((n) => !written.has(n));
+/** Every file a run reads: the shards, the index, config.json, the copied files, the Fisher file. */
+export function filesRead(ckpt: CheckpointFiles, config: ModelConfig, copied: string[], fisher?: string): string[] {
+  return [
+    ...ckpt.shards.map((s) => s.path), ...(ckpt.indexed ? [join(ckpt.dir, INDEX_NAME)] : []), ...(config !== null ? [join(ckpt.dir, 'config.json')] : []),
+    ...copied.map((n) => join(ckpt.dir, n)), ...(fisher !== undefined ? [fisher] : []),
+  ];
 }
 
 /** The other regular files of a model folder (links followed, as in a Hugging Face cache
- *  snapshot); FIFOs, sockets, devices and folders are left alone. */
+ *  snapshot); FIFOs, sockets, devices and folders are left alone, and so are the files fp4kit
+ *  writes itself: an input's quantization descriptor (hf_quant_config.json, an earlier summary)
+ *  never describes the output. */
 async function otherFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const name of (await readdir(dir)).sort()) {
-    if (name.endsWith('.safetensors') || name === INDEX_NAME || name.includes('.tmp-')) continue;
+    if (name.endsWith('.safetensors') || SIDE_FILES.has(name) || name.includes('.tmp-')) continue;
     const s = await stat(join(dir, name)).catch(() => null);
     if (s?.isFile()) names.push(name);
   }

@@ -2,10 +2,10 @@
 // The fp4kit command line: `fp4kit quantize` turns a safetensors checkpoint into a quantized one,
 // `fp4kit inspect` shows what a checkpoint holds; `worker` and `merge` (and quantize's --shard and
 // --queue) are the distributed mode of lib/cli-distributed.ts. Errors are one line, `fp4kit: <file>: <problem>`,
-// exit code 1 (2 for usage errors, 130 when interrupted).
+// exit code 1 (2 for usage errors, 130 after SIGINT, 143 after SIGTERM, 129 after SIGHUP).
 
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from './index.js';
 import { QUANT_FORMAT_NAMES } from './formats.js';
@@ -13,7 +13,8 @@ import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type Checkpoi
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { removeStagingSync } from './safetensors/output-folder.js';
-import { writeFileAtomic } from './safetensors/atomic-file.js';
+import { removeTempFilesSync, writeFileAtomic } from './safetensors/atomic-file.js';
+import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
@@ -38,6 +39,20 @@ layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
 class UsageError extends Error {}
 
 const FORCED_EXIT_MS = 5000;
+
+/** The signals that stop a command, with the exit status a shell reports for each (128 + number). */
+const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
+
+/** Route every stop signal to `handler` until the returned function is called. */
+function onStopSignals(handler: (signal: StopSignal) => void): () => void {
+  const names = Object.keys(STOP_SIGNALS) as StopSignal[];
+  const listener = (signal: NodeJS.Signals) => handler(signal as StopSignal);
+  for (const name of names) process.on(name, listener);
+  return () => {
+    for (const name of names) process.off(name, listener);
+  };
+}
 
 function fail(message: string, code: number): never {
   process.stderr.write(`fp4kit: ${message}\n`);
@@ -191,31 +206,37 @@ async function runQuantize(argv: string[]): Promise<number> {
     throw new UsageError((err as Error).message);
   }
 
-  // One SIGINT or SIGTERM stops the run: the work is aborted and the staging folder removed. If
-  // that has not finished within FORCED_EXIT_MS (a file operation that does not return), the
-  // staging folder is removed synchronously and the process exits anyway; a second signal does
-  // the same at once. Exit status 130 (SIGINT) or 143 (SIGTERM), as a shell reports them.
+  // One SIGINT, SIGTERM or SIGHUP stops the run: the work is aborted and the staging folder
+  // removed. If that has not finished within FORCED_EXIT_MS (a file operation that does not
+  // return), the staging folder is removed synchronously and the process exits anyway; a second
+  // signal does the same at once. Exit status 130, 143 or 129, as a shell reports them.
   const controller = new AbortController();
   let exitCode = 130;
+  const interrupted = (publishedAlready: boolean) => `fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED
+    : `interrupted; ${publishedAlready ? 'the output had already been published whole' : 'no output file was left under its final name'}`}\n`;
   const leaveNow = () => {
-    removeStagingSync();
-    process.stderr.write(`fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED : 'interrupted; no output file was left under its final name'}\n`);
+    removeTempFilesSync();
+    const published = removeStagingSync();
+    process.stderr.write(interrupted(published.includes(resolve(v.output!))));
     process.exit(exitCode);
   };
-  const onSignal = (signal: NodeJS.Signals) => {
+  const stopListening = onStopSignals((signal) => {
     if (controller.signal.aborted) leaveNow();
-    exitCode = signal === 'SIGTERM' ? 143 : 130;
+    exitCode = STOP_SIGNALS[signal];
     controller.abort();
     setTimeout(leaveNow, FORCED_EXIT_MS).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   const progress = progressPrinter();
   try {
     const summary = distributed
       ? await quantizeDistributed(positionals[0], v.output, options, distributed, progress.update, controller.signal)
       : await quantizeCheckpoint(positionals[0], v.output, options, progress.update, controller.signal);
     progress.done();
+    if (controller.signal.aborted) {
+      // The signal came while the finished output was being published: it is complete.
+      if (summary !== null) process.stderr.write(interrupted(true));
+      return exitCode;
+    }
     if (summary === null) return 0; // a --shard part; the merge comes later
     if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else printQuantizeSummary(summary);
@@ -223,13 +244,12 @@ async function runQuantize(argv: string[]): Promise<number> {
   } catch (err) {
     progress.done();
     if (controller.signal.aborted) {
-      process.stderr.write(`fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED : 'interrupted; no output file was left under its final name'}\n`);
+      process.stderr.write(interrupted(false));
       return exitCode;
     }
     throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 
@@ -237,18 +257,37 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+/** A JSON side file of a checkpoint folder, or null when there is none. */
+async function readJson(path: string): Promise<unknown> {
+  const text = await readRegularTextFile(path);
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new SafetensorsError(path, `not JSON (${(err as Error).message})`);
+  }
+}
+
 /** --plot: the error of every quantized tensor, and a precision map of every FGMP tensor. */
-async function writePlots(dir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
+async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
   mkdirSync(dir, { recursive: true });
+  // Plots beside the checkpoint's own files could replace one of them (a shard may have any name).
+  const same = (a: string, b: string) => { const x = statSync(a); const y = statSync(b); return x.dev === y.dev && x.ino === y.ino; };
+  if (same(dir, checkpointDir)) throw new SafetensorsError(dir, 'the plot folder is the checkpoint folder; give --plot a folder of its own');
   const written: string[] = [];
-  const save = async (name: string, svg: string) => {
+  const used = new Set<string>();
+  const save = async (base: string, svg: string) => {
+    // Tensor names that differ only in characters a file name cannot hold must not share a plot.
+    let name = `${base}.svg`;
+    for (let k = 2; used.has(name); k++) name = `${base}-${k}.svg`;
+    used.add(name);
     const path = join(dir, name);
     await writeFileAtomic(path, svg);
     written.push(path);
   };
   const quantized = summary?.tensors.filter((t) => t.action === 'quantized' && t.relRmse !== undefined) ?? [];
   if (quantized.length > 0) {
-    await save('errors.svg', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
+    await save('errors', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
   }
   for (const t of summary?.tensors ?? []) {
     if (t.format !== 'fgmp' || t.action !== 'quantized') continue;
@@ -256,7 +295,7 @@ async function writePlots(dir: string, ckpt: CheckpointFiles, summary: Checkpoin
     if (!info) continue;
     const cols = t.shape[t.shape.length - 1];
     const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
-    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}.svg`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
+    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
   }
   process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
 }
@@ -271,17 +310,30 @@ async function runInspect(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint folder or file');
   const target = positionals[0];
+  // inspect only reads, but --plot writes: a stop signal removes any plot still under its
+  // temporary name (each plot is renamed into place whole) and exits at once.
+  const stopListening = onStopSignals((signal) => {
+    removeTempFilesSync();
+    process.stderr.write(`fp4kit: ${target}: interrupted; no plot was left half-written\n`);
+    process.exit(STOP_SIGNALS[signal]);
+  });
+  try {
+    return await inspectCheckpoint(target, values);
+  } finally {
+    stopListening();
+  }
+}
+
+async function inspectCheckpoint(target: string, values: { json?: boolean; plot?: string }): Promise<number> {
   const ckpt = await openCheckpoint(target);
   try {
     const dir = existsSync(target) && statSync(target).isDirectory() ? target : dirname(target);
-    const summaryPath = join(dir, SUMMARY_NAME);
-    const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as CheckpointSummary) : null;
-    let quantConfig: unknown = null;
-    try {
-      quantConfig = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_config?: unknown }).quantization_config ?? null;
-    } catch { /* no config.json */ }
+    // Side files are read without ever blocking on a FIFO named like them (regular-file.ts).
+    const summary = (await readJson(join(dir, SUMMARY_NAME))) as CheckpointSummary | null;
+    const config = (await readJson(join(dir, 'config.json'))) as { quantization_config?: unknown } | null;
+    const quantConfig = config?.quantization_config ?? null;
     const stored = ckpt.shards.flatMap((s) => s.tensors.map((t) => ({ file: s.path, ...t, bytes: t.end - t.begin })));
-    if (values.plot !== undefined) await writePlots(values.plot, ckpt, summary);
+    if (values.plot !== undefined) await writePlots(values.plot, dir, ckpt, summary);
     const totalBytes = stored.reduce((a, t) => a + t.bytes, 0);
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ path: target, files: ckpt.shards.map((s) => s.path), totalBytes, quantizationConfig: quantConfig, summary, tensors: stored.map(({ name, dtype, shape, bytes }) => ({ name, dtype, shape, bytes })) }, null, 2)}\n`);

@@ -4,13 +4,13 @@
 // Mxfp4Config(dequantize=True) or CompressedTensorsConfig(dequantize=True)); docs/layouts.md
 // shows the check, test/loaders.test.ts runs it for gpt-oss. Written one tensor at a time.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointSummary } from './checkpoint.js';
 import { readBackValues } from './layouts/read-back.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter } from './safetensors/write.js';
+import { readRegularTextFile } from './safetensors/regular-file.js';
 
 const SUMMARY = 'fp4kit-summary.json';
 
@@ -20,7 +20,9 @@ export async function writeDecodedTensors(quantizedDir: string, outFile: string)
   const summaryPath = join(quantizedDir, SUMMARY);
   let summary: CheckpointSummary;
   try {
-    summary = JSON.parse(await readFile(summaryPath, 'utf8')) as CheckpointSummary;
+    const text = await readRegularTextFile(summaryPath); // a FIFO there is refused, never waited on
+    if (text === null) throw new Error('no such file');
+    summary = JSON.parse(text) as CheckpointSummary;
   } catch (err) {
     throw new SafetensorsError(summaryPath, `writeDecodedTensors needs the ${SUMMARY} of an fp4kit output folder (${(err as Error).message})`);
   }

@@ -3,9 +3,9 @@
 // names with other MoE models that store them the other way round) and need model_type and the
 // model's sizes to decide.
 
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsError } from './safetensors/header.js';
+import { readRegularTextFile } from './safetensors/regular-file.js';
 
 /** A parsed config.json (a JSON object), or null when the checkpoint has none. */
 export type ModelConfig = Record<string, unknown> | null;
@@ -14,12 +14,13 @@ export type ModelConfig = Record<string, unknown> | null;
  *  not a JSON object) is refused with the file's name rather than read or guessed at. */
 export async function readModelConfig(dir: string): Promise<ModelConfig> {
   const path = join(dir, 'config.json');
-  const s = await stat(path).catch(() => null);
-  if (s === null) return null;
-  if (!s.isFile()) throw new SafetensorsError(path, 'not a regular file');
+  // Opened without blocking and checked on the open descriptor: a FIFO swapped in after a stat
+  // could otherwise hold the run forever.
+  const text = await readRegularTextFile(path);
+  if (text === null) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new SafetensorsError(path, `not JSON (${(err as Error).message})`);
   }

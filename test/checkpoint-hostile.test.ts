@@ -1,16 +1,25 @@
 // Hostile files and folders for the checkpoint tool (issue 13): names that are special on a plain
 // object, outputs that alias the input, shard names that collide with side files, a reused output
 // folder, kills at any moment of a run, FIFOs and devices, a file system that takes no bytes, and
-// one SIGTERM. The CLI runs as a child process with a timeout, so a hang fails the test.
-import { spawn, spawnSync } from 'node:child_process';
+// one SIGTERM. The CLI runs as a child process with a timeout, so a hang fails the test; moments
+// and file systems a test cannot reach on purpose (a kill between two renames, a write that never
+// returns, a file system that takes no bytes) are injected by test/helpers/fs-faults.mjs.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dequantize, quantize, setBackend } from '../lib/index.js';
 import { quantizeCheckpoint } from '../lib/checkpoint.js';
+import { readBackTensor } from '../lib/layouts/read-back.js';
 import { openCheckpoint, closeCheckpoint } from '../lib/safetensors/checkpoint-files.js';
+import { SafetensorsFile } from '../lib/safetensors/read.js';
 import { writeSafetensors } from '../lib/safetensors/write.js';
+import { testedBackends } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
+import { firstBitDifference } from './helpers/fixtures.js';
 
 const repo = join(__dirname, '..');
 const tiny = join(repo, 'examples', 'tiny-model');
@@ -21,9 +30,47 @@ const python = process.env.PYTHON ?? 'python3';
 const havePython = spawnSync(python, ['-c', 'import numpy, safetensors'], { encoding: 'utf8' }).status === 0;
 if (!havePython && process.env.CI === 'true') throw new Error(`CI=true but ${python} cannot import numpy and safetensors`);
 
-function cli(args: string[], timeout = 60_000) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), ...args], { cwd: repo, encoding: 'utf8', timeout });
+const faults = join(__dirname, 'helpers', 'fs-faults.mjs');
+const cliArgs = (args: string[], fault?: string) => ['--import', 'tsx', ...(fault ? ['--import', faults] : []), join(repo, 'lib', 'cli.ts'), ...args];
+const cliEnv = (fault?: string) => ({ ...process.env, FP4KIT_FAULT: fault ?? '' });
+
+/** The CLI in a child process, SIGKILLed after `timeout` ms (r.signal is then set: the test fails). */
+function cli(args: string[], timeout = 60_000, fault?: string) {
+  const r = spawnSync(process.execPath, cliArgs(args, fault), { cwd: repo, encoding: 'utf8', timeout, killSignal: 'SIGKILL', env: cliEnv(fault) });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The CLI started in the background; stderr accumulates in `stderr()`. */
+function startCli(args: string[], fault?: string): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, cliArgs(args, fault), { cwd: repo, env: cliEnv(fault) });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stdout!.resume();
+  return { child, stderr: () => err };
+}
+
+/** Exit code and signal of a child, or 'timeout' (after which it is SIGKILLed) if it outlives `ms`. */
+function exitOf(child: ChildProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | 'timeout'> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve('timeout'); }, ms);
+    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal }); });
+  });
+}
+
+/** Resolves when `test` matches the text `read` returns (polled), or rejects after `ms`. */
+async function until(read: () => string, test: RegExp, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!test.test(read())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${test} in:\n${read()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Names and bytes of every file in a folder. */
+function hashDir(d: string): string {
+  const h = createHash('sha256');
+  for (const n of readdirSync(d).sort()) h.update(n).update('\0').update(readFileSync(join(d, n)));
+  return h.digest('hex');
 }
 
 const f32 = (n: number, seed: number) => new Uint8Array(gaussian(n, seed, 0.05).buffer);
@@ -65,7 +112,9 @@ describe('tensor names are data', () => {
     mkdirSync(dir, { recursive: true });
     const tensors = names.map((name, i) => ({ name, dtype: 'F32', shape: [32, 64], data: f32(32 * 64, i + 1) }));
     await writeSafetensors(join(dir, 'model-00001-of-00001.safetensors'), tensors, JSON.parse('{"__proto__": "meta", "constructor": "c"}') as Record<string, string>);
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(names.map((n) => [n, 'model-00001-of-00001.safetensors'])) }));
+    // keys special on a plain object in the index's metadata and in config.json too (raw JSON: own keys)
+    writeFileSync(join(dir, 'model.safetensors.index.json'), `{"metadata": {"__proto__": "index meta", "total_size": 1}, "weight_map": ${JSON.stringify(Object.fromEntries(names.map((n) => [n, 'model-00001-of-00001.safetensors'])))}}`);
+    writeFileSync(join(dir, 'config.json'), '{"__proto__": {"polluted": true}, "constructor": "c", "model_type": "llama"}');
     const back = await openCheckpoint(dir);
     expect(back.shards[0].tensors.map((t) => t.name).sort()).toEqual([...names].sort());
     expect(Object.keys(back.shards[0].metadata).sort()).toEqual(['__proto__', 'constructor']);
@@ -85,8 +134,18 @@ describe('tensor names are data', () => {
     expect(Object.keys(index.weight_map).sort()).toEqual([...expected].sort());
     const written = await openCheckpoint(out);
     const stored = written.shards[0].tensors.map((t) => t.name);
+    const metadata = written.shards[0].metadata;
     await closeCheckpoint(written);
     expect([...stored].sort()).toEqual([...expected].sort());
+    // the input shard's metadata keys are carried over beside fp4kit's own
+    expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'constructor', 'fp4kit']);
+    expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('meta');
+    const indexMeta = (JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: object }).metadata;
+    expect(Object.getOwnPropertyDescriptor(indexMeta, '__proto__')?.value).toBe('index meta');
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as object;
+    expect(Object.getOwnPropertyDescriptor(config, '__proto__')?.value).toEqual({ polluted: true });
+    expect(Object.getOwnPropertyDescriptor(config, 'constructor')?.value).toBe('c');
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined(); // nothing reached Object.prototype
     const inspect = cli(['inspect', out, '--json']);
     expect(inspect.code, inspect.stderr).toBe(0);
     expect((JSON.parse(inspect.stdout) as { tensors: Array<{ name: string }> }).tensors.map((t) => t.name)).toContain('__proto__');
@@ -96,6 +155,156 @@ describe('tensor names are data', () => {
       expect(py.status, py.stderr).toBe(0);
       expect(JSON.parse(py.stdout)).toEqual([...names].sort());
     }
+  });
+});
+
+const namesScript = join(__dirname, 'helpers', 'safetensors_names.py');
+interface PyListing {
+  files: Record<string, { tensors: Record<string, string>; metadata: Record<string, string> }>;
+  weight_map: Record<string, string> | null;
+}
+/** Python safetensors' view of a file or folder (test/helpers/safetensors_names.py). */
+function pyRead(target: string): PyListing {
+  const r = spawnSync(python, [namesScript, 'read', target], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`python read ${target}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as PyListing;
+}
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** Names that are special on a plain JavaScript object, or odd as a JSON key or in a path. */
+const HOSTILE_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf', 'prototype', 'length', '0', ''];
+const hostileTensors = () => HOSTILE_NAMES.map((name, k) => ({ name, dtype: 'F32', shape: [2, 3], data: bytesOf(new Float32Array(6).map((_v, i) => i + 10 * k)) }));
+
+describe('tensor names are data: the safetensors reader and writer', () => {
+  it('writeSafetensors → SafetensorsFile keeps every name and metadata key', async () => {
+    const path = join(root, 'names.safetensors');
+    const tensors = hostileTensors();
+    const metadata = Object.fromEntries(HOSTILE_NAMES.map((n) => [n, `meta of ${n}`])); // fromEntries makes "__proto__" an own key
+    expect(Object.keys(metadata)).toHaveLength(HOSTILE_NAMES.length);
+    await writeSafetensors(path, tensors, metadata);
+    const f = await SafetensorsFile.open(path);
+    try {
+      expect(f.tensors.map((t) => t.name).sort()).toEqual([...HOSTILE_NAMES].sort());
+      for (const t of tensors) expect(Buffer.from(await f.read(f.tensor(t.name)!)).equals(Buffer.from(t.data)), t.name).toBe(true);
+      expect(Object.keys(f.metadata).sort()).toEqual([...HOSTILE_NAMES].sort());
+      for (const n of HOSTILE_NAMES) expect(Object.getOwnPropertyDescriptor(f.metadata, n)?.value).toBe(`meta of ${n}`);
+      expect(f.tensor('nope')).toBeUndefined();
+    } finally {
+      await f.close();
+    }
+  });
+
+  it.skipIf(!havePython)('Python safetensors reads our names, and we read the names Python wrote', async () => {
+    const ours = join(root, 'names-ours.safetensors');
+    const tensors = hostileTensors();
+    await writeSafetensors(ours, tensors, Object.fromEntries(HOSTILE_NAMES.map((n) => [n, n])));
+    const py = pyRead(ours).files['names-ours.safetensors'];
+    expect(Object.keys(py.tensors).sort()).toEqual([...HOSTILE_NAMES].sort());
+    for (const t of tensors) expect(py.tensors[t.name], t.name).toBe(sha256(t.data));
+    expect(Object.keys(py.metadata).sort()).toEqual([...HOSTILE_NAMES].sort());
+
+    const theirs = join(root, 'names-theirs.safetensors');
+    const w = spawnSync(python, [namesScript, 'write', theirs, JSON.stringify(HOSTILE_NAMES)], { encoding: 'utf8', timeout: 60_000 });
+    expect(w.status, w.stderr).toBe(0);
+    const f = await SafetensorsFile.open(theirs);
+    try {
+      expect(f.tensors.map((t) => t.name).sort()).toEqual([...HOSTILE_NAMES].sort());
+      for (const [k, n] of HOSTILE_NAMES.entries()) {
+        expect(Array.from(new Float32Array((await f.read(f.tensor(n)!)).buffer)), n).toEqual([0, 1, 2, 3, 4, 5].map((i) => i + 10 * k));
+        expect(Object.getOwnPropertyDescriptor(f.metadata, n)?.value).toBe(n);
+      }
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('the writer refuses what no loader could read, naming the tensor or key', async () => {
+    const p = join(root, 'refused.safetensors');
+    const d = new Uint8Array(4);
+    await expect(writeSafetensors(p, [{ name: '__metadata__', dtype: 'F32', shape: [1], data: d }])).rejects.toThrow(/"__metadata__" is reserved by the format/);
+    await expect(writeSafetensors(p, [{ name: '__proto__', dtype: 'F32', shape: [1], data: d }, { name: '__proto__', dtype: 'F32', shape: [1], data: d }])).rejects.toThrow('duplicate tensor name "__proto__"');
+    await expect(writeSafetensors(p, [{ name: 7 as never, dtype: 'F32', shape: [1], data: d }])).rejects.toThrow('writeSafetensors: tensors[0].name must be a string, got number');
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'toString', shape: [1], data: d }])).rejects.toThrow(/tensors\[0\]\.dtype must be a safetensors dtype .*got "toString"/);
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [1], data: d }], JSON.parse('{"__proto__": 5}') as never)).rejects.toThrow('writeSafetensors: metadata["__proto__"] must be a string, got number');
+    expect(existsSync(p)).toBe(false);
+  });
+});
+
+/** A sharded checkpoint (two shards and an index) whose tensors all have hostile names. */
+async function hostileCheckpoint(dir: string): Promise<Map<string, Float32Array>> {
+  mkdirSync(dir, { recursive: true });
+  const values = new Map<string, Float32Array>();
+  const names = [...HOSTILE_NAMES, '__proto__.weight', 'constructor.weight', 'toString.weight'];
+  names.forEach((n, k) => values.set(n, gaussian(32 * 48, 100 + k)));
+  const shardOf = (k: number) => `model-0000${(k % 2) + 1}-of-00002.safetensors`;
+  for (const shard of [shardOf(0), shardOf(1)]) {
+    await writeSafetensors(join(dir, shard), names.filter((_n, k) => shardOf(k) === shard).map((name) => ({ name, dtype: 'F32', shape: [32, 48], data: bytesOf(values.get(name)!) })));
+  }
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: Object.fromEntries(names.map((n, k) => [n, shardOf(k)])) }));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+  return values;
+}
+
+describe.each(testedBackends())('tensor names are data: quantizeCheckpoint and the CLI on %s', (backend) => {
+  let input = '';
+  let values = new Map<string, Float32Array>();
+  beforeAll(async () => {
+    setBackend(backend);
+    input = join(root, `names-in-${backend}`);
+    values = await hostileCheckpoint(input);
+  });
+  afterAll(() => setBackend(testedBackends()[0]));
+
+  it('fp4kit layout: every name quantized and found in the index, the metadata and the summary; Python agrees', async () => {
+    const out = join(root, `names-fk-${backend}`);
+    const summary = await quantizeCheckpoint(input, out, { format: 'mxfp4', only: /^/ });
+    expect(summary.quantized).toBe(values.size);
+    const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    const expected = [...values.keys()].flatMap((n) => [`${n}.qdata`, `${n}.qscales`]).sort();
+    expect(Object.keys(index.weight_map).sort()).toEqual(expected);
+    for (const t of summary.tensors) {
+      const f = await SafetensorsFile.open(join(out, t.file));
+      try {
+        for (const o of t.outputs) expect(Object.getOwnPropertyDescriptor(index.weight_map, o)?.value).toBe(t.file);
+        expect(Object.getOwnPropertyDescriptor(JSON.parse(f.metadata.fp4kit).tensors, t.name)?.value).toMatchObject({ format: 'mxfp4', shape: [32, 48] });
+        const back = await readBackTensor('fp4kit', async (n) => f.read(f.tensor(n)!), t.name, 'mxfp4', t.shape);
+        const ref = quantize(values.get(t.name)!, { format: 'mxfp4', shape: [32, 48] });
+        expect(firstBitDifference(dequantize(back), dequantize(ref)), t.name).toBe(-1);
+      } finally {
+        await f.close();
+      }
+    }
+    if (havePython) {
+      const py = pyRead(out); // also checks every weight_map entry against the shard it names
+      expect(Object.keys(py.weight_map!).sort()).toEqual(expected);
+      for (const file of Object.values(py.files)) expect(Object.keys(JSON.parse(file.metadata.fp4kit).tensors).length).toBeGreaterThan(0);
+    }
+  });
+
+  it('compressed-tensors: modules named __proto__, constructor, toString keep all three tensors', async () => {
+    const out = join(root, `names-ct-${backend}`);
+    const summary = await quantizeCheckpoint(input, out, { format: 'nvfp4', layout: 'compressed-tensors' });
+    expect(summary.tensors.filter((t) => t.action === 'quantized').map((t) => t.name).sort()).toEqual(['__proto__.weight', 'constructor.weight', 'toString.weight']);
+    const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    for (const m of ['__proto__', 'constructor', 'toString']) {
+      for (const s of ['weight_packed', 'weight_scale', 'weight_global_scale']) expect(Object.hasOwn(index.weight_map, `${m}.${s}`), `${m}.${s}`).toBe(true);
+    }
+    for (const n of HOSTILE_NAMES) expect(Object.hasOwn(index.weight_map, n), n).toBe(true); // copied through
+    if (havePython) expect(Object.keys(pyRead(out).weight_map!).sort()).toEqual(Object.keys(index.weight_map).sort());
+  });
+
+  it('the CLI quantizes and inspects them (--json)', () => {
+    const out = join(root, `names-cli-${backend}`);
+    const r = cli(['quantize', input, '-o', out, '--format', 'nvfp4', '--only', '^', '--json', '--backend', backend]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).tensors.map((t: { name: string }) => t.name).sort()).toEqual([...values.keys()].sort());
+    const i = cli(['inspect', out, '--json']);
+    expect(i.code, i.stderr).toBe(0);
+    const stored = JSON.parse(i.stdout).tensors.map((t: { name: string }) => t.name);
+    expect(stored).toContain('__proto__.qdata');
+    expect(stored).toContain('.qdata'); // the tensor named ""
+    expect(stored).toHaveLength(values.size * 3); // qdata, qscales, tensor_scale each
   });
 });
 
@@ -125,20 +334,137 @@ describe('outputs that alias the input are refused before anything is written', 
   });
 });
 
+describe('inputs reached through the output, or named like a dead run\'s leftovers', () => {
+  it('an input given through a link inside the output folder is refused, even with --force', async () => {
+    const input = join(root, 'through-in');
+    await sharded(input, 1, 2);
+    const out = join(root, 'through-out');
+    expect(cli(['quantize', input, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    symlinkSync(input, join(out, 'src'));
+    const before = readdirSync(out).sort();
+    const r = cli(['quantize', join(out, 'src'), '-o', out, '--format', 'nvfp4', '--force']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the input \(.*through-out\/src\) is reached through the output folder/);
+    expect(readdirSync(out).sort()).toEqual(before);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('a model folder named like a dead run\'s staging or moved-aside folder is read, never moved or removed', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a process id that no longer runs
+    const host = hostname().replace(/[^A-Za-z0-9]/g, '') || 'host';
+    for (const kind of ['tmp', 'old']) {
+      const out = join(root, `leftover-out-${kind}`);
+      const input = `${out}.${kind}-${host}-${dead}-0123abcd`;
+      await sharded(input, 2, 2, 32, 128, 61);
+      writeFileSync(join(input, 'tokenizer.json'), '{}');
+      const before = hashDir(input);
+      // <out> is absent: a moved-aside folder would otherwise be taken for an interrupted publish and renamed back
+      const r = cli(['quantize', input, '-o', out, '--format', 'mxfp4']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(hashDir(input)).toBe(before);
+      expect((await expectCompleteRun(out)).input).toBe(input);
+      expect(siblingsOf(out)).toEqual([basename(input)]);
+    }
+  });
+});
+
+describe('outputs inside the input, and inputs inside the output', () => {
+  it('an output inside the input folder (also through a link) is refused and nothing is created there', async () => {
+    const input = join(root, 'inside-in');
+    await sharded(input, 1, 2);
+    const before = hashDir(input);
+    let r = cli(['quantize', input, '-o', join(input, 'quantized'), '--format', 'mxfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the output folder is inside the input folder/);
+    const link = join(root, 'inside-link');
+    symlinkSync(input, link);
+    r = cli(['quantize', input, '-o', join(link, 'deeper', 'quantized'), '--format', 'mxfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the output folder is inside the input folder/);
+    expect(hashDir(input)).toBe(before);
+  });
+
+  it('a single input file: an output beside it is fine, an output holding it is refused', async () => {
+    const dir = join(root, 'single');
+    mkdirSync(dir);
+    const file = join(dir, 'm.safetensors');
+    await writeSafetensors(file, [{ name: 'a.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 5) }]);
+    expect(cli(['quantize', file, '-o', join(dir, 'out'), '--format', 'mxfp4']).code).toBe(0);
+    const r = cli(['quantize', file, '-o', dir, '--format', 'mxfp4', '--force']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the output folder holds the input/);
+    expect(readdirSync(dir).sort()).toEqual(['m.safetensors', 'out']);
+  });
+
+  it('a Fisher file that lives in the output folder (here through a link) is refused: publishing would delete it', async () => {
+    const input = join(root, 'fisher-in');
+    await sharded(input, 1, 2);
+    const out = join(root, 'fisher-out');
+    expect(cli(['quantize', input, '-o', out, '--format', 'fgmp']).code).toBe(0);
+    const before = hashDir(out);
+    const fisher = join(root, 'fisher-link.safetensors');
+    symlinkSync(join(out, 'model-00001-of-00001.safetensors'), fisher);
+    const r = cli(['quantize', input, '-o', out, '--format', 'fgmp', '--fisher', fisher]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the output folder holds the input \(.*fisher-link\.safetensors → /);
+    expect(hashDir(out)).toBe(before);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+});
+
 describe('shard names that collide with the files written beside them', () => {
-  it.each(['fp4kit-summary.json', 'config.json', 'tokenizer.json'])('a shard named %s is refused; nothing is written', async (name) => {
+  const collides = (name: string) => new RegExp(`a shard named ${name.replace(/\./g, '\\.')} would collide with the ${name.replace(/\./g, '\\.')} written beside the shards`);
+  const sideLike = (name: string) => new RegExp(`a shard named ${name.replace(/\./g, '\\.')} would be taken for a side file of the model folder .*end in \\.safetensors`);
+  it.each([
+    ['fp4kit-summary.json', collides],
+    ['config.json', collides],
+    ['model.safetensors.index.json', collides],
+    ['tokenizer.json', sideLike],
+    ['weights.bin', sideLike],
+  ] as const)('a shard named %s in a model folder is refused; nothing is written', async (name, message) => {
     const dir = join(root, `collide-${name}`);
     mkdirSync(dir, { recursive: true });
     await writeSafetensors(join(dir, name), [{ name: 'a.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 3) }]);
     await writeSafetensors(join(dir, 'model-b.safetensors'), [{ name: 'b.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 4) }]);
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': name, 'b.weight': 'model-b.safetensors' } }));
-    if (name === 'tokenizer.json') writeFileSync(join(dir, 'other.txt'), 'x');
+    if (name !== 'model.safetensors.index.json') {
+      writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': name, 'b.weight': 'model-b.safetensors' } }));
+    }
+    writeFileSync(join(dir, 'other.txt'), 'x');
+    const before = hashDir(dir);
     const out = join(root, `collide-out-${name}`);
     const r = cli(['quantize', dir, '-o', out, '--format', 'mxfp4']);
+    if (name === 'model.safetensors.index.json') {
+      // a safetensors file under the index's name is read as the index, and is not JSON
+      expect(r.stderr).toMatch(/model\.safetensors\.index\.json: index is not JSON/);
+    } else {
+      expect(r.stderr).toMatch(message(name));
+    }
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`a shard named ${name.replace('.', '\\.')} would collide`));
+    expect(hashDir(dir)).toBe(before);
     expect(existsSync(out)).toBe(false);
     expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it.each(['config.json', 'fp4kit-summary.json'])('a single input file named %s is refused (its output would share the name with a side file)', async (name) => {
+    const dir = join(root, `single-collide-${name}`);
+    mkdirSync(dir, { recursive: true });
+    await writeSafetensors(join(dir, name), [{ name: 'a.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 3) }]);
+    const out = join(root, `single-collide-out-${name}`);
+    const r = cli(['quantize', join(dir, name), '-o', out, '--format', 'mxfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(collides(name));
+    expect(existsSync(out)).toBe(false);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('a single input file with any other name keeps it: model.bin is quantized as model.bin', async () => {
+    const dir = join(root, 'single-bin');
+    mkdirSync(dir, { recursive: true });
+    await writeSafetensors(join(dir, 'model.bin'), [{ name: 'a.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 3) }]);
+    const out = join(root, 'single-bin-out');
+    const r = cli(['quantize', join(dir, 'model.bin'), '-o', out, '--format', 'mxfp4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'fp4kit-summary.json', 'model.bin']);
   });
 });
 
@@ -150,6 +476,7 @@ describe('a reused output folder', () => {
     const out = join(root, 'reuse-out');
     expect(cli(['quantize', a, '-o', out, '--format', 'nvfp4']).code).toBe(0);
     expect(readdirSync(out)).toContain('tokenizer.json');
+    await expectCompleteRun(out); // the summary lists every file, the copied tokenizer.json too
     // the second input is a single file: no index, no tokenizer
     const b = join(root, 'reuse-b.safetensors');
     await writeSafetensors(b, [{ name: 'x.weight', dtype: 'F32', shape: [32, 128], data: f32(32 * 128, 9) }]);
@@ -172,6 +499,124 @@ describe('a reused output folder', () => {
     r = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(out)).not.toContain('precious.txt');
+  });
+
+  it('files added to an earlier output are not replaced without --force', () => {
+    const out = join(root, 'added-out');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    writeFileSync(join(out, 'NOTES.md'), 'mine');
+    const before = hashDir(out);
+    let r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/not empty and holds files the earlier fp4kit run did not write \(NOTES\.md\); .*--force/);
+    expect(hashDir(out)).toBe(before);
+    expect(siblingsOf(out)).toEqual([]);
+    r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4', '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out)).not.toContain('NOTES.md');
+  });
+
+  it('a folder, link or FIFO put in an earlier output under a name its summary lists is not replaced without --force', async () => {
+    const out = join(root, 'listed-folder-out');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    rmSync(join(out, 'config.json'));
+    mkdirSync(join(out, 'config.json'));
+    writeFileSync(join(out, 'config.json', 'precious.txt'), 'mine');
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/holds files the earlier fp4kit run did not write \(config\.json\)/);
+    expect(readFileSync(join(out, 'config.json', 'precious.txt'), 'utf8')).toBe('mine');
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('an input\'s own quantization descriptors (hf_quant_config.json, fp4kit-summary.json) are not copied into the output', async () => {
+    const input = join(root, 'descriptor-in');
+    await sharded(input, 1, 2);
+    writeFileSync(join(input, 'hf_quant_config.json'), '{"quantization": {"quant_algo": "FP8"}}');
+    writeFileSync(join(input, 'fp4kit-summary.json'), '{"tool": "fp4kit", "files": []}');
+    writeFileSync(join(input, 'tokenizer.json'), '{}');
+    const out = join(root, 'descriptor-out');
+    const r = cli(['quantize', input, '-o', out, '--format', 'mxfp4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out)).not.toContain('hf_quant_config.json');
+    expect(readdirSync(out)).toContain('tokenizer.json');
+    expect(JSON.parse(readFileSync(join(out, 'fp4kit-summary.json'), 'utf8')).input).toBe(input);
+    await expectCompleteRun(out);
+  });
+
+  it('folders created for the output are removed again when nothing is published (an error, one SIGTERM, a forced exit)', async () => {
+    const bad = join(root, 'parents-bad');
+    mkdirSync(bad);
+    const nan = gaussian(32 * 64, 3);
+    nan[7] = NaN;
+    await writeSafetensors(join(bad, 'model.safetensors'), [{ name: 'x.weight', dtype: 'F32', shape: [32, 64], data: new Uint8Array(nan.buffer) }]);
+    const r = cli(['quantize', bad, '-o', join(root, 'parents-1', 'a', 'b', 'out'), '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/NaN/);
+    expect(existsSync(join(root, 'parents-1'))).toBe(false);
+
+    const input = join(root, 'parents-in');
+    await sharded(input, 2, 3, 64, 256, 71);
+    for (const [fault, top] of [['slow-writes', 'parents-2'], ['hang-writes', 'parents-3']] as const) {
+      const run = startCli(['quantize', input, '-o', join(root, top, 'a', 'out'), '--format', 'nvfp4'], fault);
+      await until(run.stderr, fault === 'slow-writes' ? /\b[1-9]\d*\/6 tensors/ : /file writes hang from now on/, 30_000);
+      expect(existsSync(join(root, top, 'a'))).toBe(true);
+      run.child.kill('SIGTERM');
+      expect(await exitOf(run.child, 20_000)).toEqual({ code: 143, signal: null });
+      expect(existsSync(join(root, top)), fault).toBe(false);
+    }
+    // a parent that held something before the run is kept
+    mkdirSync(join(root, 'parents-4'));
+    writeFileSync(join(root, 'parents-4', 'keep.txt'), 'x');
+    expect(cli(['quantize', bad, '-o', join(root, 'parents-4', 'a', 'out'), '--format', 'nvfp4']).code).toBe(1);
+    expect(readdirSync(join(root, 'parents-4'))).toEqual(['keep.txt']);
+  });
+
+  it('a SIGKILL between the two publishing renames: old and new outputs are whole, and the next run puts the old one back first', async () => {
+    const a = join(root, 'window-a');
+    await sharded(a, 2, 2, 32, 128, 31);
+    const b = join(root, 'window-b');
+    await sharded(b, 2, 2, 32, 128, 32);
+    const out = join(root, 'window-out');
+    expect(cli(['quantize', a, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    const old = hashDir(out);
+    let r = cli(['quantize', b, '-o', out, '--format', 'nvfp4'], 60_000, 'kill-between-renames');
+    expect(r.signal).toBe('SIGKILL');
+    expect(existsSync(out)).toBe(false); // the one instant a loader finds no output, never a mixed one
+    const aside = siblingsOf(out).filter((n) => n.includes('.old-'));
+    const staged = siblingsOf(out).filter((n) => n.includes('.tmp-'));
+    expect(aside).toHaveLength(1);
+    expect(staged).toHaveLength(1);
+    expect(hashDir(join(root, aside[0]))).toBe(old);
+    expect((await expectCompleteRun(join(root, staged[0]))).input).toBe(b);
+    // The next run fails after it started (NaN into nvfp4): the old output is back, nothing else is left.
+    const bad = join(root, 'window-bad');
+    mkdirSync(bad);
+    const nan = gaussian(32 * 64, 3);
+    nan[5] = NaN;
+    await writeSafetensors(join(bad, 'model.safetensors'), [{ name: 'x.weight', dtype: 'F32', shape: [32, 64], data: new Uint8Array(nan.buffer) }]);
+    r = cli(['quantize', bad, '-o', out, '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/NaN/);
+    expect(hashDir(out)).toBe(old);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('a SIGKILL right after publishing: the new output is whole under its name; the next run removes the old one', async () => {
+    const a = join(root, 'after-a');
+    await sharded(a, 1, 2, 32, 128, 41);
+    const b = join(root, 'after-b');
+    await sharded(b, 2, 2, 32, 128, 42);
+    const out = join(root, 'after-out');
+    expect(cli(['quantize', a, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    const r = cli(['quantize', b, '-o', out, '--format', 'nvfp4'], 60_000, 'kill-after-publish');
+    expect(r.signal).toBe('SIGKILL');
+    expect((await expectCompleteRun(out)).input).toBe(b);
+    expect(siblingsOf(out).filter((n) => n.includes('.old-'))).toHaveLength(1);
+    expect(cli(['inspect', out]).code).toBe(0);
+    expect(cli(['quantize', a, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    expect((await expectCompleteRun(out)).input).toBe(a);
+    expect(siblingsOf(out)).toEqual([]);
   });
 
   it('a SIGKILL at any moment leaves the old complete output, the new complete output, or (between two renames) none', async () => {
@@ -248,6 +693,40 @@ describe('files that are not regular files, and places that take no bytes', () =
     expect(r.stderr).toMatch(/index\.json: not a regular file/);
   });
 
+  it('a link to a device named like a shard, or a shard that is a link to a FIFO, is refused at once', async () => {
+    const dir = join(root, 'device-shard');
+    await sharded(dir, 1, 1);
+    const shard = readdirSync(dir).find((n) => n.endsWith('.safetensors'))!;
+    rmSync(join(dir, shard));
+    symlinkSync('/dev/zero', join(dir, shard));
+    let r = cli(['quantize', dir, '-o', join(root, 'device-shard-out'), '--format', 'mxfp4'], 20_000);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\.safetensors: not a regular file \(a device\)/);
+    rmSync(join(dir, shard));
+    const fifo = join(root, 'device-shard-fifo');
+    expect(mkfifo(fifo)).toBe(true);
+    symlinkSync(fifo, join(dir, shard));
+    r = cli(['inspect', dir], 20_000);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\.safetensors: not a regular file \(a FIFO\)/);
+    expect(existsSync(join(root, 'device-shard-out'))).toBe(false);
+  });
+
+  it('writeDecodedTensors refuses a FIFO named fp4kit-summary.json instead of waiting on it', () => {
+    const dir = join(root, 'decode-fifo');
+    mkdirSync(dir);
+    expect(mkfifo(join(dir, 'fp4kit-summary.json'))).toBe(true);
+    const script = `import { writeDecodedTensors } from './lib/decoded-tensors.ts';
+      writeDecodedTensors(${JSON.stringify(dir)}, ${JSON.stringify(join(dir, 'decoded.safetensors'))}).then(() => process.exit(3), (e) => { console.error(e.message); process.exit(1); });`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/fp4kit-summary\.json: writeDecodedTensors needs the fp4kit-summary\.json of an fp4kit output folder \(.*not a regular file \(a FIFO\)\)/);
+    expect(readdirSync(dir)).toEqual(['fp4kit-summary.json']);
+  });
+
   it('a device as the input, and -o under /proc, end with an error instead of spinning', () => {
     let r = cli(['quantize', '/dev/zero', '-o', join(root, 'dev-out'), '--format', 'mxfp4'], 20_000);
     expect(r.signal).toBeNull();
@@ -262,38 +741,131 @@ describe('files that are not regular files, and places that take no bytes', () =
     expect(r.code).toBe(1);
   });
 
+  it('a FIFO named fp4kit-summary.json or config.json in the output or an inspected folder blocks nothing', async () => {
+    const out = join(root, 'fifo-summary-out');
+    mkdirSync(out);
+    expect(mkfifo(join(out, 'fp4kit-summary.json'))).toBe(true);
+    let r = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4'], 20_000);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/fp4kit-summary\.json cannot be read \(not a regular file \(a FIFO\)\)/);
+    expect(siblingsOf(out)).toEqual([]);
+    for (const name of ['fp4kit-summary.json', 'config.json']) {
+      const dir = join(root, `fifo-inspect-${name}`);
+      await sharded(dir, 1, 1);
+      rmSync(join(dir, name), { force: true });
+      expect(mkfifo(join(dir, name))).toBe(true);
+      r = cli(['inspect', dir], 20_000);
+      expect(r.signal).toBeNull();
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`${name.replace('.', '\\.')}: not a regular file \\(a FIFO\\)`));
+    }
+  });
+
+  it('a file system that takes no bytes: a clear error at once, no spinning, nothing left', () => {
+    const out = join(root, 'zero-out');
+    const t0 = Date.now();
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4'], 20_000, 'zero-writes');
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the file system accepted no bytes/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(existsSync(out)).toBe(false);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('inspect --plot refuses the checkpoint folder itself (a plot could replace a shard)', () => {
+    const out = join(root, 'plot-self');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'fgmp']).code).toBe(0);
+    const before = hashDir(out);
+    const r = cli(['inspect', out, '--plot', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the plot folder is the checkpoint folder/);
+    expect(hashDir(out)).toBe(before);
+  });
+
   it('the API refuses a FIFO too, without blocking the event loop', async () => {
     const dir = join(root, 'fifo-api');
     mkdirSync(dir);
     expect(mkfifo(join(dir, 'model.safetensors'))).toBe(true);
     await expect(quantizeCheckpoint(dir, join(root, 'fifo-api-out'), { format: 'mxfp4' })).rejects.toThrow(/not a regular file \(a FIFO\)/);
   });
+
+  it('a folder or a socket named like a shard is refused by name, and so is a folder named like the index', async () => {
+    const folder = join(root, 'folder-shard');
+    mkdirSync(join(folder, 'model.safetensors'), { recursive: true });
+    await expect(quantizeCheckpoint(folder, join(root, 'folder-shard-out'), { format: 'mxfp4' })).rejects.toThrow(/model\.safetensors: not a regular file \(a folder\)/);
+    const sock = join(root, 'socket-shard');
+    mkdirSync(sock);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(sock, 'model.safetensors'), resolve));
+    try {
+      await expect(quantizeCheckpoint(sock, join(root, 'socket-shard-out'), { format: 'mxfp4' })).rejects.toThrow(/model\.safetensors: not a regular file \(a socket/);
+    } finally {
+      server.close();
+    }
+    const index = join(root, 'folder-index');
+    await sharded(index, 1, 1);
+    rmSync(join(index, 'model.safetensors.index.json'));
+    mkdirSync(join(index, 'model.safetensors.index.json'));
+    await expect(quantizeCheckpoint(index, join(root, 'folder-index-out'), { format: 'mxfp4' })).rejects.toThrow(/index\.json: not a regular file \(a folder\)/);
+    for (const o of ['folder-shard-out', 'socket-shard-out', 'folder-index-out']) expect(existsSync(join(root, o))).toBe(false);
+  });
 });
 
-describe('one SIGTERM', () => {
-  it('stops a run cleanly: exit 143, no output and no staging folder left', async () => {
-    const input = join(root, 'term-in');
-    await sharded(input, 4, 3, 128, 512, 21);
-    const out = join(root, 'term-out');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), 'quantize', input, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo });
-    let stderr = '';
-    let sent = false;
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!sent && /\b[1-9]\d*\/12 tensors/.test(stderr)) {
-        sent = true;
-        child.kill('SIGTERM');
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => {
-      const timer = setTimeout(() => resolve(-1), 30_000);
-      child.on('exit', (c) => { clearTimeout(timer); resolve(c); });
-    });
-    expect(sent).toBe(true);
-    expect(code).toBe(143);
-    expect(stderr).toMatch(/interrupted; no output file was left under its final name/);
-    expect(existsSync(out)).toBe(false);
+describe.each(testedBackends())('one signal stops a CLI run on %s', (backend) => {
+  const input = join(root, `signal-in-${backend}`);
+  beforeAll(() => sharded(input, 3, 4, 64, 256, 51));
+
+  it.each([['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const)('one %s mid-run: exit %i, the previous output untouched, no staging folder', async (sig, code) => {
+    const out = join(root, `signal-out-${backend}-${sig}`);
+    expect(cli(['quantize', input, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    const old = hashDir(out);
+    // slow-writes: 30 ms per write, so the signal lands mid-run however fast the backend is
+    const run = startCli(['quantize', input, '-o', out, '--format', 'nvfp4', '--backend', backend], 'slow-writes');
+    await until(run.stderr, /\b[1-9]\d*\/12 tensors/, 30_000);
+    run.child.kill(sig);
+    expect(await exitOf(run.child, 30_000)).toEqual({ code, signal: null });
+    expect(run.stderr()).toMatch(/interrupted; no output file was left under its final name/);
+    expect(hashDir(out)).toBe(old);
     expect(siblingsOf(out)).toEqual([]);
+  });
+
+  it('a run blocked in a file write that never returns: one SIGTERM still ends it within 5 s, staging removed', async () => {
+    const out = join(root, `hang-out-${backend}`);
+    expect(cli(['quantize', input, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    const old = hashDir(out);
+    const run = startCli(['quantize', input, '-o', out, '--format', 'nvfp4', '--backend', backend], 'hang-writes');
+    await until(run.stderr, /file writes hang from now on/, 30_000);
+    expect(siblingsOf(out).some((n) => n.includes('.tmp-'))).toBe(true); // the run is under way
+    const t0 = Date.now();
+    run.child.kill('SIGTERM');
+    expect(await exitOf(run.child, 20_000)).toEqual({ code: 143, signal: null });
+    expect(Date.now() - t0).toBeLessThan(8_000);
+    expect(run.stderr()).toMatch(/interrupted; no output file was left under its final name/);
+    expect(hashDir(out)).toBe(old);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+});
+
+describe('one signal stops inspect --plot', () => {
+  it('blocked in a plot write that never returns: one SIGTERM exits 143 at once and leaves no temporary file', async () => {
+    const ckpt = join(root, 'plot-signal-ckpt');
+    expect(cli(['quantize', tiny, '-o', ckpt, '--format', 'fgmp']).code).toBe(0);
+    const plots = join(root, 'plot-signal-plots');
+    // errors.svg and one precision map per FGMP tensor: the 4th plot write hangs
+    const run = startCli(['inspect', ckpt, '--plot', plots], 'hang-writes');
+    await until(run.stderr, /file writes hang from now on/, 30_000);
+    expect(readdirSync(plots).some((n) => n.includes('.tmp-'))).toBe(true); // a plot is being written
+    const t0 = Date.now();
+    run.child.kill('SIGTERM');
+    expect(await exitOf(run.child, 20_000)).toEqual({ code: 143, signal: null });
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(run.stderr()).toMatch(/interrupted; no plot was left half-written/);
+    const left = readdirSync(plots);
+    expect(left.filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect(left.length).toBe(3); // the plots finished before the hang, each whole
+    for (const n of left) expect(readFileSync(join(plots, n), 'utf8')).toMatch(/<\/svg>\s*$/);
   });
 });
 

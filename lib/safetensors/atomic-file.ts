@@ -2,11 +2,28 @@
 // complete (after fsync), so an interrupted run never leaves a partial file under the final name.
 
 import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export function tempNameFor(finalPath: string): string {
   return join(dirname(finalPath), `${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Temporary files of this process not yet renamed or removed, for a forced exit (the CLI's
+ *  signal handler) to remove synchronously. */
+const liveTemps = new Set<string>();
+
+/** Remove every temporary file of this process that is still open or unpublished. */
+export function removeTempFilesSync(): void {
+  for (const p of liveTemps) {
+    try {
+      unlinkSync(p);
+    } catch {
+      // already gone
+    }
+  }
+  liveTemps.clear();
 }
 
 export class AtomicFile {
@@ -24,6 +41,7 @@ export class AtomicFile {
   static async create(finalPath: string): Promise<AtomicFile> {
     const tempPath = tempNameFor(finalPath);
     const handle = await open(tempPath, 'wx');
+    liveTemps.add(tempPath);
     return new AtomicFile(finalPath, tempPath, handle);
   }
 
@@ -59,6 +77,7 @@ export class AtomicFile {
   async publish(): Promise<void> {
     if (!this.finished) throw new Error(`${this.finalPath}: publish before finish`);
     await rename(this.tempPath, this.finalPath);
+    liveTemps.delete(this.tempPath);
     this.finished = false;
   }
 
@@ -74,6 +93,7 @@ export class AtomicFile {
     this.handle = null;
     if (h) await h.close().catch(() => {});
     await unlink(this.tempPath).catch(() => {});
+    liveTemps.delete(this.tempPath);
   }
 }
 

@@ -2,10 +2,11 @@
 // model.safetensors.index.json (sharded: every shard it names must exist and hold exactly the
 // tensors the index assigns to it), or a folder of *.safetensors files.
 
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { SafetensorsError } from './header.js';
 import { SafetensorsFile } from './read.js';
+import { readRegularTextFile } from './regular-file.js';
 
 export const INDEX_NAME = 'model.safetensors.index.json';
 
@@ -32,10 +33,8 @@ export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
   }
   if (!stat.isDirectory()) throw new SafetensorsError(input, 'not a regular file or a folder');
   const indexPath = join(input, INDEX_NAME);
-  if (existsSync(indexPath)) {
-    if (!statSync(indexPath).isFile()) throw new SafetensorsError(indexPath, 'not a regular file');
-    return openIndexed(input, indexPath);
-  }
+  const indexText = await readRegularTextFile(indexPath); // a FIFO or folder under that name is refused
+  if (indexText !== null) return openIndexed(input, indexPath, indexText);
   const names = readdirSync(input).filter((n) => n.endsWith('.safetensors')).sort();
   if (names.length === 0) throw new SafetensorsError(input, 'no .safetensors files in this folder');
   const shards = await openAll(names.map((n) => join(input, n)));
@@ -43,10 +42,10 @@ export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
   return { dir: input, indexed: false, indexMetadata: {}, shards };
 }
 
-async function openIndexed(dir: string, indexPath: string): Promise<CheckpointFiles> {
+async function openIndexed(dir: string, indexPath: string, indexText: string): Promise<CheckpointFiles> {
   let index: unknown;
   try {
-    index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    index = JSON.parse(indexText);
   } catch (err) {
     throw new SafetensorsError(indexPath, `index is not JSON (${(err as Error).message})`);
   }

@@ -4,45 +4,96 @@
 // - before the publish: the previous output (or nothing), untouched — never a file of this run;
 // - when `<out>` did not exist or was an empty folder: one rename, the new output appears whole;
 // - when `<out>` holds an earlier fp4kit output (or `overwrite` was given): it is renamed to
-//   `<out>.old-…`, the staging folder to `<out>`, and the old one is removed. Between those two
-//   renames `<out>` does not exist (a loader gets "no such folder"), never a mix of two runs; a kill
-//   there leaves the complete old output under `.old-…` and the complete new one under `.tmp-…`.
-// A folder that exists, is not empty and is not an earlier fp4kit output is refused unless
-// `overwrite`. Leftover `.tmp-`/`.old-` folders of dead runs on this host are removed by the next
-// run. Outputs that alias the input (the same folder, the input inside the output, through links or
-// bind mounts) are refused before anything is written.
+//   `<out>.old-…`, the staging folder to `<out>`, and the old one is removed. The two renames are
+//   synchronous and back to back (no signal handler or other JavaScript runs between them), so
+//   only a SIGKILL, a crash or a power cut can land between them; `<out>` then does not exist
+//   (a loader gets "no such folder", never a mix of two runs), the complete old output is in
+//   `.old-…` and the complete new one in `.tmp-…`. The next run for `<out>` on this host renames
+//   that `.old-…` folder back to `<out>` before doing anything else, and removes `.tmp-…`.
+// An earlier fp4kit output is a folder whose fp4kit-summary.json lists every file in it; a folder
+// that is not empty and is not one (someone else's files, or files added to an output) is refused
+// unless `overwrite`. Outputs that alias the input are refused earlier (output-aliasing.ts), and a
+// folder named like a leftover that holds an input of the run is never moved or removed.
 
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SafetensorsError } from './header.js';
+import { readRegularTextFileSync } from './regular-file.js';
+import { holdsAny } from './output-aliasing.js';
 
 export const SUMMARY_FILE = 'fp4kit-summary.json';
 
 export interface OutputFolderOptions {
   /** Replace an output folder that holds something other than an earlier fp4kit output. */
   overwrite?: boolean;
+  /** Files and folders the run reads: a leftover named like a dead run's folder that holds one of
+   *  them is left where it is (tidyDeadSiblings). */
+  inputs?: string[];
 }
 
-/** Staging folders of runs in this process, removed synchronously on a forced exit (CLI). */
+/** Staging folders (and replaced outputs) of runs in this process, removed synchronously on a
+ *  forced exit (the CLI's signal handler). */
 const live = new Set<string>();
+/** Output folders this process has published. */
+const published = new Set<string>();
+/** For a staging folder whose output's parent folders this run created: the parent and the
+ *  top-most folder created, removed again (while empty) when nothing is published. */
+const createdParents = new Map<string, { parent: string; top: string }>();
 
-export function removeStagingSync(): void {
-  for (const dir of live) rmSync(dir, { recursive: true, force: true });
+/** Remove every staging folder of this process; returns the outputs it had already published. */
+export function removeStagingSync(): string[] {
+  for (const dir of live) rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
   live.clear();
+  for (const { parent, top } of createdParents.values()) removeEmptyFoldersSync(parent, top);
+  createdParents.clear();
+  return [...published];
+}
+
+/** rmdir `from` and the folders above it up to `top`, stopping at the first that is not empty. */
+function removeEmptyFoldersSync(from: string, top: string): void {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      return; // not empty (another run writes there too), or already gone
+    }
+    if (dir === top || dirname(dir) === dir) return;
+  }
 }
 
 const host = hostname().replace(/[^A-Za-z0-9]/g, '') || 'host';
 
-function isEarlierOutput(dir: string): boolean {
+/** A per-file temporary name (atomic-file.ts) that an interrupted older version may have left. */
+const FILE_TEMP = /\.tmp-\d+-[0-9a-f]{8}$/;
+
+/** Why the non-empty folder `dir` may not be replaced without `overwrite`, or null if it may. */
+function whyNotReplaceable(dir: string): string | null {
+  let text: string | null;
   try {
-    const summary = JSON.parse(readFileSync(join(dir, SUMMARY_FILE), 'utf8')) as { tool?: unknown };
-    return summary.tool === 'fp4kit';
-  } catch {
-    return false;
+    text = readRegularTextFileSync(join(dir, SUMMARY_FILE)); // a FIFO here must not freeze the process
+  } catch (err) {
+    return `its ${SUMMARY_FILE} cannot be read (${(err as SafetensorsError).problem ?? (err as Error).message})`;
   }
+  if (text === null) return `holds no earlier fp4kit output (${SUMMARY_FILE})`;
+  let summary: { tool?: unknown; files?: unknown };
+  try {
+    summary = JSON.parse(text) as typeof summary;
+  } catch {
+    return `its ${SUMMARY_FILE} is not JSON`;
+  }
+  if (summary === null || summary.tool !== 'fp4kit') return `its ${SUMMARY_FILE} was not written by fp4kit`;
+  const listed = new Set(Array.isArray(summary.files) ? summary.files.filter((f): f is string => typeof f === 'string') : []);
+  // fp4kit writes only regular files: a folder, link or FIFO under a listed name was put there since.
+  const foreign = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => !(listed.has(e.name) && e.isFile()) && !FILE_TEMP.test(e.name))
+    .map((e) => e.name);
+  if (foreign.length > 0) {
+    return `holds files the earlier fp4kit run did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''})`;
+  }
+  return null;
 }
 
 function processAlive(pid: number): boolean {
@@ -54,119 +105,118 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Every ancestor folder of a path (itself included) as "dev:ino". */
-function identities(path: string): Set<string> {
-  const ids = new Set<string>();
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      const s = statSync(p);
-      ids.add(`${s.dev}:${s.ino}`);
-    } catch {
-      // unreadable ancestor: realpath comparisons still apply
-    }
-    if (dirname(p) === p) break;
-  }
-  return ids;
-}
-
-/**
- * Refuse an output folder that aliases the input: the same folder, or one that contains the
- * input folder or any input file — by real path (symlinks) and by device and inode (bind mounts,
- * hard-linked folders). Publishing replaces the output folder, so any of these would destroy input.
- */
-export function checkNotAliasingInput(outDir: string, inputDir: string, inputFiles: string[]): void {
-  const parent = dirname(resolve(outDir));
-  let realOut: string;
-  try {
-    realOut = existsSync(outDir) ? realpathSync(outDir) : join(realpathSync(parent), basename(resolve(outDir)));
-  } catch {
-    return; // the parent does not exist yet: it cannot hold the input
-  }
-  const outId = existsSync(realOut) ? (() => { const s = statSync(realOut); return `${s.dev}:${s.ino}`; })() : null;
-  for (const input of [inputDir, ...inputFiles]) {
-    let real: string;
-    try {
-      real = realpathSync(input);
-    } catch {
-      continue;
-    }
-    if (real === realOut || real.startsWith(realOut + sep)) {
-      throw new SafetensorsError(outDir, `the output folder holds the input (${input}${real !== resolve(input) ? ` → ${real}` : ''}); choose another -o`);
-    }
-    if (outId !== null && identities(real).has(outId)) {
-      throw new SafetensorsError(outDir, `the output folder is the input's folder under another path (${input}); choose another -o`);
-    }
-  }
-}
-
 export class OutputFolder {
   /** The folder the run writes into. */
   readonly staging: string;
   /** Where it is published. */
   readonly final: string;
+  private readonly overwrite: boolean;
   private published = false;
 
-  private constructor(final: string, staging: string) {
+  private constructor(final: string, staging: string, overwrite: boolean) {
     this.final = final;
     this.staging = staging;
+    this.overwrite = overwrite;
   }
 
   static async create(outDir: string, options: OutputFolderOptions = {}): Promise<OutputFolder> {
     const final = resolve(outDir);
+    if (dirname(final) === final) throw new SafetensorsError(outDir, 'the output cannot be the root folder');
     const parent = dirname(final);
-    await mkdir(parent, { recursive: true });
-    const existing = lstatSync(final, { throwIfNoEntry: false });
-    if (existing) {
-      if (existing.isSymbolicLink()) throw new SafetensorsError(outDir, 'the output is a symbolic link; give the real folder (publishing replaces the folder, not its target)');
-      if (!existing.isDirectory()) throw new SafetensorsError(outDir, 'the output exists and is not a folder');
-      if (!options.overwrite && readdirSync(final).length > 0 && !isEarlierOutput(final)) {
-        throw new SafetensorsError(outDir, `the output folder is not empty and holds no earlier fp4kit output (${SUMMARY_FILE}); empty it, choose another, or pass --force`);
-      }
-    }
-    await removeDeadSiblings(final);
+    await tidyDeadSiblings(final, options.inputs ?? []);
+    checkReplaceable(outDir, final, options.overwrite === true);
     const staging = `${final}.tmp-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
-    await mkdir(staging);
+    let top: string | undefined;
+    try {
+      top = await mkdir(parent, { recursive: true }); // the top-most folder it created, if any
+      await mkdir(staging);
+    } catch (err) {
+      if (top !== undefined) removeEmptyFoldersSync(parent, top);
+      const e = err as NodeJS.ErrnoException;
+      throw new SafetensorsError(outDir, `cannot create the staging folder beside it (${e.code ?? e.message}); is ${parent} a writable folder?`);
+    }
     live.add(staging);
-    return new OutputFolder(final, staging);
+    if (top !== undefined) createdParents.set(staging, { parent, top });
+    return new OutputFolder(final, staging, options.overwrite === true);
   }
 
   /** Moves the complete staging folder into place (see the header). */
   async publish(): Promise<void> {
     if (this.published) throw new Error(`${this.final}: published twice`);
     await syncFolder(this.staging);
-    const existing = await stat(this.final).catch(() => null);
-    if (existing && (await readdir(this.final)).length > 0) {
-      const old = `${this.final}.old-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
-      await rename(this.final, old);
-      await rename(this.staging, this.final);
-      live.delete(this.staging);
-      await rm(old, { recursive: true, force: true });
+    // Checked again: another run may have published here since create().
+    checkReplaceable(this.final, this.final, this.overwrite);
+    const existing = lstatSync(this.final, { throwIfNoEntry: false });
+    let old: string | null = null;
+    if (existing && readdirSync(this.final).length > 0) {
+      old = `${this.final}.old-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+      renameSync(this.final, old);
+      try {
+        renameSync(this.staging, this.final);
+      } catch (err) {
+        renameSync(old, this.final); // put the previous output back
+        throw err;
+      }
+      live.add(old);
     } else {
       // rename over an empty folder replaces it in one step
-      await rename(this.staging, this.final);
-      live.delete(this.staging);
+      renameSync(this.staging, this.final);
     }
+    live.delete(this.staging);
+    createdParents.delete(this.staging);
     this.published = true;
+    published.add(this.final);
+    if (old !== null) {
+      await rm(old, { recursive: true, force: true, maxRetries: 2 });
+      live.delete(old);
+    }
     await syncFolder(dirname(this.final));
   }
 
   /** Removes the staging folder (an error or an interrupt before publish). */
   async abort(): Promise<void> {
     if (this.published) return;
-    await rm(this.staging, { recursive: true, force: true });
+    await rm(this.staging, { recursive: true, force: true, maxRetries: 2 });
     live.delete(this.staging);
+    const created = createdParents.get(this.staging);
+    if (created) removeEmptyFoldersSync(created.parent, created.top); // nothing of the run stays
+    createdParents.delete(this.staging);
   }
 }
 
-/** Staging and replaced folders of runs on this host whose process is gone. */
-async function removeDeadSiblings(final: string): Promise<void> {
+/** Refuse `final` unless it is absent, an empty folder, an earlier fp4kit output, or `overwrite`. */
+function checkReplaceable(outDir: string, final: string, overwrite: boolean): void {
+  const existing = lstatSync(final, { throwIfNoEntry: false });
+  if (!existing) return;
+  if (existing.isSymbolicLink()) throw new SafetensorsError(outDir, 'the output is a symbolic link; give the real folder (publishing replaces the folder, not its target)');
+  if (!existing.isDirectory()) throw new SafetensorsError(outDir, 'the output exists and is not a folder');
+  if (overwrite || readdirSync(final).length === 0) return;
+  const why = whyNotReplaceable(final);
+  if (why !== null) throw new SafetensorsError(outDir, `the output folder is not empty and ${why}; empty it, choose another, or pass --force`);
+}
+
+/**
+ * Leftovers of runs for `final` on this host whose process is gone. A `.old-…` folder while
+ * `final` is missing means that run died between its two publishing renames: the old output is
+ * complete, so it goes back under its name. Everything else (staging folders, replaced outputs
+ * of published runs) is removed. Folders of live processes, or of other hosts sharing the file
+ * system, are left alone.
+ */
+async function tidyDeadSiblings(final: string, inputs: string[]): Promise<void> {
   const parent = dirname(final);
   const prefix = basename(final);
   const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-${host}-(\\d+)-[0-9a-f]{8}$`);
-  for (const name of await readdir(parent).catch(() => [] as string[])) {
-    const m = pattern.exec(name);
-    if (m && !processAlive(Number(m[2]))) await rm(join(parent, name), { recursive: true, force: true });
+  const dead = (await readdir(parent).catch(() => [] as string[]))
+    .map((name) => ({ name, m: pattern.exec(name) }))
+    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null && !processAlive(Number(e.m[2])))
+    .filter((e) => !holdsAny(join(parent, e.name), inputs)); // named like a leftover, but this run reads from it
+  const olds = dead.filter((e) => e.m[1] === 'old');
+  if (olds.length > 0 && !lstatSync(final, { throwIfNoEntry: false })) {
+    const newest = olds.map((e) => ({ e, t: statSync(join(parent, e.name)).mtimeMs })).sort((a, b) => b.t - a.t)[0].e;
+    renameSync(join(parent, newest.name), final);
+    dead.splice(dead.indexOf(newest), 1);
   }
+  for (const e of dead) await rm(join(parent, e.name), { recursive: true, force: true, maxRetries: 2 });
 }
 
 /** fsync a folder so the renames in it survive a crash (where the platform allows it). */

@@ -1,9 +1,9 @@
 // Reading one safetensors file through a file handle: the header once, then tensors one at a
 // time by positioned reads, so a multi-GB shard is never loaded whole.
 
-import { constants, type Stats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { SafetensorsError, headerLength, parseHeader, type TensorInfo } from './header.js';
+import { openRegularFile } from './regular-file.js';
 
 export class SafetensorsFile {
   readonly path: string;
@@ -23,17 +23,9 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
-    let handle: FileHandle;
+    // A FIFO, device or folder named like a shard is refused without blocking (regular-file.ts).
+    const { handle, stats } = await openRegularFile(path);
     try {
-      // O_NONBLOCK: opening a FIFO named like a shard must not wait for a writer that never comes;
-      // the type check below then refuses it (for regular files the flag changes nothing).
-      handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
-    } catch (err) {
-      throw new SafetensorsError(path, `cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new SafetensorsError(path, `not a regular file (${fileKind(stats)})`);
       const { size } = stats;
       const prefix = new Uint8Array(8);
       if (size >= 8) await readExactly(path, handle, prefix, 0);
@@ -83,12 +75,4 @@ async function readExactly(path: string, handle: FileHandle, out: Uint8Array, po
     if (bytesRead === 0) throw new SafetensorsError(path, `truncated file: unexpected end at byte ${position + done}`);
     done += bytesRead;
   }
-}
-
-function fileKind(s: Stats): string {
-  if (s.isDirectory()) return 'a folder';
-  if (s.isFIFO()) return 'a FIFO';
-  if (s.isSocket()) return 'a socket';
-  if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
-  return 'not a file';
 }

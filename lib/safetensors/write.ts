@@ -24,8 +24,9 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
   let offset = 0;
   const names = new Set<string>();
   for (const s of specs) {
-    if (!isKnownDtype(s.dtype)) throw new RangeError(`safetensors writer: unknown dtype ${s.dtype} for ${s.name}`);
-    if (names.has(s.name) || s.name === '__metadata__') throw new RangeError(`safetensors writer: duplicate tensor name ${s.name}`);
+    if (!isKnownDtype(s.dtype)) throw new RangeError(`safetensors writer: unknown dtype ${JSON.stringify(s.dtype)} for tensor ${JSON.stringify(s.name)}`);
+    if (s.name === '__metadata__') throw new RangeError('safetensors writer: "__metadata__" is reserved by the format for metadata; it cannot name a tensor');
+    if (names.has(s.name)) throw new RangeError(`safetensors writer: duplicate tensor name ${JSON.stringify(s.name)}`);
     names.add(s.name);
     const n = specByteLength(s);
     header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + n] };
