@@ -501,6 +501,23 @@ describe('a reused output folder', () => {
     expect(readdirSync(out)).not.toContain('precious.txt');
   });
 
+  it('an output merged from --shard parts lists every file, copied ones too, so the next run replaces it without --force', async () => {
+    const input = join(root, 'parts-in');
+    await sharded(input, 2, 2, 32, 128, 61);
+    writeFileSync(join(input, 'tokenizer.json'), '{"t": 1}');
+    const out = join(root, 'parts-out');
+    for (const part of ['0/2', '1/2']) {
+      const r = cli(['quantize', input, '-o', out, '--format', 'mxfp4', '--shard', part]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect(readdirSync(out)).toContain('tokenizer.json');
+    await expectCompleteRun(out);
+    const r = cli(['quantize', input, '-o', out, '--format', 'nvfp4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'fp4kit-summary.json'), 'utf8')).format).toBe('nvfp4');
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
   it('files added to an earlier output are not replaced without --force', () => {
     const out = join(root, 'added-out');
     expect(cli(['quantize', tiny, '-o', out, '--format', 'mxfp4']).code).toBe(0);
