@@ -14,6 +14,7 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { makeFolders } from './safetensors/make-folders.js';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { getBackend } from './backend.js';
@@ -49,7 +50,7 @@ async function preparePartsFolder(dir: string): Promise<void> {
     throw err;
   });
   if (entries === null) {
-    await mkdir(dir, { recursive: true });
+    await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
     return;
   }
   const foreign = entries.filter((n) => !OURS.test(n));

@@ -4,7 +4,7 @@
 // --queue) are the distributed mode of lib/cli-distributed.ts. Errors are one line, `fp4kit: <file>: <problem>`,
 // exit code 1 (2 for usage errors, 130 after SIGINT, 143 after SIGTERM, 129 after SIGHUP).
 
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from './index.js';
@@ -13,6 +13,7 @@ import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type Checkpoi
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { removeStagingSync } from './safetensors/output-folder.js';
+import { makeFolders } from './safetensors/make-folders.js';
 import { removeTempFilesSync, writeFileAtomic } from './safetensors/atomic-file.js';
 import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
@@ -270,7 +271,7 @@ async function readJson(path: string): Promise<unknown> {
 
 /** --plot: the error of every quantized tensor, and a precision map of every FGMP tensor. */
 async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
-  mkdirSync(dir, { recursive: true });
+  await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
   // Plots beside the checkpoint's own files could replace one of them (a shard may have any name).
   const same = (a: string, b: string) => { const x = statSync(a); const y = statSync(b); return x.dev === y.dev && x.ino === y.ino; };
   if (same(dir, checkpointDir)) throw new SafetensorsError(dir, 'the plot folder is the checkpoint folder; give --plot a folder of its own');

@@ -17,6 +17,7 @@ import { readBackTensor } from '../lib/layouts/read-back.js';
 import { openCheckpoint, closeCheckpoint } from '../lib/safetensors/checkpoint-files.js';
 import { SafetensorsFile } from '../lib/safetensors/read.js';
 import { writeSafetensors } from '../lib/safetensors/write.js';
+import { makeFolders } from '../lib/safetensors/make-folders.js';
 import { testedBackends } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 import { firstBitDifference } from './helpers/fixtures.js';
@@ -756,6 +757,26 @@ describe('files that are not regular files, and places that take no bytes', () =
     r = cli(['quantize', tiny, '-o', '/proc/self/fp4kit-out', '--format', 'mxfp4'], 20_000);
     expect(r.signal).toBeNull();
     expect(r.code).toBe(1);
+  });
+
+  it('folders that cannot be made under /proc (where Node\'s recursive mkdir loops forever) end with an error naming them', async () => {
+    const t0 = Date.now();
+    let r = cli(['quantize', tiny, '-o', '/proc/fp4kit-nowhere/deeper/out', '--format', 'mxfp4'], 20_000);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^fp4kit: \/proc\/fp4kit-nowhere: cannot create this folder \(ENOENT\); its parent takes no new folders/);
+    const ckpt = join(root, 'proc-plot-ckpt');
+    expect(cli(['quantize', tiny, '-o', ckpt, '--format', 'fgmp']).code).toBe(0);
+    r = cli(['inspect', ckpt, '--plot', '/proc/fp4kit-nowhere/plots'], 20_000);
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\/proc\/fp4kit-nowhere: cannot create this folder/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    // a file in the middle of the path, and folders made before a failure are removed again
+    writeFileSync(join(root, 'a-file'), 'x');
+    await expect(makeFolders(join(root, 'a-file', 'sub'))).rejects.toThrow(/a-file: exists and is not a folder|a part of this path is a file/);
+    expect(await makeFolders(join(root, 'made', 'for', 'this'))).toBe(join(root, 'made'));
+    expect(await makeFolders(join(root, 'made', 'for', 'this'))).toBeUndefined();
   });
 
   it('a FIFO named fp4kit-summary.json or config.json in the output or an inspected folder blocks nothing', async () => {

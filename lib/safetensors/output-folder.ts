@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { SafetensorsError } from './header.js';
 import { readRegularTextFileSync } from './regular-file.js';
 import { holdsAny } from './output-aliasing.js';
+import { makeFolders } from './make-folders.js';
 
 export const SUMMARY_FILE = 'fp4kit-summary.json';
 
@@ -128,10 +129,11 @@ export class OutputFolder {
     const staging = `${final}.tmp-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
     let top: string | undefined;
     try {
-      top = await mkdir(parent, { recursive: true }); // the top-most folder it created, if any
+      top = await makeFolders(parent); // the top-most folder it created, if any
       await mkdir(staging);
     } catch (err) {
       if (top !== undefined) removeEmptyFoldersSync(parent, top);
+      if (err instanceof SafetensorsError) throw err; // names the folder that could not be made
       const e = err as NodeJS.ErrnoException;
       throw new SafetensorsError(outDir, `cannot create the staging folder beside it (${e.code ?? e.message}); is ${parent} a writable folder?`);
     }
