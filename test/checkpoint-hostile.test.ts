@@ -886,6 +886,32 @@ describe.each(testedBackends())('one signal stops a CLI run on %s', (backend) =>
   });
 });
 
+describe('every loop ends', () => {
+  it('the compressed-tensors tensor scale refuses an amax it cannot represent instead of halving Infinity forever', () => {
+    const script = `import { powerOfTwoTensorScale } from './lib/layouts/compressed-tensors.ts';
+      const out = [1, Infinity, Number.MAX_VALUE, NaN, -1].map((a) => { try { return powerOfTwoTensorScale(a); } catch (e) { return e.message; } });
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+    expect(r.signal).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    const [one, ...refused] = JSON.parse(r.stdout) as [number, ...string[]];
+    expect(one).toBe(2 ** -11); // 1 / 2688 rounded up to a power of two
+    for (const m of refused) expect(m).toMatch(/^powerOfTwoTensorScale: amax must be a number ≥ 0 within float32's range, got /);
+  });
+
+  it('a side file that keeps growing is copied as it was when opened', async () => {
+    const input = join(root, 'growing-in');
+    await sharded(input, 1, 1);
+    writeFileSync(join(input, 'train.log'), 'start\n');
+    const out = join(root, 'growing-out');
+    // endless-reads: every read at the end of a file finds more bytes (as if appended meanwhile)
+    const r = cli(['quantize', input, '-o', out, '--format', 'mxfp4'], 30_000, 'endless-reads');
+    expect(r.signal).toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(out, 'train.log'), 'utf8')).toBe('start\n');
+  });
+});
+
 describe('one signal stops inspect --plot', () => {
   it('blocked in a plot write that never returns: one SIGTERM exits 143 at once and leaves no temporary file', async () => {
     const ckpt = join(root, 'plot-signal-ckpt');

@@ -17,6 +17,8 @@ import { f32Bytes, moduleOf, type ConfigContext, type Layout, type LayoutFiles, 
 /** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
 export function powerOfTwoTensorScale(amax: number): number {
   const t = nvfp4TensorScale(amax);
+  // An infinite scale would halve forever in the loop below; NaN would come out as a silent NaN.
+  if (!Number.isFinite(t) || !(amax >= 0)) throw new RangeError(`powerOfTwoTensorScale: amax must be a number ≥ 0 within float32's range, got ${amax}`);
   let p = 2 ** Math.floor(Math.log2(t));
   while (p < t) p *= 2; // Math.log2 may round: settle exactly
   while (p / 2 >= t) p /= 2;

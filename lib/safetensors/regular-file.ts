@@ -104,16 +104,17 @@ export function readRegularTextFileSync(path: string): string | null {
   }
 }
 
-/** Copy the regular file `src` to `dest` (written under a temporary name, fsynced, renamed). */
+/** Copy the regular file `src` to `dest` (written under a temporary name, fsynced, renamed): the
+ *  bytes it held when opened, so a file someone keeps appending to cannot keep the copy going. */
 export async function copyRegularFile(src: string, dest: string): Promise<void> {
-  const { handle } = await openRegularFile(src);
+  const { handle, stats } = await openRegularFile(src);
   try {
     const out = await AtomicFile.create(dest);
     try {
       const chunk = new Uint8Array(COPY_CHUNK);
-      for (let position = 0; ; ) {
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
-        if (bytesRead === 0) break;
+      for (let position = 0; position < stats.size; ) {
+        const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, stats.size - position), position);
+        if (bytesRead === 0) break; // it shrank: copy what is there
         await out.write(chunk.subarray(0, bytesRead));
         position += bytesRead;
       }

@@ -10,6 +10,8 @@
 //   zero-writes           every file write reports 0 bytes written (a file system that takes nothing)
 //   slow-writes           every file write waits 30 ms first (a slow disk), so a signal sent while
 //                         the run is under way lands mid-run on every backend, however fast
+//   endless-reads         a read at the end of a file returns a full buffer of 'x' instead of 0
+//                         bytes, as a file appended to as fast as it is read (up to 64 MiB in all)
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
@@ -27,6 +29,23 @@ if (fault === 'kill-between-renames' || fault === 'kill-after-publish') {
     }
   };
   syncBuiltinESMExports(); // `import { renameSync } from 'node:fs'` sees the wrapper too
+}
+
+if (fault === 'endless-reads') {
+  const probe = await open(process.execPath, 'r');
+  const FileHandle = Object.getPrototypeOf(probe);
+  await probe.close();
+  const read = FileHandle.read;
+  let extra = 0;
+  FileHandle.read = async function endlessRead(buffer, offset, length, position) {
+    const r = await read.call(this, buffer, offset, length, position);
+    if (r.bytesRead === 0 && ArrayBuffer.isView(buffer) && typeof length === 'number' && length > 0 && extra < 64 << 20) {
+      buffer.fill(120, offset, offset + length);
+      extra += length;
+      return { bytesRead: length, buffer };
+    }
+    return r;
+  };
 }
 
 if (fault === 'hang-writes' || fault === 'zero-writes' || fault === 'slow-writes') {
