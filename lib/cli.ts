@@ -55,8 +55,15 @@ function onStopSignals(handler: (signal: StopSignal) => void): () => void {
   };
 }
 
+/** Text from a file (tensor names, summary fields) as a terminal shows it: control characters and
+ *  bidirectional overrides become \u escapes, so a hostile name cannot move the cursor, recolour
+ *  the terminal or reorder what is printed around it. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function fail(message: string, code: number): never {
-  process.stderr.write(`fp4kit: ${message}\n`);
+  process.stderr.write(`fp4kit: ${printable(message)}\n`);
   if (code === 2) process.stderr.write(`${USAGE}\n`);
   process.exit(code);
 }
@@ -296,7 +303,8 @@ async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFi
     if (!info) continue;
     const cols = t.shape[t.shape.length - 1];
     const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
-    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
+    // a file name holds 255 bytes: long names are cut (save() keeps cut names apart)
+    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 200)}`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
   }
   process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
 }
@@ -330,7 +338,7 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
   try {
     const dir = existsSync(target) && statSync(target).isDirectory() ? target : dirname(target);
     // Side files are read without ever blocking on a FIFO named like them (regular-file.ts).
-    const summary = (await readJson(join(dir, SUMMARY_NAME))) as CheckpointSummary | null;
+    const summary = checkSummary(join(dir, SUMMARY_NAME), await readJson(join(dir, SUMMARY_NAME)));
     const config = (await readJson(join(dir, 'config.json'))) as { quantization_config?: unknown } | null;
     const quantConfig = config?.quantization_config ?? null;
     const stored = ckpt.shards.flatMap((s) => s.tensors.map((t) => ({ file: s.path, ...t, bytes: t.end - t.begin })));
@@ -362,11 +370,32 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
       out.push(`${pad('tensor', w)}  ${pad('dtype', 8)}  ${pad('shape', 16)}  bytes`);
       for (const t of stored) out.push(`${pad(t.name, w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
     }
-    process.stdout.write(`${out.join('\n')}\n`);
+    process.stdout.write(`${out.map(printable).join('\n')}\n`);
     return 0;
   } finally {
     await closeCheckpoint(ckpt);
   }
+}
+
+/** An fp4kit-summary.json as inspect and --plot use it, or a clear error when it is not one
+ *  (a hand-edited or foreign file must not end in "Cannot read properties of undefined"). */
+function checkSummary(path: string, json: unknown): CheckpointSummary | null {
+  if (json === null) return null;
+  const s = json as Partial<CheckpointSummary>;
+  const bad = (why: string) => new SafetensorsError(path, `not an fp4kit summary: ${why}`);
+  if (typeof json !== 'object' || Array.isArray(json) || s.tool !== 'fp4kit') throw bad('"tool" is not "fp4kit"');
+  if (typeof s.format !== 'string' || typeof s.layout !== 'string') throw bad('"format" and "layout" must be strings');
+  if (!Array.isArray(s.tensors)) throw bad('"tensors" is not a list');
+  s.tensors.forEach((t: unknown, i) => {
+    const e = t as Partial<CheckpointSummary['tensors'][number]> | null;
+    const ok = e !== null && typeof e === 'object' && typeof e.name === 'string' && typeof e.dtype === 'string'
+      && Array.isArray(e.shape) && e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+      && (e.action === 'quantized' || e.action === 'copied') && typeof e.outputBytes === 'number'
+      && (e.action === 'copied' || typeof e.format === 'string')
+      && (e.relRmse === undefined || typeof e.relRmse === 'number') && (e.maxAbsError === undefined || typeof e.maxAbsError === 'number');
+    if (!ok) throw bad(`tensors[${i}] is not { name, dtype, shape, action, format, outputBytes, … }`);
+  });
+  return s as CheckpointSummary;
 }
 
 export async function main(argv: string[]): Promise<number> {

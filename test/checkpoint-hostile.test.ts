@@ -159,6 +159,74 @@ describe('tensor names are data', () => {
   });
 });
 
+describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
+  const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f\u202e]/;
+  const names = ['esc\u001b[31m.weight', 'rtl\u202egnp.exe.weight', 'bell\u0007.weight', `${'x'.repeat(300)}.weight`];
+
+  it('inspect prints them escaped, --plot writes valid SVG for each (long names cut), errors are escaped too', async () => {
+    const dir = join(root, 'terminal-in');
+    mkdirSync(dir);
+    await writeSafetensors(join(dir, 'model.safetensors'), names.map((name, k) => ({ name, dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 40 + k) })));
+    const out = join(root, 'terminal-out');
+    let r = cli(['quantize', dir, '-o', out, '--format', 'fgmp']);
+    expect(r.code, r.stderr).toBe(0);
+    r = cli(['inspect', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(CONTROL);
+    expect(r.stdout).toContain('esc\\u001b[31m.weight');
+    expect(r.stdout).toContain('rtl\\u202egnp.exe.weight');
+    const plots = join(root, 'terminal-plots');
+    r = cli(['inspect', out, '--plot', plots]);
+    expect(r.code, r.stderr).toBe(0);
+    const svgs = readdirSync(plots);
+    expect(svgs).toHaveLength(1 + names.length); // errors.svg and one precision map each
+    for (const n of svgs) {
+      expect(Buffer.byteLength(n)).toBeLessThanOrEqual(255);
+      expect(readFileSync(join(plots, n), 'utf8'), n).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+    }
+    const xml = spawnSync(python, ['-c', 'import sys, xml.etree.ElementTree as E; [E.parse(f) for f in sys.argv[1:]]', ...svgs.map((n) => join(plots, n))], { encoding: 'utf8' });
+    if (xml.error === undefined) expect(xml.status, xml.stderr).toBe(0); // every plot parses as XML
+
+    // an error naming such a tensor is escaped as well
+    const bad = join(root, 'terminal-nan');
+    mkdirSync(bad);
+    const nan = gaussian(16 * 64, 3);
+    nan[1] = NaN;
+    await writeSafetensors(join(bad, 'model.safetensors'), [{ name: 'clear\u001b[2J.weight', dtype: 'F32', shape: [16, 64], data: new Uint8Array(nan.buffer) }]);
+    r = cli(['quantize', bad, '-o', join(root, 'terminal-nan-out'), '--format', 'nvfp4']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/tensor clear\\u001b\[2J\.weight: .*NaN/);
+    expect(r.stderr).not.toMatch(CONTROL);
+  });
+
+  it('a summary that is not an fp4kit summary is refused by inspect with the reason, not a TypeError', async () => {
+    const out = join(root, 'bad-summary');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    for (const [text, why] of [
+      ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": 5}', '"tensors" is not a list'],
+      ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [null]}', 'tensors\\[0\\] is not'],
+      ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [{"name": 1}]}', 'tensors\\[0\\] is not'],
+      ['[]', '"tool" is not "fp4kit"'],
+    ] as const) {
+      writeFileSync(join(out, 'fp4kit-summary.json'), text);
+      const r = cli(['inspect', out, '--plot', join(root, 'bad-summary-plots')]);
+      expect(r.code, text).toBe(1);
+      expect(r.stderr, text).toMatch(new RegExp(`fp4kit-summary\\.json: not an fp4kit summary: ${why}`));
+    }
+  });
+
+  it('the writer refuses a name UTF-8 cannot store (a lone surrogate) instead of writing another name', async () => {
+    const p = join(root, 'surrogate.safetensors');
+    const d = new Uint8Array(4);
+    await expect(writeSafetensors(p, [{ name: 'a\ud800.weight', dtype: 'F32', shape: [1], data: d }])).rejects.toThrow(/tensor name "a\\ud800\.weight" holds a lone UTF-16 surrogate/);
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [1], data: d }], { k: '\udc00' })).rejects.toThrow(/metadata "k" holds a lone UTF-16 surrogate/);
+    await writeSafetensors(p, [{ name: 'emoji \ud83d\ude00', dtype: 'F32', shape: [1], data: d }]); // a pair is fine
+    const f = await SafetensorsFile.open(p);
+    expect(f.tensors.map((t) => t.name)).toEqual(['emoji \ud83d\ude00']);
+    await f.close();
+  });
+});
+
 const namesScript = join(__dirname, 'helpers', 'safetensors_names.py');
 interface PyListing {
   files: Record<string, { tensors: Record<string, string>; metadata: Record<string, string> }>;
