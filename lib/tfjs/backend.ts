@@ -1,0 +1,90 @@
+// The two fp4kit backends for TensorFlow.js. Each is a stock tfjs backend instance — so every op
+// fp4kit does not implement runs on that backend's own kernels, over the same tensor storage —
+// registered under a new name with all of the base's kernels copied and the products replaced:
+//
+//   'fp4kit'      base: tfjs's wasm backend (XNNPACK, SIMD): the fastest base for whole models,
+//                 since after the products the elementwise ops dominate and wasm runs them ~10×
+//                 faster than cpu. It lacks Conv2DBackpropFilter and UnsortedSegmentSum; fp4kit
+//                 provides both.
+//   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): where the wasm backend cannot load,
+//                 and the base on which tfjs's per-kernel leak check (IS_TEST) is exact.
+//
+// Both register with priority 0, below tfjs's own backends: importing fp4kit never changes which
+// backend a program uses; tf.setBackend('fp4kit') does.
+
+import type { KernelBackend, KernelConfig } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import { weightCacheOf } from './kernel-context.js';
+import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
+import { conv2dBackpropFilterKernel } from './kernels/conv2d-backprop-filter.js';
+import { conv2dKernel } from './kernels/conv2d.js';
+import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
+import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
+import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
+
+export const FP4KIT_BACKEND = 'fp4kit';
+export const FP4KIT_CPU_BACKEND = 'fp4kit-cpu';
+const PRIORITY = 0;
+
+type KernelFactory = (backendName: string, base: KernelConfig | undefined) => KernelConfig;
+
+/** Kernel name → fp4kit's kernel, on both bases. */
+const KERNELS: Record<string, KernelFactory> = {
+  BatchMatMul: batchMatMulKernel,
+  _FusedMatMul: fusedMatMulKernel,
+  Conv2D: conv2dKernel,
+  FusedConv2D: fusedConv2dKernel,
+  Conv2DBackpropFilter: conv2dBackpropFilterKernel,
+  UnsortedSegmentSum: unsortedSegmentSumKernel,
+};
+
+/** Kernels fp4kit adds only where the base has none of its own (the cpu base's is kept). */
+const FILL_ONLY = new Set(['UnsortedSegmentSum']);
+
+/**
+ * The base instance, told about disposals: the weights cached from a tensor's data are released
+ * when the backend frees that data (a disposed tensor, an assigned variable's old value, data moved
+ * to another backend), and all of them when the backend is disposed.
+ */
+function watched(backend: KernelBackend): KernelBackend {
+  const cache = weightCacheOf(backend);
+  const disposeData = backend.disposeData.bind(backend);
+  const dispose = backend.dispose.bind(backend);
+  backend.disposeData = (dataId: object, force?: boolean) => {
+    const freed = disposeData(dataId, force);
+    if (freed) cache.forget(dataId);
+    return freed;
+  };
+  backend.dispose = () => {
+    cache.clear();
+    dispose();
+  };
+  return backend;
+}
+
+function registerVariant(name: string, baseName: string, factory: () => KernelBackend | Promise<KernelBackend>): void {
+  if (tf.findBackendFactory(name) !== null) return; // this module was loaded twice
+  tf.copyRegisteredKernels(baseName, name);
+  for (const [kernelName, make] of Object.entries(KERNELS)) {
+    const base = tf.getKernel(kernelName, baseName);
+    if (FILL_ONLY.has(kernelName) && base !== undefined) continue;
+    if (tf.getKernel(kernelName, name) !== undefined) tf.unregisterKernel(kernelName, name);
+    tf.registerKernel(make(name, base));
+  }
+  tf.registerBackend(name, factory, PRIORITY);
+}
+
+function baseFactory(baseName: string): () => KernelBackend | Promise<KernelBackend> {
+  const make = tf.findBackendFactory(baseName);
+  if (make === null) throw new Error(`fp4kit tfjs backend: tfjs's '${baseName}' backend is not registered (import @tensorflow/tfjs${baseName === 'wasm' ? '-backend-wasm' : ''})`);
+  return make as () => KernelBackend | Promise<KernelBackend>;
+}
+
+/** Registers 'fp4kit' (wasm base) and 'fp4kit-cpu' (cpu base). */
+export function registerBackends(): void {
+  const wasm = baseFactory('wasm');
+  const cpu = baseFactory('cpu');
+  // The wasm factory makes a fresh BackendWasm with its own WebAssembly module and heap.
+  registerVariant(FP4KIT_BACKEND, 'wasm', async () => watched(await wasm()));
+  registerVariant(FP4KIT_CPU_BACKEND, 'cpu', () => watched(cpu() as KernelBackend));
+}

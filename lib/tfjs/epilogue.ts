@@ -1,0 +1,61 @@
+// What a fused kernel (_FusedMatMul, FusedConv2D) does after its product: add the bias and apply
+// the activation. A bias with one value per output column goes into fp4kit's product itself
+// (f32(acc + bias), the same single addition tfjs's Add makes); any other bias shape and every
+// activation run on the base backend's own kernels, as tfjs-backend-cpu's _FusedMatMul does.
+
+import type { KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import type { TensorStorage } from './storage.js';
+
+export type Activation = 'linear' | 'relu' | 'relu6' | 'elu' | 'prelu' | 'leakyrelu' | 'sigmoid';
+
+const ACTIVATION_KERNELS: Record<Exclude<Activation, 'linear'>, string> = {
+  relu: 'Relu', relu6: 'Relu6', elu: 'Elu', prelu: 'Prelu', leakyrelu: 'LeakyRelu', sigmoid: 'Sigmoid',
+};
+
+/** Runs a kernel registered for `backendName` (the base's kernels were copied under that name). */
+export function runKernel(backendName: string, backend: KernelBackend, kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
+  const kernel = tf.getKernel(kernelName, backendName);
+  if (kernel === undefined) throw new Error(`fp4kit tfjs backend: kernel '${kernelName}' is not registered for backend '${backendName}'`);
+  return kernel.kernelFunc({ inputs, attrs, backend }) as TensorInfo;
+}
+
+/** The bias's values when it is one value per output column (shape [N], [1, N], …), else undefined. */
+export function columnBias(storage: TensorStorage, bias: TensorInfo | undefined, n: number): Float32Array | undefined {
+  if (bias === undefined || bias.dtype !== 'float32') return undefined;
+  const shape = bias.shape;
+  const perColumn = shape.length > 0 && shape[shape.length - 1] === n && shape.slice(0, -1).every((d) => d === 1);
+  // A copy of N values: the kernel reads it after the heap may have moved.
+  return perColumn ? (storage.values(bias) as Float32Array).slice() : undefined;
+}
+
+export interface EpilogueArgs {
+  backendName: string;
+  backend: KernelBackend;
+  storage: TensorStorage;
+  /** The product, owned by the kernel (disposed here when replaced). */
+  product: TensorInfo;
+  /** A bias that was not fused into the product. */
+  bias?: TensorInfo;
+  activation?: Activation;
+  preluActivationWeights?: TensorInfo;
+  leakyreluAlpha?: number;
+}
+
+/** product (+ bias) → activation, disposing each intermediate. */
+export function epilogue(e: EpilogueArgs): TensorInfo {
+  let current = e.product;
+  const replace = (next: TensorInfo) => {
+    e.storage.dispose(current);
+    current = next;
+  };
+  if (e.bias !== undefined) replace(runKernel(e.backendName, e.backend, 'Add', { a: current, b: e.bias }));
+  const activation = e.activation ?? 'linear';
+  if (activation === 'linear') return current;
+  const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation] : undefined;
+  if (kernelName === undefined) throw new Error(`fp4kit tfjs backend: activation '${activation}' is not implemented`);
+  if (activation === 'prelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current, alpha: e.preluActivationWeights! }));
+  else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? 0.2 }));
+  else replace(runKernel(e.backendName, e.backend, kernelName, { x: current }));
+  return current;
+}

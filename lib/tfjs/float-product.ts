@@ -1,0 +1,48 @@
+// FP4KIT_WEIGHTS = 'none': float32 products on fp4kit's decoded-operand kernel (the reference loop
+// of lib/matmul.ts, run by the native addon when it is loaded, else by the pure-TS reference), so
+// every fp4kit backend gives the same bits. The operands are the float32 values themselves, with
+// blocks of 32 and every block multiplier 1. The order, from lib/matmul.ts's header with S = 1:
+//
+//   for each unit j of 32 columns (in increasing order):
+//     D   = ((a_0·b_0 + a_1·b_1) + a_2·b_2) + …   float64 (each product of two float32 is exact)
+//     acc = f32(acc + f32(D))                     acc starts at +0
+//   out = bias ? f32(acc + bias[n]) : acc
+//
+// That is 32 terms summed in float64 per rounding instead of tfjs cpu's float32 sum per term, so
+// results agree with tfjs's backends within float32 reassociation error, not bit for bit.
+
+import { getKernels } from '../backend.js';
+import { matmulDecodedOn } from '../backends/matmul-glue.js';
+import type { DecodedOperand } from '../backends/kernels.js';
+import { matmulDecoded } from '../matmul.js';
+
+export const FLOAT_BLOCK = 32;
+
+/** K rounded up to whole blocks: the row stride of a float operand. */
+export function floatStride(k: number): number {
+  return Math.ceil(k / FLOAT_BLOCK) * FLOAT_BLOCK;
+}
+
+let ones = new Float32Array(0);
+/** `count` block multipliers of 1 (one shared, read-only array). */
+function unitScales(count: number): Float32Array {
+  if (ones.length < count) ones = new Float32Array(Math.max(count, 2 * ones.length)).fill(1);
+  return ones.subarray(0, count);
+}
+
+/** rows × K float32 values laid out with row stride floatStride(K) (zeros in the padding). */
+export function floatOperand(values: Float32Array, rows: number, k: number): DecodedOperand {
+  const paddedCols = floatStride(k);
+  const blocksPerRow = paddedCols / FLOAT_BLOCK;
+  if (values.length !== rows * paddedCols) throw new RangeError(`floatOperand: expected ${rows * paddedCols} values (${rows} rows of ${paddedCols}), got ${values.length}`);
+  return { rows, cols: k, blockSize: FLOAT_BLOCK, values, paddedCols, blockScales: unitScales(rows * blocksPerRow), blocksPerRow };
+}
+
+/** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N], K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
+export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
+  const kernels = getKernels().matmul;
+  const out = kernels?.matmulDecoded ? matmulDecodedOn(kernels, a, b, bias) : matmulDecoded(a, b, bias);
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7fffffff) > 0x7f800000) bits[i] = 0x7fc00000;
+  return out;
+}

@@ -1,0 +1,103 @@
+// One tfjs matrix product — a[..., M, K] · b[..., K, N] with optional transposes and broadcast
+// batch dimensions, as tfjs's BatchMatMul defines it — computed on fp4kit's matmul:
+//   out[M, N] = A[M, K] · W[N, K]ᵀ (+ bias per column)
+// with W the weight operand (weights.ts) and A the activations, quantized on the fly to MXINT8
+// by fp4kit's matmul when W is quantized, or a float operand on the float32 path.
+//
+// Layouts: fp4kit wants A row-major [M, K] and W [N, K]. A plain `a` already is [M, K] (used in
+// place, no copy); transposeA's [K, M] is transposed once per call (layout.ts). `b` with
+// transposeB is [N, K] already; a plain `b` ([K, N], a Dense kernel) is transposed when its weight
+// operand is made, which for a weight happens once (cached).
+//
+// Batches follow tfjs's BatchMatMul: the batch dims of a and b flatten to batchA and batchB, the
+// output has max(batchA, batchB) matrices, and matrix i uses a's i % batchA and b's i % batchB.
+// When b has a single matrix (every Dense layer, any rank of a) all of a's matrices go through one
+// product of batchA·M rows.
+
+import type { TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import { matmul } from '../matmul.js';
+import { counters } from './counters.js';
+import { floatOperand, floatProduct, floatStride } from './float-product.js';
+import { weightMode, type WeightMode } from './flags.js';
+import { rowMajor } from './layout.js';
+import { floatValues, type TensorStorage } from './storage.js';
+import type { WeightCache, WeightOperand } from './weight-cache.js';
+import { isWeightData, weightOperand } from './weights.js';
+
+export interface MatMulPlan {
+  outShape: number[];
+  batchA: number;
+  batchB: number;
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+}
+
+/** Shapes of a product, with tfjs's checks and error messages (tfjs-backend-cpu BatchMatMul). */
+export function planMatMul(aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean): MatMulPlan {
+  const aRank = aShape.length;
+  const bRank = bShape.length;
+  const innerA = transposeA ? aShape[aRank - 2] : aShape[aRank - 1];
+  const innerB = transposeB ? bShape[bRank - 1] : bShape[bRank - 2];
+  const m = transposeA ? aShape[aRank - 1] : aShape[aRank - 2];
+  const n = transposeB ? bShape[bRank - 2] : bShape[bRank - 1];
+  const batchA = tf.util.sizeFromShape(aShape.slice(0, -2));
+  const batchB = tf.util.sizeFromShape(bShape.slice(0, -2));
+  const outerDims = tf.broadcast_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
+  tf.util.assert(innerA === innerB, () => `Error in matMul: inner shapes (${innerA}) and (${innerB}) of Tensors with shapes ${aShape} and ${bShape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+  return { outShape: [...outerDims, m, n], batchA, batchB, batch: Math.max(batchA, batchB), m, k: innerA, n };
+}
+
+export interface MatMulArgs {
+  a: TensorInfo;
+  b: TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  /** Added to every row (length N), inside the product. */
+  bias?: Float32Array;
+}
+
+/** The product's values, [batch, M, N] row-major. */
+export function matMulValues(storage: TensorStorage, cache: WeightCache, args: MatMulArgs): Float32Array {
+  const p = planMatMul(args.a.shape, args.b.shape, args.transposeA, args.transposeB);
+  const { batch, batchA, batchB, m, k, n } = p;
+  const out = new Float32Array(batch * m * n);
+  if (out.length === 0) return out;
+  if (k === 0) {
+    // An empty sum is +0 (and f32(+0 + bias) with a bias), as fp4kit's matmul defines it.
+    if (args.bias) for (let i = 0; i < out.length; i++) out[i] = Math.fround(0 + args.bias[i % n]);
+    return out;
+  }
+  const isWeight = isWeightData(args.b.dataId);
+  // Only weights are quantized; every other product runs in float32.
+  const mode: WeightMode = isWeight ? weightMode() : 'none';
+  const aValues = floatValues(storage, args.a);
+  const bValues = floatValues(storage, args.b);
+  const stride = mode === 'none' ? floatStride(k) : k;
+  const weightFor = (j: number): WeightOperand =>
+    weightOperand(cache, args.b.dataId, j, { values: bValues, offset: j * k * n, n, k, kMajor: !args.transposeB }, mode, isWeight);
+  const multiply = (rows: Float32Array, count: number, w: WeightOperand) => multiplyRows(rows, count, k, w, args.bias);
+  if (batchB === 1) return multiply(rowMajor(aValues, 0, batchA, m, k, args.transposeA, stride), batchA * m, weightFor(0));
+  let aRows: Float32Array | undefined;
+  for (let i = 0; i < batch; i++) {
+    // With a single matrix in a, it is laid out once for every b.
+    if (batchA > 1 || aRows === undefined) aRows = rowMajor(aValues, (i % batchA) * m * k, 1, m, k, args.transposeA, stride);
+    out.set(multiply(aRows, m, weightFor(i % batchB)), i * m * n);
+  }
+  return out;
+}
+
+/**
+ * rows[count, K] (row stride K for a quantized weight, floatStride(K) for a float one) times the
+ * weight operand [N, K]ᵀ, + bias: Float32Array [count, N].
+ */
+export function multiplyRows(rows: Float32Array, count: number, k: number, w: WeightOperand, bias: Float32Array | undefined): Float32Array {
+  if (w.kind === 'float') {
+    counters.floatProducts++;
+    return floatProduct(floatOperand(rows, count, k), w.operand, bias);
+  }
+  counters.quantizedProducts++;
+  return matmul(rows, w.weights, { shape: [count, k], bias });
+}

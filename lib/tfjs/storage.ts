@@ -1,0 +1,71 @@
+// How fp4kit's kernels read and write tensors of the two stock backends they run inside, without
+// copying inputs: the wasm backend keeps every tensor in its WebAssembly heap, the cpu backend in
+// a typed array per tensor. Kernels go through this one interface, so each kernel is written once.
+
+import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs';
+
+export type Values = Float32Array | Int32Array | Uint8Array;
+
+export interface TensorStorage {
+  /**
+   * The tensor's values in place (a view: no copy). On the wasm base the view is into the heap,
+   * which moves when it grows, so take it after the last allocation and use it before the next.
+   */
+  values(t: TensorInfo): Values;
+  /** A new tensor holding `values` (the cpu base adopts the array, the wasm base copies it into its heap). */
+  output(shape: number[], dtype: DataType, values: Values): TensorInfo;
+  /** Frees an intermediate tensor made by this kernel. */
+  dispose(t: TensorInfo): void;
+}
+
+interface WasmLike {
+  typedArrayFromHeap(t: TensorInfo): Values;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+
+interface CpuLike {
+  data: { get(dataId: object): { values: Values } };
+  makeTensorInfo(shape: number[], dtype: DataType, values: Values): TensorInfo;
+  disposeIntermediateTensorInfo(t: TensorInfo): void;
+}
+
+function wasmStorage(backend: WasmLike): TensorStorage {
+  return {
+    values: (t) => backend.typedArrayFromHeap(t),
+    output(shape, dtype, values) {
+      const out = backend.makeOutput(shape, dtype);
+      if (values.length > 0) backend.typedArrayFromHeap(out).set(values);
+      return out;
+    },
+    dispose: (t) => void backend.disposeData(t.dataId),
+  };
+}
+
+function cpuStorage(backend: CpuLike): TensorStorage {
+  return {
+    values: (t) => backend.data.get(t.dataId).values,
+    output: (shape, dtype, values) => backend.makeTensorInfo(shape, dtype, values),
+    dispose: (t) => backend.disposeIntermediateTensorInfo(t),
+  };
+}
+
+const storages = new WeakMap<KernelBackend, TensorStorage>();
+
+/** The storage of a wasm-based or cpu-based backend instance. */
+export function storageOf(backend: KernelBackend): TensorStorage {
+  let s = storages.get(backend);
+  if (s === undefined) {
+    const b = backend as unknown as Partial<WasmLike & CpuLike>;
+    if (typeof b.typedArrayFromHeap === 'function' && typeof b.makeOutput === 'function') s = wasmStorage(b as WasmLike);
+    else if (b.data !== undefined && typeof b.makeTensorInfo === 'function') s = cpuStorage(b as CpuLike);
+    else throw new TypeError('fp4kit tfjs backend: the base backend is neither tfjs\'s wasm nor its cpu backend');
+    storages.set(backend, s);
+  }
+  return s;
+}
+
+/** The float32 values of a float32 tensor in place. */
+export function floatValues(storage: TensorStorage, t: TensorInfo): Float32Array {
+  return storage.values(t) as Float32Array;
+}

@@ -1,0 +1,64 @@
+// Weight operands made ready once and reused: per backend instance, keyed by the tensor's dataId.
+// tfjs never changes the data behind a dataId (Variable.assign gives the variable a new one and
+// disposes the old), so an entry stays valid until its data is disposed; the backend's
+// disposeData hook (backend.ts) then releases it, and disposing the backend releases them all.
+
+import type { DecodedOperand } from '../backends/kernels.js';
+import type { MatmulOperand } from '../prepared-weights.js';
+import { PreparedWeights } from '../prepared-weights.js';
+import { counters } from './counters.js';
+import type { WeightMode } from './flags.js';
+
+/** A weight operand [N, K] in the form a product takes. */
+export type WeightOperand =
+  | { kind: 'quantized'; mode: Exclude<WeightMode, 'none'>; weights: PreparedWeights | MatmulOperand }
+  | { kind: 'float'; mode: 'none'; operand: DecodedOperand };
+
+function release(w: WeightOperand): void {
+  if (w.kind === 'quantized' && w.weights instanceof PreparedWeights) w.weights.dispose();
+  counters.weightsReleased++;
+}
+
+export class WeightCache {
+  /** dataId → (key → operand); a key names the mode, the memory layout and the batch index. */
+  readonly #entries = new Map<object, Map<string, WeightOperand>>();
+
+  /** The operand stored under `key` for this data, or undefined. */
+  get(dataId: object, key: string): WeightOperand | undefined {
+    const w = this.#entries.get(dataId)?.get(key);
+    if (w !== undefined) counters.weightCacheHits++;
+    return w;
+  }
+
+  /** Stores an operand; entries of this data in another mode (the flag changed) are released. */
+  set(dataId: object, key: string, w: WeightOperand): void {
+    let byKey = this.#entries.get(dataId);
+    if (byKey === undefined) this.#entries.set(dataId, (byKey = new Map()));
+    for (const [k, old] of byKey) {
+      if (old.mode !== w.mode) {
+        release(old);
+        byKey.delete(k);
+      }
+    }
+    byKey.set(key, w);
+    counters.weightsPrepared++;
+  }
+
+  /** The data was disposed: release what was made from it. */
+  forget(dataId: object): void {
+    const byKey = this.#entries.get(dataId);
+    if (byKey === undefined) return;
+    for (const w of byKey.values()) release(w);
+    this.#entries.delete(dataId);
+  }
+
+  /** Releases every entry (the backend is being disposed). */
+  clear(): void {
+    for (const dataId of [...this.#entries.keys()]) this.forget(dataId);
+  }
+
+  /** How many tensors have entries. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,62 @@
+// Which operand is the weight, and how it is made ready for a product.
+//
+// The weight is always the B operand of a product (tfjs's `b` of matMul, the filter of conv2d):
+// tfjs-layers computes x · kernel, and the backward product dX = dY · Wᵀ has the weight as B too
+// (with transposeB). B counts as a weight when FP4KIT_WEIGHT_TENSORS is 'all', or (default
+// 'variables') when its data is a tf.Variable's. A weight is quantized to FP4KIT_WEIGHTS's format
+// (or, for 'none', laid out as a float operand) once per layout and cached; every other B operand
+// — an activation, a gradient dY in dW = Xᵀ · dY, attention keys — takes the float32 path.
+
+import * as tf from '@tensorflow/tfjs';
+import { prepareWeights } from '../matmul.js';
+import { quantize } from '../quantize.js';
+import { floatOperand, floatStride } from './float-product.js';
+import { weightTensors, type WeightMode } from './flags.js';
+import { rowMajor } from './layout.js';
+import type { WeightCache, WeightOperand } from './weight-cache.js';
+
+/** Whether the data behind this dataId is a weight (see the header). */
+export function isWeightData(dataId: object): boolean {
+  if (weightTensors() === 'all') return true;
+  const variables = tf.engine().registeredVariables;
+  for (const name in variables) if (variables[name].dataId === dataId) return true;
+  return false;
+}
+
+/** Where one weight matrix is in a tensor's values and how it is stored. */
+export interface WeightSource {
+  values: Float32Array;
+  /** Index of the matrix's first value. */
+  offset: number;
+  n: number;
+  k: number;
+  /** The memory holds [K, N] (a Dense kernel, a conv filter) rather than fp4kit's [N, K]. */
+  kMajor: boolean;
+}
+
+/** The operand [N, K] for a product in `mode`, made now (a view where possible; not cached). */
+export function makeWeightOperand(src: WeightSource, mode: WeightMode, owned: boolean): WeightOperand {
+  const { values, offset, n, k, kMajor } = src;
+  if (mode === 'none') {
+    let rows = rowMajor(values, offset, 1, n, k, kMajor, floatStride(k));
+    // A cached operand must own its memory: the wasm heap under a view moves when it grows.
+    if (owned && rows.buffer === values.buffer) rows = rows.slice();
+    return { kind: 'float', mode, operand: floatOperand(rows, n, k) };
+  }
+  const rows = rowMajor(values, offset, 1, n, k, kMajor, k);
+  const q = mode === 'fgmp' ? quantize(rows, { format: 'fgmp', shape: [n, k] }) : quantize(rows, { format: mode, shape: [n, k] });
+  // prepareWeights snapshots the tensor and keeps the kernel's repacked copy for later products.
+  return { kind: 'quantized', mode, weights: owned ? prepareWeights(q) : q };
+}
+
+/**
+ * The weight operand for B: from the cache when B is a weight seen before in this mode and layout,
+ * else made now (and cached when B is a weight).
+ */
+export function weightOperand(cache: WeightCache, dataId: object, batchIndex: number, src: WeightSource, mode: WeightMode, isWeight: boolean): WeightOperand {
+  if (!isWeight) return makeWeightOperand(src, mode, false);
+  const key = `${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
+  let w = cache.get(dataId, key);
+  if (w === undefined) cache.set(dataId, key, (w = makeWeightOperand(src, mode, true)));
+  return w;
+}

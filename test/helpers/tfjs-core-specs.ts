@@ -1,0 +1,82 @@
+// Runs TensorFlow.js's own kernel specs (the compiled jasmine specs that @tensorflow/tfjs-core ships
+// in dist/, e.g. dist/ops/mat_mul_test.js) under vitest on a chosen backend. Each spec file is read
+// as text, its three imports are bound to the tfjs instance of this process (tfjs keeps its engine
+// and registries global, so it is the same engine), and its body runs as it is: the same `it`s,
+// inputs, expected values and tolerances as in tfjs's own CI.
+//
+// describeWithFlags is tfjs's (jasmine_util.ts executeTests) re-expressed with vitest hooks: reset
+// the engine, set the flags and IS_TEST (tfjs's per-kernel leak check), set the backend, and a
+// scope around each test.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+export interface SpecEnv {
+  name: string;
+  backendName: string;
+  flags: Record<string, string | number | boolean>;
+  isDataSync?: boolean;
+}
+
+const require = createRequire(import.meta.url);
+const coreDist = require.resolve('@tensorflow/tfjs-core/package.json').replace(/package\.json$/, 'dist/');
+
+type Constraints = { flags?: Record<string, unknown>; predicate?: (env: SpecEnv) => boolean } | null | undefined;
+
+function satisfies(testEnv: SpecEnv, constraints: Constraints): boolean {
+  if (constraints == null) return true;
+  if (constraints.flags != null) for (const [name, value] of Object.entries(constraints.flags)) if (tf.env().get(name) !== value) return false;
+  if (constraints.predicate != null && !constraints.predicate(testEnv)) return false;
+  return true;
+}
+
+function jasmineUtil(testEnv: SpecEnv) {
+  const engine = tf.engine() as unknown as { reset(): void; setBackend(name: string): Promise<boolean>; startScope(): void; endScope(): void; disposeVariables(): void };
+  return {
+    ALL_ENVS: {},
+    NODE_ENVS: { predicate: () => tf.env().platformName === 'node' },
+    BROWSER_ENVS: { predicate: () => tf.env().platformName === 'browser' },
+    SYNC_BACKEND_ENVS: { predicate: (e: SpecEnv) => e.isDataSync === true },
+    describeWithFlags(name: string, constraints: Constraints, tests: (env: SpecEnv) => void) {
+      tf.env().setFlags(testEnv.flags);
+      tf.env().set('IS_TEST', true);
+      if (!satisfies(testEnv, constraints)) return;
+      describe(`${name} ${testEnv.name} ${JSON.stringify(testEnv.flags)}`, () => {
+        beforeAll(async () => {
+          engine.reset();
+          tf.env().setFlags(testEnv.flags);
+          tf.env().set('IS_TEST', true);
+          if (!(await engine.setBackend(testEnv.backendName))) throw new Error(`backend ${testEnv.backendName} did not initialise`);
+        });
+        beforeEach(() => engine.startScope());
+        afterEach(() => {
+          engine.endScope();
+          engine.disposeVariables();
+        });
+        afterAll(() => engine.reset());
+        tests(testEnv);
+      });
+    },
+  };
+}
+
+/** The spec file's code with its imports replaced by bindings to `deps`. */
+function specSource(relativePath: string): string {
+  const text = readFileSync(coreDist + relativePath, 'utf8');
+  return text.replace(/^import \* as (\w+) from '[./]+index';$/m, 'const $1 = deps.tf;')
+    .replace(/^import \{([^}]*)\} from '[./]+jasmine_util';$/m, 'const {$1} = deps.jasmineUtil;')
+    .replace(/^import \{([^}]*)\} from '[./]+test_util';$/m, 'const {$1} = deps.tf.test_util;')
+    .replace(/^import \{([^}]*)\} from '\.\/reduce_util';$/m, 'const {$1} = deps.tf.backend_util;')
+    .replace(/^export const /gm, 'const ');
+}
+
+/** Registers the specs of one tfjs-core spec file (path under dist/, e.g. 'ops/mat_mul_test.js'). */
+export function runTfjsCoreSpecs(relativePath: string, testEnv: SpecEnv): void {
+  const source = specSource(relativePath);
+  if (/^\s*(import|export) /m.test(source)) throw new Error(`${relativePath}: an import or export was not bound`);
+  const deps = { tf, jasmineUtil: jasmineUtil(testEnv) };
+  new Function('deps', 'describe', 'it', 'expect', 'beforeAll', 'beforeEach', 'afterEach', 'afterAll', source)(
+    deps, describe, it, expect, beforeAll, beforeEach, afterEach, afterAll);
+}
