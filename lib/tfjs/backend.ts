@@ -17,9 +17,11 @@ import * as tf from '@tensorflow/tfjs';
 import { weightCacheOf } from './kernel-context.js';
 import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
 import { conv2dBackpropFilterKernel } from './kernels/conv2d-backprop-filter.js';
+import { conv2dBackpropInputKernel } from './kernels/conv2d-backprop-input.js';
 import { conv2dKernel } from './kernels/conv2d.js';
 import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
+import { identityKernel } from './kernels/identity.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
 export const FP4KIT_BACKEND = 'fp4kit';
@@ -28,18 +30,20 @@ const PRIORITY = 0;
 
 type KernelFactory = (backendName: string, base: KernelConfig | undefined) => KernelConfig;
 
-/** Kernel name → fp4kit's kernel, on both bases. */
-const KERNELS: Record<string, KernelFactory> = {
-  BatchMatMul: batchMatMulKernel,
-  _FusedMatMul: fusedMatMulKernel,
-  Conv2D: conv2dKernel,
-  FusedConv2D: fusedConv2dKernel,
-  Conv2DBackpropFilter: conv2dBackpropFilterKernel,
-  UnsortedSegmentSum: unsortedSegmentSumKernel,
-};
-
-/** Kernels fp4kit adds only where the base has none of its own (the cpu base's is kept). */
-const FILL_ONLY = new Set(['UnsortedSegmentSum']);
+/**
+ * fp4kit's kernels and the bases they go on: 'all' replaces the base's kernel, 'missing' fills a
+ * kernel only where the base has none, 'wasm' replaces it on the wasm base only.
+ */
+const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
+  ['BatchMatMul', batchMatMulKernel, 'all'],
+  ['_FusedMatMul', fusedMatMulKernel, 'all'],
+  ['Conv2D', conv2dKernel, 'all'],
+  ['FusedConv2D', fusedConv2dKernel, 'all'],
+  ['Conv2DBackpropInput', conv2dBackpropInputKernel, 'all'],
+  ['Conv2DBackpropFilter', conv2dBackpropFilterKernel, 'all'],
+  ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
+  ['Identity', identityKernel, 'wasm'],
+];
 
 /**
  * The base instance, told about disposals: the weights cached from a tensor's data are released
@@ -65,9 +69,9 @@ function watched(backend: KernelBackend): KernelBackend {
 function registerVariant(name: string, baseName: string, factory: () => KernelBackend | Promise<KernelBackend>): void {
   if (tf.findBackendFactory(name) !== null) return; // this module was loaded twice
   tf.copyRegisteredKernels(baseName, name);
-  for (const [kernelName, make] of Object.entries(KERNELS)) {
+  for (const [kernelName, make, where] of KERNELS) {
     const base = tf.getKernel(kernelName, baseName);
-    if (FILL_ONLY.has(kernelName) && base !== undefined) continue;
+    if ((where === 'missing' && base !== undefined) || (where === 'wasm' && baseName !== 'wasm')) continue;
     if (tf.getKernel(kernelName, name) !== undefined) tf.unregisterKernel(kernelName, name);
     tf.registerKernel(make(name, base));
   }

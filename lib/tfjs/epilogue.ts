@@ -5,6 +5,7 @@
 
 import type { KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { isTrailingBroadcast, preluValues } from './prelu.js';
 import type { TensorStorage } from './storage.js';
 
 export type Activation = 'linear' | 'relu' | 'relu6' | 'elu' | 'prelu' | 'leakyrelu' | 'sigmoid';
@@ -40,6 +41,9 @@ export interface EpilogueArgs {
   activation?: Activation;
   preluActivationWeights?: TensorInfo;
   leakyreluAlpha?: number;
+  /** NCHW convolution output: a 1-D bias or PReLU weight of length ≠ 1 runs along the channel
+   *  axis (reshaped to [C, 1, 1]), as tfjs-backend-cpu's FusedConv2D does. */
+  channelsFirst?: boolean;
 }
 
 /** product (+ bias) → activation, disposing each intermediate. */
@@ -49,13 +53,33 @@ export function epilogue(e: EpilogueArgs): TensorInfo {
     e.storage.dispose(current);
     current = next;
   };
-  if (e.bias !== undefined) replace(runKernel(e.backendName, e.backend, 'Add', { a: current, b: e.bias }));
+  // The operand as the kernel sees it, and a reshaped copy to dispose afterwards, if any.
+  const alongChannels = (t: TensorInfo): { operand: TensorInfo; reshaped?: TensorInfo } => {
+    if (!e.channelsFirst || t.shape.length !== 1 || t.shape[0] === 1) return { operand: t };
+    const reshaped = runKernel(e.backendName, e.backend, 'Reshape', { x: t }, { shape: [t.shape[0], 1, 1] });
+    return { operand: reshaped, reshaped };
+  };
+  const withOperand = (t: TensorInfo, run: (operand: TensorInfo) => TensorInfo) => {
+    const { operand, reshaped } = alongChannels(t);
+    replace(run(operand));
+    if (reshaped) e.storage.dispose(reshaped);
+  };
+  if (e.bias !== undefined) withOperand(e.bias, (b) => runKernel(e.backendName, e.backend, 'Add', { a: current, b }));
   const activation = e.activation ?? 'linear';
   if (activation === 'linear') return current;
-  const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation] : undefined;
+  const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation as Exclude<Activation, 'linear'>] : undefined;
   if (kernelName === undefined) throw new Error(`fp4kit tfjs backend: activation '${activation}' is not implemented`);
-  if (activation === 'prelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current, alpha: e.preluActivationWeights! }));
+  if (activation === 'prelu') withOperand(e.preluActivationWeights!, (alpha) => prelu(e, current, alpha));
   else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? 0.2 }));
   else replace(runKernel(e.backendName, e.backend, kernelName, { x: current }));
   return current;
+}
+
+/** The base's Prelu where it broadcasts right, else preluValues. */
+function prelu(e: EpilogueArgs, x: TensorInfo, alpha: TensorInfo): TensorInfo {
+  if (isTrailingBroadcast(alpha.shape, x.shape) || x.dtype !== 'float32' || alpha.dtype !== 'float32') {
+    return runKernel(e.backendName, e.backend, 'Prelu', { x, alpha });
+  }
+  const values = preluValues(e.storage.values(x) as Float32Array, x.shape, (e.storage.values(alpha) as Float32Array).slice(), alpha.shape);
+  return e.storage.output(x.shape, 'float32', values);
 }

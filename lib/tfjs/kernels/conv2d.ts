@@ -1,4 +1,4 @@
-// Conv2D (NHWC) through im2col onto fp4kit's matmul; NCHW and non-float32 inputs stay on the base.
+// Conv2D (NHWC or NCHW) through im2col onto fp4kit's matmul (conv-product.ts).
 
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -7,21 +7,20 @@ import { fp4kitKernel } from '../kernel-context.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
-/** tfjs's Conv2DInfo for NHWC attributes, or undefined for NCHW (left to the base backend). */
-export function nhwcConvInfo(x: TensorInfo, filterShape: number[], attrs: Record<string, unknown>, dilations: unknown): tf.backend_util.Conv2DInfo | undefined {
-  if (attrs.dataFormat === 'NCHW') return undefined;
+/** tfjs's Conv2DInfo for a kernel's attributes (computeConv2DInfo checks them as tfjs does). */
+export function convInfo(inShape: number[], filterShape: number[], attrs: Record<string, unknown>, dilations: unknown): tf.backend_util.Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape as [number, number, number, number],
+    inShape as [number, number, number, number], filterShape as [number, number, number, number],
     attrs.strides as number | [number, number], dilations as number | [number, number], attrs.pad as Pad,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined, false, 'channelsLast');
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined, false,
+    tf.backend_util.convertConv2DDataFormat((attrs.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'));
 }
 
 export function conv2dKernel(backendName: string, base: KernelConfig | undefined): KernelConfig {
   return fp4kitKernel('Conv2D', backendName, base, (ctx, inputs, attrs) => {
     const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
     if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
-    const info = nhwcConvInfo(x, filter.shape, attrs, attrs.dilations ?? 1);
-    if (info === undefined) return undefined;
+    const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
     return ctx.storage.output(info.outShape, 'float32', conv2dValues(ctx, x, filter, info, undefined));
   });
 }
