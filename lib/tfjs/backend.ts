@@ -90,5 +90,10 @@ export function registerBackends(): void {
   const cpu = baseFactory('cpu');
   // The wasm factory makes a fresh BackendWasm with its own WebAssembly module and heap.
   registerVariant(FP4KIT_BACKEND, 'wasm', async () => watched(await wasm()));
-  registerVariant(FP4KIT_CPU_BACKEND, 'cpu', () => watched(cpu() as KernelBackend));
+  registerVariant(FP4KIT_CPU_BACKEND, 'cpu', () => {
+    const backend = cpu() as KernelBackend & { firstUse?: boolean };
+    // Its first write would advise installing tfjs-node: not the point of this backend.
+    backend.firstUse = false;
+    return watched(backend);
+  });
 }

@@ -72,11 +72,16 @@ function specSource(relativePath: string): string {
     .replace(/^export const /gm, 'const ');
 }
 
-/** Registers the specs of one tfjs-core spec file (path under dist/, e.g. 'ops/mat_mul_test.js'). */
-export function runTfjsCoreSpecs(relativePath: string, testEnv: SpecEnv): void {
+/**
+ * Registers the specs of one tfjs-core spec file (path under dist/, e.g. 'ops/mat_mul_test.js').
+ * Specs whose name matches `expectedToFail` are registered with it.fails: they must fail (for
+ * features the base backend itself lacks), and the run fails if one of them passes.
+ */
+export function runTfjsCoreSpecs(relativePath: string, testEnv: SpecEnv, expectedToFail?: RegExp): void {
   const source = specSource(relativePath);
   if (/^\s*(import|export) /m.test(source)) throw new Error(`${relativePath}: an import or export was not bound`);
   const deps = { tf, jasmineUtil: jasmineUtil(testEnv) };
+  const specIt = (name: string, fn: () => unknown, timeout?: number) => (expectedToFail?.test(name) ? it.fails : it)(name, fn as () => Promise<void>, timeout);
   new Function('deps', 'describe', 'it', 'expect', 'beforeAll', 'beforeEach', 'afterEach', 'afterAll', source)(
-    deps, describe, it, expect, beforeAll, beforeEach, afterEach, afterAll);
+    deps, describe, specIt, expect, beforeAll, beforeEach, afterEach, afterAll);
 }

@@ -10,7 +10,8 @@ import { fp4kitKernel } from '../kernel-context.js';
 export function identityKernel(backendName: string, base: KernelConfig | undefined): KernelConfig {
   return fp4kitKernel('Identity', backendName, base, ({ backend }, inputs) => {
     const { x } = inputs as { x: TensorInfo };
-    if (x.dtype === 'string') return undefined;
+    // Strings and complex numbers keep the base's own handling.
+    if (x.dtype === 'string' || x.dtype === 'complex64') return undefined;
     (backend as KernelBackend).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   });

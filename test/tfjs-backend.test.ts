@@ -1,0 +1,317 @@
+// The fp4kit TensorFlow.js backends ('fp4kit' on tfjs's wasm backend, 'fp4kit-cpu' on its cpu
+// backend) with real tfjs 4.22: tfjs-core's own specs for every kernel fp4kit replaces, agreement
+// with tfjs's cpu backend (float32 within reassociation error; quantizing modes on fake-quantized
+// operands), the weight cache, bit-identical results across fp4kit's own backends, tfjs-layers
+// models that train and predict, and no tensor leaks.
+
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend } from '../lib/index.js';
+import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters, resetCounters, weightCacheOf, type WeightMode } from '../lib/tfjs/index.js';
+import { runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
+
+const BACKENDS = [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND];
+const QUANTIZING: Exclude<WeightMode, 'none'>[] = ['nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp'];
+
+/** tfjs-core's spec files for the kernels fp4kit implements (paths under @tensorflow/tfjs-core/dist/). */
+const SPEC_FILES = [
+  'ops/mat_mul_test.js', // BatchMatMul (matMul, dot, batched, broadcast, transposes, gradients)
+  'ops/fused/fused_mat_mul_test.js', // _FusedMatMul (bias shapes, activations, gradients)
+  'ops/conv2d_test.js', // Conv2D, and its gradients (Conv2DBackpropInput/Filter)
+  'ops/fused/fused_conv2d_test.js', // FusedConv2D
+  'ops/conv2d_transpose_test.js', // Conv2DBackpropInput
+  'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
+  'ops/clone_test.js', // Identity (shares data on the wasm base)
+];
+
+/** Specs of clone_test.js that fail on tfjs's stock wasm backend too (it has no complex64 kernels):
+ *  on the wasm base they must fail (it.fails), on the cpu base pass. */
+const WASM_HAS_NO_COMPLEX = /complex64/;
+
+describe.each(BACKENDS)('tfjs-core specs on %s, FP4KIT_WEIGHTS=none', (backendName) => {
+  for (const file of SPEC_FILES) {
+    runTfjsCoreSpecs(file, { name: backendName, backendName, flags: { FP4KIT_WEIGHTS: 'none' } }, backendName === FP4KIT_BACKEND ? WASM_HAS_NO_COMPLEX : undefined);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Host-side references.
+
+/** Deterministic values in [-1, 1) (a small LCG; the same on every run). */
+function values(count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  let s = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** [rows, cols] → [cols, rows]. */
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
+  return out;
+}
+
+/** dequantize(quantize(x)) of a row-major [rows, cols] matrix (blocks along cols). */
+function fakeQuant(x: Float32Array, rows: number, cols: number, format: Exclude<WeightMode, 'none'> | 'mxint8'): Float32Array {
+  const q = format === 'fgmp' ? quantize(x, { format: 'fgmp', shape: [rows, cols] }) : quantize(x, { format, shape: [rows, cols] });
+  return dequantize(q);
+}
+
+/**
+ * Checks actual against reference within float32 reassociation error of a K-term dot product:
+ * |actual − reference| ≤ K · 2⁻²³ · Σ_k |a_k · b_k| (+ 1e-30), per element; `magnitudes` is that sum.
+ */
+function expectWithinReassociation(actual: Float32Array, reference: Float32Array, magnitudes: Float32Array, k: number): void {
+  expect(actual.length).toBe(reference.length);
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const bound = k * 2 ** -23 * magnitudes[i] + 1e-30;
+    worst = Math.max(worst, Math.abs(actual[i] - reference[i]) / bound);
+  }
+  expect(worst).toBeLessThanOrEqual(1);
+}
+
+/** a[M,K]·b[N,K]ᵀ and Σ|a||b| on tfjs's cpu backend. */
+function cpuProduct(a: Float32Array, b: Float32Array, m: number, k: number, n: number): { product: Float32Array; magnitudes: Float32Array } {
+  return tf.tidy(() => {
+    const ta = tf.tensor2d(a, [m, k], 'float32', );
+    const tb = tf.tensor2d(b, [n, k]);
+    return {
+      product: tf.matMul(ta, tb, false, true).dataSync() as Float32Array,
+      magnitudes: tf.matMul(tf.abs(ta), tf.abs(tb), false, true).dataSync() as Float32Array,
+    };
+  });
+}
+
+/** Runs f with `name` as the tfjs backend, then goes back to the fp4kit backend under test. */
+async function on<T>(name: string, f: () => T): Promise<T> {
+  const previous = tf.getBackend();
+  await tf.setBackend(name);
+  try {
+    return f();
+  } finally {
+    await tf.setBackend(previous);
+  }
+}
+
+describe.each(BACKENDS)('products on %s', (backendName) => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(backendName)).toBe(true);
+    tf.env().set('FP4KIT_WEIGHTS', 'none');
+    resetCounters();
+  });
+
+  it('FP4KIT_WEIGHTS=none agrees with the cpu backend within float32 reassociation error (shapes, transposes, batches)', async () => {
+    const cases: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 33, 9], [64, 100, 31], [2, 257, 3]];
+    for (const [m, k, n] of cases) {
+      for (const transposeA of [false, true]) {
+        for (const transposeB of [false, true]) {
+          const a = values(m * k, m + 7 * k);
+          const b = values(k * n, n + 3 * k);
+          // The operands as tfjs sees them, and as [M,K] / [N,K] for the reference.
+          const aTf = transposeA ? transpose(a, m, k) : a;
+          const bTf = transposeB ? transpose(b, k, n) : b;
+          const got = tf.tidy(() => tf.matMul(tf.tensor2d(aTf, transposeA ? [k, m] : [m, k]), tf.tensor2d(bTf, transposeB ? [n, k] : [k, n]), transposeA, transposeB).dataSync() as Float32Array);
+          const ref = await on('cpu', () => cpuProduct(a, transpose(b, k, n), m, k, n));
+          expectWithinReassociation(got, ref.product, ref.magnitudes, k);
+        }
+      }
+    }
+    expect(readCounters().floatProducts).toBeGreaterThanOrEqual(20);
+    expect(readCounters().quantizedProducts).toBe(0);
+  });
+
+  it('FP4KIT_WEIGHTS=none: batched and broadcast products, fused bias and activations agree with cpu', async () => {
+    const run = () => tf.tidy(() => {
+      const a = tf.tensor(values(2 * 3 * 4 * 40, 1), [2, 3, 4, 40]);
+      const b = tf.tensor(values(3 * 40 * 6, 2), [3, 40, 6]);
+      const w = tf.tensor(values(40 * 6, 3), [40, 6]);
+      const bias = tf.tensor(values(6, 4), [6]);
+      const bias2d = tf.tensor(values(4 * 6, 5), [4, 6]);
+      return [
+        tf.matMul(a, b), // batch dims [2,3] × [3]
+        tf.matMul(a, w), // one weight for every matrix
+        tf.fused.matMul({ a: a.reshape([24, 40]), b: w, bias, activation: 'relu' }),
+        tf.fused.matMul({ a: a.reshape([24, 40]), b: w, bias, activation: 'elu' }),
+        tf.fused.matMul({ a: a.reshape([2, 3, 4, 40]), b: w, bias: bias2d, activation: 'sigmoid' }), // [4,6] bias: not per column
+        tf.fused.matMul({ a: a.reshape([24, 40]), b: w, activation: 'leakyrelu', leakyreluAlpha: 0.3 }),
+        tf.fused.matMul({ a: a.reshape([24, 40]), b: w, activation: 'prelu', preluActivationWeights: bias }),
+      ].map((t) => t.dataSync() as Float32Array);
+    });
+    const got = run();
+    const ref = await on('cpu', run);
+    for (let i = 0; i < got.length; i++) {
+      expect(got[i].length).toBe(ref[i].length);
+      // 40-term sums of values below 1 in magnitude (activations only shrink differences).
+      for (let j = 0; j < got[i].length; j++) expect(Math.abs(got[i][j] - ref[i][j])).toBeLessThanOrEqual(40 * 40 * 2 ** -23);
+    }
+  });
+
+  it.each(QUANTIZING)('FP4KIT_WEIGHTS=%s: a variable B is quantized, activations MXINT8 — equal to cpu on the fake-quantized operands, every transpose', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const m = 24;
+    const k = 96;
+    const n = 40;
+    const a = values(m * k, 11);
+    const w = values(k * n, 12); // the weight as [K, N] (Dense layout)
+    const wNK = transpose(w, k, n);
+    const aQ = fakeQuant(a, m, k, 'mxint8');
+    const wQ = fakeQuant(wNK, n, k, mode);
+    const ref = await on('cpu', () => cpuProduct(aQ, wQ, m, k, n));
+    for (const transposeA of [false, true]) {
+      for (const transposeB of [false, true]) {
+        const weight = tf.variable(tf.tensor2d(transposeB ? wNK : w, transposeB ? [n, k] : [k, n]));
+        const x = tf.tensor2d(transposeA ? transpose(a, m, k) : a, transposeA ? [k, m] : [m, k]);
+        const before = readCounters();
+        const got = tf.tidy(() => tf.matMul(x, weight, transposeA, transposeB).dataSync() as Float32Array);
+        const after = readCounters();
+        expect(after.quantizedProducts - before.quantizedProducts).toBe(1);
+        expect(after.floatProducts - before.floatProducts).toBe(0);
+        expectWithinReassociation(got, ref.product, ref.magnitudes, k);
+        x.dispose();
+        weight.dispose();
+      }
+    }
+  });
+
+  it('quantizing mode, broadcast batches: one weight under 2×3 matrices of a, and one weight per batch of b', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const [m, k, n] = [5, 64, 8];
+    const a = values(6 * m * k, 21);
+    const wBatched = values(2 * k * n, 22);
+    const aQ = fakeQuant(a, 6 * m, k, 'mxint8');
+    // a [2,3,M,K] × w [K,N]: all 30 rows in one product with one quantized weight.
+    const w0 = wBatched.subarray(0, k * n);
+    const ref1 = await on('cpu', () => cpuProduct(aQ, fakeQuant(transpose(w0, k, n), n, k, 'nvfp4'), 6 * m, k, n));
+    const v1 = tf.variable(tf.tensor2d(w0, [k, n]));
+    const got1 = tf.tidy(() => tf.matMul(tf.tensor(a, [2, 3, m, k]), v1).dataSync() as Float32Array);
+    expectWithinReassociation(got1, ref1.product, ref1.magnitudes, k);
+    // a [2,M,K] × w [2,K,N]: each batch with its own weight matrix, each quantized on its own.
+    const v2 = tf.variable(tf.tensor3d(wBatched, [2, k, n]));
+    const got2 = tf.tidy(() => tf.matMul(tf.tensor3d(a.subarray(0, 2 * m * k), [2, m, k]), v2).dataSync() as Float32Array);
+    for (let i = 0; i < 2; i++) {
+      const wi = wBatched.subarray(i * k * n, (i + 1) * k * n);
+      const ref = await on('cpu', () => cpuProduct(aQ.subarray(i * m * k, (i + 1) * m * k), fakeQuant(transpose(wi, k, n), n, k, 'nvfp4'), m, k, n));
+      expectWithinReassociation(got2.subarray(i * m * n, (i + 1) * m * n), ref.product, ref.magnitudes, k);
+    }
+    v1.dispose();
+    v2.dispose();
+  });
+
+  it('quantizing mode: products without a weight operand (gradients, two activations) run in float32', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
+    const a = tf.tensor2d(values(8 * 32, 31), [8, 32]);
+    const b = tf.tensor2d(values(32 * 4, 32), [32, 4]);
+    const got = tf.matMul(a, b).dataSync() as Float32Array;
+    expect(readCounters()).toMatchObject({ quantizedProducts: 0, floatProducts: 1 });
+    const ref = await on('cpu', () => cpuProduct(values(8 * 32, 31), transpose(values(32 * 4, 32), 32, 4), 8, 32, 4));
+    expectWithinReassociation(got, ref.product, ref.magnitudes, 32);
+    // FP4KIT_WEIGHT_TENSORS=all: every B is a weight (e.g. a GraphModel's constant weights).
+    tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
+    tf.matMul(a, b).dataSync();
+    expect(readCounters().quantizedProducts).toBe(1);
+  });
+
+  it.each(['nvfp4', 'none'] as const)('FP4KIT_WEIGHTS=%s: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const [batch, h, w, cin, fh, fw, cout] = [2, 7, 6, 5, 3, 3, 8];
+    const x = values(batch * h * w * cin, 41);
+    const f = values(fh * fw * cin * cout, 42);
+    const k = fh * fw * cin;
+    for (const [stride, pad] of [[1, 'same'], [2, 'valid']] as const) {
+      const filter = tf.variable(tf.tensor4d(f, [fh, fw, cin, cout]));
+      const nhwc = tf.tensor4d(x, [batch, h, w, cin]);
+      const got = tf.tidy(() => tf.conv2d(nhwc, filter, stride, pad).dataSync() as Float32Array);
+      const gotNchw = tf.tidy(() => tf.transpose(tf.conv2d(tf.transpose(nhwc, [0, 3, 1, 2]), filter, stride, pad, 'NCHW'), [0, 2, 3, 1]).dataSync() as Float32Array);
+      // Reference: patches built here (independently of lib/tfjs/im2col.ts), fake-quantized
+      // rows, times the fake-quantized filter, on the cpu backend.
+      const info = tf.backend_util.computeConv2DInfo([batch, h, w, cin], [fh, fw, cin, cout], stride, 1, pad);
+      const rows = batch * info.outHeight * info.outWidth;
+      const patches = new Float32Array(rows * k);
+      let r = 0;
+      for (let b = 0; b < batch; b++) for (let oy = 0; oy < info.outHeight; oy++) for (let ox = 0; ox < info.outWidth; ox++, r++) {
+        for (let i = 0; i < fh; i++) for (let j = 0; j < fw; j++) for (let c = 0; c < cin; c++) {
+          const iy = oy * stride - info.padInfo.top + i;
+          const ix = ox * stride - info.padInfo.left + j;
+          if (iy >= 0 && iy < h && ix >= 0 && ix < w) patches[r * k + (i * fw + j) * cin + c] = x[((b * h + iy) * w + ix) * cin + c];
+        }
+      }
+      const fNK = transpose(f, k, cout);
+      const ref = await on('cpu', () => mode === 'none'
+        ? cpuProduct(patches, fNK, rows, k, cout)
+        : cpuProduct(fakeQuant(patches, rows, k, 'mxint8'), fakeQuant(fNK, cout, k, mode), rows, k, cout));
+      expectWithinReassociation(got, ref.product, ref.magnitudes, k);
+      expectWithinReassociation(gotNchw, ref.product, ref.magnitudes, k);
+      filter.dispose();
+      nhwc.dispose();
+    }
+    expect(readCounters()[mode === 'none' ? 'floatProducts' : 'quantizedProducts']).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a weight is quantized once and cached; an assign re-quantizes and releases the old entry; dispose releases it', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const cache = weightCacheOf(tf.backend());
+    // As tfjs-layers makes its weights: the initial value is disposed, the variable holds the data.
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(64 * 16, 51), [64, 16])));
+    const x = tf.tensor2d(values(4 * 64, 52), [4, 64]);
+    const first = tf.tidy(() => tf.matMul(x, w).dataSync() as Float32Array);
+    for (let i = 0; i < 3; i++) expect(tf.tidy(() => tf.matMul(x, w).dataSync())).toEqual(first);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 1, weightCacheHits: 3, quantizedProducts: 4 });
+    expect(cache.size).toBe(1);
+    // The backward product dX = dY · Wᵀ uses the same tensor in the other layout: a second entry.
+    tf.tidy(() => tf.matMul(tf.ones([4, 16]), w, false, true).dataSync());
+    expect(readCounters().weightsPrepared).toBe(2);
+    expect(cache.size).toBe(1);
+    // A new value: its own quantization, and the old value's entries go with the old data.
+    tf.tidy(() => w.assign(tf.mul(w, 2) as tf.Tensor2D));
+    const doubled = tf.tidy(() => tf.matMul(x, w).dataSync() as Float32Array);
+    expect(readCounters().weightsReleased).toBe(2);
+    expect(readCounters().weightsPrepared).toBe(3);
+    // NVFP4 scales are per tensor and per block: twice the weights quantize to exactly twice.
+    for (let i = 0; i < first.length; i++) expect(doubled[i]).toBe(2 * first[i]);
+    // The flag changes: the next product quantizes in the new format.
+    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
+    tf.tidy(() => tf.matMul(x, w).dataSync());
+    expect(readCounters().weightsPrepared).toBe(4);
+    w.dispose();
+    expect(cache.size).toBe(0);
+    x.dispose();
+  });
+
+  it('FP4KIT_WEIGHTS refuses an unknown value at the set call and keeps the previous one', () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
+    expect(() => tf.env().set('FP4KIT_WEIGHTS', 'fp3')).toThrow("tf.env().set('FP4KIT_WEIGHTS'): the value must be one of 'nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp', 'none', got 'fp3'");
+    expect(tf.env().get('FP4KIT_WEIGHTS')).toBe('mxfp4');
+    expect(() => tf.env().set('FP4KIT_WEIGHT_TENSORS', true)).toThrow("tf.env().set('FP4KIT_WEIGHT_TENSORS'): the value must be one of 'variables', 'all', got true (a boolean)");
+    expect(tf.env().get('FP4KIT_WEIGHT_TENSORS')).toBe('variables');
+  });
+});
+
+describe('bit-identical across fp4kit backends (native, wasm, js)', () => {
+  const fp4kitBackends = availableBackends().filter((b) => b.available).map((b) => b.name);
+  const initial = getFp4kitBackend().name;
+  afterAll(() => setFp4kitBackend(initial));
+
+  it.each(['none', 'nvfp4', 'mxfp8_e4m3'] as const)('FP4KIT_WEIGHTS=%s: the same bytes from every fp4kit backend, through tfjs', async (mode) => {
+    tf.engine().reset();
+    await tf.setBackend(FP4KIT_BACKEND);
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const outputs: Uint8Array[] = [];
+    for (const name of fp4kitBackends) {
+      setFp4kitBackend(name);
+      const w = tf.variable(tf.tensor2d(values(75 * 33, 61), [75, 33]));
+      const x = tf.tensor2d(values(19 * 75, 62), [19, 75]);
+      // Forward, dX-like (transposeB) and dW-like (transposeA, no weight: float32) products.
+      const y = tf.tidy(() => tf.concat([tf.matMul(x, w).flatten(), tf.matMul(tf.ones([19, 33]), w, false, true).flatten(), tf.matMul(x, x.slice([0, 0], [19, 8]), true, false).flatten()]));
+      outputs.push(new Uint8Array((y.dataSync() as Float32Array).slice().buffer));
+      tf.dispose([w, x, y]);
+    }
+    expect(fp4kitBackends.length).toBeGreaterThanOrEqual(2);
+    for (const out of outputs.slice(1)) expect(out).toEqual(outputs[0]);
+  });
+});
