@@ -315,3 +315,137 @@ describe('bit-identical across fp4kit backends (native, wasm, js)', () => {
     for (const out of outputs.slice(1)) expect(out).toEqual(outputs[0]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// tfjs-layers models.
+
+/** A 3-class problem a small MLP learns: the label is the argmax of a fixed linear map of x. */
+function mlpData(count: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const features = values(count * 8, 71);
+  const map = values(8 * 3, 72);
+  const labels = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let c = 0; c < 3; c++) {
+      let score = 0;
+      for (let j = 0; j < 8; j++) score += features[i * 8 + j] * map[j * 3 + c];
+      if (score > bestScore) [best, bestScore] = [c, score];
+    }
+    labels[i] = best;
+  }
+  return { x: tf.tensor2d(features, [count, 8]), y: tf.oneHot(tf.tensor1d(labels, 'int32'), 3) as tf.Tensor2D };
+}
+
+/** 8×8 one-channel images with a bright 3×3 square in the left (class 0) or right (class 1) half. */
+function cnnData(count: number): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const noise = values(count * 64, 81);
+  const images = new Float32Array(count * 64);
+  const labels = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    labels[i] = i % 2;
+    const top = Math.floor(((noise[i * 64] + 1) / 2) * 6);
+    const left = labels[i] === 0 ? Math.floor(((noise[i * 64 + 1] + 1) / 2) * 2) : 4 + Math.floor(((noise[i * 64 + 1] + 1) / 2) * 2);
+    for (let p = 0; p < 64; p++) images[i * 64 + p] = 0.1 * noise[i * 64 + p];
+    for (let r = top; r < top + 3; r++) for (let c = left; c < left + 3; c++) images[i * 64 + r * 8 + c] += 1;
+  }
+  return { x: tf.tensor4d(images, [count, 8, 8, 1]), y: tf.oneHot(tf.tensor1d(labels, 'int32'), 2) as tf.Tensor2D };
+}
+
+const seeded = (seed: number) => tf.initializers.glorotUniform({ seed });
+
+function mlp(): tf.Sequential {
+  return tf.sequential({ layers: [
+    tf.layers.dense({ units: 32, activation: 'relu', inputShape: [8], kernelInitializer: seeded(1) }),
+    tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: seeded(2) }),
+  ] });
+}
+
+function cnn(): tf.Sequential {
+  return tf.sequential({ layers: [
+    tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [8, 8, 1], kernelInitializer: seeded(3) }),
+    tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: seeded(4) }),
+    tf.layers.maxPooling2d({ poolSize: 2 }),
+    tf.layers.flatten(),
+    tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: seeded(5) }),
+  ] });
+}
+
+function accuracy(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): number {
+  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(model.predict(x) as tf.Tensor, -1), tf.argMax(y, -1)), 'float32')).dataSync()[0]);
+}
+
+describe.each([
+  [FP4KIT_BACKEND, 'nvfp4'], [FP4KIT_BACKEND, 'none'], [FP4KIT_BACKEND, 'mxfp8_e4m3'], [FP4KIT_CPU_BACKEND, 'mxfp4'],
+] as const)('tfjs-layers models on %s, FP4KIT_WEIGHTS=%s', (backendName, mode) => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(backendName)).toBe(true);
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    // tfjs's per-kernel leak check, on every kernel the models run.
+    tf.env().set('IS_TEST', true);
+    resetCounters();
+  });
+
+  it('an MLP trains (loss falls), predicts, leaks no tensors, and releases its cached weights', async () => {
+    const { x, y } = mlpData(256);
+    const model = mlp();
+    model.compile({ optimizer: tf.train.adam(0.02), loss: 'categoricalCrossentropy' });
+    const history = await model.fit(x, y, { epochs: 12, batchSize: 32, shuffle: false, verbose: 0 });
+    const losses = history.history.loss as number[];
+    expect(losses[losses.length - 1]).toBeLessThan(0.6 * losses[0]);
+    expect(accuracy(model, x, y)).toBeGreaterThan(0.85);
+    // Training ran its weight products on fp4kit's matmul: quantized unless 'none'.
+    const c = readCounters();
+    expect(mode === 'none' ? c.floatProducts : c.quantizedProducts).toBeGreaterThan(8 * 12 * 2);
+    // After the first fit (which creates the optimizer's slots), predict and fit keep the count.
+    const tensors = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.dispose(model.predict(x));
+    await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0 });
+    expect(tf.memory().numTensors).toBe(tensors);
+    // Each kernel is cached in at most the forward and the dX layout; all released on dispose.
+    const cache = weightCacheOf(tf.backend());
+    expect(cache.size).toBeLessThanOrEqual(2);
+    model.dispose();
+    tf.dispose([x, y]);
+    expect(cache.size).toBe(0);
+  });
+
+  it('a small CNN (two conv layers, pooling, dense) trains and predicts, and leaks no tensors', async () => {
+    const { x, y } = cnnData(128);
+    const model = cnn();
+    model.compile({ optimizer: tf.train.adam(0.02), loss: 'categoricalCrossentropy' });
+    const history = await model.fit(x, y, { epochs: 10, batchSize: 32, shuffle: false, verbose: 0 });
+    const losses = history.history.loss as number[];
+    expect(losses[losses.length - 1]).toBeLessThan(0.5 * losses[0]);
+    expect(accuracy(model, x, y)).toBeGreaterThan(0.9);
+    const tensors = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.dispose(model.predict(x));
+    await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0 });
+    expect(tf.memory().numTensors).toBe(tensors);
+    model.dispose();
+    tf.dispose([x, y]);
+  });
+});
+
+describe('FP4KIT_WEIGHTS=none predicts what the cpu backend predicts (same model, same weights)', () => {
+  it('MLP and CNN outputs agree within float32 reassociation error', async () => {
+    tf.engine().reset();
+    await tf.setBackend('cpu');
+    const models = [mlp(), cnn()];
+    const inputs = [mlpData(64).x, cnnData(32).x];
+    const reference = models.map((m, i) => (m.predict(inputs[i]) as tf.Tensor).dataSync() as Float32Array);
+    const weights = models.map((m) => m.getWeights().map((w) => w.dataSync().slice()));
+    const shapes = models.map((m) => m.getWeights().map((w) => w.shape));
+    await tf.setBackend(FP4KIT_BACKEND);
+    tf.env().set('FP4KIT_WEIGHTS', 'none');
+    for (let i = 0; i < models.length; i++) {
+      const model = i === 0 ? mlp() : cnn();
+      model.setWeights(weights[i].map((w, j) => tf.tensor(w, shapes[i][j])));
+      const input = tf.tensor(inputs[i].dataSync(), inputs[i].shape);
+      const got = (model.predict(input) as tf.Tensor).dataSync() as Float32Array;
+      expect(got.length).toBe(reference[i].length);
+      for (let j = 0; j < got.length; j++) expect(Math.abs(got[j] - reference[i][j])).toBeLessThan(1e-5);
+    }
+  });
+});
