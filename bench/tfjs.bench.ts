@@ -56,7 +56,8 @@ function release(name: string): void {
 }
 
 async function use(backend: string, mode?: WeightMode): Promise<void> {
-  if (tf.getBackend() !== backend && !(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not initialise`);
+  // setBackend also makes a fresh instance when release() freed the last one.
+  if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not initialise`);
   if (mode) tf.env().set('FP4KIT_WEIGHTS', mode);
 }
 
