@@ -253,6 +253,20 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(readCounters()[mode === 'none' ? 'floatProducts' : 'quantizedProducts']).toBeGreaterThanOrEqual(4);
   });
 
+  it('operands that live on another backend move in before the product reads them (the heap may grow meanwhile)', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const [m, k, n] = [64, 1024, 4096];
+    const a = tf.tensor2d(values(m * k, 91), [m, k]);
+    // 16 MB made on the cpu backend: moving it into the wasm heap grows the heap.
+    await tf.setBackend('cpu');
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(k * n, 92), [k, n])));
+    await tf.setBackend(backendName);
+    const got = tf.tidy(() => tf.matMul(a, w).dataSync() as Float32Array);
+    const ref = await on('cpu', () => cpuProduct(fakeQuant(values(m * k, 91), m, k, 'mxint8'), fakeQuant(transpose(values(k * n, 92), k, n), n, k, 'nvfp4'), m, k, n));
+    expectWithinReassociation(got, ref.product, ref.magnitudes, k);
+    tf.dispose([a, w]);
+  });
+
   it('a weight is quantized once and cached; an assign re-quantizes and releases the old entry; dispose releases it', async () => {
     tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
     const cache = weightCacheOf(tf.backend());

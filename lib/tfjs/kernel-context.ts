@@ -34,6 +34,8 @@ export function fp4kitKernel(kernelName: string, backendName: string, base: Kern
   const kernelFunc = ((args: KernelArgs) => {
     const backend = args.backend as KernelBackend;
     const ctx: KernelContext = { backendName, backend, storage: storageOf(backend), cache: weightCacheOf(backend) };
+    // Inputs still on another backend move here now, before any kernel takes a view of the heap.
+    for (const t of Object.values(args.inputs)) if (t !== undefined && t !== null) ctx.storage.ensure(t);
     const out = run(ctx, args.inputs, args.attrs ?? {});
     if (out !== undefined) return out;
     if (base === undefined) throw new Error(`fp4kit tfjs backend: ${kernelName} is not available for these inputs on this base backend`);

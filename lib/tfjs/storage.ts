@@ -8,6 +8,11 @@ export type Values = Float32Array | Int32Array | Uint8Array;
 
 export interface TensorStorage {
   /**
+   * Makes sure the tensor's data is in this backend (tfjs moves data from another backend on
+   * first access, which allocates): call it for every input before taking any view.
+   */
+  ensure(t: TensorInfo): void;
+  /**
    * The tensor's values in place (a view: no copy). On the wasm base the view is into the heap,
    * which moves when it grows, so take it after the last allocation and use it before the next.
    */
@@ -19,6 +24,7 @@ export interface TensorStorage {
 }
 
 interface WasmLike {
+  dataIdMap: { get(dataId: object): unknown };
   typedArrayFromHeap(t: TensorInfo): Values;
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   disposeData(dataId: object): boolean;
@@ -32,6 +38,7 @@ interface CpuLike {
 
 function wasmStorage(backend: WasmLike): TensorStorage {
   return {
+    ensure: (t) => void backend.dataIdMap.get(t.dataId),
     values: (t) => backend.typedArrayFromHeap(t),
     output(shape, dtype, values) {
       const out = backend.makeOutput(shape, dtype);
@@ -44,6 +51,7 @@ function wasmStorage(backend: WasmLike): TensorStorage {
 
 function cpuStorage(backend: CpuLike): TensorStorage {
   return {
+    ensure: (t) => void backend.data.get(t.dataId),
     values: (t) => backend.data.get(t.dataId).values,
     output: (shape, dtype, values) => backend.makeTensorInfo(shape, dtype, values),
     dispose: (t) => backend.disposeIntermediateTensorInfo(t),
@@ -57,7 +65,7 @@ export function storageOf(backend: KernelBackend): TensorStorage {
   let s = storages.get(backend);
   if (s === undefined) {
     const b = backend as unknown as Partial<WasmLike & CpuLike>;
-    if (typeof b.typedArrayFromHeap === 'function' && typeof b.makeOutput === 'function') s = wasmStorage(b as WasmLike);
+    if (typeof b.typedArrayFromHeap === 'function' && typeof b.makeOutput === 'function' && b.dataIdMap !== undefined) s = wasmStorage(b as WasmLike);
     else if (b.data !== undefined && typeof b.makeTensorInfo === 'function') s = cpuStorage(b as CpuLike);
     else throw new TypeError('fp4kit tfjs backend: the base backend is neither tfjs\'s wasm nor its cpu backend');
     storages.set(backend, s);
