@@ -13,7 +13,7 @@
 // compared with the cpu backend's (relative RMSE ‖y − y_cpu‖ / ‖y_cpu‖).
 //
 // Run:  npm run bench:tfjs
-// Env:  FP4KIT_BENCH_WIDTH=4096 FP4KIT_BENCH_LAYERS=4 FP4KIT_BENCH_BATCH=64 FP4KIT_BENCH_REPS=3
+// Env:  FP4KIT_BENCH_WIDTH=4096 FP4KIT_BENCH_LAYERS=4 FP4KIT_BENCH_BATCH=64 FP4KIT_BENCH_REPS=5
 //       FP4KIT_BENCH_CPU_REPS=1 (the cpu backend takes ~15 s per predict at 4096)
 //       FP4KIT_BENCH_MODES=nvfp4,mxfp4,mxfp8_e4m3,fgmp,none  FP4KIT_BENCH_TRAIN=0 (skip the training table)
 //       FP4KIT_THREADS=1 (fp4kit's addon threads; tfjs's cpu and wasm backends use one thread in Node)
@@ -26,7 +26,7 @@ const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const WIDTH = Number(env('FP4KIT_BENCH_WIDTH', '4096'));
 const LAYERS = Number(env('FP4KIT_BENCH_LAYERS', '4'));
 const BATCH = Number(env('FP4KIT_BENCH_BATCH', '64'));
-const REPS = Number(env('FP4KIT_BENCH_REPS', '3'));
+const REPS = Number(env('FP4KIT_BENCH_REPS', '5'));
 const CPU_REPS = Number(env('FP4KIT_BENCH_CPU_REPS', '1'));
 const MODES = env('FP4KIT_BENCH_MODES', 'nvfp4,mxfp4,mxfp8_e4m3,fgmp,none').split(',') as WeightMode[];
 const TRAIN = env('FP4KIT_BENCH_TRAIN', '1') !== '0';
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
   const native = availableBackends().find((b) => b.name === 'native');
   const flop = 2 * BATCH * WIDTH * WIDTH * LAYERS;
   console.log(`# tfjs ${tf.version_core}: predict, ${LAYERS} dense layers ${WIDTH}×${WIDTH}, batch ${BATCH}`);
-  console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length}, Node ${process.version}; fp4kit native ${native?.available ? native.matmulSimd : 'not loaded'}, FP4KIT_THREADS=${process.env.FP4KIT_THREADS ?? 'default (CPU count, ≤ 8)'}; tfjs cpu and wasm run one thread in Node (wasm: SIMD, XNNPACK)`);
+  console.log(`machine: ${os.cpus()[0]?.model} × ${os.cpus().length}, Node ${process.version}; fp4kit native ${native?.available ? native.matmulSimd : 'not loaded'}, FP4KIT_THREADS=${process.env.FP4KIT_THREADS ?? 'default (CPU count, ≤ 8)'}; tfjs cpu and wasm run one thread in Node (wasm: SIMD, XNNPACK); load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.error('predict:');
   const rows = [
     ...(await predictRows('cpu', [undefined], CPU_REPS)),
@@ -178,6 +178,7 @@ async function main(): Promise<void> {
   for (const r of rows) {
     console.log(`| ${r.backend} | ${r.backend.startsWith('fp4kit') ? r.mode : '—'} | ${fmt(r.first)} | ${fmt(r.ms)} | ${(flop / r.ms / 1e6).toFixed(1)} | ${(peer / r.ms).toFixed(1)}× | ${(rows[0].ms / r.ms).toFixed(1)}× | ${r.relErr.toExponential(2)} |`);
   }
+  console.log(`\nload average after the predict table: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   if (!TRAIN) return;
   console.error('train:');
   console.log(`\n## one training step (trainOnBatch, Adam): dense 4 × ${TRAIN_WIDTH}² at batch ${BATCH}; CNN conv3×3×32–pool–conv3×3×64–pool–dense128–dense10 on 28×28 at batch ${CNN_BATCH}\n`);
