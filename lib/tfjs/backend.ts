@@ -3,11 +3,11 @@
 // registered under a new name with all of the base's kernels copied and the products replaced:
 //
 //   'fp4kit'      base: tfjs's wasm backend (XNNPACK, SIMD): the fastest base for whole models,
-//                 since after the products the elementwise ops dominate and wasm runs them ~10×
-//                 faster than cpu. It lacks Conv2DBackpropFilter and UnsortedSegmentSum; fp4kit
-//                 provides both.
-//   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): where the wasm backend cannot load,
-//                 and the base on which tfjs's per-kernel leak check (IS_TEST) is exact.
+//                 since after the products the elementwise ops dominate and wasm runs them
+//                 several times faster than cpu (training steps 2–5× faster, docs/tfjs.md). It
+//                 lacks Conv2DBackpropFilter and UnsortedSegmentSum; fp4kit provides both.
+//   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
+//                 backend cannot load.
 //
 // Both register with priority 0, below tfjs's own backends: importing fp4kit never changes which
 // backend a program uses; tf.setBackend('fp4kit') does.
