@@ -4,7 +4,7 @@
 //
 //   'fp4kit'      base: tfjs's wasm backend (XNNPACK, SIMD): the fastest base for whole models,
 //                 since after the products the elementwise ops dominate and wasm runs them
-//                 several times faster than cpu (training steps 2–5× faster, docs/tfjs.md). It
+//                 several times faster than cpu (training steps 1.8–5× faster, docs/tfjs.md). It
 //                 lacks Conv2DBackpropFilter and UnsortedSegmentSum; fp4kit provides both.
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
 //                 backend cannot load.
