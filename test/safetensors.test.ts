@@ -151,6 +151,18 @@ describe('malformed safetensors: one clear error each', () => {
     writeFileSync(join(d, 'b.safetensors'), fileBytes({ x: t('U8', [4], 0, 4) }, 4));
     await expect(openCheckpoint(d)).rejects.toThrow(/duplicate tensor name x/);
   });
+
+  it('a refused checkpoint leaves no file open (Linux: counts /proc/self/fd)', async () => {
+    expect(process.platform).toBe('linux'); // CI's platform; the count below reads Linux's fd table
+    const d = join(dir, 'dups-fds');
+    mkdirSync(d);
+    writeFileSync(join(d, 'a.safetensors'), fileBytes({ x: t('U8', [4], 0, 4) }, 4));
+    writeFileSync(join(d, 'b.safetensors'), fileBytes({ x: t('U8', [4], 0, 4) }, 4));
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    for (let i = 0; i < 20; i++) await expect(openCheckpoint(d)).rejects.toThrow(/duplicate tensor name x/);
+    expect(open()).toBe(before);
+  });
 });
 
 describe('fuzzing the header parser', () => {

@@ -38,7 +38,7 @@ export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
   const names = readdirSync(input).filter((n) => n.endsWith('.safetensors')).sort();
   if (names.length === 0) throw new SafetensorsError(input, 'no .safetensors files in this folder');
   const shards = await openAll(names.map((n) => join(input, n)));
-  checkUniqueNames(shards);
+  await closingOnError(shards, () => checkUniqueNames(shards));
   return { dir: input, indexed: false, indexMetadata: {}, shards };
 }
 
@@ -62,17 +62,29 @@ async function openIndexed(dir: string, indexPath: string, indexText: string): P
   const files = [...byFile.keys()].sort();
   for (const f of files) if (!existsSync(join(dir, f))) throw new SafetensorsError(indexPath, `missing shard ${f}`);
   const shards = await openAll(files.map((f) => join(dir, f)));
-  for (const s of shards) {
-    const expected = byFile.get(basename(s.path))!;
-    for (const t of s.tensors) {
-      if (!expected.has(t.name)) throw new SafetensorsError(s.path, `tensor ${t.name} is not assigned to this shard by ${INDEX_NAME}`);
+  // A refusal after the shards are open closes them (no file handle is left to the collector).
+  await closingOnError(shards, () => {
+    for (const s of shards) {
+      const expected = byFile.get(basename(s.path))!;
+      for (const t of s.tensors) {
+        if (!expected.has(t.name)) throw new SafetensorsError(s.path, `tensor ${t.name} is not assigned to this shard by ${INDEX_NAME}`);
+      }
+      const present = new Set(s.tensors.map((t) => t.name));
+      for (const name of expected) if (!present.has(name)) throw new SafetensorsError(s.path, `tensor ${name}, listed in ${INDEX_NAME}, is missing`);
     }
-    const present = new Set(s.tensors.map((t) => t.name));
-    for (const name of expected) if (!present.has(name)) throw new SafetensorsError(s.path, `tensor ${name}, listed in ${INDEX_NAME}, is missing`);
-  }
-  checkUniqueNames(shards);
+    checkUniqueNames(shards);
+  });
   const metadata = (index as { metadata?: unknown }).metadata;
   return { dir, indexed: true, indexMetadata: metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : {}, shards };
+}
+
+async function closingOnError(shards: SafetensorsFile[], check: () => void): Promise<void> {
+  try {
+    check();
+  } catch (err) {
+    await Promise.all(shards.map((f) => f.close()));
+    throw err;
+  }
 }
 
 async function openAll(paths: string[]): Promise<SafetensorsFile[]> {
