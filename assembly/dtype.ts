@@ -1,4 +1,4 @@
-// 16-bit float inputs widened exactly to float32 bits (the twin of lib/dtype.ts).
+// 16-bit float inputs widened exactly to float32 bits (the twin of lib/kernels/ref/dtype.ts).
 
 export const DTYPE_F32: i32 = 0;
 export const DTYPE_BF16: i32 = 1;

@@ -1,5 +1,5 @@
-// float32 → element code and back, the twin of lib/element-codec.ts (and its format table,
-// lib/formats.ts). Scalar steps mirror the reference exactly on the float32 bit pattern; the
+// float32 → element code and back, the twin of lib/kernels/ref/element-codec.ts (and its format table,
+// lib/core/formats.ts). Scalar steps mirror the reference exactly on the float32 bit pattern; the
 // SIMD nearest-even path reaches the same codes through exact float32 steps (see roundNearestVec).
 
 import { loadBits as loadBitsAt, loadBitsInto as loadBitsFrom } from "./dtype";
@@ -17,7 +17,7 @@ const OVERFLOW_SATURATE: i32 = 0;
 const OVERFLOW_NAN: i32 = 1;
 const OVERFLOW_INF: i32 = 2;
 
-// The format table, one field per function (ids as in lib/formats.ts ElementId).
+// The format table, one field per function (ids as in lib/core/formats.ts ElementId).
 // @ts-ignore: decorator
 @inline export function formatBits(f: i32): i32 { return f == E2M1 ? 4 : f == E2M3 || f == E3M2 ? 6 : 8; }
 // @ts-ignore: decorator
@@ -65,7 +65,7 @@ export function ceilLog2Bits(absBits: u32): i32 {
 
 /**
  * Round |x|·2^(−scaleExponent) to a code magnitude (no sign, no overflow handling), exactly as
- * roundMagnitude in lib/element-codec.ts. `absBits` finite and nonzero; `stochastic` rounds up
+ * roundMagnitude in lib/kernels/ref/element-codec.ts. `absBits` finite and nonzero; `stochastic` rounds up
  * with probability frac/quantum by comparing the 32-bit scaled fraction with `random`.
  */
 export function roundMagnitude(absBits: u32, scaleExponent: i32, mbits: i32, emin: i32, stochastic: bool, random: u32): i32 {
@@ -107,7 +107,7 @@ export function roundMagnitude(absBits: u32, scaleExponent: i32, mbits: i32, emi
   return ((binade - emin) << mbits) + <i32>r;
 }
 
-/** E8M0 as ml_dtypes casts it (encodeE8m0Bits in lib/element-codec.ts). */
+/** E8M0 as ml_dtypes casts it (encodeE8m0Bits in lib/kernels/ref/element-codec.ts). */
 export function encodeE8m0Bits(bits: u32, stochastic: bool, random: u32): i32 {
   if (bits == 0 || bits >= 0x7f800000) return 0xff; // zero, negatives, ±Inf, NaN
   if (bits <= 0x400000) return 0;
@@ -145,7 +145,7 @@ export function encodeElementBits(bits: u32, f: i32, stochastic: bool, random: u
   return mag | sign;
 }
 
-/** Code of one block element |x|·2^−s, saturated (quantizeScaledElement in lib/backends/js.ts). */
+/** Code of one block element |x|·2^−s, saturated (quantizeScaledElement in lib/kernels/ref/js.ts). */
 // @ts-ignore: decorator
 @inline
 export function quantizeScaledElement(bits: u32, scaleExponent: i32, f: i32, stochastic: bool, random: u32): i32 {
@@ -191,7 +191,7 @@ function pow2d(k: i32): f64 {
   return reinterpret<f64>(<u64>(k + 1023) << 52);
 }
 
-/** Code → value (decodeElement in lib/element-codec.ts). */
+/** Code → value (decodeElement in lib/kernels/ref/element-codec.ts). */
 function decodeElement(code: i32, f: i32): f64 {
   if (f == E8M0) return code == 0xff ? NaN : pow2d(code - 127);
   if (f == INT8) return <f64>(<i8>code) / 64;

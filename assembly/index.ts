@@ -1,7 +1,7 @@
-// The WebAssembly module's entry: every kernel of lib/backends/kernels.ts over pointers into this
+// The WebAssembly module's entry: every kernel of lib/kernels/contract.ts over pointers into this
 // module's memory (FGMP's candidates included), the FP4×INT8 matmul, and where free memory starts. No managed objects are
 // ever allocated, so everything above heapBase() belongs to the JavaScript side
-// (lib/wasm-memory.ts), which grows the memory itself.
+// (lib/kernels/wasm-memory.ts), which grows the memory itself.
 
 export { encodeElements, decodeElements } from "./element-codec";
 export { quantizeMx, dequantizeMx } from "./mx";

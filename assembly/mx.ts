@@ -1,5 +1,5 @@
 // OCP MX block quantization (blocks of 32 along a row, E8M0 shared exponent), the twin of
-// quantizeMx / dequantizeMx in lib/backends/js.ts and lib/block-scale.ts.
+// quantizeMx / dequantizeMx in lib/kernels/ref/js.ts and lib/kernels/ref/block-scale.ts.
 
 import { blockBits } from "./dtype";
 import {
@@ -13,7 +13,7 @@ const BLOCK: i32 = 32;
 const E8M0_BIAS: i32 = 127;
 const codeScratch: usize = memory.data(BLOCK, 16);
 
-/** Shared exponent from the bits of a finite block amax (mxScaleExponent in lib/block-scale.ts). */
+/** Shared exponent from the bits of a finite block amax (mxScaleExponent in lib/kernels/ref/block-scale.ts). */
 export function mxScaleExponent(amaxBits: u32, f: i32, ceilRule: bool): i32 {
   let s: i32;
   if (!ceilRule) {

@@ -1,4 +1,4 @@
-// Bit packing of element codes, the twin of lib/pack.ts: FP4 two per byte (element 2i in the
+// Bit packing of element codes, the twin of lib/core/pack.ts: FP4 two per byte (element 2i in the
 // low nibble of byte i), FP6 four per three bytes (element j at bits 6j..6j+5 of the
 // little-endian 24-bit group), FP8/INT8 one per byte.
 

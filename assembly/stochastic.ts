@@ -1,4 +1,4 @@
-// Counter-based random bits for stochastic rounding, the twin of lib/stochastic.ts: the same
+// Counter-based random bits for stochastic rounding, the twin of lib/kernels/ref/stochastic.ts: the same
 // (seed, flat element index) gives the same 32 bits in every backend and any chunking.
 
 // @ts-ignore: decorator

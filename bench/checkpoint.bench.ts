@@ -7,8 +7,8 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getBackend } from '../lib/index.js';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
-import { SafetensorsWriter } from '../lib/safetensors/write.js';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { SafetensorsWriter } from '../lib/checkpoint/safetensors/write.js';
 
 const GB = Number(process.env.FP4KIT_BENCH_GB ?? '1');
 const ROWS = 4096;

@@ -18,9 +18,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getBackend } from '../lib/index.js';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
-import { mergeCheckpointParts, planRun, runCheckpointPart, serializeOptions } from '../lib/checkpoint-parts.js';
-import { quantizeOnQueue } from '../lib/queue.js';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { mergeCheckpointParts, planRun, runCheckpointPart, serializeOptions } from '../lib/checkpoint/checkpoint-parts.js';
+import { quantizeOnQueue } from '../lib/checkpoint/queue.js';
 import { Queue, QueueEvents } from 'bullmq';
 import { writeShardedCheckpoint } from '../test/helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from '../test/helpers/compare-outputs.js';
@@ -107,7 +107,7 @@ const port = await freePort();
 const url = `redis://127.0.0.1:${port}`;
 await start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], /Ready to accept connections/);
 const startWorkers = (n: number) =>
-  Promise.all(Array.from({ length: n }, () => start(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lib', 'cli.ts'), 'worker', '--queue', url], /waiting for jobs/)));
+  Promise.all(Array.from({ length: n }, () => start(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lib', 'checkpoint', 'cli.ts'), 'worker', '--queue', url], /waiting for jobs/)));
 
 const rows: Array<{ label: string; seconds: number }> = [];
 // Every run writes to the same path (the summary records it), the single run's output kept aside for the byte comparison.

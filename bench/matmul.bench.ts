@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { availableBackends, dequantize, matmul, matmulAsync, prepareWeights, quantize, setBackend, type BackendName, type MatmulOperand } from '../lib/index.js';
-import { kernelsFor } from '../lib/backend.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
 import { gaussian } from '../test/helpers/data.js';
 import { createOrtMatmul, dequantInt4Row, loadOrt, matmulFp32Model, matmulNBitsModel, ortLoadError, quantizeInt4, type OrtMatmul } from './peers/onnxruntime-matmulnbits.js';
 

@@ -9,9 +9,9 @@ import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/bloc
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { availableBackends, dequantize, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
-import { kernelsFor } from '../lib/backend.js';
-import { nvfp4TensorScale } from '../lib/block-scale.js';
-import { BLOCK_FORMATS, DtypeId, ScaleRuleId, RoundingId, packedRowBytes } from '../lib/formats.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
+import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
+import { BLOCK_FORMATS, DtypeId, ScaleRuleId, RoundingId, packedRowBytes } from '../lib/core/formats.js';
 import { gaussian } from '../test/helpers/data.js';
 
 const N = Number(process.env.FP4KIT_BENCH_N ?? 4096);

@@ -2,11 +2,11 @@
 // dequantize, in G elements/s (best of several runs, copies into and out of wasm memory included).
 // Run: node --import tsx bench/wasm-quantize.bench.ts
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/block-args.js';
-import { jsKernels } from '../lib/backends/js.js';
-import type { Kernels } from '../lib/backends/kernels.js';
-import { loadWasmKernels } from '../lib/backends/wasm.js';
-import { nvfp4TensorScale } from '../lib/block-scale.js';
-import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/formats.js';
+import { jsKernels } from '../lib/kernels/ref/js.js';
+import type { Kernels } from '../lib/kernels/contract.js';
+import { loadWasmKernels } from '../lib/kernels/wasm.js';
+import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
+import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
 
 const ROWS = 4096;
 const COLS = 4096;

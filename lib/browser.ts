@@ -1,11 +1,11 @@
 // fp4kit in the browser: the same API as the Node entry (lib/index.ts), with the WebAssembly and
 // pure-TypeScript backends only — the addon loader is never imported, so bundlers leave out
 // everything Node-specific. The .wasm is fetched once by initWasm(); until then the js backend runs.
-import { registerBackendLoader, setBackend } from './backend.js';
-import type { Kernels } from './backends/kernels.js';
-import { describe } from './describe.js';
-import { isArrayBuffer } from './typed-arrays.js';
-import { instantiateWasmKernels } from './backends/wasm.js';
+import { registerBackendLoader, setBackend } from './kernels/registry.js';
+import type { Kernels } from './kernels/contract.js';
+import { describe } from './core/describe.js';
+import { isArrayBuffer } from './core/typed-arrays.js';
+import { instantiateWasmKernels } from './kernels/wasm.js';
 
 let wasm: Kernels | null = null;
 
@@ -39,4 +39,4 @@ export async function initWasm(source?: BufferSource | URL | string): Promise<vo
   setBackend('wasm');
 }
 
-export * from './api.js';
+export * from './core/api.js';

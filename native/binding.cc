@@ -1,4 +1,4 @@
-// The addon's N-API surface: the quantization kernels of lib/backends/kernels.ts (same names,
+// The addon's N-API surface: the quantization kernels of lib/kernels/contract.ts (same names,
 // same arguments), their Promise variants, and the block matmul (matmul_binding.cc). Every
 // argument is checked here before a kernel runs; large calls are split by rows over the addon's
 // threads, which cannot change any bit (see threads.h). Synchronous calls use the typed arrays in
@@ -100,7 +100,7 @@ struct BlockCall {
   }
 };
 
-// The fields of a block-kernel call's argument object (lib/backends/kernels.ts BlockArgs). All of
+// The fields of a block-kernel call's argument object (lib/kernels/contract.ts BlockArgs). All of
 // them are read before any is checked or any buffer pointer taken: reading a field may run a
 // getter, which must not be able to detach a buffer whose pointer we already hold. A missing
 // field reads as undefined and fails its own check.

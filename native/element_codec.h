@@ -1,5 +1,5 @@
-// Scalar element codec: the exact integer steps of lib/element-codec.ts, lib/stochastic.ts,
-// lib/dtype.ts and lib/block-scale.ts, one for one. Every function is `static inline` so each
+// Scalar element codec: the exact integer steps of lib/kernels/ref/element-codec.ts, lib/kernels/ref/stochastic.ts,
+// lib/kernels/ref/dtype.ts and lib/kernels/ref/block-scale.ts, one for one. Every function is `static inline` so each
 // translation unit (scalar, AVX2, AVX-512) gets its own copy compiled with its own flags: no
 // shared COMDAT copy can carry AVX-512 instructions into the scalar path.
 #pragma once
@@ -44,7 +44,7 @@ static inline uint32_t loadBits(const void* src, int32_t dtype, int64_t i) {
   return dtype == kBf16 ? bf16ToF32Bits(h) : f16ToF32Bits(h);
 }
 
-// ---- counter-based random bits (lib/stochastic.ts) ----
+// ---- counter-based random bits (lib/kernels/ref/stochastic.ts) ----
 static inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
@@ -173,7 +173,7 @@ static inline float decodeElement(uint32_t code, const ElementFormat& f) {
   return negative ? -value : value;
 }
 
-// ---- block scales (lib/block-scale.ts) ----
+// ---- block scales (lib/kernels/ref/block-scale.ts) ----
 static inline int32_t mxScaleExponent(uint32_t amaxBits, const ElementFormat& f, bool ceilRule) {
   int32_t s;
   if (!ceilRule) {

@@ -1,5 +1,5 @@
-// The element formats as plain data, numbered as in lib/formats.ts (ElementId). The kernels of
-// every backend receive these ids, so this table and lib/formats.ts must agree; the conformance
+// The element formats as plain data, numbered as in lib/core/formats.ts (ElementId). The kernels of
+// every backend receive these ids, so this table and lib/core/formats.ts must agree; the conformance
 // vectors check both against ml_dtypes.
 #pragma once
 #include <cstdint>
@@ -16,7 +16,7 @@ struct ElementFormat {
   int32_t id;
   int32_t bits;
   int32_t mantissaBits;
-  int32_t minNormalExponent;  // 1 − bias (int8: see lib/formats.ts)
+  int32_t minNormalExponent;  // 1 − bias (int8: see lib/core/formats.ts)
   int32_t maxExponent;        // the OCP MX emax
   float maxFinite;
   int32_t maxFiniteCode;      // without the sign bit
@@ -39,7 +39,7 @@ constexpr int32_t kE8m0Bias = 127;
 constexpr int32_t kMxBlock = 32;
 constexpr int32_t kNvfp4Block = 16;
 
-// The block formats by the id the kernels take (BLOCK_FORMATS in lib/formats.ts, same order):
+// The block formats by the id the kernels take (BLOCK_FORMATS in lib/core/formats.ts, same order):
 // the MX formats (E8M0 scale per 32) and NVFP4 (E4M3 scale per 16 under a float32 tensor scale).
 struct BlockFormat {
   int32_t element;      // ElementId

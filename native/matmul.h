@@ -1,5 +1,5 @@
 // Block matmul kernels: out[M,N] = a[M,K] · b[N,K]ᵀ in the accumulation order documented in
-// lib/matmul.ts (the readable reference):
+// lib/core/matmul.ts (the readable reference):
 //   per unit j of u elements (u = min(block of a, block of b)):
 //     D = exact dot of element values;  S = f32(scaleA · scaleB);  acc = f32(acc + f32(f32(D) · S))
 //   out = bias ? f32(acc + bias[n]) : acc

@@ -1,4 +1,4 @@
-// Element code packing (lib/pack.ts): FP4 two per byte, element 2i in the low nibble; FP6 four
+// Element code packing (lib/core/pack.ts): FP4 two per byte, element 2i in the low nibble; FP6 four
 // per three bytes, element j at bits 6j..6j+5 of the little-endian 24-bit word; 8-bit one per byte.
 #pragma once
 #include <cstdint>

@@ -3,7 +3,7 @@
 // of a rows × cols tensor, so the binding can split work over threads; results never depend on
 // the split because stochastic rounding draws by global element index (firstIndex + row·cols + col).
 //
-// Layouts are lib/backends/kernels.ts's: blocks along cols, rows padded to whole blocks, FP4 two
+// Layouts are lib/kernels/contract.ts's: blocks along cols, rows padded to whole blocks, FP4 two
 // per byte (element 2i in the low nibble), FP6 four per three little-endian bytes, one scale byte
 // per block.
 #pragma once

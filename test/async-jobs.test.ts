@@ -138,7 +138,7 @@ describe('the native Promise kernels stage their outputs', () => {
   const native = testedBackends().includes('native');
   it.runIf(native)('an output detached while the job runs rejects with a clear error and writes nothing', () => {
     expectClean(child('native', `
-      const { getKernels } = await import(${JSON.stringify(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)))});
+      const { getKernels } = await import(${JSON.stringify(fileURLToPath(new URL('../lib/kernels/registry.ts', import.meta.url)))});
       const k = getKernels();
       const rows = 2048, cols = 4096;
       const x = gaussian(rows * cols, 5);

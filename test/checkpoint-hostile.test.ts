@@ -12,12 +12,12 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize, setBackend } from '../lib/index.js';
-import { quantizeCheckpoint } from '../lib/checkpoint.js';
-import { readBackTensor } from '../lib/layouts/read-back.js';
-import { openCheckpoint, closeCheckpoint } from '../lib/safetensors/checkpoint-files.js';
-import { SafetensorsFile } from '../lib/safetensors/read.js';
-import { writeSafetensors } from '../lib/safetensors/write.js';
-import { makeFolders } from '../lib/safetensors/make-folders.js';
+import { quantizeCheckpoint } from '../lib/checkpoint/quantize-checkpoint.js';
+import { readBackTensor } from '../lib/checkpoint/layouts/read-back.js';
+import { openCheckpoint, closeCheckpoint } from '../lib/checkpoint/safetensors/checkpoint-files.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
+import { makeFolders } from '../lib/checkpoint/safetensors/make-folders.js';
 import { testedBackends } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 import { firstBitDifference } from './helpers/fixtures.js';
@@ -32,7 +32,7 @@ const havePython = spawnSync(python, ['-c', 'import numpy, safetensors'], { enco
 if (!havePython && process.env.CI === 'true') throw new Error(`CI=true but ${python} cannot import numpy and safetensors`);
 
 const faults = join(__dirname, 'helpers', 'fs-faults.mjs');
-const cliArgs = (args: string[], fault?: string) => ['--import', 'tsx', ...(fault ? ['--import', faults] : []), join(repo, 'lib', 'cli.ts'), ...args];
+const cliArgs = (args: string[], fault?: string) => ['--import', 'tsx', ...(fault ? ['--import', faults] : []), join(repo, 'lib', 'checkpoint', 'cli.ts'), ...args];
 const cliEnv = (fault?: string) => ({ ...process.env, FP4KIT_FAULT: fault ?? '' });
 
 /** The CLI in a child process, SIGKILLed after `timeout` ms (r.signal is then set: the test fails). */
@@ -715,7 +715,7 @@ describe('a reused output folder', () => {
     const seen = new Set<string>();
     let killedMidRun = 0; // kills that left a staging folder: the run had started writing
     for (const delay of [300, 800, 1200, 1600, 2000, 2500, 3000, 3600, 4300, 5000, 6000, 8000]) {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), 'quantize', newInput, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo, stdio: 'ignore' });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', newInput, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo, stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
       await new Promise((resolve) => setTimeout(resolve, delay));
       child.kill('SIGKILL');
@@ -804,7 +804,7 @@ describe('files that are not regular files, and places that take no bytes', () =
     const dir = join(root, 'decode-fifo');
     mkdirSync(dir);
     expect(mkfifo(join(dir, 'fp4kit-summary.json'))).toBe(true);
-    const script = `import { writeDecodedTensors } from './lib/decoded-tensors.ts';
+    const script = `import { writeDecodedTensors } from './lib/checkpoint/decoded-tensors.ts';
       writeDecodedTensors(${JSON.stringify(dir)}, ${JSON.stringify(join(dir, 'decoded.safetensors'))}).then(() => process.exit(3), (e) => { console.error(e.message); process.exit(1); });`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
     expect(r.signal).toBeNull();
@@ -956,7 +956,7 @@ describe.each(testedBackends())('one signal stops a CLI run on %s', (backend) =>
 
 describe('every loop ends', () => {
   it('the compressed-tensors tensor scale refuses an amax it cannot represent instead of halving Infinity forever', () => {
-    const script = `import { powerOfTwoTensorScale } from './lib/layouts/compressed-tensors.ts';
+    const script = `import { powerOfTwoTensorScale } from './lib/checkpoint/layouts/compressed-tensors.ts';
       const out = [1, Infinity, Number.MAX_VALUE, NaN, -1].map((a) => { try { return powerOfTwoTensorScale(a); } catch (e) { return e.message; } });
       console.log(JSON.stringify(out));`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });

@@ -1,4 +1,4 @@
-// Distributed quantization without a queue (lib/checkpoint-parts.ts): the byte-balanced split, parts
+// Distributed quantization without a queue (lib/checkpoint/checkpoint-parts.ts): the byte-balanced split, parts
 // run in any order and merged give the bytes of a single-machine run (every file; the summary's
 // `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
 // input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
@@ -8,10 +8,10 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint.js';
+import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import {
   mergeCheckpointParts, partsFolder, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
-} from '../lib/checkpoint-parts.js';
+} from '../lib/checkpoint/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
 
@@ -239,7 +239,7 @@ describe('--shard parts and merge', () => {
 describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
   const repo = join(__dirname, '..');
   const cli = (args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), ...args], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), ...args], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 

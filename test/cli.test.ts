@@ -1,11 +1,11 @@
-// The fp4kit command line, spawned as a user runs it (node --import tsx lib/cli.ts): exit codes,
+// The fp4kit command line, spawned as a user runs it (node --import tsx lib/checkpoint/cli.ts): exit codes,
 // --json summary, inspect, one-line errors, and Ctrl-C (SIGINT) leaving no output behind.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../lib/safetensors/write.js';
+import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 
 const repo = join(__dirname, '..');
 const tiny = join(repo, 'examples', 'tiny-model');
@@ -13,7 +13,7 @@ const root = mkdtempSync(join(tmpdir(), 'fp4kit-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), ...args], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), ...args], {
     cwd: repo, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -123,7 +123,7 @@ describe('Ctrl-C', () => {
 
   it('SIGINT aborts, removes partial files, exits 130', async () => {
     const out = join(root, 'interrupted');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), 'quantize', big, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', big, '-o', out, '--format', 'nvfp4', '--backend', 'js'], { cwd: repo });
     let stderr = '';
     let sent = false;
     child.stderr.on('data', (d: Buffer) => {

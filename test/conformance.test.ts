@@ -3,7 +3,7 @@
 // blocks, torchao's two-level recipe for NVFP4). See test/fixtures/README.md for provenance.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decode, dequantize, encode, quantize, setBackend, unpack, type BlockFormatName, type ElementFormatName } from '../lib/index.js';
-import { ELEMENT_FORMATS } from '../lib/formats.js';
+import { ELEMENT_FORMATS } from '../lib/core/formats.js';
 import { testedBackends } from './helpers/backends.js';
 import { bitsOf, firstBitDifference, firstByteDifference, fixture } from './helpers/fixtures.js';
 

@@ -2,7 +2,7 @@
 // bytes as the pure-TS reference, for every format, rounding mode, scale rule and input dtype.
 import { afterAll, describe, expect, it } from 'vitest';
 import { decode, dequantize, encode, fgmpImpacts, quantize, setBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
-import type { QuantizeOptions } from '../lib/quantize.js';
+import type { QuantizeOptions } from '../lib/core/quantize.js';
 import { testedBackends } from './helpers/backends.js';
 import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
 import { firstBitDifference, firstByteDifference } from './helpers/fixtures.js';

@@ -11,7 +11,7 @@ import {
   assignPrecision, bitsPerElement, calibrateFgmpActivations, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
   matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
 } from '../lib/index.js';
-import { kernelsFor } from '../lib/backend.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
 import { testedBackends } from './helpers/backends.js';
 import { bitsOf } from './helpers/fixtures.js';
 import { gaussian } from './helpers/data.js';
@@ -395,7 +395,7 @@ describe('a spoofed length in a child process', () => {
   it.each(backends)('%s: every spoofed call is refused and the process exits cleanly', (backend) => {
     const script = `
       import { dequantize, matmul, quantize, setBackend } from './lib/index.ts';
-      import { kernelsFor } from './lib/backend.ts';
+      import { kernelsFor } from './lib/kernels/registry.ts';
       setBackend(${JSON.stringify(backend)});
       const spoof = (a, n) => (Object.defineProperty(a, 'length', { value: n }), a);
       const result = [];

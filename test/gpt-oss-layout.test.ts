@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize } from '../lib/index.js';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
-import { readBackTensor, readBackValues } from '../lib/layouts/read-back.js';
-import { SafetensorsFile } from '../lib/safetensors/read.js';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { readBackTensor, readBackValues } from '../lib/checkpoint/layouts/read-back.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { gptOssConfig, gptOssTensors, transposeExperts, writeGptOssCheckpoint, type GptOssSizes, type GptOssTensor } from './helpers/gpt-oss-checkpoint.js';
 

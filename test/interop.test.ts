@@ -8,11 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
-import { readBackValues } from '../lib/layouts/read-back.js';
-import type { LayoutName } from '../lib/layouts/types.js';
-import { SafetensorsFile } from '../lib/safetensors/read.js';
-import { writeSafetensors } from '../lib/safetensors/write.js';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { readBackValues } from '../lib/checkpoint/layouts/read-back.js';
+import type { LayoutName } from '../lib/checkpoint/layouts/types.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { gaussian, variedMagnitude } from './helpers/data.js';
 import { gptOssConfig, gptOssTensors, writeGptOssCheckpoint } from './helpers/gpt-oss-checkpoint.js';
 

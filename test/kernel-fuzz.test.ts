@@ -1,11 +1,11 @@
 // Every compiled backend's kernel table called with random arguments — wrong types, wrong lengths,
 // detached buffers, negative, fractional, huge and NaN numbers, nulls — must only ever return or
 // throw a TypeError/RangeError: never crash or abort the process (native), trap or hang (wasm).
-// The kernels sit below the facade's checks (lib/validate.ts), so they must check for themselves.
+// The kernels sit below the facade's checks (lib/core/validate.ts), so they must check for themselves.
 import { describe, expect, it } from 'vitest';
 import { availableBackends, matmul, matmulAsync, prepareWeights, quantize, quantizeAsync, setBackend, type QuantizedTensor } from '../lib/index.js';
-import { kernelsFor } from '../lib/backend.js';
-import type { BackendName } from '../lib/backends/kernels.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
+import type { BackendName } from '../lib/kernels/contract.js';
 import { gaussian, rng } from './helpers/data.js';
 import { testedBackends } from './helpers/backends.js';
 

@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckpointSummary } from '../lib/checkpoint.js';
-import { writeDecodedTensors } from '../lib/decoded-tensors.js';
-import { SafetensorsFile } from '../lib/safetensors/read.js';
+import type { CheckpointSummary } from '../lib/checkpoint/quantize-checkpoint.js';
+import { writeDecodedTensors } from '../lib/checkpoint/decoded-tensors.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 
 const repo = join(__dirname, '..');
 const script = join(repo, 'scripts', 'check_gpt_oss_loader.py');
@@ -69,7 +69,7 @@ describe.skipIf(!haveLoader)('gpt-oss MXFP4 loaded by transformers', () => {
     const started = performance.now();
     run([python, script, 'make', ...cases.flatMap((c, i) => [dirs[i].bf16, String(c.hidden), String(c.inter)])]);
     for (let i = 0; i < cases.length; i++) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'cli.ts'), 'quantize', dirs[i].bf16, '-o', dirs[i].quant, '--format', 'mxfp4', '--layout', 'gpt-oss'], {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', dirs[i].bf16, '-o', dirs[i].quant, '--format', 'mxfp4', '--layout', 'gpt-oss'], {
         cwd: repo, encoding: 'utf8', timeout: 120_000,
       });
       cli.push({ code: r.status, stderr: r.stderr });

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { SafetensorsWriter } from '../lib/safetensors/write.js';
+import { SafetensorsWriter } from '../lib/checkpoint/safetensors/write.js';
 import { setBackend } from '../lib/index.js';
-import { quantizeAsync } from '../lib/quantize-async.js';
+import { quantizeAsync } from '../lib/core/quantize-async.js';
 import { testedBackends } from './helpers/backends.js';
 
 const GB = Number(process.env.FP4KIT_BIG_GB ?? '0.5');
@@ -60,7 +60,7 @@ describe('streaming a large checkpoint', () => {
   it(`quantizes ${COUNT} × 16 MiB bf16 (${((COUNT * TENSOR_BYTES) / 1e9).toFixed(2)} GB) with peak RSS bounded by the largest tensor`, () => {
     const common = `
       import { monitorEventLoopDelay } from 'node:perf_hooks';
-      import { quantizeCheckpoint } from './lib/checkpoint.ts';
+      import { quantizeCheckpoint } from './lib/checkpoint/quantize-checkpoint.ts';
       import { getBackend } from './lib/index.ts';`;
     const baseline = child(`${common}
       getBackend();

@@ -5,8 +5,8 @@ import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { availableBackends, quantize } from '../lib/index.js';
-import { kernelsFor } from '../lib/backend.js';
-import type { Kernels } from '../lib/backends/kernels.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
+import type { Kernels } from '../lib/kernels/contract.js';
 import { gaussian } from './helpers/data.js';
 
 const info = availableBackends().find((b) => b.name === 'native')!;

@@ -5,7 +5,7 @@
 // no file under a final name is ever partial. Also: a worker that cannot see the input stops with a
 // clear error and its job is done elsewhere; an unreachable Redis is one clear error.
 //
-// Jobs are slowed by FP4KIT_TEST_TENSOR_DELAY_MS (test-only, lib/checkpoint-parts.ts) and locks are
+// Jobs are slowed by FP4KIT_TEST_TENSOR_DELAY_MS (test-only, lib/checkpoint/checkpoint-parts.ts) and locks are
 // short (--lock-duration 2000 --stalled-interval 1000), so the retry happens within seconds.
 // Without redis-server this file skips locally with a message, and fails under CI=true.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -14,13 +14,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint.js';
-import { partsFolder } from '../lib/checkpoint-parts.js';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { partsFolder } from '../lib/checkpoint/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
 
 const repo = join(__dirname, '..');
-const cliPath = join(repo, 'lib', 'cli.ts');
+const cliPath = join(repo, 'lib', 'checkpoint', 'cli.ts');
 const hasRedis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
 const inCi = process.env.CI === 'true';
 if (!hasRedis && !inCi) console.warn('test/queue.test.ts: redis-server is not installed (apt-get install redis-server); skipping the BullMQ tests');
@@ -232,7 +232,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const bad = join(root, 'nan-model');
     await writeShardedCheckpoint(bad, { layers: 2, hidden: 64, intermediate: 128, vocab: 128, maxShardBytes: 40_000, seed: 1 });
     // A NaN in one quantized tensor: NVFP4 cannot hold it.
-    const { SafetensorsFile } = await import('../lib/safetensors/read.js');
+    const { SafetensorsFile } = await import('../lib/checkpoint/safetensors/read.js');
     const index = JSON.parse(readFileSync(join(bad, 'model.safetensors.index.json'), 'utf8')).weight_map as Record<string, string>;
     const shard = join(bad, index['model.layers.1.mlp.up_proj.weight']);
     const f = await SafetensorsFile.open(shard);

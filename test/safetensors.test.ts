@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, mkdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, parseSafetensorsBytes } from '../lib/safetensors/header.js';
-import { SafetensorsFile } from '../lib/safetensors/read.js';
-import { SafetensorsWriter, encodeHeader, writeSafetensors } from '../lib/safetensors/write.js';
-import { openCheckpoint, closeCheckpoint } from '../lib/safetensors/checkpoint-files.js';
+import { SafetensorsError, parseSafetensorsBytes } from '../lib/checkpoint/safetensors/header.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { SafetensorsWriter, encodeHeader, writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
+import { openCheckpoint, closeCheckpoint } from '../lib/checkpoint/safetensors/checkpoint-files.js';
 import { rng } from './helpers/data.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fp4kit-st-'));

@@ -1,7 +1,7 @@
 // Stochastic rounding: unbiased, reproducible for a seed, different across seeds.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
-import { randomBits } from '../lib/stochastic.js';
+import { randomBits } from '../lib/kernels/ref/stochastic.js';
 import { testedBackends } from './helpers/backends.js';
 import { gaussian, rng } from './helpers/data.js';
 

@@ -1,7 +1,7 @@
-// lib/transpose.ts against an explicit index loop, across tile edges (64) and for both element
+// lib/core/transpose.ts against an explicit index loop, across tile edges (64) and for both element
 // sizes; the in-place version through its one-matrix scratch buffer.
 import { describe, expect, it } from 'vitest';
-import { swapLastTwo, transposeLastTwo, transposeLastTwoInPlace } from '../lib/transpose.js';
+import { swapLastTwo, transposeLastTwo, transposeLastTwoInPlace } from '../lib/core/transpose.js';
 
 function naive(x: Uint32Array, shape: number[]): Uint32Array {
   const rows = shape[shape.length - 2];

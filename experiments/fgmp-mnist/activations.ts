@@ -9,7 +9,7 @@
 // uses, with per-batch (dynamic) tensor scales, so the realised FP4 share on test digits is close to,
 // not exactly, the target; it is measured and reported.
 
-import { dequantize, fgmpImpacts, quantize, quantizeFgmpActivations, selectThreshold, type FgmpTensor } from '../../lib/api.js';
+import { dequantize, fgmpImpacts, quantize, quantizeFgmpActivations, selectThreshold, type FgmpTensor } from '../../lib/core/api.js';
 import type { Dataset } from './data.js';
 import { backprop, forward, softmaxCrossEntropy, type InputQuantizer, type Mlp } from './mlp.js';
 import { Rng } from './prng.js';

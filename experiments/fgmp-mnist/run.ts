@@ -187,7 +187,7 @@ npx vitest run test/fgmp-mnist.test.ts         # the fast check (small MLP)
 \`\`\`
 `;
 
-const docs = fileURLToPath(new URL('../../docs/', import.meta.url));
+const docs = fileURLToPath(new URL('../../docs', import.meta.url));
 writeFileSync(`${docs}fgmp-mnist.md`, md);
 writeFileSync(`${docs}fgmp-mnist.svg`, plot(results, 'W') + '\n');
 writeFileSync(`${docs}fgmp-mnist-wa.svg`, plot(results, 'W+A') + '\n');

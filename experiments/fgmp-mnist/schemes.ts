@@ -10,7 +10,7 @@
 import {
   BLOCK_FORMATS, assignPrecision, bitsPerElement, dequantize, fgmpBitsPerElement, fgmpImpacts, quantize,
   selectThreshold, type BlockFormatName, type FgmpTensor,
-} from '../../lib/api.js';
+} from '../../lib/core/api.js';
 import type { Mlp } from './mlp.js';
 import { Rng } from './prng.js';
 

@@ -5,8 +5,8 @@
 
 import { fgmpImpacts, quantizeFgmp, type FgmpTensor } from './quantize.js';
 import { selectThreshold } from './select.js';
-import { lengthOf } from '../typed-arrays.js';
-import { checkArray, checkCount, checkFraction, checkOptions, describe } from '../validate.js';
+import { lengthOf } from '../core/typed-arrays.js';
+import { checkArray, checkCount, checkFraction, checkOptions, describe } from '../core/validate.js';
 
 export interface FgmpActivationOptions {
   shape: number[];

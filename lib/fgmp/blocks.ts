@@ -3,9 +3,9 @@
 // - FP8: E4M3 elements under one float32 per-tensor scale (no block scale).
 // All float steps are float32 operations, in the order written here.
 
-import { E2M1_MAX, E4M3_MAX, nvfp4ScaledBlockScale } from '../block-scale.js';
-import { decodeTable, encodeElementBits, floatToBits, roundMagnitude } from '../element-codec.js';
-import { ELEMENT_FORMATS } from '../formats.js';
+import { E2M1_MAX, E4M3_MAX, nvfp4ScaledBlockScale } from '../kernels/ref/block-scale.js';
+import { decodeTable, encodeElementBits, floatToBits, roundMagnitude } from '../kernels/ref/element-codec.js';
+import { ELEMENT_FORMATS } from '../core/formats.js';
 
 export const FGMP_BLOCK = 16;
 const e2m1 = ELEMENT_FORMATS.e2m1;

@@ -11,12 +11,12 @@
 // - tensorScale: float32 decode scale of the FP4 blocks (NVFP4's); fp8Scale: float32 decode
 //   scale of the FP8 blocks.
 
-import { getKernels } from '../backend.js';
-import { nvfp4TensorScale } from '../block-scale.js';
-import { widenToF32 } from '../dtype.js';
-import { DtypeId, type DtypeName } from '../formats.js';
-import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../validate.js';
-import { snapshotArray } from '../async-jobs.js';
+import { getKernels } from '../kernels/registry.js';
+import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
+import { widenToF32 } from '../kernels/ref/dtype.js';
+import { DtypeId, type DtypeName } from '../core/formats.js';
+import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
+import { snapshotArray } from '../core/async-jobs.js';
 import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
@@ -265,7 +265,7 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
 /** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */
 export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
   const p = prepare('quantizeAsync(fgmp)', x, options);
-  // What is read after the first await is copied now (see lib/quantize-async.ts); prepare() has
+  // What is read after the first await is copied now (see lib/core/quantize-async.ts); prepare() has
   // already read every option, and copied the selection.
   const own: Prepared = p.mask ? { ...p, mask: p.mask.slice() } : p;
   const c = await candidatesAsync(own, own.clipping, signal);

@@ -2,8 +2,8 @@
 // not a sort) and deterministic under ties: among equal impacts, lower block indices (and earlier
 // tensors, for a model-wide threshold) go to FP4 first.
 
-import { plainView, typedArrayName } from '../typed-arrays.js';
-import { checkFraction, describe } from '../validate.js';
+import { plainView, typedArrayName } from '../core/typed-arrays.js';
+import { checkFraction, describe } from '../core/validate.js';
 
 export interface Selection {
   /** Impact of the k-th lowest block: blocks below it are FP4, blocks above it FP8. */

@@ -1,7 +1,7 @@
 // FP4KIT_WEIGHTS = 'none': float32 products on fp4kit's decoded-operand kernel (the reference loop
-// of lib/matmul.ts, run by the native addon when it is loaded, else by the pure-TS reference), so
+// of lib/core/matmul.ts, run by the native addon when it is loaded, else by the pure-TS reference), so
 // every fp4kit backend gives the same bits. The operands are the float32 values themselves, with
-// blocks of 32 and every block multiplier 1. The order, from lib/matmul.ts's header with S = 1:
+// blocks of 32 and every block multiplier 1. The order, from lib/core/matmul.ts's header with S = 1:
 //
 //   for each unit j of 32 columns (in increasing order):
 //     D   = ((a_0·b_0 + a_1·b_1) + a_2·b_2) + …   float64 (each product of two float32 is exact)
@@ -11,10 +11,10 @@
 // That is 32 terms summed in float64 per rounding instead of tfjs cpu's float32 sum per term, so
 // results agree with tfjs's backends within float32 reassociation error, not bit for bit.
 
-import { getKernels } from '../backend.js';
-import { matmulDecodedOn } from '../backends/matmul-glue.js';
-import type { DecodedOperand } from '../backends/kernels.js';
-import { matmulDecoded } from '../matmul.js';
+import { getKernels } from '../kernels/registry.js';
+import { matmulDecodedOn } from '../kernels/matmul-glue.js';
+import type { DecodedOperand } from '../kernels/contract.js';
+import { matmulDecoded } from '../core/matmul.js';
 
 export const FLOAT_BLOCK = 32;
 

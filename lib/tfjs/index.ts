@@ -7,7 +7,7 @@
 //
 // docs/tfjs.md describes what runs where.
 
-import '../node-backends.js';
+import '../kernels/node-backends.js';
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerBackends } from './backend.js';

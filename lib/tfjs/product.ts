@@ -16,7 +16,7 @@
 
 import type { TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import { matmul } from '../matmul.js';
+import { matmul } from '../core/matmul.js';
 import { counters } from './counters.js';
 import { floatOperand, floatProduct, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';

@@ -3,9 +3,9 @@
 // disposes the old), so an entry stays valid until its data is disposed; the backend's
 // disposeData hook (backend.ts) then releases it, and disposing the backend releases them all.
 
-import type { DecodedOperand } from '../backends/kernels.js';
-import type { MatmulOperand } from '../prepared-weights.js';
-import { PreparedWeights } from '../prepared-weights.js';
+import type { DecodedOperand } from '../kernels/contract.js';
+import type { MatmulOperand } from '../core/prepared-weights.js';
+import { PreparedWeights } from '../core/prepared-weights.js';
 import { counters } from './counters.js';
 import type { WeightMode } from './flags.js';
 

@@ -8,8 +8,8 @@
 // — an activation, a gradient dY in dW = Xᵀ · dY, attention keys — takes the float32 path.
 
 import * as tf from '@tensorflow/tfjs';
-import { prepareWeights } from '../matmul.js';
-import { quantize } from '../quantize.js';
+import { prepareWeights } from '../core/matmul.js';
+import { quantize } from '../core/quantize.js';
 import { floatOperand, floatStride } from './float-product.js';
 import { weightTensors, type WeightMode } from './flags.js';
 import { rowMajor } from './layout.js';

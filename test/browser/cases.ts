@@ -1,6 +1,6 @@
 // The cases the browser test runs in Chromium and, for the expected bytes, in Node on the js
 // reference. Results are hex strings so they cross the page boundary unchanged.
-import type { BlockFormatName } from '../../lib/formats.js';
+import type { BlockFormatName } from '../../lib/core/formats.js';
 
 export interface BrowserResult {
   backend: { name: string; simd: string };

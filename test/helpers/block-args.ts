@@ -1,8 +1,8 @@
-// The block kernels' argument objects (lib/backends/kernels.ts BlockArgs) built from the
+// The block kernels' argument objects (lib/kernels/contract.ts BlockArgs) built from the
 // positional form the older kernel tests were written in: MX calls name an element format,
 // NVFP4 calls a tensor scale.
-import { BLOCK_FORMATS, ElementId } from '../../lib/formats.js';
-import type { DequantizeBlocksArgs, QuantizeBlocksArgs, Source } from '../../lib/backends/kernels.js';
+import { BLOCK_FORMATS, ElementId } from '../../lib/core/formats.js';
+import type { DequantizeBlocksArgs, QuantizeBlocksArgs, Source } from '../../lib/kernels/contract.js';
 
 /** The MX block format id of an element format id (an unknown element gives an unknown id). */
 export function mxFormatId(element: number): number {

@@ -4,7 +4,7 @@
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SUMMARY_NAME } from '../../lib/checkpoint.js';
+import { SUMMARY_NAME } from '../../lib/checkpoint/quantize-checkpoint.js';
 
 function listFiles(dir: string, prefix = ''): string[] {
   return readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? listFiles(join(dir, n), `${prefix}${n}/`) : [`${prefix}${n}`])).sort();

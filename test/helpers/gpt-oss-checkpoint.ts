@@ -4,7 +4,7 @@
 // a norm and lm_head, and a config.json with model_type gpt_oss.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors } from '../../lib/safetensors/write.js';
+import { writeSafetensors } from '../../lib/checkpoint/safetensors/write.js';
 import { gaussian } from './data.js';
 
 export interface GptOssSizes {

@@ -5,7 +5,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsWriter, specByteLength, type TensorSpec } from '../../lib/safetensors/write.js';
+import { SafetensorsWriter, specByteLength, type TensorSpec } from '../../lib/checkpoint/safetensors/write.js';
 
 export interface ShardedModel {
   layers: number;

@@ -1,0 +1,473 @@
+// Distributed checkpoint quantization, the plan: a checkpoint's input shards split into parts
+// balanced by bytes, each part writing complete output shards under the names a single run uses
+// into the run's parts folder `<out>.parts` beside the output, and a merge that, once every part is
+// present, writes the index, config, side files and summary and publishes the whole output folder
+// in one step as a single run does (lib/checkpoint/safetensors/output-folder.ts): the shards are renamed, not
+// copied, into its staging folder.
+// The merged folder is byte-identical to a single-machine run (the summary's `seconds` and
+// `backend` fields excepted, see docs/distributed.md). Used by `fp4kit quantize --shard i/n`,
+// `fp4kit merge` and the BullMQ jobs of lib/checkpoint/queue.ts.
+//
+// Every machine must see the input (and the output folder) at the same path; parts and the merge
+// compare what they see (lib/checkpoint/input-fingerprint.ts), so a different file under the same path is
+// detected rather than silently mixed in.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { makeFolders } from './safetensors/make-folders.js';
+import { hostname } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { getBackend } from '../kernels/registry.js';
+import {
+  checkpointSideFiles, filesRead, filesToCopy, isFolderInput, quantizeCheckpoint, SUMMARY_NAME,
+  type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
+} from './quantize-checkpoint.js';
+import { layoutByName, type LayoutName } from './layouts/index.js';
+import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { writeFileAtomic } from './safetensors/atomic-file.js';
+import { OutputFolder } from './safetensors/output-folder.js';
+import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
+import { copyRegularFile } from './safetensors/regular-file.js';
+import { readModelConfig } from './model-config.js';
+import { SafetensorsError } from './safetensors/header.js';
+import { parseRegex } from './tensor-selection.js';
+import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
+
+/** The parts folder of an output: the parts' shards, one record per finished part, the queued run's
+ *  plan and the merge lock. The merge moves the shards into the output and removes the rest. */
+export function partsFolder(outDir: string): string {
+  return `${resolve(outDir)}.parts`;
+}
+
+/** What fp4kit writes in a parts folder: shards, records, plans, the lock, and their temporary files. */
+const OURS = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|run-[0-9a-f]+\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
+
+/** Create the parts folder, or check that an existing one holds only what fp4kit writes there: a folder
+ *  that happens to be named `<out>.parts` is never written into, nor removed by the merge. */
+async function preparePartsFolder(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (entries === null) {
+    await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
+    return;
+  }
+  const foreign = entries.filter((n) => !OURS.test(n));
+  if (foreign.length > 0) {
+    throw new SafetensorsError(dir, `holds files fp4kit did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); it is the parts folder of the output: move it away or choose another -o`);
+  }
+}
+
+/** Remove what fp4kit wrote in a parts folder (leftover shards, records, plans, the lock, temporary files), then the folder if empty. */
+async function removePartsFolder(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (OURS.test(name)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  await rmdir(dir).catch(() => {});
+}
+
+/** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
+export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
+
+/** This machine does not see the input or output folder the run was planned on: a setup problem of the
+ *  machine, not of the job (a queue worker stops taking jobs when it meets one). */
+export class InputVisibilityError extends SafetensorsError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'InputVisibilityError';
+  }
+}
+
+/** The plan the queue producer leaves in the parts folder; a worker that cannot see it is not on the shared filesystem. */
+export function runPlanName(run: string): string {
+  return `run-${run}.json`;
+}
+
+export interface ShardSpec {
+  /** 0-based part number (Kubernetes JOB_COMPLETION_INDEX, a 0-based Slurm array index). */
+  index: number;
+  count: number;
+}
+
+/** "i/n" with 0 <= i < n, as `--shard` takes it. */
+export function parseShardSpec(text: string): ShardSpec {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m) throw new RangeError(`--shard: expected i/n (part i of n, 0 <= i < n), got ${JSON.stringify(text)}`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || count > 100000) throw new RangeError(`--shard: the number of parts must be 1..100000, got ${count}`);
+  if (index >= count) throw new RangeError(`--shard: part ${index} does not exist in ${count} parts (parts are numbered 0..${count - 1})`);
+  return { index, count };
+}
+
+/**
+ * Split shards into `count` parts balanced by bytes: largest shard first (ties by name) into the
+ * part holding the fewest bytes so far (ties to the lowest part number). Deterministic, so every
+ * machine computes the same split. Returns each part's shard indexes in ascending order.
+ */
+export function partitionShards(shards: ReadonlyArray<{ name: string; bytes: number }>, count: number): number[][] {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`partitionShards: count must be a positive integer, got ${count}`);
+  const order = shards.map((s, i) => i).sort((a, b) => shards[b].bytes - shards[a].bytes || (shards[a].name < shards[b].name ? -1 : shards[a].name > shards[b].name ? 1 : 0));
+  const parts: number[][] = Array.from({ length: count }, () => []);
+  const load = new Array<number>(count).fill(0);
+  for (const i of order) {
+    let best = 0;
+    for (let p = 1; p < count; p++) if (load[p] < load[best]) best = p;
+    parts[best].push(i);
+    load[best] += shards[i].bytes;
+  }
+  return parts.map((p) => p.sort((a, b) => a - b));
+}
+
+/** CheckpointOptions as JSON (regular expressions as source and flags), for job data and part records. */
+export interface SerializedOptions extends Omit<CheckpointOptions, 'only' | 'skip'> {
+  only?: { source: string; flags: string };
+  skip?: { source: string; flags: string };
+}
+
+export function serializeOptions(o: CheckpointOptions): SerializedOptions {
+  const re = (flag: string, r: RegExp | string | undefined) => {
+    if (r === undefined) return undefined;
+    const x = typeof r === 'string' ? parseRegex(flag, r) : r;
+    return { source: x.source, flags: x.flags };
+  };
+  // A fixed key order and no undefined values: the run key hashes this text.
+  const out: Record<string, unknown> = {
+    format: o.format, layout: o.layout ?? 'fp4kit', only: re('--only', o.only), skip: re('--skip', o.skip), rounding: o.rounding, seed: o.seed,
+    scaleRule: o.scaleRule, fisher: o.fisher === undefined ? undefined : resolve(o.fisher), fp4Fraction: o.fp4Fraction,
+    inputScale: o.inputScale, measureError: o.measureError ?? true, overwrite: o.overwrite,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out as unknown as SerializedOptions;
+}
+
+export function deserializeOptions(s: SerializedOptions): CheckpointOptions {
+  return {
+    ...s,
+    only: s.only === undefined ? undefined : new RegExp(s.only.source, s.only.flags),
+    skip: s.skip === undefined ? undefined : new RegExp(s.skip.source, s.skip.flags),
+  };
+}
+
+/** The plan every machine derives alike: fingerprint, the parts, and the run key naming this run. */
+export interface RunPlan {
+  input: string;
+  output: string;
+  options: SerializedOptions;
+  fingerprint: InputFingerprint;
+  /** Shard names of every part (input order within a part). */
+  parts: string[][];
+  /** Input bytes and tensors of every part. */
+  partBytes: number[];
+  partTensors: number[];
+  tensorCount: number;
+  inputBytes: number;
+  /** Hash of the input fingerprint, the options and the split: parts of one run carry the same key. */
+  run: string;
+  /** Data samples of every shard (a queued run's producer takes them; workers compare theirs). */
+  samples?: DataSamples;
+}
+
+/** The plan of a run in `count` parts (default one per input shard; with `perShardAtMost`, never more). */
+export async function planRun(
+  input: string, outDir: string, options: CheckpointOptions, count?: number, how: { perShardAtMost?: boolean; samples?: boolean } = {},
+): Promise<RunPlan> {
+  const ckpt = await openInput(input);
+  try {
+    const shards = ckpt.shards.length;
+    const n = count === undefined ? shards : how.perShardAtMost ? Math.min(count, shards) : count;
+    const plan = await planFromOpen(ckpt, input, outDir, serializeOptions(options), n);
+    if (how.samples) plan.samples = await dataSamples(ckpt);
+    return plan;
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+}
+
+async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string, options: SerializedOptions, count: number): Promise<RunPlan> {
+  const fingerprint = await inputFingerprint(ckpt, options.fisher);
+  const sizes = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0), tensors: s.tensors.length }));
+  const split = partitionShards(sizes, count);
+  const parts = split.map((p) => p.map((i) => sizes[i].name));
+  const partBytes = split.map((p) => p.reduce((a, i) => a + sizes[i].bytes, 0));
+  const partTensors = split.map((p) => p.reduce((a, i) => a + sizes[i].tensors, 0));
+  const output = resolve(outDir);
+  const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output })).digest('hex').slice(0, 24);
+  return {
+    input: resolve(input), output, options, fingerprint, parts, partBytes, partTensors,
+    tensorCount: ckpt.shards.reduce((a, s) => a + s.tensors.length, 0), inputBytes: sizes.reduce((a, s) => a + s.bytes, 0), run,
+  };
+}
+
+/** Leave the plan in the parts folder (queued runs): workers check they see it, so they know they share
+ *  the producer's folder; a human can read it. Removed with the part records by the merge. */
+export async function writeRunPlan(plan: RunPlan): Promise<void> {
+  const dir = partsFolder(plan.output);
+  await preparePartsFolder(dir);
+  await writeFileAtomic(join(dir, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
+}
+
+/** Open the input, saying what a worker needs when it cannot see it. */
+async function openInput(input: string): Promise<CheckpointFiles> {
+  try {
+    await stat(input);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new InputVisibilityError(input, `not found on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
+    }
+    throw err;
+  }
+  return openCheckpoint(input);
+}
+
+/** One finished part, recorded in <out>.parts/part-<i>-of-<n>.json. */
+export interface PartRecord {
+  tool: 'fp4kit';
+  kind: 'checkpoint-part';
+  version: 1;
+  run: string;
+  part: number;
+  parts: number;
+  input: string;
+  fingerprint: string;
+  options: SerializedOptions;
+  host: string;
+  backend: string;
+  /** Epoch milliseconds. */
+  startedAt: number;
+  finishedAt: number;
+  /** Output shards this part wrote, with their sizes (the merge checks them). */
+  files: Array<{ name: string; bytes: number }>;
+  /** Data samples of the input shards this part read (the merge compares its own). */
+  samples: DataSamples;
+  tensors: TensorSummary[];
+}
+
+export function partRecordName(part: number, parts: number): string {
+  return `part-${part}-of-${parts}.json`;
+}
+
+export interface PartRequest {
+  input: string;
+  output: string;
+  options: SerializedOptions;
+  part: number;
+  parts: number;
+  /** The run key, input fingerprint and this part's data samples the producer planned (queue jobs): a worker that
+   *  sees a different input refuses. */
+  run?: string;
+  fingerprint?: InputFingerprint;
+  samples?: DataSamples;
+}
+
+export interface PartResult {
+  record: PartRecord;
+  /** Present when this part was the last one and merged the output. */
+  merged?: CheckpointSummary;
+}
+
+/**
+ * Quantize one part: its output shards are written into the parts folder under the names a single run
+ * gives them (temp file + rename, never torn), then its record. With `autoMerge`, the part that finds
+ * every record present merges.
+ */
+export async function runCheckpointPart(
+  req: PartRequest,
+  onProgress?: (p: CheckpointProgress) => void,
+  signal?: AbortSignal,
+  opts: { autoMerge?: boolean } = {},
+): Promise<PartResult> {
+  const startedAt = Date.now();
+  const dir = partsFolder(req.output);
+  if (req.run !== undefined) {
+    // A queued part: the producer created the parts folder and left its plan there. A worker that does not
+    // see it would write to a folder of its own that no merge ever reads.
+    if (!(await stat(join(dir, runPlanName(req.run))).then(() => true, () => false))) {
+      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${join(dir, runPlanName(req.run))}): every machine must see the output's folder at the same path (docs/distributed.md)`);
+    }
+  }
+  const options = deserializeOptions(req.options);
+  const serialized = serializeOptions(options);
+  const ckpt = await openInput(req.input);
+  let plan: RunPlan;
+  let samples: DataSamples;
+  let summary: CheckpointSummary;
+  const notPlanned = (what: string) =>
+    new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
+  try {
+    plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
+    if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
+    if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
+    const mine = new Set(plan.parts[req.part]);
+    const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
+    samples = await dataSamples(ckpt, mine);
+    const differs = req.samples ? sampleDifference(samples, req.samples) : null;
+    if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
+    const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
+    const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
+    // The files just checked are the files quantized: the open checkpoint is handed over.
+    await preparePartsFolder(dir);
+    summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+  const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(dir, name))).size })));
+  const record: PartRecord = {
+    tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
+    fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
+    finishedAt: Date.now(), files, samples, tensors: summary.tensors,
+  };
+  await removeOtherRuns(dir, plan.run);
+  await writeFileAtomic(join(dir, partRecordName(req.part, req.parts)), `${JSON.stringify(record)}\n`);
+  if (!opts.autoMerge) return { record };
+  const records = await readRecords(dir);
+  if (records.filter((r) => r.run === plan.run).length < req.parts) return { record };
+  const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true });
+  return merged ? { record, merged } : { record };
+}
+
+/** Records of an earlier run with other options or another input describe files this run overwrites. */
+async function removeOtherRuns(dir: string, run: string): Promise<void> {
+  for (const r of await readRecords(dir)) {
+    if (r.run !== run) await unlink(join(dir, partRecordName(r.part, r.parts))).catch(() => {});
+  }
+}
+
+async function readRecords(dir: string): Promise<PartRecord[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const records: PartRecord[] = [];
+  for (const name of names.filter((n) => /^part-\d+-of-\d+\.json$/.test(n)).sort()) {
+    const path = join(dir, name);
+    let r: PartRecord;
+    try {
+      r = JSON.parse(await readFile(path, 'utf8')) as PartRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
+      throw new SafetensorsError(path, `part record is not JSON (${(err as Error).message})`);
+    }
+    if (r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1 || name !== partRecordName(r.part, r.parts)) {
+      throw new SafetensorsError(path, 'not an fp4kit part record');
+    }
+    records.push(r);
+  }
+  return records;
+}
+
+const LOCK_NAME = 'merging';
+
+export interface MergeOptions {
+  /** Merge only if no other merge holds the lock (the last finisher of --shard runs); returns null otherwise. */
+  ifUnlocked?: boolean;
+  /** Take over the lock of a merge that died (`merge --unlock`; the queue's merge job, which BullMQ runs once at a time). */
+  unlock?: boolean;
+  /** Refuse records of any other run (the queue's merge job knows its run). */
+  run?: string;
+  /** Epoch ms the run was planned (the queue's merge job): with no records left and a summary written since
+   *  (less an hour of clock skew between machines), an earlier attempt published the output; return its summary. */
+  plannedAt?: number;
+}
+
+/**
+ * Once every part is present: check that the input is still the one planned (fingerprint and every
+ * part's data samples) and every part's shards have their recorded sizes; write the index, config,
+ * side files and summary into a staging folder beside the output, move the shards there, and
+ * publish it as a single run does. Returns the summary (with the copied extra files listed, as
+ * quantizeCheckpoint returns it), or null with `ifUnlocked` when another merge holds the lock.
+ */
+export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}): Promise<CheckpointSummary | null> {
+  const partsDir = partsFolder(outDir);
+  const records = await readRecords(partsDir);
+  if (records.length === 0) {
+    const summaryPath = join(outDir, SUMMARY_NAME);
+    const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
+    if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - 3600_000) {
+      return JSON.parse(await readFile(summaryPath, 'utf8')) as CheckpointSummary;
+    }
+    const done = written !== null;
+    throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+  }
+  const runs = [...new Set(records.map((r) => r.run))];
+  if (runs.length > 1) throw new SafetensorsError(partsDir, `records of ${runs.length} different runs (other input, options or number of parts); delete the stale ones and merge again`);
+  const run = runs[0];
+  if (mo.run !== undefined && mo.run !== run) throw new SafetensorsError(partsDir, `records belong to run ${run}, not ${mo.run}`);
+  const count = records[0].parts;
+  const byPart = new Map(records.map((r) => [r.part, r]));
+  const missing = Array.from({ length: count }, (_v, i) => i).filter((i) => !byPart.has(i));
+  if (missing.length > 0) throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${join(partsDir, partRecordName(missing[0], count))}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
+
+  const lock = join(partsDir, LOCK_NAME);
+  try {
+    await mkdir(lock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (mo.ifUnlocked) return null;
+    if (!mo.unlock) throw new SafetensorsError(lock, 'another merge is running (or one died); if none is running, merge again with --unlock');
+  }
+  let folder: OutputFolder | undefined;
+  const moved: string[] = [];
+  try {
+    const first = records[0];
+    const ckpt = await openInput(first.input);
+    try {
+      const plan = await planFromOpen(ckpt, first.input, outDir, first.options, count);
+      if (plan.fingerprint.digest !== first.fingerprint) throw new SafetensorsError(first.input, `changed since the parts were written: every machine must see the same input`);
+      if (plan.run !== run) throw new SafetensorsError(partsDir, `the records do not match the input and options they name (run ${plan.run}, records ${run})`);
+      // Each part read its own shards, maybe on another machine: the data there must be the data here.
+      const here = await dataSamples(ckpt);
+      for (const r of records) {
+        const differs = sampleDifference(here, r.samples);
+        if (differs !== null) throw new SafetensorsError(join(first.input, differs), `other data (sampled) here than part ${r.part}/${count} read on ${r.host}: every machine must see the same input`);
+      }
+      // Every output shard is present with the size its part recorded (a part rewritten by a later run, or lost, is caught).
+      for (const r of records) {
+        const expected = plan.parts[r.part];
+        if (r.files.map((f) => f.name).join('\n') !== expected.join('\n')) throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `lists ${r.files.map((f) => f.name).join(', ') || 'no files'}, expected ${expected.join(', ') || 'none'}`);
+        for (const f of r.files) {
+          const path = join(partsDir, f.name);
+          const size = await stat(path).then((st) => st.size, () => -1);
+          if (size !== f.bytes) throw new SafetensorsError(path, `${size < 0 ? 'missing' : `${size} bytes`}, but part ${r.part}/${count} wrote ${f.bytes}; run that part again`);
+        }
+      }
+      const shardIndex = new Map(ckpt.shards.map((sh, i) => [basename(sh.path), i]));
+      const tensors = records.flatMap((r) => r.tensors).sort((a, b) => shardIndex.get(a.file)! - shardIndex.get(b.file)!); // stable: input order within a shard
+      const options = deserializeOptions(first.options);
+      const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
+      const backends = [...new Set(records.map((r) => r.backend))].sort();
+      const startedAt = Math.min(...records.map((r) => r.startedAt));
+      const copied = await filesToCopy(ckpt, first.input);
+      const inFolder = await isFolderInput(ckpt, first.input);
+      const { outputs, summary, extras } = await checkpointSideFiles({
+        ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
+        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
+      });
+      // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
+      const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);
+      checkNotAliasingInput(outDir, inFolder ? ckpt.dir : null, inputFiles);
+      folder = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
+      for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
+      for (const name of extras) await copyRegularFile(join(ckpt.dir, name), join(folder.staging, name));
+      for (const name of plan.parts.flat()) {
+        await rename(join(partsDir, name), join(folder.staging, name));
+        moved.push(name);
+      }
+      await folder.publish();
+      await removePartsFolder(partsDir); // records, the lock, temporary files of killed parts
+      return summary;
+    } finally {
+      await closeCheckpoint(ckpt);
+    }
+  } catch (err) {
+    // Put the parts' shards back before the staging folder goes, so a merge again needs no part rerun.
+    if (folder) for (const name of moved) await rename(join(folder.staging, name), join(partsDir, name)).catch(() => {});
+    await folder?.abort();
+    await rmdir(lock).catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,125 @@
+// The distributed commands of the fp4kit command line (docs/distributed.md): `quantize --shard i/n`
+// (one part; the last part to finish merges), `quantize --queue redis://...` (enqueue every part on
+// BullMQ and wait), `worker --queue redis://...` and `merge <out>`. lib/checkpoint/cli.ts parses the common
+// quantize flags and hands over here.
+
+import { parseArgs } from 'node:util';
+import { setBackend, type BackendName } from '../index.js';
+import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
+import { mergeCheckpointParts, parseShardSpec, runCheckpointPart, serializeOptions, type ShardSpec } from './checkpoint-parts.js';
+import { quantizeOnQueue, redisOptions, startQueueWorker } from './queue.js';
+
+/** A bad flag of `worker` or `merge` (lib/checkpoint/cli.ts prints it with the usage, exit code 2). */
+export class FlagError extends Error {}
+
+function flagErrors<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
+}
+
+export interface DistributedFlags {
+  shard?: ShardSpec;
+  queue?: string;
+  parts?: number;
+}
+
+/** Check --shard, --queue and --parts together; throws RangeError naming the flag. */
+export function parseDistributedFlags(v: { shard?: string; queue?: string; parts?: string }): DistributedFlags | null {
+  if (v.shard === undefined && v.queue === undefined) {
+    if (v.parts !== undefined) throw new RangeError('--parts applies to --queue only');
+    return null;
+  }
+  if (v.shard !== undefined && v.queue !== undefined) throw new RangeError('--shard and --queue exclude each other: --queue splits the run into parts itself');
+  if (v.shard !== undefined) {
+    if (v.parts !== undefined) throw new RangeError('--parts applies to --queue only (with --shard, n in i/n is the number of parts)');
+    return { shard: parseShardSpec(v.shard) };
+  }
+  redisOptions(v.queue!);
+  let parts: number | undefined;
+  if (v.parts !== undefined) {
+    parts = Number(v.parts);
+    if (v.parts.trim() === '' || !Number.isInteger(parts) || parts < 1) throw new RangeError(`--parts: expected a positive integer, got ${JSON.stringify(v.parts)}`);
+  }
+  return { queue: v.queue, parts };
+}
+
+const say = (line: string) => process.stderr.write(`fp4kit: ${line}\n`);
+
+/**
+ * Run the distributed form of `quantize`. Returns the merged summary, or null when this was a
+ * --shard part and other parts are still to finish (a line says so).
+ */
+export async function quantizeDistributed(
+  input: string, output: string, options: CheckpointOptions, flags: DistributedFlags,
+  onProgress: (p: CheckpointProgress) => void, signal: AbortSignal,
+): Promise<CheckpointSummary | null> {
+  if (flags.queue !== undefined) return quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, onProgress, log: say, signal });
+  const { index, count } = flags.shard!;
+  const { record, merged } = await runCheckpointPart({ input, output, options: serializeOptions(options), part: index, parts: count }, onProgress, signal, { autoMerge: true });
+  if (merged) return merged;
+  const files = record.files.map((f) => f.name);
+  process.stdout.write(
+    `${output}: part ${index}/${count} wrote ${files.length === 0 ? 'no shard (more parts than input shards)' : files.join(', ')}\n` +
+      `  the last part to finish writes the index, config and summary; or run \`fp4kit merge ${output}\` once every part is done\n`,
+  );
+  return null;
+}
+
+/** What an interrupted producer tells: the queued jobs are the workers' now. */
+export const QUEUE_DETACHED = 'interrupted; the queued jobs stay in the queue and the workers finish them (the output appears when the merge job has run)';
+
+export async function runWorker(argv: string[]): Promise<number> {
+  const { values: v, positionals } = flagErrors(() => parseArgs({
+    args: argv, allowPositionals: true,
+    options: { queue: { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, backend: { type: 'string' } },
+  }));
+  if (positionals.length > 0) throw new FlagError(`worker takes no positional argument, got ${positionals.join(' ')}`);
+  if (typeof v.queue !== 'string') throw new FlagError('worker needs --queue redis://host:port');
+  flagErrors(() => redisOptions(v.queue!));
+  const ms = (flag: string, s: string | boolean | undefined) => {
+    if (typeof s !== 'string') return undefined;
+    const x = Number(s);
+    if (s.trim() === '' || !Number.isInteger(x) || x < 100) throw new FlagError(`${flag}: expected milliseconds (an integer >= 100), got ${JSON.stringify(s)}`);
+    return x;
+  };
+  const settings = { lockDuration: ms('--lock-duration', v['lock-duration']), stalledInterval: ms('--stalled-interval', v['stalled-interval']) };
+  if (typeof v.backend === 'string') {
+    if (!['native', 'wasm', 'js'].includes(v.backend)) throw new FlagError('--backend: expected native, wasm or js');
+    setBackend(v.backend as BackendName);
+  }
+  const worker = await startQueueWorker(v.queue, { ...settings, log: (line) => say(`worker ${process.pid}: ${line}`) });
+  say(`worker ${process.pid}: waiting for jobs on ${v.queue}`);
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    if (signals === 1) {
+      say(`worker ${process.pid}: stopping after the current job (again to put it back in the queue now)`);
+      void worker.stop();
+    } else if (signals === 2) {
+      void worker.stop(true);
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await worker.closed; // rejects when this machine cannot see a run's files (the message says what)
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export async function runMerge(argv: string[], print: (s: CheckpointSummary) => void): Promise<number> {
+  const { values: v, positionals } = flagErrors(() => parseArgs({ args: argv, allowPositionals: true, options: { unlock: { type: 'boolean' }, json: { type: 'boolean' } } }));
+  if (positionals.length !== 1) throw new FlagError('merge takes one output folder');
+  const summary = (await mergeCheckpointParts(positionals[0], { unlock: v.unlock === true }))!;
+  if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  else print(summary);
+  return 0;
+}

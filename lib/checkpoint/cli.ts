@@ -1,0 +1,427 @@
+#!/usr/bin/env node
+// The fp4kit command line: `fp4kit quantize` turns a safetensors checkpoint into a quantized one,
+// `fp4kit inspect` shows what a checkpoint holds; `worker` and `merge` (and quantize's --shard and
+// --queue) are the distributed mode of lib/checkpoint/cli-distributed.ts. Errors are one line, `fp4kit: <file>: <problem>`,
+// exit code 1 (2 for usage errors, 130 after SIGINT, 143 after SIGTERM, 129 after SIGHUP).
+
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setBackend, type BackendName } from '../index.js';
+import { QUANT_FORMAT_NAMES } from '../core/formats.js';
+import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
+import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
+import { SafetensorsError } from './safetensors/header.js';
+import { removeStagingSync } from './safetensors/output-folder.js';
+import { makeFolders } from './safetensors/make-folders.js';
+import { removeTempFilesSync, writeFileAtomic } from './safetensors/atomic-file.js';
+import { readRegularTextFile } from './safetensors/regular-file.js';
+import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { logBarChart, precisionMap } from './plots.js';
+import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
+
+const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
+
+const USAGE = `usage:
+  fp4kit quantize <in> -o <out> --format <fmt> [--layout <layout>] [--fisher <file.safetensors> --fp4-fraction 0.7]
+                  [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
+                  [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
+                  [--force]   (replace an output folder that is not an earlier fp4kit output)
+                  [--shard i/n | --queue redis://host:port [--parts n]]
+  fp4kit worker --queue redis://host:port [--lock-duration ms] [--stalled-interval ms] [--backend native|wasm|js]
+  fp4kit merge <out> [--unlock] [--json]
+  fp4kit inspect <dir|file> [--json] [--plot <dir>]
+
+distributed runs (docs/distributed.md): every machine sees <in> and <out> at the same path
+
+formats: ${FORMATS.join(', ')}
+layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
+
+class UsageError extends Error {}
+
+const FORCED_EXIT_MS = 5000;
+
+/** The signals that stop a command, with the exit status a shell reports for each (128 + number). */
+const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
+
+/** Route every stop signal to `handler` until the returned function is called. */
+function onStopSignals(handler: (signal: StopSignal) => void): () => void {
+  const names = Object.keys(STOP_SIGNALS) as StopSignal[];
+  const listener = (signal: NodeJS.Signals) => handler(signal as StopSignal);
+  for (const name of names) process.on(name, listener);
+  return () => {
+    for (const name of names) process.off(name, listener);
+  };
+}
+
+/** Text from a file (tensor names, summary fields) as a terminal shows it: control characters and
+ *  bidirectional overrides become \u escapes, so a hostile name cannot move the cursor, recolour
+ *  the terminal or reorder what is printed around it. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`fp4kit: ${printable(message)}\n`);
+  if (code === 2) process.stderr.write(`${USAGE}\n`);
+  process.exit(code);
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  return `${v.toFixed(v >= 100 || u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(0)}s`;
+  return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+/** A progress bar on a terminal; one line every few seconds otherwise. */
+function progressPrinter(): { update: (p: CheckpointProgress) => void; done: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  let lastPercent = -1;
+  const line = (p: CheckpointProgress) => {
+    const frac = p.bytesTotal === 0 ? 1 : p.bytesDone / p.bytesTotal;
+    const rate = p.elapsedSeconds > 0 ? p.bytesDone / p.elapsedSeconds : 0;
+    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
+    return { frac, text: `${human(p.bytesDone)}/${human(p.bytesTotal)}  ${p.tensorsDone}/${p.tensorCount} tensors  ${human(rate)}/s  ETA ${duration(eta)}` };
+  };
+  return {
+    update(p) {
+      const { frac, text } = line(p);
+      const now = Date.now();
+      if (tty) {
+        if (now - lastLine < 100 && p.tensorsDone !== p.tensorCount) return;
+        lastLine = now;
+        const width = 24;
+        const filled = Math.round(frac * width);
+        const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+        process.stderr.write(`\r\x1b[K${bar} ${(frac * 100).toFixed(0).padStart(3)}%  ${text}`);
+      } else {
+        const percent = Math.floor(frac * 10) * 10;
+        if (percent === lastPercent && now - lastLine < 5000) return;
+        lastPercent = percent;
+        lastLine = now;
+        process.stderr.write(`fp4kit: ${(frac * 100).toFixed(0)}%  ${text}\n`);
+      }
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+function printQuantizeSummary(s: CheckpointSummary): void {
+  const q = s.tensors.filter((t) => t.action === 'quantized');
+  const worst = q.reduce((a, t) => Math.max(a, t.relRmse ?? 0), 0);
+  const elements = q.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const bits = elements === 0 ? 0 : q.reduce((a, t) => a + t.outputBytes * 8, 0) / elements;
+  process.stdout.write(
+    `${s.output}: ${q.length} tensors quantized to ${s.format} (${s.layout} layout, ${bits.toFixed(3)} bits/element), ${s.copied} copied\n` +
+      `  ${human(s.inputBytes)} → ${human(s.outputBytes)} in ${s.seconds.toFixed(2)} s (${human(s.inputBytes / Math.max(s.seconds, 1e-9))}/s, ${s.backend} backend)\n` +
+      (q.length > 0 ? `  worst relative RMSE ${worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n` : ''),
+  );
+}
+
+async function runQuantize(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        output: { type: 'string', short: 'o' },
+        format: { type: 'string', short: 'f' },
+        layout: { type: 'string', short: 'l' },
+        fisher: { type: 'string' },
+        'fp4-fraction': { type: 'string' },
+        only: { type: 'string' },
+        skip: { type: 'string' },
+        rounding: { type: 'string' },
+        seed: { type: 'string' },
+        'scale-rule': { type: 'string' },
+        'input-scale': { type: 'string' },
+        'no-error-stats': { type: 'boolean' },
+        json: { type: 'boolean' },
+        backend: { type: 'string' },
+        force: { type: 'boolean' },
+        shard: { type: 'string' },
+        queue: { type: 'string' },
+        parts: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'quantize needs an input checkpoint' : `quantize takes one input, got ${positionals.length}`);
+  if (!v.output) throw new UsageError('quantize needs an output folder: -o <out>');
+  if (!v.format) throw new UsageError('quantize needs --format');
+  if (!FORMATS.includes(v.format as QuantFormat)) throw new UsageError(`unknown format ${JSON.stringify(v.format)}; expected one of ${FORMATS.join(', ')}`);
+  const layout = (v.layout ?? 'fp4kit') as LayoutName;
+  let layoutFormats: readonly QuantFormat[];
+  try {
+    layoutFormats = layoutByName(layout).formats;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (!layoutFormats.includes(v.format as QuantFormat)) throw new UsageError(`the ${layout} layout holds ${layoutFormats.join(', ')}, not ${v.format}`);
+  if (v.fisher !== undefined && v.format !== 'fgmp') throw new UsageError('--fisher applies to --format fgmp only');
+  const number = (flag: string, s: string | undefined, ok: (x: number) => boolean): number | undefined => {
+    if (s === undefined) return undefined;
+    const x = Number(s);
+    if (s.trim() === '' || !ok(x)) throw new UsageError(`${flag}: invalid value ${JSON.stringify(s)}`);
+    return x;
+  };
+  const options: CheckpointOptions = {
+    format: v.format as QuantFormat,
+    layout,
+    fisher: v.fisher,
+    fp4Fraction: number('--fp4-fraction', v['fp4-fraction'], (x) => x >= 0 && x <= 1),
+    rounding: v.rounding as CheckpointOptions['rounding'],
+    seed: number('--seed', v.seed, (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32),
+    scaleRule: v['scale-rule'] as CheckpointOptions['scaleRule'],
+    inputScale: number('--input-scale', v['input-scale'], (x) => x > 0 && Number.isFinite(x)),
+    measureError: !v['no-error-stats'],
+    overwrite: v.force === true,
+  };
+  if (options.rounding !== undefined && options.rounding !== 'nearest' && options.rounding !== 'stochastic') throw new UsageError(`--rounding: expected nearest or stochastic`);
+  if (options.scaleRule !== undefined && options.scaleRule !== 'floor' && options.scaleRule !== 'ceil') throw new UsageError(`--scale-rule: expected floor or ceil`);
+  for (const flag of ['only', 'skip'] as const) {
+    const src = v[flag];
+    if (src === undefined) continue;
+    try {
+      options[flag] = new RegExp(src);
+    } catch (err) {
+      throw new UsageError(`--${flag}: invalid regular expression (${(err as Error).message})`);
+    }
+  }
+  if (v.backend !== undefined) {
+    if (!['native', 'wasm', 'js'].includes(v.backend)) throw new UsageError(`--backend: expected native, wasm or js`);
+    setBackend(v.backend as BackendName);
+  }
+  let distributed;
+  try {
+    distributed = parseDistributedFlags(v);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+
+  // One SIGINT, SIGTERM or SIGHUP stops the run: the work is aborted and the staging folder
+  // removed. If that has not finished within FORCED_EXIT_MS (a file operation that does not
+  // return), the staging folder is removed synchronously and the process exits anyway; a second
+  // signal does the same at once. Exit status 130, 143 or 129, as a shell reports them.
+  const controller = new AbortController();
+  let exitCode = 130;
+  const interrupted = (publishedAlready: boolean) => `fp4kit: ${v.output}: ${distributed?.queue ? QUEUE_DETACHED
+    : `interrupted; ${publishedAlready ? 'the output had already been published whole' : 'no output file was left under its final name'}`}\n`;
+  const leaveNow = () => {
+    removeTempFilesSync();
+    const published = removeStagingSync();
+    process.stderr.write(interrupted(published.includes(resolve(v.output!))));
+    process.exit(exitCode);
+  };
+  const stopListening = onStopSignals((signal) => {
+    if (controller.signal.aborted) leaveNow();
+    exitCode = STOP_SIGNALS[signal];
+    controller.abort();
+    setTimeout(leaveNow, FORCED_EXIT_MS).unref();
+  });
+  const progress = progressPrinter();
+  try {
+    const summary = distributed
+      ? await quantizeDistributed(positionals[0], v.output, options, distributed, progress.update, controller.signal)
+      : await quantizeCheckpoint(positionals[0], v.output, options, progress.update, controller.signal);
+    progress.done();
+    if (controller.signal.aborted) {
+      // The signal came while the finished output was being published: it is complete.
+      if (summary !== null) process.stderr.write(interrupted(true));
+      return exitCode;
+    }
+    if (summary === null) return 0; // a --shard part; the merge comes later
+    if (v.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else printQuantizeSummary(summary);
+    return 0;
+  } catch (err) {
+    progress.done();
+    if (controller.signal.aborted) {
+      process.stderr.write(interrupted(false));
+      return exitCode;
+    }
+    throw err;
+  } finally {
+    stopListening();
+  }
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+/** A JSON side file of a checkpoint folder, or null when there is none. */
+async function readJson(path: string): Promise<unknown> {
+  const text = await readRegularTextFile(path);
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new SafetensorsError(path, `not JSON (${(err as Error).message})`);
+  }
+}
+
+/** --plot: the error of every quantized tensor, and a precision map of every FGMP tensor. */
+async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
+  await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
+  // Plots beside the checkpoint's own files could replace one of them (a shard may have any name).
+  const same = (a: string, b: string) => { const x = statSync(a); const y = statSync(b); return x.dev === y.dev && x.ino === y.ino; };
+  if (same(dir, checkpointDir)) throw new SafetensorsError(dir, 'the plot folder is the checkpoint folder; give --plot a folder of its own');
+  const written: string[] = [];
+  const used = new Set<string>();
+  const save = async (base: string, svg: string) => {
+    // Tensor names that differ only in characters a file name cannot hold must not share a plot.
+    let name = `${base}.svg`;
+    for (let k = 2; used.has(name); k++) name = `${base}-${k}.svg`;
+    used.add(name);
+    const path = join(dir, name);
+    await writeFileAtomic(path, svg);
+    written.push(path);
+  };
+  const quantized = summary?.tensors.filter((t) => t.action === 'quantized' && t.relRmse !== undefined) ?? [];
+  if (quantized.length > 0) {
+    await save('errors', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
+  }
+  for (const t of summary?.tensors ?? []) {
+    if (t.format !== 'fgmp' || t.action !== 'quantized') continue;
+    const info = ckpt.shards.flatMap((s) => s.tensors.map((x) => ({ shard: s, x }))).find((e) => e.x.name === `${t.name}.mask`);
+    if (!info) continue;
+    const cols = t.shape[t.shape.length - 1];
+    const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
+    // a file name holds 255 bytes: long names are cut (save() keeps cut names apart)
+    await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 200)}`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
+  }
+  process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
+}
+
+async function runInspect(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, plot: { type: 'string' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint folder or file');
+  const target = positionals[0];
+  // inspect only reads, but --plot writes: a stop signal removes any plot still under its
+  // temporary name (each plot is renamed into place whole) and exits at once.
+  const stopListening = onStopSignals((signal) => {
+    removeTempFilesSync();
+    process.stderr.write(`fp4kit: ${target}: interrupted; no plot was left half-written\n`);
+    process.exit(STOP_SIGNALS[signal]);
+  });
+  try {
+    return await inspectCheckpoint(target, values);
+  } finally {
+    stopListening();
+  }
+}
+
+async function inspectCheckpoint(target: string, values: { json?: boolean; plot?: string }): Promise<number> {
+  const ckpt = await openCheckpoint(target);
+  try {
+    const dir = existsSync(target) && statSync(target).isDirectory() ? target : dirname(target);
+    // Side files are read without ever blocking on a FIFO named like them (regular-file.ts).
+    const summary = checkSummary(join(dir, SUMMARY_NAME), await readJson(join(dir, SUMMARY_NAME)));
+    const config = (await readJson(join(dir, 'config.json'))) as { quantization_config?: unknown } | null;
+    const quantConfig = config?.quantization_config ?? null;
+    const stored = ckpt.shards.flatMap((s) => s.tensors.map((t) => ({ file: s.path, ...t, bytes: t.end - t.begin })));
+    if (values.plot !== undefined) await writePlots(values.plot, dir, ckpt, summary);
+    const totalBytes = stored.reduce((a, t) => a + t.bytes, 0);
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ path: target, files: ckpt.shards.map((s) => s.path), totalBytes, quantizationConfig: quantConfig, summary, tensors: stored.map(({ name, dtype, shape, bytes }) => ({ name, dtype, shape, bytes })) }, null, 2)}\n`);
+      return 0;
+    }
+    const out: string[] = [];
+    out.push(`${target}: ${ckpt.shards.length} file(s), ${stored.length} stored tensors, ${human(totalBytes)}`);
+    if (quantConfig && typeof quantConfig === 'object') {
+      const qc = quantConfig as Record<string, unknown>;
+      out.push(`quantization_config: quant_method=${String(qc.quant_method)}${qc.format ? ` format=${String(qc.format)}` : ''}${qc.quant_algo ? ` quant_algo=${String(qc.quant_algo)}` : ''}`);
+    }
+    if (summary) {
+      out.push(`fp4kit summary: ${summary.format} in the ${summary.layout} layout, from ${summary.input} (${human(summary.inputBytes)} → ${human(summary.outputBytes)})`);
+      const w = Math.min(60, Math.max(6, ...summary.tensors.map((t) => t.name.length)));
+      out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  max |err|`);
+      for (const t of summary.tensors) {
+        const fmt = t.action === 'quantized' ? t.format! : t.dtype.toLowerCase();
+        const bits = ((t.outputBytes * 8) / Math.max(1, t.shape.reduce((a, b) => a * b, 1))).toFixed(3);
+        const err = t.relRmse !== undefined ? t.relRmse.toExponential(3) : '-';
+        const maxErr = t.maxAbsError !== undefined ? t.maxAbsError.toExponential(3) : '-';
+        out.push(`${pad(t.name, w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
+      }
+    } else {
+      const w = Math.min(60, Math.max(6, ...stored.map((t) => t.name.length)));
+      out.push(`${pad('tensor', w)}  ${pad('dtype', 8)}  ${pad('shape', 16)}  bytes`);
+      for (const t of stored) out.push(`${pad(t.name, w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
+    }
+    process.stdout.write(`${out.map(printable).join('\n')}\n`);
+    return 0;
+  } finally {
+    await closeCheckpoint(ckpt);
+  }
+}
+
+/** An fp4kit-summary.json as inspect and --plot use it, or a clear error when it is not one
+ *  (a hand-edited or foreign file must not end in "Cannot read properties of undefined"). */
+function checkSummary(path: string, json: unknown): CheckpointSummary | null {
+  if (json === null) return null;
+  const s = json as Partial<CheckpointSummary>;
+  const bad = (why: string) => new SafetensorsError(path, `not an fp4kit summary: ${why}`);
+  if (typeof json !== 'object' || Array.isArray(json) || s.tool !== 'fp4kit') throw bad('"tool" is not "fp4kit"');
+  if (typeof s.format !== 'string' || typeof s.layout !== 'string') throw bad('"format" and "layout" must be strings');
+  if (!Array.isArray(s.tensors)) throw bad('"tensors" is not a list');
+  s.tensors.forEach((t: unknown, i) => {
+    const e = t as Partial<CheckpointSummary['tensors'][number]> | null;
+    const ok = e !== null && typeof e === 'object' && typeof e.name === 'string' && typeof e.dtype === 'string'
+      && Array.isArray(e.shape) && e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+      && (e.action === 'quantized' || e.action === 'copied') && typeof e.outputBytes === 'number'
+      && (e.action === 'copied' || typeof e.format === 'string')
+      && (e.relRmse === undefined || typeof e.relRmse === 'number') && (e.maxAbsError === undefined || typeof e.maxAbsError === 'number');
+    if (!ok) throw bad(`tensors[${i}] is not { name, dtype, shape, action, format, outputBytes, … }`);
+  });
+  return s as CheckpointSummary;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined) throw new UsageError('missing command');
+    if (command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (command === 'quantize') return await runQuantize(rest);
+    if (command === 'inspect') return await runInspect(rest);
+    if (command === 'worker') return await runWorker(rest);
+    if (command === 'merge') return await runMerge(rest, printQuantizeSummary);
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof FlagError) fail(err.message, 2);
+    if (err instanceof SafetensorsError) fail(err.message, 1);
+    const e = err as NodeJS.ErrnoException;
+    if (e && e.code && e.path) fail(`${e.path}: ${e.code === 'ENOENT' ? 'no such file or folder' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ENOSPC' ? 'no space left on device' : e.message}`, 1);
+    fail(e instanceof Error ? e.message : String(e), 1);
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  // Let stdout drain before exiting (piped output).
+  process.exitCode = code;
+});
+

@@ -1,0 +1,89 @@
+// compressed-tensors "nvfp4-pack-quantized", as llm-compressor writes it and vLLM / transformers
+// load it (sources in docs/layouts.md):
+//   <module>.weight_packed        U8       [N, K/2]   E2M1 codes, element 2i in the low nibble
+//   <module>.weight_scale         F8_E4M3  [N, K/16]  block scales
+//   <module>.weight_global_scale  F32      [1]        the ENCODE scale (448·6/amax in llm-compressor);
+//                                                     loaders compute scale / global_scale
+// fp4kit's tensorScale is the decode scale, so the stored global scale is 1/tensorScale. To make
+// that reciprocal exact, this layout uses a power-of-two tensorScale (the smallest at or above
+// amax/(448·6)): then weight_scale / weight_global_scale == weight_scale · tensorScale exactly and
+// every loader convention dequantizes to fp4kit's bits.
+
+import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
+import type { QuantizedTensor } from '../../core/quantize.js';
+import type { FgmpTensor } from '../../fgmp/quantize.js';
+import { f32Bytes, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
+
+/** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
+export function powerOfTwoTensorScale(amax: number): number {
+  const t = nvfp4TensorScale(amax);
+  // An infinite scale would halve forever in the loop below; NaN would come out as a silent NaN.
+  if (!Number.isFinite(t) || !(amax >= 0)) throw new RangeError(`powerOfTwoTensorScale: amax must be a number ≥ 0 within float32's range, got ${amax}`);
+  let p = 2 ** Math.floor(Math.log2(t));
+  while (p < t) p *= 2; // Math.log2 may round: settle exactly
+  while (p / 2 >= t) p /= 2;
+  return Math.min(Math.max(p, 2 ** -126), 2 ** 127);
+}
+
+export const compressedTensorsLayout: Layout = {
+  name: 'compressed-tensors',
+  formats: ['nvfp4'],
+  sharedFusedScales: true,
+  unsupported(name, shape, format) {
+    if (format !== 'nvfp4') return `the compressed-tensors layout holds nvfp4 only, not ${format}`;
+    if (!name.endsWith('.weight')) return 'compressed-tensors names quantized weights <module>.weight_packed: the name must end in .weight';
+    if (shape.length !== 2) return 'compressed-tensors packs 2-D weights only';
+    if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;
+    return null;
+  },
+  tensorScale: powerOfTwoTensorScale,
+  plan(name, shape) {
+    const m = moduleOf(name);
+    const [n, k] = shape;
+    return [
+      { name: `${m}.weight_packed`, dtype: 'U8', shape: [n, k / 2] },
+      { name: `${m}.weight_scale`, dtype: 'F8_E4M3', shape: [n, k / 16] },
+      { name: `${m}.weight_global_scale`, dtype: 'F32', shape: [1] },
+    ];
+  },
+  encode(_name, q: QuantizedTensor | FgmpTensor) {
+    const t = (q as QuantizedTensor).tensorScale!;
+    return [q.data, q.scales, f32Bytes(Math.fround(1 / t))];
+  },
+  files(ctx: ConfigContext): LayoutFiles {
+    const weights = {
+      num_bits: 4,
+      type: 'float',
+      symmetric: true,
+      group_size: 16,
+      strategy: 'tensor_group',
+      block_structure: null,
+      dynamic: false,
+      actorder: null,
+      observer: 'minmax',
+      observer_kwargs: {},
+    };
+    const quantization_config = {
+      quant_method: 'compressed-tensors',
+      format: 'nvfp4-pack-quantized',
+      quantization_status: 'compressed',
+      config_groups: {
+        group_0: {
+          targets: ['Linear'],
+          weights,
+          input_activations: null,
+          output_activations: null,
+          format: 'nvfp4-pack-quantized',
+        },
+      },
+      ignore: ctx.unquantizedModules,
+      kv_cache_scheme: null,
+      sparsity_config: {},
+      global_compression_ratio: null,
+      producer: 'fp4kit',
+    };
+    return { config: { ...(ctx.config ?? {}), quantization_config }, extra: {} };
+  },
+};
+
+export type { QuantFormat };

@@ -1,0 +1,287 @@
+// Distributed checkpoint quantization on an existing job queue: BullMQ on Redis. The producer
+// (`fp4kit quantize ... --queue redis://host:port`) plans the parts (lib/checkpoint/checkpoint-parts.ts) and
+// adds one BullMQ flow: a `merge` job whose children are the `part` jobs, so BullMQ itself runs the
+// merge once every part has completed. Workers (`fp4kit worker --queue ...`) take jobs, report
+// progress with job.updateProgress, and BullMQ's stalled-job check hands the job of a worker that
+// died to another one. A part writes its output shards to temporary names and renames them when
+// complete, so a retried job never leaves a torn file under a final name.
+
+import { FlowProducer, Job as BullJob, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
+import { Redis } from 'ioredis';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
+import {
+  InputVisibilityError, mergeCheckpointParts, planRun, runCheckpointPart, writeRunPlan,
+  type PartRequest,
+} from './checkpoint-parts.js';
+import { SafetensorsError } from './safetensors/header.js';
+
+/** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
+export const QUEUE_NAME = 'fp4kit-checkpoint';
+
+/** Tries of a job that throws (an I/O error, say); a worker that dies does not use one up (see maxStalledCount). */
+const ATTEMPTS = 3;
+
+interface PartJobData extends PartRequest {
+  kind: 'part';
+}
+interface MergeJobData {
+  kind: 'merge';
+  output: string;
+  run: string;
+  /** Epoch ms of the plan: a retried merge whose earlier attempt published the output succeeds. */
+  plannedAt: number;
+}
+type JobData = PartJobData | MergeJobData;
+
+/** Progress a part job reports (job.updateProgress). */
+interface PartProgress {
+  bytesDone: number;
+  tensorsDone: number;
+}
+
+/** ioredis options from a redis:// or rediss:// URL (redis://[user:password@]host:port[/db]). */
+export function redisOptions(url: string): RedisOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new RangeError(`--queue: expected a Redis URL such as redis://host:6379, got ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`--queue: expected a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+  if (u.hostname === '') throw new RangeError(`--queue: the URL names no host: ${JSON.stringify(url)}`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new RangeError(`--queue: the database number must be an integer, got ${JSON.stringify(u.pathname.slice(1))}`);
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port === '' ? 6379 : Number(u.port),
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+    // BullMQ's blocking commands must wait as long as it takes, not fail after a few retries.
+    maxRetriesPerRequest: null,
+  };
+}
+
+/** Connect once without retrying, so an unreachable Redis is one clear error instead of a silent wait. */
+async function checkReachable(url: string, options: RedisOptions): Promise<void> {
+  const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: 5000, maxRetriesPerRequest: 1 });
+  let cause: Error | null = null; // the socket error (ECONNREFUSED...) says more than connect()'s "Connection is closed"
+  probe.on('error', (err: Error) => { cause ??= err; });
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    throw new Error(`cannot reach Redis at ${url} (${(cause ?? (err as Error)).message}); start redis-server there or fix --queue`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+export interface EnqueueOptions {
+  /** Number of parts (jobs); default one per input shard, at most one per input shard. */
+  parts?: number;
+  onProgress?: (p: CheckpointProgress) => void;
+  /** One line per event worth telling (a stalled or failed part). */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Plan the run, enqueue it as one BullMQ flow and wait for the merge. Every machine (this one and
+ * the workers) must see `input` and `outDir` at the same paths. Returns the merged summary.
+ */
+export async function quantizeOnQueue(url: string, input: string, outDir: string, options: CheckpointOptions, eo: EnqueueOptions = {}): Promise<CheckpointSummary> {
+  const connection = redisOptions(url);
+  await checkReachable(url, connection);
+  const started = performance.now();
+  const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true });
+  const count = plan.parts.length;
+  await writeRunPlan(plan);
+
+  const events = new QueueEvents(QUEUE_NAME, { connection });
+  const flows = new FlowProducer({ connection });
+  const queue = new Queue(QUEUE_NAME, { connection });
+  events.on('error', () => {}); // connection errors surface through the calls below; ioredis reconnects
+  flows.on('error', () => {});
+  queue.on('error', () => {});
+  try {
+    await events.waitUntilReady();
+    const tensorsOf = plan.partTensors;
+    const keep = { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } };
+    const tree = await flows.add({
+      name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
+      opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, ...keep },
+      children: plan.parts.map((_names, part) => ({
+        name: 'part', queueName: QUEUE_NAME,
+        data: {
+          kind: 'part', input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
+          fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+        } satisfies PartJobData,
+        opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
+      })),
+    });
+    const parent = tree.job;
+    const partOf = new Map((tree.children ?? []).map((c) => [c.job.id!, (c.job.data as PartJobData).part]));
+    const done = new Map<string, PartProgress>();
+    const report = () => {
+      let bytesDone = 0;
+      let tensorsDone = 0;
+      for (const p of done.values()) {
+        bytesDone += p.bytesDone;
+        tensorsDone += p.tensorsDone;
+      }
+      eo.onProgress?.({ tensor: '', tensorsDone, tensorCount: plan.tensorCount, bytesDone, bytesTotal: plan.inputBytes, elapsedSeconds: (performance.now() - started) / 1000 });
+    };
+    const label = (id: string) => `part ${partOf.get(id)}/${count}`;
+    events.on('progress', ({ jobId, data }) => {
+      if (partOf.has(jobId) && typeof data === 'object' && data !== null) {
+        done.set(jobId, data as PartProgress);
+        report();
+      }
+    });
+    events.on('completed', ({ jobId }) => {
+      const part = partOf.get(jobId);
+      if (part === undefined) return;
+      done.set(jobId, { bytesDone: plan.partBytes[part], tensorsDone: tensorsOf[part] });
+      report();
+    });
+    events.on('stalled', ({ jobId }) => {
+      done.delete(jobId); // it starts again from zero
+      if (partOf.has(jobId) || jobId === parent.id) eo.log?.(`${partOf.has(jobId) ? label(jobId) : 'merge'}: its worker stopped answering; BullMQ put the job back in the queue`);
+    });
+    let firstFailure: string | null = null; // the part that failed for good, which failed the merge
+    events.on('failed', ({ jobId, failedReason }) => {
+      if (!partOf.has(jobId)) return;
+      firstFailure ??= `${label(jobId)}: ${failedReason}`;
+      eo.log?.(`${label(jobId)} failed: ${failedReason}`);
+    });
+    // A failed attempt that BullMQ retries is announced as 'delayed' (the backoff); its reason is on the job.
+    events.on('delayed', ({ jobId }) => {
+      if (!partOf.has(jobId)) return;
+      done.delete(jobId);
+      BullJob.fromId(queue, jobId).then((job) => {
+        if (job?.failedReason) eo.log?.(`${label(jobId)} failed (attempt ${job.attemptsMade} of ${ATTEMPTS}), retrying: ${job.failedReason}`);
+      }, () => {});
+    });
+    report();
+    const abort = new Promise<never>((_resolve, reject) => {
+      if (eo.signal?.aborted) reject(eo.signal.reason);
+      eo.signal?.addEventListener('abort', () => reject(eo.signal!.reason), { once: true });
+    });
+    abort.catch(() => {});
+    try {
+      await Promise.race([parent.waitUntilFinished(events), abort]);
+    } catch (err) {
+      if (eo.signal?.aborted) throw err;
+      throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(parent, err as Error))}`);
+    }
+    return JSON.parse(await readFile(join(plan.output, SUMMARY_NAME), 'utf8')) as CheckpointSummary;
+  } finally {
+    await Promise.allSettled([events.close(), flows.close(), queue.close()]);
+  }
+}
+
+/** The reason of the first failed part when the merge failed because of it. */
+async function failureReason(parent: Job, err: Error): Promise<string> {
+  try {
+    const failed = await parent.getFailedChildrenValues();
+    const first = Object.values(failed)[0];
+    if (first) return first;
+  } catch { /* the parent's own reason below */ }
+  return err.message;
+}
+
+export interface WorkerSettings {
+  /** Milliseconds a job's lock lives without renewal; a dead worker's job is retried after about this long. Default 30000. */
+  lockDuration?: number;
+  /** Milliseconds between checks for stalled jobs. Default 30000. */
+  stalledInterval?: number;
+  /** How many times a job may be taken back from a dead worker before it fails. Default 3. */
+  maxStalledCount?: number;
+  log?: (line: string) => void;
+}
+
+export interface QueueWorker {
+  /** Resolves when the worker has stopped: after stop(), or when it met a machine setup problem (rejects then). */
+  closed: Promise<void>;
+  /** Stop taking jobs and finish the current one; with `now`, abort it and put it back in the queue. */
+  stop(now?: boolean): Promise<void>;
+}
+
+/** Start a worker that takes part and merge jobs until stopped. */
+export async function startQueueWorker(url: string, settings: WorkerSettings = {}): Promise<QueueWorker> {
+  const connection = redisOptions(url);
+  await checkReachable(url, connection);
+  const log = settings.log ?? (() => {});
+  let setupProblem: Error | null = null;
+  let stopping: 'graceful' | 'now' | null = null;
+  let worker: Worker<JobData>;
+  const processor = async (job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
+    const data = job.data;
+    try {
+      if (data.kind === 'merge') {
+        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt });
+        log(`merged ${data.output}: ${summary!.quantized} tensors quantized, ${summary!.copied} copied`);
+        return { output: data.output };
+      }
+      const t0 = performance.now();
+      let last = 0;
+      const onProgress = (p: CheckpointProgress) => {
+        const now = performance.now();
+        if (now - last < 250 && p.tensorsDone < p.tensorCount) return;
+        last = now;
+        job.updateProgress({ bytesDone: p.bytesDone, tensorsDone: p.tensorsDone } satisfies PartProgress).catch(() => {});
+      };
+      log(`part ${data.part}/${data.parts} of ${data.output}: started (job ${job.id}, attempt ${job.attemptsStarted})`);
+      const { record } = await runCheckpointPart(data, onProgress, signal);
+      log(`part ${data.part}/${data.parts} of ${data.output}: ${record.files.length} shard(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      return { part: data.part, host: record.host, files: record.files.map((f) => f.name) };
+    } catch (err) {
+      if (stopping === 'now' && signal?.aborted && token) {
+        // Shutting down: the job goes back to the queue without using up one of its attempts.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      if (signal?.aborted && data.kind === 'part') {
+        log(`part ${data.part}/${data.parts} of ${data.output}: abandoned (${String(signal.reason)}); another worker has it`);
+        throw err;
+      }
+      if (err instanceof InputVisibilityError) {
+        // This machine cannot do any job of this run: fail this attempt (another worker retries it) and stop.
+        setupProblem = err;
+        log(`${err.message}\nthis worker stops taking jobs`);
+        void worker.close();
+        throw err;
+      }
+      if (err instanceof SafetensorsError || err instanceof RangeError) throw new UnrecoverableError(err.message); // the same on any machine
+      throw err;
+    }
+  };
+  worker = new Worker<JobData>(QUEUE_NAME, processor, {
+    connection, concurrency: 1, name: `${hostname()}:${process.pid}`,
+    lockDuration: settings.lockDuration ?? 30000, stalledInterval: settings.stalledInterval ?? 30000,
+    maxStalledCount: settings.maxStalledCount ?? 3,
+  });
+  worker.on('error', (err) => log(`BullMQ: ${err.message}`)); // lost connections (ioredis reconnects), a lock lost to another worker...
+  // A lost lock means BullMQ will hand the job to another worker: stop ours rather than race it.
+  worker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) worker.cancelJob(id, 'its lock was lost');
+  });
+  await worker.waitUntilReady();
+  const closed = new Promise<void>((resolve, reject) => {
+    worker.on('closed', () => (setupProblem ? reject(setupProblem) : resolve()));
+  });
+  closed.catch(() => {});
+  return {
+    closed,
+    async stop(now = false) {
+      stopping = now ? 'now' : 'graceful';
+      if (now) worker.cancelAllJobs('worker stopping');
+      await worker.close();
+    },
+  };
+}

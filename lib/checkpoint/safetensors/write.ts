@@ -1,0 +1,166 @@
+// Streaming safetensors writer. The caller declares every tensor (name, dtype, shape) up front,
+// so the header can be written first; then tensor bytes are written one tensor at a time, in the
+// declared order, possibly in several pieces. The file appears under its final name only after
+// commit() (temp file + fsync + rename, lib/checkpoint/safetensors/atomic-file.ts).
+
+import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
+import { AtomicFile } from './atomic-file.js';
+
+export interface TensorSpec {
+  name: string;
+  dtype: string;
+  shape: number[];
+}
+
+export function specByteLength(s: TensorSpec): number {
+  return s.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[s.dtype];
+}
+
+/** A lone UTF-16 surrogate: UTF-8 cannot encode it, so it would be written as U+FFFD — another name. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The header bytes (8-byte length + JSON padded with spaces to a multiple of 8). */
+export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
+  // Names are data: a null-prototype object keeps a tensor named __proto__ as a plain entry.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  for (const [k, v] of Object.entries(metadata ?? {})) {
+    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) throw new RangeError(`safetensors writer: metadata ${JSON.stringify(k)} holds a lone UTF-16 surrogate, which UTF-8 cannot store`);
+  }
+  let offset = 0;
+  const names = new Set<string>();
+  for (const s of specs) {
+    if (!isKnownDtype(s.dtype)) throw new RangeError(`safetensors writer: unknown dtype ${JSON.stringify(s.dtype)} for tensor ${JSON.stringify(s.name)}`);
+    if (LONE_SURROGATE.test(s.name)) throw new RangeError(`safetensors writer: tensor name ${JSON.stringify(s.name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store (it would be written as another name)`);
+    if (s.name === '__metadata__') throw new RangeError('safetensors writer: "__metadata__" is reserved by the format for metadata; it cannot name a tensor');
+    if (names.has(s.name)) throw new RangeError(`safetensors writer: duplicate tensor name ${JSON.stringify(s.name)}`);
+    names.add(s.name);
+    const n = specByteLength(s);
+    header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const out = new Uint8Array(8 + padded).fill(0x20);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.set(json, 8);
+  return out;
+}
+
+export class SafetensorsWriter {
+  private readonly file: AtomicFile;
+  private readonly specs: TensorSpec[];
+  private index = 0;
+  private remaining: number;
+
+  private constructor(file: AtomicFile, specs: TensorSpec[]) {
+    this.file = file;
+    this.specs = specs;
+    this.remaining = specs.length > 0 ? specByteLength(specs[0]) : 0;
+  }
+
+  static async create(finalPath: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
+    const header = encodeHeader(specs, metadata);
+    const file = await AtomicFile.create(finalPath);
+    try {
+      await file.write(header);
+    } catch (err) {
+      await file.abort();
+      throw err;
+    }
+    return new SafetensorsWriter(file, specs);
+  }
+
+  get tempPath(): string {
+    return this.file.tempPath;
+  }
+
+  get bytesWritten(): number {
+    return this.file.bytesWritten;
+  }
+
+  /** The next tensor to write, or undefined when all are written. */
+  get next(): TensorSpec | undefined {
+    this.skipEmpty();
+    return this.specs[this.index];
+  }
+
+  /** Move past finished (and empty) tensors, stopping at `name` if it is next. */
+  private skipEmpty(name?: string): void {
+    while (this.index < this.specs.length && this.remaining === 0 && this.specs[this.index].name !== name) {
+      this.index++;
+      this.remaining = this.index < this.specs.length ? specByteLength(this.specs[this.index]) : 0;
+    }
+  }
+
+  /** Append bytes of tensor `name`, which must be the next declared tensor. */
+  async write(name: string, bytes: Uint8Array): Promise<void> {
+    this.skipEmpty(name);
+    const spec = this.specs[this.index];
+    if (!spec || spec.name !== name) throw new Error(`safetensors writer: expected ${spec ? spec.name : 'no more tensors'}, got ${name}`);
+    if (bytes.length > this.remaining) throw new Error(`safetensors writer: ${name} gets ${bytes.length} bytes but only ${this.remaining} remain`);
+    await this.file.write(bytes);
+    this.remaining -= bytes.length;
+  }
+
+  /** Check every tensor was written in full, fsync and close (still under the temporary name). */
+  async finish(): Promise<void> {
+    this.skipEmpty();
+    if (this.index < this.specs.length) throw new Error(`safetensors writer: ${this.specs[this.index].name} was not written`);
+    await this.file.finish();
+  }
+
+  /** Rename the finished file into place. */
+  async publish(): Promise<void> {
+    await this.file.publish();
+  }
+
+  async commit(): Promise<void> {
+    await this.finish();
+    await this.publish();
+  }
+
+  async abort(): Promise<void> {
+    await this.file.abort();
+  }
+}
+
+/** Write a whole file from in-memory tensors (tests, small outputs). */
+export async function writeSafetensors(
+  finalPath: string,
+  tensors: Array<TensorSpec & { data: Uint8Array }>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  checkWriteArguments('writeSafetensors', finalPath, tensors, metadata);
+  const w = await SafetensorsWriter.create(finalPath, tensors, metadata);
+  try {
+    for (const t of tensors) await w.write(t.name, t.data);
+    await w.commit();
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+}
+
+/** Argument checks with errors that name the function, the argument and what was expected. */
+function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, metadata: unknown): void {
+  if (typeof finalPath !== 'string' || finalPath === '') throw new TypeError(`${fn}: finalPath must be a non-empty string, got ${typeof finalPath}`);
+  if (!Array.isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of { name, dtype, shape, data }, got ${tensors === null ? 'null' : typeof tensors}`);
+  tensors.forEach((t: unknown, i) => {
+    const at = `${fn}: tensors[${i}]`;
+    if (t === null || typeof t !== 'object') throw new TypeError(`${at} must be an object { name, dtype, shape, data }`);
+    const { name, dtype, shape, data } = t as Record<string, unknown>;
+    if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${typeof name}`);
+    if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw new RangeError(`${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      throw new TypeError(`${at}.shape must be an array of non-negative integers`);
+    }
+    if (!(ArrayBuffer.isView(data) && Object.prototype.toString.call(data) === '[object Uint8Array]')) throw new TypeError(`${at}.data must be a Uint8Array`);
+    const want = specByteLength({ name, dtype, shape: shape as number[] });
+    if ((data as Uint8Array).byteLength !== want) throw new RangeError(`${at}.data must hold ${want} bytes for ${dtype} × [${shape.join(', ')}], got ${(data as Uint8Array).byteLength}`);
+  });
+  if (metadata !== undefined) {
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new TypeError(`${fn}: metadata must be an object of strings`);
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`${fn}: metadata[${JSON.stringify(k)}] must be a string, got ${typeof v}`);
+  }
+}

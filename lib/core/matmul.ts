@@ -1,0 +1,331 @@
+// Block matmul: out[M,N] = a[M,K] · b[N,K]ᵀ (b in PyTorch Linear weight layout), with b block-
+// quantized (any MX format, nvfp4 or fgmp) and a either float (quantized on the fly to MXINT8)
+// or already quantized. This file is the readable reference for the accumulation order that every
+// backend keeps, so results are bit-identical everywhere:
+//
+//   u = min(block size of a, block size of b)      (16 or 32); K is cut into units of u
+//   for each unit j (in increasing order):
+//     D  = ((a_0·b_0 + a_1·b_1) + a_2·b_2) + …    element values, float64, in element order
+//                                                  (exact for every FP4/FP6/INT8 pairing)
+//     S  = f32(scaleA_j · scaleB_j)               each block's float32 decode multiplier
+//     acc = f32(acc + f32(f32(D) · S))             acc starts at +0
+//   out = bias ? f32(acc + bias[n]) : acc
+//
+// With K = 0 there are no units: every output is +0 (or f32(+0 + bias[n])), M×N of them.
+// NaN and Inf follow IEEE arithmetic in this order (a NaN code or multiplier anywhere in row m of a
+// or row n of b makes out[m, n] NaN), and every NaN is written as 0x7fc00000 (README.md, "Block
+// matmul").
+//
+// Element values are exact (E2M1 ±0.5…6, E4M3, INT8 k/64 …); a block's decode multiplier is
+// 2^(e−127) for E8M0 scales, f32(tensorScale · e4m3) for NVFP4/FGMP FP4 blocks, fp8Scale for
+// FGMP FP8 blocks.
+
+import { E8M0_BIAS } from '../kernels/ref/block-scale.js';
+import { decodeTable } from '../kernels/ref/element-codec.js';
+import { BLOCK_FORMATS, type DtypeName } from './formats.js';
+import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
+import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from '../fgmp/quantize.js';
+import { forEachFgmpBlock } from '../fgmp/stream.js';
+import { getKernels } from '../kernels/registry.js';
+import { isFp4Weights, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
+import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
+import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
+import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
+import { unpackCodesInto } from './pack.js';
+import { typedArrayName } from './typed-arrays.js';
+import { checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
+
+export type { MatmulOperand } from './prepared-weights.js';
+export { PreparedWeights } from './prepared-weights.js';
+
+export interface MatmulOptions {
+  /** Bias of length N, added after accumulation. */
+  bias?: Float32Array;
+  /** dtype of a float `a` given as a Uint16Array. */
+  dtype?: DtypeName;
+  /** Shape of a float `a`: [M, K] (default: K taken from b). */
+  shape?: number[];
+}
+
+export type { DecodedOperand } from '../kernels/contract.js';
+
+/** Decodes an operand checked by readOperand (lengths already match its shape). */
+export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
+  if (q.format === 'fgmp') return decodeFgmp(fn, q);
+  const format = BLOCK_FORMATS[q.format];
+  const [rows, cols] = q.shape;
+  const blockSize = format.blockSize;
+  const blocksPerRow = Math.ceil(cols / blockSize);
+  const paddedCols = blocksPerRow * blockSize;
+  const rowBytes = (paddedCols * format.element.bits) / 8;
+  const table = decodeTable(format.element);
+  const codes = new Uint8Array(paddedCols);
+  const values = new Float32Array(rows * paddedCols);
+  for (let r = 0; r < rows; r++) {
+    unpackCodesInto(q.data, r * rowBytes, paddedCols, format.element.bits, codes, 0);
+    for (let i = 0; i < paddedCols; i++) values[r * paddedCols + i] = table[codes[i]];
+  }
+  const blockScales = new Float32Array(rows * blocksPerRow);
+  const e4m3 = E4M3_VALUES;
+  for (let b = 0; b < blockScales.length; b++) {
+    const c = q.scales[b];
+    if (format.name === 'nvfp4') blockScales[b] = Math.fround(q.tensorScale! * e4m3[c]);
+    else blockScales[b] = c === 0xff ? NaN : 2 ** (c - E8M0_BIAS);
+  }
+  return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow };
+}
+
+function decodeFgmp(fn: string, tensor: FgmpTensor): DecodedOperand {
+  const q = checkFgmpTensor(fn, tensor);
+  const { rows, cols, blocksPerRow } = q;
+  const paddedCols = blocksPerRow * FGMP_BLOCK;
+  const values = new Float32Array(rows * paddedCols);
+  const blockScales = new Float32Array(rows * blocksPerRow);
+  forEachFgmpBlock(q.mask, rows * blocksPerRow, (b, fp8, o, s) => {
+    const base = b * FGMP_BLOCK; // rows are whole blocks, so block b starts at b·16
+    if (fp8) {
+      for (let i = 0; i < FGMP_BLOCK; i++) values[base + i] = E4M3_VALUES[q.data[o + i]];
+      blockScales[b] = q.fp8Scale;
+    } else {
+      for (let i = 0; i < FGMP_BLOCK; i++) {
+        const byte = q.data[o + (i >> 1)];
+        values[base + i] = E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4];
+      }
+      blockScales[b] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
+    }
+  });
+  return { rows, cols, blockSize: FGMP_BLOCK, values, paddedCols, blockScales, blocksPerRow };
+}
+
+/** The reference accumulation over decoded operands (see the header for the order). */
+export function matmulDecoded(a: DecodedOperand, b: DecodedOperand, bias?: Float32Array): Float32Array {
+  const unit = Math.min(a.blockSize, b.blockSize);
+  const units = Math.ceil(a.cols / unit);
+  const out = new Float32Array(a.rows * b.rows);
+  for (let m = 0; m < a.rows; m++) {
+    const aRow = m * a.paddedCols;
+    for (let n = 0; n < b.rows; n++) {
+      const bRow = n * b.paddedCols;
+      let acc = 0;
+      for (let j = 0; j < units; j++) {
+        const k0 = j * unit;
+        let d = 0;
+        for (let i = 0; i < unit; i++) d += a.values[aRow + k0 + i] * b.values[bRow + k0 + i];
+        const s = Math.fround(a.blockScales[m * a.blocksPerRow + Math.floor(k0 / a.blockSize)] * b.blockScales[n * b.blocksPerRow + Math.floor(k0 / b.blockSize)]);
+        acc = Math.fround(acc + Math.fround(Math.fround(d) * s));
+      }
+      out[m * b.rows + n] = bias ? Math.fround(acc + bias[n]) : acc;
+    }
+  }
+  return out;
+}
+
+function isQuantized(a: unknown): a is MatmulOperand {
+  return typeof a === 'object' && a !== null && typedArrayName(a) === undefined && !ArrayBuffer.isView(a) && 'format' in a;
+}
+
+/**
+ * A quantized operand with every field read once and checked against its shape (real lengths,
+ * any realm): a fresh object over what was read, so nothing the caller's object does later (a
+ * getter, a Proxy, an own `length`) reaches the kernels.
+ */
+function readOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): MatmulOperand {
+  if (q.format === 'fgmp') {
+    const f: CheckedFgmpTensor = checkFgmpTensor(fn, q as FgmpTensor, `${argument}.`);
+    check2d(fn, argument, f.shape);
+    const src = q as FgmpTensor;
+    return {
+      format: 'fgmp', shape: f.shape, data: f.data, scales: f.scales, mask: f.mask, tensorScale: f.tensorScale, fp8Scale: f.fp8Scale,
+      blockSize: 16, threshold: Number(src.threshold), tiesTaken: Number(src.tiesTaken), fp4Fraction: Number(src.fp4Fraction),
+    };
+  }
+  const t: CheckedTensor = readQuantizedTensor(fn, q as QuantizedTensor, `${argument}.`, true);
+  check2d(fn, argument, t.shape);
+  return { format: t.format.name, shape: t.shape, data: t.data, scales: t.scales, tensorScale: t.tensorScale, blockSize: t.format.blockSize };
+}
+
+function check2d(fn: string, argument: 'a' | 'b', shape: number[]): void {
+  if (shape.length !== 2) throw new RangeError(`${fn}: ${argument} must be 2-D [${argument === 'a' ? 'M' : 'N'}, K], got shape [${shape.join(', ')}]`);
+}
+
+interface PreparedMatmul {
+  a: MatmulOperand;
+  /** a is our own (quantized here from a float a), not a view of the caller's arrays. */
+  ownA: boolean;
+  b: MatmulOperand;
+  /** The handle b came from, when matmul was given prepared weights. */
+  prepared: PreparedWeights | undefined;
+  bias: Float32Array | undefined;
+  /** E2M1 weights × MXINT8 activations: the backend's integer kernel applies. */
+  fast: boolean;
+}
+
+function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions): PreparedMatmul {
+  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape? }', true);
+  const prepared = weights instanceof PreparedWeights ? weights : undefined;
+  if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
+  // A prepared handle's snapshot was checked by prepareWeights.
+  const b = prepared ? prepared.operand(fn) : readOperand(fn, 'b', weights as MatmulOperand);
+  const [n, k] = b.shape;
+  let aq: MatmulOperand;
+  const ownA = !isQuantized(a);
+  if (!ownA) {
+    aq = readOperand(fn, 'a', a as MatmulOperand);
+  } else {
+    const dims = readShape(fn, shapeOption);
+    const { dtype, x } = checkSource(fn, a, dtypeOption, 'a');
+    if (dims === undefined && k > 0 && x.length % k !== 0) {
+      throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
+    }
+    const { leading, cols } = checkShape(fn, dims ?? [k > 0 ? x.length / k : 0, k], x.length);
+    aq = quantize(x, { format: 'mxint8', shape: [leading, cols], dtype });
+  }
+  if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
+  const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
+  const fast = aq.format === 'mxint8' && isFp4Weights(b) && getKernels().matmul !== undefined;
+  return { a: aq, ownA, b, prepared, bias, fast };
+}
+
+/**
+ * Validates weights and prepares them for repeated products (lib/core/prepared-weights.ts): a snapshot
+ * of the tensor, repacked for the fast kernels once per backend. dispose() frees it.
+ */
+export function prepareWeights(b: MatmulOperand): PreparedWeights {
+  const fn = 'prepareWeights';
+  if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(b)}`);
+  return new PreparedWeights(readOperand(fn, 'b', b));
+}
+
+/** The repacked weights for the fast kernel (the handle's own, or fresh ones); call done() after. */
+function fastWeights(fn: string, kernels: MatmulKernels, p: PreparedMatmul): { packed: unknown; done: () => void } {
+  if (p.prepared) return p.prepared.use(fn, kernels, repackWeights);
+  const packed = repackWeights(kernels, p.b);
+  return { packed, done: () => kernels.releaseFp4Weights(packed) };
+}
+
+/**
+ * a[M,K] · b[N,K]ᵀ → Float32Array [M,N]. A float `a` (Float32Array, or bf16/f16 in a Uint16Array)
+ * is first quantized to MXINT8 (blocks of 32, E8M0 scales, round to nearest even). Every backend
+ * gives the same bits; the native and wasm backends run E2M1 weights (mxfp4, nvfp4, fgmp)
+ * against MXINT8 activations on integer SIMD kernels, over weights repacked for them: on every
+ * call for a plain tensor, once for weights from prepareWeights().
+ */
+export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
+  return canonicalNaNs(product('matmul', prepare('matmul', a, b, options)));
+}
+
+/** The product of checked operands on the calling thread. */
+function product(fn: string, p: PreparedMatmul): Float32Array {
+  if (p.b.shape[1] === 0) return emptyProduct(p);
+  const kernels = getKernels().matmul;
+  if (p.fast && kernels) {
+    const w = fastWeights(fn, kernels, p);
+    try {
+      return matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
+    } finally {
+      w.done();
+    }
+  }
+  const ad = decodeOperand(`${fn} (a)`, p.a);
+  const bd = decodeOperand(`${fn} (b)`, p.b);
+  if (kernels?.matmulDecoded) return matmulDecodedOn(kernels, ad, bd, p.bias);
+  return matmulDecoded(ad, bd, p.bias);
+}
+
+/**
+ * Every NaN of a product is written as the quiet NaN 0x7fc00000. Which NaN an operation makes
+ * differs between CPUs and code paths (x86 makes 0xffc00000 for Inf − Inf and keeps an operand
+ * NaN's sign and payload), so without this the backends would agree on NaN but not on its bits.
+ */
+function canonicalNaNs(out: Float32Array): Float32Array {
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7fffffff) > 0x7f800000) bits[i] = 0x7fc00000;
+  return out;
+}
+
+/** K = 0: every dot product is empty, so the documented order gives acc = +0 and out = f32(+0 +
+ *  bias[n]) — M×N zeros (a −0 bias gives +0), on every backend, without calling a kernel. */
+function emptyProduct(p: PreparedMatmul): Float32Array {
+  const m = p.a.shape[0];
+  const n = p.b.shape[0];
+  const out = new Float32Array(m * n);
+  if (p.bias) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(0 + p.bias[j]);
+  return out;
+}
+
+const SMALL_PRODUCT_FLOP = 2 ** 26;
+/** Multiply-adds per slice when a product runs on this thread in slices, a few ms each: the
+ *  wasm integer kernel (~12 G/s), the addon's reference loop, the pure-TS reference loop. */
+const SLICE_MACS = { fast: 2 ** 26, nativeDecoded: 2 ** 22, decoded: 2 ** 20 };
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Rows [r0, r1) of an MXINT8 activation operand (rows are whole blocks of 32). */
+function int8Rows(a: QuantizedTensor, r0: number, r1: number): QuantizedTensor {
+  const k = a.shape[1];
+  const rowBytes = Math.ceil(k / 32) * 32;
+  const blocks = rowBytes / 32;
+  return { ...a, shape: [r1 - r0, k], data: a.data.subarray(r0 * rowBytes, r1 * rowBytes), scales: a.scales.subarray(r0 * blocks, r1 * blocks) };
+}
+
+/** Rows [r0, r1) of a decoded operand. */
+function decodedRows(d: DecodedOperand, r0: number, r1: number): DecodedOperand {
+  return { ...d, rows: r1 - r0, values: d.values.subarray(r0 * d.paddedCols, r1 * d.paddedCols), blockScales: d.blockScales.subarray(r0 * d.blocksPerRow, r1 * d.blocksPerRow) };
+}
+
+/** A caller's quantized operand copied (its arrays may change after the call returns). */
+function ownOperand(q: MatmulOperand): MatmulOperand {
+  return q.format === 'fgmp'
+    ? { ...q, data: q.data.slice(), scales: q.scales.slice(), mask: (q as FgmpTensor).mask.slice() } as FgmpTensor
+    : { ...q, data: q.data.slice(), scales: q.scales.slice() };
+}
+
+/**
+ * matmul() without blocking the event loop; same bits as matmul(). With the native addon the
+ * product runs on its threads as a job that owns its inputs (taken at the call); elsewhere the
+ * operands are decoded or repacked now, into memory of our own, and the product runs in row
+ * slices on this thread with a turn of the event loop between slices. Either way the caller may
+ * change, transfer or detach its arrays once this returns. Products under 2^26 flops run inline.
+ */
+export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Promise<Float32Array> {
+  // No await before the operands are ours: the caller runs on as soon as we return.
+  const fn = 'matmulAsync';
+  const p = prepare(fn, a, b, options);
+  if (p.b.shape[1] === 0) return canonicalNaNs(emptyProduct(p));
+  const kernels = getKernels().matmul;
+  const [m, k] = p.a.shape;
+  const n = p.b.shape[0];
+  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return canonicalNaNs(product(fn, p));
+  const rowsPerSlice = (macs: number) => Math.max(1, Math.floor(macs / Math.max(1, n * k)));
+  if (p.fast && kernels) {
+    const w = fastWeights(fn, kernels, p);
+    try {
+      if (kernels.matmulFp4Int8Async) return canonicalNaNs(await matmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias));
+      const act = p.ownA ? p.a as QuantizedTensor : ownOperand(p.a) as QuantizedTensor;
+      const bias = p.bias?.slice();
+      const out = new Float32Array(m * n);
+      const per = rowsPerSlice(SLICE_MACS.fast);
+      for (let r0 = 0; r0 < m; r0 += per) {
+        await turn();
+        const r1 = Math.min(m, r0 + per);
+        out.set(matmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
+      }
+      return canonicalNaNs(out);
+    } finally {
+      w.done();
+    }
+  }
+  // Decoding copies both operands into arrays of our own.
+  const ad = decodeOperand(`${fn} (a)`, p.a);
+  const bd = decodeOperand(`${fn} (b)`, p.b);
+  const bias = p.bias?.slice();
+  const out = new Float32Array(m * n);
+  const per = rowsPerSlice(kernels?.matmulDecoded ? SLICE_MACS.nativeDecoded : SLICE_MACS.decoded);
+  for (let r0 = 0; r0 < m; r0 += per) {
+    await turn();
+    const r1 = Math.min(m, r0 + per);
+    const rows = decodedRows(ad, r0, r1);
+    out.set(kernels?.matmulDecoded ? matmulDecodedOn(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);
+  }
+  return canonicalNaNs(out);
+}

@@ -1,0 +1,88 @@
+// quantizeAsync: quantize() without blocking the event loop, cancellable with an AbortSignal.
+//
+// What the caller may do meanwhile: anything. The call takes what it needs before it returns its
+// Promise: with the native addon one job over the whole tensor starts at once and owns a snapshot
+// of the input (native/job_buffers.h); on the other backends the input is copied at the call and
+// the rows are cut into chunks, with a turn of the event loop (setImmediate) between chunks.
+// Either way, writing to, transferring, detaching or shrinking `x` after the call changes nothing.
+// A SharedArrayBuffer-backed `x` is read in place instead (no copy; it cannot be detached or
+// shrunk): writes to it by other threads during the call give unspecified codes, never a crash.
+// Every chunk passes `firstIndex`, so stochastic rounding draws the same random bits as one
+// synchronous call and the result is bit-identical to quantize().
+
+import { getKernels } from '../kernels/registry.js';
+import { DtypeId } from './formats.js';
+import { planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { checkOptions, checkSignal } from './validate.js';
+import type { Kernels, Source } from '../kernels/contract.js';
+import { abortable, snapshotArray } from './async-jobs.js';
+
+export interface AsyncOptions {
+  signal?: AbortSignal;
+}
+
+/** Elements per synchronous chunk (≈ a few ms on the slowest backend). */
+const SYNC_CHUNK_ELEMENTS = 1 << 16;
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function quantizeAsync(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' } & AsyncOptions): Promise<FgmpTensor>;
+export function quantizeAsync(x: Float32Array | Uint16Array, options: QuantizeOptions & AsyncOptions): Promise<QuantizedTensor>;
+export async function quantizeAsync(
+  x: Float32Array | Uint16Array,
+  options: (QuantizeOptions | (FgmpOptions & { format: 'fgmp' })) & AsyncOptions,
+): Promise<QuantizedTensor | FgmpTensor> {
+  // No await before the work has taken its snapshot: the caller runs on as soon as we return.
+  const fn = 'quantizeAsync';
+  const opts = checkOptions<QuantizeOptions & AsyncOptions>(fn, options, '{ format, shape?, signal? }', false);
+  const signal = checkSignal(fn, opts.signal);
+  signal?.throwIfAborted();
+  if (options.format === 'fgmp') {
+    // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
+    // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
+    // selection and the assembly stay on this thread.
+    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
+    return abortable(quantizeFgmpAsync(x, options as FgmpOptions, signal), signal);
+  }
+  const p = planQuantize(fn, x, opts);
+  const kernels = getKernels();
+  const dtype = DtypeId[p.dtype];
+  if (kernels.quantizeBlocksAsync) {
+    // One job over the whole tensor, started now (it snapshots x; `out` arrays are written when it
+    // ends). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
+    const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, dtype)) : 0;
+    await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, p.src, 0, p.rows)), signal);
+    return p.result(tensorScale);
+  }
+  // Chunks on this thread, over a copy taken now (`out` arrays are written chunk by chunk).
+  const src = snapshotArray(p.src);
+  const { rows, cols } = p;
+  const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
+  const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
+  for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+    signal?.throwIfAborted();
+    const r1 = Math.min(rows, r0 + rowsPerChunk);
+    kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
+    if (r1 < rows) await turn();
+  }
+  signal?.throwIfAborted();
+  return p.result(tensorScale);
+}
+
+/** max |x| chunk by chunk (max is order-free, NaN anywhere gives NaN). */
+async function chunkedAbsMax(
+  kernels: Kernels, x: Source, dtype: (typeof DtypeId)[keyof typeof DtypeId], rows: number, cols: number,
+  rowsPerChunk: number, signal: AbortSignal | undefined,
+): Promise<number> {
+  let amax = 0;
+  for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+    signal?.throwIfAborted();
+    const r1 = Math.min(rows, r0 + rowsPerChunk);
+    const m = kernels.absMax(x.subarray(r0 * cols, r1 * cols) as Source, dtype);
+    if (Number.isNaN(m)) return NaN;
+    if (m > amax) amax = m;
+    if (r1 < rows) await turn();
+  }
+  return amax;
+}

@@ -1,0 +1,215 @@
+// quantize / dequantize for block formats: the public face of the MX and NVFP4 kernels.
+
+import { getKernels } from '../kernels/registry.js';
+import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
+import {
+  BLOCK_FORMATS,
+  DtypeId,
+  type BlockFormat,
+  RoundingId,
+  ScaleRuleId,
+  packedRowBytes,
+  type BlockFormatName,
+  type DtypeName,
+  type RoundingName,
+  type ScaleRuleName,
+} from './formats.js';
+import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { plainView } from './typed-arrays.js';
+import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
+import {
+  checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readShape,
+} from './validate.js';
+
+export interface QuantizeOptions {
+  format: BlockFormatName;
+  /** Tensor shape; blocks run along the last axis. Defaults to [x.length]. */
+  shape?: number[];
+  /** Input dtype: 'f32' for a Float32Array; 'bf16' or 'f16' for a Uint16Array. */
+  dtype?: DtypeName;
+  rounding?: RoundingName;
+  /** Seed for stochastic rounding (an integer in [0, 2^32)). */
+  seed?: number;
+  /** MX only: 'floor' (OCP default) or 'ceil' (round the scale up, never clip). */
+  scaleRule?: ScaleRuleName;
+  /** NVFP4 only: a calibrated float32 tensor scale (the decode scale); default amax/(448·6). */
+  tensorScale?: number;
+  /** Write into these arrays (exact sizes: quantizedByteLengths) instead of allocating: a server
+   *  quantizing many tensors reuses them and skips the page faults of fresh memory. The result's
+   *  data and scales are these arrays. Not for fgmp, whose sizes depend on the data. */
+  out?: { data: Uint8Array; scales: Uint8Array };
+}
+
+/** Bytes of a block-quantized tensor's data and scales, for preallocating `out`. */
+export function quantizedByteLengths(format: BlockFormatName, shape: number[]): { data: number; scales: number } {
+  const fn = 'quantizedByteLengths';
+  const f = BLOCK_FORMATS[checkBlockFormat(fn, format)];
+  const dims = readShape(fn, shape)!;
+  const { rows, cols } = checkShape(fn, dims, dims.reduce((a, b) => a * b, 1));
+  return { data: rows * packedRowBytes(f, cols), scales: rows * Math.ceil(cols / f.blockSize) };
+}
+
+/** The caller's `out` arrays checked against the sizes this call writes. */
+export function checkQuantizeOut(fn: string, out: unknown, dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
+  if (out === undefined) return undefined;
+  if (out === null || typeof out !== 'object') throw new TypeError(`${fn}: options.out must be an object { data, scales }, got ${describe(out)}`);
+  const { data, scales } = out as { data?: unknown; scales?: unknown };
+  return {
+    data: checkArray(fn, 'out.data', data, 'Uint8Array', dataBytes, 'bytes for this shape'),
+    scales: checkArray(fn, 'out.scales', scales, 'Uint8Array', scaleBytes, 'bytes for this shape'),
+  };
+}
+
+export interface QuantizedTensor {
+  format: BlockFormatName;
+  shape: number[];
+  /** Packed elements, rows × (cols padded to whole blocks). */
+  data: Uint8Array;
+  /** One scale byte per block (E8M0 for MX, E4M3 for NVFP4), row-major. */
+  scales: Uint8Array;
+  /** NVFP4: the float32 decode scale above the block scales. */
+  tensorScale?: number;
+  blockSize: number;
+  scaleRule?: ScaleRuleName;
+}
+
+/**
+ * One block-format quantize call, decided once for quantize() and quantizeAsync(): options read
+ * once (a getter cannot change them later) and checked, the input viewed, the outputs chosen.
+ * `call` builds the kernel arguments for rows [r0, r1) of a source; `result` the tensor.
+ */
+export interface QuantizePlan {
+  format: BlockFormat;
+  shape: number[];
+  rows: number;
+  cols: number;
+  dtype: DtypeName;
+  src: Source;
+  /** NVFP4: the caller's calibrated decode scale, if any. */
+  givenTensorScale: number | undefined;
+  call(tensorScale: number, src: Source, r0: number, r1: number): QuantizeBlocksArgs;
+  result(tensorScale: number): QuantizedTensor;
+}
+
+export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): QuantizePlan {
+  const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
+  const formatName = checkBlockFormat(fn, formatOption);
+  const format = BLOCK_FORMATS[formatName];
+  const dims = readShape(fn, shapeOption);
+  const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
+  let givenTensorScale: number | undefined;
+  let scaleRule: ScaleRuleName | undefined;
+  if (format.hasTensorScale) {
+    if (scaleRuleOption !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not ${formatName}`);
+    givenTensorScale = tensorScaleOption !== undefined ? checkTensorScale(fn, tensorScaleOption) : undefined;
+  } else {
+    if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
+    scaleRule = checkScaleRule(fn, scaleRuleOption);
+  }
+  const { dtype, x: src } = checkSource(fn, x, dtypeOption);
+  const { rows, cols, shape } = checkShape(fn, dims, src.length);
+  const rowBytes = packedRowBytes(format, cols);
+  const blocksPerRow = Math.ceil(cols / format.blockSize);
+  const out = checkQuantizeOut(fn, outOption, rows * rowBytes, rows * blocksPerRow);
+  // The kernels write through plain views; the result hands back the caller's own arrays.
+  const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
+  const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  const result = out ?? { data, scales };
+  return {
+    format, shape, rows, cols, dtype, src, givenTensorScale,
+    call: (tensorScale, from, r0, r1) => ({
+      format: format.id, rows: r1 - r0, cols, src: from, dtype: DtypeId[dtype],
+      data: data.subarray(r0 * rowBytes, r1 * rowBytes), scales: scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow),
+      tensorScale, scaleRule: ScaleRuleId[scaleRule ?? 'floor'], rounding: RoundingId[rounding], seed, firstIndex: r0 * cols,
+    }),
+    result: (tensorScale) => format.hasTensorScale
+      ? { format: formatName, shape, data: result.data, scales: result.scales, tensorScale, blockSize: format.blockSize }
+      : { format: formatName, shape, data: result.data, scales: result.scales, blockSize: format.blockSize, scaleRule },
+  };
+}
+
+/** The decode scale of a format with a tensor scale, from the input's max |x| (NaN/Inf refused). */
+export function planTensorScale(fn: string, p: QuantizePlan, amax: number): number {
+  if (!Number.isFinite(amax)) throw new RangeError(`${fn}: ${p.format.name} input holds NaN or Inf, which E2M1 cannot represent`);
+  return p.givenTensorScale ?? nvfp4TensorScale(amax);
+}
+
+export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' }): FgmpTensor;
+export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
+export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
+  const fn = 'quantize';
+  const opts = checkOptions<QuantizeOptions | (FgmpOptions & { format: 'fgmp' })>(fn, options, '{ format, shape? }', false);
+  if (opts.format === 'fgmp') {
+    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
+    return quantizeFgmp(x, opts);
+  }
+  const p = planQuantize(fn, x, opts as QuantizeOptions);
+  const kernels = getKernels();
+  const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, DtypeId[p.dtype])) : 0;
+  kernels.quantizeBlocks(p.call(tensorScale, p.src, 0, p.rows));
+  return p.result(tensorScale);
+}
+
+export interface DequantizeOptions {
+  /** Write into this Float32Array (length = element count) instead of allocating one: a server
+   *  dequantizing many tensors reuses one buffer and skips the page faults of a fresh one. */
+  out?: Float32Array;
+}
+
+export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
+  const fn = 'dequantize';
+  const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
+  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(q)}`);
+  if (q.format === 'fgmp') {
+    const values = dequantizeFgmp(q);
+    if (outOption === undefined) return values;
+    const out = checkOut(fn, outOption, values.length);
+    out.view.set(values);
+    return out.finish();
+  }
+  const t = readQuantizedTensor(fn, q);
+  const out = outOption === undefined ? undefined : checkOut(fn, outOption, t.rows * t.cols);
+  const values = out?.view ?? new Float32Array(t.rows * t.cols);
+  const kernels = getKernels();
+  kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });
+  return out ? out.finish() : values;
+}
+
+/** A block-quantized tensor (not FGMP), every field read once and checked against its shape. */
+export interface CheckedTensor {
+  format: BlockFormat;
+  shape: number[];
+  rows: number;
+  cols: number;
+  data: Uint8Array;
+  scales: Uint8Array;
+  tensorScale?: number;
+}
+
+/** `anyFiniteScale`: matmul takes any finite NVFP4 tensorScale (used as given, as the reference
+ *  decodes it); dequantize wants the float32 ≥ 2^-126 that quantize makes. */
+export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = '', anyFiniteScale = false): CheckedTensor {
+  const { format: formatField, shape: shapeField, data: dataField, scales: scalesField, tensorScale: tensorScaleField } = q;
+  const formatName = checkBlockFormat(fn, formatField, `${argument}format`);
+  const format = BLOCK_FORMATS[formatName];
+  if (shapeField === undefined) throw new TypeError(`${fn}: ${argument}shape is missing (a quantized tensor has one)`);
+  const dims = readShape(fn, shapeField, `${argument}shape`)!;
+  const count = dims.reduce((a, b) => a * b, 1);
+  const { rows, cols, shape } = checkShape(fn, dims, count, `${argument}shape`);
+  const data = checkBytes(fn, `${argument}data`, dataField, rows * packedRowBytes(format, cols));
+  const scales = checkBytes(fn, `${argument}scales`, scalesField, rows * Math.ceil(cols / format.blockSize));
+  let tensorScale: number | undefined;
+  if (formatName === 'nvfp4') {
+    if (!anyFiniteScale) tensorScale = checkTensorScale(fn, tensorScaleField, `${argument}tensorScale`);
+    else if (typeof tensorScaleField === 'number' && Number.isFinite(tensorScaleField)) tensorScale = tensorScaleField;
+    else throw new RangeError(`${fn}: ${argument}tensorScale must be a finite number (an nvfp4 operand needs one), got ${describe(tensorScaleField)}`);
+  }
+  return { format, shape, rows, cols, data, scales, tensorScale };
+}
+
+/** The caller's `out`: a plain view of its memory to write, and the caller's array to return. */
+function checkOut(fn: string, out: unknown, count: number): { view: Float32Array; finish(): Float32Array } {
+  const caller = checkArray(fn, 'out', out, 'Float32Array', count);
+  const view = plainView('Float32Array', caller);
+  return { view, finish: () => caller };
+}

@@ -1,0 +1,177 @@
+// Argument checks for the public API. Every public function checks its arguments here before any
+// backend runs, so a refusal is the same text on every backend and names the function, the
+// argument and what was expected ("quantize: options.shape[1] must be a non-negative integer,
+// got 2n (a BigInt)"). Typed arrays are read through lib/core/typed-arrays.ts (the real length, any
+// realm); names a caller gives (formats, dtypes, backends) are looked up as own keys only, so
+// 'toString' or '__proto__' is an unknown name, not an Object built-in. The native addon repeats
+// the checks that protect memory (lengths, types) in C++.
+
+import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
+import { describe } from './describe.js';
+import { lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
+
+export { describe };
+
+export type Source = Float32Array | Uint16Array;
+
+/** A list for messages: 'a', 'b' or 'c'. */
+function oneOf(names: readonly string[]): string {
+  const quoted = names.map((n) => `'${n}'`);
+  return quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`;
+}
+
+/** `name` must be one of `names` (compared as strings, never looked up on an object). */
+export function checkName<T extends string>(fn: string, argument: string, value: unknown, names: readonly T[]): T {
+  if (typeof value !== 'string' || !names.includes(value as T)) {
+    throw new RangeError(`${fn}: ${argument} must be ${oneOf(names)}, got ${describe(value)}`);
+  }
+  return value as T;
+}
+
+/** An options object: a plain object (undefined → {} when the options are optional). */
+export function checkOptions<T extends object>(fn: string, options: unknown, expected: string, optional: boolean): T {
+  if (options === undefined && optional) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
+    throw new TypeError(`${fn}: options must be an object ${expected}, got ${describe(options)}`);
+  }
+  return options as T;
+}
+
+const DTYPES: readonly DtypeName[] = ['f32', 'bf16', 'f16'];
+
+/** A float input: a Float32Array (dtype f32), or a Uint16Array carrying bf16/f16 bits. Returns
+ *  the dtype and the array to read: a plain view of its memory (lib/core/typed-arrays.ts). */
+export function checkSource(fn: string, x: unknown, dtype: unknown, argument = 'input'): { dtype: DtypeName; x: Source } {
+  if (dtype !== undefined) checkName(fn, 'dtype', dtype, DTYPES);
+  const kind = typedArrayName(x);
+  if (kind === 'Float32Array') {
+    if (dtype !== undefined && dtype !== 'f32') throw new TypeError(`${fn}: a Float32Array ${argument} has dtype 'f32', not '${String(dtype)}'`);
+    return { dtype: 'f32', x: plainView('Float32Array', x as Float32Array) };
+  }
+  if (kind === 'Uint16Array') {
+    if (dtype !== 'bf16' && dtype !== 'f16') {
+      throw new TypeError(`${fn}: a Uint16Array ${argument} needs dtype 'bf16' or 'f16' (got ${dtype === undefined ? 'none' : `'${String(dtype)}'`})`);
+    }
+    return { dtype, x: plainView('Uint16Array', x as Uint16Array) };
+  }
+  throw new TypeError(`${fn}: ${argument} must be a Float32Array, or a Uint16Array with dtype 'bf16' | 'f16'; got ${describe(x)}`);
+}
+
+/** A non-negative safe integer (a Number: a BigInt is refused by name). */
+export function checkCount(fn: string, argument: string, v: unknown): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${argument} must be a non-negative integer (a Number), got ${describe(v)}`);
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${fn}: ${argument} must be a non-negative integer, got ${describe(v)}`);
+  return v;
+}
+
+/**
+ * A shape option read once into a plain array (a getter or Proxy is asked for each dimension one
+ * time), every dimension a non-negative integer Number; undefined stays undefined. Callers read
+ * shapes before they look at the data, so nothing the shape runs can change the data afterwards.
+ */
+export function readShape(fn: string, shape: unknown, argument = 'shape'): number[] | undefined {
+  if (shape === undefined) return undefined;
+  if (!Array.isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
+  const dims: unknown[] = Array.prototype.slice.call(shape);
+  if (dims.length === 0) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
+  for (let i = 0; i < dims.length; i++) {
+    const d = dims[i];
+    if (typeof d !== 'number') throw new TypeError(`${fn}: ${argument}[${i}] must be a non-negative integer (a Number), got ${describe(d)}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${fn}: ${argument} [${dims.join(', ')}] has an invalid dimension ${String(d)} at [${i}]`);
+  }
+  return dims as number[];
+}
+
+/**
+ * A shape for `length` elements (default [length]): the product of its dimensions must be
+ * `length`. `rows` × `cols` is the 2-D view the kernels take (blocks along the last axis; rows = 0
+ * when there are no elements); `leading` is the product of the dimensions before the last one.
+ */
+export function checkShape(fn: string, shape: unknown, length: number, argument = 'shape'): { rows: number; cols: number; leading: number; shape: number[] } {
+  const dims = readShape(fn, shape, argument) ?? [length];
+  let count = 1;
+  for (const d of dims) count *= d;
+  if (count !== length) {
+    const detached = length === 0 && count > 0 ? ' (is its buffer detached, or shrunk?)' : '';
+    throw new RangeError(`${fn}: ${argument} [${dims.join(', ')}] holds ${count} elements but the input has ${length}${detached}`);
+  }
+  const cols = dims[dims.length - 1];
+  const leading = dims.slice(0, -1).reduce((a, b) => a * b, 1);
+  const rows = cols === 0 ? 0 : count / cols;
+  return { rows, cols, leading, shape: dims };
+}
+
+const BLOCK_FORMAT_NAMES = Object.keys(BLOCK_FORMATS) as BlockFormatName[];
+
+/** A block format name (own keys of the format table only; 'fgmp' is handled by the callers). */
+export function checkBlockFormat(fn: string, format: unknown, argument = 'format'): BlockFormatName {
+  if (typeof format !== 'string' || !Object.hasOwn(BLOCK_FORMATS, format)) {
+    throw new RangeError(`${fn}: unknown ${argument} ${describe(format)}; expected one of ${BLOCK_FORMAT_NAMES.join(', ')}, fgmp`);
+  }
+  return format as BlockFormatName;
+}
+
+export function checkRounding(fn: string, rounding: unknown, seed: unknown): { rounding: RoundingName; seed: number } {
+  const r = rounding ?? 'nearest';
+  if (r !== 'nearest' && r !== 'stochastic') throw new RangeError(`${fn}: rounding must be 'nearest' or 'stochastic', got ${describe(r)}`);
+  const s = seed ?? 0;
+  if (typeof s !== 'number') throw new TypeError(`${fn}: seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
+  if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${describe(s)}`);
+  return { rounding: r, seed: s };
+}
+
+export function checkScaleRule(fn: string, rule: unknown): ScaleRuleName {
+  const r = rule ?? 'floor';
+  if (r !== 'floor' && r !== 'ceil') throw new RangeError(`${fn}: scaleRule must be 'floor' or 'ceil', got ${describe(r)}`);
+  return r;
+}
+
+/** A typed array argument of one kind and (optionally) an exact element count, checked from its
+ *  real length (any realm; an own `length` or a Proxy is not believed). Returns it unchanged. */
+export function checkArray<K extends keyof TypedArrayOf>(fn: string, name: string, value: unknown, kind: K, expected?: number, unit = 'elements'): TypedArrayOf[K] {
+  if (typedArrayName(value) !== kind) throw new TypeError(`${fn}: ${name} must be a ${kind}, got ${describe(value)}`);
+  const length = lengthOf(value as ArrayBufferView);
+  if (expected !== undefined && length !== expected) {
+    const detached = length === 0 ? ' (is its buffer detached, or shrunk?)' : '';
+    throw new RangeError(`${fn}: ${name} must hold ${expected} ${unit}, got ${length}${detached}`);
+  }
+  return value as TypedArrayOf[K];
+}
+
+/** checkArray for an input the call reads: a plain view of its memory (lib/core/typed-arrays.ts). */
+export function inputArray<K extends keyof TypedArrayOf>(fn: string, name: string, value: unknown, kind: K, expected?: number, unit = 'elements'): TypedArrayOf[K] {
+  return plainView(kind, checkArray(fn, name, value, kind, expected, unit));
+}
+
+export function checkBytes(fn: string, name: string, value: unknown, expected?: number): Uint8Array {
+  return inputArray(fn, name, value, 'Uint8Array', expected, expected === undefined ? 'bytes' : 'bytes for this shape');
+}
+
+/** A float32 tensor scale: finite, positive and normal (subnormal scales would let block scales underflow). */
+export function checkTensorScale(fn: string, t: unknown, argument = 'tensorScale'): number {
+  if (typeof t !== 'number') throw new TypeError(`${fn}: ${argument} must be a finite float32 ≥ 2^-126 (a Number), got ${describe(t)}`);
+  if (!Number.isFinite(t) || Math.fround(t) < 2 ** -126) throw new RangeError(`${fn}: ${argument} must be a finite float32 ≥ 2^-126, got ${String(t)}`);
+  const f = Math.fround(t);
+  if (!Number.isFinite(f)) throw new RangeError(`${fn}: ${argument} ${t} overflows float32`);
+  return f;
+}
+
+/** A number in [0, 1]. */
+export function checkFraction(fn: string, argument: string, v: unknown): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${argument} must be a number in [0, 1], got ${describe(v)}`);
+  if (!(v >= 0 && v <= 1)) throw new RangeError(`${fn}: ${argument} must be a number in [0, 1], got ${String(v)}`);
+  return v;
+}
+
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+
+/** An AbortSignal (from any realm that shares this one's AbortSignal), or undefined. */
+export function checkSignal(fn: string, signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  try {
+    abortedGetter.call(signal); // throws unless `signal` really is an AbortSignal
+  } catch {
+    throw new TypeError(`${fn}: options.signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal as AbortSignal;
+}

@@ -1,0 +1,105 @@
+// The one interface every backend implements: the table of kernels the facade dispatches to
+// (like ggml's per-type function table). Arguments are already validated by lib/core/validate.ts;
+// the native addon re-checks them in C++ so a bad call can never crash the process.
+//
+// Layouts, shared by every backend:
+// - a tensor is `rows` × `cols`, blocks run along `cols` (the last axis); a row is padded with
+//   zeros to whole blocks;
+// - `data` holds rows × paddedCols packed elements: FP4 two per byte (element 2i in the low
+//   nibble of byte i), FP6 four per three bytes (element j at bits 6j..6j+5 of the little-endian
+//   24-bit group), FP8/INT8 one per byte;
+// - `scales` holds one byte per block, row-major (E8M0 for MX, E4M3 for NVFP4);
+// - stochastic rounding draws randomBits(seed, firstIndex + row·cols + col) (lib/kernels/ref/stochastic.ts);
+//   `firstIndex` (default 0) is the global flat index of src[0], so a caller that splits a tensor
+//   into row ranges (threads, chunks) gets the same bits as one call over the whole tensor.
+
+import type { DtypeIdValue, ElementIdValue, RoundingIdValue, ScaleRuleIdValue } from '../core/formats.js';
+
+export type BackendName = 'native' | 'wasm' | 'js';
+export type Source = Float32Array | Uint16Array;
+
+/** One block-kernel call (native/quantize.h BlockArgs): a rows × cols tensor in a block format. */
+export interface BlockArgs {
+  /** BlockFormat.id (lib/core/formats.ts): the MX formats and NVFP4. */
+  format: number;
+  rows: number;
+  cols: number;
+  data: Uint8Array;
+  scales: Uint8Array;
+  /** NVFP4: the float32 decode scale above the block scales (MX: unused, pass 0). */
+  tensorScale: number;
+}
+
+export interface QuantizeBlocksArgs extends BlockArgs {
+  src: Source;
+  dtype: DtypeIdValue;
+  /** MX: floor (OCP) or ceil (NVFP4: unused, pass 0). */
+  scaleRule: ScaleRuleIdValue;
+  rounding: RoundingIdValue;
+  seed: number;
+  firstIndex: number;
+}
+
+export interface DequantizeBlocksArgs extends BlockArgs {
+  out: Float32Array;
+}
+
+export interface Kernels {
+  readonly name: BackendName;
+  /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
+  readonly simd: string;
+
+  /** Element casts, one code per byte. Returns how many NaN inputs met a format without NaN (coded +0). */
+  encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: RoundingIdValue, seed: number, out: Uint8Array, firstIndex?: number): number;
+  decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void;
+
+  /** Every block format (BLOCK_FORMATS in lib/core/formats.ts, by id) through one pair of kernels. */
+  quantizeBlocks(a: QuantizeBlocksArgs): void;
+  dequantizeBlocks(a: DequantizeBlocksArgs): void;
+  /** Off-thread variant (native): the work runs on the addon's threads. */
+  quantizeBlocksAsync?(a: QuantizeBlocksArgs): Promise<void>;
+
+  /** max |x| over the tensor; NaN if any element is NaN. */
+  absMax(src: Source, dtype: DtypeIdValue): number;
+
+  /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
+  fgmpCandidates?(
+    x: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    tensorScale: number, fp8Scale: number, clipping: boolean,
+    impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
+  ): void;
+
+  fgmpCandidatesAsync?(...args: Parameters<NonNullable<Kernels['fgmpCandidates']>>): Promise<void>;
+
+  /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
+  readonly matmul?: MatmulKernels;
+}
+
+/** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
+ *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
+export interface MatmulKernels {
+  /** scaleCodes/scaleCoding/tensorScale (1 = E8M0 codes, 2 = E4M3 codes × tensorScale) let the
+   *  native kernels keep the scales compactly; blockScales stay the authority. */
+  repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
+    scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
+  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
+  releaseFp4Weights(packed: unknown): void;
+  matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
+  /** Off the JavaScript thread (the addon only). */
+  matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
+  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
+  matmulSimd: string;
+}
+
+/** An operand decoded to exact element values (rows × paddedCols) and one float32 decode
+ *  multiplier per block (matmulDecoded's arguments; lib/core/matmul.ts builds it). */
+export interface DecodedOperand {
+  rows: number;
+  cols: number;
+  blockSize: number;
+  values: Float32Array;
+  paddedCols: number;
+  /** Decode multiplier of block j of row r at [r * blocksPerRow + j]. */
+  blockScales: Float32Array;
+  blocksPerRow: number;
+}

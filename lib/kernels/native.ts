@@ -1,0 +1,61 @@
+// The native backend: the C++ addon (native/binding.cc) loaded with node-gyp-build, which takes a
+// prebuild from prebuilds/ when one matches this platform and otherwise the node-gyp build in
+// build/Release. FP4KIT_NATIVE_BUILD=<dir> loads <dir>/Release/fp4kit.node instead (CI uses it to
+// run the suite on the cmake-js build). The addon's functions already have the Kernels shape.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Kernels, MatmulKernels } from './contract.js';
+
+interface Addon extends MatmulKernels {
+  encodeElements: Kernels['encodeElements'];
+  decodeElements: Kernels['decodeElements'];
+  quantizeBlocks: Kernels['quantizeBlocks'];
+  quantizeBlocksAsync: NonNullable<Kernels['quantizeBlocksAsync']>;
+  dequantizeBlocks: Kernels['dequantizeBlocks'];
+  absMax: Kernels['absMax'];
+  fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
+  fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
+  simd: string;
+  threads: number;
+}
+
+/** The package root: the nearest folder above this file whose package.json is fp4kit's. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'fp4kit') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the fp4kit package root');
+    dir = parent;
+  }
+}
+
+function loadAddon(): Addon {
+  const require = createRequire(import.meta.url);
+  const root = packageRoot();
+  const forced = process.env.FP4KIT_NATIVE_BUILD;
+  if (forced) return require(join(resolve(root, forced), 'Release', 'fp4kit.node')) as Addon;
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
+  return nodeGypBuild(root);
+}
+
+export function loadNativeKernels(): Kernels {
+  const addon = loadAddon();
+  return {
+    name: 'native',
+    simd: addon.simd,
+    encodeElements: addon.encodeElements,
+    decodeElements: addon.decodeElements,
+    quantizeBlocks: addon.quantizeBlocks,
+    quantizeBlocksAsync: addon.quantizeBlocksAsync,
+    dequantizeBlocks: addon.dequantizeBlocks,
+    absMax: addon.absMax,
+    fgmpCandidates: addon.fgmpCandidates,
+    fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
+    matmul: addon,
+  };
+}

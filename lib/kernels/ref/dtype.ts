@@ -1,0 +1,49 @@
+// 16-bit float inputs (bf16 and IEEE f16, carried in a Uint16Array) widened exactly to float32.
+// Widening is exact, so quantizing a bf16 tensor equals quantizing its float32 copy.
+
+import { DtypeId, type DtypeIdValue } from '../../core/formats.js';
+
+export function bf16BitsToF32Bits(h: number): number {
+  return (h << 16) >>> 0;
+}
+
+export function f16BitsToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // Inf / NaN, payload kept
+  if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0;
+  if (mant === 0) return sign >>> 0;
+  // Subnormal f16: normalise into a float32 normal.
+  const lead = 31 - Math.clz32(mant); // position of the leading 1, 0..9
+  const e = lead - 24; // value = mant · 2^−24
+  return (sign | ((e + 127) << 23) | ((mant << (23 - lead)) & 0x7fffff)) >>> 0;
+}
+
+/** Float32 bit patterns of src[start, start + count) into `out` (the kernels' load step). */
+export function loadBitsInto(
+  src: Float32Array | Uint16Array,
+  dtype: DtypeIdValue,
+  start: number,
+  count: number,
+  out: Uint32Array,
+): void {
+  if (dtype === DtypeId.f32) {
+    const bits = new Uint32Array(src.buffer, src.byteOffset + start * 4, count);
+    out.set(bits);
+    return;
+  }
+  const widen = dtype === DtypeId.bf16 ? bf16BitsToF32Bits : f16BitsToF32Bits;
+  for (let i = 0; i < count; i++) out[i] = widen((src as Uint16Array)[start + i]);
+}
+
+/** Widen a bf16/f16 tensor to a new Float32Array. */
+export function widenToF32(src: Uint16Array, dtype: DtypeIdValue): Float32Array {
+  const out = new Float32Array(src.length);
+  const outBits = new Uint32Array(out.buffer);
+  for (let i = 0; i < src.length; i++) {
+    outBits[i] = dtype === DtypeId.bf16 ? bf16BitsToF32Bits(src[i]) : f16BitsToF32Bits(src[i]);
+  }
+  return out;
+}
+

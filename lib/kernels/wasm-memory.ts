@@ -1,0 +1,136 @@
+// The one owner of the WebAssembly module's memory (assembly/index.ts). The module never
+// allocates: everything above its heapBase() is scratch that this file hands out as regions, for
+// one kernel call at a time (reset() at the start of each call), growing the memory as needed.
+// Typed-array views of the memory go stale when it grows, so every view is made afresh here,
+// right where it is used. Nothing here touches Node's file system: the browser entry
+// (lib/browser.ts) instantiates from bytes it fetched, the Node loader (lib/kernels/wasm.ts)
+// from the file it read.
+
+import { bufferOf, byteLengthOf, byteOffsetOf } from '../core/typed-arrays.js';
+
+/** The module's exports (pointers are byte offsets into `memory`; bool arguments are 0/1). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  encodeElements(src: number, dtype: number, count: number, format: number, stochastic: number, seed: number, firstIndex: number, out: number): number;
+  decodeElements(codes: number, count: number, format: number, out: number): void;
+  quantizeMx(src: number, dtype: number, rows: number, cols: number, format: number, ceilRule: number, stochastic: number, seed: number, firstIndex: number, data: number, scales: number): void;
+  dequantizeMx(data: number, scales: number, rows: number, cols: number, format: number, out: number): void;
+  quantizeNvfp4(src: number, dtype: number, rows: number, cols: number, tensorScale: number, stochastic: number, seed: number, firstIndex: number, data: number, scales: number): void;
+  dequantizeNvfp4(data: number, scales: number, rows: number, cols: number, tensorScale: number, out: number): void;
+  absMaxBits(src: number, dtype: number, count: number): number;
+  fgmpCandidates(
+    x: number, rows: number, cols: number, fisher: number, fisherPerElement: number, tensorScale: number, fp8Scale: number, clipping: number,
+    impacts: number, fp4Codes: number, fp4Scales: number, fp8Codes: number,
+  ): void;
+  decodeFp8Lanes(fp8Lanes: number, fp8Codes: number, tiles: number, units: number, unit: number, values: number): void;
+  matmulFp4Int8(
+    nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,
+    aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
+  ): void;
+}
+
+const PAGE = 65536;
+const ALIGN = 16; // v128 loads and stores stay aligned
+
+function alignUp(n: number): number {
+  return Math.ceil(n / ALIGN) * ALIGN;
+}
+
+/** The instantiated module and a bump allocator over its memory above heapBase(). */
+export class WasmMemory {
+  readonly exports: WasmExports;
+  private readonly heapBase: number;
+  /** Start of scratch: above heapBase and the resident regions (see keepResident). */
+  private base: number;
+  private top: number;
+  private residentOwner: object | null = null;
+
+  constructor(exports: WasmExports) {
+    this.exports = exports;
+    this.heapBase = alignUp(exports.heapBase() >>> 0);
+    this.base = this.heapBase;
+    this.top = this.base;
+  }
+
+  /** Free every scratch region: the next kernel call starts with empty scratch. */
+  reset(): void {
+    this.top = this.base;
+  }
+
+  /** The object whose data currently stays resident in memory (e.g. matmul weights), or null. */
+  get resident(): object | null {
+    return this.residentOwner;
+  }
+
+  /** Drop resident data and start allocating the next resident set from the heap base. */
+  beginResident(): void {
+    this.residentOwner = null;
+    this.base = this.heapBase;
+    this.top = this.base;
+  }
+
+  /** Keep everything allocated since beginResident() for `owner`: later resets stop above it. */
+  keepResident(owner: object): void {
+    this.residentOwner = owner;
+    this.base = this.top;
+  }
+
+  /** The current end of the allocated regions, for release(). */
+  mark(): number {
+    return this.top;
+  }
+
+  /** Free the regions allocated after `mark`. */
+  release(mark: number): void {
+    this.top = mark;
+  }
+
+  /** A 16-byte-aligned region of `bytes` bytes; grows the memory when it does not fit. */
+  alloc(bytes: number): number {
+    const ptr = this.top;
+    const end = alignUp(ptr + bytes);
+    const memory = this.exports.memory;
+    const have = memory.buffer.byteLength;
+    if (end > have) memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return ptr;
+  }
+
+  /** A fresh byte view of a region (valid until the memory next grows). */
+  bytes(ptr: number, length: number): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer, ptr, length);
+  }
+
+  /** Copy a typed array into a new region; returns its pointer. Sizes come from the intrinsic
+   *  getters (lib/core/typed-arrays.ts), not from properties the array's owner could redefine. */
+  copyIn(src: ArrayBufferView): number {
+    const bytes = byteLengthOf(src);
+    const ptr = this.alloc(bytes);
+    if (bytes > 0) this.bytes(ptr, bytes).set(new Uint8Array(bufferOf(src), byteOffsetOf(src), bytes));
+    return ptr;
+  }
+
+  /** Copy a region out into a typed array of the region's size. */
+  copyOut(ptr: number, dst: ArrayBufferView): void {
+    const bytes = byteLengthOf(dst);
+    if (bytes > 0) new Uint8Array(bufferOf(dst), byteOffsetOf(dst), bytes).set(this.bytes(ptr, bytes));
+  }
+
+  /** Bytes of WebAssembly memory in use (it never shrinks). */
+  get byteLength(): number {
+    return this.exports.memory.buffer.byteLength;
+  }
+}
+
+function abort(): never {
+  throw new Error('fp4kit wasm: abort');
+}
+
+/** Compile and instantiate the module synchronously (Node; browsers allow this off the main thread only). */
+export function instantiateWasmModule(bytes: BufferSource): WasmMemory {
+  const module = new WebAssembly.Module(bytes);
+  const instance = new WebAssembly.Instance(module, { env: { abort } });
+  return new WasmMemory(instance.exports as unknown as WasmExports);
+}
+

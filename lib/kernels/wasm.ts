@@ -1,0 +1,318 @@
+// The WebAssembly backend: the AssemblyScript kernels (assembly/) compiled with SIMD128 into
+// build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/kernels/ref/js.ts).
+// Each call copies its input into the module's memory (lib/kernels/wasm-memory.ts) in row chunks of at
+// most SCRATCH_BYTES, runs the kernel and copies the result out; chunks pass their global
+// firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.
+// This file imports nothing from Node at the top level: the browser entry (lib/browser.ts) calls
+// instantiateWasmKernels with bytes it fetched, and only loadWasmKernels() asks Node for its file
+// system. lib/kernels/wasm-memory.ts, the owner of the module's memory, imports nothing from here.
+
+import { bitsToFloat } from './ref/element-codec.js';
+import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../core/formats.js';
+import type { MatmulKernels } from './contract.js';
+import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
+import { instantiateWasmModule, type WasmMemory } from './wasm-memory.js';
+import { blockKernels } from './block-kernels.js';
+import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
+import type { Kernels, Source } from './contract.js';
+
+/** Upper bound on the scratch one chunk uses (a single row may exceed it). */
+export const SCRATCH_BYTES = 1 << 20;
+
+const ELEMENT_BITS: Record<number, number> = {
+  [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
+  [ElementId.e5m2]: 8, [ElementId.e8m0]: 8, [ElementId.int8]: 8,
+};
+
+function sourceBytes(dtype: DtypeIdValue): number {
+  return dtype === DtypeId.f32 ? 4 : 2;
+}
+
+/** Rows per chunk when one row takes `rowBytes` of scratch. */
+function rowsPerChunk(rowBytes: number): number {
+  return Math.max(1, Math.floor(SCRATCH_BYTES / Math.max(1, rowBytes)));
+}
+
+/** The Kernels table over one instantiated module. */
+export function wasmKernels(mem: WasmMemory): Kernels {
+  const x = mem.exports;
+
+  function encodeElements(src: Source, dtype: DtypeIdValue, format: ElementIdValue, rounding: number, seed: number, out: Uint8Array, firstIndex = 0): number {
+    src = guardSource('encodeElements', src, dtype, 0);
+    guardElementFormat('encodeElements', format);
+    guardIndex('encodeElements', 'seed', seed);
+    guardIndex('encodeElements', 'firstIndex', firstIndex);
+    out = guardBytes('encodeElements', 'out', out, src.length);
+    const per = rowsPerChunk(sourceBytes(dtype) + 1);
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    let nans = 0;
+    for (let start = 0; start < src.length; start += per) {
+      const count = Math.min(per, src.length - start);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(start, start + count));
+      const o = mem.alloc(count);
+      nans += x.encodeElements(p, dtype, count, format, stochastic, seed, firstIndex + start, o);
+      mem.copyOut(o, out.subarray(start, start + count));
+    }
+    return nans;
+  }
+
+  function decodeElements(codes: Uint8Array, format: ElementIdValue, out: Float32Array): void {
+    codes = guardBytes('decodeElements', 'codes', codes, 0);
+    guardElementFormat('decodeElements', format);
+    out = guardFloats('decodeElements', 'out', out, codes.length);
+    const per = rowsPerChunk(5);
+    for (let start = 0; start < codes.length; start += per) {
+      const count = Math.min(per, codes.length - start);
+      mem.reset();
+      const p = mem.copyIn(codes.subarray(start, start + count));
+      const o = mem.alloc(count * 4);
+      x.decodeElements(p, count, format, o);
+      mem.copyOut(o, out.subarray(start, start + count));
+    }
+  }
+
+  function quantizeMx(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, format: ElementIdValue,
+    scaleRule: number, rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
+  ): void {
+    guardDims('quantizeMx', rows, cols);
+    src = guardSource('quantizeMx', src, dtype, rows * cols);
+    guardElementFormat('quantizeMx', format);
+    guardIndex('quantizeMx', 'seed', seed);
+    guardIndex('quantizeMx', 'firstIndex', firstIndex);
+    const blocksPerRow = Math.ceil(cols / 32);
+    const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
+    data = guardBytes('quantizeMx', 'data', data, rows * rowBytes);
+    scales = guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
+    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const ceil = scaleRule === ScaleRuleId.ceil ? 1 : 0;
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.alloc(n * rowBytes);
+      const s = mem.alloc(n * blocksPerRow);
+      x.quantizeMx(p, dtype, n, cols, format, ceil, stochastic, seed, firstIndex + r0 * cols, d, s);
+      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+    }
+  }
+
+  /** FGMP candidates (assembly/fgmp.ts) in row chunks; per-column Fisher values go in once. */
+  function fgmpCandidates(
+    xs: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    tensorScale: number, fp8Scale: number, clipping: boolean,
+    impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
+  ): void {
+    const fn = 'fgmpCandidates';
+    guardDims(fn, rows, cols);
+    xs = guardFloats(fn, 'x', xs, rows * cols);
+    if (fisher !== null) fisher = guardFloats(fn, 'fisher', fisher, fisherPerElement ? rows * cols : cols);
+    guardNumber(fn, 'tensorScale', tensorScale);
+    guardNumber(fn, 'fp8Scale', fp8Scale);
+    const blocksPerRow = Math.ceil(cols / 16);
+    const blocks = rows * blocksPerRow;
+    impacts = guardDoubles(fn, 'impacts', impacts, blocks);
+    fp4Codes = guardBytes(fn, 'fp4Codes', fp4Codes, blocks * 16);
+    fp4Scales = guardBytes(fn, 'fp4Scales', fp4Scales, blocks);
+    fp8Codes = guardBytes(fn, 'fp8Codes', fp8Codes, blocks * 16);
+    const perElement = fisher !== null && fisherPerElement;
+    const per = rowsPerChunk(cols * (perElement ? 8 : 4) + blocksPerRow * (8 + 16 + 1 + 16));
+    mem.reset();
+    const columnFisher = fisher !== null && !perElement ? mem.copyIn(fisher.subarray(0, cols)) : 0;
+    const chunkStart = mem.mark();
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      const b0 = r0 * blocksPerRow;
+      const nb = n * blocksPerRow;
+      mem.release(chunkStart);
+      const px = mem.copyIn(xs.subarray(r0 * cols, (r0 + n) * cols));
+      const pf = perElement ? mem.copyIn(fisher!.subarray(r0 * cols, (r0 + n) * cols)) : columnFisher;
+      const pi = mem.alloc(nb * 8);
+      const p4 = mem.alloc(nb * 16);
+      const ps = mem.alloc(nb);
+      const p8 = mem.alloc(nb * 16);
+      x.fgmpCandidates(px, n, cols, pf, perElement ? 1 : 0, tensorScale, fp8Scale, clipping ? 1 : 0, pi, p4, ps, p8);
+      mem.copyOut(pi, impacts.subarray(b0, b0 + nb));
+      mem.copyOut(p4, fp4Codes.subarray(b0 * 16, (b0 + nb) * 16));
+      mem.copyOut(ps, fp4Scales.subarray(b0, b0 + nb));
+      mem.copyOut(p8, fp8Codes.subarray(b0 * 16, (b0 + nb) * 16));
+    }
+  }
+
+  /** Dequantize in row chunks: copy packed rows and scales in, run `kernel`, copy the values out. */
+  function dequantizeChunked(
+    data: Uint8Array, scales: Uint8Array, rows: number, cols: number, block: number, rowBytes: number,
+    out: Float32Array, kernel: (d: number, s: number, n: number, o: number) => void,
+  ): void {
+    const blocksPerRow = Math.ceil(cols / block);
+    data = guardBytes('dequantize', 'data', data, rows * rowBytes);
+    scales = guardBytes('dequantize', 'scales', scales, rows * blocksPerRow);
+    out = guardFloats('dequantize', 'out', out, rows * cols);
+    const per = rowsPerChunk(rowBytes + blocksPerRow + cols * 4);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const d = mem.copyIn(data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      const s = mem.copyIn(scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+      const o = mem.alloc(n * cols * 4);
+      kernel(d, s, n, o);
+      mem.copyOut(o, out.subarray(r0 * cols, (r0 + n) * cols));
+    }
+  }
+
+  function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, format: ElementIdValue, out: Float32Array): void {
+    guardDims('dequantizeMx', rows, cols);
+    guardElementFormat('dequantizeMx', format);
+    const rowBytes = Math.ceil(cols / 32) * 4 * ELEMENT_BITS[format];
+    dequantizeChunked(data, scales, rows, cols, 32, rowBytes, out, (d, s, n, o) => x.dequantizeMx(d, s, n, cols, format, o));
+  }
+
+  function absMax(src: Source, dtype: DtypeIdValue): number {
+    src = guardSource('absMax', src, dtype, 0);
+    const per = rowsPerChunk(sourceBytes(dtype));
+    let amax = 0;
+    for (let start = 0; start < src.length; start += per) {
+      const count = Math.min(per, src.length - start);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(start, start + count));
+      const bits = x.absMaxBits(p, dtype, count) >>> 0;
+      if (bits > 0x7f800000) return NaN;
+      if (bits > amax) amax = bits;
+    }
+    return bitsToFloat(amax);
+  }
+
+  function quantizeNvfp4(
+    src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
+    rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
+  ): void {
+    guardDims('quantizeNvfp4', rows, cols);
+    src = guardSource('quantizeNvfp4', src, dtype, rows * cols);
+    guardNumber('quantizeNvfp4', 'tensorScale', tensorScale);
+    guardIndex('quantizeNvfp4', 'seed', seed);
+    guardIndex('quantizeNvfp4', 'firstIndex', firstIndex);
+    const blocksPerRow = Math.ceil(cols / 16);
+    const rowBytes = blocksPerRow * 8;
+    data = guardBytes('quantizeNvfp4', 'data', data, rows * rowBytes);
+    scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
+    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.alloc(n * rowBytes);
+      const s = mem.alloc(n * blocksPerRow);
+      x.quantizeNvfp4(p, dtype, n, cols, tensorScale, stochastic, seed, firstIndex + r0 * cols, d, s);
+      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
+    }
+  }
+
+  function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
+    guardDims('dequantizeNvfp4', rows, cols);
+    guardNumber('dequantizeNvfp4', 'tensorScale', tensorScale);
+    const rowBytes = Math.ceil(cols / 16) * 8;
+    dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
+  }
+
+  return {
+    name: 'wasm',
+    simd: 'simd128',
+    encodeElements,
+    decodeElements,
+    ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
+    absMax,
+    fgmpCandidates,
+    matmul: wasmMatmul(mem),
+  };
+}
+
+/** Repacked weights given to releaseFp4Weights (mirrors the addon, which frees them). */
+const released = new WeakSet<object>();
+
+function checkRepacked(packed: unknown): RepackedFp4Weights {
+  if (!isRepackedFp4Weights(packed)) throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
+  if (released.has(packed)) throw new TypeError('matmulFp4Int8: these weights were released');
+  return packed;
+}
+
+/** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The weights of
+ *  the last product stay resident in the module's memory (FGMP FP8 lanes decoded to integers
+ *  once), so repeated products with the same weights copy only the activations. */
+export function wasmMatmul(mem: WasmMemory): MatmulKernels {
+  const x = mem.exports;
+  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0 };
+  function residentWeights(w: RepackedFp4Weights) {
+    if (mem.resident === w) return residentPointers;
+    mem.beginResident();
+    const nibbles = mem.copyIn(w.nibbles);
+    const scales = mem.copyIn(w.scales);
+    const fp8Lanes = w.fp8Lanes && w.fp8Codes ? mem.copyIn(w.fp8Lanes) : 0;
+    let fp8Values = 0;
+    if (fp8Lanes !== 0) {
+      const codes = mem.copyIn(w.fp8Codes!);
+      fp8Values = mem.alloc(w.fp8Codes!.length * 4);
+      x.decodeFp8Lanes(fp8Lanes, codes, w.tiles, w.units, w.unit, fp8Values);
+    }
+    mem.keepResident(w);
+    residentPointers = { nibbles, scales, fp8Lanes, fp8Values };
+    return residentPointers;
+  }
+  function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
+    const w = checkRepacked(packed);
+    guardDims('matmulFp4Int8', m, w.k);
+    const paddedK = Math.ceil(w.k / 32) * 32;
+    const aBlocks = paddedK / 32;
+    aCodes = guardBytes('matmulFp4Int8', 'activation codes', aCodes, m * paddedK);
+    aScales = guardFloats('matmulFp4Int8', 'activation scales', aScales, m * aBlocks);
+    out = guardFloats('matmulFp4Int8', 'out', out, m * w.n);
+    if (bias !== null) bias = guardFloats('matmulFp4Int8', 'bias', bias, w.n);
+    const { nibbles, scales, fp8Lanes, fp8Values } = residentWeights(w);
+    mem.reset();
+    const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
+    const weightsEnd = mem.mark();
+    const per = rowsPerChunk(paddedK + aBlocks * 4 + w.n * 4);
+    for (let r0 = 0; r0 < m; r0 += per) {
+      const rows = Math.min(per, m - r0);
+      mem.release(weightsEnd);
+      const a = mem.copyIn(aCodes.subarray(r0 * paddedK, (r0 + rows) * paddedK));
+      const s = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
+      const o = mem.alloc(rows * w.n * 4);
+      x.matmulFp4Int8(nibbles, scales, fp8Lanes, fp8Values, w.n, w.units, w.unit, w.kGroups, a, s, rows, paddedK, b, o, 0, w.tiles);
+      mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
+    }
+  }
+  return {
+    matmulSimd: 'simd128',
+    repackFp4Weights,
+    releaseFp4Weights(packed: unknown) {
+      const w = checkRepacked(packed);
+      released.add(w);
+      if (mem.resident === w) mem.beginResident();
+    },
+    matmulFp4Int8,
+  };
+}
+
+/** The wasm backend's kernels over a module given as bytes (the browser entry's loader too). */
+export function instantiateWasmKernels(bytes: BufferSource): Kernels {
+  return wasmKernels(instantiateWasmModule(bytes));
+}
+
+type NodeFs = typeof import('node:fs');
+
+/** Node: the kernels over build-wasm/fp4kit.wasm, found from lib/kernels/ or dist/lib/kernels/. */
+export function loadWasmKernels(): Kernels {
+  const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as NodeFs | undefined;
+  if (!fs) throw new Error('loadWasmKernels needs Node ≥ 20.16; in a browser call initWasm() from fp4kit/browser');
+  const candidates = [new URL('../../build-wasm/fp4kit.wasm', import.meta.url), new URL('../../../build-wasm/fp4kit.wasm', import.meta.url)];
+  const found = candidates.find((url) => fs.existsSync(url));
+  if (!found) {
+    throw new Error(`the WebAssembly module is not built: ${candidates.map((u) => u.pathname).join(' or ')} is missing (run npm run build:wasm)`);
+  }
+  return instantiateWasmKernels(fs.readFileSync(found));
+}
