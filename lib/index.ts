@@ -13,5 +13,5 @@ export { SafetensorsFile } from './checkpoint/safetensors/read.js';
 export { SafetensorsWriter, writeSafetensors, type TensorSpec } from './checkpoint/safetensors/write.js';
 export { openCheckpoint } from './checkpoint/safetensors/checkpoint-files.js';
 export { layoutByName, LAYOUT_NAMES, type Layout, type LayoutName } from './checkpoint/layouts/index.js';
-export { readBackTensor, readBackValues } from './checkpoint/layouts/read-back.js';
+export { readBackTensor, readBackValues } from './checkpoint/layouts/index.js';
 export { writeDecodedTensors } from './checkpoint/decoded-tensors.js';

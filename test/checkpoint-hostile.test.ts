@@ -13,7 +13,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize, setBackend } from '../lib/index.js';
 import { quantizeCheckpoint } from '../lib/checkpoint/quantize-checkpoint.js';
-import { readBackTensor } from '../lib/checkpoint/layouts/read-back.js';
+import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { openCheckpoint, closeCheckpoint } from '../lib/checkpoint/safetensors/checkpoint-files.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';

@@ -10,7 +10,7 @@ import { dequantize, quantize, setBackend } from '../lib/index.js';
 import { quantizeAsync } from '../lib/core/quantize-async.js';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import { powerOfTwoTensorScale } from '../lib/checkpoint/layouts/compressed-tensors.js';
-import { readBackTensor } from '../lib/checkpoint/layouts/read-back.js';
+import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { fusedGroupOf } from '../lib/checkpoint/layouts/fused-modules.js';
 import type { LayoutName } from '../lib/checkpoint/layouts/types.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize } from '../lib/index.js';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
-import { readBackTensor, readBackValues } from '../lib/checkpoint/layouts/read-back.js';
+import { readBackTensor, readBackValues } from '../lib/checkpoint/layouts/index.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { gptOssConfig, gptOssTensors, transposeExperts, writeGptOssCheckpoint, type GptOssSizes, type GptOssTensor } from './helpers/gpt-oss-checkpoint.js';

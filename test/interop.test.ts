@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
-import { readBackValues } from '../lib/checkpoint/layouts/read-back.js';
+import { readBackValues } from '../lib/checkpoint/layouts/index.js';
 import type { LayoutName } from '../lib/checkpoint/layouts/types.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';

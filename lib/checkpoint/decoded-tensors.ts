@@ -6,7 +6,7 @@
 
 import { join } from 'node:path';
 import type { CheckpointSummary } from './quantize-checkpoint.js';
-import { readBackValues } from './layouts/read-back.js';
+import { readBackValues } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter } from './safetensors/write.js';

@@ -12,7 +12,7 @@
 import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
-import { f32Bytes, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
+import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
 /** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
 export function powerOfTwoTensorScale(amax: number): number {
@@ -49,6 +49,11 @@ export const compressedTensorsLayout: Layout = {
   encode(_name, q: QuantizedTensor | FgmpTensor) {
     const t = (q as QuantizedTensor).tensorScale!;
     return [q.data, q.scales, f32Bytes(Math.fround(1 / t))];
+  },
+  async decode(get, name, format, shape) {
+    const m = moduleOf(name);
+    const g = f32From(await get(`${m}.weight_global_scale`));
+    return { format: 'nvfp4', shape, blockSize: 16, data: await get(`${m}.weight_packed`), scales: await get(`${m}.weight_scale`), tensorScale: Math.fround(1 / g) };
   },
   files(ctx: ConfigContext): LayoutFiles {
     const weights = {

@@ -12,7 +12,7 @@ import { BLOCK_FORMATS, packedRowBytes, type BlockFormatName } from '../../core/
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
 import type { TensorSpec } from '../safetensors/write.js';
-import { f32Bytes, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
+import { f32Bytes, f32From, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
 const FP4KIT_LAYOUT_VERSION = 1;
 const FGMP_BLOCK = 16;
@@ -61,6 +61,21 @@ export const fp4kitLayout: Layout = {
     }
     const t = q as QuantizedTensor;
     return t.format === 'nvfp4' ? [t.data, t.scales, f32Bytes(t.tensorScale!)] : [t.data, t.scales];
+  },
+  async decode(get, name, format, shape, scaleRule) {
+    if (format === 'fgmp') {
+      const [data, scales, mask, ts, f8] = await Promise.all(['qdata', 'qscales', 'mask', 'tensor_scale', 'fp8_scale'].map((s) => get(`${name}.${s}`)));
+      const cols = shape[shape.length - 1];
+      const blocks = (shape.reduce((a, b) => a * b, 1) / Math.max(1, cols)) * Math.ceil(cols / FGMP_BLOCK);
+      return {
+        format: 'fgmp', shape, data, scales, mask, tensorScale: f32From(ts), fp8Scale: f32From(f8), blockSize: FGMP_BLOCK,
+        threshold: NaN, tiesTaken: 0, fp4Fraction: blocks === 0 ? 1 : scales.length / blocks,
+      };
+    }
+    const f = BLOCK_FORMATS[format as BlockFormatName];
+    const base = { format: format as BlockFormatName, shape, blockSize: f.blockSize, data: await get(`${name}.qdata`), scales: await get(`${name}.qscales`) };
+    if (format === 'nvfp4') return { ...base, tensorScale: f32From(await get(`${name}.tensor_scale`)) };
+    return { ...base, scaleRule: scaleRule ?? 'floor' };
   },
   metadata(entries) {
     const tensors: Record<string, Fp4kitTensorMeta> = Object.create(null) as Record<string, Fp4kitTensorMeta>;

@@ -32,6 +32,11 @@ export const gptOssLayout: Layout = {
   encode(_name, q) {
     return [q.data, q.scales];
   },
+  async decode(get, name, _format, shape, scaleRule) {
+    // Only expert weights are stored, blocked along `in`: `shape` is the blocked [E, out, in].
+    if (!isGptOssExpertWeight(name)) throw new RangeError(`readBackTensor: the gpt-oss layout stores only MoE expert weights as MXFP4 (…mlp.experts.gate_up_proj / down_proj); got ${JSON.stringify(name)}`);
+    return { format: 'mxfp4', shape, blockSize: 32, data: await get(`${name}_blocks`), scales: await get(`${name}_scales`), scaleRule: scaleRule ?? 'floor' };
+  },
   files(ctx: ConfigContext): LayoutFiles {
     return {
       config: { ...(ctx.config ?? {}), quantization_config: { quant_method: 'mxfp4', modules_to_not_convert: ctx.unquantizedModules } },

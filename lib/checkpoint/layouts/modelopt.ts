@@ -11,7 +11,7 @@
 import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
-import { f32Bytes, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
+import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
 
 export function modeloptLayout(inputScale?: number): Layout {
   return {
@@ -41,6 +41,10 @@ export function modeloptLayout(inputScale?: number): Layout {
       const out = [q.data, q.scales, f32Bytes((q as QuantizedTensor).tensorScale!)];
       if (inputScale !== undefined) out.push(f32Bytes(inputScale));
       return out;
+    },
+    async decode(get, name, _format, shape) {
+      const m = moduleOf(name);
+      return { format: 'nvfp4', shape, blockSize: 16, data: await get(`${m}.weight`), scales: await get(`${m}.weight_scale`), tensorScale: f32From(await get(`${m}.weight_scale_2`)) };
     },
     files(ctx: ConfigContext): LayoutFiles {
       // Weight-only NVFP4 is "W4A16_NVFP4" to vLLM's ModelOpt loader; "NVFP4" means W4A4 and

@@ -9,6 +9,9 @@ import type { ModelConfig } from '../model-config.js';
 export type LayoutName = 'compressed-tensors' | 'modelopt' | 'gpt-oss' | 'fp4kit';
 export type QuantFormat = QuantizedTensor['format'] | 'fgmp';
 
+/** Reads one stored tensor's bytes by its stored name. */
+export type TensorBytes = (name: string) => Promise<Uint8Array>;
+
 export interface ConfigContext {
   format: QuantFormat;
   /** Names of the input tensors that were quantized (e.g. "model.layers.0.mlp.up_proj.weight"). */
@@ -49,6 +52,9 @@ export interface Layout {
   plan(name: string, shape: number[], format: QuantFormat, fp4Blocks: number): TensorSpec[];
   /** Bytes of the planned tensors, in plan order. */
   encode(name: string, q: QuantizedTensor | FgmpTensor): Uint8Array[];
+  /** The inverse of encode: the quantized tensor `name` (input name) rebuilt from the stored tensors
+   *  that `get` returns by name. `shape` is the blocked shape (as plan received it). */
+  decode(get: TensorBytes, name: string, format: QuantFormat, shape: number[], scaleRule?: 'floor' | 'ceil'): Promise<QuantizedTensor | FgmpTensor>;
   /** safetensors __metadata__ entries for one output file holding these quantized tensors. */
   metadata?(entries: Array<{ name: string; shape: number[]; format: QuantFormat; q?: QuantizedTensor | FgmpTensor }>): Record<string, string>;
   files(ctx: ConfigContext): LayoutFiles;
@@ -59,6 +65,11 @@ export function f32Bytes(v: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setFloat32(0, v, true);
   return out;
+}
+
+/** A little-endian float32 scalar from its stored bytes. */
+export function f32From(bytes: Uint8Array): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
 }
 
 /** "a.b.weight" → "a.b" (the module that owns the weight). */

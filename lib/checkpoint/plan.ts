@@ -1,0 +1,107 @@
+// The plan of a run, made before anything is written: for every tensor of every shard, copy or
+// quantize (and why), the output tensors the layout writes for it, the shape it is blocked in; the
+// shared amax of fused groups; the refusal of shard names that would collide with side files.
+import { basename } from 'node:path';
+import { getKernels } from '../kernels/registry.js';
+import { DtypeId } from '../core/formats.js';
+import { swapLastTwo } from '../core/transpose.js';
+import { type Layout } from './layouts/index.js';
+import { fusedGroupOf } from './layouts/fused-modules.js';
+import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
+import type { SafetensorsFile } from './safetensors/read.js';
+import type { TensorSpec } from './safetensors/write.js';
+import { copyReason } from './tensor-selection.js';
+import type { ModelConfig } from './model-config.js';
+import { SUMMARY_NAME, type CheckpointOptions } from './summary.js';
+import { elementCount, sourceView } from './source-view.js';
+
+/** Bytes read at a time by the passes that stream a tensor (copying, the fused-group amax). */
+export const COPY_CHUNK = 16 << 20;
+
+export interface PlannedTensor {
+  info: TensorInfo;
+  quantize: boolean;
+  reason?: string;
+  specs: TensorSpec[];
+  /** Swap the last two axes before quantizing (the layout's loader blocks along the second-to-last). */
+  transpose?: boolean;
+  /** The shape quantize() sees: info.shape, or its last two axes swapped. */
+  blockedShape?: number[];
+}
+
+export function planShard(shard: SafetensorsFile, layout: Layout, options: CheckpointOptions, config: ModelConfig, only?: RegExp, skip?: RegExp): PlannedTensor[] {
+  return shard.tensors.map((info) => {
+    let reason = copyReason(info.name, info.dtype, info.shape, { only, skip, defaults: layout.defaultSelection });
+    if (reason === null && elementCount(info.shape) === 0) reason = 'empty tensor';
+    try {
+      if (reason === null) reason = layout.unsupported(info.name, info.shape, options.format, config);
+    } catch (err) {
+      if (err instanceof RangeError) throw new SafetensorsError(shard.path, err.message); // a tensor whose role is unknown: refused
+      throw err;
+    }
+    if (reason !== null) return { info, quantize: false, reason, specs: [{ name: info.name, dtype: info.dtype, shape: info.shape }] };
+    const transpose = layout.transposedForBlocking?.(info.name) ?? false;
+    const blockedShape = transpose ? swapLastTwo(info.shape) : info.shape;
+    const cols = blockedShape[blockedShape.length - 1];
+    const blocks = (elementCount(blockedShape) / cols) * Math.ceil(cols / 16);
+    const fp4Blocks = options.format === 'fgmp' ? Math.round((options.fp4Fraction ?? 0.7) * blocks) : 0;
+    return { info, quantize: true, transpose, blockedShape, specs: layout.plan(info.name, blockedShape, options.format, fp4Blocks) };
+  });
+}
+
+/**
+ * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
+ * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
+ */
+export async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], signal?: AbortSignal, wanted?: ReadonlySet<number>): Promise<Map<string, number>> {
+  const amax = new Map<string, number>();
+  const members = new Map<string, number>();
+  const needed = new Set<string>(); // groups with a member in a shard this run writes (a part reads the others too)
+  for (let si = 0; si < plans.length; si++) for (const p of plans[si]) {
+    const g = p.quantize ? fusedGroupOf(p.info.name) : null;
+    if (g !== null) members.set(g, (members.get(g) ?? 0) + 1);
+    if (g !== null && (!wanted || wanted.has(si))) needed.add(g);
+  }
+  const chunk = new Uint8Array(new ArrayBuffer(COPY_CHUNK));
+  const kernels = getKernels();
+  for (let si = 0; si < plans.length; si++) {
+    for (const p of plans[si]) {
+      const g = p.quantize ? fusedGroupOf(p.info.name) : null;
+      if (g === null || members.get(g)! < 2 || !needed.has(g)) continue;
+      const { info } = p;
+      const total = info.end - info.begin;
+      let m = amax.get(g) ?? 0;
+      for (let off = 0; off < total; off += chunk.length) {
+        signal?.throwIfAborted();
+        const piece = chunk.subarray(0, Math.min(chunk.length, total - off));
+        await ckpt.shards[si].readInto(info, piece, off);
+        const { x, dtype } = sourceView(piece, info.dtype);
+        const a = kernels.absMax(x, DtypeId[dtype]);
+        if (!Number.isFinite(a)) throw new SafetensorsError(ckpt.shards[si].path, `tensor ${info.name} holds NaN or Inf, which nvfp4 cannot represent`);
+        if (a > m) m = a;
+      }
+      amax.set(g, m);
+    }
+  }
+  return amax;
+}
+
+/** Files fp4kit writes beside the shards (the layout's config.json, modelopt's hf_quant_config.json). */
+export const SIDE_FILES = new Set([INDEX_NAME, SUMMARY_NAME, 'config.json', 'hf_quant_config.json']);
+
+/**
+ * Refuse a shard whose name is also a file written or copied beside the shards (one would clobber
+ * the other), and, in a model folder, a shard not named *.safetensors: loaders choose their reader
+ * by that suffix and take every other file for a side file (tokenizer.json, a config...).
+ */
+export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<string>, inFolder: boolean): void {
+  const side = new Set(sideNames);
+  for (const s of ckpt.shards) {
+    const name = basename(s.path);
+    if (side.has(name)) throw new SafetensorsError(s.path, `a shard named ${name} would collide with the ${name} written beside the shards; rename the shard (and its index entries)`);
+    if (inFolder && !name.endsWith('.safetensors')) {
+      throw new SafetensorsError(s.path, `a shard named ${name} would be taken for a side file of the model folder (loaders read only *.safetensors files as weights); rename the shard (and its index entries) to end in .safetensors`);
+    }
+  }
+}

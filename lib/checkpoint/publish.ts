@@ -1,0 +1,124 @@
+// The files written beside the weight shards (config.json, a layout's side files, the index, the
+// summary), the other files of a model folder that are copied, and the inputs a run reads.
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { type Layout, type LayoutName, type QuantFormat } from './layouts/index.js';
+import { moduleOf } from './layouts/types.js';
+import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { AtomicFile } from './safetensors/atomic-file.js';
+import { copyRegularFile } from './safetensors/regular-file.js';
+import { readModelConfig, type ModelConfig } from './model-config.js';
+import { SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from './summary.js';
+import { SIDE_FILES, checkShardNames } from './plan.js';
+
+export interface SideFilesInput {
+  ckpt: CheckpointFiles;
+  input: string;
+  outDir: string;
+  format: QuantFormat;
+  layoutName: LayoutName;
+  layout: Layout;
+  /** Every tensor's summary, in input order (shard by shard). */
+  tensors: TensorSummary[];
+  /** The other files of the model folder the run copies (filesToCopy). */
+  copied: string[];
+  /** The input is a model folder (not one file): its shards must be named *.safetensors. */
+  inFolder: boolean;
+  backend: string;
+  seconds: number;
+}
+
+/**
+ * The files written beside the weight shards — config.json, the layout's extra files, the index
+ * (sharded inputs) and the summary last — as [name, text] pairs, with the summary itself and the
+ * files to copy beside them (`extras`: the copied files the run does not write itself). A pure
+ * function of the tensor summaries, so a distributed merge (lib/checkpoint/checkpoint-parts.ts) writes the
+ * same bytes as a single run. The summary lists every file of the output folder, the copied ones
+ * too: a later run replaces the folder only if it holds nothing else (output-folder.ts).
+ */
+export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs: Array<[string, string]>; summary: CheckpointSummary; extras: string[] }> {
+  const { ckpt, layout, tensors } = a;
+  const quantized = tensors.filter((t) => t.action === 'quantized');
+  const unquantizedModules = tensors
+    .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !/embed/i.test(t.name))
+    .map((t) => moduleOf(t.name));
+  // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
+  // as unquantized, as llm-compressor's default ignore list does.
+  if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
+  const config = await readModelConfig(ckpt.dir); // never waits on a FIFO named config.json
+  const files = layout.files({ format: a.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
+  const outputs: Array<[string, string]> = [];
+  if (files.config) outputs.push(['config.json', `${JSON.stringify(files.config, null, 2)}\n`]);
+  for (const [name, text] of Object.entries(files.extra)) outputs.push([name, text]);
+  const outputBytes = tensors.reduce((sum, t) => sum + t.outputBytes, 0);
+  if (ckpt.indexed) {
+    const weightMap: Record<string, string> = Object.create(null) as Record<string, string>; // names are data (__proto__ too)
+    for (const t of tensors) for (const o of t.outputs) weightMap[o] = t.file;
+    outputs.push([INDEX_NAME, `${JSON.stringify({ metadata: { ...ckpt.indexMetadata, total_size: outputBytes }, weight_map: weightMap }, null, 2)}\n`]);
+  }
+  const writtenNames = new Set([...outputs.map(([n]) => n), SUMMARY_NAME]);
+  const extras = a.copied.filter((n) => !writtenNames.has(n));
+  const summary: CheckpointSummary = {
+    tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), format: a.format, layout: a.layoutName,
+    backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
+    outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
+    files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],
+    tensors,
+  };
+  outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
+  checkShardNames(ckpt, outputs.map(([n]) => n), a.inFolder);
+  return { outputs, summary, extras };
+}
+
+/** The input is a model folder (sharded with an index, or a folder of files), not one file. */
+export async function isFolderInput(ckpt: CheckpointFiles, input: string): Promise<boolean> {
+  return ckpt.indexed || (await stat(input)).isDirectory();
+}
+
+/** The other files of a model folder a run copies (none for a single-file input); a shard is
+ *  never copied over itself. */
+export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<string[]> {
+  if (!(await isFolderInput(ckpt, input))) return [];
+  const shardNames = new Set(ckpt.shards.map((sh) => basename(sh.path)));
+  return (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n));
+}
+
+/** Every file a run reads: the shards, the index, config.json, the copied files, the Fisher file. */
+export function filesRead(ckpt: CheckpointFiles, config: ModelConfig, copied: string[], fisher?: string): string[] {
+  return [
+    ...ckpt.shards.map((s) => s.path), ...(ckpt.indexed ? [join(ckpt.dir, INDEX_NAME)] : []), ...(config !== null ? [join(ckpt.dir, 'config.json')] : []),
+    ...copied.map((n) => join(ckpt.dir, n)), ...(fisher !== undefined ? [fisher] : []),
+  ];
+}
+
+/** The other regular files of a model folder (links followed, as in a Hugging Face cache
+ *  snapshot); FIFOs, sockets, devices and folders are left alone, and so are the files fp4kit
+ *  writes itself: an input's quantization descriptor (hf_quant_config.json, an earlier summary)
+ *  never describes the output. */
+async function otherFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.endsWith('.safetensors') || SIDE_FILES.has(name) || name.includes('.tmp-')) continue;
+    const s = await stat(join(dir, name)).catch(() => null);
+    if (s?.isFile()) names.push(name);
+  }
+  return names;
+}
+
+/** Write the side files into the staging folder (each under a temporary name, published by the
+ *  caller with the shards) and copy the model folder's other files beside them. */
+export async function stageSideFiles(
+  stagingDir: string, outputs: Array<[string, string]>, extras: string[], fromDir: string, sideFiles: AtomicFile[], signal?: AbortSignal,
+): Promise<void> {
+  for (const [name, text] of outputs) {
+    const f = await AtomicFile.create(join(stagingDir, name));
+    sideFiles.push(f);
+    await f.write(new TextEncoder().encode(text));
+    await f.finish();
+  }
+  // Other files of a model folder (tokenizer, generation config...) are copied as they are.
+  for (const name of extras) {
+    signal?.throwIfAborted();
+    await copyRegularFile(join(fromDir, name), join(stagingDir, name));
+  }
+}

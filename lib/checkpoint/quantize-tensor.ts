@@ -1,0 +1,75 @@
+// Quantizing one tensor of a run: the options of the run, the layout's tensor scale (shared by a
+// fused group), the tensor's own stochastic-rounding seed and, for fgmp, its Fisher values.
+import { getKernels } from '../kernels/registry.js';
+import { DtypeId, type DtypeName } from '../core/formats.js';
+import type { QuantizedTensor } from '../core/quantize.js';
+import { quantizeAsync } from '../core/quantize-async.js';
+import type { FgmpTensor } from '../fgmp/quantize.js';
+import { f16BitsToF32Bits } from '../kernels/ref/dtype.js';
+import { fmix32 } from '../kernels/ref/stochastic.js';
+import type { Layout } from './layouts/index.js';
+import { fusedGroupOf } from './layouts/fused-modules.js';
+import { SafetensorsError } from './safetensors/header.js';
+import type { SafetensorsFile } from './safetensors/read.js';
+import type { CheckpointOptions } from './summary.js';
+import { elementCount } from './source-view.js';
+
+/** Stochastic rounding seed of one tensor: the run's seed mixed with the tensor name (FNV-1a),
+ *  so tensors draw independent random streams yet every run with the same seed is identical. */
+export function tensorSeed(seed: number, name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return fmix32((seed ^ h) >>> 0);
+}
+
+async function readFisher(fisher: SafetensorsFile, name: string, count: number, cols: number): Promise<Float32Array | undefined> {
+  const t = fisher.tensor(name);
+  if (!t) return undefined;
+  const n = elementCount(t.shape);
+  if (n !== count && n !== cols) throw new SafetensorsError(fisher.path, `Fisher tensor ${name} has ${n} values; expected ${count} (per element) or ${cols} (per input channel)`);
+  const bytes = await fisher.read(t);
+  if (t.dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  if (t.dtype !== 'BF16' && t.dtype !== 'F16') throw new SafetensorsError(fisher.path, `Fisher tensor ${name} has dtype ${t.dtype}; expected F32, F16 or BF16`);
+  const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  const out = new Float32Array(n);
+  const ob = new Uint32Array(out.buffer);
+  for (let i = 0; i < n; i++) ob[i] = t.dtype === 'BF16' ? h[i] << 16 : f16BitsToF32Bits(h[i]);
+  return out;
+}
+
+/** What every tensor of a run is quantized with. */
+export interface RunQuantizer {
+  options: CheckpointOptions;
+  layout: Layout;
+  fisher?: SafetensorsFile;
+  /** The shared amax of each fused group (q/k/v, gate/up), when the layout shares NVFP4 tensor scales. */
+  groupAmax: Map<string, number>;
+  signal?: AbortSignal;
+}
+
+/** Quantize tensor `name` (source `x`, blocked `shape`) of shard `shardPath`; a bad tensor is
+ *  reported as a SafetensorsError naming the file and the tensor. */
+export async function quantizeTensor(
+  run: RunQuantizer, shardPath: string, name: string, x: Float32Array | Uint16Array, dtype: DtypeName, shape: number[],
+): Promise<QuantizedTensor | FgmpTensor> {
+  const { options, layout, fisher, groupAmax, signal } = run;
+  const badTensor = (err: unknown): never => {
+    if (err instanceof RangeError) throw new SafetensorsError(shardPath, `tensor ${name}: ${err.message}`);
+    throw err;
+  };
+  if (options.format === 'fgmp') {
+    const f = fisher ? await readFisher(fisher, name, x.length, shape[shape.length - 1]) : undefined;
+    return quantizeAsync(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }).catch(badTensor);
+  }
+  let tensorScale: number | undefined;
+  if (options.format === 'nvfp4' && layout.tensorScale) {
+    const group = fusedGroupOf(name);
+    const amax = group !== null && groupAmax.has(group) ? groupAmax.get(group)! : getKernels().absMax(x, DtypeId[dtype]);
+    if (!Number.isFinite(amax)) throw new SafetensorsError(shardPath, `tensor ${name} holds NaN or Inf, which nvfp4 cannot represent`);
+    tensorScale = layout.tensorScale(amax);
+  }
+  return quantizeAsync(x, {
+    format: options.format, shape, dtype, rounding: options.rounding, seed: tensorSeed(options.seed ?? 0, name),
+    scaleRule: options.format === 'nvfp4' ? undefined : options.scaleRule, tensorScale, signal,
+  }).catch(badTensor);
+}

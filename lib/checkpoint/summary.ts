@@ -1,0 +1,87 @@
+// What a checkpoint run takes (CheckpointOptions) and what it reports: progress while it runs, and
+// the summary written as fp4kit-summary.json beside the output.
+import type { RoundingName, ScaleRuleName } from '../core/formats.js';
+import type { LayoutName, QuantFormat } from './layouts/index.js';
+import type { CheckpointFiles } from './safetensors/checkpoint-files.js';
+
+export const SUMMARY_NAME = 'fp4kit-summary.json';
+
+export interface CheckpointOptions {
+  format: QuantFormat;
+  layout?: LayoutName;
+  /** Quantize only tensors whose name matches (lifts the default name rules). */
+  only?: RegExp | string;
+  /** Never quantize tensors whose name matches. */
+  skip?: RegExp | string;
+  rounding?: RoundingName;
+  seed?: number;
+  scaleRule?: ScaleRuleName;
+  /** fgmp: a safetensors file of diagonal Fisher values under the same tensor names. */
+  fisher?: string;
+  fp4Fraction?: number;
+  /** modelopt: a calibrated activation decode scale stored as input_scale. */
+  inputScale?: number;
+  /** Measure relative RMSE and max error of every quantized tensor (default true). */
+  measureError?: boolean;
+  /** Replace an output folder that is not empty and holds no earlier fp4kit output (CLI --force). */
+  overwrite?: boolean;
+}
+
+export interface TensorSummary {
+  name: string;
+  dtype: string;
+  shape: number[];
+  action: 'quantized' | 'copied';
+  reason?: string;
+  format?: QuantFormat;
+  file: string;
+  outputs: string[];
+  inputBytes: number;
+  outputBytes: number;
+  bitsPerElement?: number;
+  relRmse?: number;
+  maxAbsError?: number;
+  fp4Fraction?: number;
+  /** The shape it was blocked in, when the layout swapped its last two axes first (gpt-oss experts). */
+  blockedShape?: number[];
+}
+
+export interface CheckpointSummary {
+  tool: 'fp4kit';
+  version: 1;
+  input: string;
+  output: string;
+  format: QuantFormat;
+  layout: LayoutName;
+  backend: string;
+  inputBytes: number;
+  outputBytes: number;
+  seconds: number;
+  quantized: number;
+  copied: number;
+  files: string[];
+  tensors: TensorSummary[];
+}
+
+export interface CheckpointProgress {
+  tensor: string;
+  tensorsDone: number;
+  tensorCount: number;
+  bytesDone: number;
+  bytesTotal: number;
+  elapsedSeconds: number;
+}
+
+/** One part of a distributed run (lib/checkpoint/checkpoint-parts.ts): quantizeCheckpoint writes only these input
+ *  shards' output shards, into the run's shared parts folder instead of a staging folder of its own, and
+ *  leaves the index, config, side files, summary and the publishing of the output to the merge. */
+export interface CheckpointPart {
+  /** Indexes into the input's shard list (CheckpointFiles.shards). */
+  shards: ReadonlySet<number>;
+  /** The folder the parts of the run write into (each shard under a temporary name, renamed when complete). */
+  dir: string;
+  /** The input, already opened (and checked) by the caller, who closes it. */
+  files?: CheckpointFiles;
+  /** Awaited before each tensor (a test hook that makes jobs slow; see lib/checkpoint/checkpoint-parts.ts). */
+  beforeTensor?: () => Promise<void>;
+}
