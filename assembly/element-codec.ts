@@ -145,7 +145,7 @@ export function encodeElementBits(bits: u32, f: i32, stochastic: bool, random: u
   return mag | sign;
 }
 
-/** Code of one block element |x|·2^−s, saturated (quantizeScaledElement in lib/kernels/ref/js.ts). */
+/** Code of one block element |x|·2^−s, saturated (quantizeScaledElement in lib/kernels/ref/element-codec.ts). */
 // @ts-ignore: decorator
 @inline
 export function quantizeScaledElement(bits: u32, scaleExponent: i32, f: i32, stochastic: bool, random: u32): i32 {

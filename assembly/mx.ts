@@ -1,5 +1,5 @@
 // OCP MX block quantization (blocks of 32 along a row, E8M0 shared exponent), the twin of
-// quantizeMx / dequantizeMx in lib/kernels/ref/js.ts and lib/kernels/ref/block-scale.ts.
+// quantizeMx / dequantizeMx in lib/kernels/ref/mx.ts and lib/kernels/ref/block-scale.ts.
 
 import { blockBits } from "./dtype";
 import {

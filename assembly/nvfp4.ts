@@ -1,6 +1,6 @@
 // NVFP4 (blocks of 16 E2M1 elements, E4M3 block scale under a float32 tensor scale) and the
 // tensor absmax it is calibrated from: the twin of quantizeNvfp4 / dequantizeNvfp4 / absMax in
-// lib/kernels/ref/js.ts. Float steps are the reference's: f64 where it mixes in the (double)
+// lib/kernels/ref/nvfp4.ts. Float steps are the reference's: f64 where it mixes in the (double)
 // tensor scale, then rounded to float32.
 
 import { DTYPE_BF16, DTYPE_F32, blockBits, f16BitsToF32Bits } from "./dtype";

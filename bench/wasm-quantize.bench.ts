@@ -2,7 +2,7 @@
 // dequantize, in G elements/s (best of several runs, copies into and out of wasm memory included).
 // Run: node --import tsx bench/wasm-quantize.bench.ts
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/block-args.js';
-import { jsKernels } from '../lib/kernels/ref/js.js';
+import { jsKernels } from '../lib/kernels/ref/index.js';
 import type { Kernels } from '../lib/kernels/contract.js';
 import { loadWasmKernels } from '../lib/kernels/wasm.js';
 import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';

@@ -1,4 +1,4 @@
-// Scalar quantization kernels: a line-for-line port of lib/kernels/ref/js.ts, kept plain so it can
+// Scalar quantization kernels: a line-for-line port of lib/kernels/ref/ (elements.ts, mx.ts, nvfp4.ts), kept plain so it can
 // be read beside the SIMD variants (quantize_avx2.cc, quantize_avx512.cc) that must equal it.
 #include <algorithm>
 #include <cstring>

@@ -4,7 +4,7 @@
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { jsKernels } from '../lib/kernels/ref/js.js';
+import { jsKernels } from '../lib/kernels/ref/index.js';
 import { SCRATCH_BYTES, wasmKernels } from '../lib/kernels/wasm.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
 import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';

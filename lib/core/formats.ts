@@ -1,5 +1,5 @@
 // The format table: every element format and block format fp4kit knows, as plain data.
-// Kernels in every backend (lib/kernels/ref/js.ts, assembly/, native/) receive the numeric ids
+// Kernels in every backend (lib/kernels/ref/index.ts, assembly/, native/) receive the numeric ids
 // below, so this file, native/formats.h and the format constants of assembly/element-codec.ts must
 // agree; test/conformance.test.ts checks every backend against ml_dtypes-generated vectors.
 

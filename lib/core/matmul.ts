@@ -31,7 +31,7 @@ import { isFp4Weights, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeigh
 import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
-import { unpackCodesInto } from './pack.js';
+import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { typedArrayName } from './typed-arrays.js';
 import { checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
 

@@ -1,7 +1,7 @@
 // Backend selection: native (C++ SIMD addon), else wasm (AssemblyScript SIMD), else js (reference).
 // FP4KIT_BACKEND=native|wasm|js or setBackend() forces one; availableBackends() reports what loaded.
 
-import { jsKernels } from './ref/js.js';
+import { jsKernels } from './ref/index.js';
 import type { BackendName, Kernels } from './contract.js';
 import { describe } from '../core/validate.js';
 

@@ -1,5 +1,5 @@
 // The WebAssembly backend: the AssemblyScript kernels (assembly/) compiled with SIMD128 into
-// build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/kernels/ref/js.ts).
+// build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/kernels/ref/index.ts).
 // Each call copies its input into the module's memory (lib/kernels/wasm-memory.ts) in row chunks of at
 // most SCRATCH_BYTES, runs the kernel and copies the result out; chunks pass their global
 // firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.

@@ -160,3 +160,13 @@ export function decodeTable(format: ElementFormat): Float32Array {
   }
   return table;
 }
+
+/** Code of one block element |x|·2^−s, saturated to the largest finite value (block formats). */
+export function quantizeScaledElement(bits: number, scaleExponent: number, format: ElementFormat, random: number): number {
+  const negative = (bits >>> 31) !== 0;
+  const abs = bits & 0x7fffffff;
+  let mag = abs === 0 ? 0 : roundMagnitude(abs, scaleExponent, format, random);
+  if (mag > format.maxFiniteCode) mag = format.maxFiniteCode;
+  if (format.name === 'int8') return negative ? -mag & 0xff : mag;
+  return negative ? mag | format.signBit : mag;
+}
