@@ -1,66 +1,19 @@
-// Scalar element codec: the exact integer steps of lib/kernels/ref/element-codec.ts, lib/kernels/ref/stochastic.ts,
-// lib/kernels/ref/dtype.ts and lib/kernels/ref/block-scale.ts, one for one. Every function is `static inline` so each
-// translation unit (scalar, AVX2, AVX-512) gets its own copy compiled with its own flags: no
-// shared COMDAT copy can carry AVX-512 instructions into the scalar path.
+// Scalar element codec: the exact integer steps of lib/kernels/ref/element-codec.ts (and
+// assembly/element-codec.ts), one for one: rounding on the float32 bit pattern, encode, decode.
+// Every function is `static inline` so each translation unit (scalar, AVX2, AVX-512) gets its own
+// copy compiled with its own flags: no shared COMDAT copy can carry AVX-512 instructions into the
+// scalar path.
 #pragma once
-#include <cmath>
 #include <cstdint>
-#include <cstring>
+#include <cmath>
 
+#include "dtype.h"
 #include "formats.h"
+#include "stochastic.h"
 
 namespace fp4kit {
 
-static inline uint32_t floatToBits(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, 4);
-  return b;
-}
-
-static inline float bitsToFloat(uint32_t b) {
-  float x;
-  std::memcpy(&x, &b, 4);
-  return x;
-}
-
-// ---- input widening (exact) ----
-static inline uint32_t bf16ToF32Bits(uint16_t h) { return static_cast<uint32_t>(h) << 16; }
-
-static inline uint32_t f16ToF32Bits(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exp = (h >> 10) & 0x1f;
-  const uint32_t mant = h & 0x3ff;
-  if (exp == 0x1f) return sign | 0x7f800000u | (mant << 13);
-  if (exp != 0) return sign | ((exp + 112) << 23) | (mant << 13);
-  if (mant == 0) return sign;
-  const int lead = 31 - __builtin_clz(mant);
-  const int e = lead - 24;
-  return sign | (static_cast<uint32_t>(e + 127) << 23) | ((mant << (23 - lead)) & 0x7fffff);
-}
-
-static inline uint32_t loadBits(const void* src, int32_t dtype, int64_t i) {
-  if (dtype == kF32) return static_cast<const uint32_t*>(src)[i];
-  const uint16_t h = static_cast<const uint16_t*>(src)[i];
-  return dtype == kBf16 ? bf16ToF32Bits(h) : f16ToF32Bits(h);
-}
-
-// ---- counter-based random bits (lib/kernels/ref/stochastic.ts) ----
-static inline uint32_t fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
-static inline uint32_t streamKey(uint32_t seed, uint32_t indexHigh) { return fmix32(seed ^ fmix32(indexHigh ^ 0x9e3779b9u)); }
-
-static inline uint32_t randomBits(uint32_t seed, uint64_t index) {
-  return fmix32(static_cast<uint32_t>(index) ^ streamKey(seed, static_cast<uint32_t>(index >> 32)));
-}
-
-// ---- exact rounding on the float32 bit pattern ----
+// Exact rounding on the float32 bit pattern.
 static inline int32_t floorLog2Bits(uint32_t absBits) {
   const int32_t biased = static_cast<int32_t>(absBits >> 23);
   if (biased != 0) return biased - 127;
@@ -171,27 +124,6 @@ static inline float decodeElement(uint32_t code, const ElementFormat& f) {
                        : std::ldexp(static_cast<float>((1 << f.mantissaBits) + mant), field - 1 + f.minNormalExponent - f.mantissaBits);
   }
   return negative ? -value : value;
-}
-
-// ---- block scales (lib/kernels/ref/block-scale.ts) ----
-static inline int32_t mxScaleExponent(uint32_t amaxBits, const ElementFormat& f, bool ceilRule) {
-  int32_t s;
-  if (!ceilRule) {
-    s = (amaxBits == 0 ? -126 : floorLog2Bits(amaxBits)) - f.maxExponent;
-  } else {
-    if (amaxBits == 0) return -127;
-    const uint32_t d = floatToBits(bitsToFloat(amaxBits) / f.maxFinite);
-    s = d == 0 ? -127 : ceilLog2Bits(d);
-    if (s > 127) s = 127;
-  }
-  return s < -127 ? -127 : s;
-}
-
-// clamp((amax_b / 6) / tensorScale, 2^−6, 448) in float32 (NaN stays NaN).
-static inline float nvfp4ScaledBlockScale(float blockAmax, float tensorScale) {
-  const float blockScale = blockAmax / 6.0f;
-  const float scaled = blockScale / tensorScale;
-  return scaled < 0.015625f ? 0.015625f : scaled > 448.0f ? 448.0f : scaled;
 }
 
 }  // namespace fp4kit

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "block_scale.h"
 #include "element_codec.h"
 
 namespace fp4kit {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "block_scale.h"
 #include "element_codec.h"
 #include "pack_codes.h"
 #include "quantize.h"

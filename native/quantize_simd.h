@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #endif
 
+#include "block_scale.h"
 #include "element_codec.h"
 #include "pack_codes.h"
 #include "quantize.h"

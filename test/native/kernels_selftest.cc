@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
 #include "../../native/quantize.h"
 
