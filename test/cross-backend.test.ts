@@ -1,7 +1,7 @@
 // Cross-backend identity: on large random and adversarial tensors every backend gives the same
 // bytes as the pure-TS reference, for every format, rounding mode, scale rule and input dtype.
-import { afterAll, describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, fgmpImpacts, quantize, setBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { decode, dequantize, encode, fgmpImpacts, quantize, withBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
 import type { QuantizeOptions } from '../lib/core/quantize.js';
 import { testedBackends } from './helpers/backends.js';
 import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
@@ -19,13 +19,7 @@ function inputs(n: number, seed: number, specials: boolean): Array<[DtypeName, F
   return [['f32', x], ['bf16', toBf16(x)], ['f16', toF16(x16)]];
 }
 
-function withBackend<T>(name: string, f: () => T): T {
-  setBackend(name as never);
-  try { return f(); } finally { setBackend('js'); }
-}
-
 const others = testedBackends().filter((b) => b !== 'js');
-afterAll(() => setBackend('js'));
 
 describe.each(others)('%s gives the same bits as js', (backend) => {
   describe.each(MX)('%s', (format) => {

@@ -2,20 +2,11 @@
 // (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, every other pairing through the decoded
 // path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
 // bf16 activations, NaN blocks, and the async variant.
-import { afterAll, describe, expect, it } from 'vitest';
-import { matmul, matmulAsync, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
 import { testedBackends } from './helpers/backends.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
-
-function withBackend<T>(name: string, f: () => T): T {
-  setBackend(name as never);
-  try {
-    return f();
-  } finally {
-    setBackend('js');
-  }
-}
 
 const SHAPES: Array<[number, number, number]> = [
   [1, 17, 200],
@@ -32,7 +23,6 @@ function weights(format: BlockFormatName | 'fgmp', n: number, k: number, seed: n
 }
 
 const others = testedBackends().filter((b) => b !== 'js');
-afterAll(() => setBackend('js'));
 
 describe.each(others)('matmul on %s equals the js reference bit for bit', (backend) => {
   it.each(['mxfp4', 'nvfp4', 'fgmp'] as const)('%s weights (integer SIMD kernel), float32 and bf16 activations, bias', (format) => {
@@ -192,12 +182,7 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     const a = gaussian(m * k, 78);
     const want = matmul(a, b);
     expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want)).toBe(-1);
-    setBackend(backend as never);
-    try {
-      expect(firstBitDifference(await matmulAsync(a, b), want)).toBe(-1);
-    } finally {
-      setBackend('js');
-    }
+    expect(firstBitDifference(await withBackend(backend, () => matmulAsync(a, b)), want)).toBe(-1);
   });
 
   it('matmulAsync gives the same bits and reuses the repacked weights', async () => {
@@ -205,15 +190,10 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     const b = weights('nvfp4', n, k, 11);
     const a = gaussian(m * k, 12);
     const want = matmul(a, b);
-    setBackend(backend as never);
-    try {
-      const first = await matmulAsync(a, b);
-      const second = await matmulAsync(a, b);
-      expect(firstBitDifference(first, want)).toBe(-1);
-      expect(firstBitDifference(second, want)).toBe(-1);
-    } finally {
-      setBackend('js');
-    }
+    const first = await withBackend(backend, () => matmulAsync(a, b));
+    const second = await withBackend(backend, () => matmulAsync(a, b));
+    expect(firstBitDifference(first, want)).toBe(-1);
+    expect(firstBitDifference(second, want)).toBe(-1);
   });
 });
 

@@ -3,7 +3,7 @@
 // documented result with identical bits everywhere (README.md, "Block matmul").
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { availableBackends, matmul, matmulAsync, quantize, setBackend, type MatmulOperand } from '../lib/index.js';
+import { availableBackends, matmul, matmulAsync, quantize, setBackend, withBackend, type MatmulOperand } from '../lib/index.js';
 import { testedBackends } from './helpers/backends.js';
 import { M, N, bitPatterns, specialCases } from './helpers/special-operands.js';
 
@@ -51,8 +51,7 @@ const isNaNBits = (b: number) => (b & 0x7fffffff) > 0x7f800000;
 
 describe('NaN and Inf in matmul operands', () => {
   const cases = specialCases();
-  setBackend('js');
-  const reference = new Map(cases.map((c) => [c.name, bitPatterns(matmul(c.a, c.b))]));
+  const reference = withBackend('js', () => new Map(cases.map((c) => [c.name, bitPatterns(matmul(c.a, c.b))])));
 
   it('the reference propagates NaN as IEEE does: NaN codes in FGMP FP8 blocks poison exactly their columns', () => {
     const c = cases.find((x) => x.nanColumns !== undefined)!;
@@ -71,14 +70,9 @@ describe('NaN and Inf in matmul operands', () => {
   });
 
   it.each(testedBackends())('%s gives the reference bits, NaN payloads included (sync and async)', async (backend) => {
-    setBackend(backend);
-    try {
-      for (const c of cases) {
-        expect(bitPatterns(matmul(c.a, c.b)), c.name).toEqual(reference.get(c.name));
-        expect(bitPatterns(await matmulAsync(c.a, c.b)), `${c.name} (async)`).toEqual(reference.get(c.name));
-      }
-    } finally {
-      setBackend('js');
+    for (const c of cases) {
+      expect(bitPatterns(withBackend(backend, () => matmul(c.a, c.b))), c.name).toEqual(reference.get(c.name));
+      expect(bitPatterns(await withBackend(backend, () => matmulAsync(c.a, c.b))), `${c.name} (async)`).toEqual(reference.get(c.name));
     }
   });
 

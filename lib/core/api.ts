@@ -2,7 +2,7 @@
 export { quantize, dequantize, quantizedByteLengths, type QuantizeOptions, type QuantizedTensor, type DequantizeOptions } from './quantize.js';
 export { encode, decode, type EncodeOptions } from './encode.js';
 export { pack, unpack } from './pack.js';
-export { setBackend, getBackend, availableBackends, type BackendInfo, type BackendName } from '../kernels/registry.js';
+export { setBackend, getBackend, availableBackends, withBackend, type BackendInfo, type BackendName } from '../kernels/registry.js';
 export {
   BLOCK_FORMATS,
   ELEMENT_FORMATS,

@@ -69,6 +69,22 @@ export function setBackend(name: BackendName): void {
   use('setBackend', name);
 }
 
+/**
+ * Run `fn` with backend `name` in use, then restore the previous choice (also when `fn` throws): a
+ * scoped choice for code that compares backends, instead of flipping the process-wide one. Every call
+ * picks its kernels when it starts, so a quantizeAsync / matmulAsync started inside `fn` runs on `name`
+ * to its end.
+ */
+export function withBackend<T>(name: BackendName, fn: () => T): T {
+  const previous = current;
+  use('withBackend', name);
+  try {
+    return fn();
+  } finally {
+    current = previous;
+  }
+}
+
 /** The backend in use, choosing one on first call. */
 export function getKernels(): Kernels {
   if (current) return current;
