@@ -12,7 +12,7 @@ import { basename, join, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
-import { QUANT_FORMAT_NAMES } from '../core/formats.js';
+import { BLOCK_FORMATS, QUANT_FORMAT_NAMES } from '../core/formats.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import { checkSignal } from '../core/validate.js';
 import { transposeLastTwoInPlace } from '../core/transpose.js';
@@ -117,7 +117,7 @@ export async function quantizeCheckpoint(
     if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
     const stagingDir = part ? part.dir : out!.staging;
     const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, only, skip));
-    const groupAmax = options.format === 'nvfp4' && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
+    const groupAmax = options.format !== 'fgmp' && BLOCK_FORMATS[options.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);

@@ -1,7 +1,7 @@
 // Quantizing one tensor of a run: the options of the run, the layout's tensor scale (shared by a
 // fused group), the tensor's own stochastic-rounding seed and, for fgmp, its Fisher values.
 import { getKernels } from '../kernels/registry.js';
-import { DtypeId, type DtypeName } from '../core/formats.js';
+import { BLOCK_FORMATS, DtypeId, type DtypeName } from '../core/formats.js';
 import type { QuantizedTensor } from '../core/quantize.js';
 import { quantizeAsync } from '../core/quantize-async.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
@@ -61,15 +61,17 @@ export async function quantizeTensor(
     const f = fisher ? await readFisher(fisher, name, x.length, shape[shape.length - 1]) : undefined;
     return quantizeAsync(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }).catch(badTensor);
   }
+  const format = BLOCK_FORMATS[options.format];
   let tensorScale: number | undefined;
-  if (options.format === 'nvfp4' && layout.tensorScale) {
+  if (format.hasTensorScale && layout.tensorScale) {
     const group = fusedGroupOf(name);
     const amax = group !== null && groupAmax.has(group) ? groupAmax.get(group)! : getKernels().absMax(x, DtypeId[dtype]);
-    if (!Number.isFinite(amax)) throw new SafetensorsError(shardPath, `tensor ${name} holds NaN or Inf, which nvfp4 cannot represent`);
+    if (!Number.isFinite(amax)) throw new SafetensorsError(shardPath, `tensor ${name} holds NaN or Inf, which ${format.name} cannot represent`);
     tensorScale = layout.tensorScale(amax);
   }
   return quantizeAsync(x, {
     format: options.format, shape, dtype, rounding: options.rounding, seed: tensorSeed(options.seed ?? 0, name),
-    scaleRule: options.format === 'nvfp4' ? undefined : options.scaleRule, tensorScale, signal,
+    // scaleRule is the E8M0 exponent rule of MX formats; NVFP4's E4M3 block scales have none.
+    scaleRule: format.hasTensorScale ? undefined : options.scaleRule, tensorScale, signal,
   }).catch(badTensor);
 }

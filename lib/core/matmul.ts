@@ -69,7 +69,7 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   const e4m3 = E4M3_VALUES;
   for (let b = 0; b < blockScales.length; b++) {
     const c = q.scales[b];
-    if (format.name === 'nvfp4') blockScales[b] = Math.fround(q.tensorScale! * e4m3[c]);
+    if (format.hasTensorScale) blockScales[b] = Math.fround(q.tensorScale! * e4m3[c]);
     else blockScales[b] = c === 0xff ? NaN : 2 ** (c - E8M0_BIAS);
   }
   return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow };

@@ -199,10 +199,10 @@ export function readQuantizedTensor(fn: string, q: QuantizedTensor, argument = '
   const data = checkBytes(fn, `${argument}data`, dataField, rows * packedRowBytes(format, cols));
   const scales = checkBytes(fn, `${argument}scales`, scalesField, rows * Math.ceil(cols / format.blockSize));
   let tensorScale: number | undefined;
-  if (formatName === 'nvfp4') {
+  if (format.hasTensorScale) {
     if (!anyFiniteScale) tensorScale = checkTensorScale(fn, tensorScaleField, `${argument}tensorScale`);
     else if (typeof tensorScaleField === 'number' && Number.isFinite(tensorScaleField)) tensorScale = tensorScaleField;
-    else throw new RangeError(`${fn}: ${argument}tensorScale must be a finite number (an nvfp4 operand needs one), got ${describe(tensorScaleField)}`);
+    else throw new RangeError(`${fn}: ${argument}tensorScale must be a finite number (an ${formatName} operand needs one), got ${describe(tensorScaleField)}`);
   }
   return { format, shape, rows, cols, data, scales, tensorScale };
 }

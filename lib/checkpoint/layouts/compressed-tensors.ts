@@ -29,8 +29,7 @@ export const compressedTensorsLayout: Layout = {
   name: 'compressed-tensors',
   formats: ['nvfp4'],
   sharedFusedScales: true,
-  unsupported(name, shape, format) {
-    if (format !== 'nvfp4') return `the compressed-tensors layout holds nvfp4 only, not ${format}`;
+  unsupported(name, shape) {
     if (!name.endsWith('.weight')) return 'compressed-tensors names quantized weights <module>.weight_packed: the name must end in .weight';
     if (shape.length !== 2) return 'compressed-tensors packs 2-D weights only';
     if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;

@@ -49,9 +49,9 @@ export const fp4kitLayout: Layout = {
     const f = BLOCK_FORMATS[format as BlockFormatName];
     const specs: TensorSpec[] = [
       { name: `${name}.qdata`, dtype: 'U8', shape: [...lead, packedRowBytes(f, cols)] },
-      { name: `${name}.qscales`, dtype: format === 'nvfp4' ? 'F8_E4M3' : 'F8_E8M0', shape: [...lead, Math.ceil(cols / f.blockSize)] },
+      { name: `${name}.qscales`, dtype: f.scale.name === 'e4m3' ? 'F8_E4M3' : 'F8_E8M0', shape: [...lead, Math.ceil(cols / f.blockSize)] },
     ];
-    if (format === 'nvfp4') specs.push({ name: `${name}.tensor_scale`, dtype: 'F32', shape: [1] });
+    if (f.hasTensorScale) specs.push({ name: `${name}.tensor_scale`, dtype: 'F32', shape: [1] });
     return specs;
   },
   encode(_name, q) {
@@ -60,7 +60,7 @@ export const fp4kitLayout: Layout = {
       return [g.data, g.scales, g.mask, f32Bytes(g.tensorScale), f32Bytes(g.fp8Scale)];
     }
     const t = q as QuantizedTensor;
-    return t.format === 'nvfp4' ? [t.data, t.scales, f32Bytes(t.tensorScale!)] : [t.data, t.scales];
+    return BLOCK_FORMATS[t.format].hasTensorScale ? [t.data, t.scales, f32Bytes(t.tensorScale!)] : [t.data, t.scales];
   },
   async decode(get, name, format, shape, scaleRule) {
     if (format === 'fgmp') {
@@ -74,7 +74,7 @@ export const fp4kitLayout: Layout = {
     }
     const f = BLOCK_FORMATS[format as BlockFormatName];
     const base = { format: format as BlockFormatName, shape, blockSize: f.blockSize, data: await get(`${name}.qdata`), scales: await get(`${name}.qscales`) };
-    if (format === 'nvfp4') return { ...base, tensorScale: f32From(await get(`${name}.tensor_scale`)) };
+    if (f.hasTensorScale) return { ...base, tensorScale: f32From(await get(`${name}.tensor_scale`)) };
     return { ...base, scaleRule: scaleRule ?? 'floor' };
   },
   metadata(entries) {

@@ -15,8 +15,7 @@ export const gptOssLayout: Layout = {
   name: 'gpt-oss',
   formats: ['mxfp4'],
   defaultSelection: gptOssDefaultSelection,
-  unsupported(name, shape, format, config) {
-    if (format !== 'mxfp4') return `the gpt-oss layout holds mxfp4 only, not ${format}`;
+  unsupported(name, shape, _format, config) {
     return gptOssUnsupported(name, shape, config);
   },
   transposedForBlocking: isGptOssExpertWeight,

@@ -19,8 +19,7 @@ export function modeloptLayout(inputScale?: number): Layout {
     formats: ['nvfp4'],
     sharedFusedScales: true,
     tensorScale: nvfp4TensorScale,
-    unsupported(name, shape, format) {
-      if (format !== 'nvfp4') return `the modelopt layout holds nvfp4 only, not ${format}`;
+    unsupported(name, shape) {
       if (!name.endsWith('.weight')) return 'modelopt stores quantized weights under <module>.weight: the name must end in .weight';
       if (shape.length !== 2) return 'modelopt packs 2-D weights only';
       if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;
