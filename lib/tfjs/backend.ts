@@ -84,16 +84,27 @@ function baseFactory(baseName: string): () => KernelBackend | Promise<KernelBack
   return make as () => KernelBackend | Promise<KernelBackend>;
 }
 
+/**
+ * Awaited by a backend's factory before the base backend is made: how an entry point makes
+ * fp4kit's own kernels ready (the browser entry loads fp4kit's WebAssembly module there).
+ */
+export type KernelsReady = (backendName: string) => Promise<void>;
+
 /** Registers 'fp4kit' (wasm base) and 'fp4kit-cpu' (cpu base). */
-export function registerBackends(): void {
+export function registerBackends(kernelsReady?: KernelsReady): void {
   const wasm = baseFactory('wasm');
   const cpu = baseFactory('cpu');
   // The wasm factory makes a fresh BackendWasm with its own WebAssembly module and heap.
-  registerVariant(FP4KIT_BACKEND, 'wasm', async () => watched(await wasm()));
-  registerVariant(FP4KIT_CPU_BACKEND, 'cpu', () => {
+  registerVariant(FP4KIT_BACKEND, 'wasm', async () => {
+    await kernelsReady?.(FP4KIT_BACKEND);
+    return watched(await wasm());
+  });
+  const cpuBackend = () => {
     const backend = cpu() as KernelBackend & { firstUse?: boolean };
     // Its first write would advise installing tfjs-node: not the point of this backend.
     backend.firstUse = false;
     return watched(backend);
-  });
+  };
+  // Synchronous when nothing has to load first (Node), as tfjs's own cpu backend is.
+  registerVariant(FP4KIT_CPU_BACKEND, 'cpu', kernelsReady ? async () => (await kernelsReady(FP4KIT_CPU_BACKEND), cpuBackend()) : cpuBackend);
 }

@@ -5,7 +5,8 @@
 //   tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');   // or 'mxfp4', 'mxfp8_e4m3', 'fgmp', 'none'
 //   await tf.setBackend('fp4kit');
 //
-// docs/tfjs.md describes what runs where.
+// docs/tfjs.md describes what runs where. This is the Node entry: fp4kit's kernels are the native
+// addon (else fp4kit's WebAssembly module); browser.ts is the browser's (package.json "exports").
 
 import '../kernels/node-backends.js';
 import '@tensorflow/tfjs';
@@ -16,7 +17,4 @@ import { registerFlags } from './flags.js';
 registerFlags();
 registerBackends();
 
-export { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND } from './backend.js';
-export { WEIGHT_MODES, WEIGHTS_FLAG, WEIGHT_TENSORS_FLAG, type WeightMode, type WeightTensors } from './flags.js';
-export { readCounters, resetCounters, type Fp4kitTfjsCounters } from './counters.js';
-export { weightCacheOf } from './kernel-context.js';
+export * from './api.js';
