@@ -137,8 +137,9 @@ describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes a
     await page.goto(origin + '/');
     await page.waitForFunction(() => typeof window.runTfjs === 'function');
     const got = await page.evaluate(([p, b, m]) => window.runTfjs(p, b, m), [paths, backends, [...modes]] as const);
+    const setWasmPathsErrors = await page.evaluate(() => window.setWasmPathsErrors());
     await page.close();
-    return { ...got, errors, warnings, requests: [...requests] };
+    return { ...got, setWasmPathsErrors, errors, warnings, requests: [...requests] };
   }
 
   it("the page's bundle holds fp4kit's browser modules only (no addon loader, no Node entry)", () => {
@@ -155,6 +156,18 @@ describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes a
     // Both modules came from the folder given to setWasmPaths; tfjs chose its SIMD build (the page
     // is not cross-origin isolated, so no threads), the one Node's tfjs-backend-wasm runs too.
     expect(got.requests.filter((u) => u.endsWith('.wasm')).sort()).toEqual(['/wasm/fp4kit.wasm', '/wasm/tfjs-backend-wasm-simd.wasm']);
+    // Bad arguments are refused with the argument named; once fp4kit's module is loaded, a new
+    // path for it is refused rather than silently ignored.
+    expect(got.setWasmPathsErrors).toEqual([
+      'TypeError: setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got 42',
+      'TypeError: setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got null',
+      'TypeError: setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got an Array',
+      'TypeError: setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got Uint8Array',
+      "RangeError: setWasmPaths: unknown key 'fp4' in paths; expected 'tfjs' and/or 'fp4kit'",
+      'TypeError: setWasmPaths: paths.tfjs must be a folder URL (a string) or a map of file names to URLs, got 7',
+      'TypeError: setWasmPaths: paths.fp4kit must be a URL (a string or URL) or the module\'s bytes, got an object',
+      "Error: setWasmPaths: fp4kit's WebAssembly module is already loaded or loading; call setWasmPaths before tf.setBackend('fp4kit')",
+    ]);
     const result = got.result!;
     expect(result.tfjsBackend).toBe(FP4KIT_BACKEND);
     expect(result.fp4kitKernels).toBe('wasm/simd128');

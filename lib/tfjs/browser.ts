@@ -4,7 +4,7 @@
 // makes `import 'fp4kit/tfjs'` resolve here in bundlers; `fp4kit/tfjs/browser` names it directly.
 //
 //   import * as tf from '@tensorflow/tfjs';
-//   import { setWasmPaths } from 'fp4kit/tfjs';
+//   import { setWasmPaths } from 'fp4kit/tfjs/browser';
 //   setWasmPaths('/wasm/');        // serves fp4kit.wasm and tfjs-backend-wasm*.wasm (optional, below)
 //   await tf.setBackend('fp4kit');
 //
@@ -85,7 +85,7 @@ async function kernelsReady(backendName: string): Promise<void> {
   try {
     await fp4kitWasm();
   } catch (err) {
-    const why = `fp4kit's WebAssembly module did not load (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and say where with setWasmPaths() from fp4kit/tfjs`;
+    const why = `fp4kit's WebAssembly module did not load (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
     // 'fp4kit-cpu' is for where WebAssembly does not run: it goes on with fp4kit's pure-TypeScript
     // kernels (the same bytes, slower). 'fp4kit' needs WebAssembly for its base anyway.
     if (backendName === FP4KIT_BACKEND) throw new Error(`fp4kit tfjs backend: ${why}`);

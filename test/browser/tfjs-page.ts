@@ -15,6 +15,8 @@ declare global {
   interface Window {
     /** setWasmPaths(paths), then each backend in turn until one initialises, then the cases on it. */
     runTfjs(paths: string | WasmPaths, backends: string[], modes: TfjsWeightMode[]): Promise<{ attempts: BackendAttempt[]; result: TfjsResult | null }>;
+    /** What setWasmPaths throws for each of a fixed list of arguments ('ok' when it accepts one). */
+    setWasmPathsErrors(): string[];
   }
 }
 
@@ -30,4 +32,16 @@ window.runTfjs = async (paths, backends, modes) => {
     }
   }
   return { attempts, result: null };
+};
+
+window.setWasmPathsErrors = () => {
+  const args: unknown[] = [42, null, ['/wasm/'], new Uint8Array(4), { tfjs: '/wasm/', fp4: '/x.wasm' }, { tfjs: 7 }, { fp4kit: {} }, { fp4kit: '/wasm/fp4kit.wasm' }];
+  return args.map((a) => {
+    try {
+      setWasmPaths(a as WasmPaths);
+      return 'ok';
+    } catch (err) {
+      return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    }
+  });
 };
