@@ -13,6 +13,7 @@
 // sets both; without it, tfjs looks next to the page and fp4kit next to its own dist/ files.
 
 import '@tensorflow/tfjs';
+// Also registers tfjs's 'wasm' backend, the base of 'fp4kit' (the package has side effects).
 import { setWasmPaths as setTfjsWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initWasm } from '../browser.js';
 import { describe } from '../core/describe.js';
