@@ -191,6 +191,19 @@ describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes a
     }
   });
 
+  it("'fp4kit-cpu' (tfjs's cpu base) in the browser gives the bytes of Node's 'fp4kit-cpu', every weight mode", async () => {
+    const got = await inPage('/wasm/', [FP4KIT_CPU_BACKEND]);
+    expect(got.errors).toEqual([]);
+    expect(got.attempts).toEqual([{ name: FP4KIT_CPU_BACKEND, ok: true }]);
+    // fp4kit's module still loads (its kernels do the products); tfjs's is never fetched.
+    expect(got.requests.filter((u) => u.endsWith('.wasm'))).toEqual(['/wasm/fp4kit.wasm']);
+    const result = got.result!;
+    expect(result.tfjsBackend).toBe(FP4KIT_CPU_BACKEND);
+    expect(result.fp4kitKernels).toBe('wasm/simd128');
+    expect(result.leakedTensors).toBe(0);
+    expect(differences(result, await nodeRun('wasm', FP4KIT_CPU_BACKEND))).toEqual([]);
+  });
+
   it("without fp4kit.wasm, 'fp4kit' refuses to start and says why; 'fp4kit-cpu' runs on fp4kit's js kernels, with the bytes of Node", async () => {
     const got = await inPage({ tfjs: '/wasm/', fp4kit: '/missing/fp4kit.wasm' }, [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND], ['nvfp4', 'none']);
     expect(got.attempts).toEqual([{ name: FP4KIT_BACKEND, ok: false }, { name: FP4KIT_CPU_BACKEND, ok: true }]);
