@@ -86,7 +86,9 @@ async function kernelsReady(backendName: string): Promise<void> {
   try {
     await fp4kitWasm();
   } catch (err) {
-    const why = `fp4kit's WebAssembly module did not load (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
+    const from = fp4kitSource === undefined ? "its default URL (build-wasm/fp4kit.wasm beside fp4kit's dist/)"
+      : typeof fp4kitSource === 'string' || fp4kitSource instanceof URL ? String(fp4kitSource) : 'the bytes given to setWasmPaths';
+    const why = `fp4kit's WebAssembly module did not load from ${from} (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
     // 'fp4kit-cpu' is for where WebAssembly does not run: it goes on with fp4kit's pure-TypeScript
     // kernels (the same bytes, slower). 'fp4kit' needs WebAssembly for its base anyway.
     if (backendName === FP4KIT_BACKEND) throw new Error(`fp4kit tfjs backend: ${why}`);
