@@ -41,8 +41,11 @@ function differences(got: TfjsResult, want: TfjsResult): string[] {
   return [...keys].filter((k) => got.outputs[k] !== want.outputs[k]).sort();
 }
 
-/** fp4kit's lib/ modules that must never reach a browser bundle. */
-const NODE_ONLY = /(^|\/)lib\/(kernels\/(native|node-backends)|index|tfjs\/index)\.[jt]s$|(^|\/)dist\/lib\/(kernels\/(native|node-backends)|index|tfjs\/index)\.js$/;
+/**
+ * fp4kit's modules (lib/*.ts or dist/lib/*.js) that must never reach a browser bundle: the addon
+ * loader and the Node entries. (A node: import anywhere would fail the browser build itself.)
+ */
+const NODE_ONLY = /(^|\/)lib\/(kernels\/(native|node-backends)|index|tfjs\/index)\.[jt]s$/;
 
 function fp4kitInputs(meta: Metafile): string[] {
   return Object.keys(meta.inputs).filter((p) => !p.includes('node_modules'));
