@@ -33,26 +33,13 @@ function widenTable(dtype: 'bf16' | 'f16'): Float32Array {
 
 interface ErrorSums { num: number; den: number; maxAbs: number }
 
-function accumulate16(x: Uint16Array, table: Float32Array, start: number, y: Float32Array, n: number, e: ErrorSums): void {
+/** Adds the squared error, squared source and max |error| of source `a` against dequantized `y`. */
+function accumulate(a: Float32Array, y: Float32Array, e: ErrorSums): void {
   let { num, den, maxAbs } = e;
-  for (let i = 0; i < n; i++) {
-    const a = table[x[start + i]];
-    const d = a - y[i];
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - y[i];
     num += d * d;
-    den += a * a;
-    const ad = Math.abs(d);
-    if (ad > maxAbs) maxAbs = ad;
-  }
-  e.num = num; e.den = den; e.maxAbs = maxAbs;
-}
-
-function accumulate32(x: Float32Array, start: number, y: Float32Array, n: number, e: ErrorSums): void {
-  let { num, den, maxAbs } = e;
-  for (let i = 0; i < n; i++) {
-    const a = x[start + i];
-    const d = a - y[i];
-    num += d * d;
-    den += a * a;
+    den += a[i] * a[i];
     const ad = Math.abs(d);
     if (ad > maxAbs) maxAbs = ad;
   }
@@ -74,14 +61,21 @@ export async function measureError(
   const whole = q.format === 'fgmp' ? dequantize(q) : null;
   const scratch = whole ? null : new Float32Array(CHUNK);
   const table = dtype === 'f32' ? null : widenTable(dtype);
+  const widened = table ? new Float32Array(CHUNK) : null; // a 16-bit chunk as float32
   const e: ErrorSums = { num: 0, den: 0, maxAbs: 0 };
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     const start = r0 * cols;
     const n = (r1 - r0) * cols;
     const y = whole ? whole.subarray(start, start + n) : dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: scratch!.subarray(0, n) });
-    if (table) accumulate16(x as Uint16Array, table, start, y, n, e);
-    else accumulate32(x as Float32Array, start, y, n, e);
+    let a: Float32Array;
+    if (table) {
+      a = widened!.subarray(0, n);
+      for (let i = 0; i < n; i++) a[i] = table[x[start + i]];
+    } else {
+      a = (x as Float32Array).subarray(start, start + n);
+    }
+    accumulate(a, y, e);
     if (r1 < rows) {
       await turn(); // keep the event loop responsive on huge tensors
       signal?.throwIfAborted();

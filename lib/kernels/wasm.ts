@@ -81,23 +81,11 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     guardElementFormat('quantizeMx', format);
     guardIndex('quantizeMx', 'seed', seed);
     guardIndex('quantizeMx', 'firstIndex', firstIndex);
-    const blocksPerRow = Math.ceil(cols / 32);
-    const rowBytes = blocksPerRow * 4 * ELEMENT_BITS[format];
-    data = guardBytes('quantizeMx', 'data', data, rows * rowBytes);
-    scales = guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
-    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const rowBytes = Math.ceil(cols / 32) * 4 * ELEMENT_BITS[format];
     const ceil = scaleRule === ScaleRuleId.ceil ? 1 : 0;
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.reset();
-      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
-      const d = mem.alloc(n * rowBytes);
-      const s = mem.alloc(n * blocksPerRow);
-      x.quantizeMx(p, dtype, n, cols, format, ceil, stochastic, seed, firstIndex + r0 * cols, d, s);
-      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
-      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
-    }
+    quantizeChunked('quantizeMx', src, dtype, rows, cols, 32, rowBytes, data, scales,
+      (p, n, r0, d, s) => x.quantizeMx(p, dtype, n, cols, format, ceil, stochastic, seed, firstIndex + r0 * cols, d, s));
   }
 
   /** FGMP candidates (assembly/fgmp.ts) in row chunks; per-column Fisher values go in once. */
@@ -139,6 +127,28 @@ export function wasmKernels(mem: WasmMemory): Kernels {
       mem.copyOut(p4, fp4Codes.subarray(b0 * 16, (b0 + nb) * 16));
       mem.copyOut(ps, fp4Scales.subarray(b0, b0 + nb));
       mem.copyOut(p8, fp8Codes.subarray(b0 * 16, (b0 + nb) * 16));
+    }
+  }
+
+  /** Quantize in row chunks: copy source rows in, run `kernel` (source, rows, first row, codes, scales)
+   *  into scratch, copy packed rows and scales out. `src` is already guarded. */
+  function quantizeChunked(
+    fn: string, src: Source, dtype: DtypeIdValue, rows: number, cols: number, block: number, rowBytes: number,
+    data: Uint8Array, scales: Uint8Array, kernel: (p: number, n: number, r0: number, d: number, s: number) => void,
+  ): void {
+    const blocksPerRow = Math.ceil(cols / block);
+    data = guardBytes(fn, 'data', data, rows * rowBytes);
+    scales = guardBytes(fn, 'scales', scales, rows * blocksPerRow);
+    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const n = Math.min(per, rows - r0);
+      mem.reset();
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.alloc(n * rowBytes);
+      const s = mem.alloc(n * blocksPerRow);
+      kernel(p, n, r0, d, s);
+      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
+      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
     }
   }
 
@@ -194,22 +204,10 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     guardNumber('quantizeNvfp4', 'tensorScale', tensorScale);
     guardIndex('quantizeNvfp4', 'seed', seed);
     guardIndex('quantizeNvfp4', 'firstIndex', firstIndex);
-    const blocksPerRow = Math.ceil(cols / 16);
-    const rowBytes = blocksPerRow * 8;
-    data = guardBytes('quantizeNvfp4', 'data', data, rows * rowBytes);
-    scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
-    const per = rowsPerChunk(cols * sourceBytes(dtype) + rowBytes + blocksPerRow);
+    const rowBytes = Math.ceil(cols / 16) * 8;
     const stochastic = rounding === RoundingId.stochastic ? 1 : 0;
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.reset();
-      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
-      const d = mem.alloc(n * rowBytes);
-      const s = mem.alloc(n * blocksPerRow);
-      x.quantizeNvfp4(p, dtype, n, cols, tensorScale, stochastic, seed, firstIndex + r0 * cols, d, s);
-      mem.copyOut(d, data.subarray(r0 * rowBytes, (r0 + n) * rowBytes));
-      mem.copyOut(s, scales.subarray(r0 * blocksPerRow, (r0 + n) * blocksPerRow));
-    }
+    quantizeChunked('quantizeNvfp4', src, dtype, rows, cols, 16, rowBytes, data, scales,
+      (p, n, r0, d, s) => x.quantizeNvfp4(p, dtype, n, cols, tensorScale, stochastic, seed, firstIndex + r0 * cols, d, s));
   }
 
   function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
