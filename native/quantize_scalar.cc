@@ -40,32 +40,43 @@ uint32_t loadBlock(const void* src, int32_t dtype, int64_t start, int64_t count,
   return amax;
 }
 
-void quantizeMxScalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
-  const ElementFormat& f = kElementFormats[a.format];
-  const int64_t blocksPerRow = (a.cols + kMxBlock - 1) / kMxBlock;
-  const int64_t blockBytes = kMxBlock * f.bits / 8;
-  uint32_t bits[kMxBlock];
-  uint8_t codes[kMxBlock];
+// Random bits of element `index` (counted from the call's first element) for stochastic rounding,
+// or -1 for round-to-nearest-even.
+inline int64_t randomFor(const BlockArgs& a, int64_t index) {
+  return a.rounding == kStochastic ? static_cast<int64_t>(randomBits(a.seed, a.firstIndex + index)) : int64_t(-1);
+}
+
+// Visits each block of rows [rowBegin, rowEnd): its index, the index of its first element, how many
+// elements it holds (the last block of a row may be short), the bits of its max |x| and its
+// float32 bits zero-padded to Block.
+template <int Block, typename Visit>
+inline void forEachSourceBlock(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd, Visit visit) {
+  const int64_t blocksPerRow = (a.cols + Block - 1) / Block;
+  uint32_t bits[Block];
   for (int64_t row = rowBegin; row < rowEnd; row++) {
     for (int64_t b = 0; b < blocksPerRow; b++) {
-      const int64_t col0 = b * kMxBlock;
-      const int64_t count = std::min<int64_t>(kMxBlock, a.cols - col0);
-      const uint32_t amax = loadBlock(a.src, a.dtype, row * a.cols + col0, count, bits, kMxBlock);
-      const int64_t blockIndex = row * blocksPerRow + b;
-      std::memset(codes, 0, sizeof codes);
-      if (amax >= 0x7f800000u) {
-        a.scales[blockIndex] = 0xff;  // NaN or Inf in the block: the whole block is NaN
-      } else {
-        const int32_t s = mxScaleExponent(amax, f, a.scaleRule == kScaleCeil);
-        a.scales[blockIndex] = static_cast<uint8_t>(s + kE8m0Bias);
-        for (int64_t i = 0; i < count; i++) {
-          const int64_t random = a.rounding == kStochastic ? static_cast<int64_t>(randomBits(a.seed, a.firstIndex + row * a.cols + col0 + i)) : int64_t(-1);
-          codes[i] = quantizeScaledElement(bits[i], s, f, random);
-        }
-      }
-      packCodes(codes, kMxBlock, f.bits, a.data + blockIndex * blockBytes);
+      const int64_t first = row * a.cols + b * Block;
+      const int64_t count = std::min<int64_t>(Block, a.cols - b * Block);
+      const uint32_t amax = loadBlock(a.src, a.dtype, first, count, bits, Block);
+      visit(row * blocksPerRow + b, first, count, amax, bits);
     }
   }
+}
+
+void quantizeMxScalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
+  const ElementFormat& f = kElementFormats[a.format];
+  const int64_t blockBytes = kMxBlock * f.bits / 8;
+  forEachSourceBlock<kMxBlock>(a, rowBegin, rowEnd, [&](int64_t blockIndex, int64_t first, int64_t count, uint32_t amax, const uint32_t* bits) {
+    uint8_t codes[kMxBlock] = {};
+    if (amax >= 0x7f800000u) {
+      a.scales[blockIndex] = 0xff;  // NaN or Inf in the block: the whole block is NaN
+    } else {
+      const int32_t s = mxScaleExponent(amax, f, a.scaleRule == kScaleCeil);
+      a.scales[blockIndex] = static_cast<uint8_t>(s + kE8m0Bias);
+      for (int64_t i = 0; i < count; i++) codes[i] = quantizeScaledElement(bits[i], s, f, randomFor(a, first + i));
+    }
+    packCodes(codes, kMxBlock, f.bits, a.data + blockIndex * blockBytes);
+  });
 }
 
 void dequantizeMxScalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
@@ -101,30 +112,20 @@ uint32_t absMaxScalar(const void* src, int32_t dtype, int64_t begin, int64_t end
 void quantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
   const ElementFormat& e2m1 = kElementFormats[kE2m1];
   const ElementFormat& e4m3 = kElementFormats[kE4m3];
-  const int64_t blocksPerRow = (a.cols + kNvfp4Block - 1) / kNvfp4Block;
-  uint32_t bits[kNvfp4Block];
-  uint8_t codes[kNvfp4Block];
-  for (int64_t row = rowBegin; row < rowEnd; row++) {
-    for (int64_t b = 0; b < blocksPerRow; b++) {
-      const int64_t col0 = b * kNvfp4Block;
-      const int64_t count = std::min<int64_t>(kNvfp4Block, a.cols - col0);
-      const uint32_t amax = loadBlock(a.src, a.dtype, row * a.cols + col0, count, bits, kNvfp4Block);
-      const int64_t blockIndex = row * blocksPerRow + b;
-      const float scaled = nvfp4ScaledBlockScale(bitsToFloat(amax), a.tensorScale);
-      const uint8_t scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);
-      a.scales[blockIndex] = scaleCode;
-      const float total = a.tensorScale * decodeElement(scaleCode, e4m3);
-      std::memset(codes, 0, sizeof codes);
-      for (int64_t i = 0; i < count; i++) {
-        float v = bitsToFloat(bits[i]) / total;
-        if (v > 6.0f) v = 6.0f;
-        else if (v < -6.0f) v = -6.0f;
-        const int64_t random = a.rounding == kStochastic ? static_cast<int64_t>(randomBits(a.seed, a.firstIndex + row * a.cols + col0 + i)) : int64_t(-1);
-        codes[i] = quantizeScaledElement(floatToBits(v), 0, e2m1, random);
-      }
-      packCodes(codes, kNvfp4Block, 4, a.data + blockIndex * 8);
+  forEachSourceBlock<kNvfp4Block>(a, rowBegin, rowEnd, [&](int64_t blockIndex, int64_t first, int64_t count, uint32_t amax, const uint32_t* bits) {
+    const float scaled = nvfp4ScaledBlockScale(bitsToFloat(amax), a.tensorScale);
+    const uint8_t scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);
+    a.scales[blockIndex] = scaleCode;
+    const float total = a.tensorScale * decodeElement(scaleCode, e4m3);
+    uint8_t codes[kNvfp4Block] = {};
+    for (int64_t i = 0; i < count; i++) {
+      float v = bitsToFloat(bits[i]) / total;
+      if (v > 6.0f) v = 6.0f;
+      else if (v < -6.0f) v = -6.0f;
+      codes[i] = quantizeScaledElement(floatToBits(v), 0, e2m1, randomFor(a, first + i));
     }
-  }
+    packCodes(codes, kNvfp4Block, 4, a.data + blockIndex * 8);
+  });
 }
 
 void dequantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {

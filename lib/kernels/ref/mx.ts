@@ -22,6 +22,29 @@ export function loadBlock(src: Source, dtype: DtypeIdValue, start: number, count
   return amax;
 }
 
+/** Visits each block of a [rows, cols] source: its index, the index of its first element, how many
+ *  elements it holds (the last block of a row may be short), the bits of its max |x| and its float32
+ *  bits zero-padded to the block (native/quantize_scalar.cc forEachSourceBlock). */
+export function forEachSourceBlock(
+  src: Source, dtype: DtypeIdValue, rows: number, cols: number, blockSize: number,
+  visit: (blockIndex: number, first: number, count: number, amax: number, bits: Uint32Array) => void,
+): void {
+  const blocksPerRow = Math.ceil(cols / blockSize);
+  const bits = new Uint32Array(blockSize);
+  for (let row = 0; row < rows; row++) {
+    for (let b = 0; b < blocksPerRow; b++) {
+      const first = row * cols + b * blockSize;
+      const count = Math.min(blockSize, cols - b * blockSize);
+      visit(row * blocksPerRow + b, first, count, loadBlock(src, dtype, first, count, bits), bits);
+    }
+  }
+}
+
+/** Random bits of element `index` of the call for stochastic rounding, or −1 for nearest-even. */
+export function randomFor(rounding: RoundingIdValue, seed: number, index: number): number {
+  return rounding === RoundingId.stochastic ? randomBits(seed, index) : -1;
+}
+
 export function quantizeMx(
   src: Source, dtype: DtypeIdValue, rows: number, cols: number, formatId: ElementIdValue,
   scaleRule: ScaleRuleIdValue, rounding: RoundingIdValue, seed: number, data: Uint8Array, scales: Uint8Array,
@@ -35,28 +58,18 @@ export function quantizeMx(
   src = guardSource('quantizeMx', src, dtype, rows * cols);
   data = guardBytes('quantizeMx', 'data', data, rows * blocksPerRow * blockBytes);
   scales = guardBytes('quantizeMx', 'scales', scales, rows * blocksPerRow);
-  const bits = new Uint32Array(blockSize);
   const codes = new Uint8Array(blockSize);
-  for (let row = 0; row < rows; row++) {
-    for (let b = 0; b < blocksPerRow; b++) {
-      const col0 = b * blockSize;
-      const count = Math.min(blockSize, cols - col0);
-      const amax = loadBlock(src, dtype, row * cols + col0, count, bits);
-      codes.fill(0);
-      const blockIndex = row * blocksPerRow + b;
-      if (amax >= 0x7f800000) {
-        scales[blockIndex] = 0xff; // NaN or Inf in the block: the whole block is NaN
-      } else {
-        const s = mxScaleExponent(amax, format, scaleRule === ScaleRuleId.ceil);
-        scales[blockIndex] = s + E8M0_BIAS;
-        for (let i = 0; i < count; i++) {
-          const random = rounding === RoundingId.stochastic ? randomBits(seed, firstIndex + row * cols + col0 + i) : -1;
-          codes[i] = quantizeScaledElement(bits[i], s, format, random);
-        }
-      }
-      packCodesInto(codes, 0, blockSize, format.bits, data, blockIndex * blockBytes);
+  forEachSourceBlock(src, dtype, rows, cols, blockSize, (blockIndex, first, count, amax, bits) => {
+    codes.fill(0);
+    if (amax >= 0x7f800000) {
+      scales[blockIndex] = 0xff; // NaN or Inf in the block: the whole block is NaN
+    } else {
+      const s = mxScaleExponent(amax, format, scaleRule === ScaleRuleId.ceil);
+      scales[blockIndex] = s + E8M0_BIAS;
+      for (let i = 0; i < count; i++) codes[i] = quantizeScaledElement(bits[i], s, format, randomFor(rounding, seed, firstIndex + first + i));
     }
-  }
+    packCodesInto(codes, 0, blockSize, format.bits, data, blockIndex * blockBytes);
+  });
 }
 
 export function dequantizeMx(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, formatId: ElementIdValue, out: Float32Array): void {

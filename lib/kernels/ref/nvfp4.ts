@@ -4,11 +4,10 @@
 import { E2M1_MAX, nvfp4ScaledBlockScale } from './block-scale.js';
 import { loadBitsInto } from './dtype.js';
 import { bitsToFloat, decodeTable, encodeElementBits, floatToBits, quantizeScaledElement } from './element-codec.js';
-import { ELEMENT_FORMATS, RoundingId, type DtypeIdValue, type RoundingIdValue } from '../../core/formats.js';
+import { ELEMENT_FORMATS, type DtypeIdValue, type RoundingIdValue } from '../../core/formats.js';
 import { packCodesInto, unpackCodesInto } from './pack.js';
-import { randomBits } from './stochastic.js';
 import { CHUNK } from './elements.js';
-import { loadBlock } from './mx.js';
+import { forEachSourceBlock, randomFor } from './mx.js';
 import { guardBytes, guardDims, guardFloats, guardSource } from '../kernel-guards.js';
 import type { Source } from '../contract.js';
 
@@ -43,29 +42,21 @@ export function quantizeNvfp4(
   data = guardBytes('quantizeNvfp4', 'data', data, rows * blocksPerRow * 8);
   scales = guardBytes('quantizeNvfp4', 'scales', scales, rows * blocksPerRow);
   const e4m3Table = decodeTable(e4m3);
-  const bits = new Uint32Array(blockSize);
   const codes = new Uint8Array(blockSize);
-  for (let row = 0; row < rows; row++) {
-    for (let b = 0; b < blocksPerRow; b++) {
-      const col0 = b * blockSize;
-      const count = Math.min(blockSize, cols - col0);
-      const amax = loadBlock(src, dtype, row * cols + col0, count, bits);
-      const blockIndex = row * blocksPerRow + b;
-      const scaled = nvfp4ScaledBlockScale(bitsToFloat(amax), tensorScale);
-      const scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);
-      scales[blockIndex] = scaleCode;
-      const total = Math.fround(tensorScale * e4m3Table[scaleCode]);
-      codes.fill(0);
-      for (let i = 0; i < count; i++) {
-        let v = Math.fround(bitsToFloat(bits[i]) / total);
-        if (v > E2M1_MAX) v = E2M1_MAX;
-        else if (v < -E2M1_MAX) v = -E2M1_MAX;
-        const random = rounding === RoundingId.stochastic ? randomBits(seed, firstIndex + row * cols + col0 + i) : -1;
-        codes[i] = quantizeScaledElement(floatToBits(v), 0, e2m1, random);
-      }
-      packCodesInto(codes, 0, blockSize, 4, data, blockIndex * 8);
+  forEachSourceBlock(src, dtype, rows, cols, blockSize, (blockIndex, first, count, amax, bits) => {
+    const scaled = nvfp4ScaledBlockScale(bitsToFloat(amax), tensorScale);
+    const scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);
+    scales[blockIndex] = scaleCode;
+    const total = Math.fround(tensorScale * e4m3Table[scaleCode]);
+    codes.fill(0);
+    for (let i = 0; i < count; i++) {
+      let v = Math.fround(bitsToFloat(bits[i]) / total);
+      if (v > E2M1_MAX) v = E2M1_MAX;
+      else if (v < -E2M1_MAX) v = -E2M1_MAX;
+      codes[i] = quantizeScaledElement(floatToBits(v), 0, e2m1, randomFor(rounding, seed, firstIndex + first + i));
     }
-  }
+    packCodesInto(codes, 0, blockSize, 4, data, blockIndex * 8);
+  });
 }
 
 export function dequantizeNvfp4(data: Uint8Array, scales: Uint8Array, rows: number, cols: number, tensorScale: number, out: Float32Array): void {
