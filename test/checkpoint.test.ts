@@ -1,13 +1,12 @@
 // quantizeCheckpoint and its layouts: tensor names, dtypes, shapes, nibble order and scale
 // conventions of every layout; tensor selection; the temp-file + rename discipline (an aborted or
-// failed run leaves no file under a final name and never touches the input); quantizeAsync.
+// failed run leaves no file under a final name and never touches the input).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, quantize, setBackend } from '../lib/index.js';
-import { quantizeAsync } from '../lib/core/quantize-async.js';
+import { dequantize, quantize } from '../lib/index.js';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import { powerOfTwoTensorScale } from '../lib/checkpoint/layouts/compressed-tensors.js';
 import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
@@ -15,20 +14,13 @@ import { fusedGroupOf } from '../lib/checkpoint/layouts/fused-modules.js';
 import type { LayoutName } from '../lib/checkpoint/layouts/types.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
-import { bitsOf, firstBitDifference } from './helpers/fixtures.js';
+import { firstBitDifference } from './helpers/fixtures.js';
 import { f16BitsToF32Bits } from '../lib/kernels/ref/dtype.js';
-import { gaussian } from './helpers/data.js';
-import { testedBackends } from './helpers/backends.js';
+import { gaussian, toBf16 } from './helpers/data.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fp4kit-ckpt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function toBf16(x: Float32Array): Uint16Array {
-  const b = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = b[i] >>> 16; // truncation is fine for test data
-  return out;
-}
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 // A small model: bf16, f32 and f16 Linear weights, an embedding, norms, lm_head, an integer
@@ -272,48 +264,5 @@ describe('nothing lost', () => {
   it('refuses a format the layout cannot hold', async () => {
     await expect(quantizeCheckpoint(input, join(root, 'x'), { format: 'mxfp4', layout: 'modelopt' })).rejects.toThrow(/modelopt layout holds nvfp4/);
     expect(existsSync(join(root, 'x'))).toBe(false);
-  });
-});
-
-describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
-  afterAll(() => setBackend(testedBackends()[0]));
-
-  it.each([
-    ['nvfp4 nearest', { format: 'nvfp4' }],
-    ['nvfp4 stochastic', { format: 'nvfp4', rounding: 'stochastic', seed: 99 }],
-    ['mxfp4 stochastic', { format: 'mxfp4', rounding: 'stochastic', seed: 7 }],
-    ['mxfp6_e3m2 ceil', { format: 'mxfp6_e3m2', scaleRule: 'ceil' }],
-    ['mxfp8_e4m3', { format: 'mxfp8_e4m3' }],
-  ] as const)('%s: bit-identical to quantize() across chunks', async (_what, opts) => {
-    const rows = 300;
-    const cols = 520; // rows span several chunks; cols not a multiple of the block
-    const x = toBf16(gaussian(rows * cols, 21, 3));
-    const sync = quantize(x, { ...opts, shape: [rows, cols], dtype: 'bf16' } as never) as { data: Uint8Array; scales: Uint8Array; tensorScale?: number };
-    const async_ = await quantizeAsync(x, { ...opts, shape: [rows, cols], dtype: 'bf16' } as never) as { data: Uint8Array; scales: Uint8Array; tensorScale?: number };
-    expect(Buffer.from(async_.data).equals(Buffer.from(sync.data))).toBe(true);
-    expect(Buffer.from(async_.scales).equals(Buffer.from(sync.scales))).toBe(true);
-    expect(async_.tensorScale).toBe(sync.tensorScale);
-  });
-
-  it('fgmp matches quantize()', async () => {
-    const x = gaussian(64 * 64, 5);
-    const a = quantize(x, { format: 'fgmp', shape: [64, 64] });
-    const b = await quantizeAsync(x, { format: 'fgmp', shape: [64, 64] });
-    expect(firstBitDifference(dequantize(a), dequantize(b))).toBe(-1);
-  });
-
-  it('an aborted signal rejects with AbortError', async () => {
-    const x = gaussian(2048 * 1024, 3);
-    const c = new AbortController();
-    const p = quantizeAsync(x, { format: 'mxfp4', shape: [2048, 1024], signal: c.signal });
-    c.abort();
-    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
-    await expect(quantizeAsync(x, { format: 'nvfp4', shape: [2048, 1024], signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
-  });
-
-  it('rejects bad arguments like quantize()', async () => {
-    await expect(quantizeAsync(new Float32Array(4), { format: 'nope' as never })).rejects.toThrow(RangeError);
-    expect(bitsOf(new Float32Array(1)).length).toBe(1);
   });
 });
