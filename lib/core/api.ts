@@ -17,3 +17,7 @@ export { matmul, matmulAsync, prepareWeights, PreparedWeights, type MatmulOption
 export { fgmpImpacts, fgmpBitsPerElement, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 export { selectThreshold, assignPrecision, forTensor, type Selection } from '../fgmp/select.js';
 export { quantizeFgmpActivations, calibrateFgmpActivations, type FgmpActivationOptions } from '../fgmp/activations.js';
+export {
+  quantizeGradient, dequantizeGradient,
+  type QuantizeGradientOptions, type QuantizedGradient, type DequantizeGradientOptions, type GradientGroups, type GradientPrune,
+} from './quantize-gradient.js';

@@ -44,6 +44,39 @@ export interface DequantizeBlocksArgs extends BlockArgs {
   out: Float32Array;
 }
 
+/** One gradient-quantizer call (lib/kernels/ref/gradient-quant.ts; native/gradient_quant.h
+ *  GradientArgs): a rows × cols float32 gradient, one code per element, per-group outputs. */
+export interface GradientQuantArgs {
+  src: Float32Array;
+  rows: number;
+  cols: number;
+  /** 1 … 8. */
+  bits: number;
+  /** GradientGroupsId: 0 tensor, 1 sample (row), 2 channel (column). */
+  groups: number;
+  /** GradientPruneId: 0 none, 1 agp, 2 topk. */
+  prune: number;
+  seed: number;
+  /** rows × cols codes in 0 … 2^bits − 1, row-major. */
+  codes: Uint8Array;
+  /** One per group: decode scale, zero point (1/p folded in), kept flag, keep probability. */
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+  keepProbability: Float32Array;
+}
+
+export interface GradientDequantArgs {
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+  rows: number;
+  cols: number;
+  groups: number;
+  out: Float32Array;
+}
+
 export interface Kernels {
   readonly name: BackendName;
   /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
@@ -70,6 +103,11 @@ export interface Kernels {
   ): void;
 
   fgmpCandidatesAsync?(...args: Parameters<NonNullable<Kernels['fgmpCandidates']>>): Promise<void>;
+
+  /** Gradient quantizer (1-bit FQT): returns −1, or the flat index of the first non-finite
+   *  element of `src` (the outputs are then unspecified). */
+  quantizeGradient(a: GradientQuantArgs): number;
+  dequantizeGradient(a: GradientDequantArgs): void;
 
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;

@@ -7,6 +7,7 @@ import { decodeElements, encodeElements } from './elements.js';
 import { dequantizeMx, quantizeMx } from './mx.js';
 import { absMax, dequantizeNvfp4, quantizeNvfp4 } from './nvfp4.js';
 import { blockKernels } from '../block-kernels.js';
+import { dequantizeGradientJs, quantizeGradientJs } from '../gradient-quant-glue.js';
 import type { Kernels } from '../contract.js';
 
 export const jsKernels: Kernels = {
@@ -16,4 +17,6 @@ export const jsKernels: Kernels = {
   decodeElements,
   ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
   absMax,
+  quantizeGradient: quantizeGradientJs,
+  dequantizeGradient: dequantizeGradientJs,
 };

@@ -1,0 +1,146 @@
+// Gradient quantizers of 1-bit FQT (Gao et al., arXiv 2408.14267): a b-bit affine quantizer with
+// stochastic rounding per tensor, per sample (row) or per channel (column), with Activation
+// Gradient Pruning ('agp', unbiased) or the released code's top-k pruning ('topk', biased).
+// The arithmetic, its float order and the random streams: lib/kernels/ref/gradient-quant.ts.
+
+import { getKernels } from '../kernels/registry.js';
+import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
+import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
+
+export type GradientGroups = 'sample' | 'channel' | 'tensor';
+export type GradientPrune = 'agp' | 'topk' | 'none';
+
+export interface QuantizeGradientOptions {
+  /** [rows, cols]: rows are samples, columns channels. */
+  shape: [number, number] | number[];
+  /** Bits per kept element, 1 … 8 (B = 2^bits − 1 steps per group). */
+  bits: number;
+  /** One scale and zero point per row ('sample', default), per column ('channel') or one ('tensor'). */
+  groups?: GradientGroups;
+  /** 'none' (default), 'agp' (keep group i with probability p_i ∝ its range, rescale by 1/p_i), 'topk'. */
+  prune?: GradientPrune;
+  /** Seed of the rounding noise and the keep decisions, an integer in [0, 2^32) (default 0). */
+  seed?: number;
+}
+
+/**
+ * A quantized gradient. G groups: rows ('sample'), cols ('channel') or 1 ('tensor').
+ * - `codes`: rows × cols bytes, row-major, each in 0 … 2^bits − 1 (0 in a pruned group);
+ * - `scales`, `zeros`: G float32 — element (r, c) of group g decodes to zeros[g] + codes[r·cols + c]·scales[g];
+ *   for a kept AGP group both already include the 1/p_g rescale (they are the scale and zero
+ *   point of the quantized g/p_g); a pruned group has scale 0 and zero 0;
+ * - `mask`: G bytes, 1 = kept, 0 = pruned (its codes, scale and zero are all 0);
+ * - `keepProbability`: G float32, p_g ('none': 1; 'agp': the Bernoulli probability; 'topk': 1 or 0).
+ * So a product with a sample-quantized Ĝ factors as diag(scales)·(Q·W) + zeros·(1ᵀW) over the
+ * kept rows, and with a channel-quantized Ĝ as (Xᵀ·Q)·diag(scales) + (Xᵀ1)·zerosᵀ over the kept columns.
+ */
+export interface QuantizedGradient {
+  shape: [number, number];
+  bits: number;
+  groups: GradientGroups;
+  prune: GradientPrune;
+  seed: number;
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+  keepProbability: Float32Array;
+}
+
+const GROUPS: readonly GradientGroups[] = ['sample', 'channel', 'tensor'];
+const PRUNES: readonly GradientPrune[] = ['none', 'agp', 'topk'];
+
+function checkShape2(fn: string, shape: unknown, length: number): [number, number] {
+  const dims = readShape(fn, shape, 'options.shape');
+  if (dims === undefined || dims.length !== 2) {
+    throw new TypeError(`${fn}: options.shape must be [rows, cols], got ${dims === undefined ? 'undefined' : `[${dims.join(', ')}]`}`);
+  }
+  checkShape(fn, dims, length, 'options.shape');
+  return [dims[0], dims[1]];
+}
+
+function checkBits(fn: string, bits: unknown): number {
+  if (typeof bits !== 'number') throw new TypeError(`${fn}: options.bits must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
+  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: options.bits must be an integer in [1, 8], got ${describe(bits)}`);
+  return bits;
+}
+
+function checkSeed(fn: string, seed: unknown): number {
+  const s = seed ?? 0;
+  if (typeof s !== 'number') throw new TypeError(`${fn}: options.seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
+  if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(s)}`);
+  return s;
+}
+
+/**
+ * Quantize a float32 gradient [rows, cols] to b-bit codes with stochastic rounding, one scale and
+ * zero point per group, optionally pruned. Every element must be finite (a RangeError names the
+ * first NaN or ±Inf). With prune 'none' or 'agp', dequantizeGradient(q) is an unbiased estimate of g.
+ */
+export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptions): QuantizedGradient {
+  const fn = 'quantizeGradient';
+  const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed? }', false);
+  const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption } = o;
+  const bits = checkBits(fn, bitsOption);
+  const groups = checkName(fn, 'options.groups', groupsOption ?? 'sample', GROUPS);
+  const prune = checkName(fn, 'options.prune', pruneOption ?? 'none', PRUNES);
+  const seed = checkSeed(fn, seedOption);
+  const src = inputArray(fn, 'g', g, 'Float32Array');
+  const shape = checkShape2(fn, shapeOption, src.length);
+  const [rows, cols] = shape;
+  const count = gradientGroupCount(rows, cols, GradientGroupsId[groups]);
+  const q: QuantizedGradient = {
+    shape, bits, groups, prune, seed,
+    codes: new Uint8Array(rows * cols),
+    scales: new Float32Array(count),
+    zeros: new Float32Array(count),
+    mask: new Uint8Array(count),
+    keepProbability: new Float32Array(count),
+  };
+  const bad = getKernels().quantizeGradient({
+    src, rows, cols, bits, groups: GradientGroupsId[groups], prune: GradientPruneId[prune], seed,
+    codes: q.codes, scales: q.scales, zeros: q.zeros, mask: q.mask, keepProbability: q.keepProbability,
+  });
+  if (bad >= 0) {
+    const r = Math.floor(bad / cols);
+    throw new RangeError(`${fn}: g[${bad}] (row ${r}, column ${bad - r * cols}) is ${String(src[bad])}; gradients must be finite`);
+  }
+  for (let i = 0; i < count; i++) {
+    if (!Number.isFinite(q.scales[i]) || !Number.isFinite(q.zeros[i])) {
+      throw new RangeError(
+        `${fn}: group ${i}'s ${Number.isFinite(q.scales[i]) ? 'zero point' : 'scale'} overflows float32 ` +
+          `(its range over ${2 ** bits - 1} steps, divided by keep probability ${q.keepProbability[i]}); scale the gradient down`,
+      );
+    }
+  }
+  return q;
+}
+
+export interface DequantizeGradientOptions {
+  /** Write the estimate here (rows × cols float32) instead of a new array. */
+  out?: Float32Array;
+}
+
+/** The estimate ĝ: zeros[g] + code·scales[g] per element (float32), 0 in pruned groups. */
+export function dequantizeGradient(q: QuantizedGradient, options?: DequantizeGradientOptions): Float32Array {
+  const fn = 'dequantizeGradient';
+  if (q === null || typeof q !== 'object' || Array.isArray(q) || ArrayBuffer.isView(q)) {
+    throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
+  }
+  const { shape: shapeOption, groups: groupsOption, codes, scales, zeros, mask } = q;
+  const { out: outOption } = checkOptions<DequantizeGradientOptions>(fn, options, '{ out? }', true);
+  const dims = readShape(fn, shapeOption, 'q.shape');
+  if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: q.shape must be [rows, cols], got ${describe(shapeOption)}`);
+  const [rows, cols] = dims;
+  const groups = checkName(fn, 'q.groups', groupsOption, GROUPS);
+  const count = gradientGroupCount(rows, cols, GradientGroupsId[groups]);
+  const a = {
+    codes: inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols),
+    scales: inputArray(fn, 'q.scales', scales, 'Float32Array', count),
+    zeros: inputArray(fn, 'q.zeros', zeros, 'Float32Array', count),
+    mask: inputArray(fn, 'q.mask', mask, 'Uint8Array', count),
+  };
+  const out = outOption === undefined ? new Float32Array(rows * cols) : inputArray(fn, 'options.out', outOption, 'Float32Array', rows * cols);
+  getKernels().dequantizeGradient({ ...a, rows, cols, groups: GradientGroupsId[groups], out });
+  return outOption === undefined ? out : outOption;
+}
