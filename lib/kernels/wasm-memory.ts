@@ -23,6 +23,15 @@ export interface WasmExports {
     x: number, rows: number, cols: number, fisher: number, fisherPerElement: number, tensorScale: number, fp8Scale: number, clipping: number,
     impacts: number, fp4Codes: number, fp4Scales: number, fp8Codes: number,
   ): void;
+  gradientRangesInit(lo: number, hi: number, count: number): void;
+  gradientRanges(src: number, rows: number, cols: number, groups: number, firstRow: number, lo: number, hi: number): number;
+  gradientRangesFinish(lo: number, hi: number, count: number): void;
+  gradientKeep(
+    lo: number, hi: number, count: number, bits: number, prune: number, seed: number,
+    scales: number, zeros: number, mask: number, keep: number, inv: number, p: number, clamped: number, scores: number,
+  ): void;
+  gradientCodes(src: number, rows: number, cols: number, bits: number, groups: number, seed: number, firstRow: number, lo: number, inv: number, codes: number): void;
+  gradientDequantize(codes: number, scales: number, zeros: number, mask: number, rows: number, cols: number, groups: number, firstRow: number, out: number): void;
   decodeFp8Lanes(fp8Lanes: number, fp8Codes: number, tiles: number, units: number, unit: number, values: number): void;
   matmulFp4Int8(
     nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,
