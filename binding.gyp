@@ -25,6 +25,8 @@
         "native/binding.cc",
         "native/dispatch.cc",
         "native/fgmp.cc",
+        "native/gradient_quant.cc",
+        "native/gradient_quant_binding.cc",
         "native/quantize_scalar.cc",
         "native/matmul_binding.cc",
         "native/matmul_scalar.cc"

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fgmp.h"
+#include "gradient_quant_binding.h"
 #include "matmul_binding.h"
 #include "napi_args.h"
 #include "napi_promise.h"
@@ -283,6 +284,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simd", Napi::String::New(env, activeKernels().simd));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
   registerMatmul(env, exports);
+  registerGradientQuant(env, exports);
   return exports;
 }
 

@@ -18,6 +18,8 @@ interface Addon extends MatmulKernels {
   absMax: Kernels['absMax'];
   fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
   fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
+  quantizeGradient: Kernels['quantizeGradient'];
+  dequantizeGradient: Kernels['dequantizeGradient'];
   simd: string;
   threads: number;
 }
@@ -56,6 +58,8 @@ export function loadNativeKernels(): Kernels {
     absMax: addon.absMax,
     fgmpCandidates: addon.fgmpCandidates,
     fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
+    quantizeGradient: addon.quantizeGradient,
+    dequantizeGradient: addon.dequantizeGradient,
     matmul: addon,
   };
 }
