@@ -16,6 +16,7 @@
 // mask adds the first, which dominates at small p.)
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dequantizeGradient, quantizeGradient, setBackend, type GradientGroups, type GradientPrune, type QuantizedGradient } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
@@ -489,4 +490,27 @@ describe.each(backends.filter((b) => b !== 'js'))('%s gives the bytes of js', (b
     }
     expect(() => quantizeGradient(new Float32Array([3e38, -3e38]), { shape: [1, 2], bits: 1 })).toThrow(/overflows float32/);
   });
+});
+
+// The addon splits phases 1 and 3 over its threads: the bytes must not depend on how many.
+describe.runIf(backends.includes('native'))('native thread counts', () => {
+  it('FP4KIT_THREADS=1|2|3 give the digest of the js reference', () => {
+    const script = `
+      import { quantizeGradient, setBackend } from './lib/index.ts';
+      import { createHash } from 'node:crypto';
+      setBackend(process.env.DIGEST_BACKEND ?? 'native');
+      const [rows, cols] = [900, 700]; const x = new Float32Array(rows * cols);
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 2 ** ((i % 29) - 14) + (i % 1237 === 0 ? -0 : 0);
+      const h = createHash('sha256');
+      for (const groups of ['sample', 'channel', 'tensor']) for (const prune of ['none', 'agp', 'topk']) {
+        const q = quantizeGradient(x, { shape: [rows, cols], bits: 4, groups, prune, seed: 9 });
+        for (const a of [q.codes, q.scales, q.zeros, q.mask, q.keepProbability]) h.update(new Uint8Array(a.buffer));
+      }
+      console.log(h.digest('hex'));`;
+    const run = (env: Record<string, string>) =>
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim();
+    const reference = run({ DIGEST_BACKEND: 'js' });
+    expect(reference).toMatch(/^[0-9a-f]{64}$/);
+    for (const threads of ['1', '2', '3']) expect(run({ FP4KIT_THREADS: threads }), `FP4KIT_THREADS=${threads}`).toBe(reference);
+  }, 120_000);
 });
