@@ -30,18 +30,60 @@ inline double rangeOf(const std::vector<float>& lo, const std::vector<float>& hi
 }
 
 // Phase 1 over rows [r0, r1): widen lo/hi (indexed by group). Returns the first non-finite flat index or −1.
-int64_t accumulateRanges(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
+template <int32_t Groups>
+int64_t accumulateRangesOf(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
   for (int64_t r = r0; r < r1; r++) {
     const float* row = a.src + r * a.cols;
     for (int64_t c = 0; c < a.cols; c++) {
       const float x = row[c];
       if (x - x != 0.0f) return r * a.cols + c;
-      const int64_t g = groupOf(a.groups, r, c);
+      const int64_t g = groupOf(Groups, r, c);
       if (x < lo[g]) lo[g] = x;
       if (x > hi[g]) hi[g] = x;
     }
   }
   return -1;
+}
+
+int64_t accumulateRanges(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
+  if (a.groups == kGroupsSample) return accumulateRangesOf<kGroupsSample>(a, r0, r1, lo, hi);
+  if (a.groups == kGroupsChannel) return accumulateRangesOf<kGroupsChannel>(a, r0, r1, lo, hi);
+  return accumulateRangesOf<kGroupsTensor>(a, r0, r1, lo, hi);
+}
+
+// Phase 3 over rows [r0, r1). u ≥ 0, so truncation is floor; the stream key of randomBits is
+// recomputed only when the index's high word changes (the same bits as randomBits).
+template <int32_t Groups>
+void codesOf(const GradientArgs& a, const float* lo, const double* inv, double B, int64_t r0, int64_t r1) {
+  uint32_t keyHigh = 0;
+  uint32_t key = streamKey(a.seed, 0);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* row = a.src + r * a.cols;
+    uint8_t* out = a.codes + r * a.cols;
+    if (Groups == kGroupsSample && inv[r] == 0) {
+      std::fill(out, out + a.cols, uint8_t(0));
+      continue;
+    }
+    for (int64_t c = 0; c < a.cols; c++) {
+      const int64_t g = groupOf(Groups, r, c);
+      const double m = inv[g];
+      if (m == 0) {
+        out[c] = 0;
+        continue;
+      }
+      double u = (static_cast<double>(row[c]) - static_cast<double>(lo[g])) * m;
+      if (u > B) u = B;
+      const int32_t f = static_cast<int32_t>(u);
+      const uint64_t index = static_cast<uint64_t>(r * a.cols + c);
+      const uint32_t high = static_cast<uint32_t>(index >> 32);
+      if (high != keyHigh) {
+        keyHigh = high;
+        key = streamKey(a.seed, high);
+      }
+      const uint32_t bits = fmix32(static_cast<uint32_t>(index) ^ key);
+      out[c] = static_cast<uint8_t>(f + (static_cast<double>(bits) < (u - static_cast<double>(f)) * 4294967296.0 ? 1 : 0));
+    }
+  }
 }
 
 double keepUniform(uint32_t seed, int64_t g) {
@@ -161,23 +203,9 @@ int64_t quantizeGradient(const GradientArgs& a) {
 
   // Phase 3.
   parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* row = a.src + r * a.cols;
-      uint8_t* out = a.codes + r * a.cols;
-      for (int64_t c = 0; c < a.cols; c++) {
-        const int64_t g = groupOf(a.groups, r, c);
-        const double m = inv[g];
-        if (m == 0) {
-          out[c] = 0;
-          continue;
-        }
-        double u = (static_cast<double>(row[c]) - static_cast<double>(lo[g])) * m;
-        if (u > B) u = B;
-        const double f = std::floor(u);
-        const uint32_t bits = randomBits(a.seed, static_cast<uint64_t>(r * a.cols + c));
-        out[c] = static_cast<uint8_t>(static_cast<uint32_t>(f) + (static_cast<double>(bits) < (u - f) * 4294967296.0 ? 1u : 0u));
-      }
-    }
+    if (a.groups == kGroupsSample) codesOf<kGroupsSample>(a, lo.data(), inv.data(), B, r0, r1);
+    else if (a.groups == kGroupsChannel) codesOf<kGroupsChannel>(a, lo.data(), inv.data(), B, r0, r1);
+    else codesOf<kGroupsTensor>(a, lo.data(), inv.data(), B, r0, r1);
   });
   return -1;
 }
