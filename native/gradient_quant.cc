@@ -8,11 +8,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "element_codec.h"
+#include "gradient_quant_codes.h"
+#include "quantize.h"
 #include "threads.h"
 
 namespace fp4kit {
@@ -30,60 +34,82 @@ inline double rangeOf(const std::vector<float>& lo, const std::vector<float>& hi
 }
 
 // Phase 1 over rows [r0, r1): widen lo/hi (indexed by group). Returns the first non-finite flat index or −1.
-template <int32_t Groups>
-int64_t accumulateRangesOf(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
-  for (int64_t r = r0; r < r1; r++) {
-    const float* row = a.src + r * a.cols;
-    for (int64_t c = 0; c < a.cols; c++) {
-      const float x = row[c];
-      if (x - x != 0.0f) return r * a.cols + c;
-      const int64_t g = groupOf(Groups, r, c);
-      if (x < lo[g]) lo[g] = x;
-      if (x > hi[g]) hi[g] = x;
-    }
+// Written branch-free so the compiler vectorises it: a row is first scanned with an integer
+// non-finite flag and, only if that is set, again to find the first bad element. A row's
+// minimum is taken in 16 lanes, which may meet +0 and −0 in another order than the reference:
+// the sign of a zero bound is dropped afterwards.
+constexpr int kLanes = 16;
+
+inline uint32_t nonFinite(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return (b & 0x7f800000u) == 0x7f800000u ? 1u : 0u;
+}
+
+int64_t firstNonFinite(const float* row, int64_t r, int64_t cols) {
+  for (int64_t c = 0; c < cols; c++) {
+    if (nonFinite(row[c])) return r * cols + c;
   }
   return -1;
 }
 
-int64_t accumulateRanges(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
-  if (a.groups == kGroupsSample) return accumulateRangesOf<kGroupsSample>(a, r0, r1, lo, hi);
-  if (a.groups == kGroupsChannel) return accumulateRangesOf<kGroupsChannel>(a, r0, r1, lo, hi);
-  return accumulateRangesOf<kGroupsTensor>(a, r0, r1, lo, hi);
+// Channel groups: one group per column.
+uint32_t rangesOfColumns(const float* __restrict row, int64_t cols, float* __restrict lo, float* __restrict hi) {
+  uint32_t bad = 0;
+  for (int64_t c = 0; c < cols; c++) {
+    const float x = row[c];
+    bad |= nonFinite(x);
+    lo[c] = x < lo[c] ? x : lo[c];
+    hi[c] = x > hi[c] ? x : hi[c];
+  }
+  return bad;
 }
 
-// Phase 3 over rows [r0, r1). u ≥ 0, so truncation is floor; the stream key of randomBits is
-// recomputed only when the index's high word changes (the same bits as randomBits).
-template <int32_t Groups>
-void codesOf(const GradientArgs& a, const float* lo, const double* inv, double B, int64_t r0, int64_t r1) {
-  uint32_t keyHigh = 0;
-  uint32_t key = streamKey(a.seed, 0);
-  for (int64_t r = r0; r < r1; r++) {
-    const float* row = a.src + r * a.cols;
-    uint8_t* out = a.codes + r * a.cols;
-    if (Groups == kGroupsSample && inv[r] == 0) {
-      std::fill(out, out + a.cols, uint8_t(0));
-      continue;
-    }
-    for (int64_t c = 0; c < a.cols; c++) {
-      const int64_t g = groupOf(Groups, r, c);
-      const double m = inv[g];
-      if (m == 0) {
-        out[c] = 0;
-        continue;
-      }
-      double u = (static_cast<double>(row[c]) - static_cast<double>(lo[g])) * m;
-      if (u > B) u = B;
-      const int32_t f = static_cast<int32_t>(u);
-      const uint64_t index = static_cast<uint64_t>(r * a.cols + c);
-      const uint32_t high = static_cast<uint32_t>(index >> 32);
-      if (high != keyHigh) {
-        keyHigh = high;
-        key = streamKey(a.seed, high);
-      }
-      const uint32_t bits = fmix32(static_cast<uint32_t>(index) ^ key);
-      out[c] = static_cast<uint8_t>(f + (static_cast<double>(bits) < (u - static_cast<double>(f)) * 4294967296.0 ? 1 : 0));
+// One group for the whole row.
+uint32_t rangesOfRow(const float* __restrict row, int64_t cols, float& lo, float& hi) {
+  float l[kLanes], h[kLanes];
+  uint32_t bad[kLanes];
+  for (int k = 0; k < kLanes; k++) {
+    l[k] = lo;
+    h[k] = hi;
+    bad[k] = 0;
+  }
+  int64_t c = 0;
+  for (; c + kLanes <= cols; c += kLanes) {
+    for (int k = 0; k < kLanes; k++) {
+      const float x = row[c + k];
+      bad[k] |= nonFinite(x);
+      l[k] = x < l[k] ? x : l[k];
+      h[k] = x > h[k] ? x : h[k];
     }
   }
+  for (; c < cols; c++) {
+    const float x = row[c];
+    bad[0] |= nonFinite(x);
+    l[0] = x < l[0] ? x : l[0];
+    h[0] = x > h[0] ? x : h[0];
+  }
+  uint32_t any = 0;
+  for (int k = 0; k < kLanes; k++) {
+    any |= bad[k];
+    lo = l[k] < lo ? l[k] : lo;
+    hi = h[k] > hi ? h[k] : hi;
+  }
+  return any;
+}
+
+int64_t accumulateRanges(const GradientArgs& a, int64_t r0, int64_t r1, float* lo, float* hi) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* row = a.src + r * a.cols;
+    uint32_t bad;
+    if (a.groups == kGroupsChannel) bad = rangesOfColumns(row, a.cols, lo, hi);
+    else {
+      const int64_t g = a.groups == kGroupsSample ? r : 0;
+      bad = rangesOfRow(row, a.cols, lo[g], hi[g]);
+    }
+    if (bad) return firstNonFinite(row, r, a.cols);
+  }
+  return -1;
 }
 
 double keepUniform(uint32_t seed, int64_t g) {
@@ -136,7 +162,22 @@ void topkProbabilities(const std::vector<float>& lo, const std::vector<float>& h
   for (int64_t g = 0; g < count; g++) p[g] = scores[g] >= threshold ? 1 : 0;
 }
 
+// Phase 3's run kernel for the SIMD level dispatch.cc chose (FP4KIT_SIMD caps it as for the rest).
+GradientCodesRun chosenCodesRun() {
+  static const GradientCodesRun run = [] {
+    const std::string level = activeKernels().simd;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (level == "avx512") return &gradientCodesRunAvx512;
+    if (level == "avx2") return &gradientCodesRunAvx2;
+#endif
+    return &gradientCodesRunScalar;
+  }();
+  return run;
+}
+
 }  // namespace
+
+FP4KIT_GRADIENT_CODES_RUN(gradientCodesRunScalar)
 
 int64_t gradientGroupCount(int64_t rows, int64_t cols, int32_t groups) {
   return groups == kGroupsSample ? rows : groups == kGroupsChannel ? cols : 1;
@@ -201,11 +242,29 @@ int64_t quantizeGradient(const GradientArgs& a) {
     }
   }
 
-  // Phase 3.
+  // Phase 3, in runs of a row that never cross a multiple of 2^32 in the flat index (one stream key per run).
+  const std::vector<double> lo64(lo.begin(), lo.end());
+  const GradientCodesRun run = chosenCodesRun();
+  const bool perColumn = a.groups == kGroupsChannel;
   parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
-    if (a.groups == kGroupsSample) codesOf<kGroupsSample>(a, lo.data(), inv.data(), B, r0, r1);
-    else if (a.groups == kGroupsChannel) codesOf<kGroupsChannel>(a, lo.data(), inv.data(), B, r0, r1);
-    else codesOf<kGroupsTensor>(a, lo.data(), inv.data(), B, r0, r1);
+    for (int64_t r = r0; r < r1; r++) {
+      const float* row = a.src + r * a.cols;
+      uint8_t* out = a.codes + r * a.cols;
+      const int64_t g = a.groups == kGroupsSample ? r : 0;
+      if (!perColumn && inv[g] == 0) {  // pruned or constant: every code is 0
+        std::fill(out, out + a.cols, uint8_t(0));
+        continue;
+      }
+      for (int64_t c = 0; c < a.cols;) {
+        const uint64_t index = static_cast<uint64_t>(r * a.cols + c);
+        const uint32_t low = static_cast<uint32_t>(index);
+        const int64_t len = std::min<int64_t>(a.cols - c, static_cast<int64_t>((uint64_t(1) << 32) - low));
+        const uint32_t key = streamKey(a.seed, static_cast<uint32_t>(index >> 32));
+        if (perColumn) run(row + c, out + c, len, lo64.data() + c, inv.data() + c, true, B, key, low);
+        else run(row + c, out + c, len, lo64.data() + g, inv.data() + g, false, B, key, low);
+        c += len;
+      }
+    }
   });
   return -1;
 }
