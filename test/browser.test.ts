@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
-import { encode, matmul, quantize, setBackend } from '../lib/index.js';
+import { encode, matmul, quantize, quantizeGradient, setBackend } from '../lib/index.js';
 import { browserCases, type BrowserResult } from './browser/cases.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -66,7 +66,7 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     expect(got.backend).toEqual({ name: 'wasm', simd: 'simd128', matmulSimd: 'simd128' });
     expect(got.available.find((b) => b.name === 'native')?.available).toBe(false);
     setBackend('js');
-    const want = browserCases({ quantize, encode, matmul }, { name: 'wasm', simd: 'simd128' }, []);
+    const want = browserCases({ quantize, encode, matmul, quantizeGradient }, { name: 'wasm', simd: 'simd128' }, []);
     expect(Object.keys(got.outputs).sort()).toEqual(Object.keys(want.outputs).sort());
     for (const key of Object.keys(want.outputs)) expect(got.outputs[key], key).toBe(want.outputs[key]);
   }, 120_000);

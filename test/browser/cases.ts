@@ -12,6 +12,8 @@ interface Api {
   quantize: (x: Float32Array, o: { format: BlockFormatName; shape: number[]; rounding?: 'nearest' | 'stochastic'; seed?: number }) => { data: Uint8Array; scales: Uint8Array };
   encode: (x: Float32Array, f: 'e4m3' | 'e2m1' | 'e8m0', o?: { nan?: 'zero' }) => Uint8Array;
   matmul: (a: Float32Array, b: never) => Float32Array;
+  quantizeGradient: (g: Float32Array, o: { shape: number[]; bits: number; groups: 'sample' | 'channel' | 'tensor'; prune: 'none' | 'agp' | 'topk'; seed: number }) =>
+    { codes: Uint8Array; scales: Float32Array; zeros: Float32Array; mask: Uint8Array };
 }
 
 function hex(bytes: Uint8Array): string {
@@ -47,5 +49,12 @@ export function browserCases(api: Api, backend: { name: string; simd: string }, 
   const w = api.quantize(input(24 * 300, 2), { format: 'mxfp4', shape: [24, 300] });
   const y = api.matmul(input(5 * 300, 3), w as never);
   outputs['matmul/mxfp4'] = hex(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+  const bytes = (a: Float32Array) => hex(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  for (const groups of ['sample', 'channel', 'tensor'] as const) {
+    for (const prune of ['none', 'agp', 'topk'] as const) {
+      const q = api.quantizeGradient(x, { shape: [rows, cols], bits: 4, groups, prune, seed: 42 });
+      outputs[`gradient/${groups}/${prune}`] = [hex(q.codes), bytes(q.scales), bytes(q.zeros), hex(q.mask)].join('/');
+    }
+  }
   return { backend, available: available.map((b) => ({ name: b.name, available: b.available })), outputs };
 }

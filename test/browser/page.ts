@@ -1,6 +1,6 @@
 // Runs in headless Chromium: the browser entry (lib/browser.ts) on the WebAssembly backend, over
 // the same deterministic inputs the Node side computes with the js reference.
-import { availableBackends, encode, getBackend, initWasm, matmul, quantize } from '../../lib/browser.js';
+import { availableBackends, encode, getBackend, initWasm, matmul, quantize, quantizeGradient } from '../../lib/browser.js';
 import { browserCases, type BrowserResult } from './cases.js';
 
 declare global {
@@ -11,5 +11,5 @@ declare global {
 
 window.runChecks = async () => {
   await initWasm(new URL('/fp4kit.wasm', location.href));
-  return browserCases({ quantize, encode, matmul }, getBackend(), availableBackends());
+  return browserCases({ quantize, encode, matmul, quantizeGradient }, getBackend(), availableBackends());
 };
