@@ -370,6 +370,33 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
     });
   });
 
+  describe('options.out', () => {
+    it('writes into the given buffers, with the bytes of a fresh call', () => {
+      const x = gaussian(12 * 7, 8);
+      const out = { codes: new Uint8Array(84), scales: new Float32Array(12), zeros: new Float32Array(12), mask: new Uint8Array(12), keepProbability: new Float32Array(12) };
+      for (const prune of ['none', 'agp', 'topk'] as const) {
+        const fresh = quantizeGradient(x, { shape: [12, 7], bits: 3, prune, seed: 2 });
+        const q = quantizeGradient(x, { shape: [12, 7], bits: 3, prune, seed: 2, out });
+        expect(q.codes).toBe(out.codes);
+        expect(q.scales).toBe(out.scales);
+        for (const key of ['codes', 'scales', 'zeros', 'mask', 'keepProbability'] as const) expect(out[key]).toEqual(fresh[key]);
+      }
+    });
+
+    it('refuses buffers of the wrong kind or length, or sharing memory', () => {
+      const x = new Float32Array(6);
+      const good = () => ({ codes: new Uint8Array(6), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), keepProbability: new Float32Array(2) });
+      const q = (out: unknown) => () => quantizeGradient(x, { shape: [2, 3], bits: 4, out: out as never });
+      expect(q(null)).toThrow(/^quantizeGradient: options\.out must be an object/);
+      expect(q({ ...good(), codes: new Uint8Array(5) })).toThrow(/options\.out\.codes must hold 6 elements, got 5/);
+      expect(q({ ...good(), zeros: new Float64Array(2) })).toThrow(/options\.out\.zeros must be a Float32Array/);
+      const shared = new Float32Array(4);
+      expect(q({ ...good(), scales: shared.subarray(0, 2), zeros: shared.subarray(1, 3) })).toThrow(/options\.out\.scales and options\.out\.zeros share memory/);
+      expect(q({ ...good(), codes: new Uint8Array(x.buffer, 0, 6) })).toThrow(/^quantizeGradient: g and options\.out\.codes share memory$/);
+      expect(q({ ...good(), scales: shared.subarray(0, 2), zeros: shared.subarray(2, 4) })).not.toThrow();
+    });
+  });
+
   describe('argument errors', () => {
     const g = new Float32Array(6);
     const ok = { shape: [2, 3], bits: 4 };

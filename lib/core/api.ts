@@ -19,5 +19,5 @@ export { selectThreshold, assignPrecision, forTensor, type Selection } from '../
 export { quantizeFgmpActivations, calibrateFgmpActivations, type FgmpActivationOptions } from '../fgmp/activations.js';
 export {
   quantizeGradient, dequantizeGradient,
-  type QuantizeGradientOptions, type QuantizedGradient, type DequantizeGradientOptions, type GradientGroups, type GradientPrune,
+  type QuantizeGradientOptions, type QuantizedGradient, type GradientBuffers, type DequantizeGradientOptions, type GradientGroups, type GradientPrune,
 } from './quantize-gradient.js';

@@ -6,6 +6,7 @@
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
 import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
+import { bufferOf, byteLengthOf, byteOffsetOf } from './typed-arrays.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
 export type GradientPrune = 'agp' | 'topk' | 'none';
@@ -21,6 +22,17 @@ export interface QuantizeGradientOptions {
   prune?: GradientPrune;
   /** Seed of the rounding noise and the keep decisions, an integer in [0, 2^32) (default 0). */
   seed?: number;
+  /** Buffers to write into instead of new ones (a training loop reuses them): codes (rows × cols
+   *  bytes), scales, zeros, keepProbability (G float32) and mask (G bytes), each exactly that long. */
+  out?: GradientBuffers;
+}
+
+export interface GradientBuffers {
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+  keepProbability: Float32Array;
 }
 
 /**
@@ -72,6 +84,36 @@ function checkSeed(fn: string, seed: unknown): number {
   return s;
 }
 
+/** options.out: each buffer of its kind and exact length, read once (the caller's objects are
+ *  returned in q; the kernels write through plain views of their memory). */
+function checkBuffers(fn: string, out: unknown, n: number, count: number): GradientBuffers & { views: GradientBuffers } {
+  if (out === null || typeof out !== 'object' || Array.isArray(out) || ArrayBuffer.isView(out)) {
+    throw new TypeError(`${fn}: options.out must be an object { codes, scales, zeros, mask, keepProbability }, got ${describe(out)}`);
+  }
+  const { codes, scales, zeros, mask, keepProbability } = out as GradientBuffers;
+  const views: GradientBuffers = {
+    codes: inputArray(fn, 'options.out.codes', codes, 'Uint8Array', n),
+    scales: inputArray(fn, 'options.out.scales', scales, 'Float32Array', count),
+    zeros: inputArray(fn, 'options.out.zeros', zeros, 'Float32Array', count),
+    mask: inputArray(fn, 'options.out.mask', mask, 'Uint8Array', count),
+    keepProbability: inputArray(fn, 'options.out.keepProbability', keepProbability, 'Float32Array', count),
+  };
+  return { codes, scales, zeros, mask, keepProbability, views };
+}
+
+/** Refuses output buffers that share memory with the gradient or with each other. */
+function checkDisjoint(fn: string, arrays: Array<[string, ArrayBufferView]>): void {
+  for (let i = 0; i < arrays.length; i++) {
+    for (let j = i + 1; j < arrays.length; j++) {
+      const [na, a] = arrays[i];
+      const [nb, b] = arrays[j];
+      if (bufferOf(a) !== bufferOf(b)) continue;
+      const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
+      if (a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a)) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
+    }
+  }
+}
+
 /**
  * Quantize a float32 gradient [rows, cols] to b-bit codes with stochastic rounding, one scale and
  * zero point per group, optionally pruned. Every element must be finite (a RangeError names the
@@ -79,8 +121,8 @@ function checkSeed(fn: string, seed: unknown): number {
  */
 export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptions): QuantizedGradient {
   const fn = 'quantizeGradient';
-  const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed? }', false);
-  const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption } = o;
+  const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed?, out? }', false);
+  const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption, out: outOption } = o;
   const bits = checkBits(fn, bitsOption);
   const groups = checkName(fn, 'options.groups', groupsOption ?? 'sample', GROUPS);
   const prune = checkName(fn, 'options.prune', pruneOption ?? 'none', PRUNES);
@@ -89,17 +131,23 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const shape = checkShape2(fn, shapeOption, src.length);
   const [rows, cols] = shape;
   const count = gradientGroupCount(rows, cols, GradientGroupsId[groups]);
+  const buffers = outOption === undefined ? undefined : checkBuffers(fn, outOption, rows * cols, count);
   const q: QuantizedGradient = {
     shape, bits, groups, prune, seed,
-    codes: new Uint8Array(rows * cols),
-    scales: new Float32Array(count),
-    zeros: new Float32Array(count),
-    mask: new Uint8Array(count),
-    keepProbability: new Float32Array(count),
+    codes: buffers?.codes ?? new Uint8Array(rows * cols),
+    scales: buffers?.scales ?? new Float32Array(count),
+    zeros: buffers?.zeros ?? new Float32Array(count),
+    mask: buffers?.mask ?? new Uint8Array(count),
+    keepProbability: buffers?.keepProbability ?? new Float32Array(count),
   };
+  const views = buffers?.views ?? q;
+  if (buffers) {
+    checkDisjoint(fn, [['g', src], ['options.out.codes', views.codes], ['options.out.scales', views.scales], ['options.out.zeros', views.zeros],
+      ['options.out.mask', views.mask], ['options.out.keepProbability', views.keepProbability]]);
+  }
   const bad = getKernels().quantizeGradient({
     src, rows, cols, bits, groups: GradientGroupsId[groups], prune: GradientPruneId[prune], seed,
-    codes: q.codes, scales: q.scales, zeros: q.zeros, mask: q.mask, keepProbability: q.keepProbability,
+    codes: views.codes, scales: views.scales, zeros: views.zeros, mask: views.mask, keepProbability: views.keepProbability,
   });
   if (bad >= 0) {
     const r = Math.floor(bad / cols);
