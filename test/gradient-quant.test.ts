@@ -453,6 +453,16 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
       expect(() => k.quantizeGradient({ ...args(), src: new Float64Array(6) as never })).toThrow(TypeError);
       expect(() => k.quantizeGradient({ ...args(), rows: 2 ** 41 })).toThrow(RangeError);
       expect(() => k.dequantizeGradient({ codes: new Uint8Array(6), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(1), rows: 2, cols: 3, groups: 1, out: new Float32Array(6) })).toThrow(RangeError);
+      // a getter that detaches a buffer after it was named: the kernel sees an empty buffer and refuses it
+      const src = new Float32Array(6);
+      const hostile = { ...args(), src, get seed() { structuredClone(src.buffer, { transfer: [src.buffer] }); return 0; } };
+      expect(() => k.quantizeGradient(hostile)).toThrow(/src (must hold|holds 0)/);
+      const out = new Float32Array(6);
+      const hostileOut = {
+        codes: new Uint8Array(6), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), rows: 2, cols: 3, out,
+        get groups() { structuredClone(out.buffer, { transfer: [out.buffer] }); return 1; },
+      };
+      expect(() => k.dequantizeGradient(hostileOut)).toThrow(/out (must hold|holds 0)/);
       expect(() => k.dequantizeGradient({ codes: new Uint8Array(6), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), rows: 2, cols: 3, groups: 1, out: new Uint8Array(6) as never })).toThrow(TypeError);
     });
   });
