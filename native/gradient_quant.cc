@@ -269,16 +269,33 @@ int64_t quantizeGradient(const GradientArgs& a) {
   return -1;
 }
 
+// x̂ = f32(zero + code·scale), +0 in a pruned group; branch-free rows so the compiler vectorises them.
+void dequantizeRow(const uint8_t* __restrict codes, float* __restrict out, int64_t n, float zero, float scale) {
+  const double z = zero, sc = scale;
+  for (int64_t j = 0; j < n; j++) out[j] = static_cast<float>(z + static_cast<double>(codes[j]) * sc);
+}
+
+void dequantizeColumns(const uint8_t* __restrict codes, float* __restrict out, int64_t n, const float* __restrict zeros,
+                       const float* __restrict scales, const uint8_t* __restrict mask) {
+  for (int64_t j = 0; j < n; j++) {
+    const float v = static_cast<float>(static_cast<double>(zeros[j]) + static_cast<double>(codes[j]) * static_cast<double>(scales[j]));
+    out[j] = mask[j] != 0 ? v : 0.0f;
+  }
+}
+
 void dequantizeGradient(const GradientDequantArgs& a) {
   const int64_t minRows = std::max<int64_t>(1, kElementsPerThread / std::max<int64_t>(1, a.cols));
   parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      for (int64_t c = 0; c < a.cols; c++) {
-        const int64_t i = r * a.cols + c;
-        const int64_t g = groupOf(a.groups, r, c);
-        a.out[i] = a.mask[g] == 0 ? 0.0f
-                                  : static_cast<float>(static_cast<double>(a.zeros[g]) + static_cast<double>(a.codes[i]) * static_cast<double>(a.scales[g]));
+      const uint8_t* codes = a.codes + r * a.cols;
+      float* out = a.out + r * a.cols;
+      if (a.groups == kGroupsChannel) {
+        dequantizeColumns(codes, out, a.cols, a.zeros, a.scales, a.mask);
+        continue;
       }
+      const int64_t g = a.groups == kGroupsSample ? r : 0;
+      if (a.mask[g] == 0) std::fill(out, out + a.cols, 0.0f);
+      else dequantizeRow(codes, out, a.cols, a.zeros[g], a.scales[g]);
     }
   });
 }
