@@ -5,7 +5,7 @@
 // sees every group at once. The same float32/float64 operations in the same order as the
 // reference, so the bytes are identical.
 
-import { randomBits } from "./stochastic";
+import { fmix32, randomBits, streamKey } from "./stochastic";
 
 const GROUPS_SAMPLE: i32 = 1;
 const GROUPS_CHANNEL: i32 = 2;
@@ -28,16 +28,30 @@ export function gradientRangesInit(lo: usize, hi: usize, count: i32): void {
 }
 
 /** Phase 1, a run of rows from row `firstRow`: widen each group's range. Returns the index in
- *  `src` of the first non-finite value, or −1. */
+ *  `src` of the first non-finite value, or −1. A row's own group stays in registers. */
 export function gradientRanges(src: usize, rows: i32, cols: i32, groups: i32, firstRow: u32, lo: usize, hi: usize): i32 {
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const i = r * cols + c;
-      const x = load<f32>(src + (<usize>i << 2));
-      if (x - x != 0) return i;
-      const g = groupOf(groups, firstRow + <u32>r, c) << 2;
-      if (x < load<f32>(lo + g)) store<f32>(lo + g, x);
-      if (x > load<f32>(hi + g)) store<f32>(hi + g, x);
+    const row = src + (<usize>(r * cols) << 2);
+    if (groups == GROUPS_CHANNEL) {
+      for (let c = 0; c < cols; c++) {
+        const x = load<f32>(row + (<usize>c << 2));
+        if (x - x != 0) return r * cols + c;
+        const o = <usize>c << 2;
+        if (x < load<f32>(lo + o)) store<f32>(lo + o, x);
+        if (x > load<f32>(hi + o)) store<f32>(hi + o, x);
+      }
+    } else {
+      const o = groupOf(groups, firstRow + <u32>r, 0) << 2;
+      let l = load<f32>(lo + o);
+      let h = load<f32>(hi + o);
+      for (let c = 0; c < cols; c++) {
+        const x = load<f32>(row + (<usize>c << 2));
+        if (x - x != 0) return r * cols + c;
+        if (x < l) l = x;
+        if (x > h) h = x;
+      }
+      store<f32>(lo + o, l);
+      store<f32>(hi + o, h);
     }
   }
   return -1;
@@ -177,26 +191,47 @@ export function gradientKeep(
   }
 }
 
-/** Phase 3, a run of rows from row `firstRow`: stochastic b-bit codes. */
+/** Phase 3, a run of rows from row `firstRow`: stochastic b-bit codes. A row's group constants
+ *  and the random stream's key (per 2^32 indices) are hoisted out of the element loop. */
 export function gradientCodes(
   src: usize, rows: i32, cols: i32, bits: i32, groups: i32, seed: u32, firstRow: u32, lo: usize, inv: usize, codes: usize,
 ): void {
   const B = <f64>((1 << bits) - 1);
+  let keyHigh: u32 = 0;
+  let key = streamKey(seed, 0);
   for (let r = 0; r < rows; r++) {
     const row = firstRow + <u32>r;
+    const x = src + (<usize>(r * cols) << 2);
+    const out = codes + <usize>(r * cols);
+    const perColumn = groups == GROUPS_CHANNEL;
+    const g = groupOf(groups, row, 0);
+    let l = <f64>load<f32>(lo + (g << 2));
+    let m = load<f64>(inv + (g << 3));
+    if (!perColumn && m == 0) {
+      memory.fill(out, 0, <usize>cols);
+      continue;
+    }
+    const base = <u64>row * <u64>cols;
     for (let c = 0; c < cols; c++) {
-      const i = <usize>(r * cols + c);
-      const g = groupOf(groups, row, c);
-      const m = load<f64>(inv + (g << 3));
-      if (m == 0) {
-        store<u8>(codes + i, 0);
-        continue;
+      if (perColumn) {
+        m = load<f64>(inv + (<usize>c << 3));
+        if (m == 0) {
+          store<u8>(out + <usize>c, 0);
+          continue;
+        }
+        l = <f64>load<f32>(lo + (<usize>c << 2));
       }
-      let u = (<f64>load<f32>(src + (i << 2)) - <f64>load<f32>(lo + (g << 2))) * m;
+      let u = (<f64>load<f32>(x + (<usize>c << 2)) - l) * m;
       if (u > B) u = B;
       const f = Math.floor(u);
-      const bits32 = randomBits(seed, <u64>row * <u64>cols + <u64>c);
-      store<u8>(codes + i, <u8>(<u32>f + (<f64>bits32 < (u - f) * 4294967296.0 ? 1 : 0)));
+      const index = base + <u64>c;
+      const high = <u32>(index >>> 32);
+      if (high != keyHigh) {
+        keyHigh = high;
+        key = streamKey(seed, high);
+      }
+      const bits32 = fmix32(<u32>index ^ key);
+      store<u8>(out + <usize>c, <u8>(<u32>f + (<f64>bits32 < (u - f) * 4294967296.0 ? 1 : 0)));
     }
   }
 }
