@@ -3,3 +3,4 @@ export { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND } from './backend.js';
 export { WEIGHT_MODES, WEIGHTS_FLAG, WEIGHT_TENSORS_FLAG, type WeightMode, type WeightTensors } from './flags.js';
 export { readCounters, resetCounters, type Fp4kitTfjsCounters } from './counters.js';
 export { weightCacheOf } from './kernel-context.js';
+export { layers, BinaryDense, BinaryConv2D, type BinaryDenseArgs, type BinaryConv2dArgs, type BinaryLayerOptions } from './layers/index.js';

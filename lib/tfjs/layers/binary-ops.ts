@@ -1,0 +1,96 @@
+// The products of binary layers as TensorFlow.js ops with their own gradients (tf.customGrad):
+// forward sign(x) ⊛ sign(w) scaled per output channel by α; backward with the output gradient
+// quantized for each product as lib/training/binary-backward.ts says (SCQ, PSQ, PTQ or float32),
+// a straight-through estimator for the activation sign that zeroes the gradient where |x| ≥ 1,
+// and plain straight-through for the weight sign (XNOR-Net style; the paper's code does the same).
+//
+// sign(v) is +1 for v ≥ 0 (−0 included) and −1 below, so every product of signs is an exact
+// integer in float32 (|sum| < 2^24).
+
+import * as tf from '@tensorflow/tfjs';
+import { outputGradientEstimates, type BinaryGradientOptions, type GradientShape } from '../../training/binary-backward.js';
+
+/** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
+export function binarize(v: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.sub(tf.mul(tf.cast(tf.greaterEqual(v, 0), 'float32'), 2), 1));
+}
+
+function floats(t: tf.Tensor): Float32Array {
+  const v = t.dataSync();
+  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+}
+
+/** Where the activation STE passes the gradient: |x| < 1. */
+function steMask(x: tf.Tensor): tf.Tensor {
+  return tf.cast(tf.less(tf.abs(x), 1), 'float32');
+}
+
+/** A source of per-step seeds: each backward pass of a layer draws fresh rounding noise. */
+export class StepSeeds {
+  private step = 0;
+  constructor(private readonly seed: number) {}
+  next(): number {
+    // splitmix-style mix of (seed, step): distinct, well-spread seeds per step
+    let h = (this.seed ^ Math.imul(++this.step, 0x9e3779b9)) >>> 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+}
+
+/** y[T, N] = α ⊙ (sign(x[T, K]) · sign(w[K, N])). */
+export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D, options: BinaryGradientOptions, seeds: StepSeeds): tf.Tensor2D {
+  const op = tf.customGrad(((xs: tf.Tensor2D, ws: tf.Tensor2D, as: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const xb = binarize(xs) as tf.Tensor2D;
+    const wb = binarize(ws) as tf.Tensor2D;
+    const product = tf.matMul(xb, wb);
+    save([xs, xb, wb, product]);
+    return {
+      value: tf.mul(product, as),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [x0, xb0, wb0, p0] = saved;
+        const [t, n] = dy.shape as [number, number];
+        const dAlpha = tf.sum(tf.mul(dy, p0), 0);
+        const g = floats(tf.mul(dy, as));
+        const shape: GradientShape = { samples: t, positions: 1, channels: n };
+        const est = outputGradientEstimates(g, shape, options, seeds.next());
+        const dx = tf.mul(tf.matMul(tf.tensor2d(est.forInput, [t, n]), wb0 as tf.Tensor2D, false, true), steMask(x0));
+        const dw = tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(est.forWeight, [t, n]), true, false);
+        return [dx, dw, dAlpha];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, w, alpha) as tf.Tensor2D;
+}
+
+export interface Conv2dGeometry {
+  strides: [number, number];
+  pad: 'valid' | 'same';
+}
+
+/** y = α ⊙ conv2d(sign(x), sign(w)) in NHWC, α per output channel. */
+export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D, geometry: Conv2dGeometry, options: BinaryGradientOptions, seeds: StepSeeds): tf.Tensor4D {
+  const { strides, pad } = geometry;
+  const op = tf.customGrad(((xs: tf.Tensor4D, ws: tf.Tensor4D, as: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const xb = binarize(xs) as tf.Tensor4D;
+    const wb = binarize(ws) as tf.Tensor4D;
+    const product = tf.conv2d(xb, wb, strides, pad);
+    save([xs, xb, wb, product]);
+    return {
+      value: tf.mul(product, as),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [x0, xb0, wb0, p0] = saved;
+        const dAlpha = tf.sum(tf.mul(dy, p0), [0, 1, 2]);
+        // ∇Y is already samples × positions × channels in NHWC.
+        const [n, h, wd, c] = dy.shape as [number, number, number, number];
+        const est = outputGradientEstimates(floats(tf.mul(dy, as)), { samples: n, positions: h * wd, channels: c }, options, seeds.next());
+        const dxb = tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(est.forInput, [n, h, wd, c]), filter: wb0 },
+          { strides, pad, dataFormat: 'NHWC', inputShape: x0.shape }) as tf.Tensor4D;
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: xb0, dy: tf.tensor4d(est.forWeight, [n, h, wd, c]) },
+          { strides, pad, dataFormat: 'NHWC', filterShape: wb0.shape }) as tf.Tensor4D;
+        return [tf.mul(dxb, steMask(x0)), dw, dAlpha];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, w, alpha) as tf.Tensor4D;
+}

@@ -1,0 +1,84 @@
+// The output gradient of a binary layer (1-bit FQT, Gao et al., arXiv 2408.14267), quantized for
+// its two backward products. ∇Y feeds ∇X = ∇Y·Wᵀ, a reduction over output channels, and
+// ∇W = Xᵀ·∇Y, a reduction over samples. Sample-Channel joint Quantization (SCQ) quantizes ∇Y
+// twice: per sample for ∇X and per channel for ∇W, so in each product the scale and zero point
+// of a group sit outside the reduction and the product itself is an integer one (bit planes ×
+// signs, lib/core/bitplane-gemm.ts). Each path prunes along its own group axis (AGP).
+//
+// ∇Y is [samples, positions, channels]: a dense layer has one position per sample; a conv layer
+// has the H'·W' output positions of each sample. A sample group is all positions × channels of
+// one sample (its row in the [samples, positions·channels] view); a channel group is one output
+// channel over all samples and positions (a column of the [samples·positions, channels] view).
+
+import {
+  dequantizeGradient, quantizeGradient, type GradientPrune, type QuantizedGradient,
+} from '../core/quantize-gradient.js';
+
+/** How a binary layer's backward pass treats the output gradient:
+ *  'fp32' full precision (QAT); 'ptq' one scale per tensor for both products; 'psq' per sample for
+ *  both products (the baseline of the paper); 'scq' per sample for ∇X, per channel for ∇W. */
+export type BinaryGradientMode = 'fp32' | 'ptq' | 'psq' | 'scq';
+export const BINARY_GRADIENT_MODES: readonly BinaryGradientMode[] = ['fp32', 'ptq', 'psq', 'scq'];
+
+export interface BinaryGradientOptions {
+  mode: BinaryGradientMode;
+  /** Bits per kept element, 1 … 8 (ignored by 'fp32'). */
+  bits: number;
+  /** Group pruning of each path: 'agp' (unbiased, ~1/bits of the groups kept), 'topk' (the released code's, biased) or 'none'. */
+  prune: GradientPrune;
+}
+
+/** The shape of an output gradient: samples × positions × channels, row-major. */
+export interface GradientShape {
+  samples: number;
+  positions: number;
+  channels: number;
+}
+
+/** One path's quantized gradient, in the [rows, cols] view it was grouped in. */
+export interface QuantizedPath {
+  q: QuantizedGradient;
+  /** 'rows': q is the [samples, positions·channels] view; 'cols': the [samples·positions, channels] view. */
+  view: 'rows' | 'cols';
+}
+
+export interface OutputGradientEstimates {
+  /** The gradient ∇X's product takes, in ∇Y's layout (samples, positions, channels). */
+  forInput: Float32Array;
+  /** The gradient ∇W's product takes, in the same layout. */
+  forWeight: Float32Array;
+  /** The quantized forms (absent for 'fp32'); the integer products take these. */
+  input?: QuantizedPath;
+  weight?: QuantizedPath;
+}
+
+function quantizePath(
+  g: Float32Array, shape: GradientShape, view: 'rows' | 'cols', groups: 'sample' | 'channel' | 'tensor', o: BinaryGradientOptions, seed: number,
+): QuantizedPath {
+  const { samples, positions, channels } = shape;
+  const dims = view === 'rows' ? [samples, positions * channels] : [samples * positions, channels];
+  return { q: quantizeGradient(g, { shape: dims, bits: o.bits, groups, prune: o.prune, seed }), view };
+}
+
+/**
+ * The two estimates of ∇Y (`g`, laid out samples × positions × channels) for the input and weight
+ * products. `seed` draws this step's rounding noise and keep decisions; the weight path uses a
+ * second stream derived from it, so the two quantizations are independent.
+ */
+export function outputGradientEstimates(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): OutputGradientEstimates {
+  if (o.mode === 'fp32') return { forInput: g, forWeight: g };
+  const weightSeed = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0) ^ 0x9e3779b9;
+  let input: QuantizedPath;
+  let weight: QuantizedPath;
+  if (o.mode === 'ptq') {
+    input = quantizePath(g, shape, 'rows', 'tensor', o, seed);
+    weight = quantizePath(g, shape, 'rows', 'tensor', o, weightSeed >>> 0);
+  } else {
+    input = quantizePath(g, shape, 'rows', 'sample', o, seed);
+    // PSQ quantizes per sample for both products; SCQ per channel for the weight product.
+    weight = o.mode === 'psq' ? quantizePath(g, shape, 'rows', 'sample', o, weightSeed >>> 0) : quantizePath(g, shape, 'cols', 'channel', o, weightSeed >>> 0);
+  }
+  // Both views are row-major over the same (sample, position, channel) order, so a dequantized
+  // view is already in ∇Y's layout.
+  return { forInput: dequantizeGradient(input.q), forWeight: dequantizeGradient(weight.q), input, weight };
+}
