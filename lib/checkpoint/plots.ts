@@ -1,4 +1,4 @@
-// Small self-contained SVG plots for reports: a horizontal bar chart on a log axis (error per
+// Small self-contained SVG plots for reports: line charts (loss curves), a horizontal bar chart on a log axis (error per
 // tensor) and a precision map (FGMP's FP4/FP8 choice per block, downsampled to shades of grey).
 // No dependency: the output is plain SVG text any browser or image viewer opens.
 
@@ -83,6 +83,104 @@ export function precisionMap(title: string, mask: Uint8Array, rows: number, bloc
   out.push(`<rect x="10" y="${top}" width="${w * cell}" height="${h * cell}" fill="none" stroke="#888"/>`);
   const blocks = rows * blocksPerRow;
   out.push(`<text x="10" y="${top + h * cell + 18}">rows ↓ × blocks of 16 →; black = FP8, white = FP4; FP8 ${(100 * fp8Total / Math.max(1, blocks)).toFixed(1)} % of ${blocks} blocks${ry > 1 || rx > 1 ? ` (cells average ${ry}×${rx} blocks)` : ''}</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+export interface LineSeries {
+  label: string;
+  /** CSS colour of the line and its band. */
+  color: string;
+  /** [x, y] in increasing x; non-finite y values break the line (a diverged run stops). */
+  points: [number, number][];
+  /** Optional shaded band [x, low, high] around the line (e.g. mean ± standard error). */
+  band?: [number, number, number][];
+  /** SVG stroke-dasharray of the line (e.g. '5,3'); solid when absent. */
+  dash?: string;
+}
+
+export interface LineChartOptions {
+  xLabel: string;
+  yLabel: string;
+  /** The y range shown; values outside are clipped to the plot area. Default: the data's. */
+  yRange?: [number, number];
+  width?: number;
+  height?: number;
+}
+
+/** "Nice" tick values covering [lo, hi]: steps of 1, 2 or 5 × 10^k, about `count` of them. */
+function ticks(lo: number, hi: number, count: number): number[] {
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+/** Lines on linear axes with a legend: loss curves and the like. */
+export function lineChart(title: string, series: LineSeries[], o: LineChartOptions): string {
+  const width = o.width ?? 640;
+  const height = o.height ?? 400;
+  const left = 60;
+  const right = 20;
+  const top = 36;
+  const bottom = 46;
+  const legendHeight = 16 * series.length + 8;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => [...s.points.map((p) => p[1]), ...(s.band ?? []).flatMap((b) => [b[1], b[2]])]).filter(Number.isFinite);
+  const x0 = xs.length ? Math.min(...xs) : 0;
+  const x1 = xs.length ? Math.max(...xs) : 1;
+  let [y0, y1] = o.yRange ?? [ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1];
+  if (!(y1 > y0)) [y0, y1] = [y0 - 0.5, y0 + 0.5];
+  const spanX = x1 > x0 ? x1 - x0 : 1;
+  const px = (x: number) => left + ((x - x0) / spanX) * plotW;
+  const py = (y: number) => top + (1 - (Math.min(y1, Math.max(y0, y)) - y0) / (y1 - y0)) * plotH;
+  const f = (v: number) => v.toFixed(1);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + legendHeight}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`,
+    `<clipPath id="plot-area"><rect x="${left}" y="${top}" width="${plotW}" height="${plotH}"/></clipPath>`,
+  ];
+  for (const v of ticks(y0, y1, 6)) {
+    out.push(`<line x1="${left}" y1="${f(py(v))}" x2="${left + plotW}" y2="${f(py(v))}" stroke="#e4e4e4"/>`);
+    out.push(`<text x="${left - 6}" y="${f(py(v) + 4)}" text-anchor="end">${v}</text>`);
+  }
+  for (const v of ticks(x0, x1, 8)) {
+    out.push(`<line x1="${f(px(v))}" y1="${top}" x2="${f(px(v))}" y2="${top + plotH}" stroke="#f0f0f0"/>`);
+    out.push(`<text x="${f(px(v))}" y="${top + plotH + 14}" text-anchor="middle">${v}</text>`);
+  }
+  out.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`);
+  for (const s of series) {
+    const color = escapeXml(s.color);
+    if (s.band?.length) {
+      const fin = s.band.filter((b) => Number.isFinite(b[1]) && Number.isFinite(b[2]));
+      const path = [...fin.map((b) => `${f(px(b[0]))},${f(py(b[2]))}`), ...fin.reverse().map((b) => `${f(px(b[0]))},${f(py(b[1]))}`)];
+      if (path.length) out.push(`<polygon points="${path.join(' ')}" fill="${color}" fill-opacity="0.18" stroke="none" clip-path="url(#plot-area)"/>`);
+    }
+    // One polyline per finite run of points.
+    let run: string[] = [];
+    const flush = () => {
+      if (run.length > 1) out.push(`<polyline points="${run.join(' ')}" fill="none" stroke="${color}" stroke-width="1.6"${s.dash ? ` stroke-dasharray="${escapeXml(s.dash)}"` : ''} clip-path="url(#plot-area)"/>`);
+      else if (run.length === 1) out.push(`<circle cx="${run[0].split(',')[0]}" cy="${run[0].split(',')[1]}" r="2" fill="${color}"/>`);
+      run = [];
+    };
+    for (const [x, y] of s.points) {
+      if (Number.isFinite(y)) run.push(`${f(px(x))},${f(py(y))}`);
+      else flush();
+    }
+    flush();
+  }
+  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 32}" text-anchor="middle">${escapeXml(o.xLabel)}</text>`);
+  out.push(`<text transform="translate(14 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(o.yLabel)}</text>`);
+  series.forEach((s, i) => {
+    const y = height + 4 + 16 * i;
+    out.push(`<line x1="${left}" y1="${y}" x2="${left + 24}" y2="${y}" stroke="${escapeXml(s.color)}" stroke-width="2"${s.dash ? ` stroke-dasharray="${escapeXml(s.dash)}"` : ''}/>`);
+    out.push(`<text x="${left + 30}" y="${y + 4}">${escapeXml(s.label)}</text>`);
+  });
   out.push('</svg>');
   return out.join('\n');
 }
