@@ -1,4 +1,4 @@
-// `layers` of fp4kit/tfjs: training layers built on fp4kit's quantizers (docs/binary-training.md).
+// `layers` of fp4kit/tfjs: training layers built on fp4kit's quantizers (README "Binary layers").
 import { binaryConv2d } from './binary-conv2d.js';
 import { binaryDense } from './binary-dense.js';
 
