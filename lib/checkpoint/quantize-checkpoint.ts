@@ -8,30 +8,25 @@
 // outputs that alias it, or shard names that collide with the files written beside them, are
 // refused before anything is written.
 
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
 import { BLOCK_FORMATS, QUANT_FORMAT_NAMES } from '../core/formats.js';
-import type { FgmpTensor } from '../fgmp/quantize.js';
 import { checkSignal } from '../core/validate.js';
-import { transposeLastTwoInPlace } from '../core/transpose.js';
 import { layoutByName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
 import type { AtomicFile } from './safetensors/atomic-file.js';
 import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
-import type { TensorInfo } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
-import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
+import type { SafetensorsWriter } from './safetensors/write.js';
 import { parseRegex } from './tensor-selection.js';
 import { readModelConfig } from './model-config.js';
-import { COPY_CHUNK, SIDE_FILES, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
-import { BufferPool, ReadAhead } from './read-ahead.js';
-import { quantizeTensor, type RunQuantizer } from './quantize-tensor.js';
-import { measureError } from './error-stats.js';
+import { SIDE_FILES, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
+import { BufferPool } from './read-ahead.js';
+import { writeShard, type ShardRun } from './write-shard.js';
 import { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, stageSideFiles } from './publish.js';
-import { sourceView } from './source-view.js';
 import type { CheckpointOptions, CheckpointPart, CheckpointProgress, CheckpointSummary, TensorSummary } from './summary.js';
 
 export {
@@ -42,30 +37,6 @@ export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFi
 
 function regex(flag: string, r: RegExp | string | undefined): RegExp | undefined {
   return r === undefined ? undefined : typeof r === 'string' ? parseRegex(flag, r) : r;
-}
-
-/** Copy a tensor's bytes through unchanged, a chunk at a time. */
-async function copyTensor(shard: SafetensorsFile, info: TensorInfo, writer: SafetensorsWriter, signal?: AbortSignal): Promise<void> {
-  const total = info.end - info.begin;
-  const chunk = new Uint8Array(Math.min(COPY_CHUNK, total));
-  for (let off = 0; off < total; off += chunk.length) {
-    const piece = chunk.subarray(0, Math.min(chunk.length, total - off));
-    await shard.readInto(info, piece, off);
-    await writer.write(info.name, piece);
-    signal?.throwIfAborted();
-  }
-}
-
-/** Write a quantized tensor's output tensors (the layout's encode, in plan order); returns the bytes written. */
-async function writeTensors(writer: SafetensorsWriter, specs: TensorSpec[], parts: Uint8Array[]): Promise<number> {
-  let written = 0;
-  for (let k = 0; k < specs.length; k++) {
-    const want = specByteLength(specs[k]);
-    if (parts[k].length !== want) throw new Error(`internal: ${specs[k].name} has ${parts[k].length} bytes, planned ${want}`);
-    await writer.write(specs[k].name, parts[k]);
-    written += want;
-  }
-  return written;
 }
 
 export async function quantizeCheckpoint(
@@ -94,7 +65,6 @@ export async function quantizeCheckpoint(
   if (options.fisher !== undefined && options.format !== 'fgmp') throw new RangeError('--fisher applies to --format fgmp only');
   const only = regex('--only', options.only);
   const skip = regex('--skip', options.skip);
-  const measure = options.measureError ?? true;
   signal?.throwIfAborted();
 
   const ckpt = part?.files ?? (await openCheckpoint(input));
@@ -121,75 +91,24 @@ export async function quantizeCheckpoint(
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);
-    const summaries: TensorSummary[] = [];
     let bytesDone = 0;
     let tensorsDone = 0;
     let outputBytes = 0;
-    const pool = new BufferPool(); // input buffers: the tensor being checked, the current one, the one read ahead
-    let pendingCheck: Promise<void> | null = null;
-    const awaitCheck = async () => {
-      const p = pendingCheck;
-      pendingCheck = null;
-      if (p) await p;
-    };
     const report = (tensor: string) =>
       onProgress?.({ tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000 });
-    const run: RunQuantizer = { options, layout, fisher, groupAmax, signal };
-
+    const run: ShardRun = {
+      quantizer: { options, layout, fisher, groupAmax, signal }, layout, stagingDir, measure: options.measureError ?? true, pool: new BufferPool(),
+      progress: {
+        before: async (name) => { report(name); await part?.beforeTensor?.(); },
+        done: (inputBytes, bytesOut) => { bytesDone += inputBytes; outputBytes += bytesOut; tensorsDone++; },
+      },
+    };
+    const summaries: TensorSummary[] = [];
     for (let si = 0; si < ckpt.shards.length; si++) {
       if (!written(si)) continue;
-      const shard = ckpt.shards[si];
-      const plan = plans[si];
-      const fileName = basename(shard.path);
-      const quantEntries = plan.filter((p) => p.quantize).map((p) => ({ name: p.info.name, shape: p.info.shape, format: options.format }));
-      const metadata = { ...shard.metadata, ...(layout.metadata && quantEntries.length > 0 ? layout.metadata(quantEntries) : {}) };
-      const writer = await SafetensorsWriter.create(join(stagingDir, fileName), plan.flatMap((p) => p.specs), metadata);
-      writers.push(writer);
-      const reads = new ReadAhead(shard, plan, pool);
-      for (let i = 0; i < plan.length; i++) {
-        signal?.throwIfAborted();
-        const p = plan[i];
-        const { info } = p;
-        const inputBytes = info.end - info.begin;
-        report(info.name);
-        await part?.beforeTensor?.();
-        if (!p.quantize) {
-          await copyTensor(shard, info, writer, signal);
-          outputBytes += inputBytes;
-          summaries.push({ name: info.name, dtype: info.dtype, shape: info.shape, action: 'copied', reason: p.reason, file: fileName, outputs: [info.name], inputBytes, outputBytes: inputBytes });
-        } else {
-          const bytes = await reads.take(i);
-          if (p.transpose) await transposeLastTwoInPlace(bytes, info.shape, info.dtype === 'F32' ? 4 : 2, signal);
-          const { x, dtype } = sourceView(bytes, info.dtype);
-          const shape = p.blockedShape!;
-          const q = await quantizeTensor(run, shard.path, info.name, x, dtype, shape);
-          const bytesOut = await writeTensors(writer, p.specs, layout.encode(info.name, q));
-          outputBytes += bytesOut;
-          const s: TensorSummary = {
-            name: info.name, dtype: info.dtype, shape: info.shape, action: 'quantized', format: options.format, file: fileName,
-            outputs: p.specs.map((sp) => sp.name), inputBytes, outputBytes: bytesOut, bitsPerElement: (bytesOut * 8) / x.length,
-          };
-          if (q.format === 'fgmp') s.fp4Fraction = (q as FgmpTensor).fp4Fraction;
-          if (p.transpose) s.blockedShape = shape;
-          summaries.push(s);
-          if (measure) {
-            // The error check runs in event-loop turns while the next tensor is read, quantized
-            // (off-thread) and written; at most one check is in flight.
-            await awaitCheck();
-            pendingCheck = measureError(x, dtype, q, signal).then((r) => {
-              Object.assign(s, r);
-              pool.give(bytes);
-            });
-            pendingCheck.catch(() => {}); // reported when awaited
-          } else {
-            pool.give(bytes);
-          }
-        }
-        bytesDone += inputBytes;
-        tensorsDone++;
-      }
-      await awaitCheck();
-      await writer.finish();
+      const shard = await writeShard(run, ckpt.shards[si], plans[si]);
+      writers.push(shard.writer);
+      summaries.push(...shard.summaries);
     }
     report('');
     if (part) {

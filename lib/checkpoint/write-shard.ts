@@ -1,0 +1,118 @@
+// Writing one output shard: each tensor of the input shard copied through or quantized and
+// encoded in plan order, the next tensor read ahead while the current one is quantized, and each
+// quantized tensor's error measured while the next one is worked on (at most one check in flight).
+import { basename, join } from 'node:path';
+import type { FgmpTensor } from '../fgmp/quantize.js';
+import { transposeLastTwoInPlace } from '../core/transpose.js';
+import type { Layout } from './layouts/index.js';
+import type { TensorInfo } from './safetensors/header.js';
+import type { SafetensorsFile } from './safetensors/read.js';
+import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
+import { COPY_CHUNK, type PlannedTensor } from './plan.js';
+import { BufferPool, ReadAhead } from './read-ahead.js';
+import { quantizeTensor, type RunQuantizer } from './quantize-tensor.js';
+import { measureError } from './error-stats.js';
+import { sourceView } from './source-view.js';
+import type { TensorSummary } from './summary.js';
+
+/** Copy a tensor's bytes through unchanged, a chunk at a time. */
+async function copyTensor(shard: SafetensorsFile, info: TensorInfo, writer: SafetensorsWriter, signal?: AbortSignal): Promise<void> {
+  const total = info.end - info.begin;
+  const chunk = new Uint8Array(Math.min(COPY_CHUNK, total));
+  for (let off = 0; off < total; off += chunk.length) {
+    const piece = chunk.subarray(0, Math.min(chunk.length, total - off));
+    await shard.readInto(info, piece, off);
+    await writer.write(info.name, piece);
+    signal?.throwIfAborted();
+  }
+}
+
+/** Write a quantized tensor's output tensors (the layout's encode, in plan order); returns the bytes written. */
+async function writeTensors(writer: SafetensorsWriter, specs: TensorSpec[], parts: Uint8Array[]): Promise<number> {
+  let written = 0;
+  for (let k = 0; k < specs.length; k++) {
+    const want = specByteLength(specs[k]);
+    if (parts[k].length !== want) throw new Error(`internal: ${specs[k].name} has ${parts[k].length} bytes, planned ${want}`);
+    await writer.write(specs[k].name, parts[k]);
+    written += want;
+  }
+  return written;
+}
+
+/** What the shards of one run share: how to quantize, where to write, what to report. */
+export interface ShardRun {
+  quantizer: RunQuantizer;
+  layout: Layout;
+  stagingDir: string;
+  measure: boolean;
+  /** Input buffers, recycled across tensors and shards. */
+  pool: BufferPool;
+  /** Called before each tensor, with the tensor's name and its input bytes once it is done. */
+  progress: { before(name: string): Promise<void>; done(inputBytes: number, outputBytes: number): void };
+}
+
+/** Writes the output shard of `shard` (its tensors in `plan` order) into the staging folder; returns
+ *  its writer (finished, not yet published) and the tensors' summaries. */
+export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: PlannedTensor[]): Promise<{ writer: SafetensorsWriter; summaries: TensorSummary[] }> {
+  const { quantizer, layout, pool } = run;
+  const { options, signal } = quantizer;
+  const fileName = basename(shard.path);
+  const quantEntries = plan.filter((p) => p.quantize).map((p) => ({ name: p.info.name, shape: p.info.shape, format: options.format }));
+  const metadata = { ...shard.metadata, ...(layout.metadata && quantEntries.length > 0 ? layout.metadata(quantEntries) : {}) };
+  const writer = await SafetensorsWriter.create(join(run.stagingDir, fileName), plan.flatMap((p) => p.specs), metadata);
+  const summaries: TensorSummary[] = [];
+  let pendingCheck: Promise<void> | null = null;
+  const awaitCheck = async () => {
+    const p = pendingCheck;
+    pendingCheck = null;
+    if (p) await p;
+  };
+  try {
+    const reads = new ReadAhead(shard, plan, pool);
+    for (let i = 0; i < plan.length; i++) {
+      signal?.throwIfAborted();
+      const p = plan[i];
+      const { info } = p;
+      const inputBytes = info.end - info.begin;
+      await run.progress.before(info.name);
+      if (!p.quantize) {
+        await copyTensor(shard, info, writer, signal);
+        summaries.push({ name: info.name, dtype: info.dtype, shape: info.shape, action: 'copied', reason: p.reason, file: fileName, outputs: [info.name], inputBytes, outputBytes: inputBytes });
+        run.progress.done(inputBytes, inputBytes);
+        continue;
+      }
+      const bytes = await reads.take(i);
+      if (p.transpose) await transposeLastTwoInPlace(bytes, info.shape, info.dtype === 'F32' ? 4 : 2, signal);
+      const { x, dtype } = sourceView(bytes, info.dtype);
+      const shape = p.blockedShape!;
+      const q = await quantizeTensor(quantizer, shard.path, info.name, x, dtype, shape);
+      const bytesOut = await writeTensors(writer, p.specs, layout.encode(info.name, q));
+      const s: TensorSummary = {
+        name: info.name, dtype: info.dtype, shape: info.shape, action: 'quantized', format: options.format, file: fileName,
+        outputs: p.specs.map((sp) => sp.name), inputBytes, outputBytes: bytesOut, bitsPerElement: (bytesOut * 8) / x.length,
+      };
+      if (q.format === 'fgmp') s.fp4Fraction = (q as FgmpTensor).fp4Fraction;
+      if (p.transpose) s.blockedShape = shape;
+      summaries.push(s);
+      if (run.measure) {
+        // The error check runs in event-loop turns while the next tensor is read, quantized
+        // (off-thread) and written; at most one check is in flight.
+        await awaitCheck();
+        pendingCheck = measureError(x, dtype, q, signal).then((r) => {
+          Object.assign(s, r);
+          pool.give(bytes);
+        });
+        pendingCheck.catch(() => {}); // reported when awaited
+      } else {
+        pool.give(bytes);
+      }
+      run.progress.done(inputBytes, bytesOut);
+    }
+    await awaitCheck();
+    await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return { writer, summaries };
+}
