@@ -7,7 +7,6 @@
 #include "gradient_quant.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -24,10 +23,6 @@ namespace {
 
 constexpr uint64_t kKeepStreamBase = uint64_t(1) << 52;
 constexpr int64_t kElementsPerThread = int64_t(1) << 16;
-
-inline int64_t groupOf(int32_t groups, int64_t row, int64_t col) {
-  return groups == kGroupsSample ? row : groups == kGroupsChannel ? col : 0;
-}
 
 inline double rangeOf(const std::vector<float>& lo, const std::vector<float>& hi, int64_t g) {
   return static_cast<double>(hi[g]) - static_cast<double>(lo[g]);
