@@ -5,7 +5,7 @@
 // sees every group at once. The same float32/float64 operations in the same order as the
 // reference, so the bytes are identical.
 
-import { fmix32, randomBits, streamKey } from "./stochastic";
+import { fmix32, randomBits, randomBitsVec, streamKey } from "./stochastic";
 
 const GROUPS_SAMPLE: i32 = 1;
 const GROUPS_CHANNEL: i32 = 2;
@@ -191,47 +191,87 @@ export function gradientKeep(
   }
 }
 
-/** Phase 3, a run of rows from row `firstRow`: stochastic b-bit codes. A row's group constants
- *  and the random stream's key (per 2^32 indices) are hoisted out of the element loop. */
+// @ts-ignore: decorator
+@inline
+function scalarCode(x: f32, l: f64, m: f64, B: f64, bits32: u32): u8 {
+  if (m == 0) return 0; // R = 0 or pruned: the formula gives 0 without drawing
+  let u = (<f64>x - l) * m;
+  if (u > B) u = B;
+  const f = Math.floor(u);
+  return <u8>(<u32>f + (<f64>bits32 < (u - f) * 4294967296.0 ? 1 : 0));
+}
+
+/** Four codes at once: the scalar steps on two f64x2 halves (trunc = floor for u ≥ 0; −0 gives
+ *  code 0 either way), random bits as four u32 lanes. Returns the codes as i32x4. */
+// @ts-ignore: decorator
+@inline
+function codes4(x: v128, lLo: v128, lHi: v128, mLo: v128, mHi: v128, B: v128, rnd: v128): v128 {
+  const two32 = f64x2.splat(4294967296.0);
+  const uLo = f64x2.pmin(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(x), lLo), mLo), B);
+  const uHi = f64x2.pmin(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<i32>(x, x, 2, 3, 0, 1)), lHi), mHi), B);
+  const fLo = i32x4.trunc_sat_f64x2_s_zero(uLo);
+  const fHi = i32x4.trunc_sat_f64x2_s_zero(uHi);
+  const upLo = f64x2.lt(f64x2.convert_low_i32x4_u(rnd), f64x2.mul(f64x2.sub(uLo, f64x2.convert_low_i32x4_s(fLo)), two32));
+  const upHi = f64x2.lt(f64x2.convert_low_i32x4_u(v128.shuffle<i32>(rnd, rnd, 2, 3, 0, 1)), f64x2.mul(f64x2.sub(uHi, f64x2.convert_low_i32x4_s(fHi)), two32));
+  return i32x4.sub(v128.shuffle<i32>(fLo, fHi, 0, 1, 4, 5), v128.shuffle<i32>(upLo, upHi, 0, 2, 4, 6));
+}
+
+/** Phase 3, a run of rows from row `firstRow`: stochastic b-bit codes, four at a time (SIMD128)
+ *  where the four flat indices share their high word, one at a time otherwise. */
 export function gradientCodes(
   src: usize, rows: i32, cols: i32, bits: i32, groups: i32, seed: u32, firstRow: u32, lo: usize, inv: usize, codes: usize,
 ): void {
   const B = <f64>((1 << bits) - 1);
+  const Bv = f64x2.splat(B);
   let keyHigh: u32 = 0;
   let key = streamKey(seed, 0);
+  const perColumn = groups == GROUPS_CHANNEL;
   for (let r = 0; r < rows; r++) {
     const row = firstRow + <u32>r;
     const x = src + (<usize>(r * cols) << 2);
     const out = codes + <usize>(r * cols);
-    const perColumn = groups == GROUPS_CHANNEL;
     const g = groupOf(groups, row, 0);
-    let l = <f64>load<f32>(lo + (g << 2));
-    let m = load<f64>(inv + (g << 3));
+    const l = <f64>load<f32>(lo + (g << 2));
+    const m = load<f64>(inv + (g << 3));
     if (!perColumn && m == 0) {
       memory.fill(out, 0, <usize>cols);
       continue;
     }
+    const lv = f64x2.splat(l);
+    const mv = f64x2.splat(m);
     const base = <u64>row * <u64>cols;
-    for (let c = 0; c < cols; c++) {
-      if (perColumn) {
-        m = load<f64>(inv + (<usize>c << 3));
-        if (m == 0) {
-          store<u8>(out + <usize>c, 0);
-          continue;
-        }
-        l = <f64>load<f32>(lo + (<usize>c << 2));
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const index = base + <u64>c;
+      const high = <u32>(index >>> 32);
+      const low = <u32>index;
+      if (high != keyHigh) {
+        keyHigh = high;
+        key = streamKey(seed, high);
       }
-      let u = (<f64>load<f32>(x + (<usize>c << 2)) - l) * m;
-      if (u > B) u = B;
-      const f = Math.floor(u);
+      if (low > 0xfffffffc) break; // the four indices would cross into the next stream: finish one by one
+      const xv = v128.load(x + (<usize>c << 2));
+      let v: v128;
+      if (perColumn) {
+        const lc = v128.load(lo + (<usize>c << 2));
+        v = codes4(xv, f64x2.promote_low_f32x4(lc), f64x2.promote_low_f32x4(v128.shuffle<i32>(lc, lc, 2, 3, 0, 1)),
+          v128.load(inv + (<usize>c << 3)), v128.load(inv + (<usize>c << 3), 16), Bv, randomBitsVec(key, low));
+      } else {
+        v = codes4(xv, lv, lv, mv, mv, Bv, randomBitsVec(key, low));
+      }
+      const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(v, v), i16x8.narrow_i32x4_u(v, v));
+      store<u32>(out + <usize>c, i32x4.extract_lane(bytes, 0));
+    }
+    for (; c < cols; c++) {
       const index = base + <u64>c;
       const high = <u32>(index >>> 32);
       if (high != keyHigh) {
         keyHigh = high;
         key = streamKey(seed, high);
       }
-      const bits32 = fmix32(<u32>index ^ key);
-      store<u8>(out + <usize>c, <u8>(<u32>f + (<f64>bits32 < (u - f) * 4294967296.0 ? 1 : 0)));
+      const lc = perColumn ? <f64>load<f32>(lo + (<usize>c << 2)) : l;
+      const mc = perColumn ? load<f64>(inv + (<usize>c << 3)) : m;
+      store<u8>(out + <usize>c, scalarCode(load<f32>(x + (<usize>c << 2)), lc, mc, B, fmix32(<u32>index ^ key)));
     }
   }
 }
