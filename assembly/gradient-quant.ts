@@ -27,32 +27,61 @@ export function gradientRangesInit(lo: usize, hi: usize, count: i32): void {
   }
 }
 
-/** Phase 1, a run of rows from row `firstRow`: widen each group's range. Returns the index in
- *  `src` of the first non-finite value, or −1. A row's own group stays in registers. */
+/** Index in the row of its first non-finite value, or −1. */
+function firstNonFinite(row: usize, cols: i32): i32 {
+  for (let c = 0; c < cols; c++) {
+    const x = load<f32>(row + (<usize>c << 2));
+    if (x - x != 0) return c;
+  }
+  return -1;
+}
+
+/** Phase 1, a run of rows from row `firstRow`: widen each group's range, four lanes at a time
+ *  (min and max do not depend on the order; −0 is dropped at the end). Returns the index in
+ *  `src` of the first non-finite value, or −1. */
 export function gradientRanges(src: usize, rows: i32, cols: i32, groups: i32, firstRow: u32, lo: usize, hi: usize): i32 {
+  const zero = f32x4.splat(0);
   for (let r = 0; r < rows; r++) {
     const row = src + (<usize>(r * cols) << 2);
+    let bad = i32x4.splat(0);
+    let c = 0;
     if (groups == GROUPS_CHANNEL) {
-      for (let c = 0; c < cols; c++) {
-        const x = load<f32>(row + (<usize>c << 2));
-        if (x - x != 0) return r * cols + c;
+      for (; c + 4 <= cols; c += 4) {
         const o = <usize>c << 2;
+        const x = v128.load(row + o);
+        bad = v128.or(bad, f32x4.ne(f32x4.sub(x, x), zero));
+        v128.store(lo + o, f32x4.pmin(v128.load(lo + o), x));
+        v128.store(hi + o, f32x4.pmax(v128.load(hi + o), x));
+      }
+      for (; c < cols; c++) {
+        const o = <usize>c << 2;
+        const x = load<f32>(row + o);
+        if (x - x != 0) bad = i32x4.splat(-1);
         if (x < load<f32>(lo + o)) store<f32>(lo + o, x);
         if (x > load<f32>(hi + o)) store<f32>(hi + o, x);
       }
     } else {
       const o = groupOf(groups, firstRow + <u32>r, 0) << 2;
-      let l = load<f32>(lo + o);
-      let h = load<f32>(hi + o);
-      for (let c = 0; c < cols; c++) {
+      let lv = f32x4.splat(load<f32>(lo + o));
+      let hv = f32x4.splat(load<f32>(hi + o));
+      for (; c + 4 <= cols; c += 4) {
+        const x = v128.load(row + (<usize>c << 2));
+        bad = v128.or(bad, f32x4.ne(f32x4.sub(x, x), zero));
+        lv = f32x4.pmin(lv, x);
+        hv = f32x4.pmax(hv, x);
+      }
+      let l = min(min(f32x4.extract_lane(lv, 0), f32x4.extract_lane(lv, 1)), min(f32x4.extract_lane(lv, 2), f32x4.extract_lane(lv, 3)));
+      let h = max(max(f32x4.extract_lane(hv, 0), f32x4.extract_lane(hv, 1)), max(f32x4.extract_lane(hv, 2), f32x4.extract_lane(hv, 3)));
+      for (; c < cols; c++) {
         const x = load<f32>(row + (<usize>c << 2));
-        if (x - x != 0) return r * cols + c;
+        if (x - x != 0) bad = i32x4.splat(-1);
         if (x < l) l = x;
         if (x > h) h = x;
       }
       store<f32>(lo + o, l);
       store<f32>(hi + o, h);
     }
+    if (v128.any_true(bad)) return r * cols + firstNonFinite(row, cols);
   }
   return -1;
 }
