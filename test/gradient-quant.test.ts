@@ -12,6 +12,7 @@
 //   'none'  Var = Σ v_i ≤ Σ_g D_g R_g² / (4B²)          (PSQ: (D/4B²)·Σ_i R_i²; PCQ, PTQ alike)
 //   'agp'   x̂ = (m/p)·Q(x):  Var = Σ_g [ (1/p_g − 1)·‖x_g‖² + Σ_{i∈g} v_i / p_g ]
 //                            ≤ Σ_g [ (1/p_g − 1)·‖x_g‖² + D_g R_g² / (4B² p_g) ]
+//   'topk'  biased: E‖x̂ − x‖² = Σ_kept v_i + Σ_pruned ‖x_g‖² (kept groups as 'none', pruned exactly 0)
 // (the paper's Eq. 24 keeps only the second term over the N/b largest groups; the Bernoulli
 // mask adds the first, which dominates at small p.)
 
@@ -76,6 +77,8 @@ function moments(x: Float32Array, rows: number, cols: number, bits: number, grou
   const { lo, hi } = groupRanges(x, rows, cols, groups);
   const sigma2 = new Float64Array(x.length);
   const M = new Float64Array(x.length);
+  const mu = Float64Array.from(x); // E[x̂]: x, or 0 in a group top-k prunes (its bias is x)
+  let bias2 = 0;
   let bound = 0;
   for (let i = 0; i < x.length; i++) {
     const g = groupIndex(groups, cols, i);
@@ -83,14 +86,19 @@ function moments(x: Float32Array, rows: number, cols: number, bits: number, grou
     const u = step > 0 ? (x[i] - lo[g]) / step : 0;
     const f = u - Math.floor(u);
     const v = step * step * f * (1 - f);
-    const pg = prune === 'agp' ? p[g] : 1;
-    if (pg === 0) continue; // an all-zero group, pruned: exact
-    sigma2[i] = x[i] * x[i] * (1 / pg - 1) + v / pg;
+    const pg = prune === 'none' ? 1 : p[g];
+    if (pg === 0) { // agp: an all-zero group; topk: a pruned group, exactly 0
+      mu[i] = 0;
+      bias2 += x[i] * x[i];
+      continue;
+    }
+    const agp = prune === 'agp' ? pg : 1; // top-k keeps without rescaling
+    sigma2[i] = x[i] * x[i] * (1 / agp - 1) + v / agp;
     // |x̂ − x| ≤ Δ when always kept; else a pruned draw is off by |x|, a kept one by ≤ |x|(1/p − 1) + Δ/p
-    M[i] = pg === 1 ? step : Math.max(Math.abs(x[i]), Math.abs(x[i]) * (1 / pg - 1) + step / pg);
-    bound += x[i] * x[i] * (1 / pg - 1) + (step * step) / 4 / pg;
+    M[i] = agp === 1 ? step : Math.max(Math.abs(x[i]), Math.abs(x[i]) * (1 / agp - 1) + step / agp);
+    bound += x[i] * x[i] * (1 / agp - 1) + (step * step) / 4 / agp;
   }
-  return { sigma2, M, bound };
+  return { sigma2, M, mu, bias2, bound: bound + bias2 };
 }
 
 function draws(x: Float32Array, rows: number, cols: number, bits: number, groups: GradientGroups, prune: GradientPrune, S: number, firstSeed: number) {
@@ -136,25 +144,29 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
     const modes: Array<[GradientGroups, GradientPrune, number]> = [
       ['sample', 'none', 1], ['sample', 'none', 4], ['channel', 'none', 2], ['tensor', 'none', 4],
       ['sample', 'agp', 4], ['channel', 'agp', 4], ['tensor', 'agp', 2], ['sample', 'agp', 1],
+      ['sample', 'topk', 4], ['channel', 'topk', 2],
     ];
     it.each(modes)('%s groups, prune %s, %i bits', (groups, prune, bits) => {
       const { mean, sq, first } = draws(x, rows, cols, bits, groups, prune, S, 1000 * bits);
-      const { sigma2, M, bound } = moments(x, rows, cols, bits, groups, prune, first.keepProbability);
-      // every element's mean within Bernstein's half-width (union bound over elements: δ = 10⁻⁶)
+      const { sigma2, M, mu, bias2, bound } = moments(x, rows, cols, bits, groups, prune, first.keepProbability);
+      // every element's mean within Bernstein's half-width of E[x̂] (union bound over elements:
+      // δ = 10⁻⁶); E[x̂] = g except where top-k prunes (there x̂ is exactly 0: M = 0)
       const delta = 1e-6 / x.length;
       for (let i = 0; i < x.length; i++) {
         const t = bernstein(S, sigma2[i], M[i], delta);
-        if (!(Math.abs(mean[i] - x[i]) <= t)) {
-          throw new Error(`element ${i}: mean ${mean[i]} vs ${x[i]}, allowed ±${t} (σ² ${sigma2[i]})`);
+        if (!(Math.abs(mean[i] - mu[i]) <= t)) {
+          throw new Error(`element ${i}: mean ${mean[i]} vs ${mu[i]}, allowed ±${t} (σ² ${sigma2[i]})`);
         }
       }
+      if (prune === 'topk') expect(bias2).toBeGreaterThan(0); // the test data does prune something
       // the measured total variance, the mean of Y = ‖x̂ − x‖², against its exact value V, with
       // Bernstein (δ = 10⁻⁶): 0 ≤ Y ≤ Σ M²; Var(Y) ≤ Σ_i M_i²·σ_i² when the elements are
       // independent ('none'), ≤ Σ_g Ymax_g·V_g when only the groups are (AGP: one mask per group)
-      const V = sigma2.reduce((a, b) => a + b, 0);
+      // (top-k: Y also holds the fixed Σ_pruned g², added to V; Y − V still lies within ±Σ M²)
+      const V = sigma2.reduce((a, b) => a + b, 0) + bias2;
       const Ymax = M.reduce((a, m) => a + m * m, 0);
       let varY = 0;
-      if (prune === 'none') {
+      if (prune !== 'agp') {
         for (let i = 0; i < x.length; i++) varY += M[i] * M[i] * sigma2[i];
       } else {
         const yMax = new Float64Array(x.length);
