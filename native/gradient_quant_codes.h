@@ -8,6 +8,8 @@
 #pragma once
 #include <cstdint>
 
+#include "stochastic.h"
+
 namespace fp4kit {
 
 // x[0..n) of one row; flat indices have low words firstLow + j (the run never crosses a multiple
@@ -26,15 +28,6 @@ void gradientCodesRunAvx512(const float* x, uint8_t* out, int64_t n, const doubl
 
 namespace gradient_detail {
 
-static inline uint32_t mix(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
 template <bool PerColumn>
 static inline void codesRun(const float* __restrict x, uint8_t* __restrict out, int64_t n, const double* __restrict lo,
                             const double* __restrict inv, double B, uint32_t key, uint32_t firstLow) {
@@ -45,7 +38,7 @@ static inline void codesRun(const float* __restrict x, uint8_t* __restrict out, 
     double u = (static_cast<double>(x[j]) - l) * m;
     u = u > B ? B : u;
     const int32_t f = static_cast<int32_t>(u);
-    const uint32_t bits = mix((firstLow + static_cast<uint32_t>(j)) ^ key);
+    const uint32_t bits = fmix32((firstLow + static_cast<uint32_t>(j)) ^ key);
     // bits as a double without an unsigned conversion: (bits − 2^31 as int32) + 2^31, exact
     const double r = static_cast<double>(static_cast<int32_t>(bits ^ 0x80000000u)) + 2147483648.0;
     out[j] = static_cast<uint8_t>(f + (r < (u - static_cast<double>(f)) * 4294967296.0 ? 1 : 0));
