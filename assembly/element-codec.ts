@@ -296,6 +296,19 @@ export function decodeElements(codes: usize, count: i32, f: i32, out: usize): vo
   }
 }
 
+/** E2M1 code of a float32 clamped to ±6, by nearest even (e2m1NearestCode in native/element_codec.h):
+ *  per binade scale by the inverse quantum (exact), round by adding and removing 2^23, add the
+ *  binade's first code. FGMP's FP4 blocks. */
+export function e2m1NearestCode(v: f32): u8 {
+  const a = Mathf.abs(v);
+  const atLeast2: i32 = a >= 2.0 ? 1 : 0;
+  const atLeast4: i32 = a >= 4.0 ? 1 : 0;
+  const inverseQuantum: f32 = <f32>2.0 - <f32>atLeast2 - <f32>0.5 * <f32>atLeast4;
+  const rounded = <i32>((a * inverseQuantum + <f32>8388608.0) - <f32>8388608.0);
+  const code = min(rounded + 2 * (atLeast2 + atLeast4), 7);
+  return <u8>(code | (<i32>(reinterpret<u32>(v) >>> 31) << 3));
+}
+
 /**
  * Nearest-even E2M1 code magnitudes of four float32 values 0 ≤ v < 8 (as bits), unsaturated
  * (7.x rounds to 8). In units of the local quantum — v·2 below 2, v above, v/2 from 4 — the

@@ -4,7 +4,7 @@
 // Fisher-weighted impact of choosing FP4. The same float32 and float64 steps in the same order,
 // so codes, scales and impacts are identical on every backend.
 
-import { E2M1, E4M3, decodeTable, encodeElementBits, maxFiniteCode, minNormalExponent, mantissaBits, roundMagnitude, signBit } from './element-codec';
+import { E2M1, E4M3, decodeTable, e2m1NearestCode, encodeElementBits, maxFiniteCode, minNormalExponent, mantissaBits, roundMagnitude, signBit } from './element-codec';
 
 const BLOCK: i32 = 16;
 const block: usize = memory.data(BLOCK * 4, 16);
@@ -28,17 +28,6 @@ function e4m3SaturatingCode(v: f32): u8 {
   return <u8>((bits >>> 31) != 0 ? mag | signBit(E4M3) : mag);
 }
 
-/** E2M1 code of a float32 clamped to ±6, by nearest even (e2m1Code in native/fgmp.cc). */
-function e2m1Code(v: f32): u8 {
-  const a = Mathf.abs(v);
-  const atLeast2: i32 = a >= 2.0 ? 1 : 0;
-  const atLeast4: i32 = a >= 4.0 ? 1 : 0;
-  const inverseQuantum: f32 = <f32>2.0 - <f32>atLeast2 - <f32>0.5 * <f32>atLeast4;
-  const rounded = <i32>((a * inverseQuantum + <f32>8388608.0) - <f32>8388608.0);
-  const code = min(rounded + 2 * (atLeast2 + atLeast4), 7);
-  return <u8>(code | (<i32>(reinterpret<u32>(v) >>> 31) << 3));
-}
-
 /** Codes and dequantized values of a block under E4M3 scale code `scaleCode` (quantizeFp4Block). */
 function quantizeFp4Block(x: usize, count: i32, tensorScale: f32, scaleCode: i32, codes: usize, values: usize): void {
   const total: f32 = tensorScale * e4m3Value(scaleCode);
@@ -50,7 +39,7 @@ function quantizeFp4Block(x: usize, count: i32, tensorScale: f32, scaleCode: i32
       continue;
     }
     const v = min(max(load<f32>(x + (<usize>i << 2)) / total, <f32>-6.0), <f32>6.0);
-    const c = e2m1Code(v);
+    const c = e2m1NearestCode(v);
     store<u8>(codes + <usize>i, c);
     store<f32>(values + (<usize>i << 2), load<f32>(e2m1 + (<usize>c << 2)) * total);
   }

@@ -33,17 +33,6 @@ uint8_t saturatingCode(float v, const ElementFormat& f) {
   return static_cast<uint8_t>((bits >> 31) ? (mag | f.signBit) : mag);
 }
 
-// E2M1 code of a float32 already clamped to ±6, by nearest even: per binade scale by the inverse
-// quantum (exact), round with the FPU's nearest-even (adding and removing 2^23), add the binade's
-// first code — equal to saturatingCode(v, e2m1), several times cheaper.
-inline uint8_t e2m1Code(float v) {
-  const float a = std::fabs(v);
-  const int32_t atLeast2 = a >= 2.0f, atLeast4 = a >= 4.0f;  // no branches: the data is random
-  const float inverseQuantum = 2.0f - static_cast<float>(atLeast2) - 0.5f * static_cast<float>(atLeast4);
-  const int32_t code = std::min(static_cast<int32_t>((a * inverseQuantum + 8388608.0f) - 8388608.0f) + 2 * (atLeast2 + atLeast4), 7);
-  return static_cast<uint8_t>(code | (static_cast<int32_t>(floatToBits(v) >> 31) << 3));
-}
-
 // quantizeFp4Block: codes and dequantized values under E4M3 scale code `scaleCode`.
 void quantizeFp4Block(const float* x, int64_t count, float tensorScale, uint8_t scaleCode, uint8_t* codes, float* values) {
   const Tables& t = tables();
@@ -55,7 +44,7 @@ void quantizeFp4Block(const float* x, int64_t count, float tensorScale, uint8_t 
       continue;
     }
     const float v = std::min(std::max(x[i] / total, -6.0f), 6.0f);  // clamp as the reference (no NaN here)
-    codes[i] = e2m1Code(v);
+    codes[i] = e2m1NearestCode(v);
     values[i] = t.e2m1[codes[i]] * total;
   }
 }

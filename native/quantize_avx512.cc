@@ -106,24 +106,32 @@ bool mxfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
   return true;
 }
 
+// Each row in groups of 16 whole blocks (`group(start, blockIndex)`, false = leave the rest of the
+// row); the rest of the row (fewer than 16 blocks, a ragged block, or a group the fast path
+// refused, e.g. NaN/Inf) takes the general vector path `rest`.
+template <typename Group>
+void wholeGroupsOf16(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd, int64_t blockSize, int64_t bytesPerBlock,
+                     void (*rest)(const BlockArgs&, int64_t, int64_t, BlockKernel), BlockKernel scalar, Group group) {
+  const int64_t blocksPerRow = (a.cols + blockSize - 1) / blockSize;
+  const int64_t fullBlocks = a.cols / blockSize;
+  for (int64_t row = rowBegin; row < rowEnd; row++) {
+    int64_t b = 0;
+    for (; b + 16 <= fullBlocks; b += 16) {
+      if (!group(row * a.cols + b * blockSize, row * blocksPerRow + b)) break;
+    }
+    if (b < blocksPerRow) rest(restOfRow(a, row, b, blockSize, bytesPerBlock), 0, 1, scalar);
+  }
+}
+
 void quantizeMxAvx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
   const bool fast = a.format == kE2m1 && a.rounding == kNearest && a.scaleRule == kScaleFloor && (a.dtype == kF32 || a.dtype == kBf16);
   if (!fast) {
     quantizeMxVector(a, rowBegin, rowEnd, kScalarKernels.quantizeMx);
     return;
   }
-  const int64_t blocksPerRow = (a.cols + kMxBlock - 1) / kMxBlock;
-  const int64_t fullBlocks = a.cols / kMxBlock;
-  for (int64_t row = rowBegin; row < rowEnd; row++) {
-    int64_t b = 0;
-    for (; b + 16 <= fullBlocks; b += 16) {
-      const int64_t blockIndex = row * blocksPerRow + b;
-      if (!mxfp4Group(a, row * a.cols + b * kMxBlock, a.data + blockIndex * 16, a.scales + blockIndex)) break;
-    }
-    // The rest of the row (fewer than 16 blocks, a ragged block, or a NaN/Inf block) takes the
-    // general vector path.
-    if (b < blocksPerRow) quantizeMxVector(restOfRow(a, row, b, kMxBlock, 16), 0, 1, kScalarKernels.quantizeMx);
-  }
+  wholeGroupsOf16(a, rowBegin, rowEnd, kMxBlock, 16, quantizeMxVector, kScalarKernels.quantizeMx, [&](int64_t start, int64_t blockIndex) {
+    return mxfp4Group(a, start, a.data + blockIndex * 16, a.scales + blockIndex);
+  });
 }
 
 // NVFP4, nearest: 16 whole blocks (256 elements) of one row from `start`.
@@ -165,16 +173,10 @@ void quantizeNvfp4Avx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
   }
   float e4m3Values[256];
   for (int c = 0; c < 256; c++) e4m3Values[c] = decodeElement(c, kElementFormats[kE4m3]);
-  const int64_t blocksPerRow = (a.cols + kNvfp4Block - 1) / kNvfp4Block;
-  const int64_t fullBlocks = a.cols / kNvfp4Block;
-  for (int64_t row = rowBegin; row < rowEnd; row++) {
-    int64_t b = 0;
-    for (; b + 16 <= fullBlocks; b += 16) {
-      const int64_t blockIndex = row * blocksPerRow + b;
-      nvfp4Group(a, row * a.cols + b * kNvfp4Block, a.data + blockIndex * 8, a.scales + blockIndex, e4m3Values);
-    }
-    if (b < blocksPerRow) quantizeNvfp4Vector(restOfRow(a, row, b, kNvfp4Block, 8), 0, 1, kScalarKernels.quantizeNvfp4);
-  }
+  wholeGroupsOf16(a, rowBegin, rowEnd, kNvfp4Block, 8, quantizeNvfp4Vector, kScalarKernels.quantizeNvfp4, [&](int64_t start, int64_t blockIndex) {
+    nvfp4Group(a, start, a.data + blockIndex * 8, a.scales + blockIndex, e4m3Values);
+    return true;
+  });
 }
 
 void dequantizeMxAvx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeMxVector(a, rowBegin, rowEnd, kScalarKernels.dequantizeMx); }

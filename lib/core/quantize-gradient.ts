@@ -3,6 +3,7 @@
 // Gradient Pruning ('agp', unbiased) or the released code's top-k pruning ('topk', biased).
 // The arithmetic, its float order and the random streams: lib/kernels/ref/gradient-quant.ts.
 
+import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
 import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
@@ -27,13 +28,7 @@ export interface QuantizeGradientOptions {
   out?: GradientBuffers;
 }
 
-export interface GradientBuffers {
-  codes: Uint8Array;
-  scales: Float32Array;
-  zeros: Float32Array;
-  mask: Uint8Array;
-  keepProbability: Float32Array;
-}
+export type { GradientBuffers };
 
 /**
  * A quantized gradient. G groups: rows ('sample'), cols ('channel') or 1 ('tensor').
@@ -46,17 +41,12 @@ export interface GradientBuffers {
  * So a product with a sample-quantized Ĝ factors as diag(scales)·(Q·W) + zeros·(1ᵀW) over the
  * kept rows, and with a channel-quantized Ĝ as (Xᵀ·Q)·diag(scales) + (Xᵀ1)·zerosᵀ over the kept columns.
  */
-export interface QuantizedGradient {
+export interface QuantizedGradient extends GradientBuffers {
   shape: [number, number];
   bits: number;
   groups: GradientGroups;
   prune: GradientPrune;
   seed: number;
-  codes: Uint8Array;
-  scales: Float32Array;
-  zeros: Float32Array;
-  mask: Uint8Array;
-  keepProbability: Float32Array;
 }
 
 const GROUPS: readonly GradientGroups[] = ['sample', 'channel', 'tensor'];

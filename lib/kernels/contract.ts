@@ -44,9 +44,19 @@ export interface DequantizeBlocksArgs extends BlockArgs {
   out: Float32Array;
 }
 
+/** The outputs of one gradient quantization: rows × cols codes (0 … 2^bits − 1, row-major) and,
+ *  one per group, the decode scale, zero point (1/p folded in), kept flag and keep probability. */
+export interface GradientBuffers {
+  codes: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+  keepProbability: Float32Array;
+}
+
 /** One gradient-quantizer call (lib/kernels/ref/gradient-quant.ts; native/gradient_quant.h
  *  GradientArgs): a rows × cols float32 gradient, one code per element, per-group outputs. */
-export interface GradientQuantArgs {
+export interface GradientQuantArgs extends GradientBuffers {
   src: Float32Array;
   rows: number;
   cols: number;
@@ -57,13 +67,6 @@ export interface GradientQuantArgs {
   /** GradientPruneId: 0 none, 1 agp, 2 topk. */
   prune: number;
   seed: number;
-  /** rows × cols codes in 0 … 2^bits − 1, row-major. */
-  codes: Uint8Array;
-  /** One per group: decode scale, zero point (1/p folded in), kept flag, keep probability. */
-  scales: Float32Array;
-  zeros: Float32Array;
-  mask: Uint8Array;
-  keepProbability: Float32Array;
 }
 
 export interface GradientDequantArgs {
