@@ -11,14 +11,14 @@ import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, quantize, setBackend } from '../lib/index.js';
+import { dequantize, quantize } from '../lib/index.js';
 import { quantizeCheckpoint } from '../lib/checkpoint/quantize-checkpoint.js';
 import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { openCheckpoint, closeCheckpoint } from '../lib/checkpoint/safetensors/checkpoint-files.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { makeFolders } from '../lib/checkpoint/safetensors/make-folders.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 
@@ -318,12 +318,11 @@ async function hostileCheckpoint(dir: string): Promise<Map<string, Float32Array>
 describe.each(testedBackends())('tensor names are data: quantizeCheckpoint and the CLI on %s', (backend) => {
   let input = '';
   let values = new Map<string, Float32Array>();
+  useBackend(backend);
   beforeAll(async () => {
-    setBackend(backend);
     input = join(root, `names-in-${backend}`);
     values = await hostileCheckpoint(input);
   });
-  afterAll(() => setBackend(testedBackends()[0]));
 
   it('fp4kit layout: every name quantized and found in the index, the metadata and the summary; Python agrees', async () => {
     const out = join(root, `names-fk-${backend}`);

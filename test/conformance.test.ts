@@ -1,10 +1,10 @@
 // Conformance: every backend against vectors from independent references (ml_dtypes for element
 // casts, the OCP MX rule computed with numpy + ml_dtypes and microxcaling's own outputs for MX
 // blocks, torchao's two-level recipe for NVFP4). See test/fixtures/README.md for provenance.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, quantize, setBackend, unpack, type BlockFormatName, type ElementFormatName } from '../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { decode, dequantize, encode, quantize, unpack, type BlockFormatName, type ElementFormatName } from '../lib/index.js';
 import { ELEMENT_FORMATS } from '../lib/core/formats.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { bitsOf, firstBitDifference, firstByteDifference, fixture } from './helpers/fixtures.js';
 
 const ELEMENTS: ElementFormatName[] = ['e2m1', 'e2m3', 'e3m2', 'e4m3', 'e5m2', 'e8m0'];
@@ -24,7 +24,7 @@ function encodeBits(bits: Uint32Array, format: ElementFormatName): Uint8Array {
 }
 
 describe.each(testedBackends())('conformance on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   describe.each(ELEMENTS)('element %s (ml_dtypes)', (format) => {
     it('matches ml_dtypes on every representable value, midpoint, ±1–2 ulp and special', () => {

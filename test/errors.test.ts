@@ -3,16 +3,16 @@
 // Also: what is accepted although `instanceof` would refuse it (arrays from another realm, shared
 // and resizable buffers), and that a typed array's length is read from the array itself, never
 // from a property the caller can fake.
-import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
+import { mxArgs } from './helpers/block-args.js';
 import { execFileSync } from 'node:child_process';
 import vm from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   assignPrecision, bitsPerElement, calibrateFgmpActivations, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
   matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { bitsOf } from './helpers/fixtures.js';
 import { gaussian } from './helpers/data.js';
 
@@ -151,7 +151,7 @@ function asyncCases(): Array<[string, () => Promise<unknown>, string]> {
 }
 
 describe.each(backends)('bad input on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   it('every public function refuses hostile arguments with the exact text that names function, argument and expectation', () => {
     for (const [label, call, want] of syncCases()) expect(thrown(call), label).toBe(want);
@@ -268,7 +268,7 @@ function shared<T extends Float32Array | Uint8Array>(Kind: new (b: ArrayBufferLi
 }
 
 describe.each(backends)('arrays instanceof would refuse, on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
   const values = gaussian(64 * 32, 5);
   const bias = gaussian(16, 6);
 
@@ -356,7 +356,7 @@ class LongFloat32Array extends Float32Array {
 }
 
 describe.each(backends)('a spoofed length on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   it('is not believed by the public functions: the real length is checked', () => {
     const claimed = 'RangeError: quantize: shape [1048576] holds 1048576 elements but the input has 32';

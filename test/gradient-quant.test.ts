@@ -16,16 +16,15 @@
 // (the paper's Eq. 24 keeps only the second term over the N/b largest groups; the Bernoulli
 // mask adds the first, which dominates at small p.)
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dequantizeGradient, quantizeGradient, setBackend, type GradientGroups, type GradientPrune, type QuantizedGradient } from '../lib/index.js';
+import { dequantizeGradient, quantizeGradient, withBackend, type GradientGroups, type GradientPrune, type QuantizedGradient } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian, rng } from './helpers/data.js';
 
 const backends = testedBackends();
-afterAll(() => setBackend('js'));
 
 /** Half-width t with P(|mean of S draws − μ| ≥ t) ≤ δ for draws within M of μ with variance σ² (Bernstein). */
 function bernstein(S: number, sigma2: number, M: number, delta: number): number {
@@ -134,7 +133,7 @@ function testGradient(rows: number, cols: number, seed: number): Float32Array {
 }
 
 describe.each(backends)('gradient quantizers on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   describe('unbiasedness and variance (false failure ≤ 2·10⁻⁶ per mode for random seeds)', () => {
     const rows = 24;
@@ -481,13 +480,13 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
 });
 
 describe.each(backends.filter((b) => b !== 'js'))('%s gives the bytes of js', (backend) => {
-  afterAll(() => setBackend('js'));
+  useBackend(backend);
   function run(name: string, x: Float32Array, rows: number, cols: number, bits: number, groups: GradientGroups, prune: GradientPrune, seed: number) {
     const opts = { shape: [rows, cols], bits, groups, prune, seed };
-    setBackend('js');
-    const want = quantizeGradient(x, opts);
-    const wantEst = dequantizeGradient(want);
-    setBackend(backend);
+    const [want, wantEst] = withBackend('js', () => {
+      const q = quantizeGradient(x, opts);
+      return [q, dequantizeGradient(q)] as const;
+    });
     const got = quantizeGradient(x, opts);
     const gotEst = dequantizeGradient(got);
     const where = `${name} [${rows}, ${cols}] ${bits} bits ${groups} ${prune}`;
@@ -530,7 +529,6 @@ describe.each(backends.filter((b) => b !== 'js'))('%s gives the bytes of js', (b
   });
 
   it('refuses the same non-finite element and the same overflow', () => {
-    setBackend(backend);
     const x = gaussian(50, 1);
     x[31] = -Infinity;
     x[44] = NaN;

@@ -3,11 +3,11 @@
 // throw a TypeError/RangeError: never crash or abort the process (native), trap or hang (wasm).
 // The kernels sit below the facade's checks (lib/core/validate.ts), so they must check for themselves.
 import { describe, expect, it } from 'vitest';
-import { availableBackends, matmul, matmulAsync, prepareWeights, quantize, quantizeAsync, setBackend, type QuantizedTensor } from '../lib/index.js';
+import { availableBackends, matmul, matmulAsync, prepareWeights, quantize, quantizeAsync, type QuantizedTensor } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
 import type { BackendName } from '../lib/kernels/contract.js';
 import { gaussian, rng } from './helpers/data.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 
 const compiled = (['native', 'wasm'] as BackendName[]).filter((name) => availableBackends().find((b) => b.name === name)?.available === true);
 
@@ -82,8 +82,8 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
 // microtasks, after a few ms): transfer, shrink to nothing, overwrite, dispose prepared weights,
 // collect. Every call must settle with the result for the inputs as they were at the call.
 describe.each(testedBackends())('%s async calls under mutation at random delays', (backend) => {
+  useBackend(backend);
   it('quantizeAsync and matmulAsync give the call-time result whatever the caller does meanwhile', async () => {
-    setBackend(backend);
     const r = rng(backend.length * 104729);
     const gc = (globalThis as { gc?: () => void }).gc;
     const big = backend !== 'js';

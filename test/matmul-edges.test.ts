@@ -2,12 +2,11 @@
 // dimension (K = 0) and special values (NaN codes and scales, Inf multipliers) must give the
 // documented result with identical bits everywhere (README.md, "Block matmul").
 import { execFileSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import { availableBackends, matmul, matmulAsync, quantize, setBackend, withBackend, type MatmulOperand } from '../lib/index.js';
-import { testedBackends } from './helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { availableBackends, matmul, matmulAsync, quantize, withBackend, type MatmulOperand } from '../lib/index.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { M, N, bitPatterns, specialCases } from './helpers/special-operands.js';
 
-afterAll(() => setBackend('js'));
 
 /** Float32 bit patterns (NaN payloads and −0 included). */
 function bits(a: Float32Array): number[] {
@@ -15,10 +14,10 @@ function bits(a: Float32Array): number[] {
 }
 
 describe.each(testedBackends())('K = 0 on %s', (backend) => {
+  useBackend(backend);
   const formats = ['mxfp4', 'nvfp4', 'fgmp', 'mxfp8_e4m3', 'mxint8'] as const;
 
   it.each(formats)('%s weights [N, 0]: M×N zeros, plus the bias when given (sync and async)', async (format) => {
-    setBackend(backend);
     const [m, n] = [3, 5];
     const b = quantize(new Float32Array(0), { format, shape: [n, 0] } as never) as MatmulOperand;
     const a = new Float32Array(0);
@@ -37,7 +36,6 @@ describe.each(testedBackends())('K = 0 on %s', (backend) => {
   });
 
   it('M = 0 or N = 0 give empty products', async () => {
-    setBackend(backend);
     const b = quantize(new Float32Array(4 * 64).fill(1), { format: 'mxfp4', shape: [4, 64] });
     expect(matmul(new Float32Array(0), b, { shape: [0, 64] }).length).toBe(0);
     expect((await matmulAsync(new Float32Array(0), b, { shape: [0, 64] })).length).toBe(0);

@@ -1,7 +1,7 @@
 // Block matmul: the documented accumulation order, accuracy against float64, bias, errors.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, matmul, quantize, setBackend, type BlockFormatName, type FgmpTensor } from '../lib/index.js';
-import { testedBackends } from './helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { dequantize, matmul, quantize, type BlockFormatName, type FgmpTensor } from '../lib/index.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 
 const WEIGHT_FORMATS: BlockFormatName[] = ['mxfp4', 'nvfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8'];
@@ -18,7 +18,7 @@ function reference(a: Float32Array, b: Float32Array, M: number, N: number, K: nu
 }
 
 describe.each(testedBackends())('matmul on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
   const M = 7, N = 9, K = 200; // K not a multiple of any block
 
   it.each(WEIGHT_FORMATS)('%s weights: equals the product of dequantized operands up to float32 accumulation', (format) => {

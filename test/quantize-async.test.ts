@@ -1,14 +1,13 @@
 // quantizeAsync: the same bytes as quantize() on every backend, across its chunks; abort; bad arguments.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, quantize, setBackend } from '../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { dequantize, quantize } from '../lib/index.js';
 import { quantizeAsync } from '../lib/core/quantize-async.js';
 import { bitsOf, firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 
 describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
-  afterAll(() => setBackend(testedBackends()[0]));
+  useBackend(backend);
 
   it.each([
     ['nvfp4 nearest', { format: 'nvfp4' }],

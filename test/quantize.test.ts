@@ -1,12 +1,12 @@
 // quantize / dequantize, the contract on every backend: object shapes and sizes, padding, empty
 // tensors, error bounds, the MX ceil rule, bf16/f16 inputs, caller-provided output buffers.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, encode, getBackend, quantize, quantizeAsync, quantizedByteLengths, setBackend } from '../lib/index.js';
-import { testedBackends } from './helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { dequantize, encode, getBackend, quantize, quantizeAsync, quantizedByteLengths } from '../lib/index.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 
 describe.each(testedBackends())('contract on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   it('getBackend names the backend in use', () => {
     expect(getBackend().name).toBe(backend);
@@ -89,7 +89,7 @@ describe.each(testedBackends())('contract on %s', (backend) => {
 });
 
 describe.each(testedBackends())('dequantize into a caller buffer on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
   it('writes the same values into `out` and returns it; refuses a wrong-sized out', () => {
     const x = gaussian(3 * 100, 5);
     for (const format of ['mxfp4', 'nvfp4', 'mxfp8_e4m3'] as const) {
@@ -108,7 +108,7 @@ describe.each(testedBackends())('dequantize into a caller buffer on %s', (backen
 });
 
 describe.each(testedBackends())('quantize into caller buffers on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
   const formats = ['mxfp4', 'nvfp4', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxint8'] as const;
 
   it('writes the same bytes into out.data / out.scales, returns them, and reuses them call after call', async () => {

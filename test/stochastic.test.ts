@@ -2,11 +2,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
 import { randomBits } from '../lib/kernels/ref/stochastic.js';
-import { testedBackends } from './helpers/backends.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian, rng } from './helpers/data.js';
 
 describe.each(testedBackends())('stochastic rounding on %s', (backend) => {
-  beforeAll(() => setBackend(backend));
+  useBackend(backend);
 
   it('is unbiased for element casts: the mean of many draws converges on x', () => {
     // x sits between two e2m1 neighbours (2 and 3); nearest always gives 2, stochastic must average x.
