@@ -1,25 +1,21 @@
 // The browser entry in a real browser: Debian's Chromium, headless, driven by playwright-core,
 // loads a page bundled with esbuild from lib/browser.ts and the shipped .wasm, and must produce
 // the bytes the pure-TypeScript reference produces in Node for every format and rounding mode.
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { encode, matmul, quantize, quantizeGradient, setBackend } from '../lib/index.js';
 import { browserCases, type BrowserResult } from './browser/cases.js';
+import { haveChromium, launchChromium, serveFiles, type Site, type SiteFiles } from './helpers/headless-browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WASM = join(process.cwd(), 'build-wasm', 'fp4kit.wasm');
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI === 'true') throw new Error(`CI needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
 describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)', () => {
   let dir: string;
-  let server: Server;
+  let site: Site | undefined;
   let browser: Browser;
   let origin: string;
 
@@ -27,31 +23,19 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     dir = await mkdtemp(join(tmpdir(), 'fp4kit-browser-'));
     await build({ entryPoints: ['test/browser/page.ts'], bundle: true, format: 'esm', platform: 'browser', outfile: join(dir, 'page.js'), logLevel: 'silent' });
     await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>');
-    const files: Record<string, [string, string]> = {
+    const files: SiteFiles = {
       '/': [join(dir, 'index.html'), 'text/html'],
       '/page.js': [join(dir, 'page.js'), 'text/javascript'],
       '/fp4kit.wasm': [WASM, 'application/wasm'],
     };
-    server = createServer(async (req, res) => {
-      const f = files[req.url ?? ''];
-      if (!f) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': f[1] }).end(await readFile(f[0]));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    site = await serveFiles(files);
+    origin = site.origin;
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    server?.close();
+    site?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

@@ -5,23 +5,19 @@
 // take one Adam step under every FP4KIT_WEIGHTS mode; every output byte must equal what the same
 // cases give in Node on the 'fp4kit' backend with fp4kit's wasm kernels, and with the native addon.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { build, type Metafile } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, getBackend as getFp4kitBackend, setBackend as setFp4kitBackend, type BackendName } from '../lib/index.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters } from '../lib/tfjs/index.js';
 import type { WasmPaths } from '../lib/tfjs/browser.js';
 import { runTfjsCases, TFJS_WEIGHT_MODES, type TfjsResult, type TfjsWeightMode } from './browser/tfjs-cases.js';
-import type { BackendAttempt } from './browser/tfjs-page.js';
+import { haveChromium, launchChromium, serveFiles, type Site, type SiteFiles } from './helpers/headless-browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI === 'true') throw new Error(`CI needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
 const ROOT = process.cwd();
 const TFJS_WASM_DIST = join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
@@ -82,7 +78,7 @@ describe('package.json "exports": fp4kit/tfjs for browsers and for Node (the bui
 
 describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes as Node', () => {
   let dir: string;
-  let server: Server;
+  let site: Site | undefined;
   let browser: Browser;
   let origin: string;
   let bundleInputs: string[];
@@ -96,33 +92,20 @@ describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes a
     });
     bundleInputs = Object.keys(out.metafile.inputs);
     await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>');
-    const files: Record<string, [string, string]> = {
+    const files: SiteFiles = {
       '/': [join(dir, 'index.html'), 'text/html'],
       '/page.js': [join(dir, 'page.js'), 'text/javascript'],
       '/wasm/fp4kit.wasm': [join(ROOT, 'build-wasm', 'fp4kit.wasm'), 'application/wasm'],
     };
     for (const f of TFJS_WASM_FILES) files[`/wasm/${f}`] = [join(TFJS_WASM_DIST, f), 'application/wasm'];
-    server = createServer(async (req, res) => {
-      requests.push(req.url ?? '');
-      const f = files[req.url ?? ''];
-      if (!f) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': f[1] }).end(await readFile(f[0]));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    origin = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    site = await serveFiles(files, (url) => requests.push(url));
+    origin = site.origin;
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    server?.close();
+    site?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
