@@ -15,23 +15,13 @@ import { BLOCK_FORMATS, DtypeId, RoundingId, ScaleRuleId } from '../lib/core/for
 import { GradientGroupsId, GradientPruneId } from '../lib/kernels/ref/gradient-quant.js';
 import { gaussian, rng } from '../test/helpers/data.js';
 import { cpus, loadavg } from 'node:os';
+import { medianSeconds } from './timing.js';
 
 const ROWS = Number(process.env.FP4KIT_BENCH_ROWS ?? 4096);
 const COLS = 1024;
 const CHILD = process.env.FP4KIT_BENCH_CHILD === '1';
 
-function time(fn: () => void, budget = 1.0): number {
-  fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < budget * 1000 && times.length < 50)) {
-    const t0 = performance.now();
-    fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
+const time = medianSeconds;
 
 const x = gaussian(ROWS * COLS, 1, 0.01);
 const MODES: Array<[string, number, number]> = [

@@ -13,24 +13,13 @@ import { kernelsFor } from '../lib/kernels/registry.js';
 import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
 import { BLOCK_FORMATS, DtypeId, ScaleRuleId, RoundingId, packedRowBytes } from '../lib/core/formats.js';
 import { gaussian } from '../test/helpers/data.js';
+import { medianSeconds } from './timing.js';
 
 const N = Number(process.env.FP4KIT_BENCH_N ?? 4096);
 const FORMATS = (process.env.FP4KIT_BENCH_FORMATS?.split(',') ?? ['mxfp4', 'nvfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8']) as BlockFormatName[];
 const CHILD = process.env.FP4KIT_BENCH_CHILD === '1';
 
-/** Median seconds of `fn` over enough repetitions to fill ~`budget` seconds (at least 3). */
-function time(fn: () => void, budget = 1.0): number {
-  fn(); // warm up
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < budget * 1000 && times.length < 50)) {
-    const t0 = performance.now();
-    fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
+const time = medianSeconds;
 
 const x = gaussian(N * N, 1, 0.02);
 const elements = N * N;
