@@ -23,6 +23,8 @@
       "target_name": "fp4kit",
       "sources": [
         "native/binding.cc",
+        "native/bitplane_gemm.cc",
+        "native/bitplane_gemm_binding.cc",
         "native/dispatch.cc",
         "native/fgmp.cc",
         "native/gradient_quant.cc",
@@ -32,14 +34,14 @@
         "native/matmul_scalar.cc"
       ],
       "conditions": [
-        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni", "fp4kit_avx512_vbmi"] }],
-        ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc"] }]
+        ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni", "fp4kit_avx512_vbmi", "fp4kit_avx512_vpopcntdq"] }],
+        ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc", "native/bitplane_gemm_neon.cc"] }]
       ]
     },
     {
       "target_name": "fp4kit_avx2",
       "type": "static_library",
-      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/gradient_quant_avx2.cc"],
+      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc"],
       "cflags_cc": ["-mavx2"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-ffp-contract=off"] }
     },
@@ -63,6 +65,13 @@
       "sources": ["native/matmul_avx512_vbmi.cc"],
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-ffp-contract=off"] }
+    },
+    {
+      "target_name": "fp4kit_avx512_vpopcntdq",
+      "type": "static_library",
+      "sources": ["native/bitplane_gemm_avx512.cc"],
+      "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vpopcntdq", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
+      "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vpopcntdq", "-ffp-contract=off"] }
     }
   ]
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bitplane_gemm_binding.h"
 #include "fgmp.h"
 #include "gradient_quant_binding.h"
 #include "matmul_binding.h"
@@ -285,6 +286,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Number::New(env, threadCount()));
   registerMatmul(env, exports);
   registerGradientQuant(env, exports);
+  registerBitplaneGemm(env, exports);
   return exports;
 }
 

@@ -1,10 +1,12 @@
 // The one place kernels are chosen: one probe of the CPU, once, and from it the quantize table
 // and the matmul kernel — unless FP4KIT_SIMD asks for a lower level (scalar | avx2 | avx512, where
 // avx512 means AVX-512 without VBMI; on AArch64: scalar), so CI can run every path on one machine.
-// FGMP's candidate search has one scalar implementation (native/fgmp.cc) on every level.
+// FGMP's candidate search has one scalar implementation (native/fgmp.cc) on every level. The
+// bit-plane product's AVX-512 kernel also needs VPOPCNTDQ (without it: the AVX2 kernel).
 #include <cstdlib>
 #include <string>
 
+#include "bitplane_gemm.h"
 #include "matmul.h"
 #include "quantize.h"
 
@@ -13,7 +15,7 @@ namespace {
 
 // What this CPU offers, capped by FP4KIT_SIMD.
 struct Simd {
-  bool avx2 = false, avx512 = false, vnni = false, vbmi = false, neon = false;
+  bool avx2 = false, avx512 = false, vnni = false, vbmi = false, vpopcntdq = false, neon = false;
 };
 
 Simd probe() {
@@ -27,6 +29,7 @@ Simd probe() {
   if (want == "avx2") return s;
   s.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq");
+  s.vpopcntdq = s.avx512 && __builtin_cpu_supports("avx512vpopcntdq");
   s.vnni = s.avx512 && __builtin_cpu_supports("avx512vnni");
   s.vbmi = s.vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512";
 #elif defined(__aarch64__)
@@ -60,7 +63,23 @@ MatmulKernel chooseMatmulKernel(const Simd& s) {
   return {"scalar", matmulFp4Int8Scalar, true};
 }
 
+BitplaneKernel chooseBitplaneKernel(const Simd& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.vpopcntdq) return {"avx512-vpopcntdq", bitplaneRowsAvx512};
+  if (s.avx2) return {"avx2", bitplaneRowsAvx2};
+#elif defined(__aarch64__)
+  if (s.neon) return {"neon", bitplaneRowsNeon};
+#endif
+  (void)s;
+  return {"scalar", bitplaneRowsScalar};
+}
+
 }  // namespace
+
+const BitplaneKernel& activeBitplaneKernel() {
+  static const BitplaneKernel chosen = chooseBitplaneKernel(simd());
+  return chosen;
+}
 
 const MatmulKernel& activeMatmulKernel() {
   static const MatmulKernel chosen = chooseMatmulKernel(simd());

@@ -16,29 +16,6 @@ namespace {
 
 constexpr int64_t kMaxDimension = int64_t(1) << 40;
 
-Napi::Object argumentObject(const Napi::CallbackInfo& info, const char* fn, const char* fields) {
-  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray()) {
-    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": arguments must be an object { " + fields + " }");
-  }
-  return info[0].As<Napi::Object>();
-}
-
-// A typed array of one kind holding at least `needed` elements (the kernels use the first `needed`).
-template <typename T>
-T* bufferArg(const Napi::Env& env, const Napi::Value& v, const std::string& name, napi_typedarray_type type, const char* typeName, size_t needed) {
-  ArrayView view;
-  napi_typedarray_type actual;
-  size_t length = 0;
-  if (!v.IsTypedArray() || !arrayView(env, v, view, actual, length) || actual != type) {
-    throw Napi::TypeError::New(env, name + " must be a " + typeName);
-  }
-  if (length < needed) {
-    throw Napi::RangeError::New(env, name + " holds " + std::to_string(length) + " elements, " + std::to_string(needed) + " needed");
-  }
-  if (needed > 0 && view.data == nullptr) throw Napi::TypeError::New(env, name + " is detached");
-  return reinterpret_cast<T*>(view.data);
-}
-
 void shapeArgs(const Napi::Env& env, const std::string& fn, const Napi::Value& rows, const Napi::Value& cols, int64_t& r, int64_t& c) {
   r = integerArg(env, rows, (fn + ": rows").c_str(), 0, kMaxDimension);
   c = integerArg(env, cols, (fn + ": cols").c_str(), 0, kMaxDimension);

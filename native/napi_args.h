@@ -75,4 +75,28 @@ static int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char
   return static_cast<int64_t>(d);
 }
 
+// The one argument of a kernel that takes an object { … } (read each field once, then check).
+static inline Napi::Object argumentObject(const Napi::CallbackInfo& info, const char* fn, const char* fields) {
+  if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray()) {
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": arguments must be an object { " + fields + " }");
+  }
+  return info[0].As<Napi::Object>();
+}
+
+// A typed array of one kind holding at least `needed` elements (the kernels use the first `needed`).
+template <typename T>
+static T* bufferArg(const Napi::Env& env, const Napi::Value& v, const std::string& name, napi_typedarray_type type, const char* typeName, size_t needed) {
+  ArrayView view;
+  napi_typedarray_type actual;
+  size_t length = 0;
+  if (!v.IsTypedArray() || !arrayView(env, v, view, actual, length) || actual != type) {
+    throw Napi::TypeError::New(env, name + " must be a " + typeName);
+  }
+  if (length < needed) {
+    throw Napi::RangeError::New(env, name + " holds " + std::to_string(length) + " elements, " + std::to_string(needed) + " needed");
+  }
+  if (needed > 0 && view.data == nullptr) throw Napi::TypeError::New(env, name + " is detached");
+  return reinterpret_cast<T*>(view.data);
+}
+
 }  // namespace fp4kit

@@ -21,3 +21,8 @@ export {
   quantizeGradient, dequantizeGradient,
   type QuantizeGradientOptions, type QuantizedGradient, type GradientBuffers, type DequantizeGradientOptions, type GradientGroups, type GradientPrune,
 } from './quantize-gradient.js';
+export {
+  packSigns, packBitPlanes, packGradient, bitplaneMatmul, bitplaneMatmulInt,
+  type PackedSigns, type PackedBitPlanes, type PackedGradient, type PackSignsOptions, type PackBitPlanesOptions,
+  type PackGradientOptions, type BitplaneMatmulOptions, type BitplaneMatmulIntOptions,
+} from './bitplane-gemm.js';

@@ -19,6 +19,7 @@ export type TypedArrayName =
 export interface TypedArrayOf {
   Uint8Array: Uint8Array;
   Uint16Array: Uint16Array;
+  Int32Array: Int32Array;
   Float32Array: Float32Array;
   Float64Array: Float64Array;
 }
@@ -39,7 +40,7 @@ const bufferGetter = getter(TypedArrayPrototype, 'buffer') as (this: unknown) =>
 const SharedBuffer = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
 const sharedByteLength = SharedBuffer ? getter(SharedBuffer.prototype, 'byteLength') : undefined;
 
-const CONSTRUCTORS = { Uint8Array, Uint16Array, Float32Array, Float64Array } as const;
+const CONSTRUCTORS = { Uint8Array, Uint16Array, Int32Array, Float32Array, Float64Array } as const;
 
 /** The kind of typed array `v` is (its [[TypedArrayName]], from any realm), or undefined for
  *  anything else: a DataView, a Proxy, a plain object with a `length`, a primitive. */

@@ -80,6 +80,46 @@ export interface GradientDequantArgs {
   out: Float32Array;
 }
 
+/** Packing an operand of the bit-plane product (lib/kernels/ref/bitplane-gemm.ts has the layouts):
+ *  x [rows, cols] float32 as ±1 (or −1/0/+1 when ternary) signs rows, transposed or not. */
+export interface PackSignsArgs {
+  src: Float32Array;
+  rows: number;
+  cols: number;
+  transpose: boolean;
+  ternary: boolean;
+  out: Uint8Array;
+}
+
+/** b-bit codes [rows, cols], one per byte, as bit-plane rows, transposed or not. */
+export interface PackBitPlanesArgs {
+  codes: Uint8Array;
+  rows: number;
+  cols: number;
+  bits: number;
+  transpose: boolean;
+  out: Uint8Array;
+}
+
+/** One bit-plane product (native/bitplane_gemm.h BitplaneMatmulArgs): planes [m rows] × signs
+ *  [n rows], both of reduction length `length`; the integer form (outInt) or, with per-group
+ *  scales and zero points, the float form (outFloat); the other output is null. */
+export interface BitplaneMatmulArgs {
+  planes: Uint8Array;
+  m: number;
+  bits: number;
+  signs: Uint8Array;
+  n: number;
+  length: number;
+  ternary: boolean;
+  rowsPerGroup: number;
+  mask: Uint8Array | null;
+  scales: Float32Array | null;
+  zeros: Float32Array | null;
+  outInt: Int32Array | null;
+  outFloat: Float32Array | null;
+}
+
 export interface Kernels {
   readonly name: BackendName;
   /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
@@ -111,6 +151,11 @@ export interface Kernels {
    *  element of `src` (the outputs are then unspecified). */
   quantizeGradient(a: GradientQuantArgs): number;
   dequantizeGradient(a: GradientDequantArgs): void;
+
+  /** Bit-plane products (1-bit FQT): packing returns −1 or the first code ≥ 2^bits. */
+  packSigns(a: PackSignsArgs): void;
+  packBitPlanes(a: PackBitPlanesArgs): number;
+  bitplaneMatmul(a: BitplaneMatmulArgs): void;
 
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;

@@ -50,6 +50,10 @@ export function guardFloats(fn: string, name: string, buffer: unknown, needed: n
   return guardKind(fn, name, buffer, 'Float32Array', needed, 'values');
 }
 
+export function guardInts(fn: string, name: string, buffer: unknown, needed: number): Int32Array {
+  return guardKind(fn, name, buffer, 'Int32Array', needed, 'values');
+}
+
 export function guardDoubles(fn: string, name: string, buffer: unknown, needed: number): Float64Array {
   return guardKind(fn, name, buffer, 'Float64Array', needed, 'values');
 }

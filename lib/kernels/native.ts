@@ -20,6 +20,9 @@ interface Addon extends MatmulKernels {
   fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
   quantizeGradient: Kernels['quantizeGradient'];
   dequantizeGradient: Kernels['dequantizeGradient'];
+  packSigns: Kernels['packSigns'];
+  packBitPlanes: Kernels['packBitPlanes'];
+  bitplaneMatmul: Kernels['bitplaneMatmul'];
   simd: string;
   threads: number;
 }
@@ -60,6 +63,9 @@ export function loadNativeKernels(): Kernels {
     fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
     quantizeGradient: addon.quantizeGradient,
     dequantizeGradient: addon.dequantizeGradient,
+    packSigns: addon.packSigns,
+    packBitPlanes: addon.packBitPlanes,
+    bitplaneMatmul: addon.bitplaneMatmul,
     matmul: addon,
   };
 }

@@ -32,6 +32,13 @@ export interface WasmExports {
   ): void;
   gradientCodes(src: number, rows: number, cols: number, bits: number, groups: number, seed: number, firstRow: number, lo: number, inv: number, codes: number): void;
   gradientDequantize(codes: number, scales: number, zeros: number, mask: number, rows: number, cols: number, groups: number, firstRow: number, out: number): void;
+  packSignsRows(src: number, rows: number, cols: number, firstRow: number, transpose: number, ternary: number, outRows: number, length: number, out: number): void;
+  packBitPlanesRows(codes: number, rows: number, cols: number, firstRow: number, bits: number, transpose: number, length: number, out: number): number;
+  bitplaneSignSums(signs: number, n: number, length: number, ternary: number, sums: number): void;
+  bitplaneMatmulRows(
+    planes: number, rows: number, firstRow: number, bits: number, signs: number, n: number, length: number, ternary: number,
+    rowsPerGroup: number, mask: number, scales: number, zeros: number, sums: number, outInt: number, outFloat: number, scratch: number,
+  ): void;
   decodeFp8Lanes(fp8Lanes: number, fp8Codes: number, tiles: number, units: number, unit: number, values: number): void;
   matmulFp4Int8(
     nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,

@@ -7,6 +7,7 @@ import { decodeElements, encodeElements } from './elements.js';
 import { dequantizeMx, quantizeMx } from './mx.js';
 import { absMax, dequantizeNvfp4, quantizeNvfp4 } from './nvfp4.js';
 import { blockKernels } from '../block-kernels.js';
+import { bitplaneMatmulJs, packBitPlanesJs, packSignsJs } from '../bitplane-gemm-glue.js';
 import { dequantizeGradientJs, quantizeGradientJs } from '../gradient-quant-glue.js';
 import type { Kernels } from '../contract.js';
 
@@ -19,4 +20,7 @@ export const jsKernels: Kernels = {
   absMax,
   quantizeGradient: quantizeGradientJs,
   dequantizeGradient: dequantizeGradientJs,
+  packSigns: packSignsJs,
+  packBitPlanes: packBitPlanesJs,
+  bitplaneMatmul: bitplaneMatmulJs,
 };

@@ -1,0 +1,253 @@
+// Binary × b-bit products by bit planes (1-bit FQT, Gao et al., arXiv 2408.14267): the ±1 operand
+// packed one bit per element, the b-bit codes of a quantized gradient split into b bit planes,
+// each plane multiplied against the signs with AND + popcount, planes summed with weights 1, 2,
+// 4, …; then each group's scale and zero point applied outside the reduction (SCQ's point: no
+// dequantization before the product). Layouts, the exact integer identity and the float order:
+// lib/kernels/ref/bitplane-gemm.ts. Every backend gives the same bits.
+
+import type { QuantizedGradient } from './quantize-gradient.js';
+import { getKernels } from '../kernels/registry.js';
+import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
+import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
+import { byteOffsetOf } from './typed-arrays.js';
+
+/** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
+export interface PackedSigns {
+  rows: number;
+  /** Elements per row: the reduction length. */
+  length: number;
+  ternary: boolean;
+  data: Uint8Array;
+}
+
+/** Rows of unsigned b-bit codes as b bit planes. */
+export interface PackedBitPlanes {
+  rows: number;
+  length: number;
+  bits: number;
+  data: Uint8Array;
+}
+
+/** A quantized gradient packed for one product: its code rows as bit planes, and the affine
+ *  decode of each group of `rowsPerGroup` consecutive rows (zeros[g] + code·scales[g]). */
+export interface PackedGradient extends PackedBitPlanes {
+  rowsPerGroup: number;
+  scales: Float32Array;
+  zeros: Float32Array;
+  mask: Uint8Array;
+}
+
+export interface PackSignsOptions {
+  /** [rows, cols] of x. */
+  shape: [number, number] | number[];
+  /** Pack each column of x as a row (for the product that reduces over x's rows). */
+  transpose?: boolean;
+  /** −1 / 0 / +1 (x > 0, x = ±0, x < 0 or NaN) instead of ±1 (x ≥ 0 is +1). */
+  ternary?: boolean;
+}
+
+export interface PackBitPlanesOptions {
+  shape: [number, number] | number[];
+  bits: number;
+  transpose?: boolean;
+}
+
+function read2d(fn: string, shape: unknown, length: number): [number, number] {
+  const dims = readShape(fn, shape, 'options.shape');
+  if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: options.shape must be [rows, cols], got ${describe(shape)}`);
+  checkShape(fn, dims, length, 'options.shape');
+  return [dims[0], dims[1]];
+}
+
+function readFlag(fn: string, name: string, v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${fn}: options.${name} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function checkLength(fn: string, length: number): void {
+  if (length > MAX_BITPLANE_LENGTH) throw new RangeError(`${fn}: the reduction length ${length} exceeds 2^22 (the integer products must fit int32)`);
+}
+
+function checkBits(fn: string, name: string, bits: unknown): number {
+  if (typeof bits !== 'number') throw new TypeError(`${fn}: ${name} must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
+  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: ${name} must be an integer in [1, 8], got ${describe(bits)}`);
+  return bits;
+}
+
+/** Packs x [rows, cols] as signs: one row per row of x (or per column, with `transpose`). */
+export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSigns {
+  const fn = 'packSigns';
+  const o = checkOptions<PackSignsOptions>(fn, options, '{ shape, transpose?, ternary? }', false);
+  const { shape: shapeOption, transpose: transposeOption, ternary: ternaryOption } = o;
+  const transpose = readFlag(fn, 'transpose', transposeOption);
+  const ternary = readFlag(fn, 'ternary', ternaryOption);
+  const src = inputArray(fn, 'x', x, 'Float32Array');
+  const [rows, cols] = read2d(fn, shapeOption, src.length);
+  const outRows = transpose ? cols : rows;
+  const length = transpose ? rows : cols;
+  checkLength(fn, length);
+  const data = new Uint8Array(signsBytes(outRows, length, ternary));
+  getKernels().packSigns({ src, rows, cols, transpose, ternary, out: data });
+  return { rows: outRows, length, ternary, data };
+}
+
+/** Packs b-bit codes [rows, cols] (one per byte, each < 2^bits) as bit planes. */
+export function packBitPlanes(codes: Uint8Array, options: PackBitPlanesOptions): PackedBitPlanes {
+  const fn = 'packBitPlanes';
+  const o = checkOptions<PackBitPlanesOptions>(fn, options, '{ shape, bits, transpose? }', false);
+  const { shape: shapeOption, bits: bitsOption, transpose: transposeOption } = o;
+  const bits = checkBits(fn, 'options.bits', bitsOption);
+  const transpose = readFlag(fn, 'transpose', transposeOption);
+  const src = inputArray(fn, 'codes', codes, 'Uint8Array');
+  const [rows, cols] = read2d(fn, shapeOption, src.length);
+  const outRows = transpose ? cols : rows;
+  const length = transpose ? rows : cols;
+  checkLength(fn, length);
+  const data = new Uint8Array(planesBytes(outRows, length, bits));
+  const bad = getKernels().packBitPlanes({ codes: src, rows, cols, bits, transpose, out: data });
+  if (bad >= 0) throw new RangeError(`${fn}: codes[${bad}] is ${src[bad]}, not below 2^${bits}`);
+  return { rows: outRows, length, bits, data };
+}
+
+export interface PackGradientOptions {
+  /** The product's reduction axis in q's [rows, cols]: 'columns' (∇X = Ĝ·Wᵀ, groups 'sample' or
+   *  'tensor') or 'rows' (∇W = Xᵀ·Ĝ, groups 'channel' or 'tensor'). */
+  reduce: 'columns' | 'rows';
+  /** With reduce 'columns': the reduction length when each row of q holds several product rows
+   *  (a conv layer's [samples, positions·channels] gradient: length = channels). Divides q's cols. */
+  length?: number;
+}
+
+/**
+ * A quantized gradient packed for a bit-plane product in which its groups' scales and zero points
+ * factor out of the reduction. Per-sample groups cannot factor out of a reduction over samples
+ * (and per-channel ones not out of one over channels): that is refused with a RangeError.
+ */
+export function packGradient(q: QuantizedGradient, options: PackGradientOptions): PackedGradient {
+  const fn = 'packGradient';
+  if (q === null || typeof q !== 'object' || Array.isArray(q) || ArrayBuffer.isView(q)) {
+    throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
+  }
+  const o = checkOptions<PackGradientOptions>(fn, options, "{ reduce: 'columns' | 'rows', length? }", false);
+  const { reduce: reduceOption, length: lengthOption } = o;
+  const reduce = checkName(fn, 'options.reduce', reduceOption, ['columns', 'rows'] as const);
+  const { shape: shapeOption, groups, bits: bitsOption, codes, scales, zeros, mask } = q;
+  const dims = readShape(fn, shapeOption, 'q.shape');
+  if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: q.shape must be [rows, cols], got ${describe(shapeOption)}`);
+  const [rows, cols] = dims;
+  const bits = checkBits(fn, 'q.bits', bitsOption);
+  const group = checkName(fn, 'q.groups', groups, ['sample', 'channel', 'tensor'] as const);
+  const count = group === 'sample' ? rows : group === 'channel' ? cols : 1;
+  const g = {
+    scales: inputArray(fn, 'q.scales', scales, 'Float32Array', count),
+    zeros: inputArray(fn, 'q.zeros', zeros, 'Float32Array', count),
+    mask: inputArray(fn, 'q.mask', mask, 'Uint8Array', count),
+  };
+  if (reduce === 'columns') {
+    if (group === 'channel') throw new RangeError(`${fn}: per-channel scales do not factor out of a reduction over channels (reduce 'columns'); quantize with groups 'sample' or 'tensor'`);
+    const length = lengthOption === undefined ? cols : lengthOption;
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 1 || cols % length !== 0) {
+      throw new RangeError(`${fn}: options.length must be a positive integer that divides q's ${cols} columns, got ${describe(lengthOption)}`);
+    }
+    const viewRows = (rows * cols) / length;
+    const planes = packBitPlanes(codes, { shape: [viewRows, length], bits });
+    return { ...planes, ...g, rowsPerGroup: group === 'sample' ? cols / length : Math.max(1, viewRows) };
+  }
+  if (group === 'sample') throw new RangeError(`${fn}: per-sample scales do not factor out of a reduction over samples (reduce 'rows'); quantize with groups 'channel' or 'tensor' (SCQ)`);
+  if (lengthOption !== undefined) throw new RangeError(`${fn}: options.length applies to reduce 'columns' only`);
+  const planes = packBitPlanes(codes, { shape: [rows, cols], bits, transpose: true });
+  return { ...planes, ...g, rowsPerGroup: group === 'channel' ? 1 : Math.max(1, cols) };
+}
+
+function checkPlanes(fn: string, a: unknown): PackedBitPlanes {
+  if (a === null || typeof a !== 'object') throw new TypeError(`${fn}: a must be packed bit planes (packBitPlanes, packGradient), got ${describe(a)}`);
+  const { rows, length, bits, data } = a as PackedBitPlanes;
+  for (const [name, v] of [['rows', rows], ['length', length]] as const) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`${fn}: a.${name} must be a non-negative integer, got ${describe(v)}`);
+  }
+  checkLength(fn, length);
+  const b = checkBits(fn, 'a.bits', bits);
+  return { rows, length, bits: b, data: wordArray(fn, 'a.data', data, planesBytes(rows, length, b)) };
+}
+
+function checkSigns(fn: string, s: unknown): PackedSigns {
+  if (s === null || typeof s !== 'object') throw new TypeError(`${fn}: b must be packed signs (packSigns), got ${describe(s)}`);
+  const { rows, length, ternary, data } = s as PackedSigns;
+  for (const [name, v] of [['rows', rows], ['length', length]] as const) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`${fn}: b.${name} must be a non-negative integer, got ${describe(v)}`);
+  }
+  if (typeof ternary !== 'boolean') throw new TypeError(`${fn}: b.ternary must be a boolean, got ${describe(ternary)}`);
+  return { rows, length, ternary, data: wordArray(fn, 'b.data', data, signsBytes(rows, length, ternary)) };
+}
+
+function wordArray(fn: string, name: string, v: unknown, bytes: number): Uint8Array {
+  const view = inputArray(fn, name, v, 'Uint8Array', bytes, 'bytes');
+  if (bytes > 0 && byteOffsetOf(view) % 8 !== 0) throw new RangeError(`${fn}: ${name} must start at a multiple of 8 bytes`);
+  return view;
+}
+
+function checkPair(fn: string, a: PackedBitPlanes, b: PackedSigns): void {
+  if (a.length !== b.length) throw new RangeError(`${fn}: a's rows have ${a.length} elements, b's ${b.length}; the reduction lengths must agree`);
+}
+
+function checkRowsPerGroup(fn: string, v: unknown, rows: number): number {
+  const r = v ?? Math.max(1, rows);
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 1) throw new RangeError(`${fn}: rowsPerGroup must be a positive integer, got ${describe(v)}`);
+  return r;
+}
+
+export interface BitplaneMatmulIntOptions {
+  /** Keep mask per group of `rowsPerGroup` rows of a (0: the rows are skipped and output 0). */
+  mask?: Uint8Array;
+  rowsPerGroup?: number;
+  out?: Int32Array;
+}
+
+/** The exact integer product I[i][j] = Σ_k code_a[i][k]·s_b[j][k]: Int32Array [a.rows, b.rows]. */
+export function bitplaneMatmulInt(a: PackedBitPlanes, b: PackedSigns, options?: BitplaneMatmulIntOptions): Int32Array {
+  const fn = 'bitplaneMatmulInt';
+  const A = checkPlanes(fn, a);
+  const B = checkSigns(fn, b);
+  checkPair(fn, A, B);
+  const { mask: maskOption, rowsPerGroup: rpgOption, out: outOption } = checkOptions<BitplaneMatmulIntOptions>(fn, options, '{ mask?, rowsPerGroup?, out? }', true);
+  if (maskOption === undefined && rpgOption !== undefined) throw new RangeError(`${fn}: options.rowsPerGroup needs options.mask`);
+  const rowsPerGroup = checkRowsPerGroup(fn, rpgOption ?? 1, A.rows);
+  const groups = Math.ceil(A.rows / rowsPerGroup);
+  const mask = maskOption === undefined ? null : inputArray(fn, 'options.mask', maskOption, 'Uint8Array', groups);
+  const out = outOption === undefined ? new Int32Array(A.rows * B.rows) : inputArray(fn, 'options.out', outOption, 'Int32Array', A.rows * B.rows);
+  getKernels().bitplaneMatmul({
+    planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,
+    rowsPerGroup, mask, scales: null, zeros: null, outInt: out, outFloat: null,
+  });
+  return outOption === undefined ? out : outOption;
+}
+
+export interface BitplaneMatmulOptions {
+  out?: Float32Array;
+}
+
+/**
+ * The float product of a packed gradient with signs: out[i][j] = Σ_k (zeros[g] + code[i][k]·scales[g])·s[j][k]
+ * for row i of group g, computed as scales[g]·I + zeros[g]·Σ_k s[j][k] (float32, in that order);
+ * rows of pruned groups are 0 and cost nothing. Float32Array [a.rows, b.rows].
+ */
+export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: BitplaneMatmulOptions): Float32Array {
+  const fn = 'bitplaneMatmul';
+  const A = checkPlanes(fn, a);
+  const B = checkSigns(fn, b);
+  checkPair(fn, A, B);
+  const { out: outOption } = checkOptions<BitplaneMatmulOptions>(fn, options, '{ out? }', true);
+  const rowsPerGroup = checkRowsPerGroup(fn, a.rowsPerGroup, A.rows);
+  // An empty gradient still has its one tensor-wide group: any count is accepted for 0 rows.
+  const groups = A.rows === 0 ? undefined : Math.ceil(A.rows / rowsPerGroup);
+  const scales = inputArray(fn, 'a.scales', a.scales, 'Float32Array', groups);
+  const zeros = inputArray(fn, 'a.zeros', a.zeros, 'Float32Array', groups);
+  const mask = inputArray(fn, 'a.mask', a.mask, 'Uint8Array', groups);
+  const out = outOption === undefined ? new Float32Array(A.rows * B.rows) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
+  getKernels().bitplaneMatmul({
+    planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,
+    rowsPerGroup, mask, scales, zeros, outInt: null, outFloat: out,
+  });
+  return outOption === undefined ? out : outOption;
+}
