@@ -14,3 +14,17 @@ export function medianSeconds(fn: () => void, budget = 1.0): number {
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
 }
+
+/** medianSeconds for an async call (onnxruntime's session.run). */
+export async function medianSecondsAsync(fn: () => Promise<void>, budget = 1.0): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start < budget * 1000 && times.length < 50)) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}

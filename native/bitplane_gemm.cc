@@ -2,6 +2,7 @@
 // match), and the packing of operands. Layouts and the float order: lib/kernels/ref/bitplane-gemm.ts.
 #include "bitplane_gemm.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -137,24 +138,74 @@ void bitplaneMatmul(const BitplaneMatmulArgs& a) {
   });
 }
 
+// Packing. Rows of the output are independent, so threads take ranges of them (each word is
+// written by one thread: the same bits for any thread count). Transposed, a thread walks its
+// columns of x in runs of 64 source rows, building one word per column in a small local array,
+// so it reads x row by row.
+namespace {
+
+inline int64_t signWord(int64_t j, int64_t kk, int64_t words) {
+  return ((j / kBitplanePanelRows) * words + (kk >> 6)) * kBitplanePanelRows + j % kBitplanePanelRows;
+}
+
+inline bool positive(float v, bool ternary) { return ternary ? v > 0.0f : v >= 0.0f; }
+
+constexpr int64_t kColumnsPerTask = 64;
+
+}  // namespace
+
 void packSigns(const float* x, int64_t rows, int64_t cols, bool transpose, bool ternary, uint64_t* out) {
   const int64_t outRows = transpose ? cols : rows;
   const int64_t length = transpose ? rows : cols;
   const int64_t words = bitplaneWords(length);
   const int64_t half = signsWordCount(outRows, length);
-  std::memset(out, 0, static_cast<size_t>(half * (ternary ? 2 : 1)) * sizeof(uint64_t));
-  auto wordOf = [&](int64_t j, int64_t kk) {
-    return ((j / kBitplanePanelRows) * words + (kk >> 6)) * kBitplanePanelRows + j % kBitplanePanelRows;
-  };
-  for (int64_t r = 0; r < rows; r++) {
-    const float* row = x + r * cols;
-    for (int64_t c = 0; c < cols; c++) {
-      const float v = row[c];
-      const int64_t j = transpose ? c : r, kk = transpose ? r : c;
-      const uint64_t bit = uint64_t(1) << (kk & 63);
-      const int64_t at = wordOf(j, kk);
-      if (ternary ? v > 0.0f : v >= 0.0f) out[at] |= bit;
-      if (ternary && !(v == 0.0f)) out[half + at] |= bit;
+  uint64_t* nonzero = ternary ? out + half : nullptr;
+  if (!transpose) {
+    parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; r++) {
+        const float* row = x + r * cols;
+        for (int64_t w = 0; w < words; w++) {
+          uint64_t pos = 0, nz = 0;
+          const int64_t c0 = w * 64, count = std::min<int64_t>(64, cols - c0);
+          for (int64_t b = 0; b < count; b++) {
+            const float v = row[c0 + b];
+            pos |= static_cast<uint64_t>(positive(v, ternary)) << b;
+            nz |= static_cast<uint64_t>(!(v == 0.0f)) << b;
+          }
+          out[signWord(r, c0, words)] = pos;
+          if (nonzero) nonzero[signWord(r, c0, words)] = nz;
+        }
+      }
+    });
+  } else {
+    const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+    parallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+      const int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
+      std::vector<uint64_t> pos(static_cast<size_t>(c1 - c0)), nz(static_cast<size_t>(c1 - c0));
+      for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+        std::fill(pos.begin(), pos.end(), 0);
+        std::fill(nz.begin(), nz.end(), 0);
+        const int64_t count = std::min<int64_t>(64, rows - r0);
+        for (int64_t b = 0; b < count; b++) {
+          const float* row = x + (r0 + b) * cols;
+          for (int64_t c = c0; c < c1; c++) {
+            const float v = row[c];
+            pos[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(positive(v, ternary)) << b;
+            nz[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(!(v == 0.0f)) << b;
+          }
+        }
+        for (int64_t c = c0; c < c1; c++) {
+          out[signWord(c, r0, words)] = pos[static_cast<size_t>(c - c0)];
+          if (nonzero) nonzero[signWord(c, r0, words)] = nz[static_cast<size_t>(c - c0)];
+        }
+      }
+    });
+  }
+  // Rows past outRows in the last panel stay 0.
+  for (int64_t j = outRows; j < (outRows + kBitplanePanelRows - 1) / kBitplanePanelRows * kBitplanePanelRows; j++) {
+    for (int64_t w = 0; w < words; w++) {
+      out[signWord(j, w * 64, words)] = 0;
+      if (nonzero) nonzero[signWord(j, w * 64, words)] = 0;
     }
   }
 }
@@ -163,17 +214,45 @@ int64_t packBitPlanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits
   const int64_t outRows = transpose ? cols : rows;
   const int64_t length = transpose ? rows : cols;
   const int64_t words = bitplaneWords(length);
-  std::memset(out, 0, static_cast<size_t>(outRows * bits * words) * sizeof(uint64_t));
-  for (int64_t r = 0; r < rows; r++) {
-    for (int64_t c = 0; c < cols; c++) {
-      const unsigned code = codes[r * cols + c];
-      if ((code >> bits) != 0) return r * cols + c;
-      const int64_t i = transpose ? c : r, kk = transpose ? r : c;
-      const uint64_t bit = uint64_t(1) << (kk & 63);
-      for (int p = 0; p < bits; p++) {
-        if ((code >> p) & 1) out[(i * bits + p) * words + (kk >> 6)] |= bit;
+  // Codes are checked first, in index order, so the index reported does not depend on threads.
+  for (int64_t i = 0; i < rows * cols; i++) {
+    if ((static_cast<unsigned>(codes[i]) >> bits) != 0) return i;
+  }
+  if (!transpose) {
+    parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; r++) {
+        const uint8_t* row = codes + r * cols;
+        for (int64_t w = 0; w < words; w++) {
+          uint64_t plane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          const int64_t c0 = w * 64, count = std::min<int64_t>(64, cols - c0);
+          for (int64_t b = 0; b < count; b++) {
+            const uint64_t code = row[c0 + b];
+            for (int p = 0; p < bits; p++) plane[p] |= ((code >> p) & 1) << b;
+          }
+          for (int p = 0; p < bits; p++) out[(r * bits + p) * words + w] = plane[p];
+        }
       }
-    }
+    });
+  } else {
+    const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
+    parallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+      const int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
+      std::vector<uint64_t> plane(static_cast<size_t>((c1 - c0) * bits));
+      for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+        std::fill(plane.begin(), plane.end(), 0);
+        const int64_t count = std::min<int64_t>(64, rows - r0);
+        for (int64_t b = 0; b < count; b++) {
+          const uint8_t* row = codes + (r0 + b) * cols;
+          for (int64_t c = c0; c < c1; c++) {
+            const uint64_t code = row[c];
+            for (int p = 0; p < bits; p++) plane[static_cast<size_t>((c - c0) * bits + p)] |= ((code >> p) & 1) << b;
+          }
+        }
+        for (int64_t c = c0; c < c1; c++) {
+          for (int p = 0; p < bits; p++) out[(c * bits + p) * words + (r0 >> 6)] = plane[static_cast<size_t>((c - c0) * bits + p)];
+        }
+      }
+    });
   }
   return -1;
 }

@@ -13,6 +13,7 @@
 import {
   dequantizeGradient, quantizeGradient, type GradientPrune, type QuantizedGradient,
 } from '../core/quantize-gradient.js';
+import { bitplaneMatmul, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
 
 /** How a binary layer's backward pass treats the output gradient:
  *  'fp32' full precision (QAT); 'ptq' one scale per tensor for both products; 'psq' per sample for
@@ -67,18 +68,46 @@ function quantizePath(
  */
 export function outputGradientEstimates(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): OutputGradientEstimates {
   if (o.mode === 'fp32') return { forInput: g, forWeight: g };
-  const weightSeed = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0) ^ 0x9e3779b9;
-  let input: QuantizedPath;
-  let weight: QuantizedPath;
-  if (o.mode === 'ptq') {
-    input = quantizePath(g, shape, 'rows', 'tensor', o, seed);
-    weight = quantizePath(g, shape, 'rows', 'tensor', o, weightSeed >>> 0);
-  } else {
-    input = quantizePath(g, shape, 'rows', 'sample', o, seed);
-    // PSQ quantizes per sample for both products; SCQ per channel for the weight product.
-    weight = o.mode === 'psq' ? quantizePath(g, shape, 'rows', 'sample', o, weightSeed >>> 0) : quantizePath(g, shape, 'cols', 'channel', o, weightSeed >>> 0);
-  }
+  const { input, weight } = quantizedPaths(g, shape, o, seed);
   // Both views are row-major over the same (sample, position, channel) order, so a dequantized
   // view is already in ∇Y's layout.
   return { forInput: dequantizeGradient(input.q), forWeight: dequantizeGradient(weight.q), input, weight };
+}
+
+/** The quantized ∇Y of each product ('ptq', 'psq', 'scq'): the same draws outputGradientEstimates makes. */
+export function quantizedPaths(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): { input: QuantizedPath; weight: QuantizedPath } {
+  if (o.mode === 'fp32') throw new RangeError("quantizedPaths: mode 'fp32' quantizes nothing");
+  const weightSeed = (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0) ^ 0x9e3779b9;
+  if (o.mode === 'ptq') {
+    return { input: quantizePath(g, shape, 'rows', 'tensor', o, seed), weight: quantizePath(g, shape, 'rows', 'tensor', o, weightSeed >>> 0) };
+  }
+  const input = quantizePath(g, shape, 'rows', 'sample', o, seed);
+  // PSQ quantizes per sample for both products; SCQ per channel for the weight product.
+  const weight = o.mode === 'psq' ? quantizePath(g, shape, 'rows', 'sample', o, weightSeed >>> 0) : quantizePath(g, shape, 'cols', 'channel', o, weightSeed >>> 0);
+  return { input, weight };
+}
+
+/**
+ * ∇X's product on bit planes: Ĝ[samples·positions, channels] · Sᵀ, where `weightSigns` holds one
+ * row per output column of the product (a dense layer's W [inputs, channels] packed by rows; a
+ * conv layer's filter as [taps·inputChannels, channels]). The input path is per sample or per
+ * tensor, so its scales factor out of the reduction over channels. [samples·positions, weightSigns.rows].
+ */
+export function inputGradientProduct(path: QuantizedPath, shape: GradientShape, weightSigns: PackedSigns): Float32Array {
+  return bitplaneMatmul(packGradient(path.q, { reduce: 'columns', length: shape.channels }), weightSigns);
+}
+
+/**
+ * ∇W's product on bit planes, transposed: Ĝᵀ · S → [channels, inputSigns.rows], where `inputSigns`
+ * holds the binary input (a dense layer's sign(x) [samples, inputs], a conv layer's patches of
+ * sign(x) [samples·positions, taps·inputChannels], ternary for the zero padding) packed by columns.
+ * Null for PSQ: per-sample scales sit inside the reduction over samples, so that path is
+ * dequantized and multiplied in float (the reason SCQ exists).
+ */
+export function weightGradientProduct(path: QuantizedPath, shape: GradientShape, inputSigns: PackedSigns): Float32Array | null {
+  const { q } = path;
+  if (q.groups === 'sample') return null;
+  // A tensor-wide group reads the same in any view: take the [samples·positions, channels] one.
+  const byChannel = q.groups === 'tensor' ? { ...q, shape: [shape.samples * shape.positions, shape.channels] as [number, number] } : q;
+  return bitplaneMatmul(packGradient(byChannel, { reduce: 'rows' }), inputSigns);
 }

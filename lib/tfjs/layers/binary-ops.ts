@@ -6,9 +6,20 @@
 //
 // sign(v) is +1 for v ≥ 0 (−0 included) and −1 below, so every product of signs is an exact
 // integer in float32 (|sum| < 2^24).
+//
+// With quantized gradients both backward products run on bit planes (lib/core/bitplane-gemm.ts):
+// the binary operand packed one bit per element, the gradient's codes as planes, each group's
+// scale and zero point applied outside the reduction. The one exception is PSQ's ∇W, whose
+// per-sample scales sit inside the reduction over samples: it is dequantized and multiplied in
+// float32, as the paper's baseline does.
 
 import * as tf from '@tensorflow/tfjs';
-import { outputGradientEstimates, type BinaryGradientOptions, type GradientShape } from '../../training/binary-backward.js';
+import { packSigns } from '../../core/bitplane-gemm.js';
+import { dequantizeGradient } from '../../core/quantize-gradient.js';
+import {
+  inputGradientProduct, quantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
+} from '../../training/binary-backward.js';
+import { col2im, im2col, imageStrides } from '../im2col.js';
 
 /** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
 export function binarize(v: tf.Tensor): tf.Tensor {
@@ -50,12 +61,21 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [x0, xb0, wb0, p0] = saved;
         const [t, n] = dy.shape as [number, number];
+        const k = x0.shape[1] as number;
         const dAlpha = tf.sum(tf.mul(dy, p0), 0);
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: t, positions: 1, channels: n };
-        const est = outputGradientEstimates(g, shape, options, seeds.next());
-        const dx = tf.mul(tf.matMul(tf.tensor2d(est.forInput, [t, n]), wb0 as tf.Tensor2D, false, true), steMask(x0));
-        const dw = tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(est.forWeight, [t, n]), true, false);
+        if (options.mode === 'fp32') {
+          const dx = tf.mul(tf.matMul(tf.tensor2d(g, [t, n]), wb0 as tf.Tensor2D, false, true), steMask(x0));
+          return [dx, tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(g, [t, n]), true, false), dAlpha];
+        }
+        const paths = quantizedPaths(g, shape, options, seeds.next());
+        const dxv = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [k, n] }));
+        const dx = tf.mul(tf.tensor2d(dxv, [t, k]), steMask(x0));
+        const dwT = weightGradientProduct(paths.weight, shape, packSigns(floats(xb0), { shape: [t, k], transpose: true }));
+        const dw = dwT
+          ? tf.transpose(tf.tensor2d(dwT, [n, k]))
+          : tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(dequantizeGradient(paths.weight.q), [t, n]), true, false);
         return [dx, dw, dAlpha];
       },
     };
@@ -83,11 +103,31 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         const dAlpha = tf.sum(tf.mul(dy, p0), [0, 1, 2]);
         // ∇Y is already samples × positions × channels in NHWC.
         const [n, h, wd, c] = dy.shape as [number, number, number, number];
-        const est = outputGradientEstimates(floats(tf.mul(dy, as)), { samples: n, positions: h * wd, channels: c }, options, seeds.next());
-        const dxb = tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(est.forInput, [n, h, wd, c]), filter: wb0 },
+        const g = floats(tf.mul(dy, as));
+        const shape: GradientShape = { samples: n, positions: h * wd, channels: c };
+        const backpropInput = (grad: Float32Array) => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(grad, [n, h, wd, c]), filter: wb0 },
           { strides, pad, dataFormat: 'NHWC', inputShape: x0.shape }) as tf.Tensor4D;
-        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: xb0, dy: tf.tensor4d(est.forWeight, [n, h, wd, c]) },
+        const backpropFilter = (grad: Float32Array) => tf.engine().runKernel('Conv2DBackpropFilter', { x: xb0, dy: tf.tensor4d(grad, [n, h, wd, c]) },
           { strides, pad, dataFormat: 'NHWC', filterShape: wb0.shape }) as tf.Tensor4D;
+        if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), backpropFilter(g), dAlpha];
+        const paths = quantizedPaths(g, shape, options, seeds.next());
+        // In im2col form: patches [n·h'·w', taps·inChannels], the filter as [taps·inChannels, c].
+        const [, inH, inW, inC] = x0.shape as [number, number, number, number];
+        const info = tf.backend_util.computeConv2DInfo(x0.shape as [number, number, number, number], wb0.shape as [number, number, number, number], strides, 1, pad);
+        const taps = info.filterHeight * info.filterWidth * inC;
+        const xStrides = imageStrides(inH, inW, inC, true);
+        const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }));
+        const dxv = new Float32Array(n * inH * inW * inC);
+        col2im(dPatches, taps, info, xStrides, 0, n, dxv);
+        const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
+        // Taps in the zero padding are 0, not ±1: the patches are packed ternary when there is padding.
+        const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
+        const patches = new Float32Array(n * h * wd * taps);
+        im2col(floats(xb0), xStrides, info, 0, n, patches, taps, 1);
+        const dwT = weightGradientProduct(paths.weight, shape, packSigns(patches, { shape: [n * h * wd, taps], transpose: true, ternary: padded }));
+        const dw = dwT
+          ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
+          : backpropFilter(dequantizeGradient(paths.weight.q));
         return [tf.mul(dxb, steMask(x0)), dw, dAlpha];
       },
     };
