@@ -1,0 +1,94 @@
+// The W4A4 product of fp4Dense as a TensorFlow.js op with its own gradient (tf.customGrad),
+// following FP4 LLM training (Wang et al., arXiv 2501.17116; ../shared/design/papers-training.md §2.7):
+//
+//   forward   A_c = OCC clamp of x (or x);  Â = Q(A_c) per token;  Ŵ = Q(W) per output channel
+//             y = Â·Ŵ + ΔA·W                      (ΔA = x − A_c, sparse, float64 accumulation)
+//   backward  G = E5M2(∇y) (per-tensor scale; or ∇y)
+//             ∇x = G·Ŵᵀ                            (straight through the quantizer and the clamp)
+//             ∇W = (Âᵀ·G) ⊙ f′(W·γ) + ΔAᵀ·G        (f′: DGE, or 1)
+//
+// Q is simulated in float32 (x̂ = Q(x·γ)/γ), as the paper's own code does; the products are tf
+// ops, so they run on whichever backend is active (fp4kit, wasm, cpu).
+
+import * as tf from '@tensorflow/tfjs';
+import { dgeFactors } from '../../training/dge.js';
+import { castE5M2, quantizeBlocksE2M1, quantizeE2M1, type QuantizedE2M1 } from '../../training/fp4-quantizer.js';
+import { clampRows, residualProduct, type ClampedRows } from '../../training/occ.js';
+import type { Fp4LayerConfig } from './fp4-options.js';
+
+function floats(t: tf.Tensor): Float32Array {
+  const v = t.dataSync();
+  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+}
+
+function transposeOf(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+/** Â [t, k] with its scales: per token, or fp4kit blocks along k. */
+export function quantizeActivations(a: Float32Array, t: number, k: number, c: Fp4LayerConfig): QuantizedE2M1 {
+  return c.weights === 'per-channel' ? quantizeE2M1(a, t, k, 'rows', c.ties) : quantizeBlocksE2M1(a, t, k, c.weights);
+}
+
+/** Ŵ [k, n]: per output channel (column), or fp4kit blocks along k (each column's run of k). */
+export function quantizeWeights(w: Float32Array, k: number, n: number, c: Fp4LayerConfig): QuantizedE2M1 {
+  if (c.weights === 'per-channel') return quantizeE2M1(w, k, n, 'columns', c.ties);
+  const q = quantizeBlocksE2M1(transposeOf(w, k, n), n, k, c.weights);
+  return { values: transposeOf(q.values, n, k), scaled: transposeOf(q.scaled, n, k), scales: q.scales };
+}
+
+/** ΔAᵀ·G added into dW [k, n] (the residual's non-zeros only). */
+function addResidualWeightGradient(occ: ClampedRows, t: number, g: Float32Array, n: number, dw: Float32Array): void {
+  for (let r = 0; r < t; r++) {
+    for (let e = occ.rowStart[r]; e < occ.rowStart[r + 1]; e++) {
+      const d = occ.residuals[e];
+      const row = occ.columns[e] * n;
+      for (let j = 0; j < n; j++) dw[row + j] = Math.fround(dw[row + j] + d * g[r * n + j]);
+    }
+  }
+}
+
+/** Statistics of the last forward pass (tests and reports read them). */
+export interface Fp4ForwardStats {
+  /** Fraction of activation elements OCC clamped (0 without OCC). */
+  clampedFraction: number;
+}
+
+/** y [t, n] = W4A4(x [t, k], w [k, n]) with the gradients above. */
+export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, stats?: Fp4ForwardStats): tf.Tensor2D {
+  const op = tf.customGrad(((xs: tf.Tensor2D, ws: tf.Tensor2D, save: tf.GradSaveFunc) => {
+    const [t, k] = xs.shape;
+    const n = ws.shape[1];
+    const xv = floats(xs);
+    const wv = floats(ws);
+    const occ = c.occ ? clampRows(xv, t, k, c.occ) : null;
+    if (stats) stats.clampedFraction = occ ? occ.residuals.length / Math.max(1, t * k) : 0;
+    const aq = quantizeActivations(occ ? occ.clamped : xv, t, k, c);
+    const wq = quantizeWeights(wv, k, n, c);
+    const aHat = tf.tensor2d(aq.values, [t, k]);
+    const wHat = tf.tensor2d(wq.values, [k, n]);
+    // Tensors made here are disposed when the forward pass ends unless saved for the gradient.
+    save([aHat, wHat]);
+    let y = tf.matMul(aHat, wHat);
+    if (occ) y = tf.add(y, tf.tensor2d(residualProduct(occ, t, wv, n), [t, n]));
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [aSaved, wSaved] = saved;
+        const g = c.gradients === 'e5m2' ? castE5M2(floats(dy)) : floats(dy);
+        const gt = tf.tensor2d(g, [t, n]);
+        const dx = tf.matMul(gt, wSaved as tf.Tensor2D, false, true);
+        let dwv = floats(tf.matMul(aSaved as tf.Tensor2D, gt, true, false));
+        if (c.dge) {
+          const f = dgeFactors(wq.scaled, c.dge);
+          dwv = dwv.map((v, i) => Math.fround(v * f[i]));
+        }
+        if (occ) addResidualWeightGradient(occ, t, g, n, dwv);
+        return [dx, tf.tensor2d(dwv, [k, n])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, w) as tf.Tensor2D;
+}

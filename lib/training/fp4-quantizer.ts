@@ -1,0 +1,120 @@
+// The W4A4 quantizer of FP4 LLM training (Wang et al., arXiv 2501.17116, §2.1–2.2 of
+// ../shared/design/papers-training.md): E2M1 values with an exact absmax scale γ = 6 / max|x| per
+// row (activations: per token) or per column (weights [K, N]: per output channel), simulated in
+// float32: x̂ = Q(x·γ) / γ. Also the FP8 E5M2 cast of the output gradient (per-tensor scale).
+
+import { decode, dequantize, encode, quantize } from '../core/api.js';
+
+/** E2M1 magnitudes, code order. */
+export const E2M1_GRID = [0, 0.5, 1, 1.5, 2, 3, 4, 6] as const;
+/** Midpoints between neighbours of the grid. */
+const MIDPOINTS = [0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5] as const;
+export const E2M1_MAX = 6;
+
+/** How a value halfway between two E2M1 values rounds: 'nearest-even' (OCP, fp4kit's default:
+ *  to the even code) or 'ties-up' (toward +∞: the paper's CUDA table, strict < on ascending midpoints). */
+export type TieRule = 'nearest-even' | 'ties-up';
+export const TIE_RULES: readonly TieRule[] = ['nearest-even', 'ties-up'];
+
+/** The E2M1 value nearest v (saturating at ±6; NaN stays NaN; −0 stays −0). */
+export function roundE2M1(v: number, ties: TieRule): number {
+  if (Number.isNaN(v)) return NaN;
+  const a = Math.abs(v);
+  let i = 0;
+  while (i < MIDPOINTS.length && a > MIDPOINTS[i]) i++;
+  if (i < MIDPOINTS.length && a === MIDPOINTS[i]) {
+    // A tie between grid[i] and grid[i + 1].
+    const up = ties === 'ties-up' ? v > 0 : (i + 1) % 2 === 0;
+    if (up) i++;
+  }
+  const m = E2M1_GRID[i];
+  return v < 0 || Object.is(v, -0) ? -m : m;
+}
+
+/** γ = 6 / amax as float32; 1 when amax is 0 or not finite (the paper's code does the same). */
+export function absmaxScale(amax: number): number {
+  return amax > 0 && Number.isFinite(amax) ? Math.fround(E2M1_MAX / amax) : 1;
+}
+
+export interface QuantizedE2M1 {
+  /** x̂ = Q(x·γ)/γ (float32). */
+  values: Float32Array;
+  /** x·γ, the value the grid saw (float32): DGE's argument. */
+  scaled: Float32Array;
+  /** γ per row ('rows') or per column ('columns'). */
+  scales: Float32Array;
+}
+
+/** Quantize x [rows, cols] to E2M1 with one exact absmax scale per row or per column. */
+export function quantizeE2M1(x: Float32Array, rows: number, cols: number, axis: 'rows' | 'columns', ties: TieRule): QuantizedE2M1 {
+  const count = axis === 'rows' ? rows : cols;
+  const amax = new Float32Array(count);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const g = axis === 'rows' ? r : c;
+      const a = Math.abs(x[r * cols + c]);
+      if (a > amax[g] || Number.isNaN(a)) amax[g] = a;
+    }
+  }
+  const scales = amax.map(absmaxScale);
+  const values = new Float32Array(rows * cols);
+  const scaled = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      const gamma = scales[axis === 'rows' ? r : c];
+      const u = Math.fround(x[i] * gamma);
+      scaled[i] = u;
+      values[i] = Math.fround(roundE2M1(u, ties) / gamma);
+    }
+  }
+  return { values, scaled, scales };
+}
+
+/** E5M2's largest finite value. */
+export const E5M2_MAX = 57344;
+
+/** g cast to FP8 E5M2 with one per-tensor scale (amax → 57344), returned dequantized (float32). */
+export function castE5M2(g: Float32Array): Float32Array {
+  let amax = 0;
+  for (let i = 0; i < g.length; i++) {
+    const a = Math.abs(g[i]);
+    if (a > amax) amax = a;
+  }
+  if (!(amax > 0) || !Number.isFinite(amax)) return Float32Array.from(g);
+  const s = Math.fround(E5M2_MAX / amax);
+  const scaled = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) scaled[i] = Math.fround(g[i] * s);
+  const back = decode(encode(scaled, 'e5m2'), 'e5m2');
+  for (let i = 0; i < back.length; i++) back[i] = Math.fround(back[i] / s);
+  return back;
+}
+
+/** fp4kit's block formats in place of the per-channel / per-token scales. */
+export type Fp4BlockFormat = 'nvfp4' | 'mxfp4';
+
+/**
+ * x [rows, cols] through one of fp4kit's FP4 block formats along each row (blocks of 16 or 32
+ * along the reduction axis), dequantized; `scaled` is x·γ_b with the block's absmax scale
+ * γ_b = 6 / max|x_b| — DGE's argument. (NVFP4's stored scale is γ_b rounded to E4M3; MX's is a power
+ * of two, up to 2× off, so DGE on MX blocks approximates where the grid's intervals fall.)
+ */
+export function quantizeBlocksE2M1(x: Float32Array, rows: number, cols: number, format: Fp4BlockFormat): QuantizedE2M1 {
+  const q = quantize(x, { format, shape: [rows, cols] });
+  const values = dequantize(q);
+  const block = format === 'nvfp4' ? 16 : 32;
+  const blocksPerRow = Math.ceil(cols / block);
+  const scales = new Float32Array(rows * blocksPerRow);
+  const scaled = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < blocksPerRow; b++) {
+      let amax = 0;
+      const end = Math.min(cols, (b + 1) * block);
+      for (let c = b * block; c < end; c++) amax = Math.max(amax, Math.abs(x[r * cols + c]));
+      const gamma = absmaxScale(amax);
+      scales[r * blocksPerRow + b] = gamma;
+      for (let c = b * block; c < end; c++) scaled[r * cols + c] = Math.fround(x[r * cols + c] * gamma);
+    }
+  }
+  return { values, scaled, scales };
+}

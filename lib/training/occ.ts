@@ -1,0 +1,64 @@
+// OCC, Outlier Clamping and Compensation (Wang et al., arXiv 2501.17116, Eq. 9;
+// ../shared/design/papers-training.md §2.4): each activation row is clamped at its (1 − α) and α
+// quantiles before quantizing, and the residual ΔA = A − clamp(A) — sparse, ≈ 2(1 − α) of the
+// elements — is added back in high precision as ΔA·W. The quantile is the released code's: sort
+// the row, lower = sorted[⌊(1 − α)·n⌋], upper = sorted[⌊α·n⌋] (0-based; Python float arithmetic).
+
+export interface OccOptions {
+  alpha: number;
+}
+
+export const OCC_DEFAULTS: OccOptions = { alpha: 0.99 };
+
+/** The clamped rows and the residual as a sparse matrix (CSR over rows). */
+export interface ClampedRows {
+  clamped: Float32Array;
+  /** rowStart[r] … rowStart[r + 1] index `columns` / `residuals` of row r. */
+  rowStart: Int32Array;
+  columns: Int32Array;
+  residuals: Float32Array;
+}
+
+export function clampRows(x: Float32Array, rows: number, cols: number, o: OccOptions = OCC_DEFAULTS): ClampedRows {
+  const clamped = new Float32Array(x.length);
+  const rowStart = new Int32Array(rows + 1);
+  const columns: number[] = [];
+  const residuals: number[] = [];
+  const lowAt = Math.min(cols - 1, Math.floor((1 - o.alpha) * cols));
+  const highAt = Math.min(cols - 1, Math.floor(o.alpha * cols));
+  const sorted = new Float32Array(cols);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * cols, (r + 1) * cols);
+    sorted.set(row);
+    sorted.sort();
+    const lo = sorted[lowAt];
+    const hi = sorted[highAt];
+    for (let c = 0; c < cols; c++) {
+      const v = row[c];
+      const k = v < lo ? lo : v > hi ? hi : v;
+      clamped[r * cols + c] = k;
+      if (k !== v) {
+        columns.push(c);
+        residuals.push(Math.fround(v - k));
+      }
+    }
+    rowStart[r + 1] = columns.length;
+  }
+  return { clamped, rowStart, columns: Int32Array.from(columns), residuals: Float32Array.from(residuals) };
+}
+
+/** ΔA·W for W [cols, n] (row-major), float64 accumulation per output, rounded to float32. */
+export function residualProduct(c: ClampedRows, rows: number, w: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(rows * n);
+  const acc = new Float64Array(n);
+  for (let r = 0; r < rows; r++) {
+    acc.fill(0);
+    for (let e = c.rowStart[r]; e < c.rowStart[r + 1]; e++) {
+      const d = c.residuals[e];
+      const wRow = c.columns[e] * n;
+      for (let j = 0; j < n; j++) acc[j] += d * w[wRow + j];
+    }
+    for (let j = 0; j < n; j++) out[r * n + j] = acc[j];
+  }
+  return out;
+}

@@ -1,0 +1,284 @@
+// fp4Dense (FP4 LLM training, Wang et al., arXiv 2501.17116): the E2M1 quantizer's two tie rules
+// (nearest-even against fp4kit's conformance-tested codec, ties-up against the paper's table), DGE
+// against the released code's unit vector, OCC's quantile rule and sparsity, the layer's forward
+// and gradients against definitions built from fp4kit's own encode/decode, training inside
+// tf.sequential and tf.model with SGD and Adam on the cpu and fp4kit backends, serialization, and
+// option errors.
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decode, encode } from '../lib/index.js';
+import { layers, Fp4Dense } from '../lib/tfjs/index.js';
+import { dgeFactor } from '../lib/training/dge.js';
+import { E2M1_GRID, roundE2M1 } from '../lib/training/fp4-quantizer.js';
+import { clampRows } from '../lib/training/occ.js';
+import { gaussian, rng } from './helpers/data.js';
+
+let previous = '';
+beforeAll(async () => {
+  previous = tf.getBackend();
+  await tf.setBackend('cpu');
+});
+afterAll(async () => {
+  if (previous) await tf.setBackend(previous);
+});
+
+function bf16(v: number): number {
+  const f = new Float32Array([v]);
+  const u = new Uint32Array(f.buffer);
+  u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+  return f[0];
+}
+
+/** Q(x) through fp4kit's E2M1 codec (RNE, saturating): the independent reference of 'nearest-even'. */
+function fp4kitE2M1(values: Float32Array): Float32Array {
+  const clipped = values.map((v) => Math.max(-6, Math.min(6, v)));
+  return decode(encode(clipped, 'e2m1'), 'e2m1');
+}
+
+/** Per-column (weights [k, n]) or per-row (activations [t, k]) absmax E2M1 with fp4kit's codec. */
+function referenceQuantize(x: Float32Array, rows: number, cols: number, axis: 'rows' | 'columns'): Float32Array {
+  const out = new Float32Array(x.length);
+  const count = axis === 'rows' ? rows : cols;
+  for (let g = 0; g < count; g++) {
+    const idx = Array.from({ length: axis === 'rows' ? cols : rows }, (_, i) => (axis === 'rows' ? g * cols + i : i * cols + g));
+    const amax = Math.max(...idx.map((i) => Math.abs(x[i])));
+    const gamma = amax > 0 ? Math.fround(6 / amax) : 1;
+    const q = fp4kitE2M1(Float32Array.from(idx.map((i) => Math.fround(x[i] * gamma))));
+    idx.forEach((i, j) => { out[i] = Math.fround(q[j] / gamma); });
+  }
+  return out;
+}
+
+function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, ta = false, tb = false): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let t = 0; t < k; t++) s += (ta ? a[t * m + i] : a[i * k + t]) * (tb ? b[j * k + t] : b[t * n + j]);
+    out[i * n + j] = s;
+  }
+  return out;
+}
+
+function closeTo(actual: ArrayLike<number>, expected: ArrayLike<number>, rel = 1e-5): void {
+  expect(actual.length).toBe(expected.length);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThanOrEqual(rel * scale + 1e-30);
+}
+
+describe('the E2M1 quantizer of fp4Dense', () => {
+  it("'nearest-even' is fp4kit's E2M1 codec (every multiple of 1/64 in [−8, 8] and every tie)", () => {
+    const values = Float32Array.from({ length: 1025 }, (_, i) => -8 + i / 64);
+    const want = fp4kitE2M1(values);
+    values.forEach((v, i) => expect(roundE2M1(v, 'nearest-even') === want[i]).toBe(true));
+  });
+
+  it("'ties-up' is the paper's table: ties toward +∞", () => {
+    const table: Array<[number, number]> = [
+      [0.25, 0.5], [0.75, 1], [1.25, 1.5], [1.75, 2], [2.5, 3], [3.5, 4], [5, 6],
+      [-0.25, 0], [-0.75, -0.5], [-1.25, -1], [-1.75, -1.5], [-2.5, -2], [-3.5, -3], [-5, -4],
+      [0.24, 0], [5.01, 6], [-5.01, -6], [100, 6], [-100, -6], [0.26, 0.5],
+    ];
+    for (const [v, q] of table) expect(roundE2M1(v, 'ties-up') === q).toBe(true);
+    // and nearest-even differs on the ties the paper's kernel rounds up
+    expect(roundE2M1(0.25, 'nearest-even')).toBe(0);
+    expect(roundE2M1(2.5, 'nearest-even')).toBe(2);
+    expect(E2M1_GRID.length).toBe(8);
+  });
+
+  it("DGE reproduces the released code's unit vector (test_DGE: bf16(linspace(−6, 6, 20)), k = 5, cap = 3) in bf16", () => {
+    const expected = [0.2002, 0.4375, 0.6055, 0.2168, 1.8359, 0.2695, 0.3027, 0.2695, 0.2402, 0.5781, 0.5781, 0.2402, 0.2695, 0.3027,
+      0.2695, 1.8359, 0.2168, 0.6055, 0.4375, 0.2002];
+    const inputs = Array.from({ length: 20 }, (_, i) => bf16(Math.fround(-6 + (12 * i) / 19)));
+    expect(inputs.slice(0, 4)).toEqual([-6, -5.375, -4.75, bf16(-4.0938)]);
+    inputs.forEach((u, i) => expect(bf16(dgeFactor(u, { k: 5, cap: 3 }))).toBe(bf16(expected[i])));
+    // 1/k at grid points, the cap at interval midpoints
+    expect(dgeFactor(2, { k: 5, cap: 3 })).toBeCloseTo(0.2, 12);
+    expect(dgeFactor(2.5, { k: 5, cap: 3 })).toBe(3);
+    expect(dgeFactor(7, { k: 5, cap: 3 })).toBe(0);
+  });
+
+  it('OCC clamps each row at sorted[⌊(1−α)n⌋] and sorted[⌊αn⌋] (the released code\'s indices), ~2(1−α) non-zero residuals', () => {
+    const n = 4096;
+    const x = gaussian(4 * n, 3);
+    const c = clampRows(x, 4, n, { alpha: 0.99 });
+    for (let r = 0; r < 4; r++) {
+      const sorted = Float32Array.from(x.subarray(r * n, (r + 1) * n)).sort();
+      const row = c.clamped.subarray(r * n, (r + 1) * n);
+      expect(Math.min(...row)).toBe(sorted[40]);
+      expect(Math.max(...row)).toBe(sorted[4055]);
+    }
+    const fraction = c.residuals.length / x.length;
+    expect(fraction).toBeGreaterThan(0.019);
+    expect(fraction).toBeLessThan(0.021);
+    for (let r = 0; r < 4; r++) {
+      for (let e = c.rowStart[r]; e < c.rowStart[r + 1]; e++) {
+        const i = r * n + c.columns[e];
+        expect(c.clamped[i] + c.residuals[e]).toBeCloseTo(x[i], 6);
+      }
+    }
+  });
+});
+
+describe('fp4Dense', () => {
+  const [t, k, n] = [8, 48, 6];
+  // Activations with heavy outliers (a few large values per row): what OCC is for.
+  const xv = gaussian(t * k, 5);
+  for (let i = 0; i < xv.length; i += 37) xv[i] *= 25;
+  const dyv = gaussian(t * n, 6);
+
+  function make(options: Record<string, unknown>): Fp4Dense {
+    const layer = layers.fp4Dense({ units: n, inputShape: [k], useBias: false, kernelInitializer: tf.initializers.randomNormal({ seed: 3 }), ...options });
+    layer.build([null, k]);
+    return layer;
+  }
+
+  function grads(layer: tf.layers.Layer): { y: Float32Array; dx: Float32Array; dw: Float32Array } {
+    const x = tf.tensor2d(xv, [t, k]);
+    const dy = tf.tensor2d(dyv, [t, n]);
+    const kernel = (layer.trainableWeights[0] as unknown as { val: tf.Variable }).val;
+    const y = (layer.apply(x) as tf.Tensor).dataSync() as Float32Array;
+    const dx = tf.grads((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, dy)))([x])[0].dataSync() as Float32Array;
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, dy)) as tf.Scalar, [kernel]);
+    return { y, dx, dw: g[kernel.name].dataSync() as Float32Array };
+  }
+
+  it('direct W4A4 (dge: false, occ: false): y = Q(x)·Q(W) per token / per output channel; ∇x = ∇y·Q(W)ᵀ; ∇W = Q(x)ᵀ·∇y', () => {
+    const layer = make({ dge: false, occ: false, gradients: 'fp32' });
+    const w = layer.getWeights()[0].dataSync() as Float32Array;
+    const aq = referenceQuantize(xv, t, k, 'rows');
+    const wq = referenceQuantize(w, k, n, 'columns');
+    const { y, dx, dw } = grads(layer);
+    closeTo(y, matmul(aq, wq, t, k, n));
+    closeTo(dx, matmul(dyv, wq, t, n, k, false, true));
+    closeTo(dw, matmul(aq, dyv, k, t, n, true, false));
+    // and it is not the float product (the test would pass vacuously otherwise)
+    const yFloat = matmul(xv, w, t, k, n);
+    expect(Array.from(y).some((v, i) => Math.abs(v - yFloat[i]) > 1e-3)).toBe(true);
+  });
+
+  it('DGE multiplies ∇W by f′(W·γ); E5M2 gradients are the per-tensor-scaled FP8 cast of ∇y', () => {
+    const layer = make({ dge: { k: 5, cap: 3 }, occ: false, gradients: 'e5m2' });
+    const w = layer.getWeights()[0].dataSync() as Float32Array;
+    const aq = referenceQuantize(xv, t, k, 'rows');
+    const amax = Math.max(...Array.from(w.subarray(0)).map(Math.abs));
+    expect(amax).toBeGreaterThan(0);
+    const colMax = Array.from({ length: n }, (_, j) => Math.max(...Array.from({ length: k }, (_, i) => Math.abs(w[i * n + j]))));
+    const f = w.map((v, i) => dgeFactor(Math.fround(v * Math.fround(6 / colMax[i % n])), { k: 5, cap: 3 }));
+    const dyMax = Math.max(...Array.from(dyv).map(Math.abs));
+    const s = Math.fround(57344 / dyMax);
+    const g8 = decode(encode(dyv.map((v) => Math.fround(v * s)), 'e5m2'), 'e5m2').map((v) => Math.fround(v / s));
+    expect(Array.from(g8).some((v, i) => v !== dyv[i])).toBe(true);
+    const { dw } = grads(layer);
+    const base = matmul(aq, g8, k, t, n, true, false);
+    closeTo(dw, base.map((v, i) => v * f[i]));
+  });
+
+  it('OCC: the forward error against the float product falls, and clamps ~2(1−α) of the activations', () => {
+    const wide = 256;
+    const x = gaussian(16 * wide, 9);
+    for (let i = 0; i < x.length; i += 53) x[i] *= 40;
+    const mk = (occ: unknown) => {
+      const l = layers.fp4Dense({ units: 32, inputShape: [wide], useBias: false, dge: false, occ, kernelInitializer: tf.initializers.randomNormal({ seed: 4 }) } as never);
+      l.build([null, wide]);
+      return l;
+    };
+    const direct = mk(false);
+    const occ = mk({ alpha: 0.99 });
+    occ.setWeights(direct.getWeights());
+    const w = direct.getWeights()[0].dataSync() as Float32Array;
+    const exact = matmul(x, w, 16, wide, 32);
+    const err = (l: tf.layers.Layer) => {
+      const y = (l.apply(tf.tensor2d(x, [16, wide])) as tf.Tensor).dataSync();
+      let e = 0;
+      for (let i = 0; i < y.length; i++) e += (y[i] - exact[i]) ** 2;
+      return e;
+    };
+    const eDirect = err(direct);
+    const eOcc = err(occ);
+    expect(eOcc).toBeLessThan(0.5 * eDirect);
+    expect(occ.lastForward.clampedFraction).toBeGreaterThan(0.015);
+    expect(occ.lastForward.clampedFraction).toBeLessThan(0.025);
+  });
+
+  it("weights 'nvfp4' / 'mxfp4': both operands through fp4kit's block formats", () => {
+    for (const weights of ['nvfp4', 'mxfp4'] as const) {
+      const layer = make({ weights, dge: false, occ: false, gradients: 'fp32' });
+      const w = layer.getWeights()[0].dataSync() as Float32Array;
+      const { y } = grads(layer);
+      const yFloat = matmul(xv, w, t, k, n);
+      let err = 0;
+      let norm = 0;
+      for (let i = 0; i < y.length; i++) { err += (y[i] - yFloat[i]) ** 2; norm += yFloat[i] ** 2; }
+      expect(err / norm).toBeGreaterThan(1e-6);
+      expect(err / norm).toBeLessThan(0.1);
+    }
+  });
+
+  it('serializes (getConfig, save/load) and predicts the same', async () => {
+    const model = tf.sequential({ layers: [layers.fp4Dense({ units: 5, inputShape: [12], activation: 'relu', dge: { k: 3, cap: 2 }, occ: { alpha: 0.97 }, ties: 'ties-up' })] });
+    const cfg = (model.layers[0] as Fp4Dense).getConfig();
+    expect(cfg).toMatchObject({ units: 5, activation: 'relu', dge: { k: 3, cap: 2 }, occ: { alpha: 0.97 }, gradients: 'e5m2', weights: 'per-channel', ties: 'ties-up' });
+    let artifacts!: tf.io.ModelArtifacts;
+    await model.save(tf.io.withSaveHandler(async (a) => { artifacts = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    expect(loaded.layers[0]).toBeInstanceOf(Fp4Dense);
+    expect((loaded.layers[0] as Fp4Dense).fp4).toEqual((model.layers[0] as Fp4Dense).fp4);
+    const x = tf.tensor2d(gaussian(4 * 12, 7), [4, 12]);
+    expect(Array.from((loaded.predict(x) as tf.Tensor).dataSync())).toEqual(Array.from((model.predict(x) as tf.Tensor).dataSync()));
+  });
+
+  it('refuses bad options', () => {
+    expect(() => layers.fp4Dense({ units: 2, dge: { k: 0 } })).toThrow(/dge.k/);
+    expect(() => layers.fp4Dense({ units: 2, occ: { alpha: 1.5 } })).toThrow(/occ.alpha/);
+    expect(() => layers.fp4Dense({ units: 2, gradients: 'e4m3' as never })).toThrow(/gradients must be one of/);
+    expect(() => layers.fp4Dense({ units: 2, weights: 'int4' as never })).toThrow(/weights must be one of/);
+    expect(() => layers.fp4Dense({ units: 2, weights: 'nvfp4', ties: 'ties-up' })).toThrow(/ties applies/);
+    expect(() => layers.fp4Dense({ units: 2, dge: 'yes' as never })).toThrow(TypeError);
+  });
+});
+
+describe.each(['cpu', 'fp4kit'])('fp4Dense trains on the %s backend', (backend) => {
+  beforeAll(async () => {
+    await tf.setBackend(backend);
+    tf.env().set('FP4KIT_WEIGHTS', 'none');
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  // y = sin-ish regression target from a fixed random float network.
+  const next = rng(12);
+  const N = 256, D = 16;
+  const xs = Float32Array.from({ length: N * D }, () => 2 * next() - 1);
+  const ys = new Float32Array(N);
+  for (let i = 0; i < N; i++) { let s = 0; for (let j = 0; j < D; j++) s += Math.sin((j + 1) * xs[i * D + j]); ys[i] = s / 4; }
+
+  async function fitLoss(model: tf.LayersModel, optimizer: tf.Optimizer): Promise<number[]> {
+    model.compile({ optimizer, loss: 'meanSquaredError' });
+    const h = await model.fit(tf.tensor2d(xs, [N, D]), tf.tensor2d(ys, [N, 1]), { epochs: 25, batchSize: 32, shuffle: false, verbose: 0 });
+    return h.history.loss as number[];
+  }
+
+  it.each([
+    ['sequential, SGD, DGE + OCC', 'sgd'],
+    ['functional tf.model, Adam, direct W4A4', 'adam'],
+  ])('%s: the loss falls', async (_name, opt) => {
+    const fp4 = opt === 'sgd' ? { dge: { k: 5, cap: 3 }, occ: { alpha: 0.99 } } : { dge: false as const, occ: false as const };
+    let model: tf.LayersModel;
+    if (opt === 'sgd') {
+      model = tf.sequential({ layers: [
+        layers.fp4Dense({ units: 64, inputShape: [D], activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }), ...fp4 }),
+        layers.fp4Dense({ units: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }), ...fp4 }),
+      ] });
+    } else {
+      const input = tf.input({ shape: [D] });
+      const hidden = layers.fp4Dense({ units: 64, activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }), ...fp4 }).apply(input) as tf.SymbolicTensor;
+      const out = layers.fp4Dense({ units: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }), ...fp4 }).apply(hidden) as tf.SymbolicTensor;
+      model = tf.model({ inputs: input, outputs: out });
+    }
+    const loss = await fitLoss(model, opt === 'sgd' ? tf.train.sgd(0.05) : tf.train.adam(0.01));
+    expect(loss.every(Number.isFinite)).toBe(true);
+    expect(loss[loss.length - 1]).toBeLessThan(0.6 * loss[0]);
+  }, 60_000);
+});
