@@ -29,9 +29,9 @@ export type Variant = keyof typeof VARIANTS;
 class LayerNorm {
   readonly gamma: tf.Variable;
   readonly beta: tf.Variable;
-  constructor(width: number, name: string) {
-    this.gamma = tf.variable(tf.ones([width]), true, `ln_gamma_${name}`);
-    this.beta = tf.variable(tf.zeros([width]), true, `ln_beta_${name}`);
+  constructor(width: number) {
+    this.gamma = tf.variable(tf.ones([width]), true);
+    this.beta = tf.variable(tf.zeros([width]), true);
   }
   apply(x: tf.Tensor): tf.Tensor {
     const { mean, variance } = tf.moments(x, -1, true);
@@ -73,10 +73,9 @@ export class CharGpt {
       layer.build([null, inputs]);
       return layer;
     };
-    let norms = 0;
-    const norm = () => new LayerNorm(width, `${seed}_${norms++}`);
-    this.tokenEmbedding = tf.variable(init(0.02).apply([vocab, width]) as tf.Tensor, true, `wte_${seed}`);
-    this.positionEmbedding = tf.variable(init(0.02).apply([context, width]) as tf.Tensor, true, `wpe_${seed}`);
+    const norm = () => new LayerNorm(width);
+    this.tokenEmbedding = tf.variable(init(0.02).apply([vocab, width]) as tf.Tensor, true);
+    this.positionEmbedding = tf.variable(init(0.02).apply([context, width]) as tf.Tensor, true);
     const residualStd = 0.02 / Math.sqrt(2 * config.layers);
     for (let l = 0; l < config.layers; l++) {
       this.blocks.push({
