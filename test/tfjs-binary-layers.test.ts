@@ -175,6 +175,18 @@ describe('binaryConv2d', () => {
     grads.get('kernel')!.forEach((v, i) => expect(v).toBeCloseTo(dsw.dataSync()[i], 4));
   });
 
+  it('forward on bit planes equals conv2d of the signs exactly: strides 1 and 2, same and valid, taps past 64, filters past 8', () => {
+    for (const [strides, padding, ch, filters] of [[2, 'same', 9, 11], [1, 'valid', 8, 17], [2, 'valid', 3, 1]] as const) {
+      const xs = gaussian(3 * 7 * 6 * ch, 31 + ch);
+      const layer = layers.binaryConv2d({ filters, kernelSize: 3, padding, strides, inputShape: [7, 6, ch], useBias: false, gradients: 'scq' });
+      layer.build([null, 7, 6, ch]);
+      const [wt, a] = layer.getWeights();
+      const x = tf.tensor4d(xs, [3, 7, 6, ch]);
+      const want = tf.mul(tf.conv2d(tf.tensor4d(sign(xs), x.shape), tf.tensor4d(sign(wt.dataSync() as Float32Array), wt.shape as [number, number, number, number]), strides, padding), a);
+      expect(Array.from((layer.apply(x) as tf.Tensor).dataSync())).toEqual(Array.from(want.dataSync()));
+    }
+  });
+
   it("gradients='scq': the kernel gradient is conv2dBackpropFilter of sign(x) with the per-channel estimate", () => {
     const layer = make({ gradients: 'scq', bits: 4, prune: 'none', seed: 3 });
     const [wt, , a] = layer.getWeights();

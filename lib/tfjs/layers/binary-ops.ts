@@ -20,6 +20,7 @@ import {
   inputGradientProduct, quantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
 } from '../../training/binary-backward.js';
 import { col2im, im2col, imageStrides } from '../im2col.js';
+import { binaryDenseForward, binaryPatchForward } from '../../training/binary-forward.js';
 
 /** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
 export function binarize(v: tf.Tensor): tf.Tensor {
@@ -54,7 +55,9 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
   const op = tf.customGrad(((xs: tf.Tensor2D, ws: tf.Tensor2D, as: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const xb = binarize(xs) as tf.Tensor2D;
     const wb = binarize(ws) as tf.Tensor2D;
-    const product = tf.matMul(xb, wb);
+    const [t, k] = xs.shape;
+    const n = ws.shape[1];
+    const product = tf.tensor2d(binaryDenseForward(floats(xs), t, k, floats(ws), n), [t, n]);
     save([xs, xb, wb, product]);
     return {
       value: tf.mul(product, as),
@@ -94,7 +97,17 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
   const op = tf.customGrad(((xs: tf.Tensor4D, ws: tf.Tensor4D, as: tf.Tensor1D, save: tf.GradSaveFunc) => {
     const xb = binarize(xs) as tf.Tensor4D;
     const wb = binarize(ws) as tf.Tensor4D;
-    const product = tf.conv2d(xb, wb, strides, pad);
+    // In im2col form: patches of sign(x) [n·h'·w', taps·inChannels] (0 in the zero padding), the
+    // filter as [taps·inChannels, c]; made once, used by the forward and the ∇W product.
+    const [batch, inH, inW, inC] = xs.shape;
+    const info = tf.backend_util.computeConv2DInfo(xs.shape, ws.shape as [number, number, number, number], strides, 1, pad);
+    const taps = info.filterHeight * info.filterWidth * inC;
+    const rows = batch * info.outHeight * info.outWidth;
+    const xStrides = imageStrides(inH, inW, inC, true);
+    const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
+    const patches = new Float32Array(rows * taps);
+    im2col(floats(xb), xStrides, info, 0, batch, patches, taps, 1);
+    const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
     save([xs, xb, wb, product]);
     return {
       value: tf.mul(product, as),
@@ -111,19 +124,11 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           { strides, pad, dataFormat: 'NHWC', filterShape: wb0.shape }) as tf.Tensor4D;
         if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), backpropFilter(g), dAlpha];
         const paths = quantizedPaths(g, shape, options, seeds.next());
-        // In im2col form: patches [n·h'·w', taps·inChannels], the filter as [taps·inChannels, c].
-        const [, inH, inW, inC] = x0.shape as [number, number, number, number];
-        const info = tf.backend_util.computeConv2DInfo(x0.shape as [number, number, number, number], wb0.shape as [number, number, number, number], strides, 1, pad);
-        const taps = info.filterHeight * info.filterWidth * inC;
-        const xStrides = imageStrides(inH, inW, inC, true);
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }));
         const dxv = new Float32Array(n * inH * inW * inC);
         col2im(dPatches, taps, info, xStrides, 0, n, dxv);
         const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
         // Taps in the zero padding are 0, not ±1: the patches are packed ternary when there is padding.
-        const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
-        const patches = new Float32Array(n * h * wd * taps);
-        im2col(floats(xb0), xStrides, info, 0, n, patches, taps, 1);
         const dwT = weightGradientProduct(paths.weight, shape, packSigns(patches, { shape: [n * h * wd, taps], transpose: true, ternary: padded }));
         const dw = dwT
           ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
