@@ -41,14 +41,14 @@
     {
       "target_name": "fp4kit_avx2",
       "type": "static_library",
-      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc"],
+      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc", "native/matmul_decoded_avx2.cc"],
       "cflags_cc": ["-mavx2"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-ffp-contract=off"] }
     },
     {
       "target_name": "fp4kit_avx512",
       "type": "static_library",
-      "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc"],
+      "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc", "native/matmul_decoded_avx512.cc"],
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-ffp-contract=off"] }
     },

@@ -211,7 +211,6 @@ void packSigns(const float* x, int64_t rows, int64_t cols, bool transpose, bool 
 }
 
 int64_t packBitPlanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits, bool transpose, uint64_t* out) {
-  const int64_t outRows = transpose ? cols : rows;
   const int64_t length = transpose ? rows : cols;
   const int64_t words = bitplaneWords(length);
   // Codes are checked first, in index order, so the index reported does not depend on threads.

@@ -55,12 +55,12 @@ const QuantizeKernels& chooseKernels(const Simd& s) {
 
 MatmulKernel chooseMatmulKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true};
-  if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true};
-  if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false};
+  if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true, matmulDecodedAvx512};
+  if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true, matmulDecodedAvx512};
+  if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false, s.avx512 ? matmulDecodedAvx512 : matmulDecodedAvx2};
 #endif
   (void)s;
-  return {"scalar", matmulFp4Int8Scalar, true};
+  return {"scalar", matmulFp4Int8Scalar, true, matmulDecodedScalar};
 }
 
 BitplaneKernel chooseBitplaneKernel(const Simd& s) {

@@ -23,9 +23,13 @@ struct DecodedOperand {
   int64_t rows, cols, paddedCols, blockSize, blocksPerRow;
 };
 
-// Reference order over decoded operands, output columns [nBegin, nEnd).
+// Reference order over decoded operands, output columns [nBegin, nEnd); the SIMD variants
+// (matmul_decoded_avx2.cc, matmul_decoded_avx512.cc) keep every output's operations and order.
 void matmulDecodedScalar(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out,
                          int64_t nBegin, int64_t nEnd);
+void matmulDecodedAvx2(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out, int64_t nBegin, int64_t nEnd);
+void matmulDecodedAvx512(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out, int64_t nBegin, int64_t nEnd);
+using DecodedKernel = void (*)(const DecodedOperand&, const DecodedOperand&, const float*, float*, int64_t, int64_t);
 
 // Columns per tile of repacked weights: one 512-bit vector of int32 lanes.
 constexpr int kTileColumns = 16;
@@ -163,6 +167,7 @@ struct MatmulKernel {
   const char* simd;  // "avx512-vnni-vbmi", "avx512-vnni", "avx2", "scalar"
   Fp4Int8Kernel fp4Int8;
   bool readsCompactScales;  // decodes ScaleStorage::Half and ::E8m0
+  DecodedKernel decoded;    // matmulDecoded* of the same level (AVX-512F, AVX2 or scalar)
 };
 const MatmulKernel& activeMatmulKernel();
 

@@ -154,7 +154,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   const float* bias = typedData<float>(env, info[9], "bias", static_cast<size_t>(n), true);
   float* out = typedData<float>(env, info[10], "out", static_cast<size_t>(m * n));
   parallelFor(n, std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k)),
-              [&](int64_t begin, int64_t end) { matmulDecodedScalar(a, b, bias, out, begin, end); });
+              [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });
   return env.Undefined();
 }
 

@@ -40,11 +40,14 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
-  it.each(['mxfp6_e2m3', 'mxfp8_e4m3', 'mxint8'] as const)('%s weights (decoded path)', (format) => {
-    const [m, n, k] = [3, 11, 100];
-    const b = weights(format, n, k, 5);
-    const a = gaussian(m * k, 8);
-    expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), matmul(a, b))).toBe(-1);
+  it.each(['mxfp6_e2m3', 'mxfp8_e4m3', 'mxint8'] as const)('%s weights (decoded path; SIMD row and column tails)', (format) => {
+    // The native decoded kernels work on 4 rows × 8 or 16 columns: shapes below, at and past both.
+    for (const [m, n, k] of [[3, 11, 100], [4, 16, 32], [9, 33, 70], [1, 17, 33], [6, 48, 130]] as const) {
+      const b = weights(format, n, k, 5 + n);
+      const a = gaussian(m * k, 8 + k);
+      const bias = gaussian(n, 9);
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b, { bias })), matmul(a, b, { bias })), `${format} ${m}×${n}×${k}`).toBe(-1);
+    }
   });
 
   it('quantized activations of other formats (nvfp4 × mxfp4) take the decoded path', () => {

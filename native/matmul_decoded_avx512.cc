@@ -1,0 +1,58 @@
+// The decoded-operand product (float32 'none' products of the tfjs backend, FGMP/FP8 fallbacks) with
+// AVX-512: the reference order of matmulDecodedScalar (per output: float64 sum of each unit's
+// products in k order, then f32, times the f32 block multiplier, added to an f32 accumulator),
+// vectorized across 16 output columns × 4 rows, so every output's operations are the scalar ones.
+#include <immintrin.h>
+
+#include "matmul_decoded_panel.h"
+
+namespace fp4kit {
+
+void matmulDecodedAvx512(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out, int64_t nBegin, int64_t nEnd) {
+  constexpr int64_t kWidth = 16, kRows = 4;
+  const int64_t unit = std::min(a.blockSize, b.blockSize);
+  const int64_t units = (a.cols + unit - 1) / unit;
+  const int64_t n = b.rows;
+  DecodedPanel panel;
+  for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
+    const int64_t cols = std::min(kWidth, nEnd - col0);
+    fillDecodedPanel(b, col0, cols, kWidth, unit, units, panel);
+    const __mmask16 lanes = static_cast<__mmask16>((1u << cols) - 1);
+    for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
+      const int64_t rows = std::min(kRows, a.rows - m0);
+      __m512 acc[kRows];
+      for (int r = 0; r < kRows; r++) acc[r] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < units; j++) {
+        __m512d lo[kRows], hi[kRows];
+        for (int r = 0; r < kRows; r++) lo[r] = hi[r] = _mm512_setzero_pd();
+        for (int64_t i = 0; i < unit; i++) {
+          const int64_t k = j * unit + i;
+          const float* bk = panel.values.data() + k * kWidth;
+          const __m512d b0 = _mm512_cvtps_pd(_mm256_loadu_ps(bk));
+          const __m512d b1 = _mm512_cvtps_pd(_mm256_loadu_ps(bk + 8));
+          for (int r = 0; r < kRows; r++) {
+            if (r >= rows) break;
+            const __m512d av = _mm512_set1_pd(static_cast<double>(a.values[(m0 + r) * a.paddedCols + k]));
+            lo[r] = _mm512_add_pd(lo[r], _mm512_mul_pd(av, b0));
+            hi[r] = _mm512_add_pd(hi[r], _mm512_mul_pd(av, b1));
+          }
+        }
+        const __m512 bs = _mm512_loadu_ps(panel.scales.data() + j * kWidth);
+        for (int r = 0; r < kRows; r++) {
+          if (r >= rows) break;
+          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * a.blocksPerRow + (j * unit) / a.blockSize]), bs);
+          const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo[r])), _mm512_cvtpd_ps(hi[r]), 1);
+          acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(d, s));
+        }
+      }
+      for (int r = 0; r < kRows; r++) {
+        if (r >= rows) break;
+        __m512 v = acc[r];
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, bias + col0));
+        _mm512_mask_storeu_ps(out + (m0 + r) * n + col0, lanes, v);
+      }
+    }
+  }
+}
+
+}  // namespace fp4kit
