@@ -56,7 +56,11 @@ export function im2col(src: Float32Array, strides: ImageStrides, info: backend_u
   const channels = info.inChannels;
   const cs = strides.channel;
   if (cs === 1 && colStep === 1) {
-    forEachTap(info, strides, first, count, (p, kc, from) => out.set(src.subarray(from, from + channels), p * rowStep + kc));
+    // A plain loop: a subarray per tap would allocate once per (patch, tap).
+    forEachTap(info, strides, first, count, (p, kc, from) => {
+      const to = p * rowStep + kc;
+      for (let c = 0; c < channels; c++) out[to + c] = src[from + c];
+    });
     return;
   }
   forEachTap(info, strides, first, count, (p, kc, from) => {
