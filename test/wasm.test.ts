@@ -5,7 +5,8 @@ import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/kernels/ref/index.js';
-import { SCRATCH_BYTES, wasmKernels } from '../lib/kernels/wasm.js';
+import { wasmKernels } from '../lib/kernels/wasm.js';
+import { SCRATCH_BYTES } from '../lib/kernels/wasm-memory.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
 import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
 import { matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';

@@ -47,6 +47,14 @@ export interface WasmExports {
 }
 
 const PAGE = 65536;
+
+/** Upper bound on the scratch one chunk of a streamed kernel call uses (a single row may exceed it). */
+export const SCRATCH_BYTES = 1 << 20;
+
+/** Rows per chunk when one row takes `rowBytes` of scratch. */
+export function rowsPerChunk(rowBytes: number): number {
+  return Math.max(1, Math.floor(SCRATCH_BYTES / Math.max(1, rowBytes)));
+}
 const ALIGN = 16; // v128 loads and stores stay aligned
 
 function alignUp(n: number): number {

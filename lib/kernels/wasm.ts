@@ -1,7 +1,7 @@
 // The WebAssembly backend: the AssemblyScript kernels (assembly/) compiled with SIMD128 into
 // build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/kernels/ref/index.ts).
 // Each call copies its input into the module's memory (lib/kernels/wasm-memory.ts) in row chunks of at
-// most SCRATCH_BYTES, runs the kernel and copies the result out; chunks pass their global
+// most SCRATCH_BYTES (wasm-memory.ts), runs the kernel and copies the result out; chunks pass their global
 // firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.
 // This file imports nothing from Node at the top level: the browser entry (lib/browser.ts) calls
 // instantiateWasmKernels with bytes it fetched, and only loadWasmKernels() asks Node for its file
@@ -11,18 +11,12 @@ import { bitsToFloat } from './ref/element-codec.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../core/formats.js';
 import type { MatmulKernels } from './contract.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
-import { instantiateWasmModule, type WasmMemory } from './wasm-memory.js';
+import { instantiateWasmModule, rowsPerChunk, type WasmMemory } from './wasm-memory.js';
 import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
-import type {
-  BitplaneMatmulArgs, GradientDequantArgs, GradientQuantArgs, Kernels, PackBitPlanesArgs, PackSignsArgs, Source,
-} from './contract.js';
-import { guardGradientDequantArgs, guardGradientQuantArgs } from './gradient-quant-glue.js';
-import { guardBitplaneMatmulArgs, guardPackBitPlanesArgs, guardPackSignsArgs } from './bitplane-gemm-glue.js';
-import { planesBytes, signsBytes } from './ref/bitplane-gemm.js';
-
-/** Upper bound on the scratch one chunk uses (a single row may exceed it). */
-export const SCRATCH_BYTES = 1 << 20;
+import type { Kernels, Source } from './contract.js';
+import { gradientQuantWasm } from './gradient-quant-wasm.js';
+import { bitplaneGemmWasm } from './bitplane-gemm-wasm.js';
 
 const ELEMENT_BITS: Record<number, number> = {
   [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
@@ -31,11 +25,6 @@ const ELEMENT_BITS: Record<number, number> = {
 
 function sourceBytes(dtype: DtypeIdValue): number {
   return dtype === DtypeId.f32 ? 4 : 2;
-}
-
-/** Rows per chunk when one row takes `rowBytes` of scratch. */
-function rowsPerChunk(rowBytes: number): number {
-  return Math.max(1, Math.floor(SCRATCH_BYTES / Math.max(1, rowBytes)));
 }
 
 /** The Kernels table over one instantiated module. */
@@ -222,140 +211,6 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
   }
 
-  /** Gradient quantizer (assembly/gradient-quant.ts): the per-group arrays stay in memory while
-   *  row chunks go through phase 1 (ranges) and, after phase 2 (keep decisions), phase 3 (codes);
-   *  a tensor that fits one chunk is copied in once. */
-  function quantizeGradient(args: GradientQuantArgs): number {
-    const a = guardGradientQuantArgs(args);
-    const { rows, cols, count } = a;
-    mem.reset();
-    const lo = mem.alloc(count * 4);
-    const hi = mem.alloc(count * 4);
-    const scales = mem.alloc(count * 4);
-    const zeros = mem.alloc(count * 4);
-    const keep = mem.alloc(count * 4);
-    const mask = mem.alloc(count);
-    const inv = mem.alloc(count * 8);
-    const p = mem.alloc(count * 8);
-    const clamped = mem.alloc(count);
-    const scores = mem.alloc(count * 4);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols * 5);
-    const single = per >= rows;
-    let whole = 0;
-    x.gradientRangesInit(lo, hi, count);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
-      const src = mem.copyIn(a.src.subarray(r0 * cols, (r0 + n) * cols));
-      if (single) whole = src;
-      const bad = x.gradientRanges(src, n, cols, a.groups, r0, lo, hi);
-      if (bad >= 0) return r0 * cols + bad;
-    }
-    x.gradientRangesFinish(lo, hi, count);
-    x.gradientKeep(lo, hi, count, a.bits, a.prune, a.seed, scales, zeros, mask, keep, inv, p, clamped, scores);
-    mem.copyOut(scales, a.scales.subarray(0, count));
-    mem.copyOut(zeros, a.zeros.subarray(0, count));
-    mem.copyOut(mask, a.mask.subarray(0, count));
-    mem.copyOut(keep, a.keepProbability.subarray(0, count));
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      if (!single) mem.release(chunkStart);
-      const src = single ? whole : mem.copyIn(a.src.subarray(r0 * cols, (r0 + n) * cols));
-      const codes = mem.alloc(n * cols);
-      x.gradientCodes(src, n, cols, a.bits, a.groups, a.seed, r0, lo, inv, codes);
-      mem.copyOut(codes, a.codes.subarray(r0 * cols, (r0 + n) * cols));
-    }
-    return -1;
-  }
-
-  function dequantizeGradient(args: GradientDequantArgs): void {
-    const a = guardGradientDequantArgs(args);
-    const { rows, cols, count } = a;
-    mem.reset();
-    const scales = mem.copyIn(a.scales.subarray(0, count));
-    const zeros = mem.copyIn(a.zeros.subarray(0, count));
-    const mask = mem.copyIn(a.mask.subarray(0, count));
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols * 5);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
-      const codes = mem.copyIn(a.codes.subarray(r0 * cols, (r0 + n) * cols));
-      const out = mem.alloc(n * cols * 4);
-      x.gradientDequantize(codes, scales, zeros, mask, n, cols, a.groups, r0, out);
-      mem.copyOut(out, a.out.subarray(r0 * cols, (r0 + n) * cols));
-    }
-  }
-
-  /** Bit-plane products (assembly/bitplane-gemm.ts): packing streams source rows through the
-   *  module into one resident output; the product keeps the signs operand resident and streams
-   *  runs of code rows with their output rows. */
-  function packSigns(args: PackSignsArgs): void {
-    const a = guardPackSignsArgs(args);
-    const { rows, cols, outRows, length } = a;
-    const outBytes = signsBytes(outRows, length, a.ternary);
-    mem.reset();
-    const out = mem.alloc(outBytes);
-    mem.bytes(out, outBytes).fill(0);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols * 4);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
-      const src = mem.copyIn(a.src.subarray(r0 * cols, (r0 + n) * cols));
-      x.packSignsRows(src, n, cols, r0, a.transpose ? 1 : 0, a.ternary ? 1 : 0, outRows, length, out);
-    }
-    mem.copyOut(out, a.out.subarray(0, outBytes));
-  }
-
-  function packBitPlanes(args: PackBitPlanesArgs): number {
-    const a = guardPackBitPlanesArgs(args);
-    const { rows, cols, outRows, length } = a;
-    const outBytes = planesBytes(outRows, length, a.bits);
-    mem.reset();
-    const out = mem.alloc(outBytes);
-    mem.bytes(out, outBytes).fill(0);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
-      const codes = mem.copyIn(a.codes.subarray(r0 * cols, (r0 + n) * cols));
-      const bad = x.packBitPlanesRows(codes, n, cols, r0, a.bits, a.transpose ? 1 : 0, length, out);
-      if (bad >= 0) return r0 * cols + bad;
-    }
-    mem.copyOut(out, a.out.subarray(0, outBytes));
-    return -1;
-  }
-
-  function bitplaneMatmul(args: BitplaneMatmulArgs): void {
-    const a = guardBitplaneMatmulArgs(args);
-    const { m, n, bits, length, groups } = a;
-    const float = a.outFloat !== null;
-    mem.reset();
-    const signs = mem.copyIn(a.signs.subarray(0, signsBytes(n, length, a.ternary)));
-    const mask = a.mask ? mem.copyIn(a.mask.subarray(0, groups)) : 0;
-    const scales = a.scales ? mem.copyIn(a.scales.subarray(0, groups)) : 0;
-    const zeros = a.zeros ? mem.copyIn(a.zeros.subarray(0, groups)) : 0;
-    const sums = mem.alloc(n * 4);
-    if (float) x.bitplaneSignSums(signs, n, length, a.ternary ? 1 : 0, sums);
-    const scratch = mem.alloc(n * 8);
-    const rowBytes = planesBytes(1, length, bits);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(rowBytes + n * 4);
-    for (let r0 = 0; r0 < m; r0 += per) {
-      const rows = Math.min(per, m - r0);
-      mem.release(chunkStart);
-      const planes = mem.copyIn(a.planes.subarray(r0 * rowBytes, (r0 + rows) * rowBytes));
-      const out = mem.alloc(rows * n * 4);
-      x.bitplaneMatmulRows(planes, rows, r0, bits, signs, n, length, a.ternary ? 1 : 0, a.rowsPerGroup, mask, scales, zeros, sums,
-        float ? 0 : out, float ? out : 0, scratch);
-      const dst = float ? a.outFloat!.subarray(r0 * n, (r0 + rows) * n) : a.outInt!.subarray(r0 * n, (r0 + rows) * n);
-      mem.copyOut(out, dst);
-    }
-  }
-
   return {
     name: 'wasm',
     simd: 'simd128',
@@ -364,11 +219,8 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
     absMax,
     fgmpCandidates,
-    quantizeGradient,
-    dequantizeGradient,
-    packSigns,
-    packBitPlanes,
-    bitplaneMatmul,
+    ...gradientQuantWasm(mem),
+    ...bitplaneGemmWasm(mem),
     matmul: wasmMatmul(mem),
   };
 }
