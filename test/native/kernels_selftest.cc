@@ -11,6 +11,7 @@
 
 #include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
+#include "../../native/bitplane_gemm.h"
 #include "../../native/quantize.h"
 
 using namespace fp4kit;
@@ -110,6 +111,87 @@ void compareTables(const QuantizeKernels& simd) {
 
 }  // namespace
 
+// The bit-plane row kernels against bitplaneRowsScalar (random words: every count is exact), and
+// the whole product through the kernel this CPU's dispatch picks against a plain integer GEMM.
+void compareBitplaneRows(const char* name, BitplaneRowsKernel kernel) {
+  std::mt19937_64 rng(7);
+  for (int64_t n : {1, 7, 8, 9, 33}) {
+    for (int64_t words : {1, 2, 5}) {
+      for (int bits : {1, 4, 8}) {
+        for (int rowCount : {1, 2}) {
+          for (bool ternary : {false, true}) {
+            std::vector<uint64_t> a(static_cast<size_t>(2 * bits * words)), pos(static_cast<size_t>(signsWordCount(n, words * 64))), nz(pos.size());
+            for (auto& w : a) w = rng();
+            for (auto& w : pos) w = rng();
+            for (auto& w : nz) w = rng();
+            std::vector<int32_t> out[2][2], ref[2][2];
+            BitplaneRows r{}, q{};
+            for (int t = 0; t < 2; t++) {
+              for (int u = 0; u < 2; u++) {
+                out[t][u].assign(static_cast<size_t>(n), -1);
+                ref[t][u].assign(static_cast<size_t>(n), -1);
+              }
+              r.a[t] = q.a[t] = a.data() + t * bits * words;
+              r.rPos[t] = out[t][0].data();
+              r.rNonzero[t] = out[t][1].data();
+              q.rPos[t] = ref[t][0].data();
+              q.rNonzero[t] = ref[t][1].data();
+            }
+            r.rowCount = q.rowCount = rowCount;
+            r.bits = q.bits = bits;
+            r.words = q.words = words;
+            r.pos = q.pos = pos.data();
+            r.nonzero = q.nonzero = ternary ? nz.data() : nullptr;
+            r.n = q.n = n;
+            kernel(r);
+            bitplaneRowsScalar(q);
+            check(out[0][0] == ref[0][0] && out[1][0] == ref[1][0] && out[0][1] == ref[0][1] && out[1][1] == ref[1][1],
+                  std::string(name) + " bit-plane rows n=" + std::to_string(n) + " words=" + std::to_string(words) + " bits=" + std::to_string(bits));
+          }
+        }
+      }
+    }
+  }
+}
+
+void checkBitplaneProduct() {
+  std::mt19937 rng(11);
+  for (int64_t m : {1, 3, 6}) {
+    for (int64_t n : {1, 9, 17}) {
+      for (int64_t k : {1, 63, 64, 65, 200}) {
+        const int bits = 3;
+        std::vector<uint8_t> codes(static_cast<size_t>(m * k));
+        std::vector<float> x(static_cast<size_t>(n * k));
+        for (auto& c : codes) c = static_cast<uint8_t>(rng() % 8);
+        for (auto& v : x) v = static_cast<float>(static_cast<int>(rng() % 3) - 1);  // −1, 0, +1
+        std::vector<uint64_t> planes(static_cast<size_t>(m * bits * bitplaneWords(k)));
+        std::vector<uint64_t> signs(static_cast<size_t>(2 * signsWordCount(n, k)));
+        check(packBitPlanes(codes.data(), m, k, bits, false, planes.data()) == -1, "packBitPlanes");
+        packSigns(x.data(), n, k, false, true, signs.data());
+        std::vector<int32_t> out(static_cast<size_t>(m * n));
+        BitplaneMatmulArgs args{};
+        args.planes = planes.data();
+        args.m = m;
+        args.bits = bits;
+        args.signs = signs.data();
+        args.n = n;
+        args.length = k;
+        args.ternary = true;
+        args.rowsPerGroup = 1;
+        args.outInt = out.data();
+        bitplaneMatmul(args);
+        for (int64_t i = 0; i < m; i++)
+          for (int64_t j = 0; j < n; j++) {
+            int32_t want = 0;
+            for (int64_t t = 0; t < k; t++) want += codes[static_cast<size_t>(i * k + t)] * static_cast<int32_t>(x[static_cast<size_t>(j * k + t)]);
+            check(out[static_cast<size_t>(i * n + j)] == want, std::string("bit-plane product (") + activeBitplaneKernel().simd + ") m=" + std::to_string(m) +
+                                                                  " n=" + std::to_string(n) + " k=" + std::to_string(k));
+          }
+      }
+    }
+  }
+}
+
 int main() {
   std::vector<const QuantizeKernels*> tables;
 #if defined(__x86_64__)
@@ -124,6 +206,14 @@ int main() {
     compareTables(*t);
     std::printf("%s: compared with the scalar kernels\n", t->simd);
   }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) compareBitplaneRows("avx2", bitplaneRowsAvx2);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq")) compareBitplaneRows("avx512-vpopcntdq", bitplaneRowsAvx512);
+#elif defined(__aarch64__)
+  compareBitplaneRows("neon", bitplaneRowsNeon);
+#endif
+  checkBitplaneProduct();
+  std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);
   return failures == 0 && !tables.empty() ? 0 : 1;
 }
