@@ -31,6 +31,7 @@
         "native/gradient_quant_binding.cc",
         "native/quantize_scalar.cc",
         "native/matmul_binding.cc",
+        "native/matmul_planes.cc",
         "native/matmul_scalar.cc"
       ],
       "conditions": [
@@ -55,7 +56,7 @@
     {
       "target_name": "fp4kit_avx512_vnni",
       "type": "static_library",
-      "sources": ["native/matmul_avx512.cc"],
+      "sources": ["native/matmul_avx512.cc", "native/matmul_planes_avx512.cc"],
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-ffp-contract=off"] }
     },

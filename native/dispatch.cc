@@ -8,6 +8,7 @@
 
 #include "bitplane_gemm.h"
 #include "matmul.h"
+#include "matmul_planes.h"
 #include "quantize.h"
 
 namespace fp4kit {
@@ -63,6 +64,15 @@ MatmulKernel chooseMatmulKernel(const Simd& s) {
   return {"scalar", matmulFp4Int8Scalar, true, matmulDecodedScalar};
 }
 
+PlanesKernel choosePlanesKernel(const Simd& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.vnni) return matmulPlanesAvx512;
+  if (s.avx2) return nullptr;  // no u8×s8 dot without saturation: the decoded loop is faster
+#endif
+  (void)s;
+  return matmulPlanesScalar;
+}
+
 BitplaneKernel chooseBitplaneKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vpopcntdq) return {"avx512-vpopcntdq", bitplaneRowsAvx512};
@@ -78,6 +88,11 @@ BitplaneKernel chooseBitplaneKernel(const Simd& s) {
 
 const BitplaneKernel& activeBitplaneKernel() {
   static const BitplaneKernel chosen = chooseBitplaneKernel(simd());
+  return chosen;
+}
+
+PlanesKernel activePlanesKernel() {
+  static const PlanesKernel chosen = choosePlanesKernel(simd());
   return chosen;
 }
 

@@ -134,6 +134,10 @@ struct Int8Activations {
   std::vector<int32_t> exponentShift;     // [M][paddedK / 32]
 };
 void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b);
+// Its two halves, shared with the byte-plane weights (matmul_planes.h): the fast-scales rows for
+// weights with these lane-scale exponents and unit shift, and Σ codes per unit.
+void prepareFastScales(Int8Activations& a, bool scalesNormal, int scaleExpMin, int scaleExpMax, int unitShift);
+void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units);
 
 // D of a unit is an integer dot product times 2^-unitShift: 2^-7 for E2M1 lanes (activation code
 // ·2^-6 times 2w·2^-1), 2^-15 on FGMP weights, whose FP4 dot is shifted left by 8 to line up with
@@ -187,6 +191,14 @@ static inline Fp8Split splitE4m3(uint8_t code) {
   const int32_t x = ((w & 2047) >> 8) - 4;
   return {static_cast<uint8_t>(w & 255), static_cast<uint8_t>(w >> kFp8HighShift),
           static_cast<uint8_t>(x >= 0 ? x : 8 | -x)};
+}
+
+// floor(log2|x|) of a finite normal float, or INT32_MIN for zero, subnormals, Inf and NaN.
+static inline int normalExponent(float x) {
+  uint32_t bits;
+  __builtin_memcpy(&bits, &x, 4);
+  const int field = static_cast<int>((bits >> 23) & 0xff);
+  return field == 0 || field == 255 ? INT32_MIN : field - 127;
 }
 
 // binary16 → float32, exactly (every binary16 value is a float32).

@@ -15,6 +15,7 @@
 
 #include "matmul.h"
 #include "matmul_binding.h"
+#include "matmul_planes.h"
 #include "napi_args.h"
 #include "napi_promise.h"
 #include "threads.h"
@@ -23,17 +24,30 @@ namespace fp4kit {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
+// From this many activation rows on, weights that have byte planes as well run on them (bench:matmul).
+constexpr int64_t kPlanesMinRows = 8;
 
-// What the JS External holds: the weights until released, and their size for V8's accounting.
+// What the JS External holds: the weights until released (FP4 tiles, or byte planes:
+// matmul_planes.h), and their size for V8's accounting.
 struct WeightsHandle {
   std::shared_ptr<const PackedFp4Weights> weights;
+  std::shared_ptr<const PackedPlaneWeights> planes;
   int64_t bytes = 0;
+  bool live() const { return weights != nullptr || planes != nullptr; }
 };
 
+Napi::Value weightsExternal(Napi::Env env, WeightsHandle* handle) {
+  Napi::MemoryManagement::AdjustExternalMemory(env, handle->bytes);
+  return Napi::External<WeightsHandle>::New(env, handle, [](Napi::Env e, WeightsHandle* h) {
+    if (h->live()) Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
+    delete h;
+  });
+}
+
 WeightsHandle* weightsHandleArg(const Napi::Env& env, const Napi::Value& v, const char* fn) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights");
+  if (!v.IsExternal()) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights or repackPlaneWeights");
   WeightsHandle* h = v.As<Napi::External<WeightsHandle>>().Data();
-  if (h == nullptr) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights");
+  if (h == nullptr) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights or repackPlaneWeights");
   return h;
 }
 
@@ -71,11 +85,50 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
   handle->bytes = static_cast<int64_t>(packed->nibbles.size() + packed->scales.size() * 4 + packed->compactScales.size() +
                                        packed->fp8Planes.size() + packed->fp8Lanes.size() * 2 + packed->fp8Place.size() * 8);
   handle->weights = std::move(packed);
-  Napi::MemoryManagement::AdjustExternalMemory(env, handle->bytes);
-  return Napi::External<WeightsHandle>::New(env, handle, [](Napi::Env e, WeightsHandle* h) {
-    if (h->weights) Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
-    delete h;
-  });
+  return weightsExternal(env, handle);
+}
+
+// repackPlaneWeights(codes u8 [n][paddedK], valueTable i32[256], shift, blockScales f32 [n][paddedK/blockSize],
+//                    n, k [, blockSize 16|32 = 32, into External|undefined]) → External
+// MX weights with integer element values as byte planes (matmul_planes.h). With `into` (FP4 weights
+// of the same n, k from repackFp4Weights: FGMP) the planes are added to that handle, which then
+// runs products of many rows on them and of few rows on its FP4 tiles. Present only where a
+// planes kernel runs (activePlanesKernel()).
+Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) throw Napi::TypeError::New(env, "repackPlaneWeights: expected 6 arguments");
+  const int64_t n = integerArg(env, info[4], "n", 0, kMaxDim);
+  const int64_t k = integerArg(env, info[5], "k", 1, kMaxDim);
+  const int shift = static_cast<int>(integerArg(env, info[2], "shift", 0, 24));
+  const int64_t blockSize = info.Length() > 6 && !info[6].IsUndefined() ? integerArg(env, info[6], "blockSize", 16, 32) : 32;
+  if (blockSize != 16 && blockSize != 32) throw Napi::RangeError::New(env, "blockSize must be 16 or 32");
+  WeightsHandle* into = nullptr;
+  if (info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull()) {
+    into = weightsHandleArg(env, info[7], "repackPlaneWeights");
+    if (!into->weights || into->planes) throw Napi::TypeError::New(env, "repackPlaneWeights: `into` must be live FP4 weights without planes");
+    if (into->weights->n != n || into->weights->k != k) throw Napi::RangeError::New(env, "repackPlaneWeights: `into` has another shape");
+  }
+  const int64_t units = (k + blockSize - 1) / blockSize;
+  const uint8_t* codes = typedData<uint8_t>(env, info[0], "codes", static_cast<size_t>(n * units * blockSize));
+  const int32_t* table = typedData<int32_t>(env, info[1], "valueTable", 256);
+  for (int c = 0; c < 256; c++) {
+    const int32_t v = table[c];
+    if (v != kPlaneNanValue && (v <= -(1 << 23) || v >= (1 << 23))) throw Napi::RangeError::New(env, "repackPlaneWeights: valueTable entries must lie in (-2^23, 2^23)");
+  }
+  const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
+  auto packed = std::make_shared<PackedPlaneWeights>();
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed);
+  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->scales.size() * 4);
+  if (into != nullptr) {
+    into->planes = std::move(packed);
+    into->bytes += bytes;
+    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    return info[7];
+  }
+  auto* handle = new WeightsHandle();
+  handle->bytes = bytes;
+  handle->planes = std::move(packed);
+  return weightsExternal(env, handle);
 }
 
 // releaseFp4Weights(weights): frees them now, or when the last job running on them ends. Later
@@ -84,8 +137,9 @@ Napi::Value ReleaseFp4Weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1) throw Napi::TypeError::New(env, "releaseFp4Weights: expected 1 argument");
   WeightsHandle* h = weightsHandleArg(env, info[0], "releaseFp4Weights");
-  if (h->weights) {
+  if (h->live()) {
     h->weights.reset();
+    h->planes.reset();
     Napi::MemoryManagement::AdjustExternalMemory(env, -h->bytes);
   }
   return env.Undefined();
@@ -94,9 +148,18 @@ Napi::Value ReleaseFp4Weights(const Napi::CallbackInfo& info) {
 struct Fp4Int8Call {
   Int8Activations a;
   std::shared_ptr<const PackedFp4Weights> b;  // alive until the call (or job) ends
+  std::shared_ptr<const PackedPlaneWeights> planes;  // instead of b, for byte-plane weights
   const float* bias = nullptr;
   float* out = nullptr;
   void run() const {
+    if (planes) {
+      const PlanesKernel kernel = activePlanesKernel();
+      const int64_t macsPerTile = std::max<int64_t>(1, a.rows * planes->k * kTileColumns);
+      parallelFor(planes->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
+        kernel(a, *planes, bias, out, begin, end);
+      });
+      return;
+    }
     const Fp4Int8Kernel kernel = activeMatmulKernel().fp4Int8;
     // Enough tiles per thread that starting a thread pays off: ~2M multiply-adds.
     const int64_t macsPerTile = std::max<int64_t>(1, a.rows * b->k * kTileColumns);
@@ -111,17 +174,24 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw Napi::TypeError::New(env, "matmulFp4Int8: expected 6 arguments");
   Fp4Int8Call call;
-  call.b = weightsHandleArg(env, info[0], "matmulFp4Int8")->weights;
-  if (!call.b) throw Napi::TypeError::New(env, "matmulFp4Int8: these weights were released");
+  const WeightsHandle* handle = weightsHandleArg(env, info[0], "matmulFp4Int8");
+  if (!handle->live()) throw Napi::TypeError::New(env, "matmulFp4Int8: these weights were released");
   const int64_t m = integerArg(env, info[3], "m", 0, kMaxDim);
-  const int64_t paddedK = (call.b->k + 31) / 32 * 32;
+  // Weights with both forms (FGMP): the planes for many rows, the FP4 tiles and their sparse FP8
+  // slots for few (same bits either way: the dot products are exact).
+  if (handle->planes && (!handle->weights || m >= kPlanesMinRows)) call.planes = handle->planes;
+  else call.b = handle->weights;
+  const int64_t n = call.b ? call.b->n : call.planes->n;
+  const int64_t k = call.b ? call.b->k : call.planes->k;
+  const int64_t paddedK = (k + 31) / 32 * 32;
   call.a.codes = inputData<int8_t>(env, info[1], "activation codes", static_cast<size_t>(m * paddedK), job);
   call.a.blockScales = inputData<float>(env, info[2], "activation scales", static_cast<size_t>(m * paddedK / 32), job);
   call.a.rows = m;
   call.a.paddedK = paddedK;
-  call.bias = inputData<float>(env, info[4], "bias", static_cast<size_t>(call.b->n), job, true);
-  call.out = outputData<float>(env, info[5], "out", static_cast<size_t>(m * call.b->n), job);
-  prepareInt8Activations(call.a, *call.b);
+  call.bias = inputData<float>(env, info[4], "bias", static_cast<size_t>(n), job, true);
+  call.out = outputData<float>(env, info[5], "out", static_cast<size_t>(m * n), job);
+  if (call.b) prepareInt8Activations(call.a, *call.b);
+  else prepareInt8ActivationsForPlanes(call.a, *call.planes);
   return call;
 }
 
@@ -162,6 +232,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
 
 void registerMatmul(Napi::Env env, Napi::Object exports) {
   exports.Set("repackFp4Weights", Napi::Function::New(env, RepackFp4Weights));
+  if (activePlanesKernel() != nullptr) exports.Set("repackPlaneWeights", Napi::Function::New(env, RepackPlaneWeights));
   exports.Set("releaseFp4Weights", Napi::Function::New(env, ReleaseFp4Weights));
   exports.Set("matmulFp4Int8", Napi::Function::New(env, MatmulFp4Int8));
   exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));

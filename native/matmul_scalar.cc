@@ -10,14 +10,6 @@
 
 namespace fp4kit {
 
-// floor(log2|x|) of a finite normal float, or INT32_MIN for zero, subnormals, Inf and NaN.
-static inline int normalExponent(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  const int field = static_cast<int>((bits >> 23) & 0xff);
-  return field == 0 || field == 255 ? INT32_MIN : field - 127;
-}
-
 void matmulDecodedScalar(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out,
                          int64_t nBegin, int64_t nEnd) {
   const int64_t unit = std::min(a.blockSize, b.blockSize);
@@ -221,13 +213,13 @@ void repackFp4Weights(const uint8_t* nibbles, const float* blockScales, const ui
   out.fp8Planes.shrink_to_fit();
 }
 
-// Which rows may take the fast-scales epilogue (matmul.h) against these weights.
-static void prepareFastScales(Int8Activations& a, const PackedFp4Weights& b) {
+// Which rows may take the fast-scales epilogue (matmul.h) against weights whose lane scales are
+// all normal with exponents in [scaleExpMin, scaleExpMax] (scalesNormal) and units of 2^-unitShift.
+void prepareFastScales(Int8Activations& a, bool scalesNormal, int scaleExpMin, int scaleExpMax, int shift) {
   const int64_t blocks = a.paddedK / 32;
-  const int shift = unitShift(b);
   a.fastScaleRow.assign(static_cast<size_t>(a.rows), 0);
   a.exponentShift.assign(static_cast<size_t>(a.rows * blocks), 0);
-  if (!b.scalesNormal) return;
+  if (!scalesNormal) return;
   for (int64_t m = 0; m < a.rows; m++) {
     bool ok = true;
     int eMin = INT32_MAX, eMax = INT32_MIN;
@@ -242,14 +234,13 @@ static void prepareFastScales(Int8Activations& a, const PackedFp4Weights& b) {
       // Only rows whose every scale is a normal power of two use it (e − shift cannot overflow then).
       if (ok) a.exponentShift[static_cast<size_t>(m * blocks + i)] = static_cast<int32_t>(static_cast<uint32_t>(e - shift) << 23);
     }
-    if (ok && blocks > 0) ok = eMin + b.scaleExpMin - shift >= -126 && eMax + b.scaleExpMax <= 127;
+    if (ok && blocks > 0) ok = eMin + scaleExpMin - shift >= -126 && eMax + scaleExpMax <= 127;
     a.fastScaleRow[static_cast<size_t>(m)] = ok ? 1 : 0;
   }
 }
 
-void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
-  const int64_t units = b.units, unit = b.unit;
-  prepareFastScales(a, b);
+// Σ codes per unit of every activation row.
+void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units) {
   a.units = units;
   a.unit = unit;
   a.unitSums.assign(static_cast<size_t>(a.rows * units), 0);
@@ -260,6 +251,11 @@ void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
       a.unitSums[static_cast<size_t>(m * units + j)] = s;
     }
   }
+}
+
+void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
+  prepareFastScales(a, b.scalesNormal, b.scaleExpMin, b.scaleExpMax, unitShift(b));
+  sumActivationUnits(a, b.unit, b.units);
 }
 
 // D for one lane, as an integer multiple of 2^-15: FP4 lanes give Σ k·(2w)·2^8, FP8 lanes Σ k·(512e)

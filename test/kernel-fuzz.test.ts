@@ -33,6 +33,7 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
       ['matmulFp4Int8', k.matmul.matmulFp4Int8 as never],
     );
     if (k.matmul.matmulDecoded) functions.push(['matmulDecoded', k.matmul.matmulDecoded as never]);
+    if (k.matmul.repackPlaneWeights) functions.push(['repackPlaneWeights', k.matmul.repackPlaneWeights as never]);
   }
 
   it.each(functions)('%s: 3000 random calls give results or TypeError/RangeError, nothing else', (name, fn) => {

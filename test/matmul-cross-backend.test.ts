@@ -1,6 +1,6 @@
 // Block matmul on every backend gives the bits of the pure-TypeScript reference: E2M1 weights
-// (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, every other pairing through the decoded
-// path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
+// (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, E4M3/FP6/INT8 weights through the native
+// byte-plane kernel (where the backend has one), every other pairing through the decoded path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
 // bf16 activations, NaN blocks, and the async variant.
 import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
@@ -40,13 +40,68 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
-  it.each(['mxfp6_e2m3', 'mxfp8_e4m3', 'mxint8'] as const)('%s weights (decoded path; SIMD row and column tails)', (format) => {
-    // The native decoded kernels work on 4 rows × 8 or 16 columns: shapes below, at and past both.
-    for (const [m, n, k] of [[3, 11, 100], [4, 16, 32], [9, 33, 70], [1, 17, 33], [6, 48, 130]] as const) {
+  // E4M3, E3M2, E2M3 and INT8 weights run on the byte-plane kernel (native/matmul_planes.h) where the
+  // backend has one, else the decoded path; E5M2 always decoded. Shapes at and past the kernels'
+  // 4-row and 1-, 2- and 4-tile steps, K off the 32 grid.
+  it.each(['mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8'] as const)('%s weights: row and column tails, bias', (format) => {
+    for (const [m, n, k] of [[3, 11, 100], [4, 16, 32], [9, 33, 70], [1, 17, 33], [6, 48, 130], [2, 64, 96], [1, 80, 64], [13, 70, 300]] as const) {
       const b = weights(format, n, k, 5 + n);
       const a = gaussian(m * k, 8 + k);
       const bias = gaussian(n, 9);
       expect(firstBitDifference(withBackend(backend, () => matmul(a, b, { bias })), matmul(a, b, { bias })), `${format} ${m}×${n}×${k}`).toBe(-1);
+    }
+  });
+
+  it.each(['mxfp8_e4m3', 'mxfp6_e3m2', 'mxint8'] as const)('%s: saturated blocks against ±127 activation codes (dot sums at the int32 edge)', (format) => {
+    // Every weight of a block at the format's largest magnitude (E4M3 ±448: 229376 in units of
+    // 2^-9) times activation codes of ±127 over 32 elements: |Σ| near 2^30, the planes' partial
+    // sums wrap past int32 and must come back exact.
+    const [m, n, k] = [5, 19, 96];
+    const w = gaussian(n * k, 3, 0.05);
+    for (let r = 0; r < n; r++) for (let i = 0; i < 32; i++) w[r * k + 32 + i] = r % 3 === 0 ? -1000 : 1000;
+    const b = quantize(w, { format, shape: [n, k] });
+    const a = new Float32Array(m * k);
+    for (let i = 0; i < a.length; i++) a[i] = (i % 5 === 0 ? -1 : 1) * (i % k >= 32 && i % k < 64 ? 127 : 0.5);
+    const want = matmul(a, b);
+    expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want)).toBe(-1);
+    expect(want.some((v) => Math.abs(v) > 1e6)).toBe(true);
+  });
+
+  it('an E4M3 NaN code in a weight block makes exactly its output column NaN, as in the reference', () => {
+    const [m, n, k] = [6, 21, 64];
+    const b = weights('mxfp8_e4m3', n, k, 11);
+    b.data[7 * 64 + 40] = 0x7f; // row 7, element 40 (second block)
+    const a = gaussian(m * k, 12);
+    const want = matmul(a, b);
+    const got = withBackend(backend, () => matmul(a, b));
+    expect(firstBitDifference(got, want)).toBe(-1);
+    for (let r = 0; r < m; r++) {
+      expect(Number.isNaN(got[r * n + 7])).toBe(true);
+      expect(Number.isNaN(got[r * n + 6])).toBe(false);
+    }
+  });
+
+  it('random shapes, E4M3/FP6/INT8 weights, scales in and out of the fast-scales epilogue: identical bits', () => {
+    let state = 0x1234567;
+    const next = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return (state >>> 8) % n;
+    };
+    const formats = ['mxfp8_e4m3', 'mxfp6_e3m2', 'mxfp6_e2m3', 'mxint8'] as const;
+    for (let trial = 0; trial < 24; trial++) {
+      const [m, n, k] = [1 + next(40), 1 + next(90), 1 + next(400)];
+      const format = formats[trial % 4];
+      const w = gaussian(n * k, 500 + trial, 0.05);
+      for (let i = 0; i < w.length; i += 23 + trial) w[i] *= 50;
+      // Tiny and huge weight rows: lane scales near the float range's ends.
+      if (trial % 3 === 1) for (let i = 0; i < Math.min(k, w.length); i++) w[i] *= 2 ** -100;
+      if (trial % 3 === 2) for (let i = 0; i < Math.min(k, w.length); i++) w[i] *= 2 ** 100;
+      const b = quantize(w, { format, shape: [n, k] });
+      const a = gaussian(m * k, 600 + trial);
+      if (trial % 4 === 3) for (let i = 0; i < Math.min(k, a.length); i++) a[i] *= 2 ** 90;
+      const bias = trial % 2 ? gaussian(n, trial) : undefined;
+      const want = matmul(a, b, { bias });
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b, { bias })), want), `${format} ${m}×${n}×${k}`).toBe(-1);
     }
   });
 

@@ -52,6 +52,13 @@ maybe('native addon', () => {
       ['decode into a Float64Array', () => k.decodeElements(new Uint8Array(4), 0, new Float64Array(4) as any), TypeError, /Float32Array/],
       ['encode with a string format', () => k.encodeElements(x, 0, 'e4m3' as any, 0, 0, new Uint8Array(64)), TypeError, /format must be a number/],
       ['matmul weights that are not repacked', () => k.matmul!.matmulFp4Int8({} as any, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1)), TypeError, /repackFp4Weights/],
+      ...(k.matmul?.repackPlaneWeights ? [
+        ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes must hold 64/],
+        ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable must hold 256/],
+        ['plane weights: a table value of 2^23', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 23), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries/],
+        ['plane weights: shift 25', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256), 25, new Float32Array(1), 1, 32), RangeError, /shift/],
+        ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales must hold 2/],
+      ] as const : []),
     ])('%s', (_name, f, type, message) => {
       const err = call(f);
       expect(err).toBeInstanceOf(type);
@@ -144,9 +151,10 @@ maybe('native addon', () => {
       const w = new Float32Array(n * k);
       for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.61) * 2 ** ((i % 23) - 12);
       const h = createHash('sha256');
-      for (const format of ['mxfp4', 'nvfp4', 'fgmp']) {
+      // FP4 tiles; byte planes (E4M3, E3M2, INT8; FGMP from 8 rows on); E5M2 decoded.
+      for (const format of ['mxfp4', 'nvfp4', 'fgmp', 'mxfp8_e4m3', 'mxfp6_e3m2', 'mxint8', 'mxfp8_e5m2']) {
         const b = quantize(w, { format, shape: [n, k], ...(format === 'fgmp' ? { fp4Fraction: 0.7 } : {}) });
-        for (const m of [1, 3, 9, 64]) {
+        for (const m of [1, 3, 8, 9, 64]) {
           const a = new Float32Array(m * k);
           for (let i = 0; i < a.length; i++) a[i] = Math.cos(i * 0.29 + m) * 2 ** ((i % 17) - 8);
           h.update(new Uint8Array(matmul(a, b).buffer));

@@ -27,7 +27,7 @@ import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
 import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from '../fgmp/quantize.js';
 import { forEachFgmpBlock } from '../fgmp/stream.js';
 import { getKernels } from '../kernels/registry.js';
-import { isFp4Weights, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
+import { hasFastPath, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
 import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
@@ -156,7 +156,7 @@ interface PreparedMatmul {
   /** The handle b came from, when matmul was given prepared weights. */
   prepared: PreparedWeights | undefined;
   bias: Float32Array | undefined;
-  /** E2M1 weights × MXINT8 activations: the backend's integer kernel applies. */
+  /** MXINT8 activations × weights the backend's integer kernels take (E2M1; native: also E4M3, FP6, INT8). */
   fast: boolean;
 }
 
@@ -182,7 +182,8 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   }
   if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
   const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
-  const fast = aq.format === 'mxint8' && isFp4Weights(b) && getKernels().matmul !== undefined;
+  const kernels = getKernels().matmul;
+  const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(kernels, b);
   return { a: aq, ownA, b, prepared, bias, fast };
 }
 

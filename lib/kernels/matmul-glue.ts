@@ -6,7 +6,10 @@
 // equal the pure-TS reference bit for bit.
 
 import { E8M0_BIAS } from './ref/block-scale.js';
-import { E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
+import { decodeTable } from './ref/element-codec.js';
+import { unpackCodesInto } from './ref/pack.js';
+import { BLOCK_FORMATS, type BlockFormatName } from '../core/formats.js';
+import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import { forEachFgmpBlock } from '../fgmp/stream.js';
 import type { DecodedOperand, MatmulKernels } from './contract.js';
@@ -32,6 +35,9 @@ function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array
   return out;
 }
 
+/** E2M1 code → the E4M3 code of the same value (every E2M1 value is an E4M3 value). */
+const E2M1_AS_E4M3 = Uint8Array.from(E2M1_VALUES, (v) => E4M3_VALUES.findIndex((e) => Object.is(e, v)));
+
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
 function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
@@ -44,7 +50,8 @@ function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
     return { n, k, blockSize: 16, nibbles: b.data, blockScales: nvfp4Multipliers(b.scales, tensorScale), fp8Blocks: null, fp8Codes: null, scaleCodes: b.scales, scaleCoding: 2, tensorScale };
   }
   // FGMP: split the interleaved block stream into dense FP4 nibbles (zero in FP8 blocks) and
-  // dense E4M3 codes (zero in FP4 blocks).
+  // dense E4M3 codes (zero in FP4 blocks), and every element as an E4M3 code (an E2M1 value is an
+  // E4M3 value) for the byte planes.
   const q = b as FgmpTensor;
   const blocksPerRow = Math.ceil(k / FGMP_BLOCK);
   const paddedK = blocksPerRow * FGMP_BLOCK;
@@ -53,27 +60,93 @@ function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const fp8Codes = new Uint8Array(n * paddedK);
   const fp8Blocks = new Uint8Array(blocks);
   const blockScales = new Float32Array(blocks);
+  const allCodes = new Uint8Array(n * paddedK);
   forEachFgmpBlock(q.mask, blocks, (blk, fp8, o, s) => {
     if (fp8) {
       fp8Blocks[blk] = 1;
       fp8Codes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
+      allCodes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
       blockScales[blk] = q.fp8Scale;
     } else {
       nibbles.set(q.data.subarray(o, o + 8), blk * 8);
+      for (let i = 0; i < 8; i++) {
+        const byte = q.data[o + i];
+        allCodes[blk * FGMP_BLOCK + 2 * i] = E2M1_AS_E4M3[byte & 15];
+        allCodes[blk * FGMP_BLOCK + 2 * i + 1] = E2M1_AS_E4M3[byte >> 4];
+      }
       blockScales[blk] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
     }
   });
-  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, ...none };
+  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, allCodes, ...none };
 }
 
-export function isFp4Weights(b: MatmulOperand): boolean {
+function isFp4Weights(b: MatmulOperand): boolean {
   return b.format === 'mxfp4' || b.format === 'nvfp4' || b.format === 'fgmp';
+}
+
+/**
+ * The byte-plane form of an MX element format (native/matmul_planes.h): each code's value times
+ * 2^shift as an integer (INT32_MIN for NaN), when every finite value is an integer multiple of the
+ * smallest one and below 2^23 in that unit — E4M3, E3M2, E2M3 and INT8; not E5M2 (its range spans
+ * 2^32 units) and not E2M1 (the FP4 path is faster). Derived from the decode table, so the rule
+ * holds for whatever the table holds.
+ */
+const planeForms = new Map<string, { table: Int32Array; shift: number } | null>();
+function planeForm(format: BlockFormatName): { table: Int32Array; shift: number } | null {
+  let form = planeForms.get(format);
+  if (form !== undefined) return form;
+  form = null;
+  const f = BLOCK_FORMATS[format];
+  if (f.blockSize === 32 && f.element.bits >= 6) {
+    const values = decodeTable(f.element);
+    let smallest = Infinity;
+    for (const v of values) if (v !== 0 && Number.isFinite(v)) smallest = Math.min(smallest, Math.abs(v));
+    const shift = -Math.log2(smallest);
+    const table = new Int32Array(256);
+    let ok = Number.isInteger(shift) && shift >= 0 && shift <= 24 && values.length <= 256;
+    for (let c = 0; c < values.length && ok; c++) {
+      const v = values[c] * 2 ** shift;
+      if (Number.isNaN(values[c])) table[c] = -0x80000000;
+      else if (Number.isInteger(v) && Math.abs(v) < 2 ** 23) table[c] = v;
+      else ok = false;
+    }
+    if (ok) form = { table, shift };
+  }
+  planeForms.set(format, form);
+  return form;
+}
+
+/** The backend runs these weights on an integer kernel against MXINT8 activations. */
+export function hasFastPath(kernels: MatmulKernels, b: MatmulOperand): boolean {
+  if (isFp4Weights(b)) return true;
+  return kernels.repackPlaneWeights !== undefined && b.format !== 'fgmp' && planeForm(b.format) !== null;
 }
 
 /** The weights repacked for this backend's fast kernel (the caller releases them). */
 export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
+  if (!isFp4Weights(b)) return repackPlanes(addon, b as QuantizedTensor);
   const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor);
-  return addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
+  const packed = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
+  // FGMP: byte planes as well, for products of many rows (its sparse FP8 slots are slower there).
+  if ('allCodes' in w && w.allCodes && addon.repackPlaneWeights) {
+    const e4m3 = planeForm('mxfp8_e4m3')!;
+    addon.repackPlaneWeights(w.allCodes, e4m3.table, e4m3.shift, w.blockScales, w.n, w.k, FGMP_BLOCK, packed);
+  }
+  return packed;
+}
+
+/** MX weights with integer element values as byte planes: one code byte per element (FP6 unpacked). */
+function repackPlanes(addon: MatmulKernels, b: QuantizedTensor): unknown {
+  const form = planeForm(b.format as BlockFormatName)!;
+  const [n, k] = b.shape;
+  const paddedK = Math.ceil(k / 32) * 32;
+  const bits = BLOCK_FORMATS[b.format as BlockFormatName].element.bits;
+  let codes = b.data;
+  if (bits !== 8) {
+    codes = new Uint8Array(n * paddedK);
+    for (let r = 0; r < n; r++) unpackCodesInto(b.data, (r * paddedK * bits) / 8, paddedK, bits, codes, r * paddedK);
+  }
+  return addon.repackPlaneWeights!(codes, form.table, form.shift, e8m0Multipliers(b.scales), n, k);
 }
 
 /** Fast path arguments for MXINT8 activations. */

@@ -12,6 +12,7 @@
 #include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
 #include "../../native/bitplane_gemm.h"
+#include "../../native/matmul_planes.h"
 #include "../../native/quantize.h"
 
 using namespace fp4kit;
@@ -192,6 +193,69 @@ void checkBitplaneProduct() {
   }
 }
 
+// Byte-plane matmul (matmul_planes.h): the scalar kernel against the defined order computed here
+// with an exact int64 dot, and the AVX-512 VNNI kernel against the scalar one, bit for bit, for 1,
+// 2 and 3 planes, units of 16 and 32, ragged shapes, and dots near the int32 edge.
+void checkPlanes() {
+  std::mt19937 rng(5);
+  for (int planes : {1, 2, 3}) {
+    const int32_t lo = planes == 1 ? -128 : planes == 2 ? -32768 : -229376;
+    const int32_t hi = planes == 1 ? 127 : planes == 2 ? 32767 : 229376;
+    std::vector<int32_t> table(256);
+    for (int c = 1; c < 256; c++) table[c] = c < 8 ? (c % 2 ? hi : lo) : lo + static_cast<int32_t>(rng() % static_cast<uint32_t>(hi - lo + 1));
+    table[0] = 0;  // padding elements hold code 0
+    for (int64_t blockSize : {16, 32})
+      for (int64_t m : {1, 3, 4, 9})
+        for (int64_t n : {1, 16, 17, 40})
+          for (int64_t k : {1, 31, 64, 100}) {
+            const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
+            const int64_t aPadded = (k + 31) / 32 * 32;
+            std::vector<uint8_t> codes(static_cast<size_t>(n * paddedK), 0);
+            for (int64_t r = 0; r < n; r++)
+              for (int64_t i = 0; i < k; i++) codes[static_cast<size_t>(r * paddedK + i)] = static_cast<uint8_t>(rng() % 4 == 0 ? rng() % 8 : rng() % 256);
+            std::vector<float> wScales(static_cast<size_t>(n * units));
+            for (auto& v : wScales) v = rng() % 3 == 0 ? static_cast<float>(rng() % 1000) / 7.0f : std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+            std::vector<int8_t> aCodes(static_cast<size_t>(m * aPadded), 0);
+            for (int64_t r = 0; r < m; r++)
+              for (int64_t i = 0; i < k; i++) aCodes[static_cast<size_t>(r * aPadded + i)] = static_cast<int8_t>(rng() % 3 == 0 ? (rng() % 2 ? 127 : -128) : static_cast<int>(rng() % 256) - 128);
+            std::vector<float> aScales(static_cast<size_t>(m * aPadded / 32));
+            for (auto& v : aScales) v = std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+            PackedPlaneWeights b;
+            repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b);
+            Int8Activations a;
+            a.codes = aCodes.data();
+            a.blockScales = aScales.data();
+            a.rows = m;
+            a.paddedK = aPadded;
+            prepareInt8ActivationsForPlanes(a, b);
+            std::vector<float> scalar(static_cast<size_t>(m * n)), simd(static_cast<size_t>(m * n));
+            matmulPlanesScalar(a, b, nullptr, scalar.data(), 0, b.tiles);
+            const std::string what = "planes P=" + std::to_string(planes) + " unit " + std::to_string(blockSize) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
+            check(b.planeCount == planes, what + ": plane count");
+            for (int64_t r = 0; r < m; r++)
+              for (int64_t c = 0; c < n; c++) {
+                float acc = 0.0f;
+                for (int64_t j = 0; j < units; j++) {
+                  int64_t dot = 0;
+                  for (int64_t i = 0; i < blockSize; i++)
+                    dot += int64_t(aCodes[static_cast<size_t>(r * aPadded + j * blockSize + i)]) * table[codes[static_cast<size_t>(c * paddedK + j * blockSize + i)]];
+                  const float d = static_cast<float>(std::ldexp(static_cast<double>(dot), -15));
+                  const float sc = aScales[static_cast<size_t>(r * aPadded / 32 + j * blockSize / 32)] * wScales[static_cast<size_t>(c * units + j)];
+                  const float partial = d * sc;
+                  acc = acc + partial;
+                }
+                check(floatToBits(scalar[static_cast<size_t>(r * n + c)]) == floatToBits(acc), what + ": scalar vs the defined order");
+              }
+#if defined(__x86_64__)
+            if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) {
+              matmulPlanesAvx512(a, b, nullptr, simd.data(), 0, b.tiles);
+              check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx512-vnni vs scalar");
+            }
+#endif
+          }
+  }
+}
+
 int main() {
   std::vector<const QuantizeKernels*> tables;
 #if defined(__x86_64__)
@@ -212,6 +276,8 @@ int main() {
 #elif defined(__aarch64__)
   compareBitplaneRows("neon", bitplaneRowsNeon);
 #endif
+  checkPlanes();
+  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI against scalar\n");
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);

@@ -1,0 +1,68 @@
+// Byte-plane weights: the fast path for MX weights whose element values are integers in a fixed
+// unit — E4M3 (multiples of 2^-9), E3M2 (2^-4), E2M3 (2^-3), INT8 (2^-6) — against MXINT8
+// activations. Same defined order as every matmul (lib/core/matmul.ts; matmul.h): per unit of 32,
+// D = exact dot of element values, S = f32(sa · sb), acc = f32(acc + f32(f32(D) · S)).
+//
+// An element value times 2^shift is an integer v with |v| < 2^23. Offset to w = v + 2^(8P−1)
+// (unsigned, P bytes) it splits into P byte planes, w = Σp 256^p · plane_p, so
+//   Σk·v = Σp 256^p · (Σk·plane_p) − 2^(8P−1) · Σk
+// — P unsigned-byte × signed-byte dot products (vpdpbusd) and the activation sums the FP4 path
+// already has. P = 1 for INT8 and E2M3 (|v| ≤ 128), 2 for E3M2 (|v| ≤ 448), 3 for E4M3
+// (|v| ≤ 229376). The true dot fits int32 (|Σk·v| ≤ 229376·128·32 < 2^30); the partial terms may
+// not, so every kernel works modulo 2^32 (unsigned in C++, wrapping SIMD adds), which gives the
+// true value at the end. D = dot · 2^-(shift + 6) (activation codes are multiples of 2^-6), and
+// f32(D) = f32(dot) · 2^-(shift+6) exactly, so the epilogue is the FP4 path's (matmul.h), including
+// its fast-scales identity.
+//
+// FGMP weights take this form too for many-row products (every element as the E4M3 code of its
+// value: E2M1 values are E4M3 values; unit 16): see matmul_binding.cc.
+//
+// Layout: tiles of 16 columns (kTileColumns); per tile, per group q of 4 consecutive k, per plane p,
+// 64 bytes: byte 4·l + t = plane_p of element (k = 4q + t, column l) — one dword per lane, the
+// operand shape of vpdpbusd. A NaN element code (E4M3 0x7f/0xff) has no integer: its lane-unit
+// multiplier is NaN instead, so the output is NaN as in the reference.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "matmul.h"
+
+namespace fp4kit {
+
+// A value-table entry that marks a NaN code.
+constexpr int32_t kPlaneNanValue = INT32_MIN;
+
+struct PackedPlaneWeights {
+  std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]
+  std::vector<float> scales;    // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
+  int64_t n = 0, k = 0, unit = 32, units = 0, tiles = 0, kQuads = 0;  // unit: the weight block, 16 or 32
+  int planeCount = 1;
+  int shift = 0;  // element value = v · 2^-shift
+  // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
+  bool scalesNormal = false;
+  int scaleExpMin = 0, scaleExpMax = 0;
+  int unitShift() const { return shift + 6; }
+  int32_t offset() const { return int32_t(1) << (8 * planeCount - 1); }
+};
+
+// codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),
+// valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
+// [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
+void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out);
+
+// Activation sums and fast-scale rows for these weights.
+void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
+
+// Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant.
+void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                        int64_t tileBegin, int64_t tileEnd);
+void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                        int64_t tileBegin, int64_t tileEnd);
+using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
+
+// The planes kernel of the active level, or nullptr where none is faster than the decoded loop
+// (AVX2 has no u8×s8 dot that cannot saturate): such callers take the decoded path.
+PlanesKernel activePlanesKernel();
+
+}  // namespace fp4kit

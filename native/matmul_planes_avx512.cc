@@ -1,0 +1,128 @@
+// Byte-plane weights × MXINT8 activations with AVX-512 VNNI (matmul_planes.h): the same integer dot
+// products (modulo 2^32) and float32 steps, lane by lane, as matmulPlanesScalar. Each of the 16
+// lanes of a vector is one output column; P planes × Rows rows × Tiles tiles independent vpdpbusd
+// chains per unit, then the FP4 path's epilogue (matmul_avx512_kernel.h).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "matmul_planes.h"
+
+namespace fp4kit {
+namespace {
+
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+template <int P, int Quads, int Rows, int Tiles, bool FastScales>
+void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
+  const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
+  const int64_t aBlocksPerRow = a.paddedK / 32;
+  const int32_t offset = b.offset();
+  __m512 acc[Rows][Tiles];
+  for (int r = 0; r < Rows; r++)
+    for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < b.units; j++) {
+    // Plane 0's chains start at −offset·Σk, the offset's share (matmul_planes.h), modulo 2^32.
+    __m512i dot[Rows][Tiles][P];
+    for (int r = 0; r < Rows; r++) {
+      const uint32_t fix = static_cast<uint32_t>(offset) * static_cast<uint32_t>(a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      const __m512i start = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
+      for (int t = 0; t < Tiles; t++) {
+        dot[r][t][0] = start;
+        for (int p = 1; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
+      }
+    }
+    for (int q = 0; q < Quads; q++) {
+      __m512i w[Tiles][P];
+      for (int t = 0; t < Tiles; t++)
+        for (int p = 0; p < P; p++)
+          w[t][p] = _mm512_loadu_si512(b.planes.data() + (((tile0 + t) * b.kQuads + j * Quads + q) * P + p) * 64);
+      for (int r = 0; r < Rows; r++) {
+        const __m512i av = _mm512_set1_epi32(load4(a.codes + (m0 + r) * a.paddedK + j * 4 * Quads + 4 * q));
+        for (int t = 0; t < Tiles; t++)
+          for (int p = 0; p < P; p++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], w[t][p], av);
+      }
+    }
+    const int64_t aBlock = (j * 4 * Quads) / 32;
+    for (int t = 0; t < Tiles; t++) {
+      const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
+      for (int r = 0; r < Rows; r++) {
+        // Σp 256^p·dot_p − offset·Σk, wrapping: the true dot (matmul_planes.h).
+        __m512i d = dot[r][t][0];
+        for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[r][t][p], 8 * p));
+        if (FastScales) {
+          const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>((m0 + r) * aBlocksPerRow + aBlock)]);
+          const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_cvtepi32_ps(d), s));
+        } else {
+          const __m512 df = _mm512_mul_ps(_mm512_cvtepi32_ps(d), unitScale);
+          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + aBlock]), sb);
+          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(df, s));
+        }
+      }
+    }
+  }
+  for (int t = 0; t < Tiles; t++) {
+    const int64_t col0 = (tile0 + t) * kTileColumns;
+    const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
+    if (lanes <= 0) continue;
+    const __mmask16 valid = static_cast<__mmask16>((1u << lanes) - 1);
+    for (int r = 0; r < Rows; r++) {
+      __m512 v = acc[r][t];
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, bias + col0));
+      _mm512_mask_storeu_ps(out + (m0 + r) * b.n + col0, valid, v);
+    }
+  }
+}
+
+template <int P, int Quads, int Rows, int Tiles>
+void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  if (fast) step<P, Quads, Rows, Tiles, true>(a, b, bias, out, tile0, m0);
+  else step<P, Quads, Rows, Tiles, false>(a, b, bias, out, tile0, m0);
+}
+
+// Tiles per step that keep Rows × Tiles × P dot chains, the weights and the float accumulators
+// within the 32 vector registers; a product with fewer than 4 rows (decode) runs one row over 4
+// tiles for enough independent chains.
+template <int P, int Quads>
+void tiles(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin, int64_t tileEnd) {
+  constexpr int kRows = 4;
+  constexpr int kTiles = P == 1 ? 2 : 1;
+  int64_t tile = tileBegin;
+  if (a.rows < kRows) {
+    for (; tile + 4 <= tileEnd; tile += 4)
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, b, bias, out, tile, m);
+  } else {
+    for (; tile + kTiles <= tileEnd; tile += kTiles) {
+      int64_t m = 0;
+      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, b, bias, out, tile, m);
+      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, b, bias, out, tile, m);
+    }
+  }
+  for (; tile < tileEnd; tile++)
+    for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, b, bias, out, tile, m);
+}
+
+}  // namespace
+
+void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                        int64_t tileBegin, int64_t tileEnd) {
+  if (b.unit == 16) {
+    if (b.planeCount == 1) tiles<1, 4>(a, b, bias, out, tileBegin, tileEnd);
+    else if (b.planeCount == 2) tiles<2, 4>(a, b, bias, out, tileBegin, tileEnd);
+    else tiles<3, 4>(a, b, bias, out, tileBegin, tileEnd);
+  } else {
+    if (b.planeCount == 1) tiles<1, 8>(a, b, bias, out, tileBegin, tileEnd);
+    else if (b.planeCount == 2) tiles<2, 8>(a, b, bias, out, tileBegin, tileEnd);
+    else tiles<3, 8>(a, b, bias, out, tileBegin, tileEnd);
+  }
+}
+
+}  // namespace fp4kit
