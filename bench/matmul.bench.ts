@@ -12,7 +12,10 @@
 // session creation). Each product is checked against a float64 reference over dequantized
 // weights (column "rel err": ‖y − ref‖/‖ref‖ over a few rows; the int8 activations alone cost ~0.5%).
 //
+// fp4kit's timed calls write into one reused output array (options.out).
+//
 // Run:  npm run bench:matmul
+//       npm run bench:matmul -- --k=128 --n=512 --m=64,4096   small K (a d = 128 model's layers)
 //       npm run bench:matmul -- --quick            M = 1,512, mxfp4 only, short timings
 //       npm run bench:matmul -- --m=1,512 --threads=1
 // Env:  FP4KIT_BENCH_M=1,16,512  FP4KIT_BENCH_THREADS=1,2  FP4KIT_BENCH_FORMATS=mxfp4,nvfp4,fgmp
@@ -263,7 +266,10 @@ async function child(threads: number): Promise<void> {
         const y = matmul(a, pb);
         const relErr = relError(y, a, checkRows(m), p.n, K, wRow);
         if (!(relErr < MAX_REL_ERR)) throw new Error(`fp4kit ${p.name} ${format} M=${m}: relative error ${relErr} against the float reference`);
-        const s = await time(() => matmul(a, pb), isJs ? 0.1 : BUDGET);
+        // Into one reused output, as onnxruntime's arena reuses its own: a fresh M×N array costs a
+        // page fault per 4 KiB here, more than the product itself at small K.
+        const out = new Float32Array(m * p.n);
+        const s = await time(() => matmul(a, pb, { out }), isJs ? 0.1 : BUDGET);
         emit({ op: `fp4kit matmul ${format}`, impl: p.impl, m, n: p.n, threads: p.threads, seconds: s, gflops: gflops(m, p.n, K, s), relErr });
         if (ASYNC && !isJs) {
           const ya = await matmulAsync(a, pb);

@@ -1,6 +1,6 @@
 // Block matmul: the documented accumulation order, accuracy against float64, bias, errors.
 import { describe, expect, it } from 'vitest';
-import { dequantize, matmul, quantize, type BlockFormatName, type FgmpTensor } from '../lib/index.js';
+import { dequantize, matmul, matmulAsync, quantize, type BlockFormatName, type FgmpTensor } from '../lib/index.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian } from './helpers/data.js';
 
@@ -83,5 +83,34 @@ describe.each(testedBackends())('matmul on %s', (backend) => {
     expect(() => matmul(new Float32Array(M * (K + 1)), qb, { shape: [M, K + 1] })).toThrow(/K = 201 but b has K = 200/);
     expect(() => matmul(new Float32Array(M * K), qb, { bias: new Float32Array(3) })).toThrow(/bias/);
     expect(() => matmul(new Float32Array(M * K), new Float32Array(4) as never)).toThrow(TypeError);
+  });
+
+  it.each(['mxfp4', 'mxfp8_e4m3', 'mxfp8_e5m2', 'fgmp'] as const)('options.out (%s): the same bits written into the caller\'s array, which is returned', async (format) => {
+    const w = gaussian(N * K, 8);
+    const b = format === 'fgmp' ? quantize(w, { format, shape: [N, K], fp4Fraction: 0.6 }) : quantize(w, { format, shape: [N, K] });
+    const bias = gaussian(N, 2);
+    const out = new Float32Array(M * N).fill(123);
+    for (const seed of [1, 2, 3]) {
+      // Consecutive calls: activations are quantized into reused scratch memory, so a second call
+      // must not see the first one's codes (different inputs, different results).
+      const a = gaussian(M * K, seed);
+      const want = matmul(a, b, { bias });
+      expect(matmul(a, b, { bias, out })).toBe(out);
+      expect(Buffer.compare(Buffer.from(out.buffer), Buffer.from(want.buffer))).toBe(0);
+      const outAsync = new Float32Array(M * N);
+      expect(await matmulAsync(a, b, { bias, out: outAsync })).toBe(outAsync);
+      expect(Buffer.compare(Buffer.from(outAsync.buffer), Buffer.from(want.buffer))).toBe(0);
+    }
+    expect(() => matmul(gaussian(M * K, 1), b, { out: new Float32Array(M * N - 1) })).toThrow(/out must hold 63 elements/);
+    expect(() => matmul(gaussian(M * K, 1), b, { out: new Float64Array(M * N) as never })).toThrow(TypeError);
+  });
+
+  it('matmulAsync with an options.out detached while the product runs rejects and writes nothing', async () => {
+    const [m, n, k] = [256, 512, 512]; // above matmulAsync's inline size
+    const b = quantize(gaussian(n * k, 9), { format: 'mxfp4', shape: [n, k] });
+    const out = new Float32Array(m * n);
+    const pending = matmulAsync(gaussian(m * k, 10), b, { out });
+    structuredClone(out.buffer, { transfer: [out.buffer] });
+    await expect(pending).rejects.toThrow(/out was detached or resized while the product ran/);
   });
 });

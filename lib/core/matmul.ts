@@ -33,7 +33,7 @@ import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { typedArrayName } from './typed-arrays.js';
-import { checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
+import { checkArray, checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -45,6 +45,10 @@ export interface MatmulOptions {
   dtype?: DtypeName;
   /** Shape of a float `a`: [M, K] (default: K taken from b). */
   shape?: number[];
+  /** Write the product into this Float32Array of M·N elements and return it, instead of a new
+   *  array: a caller multiplying again and again reuses one buffer and skips the page faults of
+   *  fresh memory (on this VM ~12 µs per 4 KiB page: more than the product itself at small K). */
+  out?: Float32Array;
 }
 
 export type { DecodedOperand } from '../kernels/contract.js';
@@ -156,12 +160,28 @@ interface PreparedMatmul {
   /** The handle b came from, when matmul was given prepared weights. */
   prepared: PreparedWeights | undefined;
   bias: Float32Array | undefined;
+  /** The caller's output (checked: M·N elements), or undefined. */
+  out: Float32Array | undefined;
   /** MXINT8 activations × weights the backend's integer kernels take (E2M1; native: also E4M3, FP6, INT8). */
   fast: boolean;
 }
 
-function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions): PreparedMatmul {
-  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape? }', true);
+/**
+ * Activation codes and scales of synchronous products, reused from call to call (the product is
+ * done before matmul returns, so nothing keeps them): fresh arrays would cost a page fault per
+ * 4 KiB each call. Kept up to SCRATCH_LIMIT bytes; larger activations get arrays of their own.
+ */
+const SCRATCH_LIMIT = 64 * 2 ** 20;
+let scratch = { data: new Uint8Array(0), scales: new Uint8Array(0) };
+function activationScratch(dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
+  if (dataBytes + scaleBytes > SCRATCH_LIMIT) return undefined;
+  if (scratch.data.length < dataBytes) scratch.data = new Uint8Array(dataBytes);
+  if (scratch.scales.length < scaleBytes) scratch.scales = new Uint8Array(scaleBytes);
+  return { data: scratch.data.subarray(0, dataBytes), scales: scratch.scales.subarray(0, scaleBytes) };
+}
+
+function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions, synchronous: boolean): PreparedMatmul {
+  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape?, out? }', true);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
   if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
   // A prepared handle's snapshot was checked by prepareWeights.
@@ -178,13 +198,16 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
       throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
     }
     const { leading, cols } = checkShape(fn, dims ?? [k > 0 ? x.length / k : 0, k], x.length);
-    aq = quantize(x, { format: 'mxint8', shape: [leading, cols], dtype });
+    const blocks = leading * Math.ceil(cols / 32);
+    const out = synchronous ? activationScratch(blocks * 32, blocks) : undefined;
+    aq = quantize(x, { format: 'mxint8', shape: [leading, cols], dtype, ...(out ? { out } : {}) });
   }
   if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
   const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
+  const out = outOption === undefined ? undefined : checkArray(fn, 'out', outOption, 'Float32Array', aq.shape[0] * n, `elements (M·N = ${aq.shape[0]}·${n})`);
   const kernels = getKernels().matmul;
   const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(kernels, b);
-  return { a: aq, ownA, b, prepared, bias, fast };
+  return { a: aq, ownA, b, prepared, bias, out, fast };
 }
 
 /**
@@ -212,25 +235,32 @@ function fastWeights(fn: string, kernels: MatmulKernels, p: PreparedMatmul): { p
  * call for a plain tensor, once for weights from prepareWeights().
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
-  return canonicalNaNs(product('matmul', prepare('matmul', a, b, options)));
+  return canonicalNaNs(product('matmul', prepare('matmul', a, b, options, true)));
 }
 
 /** The product of checked operands on the calling thread. */
 function product(fn: string, p: PreparedMatmul): Float32Array {
-  if (p.b.shape[1] === 0) return emptyProduct(p);
+  if (p.b.shape[1] === 0) return intoOut(emptyProduct(p), p.out);
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      return matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias);
+      return matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias, p.out);
     } finally {
       w.done();
     }
   }
   const ad = decodeOperand(`${fn} (a)`, p.a);
   const bd = decodeOperand(`${fn} (b)`, p.b);
-  if (kernels?.matmulDecoded) return matmulDecodedOn(kernels, ad, bd, p.bias);
-  return matmulDecoded(ad, bd, p.bias);
+  if (kernels?.matmulDecoded) return matmulDecodedOn(kernels, ad, bd, p.bias, p.out);
+  return intoOut(matmulDecoded(ad, bd, p.bias), p.out);
+}
+
+/** The product in the caller's `out` when there is one. */
+function intoOut(product: Float32Array, out: Float32Array | undefined): Float32Array {
+  if (out === undefined) return product;
+  out.set(product);
+  return out;
 }
 
 /**
@@ -291,8 +321,23 @@ function ownOperand(q: MatmulOperand): MatmulOperand {
 export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Promise<Float32Array> {
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
-  const p = prepare(fn, a, b, options);
-  if (p.b.shape[1] === 0) return canonicalNaNs(emptyProduct(p));
+  const p = prepare(fn, a, b, options, false);
+  // The product goes to an array of our own and into `out` at the end, checked again then (the
+  // caller may have detached or resized it meanwhile).
+  const out = p.out;
+  p.out = undefined;
+  return canonicalNaNs(finishAsync(fn, await productAsync(fn, p), out));
+}
+
+function finishAsync(fn: string, product: Float32Array, out: Float32Array | undefined): Float32Array {
+  if (out === undefined) return product;
+  if (out.length !== product.length) throw new TypeError(`${fn}: options.out was detached or resized while the product ran; nothing was written`);
+  out.set(product);
+  return out;
+}
+
+async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array> {
+  if (p.b.shape[1] === 0) return emptyProduct(p);
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];

@@ -155,9 +155,9 @@ function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales: Float
 }
 
 /** a · bᵀ on the fast kernel over repacked weights of n rows. */
-export function matmulFast(addon: MatmulKernels, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined): Float32Array {
+export function matmulFast(addon: MatmulKernels, a: QuantizedTensor, packed: unknown, n: number, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
   const { codes, scales, m } = int8Activations(a);
-  const out = new Float32Array(m * n);
+  const out = into ?? new Float32Array(m * n);
   addon.matmulFp4Int8(packed, codes, scales, m, bias ?? null, out);
   return out;
 }
@@ -170,8 +170,8 @@ export async function matmulFastAsync(addon: MatmulKernels, a: QuantizedTensor, 
   return out;
 }
 
-export function matmulDecodedOn(addon: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
-  const out = new Float32Array(a.rows * b.rows);
+export function matmulDecodedOn(addon: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
+  const out = into ?? new Float32Array(a.rows * b.rows);
   addon.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
   return out;
 }
