@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -145,6 +146,21 @@ Napi::Value ReleaseFp4Weights(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Every NaN of a product written as the quiet NaN 0x7fc00000 (README.md, "Block matmul"; CPUs
+// differ in the NaNs they make): columns [c0, c1) of every row, by the thread that wrote them,
+// while they are in its cache. The facade skips its own pass for these kernels (nansCanonical).
+void canonicalNaNs(float* out, int64_t rows, int64_t n, int64_t c0, int64_t c1) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = out + r * n;
+    for (int64_t c = c0; c < c1; c++) {
+      uint32_t bits;
+      std::memcpy(&bits, row + c, 4);
+      bits = (bits & 0x7fffffffu) > 0x7f800000u ? 0x7fc00000u : bits;
+      std::memcpy(row + c, &bits, 4);
+    }
+  }
+}
+
 struct Fp4Int8Call {
   Int8Activations a;
   std::shared_ptr<const PackedFp4Weights> b;  // alive until the call (or job) ends
@@ -157,6 +173,7 @@ struct Fp4Int8Call {
       const int64_t macsPerTile = std::max<int64_t>(1, a.rows * planes->k * kTileColumns);
       parallelFor(planes->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
         kernel(a, *planes, bias, out, begin, end);
+        canonicalNaNs(out, a.rows, planes->n, begin * kTileColumns, std::min(end * kTileColumns, planes->n));
       });
       return;
     }
@@ -165,6 +182,7 @@ struct Fp4Int8Call {
     const int64_t macsPerTile = std::max<int64_t>(1, a.rows * b->k * kTileColumns);
     parallelFor(b->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
       kernel(a, *b, bias, out, begin, end);
+      canonicalNaNs(out, a.rows, b->n, begin * kTileColumns, std::min(end * kTileColumns, b->n));
     });
   }
 };
@@ -238,6 +256,7 @@ void registerMatmul(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));
   exports.Set("matmulDecoded", Napi::Function::New(env, MatmulDecoded));
   exports.Set("matmulSimd", Napi::String::New(env, activeMatmulKernel().simd));
+  exports.Set("nansCanonical", Napi::Boolean::New(env, true));
 }
 
 }  // namespace fp4kit

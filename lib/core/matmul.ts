@@ -235,25 +235,26 @@ function fastWeights(fn: string, kernels: MatmulKernels, p: PreparedMatmul): { p
  * call for a plain tensor, once for weights from prepareWeights().
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
-  return canonicalNaNs(product('matmul', prepare('matmul', a, b, options, true)));
+  return product('matmul', prepare('matmul', a, b, options, true));
 }
 
-/** The product of checked operands on the calling thread. */
+/** The product of checked operands on the calling thread, NaNs canonical. */
 function product(fn: string, p: PreparedMatmul): Float32Array {
-  if (p.b.shape[1] === 0) return intoOut(emptyProduct(p), p.out);
+  if (p.b.shape[1] === 0) return canonicalNaNs(intoOut(emptyProduct(p), p.out));
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      return matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias, p.out);
+      const out = matmulFast(kernels, p.a as QuantizedTensor, w.packed, p.b.shape[0], p.bias, p.out);
+      return kernels.nansCanonical ? out : canonicalNaNs(out);
     } finally {
       w.done();
     }
   }
   const ad = decodeOperand(`${fn} (a)`, p.a);
   const bd = decodeOperand(`${fn} (b)`, p.b);
-  if (kernels?.matmulDecoded) return matmulDecodedOn(kernels, ad, bd, p.bias, p.out);
-  return intoOut(matmulDecoded(ad, bd, p.bias), p.out);
+  if (kernels?.matmulDecoded) return canonicalNaNs(matmulDecodedOn(kernels, ad, bd, p.bias, p.out));
+  return canonicalNaNs(intoOut(matmulDecoded(ad, bd, p.bias), p.out));
 }
 
 /** The product in the caller's `out` when there is one. */
@@ -326,7 +327,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // caller may have detached or resized it meanwhile).
   const out = p.out;
   p.out = undefined;
-  return canonicalNaNs(finishAsync(fn, await productAsync(fn, p), out));
+  return finishAsync(fn, await productAsync(fn, p), out);
 }
 
 function finishAsync(fn: string, product: Float32Array, out: Float32Array | undefined): Float32Array {
@@ -336,17 +337,21 @@ function finishAsync(fn: string, product: Float32Array, out: Float32Array | unde
   return out;
 }
 
+/** matmulAsync's product into an array of its own, NaNs canonical. */
 async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array> {
-  if (p.b.shape[1] === 0) return emptyProduct(p);
+  if (p.b.shape[1] === 0) return canonicalNaNs(emptyProduct(p));
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
-  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return canonicalNaNs(product(fn, p));
+  if (2 * m * n * k < SMALL_PRODUCT_FLOP && (p.fast || kernels?.matmulDecoded)) return product(fn, p);
   const rowsPerSlice = (macs: number) => Math.max(1, Math.floor(macs / Math.max(1, n * k)));
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
     try {
-      if (kernels.matmulFp4Int8Async) return canonicalNaNs(await matmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias));
+      if (kernels.matmulFp4Int8Async) {
+        const out = await matmulFastAsync(kernels, p.a as QuantizedTensor, w.packed, n, p.bias);
+        return kernels.nansCanonical ? out : canonicalNaNs(out);
+      }
       const act = p.ownA ? p.a as QuantizedTensor : ownOperand(p.a) as QuantizedTensor;
       const bias = p.bias?.slice();
       const out = new Float32Array(m * n);

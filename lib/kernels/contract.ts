@@ -182,6 +182,8 @@ export interface MatmulKernels {
   matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): void;
   matmulSimd: string;
+  /** matmulFp4Int8 writes every NaN as 0x7fc00000 itself (native), so the facade skips its pass. */
+  readonly nansCanonical?: boolean;
 }
 
 /** An operand decoded to exact element values (rows × paddedCols) and one float32 decode

@@ -21,10 +21,19 @@ import type { QuantizedTensor } from '../core/quantize.js';
 // mapping callback took ~7 ms for the 65 536 scales of a 512 × 4096 activation, 15 % of the product.
 const E8M0_MULTIPLIERS = Float32Array.from({ length: 256 }, (_, c) => (c === 0xff ? NaN : 2 ** (c - E8M0_BIAS)));
 
-function e8m0Multipliers(scales: Uint8Array): Float32Array {
-  const out = new Float32Array(scales.length);
+function e8m0Multipliers(scales: Uint8Array, out = new Float32Array(scales.length)): Float32Array {
   for (let i = 0; i < scales.length; i++) out[i] = E8M0_MULTIPLIERS[scales[i]];
   return out;
+}
+
+// The activations' multipliers are read by the kernel call that follows and not after it (the
+// native Promise job copies them at the call), so one array serves every call: a fresh one costs a
+// page fault per 4 KiB. Up to 16 MiB; larger products get their own.
+let multiplierScratch = new Float32Array(0);
+function activationMultipliers(scales: Uint8Array): Float32Array {
+  if (scales.length > 4 * 2 ** 20) return e8m0Multipliers(scales);
+  if (multiplierScratch.length < scales.length) multiplierScratch = new Float32Array(scales.length);
+  return e8m0Multipliers(scales, multiplierScratch.subarray(0, scales.length));
 }
 
 /** f32(tensorScale · E4M3 value) per block scale code, as the reference decodes NVFP4 scales. */
@@ -151,7 +160,7 @@ function repackPlanes(addon: MatmulKernels, b: QuantizedTensor): unknown {
 
 /** Fast path arguments for MXINT8 activations. */
 function int8Activations(a: QuantizedTensor): { codes: Uint8Array; scales: Float32Array; m: number } {
-  return { codes: a.data, scales: e8m0Multipliers(a.scales), m: a.shape[0] };
+  return { codes: a.data, scales: activationMultipliers(a.scales), m: a.shape[0] };
 }
 
 /** a · bᵀ on the fast kernel over repacked weights of n rows. */
