@@ -6,7 +6,10 @@
 // option errors.
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decode, encode } from '../lib/index.js';
+import { decode, encode, withBackend } from '../lib/index.js';
+import { integerW4A4 } from '../lib/training/fp4-product.js';
+import { quantizeE2M1 } from '../lib/training/fp4-quantizer.js';
+import { testedBackends } from './helpers/backends.js';
 import { layers, Fp4Dense } from '../lib/tfjs/index.js';
 import { dgeFactor } from '../lib/training/dge.js';
 import { E2M1_GRID, roundE2M1 } from '../lib/training/fp4-quantizer.js';
@@ -120,6 +123,35 @@ describe('the E2M1 quantizer of fp4Dense', () => {
   });
 });
 
+describe('the W4A4 forward on fp4kit\'s FP4 integer kernel', () => {
+  it('equals diag(1/γa)·(Qa·Qw)·diag(1/γw) with the integer sum exact, on every backend, bit for bit', () => {
+    for (const [t, k, n] of [[5, 70, 9], [33, 256, 17], [1, 1, 1], [64, 1000, 40]] as const) {
+      const x = gaussian(t * k, t + k);
+      for (let i = 0; i < x.length; i += 13) x[i] *= 40;
+      const w = gaussian(k * n, n + 1);
+      const aq = quantizeE2M1(x, t, k, 'rows', 'nearest-even');
+      const wq = quantizeE2M1(w, k, n, 'columns', 'ties-up');
+      const want = new Float32Array(t * n);
+      for (let r = 0; r < t; r++) {
+        for (let c = 0; c < n; c++) {
+          let sum = 0; // multiples of 1/4 far below 2^53: exact in float64
+          for (let i = 0; i < k; i++) sum += aq.grid![r * k + i] * wq.grid![i * n + c];
+          want[r * n + c] = Math.fround(Math.fround(sum / aq.scales[r]) / wq.scales[c]);
+        }
+      }
+      for (const backend of testedBackends()) {
+        const got = withBackend(backend, () => integerW4A4(aq.grid!, aq.scales, wq.grid!, wq.scales, t, k, n))!;
+        expect(Buffer.compare(Buffer.from(got.buffer), Buffer.from(want.buffer)), `${backend} ${t}×${k}×${n}`).toBe(0);
+      }
+    }
+  });
+
+  it('declines non-finite values (the layer then simulates in float32)', () => {
+    const g = new Float32Array([NaN, 1]);
+    expect(integerW4A4(g, new Float32Array([1]), new Float32Array([1, 1]), new Float32Array([1]), 1, 2, 1)).toBeNull();
+  });
+});
+
 describe('fp4Dense', () => {
   const [t, k, n] = [8, 48, 6];
   // Activations with heavy outliers (a few large values per row): what OCC is for.
@@ -150,6 +182,10 @@ describe('fp4Dense', () => {
     const wq = referenceQuantize(w, k, n, 'columns');
     const { y, dx, dw } = grads(layer);
     closeTo(y, matmul(aq, wq, t, k, n));
+    // The forward ran on fp4kit's integer kernel: the exact product's bits.
+    const ga = quantizeE2M1(xv, t, k, 'rows', 'nearest-even');
+    const gw = quantizeE2M1(w, k, n, 'columns', 'nearest-even');
+    expect(Array.from(y)).toEqual(Array.from(integerW4A4(ga.grid!, ga.scales, gw.grid!, gw.scales, t, k, n)!));
     closeTo(dx, matmul(dyv, wq, t, n, k, false, true));
     closeTo(dw, matmul(aq, dyv, k, t, n, true, false));
     // and it is not the float product (the test would pass vacuously otherwise)

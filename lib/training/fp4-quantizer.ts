@@ -43,6 +43,8 @@ export interface QuantizedE2M1 {
   scaled: Float32Array;
   /** γ per row ('rows') or per column ('columns'). */
   scales: Float32Array;
+  /** Q(x·γ): the E2M1 values themselves (per-row / per-column quantizer only). */
+  grid?: Float32Array;
 }
 
 /** Quantize x [rows, cols] to E2M1 with one exact absmax scale per row or per column. */
@@ -59,16 +61,18 @@ export function quantizeE2M1(x: Float32Array, rows: number, cols: number, axis: 
   const scales = amax.map(absmaxScale);
   const values = new Float32Array(rows * cols);
   const scaled = new Float32Array(rows * cols);
+  const grid = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
       const gamma = scales[axis === 'rows' ? r : c];
       const u = Math.fround(x[i] * gamma);
       scaled[i] = u;
-      values[i] = Math.fround(roundE2M1(u, ties) / gamma);
+      grid[i] = roundE2M1(u, ties);
+      values[i] = Math.fround(grid[i] / gamma);
     }
   }
-  return { values, scaled, scales };
+  return { values, scaled, scales, grid };
 }
 
 /** E5M2's largest finite value. */

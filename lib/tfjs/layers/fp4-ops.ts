@@ -7,13 +7,16 @@
 //             ∇x = G·Ŵᵀ                            (straight through the quantizer and the clamp)
 //             ∇W = (Âᵀ·G) ⊙ f′(W·γ) + ΔAᵀ·G        (f′: DGE, or 1)
 //
-// Q is simulated in float32 (x̂ = Q(x·γ)/γ), as the paper's own code does; the products are tf
-// ops, so they run on whichever backend is active (fp4kit, wasm, cpu).
+// With per-token / per-channel scales the forward Â·Ŵ runs on fp4kit's FP4 integer kernel with the
+// E2M1 codes themselves (lib/training/fp4-product.ts: exact sums, then the two scales). The backward
+// products and the block-format variants use Q simulated in float32 (x̂ = Q(x·γ)/γ, as the paper's own
+// code does) as tf ops on whichever backend is active (fp4kit, wasm, cpu).
 
 import * as tf from '@tensorflow/tfjs';
 import { dgeFactors } from '../../training/dge.js';
 import { castE5M2, quantizeBlocksE2M1, quantizeE2M1, type QuantizedE2M1 } from '../../training/fp4-quantizer.js';
 import { clampRows, residualProduct, type ClampedRows } from '../../training/occ.js';
+import { integerW4A4 } from '../../training/fp4-product.js';
 import type { Fp4LayerConfig } from './fp4-options.js';
 
 function floats(t: tf.Tensor): Float32Array {
@@ -71,7 +74,8 @@ export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, sta
     const wHat = tf.tensor2d(wq.values, [k, n]);
     // Tensors made here are disposed when the forward pass ends unless saved for the gradient.
     save([aHat, wHat]);
-    let y = tf.matMul(aHat, wHat);
+    const exact = c.weights === 'per-channel' && aq.grid && wq.grid ? integerW4A4(aq.grid, aq.scales, wq.grid, wq.scales, t, k, n) : null;
+    let y = exact ? tf.tensor2d(exact, [t, n]) : tf.matMul(aHat, wHat);
     if (occ) y = tf.add(y, tf.tensor2d(residualProduct(occ, t, wv, n), [t, n]));
     return {
       value: y,
