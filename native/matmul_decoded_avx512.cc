@@ -1,7 +1,7 @@
 // The decoded-operand product (float32 'none' products of the tfjs backend, FGMP/FP8 fallbacks) with
 // AVX-512: the reference order of matmulDecodedScalar (per output: float64 sum of each unit's
 // products in k order, then f32, times the f32 block multiplier, added to an f32 accumulator),
-// vectorized across 16 output columns × 4 rows, so every output's operations are the scalar ones.
+// vectorized across 16 output columns × 8 rows, so every output's operations are the scalar ones.
 #include <immintrin.h>
 
 #include "matmul_decoded_panel.h"
@@ -9,17 +9,24 @@
 namespace fp4kit {
 
 void matmulDecodedAvx512(const DecodedOperand& a, const DecodedOperand& b, const float* bias, float* out, int64_t nBegin, int64_t nEnd) {
-  constexpr int64_t kWidth = 16, kRows = 4;
+  constexpr int64_t kWidth = 16, kRows = 8;
   const int64_t unit = std::min(a.blockSize, b.blockSize);
   const int64_t units = (a.cols + unit - 1) / unit;
   const int64_t n = b.rows;
   DecodedPanel panel;
+  std::vector<double> wide;  // the panel's values as float64, converted once for all rows
+  std::vector<double> rowsWide;
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     fillDecodedPanel(b, col0, cols, kWidth, unit, units, panel);
+    wide.assign(panel.values.begin(), panel.values.end());
     const __mmask16 lanes = static_cast<__mmask16>((1u << cols) - 1);
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min(kRows, a.rows - m0);
+      // These rows of A as float64 (one broadcast load per row and k in the loop below).
+      rowsWide.resize(static_cast<size_t>(kRows * units * unit));
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = 0; k < units * unit; k++) rowsWide[static_cast<size_t>(r * units * unit + k)] = a.values[(m0 + r) * a.paddedCols + k];
       __m512 acc[kRows];
       for (int r = 0; r < kRows; r++) acc[r] = _mm512_setzero_ps();
       for (int64_t j = 0; j < units; j++) {
@@ -27,14 +34,16 @@ void matmulDecodedAvx512(const DecodedOperand& a, const DecodedOperand& b, const
         for (int r = 0; r < kRows; r++) lo[r] = hi[r] = _mm512_setzero_pd();
         for (int64_t i = 0; i < unit; i++) {
           const int64_t k = j * unit + i;
-          const float* bk = panel.values.data() + k * kWidth;
-          const __m512d b0 = _mm512_cvtps_pd(_mm256_loadu_ps(bk));
-          const __m512d b1 = _mm512_cvtps_pd(_mm256_loadu_ps(bk + 8));
+          const double* bk = wide.data() + k * kWidth;
+          const __m512d b0 = _mm512_loadu_pd(bk);
+          const __m512d b1 = _mm512_loadu_pd(bk + 8);
           for (int r = 0; r < kRows; r++) {
             if (r >= rows) break;
-            const __m512d av = _mm512_set1_pd(static_cast<double>(a.values[(m0 + r) * a.paddedCols + k]));
-            lo[r] = _mm512_add_pd(lo[r], _mm512_mul_pd(av, b0));
-            hi[r] = _mm512_add_pd(hi[r], _mm512_mul_pd(av, b1));
+            const __m512d av = _mm512_set1_pd(rowsWide[static_cast<size_t>(r * units * unit + k)]);
+            // A product of two floats is exact in float64, so the fused multiply-add rounds
+            // once, exactly as the reference's d += a·b does.
+            lo[r] = _mm512_fmadd_pd(av, b0, lo[r]);
+            hi[r] = _mm512_fmadd_pd(av, b1, hi[r]);
           }
         }
         const __m512 bs = _mm512_loadu_ps(panel.scales.data() + j * kWidth);
