@@ -218,6 +218,22 @@ describe.each(testedBackends())('weights between products (%s)', (backend) => {
     `));
   });
 
+  it('prepared weights on the decoded path (quantized activations, E5M2 weights): the bits of plain tensors, call after call', () => {
+    expectClean(child(backend, `
+      const [m, n, k] = [5, 40, 200];
+      for (const format of ['mxfp8_e4m3', 'mxfp8_e5m2', 'fgmp']) {
+        const q = fp4.quantize(gaussian(n * k, 4), { format, shape: [n, k] });
+        const prepared = fp4.prepareWeights(q);
+        for (const seed of [5, 6]) {
+          const a = fp4.quantize(gaussian(m * k, seed), { format: 'mxfp8_e4m3', shape: [m, k] });
+          check(same(fp4.matmul(a, prepared), fp4.matmul(a, q)), format + ': prepared (decoded once) equals plain');
+          check(same(await fp4.matmulAsync(a, prepared), fp4.matmul(a, q)), format + ': async too');
+        }
+        prepared.dispose();
+      }
+    `));
+  });
+
   it('a tight synchronous loop over fresh weights keeps its memory flat', () => {
     const r = child(backend, `
       const [n, k] = [256, 512];

@@ -62,12 +62,17 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   const blocksPerRow = Math.ceil(cols / blockSize);
   const paddedCols = blocksPerRow * blockSize;
   const rowBytes = (paddedCols * format.element.bits) / 8;
-  const table = decodeTable(format.element);
-  const codes = new Uint8Array(paddedCols);
   const values = new Float32Array(rows * paddedCols);
-  for (let r = 0; r < rows; r++) {
-    unpackCodesInto(q.data, r * rowBytes, paddedCols, format.element.bits, codes, 0);
-    for (let i = 0; i < paddedCols; i++) values[r * paddedCols + i] = table[codes[i]];
+  if (format.element.bits === 8 && format.element.name !== 'int8') {
+    // FP8 codes are one byte each: the backend's element decoder takes the whole tensor at once.
+    getKernels().decodeElements(q.data.subarray(0, rows * paddedCols), format.element.id, values);
+  } else {
+    const table = decodeTable(format.element);
+    const codes = new Uint8Array(paddedCols);
+    for (let r = 0; r < rows; r++) {
+      unpackCodesInto(q.data, r * rowBytes, paddedCols, format.element.bits, codes, 0);
+      for (let i = 0; i < paddedCols; i++) values[r * paddedCols + i] = table[codes[i]];
+    }
   }
   const blockScales = new Float32Array(rows * blocksPerRow);
   const e4m3 = E4M3_VALUES;
@@ -238,6 +243,11 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
   return product('matmul', prepare('matmul', a, b, options, true));
 }
 
+/** b decoded for the reference order: kept by a prepared handle (decoded once), else made now. */
+function decodedWeights(fn: string, p: PreparedMatmul): DecodedOperand {
+  return p.prepared ? p.prepared.decoded(fn, (q) => decodeOperand(`${fn} (b)`, q)) : decodeOperand(`${fn} (b)`, p.b);
+}
+
 /** The product of checked operands on the calling thread, NaNs canonical. */
 function product(fn: string, p: PreparedMatmul): Float32Array {
   if (p.b.shape[1] === 0) return canonicalNaNs(intoOut(emptyProduct(p), p.out));
@@ -252,7 +262,7 @@ function product(fn: string, p: PreparedMatmul): Float32Array {
     }
   }
   const ad = decodeOperand(`${fn} (a)`, p.a);
-  const bd = decodeOperand(`${fn} (b)`, p.b);
+  const bd = decodedWeights(fn, p);
   if (kernels?.matmulDecoded) return canonicalNaNs(matmulDecodedOn(kernels, ad, bd, p.bias, p.out));
   return canonicalNaNs(intoOut(matmulDecoded(ad, bd, p.bias), p.out));
 }
@@ -368,7 +378,7 @@ async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array
   }
   // Decoding copies both operands into arrays of our own.
   const ad = decodeOperand(`${fn} (a)`, p.a);
-  const bd = decodeOperand(`${fn} (b)`, p.b);
+  const bd = decodedWeights(fn, p);
   const bias = p.bias?.slice();
   const out = new Float32Array(m * n);
   const per = rowsPerSlice(kernels?.matmulDecoded ? SLICE_MACS.nativeDecoded : SLICE_MACS.decoded);

@@ -12,7 +12,7 @@
 // an undisposed handle is freed when it is garbage collected.
 
 import type { FgmpTensor } from '../fgmp/quantize.js';
-import type { MatmulKernels } from '../kernels/contract.js';
+import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import type { QuantizedTensor } from './quantize.js';
 
 export type MatmulOperand = QuantizedTensor | FgmpTensor;
@@ -34,6 +34,8 @@ export class PreparedWeights {
   readonly shape: readonly [number, number];
   #operand: MatmulOperand | null;
   readonly #packed = new Map<MatmulKernels, unknown>();
+  /** The operand decoded for the reference order (products with no integer kernel), made on first use. */
+  #decoded: DecodedOperand | null = null;
   #users = 0;
 
   /** Use prepareWeights(); the operand must already be validated. */
@@ -71,6 +73,14 @@ export class PreparedWeights {
     };
   }
 
+  /** The weights decoded to element values and block multipliers (4 bytes per element), made once:
+   *  products the integer kernels do not take (quantized activations, E5M2 weights, no fast kernel
+   *  on this backend) read them instead of decoding the tensor on every call. Never mutated. */
+  decoded(fn: string, decode: (b: MatmulOperand) => DecodedOperand): DecodedOperand {
+    const operand = this.operand(fn);
+    return (this.#decoded ??= decode(operand));
+  }
+
   /** Frees the repacked copies and the snapshot (once no product is using them); later
    *  products with this handle throw. */
   dispose(): void {
@@ -81,5 +91,6 @@ export class PreparedWeights {
   #release(): void {
     for (const [kernels, packed] of this.#packed) kernels.releaseFp4Weights(packed);
     this.#packed.clear();
+    this.#decoded = null;
   }
 }
