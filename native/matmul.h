@@ -154,6 +154,31 @@ static inline int unitShift(const PackedFp4Weights& b) { return b.hasFp8 ? 15 : 
 // exponents in [wMin, wMax], e_min + wMin − u ≥ −126 and e_max + wMax ≤ 127; other rows run the
 // plain order.
 
+// The scalar fast kernels' outputs (matmul_scalar.cc, matmul_planes.cc) for tiles [tileBegin, tileEnd):
+// each output in the defined order from its units' integer dots — D = dot(m, tile, j, lane)·2^-u
+// (unitScale), S = f32(sa·laneScale(tile, j, lane)), acc = f32(acc + f32(f32(D)·S)), then the bias.
+template <class Dot, class LaneScale>
+inline void outputsInOrder(const Int8Activations& a, int64_t n, int64_t units, int64_t unit, float unitScale, int64_t tileBegin,
+                           int64_t tileEnd, Dot dot, LaneScale laneScale, const float* bias, float* out) {
+  const int64_t aBlocksPerRow = a.paddedK / 32;
+  for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
+    for (int64_t m = 0; m < a.rows; m++) {
+      for (int lane = 0; lane < kTileColumns; lane++) {
+        const int64_t col = tile * kTileColumns + lane;
+        if (col >= n) break;
+        float acc = 0.0f;
+        for (int64_t j = 0; j < units; j++) {
+          const float d = static_cast<float>(dot(m, tile, j, lane)) * unitScale;
+          const float s = a.blockScales[m * aBlocksPerRow + (j * unit) / 32] * laneScale(tile, j, lane);
+          const float partial = d * s;
+          acc = acc + partial;
+        }
+        out[m * n + col] = bias ? acc + bias[col] : acc;
+      }
+    }
+  }
+}
+
 // The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI (with VBMI, or
 // without) and AVX2 variants.
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,

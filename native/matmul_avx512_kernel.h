@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "matmul.h"
+#include "matmul_avx512_epilogue.h"
 
 namespace fp4kit {
 namespace {
@@ -88,7 +89,6 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
   const __m512 tensorScale = _mm512_set1_ps(b.tensorScale);
   const __m512 unitScale = _mm512_set1_ps(b.hasFp8 ? 1.0f / 32768.0f : 1.0f / 128.0f);  // 2^-unitShift
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const int64_t aBlocksPerRow = a.paddedK / 32;
   const int64_t groupsPerUnit = Groups > 0 ? Groups : b.unit / 8;
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
@@ -182,31 +182,10 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
         if (Storage == ScaleStorage::Float32) prefetchAt(tileScales, (t * b.units + j + 16) * kTileColumns * 4);
         else prefetchLaneScales<Storage>(b, (tile0 + t) * b.units + j + 16);
       }
-      for (int r = 0; r < Rows; r++) {
-        if (FastScales) {
-          // S' = 2^(e − unitShift)·sb by an exponent add; partial = f32(dot · S') (matmul.h).
-          const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>((m0 + r) * aBlocksPerRow + aBlock)]);
-          const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
-          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), s));
-        } else {
-          const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot[r][t]), unitScale);
-          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + aBlock]), sb);
-          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
-        }
-      }
+      for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], dot[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }
-  for (int t = 0; t < Tiles; t++) {
-    const int64_t col0 = (tile0 + t) * kTileColumns;
-    const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-    if (lanes <= 0) continue;
-    const __mmask16 valid = static_cast<__mmask16>((1u << lanes) - 1);
-    for (int r = 0; r < Rows; r++) {
-      __m512 v = acc[r][t];
-      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, bias + col0));
-      _mm512_mask_storeu_ps(out + (m0 + r) * b.n + col0, valid, v);
-    }
-  }
+  storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
 }
 
 // Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.

@@ -97,24 +97,11 @@ static inline int32_t planeDot(const Int8Activations& a, const PackedPlaneWeight
 
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd) {
-  const float unitScale = std::ldexp(1.0f, -b.unitShift());
-  const int64_t aBlocksPerRow = a.paddedK / 32;
-  for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
-    for (int64_t m = 0; m < a.rows; m++) {
-      for (int lane = 0; lane < kTileColumns; lane++) {
-        const int64_t col = tile * kTileColumns + lane;
-        if (col >= b.n) break;
-        float acc = 0.0f;
-        for (int64_t j = 0; j < b.units; j++) {
-          const float d = static_cast<float>(planeDot(a, b, m, tile, j, lane)) * unitScale;
-          const float s = a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32] * b.scales[static_cast<size_t>((tile * b.units + j) * kTileColumns + lane)];
-          const float partial = d * s;
-          acc = acc + partial;
-        }
-        out[m * b.n + col] = bias ? acc + bias[col] : acc;
-      }
-    }
-  }
+  outputsInOrder(
+      a, b.n, b.units, b.unit, std::ldexp(1.0f, -b.unitShift()), tileBegin, tileEnd,
+      [&](int64_t m, int64_t tile, int64_t j, int lane) { return planeDot(a, b, m, tile, j, lane); },
+      [&](int64_t tile, int64_t j, int lane) { return b.scales[static_cast<size_t>((tile * b.units + j) * kTileColumns + lane)]; },
+      bias, out);
 }
 
 }  // namespace fp4kit

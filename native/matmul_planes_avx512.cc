@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "matmul_avx512_epilogue.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
@@ -21,7 +22,6 @@ inline int32_t load4(const int8_t* p) {
 template <int P, int Quads, int Rows, int Tiles, bool FastScales>
 void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
-  const int64_t aBlocksPerRow = a.paddedK / 32;
   const int32_t offset = b.offset();
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
@@ -55,29 +55,11 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
         // Σp 256^p·dot_p − offset·Σk, wrapping: the true dot (matmul_planes.h).
         __m512i d = dot[r][t][0];
         for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[r][t][p], 8 * p));
-        if (FastScales) {
-          const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>((m0 + r) * aBlocksPerRow + aBlock)]);
-          const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
-          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_cvtepi32_ps(d), s));
-        } else {
-          const __m512 df = _mm512_mul_ps(_mm512_cvtepi32_ps(d), unitScale);
-          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * aBlocksPerRow + aBlock]), sb);
-          acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(df, s));
-        }
+        acc[r][t] = addUnit<FastScales>(acc[r][t], d, sb, a, m0 + r, aBlock, unitScale);
       }
     }
   }
-  for (int t = 0; t < Tiles; t++) {
-    const int64_t col0 = (tile0 + t) * kTileColumns;
-    const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-    if (lanes <= 0) continue;
-    const __mmask16 valid = static_cast<__mmask16>((1u << lanes) - 1);
-    for (int r = 0; r < Rows; r++) {
-      __m512 v = acc[r][t];
-      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(valid, bias + col0));
-      _mm512_mask_storeu_ps(out + (m0 + r) * b.n + col0, valid, v);
-    }
-  }
+  storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
 }
 
 template <int P, int Quads, int Rows, int Tiles>

@@ -300,24 +300,10 @@ static inline int32_t unitDot(const Int8Activations& a, const PackedFp4Weights& 
 
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd) {
-  const float unitScale = 1.0f / 32768.0f;  // 2^-15
-  const int64_t aBlocksPerRow = a.paddedK / 32;
-  for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
-    for (int64_t m = 0; m < a.rows; m++) {
-      for (int lane = 0; lane < kTileColumns; lane++) {
-        const int64_t col = tile * kTileColumns + lane;
-        if (col >= b.n) break;
-        float acc = 0.0f;
-        for (int64_t j = 0; j < b.units; j++) {
-          const float d = static_cast<float>(unitDot(a, b, m, tile, j, lane)) * unitScale;
-          const float s = a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32] * laneScale(b, tile * b.units + j, lane);
-          const float partial = d * s;
-          acc = acc + partial;
-        }
-        out[m * b.n + col] = bias ? acc + bias[col] : acc;
-      }
-    }
-  }
+  outputsInOrder(
+      a, b.n, b.units, b.unit, 1.0f / 32768.0f /* 2^-15 */, tileBegin, tileEnd,
+      [&](int64_t m, int64_t tile, int64_t j, int lane) { return unitDot(a, b, m, tile, j, lane); },
+      [&](int64_t tile, int64_t j, int lane) { return laneScale(b, tile * b.units + j, lane); }, bias, out);
 }
 
 }  // namespace fp4kit
