@@ -73,6 +73,14 @@ PlanesKernel choosePlanesKernel(const Simd& s) {
   return matmulPlanesScalar;
 }
 
+PlanesKernel choosePlanesFromCodesKernel(const Simd& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.vbmi) return matmulPlanesFromCodesAvx512Vbmi;
+#endif
+  (void)s;
+  return nullptr;
+}
+
 BitplaneKernel chooseBitplaneKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vpopcntdq) return {"avx512-vpopcntdq", bitplaneRowsAvx512};
@@ -93,6 +101,11 @@ const BitplaneKernel& activeBitplaneKernel() {
 
 PlanesKernel activePlanesKernel() {
   static const PlanesKernel chosen = choosePlanesKernel(simd());
+  return chosen;
+}
+
+PlanesKernel activePlanesFromCodesKernel() {
+  static const PlanesKernel chosen = choosePlanesFromCodesKernel(simd());
   return chosen;
 }
 

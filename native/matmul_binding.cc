@@ -27,6 +27,8 @@ namespace {
 constexpr int64_t kMaxDim = int64_t(1) << 31;
 // From this many activation rows on, weights that have byte planes as well run on them (bench:matmul).
 constexpr int64_t kPlanesMinRows = 8;
+// Below this many rows, three-plane weights run from their codes (bench:matmul).
+constexpr int64_t kPlanesFromCodesMaxRows = 8;
 
 // What the JS External holds: the weights until released (FP4 tiles, or byte planes:
 // matmul_planes.h), and their size for V8's accounting.
@@ -118,8 +120,9 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   }
   const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
   auto packed = std::make_shared<PackedPlaneWeights>();
-  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed);
-  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->scales.size() * 4);
+  // FGMP (`into`) uses its planes for many rows only: no codes kept for the few-rows kernel.
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, into == nullptr);
+  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->codes.size() + packed->scales.size() * 4);
   if (into != nullptr) {
     into->planes = std::move(packed);
     into->bytes += bytes;
@@ -169,7 +172,9 @@ struct Fp4Int8Call {
   float* out = nullptr;
   void run() const {
     if (planes) {
-      const PlanesKernel kernel = activePlanesKernel();
+      // Few rows read the weights once: three-plane weights then run from their one-byte codes.
+      const PlanesKernel fromCodes = activePlanesFromCodesKernel();
+      const PlanesKernel kernel = fromCodes && !planes->codes.empty() && a.rows < kPlanesFromCodesMaxRows ? fromCodes : activePlanesKernel();
       const int64_t macsPerTile = std::max<int64_t>(1, a.rows * planes->k * kTileColumns);
       parallelFor(planes->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
         kernel(a, *planes, bias, out, begin, end);

@@ -10,7 +10,7 @@
 namespace fp4kit {
 
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out) {
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes) {
   // The fewest planes whose offset makes every value a P-byte unsigned integer.
   int32_t lo = 0, hi = 0;
   for (int c = 0; c < 256; c++) {
@@ -50,6 +50,22 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         }
       }
       out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] = scale;
+    }
+  }
+  if (planes == 3 && keepCodes) {
+    for (int c = 0; c < 256; c++) {
+      const uint32_t w = static_cast<uint32_t>(valueTable[c] == kPlaneNanValue ? 0 : valueTable[c]) + offset;
+      for (int p = 0; p < 3; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
+    }
+    // Codes in the planes' layout; padding lanes and elements hold a code whose value is 0 (so
+    // the rebuilt planes equal the stored ones there too).
+    int zeroCode = 0;
+    while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
+    out.codes.assign(static_cast<size_t>(out.tiles * out.kQuads * 64), static_cast<uint8_t>(zeroCode));
+    for (int64_t row = 0; row < n; row++) {
+      const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
+      for (int64_t kk = 0; kk < paddedK; kk++)
+        out.codes[static_cast<size_t>((tile * out.kQuads + kk / 4) * 64 + 4 * lane + kk % 4)] = codes[row * paddedK + kk];
     }
   }
   // Padding lanes: every plane byte is the offset's, so their dot is offset·Σk and the combine

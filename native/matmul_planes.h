@@ -38,6 +38,11 @@ struct PackedPlaneWeights {
   int64_t n = 0, k = 0, unit = 32, units = 0, tiles = 0, kQuads = 0;  // unit: the weight block, 16 or 32
   int planeCount = 1;
   int shift = 0;  // element value = v · 2^-shift
+  // Three-plane weights (E4M3) also keep their codes in the planes' layout ([tiles][kQuads][64], one
+  // byte per element) and each plane's byte per code (planeOfCode[p][code]): a product of few rows
+  // reads a third of the bytes and rebuilds the planes in registers (matmul_planes_avx512_vbmi.cc).
+  std::vector<uint8_t> codes;
+  uint8_t planeOfCode[3][256] = {};
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
   bool scalesNormal = false;
   int scaleExpMin = 0, scaleExpMax = 0;
@@ -48,8 +53,9 @@ struct PackedPlaneWeights {
 // codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),
 // valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
 // [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
+// keepCodes: three-plane weights also keep their codes for the few-rows kernel.
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out);
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes = true);
 
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
@@ -59,10 +65,16 @@ void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
+// The same products from `codes` (three-plane weights only), the planes rebuilt by vpermi2b table
+// lookups: for few activation rows, where reading three bytes per weight is the cost.
+void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                                     int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
 
 // The planes kernel of the active level, or nullptr where none is faster than the decoded loop
 // (AVX2 has no u8×s8 dot that cannot saturate): such callers take the decoded path.
 PlanesKernel activePlanesKernel();
+// The from-codes kernel where the CPU has AVX-512 VBMI, else nullptr.
+PlanesKernel activePlanesFromCodesKernel();
 
 }  // namespace fp4kit

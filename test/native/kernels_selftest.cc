@@ -2,6 +2,7 @@
 // (AVX2, AVX-512 on x86-64; NEON on AArch64) must give the bytes of the scalar reference on
 // random and adversarial inputs, for every element format, rounding mode, scale rule and dtype.
 // CI builds it natively and cross-compiled for AArch64, run under qemu (scripts/native-selftest.sh).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -251,6 +252,12 @@ void checkPlanes() {
               matmulPlanesAvx512(a, b, nullptr, simd.data(), 0, b.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx512-vnni vs scalar");
             }
+            if (planes == 3 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
+              check(!b.codes.empty(), what + ": three-plane weights keep their codes");
+              std::fill(simd.begin(), simd.end(), 0.0f);
+              matmulPlanesFromCodesAvx512Vbmi(a, b, nullptr, simd.data(), 0, b.tiles);
+              check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": from codes (avx512-vbmi) vs scalar");
+            }
 #endif
           }
   }
@@ -277,7 +284,7 @@ int main() {
   compareBitplaneRows("neon", bitplaneRowsNeon);
 #endif
   checkPlanes();
-  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI against scalar\n");
+  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) against scalar\n");
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);

@@ -1,0 +1,115 @@
+// Three-plane (E4M3) weights × MXINT8 activations for few activation rows, with AVX-512 VNNI + VBMI
+// (matmul_planes.h): the planes are rebuilt in registers from the one-byte codes — per plane two
+// vpermi2b lookups (codes 0–127 and 128–255, four table registers) and a blend on the code's top
+// bit — so a product of one row reads one byte per weight instead of three. Everything after is
+// matmulPlanesAvx512's arithmetic: the same dot products modulo 2^32 and the same epilogue, so the
+// same bits as matmulPlanesScalar.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "matmul_avx512_epilogue.h"
+#include "matmul_planes.h"
+
+namespace fp4kit {
+namespace {
+
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+struct PlaneTables {
+  __m512i t[3][4];  // plane p, codes 64·i … 64·i + 63
+  explicit PlaneTables(const PackedPlaneWeights& b) {
+    for (int p = 0; p < 3; p++)
+      for (int i = 0; i < 4; i++) t[p][i] = _mm512_loadu_si512(b.planeOfCode[p] + 64 * i);
+  }
+  // Plane p's bytes for 64 codes (their top bits in `high`).
+  __m512i plane(int p, __m512i codes, __mmask64 high) const {
+    const __m512i low = _mm512_permutex2var_epi8(t[p][0], codes, t[p][1]);
+    const __m512i top = _mm512_permutex2var_epi8(t[p][2], codes, t[p][3]);
+    return _mm512_mask_blend_epi8(high, low, top);
+  }
+};
+
+// Rows [m0, m0 + Rows) against tiles [tile0, tile0 + Tiles): each tile's planes rebuilt once per
+// 4 k and used for every row.
+template <int Rows, int Tiles, bool FastScales>
+void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
+          int64_t tile0, int64_t m0) {
+  constexpr int P = 3;
+  const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
+  const int quads = static_cast<int>(b.unit / 4);
+  __m512 acc[Rows][Tiles];
+  for (int r = 0; r < Rows; r++)
+    for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < b.units; j++) {
+    // Plane 0's chains start at −offset·Σk (matmul_planes.h), modulo 2^32.
+    __m512i dot[Rows][Tiles][P];
+    for (int r = 0; r < Rows; r++) {
+      const uint32_t fix = static_cast<uint32_t>(b.offset()) * static_cast<uint32_t>(a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      for (int t = 0; t < Tiles; t++) {
+        dot[r][t][0] = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
+        for (int p = 1; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
+      }
+    }
+    for (int q = 0; q < quads; q++) {
+      for (int t = 0; t < Tiles; t++) {
+        const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
+        const __mmask64 high = _mm512_movepi8_mask(codes);
+        for (int p = 0; p < P; p++) {
+          const __m512i plane = tables.plane(p, codes, high);
+          for (int r = 0; r < Rows; r++) {
+            const __m512i av = _mm512_set1_epi32(load4(a.codes + (m0 + r) * a.paddedK + j * b.unit + 4 * q));
+            dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, av);
+          }
+        }
+      }
+    }
+    const int64_t aBlock = (j * b.unit) / 32;
+    for (int t = 0; t < Tiles; t++) {
+      const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
+      for (int r = 0; r < Rows; r++) {
+        __m512i d = dot[r][t][0];
+        for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[r][t][p], 8 * p));
+        acc[r][t] = addUnit<FastScales>(acc[r][t], d, sb, a, m0 + r, aBlock, unitScale);
+      }
+    }
+  }
+  storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
+}
+
+template <int Rows, int Tiles>
+void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
+              int64_t tile0, int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  if (fast) step<Rows, Tiles, true>(a, b, tables, bias, out, tile0, m0);
+  else step<Rows, Tiles, false>(a, b, tables, bias, out, tile0, m0);
+}
+
+// Tiles [tile, tile + Tiles) for every row: steps of 3 rows (the 12 table registers leave room for
+// 3 × 3 dot chains), then the rest.
+template <int Tiles>
+void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out, int64_t tile) {
+  int64_t m = 0;
+  for (; m + 3 <= a.rows; m += 3) rowsStep<3, Tiles>(a, b, tables, bias, out, tile, m);
+  if (a.rows - m == 2) rowsStep<2, Tiles>(a, b, tables, bias, out, tile, m);
+  else if (a.rows - m == 1) rowsStep<1, Tiles>(a, b, tables, bias, out, tile, m);
+}
+
+}  // namespace
+
+void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                                     int64_t tileBegin, int64_t tileEnd) {
+  const PlaneTables tables(b);
+  int64_t tile = tileBegin;
+  // One row: two tiles per step for enough independent chains.
+  if (a.rows == 1)
+    for (; tile + 2 <= tileEnd; tile += 2) rowsStep<1, 2>(a, b, tables, bias, out, tile, 0);
+  for (; tile < tileEnd; tile++) allRows<1>(a, b, tables, bias, out, tile);
+}
+
+}  // namespace fp4kit
