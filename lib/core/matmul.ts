@@ -32,6 +32,7 @@ import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
+import { scratch } from './scratch.js';
 import { typedArrayName } from './typed-arrays.js';
 import { checkArray, checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
 
@@ -171,20 +172,6 @@ interface PreparedMatmul {
   fast: boolean;
 }
 
-/**
- * Activation codes and scales of synchronous products, reused from call to call (the product is
- * done before matmul returns, so nothing keeps them): fresh arrays would cost a page fault per
- * 4 KiB each call. Kept up to SCRATCH_LIMIT bytes; larger activations get arrays of their own.
- */
-const SCRATCH_LIMIT = 64 * 2 ** 20;
-let scratch = { data: new Uint8Array(0), scales: new Uint8Array(0) };
-function activationScratch(dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
-  if (dataBytes + scaleBytes > SCRATCH_LIMIT) return undefined;
-  if (scratch.data.length < dataBytes) scratch.data = new Uint8Array(dataBytes);
-  if (scratch.scales.length < scaleBytes) scratch.scales = new Uint8Array(scaleBytes);
-  return { data: scratch.data.subarray(0, dataBytes), scales: scratch.scales.subarray(0, scaleBytes) };
-}
-
 function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions, synchronous: boolean): PreparedMatmul {
   const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape?, out? }', true);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
@@ -203,8 +190,10 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
       throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
     }
     const { leading, cols } = checkShape(fn, dims ?? [k > 0 ? x.length / k : 0, k], x.length);
+    // A synchronous product is done with its activation codes before matmul returns: they live in
+    // reused scratch (lib/core/scratch.ts); matmulAsync's must be its own.
     const blocks = leading * Math.ceil(cols / 32);
-    const out = synchronous ? activationScratch(blocks * 32, blocks) : undefined;
+    const out = synchronous ? { data: scratch('matmul.activation-codes', Uint8Array, blocks * 32), scales: scratch('matmul.activation-scales', Uint8Array, blocks) } : undefined;
     aq = quantize(x, { format: 'mxint8', shape: [leading, cols], dtype, ...(out ? { out } : {}) });
   }
   if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);

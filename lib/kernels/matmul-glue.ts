@@ -9,6 +9,7 @@ import { E8M0_BIAS } from './ref/block-scale.js';
 import { decodeTable } from './ref/element-codec.js';
 import { unpackCodesInto } from './ref/pack.js';
 import { BLOCK_FORMATS, type BlockFormatName } from '../core/formats.js';
+import { scratch } from '../core/scratch.js';
 import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import { forEachFgmpBlock } from '../fgmp/stream.js';
@@ -27,13 +28,9 @@ function e8m0Multipliers(scales: Uint8Array, out = new Float32Array(scales.lengt
 }
 
 // The activations' multipliers are read by the kernel call that follows and not after it (the
-// native Promise job copies them at the call), so one array serves every call: a fresh one costs a
-// page fault per 4 KiB. Up to 16 MiB; larger products get their own.
-let multiplierScratch = new Float32Array(0);
+// native Promise job copies them at the call), so they live in reused scratch (core/scratch.ts).
 function activationMultipliers(scales: Uint8Array): Float32Array {
-  if (scales.length > 4 * 2 ** 20) return e8m0Multipliers(scales);
-  if (multiplierScratch.length < scales.length) multiplierScratch = new Float32Array(scales.length);
-  return e8m0Multipliers(scales, multiplierScratch.subarray(0, scales.length));
+  return e8m0Multipliers(scales, scratch('matmul.activation-multipliers', Float32Array, scales.length));
 }
 
 /** f32(tensorScale · E4M3 value) per block scale code, as the reference decodes NVFP4 scales. */

@@ -12,6 +12,7 @@ import { counters } from './counters.js';
 import { floatOperand, floatProduct, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
 import { col2im, im2col, imageStrides } from './im2col.js';
+import { scratch } from '../core/scratch.js';
 import type { KernelContext } from './kernel-context.js';
 import { rowMajor, transposeInto } from './layout.js';
 import { multiplyRows } from './product.js';
@@ -71,7 +72,8 @@ export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorIn
   const chunk = imagesPerChunk(pixels, stride);
   for (let first = 0; first < info.batchSize; first += chunk) {
     const count = Math.min(chunk, info.batchSize - first);
-    const rows = new Float32Array(count * pixels * stride);
+    // Reused scratch (core/scratch.ts), zeroed: im2col leaves the padding's taps and columns k…stride.
+    const rows = scratch('conv2d.patches', Float32Array, count * pixels * stride).fill(0);
     im2col(xValues, xStrides, info, first, count, rows, stride, 1);
     storePixelRows(multiplyRows(rows, count * pixels, k, w, bias), info, first, count, out);
   }
@@ -135,7 +137,7 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
   if (total === 0 || out.length === 0) return out;
   const stride = floatStride(total);
   // Both operands with the pixels as the reduction axis: patchesᵀ [K, pixels], dYᵀ [N, pixels].
-  const patchesT = new Float32Array(k * stride);
+  const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
   im2col(floatValues(ctx.storage, x), imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, 0, info.batchSize, patchesT, 1, stride);
   const dyValues = floatValues(ctx.storage, dy);
   let dyT: Float32Array;

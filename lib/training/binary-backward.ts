@@ -91,10 +91,11 @@ export function quantizedPaths(g: Float32Array, shape: GradientShape, o: BinaryG
  * ∇X's product on bit planes: Ĝ[samples·positions, channels] · Sᵀ, where `weightSigns` holds one
  * row per output column of the product (a dense layer's W [inputs, channels] packed by rows; a
  * conv layer's filter as [taps·inputChannels, channels]). The input path is per sample or per
- * tensor, so its scales factor out of the reduction over channels. [samples·positions, weightSigns.rows].
+ * tensor, so its scales factor out of the reduction over channels. [samples·positions, weightSigns.rows],
+ * into `out` when given.
  */
-export function inputGradientProduct(path: QuantizedPath, shape: GradientShape, weightSigns: PackedSigns): Float32Array {
-  return bitplaneMatmul(packGradient(path.q, { reduce: 'columns', length: shape.channels }), weightSigns);
+export function inputGradientProduct(path: QuantizedPath, shape: GradientShape, weightSigns: PackedSigns, out?: Float32Array): Float32Array {
+  return bitplaneMatmul(packGradient(path.q, { reduce: 'columns', length: shape.channels }), weightSigns, out ? { out } : undefined);
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   inputGradientProduct, quantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
 } from '../../training/binary-backward.js';
 import { col2im, im2col, imageStrides } from '../im2col.js';
+import { scratch } from '../../core/scratch.js';
 import { binaryDenseForward, binaryPatchForward } from '../../training/binary-forward.js';
 
 /** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
@@ -105,9 +106,12 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     const rows = batch * info.outHeight * info.outWidth;
     const xStrides = imageStrides(inH, inW, inC, true);
     const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
-    const patches = new Float32Array(rows * taps);
+    // The patches (rows × taps floats: tens of MB) live in reused scratch for this call only; the
+    // ∇W product's transposed signs are packed from them now, while they are there.
+    const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0); // im2col leaves the padding's taps
     im2col(floats(xb), xStrides, info, 0, batch, patches, taps, 1);
     const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
+    const patchSignsByColumn = options.mode === 'fp32' ? null : packSigns(patches, { shape: [rows, taps], transpose: true, ternary: padded });
     save([xs, xb, wb, product]);
     return {
       value: tf.mul(product, as),
@@ -124,12 +128,12 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           { strides, pad, dataFormat: 'NHWC', filterShape: wb0.shape }) as tf.Tensor4D;
         if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), backpropFilter(g), dAlpha];
         const paths = quantizedPaths(g, shape, options, seeds.next());
-        const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }));
+        const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
         const dxv = new Float32Array(n * inH * inW * inC);
         col2im(dPatches, taps, info, xStrides, 0, n, dxv);
         const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
-        // Taps in the zero padding are 0, not ±1: the patches are packed ternary when there is padding.
-        const dwT = weightGradientProduct(paths.weight, shape, packSigns(patches, { shape: [n * h * wd, taps], transpose: true, ternary: padded }));
+        // Taps in the zero padding are 0, not ±1: the patches were packed ternary when there is padding.
+        const dwT = weightGradientProduct(paths.weight, shape, patchSignsByColumn!);
         const dw = dwT
           ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
           : backpropFilter(dequantizeGradient(paths.weight.q));
