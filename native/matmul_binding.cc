@@ -26,7 +26,7 @@ namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
 // From this many activation rows on, weights that have byte planes as well run on them (bench:matmul).
-constexpr int64_t kPlanesMinRows = 8;
+constexpr int64_t kPlanesMinRows = 32;
 // Below this many rows, three-plane weights run from their codes (bench:matmul).
 constexpr int64_t kPlanesFromCodesMaxRows = 8;
 

@@ -151,7 +151,7 @@ maybe('native addon', () => {
       const w = new Float32Array(n * k);
       for (let i = 0; i < w.length; i++) w[i] = Math.sin(i * 0.61) * 2 ** ((i % 23) - 12);
       const h = createHash('sha256');
-      // FP4 tiles; byte planes (E4M3, E3M2, INT8; FGMP from 8 rows on); E5M2 decoded.
+      // FP4 tiles; byte planes (E4M3, E3M2, INT8; FGMP from 32 rows on); E5M2 decoded.
       for (const format of ['mxfp4', 'nvfp4', 'fgmp', 'mxfp8_e4m3', 'mxfp6_e3m2', 'mxint8', 'mxfp8_e5m2']) {
         const b = quantize(w, { format, shape: [n, k], ...(format === 'fgmp' ? { fp4Fraction: 0.7 } : {}) });
         for (const m of [1, 3, 8, 9, 64]) {

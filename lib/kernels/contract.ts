@@ -174,7 +174,7 @@ export interface MatmulKernels {
    *  for NaN), values = integer · 2^-shift, blockScales [n][paddedK/32]. Native only, and only where
    *  a planes kernel beats the decoded loop; matmulFp4Int8 takes the result like FP4 weights. With
    *  `into` (FGMP weights from repackFp4Weights, blockSize 16) the planes join that handle, which
-   *  then runs products of 8 rows or more on them. */
+   *  then runs products of 32 rows or more on them. */
   repackPlaneWeights?(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown): unknown;
   releaseFp4Weights(packed: unknown): void;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
