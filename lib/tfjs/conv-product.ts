@@ -35,7 +35,7 @@ function imagesPerChunk(rowsPerImage: number, stride: number): number {
 function pixelRows(values: Float32Array, info: backend_util.Conv2DInfo, first: number, count: number, stride: number): Float32Array {
   const pixels = info.outHeight * info.outWidth;
   const n = info.outChannels;
-  return rowMajor(values, first * pixels * n, count, pixels, n, !channelsLast(info), stride);
+  return rowMajor(values, first * pixels * n, count, pixels, n, !channelsLast(info), stride, 'conv2d.dy-rows');
 }
 
 /** Writes product rows [pixel, channel] of `count` images into the output at image `first`. */
@@ -142,7 +142,7 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
   const dyValues = floatValues(ctx.storage, dy);
   let dyT: Float32Array;
   if (channelsLast(info)) {
-    dyT = rowMajor(dyValues, 0, 1, n, total, true, stride);
+    dyT = rowMajor(dyValues, 0, 1, n, total, true, stride, 'conv2d.dy-transposed');
   } else {
     dyT = new Float32Array(n * stride);
     for (let b = 0; b < info.batchSize; b++) {

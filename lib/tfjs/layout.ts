@@ -3,6 +3,8 @@
 // or as [K, M] (a transposed activation in a backward product); a tiled transpose makes the
 // [N, K] / [M, K] copy in one cache-friendly pass.
 
+import { scratch } from '../core/scratch.js';
+
 // Tiles of 64 × 64, each written row by row (sequential writes, strided reads): 3× faster here than
 // the other loop order for a 4096² matrix (70 ms vs 210 ms).
 const TILE = 64;
@@ -37,13 +39,17 @@ export function copyRowsInto(src: Float32Array, srcOffset: number, rows: number,
 /**
  * `count` consecutive matrices of an operand (each rows × cols, one after the other from `offset`)
  * as one row-major [count · rows, stride] matrix: a view of `src` when the memory already has that
- * layout, else a new copy with zero padding. `transposed` means each matrix is stored as
+ * layout, else a new copy with zero padding (in the named scratch slot when given: only for a copy
+ * the caller is done with before it returns). `transposed` means each matrix is stored as
  * [cols, rows] (tfjs's transposeA, or a [K, N] weight).
  */
-export function rowMajor(src: Float32Array, offset: number, count: number, rows: number, cols: number, transposed: boolean, stride: number): Float32Array {
+export function rowMajor(src: Float32Array, offset: number, count: number, rows: number, cols: number, transposed: boolean, stride: number,
+  scratchSlot?: string): Float32Array {
   const size = rows * cols;
   if (!transposed && stride === cols) return src.subarray(offset, offset + count * size);
-  const out = new Float32Array(count * rows * stride);
+  // A copy for this call only may live in reused scratch (core/scratch.ts); its padding is zeroed.
+  const out = scratchSlot === undefined ? new Float32Array(count * rows * stride) : scratch(scratchSlot, Float32Array, count * rows * stride);
+  if (scratchSlot !== undefined && stride !== cols) out.fill(0);
   for (let i = 0; i < count; i++) {
     if (transposed) transposeInto(src, offset + i * size, cols, rows, out, i * rows * stride, stride);
     else copyRowsInto(src, offset + i * size, rows, cols, out, i * rows * stride, stride);

@@ -79,11 +79,12 @@ export function matMulValues(storage: TensorStorage, cache: WeightCache, args: M
   const weightFor = (j: number): WeightOperand =>
     weightOperand(cache, args.b.dataId, j, { values: bValues, offset: j * k * n, n, k, kMajor: !args.transposeB }, mode, isWeight);
   const multiply = (rows: Float32Array, count: number, w: WeightOperand) => multiplyRows(rows, count, k, w, args.bias);
-  if (batchB === 1) return multiply(rowMajor(aValues, 0, batchA, m, k, args.transposeA, stride), batchA * m, weightFor(0));
+  // A's laid-out copy is used by this call only: reused scratch.
+  if (batchB === 1) return multiply(rowMajor(aValues, 0, batchA, m, k, args.transposeA, stride, 'tfjs.a-rows'), batchA * m, weightFor(0));
   let aRows: Float32Array | undefined;
   for (let i = 0; i < batch; i++) {
     // With a single matrix in a, it is laid out once for every b.
-    if (batchA > 1 || aRows === undefined) aRows = rowMajor(aValues, (i % batchA) * m * k, 1, m, k, args.transposeA, stride);
+    if (batchA > 1 || aRows === undefined) aRows = rowMajor(aValues, (i % batchA) * m * k, 1, m, k, args.transposeA, stride, 'tfjs.a-rows');
     out.set(multiply(aRows, m, weightFor(i % batchB)), i * m * n);
   }
   return out;
