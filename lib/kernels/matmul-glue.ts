@@ -1,9 +1,10 @@
-// From the facade's operands to a backend's matmul kernels (MatmulKernels in ./kernels.ts: the
-// addon's AVX-512 VNNI / AVX2 / scalar kernels, or the wasm SIMD128 one). E2M1 weights (mxfp4,
-// nvfp4, fgmp) against MXINT8 activations run the integer kernel over weights repacked for it (per
-// call, or once per prepared handle: lib/core/prepared-weights.ts); every other pairing runs the addon's
-// reference loop over decoded operands. Both keep the order documented in lib/core/matmul.ts, so results
-// equal the pure-TS reference bit for bit.
+// From the facade's operands to a backend's matmul kernels (MatmulKernels in ./contract.ts: the
+// addon's AVX-512 VNNI / AVX2 / scalar kernels, or the wasm SIMD128 one). Against MXINT8 activations,
+// E2M1 weights (mxfp4, nvfp4, fgmp) run the FP4 integer kernel and, where the addon has one, MX weights
+// with integer element values (E4M3, FP6, INT8) the byte-plane kernel (native/matmul_planes.h), over
+// weights repacked for them (per call, or once per prepared handle: lib/core/prepared-weights.ts);
+// every other pairing runs the reference loop over decoded operands. All keep the order documented in
+// lib/core/matmul.ts, so results equal the pure-TS reference bit for bit.
 
 import { E8M0_BIAS } from './ref/block-scale.js';
 import { decodeTable } from './ref/element-codec.js';
