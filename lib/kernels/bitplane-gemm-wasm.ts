@@ -19,14 +19,10 @@ export function bitplaneGemmWasm(mem: WasmMemory): Pick<Kernels, 'packSigns' | '
     mem.reset();
     const out = mem.alloc(outBytes);
     mem.bytes(out, outBytes).fill(0);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols * 4);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
+    mem.forEachRowChunk(rows, cols * 4, (r0, n) => {
       const src = mem.copyIn(a.src.subarray(r0 * cols, (r0 + n) * cols));
       x.packSignsRows(src, n, cols, r0, a.transpose ? 1 : 0, a.ternary ? 1 : 0, outRows, length, out);
-    }
+    });
     mem.copyOut(out, a.out.subarray(0, outBytes));
   }
 
@@ -63,18 +59,14 @@ export function bitplaneGemmWasm(mem: WasmMemory): Pick<Kernels, 'packSigns' | '
     if (float) x.bitplaneSignSums(signs, n, length, a.ternary ? 1 : 0, sums);
     const scratch = mem.alloc(n * 8);
     const rowBytes = planesBytes(1, length, bits);
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(rowBytes + n * 4);
-    for (let r0 = 0; r0 < m; r0 += per) {
-      const rows = Math.min(per, m - r0);
-      mem.release(chunkStart);
+    mem.forEachRowChunk(m, rowBytes + n * 4, (r0, rows) => {
       const planes = mem.copyIn(a.planes.subarray(r0 * rowBytes, (r0 + rows) * rowBytes));
       const out = mem.alloc(rows * n * 4);
       x.bitplaneMatmulRows(planes, rows, r0, bits, signs, n, length, a.ternary ? 1 : 0, a.rowsPerGroup, mask, scales, zeros, sums,
         float ? 0 : out, float ? out : 0, scratch);
       const dst = float ? a.outFloat!.subarray(r0 * n, (r0 + rows) * n) : a.outInt!.subarray(r0 * n, (r0 + rows) * n);
       mem.copyOut(out, dst);
-    }
+    });
   }
 
   return { packSigns, packBitPlanes, bitplaneMatmul };

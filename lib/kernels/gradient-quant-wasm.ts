@@ -64,16 +64,12 @@ export function gradientQuantWasm(mem: WasmMemory): Pick<Kernels, 'quantizeGradi
     const scales = mem.copyIn(a.scales.subarray(0, count));
     const zeros = mem.copyIn(a.zeros.subarray(0, count));
     const mask = mem.copyIn(a.mask.subarray(0, count));
-    const chunkStart = mem.mark();
-    const per = rowsPerChunk(cols * 5);
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const n = Math.min(per, rows - r0);
-      mem.release(chunkStart);
+    mem.forEachRowChunk(rows, cols * 5, (r0, n) => {
       const codes = mem.copyIn(a.codes.subarray(r0 * cols, (r0 + n) * cols));
       const out = mem.alloc(n * cols * 4);
       x.gradientDequantize(codes, scales, zeros, mask, n, cols, a.groups, r0, out);
       mem.copyOut(out, a.out.subarray(r0 * cols, (r0 + n) * cols));
-    }
+    });
   }
 
   return { quantizeGradient, dequantizeGradient };

@@ -105,6 +105,20 @@ export class WasmMemory {
     return this.top;
   }
 
+  /**
+   * Streams `rows` rows through scratch in chunks of rowsPerChunk(rowBytes): before each
+   * visit(r0, n) every region allocated since the call began is freed again, so what was
+   * allocated before it (resident operands, outputs) stays.
+   */
+  forEachRowChunk(rows: number, rowBytes: number, visit: (r0: number, n: number) => void): void {
+    const start = this.mark();
+    const per = rowsPerChunk(rowBytes);
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      this.release(start);
+      visit(r0, Math.min(per, rows - r0));
+    }
+  }
+
   /** Free the regions allocated after `mark`. */
   release(mark: number): void {
     this.top = mark;

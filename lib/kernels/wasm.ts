@@ -268,17 +268,13 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     const { nibbles, scales, fp8Lanes, fp8Values } = residentWeights(w);
     mem.reset();
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
-    const weightsEnd = mem.mark();
-    const per = rowsPerChunk(paddedK + aBlocks * 4 + w.n * 4);
-    for (let r0 = 0; r0 < m; r0 += per) {
-      const rows = Math.min(per, m - r0);
-      mem.release(weightsEnd);
+    mem.forEachRowChunk(m, paddedK + aBlocks * 4 + w.n * 4, (r0, rows) => {
       const a = mem.copyIn(aCodes.subarray(r0 * paddedK, (r0 + rows) * paddedK));
       const s = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
       const o = mem.alloc(rows * w.n * 4);
       x.matmulFp4Int8(nibbles, scales, fp8Lanes, fp8Values, w.n, w.units, w.unit, w.kGroups, a, s, rows, paddedK, b, o, 0, w.tiles);
       mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
-    }
+    });
   }
   return {
     matmulSimd: 'simd128',
