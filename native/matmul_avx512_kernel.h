@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "matmul.h"
-#include "matmul_avx512_epilogue.h"
+#include "matmul_avx512_shared.h"
 
 namespace fp4kit {
 namespace {
@@ -70,12 +70,6 @@ inline void prefetchAt(const void* base, int64_t byteOffset) {
 template <ScaleStorage Storage>
 inline void prefetchLaneScales(const PackedFp4Weights& b, int64_t tileUnit) {
   prefetchAt(b.compactScales.data(), tileUnit * (Storage == ScaleStorage::Half ? 32 : 16));
-}
-
-inline int32_t load4(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
 }
 
 // Rows × Tiles independent accumulator chains: enough parallel dot products to hide the
@@ -192,9 +186,7 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
 template <class Decoder, int Rows, int Tiles, int Groups, ScaleStorage Storage>
 void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
               int64_t tile0, int64_t m0) {
-  bool fast = true;
-  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
-  if (fast) step<Decoder, Rows, Tiles, Groups, Storage, true>(a, b, tileScales, bias, out, tile0, m0);
+  if (rowsTakeFastScales<Rows>(a, m0)) step<Decoder, Rows, Tiles, Groups, Storage, true>(a, b, tileScales, bias, out, tile0, m0);
   else step<Decoder, Rows, Tiles, Groups, Storage, false>(a, b, tileScales, bias, out, tile0, m0);
 }
 

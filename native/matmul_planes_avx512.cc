@@ -1,23 +1,17 @@
 // Byte-plane weights × MXINT8 activations with AVX-512 VNNI (matmul_planes.h): the same integer dot
 // products (modulo 2^32) and float32 steps, lane by lane, as matmulPlanesScalar. Each of the 16
 // lanes of a vector is one output column; P planes × Rows rows × Tiles tiles independent vpdpbusd
-// chains per unit, then the FP4 path's epilogue (matmul_avx512_kernel.h).
+// chains per unit, then the FP4 path's epilogue (matmul_avx512_shared.h).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "matmul_avx512_epilogue.h"
+#include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
 namespace {
-
-inline int32_t load4(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
 
 template <int P, int Quads, int Rows, int Tiles, bool FastScales>
 void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
@@ -27,16 +21,9 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < b.units; j++) {
-    // Plane 0's chains start at −offset·Σk, the offset's share (matmul_planes.h), modulo 2^32.
     __m512i dot[Rows][Tiles][P];
-    for (int r = 0; r < Rows; r++) {
-      const uint32_t fix = static_cast<uint32_t>(offset) * static_cast<uint32_t>(a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
-      const __m512i start = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
-      for (int t = 0; t < Tiles; t++) {
-        dot[r][t][0] = start;
-        for (int p = 1; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
-      }
-    }
+    for (int r = 0; r < Rows; r++)
+      for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], offset, a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
     for (int q = 0; q < Quads; q++) {
       __m512i w[Tiles][P];
       for (int t = 0; t < Tiles; t++)
@@ -52,10 +39,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
       for (int r = 0; r < Rows; r++) {
-        // Σp 256^p·dot_p − offset·Σk, wrapping: the true dot (matmul_planes.h).
-        __m512i d = dot[r][t][0];
-        for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[r][t][p], 8 * p));
-        acc[r][t] = addUnit<FastScales>(acc[r][t], d, sb, a, m0 + r, aBlock, unitScale);
+        acc[r][t] = addUnit<FastScales>(acc[r][t], combinePlanes<P>(dot[r][t]), sb, a, m0 + r, aBlock, unitScale);
       }
     }
   }
@@ -64,9 +48,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
 
 template <int P, int Quads, int Rows, int Tiles>
 void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
-  bool fast = true;
-  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
-  if (fast) step<P, Quads, Rows, Tiles, true>(a, b, bias, out, tile0, m0);
+  if (rowsTakeFastScales<Rows>(a, m0)) step<P, Quads, Rows, Tiles, true>(a, b, bias, out, tile0, m0);
   else step<P, Quads, Rows, Tiles, false>(a, b, bias, out, tile0, m0);
 }
 

@@ -8,17 +8,11 @@
 
 #include <cmath>
 
-#include "matmul_avx512_epilogue.h"
+#include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
 namespace {
-
-inline int32_t load4(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
 
 struct PlaneTables {
   __m512i t[3][4];  // plane p, codes 64·i … 64·i + 63
@@ -46,15 +40,9 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < b.units; j++) {
-    // Plane 0's chains start at −offset·Σk (matmul_planes.h), modulo 2^32.
     __m512i dot[Rows][Tiles][P];
-    for (int r = 0; r < Rows; r++) {
-      const uint32_t fix = static_cast<uint32_t>(b.offset()) * static_cast<uint32_t>(a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
-      for (int t = 0; t < Tiles; t++) {
-        dot[r][t][0] = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
-        for (int p = 1; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
-      }
-    }
+    for (int r = 0; r < Rows; r++)
+      for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], b.offset(), a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
     for (int q = 0; q < quads; q++) {
       for (int t = 0; t < Tiles; t++) {
         const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
@@ -72,9 +60,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
       for (int r = 0; r < Rows; r++) {
-        __m512i d = dot[r][t][0];
-        for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[r][t][p], 8 * p));
-        acc[r][t] = addUnit<FastScales>(acc[r][t], d, sb, a, m0 + r, aBlock, unitScale);
+        acc[r][t] = addUnit<FastScales>(acc[r][t], combinePlanes<P>(dot[r][t]), sb, a, m0 + r, aBlock, unitScale);
       }
     }
   }
@@ -84,9 +70,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
 template <int Rows, int Tiles>
 void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
               int64_t tile0, int64_t m0) {
-  bool fast = true;
-  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
-  if (fast) step<Rows, Tiles, true>(a, b, tables, bias, out, tile0, m0);
+  if (rowsTakeFastScales<Rows>(a, m0)) step<Rows, Tiles, true>(a, b, tables, bias, out, tile0, m0);
   else step<Rows, Tiles, false>(a, b, tables, bias, out, tile0, m0);
 }
 

@@ -1,6 +1,7 @@
-// The float steps of the defined order (matmul.h) for 16 output columns at once, shared by the
-// AVX-512 integer kernels (FP4 tiles: matmul_avx512_kernel.h; byte planes: matmul_planes_avx512.cc).
-// Included inside their anonymous namespaces, compiled with each file's own flags.
+// What the AVX-512 integer kernels share (FP4 tiles: matmul_avx512_kernel.h; byte planes:
+// matmul_planes_avx512.cc, matmul_planes_avx512_vbmi.cc): the activation loads, the fast-scales row
+// test and the float steps of the defined order (matmul.h) for 16 output columns at once. Internal
+// linkage, so each file compiles its own copy with its own flags.
 #pragma once
 #include <immintrin.h>
 
@@ -11,6 +12,21 @@
 
 namespace fp4kit {
 namespace {
+
+// Four consecutive activation codes as one dword (the s8 operand of vpdpbusd, to broadcast).
+inline int32_t load4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+// Rows [m0, m0 + Rows) may all take the fast-scales epilogue (matmul.h).
+template <int Rows>
+inline bool rowsTakeFastScales(const Int8Activations& a, int64_t m0) {
+  bool fast = true;
+  for (int r = 0; r < Rows; r++) fast = fast && a.fastScaleRow[static_cast<size_t>(m0 + r)];
+  return fast;
+}
 
 // acc + f32(f32(D)·S) for one activation row and unit, D = dot·2^-u (unitScale), S = f32(sa·sb);
 // with FastScales, the same float by matmul.h's identity: S' = 2^(e − u)·sb by an exponent add,
@@ -26,6 +42,23 @@ inline __m512 addUnit(__m512 acc, __m512i dot, __m512 sb, const Int8Activations&
   const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), unitScale);
   const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[row * aBlocksPerRow + aBlock]), sb);
   return _mm512_add_ps(acc, _mm512_mul_ps(d, s));
+}
+
+// Byte planes (matmul_planes.h): one unit's P dot chains of a row and tile — plane 0 starting at
+// −offset·Σk, the offset's share, the others at 0 — and their sum Σp 256^p·dot_p, all modulo 2^32,
+// which is the true dot.
+template <int P>
+inline void startPlaneChains(__m512i (&dot)[P], int32_t offset, int32_t unitSum) {
+  const uint32_t fix = static_cast<uint32_t>(offset) * static_cast<uint32_t>(unitSum);
+  dot[0] = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
+  for (int p = 1; p < P; p++) dot[p] = _mm512_setzero_si512();
+}
+
+template <int P>
+inline __m512i combinePlanes(const __m512i (&dot)[P]) {
+  __m512i d = dot[0];
+  for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_slli_epi32(dot[p], 8 * p));
+  return d;
 }
 
 // out[m0 + r][tile (tile0 + t)'s columns] = acc[r][t] (+ bias), the columns past n masked off.
