@@ -12,6 +12,7 @@
 
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { releaseBackend } from './tfjs-release.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { FP4KIT_BACKEND, WEIGHT_MODES, type WeightMode } from '../lib/tfjs/index.js';
 import { CharGpt } from '../experiments/char-gpt/model.js';
@@ -29,14 +30,6 @@ function tokens(seed: number): Int32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s % CONFIG.vocab;
   });
-}
-
-function release(name: string): void {
-  const engine = tf.engine() as unknown as { registry: Record<string, tf.KernelBackend>; disposeRegisteredKernels(n: string): void };
-  if (engine.registry[name] === undefined) return;
-  engine.disposeRegisteredKernels(name);
-  engine.registry[name].dispose();
-  delete engine.registry[name];
 }
 
 function median(f: () => void): number {
@@ -73,7 +66,7 @@ async function measure(backend: string, label: string, mode?: WeightMode): Promi
 const rows: Row[] = [];
 if (process.env.FP4KIT_BENCH_CPU !== '0') rows.push(await measure('cpu', 'tfjs cpu'));
 rows.push(await measure('wasm', 'tfjs wasm'));
-release('wasm');
+releaseBackend('wasm');
 installFastTransposedMatMul();
 rows.push(await measure('wasm', 'tfjs wasm + transposed fix'));
 for (const mode of MODES) rows.push(await measure(FP4KIT_BACKEND, `fp4kit ${mode}`, mode));

@@ -19,6 +19,7 @@
 //       FP4KIT_THREADS=1 (fp4kit's addon threads; tfjs's cpu and wasm backends use one thread in Node)
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { releaseBackend } from './tfjs-release.js';
 import { availableBackends } from '../lib/index.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, WEIGHT_MODES, type WeightMode } from '../lib/tfjs/index.js';
 
@@ -46,17 +47,8 @@ function values(count: number, seed: number, scale: number): Float32Array {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 
-/** Frees a backend's instance (its wasm heap) without unregistering it. */
-function release(name: string): void {
-  const engine = tf.engine() as unknown as { registry: Record<string, tf.KernelBackend>; disposeRegisteredKernels(n: string): void };
-  if (engine.registry[name] === undefined) return;
-  engine.disposeRegisteredKernels(name);
-  engine.registry[name].dispose();
-  delete engine.registry[name];
-}
-
 async function use(backend: string, mode?: WeightMode): Promise<void> {
-  // setBackend also makes a fresh instance when release() freed the last one.
+  // setBackend also makes a fresh instance when releaseBackend() freed the last one.
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not initialise`);
   if (mode) tf.env().set('FP4KIT_WEIGHTS', mode);
 }
@@ -111,7 +103,7 @@ async function predictRows(backend: string, modes: (WeightMode | undefined)[], r
   }
   model.dispose();
   x.dispose();
-  release(backend);
+  releaseBackend(backend);
   return rows;
 }
 
@@ -154,7 +146,7 @@ async function trainStep(backend: string, mode: WeightMode | undefined, which: '
   } finally {
     model.dispose();
     tf.dispose([x, y]);
-    release(backend);
+    releaseBackend(backend);
   }
 }
 

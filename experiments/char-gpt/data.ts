@@ -23,17 +23,8 @@ export function mobyDick(): CharCorpus {
   return { vocab, train: encode(trainText), valid: encode(text.slice(cut)) };
 }
 
-/** Mulberry32: the batches' seeded generator. */
-export function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The batches' seeded generator: the project's Mulberry32 (test/helpers/data.ts, as the benches use it). */
+export { rng as generator } from '../../test/helpers/data.js';
 
 /** `batch` windows of context + 1 characters: inputs [batch, context] and next-character targets. */
 export function windows(tokens: Int32Array, batch: number, context: number, next: () => number): { x: Int32Array; y: Int32Array } {
