@@ -164,6 +164,17 @@ void canonicalNaNs(float* out, int64_t rows, int64_t n, int64_t c0, int64_t c1) 
   }
 }
 
+// Tiles [0, w.tiles) over the worker threads, enough per thread that starting one pays off (~2M
+// multiply-adds); each range's output columns made NaN-canonical by the thread that wrote them.
+template <class Weights, class Kernel>
+void runTiles(const Int8Activations& a, const Weights& w, Kernel kernel, const float* bias, float* out) {
+  const int64_t macsPerTile = std::max<int64_t>(1, a.rows * w.k * kTileColumns);
+  parallelFor(w.tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [&](int64_t begin, int64_t end) {
+    kernel(a, w, bias, out, begin, end);
+    canonicalNaNs(out, a.rows, w.n, begin * kTileColumns, std::min(end * kTileColumns, w.n));
+  });
+}
+
 struct Fp4Int8Call {
   Int8Activations a;
   std::shared_ptr<const PackedFp4Weights> b;  // alive until the call (or job) ends
@@ -175,20 +186,10 @@ struct Fp4Int8Call {
       // Few rows read the weights once: three-plane weights then run from their one-byte codes.
       const PlanesKernel fromCodes = activePlanesFromCodesKernel();
       const PlanesKernel kernel = fromCodes && !planes->codes.empty() && a.rows < kPlanesFromCodesMaxRows ? fromCodes : activePlanesKernel();
-      const int64_t macsPerTile = std::max<int64_t>(1, a.rows * planes->k * kTileColumns);
-      parallelFor(planes->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
-        kernel(a, *planes, bias, out, begin, end);
-        canonicalNaNs(out, a.rows, planes->n, begin * kTileColumns, std::min(end * kTileColumns, planes->n));
-      });
-      return;
+      runTiles(a, *planes, kernel, bias, out);
+    } else {
+      runTiles(a, *b, activeMatmulKernel().fp4Int8, bias, out);
     }
-    const Fp4Int8Kernel kernel = activeMatmulKernel().fp4Int8;
-    // Enough tiles per thread that starting a thread pays off: ~2M multiply-adds.
-    const int64_t macsPerTile = std::max<int64_t>(1, a.rows * b->k * kTileColumns);
-    parallelFor(b->tiles, std::max<int64_t>(1, (int64_t(1) << 21) / macsPerTile), [this, kernel](int64_t begin, int64_t end) {
-      kernel(a, *b, bias, out, begin, end);
-      canonicalNaNs(out, a.rows, b->n, begin * kTileColumns, std::min(end * kTileColumns, b->n));
-    });
   }
 };
 
