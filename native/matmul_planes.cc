@@ -28,53 +28,37 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   out.kQuads = out.units * blockSize / 4;
   const int64_t paddedK = out.units * blockSize;
   const int planes = out.planeCount;
+  // Each code's plane bytes: w = v + offset (NaN codes as v = 0; their lanes get a NaN multiplier).
   const uint32_t offset = static_cast<uint32_t>(out.offset());
+  for (int c = 0; c < 256; c++) {
+    const uint32_t w = static_cast<uint32_t>(valueTable[c] == kPlaneNanValue ? 0 : valueTable[c]) + offset;
+    for (int p = 0; p < 3; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
+  }
+  // Padding lanes hold a code whose value is 0: plane bytes of the offset alone, so their dot is
+  // offset·Σk, which the combine step's −offset·Σk cancels; their multiplier is 0.
+  int zeroCode = 0;
+  while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
+  const bool withCodes = planes == 3 && keepCodes;  // for the few-rows kernel (matmul_planes.h)
   out.planes.assign(static_cast<size_t>(out.tiles * out.kQuads * planes * 64), 0);
+  out.codes.assign(withCodes ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
   bool nanLanes = false;
-  for (int64_t row = 0; row < n; row++) {
+  for (int64_t row = 0; row < out.tiles * kTileColumns; row++) {
     const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
-    for (int64_t kk = 0; kk < paddedK; kk++) {
-      const int32_t v = valueTable[codes[row * paddedK + kk]];
-      // Padding lanes and NaN codes hold v = 0 (plane bytes of the offset alone).
-      const uint32_t w = static_cast<uint32_t>(v == kPlaneNanValue ? 0 : v) + offset;
-      uint8_t* dst = &out.planes[static_cast<size_t>(((tile * out.kQuads + kk / 4) * planes) * 64 + 4 * lane + kk % 4)];
-      for (int p = 0; p < planes; p++) dst[p * 64] = static_cast<uint8_t>(w >> (8 * p));
-    }
     for (int64_t j = 0; j < out.units; j++) {
-      float scale = blockScales[row * out.units + j];
+      bool nanUnit = false;
       for (int64_t i = 0; i < blockSize; i++) {
-        if (valueTable[codes[row * paddedK + j * blockSize + i]] == kPlaneNanValue) {
-          scale = std::numeric_limits<float>::quiet_NaN();
-          nanLanes = true;
-        }
+        const int64_t kk = j * blockSize + i;
+        const uint8_t code = row < n ? codes[row * paddedK + kk] : static_cast<uint8_t>(zeroCode);
+        nanUnit = nanUnit || valueTable[code] == kPlaneNanValue;
+        const int64_t quad = tile * out.kQuads + kk / 4, byte = 4 * lane + kk % 4;
+        for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
+        if (withCodes) out.codes[static_cast<size_t>(quad * 64 + byte)] = code;
       }
-      out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] = scale;
-    }
-  }
-  if (planes == 3 && keepCodes) {
-    for (int c = 0; c < 256; c++) {
-      const uint32_t w = static_cast<uint32_t>(valueTable[c] == kPlaneNanValue ? 0 : valueTable[c]) + offset;
-      for (int p = 0; p < 3; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
-    }
-    // Codes in the planes' layout; padding lanes and elements hold a code whose value is 0 (so
-    // the rebuilt planes equal the stored ones there too).
-    int zeroCode = 0;
-    while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
-    out.codes.assign(static_cast<size_t>(out.tiles * out.kQuads * 64), static_cast<uint8_t>(zeroCode));
-    for (int64_t row = 0; row < n; row++) {
-      const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
-      for (int64_t kk = 0; kk < paddedK; kk++)
-        out.codes[static_cast<size_t>((tile * out.kQuads + kk / 4) * 64 + 4 * lane + kk % 4)] = codes[row * paddedK + kk];
-    }
-  }
-  // Padding lanes: every plane byte is the offset's, so their dot is offset·Σk and the combine
-  // step's −offset·Σk cancels it; their multiplier is 0.
-  for (int64_t row = n; row < out.tiles * kTileColumns; row++) {
-    const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
-    for (int64_t kk = 0; kk < paddedK; kk++) {
-      uint8_t* dst = &out.planes[static_cast<size_t>(((tile * out.kQuads + kk / 4) * planes) * 64 + 4 * lane + kk % 4)];
-      for (int p = 0; p < planes; p++) dst[p * 64] = static_cast<uint8_t>(offset >> (8 * p));
+      if (row >= n) continue;
+      nanLanes = nanLanes || nanUnit;
+      out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] =
+          nanUnit ? std::numeric_limits<float>::quiet_NaN() : blockScales[row * out.units + j];
     }
   }
   out.scalesNormal = n > 0 && out.units > 0 && !nanLanes;

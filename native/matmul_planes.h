@@ -38,9 +38,10 @@ struct PackedPlaneWeights {
   int64_t n = 0, k = 0, unit = 32, units = 0, tiles = 0, kQuads = 0;  // unit: the weight block, 16 or 32
   int planeCount = 1;
   int shift = 0;  // element value = v · 2^-shift
-  // Three-plane weights (E4M3) also keep their codes in the planes' layout ([tiles][kQuads][64], one
-  // byte per element) and each plane's byte per code (planeOfCode[p][code]): a product of few rows
-  // reads a third of the bytes and rebuilds the planes in registers (matmul_planes_avx512_vbmi.cc).
+  // Each plane's byte per code (planeOfCode[p][code]: the repack's table, and the few-rows kernel's
+  // lookups), and for three-plane weights (E4M3) the codes themselves in the planes' layout
+  // ([tiles][kQuads][64], one byte per element): a product of few rows reads a third of the bytes
+  // and rebuilds the planes in registers (matmul_planes_avx512_vbmi.cc).
   std::vector<uint8_t> codes;
   uint8_t planeOfCode[3][256] = {};
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
