@@ -6,8 +6,9 @@
 // option errors.
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decode, encode, withBackend } from '../lib/index.js';
+import { decode, dequantize, encode, quantize, withBackend } from '../lib/index.js';
 import { integerW4A4 } from '../lib/training/fp4-product.js';
+import { castFp8Rows, fp8Product } from '../lib/training/fp8-product.js';
 import { quantizeE2M1 } from '../lib/training/fp4-quantizer.js';
 import { testedBackends } from './helpers/backends.js';
 import { layers, Fp4Dense } from '../lib/tfjs/index.js';
@@ -48,6 +49,24 @@ function referenceQuantize(x: Float32Array, rows: number, cols: number, axis: 'r
     const gamma = amax > 0 ? Math.fround(6 / amax) : 1;
     const q = fp4kitE2M1(Float32Array.from(idx.map((i) => Math.fround(x[i] * gamma))));
     idx.forEach((i, j) => { out[i] = Math.fround(q[j] / gamma); });
+  }
+  return out;
+}
+
+/** x [rows, cols] (or xᵀ when `transposed`: x is [cols, rows]) cast to FP8 with fp4kit's codec
+ *  (round to nearest even), one absmax scale per row (absmax → the format's largest value) or one
+ *  per tensor; returned dequantized (codes / σ, float32). */
+function referenceFp8(x: Float32Array, rows: number, cols: number, element: 'e4m3' | 'e5m2', perRow: boolean, transposed = false): Float32Array {
+  const max = element === 'e4m3' ? 448 : 57344;
+  const at = (r: number, c: number) => (transposed ? x[c * rows + r] : x[r * cols + c]);
+  const rowMax = Array.from({ length: rows }, (_, r) => Math.max(0, ...Array.from({ length: cols }, (_, c) => Math.abs(at(r, c)))));
+  const tensorMax = Math.max(...rowMax);
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const amax = perRow ? rowMax[r] : tensorMax;
+    const sigma = amax > 0 ? Math.fround(max / amax) : 1;
+    const v = decode(encode(Float32Array.from({ length: cols }, (_, c) => Math.fround(at(r, c) * sigma)), element), element);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = Math.fround(v[c] / sigma);
   }
   return out;
 }
@@ -152,6 +171,30 @@ describe('the W4A4 forward on fp4kit\'s FP4 integer kernel', () => {
   });
 });
 
+describe('the FP8 backward product (lib/training/fp8-product.ts)', () => {
+  it('casts per row or per tensor, declines non-finite values, multiplies zeros to +0 and checks shapes', () => {
+    const x = new Float32Array([1, -2, 0.5, 4, 0, 0]);
+    const perRow = castFp8Rows(x, 3, 2, 'e4m3', 'per-row')!;
+    expect(Array.from(perRow.scales)).toEqual([224, 112, 1]); // 448 / rowmax; an all-zero row keeps 1
+    const perTensor = castFp8Rows(x, 3, 2, 'e5m2', 'per-tensor')!;
+    expect(Array.from(perTensor.scales)).toEqual([14336, 14336, 14336]);
+    expect(perRow.codes.length).toBe(3 * 32); // columns padded to a block of 32 with +0
+    expect(castFp8Rows(new Float32Array([1, NaN]), 1, 2, 'e5m2', 'per-tensor')).toBeNull();
+    expect(castFp8Rows(new Float32Array([Infinity, 1]), 2, 1, 'e4m3', 'per-row')).toBeNull();
+    const zeros = castFp8Rows(new Float32Array(4), 2, 2, 'e5m2', 'per-tensor')!;
+    expect(Array.from(fp8Product(zeros, perRow))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(() => fp8Product(perRow, castFp8Rows(new Float32Array(3), 1, 3, 'e5m2', 'per-tensor')!)).toThrow(/columns/);
+    // a 1×2 · (3×2)ᵀ product: the codes' float64 dot, then f32(f32(D / σa) / σb)
+    const a = castFp8Rows(new Float32Array([3, -0.75]), 1, 2, 'e5m2', 'per-tensor')!;
+    const ca = decode(a.codes, 'e5m2');
+    const cb = decode(perRow.codes, 'e4m3');
+    const want = [0, 1, 2].map((j) => Math.fround(Math.fround((ca[0] * cb[j * 32] + ca[1] * cb[j * 32 + 1]) / a.scales[0]) / perRow.scales[j]));
+    expect(Array.from(fp8Product(a, perRow))).toEqual(want);
+    expect(want[0]).not.toBe(4.5); // σa = f32(57344 / 3) is inexact: the scales are divided out after the dot
+    expect(Math.abs(want[0] - 4.5)).toBeLessThan(1e-6);
+  });
+});
+
 describe('fp4Dense', () => {
   const [t, k, n] = [8, 48, 6];
   // Activations with heavy outliers (a few large values per row): what OCC is for.
@@ -193,10 +236,11 @@ describe('fp4Dense', () => {
     expect(Array.from(y).some((v, i) => Math.abs(v - yFloat[i]) > 1e-3)).toBe(true);
   });
 
-  it('DGE multiplies ∇W by f′(W·γ); E5M2 gradients are the per-tensor-scaled FP8 cast of ∇y', () => {
+  it('DGE multiplies ∇W by f′(W·γ); E5M2 gradients: ∇x = E5M2(∇y)·E4M3(Ŵ)ᵀ, ∇W = E4M3(Âᵀ)·E5M2(∇y) (the released code\'s FP8 backward)', () => {
     const layer = make({ dge: { k: 5, cap: 3 }, occ: false, gradients: 'e5m2' });
     const w = layer.getWeights()[0].dataSync() as Float32Array;
     const aq = referenceQuantize(xv, t, k, 'rows');
+    const wq = referenceQuantize(w, k, n, 'columns');
     const amax = Math.max(...Array.from(w.subarray(0)).map(Math.abs));
     expect(amax).toBeGreaterThan(0);
     const colMax = Array.from({ length: n }, (_, j) => Math.max(...Array.from({ length: k }, (_, i) => Math.abs(w[i * n + j]))));
@@ -205,9 +249,25 @@ describe('fp4Dense', () => {
     const s = Math.fround(57344 / dyMax);
     const g8 = decode(encode(dyv.map((v) => Math.fround(v * s)), 'e5m2'), 'e5m2').map((v) => Math.fround(v / s));
     expect(Array.from(g8).some((v, i) => v !== dyv[i])).toBe(true);
-    const { dw } = grads(layer);
-    const base = matmul(aq, g8, k, t, n, true, false);
+    expect(Array.from(referenceFp8(dyv, t, n, 'e5m2', false))).toEqual(Array.from(g8));
+    // The FP4-simulated operands as FP8 E4M3, one scale per output row: Ŵ [k, n] and Âᵀ [k, t].
+    const w8 = referenceFp8(wq, k, n, 'e4m3', true);
+    const aT8 = referenceFp8(aq, k, t, 'e4m3', true, true);
+    expect(Array.from(w8).some((v, i) => v !== wq[i])).toBe(true); // the E4M3 store is not vacuous
+    const { dx, dw } = grads(layer);
+    closeTo(dx, matmul(g8, w8, t, n, k, false, true));
+    const base = matmul(aT8, g8, k, t, n);
     closeTo(dw, base.map((v, i) => v * f[i]));
+  });
+
+  it('the FP8 backward products give the same bits on every backend', () => {
+    const layer = make({ dge: { k: 5, cap: 3 }, occ: { alpha: 0.95 }, gradients: 'e5m2' });
+    const runs = testedBackends().map((backend) => ({ backend, ...withBackend(backend, () => grads(layer)) }));
+    for (const r of runs.slice(1)) {
+      for (const key of ['y', 'dx', 'dw'] as const) {
+        expect(Buffer.compare(Buffer.from(r[key].buffer, r[key].byteOffset, r[key].byteLength), Buffer.from(runs[0][key].buffer, runs[0][key].byteOffset, runs[0][key].byteLength)), `${r.backend} ${key}`).toBe(0);
+      }
+    }
   });
 
   it('OCC: the forward error against the float product falls, and clamps ~2(1−α) of the activations', () => {
@@ -237,11 +297,16 @@ describe('fp4Dense', () => {
     expect(occ.lastForward.clampedFraction).toBeLessThan(0.025);
   });
 
-  it("weights 'nvfp4' / 'mxfp4': both operands through fp4kit's block formats", () => {
+  it("weights 'nvfp4' / 'mxfp4': both operands through fp4kit's block formats, multiplied on fp4kit's matmul", () => {
     for (const weights of ['nvfp4', 'mxfp4'] as const) {
       const layer = make({ weights, dge: false, occ: false, gradients: 'fp32' });
       const w = layer.getWeights()[0].dataSync() as Float32Array;
       const { y } = grads(layer);
+      // Â and Ŵ through fp4kit's quantizer (blocks along k: rows of x, columns of W).
+      const wT = Float32Array.from({ length: n * k }, (_, i) => w[(i % k) * n + Math.floor(i / k)]);
+      const aHat = dequantize(quantize(xv, { format: weights, shape: [t, k] }));
+      const wHatT = dequantize(quantize(wT, { format: weights, shape: [n, k] }));
+      closeTo(y, matmul(aHat, wHatT, t, k, n, false, true));
       const yFloat = matmul(xv, w, t, k, n);
       let err = 0;
       let norm = 0;

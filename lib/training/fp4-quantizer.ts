@@ -3,7 +3,7 @@
 // row (activations: per token) or per column (weights [K, N]: per output channel), simulated in
 // float32: x̂ = Q(x·γ) / γ. Also the FP8 E5M2 cast of the output gradient (per-tensor scale).
 
-import { decode, dequantize, encode, quantize } from '../core/api.js';
+import { decode, dequantize, encode, quantize, type QuantizedTensor } from '../core/api.js';
 
 /** E2M1 magnitudes, code order. */
 export const E2M1_GRID = [0, 0.5, 1, 1.5, 2, 3, 4, 6] as const;
@@ -45,6 +45,8 @@ export interface QuantizedE2M1 {
   scales: Float32Array;
   /** Q(x·γ): the E2M1 values themselves (per-row / per-column quantizer only). */
   grid?: Float32Array;
+  /** fp4kit's quantized tensor (block formats only): the operand of fp4kit's matmul. */
+  blocks?: QuantizedTensor;
 }
 
 /** Quantize x [rows, cols] to E2M1 with one exact absmax scale per row or per column. */
@@ -120,5 +122,5 @@ export function quantizeBlocksE2M1(x: Float32Array, rows: number, cols: number, 
       for (let c = b * block; c < end; c++) scaled[r * cols + c] = Math.fround(x[r * cols + c] * gamma);
     }
   }
-  return { values, scaled, scales };
+  return { values, scaled, scales, blocks: q };
 }

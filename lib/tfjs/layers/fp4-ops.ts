@@ -7,16 +7,22 @@
 //             ∇x = G·Ŵᵀ                            (straight through the quantizer and the clamp)
 //             ∇W = (Âᵀ·G) ⊙ f′(W·γ) + ΔAᵀ·G        (f′: DGE, or 1)
 //
-// With per-token / per-channel scales the forward Â·Ŵ runs on fp4kit's FP4 integer kernel with the
-// E2M1 codes themselves (lib/training/fp4-product.ts: exact sums, then the two scales). The backward
-// products and the block-format variants use Q simulated in float32 (x̂ = Q(x·γ)/γ, as the paper's own
-// code does) as tf ops on whichever backend is active (fp4kit, wasm, cpu).
+// Every product runs on fp4kit's kernels with quantized operands (the same bits on every backend):
+// - forward, per-channel scales: the E2M1 codes on the FP4 integer kernel, exact sums, then the two
+//   scales (lib/training/fp4-product.ts); with 'nvfp4' / 'mxfp4' blocks: fp4kit's matmul of the two
+//   block-quantized operands;
+// - backward with E5M2 gradients: G's codes × Ŵ, Âᵀ stored as FP8 E4M3 with a scale per output row,
+//   as the paper's released code stores its FP4-simulated operands (lib/training/fp8-product.ts).
+// Float32 products (tf ops on whichever backend is active) remain for what has no quantized
+// operand — `gradients: 'fp32'` — and for non-finite inputs, where Â·Ŵ is simulated as x̂ = Q(x·γ)/γ.
 
 import * as tf from '@tensorflow/tfjs';
 import { dgeFactors } from '../../training/dge.js';
 import { castE5M2, quantizeBlocksE2M1, quantizeE2M1, type QuantizedE2M1 } from '../../training/fp4-quantizer.js';
 import { clampRows, residualProduct, type ClampedRows } from '../../training/occ.js';
 import { integerW4A4 } from '../../training/fp4-product.js';
+import { castFp8Rows, fp8Product } from '../../training/fp8-product.js';
+import { matmul } from '../../core/matmul.js';
 import type { Fp4LayerConfig } from './fp4-options.js';
 
 function floats(t: tf.Tensor): Float32Array {
@@ -53,6 +59,25 @@ function addResidualWeightGradient(occ: ClampedRows, t: number, g: Float32Array,
   }
 }
 
+/** Â·Ŵ on fp4kit's kernels, or null when they do not apply (non-finite values, K ≥ 2^16 per channel). */
+function quantizedForward(aq: QuantizedE2M1, wq: QuantizedE2M1, t: number, k: number, n: number): Float32Array | null {
+  if (aq.blocks && wq.blocks) return matmul(aq.blocks, wq.blocks);
+  return aq.grid && wq.grid ? integerW4A4(aq.grid, aq.scales, wq.grid, wq.scales, t, k, n) : null;
+}
+
+/**
+ * ∇x = G·Ŵᵀ and Âᵀ·G (before DGE and OCC) on fp4kit's FP8 × FP8 kernel: G = ∇y in E5M2 with one
+ * per-tensor scale, Ŵ and Âᵀ in E4M3 with one scale per output row. Null for non-finite values.
+ */
+function fp8Backward(dy: Float32Array, aHat: Float32Array, wHat: Float32Array, t: number, k: number, n: number): { g: Float32Array; dx: Float32Array; dw: Float32Array } | null {
+  const g = castFp8Rows(dy, t, n, 'e5m2', 'per-tensor');
+  const gT = castFp8Rows(dy, n, t, 'e5m2', 'per-tensor', true);
+  const w8 = castFp8Rows(wHat, k, n, 'e4m3', 'per-row');
+  const aT8 = castFp8Rows(aHat, k, t, 'e4m3', 'per-row', true);
+  if (!g || !gT || !w8 || !aT8) return null;
+  return { g: castE5M2(dy), dx: fp8Product(g, w8), dw: fp8Product(aT8, gT) };
+}
+
 /** Statistics of the last forward pass (tests and reports read them). */
 export interface Fp4ForwardStats {
   /** Fraction of activation elements OCC clamped (0 without OCC). */
@@ -74,17 +99,26 @@ export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, sta
     const wHat = tf.tensor2d(wq.values, [k, n]);
     // Tensors made here are disposed when the forward pass ends unless saved for the gradient.
     save([aHat, wHat]);
-    const exact = c.weights === 'per-channel' && aq.grid && wq.grid ? integerW4A4(aq.grid, aq.scales, wq.grid, wq.scales, t, k, n) : null;
+    const exact = quantizedForward(aq, wq, t, k, n);
     let y = exact ? tf.tensor2d(exact, [t, n]) : tf.matMul(aHat, wHat);
     if (occ) y = tf.add(y, tf.tensor2d(residualProduct(occ, t, wv, n), [t, n]));
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [aSaved, wSaved] = saved;
-        const g = c.gradients === 'e5m2' ? castE5M2(floats(dy)) : floats(dy);
-        const gt = tf.tensor2d(g, [t, n]);
-        const dx = tf.matMul(gt, wSaved as tf.Tensor2D, false, true);
-        let dwv = floats(tf.matMul(aSaved as tf.Tensor2D, gt, true, false));
+        const dyv = floats(dy);
+        const fp8 = c.gradients === 'e5m2' ? fp8Backward(dyv, aq.values, wq.values, t, k, n) : null;
+        const g = fp8 ? fp8.g : c.gradients === 'e5m2' ? castE5M2(dyv) : dyv;
+        let dx: tf.Tensor;
+        let dwv: Float32Array;
+        if (fp8) {
+          dx = tf.tensor2d(fp8.dx, [t, k]);
+          dwv = fp8.dw;
+        } else {
+          const gt = tf.tensor2d(g, [t, n]);
+          dx = tf.matMul(gt, wSaved as tf.Tensor2D, false, true);
+          dwv = floats(tf.matMul(aSaved as tf.Tensor2D, gt, true, false));
+        }
         if (c.dge) {
           const f = dgeFactors(wq.scaled, c.dge);
           dwv = dwv.map((v, i) => Math.fround(v * f[i]));

@@ -1,0 +1,86 @@
+// The backward products of fp4Dense on fp4kit's FP8 × FP8 kernel, as the paper's released code runs
+// them (../shared/design/papers-training.md §2.2: ∇Y cast to FP8 E5M2 with one per-tensor scale, the
+// FP4-simulated operands Q(W) and Q(A) stored as FP8 E4M3):
+//
+//   out = diag(1/σa) · (Ca · Cbᵀ) · diag(1/σb)      Ca [m, r], Cb [n, r]: FP8 element values
+//
+// Each operand is FP8 codes with one scale per row (the output axis: rows of out for `a`, columns
+// for `b`; a per-tensor scale is the same value on every row), so the scales factor out of the
+// reduction. The codes go in as MXFP8 operands whose block scales are all 1 and fp4kit's matmul
+// multiplies them in its documented order (each unit of 32 summed in float64, units in float32; the
+// same bits on every backend); the two scales are applied afterwards in float32.
+
+import { encode } from '../core/api.js';
+import { matmul } from '../core/matmul.js';
+import type { QuantizedTensor } from '../core/quantize.js';
+
+export type Fp8Element = 'e4m3' | 'e5m2';
+
+/** FP8 codes [rows, cols] (cols padded to whole blocks of 32 with +0) and one scale per row. */
+export interface Fp8Rows {
+  element: Fp8Element;
+  rows: number;
+  cols: number;
+  /** rows × ⌈cols/32⌉·32 codes. */
+  codes: Uint8Array;
+  /** σ per row: the codes hold x·σ. */
+  scales: Float32Array;
+}
+
+/** The largest finite value of each FP8 element format: a row's absmax maps onto it. */
+export const FP8_MAX: Record<Fp8Element, number> = { e4m3: 448, e5m2: 57344 };
+
+const E8M0_ONE = 127;
+const BLOCK = 32;
+
+const paddedLength = (cols: number) => Math.ceil(cols / BLOCK) * BLOCK;
+
+/** σ = max / amax as float32; 1 when amax is 0. */
+function scaleFor(element: Fp8Element, amax: number): number {
+  return amax > 0 ? Math.fround(FP8_MAX[element] / amax) : 1;
+}
+
+/**
+ * x [rows, cols] (or its transpose, `transposed`: x is [cols, rows] and row i of the result is
+ * column i of x) cast to FP8 with round-to-nearest-even, one absmax scale per row or one for the
+ * whole tensor. Null when x holds a NaN or an infinity (the caller falls back to float products).
+ */
+export function castFp8Rows(x: Float32Array, rows: number, cols: number, element: Fp8Element, scaling: 'per-row' | 'per-tensor', transposed = false): Fp8Rows | null {
+  const at = transposed ? (r: number, c: number) => x[c * rows + r] : (r: number, c: number) => x[r * cols + c];
+  const amax = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = 0;
+    for (let c = 0; c < cols; c++) {
+      const v = Math.abs(at(r, c));
+      if (!(v <= 3.4028234663852886e38)) return null;
+      if (v > m) m = v;
+    }
+    amax[r] = m;
+  }
+  let tensorMax = 0;
+  for (let r = 0; r < rows; r++) tensorMax = Math.max(tensorMax, amax[r]);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) scales[r] = scaleFor(element, scaling === 'per-row' ? amax[r] : tensorMax);
+  const padded = paddedLength(cols);
+  const scaled = new Float32Array(rows * padded);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) scaled[r * padded + c] = Math.fround(at(r, c) * scales[r]);
+  }
+  return { element, rows, cols, codes: encode(scaled, element), scales };
+}
+
+function asOperand(x: Fp8Rows): QuantizedTensor {
+  const blocks = paddedLength(x.cols) / BLOCK;
+  return { format: x.element === 'e4m3' ? 'mxfp8_e4m3' : 'mxfp8_e5m2', blockSize: BLOCK, shape: [x.rows, x.cols], data: x.codes, scales: new Uint8Array(x.rows * blocks).fill(E8M0_ONE) };
+}
+
+/** a [m, r] · b [n, r]ᵀ → [m, n] (float32), the scales divided out after the FP8 product. */
+export function fp8Product(a: Fp8Rows, b: Fp8Rows): Float32Array {
+  if (a.cols !== b.cols) throw new RangeError(`fp8Product: a has ${a.cols} columns, b has ${b.cols}`);
+  const out = matmul(asOperand(a), asOperand(b));
+  const n = b.rows;
+  for (let i = 0; i < a.rows; i++) {
+    for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(Math.fround(out[i * n + j] / a.scales[i]) / b.scales[j]);
+  }
+  return out;
+}
