@@ -155,8 +155,12 @@ if (base && full && direct && dgeOnly && occOnly) {
   );
 }
 lines.push(
-  'Differences from the paper\'s setting: characters instead of tokens, 300 steps instead of 100B tokens, simulated FP4',
-  '(float32 values on the E2M1 grid, products on tfjs\'s float kernels, exactly as the paper\'s own simulation), the QKV',
+  'Products: the W4A4 forward runs on fp4kit\'s FP4 integer kernel with the E2M1 codes (exact sums, then the two scales)',
+  'and both backward products on fp4kit\'s FP8 × FP8 kernel — the E5M2 output gradient against the FP4-simulated',
+  'operands stored as E4M3 with a scale per output row, as the paper\'s released code stores them — on whichever tfjs',
+  'backend runs the rest of the model (the paper simulates FP4 values on FP8 tensor cores).',
+  '',
+  `Differences from the paper's setting: characters instead of tokens, ${any?.config.steps ?? '?'} steps instead of 100B tokens, the QKV`,
   'projection as three layers (the same per-output-channel and per-token quantization as one layer; only the E5M2 scale',
   'of its output gradient is taken per third), Adam without the paper\'s FP8 moments.',
   '',
