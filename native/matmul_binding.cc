@@ -122,7 +122,7 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   auto packed = std::make_shared<PackedPlaneWeights>();
   // FGMP (`into`) uses its planes for many rows only: no codes kept for the few-rows kernel.
   repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, into == nullptr);
-  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->codes.size() + packed->scales.size() * 4);
+  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + packed->lowUnits.size() + packed->codes.size() + packed->scales.size() * 4);
   if (into != nullptr) {
     into->planes = std::move(packed);
     into->bytes += bytes;

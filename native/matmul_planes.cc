@@ -11,14 +11,19 @@ namespace fp4kit {
 
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
                         int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes) {
-  // The fewest planes whose offset makes every value a P-byte unsigned integer.
   int32_t lo = 0, hi = 0;
   for (int c = 0; c < 256; c++) {
     if (valueTable[c] == kPlaneNanValue) continue;
     lo = std::min(lo, valueTable[c]);
     hi = std::max(hi, valueTable[c]);
   }
-  out.planeCount = lo >= -128 && hi <= 127 ? 1 : lo >= -32768 && hi <= 32767 ? 2 : 3;
+  // The fewest low bits s that leave h = v >> s within 16 signed bits, then the fewest planes
+  // whose offset makes every h a P-byte unsigned integer.
+  int lowShift = 0;
+  while ((lo >> lowShift) < -32768 || (hi >> lowShift) > 32767) lowShift++;
+  const int32_t hLo = lo >> lowShift, hHi = hi >> lowShift;
+  out.planeCount = hLo >= -128 && hHi <= 127 ? 1 : 2;
+  out.lowShift = lowShift;
   out.shift = shift;
   out.n = n;
   out.k = k;
@@ -28,18 +33,25 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   out.kQuads = out.units * blockSize / 4;
   const int64_t paddedK = out.units * blockSize;
   const int planes = out.planeCount;
-  // Each code's plane bytes: w = v + offset (NaN codes as v = 0; their lanes get a NaN multiplier).
+  // Each code's plane bytes: w = h + offset, and its low bits l (NaN codes as v = 0; their lanes get
+  // a NaN multiplier).
   const uint32_t offset = static_cast<uint32_t>(out.offset());
   for (int c = 0; c < 256; c++) {
-    const uint32_t w = static_cast<uint32_t>(valueTable[c] == kPlaneNanValue ? 0 : valueTable[c]) + offset;
-    for (int p = 0; p < 3; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
+    const int32_t v = valueTable[c] == kPlaneNanValue ? 0 : valueTable[c];
+    const uint32_t w = static_cast<uint32_t>(v >> lowShift) + offset;
+    for (int p = 0; p < planes; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
+    out.planeOfCode[planes][c] = static_cast<uint8_t>(v & ((1 << lowShift) - 1));
   }
+  const uint8_t* lowOfCode = out.planeOfCode[planes];
   // Padding lanes hold a code whose value is 0: plane bytes of the offset alone, so their dot is
-  // offset·Σk, which the combine step's −offset·Σk cancels; their multiplier is 0.
+  // offset·Σk, which the combine step's −offset·Σk cancels; no low bits; their multiplier is 0.
   int zeroCode = 0;
   while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
-  const bool withCodes = planes == 3 && keepCodes;  // for the few-rows kernel (matmul_planes.h)
+  const bool split = lowShift > 0;
+  const bool withCodes = split && keepCodes;  // for the few-rows kernel (matmul_planes.h)
   out.planes.assign(static_cast<size_t>(out.tiles * out.kQuads * planes * 64), 0);
+  out.low.assign(split ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
+  out.lowUnits.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
   out.codes.assign(withCodes ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
   bool nanLanes = false;
@@ -47,14 +59,20 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
     const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
     for (int64_t j = 0; j < out.units; j++) {
       bool nanUnit = false;
+      uint8_t lowBits = 0;
       for (int64_t i = 0; i < blockSize; i++) {
         const int64_t kk = j * blockSize + i;
         const uint8_t code = row < n ? codes[row * paddedK + kk] : static_cast<uint8_t>(zeroCode);
         nanUnit = nanUnit || valueTable[code] == kPlaneNanValue;
         const int64_t quad = tile * out.kQuads + kk / 4, byte = 4 * lane + kk % 4;
         for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
+        if (split) {
+          out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];
+          lowBits |= lowOfCode[code];
+        }
         if (withCodes) out.codes[static_cast<size_t>(quad * 64 + byte)] = code;
       }
+      if (lowBits != 0) out.lowUnits[static_cast<size_t>(tile * out.units + j)] = 1;
       if (row >= n) continue;
       nanLanes = nanLanes || nanUnit;
       out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] =
@@ -77,21 +95,25 @@ void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeight
   sumActivationUnits(a, b.unit, b.units);
 }
 
-// Σk·v of one lane and unit, modulo 2^32 (the true value fits int32).
+// Σk·v of one lane and unit, modulo 2^32 (the true value fits int32): the planes' dot, shifted
+// back by s, plus the low bits' dot.
 static inline int32_t planeDot(const Int8Activations& a, const PackedPlaneWeights& b, int64_t m, int64_t tile, int64_t j,
                                int lane) {
   const int8_t* ar = a.codes + m * a.paddedK + j * b.unit;
+  const auto byteAt = [&](int64_t i) { return static_cast<size_t>((tile * b.kQuads + j * (b.unit / 4) + i / 4) * 64 + 4 * lane + i % 4); };
   uint32_t dot = 0;
   for (int p = 0; p < b.planeCount; p++) {
     uint32_t planeSum = 0;
     for (int64_t i = 0; i < b.unit; i++) {
-      const int64_t q = j * (b.unit / 4) + i / 4;
-      const uint8_t w = b.planes[static_cast<size_t>(((tile * b.kQuads + q) * b.planeCount + p) * 64 + 4 * lane + i % 4)];
-      planeSum += static_cast<uint32_t>(w * ar[i]);
+      const size_t q = byteAt(i) / 64, byte = byteAt(i) % 64;
+      planeSum += static_cast<uint32_t>(b.planes[(q * b.planeCount + p) * 64 + byte] * ar[i]);
     }
     dot += planeSum << (8 * p);
   }
   dot -= static_cast<uint32_t>(b.offset()) * static_cast<uint32_t>(a.unitSums[static_cast<size_t>(m * a.units + j)]);
+  dot <<= b.lowShift;
+  if (b.lowShift > 0)
+    for (int64_t i = 0; i < b.unit; i++) dot += static_cast<uint32_t>(b.low[byteAt(i)] * ar[i]);
   return static_cast<int32_t>(dot);
 }
 

@@ -3,24 +3,30 @@
 // activations. Same defined order as every matmul (lib/core/matmul.ts; matmul.h): per unit of 32,
 // D = exact dot of element values, S = f32(sa · sb), acc = f32(acc + f32(f32(D) · S)).
 //
-// An element value times 2^shift is an integer v with |v| < 2^23. Offset to w = v + 2^(8P−1)
-// (unsigned, P bytes) it splits into P byte planes, w = Σp 256^p · plane_p, so
-//   Σk·v = Σp 256^p · (Σk·plane_p) − 2^(8P−1) · Σk
-// — P unsigned-byte × signed-byte dot products (vpdpbusd) and the activation sums the FP4 path
-// already has. P = 1 for INT8 and E2M3 (|v| ≤ 128), 2 for E3M2 (|v| ≤ 448), 3 for E4M3
-// (|v| ≤ 229376). The true dot fits int32 (|Σk·v| ≤ 229376·128·32 < 2^30); the partial terms may
-// not, so every kernel works modulo 2^32 (unsigned in C++, wrapping SIMD adds), which gives the
-// true value at the end. D = dot · 2^-(shift + 6) (activation codes are multiples of 2^-6), and
-// f32(D) = f32(dot) · 2^-(shift+6) exactly, so the epilogue is the FP4 path's (matmul.h), including
-// its fast-scales identity.
+// An element value times 2^shift is an integer v with |v| < 2^23. It is split as v = h·2^s + l
+// (l = v mod 2^s, the low bits, 0 ≤ l < 2^s; s = lowShift, the fewest low bits that leave h within
+// 16 signed bits: 0 for every format but E4M3, whose s = 3). Offset to w = h + 2^(8P−1) (unsigned,
+// P bytes), h splits into P byte planes, w = Σp 256^p · plane_p, so
+//   Σk·v = 2^s · (Σp 256^p · (Σk·plane_p) − 2^(8P−1) · Σk) + Σk·l
+// — P unsigned-byte × signed-byte dot products (vpdpbusd), the activation sums the FP4 path already
+// has, and the low bits' dot as one more byte plane. P = 1 for INT8 and E2M3 (|v| ≤ 128), 2 for E3M2
+// (|v| ≤ 448) and E4M3 (|h| ≤ 229376 / 8). The low plane is zero wherever the values are multiples
+// of 2^s: for E4M3 every value ≥ 2^-3 (in MX blocks all but a block's smallest elements, and every
+// E2M1 value in FGMP weights), so it is multiplied only in the tile-units that hold a non-zero low
+// byte (`lowUnits`): ~2 planes' work instead of 3. The true dot fits int32 (|Σk·v| ≤
+// 229376·128·32 < 2^30); the partial terms may not, so every kernel works modulo 2^32 (unsigned in
+// C++, wrapping SIMD adds), which gives the true value at the end. D = dot · 2^-(shift + 6)
+// (activation codes are multiples of 2^-6), and f32(D) = f32(dot) · 2^-(shift+6) exactly, so the
+// epilogue is the FP4 path's (matmul.h), including its fast-scales identity.
 //
 // FGMP weights take this form too for many-row products (every element as the E4M3 code of its
 // value: E2M1 values are E4M3 values; unit 16): see matmul_binding.cc.
 //
 // Layout: tiles of 16 columns (kTileColumns); per tile, per group q of 4 consecutive k, per plane p,
 // 64 bytes: byte 4·l + t = plane_p of element (k = 4q + t, column l) — one dword per lane, the
-// operand shape of vpdpbusd. A NaN element code (E4M3 0x7f/0xff) has no integer: its lane-unit
-// multiplier is NaN instead, so the output is NaN as in the reference.
+// operand shape of vpdpbusd; the low plane and the codes in the same layout, one plane each. A NaN
+// element code (E4M3 0x7f/0xff) has no integer: its lane-unit multiplier is NaN instead, so the
+// output is NaN as in the reference.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -33,15 +39,19 @@ namespace fp4kit {
 constexpr int32_t kPlaneNanValue = INT32_MIN;
 
 struct PackedPlaneWeights {
-  std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]
+  std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]: the bytes of h + offset
+  std::vector<uint8_t> low;     // [tiles][kQuads][64]: l, the low bits (lowShift > 0 only)
+  std::vector<uint8_t> lowUnits;  // [tiles][units]: 1 where the tile-unit holds a non-zero l
   std::vector<float> scales;    // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
   int64_t n = 0, k = 0, unit = 32, units = 0, tiles = 0, kQuads = 0;  // unit: the weight block, 16 or 32
   int planeCount = 1;
-  int shift = 0;  // element value = v · 2^-shift
-  // Each plane's byte per code (planeOfCode[p][code]: the repack's table, and the few-rows kernel's
-  // lookups), and for three-plane weights (E4M3) the codes themselves in the planes' layout
-  // ([tiles][kQuads][64], one byte per element): a product of few rows reads a third of the bytes
-  // and rebuilds the planes in registers (matmul_planes_avx512_vbmi.cc).
+  int lowShift = 0;  // s: v = h·2^s + l
+  int shift = 0;     // element value = v · 2^-shift
+  // Each plane's byte per code (planeOfCode[p][code], p < planeCount; the low byte as
+  // planeOfCode[planeCount]: the repack's table, and the few-rows kernel's lookups), and for split
+  // weights (E4M3) the codes themselves in the planes' layout ([tiles][kQuads][64], one byte per
+  // element): a product of few rows reads a third of the bytes and rebuilds the planes in registers
+  // (matmul_planes_avx512_vbmi.cc).
   std::vector<uint8_t> codes;
   uint8_t planeOfCode[3][256] = {};
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
@@ -49,12 +59,13 @@ struct PackedPlaneWeights {
   int scaleExpMin = 0, scaleExpMax = 0;
   int unitShift() const { return shift + 6; }
   int32_t offset() const { return int32_t(1) << (8 * planeCount - 1); }
+  bool lowUnit(int64_t tile, int64_t j) const { return lowShift > 0 && lowUnits[static_cast<size_t>(tile * units + j)] != 0; }
 };
 
 // codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),
 // valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
 // [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
-// keepCodes: three-plane weights also keep their codes for the few-rows kernel.
+// keepCodes: split weights (lowShift > 0: E4M3) also keep their codes for the few-rows kernel.
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
                         int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes = true);
 
@@ -66,8 +77,8 @@ void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
-// The same products from `codes` (three-plane weights only), the planes rebuilt by vpermi2b table
-// lookups: for few activation rows, where reading three bytes per weight is the cost.
+// The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
+// lookups: for few activation rows, where reading the planes (two or three bytes per weight) is the cost.
 void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                                      int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);

@@ -1,7 +1,8 @@
 // Byte-plane weights × MXINT8 activations with AVX-512 VNNI (matmul_planes.h): the same integer dot
 // products (modulo 2^32) and float32 steps, lane by lane, as matmulPlanesScalar. Each of the 16
 // lanes of a vector is one output column; P planes × Rows rows × Tiles tiles independent vpdpbusd
-// chains per unit, then the FP4 path's epilogue (matmul_avx512_shared.h).
+// chains per unit, the low plane where a tile-unit has one, then the FP4 path's epilogue
+// (matmul_avx512_shared.h).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,14 +14,15 @@
 namespace fp4kit {
 namespace {
 
-template <int P, int Quads, int Rows, int Tiles, bool FastScales>
+template <int P, int Quads, int Rows, int Tiles, bool Split, bool FastScales>
 void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
   const int32_t offset = b.offset();
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < b.units; j++) {
+  const int8_t* aUnit = a.codes + m0 * a.paddedK;
+  for (int64_t j = 0; j < b.units; j++, aUnit += 4 * Quads) {
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], offset, a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
@@ -30,17 +32,28 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
         for (int p = 0; p < P; p++)
           w[t][p] = _mm512_loadu_si512(b.planes.data() + (((tile0 + t) * b.kQuads + j * Quads + q) * P + p) * 64);
       for (int r = 0; r < Rows; r++) {
-        const __m512i av = _mm512_set1_epi32(load4(a.codes + (m0 + r) * a.paddedK + j * 4 * Quads + 4 * q));
+        const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
         for (int t = 0; t < Tiles; t++)
           for (int p = 0; p < P; p++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], w[t][p], av);
+      }
+    }
+    __m512i d[Rows][Tiles];
+    for (int r = 0; r < Rows; r++)
+      for (int t = 0; t < Tiles; t++) d[r][t] = Split ? combineShiftedPlanes<P>(dot[r][t], b.lowShift) : combinePlanes<P>(dot[r][t]);
+    if (Split) {
+      // The low bits' dot, only in the tile-units that have any (matmul_planes.h).
+      for (int t = 0; t < Tiles; t++) {
+        if (!b.lowUnit(tile0 + t, j)) continue;
+        for (int q = 0; q < Quads; q++) {
+          const __m512i w = _mm512_loadu_si512(b.low.data() + ((tile0 + t) * b.kQuads + j * Quads + q) * 64);
+          for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
+        }
       }
     }
     const int64_t aBlock = (j * 4 * Quads) / 32;
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
-      for (int r = 0; r < Rows; r++) {
-        acc[r][t] = addUnit<FastScales>(acc[r][t], combinePlanes<P>(dot[r][t]), sb, a, m0 + r, aBlock, unitScale);
-      }
+      for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }
   storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
@@ -48,8 +61,14 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
 
 template <int P, int Quads, int Rows, int Tiles>
 void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
-  if (rowsTakeFastScales<Rows>(a, m0)) step<P, Quads, Rows, Tiles, true>(a, b, bias, out, tile0, m0);
-  else step<P, Quads, Rows, Tiles, false>(a, b, bias, out, tile0, m0);
+  const bool fast = rowsTakeFastScales<Rows>(a, m0);
+  if (b.lowShift > 0) {
+    if (fast) step<P, Quads, Rows, Tiles, true, true>(a, b, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, true, false>(a, b, bias, out, tile0, m0);
+  } else {
+    if (fast) step<P, Quads, Rows, Tiles, false, true>(a, b, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, false, false>(a, b, bias, out, tile0, m0);
+  }
 }
 
 // Tiles per step that keep Rows × Tiles × P dot chains, the weights and the float accumulators
@@ -80,12 +99,10 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd) {
   if (b.unit == 16) {
     if (b.planeCount == 1) tiles<1, 4>(a, b, bias, out, tileBegin, tileEnd);
-    else if (b.planeCount == 2) tiles<2, 4>(a, b, bias, out, tileBegin, tileEnd);
-    else tiles<3, 4>(a, b, bias, out, tileBegin, tileEnd);
+    else tiles<2, 4>(a, b, bias, out, tileBegin, tileEnd);
   } else {
     if (b.planeCount == 1) tiles<1, 8>(a, b, bias, out, tileBegin, tileEnd);
-    else if (b.planeCount == 2) tiles<2, 8>(a, b, bias, out, tileBegin, tileEnd);
-    else tiles<3, 8>(a, b, bias, out, tileBegin, tileEnd);
+    else tiles<2, 8>(a, b, bias, out, tileBegin, tileEnd);
   }
 }
 

@@ -1,9 +1,10 @@
-// Three-plane (E4M3) weights × MXINT8 activations for few activation rows, with AVX-512 VNNI + VBMI
-// (matmul_planes.h): the planes are rebuilt in registers from the one-byte codes — per plane two
-// vpermi2b lookups (codes 0–127 and 128–255, four table registers) and a blend on the code's top
-// bit — so a product of one row reads one byte per weight instead of three. Everything after is
-// matmulPlanesAvx512's arithmetic: the same dot products modulo 2^32 and the same epilogue, so the
-// same bits as matmulPlanesScalar.
+// Split (E4M3) weights × MXINT8 activations for few activation rows, with AVX-512 VNNI + VBMI
+// (matmul_planes.h): the two planes of h and, in the tile-units that have any, the low bits are
+// rebuilt in registers from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and
+// 128–255, four table registers) and a blend on the code's top bit — so a product of one row reads
+// one byte per weight instead of two or three. Everything after is matmulPlanesAvx512's
+// arithmetic: the same dot products modulo 2^32 and the same epilogue, so the same bits as
+// matmulPlanesScalar.
 #include <immintrin.h>
 
 #include <cmath>
@@ -14,10 +15,13 @@
 namespace fp4kit {
 namespace {
 
+// Split weights have two planes of h (matmul_planes.h: h fits 16 signed bits), and the low plane.
+constexpr int P = 2;
+
 struct PlaneTables {
-  __m512i t[3][4];  // plane p, codes 64·i … 64·i + 63
+  __m512i t[P + 1][4];  // plane p (p = P: the low bits), codes 64·i … 64·i + 63
   explicit PlaneTables(const PackedPlaneWeights& b) {
-    for (int p = 0; p < 3; p++)
+    for (int p = 0; p <= P; p++)
       for (int i = 0; i < 4; i++) t[p][i] = _mm512_loadu_si512(b.planeOfCode[p] + 64 * i);
   }
   // Plane p's bytes for 64 codes (their top bits in `high`).
@@ -33,13 +37,13 @@ struct PlaneTables {
 template <int Rows, int Tiles, bool FastScales>
 void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
           int64_t tile0, int64_t m0) {
-  constexpr int P = 3;
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
   const int quads = static_cast<int>(b.unit / 4);
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < b.units; j++) {
+    const int8_t* aUnit = a.codes + m0 * a.paddedK + j * b.unit;
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], b.offset(), a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
@@ -50,18 +54,27 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
         for (int p = 0; p < P; p++) {
           const __m512i plane = tables.plane(p, codes, high);
           for (int r = 0; r < Rows; r++) {
-            const __m512i av = _mm512_set1_epi32(load4(a.codes + (m0 + r) * a.paddedK + j * b.unit + 4 * q));
+            const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
             dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, av);
           }
         }
       }
     }
+    __m512i d[Rows][Tiles];
+    for (int r = 0; r < Rows; r++)
+      for (int t = 0; t < Tiles; t++) d[r][t] = combineShiftedPlanes<P>(dot[r][t], b.lowShift);
+    for (int t = 0; t < Tiles; t++) {
+      if (!b.lowUnit(tile0 + t, j)) continue;
+      for (int q = 0; q < quads; q++) {
+        const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
+        const __m512i low = tables.plane(P, codes, _mm512_movepi8_mask(codes));
+        for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], low, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
+      }
+    }
     const int64_t aBlock = (j * b.unit) / 32;
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
-      for (int r = 0; r < Rows; r++) {
-        acc[r][t] = addUnit<FastScales>(acc[r][t], combinePlanes<P>(dot[r][t]), sb, a, m0 + r, aBlock, unitScale);
-      }
+      for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }
   storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
@@ -75,7 +88,7 @@ void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const Plane
 }
 
 // Tiles [tile, tile + Tiles) for every row: steps of 3 rows (the 12 table registers leave room for
-// 3 × 3 dot chains), then the rest.
+// 3 × 2 dot chains and their sums), then the rest.
 template <int Tiles>
 void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out, int64_t tile) {
   int64_t m = 0;
@@ -88,6 +101,10 @@ void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneT
 
 void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                                      int64_t tileBegin, int64_t tileEnd) {
+  if (b.codes.empty() || b.planeCount != P || b.lowShift == 0) {
+    matmulPlanesAvx512(a, b, bias, out, tileBegin, tileEnd);  // not split weights with codes: no tables to look up
+    return;
+  }
   const PlaneTables tables(b);
   int64_t tile = tileBegin;
   // One row: two tiles per step for enough independent chains.

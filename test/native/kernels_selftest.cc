@@ -195,15 +195,22 @@ void checkBitplaneProduct() {
 }
 
 // Byte-plane matmul (matmul_planes.h): the scalar kernel against the defined order computed here
-// with an exact int64 dot, and the AVX-512 VNNI kernel against the scalar one, bit for bit, for 1,
-// 2 and 3 planes, units of 16 and 32, ragged shapes, and dots near the int32 edge.
+// with an exact int64 dot, and the AVX-512 VNNI kernel against the scalar one, bit for bit, for 1
+// and 2 planes, split values (h and low bits: random low bits everywhere, and E4M3-like values,
+// multiples of 8 but for a few codes, so that some tile-units have low bits and most do not), units
+// of 16 and 32, ragged shapes, and dots near the int32 edge.
 void checkPlanes() {
   std::mt19937 rng(5);
-  for (int planes : {1, 2, 3}) {
-    const int32_t lo = planes == 1 ? -128 : planes == 2 ? -32768 : -229376;
-    const int32_t hi = planes == 1 ? 127 : planes == 2 ? 32767 : 229376;
+  int64_t unitsWithLow = 0, unitsWithoutLow = 0;  // E4M3-like values: both kinds of tile-unit ran
+  for (int kind = 0; kind < 4; kind++) {
+    const int planes = kind == 0 ? 1 : 2;
+    const bool split = kind >= 2;
+    const int32_t lo = kind == 0 ? -128 : kind == 1 ? -32768 : -229376;
+    const int32_t hi = kind == 0 ? 127 : kind == 1 ? 32767 : 229376;
     std::vector<int32_t> table(256);
     for (int c = 1; c < 256; c++) table[c] = c < 8 ? (c % 2 ? hi : lo) : lo + static_cast<int32_t>(rng() % static_cast<uint32_t>(hi - lo + 1));
+    if (kind == 3)
+      for (int c = 8; c < 256; c++) table[c] = c == 61 ? table[c] | 1 : table[c] & ~7;
     table[0] = 0;  // padding elements hold code 0
     for (int64_t blockSize : {16, 32})
       for (int64_t m : {1, 3, 4, 9})
@@ -231,8 +238,10 @@ void checkPlanes() {
             prepareInt8ActivationsForPlanes(a, b);
             std::vector<float> scalar(static_cast<size_t>(m * n)), simd(static_cast<size_t>(m * n));
             matmulPlanesScalar(a, b, nullptr, scalar.data(), 0, b.tiles);
-            const std::string what = "planes P=" + std::to_string(planes) + " unit " + std::to_string(blockSize) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
-            check(b.planeCount == planes, what + ": plane count");
+            const std::string what = "planes kind " + std::to_string(kind) + " unit " + std::to_string(blockSize) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
+            check(b.planeCount == planes && (b.lowShift == 3) == split, what + ": plane count and split");
+            if (kind == 3)
+              for (uint8_t f : b.lowUnits) (f ? unitsWithLow : unitsWithoutLow)++;
             for (int64_t r = 0; r < m; r++)
               for (int64_t c = 0; c < n; c++) {
                 float acc = 0.0f;
@@ -252,8 +261,8 @@ void checkPlanes() {
               matmulPlanesAvx512(a, b, nullptr, simd.data(), 0, b.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx512-vnni vs scalar");
             }
-            if (planes == 3 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
-              check(!b.codes.empty(), what + ": three-plane weights keep their codes");
+            if (split && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
+              check(!b.codes.empty(), what + ": split weights keep their codes");
               std::fill(simd.begin(), simd.end(), 0.0f);
               matmulPlanesFromCodesAvx512Vbmi(a, b, nullptr, simd.data(), 0, b.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": from codes (avx512-vbmi) vs scalar");
@@ -261,6 +270,7 @@ void checkPlanes() {
 #endif
           }
   }
+  check(unitsWithLow > 0 && unitsWithoutLow > 0, "planes: E4M3-like values give tile-units with and without low bits");
 }
 
 int main() {
