@@ -3,7 +3,7 @@
 // match the native and pure-TS backends. A 128-bit vector holds 4 columns; i32x4.dot_i16x8_s sums
 // products in pairs, so each column's dot product lives in two lanes until the end of a unit.
 
-const TILE: i32 = 16;
+import { storeColumns, TILE } from "./matmul-columns";
 
 // E2M1 code → 2w as a signed byte (0, ±1, ±2, ±3, ±4, ±6, ±8, ±12).
 // @ts-ignore: decorator
@@ -114,22 +114,4 @@ export function matmulFp4Int8(
       storeColumns(out, bias, n, row, tile, 12, acc3);
     }
   }
-}
-
-// @ts-ignore: decorator
-@inline
-function storeColumn(out: usize, bias: usize, n: i32, row: i32, col: i32, v: f32): void {
-  if (col >= n) return;
-  if (bias != 0) v = v + load<f32>(bias + (<usize>col << 2));
-  store<f32>(out + ((<usize>row * <usize>n + <usize>col) << 2), v);
-}
-
-// @ts-ignore: decorator
-@inline
-function storeColumns(out: usize, bias: usize, n: i32, row: i32, tile: i32, first: i32, acc: v128): void {
-  const col0 = tile * TILE + first;
-  storeColumn(out, bias, n, row, col0, f32x4.extract_lane(acc, 0));
-  storeColumn(out, bias, n, row, col0 + 1, f32x4.extract_lane(acc, 1));
-  storeColumn(out, bias, n, row, col0 + 2, f32x4.extract_lane(acc, 2));
-  storeColumn(out, bias, n, row, col0 + 3, f32x4.extract_lane(acc, 3));
 }

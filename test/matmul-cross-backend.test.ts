@@ -1,6 +1,6 @@
 // Block matmul on every backend gives the bits of the pure-TypeScript reference: E2M1 weights
 // (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, E4M3/FP6/INT8 weights through the native
-// byte-plane kernel (where the backend has one), every other pairing through the decoded path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
+// byte-plane kernel (native AVX-512, wasm), every other pairing through the decoded path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
 // bf16 activations, NaN blocks, and the async variant.
 import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
@@ -78,6 +78,23 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     for (let r = 0; r < m; r++) {
       expect(Number.isNaN(got[r * n + 7])).toBe(true);
       expect(Number.isNaN(got[r * n + 6])).toBe(false);
+    }
+  });
+
+  it('E4M3 weights with low bits in a few tile-units only (the split planes skip the rest), few and many rows: identical bits', () => {
+    // Every weight ±(1…7)·2^-6 → E4M3 elements 64…448, multiples of 2^-6: no low bits (v = h·8).
+    // A few planted 0.0703125·2^-6 → element 0.0703125 = 36·2^-9: low bits 4.
+    const [n, k] = [50, 256];
+    const w = Float32Array.from({ length: n * k }, (_, i) => (i % 3 === 0 ? -1 : 1) * (1 + (i % 7)) * 2 ** -6);
+    for (const [r, i] of [[3, 10], [20, 200], [49, 255], [33, 64]]) w[r * k + i] = 0.0703125 * 2 ** -6;
+    const b = quantize(w, { format: 'mxfp8_e4m3', shape: [n, k] });
+    for (const m of [1, 5, 40]) {
+      const a = gaussian(m * k, 70 + m);
+      const want = matmul(a, b);
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want), `m=${m}`).toBe(-1);
+      // and the planted values count: without them the product differs
+      const clean = quantize(Float32Array.from(w, (v) => (v === 0.0703125 * 2 ** -6 ? 0 : v)), { format: 'mxfp8_e4m3', shape: [n, k] });
+      expect(firstBitDifference(matmul(a, clean), want)).not.toBe(-1);
     }
   });
 

@@ -44,6 +44,10 @@ export interface WasmExports {
     nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,
     aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
   ): void;
+  matmulPlanesInt8(
+    h: number, low: number, lowUnits: number, lowShift: number, scales: number, n: number, units: number, unit: number, kQuads: number, unitScale: number,
+    aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
+  ): void;
 }
 
 const PAGE = 65536;

@@ -11,6 +11,7 @@ import { bitsToFloat } from './ref/element-codec.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../core/formats.js';
 import type { MatmulKernels } from './contract.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
+import { isRepackedPlaneWeights, repackPlaneWeights, type RepackedPlaneWeights } from './matmul-planes-repack.js';
 import { instantiateWasmModule, rowsPerChunk, type WasmMemory } from './wasm-memory.js';
 import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
@@ -228,36 +229,50 @@ export function wasmKernels(mem: WasmMemory): Kernels {
 /** Repacked weights given to releaseFp4Weights (mirrors the addon, which frees them). */
 const released = new WeakSet<object>();
 
-function checkRepacked(packed: unknown): RepackedFp4Weights {
-  if (!isRepackedFp4Weights(packed)) throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights');
+type WasmWeights = RepackedFp4Weights | RepackedPlaneWeights;
+
+function checkRepacked(packed: unknown): WasmWeights {
+  if (!isRepackedFp4Weights(packed) && !isRepackedPlaneWeights(packed)) throw new TypeError('matmulFp4Int8: weights must come from repackFp4Weights or repackPlaneWeights');
   if (released.has(packed)) throw new TypeError('matmulFp4Int8: these weights were released');
   return packed;
 }
 
-/** The FP4×INT8 matmul (assembly/matmul.ts) over weights repacked in TypeScript. The weights of
- *  the last product stay resident in the module's memory (FGMP FP8 lanes decoded to integers
- *  once), so repeated products with the same weights copy only the activations. */
+/** From this many activation rows on, FGMP weights with planes run on them (as the addon does). */
+const PLANES_MIN_ROWS = 32;
+
+/** The FP4×INT8 and byte-plane matmuls (assembly/matmul.ts, assembly/matmul-planes.ts) over weights
+ *  repacked in TypeScript. The weights of the last product stay resident in the module's memory
+ *  (FGMP FP8 lanes decoded to integers once), so repeated products with the same weights copy only
+ *  the activations. */
 export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   const x = mem.exports;
-  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0 };
-  function residentWeights(w: RepackedFp4Weights) {
+  // FGMP weights whose planes joined them (repackPlaneWeights with `into`).
+  const planesOf = new WeakMap<RepackedFp4Weights, RepackedPlaneWeights>();
+  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowUnits: 0 };
+  function residentWeights(w: WasmWeights) {
     if (mem.resident === w) return residentPointers;
     mem.beginResident();
-    const nibbles = mem.copyIn(w.nibbles);
-    const scales = mem.copyIn(w.scales);
-    const fp8Lanes = w.fp8Lanes && w.fp8Codes ? mem.copyIn(w.fp8Lanes) : 0;
-    let fp8Values = 0;
-    if (fp8Lanes !== 0) {
-      const codes = mem.copyIn(w.fp8Codes!);
-      fp8Values = mem.alloc(w.fp8Codes!.length * 4);
-      x.decodeFp8Lanes(fp8Lanes, codes, w.tiles, w.units, w.unit, fp8Values);
+    residentPointers = { nibbles: 0, scales: mem.copyIn(w.scales), fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowUnits: 0 };
+    if ('h' in w) {
+      residentPointers.h = mem.copyIn(w.h);
+      if (w.low && w.lowUnits) {
+        residentPointers.low = mem.copyIn(w.low);
+        residentPointers.lowUnits = mem.copyIn(w.lowUnits);
+      }
+    } else {
+      residentPointers.nibbles = mem.copyIn(w.nibbles);
+      if (w.fp8Lanes && w.fp8Codes) {
+        residentPointers.fp8Lanes = mem.copyIn(w.fp8Lanes);
+        const codes = mem.copyIn(w.fp8Codes);
+        residentPointers.fp8Values = mem.alloc(w.fp8Codes.length * 4);
+        x.decodeFp8Lanes(residentPointers.fp8Lanes, codes, w.tiles, w.units, w.unit, residentPointers.fp8Values);
+      }
     }
     mem.keepResident(w);
-    residentPointers = { nibbles, scales, fp8Lanes, fp8Values };
     return residentPointers;
   }
   function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
-    const w = checkRepacked(packed);
+    let w = checkRepacked(packed);
     guardDims('matmulFp4Int8', m, w.k);
     const paddedK = Math.ceil(w.k / 32) * 32;
     const aBlocks = paddedK / 32;
@@ -265,24 +280,41 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     aScales = guardFloats('matmulFp4Int8', 'activation scales', aScales, m * aBlocks);
     out = guardFloats('matmulFp4Int8', 'out', out, m * w.n);
     if (bias !== null) bias = guardFloats('matmulFp4Int8', 'bias', bias, w.n);
-    const { nibbles, scales, fp8Lanes, fp8Values } = residentWeights(w);
+    const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
+    if (planes && m >= PLANES_MIN_ROWS) w = planes;
+    const p = residentWeights(w);
     mem.reset();
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
+    const kernel = 'h' in w
+      ? (a: number, s: number, rows: number, o: number, v = w as RepackedPlaneWeights) =>
+          x.matmulPlanesInt8(p.h, p.low, p.lowUnits, v.lowShift, p.scales, v.n, v.units, v.unit, v.kQuads, 2 ** -(v.shift + 6), a, s, rows, paddedK, b, o, 0, v.tiles)
+      : (a: number, s: number, rows: number, o: number, v = w as RepackedFp4Weights) =>
+          x.matmulFp4Int8(p.nibbles, p.scales, p.fp8Lanes, p.fp8Values, v.n, v.units, v.unit, v.kGroups, a, s, rows, paddedK, b, o, 0, v.tiles);
     mem.forEachRowChunk(m, paddedK + aBlocks * 4 + w.n * 4, (r0, rows) => {
       const a = mem.copyIn(aCodes.subarray(r0 * paddedK, (r0 + rows) * paddedK));
       const s = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
       const o = mem.alloc(rows * w.n * 4);
-      x.matmulFp4Int8(nibbles, scales, fp8Lanes, fp8Values, w.n, w.units, w.unit, w.kGroups, a, s, rows, paddedK, b, o, 0, w.tiles);
+      kernel(a, s, rows, o);
       mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
     });
   }
   return {
     matmulSimd: 'simd128',
     repackFp4Weights,
+    repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown) {
+      if (into === undefined || into === null) return repackPlaneWeights(codes, valueTable, shift, blockScales, n, k, blockSize);
+      const fp4 = checkRepacked(into);
+      if (!('nibbles' in fp4) || planesOf.has(fp4)) throw new TypeError('repackPlaneWeights: `into` must be live FP4 weights without planes');
+      if (fp4.n !== n || fp4.k !== k) throw new RangeError('repackPlaneWeights: `into` has another shape');
+      planesOf.set(fp4, repackPlaneWeights(codes, valueTable, shift, blockScales, n, k, blockSize));
+      return into;
+    },
     releaseFp4Weights(packed: unknown) {
       const w = checkRepacked(packed);
       released.add(w);
-      if (mem.resident === w) mem.beginResident();
+      const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
+      if (planes) released.add(planes);
+      if (mem.resident === w || (planes && mem.resident === planes)) mem.beginResident();
     },
     matmulFp4Int8,
   };
