@@ -1,5 +1,5 @@
 // Block matmul on every backend gives the bits of the pure-TypeScript reference: E2M1 weights
-// (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, E4M3/FP6/INT8 weights through the native
+// (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, E4M3/FP6/INT8 weights through the
 // byte-plane kernel (native AVX-512, wasm), every other pairing through the decoded path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
 // bf16 activations, NaN blocks, and the async variant.
 import { describe, expect, it } from 'vitest';
