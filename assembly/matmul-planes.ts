@@ -2,7 +2,7 @@
 // values are integers in one unit (E4M3, E3M2, E2M3, INT8) against MXINT8 activations. Each value
 // v = h·2^s + l as there (s = lowShift, 0 ≤ l < 2^s); SIMD128's widest integer dot takes 16-bit
 // operands, so h is one int16 plane rather than byte planes, and the low bits a second int16 plane
-// multiplied only in the tile-units that have any (`lowUnits`). Per unit the exact integer dot
+// multiplied only over the groups of 4 k that have any (`lowQuads`, a bit mask per tile-unit). Per unit the exact integer dot
 //   D = 2^s · Σk a·h + Σk a·l
 // (it fits int32: |Σk a·v| < 2^30), then the same float32 steps as every matmul kernel, so the bits
 // match the native and pure-TS backends. Layout (lib/kernels/matmul-planes-repack.ts): tiles of 16
@@ -10,6 +10,14 @@
 // i32x4.dot_i16x8_s sums each column's products in two lanes, folded at the end of a unit.
 
 import { storeColumns } from "./matmul-columns";
+
+/** Σ a·plane over group q of 4 k, columns 4·group … 4·group + 3, added to (pa, pb) in pairs. */
+// @ts-ignore: decorator
+@inline
+function fold(pa: v128, pb: v128): v128 {
+  // [c0 c0 c1 c1] + [c2 c2 c3 c3] in pairs → [c0 c1 c2 c3]
+  return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
+}
 
 /** Columns 4·group … 4·group + 3 of one unit: Σk a·plane per column. */
 // @ts-ignore: decorator
@@ -23,27 +31,44 @@ function groupDot(plane: usize, aUnit: usize, quads: i32, group: i32): v128 {
     pa = i32x4.add(pa, i32x4.dot_i16x8_s(v128.load(w), a4));
     pb = i32x4.add(pb, i32x4.dot_i16x8_s(v128.load(w, 16), a4));
   }
-  // [c0 c0 c1 c1] + [c2 c2 c3 c3] in pairs → [c0 c1 c2 c3]
-  return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
+  return fold(pa, pb);
 }
 
-/** D of columns 4·group … of one unit: the plane of h shifted back, plus the low plane where present. */
+/** The same over the groups of 4 k whose bit is set in `mask` only. */
 // @ts-ignore: decorator
 @inline
-function unitDot(h: usize, low: usize, hasLow: bool, lowShift: i32, aUnit: usize, quads: i32, group: i32): v128 {
+function maskedGroupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128 {
+  let pa = i32x4.splat(0), pb = i32x4.splat(0);
+  const w0 = plane + (<usize>group << 5);
+  while (mask != 0) {
+    const q = ctz(mask);
+    mask &= mask - 1;
+    const a4 = i16x8.extend_low_i8x16_s(i32x4.splat(load<i32>(aUnit + (<usize>q << 2))));
+    const w = w0 + (<usize>q << 7);
+    pa = i32x4.add(pa, i32x4.dot_i16x8_s(v128.load(w), a4));
+    pb = i32x4.add(pb, i32x4.dot_i16x8_s(v128.load(w, 16), a4));
+  }
+  return fold(pa, pb);
+}
+
+/** D of columns 4·group … of one unit: the plane of h shifted back, plus the low plane's groups. */
+// @ts-ignore: decorator
+@inline
+function unitDot(h: usize, low: usize, lowMask: u32, lowShift: i32, aUnit: usize, quads: i32, group: i32): v128 {
   let d = i32x4.shl(groupDot(h, aUnit, quads, group), lowShift);
-  if (hasLow) d = i32x4.add(d, groupDot(low, aUnit, quads, group));
+  if (lowMask != 0) d = i32x4.add(d, maskedGroupDot(low, aUnit, lowMask, group));
   return d;
 }
 
 /**
  * out[m, n] for rows [0, m) and tiles [tileBegin, tileEnd). Pointers into this module's memory:
- * h i16 [tiles][kQuads][64], low i16 (same layout; 0 = none), lowUnits u8 [tiles][units], scales
+ * h i16 [tiles][kQuads][64], low i16 (same layout; 0 = none), lowQuads u8 [tiles][units] (bit q: group
+ * q of 4 k of the unit has low bits), scales
  * f32 [tiles][units][16], aCodes i8 [m][paddedK], aScales f32 [m][paddedK/32], bias f32 [n]
  * (0 = none), out f32 [m][n]. unitScale = 2^-(shift + 6): activation codes are multiples of 2^-6.
  */
 export function matmulPlanesInt8(
-  h: usize, low: usize, lowUnits: usize, lowShift: i32, scales: usize, n: i32, units: i32, unit: i32, kQuads: i32, unitScaleValue: f32,
+  h: usize, low: usize, lowQuads: usize, lowShift: i32, scales: usize, n: i32, units: i32, unit: i32, kQuads: i32, unitScaleValue: f32,
   aCodes: usize, aScales: usize, m: i32, paddedK: i32, bias: usize, out: usize, tileBegin: i32, tileEnd: i32,
 ): void {
   const unitScale = f32x4.splat(unitScaleValue);
@@ -58,14 +83,14 @@ export function matmulPlanesInt8(
         const planeOffset = ((<usize>tile * <usize>kQuads + <usize>(j * quads)) << 7);
         const hu = h + planeOffset;
         const lu = low + planeOffset;
-        const hasLow = low != 0 && load<u8>(lowUnits + tileUnit) != 0;
+        const lowMask: u32 = low != 0 ? <u32>load<u8>(lowQuads + tileUnit) : 0;
         const aUnit = aRow + <usize>(j * unit);
         const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));
         const sb = scales + (tileUnit << 6);
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, hasLow, lowShift, aUnit, quads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, hasLow, lowShift, aUnit, quads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
-        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, hasLow, lowShift, aUnit, quads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
-        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, hasLow, lowShift, aUnit, quads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
+        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
+        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);

@@ -51,7 +51,7 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   const bool withCodes = split && keepCodes;  // for the few-rows kernel (matmul_planes.h)
   out.planes.assign(static_cast<size_t>(out.tiles * out.kQuads * planes * 64), 0);
   out.low.assign(split ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
-  out.lowUnits.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
+  out.lowQuads.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
   out.codes.assign(withCodes ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
   bool nanLanes = false;
@@ -59,7 +59,7 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
     const int64_t tile = row / kTileColumns, lane = row % kTileColumns;
     for (int64_t j = 0; j < out.units; j++) {
       bool nanUnit = false;
-      uint8_t lowBits = 0;
+      unsigned lowQuads = 0;
       for (int64_t i = 0; i < blockSize; i++) {
         const int64_t kk = j * blockSize + i;
         const uint8_t code = row < n ? codes[row * paddedK + kk] : static_cast<uint8_t>(zeroCode);
@@ -68,11 +68,11 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
         if (split) {
           out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];
-          lowBits |= lowOfCode[code];
+          if (lowOfCode[code] != 0) lowQuads |= 1u << (i / 4);
         }
         if (withCodes) out.codes[static_cast<size_t>(quad * 64 + byte)] = code;
       }
-      if (lowBits != 0) out.lowUnits[static_cast<size_t>(tile * out.units + j)] = 1;
+      if (split) out.lowQuads[static_cast<size_t>(tile * out.units + j)] |= static_cast<uint8_t>(lowQuads);
       if (row >= n) continue;
       nanLanes = nanLanes || nanUnit;
       out.scales[static_cast<size_t>((tile * out.units + j) * kTileColumns + lane)] =

@@ -12,8 +12,8 @@
 // has, and the low bits' dot as one more byte plane. P = 1 for INT8 and E2M3 (|v| ≤ 128), 2 for E3M2
 // (|v| ≤ 448) and E4M3 (|h| ≤ 229376 / 8). The low plane is zero wherever the values are multiples
 // of 2^s: for E4M3 every value ≥ 2^-3 (in MX blocks all but a block's smallest elements, and every
-// E2M1 value in FGMP weights), so it is multiplied only in the tile-units that hold a non-zero low
-// byte (`lowUnits`): ~2 planes' work instead of 3. The true dot fits int32 (|Σk·v| ≤
+// E2M1 value in FGMP weights), so it is multiplied only in the groups of 4 k (per tile) that hold a
+// non-zero low byte (`lowQuads`): ~2 planes' work instead of 3. The true dot fits int32 (|Σk·v| ≤
 // 229376·128·32 < 2^30); the partial terms may not, so every kernel works modulo 2^32 (unsigned in
 // C++, wrapping SIMD adds), which gives the true value at the end. D = dot · 2^-(shift + 6)
 // (activation codes are multiples of 2^-6), and f32(D) = f32(dot) · 2^-(shift+6) exactly, so the
@@ -41,7 +41,7 @@ constexpr int32_t kPlaneNanValue = INT32_MIN;
 struct PackedPlaneWeights {
   std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]: the bytes of h + offset
   std::vector<uint8_t> low;     // [tiles][kQuads][64]: l, the low bits (lowShift > 0 only)
-  std::vector<uint8_t> lowUnits;  // [tiles][units]: 1 where the tile-unit holds a non-zero l
+  std::vector<uint8_t> lowQuads;  // [tiles][units]: bit q set where the unit's group q of 4 k holds a non-zero l
   std::vector<float> scales;    // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
   int64_t n = 0, k = 0, unit = 32, units = 0, tiles = 0, kQuads = 0;  // unit: the weight block, 16 or 32
   int planeCount = 1;
@@ -59,7 +59,7 @@ struct PackedPlaneWeights {
   int scaleExpMin = 0, scaleExpMax = 0;
   int unitShift() const { return shift + 6; }
   int32_t offset() const { return int32_t(1) << (8 * planeCount - 1); }
-  bool lowUnit(int64_t tile, int64_t j) const { return lowShift > 0 && lowUnits[static_cast<size_t>(tile * units + j)] != 0; }
+  unsigned lowQuadMask(int64_t tile, int64_t j) const { return lowShift > 0 ? lowQuads[static_cast<size_t>(tile * units + j)] : 0u; }
 };
 
 // codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),

@@ -1,7 +1,7 @@
 // Byte-plane weights × MXINT8 activations with AVX-512 VNNI (matmul_planes.h): the same integer dot
 // products (modulo 2^32) and float32 steps, lane by lane, as matmulPlanesScalar. Each of the 16
 // lanes of a vector is one output column; P planes × Rows rows × Tiles tiles independent vpdpbusd
-// chains per unit, the low plane where a tile-unit has one, then the FP4 path's epilogue
+// chains per unit, the low plane where a group of 4 k has one, then the FP4 path's epilogue
 // (matmul_avx512_shared.h).
 #include <immintrin.h>
 
@@ -41,10 +41,10 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) d[r][t] = Split ? combineShiftedPlanes<P>(dot[r][t], b.lowShift) : combinePlanes<P>(dot[r][t]);
     if (Split) {
-      // The low bits' dot, only in the tile-units that have any (matmul_planes.h).
+      // The low bits' dot, only over the groups of 4 k that have any (matmul_planes.h).
       for (int t = 0; t < Tiles; t++) {
-        if (!b.lowUnit(tile0 + t, j)) continue;
-        for (int q = 0; q < Quads; q++) {
+        for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
+          const int q = __builtin_ctz(mask);
           const __m512i w = _mm512_loadu_si512(b.low.data() + ((tile0 + t) * b.kQuads + j * Quads + q) * 64);
           for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
         }
@@ -76,7 +76,7 @@ void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float
 // tiles for enough independent chains.
 template <int P, int Quads>
 void tiles(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin, int64_t tileEnd) {
-  constexpr int kRows = 4;
+  constexpr int kRows = P == 2 && Quads == 4 ? 8 : 4;
   constexpr int kTiles = P == 1 ? 2 : 1;
   int64_t tile = tileBegin;
   if (a.rows < kRows) {

@@ -1,5 +1,5 @@
 // Split (E4M3) weights × MXINT8 activations for few activation rows, with AVX-512 VNNI + VBMI
-// (matmul_planes.h): the two planes of h and, in the tile-units that have any, the low bits are
+// (matmul_planes.h): the two planes of h and, in the groups of 4 k that have any, the low bits are
 // rebuilt in registers from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and
 // 128–255, four table registers) and a blend on the code's top bit — so a product of one row reads
 // one byte per weight instead of two or three. Everything after is matmulPlanesAvx512's
@@ -64,8 +64,8 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) d[r][t] = combineShiftedPlanes<P>(dot[r][t], b.lowShift);
     for (int t = 0; t < Tiles; t++) {
-      if (!b.lowUnit(tile0 + t, j)) continue;
-      for (int q = 0; q < quads; q++) {
+      for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
+        const int q = __builtin_ctz(mask);
         const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
         const __m512i low = tables.plane(P, codes, _mm512_movepi8_mask(codes));
         for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], low, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));

@@ -81,7 +81,7 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
-  it('E4M3 weights with low bits in a few tile-units only (the split planes skip the rest), few and many rows: identical bits', () => {
+  it('E4M3 weights with low bits in a few groups of 4 k only (the split planes skip the rest), few and many rows: identical bits', () => {
     // Every weight ±(1…7)·2^-6 → E4M3 elements 64…448, multiples of 2^-6: no low bits (v = h·8).
     // A few planted 0.0703125·2^-6 → element 0.0703125 = 36·2^-9: low bits 4.
     const [n, k] = [50, 256];

@@ -1,5 +1,5 @@
 // The wasm backend's plane weights (lib/kernels/matmul-planes-repack.ts, the TypeScript twin of
-// native repackPlaneWeights): the split v = h·2^s + l and which tile-units carry low bits, from
+// native repackPlaneWeights): the split v = h·2^s + l and which groups of 4 k carry low bits, from
 // E4M3's decode table; and the wasm kernels' argument checks around them (the products themselves
 // are checked bit for bit against the reference in matmul-cross-backend.test.ts).
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ function e4m3Table(): Int32Array {
 }
 
 describe('plane weights for the wasm kernel', () => {
-  it('splits E4M3 integers as h·8 + l (h within int16) and flags exactly the tile-units with low bits', () => {
+  it('splits E4M3 integers as h·8 + l (h within int16) and flags exactly the groups of 4 k with low bits', () => {
     const table = e4m3Table();
     const [n, k] = [20, 64];
     const codes = new Uint8Array(n * k).fill(0x50); // 2^(10−7)·1 = 8: 4096 units, no low bits
@@ -24,7 +24,7 @@ describe('plane weights for the wasm kernel', () => {
     const p = repackPlaneWeights(codes, table, 9, scales, n, k);
     expect(isRepackedPlaneWeights(p)).toBe(true);
     expect(p.lowShift).toBe(3);
-    expect(Array.from(p.lowUnits!)).toEqual([0, 1, 0, 0]); // [tile][unit]
+    expect(Array.from(p.lowQuads!)).toEqual([0, 1 << 2, 0, 0]); // [tile][unit]: k 40 = unit 1, group 2 (40 − 32 = 8 → 8 / 4)
     for (let c = 0; c < 256; c++) {
       if (table[c] === PLANE_NAN_VALUE) continue;
       expect((table[c] >> 3) * 8 + (table[c] & 7)).toBe(table[c]);
@@ -38,7 +38,7 @@ describe('plane weights for the wasm kernel', () => {
     // INT8 values fit int16 whole: no split, no low plane
     const int8 = Int32Array.from({ length: 256 }, (_, c) => (c < 128 ? c : c - 256));
     const q = repackPlaneWeights(new Uint8Array(16 * 32), int8, 6, new Float32Array(16), 16, 32);
-    expect([q.lowShift, q.low, q.lowUnits]).toEqual([0, null, null]);
+    expect([q.lowShift, q.low, q.lowQuads]).toEqual([0, null, null]);
   });
 
   it('refuses bad tables, shapes and forged weights; `into` joins FGMP weights once', () => {
@@ -47,7 +47,7 @@ describe('plane weights for the wasm kernel', () => {
     expect(() => repackPlaneWeights(new Uint8Array(32), table, 9, new Float32Array(1), 1, 32, 24)).toThrow(/blockSize/);
     expect(() => repackPlaneWeights(new Uint8Array(31), table, 9, new Float32Array(1), 1, 32)).toThrow(RangeError);
     const kernels = loadWasmKernels().matmul!;
-    const forged = { h: new Int16Array(64), scales: new Float32Array(16), n: 1, k: 4, unit: 32, units: 1, tiles: 1, kQuads: 8, lowShift: 0, low: null, lowUnits: null, shift: 9 };
+    const forged = { h: new Int16Array(64), scales: new Float32Array(16), n: 1, k: 4, unit: 32, units: 1, tiles: 1, kQuads: 8, lowShift: 0, low: null, lowQuads: null, shift: 9 };
     expect(() => kernels.matmulFp4Int8(forged, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1))).toThrow(/repackFp4Weights or repackPlaneWeights/);
     const fp4 = kernels.repackFp4Weights(new Uint8Array(8 * 16), new Float32Array(2), null, null, 1, 32, 16);
     expect(kernels.repackPlaneWeights!(new Uint8Array(32), table, 9, new Float32Array(2), 1, 32, 16, fp4)).toBe(fp4);

@@ -13,7 +13,7 @@ export const PLANE_NAN_VALUE = -0x80000000;
 export interface RepackedPlaneWeights {
   h: Int16Array; // [tiles][kQuads][64]
   low: Int16Array | null; // [tiles][kQuads][64], lowShift > 0 only
-  lowUnits: Uint8Array | null; // [tiles][units]: 1 where the tile-unit has a non-zero l
+  lowQuads: Uint8Array | null; // [tiles][units]: bit q set where the unit's group q of 4 k has a non-zero l
   lowShift: number;
   scales: Float32Array; // [tiles][units][16], NaN in a lane-unit holding a NaN code, 0 in padding
   /** Values are v · 2^-shift. */
@@ -61,7 +61,7 @@ export function repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, sh
   const out: RepackedPlaneWeights = {
     h: new Int16Array(tiles * kQuads * 64),
     low: split ? new Int16Array(tiles * kQuads * 64) : null,
-    lowUnits: split ? new Uint8Array(tiles * units) : null,
+    lowQuads: split ? new Uint8Array(tiles * units) : null,
     lowShift,
     scales: new Float32Array(tiles * units * TILE_COLUMNS),
     shift, n, k, unit: blockSize, units, tiles, kQuads,
@@ -71,7 +71,7 @@ export function repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, sh
     const lane = row % TILE_COLUMNS;
     for (let j = 0; j < units; j++) {
       let nan = false;
-      let lowBits = 0;
+      let lowQuads = 0;
       for (let i = 0; i < blockSize; i++) {
         const kk = j * blockSize + i;
         const code = codes[row * paddedK + kk];
@@ -80,10 +80,10 @@ export function repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, sh
         out.h[at] = hOfCode[code];
         if (split) {
           out.low![at] = lowOfCode[code];
-          lowBits |= lowOfCode[code];
+          if (lowOfCode[code] !== 0) lowQuads |= 1 << (i >> 2);
         }
       }
-      if (lowBits !== 0) out.lowUnits![tile * units + j] = 1;
+      if (split) out.lowQuads![tile * units + j] |= lowQuads;
       out.scales[(tile * units + j) * TILE_COLUMNS + lane] = nan ? NaN : blockScales[row * units + j];
     }
   }

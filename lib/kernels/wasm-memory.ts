@@ -45,7 +45,7 @@ export interface WasmExports {
     aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
   ): void;
   matmulPlanesInt8(
-    h: number, low: number, lowUnits: number, lowShift: number, scales: number, n: number, units: number, unit: number, kQuads: number, unitScale: number,
+    h: number, low: number, lowQuads: number, lowShift: number, scales: number, n: number, units: number, unit: number, kQuads: number, unitScale: number,
     aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
   ): void;
 }

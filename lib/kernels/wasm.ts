@@ -248,16 +248,16 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   const x = mem.exports;
   // FGMP weights whose planes joined them (repackPlaneWeights with `into`).
   const planesOf = new WeakMap<RepackedFp4Weights, RepackedPlaneWeights>();
-  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowUnits: 0 };
+  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowQuads: 0 };
   function residentWeights(w: WasmWeights) {
     if (mem.resident === w) return residentPointers;
     mem.beginResident();
-    residentPointers = { nibbles: 0, scales: mem.copyIn(w.scales), fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowUnits: 0 };
+    residentPointers = { nibbles: 0, scales: mem.copyIn(w.scales), fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowQuads: 0 };
     if ('h' in w) {
       residentPointers.h = mem.copyIn(w.h);
-      if (w.low && w.lowUnits) {
+      if (w.low && w.lowQuads) {
         residentPointers.low = mem.copyIn(w.low);
-        residentPointers.lowUnits = mem.copyIn(w.lowUnits);
+        residentPointers.lowQuads = mem.copyIn(w.lowQuads);
       }
     } else {
       residentPointers.nibbles = mem.copyIn(w.nibbles);
@@ -287,7 +287,7 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
     const kernel = 'h' in w
       ? (a: number, s: number, rows: number, o: number, v = w as RepackedPlaneWeights) =>
-          x.matmulPlanesInt8(p.h, p.low, p.lowUnits, v.lowShift, p.scales, v.n, v.units, v.unit, v.kQuads, 2 ** -(v.shift + 6), a, s, rows, paddedK, b, o, 0, v.tiles)
+          x.matmulPlanesInt8(p.h, p.low, p.lowQuads, v.lowShift, p.scales, v.n, v.units, v.unit, v.kQuads, 2 ** -(v.shift + 6), a, s, rows, paddedK, b, o, 0, v.tiles)
       : (a: number, s: number, rows: number, o: number, v = w as RepackedFp4Weights) =>
           x.matmulFp4Int8(p.nibbles, p.scales, p.fp8Lanes, p.fp8Values, v.n, v.units, v.unit, v.kGroups, a, s, rows, paddedK, b, o, 0, v.tiles);
     mem.forEachRowChunk(m, paddedK + aBlocks * 4 + w.n * 4, (r0, rows) => {

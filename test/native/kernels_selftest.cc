@@ -241,7 +241,7 @@ void checkPlanes() {
             const std::string what = "planes kind " + std::to_string(kind) + " unit " + std::to_string(blockSize) + " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k);
             check(b.planeCount == planes && (b.lowShift == 3) == split, what + ": plane count and split");
             if (kind == 3)
-              for (uint8_t f : b.lowUnits) (f ? unitsWithLow : unitsWithoutLow)++;
+              for (uint8_t f : b.lowQuads) (f ? unitsWithLow : unitsWithoutLow)++;
             for (int64_t r = 0; r < m; r++)
               for (int64_t c = 0; c < n; c++) {
                 float acc = 0.0f;
