@@ -237,8 +237,10 @@ function checkRepacked(packed: unknown): WasmWeights {
   return packed;
 }
 
-/** From this many activation rows on, FGMP weights with planes run on them (as the addon does). */
-const PLANES_MIN_ROWS = 32;
+/** From this many activation rows on, FGMP weights with planes run on them (the addon: 32). Here
+ *  the FP4 kernel's per-row FP8 lanes cost more: K = N = 4096, one row 3.2 ms on the FP4 tiles vs
+ *  3.7 on the planes, two rows 8.7 vs ~5.5, sixteen ~37 vs 18. */
+const PLANES_MIN_ROWS = 2;
 
 /** The FP4×INT8 and byte-plane matmuls (assembly/matmul.ts, assembly/matmul-planes.ts) over weights
  *  repacked in TypeScript. The weights of the last product stay resident in the module's memory
