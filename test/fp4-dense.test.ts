@@ -95,6 +95,21 @@ describe('the E2M1 quantizer of fp4Dense', () => {
     values.forEach((v, i) => expect(roundE2M1(v, 'nearest-even') === want[i]).toBe(true));
   });
 
+  it('quantizeE2M1 gives roundE2M1 of each scaled value under both tie rules (ties, ±0, saturation)', () => {
+    const [rows, cols] = [9, 40];
+    const x = gaussian(rows * cols, 41);
+    // Ties of the grid after scaling (row maxima 6 → γ = 1) and negative zeros.
+    for (let r = 0; r < rows; r++) x[r * cols] = 6;
+    [0.25, -0.75, 1.25, -1.75, 2.5, -3.5, 5, -0, -0.1, 0.1].forEach((v, i) => { x[3 * cols + 1 + i] = v; });
+    for (const ties of ['nearest-even', 'ties-up'] as const) {
+      for (const axis of ['rows', 'columns'] as const) {
+        const q = quantizeE2M1(x, rows, cols, axis, ties);
+        const want = q.scaled.map((u) => roundE2M1(u, ties));
+        expect(Buffer.compare(Buffer.from(q.grid!.buffer), Buffer.from(want.buffer)), `${ties} ${axis}`).toBe(0);
+      }
+    }
+  });
+
   it("'ties-up' is the paper's table: ties toward +∞", () => {
     const table: Array<[number, number]> = [
       [0.25, 0.5], [0.75, 1], [1.25, 1.5], [1.75, 2], [2.5, 3], [3.5, 4], [5, 6],
@@ -137,6 +152,36 @@ describe('the E2M1 quantizer of fp4Dense', () => {
       for (let e = c.rowStart[r]; e < c.rowStart[r + 1]; e++) {
         const i = r * n + c.columns[e];
         expect(c.clamped[i] + c.residuals[e]).toBeCloseTo(x[i], 6);
+      }
+    }
+  });
+});
+
+describe('OCC quantiles by selection', () => {
+  it('clamps exactly as a sort would: duplicates, ±0, infinities, NaN rows, every α and width', () => {
+    const next = rng(31);
+    const reference = (x: Float32Array, rows: number, cols: number, alpha: number) => {
+      const out = new Float32Array(x.length);
+      const lowAt = Math.min(cols - 1, Math.floor((1 - alpha) * cols));
+      const highAt = Math.min(cols - 1, Math.floor(alpha * cols));
+      for (let r = 0; r < rows; r++) {
+        const sorted = Float32Array.from(x.subarray(r * cols, (r + 1) * cols)).sort();
+        for (let c = 0; c < cols; c++) {
+          const v = x[r * cols + c];
+          out[r * cols + c] = v < sorted[lowAt] ? sorted[lowAt] : v > sorted[highAt] ? sorted[highAt] : v;
+        }
+      }
+      return out;
+    };
+    const pool = [0, -0, 1, -1, 2.5, -2.5, Infinity, -Infinity, 1e-40, -1e-40, 3.4e38];
+    for (const cols of [1, 2, 3, 7, 64, 128, 513]) {
+      for (const alpha of [0.51, 0.9, 0.97, 0.99, 0.999]) {
+        const rows = 6;
+        const x = Float32Array.from({ length: rows * cols }, () => (next() < 0.3 ? pool[Math.floor(next() * pool.length)] : (next() - 0.5) * 100));
+        if (cols > 1) x[2 * cols + 1] = NaN; // row 2 takes the sort
+        const got = clampRows(x, rows, cols, { alpha }).clamped;
+        const want = reference(x, rows, cols, alpha);
+        expect(Buffer.compare(Buffer.from(got.buffer), Buffer.from(want.buffer)), `cols ${cols} α ${alpha}`).toBe(0);
       }
     }
   });

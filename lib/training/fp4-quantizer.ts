@@ -63,19 +63,38 @@ export function quantizeE2M1(x: Float32Array, rows: number, cols: number, axis: 
   const scales = amax.map(absmaxScale);
   const values = new Float32Array(rows * cols);
   const scaled = new Float32Array(rows * cols);
-  const grid = new Float32Array(rows * cols);
+  let finite = true;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
-      const gamma = scales[axis === 'rows' ? r : c];
-      const u = Math.fround(x[i] * gamma);
+      const u = Math.fround(x[i] * scales[axis === 'rows' ? r : c]);
       scaled[i] = u;
-      grid[i] = roundE2M1(u, ties);
-      values[i] = Math.fround(grid[i] / gamma);
+      finite &&= Number.isFinite(u);
+    }
+  }
+  const grid = ties === 'nearest-even' && finite ? nearestEvenGrid(scaled) : scaled.map((u) => roundE2M1(u, ties));
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      values[i] = Math.fround(grid[i] / scales[axis === 'rows' ? r : c]);
     }
   }
   return { values, scaled, scales, grid };
 }
+
+/** roundE2M1(u, 'nearest-even') for finite u, through fp4kit's E2M1 codec (one kernel call; the
+ *  values saturate at ±6 as roundE2M1's do; tests check the two agree on every tie). */
+function nearestEvenGrid(scaled: Float32Array): Float32Array {
+  const clipped = new Float32Array(scaled.length);
+  for (let i = 0; i < scaled.length; i++) clipped[i] = Math.max(-E2M1_MAX, Math.min(E2M1_MAX, scaled[i]));
+  const codes = encode(clipped, 'e2m1');
+  const grid = new Float32Array(scaled.length);
+  for (let i = 0; i < codes.length; i++) grid[i] = E2M1_CODE_VALUES[codes[i]];
+  return grid;
+}
+
+/** E2M1 code → value (sign bit 3: codes 8–15 are −0 … −6). */
+const E2M1_CODE_VALUES = Float32Array.from({ length: 16 }, (_, c) => (c & 8 ? -E2M1_GRID[c & 7] : E2M1_GRID[c & 7]));
 
 /** E5M2's largest finite value. */
 export const E5M2_MAX = 57344;

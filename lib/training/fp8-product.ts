@@ -46,12 +46,14 @@ function scaleFor(element: Fp8Element, amax: number): number {
  * whole tensor. Null when x holds a NaN or an infinity (the caller falls back to float products).
  */
 export function castFp8Rows(x: Float32Array, rows: number, cols: number, element: Fp8Element, scaling: 'per-row' | 'per-tensor', transposed = false): Fp8Rows | null {
-  const at = transposed ? (r: number, c: number) => x[c * rows + r] : (r: number, c: number) => x[r * cols + c];
+  // Element (r, c) of the result sits at x[r·rowStep + c·colStep].
+  const rowStep = transposed ? 1 : cols;
+  const colStep = transposed ? rows : 1;
   const amax = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
     let m = 0;
-    for (let c = 0; c < cols; c++) {
-      const v = Math.abs(at(r, c));
+    for (let c = 0, i = r * rowStep; c < cols; c++, i += colStep) {
+      const v = Math.abs(x[i]);
       if (!(v <= 3.4028234663852886e38)) return null;
       if (v > m) m = v;
     }
@@ -64,7 +66,8 @@ export function castFp8Rows(x: Float32Array, rows: number, cols: number, element
   const padded = paddedLength(cols);
   const scaled = new Float32Array(rows * padded);
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) scaled[r * padded + c] = Math.fround(at(r, c) * scales[r]);
+    const s = scales[r];
+    for (let c = 0, i = r * rowStep; c < cols; c++, i += colStep) scaled[r * padded + c] = Math.fround(x[i] * s);
   }
   return { element, rows, cols, codes: encode(scaled, element), scales };
 }
