@@ -42,7 +42,7 @@
     {
       "target_name": "fp4kit_avx2",
       "type": "static_library",
-      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc", "native/matmul_decoded_avx2.cc"],
+      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/matmul_planes_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc", "native/matmul_decoded_avx2.cc"],
       "cflags_cc": ["-mavx2"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-ffp-contract=off"] }
     },

@@ -67,7 +67,7 @@ MatmulKernel chooseMatmulKernel(const Simd& s) {
 PlanesKernel choosePlanesKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vnni) return matmulPlanesAvx512;
-  if (s.avx2) return nullptr;  // no u8×s8 dot without saturation: the decoded loop is faster
+  if (s.avx2) return matmulPlanesAvx2;  // int16 planes: no u8×s8 dot without saturation
 #endif
   (void)s;
   return matmulPlanesScalar;
@@ -102,6 +102,14 @@ const BitplaneKernel& activeBitplaneKernel() {
 PlanesKernel activePlanesKernel() {
   static const PlanesKernel chosen = choosePlanesKernel(simd());
   return chosen;
+}
+
+bool activePlanesTakeInt16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return activePlanesKernel() == matmulPlanesAvx2;
+#else
+  return false;
+#endif
 }
 
 PlanesKernel activePlanesFromCodesKernel() {

@@ -122,8 +122,11 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
   auto packed = std::make_shared<PackedPlaneWeights>();
   // FGMP (`into`) uses its planes for many rows only: no codes kept for the few-rows kernel.
-  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, into == nullptr);
-  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4);
+  // The few-rows kernel (AVX-512 VBMI) reads the codes: kept only where it runs.
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, into == nullptr && activePlanesFromCodesKernel() != nullptr,
+                     activePlanesTakeInt16());
+  const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + 2 * (packed->h16.size() + packed->low16.size()) +
+                                             packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4);
   if (into != nullptr) {
     into->planes = std::move(packed);
     into->bytes += bytes;

@@ -10,7 +10,8 @@
 namespace fp4kit {
 
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes) {
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes,
+                        bool int16Planes) {
   int32_t lo = 0, hi = 0;
   for (int c = 0; c < 256; c++) {
     if (valueTable[c] == kPlaneNanValue) continue;
@@ -49,8 +50,11 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
   const bool split = lowShift > 0;
   const bool withCodes = split && keepCodes;  // for the few-rows kernel (matmul_planes.h)
-  out.planes.assign(static_cast<size_t>(out.tiles * out.kQuads * planes * 64), 0);
-  out.low.assign(split ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
+  const size_t planeSize = static_cast<size_t>(out.tiles * out.kQuads * 64);
+  out.planes.assign(int16Planes ? 0 : planeSize * planes, 0);
+  out.low.assign(split && !int16Planes ? planeSize : 0, 0);
+  out.h16.assign(int16Planes ? planeSize : 0, 0);
+  out.low16.assign(split && int16Planes ? planeSize : 0, 0);
   out.lowQuads.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
   out.codes.assign(withCodes ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
@@ -65,11 +69,15 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         const uint8_t code = row < n ? codes[row * paddedK + kk] : static_cast<uint8_t>(zeroCode);
         nanUnit = nanUnit || valueTable[code] == kPlaneNanValue;
         const int64_t quad = tile * out.kQuads + kk / 4, byte = 4 * lane + kk % 4;
-        for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
-        if (split) {
-          out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];
-          if (lowOfCode[code] != 0) lowQuads |= 1u << (i / 4);
+        const int32_t v = valueTable[code] == kPlaneNanValue ? 0 : valueTable[code];
+        if (int16Planes) {
+          out.h16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(v >> lowShift);
+          if (split) out.low16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(lowOfCode[code]);
+        } else {
+          for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
+          if (split) out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];
         }
+        if (split && lowOfCode[code] != 0) lowQuads |= 1u << (i / 4);
         if (withCodes) out.codes[static_cast<size_t>(quad * 64 + byte)] = code;
       }
       if (split) out.lowQuads[static_cast<size_t>(tile * out.units + j)] |= static_cast<uint8_t>(lowQuads);

@@ -40,6 +40,9 @@ constexpr int32_t kPlaneNanValue = INT32_MIN;
 
 struct PackedPlaneWeights {
   std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]: the bytes of h + offset
+  // Or, for the AVX2 kernel (no u8×s8 dot without saturation; vpmaddwd takes int16), h itself and
+  // l as int16 planes, [tiles][kQuads][64] each: lane l's 4 k at 4·l … 4·l + 3 (the wasm layout).
+  std::vector<int16_t> h16, low16;
   std::vector<uint8_t> low;     // [tiles][kQuads][64]: l, the low bits (lowShift > 0 only)
   std::vector<uint8_t> lowQuads;  // [tiles][units]: bit q set where the unit's group q of 4 k holds a non-zero l
   std::vector<float> scales;    // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
@@ -66,26 +69,32 @@ struct PackedPlaneWeights {
 // valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
 // [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
 // keepCodes: split weights (lowShift > 0: E4M3) also keep their codes for the few-rows kernel.
+// int16Planes: h16/low16 instead of the byte planes (the AVX2 kernel's form).
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes = true);
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes = true,
+                        bool int16Planes = false);
 
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
 
-// Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant.
+// Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant (byte planes), the
+// AVX2 variant (int16 planes).
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
+void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                      int64_t tileBegin, int64_t tileEnd);
 // The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
 // lookups: for few activation rows, where reading the planes (two or three bytes per weight) is the cost.
 void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                                      int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
 
-// The planes kernel of the active level, or nullptr where none is faster than the decoded loop
-// (AVX2 has no u8×s8 dot that cannot saturate): such callers take the decoded path.
+// The planes kernel of the active level (never nullptr today; callers still allow it), and whether
+// it takes int16 planes (AVX2).
 PlanesKernel activePlanesKernel();
+bool activePlanesTakeInt16();
 // The from-codes kernel where the CPU has AVX-512 VBMI, else nullptr.
 PlanesKernel activePlanesFromCodesKernel();
 

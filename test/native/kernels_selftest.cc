@@ -261,6 +261,14 @@ void checkPlanes() {
               matmulPlanesAvx512(a, b, nullptr, simd.data(), 0, b.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx512-vnni vs scalar");
             }
+            if (__builtin_cpu_supports("avx2")) {
+              PackedPlaneWeights b16;
+              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b16, false, true);
+              check(b16.planes.empty() && !b16.h16.empty() && b16.lowQuads == b.lowQuads, what + ": int16 form");
+              std::fill(simd.begin(), simd.end(), 0.0f);
+              matmulPlanesAvx2(a, b16, nullptr, simd.data(), 0, b16.tiles);
+              check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx2 (int16 planes) vs scalar");
+            }
             if (split && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
               check(!b.codes.empty(), what + ": split weights keep their codes");
               std::fill(simd.begin(), simd.end(), 0.0f);
@@ -294,7 +302,7 @@ int main() {
   compareBitplaneRows("neon", bitplaneRowsNeon);
 #endif
   checkPlanes();
-  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) against scalar\n");
+  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) and AVX2 (int16 planes) against scalar\n");
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);
