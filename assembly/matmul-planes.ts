@@ -11,7 +11,7 @@
 
 import { storeColumns } from "./matmul-columns";
 
-/** Σ a·plane over group q of 4 k, columns 4·group … 4·group + 3, added to (pa, pb) in pairs. */
+/** The pair-split sums of four columns folded into one vector. */
 // @ts-ignore: decorator
 @inline
 function fold(pa: v128, pb: v128): v128 {
@@ -19,25 +19,11 @@ function fold(pa: v128, pb: v128): v128 {
   return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
 }
 
-/** Columns 4·group … 4·group + 3 of one unit: Σk a·plane per column. */
+/** Columns 4·group … 4·group + 3 of one unit: Σ a·plane over the groups of 4 k set in `mask`
+ *  (every group of the unit for the plane of h, the groups with low bits for the low plane). */
 // @ts-ignore: decorator
 @inline
-function groupDot(plane: usize, aUnit: usize, quads: i32, group: i32): v128 {
-  let pa = i32x4.splat(0), pb = i32x4.splat(0);
-  const w0 = plane + (<usize>group << 5);
-  for (let q = 0; q < quads; q++) {
-    const a4 = i16x8.extend_low_i8x16_s(i32x4.splat(load<i32>(aUnit + (<usize>q << 2))));
-    const w = w0 + (<usize>q << 7);
-    pa = i32x4.add(pa, i32x4.dot_i16x8_s(v128.load(w), a4));
-    pb = i32x4.add(pb, i32x4.dot_i16x8_s(v128.load(w, 16), a4));
-  }
-  return fold(pa, pb);
-}
-
-/** The same over the groups of 4 k whose bit is set in `mask` only. */
-// @ts-ignore: decorator
-@inline
-function maskedGroupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128 {
+function groupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128 {
   let pa = i32x4.splat(0), pb = i32x4.splat(0);
   const w0 = plane + (<usize>group << 5);
   while (mask != 0) {
@@ -54,9 +40,9 @@ function maskedGroupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128
 /** D of columns 4·group … of one unit: the plane of h shifted back, plus the low plane's groups. */
 // @ts-ignore: decorator
 @inline
-function unitDot(h: usize, low: usize, lowMask: u32, lowShift: i32, aUnit: usize, quads: i32, group: i32): v128 {
-  let d = i32x4.shl(groupDot(h, aUnit, quads, group), lowShift);
-  if (lowMask != 0) d = i32x4.add(d, maskedGroupDot(low, aUnit, lowMask, group));
+function unitDot(h: usize, low: usize, lowMask: u32, lowShift: i32, aUnit: usize, allQuads: u32, group: i32): v128 {
+  let d = i32x4.shl(groupDot(h, aUnit, allQuads, group), lowShift);
+  if (lowMask != 0) d = i32x4.add(d, groupDot(low, aUnit, lowMask, group));
   return d;
 }
 
@@ -74,6 +60,7 @@ export function matmulPlanesInt8(
   const unitScale = f32x4.splat(unitScaleValue);
   const aBlocksPerRow = paddedK >> 5;
   const quads = unit >> 2;
+  const allQuads: u32 = (1 << quads) - 1;
   for (let tile = tileBegin; tile < tileEnd; tile++) {
     for (let row = 0; row < m; row++) {
       const aRow = aCodes + <usize>row * <usize>paddedK;
@@ -87,10 +74,10 @@ export function matmulPlanesInt8(
         const aUnit = aRow + <usize>(j * unit);
         const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));
         const sb = scales + (tileUnit << 6);
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
-        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
-        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
+        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
+        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);
