@@ -25,8 +25,11 @@ namespace fp4kit {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
-// From this many activation rows on, weights that have byte planes as well run on them (bench:matmul).
+// From this many activation rows on, weights that have byte planes as well (FGMP) run on them:
+// 32 with AVX-512 (its FP4 tiles with sparse FP8 slots win below), 2 with AVX2's int16 planes
+// (one thread, K = N = 4096: 2 rows 29 against 20 GFLOP/s on the FP4 tiles, 16 rows 73 against 35).
 constexpr int64_t kPlanesMinRows = 32;
+constexpr int64_t kInt16PlanesMinRows = 2;
 // Below this many rows, split (E4M3) weights run from their codes (measured: 8 rows 140 vs 116
 // GFLOP/s from codes, 16 rows 146 vs ~180 on the planes; one thread, K = N = 4096).
 constexpr int64_t kPlanesFromCodesMaxRows = 12;
@@ -207,7 +210,7 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   const int64_t m = integerArg(env, info[3], "m", 0, kMaxDim);
   // Weights with both forms (FGMP): the planes for many rows, the FP4 tiles and their sparse FP8
   // slots for few (same bits either way: the dot products are exact).
-  if (handle->planes && (!handle->weights || m >= kPlanesMinRows)) call.planes = handle->planes;
+  if (handle->planes && (!handle->weights || m >= (activePlanesTakeInt16() ? kInt16PlanesMinRows : kPlanesMinRows))) call.planes = handle->planes;
   else call.b = handle->weights;
   const int64_t n = call.b ? call.b->n : call.planes->n;
   const int64_t k = call.b ? call.b->k : call.planes->k;
