@@ -374,6 +374,25 @@ describe('fp4Dense', () => {
     expect(Array.from((loaded.predict(x) as tf.Tensor).dataSync())).toEqual(Array.from((model.predict(x) as tf.Tensor).dataSync()));
   });
 
+  it('rows and gradients of subnormal values stay finite (an overflowing 6 / amax would make 0 · γ NaN)', () => {
+    const layer = make({ dge: { k: 5, cap: 3 }, occ: { alpha: 0.95 }, gradients: 'e5m2' });
+    const x = tf.tensor2d(Float32Array.from({ length: t * k }, (_, i) => (i < k ? (i % 3 === 0 ? 0 : 1e-40 * (1 + (i % 5))) : xv[i])), [t, k]);
+    const dy = tf.tensor2d(Float32Array.from({ length: t * n }, (_, i) => (i % 4 === 0 ? 0 : 1e-41)), [t, n]);
+    const kernel = (layer.trainableWeights[0] as unknown as { val: tf.Variable }).val;
+    const y = (layer.apply(x) as tf.Tensor).dataSync();
+    const dx = tf.grads((xx: tf.Tensor) => tf.sum(tf.mul(layer.apply(xx) as tf.Tensor, dy)))([x])[0].dataSync();
+    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, dy)) as tf.Scalar, [kernel]);
+    for (const v of [y, dx, g[kernel.name].dataSync()]) expect(Array.from(v).every(Number.isFinite)).toBe(true);
+    // The subnormal row's γ is capped at 2^127, which leaves its values below E2M1's 0.25: it
+    // quantizes to zeros (no float32 γ resolves it), and the other rows are untouched.
+    expect(Array.from(y.subarray(0, n))).toEqual(Array.from({ length: n }, () => 0));
+    expect(Array.from(y.subarray(n)).some((v) => v !== 0)).toBe(true);
+    expect(Array.from(dx).some((v) => v !== 0)).toBe(true); // 1e-41 gradients survive the E5M2 cast
+    const c = castFp8Rows(new Float32Array([1e-40, -3e-41, 0]), 1, 3, 'e4m3', 'per-row')!;
+    expect(c.scales[0]).toBe(2 ** 127);
+    expect(Array.from(c.codes.subarray(0, 3)).every((code) => (code & 0x7f) !== 0x7f)).toBe(true);
+  });
+
   it('refuses bad options', () => {
     expect(() => layers.fp4Dense({ units: 2, dge: { k: 0 } })).toThrow(/dge.k/);
     expect(() => layers.fp4Dense({ units: 2, occ: { alpha: 1.5 } })).toThrow(/occ.alpha/);

@@ -33,7 +33,14 @@ export function roundE2M1(v: number, ties: TieRule): number {
 
 /** γ = 6 / amax as float32; 1 when amax is 0 or not finite (the paper's code does the same). */
 export function absmaxScale(amax: number): number {
-  return amax > 0 && Number.isFinite(amax) ? Math.fround(E2M1_MAX / amax) : 1;
+  return amax > 0 && Number.isFinite(amax) ? finiteScale(E2M1_MAX, amax) : 1;
+}
+
+/** f32(max / amax), or 2^127 where that overflows float32 (amax below max · 2^-128: a group of
+ *  subnormal values, which 2^127 still maps within ±max): an infinite scale would make 0 · γ NaN. */
+export function finiteScale(max: number, amax: number): number {
+  const s = Math.fround(max / amax);
+  return Number.isFinite(s) ? s : 2 ** 127;
 }
 
 export interface QuantizedE2M1 {
@@ -107,7 +114,7 @@ export function castE5M2(g: Float32Array): Float32Array {
     if (a > amax) amax = a;
   }
   if (!(amax > 0) || !Number.isFinite(amax)) return Float32Array.from(g);
-  const s = Math.fround(E5M2_MAX / amax);
+  const s = finiteScale(E5M2_MAX, amax);
   const scaled = new Float32Array(g.length);
   for (let i = 0; i < g.length; i++) scaled[i] = Math.fround(g[i] * s);
   const back = decode(encode(scaled, 'e5m2'), 'e5m2');

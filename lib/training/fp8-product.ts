@@ -11,6 +11,7 @@
 // same bits on every backend); the two scales are applied afterwards in float32.
 
 import { encode } from '../core/api.js';
+import { finiteScale } from './fp4-quantizer.js';
 import { matmul } from '../core/matmul.js';
 import type { QuantizedTensor } from '../core/quantize.js';
 
@@ -37,7 +38,7 @@ const paddedLength = (cols: number) => Math.ceil(cols / BLOCK) * BLOCK;
 
 /** σ = max / amax as float32; 1 when amax is 0. */
 function scaleFor(element: Fp8Element, amax: number): number {
-  return amax > 0 ? Math.fround(FP8_MAX[element] / amax) : 1;
+  return amax > 0 ? finiteScale(FP8_MAX[element], amax) : 1;
 }
 
 /**
