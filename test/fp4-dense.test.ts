@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, dequantize, encode, quantize, withBackend } from '../lib/index.js';
 import { integerW4A4 } from '../lib/training/fp4-product.js';
-import { castFp8Rows, fp8Product } from '../lib/training/fp8-product.js';
+import { castFp8Rows, fp8Product, fp8Values, transposePerTensor } from '../lib/training/fp8-product.js';
 import { quantizeE2M1 } from '../lib/training/fp4-quantizer.js';
 import { testedBackends } from './helpers/backends.js';
 import { layers, Fp4Dense } from '../lib/tfjs/index.js';
@@ -237,6 +237,15 @@ describe('the FP8 backward product (lib/training/fp8-product.ts)', () => {
     expect(Array.from(fp8Product(a, perRow))).toEqual(want);
     expect(want[0]).not.toBe(4.5); // σa = f32(57344 / 3) is inexact: the scales are divided out after the dot
     expect(Math.abs(want[0] - 4.5)).toBeLessThan(1e-6);
+    // A per-tensor cast transposed from its codes is the cast of the transpose; per-row scales refuse.
+    const m = Float32Array.from({ length: 3 * 40 }, (_, i) => Math.sin(i) * (i % 7));
+    const direct = castFp8Rows(m, 40, 3, 'e5m2', 'per-tensor', true)!;
+    const viaCodes = transposePerTensor(castFp8Rows(m, 3, 40, 'e5m2', 'per-tensor')!);
+    expect([viaCodes.rows, viaCodes.cols, Array.from(viaCodes.scales)]).toEqual([direct.rows, direct.cols, Array.from(direct.scales)]);
+    expect(Buffer.compare(Buffer.from(viaCodes.codes), Buffer.from(direct.codes))).toBe(0);
+    expect(() => transposePerTensor(perRow)).toThrow(/scales of their own/);
+    // fp8Values: f32(code value / σ), unpadded
+    expect(Array.from(fp8Values(a))).toEqual([Math.fround(ca[0] / a.scales[0]), Math.fround(ca[1] / a.scales[0])]);
   });
 });
 

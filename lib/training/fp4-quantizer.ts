@@ -94,14 +94,8 @@ export function quantizeE2M1(x: Float32Array, rows: number, cols: number, axis: 
 function nearestEvenGrid(scaled: Float32Array): Float32Array {
   const clipped = new Float32Array(scaled.length);
   for (let i = 0; i < scaled.length; i++) clipped[i] = Math.max(-E2M1_MAX, Math.min(E2M1_MAX, scaled[i]));
-  const codes = encode(clipped, 'e2m1');
-  const grid = new Float32Array(scaled.length);
-  for (let i = 0; i < codes.length; i++) grid[i] = E2M1_CODE_VALUES[codes[i]];
-  return grid;
+  return decode(encode(clipped, 'e2m1'), 'e2m1');
 }
-
-/** E2M1 code → value (sign bit 3: codes 8–15 are −0 … −6). */
-const E2M1_CODE_VALUES = Float32Array.from({ length: 16 }, (_, c) => (c & 8 ? -E2M1_GRID[c & 7] : E2M1_GRID[c & 7]));
 
 /** E5M2's largest finite value. */
 export const E5M2_MAX = 57344;

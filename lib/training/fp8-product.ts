@@ -10,7 +10,7 @@
 // multiplies them in its documented order (each unit of 32 summed in float64, units in float32; the
 // same bits on every backend); the two scales are applied afterwards in float32.
 
-import { encode } from '../core/api.js';
+import { decode, encode } from '../core/api.js';
 import { finiteScale } from './fp4-quantizer.js';
 import { matmul } from '../core/matmul.js';
 import type { QuantizedTensor } from '../core/quantize.js';
@@ -71,6 +71,25 @@ export function castFp8Rows(x: Float32Array, rows: number, cols: number, element
     for (let c = 0, i = r * rowStep; c < cols; c++, i += colStep) scaled[r * padded + c] = Math.fround(x[i] * s);
   }
   return { element, rows, cols, codes: encode(scaled, element), scales };
+}
+
+/** xᵀ from x's codes (no second cast): per-tensor scaling only, whose one scale serves every row. */
+export function transposePerTensor(x: Fp8Rows): Fp8Rows {
+  if (x.scales.some((s) => s !== x.scales[0])) throw new RangeError('transposePerTensor: the rows have scales of their own');
+  const from = paddedLength(x.cols);
+  const to = paddedLength(x.rows);
+  const codes = new Uint8Array(x.cols * to);
+  for (let r = 0; r < x.rows; r++) for (let c = 0; c < x.cols; c++) codes[c * to + r] = x.codes[r * from + c];
+  return { element: x.element, rows: x.cols, cols: x.rows, codes, scales: new Float32Array(x.cols).fill(x.rows > 0 ? x.scales[0] : 1) };
+}
+
+/** The float32 values the codes stand for, f32(code value / σ), [rows, cols] unpadded. */
+export function fp8Values(x: Fp8Rows): Float32Array {
+  const padded = paddedLength(x.cols);
+  const values = decode(x.codes, x.element);
+  const out = new Float32Array(x.rows * x.cols);
+  for (let r = 0; r < x.rows; r++) for (let c = 0; c < x.cols; c++) out[r * x.cols + c] = Math.fround(values[r * padded + c] / x.scales[r]);
+  return out;
 }
 
 function asOperand(x: Fp8Rows): QuantizedTensor {

@@ -21,7 +21,7 @@ import { dgeFactors } from '../../training/dge.js';
 import { castE5M2, quantizeBlocksE2M1, quantizeE2M1, type QuantizedE2M1 } from '../../training/fp4-quantizer.js';
 import { clampRows, residualProduct, type ClampedRows } from '../../training/occ.js';
 import { integerW4A4 } from '../../training/fp4-product.js';
-import { castFp8Rows, fp8Product } from '../../training/fp8-product.js';
+import { castFp8Rows, fp8Product, fp8Values, transposePerTensor, type Fp8Rows } from '../../training/fp8-product.js';
 import { matmul } from '../../core/matmul.js';
 import type { Fp4LayerConfig } from './fp4-options.js';
 
@@ -69,13 +69,12 @@ function quantizedForward(aq: QuantizedE2M1, wq: QuantizedE2M1, t: number, k: nu
  * ∇x = G·Ŵᵀ and Âᵀ·G (before DGE and OCC) on fp4kit's FP8 × FP8 kernel: G = ∇y in E5M2 with one
  * per-tensor scale, Ŵ and Âᵀ in E4M3 with one scale per output row. Null for non-finite values.
  */
-function fp8Backward(dy: Float32Array, aHat: Float32Array, wHat: Float32Array, t: number, k: number, n: number): { g: Float32Array; dx: Float32Array; dw: Float32Array } | null {
+function fp8Backward(dy: Float32Array, aHat: Float32Array, wHat: Float32Array, t: number, k: number, n: number): { g: Fp8Rows; dx: Float32Array; dw: Float32Array } | null {
   const g = castFp8Rows(dy, t, n, 'e5m2', 'per-tensor');
-  const gT = castFp8Rows(dy, n, t, 'e5m2', 'per-tensor', true);
   const w8 = castFp8Rows(wHat, k, n, 'e4m3', 'per-row');
   const aT8 = castFp8Rows(aHat, k, t, 'e4m3', 'per-row', true);
-  if (!g || !gT || !w8 || !aT8) return null;
-  return { g: castE5M2(dy), dx: fp8Product(g, w8), dw: fp8Product(aT8, gT) };
+  if (!g || !w8 || !aT8) return null;
+  return { g, dx: fp8Product(g, w8), dw: fp8Product(aT8, transposePerTensor(g)) };
 }
 
 /** Statistics of the last forward pass (tests and reports read them). */
@@ -108,14 +107,15 @@ export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, sta
         const [aSaved, wSaved] = saved;
         const dyv = floats(dy);
         const fp8 = c.gradients === 'e5m2' ? fp8Backward(dyv, aq.values, wq.values, t, k, n) : null;
-        const g = fp8 ? fp8.g : c.gradients === 'e5m2' ? castE5M2(dyv) : dyv;
+        // G for the float products (non-finite values, or 'fp32' gradients).
+        const g = fp8 ? undefined : c.gradients === 'e5m2' ? castE5M2(dyv) : dyv;
         let dx: tf.Tensor;
         let dwv: Float32Array;
         if (fp8) {
           dx = tf.tensor2d(fp8.dx, [t, k]);
           dwv = fp8.dw;
         } else {
-          const gt = tf.tensor2d(g, [t, n]);
+          const gt = tf.tensor2d(g!, [t, n]);
           dx = tf.matMul(gt, wSaved as tf.Tensor2D, false, true);
           dwv = floats(tf.matMul(aSaved as tf.Tensor2D, gt, true, false));
         }
@@ -123,7 +123,7 @@ export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, sta
           const f = dgeFactors(wq.scaled, c.dge);
           dwv = dwv.map((v, i) => Math.fround(v * f[i]));
         }
-        if (occ) addResidualWeightGradient(occ, t, g, n, dwv);
+        if (occ) addResidualWeightGradient(occ, t, g ?? fp8Values(fp8!.g), n, dwv);
         return [dx, tf.tensor2d(dwv, [k, n])];
       },
     };
