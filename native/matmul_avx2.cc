@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "matmul.h"
+#include "matmul_avx2_shared.h"
 
 namespace fp4kit {
 namespace {
@@ -171,14 +172,7 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias
       }
     }
   }
-  const int64_t col0 = tile * kTileColumns;
-  const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-  for (int r = 0; r < Rows; r++) {
-    alignas(32) float lane[kTileColumns];
-    for (int h = 0; h < kHalves; h++) _mm256_store_ps(lane + 8 * h, acc[r][h]);
-    float* o = out + (m0 + r) * b.n + col0;
-    for (int l = 0; l < lanes; l++) o[l] = bias ? lane[l] + bias[col0 + l] : lane[l];
-  }
+  storeTileRows<Rows>(acc, bias, out, b.n, tile, m0);
 }
 
 // Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "matmul_avx2_shared.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
@@ -88,15 +89,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
       acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_mul_ps(dHi, _mm256_mul_ps(sa, _mm256_loadu_ps(sb + 8))));
     }
   }
-  const int64_t col0 = tile * kTileColumns;
-  const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-  for (int r = 0; r < Rows; r++) {
-    alignas(32) float v[kTileColumns];
-    _mm256_store_ps(v, acc[r][0]);
-    _mm256_store_ps(v + 8, acc[r][1]);
-    float* o = out + (m0 + r) * b.n + col0;
-    for (int l = 0; l < lanes; l++) o[l] = bias ? v[l] + bias[col0 + l] : v[l];
-  }
+  storeTileRows<Rows>(acc, bias, out, b.n, tile, m0);
 }
 
 }  // namespace
