@@ -36,9 +36,12 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   const int planes = out.planeCount;
   // Each code's plane bytes: w = h + offset, and its low bits l (NaN codes as v = 0; their lanes get
   // a NaN multiplier).
+  // For int16 planes, h itself.
   const uint32_t offset = static_cast<uint32_t>(out.offset());
+  int16_t hOfCode[256];
   for (int c = 0; c < 256; c++) {
     const int32_t v = valueTable[c] == kPlaneNanValue ? 0 : valueTable[c];
+    hOfCode[c] = static_cast<int16_t>(v >> lowShift);
     const uint32_t w = static_cast<uint32_t>(v >> lowShift) + offset;
     for (int p = 0; p < planes; p++) out.planeOfCode[p][c] = static_cast<uint8_t>(w >> (8 * p));
     out.planeOfCode[planes][c] = static_cast<uint8_t>(v & ((1 << lowShift) - 1));
@@ -69,9 +72,8 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         const uint8_t code = row < n ? codes[row * paddedK + kk] : static_cast<uint8_t>(zeroCode);
         nanUnit = nanUnit || valueTable[code] == kPlaneNanValue;
         const int64_t quad = tile * out.kQuads + kk / 4, byte = 4 * lane + kk % 4;
-        const int32_t v = valueTable[code] == kPlaneNanValue ? 0 : valueTable[code];
         if (int16Planes) {
-          out.h16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(v >> lowShift);
+          out.h16[static_cast<size_t>(quad * 64 + byte)] = hOfCode[code];
           if (split) out.low16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(lowOfCode[code]);
         } else {
           for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
