@@ -99,8 +99,8 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
 //                    n, k [, blockSize 16|32 = 32, into External|undefined]) → External
 // MX weights with integer element values as byte planes (matmul_planes.h). With `into` (FP4 weights
 // of the same n, k from repackFp4Weights: FGMP) the planes are added to that handle, which then
-// runs products of many rows on them and of few rows on its FP4 tiles. Present only where a
-// planes kernel runs (activePlanesKernel()).
+// runs products of many rows on them and of few rows on its FP4 tiles. The form (byte or int16
+// planes) is the one the active planes kernel reads.
 Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw Napi::TypeError::New(env, "repackPlaneWeights: expected 6 arguments");
@@ -263,7 +263,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
 
 void registerMatmul(Napi::Env env, Napi::Object exports) {
   exports.Set("repackFp4Weights", Napi::Function::New(env, RepackFp4Weights));
-  if (activePlanesKernel() != nullptr) exports.Set("repackPlaneWeights", Napi::Function::New(env, RepackPlaneWeights));
+  exports.Set("repackPlaneWeights", Napi::Function::New(env, RepackPlaneWeights));
   exports.Set("releaseFp4Weights", Napi::Function::New(env, ReleaseFp4Weights));
   exports.Set("matmulFp4Int8", Napi::Function::New(env, MatmulFp4Int8));
   exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));

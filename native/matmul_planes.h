@@ -91,8 +91,8 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
                                      int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
 
-// The planes kernel of the active level (never nullptr today; callers still allow it), and whether
-// it takes int16 planes (AVX2).
+// The planes kernel of the active level (the scalar one where no SIMD variant runs), and whether it
+// takes int16 planes (AVX2).
 PlanesKernel activePlanesKernel();
 bool activePlanesTakeInt16();
 // The from-codes kernel where the CPU has AVX-512 VBMI, else nullptr.

@@ -200,7 +200,7 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
   const out = outOption === undefined ? undefined : checkArray(fn, 'out', outOption, 'Float32Array', aq.shape[0] * n, `elements (M·N = ${aq.shape[0]}·${n})`);
   const kernels = getKernels().matmul;
-  const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(kernels, b);
+  const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(b);
   return { a: aq, ownA, b, prepared, bias, out, fast };
 }
 

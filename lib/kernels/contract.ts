@@ -168,15 +168,15 @@ export interface MatmulKernels {
    *  native kernels keep the scales compactly; blockScales stay the authority. */
   repackFp4Weights(nibbles: Uint8Array, blockScales: Float32Array, fp8Blocks: Uint8Array | null, fp8Codes: Uint8Array | null, n: number, k: number, blockSize: number,
     scaleCodes?: Uint8Array | null, scaleCoding?: number, tensorScale?: number): unknown;
-  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
   /** MX weights whose element values are integers in one unit (E4M3, E3M2, E2M3, INT8) as byte
    *  planes (native/matmul_planes.h): codes [n][paddedK], valueTable[256] (code → integer, INT32_MIN
    *  for NaN), values = integer · 2^-shift, blockScales [n][paddedK/32]. The addon (byte planes with
    *  AVX-512 VNNI, int16 planes with AVX2, the scalar kernel elsewhere) and the wasm module (int16
    *  planes, assembly/matmul-planes.ts); matmulFp4Int8 takes the result like FP4 weights. With
    *  `into` (FGMP weights from repackFp4Weights, blockSize 16) the planes join that handle, which
-   *  then runs products of 32 rows or more on them. */
-  repackPlaneWeights?(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown): unknown;
+   *  then runs products of many rows on them (32 or more with AVX-512, 2 or more on int16 planes). */
+  repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown): unknown;
+  /** Frees repacked weights now (or when the last job on them ends); later use throws. */
   releaseFp4Weights(packed: unknown): void;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
   /** Off the JavaScript thread (the addon only). */

@@ -1,6 +1,6 @@
 // From the facade's operands to a backend's matmul kernels (MatmulKernels in ./contract.ts: the
 // addon's AVX-512 VNNI / AVX2 / scalar kernels, or the wasm SIMD128 one). Against MXINT8 activations,
-// E2M1 weights (mxfp4, nvfp4, fgmp) run the FP4 integer kernel and, where the addon has one, MX weights
+// E2M1 weights (mxfp4, nvfp4, fgmp) run the FP4 integer kernel and MX weights
 // with integer element values (E4M3, FP6, INT8) the byte-plane kernel (native/matmul_planes.h), over
 // weights repacked for them (per call, or once per prepared handle: lib/core/prepared-weights.ts);
 // every other pairing runs the reference loop over decoded operands. All keep the order documented in
@@ -124,9 +124,9 @@ function planeForm(format: BlockFormatName): { table: Int32Array; shift: number 
 }
 
 /** The backend runs these weights on an integer kernel against MXINT8 activations. */
-export function hasFastPath(kernels: MatmulKernels, b: MatmulOperand): boolean {
+export function hasFastPath(b: MatmulOperand): boolean {
   if (isFp4Weights(b)) return true;
-  return kernels.repackPlaneWeights !== undefined && b.format !== 'fgmp' && planeForm(b.format) !== null;
+  return b.format !== 'fgmp' && planeForm(b.format) !== null;
 }
 
 /** The weights repacked for this backend's fast kernel (the caller releases them). */
@@ -135,7 +135,7 @@ export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
   const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor);
   const packed = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
   // FGMP: byte planes as well, for products of many rows (its sparse FP8 slots are slower there).
-  if ('allCodes' in w && w.allCodes && addon.repackPlaneWeights) {
+  if ('allCodes' in w && w.allCodes) {
     const e4m3 = planeForm('mxfp8_e4m3')!;
     addon.repackPlaneWeights(w.allCodes, e4m3.table, e4m3.shift, w.blockScales, w.n, w.k, FGMP_BLOCK, packed);
   }
@@ -153,7 +153,7 @@ function repackPlanes(addon: MatmulKernels, b: QuantizedTensor): unknown {
     codes = new Uint8Array(n * paddedK);
     for (let r = 0; r < n; r++) unpackCodesInto(b.data, (r * paddedK * bits) / 8, paddedK, bits, codes, r * paddedK);
   }
-  return addon.repackPlaneWeights!(codes, form.table, form.shift, e8m0Multipliers(b.scales), n, k);
+  return addon.repackPlaneWeights(codes, form.table, form.shift, e8m0Multipliers(b.scales), n, k);
 }
 
 /** Fast path arguments for MXINT8 activations. */
