@@ -1,7 +1,15 @@
-// What the two matmul kernels (matmul.ts, matmul-planes.ts) share: the tile width and the store of
-// four finished output columns (bias added, columns past n skipped).
+// What the two matmul kernels (matmul.ts, matmul-planes.ts) share: the tile width, the fold of
+// i32x4.dot_i16x8_s's pair-split sums, and the store of four finished output columns (bias added,
+// columns past n skipped).
 
 export const TILE: i32 = 16;
+
+/** [c0 c0 c1 c1] + [c2 c2 c3 c3] (each column's sum in two lanes) → [c0 c1 c2 c3]. */
+// @ts-ignore: decorator
+@inline
+export function foldPairs(pa: v128, pb: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
+}
 
 // @ts-ignore: decorator
 @inline

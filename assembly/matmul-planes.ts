@@ -2,22 +2,15 @@
 // values are integers in one unit (E4M3, E3M2, E2M3, INT8) against MXINT8 activations. Each value
 // v = h·2^s + l as there (s = lowShift, 0 ≤ l < 2^s); SIMD128's widest integer dot takes 16-bit
 // operands, so h is one int16 plane rather than byte planes, and the low bits a second int16 plane
-// multiplied only over the groups of 4 k that have any (`lowQuads`, a bit mask per tile-unit). Per unit the exact integer dot
+// multiplied only over the groups of 4 k that have any (`lowQuads`, a bit mask per tile-unit). Per
+// unit the exact integer dot
 //   D = 2^s · Σk a·h + Σk a·l
 // (it fits int32: |Σk a·v| < 2^30), then the same float32 steps as every matmul kernel, so the bits
 // match the native and pure-TS backends. Layout (lib/kernels/matmul-planes-repack.ts): tiles of 16
 // columns; per tile and group of 4 k, 64 int16 — columns 2i and 2i+1 in vector i, 4 k each — so
 // i32x4.dot_i16x8_s sums each column's products in two lanes, folded at the end of a unit.
 
-import { storeColumns } from "./matmul-columns";
-
-/** The pair-split sums of four columns folded into one vector. */
-// @ts-ignore: decorator
-@inline
-function fold(pa: v128, pb: v128): v128 {
-  // [c0 c0 c1 c1] + [c2 c2 c3 c3] in pairs → [c0 c1 c2 c3]
-  return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
-}
+import { foldPairs, storeColumns } from "./matmul-columns";
 
 /** Columns 4·group … 4·group + 3 of one unit: Σ a·plane over the groups of 4 k set in `mask`
  *  (every group of the unit for the plane of h, the groups with low bits for the low plane). */
@@ -34,7 +27,7 @@ function groupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128 {
     pa = i32x4.add(pa, i32x4.dot_i16x8_s(v128.load(w), a4));
     pb = i32x4.add(pb, i32x4.dot_i16x8_s(v128.load(w, 16), a4));
   }
-  return fold(pa, pb);
+  return foldPairs(pa, pb);
 }
 
 /** D of columns 4·group … of one unit: the plane of h shifted back, plus the low plane's groups. */

@@ -3,7 +3,7 @@
 // match the native and pure-TS backends. A 128-bit vector holds 4 columns; i32x4.dot_i16x8_s sums
 // products in pairs, so each column's dot product lives in two lanes until the end of a unit.
 
-import { storeColumns, TILE } from "./matmul-columns";
+import { foldPairs, storeColumns, TILE } from "./matmul-columns";
 
 // E2M1 code → 2w as a signed byte (0, ±1, ±2, ±3, ±4, ±6, ±8, ±12).
 // @ts-ignore: decorator
@@ -86,10 +86,10 @@ export function matmulFp4Int8(
           p31 = i32x4.add(p31, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), aLo), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), aHi)));
         }
         // Fold the pairs: [c0a c0b c1a c1b] + [c2a c2b c3a c3b] → [c0 c1 c2 c3], then to units of 2^-15.
-        let d0 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p00, p01, 0, 2, 4, 6), v128.shuffle<i32>(p00, p01, 1, 3, 5, 7)), 8);
-        let d1 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p10, p11, 0, 2, 4, 6), v128.shuffle<i32>(p10, p11, 1, 3, 5, 7)), 8);
-        let d2 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p20, p21, 0, 2, 4, 6), v128.shuffle<i32>(p20, p21, 1, 3, 5, 7)), 8);
-        let d3 = i32x4.shl(i32x4.add(v128.shuffle<i32>(p30, p31, 0, 2, 4, 6), v128.shuffle<i32>(p30, p31, 1, 3, 5, 7)), 8);
+        let d0 = i32x4.shl(foldPairs(p00, p01), 8);
+        let d1 = i32x4.shl(foldPairs(p10, p11), 8);
+        let d2 = i32x4.shl(foldPairs(p20, p21), 8);
+        let d3 = i32x4.shl(foldPairs(p30, p31), 8);
         if (fp8Lanes != 0 && load<u16>(fp8Lanes + ((<usize>tile * <usize>units + <usize>j) << 1)) != 0) {
           const values = fp8Values + (((<usize>tile * <usize>units + <usize>j) * <usize>unit * <usize>TILE) << 2);
           for (let i = 0; i < unit; i++) {
