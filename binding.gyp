@@ -30,6 +30,7 @@
         "native/gradient_quant.cc",
         "native/gradient_quant_binding.cc",
         "native/quantize_scalar.cc",
+        "native/matmul_aligned.cc",
         "native/matmul_binding.cc",
         "native/matmul_planes.cc",
         "native/matmul_scalar.cc"
@@ -42,7 +43,7 @@
     {
       "target_name": "fp4kit_avx2",
       "type": "static_library",
-      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/matmul_planes_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc", "native/matmul_decoded_avx2.cc"],
+      "sources": ["native/quantize_avx2.cc", "native/matmul_avx2.cc", "native/matmul_planes_avx2.cc", "native/gradient_quant_avx2.cc", "native/bitplane_gemm_avx2.cc", "native/matmul_decoded_avx2.cc", "native/matmul_aligned_avx2.cc"],
       "cflags_cc": ["-mavx2"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-ffp-contract=off"] }
     },
@@ -56,7 +57,7 @@
     {
       "target_name": "fp4kit_avx512_vnni",
       "type": "static_library",
-      "sources": ["native/matmul_avx512.cc", "native/matmul_planes_avx512.cc"],
+      "sources": ["native/matmul_avx512.cc", "native/matmul_planes_avx512.cc", "native/matmul_aligned_avx512.cc"],
       "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
       "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-ffp-contract=off"] }
     },

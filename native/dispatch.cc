@@ -8,6 +8,7 @@
 
 #include "bitplane_gemm.h"
 #include "matmul.h"
+#include "matmul_aligned.h"
 #include "matmul_planes.h"
 #include "quantize.h"
 
@@ -73,6 +74,15 @@ PlanesKernel choosePlanesKernel(const Simd& s) {
   return matmulPlanesScalar;
 }
 
+AlignedKernel chooseAlignedKernel(const Simd& s) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (s.vnni) return matmulAlignedAvx512;
+  if (s.avx2) return matmulAlignedAvx2;
+#endif
+  (void)s;
+  return matmulAlignedScalar;
+}
+
 PlanesKernel choosePlanesFromCodesKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vbmi) return matmulPlanesFromCodesAvx512Vbmi;
@@ -110,6 +120,20 @@ bool activePlanesTakeInt16() {
 #else
   return false;
 #endif
+}
+
+AlignRowUnitFn activeAlignRowUnit() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const AlignRowUnitFn chosen = simd().vnni ? alignRowUnitAvx512 : alignRowUnit;
+#else
+  static const AlignRowUnitFn chosen = alignRowUnit;
+#endif
+  return chosen;
+}
+
+AlignedKernel activeAlignedKernel() {
+  static const AlignedKernel chosen = chooseAlignedKernel(simd());
+  return chosen;
 }
 
 PlanesKernel activePlanesFromCodesKernel() {

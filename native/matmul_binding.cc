@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "matmul.h"
+#include "matmul_aligned.h"
 #include "matmul_binding.h"
 #include "matmul_planes.h"
 #include "napi_args.h"
@@ -238,6 +239,7 @@ Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
 }
 
 // matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out)
+// → the path that ran: "aligned" (matmul_aligned.h) or "float64" (matmulDecoded*); same bits.
 Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 11) throw Napi::TypeError::New(env, "matmulDecoded: expected 11 arguments");
@@ -254,9 +256,17 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
                    typedData<float>(env, info[5], "b scales", static_cast<size_t>(n * bBlocks)), n, k, bBlocks * bBlock, bBlock, bBlocks};
   const float* bias = typedData<float>(env, info[9], "bias", static_cast<size_t>(n), true);
   float* out = typedData<float>(env, info[10], "out", static_cast<size_t>(m * n));
-  parallelFor(n, std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k)),
-              [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });
-  return env.Undefined();
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k));
+  // Kept between calls (one per JavaScript thread; the pool's threads only read it): a fresh
+  // buffer costs a page fault per 4 KiB.
+  thread_local AlignedRows aAligned;
+  if (alignedPaysOff(a, b, aAligned)) {
+    const AlignedKernel kernel = activeAlignedKernel();
+    parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aAligned, b, bias, out, begin, end); });
+    return Napi::String::New(env, "aligned");
+  }
+  parallelFor(n, grain, [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });
+  return Napi::String::New(env, "float64");
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 // bf16 activations, NaN blocks, and the async variant.
 import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
+import { matmulDecoded } from '../lib/core/matmul.js';
+import { getKernels } from '../lib/kernels/registry.js';
+import { castFp8Rows, fp8Product } from '../lib/training/fp8-product.js';
 import { testedBackends } from './helpers/backends.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
@@ -276,5 +279,81 @@ describe('matmulAsync argument checks', () => {
   it('rejects mismatched K before any work', async () => {
     const b = weights('mxfp4', 4, 64, 1);
     await expect(matmulAsync(new Float32Array(2 * 32), b, { shape: [2, 32] })).rejects.toThrow(/K = 32 but b has K = 64/);
+  });
+});
+
+// Decoded products of short-float operands (FP8 × FP8: fp4Dense's backward products) run natively on
+// int16 integers aligned per unit (native/matmul_aligned.h) where that is exact, and on the float64
+// loop lane by lane where it is not. Either way the bits are the reference's; these operands are
+// chosen so that the addon takes the aligned path (its return value says so), with planted
+// row-units that must fall back.
+describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.matmulDecoded) !== undefined))('the aligned decoded product on %s', (backend) => {
+  /** Values ±(4..7)·2^e with e in a narrow band per row (E5M2-like), so most row-units align. */
+  function narrow(rows: number, cols: number, seed: number, band: number): Float32Array {
+    const g = gaussian(rows * cols, seed);
+    return Float32Array.from(g, (v, i) => Math.sign(v || 1) * (4 + (Math.floor(Math.abs(v) * 1000) % 4)) * 2 ** ((Math.floor(Math.abs(v) * 7919) % band) - Math.floor(i / cols) % 5));
+  }
+
+  it('FP8 × FP8 operands (E5M2 × E4M3, E4M3 × E4M3, E5M2 × E5M2, E3M2 × E4M3): the reference bits, ragged shapes, bias', () => {
+    const pairs = [['mxfp8_e5m2', 'mxfp8_e4m3'], ['mxfp8_e4m3', 'mxfp8_e4m3'], ['mxfp8_e5m2', 'mxfp8_e5m2'], ['mxfp6_e3m2', 'mxfp8_e4m3']] as const;
+    for (const [fa, fb] of pairs) {
+      for (const [m, n, k] of [[8, 17, 64], [13, 40, 100], [33, 70, 300], [9, 1, 32]] as const) {
+        const a = quantize(narrow(m, k, m + k, 6), { format: fa, shape: [m, k] });
+        const b = quantize(narrow(n, k, n + 2 * k, 5), { format: fb, shape: [n, k] });
+        const bias = gaussian(n, 5);
+        const want = matmul(a, b, { bias });
+        expect(firstBitDifference(withBackend(backend, () => matmul(a, b, { bias })), want), `${fa} × ${fb} ${m}×${n}×${k}`).toBe(-1);
+      }
+    }
+  });
+
+  it('the addon takes the aligned path for such operands, and planted row-units fall back with the same bits', () => {
+    const [m, n, k] = [24, 50, 256];
+    const kernels = withBackend(backend, () => getKernels().matmul!);
+    const av = narrow(m, k, 1, 6);
+    const bv = narrow(n, k, 2, 4);
+    // Planted: a unit with a span over 15 (a tiny element beside large ones), Inf and NaN, float
+    // subnormals, products whose power of two leaves the normal range (2^±70 against 2^±70), a
+    // span sum one past the int32 limit with every product at its largest, and all-zero units.
+    av[3 * k + 40] = 2 ** -30;
+    av[5 * k + 70] = Infinity;
+    bv[7 * k + 100] = NaN;
+    for (let i = 0; i < 32; i++) {
+      av[9 * k + 128 + i] = 2 ** -140 * (1 + (i % 3));
+      av[11 * k + 32 + i] = 2 ** -70 * (i % 2 ? 5 : -7);
+      bv[13 * k + 32 + i] = 2 ** -70 * 3;
+      av[15 * k + 192 + i] = 2 ** 13 - 1; // span 13
+      bv[17 * k + 192 + i] = 2 ** 14 - 1; // span 14: 13 + 14 + 5 = 32 > 31
+      bv[19 * k + 192 + i] = 2 ** 13 - 1; // span 13: 13 + 13 + 5 = 31, exact in int32
+      av[20 * k + 224 + i] = 0;
+      av[21 * k + i] = 2 ** 70;
+      bv[21 * k + i] = 2 ** 60;
+    }
+    const aScales = Float32Array.from({ length: m * (k / 32) }, (_, i) => (i % 5 === 0 ? 0.3 : 2 ** ((i % 9) - 4)));
+    const bScales = Float32Array.from({ length: n * (k / 32) }, (_, i) => (i % 7 === 0 ? 1.7 : 2 ** ((i % 5) - 2)));
+    const a = { rows: m, cols: k, blockSize: 32, values: av, paddedCols: k, blockScales: aScales, blocksPerRow: k / 32 };
+    const b = { rows: n, cols: k, blockSize: 32, values: bv, paddedCols: k, blockScales: bScales, blocksPerRow: k / 32 };
+    const bias = gaussian(n, 3);
+    const got = new Float32Array(m * n);
+    expect(kernels.matmulDecoded!(av, aScales, m, 32, bv, bScales, n, 32, k, bias, got)).toBe('aligned');
+    const want = matmulDecoded(a, b, bias);
+    const canonical = (x: Float32Array) => Float32Array.from(x, (v) => (Number.isNaN(v) ? NaN : v));
+    expect(firstBitDifference(canonical(got), canonical(want))).toBe(-1);
+    expect(!Number.isFinite(want[5 * n]) && Number.isNaN(want[7])).toBe(true);
+    // A float32 operand does not align: the float64 loop runs it, same bits as the reference.
+    const f = gaussian(m * k, 9);
+    const out = new Float32Array(m * n);
+    expect(kernels.matmulDecoded!(f, aScales, m, 32, bv, bScales, n, 32, k, null, out)).toBe('float64');
+    expect(firstBitDifference(canonical(out), canonical(matmulDecoded({ ...a, values: f }, b)))).toBe(-1);
+  });
+
+  it("fp4Dense's backward product (E5M2 per-tensor gradient × FP4-simulated E4M3): the reference bits", () => {
+    const [t, o, i] = [64, 96, 40];
+    const g = gaussian(t * o, 21);
+    for (let r = 0; r < t; r++) for (let c = 0; c < o; c++) g[r * o + c] *= Math.exp((r % 7) - 3) * 1e-3;
+    const w = Float32Array.from(gaussian(i * o, 22), (v, j) => Math.sign(v) * [0.5, 1, 1.5, 2, 3, 4, 6][Math.floor(Math.abs(v) * 100) % 7] * (1 + (j % o) / o));
+    const ga = castFp8Rows(g, t, o, 'e5m2', 'per-tensor')!;
+    const wb = castFp8Rows(w, i, o, 'e4m3', 'per-tensor')!;
+    expect(firstBitDifference(withBackend(backend, () => fp8Product(ga, wb)), fp8Product(ga, wb))).toBe(-1);
   });
 });

@@ -54,8 +54,10 @@ export interface MatmulOptions {
 
 export type { DecodedOperand } from '../kernels/contract.js';
 
-/** Decodes an operand checked by readOperand (lengths already match its shape). */
-export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
+/** Decodes an operand checked by readOperand (lengths already match its shape). With `slot`, the
+ *  values and multipliers live in that reused scratch slot (lib/core/scratch.ts): for a product
+ *  that uses them and returns before anything else runs. */
+export function decodeOperand(fn: string, q: MatmulOperand, slot?: string): DecodedOperand {
   if (q.format === 'fgmp') return decodeFgmp(fn, q);
   const format = BLOCK_FORMATS[q.format];
   const [rows, cols] = q.shape;
@@ -63,7 +65,7 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
   const blocksPerRow = Math.ceil(cols / blockSize);
   const paddedCols = blocksPerRow * blockSize;
   const rowBytes = (paddedCols * format.element.bits) / 8;
-  const values = new Float32Array(rows * paddedCols);
+  const values = slot ? scratch(`${slot}.values`, Float32Array, rows * paddedCols) : new Float32Array(rows * paddedCols);
   if (format.element.bits === 8 && format.element.name !== 'int8') {
     // FP8 codes are one byte each: the backend's element decoder takes the whole tensor at once.
     getKernels().decodeElements(q.data.subarray(0, rows * paddedCols), format.element.id, values);
@@ -75,7 +77,7 @@ export function decodeOperand(fn: string, q: MatmulOperand): DecodedOperand {
       for (let i = 0; i < paddedCols; i++) values[r * paddedCols + i] = table[codes[i]];
     }
   }
-  const blockScales = new Float32Array(rows * blocksPerRow);
+  const blockScales = slot ? scratch(`${slot}.scales`, Float32Array, rows * blocksPerRow) : new Float32Array(rows * blocksPerRow);
   const e4m3 = E4M3_VALUES;
   for (let b = 0; b < blockScales.length; b++) {
     const c = q.scales[b];
@@ -232,9 +234,10 @@ export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulO
   return product('matmul', prepare('matmul', a, b, options, true));
 }
 
-/** b decoded for the reference order: kept by a prepared handle (decoded once), else made now. */
-function decodedWeights(fn: string, p: PreparedMatmul): DecodedOperand {
-  return p.prepared ? p.prepared.decoded(fn, (q) => decodeOperand(`${fn} (b)`, q)) : decodeOperand(`${fn} (b)`, p.b);
+/** b decoded for the reference order: kept by a prepared handle (decoded once), else made now
+ *  (into `slot`'s scratch when given). */
+function decodedWeights(fn: string, p: PreparedMatmul, slot?: string): DecodedOperand {
+  return p.prepared ? p.prepared.decoded(fn, (q) => decodeOperand(`${fn} (b)`, q)) : decodeOperand(`${fn} (b)`, p.b, slot);
 }
 
 /** The product of checked operands on the calling thread, NaNs canonical. */
@@ -250,8 +253,10 @@ function product(fn: string, p: PreparedMatmul): Float32Array {
       w.done();
     }
   }
-  const ad = decodeOperand(`${fn} (a)`, p.a);
-  const bd = decodedWeights(fn, p);
+  // Decoded into scratch: both are done with when this returns (a fresh 8 MiB array costs more in
+  // page faults here than the product of 512 rows with it).
+  const ad = decodeOperand(`${fn} (a)`, p.a, 'matmul.decoded-a');
+  const bd = decodedWeights(fn, p, 'matmul.decoded-b');
   if (kernels?.matmulDecoded) return canonicalNaNs(matmulDecodedOn(kernels, ad, bd, p.bias, p.out));
   return canonicalNaNs(intoOut(matmulDecoded(ad, bd, p.bias), p.out));
 }

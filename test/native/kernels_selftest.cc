@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
 #include "../../native/bitplane_gemm.h"
+#include "../../native/matmul_aligned.h"
 #include "../../native/matmul_planes.h"
 #include "../../native/quantize.h"
 
@@ -281,6 +283,111 @@ void checkPlanes() {
   check(unitsWithLow > 0 && unitsWithoutLow > 0, "planes: E4M3-like values give tile-units with and without low bits");
 }
 
+// The aligned decoded-operand product (matmul_aligned.h) against the reference order
+// (matmulDecodedScalar), bit for bit: short-float row-units that take the integer path, and planted
+// ones that must not — spans over 15, span sums one either side of the int32 limit with every
+// product at its largest, Inf/NaN, float subnormals, exponents at the ends of the normal range,
+// all-zero units — with E8M0-like and arbitrary block multipliers, units of 16 and 32.
+std::vector<float> alignedOperand(int64_t rows, int64_t paddedCols, int64_t unit, uint32_t seed, int32_t wideSpan) {
+  std::mt19937 rng(seed);
+  std::vector<float> v(static_cast<size_t>(rows * paddedCols), 0.0f);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t k0 = 0; k0 < paddedCols; k0 += unit) {
+      float* u = v.data() + r * paddedCols + k0;
+      const int kind = static_cast<int>(rng() % 12);
+      const int base = static_cast<int>(rng() % 40) - 20;
+      for (int64_t i = 0; i < unit; i++) {
+        float x;
+        switch (kind) {
+          case 0: x = 0.0f; break;                                                                  // all zero (and −0)
+          case 1: x = std::ldexp(static_cast<float>((1 << wideSpan) - 1), base); break;             // largest products at a chosen span
+          case 2: x = std::ldexp(static_cast<float>(8 + rng() % 8), base - static_cast<int>(rng() % 20)); break;  // span over 15
+          case 3: x = i == 3 ? (rng() % 2 ? INFINITY : NAN) : 1.0f; break;
+          case 4: x = std::ldexp(static_cast<float>(1 + rng() % 7), -140 - static_cast<int>(rng() % 6)); break;  // float subnormals
+          case 5: x = std::ldexp(static_cast<float>(1 + rng() % 7), 60 + static_cast<int>(rng() % 6)); break;     // products near the top
+          case 6: x = std::ldexp(static_cast<float>(1 + rng() % 7), -70 - static_cast<int>(rng() % 6)); break;    // products below 2^-126
+          default: x = std::ldexp(static_cast<float>(4 + rng() % 4), base - static_cast<int>(rng() % 6));        // E5M2-like, short span
+        }
+        if (kind != 1 && rng() % 2) x = -x;
+        if (kind == 0 && rng() % 2) x = -0.0f;
+        u[i] = x;
+      }
+    }
+  }
+  return v;
+}
+
+// Same bits, any NaN equal to any NaN (which NaN an operation makes is the CPU's; the facade writes
+// every NaN of a product as 0x7fc00000).
+bool sameOutputs(const std::vector<float>& x, const std::vector<float>& y) {
+  for (size_t i = 0; i < x.size(); i++)
+    if (floatToBits(x[i]) != floatToBits(y[i]) && !(std::isnan(x[i]) && std::isnan(y[i]))) return false;
+  return true;
+}
+
+void checkAligned() {
+  std::mt19937 rng(7);
+  int fastPairs = 0, fallbackPairs = 0;
+  for (int64_t aBlock : {16, 32}) {
+    for (int64_t bBlock : {16, 32}) {
+      for (int64_t m : {1, 5, 9}) {
+        for (int64_t n : {1, 17, 40}) {
+          for (int64_t k : {16, 48, 100}) {
+            const int64_t unit = std::min(aBlock, bBlock), units = (k + unit - 1) / unit;
+            const int32_t spanA = 12 + static_cast<int32_t>(rng() % 3), spanB = 31 - unitBits(unit) - spanA + static_cast<int32_t>(rng() % 3) - 1;
+            const int64_t aBlocks = (k + aBlock - 1) / aBlock, bBlocks = (k + bBlock - 1) / bBlock;
+            const int64_t aCols = aBlocks * aBlock, bCols = bBlocks * bBlock;
+            std::vector<float> av = alignedOperand(m, aCols, unit, static_cast<uint32_t>(rng()), spanA);
+            std::vector<float> bv = alignedOperand(n, bCols, unit, static_cast<uint32_t>(rng()), spanB);
+            for (int64_t r = 0; r < m; r++) std::fill(av.begin() + r * aCols + k, av.begin() + (r + 1) * aCols, 0.0f);  // padding: +0
+            for (int64_t r = 0; r < n; r++) std::fill(bv.begin() + r * bCols + k, bv.begin() + (r + 1) * bCols, 0.0f);
+            std::vector<float> as(static_cast<size_t>(m * aBlocks)), bs(static_cast<size_t>(n * bBlocks)), bias(static_cast<size_t>(n));
+            for (float& x : as) x = rng() % 3 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 1000) / 999.0f;
+            for (float& x : bs) x = rng() % 3 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 1000) / 777.0f;
+            for (float& x : bias) x = static_cast<float>(static_cast<int>(rng() % 200) - 100) / 7.0f;
+            const DecodedOperand a{av.data(), as.data(), m, k, aCols, aBlock, aBlocks};
+            const DecodedOperand b{bv.data(), bs.data(), n, k, bCols, bBlock, bBlocks};
+            const std::string what = "aligned m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " blocks " +
+                                     std::to_string(aBlock) + "/" + std::to_string(bBlock);
+            std::vector<float> ref(static_cast<size_t>(m * n)), got(ref.size());
+            matmulDecodedScalar(a, b, bias.data(), ref.data(), 0, n);
+            AlignedRows aa, bb;
+            alignRowsInit(aa, m, units, unit);
+            alignRows(a, unit, 0, m, aa);
+            alignRowsInit(bb, n, units, unit);
+            alignRows(b, unit, 0, n, bb);
+            for (int64_t r = 0; r < m; r++)
+              for (int64_t c = 0; c < n; c++)
+                for (int64_t j = 0; j < units; j++)
+                  (alignedPairExact(aa.spans[r * units + j], aa.exps[r * units + j], bb.spans[c * units + j], bb.exps[c * units + j], unit) ? fastPairs : fallbackPairs)++;
+            matmulAlignedScalar(a, aa, b, bias.data(), got.data(), 0, n);
+            check(sameOutputs(got, ref), what + ": scalar twin vs the defined order");
+#if defined(__x86_64__)
+            if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+              AlignedRows simd;
+              alignRowsInit(simd, m, units, unit);
+              alignRows(a, unit, 0, m, simd, alignRowUnitAvx512);
+              check(simd.pairs == aa.pairs && simd.spans == aa.spans && simd.exps == aa.exps, what + ": alignRowUnitAvx512 vs scalar");
+              std::fill(got.begin(), got.end(), 0.0f);
+              matmulAlignedAvx512(a, aa, b, bias.data(), got.data(), 0, n / 2);  // two column ranges, as two threads take them
+              matmulAlignedAvx512(a, aa, b, bias.data(), got.data(), n / 2, n);
+              check(sameOutputs(got, ref), what + ": avx512-vnni vs the defined order");
+            }
+            if (__builtin_cpu_supports("avx2")) {
+              std::fill(got.begin(), got.end(), 0.0f);
+              matmulAlignedAvx2(a, aa, b, bias.data(), got.data(), 0, n);
+              check(sameOutputs(got, ref), what + ": avx2 vs the defined order");
+            }
+#endif
+          }
+        }
+      }
+    }
+  }
+  check(fastPairs > 1000 && fallbackPairs > 1000, "aligned: both the integer path and the fallback exercised");
+  std::printf("aligned decoded product: %d row-unit pairs on the integer path, %d on the float64 fallback\n", fastPairs, fallbackPairs);
+}
+
 int main() {
   std::vector<const QuantizeKernels*> tables;
 #if defined(__x86_64__)
@@ -303,6 +410,7 @@ int main() {
 #endif
   checkPlanes();
   std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) and AVX2 (int16 planes) against scalar\n");
+  checkAligned();
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);

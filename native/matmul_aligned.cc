@@ -1,0 +1,207 @@
+// The aligned decoded-operand product (matmul_aligned.h): the int16 form of row-units, the choice of
+// when it pays, the B panel of the SIMD kernels, and the plain scalar twin of those kernels.
+#include "matmul_aligned.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+#include "threads.h"
+
+namespace fp4kit {
+
+namespace {
+
+// A finite non-zero float as sig · 2^lsbExp (sig > 0); false for ±0. `finite` false for Inf/NaN.
+struct FloatParts {
+  uint32_t sig;
+  int32_t lsbExp;
+  bool negative;
+};
+inline bool floatParts(float x, FloatParts& p, bool& finite) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const uint32_t field = (bits >> 23) & 0xff, mantissa = bits & 0x7fffff;
+  finite = field != 255;
+  if (!finite || (field == 0 && mantissa == 0)) return false;
+  p.sig = field ? (mantissa | 0x800000u) : mantissa;
+  p.lsbExp = field ? static_cast<int32_t>(field) - 150 : -149;
+  p.negative = (bits >> 31) != 0;
+  return true;
+}
+
+}  // namespace
+
+int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  int32_t top = INT32_MIN, low = INT32_MAX;
+  for (int64_t i = 0; i < count; i++) {
+    FloatParts p;
+    bool finite;
+    if (!floatParts(values[i], p, finite)) {
+      if (!finite) return kUnaligned;
+      continue;
+    }
+    top = std::max(top, p.lsbExp + 32 - __builtin_clz(p.sig));  // |x| < 2^top
+    low = std::min(low, p.lsbExp + __builtin_ctz(p.sig));       // x is a multiple of 2^low
+  }
+  exp = 0;
+  if (top == INT32_MIN) {
+    std::fill(ints, ints + count, int16_t(0));
+    return 0;
+  }
+  if (top - low > kAlignedMaxSpan) return kUnaligned;
+  exp = low;
+  for (int64_t i = 0; i < count; i++) {
+    FloatParts p;
+    bool finite;
+    if (!floatParts(values[i], p, finite)) {
+      ints[i] = 0;
+      continue;
+    }
+    // low − lsbExp ≤ ctz(sig): the shift drops only zero bits.
+    const int32_t magnitude = static_cast<int32_t>(p.sig >> (low - p.lsbExp));
+    ints[i] = static_cast<int16_t>(p.negative ? -magnitude : magnitude);
+  }
+  return top - low;
+}
+
+void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit) {
+  out.rows = rows;
+  out.units = units;
+  out.unit = unit;
+  out.pairs.assign(static_cast<size_t>(rows * units * (unit / 2)), 0);
+  out.exps.assign(static_cast<size_t>(rows * units), 0);
+  out.spans.assign(static_cast<size_t>(rows * units), 0);
+}
+
+// Two int16 as the int32 of vpdpwssd's operand: the first in the low half.
+static inline int32_t packPair(int16_t first, int16_t second) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(first)) | (static_cast<uint32_t>(static_cast<uint16_t>(second)) << 16));
+}
+
+void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, AlignedRows& out, AlignRowUnitFn align) {
+  std::vector<int16_t> ints(static_cast<size_t>(unit));
+  const int64_t pairs = unit / 2;
+  for (int64_t r = r0; r < r1; r++) {
+    for (int64_t j = 0; j < out.units; j++) {
+      int32_t e = 0;
+      const int32_t span = align(x.values + r * x.paddedCols + j * unit, unit, ints.data(), e);
+      out.spans[static_cast<size_t>(r * out.units + j)] = span;
+      out.exps[static_cast<size_t>(r * out.units + j)] = e;
+      int32_t* dst = out.pairs.data() + (r * out.units + j) * pairs;
+      for (int64_t q = 0; q < pairs; q++) dst[q] = span == kUnaligned ? 0 : packPair(ints[static_cast<size_t>(2 * q)], ints[static_cast<size_t>(2 * q + 1)]);
+    }
+  }
+}
+
+// Spans of up to `samples` evenly spaced rows of x, counted (index kAlignedMaxSpan + 1: none).
+static void spanHistogram(const DecodedOperand& x, int64_t unit, int64_t units, int64_t samples, std::vector<double>& h) {
+  h.assign(kAlignedMaxSpan + 2, 0.0);
+  std::vector<int16_t> ints(static_cast<size_t>(unit));
+  const int64_t rows = std::min(samples, x.rows);
+  for (int64_t i = 0; i < rows; i++) {
+    const int64_t r = i * x.rows / rows;
+    for (int64_t j = 0; j < units; j++) {
+      int32_t e;
+      const int32_t span = activeAlignRowUnit()(x.values + r * x.paddedCols + j * unit, unit, ints.data(), e);
+      h[static_cast<size_t>(std::min<int32_t>(span, kAlignedMaxSpan + 1))] += 1;
+    }
+  }
+}
+
+bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aAligned) {
+  // Aligning b costs about what one row of the product does; below this many rows the float64
+  // kernel is as quick.
+  constexpr int64_t kMinRows = 8, kSamples = 64;
+  // The share of (row, 16 columns, unit) steps that may need the float64 fallback (~5× a step).
+  constexpr double kMaxFallback = 0.15;
+  if (a.rows < kMinRows || b.rows == 0) return false;
+  const int64_t unit = std::min(a.blockSize, b.blockSize);
+  const int64_t units = (a.cols + unit - 1) / unit;
+  std::vector<double> ha, hb;
+  spanHistogram(a, unit, units, kSamples, ha);
+  spanHistogram(b, unit, units, kSamples, hb);
+  double totalA = 0, totalB = 0;
+  for (double v : ha) totalA += v;
+  for (double v : hb) totalB += v;
+  double fallback = 0;
+  for (int sa = 0; sa <= kAlignedMaxSpan + 1; sa++) {
+    double failB = 0;  // share of b's row-units that fail with this span of a
+    for (int sb = 0; sb <= kAlignedMaxSpan + 1; sb++)
+      if (sa > kAlignedMaxSpan || sb > kAlignedMaxSpan || sa + sb + unitBits(unit) > 31) failB += hb[static_cast<size_t>(sb)];
+    failB /= totalB;
+    fallback += ha[static_cast<size_t>(sa)] / totalA * (1.0 - std::pow(1.0 - failB, 16.0));
+  }
+  if (fallback > kMaxFallback) return false;
+  alignRowsInit(aAligned, a.rows, units, unit);
+  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.cols)),
+              [&](int64_t r0, int64_t r1) { alignRows(a, unit, r0, r1, aAligned, activeAlignRowUnit()); });
+  return true;
+}
+
+void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p, AlignRowUnitFn align) {
+  const int64_t units = (b.cols + unit - 1) / unit, pairs = unit / 2;
+  p.pairs.assign(static_cast<size_t>(units * pairs * width), 0);
+  p.exps.assign(static_cast<size_t>(units * width), 0);
+  p.spans.assign(static_cast<size_t>(units * width), 0);
+  p.scales.assign(static_cast<size_t>(units * width), 0.0f);
+  p.maxSpan.assign(static_cast<size_t>(units), 0);
+  p.minExp.assign(static_cast<size_t>(units), INT32_MAX / 2);
+  p.maxExp.assign(static_cast<size_t>(units), INT32_MIN / 2);
+  std::vector<int16_t> ints(static_cast<size_t>(unit));
+  for (int64_t c = 0; c < cols; c++) {
+    const int64_t col = col0 + c;
+    for (int64_t j = 0; j < units; j++) {
+      int32_t e = 0;
+      const int32_t span = align(b.values + col * b.paddedCols + j * unit, unit, ints.data(), e);
+      const size_t at = static_cast<size_t>(j * width + c);
+      p.spans[at] = span;
+      p.exps[at] = e;
+      p.scales[at] = b.blockScales[col * b.blocksPerRow + (j * unit) / b.blockSize];
+      p.maxSpan[static_cast<size_t>(j)] = std::max(p.maxSpan[static_cast<size_t>(j)], span);
+      p.minExp[static_cast<size_t>(j)] = std::min(p.minExp[static_cast<size_t>(j)], e);
+      p.maxExp[static_cast<size_t>(j)] = std::max(p.maxExp[static_cast<size_t>(j)], e);
+      if (span == kUnaligned) continue;
+      for (int64_t q = 0; q < pairs; q++)
+        p.pairs[static_cast<size_t>((j * pairs + q) * width + c)] = packPair(ints[static_cast<size_t>(2 * q)], ints[static_cast<size_t>(2 * q + 1)]);
+    }
+  }
+}
+
+void matmulAlignedScalar(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                         int64_t nBegin, int64_t nEnd) {
+  const int64_t unit = aAligned.unit, units = aAligned.units, pairs = unit / 2, n = b.rows;
+  AlignedRows column;  // one column of b (a row of b's storage) at a time
+  alignRowsInit(column, 1, units, unit);
+  for (int64_t col = nBegin; col < nEnd; col++) {
+    DecodedOperand one = b;
+    one.values = b.values + col * b.paddedCols;
+    one.rows = 1;
+    alignRows(one, unit, 0, 1, column);
+    for (int64_t m = 0; m < a.rows; m++) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < units; j++) {
+        const size_t ja = static_cast<size_t>(m * units + j), jb = static_cast<size_t>(j);
+        float d;
+        if (alignedPairExact(aAligned.spans[ja], aAligned.exps[ja], column.spans[jb], column.exps[jb], unit)) {
+          const int32_t* pa = aAligned.rowPairs(m) + j * pairs;
+          const int32_t* pb = column.rowPairs(0) + j * pairs;
+          int32_t sum = 0;  // exact: the rule bounds it below 2^31
+          for (int64_t q = 0; q < pairs; q++) {
+            sum += static_cast<int16_t>(pa[q] & 0xffff) * static_cast<int16_t>(pb[q] & 0xffff);
+            sum += static_cast<int16_t>(static_cast<uint32_t>(pa[q]) >> 16) * static_cast<int16_t>(static_cast<uint32_t>(pb[q]) >> 16);
+          }
+          d = static_cast<float>(sum) * powerOfTwo(aAligned.exps[ja] + column.exps[jb]);
+        } else {
+          d = static_cast<float>(referenceUnitDot(a.values + m * a.paddedCols + j * unit, b.values + col * b.paddedCols + j * unit, unit));
+        }
+        const float s = a.blockScales[m * a.blocksPerRow + (j * unit) / a.blockSize] * b.blockScales[col * b.blocksPerRow + (j * unit) / b.blockSize];
+        const float partial = d * s;
+        acc = acc + partial;
+      }
+      out[m * n + col] = bias ? acc + bias[col] : acc;
+    }
+  }
+}
+
+}  // namespace fp4kit

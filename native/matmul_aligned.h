@@ -1,0 +1,110 @@
+// The decoded-operand product (matmul.h's matmulDecoded*) on exponent-aligned integers, for operands
+// whose element values are short floats (FP8, FP6, FP4, INT8 codes: the FP8 × FP8 gradient products
+// of fp4Dense's backward, and any pairing without an integer weight kernel).
+//
+// The defined order sums each unit's products in float64 and rounds once to float32: D = f32(Σ a·b).
+// When that float64 sum is exact, any exact way of computing Σ a·b gives the same D. Here a unit of
+// a row (a "row-unit": `unit` consecutive k of one row) is written as int16 integers times one power
+// of two, when it can be: every value is x = i · 2^e with |i| < 2^span, span ≤ 15. For a row-unit
+// of a and one of b, every product is a multiple of 2^(ea+eb) below 2^(spanA+spanB) in magnitude,
+// so with spanA + spanB + log2(unit) ≤ 31 the integer dot Σ ia·ib fits int32 exactly — one int16
+// multiply-add instruction per two products — and so does the float64 sum (53 bits), so
+//   D = f32(Σ ia·ib) · 2^(ea+eb)      exactly the reference's f32(d),
+// provided the power of two keeps f32 normal: −126 ≤ ea + eb ≤ 96 (|Σ| < 2^31). Pairs outside
+// this rule (non-finite values, spans over 15, extreme exponents) take the reference's float64 sum,
+// lane by lane: same bits either way. The rest of the order (S = f32(sa·sb), acc = f32(acc +
+// f32(D·S)), bias) is the reference's.
+//
+// Kernels: matmulAlignedScalar (matmul_aligned.cc, the plain twin), matmulAlignedAvx512 (VNNI
+// vpdpwssd), matmulAlignedAvx2 (vpmaddwd). The binding calls them only where alignedPaysOff says
+// the fallbacks are rare enough (a float32 operand never aligns).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "matmul.h"
+
+namespace fp4kit {
+
+constexpr int kAlignedMaxSpan = 15;   // |integer| < 2^15: an int16
+constexpr int32_t kUnaligned = 100;   // the span of a row-unit without an int16 form
+constexpr int kAlignedMinExp = -126;  // ea + eb range that keeps D = f32(Σ)·2^(ea+eb) a normal float
+constexpr int kAlignedMaxExp = 96;
+
+// Row-units of a decoded operand as int16 integers × 2^exp, two consecutive k per int32 (k even in
+// the low half: the operand shape of vpdpwssd / vpmaddwd).
+struct AlignedRows {
+  std::vector<int32_t> pairs;  // rows × units·unit/2
+  std::vector<int32_t> exps;   // rows × units
+  std::vector<int32_t> spans;  // rows × units (kUnaligned: none)
+  int64_t rows = 0, units = 0, unit = 0;
+  const int32_t* rowPairs(int64_t r) const { return pairs.data() + r * units * (unit / 2); }
+};
+
+// log2 of the unit (16 or 32): the bits the sum of `unit` products may add.
+static inline int unitBits(int64_t unit) { return unit <= 16 ? 4 : 5; }
+
+// Whether the integer dot of a row-unit pair gives the reference's D exactly (see above).
+static inline bool alignedPairExact(int32_t spanA, int32_t expA, int32_t spanB, int32_t expB, int64_t unit) {
+  const int32_t e = expA + expB;
+  return spanA + spanB + unitBits(unit) <= 31 && e >= kAlignedMinExp && e <= kAlignedMaxExp;
+}
+
+// 2^e as a float, e in [−126, 127].
+static inline float powerOfTwo(int32_t e) {
+  const uint32_t bits = static_cast<uint32_t>(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The reference's float64 sum of one unit's products, in k order.
+static inline double referenceUnitDot(const float* a, const float* b, int64_t count) {
+  double d = 0.0;
+  for (int64_t i = 0; i < count; i++) d += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return d;
+}
+
+// One row-unit's int16 form: writes `count` integers and returns its span (kUnaligned if it has
+// none), with exp set when it has one. An all-zero row-unit has span 0 and exp 0. The AVX-512
+// variant (units of 16 and 32 without subnormals; others go to the scalar one) gives the same.
+int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp);
+int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, int32_t& exp);
+using AlignRowUnitFn = int32_t (*)(const float*, int64_t, int16_t*, int32_t&);
+// The variant for this CPU (dispatch.cc).
+AlignRowUnitFn activeAlignRowUnit();
+
+// Rows [r0, r1) of `x` into `out` (sized by alignRowsInit).
+void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit);
+void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, AlignedRows& out, AlignRowUnitFn align = alignRowUnit);
+
+// Decides whether the aligned kernel should run a product, and if so aligns a into `aAligned`
+// (threads of the pool): enough rows to amortize aligning b's columns, and few enough row-unit
+// pairs outside the rule (estimated from a's row-units and a sample of b's).
+bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aAligned);
+
+// Output columns [nBegin, nEnd), every output in the reference's order and bits.
+using AlignedKernel = void (*)(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias,
+                               float* out, int64_t nBegin, int64_t nEnd);
+void matmulAlignedScalar(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                         int64_t nBegin, int64_t nEnd);
+void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                         int64_t nBegin, int64_t nEnd);
+void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                       int64_t nBegin, int64_t nEnd);
+// The variant for this CPU (dispatch.cc): AVX-512 VNNI, AVX2, else the scalar twin.
+AlignedKernel activeAlignedKernel();
+
+// The B side of the SIMD kernels: `width` columns side by side (padding columns zero, span 0).
+struct AlignedPanel {
+  std::vector<int32_t> pairs;   // [units][unit/2][width]
+  std::vector<int32_t> exps;    // [units][width]
+  std::vector<int32_t> spans;   // [units][width]
+  std::vector<float> scales;    // [units][width] b's block multipliers
+  std::vector<int32_t> maxSpan, minExp, maxExp;  // [units] over the panel's real columns
+};
+void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
+                      AlignRowUnitFn align = alignRowUnit);
+
+}  // namespace fp4kit

@@ -1,0 +1,150 @@
+// The aligned decoded-operand product (matmul_aligned.h) with AVX-512 VNNI: 4 rows × 32 columns per
+// step, one vpdpwssd per 2 k and 16 columns, each unit's int32 sums turned into D by one convert and
+// one exact power-of-two multiply; lanes outside the exactness rule take the reference's float64
+// sum. Every output's operations are matmulAlignedScalar's, so the bits are the reference's.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "matmul_aligned.h"
+
+namespace fp4kit {
+
+int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  if (count != 16 && count != 32) return alignRowUnit(values, count, ints, exp);
+  const int chunks = static_cast<int>(count / 16);
+  __m512i bits[2], field[2], sig[2];
+  __mmask16 nonzero[2];
+  int32_t top = INT32_MIN, low = INT32_MAX;
+  for (int c = 0; c < chunks; c++) {
+    bits[c] = _mm512_loadu_si512(values + 16 * c);
+    field[c] = _mm512_and_si512(_mm512_srli_epi32(bits[c], 23), _mm512_set1_epi32(0xff));
+    if (_mm512_cmpeq_epi32_mask(field[c], _mm512_set1_epi32(0xff))) return kUnaligned;  // Inf, NaN
+    nonzero[c] = _mm512_test_epi32_mask(bits[c], _mm512_set1_epi32(0x7fffffff));
+    if (nonzero[c] & _mm512_cmpeq_epi32_mask(field[c], _mm512_setzero_si512())) return alignRowUnit(values, count, ints, exp);  // subnormals
+    sig[c] = _mm512_or_si512(_mm512_and_si512(bits[c], _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
+    // ctz(sig) from the exponent of its lowest set bit, converted to float (a power of two, exact).
+    const __m512i lowest = _mm512_and_si512(sig[c], _mm512_sub_epi32(_mm512_setzero_si512(), sig[c]));
+    const __m512i ctz = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(_mm512_cvtepi32_ps(lowest)), 23), _mm512_set1_epi32(127));
+    top = std::max(top, _mm512_mask_reduce_max_epi32(nonzero[c], _mm512_sub_epi32(field[c], _mm512_set1_epi32(126))));
+    low = std::min(low, _mm512_mask_reduce_min_epi32(nonzero[c], _mm512_add_epi32(_mm512_sub_epi32(field[c], _mm512_set1_epi32(150)), ctz)));
+  }
+  exp = 0;
+  if (top == INT32_MIN) {
+    std::fill(ints, ints + count, int16_t(0));
+    return 0;
+  }
+  if (top - low > kAlignedMaxSpan) return kUnaligned;
+  exp = low;
+  for (int c = 0; c < chunks; c++) {
+    const __m512i shift = _mm512_sub_epi32(_mm512_set1_epi32(low + 150), field[c]);  // low − lsbExp
+    __m512i magnitude = _mm512_maskz_mov_epi32(nonzero[c], _mm512_srlv_epi32(sig[c], shift));
+    magnitude = _mm512_mask_sub_epi32(magnitude, _mm512_movepi32_mask(bits[c]), _mm512_setzero_si512(), magnitude);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ints + 16 * c), _mm512_cvtepi32_epi16(magnitude));
+  }
+  return top - low;
+}
+
+// d with the lanes outside the exactness rule replaced by the reference's float64 sums (kept out of
+// line: the kernel's registers stay its own).
+__attribute__((noinline)) static __m512 exactLanes(__m512 d, const DecodedOperand& a, const DecodedOperand& b, const AlignedPanel& p,
+                                                   int64_t row, int64_t j, int64_t col0, int64_t cols, size_t at, int32_t spanA,
+                                                   int32_t expA, int32_t sumBits) {
+  const __m512i spanB = _mm512_loadu_si512(p.spans.data() + at);
+  const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
+  const __mmask16 exact = _mm512_cmple_epi32_mask(spanB, _mm512_set1_epi32(sumBits - spanA)) &
+                          _mm512_cmpge_epi32_mask(expB, _mm512_set1_epi32(kAlignedMinExp - expA)) &
+                          _mm512_cmple_epi32_mask(expB, _mm512_set1_epi32(kAlignedMaxExp - expA));
+  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols));
+  const __mmask16 fallback = static_cast<__mmask16>(~exact & ((1u << real) - 1));
+  if (!fallback) return d;
+  const int64_t unit = std::min(a.blockSize, b.blockSize);
+  alignas(64) float fixed[16];
+  for (int c = 0; c < 16; c++)
+    if (fallback & (1u << c))
+      fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col0 + c) * b.paddedCols + j * unit, unit));
+  return _mm512_mask_loadu_ps(d, fallback, fixed);
+}
+
+// Units of 2·Pairs k (the inner loop unrolled whole: its sums stay in registers).
+template <int Pairs>
+static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                           int64_t nBegin, int64_t nEnd) {
+  constexpr int64_t kWidth = 32;
+  constexpr int kRows = 4;
+  constexpr int64_t unit = 2 * Pairs, pairs = Pairs;
+  const int64_t units = aAligned.units, n = b.rows;
+  const int32_t sumBits = 31 - unitBits(unit);
+  static thread_local AlignedPanel kept;  // a fresh panel costs page faults on every call
+  AlignedPanel& p = kept;
+  for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
+    const int64_t cols = std::min(kWidth, nEnd - col0);
+    fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx512);
+    for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
+      const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
+      int64_t row[kRows];  // rows past the end repeat the last one (computed, never stored)
+      const int32_t* pa[kRows];
+      for (int r = 0; r < kRows; r++) {
+        row[r] = m0 + std::min<int64_t>(r, rows - 1);
+        pa[r] = aAligned.rowPairs(row[r]);
+      }
+      __m512 acc[kRows][2];
+      for (int r = 0; r < kRows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < units; j++) {
+        __m512i sum[kRows][2];
+        for (int r = 0; r < kRows; r++) sum[r][0] = sum[r][1] = _mm512_setzero_si512();
+        const int32_t* pb = p.pairs.data() + j * pairs * kWidth;
+#pragma GCC unroll 16
+        for (int64_t q = 0; q < pairs; q++) {
+          const __m512i b0 = _mm512_loadu_si512(pb + q * kWidth);
+          const __m512i b1 = _mm512_loadu_si512(pb + q * kWidth + 16);
+#pragma GCC unroll 4
+          for (int r = 0; r < kRows; r++) {
+            const __m512i av = _mm512_set1_epi32(pa[r][j * pairs + q]);
+            sum[r][0] = _mm512_dpwssd_epi32(sum[r][0], av, b0);
+            sum[r][1] = _mm512_dpwssd_epi32(sum[r][1], av, b1);
+          }
+        }
+        const size_t unitAt = static_cast<size_t>(j);
+#pragma GCC unroll 4
+        for (int r = 0; r < kRows; r++) {
+          const size_t ja = static_cast<size_t>(row[r] * units + j);
+          const int32_t spanA = aAligned.spans[ja], expA = aAligned.exps[ja];
+          // The whole panel passes the rule for this row-unit: no lane needs a look.
+          const bool allExact = spanA + p.maxSpan[unitAt] <= sumBits && expA + p.minExp[unitAt] >= kAlignedMinExp &&
+                                expA + p.maxExp[unitAt] <= kAlignedMaxExp;
+          const __m512 sa = _mm512_set1_ps(a.blockScales[row[r] * a.blocksPerRow + (j * unit) / a.blockSize]);
+#pragma GCC unroll 2
+          for (int t = 0; t < 2; t++) {
+            const size_t at = static_cast<size_t>(j * kWidth + t * 16);
+            const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
+            const __m512 power = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(expB, _mm512_set1_epi32(expA + 127)), 23));
+            __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), power);
+            if (!allExact) d = exactLanes(d, a, b, p, row[r], j, col0 + t * 16, cols - t * 16, at, spanA, expA, sumBits);
+            const __m512 s = _mm512_mul_ps(sa, _mm512_loadu_ps(p.scales.data() + at));
+            acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
+          }
+        }
+      }
+      for (int r = 0; r < rows; r++) {
+        for (int t = 0; t < 2; t++) {
+          const int64_t real = std::min<int64_t>(16, cols - t * 16);
+          if (real <= 0) break;
+          const __mmask16 lanes = static_cast<__mmask16>((1u << real) - 1);
+          __m512 v = acc[r][t];
+          if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, bias + col0 + t * 16));
+          _mm512_mask_storeu_ps(out + (m0 + r) * n + col0 + t * 16, lanes, v);
+        }
+      }
+    }
+  }
+}
+
+void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                         int64_t nBegin, int64_t nEnd) {
+  if (aAligned.unit == 16) alignedProduct<8>(a, aAligned, b, bias, out, nBegin, nEnd);
+  else alignedProduct<16>(a, aAligned, b, bias, out, nBegin, nEnd);
+}
+
+}  // namespace fp4kit
