@@ -139,6 +139,38 @@ bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRow
   return true;
 }
 
+void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out) {
+  const int64_t units = aligned.units, blocks = (a.rows + rowsPerBlock - 1) / rowsPerBlock;
+  out.blocks.resize(static_cast<size_t>(blocks * units));
+  out.rowFactors.resize(static_cast<size_t>(a.rows * units));
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    for (int64_t j = 0; j < units; j++) {
+      AlignedRowBlock rb{INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2};
+      for (int64_t i = 0; i < rowsPerBlock; i++) {
+        const int64_t r = std::min(blk * rowsPerBlock + i, a.rows - 1);
+        const size_t ra = static_cast<size_t>(r * units + j);
+        const int32_t x = powerOfTwoExponent(a.blockScales[r * a.blocksPerRow + (j * aligned.unit) / a.blockSize]);
+        const int32_t span = aligned.spans[ra], e = aligned.exps[ra];
+        rb.maxSpan = std::max(rb.maxSpan, span);
+        rb.minExp = std::min(rb.minExp, e);
+        rb.maxExp = std::max(rb.maxExp, e);
+        if (x == INT32_MIN) {
+          rb.minScaleExp = INT32_MIN / 2;  // fails every test
+          rb.maxScaleExp = INT32_MAX / 2;
+          out.rowFactors[ra] = 0.0f;
+          continue;
+        }
+        rb.minScaleExp = std::min(rb.minScaleExp, x);
+        rb.maxScaleExp = std::max(rb.maxScaleExp, x);
+        rb.minRowExp = std::min(rb.minRowExp, e + x);
+        rb.maxRowExp = std::max(rb.maxRowExp, e + x);
+        out.rowFactors[ra] = e + x >= -126 && e + x <= 127 ? powerOfTwo(e + x) : 0.0f;
+      }
+      out.blocks[static_cast<size_t>(blk * units + j)] = rb;
+    }
+  }
+}
+
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p, AlignRowUnitFn align) {
   const int64_t units = (b.cols + unit - 1) / unit, pairs = unit / 2;
   p.pairs.assign(static_cast<size_t>(units * pairs * width), 0);
@@ -148,6 +180,10 @@ void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64
   p.maxSpan.assign(static_cast<size_t>(units), 0);
   p.minExp.assign(static_cast<size_t>(units), INT32_MAX / 2);
   p.maxExp.assign(static_cast<size_t>(units), INT32_MIN / 2);
+  p.powerUnit.assign(static_cast<size_t>(units), 1);
+  p.laneFactors.assign(static_cast<size_t>(units * width), 0.0f);
+  p.minScaleExp.assign(static_cast<size_t>(units), INT32_MAX / 2);
+  p.maxScaleExp.assign(static_cast<size_t>(units), INT32_MIN / 2);
   std::vector<int16_t> ints(static_cast<size_t>(unit));
   for (int64_t c = 0; c < cols; c++) {
     const int64_t col = col0 + c;
@@ -161,6 +197,14 @@ void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64
       p.maxSpan[static_cast<size_t>(j)] = std::max(p.maxSpan[static_cast<size_t>(j)], span);
       p.minExp[static_cast<size_t>(j)] = std::min(p.minExp[static_cast<size_t>(j)], e);
       p.maxExp[static_cast<size_t>(j)] = std::max(p.maxExp[static_cast<size_t>(j)], e);
+      const int32_t y = powerOfTwoExponent(p.scales[at]);
+      if (y == INT32_MIN || e + y < -126 || e + y > 96) {
+        p.powerUnit[static_cast<size_t>(j)] = 0;
+      } else {
+        p.laneFactors[at] = powerOfTwo(e + y);
+        p.minScaleExp[static_cast<size_t>(j)] = std::min(p.minScaleExp[static_cast<size_t>(j)], y);
+        p.maxScaleExp[static_cast<size_t>(j)] = std::max(p.maxScaleExp[static_cast<size_t>(j)], y);
+      }
       if (span == kUnaligned) continue;
       for (int64_t q = 0; q < pairs; q++)
         p.pairs[static_cast<size_t>((j * pairs + q) * width + c)] = packPair(ints[static_cast<size_t>(2 * q)], ints[static_cast<size_t>(2 * q + 1)]);

@@ -19,6 +19,7 @@
 // vpdpwssd), matmulAlignedAvx2 (vpmaddwd). The binding calls them only where alignedPaysOff says
 // the fallbacks are rare enough (a float32 operand never aligns).
 #pragma once
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -96,6 +97,20 @@ void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, con
 // The variant for this CPU (dispatch.cc): AVX-512 VNNI, AVX2, else the scalar twin.
 AlignedKernel activeAlignedKernel();
 
+// A side of the SIMD kernels: per block of `rowsPerBlock` rows (tail rows repeat the last) and unit,
+// what the panel tests need, so a kernel tests a whole block of rows against a panel unit at once;
+// per row-unit the power-of-two epilogue's 2^rowExp (0 where it does not apply).
+struct AlignedRowBlock {
+  int32_t maxSpan, minExp, maxExp;
+  int32_t minScaleExp, maxScaleExp;  // log2 sa; INT32_MIN / 2 and INT32_MAX / 2 if one is not a power of two
+  int32_t minRowExp, maxRowExp;      // expA + log2 sa
+};
+struct AlignedRowBlocks {
+  std::vector<AlignedRowBlock> blocks;  // [blocks][units]
+  std::vector<float> rowFactors;        // [rows][units]
+};
+void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out);
+
 // The B side of the SIMD kernels: `width` columns side by side (padding columns zero, span 0).
 struct AlignedPanel {
   std::vector<int32_t> pairs;   // [units][unit/2][width]
@@ -103,7 +118,43 @@ struct AlignedPanel {
   std::vector<int32_t> spans;   // [units][width]
   std::vector<float> scales;    // [units][width] b's block multipliers
   std::vector<int32_t> maxSpan, minExp, maxExp;  // [units] over the panel's real columns
+  // Power-of-two scales (MX operands; fp4Dense's backward, all 1): where every real column's
+  // multiplier sb of unit j is a positive normal power of two with 2^expB·sb normal and below
+  // 2^97, powerUnit[j] = 1, laneFactors = 2^expB·sb, and log2 sb spans [minScaleExp, maxScaleExp].
+  std::vector<uint8_t> powerUnit;     // [units]
+  std::vector<float> laneFactors;     // [units][width], 0 in padding columns
+  std::vector<int32_t> minScaleExp, maxScaleExp;  // [units]
 };
+
+// log2 of a positive normal power of two, else INT32_MIN.
+static inline int32_t powerOfTwoExponent(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  const uint32_t field = bits >> 23;  // sign 0 and the exponent field
+  return (bits & 0x7fffff) == 0 && field >= 1 && field <= 254 ? static_cast<int32_t>(field) - 127 : INT32_MIN;
+}
+
+// Every row of a block passes the exactness rule against every column of panel unit j, and the
+// power-of-two epilogue applies to each (powerScalesExact's conditions, for the whole block).
+static inline bool rowBlockFast(const AlignedRowBlock& rb, const AlignedPanel& p, int64_t j, int32_t sumBits) {
+  const size_t u = static_cast<size_t>(j);
+  return rb.maxSpan + p.maxSpan[u] <= sumBits && rb.minExp + p.minExp[u] >= kAlignedMinExp && rb.maxExp + p.maxExp[u] <= kAlignedMaxExp &&
+         p.powerUnit[u] && rb.minRowExp >= -126 && rb.maxRowExp <= 127 && rb.minScaleExp + p.minScaleExp[u] >= -149 &&
+         rb.maxScaleExp + p.maxScaleExp[u] <= 127;
+}
+
+// The power-of-two epilogue of a row-unit against panel unit j whose pairs are all exact: with sa =
+// 2^x and every sb = 2^y (normal), the reference's S = f32(sa·sb) is exact while x + y ≥ −149 and
+// ≤ 127, and f32(D)·S = Σ·2^(expA+expB)·sa·sb = (Σ·laneFactor)·2^rowExp with rowExp = expA + x —
+// the first product exact (Σ < 2^31, laneFactor normal ≤ 2^96), the second rounding once, as the
+// reference does. Sets rowExp when it applies (2^rowExp normal).
+static inline bool powerScalesExact(const AlignedPanel& p, int64_t j, float sa, int32_t expA, int32_t& rowExp) {
+  if (!p.powerUnit[static_cast<size_t>(j)]) return false;
+  const int32_t x = powerOfTwoExponent(sa);
+  if (x == INT32_MIN) return false;
+  rowExp = expA + x;
+  return rowExp >= -126 && rowExp <= 127 && x + p.minScaleExp[static_cast<size_t>(j)] >= -149 && x + p.maxScaleExp[static_cast<size_t>(j)] <= 127;
+}
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
                       AlignRowUnitFn align = alignRowUnit);
 

@@ -16,25 +16,31 @@ int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, in
   const int chunks = static_cast<int>(count / 16);
   __m512i bits[2], field[2], sig[2];
   __mmask16 nonzero[2];
-  int32_t top = INT32_MIN, low = INT32_MAX;
+  // |x| as bits (floats of one sign order like integers) for the top, and per lane the exponent
+  // of the lowest set bit for the bottom; one reduction each over the whole unit.
+  __m512i magnitudeMax = _mm512_setzero_si512(), lowMin = _mm512_set1_epi32(INT32_MAX);
   for (int c = 0; c < chunks; c++) {
     bits[c] = _mm512_loadu_si512(values + 16 * c);
-    field[c] = _mm512_and_si512(_mm512_srli_epi32(bits[c], 23), _mm512_set1_epi32(0xff));
-    if (_mm512_cmpeq_epi32_mask(field[c], _mm512_set1_epi32(0xff))) return kUnaligned;  // Inf, NaN
-    nonzero[c] = _mm512_test_epi32_mask(bits[c], _mm512_set1_epi32(0x7fffffff));
-    if (nonzero[c] & _mm512_cmpeq_epi32_mask(field[c], _mm512_setzero_si512())) return alignRowUnit(values, count, ints, exp);  // subnormals
+    const __m512i magnitude = _mm512_and_si512(bits[c], _mm512_set1_epi32(0x7fffffff));
+    field[c] = _mm512_srli_epi32(magnitude, 23);
+    nonzero[c] = _mm512_test_epi32_mask(magnitude, magnitude);
+    // Inf/NaN (field 255) and subnormals (field 0, not zero): the scalar path decides.
+    if (_mm512_cmpeq_epi32_mask(field[c], _mm512_set1_epi32(0xff)) || (nonzero[c] & _mm512_cmpeq_epi32_mask(field[c], _mm512_setzero_si512())))
+      return alignRowUnit(values, count, ints, exp);
     sig[c] = _mm512_or_si512(_mm512_and_si512(bits[c], _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
     // ctz(sig) from the exponent of its lowest set bit, converted to float (a power of two, exact).
     const __m512i lowest = _mm512_and_si512(sig[c], _mm512_sub_epi32(_mm512_setzero_si512(), sig[c]));
-    const __m512i ctz = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(_mm512_cvtepi32_ps(lowest)), 23), _mm512_set1_epi32(127));
-    top = std::max(top, _mm512_mask_reduce_max_epi32(nonzero[c], _mm512_sub_epi32(field[c], _mm512_set1_epi32(126))));
-    low = std::min(low, _mm512_mask_reduce_min_epi32(nonzero[c], _mm512_add_epi32(_mm512_sub_epi32(field[c], _mm512_set1_epi32(150)), ctz)));
+    const __m512i lowestExp = _mm512_srli_epi32(_mm512_castps_si512(_mm512_cvtepi32_ps(lowest)), 23);  // ctz + 127
+    lowMin = _mm512_mask_min_epi32(lowMin, nonzero[c], lowMin, _mm512_add_epi32(field[c], lowestExp));  // low + 277
+    magnitudeMax = _mm512_max_epi32(magnitudeMax, magnitude);
   }
   exp = 0;
-  if (top == INT32_MIN) {
+  const int32_t top = (_mm512_reduce_max_epi32(magnitudeMax) >> 23) - 126;  // |x| < 2^top
+  if (top == -126) {  // all zero
     std::fill(ints, ints + count, int16_t(0));
     return 0;
   }
+  const int32_t low = _mm512_reduce_min_epi32(lowMin) - 277;  // field − 150 + ctz
   if (top - low > kAlignedMaxSpan) return kUnaligned;
   exp = low;
   for (int c = 0; c < chunks; c++) {
@@ -72,15 +78,25 @@ template <int Pairs>
 static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                            int64_t nBegin, int64_t nEnd) {
   constexpr int64_t kWidth = 32;
-  constexpr int kRows = 4;
+  constexpr int kRows = 6;
   constexpr int64_t unit = 2 * Pairs, pairs = Pairs;
+  constexpr int64_t kChunkUnits = 256 / unit;  // 256 k: 16 KiB of panel
   const int64_t units = aAligned.units, n = b.rows;
   const int32_t sumBits = 31 - unitBits(unit);
   static thread_local AlignedPanel kept;  // a fresh panel costs page faults on every call
+  static thread_local AlignedRowBlocks keptBlocks;
   AlignedPanel& p = kept;
+  AlignedRowBlocks& rowBlocks = keptBlocks;
+  summarizeRowBlocks(a, aAligned, kRows, rowBlocks);
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx512);
+    const __mmask16 lanes[2] = {static_cast<__mmask16>((1u << std::min<int64_t>(16, cols)) - 1),
+                                static_cast<__mmask16>((1u << std::max<int64_t>(0, cols - 16)) - 1)};
+    // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between
+    // chunks the accumulators wait in `out` (the same floats: the order is unchanged).
+    for (int64_t j0 = 0; j0 < units; j0 += kChunkUnits) {
+    const int64_t j1 = std::min(units, j0 + kChunkUnits);
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
       int64_t row[kRows];  // rows past the end repeat the last one (computed, never stored)
@@ -90,8 +106,11 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
         pa[r] = aAligned.rowPairs(row[r]);
       }
       __m512 acc[kRows][2];
-      for (int r = 0; r < kRows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-      for (int64_t j = 0; j < units; j++) {
+      for (int r = 0; r < kRows; r++) {
+        for (int t = 0; t < 2; t++)
+          acc[r][t] = j0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes[t], out + row[r] * n + col0 + t * 16);
+      }
+      for (int64_t j = j0; j < j1; j++) {
         __m512i sum[kRows][2];
         for (int r = 0; r < kRows; r++) sum[r][0] = sum[r][1] = _mm512_setzero_si512();
         const int32_t* pb = p.pairs.data() + j * pairs * kWidth;
@@ -99,22 +118,48 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
         for (int64_t q = 0; q < pairs; q++) {
           const __m512i b0 = _mm512_loadu_si512(pb + q * kWidth);
           const __m512i b1 = _mm512_loadu_si512(pb + q * kWidth + 16);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
           for (int r = 0; r < kRows; r++) {
             const __m512i av = _mm512_set1_epi32(pa[r][j * pairs + q]);
             sum[r][0] = _mm512_dpwssd_epi32(sum[r][0], av, b0);
             sum[r][1] = _mm512_dpwssd_epi32(sum[r][1], av, b1);
           }
         }
+        if (rowBlockFast(rowBlocks.blocks[static_cast<size_t>((m0 / kRows) * units + j)], p, j, sumBits)) {
+          // Power-of-two epilogue for every row: partial = (f32(Σ)·laneFactor)·2^rowExp (see
+          // powerScalesExact), one rounding of the reference's f32(D)·S.
+          const __m512 lane0 = _mm512_loadu_ps(p.laneFactors.data() + j * kWidth);
+          const __m512 lane1 = _mm512_loadu_ps(p.laneFactors.data() + j * kWidth + 16);
+#pragma GCC unroll 6
+          for (int r = 0; r < kRows; r++) {
+            const __m512 rowFactor = _mm512_set1_ps(rowBlocks.rowFactors[static_cast<size_t>(row[r] * units + j)]);
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][0]), lane0), rowFactor));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][1]), lane1), rowFactor));
+          }
+          continue;
+        }
         const size_t unitAt = static_cast<size_t>(j);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
         for (int r = 0; r < kRows; r++) {
           const size_t ja = static_cast<size_t>(row[r] * units + j);
           const int32_t spanA = aAligned.spans[ja], expA = aAligned.exps[ja];
           // The whole panel passes the rule for this row-unit: no lane needs a look.
           const bool allExact = spanA + p.maxSpan[unitAt] <= sumBits && expA + p.minExp[unitAt] >= kAlignedMinExp &&
                                 expA + p.maxExp[unitAt] <= kAlignedMaxExp;
-          const __m512 sa = _mm512_set1_ps(a.blockScales[row[r] * a.blocksPerRow + (j * unit) / a.blockSize]);
+          const float saValue = a.blockScales[row[r] * a.blocksPerRow + (j * unit) / a.blockSize];
+          int32_t rowExp;
+          if (allExact && powerScalesExact(p, j, saValue, expA, rowExp)) {
+            // Power-of-two scales: partial = (f32(Σ)·laneFactor)·2^rowExp, one rounding of the
+            // reference's f32(D)·S (see powerScalesExact).
+            const __m512 rowFactor = _mm512_set1_ps(powerOfTwo(rowExp));
+#pragma GCC unroll 2
+            for (int t = 0; t < 2; t++) {
+              const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), _mm512_loadu_ps(p.laneFactors.data() + j * kWidth + t * 16));
+              acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(x, rowFactor));
+            }
+            continue;
+          }
+          const __m512 sa = _mm512_set1_ps(saValue);
 #pragma GCC unroll 2
           for (int t = 0; t < 2; t++) {
             const size_t at = static_cast<size_t>(j * kWidth + t * 16);
@@ -129,14 +174,12 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
       }
       for (int r = 0; r < rows; r++) {
         for (int t = 0; t < 2; t++) {
-          const int64_t real = std::min<int64_t>(16, cols - t * 16);
-          if (real <= 0) break;
-          const __mmask16 lanes = static_cast<__mmask16>((1u << real) - 1);
           __m512 v = acc[r][t];
-          if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes, bias + col0 + t * 16));
-          _mm512_mask_storeu_ps(out + (m0 + r) * n + col0 + t * 16, lanes, v);
+          if (bias && j1 == units) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes[t], bias + col0 + t * 16));
+          _mm512_mask_storeu_ps(out + (m0 + r) * n + col0 + t * 16, lanes[t], v);
         }
       }
+    }
     }
   }
 }

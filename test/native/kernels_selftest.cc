@@ -288,13 +288,13 @@ void checkPlanes() {
 // ones that must not — spans over 15, span sums one either side of the int32 limit with every
 // product at its largest, Inf/NaN, float subnormals, exponents at the ends of the normal range,
 // all-zero units — with E8M0-like and arbitrary block multipliers, units of 16 and 32.
-std::vector<float> alignedOperand(int64_t rows, int64_t paddedCols, int64_t unit, uint32_t seed, int32_t wideSpan) {
+std::vector<float> alignedOperand(int64_t rows, int64_t paddedCols, int64_t unit, uint32_t seed, int32_t wideSpan, bool mostlyShort) {
   std::mt19937 rng(seed);
   std::vector<float> v(static_cast<size_t>(rows * paddedCols), 0.0f);
   for (int64_t r = 0; r < rows; r++) {
     for (int64_t k0 = 0; k0 < paddedCols; k0 += unit) {
       float* u = v.data() + r * paddedCols + k0;
-      const int kind = static_cast<int>(rng() % 12);
+      const int kind = mostlyShort && rng() % 40 ? 7 : static_cast<int>(rng() % 12);
       const int base = static_cast<int>(rng() % 40) - 20;
       for (int64_t i = 0; i < unit; i++) {
         float x;
@@ -327,7 +327,7 @@ bool sameOutputs(const std::vector<float>& x, const std::vector<float>& y) {
 
 void checkAligned() {
   std::mt19937 rng(7);
-  int fastPairs = 0, fallbackPairs = 0;
+  int fastPairs = 0, fallbackPairs = 0, blockFast = 0, blockSlow = 0;
   for (int64_t aBlock : {16, 32}) {
     for (int64_t bBlock : {16, 32}) {
       for (int64_t m : {1, 5, 9}) {
@@ -337,13 +337,22 @@ void checkAligned() {
             const int32_t spanA = 12 + static_cast<int32_t>(rng() % 3), spanB = 31 - unitBits(unit) - spanA + static_cast<int32_t>(rng() % 3) - 1;
             const int64_t aBlocks = (k + aBlock - 1) / aBlock, bBlocks = (k + bBlock - 1) / bBlock;
             const int64_t aCols = aBlocks * aBlock, bCols = bBlocks * bBlock;
-            std::vector<float> av = alignedOperand(m, aCols, unit, static_cast<uint32_t>(rng()), spanA);
-            std::vector<float> bv = alignedOperand(n, bCols, unit, static_cast<uint32_t>(rng()), spanB);
+            const bool mostlyShort = rng() % 2;
+            std::vector<float> av = alignedOperand(m, aCols, unit, static_cast<uint32_t>(rng()), spanA, mostlyShort);
+            std::vector<float> bv = alignedOperand(n, bCols, unit, static_cast<uint32_t>(rng()), spanB, mostlyShort);
             for (int64_t r = 0; r < m; r++) std::fill(av.begin() + r * aCols + k, av.begin() + (r + 1) * aCols, 0.0f);  // padding: +0
             for (int64_t r = 0; r < n; r++) std::fill(bv.begin() + r * bCols + k, bv.begin() + (r + 1) * bCols, 0.0f);
             std::vector<float> as(static_cast<size_t>(m * aBlocks)), bs(static_cast<size_t>(n * bBlocks)), bias(static_cast<size_t>(n));
-            for (float& x : as) x = rng() % 3 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 1000) / 999.0f;
-            for (float& x : bs) x = rng() % 3 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 1000) / 777.0f;
+            // Block multipliers: mixed (some not powers of two), all powers of two (the power-of-two
+            // epilogue), and powers of two near the ends of the float range (its range tests).
+            const int scaleKind = static_cast<int>(rng() % 3);
+            const auto multiplier = [&](float other) {
+              if (scaleKind == 2) return std::ldexp(1.0f, static_cast<int>(rng() % 2 ? 100 + rng() % 27 : -(100 + static_cast<int>(rng() % 49))));
+              if (scaleKind == 1 || rng() % 3) return std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+              return static_cast<float>(rng() % 1000) / other;
+            };
+            for (float& x : as) x = multiplier(999.0f);
+            for (float& x : bs) x = multiplier(777.0f);
             for (float& x : bias) x = static_cast<float>(static_cast<int>(rng() % 200) - 100) / 7.0f;
             const DecodedOperand a{av.data(), as.data(), m, k, aCols, aBlock, aBlocks};
             const DecodedOperand b{bv.data(), bs.data(), n, k, bCols, bBlock, bBlocks};
@@ -360,6 +369,17 @@ void checkAligned() {
               for (int64_t c = 0; c < n; c++)
                 for (int64_t j = 0; j < units; j++)
                   (alignedPairExact(aa.spans[r * units + j], aa.exps[r * units + j], bb.spans[c * units + j], bb.exps[c * units + j], unit) ? fastPairs : fallbackPairs)++;
+            {  // how often the AVX-512 kernel's whole-block power-of-two epilogue applies (6 rows, 32 columns)
+              AlignedRowBlocks blocks;
+              summarizeRowBlocks(a, aa, 6, blocks);
+              AlignedPanel panel;
+              for (int64_t col0 = 0; col0 < n; col0 += 32) {
+                fillAlignedPanel(b, unit, col0, std::min<int64_t>(32, n - col0), 32, panel);
+                for (int64_t blk = 0; blk * 6 < m; blk++)
+                  for (int64_t j = 0; j < units; j++)
+                    (rowBlockFast(blocks.blocks[static_cast<size_t>(blk * units + j)], panel, j, 31 - unitBits(unit)) ? blockFast : blockSlow)++;
+              }
+            }
             matmulAlignedScalar(a, aa, b, bias.data(), got.data(), 0, n);
             check(sameOutputs(got, ref), what + ": scalar twin vs the defined order");
 #if defined(__x86_64__)
@@ -384,8 +404,10 @@ void checkAligned() {
       }
     }
   }
-  check(fastPairs > 1000 && fallbackPairs > 1000, "aligned: both the integer path and the fallback exercised");
-  std::printf("aligned decoded product: %d row-unit pairs on the integer path, %d on the float64 fallback\n", fastPairs, fallbackPairs);
+  check(fastPairs > 1000 && fallbackPairs > 1000 && blockFast > 50 && blockSlow > 50,
+        "aligned: the integer path, the fallback, and the block power-of-two epilogue all exercised");
+  std::printf("aligned decoded product: %d row-unit pairs on the integer path, %d on the float64 fallback; %d of %d row-block units with the power-of-two epilogue\n",
+              fastPairs, fallbackPairs, blockFast, blockFast + blockSlow);
 }
 
 int main() {
