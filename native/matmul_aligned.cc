@@ -32,6 +32,11 @@ inline bool floatParts(float x, FloatParts& p, bool& finite) {
 
 }  // namespace
 
+// Two int16 as the int32 of vpdpwssd's operand: the first in the low half.
+static inline int32_t packPair(int16_t first, int16_t second) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(first)) | (static_cast<uint32_t>(static_cast<uint16_t>(second)) << 16));
+}
+
 int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
   int32_t top = INT32_MIN, low = INT32_MAX;
   for (int64_t i = 0; i < count; i++) {
@@ -65,6 +70,73 @@ int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t&
   return top - low;
 }
 
+bool splitRowUnit(const float* values, int64_t count, int16_t* hi, int16_t* lo, int32_t form[4]) {
+  int32_t top = INT32_MIN;
+  for (int64_t i = 0; i < count; i++) {
+    FloatParts p;
+    bool finite;
+    if (!floatParts(values[i], p, finite)) {
+      if (!finite) return false;
+      continue;
+    }
+    top = std::max(top, p.lsbExp + 32 - __builtin_clz(p.sig));
+  }
+  if (top == INT32_MIN) return false;
+  // hi: elements that are multiples of 2^(top − 15); its exponent is their lowest set bit.
+  const int32_t floor = top - kAlignedMaxSpan;
+  int32_t hiLow = INT32_MAX, loTop = INT32_MIN, loLow = INT32_MAX;
+  for (int64_t i = 0; i < count; i++) {
+    FloatParts p;
+    bool finite;
+    if (!floatParts(values[i], p, finite)) continue;
+    const int32_t low = p.lsbExp + __builtin_ctz(p.sig);
+    if (low >= floor) {
+      hiLow = std::min(hiLow, low);
+    } else {
+      loTop = std::max(loTop, p.lsbExp + 32 - __builtin_clz(p.sig));
+      loLow = std::min(loLow, low);
+    }
+  }
+  if (loTop == INT32_MIN || loTop - loLow > kAlignedMaxSpan) return false;
+  const int32_t expHi = hiLow == INT32_MAX ? floor : hiLow;
+  for (int64_t i = 0; i < count; i++) {
+    FloatParts p;
+    bool finite;
+    hi[i] = lo[i] = 0;
+    if (!floatParts(values[i], p, finite)) continue;
+    const bool isHi = p.lsbExp + __builtin_ctz(p.sig) >= floor;
+    const int32_t magnitude = static_cast<int32_t>(p.sig >> ((isHi ? expHi : loLow) - p.lsbExp));
+    (isHi ? hi : lo)[i] = static_cast<int16_t>(p.negative ? -magnitude : magnitude);
+  }
+  form[0] = expHi;
+  form[1] = hiLow == INT32_MAX ? 0 : top - expHi;
+  form[2] = loLow;
+  form[3] = loTop - loLow;
+  return true;
+}
+
+void splitWideRowUnits(const DecodedOperand& x, AlignedRows& rows) {
+  const int64_t unit = rows.unit, pairs = unit / 2;
+  std::vector<int16_t> hi(static_cast<size_t>(unit)), lo(static_cast<size_t>(unit));
+  rows.splitForms.clear();
+  rows.splitLoPairs.clear();
+  for (int64_t r = 0; r < rows.rows; r++) {
+    for (int64_t j = 0; j < rows.units; j++) {
+      const size_t at = static_cast<size_t>(r * rows.units + j);
+      if (rows.spans[at] != kUnaligned) continue;
+      int32_t form[4];
+      if (!splitRowUnit(x.values + r * x.paddedCols + j * unit, unit, hi.data(), lo.data(), form)) continue;
+      rows.split[at] = static_cast<int32_t>(rows.splitForms.size() / 4);
+      rows.splitForms.insert(rows.splitForms.end(), form, form + 4);
+      int32_t* dst = rows.pairs.data() + at * pairs;
+      for (int64_t q = 0; q < pairs; q++) {
+        dst[q] = packPair(hi[static_cast<size_t>(2 * q)], hi[static_cast<size_t>(2 * q + 1)]);
+        rows.splitLoPairs.push_back(packPair(lo[static_cast<size_t>(2 * q)], lo[static_cast<size_t>(2 * q + 1)]));
+      }
+    }
+  }
+}
+
 void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit) {
   out.rows = rows;
   out.units = units;
@@ -72,11 +144,7 @@ void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit) 
   out.pairs.assign(static_cast<size_t>(rows * units * (unit / 2)), 0);
   out.exps.assign(static_cast<size_t>(rows * units), 0);
   out.spans.assign(static_cast<size_t>(rows * units), 0);
-}
-
-// Two int16 as the int32 of vpdpwssd's operand: the first in the low half.
-static inline int32_t packPair(int16_t first, int16_t second) {
-  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(first)) | (static_cast<uint32_t>(static_cast<uint16_t>(second)) << 16));
+  out.split.assign(static_cast<size_t>(rows * units), -1);
 }
 
 void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, AlignedRows& out, AlignRowUnitFn align) {
@@ -136,6 +204,7 @@ bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRow
   alignRowsInit(aAligned, a.rows, units, unit);
   parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.cols)),
               [&](int64_t r0, int64_t r1) { alignRows(a, unit, r0, r1, aAligned, activeAlignRowUnit()); });
+  splitWideRowUnits(a, aAligned);
   return true;
 }
 

@@ -35,13 +35,28 @@ constexpr int kAlignedMaxExp = 96;
 
 // Row-units of a decoded operand as int16 integers × 2^exp, two consecutive k per int32 (k even in
 // the low half: the operand shape of vpdpwssd / vpmaddwd).
+//
+// A finite row-unit too wide for one form (span over 15; an E5M2 gradient row with one tiny element)
+// may still split in two: hi, the elements that are multiples of 2^expHi with |x| < 2^(expHi+15),
+// and lo, the rest, with a span of at most 15 — D = Σhi·2^expHi + Σlo·2^expLo, each sum exact in
+// int32 and their sum exact in float64 (see splitDot in the AVX-512 kernel). Its span stays
+// kUnaligned (a kernel without the split takes the float64 fallback) and its pairs hold hi.
 struct AlignedRows {
   std::vector<int32_t> pairs;  // rows × units·unit/2
   std::vector<int32_t> exps;   // rows × units
   std::vector<int32_t> spans;  // rows × units (kUnaligned: none)
+  std::vector<int32_t> split;  // rows × units: index of the row-unit's split, −1 if none
+  std::vector<int32_t> splitForms;    // per split: expHi, spanHi, expLo, spanLo
+  std::vector<int32_t> splitLoPairs;  // per split: unit/2 pairs of lo
   int64_t rows = 0, units = 0, unit = 0;
   const int32_t* rowPairs(int64_t r) const { return pairs.data() + r * units * (unit / 2); }
 };
+
+// The two forms of a wide row-unit (see AlignedRows): false when it has none (non-finite values,
+// or lo wider than 15).
+bool splitRowUnit(const float* values, int64_t count, int16_t* hi, int16_t* lo, int32_t form[4]);
+// Splits the row-units of `rows` that have no single form, where they can be (a serial pass).
+void splitWideRowUnits(const DecodedOperand& x, AlignedRows& rows);
 
 // log2 of the unit (16 or 32): the bits the sum of `unit` products may add.
 static inline int unitBits(int64_t unit) { return unit <= 16 ? 4 : 5; }

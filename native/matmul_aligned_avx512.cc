@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 
 #include "matmul_aligned.h"
 
@@ -70,6 +71,48 @@ __attribute__((noinline)) static __m512 exactLanes(__m512 d, const DecodedOperan
   for (int c = 0; c < 16; c++)
     if (fallback & (1u << c))
       fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col0 + c) * b.paddedCols + j * unit, unit));
+  return _mm512_mask_loadu_ps(d, fallback, fixed);
+}
+
+// D of a split row-unit of a (AlignedRows) against 16 lanes: hiSum (the kernel's sum over the hi
+// pairs) · 2^expHi + Σlo · 2^expLo, in float64 — exact while each int32 sum obeys the rule and
+// 20 + spanB + expHi − expLo ≤ 53 (which also keeps the reference's float64 sum exact) — then
+// rounded once to float32, as the reference rounds its sum. Lanes outside that: one sum each.
+__attribute__((noinline)) static __m512 splitDot(__m512i hiSum, const DecodedOperand& a, const AlignedRows& aAligned, int32_t split,
+                                                 const DecodedOperand& b, const AlignedPanel& p, int64_t width, int64_t row, int64_t j,
+                                                 int64_t col0, int64_t cols, int t, int32_t sumBits) {
+  const int64_t unit = aAligned.unit, pairs = unit / 2;
+  const int32_t* form = aAligned.splitForms.data() + 4 * split;
+  const int32_t expHi = form[0], spanHi = form[1], expLo = form[2], spanLo = form[3];
+  const int32_t* lo = aAligned.splitLoPairs.data() + split * pairs;
+  __m512i loSum = _mm512_setzero_si512();
+  for (int64_t q = 0; q < pairs; q++)
+    loSum = _mm512_dpwssd_epi32(loSum, _mm512_set1_epi32(lo[q]), _mm512_loadu_si512(p.pairs.data() + (j * pairs + q) * width + t * 16));
+  const size_t at = static_cast<size_t>(j * width + t * 16);
+  const __m512i spanB = _mm512_loadu_si512(p.spans.data() + at);
+  const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
+  const int32_t spanLimit = std::min({sumBits - spanHi, sumBits - spanLo, 33 - (expHi - expLo)});
+  const __mmask16 exact = _mm512_cmple_epi32_mask(spanB, _mm512_set1_epi32(spanLimit));
+  // Both halves in float64: hi·2^(expHi − expLo) + lo, times 2^(expLo + expB) per lane.
+  const __m512d shift = _mm512_set1_pd(std::ldexp(1.0, expHi - expLo));
+  const __m512i scaleExp = _mm512_add_epi32(expB, _mm512_set1_epi32(expLo + 1023));
+  __m256 half[2];
+  for (int h = 0; h < 2; h++) {
+    const __m256i hi8 = h ? _mm512_extracti64x4_epi64(hiSum, 1) : _mm512_castsi512_si256(hiSum);
+    const __m256i lo8 = h ? _mm512_extracti64x4_epi64(loSum, 1) : _mm512_castsi512_si256(loSum);
+    const __m256i e8 = h ? _mm512_extracti64x4_epi64(scaleExp, 1) : _mm512_castsi512_si256(scaleExp);
+    const __m512d scale = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_cvtepi32_epi64(e8), 52));
+    const __m512d sum = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(hi8), shift), _mm512_cvtepi32_pd(lo8));
+    half[h] = _mm512_cvtpd_ps(_mm512_mul_pd(sum, scale));
+  }
+  __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
+  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
+  const __mmask16 fallback = static_cast<__mmask16>(~exact & ((1u << real) - 1));
+  if (!fallback) return d;
+  alignas(64) float fixed[16];
+  for (int c = 0; c < 16; c++)
+    if (fallback & (1u << c))
+      fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col0 + t * 16 + c) * b.paddedCols + j * unit, unit));
   return _mm512_mask_loadu_ps(d, fallback, fixed);
 }
 
@@ -166,7 +209,11 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
             const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
             const __m512 power = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(expB, _mm512_set1_epi32(expA + 127)), 23));
             __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), power);
-            if (!allExact) d = exactLanes(d, a, b, p, row[r], j, col0 + t * 16, cols - t * 16, at, spanA, expA, sumBits);
+            if (!allExact) {
+              const int32_t split = spanA == kUnaligned ? aAligned.split[ja] : -1;
+              d = split >= 0 ? splitDot(sum[r][t], a, aAligned, split, b, p, kWidth, row[r], j, col0, cols, t, sumBits)
+                             : exactLanes(d, a, b, p, row[r], j, col0 + t * 16, cols - t * 16, at, spanA, expA, sumBits);
+            }
             const __m512 s = _mm512_mul_ps(sa, _mm512_loadu_ps(p.scales.data() + at));
             acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
           }

@@ -294,7 +294,7 @@ std::vector<float> alignedOperand(int64_t rows, int64_t paddedCols, int64_t unit
   for (int64_t r = 0; r < rows; r++) {
     for (int64_t k0 = 0; k0 < paddedCols; k0 += unit) {
       float* u = v.data() + r * paddedCols + k0;
-      const int kind = mostlyShort && rng() % 40 ? 7 : static_cast<int>(rng() % 12);
+      const int kind = mostlyShort && rng() % 40 ? 7 : static_cast<int>(rng() % 14);
       const int base = static_cast<int>(rng() % 40) - 20;
       for (int64_t i = 0; i < unit; i++) {
         float x;
@@ -306,6 +306,12 @@ std::vector<float> alignedOperand(int64_t rows, int64_t paddedCols, int64_t unit
           case 4: x = std::ldexp(static_cast<float>(1 + rng() % 7), -140 - static_cast<int>(rng() % 6)); break;  // float subnormals
           case 5: x = std::ldexp(static_cast<float>(1 + rng() % 7), 60 + static_cast<int>(rng() % 6)); break;     // products near the top
           case 6: x = std::ldexp(static_cast<float>(1 + rng() % 7), -70 - static_cast<int>(rng() % 6)); break;    // products below 2^-126
+          case 9:  // hi at its widest (15 bits) and a lo element 25 binades below hi: the float64 bound of the split
+            x = i == 5 ? std::ldexp(1.0f, base - 40) : std::ldexp(static_cast<float>((1 << 15) - 1 - static_cast<int>(rng() % 3) * 2), base - 15);
+            break;
+          case 8:  // one tiny element among short ones: span over 15, two forms (hi, lo)
+            x = std::ldexp(static_cast<float>(i == 5 ? 1 + rng() % 7 : 4 + rng() % 4), i == 5 ? base - 16 - static_cast<int>(rng() % 12) : base);
+            break;
           default: x = std::ldexp(static_cast<float>(4 + rng() % 4), base - static_cast<int>(rng() % 6));        // E5M2-like, short span
         }
         if (kind != 1 && rng() % 2) x = -x;
@@ -327,7 +333,7 @@ bool sameOutputs(const std::vector<float>& x, const std::vector<float>& y) {
 
 void checkAligned() {
   std::mt19937 rng(7);
-  int fastPairs = 0, fallbackPairs = 0, blockFast = 0, blockSlow = 0;
+  int fastPairs = 0, fallbackPairs = 0, blockFast = 0, blockSlow = 0, splits = 0;
   for (int64_t aBlock : {16, 32}) {
     for (int64_t bBlock : {16, 32}) {
       for (int64_t m : {1, 5, 9}) {
@@ -363,6 +369,8 @@ void checkAligned() {
             AlignedRows aa, bb;
             alignRowsInit(aa, m, units, unit);
             alignRows(a, unit, 0, m, aa);
+            splitWideRowUnits(a, aa);
+            splits += static_cast<int>(aa.splitForms.size() / 4);
             alignRowsInit(bb, n, units, unit);
             alignRows(b, unit, 0, n, bb);
             for (int64_t r = 0; r < m; r++)
@@ -387,7 +395,8 @@ void checkAligned() {
               AlignedRows simd;
               alignRowsInit(simd, m, units, unit);
               alignRows(a, unit, 0, m, simd, alignRowUnitAvx512);
-              check(simd.pairs == aa.pairs && simd.spans == aa.spans && simd.exps == aa.exps, what + ": alignRowUnitAvx512 vs scalar");
+              splitWideRowUnits(a, simd);
+              check(simd.pairs == aa.pairs && simd.spans == aa.spans && simd.exps == aa.exps && simd.split == aa.split && simd.splitLoPairs == aa.splitLoPairs, what + ": alignRowUnitAvx512 vs scalar");
               std::fill(got.begin(), got.end(), 0.0f);
               matmulAlignedAvx512(a, aa, b, bias.data(), got.data(), 0, n / 2);  // two column ranges, as two threads take them
               matmulAlignedAvx512(a, aa, b, bias.data(), got.data(), n / 2, n);
@@ -404,10 +413,10 @@ void checkAligned() {
       }
     }
   }
-  check(fastPairs > 1000 && fallbackPairs > 1000 && blockFast > 50 && blockSlow > 50,
-        "aligned: the integer path, the fallback, and the block power-of-two epilogue all exercised");
-  std::printf("aligned decoded product: %d row-unit pairs on the integer path, %d on the float64 fallback; %d of %d row-block units with the power-of-two epilogue\n",
-              fastPairs, fallbackPairs, blockFast, blockFast + blockSlow);
+  check(fastPairs > 1000 && fallbackPairs > 1000 && blockFast > 50 && blockSlow > 50 && splits > 100,
+        "aligned: the integer path, the fallback, split row-units and the block power-of-two epilogue all exercised");
+  std::printf("aligned decoded product: %d row-unit pairs on the integer path, %d on the float64 fallback; %d of %d row-block units with the power-of-two epilogue; %d split row-units\n",
+              fastPairs, fallbackPairs, blockFast, blockFast + blockSlow, splits);
 }
 
 int main() {
