@@ -259,7 +259,10 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k));
   // Kept between calls (one per JavaScript thread; the pool's threads only read it): a fresh
   // buffer costs a page fault per 4 KiB.
-  thread_local AlignedRows aAligned;
+  thread_local AlignedRows kept;
+  // A reference, captured by the lambda: inside it, the name of a thread_local would be the pool
+  // thread's own (empty) instance.
+  AlignedRows& aAligned = kept;
   if (alignedPaysOff(a, b, aAligned)) {
     const AlignedKernel kernel = activeAlignedKernel();
     parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aAligned, b, bias, out, begin, end); });

@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
 import { matmulDecoded } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
-import { castFp8Rows, fp8Product } from '../lib/training/fp8-product.js';
-import { testedBackends } from './helpers/backends.js';
+import { castFp8Rows, fp8Product, transposePerTensor } from '../lib/training/fp8-product.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
 
@@ -26,6 +26,9 @@ function weights(format: BlockFormatName | 'fgmp', n: number, k: number, seed: n
 }
 
 const others = testedBackends().filter((b) => b !== 'js');
+// Every unwrapped call (the "want" side) runs on the pure-TS reference; without this it ran on
+// the default backend — the best one loaded, native — and compared native with itself.
+useBackend('js');
 
 describe.each(others)('matmul on %s equals the js reference bit for bit', (backend) => {
   it.each(['mxfp4', 'nvfp4', 'fgmp'] as const)('%s weights (integer SIMD kernel), float32 and bf16 activations, bias', (format) => {
@@ -347,13 +350,20 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     expect(firstBitDifference(canonical(out), canonical(matmulDecoded({ ...a, values: f }, b)))).toBe(-1);
   });
 
-  it("fp4Dense's backward product (E5M2 per-tensor gradient × FP4-simulated E4M3): the reference bits", () => {
-    const [t, o, i] = [64, 96, 40];
+  it("fp4Dense's backward products (E5M2 per-tensor gradient × FP4-simulated E4M3), large enough for the thread pool: the reference bits", () => {
+    // 256 × 128 × 512 splits its columns over the pool's threads (a first version read the A
+    // operand's aligned form from a thread_local on the pool thread: half the columns came out 0).
+    const [t, o, i] = [256, 512, 128];
     const g = gaussian(t * o, 21);
     for (let r = 0; r < t; r++) for (let c = 0; c < o; c++) g[r * o + c] *= Math.exp((r % 7) - 3) * 1e-3;
     const w = Float32Array.from(gaussian(i * o, 22), (v, j) => Math.sign(v) * [0.5, 1, 1.5, 2, 3, 4, 6][Math.floor(Math.abs(v) * 100) % 7] * (1 + (j % o) / o));
     const ga = castFp8Rows(g, t, o, 'e5m2', 'per-tensor')!;
     const wb = castFp8Rows(w, i, o, 'e4m3', 'per-tensor')!;
-    expect(firstBitDifference(withBackend(backend, () => fp8Product(ga, wb)), fp8Product(ga, wb))).toBe(-1);
+    expect(firstBitDifference(withBackend(backend, () => fp8Product(ga, wb)), fp8Product(ga, wb)), '∇x').toBe(-1);
+    // ∇W's shape: the transposed activations against the transposed gradient (K = tokens).
+    const x = Float32Array.from(gaussian(t * i, 23), (v, j) => Math.sign(v) * [0, 0.5, 1, 1.5, 2, 3, 4, 6][Math.floor(Math.abs(v) * 100) % 8] * (1 + (j % 9)));
+    const at = castFp8Rows(x, i, t, 'e4m3', 'per-row', true)!;
+    const gt = transposePerTensor(castFp8Rows(g, t, o, 'e5m2', 'per-tensor')!);
+    expect(firstBitDifference(withBackend(backend, () => fp8Product(at, gt)), fp8Product(at, gt)), '∇W').toBe(-1);
   });
 });
