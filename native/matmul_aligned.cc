@@ -137,6 +137,14 @@ void splitWideRowUnits(const DecodedOperand& x, AlignedRows& rows) {
   }
 }
 
+void releaseIfLarge(AlignedRows& rows) {
+  if (rows.pairs.capacity() * sizeof(int32_t) > kKeptBytes) rows = AlignedRows();
+}
+
+void releaseIfLarge(AlignedPanel& p) {
+  if (p.pairs.capacity() * sizeof(int32_t) > kKeptBytes) p = AlignedPanel();
+}
+
 void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit) {
   out.rows = rows;
   out.units = units;

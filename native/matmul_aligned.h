@@ -52,6 +52,11 @@ struct AlignedRows {
   const int32_t* rowPairs(int64_t r) const { return pairs.data() + r * units * (unit / 2); }
 };
 
+// Buffers kept between calls (the JavaScript thread's aligned a, each thread's panel) are freed
+// after a call that grew them past this, so a one-off huge product does not pin its memory.
+constexpr size_t kKeptBytes = size_t(64) << 20;
+void releaseIfLarge(AlignedRows& rows);
+
 // The two forms of a wide row-unit (see AlignedRows): false when it has none (non-finite values,
 // or lo wider than 15).
 bool splitRowUnit(const float* values, int64_t count, int16_t* hi, int16_t* lo, int32_t form[4]);
@@ -172,5 +177,6 @@ static inline bool powerScalesExact(const AlignedPanel& p, int64_t j, float sa, 
 }
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
                       AlignRowUnitFn align = alignRowUnit);
+void releaseIfLarge(AlignedPanel& p);
 
 }  // namespace fp4kit

@@ -77,6 +77,7 @@ void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, con
       }
     }
   }
+  releaseIfLarge(p);
 }
 
 }  // namespace fp4kit

@@ -229,6 +229,7 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
     }
     }
   }
+  releaseIfLarge(p);
 }
 
 void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,

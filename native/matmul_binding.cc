@@ -266,6 +266,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   if (alignedPaysOff(a, b, aAligned)) {
     const AlignedKernel kernel = activeAlignedKernel();
     parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aAligned, b, bias, out, begin, end); });
+    releaseIfLarge(aAligned);
     return Napi::String::New(env, "aligned");
   }
   parallelFor(n, grain, [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });

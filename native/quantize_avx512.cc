@@ -182,11 +182,12 @@ void quantizeNvfp4Avx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
 void dequantizeMxAvx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeMxVector(a, rowBegin, rowEnd, kScalarKernels.dequantizeMx); }
 void dequantizeNvfp4Avx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeNvfp4Vector(a, rowBegin, rowEnd, kScalarKernels.dequantizeNvfp4); }
 uint32_t absMaxAvx512(const void* src, int32_t dtype, int64_t begin, int64_t end) { return absMaxVector(src, dtype, begin, end); }
+int64_t encodeElementsAvx512(const ElementArgs& a, int64_t begin, int64_t end) { return encodeElementsVector(a, begin, end, kScalarKernels.encodeElements); }
 
 }  // namespace
 
 const QuantizeKernels kAvx512Kernels = {
-    "avx512", kScalarKernels.encodeElements, kScalarKernels.decodeElements, quantizeMxAvx512, dequantizeMxAvx512,
+    "avx512", encodeElementsAvx512, kScalarKernels.decodeElements, quantizeMxAvx512, dequantizeMxAvx512,
     absMaxAvx512, quantizeNvfp4Avx512, dequantizeNvfp4Avx512,
 };
 

@@ -683,6 +683,49 @@ static void dequantizeNvfp4Vector(const fp4kit::BlockArgs& a, int64_t rowBegin, 
   }
 }
 
+// encodeElements (a cast of each value to the element format, no scale) a vector at a time: the
+// block quantizer's rounding with scale 1 — nearest-even by the midpoint tables, stochastic by
+// quantizeScaledVector — then every lane at or past the format's largest finite value (overflow,
+// Inf, NaN, each with the format's own rule, which a block quantizer never meets) and the run's tail
+// again through the scalar encoder. INT8 and E8M0 casts stay scalar.
+static inline int64_t encodeElementsVector(const fp4kit::ElementArgs& a, int64_t begin, int64_t end, fp4kit::ElementKernel scalar) {
+  using namespace fp4kit;
+  const ElementFormat& f = kElementFormats[a.format];
+  if (f.id == kE8m0 || f.id == kInt8) return scalar(a, begin, end);
+  const bool stochastic = a.rounding == kStochastic;
+  const float largest = decodeElement(static_cast<uint32_t>(f.maxFiniteCode), f);
+  uint32_t largestBits;
+  std::memcpy(&largestBits, &largest, 4);
+  int64_t nans = 0, i = begin;
+  for (; i + kLanes <= end; i += kLanes) {
+    const U32v bits = loadBitsVector(a.src, a.dtype, i);
+    U32v codes;
+    if (stochastic) {
+      U32v random;
+      if (!randomVector(a.seed, a.firstIndex + i, random)) {
+        nans += scalar(a, i, i + kLanes);
+        continue;
+      }
+      codes = quantizeScaledVector(bits, 0, f, true, random);
+    } else {
+      const F32v magnitude = (F32v)(bits & 0x7fffffffu);
+      switch (f.id) {
+        case kE2m1: codes = e2m1NearestFromScaled(magnitude, bits); break;
+        case kE2m3: codes = floatNearestFromScaled<kE2m3>(magnitude, bits); break;
+        case kE3m2: codes = floatNearestFromScaled<kE3m2>(magnitude, bits); break;
+        case kE4m3: codes = floatNearestFromScaled<kE4m3>(magnitude, bits); break;
+        default: codes = floatNearestFromScaled<kE5m2>(magnitude, bits); break;
+      }
+    }
+    storeBytes(codes, a.out + i);
+    const U32v edge = (U32v)((bits & 0x7fffffffu) >= largestBits);
+    for (int l = 0; l < kLanes; l++)
+      if (edge[l]) nans += scalar(a, i + l, i + l + 1);
+  }
+  if (i < end) nans += scalar(a, i, end);
+  return nans;
+}
+
 // The wrapper functions and kernel table of an ISA file built on this vector code: `Isa` names
 // the functions (quantizeMxAvx2 …), `label` is what availableBackends() reports.
 #define FP4KIT_VECTOR_KERNEL_TABLE(Isa, label)                                                                 \
@@ -695,8 +738,9 @@ static void dequantizeNvfp4Vector(const fp4kit::BlockArgs& a, int64_t rowBegin, 
     dequantizeNvfp4Vector(a, b, e, kScalarKernels.dequantizeNvfp4);                                            \
   }                                                                                                           \
   uint32_t absMax##Isa(const void* src, int32_t dtype, int64_t b, int64_t e) { return absMaxVector(src, dtype, b, e); } \
+  int64_t encodeElements##Isa(const ElementArgs& a, int64_t b, int64_t e) { return encodeElementsVector(a, b, e, kScalarKernels.encodeElements); } \
   }                                                                                                           \
-  const QuantizeKernels k##Isa##Kernels = {label, kScalarKernels.encodeElements, kScalarKernels.decodeElements,   \
+  const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, kScalarKernels.decodeElements,            \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
                                            dequantizeNvfp4##Isa};                                              \
   }

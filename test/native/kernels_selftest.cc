@@ -84,6 +84,24 @@ void compareTables(const QuantizeKernels& simd) {
           }
         }
       }
+      // Element casts (encodeElements): every element format, both roundings, random indices that
+      // cross 2^32 (the stochastic stream's key changes there) and counts off the vector width.
+      for (int32_t format : {kE2m1, kE2m3, kE3m2, kE4m3, kE5m2, kInt8, kE8m0}) {
+        for (int32_t rounding : {kNearest, kStochastic}) {
+          ElementArgs e{};
+          e.src = src; e.dtype = dtype; e.format = format; e.rounding = rounding; e.seed = seed * 11;
+          e.firstIndex = 4294967296ull - 3001;
+          const int64_t count = rows * cols - 7;
+          std::vector<uint8_t> c1(count), c2(count);
+          e.count = count;
+          e.out = c1.data();
+          const int64_t n1 = kScalarKernels.encodeElements(e, 0, count);
+          e.out = c2.data();
+          const int64_t n2 = simd.encodeElements(e, 0, 13) + simd.encodeElements(e, 13, count);  // two ranges, as two threads
+          check(c1 == c2 && n1 == n2, std::string(simd.simd) + " encodeElements format " + std::to_string(format) + " dtype " +
+                                          std::to_string(dtype) + " rounding " + std::to_string(rounding) + " seed " + std::to_string(seed));
+        }
+      }
       if (specials) continue;  // NVFP4 input has no NaN/Inf (the API rejects it)
       for (int32_t rounding : {kNearest, kStochastic}) {
         for (float t : {1e-3f, 0.0172f, 1.1754944e-38f}) {
