@@ -8,6 +8,7 @@ export { quantizeMx, dequantizeMx } from "./mx";
 export { quantizeNvfp4, dequantizeNvfp4, absMaxBits } from "./nvfp4";
 export { decodeFp8Lanes, matmulFp4Int8 } from "./matmul";
 export { matmulPlanesInt8 } from "./matmul-planes";
+export { matmulDecoded } from "./matmul-decoded";
 export { fgmpCandidates } from "./fgmp";
 export { packSignsRows, packBitPlanesRows, bitplaneSignSums, bitplaneMatmulRows } from "./bitplane-gemm";
 export { gradientRangesInit, gradientRanges, gradientRangesFinish, gradientKeep, gradientCodes, gradientDequantize } from "./gradient-quant";

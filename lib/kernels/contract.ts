@@ -162,7 +162,7 @@ export interface Kernels {
 }
 
 /** The matmul functions a backend provides: the native addon (native/matmul_binding.cc) or the
- *  wasm module (assembly/matmul.ts; no matmulDecoded there). */
+ *  wasm module (assembly/matmul.ts, matmul-planes.ts, matmul-decoded.ts). */
 export interface MatmulKernels {
   /** scaleCodes/scaleCoding/tensorScale (1 = E8M0 codes, 2 = E4M3 codes × tensorScale) let the
    *  native kernels keep the scales compactly; blockScales stay the authority. */
@@ -181,9 +181,9 @@ export interface MatmulKernels {
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;
   /** Off the JavaScript thread (the addon only). */
   matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
-  /** The reference order over decoded operands (the addon); returns the path that ran, same bits
-   *  either way: 'aligned' (short-float operands as int16 integers, native/matmul_aligned.h) or
-   *  'float64' (the vectorized reference loop). */
+  /** The reference order over decoded operands (the addon, the wasm module); returns the path that
+   *  ran, same bits either way: 'aligned' (short-float operands as int16 integers,
+   *  native/matmul_aligned.h; the addon only) or 'float64' (the vectorized reference loop). */
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'aligned' | 'float64';
   matmulSimd: string;
   /** matmulFp4Int8 writes every NaN as 0x7fc00000 itself (native), so the facade skips its pass. */

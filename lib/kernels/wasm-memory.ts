@@ -48,6 +48,11 @@ export interface WasmExports {
     h: number, low: number, lowQuads: number, lowShift: number, scales: number, n: number, units: number, unit: number, kQuads: number, unitScale: number,
     aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
   ): void;
+  matmulDecoded(
+    a: number, aScales: number, m: number, aPadded: number, aBlock: number, aBlocksPerRow: number,
+    b: number, bScales: number, n: number, bPadded: number, bBlock: number, bBlocksPerRow: number,
+    units: number, unit: number, bias: number, out: number, panel: number,
+  ): void;
 }
 
 const PAGE = 65536;

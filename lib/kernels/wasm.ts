@@ -300,8 +300,40 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
       mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
     });
   }
+  /** The reference order over decoded operands (assembly/matmul-decoded.ts): b and its multipliers
+   *  copied in once per call, a's rows streamed through scratch. */
+  function matmulDecoded(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number,
+    bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'float64' {
+    const fn = 'matmulDecoded';
+    guardDims(fn, m, k);
+    guardDims(fn, n, k);
+    if (![16, 32].includes(aBlock) || ![16, 32].includes(bBlock)) throw new RangeError(`${fn}: block sizes must be 16 or 32`);
+    const aBlocks = Math.ceil(k / aBlock), bBlocks = Math.ceil(k / bBlock);
+    const aPadded = aBlocks * aBlock, bPadded = bBlocks * bBlock;
+    const unit = Math.min(aBlock, bBlock), units = Math.ceil(k / unit);
+    aValues = guardFloats(fn, 'a values', aValues, m * aPadded);
+    aScales = guardFloats(fn, 'a scales', aScales, m * aBlocks);
+    bValues = guardFloats(fn, 'b values', bValues, n * bPadded);
+    bScales = guardFloats(fn, 'b scales', bScales, n * bBlocks);
+    out = guardFloats(fn, 'out', out, m * n);
+    if (bias !== null) bias = guardFloats(fn, 'bias', bias, n);
+    mem.reset();
+    const b = mem.copyIn(bValues.subarray(0, n * bPadded));
+    const bs = mem.copyIn(bScales.subarray(0, n * bBlocks));
+    const biasPtr = bias ? mem.copyIn(bias.subarray(0, n)) : 0;
+    const panel = mem.alloc((units * unit + units) * 4 * 4);
+    mem.forEachRowChunk(m, (aPadded + aBlocks + n) * 4, (r0, rows) => {
+      const a = mem.copyIn(aValues.subarray(r0 * aPadded, (r0 + rows) * aPadded));
+      const as = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
+      const o = mem.alloc(rows * n * 4);
+      x.matmulDecoded(a, as, rows, aPadded, aBlock, aBlocks, b, bs, n, bPadded, bBlock, bBlocks, units, unit, biasPtr, o, panel);
+      mem.copyOut(o, out.subarray(r0 * n, (r0 + rows) * n));
+    });
+    return 'float64';
+  }
   return {
     matmulSimd: 'simd128',
+    matmulDecoded,
     repackFp4Weights,
     repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown) {
       if (into === undefined || into === null) return repackPlaneWeights(codes, valueTable, shift, blockScales, n, k, blockSize);
