@@ -370,3 +370,56 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     expect(firstBitDifference(withBackend(backend, () => fp8Product(at, gt)), fp8Product(at, gt)), '∇W').toBe(-1);
   });
 });
+
+// Random decoded operands built to sit near the aligned path's rules (short-float row-units of random
+// spread, planted wide, split-able, zero, subnormal, huge and non-finite units, power-of-two and other
+// multipliers), shapes that split across the thread pool: every backend gives the reference's bits.
+describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.matmulDecoded) !== undefined))('decoded products, random structure, on %s', (backend) => {
+  it('40 random products, on both paths: the reference bits', () => {
+    let state = 0x9e3779b9;
+    const next = (n: number) => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return (state >>> 8) % n;
+    };
+    const operand = (rows: number, k: number, block: number, kinds: number) => {
+      const blocks = Math.ceil(k / block), padded = blocks * block;
+      const values = new Float32Array(rows * padded);
+      for (let r = 0; r < rows; r++) {
+        for (let u = 0; u * 16 < k; u++) {
+          const kind = next(kinds); // 0–5 are the planted kinds: rare when kinds is large
+          const base = next(30) - 15;
+          for (let i = u * 16; i < Math.min(k, (u + 1) * 16); i++) {
+            const sign = next(2) ? -1 : 1;
+            let v: number;
+            if (kind === 0) v = 0;
+            else if (kind === 1) v = i % 16 === 3 ? 2 ** (base - 20 - next(10)) : (4 + next(4)) * 2 ** base; // wide: splits or falls back
+            else if (kind === 2) v = (1 + next(7)) * 2 ** (-135 - next(10)); // float subnormals
+            else if (kind === 3) v = (1 + next(7)) * 2 ** (60 + next(8)); // huge products
+            else if (kind === 4 && i % 16 === 7) v = [Infinity, NaN][next(2)];
+            else if (kind === 5) v = (2 ** (12 + next(4)) - 1) * 2 ** base; // spans near the int32 limit
+            else v = (4 + next(4)) * 2 ** (base - next(4)); // short spread
+            values[r * padded + i] = sign * v;
+          }
+        }
+      }
+      const scales = Float32Array.from({ length: rows * blocks }, () => (next(4) ? 2 ** (next(16) - 8) : (1 + next(1000)) / 317));
+      return { rows, cols: k, blockSize: block, values, paddedCols: padded, blockScales: scales, blocksPerRow: blocks };
+    };
+    const kernels = withBackend(backend, () => getKernels().matmul!);
+    const canonical = (x: Float32Array) => Float32Array.from(x, (v) => (Number.isNaN(v) ? NaN : v));
+    const paths: string[] = [];
+    for (let trial = 0; trial < 40; trial++) {
+      const [m, n, k] = [8 + next(60), 1 + next(150), 16 + next(400)];
+      const [aBlock, bBlock] = [[16, 32][next(2)], [16, 32][next(2)]];
+      // Odd trials: planted units everywhere (the addon's float64 loop); even: rare (its aligned path).
+      const kinds = trial % 2 ? 20 : 400;
+      const a = operand(m, k, aBlock, kinds), b = operand(n, k, bBlock, kinds);
+      const bias = next(2) ? gaussian(n, trial) : null;
+      const got = new Float32Array(m * n);
+      paths.push(kernels.matmulDecoded!(a.values, a.blockScales, m, aBlock, b.values, b.blockScales, n, bBlock, k, bias, got));
+      const want = matmulDecoded(a, b, bias ?? undefined);
+      expect(firstBitDifference(canonical(got), canonical(want)), `trial ${trial}: ${m}×${n}×${k}, blocks ${aBlock}/${bBlock}`).toBe(-1);
+    }
+    if (backend === 'native') expect(paths.filter((p) => p === 'aligned').length, 'products on the aligned path').toBeGreaterThanOrEqual(10);
+  });
+});
