@@ -124,7 +124,7 @@ bool activePlanesTakeInt16() {
 
 AlignRowUnitFn activeAlignRowUnit() {
 #if defined(__x86_64__) || defined(_M_X64)
-  static const AlignRowUnitFn chosen = simd().vnni ? alignRowUnitAvx512 : alignRowUnit;
+  static const AlignRowUnitFn chosen = simd().vnni ? alignRowUnitAvx512 : simd().avx2 ? alignRowUnitAvx2 : alignRowUnit;
 #else
   static const AlignRowUnitFn chosen = alignRowUnit;
 #endif

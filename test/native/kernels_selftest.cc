@@ -421,8 +421,14 @@ void checkAligned() {
               check(sameOutputs(got, ref), what + ": avx512-vnni vs the defined order");
             }
             if (__builtin_cpu_supports("avx2")) {
+              AlignedRows simd;
+              alignRowsInit(simd, m, units, unit);
+              alignRows(a, unit, 0, m, simd, alignRowUnitAvx2);
+              splitWideRowUnits(a, simd);
+              check(simd.pairs == aa.pairs && simd.spans == aa.spans && simd.exps == aa.exps && simd.split == aa.split, what + ": alignRowUnitAvx2 vs scalar");
               std::fill(got.begin(), got.end(), 0.0f);
-              matmulAlignedAvx2(a, aa, b, bias.data(), got.data(), 0, n);
+              matmulAlignedAvx2(a, aa, b, bias.data(), got.data(), 0, n / 2);
+              matmulAlignedAvx2(a, aa, b, bias.data(), got.data(), n / 2, n);
               check(sameOutputs(got, ref), what + ": avx2 vs the defined order");
             }
 #endif
