@@ -37,18 +37,27 @@ static inline int32_t packPair(int16_t first, int16_t second) {
   return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(first)) | (static_cast<uint32_t>(static_cast<uint16_t>(second)) << 16));
 }
 
-int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
-  int32_t top = INT32_MIN, low = INT32_MAX;
+// The smallest top with |x| < 2^top and the largest low with every x a multiple of 2^low over a
+// row-unit (INT32_MIN, INT32_MAX when all are zero); false if one value is Inf or NaN.
+static bool unitRange(const float* values, int64_t count, int32_t& top, int32_t& low) {
+  top = INT32_MIN;
+  low = INT32_MAX;
   for (int64_t i = 0; i < count; i++) {
     FloatParts p;
     bool finite;
     if (!floatParts(values[i], p, finite)) {
-      if (!finite) return kUnaligned;
+      if (!finite) return false;
       continue;
     }
-    top = std::max(top, p.lsbExp + 32 - __builtin_clz(p.sig));  // |x| < 2^top
-    low = std::min(low, p.lsbExp + __builtin_ctz(p.sig));       // x is a multiple of 2^low
+    top = std::max(top, p.lsbExp + 32 - __builtin_clz(p.sig));
+    low = std::min(low, p.lsbExp + __builtin_ctz(p.sig));
   }
+  return true;
+}
+
+int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  int32_t top, low;
+  if (!unitRange(values, count, top, low)) return kUnaligned;
   exp = 0;
   if (top == INT32_MIN) {
     std::fill(ints, ints + count, int16_t(0));
@@ -71,17 +80,8 @@ int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t&
 }
 
 bool splitRowUnit(const float* values, int64_t count, int16_t* hi, int16_t* lo, int32_t form[4]) {
-  int32_t top = INT32_MIN;
-  for (int64_t i = 0; i < count; i++) {
-    FloatParts p;
-    bool finite;
-    if (!floatParts(values[i], p, finite)) {
-      if (!finite) return false;
-      continue;
-    }
-    top = std::max(top, p.lsbExp + 32 - __builtin_clz(p.sig));
-  }
-  if (top == INT32_MIN) return false;
+  int32_t top, low;
+  if (!unitRange(values, count, top, low) || top == INT32_MIN) return false;
   // hi: elements that are multiples of 2^(top − 15); its exponent is their lowest set bit.
   const int32_t floor = top - kAlignedMaxSpan;
   int32_t hiLow = INT32_MAX, loTop = INT32_MIN, loLow = INT32_MAX;
@@ -135,6 +135,11 @@ void splitWideRowUnits(const DecodedOperand& x, AlignedRows& rows) {
       }
     }
   }
+}
+
+AlignedScratch& threadAlignedScratch() {
+  static thread_local AlignedScratch scratch;
+  return scratch;
 }
 
 void releaseIfLarge(AlignedRows& rows) {

@@ -63,6 +63,20 @@ bool splitRowUnit(const float* values, int64_t count, int16_t* hi, int16_t* lo, 
 // Splits the row-units of `rows` that have no single form, where they can be (a serial pass).
 void splitWideRowUnits(const DecodedOperand& x, AlignedRows& rows);
 
+// A step's rows of a: m0 … m0 + Rows − 1, those past the end repeating the last row (computed,
+// never stored), with their int16 pairs.
+template <int Rows>
+struct AlignedRowStep {
+  int64_t row[Rows];
+  const int32_t* pairs[Rows];
+  AlignedRowStep(const AlignedRows& a, int64_t m0, int64_t rows) {
+    for (int r = 0; r < Rows; r++) {
+      row[r] = m0 + (r < rows ? r : rows - 1);
+      pairs[r] = a.rowPairs(row[r]);
+    }
+  }
+};
+
 // log2 of the unit (16 or 32): the bits the sum of `unit` products may add.
 static inline int unitBits(int64_t unit) { return unit <= 16 ? 4 : 5; }
 
@@ -179,5 +193,13 @@ static inline bool powerScalesExact(const AlignedPanel& p, int64_t j, float sa, 
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
                       AlignRowUnitFn align = alignRowUnit);
 void releaseIfLarge(AlignedPanel& p);
+
+// Each thread's panel and row-block summary, kept between calls (a fresh buffer costs a page fault
+// per 4 KiB); one per thread, so the SIMD kernels of one product never share them.
+struct AlignedScratch {
+  AlignedPanel panel;
+  AlignedRowBlocks blocks;
+};
+AlignedScratch& threadAlignedScratch();
 
 }  // namespace fp4kit

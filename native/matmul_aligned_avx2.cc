@@ -115,23 +115,19 @@ void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, con
   constexpr int kRows = 4;
   const int64_t unit = aAligned.unit, units = aAligned.units, pairs = unit / 2, n = b.rows;
   const int32_t sumBits = 31 - unitBits(unit);
-  static thread_local AlignedPanel kept;  // a fresh panel costs page faults on every call
-  static thread_local AlignedRowBlocks keptBlocks;
-  AlignedPanel& p = kept;
-  AlignedRowBlocks& rowBlocks = keptBlocks;
-  summarizeRowBlocks(a, aAligned, kRows, rowBlocks);
+  AlignedScratch& scratch = threadAlignedScratch();
+  AlignedPanel& p = scratch.panel;
+  const AlignedRowBlocks& rowBlocks = scratch.blocks;
+  summarizeRowBlocks(a, aAligned, kRows, scratch.blocks);
   alignas(32) float d[kWidth];
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx2);
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
-      int64_t row[kRows];  // rows past the end repeat the last one (computed, never stored)
-      const int32_t* pa[kRows];
-      for (int r = 0; r < kRows; r++) {
-        row[r] = m0 + std::min<int64_t>(r, rows - 1);
-        pa[r] = aAligned.rowPairs(row[r]);
-      }
+      const AlignedRowStep<kRows> step(aAligned, m0, rows);
+      const int64_t* row = step.row;
+      const int32_t* const* pa = step.pairs;
       alignas(32) float acc[kRows][kWidth] = {};
       for (int64_t j = 0; j < units; j++) {
         __m256i sum[kRows][2];
