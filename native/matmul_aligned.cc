@@ -175,50 +175,71 @@ void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, Al
   }
 }
 
-// Spans of up to `samples` evenly spaced rows of x, counted (index kAlignedMaxSpan + 1: none).
+// Spans of up to `samples` evenly spaced rows of x, counted: index s ≤ 15 a span, kSplitBucket a
+// wide row-unit that splits in two (AlignedRows), kWideBucket one that does not.
+constexpr int kSplitBucket = kAlignedMaxSpan + 1, kWideBucket = kAlignedMaxSpan + 2;
 static void spanHistogram(const DecodedOperand& x, int64_t unit, int64_t units, int64_t samples, std::vector<double>& h) {
-  h.assign(kAlignedMaxSpan + 2, 0.0);
-  std::vector<int16_t> ints(static_cast<size_t>(unit));
+  h.assign(kWideBucket + 1, 0.0);
+  std::vector<int16_t> ints(static_cast<size_t>(unit)), lo(static_cast<size_t>(unit));
   const int64_t rows = std::min(samples, x.rows);
   for (int64_t i = 0; i < rows; i++) {
     const int64_t r = i * x.rows / rows;
     for (int64_t j = 0; j < units; j++) {
-      int32_t e;
-      const int32_t span = activeAlignRowUnit()(x.values + r * x.paddedCols + j * unit, unit, ints.data(), e);
-      h[static_cast<size_t>(std::min<int32_t>(span, kAlignedMaxSpan + 1))] += 1;
+      const float* values = x.values + r * x.paddedCols + j * unit;
+      int32_t e, form[4];
+      const int32_t span = activeAlignRowUnit()(values, unit, ints.data(), e);
+      const int bucket = span != kUnaligned ? span : splitRowUnit(values, unit, ints.data(), lo.data(), form) ? kSplitBucket : kWideBucket;
+      h[static_cast<size_t>(bucket)] += 1;
     }
   }
 }
 
-bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aAligned) {
-  // Aligning b costs about what one row of the product does; below this many rows the float64
-  // kernel is as quick.
+// The expected share of (row, 16 columns, unit) steps that need the float64 fallback (about 5× an
+// integer step) when rows with span histogram `ha` play a and `hb` play b. A split row-unit of a
+// counts as span 15 against b, plus a quarter of a step for its second dot.
+static double expectedFallback(const std::vector<double>& ha, const std::vector<double>& hb, int64_t unit) {
+  double totalA = 0, totalB = 0;
+  for (double v : ha) totalA += v;
+  for (double v : hb) totalB += v;
+  if (totalA == 0 || totalB == 0) return 1.0;
+  double fallback = 0;
+  for (int sa = 0; sa <= kWideBucket; sa++) {
+    const double share = ha[static_cast<size_t>(sa)] / totalA;
+    if (sa == kWideBucket) {
+      fallback += share;
+      continue;
+    }
+    const int asSpan = sa == kSplitBucket ? kAlignedMaxSpan : sa;
+    double failB = 0;  // share of b's row-units that fail against this row-unit of a
+    for (int sb = 0; sb <= kWideBucket; sb++)
+      if (sb > kAlignedMaxSpan || asSpan + sb + unitBits(unit) > 31) failB += hb[static_cast<size_t>(sb)];
+    fallback += share * ((1.0 - std::pow(1.0 - failB / totalB, 16.0)) + (sa == kSplitBucket ? 0.05 : 0.0));
+  }
+  return fallback;
+}
+
+AlignedPlan planAligned(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aligned) {
+  // Aligning the other operand costs about what one row of the product does; below this many rows
+  // the float64 kernel is as quick.
   constexpr int64_t kMinRows = 8, kSamples = 64;
-  // The share of (row, 16 columns, unit) steps that may need the float64 fallback (~5× a step).
   constexpr double kMaxFallback = 0.15;
-  if (a.rows < kMinRows || b.rows == 0) return false;
+  if (a.rows == 0 || b.rows == 0) return AlignedPlan::None;
   const int64_t unit = std::min(a.blockSize, b.blockSize);
   const int64_t units = (a.cols + unit - 1) / unit;
   std::vector<double> ha, hb;
   spanHistogram(a, unit, units, kSamples, ha);
   spanHistogram(b, unit, units, kSamples, hb);
-  double totalA = 0, totalB = 0;
-  for (double v : ha) totalA += v;
-  for (double v : hb) totalB += v;
-  double fallback = 0;
-  for (int sa = 0; sa <= kAlignedMaxSpan + 1; sa++) {
-    double failB = 0;  // share of b's row-units that fail with this span of a
-    for (int sb = 0; sb <= kAlignedMaxSpan + 1; sb++)
-      if (sa > kAlignedMaxSpan || sb > kAlignedMaxSpan || sa + sb + unitBits(unit) > 31) failB += hb[static_cast<size_t>(sb)];
-    failB /= totalB;
-    fallback += ha[static_cast<size_t>(sa)] / totalA * (1.0 - std::pow(1.0 - failB, 16.0));
-  }
-  if (fallback > kMaxFallback) return false;
-  alignRowsInit(aAligned, a.rows, units, unit);
-  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.cols)),
-              [&](int64_t r0, int64_t r1) { alignRows(a, unit, r0, r1, aAligned, activeAlignRowUnit()); });
-  splitWideRowUnits(a, aAligned);
-  return true;
+  // Only the operand in a's place can split wide row-units: the one that has them goes there.
+  const double direct = a.rows >= kMinRows ? expectedFallback(ha, hb, unit) : 2.0;
+  const double swapped = b.rows >= kMinRows ? expectedFallback(hb, ha, unit) : 2.0;
+  const AlignedPlan plan = std::min(direct, swapped) > kMaxFallback ? AlignedPlan::None : swapped < direct ? AlignedPlan::Swapped : AlignedPlan::Direct;
+  if (plan == AlignedPlan::None) return plan;
+  const DecodedOperand& x = plan == AlignedPlan::Direct ? a : b;
+  alignRowsInit(aligned, x.rows, units, unit);
+  parallelFor(x.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, x.cols)),
+              [&](int64_t r0, int64_t r1) { alignRows(x, unit, r0, r1, aligned, activeAlignRowUnit()); });
+  splitWideRowUnits(x, aligned);
+  return plan;
 }
 
 void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out) {

@@ -16,7 +16,7 @@
 // f32(D·S)), bias) is the reference's.
 //
 // Kernels: matmulAlignedScalar (matmul_aligned.cc, the plain twin), matmulAlignedAvx512 (VNNI
-// vpdpwssd), matmulAlignedAvx2 (vpmaddwd). The binding calls them only where alignedPaysOff says
+// vpdpwssd), matmulAlignedAvx2 (vpmaddwd). The binding calls them only where planAligned says
 // the fallbacks are rare enough (a float32 operand never aligns).
 #pragma once
 #include <climits>
@@ -115,10 +115,15 @@ AlignRowUnitFn activeAlignRowUnit();
 void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit);
 void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, AlignedRows& out, AlignRowUnitFn align = alignRowUnit);
 
-// Decides whether the aligned kernel should run a product, and if so aligns a into `aAligned`
-// (threads of the pool): enough rows to amortize aligning b's columns, and few enough row-unit
-// pairs outside the rule (estimated from a's row-units and a sample of b's).
-bool alignedPaysOff(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aAligned);
+// Whether the aligned kernel should run a product, and which way: Direct aligns a into `aligned`
+// (threads of the pool) and runs a · bᵀ; Swapped aligns b and runs b · aᵀ, whose transpose is the
+// product (every output's operations are symmetric in a and b: the same products in the same k
+// order, f32(sa·sb), the same accumulation), for when b holds the wide row-units that only the
+// operand in a's place can split (fp4Dense's ∇W = Âᵀ·G). Needs enough rows in a's place to
+// amortize aligning the other operand's columns, and few expected fallbacks, estimated from a
+// sample of both operands' row-units.
+enum class AlignedPlan { None, Direct, Swapped };
+AlignedPlan planAligned(const DecodedOperand& a, const DecodedOperand& b, AlignedRows& aligned);
 
 // Output columns [nBegin, nEnd), every output in the reference's order and bits.
 using AlignedKernel = void (*)(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias,

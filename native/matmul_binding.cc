@@ -260,13 +260,27 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   // Kept between calls (one per JavaScript thread; the pool's threads only read it): a fresh
   // buffer costs a page fault per 4 KiB.
   thread_local AlignedRows kept;
-  // A reference, captured by the lambda: inside it, the name of a thread_local would be the pool
+  thread_local std::vector<float> keptTransposed;
+  // References, captured by the lambdas: inside them, the name of a thread_local would be the pool
   // thread's own (empty) instance.
-  AlignedRows& aAligned = kept;
-  if (alignedPaysOff(a, b, aAligned)) {
+  AlignedRows& aligned = kept;
+  std::vector<float>& transposed = keptTransposed;
+  const AlignedPlan plan = planAligned(a, b, aligned);
+  if (plan != AlignedPlan::None) {
     const AlignedKernel kernel = activeAlignedKernel();
-    parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aAligned, b, bias, out, begin, end); });
-    releaseIfLarge(aAligned);
+    if (plan == AlignedPlan::Direct) {
+      parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aligned, b, bias, out, begin, end); });
+    } else {
+      // b · aᵀ, then its transpose with the bias added as the reference adds it (f32(acc + bias[n])).
+      transposed.resize(static_cast<size_t>(m * n));
+      float* t = transposed.data();
+      parallelFor(m, std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, n * k)),
+                  [&](int64_t begin, int64_t end) { kernel(b, aligned, a, nullptr, t, begin, end); });
+      for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) out[i * n + j] = bias ? t[j * m + i] + bias[j] : t[j * m + i];
+      if (transposed.capacity() * sizeof(float) > kKeptBytes) std::vector<float>().swap(transposed);
+    }
+    releaseIfLarge(aligned);
     return Napi::String::New(env, "aligned");
   }
   parallelFor(n, grain, [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });

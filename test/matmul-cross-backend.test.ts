@@ -353,6 +353,23 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     expect(firstBitDifference(canonical(out), canonical(matmulDecoded({ ...a, values: f }, b)))).toBe(-1);
   });
 
+  it('few rows of a against many of b: the addon runs b · aᵀ and transposes it (bias added after), the reference bits', () => {
+    // 5 rows in a's place are too few to align b's columns for; b's 70 rows are not, so only the
+    // swapped product can take the aligned path — its 'aligned' shows that it did.
+    const [m, n, k] = [5, 70, 160];
+    const kernels = withBackend(backend, () => getKernels().matmul!);
+    const av = narrow(m, k, 31, 6), bv = narrow(n, k, 32, 5);
+    bv[9 * k + 20] = 2 ** -40; // a wide row-unit in b: split in a's place
+    const aScales = Float32Array.from({ length: m * (k / 32) }, (_, i) => 2 ** ((i % 7) - 3));
+    const bScales = Float32Array.from({ length: n * (k / 16) }, (_, i) => (i % 11 === 0 ? 0.7 : 2 ** ((i % 5) - 2)));
+    const a = { rows: m, cols: k, blockSize: 32, values: av, paddedCols: k, blockScales: aScales, blocksPerRow: k / 32 };
+    const b = { rows: n, cols: k, blockSize: 16, values: bv, paddedCols: k, blockScales: bScales, blocksPerRow: k / 16 };
+    const bias = gaussian(n, 33);
+    const got = new Float32Array(m * n);
+    expect(kernels.matmulDecoded!(av, aScales, m, 32, bv, bScales, n, 16, k, bias, got)).toBe(path);
+    expect(firstBitDifference(got, matmulDecoded(a, b, bias))).toBe(-1);
+  });
+
   it("fp4Dense's backward products (E5M2 per-tensor gradient × FP4-simulated E4M3), large enough for the thread pool: the reference bits", () => {
     // 256 × 128 × 512 splits its columns over the pool's threads (a first version read the A
     // operand's aligned form from a thread_local on the pool thread: half the columns came out 0).
