@@ -78,6 +78,8 @@ AlignedKernel chooseAlignedKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vnni) return matmulAlignedAvx512;
   if (s.avx2) return matmulAlignedAvx2;
+#elif defined(__aarch64__)
+  if (s.neon) return matmulAlignedNeon;
 #endif
   (void)s;
   return matmulAlignedScalar;

@@ -16,7 +16,7 @@
 // f32(D·S)), bias) is the reference's.
 //
 // Kernels: matmulAlignedScalar (matmul_aligned.cc, the plain twin), matmulAlignedAvx512 (VNNI
-// vpdpwssd), matmulAlignedAvx2 (vpmaddwd). The binding calls them only where planAligned says
+// vpdpwssd), matmulAlignedAvx2 (vpmaddwd), matmulAlignedNeon (vmlal_s16). The binding calls them only where planAligned says
 // the fallbacks are rare enough (a float32 operand never aligns).
 #pragma once
 #include <climits>
@@ -134,7 +134,9 @@ void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, c
                          int64_t nBegin, int64_t nEnd);
 void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                        int64_t nBegin, int64_t nEnd);
-// The variant for this CPU (dispatch.cc): AVX-512 VNNI, AVX2, else the scalar twin.
+void matmulAlignedNeon(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
+                       int64_t nBegin, int64_t nEnd);
+// The variant for this CPU (dispatch.cc): AVX-512 VNNI, AVX2, NEON, else the scalar twin.
 AlignedKernel activeAlignedKernel();
 
 // A side of the SIMD kernels: per block of `rowsPerBlock` rows (tail rows repeat the last) and unit,

@@ -431,6 +431,11 @@ void checkAligned() {
               matmulAlignedAvx2(a, aa, b, bias.data(), got.data(), n / 2, n);
               check(sameOutputs(got, ref), what + ": avx2 vs the defined order");
             }
+#elif defined(__aarch64__)
+            std::fill(got.begin(), got.end(), 0.0f);
+            matmulAlignedNeon(a, aa, b, bias.data(), got.data(), 0, n / 2);
+            matmulAlignedNeon(a, aa, b, bias.data(), got.data(), n / 2, n);
+            check(sameOutputs(got, ref), what + ": neon vs the defined order");
 #endif
           }
         }
