@@ -53,25 +53,37 @@ int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, in
   return top - low;
 }
 
-// d with the lanes outside the exactness rule replaced by the reference's float64 sums (kept out of
-// line: the kernel's registers stay its own).
-__attribute__((noinline)) static __m512 exactLanes(__m512 d, const DecodedOperand& a, const DecodedOperand& b, const AlignedPanel& p,
-                                                   int64_t row, int64_t j, int64_t col0, int64_t cols, size_t at, int32_t spanA,
-                                                   int32_t expA, int32_t sumBits) {
-  const __m512i spanB = _mm512_loadu_si512(p.spans.data() + at);
-  const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
-  const __mmask16 exact = _mm512_cmple_epi32_mask(spanB, _mm512_set1_epi32(sumBits - spanA)) &
-                          _mm512_cmpge_epi32_mask(expB, _mm512_set1_epi32(kAlignedMinExp - expA)) &
-                          _mm512_cmple_epi32_mask(expB, _mm512_set1_epi32(kAlignedMaxExp - expA));
-  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols));
-  const __mmask16 fallback = static_cast<__mmask16>(~exact & ((1u << real) - 1));
+// d with the lanes in `fallback` (of the 16 columns from col) replaced by the reference's float64
+// sums of row `row`'s unit j.
+static __m512 referenceLanes(__m512 d, __mmask16 fallback, const DecodedOperand& a, const DecodedOperand& b, int64_t row, int64_t j,
+                             int64_t col) {
   if (!fallback) return d;
   const int64_t unit = std::min(a.blockSize, b.blockSize);
   alignas(64) float fixed[16];
   for (int c = 0; c < 16; c++)
     if (fallback & (1u << c))
-      fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col0 + c) * b.paddedCols + j * unit, unit));
+      fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col + c) * b.paddedCols + j * unit, unit));
   return _mm512_mask_loadu_ps(d, fallback, fixed);
+}
+
+// The columns of lanes t·16 … t·16 + 15 of a panel of `cols` real columns, as a mask.
+static inline __mmask16 realLanes(int64_t cols, int t) {
+  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
+  return static_cast<__mmask16>((1u << real) - 1);
+}
+
+// d with the lanes outside the exactness rule replaced by the reference's float64 sums (kept out of
+// line: the kernel's registers stay its own).
+__attribute__((noinline)) static __m512 exactLanes(__m512 d, const DecodedOperand& a, const DecodedOperand& b, const AlignedPanel& p,
+                                                   int64_t width, int64_t row, int64_t j, int64_t col0, int64_t cols, int t, int32_t spanA,
+                                                   int32_t expA, int32_t sumBits) {
+  const size_t at = static_cast<size_t>(j * width + t * 16);
+  const __m512i spanB = _mm512_loadu_si512(p.spans.data() + at);
+  const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
+  const __mmask16 exact = _mm512_cmple_epi32_mask(spanB, _mm512_set1_epi32(sumBits - spanA)) &
+                          _mm512_cmpge_epi32_mask(expB, _mm512_set1_epi32(kAlignedMinExp - expA)) &
+                          _mm512_cmple_epi32_mask(expB, _mm512_set1_epi32(kAlignedMaxExp - expA));
+  return referenceLanes(d, static_cast<__mmask16>(~exact & realLanes(cols, t)), a, b, row, j, col0 + t * 16);
 }
 
 // D of a split row-unit of a (AlignedRows) against 16 lanes: hiSum (the kernel's sum over the hi
@@ -81,7 +93,7 @@ __attribute__((noinline)) static __m512 exactLanes(__m512 d, const DecodedOperan
 __attribute__((noinline)) static __m512 splitDot(__m512i hiSum, const DecodedOperand& a, const AlignedRows& aAligned, int32_t split,
                                                  const DecodedOperand& b, const AlignedPanel& p, int64_t width, int64_t row, int64_t j,
                                                  int64_t col0, int64_t cols, int t, int32_t sumBits) {
-  const int64_t unit = aAligned.unit, pairs = unit / 2;
+  const int64_t pairs = aAligned.unit / 2;
   const int32_t* form = aAligned.splitForms.data() + 4 * split;
   const int32_t expHi = form[0], spanHi = form[1], expLo = form[2], spanLo = form[3];
   const int32_t* lo = aAligned.splitLoPairs.data() + split * pairs;
@@ -105,15 +117,8 @@ __attribute__((noinline)) static __m512 splitDot(__m512i hiSum, const DecodedOpe
     const __m512d sum = _mm512_add_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(hi8), shift), _mm512_cvtepi32_pd(lo8));
     half[h] = _mm512_cvtpd_ps(_mm512_mul_pd(sum, scale));
   }
-  __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
-  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
-  const __mmask16 fallback = static_cast<__mmask16>(~exact & ((1u << real) - 1));
-  if (!fallback) return d;
-  alignas(64) float fixed[16];
-  for (int c = 0; c < 16; c++)
-    if (fallback & (1u << c))
-      fixed[c] = static_cast<float>(referenceUnitDot(a.values + row * a.paddedCols + j * unit, b.values + (col0 + t * 16 + c) * b.paddedCols + j * unit, unit));
-  return _mm512_mask_loadu_ps(d, fallback, fixed);
+  const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
+  return referenceLanes(d, static_cast<__mmask16>(~exact & realLanes(cols, t)), a, b, row, j, col0 + t * 16);
 }
 
 // Units of 2·Pairs k (the inner loop unrolled whole: its sums stay in registers).
@@ -133,8 +138,7 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx512);
-    const __mmask16 lanes[2] = {static_cast<__mmask16>((1u << std::min<int64_t>(16, cols)) - 1),
-                                static_cast<__mmask16>((1u << std::max<int64_t>(0, cols - 16)) - 1)};
+    const __mmask16 lanes[2] = {realLanes(cols, 0), realLanes(cols, 1)};
     // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between
     // chunks the accumulators wait in `out` (the same floats: the order is unchanged).
     for (int64_t j0 = 0; j0 < units; j0 += kChunkUnits) {
@@ -208,7 +212,7 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
             if (!allExact) {
               const int32_t split = spanA == kUnaligned ? aAligned.split[ja] : -1;
               d = split >= 0 ? splitDot(sum[r][t], a, aAligned, split, b, p, kWidth, row[r], j, col0, cols, t, sumBits)
-                             : exactLanes(d, a, b, p, row[r], j, col0 + t * 16, cols - t * 16, at, spanA, expA, sumBits);
+                             : exactLanes(d, a, b, p, kWidth, row[r], j, col0, cols, t, spanA, expA, sumBits);
             }
             const __m512 s = _mm512_mul_ps(sa, _mm512_loadu_ps(p.scales.data() + at));
             acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
 import { matmulDecoded } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
+import type { DecodedOperand, MatmulKernels } from '../lib/kernels/contract.js';
 import { castFp8Rows, fp8Product, transposePerTensor } from '../lib/training/fp8-product.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { firstBitDifference } from './helpers/fixtures.js';
@@ -285,6 +286,20 @@ describe('matmulAsync argument checks', () => {
   });
 });
 
+/** A decoded operand (rows × cols values in whole blocks, one multiplier per block). */
+function decodedOperand(values: Float32Array, blockScales: Float32Array, rows: number, cols: number, blockSize: number): DecodedOperand {
+  const blocksPerRow = Math.ceil(cols / blockSize);
+  return { rows, cols, blockSize, values, paddedCols: blocksPerRow * blockSize, blockScales, blocksPerRow };
+}
+
+/** The backend's decoded product into `out`; returns the path it reports. */
+function decodedProduct(kernels: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | null, out: Float32Array) {
+  return kernels.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias, out);
+}
+
+/** Every NaN as one NaN (the facade writes them as 0x7fc00000; the kernels need not). */
+const canonicalNaNs = (x: Float32Array) => Float32Array.from(x, (v) => (Number.isNaN(v) ? NaN : v));
+
 // Decoded products of short-float operands (FP8 × FP8: fp4Dense's backward products) run natively on
 // int16 integers aligned per unit (native/matmul_aligned.h) where that is exact, and on the float64
 // loop lane by lane where it is not. Either way the bits are the reference's; these operands are
@@ -337,20 +352,19 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     }
     const aScales = Float32Array.from({ length: m * (k / 32) }, (_, i) => (i % 5 === 0 ? 0.3 : 2 ** ((i % 9) - 4)));
     const bScales = Float32Array.from({ length: n * (k / 32) }, (_, i) => (i % 7 === 0 ? 1.7 : 2 ** ((i % 5) - 2)));
-    const a = { rows: m, cols: k, blockSize: 32, values: av, paddedCols: k, blockScales: aScales, blocksPerRow: k / 32 };
-    const b = { rows: n, cols: k, blockSize: 32, values: bv, paddedCols: k, blockScales: bScales, blocksPerRow: k / 32 };
+    const a = decodedOperand(av, aScales, m, k, 32);
+    const b = decodedOperand(bv, bScales, n, k, 32);
     const bias = gaussian(n, 3);
     const got = new Float32Array(m * n);
-    expect(kernels.matmulDecoded!(av, aScales, m, 32, bv, bScales, n, 32, k, bias, got)).toBe(path);
+    expect(decodedProduct(kernels, a, b, bias, got)).toBe(path);
     const want = matmulDecoded(a, b, bias);
-    const canonical = (x: Float32Array) => Float32Array.from(x, (v) => (Number.isNaN(v) ? NaN : v));
-    expect(firstBitDifference(canonical(got), canonical(want))).toBe(-1);
+    expect(firstBitDifference(canonicalNaNs(got), canonicalNaNs(want))).toBe(-1);
     expect(!Number.isFinite(want[5 * n]) && Number.isNaN(want[7])).toBe(true);
     // A float32 operand does not align: the float64 loop runs it, same bits as the reference.
     const f = gaussian(m * k, 9);
     const out = new Float32Array(m * n);
-    expect(kernels.matmulDecoded!(f, aScales, m, 32, bv, bScales, n, 32, k, null, out)).toBe('float64');
-    expect(firstBitDifference(canonical(out), canonical(matmulDecoded({ ...a, values: f }, b)))).toBe(-1);
+    expect(decodedProduct(kernels, { ...a, values: f }, b, null, out)).toBe('float64');
+    expect(firstBitDifference(canonicalNaNs(out), canonicalNaNs(matmulDecoded({ ...a, values: f }, b)))).toBe(-1);
   });
 
   it('few rows of a against many of b: the addon runs b · aᵀ and transposes it (bias added after), the reference bits', () => {
@@ -362,11 +376,11 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     bv[9 * k + 20] = 2 ** -40; // a wide row-unit in b: split in a's place
     const aScales = Float32Array.from({ length: m * (k / 32) }, (_, i) => 2 ** ((i % 7) - 3));
     const bScales = Float32Array.from({ length: n * (k / 16) }, (_, i) => (i % 11 === 0 ? 0.7 : 2 ** ((i % 5) - 2)));
-    const a = { rows: m, cols: k, blockSize: 32, values: av, paddedCols: k, blockScales: aScales, blocksPerRow: k / 32 };
-    const b = { rows: n, cols: k, blockSize: 16, values: bv, paddedCols: k, blockScales: bScales, blocksPerRow: k / 16 };
+    const a = decodedOperand(av, aScales, m, k, 32);
+    const b = decodedOperand(bv, bScales, n, k, 16);
     const bias = gaussian(n, 33);
     const got = new Float32Array(m * n);
-    expect(kernels.matmulDecoded!(av, aScales, m, 32, bv, bScales, n, 16, k, bias, got)).toBe(path);
+    expect(decodedProduct(kernels, a, b, bias, got)).toBe(path);
     expect(firstBitDifference(got, matmulDecoded(a, b, bias))).toBe(-1);
   });
 
@@ -420,10 +434,9 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
         }
       }
       const scales = Float32Array.from({ length: rows * blocks }, () => (next(4) ? 2 ** (next(16) - 8) : (1 + next(1000)) / 317));
-      return { rows, cols: k, blockSize: block, values, paddedCols: padded, blockScales: scales, blocksPerRow: blocks };
+      return decodedOperand(values, scales, rows, k, block);
     };
     const kernels = withBackend(backend, () => getKernels().matmul!);
-    const canonical = (x: Float32Array) => Float32Array.from(x, (v) => (Number.isNaN(v) ? NaN : v));
     const paths: string[] = [];
     for (let trial = 0; trial < 40; trial++) {
       const [m, n, k] = [8 + next(60), 1 + next(150), 16 + next(400)];
@@ -433,9 +446,9 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
       const a = operand(m, k, aBlock, kinds), b = operand(n, k, bBlock, kinds);
       const bias = next(2) ? gaussian(n, trial) : null;
       const got = new Float32Array(m * n);
-      paths.push(kernels.matmulDecoded!(a.values, a.blockScales, m, aBlock, b.values, b.blockScales, n, bBlock, k, bias, got));
+      paths.push(decodedProduct(kernels, a, b, bias, got));
       const want = matmulDecoded(a, b, bias ?? undefined);
-      expect(firstBitDifference(canonical(got), canonical(want)), `trial ${trial}: ${m}×${n}×${k}, blocks ${aBlock}/${bBlock}`).toBe(-1);
+      expect(firstBitDifference(canonicalNaNs(got), canonicalNaNs(want)), `trial ${trial}: ${m}×${n}×${k}, blocks ${aBlock}/${bBlock}`).toBe(-1);
     }
     if (backend === 'native') expect(paths.filter((p) => p === 'aligned').length, 'products on the aligned path').toBeGreaterThanOrEqual(10);
   });
