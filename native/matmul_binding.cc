@@ -26,14 +26,17 @@ namespace fp4kit {
 namespace {
 
 constexpr int64_t kMaxDim = int64_t(1) << 31;
-// From this many activation rows on, weights that have byte planes as well (FGMP) run on them:
-// 32 with AVX-512 (its FP4 tiles with sparse FP8 slots win below), 2 with AVX2's int16 planes
-// (one thread, K = N = 4096: 2 rows 29 against 20 GFLOP/s on the FP4 tiles, 16 rows 73 against 35).
+// From this many activation rows on, weights that have byte planes as well (FGMP) run on them
+// rather than on their FP4 tiles with sparse FP8 slots (one thread, K = N = 4096, GFLOP/s planes
+// against tiles): 32 with AVX-512's byte planes; 16 where the planes are rebuilt from codes
+// (AVX-512 VBMI: 16 rows 131–142 against 99–107, 12 rows 103–110 against 112–129); 2 with AVX2's
+// int16 planes (2 rows 29 against 20, 16 rows 73 against 35).
 constexpr int64_t kPlanesMinRows = 32;
+constexpr int64_t kCodesPlanesMinRows = 16;
 constexpr int64_t kInt16PlanesMinRows = 2;
-// Below this many rows, split (E4M3) weights run from their codes (measured: 8 rows 140 vs 116
-// GFLOP/s from codes, 16 rows 146 vs ~180 on the planes; one thread, K = N = 4096).
-constexpr int64_t kPlanesFromCodesMaxRows = 12;
+int64_t planesMinRows(const PackedPlaneWeights& planes) {
+  return !planes.h16.empty() ? kInt16PlanesMinRows : !planes.codes.empty() ? kCodesPlanesMinRows : kPlanesMinRows;
+}
 
 // What the JS External holds: the weights until released (FP4 tiles, or byte planes:
 // matmul_planes.h), and their size for V8's accounting.
@@ -125,10 +128,8 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   }
   const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
   auto packed = std::make_shared<PackedPlaneWeights>();
-  // FGMP (`into`) uses its planes for many rows only: no codes kept for the few-rows kernel.
-  // The few-rows kernel (AVX-512 VBMI) reads the codes: kept only where it runs.
-  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, into == nullptr && activePlanesFromCodesKernel() != nullptr,
-                     activePlanesTakeInt16());
+  const PlaneForm form = activePlanesTakeInt16() ? PlaneForm::Int16 : activePlanesFromCodesKernel() ? PlaneForm::Codes : PlaneForm::Bytes;
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, form);
   const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + 2 * (packed->h16.size() + packed->low16.size()) +
                                              packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4);
   if (into != nullptr) {
@@ -191,9 +192,9 @@ struct Fp4Int8Call {
   float* out = nullptr;
   void run() const {
     if (planes) {
-      // Few rows read the weights once: three-plane weights then run from their one-byte codes.
+      // Split weights in the codes form (PlaneForm::Codes) run on the kernel that rebuilds their planes.
       const PlanesKernel fromCodes = activePlanesFromCodesKernel();
-      const PlanesKernel kernel = fromCodes && !planes->codes.empty() && a.rows < kPlanesFromCodesMaxRows ? fromCodes : activePlanesKernel();
+      const PlanesKernel kernel = fromCodes && !planes->codes.empty() ? fromCodes : activePlanesKernel();
       runTiles(a, *planes, kernel, bias, out);
     } else {
       runTiles(a, *b, activeMatmulKernel().fp4Int8, bias, out);
@@ -211,7 +212,7 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   const int64_t m = integerArg(env, info[3], "m", 0, kMaxDim);
   // Weights with both forms (FGMP): the planes for many rows, the FP4 tiles and their sparse FP8
   // slots for few (same bits either way: the dot products are exact).
-  if (handle->planes && (!handle->weights || m >= (activePlanesTakeInt16() ? kInt16PlanesMinRows : kPlanesMinRows))) call.planes = handle->planes;
+  if (handle->planes && (!handle->weights || m >= planesMinRows(*handle->planes))) call.planes = handle->planes;
   else call.b = handle->weights;
   const int64_t n = call.b ? call.b->n : call.planes->n;
   const int64_t k = call.b ? call.b->k : call.planes->k;

@@ -10,8 +10,7 @@
 namespace fp4kit {
 
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes,
-                        bool int16Planes) {
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form) {
   int32_t lo = 0, hi = 0;
   for (int c = 0; c < 256; c++) {
     if (valueTable[c] == kPlaneNanValue) continue;
@@ -52,10 +51,12 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   int zeroCode = 0;
   while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
   const bool split = lowShift > 0;
-  const bool withCodes = split && keepCodes;  // for the few-rows kernel (matmul_planes.h)
+  const bool withCodes = split && form == PlaneForm::Codes;  // instead of the byte planes
+  const bool int16Planes = form == PlaneForm::Int16;
+  const bool bytePlanes = !int16Planes && !withCodes;
   const size_t planeSize = static_cast<size_t>(out.tiles * out.kQuads * 64);
-  out.planes.assign(int16Planes ? 0 : planeSize * planes, 0);
-  out.low.assign(split && !int16Planes ? planeSize : 0, 0);
+  out.planes.assign(bytePlanes ? planeSize * planes : 0, 0);
+  out.low.assign(split && bytePlanes ? planeSize : 0, 0);
   out.h16.assign(int16Planes ? planeSize : 0, 0);
   out.low16.assign(split && int16Planes ? planeSize : 0, 0);
   out.lowQuads.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
@@ -75,7 +76,7 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         if (int16Planes) {
           out.h16[static_cast<size_t>(quad * 64 + byte)] = hOfCode[code];
           if (split) out.low16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(lowOfCode[code]);
-        } else {
+        } else if (bytePlanes) {
           for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
           if (split) out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];
         }

@@ -51,10 +51,10 @@ struct PackedPlaneWeights {
   int lowShift = 0;  // s: v = h·2^s + l
   int shift = 0;     // element value = v · 2^-shift
   // Each plane's byte per code (planeOfCode[p][code], p < planeCount; the low byte as
-  // planeOfCode[planeCount]: the repack's table, and the few-rows kernel's lookups), and for split
-  // weights (E4M3) the codes themselves in the planes' layout ([tiles][kQuads][64], one byte per
-  // element): a product of few rows reads a third of the bytes and rebuilds the planes in registers
-  // (matmul_planes_avx512_vbmi.cc).
+  // planeOfCode[planeCount]: the repack's table, and the from-codes kernel's lookups), and in the
+  // codes form (PlaneForm::Codes, split weights) the codes themselves in the planes' layout
+  // ([tiles][kQuads][64], one byte per element) instead of the planes: the from-codes kernel
+  // rebuilds them (matmul_planes_avx512_vbmi.cc).
   std::vector<uint8_t> codes;
   uint8_t planeOfCode[3][256] = {};
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
@@ -68,11 +68,13 @@ struct PackedPlaneWeights {
 // codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),
 // valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
 // [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
-// keepCodes: split weights (lowShift > 0: E4M3) also keep their codes for the few-rows kernel.
-// int16Planes: h16/low16 instead of the byte planes (the AVX2 kernel's form).
+// The form is the one the active kernel reads: byte planes (AVX-512, the scalar kernel), int16
+// planes (AVX2: h16/low16), or, for split weights (lowShift > 0: E4M3) where the from-codes kernel
+// runs (AVX-512 VBMI), their codes alone — a quarter of the bytes of planes, low plane and codes
+// (weights that do not split take byte planes in that form too).
+enum class PlaneForm { Bytes, Int16, Codes };
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, bool keepCodes = true,
-                        bool int16Planes = false);
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form = PlaneForm::Bytes);
 
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
@@ -85,8 +87,16 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                       int64_t tileBegin, int64_t tileEnd);
+// Every row of tile `tile` with its planes read from `planes` ([kQuads][planeCount][64]) and its low
+// plane from `low` ([kQuads][64], read in the groups of 4 k that `lowQuads` marks): one tile rebuilt
+// from its codes (the from-codes kernel below), with matmulPlanesAvx512's steps and bits. Its first
+// row step also brings `prefetch` (kQuads · 64 bytes, the next tile's codes; nullptr: none) into L2.
+void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
+                            const uint8_t* prefetch, const float* bias, float* out, int64_t tile);
 // The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
-// lookups: for few activation rows, where reading the planes (two or three bytes per weight) is the cost.
+// lookups, so a product reads one byte per weight instead of two or three: few activation rows
+// rebuild them in registers for every step, more rows rebuild each tile once into a per-thread
+// buffer that stays in L2 while every row step passes over it.
 void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                                      int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);

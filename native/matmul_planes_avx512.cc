@@ -14,8 +14,25 @@
 namespace fp4kit {
 namespace {
 
+// Where a step reads its tiles' bytes: the step's first tile's planes ([kQuads][P][64] per tile,
+// tiles one after another) and low plane ([kQuads][64] per tile) — the packed weights' own, or one
+// tile rebuilt from its codes (matmul_planes_avx512_vbmi.cc).
+struct PlaneSource {
+  const uint8_t* planes;
+  const uint8_t* low;
+  // Bytes to bring into L2 during this step, kQuads · 64 of them (the next tile's codes, which the
+  // from-codes kernel rebuilds next): one line per group of 4 k, so memory works while the dot
+  // products run. nullptr: none.
+  const uint8_t* prefetch = nullptr;
+};
+
+inline PlaneSource packedPlanes(const PackedPlaneWeights& b, int64_t tile0) {
+  const size_t tileBytes = static_cast<size_t>(b.kQuads * 64);
+  return {b.planes.data() + tile0 * tileBytes * b.planeCount, b.low.empty() ? nullptr : b.low.data() + tile0 * tileBytes, nullptr};
+}
+
 template <int P, int Quads, int Rows, int Tiles, bool Split, bool FastScales>
-void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
+void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
   const int32_t offset = b.offset();
   __m512 acc[Rows][Tiles];
@@ -27,10 +44,11 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], offset, a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
     for (int q = 0; q < Quads; q++) {
+      if (src.prefetch) _mm_prefetch(reinterpret_cast<const char*>(src.prefetch + (j * Quads + q) * 64), _MM_HINT_T1);
       __m512i w[Tiles][P];
       for (int t = 0; t < Tiles; t++)
         for (int p = 0; p < P; p++)
-          w[t][p] = _mm512_loadu_si512(b.planes.data() + (((tile0 + t) * b.kQuads + j * Quads + q) * P + p) * 64);
+          w[t][p] = _mm512_loadu_si512(src.planes + ((t * b.kQuads + j * Quads + q) * P + p) * 64);
       for (int r = 0; r < Rows; r++) {
         const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
         for (int t = 0; t < Tiles; t++)
@@ -45,7 +63,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
       for (int t = 0; t < Tiles; t++) {
         for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
           const int q = __builtin_ctz(mask);
-          const __m512i w = _mm512_loadu_si512(b.low.data() + ((tile0 + t) * b.kQuads + j * Quads + q) * 64);
+          const __m512i w = _mm512_loadu_si512(src.low + (t * b.kQuads + j * Quads + q) * 64);
           for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
         }
       }
@@ -60,15 +78,31 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const float* bi
 }
 
 template <int P, int Quads, int Rows, int Tiles>
-void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile0, int64_t m0) {
+void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile0,
+              int64_t m0) {
   const bool fast = rowsTakeFastScales<Rows>(a, m0);
   if (b.lowShift > 0) {
-    if (fast) step<P, Quads, Rows, Tiles, true, true>(a, b, bias, out, tile0, m0);
-    else step<P, Quads, Rows, Tiles, true, false>(a, b, bias, out, tile0, m0);
+    if (fast) step<P, Quads, Rows, Tiles, true, true>(a, b, src, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, true, false>(a, b, src, bias, out, tile0, m0);
   } else {
-    if (fast) step<P, Quads, Rows, Tiles, false, true>(a, b, bias, out, tile0, m0);
-    else step<P, Quads, Rows, Tiles, false, false>(a, b, bias, out, tile0, m0);
+    if (fast) step<P, Quads, Rows, Tiles, false, true>(a, b, src, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, false, false>(a, b, src, bias, out, tile0, m0);
   }
+}
+
+// Rows per step for P planes and units of 4·Quads k (the dot chains, weights and float accumulators
+// within the 32 vector registers).
+template <int P, int Quads>
+constexpr int kStepRows = P == 2 && Quads == 4 ? 8 : 4;
+
+// Every row of one tile whose bytes come from `src`: steps of kStepRows rows, then one row at a time.
+template <int P, int Quads>
+void oneTile(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile) {
+  // Only the first step prefetches.
+  const PlaneSource rest{src.planes, src.low, nullptr};
+  int64_t m = 0;
+  for (; m + kStepRows<P, Quads> <= a.rows; m += kStepRows<P, Quads>) rowsStep<P, Quads, kStepRows<P, Quads>, 1>(a, b, m ? rest : src, bias, out, tile, m);
+  for (; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, b, m ? rest : src, bias, out, tile, m);
 }
 
 // Tiles per step that keep Rows × Tiles × P dot chains, the weights and the float accumulators
@@ -76,21 +110,20 @@ void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const float
 // tiles for enough independent chains.
 template <int P, int Quads>
 void tiles(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin, int64_t tileEnd) {
-  constexpr int kRows = P == 2 && Quads == 4 ? 8 : 4;
+  constexpr int kRows = kStepRows<P, Quads>;
   constexpr int kTiles = P == 1 ? 2 : 1;
   int64_t tile = tileBegin;
   if (a.rows < kRows) {
     for (; tile + 4 <= tileEnd; tile += 4)
-      for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, b, bias, out, tile, m);
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, b, packedPlanes(b, tile), bias, out, tile, m);
   } else {
     for (; tile + kTiles <= tileEnd; tile += kTiles) {
       int64_t m = 0;
-      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, b, bias, out, tile, m);
-      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, b, bias, out, tile, m);
+      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, b, packedPlanes(b, tile), bias, out, tile, m);
+      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, b, packedPlanes(b, tile), bias, out, tile, m);
     }
   }
-  for (; tile < tileEnd; tile++)
-    for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, b, bias, out, tile, m);
+  for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, b, packedPlanes(b, tile), bias, out, tile);
 }
 
 }  // namespace
@@ -103,6 +136,18 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
   } else {
     if (b.planeCount == 1) tiles<1, 8>(a, b, bias, out, tileBegin, tileEnd);
     else tiles<2, 8>(a, b, bias, out, tileBegin, tileEnd);
+  }
+}
+
+void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
+                            const uint8_t* prefetch, const float* bias, float* out, int64_t tile) {
+  const PlaneSource src{planes, low, prefetch};
+  if (b.unit == 16) {
+    if (b.planeCount == 1) oneTile<1, 4>(a, b, src, bias, out, tile);
+    else oneTile<2, 4>(a, b, src, bias, out, tile);
+  } else {
+    if (b.planeCount == 1) oneTile<1, 8>(a, b, src, bias, out, tile);
+    else oneTile<2, 8>(a, b, src, bias, out, tile);
   }
 }
 

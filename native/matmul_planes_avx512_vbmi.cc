@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <vector>
 
 #include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
@@ -17,6 +18,9 @@ namespace {
 
 // Split weights have two planes of h (matmul_planes.h: h fits 16 signed bits), and the low plane.
 constexpr int P = 2;
+// From this many rows on, each tile is rebuilt once into a buffer for all rows; below, every step
+// rebuilds its planes in registers (3 rows per step: the table registers leave no room for more).
+constexpr int64_t kPlanesFromCodesMaxRows = 12;
 
 struct PlaneTables {
   __m512i t[P + 1][4];  // plane p (p = P: the low bits), codes 64·i … 64·i + 63
@@ -97,6 +101,37 @@ void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneT
   else if (a.rows - m == 1) rowsStep<1, Tiles>(a, b, tables, bias, out, tile, m);
 }
 
+// A tile's planes and low plane rebuilt from its codes, per thread and kept between calls (a fresh
+// buffer costs a page fault per 4 KiB): [kQuads][P][64] and [kQuads][64], 192 KiB at K = 4096 per
+// tile, so both stay in L2 while every row step reads them. The low plane only in the groups of
+// 4 k that `lowQuads` marks: the kernel reads no others.
+struct RebuiltTile {
+  std::vector<uint8_t> planes, low;
+  void rebuild(const PackedPlaneWeights& b, const PlaneTables& tables, int64_t tile) {
+    const size_t quads = static_cast<size_t>(b.kQuads);
+    if (planes.size() < quads * P * 64) planes.resize(quads * P * 64);
+    if (low.size() < quads * 64) low.resize(quads * 64);
+    const uint8_t* codes = b.codes.data() + tile * b.kQuads * 64;
+    for (int64_t q = 0; q < b.kQuads; q++) {
+      const __m512i c = _mm512_loadu_si512(codes + q * 64);
+      const __mmask64 high = _mm512_movepi8_mask(c);
+      for (int p = 0; p < P; p++) _mm512_storeu_si512(planes.data() + (q * P + p) * 64, tables.plane(p, c, high));
+    }
+    const int quadsPerUnit = static_cast<int>(b.unit / 4);
+    for (int64_t j = 0; j < b.units; j++) {
+      for (unsigned mask = b.lowQuadMask(tile, j); mask != 0; mask &= mask - 1) {
+        const int64_t q = j * quadsPerUnit + __builtin_ctz(mask);
+        const __m512i c = _mm512_loadu_si512(codes + q * 64);
+        _mm512_storeu_si512(low.data() + q * 64, tables.plane(P, c, _mm512_movepi8_mask(c)));
+      }
+    }
+  }
+  // Buffers grown past this by a huge K are freed after the call.
+  void releaseIfLarge() {
+    if (planes.capacity() > (size_t(8) << 20)) *this = RebuiltTile();
+  }
+};
+
 }  // namespace
 
 void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
@@ -106,6 +141,16 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
     return;
   }
   const PlaneTables tables(b);
+  if (a.rows >= kPlanesFromCodesMaxRows) {
+    static thread_local RebuiltTile rebuilt;
+    for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
+      rebuilt.rebuild(b, tables, tile);
+      const uint8_t* next = tile + 1 < tileEnd ? b.codes.data() + (tile + 1) * b.kQuads * 64 : nullptr;
+      matmulPlanesTileAvx512(a, b, rebuilt.planes.data(), rebuilt.low.data(), next, bias, out, tile);
+    }
+    rebuilt.releaseIfLarge();
+    return;
+  }
   int64_t tile = tileBegin;
   // One row: two tiles per step for enough independent chains.
   if (a.rows == 1)

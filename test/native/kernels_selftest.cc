@@ -233,7 +233,7 @@ void checkPlanes() {
       for (int c = 8; c < 256; c++) table[c] = c == 61 ? table[c] | 1 : table[c] & ~7;
     table[0] = 0;  // padding elements hold code 0
     for (int64_t blockSize : {16, 32})
-      for (int64_t m : {1, 3, 4, 9})
+      for (int64_t m : {1, 3, 4, 9, 12, 21})
         for (int64_t n : {1, 16, 17, 40})
           for (int64_t k : {1, 31, 64, 100}) {
             const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
@@ -283,16 +283,20 @@ void checkPlanes() {
             }
             if (__builtin_cpu_supports("avx2")) {
               PackedPlaneWeights b16;
-              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b16, false, true);
+              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b16, PlaneForm::Int16);
               check(b16.planes.empty() && !b16.h16.empty() && b16.lowQuads == b.lowQuads, what + ": int16 form");
               std::fill(simd.begin(), simd.end(), 0.0f);
               matmulPlanesAvx2(a, b16, nullptr, simd.data(), 0, b16.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx2 (int16 planes) vs scalar");
             }
-            if (split && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
-              check(!b.codes.empty(), what + ": split weights keep their codes");
+            if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
+              PackedPlaneWeights bc;
+              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, bc, PlaneForm::Codes);
+              check(split ? bc.planes.empty() && bc.low.empty() && !bc.codes.empty() : bc.codes.empty() && bc.planes == b.planes,
+                    what + ": codes form (split weights only)");
+              check(bc.lowQuads == b.lowQuads && bc.scales == b.scales, what + ": codes form's low-bit groups and scales");
               std::fill(simd.begin(), simd.end(), 0.0f);
-              matmulPlanesFromCodesAvx512Vbmi(a, b, nullptr, simd.data(), 0, b.tiles);
+              matmulPlanesFromCodesAvx512Vbmi(a, bc, nullptr, simd.data(), 0, bc.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": from codes (avx512-vbmi) vs scalar");
             }
 #endif
