@@ -87,12 +87,14 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                       int64_t tileBegin, int64_t tileEnd);
-// Every row of tile `tile` with its planes read from `planes` ([kQuads][planeCount][64]) and its low
-// plane from `low` ([kQuads][64], read in the groups of 4 k that `lowQuads` marks): one tile rebuilt
-// from its codes (the from-codes kernel below), with matmulPlanesAvx512's steps and bits. Its first
-// row step also brings `prefetch` (kQuads · 64 bytes, the next tile's codes; nullptr: none) into L2.
+// Units [unitBegin, unitEnd) of every row of tile `tile`, with that stretch's planes read from
+// `planes` ([quads][planeCount][64]) and its low plane from `low` ([quads][64], read in the groups of
+// 4 k that `lowQuads` marks): a stretch of a tile rebuilt from its codes (the from-codes kernel
+// below), with matmulPlanesAvx512's steps and bits; called for consecutive stretches, the first
+// from unit 0 and the last to the end (out holds the running sums between calls). Its first row step
+// also brings `prefetch` (quads · 64 bytes, the next stretch's codes; nullptr: none) into cache.
 void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
-                            const uint8_t* prefetch, const float* bias, float* out, int64_t tile);
+                            int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out, int64_t tile);
 // The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
 // lookups, so a product reads one byte per weight instead of two or three: few activation rows
 // rebuild them in registers for every step, more rows rebuild each tile once into a per-thread

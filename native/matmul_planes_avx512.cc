@@ -15,11 +15,15 @@ namespace fp4kit {
 namespace {
 
 // Where a step reads its tiles' bytes: the step's first tile's planes ([kQuads][P][64] per tile,
-// tiles one after another) and low plane ([kQuads][64] per tile) — the packed weights' own, or one
-// tile rebuilt from its codes (matmul_planes_avx512_vbmi.cc).
+// tiles one after another) and low plane ([kQuads][64] per tile) from group of 4 k `quadBase` on —
+// the packed weights' own, or a stretch of one tile rebuilt from its codes
+// (matmul_planes_avx512_vbmi.cc) — and the units it covers, [unitBegin, unitEnd): the accumulators
+// start from `out` after the first unit and take the bias at the last (the same floats in the same
+// order as one pass).
 struct PlaneSource {
   const uint8_t* planes;
   const uint8_t* low;
+  int64_t quadBase, quadsPerTile, unitBegin, unitEnd;
   // Bytes to bring into L2 during this step, kQuads · 64 of them (the next tile's codes, which the
   // from-codes kernel rebuilds next): one line per group of 4 k, so memory works while the dot
   // products run. nullptr: none.
@@ -28,7 +32,8 @@ struct PlaneSource {
 
 inline PlaneSource packedPlanes(const PackedPlaneWeights& b, int64_t tile0) {
   const size_t tileBytes = static_cast<size_t>(b.kQuads * 64);
-  return {b.planes.data() + tile0 * tileBytes * b.planeCount, b.low.empty() ? nullptr : b.low.data() + tile0 * tileBytes, nullptr};
+  return {b.planes.data() + tile0 * tileBytes * b.planeCount, b.low.empty() ? nullptr : b.low.data() + tile0 * tileBytes, 0, b.kQuads, 0, b.units,
+          nullptr};
 }
 
 template <int P, int Quads, int Rows, int Tiles, bool Split, bool FastScales>
@@ -36,19 +41,23 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
   const int32_t offset = b.offset();
   __m512 acc[Rows][Tiles];
-  for (int r = 0; r < Rows; r++)
-    for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
-  const int8_t* aUnit = a.codes + m0 * a.paddedK;
-  for (int64_t j = 0; j < b.units; j++, aUnit += 4 * Quads) {
+  for (int t = 0; t < Tiles; t++) {
+    const int64_t col0 = (tile0 + t) * kTileColumns;
+    const __mmask16 valid = static_cast<__mmask16>((1u << std::clamp<int64_t>(b.n - col0, 0, kTileColumns)) - 1);
+    for (int r = 0; r < Rows; r++) acc[r][t] = src.unitBegin == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(valid, out + (m0 + r) * b.n + col0);
+  }
+  const int8_t* aUnit = a.codes + m0 * a.paddedK + src.unitBegin * 4 * Quads;
+  for (int64_t j = src.unitBegin; j < src.unitEnd; j++, aUnit += 4 * Quads) {
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], offset, a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
     for (int q = 0; q < Quads; q++) {
-      if (src.prefetch) _mm_prefetch(reinterpret_cast<const char*>(src.prefetch + (j * Quads + q) * 64), _MM_HINT_T1);
+      const int64_t at = j * Quads + q - src.quadBase;  // this group's index in src
+      if (src.prefetch) _mm_prefetch(reinterpret_cast<const char*>(src.prefetch + at * 64), _MM_HINT_T1);
       __m512i w[Tiles][P];
       for (int t = 0; t < Tiles; t++)
         for (int p = 0; p < P; p++)
-          w[t][p] = _mm512_loadu_si512(src.planes + ((t * b.kQuads + j * Quads + q) * P + p) * 64);
+          w[t][p] = _mm512_loadu_si512(src.planes + ((t * src.quadsPerTile + at) * P + p) * 64);
       for (int r = 0; r < Rows; r++) {
         const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
         for (int t = 0; t < Tiles; t++)
@@ -63,7 +72,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src
       for (int t = 0; t < Tiles; t++) {
         for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
           const int q = __builtin_ctz(mask);
-          const __m512i w = _mm512_loadu_si512(src.low + (t * b.kQuads + j * Quads + q) * 64);
+          const __m512i w = _mm512_loadu_si512(src.low + (t * src.quadsPerTile + j * Quads + q - src.quadBase) * 64);
           for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
         }
       }
@@ -74,7 +83,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src
       for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }
-  storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
+  storeTiles<Rows, Tiles>(acc, src.unitEnd == b.units ? bias : nullptr, out, b.n, tile0, m0);
 }
 
 template <int P, int Quads, int Rows, int Tiles>
@@ -99,7 +108,8 @@ constexpr int kStepRows = P == 2 && Quads == 4 ? 8 : 4;
 template <int P, int Quads>
 void oneTile(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile) {
   // Only the first step prefetches.
-  const PlaneSource rest{src.planes, src.low, nullptr};
+  PlaneSource rest = src;
+  rest.prefetch = nullptr;
   int64_t m = 0;
   for (; m + kStepRows<P, Quads> <= a.rows; m += kStepRows<P, Quads>) rowsStep<P, Quads, kStepRows<P, Quads>, 1>(a, b, m ? rest : src, bias, out, tile, m);
   for (; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, b, m ? rest : src, bias, out, tile, m);
@@ -140,8 +150,9 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
 }
 
 void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
-                            const uint8_t* prefetch, const float* bias, float* out, int64_t tile) {
-  const PlaneSource src{planes, low, prefetch};
+                            int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out, int64_t tile) {
+  const int64_t quadBase = unitBegin * b.unit / 4, quads = (unitEnd - unitBegin) * b.unit / 4;
+  const PlaneSource src{planes, low, quadBase, quads, unitBegin, unitEnd, prefetch};
   if (b.unit == 16) {
     if (b.planeCount == 1) oneTile<1, 4>(a, b, src, bias, out, tile);
     else oneTile<2, 4>(a, b, src, bias, out, tile);

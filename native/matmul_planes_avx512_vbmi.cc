@@ -7,8 +7,8 @@
 // matmulPlanesScalar.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
@@ -101,34 +101,31 @@ void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneT
   else if (a.rows - m == 1) rowsStep<1, Tiles>(a, b, tables, bias, out, tile, m);
 }
 
-// A tile's planes and low plane rebuilt from its codes, per thread and kept between calls (a fresh
-// buffer costs a page fault per 4 KiB): [kQuads][P][64] and [kQuads][64], 192 KiB at K = 4096 per
-// tile, so both stay in L2 while every row step reads them. The low plane only in the groups of
-// 4 k that `lowQuads` marks: the kernel reads no others.
-struct RebuiltTile {
-  std::vector<uint8_t> planes, low;
-  void rebuild(const PackedPlaneWeights& b, const PlaneTables& tables, int64_t tile) {
-    const size_t quads = static_cast<size_t>(b.kQuads);
-    if (planes.size() < quads * P * 64) planes.resize(quads * P * 64);
-    if (low.size() < quads * 64) low.resize(quads * 64);
-    const uint8_t* codes = b.codes.data() + tile * b.kQuads * 64;
-    for (int64_t q = 0; q < b.kQuads; q++) {
+// A stretch of a tile's planes and low plane rebuilt from its codes, per thread and kept between
+// calls: [quads][P][64] and [quads][64] for kStretchUnits units, 24 KiB at most, so every row step
+// reads them from L1 (a whole tile at K = 4096, 192 KiB, would be read from L2 by each step). The low
+// plane only in the groups of 4 k that `lowQuads` marks: the kernel reads no others.
+constexpr int64_t kStretchQuads = 128;  // 512 k
+struct RebuiltStretch {
+  alignas(64) uint8_t planes[kStretchQuads * P * 64];
+  alignas(64) uint8_t low[kStretchQuads * 64];
+  // Units [j0, j1) of `tile`.
+  void rebuild(const PackedPlaneWeights& b, const PlaneTables& tables, int64_t tile, int64_t j0, int64_t j1) {
+    const int quadsPerUnit = static_cast<int>(b.unit / 4);
+    const int64_t quad0 = j0 * quadsPerUnit, quads = (j1 - j0) * quadsPerUnit;
+    const uint8_t* codes = b.codes.data() + (tile * b.kQuads + quad0) * 64;
+    for (int64_t q = 0; q < quads; q++) {
       const __m512i c = _mm512_loadu_si512(codes + q * 64);
       const __mmask64 high = _mm512_movepi8_mask(c);
-      for (int p = 0; p < P; p++) _mm512_storeu_si512(planes.data() + (q * P + p) * 64, tables.plane(p, c, high));
+      for (int p = 0; p < P; p++) _mm512_store_si512(planes + (q * P + p) * 64, tables.plane(p, c, high));
     }
-    const int quadsPerUnit = static_cast<int>(b.unit / 4);
-    for (int64_t j = 0; j < b.units; j++) {
+    for (int64_t j = j0; j < j1; j++) {
       for (unsigned mask = b.lowQuadMask(tile, j); mask != 0; mask &= mask - 1) {
-        const int64_t q = j * quadsPerUnit + __builtin_ctz(mask);
+        const int64_t q = (j - j0) * quadsPerUnit + __builtin_ctz(mask);
         const __m512i c = _mm512_loadu_si512(codes + q * 64);
-        _mm512_storeu_si512(low.data() + q * 64, tables.plane(P, c, _mm512_movepi8_mask(c)));
+        _mm512_store_si512(low + q * 64, tables.plane(P, c, _mm512_movepi8_mask(c)));
       }
     }
-  }
-  // Buffers grown past this by a huge K are freed after the call.
-  void releaseIfLarge() {
-    if (planes.capacity() > (size_t(8) << 20)) *this = RebuiltTile();
   }
 };
 
@@ -142,13 +139,18 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
   }
   const PlaneTables tables(b);
   if (a.rows >= kPlanesFromCodesMaxRows) {
-    static thread_local RebuiltTile rebuilt;
+    static thread_local RebuiltStretch stretch;
+    const int64_t unitsPerStretch = kStretchQuads * 4 / b.unit;
     for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
-      rebuilt.rebuild(b, tables, tile);
-      const uint8_t* next = tile + 1 < tileEnd ? b.codes.data() + (tile + 1) * b.kQuads * 64 : nullptr;
-      matmulPlanesTileAvx512(a, b, rebuilt.planes.data(), rebuilt.low.data(), next, bias, out, tile);
+      for (int64_t j0 = 0; j0 < b.units; j0 += unitsPerStretch) {
+        const int64_t j1 = std::min(b.units, j0 + unitsPerStretch);
+        stretch.rebuild(b, tables, tile, j0, j1);
+        // The codes of the next stretch (in this tile or the next), brought in while this one runs.
+        const int64_t nextQuad = tile * b.kQuads + j1 * b.unit / 4;
+        const uint8_t* next = nextQuad < tileEnd * b.kQuads ? b.codes.data() + nextQuad * 64 : nullptr;
+        matmulPlanesTileAvx512(a, b, stretch.planes, stretch.low, j0, j1, next, bias, out, tile);
+      }
     }
-    rebuilt.releaseIfLarge();
     return;
   }
   int64_t tile = tileBegin;
