@@ -60,6 +60,8 @@ MatmulKernel chooseMatmulKernel(const Simd& s) {
   if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true, matmulDecodedAvx512};
   if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true, matmulDecodedAvx512};
   if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false, s.avx512 ? matmulDecodedAvx512 : matmulDecodedAvx2};
+#elif defined(__aarch64__)
+  if (s.neon) return {"neon", matmulFp4Int8Neon, false, matmulDecodedScalar};
 #endif
   (void)s;
   return {"scalar", matmulFp4Int8Scalar, true, matmulDecodedScalar};

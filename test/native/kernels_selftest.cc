@@ -14,6 +14,7 @@
 #include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
 #include "../../native/bitplane_gemm.h"
+#include "../../native/matmul.h"
 #include "../../native/matmul_aligned.h"
 #include "../../native/matmul_planes.h"
 #include "../../native/quantize.h"
@@ -212,6 +213,67 @@ void checkBitplaneProduct() {
       }
     }
   }
+}
+
+// FP4 tiles (matmul.h, matmulFp4Int8*): each SIMD kernel of this build (AVX-512 VNNI with and
+// without VBMI and AVX2 on x86-64; NEON on AArch64) against the scalar kernel, bit for bit, on
+// E2M1 weights with float lane scales (any multiplier, so most units take the plain order) against
+// MXINT8 activations with ±127/−128 runs, units of 16 and 32, ragged shapes, with and without a bias.
+void checkFp4Tiles() {
+  std::mt19937 rng(9);
+  std::vector<std::pair<const char*, Fp4Int8Kernel>> kernels;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) kernels.push_back({"avx2", matmulFp4Int8Avx2});
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) kernels.push_back({"avx512-vnni", matmulFp4Int8Avx512});
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) kernels.push_back({"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi});
+#elif defined(__aarch64__)
+  kernels.push_back({"neon", matmulFp4Int8Neon});
+#endif
+  int64_t compared = 0;
+  for (int64_t blockSize : {16, 32})
+    for (int64_t m : {1, 2, 5, 9})
+      for (int64_t n : {1, 16, 37})
+        for (int64_t k : {8, 40, 96, 300}) {
+          const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize, aPadded = (k + 31) / 32 * 32;
+          std::vector<uint8_t> nibbles(static_cast<size_t>(n * paddedK / 2), 0);
+          for (int64_t r = 0; r < n; r++)
+            for (int64_t i = 0; i < k; i++) {
+              const uint8_t code = static_cast<uint8_t>(rng() % 16);
+              nibbles[static_cast<size_t>((r * paddedK + i) / 2)] |= static_cast<uint8_t>(i % 2 ? code << 4 : code);
+            }
+          std::vector<float> wScales(static_cast<size_t>(n * units));
+          for (auto& v : wScales) v = rng() % 3 == 0 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 100000) / 997.0f;
+          std::vector<int8_t> aCodes(static_cast<size_t>(m * aPadded), 0);
+          for (int64_t r = 0; r < m; r++)
+            for (int64_t i = 0; i < k; i++)
+              aCodes[static_cast<size_t>(r * aPadded + i)] = static_cast<int8_t>(rng() % 4 == 0 ? (rng() % 2 ? 127 : -128) : static_cast<int>(rng() % 256) - 128);
+          std::vector<float> aScales(static_cast<size_t>(m * aPadded / 32));
+          for (auto& v : aScales) v = std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+          std::vector<float> bias(static_cast<size_t>(n));
+          for (auto& v : bias) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 64.0f;
+          PackedFp4Weights b;
+          repackFp4Weights(nibbles.data(), wScales.data(), nullptr, nullptr, n, k, blockSize, b);
+          Int8Activations a;
+          a.codes = aCodes.data();
+          a.blockScales = aScales.data();
+          a.rows = m;
+          a.paddedK = aPadded;
+          prepareInt8Activations(a, b);
+          for (const float* withBias : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+            std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
+            matmulFp4Int8Scalar(a, b, withBias, want.data(), 0, b.tiles);
+            for (const auto& [name, kernel] : kernels) {
+              std::fill(got.begin(), got.end(), -1.0f);
+              kernel(a, b, withBias, got.data(), 0, b.tiles);
+              check(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
+                    std::string("fp4 tiles ") + name + " unit " + std::to_string(blockSize) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                        " k=" + std::to_string(k) + (withBias ? " bias" : "") + ": vs scalar");
+              compared++;
+            }
+          }
+        }
+  std::printf("fp4 tiles: %lld products of %zu SIMD kernel(s) compared with the scalar kernel\n", static_cast<long long>(compared), kernels.size());
+  check(compared > 0, "fp4 tiles: a SIMD kernel ran");
 }
 
 // Byte-plane matmul (matmul_planes.h): the scalar kernel against the defined order computed here
@@ -479,6 +541,7 @@ int main() {
 #elif defined(__aarch64__)
   compareBitplaneRows("neon", bitplaneRowsNeon);
 #endif
+  checkFp4Tiles();
   checkPlanes();
   std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) and AVX2 (int16 planes) against scalar\n");
   checkAligned();
