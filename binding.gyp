@@ -37,7 +37,7 @@
       ],
       "conditions": [
         ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni", "fp4kit_avx512_vbmi", "fp4kit_avx512_vpopcntdq"] }],
-        ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc", "native/bitplane_gemm_neon.cc", "native/matmul_aligned_neon.cc", "native/matmul_neon.cc"] }]
+        ["target_arch=='arm64'", { "sources": ["native/quantize_neon.cc", "native/bitplane_gemm_neon.cc", "native/matmul_aligned_neon.cc", "native/matmul_neon.cc", "native/matmul_planes_neon.cc"] }]
       ]
     },
     {

@@ -71,6 +71,8 @@ PlanesKernel choosePlanesKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (s.vnni) return matmulPlanesAvx512;
   if (s.avx2) return matmulPlanesAvx2;  // int16 planes: no u8×s8 dot without saturation
+#elif defined(__aarch64__)
+  if (s.neon) return matmulPlanesNeon;  // int16 planes: baseline NEON has no u8×s8 dot
 #endif
   (void)s;
   return matmulPlanesScalar;
@@ -121,6 +123,8 @@ PlanesKernel activePlanesKernel() {
 bool activePlanesTakeInt16() {
 #if defined(__x86_64__) || defined(_M_X64)
   return activePlanesKernel() == matmulPlanesAvx2;
+#elif defined(__aarch64__)
+  return activePlanesKernel() == matmulPlanesNeon;
 #else
   return false;
 #endif

@@ -80,12 +80,14 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
 
 // Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant (byte planes), the
-// AVX2 variant (int16 planes).
+// AVX2 and NEON variants (int16 planes).
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                      int64_t tileBegin, int64_t tileEnd);
+void matmulPlanesNeon(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                       int64_t tileBegin, int64_t tileEnd);
 // Units [unitBegin, unitEnd) of every row of tile `tile`, with that stretch's planes read from
 // `planes` ([quads][planeCount][64]) and its low plane from `low` ([quads][64], read in the groups of
@@ -104,7 +106,7 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
 
 // The planes kernel of the active level (the scalar one where no SIMD variant runs), and whether it
-// takes int16 planes (AVX2).
+// takes int16 planes (AVX2, NEON).
 PlanesKernel activePlanesKernel();
 bool activePlanesTakeInt16();
 // The from-codes kernel where the CPU has AVX-512 VBMI, else nullptr.

@@ -284,6 +284,7 @@ void checkFp4Tiles() {
 void checkPlanes() {
   std::mt19937 rng(5);
   int64_t unitsWithLow = 0, unitsWithoutLow = 0;  // E4M3-like values: both kinds of tile-unit ran
+  [[maybe_unused]] int64_t planesNeonCompared = 0;
   for (int kind = 0; kind < 4; kind++) {
     const int planes = kind == 0 ? 1 : 2;
     const bool split = kind >= 2;
@@ -344,6 +345,18 @@ void checkPlanes() {
               matmulPlanesAvx512(a, b, nullptr, simd.data(), 0, b.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": avx512-vnni vs scalar");
             }
+#endif
+#if defined(__aarch64__)
+            {
+              PackedPlaneWeights b16;
+              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b16, PlaneForm::Int16);
+              std::fill(simd.begin(), simd.end(), 0.0f);
+              matmulPlanesNeon(a, b16, nullptr, simd.data(), 0, b16.tiles);
+              check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": neon (int16 planes) vs scalar");
+              planesNeonCompared++;
+            }
+#endif
+#if defined(__x86_64__)
             if (__builtin_cpu_supports("avx2")) {
               PackedPlaneWeights b16;
               repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b16, PlaneForm::Int16);
@@ -372,6 +385,9 @@ void checkPlanes() {
           }
   }
   check(unitsWithLow > 0 && unitsWithoutLow > 0, "planes: E4M3-like values give tile-units with and without low bits");
+#if defined(__aarch64__)
+  check(planesNeonCompared > 0, "planes: the NEON kernel ran");
+#endif
 }
 
 // The aligned decoded-operand product (matmul_aligned.h) against the reference order
@@ -543,7 +559,7 @@ int main() {
 #endif
   checkFp4Tiles();
   checkPlanes();
-  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI) and AVX2 (int16 planes) against scalar\n");
+  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI), AVX2 and NEON (int16 planes) against scalar\n");
   checkAligned();
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
