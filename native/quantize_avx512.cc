@@ -183,11 +183,14 @@ void dequantizeMxAvx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { 
 void dequantizeNvfp4Avx512(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) { dequantizeNvfp4Vector(a, rowBegin, rowEnd, kScalarKernels.dequantizeNvfp4); }
 uint32_t absMaxAvx512(const void* src, int32_t dtype, int64_t begin, int64_t end) { return absMaxVector(src, dtype, begin, end); }
 int64_t encodeElementsAvx512(const ElementArgs& a, int64_t begin, int64_t end) { return encodeElementsVector(a, begin, end, kScalarKernels.encodeElements); }
+void decodeElementsAvx512(const uint8_t* codes, int32_t format, float* out, int64_t begin, int64_t end) {
+  decodeElementsVectorKernel(codes, format, out, begin, end, kScalarKernels.decodeElements);
+}
 
 }  // namespace
 
 const QuantizeKernels kAvx512Kernels = {
-    "avx512", encodeElementsAvx512, kScalarKernels.decodeElements, quantizeMxAvx512, dequantizeMxAvx512,
+    "avx512", encodeElementsAvx512, decodeElementsAvx512, quantizeMxAvx512, dequantizeMxAvx512,
     absMaxAvx512, quantizeNvfp4Avx512, dequantizeNvfp4Avx512,
 };
 

@@ -726,6 +726,38 @@ static inline int64_t encodeElementsVector(const fp4kit::ElementArgs& a, int64_t
   return nans;
 }
 
+// Element codes (one byte each, bits above the format's masked off as the scalar kernel does) →
+// their values, kLanes at a time; returns where it stopped (the tail is the caller's).
+template <int32_t Format>
+static inline int64_t decodeElementRuns(const uint8_t* codes, float* out, int64_t begin, int64_t end) {
+  constexpr uint32_t mask = (1u << fp4kit::kElementFormats[Format].bits) - 1;
+  int64_t i = begin;
+  for (; i + kLanes <= end; i += kLanes) {
+    const F32v values = decodeElementsVector<Format>(loadByteCodes(codes + i) & mask);
+    std::memcpy(out + i, &values, sizeof values);
+  }
+  return i;
+}
+
+// decodeElements on vectors for the formats whose vector decoder is checked (elementDecoderMatches);
+// E2M1 and any format that fails the check, and the tail, on `scalar`.
+static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t format, float* out, int64_t begin, int64_t end,
+                                              fp4kit::DecodeKernel scalar) {
+  using namespace fp4kit;
+  int64_t done = begin;
+  if (format != kE2m1 && elementDecoderMatches(format)) {
+    switch (format) {
+      case kE2m3: done = decodeElementRuns<kE2m3>(codes, out, begin, end); break;
+      case kE3m2: done = decodeElementRuns<kE3m2>(codes, out, begin, end); break;
+      case kE4m3: done = decodeElementRuns<kE4m3>(codes, out, begin, end); break;
+      case kE5m2: done = decodeElementRuns<kE5m2>(codes, out, begin, end); break;
+      case kInt8: done = decodeElementRuns<kInt8>(codes, out, begin, end); break;
+      default: break;
+    }
+  }
+  if (done < end) scalar(codes, format, out, done, end);
+}
+
 // The wrapper functions and kernel table of an ISA file built on this vector code: `Isa` names
 // the functions (quantizeMxAvx2 …), `label` is what availableBackends() reports.
 #define FP4KIT_VECTOR_KERNEL_TABLE(Isa, label)                                                                 \
@@ -739,8 +771,11 @@ static inline int64_t encodeElementsVector(const fp4kit::ElementArgs& a, int64_t
   }                                                                                                           \
   uint32_t absMax##Isa(const void* src, int32_t dtype, int64_t b, int64_t e) { return absMaxVector(src, dtype, b, e); } \
   int64_t encodeElements##Isa(const ElementArgs& a, int64_t b, int64_t e) { return encodeElementsVector(a, b, e, kScalarKernels.encodeElements); } \
+  void decodeElements##Isa(const uint8_t* c, int32_t f, float* o, int64_t b, int64_t e) {                      \
+    decodeElementsVectorKernel(c, f, o, b, e, kScalarKernels.decodeElements);                                  \
   }                                                                                                           \
-  const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, kScalarKernels.decodeElements,            \
+  }                                                                                                           \
+  const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, decodeElements##Isa,                      \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
                                            dequantizeNvfp4##Isa};                                              \
   }

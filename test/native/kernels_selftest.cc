@@ -103,6 +103,19 @@ void compareTables(const QuantizeKernels& simd) {
                                           std::to_string(dtype) + " rounding " + std::to_string(rounding) + " seed " + std::to_string(seed));
         }
       }
+      // Element decodes (decodeElements): every format, every byte (bits above a format's width
+      // included: they are ignored), over ranges that start and end off the vector width.
+      if (dtype == kF32 && seed == 1) {
+        std::vector<uint8_t> codes(1000 + 37);
+        for (size_t i = 0; i < codes.size(); i++) codes[i] = static_cast<uint8_t>(i * 7 + i / 256);
+        for (int32_t format : {kE2m1, kE2m3, kE3m2, kE4m3, kE5m2, kInt8, kE8m0}) {
+          std::vector<float> d1(codes.size(), -1.0f), d2(codes.size(), -1.0f);
+          kScalarKernels.decodeElements(codes.data(), format, d1.data(), 0, static_cast<int64_t>(codes.size()));
+          simd.decodeElements(codes.data(), format, d2.data(), 0, 3);
+          simd.decodeElements(codes.data(), format, d2.data(), 3, static_cast<int64_t>(codes.size()));
+          check(std::memcmp(d1.data(), d2.data(), d1.size() * 4) == 0, std::string(simd.simd) + " decodeElements format " + std::to_string(format));
+        }
+      }
       if (specials) continue;  // NVFP4 input has no NaN/Inf (the API rejects it)
       for (int32_t rounding : {kNearest, kStochastic}) {
         for (float t : {1e-3f, 0.0172f, 1.1754944e-38f}) {
