@@ -170,7 +170,10 @@ void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, Al
       out.spans[static_cast<size_t>(r * out.units + j)] = span;
       out.exps[static_cast<size_t>(r * out.units + j)] = e;
       int32_t* dst = out.pairs.data() + (r * out.units + j) * pairs;
-      for (int64_t q = 0; q < pairs; q++) dst[q] = span == kUnaligned ? 0 : packPair(ints[static_cast<size_t>(2 * q)], ints[static_cast<size_t>(2 * q + 1)]);
+      // Consecutive int16 are packPair's pairs in memory order (first in the low half): one copy.
+      static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pairs hold the first int16 in the low half");
+      if (span == kUnaligned) std::memset(dst, 0, static_cast<size_t>(pairs) * 4);
+      else std::memcpy(dst, ints.data(), static_cast<size_t>(pairs) * 4);
     }
   }
 }
