@@ -228,6 +228,29 @@ void checkBitplaneProduct() {
   }
 }
 
+// MXINT8 activations for the product tests: m rows of k codes (±127/−128 one time in
+// `edgeEvery`, the int32 edge of the dots), zero padding to whole blocks of 32, power-of-two block
+// scales. `a` points into the vectors: keep the object in place.
+struct TestActivations {
+  std::vector<int8_t> codes;
+  std::vector<float> scales;
+  Int8Activations a;
+  TestActivations(std::mt19937& rng, int64_t m, int64_t k, uint32_t edgeEvery) {
+    const int64_t padded = (k + 31) / 32 * 32;
+    codes.assign(static_cast<size_t>(m * padded), 0);
+    for (int64_t r = 0; r < m; r++)
+      for (int64_t i = 0; i < k; i++)
+        codes[static_cast<size_t>(r * padded + i)] =
+            static_cast<int8_t>(rng() % edgeEvery == 0 ? (rng() % 2 ? 127 : -128) : static_cast<int>(rng() % 256) - 128);
+    scales.resize(static_cast<size_t>(m * padded / 32));
+    for (auto& v : scales) v = std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+    a.codes = codes.data();
+    a.blockScales = scales.data();
+    a.rows = m;
+    a.paddedK = padded;
+  }
+};
+
 // FP4 tiles (matmul.h, matmulFp4Int8*): each SIMD kernel of this build (AVX-512 VNNI with and
 // without VBMI and AVX2 on x86-64; NEON on AArch64) against the scalar kernel, bit for bit, on
 // E2M1 weights with float lane scales (any multiplier, so most units take the plain order) against
@@ -247,7 +270,7 @@ void checkFp4Tiles() {
     for (int64_t m : {1, 2, 5, 9})
       for (int64_t n : {1, 16, 37})
         for (int64_t k : {8, 40, 96, 300}) {
-          const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize, aPadded = (k + 31) / 32 * 32;
+          const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
           std::vector<uint8_t> nibbles(static_cast<size_t>(n * paddedK / 2), 0);
           for (int64_t r = 0; r < n; r++)
             for (int64_t i = 0; i < k; i++) {
@@ -256,21 +279,12 @@ void checkFp4Tiles() {
             }
           std::vector<float> wScales(static_cast<size_t>(n * units));
           for (auto& v : wScales) v = rng() % 3 == 0 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 100000) / 997.0f;
-          std::vector<int8_t> aCodes(static_cast<size_t>(m * aPadded), 0);
-          for (int64_t r = 0; r < m; r++)
-            for (int64_t i = 0; i < k; i++)
-              aCodes[static_cast<size_t>(r * aPadded + i)] = static_cast<int8_t>(rng() % 4 == 0 ? (rng() % 2 ? 127 : -128) : static_cast<int>(rng() % 256) - 128);
-          std::vector<float> aScales(static_cast<size_t>(m * aPadded / 32));
-          for (auto& v : aScales) v = std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+          TestActivations activations(rng, m, k, 4);
+          Int8Activations& a = activations.a;
           std::vector<float> bias(static_cast<size_t>(n));
           for (auto& v : bias) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 64.0f;
           PackedFp4Weights b;
           repackFp4Weights(nibbles.data(), wScales.data(), nullptr, nullptr, n, k, blockSize, b);
-          Int8Activations a;
-          a.codes = aCodes.data();
-          a.blockScales = aScales.data();
-          a.rows = m;
-          a.paddedK = aPadded;
           prepareInt8Activations(a, b);
           for (const float* withBias : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
             std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
@@ -320,18 +334,12 @@ void checkPlanes() {
               for (int64_t i = 0; i < k; i++) codes[static_cast<size_t>(r * paddedK + i)] = static_cast<uint8_t>(rng() % 4 == 0 ? rng() % 8 : rng() % 256);
             std::vector<float> wScales(static_cast<size_t>(n * units));
             for (auto& v : wScales) v = rng() % 3 == 0 ? static_cast<float>(rng() % 1000) / 7.0f : std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
-            std::vector<int8_t> aCodes(static_cast<size_t>(m * aPadded), 0);
-            for (int64_t r = 0; r < m; r++)
-              for (int64_t i = 0; i < k; i++) aCodes[static_cast<size_t>(r * aPadded + i)] = static_cast<int8_t>(rng() % 3 == 0 ? (rng() % 2 ? 127 : -128) : static_cast<int>(rng() % 256) - 128);
-            std::vector<float> aScales(static_cast<size_t>(m * aPadded / 32));
-            for (auto& v : aScales) v = std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+            TestActivations activations(rng, m, k, 3);
+            Int8Activations& a = activations.a;
+            const std::vector<int8_t>& aCodes = activations.codes;
+            const std::vector<float>& aScales = activations.scales;
             PackedPlaneWeights b;
             repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, b);
-            Int8Activations a;
-            a.codes = aCodes.data();
-            a.blockScales = aScales.data();
-            a.rows = m;
-            a.paddedK = aPadded;
             prepareInt8ActivationsForPlanes(a, b);
             std::vector<float> scalar(static_cast<size_t>(m * n)), simd(static_cast<size_t>(m * n));
             matmulPlanesScalar(a, b, nullptr, scalar.data(), 0, b.tiles);
