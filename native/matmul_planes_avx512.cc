@@ -24,8 +24,8 @@ struct PlaneSource {
   const uint8_t* planes;
   const uint8_t* low;
   int64_t quadBase, quadsPerTile, unitBegin, unitEnd;
-  // Bytes to bring into L2 during this step, kQuads · 64 of them (the next tile's codes, which the
-  // from-codes kernel rebuilds next): one line per group of 4 k, so memory works while the dot
+  // Bytes to bring into L2 during this step, one 64-byte line per group of 4 k it covers (the next
+  // stretch's codes, which the from-codes kernel rebuilds next), so memory works while the dot
   // products run. nullptr: none.
   const uint8_t* prefetch = nullptr;
 };

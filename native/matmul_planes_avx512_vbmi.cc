@@ -1,10 +1,12 @@
-// Split (E4M3) weights × MXINT8 activations for few activation rows, with AVX-512 VNNI + VBMI
+// Split (E4M3) weights in the codes form × MXINT8 activations, with AVX-512 VNNI + VBMI
 // (matmul_planes.h): the two planes of h and, in the groups of 4 k that have any, the low bits are
-// rebuilt in registers from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and
-// 128–255, four table registers) and a blend on the code's top bit — so a product of one row reads
-// one byte per weight instead of two or three. Everything after is matmulPlanesAvx512's
-// arithmetic: the same dot products modulo 2^32 and the same epilogue, so the same bits as
-// matmulPlanesScalar.
+// rebuilt from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and 128–255, four
+// table registers) and a blend on the code's top bit — so the weights take one byte per element
+// instead of three and a product reads one. Below 12 rows every step rebuilds them in registers;
+// from 12 rows on each tile (a stretch of it past K = 4096) is rebuilt once into a per-thread
+// buffer that matmulPlanesAvx512's row steps then read. Everything after the lookups is
+// matmulPlanesAvx512's arithmetic: the same dot products modulo 2^32 and the same epilogue, so the
+// same bits as matmulPlanesScalar.
 #include <immintrin.h>
 
 #include <algorithm>
