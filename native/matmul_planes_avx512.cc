@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
@@ -136,30 +137,35 @@ void tiles(const Int8Activations& a, const PackedPlaneWeights& b, const float* b
   for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, b, packedPlanes(b, tile), bias, out, tile);
 }
 
+// Calls f with the weights' plane count P and groups of 4 k per unit Quads as compile-time
+// constants (std::integral_constant): the one place the kernels' template shapes are chosen.
+template <class F>
+void withPlaneShape(const PackedPlaneWeights& b, F&& f) {
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  using Unit16 = std::integral_constant<int, 4>;
+  using Unit32 = std::integral_constant<int, 8>;
+  if (b.unit == 16) {
+    if (b.planeCount == 1) f(One{}, Unit16{});
+    else f(Two{}, Unit16{});
+  } else {
+    if (b.planeCount == 1) f(One{}, Unit32{});
+    else f(Two{}, Unit32{});
+  }
+}
+
 }  // namespace
 
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd) {
-  if (b.unit == 16) {
-    if (b.planeCount == 1) tiles<1, 4>(a, b, bias, out, tileBegin, tileEnd);
-    else tiles<2, 4>(a, b, bias, out, tileBegin, tileEnd);
-  } else {
-    if (b.planeCount == 1) tiles<1, 8>(a, b, bias, out, tileBegin, tileEnd);
-    else tiles<2, 8>(a, b, bias, out, tileBegin, tileEnd);
-  }
+  withPlaneShape(b, [&](auto p, auto quads) { tiles<p(), quads()>(a, b, bias, out, tileBegin, tileEnd); });
 }
 
 void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
                             int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out, int64_t tile) {
   const int64_t quadBase = unitBegin * b.unit / 4, quads = (unitEnd - unitBegin) * b.unit / 4;
   const PlaneSource src{planes, low, quadBase, quads, unitBegin, unitEnd, prefetch};
-  if (b.unit == 16) {
-    if (b.planeCount == 1) oneTile<1, 4>(a, b, src, bias, out, tile);
-    else oneTile<2, 4>(a, b, src, bias, out, tile);
-  } else {
-    if (b.planeCount == 1) oneTile<1, 8>(a, b, src, bias, out, tile);
-    else oneTile<2, 8>(a, b, src, bias, out, tile);
-  }
+  withPlaneShape(b, [&](auto p, auto q) { oneTile<p(), q()>(a, b, src, bias, out, tile); });
 }
 
 }  // namespace fp4kit

@@ -739,13 +739,13 @@ static inline int64_t decodeElementRuns(const uint8_t* codes, float* out, int64_
   return i;
 }
 
-// decodeElements on vectors for the formats whose vector decoder is checked (elementDecoderMatches);
-// E2M1 and any format that fails the check, and the tail, on `scalar`.
+// decodeElements on vectors for the formats whose vector decoder is checked (elementDecoderMatches:
+// FP6, FP8, INT8); the others (E2M1, E8M0), any format that fails the check, and the tail on `scalar`.
 static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t format, float* out, int64_t begin, int64_t end,
                                               fp4kit::DecodeKernel scalar) {
   using namespace fp4kit;
   int64_t done = begin;
-  if (format != kE2m1 && elementDecoderMatches(format)) {
+  if (elementDecoderMatches(format)) {
     switch (format) {
       case kE2m3: done = decodeElementRuns<kE2m3>(codes, out, begin, end); break;
       case kE3m2: done = decodeElementRuns<kE3m2>(codes, out, begin, end); break;
