@@ -121,6 +121,52 @@ __attribute__((noinline)) static __m512 splitDot(__m512i hiSum, const DecodedOpe
   return referenceLanes(d, static_cast<__mmask16>(~exact & realLanes(cols, t)), a, b, row, j, col0 + t * 16);
 }
 
+// One unit of a row step that the block test did not pass, row by row: the power-of-two epilogue
+// where the row-unit passes it alone, else D per lane (the integer sum, or the split or float64
+// sums where the rule fails) times f32(sa·sb). The step's int32 sums and accumulators come and go
+// through memory (kept out of line: see the call).
+template <int Rows>
+__attribute__((noinline)) static void generalUnit(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b,
+                                                  const AlignedPanel& p, int64_t width, int64_t unit, const int64_t* row, int64_t j,
+                                                  int64_t col0, int64_t cols, int32_t sumBits, const int32_t (*sums)[32], float (*accs)[32]) {
+  const size_t unitAt = static_cast<size_t>(j);
+  for (int r = 0; r < Rows; r++) {
+    const size_t ja = static_cast<size_t>(row[r] * aAligned.units + j);
+    const int32_t spanA = aAligned.spans[ja], expA = aAligned.exps[ja];
+    // The whole panel passes the rule for this row-unit: no lane needs a look.
+    const bool allExact = spanA + p.maxSpan[unitAt] <= sumBits && expA + p.minExp[unitAt] >= kAlignedMinExp &&
+                          expA + p.maxExp[unitAt] <= kAlignedMaxExp;
+    const float saValue = a.blockScales[row[r] * a.blocksPerRow + (j * unit) / a.blockSize];
+    int32_t rowExp;
+    if (allExact && powerScalesExact(p, j, saValue, expA, rowExp)) {
+      // Power-of-two scales: partial = (f32(Σ)·laneFactor)·2^rowExp, one rounding of the
+      // reference's f32(D)·S (see powerScalesExact).
+      const __m512 rowFactor = _mm512_set1_ps(powerOfTwo(rowExp));
+      for (int t = 0; t < 2; t++) {
+        const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums[r] + t * 16)),
+                                       _mm512_loadu_ps(p.laneFactors.data() + j * width + t * 16));
+        _mm512_store_ps(accs[r] + t * 16, _mm512_add_ps(_mm512_load_ps(accs[r] + t * 16), _mm512_mul_ps(x, rowFactor)));
+      }
+      continue;
+    }
+    const __m512 sa = _mm512_set1_ps(saValue);
+    for (int t = 0; t < 2; t++) {
+      const size_t at = static_cast<size_t>(j * width + t * 16);
+      const __m512i sum = _mm512_load_si512(sums[r] + t * 16);
+      const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
+      const __m512 power = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(expB, _mm512_set1_epi32(expA + 127)), 23));
+      __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), power);
+      if (!allExact) {
+        const int32_t split = spanA == kUnaligned ? aAligned.split[ja] : -1;
+        d = split >= 0 ? splitDot(sum, a, aAligned, split, b, p, width, row[r], j, col0, cols, t, sumBits)
+                       : exactLanes(d, a, b, p, width, row[r], j, col0, cols, t, spanA, expA, sumBits);
+      }
+      const __m512 s = _mm512_mul_ps(sa, _mm512_loadu_ps(p.scales.data() + at));
+      _mm512_store_ps(accs[r] + t * 16, _mm512_add_ps(_mm512_load_ps(accs[r] + t * 16), _mm512_mul_ps(d, s)));
+    }
+  }
+}
+
 // Units of 2·Pairs k (the inner loop unrolled whole: its sums stay in registers).
 template <int Pairs>
 static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
@@ -181,45 +227,24 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
           }
           continue;
         }
-        const size_t unitAt = static_cast<size_t>(j);
-#pragma GCC unroll 6
+        // Any other unit: out of line, through memory. No vector register lives across the call
+        // (the ABI keeps none), so the accumulators stay in registers on the fast path above.
+        alignas(64) int32_t sums[kRows][kWidth];
+        alignas(64) float accs[kRows][kWidth];
         for (int r = 0; r < kRows; r++) {
-          const size_t ja = static_cast<size_t>(row[r] * units + j);
-          const int32_t spanA = aAligned.spans[ja], expA = aAligned.exps[ja];
-          // The whole panel passes the rule for this row-unit: no lane needs a look.
-          const bool allExact = spanA + p.maxSpan[unitAt] <= sumBits && expA + p.minExp[unitAt] >= kAlignedMinExp &&
-                                expA + p.maxExp[unitAt] <= kAlignedMaxExp;
-          const float saValue = a.blockScales[row[r] * a.blocksPerRow + (j * unit) / a.blockSize];
-          int32_t rowExp;
-          if (allExact && powerScalesExact(p, j, saValue, expA, rowExp)) {
-            // Power-of-two scales: partial = (f32(Σ)·laneFactor)·2^rowExp, one rounding of the
-            // reference's f32(D)·S (see powerScalesExact).
-            const __m512 rowFactor = _mm512_set1_ps(powerOfTwo(rowExp));
-#pragma GCC unroll 2
-            for (int t = 0; t < 2; t++) {
-              const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), _mm512_loadu_ps(p.laneFactors.data() + j * kWidth + t * 16));
-              acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(x, rowFactor));
-            }
-            continue;
-          }
-          const __m512 sa = _mm512_set1_ps(saValue);
-#pragma GCC unroll 2
           for (int t = 0; t < 2; t++) {
-            const size_t at = static_cast<size_t>(j * kWidth + t * 16);
-            const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
-            const __m512 power = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(expB, _mm512_set1_epi32(expA + 127)), 23));
-            __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), power);
-            if (!allExact) {
-              const int32_t split = spanA == kUnaligned ? aAligned.split[ja] : -1;
-              d = split >= 0 ? splitDot(sum[r][t], a, aAligned, split, b, p, kWidth, row[r], j, col0, cols, t, sumBits)
-                             : exactLanes(d, a, b, p, kWidth, row[r], j, col0, cols, t, spanA, expA, sumBits);
-            }
-            const __m512 s = _mm512_mul_ps(sa, _mm512_loadu_ps(p.scales.data() + at));
-            acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(d, s));
+            _mm512_store_si512(sums[r] + t * 16, sum[r][t]);
+            _mm512_store_ps(accs[r] + t * 16, acc[r][t]);
           }
         }
+        generalUnit<kRows>(a, aAligned, b, p, kWidth, unit, row, j, col0, cols, sumBits, sums, accs);
+        for (int r = 0; r < kRows; r++)
+          for (int t = 0; t < 2; t++) acc[r][t] = _mm512_load_ps(accs[r] + t * 16);
       }
-      for (int r = 0; r < rows; r++) {
+      // A constant bound (rows past the end skipped inside) keeps acc out of memory: an array
+      // indexed by a run-time row would live on the stack through the whole step.
+      for (int r = 0; r < kRows; r++) {
+        if (r >= rows) break;
         for (int t = 0; t < 2; t++) {
           __m512 v = acc[r][t];
           if (bias && j1 == units) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes[t], bias + col0 + t * 16));

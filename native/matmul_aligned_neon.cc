@@ -75,7 +75,8 @@ void matmulAlignedNeon(const DecodedOperand& a, const AlignedRows& aAligned, con
           }
         }
       }
-      for (int r = 0; r < rows; r++) {
+      for (int r = 0; r < kRows; r++) {  // a constant bound keeps acc in registers (see the AVX-512 twin)
+        if (r >= rows) break;
         alignas(16) float v[kWidth];
         for (int g = 0; g < 4; g++) vst1q_f32(v + 4 * g, acc[r][g]);
         for (int64_t c = 0; c < cols; c++) out[(m0 + r) * n + col0 + c] = bias ? v[c] + bias[col0 + c] : v[c];
