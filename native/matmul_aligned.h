@@ -19,6 +19,7 @@
 // vpdpwssd), matmulAlignedAvx2 (vpmaddwd), matmulAlignedNeon (vmlal_s16). The binding calls them only where planAligned says
 // the fallbacks are rare enough (a float32 operand never aligns).
 #pragma once
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -199,6 +200,11 @@ static inline bool powerScalesExact(const AlignedPanel& p, int64_t j, float sa, 
 }
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
                       AlignRowUnitFn align = alignRowUnit);
+// fillAlignedPanel with any callable in alignRowUnit's shape, for an ISA file to inline its own
+// (static: each file's copy is compiled with that file's flags, never merged with another's).
+template <class Align>
+static void fillAlignedPanelWith(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
+                                 Align&& align);
 void releaseIfLarge(AlignedPanel& p);
 
 // Each thread's panel and row-block summary, kept between calls (a fresh buffer costs a page fault
@@ -208,5 +214,7 @@ struct AlignedScratch {
   AlignedRowBlocks blocks;
 };
 AlignedScratch& threadAlignedScratch();
+
+#include "matmul_aligned_panel.h"  // fillAlignedPanelWith's definition
 
 }  // namespace fp4kit

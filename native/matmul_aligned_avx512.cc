@@ -1,4 +1,4 @@
-// The aligned decoded-operand product (matmul_aligned.h) with AVX-512 VNNI: 4 rows × 32 columns per
+// The aligned decoded-operand product (matmul_aligned.h) with AVX-512 VNNI: 6 rows × 32 columns per
 // step, one vpdpwssd per 2 k and 16 columns, each unit's int32 sums turned into D by one convert and
 // one exact power-of-two multiply; lanes outside the exactness rule take the reference's float64
 // sum. Every output's operations are matmulAlignedScalar's, so the bits are the reference's.
@@ -12,22 +12,26 @@
 
 namespace fp4kit {
 
-int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
-  if (count != 16 && count != 32) return alignRowUnit(values, count, ints, exp);
-  const int chunks = static_cast<int>(count / 16);
-  __m512i bits[2], field[2], sig[2];
-  __mmask16 nonzero[2];
+namespace {
+
+// alignRowUnit for 16·Chunks values without Inf, NaN or subnormals (−1: the scalar one decides).
+// Chunks is a constant so the vectors below stay in registers (an array indexed by a run-time
+// count lives on the stack).
+template <int Chunks>
+inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp) {
+  __m512i bits[Chunks], field[Chunks], sig[Chunks];
+  __mmask16 nonzero[Chunks];
   // |x| as bits (floats of one sign order like integers) for the top, and per lane the exponent
   // of the lowest set bit for the bottom; one reduction each over the whole unit.
   __m512i magnitudeMax = _mm512_setzero_si512(), lowMin = _mm512_set1_epi32(INT32_MAX);
-  for (int c = 0; c < chunks; c++) {
+  __mmask16 special = 0;
+  for (int c = 0; c < Chunks; c++) {
     bits[c] = _mm512_loadu_si512(values + 16 * c);
     const __m512i magnitude = _mm512_and_si512(bits[c], _mm512_set1_epi32(0x7fffffff));
     field[c] = _mm512_srli_epi32(magnitude, 23);
     nonzero[c] = _mm512_test_epi32_mask(magnitude, magnitude);
     // Inf/NaN (field 255) and subnormals (field 0, not zero): the scalar path decides.
-    if (_mm512_cmpeq_epi32_mask(field[c], _mm512_set1_epi32(0xff)) || (nonzero[c] & _mm512_cmpeq_epi32_mask(field[c], _mm512_setzero_si512())))
-      return alignRowUnit(values, count, ints, exp);
+    special |= _mm512_cmpeq_epi32_mask(field[c], _mm512_set1_epi32(0xff)) | (nonzero[c] & _mm512_cmpeq_epi32_mask(field[c], _mm512_setzero_si512()));
     sig[c] = _mm512_or_si512(_mm512_and_si512(bits[c], _mm512_set1_epi32(0x7fffff)), _mm512_set1_epi32(0x800000));
     // ctz(sig) from the exponent of its lowest set bit, converted to float (a power of two, exact).
     const __m512i lowest = _mm512_and_si512(sig[c], _mm512_sub_epi32(_mm512_setzero_si512(), sig[c]));
@@ -35,22 +39,30 @@ int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, in
     lowMin = _mm512_mask_min_epi32(lowMin, nonzero[c], lowMin, _mm512_add_epi32(field[c], lowestExp));  // low + 277
     magnitudeMax = _mm512_max_epi32(magnitudeMax, magnitude);
   }
+  if (special) return -1;
   exp = 0;
   const int32_t top = (_mm512_reduce_max_epi32(magnitudeMax) >> 23) - 126;  // |x| < 2^top
   if (top == -126) {  // all zero
-    std::fill(ints, ints + count, int16_t(0));
+    std::memset(ints, 0, 32 * Chunks);
     return 0;
   }
   const int32_t low = _mm512_reduce_min_epi32(lowMin) - 277;  // field − 150 + ctz
   if (top - low > kAlignedMaxSpan) return kUnaligned;
   exp = low;
-  for (int c = 0; c < chunks; c++) {
+  for (int c = 0; c < Chunks; c++) {
     const __m512i shift = _mm512_sub_epi32(_mm512_set1_epi32(low + 150), field[c]);  // low − lsbExp
     __m512i magnitude = _mm512_maskz_mov_epi32(nonzero[c], _mm512_srlv_epi32(sig[c], shift));
     magnitude = _mm512_mask_sub_epi32(magnitude, _mm512_movepi32_mask(bits[c]), _mm512_setzero_si512(), magnitude);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ints + 16 * c), _mm512_cvtepi32_epi16(magnitude));
   }
   return top - low;
+}
+
+}  // namespace
+
+int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  const int32_t span = count == 32 ? alignUnitVector<2>(values, ints, exp) : count == 16 ? alignUnitVector<1>(values, ints, exp) : -1;
+  return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
 }
 
 // d with the lanes in `fallback` (of the 16 columns from col) replaced by the reference's float64
@@ -125,10 +137,10 @@ __attribute__((noinline)) static __m512 splitDot(__m512i hiSum, const DecodedOpe
 // where the row-unit passes it alone, else D per lane (the integer sum, or the split or float64
 // sums where the rule fails) times f32(sa·sb). The step's int32 sums and accumulators come and go
 // through memory (kept out of line: see the call).
-template <int Rows>
+template <int Rows, int Vectors>
 __attribute__((noinline)) static void generalUnit(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b,
                                                   const AlignedPanel& p, int64_t width, int64_t unit, const int64_t* row, int64_t j,
-                                                  int64_t col0, int64_t cols, int32_t sumBits, const int32_t (*sums)[32], float (*accs)[32]) {
+                                                  int64_t col0, int64_t cols, int32_t sumBits, const int32_t (*sums)[16 * Vectors], float (*accs)[16 * Vectors]) {
   const size_t unitAt = static_cast<size_t>(j);
   for (int r = 0; r < Rows; r++) {
     const size_t ja = static_cast<size_t>(row[r] * aAligned.units + j);
@@ -142,7 +154,7 @@ __attribute__((noinline)) static void generalUnit(const DecodedOperand& a, const
       // Power-of-two scales: partial = (f32(Σ)·laneFactor)·2^rowExp, one rounding of the
       // reference's f32(D)·S (see powerScalesExact).
       const __m512 rowFactor = _mm512_set1_ps(powerOfTwo(rowExp));
-      for (int t = 0; t < 2; t++) {
+      for (int t = 0; t < Vectors; t++) {
         const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums[r] + t * 16)),
                                        _mm512_loadu_ps(p.laneFactors.data() + j * width + t * 16));
         _mm512_store_ps(accs[r] + t * 16, _mm512_add_ps(_mm512_load_ps(accs[r] + t * 16), _mm512_mul_ps(x, rowFactor)));
@@ -150,7 +162,7 @@ __attribute__((noinline)) static void generalUnit(const DecodedOperand& a, const
       continue;
     }
     const __m512 sa = _mm512_set1_ps(saValue);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < Vectors; t++) {
       const size_t at = static_cast<size_t>(j * width + t * 16);
       const __m512i sum = _mm512_load_si512(sums[r] + t * 16);
       const __m512i expB = _mm512_loadu_si512(p.exps.data() + at);
@@ -167,12 +179,13 @@ __attribute__((noinline)) static void generalUnit(const DecodedOperand& a, const
   }
 }
 
-// Units of 2·Pairs k (the inner loop unrolled whole: its sums stay in registers).
-template <int Pairs>
+// Units of 2·Pairs k (the inner loop unrolled whole: its sums stay in registers), Rows rows × 16·Vectors
+// columns per step.
+template <int Pairs, int Rows, int Vectors>
 static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                            int64_t nBegin, int64_t nEnd) {
-  constexpr int64_t kWidth = 32;
-  constexpr int kRows = 6;
+  constexpr int64_t kWidth = 16 * Vectors;
+  constexpr int kRows = Rows;
   constexpr int64_t unit = 2 * Pairs, pairs = Pairs;
   constexpr int64_t kChunkUnits = 256 / unit;  // 256 k: 16 KiB of panel
   const int64_t units = aAligned.units, n = b.rows;
@@ -183,8 +196,13 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   summarizeRowBlocks(a, aAligned, kRows, scratch.blocks);
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
-    fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx512);
-    const __mmask16 lanes[2] = {realLanes(cols, 0), realLanes(cols, 1)};
+    // The unit's vector alignment inlined into the fill (a call per row-unit cost as much as the work).
+    fillAlignedPanelWith(b, unit, col0, cols, kWidth, p, [](const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+      const int32_t span = count == 2 * Pairs ? alignUnitVector<Pairs / 8>(values, ints, exp) : -1;
+      return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
+    });
+    __mmask16 lanes[Vectors];
+    for (int t = 0; t < Vectors; t++) lanes[t] = realLanes(cols, t);
     // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between
     // chunks the accumulators wait in `out` (the same floats: the order is unchanged).
     for (int64_t j0 = 0; j0 < units; j0 += kChunkUnits) {
@@ -194,36 +212,36 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
       const AlignedRowStep<kRows> step(aAligned, m0, rows);
       const int64_t* row = step.row;
       const int32_t* const* pa = step.pairs;
-      __m512 acc[kRows][2];
+      __m512 acc[kRows][Vectors];
       for (int r = 0; r < kRows; r++) {
-        for (int t = 0; t < 2; t++)
+        for (int t = 0; t < Vectors; t++)
           acc[r][t] = j0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lanes[t], out + row[r] * n + col0 + t * 16);
       }
       for (int64_t j = j0; j < j1; j++) {
-        __m512i sum[kRows][2];
-        for (int r = 0; r < kRows; r++) sum[r][0] = sum[r][1] = _mm512_setzero_si512();
+        __m512i sum[kRows][Vectors];
+        for (int r = 0; r < kRows; r++)
+          for (int t = 0; t < Vectors; t++) sum[r][t] = _mm512_setzero_si512();
         const int32_t* pb = p.pairs.data() + j * pairs * kWidth;
 #pragma GCC unroll 16
         for (int64_t q = 0; q < pairs; q++) {
-          const __m512i b0 = _mm512_loadu_si512(pb + q * kWidth);
-          const __m512i b1 = _mm512_loadu_si512(pb + q * kWidth + 16);
-#pragma GCC unroll 6
+          __m512i bv[Vectors];
+          for (int t = 0; t < Vectors; t++) bv[t] = _mm512_loadu_si512(pb + q * kWidth + 16 * t);
+#pragma GCC unroll 8
           for (int r = 0; r < kRows; r++) {
             const __m512i av = _mm512_set1_epi32(pa[r][j * pairs + q]);
-            sum[r][0] = _mm512_dpwssd_epi32(sum[r][0], av, b0);
-            sum[r][1] = _mm512_dpwssd_epi32(sum[r][1], av, b1);
+            for (int t = 0; t < Vectors; t++) sum[r][t] = _mm512_dpwssd_epi32(sum[r][t], av, bv[t]);
           }
         }
         if (rowBlockFast(rowBlocks.blocks[static_cast<size_t>((m0 / kRows) * units + j)], p, j, sumBits)) {
           // Power-of-two epilogue for every row: partial = (f32(Σ)·laneFactor)·2^rowExp (see
           // powerScalesExact), one rounding of the reference's f32(D)·S.
-          const __m512 lane0 = _mm512_loadu_ps(p.laneFactors.data() + j * kWidth);
-          const __m512 lane1 = _mm512_loadu_ps(p.laneFactors.data() + j * kWidth + 16);
-#pragma GCC unroll 6
+          __m512 lane[Vectors];
+          for (int t = 0; t < Vectors; t++) lane[t] = _mm512_loadu_ps(p.laneFactors.data() + j * kWidth + 16 * t);
+#pragma GCC unroll 8
           for (int r = 0; r < kRows; r++) {
             const __m512 rowFactor = _mm512_set1_ps(rowBlocks.rowFactors[static_cast<size_t>(row[r] * units + j)]);
-            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][0]), lane0), rowFactor));
-            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][1]), lane1), rowFactor));
+            for (int t = 0; t < Vectors; t++)
+              acc[r][t] = _mm512_add_ps(acc[r][t], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sum[r][t]), lane[t]), rowFactor));
           }
           continue;
         }
@@ -232,20 +250,20 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
         alignas(64) int32_t sums[kRows][kWidth];
         alignas(64) float accs[kRows][kWidth];
         for (int r = 0; r < kRows; r++) {
-          for (int t = 0; t < 2; t++) {
+          for (int t = 0; t < Vectors; t++) {
             _mm512_store_si512(sums[r] + t * 16, sum[r][t]);
             _mm512_store_ps(accs[r] + t * 16, acc[r][t]);
           }
         }
-        generalUnit<kRows>(a, aAligned, b, p, kWidth, unit, row, j, col0, cols, sumBits, sums, accs);
+        generalUnit<kRows, Vectors>(a, aAligned, b, p, kWidth, unit, row, j, col0, cols, sumBits, sums, accs);
         for (int r = 0; r < kRows; r++)
-          for (int t = 0; t < 2; t++) acc[r][t] = _mm512_load_ps(accs[r] + t * 16);
+          for (int t = 0; t < Vectors; t++) acc[r][t] = _mm512_load_ps(accs[r] + t * 16);
       }
       // A constant bound (rows past the end skipped inside) keeps acc out of memory: an array
       // indexed by a run-time row would live on the stack through the whole step.
       for (int r = 0; r < kRows; r++) {
         if (r >= rows) break;
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < Vectors; t++) {
           __m512 v = acc[r][t];
           if (bias && j1 == units) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(lanes[t], bias + col0 + t * 16));
           _mm512_mask_storeu_ps(out + (m0 + r) * n + col0 + t * 16, lanes[t], v);
@@ -259,8 +277,10 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
 
 void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                          int64_t nBegin, int64_t nEnd) {
-  if (aAligned.unit == 16) alignedProduct<8>(a, aAligned, b, bias, out, nBegin, nEnd);
-  else alignedProduct<16>(a, aAligned, b, bias, out, nBegin, nEnd);
+  // 6 rows × 2 vectors: 12 int32 sums and 12 float accumulators in registers (4 × 3 measured the
+  // same, 3 × 4 slower).
+  if (aAligned.unit == 16) alignedProduct<8, 6, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
+  else alignedProduct<16, 6, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
 }
 
 }  // namespace fp4kit
