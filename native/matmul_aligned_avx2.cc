@@ -26,23 +26,20 @@ inline int32_t horizontalMin(__m256i v) {
   return _mm_cvtsi128_si32(_mm_min_epi32(x, _mm_shuffle_epi32(x, 0xb1)));
 }
 
-}  // namespace
-
-// alignRowUnit eight lanes at a time (units of 16 and 32 without Inf, NaN or subnormals; the rest
-// goes to the scalar one): the same top, bottom and integers (alignRowUnitAvx512's method).
-int32_t alignRowUnitAvx2(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
-  if (count != 16 && count != 32) return alignRowUnit(values, count, ints, exp);
-  const int chunks = static_cast<int>(count / 8);
-  __m256i bits[4], field[4], sig[4], zero[4];
-  __m256i magnitudeMax = _mm256_setzero_si256(), lowMin = _mm256_set1_epi32(INT32_MAX);
-  for (int c = 0; c < chunks; c++) {
+// alignRowUnit eight lanes at a time for 8·Chunks values without Inf, NaN or subnormals (−1: the
+// scalar one decides): the same top, bottom and integers (the AVX-512 file's method). Chunks is a
+// constant so the vectors stay out of stack arrays.
+template <int Chunks>
+inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp) {
+  __m256i bits[Chunks], field[Chunks], sig[Chunks], zero[Chunks];
+  __m256i magnitudeMax = _mm256_setzero_si256(), lowMin = _mm256_set1_epi32(INT32_MAX), special = _mm256_setzero_si256();
+  for (int c = 0; c < Chunks; c++) {
     bits[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(values + 8 * c));
     const __m256i magnitude = _mm256_and_si256(bits[c], _mm256_set1_epi32(0x7fffffff));
     field[c] = _mm256_srli_epi32(magnitude, 23);
     zero[c] = _mm256_cmpeq_epi32(magnitude, _mm256_setzero_si256());
-    const __m256i special = _mm256_or_si256(_mm256_cmpeq_epi32(field[c], _mm256_set1_epi32(0xff)),
-                                            _mm256_andnot_si256(zero[c], _mm256_cmpeq_epi32(field[c], _mm256_setzero_si256())));
-    if (!_mm256_testz_si256(special, special)) return alignRowUnit(values, count, ints, exp);
+    special = _mm256_or_si256(special, _mm256_or_si256(_mm256_cmpeq_epi32(field[c], _mm256_set1_epi32(0xff)),
+                                                       _mm256_andnot_si256(zero[c], _mm256_cmpeq_epi32(field[c], _mm256_setzero_si256()))));
     sig[c] = _mm256_or_si256(_mm256_and_si256(bits[c], _mm256_set1_epi32(0x7fffff)), _mm256_set1_epi32(0x800000));
     const __m256i lowest = _mm256_and_si256(sig[c], _mm256_sub_epi32(_mm256_setzero_si256(), sig[c]));
     const __m256i lowestExp = _mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(lowest)), 23);  // ctz + 127
@@ -50,27 +47,35 @@ int32_t alignRowUnitAvx2(const float* values, int64_t count, int16_t* ints, int3
     lowMin = _mm256_min_epi32(lowMin, low);
     magnitudeMax = _mm256_max_epi32(magnitudeMax, magnitude);
   }
+  if (!_mm256_testz_si256(special, special)) return -1;
   exp = 0;
   const int32_t top = (horizontalMax(magnitudeMax) >> 23) - 126;
   if (top == -126) {
-    std::fill(ints, ints + count, int16_t(0));
+    std::memset(ints, 0, 16 * Chunks);
     return 0;
   }
   const int32_t low = horizontalMin(lowMin) - 277;
   if (top - low > kAlignedMaxSpan) return kUnaligned;
   exp = low;
-  __m256i v[4];
-  for (int c = 0; c < chunks; c++) {
+  __m256i v[Chunks];
+  for (int c = 0; c < Chunks; c++) {
     const __m256i shift = _mm256_sub_epi32(_mm256_set1_epi32(low + 150), field[c]);
     __m256i magnitude = _mm256_andnot_si256(zero[c], _mm256_srlv_epi32(sig[c], shift));
     v[c] = _mm256_blendv_epi8(magnitude, _mm256_sub_epi32(_mm256_setzero_si256(), magnitude), _mm256_srai_epi32(bits[c], 31));
   }
-  for (int c = 0; c < chunks; c += 2) {
+  for (int c = 0; c < Chunks; c += 2) {
     // packs interleaves 128-bit halves; the permute puts the 16 values back in order (|v| < 2^15: no saturation)
     const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(v[c], v[c + 1]), 0xd8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ints + 8 * c), packed);
   }
   return top - low;
+}
+
+}  // namespace
+
+int32_t alignRowUnitAvx2(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  const int32_t span = count == 32 ? alignUnitVector<4>(values, ints, exp) : count == 16 ? alignUnitVector<2>(values, ints, exp) : -1;
+  return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
 }
 
 namespace {
@@ -122,7 +127,11 @@ void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, con
   alignas(32) float d[kWidth];
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
-    fillAlignedPanel(b, unit, col0, cols, kWidth, p, alignRowUnitAvx2);
+    // The unit's vector alignment inlined into the fill (a call per row-unit cost as much as the work).
+    fillAlignedPanelWith(b, unit, col0, cols, kWidth, p, [](const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+      const int32_t span = count == 32 ? alignUnitVector<4>(values, ints, exp) : count == 16 ? alignUnitVector<2>(values, ints, exp) : -1;
+      return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
+    });
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
       const AlignedRowStep<kRows> step(aAligned, m0, rows);
