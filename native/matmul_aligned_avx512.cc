@@ -18,7 +18,7 @@ namespace {
 // Chunks is a constant so the vectors below stay in registers (an array indexed by a run-time
 // count lives on the stack).
 template <int Chunks>
-inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp) {
+inline int32_t alignUnitRegister(const float* values, __m512i& ints, int32_t& exp) {
   __m512i bits[Chunks], field[Chunks], sig[Chunks];
   __mmask16 nonzero[Chunks];
   // |x| as bits (floats of one sign order like integers) for the top, and per lane the exponent
@@ -43,19 +43,130 @@ inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp)
   exp = 0;
   const int32_t top = (_mm512_reduce_max_epi32(magnitudeMax) >> 23) - 126;  // |x| < 2^top
   if (top == -126) {  // all zero
-    std::memset(ints, 0, 32 * Chunks);
+    ints = _mm512_setzero_si512();
     return 0;
   }
   const int32_t low = _mm512_reduce_min_epi32(lowMin) - 277;  // field − 150 + ctz
   if (top - low > kAlignedMaxSpan) return kUnaligned;
   exp = low;
+  __m256i half[Chunks];
   for (int c = 0; c < Chunks; c++) {
     const __m512i shift = _mm512_sub_epi32(_mm512_set1_epi32(low + 150), field[c]);  // low − lsbExp
     __m512i magnitude = _mm512_maskz_mov_epi32(nonzero[c], _mm512_srlv_epi32(sig[c], shift));
     magnitude = _mm512_mask_sub_epi32(magnitude, _mm512_movepi32_mask(bits[c]), _mm512_setzero_si512(), magnitude);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ints + 16 * c), _mm512_cvtepi32_epi16(magnitude));
+    half[c] = _mm512_cvtepi32_epi16(magnitude);
   }
+  // The 16·Chunks int16 in memory order (pairs as int32: the first of a pair in the low half).
+  ints = Chunks == 2 ? _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[Chunks - 1], 1) : _mm512_zextsi256_si512(half[0]);
   return top - low;
+}
+
+// alignUnitRegister with the integers stored to `ints`.
+template <int Chunks>
+inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp) {
+  __m512i v;
+  const int32_t span = alignUnitRegister<Chunks>(values, v, exp);
+  if (span >= 0 && span != kUnaligned) _mm512_mask_storeu_epi16(ints, Chunks == 2 ? ~__mmask32(0) : __mmask32(0xffff), v);
+  return span;
+}
+
+// The columns of lanes t·16 … t·16 + 15 of a panel of `cols` real columns, as a mask.
+static inline __mmask16 realLanes(int64_t cols, int t) {
+  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
+  return static_cast<__mmask16>((1u << real) - 1);
+}
+
+// r[0..15] (rows of 16 int32) transposed in place: r[i] lane c ← r[c] lane i.
+inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // u[4g + e]: element e (of each 128-bit lane) of rows 4g … 4g + 3.
+  for (int g = 0; g < 4; g++) {
+    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int e = 0; e < 4; e++) {
+    const __m512i v02 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v13 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+    const __m512i w02 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w13 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+    r[e] = _mm512_shuffle_i32x4(v02, w02, 0x88);       // 128-bit lane 0
+    r[8 + e] = _mm512_shuffle_i32x4(v02, w02, 0xdd);   // lane 2
+    r[4 + e] = _mm512_shuffle_i32x4(v13, w13, 0x88);   // lane 1
+    r[12 + e] = _mm512_shuffle_i32x4(v13, w13, 0xdd);  // lane 3
+  }
+}
+
+// fillAlignedPanel (matmul_aligned.cc) for units of 2·Pairs k and a panel of 32 columns, 16 columns
+// at a time: each column's row-unit aligned in registers, the 16 transposed into the panel's
+// [pair][column] order by shuffles, the per-lane entries and per-unit bounds as vectors. The same
+// panel, entry for entry.
+template <int Pairs>
+void fillPanelAvx512(const DecodedOperand& b, int64_t col0, int64_t cols, AlignedPanel& p) {
+  constexpr int64_t unit = 2 * Pairs, width = 32;
+  const int64_t units = (b.cols + unit - 1) / unit;
+  preparePanel(p, units, unit, width);
+  constexpr int64_t chunkUnits = 256 / unit;  // the chunk's panel (16 KiB) stays in L1 (see fillAlignedPanelWith)
+  alignas(64) int16_t scalarInts[2 * Pairs];
+  for (int64_t j0 = 0; j0 < units; j0 += chunkUnits) {
+    const int64_t j1 = std::min(units, j0 + chunkUnits);
+    for (int g = 0; g < 2; g++) {
+      const __mmask16 real = realLanes(cols, g);
+      for (int64_t j = j0; j < j1; j++) {
+        __m512i rows[16];
+        alignas(64) int32_t spans[16], exps[16];
+        alignas(64) float scales[16];
+        for (int c = 0; c < 16; c++) {
+          rows[c] = _mm512_setzero_si512();
+          spans[c] = exps[c] = 0;
+          scales[c] = 0.0f;
+          if (!(real >> c & 1)) continue;  // padding: zero integers, span 0, no factor
+          const int64_t col = col0 + g * 16 + c;
+          const float* values = b.values + col * b.paddedCols + j * unit;
+          int32_t e = 0;
+          int32_t span = alignUnitRegister<Pairs / 8>(values, rows[c], e);
+          if (span < 0) {  // Inf, NaN or subnormals: the scalar twin
+            span = alignRowUnit(values, unit, scalarInts, e);
+            if (span != kUnaligned) rows[c] = _mm512_maskz_loadu_epi16(Pairs == 16 ? ~__mmask32(0) : __mmask32(0xffff), scalarInts);
+          }
+          if (span == kUnaligned) rows[c] = _mm512_setzero_si512();
+          spans[c] = span;
+          exps[c] = e;
+          scales[c] = b.blockScales[col * b.blocksPerRow + (j * unit) / b.blockSize];
+        }
+        transpose16x16(rows);
+        int32_t* dst = p.pairs.data() + j * Pairs * width + g * 16;
+        for (int q = 0; q < Pairs; q++) _mm512_storeu_si512(dst + q * width, rows[q]);
+        // Per-lane entries and the unit's bounds over the real columns (fillAlignedPanelWith's rules).
+        const size_t at = static_cast<size_t>(j * width + g * 16), u = static_cast<size_t>(j);
+        const __m512i span = _mm512_load_si512(spans), e = _mm512_load_si512(exps);
+        const __m512 scale = _mm512_load_ps(scales);
+        _mm512_storeu_si512(p.spans.data() + at, span);
+        _mm512_storeu_si512(p.exps.data() + at, e);
+        _mm512_storeu_ps(p.scales.data() + at, scale);
+        // powerOfTwoExponent: a positive normal power of two has mantissa 0 and field 1 … 254 (the
+        // sign in bit 31 puts a negative one past 254).
+        const __m512i bits = _mm512_castps_si512(scale), field = _mm512_srli_epi32(bits, 23);
+        const __mmask16 power = _mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7fffff)) &
+                                _mm512_cmpge_epi32_mask(field, _mm512_set1_epi32(1)) & _mm512_cmple_epi32_mask(field, _mm512_set1_epi32(254));
+        const __m512i y = _mm512_sub_epi32(field, _mm512_set1_epi32(127)), ey = _mm512_add_epi32(e, y);
+        const __mmask16 ok = power & _mm512_cmpge_epi32_mask(ey, _mm512_set1_epi32(-126)) & _mm512_cmple_epi32_mask(ey, _mm512_set1_epi32(96));
+        _mm512_storeu_si512(p.laneFactors.data() + at, _mm512_maskz_slli_epi32(ok & real, _mm512_add_epi32(ey, _mm512_set1_epi32(127)), 23));
+        if (!real) continue;
+        p.maxSpan[u] = std::max(p.maxSpan[u], _mm512_mask_reduce_max_epi32(real, span));
+        p.minExp[u] = std::min(p.minExp[u], _mm512_mask_reduce_min_epi32(real, e));
+        p.maxExp[u] = std::max(p.maxExp[u], _mm512_mask_reduce_max_epi32(real, e));
+        if ((ok & real) != real) p.powerUnit[u] = 0;
+        if (ok & real) {
+          p.minScaleExp[u] = std::min(p.minScaleExp[u], _mm512_mask_reduce_min_epi32(ok & real, y));
+          p.maxScaleExp[u] = std::max(p.maxScaleExp[u], _mm512_mask_reduce_max_epi32(ok & real, y));
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -78,11 +189,6 @@ static __m512 referenceLanes(__m512 d, __mmask16 fallback, const DecodedOperand&
   return _mm512_mask_loadu_ps(d, fallback, fixed);
 }
 
-// The columns of lanes t·16 … t·16 + 15 of a panel of `cols` real columns, as a mask.
-static inline __mmask16 realLanes(int64_t cols, int t) {
-  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
-  return static_cast<__mmask16>((1u << real) - 1);
-}
 
 // d with the lanes outside the exactness rule replaced by the reference's float64 sums (kept out of
 // line: the kernel's registers stay its own).
@@ -196,11 +302,8 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   summarizeRowBlocks(a, aAligned, kRows, scratch.blocks);
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
-    // The unit's vector alignment inlined into the fill (a call per row-unit cost as much as the work).
-    fillAlignedPanelWith(b, unit, col0, cols, kWidth, p, [](const float* values, int64_t count, int16_t* ints, int32_t& exp) {
-      const int32_t span = count == 2 * Pairs ? alignUnitVector<Pairs / 8>(values, ints, exp) : -1;
-      return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
-    });
+    static_assert(kWidth == 32, "fillPanelAvx512 fills 32 columns");
+    fillPanelAvx512<Pairs>(b, col0, cols, p);
     __mmask16 lanes[Vectors];
     for (int t = 0; t < Vectors; t++) lanes[t] = realLanes(cols, t);
     // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between

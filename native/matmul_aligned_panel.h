@@ -2,12 +2,11 @@
 // panel of the aligned kernels, a template so each ISA file inlines its own row-unit alignment.
 #pragma once
 
-template <class Align>
-static void fillAlignedPanelWith(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
-                                 Align&& align) {
-  const int64_t units = (b.cols + unit - 1) / unit, pairs = unit / 2;
-  // Every per-lane entry is written below, padding columns included: resize, no clearing pass.
-  p.pairs.resize(static_cast<size_t>(units * pairs * width));
+// The panel sized for `units` units of `width` columns, its per-unit bounds at their starting
+// values. Every per-lane entry is written by the fill, padding columns included: resize, no
+// clearing pass.
+inline void preparePanel(AlignedPanel& p, int64_t units, int64_t unit, int64_t width) {
+  p.pairs.resize(static_cast<size_t>(units * (unit / 2) * width));
   p.exps.resize(static_cast<size_t>(units * width));
   p.spans.resize(static_cast<size_t>(units * width));
   p.scales.resize(static_cast<size_t>(units * width));
@@ -18,6 +17,13 @@ static void fillAlignedPanelWith(const DecodedOperand& b, int64_t unit, int64_t 
   p.powerUnit.assign(static_cast<size_t>(units), 1);
   p.minScaleExp.assign(static_cast<size_t>(units), INT32_MAX / 2);
   p.maxScaleExp.assign(static_cast<size_t>(units), INT32_MIN / 2);
+}
+
+template <class Align>
+static void fillAlignedPanelWith(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p,
+                                 Align&& align) {
+  const int64_t units = (b.cols + unit - 1) / unit, pairs = unit / 2;
+  preparePanel(p, units, unit, width);
   std::vector<int16_t> ints(static_cast<size_t>(unit));
   // Units in chunks of 256 k, every column within a chunk: the chunk's panel (16 KiB) stays in L1
   // while its 32 columns' strided stores land (column after column over all of K would bring each
