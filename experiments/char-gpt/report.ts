@@ -1,8 +1,8 @@
-// docs/fp4-training-report.md from the runs in results/ (run.ts), with the training and validation
-// loss curves as SVG.
+// docs/fp4-training-report.md from the runs in results/ (run.ts; every variant, 300 steps) and
+// results-1000/ (three variants, 1000 steps), with the training and validation loss curves as SVG.
 //   node --import tsx experiments/char-gpt/report.ts
 
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lineChart, type LineSeries } from '../../lib/checkpoint/plots.js';
 import { RESULTS, type RunLog } from './run.js';
@@ -39,14 +39,95 @@ function smooth(v: number[], w: number): number[] {
   });
 }
 
-const logs = readdirSync(RESULTS).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(RESULTS, f), 'utf8')) as RunLog);
-const byVariant = new Map<Variant, RunLog[]>(ORDER.map((v) => [v, logs.filter((l) => l.variant === v).sort((a, b) => a.seed - b.seed)]));
+/** The runs of one results folder, by variant (seeds in order). */
+function loadRuns(dir: string): { logs: RunLog[]; byVariant: Map<Variant, RunLog[]> } {
+  const logs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as RunLog) : [];
+  return { logs, byVariant: new Map<Variant, RunLog[]>(ORDER.map((v) => [v, logs.filter((l) => l.variant === v).sort((a, b) => a.seed - b.seed)])) };
+}
+
+type Final = { mean: number; se: number; n: number };
+
+/** The final-validation table's rows (and the finals by variant) of one set of runs. */
+function finalTable(byVariant: Map<Variant, RunLog[]>, lines: string[]): Map<Variant, Final> {
+  lines.push('| linear layers | runs (seeds) | final validation loss (mean ± s.e.) | Δ vs float32 | diverged | OCC clamped | s/step |', '|---|---|---|---|---|---|---|');
+  const finals = new Map<Variant, Final>();
+  for (const v of ORDER) {
+    const rs = byVariant.get(v)!;
+    if (!rs.length) continue;
+    const f = meanSe(rs.map((r) => (r.diverged ? NaN : r.valid[r.valid.length - 1]?.[1] ?? NaN)));
+    finals.set(v, { ...f, n: rs.length });
+  }
+  const base = finals.get('fp32');
+  for (const v of ORDER) {
+    const f = finals.get(v);
+    if (!f) continue;
+    const rs = byVariant.get(v)!;
+    const clamped = rs.map((r) => r.clampedFraction).filter((x): x is number => x !== undefined && x > 0);
+    lines.push(`| ${LABELS[v]} | ${f.n} (${rs.map((r) => r.seed).join(', ')}) | ${f.mean.toFixed(3)} ± ${f.se.toFixed(3)} | ${base && v !== 'fp32' ? (f.mean - base.mean >= 0 ? '+' : '') + (f.mean - base.mean).toFixed(3) : '–'} | ${rs.filter((r) => r.diverged).length} | ${clamped.length ? (100 * meanSe(clamped).mean).toFixed(1) + ' %' : '–'} | ${meanSe(rs.map((r) => r.secondsPerStep)).mean.toFixed(2)} |`);
+  }
+  lines.push('');
+  return finals;
+}
+
+/** Validation (mean ± s.e. band) and smoothed training curves of one set of runs, as two SVGs in docs/. */
+function curves(byVariant: Map<Variant, RunLog[]>, suffix: string, lines: string[]): void {
+  const validSeries: LineSeries[] = [];
+  const trainSeries: LineSeries[] = [];
+  for (const v of ORDER) {
+    const rs = byVariant.get(v)!;
+    if (!rs.length) continue;
+    const points: [number, number][] = [];
+    const band: [number, number, number][] = [];
+    rs[0].valid.forEach(([step], i) => {
+      const m = meanSe(rs.map((r) => r.valid[i]?.[1] ?? NaN));
+      points.push([step, m.mean]);
+      if (Number.isFinite(m.se)) band.push([step, m.mean - m.se, m.mean + m.se]);
+    });
+    validSeries.push({ label: LABELS[v], color: COLORS[v], points, band });
+    const steps = Math.min(...rs.map((r) => r.train.length));
+    const mean = Array.from({ length: steps }, (_, i) => rs.reduce((s, r) => s + r.train[i], 0) / rs.length);
+    trainSeries.push({ label: LABELS[v], color: COLORS[v], points: smooth(mean, 10).map((y, i) => [i + 1, y] as [number, number]) });
+  }
+  if (!validSeries.length) return;
+  write(join(DOCS, `fp4-training-valid${suffix}.svg`), lineChart('char-GPT on Moby-Dick: validation loss (mean ± s.e. over seeds)', validSeries, { xLabel: 'step', yLabel: 'validation loss (nats/char)' }));
+  write(join(DOCS, `fp4-training-train${suffix}.svg`), lineChart('char-GPT on Moby-Dick: training loss (mean over seeds, 10-step moving average)', trainSeries, { xLabel: 'step', yLabel: 'training loss (nats/char)', yRange: [1.5, 4.5] }));
+  lines.push(`![validation loss](fp4-training-valid${suffix}.svg)`, '', `![training loss](fp4-training-train${suffix}.svg)`, '');
+}
+
+/** FP4 + DGE + OCC and direct W4A4 against float32, in numbers and the two sentences they support. */
+function againstPaper(finals: Map<Variant, Final>, lines: string[]): void {
+  const base = finals.get('fp32');
+  const full = finals.get('fp4-dge-occ');
+  const direct = finals.get('fp4-direct');
+  if (!base || !full || !direct) return;
+  const gapFull = full.mean - base.mean;
+  const gapDirect = direct.mean - base.mean;
+  const seFull = Math.hypot(full.se, base.se);
+  const seDirect = Math.hypot(direct.se, base.se);
+  const seDiff = Math.hypot(full.se, direct.se);
+  lines.push(
+    `FP4 + DGE + OCC − float32 = ${gapFull.toFixed(3)} ± ${seFull.toFixed(3)}; direct W4A4 − float32 = ${gapDirect.toFixed(3)} ± ${seDirect.toFixed(3)};`,
+    `direct − (DGE + OCC) = ${(direct.mean - full.mean).toFixed(3)} ± ${seDiff.toFixed(3)} (nats per character, final validation loss).`,
+    '',
+    direct.mean - full.mean > 2 * seDiff
+      ? '- DGE + OCC is clearly better than direct W4A4 (more than two standard errors): the paper\'s ordering holds.'
+      : '- DGE + OCC is **not** clearly better than direct W4A4 here (within two standard errors, or worse): the paper\'s ordering is not reproduced at this scale.',
+    gapFull < 0.05
+      ? `- FP4 + DGE + OCC lands within 0.05 nats of float32 (the paper: +0.06 at 1.3B).`
+      : `- FP4 + DGE + OCC stays ${gapFull.toFixed(2)} nats above float32: further from it than the paper's +0.06 at 1.3B.`,
+    '',
+  );
+}
+
+const { logs, byVariant } = loadRuns(RESULTS);
+const long = loadRuns(join(RESULTS, '..', 'results-1000'));
 const any = logs[0];
 const lines: string[] = [
   '# FP4 training of a small GPT in TensorFlow.js: DGE and OCC',
   '',
   'Generated by `node --import tsx experiments/char-gpt/report.ts` from the runs of `sh experiments/char-gpt/run-all.sh`',
-  '(logs in `experiments/char-gpt/results/`).',
+  '(logs in `experiments/char-gpt/results/`; the 1000-step runs below: `STEPS=1000 SEEDS="1 2 7" VARIANTS="fp32 fp4-dge-occ fp4-direct"',
+  'OUT=results-1000 sh experiments/char-gpt/run-all.sh`).',
   '',
   '## Setting',
   '',
@@ -70,70 +151,14 @@ if (any) {
     '',
   );
 }
-lines.push('## Validation loss at the end', '', '| linear layers | runs | final validation loss (mean ± s.e.) | Δ vs float32 | diverged | OCC clamped | s/step |', '|---|---|---|---|---|---|---|');
-const finals = new Map<Variant, { mean: number; se: number; n: number }>();
-for (const v of ORDER) {
-  const rs = byVariant.get(v)!;
-  if (!rs.length) continue;
-  const f = meanSe(rs.map((r) => (r.diverged ? NaN : r.valid[r.valid.length - 1]?.[1] ?? NaN)));
-  finals.set(v, { ...f, n: rs.length });
-}
+lines.push('## Validation loss at the end', '');
+const finals = finalTable(byVariant, lines);
 const base = finals.get('fp32');
-for (const v of ORDER) {
-  const f = finals.get(v);
-  if (!f) continue;
-  const rs = byVariant.get(v)!;
-  const clamped = rs.map((r) => r.clampedFraction).filter((x): x is number => x !== undefined && x > 0);
-  lines.push(`| ${LABELS[v]} | ${f.n} | ${f.mean.toFixed(3)} ± ${f.se.toFixed(3)} | ${base && v !== 'fp32' ? (f.mean - base.mean >= 0 ? '+' : '') + (f.mean - base.mean).toFixed(3) : '–'} | ${rs.filter((r) => r.diverged).length} | ${clamped.length ? (100 * meanSe(clamped).mean).toFixed(1) + ' %' : '–'} | ${meanSe(rs.map((r) => r.secondsPerStep)).mean.toFixed(2)} |`);
-}
-lines.push('');
-
-// Curves: validation (mean ± s.e. band) and smoothed training loss.
-const validSeries: LineSeries[] = [];
-const trainSeries: LineSeries[] = [];
-for (const v of ORDER) {
-  const rs = byVariant.get(v)!;
-  if (!rs.length) continue;
-  const points: [number, number][] = [];
-  const band: [number, number, number][] = [];
-  rs[0].valid.forEach(([step], i) => {
-    const m = meanSe(rs.map((r) => r.valid[i]?.[1] ?? NaN));
-    points.push([step, m.mean]);
-    if (Number.isFinite(m.se)) band.push([step, m.mean - m.se, m.mean + m.se]);
-  });
-  validSeries.push({ label: LABELS[v], color: COLORS[v], points, band });
-  const steps = Math.min(...rs.map((r) => r.train.length));
-  const mean = Array.from({ length: steps }, (_, i) => rs.reduce((s, r) => s + r.train[i], 0) / rs.length);
-  trainSeries.push({ label: LABELS[v], color: COLORS[v], points: smooth(mean, 10).map((y, i) => [i + 1, y] as [number, number]) });
-}
-if (validSeries.length) {
-  write(join(DOCS, 'fp4-training-valid.svg'), lineChart('char-GPT on Moby-Dick: validation loss (mean ± s.e. over seeds)', validSeries, { xLabel: 'step', yLabel: 'validation loss (nats/char)' }));
-  write(join(DOCS, 'fp4-training-train.svg'), lineChart('char-GPT on Moby-Dick: training loss (mean over seeds, 10-step moving average)', trainSeries, { xLabel: 'step', yLabel: 'training loss (nats/char)', yRange: [1.5, 4.5] }));
-  lines.push('![validation loss](fp4-training-valid.svg)', '', '![training loss](fp4-training-train.svg)', '');
-}
-
-lines.push('## Against the paper', '');
 const full = finals.get('fp4-dge-occ');
 const direct = finals.get('fp4-direct');
-if (base && full && direct) {
-  const gapFull = full.mean - base.mean;
-  const gapDirect = direct.mean - base.mean;
-  const seFull = Math.hypot(full.se, base.se);
-  const seDirect = Math.hypot(direct.se, base.se);
-  const seDiff = Math.hypot(full.se, direct.se);
-  lines.push(
-    `FP4 + DGE + OCC − float32 = ${gapFull.toFixed(3)} ± ${seFull.toFixed(3)}; direct W4A4 − float32 = ${gapDirect.toFixed(3)} ± ${seDirect.toFixed(3)};`,
-    `direct − (DGE + OCC) = ${(direct.mean - full.mean).toFixed(3)} ± ${seDiff.toFixed(3)} (nats per character, final validation loss).`,
-    '',
-    direct.mean - full.mean > 2 * seDiff
-      ? '- DGE + OCC is clearly better than direct W4A4 (more than two standard errors): the paper\'s ordering holds.'
-      : '- DGE + OCC is **not** clearly better than direct W4A4 here (within two standard errors, or worse): the paper\'s ordering is not reproduced at this scale.',
-    gapFull < 0.05
-      ? `- FP4 + DGE + OCC lands within 0.05 nats of float32 (the paper: +0.06 at 1.3B).`
-      : `- FP4 + DGE + OCC stays ${gapFull.toFixed(2)} nats above float32: further from it than the paper's +0.06 at 1.3B.`,
-    '',
-  );
-}
+curves(byVariant, '', lines);
+lines.push('## Against the paper', '');
+againstPaper(finals, lines);
 const dgeOnly = finals.get('fp4-dge');
 const occOnly = finals.get('fp4-occ');
 if (base && full && direct && dgeOnly && occOnly) {
@@ -153,6 +178,21 @@ if (base && full && direct && dgeOnly && occOnly) {
     '  a finer quantization step for the rest of the row.',
     '',
   );
+}
+if (long.logs.length) {
+  const c = long.logs[0].config;
+  const seeds = [...new Set(long.logs.map((r) => r.seed))].sort((x, y) => x - y);
+  lines.push(
+    `## Longer runs: ${c.steps} steps`,
+    '',
+    `The same model, data and schedule (warm-up, then cosine to 10 % at step ${c.steps}) for ${c.steps} steps, with the variants the`,
+    `paper's claim is about — float32, FP4 + DGE + OCC, direct W4A4 — over seeds ${seeds.join(', ')} (logs in \`experiments/char-gpt/results-1000/\`;`,
+    'the two ablations would double the time). Final validation loss:',
+    '',
+  );
+  const longFinals = finalTable(long.byVariant, lines);
+  curves(long.byVariant, `-${c.steps}`, lines);
+  againstPaper(longFinals, lines);
 }
 lines.push(
   'Products: the W4A4 forward runs on fp4kit\'s FP4 integer kernel with the E2M1 codes (exact sums, then the two scales)',

@@ -3,6 +3,7 @@
 // validation loss on fixed held-out windows every `--eval` steps; the log goes to
 // results/<variant>-seed<seed>.json (written to a temporary name, then renamed).
 //   node --import tsx experiments/char-gpt/run.ts --variant fp4-dge-occ --seed 1 --steps 300
+//   node --import tsx experiments/char-gpt/run.ts --variant fp4-dge-occ --seed 1 --steps 1000 --out results-1000
 // Backend: tfjs's wasm backend (XNNPACK; one thread in Node) unless --backend says otherwise, with
 // its transposed products sped up (fast-transposed-matmul.ts).
 
@@ -97,8 +98,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const seed = Number(arg('seed', '1'));
   const steps = Number(arg('steps', '300'));
   const log = await train(variant, seed, steps, { batch: Number(arg('batch', '16')), backend: arg('backend', 'wasm') });
-  mkdirSync(RESULTS, { recursive: true });
-  const file = join(RESULTS, `${variant}-seed${seed}.json`);
+  // --out: another results folder beside this file (the 1000-step runs: results-1000).
+  const dir = join(RESULTS, '..', arg('out', 'results'));
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${variant}-seed${seed}.json`);
   writeFileSync(`${file}.tmp`, JSON.stringify(log));
   renameSync(`${file}.tmp`, file);
 }
