@@ -9,6 +9,7 @@ export { quantizeNvfp4, dequantizeNvfp4, absMaxBits } from "./nvfp4";
 export { decodeFp8Lanes, matmulFp4Int8 } from "./matmul";
 export { matmulPlanesInt8 } from "./matmul-planes";
 export { matmulDecoded } from "./matmul-decoded";
+export { alignRows, matmulAligned } from "./matmul-aligned";
 export { fgmpCandidates } from "./fgmp";
 export { packSignsRows, packBitPlanesRows, bitplaneSignSums, bitplaneMatmulRows } from "./bitplane-gemm";
 export { gradientRangesInit, gradientRanges, gradientRangesFinish, gradientKeep, gradientCodes, gradientDequantize } from "./gradient-quant";

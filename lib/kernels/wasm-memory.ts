@@ -53,6 +53,12 @@ export interface WasmExports {
     b: number, bScales: number, n: number, bPadded: number, bBlock: number, bBlocksPerRow: number,
     units: number, unit: number, bias: number, out: number, panel: number,
   ): void;
+  alignRows(values: number, rows: number, padded: number, units: number, unit: number, ints: number, exps: number, spans: number): void;
+  matmulAligned(
+    a: number, aScales: number, aInts: number, aExps: number, aSpans: number, m: number, aPadded: number, aBlock: number, aBlocksPerRow: number,
+    b: number, bScales: number, bInts: number, bExps: number, bSpans: number, n: number, bPadded: number, bBlock: number, bBlocksPerRow: number,
+    units: number, unit: number, bias: number, out: number, panel: number,
+  ): void;
 }
 
 const PAGE = 65536;
@@ -147,6 +153,11 @@ export class WasmMemory {
   /** A fresh byte view of a region (valid until the memory next grows). */
   bytes(ptr: number, length: number): Uint8Array {
     return new Uint8Array(this.exports.memory.buffer, ptr, length);
+  }
+
+  /** A fresh int32 view of a region of `length` int32 (valid until the memory next grows). */
+  int32s(ptr: number, length: number): Int32Array {
+    return new Int32Array(this.exports.memory.buffer, ptr, length);
   }
 
   /** Copy a typed array into a new region; returns its pointer. Sizes come from the intrinsic

@@ -13,6 +13,7 @@ import type { MatmulKernels } from './contract.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
 import { isRepackedPlaneWeights, repackPlaneWeights, type RepackedPlaneWeights } from './matmul-planes-repack.js';
 import { instantiateWasmModule, rowsPerChunk, type WasmMemory } from './wasm-memory.js';
+import { ALIGNED_MAX_FALLBACK, ALIGNED_MIN_ROWS, alignedFallbackShare } from './matmul-aligned-plan.js';
 import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './contract.js';
@@ -300,17 +301,19 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
       mem.copyOut(o, out.subarray(r0 * w.n, (r0 + rows) * w.n));
     });
   }
-  /** The reference order over decoded operands (assembly/matmul-decoded.ts): b and its multipliers
-   *  copied in once per call, a's rows streamed through scratch. */
+  /** The reference order over decoded operands: on the aligned int16 kernel (assembly/matmul-aligned.ts)
+   *  when the first chunk of a and all of b say few lanes need the float64 sum
+   *  (matmul-aligned-plan.ts), else on the float64 loop (assembly/matmul-decoded.ts) — the same bits.
+   *  b, its multipliers and its int16 form go in once per call, a's rows stream through scratch. */
   function matmulDecoded(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number,
-    bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'float64' {
+    bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'aligned' | 'float64' {
     const fn = 'matmulDecoded';
     guardDims(fn, m, k);
     guardDims(fn, n, k);
     if (![16, 32].includes(aBlock) || ![16, 32].includes(bBlock)) throw new RangeError(`${fn}: block sizes must be 16 or 32`);
     const aBlocks = Math.ceil(k / aBlock), bBlocks = Math.ceil(k / bBlock);
     const aPadded = aBlocks * aBlock, bPadded = bBlocks * bBlock;
-    const unit = Math.min(aBlock, bBlock), units = Math.ceil(k / unit);
+    const unit = Math.min(aBlock, bBlock), units = Math.ceil(k / unit), K = units * unit;
     aValues = guardFloats(fn, 'a values', aValues, m * aPadded);
     aScales = guardFloats(fn, 'a scales', aScales, m * aBlocks);
     bValues = guardFloats(fn, 'b values', bValues, n * bPadded);
@@ -321,15 +324,38 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     const b = mem.copyIn(bValues.subarray(0, n * bPadded));
     const bs = mem.copyIn(bScales.subarray(0, n * bBlocks));
     const biasPtr = bias ? mem.copyIn(bias.subarray(0, n)) : 0;
-    const panel = mem.alloc((units * unit + units) * 4 * 4);
-    mem.forEachRowChunk(m, (aPadded + aBlocks + n) * 4, (r0, rows) => {
+    // Scratch for either kernel's panel: the float64 loop's [k][4] values and [unit][4] multipliers,
+    // the aligned one's [unit][pair][4] int32 pairs, [unit][4] exponents, spans, multipliers and 32 bytes.
+    const panel = mem.alloc(Math.max((units * unit + units) * 16, K * 8 + units * 48 + 32));
+    let aligned = m >= ALIGNED_MIN_ROWS, decided = !aligned;
+    let bInts = 0, bExps = 0, bSpans = 0, bSpanCopy = new Int32Array(0);
+    if (aligned) {
+      bInts = mem.alloc(n * K * 2);
+      bExps = mem.alloc(n * units * 4);
+      bSpans = mem.alloc(n * units * 4);
+      x.alignRows(b, n, bPadded, units, unit, bInts, bExps, bSpans);
+      bSpanCopy = mem.int32s(bSpans, n * units).slice();
+    }
+    const rowBytes = (aPadded + aBlocks + n) * 4 + (aligned ? K * 2 + units * 8 : 0);
+    mem.forEachRowChunk(m, rowBytes, (r0, rows) => {
       const a = mem.copyIn(aValues.subarray(r0 * aPadded, (r0 + rows) * aPadded));
       const as = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
       const o = mem.alloc(rows * n * 4);
-      x.matmulDecoded(a, as, rows, aPadded, aBlock, aBlocks, b, bs, n, bPadded, bBlock, bBlocks, units, unit, biasPtr, o, panel);
+      if (aligned) {
+        const aInts = mem.alloc(rows * K * 2), aExps = mem.alloc(rows * units * 4), aSpans = mem.alloc(rows * units * 4);
+        x.alignRows(a, rows, aPadded, units, unit, aInts, aExps, aSpans);
+        if (!decided) {
+          aligned = alignedFallbackShare(mem.int32s(aSpans, rows * units), bSpanCopy, unit) <= ALIGNED_MAX_FALLBACK;
+          decided = true;
+        }
+        if (aligned) {
+          x.matmulAligned(a, as, aInts, aExps, aSpans, rows, aPadded, aBlock, aBlocks, b, bs, bInts, bExps, bSpans, n, bPadded, bBlock, bBlocks, units, unit, biasPtr, o, panel);
+        }
+      }
+      if (!aligned) x.matmulDecoded(a, as, rows, aPadded, aBlock, aBlocks, b, bs, n, bPadded, bBlock, bBlocks, units, unit, biasPtr, o, panel);
       mem.copyOut(o, out.subarray(r0 * n, (r0 + rows) * n));
     });
-    return 'float64';
+    return aligned ? 'aligned' : 'float64';
   }
   return {
     matmulSimd: 'simd128',
