@@ -10,14 +10,14 @@
 // form): their lanes take the float64 sum.
 //
 // Layout: rows of an operand aligned once (alignRows: [rows][units·unit] int16, [rows][units]
-// exponents and spans); the kernel builds a panel of 4 columns of b ([unit][pair][4] int32 pairs)
-// and runs two rows of a against it.
+// exponents and spans); the kernel builds a panel of 8 columns of b ([unit][pair][8] int32 pairs)
+// and runs two rows of a against it (4 int32 sums and 4 float accumulators in registers).
 
 const UNALIGNED: i32 = 100; // the span of a row-unit without an int16 form
 const MAX_SPAN: i32 = 15;
 const MIN_EXP: i32 = -126;
 const MAX_EXP: i32 = 96;
-const COLUMNS: i32 = 4;
+const COLUMNS: i32 = 8;
 
 /** One row-unit's int16 form into `ints`; returns its span (UNALIGNED: none) and stores its
  *  exponent at `expOut` (0 when all zero or unaligned). native/matmul_aligned.cc alignRowUnit. */
@@ -84,7 +84,7 @@ function referenceUnitDot(a: usize, b: usize, count: i32): f64 {
   return d;
 }
 
-/** Columns col0 … col0 + 3 of b into the panel: [units][pairs][4] int32 pairs, then [units][4]
+/** Columns col0 … col0 + 7 of b into the panel: [units][pairs][8] int32 pairs, then [units][8]
  *  exponents, spans and block multipliers (padding columns: zeros, span 0, multiplier 0). */
 function fillPanel(bInts: usize, bExps: usize, bSpans: usize, bScales: usize, n: i32, bBlock: i32, bBlocksPerRow: i32, units: i32, unit: i32,
   col0: i32, panel: usize): void {
@@ -107,8 +107,8 @@ function fillPanel(bInts: usize, bExps: usize, bSpans: usize, bScales: usize, n:
   }
 }
 
-/** D of one unit of row `row` against the panel's 4 columns: the int32 dots where the rule holds,
- *  the float64 sums elsewhere. */
+/** D of one unit of row `row` against 4 of the panel's columns (col0 …): the int32 dots where the
+ *  rule holds, the float64 sums elsewhere. */
 // @ts-ignore: decorator
 @inline
 function unitD(sum: v128, spanA: i32, expA: i32, expB: v128, spanB: v128, sumBits: i32, a: usize, aPadded: i32, row: i32, b: usize, bPadded: i32,
@@ -121,7 +121,7 @@ function unitD(sum: v128, spanA: i32, expA: i32, expB: v128, spanB: v128, sumBit
     v128.store(tmp, d);
     v128.store(tmp, exact, 16);
     const aUnit = a + ((<usize>row * <usize>aPadded + <usize>(j * unit)) << 2);
-    for (let c = 0; c < COLUMNS; c++) {
+    for (let c = 0; c < 4; c++) {
       const col = col0 + c;
       if (col >= n || load<i32>(tmp + 16 + (<usize>c << 2)) != 0) continue;
       const bUnit = b + ((<usize>col * <usize>bPadded + <usize>(j * unit)) << 2);
@@ -134,8 +134,9 @@ function unitD(sum: v128, spanA: i32, expA: i32, expB: v128, spanB: v128, sumBit
 
 // @ts-ignore: decorator
 @inline
-function storeRow(out: usize, bias: usize, n: i32, row: i32, col0: i32, acc: v128, tmp: usize): void {
+function storeRow(out: usize, bias: usize, n: i32, row: i32, col0: i32, acc: v128, acc4: v128, tmp: usize): void {
   v128.store(tmp, acc);
+  v128.store(tmp, acc4, 16);
   for (let c = 0; c < COLUMNS; c++) {
     const col = col0 + c;
     if (col >= n) break;
@@ -148,7 +149,7 @@ function storeRow(out: usize, bias: usize, n: i32, row: i32, col0: i32, acc: v12
 /**
  * out[m][n] = the reference product of a (m × aPadded values, multipliers, and its alignRows form)
  * and b (likewise, n rows); `units` units of `unit` k; bias 0 for none. panel: scratch of
- * units·unit·8 + units·48 + 32 bytes.
+ * units·unit·16 + units·96 + 32 bytes.
  */
 export function matmulAligned(
   a: usize, aScales: usize, aInts: usize, aExps: usize, aSpans: usize, m: i32, aPadded: i32, aBlock: i32, aBlocksPerRow: i32,
@@ -163,29 +164,40 @@ export function matmulAligned(
     for (let row = 0; row < m; row += 2) {
       const second = row + 1 < m ? row + 1 : row; // an odd last row is computed twice, stored once
       const i0 = aInts + (<usize>row * <usize>K << 1), i1 = aInts + (<usize>second * <usize>K << 1);
-      let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+      // Two rows × 8 columns: [row][half] sums and accumulators.
+      let acc00 = f32x4.splat(0), acc01 = f32x4.splat(0), acc10 = f32x4.splat(0), acc11 = f32x4.splat(0);
       for (let j = 0; j < units; j++) {
-        let s0 = i32x4.splat(0), s1 = i32x4.splat(0);
+        let s00 = i32x4.splat(0), s01 = i32x4.splat(0), s10 = i32x4.splat(0), s11 = i32x4.splat(0);
         const pb = panel + (<usize>(j * pairs) * COLUMNS << 2);
         const pa0 = i0 + (<usize>(j * unit) << 1), pa1 = i1 + (<usize>(j * unit) << 1);
         for (let q = 0; q < pairs; q++) {
-          const bv = v128.load(pb + (<usize>q * COLUMNS << 2));
-          s0 = i32x4.add(s0, i32x4.dot_i16x8_s(i32x4.splat(load<i32>(pa0 + (<usize>q << 2))), bv));
-          s1 = i32x4.add(s1, i32x4.dot_i16x8_s(i32x4.splat(load<i32>(pa1 + (<usize>q << 2))), bv));
+          const b0 = v128.load(pb + (<usize>q * COLUMNS << 2)), b1 = v128.load(pb + (<usize>q * COLUMNS << 2), 16);
+          const x0 = i32x4.splat(load<i32>(pa0 + (<usize>q << 2))), x1 = i32x4.splat(load<i32>(pa1 + (<usize>q << 2)));
+          s00 = i32x4.add(s00, i32x4.dot_i16x8_s(x0, b0));
+          s01 = i32x4.add(s01, i32x4.dot_i16x8_s(x0, b1));
+          s10 = i32x4.add(s10, i32x4.dot_i16x8_s(x1, b0));
+          s11 = i32x4.add(s11, i32x4.dot_i16x8_s(x1, b1));
         }
-        const expB = v128.load(panelExps + (<usize>j * COLUMNS << 2)), spanB = v128.load(panelSpans + (<usize>j * COLUMNS << 2));
-        const sb = v128.load(panelScales + (<usize>j * COLUMNS << 2));
+        const at = <usize>j * COLUMNS << 2;
+        const expB0 = v128.load(panelExps + at), expB1 = v128.load(panelExps + at, 16);
+        const spanB0 = v128.load(panelSpans + at), spanB1 = v128.load(panelSpans + at, 16);
+        const sb0 = v128.load(panelScales + at), sb1 = v128.load(panelScales + at, 16);
         const a0 = <usize>(row * units + j) << 2, a1 = <usize>(second * units + j) << 2;
-        const d0 = unitD(s0, load<i32>(aSpans + a0), load<i32>(aExps + a0), expB, spanB, sumBits, a, aPadded, row, b, bPadded, n, col0, j, unit, tmp);
-        const d1 = unitD(s1, load<i32>(aSpans + a1), load<i32>(aExps + a1), expB, spanB, sumBits, a, aPadded, second, b, bPadded, n, col0, j, unit, tmp);
+        const spanA0 = load<i32>(aSpans + a0), expA0 = load<i32>(aExps + a0), spanA1 = load<i32>(aSpans + a1), expA1 = load<i32>(aExps + a1);
         const block = (j * unit) / aBlock;
-        const sa0 = f32x4.mul(f32x4.splat(load<f32>(aScales + (<usize>(row * aBlocksPerRow + block) << 2))), sb);
-        const sa1 = f32x4.mul(f32x4.splat(load<f32>(aScales + (<usize>(second * aBlocksPerRow + block) << 2))), sb);
-        acc0 = f32x4.add(acc0, f32x4.mul(d0, sa0));
-        acc1 = f32x4.add(acc1, f32x4.mul(d1, sa1));
+        const sa0 = f32x4.splat(load<f32>(aScales + (<usize>(row * aBlocksPerRow + block) << 2)));
+        const sa1 = f32x4.splat(load<f32>(aScales + (<usize>(second * aBlocksPerRow + block) << 2)));
+        const d00 = unitD(s00, spanA0, expA0, expB0, spanB0, sumBits, a, aPadded, row, b, bPadded, n, col0, j, unit, tmp);
+        const d01 = unitD(s01, spanA0, expA0, expB1, spanB1, sumBits, a, aPadded, row, b, bPadded, n, col0 + 4, j, unit, tmp);
+        const d10 = unitD(s10, spanA1, expA1, expB0, spanB0, sumBits, a, aPadded, second, b, bPadded, n, col0, j, unit, tmp);
+        const d11 = unitD(s11, spanA1, expA1, expB1, spanB1, sumBits, a, aPadded, second, b, bPadded, n, col0 + 4, j, unit, tmp);
+        acc00 = f32x4.add(acc00, f32x4.mul(d00, f32x4.mul(sa0, sb0)));
+        acc01 = f32x4.add(acc01, f32x4.mul(d01, f32x4.mul(sa0, sb1)));
+        acc10 = f32x4.add(acc10, f32x4.mul(d10, f32x4.mul(sa1, sb0)));
+        acc11 = f32x4.add(acc11, f32x4.mul(d11, f32x4.mul(sa1, sb1)));
       }
-      storeRow(out, bias, n, row, col0, acc0, tmp);
-      if (second != row) storeRow(out, bias, n, second, col0, acc1, tmp);
+      storeRow(out, bias, n, row, col0, acc00, acc01, tmp);
+      if (second != row) storeRow(out, bias, n, second, col0, acc10, acc11, tmp);
     }
   }
 }

@@ -8,7 +8,8 @@
 // path column says which (native/matmul_aligned.h). Each thread count runs in a child process
 // (FP4KIT_THREADS is read once by the addon). Outputs and operands are allocated once.
 //
-// Run: npm run bench:fp8-product
+// Run: npm run bench:fp8-product (FP4KIT_BENCH_BACKEND=wasm: the WebAssembly module, one thread, against
+// its own FP4 path).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { matmul, prepareWeights, quantize, setBackend } from '../lib/index.js';
@@ -63,8 +64,10 @@ function pathOf(a: Operand, b: Operand): string {
   return getKernels().matmul!.matmulDecoded!(ad.values, ad.blockScales, ad.rows, ad.blockSize, bd.values, bd.blockScales, bd.rows, bd.blockSize, ad.cols, null, out);
 }
 
+const BACKEND = (process.env.FP4KIT_BENCH_BACKEND ?? 'native') as 'native' | 'wasm';
+
 function child(): void {
-  setBackend('native');
+  setBackend(BACKEND);
   const threads = process.env.FP4KIT_THREADS ?? '2';
   for (const [m, n, k] of SHAPES) {
     const flop = 2 * m * n * k;
@@ -88,7 +91,7 @@ function child(): void {
 if (CHILD) {
   child();
 } else {
-  console.log('FP8 × FP8 products (native), GFLOP/s = 2·M·N·K / t (median; the FP8 operands quantized once, the prepared');
+  console.log(`FP8 × FP8 products (${BACKEND}), GFLOP/s = 2·M·N·K / t (median; the FP8 operands quantized once, the prepared`);
   console.log('weights decoded once; the time includes decoding the activations). "× FP4" = FP8 × FP8 ÷ the FP4 path, same shape, same process.\n');
   console.log('| M × N × K | threads | operands | path | FP8 × FP8 GFLOP/s | FP4 path GFLOP/s | × FP4 |');
   console.log('|---|---|---|---|---:|---:|---:|');

@@ -325,8 +325,8 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     const bs = mem.copyIn(bScales.subarray(0, n * bBlocks));
     const biasPtr = bias ? mem.copyIn(bias.subarray(0, n)) : 0;
     // Scratch for either kernel's panel: the float64 loop's [k][4] values and [unit][4] multipliers,
-    // the aligned one's [unit][pair][4] int32 pairs, [unit][4] exponents, spans, multipliers and 32 bytes.
-    const panel = mem.alloc(Math.max((units * unit + units) * 16, K * 8 + units * 48 + 32));
+    // the aligned one's [unit][pair][8] int32 pairs, [unit][8] exponents, spans, multipliers and 32 bytes.
+    const panel = mem.alloc(Math.max((units * unit + units) * 16, K * 16 + units * 96 + 32));
     let aligned = m >= ALIGNED_MIN_ROWS, decided = !aligned;
     let bInts = 0, bExps = 0, bSpans = 0, bSpanCopy = new Int32Array(0);
     if (aligned) {
