@@ -1,6 +1,6 @@
 // FP4KIT_WEIGHTS = 'none': float32 products on fp4kit's decoded-operand kernel (the reference loop
-// of lib/core/matmul.ts, run by the native addon when it is loaded, else by the pure-TS reference), so
-// every fp4kit backend gives the same bits. The operands are the float32 values themselves, with
+// of lib/core/matmul.ts, run by the active backend — the native addon or the WebAssembly module —
+// else by the pure-TS reference), so every fp4kit backend gives the same bits. The operands are the float32 values themselves, with
 // blocks of 32 and every block multiplier 1. The order, from lib/core/matmul.ts's header with S = 1:
 //
 //   for each unit j of 32 columns (in increasing order):
