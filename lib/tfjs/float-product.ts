@@ -1,7 +1,7 @@
 // FP4KIT_WEIGHTS = 'none': float32 products on fp4kit's decoded-operand kernel (the reference loop
 // of lib/core/matmul.ts, run by the active backend — the native addon or the WebAssembly module —
-// else by the pure-TS reference), so every fp4kit backend gives the same bits. The operands are the float32 values themselves, with
-// blocks of 32 and every block multiplier 1. The order, from lib/core/matmul.ts's header with S = 1:
+// else by the pure-TS reference), so every fp4kit backend gives the same bits. The operands are the
+// float32 values themselves, with blocks of 32 and every block multiplier 1. The order, from lib/core/matmul.ts's header with S = 1:
 //
 //   for each unit j of 32 columns (in increasing order):
 //     D   = ((a_0·b_0 + a_1·b_1) + a_2·b_2) + …   float64 (each product of two float32 is exact)
