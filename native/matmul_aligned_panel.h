@@ -4,8 +4,9 @@
 
 // The panel sized for `units` units of `width` columns, its per-unit bounds at their starting
 // values. Every per-lane entry is written by the fill, padding columns included: resize, no
-// clearing pass.
-inline void preparePanel(AlignedPanel& p, int64_t units, int64_t unit, int64_t width) {
+// clearing pass. Static, like the fill: ISA files with different flags include this header, and the
+// linker would keep one copy of an inline function for all of them.
+static inline void preparePanel(AlignedPanel& p, int64_t units, int64_t unit, int64_t width) {
   p.pairs.resize(static_cast<size_t>(units * (unit / 2) * width));
   p.exps.resize(static_cast<size_t>(units * width));
   p.spans.resize(static_cast<size_t>(units * width));
