@@ -133,6 +133,8 @@ bool activePlanesTakeInt16() {
 AlignRowUnitFn activeAlignRowUnit() {
 #if defined(__x86_64__) || defined(_M_X64)
   static const AlignRowUnitFn chosen = simd().vnni ? alignRowUnitAvx512 : simd().avx2 ? alignRowUnitAvx2 : alignRowUnit;
+#elif defined(__aarch64__)
+  static const AlignRowUnitFn chosen = simd().neon ? alignRowUnitNeon : alignRowUnit;
 #else
   static const AlignRowUnitFn chosen = alignRowUnit;
 #endif

@@ -103,11 +103,12 @@ static inline double referenceUnitDot(const float* a, const float* b, int64_t co
 }
 
 // One row-unit's int16 form: writes `count` integers and returns its span (kUnaligned if it has
-// none), with exp set when it has one. An all-zero row-unit has span 0 and exp 0. The AVX-512 and
-// AVX2 variants (units of 16 and 32 without subnormals; others go to the scalar one) give the same.
+// none), with exp set when it has one. An all-zero row-unit has span 0 and exp 0. The AVX-512, AVX2
+// and NEON variants (units of 16 and 32 without subnormals; others go to the scalar one) give the same.
 int32_t alignRowUnit(const float* values, int64_t count, int16_t* ints, int32_t& exp);
 int32_t alignRowUnitAvx512(const float* values, int64_t count, int16_t* ints, int32_t& exp);
 int32_t alignRowUnitAvx2(const float* values, int64_t count, int16_t* ints, int32_t& exp);
+int32_t alignRowUnitNeon(const float* values, int64_t count, int16_t* ints, int32_t& exp);
 using AlignRowUnitFn = int32_t (*)(const float*, int64_t, int16_t*, int32_t&);
 // The variant for this CPU (dispatch.cc).
 AlignRowUnitFn activeAlignRowUnit();

@@ -7,10 +7,59 @@
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
 
 #include "matmul_aligned.h"
 
 namespace fp4kit {
+
+namespace {
+
+// alignRowUnit four lanes at a time for 4·Chunks values without Inf, NaN or subnormals (−1: the
+// scalar one decides): the same top, bottom and integers (the AVX-512 file's method; ctz from clz
+// of the lowest set bit, as NEON has no ctz).
+template <int Chunks>
+inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp) {
+  uint32x4_t bits[Chunks], field[Chunks], sig[Chunks], nonzero[Chunks];
+  uint32x4_t magnitudeMax = vdupq_n_u32(0), lowMin = vdupq_n_u32(UINT32_MAX), special = vdupq_n_u32(0);
+  for (int c = 0; c < Chunks; c++) {
+    bits[c] = vreinterpretq_u32_f32(vld1q_f32(values + 4 * c));
+    const uint32x4_t magnitude = vandq_u32(bits[c], vdupq_n_u32(0x7fffffff));
+    field[c] = vshrq_n_u32(magnitude, 23);
+    nonzero[c] = vtstq_u32(magnitude, magnitude);
+    special = vorrq_u32(special, vorrq_u32(vceqq_u32(field[c], vdupq_n_u32(0xff)), vandq_u32(nonzero[c], vceqzq_u32(field[c]))));
+    sig[c] = vorrq_u32(vandq_u32(bits[c], vdupq_n_u32(0x7fffff)), vdupq_n_u32(0x800000));
+    const uint32x4_t lowest = vandq_u32(sig[c], vreinterpretq_u32_s32(vnegq_s32(vreinterpretq_s32_u32(sig[c]))));
+    const uint32x4_t ctz = vsubq_u32(vdupq_n_u32(31), vclzq_u32(lowest));
+    lowMin = vminq_u32(lowMin, vbslq_u32(nonzero[c], vaddq_u32(field[c], ctz), vdupq_n_u32(UINT32_MAX)));  // low + 150
+    magnitudeMax = vmaxq_u32(magnitudeMax, magnitude);
+  }
+  if (vmaxvq_u32(special)) return -1;
+  exp = 0;
+  const int32_t top = static_cast<int32_t>(vmaxvq_u32(magnitudeMax) >> 23) - 126;  // |x| < 2^top
+  if (top == -126) {  // all zero
+    std::memset(ints, 0, 8 * Chunks);
+    return 0;
+  }
+  const int32_t low = static_cast<int32_t>(vminvq_u32(lowMin)) - 150;  // field − 150 + ctz
+  if (top - low > kAlignedMaxSpan) return kUnaligned;
+  exp = low;
+  for (int c = 0; c < Chunks; c++) {
+    const int32x4_t shift = vsubq_s32(vreinterpretq_s32_u32(field[c]), vdupq_n_s32(low + 150));  // −(low − lsbExp): a right shift
+    const int32x4_t magnitude = vreinterpretq_s32_u32(vandq_u32(nonzero[c], vshlq_u32(sig[c], shift)));
+    const uint32x4_t negative = vcltzq_s32(vreinterpretq_s32_u32(bits[c]));
+    vst1_s16(ints + 4 * c, vmovn_s32(vbslq_s32(negative, vnegq_s32(magnitude), magnitude)));
+  }
+  return top - low;
+}
+
+}  // namespace
+
+int32_t alignRowUnitNeon(const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+  const int32_t span = count == 32 ? alignUnitVector<8>(values, ints, exp) : count == 16 ? alignUnitVector<4>(values, ints, exp) : -1;
+  return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
+}
 
 void matmulAlignedNeon(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                        int64_t nBegin, int64_t nEnd) {
@@ -23,7 +72,11 @@ void matmulAlignedNeon(const DecodedOperand& a, const AlignedRows& aAligned, con
   alignas(16) float d[kWidth];
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
-    fillAlignedPanel(b, unit, col0, cols, kWidth, p);
+    // The unit's vector alignment inlined into the fill (the x86 files do the same).
+    fillAlignedPanelWith(b, unit, col0, cols, kWidth, p, [](const float* values, int64_t count, int16_t* ints, int32_t& exp) {
+      const int32_t span = count == 32 ? alignUnitVector<8>(values, ints, exp) : count == 16 ? alignUnitVector<4>(values, ints, exp) : -1;
+      return span >= 0 ? span : alignRowUnit(values, count, ints, exp);
+    });
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
       const AlignedRowStep<kRows> step(aAligned, m0, rows);

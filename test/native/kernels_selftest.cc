@@ -542,6 +542,13 @@ void checkAligned() {
               check(sameOutputs(got, ref), what + ": avx2 vs the defined order");
             }
 #elif defined(__aarch64__)
+            {
+              AlignedRows simd;
+              alignRowsInit(simd, m, units, unit);
+              alignRows(a, unit, 0, m, simd, alignRowUnitNeon);
+              splitWideRowUnits(a, simd);
+              check(simd.pairs == aa.pairs && simd.spans == aa.spans && simd.exps == aa.exps && simd.split == aa.split, what + ": alignRowUnitNeon vs scalar");
+            }
             std::fill(got.begin(), got.end(), 0.0f);
             matmulAlignedNeon(a, aa, b, bias.data(), got.data(), 0, n / 2);
             matmulAlignedNeon(a, aa, b, bias.data(), got.data(), n / 2, n);
