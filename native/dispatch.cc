@@ -141,6 +141,15 @@ AlignRowUnitFn activeAlignRowUnit() {
   return chosen;
 }
 
+int64_t activeAlignedRowsPerBlock() {
+  const AlignedKernel k = activeAlignedKernel();
+#if defined(__x86_64__) || defined(_M_X64)
+  if (k == matmulAlignedAvx512) return kAlignedAvx512Rows;
+  if (k == matmulAlignedAvx2) return kAlignedAvx2Rows;
+#endif
+  return 0;
+}
+
 AlignedKernel activeAlignedKernel() {
   static const AlignedKernel chosen = chooseAlignedKernel(simd());
   return chosen;

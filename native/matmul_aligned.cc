@@ -154,10 +154,12 @@ void alignRowsInit(AlignedRows& out, int64_t rows, int64_t units, int64_t unit) 
   out.rows = rows;
   out.units = units;
   out.unit = unit;
-  out.pairs.assign(static_cast<size_t>(rows * units * (unit / 2)), 0);
-  out.exps.assign(static_cast<size_t>(rows * units), 0);
-  out.spans.assign(static_cast<size_t>(rows * units), 0);
+  // alignRows writes every pair, exponent and span of the rows it is given (no clearing pass).
+  out.pairs.resize(static_cast<size_t>(rows * units * (unit / 2)));
+  out.exps.resize(static_cast<size_t>(rows * units));
+  out.spans.resize(static_cast<size_t>(rows * units));
   out.split.assign(static_cast<size_t>(rows * units), -1);
+  out.blockRows = 0;
 }
 
 void alignRows(const DecodedOperand& x, int64_t unit, int64_t r0, int64_t r1, AlignedRows& out, AlignRowUnitFn align) {
@@ -243,14 +245,15 @@ AlignedPlan planAligned(const DecodedOperand& a, const DecodedOperand& b, Aligne
   parallelFor(x.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, x.cols)),
               [&](int64_t r0, int64_t r1) { alignRows(x, unit, r0, r1, aligned, activeAlignRowUnit()); });
   splitWideRowUnits(x, aligned);
+  summarizeRowBlocksShared(x, aligned, activeAlignedRowsPerBlock());
   return plan;
 }
 
-void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out) {
-  const int64_t units = aligned.units, blocks = (a.rows + rowsPerBlock - 1) / rowsPerBlock;
-  out.blocks.resize(static_cast<size_t>(blocks * units));
-  out.rowFactors.resize(static_cast<size_t>(a.rows * units));
-  for (int64_t blk = 0; blk < blocks; blk++) {
+// Blocks [blk0, blk1) of the summary (out sized for all of them).
+static void summarizeRowBlockRange(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, int64_t blk0, int64_t blk1,
+                                   AlignedRowBlocks& out) {
+  const int64_t units = aligned.units;
+  for (int64_t blk = blk0; blk < blk1; blk++) {
     for (int64_t j = 0; j < units; j++) {
       AlignedRowBlock rb{INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2, INT32_MAX / 2, INT32_MIN / 2};
       for (int64_t i = 0; i < rowsPerBlock; i++) {
@@ -276,6 +279,32 @@ void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int
       out.blocks[static_cast<size_t>(blk * units + j)] = rb;
     }
   }
+}
+
+static void sizeSummary(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out) {
+  out.blocks.resize(static_cast<size_t>((a.rows + rowsPerBlock - 1) / rowsPerBlock * aligned.units));
+  out.rowFactors.resize(static_cast<size_t>(a.rows * aligned.units));
+}
+
+void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out) {
+  sizeSummary(a, aligned, rowsPerBlock, out);
+  summarizeRowBlockRange(a, aligned, rowsPerBlock, 0, (a.rows + rowsPerBlock - 1) / rowsPerBlock, out);
+}
+
+void summarizeRowBlocksShared(const DecodedOperand& a, AlignedRows& aligned, int64_t rowsPerBlock) {
+  aligned.blockRows = 0;
+  if (rowsPerBlock <= 0) return;
+  sizeSummary(a, aligned, rowsPerBlock, aligned.summary);
+  const int64_t blocks = (a.rows + rowsPerBlock - 1) / rowsPerBlock;
+  parallelFor(blocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, aligned.units * rowsPerBlock)),
+              [&](int64_t b0, int64_t b1) { summarizeRowBlockRange(a, aligned, rowsPerBlock, b0, b1, aligned.summary); });
+  aligned.blockRows = rowsPerBlock;
+}
+
+const AlignedRowBlocks& rowBlocksFor(const DecodedOperand& a, const AlignedRows& aligned, int64_t kRows, AlignedRowBlocks& scratch) {
+  if (aligned.blockRows == kRows) return aligned.summary;
+  summarizeRowBlocks(a, aligned, kRows, scratch);
+  return scratch;
 }
 
 void fillAlignedPanel(const DecodedOperand& b, int64_t unit, int64_t col0, int64_t cols, int64_t width, AlignedPanel& p, AlignRowUnitFn align) {

@@ -34,6 +34,16 @@ constexpr int32_t kUnaligned = 100;   // the span of a row-unit without an int16
 constexpr int kAlignedMinExp = -126;  // ea + eb range that keeps D = f32(Σ)·2^(ea+eb) a normal float
 constexpr int kAlignedMaxExp = 96;
 
+struct AlignedRowBlock {
+  int32_t maxSpan, minExp, maxExp;
+  int32_t minScaleExp, maxScaleExp;  // log2 sa; INT32_MIN / 2 and INT32_MAX / 2 if one is not a power of two
+  int32_t minRowExp, maxRowExp;      // expA + log2 sa
+};
+struct AlignedRowBlocks {
+  std::vector<AlignedRowBlock> blocks;  // [blocks][units]
+  std::vector<float> rowFactors;        // [rows][units]
+};
+
 // Row-units of a decoded operand as int16 integers × 2^exp, two consecutive k per int32 (k even in
 // the low half: the operand shape of vpdpwssd / vpmaddwd).
 //
@@ -50,6 +60,10 @@ struct AlignedRows {
   std::vector<int32_t> splitForms;    // per split: expHi, spanHi, expLo, spanLo
   std::vector<int32_t> splitLoPairs;  // per split: unit/2 pairs of lo
   int64_t rows = 0, units = 0, unit = 0;
+  // The SIMD kernels' row-block summary, made once per product for every pool thread
+  // (summarizeRowBlocksShared) when blockRows is the kernel's rows per block; 0: none.
+  AlignedRowBlocks summary;
+  int64_t blockRows = 0;
   const int32_t* rowPairs(int64_t r) const { return pairs.data() + r * units * (unit / 2); }
 };
 
@@ -144,16 +158,15 @@ AlignedKernel activeAlignedKernel();
 // A side of the SIMD kernels: per block of `rowsPerBlock` rows (tail rows repeat the last) and unit,
 // what the panel tests need, so a kernel tests a whole block of rows against a panel unit at once;
 // per row-unit the power-of-two epilogue's 2^rowExp (0 where it does not apply).
-struct AlignedRowBlock {
-  int32_t maxSpan, minExp, maxExp;
-  int32_t minScaleExp, maxScaleExp;  // log2 sa; INT32_MIN / 2 and INT32_MAX / 2 if one is not a power of two
-  int32_t minRowExp, maxRowExp;      // expA + log2 sa
-};
-struct AlignedRowBlocks {
-  std::vector<AlignedRowBlock> blocks;  // [blocks][units]
-  std::vector<float> rowFactors;        // [rows][units]
-};
 void summarizeRowBlocks(const DecodedOperand& a, const AlignedRows& aligned, int64_t rowsPerBlock, AlignedRowBlocks& out);
+// The summary into aligned.summary, blocks split over the thread pool (each kernel thread made its
+// own before: the same work once per thread, the whole of it on each).
+void summarizeRowBlocksShared(const DecodedOperand& a, AlignedRows& aligned, int64_t rowsPerBlock);
+// The summary a kernel step reads: the shared one when it was made for kRows, else `scratch`, made here.
+const AlignedRowBlocks& rowBlocksFor(const DecodedOperand& a, const AlignedRows& aligned, int64_t kRows, AlignedRowBlocks& scratch);
+// Rows per step (and per summary block) of the SIMD kernels; of the active one (0: it reads no summary).
+constexpr int kAlignedAvx512Rows = 6, kAlignedAvx2Rows = 4;
+int64_t activeAlignedRowsPerBlock();
 
 // The B side of the SIMD kernels: `width` columns side by side (padding columns zero, span 0).
 struct AlignedPanel {

@@ -117,13 +117,12 @@ void splitLanes(const __m256i hiSum[2], const DecodedOperand& a, const AlignedRo
 void matmulAlignedAvx2(const DecodedOperand& a, const AlignedRows& aAligned, const DecodedOperand& b, const float* bias, float* out,
                        int64_t nBegin, int64_t nEnd) {
   constexpr int64_t kWidth = 16;
-  constexpr int kRows = 4;
+  constexpr int kRows = kAlignedAvx2Rows;
   const int64_t unit = aAligned.unit, units = aAligned.units, pairs = unit / 2, n = b.rows;
   const int32_t sumBits = 31 - unitBits(unit);
   AlignedScratch& scratch = threadAlignedScratch();
   AlignedPanel& p = scratch.panel;
-  const AlignedRowBlocks& rowBlocks = scratch.blocks;
-  summarizeRowBlocks(a, aAligned, kRows, scratch.blocks);
+  const AlignedRowBlocks& rowBlocks = rowBlocksFor(a, aAligned, kRows, scratch.blocks);
   alignas(32) float d[kWidth];
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);

@@ -298,8 +298,7 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   const int32_t sumBits = 31 - unitBits(unit);
   AlignedScratch& scratch = threadAlignedScratch();
   AlignedPanel& p = scratch.panel;
-  const AlignedRowBlocks& rowBlocks = scratch.blocks;
-  summarizeRowBlocks(a, aAligned, kRows, scratch.blocks);
+  const AlignedRowBlocks& rowBlocks = rowBlocksFor(a, aAligned, kRows, scratch.blocks);
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     static_assert(kWidth == 32, "fillPanelAvx512 fills 32 columns");
@@ -382,8 +381,8 @@ void matmulAlignedAvx512(const DecodedOperand& a, const AlignedRows& aAligned, c
                          int64_t nBegin, int64_t nEnd) {
   // 6 rows × 2 vectors: 12 int32 sums and 12 float accumulators in registers (4 × 3 measured the
   // same, 3 × 4 slower).
-  if (aAligned.unit == 16) alignedProduct<8, 6, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
-  else alignedProduct<16, 6, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
+  if (aAligned.unit == 16) alignedProduct<8, kAlignedAvx512Rows, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
+  else alignedProduct<16, kAlignedAvx512Rows, 2>(a, aAligned, b, bias, out, nBegin, nEnd);
 }
 
 }  // namespace fp4kit
