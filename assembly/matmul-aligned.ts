@@ -13,6 +13,8 @@
 // exponents and spans); the kernel builds a panel of 8 columns of b ([unit][pair][8] int32 pairs)
 // and runs two rows of a against it (4 int32 sums and 4 float accumulators in registers).
 
+import { storeColumns } from "./matmul-columns";
+
 const UNALIGNED: i32 = 100; // the span of a row-unit without an int16 form
 const MAX_SPAN: i32 = 15;
 const MIN_EXP: i32 = -126;
@@ -132,20 +134,6 @@ function unitD(sum: v128, spanA: i32, expA: i32, expB: v128, spanB: v128, sumBit
   return d;
 }
 
-// @ts-ignore: decorator
-@inline
-function storeRow(out: usize, bias: usize, n: i32, row: i32, col0: i32, acc: v128, acc4: v128, tmp: usize): void {
-  v128.store(tmp, acc);
-  v128.store(tmp, acc4, 16);
-  for (let c = 0; c < COLUMNS; c++) {
-    const col = col0 + c;
-    if (col >= n) break;
-    let v = load<f32>(tmp + (<usize>c << 2));
-    if (bias != 0) v = v + load<f32>(bias + (<usize>col << 2));
-    store<f32>(out + ((<usize>row * <usize>n + <usize>col) << 2), v);
-  }
-}
-
 /**
  * out[m][n] = the reference product of a (m × aPadded values, multipliers, and its alignRows form)
  * and b (likewise, n rows); `units` units of `unit` k; bias 0 for none. panel: scratch of
@@ -196,8 +184,12 @@ export function matmulAligned(
         acc10 = f32x4.add(acc10, f32x4.mul(d10, f32x4.mul(sa1, sb0)));
         acc11 = f32x4.add(acc11, f32x4.mul(d11, f32x4.mul(sa1, sb1)));
       }
-      storeRow(out, bias, n, row, col0, acc00, acc01, tmp);
-      if (second != row) storeRow(out, bias, n, second, col0, acc10, acc11, tmp);
+      storeColumns(out, bias, n, row, 0, col0, acc00);
+      storeColumns(out, bias, n, row, 0, col0 + 4, acc01);
+      if (second != row) {
+        storeColumns(out, bias, n, second, 0, col0, acc10);
+        storeColumns(out, bias, n, second, 0, col0 + 4, acc11);
+      }
     }
   }
 }

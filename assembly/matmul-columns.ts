@@ -1,6 +1,6 @@
-// What the two matmul kernels (matmul.ts, matmul-planes.ts) share: the tile width, the fold of
-// i32x4.dot_i16x8_s's pair-split sums, and the store of four finished output columns (bias added,
-// columns past n skipped).
+// What the integer matmul kernels (matmul.ts, matmul-planes.ts, matmul-aligned.ts) share: the tile
+// width, the fold of i32x4.dot_i16x8_s's pair-split sums, and the store of four finished output
+// columns (bias added, columns past n skipped).
 
 export const TILE: i32 = 16;
 
