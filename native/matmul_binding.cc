@@ -240,7 +240,8 @@ Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
 }
 
 // matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out)
-// → the path that ran: "aligned" (matmul_aligned.h) or "float64" (matmulDecoded*); same bits.
+// → the path that ran: "aligned" (matmul_aligned.h) or "float64" (matmulDecoded*); same bits, every
+// NaN canonical (nansCanonical) like the tile kernels' outputs.
 Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 11) throw Napi::TypeError::New(env, "matmulDecoded: expected 11 arguments");
@@ -270,7 +271,10 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   if (plan != AlignedPlan::None) {
     const AlignedKernel kernel = activeAlignedKernel();
     if (plan == AlignedPlan::Direct) {
-      parallelFor(n, grain, [&](int64_t begin, int64_t end) { kernel(a, aligned, b, bias, out, begin, end); });
+      parallelFor(n, grain, [&](int64_t begin, int64_t end) {
+        kernel(a, aligned, b, bias, out, begin, end);
+        canonicalNaNs(out, m, n, begin, end);
+      });
     } else {
       // b · aᵀ, then its transpose with the bias added as the reference adds it (f32(acc + bias[n])).
       transposed.resize(static_cast<size_t>(m * n));
@@ -279,12 +283,16 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
                   [&](int64_t begin, int64_t end) { kernel(b, aligned, a, nullptr, t, begin, end); });
       for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) out[i * n + j] = bias ? t[j * m + i] + bias[j] : t[j * m + i];
+      canonicalNaNs(out, m, n, 0, n);
       if (transposed.capacity() * sizeof(float) > kKeptBytes) std::vector<float>().swap(transposed);
     }
     releaseIfLarge(aligned);
     return Napi::String::New(env, "aligned");
   }
-  parallelFor(n, grain, [&](int64_t begin, int64_t end) { activeMatmulKernel().decoded(a, b, bias, out, begin, end); });
+  parallelFor(n, grain, [&](int64_t begin, int64_t end) {
+    activeMatmulKernel().decoded(a, b, bias, out, begin, end);
+    canonicalNaNs(out, m, n, begin, end);
+  });
   return Napi::String::New(env, "float64");
 }
 

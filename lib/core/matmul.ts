@@ -257,7 +257,10 @@ function product(fn: string, p: PreparedMatmul): Float32Array {
   // page faults here than the product of 512 rows with it).
   const ad = decodeOperand(`${fn} (a)`, p.a, 'matmul.decoded-a');
   const bd = decodedWeights(fn, p, 'matmul.decoded-b');
-  if (kernels?.matmulDecoded) return canonicalNaNs(matmulDecodedOn(kernels, ad, bd, p.bias, p.out));
+  if (kernels?.matmulDecoded) {
+    const out = matmulDecodedOn(kernels, ad, bd, p.bias, p.out);
+    return kernels.nansCanonical ? out : canonicalNaNs(out);
+  }
   return canonicalNaNs(intoOut(matmulDecoded(ad, bd, p.bias), p.out));
 }
 
@@ -273,7 +276,7 @@ function intoOut(product: Float32Array, out: Float32Array | undefined): Float32A
  * differs between CPUs and code paths (x86 makes 0xffc00000 for Inf − Inf and keeps an operand
  * NaN's sign and payload), so without this the backends would agree on NaN but not on its bits.
  */
-function canonicalNaNs(out: Float32Array): Float32Array {
+export function canonicalNaNs(out: Float32Array): Float32Array {
   const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7fffffff) > 0x7f800000) bits[i] = 0x7fc00000;
   return out;

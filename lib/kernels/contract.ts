@@ -186,7 +186,7 @@ export interface MatmulKernels {
    *  native/matmul_aligned.h; the addon only) or 'float64' (the vectorized reference loop). */
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'aligned' | 'float64';
   matmulSimd: string;
-  /** matmulFp4Int8 writes every NaN as 0x7fc00000 itself (native), so the facade skips its pass. */
+  /** matmulFp4Int8 and matmulDecoded write every NaN as 0x7fc00000 themselves (native), so the facade skips its pass. */
   readonly nansCanonical?: boolean;
 }
 

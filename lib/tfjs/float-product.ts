@@ -14,7 +14,7 @@
 import { getKernels } from '../kernels/registry.js';
 import { matmulDecodedOn } from '../kernels/matmul-glue.js';
 import type { DecodedOperand } from '../kernels/contract.js';
-import { matmulDecoded } from '../core/matmul.js';
+import { canonicalNaNs, matmulDecoded } from '../core/matmul.js';
 
 export const FLOAT_BLOCK = 32;
 
@@ -41,8 +41,9 @@ export function floatOperand(values: Float32Array, rows: number, k: number): Dec
 /** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N], K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
 export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
   const kernels = getKernels().matmul;
-  const out = kernels?.matmulDecoded ? matmulDecodedOn(kernels, a, b, bias) : matmulDecoded(a, b, bias);
-  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7fffffff) > 0x7f800000) bits[i] = 0x7fc00000;
-  return out;
+  if (kernels?.matmulDecoded) {
+    const out = matmulDecodedOn(kernels, a, b, bias);
+    return kernels.nansCanonical ? out : canonicalNaNs(out);
+  }
+  return canonicalNaNs(matmulDecoded(a, b, bias));
 }

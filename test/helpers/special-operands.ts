@@ -92,6 +92,16 @@ export function specialCases(): SpecialCase[] {
   aScales[2] = 254;
   const poisoned = { ...aq, scales: aScales };
   for (const c of [...cases]) cases.push({ name: `${c.name}, activation scales 0xff/254`, a: poisoned, b: c.b });
+  // FP8 activations with Inf and NaN codes against the FP8 weights above: decoded products (Inf − Inf
+  // in a sum is a NaN whose bits x86 and ARM choose differently).
+  const af8 = quantize(a, { format: 'mxfp8_e5m2', shape: [M, K] });
+  const rowBytes = af8.data.length / M;
+  const af8Data = Uint8Array.from(af8.data);
+  af8Data[44] = 0x7c; // +Inf at k = 44 and 45 of row 0: the E5M2 weights hold +Inf and −Inf there in row 2
+  af8Data[45] = 0x7c;
+  af8Data[rowBytes + 7] = 0xff; // NaN in row 1
+  const fp8Activations = { ...af8, data: af8Data };
+  for (const c of cases.filter((x) => x.name.startsWith('mxfp8_') && x.a === a)) cases.push({ name: `${c.name}, FP8 activations with Inf/NaN codes`, a: fp8Activations, b: c.b });
   return cases;
 }
 
