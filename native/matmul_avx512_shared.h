@@ -32,16 +32,22 @@ inline bool rowsTakeFastScales(const Int8Activations& a, int64_t m0) {
 // with FastScales, the same float by matmul.h's identity: S' = 2^(e − u)·sb by an exponent add,
 // then f32(dot·S').
 template <bool FastScales>
-inline __m512 addUnit(__m512 acc, __m512i dot, __m512 sb, const Int8Activations& a, int64_t row, int64_t aBlock, __m512 unitScale) {
-  const int64_t aBlocksPerRow = a.paddedK / 32;
+inline __m512 addUnitWith(__m512 acc, __m512i dot, __m512 sb, int32_t exponentShift, float blockScale, __m512 unitScale) {
   if (FastScales) {
-    const __m512i shift = _mm512_set1_epi32(a.exponentShift[static_cast<size_t>(row * aBlocksPerRow + aBlock)]);
-    const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), shift));
+    const __m512 s = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(sb), _mm512_set1_epi32(exponentShift)));
     return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s));
   }
   const __m512 d = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), unitScale);
-  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[row * aBlocksPerRow + aBlock]), sb);
+  const __m512 s = _mm512_mul_ps(_mm512_set1_ps(blockScale), sb);
   return _mm512_add_ps(acc, _mm512_mul_ps(d, s));
+}
+
+// The same for activation row `row` of a, block aBlock.
+template <bool FastScales>
+inline __m512 addUnit(__m512 acc, __m512i dot, __m512 sb, const Int8Activations& a, int64_t row, int64_t aBlock, __m512 unitScale) {
+  const int64_t at = row * (a.paddedK / 32) + aBlock;
+  return FastScales ? addUnitWith<true>(acc, dot, sb, a.exponentShift[static_cast<size_t>(at)], 0.0f, unitScale)
+                    : addUnitWith<false>(acc, dot, sb, 0, a.blockScales[at], unitScale);
 }
 
 // Byte planes (matmul_planes.h): one unit's P dot chains of a row and tile — plane 0 starting at

@@ -37,21 +37,28 @@ inline PlaneSource packedPlanes(const PackedPlaneWeights& b, int64_t tile0) {
           nullptr};
 }
 
+// Rows [m0, m0 + Rows) (a block of `rows`, layoutRowBlocks) against tiles [tile0, tile0 + Tiles).
 template <int P, int Quads, int Rows, int Tiles, bool Split, bool FastScales>
-void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile0, int64_t m0) {
+void step(const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
-  const int32_t offset = b.offset();
   __m512 acc[Rows][Tiles];
   for (int t = 0; t < Tiles; t++) {
     const int64_t col0 = (tile0 + t) * kTileColumns;
     const __mmask16 valid = static_cast<__mmask16>((1u << std::clamp<int64_t>(b.n - col0, 0, kTileColumns)) - 1);
     for (int r = 0; r < Rows; r++) acc[r][t] = src.unitBegin == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(valid, out + (m0 + r) * b.n + col0);
   }
-  const int8_t* aUnit = a.codes + m0 * a.paddedK + src.unitBegin * 4 * Quads;
-  for (int64_t j = src.unitBegin; j < src.unitEnd; j++, aUnit += 4 * Quads) {
+  // This block's rows, each array read through one pointer (q·Rows + r within a unit).
+  const int32_t* codes = rows.codes.data() + m0 * rows.quads + src.unitBegin * Quads * Rows;
+  const int32_t* starts = rows.starts.data() + m0 * rows.units + src.unitBegin * Rows;
+  const int32_t* shifts = rows.shifts.data() + m0 * rows.blocks;
+  const float* scales = rows.scales.data() + m0 * rows.blocks;
+  for (int64_t j = src.unitBegin; j < src.unitEnd; j++, codes += Quads * Rows, starts += Rows) {
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
-      for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], offset, a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      for (int t = 0; t < Tiles; t++) {
+        dot[r][t][0] = _mm512_set1_epi32(starts[r]);
+        for (int p = 1; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
+      }
     for (int q = 0; q < Quads; q++) {
       const int64_t at = j * Quads + q - src.quadBase;  // this group's index in src
       if (src.prefetch) _mm_prefetch(reinterpret_cast<const char*>(src.prefetch + at * 64), _MM_HINT_T1);
@@ -60,7 +67,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src
         for (int p = 0; p < P; p++)
           w[t][p] = _mm512_loadu_si512(src.planes + ((t * src.quadsPerTile + at) * P + p) * 64);
       for (int r = 0; r < Rows; r++) {
-        const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
+        const __m512i av = _mm512_set1_epi32(codes[q * Rows + r]);
         for (int t = 0; t < Tiles; t++)
           for (int p = 0; p < P; p++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], w[t][p], av);
       }
@@ -74,29 +81,30 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src
         for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
           const int q = __builtin_ctz(mask);
           const __m512i w = _mm512_loadu_si512(src.low + (t * src.quadsPerTile + j * Quads + q - src.quadBase) * 64);
-          for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
+          for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], w, _mm512_set1_epi32(codes[q * Rows + r]));
         }
       }
     }
     const int64_t aBlock = (j * 4 * Quads) / 32;
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
-      for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
+      for (int r = 0; r < Rows; r++)
+        acc[r][t] = addUnitWith<FastScales>(acc[r][t], d[r][t], sb, shifts[aBlock * Rows + r], scales[aBlock * Rows + r], unitScale);
     }
   }
   storeTiles<Rows, Tiles>(acc, src.unitEnd == b.units ? bias : nullptr, out, b.n, tile0, m0);
 }
 
 template <int P, int Quads, int Rows, int Tiles>
-void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile0,
-              int64_t m0) {
+void rowsStep(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out,
+              int64_t tile0, int64_t m0) {
   const bool fast = rowsTakeFastScales<Rows>(a, m0);
   if (b.lowShift > 0) {
-    if (fast) step<P, Quads, Rows, Tiles, true, true>(a, b, src, bias, out, tile0, m0);
-    else step<P, Quads, Rows, Tiles, true, false>(a, b, src, bias, out, tile0, m0);
+    if (fast) step<P, Quads, Rows, Tiles, true, true>(rows, b, src, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, true, false>(rows, b, src, bias, out, tile0, m0);
   } else {
-    if (fast) step<P, Quads, Rows, Tiles, false, true>(a, b, src, bias, out, tile0, m0);
-    else step<P, Quads, Rows, Tiles, false, false>(a, b, src, bias, out, tile0, m0);
+    if (fast) step<P, Quads, Rows, Tiles, false, true>(rows, b, src, bias, out, tile0, m0);
+    else step<P, Quads, Rows, Tiles, false, false>(rows, b, src, bias, out, tile0, m0);
   }
 }
 
@@ -107,34 +115,36 @@ constexpr int kStepRows = P == 2 && Quads == 4 ? 8 : 4;
 
 // Every row of one tile whose bytes come from `src`: steps of kStepRows rows, then one row at a time.
 template <int P, int Quads>
-void oneTile(const Int8Activations& a, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out, int64_t tile) {
+void oneTile(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out,
+             int64_t tile) {
   // Only the first step prefetches.
   PlaneSource rest = src;
   rest.prefetch = nullptr;
   int64_t m = 0;
-  for (; m + kStepRows<P, Quads> <= a.rows; m += kStepRows<P, Quads>) rowsStep<P, Quads, kStepRows<P, Quads>, 1>(a, b, m ? rest : src, bias, out, tile, m);
-  for (; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, b, m ? rest : src, bias, out, tile, m);
+  for (; m + kStepRows<P, Quads> <= a.rows; m += kStepRows<P, Quads>) rowsStep<P, Quads, kStepRows<P, Quads>, 1>(a, rows, b, m ? rest : src, bias, out, tile, m);
+  for (; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, rows, b, m ? rest : src, bias, out, tile, m);
 }
 
 // Tiles per step that keep Rows × Tiles × P dot chains, the weights and the float accumulators
 // within the 32 vector registers; a product with fewer than 4 rows (decode) runs one row over 4
 // tiles for enough independent chains.
 template <int P, int Quads>
-void tiles(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin, int64_t tileEnd) {
+void tiles(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin,
+           int64_t tileEnd) {
   constexpr int kRows = kStepRows<P, Quads>;
   constexpr int kTiles = P == 1 ? 2 : 1;
   int64_t tile = tileBegin;
   if (a.rows < kRows) {
     for (; tile + 4 <= tileEnd; tile += 4)
-      for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, b, packedPlanes(b, tile), bias, out, tile, m);
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
   } else {
     for (; tile + kTiles <= tileEnd; tile += kTiles) {
       int64_t m = 0;
-      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, b, packedPlanes(b, tile), bias, out, tile, m);
-      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, b, packedPlanes(b, tile), bias, out, tile, m);
+      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
+      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
     }
   }
-  for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, b, packedPlanes(b, tile), bias, out, tile);
+  for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, rows, b, packedPlanes(b, tile), bias, out, tile);
 }
 
 // Calls f with the weights' plane count P and groups of 4 k per unit Quads as compile-time
@@ -156,16 +166,26 @@ void withPlaneShape(const PackedPlaneWeights& b, F&& f) {
 
 }  // namespace
 
-void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
-                        int64_t tileBegin, int64_t tileEnd) {
-  withPlaneShape(b, [&](auto p, auto quads) { tiles<p(), quads()>(a, b, bias, out, tileBegin, tileEnd); });
+int64_t matmulPlanesStepRows(const PackedPlaneWeights& b) {
+  int64_t rows = 0;
+  withPlaneShape(b, [&](auto p, auto quads) { rows = kStepRows<p(), quads()>; });
+  return rows;
 }
 
-void matmulPlanesTileAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const uint8_t* planes, const uint8_t* low,
-                            int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out, int64_t tile) {
+void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                        int64_t tileBegin, int64_t tileEnd) {
+  static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
+  RowBlocks& rows = kept;
+  layoutRowBlocks(a, b, matmulPlanesStepRows(b), rows);
+  withPlaneShape(b, [&](auto p, auto quads) { tiles<p(), quads()>(a, rows, b, bias, out, tileBegin, tileEnd); });
+}
+
+void matmulPlanesTileAvx512(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, const uint8_t* planes,
+                            const uint8_t* low, int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out,
+                            int64_t tile) {
   const int64_t quadBase = unitBegin * b.unit / 4, quads = (unitEnd - unitBegin) * b.unit / 4;
   const PlaneSource src{planes, low, quadBase, quads, unitBegin, unitEnd, prefetch};
-  withPlaneShape(b, [&](auto p, auto q) { oneTile<p(), q()>(a, b, src, bias, out, tile); });
+  withPlaneShape(b, [&](auto p, auto q) { oneTile<p(), q()>(a, rows, b, src, bias, out, tile); });
 }
 
 }  // namespace fp4kit

@@ -161,8 +161,11 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
   const PlaneTables tables(b);
   if (a.rows >= kPlanesFromCodesMaxRows) {
     static thread_local RebuiltStretch stretch;
+    static thread_local RowBlocks keptRows;
     uint8_t* const planes = stretch.planes;
     uint8_t* const low = stretch.low;
+    RowBlocks& rows = keptRows;
+    layoutRowBlocks(a, b, matmulPlanesStepRows(b), rows);
     const int64_t unitsPerStretch = kStretchQuads * 4 / b.unit;
     for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
       for (int64_t j0 = 0; j0 < b.units; j0 += unitsPerStretch) {
@@ -171,7 +174,7 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
         // The codes of the next stretch (in this tile or the next), brought in while this one runs.
         const int64_t nextQuad = tile * b.kQuads + j1 * b.unit / 4;
         const uint8_t* next = nextQuad < tileEnd * b.kQuads ? b.codes.data() + nextQuad * 64 : nullptr;
-        matmulPlanesTileAvx512(a, b, planes, low, j0, j1, next, bias, out, tile);
+        matmulPlanesTileAvx512(a, rows, b, planes, low, j0, j1, next, bias, out, tile);
       }
     }
     return;
