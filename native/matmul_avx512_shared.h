@@ -70,9 +70,8 @@ inline __m512i combinePlanes(const __m512i (&dot)[P]) {
 // Split weights (lowShift s > 0): 2^s · Σp 256^p·dot_p, the low bits' dot still to add.
 template <int P>
 inline __m512i combineShiftedPlanes(const __m512i (&dot)[P], int lowShift) {
-  __m512i d = _mm512_sll_epi32(dot[0], _mm_cvtsi32_si128(lowShift));
-  for (int p = 1; p < P; p++) d = _mm512_add_epi32(d, _mm512_sll_epi32(dot[p], _mm_cvtsi32_si128(8 * p + lowShift)));
-  return d;
+  // Shifts distribute over sums modulo 2^32: one shift by a run-time count instead of P.
+  return _mm512_sll_epi32(combinePlanes<P>(dot), _mm_cvtsi32_si128(lowShift));
 }
 
 // out[m0 + r][tile (tile0 + t)'s columns] = acc[r][t] (+ bias), the columns past n masked off.

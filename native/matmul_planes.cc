@@ -47,6 +47,15 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
     out.planeOfCode[planes][c] = static_cast<uint8_t>(v & ((1 << lowShift) - 1));
   }
   const uint8_t* lowOfCode = out.planeOfCode[planes];
+  out.signMagnitude = true;
+  for (int c = 0; c < 128; c++) {
+    const int32_t v = valueTable[c], negative = valueTable[c + 128];
+    const bool nan = v == kPlaneNanValue;
+    if (nan ? negative != kPlaneNanValue : v < 0 || negative != -v) out.signMagnitude = false;
+    const int32_t magnitude = nan ? 0 : v;
+    for (int p = 0; p < planes; p++) out.magnitudePlaneOfCode[p][c] = static_cast<uint8_t>((magnitude >> lowShift) >> (8 * p));
+    out.magnitudePlaneOfCode[planes][c] = static_cast<uint8_t>(magnitude & ((1 << lowShift) - 1));
+  }
   // Padding lanes hold a code whose value is 0: plane bytes of the offset alone, so their dot is
   // offset·Σk, which the combine step's −offset·Σk cancels; no low bits; their multiplier is 0.
   int zeroCode = 0;

@@ -57,6 +57,11 @@ struct PackedPlaneWeights {
   // rebuilds them (matmul_planes_avx512_vbmi.cc).
   std::vector<uint8_t> codes;
   uint8_t planeOfCode[3][256] = {};
+  // Sign-magnitude codes (the FP formats: v(c + 128) = −v(c) ≥ 0 ... ≤ 0 for c < 128, NaN with NaN):
+  // the plane bytes of |v| by the code's low 7 bits, with no offset, for a kernel that moves each
+  // weight's sign onto its activation (Σ v·a = Σ |v|·(±a)) and so looks up one table per plane.
+  bool signMagnitude = false;
+  uint8_t magnitudePlaneOfCode[3][128] = {};
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
   bool scalesNormal = false;
   int scaleExpMin = 0, scaleExpMax = 0;

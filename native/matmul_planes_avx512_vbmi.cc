@@ -2,7 +2,8 @@
 // (matmul_planes.h): the two planes of h and, in the groups of 4 k that have any, the low bits are
 // rebuilt from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and 128–255, four
 // table registers) and a blend on the code's top bit — so the weights take one byte per element
-// instead of three and a product reads one. Below 12 rows every step rebuilds them in registers;
+// instead of three and a product reads one. Below 12 rows every step rebuilds them in registers
+// (one row: planes of |v|, one lookup each, the weights' signs moved onto the activation);
 // from 12 rows on each tile (a stretch of it past K = 4096) is rebuilt once into a per-thread
 // buffer that matmulPlanesAvx512's row steps then read. Everything after the lookups is
 // matmulPlanesAvx512's arithmetic: the same dot products modulo 2^32 and the same epilogue, so the
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "matmul_avx512_shared.h"
@@ -28,9 +30,12 @@ constexpr int64_t kPlanesFromCodesMaxRows = 12;
 
 struct PlaneTables {
   __m512i t[P + 1][4];  // plane p (p = P: the low bits), codes 64·i … 64·i + 63
+  __m512i magnitude[P + 1][2];  // the same of |v| by the code's low 7 bits (signMagnitude weights)
   explicit PlaneTables(const PackedPlaneWeights& b) {
-    for (int p = 0; p <= P; p++)
+    for (int p = 0; p <= P; p++) {
       for (int i = 0; i < 4; i++) t[p][i] = _mm512_loadu_si512(b.planeOfCode[p] + 64 * i);
+      for (int i = 0; i < 2; i++) magnitude[p][i] = _mm512_loadu_si512(b.magnitudePlaneOfCode[p] + 64 * i);
+    }
   }
   // Plane p's bytes for 64 codes (their top bits in `high`).
   __m512i plane(int p, __m512i codes, __mmask64 high) const {
@@ -38,11 +43,22 @@ struct PlaneTables {
     const __m512i top = _mm512_permutex2var_epi8(t[p][2], codes, t[p][3]);
     return _mm512_mask_blend_epi8(high, low, top);
   }
+  // Plane p's bytes of |v| for 64 codes: one lookup (vpermi2b reads the index's low 7 bits).
+  __m512i magnitudePlane(int p, __m512i codes) const { return _mm512_permutex2var_epi8(magnitude[p][0], codes, magnitude[p][1]); }
 };
 
+// Four activation codes broadcast, negated in the bytes whose weight is negative (`negative`, one
+// bit per byte): with the weights' magnitudes, the same products. No code is −128 (the caller checks).
+inline __m512i signedActivations(int32_t four, __mmask64 negative) {
+  const __m512i av = _mm512_set1_epi32(four);
+  return _mm512_mask_sub_epi8(av, negative, _mm512_setzero_si512(), av);
+}
+
 // Rows [m0, m0 + Rows) against tiles [tile0, tile0 + Tiles): each tile's planes rebuilt once per
-// 4 k and used for every row.
-template <int Rows, int Tiles, bool FastScales>
+// 4 k and used for every row. SignFold (sign-magnitude weights, no activation code −128): planes of
+// |v| from one lookup each, the weights' signs applied to the activations (one masked subtract per
+// row instead of a second lookup and a blend per plane; the chains then start at 0: no offset).
+template <int Rows, int Tiles, bool FastScales, bool SignFold>
 void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
           int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
@@ -54,17 +70,22 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     const int8_t* aUnit = a.codes + m0 * a.paddedK + j * b.unit;
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
-      for (int t = 0; t < Tiles; t++) startPlaneChains<P>(dot[r][t], b.offset(), a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      for (int t = 0; t < Tiles; t++) {
+        if (SignFold)
+          for (int p = 0; p < P; p++) dot[r][t][p] = _mm512_setzero_si512();
+        else
+          startPlaneChains<P>(dot[r][t], b.offset(), a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      }
     for (int q = 0; q < quads; q++) {
       for (int t = 0; t < Tiles; t++) {
         const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
         const __mmask64 high = _mm512_movepi8_mask(codes);
+        __m512i av[Rows];
+        for (int r = 0; r < Rows; r++)
+          av[r] = SignFold ? signedActivations(load4(aUnit + r * a.paddedK + 4 * q), high) : _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
         for (int p = 0; p < P; p++) {
-          const __m512i plane = tables.plane(p, codes, high);
-          for (int r = 0; r < Rows; r++) {
-            const __m512i av = _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
-            dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, av);
-          }
+          const __m512i plane = SignFold ? tables.magnitudePlane(p, codes) : tables.plane(p, codes, high);
+          for (int r = 0; r < Rows; r++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, av[r]);
         }
       }
     }
@@ -75,8 +96,12 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
       for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
         const int q = __builtin_ctz(mask);
         const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
-        const __m512i low = tables.plane(P, codes, _mm512_movepi8_mask(codes));
-        for (int r = 0; r < Rows; r++) d[r][t] = _mm512_dpbusd_epi32(d[r][t], low, _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q)));
+        const __mmask64 high = _mm512_movepi8_mask(codes);
+        const __m512i low = SignFold ? tables.magnitudePlane(P, codes) : tables.plane(P, codes, high);
+        for (int r = 0; r < Rows; r++) {
+          const int32_t four = load4(aUnit + r * a.paddedK + 4 * q);
+          d[r][t] = _mm512_dpbusd_epi32(d[r][t], low, SignFold ? signedActivations(four, high) : _mm512_set1_epi32(four));
+        }
       }
     }
     const int64_t aBlock = (j * b.unit) / 32;
@@ -88,21 +113,30 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
   storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
 }
 
+// One row folds the weights' signs into its activations where it may (`fold`: signMagnitude weights,
+// no activation code −128); more rows would pay one subtract per row for what the fold saves per tile.
 template <int Rows, int Tiles>
-void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out,
+void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, bool fold, const float* bias, float* out,
               int64_t tile0, int64_t m0) {
-  if (rowsTakeFastScales<Rows>(a, m0)) step<Rows, Tiles, true>(a, b, tables, bias, out, tile0, m0);
-  else step<Rows, Tiles, false>(a, b, tables, bias, out, tile0, m0);
+  const bool fast = rowsTakeFastScales<Rows>(a, m0);
+  if (fold && Rows == 1) {
+    if (fast) step<Rows, Tiles, true, Rows == 1>(a, b, tables, bias, out, tile0, m0);
+    else step<Rows, Tiles, false, Rows == 1>(a, b, tables, bias, out, tile0, m0);
+  } else {
+    if (fast) step<Rows, Tiles, true, false>(a, b, tables, bias, out, tile0, m0);
+    else step<Rows, Tiles, false, false>(a, b, tables, bias, out, tile0, m0);
+  }
 }
 
 // Tiles [tile, tile + Tiles) for every row: steps of 3 rows (the 12 table registers leave room for
 // 3 × 2 dot chains and their sums), then the rest.
 template <int Tiles>
-void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, const float* bias, float* out, int64_t tile) {
+void allRows(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, bool fold, const float* bias, float* out,
+             int64_t tile) {
   int64_t m = 0;
-  for (; m + 3 <= a.rows; m += 3) rowsStep<3, Tiles>(a, b, tables, bias, out, tile, m);
-  if (a.rows - m == 2) rowsStep<2, Tiles>(a, b, tables, bias, out, tile, m);
-  else if (a.rows - m == 1) rowsStep<1, Tiles>(a, b, tables, bias, out, tile, m);
+  for (; m + 3 <= a.rows; m += 3) rowsStep<3, Tiles>(a, b, tables, fold, bias, out, tile, m);
+  if (a.rows - m == 2) rowsStep<2, Tiles>(a, b, tables, fold, bias, out, tile, m);
+  else if (a.rows - m == 1) rowsStep<1, Tiles>(a, b, tables, fold, bias, out, tile, m);
 }
 
 // A stretch of a tile's planes and low plane rebuilt from its codes, per thread and kept between
@@ -179,11 +213,13 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
     }
     return;
   }
+  // Few rows (fewer than 12): a scan of their codes is cheap beside the product.
+  const bool fold = b.signMagnitude && !std::memchr(a.codes, 0x80, static_cast<size_t>(a.rows * a.paddedK));
   int64_t tile = tileBegin;
   // One row: two tiles per step for enough independent chains.
   if (a.rows == 1)
-    for (; tile + 2 <= tileEnd; tile += 2) rowsStep<1, 2>(a, b, tables, bias, out, tile, 0);
-  for (; tile < tileEnd; tile++) allRows<1>(a, b, tables, bias, out, tile);
+    for (; tile + 2 <= tileEnd; tile += 2) rowsStep<1, 2>(a, b, tables, fold, bias, out, tile, 0);
+  for (; tile < tileEnd; tile++) allRows<1>(a, b, tables, fold, bias, out, tile);
 }
 
 }  // namespace fp4kit

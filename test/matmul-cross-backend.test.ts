@@ -105,6 +105,22 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
+  it('MXINT8 activations holding −128 (which no negation can fold a weight sign into) against E4M3 weights, 1–13 rows: identical bits', () => {
+    const [n, k] = [70, 200];
+    const b = quantize(gaussian(n * k, 90, 0.05), { format: 'mxfp8_e4m3', shape: [n, k] });
+    for (const m of [1, 2, 3, 13]) {
+      const q = quantize(gaussian(m * k, 91 + m), { format: 'mxint8', shape: [m, k] });
+      const data = Uint8Array.from(q.data);
+      for (let i = m - 1; i < data.length; i += 37) data[i] = 0x80;
+      data[data.length - 1 - (m % 5)] = 0x7f;
+      const a = { ...q, data };
+      const want = matmul(a, b);
+      expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want), `m=${m}`).toBe(-1);
+      // and the −128 codes count
+      expect(firstBitDifference(matmul({ ...q, data: Uint8Array.from(data, (c) => (c === 0x80 ? 0x81 : c)) }, b), want)).not.toBe(-1);
+    }
+  });
+
   it('random shapes, E4M3/FP6/INT8 weights, scales in and out of the fast-scales epilogue: identical bits', () => {
     let state = 0x1234567;
     const next = (n: number) => {
