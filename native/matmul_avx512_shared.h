@@ -20,6 +20,13 @@ inline int32_t load4(const int8_t* p) {
   return v;
 }
 
+// A prefetch into L1 for one-row steps (decode), which stream every weight byte once. It may point
+// past the end of an array (a prefetch never faults); the address is formed as an integer so no
+// out-of-range pointer is ever computed.
+inline void prefetchAt(const void* base, int64_t byteOffset) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(byteOffset)), _MM_HINT_T0);
+}
+
 // Rows [m0, m0 + Rows) may all take the fast-scales epilogue (matmul.h).
 template <int Rows>
 inline bool rowsTakeFastScales(const Int8Activations& a, int64_t m0) {

@@ -27,6 +27,9 @@ constexpr int P = 2;
 // From this many rows on, each tile is rebuilt once into a buffer for all rows; below, every step
 // rebuilds its planes in registers (3 rows per step: the table registers leave no room for more).
 constexpr int64_t kPlanesFromCodesMaxRows = 12;
+// One-row steps prefetch each tile's codes this many groups of 4 k (64 bytes each) ahead, as the FP4
+// kernel does its nibbles (matmul_avx512_kernel.h).
+constexpr int64_t kPrefetchQuads = 32;
 
 struct PlaneTables {
   __m512i t[P + 1][4];  // plane p (p = P: the low bits), codes 64·i … 64·i + 63
@@ -79,6 +82,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     for (int q = 0; q < quads; q++) {
       for (int t = 0; t < Tiles; t++) {
         const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
+        if (Rows == 1) prefetchAt(b.codes.data(), ((tile0 + t) * b.kQuads + j * quads + q + kPrefetchQuads) * 64);
         const __mmask64 high = _mm512_movepi8_mask(codes);
         __m512i av[Rows];
         for (int r = 0; r < Rows; r++)
@@ -107,6 +111,7 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     const int64_t aBlock = (j * b.unit) / 32;
     for (int t = 0; t < Tiles; t++) {
       const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
+      if (Rows == 1) prefetchAt(b.scales.data(), ((tile0 + t) * b.units + j + 16) * kTileColumns * 4);
       for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }
