@@ -139,6 +139,22 @@ void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b);
 void prepareFastScales(Int8Activations& a, bool scalesNormal, int scaleExpMin, int scaleExpMax, int unitShift);
 void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units);
 
+// The activation rows laid out for the AVX-512 row steps: one pointer per step where a.codes,
+// a.unitSums and the scale arrays need one per row (at 4–8 rows those addresses took more
+// registers than there are, and their spills and reloads ran about as many instructions as the dot
+// products). Rows come in blocks: `stepRows` rows each up to the last whole step, then one row
+// each. The block that starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j
+// and activation block i (32 k): codes (four as a dword) at m0·quads + q·R + r, the start of the
+// unit's dot chain, −startFactor·Σk (modulo 2^32), and fixFactor·Σk (FGMP's FP8 lanes; only when
+// fixFactor ≠ 0) at m0·units + j·R + r, the exponent shift and block scale at m0·blocks + i·R + r.
+// Built per call on the thread that reads it (a few bytes per activation).
+struct RowBlocks {
+  std::vector<int32_t> codes, starts, fixes, shifts;
+  std::vector<float> scales;
+  int64_t quads = 0, units = 0, blocks = 0;
+};
+void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out);
+
 // D of a unit is an integer dot product times 2^-unitShift: 2^-7 for E2M1 lanes (activation code
 // ·2^-6 times 2w·2^-1), 2^-15 on FGMP weights, whose FP4 dot is shifted left by 8 to line up with
 // the FP8 lanes' multiples of 2^-9.

@@ -71,8 +71,10 @@ inline void prefetchLaneScales(const PackedFp4Weights& b, int64_t tileUnit) {
 // dpbusd latency both for many rows (prefill) and for one row (decode, where Tiles carries it).
 // tileScales: Float32 lane scales of tiles tile0.., [t][units][16] (b.scales or decoded ones);
 // compact storages are read directly instead.
+// Rows [m0, m0 + Rows): a block of `rows` (layoutRowBlocks: chains start at −12·Σk, FP8 fixes
+// kFp8Bias·Σk).
 template <class Decoder, int Rows, int Tiles, int Groups, ScaleStorage Storage, bool FastScales>
-void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
+void step(const RowBlocks& rows, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
           int64_t tile0, int64_t m0) {
   const Decoder decode;
   const __m512 tensorScale = _mm512_set1_ps(b.tensorScale);
@@ -82,14 +84,22 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < b.units; j++) {
+  const int64_t quadsPerUnit = b.unit / 4;
+  // This block's rows, each array read through one pointer (index·Rows + r).
+  const int32_t* codes = rows.codes.data() + m0 * rows.quads;
+  const int32_t* starts = rows.starts.data() + m0 * rows.units;
+  const int32_t* fixes = b.hasFp8 ? rows.fixes.data() + m0 * rows.units : nullptr;
+  const int32_t* shifts = rows.shifts.data() + m0 * rows.blocks;
+  const float* scales = rows.scales.data() + m0 * rows.blocks;
+  for (int64_t j = 0; j < b.units; j++, codes += quadsPerUnit * Rows, starts += Rows) {
     // Each dot starts at −12·Σk: the LUT's +12 offset on every weight, removed up front.
     __m512i dot[Rows][Tiles];
     for (int r = 0; r < Rows; r++) {
-      const __m512i start = _mm512_set1_epi32(-12 * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+      const __m512i start = _mm512_set1_epi32(starts[r]);
       for (int t = 0; t < Tiles; t++) dot[r][t] = start;
     }
     for (int64_t g = j * groupsPerUnit; g < (j + 1) * groupsPerUnit; g++) {
+      const int64_t quad = 2 * (g - j * groupsPerUnit);  // within the unit
       __m512i lo[Tiles], hi[Tiles];
       for (int t = 0; t < Tiles; t++) {
         const __m512i v = _mm512_loadu_si512(b.nibbles.data() + ((tile0 + t) * b.kGroups + g) * 64);
@@ -98,9 +108,8 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
         hi[t] = decode.high(v);
       }
       for (int r = 0; r < Rows; r++) {
-        const int8_t* ar = a.codes + (m0 + r) * a.paddedK + g * 8;
-        const __m512i a0 = _mm512_set1_epi32(load4(ar));
-        const __m512i a1 = _mm512_set1_epi32(load4(ar + 4));
+        const __m512i a0 = _mm512_set1_epi32(codes[quad * Rows + r]);
+        const __m512i a1 = _mm512_set1_epi32(codes[(quad + 1) * Rows + r]);
         for (int t = 0; t < Tiles; t++) {
           dot[r][t] = _mm512_dpbusd_epi32(dot[r][t], lo[t], a0);
           dot[r][t] = _mm512_dpbusd_epi32(dot[r][t], hi[t], a1);
@@ -148,15 +157,14 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
                                   : idx0;
 #pragma GCC unroll 4
         for (int r = 0; r < Rows; r++) {
-          const int8_t* ar = a.codes + (m0 + r) * a.paddedK + j * 16;
           __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
 #pragma GCC unroll 4
           for (int q = 0; q < 4; q++) {
-            const __m512i av = _mm512_set1_epi32(load4(ar + 4 * q));
+            const __m512i av = _mm512_set1_epi32(codes[q * Rows + r]);
             da = _mm512_dpbusd_epi32(da, pa[q], av);
             db = _mm512_dpbusd_epi32(db, pb[q], av);
           }
-          const __m512i fix = _mm512_set1_epi32(kFp8Bias * a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+          const __m512i fix = _mm512_set1_epi32(fixes[j * Rows + r]);
           const __m512i comb = _mm512_sub_epi32(_mm512_add_epi32(da, _mm512_slli_epi32(db, kFp8HighShift)), fix);
           dot[r][t] = _mm512_mask_add_epi32(dot[r][t], lanes[t], dot[r][t], _mm512_permutexvar_epi32(idx0, comb));
           if (pair) dot[r][next] = _mm512_mask_add_epi32(dot[r][next], lanes[next], dot[r][next], _mm512_permutexvar_epi32(idx1, comb));
@@ -171,7 +179,8 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
         if (Storage == ScaleStorage::Float32) prefetchAt(tileScales, (t * b.units + j + 16) * kTileColumns * 4);
         else prefetchLaneScales<Storage>(b, (tile0 + t) * b.units + j + 16);
       }
-      for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], dot[r][t], sb, a, m0 + r, aBlock, unitScale);
+      for (int r = 0; r < Rows; r++)
+        acc[r][t] = addUnitWith<FastScales>(acc[r][t], dot[r][t], sb, shifts[aBlock * Rows + r], scales[aBlock * Rows + r], unitScale);
     }
   }
   storeTiles<Rows, Tiles>(acc, bias, out, b.n, tile0, m0);
@@ -179,40 +188,40 @@ void step(const Int8Activations& a, const PackedFp4Weights& b, const float* tile
 
 // Rows [m0, m0 + Rows), with the fast-scales epilogue when every one of them qualifies.
 template <class Decoder, int Rows, int Tiles, int Groups, ScaleStorage Storage>
-void rowsStep(const Int8Activations& a, const PackedFp4Weights& b, const float* tileScales, const float* bias, float* out,
-              int64_t tile0, int64_t m0) {
-  if (rowsTakeFastScales<Rows>(a, m0)) step<Decoder, Rows, Tiles, Groups, Storage, true>(a, b, tileScales, bias, out, tile0, m0);
-  else step<Decoder, Rows, Tiles, Groups, Storage, false>(a, b, tileScales, bias, out, tile0, m0);
+void rowsStep(const Int8Activations& a, const RowBlocks& rows, const PackedFp4Weights& b, const float* tileScales, const float* bias,
+              float* out, int64_t tile0, int64_t m0) {
+  if (rowsTakeFastScales<Rows>(a, m0)) step<Decoder, Rows, Tiles, Groups, Storage, true>(rows, b, tileScales, bias, out, tile0, m0);
+  else step<Decoder, Rows, Tiles, Groups, Storage, false>(rows, b, tileScales, bias, out, tile0, m0);
 }
 
 // Every row against tiles [tile0, tile0 + Tiles); compact scales are decoded once for all the rows.
 template <class Decoder, int Tiles, int Groups, ScaleStorage Storage>
-void tilesStep(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
+void tilesStep(const Int8Activations& a, const RowBlocks& rows, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile0) {
   constexpr ScaleStorage F32 = ScaleStorage::Float32;
   const float* tileScales = Storage == F32 ? b.scales.data() + tile0 * b.units * kTileColumns : decodedLaneScales<Storage>(b, tile0, Tiles);
   int64_t m = 0;
-  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, F32>(a, b, tileScales, bias, out, tile0, m);
-  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, b, tileScales, bias, out, tile0, m);  // exactly this call's tiles
+  for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
+  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);  // exactly this call's tiles
 }
 
 template <class Decoder, int Groups, ScaleStorage Storage>
-void matmulTiles(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+void matmulTiles(const Int8Activations& a, const RowBlocks& rows, const PackedFp4Weights& b, const float* bias, float* out,
                  int64_t tileBegin, int64_t tileEnd) {
   int64_t tile = tileBegin;
   if (b.hasFp8 && (tile & 1) && tile < tileEnd) {
-    tilesStep<Decoder, 1, Groups, Storage>(a, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
+    tilesStep<Decoder, 1, Groups, Storage>(a, rows, b, bias, out, tile);  // multi-tile steps start at a pair (FGMP slot groups)
     tile++;
   }
   if (a.rows < kRowsPerStep) {
     // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
     for (; tile + 4 <= tileEnd; tile += 4) {
       const float* tileScales = Storage == ScaleStorage::Float32 ? b.scales.data() + tile * b.units * kTileColumns : nullptr;
-      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, b, tileScales, bias, out, tile, m);
+      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, rows, b, tileScales, bias, out, tile, m);
     }
   } else {
-    for (; tile + 2 <= tileEnd; tile += 2) tilesStep<Decoder, 2, Groups, Storage>(a, b, bias, out, tile);
+    for (; tile + 2 <= tileEnd; tile += 2) tilesStep<Decoder, 2, Groups, Storage>(a, rows, b, bias, out, tile);
   }
-  for (; tile < tileEnd; tile++) tilesStep<Decoder, 1, Groups, Storage>(a, b, bias, out, tile);
+  for (; tile < tileEnd; tile++) tilesStep<Decoder, 1, Groups, Storage>(a, rows, b, bias, out, tile);
 }
 
 // The kernel over tiles [tileBegin, tileEnd), E2M1 nibbles decoded by Decoder.
@@ -223,12 +232,18 @@ void matmulFp4Int8Avx512With(const Int8Activations& a, const PackedFp4Weights& b
   // every partial sum in registers and unroll the unit fully.
   // The compact scale storages come with their formats: Half with NVFP4 (unit 16), E8m0 with MXFP4.
   constexpr ScaleStorage F32 = ScaleStorage::Float32;
-  if (b.unit == 16 && b.scaleStorage == ScaleStorage::Half) matmulTiles<Decoder, 2, ScaleStorage::Half>(a, b, bias, out, tileBegin, tileEnd);
-  else if (b.unit == 32 && b.scaleStorage == ScaleStorage::E8m0) matmulTiles<Decoder, 4, ScaleStorage::E8m0>(a, b, bias, out, tileBegin, tileEnd);
-  else if (b.scaleStorage != F32) matmulFp4Int8Scalar(a, b, bias, out, tileBegin, tileEnd);  // no such pairing is made
-  else if (b.unit == 16) matmulTiles<Decoder, 2, F32>(a, b, bias, out, tileBegin, tileEnd);
-  else if (b.unit == 32) matmulTiles<Decoder, 4, F32>(a, b, bias, out, tileBegin, tileEnd);
-  else matmulTiles<Decoder, 0, F32>(a, b, bias, out, tileBegin, tileEnd);
+  if (b.scaleStorage != F32 && !((b.unit == 16 && b.scaleStorage == ScaleStorage::Half) || (b.unit == 32 && b.scaleStorage == ScaleStorage::E8m0))) {
+    matmulFp4Int8Scalar(a, b, bias, out, tileBegin, tileEnd);  // no such pairing is made
+    return;
+  }
+  static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
+  RowBlocks& rows = kept;
+  layoutRowBlocks(a, 12, b.hasFp8 ? kFp8Bias : 0, kRowsPerStep, rows);
+  if (b.unit == 16 && b.scaleStorage == ScaleStorage::Half) matmulTiles<Decoder, 2, ScaleStorage::Half>(a, rows, b, bias, out, tileBegin, tileEnd);
+  else if (b.unit == 32 && b.scaleStorage == ScaleStorage::E8m0) matmulTiles<Decoder, 4, ScaleStorage::E8m0>(a, rows, b, bias, out, tileBegin, tileEnd);
+  else if (b.unit == 16) matmulTiles<Decoder, 2, F32>(a, rows, b, bias, out, tileBegin, tileEnd);
+  else if (b.unit == 32) matmulTiles<Decoder, 4, F32>(a, rows, b, bias, out, tileBegin, tileEnd);
+  else matmulTiles<Decoder, 0, F32>(a, rows, b, bias, out, tileBegin, tileEnd);
 }
 
 }  // namespace

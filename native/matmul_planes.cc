@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 namespace fp4kit {
@@ -136,38 +135,6 @@ static inline int32_t planeDot(const Int8Activations& a, const PackedPlaneWeight
   if (b.lowShift > 0)
     for (int64_t i = 0; i < b.unit; i++) dot += static_cast<uint32_t>(b.low[byteAt(i)] * ar[i]);
   return static_cast<int32_t>(dot);
-}
-
-void layoutRowBlocks(const Int8Activations& a, const PackedPlaneWeights& b, int64_t stepRows, RowBlocks& out) {
-  out.quads = a.paddedK / 4;
-  out.units = a.units;
-  out.blocks = a.paddedK / 32;
-  const size_t rows = static_cast<size_t>(a.rows);
-  out.codes.resize(rows * static_cast<size_t>(out.quads));
-  out.starts.resize(rows * static_cast<size_t>(out.units));
-  out.shifts.resize(rows * static_cast<size_t>(out.blocks));
-  out.scales.resize(rows * static_cast<size_t>(out.blocks));
-  const uint32_t offset = static_cast<uint32_t>(b.offset());
-  const int64_t whole = stepRows > 0 ? a.rows / stepRows * stepRows : 0;
-  for (int64_t m = 0; m < a.rows; m++) {
-    const int64_t rowsInBlock = m < whole ? stepRows : 1;
-    const int64_t m0 = m < whole ? m / stepRows * stepRows : m;
-    const int64_t r = m - m0;
-    for (int64_t q = 0; q < out.quads; q++) {
-      int32_t v;
-      std::memcpy(&v, a.codes + m * a.paddedK + 4 * q, 4);
-      out.codes[static_cast<size_t>(m0 * out.quads + q * rowsInBlock + r)] = v;
-    }
-    for (int64_t j = 0; j < out.units; j++) {
-      const uint32_t sum = static_cast<uint32_t>(a.unitSums[static_cast<size_t>(m * a.units + j)]);
-      out.starts[static_cast<size_t>(m0 * out.units + j * rowsInBlock + r)] = static_cast<int32_t>(0u - offset * sum);
-    }
-    for (int64_t i = 0; i < out.blocks; i++) {
-      const size_t at = static_cast<size_t>(m0 * out.blocks + i * rowsInBlock + r);
-      out.shifts[at] = a.exponentShift[static_cast<size_t>(m * out.blocks + i)];
-      out.scales[at] = a.blockScales[m * out.blocks + i];
-    }
-  }
 }
 
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,

@@ -84,21 +84,6 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
 
-// The activation rows laid out for the AVX-512 row steps: one pointer per step where a.codes,
-// a.unitSums and the scale arrays need one per row (at 8 rows those addresses took more registers
-// than there are, and their spills and reloads ran as many instructions as the dot products). Rows
-// come in blocks: `stepRows` rows each up to the last whole step, then one row each. The block that
-// starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j and activation block i
-// (32 k): codes (four as a dword) at m0·quads + q·R + r, the start of plane 0's dot chain
-// (−offset·Σk, modulo 2^32) at m0·units + j·R + r, the exponent shift and block scale at
-// m0·blocks + i·R + r. Built per call on the thread that reads it (a few bytes per activation).
-struct RowBlocks {
-  std::vector<int32_t> codes, starts, shifts;
-  std::vector<float> scales;
-  int64_t quads = 0, units = 0, blocks = 0;
-};
-void layoutRowBlocks(const Int8Activations& a, const PackedPlaneWeights& b, int64_t stepRows, RowBlocks& out);
-
 // Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant (byte planes), the
 // AVX2 and NEON variants (int16 planes).
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
@@ -115,7 +100,8 @@ void matmulPlanesNeon(const Int8Activations& a, const PackedPlaneWeights& b, con
 // below), with matmulPlanesAvx512's steps and bits; called for consecutive stretches, the first
 // from unit 0 and the last to the end (out holds the running sums between calls). Its first row step
 // also brings `prefetch` (quads · 64 bytes, the next stretch's codes; nullptr: none) into cache.
-// `rows`: a laid out by layoutRowBlocks with matmulPlanesStepRows(b) rows per step.
+// `rows`: a laid out by layoutRowBlocks (matmul.h) for these weights: matmulPlanesStepRows(b) rows per
+// step, chains starting at −offset·Σk.
 void matmulPlanesTileAvx512(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, const uint8_t* planes,
                             const uint8_t* low, int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out,
                             int64_t tile);

@@ -176,7 +176,7 @@ void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, c
                         int64_t tileBegin, int64_t tileEnd) {
   static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
   RowBlocks& rows = kept;
-  layoutRowBlocks(a, b, matmulPlanesStepRows(b), rows);
+  layoutRowBlocks(a, b.offset(), 0, matmulPlanesStepRows(b), rows);
   withPlaneShape(b, [&](auto p, auto quads) { tiles<p(), quads()>(a, rows, b, bias, out, tileBegin, tileEnd); });
 }
 

@@ -253,6 +253,40 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units) {
   }
 }
 
+void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
+  out.quads = a.paddedK / 4;
+  out.units = a.units;
+  out.blocks = a.paddedK / 32;
+  const size_t rows = static_cast<size_t>(a.rows);
+  out.codes.resize(rows * static_cast<size_t>(out.quads));
+  out.starts.resize(rows * static_cast<size_t>(out.units));
+  out.fixes.resize(fixFactor != 0 ? rows * static_cast<size_t>(out.units) : 0);
+  out.shifts.resize(rows * static_cast<size_t>(out.blocks));
+  out.scales.resize(rows * static_cast<size_t>(out.blocks));
+  const int64_t whole = stepRows > 0 ? a.rows / stepRows * stepRows : 0;
+  for (int64_t m = 0; m < a.rows; m++) {
+    const int64_t rowsInBlock = m < whole ? stepRows : 1;
+    const int64_t m0 = m < whole ? m / stepRows * stepRows : m;
+    const int64_t r = m - m0;
+    for (int64_t q = 0; q < out.quads; q++) {
+      int32_t v;
+      std::memcpy(&v, a.codes + m * a.paddedK + 4 * q, 4);
+      out.codes[static_cast<size_t>(m0 * out.quads + q * rowsInBlock + r)] = v;
+    }
+    for (int64_t j = 0; j < out.units; j++) {
+      const uint32_t sum = static_cast<uint32_t>(a.unitSums[static_cast<size_t>(m * a.units + j)]);
+      const size_t at = static_cast<size_t>(m0 * out.units + j * rowsInBlock + r);
+      out.starts[at] = static_cast<int32_t>(0u - static_cast<uint32_t>(startFactor) * sum);
+      if (fixFactor != 0) out.fixes[at] = static_cast<int32_t>(static_cast<uint32_t>(fixFactor) * sum);
+    }
+    for (int64_t i = 0; i < out.blocks; i++) {
+      const size_t at = static_cast<size_t>(m0 * out.blocks + i * rowsInBlock + r);
+      out.shifts[at] = a.exponentShift[static_cast<size_t>(m * out.blocks + i)];
+      out.scales[at] = a.blockScales[m * out.blocks + i];
+    }
+  }
+}
+
 void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
   prepareFastScales(a, b.scalesNormal, b.scaleExpMin, b.scaleExpMax, unitShift(b));
   sumActivationUnits(a, b.unit, b.units);
