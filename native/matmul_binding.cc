@@ -37,6 +37,13 @@ constexpr int64_t kInt16PlanesMinRows = 2;
 int64_t planesMinRows(const PackedPlaneWeights& planes) {
   return !planes.h16.empty() ? kInt16PlanesMinRows : !planes.codes.empty() ? kCodesPlanesMinRows : kPlanesMinRows;
 }
+// Planes from codes also win at 2–3 rows: the FP4 tiles' steps take 4 rows, so below that each row
+// streams the weights (and their FP8 slots) alone, where a codes step rebuilds the planes once for
+// its rows (1 thread, K = N = 4096, GFLOP/s codes against tiles: 2 rows 81 / 57, 3 rows 107 / 50–69;
+// 1 row level, 41–45 / 45–47; 4–12 rows the tiles, 151–165 / 71–146).
+bool runsOnPlanes(const PackedPlaneWeights& planes, int64_t m) {
+  return (!planes.codes.empty() && m >= 2 && m <= 3) || m >= planesMinRows(planes);
+}
 
 // What the JS External holds: the weights until released (FP4 tiles, or byte planes:
 // matmul_planes.h), and their size for V8's accounting.
@@ -212,7 +219,7 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   const int64_t m = integerArg(env, info[3], "m", 0, kMaxDim);
   // Weights with both forms (FGMP): the planes for many rows, the FP4 tiles and their sparse FP8
   // slots for few (same bits either way: the dot products are exact).
-  if (handle->planes && (!handle->weights || m >= planesMinRows(*handle->planes))) call.planes = handle->planes;
+  if (handle->planes && (!handle->weights || runsOnPlanes(*handle->planes, m))) call.planes = handle->planes;
   else call.b = handle->weights;
   const int64_t n = call.b ? call.b->n : call.planes->n;
   const int64_t k = call.b ? call.b->k : call.planes->k;
