@@ -2,8 +2,8 @@
 # The whole char-GPT experiment: every variant × seed (results/*.json, two runs at a time: tfjs wasm
 # uses one thread each), then the report (docs/fp4-training-report.md and its SVG curves).
 #   STEPS=300 SEEDS="1 2 3" sh experiments/char-gpt/run-all.sh
-# The longer runs of the report (three variants, into results-1000/):
-#   STEPS=1000 SEEDS="1 2 7" VARIANTS="fp32 fp4-dge-occ fp4-direct" OUT=results-1000 sh experiments/char-gpt/run-all.sh
+# The longer runs of the report (into results-1000/; VARIANTS="…" runs some of them):
+#   STEPS=1000 SEEDS="1 2 7" OUT=results-1000 sh experiments/char-gpt/run-all.sh
 set -e
 cd "$(dirname "$0")/../.."
 STEPS="${STEPS:-300}"
