@@ -120,6 +120,14 @@ PlanesKernel activePlanesKernel() {
   return chosen;
 }
 
+bool activeKernelsReadRowBlocks() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return activePlanesKernel() == matmulPlanesAvx512;  // chosen with the AVX-512 VNNI FP4 kernel
+#else
+  return false;
+#endif
+}
+
 bool activePlanesTakeInt16() {
 #if defined(__x86_64__) || defined(_M_X64)
   return activePlanesKernel() == matmulPlanesAvx2;

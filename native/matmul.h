@@ -132,6 +132,7 @@ struct Int8Activations {
   // 2^e (a normal power of two) and exponentShift[m][block] = (e − unitShift(b)) << 23 (see below).
   std::vector<uint8_t> fastScaleRow;      // [M]
   std::vector<int32_t> exponentShift;     // [M][paddedK / 32]
+  const struct RowBlocks* rowBlocks = nullptr;  // the rows laid out for the AVX-512 row steps, when made once per product (below)
 };
 void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b);
 // Its two halves, shared with the byte-plane weights (matmul_planes.h): the fast-scales rows for
@@ -147,13 +148,26 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units);
 // and activation block i (32 k): codes (four as a dword) at m0·quads + q·R + r, the start of the
 // unit's dot chain, −startFactor·Σk (modulo 2^32), and fixFactor·Σk (FGMP's FP8 lanes; only when
 // fixFactor ≠ 0) at m0·units + j·R + r, the exponent shift and block scale at m0·blocks + i·R + r.
-// Built per call on the thread that reads it (a few bytes per activation).
+// Made once per product over the thread pool (layoutRowBlocksShared, the binding: a.rowBlocks), or
+// by a kernel thread for itself when there is none with its shape (a copy of every activation per
+// thread, which costs as much as the product when N is small).
 struct RowBlocks {
   std::vector<int32_t> codes, starts, fixes, shifts;
   std::vector<float> scales;
   int64_t quads = 0, units = 0, blocks = 0;
+  int64_t stepRows = 0;
+  int32_t startFactor = 0, fixFactor = 0;
+  bool fits(int32_t start, int32_t fix, int64_t rows) const { return start == startFactor && fix == fixFactor && rows == stepRows; }
 };
 void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out);
+void layoutRowBlocksShared(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out);
+// a.rowBlocks when it fits this shape, else `own` laid out by the calling thread.
+const RowBlocks& rowBlocksFor(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& own);
+// The rows per step of the AVX-512 FP4 kernel (matmul_avx512_kernel.h), and whether the active
+// kernels (FP4 tiles and byte planes) read RowBlocks: the AVX-512 VNNI ones do.
+constexpr int64_t kAvx512Fp4StepRows = 4;
+constexpr int32_t kAvx512Fp4StartFactor = 12;  // its E2M1 table adds 12 to every weight (2w + 12, an unsigned byte)
+bool activeKernelsReadRowBlocks();
 
 // D of a unit is an integer dot product times 2^-unitShift: 2^-7 for E2M1 lanes (activation code
 // ·2^-6 times 2w·2^-1), 2^-15 on FGMP weights, whose FP4 dot is shifted left by 8 to line up with

@@ -21,7 +21,7 @@
 namespace fp4kit {
 namespace {
 
-constexpr int kRowsPerStep = 4;
+constexpr int kRowsPerStep = static_cast<int>(kAvx512Fp4StepRows);
 constexpr int64_t kPrefetchGroups = 32;  // groups of 8 k (64 bytes) ahead, per tile, for one-row steps
 
 // E2M1 code → (2w + 12), an unsigned byte for vpdpbusd (the +12 is removed with 12·Σk per unit),
@@ -237,8 +237,7 @@ void matmulFp4Int8Avx512With(const Int8Activations& a, const PackedFp4Weights& b
     return;
   }
   static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
-  RowBlocks& rows = kept;
-  layoutRowBlocks(a, 12, b.hasFp8 ? kFp8Bias : 0, kRowsPerStep, rows);
+  const RowBlocks& rows = rowBlocksFor(a, kAvx512Fp4StartFactor, b.hasFp8 ? kFp8Bias : 0, kRowsPerStep, kept);
   if (b.unit == 16 && b.scaleStorage == ScaleStorage::Half) matmulTiles<Decoder, 2, ScaleStorage::Half>(a, rows, b, bias, out, tileBegin, tileEnd);
   else if (b.unit == 32 && b.scaleStorage == ScaleStorage::E8m0) matmulTiles<Decoder, 4, ScaleStorage::E8m0>(a, rows, b, bias, out, tileBegin, tileEnd);
   else if (b.unit == 16) matmulTiles<Decoder, 2, F32>(a, rows, b, bias, out, tileBegin, tileEnd);

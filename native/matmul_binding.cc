@@ -197,15 +197,24 @@ struct Fp4Int8Call {
   std::shared_ptr<const PackedPlaneWeights> planes;  // instead of b, for byte-plane weights
   const float* bias = nullptr;
   float* out = nullptr;
-  void run() const {
+  void run() {
+    // The AVX-512 kernels' row layout, made once for all threads (matmul.h, RowBlocks); kept per
+    // calling thread between calls (a fresh buffer costs a page fault per 4 KiB).
+    static thread_local RowBlocks kept;
+    const bool share = activeKernelsReadRowBlocks() && a.rows > 0;
     if (planes) {
+      if (share) layoutRowBlocksShared(a, planes->offset(), 0, matmulPlanesStepRows(*planes), kept);
+      a.rowBlocks = share ? &kept : nullptr;
       // Split weights in the codes form (PlaneForm::Codes) run on the kernel that rebuilds their planes.
       const PlanesKernel fromCodes = activePlanesFromCodesKernel();
       const PlanesKernel kernel = fromCodes && !planes->codes.empty() ? fromCodes : activePlanesKernel();
       runTiles(a, *planes, kernel, bias, out);
     } else {
+      if (share) layoutRowBlocksShared(a, kAvx512Fp4StartFactor, b->hasFp8 ? kFp8Bias : 0, kAvx512Fp4StepRows, kept);
+      a.rowBlocks = share ? &kept : nullptr;
       runTiles(a, *b, activeMatmulKernel().fp4Int8, bias, out);
     }
+    a.rowBlocks = nullptr;
   }
 };
 

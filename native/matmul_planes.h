@@ -105,8 +105,11 @@ void matmulPlanesNeon(const Int8Activations& a, const PackedPlaneWeights& b, con
 void matmulPlanesTileAvx512(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, const uint8_t* planes,
                             const uint8_t* low, int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out,
                             int64_t tile);
-// The rows per step of matmulPlanesAvx512's steps for these weights.
-int64_t matmulPlanesStepRows(const PackedPlaneWeights& b);
+// The rows per step of matmulPlanesAvx512's steps for P planes and units of `unit` k (the dot
+// chains, weights and float accumulators within the 32 vector registers; 8 rows of unit 32 measured
+// slower), and the chain start factor of its RowBlocks (−offset·Σk).
+constexpr int64_t planesStepRows(int planeCount, int64_t unit) { return planeCount == 2 && unit == 16 ? 8 : 4; }
+inline int64_t matmulPlanesStepRows(const PackedPlaneWeights& b) { return planesStepRows(b.planeCount, b.unit); }
 // The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
 // lookups, so a product reads one byte per weight instead of two or three: few activation rows
 // rebuild them in registers for every step, more rows rebuild each tile once into a per-thread

@@ -108,10 +108,8 @@ void rowsStep(const Int8Activations& a, const RowBlocks& rows, const PackedPlane
   }
 }
 
-// Rows per step for P planes and units of 4·Quads k (the dot chains, weights and float accumulators
-// within the 32 vector registers).
 template <int P, int Quads>
-constexpr int kStepRows = P == 2 && Quads == 4 ? 8 : 4;
+constexpr int kStepRows = static_cast<int>(planesStepRows(P, 4 * Quads));
 
 // Every row of one tile whose bytes come from `src`: steps of kStepRows rows, then one row at a time.
 template <int P, int Quads>
@@ -166,17 +164,10 @@ void withPlaneShape(const PackedPlaneWeights& b, F&& f) {
 
 }  // namespace
 
-int64_t matmulPlanesStepRows(const PackedPlaneWeights& b) {
-  int64_t rows = 0;
-  withPlaneShape(b, [&](auto p, auto quads) { rows = kStepRows<p(), quads()>; });
-  return rows;
-}
-
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd) {
   static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
-  RowBlocks& rows = kept;
-  layoutRowBlocks(a, b.offset(), 0, matmulPlanesStepRows(b), rows);
+  const RowBlocks& rows = rowBlocksFor(a, b.offset(), 0, matmulPlanesStepRows(b), kept);
   withPlaneShape(b, [&](auto p, auto quads) { tiles<p(), quads()>(a, rows, b, bias, out, tileBegin, tileEnd); });
 }
 

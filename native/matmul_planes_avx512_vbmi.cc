@@ -203,8 +203,7 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
     static thread_local RowBlocks keptRows;
     uint8_t* const planes = stretch.planes;
     uint8_t* const low = stretch.low;
-    RowBlocks& rows = keptRows;
-    layoutRowBlocks(a, b.offset(), 0, matmulPlanesStepRows(b), rows);
+    const RowBlocks& rows = rowBlocksFor(a, b.offset(), 0, matmulPlanesStepRows(b), keptRows);
     const int64_t unitsPerStretch = kStretchQuads * 4 / b.unit;
     for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
       for (int64_t j0 = 0; j0 < b.units; j0 += unitsPerStretch) {

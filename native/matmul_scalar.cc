@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "matmul.h"
+#include "threads.h"
 
 namespace fp4kit {
 
@@ -253,18 +254,11 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units) {
   }
 }
 
-void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
-  out.quads = a.paddedK / 4;
-  out.units = a.units;
-  out.blocks = a.paddedK / 32;
-  const size_t rows = static_cast<size_t>(a.rows);
-  out.codes.resize(rows * static_cast<size_t>(out.quads));
-  out.starts.resize(rows * static_cast<size_t>(out.units));
-  out.fixes.resize(fixFactor != 0 ? rows * static_cast<size_t>(out.units) : 0);
-  out.shifts.resize(rows * static_cast<size_t>(out.blocks));
-  out.scales.resize(rows * static_cast<size_t>(out.blocks));
+// Rows [r0, r1) of the layout (out sized for all of them).
+static void layoutRowBlockRange(const Int8Activations& a, int64_t r0, int64_t r1, RowBlocks& out) {
+  const int64_t stepRows = out.stepRows;
   const int64_t whole = stepRows > 0 ? a.rows / stepRows * stepRows : 0;
-  for (int64_t m = 0; m < a.rows; m++) {
+  for (int64_t m = r0; m < r1; m++) {
     const int64_t rowsInBlock = m < whole ? stepRows : 1;
     const int64_t m0 = m < whole ? m / stepRows * stepRows : m;
     const int64_t r = m - m0;
@@ -276,8 +270,8 @@ void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixF
     for (int64_t j = 0; j < out.units; j++) {
       const uint32_t sum = static_cast<uint32_t>(a.unitSums[static_cast<size_t>(m * a.units + j)]);
       const size_t at = static_cast<size_t>(m0 * out.units + j * rowsInBlock + r);
-      out.starts[at] = static_cast<int32_t>(0u - static_cast<uint32_t>(startFactor) * sum);
-      if (fixFactor != 0) out.fixes[at] = static_cast<int32_t>(static_cast<uint32_t>(fixFactor) * sum);
+      out.starts[at] = static_cast<int32_t>(0u - static_cast<uint32_t>(out.startFactor) * sum);
+      if (out.fixFactor != 0) out.fixes[at] = static_cast<int32_t>(static_cast<uint32_t>(out.fixFactor) * sum);
     }
     for (int64_t i = 0; i < out.blocks; i++) {
       const size_t at = static_cast<size_t>(m0 * out.blocks + i * rowsInBlock + r);
@@ -285,6 +279,38 @@ void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixF
       out.scales[at] = a.blockScales[m * out.blocks + i];
     }
   }
+}
+
+static void sizeRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
+  out.quads = a.paddedK / 4;
+  out.units = a.units;
+  out.blocks = a.paddedK / 32;
+  out.stepRows = stepRows;
+  out.startFactor = startFactor;
+  out.fixFactor = fixFactor;
+  const size_t rows = static_cast<size_t>(a.rows);
+  out.codes.resize(rows * static_cast<size_t>(out.quads));
+  out.starts.resize(rows * static_cast<size_t>(out.units));
+  out.fixes.resize(fixFactor != 0 ? rows * static_cast<size_t>(out.units) : 0);
+  out.shifts.resize(rows * static_cast<size_t>(out.blocks));
+  out.scales.resize(rows * static_cast<size_t>(out.blocks));
+}
+
+void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
+  sizeRowBlocks(a, startFactor, fixFactor, stepRows, out);
+  layoutRowBlockRange(a, 0, a.rows, out);
+}
+
+void layoutRowBlocksShared(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
+  sizeRowBlocks(a, startFactor, fixFactor, stepRows, out);
+  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.paddedK)),
+              [&](int64_t r0, int64_t r1) { layoutRowBlockRange(a, r0, r1, out); });
+}
+
+const RowBlocks& rowBlocksFor(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& own) {
+  if (a.rowBlocks && a.rowBlocks->fits(startFactor, fixFactor, stepRows)) return *a.rowBlocks;
+  layoutRowBlocks(a, startFactor, fixFactor, stepRows, own);
+  return own;
 }
 
 void prepareInt8Activations(Int8Activations& a, const PackedFp4Weights& b) {
