@@ -254,30 +254,44 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units) {
   }
 }
 
-// Rows [r0, r1) of the layout (out sized for all of them).
+// R rows of codes (stride apart) interleaved by groups of 4: the R rows as constants, so each has a
+// register of its own (a run-time count made this the slowest part of a narrow product).
+template <int R>
+static void interleaveCodes(const int8_t* rows, int64_t stride, int64_t quads, int32_t* out) {
+  for (int64_t q = 0; q < quads; q++, out += R)
+    for (int r = 0; r < R; r++) std::memcpy(out + r, rows + r * stride + 4 * q, 4);
+}
+
+// The blocks of rows [r0, r1) of the layout (r0 and r1 at block starts; out sized for all of them),
+// block by block so the writes run in order.
 static void layoutRowBlockRange(const Int8Activations& a, int64_t r0, int64_t r1, RowBlocks& out) {
-  const int64_t stepRows = out.stepRows;
-  const int64_t whole = stepRows > 0 ? a.rows / stepRows * stepRows : 0;
-  for (int64_t m = r0; m < r1; m++) {
-    const int64_t rowsInBlock = m < whole ? stepRows : 1;
-    const int64_t m0 = m < whole ? m / stepRows * stepRows : m;
-    const int64_t r = m - m0;
-    for (int64_t q = 0; q < out.quads; q++) {
-      int32_t v;
-      std::memcpy(&v, a.codes + m * a.paddedK + 4 * q, 4);
-      out.codes[static_cast<size_t>(m0 * out.quads + q * rowsInBlock + r)] = v;
-    }
+  const int64_t whole = out.stepRows > 0 ? a.rows / out.stepRows * out.stepRows : 0;
+  for (int64_t m0 = r0; m0 < r1;) {
+    const int64_t rows = m0 < whole ? out.stepRows : 1;
+    int32_t* codes = out.codes.data() + m0 * out.quads;
+    const int8_t* from = a.codes + m0 * a.paddedK;
+    if (rows == 8) interleaveCodes<8>(from, a.paddedK, out.quads, codes);
+    else if (rows == 4) interleaveCodes<4>(from, a.paddedK, out.quads, codes);
+    else if (rows == 1) std::memcpy(codes, from, static_cast<size_t>(out.quads) * 4);
+    else
+      for (int64_t q = 0; q < out.quads; q++)
+        for (int64_t r = 0; r < rows; r++) std::memcpy(codes + q * rows + r, from + r * a.paddedK + 4 * q, 4);
     for (int64_t j = 0; j < out.units; j++) {
-      const uint32_t sum = static_cast<uint32_t>(a.unitSums[static_cast<size_t>(m * a.units + j)]);
-      const size_t at = static_cast<size_t>(m0 * out.units + j * rowsInBlock + r);
-      out.starts[at] = static_cast<int32_t>(0u - static_cast<uint32_t>(out.startFactor) * sum);
-      if (out.fixFactor != 0) out.fixes[at] = static_cast<int32_t>(static_cast<uint32_t>(out.fixFactor) * sum);
+      for (int64_t r = 0; r < rows; r++) {
+        const uint32_t sum = static_cast<uint32_t>(a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
+        const size_t at = static_cast<size_t>(m0 * out.units + j * rows + r);
+        out.starts[at] = static_cast<int32_t>(0u - static_cast<uint32_t>(out.startFactor) * sum);
+        if (out.fixFactor != 0) out.fixes[at] = static_cast<int32_t>(static_cast<uint32_t>(out.fixFactor) * sum);
+      }
     }
     for (int64_t i = 0; i < out.blocks; i++) {
-      const size_t at = static_cast<size_t>(m0 * out.blocks + i * rowsInBlock + r);
-      out.shifts[at] = a.exponentShift[static_cast<size_t>(m * out.blocks + i)];
-      out.scales[at] = a.blockScales[m * out.blocks + i];
+      for (int64_t r = 0; r < rows; r++) {
+        const size_t at = static_cast<size_t>(m0 * out.blocks + i * rows + r);
+        out.shifts[at] = a.exponentShift[static_cast<size_t>((m0 + r) * out.blocks + i)];
+        out.scales[at] = a.blockScales[(m0 + r) * out.blocks + i];
+      }
     }
+    m0 += rows;
   }
 }
 
@@ -303,8 +317,15 @@ void layoutRowBlocks(const Int8Activations& a, int32_t startFactor, int32_t fixF
 
 void layoutRowBlocksShared(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& out) {
   sizeRowBlocks(a, startFactor, fixFactor, stepRows, out);
-  parallelFor(a.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.paddedK)),
-              [&](int64_t r0, int64_t r1) { layoutRowBlockRange(a, r0, r1, out); });
+  // Over whole blocks: the last range also takes the one-row blocks past the last whole step.
+  const int64_t step = std::max<int64_t>(1, stepRows), blocks = a.rows / step;
+  if (blocks == 0) {
+    layoutRowBlockRange(a, 0, a.rows, out);
+    return;
+  }
+  parallelFor(blocks, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, a.paddedK * step)), [&](int64_t b0, int64_t b1) {
+    layoutRowBlockRange(a, b0 * step, b1 == blocks ? a.rows : b1 * step, out);
+  });
 }
 
 const RowBlocks& rowBlocksFor(const Int8Activations& a, int32_t startFactor, int32_t fixFactor, int64_t stepRows, RowBlocks& own) {
