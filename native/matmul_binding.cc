@@ -215,6 +215,7 @@ struct Fp4Int8Call {
       runTiles(a, *b, activeMatmulKernel().fp4Int8, bias, out);
     }
     a.rowBlocks = nullptr;
+    if (kept.codes.capacity() * sizeof(int32_t) > kKeptBytes) kept = RowBlocks();  // a rare huge call keeps nothing
   }
 };
 
