@@ -57,7 +57,7 @@ struct PackedPlaneWeights {
   // rebuilds them (matmul_planes_avx512_vbmi.cc).
   std::vector<uint8_t> codes;
   uint8_t planeOfCode[3][256] = {};
-  // Sign-magnitude codes (the FP formats: v(c + 128) = −v(c) ≥ 0 ... ≤ 0 for c < 128, NaN with NaN):
+  // Sign-magnitude codes (the FP formats: for c < 128, v(c) ≥ 0 and v(c + 128) = −v(c), NaN codes in pairs):
   // the plane bytes of |v| by the code's low 7 bits, with no offset, for a kernel that moves each
   // weight's sign onto its activation (Σ v·a = Σ |v|·(±a)) and so looks up one table per plane.
   bool signMagnitude = false;
@@ -107,7 +107,7 @@ void matmulPlanesTileAvx512(const Int8Activations& a, const RowBlocks& rows, con
                             int64_t tile);
 // The rows per step of matmulPlanesAvx512's steps for P planes and units of `unit` k (the dot
 // chains, weights and float accumulators within the 32 vector registers; 8 rows of unit 32 measured
-// slower), and the chain start factor of its RowBlocks (−offset·Σk).
+// slower).
 constexpr int64_t planesStepRows(int planeCount, int64_t unit) { return planeCount == 2 && unit == 16 ? 8 : 4; }
 inline int64_t matmulPlanesStepRows(const PackedPlaneWeights& b) { return planesStepRows(b.planeCount, b.unit); }
 // The same products from `codes` (split weights only), the planes rebuilt by vpermi2b table
