@@ -1,10 +1,18 @@
 // The one place kernels are chosen: one probe of the CPU, once, and from it the quantize table
 // and the matmul kernel — unless FP4KIT_SIMD asks for a lower level (scalar | avx2 | avx512, where
-// avx512 means AVX-512 without VBMI; on AArch64: scalar), so CI can run every path on one machine.
+// avx512 means AVX-512 without VBMI; on AArch64: scalar | neon, where neon means without the
+// dot-product extension), so CI can run every path on one machine.
 // FGMP's candidate search has one scalar implementation (native/fgmp.cc) on every level. The
 // bit-plane product's AVX-512 kernel also needs VPOPCNTDQ (without it: the AVX2 kernel).
 #include <cstdlib>
 #include <string>
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#include <sys/types.h>
+#endif
 
 #include "bitplane_gemm.h"
 #include "matmul.h"
@@ -17,8 +25,23 @@ namespace {
 
 // What this CPU offers, capped by FP4KIT_SIMD.
 struct Simd {
-  bool avx2 = false, avx512 = false, vnni = false, vbmi = false, vpopcntdq = false, neon = false;
+  bool avx2 = false, avx512 = false, vnni = false, vbmi = false, vpopcntdq = false, neon = false, dotprod = false;
 };
+
+#if defined(__aarch64__)
+// The ARMv8.2 dot-product extension (sdot/udot), as the OS reports it.
+bool cpuHasDotprod() {
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+  int value = 0;
+  size_t size = sizeof(value);
+  return sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, nullptr, 0) == 0 && value != 0;
+#else
+  return false;
+#endif
+}
+#endif
 
 Simd probe() {
   const char* forced = std::getenv("FP4KIT_SIMD");
@@ -36,6 +59,7 @@ Simd probe() {
   s.vbmi = s.vnni && __builtin_cpu_supports("avx512vbmi") && want != "avx512";
 #elif defined(__aarch64__)
   s.neon = true;  // part of every AArch64 CPU
+  s.dotprod = want != "neon" && cpuHasDotprod();
 #endif
   return s;
 }
@@ -57,14 +81,15 @@ const QuantizeKernels& chooseKernels(const Simd& s) {
 
 MatmulKernel chooseMatmulKernel(const Simd& s) {
 #if defined(__x86_64__) || defined(_M_X64)
-  if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true, matmulDecodedAvx512};
-  if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true, matmulDecodedAvx512};
-  if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false, s.avx512 ? matmulDecodedAvx512 : matmulDecodedAvx2};
+  if (s.vbmi) return {"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi, true, matmulDecodedAvx512, true};
+  if (s.vnni) return {"avx512-vnni", matmulFp4Int8Avx512, true, matmulDecodedAvx512, true};
+  if (s.avx2) return {"avx2", matmulFp4Int8Avx2, false, s.avx512 ? matmulDecodedAvx512 : matmulDecodedAvx2, true};
 #elif defined(__aarch64__)
-  if (s.neon) return {"neon", matmulFp4Int8Neon, false, matmulDecodedScalar};
+  if (s.dotprod) return {"neon-dotprod", matmulFp4Int8NeonDotprod, false, matmulDecodedScalar, false};
+  if (s.neon) return {"neon", matmulFp4Int8Neon, false, matmulDecodedScalar, false};
 #endif
   (void)s;
-  return {"scalar", matmulFp4Int8Scalar, true, matmulDecodedScalar};
+  return {"scalar", matmulFp4Int8Scalar, true, matmulDecodedScalar, true};
 }
 
 PlanesKernel choosePlanesKernel(const Simd& s) {

@@ -210,7 +210,7 @@ inline void outputsInOrder(const Int8Activations& a, int64_t n, int64_t units, i
 }
 
 // The fast path over tiles [tileBegin, tileEnd): scalar reference, AVX-512 VNNI (with VBMI, or
-// without), AVX2 and NEON variants.
+// without), AVX2 and NEON (baseline, and with the dot-product extension) variants.
 void matmulFp4Int8Scalar(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                          int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Avx512(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
@@ -221,14 +221,17 @@ void matmulFp4Int8Avx2(const Int8Activations& a, const PackedFp4Weights& b, cons
                        int64_t tileBegin, int64_t tileEnd);
 void matmulFp4Int8Neon(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
                        int64_t tileBegin, int64_t tileEnd);
+void matmulFp4Int8NeonDotprod(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out,
+                              int64_t tileBegin, int64_t tileEnd);
 
 // The matmul kernel chosen once for this CPU (dispatch.cc), with its name for availableBackends().
 using Fp4Int8Kernel = void (*)(const Int8Activations&, const PackedFp4Weights&, const float*, float*, int64_t, int64_t);
 struct MatmulKernel {
-  const char* simd;  // "avx512-vnni-vbmi", "avx512-vnni", "avx2", "neon", "scalar"
+  const char* simd;  // "avx512-vnni-vbmi", "avx512-vnni", "avx2", "neon-dotprod", "neon", "scalar"
   Fp4Int8Kernel fp4Int8;
   bool readsCompactScales;  // decodes ScaleStorage::Half and ::E8m0
   DecodedKernel decoded;    // matmulDecoded* of the same level (AVX-512F, AVX2 or scalar)
+  bool readsFp8Slots;       // runs FGMP's FP8 slots itself (else it hands them to the scalar kernel)
 };
 const MatmulKernel& activeMatmulKernel();
 

@@ -41,7 +41,10 @@ int64_t planesMinRows(const PackedPlaneWeights& planes) {
 // streams the weights (and their FP8 slots) alone, where a codes step rebuilds the planes once for
 // its rows (1 thread, K = N = 4096, GFLOP/s codes against tiles: 2 rows 81 / 57, 3 rows 107 / 50–69;
 // 1 row level, 41–45 / 45–47; 4–12 rows the tiles, 151–165 / 71–146).
+// Where the FP4 kernel has no form of FGMP's FP8 slots (NEON: it hands them to the scalar
+// kernel), the planes take every row count.
 bool runsOnPlanes(const PackedPlaneWeights& planes, int64_t m) {
+  if (!activeMatmulKernel().readsFp8Slots) return true;
   return (!planes.codes.empty() && m >= 2 && m <= 3) || m >= planesMinRows(planes);
 }
 

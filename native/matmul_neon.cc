@@ -1,100 +1,32 @@
-// NEON fast path of the block matmul (AArch64; baseline NEON, no dot-product extension needed): the
-// AVX2 kernel's twin with 4-lane vectors. A tile's 16 columns are four quarters of 4 lanes. E2M1
-// nibbles decode by one table lookup (tbl) to 2w as int8; the products 2w·a (|2w·a| ≤ 12·128) are
-// exact int16 (smull), summed in pairs into int32 (sadalp) and folded per unit by one pairwise add
-// per quarter, so D is the same integer as the scalar kernel's. Then the defined float32 steps in
-// the plain order (no fast-scales identity, float scales: readsCompactScales = false) — the same
-// bits as matmulFp4Int8Scalar. FGMP weights (FP8 slots) take the scalar kernel.
-#include <arm_neon.h>
-
-#include <algorithm>
-#include <cstring>
-
-#include "matmul.h"
+// NEON fast path of the block matmul (AArch64's baseline: no dot-product extension needed), the
+// AVX2 kernel's twin with 4-lane vectors: matmul_neon_kernel.h with products 2w·a (|2w·a| ≤ 12·128,
+// exact int16: smull) summed in pairs into int32 (sadalp) and folded per unit by one pairwise add
+// per quarter. CPUs with the dot-product extension run matmul_neon_dotprod.cc instead.
+#include "matmul_neon_kernel.h"
 
 namespace fp4kit {
 namespace {
 
-constexpr int kRowsPerStep = 2;  // 2 rows × 8 pair accumulators + the decoded tile: 30 of 32 registers
-
-// Four activation codes, repeated in each 32-bit lane: column l's 4 k sit at bytes 4l … 4l + 3.
-inline int8x16_t activations4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return vreinterpretq_s8_s32(vdupq_n_s32(v));
-}
-
-template <int Rows>
-void step(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tile, int64_t m0) {
-  static const int8_t kTwiceE2m1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-  const int8x16_t lut = vld1q_s8(kTwiceE2m1);
-  const uint8x16_t lowNibble = vdupq_n_u8(0x0f);
-  const float32x4_t unitScale = vdupq_n_f32(1.0f / 128.0f);  // 2^-unitShift, E2M1 lanes
-  const int64_t aBlocksPerRow = a.paddedK / 32;
-  const int64_t groupsPerUnit = b.unit / 8;
-  float32x4_t acc[Rows][4];
-  for (int r = 0; r < Rows; r++)
-    for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_f32(0.0f);
-  for (int64_t j = 0; j < b.units; j++) {
-    // pairs[r][2c]: lanes 4c, 4c+1 as [(k0+k1), (k2+k3)] each; pairs[r][2c+1]: lanes 4c+2, 4c+3.
-    int32x4_t pairs[Rows][8];
-    for (int r = 0; r < Rows; r++)
-      for (int i = 0; i < 8; i++) pairs[r][i] = vdupq_n_s32(0);
-    for (int64_t g = j * groupsPerUnit; g < (j + 1) * groupsPerUnit; g++) {
-      const uint8_t* w = b.nibbles.data() + (tile * b.kGroups + g) * 64;
-      int8x16_t lo[4], hi[4];  // k … k+3 and k+4 … k+7 of lanes 4c … 4c+3
-      for (int c = 0; c < 4; c++) {
-        const uint8x16_t v = vld1q_u8(w + 16 * c);
-        lo[c] = vqtbl1q_s8(lut, vandq_u8(v, lowNibble));
-        hi[c] = vqtbl1q_s8(lut, vshrq_n_u8(v, 4));
-      }
-      for (int r = 0; r < Rows; r++) {
-        const int8_t* ar = a.codes + (m0 + r) * a.paddedK + g * 8;
-        const int8x16_t a0 = activations4(ar), a1 = activations4(ar + 4);
-        for (int c = 0; c < 4; c++) {
-          pairs[r][2 * c] = vpadalq_s16(pairs[r][2 * c], vmull_s8(vget_low_s8(lo[c]), vget_low_s8(a0)));
-          pairs[r][2 * c + 1] = vpadalq_s16(pairs[r][2 * c + 1], vmull_high_s8(lo[c], a0));
-          pairs[r][2 * c] = vpadalq_s16(pairs[r][2 * c], vmull_s8(vget_low_s8(hi[c]), vget_low_s8(a1)));
-          pairs[r][2 * c + 1] = vpadalq_s16(pairs[r][2 * c + 1], vmull_high_s8(hi[c], a1));
-        }
-      }
-    }
-    const float* sb = b.scales.data() + (tile * b.units + j) * kTileColumns;
-    for (int r = 0; r < Rows; r++) {
-      const float32x4_t sa = vdupq_n_f32(a.blockScales[(m0 + r) * aBlocksPerRow + (j * b.unit) / 32]);
-      for (int c = 0; c < 4; c++) {
-        const int32x4_t dot = vpaddq_s32(pairs[r][2 * c], pairs[r][2 * c + 1]);  // lanes 4c … 4c+3
-        const float32x4_t d = vmulq_f32(vcvtq_f32_s32(dot), unitScale);
-        const float32x4_t s = vmulq_f32(sa, vld1q_f32(sb + 4 * c));
-        acc[r][c] = vaddq_f32(acc[r][c], vmulq_f32(d, s));
-      }
-    }
+struct PairwiseDot {
+  // 2 rows × 8 pair accumulators + the decoded tile: 30 of 32 registers.
+  static constexpr int kRowsPerStep = 2;
+  // pairs[0]: lanes 4c, 4c+1 as [(k0+k1), (k2+k3)] each; pairs[1]: lanes 4c+2, 4c+3.
+  struct Sums {
+    int32x4_t pairs[2];
+  };
+  static void clear(Sums& s) { s.pairs[0] = s.pairs[1] = vdupq_n_s32(0); }
+  static void add(Sums& s, int8x16_t w, int8x16_t a) {
+    s.pairs[0] = vpadalq_s16(s.pairs[0], vmull_s8(vget_low_s8(w), vget_low_s8(a)));
+    s.pairs[1] = vpadalq_s16(s.pairs[1], vmull_high_s8(w, a));
   }
-  const int64_t col0 = tile * kTileColumns;
-  const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-  for (int r = 0; r < Rows; r++) {
-    float row[kTileColumns];
-    for (int c = 0; c < 4; c++) vst1q_f32(row + 4 * c, acc[r][c]);
-    float* dst = out + (m0 + r) * b.n + col0;
-    for (int l = 0; l < lanes; l++) dst[l] = bias ? row[l] + bias[col0 + l] : row[l];
-  }
-}
+  static int32x4_t total(const Sums& s) { return vpaddq_s32(s.pairs[0], s.pairs[1]); }
+};
 
 }  // namespace
 
 void matmulFp4Int8Neon(const Int8Activations& a, const PackedFp4Weights& b, const float* bias, float* out, int64_t tileBegin,
                        int64_t tileEnd) {
-  // Compact scales are not made for this kernel (readsCompactScales = false); FGMP's FP8 slots
-  // have no NEON form.
-  if (b.scaleStorage != ScaleStorage::Float32 || b.hasFp8) {
-    matmulFp4Int8Scalar(a, b, bias, out, tileBegin, tileEnd);
-    return;
-  }
-  for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
-    int64_t m = 0;
-    for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) step<kRowsPerStep>(a, b, bias, out, tile, m);
-    for (; m < a.rows; m++) step<1>(a, b, bias, out, tile, m);
-  }
+  matmulFp4Int8NeonWith<PairwiseDot>(a, b, bias, out, tileBegin, tileEnd);
 }
 
 }  // namespace fp4kit

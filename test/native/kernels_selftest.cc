@@ -10,6 +10,10 @@
 #include <random>
 #include <string>
 #include <vector>
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "../../native/block_scale.h"
 #include "../../native/element_codec.h"
@@ -264,6 +268,8 @@ void checkFp4Tiles() {
   if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) kernels.push_back({"avx512-vnni-vbmi", matmulFp4Int8Avx512Vbmi});
 #elif defined(__aarch64__)
   kernels.push_back({"neon", matmulFp4Int8Neon});
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) kernels.push_back({"neon-dotprod", matmulFp4Int8NeonDotprod});
+  else std::printf("fp4 tiles: this CPU has no dot-product extension: neon-dotprod not compared\n");
 #endif
   int64_t compared = 0;
   for (int64_t blockSize : {16, 32})
