@@ -6,6 +6,7 @@ import type { Kernels } from './kernels/contract.js';
 import { describe } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
+import type { WasmOptions } from './kernels/wasm-memory.js';
 
 let wasm: Kernels | null = null;
 
@@ -19,9 +20,10 @@ registerBackendLoader('wasm', () => {
 
 /**
  * Load the WebAssembly module and make it the active backend. `source`: the module's bytes, or
- * a URL to fetch (default: build-wasm/fp4kit.wasm next to this package).
+ * a URL to fetch (default: build-wasm/fp4kit.wasm next to this package). `options.residentBytes`:
+ * how much module memory matmul weights may keep between calls (default 256 MiB).
  */
-export async function initWasm(source?: BufferSource | URL | string): Promise<void> {
+export async function initWasm(source?: BufferSource | URL | string, options?: WasmOptions): Promise<void> {
   let bytes: BufferSource;
   if (isArrayBuffer(source) || ArrayBuffer.isView(source)) {
     bytes = source as BufferSource; // an ArrayBuffer or a view, from any realm
@@ -33,10 +35,16 @@ export async function initWasm(source?: BufferSource | URL | string): Promise<vo
     if (!response.ok) throw new Error(`initWasm: fetching ${String(url)} failed with HTTP ${response.status}`);
     bytes = await response.arrayBuffer();
   }
-  const kernels = instantiateWasmKernels(bytes);
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
+  const resident = options?.residentBytes;
+  if (resident !== undefined && !(typeof resident === 'number' && Number.isFinite(resident) && resident >= 0)) {
+    throw new RangeError(`initWasm: options.residentBytes must be a number of bytes ≥ 0, got ${describe(resident)}`);
+  }
+  const kernels = instantiateWasmKernels(bytes, options);
   wasm = kernels;
   registerBackendLoader('wasm', () => kernels);
   setBackend('wasm');
 }
 
 export * from './core/api.js';
+export type { WasmOptions } from './kernels/wasm-memory.js';

@@ -1,6 +1,8 @@
 // The one owner of the WebAssembly module's memory (assembly/index.ts). The module never
-// allocates: everything above its heapBase() is scratch that this file hands out as regions, for
-// one kernel call at a time (reset() at the start of each call), growing the memory as needed.
+// allocates: above its heapBase() lie first the resident regions (matmul weights kept between
+// calls, up to a byte budget: see keepResident), then scratch that this file hands out as
+// regions for one kernel call at a time (reset() at the start of each call), growing the memory
+// as needed.
 // Typed-array views of the memory go stale when it grows, so every view is made afresh here,
 // right where it is used. Nothing here touches Node's file system: the browser entry
 // (lib/browser.ts) instantiates from bytes it fetched, the Node loader (lib/kernels/wasm.ts)
@@ -76,18 +78,42 @@ function alignUp(n: number): number {
   return Math.ceil(n / ALIGN) * ALIGN;
 }
 
+/** Default byte budget of the resident regions (WasmOptions.residentBytes). */
+export const DEFAULT_RESIDENT_BYTES = 256 * 2 ** 20;
+
+export interface WasmOptions {
+  /** Bytes of module memory that matmul weights may keep between calls (default 256 MiB). A
+   *  model whose weights fit runs every layer on weights already in the module; past the budget,
+   *  the weights that came first stay and the others are copied in for each call (the
+   *  memory of a WebAssembly module never shrinks, so this is memory held for good). */
+  residentBytes?: number;
+}
+
 /** The instantiated module and a bump allocator over its memory above heapBase(). */
 export class WasmMemory {
   readonly exports: WasmExports;
   private readonly heapBase: number;
+  private readonly residentBudget: number;
   /** Start of scratch: above heapBase and the resident regions (see keepResident). */
   private base: number;
   private top: number;
-  private residentOwner: object | null = null;
+  /** Owners of the resident regions (weakly: a collected owner's bytes wait for the next flush). */
+  private residentOwners = new WeakSet<object>();
+  /** Bytes of resident regions whose owner was collected, and the watch that counts them. */
+  private deadBytes = 0;
+  private residentEpoch = 0;
+  private readonly collected = typeof FinalizationRegistry === 'function'
+    ? new FinalizationRegistry<{ bytes: number; epoch: number }>(({ bytes, epoch }) => {
+      if (epoch === this.residentEpoch) this.deadBytes += bytes;
+    })
+    : null;
+  /** Regions copied in as resident since the module started (for tests: a kept owner adds none). */
+  residentCopies = 0;
 
-  constructor(exports: WasmExports) {
+  constructor(exports: WasmExports, options: WasmOptions = {}) {
     this.exports = exports;
     this.heapBase = alignUp(exports.heapBase() >>> 0);
+    this.residentBudget = options.residentBytes ?? DEFAULT_RESIDENT_BYTES;
     this.base = this.heapBase;
     this.top = this.base;
   }
@@ -97,22 +123,43 @@ export class WasmMemory {
     this.top = this.base;
   }
 
-  /** The object whose data currently stays resident in memory (e.g. matmul weights), or null. */
-  get resident(): object | null {
-    return this.residentOwner;
+  /** Whether `owner`'s regions are resident (kept by keepResident since the last dropResident). */
+  isResident(owner: object): boolean {
+    return this.residentOwners.has(owner);
   }
 
-  /** Drop resident data and start allocating the next resident set from the heap base. */
-  beginResident(): void {
-    this.residentOwner = null;
+  /** Drop every resident region (their owners copy theirs in again on next use). */
+  dropResident(): void {
+    this.residentOwners = new WeakSet<object>();
+    this.residentEpoch++;
+    this.deadBytes = 0;
     this.base = this.heapBase;
     this.top = this.base;
   }
 
-  /** Keep everything allocated since beginResident() for `owner`: later resets stop above it. */
-  keepResident(owner: object): void {
-    this.residentOwner = owner;
+  /**
+   * After reset() and allocations for `owner` (made since then, nothing else): keep them resident,
+   * so later resets stop above them, if the resident regions stay within the budget — else they
+   * stay scratch for this call only. When the budget is full but owners of resident regions were
+   * collected, every resident region is dropped and `owner`'s copied to the start again (the
+   * others copy theirs in on next use). Returns whether they are kept; `move(from, to)` is called
+   * when the regions move (pointers shift by to − from).
+   */
+  keepResident(owner: object, move: (from: number, to: number) => void): boolean {
+    const bytes = this.top - this.base;
+    if (this.top - this.heapBase > this.residentBudget) {
+      if (this.deadBytes === 0 || bytes > this.residentBudget) return false;
+      const from = this.base;
+      this.dropResident();
+      this.alloc(bytes);
+      new Uint8Array(this.exports.memory.buffer).copyWithin(this.heapBase, from, from + bytes);
+      move(from, this.heapBase);
+    }
+    this.residentOwners.add(owner);
+    this.collected?.register(owner, { bytes, epoch: this.residentEpoch });
+    this.residentCopies++;
     this.base = this.top;
+    return true;
   }
 
   /** The current end of the allocated regions, for release(). */
@@ -186,9 +233,9 @@ function abort(): never {
 }
 
 /** Compile and instantiate the module synchronously (Node; browsers allow this off the main thread only). */
-export function instantiateWasmModule(bytes: BufferSource): WasmMemory {
+export function instantiateWasmModule(bytes: BufferSource, options?: WasmOptions): WasmMemory {
   const module = new WebAssembly.Module(bytes);
   const instance = new WebAssembly.Instance(module, { env: { abort } });
-  return new WasmMemory(instance.exports as unknown as WasmExports);
+  return new WasmMemory(instance.exports as unknown as WasmExports, options);
 }
 

@@ -12,7 +12,7 @@ import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type El
 import type { MatmulKernels } from './contract.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
 import { isRepackedPlaneWeights, repackPlaneWeights, type RepackedPlaneWeights } from './matmul-planes-repack.js';
-import { instantiateWasmModule, rowsPerChunk, type WasmMemory } from './wasm-memory.js';
+import { instantiateWasmModule, rowsPerChunk, type WasmMemory, type WasmOptions } from './wasm-memory.js';
 import { ALIGNED_MAX_FALLBACK, ALIGNED_MIN_ROWS, alignedFallbackShare } from './matmul-aligned-plan.js';
 import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
@@ -244,35 +244,42 @@ function checkRepacked(packed: unknown): WasmWeights {
 const PLANES_MIN_ROWS = 2;
 
 /** The FP4×INT8 and byte-plane matmuls (assembly/matmul.ts, assembly/matmul-planes.ts) over weights
- *  repacked in TypeScript. The weights of the last product stay resident in the module's memory
- *  (FGMP FP8 lanes decoded to integers once), so repeated products with the same weights copy only
- *  the activations. */
+ *  repacked in TypeScript. Weights stay resident in the module's memory between calls (FGMP FP8
+ *  lanes decoded to integers once), up to the memory's resident budget (WasmOptions.residentBytes):
+ *  a model's layers, called in turn, copy only their activations; weights past the budget are
+ *  copied in for each call. */
 export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   const x = mem.exports;
   // FGMP weights whose planes joined them (repackPlaneWeights with `into`).
   const planesOf = new WeakMap<RepackedFp4Weights, RepackedPlaneWeights>();
-  let residentPointers = { nibbles: 0, scales: 0, fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowQuads: 0 };
-  function residentWeights(w: WasmWeights) {
-    if (mem.resident === w) return residentPointers;
-    mem.beginResident();
-    residentPointers = { nibbles: 0, scales: mem.copyIn(w.scales), fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowQuads: 0 };
+  type Pointers = { nibbles: number; scales: number; fp8Lanes: number; fp8Values: number; h: number; low: number; lowQuads: number };
+  const residentPointers = new WeakMap<WasmWeights, Pointers>();
+  /** The weights' regions in the module: kept ones, else copied in now (after mem.reset(): as
+   *  resident regions if the budget allows, else as this call's scratch). */
+  function weightPointers(w: WasmWeights): Pointers {
+    const kept = residentPointers.get(w);
+    if (kept && mem.isResident(w)) return kept;
+    const p: Pointers = { nibbles: 0, scales: mem.copyIn(w.scales), fp8Lanes: 0, fp8Values: 0, h: 0, low: 0, lowQuads: 0 };
     if ('h' in w) {
-      residentPointers.h = mem.copyIn(w.h);
+      p.h = mem.copyIn(w.h);
       if (w.low && w.lowQuads) {
-        residentPointers.low = mem.copyIn(w.low);
-        residentPointers.lowQuads = mem.copyIn(w.lowQuads);
+        p.low = mem.copyIn(w.low);
+        p.lowQuads = mem.copyIn(w.lowQuads);
       }
     } else {
-      residentPointers.nibbles = mem.copyIn(w.nibbles);
+      p.nibbles = mem.copyIn(w.nibbles);
       if (w.fp8Lanes && w.fp8Codes) {
-        residentPointers.fp8Lanes = mem.copyIn(w.fp8Lanes);
+        p.fp8Lanes = mem.copyIn(w.fp8Lanes);
         const codes = mem.copyIn(w.fp8Codes);
-        residentPointers.fp8Values = mem.alloc(w.fp8Codes.length * 4);
-        x.decodeFp8Lanes(residentPointers.fp8Lanes, codes, w.tiles, w.units, w.unit, residentPointers.fp8Values);
+        p.fp8Values = mem.alloc(w.fp8Codes.length * 4);
+        x.decodeFp8Lanes(p.fp8Lanes, codes, w.tiles, w.units, w.unit, p.fp8Values);
       }
     }
-    mem.keepResident(w);
-    return residentPointers;
+    const moved = (from: number, to: number) => {
+      for (const key of Object.keys(p) as Array<keyof Pointers>) if (p[key] !== 0) p[key] += to - from;
+    };
+    if (mem.keepResident(w, moved)) residentPointers.set(w, p);
+    return p;
   }
   function matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void {
     let w = checkRepacked(packed);
@@ -285,8 +292,8 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     if (bias !== null) bias = guardFloats('matmulFp4Int8', 'bias', bias, w.n);
     const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
     if (planes && m >= PLANES_MIN_ROWS) w = planes;
-    const p = residentWeights(w);
     mem.reset();
+    const p = weightPointers(w);
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
     const kernel = 'h' in w
       ? (a: number, s: number, rows: number, o: number, v = w as RepackedPlaneWeights) =>
@@ -374,15 +381,16 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
       released.add(w);
       const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
       if (planes) released.add(planes);
-      if (mem.resident === w || (planes && mem.resident === planes)) mem.beginResident();
+      // Their regions go with every other resident one (a bump allocator frees from the top only).
+      if (mem.isResident(w) || (planes && mem.isResident(planes))) mem.dropResident();
     },
     matmulFp4Int8,
   };
 }
 
 /** The wasm backend's kernels over a module given as bytes (the browser entry's loader too). */
-export function instantiateWasmKernels(bytes: BufferSource): Kernels {
-  return wasmKernels(instantiateWasmModule(bytes));
+export function instantiateWasmKernels(bytes: BufferSource, options?: WasmOptions): Kernels {
+  return wasmKernels(instantiateWasmModule(bytes, options));
 }
 
 type NodeFs = typeof import('node:fs');
@@ -396,5 +404,9 @@ export function loadWasmKernels(): Kernels {
   if (!found) {
     throw new Error(`the WebAssembly module is not built: ${candidates.map((u) => u.pathname).join(' or ')} is missing (run npm run build:wasm)`);
   }
-  return instantiateWasmKernels(fs.readFileSync(found));
+  // FP4KIT_WASM_RESIDENT_MB: the resident budget (WasmOptions.residentBytes) in MiB.
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+  const mib = env.FP4KIT_WASM_RESIDENT_MB === undefined ? undefined : Number(env.FP4KIT_WASM_RESIDENT_MB);
+  if (mib !== undefined && !(Number.isFinite(mib) && mib >= 0)) throw new RangeError(`FP4KIT_WASM_RESIDENT_MB must be a number of MiB ≥ 0, got ${env.FP4KIT_WASM_RESIDENT_MB}`);
+  return instantiateWasmKernels(fs.readFileSync(found), mib === undefined ? undefined : { residentBytes: mib * 2 ** 20 });
 }

@@ -10,6 +10,6 @@ declare global {
 }
 
 window.runChecks = async () => {
-  await initWasm(new URL('/fp4kit.wasm', location.href));
+  await initWasm(new URL('/fp4kit.wasm', location.href), { residentBytes: 64 * 2 ** 20 });
   return browserCases({ quantize, encode, matmul, quantizeGradient }, getBackend(), availableBackends());
 };
