@@ -222,6 +222,26 @@ describe.runIf(built)('wasm backend', () => {
       expect(none.mem.residentCopies).toBe(0);
     });
 
+    it('a full budget with a dead region under live ones starts over with the new weights', () => {
+      // nvfp4 40 × 96 (~3.5 KiB each): an 8 KiB budget holds two.
+      const { mem, kernels } = freshModule({ residentBytes: 8 * 1024 });
+      const bs = Array.from({ length: 3 }, (_, i) => quantize(gaussian(n * k, 200 + i, 0.05), { format: 'nvfp4', shape: [n, k] }));
+      const packed = bs.map((b) => repackWeights(kernels.matmul!, b as never));
+      const run = (i: number) => expect(firstBitDifference(matmulFast(kernels.matmul!, a, packed[i], n, undefined), want(bs[i] as never)), `layer ${i}`).toBe(-1);
+      run(0);
+      run(1);
+      const c0 = mem.residentCopies;
+      kernels.matmul!.releaseFp4Weights(packed[0]);  // under layer 1: dead
+      run(2);  // does not fit beside them: everything is dropped, layer 2 moves to the start
+      expect(mem.residentCopies - c0).toBe(1);
+      run(2);
+      expect(mem.residentCopies - c0).toBe(1);  // kept
+      run(1);  // dropped with the rest: copied in again, and kept (fits beside layer 2)
+      run(1);
+      run(2);
+      expect(mem.residentCopies - c0).toBe(2);
+    });
+
     it('a full budget whose owners were collected starts over with the new weights (FinalizationRegistry)', () => {
       // In a child with --expose-gc: layer 0 fills the budget, is dropped and collected; layer 1
       // (which did not fit beside it) is then kept — copied in once, not on every call.
@@ -276,16 +296,33 @@ describe.runIf(built)('wasm backend', () => {
       }
     });
 
-    it('releasing resident weights drops the resident regions; the others are copied in again, same bits', () => {
+    it('released weights free their region or leave it dead; the others stay resident (a plain tensor\'s repack-and-release per call included)', () => {
       const { mem, kernels } = freshModule();
       const bs = layers(3);
       const packed = bs.map((b) => repackWeights(kernels.matmul!, b as never));
       bs.forEach((_, i) => matmulFast(kernels.matmul!, a, packed[i], n, undefined));
       const before = mem.residentCopies;
-      kernels.matmul!.releaseFp4Weights(packed[1]);
+      kernels.matmul!.releaseFp4Weights(packed[1]);  // in the middle: dead until a flush
       expect(() => matmulFast(kernels.matmul!, a, packed[1], n, undefined)).toThrow(/released/);
       for (const i of [0, 2, 0, 2]) expect(firstBitDifference(matmulFast(kernels.matmul!, a, packed[i], n, undefined), want(bs[i] as never))).toBe(-1);
-      expect(mem.residentCopies - before).toBe(2);
+      expect(mem.residentCopies - before).toBe(0);
+      // matmul on a plain quantized tensor repacks, multiplies and releases on every call: its
+      // region is the top one and is freed each time, so memory stays and the layers stay resident.
+      const plain = layers(5)[4];
+      const once = () => {
+        const p = repackWeights(kernels.matmul!, plain as never);
+        expect(firstBitDifference(matmulFast(kernels.matmul!, a, p, n, undefined), want(plain as never))).toBe(-1);
+        kernels.matmul!.releaseFp4Weights(p);
+      };
+      once();
+      const settled = mem.byteLength;
+      const copies = mem.residentCopies;
+      for (let i = 0; i < 10; i++) {
+        once();
+        for (const j of [0, 2]) matmulFast(kernels.matmul!, a, packed[j], n, undefined);
+      }
+      expect(mem.byteLength).toBe(settled);
+      expect(mem.residentCopies - copies).toBe(10);  // the plain tensor's, once per call; none for the layers
     });
   });
 });

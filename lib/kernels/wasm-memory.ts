@@ -89,6 +89,13 @@ export interface WasmOptions {
   residentBytes?: number;
 }
 
+/** One owner's resident bytes [start, end); `live` false once released, collected or dropped. */
+interface ResidentRegion {
+  start: number;
+  end: number;
+  live: boolean;
+}
+
 /** The instantiated module and a bump allocator over its memory above heapBase(). */
 export class WasmMemory {
   readonly exports: WasmExports;
@@ -97,17 +104,16 @@ export class WasmMemory {
   /** Start of scratch: above heapBase and the resident regions (see keepResident). */
   private base: number;
   private top: number;
-  /** Owners of the resident regions (weakly: a collected owner's bytes wait for the next flush). */
-  private residentOwners = new WeakSet<object>();
-  /** Bytes of resident regions whose owner was collected, and the watch that counts them. */
+  /** The resident regions in address order (a stack: the top one ends at `base`), and each
+   *  owner's, weakly (a collected owner's region turns dead, as a released one does). */
+  private stack: ResidentRegion[] = [];
+  private regions = new WeakMap<object, ResidentRegion>();
+  /** Bytes of dead regions under live ones (a bump allocator frees from the top only). */
   private deadBytes = 0;
-  private residentEpoch = 0;
   private readonly collected = typeof FinalizationRegistry === 'function'
-    ? new FinalizationRegistry<{ bytes: number; epoch: number }>(({ bytes, epoch }) => {
-      if (epoch === this.residentEpoch) this.deadBytes += bytes;
-    })
+    ? new FinalizationRegistry<ResidentRegion>((region) => this.retire(region))
     : null;
-  /** Regions copied in as resident since the module started (for tests: a kept owner adds none). */
+  /** Regions kept resident since the module started (for tests: a kept owner adds none). */
   residentCopies = 0;
 
   constructor(exports: WasmExports, options: WasmOptions = {}) {
@@ -123,27 +129,49 @@ export class WasmMemory {
     this.top = this.base;
   }
 
-  /** Whether `owner`'s regions are resident (kept by keepResident since the last dropResident). */
+  /** Whether `owner`'s region is resident (kept by keepResident, not released since). */
   isResident(owner: object): boolean {
-    return this.residentOwners.has(owner);
+    return this.regions.get(owner)?.live === true;
+  }
+
+  /** `owner` is done with its region (e.g. its weights were released): the region is freed if it
+   *  is the top one (with any dead ones under it), else counted dead until the next flush. */
+  releaseResident(owner: object): void {
+    const region = this.regions.get(owner);
+    if (region === undefined) return;
+    this.regions.delete(owner);
+    this.retire(region);
+  }
+
+  private retire(region: ResidentRegion): void {
+    if (!region.live) return;
+    region.live = false;
+    this.deadBytes += region.end - region.start;
+    while (this.stack.length > 0 && !this.stack[this.stack.length - 1].live) {
+      const top = this.stack.pop()!;
+      this.deadBytes -= top.end - top.start;
+      this.base = top.start;
+    }
+    this.top = this.base;
   }
 
   /** Drop every resident region (their owners copy theirs in again on next use). */
   dropResident(): void {
-    this.residentOwners = new WeakSet<object>();
-    this.residentEpoch++;
+    for (const region of this.stack) region.live = false;
+    this.stack = [];
+    this.regions = new WeakMap<object, ResidentRegion>();
     this.deadBytes = 0;
     this.base = this.heapBase;
     this.top = this.base;
   }
 
   /**
-   * After reset() and allocations for `owner` (made since then, nothing else): keep them resident,
-   * so later resets stop above them, if the resident regions stay within the budget — else they
-   * stay scratch for this call only. When the budget is full but owners of resident regions were
-   * collected, every resident region is dropped and `owner`'s copied to the start again (the
-   * others copy theirs in on next use). Returns whether they are kept; `move(from, to)` is called
-   * when the regions move (pointers shift by to − from).
+   * After reset() and allocations for `owner` (made since then, nothing else): keep them as its
+   * resident region, so later resets stop above it, if the resident regions stay within the
+   * budget — else they stay scratch for this call only. When the budget is full but dead regions
+   * (released or collected owners) lie under live ones, every resident region is dropped and
+   * `owner`'s moved to the start (the others copy theirs in on next use): `move(from, to)` is
+   * called then (pointers shift by to − from). Returns whether the region is kept.
    */
   keepResident(owner: object, move: (from: number, to: number) => void): boolean {
     const bytes = this.top - this.base;
@@ -155,8 +183,10 @@ export class WasmMemory {
       new Uint8Array(this.exports.memory.buffer).copyWithin(this.heapBase, from, from + bytes);
       move(from, this.heapBase);
     }
-    this.residentOwners.add(owner);
-    this.collected?.register(owner, { bytes, epoch: this.residentEpoch });
+    const region: ResidentRegion = { start: this.base, end: this.top, live: true };
+    this.stack.push(region);
+    this.regions.set(owner, region);
+    this.collected?.register(owner, region);
     this.residentCopies++;
     this.base = this.top;
     return true;

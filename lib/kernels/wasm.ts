@@ -381,8 +381,8 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
       released.add(w);
       const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
       if (planes) released.add(planes);
-      // Their regions go with every other resident one (a bump allocator frees from the top only).
-      if (mem.isResident(w) || (planes && mem.isResident(planes))) mem.dropResident();
+      if (planes) mem.releaseResident(planes);
+      mem.releaseResident(w);
     },
     matmulFp4Int8,
   };
