@@ -270,9 +270,12 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
       p.nibbles = mem.copyIn(w.nibbles);
       if (w.fp8Lanes && w.fp8Codes) {
         p.fp8Lanes = mem.copyIn(w.fp8Lanes);
-        const codes = mem.copyIn(w.fp8Codes);
         p.fp8Values = mem.alloc(w.fp8Codes.length * 4);
+        // The codes are the decoder's input only: above the values, and freed before they are kept.
+        const mark = mem.mark();
+        const codes = mem.copyIn(w.fp8Codes);
         x.decodeFp8Lanes(p.fp8Lanes, codes, w.tiles, w.units, w.unit, p.fp8Values);
+        mem.release(mark);
       }
     }
     const moved = (from: number, to: number) => {
