@@ -10,7 +10,7 @@ import { loadWasmKernels, wasmKernels } from '../lib/kernels/wasm.js';
 import { SCRATCH_BYTES, type WasmOptions } from '../lib/kernels/wasm-memory.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
 import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
-import { matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';
+import { fp4KernelInputs, matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';
 import { quantize } from '../lib/core/quantize.js';
 import { instantiateWasmModule } from '../lib/kernels/wasm-memory.js';
 import { availableBackends } from '../lib/index.js';
@@ -149,6 +149,22 @@ describe.runIf(built)('wasm backend', () => {
       }
     });
 
+    it('FGMP on FP4 tiles with FP8 lanes (the kernel API without planes; the facade uses the planes)', () => {
+      const { kernels } = freshModule();
+      for (const [m, n, k] of [[1, 40, 96], [3, 19, 77], [7, 33, 250]] as const) {
+        const wv = gaussian(n * k, n + k, 0.05);
+        for (let i = 0; i < wv.length; i += 29) wv[i] *= 40;
+        const b = quantize(wv, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.5 } as never) as never;
+        const w = fp4KernelInputs(b);
+        const packed = kernels.matmul!.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
+        const a = quantize(gaussian(m * k, m * 31 + k), { format: 'mxint8', shape: [m, k] });
+        const want = matmulDecoded(decodeOperand('test', a), decodeOperand('test', b));
+        for (let round = 0; round < 2; round++) {  // copied in, then resident
+          expect(firstBitDifference(matmulFast(kernels.matmul!, a, packed, n, undefined), want), `[${m}, ${n}, ${k}] round ${round}`).toBe(-1);
+        }
+      }
+    });
+
     it('chunks many activation rows; released weights are refused', () => {
       const { kernels } = freshModule();
       const [m, n, k] = [700, 1500, 64]; // 700 rows × 6 KB of output: more than one 4 MiB chunk
@@ -192,12 +208,11 @@ describe.runIf(built)('wasm backend', () => {
       for (let round = 0; round < 3; round++) {
         bs.forEach((b, i) => {
           expect(firstBitDifference(matmulFast(kernels.matmul!, a, packed[i], n, undefined), want(b as never)), `round ${round} layer ${i}`).toBe(-1);
-          // One row: FGMP's FP4 tiles rather than its planes, a second resident form.
           expect(firstBitDifference(matmulFast(kernels.matmul!, a1, packed[i], n, undefined), want(b as never, a1)), `round ${round} layer ${i} m=1`).toBe(-1);
         });
       }
-      // nvfp4: one form; FGMP: tiles (1 row) and planes (3 rows).
-      expect(mem.residentCopies - before).toBe(2 + 2 * 2);
+      // One form each (FGMP: its int16 planes at every row count here).
+      expect(mem.residentCopies - before).toBe(4);
       const settled = mem.byteLength;
       for (let round = 0; round < 5; round++) bs.forEach((_, i) => matmulFast(kernels.matmul!, a, packed[i], n, undefined));
       expect(mem.byteLength).toBe(settled);

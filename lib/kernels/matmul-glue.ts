@@ -46,7 +46,7 @@ function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array
 const E2M1_AS_E4M3 = Uint8Array.from(E2M1_VALUES, (v) => E4M3_VALUES.findIndex((e) => Object.is(e, v)));
 
 /** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
-function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
+export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   const [n, k] = b.shape;
   const none = { scaleCodes: null, scaleCoding: 0, tensorScale: 0 };
   if (b.format === 'mxfp4') {

@@ -238,10 +238,13 @@ function checkRepacked(packed: unknown): WasmWeights {
   return packed;
 }
 
-/** From this many activation rows on, FGMP weights with planes run on them (the addon: 32). Here
- *  the FP4 kernel's per-row FP8 lanes cost more: K = N = 4096, one row 3.2 ms on the FP4 tiles vs
- *  3.7 on the planes, two rows 8.7 vs ~5.5, sixteen ~37 vs 18. */
-const PLANES_MIN_ROWS = 2;
+/** From this many activation rows on, FGMP weights with planes run on them (the addon: 2–32 by
+ *  kernel). Here: every row count. Measured 2026-12-04 (npm run bench:wasm-layers, weights
+ *  resident), one row, ms per product, planes against the FP4 tiles with their FP8 lanes as int32:
+ *  4 layers of 2048² 0.62–0.95 vs 1.12, 2 layers of 4096² 2.6–3.4 vs 4.4–4.5; the planes also take
+ *  half the module memory (~40 MB per 4096² weight against ~80) and copy in 5× faster when they do
+ *  not fit the resident budget. (An earlier planes kernel measured 3.7 vs 3.2 ms at one row.) */
+const PLANES_MIN_ROWS = 1;
 
 /** The FP4×INT8 and byte-plane matmuls (assembly/matmul.ts, assembly/matmul-planes.ts) over weights
  *  repacked in TypeScript. Weights stay resident in the module's memory between calls (FGMP FP8
