@@ -220,9 +220,15 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
   // Few rows (fewer than 12): a scan of their codes is cheap beside the product.
   const bool fold = b.signMagnitude && !std::memchr(a.codes, 0x80, static_cast<size_t>(a.rows * a.paddedK));
   int64_t tile = tileBegin;
-  // One row: two tiles per step for enough independent chains.
-  if (a.rows == 1)
-    for (; tile + 2 <= tileEnd; tile += 2) rowsStep<1, 2>(a, b, tables, fold, bias, out, tile, 0);
+  // One row: four tiles per step for enough independent chains (1 thread, K = N = 4096, GFLOP/s:
+  // two tiles 69–72, four 89–92, eight 74).
+  if (a.rows == 1) {
+    for (; tile + 4 <= tileEnd; tile += 4) rowsStep<1, 4>(a, b, tables, fold, bias, out, tile, 0);
+    if (tile + 2 <= tileEnd) {
+      rowsStep<1, 2>(a, b, tables, fold, bias, out, tile, 0);
+      tile += 2;
+    }
+  }
   for (; tile < tileEnd; tile++) allRows<1>(a, b, tables, fold, bias, out, tile);
 }
 

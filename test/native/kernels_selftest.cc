@@ -330,7 +330,7 @@ void checkPlanes() {
     table[0] = 0;  // padding elements hold code 0
     for (int64_t blockSize : {16, 32})
       for (int64_t m : {1, 3, 4, 9, 12, 21})
-        for (int64_t n : {1, 16, 17, 40})
+        for (int64_t n : {1, 16, 17, 40, 100})
           for (int64_t k : {1, 31, 64, 100, 4500}) {
             if (k == 4500 && m < 12) continue;  // two stretches of the from-codes kernel's rebuild
             const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
