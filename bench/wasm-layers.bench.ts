@@ -7,7 +7,6 @@
 //   npm run bench:wasm-layers
 //   npm run bench:wasm-layers -- --layers=4 --n=2048 --k=2048 --m=1,16 --formats=mxfp4,nvfp4,fgmp,mxfp8_e4m3
 import { readFileSync } from 'node:fs';
-import { decodeOperand } from '../lib/core/matmul.js';
 import { quantize } from '../lib/core/quantize.js';
 import type { MatmulKernels } from '../lib/kernels/contract.js';
 import { matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';
@@ -36,7 +35,6 @@ for (const format of FORMATS) {
   });
   for (const m of MS) {
     const a = quantize(gaussian(m * K, 99), { format: 'mxint8', shape: [m, K] });
-    decodeOperand('bench', a);  // warm the decoder's code paths off the clock
     const perProduct = (residentBytes: number) => {
       const kernels = wasmKernels(instantiateWasmModule(wasmBytes, { residentBytes })).matmul as MatmulKernels;
       const packed = weights.map((b) => repackWeights(kernels, b as never));

@@ -156,7 +156,7 @@ export class WasmMemory {
   }
 
   /** Drop every resident region (their owners copy theirs in again on next use). */
-  dropResident(): void {
+  private dropResident(): void {
     for (const region of this.stack) region.live = false;
     this.stack = [];
     this.regions = new WeakMap<object, ResidentRegion>();

@@ -238,13 +238,6 @@ function checkRepacked(packed: unknown): WasmWeights {
   return packed;
 }
 
-/** From this many activation rows on, FGMP weights with planes run on them (the addon: 2–32 by
- *  kernel). Here: every row count. Measured 2026-12-04 (npm run bench:wasm-layers, weights
- *  resident), one row, ms per product, planes against the FP4 tiles with their FP8 lanes as int32:
- *  4 layers of 2048² 0.62–0.95 vs 1.12, 2 layers of 4096² 2.6–3.4 vs 4.4–4.5; the planes also take
- *  half the module memory (~40 MB per 4096² weight against ~80) and copy in 5× faster when they do
- *  not fit the resident budget. (An earlier planes kernel measured 3.7 vs 3.2 ms at one row.) */
-const PLANES_MIN_ROWS = 1;
 
 /** The FP4×INT8 and byte-plane matmuls (assembly/matmul.ts, assembly/matmul-planes.ts) over weights
  *  repacked in TypeScript. Weights stay resident in the module's memory between calls (FGMP FP8
@@ -296,8 +289,13 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     aScales = guardFloats('matmulFp4Int8', 'activation scales', aScales, m * aBlocks);
     out = guardFloats('matmulFp4Int8', 'out', out, m * w.n);
     if (bias !== null) bias = guardFloats('matmulFp4Int8', 'bias', bias, w.n);
+    // FGMP weights with planes run on them at every row count. Measured 2026-12-04 (npm run
+    // bench:wasm-layers, weights resident), one row, ms per product, planes against the FP4 tiles
+    // with their FP8 lanes as int32: 4 layers of 2048² 0.62–0.95 vs 1.12, 2 layers of 4096² 2.6–3.4
+    // vs 4.4–4.5; the planes also take half the module memory (~40 MB per 4096² weight against
+    // ~80) and copy in 5× faster when they do not fit the resident budget.
     const planes = 'nibbles' in w ? planesOf.get(w) : undefined;
-    if (planes && m >= PLANES_MIN_ROWS) w = planes;
+    if (planes) w = planes;
     mem.reset();
     const p = weightPointers(w);
     const b = bias ? mem.copyIn(bias.subarray(0, w.n)) : 0;
