@@ -6,7 +6,7 @@
 export { encodeElements, decodeElements } from "./element-codec";
 export { quantizeMx, dequantizeMx } from "./mx";
 export { quantizeNvfp4, dequantizeNvfp4, absMaxBits } from "./nvfp4";
-export { decodeFp8Lanes, matmulFp4Int8 } from "./matmul";
+export { activationUnitSums, decodeFp8Lanes, matmulFp4Int8, relaxedSimd } from "./matmul";
 export { matmulPlanesInt8 } from "./matmul-planes";
 export { matmulDecoded } from "./matmul-decoded";
 export { alignRows, matmulAligned } from "./matmul-aligned";

@@ -7,6 +7,7 @@ import { describe } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
 import type { WasmOptions } from './kernels/wasm-memory.js';
+import { chooseWasmBuild, WASM_BUILD_FILES, type WasmBuildRequest } from './kernels/wasm-builds.js';
 
 let wasm: Kernels | null = null;
 
@@ -18,24 +19,34 @@ registerBackendLoader('wasm', () => {
   return wasm;
 });
 
+/** initWasm's options: the module memory's (WasmOptions) and which build to fetch. */
+export interface InitWasmOptions extends WasmOptions {
+  /** The build fetched when initWasm is given no source: 'auto' (the default) takes
+   *  fp4kit-relaxed.wasm where the browser runs relaxed SIMD as specified (Chrome ≥ 114),
+   *  else fp4kit.wasm (SIMD128 only); 'relaxed' or 'simd128' ask for one. Same bits either way. */
+  build?: WasmBuildRequest;
+}
+
 /**
  * Load the WebAssembly module and make it the active backend. `source`: the module's bytes, or
- * a URL to fetch (default: build-wasm/fp4kit.wasm next to this package). `options.residentBytes`:
- * how much module memory matmul weights may keep between calls (default 256 MiB).
+ * a URL to fetch (default: build-wasm/fp4kit-relaxed.wasm or build-wasm/fp4kit.wasm next to this
+ * package, see InitWasmOptions.build). `options.residentBytes`: how much module memory matmul
+ * weights may keep between calls (default 256 MiB).
  */
-export async function initWasm(source?: BufferSource | URL | string, options?: WasmOptions): Promise<void> {
+export async function initWasm(source?: BufferSource | URL | string, options?: InitWasmOptions): Promise<void> {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
+  const build = chooseWasmBuild(options?.build, 'initWasm: options.build');
   let bytes: BufferSource;
   if (isArrayBuffer(source) || ArrayBuffer.isView(source)) {
     bytes = source as BufferSource; // an ArrayBuffer or a view, from any realm
   } else if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
     throw new TypeError(`initWasm: source must be the module's bytes (an ArrayBuffer or a view) or a URL, got ${describe(source)}`);
   } else {
-    const url = source ?? new URL('../../build-wasm/fp4kit.wasm', import.meta.url);
+    const url = source ?? new URL(`../../build-wasm/${WASM_BUILD_FILES[build]}`, import.meta.url);
     const response = await fetch(url);
     if (!response.ok) throw new Error(`initWasm: fetching ${String(url)} failed with HTTP ${response.status}`);
     bytes = await response.arrayBuffer();
   }
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
   const resident = options?.residentBytes;
   if (resident !== undefined && !(typeof resident === 'number' && Number.isFinite(resident) && resident >= 0)) {
     throw new RangeError(`initWasm: options.residentBytes must be a number of bytes ≥ 0, got ${describe(resident)}`);
@@ -48,3 +59,5 @@ export async function initWasm(source?: BufferSource | URL | string, options?: W
 
 export * from './core/api.js';
 export type { WasmOptions } from './kernels/wasm-memory.js';
+export type { WasmBuild, WasmBuildRequest } from './kernels/wasm-builds.js';
+export { relaxedSimdWorks } from './kernels/wasm-builds.js';

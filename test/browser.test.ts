@@ -1,6 +1,8 @@
 // The browser entry in a real browser: Debian's Chromium, headless, driven by playwright-core,
 // loads a page bundled with esbuild from lib/browser.ts and the shipped .wasm, and must produce
-// the bytes the pure-TypeScript reference produces in Node for every format and rounding mode.
+// the bytes the pure-TypeScript reference produces in Node for every format and rounding mode —
+// on both builds of the module (lib/kernels/wasm-builds.ts): Chromium runs relaxed SIMD, so this is
+// where fp4kit-relaxed.wasm's kernels are checked (Node 20 cannot run them).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +11,10 @@ import { build } from 'esbuild';
 import type { Browser } from 'playwright-core';
 import { encode, matmul, quantize, quantizeGradient, setBackend } from '../lib/index.js';
 import { browserCases, type BrowserResult } from './browser/cases.js';
+import { MATMUL_CASES, caseName, referenceOutputs } from './browser/matmul-cases.js';
 import { haveChromium, launchChromium, serveFiles, type Site, type SiteFiles } from './helpers/headless-browser.js';
 
-const WASM = join(process.cwd(), 'build-wasm', 'fp4kit.wasm');
+const BUILD_WASM = join(process.cwd(), 'build-wasm');
 
 describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)', () => {
   let dir: string;
@@ -26,7 +29,9 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     const files: SiteFiles = {
       '/': [join(dir, 'index.html'), 'text/html'],
       '/page.js': [join(dir, 'page.js'), 'text/javascript'],
-      '/fp4kit.wasm': [WASM, 'application/wasm'],
+      // Where initWasm's default URL points from /page.js (lib/browser.ts: ../../build-wasm/).
+      '/build-wasm/fp4kit.wasm': [join(BUILD_WASM, 'fp4kit.wasm'), 'application/wasm'],
+      '/build-wasm/fp4kit-relaxed.wasm': [join(BUILD_WASM, 'fp4kit-relaxed.wasm'), 'application/wasm'],
     };
     site = await serveFiles(files);
     origin = site.origin;
@@ -39,19 +44,50 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('quantizes, encodes and multiplies with the bytes of the js reference', async () => {
+  async function openPage() {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(origin + '/');
     await page.waitForFunction(() => typeof (window as unknown as { runChecks?: unknown }).runChecks === 'function');
-    const got = (await page.evaluate(() => (window as unknown as { runChecks(): Promise<unknown> }).runChecks())) as BrowserResult;
+    return { page, errors };
+  }
+
+  it('runs relaxed SIMD as specified (the probe), so both builds are checked below', async () => {
+    const { page, errors } = await openPage();
+    expect(await page.evaluate(() => window.relaxedSimdWorks())).toBe(true);
     expect(errors).toEqual([]);
-    expect(got.backend).toEqual({ name: 'wasm', simd: 'simd128', matmulSimd: 'simd128' });
+    await page.close();
+  });
+
+  it.each([
+    ['simd128', 'simd128'],
+    ['relaxed', 'relaxed-simd'],
+    ['auto', 'relaxed-simd'],
+  ] as const)('quantizes, encodes and multiplies with the bytes of the js reference (build %s)', async (build, simd) => {
+    const { page, errors } = await openPage();
+    const got = (await page.evaluate((b) => window.runChecks(b), build)) as BrowserResult;
+    await page.close();
+    expect(errors).toEqual([]);
+    expect(got.backend).toEqual({ name: 'wasm', simd, matmulSimd: simd });
     expect(got.available.find((b) => b.name === 'native')?.available).toBe(false);
     setBackend('js');
-    const want = browserCases({ quantize, encode, matmul, quantizeGradient }, { name: 'wasm', simd: 'simd128' }, []);
+    const want = browserCases({ quantize, encode, matmul, quantizeGradient }, { name: 'wasm', simd }, []);
     expect(Object.keys(got.outputs).sort()).toEqual(Object.keys(want.outputs).sort());
     for (const key of Object.keys(want.outputs)) expect(got.outputs[key], key).toBe(want.outputs[key]);
+  }, 120_000);
+
+  it.each([
+    ['fp4kit.wasm', 'simd128'],
+    ['fp4kit-relaxed.wasm', 'relaxed-simd'],
+  ])('%s: FP4 × INT8 products on its kernels give the reference bytes (rows 1–13, odd shapes, FGMP FP8 lanes, extreme codes)', async (file, simd) => {
+    const { page, errors } = await openPage();
+    const got = await page.evaluate((url) => window.runMatmulCases(url), `/build-wasm/${file}`);
+    await page.close();
+    expect(errors).toEqual([]);
+    expect(got.matmulSimd).toBe(simd);
+    const want = referenceOutputs();
+    expect(Object.keys(got.outputs)).toEqual(MATMUL_CASES.map(caseName));
+    for (const key of Object.keys(want)) expect(got.outputs[key], key).toBe(want[key]);
   }, 120_000);
 });

@@ -15,6 +15,7 @@ import { quantize } from '../lib/core/quantize.js';
 import { instantiateWasmModule } from '../lib/kernels/wasm-memory.js';
 import { availableBackends } from '../lib/index.js';
 import { gaussian, variedMagnitude } from './helpers/data.js';
+import { kernelOutputs, referenceOutputs } from './browser/matmul-cases.js';
 import { firstBitDifference, firstByteDifference } from './helpers/fixtures.js';
 
 const wasmFile = new URL('../build-wasm/fp4kit.wasm', import.meta.url);
@@ -32,6 +33,11 @@ function mxBuffers(rows: number, cols: number, bits: number) {
 }
 
 describe.runIf(built)('wasm backend', () => {
+  it('FP4 × INT8 products on its kernels give the reference bytes (the cases Chromium runs on both builds)', () => {
+    const { kernels } = freshModule();
+    expect(kernelOutputs(kernels.matmul!)).toEqual(referenceOutputs());
+  });
+
   it('loads with SIMD128 and a matmul kernel', () => {
     const { kernels } = freshModule();
     expect(kernels.name).toBe('wasm');

@@ -44,8 +44,12 @@ export interface WasmExports {
   decodeFp8Lanes(fp8Lanes: number, fp8Codes: number, tiles: number, units: number, unit: number, values: number): void;
   matmulFp4Int8(
     nibbles: number, scales: number, fp8Lanes: number, fp8Values: number, n: number, units: number, unit: number, kGroups: number,
-    aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
+    aCodes: number, aScales: number, aSums: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,
   ): void;
+  /** The relaxed build's correction for matmulFp4Int8: Σ of each row-unit's activation codes. */
+  activationUnitSums(aCodes: number, m: number, paddedK: number, units: number, unit: number, sums: number): void;
+  /** 1 in fp4kit-relaxed.wasm (lib/kernels/wasm-builds.ts), 0 in fp4kit.wasm. */
+  relaxedSimd(): number;
   matmulPlanesInt8(
     h: number, low: number, lowQuads: number, lowShift: number, scales: number, n: number, units: number, unit: number, kQuads: number, unitScale: number,
     aCodes: number, aScales: number, m: number, paddedK: number, bias: number, out: number, tileBegin: number, tileEnd: number,

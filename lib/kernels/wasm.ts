@@ -18,6 +18,7 @@ import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './contract.js';
 import { gradientQuantWasm } from './gradient-quant-wasm.js';
+import { chooseWasmBuild, relaxedSimdWorks, WASM_BUILD_FILES } from './wasm-builds.js';
 import { bitplaneGemmWasm } from './bitplane-gemm-wasm.js';
 
 const ELEMENT_BITS: Record<number, number> = {
@@ -215,7 +216,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
 
   return {
     name: 'wasm',
-    simd: 'simd128',
+    simd: x.relaxedSimd() === 1 ? 'relaxed-simd' : 'simd128',
     encodeElements,
     decodeElements,
     ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
@@ -246,6 +247,7 @@ function checkRepacked(packed: unknown): WasmWeights {
  *  copied in for each call. */
 export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   const x = mem.exports;
+  const relaxed = x.relaxedSimd() === 1;
   // FGMP weights whose planes joined them (repackPlaneWeights with `into`).
   const planesOf = new WeakMap<RepackedFp4Weights, RepackedPlaneWeights>();
   type Pointers = { nibbles: number; scales: number; fp8Lanes: number; fp8Values: number; h: number; low: number; lowQuads: number };
@@ -302,9 +304,13 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     const kernel = 'h' in w
       ? (a: number, s: number, rows: number, o: number, v = w as RepackedPlaneWeights) =>
           x.matmulPlanesInt8(p.h, p.low, p.lowQuads, v.lowShift, p.scales, v.n, v.units, v.unit, v.kQuads, 2 ** -(v.shift + 6), a, s, rows, paddedK, b, o, 0, v.tiles)
-      : (a: number, s: number, rows: number, o: number, v = w as RepackedFp4Weights) =>
-          x.matmulFp4Int8(p.nibbles, p.scales, p.fp8Lanes, p.fp8Values, v.n, v.units, v.unit, v.kGroups, a, s, rows, paddedK, b, o, 0, v.tiles);
-    mem.forEachRowChunk(m, paddedK + aBlocks * 4 + w.n * 4, (r0, rows) => {
+      : (a: number, s: number, rows: number, o: number, v = w as RepackedFp4Weights) => {
+          // The relaxed build's dot takes the weights biased by 12: it needs each row-unit's Σ a.
+          const sums = relaxed ? mem.alloc(rows * v.units * 4) : 0;
+          if (relaxed) x.activationUnitSums(a, rows, paddedK, v.units, v.unit, sums);
+          x.matmulFp4Int8(p.nibbles, p.scales, p.fp8Lanes, p.fp8Values, v.n, v.units, v.unit, v.kGroups, a, s, sums, rows, paddedK, b, o, 0, v.tiles);
+        };
+    mem.forEachRowChunk(m, paddedK + aBlocks * 4 + w.n * 4 + (relaxed ? paddedK / 4 : 0), (r0, rows) => {
       const a = mem.copyIn(aCodes.subarray(r0 * paddedK, (r0 + rows) * paddedK));
       const s = mem.copyIn(aScales.subarray(r0 * aBlocks, (r0 + rows) * aBlocks));
       const o = mem.alloc(rows * w.n * 4);
@@ -369,7 +375,7 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
     return aligned ? 'aligned' : 'float64';
   }
   return {
-    matmulSimd: 'simd128',
+    matmulSimd: relaxed ? 'relaxed-simd' : 'simd128',
     matmulDecoded,
     repackFp4Weights,
     repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown) {
@@ -392,24 +398,33 @@ export function wasmMatmul(mem: WasmMemory): MatmulKernels {
   };
 }
 
-/** The wasm backend's kernels over a module given as bytes (the browser entry's loader too). */
+/** The wasm backend's kernels over a module given as bytes (the browser entry's loader too). The
+ *  relaxed build is refused where the engine does not compute relaxed SIMD as specified
+ *  (lib/kernels/wasm-builds.ts): there it would instantiate and give wrong products. */
 export function instantiateWasmKernels(bytes: BufferSource, options?: WasmOptions): Kernels {
-  return wasmKernels(instantiateWasmModule(bytes, options));
+  const mem = instantiateWasmModule(bytes, options);
+  if (mem.exports.relaxedSimd() === 1 && !relaxedSimdWorks()) {
+    throw new Error(`the module is fp4kit's relaxed-SIMD build (${WASM_BUILD_FILES.relaxed}), and this engine does not run relaxed SIMD as specified: load ${WASM_BUILD_FILES.simd128}`);
+  }
+  return wasmKernels(mem);
 }
 
 type NodeFs = typeof import('node:fs');
 
-/** Node: the kernels over build-wasm/fp4kit.wasm, found from lib/kernels/ or dist/lib/kernels/. */
+/** Node: the kernels over build-wasm/fp4kit-relaxed.wasm where this Node runs relaxed SIMD as
+ *  specified (Node ≥ 22), else build-wasm/fp4kit.wasm (FP4KIT_WASM_SIMD=relaxed|simd128|auto
+ *  chooses), found from lib/kernels/ or dist/lib/kernels/. */
 export function loadWasmKernels(): Kernels {
   const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as NodeFs | undefined;
   if (!fs) throw new Error('loadWasmKernels needs Node ≥ 20.16; in a browser call initWasm() from fp4kit/browser');
-  const candidates = [new URL('../../build-wasm/fp4kit.wasm', import.meta.url), new URL('../../../build-wasm/fp4kit.wasm', import.meta.url)];
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+  const file = WASM_BUILD_FILES[chooseWasmBuild(env.FP4KIT_WASM_SIMD || undefined, 'FP4KIT_WASM_SIMD')];
+  const candidates = [new URL(`../../build-wasm/${file}`, import.meta.url), new URL(`../../../build-wasm/${file}`, import.meta.url)];
   const found = candidates.find((url) => fs.existsSync(url));
   if (!found) {
     throw new Error(`the WebAssembly module is not built: ${candidates.map((u) => u.pathname).join(' or ')} is missing (run npm run build:wasm)`);
   }
   // FP4KIT_WASM_RESIDENT_MB: the resident budget (WasmOptions.residentBytes) in MiB.
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
   const mib = env.FP4KIT_WASM_RESIDENT_MB === undefined ? undefined : Number(env.FP4KIT_WASM_RESIDENT_MB);
   if (mib !== undefined && !(Number.isFinite(mib) && mib >= 0)) throw new RangeError(`FP4KIT_WASM_RESIDENT_MB must be a number of MiB ≥ 0, got ${env.FP4KIT_WASM_RESIDENT_MB}`);
   return instantiateWasmKernels(fs.readFileSync(found), mib === undefined ? undefined : { residentBytes: mib * 2 ** 20 });

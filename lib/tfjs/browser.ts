@@ -5,7 +5,7 @@
 //
 //   import * as tf from '@tensorflow/tfjs';
 //   import { setWasmPaths } from 'fp4kit/tfjs/browser';
-//   setWasmPaths('/wasm/');        // serves fp4kit.wasm and tfjs-backend-wasm*.wasm (optional, below)
+//   setWasmPaths('/wasm/');        // serves fp4kit*.wasm and tfjs-backend-wasm*.wasm (optional, below)
 //   await tf.setBackend('fp4kit');
 //
 // Two WebAssembly modules load when a backend is first made: tfjs-backend-wasm's (located by
@@ -19,6 +19,7 @@ import { initWasm } from '../browser.js';
 import { describe } from '../core/describe.js';
 import { isArrayBuffer } from '../core/typed-arrays.js';
 import { kernelsFor } from '../kernels/registry.js';
+import { chooseWasmBuild, WASM_BUILD_FILES } from '../kernels/wasm-builds.js';
 import { FP4KIT_BACKEND, registerBackends } from './backend.js';
 import { registerFlags } from './flags.js';
 
@@ -30,16 +31,18 @@ export interface WasmPaths {
    * or a map from each of those three names to its URL.
    */
   tfjs?: string | Record<string, string>;
-  /** fp4kit's module (build-wasm/fp4kit.wasm in the package): its URL, or its bytes. */
+  /** fp4kit's module (build-wasm/fp4kit-relaxed.wasm or fp4kit.wasm in the package, see
+   *  lib/kernels/wasm-builds.ts): its URL, or its bytes. */
   fp4kit?: string | URL | BufferSource;
 }
 
-/** The module initWasm() gets; undefined: its default, build-wasm/fp4kit.wasm next to fp4kit's dist/. */
+/** The module initWasm() gets; undefined: its default, the build this browser runs
+ *  (fp4kit-relaxed.wasm or fp4kit.wasm) in build-wasm/ next to fp4kit's dist/. */
 let fp4kitSource: string | URL | BufferSource | undefined;
 let loading: Promise<void> | undefined;
 
 function checkPaths(paths: unknown): WasmPaths {
-  if (typeof paths === 'string') return { tfjs: paths, fp4kit: paths + 'fp4kit.wasm' };
+  if (typeof paths === 'string') return { tfjs: paths, fp4kit: paths + WASM_BUILD_FILES[chooseWasmBuild('auto', 'setWasmPaths')] };
   if (typeof paths !== 'object' || paths === null || Array.isArray(paths) || ArrayBuffer.isView(paths) || isArrayBuffer(paths)) {
     throw new TypeError(`setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got ${describe(paths)}`);
   }
@@ -58,7 +61,8 @@ function checkPaths(paths: unknown): WasmPaths {
 
 /**
  * Where the backends' WebAssembly modules are served. A string is one folder (ending in '/')
- * holding fp4kit.wasm and tfjs-backend-wasm's three binaries; an object sets either separately.
+ * holding fp4kit.wasm, fp4kit-relaxed.wasm (fetched instead where the browser runs relaxed SIMD)
+ * and tfjs-backend-wasm's three binaries; an object sets either separately.
  * Call it before the first `tf.setBackend('fp4kit')` (or 'fp4kit-cpu'), as tfjs's own.
  */
 export function setWasmPaths(paths: string | WasmPaths): void {
@@ -86,9 +90,9 @@ async function kernelsReady(backendName: string): Promise<void> {
   try {
     await fp4kitWasm();
   } catch (err) {
-    const from = fp4kitSource === undefined ? "its default URL (build-wasm/fp4kit.wasm beside fp4kit's dist/)"
+    const from = fp4kitSource === undefined ? "its default URL (build-wasm/ beside fp4kit's dist/)"
       : typeof fp4kitSource === 'string' || fp4kitSource instanceof URL ? String(fp4kitSource) : 'the bytes given to setWasmPaths';
-    const why = `fp4kit's WebAssembly module did not load from ${from} (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
+    const why = `fp4kit's WebAssembly module did not load from ${from} (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and fp4kit-relaxed.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
     // 'fp4kit-cpu' is for where WebAssembly does not run: it goes on with fp4kit's pure-TypeScript
     // kernels (the same bytes, slower). 'fp4kit' needs WebAssembly for its base anyway.
     if (backendName === FP4KIT_BACKEND) throw new Error(`fp4kit tfjs backend: ${why}`);

@@ -1,0 +1,80 @@
+// fp4kit's WebAssembly matmul in a real browser (Debian's Chromium, headless): each build of the
+// module — fp4kit.wasm (SIMD128) and fp4kit-relaxed.wasm (relaxed SIMD's i8 dot, which Node 20
+// cannot run: lib/kernels/wasm-builds.ts) — against the peer measured in the same page and run,
+// tfjs-backend-wasm's float32 matMul (XNNPACK, one thread). matmul(x, w) on prepared weights, so
+// each figure includes quantizing the activations, as a model's call does; weights stay resident.
+// ms per product (median), GFLOP/s = 2·m·n·k / t, ratios to tfjs-wasm and relaxed ÷ simd128, and
+// whether both builds gave the same output bytes (they must).
+//
+//   npm run bench:wasm-browser
+//   npm run bench:wasm-browser -- --shapes=1x4096x4096,16x4096x4096,64x4096x4096 --formats=mxfp4,nvfp4 --seconds=2
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { haveChromium, launchChromium, serveFiles, type SiteFiles } from '../test/helpers/headless-browser.js';
+import type { Shape, Timing } from './browser/matmul-page.js';
+
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const SHAPES: Shape[] = (arg('shapes') ?? '1x4096x4096,16x4096x4096,64x4096x4096,64x1024x1024').split(',').map((s) => {
+  const [m, n, k] = s.split('x').map(Number);
+  return { m, n, k };
+});
+const FORMATS = (arg('formats') ?? 'mxfp4,nvfp4,fgmp,mxfp8_e4m3').split(',');
+const SECONDS = Number(arg('seconds') ?? 1.5);
+
+if (!haveChromium) throw new Error('bench:wasm-browser needs Chromium (apt-get install chromium, or CHROMIUM_PATH)');
+const root = process.cwd();
+const dir = await mkdtemp(join(tmpdir(), 'fp4kit-bench-browser-'));
+await build({ entryPoints: ['bench/browser/matmul-page.ts'], bundle: true, format: 'esm', platform: 'browser', outfile: join(dir, 'page.js'), logLevel: 'silent' });
+await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>');
+const tfjsWasm = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+const files: SiteFiles = {
+  '/': [join(dir, 'index.html'), 'text/html'],
+  '/page.js': [join(dir, 'page.js'), 'text/javascript'],
+  '/fp4kit.wasm': [join(root, 'build-wasm', 'fp4kit.wasm'), 'application/wasm'],
+  '/fp4kit-relaxed.wasm': [join(root, 'build-wasm', 'fp4kit-relaxed.wasm'), 'application/wasm'],
+};
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) files[`/${f}`] = [join(tfjsWasm, f), 'application/wasm'];
+const site = await serveFiles(files);
+const browser = await launchChromium();
+try {
+  /** A fresh page per measurement: one module, one backend, nothing left from another. */
+  async function inPage<T>(run: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(site.origin + '/');
+    await page.waitForFunction(() => typeof window.benchFp4kit === 'function');
+    const result = await run(page);
+    await page.close();
+    if (errors.length) throw new Error(errors.join('\n'));
+    return result;
+  }
+  const peer = await inPage((p) => p.evaluate(([s, t]) => window.benchTfjs(s, t), [SHAPES, SECONDS] as const));
+  const simd128 = await inPage((p) => p.evaluate(([s, f, t]) => window.benchFp4kit('simd128', s, f, t), [SHAPES, FORMATS, SECONDS] as const));
+  const relaxed = await inPage((p) => p.evaluate(([s, f, t]) => window.benchFp4kit('relaxed', s, f, t), [SHAPES, FORMATS, SECONDS] as const));
+  const version = browser.version();
+  console.log(`Chromium ${version}; fp4kit kernels ${simd128.kernels} and ${relaxed.kernels}; peer tfjs backend '${peer.backend}' (float32 matMul, one thread)`);
+  console.log('ms per product (median over ~' + SECONDS + ' s), GFLOP/s = 2·m·n·k / t; matmul(x, prepared weights): activations quantized per call');
+  console.log('');
+  console.log('| weights | m × n × k | simd128 ms | relaxed ms | relaxed GFLOP/s | tfjs-wasm f32 ms | relaxed ÷ simd128 speed | relaxed ÷ tfjs speed | same bytes |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---|');
+  const key = (t: Timing) => `${t.what}/${t.shape.m}x${t.shape.n}x${t.shape.k}`;
+  const simdBy = new Map(simd128.timings.map((t) => [key(t), t]));
+  const peerBy = new Map(peer.timings.map((t) => [`${t.shape.m}x${t.shape.n}x${t.shape.k}`, t]));
+  let mismatches = 0;
+  for (const r of relaxed.timings) {
+    const s = simdBy.get(key(r))!;
+    const { m, n, k } = r.shape;
+    const q = peerBy.get(`${m}x${n}x${k}`)!;
+    const same = s.digest === r.digest;
+    if (!same) mismatches++;
+    console.log(`| ${r.what} | ${m} × ${n} × ${k} | ${s.ms.toFixed(2)} | ${r.ms.toFixed(2)} | ${((2 * m * n * k) / r.ms / 1e6).toFixed(1)} | ${q.ms.toFixed(2)} | ${(s.ms / r.ms).toFixed(2)}× | ${(q.ms / r.ms).toFixed(2)}× | ${same ? 'yes' : 'NO'} |`);
+  }
+  if (mismatches) throw new Error(`${mismatches} products differ between the two builds`);
+} finally {
+  await browser.close();
+  site.close();
+  await rm(dir, { recursive: true, force: true });
+}
