@@ -90,8 +90,14 @@ export function matmulFp4Int8(
   const unitScale = f32x4.splat(1.0 / 32768.0);
   const aBlocksPerRow = paddedK >> 5;
   const groupsPerUnit = unit >> 3;
+  const fourRowsEnd = m & ~3;
   for (let tile = tileBegin; tile < tileEnd; tile++) {
-    for (let row = 0; row < m; row++) {
+    for (let quad = 0; quad < 4; quad++) {
+      for (let row = 0; row < fourRowsEnd; row += 4) {
+        fourRowsQuad(nibbles, scales, fp8Lanes, fp8Values, n, units, unit, kGroups, aCodes, aScales, paddedK, bias, out, tile, quad, row);
+      }
+    }
+    for (let row = fourRowsEnd; row < m; row++) {
       const aRow = aCodes + <usize>row * <usize>paddedK;
       let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
       for (let j = 0; j < units; j++) {
@@ -155,6 +161,65 @@ export function matmulFp4Int8(
   }
 }
 
+/** Columns 4·quad … 4·quad + 3 of `tile` for rows row … row + 3 (SIMD128): four rows share each
+ *  decoded, widened weight vector; each row's sums are pair-split as in the one-row loop. */
+function fourRowsQuad(
+  nibbles: usize, scales: usize, fp8Lanes: usize, fp8Values: usize, n: i32, units: i32, unit: i32, kGroups: i32,
+  aCodes: usize, aScales: usize, paddedK: i32, bias: usize, out: usize, tile: i32, quad: i32, row: i32,
+): void {
+  const lowNibble = i8x16.splat(0x0f);
+  const lut = e2m1Lut();
+  const aBlocksPerRow = paddedK >> 5;
+  const groupsPerUnit = unit >> 3;
+  const stride = <usize>paddedK;
+  const blocksBytes = <usize>aBlocksPerRow << 2;
+  const w0 = nibbles + ((<usize>tile * <usize>kGroups) << 6) + (<usize>quad << 4);
+  const a0 = aCodes + <usize>row * stride;
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
+  for (let j = 0; j < units; j++) {
+    // p[r][0]: columns 4·quad, +1 (two lanes each) of row r; p[r][1]: columns +2, +3.
+    let p00 = i32x4.splat(0), p01 = i32x4.splat(0), p10 = i32x4.splat(0), p11 = i32x4.splat(0);
+    let p20 = i32x4.splat(0), p21 = i32x4.splat(0), p30 = i32x4.splat(0), p31 = i32x4.splat(0);
+    for (let g = j * groupsPerUnit; g < (j + 1) * groupsPerUnit; g++) {
+      const v = v128.load(w0 + (<usize>g << 6));
+      const lo = i8x16.swizzle(lut, v128.and(v, lowNibble));
+      const hi = i8x16.swizzle(lut, v128.and(i16x8.shr_u(v, 4), lowNibble));
+      const lo0 = i16x8.extend_low_i8x16_s(lo), lo1 = i16x8.extend_high_i8x16_s(lo);
+      const hi0 = i16x8.extend_low_i8x16_s(hi), hi1 = i16x8.extend_high_i8x16_s(hi);
+      const a = a0 + (<usize>g << 3);
+      let aLo = i16x8.extend_low_i8x16_s(v128.load32_splat(a)), aHi = i16x8.extend_low_i8x16_s(v128.load32_splat(a, 4));
+      p00 = i32x4.add(p00, i32x4.add(i32x4.dot_i16x8_s(lo0, aLo), i32x4.dot_i16x8_s(hi0, aHi)));
+      p01 = i32x4.add(p01, i32x4.add(i32x4.dot_i16x8_s(lo1, aLo), i32x4.dot_i16x8_s(hi1, aHi)));
+      aLo = i16x8.extend_low_i8x16_s(v128.load32_splat(a + stride));
+      aHi = i16x8.extend_low_i8x16_s(v128.load32_splat(a + stride, 4));
+      p10 = i32x4.add(p10, i32x4.add(i32x4.dot_i16x8_s(lo0, aLo), i32x4.dot_i16x8_s(hi0, aHi)));
+      p11 = i32x4.add(p11, i32x4.add(i32x4.dot_i16x8_s(lo1, aLo), i32x4.dot_i16x8_s(hi1, aHi)));
+      aLo = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 2 * stride));
+      aHi = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 2 * stride, 4));
+      p20 = i32x4.add(p20, i32x4.add(i32x4.dot_i16x8_s(lo0, aLo), i32x4.dot_i16x8_s(hi0, aHi)));
+      p21 = i32x4.add(p21, i32x4.add(i32x4.dot_i16x8_s(lo1, aLo), i32x4.dot_i16x8_s(hi1, aHi)));
+      aLo = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 3 * stride));
+      aHi = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 3 * stride, 4));
+      p30 = i32x4.add(p30, i32x4.add(i32x4.dot_i16x8_s(lo0, aLo), i32x4.dot_i16x8_s(hi0, aHi)));
+      p31 = i32x4.add(p31, i32x4.add(i32x4.dot_i16x8_s(lo1, aLo), i32x4.dot_i16x8_s(hi1, aHi)));
+    }
+    const tileUnit = <usize>tile * <usize>units + <usize>j;
+    const fp8Quad = fp8Lanes != 0 && load<u16>(fp8Lanes + (tileUnit << 1)) != 0
+      ? fp8Values + ((tileUnit * <usize>unit * <usize>TILE) << 2) + (<usize>quad << 4) : 0;
+    const sb = v128.load(scales + (tileUnit << 6) + (<usize>quad << 4));
+    const aUnit = a0 + <usize>(j * unit);
+    const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
+    acc0 = unitStep(acc0, unitD(foldPairs(p00, p01), fp8Quad, aUnit, unit), load<f32>(sa), sb);
+    acc1 = unitStep(acc1, unitD(foldPairs(p10, p11), fp8Quad, aUnit + stride, unit), load<f32>(sa + blocksBytes), sb);
+    acc2 = unitStep(acc2, unitD(foldPairs(p20, p21), fp8Quad, aUnit + 2 * stride, unit), load<f32>(sa + 2 * blocksBytes), sb);
+    acc3 = unitStep(acc3, unitD(foldPairs(p30, p31), fp8Quad, aUnit + 3 * stride, unit), load<f32>(sa + 3 * blocksBytes), sb);
+  }
+  storeColumns(out, bias, n, row, tile, quad << 2, acc0);
+  storeColumns(out, bias, n, row + 1, tile, quad << 2, acc1);
+  storeColumns(out, bias, n, row + 2, tile, quad << 2, acc2);
+  storeColumns(out, bias, n, row + 3, tile, quad << 2, acc3);
+}
+
 // The relaxed-SIMD build's kernel (see the top of this file). Each 16 weight bytes of a group hold
 // 4 columns × 8 k (low nibbles k 0…3, high nibbles k 4…7), exactly the relaxed dot's shape: one
 // instruction per nibble half gives each of the 4 columns its 4-k sum, no pair fold. The loops run
@@ -170,12 +235,19 @@ function groupDot(a: usize, lo: v128, hi: v128, q: v128): v128 {
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(a, 4), hi, q);
 }
 
-/** A unit's D for one row and column quad: the biased dot q less 12·Σa, in units of 2^-15, plus the
- *  unit's FP8 lanes (i32 values of the quad's 4 columns at `fp8Quad`, 0 when the unit has none). */
+/** The relaxed dot's sum q of biased weights less the bias's share, 12·Σa: the FP4 dot itself. */
 // @ts-ignore: decorator
 @inline
-function unitD(q: v128, aSum: i32, fp8Quad: usize, aUnit: usize, unit: i32): v128 {
-  let d = i32x4.shl(i32x4.sub(q, i32x4.splat(WEIGHT_BIAS * aSum)), 8);
+function unbiased(q: v128, aSum: i32): v128 {
+  return i32x4.sub(q, i32x4.splat(WEIGHT_BIAS * aSum));
+}
+
+/** A unit's D for one row and column quad: the FP4 dot in units of 2^-15, plus the unit's FP8
+ *  lanes (i32 values of the quad's 4 columns at `fp8Quad`, 0 when the unit has none). */
+// @ts-ignore: decorator
+@inline
+function unitD(dot: v128, fp8Quad: usize, aUnit: usize, unit: i32): v128 {
+  let d = i32x4.shl(dot, 8);
   if (fp8Quad != 0) {
     for (let i = 0; i < unit; i++) {
       d = i32x4.add(d, i32x4.mul(i32x4.splat(<i32>load<i8>(aUnit + <usize>i)), v128.load(fp8Quad + <usize>(i * TILE * 4))));
@@ -230,10 +302,10 @@ function relaxedTiles(
           const aUnit = a0 + <usize>(j * unit);
           const sums = aSums + ((<usize>row * <usize>units + <usize>j) << 2);
           const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
-          acc0 = unitStep(acc0, unitD(q0, load<i32>(sums), fp8Quad, aUnit, unit), load<f32>(sa), sb);
-          acc1 = unitStep(acc1, unitD(q1, load<i32>(sums + unitsBytes), fp8Quad, aUnit + stride, unit), load<f32>(sa + blocksBytes), sb);
-          acc2 = unitStep(acc2, unitD(q2, load<i32>(sums + 2 * unitsBytes), fp8Quad, aUnit + 2 * stride, unit), load<f32>(sa + 2 * blocksBytes), sb);
-          acc3 = unitStep(acc3, unitD(q3, load<i32>(sums + 3 * unitsBytes), fp8Quad, aUnit + 3 * stride, unit), load<f32>(sa + 3 * blocksBytes), sb);
+          acc0 = unitStep(acc0, unitD(unbiased(q0, load<i32>(sums)), fp8Quad, aUnit, unit), load<f32>(sa), sb);
+          acc1 = unitStep(acc1, unitD(unbiased(q1, load<i32>(sums + unitsBytes)), fp8Quad, aUnit + stride, unit), load<f32>(sa + blocksBytes), sb);
+          acc2 = unitStep(acc2, unitD(unbiased(q2, load<i32>(sums + 2 * unitsBytes)), fp8Quad, aUnit + 2 * stride, unit), load<f32>(sa + 2 * blocksBytes), sb);
+          acc3 = unitStep(acc3, unitD(unbiased(q3, load<i32>(sums + 3 * unitsBytes)), fp8Quad, aUnit + 3 * stride, unit), load<f32>(sa + 3 * blocksBytes), sb);
         }
         storeColumns(out, bias, n, row, tile, quad << 2, acc0);
         storeColumns(out, bias, n, row + 1, tile, quad << 2, acc1);
@@ -265,10 +337,10 @@ function relaxedTiles(
         const aUnit = a0 + <usize>(j * unit);
         const aSum = load<i32>(aSums + ((<usize>row * <usize>units + <usize>j) << 2));
         const sa = load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2));
-        acc0 = unitStep(acc0, unitD(q0, aSum, fp8Unit, aUnit, unit), sa, v128.load(sb));
-        acc1 = unitStep(acc1, unitD(q1, aSum, fp8Unit != 0 ? fp8Unit + 16 : 0, aUnit, unit), sa, v128.load(sb, 16));
-        acc2 = unitStep(acc2, unitD(q2, aSum, fp8Unit != 0 ? fp8Unit + 32 : 0, aUnit, unit), sa, v128.load(sb, 32));
-        acc3 = unitStep(acc3, unitD(q3, aSum, fp8Unit != 0 ? fp8Unit + 48 : 0, aUnit, unit), sa, v128.load(sb, 48));
+        acc0 = unitStep(acc0, unitD(unbiased(q0, aSum), fp8Unit, aUnit, unit), sa, v128.load(sb));
+        acc1 = unitStep(acc1, unitD(unbiased(q1, aSum), fp8Unit != 0 ? fp8Unit + 16 : 0, aUnit, unit), sa, v128.load(sb, 16));
+        acc2 = unitStep(acc2, unitD(unbiased(q2, aSum), fp8Unit != 0 ? fp8Unit + 32 : 0, aUnit, unit), sa, v128.load(sb, 32));
+        acc3 = unitStep(acc3, unitD(unbiased(q3, aSum), fp8Unit != 0 ? fp8Unit + 48 : 0, aUnit, unit), sa, v128.load(sb, 48));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);
