@@ -7,7 +7,7 @@ import { describe } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
 import type { WasmOptions } from './kernels/wasm-memory.js';
-import { chooseWasmBuild, WASM_BUILD_FILES, type WasmBuildRequest } from './kernels/wasm-builds.js';
+import { chooseWasmBuild, type WasmBuildRequest } from './kernels/wasm-builds.js';
 
 let wasm: Kernels | null = null;
 
@@ -42,7 +42,10 @@ export async function initWasm(source?: BufferSource | URL | string, options?: I
   } else if (source !== undefined && typeof source !== 'string' && !(source instanceof URL)) {
     throw new TypeError(`initWasm: source must be the module's bytes (an ArrayBuffer or a view) or a URL, got ${describe(source)}`);
   } else {
-    const url = source ?? new URL(`../../build-wasm/${WASM_BUILD_FILES[build]}`, import.meta.url);
+    // Two literal URLs, not one template: bundlers (Vite) emit a `new URL('…', import.meta.url)` asset only for a literal path.
+    const url = source ?? (build === 'relaxed'
+      ? new URL('../../build-wasm/fp4kit-relaxed.wasm', import.meta.url)
+      : new URL('../../build-wasm/fp4kit.wasm', import.meta.url));
     const response = await fetch(url);
     if (!response.ok) throw new Error(`initWasm: fetching ${String(url)} failed with HTTP ${response.status}`);
     bytes = await response.arrayBuffer();
