@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { getBackend, initWasm, matmul, prepareWeights, quantize, type WasmBuild } from '../../lib/browser.js';
 import { gaussian } from '../../test/helpers/data.js';
+import { medianSecondsAsync } from '../timing.js';
 
 export interface Shape {
   m: number;
@@ -28,18 +29,9 @@ declare global {
   }
 }
 
-/** Median ms of `fn` after one warm-up call, repeated for about `seconds` (3 to 50 calls). */
+/** Median ms of `fn` (bench/timing.ts: one warm-up call, then ~`seconds` of calls). */
 async function medianMs(fn: () => void | Promise<void>, seconds: number): Promise<number> {
-  await fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < seconds * 1000 && times.length < 50)) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1];
+  return (await medianSecondsAsync(async () => fn(), seconds)) * 1e3;
 }
 
 function digest(y: Float32Array): string {
