@@ -37,15 +37,18 @@ constexpr int64_t kInt16PlanesMinRows = 2;
 int64_t planesMinRows(const PackedPlaneWeights& planes) {
   return !planes.h16.empty() ? kInt16PlanesMinRows : !planes.codes.empty() ? kCodesPlanesMinRows : kPlanesMinRows;
 }
-// Planes from codes also win at 2–3 rows: the FP4 tiles' steps take 4 rows, so below that each row
+// Planes from codes also win at 1–3 rows: the FP4 tiles' steps take 4 rows, so below that each row
 // streams the weights (and their FP8 slots) alone, where a codes step rebuilds the planes once for
 // its rows (1 thread, K = N = 4096, GFLOP/s codes against tiles: 2 rows 81 / 57, 3 rows 107 / 50–69;
-// 1 row level, 41–45 / 45–47; 4–12 rows the tiles, 151–165 / 71–146).
+// 4–12 rows the tiles, 151–165 / 71–146). One row was level (41–45 / 45–47) until the codes
+// kernel's one-row step took four tiles (2026-12-04); since, 63–78 against 52–59 (2026-12-05, three
+// alternating runs). Without VBMI the planes lose at one row (AVX-512 byte planes 18–34 against
+// 52–55, AVX2 int16 planes 11–13 against 10–18).
 // Where the FP4 kernel has no form of FGMP's FP8 slots (NEON: it hands them to the scalar
 // kernel), the planes take every row count.
 bool runsOnPlanes(const PackedPlaneWeights& planes, int64_t m) {
   if (!activeMatmulKernel().readsFp8Slots) return true;
-  return (!planes.codes.empty() && m >= 2 && m <= 3) || m >= planesMinRows(planes);
+  return (!planes.codes.empty() && m <= 3) || m >= planesMinRows(planes);
 }
 
 // What the JS External holds: the weights until released (FP4 tiles, or byte planes:
