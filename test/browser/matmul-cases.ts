@@ -2,8 +2,8 @@
 // matmulFp4Int8), for every build of the WebAssembly module: test/wasm.test.ts runs them on the
 // build Node runs, test/browser.test.ts on both builds in Chromium (the relaxed-SIMD one runs in no
 // Node this project supports). The expected bytes come from the pure-TS reference order
-// (matmulDecoded). Row counts 1…9 and 13 cross the relaxed kernel's blocks of four rows; odd n and
-// k pad tiles and units; FGMP's FP8 lanes go through the FP4 tiles (fp4KernelInputs), not its planes.
+// (matmulDecoded). Row counts 1…9, 13 and 601 cross the relaxed kernel's blocks of four rows and the
+// module's row chunks; odd n and k pad tiles and units; FGMP's FP8 lanes go through the FP4 tiles (fp4KernelInputs), not its planes.
 import { quantize } from '../../lib/core/quantize.js';
 import { decodeOperand, matmulDecoded } from '../../lib/core/matmul.js';
 import type { QuantizedTensor } from '../../lib/core/quantize.js';
@@ -27,6 +27,8 @@ export const MATMUL_CASES: MatmulCase[] = [
   ...[1, 3, 4, 9].map((m) => ({ m, n: 33, k: 128, format: 'fgmp' as const, bias: m === 3, activations: 'gaussian' as const })),
   ...[1, 5].map((m) => ({ m, n: 16, k: 96, format: 'mxfp4' as const, bias: false, activations: 'extreme' as const })),
   ...[4, 1].map((m) => ({ m, n: 24, k: 64, format: 'fgmp' as const, bias: false, activations: 'extreme' as const })),
+  // More rows than one scratch chunk holds (lib/kernels/wasm.ts forEachRowChunk): two chunks, an odd last one.
+  { m: 601, n: 700, k: 96, format: 'nvfp4', bias: true, activations: 'gaussian' },
 ];
 
 export function caseName(c: MatmulCase): string {
