@@ -122,7 +122,7 @@ export interface BitplaneMatmulArgs {
 
 export interface Kernels {
   readonly name: BackendName;
-  /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'. */
+  /** The SIMD level in use: 'avx512', 'avx2', 'neon', 'scalar', 'simd128', 'relaxed-simd' (lib/kernels/wasm-builds.ts), 'none'. */
   readonly simd: string;
 
   /** Element casts, one code per byte. Returns how many NaN inputs met a format without NaN (coded +0). */

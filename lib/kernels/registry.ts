@@ -9,9 +9,9 @@ export type { BackendName, Kernels } from './contract.js';
 
 export interface BackendInfo {
   name: BackendName;
-  /** SIMD level in use ('avx512', 'avx2', 'neon', 'scalar', 'simd128', 'none'). */
+  /** SIMD level in use ('avx512', 'avx2', 'neon', 'scalar', 'simd128', 'relaxed-simd', 'none'). */
   simd: string;
-  /** The block matmul kernel in use ('avx512-vnni-vbmi', 'avx512-vnni', 'avx2', 'neon-dotprod', 'neon', 'scalar', 'simd128'); absent without one. */
+  /** The block matmul kernel in use ('avx512-vnni-vbmi', 'avx512-vnni', 'avx2', 'neon-dotprod', 'neon', 'scalar', 'simd128', 'relaxed-simd'); absent without one. */
   matmulSimd?: string;
 }
 
