@@ -4,10 +4,13 @@
 // tfjs-backend-wasm's float32 matMul (XNNPACK, one thread). matmul(x, w) on prepared weights, so
 // each figure includes quantizing the activations, as a model's call does; weights stay resident.
 // ms per product (median), GFLOP/s = 2·m·n·k / t, ratios to tfjs-wasm and relaxed ÷ simd128, and
-// whether both builds gave the same output bytes (they must).
+// whether both builds gave the same output bytes (they must). Then a whole model in the browser:
+// model.predict of a dense stack (--width, --layers, --batch) on the 'fp4kit' tfjs backend
+// (lib/tfjs/browser.ts, each weight mode; it loads the build the probe picks) against tfjs's wasm.
 //
 //   npm run bench:wasm-browser
 //   npm run bench:wasm-browser -- --shapes=1x4096x4096,16x4096x4096,64x4096x4096 --formats=mxfp4,nvfp4 --seconds=2
+//   npm run bench:wasm-browser -- --width=4096 --layers=4 --batch=64 --modes=nvfp4,mxfp4,fgmp,mxfp8_e4m3 (--modes= skips it)
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,16 +25,25 @@ const SHAPES: Shape[] = (arg('shapes') ?? '1x4096x4096,16x4096x4096,64x4096x4096
 });
 const FORMATS = (arg('formats') ?? 'mxfp4,nvfp4,fgmp,mxfp8_e4m3').split(',');
 const SECONDS = Number(arg('seconds') ?? 1.5);
+const WIDTH = Number(arg('width') ?? 4096);
+const LAYERS = Number(arg('layers') ?? 4);
+const BATCH = Number(arg('batch') ?? 64);
+const MODES = (arg('modes') ?? 'nvfp4,mxfp4,fgmp,mxfp8_e4m3').split(',').filter(Boolean);
+const PREDICT_REPS = 5;
 
 if (!haveChromium) throw new Error('bench:wasm-browser needs Chromium (apt-get install chromium, or CHROMIUM_PATH)');
 const root = process.cwd();
 const dir = await mkdtemp(join(tmpdir(), 'fp4kit-bench-browser-'));
-await build({ entryPoints: ['bench/browser/matmul-page.ts'], bundle: true, format: 'esm', platform: 'browser', outfile: join(dir, 'page.js'), logLevel: 'silent' });
-await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>');
+for (const [entry, name] of [['bench/browser/matmul-page.ts', 'page'], ['bench/browser/tfjs-predict-page.ts', 'predict']]) {
+  await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser', outfile: join(dir, `${name}.js`), logLevel: 'silent' });
+  await writeFile(join(dir, `${name}.html`), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/${name}.js"></script>`);
+}
 const tfjsWasm = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
 const files: SiteFiles = {
-  '/': [join(dir, 'index.html'), 'text/html'],
+  '/': [join(dir, 'page.html'), 'text/html'],
   '/page.js': [join(dir, 'page.js'), 'text/javascript'],
+  '/predict': [join(dir, 'predict.html'), 'text/html'],
+  '/predict.js': [join(dir, 'predict.js'), 'text/javascript'],
   '/fp4kit.wasm': [join(root, 'build-wasm', 'fp4kit.wasm'), 'application/wasm'],
   '/fp4kit-relaxed.wasm': [join(root, 'build-wasm', 'fp4kit-relaxed.wasm'), 'application/wasm'],
 };
@@ -40,12 +52,12 @@ const site = await serveFiles(files);
 const browser = await launchChromium();
 try {
   /** A fresh page per measurement: one module, one backend, nothing left from another. */
-  async function inPage<T>(run: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
+  async function inPage<T>(run: (page: import('playwright-core').Page) => Promise<T>, path = '/'): Promise<T> {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(site.origin + '/');
-    await page.waitForFunction(() => typeof window.benchFp4kit === 'function');
+    await page.goto(site.origin + path);
+    await page.waitForFunction(() => typeof window.benchFp4kit === 'function' || typeof window.benchPredict === 'function');
     const result = await run(page);
     await page.close();
     if (errors.length) throw new Error(errors.join('\n'));
@@ -81,6 +93,20 @@ try {
     console.log(`| ${r.what} | ${m} × ${n} × ${k} | ${s.ms.toFixed(2)} | ${r.ms.toFixed(2)} | ${((2 * m * n * k) / r.ms / 1e6).toFixed(1)} | ${q.ms.toFixed(2)} | ${(s.ms / r.ms).toFixed(2)}× | ${(q.ms / r.ms).toFixed(2)}× | ${same ? 'yes' : 'NO'} |`);
   }
   if (mismatches) throw new Error(`${mismatches} products differ between the two builds`);
+
+  if (MODES.length) {
+    const predict = (backend: string, modes: string[]) =>
+      inPage((p) => p.evaluate(([b, m, w, l, n, r]) => window.benchPredict(b, m, w, l, n, r), [backend, modes, WIDTH, LAYERS, BATCH, PREDICT_REPS] as const), '/predict');
+    const peer = (await predict('wasm', ['float32']))[0];
+    const ours = await predict('fp4kit', MODES);
+    console.log('');
+    console.log(`model.predict of ${LAYERS} dense layers ${WIDTH} × ${WIDTH} (relu between) at batch ${BATCH}, in the page; median of ${PREDICT_REPS} after the first`);
+    console.log('');
+    console.log('| backend | weights | kernels | first predict ms | predict ms | vs tfjs wasm |');
+    console.log('|---|---|---|---:|---:|---:|');
+    console.log(`| tfjs wasm | float32 | XNNPACK | ${peer.firstMs.toFixed(1)} | ${peer.ms.toFixed(1)} | 1× |`);
+    for (const t of ours) console.log(`| fp4kit | ${t.mode} | ${t.kernels} | ${t.firstMs.toFixed(1)} | ${t.ms.toFixed(1)} | ${(peer.ms / t.ms).toFixed(2)}× |`);
+  }
 } finally {
   await browser.close();
   site.close();
