@@ -9,6 +9,9 @@
 // match the native and pure-TS backends. Layout (lib/kernels/matmul-planes-repack.ts): tiles of 16
 // columns; per tile and group of 4 k, 64 int16 — columns 2i and 2i+1 in vector i, 4 k each — so
 // i32x4.dot_i16x8_s sums each column's products in two lanes, folded at the end of a unit.
+// Rows go four at a time where there are four (fourRowsGroup: a group of 4 columns, each plane
+// vector loaded once for the four rows, the plane of h over a counted loop), the rest one at a time
+// over whole tiles. Chromium 150, K = N = 4096, 64 rows: E4M3 30 → 39, FGMP 26 → 35 GFLOP/s.
 
 import { foldPairs, storeColumns } from "./matmul-columns";
 
@@ -54,8 +57,14 @@ export function matmulPlanesInt8(
   const aBlocksPerRow = paddedK >> 5;
   const quads = unit >> 2;
   const allQuads: u32 = (1 << quads) - 1;
+  const fourRowsEnd = m & ~3;
   for (let tile = tileBegin; tile < tileEnd; tile++) {
-    for (let row = 0; row < m; row++) {
+    for (let group = 0; group < 4; group++) {
+      for (let row = 0; row < fourRowsEnd; row += 4) {
+        fourRowsGroup(h, low, lowQuads, lowShift, scales, n, units, unit, kQuads, unitScale, aCodes, aScales, paddedK, bias, out, tile, group, row);
+      }
+    }
+    for (let row = fourRowsEnd; row < m; row++) {
       const aRow = aCodes + <usize>row * <usize>paddedK;
       let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
       for (let j = 0; j < units; j++) {
@@ -78,4 +87,84 @@ export function matmulPlanesInt8(
       storeColumns(out, bias, n, row, tile, 12, acc3);
     }
   }
+}
+
+/** Rows row … row + 3, columns 4·group … 4·group + 3 of `tile`: each plane vector loaded once for
+ *  four rows (pair-split sums per row, as groupDot). */
+function fourRowsGroup(
+  h: usize, low: usize, lowQuads: usize, lowShift: i32, scales: usize, n: i32, units: i32, unit: i32, kQuads: i32, unitScale: v128,
+  aCodes: usize, aScales: usize, paddedK: i32, bias: usize, out: usize, tile: i32, group: i32, row: i32,
+): void {
+  const aBlocksPerRow = paddedK >> 5;
+  const quads = unit >> 2;
+  const stride = <usize>paddedK, blocksBytes = <usize>aBlocksPerRow << 2;
+  const a0 = aCodes + <usize>row * stride;
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
+  for (let j = 0; j < units; j++) {
+    const tileUnit = <usize>tile * <usize>units + <usize>j;
+    const planeOffset = ((<usize>tile * <usize>kQuads + <usize>(j * quads)) << 7);
+    const hGroup = h + planeOffset + (<usize>group << 5);
+    const aUnit = a0 + <usize>(j * unit);
+    let p00 = i32x4.splat(0), p01 = i32x4.splat(0), p10 = i32x4.splat(0), p11 = i32x4.splat(0);
+    let p20 = i32x4.splat(0), p21 = i32x4.splat(0), p30 = i32x4.splat(0), p31 = i32x4.splat(0);
+    for (let q = 0; q < quads; q++) {
+      const w = hGroup + (<usize>q << 7);
+      const w0 = v128.load(w), w1 = v128.load(w, 16);
+      const a = aUnit + (<usize>q << 2);
+      let a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a));
+      p00 = i32x4.add(p00, i32x4.dot_i16x8_s(w0, a4));
+      p01 = i32x4.add(p01, i32x4.dot_i16x8_s(w1, a4));
+      a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + stride));
+      p10 = i32x4.add(p10, i32x4.dot_i16x8_s(w0, a4));
+      p11 = i32x4.add(p11, i32x4.dot_i16x8_s(w1, a4));
+      a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 2 * stride));
+      p20 = i32x4.add(p20, i32x4.dot_i16x8_s(w0, a4));
+      p21 = i32x4.add(p21, i32x4.dot_i16x8_s(w1, a4));
+      a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 3 * stride));
+      p30 = i32x4.add(p30, i32x4.dot_i16x8_s(w0, a4));
+      p31 = i32x4.add(p31, i32x4.dot_i16x8_s(w1, a4));
+    }
+    let d0 = i32x4.shl(foldPairs(p00, p01), lowShift), d1 = i32x4.shl(foldPairs(p10, p11), lowShift);
+    let d2 = i32x4.shl(foldPairs(p20, p21), lowShift), d3 = i32x4.shl(foldPairs(p30, p31), lowShift);
+    let lowMask: u32 = low != 0 ? <u32>load<u8>(lowQuads + tileUnit) : 0;
+    if (lowMask != 0) {
+      // The low plane over the groups of 4 k that have any, each vector loaded once for the four rows.
+      p00 = i32x4.splat(0); p01 = i32x4.splat(0); p10 = i32x4.splat(0); p11 = i32x4.splat(0);
+      p20 = i32x4.splat(0); p21 = i32x4.splat(0); p30 = i32x4.splat(0); p31 = i32x4.splat(0);
+      const lowGroup = low + planeOffset + (<usize>group << 5);
+      while (lowMask != 0) {
+        const q = ctz(lowMask);
+        lowMask &= lowMask - 1;
+        const w = lowGroup + (<usize>q << 7);
+        const w0 = v128.load(w), w1 = v128.load(w, 16);
+        const a = aUnit + (<usize>q << 2);
+        let a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a));
+        p00 = i32x4.add(p00, i32x4.dot_i16x8_s(w0, a4));
+        p01 = i32x4.add(p01, i32x4.dot_i16x8_s(w1, a4));
+        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + stride));
+        p10 = i32x4.add(p10, i32x4.dot_i16x8_s(w0, a4));
+        p11 = i32x4.add(p11, i32x4.dot_i16x8_s(w1, a4));
+        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 2 * stride));
+        p20 = i32x4.add(p20, i32x4.dot_i16x8_s(w0, a4));
+        p21 = i32x4.add(p21, i32x4.dot_i16x8_s(w1, a4));
+        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 3 * stride));
+        p30 = i32x4.add(p30, i32x4.dot_i16x8_s(w0, a4));
+        p31 = i32x4.add(p31, i32x4.dot_i16x8_s(w1, a4));
+      }
+      d0 = i32x4.add(d0, foldPairs(p00, p01));
+      d1 = i32x4.add(d1, foldPairs(p10, p11));
+      d2 = i32x4.add(d2, foldPairs(p20, p21));
+      d3 = i32x4.add(d3, foldPairs(p30, p31));
+    }
+    const sb = v128.load(scales + (tileUnit << 6) + (<usize>group << 4));
+    const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d0), unitScale), f32x4.mul(f32x4.splat(load<f32>(sa)), sb)));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d1), unitScale), f32x4.mul(f32x4.splat(load<f32>(sa + blocksBytes)), sb)));
+    acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d2), unitScale), f32x4.mul(f32x4.splat(load<f32>(sa + 2 * blocksBytes)), sb)));
+    acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d3), unitScale), f32x4.mul(f32x4.splat(load<f32>(sa + 3 * blocksBytes)), sb)));
+  }
+  storeColumns(out, bias, n, row, tile, group << 2, acc0);
+  storeColumns(out, bias, n, row + 1, tile, group << 2, acc1);
+  storeColumns(out, bias, n, row + 2, tile, group << 2, acc2);
+  storeColumns(out, bias, n, row + 3, tile, group << 2, acc3);
 }
