@@ -9,9 +9,9 @@
 // match the native and pure-TS backends. Layout (lib/kernels/matmul-planes-repack.ts): tiles of 16
 // columns; per tile and group of 4 k, 64 int16 — columns 2i and 2i+1 in vector i, 4 k each — so
 // i32x4.dot_i16x8_s sums each column's products in two lanes, folded at the end of a unit.
-// Rows go four at a time where there are four (fourRowsGroup: a group of 4 columns, each plane
-// vector loaded once for the four rows, the plane of h over a counted loop), the rest one at a time
-// over whole tiles. Chromium 150, K = N = 4096, 64 rows: E4M3 30 → 39, FGMP 26 → 35 GFLOP/s.
+// Rows go four at a time where there are four (fourRowsGroup: a group of 4 columns, each vector of
+// the plane of h loaded once for the four rows in a counted loop, the low plane's few groups row by
+// row), the rest one at a time over whole tiles. Chromium 150, K = N = 4096, 64 rows: E4M3 30 → 39, FGMP 26 → 35 GFLOP/s.
 
 import { foldPairs, storeColumns } from "./matmul-columns";
 
@@ -89,8 +89,8 @@ export function matmulPlanesInt8(
   }
 }
 
-/** Rows row … row + 3, columns 4·group … 4·group + 3 of `tile`: each plane vector loaded once for
- *  four rows (pair-split sums per row, as groupDot). */
+/** Rows row … row + 3, columns 4·group … 4·group + 3 of `tile`: each vector of the plane of h
+ *  loaded once for four rows (pair-split sums per row, as groupDot). */
 function fourRowsGroup(
   h: usize, low: usize, lowQuads: usize, lowShift: i32, scales: usize, n: i32, units: i32, unit: i32, kQuads: i32, unitScale: v128,
   aCodes: usize, aScales: usize, paddedK: i32, bias: usize, out: usize, tile: i32, group: i32, row: i32,
@@ -126,35 +126,14 @@ function fourRowsGroup(
     }
     let d0 = i32x4.shl(foldPairs(p00, p01), lowShift), d1 = i32x4.shl(foldPairs(p10, p11), lowShift);
     let d2 = i32x4.shl(foldPairs(p20, p21), lowShift), d3 = i32x4.shl(foldPairs(p30, p31), lowShift);
-    let lowMask: u32 = low != 0 ? <u32>load<u8>(lowQuads + tileUnit) : 0;
+    const lowMask: u32 = low != 0 ? <u32>load<u8>(lowQuads + tileUnit) : 0;
     if (lowMask != 0) {
-      // The low plane over the groups of 4 k that have any, each vector loaded once for the four rows.
-      p00 = i32x4.splat(0); p01 = i32x4.splat(0); p10 = i32x4.splat(0); p11 = i32x4.splat(0);
-      p20 = i32x4.splat(0); p21 = i32x4.splat(0); p30 = i32x4.splat(0); p31 = i32x4.splat(0);
-      const lowGroup = low + planeOffset + (<usize>group << 5);
-      while (lowMask != 0) {
-        const q = ctz(lowMask);
-        lowMask &= lowMask - 1;
-        const w = lowGroup + (<usize>q << 7);
-        const w0 = v128.load(w), w1 = v128.load(w, 16);
-        const a = aUnit + (<usize>q << 2);
-        let a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a));
-        p00 = i32x4.add(p00, i32x4.dot_i16x8_s(w0, a4));
-        p01 = i32x4.add(p01, i32x4.dot_i16x8_s(w1, a4));
-        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + stride));
-        p10 = i32x4.add(p10, i32x4.dot_i16x8_s(w0, a4));
-        p11 = i32x4.add(p11, i32x4.dot_i16x8_s(w1, a4));
-        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 2 * stride));
-        p20 = i32x4.add(p20, i32x4.dot_i16x8_s(w0, a4));
-        p21 = i32x4.add(p21, i32x4.dot_i16x8_s(w1, a4));
-        a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(a + 3 * stride));
-        p30 = i32x4.add(p30, i32x4.dot_i16x8_s(w0, a4));
-        p31 = i32x4.add(p31, i32x4.dot_i16x8_s(w1, a4));
-      }
-      d0 = i32x4.add(d0, foldPairs(p00, p01));
-      d1 = i32x4.add(d1, foldPairs(p10, p11));
-      d2 = i32x4.add(d2, foldPairs(p20, p21));
-      d3 = i32x4.add(d3, foldPairs(p30, p31));
+      // The low plane, over the groups of 4 k that have any (a fraction of them), row by row.
+      const lowUnit = low + planeOffset;
+      d0 = i32x4.add(d0, groupDot(lowUnit, aUnit, lowMask, group));
+      d1 = i32x4.add(d1, groupDot(lowUnit, aUnit + stride, lowMask, group));
+      d2 = i32x4.add(d2, groupDot(lowUnit, aUnit + 2 * stride, lowMask, group));
+      d3 = i32x4.add(d3, groupDot(lowUnit, aUnit + 3 * stride, lowMask, group));
     }
     const sb = v128.load(scales + (tileUnit << 6) + (<usize>group << 4));
     const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
