@@ -1,5 +1,6 @@
 // The WebAssembly backend: the AssemblyScript kernels (assembly/) compiled with SIMD128 into
-// build-wasm/fp4kit.wasm, bit-identical to the pure-TS reference (lib/kernels/ref/index.ts).
+// build-wasm/fp4kit.wasm, and with relaxed SIMD too into build-wasm/fp4kit-relaxed.wasm (which one
+// loads: lib/kernels/wasm-builds.ts), bit-identical to the pure-TS reference (lib/kernels/ref/index.ts).
 // Each call copies its input into the module's memory (lib/kernels/wasm-memory.ts) in row chunks of at
 // most SCRATCH_BYTES (wasm-memory.ts), runs the kernel and copies the result out; chunks pass their global
 // firstIndex, so stochastic rounding draws the same bits as one call over the whole tensor.
