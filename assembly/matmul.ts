@@ -161,6 +161,29 @@ export function matmulFp4Int8(
   }
 }
 
+// What the four-row blocks of both builds share: a unit's D and its float32 step per column quad.
+
+/** A unit's D for one row and column quad: the FP4 dot in units of 2^-15, plus the unit's FP8
+ *  lanes (i32 values of the quad's 4 columns at `fp8Quad`, 0 when the unit has none). */
+// @ts-ignore: decorator
+@inline
+function unitD(dot: v128, fp8Quad: usize, aUnit: usize, unit: i32): v128 {
+  let d = i32x4.shl(dot, 8);
+  if (fp8Quad != 0) {
+    for (let i = 0; i < unit; i++) {
+      d = i32x4.add(d, i32x4.mul(i32x4.splat(<i32>load<i8>(aUnit + <usize>i)), v128.load(fp8Quad + <usize>(i * TILE * 4))));
+    }
+  }
+  return d;
+}
+
+/** acc + (D·2^-15)·(sa·sb): the float32 step of one unit, in every backend's order. */
+// @ts-ignore: decorator
+@inline
+function unitStep(acc: v128, d: v128, sa: f32, sb: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.splat(1.0 / 32768.0)), f32x4.mul(f32x4.splat(sa), sb)));
+}
+
 /** Columns 4·quad … 4·quad + 3 of `tile` for rows row … row + 3 (SIMD128): four rows share each
  *  decoded, widened weight vector; each row's sums are pair-split as in the one-row loop. */
 function fourRowsQuad(
@@ -240,27 +263,6 @@ function groupDot(a: usize, lo: v128, hi: v128, q: v128): v128 {
 @inline
 function unbiased(q: v128, aSum: i32): v128 {
   return i32x4.sub(q, i32x4.splat(WEIGHT_BIAS * aSum));
-}
-
-/** A unit's D for one row and column quad: the FP4 dot in units of 2^-15, plus the unit's FP8
- *  lanes (i32 values of the quad's 4 columns at `fp8Quad`, 0 when the unit has none). */
-// @ts-ignore: decorator
-@inline
-function unitD(dot: v128, fp8Quad: usize, aUnit: usize, unit: i32): v128 {
-  let d = i32x4.shl(dot, 8);
-  if (fp8Quad != 0) {
-    for (let i = 0; i < unit; i++) {
-      d = i32x4.add(d, i32x4.mul(i32x4.splat(<i32>load<i8>(aUnit + <usize>i)), v128.load(fp8Quad + <usize>(i * TILE * 4))));
-    }
-  }
-  return d;
-}
-
-/** acc + (D·2^-15)·(sa·sb): the float32 step of one unit, in every backend's order. */
-// @ts-ignore: decorator
-@inline
-function unitStep(acc: v128, d: v128, sa: f32, sb: v128): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.splat(1.0 / 32768.0)), f32x4.mul(f32x4.splat(sa), sb)));
 }
 
 /** matmulFp4Int8 on the relaxed dot: same arguments, same bits. Rows in fours by column quads,
