@@ -33,11 +33,28 @@ function groupDot(plane: usize, aUnit: usize, mask: u32, group: i32): v128 {
   return foldPairs(pa, pb);
 }
 
+/** The same over every group of 4 k of the unit (the plane of h): a counted loop, which V8 runs
+ *  faster than the set-bit loop (Chromium 150, 1024², one row: E4M3 13–21 → 26 GFLOP/s, FGMP 13 → 15;
+ *  at 4096² one row is bound by reading the planes either way). */
+// @ts-ignore: decorator
+@inline
+function planeDot(plane: usize, aUnit: usize, quads: i32, group: i32): v128 {
+  let pa = i32x4.splat(0), pb = i32x4.splat(0);
+  const w0 = plane + (<usize>group << 5);
+  for (let q = 0; q < quads; q++) {
+    const a4 = i16x8.extend_low_i8x16_s(v128.load32_splat(aUnit + (<usize>q << 2)));
+    const w = w0 + (<usize>q << 7);
+    pa = i32x4.add(pa, i32x4.dot_i16x8_s(v128.load(w), a4));
+    pb = i32x4.add(pb, i32x4.dot_i16x8_s(v128.load(w, 16), a4));
+  }
+  return foldPairs(pa, pb);
+}
+
 /** D of columns 4·group … of one unit: the plane of h shifted back, plus the low plane's groups. */
 // @ts-ignore: decorator
 @inline
-function unitDot(h: usize, low: usize, lowMask: u32, lowShift: i32, aUnit: usize, allQuads: u32, group: i32): v128 {
-  let d = i32x4.shl(groupDot(h, aUnit, allQuads, group), lowShift);
+function unitDot(h: usize, low: usize, lowMask: u32, lowShift: i32, aUnit: usize, quads: i32, group: i32): v128 {
+  let d = i32x4.shl(planeDot(h, aUnit, quads, group), lowShift);
   if (lowMask != 0) d = i32x4.add(d, groupDot(low, aUnit, lowMask, group));
   return d;
 }
@@ -56,7 +73,6 @@ export function matmulPlanesInt8(
   const unitScale = f32x4.splat(unitScaleValue);
   const aBlocksPerRow = paddedK >> 5;
   const quads = unit >> 2;
-  const allQuads: u32 = (1 << quads) - 1;
   const fourRowsEnd = m & ~3;
   for (let tile = tileBegin; tile < tileEnd; tile++) {
     for (let group = 0; group < 4; group++) {
@@ -76,10 +92,10 @@ export function matmulPlanesInt8(
         const aUnit = aRow + <usize>(j * unit);
         const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));
         const sb = scales + (tileUnit << 6);
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
-        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
-        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, allQuads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
+        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 0)), unitScale), f32x4.mul(sa, v128.load(sb))));
+        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 1)), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
+        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 2)), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
+        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(unitDot(hu, lu, lowMask, lowShift, aUnit, quads, 3)), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);
