@@ -22,7 +22,7 @@ registerBackendLoader('wasm', () => {
 /** initWasm's options: the module memory's (WasmOptions) and which build to fetch. */
 export interface InitWasmOptions extends WasmOptions {
   /** The build fetched when initWasm is given no source: 'auto' (the default) takes
-   *  fp4kit-relaxed.wasm where the browser runs relaxed SIMD as specified (Chrome ≥ 114),
+   *  fp4kit-relaxed.wasm where the browser runs relaxed SIMD as specified (shipped since Chrome 114),
    *  else fp4kit.wasm (SIMD128 only); 'relaxed' or 'simd128' ask for one. Same bits either way. */
   build?: WasmBuildRequest;
 }

@@ -413,7 +413,7 @@ export function instantiateWasmKernels(bytes: BufferSource, options?: WasmOption
 type NodeFs = typeof import('node:fs');
 
 /** Node: the kernels over build-wasm/fp4kit-relaxed.wasm where this Node runs relaxed SIMD as
- *  specified (Node ≥ 22), else build-wasm/fp4kit.wasm (FP4KIT_WASM_SIMD=relaxed|simd128|auto
+ *  specified (Node 22 on, by its V8; Node 20 does not), else build-wasm/fp4kit.wasm (FP4KIT_WASM_SIMD=relaxed|simd128|auto
  *  chooses), found from lib/kernels/ or dist/lib/kernels/. */
 export function loadWasmKernels(): Kernels {
   const fs = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as NodeFs | undefined;
