@@ -1,6 +1,6 @@
 // What the integer matmul kernels (matmul.ts, matmul-planes.ts, matmul-aligned.ts) share: the tile
-// width, the fold of i32x4.dot_i16x8_s's pair-split sums, and the store of four finished output
-// columns (bias added, columns past n skipped).
+// width, the fold of i32x4.dot_i16x8_s's pair-split sums, the float32 step of a unit (matmul.ts and
+// matmul-planes.ts), and the store of four finished output columns (bias added, columns past n skipped).
 
 export const TILE: i32 = 16;
 
@@ -9,6 +9,14 @@ export const TILE: i32 = 16;
 @inline
 export function foldPairs(pa: v128, pb: v128): v128 {
   return i32x4.add(v128.shuffle<i32>(pa, pb, 0, 2, 4, 6), v128.shuffle<i32>(pa, pb, 1, 3, 5, 7));
+}
+
+/** acc + (D·unitScale)·(sa·sb): the float32 step of one unit for four columns, in every backend's
+ *  order (D the unit's exact integer dot, sa the activation block's multiplier splat, sb the columns'). */
+// @ts-ignore: decorator
+@inline
+export function unitStep(acc: v128, d: v128, unitScale: v128, sa: v128, sb: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d), unitScale), f32x4.mul(sa, sb)));
 }
 
 // @ts-ignore: decorator

@@ -10,7 +10,7 @@
 // 0…127, so the weights go in as 2w + 12 (0…24) against the signed activation codes and 12·Σa over
 // the unit (activationUnitSums) comes off afterwards: D is the same integer in both builds.
 
-import { foldPairs, storeColumns, TILE } from "./matmul-columns";
+import { foldPairs, storeColumns, TILE, unitStep } from "./matmul-columns";
 
 // E2M1 code → 2w as a signed byte (0, ±1, ±2, ±3, ±4, ±6, ±8, ±12).
 // @ts-ignore: decorator
@@ -148,10 +148,10 @@ export function matmulFp4Int8(
         }
         const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));
         const sb = scales + ((<usize>tile * <usize>units + <usize>j) << 6);
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d0), unitScale), f32x4.mul(sa, v128.load(sb))));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d1), unitScale), f32x4.mul(sa, v128.load(sb, 16))));
-        acc2 = f32x4.add(acc2, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d2), unitScale), f32x4.mul(sa, v128.load(sb, 32))));
-        acc3 = f32x4.add(acc3, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d3), unitScale), f32x4.mul(sa, v128.load(sb, 48))));
+        acc0 = unitStep(acc0, d0, unitScale, sa, v128.load(sb));
+        acc1 = unitStep(acc1, d1, unitScale, sa, v128.load(sb, 16));
+        acc2 = unitStep(acc2, d2, unitScale, sa, v128.load(sb, 32));
+        acc3 = unitStep(acc3, d3, unitScale, sa, v128.load(sb, 48));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);
@@ -161,7 +161,7 @@ export function matmulFp4Int8(
   }
 }
 
-// What the four-row blocks of both builds share: a unit's D and its float32 step per column quad.
+// What the four-row blocks of both builds share: a unit's D per column quad.
 
 /** A unit's D for one row and column quad: the FP4 dot in units of 2^-15, plus the unit's FP8
  *  lanes (i32 values of the quad's 4 columns at `fp8Quad`, 0 when the unit has none). */
@@ -177,13 +177,6 @@ function unitD(dot: v128, fp8Quad: usize, aUnit: usize, unit: i32): v128 {
   return d;
 }
 
-/** acc + (D·2^-15)·(sa·sb): the float32 step of one unit, in every backend's order. */
-// @ts-ignore: decorator
-@inline
-function unitStep(acc: v128, d: v128, sa: f32, sb: v128): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.splat(1.0 / 32768.0)), f32x4.mul(f32x4.splat(sa), sb)));
-}
-
 /** Columns 4·quad … 4·quad + 3 of `tile` for rows row … row + 3 (SIMD128): four rows share each
  *  decoded, widened weight vector; each row's sums are pair-split as in the one-row loop. */
 function fourRowsQuad(
@@ -192,6 +185,7 @@ function fourRowsQuad(
 ): void {
   const lowNibble = i8x16.splat(0x0f);
   const lut = e2m1Lut();
+  const unitScale = f32x4.splat(1.0 / 32768.0);
   const aBlocksPerRow = paddedK >> 5;
   const groupsPerUnit = unit >> 3;
   const stride = <usize>paddedK;
@@ -232,10 +226,10 @@ function fourRowsQuad(
     const sb = v128.load(scales + (tileUnit << 6) + (<usize>quad << 4));
     const aUnit = a0 + <usize>(j * unit);
     const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
-    acc0 = unitStep(acc0, unitD(foldPairs(p00, p01), fp8Quad, aUnit, unit), load<f32>(sa), sb);
-    acc1 = unitStep(acc1, unitD(foldPairs(p10, p11), fp8Quad, aUnit + stride, unit), load<f32>(sa + blocksBytes), sb);
-    acc2 = unitStep(acc2, unitD(foldPairs(p20, p21), fp8Quad, aUnit + 2 * stride, unit), load<f32>(sa + 2 * blocksBytes), sb);
-    acc3 = unitStep(acc3, unitD(foldPairs(p30, p31), fp8Quad, aUnit + 3 * stride, unit), load<f32>(sa + 3 * blocksBytes), sb);
+    acc0 = unitStep(acc0, unitD(foldPairs(p00, p01), fp8Quad, aUnit, unit), unitScale, f32x4.splat(load<f32>(sa)), sb);
+    acc1 = unitStep(acc1, unitD(foldPairs(p10, p11), fp8Quad, aUnit + stride, unit), unitScale, f32x4.splat(load<f32>(sa + blocksBytes)), sb);
+    acc2 = unitStep(acc2, unitD(foldPairs(p20, p21), fp8Quad, aUnit + 2 * stride, unit), unitScale, f32x4.splat(load<f32>(sa + 2 * blocksBytes)), sb);
+    acc3 = unitStep(acc3, unitD(foldPairs(p30, p31), fp8Quad, aUnit + 3 * stride, unit), unitScale, f32x4.splat(load<f32>(sa + 3 * blocksBytes)), sb);
   }
   storeColumns(out, bias, n, row, tile, quad << 2, acc0);
   storeColumns(out, bias, n, row + 1, tile, quad << 2, acc1);
@@ -273,6 +267,7 @@ function relaxedTiles(
 ): void {
   const lowNibble = i8x16.splat(0x0f);
   const lut = e2m1BiasedLut();
+  const unitScale = f32x4.splat(1.0 / 32768.0);
   const aBlocksPerRow = paddedK >> 5;
   const groupsPerUnit = unit >> 3;
   const stride = <usize>paddedK;
@@ -304,10 +299,10 @@ function relaxedTiles(
           const aUnit = a0 + <usize>(j * unit);
           const sums = aSums + ((<usize>row * <usize>units + <usize>j) << 2);
           const sa = aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2);
-          acc0 = unitStep(acc0, unitD(unbiased(q0, load<i32>(sums)), fp8Quad, aUnit, unit), load<f32>(sa), sb);
-          acc1 = unitStep(acc1, unitD(unbiased(q1, load<i32>(sums + unitsBytes)), fp8Quad, aUnit + stride, unit), load<f32>(sa + blocksBytes), sb);
-          acc2 = unitStep(acc2, unitD(unbiased(q2, load<i32>(sums + 2 * unitsBytes)), fp8Quad, aUnit + 2 * stride, unit), load<f32>(sa + 2 * blocksBytes), sb);
-          acc3 = unitStep(acc3, unitD(unbiased(q3, load<i32>(sums + 3 * unitsBytes)), fp8Quad, aUnit + 3 * stride, unit), load<f32>(sa + 3 * blocksBytes), sb);
+          acc0 = unitStep(acc0, unitD(unbiased(q0, load<i32>(sums)), fp8Quad, aUnit, unit), unitScale, f32x4.splat(load<f32>(sa)), sb);
+          acc1 = unitStep(acc1, unitD(unbiased(q1, load<i32>(sums + unitsBytes)), fp8Quad, aUnit + stride, unit), unitScale, f32x4.splat(load<f32>(sa + blocksBytes)), sb);
+          acc2 = unitStep(acc2, unitD(unbiased(q2, load<i32>(sums + 2 * unitsBytes)), fp8Quad, aUnit + 2 * stride, unit), unitScale, f32x4.splat(load<f32>(sa + 2 * blocksBytes)), sb);
+          acc3 = unitStep(acc3, unitD(unbiased(q3, load<i32>(sums + 3 * unitsBytes)), fp8Quad, aUnit + 3 * stride, unit), unitScale, f32x4.splat(load<f32>(sa + 3 * blocksBytes)), sb);
         }
         storeColumns(out, bias, n, row, tile, quad << 2, acc0);
         storeColumns(out, bias, n, row + 1, tile, quad << 2, acc1);
@@ -338,11 +333,11 @@ function relaxedTiles(
         const sb = scales + (tileUnit << 6);
         const aUnit = a0 + <usize>(j * unit);
         const aSum = load<i32>(aSums + ((<usize>row * <usize>units + <usize>j) << 2));
-        const sa = load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2));
-        acc0 = unitStep(acc0, unitD(unbiased(q0, aSum), fp8Unit, aUnit, unit), sa, v128.load(sb));
-        acc1 = unitStep(acc1, unitD(unbiased(q1, aSum), fp8Unit != 0 ? fp8Unit + 16 : 0, aUnit, unit), sa, v128.load(sb, 16));
-        acc2 = unitStep(acc2, unitD(unbiased(q2, aSum), fp8Unit != 0 ? fp8Unit + 32 : 0, aUnit, unit), sa, v128.load(sb, 32));
-        acc3 = unitStep(acc3, unitD(unbiased(q3, aSum), fp8Unit != 0 ? fp8Unit + 48 : 0, aUnit, unit), sa, v128.load(sb, 48));
+        const sa = f32x4.splat(load<f32>(aScales + ((<usize>row * <usize>aBlocksPerRow + <usize>((j * unit) >> 5)) << 2)));
+        acc0 = unitStep(acc0, unitD(unbiased(q0, aSum), fp8Unit, aUnit, unit), unitScale, sa, v128.load(sb));
+        acc1 = unitStep(acc1, unitD(unbiased(q1, aSum), fp8Unit != 0 ? fp8Unit + 16 : 0, aUnit, unit), unitScale, sa, v128.load(sb, 16));
+        acc2 = unitStep(acc2, unitD(unbiased(q2, aSum), fp8Unit != 0 ? fp8Unit + 32 : 0, aUnit, unit), unitScale, sa, v128.load(sb, 32));
+        acc3 = unitStep(acc3, unitD(unbiased(q3, aSum), fp8Unit != 0 ? fp8Unit + 48 : 0, aUnit, unit), unitScale, sa, v128.load(sb, 48));
       }
       storeColumns(out, bias, n, row, tile, 0, acc0);
       storeColumns(out, bias, n, row, tile, 4, acc1);
