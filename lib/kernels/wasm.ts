@@ -215,9 +215,10 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     dequantizeChunked(data, scales, rows, cols, 16, rowBytes, out, (d, s, n, o) => x.dequantizeNvfp4(d, s, n, cols, tensorScale, o));
   }
 
+  const matmul = wasmMatmul(mem);
   return {
     name: 'wasm',
-    simd: x.relaxedSimd() === 1 ? 'relaxed-simd' : 'simd128',
+    simd: matmul.matmulSimd, // the build's level: only the matmul differs between the two
     encodeElements,
     decodeElements,
     ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
@@ -225,7 +226,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     fgmpCandidates,
     ...gradientQuantWasm(mem),
     ...bitplaneGemmWasm(mem),
-    matmul: wasmMatmul(mem),
+    matmul,
   };
 }
 
