@@ -16,7 +16,9 @@ interface Api {
     { codes: Uint8Array; scales: Float32Array; zeros: Float32Array; mask: Uint8Array };
 }
 
-function hex(bytes: Uint8Array): string {
+/** The bytes as a hex string (hex of a Float32Array: its bytes). */
+export function hex(bytes: Uint8Array | Float32Array): string {
+  if (bytes instanceof Float32Array) bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let s = '';
   for (const b of bytes) s += b.toString(16).padStart(2, '0');
   return s;
@@ -48,12 +50,11 @@ export function browserCases(api: Api, backend: { name: string; simd: string }, 
   for (const f of ['e4m3', 'e2m1', 'e8m0'] as const) outputs[`encode/${f}`] = hex(api.encode(x, f, { nan: 'zero' }));
   const w = api.quantize(input(24 * 300, 2), { format: 'mxfp4', shape: [24, 300] });
   const y = api.matmul(input(5 * 300, 3), w as never);
-  outputs['matmul/mxfp4'] = hex(new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
-  const bytes = (a: Float32Array) => hex(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  outputs['matmul/mxfp4'] = hex(y);
   for (const groups of ['sample', 'channel', 'tensor'] as const) {
     for (const prune of ['none', 'agp', 'topk'] as const) {
       const q = api.quantizeGradient(x, { shape: [rows, cols], bits: 4, groups, prune, seed: 42 });
-      outputs[`gradient/${groups}/${prune}`] = [hex(q.codes), bytes(q.scales), bytes(q.zeros), hex(q.mask)].join('/');
+      outputs[`gradient/${groups}/${prune}`] = [hex(q.codes), hex(q.scales), hex(q.zeros), hex(q.mask)].join('/');
     }
   }
   return { backend, available: available.map((b) => ({ name: b.name, available: b.available })), outputs };

@@ -10,6 +10,7 @@ import type { QuantizedTensor } from '../../lib/core/quantize.js';
 import type { MatmulKernels } from '../../lib/kernels/contract.js';
 import { fp4KernelInputs, matmulFast } from '../../lib/kernels/matmul-glue.js';
 import { gaussian } from '../helpers/data.js';
+import { hex } from './cases.js';
 
 export interface MatmulCase {
   m: number;
@@ -33,12 +34,6 @@ export const MATMUL_CASES: MatmulCase[] = [
 
 export function caseName(c: MatmulCase): string {
   return `${c.format} ${c.m}×${c.n}×${c.k}${c.bias ? ' +bias' : ''} ${c.activations}`;
-}
-
-function hex(y: Float32Array): string {
-  let s = '';
-  for (const b of new Uint8Array(y.buffer, y.byteOffset, y.byteLength)) s += b.toString(16).padStart(2, '0');
-  return s;
 }
 
 function operands(c: MatmulCase, index: number) {
