@@ -70,7 +70,7 @@
         {
           "target_name": "fp4kit_avx512_vbmi",
           "type": "static_library",
-          "sources": ["native/matmul_avx512_vbmi.cc", "native/matmul_planes_avx512_vbmi.cc"],
+          "sources": ["native/matmul_avx512_vbmi.cc", "native/matmul_planes_avx512_vbmi.cc", "native/matmul_aligned_avx512_vbmi.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mavx512vbmi", "-ffp-contract=off"] }
         },

@@ -174,6 +174,15 @@ AlignRowUnitFn activeAlignRowUnit() {
   return chosen;
 }
 
+const AlignedCodes* alignedCodesFor(const DecodedOperand& x, int64_t unit) {
+  if (x.codes == nullptr || unit != 32 || (x.codeElement != kE4m3 && x.codeElement != kE5m2)) return nullptr;
+#if defined(__x86_64__) || defined(_M_X64)
+  // With the AVX-512 aligned kernel: its panel is the one the codes fill writes (width 32).
+  if (simd().vbmi && activeAlignedKernel() == matmulAlignedAvx512) return &alignedCodesAvx512Vbmi;
+#endif
+  return nullptr;
+}
+
 int64_t activeAlignedRowsPerBlock() {
   const AlignedKernel k = activeAlignedKernel();
 #if defined(__x86_64__) || defined(_M_X64)

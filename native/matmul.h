@@ -21,6 +21,10 @@ struct DecodedOperand {
   const float* values;       // rows × paddedCols exact element values
   const float* blockScales;  // rows × blocksPerRow decode multipliers
   int64_t rows, cols, paddedCols, blockSize, blocksPerRow;
+  // The one-byte FP8 codes (kE4m3, kE5m2) the values were decoded from, rows × paddedCols, or null:
+  // the aligned kernels read their row-units from these where they can (matmul_aligned.h).
+  const uint8_t* codes = nullptr;
+  int32_t codeElement = -1;
 };
 
 // Reference order over decoded operands, output columns [nBegin, nEnd); the SIMD variants

@@ -242,8 +242,11 @@ AlignedPlan planAligned(const DecodedOperand& a, const DecodedOperand& b, Aligne
   if (plan == AlignedPlan::None) return plan;
   const DecodedOperand& x = plan == AlignedPlan::Direct ? a : b;
   alignRowsInit(aligned, x.rows, units, unit);
-  parallelFor(x.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, x.cols)),
-              [&](int64_t r0, int64_t r1) { alignRows(x, unit, r0, r1, aligned, activeAlignRowUnit()); });
+  const AlignedCodes* codes = alignedCodesFor(x, unit);
+  parallelFor(x.rows, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, x.cols)), [&](int64_t r0, int64_t r1) {
+    if (codes) codes->rows(x, r0, r1, aligned);
+    else alignRows(x, unit, r0, r1, aligned, activeAlignRowUnit());
+  });
   splitWideRowUnits(x, aligned);
   summarizeRowBlocksShared(x, aligned, activeAlignedRowsPerBlock());
   return plan;

@@ -229,6 +229,18 @@ struct AlignedScratch {
 };
 AlignedScratch& threadAlignedScratch();
 
+// Row-unit forms read from FP8 codes instead of values (units of 32, E4M3 or E5M2 codes; VBMI byte
+// tables, matmul_aligned_avx512_vbmi.cc): what alignRows and the panel fills write from the values,
+// entry for entry, at a fraction of the cost.
+struct AlignedCodes {
+  void (*rows)(const DecodedOperand& x, int64_t r0, int64_t r1, AlignedRows& out);  // alignRows
+  void (*panel)(const DecodedOperand& b, int64_t col0, int64_t cols, AlignedPanel& p);  // a panel of width 32
+};
+extern const AlignedCodes alignedCodesAvx512Vbmi;
+// The codes path for x's row-units of `unit` on this CPU (dispatch.cc), or null: x carries codes of
+// a format it reads, the unit is 32, and the CPU has VBMI.
+const AlignedCodes* alignedCodesFor(const DecodedOperand& x, int64_t unit);
+
 #include "matmul_aligned_panel.h"  // fillAlignedPanelWith's definition
 
 }  // namespace fp4kit

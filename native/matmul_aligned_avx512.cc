@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "matmul_aligned.h"
+#include "matmul_aligned_panel_avx512.h"
 
 namespace fp4kit {
 
@@ -70,36 +71,6 @@ inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp)
   return span;
 }
 
-// The columns of lanes t·16 … t·16 + 15 of a panel of `cols` real columns, as a mask.
-static inline __mmask16 realLanes(int64_t cols, int t) {
-  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
-  return static_cast<__mmask16>((1u << real) - 1);
-}
-
-// r[0..15] (rows of 16 int32) transposed in place: r[i] lane c ← r[c] lane i.
-inline void transpose16x16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // u[4g + e]: element e (of each 128-bit lane) of rows 4g … 4g + 3.
-  for (int g = 0; g < 4; g++) {
-    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int e = 0; e < 4; e++) {
-    const __m512i v02 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v13 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
-    const __m512i w02 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w13 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
-    r[e] = _mm512_shuffle_i32x4(v02, w02, 0x88);       // 128-bit lane 0
-    r[8 + e] = _mm512_shuffle_i32x4(v02, w02, 0xdd);   // lane 2
-    r[4 + e] = _mm512_shuffle_i32x4(v13, w13, 0x88);   // lane 1
-    r[12 + e] = _mm512_shuffle_i32x4(v13, w13, 0xdd);  // lane 3
-  }
-}
-
 // fillAlignedPanel (matmul_aligned.cc) for units of 2·Pairs k and a panel of 32 columns, 16 columns
 // at a time: each column's row-unit aligned in registers, the 16 transposed into the panel's
 // [pair][column] order by shuffles, the per-lane entries and per-unit bounds as vectors. The same
@@ -116,54 +87,24 @@ void fillPanelAvx512(const DecodedOperand& b, int64_t col0, int64_t cols, Aligne
     for (int g = 0; g < 2; g++) {
       const __mmask16 real = realLanes(cols, g);
       for (int64_t j = j0; j < j1; j++) {
-        __m512i rows[16];
+        __m512i forms[16];
         alignas(64) int32_t spans[16], exps[16];
-        alignas(64) float scales[16];
         for (int c = 0; c < 16; c++) {
-          rows[c] = _mm512_setzero_si512();
+          forms[c] = _mm512_setzero_si512();
           spans[c] = exps[c] = 0;
-          scales[c] = 0.0f;
-          if (!(real >> c & 1)) continue;  // padding: zero integers, span 0, no factor
-          const int64_t col = col0 + g * 16 + c;
-          const float* values = b.values + col * b.paddedCols + j * unit;
+          if (!(real >> c & 1)) continue;  // padding: zero integers, span 0
+          const float* values = b.values + (col0 + g * 16 + c) * b.paddedCols + j * unit;
           int32_t e = 0;
-          int32_t span = alignUnitRegister<Pairs / 8>(values, rows[c], e);
+          int32_t span = alignUnitRegister<Pairs / 8>(values, forms[c], e);
           if (span < 0) {  // Inf, NaN or subnormals: the scalar twin
             span = alignRowUnit(values, unit, scalarInts, e);
-            if (span != kUnaligned) rows[c] = _mm512_maskz_loadu_epi16(Pairs == 16 ? ~__mmask32(0) : __mmask32(0xffff), scalarInts);
+            if (span != kUnaligned) forms[c] = _mm512_maskz_loadu_epi16(Pairs == 16 ? ~__mmask32(0) : __mmask32(0xffff), scalarInts);
           }
-          if (span == kUnaligned) rows[c] = _mm512_setzero_si512();
+          if (span == kUnaligned) forms[c] = _mm512_setzero_si512();
           spans[c] = span;
           exps[c] = e;
-          scales[c] = b.blockScales[col * b.blocksPerRow + (j * unit) / b.blockSize];
         }
-        transpose16x16(rows);
-        int32_t* dst = p.pairs.data() + j * Pairs * width + g * 16;
-        for (int q = 0; q < Pairs; q++) _mm512_storeu_si512(dst + q * width, rows[q]);
-        // Per-lane entries and the unit's bounds over the real columns (fillAlignedPanelWith's rules).
-        const size_t at = static_cast<size_t>(j * width + g * 16), u = static_cast<size_t>(j);
-        const __m512i span = _mm512_load_si512(spans), e = _mm512_load_si512(exps);
-        const __m512 scale = _mm512_load_ps(scales);
-        _mm512_storeu_si512(p.spans.data() + at, span);
-        _mm512_storeu_si512(p.exps.data() + at, e);
-        _mm512_storeu_ps(p.scales.data() + at, scale);
-        // powerOfTwoExponent: a positive normal power of two has mantissa 0 and field 1 … 254 (the
-        // sign in bit 31 puts a negative one past 254).
-        const __m512i bits = _mm512_castps_si512(scale), field = _mm512_srli_epi32(bits, 23);
-        const __mmask16 power = _mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7fffff)) &
-                                _mm512_cmpge_epi32_mask(field, _mm512_set1_epi32(1)) & _mm512_cmple_epi32_mask(field, _mm512_set1_epi32(254));
-        const __m512i y = _mm512_sub_epi32(field, _mm512_set1_epi32(127)), ey = _mm512_add_epi32(e, y);
-        const __mmask16 ok = power & _mm512_cmpge_epi32_mask(ey, _mm512_set1_epi32(-126)) & _mm512_cmple_epi32_mask(ey, _mm512_set1_epi32(96));
-        _mm512_storeu_si512(p.laneFactors.data() + at, _mm512_maskz_slli_epi32(ok & real, _mm512_add_epi32(ey, _mm512_set1_epi32(127)), 23));
-        if (!real) continue;
-        p.maxSpan[u] = std::max(p.maxSpan[u], _mm512_mask_reduce_max_epi32(real, span));
-        p.minExp[u] = std::min(p.minExp[u], _mm512_mask_reduce_min_epi32(real, e));
-        p.maxExp[u] = std::max(p.maxExp[u], _mm512_mask_reduce_max_epi32(real, e));
-        if ((ok & real) != real) p.powerUnit[u] = 0;
-        if (ok & real) {
-          p.minScaleExp[u] = std::min(p.minScaleExp[u], _mm512_mask_reduce_min_epi32(ok & real, y));
-          p.maxScaleExp[u] = std::max(p.maxScaleExp[u], _mm512_mask_reduce_max_epi32(ok & real, y));
-        }
+        storePanelGroup<Pairs>(b, col0, g, real, j, forms, _mm512_load_si512(spans), _mm512_load_si512(exps), p);
       }
     }
   }
@@ -299,10 +240,12 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   AlignedScratch& scratch = threadAlignedScratch();
   AlignedPanel& p = scratch.panel;
   const AlignedRowBlocks& rowBlocks = rowBlocksFor(a, aAligned, kRows, scratch.blocks);
+  const AlignedCodes* codes = alignedCodesFor(b, unit);  // b's FP8 codes, where this CPU reads them
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
-    static_assert(kWidth == 32, "fillPanelAvx512 fills 32 columns");
-    fillPanelAvx512<Pairs>(b, col0, cols, p);
+    static_assert(kWidth == 32, "fillPanelAvx512 and the codes fill write 32 columns");
+    if (codes) codes->panel(b, col0, cols, p);
+    else fillPanelAvx512<Pairs>(b, col0, cols, p);
     __mmask16 lanes[Vectors];
     for (int t = 0; t < Vectors; t++) lanes[t] = realLanes(cols, t);
     // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between

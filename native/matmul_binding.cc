@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "formats.h"
 #include "matmul.h"
 #include "matmul_aligned.h"
 #include "matmul_binding.h"
@@ -262,9 +263,20 @@ Napi::Value MatmulFp4Int8Async(const Napi::CallbackInfo& info) {
   return PromiseWorker<Fp4Int8Call>::Start(info, parseFp4Int8);
 }
 
-// matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out)
+// The optional codes of a decoded operand (arguments codes, element): the FP8 codes its values were
+// decoded from (rows × paddedCols bytes, E4M3 or E5M2), or null and −1.
+static void readOperandCodes(const Napi::Env& env, const Napi::CallbackInfo& info, size_t at, const char* name, DecodedOperand& x) {
+  if (info.Length() <= at || info[at].IsNull() || info[at].IsUndefined()) return;
+  const int64_t element = integerArg(env, info.Length() > at + 1 ? info[at + 1] : env.Undefined(), (std::string(name) + " element").c_str(), kE4m3, kE5m2);
+  x.codes = typedArrayOf<uint8_t>(env, info[at], name, napi_uint8_array, "Uint8Array", static_cast<size_t>(x.rows * x.paddedCols));
+  x.codeElement = static_cast<int32_t>(element);
+}
+
+// matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out
+//               [, aCodes u8|null, aElement, bCodes u8|null, bElement])
 // → the path that ran: "aligned" (matmul_aligned.h) or "float64" (matmulDecoded*); same bits, every
-// NaN canonical (nansCanonical) like the tile kernels' outputs.
+// NaN canonical (nansCanonical) like the tile kernels' outputs. The codes, where given, must be
+// those the values were decoded from: the aligned kernels may read either.
 Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 11) throw Napi::TypeError::New(env, "matmulDecoded: expected 11 arguments");
@@ -281,6 +293,8 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
                    typedData<float>(env, info[5], "b scales", static_cast<size_t>(n * bBlocks)), n, k, bBlocks * bBlock, bBlock, bBlocks};
   const float* bias = typedData<float>(env, info[9], "bias", static_cast<size_t>(n), true);
   float* out = typedData<float>(env, info[10], "out", static_cast<size_t>(m * n));
+  readOperandCodes(env, info, 11, "aCodes", a);
+  readOperandCodes(env, info, 13, "bCodes", b);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k));
   // Kept between calls (one per JavaScript thread; the pool's threads only read it): a fresh
   // buffer costs a page fault per 4 KiB.

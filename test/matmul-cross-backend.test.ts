@@ -4,7 +4,7 @@
 // bf16 activations, NaN blocks, and the async variant.
 import { describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
-import { matmulDecoded } from '../lib/core/matmul.js';
+import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import type { DecodedOperand, MatmulKernels } from '../lib/kernels/contract.js';
 import { castFp8Rows, fp8Product, transposePerTensor } from '../lib/training/fp8-product.js';
@@ -340,6 +340,74 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
       }
     }
   });
+
+  /** MX FP8 operand [rows, k] straight from codes: per unit of 32, one or two neighbouring exponent
+   *  fields with ±0 among them (the integer path), all ±0, or — the units `planted` picks — any
+   *  code at all (NaN, ±Inf, subnormals, spans past 15); padding codes +0; E8M0 scales around 1. */
+  function codesOperand(format: 'mxfp8_e4m3' | 'mxfp8_e5m2', rows: number, k: number, seed: number, planted: (row: number, unit: number) => boolean) {
+    const mantissaBits = format === 'mxfp8_e4m3' ? 3 : 2;
+    const blocks = Math.ceil(k / 32);
+    const data = new Uint8Array(rows * blocks * 32);
+    const random = gaussian(rows * blocks * 34, seed).map((v) => Math.floor(Math.abs(v) * 1e6));
+    let at = 0;
+    const next = () => random[at++ % random.length];
+    for (let row = 0; row < rows; row++) {
+      for (let j = 0; j < blocks; j++) {
+        const kind = planted(row, j) ? 0 : next() % 16 === 0 ? 1 : 2;
+        const field = 1 + (next() % ((1 << (7 - mantissaBits)) - 2));
+        for (let i = 0; i < 32 && j * 32 + i < k; i++) {
+          const x = next();
+          let c = kind === 0 ? x & 0xff : kind === 1 ? (x % 2) << 7 : (Math.max(0, field - (x % 2)) << mantissaBits) | ((x >> 3) & ((1 << mantissaBits) - 1)) | (((x >> 7) & 1) << 7);
+          if (kind === 2 && x % 9 === 0) c = 0;
+          data[row * blocks * 32 + j * 32 + i] = c;
+        }
+      }
+    }
+    const scales = Uint8Array.from({ length: rows * blocks }, (_, i) => 124 + (i % 7));
+    return { format, blockSize: 32, shape: [rows, k] as [number, number], data, scales };
+  }
+
+  it('FP8 operands as codes (the addon reads its integer forms from the codes where the CPU has VBMI): NaN/Inf and any-code units, padding — the reference bits on the aligned path', () => {
+    const kernels = withBackend(backend, () => getKernels().matmul!);
+    let planted = 0;
+    for (const [fa, fb] of [['mxfp8_e5m2', 'mxfp8_e4m3'], ['mxfp8_e4m3', 'mxfp8_e5m2'], ['mxfp8_e4m3', 'mxfp8_e4m3']] as const) {
+      for (const [m, n, k] of [[40, 45, 608], [9, 33, 320], [12, 70, 600], [64, 96, 1024]] as const) {
+        // a: one unit of any codes in every fifth row; b: one in its row 1 from 40 rows on (few enough
+        // for the planner to take the aligned path: a 16-column step with one such lane falls back).
+        const a = codesOperand(fa, m, k, m + k, (r, j) => r % 5 === 2 && j === (r * 7) % Math.ceil(k / 32));
+        const b = codesOperand(fb, n, k, n + 3 * k, (r, j) => n >= 40 && r === 1 && j === 0);
+        const bias = gaussian(n, 7);
+        const want = canonicalNaNs(matmul(a, b, { bias }));
+        expect(firstBitDifference(canonicalNaNs(withBackend(backend, () => matmul(a, b, { bias }))), want), `${fa} × ${fb} ${m}×${n}×${k}`).toBe(-1);
+        // The kernel itself, given the codes: the aligned path, the same bits.
+        const ad = decodeOperand('test', a), bd = decodeOperand('test', b);
+        expect(ad.codes !== undefined && bd.codes !== undefined).toBe(true);
+        const got = new Float32Array(m * n);
+        const ran = kernels.matmulDecoded!(ad.values, ad.blockScales, m, 32, bd.values, bd.blockScales, n, 32, k, bias, got, ad.codes, ad.codeElement, bd.codes, bd.codeElement);
+        expect(ran, `${fa} × ${fb} ${m}×${n}×${k}`).toBe('aligned');
+        expect(firstBitDifference(canonicalNaNs(got), want)).toBe(-1);
+        planted += want.filter((v) => Number.isNaN(v)).length > 0 ? 1 : 0;
+      }
+    }
+    expect(planted, 'products with NaN rows or columns from the planted units').toBeGreaterThan(3);
+  });
+
+  if (backend === 'native') {
+    it('the codes arguments are checked in C++: length, kind and element', () => {
+      const kernels = withBackend(backend, () => getKernels().matmul!);
+      const [m, n, k] = [2, 3, 64];
+      const a = decodedOperand(new Float32Array(m * k), new Float32Array(m * 2).fill(1), m, k, 32);
+      const b = decodedOperand(new Float32Array(n * k), new Float32Array(n * 2).fill(1), n, k, 32);
+      const call = (aCodes: unknown, aElement: unknown, bCodes: unknown = null, bElement: unknown = -1) =>
+        (kernels.matmulDecoded as (...args: unknown[]) => string)(a.values, a.blockScales, m, 32, b.values, b.blockScales, n, 32, k, null, new Float32Array(m * n), aCodes, aElement, bCodes, bElement);
+      expect(call(new Uint8Array(m * k), 3, new Uint8Array(n * k), 4)).toMatch(/aligned|float64/);
+      expect(() => call(new Uint8Array(m * k - 1), 3)).toThrow(/aCodes must hold 128 elements/);
+      expect(() => call(new Int8Array(m * k), 3)).toThrow(/aCodes must be a Uint8Array/);
+      expect(() => call(new Uint8Array(m * k), 5)).toThrow(/aCodes element must be an integer in \[3, 4\]/);
+      expect(() => call(new Uint8Array(m * k), undefined)).toThrow(/aCodes element must be a number/);
+      expect(() => call(null, -1, new Uint8Array(n * k + 32), 4)).toThrow(/bCodes must hold 192 elements/);
+    });
+  }
 
   // The addon and the wasm module take their aligned paths for these operands; only the addon swaps
   // the operands when b holds the wide row-units and a has few rows (the wasm module has no splits).

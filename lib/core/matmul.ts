@@ -66,9 +66,14 @@ export function decodeOperand(fn: string, q: MatmulOperand, slot?: string): Deco
   const paddedCols = blocksPerRow * blockSize;
   const rowBytes = (paddedCols * format.element.bits) / 8;
   const values = slot ? scratch(`${slot}.values`, Float32Array, rows * paddedCols) : new Float32Array(rows * paddedCols);
+  let fp8: { codes: Uint8Array; codeElement: number } | undefined;
   if (format.element.bits === 8 && format.element.name !== 'int8') {
-    // FP8 codes are one byte each: the backend's element decoder takes the whole tensor at once.
-    getKernels().decodeElements(q.data.subarray(0, rows * paddedCols), format.element.id, values);
+    // FP8 codes are one byte each: the backend's element decoder takes the whole tensor at once,
+    // and the codes go along (the addon's aligned kernels read them faster than the values) — a
+    // copy unless the product is done with them before returning (`slot`), like the values.
+    const codes = q.data.subarray(0, rows * paddedCols);
+    fp8 = { codes: slot ? codes : codes.slice(), codeElement: format.element.id };
+    getKernels().decodeElements(fp8.codes, format.element.id, values);
   } else {
     const table = decodeTable(format.element);
     const codes = new Uint8Array(paddedCols);
@@ -84,7 +89,7 @@ export function decodeOperand(fn: string, q: MatmulOperand, slot?: string): Deco
     if (format.hasTensorScale) blockScales[b] = Math.fround(q.tensorScale! * e4m3[c]);
     else blockScales[b] = c === 0xff ? NaN : 2 ** (c - E8M0_BIAS);
   }
-  return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow };
+  return { rows, cols, blockSize, values, paddedCols, blockScales, blocksPerRow, ...fp8 };
 }
 
 function decodeFgmp(fn: string, tensor: FgmpTensor): DecodedOperand {
@@ -309,7 +314,10 @@ function int8Rows(a: QuantizedTensor, r0: number, r1: number): QuantizedTensor {
 
 /** Rows [r0, r1) of a decoded operand. */
 function decodedRows(d: DecodedOperand, r0: number, r1: number): DecodedOperand {
-  return { ...d, rows: r1 - r0, values: d.values.subarray(r0 * d.paddedCols, r1 * d.paddedCols), blockScales: d.blockScales.subarray(r0 * d.blocksPerRow, r1 * d.blocksPerRow) };
+  return {
+    ...d, rows: r1 - r0, values: d.values.subarray(r0 * d.paddedCols, r1 * d.paddedCols), blockScales: d.blockScales.subarray(r0 * d.blocksPerRow, r1 * d.blocksPerRow),
+    ...(d.codes ? { codes: d.codes.subarray(r0 * d.paddedCols, r1 * d.paddedCols) } : {}),
+  };
 }
 
 /** A caller's quantized operand copied (its arrays may change after the call returns). */

@@ -183,8 +183,11 @@ export interface MatmulKernels {
   matmulFp4Int8Async?(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): Promise<void>;
   /** The reference order over decoded operands (the addon, the wasm module); returns the path that
    *  ran, same bits either way: 'aligned' (short-float operands as int16 integers,
-   *  native/matmul_aligned.h; the addon only) or 'float64' (the vectorized reference loop). */
-  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array): 'aligned' | 'float64';
+   *  native/matmul_aligned.h) or 'float64' (the vectorized reference loop). An operand's FP8 codes
+   *  (DecodedOperand.codes), where given, must be those its values were decoded from: the addon
+   *  reads its integer forms from them where it can (VBMI), the wasm module ignores them. */
+  matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array,
+    aCodes?: Uint8Array | null, aElement?: number, bCodes?: Uint8Array | null, bElement?: number): 'aligned' | 'float64';
   matmulSimd: string;
   /** matmulFp4Int8 and matmulDecoded write every NaN as 0x7fc00000 themselves (native), so the facade skips its pass. */
   readonly nansCanonical?: boolean;
@@ -201,4 +204,9 @@ export interface DecodedOperand {
   /** Decode multiplier of block j of row r at [r * blocksPerRow + j]. */
   blockScales: Float32Array;
   blocksPerRow: number;
+  /** FP8 operands (E4M3, E5M2): the one-byte codes the values were decoded from (rows ×
+   *  paddedCols) and their element id (lib/core/formats.ts). A shortcut for kernels, never a
+   *  second source of truth: the values decide. */
+  codes?: Uint8Array;
+  codeElement?: number;
 }

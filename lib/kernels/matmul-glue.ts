@@ -179,6 +179,7 @@ export async function matmulFastAsync(addon: MatmulKernels, a: QuantizedTensor, 
 
 export function matmulDecodedOn(addon: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
   const out = into ?? new Float32Array(a.rows * b.rows);
-  addon.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out);
+  addon.matmulDecoded!(a.values, a.blockScales, a.rows, a.blockSize, b.values, b.blockScales, b.rows, b.blockSize, a.cols, bias ?? null, out,
+    a.codes ?? null, a.codeElement ?? -1, b.codes ?? null, b.codeElement ?? -1);
   return out;
 }

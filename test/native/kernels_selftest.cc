@@ -571,6 +571,102 @@ void checkAligned() {
               fastPairs, fallbackPairs, blockFast, blockFast + blockSlow, splits);
 }
 
+// Row-unit forms read from FP8 codes (matmul_aligned_avx512_vbmi.cc) against the forms of the
+// decoded values, entry for entry — the AlignedRows of a and the panels of b — and the product with
+// b's codes against the defined order. Units of random codes over every code of E4M3 and E5M2
+// (NaN, ±Inf, subnormals, ±0), units of one or two neighbouring exponents (the integer path), all-zero
+// units, 1–19 units per row (a partial group of 16) and panels with padding columns.
+void checkAlignedCodes() {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512vbmi") || !__builtin_cpu_supports("avx512vnni")) {
+    std::printf("aligned from codes: no AVX-512 VBMI here, skipped\n");
+    return;
+  }
+  std::mt19937 rng(11);
+  int units16 = 0, shortUnits = 0, wideUnits = 0, specialUnits = 0;
+  for (int32_t element : {kE4m3, kE5m2}) {
+    const ElementFormat& f = kElementFormats[element];
+    for (int64_t m : {1, 7, 33}) {
+      for (int64_t n : {1, 20, 45}) {
+        for (int64_t units : {1, 5, 16, 19}) {
+          const int64_t k = units * 32 - static_cast<int64_t>(rng() % 7), cols = units * 32;
+          const auto operand = [&](int64_t rows, std::vector<uint8_t>& codes, std::vector<float>& values) {
+            codes.assign(static_cast<size_t>(rows * cols), 0);
+            for (int64_t r = 0; r < rows; r++) {
+              for (int64_t j = 0; j < units; j++) {
+                const int kind = static_cast<int>(rng() % 6);
+                const int field = 1 + static_cast<int>(rng() % ((1 << (7 - f.mantissaBits)) - 2));
+                for (int64_t i = 0; i < 32 && j * 32 + i < k; i++) {
+                  uint8_t c;
+                  if (kind == 0) c = rng() % 2 ? 0x80 : 0;                                        // ±0
+                  else if (kind == 1) c = static_cast<uint8_t>(rng());                            // any code
+                  else if (kind == 2 && i == 7) c = static_cast<uint8_t>(f.signBit | 0x7f);       // a NaN (E5M2: NaN) in short codes
+                  else {  // one or two neighbouring exponent fields, zeros among them: short spans
+                    const int fi = std::max(0, field - static_cast<int>(rng() % 2));
+                    c = static_cast<uint8_t>((fi << f.mantissaBits) | (rng() & ((1u << f.mantissaBits) - 1)));
+                    if (rng() % 8 == 0) c = 0;
+                    if (rng() % 2) c |= 0x80;
+                  }
+                  codes[static_cast<size_t>(r * cols + j * 32 + i)] = c;
+                }
+              }
+            }
+            values.resize(codes.size());
+            for (size_t i = 0; i < codes.size(); i++) values[i] = decodeElement(codes[i], f);
+          };
+          std::vector<uint8_t> ac, bc;
+          std::vector<float> av, bv;
+          operand(m, ac, av);
+          operand(n, bc, bv);
+          std::vector<float> as(static_cast<size_t>(m * units)), bs(static_cast<size_t>(n * units)), bias(static_cast<size_t>(n));
+          for (float& x : as) x = std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+          for (float& x : bs) x = rng() % 5 ? std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10) : static_cast<float>(rng() % 1000) / 777.0f;
+          for (float& x : bias) x = static_cast<float>(static_cast<int>(rng() % 200) - 100) / 7.0f;
+          DecodedOperand a{av.data(), as.data(), m, k, cols, 32, units};
+          DecodedOperand b{bv.data(), bs.data(), n, k, cols, 32, units};
+          a.codes = ac.data();
+          b.codes = bc.data();
+          a.codeElement = b.codeElement = element;
+          const std::string what = std::string("aligned from ") + (element == kE4m3 ? "E4M3" : "E5M2") + " codes m=" + std::to_string(m) +
+                                   " n=" + std::to_string(n) + " units=" + std::to_string(units);
+          check(alignedCodesFor(a, 32) == &alignedCodesAvx512Vbmi && alignedCodesFor(a, 16) == nullptr, what + ": the codes path is chosen for units of 32 only");
+          AlignedRows fromValues, fromCodes;
+          alignRowsInit(fromValues, m, units, 32);
+          alignRows(a, 32, 0, m, fromValues);
+          alignRowsInit(fromCodes, m, units, 32);
+          alignedCodesAvx512Vbmi.rows(a, 0, m, fromCodes);
+          check(fromCodes.pairs == fromValues.pairs && fromCodes.spans == fromValues.spans && fromCodes.exps == fromValues.exps, what + ": rows from codes vs from values");
+          for (int32_t span : fromValues.spans) {
+            units16++;
+            (span == kUnaligned ? wideUnits : shortUnits)++;
+          }
+          for (uint8_t c : ac) specialUnits += !std::isfinite(decodeElement(c, f));
+          for (int64_t col0 = 0; col0 < n; col0 += 32) {
+            AlignedPanel pv, pc;
+            const int64_t panelCols = std::min<int64_t>(32, n - col0);
+            fillAlignedPanel(b, 32, col0, panelCols, 32, pv);
+            alignedCodesAvx512Vbmi.panel(b, col0, panelCols, pc);
+            check(pc.pairs == pv.pairs && pc.exps == pv.exps && pc.spans == pv.spans && pc.scales == pv.scales && pc.laneFactors == pv.laneFactors &&
+                      pc.maxSpan == pv.maxSpan && pc.minExp == pv.minExp && pc.maxExp == pv.maxExp && pc.powerUnit == pv.powerUnit &&
+                      pc.minScaleExp == pv.minScaleExp && pc.maxScaleExp == pv.maxScaleExp,
+                  what + ": panel from codes vs from values, col0=" + std::to_string(col0));
+          }
+          std::vector<float> ref(static_cast<size_t>(m * n)), got(ref.size());
+          matmulDecodedScalar(a, b, bias.data(), ref.data(), 0, n);
+          splitWideRowUnits(a, fromCodes);
+          summarizeRowBlocksShared(a, fromCodes, kAlignedAvx512Rows);
+          matmulAlignedAvx512(a, fromCodes, b, bias.data(), got.data(), 0, n / 2);
+          matmulAlignedAvx512(a, fromCodes, b, bias.data(), got.data(), n / 2, n);
+          check(sameOutputs(got, ref), what + ": avx512-vnni with codes vs the defined order");
+        }
+      }
+    }
+  }
+  check(shortUnits > 1000 && wideUnits > 100 && specialUnits > 100, "aligned from codes: short, wide and NaN/Inf row-units all exercised");
+  std::printf("aligned from codes: %d row-units of a (%d with a form, %d without), %d NaN/Inf codes\n", units16, shortUnits, wideUnits, specialUnits);
+#endif
+}
+
 int main() {
   std::vector<const QuantizeKernels*> tables;
 #if defined(__x86_64__)
@@ -595,6 +691,7 @@ int main() {
   checkPlanes();
   std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI), AVX2 and NEON (int16 planes) against scalar\n");
   checkAligned();
+  checkAlignedCodes();
   checkBitplaneProduct();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);

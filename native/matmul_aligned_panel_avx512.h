@@ -1,0 +1,83 @@
+// The AVX-512 half of the aligned kernels' B panel (matmul_aligned.h, AlignedPanel): 16 columns of
+// one unit at a time, from their int16 forms to the panel's [pair][column] order, per-lane entries
+// and per-unit bounds. Shared by the fill from float values (matmul_aligned_avx512.cc) and the fill
+// from FP8 codes (matmul_aligned_avx512_vbmi.cc); every function is static so each file's copy is
+// compiled with its own flags.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "matmul_aligned.h"
+
+namespace fp4kit {
+
+// The columns of lanes t·16 … t·16 + 15 of a panel of `cols` real columns, as a mask.
+static inline __mmask16 realLanes(int64_t cols, int t) {
+  const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
+  return static_cast<__mmask16>((1u << real) - 1);
+}
+
+// r[0..15] (rows of 16 int32) transposed in place: r[i] lane c ← r[c] lane i.
+static inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // u[4g + e]: element e (of each 128-bit lane) of rows 4g … 4g + 3.
+  for (int g = 0; g < 4; g++) {
+    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int e = 0; e < 4; e++) {
+    const __m512i v02 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v13 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+    const __m512i w02 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w13 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+    r[e] = _mm512_shuffle_i32x4(v02, w02, 0x88);       // 128-bit lane 0
+    r[8 + e] = _mm512_shuffle_i32x4(v02, w02, 0xdd);   // lane 2
+    r[4 + e] = _mm512_shuffle_i32x4(v13, w13, 0x88);   // lane 1
+    r[12 + e] = _mm512_shuffle_i32x4(v13, w13, 0xdd);  // lane 3
+  }
+}
+
+// Unit j of the 16 columns col0 + g·16 … (lanes in `real`; the others are padding) into the panel
+// of width 32: `forms[c]` is column c's row-unit as int16 pairs (zero where it has no form or is
+// padding), `span` and `e` its span and exponent per lane (0 in padding). fillAlignedPanelWith's
+// entries and rules, written as vectors; `forms` is transposed in place.
+template <int Pairs>
+static inline void storePanelGroup(const DecodedOperand& b, int64_t col0, int g, __mmask16 real, int64_t j, __m512i forms[16], __m512i span,
+                                   __m512i e, AlignedPanel& p) {
+  constexpr int64_t unit = 2 * Pairs, width = 32;
+  alignas(64) float scales[16];
+  for (int c = 0; c < 16; c++)
+    scales[c] = real >> c & 1 ? b.blockScales[(col0 + g * 16 + c) * b.blocksPerRow + (j * unit) / b.blockSize] : 0.0f;
+  transpose16x16(forms);
+  int32_t* dst = p.pairs.data() + j * Pairs * width + g * 16;
+  for (int q = 0; q < Pairs; q++) _mm512_storeu_si512(dst + q * width, forms[q]);
+  const size_t at = static_cast<size_t>(j * width + g * 16), u = static_cast<size_t>(j);
+  const __m512 scale = _mm512_load_ps(scales);
+  _mm512_storeu_si512(p.spans.data() + at, span);
+  _mm512_storeu_si512(p.exps.data() + at, e);
+  _mm512_storeu_ps(p.scales.data() + at, scale);
+  // powerOfTwoExponent: a positive normal power of two has mantissa 0 and field 1 … 254 (the
+  // sign in bit 31 puts a negative one past 254).
+  const __m512i bits = _mm512_castps_si512(scale), field = _mm512_srli_epi32(bits, 23);
+  const __mmask16 power = _mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7fffff)) & _mm512_cmpge_epi32_mask(field, _mm512_set1_epi32(1)) &
+                          _mm512_cmple_epi32_mask(field, _mm512_set1_epi32(254));
+  const __m512i y = _mm512_sub_epi32(field, _mm512_set1_epi32(127)), ey = _mm512_add_epi32(e, y);
+  const __mmask16 ok = power & _mm512_cmpge_epi32_mask(ey, _mm512_set1_epi32(-126)) & _mm512_cmple_epi32_mask(ey, _mm512_set1_epi32(96));
+  _mm512_storeu_si512(p.laneFactors.data() + at, _mm512_maskz_slli_epi32(ok & real, _mm512_add_epi32(ey, _mm512_set1_epi32(127)), 23));
+  if (!real) return;
+  p.maxSpan[u] = std::max(p.maxSpan[u], _mm512_mask_reduce_max_epi32(real, span));
+  p.minExp[u] = std::min(p.minExp[u], _mm512_mask_reduce_min_epi32(real, e));
+  p.maxExp[u] = std::max(p.maxExp[u], _mm512_mask_reduce_max_epi32(real, e));
+  if ((ok & real) != real) p.powerUnit[u] = 0;
+  if (ok & real) {
+    p.minScaleExp[u] = std::min(p.minScaleExp[u], _mm512_mask_reduce_min_epi32(ok & real, y));
+    p.maxScaleExp[u] = std::max(p.maxScaleExp[u], _mm512_mask_reduce_max_epi32(ok & real, y));
+  }
+}
+
+}  // namespace fp4kit
