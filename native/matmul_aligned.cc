@@ -186,13 +186,16 @@ constexpr int kSplitBucket = kAlignedMaxSpan + 1, kWideBucket = kAlignedMaxSpan 
 static void spanHistogram(const DecodedOperand& x, int64_t unit, int64_t units, int64_t samples, std::vector<double>& h) {
   h.assign(kWideBucket + 1, 0.0);
   std::vector<int16_t> ints(static_cast<size_t>(unit)), lo(static_cast<size_t>(unit));
+  std::vector<int32_t> spans(static_cast<size_t>(units));
+  const AlignedCodes* codes = alignedCodesFor(x, unit);
   const int64_t rows = std::min(samples, x.rows);
   for (int64_t i = 0; i < rows; i++) {
     const int64_t r = i * x.rows / rows;
+    if (codes) codes->spans(x, r, spans.data());
     for (int64_t j = 0; j < units; j++) {
       const float* values = x.values + r * x.paddedCols + j * unit;
       int32_t e, form[4];
-      const int32_t span = activeAlignRowUnit()(values, unit, ints.data(), e);
+      const int32_t span = codes ? spans[static_cast<size_t>(j)] : activeAlignRowUnit()(values, unit, ints.data(), e);
       const int bucket = span != kUnaligned ? span : splitRowUnit(values, unit, ints.data(), lo.data(), form) ? kSplitBucket : kWideBucket;
       h[static_cast<size_t>(bucket)] += 1;
     }

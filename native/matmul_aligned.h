@@ -234,7 +234,9 @@ AlignedScratch& threadAlignedScratch();
 // entry for entry, at a fraction of the cost.
 struct AlignedCodes {
   void (*rows)(const DecodedOperand& x, int64_t r0, int64_t r1, AlignedRows& out);  // alignRows
-  void (*panel)(const DecodedOperand& b, int64_t col0, int64_t cols, AlignedPanel& p);  // a panel of width 32
+  void (*spans)(const DecodedOperand& x, int64_t r, int32_t* spans);                 // row r's spans only (the planner's sample)
+  // Units [j0, j1) of a panel of width 32 made ready by preparePanel (matmul_aligned_panel.h).
+  void (*panel)(const DecodedOperand& b, int64_t col0, int64_t cols, int64_t j0, int64_t j1, AlignedPanel& p);
 };
 extern const AlignedCodes alignedCodesAvx512Vbmi;
 // The codes path for x's row-units of `unit` on this CPU (dispatch.cc), or null: x carries codes of

@@ -71,41 +71,35 @@ inline int32_t alignUnitVector(const float* values, int16_t* ints, int32_t& exp)
   return span;
 }
 
-// fillAlignedPanel (matmul_aligned.cc) for units of 2·Pairs k and a panel of 32 columns, 16 columns
-// at a time: each column's row-unit aligned in registers, the 16 transposed into the panel's
-// [pair][column] order by shuffles, the per-lane entries and per-unit bounds as vectors. The same
-// panel, entry for entry.
+// Units [j0, j1) of a panel of 32 columns prepared by preparePanel, for units of 2·Pairs k, 16
+// columns at a time: each column's row-unit aligned in registers, the 16 transposed into the
+// panel's [pair][column] order by shuffles, the per-lane entries and per-unit bounds as vectors.
+// Over every unit, the panel of fillAlignedPanel (matmul_aligned.cc), entry for entry.
 template <int Pairs>
-void fillPanelAvx512(const DecodedOperand& b, int64_t col0, int64_t cols, AlignedPanel& p) {
-  constexpr int64_t unit = 2 * Pairs, width = 32;
-  const int64_t units = (b.cols + unit - 1) / unit;
-  preparePanel(p, units, unit, width);
-  constexpr int64_t chunkUnits = 256 / unit;  // the chunk's panel (16 KiB) stays in L1 (see fillAlignedPanelWith)
+void fillPanelAvx512(const DecodedOperand& b, int64_t col0, int64_t cols, int64_t j0, int64_t j1, AlignedPanel& p) {
+  constexpr int64_t unit = 2 * Pairs;
   alignas(64) int16_t scalarInts[2 * Pairs];
-  for (int64_t j0 = 0; j0 < units; j0 += chunkUnits) {
-    const int64_t j1 = std::min(units, j0 + chunkUnits);
-    for (int g = 0; g < 2; g++) {
-      const __mmask16 real = realLanes(cols, g);
-      for (int64_t j = j0; j < j1; j++) {
-        __m512i forms[16];
-        alignas(64) int32_t spans[16], exps[16];
-        for (int c = 0; c < 16; c++) {
-          forms[c] = _mm512_setzero_si512();
-          spans[c] = exps[c] = 0;
-          if (!(real >> c & 1)) continue;  // padding: zero integers, span 0
-          const float* values = b.values + (col0 + g * 16 + c) * b.paddedCols + j * unit;
-          int32_t e = 0;
-          int32_t span = alignUnitRegister<Pairs / 8>(values, forms[c], e);
-          if (span < 0) {  // Inf, NaN or subnormals: the scalar twin
-            span = alignRowUnit(values, unit, scalarInts, e);
-            if (span != kUnaligned) forms[c] = _mm512_maskz_loadu_epi16(Pairs == 16 ? ~__mmask32(0) : __mmask32(0xffff), scalarInts);
-          }
-          if (span == kUnaligned) forms[c] = _mm512_setzero_si512();
-          spans[c] = span;
-          exps[c] = e;
+  for (int g = 0; g < 2; g++) {
+    const __mmask16 real = realLanes(cols, g);
+    for (int64_t j = j0; j < j1; j++) {
+      __m512i forms[16];
+      alignas(64) int32_t spans[16], exps[16];
+      for (int c = 0; c < 16; c++) {
+        forms[c] = _mm512_setzero_si512();
+        spans[c] = exps[c] = 0;
+        if (!(real >> c & 1)) continue;  // padding: zero integers, span 0
+        const float* values = b.values + (col0 + g * 16 + c) * b.paddedCols + j * unit;
+        int32_t e = 0;
+        int32_t span = alignUnitRegister<Pairs / 8>(values, forms[c], e);
+        if (span < 0) {  // Inf, NaN or subnormals: the scalar twin
+          span = alignRowUnit(values, unit, scalarInts, e);
+          if (span != kUnaligned) forms[c] = _mm512_maskz_loadu_epi16(Pairs == 16 ? ~__mmask32(0) : __mmask32(0xffff), scalarInts);
         }
-        storePanelGroup<Pairs>(b, col0, g, real, j, forms, _mm512_load_si512(spans), _mm512_load_si512(exps), p);
+        if (span == kUnaligned) forms[c] = _mm512_setzero_si512();
+        spans[c] = span;
+        exps[c] = e;
       }
+      storePanelGroup<Pairs>(b, col0, g, real, j, forms, _mm512_load_si512(spans), _mm512_load_si512(exps), p);
     }
   }
 }
@@ -244,14 +238,16 @@ static void alignedProduct(const DecodedOperand& a, const AlignedRows& aAligned,
   for (int64_t col0 = nBegin; col0 < nEnd; col0 += kWidth) {
     const int64_t cols = std::min(kWidth, nEnd - col0);
     static_assert(kWidth == 32, "fillPanelAvx512 and the codes fill write 32 columns");
-    if (codes) codes->panel(b, col0, cols, p);
-    else fillPanelAvx512<Pairs>(b, col0, cols, p);
+    preparePanel(p, units, unit, kWidth);
     __mmask16 lanes[Vectors];
     for (int t = 0; t < Vectors; t++) lanes[t] = realLanes(cols, t);
-    // Units in chunks whose panel (16 KiB) stays in L1 while every row passes over it; between
-    // chunks the accumulators wait in `out` (the same floats: the order is unchanged).
+    // Units in chunks, each filled just before every row passes over it, so its panel (16 KiB)
+    // is written and read in L1; between chunks the accumulators wait in `out` (the same floats:
+    // the order is unchanged).
     for (int64_t j0 = 0; j0 < units; j0 += kChunkUnits) {
     const int64_t j1 = std::min(units, j0 + kChunkUnits);
+    if (codes) codes->panel(b, col0, cols, j0, j1, p);
+    else fillPanelAvx512<Pairs>(b, col0, cols, j0, j1, p);
     for (int64_t m0 = 0; m0 < a.rows; m0 += kRows) {
       const int64_t rows = std::min<int64_t>(kRows, a.rows - m0);
       const AlignedRowStep<kRows> step(aAligned, m0, rows);

@@ -145,27 +145,36 @@ void alignRowsFromCodes(const DecodedOperand& x, int64_t r0, int64_t r1, Aligned
   }
 }
 
-void fillPanelFromCodes(const DecodedOperand& b, int64_t col0, int64_t cols, AlignedPanel& p) {
-  constexpr int Pairs = kCodeUnit / 2;
-  constexpr int64_t width = 32, chunkUnits = 256 / kCodeUnit;  // the chunk's panel stays in L1 (fillAlignedPanelWith)
+void rowSpansFromCodes(const DecodedOperand& x, int64_t r, int32_t* spans) {
+  const CodeTables& t = tablesFor(x.codeElement);
+  const int64_t units = (x.cols + kCodeUnit - 1) / kCodeUnit;
+  for (int64_t j0 = 0; j0 < units; j0 += 16) {
+    const __mmask16 valid = static_cast<__mmask16>((1u << std::min<int64_t>(16, units - j0)) - 1);
+    __m512i forms[16], span, exp;
+    alignSixteenUnits(t, x.codes + r * x.paddedCols + j0 * kCodeUnit, kCodeUnit, valid, forms, span, exp);
+    _mm512_mask_storeu_epi32(spans + j0, valid, span);
+  }
+}
+
+void fillPanelFromCodes(const DecodedOperand& b, int64_t col0, int64_t cols, int64_t j0, int64_t j1, AlignedPanel& p) {
   const CodeTables& t = tablesFor(b.codeElement);
-  const int64_t units = (b.cols + kCodeUnit - 1) / kCodeUnit;
-  preparePanel(p, units, kCodeUnit, width);
-  for (int64_t j0 = 0; j0 < units; j0 += chunkUnits) {
-    const int64_t j1 = std::min(units, j0 + chunkUnits);
-    for (int g = 0; g < 2; g++) {
-      const __mmask16 real = realLanes(cols, g);  // padding columns read as +0 codes: span 0, no integers
-      for (int64_t j = j0; j < j1; j++) {
-        __m512i forms[16], span, exp;
-        alignSixteenUnits(t, b.codes + (col0 + g * 16) * b.paddedCols + j * kCodeUnit, b.paddedCols, real, forms, span, exp);
-        storePanelGroup<Pairs>(b, col0, g, real, j, forms, span, exp, p);
-      }
+  // The next as many units' codes: 32 columns' worth of streams, more than the hardware prefetchers
+  // follow (the kernel fills a chunk, multiplies it, then fills the next).
+  const int64_t units = (b.cols + kCodeUnit - 1) / kCodeUnit, ahead = std::min(units, j1 + (j1 - j0));
+  for (int64_t c = 0; c < cols; c++)
+    for (int64_t at = j1 * kCodeUnit; at < ahead * kCodeUnit; at += 64) _mm_prefetch(reinterpret_cast<const char*>(b.codes + (col0 + c) * b.paddedCols + at), _MM_HINT_T0);
+  for (int g = 0; g < 2; g++) {
+    const __mmask16 real = realLanes(cols, g);  // padding columns read as +0 codes: span 0, no integers
+    for (int64_t j = j0; j < j1; j++) {
+      __m512i forms[16], span, exp;
+      alignSixteenUnits(t, b.codes + (col0 + g * 16) * b.paddedCols + j * kCodeUnit, b.paddedCols, real, forms, span, exp);
+      storePanelGroup<kCodeUnit / 2>(b, col0, g, real, j, forms, span, exp, p);
     }
   }
 }
 
 }  // namespace
 
-const AlignedCodes alignedCodesAvx512Vbmi = {alignRowsFromCodes, fillPanelFromCodes};
+const AlignedCodes alignedCodesAvx512Vbmi = {alignRowsFromCodes, rowSpansFromCodes, fillPanelFromCodes};
 
 }  // namespace fp4kit

@@ -50,14 +50,14 @@ template <int Pairs>
 static inline void storePanelGroup(const DecodedOperand& b, int64_t col0, int g, __mmask16 real, int64_t j, __m512i forms[16], __m512i span,
                                    __m512i e, AlignedPanel& p) {
   constexpr int64_t unit = 2 * Pairs, width = 32;
-  alignas(64) float scales[16];
-  for (int c = 0; c < 16; c++)
-    scales[c] = real >> c & 1 ? b.blockScales[(col0 + g * 16 + c) * b.blocksPerRow + (j * unit) / b.blockSize] : 0.0f;
+  // The 16 columns' multipliers of unit j, one gather (lane c at c · blocksPerRow; padding 0).
+  const float* scaleBase = b.blockScales + (col0 + g * 16) * b.blocksPerRow + (j * unit) / b.blockSize;
+  const __m512i scaleAt = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(static_cast<int32_t>(b.blocksPerRow)));
+  const __m512 scale = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), real, scaleAt, scaleBase, 4);
   transpose16x16(forms);
   int32_t* dst = p.pairs.data() + j * Pairs * width + g * 16;
   for (int q = 0; q < Pairs; q++) _mm512_storeu_si512(dst + q * width, forms[q]);
   const size_t at = static_cast<size_t>(j * width + g * 16), u = static_cast<size_t>(j);
-  const __m512 scale = _mm512_load_ps(scales);
   _mm512_storeu_si512(p.spans.data() + at, span);
   _mm512_storeu_si512(p.exps.data() + at, e);
   _mm512_storeu_ps(p.scales.data() + at, scale);

@@ -645,7 +645,8 @@ void checkAlignedCodes() {
             AlignedPanel pv, pc;
             const int64_t panelCols = std::min<int64_t>(32, n - col0);
             fillAlignedPanel(b, 32, col0, panelCols, 32, pv);
-            alignedCodesAvx512Vbmi.panel(b, col0, panelCols, pc);
+            preparePanel(pc, units, 32, 32);
+            for (int64_t j0 = 0; j0 < units; j0 += 3) alignedCodesAvx512Vbmi.panel(b, col0, panelCols, j0, std::min<int64_t>(units, j0 + 3), pc);
             check(pc.pairs == pv.pairs && pc.exps == pv.exps && pc.spans == pv.spans && pc.scales == pv.scales && pc.laneFactors == pv.laneFactors &&
                       pc.maxSpan == pv.maxSpan && pc.minExp == pv.minExp && pc.maxExp == pv.maxExp && pc.powerUnit == pv.powerUnit &&
                       pc.minScaleExp == pv.minScaleExp && pc.maxScaleExp == pv.maxScaleExp,
