@@ -233,8 +233,9 @@ Napi::Value AbsMax(const Napi::CallbackInfo& info) {
 struct FgmpCall {
   FgmpArgs args{};
   void run() const {
+    const FgmpKernel kernel = activeKernels().fgmpCandidates;
     parallelFor(args.rows, std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, args.cols)),
-                [this](int64_t b, int64_t e) { fgmpCandidates(args, b, e); });
+                [this, kernel](int64_t b, int64_t e) { kernel(args, b, e); });
   }
 };
 

@@ -95,7 +95,7 @@ uint8_t clippedScaleCode(const float* x, int64_t count, float tensorScale, uint8
 
 }  // namespace
 
-void fgmpCandidates(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
+void fgmpCandidatesScalar(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
   const int64_t blocksPerRow = (a.cols + kFgmpBlock - 1) / kFgmpBlock;
   float block[kFgmpBlock], q4[kFgmpBlock], q8[kFgmpBlock];
   for (int64_t r = rowBegin; r < rowEnd; r++) {

@@ -22,6 +22,8 @@ struct FgmpArgs {
 
 constexpr int64_t kFgmpBlock = 16;
 
-void fgmpCandidates(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd);
+// The plain scalar reference (fgmp.cc); the vector variants (fgmp_simd.h) sit in each ISA's
+// quantize table (quantize.h, activeKernels().fgmpCandidates).
+void fgmpCandidatesScalar(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd);
 
 }  // namespace fp4kit

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "matmul_aligned.h"
+#include "transpose16_avx512.h"
 
 namespace fp4kit {
 
@@ -16,30 +17,6 @@ namespace fp4kit {
 static inline __mmask16 realLanes(int64_t cols, int t) {
   const int64_t real = std::max<int64_t>(0, std::min<int64_t>(16, cols - t * 16));
   return static_cast<__mmask16>((1u << real) - 1);
-}
-
-// r[0..15] (rows of 16 int32) transposed in place: r[i] lane c ← r[c] lane i.
-static inline void transpose16x16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // u[4g + e]: element e (of each 128-bit lane) of rows 4g … 4g + 3.
-  for (int g = 0; g < 4; g++) {
-    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int e = 0; e < 4; e++) {
-    const __m512i v02 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), v13 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
-    const __m512i w02 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w13 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
-    r[e] = _mm512_shuffle_i32x4(v02, w02, 0x88);       // 128-bit lane 0
-    r[8 + e] = _mm512_shuffle_i32x4(v02, w02, 0xdd);   // lane 2
-    r[4 + e] = _mm512_shuffle_i32x4(v13, w13, 0x88);   // lane 1
-    r[12 + e] = _mm512_shuffle_i32x4(v13, w13, 0xdd);  // lane 3
-  }
 }
 
 // Unit j of the 16 columns col0 + g·16 … (lanes in `real`; the others are padding) into the panel

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "fgmp.h"
 #include "formats.h"
 
 namespace fp4kit {
@@ -47,6 +48,7 @@ using ElementKernel = int64_t (*)(const ElementArgs&, int64_t begin, int64_t end
 using DecodeKernel = void (*)(const uint8_t* codes, int32_t format, float* out, int64_t begin, int64_t end);
 using BlockKernel = void (*)(const BlockArgs&, int64_t rowBegin, int64_t rowEnd);
 using AbsMaxKernel = uint32_t (*)(const void* src, int32_t dtype, int64_t begin, int64_t end);  // bits of max|x|, > 0x7f800000 if NaN
+using FgmpKernel = void (*)(const FgmpArgs&, int64_t rowBegin, int64_t rowEnd);
 
 struct QuantizeKernels {
   const char* simd;  // "avx512", "avx2", "neon", "scalar"
@@ -57,6 +59,7 @@ struct QuantizeKernels {
   AbsMaxKernel absMax;
   BlockKernel quantizeNvfp4;
   BlockKernel dequantizeNvfp4;
+  FgmpKernel fgmpCandidates;  // fgmp.h: rows [rowBegin, rowEnd)
 };
 
 // The plain scalar reference (quantize_scalar.cc) and the SIMD tables (quantize_avx2.cc,

@@ -149,7 +149,7 @@ void dequantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd)
 
 const QuantizeKernels kScalarKernels = {
     "scalar", encodeElementsScalar, decodeElementsScalar, quantizeMxScalar, dequantizeMxScalar,
-    absMaxScalar, quantizeNvfp4Scalar, dequantizeNvfp4Scalar,
+    absMaxScalar, quantizeNvfp4Scalar, dequantizeNvfp4Scalar, fgmpCandidatesScalar,
 };
 
 }  // namespace fp4kit

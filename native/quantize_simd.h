@@ -760,6 +760,8 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
 
 // The wrapper functions and kernel table of an ISA file built on this vector code: `Isa` names
 // the functions (quantizeMxAvx2 …), `label` is what availableBackends() reports.
+#include "fgmp_simd.h"  // fgmpCandidatesVector, in every table below
+
 #define FP4KIT_VECTOR_KERNEL_TABLE(Isa, label)                                                                 \
   namespace fp4kit {                                                                                          \
   namespace {                                                                                                 \
@@ -777,5 +779,5 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
   }                                                                                                           \
   const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, decodeElements##Isa,                      \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
-                                           dequantizeNvfp4##Isa};                                              \
+                                           dequantizeNvfp4##Isa, fgmpCandidatesVector};                        \
   }

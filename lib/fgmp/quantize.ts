@@ -21,6 +21,7 @@ import {
   E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
 } from './blocks.js';
+import { scratch } from '../core/scratch.js';
 import { forEachFgmpBlock } from './stream.js';
 import { assignPrecision, countFp8Blocks, selectThreshold, type Selection } from './select.js';
 
@@ -140,8 +141,19 @@ interface Candidates {
   fp8Codes: Uint8Array; // 16 per block
 }
 
-function emptyCandidates(p: Prepared): Candidates {
+/** Arrays for every block's candidates: fresh, or — for a caller done with them before it returns
+ *  (quantizeFgmp) — reused scratch (lib/core/scratch.ts: 34 bytes per block, the page faults of
+ *  which cost more than the native kernel itself on a fresh 4096² weight). Every entry is written. */
+function emptyCandidates(p: Prepared, reuse = false): Candidates {
   const blocks = p.rows * p.blocksPerRow;
+  if (reuse) {
+    return {
+      impacts: scratch('fgmp.impacts', Float64Array, blocks),
+      fp4Codes: scratch('fgmp.fp4-codes', Uint8Array, blocks * FGMP_BLOCK),
+      fp4Scales: scratch('fgmp.fp4-scales', Uint8Array, blocks),
+      fp8Codes: scratch('fgmp.fp8-codes', Uint8Array, blocks * FGMP_BLOCK),
+    };
+  }
   return {
     impacts: new Float64Array(blocks),
     fp4Codes: new Uint8Array(blocks * FGMP_BLOCK),
@@ -185,8 +197,8 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
 }
 
 /** Both encodings of every block and the impact of choosing FP4 over FP8. */
-function candidates(p: Prepared, clipping: boolean): Candidates {
-  const c = emptyCandidates(p);
+function candidates(p: Prepared, clipping: boolean, reuse = false): Candidates {
+  const c = emptyCandidates(p, reuse);
   const native = getKernels().fgmpCandidates;
   if (native) {
     // The same steps in C++ on the addon's threads (native/fgmp.cc) or in wasm (assembly/fgmp.ts), bit for bit.
@@ -259,7 +271,8 @@ function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: numbe
 
 export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions, fn = 'quantize(fgmp)'): FgmpTensor {
   const p = prepare(fn, x, options);
-  return choosePrecision(p, candidates(p, p.clipping));
+  // The candidates are read into the tensor before this returns: scratch.
+  return choosePrecision(p, candidates(p, p.clipping, true));
 }
 
 /** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */

@@ -417,6 +417,76 @@ void checkPlanes() {
 #endif
 }
 
+// FGMP candidates of a SIMD table (fgmp_simd.h, one lane per block) against the scalar reference
+// (fgmp.cc), byte for byte and impact for impact: Gaussian rows with outliers, zero blocks, values
+// past the FP8 range (saturation), float subnormals, widths that leave a partial block and a
+// partial group of blocks; clipping on and off; Fisher weights per element, per input channel and
+// none.
+void compareFgmp(const QuantizeKernels& simd) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int compared = 0, clippedAway = 0;
+  for (int64_t rows : {1, 3}) {
+    for (int64_t cols : {5, 16, 40, 256, 530}) {
+      for (int fisherKind = 0; fisherKind < 3; fisherKind++) {
+        for (bool clipping : {false, true}) {
+          std::vector<float> x(static_cast<size_t>(rows * cols)), fisher(static_cast<size_t>(fisherKind == 1 ? rows * cols : cols));
+          for (size_t i = 0; i < x.size(); i++) {
+            const int kind = static_cast<int>(rng() % 50);
+            x[i] = kind == 0 ? 0.0f : kind == 1 ? normal(rng) * 3000.0f : kind == 2 ? std::ldexp(normal(rng), -130) : normal(rng) * 0.05f;
+            if ((i / 16) % 7 == 3) x[i] = 0.0f;  // whole zero blocks
+          }
+          for (float& f : fisher) f = std::fabs(normal(rng)) * static_cast<float>(1 + rng() % 100);
+          const int64_t blocks = rows * ((cols + 15) / 16);
+          float amax = 0;
+          for (float v : x) amax = std::max(amax, std::fabs(v));
+          FgmpArgs a{};
+          a.x = x.data();
+          a.rows = rows;
+          a.cols = cols;
+          a.fisher = fisherKind == 0 ? nullptr : fisher.data();
+          a.fisherPerElement = fisherKind == 1;
+          a.tensorScale = amax > 0 ? amax / (6.0f * 448.0f) : 1.0f;
+          a.fp8Scale = amax > 0 ? amax / 300.0f : 1.0f;  // some values past the E4M3 range
+          a.clipping = clipping;
+          std::vector<double> i1(static_cast<size_t>(blocks), -1), i2(static_cast<size_t>(blocks), -2);
+          std::vector<uint8_t> c1(static_cast<size_t>(blocks * 16), 0xaa), c2(static_cast<size_t>(blocks * 16), 0x55), s1(static_cast<size_t>(blocks), 0xaa),
+              s2(static_cast<size_t>(blocks), 0x55), e1(static_cast<size_t>(blocks * 16), 0xaa), e2(static_cast<size_t>(blocks * 16), 0x55);
+          a.impacts = i1.data();
+          a.fp4Codes = c1.data();
+          a.fp4Scales = s1.data();
+          a.fp8Codes = e1.data();
+          kScalarKernels.fgmpCandidates(a, 0, rows);
+          a.impacts = i2.data();
+          a.fp4Codes = c2.data();
+          a.fp4Scales = s2.data();
+          a.fp8Codes = e2.data();
+          simd.fgmpCandidates(a, 0, rows);
+          const std::string what = std::string(simd.simd) + " fgmpCandidates rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                                   " fisher=" + std::to_string(fisherKind) + (clipping ? " clipping" : "");
+          check(c1 == c2 && s1 == s2 && e1 == e2, what + ": codes and scales");
+          check(std::memcmp(i1.data(), i2.data(), i1.size() * sizeof(double)) == 0, what + ": impacts");
+          if (clipping) {  // how often the clipping search moved off the recipe's scale
+            FgmpArgs plain = a;
+            std::vector<uint8_t> s3(static_cast<size_t>(blocks)), c3(static_cast<size_t>(blocks * 16)), e3(static_cast<size_t>(blocks * 16));
+            std::vector<double> i3(static_cast<size_t>(blocks));
+            plain.clipping = false;
+            plain.impacts = i3.data();
+            plain.fp4Codes = c3.data();
+            plain.fp4Scales = s3.data();
+            plain.fp8Codes = e3.data();
+            kScalarKernels.fgmpCandidates(plain, 0, rows);
+            for (int64_t b = 0; b < blocks; b++) clippedAway += s3[static_cast<size_t>(b)] != s1[static_cast<size_t>(b)];
+          }
+          compared++;
+        }
+      }
+    }
+  }
+  check(clippedAway > 20, std::string(simd.simd) + " fgmpCandidates: the clipping search chose other scales than the recipe's");
+  std::printf("%s fgmpCandidates: %d cases byte for byte with the scalar kernel (%d blocks clipped to a smaller scale)\n", simd.simd, compared, clippedAway);
+}
+
 // The aligned decoded-operand product (matmul_aligned.h) against the reference order
 // (matmulDecodedScalar), bit for bit: short-float row-units that take the integer path, and planted
 // ones that must not — spans over 15, span sums one either side of the int32 limit with every
@@ -681,6 +751,7 @@ int main() {
   for (const QuantizeKernels* t : tables) {
     compareTables(*t);
     std::printf("%s: compared with the scalar kernels\n", t->simd);
+    compareFgmp(*t);
   }
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) compareBitplaneRows("avx2", bitplaneRowsAvx2);
