@@ -50,6 +50,18 @@ static inline void fp4Element(F32v x, F32v total, U32v& code, F32v& value) {
   value = e2m1Value(code) * total;
 }
 
+// Each lane's FP4 multiplier f32(tensorScale · e4m3[code]) (quantizeFp4Block's `total`).
+static inline F32v fp4Totals(const float* e4m3, I32v code, float tensorScale) {
+  alignas(64) float value[kLanes];
+  for (int l = 0; l < kLanes; l++) value[l] = e4m3[code[l]];
+  F32v v;
+  std::memcpy(&v, value, sizeof(F32v));
+  return tensorScale * v;
+}
+
+// One element's term of a float64 weighted sum, the scalar's sum + (w·d)·d.
+static inline F64v addWeightedSquare(F64v sum, F64v w, F64v d) { return sum + (w * d) * d; }
+
 static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
   using namespace fp4kit;
   constexpr int B = kFgmpBlock;
@@ -57,7 +69,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
   float e4m3[256];
   for (int c = 0; c < 256; c++) e4m3[c] = decodeElement(static_cast<uint32_t>(c), kElementFormats[kE4m3]);
   const int64_t blocksPerRow = (a.cols + B - 1) / B;
-  alignas(64) float xs[B][kLanes], ws[B][kLanes], lane[kLanes];
+  alignas(64) float xs[B][kLanes], ws[B][kLanes];
   alignas(64) int32_t laneInt[kLanes];
   alignas(64) uint32_t codes4[B][kLanes], codes8[B][kLanes];
   for (int64_t r = rowBegin; r < rowEnd; r++) {
@@ -118,12 +130,9 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
             const bool ok = code[l] >= 1 && e4m3[code[l] >= 1 ? code[l] : 0] >= floor[l];
             valid[l] = ok ? -1 : 0;
             any |= ok;
-            lane[l] = e4m3[code[l] >= 1 ? code[l] : 1];
           }
           if (!any) break;
-          F32v codeValue;
-          std::memcpy(&codeValue, lane, sizeof(F32v));
-          const F32v total = a.tensorScale * codeValue;
+          const F32v total = fp4Totals(e4m3, code < 1 ? I32v{} + 1 : code, a.tensorScale);  // lanes past their codes: any value
           // Every element, also past a block's count: there x = +0 gives q = +0 and a term of ±0,
           // which leaves the sum as it is (it starts at +0 and never becomes −0) — the scalar's
           // sum over the count alone, without a mask.
@@ -132,8 +141,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
             U32v c;
             F32v q;
             fp4Element(X[i], total, c, q);
-            const F64v d = widen(X[i]) - widen(q);
-            error = error + (W[i] * d) * d;
+            error = addWeightedSquare(error, W[i], widen(X[i]) - widen(q));
           }
           const I64v better = valid & (error < bestError);
           bestError = better ? error : bestError;
@@ -141,10 +149,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
         }
       }
       // Both encodings of every element, and the impact of choosing FP4.
-      for (int l = 0; l < kLanes; l++) lane[l] = e4m3[chosen[l]];
-      F32v chosenValue;
-      std::memcpy(&chosenValue, lane, sizeof(F32v));
-      const F32v total = a.tensorScale * chosenValue;
+      const F32v total = fp4Totals(e4m3, chosen, a.tensorScale);
       F64v impact = F64v{};
       // Past a block's count x = +0: both codes 0 (the scalar's), a term of ±0 (see above).
       for (int i = 0; i < B; i++) {
@@ -156,8 +161,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
         const F32v q8 = e4m3Value(c8) * a.fp8Scale;
         std::memcpy(codes4[i], &c4, sizeof(U32v));
         std::memcpy(codes8[i], &c8, sizeof(U32v));
-        const F64v d = widen(q4) - widen(q8);
-        impact = impact + (W[i] * d) * d;
+        impact = addWeightedSquare(impact, W[i], widen(q4) - widen(q8));
       }
       std::memcpy(laneInt, &chosen, sizeof(I32v));
       const int64_t b0 = r * blocksPerRow + j0;
