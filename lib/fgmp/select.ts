@@ -4,6 +4,7 @@
 
 import { plainView, typedArrayName } from '../core/typed-arrays.js';
 import { checkFraction, describe } from '../core/validate.js';
+import { scratch } from '../core/scratch.js';
 
 export interface Selection {
   /** Impact of the k-th lowest block: blocks below it are FP4, blocks above it FP8. */
@@ -92,7 +93,8 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
   for (const t of impacts) total += t.length;
   const fp4Blocks = Math.round(fp4Fraction * total);
   if (fp4Blocks === 0) return { threshold: -Infinity, tiesTaken: 0, fp4Blocks: 0, ties: impacts.map(() => 0) };
-  const all = new Float64Array(total);
+  // A temporary for quickselect (it reorders it), done with before this returns: scratch.
+  const all = scratch('fgmp.select', Float64Array, total);
   let o = 0;
   for (const t of impacts) {
     for (let i = 0; i < t.length; i++) {
