@@ -88,7 +88,7 @@
         {
           "target_name": "fp4kit_neon_dotprod",
           "type": "static_library",
-          "sources": ["native/matmul_neon_dotprod.cc"],
+          "sources": ["native/matmul_neon_dotprod.cc", "native/matmul_planes_neon_dotprod.cc"],
           "cflags_cc": ["-march=armv8.2-a+dotprod"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-march=armv8.2-a+dotprod", "-ffp-contract=off"] }
         }

@@ -97,7 +97,8 @@ PlanesKernel choosePlanesKernel(const Simd& s) {
   if (s.vnni) return matmulPlanesAvx512;
   if (s.avx2) return matmulPlanesAvx2;  // int16 planes: no u8×s8 dot without saturation
 #elif defined(__aarch64__)
-  if (s.neon) return matmulPlanesNeon;  // int16 planes: baseline NEON has no u8×s8 dot
+  if (s.dotprod) return matmulPlanesNeonDotprod;  // byte planes, sdot on plane − 128
+  if (s.neon) return matmulPlanesNeon;  // int16 planes: baseline NEON has no byte dot
 #endif
   (void)s;
   return matmulPlanesScalar;

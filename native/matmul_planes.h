@@ -84,8 +84,8 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);
 
-// Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI variant (byte planes), the
-// AVX2 and NEON variants (int16 planes).
+// Tiles [tileBegin, tileEnd): the scalar reference and the AVX-512 VNNI and NEON dot-product variants
+// (byte planes), the AVX2 and baseline NEON variants (int16 planes).
 void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                         int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesAvx512(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
@@ -94,6 +94,9 @@ void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, con
                       int64_t tileBegin, int64_t tileEnd);
 void matmulPlanesNeon(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
                       int64_t tileBegin, int64_t tileEnd);
+// With the dot-product extension: byte planes, sdot (matmul_planes_neon_dotprod.cc).
+void matmulPlanesNeonDotprod(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out,
+                             int64_t tileBegin, int64_t tileEnd);
 // Units [unitBegin, unitEnd) of every row of tile `tile`, with that stretch's planes read from
 // `planes` ([quads][planeCount][64]) and its low plane from `low` ([quads][64], read in the groups of
 // 4 k that `lowQuads` marks): a stretch of a tile rebuilt from its codes (the from-codes kernel

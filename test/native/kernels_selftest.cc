@@ -317,7 +317,7 @@ void checkFp4Tiles() {
 void checkPlanes() {
   std::mt19937 rng(5);
   int64_t unitsWithLow = 0, unitsWithoutLow = 0;  // E4M3-like values: both kinds of tile-unit ran
-  [[maybe_unused]] int64_t planesNeonCompared = 0;
+  [[maybe_unused]] int64_t planesNeonCompared = 0, planesDotprodCompared = 0;
   for (int kind = 0; kind < 4; kind++) {
     const int planes = kind == 0 ? 1 : 2;
     const bool split = kind >= 2;
@@ -382,6 +382,13 @@ void checkPlanes() {
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": neon (int16 planes) vs scalar");
               planesNeonCompared++;
             }
+            if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) {  // byte planes (b, the scalar kernel's form), sdot
+              std::fill(simd.begin(), simd.end(), 0.0f);
+              matmulPlanesNeonDotprod(a, b, nullptr, simd.data(), 0, b.tiles / 2);  // two tile ranges, as two threads take them
+              matmulPlanesNeonDotprod(a, b, nullptr, simd.data(), b.tiles / 2, b.tiles);
+              check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": neon-dotprod (byte planes) vs scalar");
+              planesDotprodCompared++;
+            }
 #endif
 #if defined(__x86_64__)
             if (__builtin_cpu_supports("avx2")) {
@@ -414,6 +421,8 @@ void checkPlanes() {
   check(unitsWithLow > 0 && unitsWithoutLow > 0, "planes: E4M3-like values give tile-units with and without low bits");
 #if defined(__aarch64__)
   check(planesNeonCompared > 0, "planes: the NEON kernel ran");
+  if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) check(planesDotprodCompared > 0, "planes: the NEON dot-product kernel ran");
+  else std::printf("planes: this CPU has no dot-product extension: neon-dotprod not compared\n");
 #endif
 }
 
@@ -761,7 +770,7 @@ int main() {
 #endif
   checkFp4Tiles();
   checkPlanes();
-  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI), AVX2 and NEON (int16 planes) against scalar\n");
+  std::printf("byte-plane matmul: scalar against the defined order, AVX-512 VNNI (planes, and from codes with VBMI), NEON dot product (planes), AVX2 and NEON (int16 planes) against scalar\n");
   checkAligned();
   checkAlignedCodes();
   checkBitplaneProduct();
