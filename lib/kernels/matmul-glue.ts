@@ -45,8 +45,10 @@ function nvfp4Multipliers(scales: Uint8Array, tensorScale: number): Float32Array
 /** E2M1 code → the E4M3 code of the same value (every E2M1 value is an E4M3 value). */
 const E2M1_AS_E4M3 = Uint8Array.from(E2M1_VALUES, (v) => E4M3_VALUES.findIndex((e) => Object.is(e, v)));
 
-/** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h). */
-export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
+/** Weights the fast kernel takes, in the library's layouts (see repackFp4Weights in native/matmul.h).
+ *  With `reuse`, FGMP's split arrays are reused scratch (lib/core/scratch.ts), for a caller that is
+ *  done with them before it returns (repackWeights: every backend copies them into its own layout). */
+export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor, reuse = false) {
   const [n, k] = b.shape;
   const none = { scaleCodes: null, scaleCoding: 0, tensorScale: 0 };
   if (b.format === 'mxfp4') {
@@ -58,30 +60,42 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor) {
   }
   // FGMP: split the interleaved block stream into dense FP4 nibbles (zero in FP8 blocks) and
   // dense E4M3 codes (zero in FP4 blocks), and every element as an E4M3 code (an E2M1 value is an
-  // E4M3 value) for the byte planes.
+  // E4M3 value) for the byte planes. Every entry is written (scratch holds stale bytes).
   const q = b as FgmpTensor;
   const blocksPerRow = Math.ceil(k / FGMP_BLOCK);
   const paddedK = blocksPerRow * FGMP_BLOCK;
   const blocks = n * blocksPerRow;
-  const nibbles = new Uint8Array((n * paddedK) / 2);
-  const fp8Codes = new Uint8Array(n * paddedK);
-  const fp8Blocks = new Uint8Array(blocks);
-  const blockScales = new Float32Array(blocks);
-  const allCodes = new Uint8Array(n * paddedK);
+  const array = <K extends Uint8ArrayConstructor | Float32ArrayConstructor>(slot: string, kind: K, length: number) =>
+    (reuse ? scratch(`fgmp-inputs.${slot}`, kind, length) : new kind(length)) as InstanceType<K>;
+  const nibbles = array('nibbles', Uint8Array, (n * paddedK) / 2);
+  const fp8Codes = array('fp8-codes', Uint8Array, n * paddedK);
+  const fp8Blocks = array('fp8-blocks', Uint8Array, blocks);
+  const blockScales = array('block-scales', Float32Array, blocks);
+  const allCodes = array('all-codes', Uint8Array, n * paddedK);
+  // Locals for the per-block callback: module bindings read per element cost a lookup each.
+  const data = q.data, scales = q.scales, fp8Scale = q.fp8Scale, tensorScale = q.tensorScale;
+  const asE4m3 = E2M1_AS_E4M3, e4m3Values = E4M3_VALUES;
   forEachFgmpBlock(q.mask, blocks, (blk, fp8, o, s) => {
+    const at = blk * 16; // FGMP_BLOCK
     if (fp8) {
       fp8Blocks[blk] = 1;
-      fp8Codes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
-      allCodes.set(q.data.subarray(o, o + 16), blk * FGMP_BLOCK);
-      blockScales[blk] = q.fp8Scale;
-    } else {
-      nibbles.set(q.data.subarray(o, o + 8), blk * 8);
-      for (let i = 0; i < 8; i++) {
-        const byte = q.data[o + i];
-        allCodes[blk * FGMP_BLOCK + 2 * i] = E2M1_AS_E4M3[byte & 15];
-        allCodes[blk * FGMP_BLOCK + 2 * i + 1] = E2M1_AS_E4M3[byte >> 4];
+      for (let i = 0; i < 16; i++) {
+        const c = data[o + i];
+        fp8Codes[at + i] = c;
+        allCodes[at + i] = c;
       }
-      blockScales[blk] = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
+      for (let i = 0; i < 8; i++) nibbles[blk * 8 + i] = 0;
+      blockScales[blk] = fp8Scale;
+    } else {
+      fp8Blocks[blk] = 0;
+      for (let i = 0; i < 8; i++) {
+        const byte = data[o + i];
+        nibbles[blk * 8 + i] = byte;
+        allCodes[at + 2 * i] = asE4m3[byte & 15];
+        allCodes[at + 2 * i + 1] = asE4m3[byte >> 4];
+      }
+      for (let i = 0; i < 16; i++) fp8Codes[at + i] = 0;
+      blockScales[blk] = Math.fround(tensorScale * e4m3Values[scales[s]]);
     }
   });
   return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, allCodes, ...none };
@@ -132,7 +146,7 @@ export function hasFastPath(b: MatmulOperand): boolean {
 /** The weights repacked for this backend's fast kernel (the caller releases them). */
 export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
   if (!isFp4Weights(b)) return repackPlanes(addon, b as QuantizedTensor);
-  const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor);
+  const w = fp4KernelInputs(b as QuantizedTensor | FgmpTensor, true);
   const packed = addon.repackFp4Weights(w.nibbles, w.blockScales, w.fp8Blocks, w.fp8Codes, w.n, w.k, w.blockSize, w.scaleCodes, w.scaleCoding, w.tensorScale);
   // FGMP: byte planes as well, for products of many rows (its sparse FP8 slots are slower there).
   if ('allCodes' in w && w.allCodes) {
