@@ -5,12 +5,14 @@
 // configuration runs in a child process (the addon reads FP4KIT_THREADS and FP4KIT_SIMD once): the
 // vectorised kernel at the CPU's level and, as the peer, the scalar kernel (FP4KIT_SIMD=scalar,
 // what every level ran before 2026-12-05), on 1 and 2 threads; then the wasm module and the js
-// reference (its quantize() on a slice of 64 rows, scaled up to the whole matrix, and said so).
+// reference (its quantize() on a slice of 64 rows, scaled up to the whole matrix, and said so). The
+// last column: prepareWeights + the first one-row product, which repacks the weights for the fast
+// kernel (FP4 tiles and byte planes).
 //
 // Run: npm run bench:fgmp-quantize   (FP4KIT_BENCH_N=2048 for a smaller matrix)
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { quantize, setBackend } from '../lib/index.js';
+import { matmul, prepareWeights, quantize, setBackend } from '../lib/index.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
 import { gaussian } from '../test/helpers/data.js';
@@ -37,8 +39,20 @@ function row(label: string, threads: string, rowsTimed: number) {
   }
   const apiRows = Math.min(N, rowsTimed);
   const api = medianSeconds(() => quantize(x.subarray(0, apiRows * N), { format: 'fgmp', shape: [apiRows, N] }), 1) * (N / apiRows);
+  // The weights' repack for the fast kernel (both forms: FP4 tiles and byte planes), which the first
+  // product after prepareWeights pays: a one-row product on a fresh handle each time.
+  let repack = NaN;
+  if (rowsTimed >= N) {
+    const q = quantize(x, { format: 'fgmp', shape: [N, N] });
+    const a = gaussian(N, 2), out = new Float32Array(N);
+    repack = medianSeconds(() => {
+      const w = prepareWeights(q);
+      matmul(a, w, { out });
+      w.dispose();
+    }, 1);
+  }
   const f = (t: number) => (Number.isNaN(t) ? '—' : `${(t * 1e3).toFixed(0)} ms`);
-  console.log(`| ${label} | ${threads} | ${f(candidates)} | ${f(api)} | ${Number.isNaN(candidates) ? '—' : (blocks / candidates / 1e6).toFixed(1)} |`);
+  console.log(`| ${label} | ${threads} | ${f(candidates)} | ${f(api)} | ${Number.isNaN(candidates) ? '—' : (blocks / candidates / 1e6).toFixed(1)} | ${f(repack)} |`);
   return candidates;
 }
 
@@ -50,8 +64,8 @@ if (CHILD) {
 } else {
   console.log(`FGMP quantization of a ${N} × ${N} float32 matrix (clipping on, no Fisher weights): the candidates kernel into reused`);
   console.log('buffers, and quantize(x, { format: "fgmp" }) (allocates its outputs; adds the selection and the packing). Median of runs.\n');
-  console.log('| backend | threads | candidates kernel | quantize() | M blocks/s (kernel) |');
-  console.log('|---|---|---:|---:|---:|');
+  console.log('| backend | threads | candidates kernel | quantize() | M blocks/s (kernel) | repack (first product) |');
+  console.log('|---|---|---:|---:|---:|---:|');
   const child = (backend: string, env: Record<string, string>) => {
     const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
       env: { ...process.env, FP4KIT_BENCH_CHILD: backend, ...env }, encoding: 'utf8',
