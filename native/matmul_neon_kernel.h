@@ -17,16 +17,10 @@
 #include <cstring>
 
 #include "matmul.h"
+#include "matmul_neon_shared.h"
 
 namespace fp4kit {
 namespace {
-
-// Four activation codes, repeated in each 32-bit lane: column l's 4 k sit at bytes 4l … 4l + 3.
-inline int8x16_t activations4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return vreinterpretq_s8_s32(vdupq_n_s32(v));
-}
 
 // Rows [m0, m0 + Rows) against one tile, `Dot::Sums` per row: a quarter's running sums.
 template <class Dot, int Rows>

@@ -10,13 +10,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "matmul_neon_shared.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
 namespace {
 
 // Four activation codes as int16 [a0 a1 a2 a3 a0 a1 a2 a3]: lane l's 4 k sit at int16 4l … 4l + 3.
-inline int16x8_t activations4(const int8_t* p) {
+inline int16x8_t activations4Int16(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(v)));
@@ -34,7 +35,7 @@ inline void planeDots(const int16_t* plane, const int8_t* aUnit, int quads, unsi
       mask &= mask - 1;
     }
     const int16_t* w = plane + g * 64;
-    const int16x8_t a4 = activations4(aUnit + 4 * g);
+    const int16x8_t a4 = activations4Int16(aUnit + 4 * g);
     for (int v = 0; v < 8; v++) {  // lanes 2v and 2v + 1
       const int16x8_t wv = vld1q_s16(w + 8 * v);
       perLane[2 * v] = vmlal_s16(perLane[2 * v], vget_low_s16(wv), vget_low_s16(a4));
@@ -63,20 +64,9 @@ void row(const Int8Activations& a, const PackedPlaneWeights& b, const float* bia
       planeDots(b.low16.data() + planeAt, aUnit, quads, mask, true, low);
       for (int c = 0; c < 4; c++) dot[c] = vaddq_s32(dot[c], low[c]);
     }
-    const float* sb = b.scales.data() + (tile * b.units + j) * kTileColumns;
-    const float32x4_t sa = vdupq_n_f32(a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32]);
-    for (int c = 0; c < 4; c++) {
-      const float32x4_t d = vmulq_f32(vcvtq_f32_s32(dot[c]), unitScale);
-      const float32x4_t s = vmulq_f32(sa, vld1q_f32(sb + 4 * c));
-      acc[c] = vaddq_f32(acc[c], vmulq_f32(d, s));
-    }
+    addUnit16(acc, dot, b.scales.data() + (tile * b.units + j) * kTileColumns, a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32], unitScale);
   }
-  const int64_t col0 = tile * kTileColumns;
-  const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-  float lane[kTileColumns];
-  for (int c = 0; c < 4; c++) vst1q_f32(lane + 4 * c, acc[c]);
-  float* o = out + m * b.n + col0;
-  for (int l = 0; l < lanes; l++) o[l] = bias ? lane[l] + bias[col0 + l] : lane[l];
+  storeTileRow(acc, bias, out, b.n, tile, m);
 }
 
 }  // namespace

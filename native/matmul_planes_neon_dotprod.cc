@@ -18,17 +18,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "matmul_neon_shared.h"
 #include "matmul_planes.h"
 
 namespace fp4kit {
 namespace {
-
-// Four activation codes in every 32-bit lane: sdot's second operand.
-inline int8x16_t activations4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return vreinterpretq_s8_s32(vdupq_n_s32(v));
-}
 
 template <int P>
 void row(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tile, int64_t m) {
@@ -67,20 +61,9 @@ void row(const Int8Activations& a, const PackedPlaneWeights& b, const float* bia
       const int8_t* low = reinterpret_cast<const int8_t*>(b.low.data()) + static_cast<size_t>((tile * b.kQuads + j * quads + q) * 64);
       for (int c = 0; c < 4; c++) dot[c] = vdotq_s32(dot[c], vld1q_s8(low + 16 * c), a4);
     }
-    const float* sb = b.scales.data() + (tile * b.units + j) * kTileColumns;
-    const float32x4_t sa = vdupq_n_f32(a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32]);
-    for (int c = 0; c < 4; c++) {
-      const float32x4_t d = vmulq_f32(vcvtq_f32_s32(dot[c]), unitScale);
-      const float32x4_t sc = vmulq_f32(sa, vld1q_f32(sb + 4 * c));
-      acc[c] = vaddq_f32(acc[c], vmulq_f32(d, sc));
-    }
+    addUnit16(acc, dot, b.scales.data() + (tile * b.units + j) * kTileColumns, a.blockScales[m * aBlocksPerRow + (j * b.unit) / 32], unitScale);
   }
-  const int64_t col0 = tile * kTileColumns;
-  const int lanes = static_cast<int>(std::min<int64_t>(kTileColumns, b.n - col0));
-  float lane[kTileColumns];
-  for (int c = 0; c < 4; c++) vst1q_f32(lane + 4 * c, acc[c]);
-  float* o = out + m * b.n + col0;
-  for (int l = 0; l < lanes; l++) o[l] = bias ? lane[l] + bias[col0 + l] : lane[l];
+  storeTileRow(acc, bias, out, b.n, tile, m);
 }
 
 }  // namespace
