@@ -66,8 +66,14 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
   using namespace fp4kit;
   constexpr int B = kFgmpBlock;
   static_assert(B == 16, "16 elements per block");
-  float e4m3[256];
-  for (int c = 0; c < 256; c++) e4m3[c] = decodeElement(static_cast<uint32_t>(c), kElementFormats[kE4m3]);
+  // E4M3 values by code, made once (every rows range of every call reads them).
+  static const struct E4m3Table {
+    float v[256];
+    E4m3Table() {
+      for (int c = 0; c < 256; c++) v[c] = decodeElement(static_cast<uint32_t>(c), kElementFormats[kE4m3]);
+    }
+  } table;
+  const float* e4m3 = table.v;
   const int64_t blocksPerRow = (a.cols + B - 1) / B;
   alignas(64) float xs[B][kLanes], ws[B][kLanes];
   alignas(64) int32_t laneInt[kLanes];
