@@ -20,7 +20,10 @@ const SPEC_FILES = [
   'ops/conv2d_test.js', // Conv2D, and its gradients (Conv2DBackpropInput/Filter)
   'ops/fused/fused_conv2d_test.js', // FusedConv2D
   'ops/conv2d_transpose_test.js', // Conv2DBackpropInput
+  'ops/depthwise_conv2d_test.js', // DepthwiseConv2dNative's gradients (filled on the wasm base, faster on cpu)
+  'ops/conv2d_separable_test.js', // separableConv2d, whose gradients take the depthwise ones
   'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
+  'ops/einsum_test.js', // Einsum (filled on the wasm base)
   'ops/clone_test.js', // Identity (shares data on the wasm base)
 ];
 
@@ -376,6 +379,17 @@ function mlp(): tf.Sequential {
   ] });
 }
 
+/** A depthwise-separable CNN: a depthwise conv (channel multiplier 2), a separable conv, pooling, dense. */
+function separableCnn(): tf.Sequential {
+  return tf.sequential({ layers: [
+    tf.layers.conv2d({ filters: 3, kernelSize: 1, inputShape: [8, 8, 1], kernelInitializer: seeded(6) }),
+    tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu', depthwiseInitializer: seeded(7) }),
+    tf.layers.separableConv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'valid', activation: 'relu', depthwiseInitializer: seeded(8), pointwiseInitializer: seeded(9) }),
+    tf.layers.flatten(),
+    tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: seeded(10) }),
+  ] });
+}
+
 function cnn(): tf.Sequential {
   return tf.sequential({ layers: [
     tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [8, 8, 1], kernelInitializer: seeded(3) }),
@@ -440,6 +454,97 @@ describe.each([
     expect(tf.memory().numTensors).toBe(tensors);
     model.dispose();
     tf.dispose([x, y]);
+  });
+
+  it('a depthwise-separable CNN trains (the depthwise gradients the wasm base lacks) and leaks no tensors', async () => {
+    const { x, y } = cnnData(128);
+    const model = separableCnn();
+    model.compile({ optimizer: tf.train.adam(0.02), loss: 'categoricalCrossentropy' });
+    const history = await model.fit(x, y, { epochs: 10, batchSize: 32, shuffle: false, verbose: 0 });
+    const losses = history.history.loss as number[];
+    expect(losses[losses.length - 1]).toBeLessThan(0.5 * losses[0]);
+    expect(accuracy(model, x, y)).toBeGreaterThan(0.9);
+    const tensors = tf.memory().numTensors;
+    await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0 });
+    expect(tf.memory().numTensors).toBe(tensors);
+    model.dispose();
+    tf.dispose([x, y]);
+  });
+});
+
+/** A depthwise filter [fH, fW, C, M] with (d − 1) zero rows and columns between its taps. */
+function dilatedFilter(filter: Float32Array, [fH, fW, c, m]: number[], d: [number, number]): { values: Float32Array; shape: number[] } {
+  const bigH = (fH - 1) * d[0] + 1, bigW = (fW - 1) * d[1] + 1, taps = c * m;
+  const values = new Float32Array(bigH * bigW * taps);
+  for (let r = 0; r < fH; r++) for (let col = 0; col < fW; col++)
+    values.set(filter.subarray((r * fW + col) * taps, (r * fW + col + 1) * taps), (r * d[0] * bigW + col * d[1]) * taps);
+  return { values, shape: [bigH, bigW, c, m] };
+}
+
+describe.each(BACKENDS)('depthwise-convolution gradients on %s', (backendName) => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(backendName)).toBe(true);
+  });
+
+  /** The two gradients of depthwiseConv2d (their kernels called as tf.grads calls them), on the current backend. */
+  function gradients(x: Float32Array, xShape: number[], f: Float32Array, fShape: number[], strides: [number, number], pad: 'same' | 'valid' | number,
+    dilations: [number, number], dy: Float32Array, dyShape: number[]): { dx: Float32Array; df: Float32Array } {
+    const attrs = { strides, pad, dilations, dimRoundingMode: undefined };
+    return tf.tidy(() => {
+      const [xt, ft, dyt] = [tf.tensor(x, xShape), tf.tensor(f, fShape), tf.tensor(dy, dyShape)];
+      const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dyt, filter: ft }, { ...attrs, inputShape: xShape }) as tf.Tensor;
+      const df = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: xt, dy: dyt }, { ...attrs, filterShape: fShape }) as tf.Tensor;
+      return { dx: dx.dataSync() as Float32Array, df: df.dataSync() as Float32Array };
+    });
+  }
+
+  it('give tfjs cpu\'s bits: strides, paddings, channel multipliers, batches, non-square images and filters', async () => {
+    const configs: { x: number[]; f: [number, number]; m: number; strides: [number, number]; pad: 'same' | 'valid' | number }[] = [
+      { x: [1, 5, 5, 1], f: [3, 3], m: 1, strides: [1, 1], pad: 'same' },
+      { x: [2, 7, 6, 3], f: [3, 2], m: 2, strides: [2, 1], pad: 'valid' },
+      { x: [3, 9, 8, 4], f: [5, 3], m: 3, strides: [2, 3], pad: 'same' },
+      { x: [2, 6, 6, 2], f: [1, 1], m: 1, strides: [1, 1], pad: 1 },
+      { x: [1, 11, 4, 5], f: [4, 4], m: 2, strides: [3, 2], pad: 2 },
+    ];
+    let seed = 100;
+    for (const c of configs) {
+      const fShape = [c.f[0], c.f[1], c.x[3], c.m];
+      const x = values(c.x.reduce((p, v) => p * v), seed++), f = values(fShape.reduce((p, v) => p * v), seed++);
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], fShape as [number, number, number, number], c.strides, 1, c.pad, undefined, true);
+      const dy = values(info.outShape.reduce((p, v) => p * v), seed++);
+      const got = gradients(x, c.x, f, fShape, c.strides, c.pad, [1, 1], dy, info.outShape);
+      await tf.setBackend('cpu');
+      const want = gradients(x, c.x, f, fShape, c.strides, c.pad, [1, 1], dy, info.outShape);
+      await tf.setBackend(backendName);
+      expect(Array.from(got.dx), JSON.stringify(c)).toEqual(Array.from(want.dx));
+      expect(Array.from(got.df), JSON.stringify(c)).toEqual(Array.from(want.df));
+    }
+  });
+
+  it('with dilations, equal the undilated gradients of the filter with zeros between its taps', async () => {
+    const configs: { x: number[]; f: [number, number]; m: number; strides: [number, number]; pad: 'same' | 'valid'; d: [number, number] }[] = [
+      { x: [2, 9, 9, 2], f: [3, 3], m: 2, strides: [1, 1], pad: 'same', d: [2, 2] },
+      { x: [1, 12, 10, 3], f: [2, 3], m: 1, strides: [1, 1], pad: 'valid', d: [3, 2] },
+    ];
+    let seed = 200;
+    for (const c of configs) {
+      const fShape = [c.f[0], c.f[1], c.x[3], c.m];
+      const x = values(c.x.reduce((p, v) => p * v), seed++), f = values(fShape.reduce((p, v) => p * v), seed++);
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], fShape as [number, number, number, number], c.strides, c.d, c.pad, undefined, true);
+      const dy = values(info.outShape.reduce((p, v) => p * v), seed++);
+      const got = gradients(x, c.x, f, fShape, c.strides, c.pad, c.d, dy, info.outShape);
+      const big = dilatedFilter(f, fShape, c.d);
+      await tf.setBackend('cpu');
+      const want = gradients(x, c.x, big.values, big.shape, c.strides, c.pad, [1, 1], dy, info.outShape);
+      await tf.setBackend(backendName);
+      expect(Array.from(got.dx), JSON.stringify(c)).toEqual(Array.from(want.dx));
+      // The dilated filter's gradient is the big filter's at the taps.
+      const taps = c.x[3] * c.m;
+      for (let r = 0; r < c.f[0]; r++) for (let col = 0; col < c.f[1]; col++)
+        expect(Array.from(got.df.subarray((r * c.f[1] + col) * taps, (r * c.f[1] + col + 1) * taps)))
+          .toEqual(Array.from(want.df.subarray((r * c.d[0] * big.shape[1] + col * c.d[1]) * taps, (r * c.d[0] * big.shape[1] + col * c.d[1] + 1) * taps)));
+    }
   });
 });
 

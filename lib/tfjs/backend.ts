@@ -5,7 +5,8 @@
 //   'fp4kit'      base: tfjs's wasm backend (XNNPACK, SIMD): the fastest base for whole models,
 //                 since after the products the elementwise ops dominate and wasm runs them
 //                 several times faster than cpu (training steps 1.8–5× faster, docs/tfjs.md). It
-//                 lacks Conv2DBackpropFilter and UnsortedSegmentSum; fp4kit provides both.
+//                 lacks Conv2DBackpropFilter, both depthwise-convolution gradients,
+//                 UnsortedSegmentSum and Einsum; fp4kit provides them.
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
 //                 backend cannot load.
 //
@@ -19,6 +20,9 @@ import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
 import { conv2dBackpropFilterKernel } from './kernels/conv2d-backprop-filter.js';
 import { conv2dBackpropInputKernel } from './kernels/conv2d-backprop-input.js';
 import { conv2dKernel } from './kernels/conv2d.js';
+import { depthwiseConv2dBackpropFilterKernel } from './kernels/depthwise-conv2d-backprop-filter.js';
+import { depthwiseConv2dBackpropInputKernel } from './kernels/depthwise-conv2d-backprop-input.js';
+import { einsumKernel } from './kernels/einsum.js';
 import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
 import { identityKernel } from './kernels/identity.js';
@@ -41,7 +45,10 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['FusedConv2D', fusedConv2dKernel, 'all'],
   ['Conv2DBackpropInput', conv2dBackpropInputKernel, 'all'],
   ['Conv2DBackpropFilter', conv2dBackpropFilterKernel, 'all'],
+  ['DepthwiseConv2dNativeBackpropFilter', depthwiseConv2dBackpropFilterKernel, 'all'],
+  ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dBackpropInputKernel, 'all'],
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
+  ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
 ];
 

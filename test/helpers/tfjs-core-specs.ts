@@ -69,6 +69,7 @@ function specSource(relativePath: string): string {
     .replace(/^import \{([^}]*)\} from '[./]+jasmine_util';$/m, 'const {$1} = deps.jasmineUtil;')
     .replace(/^import \{([^}]*)\} from '[./]+test_util';$/m, 'const {$1} = deps.tf.test_util;')
     .replace(/^import \{([^}]*)\} from '\.\/reduce_util';$/m, 'const {$1} = deps.tf.backend_util;')
+    .replace(/^import \{([^}]*)\} from '\.\/ops';$/m, 'const {$1} = deps.tf;')
     .replace(/^export const /gm, 'const ');
 }
 
