@@ -6,7 +6,7 @@
 // option errors.
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, quantize, withBackend } from '../lib/index.js';
+import { decode, dequantize, encode, matmul as fp4kitMatmul, quantize, withBackend } from '../lib/index.js';
 import { integerW4A4 } from '../lib/training/fp4-product.js';
 import { castFp8Rows, fp8Product, fp8Values, transposePerTensor } from '../lib/training/fp8-product.js';
 import { quantizeE2M1 } from '../lib/training/fp4-quantizer.js';
@@ -351,16 +351,20 @@ describe('fp4Dense', () => {
     expect(occ.lastForward.clampedFraction).toBeLessThan(0.025);
   });
 
-  it("weights 'nvfp4' / 'mxfp4': both operands through fp4kit's block formats, multiplied on fp4kit's matmul", () => {
-    for (const weights of ['nvfp4', 'mxfp4'] as const) {
-      const layer = make({ weights, dge: false, occ: false, gradients: 'fp32' });
+  it("scaling 'nvfp4' / 'mxfp4': both operands through fp4kit's block formats, multiplied on fp4kit's matmul (its bits, every fp4kit backend)", () => {
+    for (const scaling of ['nvfp4', 'mxfp4'] as const) {
+      const layer = make({ scaling, dge: false, occ: false, gradients: 'fp32' });
       const w = layer.getWeights()[0].dataSync() as Float32Array;
       const { y } = grads(layer);
       // Â and Ŵ through fp4kit's quantizer (blocks along k: rows of x, columns of W).
       const wT = Float32Array.from({ length: n * k }, (_, i) => w[(i % k) * n + Math.floor(i / k)]);
-      const aHat = dequantize(quantize(xv, { format: weights, shape: [t, k] }));
-      const wHatT = dequantize(quantize(wT, { format: weights, shape: [n, k] }));
-      closeTo(y, matmul(aHat, wHatT, t, k, n, false, true));
+      const aQ = quantize(xv, { format: scaling, shape: [t, k] });
+      const wQ = quantize(wT, { format: scaling, shape: [n, k] });
+      closeTo(y, matmul(dequantize(aQ), dequantize(wQ), t, k, n, false, true));
+      for (const backend of testedBackends()) {
+        const want = withBackend(backend, () => fp4kitMatmul(aQ, wQ));
+        expect(Buffer.compare(Buffer.from(y.buffer, y.byteOffset, y.byteLength), Buffer.from(want.buffer)), `${scaling} ${backend}`).toBe(0);
+      }
       const yFloat = matmul(xv, w, t, k, n);
       let err = 0;
       let norm = 0;
@@ -370,10 +374,100 @@ describe('fp4Dense', () => {
     }
   });
 
+  it("the same bits on tfjs's cpu and on the fp4kit backend quantizing every B operand (the float products are fp4kit's, never re-quantized)", async () => {
+    const run = () => {
+      const out: Float32Array[] = [];
+      for (const scaling of ['per-channel', 'nvfp4'] as const) {
+        for (const gradients of ['fp32', 'e5m2'] as const) {
+          const r = grads(make({ scaling, gradients, occ: { alpha: 0.9 } }));
+          out.push(r.y, r.dx, r.dw);
+        }
+      }
+      return out;
+    };
+    const onCpu = run();
+    await tf.setBackend('fp4kit');
+    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
+    tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
+    try {
+      const onFp4kit = run();
+      onCpu.forEach((v, i) => expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.byteLength), Buffer.from(onFp4kit[i].buffer, onFp4kit[i].byteOffset, onFp4kit[i].byteLength)), `array ${i}`).toBe(0));
+    } finally {
+      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
+      tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+      await tf.setBackend('cpu');
+    }
+  });
+
+  it('an Inf or NaN shows in the output as in a float layer: its row (input) or column (kernel) is NaN, the rest finite; no scaling throws', () => {
+    for (const scaling of ['per-channel', 'nvfp4', 'mxfp4'] as const) {
+      for (const occ of [false, { alpha: 0.9 }] as const) {
+        for (const bad of [Infinity, -Infinity, NaN]) {
+          const layer = make({ scaling, occ, dge: { k: 5, cap: 3 } });
+          const x = Float32Array.from(xv);
+          x[2 * k + 5] = bad;
+          const y = (layer.apply(tf.tensor2d(x, [t, k])) as tf.Tensor).dataSync();
+          for (let r = 0; r < t; r++) {
+            const row = Array.from(y.subarray(r * n, (r + 1) * n));
+            if (r === 2) expect(row.every((v) => !Number.isFinite(v)), `${scaling} ${bad} occ ${!!occ}`).toBe(true);
+            else expect(row.every(Number.isFinite), `${scaling} ${bad} row ${r}`).toBe(true);
+          }
+        }
+        const layer = make({ scaling, occ });
+        const w = layer.getWeights()[0].dataSync().slice() as Float32Array;
+        w[7 * n + 3] = Infinity;
+        layer.setWeights([tf.tensor2d(w, [k, n])]);
+        const y = (layer.apply(tf.tensor2d(xv, [t, k])) as tf.Tensor).dataSync();
+        for (let i = 0; i < y.length; i++) expect(Number.isFinite(y[i]), `${scaling} kernel Inf, element ${i}`).toBe(i % n !== 3);
+      }
+    }
+  });
+
+  it("DGE: the scaled weight never passes ±6 by rounding, so a group's largest weight gets 1/k, not 0", () => {
+    // fround(a · fround(6 / a)) = 6.0000005 for this a: read as past the grid it gave a zero gradient.
+    const a = 0.6350778937339783;
+    expect(Math.fround(a * Math.fround(6 / a))).toBeGreaterThan(6);
+    const layer = layers.fp4Dense({ units: 1, inputShape: [3], useBias: false, occ: false, gradients: 'fp32', weights: [tf.tensor2d([[a], [-a / 3], [a / 5]])] });
+    tf.sequential({ layers: [layer] });
+    const kernel = (layer.trainableWeights[0] as unknown as { val: tf.Variable }).val;
+    const { grads: g } = tf.variableGrads(() => tf.sum(layer.apply(tf.ones([1, 3])) as tf.Tensor) as tf.Scalar, [kernel]);
+    const dw = g[kernel.name].dataSync();
+    // dW = (Âᵀ·G) ⊙ f′ with Âᵀ·G = 1 (an input of ones): f′ itself, 1/k at the largest weight.
+    expect(dw[0]).toBe(Math.fround(0.2));
+    // Over many scales: the largest |scaled| of a column is 6 or just below (never above), its factor 1/k.
+    const next = rng(77);
+    for (let i = 0; i < 2000; i++) {
+      const col = Float32Array.from({ length: 5 }, () => (next() - 0.5) * 10 ** (6 * next() - 3));
+      const q = quantizeE2M1(col, 5, 1, 'columns', 'nearest-even');
+      const top = Math.max(...Array.from(q.scaled, Math.abs));
+      expect(top).toBeLessThanOrEqual(6);
+      expect(top).toBeGreaterThan(6 - 1e-6);
+      for (const u of q.scaled) if (Math.abs(u) === top) expect(dgeFactor(u)).toBeCloseTo(0.2, 6);
+    }
+  });
+
+  it("takes tf.layers.dense's own `weights` (initial weights) and `scaling` beside it; a string `weights` is scaling's earlier name", () => {
+    const w0 = tf.tensor2d(gaussian(6 * 3, 9), [6, 3]);
+    const b0 = tf.tensor1d([0.5, -1, 2]);
+    for (const scaling of [undefined, 'nvfp4'] as const) {
+      const layer = layers.fp4Dense({ units: 3, inputShape: [6], weights: [w0, b0], scaling });
+      tf.sequential({ layers: [layer] });
+      expect(Array.from(layer.getWeights()[0].dataSync())).toEqual(Array.from(w0.dataSync()));
+      expect(Array.from(layer.getWeights()[1].dataSync())).toEqual([0.5, -1, 2]);
+      expect(layer.fp4.scaling).toBe(scaling ?? 'per-channel');
+    }
+    expect(layers.fp4Dense({ units: 3, weights: 'mxfp4' }).fp4.scaling).toBe('mxfp4');
+    expect(() => layers.fp4Dense({ units: 3, weights: 'mxfp4', scaling: 'nvfp4' })).toThrow(/disagree/);
+    expect(() => layers.fp4Dense({ units: 3, weights: { a: 1 } as never })).toThrow(/weights must be an array/);
+    // an old config ({ weights: 'nvfp4' }) loads
+    const old = Fp4Dense.fromConfig(Fp4Dense as never, { units: 2, weights: 'nvfp4', dge: false, occ: false, gradients: 'e5m2', ties: 'nearest-even' }) as Fp4Dense;
+    expect(old.fp4.scaling).toBe('nvfp4');
+  });
+
   it('serializes (getConfig, save/load) and predicts the same', async () => {
     const model = tf.sequential({ layers: [layers.fp4Dense({ units: 5, inputShape: [12], activation: 'relu', dge: { k: 3, cap: 2 }, occ: { alpha: 0.97 }, ties: 'ties-up' })] });
     const cfg = (model.layers[0] as Fp4Dense).getConfig();
-    expect(cfg).toMatchObject({ units: 5, activation: 'relu', dge: { k: 3, cap: 2 }, occ: { alpha: 0.97 }, gradients: 'e5m2', weights: 'per-channel', ties: 'ties-up' });
+    expect(cfg).toMatchObject({ units: 5, activation: 'relu', dge: { k: 3, cap: 2 }, occ: { alpha: 0.97 }, gradients: 'e5m2', scaling: 'per-channel', ties: 'ties-up' });
     let artifacts!: tf.io.ModelArtifacts;
     await model.save(tf.io.withSaveHandler(async (a) => { artifacts = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
@@ -408,7 +502,14 @@ describe('fp4Dense', () => {
     expect(() => layers.fp4Dense({ units: 2, gradients: 'e4m3' as never })).toThrow(/gradients must be one of/);
     expect(() => layers.fp4Dense({ units: 2, weights: 'int4' as never })).toThrow(/weights must be one of/);
     expect(() => layers.fp4Dense({ units: 2, weights: 'nvfp4', ties: 'ties-up' })).toThrow(/ties applies/);
+    expect(() => layers.fp4Dense({ units: 2, scaling: 'int4' as never })).toThrow(/scaling must be one of/);
     expect(() => layers.fp4Dense({ units: 2, dge: 'yes' as never })).toThrow(TypeError);
+    expect(() => layers.fp4Dense({ units: 2, dge: { cap: Infinity } })).toThrow(/dge.cap must be a finite/);
+    expect(() => layers.fp4Dense({ units: 2, dge: { k: '5' as never } })).toThrow(TypeError);
+    expect(() => layers.fp4Dense({ units: 2, dge: { kk: 3 } as never })).toThrow(/dge has no option "kk"/);
+    expect(() => layers.fp4Dense({ units: 2, occ: { alpha: 0.9, beta: 1 } as never })).toThrow(/occ has no option "beta"/);
+    // null means the default, as for the other options
+    expect(layers.fp4Dense({ units: 2, dge: null, occ: null, gradients: null, scaling: null, ties: null }).fp4).toEqual(layers.fp4Dense({ units: 2 }).fp4);
   });
 });
 

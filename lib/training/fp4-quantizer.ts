@@ -31,9 +31,23 @@ export function roundE2M1(v: number, ties: TieRule): number {
   return v < 0 || Object.is(v, -0) ? -m : m;
 }
 
-/** γ = 6 / amax as float32; 1 when amax is 0 or not finite (the paper's code does the same). */
+/**
+ * γ = 6 / amax as float32; 1 when amax is 0; NaN when amax is not finite (an Inf or NaN in the
+ * group), so the whole group quantizes to NaN and the layer's output shows it, as a float layer's
+ * would. (The paper's code takes 1 there, which saturates an Inf to ±6 and gives a finite output.)
+ */
 export function absmaxScale(amax: number): number {
-  return amax > 0 && Number.isFinite(amax) ? finiteScale(E2M1_MAX, amax) : 1;
+  if (!Number.isFinite(amax)) return NaN;
+  return amax > 0 ? finiteScale(E2M1_MAX, amax) : 1;
+}
+
+/**
+ * x·γ as float32, within ±6: |x| ≤ amax puts it there exactly, and float rounding can take the
+ * largest element to 6.0000005, which DGE would read as outside the grid (a zero gradient).
+ */
+function scaledValue(x: number, gamma: number): number {
+  const u = Math.fround(x * gamma);
+  return u > E2M1_MAX ? E2M1_MAX : u < -E2M1_MAX ? -E2M1_MAX : u;
 }
 
 /** f32(max / amax), or 2^127 where that overflows float32 (amax below max · 2^-128: a group of
@@ -74,7 +88,7 @@ export function quantizeE2M1(x: Float32Array, rows: number, cols: number, axis: 
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
-      const u = Math.fround(x[i] * scales[axis === 'rows' ? r : c]);
+      const u = scaledValue(x[i], scales[axis === 'rows' ? r : c]);
       scaled[i] = u;
       finite &&= Number.isFinite(u);
     }
@@ -126,8 +140,6 @@ export type Fp4BlockFormat = 'nvfp4' | 'mxfp4';
  * of two, up to 2× off, so DGE on MX blocks approximates where the grid's intervals fall.)
  */
 export function quantizeBlocksE2M1(x: Float32Array, rows: number, cols: number, format: Fp4BlockFormat): QuantizedE2M1 {
-  const q = quantize(x, { format, shape: [rows, cols] });
-  const values = dequantize(q);
   const block = format === 'nvfp4' ? 16 : 32;
   const blocksPerRow = Math.ceil(cols / block);
   const scales = new Float32Array(rows * blocksPerRow);
@@ -136,11 +148,24 @@ export function quantizeBlocksE2M1(x: Float32Array, rows: number, cols: number, 
     for (let b = 0; b < blocksPerRow; b++) {
       let amax = 0;
       const end = Math.min(cols, (b + 1) * block);
-      for (let c = b * block; c < end; c++) amax = Math.max(amax, Math.abs(x[r * cols + c]));
+      for (let c = b * block; c < end; c++) {
+        const a = Math.abs(x[r * cols + c]);
+        if (a > amax || Number.isNaN(a)) amax = a;
+      }
       const gamma = absmaxScale(amax);
       scales[r * blocksPerRow + b] = gamma;
-      for (let c = b * block; c < end; c++) scaled[r * cols + c] = Math.fround(x[r * cols + c] * gamma);
+      for (let c = b * block; c < end; c++) scaled[r * cols + c] = scaledValue(x[r * cols + c], gamma);
     }
   }
-  return { values, scaled, scales, blocks: q };
+  if (scales.every(Number.isFinite)) {
+    const q = quantize(x, { format, shape: [rows, cols] });
+    return { values: dequantize(q), scaled, scales, blocks: q };
+  }
+  // An Inf or NaN (NVFP4 cannot encode one; MX blocks would): the blocks holding one are NaN, the
+  // others quantized as usual; no fp4kit operand, so the layer multiplies the values in float32.
+  const finite = Float32Array.from(x);
+  for (let i = 0; i < finite.length; i++) if (Number.isNaN(scales[Math.floor(i / cols) * blocksPerRow + Math.floor((i % cols) / block)])) finite[i] = 0;
+  const values = dequantize(quantize(finite, { format, shape: [rows, cols] }));
+  for (let i = 0; i < values.length; i++) if (Number.isNaN(scales[Math.floor(i / cols) * blocksPerRow + Math.floor((i % cols) / block)])) values[i] = NaN;
+  return { values, scaled, scales };
 }

@@ -6,10 +6,12 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { fp4MatMul, type Fp4ForwardStats } from './fp4-ops.js';
-import { fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions } from './fp4-options.js';
+import { fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
-export type Fp4DenseArgs = DenseArgs & Fp4LayerOptions;
+/** Dense's options and the FP4 ones; `weights` is Dense's (initial weights), or as a string the
+ *  earlier name of `scaling`. */
+export type Fp4DenseArgs = Omit<DenseArgs, 'weights'> & Fp4LayerOptions & { weights?: DenseArgs['weights'] | Fp4WeightScaling };
 
 interface DenseInternals {
   kernel: tf.LayerVariable;
@@ -30,8 +32,9 @@ export class Fp4Dense extends Dense {
   constructor(args: Fp4DenseArgs) {
     if (typeof args !== 'object' || args === null) throw new TypeError(`fp4Dense: expected an options object { units, … }, got ${String(args)}`);
     const fp4 = readFp4Options('fp4Dense', args);
-    const { dge: _dge, occ: _occ, gradients: _g, weights: _w, ties: _t, ...dense } = args;
-    super(dense);
+    const { dge: _dge, occ: _occ, gradients: _g, scaling: _s, ties: _t, weights, ...rest } = args;
+    // An array under `weights` is Dense's own option (initial weights); a string was the FP4 scaling.
+    super(Array.isArray(weights) ? { ...rest, weights } : rest);
     this.fp4 = fp4;
   }
 

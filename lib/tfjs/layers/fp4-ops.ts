@@ -13,8 +13,11 @@
 //   block-quantized operands;
 // - backward with E5M2 gradients: G's codes × Ŵ, Âᵀ stored as FP8 E4M3 with a scale per output row,
 //   as the paper's released code stores its FP4-simulated operands (lib/training/fp8-product.ts).
-// Float32 products (tf ops on whichever backend is active) remain for what has no quantized
-// operand — `gradients: 'fp32'` — and for non-finite inputs, where Â·Ŵ is simulated as x̂ = Q(x·γ)/γ.
+// Float32 products remain for what has no quantized operand — `gradients: 'fp32'` — and for
+// non-finite inputs, where Â·Ŵ is simulated as x̂ = Q(x·γ)/γ (NaN in a group with an Inf or NaN).
+// They run on fp4kit's float32 kernel in its defined order (lib/tfjs/float-product.ts), not on the
+// active tfjs backend: the same bits on every backend, and the fp4kit tfjs backend never quantizes
+// an operand of theirs a second time (FP4KIT_WEIGHT_TENSORS = 'all').
 
 import * as tf from '@tensorflow/tfjs';
 import { dgeFactors } from '../../training/dge.js';
@@ -23,6 +26,7 @@ import { clampRows, residualProduct, type ClampedRows } from '../../training/occ
 import { integerW4A4 } from '../../training/fp4-product.js';
 import { castFp8Rows, fp8Product, fp8Values, transposePerTensor, type Fp8Rows } from '../../training/fp8-product.js';
 import { matmul } from '../../core/matmul.js';
+import { floatOperand, floatProduct, floatStride } from '../float-product.js';
 import type { Fp4LayerConfig } from './fp4-options.js';
 
 function floats(t: tf.Tensor): Float32Array {
@@ -36,16 +40,30 @@ function transposeOf(a: Float32Array, rows: number, cols: number): Float32Array 
   return out;
 }
 
-/** Â [t, k] with its scales: per token, or fp4kit blocks along k. */
-export function quantizeActivations(a: Float32Array, t: number, k: number, c: Fp4LayerConfig): QuantizedE2M1 {
-  return c.weights === 'per-channel' ? quantizeE2M1(a, t, k, 'rows', c.ties) : quantizeBlocksE2M1(a, t, k, c.weights);
+/** a [m, k] · b [n, k]ᵀ on fp4kit's float32 kernel (the same bits on every backend). */
+function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array, n: number, k: number): Float32Array {
+  if (k === 0) return new Float32Array(m * n);
+  const padded = (v: Float32Array, rows: number): Float32Array => {
+    const stride = floatStride(k);
+    if (stride === k) return v;
+    const out = new Float32Array(rows * stride);
+    for (let r = 0; r < rows; r++) out.set(v.subarray(r * k, (r + 1) * k), r * stride);
+    return out;
+  };
+  return floatProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
 }
 
-/** Ŵ [k, n]: per output channel (column), or fp4kit blocks along k (each column's run of k). */
+/** Â [t, k] with its scales: per token, or fp4kit blocks along k. */
+export function quantizeActivations(a: Float32Array, t: number, k: number, c: Fp4LayerConfig): QuantizedE2M1 {
+  return c.scaling === 'per-channel' ? quantizeE2M1(a, t, k, 'rows', c.ties) : quantizeBlocksE2M1(a, t, k, c.scaling);
+}
+
+/** Ŵ [k, n]: per output channel (column), or fp4kit blocks along k (each column's run of k; the
+ *  fp4kit operand, `blocks`, is Ŵᵀ [n, k] as matmul takes it). */
 export function quantizeWeights(w: Float32Array, k: number, n: number, c: Fp4LayerConfig): QuantizedE2M1 {
-  if (c.weights === 'per-channel') return quantizeE2M1(w, k, n, 'columns', c.ties);
-  const q = quantizeBlocksE2M1(transposeOf(w, k, n), n, k, c.weights);
-  return { values: transposeOf(q.values, n, k), scaled: transposeOf(q.scaled, n, k), scales: q.scales };
+  if (c.scaling === 'per-channel') return quantizeE2M1(w, k, n, 'columns', c.ties);
+  const q = quantizeBlocksE2M1(transposeOf(w, k, n), n, k, c.scaling);
+  return { values: transposeOf(q.values, n, k), scaled: transposeOf(q.scaled, n, k), scales: q.scales, blocks: q.blocks };
 }
 
 /** ΔAᵀ·G added into dW [k, n] (the residual's non-zeros only). */
@@ -59,10 +77,11 @@ function addResidualWeightGradient(occ: ClampedRows, t: number, g: Float32Array,
   }
 }
 
-/** Â·Ŵ on fp4kit's kernels, or null when they do not apply (non-finite values, K ≥ 2^16 per channel). */
-function quantizedForward(aq: QuantizedE2M1, wq: QuantizedE2M1, t: number, k: number, n: number): Float32Array | null {
+/** Â·Ŵ on fp4kit's quantized kernels, else (non-finite values, K ≥ 2^16 per channel) on its float32 one. */
+function forwardProduct(aq: QuantizedE2M1, wq: QuantizedE2M1, t: number, k: number, n: number): Float32Array {
   if (aq.blocks && wq.blocks) return matmul(aq.blocks, wq.blocks);
-  return aq.grid && wq.grid ? integerW4A4(aq.grid, aq.scales, wq.grid, wq.scales, t, k, n) : null;
+  const exact = aq.grid && wq.grid ? integerW4A4(aq.grid, aq.scales, wq.grid, wq.scales, t, k, n) : null;
+  return exact ?? floatTimesTransposed(aq.values, t, transposeOf(wq.values, k, n), n, k);
 }
 
 /**
@@ -85,7 +104,7 @@ export interface Fp4ForwardStats {
 
 /** y [t, n] = W4A4(x [t, k], w [k, n]) with the gradients above. */
 export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, stats?: Fp4ForwardStats): tf.Tensor2D {
-  const op = tf.customGrad(((xs: tf.Tensor2D, ws: tf.Tensor2D, save: tf.GradSaveFunc) => {
+  const op = tf.customGrad(((xs: tf.Tensor2D, ws: tf.Tensor2D) => {
     const [t, k] = xs.shape;
     const n = ws.shape[1];
     const xv = floats(xs);
@@ -94,37 +113,24 @@ export function fp4MatMul(x: tf.Tensor2D, w: tf.Tensor2D, c: Fp4LayerConfig, sta
     if (stats) stats.clampedFraction = occ ? occ.residuals.length / Math.max(1, t * k) : 0;
     const aq = quantizeActivations(occ ? occ.clamped : xv, t, k, c);
     const wq = quantizeWeights(wv, k, n, c);
-    const aHat = tf.tensor2d(aq.values, [t, k]);
-    const wHat = tf.tensor2d(wq.values, [k, n]);
-    // Tensors made here are disposed when the forward pass ends unless saved for the gradient.
-    save([aHat, wHat]);
-    const exact = quantizedForward(aq, wq, t, k, n);
-    let y = exact ? tf.tensor2d(exact, [t, n]) : tf.matMul(aHat, wHat);
+    let y = tf.tensor2d(forwardProduct(aq, wq, t, k, n), [t, n]);
     if (occ) y = tf.add(y, tf.tensor2d(residualProduct(occ, t, wv, n), [t, n]));
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [aSaved, wSaved] = saved;
+      gradFunc: (dy: tf.Tensor) => {
         const dyv = floats(dy);
         const fp8 = c.gradients === 'e5m2' ? fp8Backward(dyv, aq.values, wq.values, t, k, n) : null;
         // G for the float products (non-finite values, or 'fp32' gradients).
         const g = fp8 ? undefined : c.gradients === 'e5m2' ? castE5M2(dyv) : dyv;
-        let dx: tf.Tensor;
-        let dwv: Float32Array;
-        if (fp8) {
-          dx = tf.tensor2d(fp8.dx, [t, k]);
-          dwv = fp8.dw;
-        } else {
-          const gt = tf.tensor2d(g!, [t, n]);
-          dx = tf.matMul(gt, wSaved as tf.Tensor2D, false, true);
-          dwv = floats(tf.matMul(aSaved as tf.Tensor2D, gt, true, false));
-        }
+        // ∇x = G·Ŵᵀ [t, k] and Âᵀ·G [k, n] (= Âᵀ [k, t] · (Gᵀ [n, t])ᵀ).
+        const dx = fp8 ? fp8.dx : floatTimesTransposed(g!, t, wq.values, k, n);
+        let dwv = fp8 ? fp8.dw : floatTimesTransposed(transposeOf(aq.values, t, k), k, transposeOf(g!, t, n), n, t);
         if (c.dge) {
           const f = dgeFactors(wq.scaled, c.dge);
           dwv = dwv.map((v, i) => Math.fround(v * f[i]));
         }
         if (occ) addResidualWeightGradient(occ, t, g ?? fp8Values(fp8!.g), n, dwv);
-        return [dx, tf.tensor2d(dwv, [k, n])];
+        return [tf.tensor2d(dx, [t, k]), tf.tensor2d(dwv, [k, n])];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -12,54 +12,90 @@ const GRADIENT_FORMATS: readonly Fp4GradientFormat[] = ['e5m2', 'fp32'];
 
 export interface Fp4LayerOptions {
   /** DGE on the weight gradient: { k = 5, cap = 3 }, or false for straight-through. */
-  dge?: Partial<DgeOptions> | false;
+  dge?: Partial<DgeOptions> | false | null;
   /** OCC on the input activations: { alpha = 0.99 }, or false for direct quantization. */
-  occ?: Partial<OccOptions> | false;
+  occ?: Partial<OccOptions> | false | null;
   /** The output gradient of the backward products: 'e5m2' (FP8, per-tensor scale; default) or 'fp32'. */
-  gradients?: Fp4GradientFormat;
+  gradients?: Fp4GradientFormat | null;
   /** 'per-channel' (default: exact absmax scale per output channel, activations per token), or
    *  fp4kit's 'nvfp4' / 'mxfp4' blocks along the reduction axis for both operands. */
-  weights?: Fp4WeightScaling;
+  scaling?: Fp4WeightScaling | null;
   /** E2M1 tie rule: 'nearest-even' (default) or 'ties-up' (the paper's kernel). Per-channel only. */
-  ties?: TieRule;
+  ties?: TieRule | null;
+}
+
+/**
+ * The earlier name of `scaling`: `weights` given as one of its strings. An array under `weights` is
+ * tf.layers.dense's own option (the layer's initial weights) and goes to Dense unchanged.
+ */
+export interface Fp4LegacyOptions {
+  weights?: unknown;
 }
 
 export interface Fp4LayerConfig {
   dge: DgeOptions | false;
   occ: OccOptions | false;
   gradients: Fp4GradientFormat;
-  weights: Fp4WeightScaling;
+  scaling: Fp4WeightScaling;
   ties: TieRule;
 }
 
+/** An options object over `defaults` (undefined, null or true: the defaults; false: off), its keys checked. */
 function objectOrFalse<T extends object>(fn: string, name: string, v: unknown, defaults: T): T | false {
   if (v === false) return false;
-  if (v === undefined || v === true) return { ...defaults };
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`${fn}: ${name} must be an object or false, got ${JSON.stringify(v)}`);
+  if (v === undefined || v === null || v === true) return { ...defaults };
+  if (typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${fn}: ${name} must be an object or false, got ${JSON.stringify(v)}`);
+  const unknown = Object.keys(v).filter((key) => !(key in defaults));
+  if (unknown.length > 0) throw new RangeError(`${fn}: ${name} has no option ${unknown.map((u) => JSON.stringify(u)).join(', ')} (allowed: ${Object.keys(defaults).join(', ')})`);
   return { ...defaults, ...(v as Partial<T>) };
 }
 
+function numberOption(fn: string, name: string, v: unknown): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function oneOf<T extends string>(fn: string, name: string, v: unknown, allowed: readonly T[]): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new RangeError(`${fn}: ${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new RangeError(`${fn}: ${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`);
   return v as T;
 }
 
-export function readFp4Options(fn: string, args: Fp4LayerOptions): Fp4LayerConfig {
+/** A short description of a bad value (not a dump of a tensor's internals). */
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return `an object (${(v as object).constructor?.name ?? 'Object'})`;
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** The FP4 scaling from `scaling`, or from a string under its earlier name `weights`. */
+function readScaling(fn: string, args: Fp4LayerOptions & Fp4LegacyOptions): Fp4WeightScaling {
+  const legacy = typeof args.weights === 'string' ? args.weights : undefined;
+  if (args.weights !== undefined && args.weights !== null && legacy === undefined && !Array.isArray(args.weights)) {
+    throw new TypeError(`${fn}: weights must be an array of initial weight tensors (tf.layers.dense's option) or, as the earlier name of scaling, one of ${WEIGHT_SCALINGS.join(', ')}; got ${describe(args.weights)}`);
+  }
+  const scaling = args.scaling ?? undefined;
+  if (scaling !== undefined && legacy !== undefined && scaling !== legacy) throw new RangeError(`${fn}: scaling ${JSON.stringify(scaling)} and its earlier name weights ${JSON.stringify(legacy)} disagree`);
+  return oneOf(fn, legacy !== undefined && scaling === undefined ? 'weights' : 'scaling', scaling ?? legacy ?? 'per-channel', WEIGHT_SCALINGS);
+}
+
+export function readFp4Options(fn: string, args: Fp4LayerOptions & Fp4LegacyOptions): Fp4LayerConfig {
   const dge = objectOrFalse(fn, 'dge', args.dge, DGE_DEFAULTS);
   if (dge) {
-    if (typeof dge.k !== 'number' || !(dge.k >= 1) || !Number.isFinite(dge.k)) throw new RangeError(`${fn}: dge.k must be a finite number ≥ 1, got ${String(dge.k)}`);
-    if (typeof dge.cap !== 'number' || !(dge.cap > 0)) throw new RangeError(`${fn}: dge.cap must be a positive number, got ${String(dge.cap)}`);
+    const k = numberOption(fn, 'dge.k', dge.k);
+    const cap = numberOption(fn, 'dge.cap', dge.cap);
+    if (!(k >= 1) || !Number.isFinite(k)) throw new RangeError(`${fn}: dge.k must be a finite number ≥ 1, got ${String(k)}`);
+    if (!(cap > 0) || !Number.isFinite(cap)) throw new RangeError(`${fn}: dge.cap must be a finite positive number, got ${String(cap)}`);
   }
   const occ = objectOrFalse(fn, 'occ', args.occ, OCC_DEFAULTS);
-  if (occ && (typeof occ.alpha !== 'number' || !(occ.alpha > 0.5 && occ.alpha < 1))) throw new RangeError(`${fn}: occ.alpha must be in (0.5, 1), got ${String(occ.alpha)}`);
+  if (occ && !(numberOption(fn, 'occ.alpha', occ.alpha) > 0.5 && occ.alpha < 1)) throw new RangeError(`${fn}: occ.alpha must be in (0.5, 1), got ${String(occ.alpha)}`);
   const gradients = oneOf(fn, 'gradients', args.gradients ?? 'e5m2', GRADIENT_FORMATS);
-  const weights = oneOf(fn, 'weights', args.weights ?? 'per-channel', WEIGHT_SCALINGS);
+  const scaling = readScaling(fn, args);
   const ties = oneOf(fn, 'ties', args.ties ?? 'nearest-even', TIE_RULES);
-  if (weights !== 'per-channel' && ties !== 'nearest-even') throw new RangeError(`${fn}: ties applies to weights 'per-channel' (fp4kit's block formats round to nearest even)`);
-  return { dge: dge && { k: dge.k, cap: dge.cap }, occ: occ && { alpha: occ.alpha }, gradients, weights, ties };
+  if (scaling !== 'per-channel' && ties !== 'nearest-even') throw new RangeError(`${fn}: ties applies to scaling 'per-channel' (fp4kit's block formats round to nearest even)`);
+  return { dge: dge && { k: dge.k, cap: dge.cap }, occ: occ && { alpha: occ.alpha }, gradients, scaling, ties };
 }
 
 /** The config fields (getConfig), the inverse of readFp4Options. */
 export function fp4Config(c: Fp4LayerConfig): Record<string, unknown> {
-  return { dge: c.dge ? { ...c.dge } : false, occ: c.occ ? { ...c.occ } : false, gradients: c.gradients, weights: c.weights, ties: c.ties };
+  return { dge: c.dge ? { ...c.dge } : false, occ: c.occ ? { ...c.occ } : false, gradients: c.gradients, scaling: c.scaling, ties: c.ties };
 }
