@@ -440,9 +440,9 @@ describe.each([
     expect(cache.size).toBe(0);
   });
 
-  it('a small CNN (two conv layers, pooling, dense) trains and predicts, and leaks no tensors', async () => {
+  /** Trains `model` on cnnData: the loss halves, accuracy > 90 %, and predict and fit then leak no tensors. */
+  async function trainsWithoutLeaks(model: tf.Sequential): Promise<void> {
     const { x, y } = cnnData(128);
-    const model = cnn();
     model.compile({ optimizer: tf.train.adam(0.02), loss: 'categoricalCrossentropy' });
     const history = await model.fit(x, y, { epochs: 10, batchSize: 32, shuffle: false, verbose: 0 });
     const losses = history.history.loss as number[];
@@ -454,21 +454,14 @@ describe.each([
     expect(tf.memory().numTensors).toBe(tensors);
     model.dispose();
     tf.dispose([x, y]);
+  }
+
+  it('a small CNN (two conv layers, pooling, dense) trains and predicts, and leaks no tensors', async () => {
+    await trainsWithoutLeaks(cnn());
   });
 
   it('a depthwise-separable CNN trains (the depthwise gradients the wasm base lacks) and leaks no tensors', async () => {
-    const { x, y } = cnnData(128);
-    const model = separableCnn();
-    model.compile({ optimizer: tf.train.adam(0.02), loss: 'categoricalCrossentropy' });
-    const history = await model.fit(x, y, { epochs: 10, batchSize: 32, shuffle: false, verbose: 0 });
-    const losses = history.history.loss as number[];
-    expect(losses[losses.length - 1]).toBeLessThan(0.5 * losses[0]);
-    expect(accuracy(model, x, y)).toBeGreaterThan(0.9);
-    const tensors = tf.memory().numTensors;
-    await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0 });
-    expect(tf.memory().numTensors).toBe(tensors);
-    model.dispose();
-    tf.dispose([x, y]);
+    await trainsWithoutLeaks(separableCnn());
   });
 });
 
