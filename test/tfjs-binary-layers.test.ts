@@ -103,6 +103,25 @@ describe('binaryDense', () => {
     expect(dx.length).toBe(t * k);
   });
 
+  it("the float products (fp32 mode; PSQ's ∇W) are fp4kit's: the same bits on tfjs cpu and on the fp4kit backend quantizing every B operand", async () => {
+    const run = () => (['fp32', 'psq'] as const).flatMap((mode) => {
+      const { dx, grads } = gradients(make({ gradients: mode, seed: 5 }), tf.tensor2d(xv, [t, k]), tf.tensor2d(dyv, [t, n]));
+      return [dx, grads.get('kernel')!];
+    });
+    const onCpu = run();
+    await tf.setBackend('fp4kit');
+    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
+    tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
+    try {
+      const onFp4kit = run();
+      onCpu.forEach((v, i) => expect(Array.from(onFp4kit[i]), `array ${i}`).toEqual(Array.from(v)));
+    } finally {
+      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
+      tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+      await tf.setBackend('cpu');
+    }
+  });
+
   it("gradients='scq' with AGP is unbiased: the mean over many steps approaches the float gradient", () => {
     const layer = make({ gradients: 'scq', bits: 4, prune: 'agp', seed: 5 });
     const ref = make({ gradients: 'fp32' });

@@ -47,3 +47,20 @@ export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32
   }
   return canonicalNaNs(matmulDecoded(a, b, bias));
 }
+
+/**
+ * a [m, k] · b [n, k]ᵀ of unpadded row-major float32 arrays → [m, n] on the same kernel: the float32
+ * products of fp4kit's training layers, the same bits on every tfjs and fp4kit backend (as tf ops on
+ * the fp4kit backend they could be quantized as weights: FP4KIT_WEIGHT_TENSORS = 'all').
+ */
+export function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array, n: number, k: number): Float32Array {
+  if (k === 0) return new Float32Array(m * n);
+  const stride = floatStride(k);
+  const padded = (v: Float32Array, rows: number): Float32Array => {
+    if (stride === k) return v;
+    const out = new Float32Array(rows * stride);
+    for (let r = 0; r < rows; r++) out.set(v.subarray(r * k, (r + 1) * k), r * stride);
+    return out;
+  };
+  return floatProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
+}

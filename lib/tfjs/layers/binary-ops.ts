@@ -21,6 +21,8 @@ import {
 } from '../../training/binary-backward.js';
 import { col2im, im2col, imageStrides } from '../im2col.js';
 import { scratch } from '../../core/scratch.js';
+import { transposeLastTwo } from '../../core/transpose.js';
+import { floatTimesTransposed } from '../float-product.js';
 import { binaryDenseForward, binaryPatchForward } from '../../training/binary-forward.js';
 
 /** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
@@ -31,6 +33,12 @@ export function binarize(v: tf.Tensor): tf.Tensor {
 function floats(t: tf.Tensor): Float32Array {
   const v = t.dataSync();
   return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+}
+
+/** xᵀ [k, t] · g [t, n] → [k, n] on fp4kit's float32 kernel (the float products of these layers
+ *  are fp4kit's, not tf ops: see floatTimesTransposed). */
+function signsTransposedTimes(x: Float32Array, t: number, k: number, g: Float32Array, n: number): Float32Array {
+  return floatTimesTransposed(transposeLastTwo(x, [t, k]), k, transposeLastTwo(g, [t, n]), n, t);
 }
 
 /** Where the activation STE passes the gradient: |x| < 1. */
@@ -70,8 +78,8 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: t, positions: 1, channels: n };
         if (options.mode === 'fp32') {
-          const dx = tf.mul(tf.matMul(tf.tensor2d(g, [t, n]), wb0 as tf.Tensor2D, false, true), steMask(x0));
-          return [dx, tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(g, [t, n]), true, false), dAlpha];
+          const dx = tf.mul(tf.tensor2d(floatTimesTransposed(g, t, floats(wb0), k, n), [t, k]), steMask(x0));
+          return [dx, tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, g, n), [k, n]), dAlpha];
         }
         const paths = quantizedPaths(g, shape, options, seeds.next());
         const dxv = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [k, n] }));
@@ -79,7 +87,7 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const dwT = weightGradientProduct(paths.weight, shape, packSigns(floats(xb0), { shape: [t, k], transpose: true }));
         const dw = dwT
           ? tf.transpose(tf.tensor2d(dwT, [n, k]))
-          : tf.matMul(xb0 as tf.Tensor2D, tf.tensor2d(dequantizeGradient(paths.weight.q), [t, n]), true, false);
+          : tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, dequantizeGradient(paths.weight.q), n), [k, n]);
         return [dx, dw, dAlpha];
       },
     };

@@ -26,7 +26,8 @@ import { clampRows, residualProduct, type ClampedRows } from '../../training/occ
 import { integerW4A4 } from '../../training/fp4-product.js';
 import { castFp8Rows, fp8Product, fp8Values, transposePerTensor, type Fp8Rows } from '../../training/fp8-product.js';
 import { matmul } from '../../core/matmul.js';
-import { floatOperand, floatProduct, floatStride } from '../float-product.js';
+import { transposeLastTwo } from '../../core/transpose.js';
+import { floatTimesTransposed } from '../float-product.js';
 import type { Fp4LayerConfig } from './fp4-options.js';
 
 function floats(t: tf.Tensor): Float32Array {
@@ -34,23 +35,9 @@ function floats(t: tf.Tensor): Float32Array {
   return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
 }
 
+/** [rows, cols] → [cols, rows]. */
 function transposeOf(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
-
-/** a [m, k] · b [n, k]ᵀ on fp4kit's float32 kernel (the same bits on every backend). */
-function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array, n: number, k: number): Float32Array {
-  if (k === 0) return new Float32Array(m * n);
-  const padded = (v: Float32Array, rows: number): Float32Array => {
-    const stride = floatStride(k);
-    if (stride === k) return v;
-    const out = new Float32Array(rows * stride);
-    for (let r = 0; r < rows; r++) out.set(v.subarray(r * k, (r + 1) * k), r * stride);
-    return out;
-  };
-  return floatProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
+  return transposeLastTwo(a, [rows, cols]);
 }
 
 /** Â [t, k] with its scales: per token, or fp4kit blocks along k. */
