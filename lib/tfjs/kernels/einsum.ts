@@ -39,7 +39,7 @@ export function einsumKernel(backendName: string, base: KernelConfig | undefined
     }
     for (const t of intermediates) if (t !== out) storage.dispose(t);
     // A lone operand with nothing to do comes back as the input itself: the result must be a tensor of its own.
-    if (out === tensors.find((t) => t === out)) return run('Identity', { x: out! });
+    if (tensors.includes(out!)) return run('Identity', { x: out! });
     return out!;
   });
 }
