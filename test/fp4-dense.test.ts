@@ -15,6 +15,7 @@ import { layers, Fp4Dense } from '../lib/tfjs/index.js';
 import { dgeFactor } from '../lib/training/dge.js';
 import { E2M1_GRID, roundE2M1 } from '../lib/training/fp4-quantizer.js';
 import { clampRows } from '../lib/training/occ.js';
+import { onCpuAndOnFp4kitQuantizingEveryB } from './helpers/fp4kit-every-b.js';
 import { gaussian, rng } from './helpers/data.js';
 
 let previous = '';
@@ -385,18 +386,8 @@ describe('fp4Dense', () => {
       }
       return out;
     };
-    const onCpu = run();
-    await tf.setBackend('fp4kit');
-    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
-    tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
-    try {
-      const onFp4kit = run();
-      onCpu.forEach((v, i) => expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.byteLength), Buffer.from(onFp4kit[i].buffer, onFp4kit[i].byteOffset, onFp4kit[i].byteLength)), `array ${i}`).toBe(0));
-    } finally {
-      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
-      tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
-      await tf.setBackend('cpu');
-    }
+    const { onCpu, onFp4kit } = await onCpuAndOnFp4kitQuantizingEveryB(run);
+    onCpu.forEach((v, i) => expect(Buffer.compare(Buffer.from(v.buffer, v.byteOffset, v.byteLength), Buffer.from(onFp4kit[i].buffer, onFp4kit[i].byteOffset, onFp4kit[i].byteLength)), `array ${i}`).toBe(0));
   });
 
   it('an Inf or NaN shows in the output as in a float layer: its row (input) or column (kernel) is NaN, the rest finite; no scaling throws', () => {

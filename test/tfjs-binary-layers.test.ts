@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { layers, BinaryDense } from '../lib/tfjs/index.js';
 import { outputGradientEstimates } from '../lib/training/binary-backward.js';
 import { StepSeeds } from '../lib/tfjs/layers/binary-ops.js';
+import { onCpuAndOnFp4kitQuantizingEveryB } from './helpers/fp4kit-every-b.js';
 import { gaussian } from './helpers/data.js';
 
 beforeAll(async () => {
@@ -108,18 +109,8 @@ describe('binaryDense', () => {
       const { dx, grads } = gradients(make({ gradients: mode, seed: 5 }), tf.tensor2d(xv, [t, k]), tf.tensor2d(dyv, [t, n]));
       return [dx, grads.get('kernel')!];
     });
-    const onCpu = run();
-    await tf.setBackend('fp4kit');
-    tf.env().set('FP4KIT_WEIGHTS', 'mxfp4');
-    tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
-    try {
-      const onFp4kit = run();
-      onCpu.forEach((v, i) => expect(Array.from(onFp4kit[i]), `array ${i}`).toEqual(Array.from(v)));
-    } finally {
-      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
-      tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
-      await tf.setBackend('cpu');
-    }
+    const { onCpu, onFp4kit } = await onCpuAndOnFp4kitQuantizingEveryB(run);
+    onCpu.forEach((v, i) => expect(Array.from(onFp4kit[i]), `array ${i}`).toEqual(Array.from(v)));
   });
 
   it("gradients='scq' with AGP is unbiased: the mean over many steps approaches the float gradient", () => {
