@@ -25,6 +25,7 @@ const SPEC_FILES = [
   'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
   'ops/einsum_test.js', // Einsum (filled on the wasm base)
   'ops/clone_test.js', // Identity (shares data on the wasm base)
+  'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
 ];
 
 /** Specs of clone_test.js that fail on tfjs's stock wasm backend too (it has no complex64 kernels):
@@ -218,6 +219,26 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
     tf.matMul(a, b).dataSync();
     expect(readCounters().quantizedProducts).toBe(1);
+  });
+
+  it.each(QUANTIZING)('FP4KIT_WEIGHTS=%s: a Dense layer on rank-3 input quantizes its kernel (dot() passes it through an identity transpose)', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const layer = tf.layers.dense({ units: 8, inputShape: [3, 64], useBias: false });
+    const model = tf.sequential({ layers: [layer] });
+    const x = tf.tensor3d(values(2 * 3 * 64, 61), [2, 3, 64]);
+    resetCounters();
+    const got = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+    expect(readCounters()).toMatchObject({ quantizedProducts: 1, floatProducts: 0, weightsPrepared: 1 });
+    // The same kernel on the same rows as a rank-2 product: the cached weight, the same bits.
+    const kernel = layer.getWeights()[0];
+    const flat = tf.tidy(() => tf.matMul(x.reshape([6, 64]), kernel).dataSync() as Float32Array);
+    expect(readCounters()).toMatchObject({ quantizedProducts: 2, weightsPrepared: 1, weightCacheHits: 1 });
+    expect(got).toEqual(flat);
+    // A transpose that moves axes still copies, through the base's kernel.
+    const moved = tf.tidy(() => tf.transpose(x, [0, 2, 1]).dataSync() as Float32Array);
+    expect(moved[1]).toBe(x.dataSync()[64]);
+    model.dispose();
+    x.dispose();
   });
 
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.

@@ -26,6 +26,7 @@ import { einsumKernel } from './kernels/einsum.js';
 import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
 import { identityKernel } from './kernels/identity.js';
+import { transposeKernel } from './kernels/transpose.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
 export const FP4KIT_BACKEND = 'fp4kit';
@@ -50,6 +51,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
+  ['Transpose', transposeKernel, 'all'],
 ];
 
 /**
