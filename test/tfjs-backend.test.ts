@@ -241,6 +241,36 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     x.dispose();
   });
 
+  it.each(['none', 'nvfp4'] as const)('FP4KIT_WEIGHTS=%s: float32 tensors cast from int32 and bool give the bits of the same values made as float32 (the cpu base shares the integer data)', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const ints = (count: number, seed: number) => Array.from(values(count, seed), (v) => Math.round(v * 7));
+    const [m, k, n] = [6, 32, 5];
+    const aInts = ints(m * k, 71);
+    const wInts = ints(k * n, 72);
+    const biasInts = ints(n, 73);
+    const mask = aInts.map((v) => v > 0);
+    const run = (make: (v: number[] | boolean[], shape: number[], dtype: 'int32' | 'bool') => tf.Tensor) => tf.tidy(() => {
+      const a = make(aInts, [m, k], 'int32') as tf.Tensor2D;
+      const w = tf.variable(make(wInts, [k, n], 'int32') as tf.Tensor2D);
+      const bias = make(biasInts, [n], 'int32');
+      const image = make(aInts, [1, m, k / 4, 4], 'int32') as tf.Tensor4D;
+      const filter = make(wInts.slice(0, 3 * 3 * 4 * 2), [3, 3, 4, 2], 'int32') as tf.Tensor4D;
+      const out = [
+        tf.fused.matMul({ a, b: w, bias }), // bias added inside the product
+        tf.fused.matMul({ a, b: w, bias, activation: 'prelu', preluActivationWeights: bias }),
+        tf.matMul(make(mask, [m, k], 'bool') as tf.Tensor2D, w), // a bool mask as A
+        tf.matMul(a, a, true, false), // neither operand a weight: the float32 product
+        tf.conv2d(image, filter, 1, 'same'),
+      ].map((t) => t.dataSync() as Float32Array);
+      w.dispose();
+      return out;
+    });
+    const asFloat = run((v, shape) => tf.tensor(v.map(Number), shape, 'float32'));
+    const cast = run((v, shape, dtype) => tf.cast(tf.tensor(v as number[], shape, dtype), 'float32'));
+    for (let i = 0; i < asFloat.length; i++) expect(cast[i]).toEqual(asFloat[i]);
+    expect(asFloat[0].some((v) => v !== 0)).toBe(true);
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);

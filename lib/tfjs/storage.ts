@@ -13,8 +13,10 @@ export interface TensorStorage {
    */
   ensure(t: TensorInfo): void;
   /**
-   * The tensor's values in place (a view: no copy). On the wasm base the view is into the heap,
-   * which moves when it grows, so take it after the last allocation and use it before the next.
+   * The tensor's values in place (a view: no copy), as a Float32Array for a float32 tensor. On the
+   * wasm base the view is into the heap, which moves when it grows, so take it after the last
+   * allocation and use it before the next. On the cpu base a float32 tensor cast from int32 or
+   * bool shares integer data: then (only) the values are a converted copy.
    */
   values(t: TensorInfo): Values;
   /** A new tensor holding `values` (the cpu base adopts the array, the wasm base copies it into its heap). */
@@ -52,7 +54,12 @@ function wasmStorage(backend: WasmLike): TensorStorage {
 function cpuStorage(backend: CpuLike): TensorStorage {
   return {
     ensure: (t) => void backend.data.get(t.dataId),
-    values: (t) => backend.data.get(t.dataId).values,
+    values(t) {
+      const values = backend.data.get(t.dataId).values;
+      // A float32 tensor cast from int32 or bool shares the source's data, kept as integers: its
+      // float32 values are a converted copy (the shared data must stay as it is for the source).
+      return t.dtype === 'float32' && !(values instanceof Float32Array) ? Float32Array.from(values) : values;
+    },
     output: (shape, dtype, values) => backend.makeTensorInfo(shape, dtype, values),
     dispose: (t) => backend.disposeIntermediateTensorInfo(t),
   };
