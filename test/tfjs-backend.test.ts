@@ -271,6 +271,38 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(asFloat[0].some((v) => v !== 0)).toBe(true);
   });
 
+  it.each(QUANTIZING)('FP4KIT_WEIGHTS=%s: a weight column holding NaN or ±Inf gives NaN in its output column, the other columns the weight with that column zeroed', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const [m, k, n] = [3, 64, 6];
+    const a = tf.tensor2d(values(m * k, 81), [m, k]);
+    const clean = values(k * n, 82);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const w = clean.slice();
+      w[5 * n + 1] = bad; // column 1 of the [K, N] Dense kernel
+      w[60 * n + 4] = bad; // column 4
+      const zeroed = w.map((v, i) => (i % n === 1 || i % n === 4 ? 0 : v));
+      const weight = tf.variable(tf.tensor2d(w, [k, n]));
+      const reference = tf.variable(tf.tensor2d(zeroed, [k, n]));
+      for (const conv of [false, true]) {
+        // The same weight as a Dense kernel and as a 1×1 convolution's filter.
+        const run = (v: tf.Variable) => tf.tidy(() => (conv
+          ? tf.conv2d(a.reshape([1, 1, m, k]) as tf.Tensor4D, v.reshape([1, 1, k, n]) as tf.Tensor4D, 1, 'valid')
+          : tf.matMul(a, v)).dataSync() as Float32Array);
+        const got = run(weight);
+        const ref = run(reference);
+        for (let i = 0; i < got.length; i++) {
+          if (i % n === 1 || i % n === 4) expect(got[i]).toBeNaN();
+          else expect(got[i]).toBe(ref[i]);
+        }
+      }
+      // The backward product dX = dY · Wᵀ: rows of W are columns of Wᵀ; NaN where they meet.
+      const dx = tf.tidy(() => tf.matMul(tf.ones([2, n]), weight, false, true).dataSync() as Float32Array);
+      for (let i = 0; i < dx.length; i++) expect(Number.isNaN(dx[i])).toBe(i % k === 5 || i % k === 60);
+      tf.dispose([weight, reference]);
+    }
+    a.dispose();
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);

@@ -100,5 +100,10 @@ export function multiplyRows(rows: Float32Array, count: number, k: number, w: We
     return floatProduct(floatOperand(rows, count, k), w.operand, bias);
   }
   counters.quantizedProducts++;
-  return matmul(rows, w.weights, { shape: [count, k], bias });
+  const out = matmul(rows, w.weights, { shape: [count, k], bias });
+  if (w.nanColumns !== undefined) {
+    const n = out.length / count;
+    for (let r = 0; r < count; r++) for (const c of w.nanColumns) out[r * n + c] = NaN;
+  }
+  return out;
 }

@@ -11,7 +11,13 @@ import type { WeightMode } from './flags.js';
 
 /** A weight operand [N, K] in the form a product takes. */
 export type WeightOperand =
-  | { kind: 'quantized'; mode: Exclude<WeightMode, 'none'>; weights: PreparedWeights | MatmulOperand }
+  | {
+    kind: 'quantized';
+    mode: Exclude<WeightMode, 'none'>;
+    weights: PreparedWeights | MatmulOperand;
+    /** Rows of W that held NaN or ±Inf (quantized as zeros): their output columns are NaN. */
+    nanColumns?: Int32Array;
+  }
   | { kind: 'float'; mode: 'none'; operand: DecodedOperand };
 
 function release(w: WeightOperand): void {

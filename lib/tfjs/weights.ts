@@ -43,10 +43,30 @@ export function makeWeightOperand(src: WeightSource, mode: WeightMode, owned: bo
     if (owned && rows.buffer === values.buffer) rows = rows.slice();
     return { kind: 'float', mode, operand: floatOperand(rows, n, k) };
   }
-  const rows = rowMajor(values, offset, 1, n, k, kMajor, k);
+  let rows = rowMajor(values, offset, 1, n, k, kMajor, k);
+  // No format here represents NaN or ±Inf (NVFP4 and FGMP refuse them, MX turns a whole block
+  // into NaN): such a row is quantized as zeros and its output column set to NaN — one rule for
+  // every mode, the column an MX block's NaN scale would give.
+  const nonFinite = nonFiniteRows(rows, n, k);
+  if (nonFinite !== undefined) {
+    if (rows.buffer === values.buffer) rows = rows.slice(); // a view of the tensor: never written
+    for (const r of nonFinite) rows.fill(0, r * k, (r + 1) * k);
+  }
   const q = mode === 'fgmp' ? quantize(rows, { format: 'fgmp', shape: [n, k] }) : quantize(rows, { format: mode, shape: [n, k] });
   // prepareWeights snapshots the tensor and keeps the kernel's repacked copy for later products.
-  return { kind: 'quantized', mode, weights: owned ? prepareWeights(q) : q };
+  return { kind: 'quantized', mode, weights: owned ? prepareWeights(q) : q, nanColumns: nonFinite };
+}
+
+/** The rows of rows[n, k] holding a NaN or ±Inf, or undefined when every value is finite. */
+function nonFiniteRows(rows: Float32Array, n: number, k: number): Int32Array | undefined {
+  let found: number[] | undefined;
+  for (let r = 0; r < n; r++) {
+    // x − x is NaN exactly for NaN and ±Inf; one sum per row keeps the finite case to one pass.
+    let probe = 0;
+    for (let i = r * k; i < (r + 1) * k; i++) probe += rows[i] - rows[i];
+    if (probe !== 0) (found ??= []).push(r);
+  }
+  return found && Int32Array.from(found);
 }
 
 /**
