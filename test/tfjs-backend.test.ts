@@ -303,6 +303,28 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     a.dispose();
   });
 
+  it('int32 tf.fused.matMul (bias; linear, relu, relu6; transposes, batches) gives tfjs cpu\'s integers', async () => {
+    const ints = (count: number, seed: number) => Array.from(values(count, seed), (v) => Math.round(v * 50));
+    const run = () => tf.tidy(() => {
+      const out: Int32Array[] = [];
+      for (const activation of ['linear', 'relu', 'relu6'] as const) {
+        for (const [transposeA, transposeB] of [[false, false], [true, true]]) {
+          const a = tf.tensor(ints(2 * 4 * 7, 91), transposeA ? [2, 7, 4] : [2, 4, 7], 'int32') as tf.Tensor3D;
+          const b = tf.tensor(ints(7 * 3, 92), transposeB ? [3, 7] : [7, 3], 'int32') as tf.Tensor2D;
+          const bias = tf.tensor1d(ints(3, 93), 'int32');
+          const r = tf.fused.matMul({ a, b, bias, activation, transposeA, transposeB });
+          expect(r.dtype).toBe('int32');
+          out.push(r.dataSync() as Int32Array);
+        }
+      }
+      return out;
+    });
+    const got = run();
+    const ref = await on('cpu', run);
+    expect(got).toEqual(ref);
+    expect(ref[0].some((v) => v < 0) && ref[2].every((v) => v >= 0)).toBe(true);
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);
