@@ -71,6 +71,8 @@ void bitplaneRowsScalar(const BitplaneRows& r) {
 }
 
 void bitplaneMatmul(const BitplaneMatmulArgs& a) {
+  // No output: nothing to read either (an empty signs operand has no panel for the kernels to load).
+  if (a.m == 0 || a.n == 0) return;
   const int64_t words = bitplaneWords(a.length);
   const std::vector<int32_t> sums = a.scales ? signSums(a, words) : std::vector<int32_t>();
   const uint64_t* nonzero = a.ternary ? a.signs + signsWordCount(a.n, a.length) : nullptr;

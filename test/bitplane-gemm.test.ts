@@ -92,6 +92,17 @@ describe.each(backends)('bit-plane product on %s', (backend) => {
     }
   });
 
+  it('empty operands (no rows, no columns, or an empty reduction) give an empty product or zeros, integer and float forms', () => {
+    for (const [m, n, k] of [[3, 0, 18], [0, 3, 18], [3, 2, 0], [0, 0, 0], [70, 0, 300]] as const) {
+      const planes = packBitPlanes(new Uint8Array(m * k).fill(1), { shape: [m, k], bits: 2 });
+      const signs = packSigns(new Float32Array(n * k).fill(1), { shape: [n, k] });
+      expect(bitplaneMatmulInt(planes, signs)).toEqual(new Int32Array(m * n));
+      if (k === 0) continue; // a packed gradient needs a reduction length (packGradient refuses 0)
+      const g = packGradient(quantizeGradient(new Float32Array(m * k).fill(0.5), { shape: [m, k], bits: 2 }), { reduce: 'columns' });
+      expect(bitplaneMatmul(g, signs)).toEqual(new Float32Array(m * n));
+    }
+  });
+
   it('all-maximal codes against all −1 and all +1 (the extreme sums)', () => {
     for (const bits of [1, 4, 8]) {
       const k = 1000;

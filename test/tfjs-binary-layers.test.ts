@@ -197,6 +197,14 @@ describe('binaryConv2d', () => {
     }
   });
 
+  it('an empty batch gives an empty output and empty gradients (the native bit-plane product once crashed the process on it)', () => {
+    const layer = make({ gradients: 'scq' });
+    const x = tf.zeros([0, h, w, c]);
+    expect((layer.apply(x) as tf.Tensor).shape).toEqual([0, h, w, f]);
+    const { dx } = gradients(layer, x, tf.zeros([0, h, w, f]));
+    expect(dx.length).toBe(0);
+  });
+
   it("gradients='scq': the kernel gradient is conv2dBackpropFilter of sign(x) with the per-channel estimate", () => {
     const layer = make({ gradients: 'scq', bits: 4, prune: 'none', seed: 3 });
     const [wt, , a] = layer.getWeights();
