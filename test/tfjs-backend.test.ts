@@ -26,6 +26,8 @@ const SPEC_FILES = [
   'ops/einsum_test.js', // Einsum (filled on the wasm base)
   'ops/clone_test.js', // Identity (shares data on the wasm base)
   'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
+  'ops/split_test.js', // SplitV (pieces of a weight are recorded as such)
+  'ops/slice_test.js', // Slice (likewise)
 ];
 
 /** Specs of clone_test.js that fail on tfjs's stock wasm backend too (it has no complex64 kernels):
@@ -323,6 +325,43 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     const ref = await on('cpu', run);
     expect(got).toEqual(ref);
     expect(ref[0].some((v) => v < 0) && ref[2].every((v) => v >= 0)).toBe(true);
+  });
+
+  it('pieces of a weight (tf.split, tf.slice: a GRU\'s recurrent kernel, ConvLSTM2D\'s kernels) are quantized as weights, cached under the weight, released with it', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const cache = weightCacheOf(tf.backend());
+    const models = [
+      tf.sequential({ layers: [tf.layers.gru({ units: 8, inputShape: [4, 6] })] }),
+      tf.sequential({ layers: [tf.layers.convLstm2d({ filters: 2, kernelSize: 3, padding: 'same', inputShape: [3, 5, 5, 2] })] }),
+    ];
+    for (const model of models) {
+      const x = tf.tensor(values(2 * model.inputs[0].shape.slice(1).reduce((p, d) => p * d!, 1), 62), [2, ...model.inputs[0].shape.slice(1)] as number[]);
+      resetCounters();
+      const got = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      const first = readCounters();
+      expect(first.floatProducts).toBe(0);
+      expect(first.quantizedProducts).toBeGreaterThan(first.weightsPrepared);
+      // Every time step cuts the pieces afresh: the second call quantizes nothing.
+      tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync());
+      expect(readCounters().weightsPrepared).toBe(first.weightsPrepared);
+      // The same bits as quantizing every B operand as a tensor of its own.
+      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'all');
+      const asTensors = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
+      expect(got).toEqual(asTensors);
+      x.dispose();
+    }
+    // A slice of a variable in a product, and a slice of that slice.
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(64 * 16, 63), [64, 16])));
+    const a = tf.tensor2d(values(3 * 32, 64), [3, 32]);
+    resetCounters();
+    tf.tidy(() => tf.matMul(a, tf.slice(tf.slice(w, [16, 0], [48, 16]), [8, 0], [32, 16])).dataSync());
+    expect(readCounters()).toMatchObject({ quantizedProducts: 1, floatProducts: 0 });
+    for (const model of models) model.dispose();
+    w.dispose();
+    a.dispose();
+    expect(cache.size).toBe(0);
+    expect(tf.memory().numTensors).toBe(0);
   });
 
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.

@@ -27,6 +27,8 @@ import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
 import { identityKernel } from './kernels/identity.js';
 import { transposeKernel } from './kernels/transpose.js';
+import { sliceKernel } from './kernels/slice.js';
+import { splitVKernel } from './kernels/split-v.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
 export const FP4KIT_BACKEND = 'fp4kit';
@@ -52,6 +54,8 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
   ['Transpose', transposeKernel, 'all'],
+  ['SplitV', splitVKernel, 'all'],
+  ['Slice', sliceKernel, 'all'],
 ];
 
 /**

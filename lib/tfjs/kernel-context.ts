@@ -44,3 +44,16 @@ export function fp4kitKernel(kernelName: string, backendName: string, base: Kern
   }) as KernelFunc;
   return { kernelName, backendName, kernelFunc, setupFunc: base?.setupFunc, disposeFunc: base?.disposeFunc };
 }
+
+/**
+ * A kernel config for `backendName` around the base's own kernel: `run` gets the call and the base
+ * kernel, and decides (share data, record what the outputs are). Uncounted in baseKernelCalls:
+ * these are not products. The base keeps its setupFunc and disposeFunc.
+ */
+export function aroundBaseKernel(kernelName: string, backendName: string, base: KernelConfig | undefined,
+  run: (args: KernelArgs, baseKernel: (args: KernelArgs) => TensorInfo | TensorInfo[]) => TensorInfo | TensorInfo[]): KernelConfig {
+  if (base === undefined) throw new Error(`fp4kit tfjs backend: the base of '${backendName}' has no ${kernelName} kernel`);
+  const baseKernel = (args: KernelArgs) => base.kernelFunc(args as Parameters<KernelFunc>[0]) as TensorInfo | TensorInfo[];
+  const kernelFunc = ((args: KernelArgs) => run(args, baseKernel)) as KernelFunc;
+  return { kernelName, backendName, kernelFunc, setupFunc: base.setupFunc, disposeFunc: base.disposeFunc };
+}

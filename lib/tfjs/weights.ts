@@ -14,12 +14,15 @@ import { floatOperand, floatStride } from './float-product.js';
 import { weightTensors, type WeightMode } from './flags.js';
 import { rowMajor } from './layout.js';
 import type { WeightCache, WeightOperand } from './weight-cache.js';
+import { sliceOrigin } from './weight-slices.js';
 
-/** Whether the data behind this dataId is a weight (see the header). */
+/** Whether the data behind this dataId is a weight (see the header), or a piece cut from one
+ *  (weight-slices.ts: a GRU's split recurrent kernel). */
 export function isWeightData(dataId: object): boolean {
   if (weightTensors() === 'all') return true;
+  const data = sliceOrigin(dataId)?.source ?? dataId;
   const variables = tf.engine().registeredVariables;
-  for (const name in variables) if (variables[name].dataId === dataId) return true;
+  for (const name in variables) if (variables[name].dataId === data) return true;
   return false;
 }
 
@@ -75,8 +78,11 @@ function nonFiniteRows(rows: Float32Array, n: number, k: number): Int32Array | u
  */
 export function weightOperand(cache: WeightCache, dataId: object, batchIndex: number, src: WeightSource, mode: WeightMode, isWeight: boolean): WeightOperand {
   if (!isWeight) return makeWeightOperand(src, mode, false);
-  const key = `${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
-  let w = cache.get(dataId, key);
-  if (w === undefined) cache.set(dataId, key, (w = makeWeightOperand(src, mode, true)));
+  // A piece of a weight is cached under the weight's data (it is cut afresh at every call).
+  const origin = sliceOrigin(dataId);
+  const owner = origin?.source ?? dataId;
+  const key = `${origin ? `${origin.piece}:` : ''}${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
+  let w = cache.get(owner, key);
+  if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)));
   return w;
 }

@@ -1,0 +1,19 @@
+// Slice (tf.slice) is the base's own kernel; a slice of a weight is recorded as a piece of it
+// (weight-slices.ts), so that products with it quantize and cache it as a weight.
+
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
+import { aroundBaseKernel } from '../kernel-context.js';
+import { isWeightData } from '../weights.js';
+import { recordPiece } from '../weight-slices.js';
+
+export function sliceKernel(backendName: string, base: KernelConfig | undefined): KernelConfig {
+  return aroundBaseKernel('Slice', backendName, base, (args, baseKernel) => {
+    const piece = baseKernel(args) as TensorInfo;
+    const x = args.inputs.x as TensorInfo;
+    if (x.dtype === 'float32' && isWeightData(x.dataId)) {
+      const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+      recordPiece(x, piece, `slice/${String(begin)}/${String(size)}`);
+    }
+    return piece;
+  });
+}

@@ -1,0 +1,31 @@
+// Pieces cut out of a weight still count as that weight. tfjs-layers' GRU cell splits its
+// recurrent kernel (tf.split) and ConvLSTM2D splits both of its kernels before each product; the
+// pieces are copies with new dataIds, which would otherwise run in float32 (FP4KIT_WEIGHT_TENSORS
+// 'variables') — and, made afresh at every time step, could not be cached. The Split and Slice
+// kernels (kernels/split-v.ts, kernels/slice.ts) record here, for each piece of a weight, the
+// weight's data and which piece it is; weights.ts then quantizes the piece once and caches it
+// under the weight's data, released with it.
+
+import type { TensorInfo } from '@tensorflow/tfjs';
+
+export interface SliceOrigin {
+  /** The dataId of the weight the piece was cut from (a tf.Variable's data). */
+  source: object;
+  /** Which piece, as a path of cuts: the same string for the same piece of the same data. */
+  piece: string;
+}
+
+// Keyed by the piece's dataId; a WeakMap, so a disposed piece's entry goes with its dataId.
+const origins = new WeakMap<object, SliceOrigin>();
+
+/** Where a tensor's data was cut from, if it is a piece of a weight. */
+export function sliceOrigin(dataId: object): SliceOrigin | undefined {
+  return origins.get(dataId);
+}
+
+/** Records `piece` (e.g. "split/1/8,8,8/2") of `input` as the data of `output`. */
+export function recordPiece(input: TensorInfo, output: TensorInfo, piece: string): void {
+  if (output.dataId === input.dataId) return; // shared data: already the weight itself
+  const parent = origins.get(input.dataId);
+  origins.set(output.dataId, parent === undefined ? { source: input.dataId, piece } : { source: parent.source, piece: `${parent.piece}>${piece}` });
+}
