@@ -158,6 +158,33 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     }
   });
 
+  it.each(['none', 'nvfp4'] as const)('FP4KIT_WEIGHTS=%s: batch dims broadcast on both sides (numpy\'s rule) give the product of the tiled operands, float32 and int32', async (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const cases: [number[], number[]][] = [[[2, 1, 4, 5], [1, 3, 5, 6]], [[3, 1, 2, 4, 5], [2, 1, 5, 6]], [[1, 4, 5], [2, 3, 5, 6]], [[2, 3, 4, 5], [3, 5, 6]]];
+    for (const [aShape, bShape] of cases) {
+      const outer = tf.broadcast_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
+      const tiled = (t: tf.Tensor) => tf.tidy(() => {
+        const expanded = t.reshape([...new Array(outer.length + 2 - t.rank).fill(1), ...t.shape]);
+        return tf.tile(expanded, [...outer.map((d, i) => d / expanded.shape[i]), 1, 1]);
+      });
+      const a = tf.tensor(values(tf.util.sizeFromShape(aShape), 65), aShape);
+      const b = tf.variable(tf.tensor(values(tf.util.sizeFromShape(bShape), 66), bShape));
+      const bTiled = tf.variable(tiled(b));
+      const got = tf.tidy(() => tf.matMul(a, b));
+      expect(got.shape).toEqual([...outer, aShape.at(-2)!, bShape.at(-1)!]);
+      const want = tf.tidy(() => tf.matMul(tiled(a), bTiled));
+      // Each matrix of b is quantized on its own: its tiled copies quantize to the same values.
+      expect(got.dataSync()).toEqual(want.dataSync());
+      if (mode === 'none') {
+        const ints = (t: tf.Tensor) => tf.tidy(() => tf.cast(tf.round(tf.mul(t, 9)), 'int32'));
+        const gotInt = tf.tidy(() => tf.matMul(ints(a), ints(b)).dataSync());
+        const wantInt = tf.tidy(() => tf.matMul(ints(tiled(a)), ints(bTiled)).dataSync());
+        expect(gotInt).toEqual(wantInt);
+      }
+      tf.dispose([a, b, bTiled, got, want]);
+    }
+  });
+
   it.each(QUANTIZING)('FP4KIT_WEIGHTS=%s: a variable B is quantized, activations MXINT8 — equal to cpu on the fake-quantized operands, every transpose', async (mode) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);
     const m = 24;

@@ -6,14 +6,14 @@
 import type { MatMulPlan } from './product.js';
 
 export function intMatMulValues(a: Int32Array, b: Int32Array, plan: MatMulPlan, transposeA: boolean, transposeB: boolean): Int32Array {
-  const { batch, batchA, batchB, m, k, n } = plan;
+  const { batch, aMatrix, bMatrix, m, k, n } = plan;
   const out = new Int32Array(batch * m * n);
   // Element (row, col) of the i-th matrix of a and b, whatever their layout.
   const aAt = transposeA ? (base: number, row: number, col: number) => a[base + col * m + row] : (base: number, row: number, col: number) => a[base + row * k + col];
   const bAt = transposeB ? (base: number, row: number, col: number) => b[base + col * k + row] : (base: number, row: number, col: number) => b[base + row * n + col];
   for (let i = 0; i < batch; i++) {
-    const aBase = (i % batchA) * m * k;
-    const bBase = (i % batchB) * k * n;
+    const aBase = aMatrix[i] * m * k;
+    const bBase = bMatrix[i] * k * n;
     for (let r = 0; r < m; r++) {
       for (let c = 0; c < n; c++) {
         let sum = 0;

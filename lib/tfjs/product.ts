@@ -9,10 +9,12 @@
 // transposeB is [N, K] already; a plain `b` ([K, N], a Dense kernel) is transposed when its weight
 // operand is made, which for a weight happens once (cached).
 //
-// Batches follow tfjs's BatchMatMul: the batch dims of a and b flatten to batchA and batchB, the
-// output has max(batchA, batchB) matrices, and matrix i uses a's i % batchA and b's i % batchB.
-// When b has a single matrix (every Dense layer, any rank of a) all of a's matrices go through one
-// product of batchA·M rows.
+// Batches broadcast as numpy's matmul: the batch dims of a and b broadcast to the output's, and
+// output matrix i uses a's matrix aMatrix[i] and b's bMatrix[i]. (tfjs's own BatchMatMul takes
+// i % batchA and i % batchB over max(batchA, batchB) matrices, which is the same whenever one side
+// has one matrix or both have the same batch dims, and wrong — a tensor with too few values —
+// when both broadcast, e.g. [2,1,M,K] × [1,3,K,N].) When b has a single matrix (every Dense layer,
+// any rank of a) all of a's matrices go through one product of batchA·M rows.
 
 import type { TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -29,10 +31,35 @@ export interface MatMulPlan {
   outShape: number[];
   batchA: number;
   batchB: number;
+  /** Output matrices: the size of the broadcast batch dims. */
   batch: number;
+  /** For each output matrix, the index of the matrix of a and of b it multiplies. */
+  aMatrix: Int32Array;
+  bMatrix: Int32Array;
   m: number;
   k: number;
   n: number;
+}
+
+/** For each index of the batch dims `outer`, the index in `dims` (aligned right) they broadcast from. */
+function broadcastSource(dims: number[], outer: number[]): Int32Array {
+  const count = tf.util.sizeFromShape(outer);
+  const source = new Int32Array(count);
+  const offset = outer.length - dims.length;
+  for (let i = 0; i < count; i++) {
+    let rest = i;
+    let index = 0;
+    let stride = 1;
+    for (let d = outer.length - 1; d >= offset; d--) {
+      const coordinate = rest % outer[d];
+      rest = Math.floor(rest / outer[d]);
+      const size = dims[d - offset];
+      if (size !== 1) index += coordinate * stride;
+      stride *= size;
+    }
+    source[i] = index;
+  }
+  return source;
 }
 
 /** Shapes of a product, with tfjs's checks and error messages (tfjs-backend-cpu BatchMatMul). */
@@ -47,7 +74,10 @@ export function planMatMul(aShape: number[], bShape: number[], transposeA: boole
   const batchB = tf.util.sizeFromShape(bShape.slice(0, -2));
   const outerDims = tf.broadcast_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
   tf.util.assert(innerA === innerB, () => `Error in matMul: inner shapes (${innerA}) and (${innerB}) of Tensors with shapes ${aShape} and ${bShape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
-  return { outShape: [...outerDims, m, n], batchA, batchB, batch: Math.max(batchA, batchB), m, k: innerA, n };
+  return {
+    outShape: [...outerDims, m, n], batchA, batchB, batch: tf.util.sizeFromShape(outerDims),
+    aMatrix: broadcastSource(aShape.slice(0, -2), outerDims), bMatrix: broadcastSource(bShape.slice(0, -2), outerDims), m, k: innerA, n,
+  };
 }
 
 export interface MatMulArgs {
@@ -62,7 +92,7 @@ export interface MatMulArgs {
 /** The product's values, [batch, M, N] row-major. */
 export function matMulValues(storage: TensorStorage, cache: WeightCache, args: MatMulArgs): Float32Array {
   const p = planMatMul(args.a.shape, args.b.shape, args.transposeA, args.transposeB);
-  const { batch, batchA, batchB, m, k, n } = p;
+  const { batch, batchB, aMatrix, bMatrix, m, k, n } = p;
   const out = new Float32Array(batch * m * n);
   if (out.length === 0) return out;
   if (k === 0) {
@@ -80,12 +110,14 @@ export function matMulValues(storage: TensorStorage, cache: WeightCache, args: M
     weightOperand(cache, args.b.dataId, j, { values: bValues, offset: j * k * n, n, k, kMajor: !args.transposeB }, mode, isWeight);
   const multiply = (rows: Float32Array, count: number, w: WeightOperand) => multiplyRows(rows, count, k, w, args.bias);
   // A's laid-out copy is used by this call only: reused scratch.
-  if (batchB === 1) return multiply(rowMajor(aValues, 0, batchA, m, k, args.transposeA, stride, 'tfjs.a-rows'), batchA * m, weightFor(0));
+  // One matrix in b: the output's matrices are a's, in order.
+  if (batchB === 1) return multiply(rowMajor(aValues, 0, batch, m, k, args.transposeA, stride, 'tfjs.a-rows'), batch * m, weightFor(0));
   let aRows: Float32Array | undefined;
+  let laidOut = -1;
   for (let i = 0; i < batch; i++) {
-    // With a single matrix in a, it is laid out once for every b.
-    if (batchA > 1 || aRows === undefined) aRows = rowMajor(aValues, (i % batchA) * m * k, 1, m, k, args.transposeA, stride, 'tfjs.a-rows');
-    out.set(multiply(aRows, m, weightFor(i % batchB)), i * m * n);
+    // A matrix of a used by consecutive outputs (one matrix in a, say) is laid out once.
+    if (aMatrix[i] !== laidOut) aRows = rowMajor(aValues, (laidOut = aMatrix[i]) * m * k, 1, m, k, args.transposeA, stride, 'tfjs.a-rows');
+    out.set(multiply(aRows!, m, weightFor(bMatrix[i])), i * m * n);
   }
   return out;
 }
