@@ -24,6 +24,7 @@ const SPEC_FILES = [
   'ops/conv2d_separable_test.js', // separableConv2d, whose gradients take the depthwise ones
   'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
   'ops/einsum_test.js', // Einsum (filled on the wasm base)
+  'ops/max_pool_test.js', // MaxPool's gradient (MaxPoolGrad: the wasm base's is wrong for negative maxima)
   'ops/clone_test.js', // Identity (shares data on the wasm base)
   'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
   'ops/split_test.js', // SplitV (pieces of a weight are recorded as such)
@@ -708,6 +709,43 @@ describe.each(BACKENDS)('depthwise-convolution gradients on %s', (backendName) =
       for (let r = 0; r < c.f[0]; r++) for (let col = 0; col < c.f[1]; col++)
         expect(Array.from(got.df.subarray((r * c.f[1] + col) * taps, (r * c.f[1] + col + 1) * taps)))
           .toEqual(Array.from(want.df.subarray((r * c.d[0] * big.shape[1] + col * c.d[1]) * taps, (r * c.d[0] * big.shape[1] + col * c.d[1] + 1) * taps)));
+    }
+  });
+});
+
+describe.each(BACKENDS)('max pooling\'s gradient on %s', (backendName) => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(backendName)).toBe(true);
+  });
+
+  it('gives tfjs cpu\'s bits: negative maxima, ties, NaN, padded edges, strides, windows larger than the stride', async () => {
+    const configs: { x: number[]; f: number | [number, number]; strides: number | [number, number]; pad: 'same' | 'valid' | number }[] = [
+      { x: [1, 2, 2, 1], f: 2, strides: 2, pad: 'valid' },
+      { x: [2, 7, 6, 3], f: 3, strides: 2, pad: 'same' },
+      { x: [1, 9, 7, 2], f: [3, 2], strides: [2, 1], pad: 'same' },
+      { x: [3, 5, 5, 4], f: 3, strides: 1, pad: 1 },
+      { x: [1, 4, 6, 1], f: 2, strides: 2, pad: 'valid' },
+    ];
+    let seed = 300;
+    for (const c of configs) {
+      const count = c.x.reduce((p, v) => p * v);
+      // Shifted below zero (the wasm base's fault), with ties and a NaN.
+      const x = values(count, seed++).map((v, i) => (i % 5 === 0 ? -0.75 : v - 1.5));
+      x[count >> 1] = NaN;
+      const info = tf.backend_util.computePool2DInfo(c.x as [number, number, number, number], c.f, c.strides, 1, c.pad);
+      const dy = values(info.outShape.reduce((p, v) => p * v), seed++);
+      const attrs = { filterSize: c.f, strides: c.strides, pad: c.pad, dimRoundingMode: undefined };
+      const run = () => tf.tidy(() => {
+        const xt = tf.tensor(x, c.x);
+        const y = tf.maxPool(xt as tf.Tensor4D, c.f, c.strides, c.pad);
+        return (tf.engine().runKernel('MaxPoolGrad', { dy: tf.tensor(dy, info.outShape), input: xt, output: y }, attrs) as tf.Tensor).dataSync() as Float32Array;
+      });
+      const got = run();
+      await tf.setBackend('cpu');
+      const want = run();
+      await tf.setBackend(backendName);
+      expect(Array.from(got), JSON.stringify(c)).toEqual(Array.from(want));
     }
   });
 });

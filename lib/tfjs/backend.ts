@@ -26,6 +26,7 @@ import { einsumKernel } from './kernels/einsum.js';
 import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
 import { identityKernel } from './kernels/identity.js';
+import { maxPoolGradKernel } from './kernels/max-pool-grad.js';
 import { transposeKernel } from './kernels/transpose.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
@@ -50,6 +51,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['Conv2DBackpropFilter', conv2dBackpropFilterKernel, 'all'],
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseConv2dBackpropFilterKernel, 'all'],
   ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dBackpropInputKernel, 'all'],
+  ['MaxPoolGrad', maxPoolGradKernel, 'all'],
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],

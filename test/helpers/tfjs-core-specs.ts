@@ -9,6 +9,7 @@
 // scope around each test.
 
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -70,7 +71,10 @@ function specSource(relativePath: string): string {
     .replace(/^import \{([^}]*)\} from '[./]+test_util';$/m, 'const {$1} = deps.tf.test_util;')
     .replace(/^import \{([^}]*)\} from '\.\/reduce_util';$/m, 'const {$1} = deps.tf.backend_util;')
     .replace(/^import \{([^}]*)\} from '\.\/ops';$/m, 'const {$1} = deps.tf;')
-    .replace(/^export const /gm, 'const ');
+    // A helper spec module beside it (max_pool_test's identity_pool_test): its code, inlined.
+    .replace(/^import \{([^}]*)\} from '\.\/(\w+_test)';$/m,
+      (_, names: string, helper: string) => `const {${names}} = (() => {\n${specSource(`${dirname(relativePath)}/${helper}.js`)}\nreturn {${names}};\n})();`)
+    .replace(/^export (const|function) /gm, '$1 ');
 }
 
 /**
