@@ -25,6 +25,7 @@ const SPEC_FILES = [
   'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
   'ops/einsum_test.js', // Einsum (filled on the wasm base)
   'ops/max_pool_test.js', // MaxPool's gradient (MaxPoolGrad: the wasm base's is wrong for negative maxima)
+  'ops/image/resize_nearest_neighbor_test.js', // its gradient (ResizeNearestNeighborGrad: both bases' are wrong somewhere)
   'ops/clone_test.js', // Identity (shares data on the wasm base)
   'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
   'ops/split_test.js', // SplitV (pieces of a weight are recorded as such)
@@ -746,6 +747,34 @@ describe.each(BACKENDS)('max pooling\'s gradient on %s', (backendName) => {
       const want = run();
       await tf.setBackend(backendName);
       expect(Array.from(got), JSON.stringify(c)).toEqual(Array.from(want));
+    }
+  });
+});
+
+describe.each(BACKENDS)('nearest-neighbour resizing\'s gradient on %s', (backendName) => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(backendName)).toBe(true);
+  });
+
+  it('is the adjoint of tfjs cpu\'s forward resize: batches, up and down, alignCorners, halfPixelCenters', async () => {
+    const configs: [number[], [number, number], boolean, boolean][] = [
+      [[2, 4, 4, 1], [7, 5], false, false], // tfjs cpu's own gradient is wrong here (batch > 1)
+      [[3, 5, 6, 3], [3, 11], true, false],
+      [[2, 6, 5, 2], [9, 4], false, true],
+      [[1, 7, 3, 2], [2, 8], false, false],
+    ];
+    let seed = 400;
+    for (const [shape, size, alignCorners, halfPixelCenters] of configs) {
+      const count = shape.reduce((p, v) => p * v);
+      const dyShape = [shape[0], size[0], size[1], shape[3]];
+      const dy = values(dyShape.reduce((p, v) => p * v), seed++);
+      // Which input element each output element copies: the forward resize of the indices, on cpu.
+      const source = await on('cpu', () => tf.tidy(() => tf.image.resizeNearestNeighbor(tf.range(0, count).reshape(shape) as tf.Tensor4D, size, alignCorners, halfPixelCenters).dataSync()));
+      const sums = new Float64Array(count);
+      source.forEach((from, i) => (sums[from] += dy[i]));
+      const got = tf.tidy(() => tf.grad((x: tf.Tensor4D) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x, size, alignCorners, halfPixelCenters), tf.tensor(dy, dyShape))))(tf.tensor4d(values(count, seed++), shape as [number, number, number, number])).dataSync());
+      expect(Array.from(got), JSON.stringify([shape, size, alignCorners, halfPixelCenters])).toEqual(Array.from(Float32Array.from(sums)));
     }
   });
 });

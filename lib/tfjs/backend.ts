@@ -27,6 +27,7 @@ import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
 import { identityKernel } from './kernels/identity.js';
 import { maxPoolGradKernel } from './kernels/max-pool-grad.js';
+import { resizeNearestNeighborGradKernel } from './kernels/resize-nearest-neighbor-grad.js';
 import { transposeKernel } from './kernels/transpose.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
@@ -52,6 +53,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseConv2dBackpropFilterKernel, 'all'],
   ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dBackpropInputKernel, 'all'],
   ['MaxPoolGrad', maxPoolGradKernel, 'all'],
+  ['ResizeNearestNeighborGrad', resizeNearestNeighborGradKernel, 'all'],
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
