@@ -6,7 +6,8 @@
 //                 since after the products the elementwise ops dominate and wasm runs them
 //                 several times faster than cpu (training steps 1.8–5× faster, docs/tfjs.md). It
 //                 lacks Conv2DBackpropFilter, both depthwise-convolution gradients,
-//                 UnsortedSegmentSum and Einsum; fp4kit provides them.
+//                 UnsortedSegmentSum and Einsum, and gets MaxPoolGrad and
+//                 ResizeNearestNeighborGrad wrong in places; fp4kit provides them.
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
 //                 backend cannot load.
 //
