@@ -14,7 +14,7 @@
 // i % batchA and i % batchB over max(batchA, batchB) matrices, which is the same whenever one side
 // has one matrix or both have the same batch dims, and wrong — a tensor with too few values —
 // when both broadcast, e.g. [2,1,M,K] × [1,3,K,N].) When b has a single matrix (every Dense layer,
-// any rank of a) all of a's matrices go through one product of batchA·M rows.
+// any rank of a) all of a's matrices go through one product of batch·M rows.
 
 import type { TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -29,7 +29,7 @@ import { isWeightData, weightOperand } from './weights.js';
 
 export interface MatMulPlan {
   outShape: number[];
-  batchA: number;
+  /** Matrices in b (1: one weight for every matrix of a). */
   batchB: number;
   /** Output matrices: the size of the broadcast batch dims. */
   batch: number;
@@ -70,12 +70,11 @@ export function planMatMul(aShape: number[], bShape: number[], transposeA: boole
   const innerB = transposeB ? bShape[bRank - 1] : bShape[bRank - 2];
   const m = transposeA ? aShape[aRank - 1] : aShape[aRank - 2];
   const n = transposeB ? bShape[bRank - 2] : bShape[bRank - 1];
-  const batchA = tf.util.sizeFromShape(aShape.slice(0, -2));
   const batchB = tf.util.sizeFromShape(bShape.slice(0, -2));
   const outerDims = tf.broadcast_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
   tf.util.assert(innerA === innerB, () => `Error in matMul: inner shapes (${innerA}) and (${innerB}) of Tensors with shapes ${aShape} and ${bShape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
   return {
-    outShape: [...outerDims, m, n], batchA, batchB, batch: tf.util.sizeFromShape(outerDims),
+    outShape: [...outerDims, m, n], batchB, batch: tf.util.sizeFromShape(outerDims),
     aMatrix: broadcastSource(aShape.slice(0, -2), outerDims), bMatrix: broadcastSource(bShape.slice(0, -2), outerDims), m, k: innerA, n,
   };
 }
