@@ -275,14 +275,14 @@ Napi::Value FgmpCandidatesAsync(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("fgmpCandidates", Napi::Function::New(env, FgmpCandidates));
-  exports.Set("fgmpCandidatesAsync", Napi::Function::New(env, FgmpCandidatesAsync));
-  exports.Set("encodeElements", Napi::Function::New(env, EncodeElements));
-  exports.Set("decodeElements", Napi::Function::New(env, DecodeElements));
-  exports.Set("quantizeBlocks", Napi::Function::New(env, RunBlockCall<parseQuantizeBlocks>));
-  exports.Set("quantizeBlocksAsync", Napi::Function::New(env, RunBlockCallAsync<parseQuantizeBlocks>));
-  exports.Set("dequantizeBlocks", Napi::Function::New(env, RunBlockCall<parseDequantizeBlocks>));
-  exports.Set("absMax", Napi::Function::New(env, AbsMax));
+  exportFunction(env, exports, "fgmpCandidates", FgmpCandidates);
+  exportFunction(env, exports, "fgmpCandidatesAsync", FgmpCandidatesAsync);
+  exportFunction(env, exports, "encodeElements", EncodeElements);
+  exportFunction(env, exports, "decodeElements", DecodeElements);
+  exportFunction(env, exports, "quantizeBlocks", RunBlockCall<parseQuantizeBlocks>);
+  exportFunction(env, exports, "quantizeBlocksAsync", RunBlockCallAsync<parseQuantizeBlocks>);
+  exportFunction(env, exports, "dequantizeBlocks", RunBlockCall<parseDequantizeBlocks>);
+  exportFunction(env, exports, "absMax", AbsMax);
   exports.Set("simd", Napi::String::New(env, activeKernels().simd));
   exports.Set("threads", Napi::Number::New(env, threadCount()));
   registerMatmul(env, exports);

@@ -153,6 +153,16 @@ inline int64_t signWord(int64_t j, int64_t kk, int64_t words) {
 inline bool positive(float v, bool ternary) { return ternary ? v > 0.0f : v >= 0.0f; }
 
 constexpr int64_t kColumnsPerTask = 64;
+// A thread's columns are packed in blocks of at most this many, so its scratch has a fixed size
+// (a row of 2^31 columns must not ask for gigabytes) and each source row is read in 4 KiB runs.
+constexpr int64_t kColumnsPerBlock = 1024;
+
+// Visits columns [begin·kColumnsPerTask, min(cols, end·kColumnsPerTask)) in blocks [c0, c1).
+template <typename F>
+void forEachColumnBlock(int64_t beginTask, int64_t endTask, int64_t cols, F f) {
+  const int64_t last = std::min(cols, endTask * kColumnsPerTask);
+  for (int64_t c0 = beginTask * kColumnsPerTask; c0 < last; c0 += kColumnsPerBlock) f(c0, std::min(last, c0 + kColumnsPerBlock));
+}
 
 }  // namespace
 
@@ -162,6 +172,7 @@ void packSigns(const float* x, int64_t rows, int64_t cols, bool transpose, bool 
   const int64_t words = bitplaneWords(length);
   const int64_t half = signsWordCount(outRows, length);
   uint64_t* nonzero = ternary ? out + half : nullptr;
+  if (words == 0) return;  // reduction length 0: no words to write (however many rows or columns)
   if (!transpose) {
     parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; r++) {
@@ -182,25 +193,26 @@ void packSigns(const float* x, int64_t rows, int64_t cols, bool transpose, bool 
   } else {
     const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
     parallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
-      const int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
-      std::vector<uint64_t> pos(static_cast<size_t>(c1 - c0)), nz(static_cast<size_t>(c1 - c0));
-      for (int64_t r0 = 0; r0 < rows; r0 += 64) {
-        std::fill(pos.begin(), pos.end(), 0);
-        std::fill(nz.begin(), nz.end(), 0);
-        const int64_t count = std::min<int64_t>(64, rows - r0);
-        for (int64_t b = 0; b < count; b++) {
-          const float* row = x + (r0 + b) * cols;
+      std::vector<uint64_t> pos(static_cast<size_t>(kColumnsPerBlock)), nz(static_cast<size_t>(kColumnsPerBlock));
+      forEachColumnBlock(begin, end, cols, [&](int64_t c0, int64_t c1) {
+        for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+          std::fill(pos.begin(), pos.end(), 0);
+          std::fill(nz.begin(), nz.end(), 0);
+          const int64_t count = std::min<int64_t>(64, rows - r0);
+          for (int64_t b = 0; b < count; b++) {
+            const float* row = x + (r0 + b) * cols;
+            for (int64_t c = c0; c < c1; c++) {
+              const float v = row[c];
+              pos[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(positive(v, ternary)) << b;
+              nz[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(!(v == 0.0f)) << b;
+            }
+          }
           for (int64_t c = c0; c < c1; c++) {
-            const float v = row[c];
-            pos[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(positive(v, ternary)) << b;
-            nz[static_cast<size_t>(c - c0)] |= static_cast<uint64_t>(!(v == 0.0f)) << b;
+            out[signWord(c, r0, words)] = pos[static_cast<size_t>(c - c0)];
+            if (nonzero) nonzero[signWord(c, r0, words)] = nz[static_cast<size_t>(c - c0)];
           }
         }
-        for (int64_t c = c0; c < c1; c++) {
-          out[signWord(c, r0, words)] = pos[static_cast<size_t>(c - c0)];
-          if (nonzero) nonzero[signWord(c, r0, words)] = nz[static_cast<size_t>(c - c0)];
-        }
-      }
+      });
     });
   }
   // Rows past outRows in the last panel stay 0.
@@ -219,6 +231,7 @@ int64_t packBitPlanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits
   for (int64_t i = 0; i < rows * cols; i++) {
     if ((static_cast<unsigned>(codes[i]) >> bits) != 0) return i;
   }
+  if (words == 0) return -1;  // reduction length 0: no words to write (however many rows or columns)
   if (!transpose) {
     parallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; r++) {
@@ -237,22 +250,23 @@ int64_t packBitPlanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits
   } else {
     const int64_t tasks = (cols + kColumnsPerTask - 1) / kColumnsPerTask;
     parallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
-      const int64_t c0 = begin * kColumnsPerTask, c1 = std::min(cols, end * kColumnsPerTask);
-      std::vector<uint64_t> plane(static_cast<size_t>((c1 - c0) * bits));
-      for (int64_t r0 = 0; r0 < rows; r0 += 64) {
-        std::fill(plane.begin(), plane.end(), 0);
-        const int64_t count = std::min<int64_t>(64, rows - r0);
-        for (int64_t b = 0; b < count; b++) {
-          const uint8_t* row = codes + (r0 + b) * cols;
+      std::vector<uint64_t> plane(static_cast<size_t>(kColumnsPerBlock * bits));
+      forEachColumnBlock(begin, end, cols, [&](int64_t c0, int64_t c1) {
+        for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+          std::fill(plane.begin(), plane.end(), 0);
+          const int64_t count = std::min<int64_t>(64, rows - r0);
+          for (int64_t b = 0; b < count; b++) {
+            const uint8_t* row = codes + (r0 + b) * cols;
+            for (int64_t c = c0; c < c1; c++) {
+              const uint64_t code = row[c];
+              for (int p = 0; p < bits; p++) plane[static_cast<size_t>((c - c0) * bits + p)] |= ((code >> p) & 1) << b;
+            }
+          }
           for (int64_t c = c0; c < c1; c++) {
-            const uint64_t code = row[c];
-            for (int p = 0; p < bits; p++) plane[static_cast<size_t>((c - c0) * bits + p)] |= ((code >> p) & 1) << b;
+            for (int p = 0; p < bits; p++) out[(c * bits + p) * words + (r0 >> 6)] = plane[static_cast<size_t>((c - c0) * bits + p)];
           }
         }
-        for (int64_t c = c0; c < c1; c++) {
-          for (int p = 0; p < bits; p++) out[(c * bits + p) * words + (r0 >> 6)] = plane[static_cast<size_t>((c - c0) * bits + p)];
-        }
-      }
+      });
     });
   }
   return -1;

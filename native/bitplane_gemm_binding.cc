@@ -116,9 +116,9 @@ Napi::Value BitplaneMatmul(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerBitplaneGemm(Napi::Env env, Napi::Object exports) {
-  exports.Set("packSigns", Napi::Function::New(env, PackSigns));
-  exports.Set("packBitPlanes", Napi::Function::New(env, PackBitPlanes));
-  exports.Set("bitplaneMatmul", Napi::Function::New(env, BitplaneMatmul));
+  exportFunction(env, exports, "packSigns", PackSigns);
+  exportFunction(env, exports, "packBitPlanes", PackBitPlanes);
+  exportFunction(env, exports, "bitplaneMatmul", BitplaneMatmul);
   exports.Set("bitplaneSimd", Napi::String::New(env, activeBitplaneKernel().simd));
 }
 

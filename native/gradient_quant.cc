@@ -178,12 +178,17 @@ int64_t gradientGroupCount(int64_t rows, int64_t cols, int32_t groups) {
   return groups == kGroupsSample ? rows : groups == kGroupsChannel ? cols : 1;
 }
 
+// The rows the element loops visit: none when rows are empty (cols = 0), however many there are
+// (2^40 empty rows must not be walked one by one). Every backend uses the same rule.
+static int64_t gradientElementRows(int64_t rows, int64_t cols) { return cols == 0 ? 0 : rows; }
+
 int64_t quantizeGradient(const GradientArgs& a) {
   const int64_t count = gradientGroupCount(a.rows, a.cols, a.groups);
   const double B = static_cast<double>((1 << a.bits) - 1);
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<float> lo(static_cast<size_t>(count), inf), hi(static_cast<size_t>(count), -inf);
   const int64_t minRows = std::max<int64_t>(1, kElementsPerThread / std::max<int64_t>(1, a.cols));
+  const int64_t rows = gradientElementRows(a.rows, a.cols);
 
   // Phase 1. Sample groups: each range owns its rows' groups. Otherwise: partial ranges merged
   // under a lock (min and max of a set do not depend on the merge order).
@@ -195,9 +200,9 @@ int64_t quantizeGradient(const GradientArgs& a) {
     if (firstBad < 0 || bad < firstBad) firstBad = bad;
   };
   if (a.groups == kGroupsSample) {
-    parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) { noteBad(accumulateRanges(a, r0, r1, lo.data(), hi.data())); });
+    parallelFor(rows, minRows, [&](int64_t r0, int64_t r1) { noteBad(accumulateRanges(a, r0, r1, lo.data(), hi.data())); });
   } else {
-    parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
+    parallelFor(rows, minRows, [&](int64_t r0, int64_t r1) {
       std::vector<float> l(static_cast<size_t>(count), inf), h(static_cast<size_t>(count), -inf);
       const int64_t bad = accumulateRanges(a, r0, r1, l.data(), h.data());
       std::lock_guard<std::mutex> guard(lock);
@@ -241,7 +246,7 @@ int64_t quantizeGradient(const GradientArgs& a) {
   const std::vector<double> lo64(lo.begin(), lo.end());
   const GradientCodesRun run = chosenCodesRun();
   const bool perColumn = a.groups == kGroupsChannel;
-  parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
+  parallelFor(rows, minRows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const float* row = a.src + r * a.cols;
       uint8_t* out = a.codes + r * a.cols;
@@ -280,7 +285,7 @@ void dequantizeColumns(const uint8_t* __restrict codes, float* __restrict out, i
 
 void dequantizeGradient(const GradientDequantArgs& a) {
   const int64_t minRows = std::max<int64_t>(1, kElementsPerThread / std::max<int64_t>(1, a.cols));
-  parallelFor(a.rows, minRows, [&](int64_t r0, int64_t r1) {
+  parallelFor(gradientElementRows(a.rows, a.cols), minRows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const uint8_t* codes = a.codes + r * a.cols;
       float* out = a.out + r * a.cols;

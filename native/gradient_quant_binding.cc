@@ -72,8 +72,8 @@ Napi::Value DequantizeGradient(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerGradientQuant(Napi::Env env, Napi::Object exports) {
-  exports.Set("quantizeGradient", Napi::Function::New(env, QuantizeGradient));
-  exports.Set("dequantizeGradient", Napi::Function::New(env, DequantizeGradient));
+  exportFunction(env, exports, "quantizeGradient", QuantizeGradient);
+  exportFunction(env, exports, "dequantizeGradient", DequantizeGradient);
 }
 
 }  // namespace fp4kit

@@ -44,6 +44,11 @@ class StagingBlock {
   ~StagingBlock();
   uint8_t* data() const { return data_; }
   size_t capacity() const { return capacity_; }
+  // Gives up the memory without handing it back to the pool (the caller frees it).
+  uint8_t* detach() {
+    capacity_ = 0;
+    return std::exchange(data_, nullptr);
+  }
 
  private:
   uint8_t* data_ = nullptr;
@@ -89,8 +94,10 @@ class StagingPool {
       auto largest = std::max_element(idle_.begin(), idle_.end(),
                                       [](const StagingBlock& a, const StagingBlock& b) { return a.capacity() < b.capacity(); });
       idleBytes_ -= largest->capacity();
-      std::free(largest->data());
-      *largest = StagingBlock();  // emptied: its destructor must not hand it back again
+      // Detached, not overwritten: move-assignment swaps, and a block destroyed here would hand
+      // the memory back to this pool while its mutex is held (a deadlock, seen with one staging
+      // block over kIdleBytes, i.e. any asynchronous job of more than 256 MiB).
+      std::free(largest->detach());
       idle_.erase(largest);
     }
   }

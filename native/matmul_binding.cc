@@ -336,12 +336,12 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerMatmul(Napi::Env env, Napi::Object exports) {
-  exports.Set("repackFp4Weights", Napi::Function::New(env, RepackFp4Weights));
-  exports.Set("repackPlaneWeights", Napi::Function::New(env, RepackPlaneWeights));
-  exports.Set("releaseFp4Weights", Napi::Function::New(env, ReleaseFp4Weights));
-  exports.Set("matmulFp4Int8", Napi::Function::New(env, MatmulFp4Int8));
-  exports.Set("matmulFp4Int8Async", Napi::Function::New(env, MatmulFp4Int8Async));
-  exports.Set("matmulDecoded", Napi::Function::New(env, MatmulDecoded));
+  exportFunction(env, exports, "repackFp4Weights", RepackFp4Weights);
+  exportFunction(env, exports, "repackPlaneWeights", RepackPlaneWeights);
+  exportFunction(env, exports, "releaseFp4Weights", ReleaseFp4Weights);
+  exportFunction(env, exports, "matmulFp4Int8", MatmulFp4Int8);
+  exportFunction(env, exports, "matmulFp4Int8Async", MatmulFp4Int8Async);
+  exportFunction(env, exports, "matmulDecoded", MatmulDecoded);
   exports.Set("matmulSimd", Napi::String::New(env, activeMatmulKernel().simd));
   exports.Set("nansCanonical", Napi::Boolean::New(env, true));
 }

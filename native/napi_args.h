@@ -5,6 +5,8 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <exception>
+#include <new>
 #include <string>
 
 #include "job_buffers.h"
@@ -97,6 +99,30 @@ static T* bufferArg(const Napi::Env& env, const Napi::Value& v, const std::strin
   }
   if (needed > 0 && view.data == nullptr) throw Napi::TypeError::New(env, name + " is detached");
   return reinterpret_cast<T*>(view.data);
+}
+
+// Exports a function whose C++ exceptions all become JavaScript errors: node-addon-api turns only
+// Napi::Error into one, and anything else (std::bad_alloc of a large scratch buffer, from a
+// worker thread too: threads.h rethrows it here) would otherwise reach std::terminate and take the
+// process down.
+static inline void exportFunction(Napi::Env env, Napi::Object exports, const char* name,
+                                  Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+  exports.Set(name, Napi::Function::New(
+                        env,
+                        [fn, name](const Napi::CallbackInfo& info) -> Napi::Value {
+                          try {
+                            return fn(info);
+                          } catch (const Napi::Error&) {
+                            throw;
+                          } catch (const std::bad_alloc&) {
+                            throw Napi::RangeError::New(info.Env(), std::string(name) + ": out of memory (a native allocation failed)");
+                          } catch (const std::exception& e) {
+                            throw Napi::Error::New(info.Env(), std::string(name) + ": native error: " + e.what());
+                          } catch (...) {
+                            throw Napi::Error::New(info.Env(), std::string(name) + ": native error");
+                          }
+                        },
+                        name));
 }
 
 }  // namespace fp4kit

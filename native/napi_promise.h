@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -42,7 +43,13 @@ class PromiseWorker : public Napi::AsyncWorker {
     return Napi::Value(env, promise);
   }
 
-  void Execute() override { call_.run(); }
+  void Execute() override {
+    try {
+      call_.run();
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory (a native allocation failed)");  // the Promise rejects with this
+    }
+  }
 
   void OnOK() override {
     try {

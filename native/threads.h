@@ -9,7 +9,8 @@
 // call of a token-by-token decode loop starts without a futex wake-up, then sleep. The pool is
 // never destroyed: workers are detached and block on a condition variable of a leaked object,
 // so no static destructor can run under them and process exit (main thread or worker_threads)
-// never waits for them.
+// never waits for them. An exception thrown in any range (std::bad_alloc of a scratch buffer)
+// reaches the caller once every range has finished, never std::terminate.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -86,6 +88,8 @@ class ThreadPool {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     }
+    std::exception_ptr fromWorker = std::exchange(workerError_, nullptr);
+    if (!error) error = fromWorker;
     busy_.store(false, std::memory_order_release);
     if (error) std::rethrow_exception(error);
     return true;
@@ -129,7 +133,15 @@ class ThreadPool {
       seen = generation_.load(std::memory_order_acquire);
       if (index < threads_) {
         const int64_t begin = index * per_, end = std::min(count_, begin + per_);
-        if (begin < end) body_(ctx_, begin, end);
+        if (begin < end) {
+          // An exception must not leave a worker (std::terminate): the caller rethrows it.
+          try {
+            body_(ctx_, begin, end);
+          } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!workerError_) workerError_ = std::current_exception();
+          }
+        }
       }
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -150,6 +162,7 @@ class ThreadPool {
   const void* ctx_ = nullptr;
   int64_t count_ = 0, per_ = 0;
   int threads_ = 0;
+  std::exception_ptr workerError_;  // the first exception a worker caught in this job (under mutex_)
 };
 
 }  // namespace detail

@@ -4,43 +4,17 @@
 // inputs as they were at the call. Each case runs in a child process, so a crash fails the test
 // instead of killing the test runner. Also: worker termination with jobs in flight, weights
 // changed between products, memory of a tight loop, and the event loop during wasm/js products.
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { testedBackends } from './helpers/backends.js';
+import { expectClean, runInChild } from './helpers/child-process.js';
 
-const LIB = fileURLToPath(new URL('../lib/index.ts', import.meta.url));
 // Workers load the built library: tsx's loader does not reach eval'd worker code.
 const DIST = fileURLToPath(new URL('../dist/lib/index.js', import.meta.url));
-const DATA = fileURLToPath(new URL('./helpers/data.ts', import.meta.url));
-
-/** Runs an ES module body in a fresh Node with `fp4` (the library on `backend`), `same(a, b)`
- *  (bitwise equality of two typed arrays) and gc(); returns its exit status and output. */
-function child(backend: string, body: string, timeoutMs = 60_000) {
-  const code = `
-    import * as fp4 from ${JSON.stringify(LIB)};
-    import { gaussian } from ${JSON.stringify(DATA)};
-    fp4.setBackend(${JSON.stringify(backend)});
-    const same = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
-    const check = (ok, what) => { if (!ok) { console.error('FAILED: ' + what); process.exitCode = 1; } };
-    const detach = (buf) => structuredClone(buf, { transfer: [buf] });
-    ${body}
-  `;
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code], {
-    encoding: 'utf8', timeout: timeoutMs, env: { ...process.env },
-  });
-  return { status: r.status, signal: r.signal, out: `${r.stdout}\n${r.stderr}` };
-}
-
-function expectClean(r: ReturnType<typeof child>) {
-  expect(r.signal, r.out).toBeNull();
-  expect(r.status, r.out).toBe(0);
-  expect(r.out).not.toMatch(/FAILED/);
-}
 
 describe.each(testedBackends())('async calls own their inputs (%s)', (backend) => {
   it('quantizeAsync: the input transferred, shrunk or overwritten after the call changes nothing', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const rows = 512, cols = 4096;
       for (const format of ['mxfp4', 'nvfp4', 'mxfp8_e4m3', 'fgmp']) {
         const original = gaussian(rows * cols, 7);
@@ -70,7 +44,7 @@ describe.each(testedBackends())('async calls own their inputs (%s)', (backend) =
   });
 
   it('quantizeAsync: stochastic rounding, bf16 and many jobs at once equal quantize()', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const rows = 256, cols = 1000;
       const x = gaussian(rows * cols, 3);
       const bf16 = new Uint16Array(x.length);
@@ -87,7 +61,7 @@ describe.each(testedBackends())('async calls own their inputs (%s)', (backend) =
   });
 
   it('matmulAsync: activations, quantized operands, weights and bias detached after the call change nothing', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const [m, n, k] = ${backend === 'js' ? '[40, 64, 256]' : '[300, 512, 1024]'};
       for (const format of ['nvfp4', 'mxfp4', 'fgmp', 'mxfp8_e4m3']) {
         const w = fp4.quantize(gaussian(n * k, 1, 0.05), { format, shape: [n, k] });
@@ -117,7 +91,7 @@ describe.each(testedBackends())('async calls own their inputs (%s)', (backend) =
   });
 
   it('SharedArrayBuffer-backed inputs are accepted and read in place, same bits', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const rows = 64, cols = 512;
       const x = gaussian(rows * cols, 9);
       const shared = new Float32Array(new SharedArrayBuffer(x.byteLength));
@@ -137,7 +111,7 @@ describe.each(testedBackends())('async calls own their inputs (%s)', (backend) =
 describe('the native Promise kernels stage their outputs', () => {
   const native = testedBackends().includes('native');
   it.runIf(native)('an output detached while the job runs rejects with a clear error and writes nothing', () => {
-    expectClean(child('native', `
+    expectClean(runInChild('native', `
       const { getKernels } = await import(${JSON.stringify(fileURLToPath(new URL('../lib/kernels/registry.ts', import.meta.url)))});
       const k = getKernels();
       const rows = 2048, cols = 4096;
@@ -157,11 +131,41 @@ describe('the native Promise kernels stage their outputs', () => {
       check(same(d2, d3) && same(s2, s3), 'staged output equals in-place output');
     `));
   });
+  // The staging pool keeps at most 256 MiB of idle blocks; handing back a bigger block used to
+  // deadlock the JavaScript thread (the evicted block re-entered the pool under its own lock).
+  it.runIf(native)('jobs larger than the idle staging pool (256 MiB) settle, with the bits of quantize()', () => {
+    expectClean(runInChild('native', `
+      const rows = 2304, cols = 32768; // 288 MiB of float32
+      const x = new Float32Array(rows * cols);
+      for (let i = 0; i < x.length; i += 97) x[i] = (i % 1013) / 64 - 7;
+      const want = fp4.quantize(x, { format: 'mxfp4', shape: [rows, cols] });
+      for (let round = 0; round < 2; round++) {
+        const got = await fp4.quantizeAsync(x, { format: 'mxfp4', shape: [rows, cols] });
+        check(same(got.data, want.data) && same(got.scales, want.scales), 'round ' + round + ' equals quantize()');
+      }
+      console.log('settled');
+    `, { timeoutMs: 120_000 }));
+  }, 150_000);
+
+  it.runIf(native)('a staging allocation that fails is a RangeError, and the process goes on', () => {
+    const r = runInChild('native', `
+      const rows = 13440, cols = 32768; // 1.64 GiB of float32: fits once under the cap, not twice
+      const x = new Float32Array(rows * cols);
+      let error = null;
+      try { await fp4.quantizeAsync(x, { format: 'mxfp4', shape: [rows, cols] }); } catch (e) { error = e; }
+      check(error instanceof RangeError && /out of memory/.test(error.message), 'error: ' + error);
+      const small = new Float32Array(4096).map((_, i) => Math.sin(i));
+      const a = fp4.quantize(small, { format: 'mxfp4', shape: [1, 4096] });
+      const b = await fp4.quantizeAsync(small, { format: 'mxfp4', shape: [1, 4096] });
+      check(same(a.data, b.data), 'a later job works');
+    `, { addressSpaceKiB: 3_500_000 });
+    expectClean(r);
+  });
 });
 
 describe.each(testedBackends())('environment teardown with jobs in flight (%s)', (backend) => {
   it('terminating a worker_threads Worker while its jobs run leaves the process alive', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const { Worker } = await import('node:worker_threads');
       const body = \`
         const { parentPort } = await import('node:worker_threads');
@@ -179,13 +183,13 @@ describe.each(testedBackends())('environment teardown with jobs in flight (%s)',
         await w.terminate();
       }
       console.log('alive');
-    `, 120_000));
+    `, { timeoutMs: 120_000 }));
   });
 });
 
 describe.each(testedBackends())('process exit with jobs in flight (%s)', (backend) => {
   it('process.exit() while jobs run ends the process with its own status, no crash', () => {
-    const r = child(backend, `
+    const r = runInChild(backend, `
       const x = new Float32Array(1 << 22).fill(0.75);
       for (let i = 0; i < 6; i++) fp4.quantizeAsync(x, { format: i % 2 ? 'nvfp4' : 'mxfp8_e4m3', shape: [1024, 4096] });
       const w = fp4.quantize(x.subarray(0, 256 * 4096), { format: 'mxfp4', shape: [256, 4096] });
@@ -199,7 +203,7 @@ describe.each(testedBackends())('process exit with jobs in flight (%s)', (backen
 
 describe.each(testedBackends())('weights between products (%s)', (backend) => {
   it('a plain tensor changed after a product is multiplied with its new values; a prepared one keeps its snapshot', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const [m, n, k] = [8, 64, 256];
       const x = gaussian(m * k, 1);
       const q = fp4.quantize(gaussian(n * k, 2), { format: 'nvfp4', shape: [n, k] });
@@ -219,7 +223,7 @@ describe.each(testedBackends())('weights between products (%s)', (backend) => {
   });
 
   it('prepared weights on the decoded path (quantized activations, E5M2 weights): the bits of plain tensors, call after call', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const [m, n, k] = [5, 40, 200];
       for (const format of ['mxfp8_e4m3', 'mxfp8_e5m2', 'fgmp']) {
         const q = fp4.quantize(gaussian(n * k, 4), { format, shape: [n, k] });
@@ -235,7 +239,7 @@ describe.each(testedBackends())('weights between products (%s)', (backend) => {
   });
 
   it('a tight synchronous loop over fresh weights keeps its memory flat', () => {
-    const r = child(backend, `
+    const r = runInChild(backend, `
       const [n, k] = [256, 512];
       const x = gaussian(4 * k, 1);
       const src = gaussian(n * k, 2);
@@ -246,14 +250,14 @@ describe.each(testedBackends())('weights between products (%s)', (backend) => {
       const grown = (process.memoryUsage().rss - before) / 2 ** 20;
       console.log('rss growth MiB ' + grown.toFixed(1));
       check(grown < 48, 'RSS grew by ' + grown.toFixed(1) + ' MiB over the loop');
-    `, 180_000);
+    `, { timeoutMs: 180_000 });
     expectClean(r);
   });
 });
 
 describe.each(testedBackends().filter((b) => b !== 'native'))('the event loop turns during a product (%s)', (backend) => {
   it('matmulAsync runs in slices: timers fire while it runs, and the result equals matmul()', () => {
-    expectClean(child(backend, `
+    expectClean(runInChild(backend, `
       const [m, n, k] = ${backend === 'js' ? '[128, 128, 512]' : '[512, 2048, 2048]'};
       const w = fp4.quantize(gaussian(n * k, 1, 0.05), { format: 'nvfp4', shape: [n, k] });
       const x = gaussian(m * k, 2);

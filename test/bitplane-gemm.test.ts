@@ -12,6 +12,7 @@ import {
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
+import { expectClean, runInChild } from './helpers/child-process.js';
 import { gaussian, rng } from './helpers/data.js';
 
 const backends = testedBackends();
@@ -101,6 +102,26 @@ describe.each(backends)('bit-plane product on %s', (backend) => {
       const g = packGradient(quantizeGradient(new Float32Array(m * k).fill(0.5), { shape: [m, k], bits: 2 }), { reduce: 'columns' });
       expect(bitplaneMatmul(g, signs)).toEqual(new Float32Array(m * n));
     }
+  });
+
+  // In a child process: the native kernel used to size its scratch by the column count and abort
+  // (std::bad_alloc) on 2^31 columns, or take seconds on 2^26, and the others walked every empty row,
+  // for an output of no words at all.
+  it('an empty reduction packs at once, however many rows or columns (2^31), plain and transposed', () => {
+    expectClean(runInChild(backend, `
+      const big = 2 ** 31;
+      const started = Date.now();
+      for (const transpose of [false, true]) {
+        const shape = transpose ? [0, big] : [big, 0];
+        for (const ternary of [false, true]) {
+          const s = fp4.packSigns(new Float32Array(0), { shape, transpose, ternary });
+          check(s.rows === big && s.length === 0 && s.data.length === 0, 'packSigns ' + transpose + ' ' + ternary + ': ' + s.rows + ' ' + s.length + ' ' + s.data.length);
+        }
+        const p = fp4.packBitPlanes(new Uint8Array(0), { shape, bits: 8, transpose });
+        check(p.rows === big && p.length === 0 && p.data.length === 0, 'packBitPlanes ' + transpose);
+      }
+      console.log('took', Date.now() - started, 'ms');
+    `, { timeoutMs: 10_000 })); // walking the rows took 20 s (js), 5 s (wasm): a hang detector, 20× headroom
   });
 
   it('all-maximal codes against all −1 and all +1 (the extreme sums)', () => {
@@ -281,14 +302,23 @@ describe('bit-plane products: the same bytes on every backend', () => {
     const codes = randomCodes(next, m * k, bits);
     const x = randomSigns(next, n * k);
     const g = gaussian(m * k, seedOf(next));
+    // Wide transposed packs: a thread's columns go in blocks of 1024 (native), ragged at both ends.
+    const [kw, nw] = [150, 2 * 1024 + 700];
+    const wideX = randomSigns(next, kw * nw);
+    const wideCodes = randomCodes(next, kw * nw, 5);
     const results = backends.map((b) => withBackend(b, () => {
+      const wide = [
+        packSigns(wideX, { shape: [kw, nw], transpose: true }).data,
+        packSigns(wideX, { shape: [kw, nw], transpose: true, ternary: true }).data,
+        packBitPlanes(wideCodes, { shape: [kw, nw], bits: 5, transpose: true }).data,
+      ];
       const a = packBitPlanes(codes, { shape: [m, k], bits });
       const aT = packBitPlanes(codes, { shape: [m, k], bits, transpose: true });
       const s = packSigns(x, { shape: [n, k], ternary: true });
       const sT = packSigns(x, { shape: [n, k], transpose: true });
       const q = quantizeGradient(g, { shape: [m, k], bits: 3, groups: 'sample', prune: 'agp', seed: 12 });
       const f = bitplaneMatmul(packGradient(q, { reduce: 'columns' }), packSigns(x, { shape: [n, k] }));
-      return [a.data, aT.data, s.data, sT.data, new Uint8Array(bitplaneMatmulInt(a, s).buffer), new Uint8Array(f.buffer)];
+      return [a.data, aT.data, s.data, sT.data, new Uint8Array(bitplaneMatmulInt(a, s).buffer), new Uint8Array(f.buffer), ...wide];
     }));
     for (let i = 1; i < results.length; i++) {
       for (let j = 0; j < results[0].length; j++) expect(Buffer.compare(Buffer.from(results[i][j]), Buffer.from(results[0][j]))).toBe(0);

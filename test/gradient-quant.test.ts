@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { dequantizeGradient, quantizeGradient, withBackend, type GradientGroups, type GradientPrune, type QuantizedGradient } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
+import { expectClean, runInChild } from './helpers/child-process.js';
 import { gaussian, rng } from './helpers/data.js';
 
 const backends = testedBackends();
@@ -361,6 +362,22 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
       expect(e.scales.length).toBe(5);
       expect(dequantizeGradient(e).length).toBe(0);
       expect(quantizeGradient(new Float32Array(0), { shape: [0, 3], bits: 4, groups: 'channel', prune: 'agp' }).mask.length).toBe(3);
+    });
+
+    // In a child process: every backend used to walk 2^40 empty rows one by one (a hang).
+    it('2^40 empty rows (cols = 0) are not walked: per tensor and per channel at once', () => {
+      expectClean(runInChild(backend, `
+        const rows = 2 ** 40;
+        for (const groups of ['tensor', 'channel']) {
+          for (const prune of ['none', 'agp']) {
+            const q = fp4.quantizeGradient(new Float32Array(0), { shape: [rows, 0], bits: 2, groups, prune, seed: 3 });
+            const count = groups === 'tensor' ? 1 : 0;
+            check(q.codes.length === 0 && q.scales.length === count && q.mask.length === count, groups + ' ' + prune + ': lengths');
+            if (count) check(q.scales[0] === 0 && q.zeros[0] === 0, 'an empty group is [0, 0]');
+            check(fp4.dequantizeGradient(q).length === 0, groups + ' ' + prune + ': dequantized');
+          }
+        }
+      `, { timeoutMs: 30_000 }));
     });
 
     it('non-finite gradients are refused, naming the first one', () => {

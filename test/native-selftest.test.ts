@@ -17,6 +17,8 @@ it('every SIMD kernel table equals the scalar kernels, NEON included when it can
   expect(fp4Runs).toBe((process.arch === 'x64' ? 1 : 0) + (haveCross ? 1 : 0));
   // Under qemu (its default CPU has the dot-product extension) both NEON kernels were compared.
   if (haveCross && process.arch === 'x64') expect(output).toMatch(/^fp4 tiles: [1-9]\d* products of 2 SIMD kernel/m);
+  // An exception in a worker's range reaches the caller (x86 and AArch64 builds alike).
+  expect(output.match(/^thread pool: exceptions of \d+ threads' ranges reach the caller$/gm)?.length ?? 0).toBe((process.arch === 'x64' ? 1 : 0) + (haveCross ? 1 : 0));
   expect(output).not.toMatch(/FAIL/);
   expect(output.match(/^0 failures$/gm)?.length ?? 0).toBeGreaterThan(0);
 }, 300_000);

@@ -19,7 +19,8 @@ export function bitplaneGemmWasm(mem: WasmMemory): Pick<Kernels, 'packSigns' | '
     mem.reset();
     const out = mem.alloc(outBytes);
     mem.bytes(out, outBytes).fill(0);
-    mem.forEachRowChunk(rows, cols * 4, (r0, n) => {
+    // Empty rows (cols = 0) hold nothing to read, however many there are.
+    mem.forEachRowChunk(cols === 0 ? 0 : rows, cols * 4, (r0, n) => {
       const src = mem.copyIn(a.src.subarray(r0 * cols, (r0 + n) * cols));
       x.packSignsRows(src, n, cols, r0, a.transpose ? 1 : 0, a.ternary ? 1 : 0, outRows, length, out);
     });
@@ -35,7 +36,7 @@ export function bitplaneGemmWasm(mem: WasmMemory): Pick<Kernels, 'packSigns' | '
     mem.bytes(out, outBytes).fill(0);
     const chunkStart = mem.mark();
     const per = rowsPerChunk(cols);
-    for (let r0 = 0; r0 < rows; r0 += per) {
+    for (let r0 = 0; cols > 0 && r0 < rows; r0 += per) { // empty rows hold nothing to read
       const n = Math.min(per, rows - r0);
       mem.release(chunkStart);
       const codes = mem.copyIn(a.codes.subarray(r0 * cols, (r0 + n) * cols));

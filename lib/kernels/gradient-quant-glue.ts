@@ -5,7 +5,7 @@
 // tensor at once.
 
 import {
-  gradientCodes, gradientDequantize, gradientGroupCount, gradientKeep, rangesAccumulate, rangesFinish, rangesInit,
+  gradientCodes, gradientDequantize, gradientElementRows, gradientGroupCount, gradientKeep, rangesAccumulate, rangesFinish, rangesInit,
 } from './ref/gradient-quant.js';
 import { guardBytes, guardDims, guardFloats } from './kernel-guards.js';
 import type { GradientDequantArgs, GradientQuantArgs } from './contract.js';
@@ -69,16 +69,17 @@ export function quantizeGradientJs(args: GradientQuantArgs): number {
   const lo = new Float32Array(count);
   const hi = new Float32Array(count);
   rangesInit(lo, hi, count);
-  const bad = rangesAccumulate(a.src, a.rows, a.cols, a.groups, 0, lo, hi);
+  const rows = gradientElementRows(a.rows, a.cols);
+  const bad = rangesAccumulate(a.src, rows, a.cols, a.groups, 0, lo, hi);
   if (bad >= 0) return bad;
   rangesFinish(lo, hi, count);
   const inv = new Float64Array(count);
   gradientKeep(lo, hi, count, a.bits, a.prune, a.seed, a.scales, a.zeros, a.mask, a.keepProbability, inv, new Float64Array(count), new Uint8Array(count));
-  gradientCodes(a.src, a.rows, a.cols, a.bits, a.groups, a.seed, 0, lo, inv, a.codes);
+  gradientCodes(a.src, rows, a.cols, a.bits, a.groups, a.seed, 0, lo, inv, a.codes);
   return -1;
 }
 
 export function dequantizeGradientJs(args: GradientDequantArgs): void {
   const a = guardGradientDequantArgs(args);
-  gradientDequantize(a.codes, a.scales, a.zeros, a.mask, a.rows, a.cols, a.groups, a.out);
+  gradientDequantize(a.codes, a.scales, a.zeros, a.mask, gradientElementRows(a.rows, a.cols), a.cols, a.groups, a.out);
 }

@@ -5,6 +5,7 @@
 
 import type { GradientDequantArgs, GradientQuantArgs, Kernels } from './contract.js';
 import { guardGradientDequantArgs, guardGradientQuantArgs } from './gradient-quant-glue.js';
+import { gradientElementRows } from './ref/gradient-quant.js';
 import { rowsPerChunk, type WasmMemory } from './wasm-memory.js';
 
 export function gradientQuantWasm(mem: WasmMemory): Pick<Kernels, 'quantizeGradient' | 'dequantizeGradient'> {
@@ -15,7 +16,8 @@ export function gradientQuantWasm(mem: WasmMemory): Pick<Kernels, 'quantizeGradi
    *  a tensor that fits one chunk is copied in once. */
   function quantizeGradient(args: GradientQuantArgs): number {
     const a = guardGradientQuantArgs(args);
-    const { rows, cols, count } = a;
+    const { cols, count } = a;
+    const rows = gradientElementRows(a.rows, cols);
     mem.reset();
     const lo = mem.alloc(count * 4);
     const hi = mem.alloc(count * 4);
@@ -59,7 +61,8 @@ export function gradientQuantWasm(mem: WasmMemory): Pick<Kernels, 'quantizeGradi
 
   function dequantizeGradient(args: GradientDequantArgs): void {
     const a = guardGradientDequantArgs(args);
-    const { rows, cols, count } = a;
+    const { cols, count } = a;
+    const rows = gradientElementRows(a.rows, cols);
     mem.reset();
     const scales = mem.copyIn(a.scales.subarray(0, count));
     const zeros = mem.copyIn(a.zeros.subarray(0, count));

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #if defined(__aarch64__)
@@ -22,6 +23,7 @@
 #include "../../native/matmul_aligned.h"
 #include "../../native/matmul_planes.h"
 #include "../../native/quantize.h"
+#include "../../native/threads.h"
 
 using namespace fp4kit;
 
@@ -747,7 +749,35 @@ void checkAlignedCodes() {
 #endif
 }
 
+// An exception thrown in any range of parallelFor (a worker's or the caller's) reaches the caller
+// after every range has finished, and the pool runs the next job in full (a worker that let an
+// exception escape would std::terminate the process).
+void checkThreadPoolExceptions() {
+  std::vector<int> seen(4096);
+  for (const int64_t thrower : {int64_t(0), int64_t(4095), int64_t(2048)}) {
+    std::fill(seen.begin(), seen.end(), 0);
+    bool caught = false;
+    try {
+      parallelFor(4096, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; i++) seen[static_cast<size_t>(i)] = 1;
+        if (b <= thrower && thrower < e) throw std::runtime_error("range fault");
+      });
+    } catch (const std::runtime_error& err) {
+      caught = std::string(err.what()) == "range fault";
+    }
+    check(caught, "thread pool: the exception of the range holding item " + std::to_string(thrower) + " reaches the caller");
+    check(std::count(seen.begin(), seen.end(), 1) == 4096, "thread pool: every range ran to its end before the rethrow");
+  }
+  std::vector<int> after(4096, 0);
+  parallelFor(4096, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) after[static_cast<size_t>(i)] = 1;
+  });
+  check(std::count(after.begin(), after.end(), 1) == 4096, "thread pool: the next job runs every range");
+  std::printf("thread pool: exceptions of %d threads' ranges reach the caller\n", threadCount());
+}
+
 int main() {
+  setenv("FP4KIT_THREADS", "4", 0);  // workers exist even on a one-core machine (read once, before any kernel runs)
   std::vector<const QuantizeKernels*> tables;
 #if defined(__x86_64__)
   __builtin_cpu_init();
@@ -774,6 +804,7 @@ int main() {
   checkAligned();
   checkAlignedCodes();
   checkBitplaneProduct();
+  checkThreadPoolExceptions();
   std::printf("bit-plane rows compared with the scalar kernel; product (%s) with an integer GEMM\n", activeBitplaneKernel().simd);
   std::printf("%d failures\n", failures);
   return failures == 0 && !tables.empty() ? 0 : 1;

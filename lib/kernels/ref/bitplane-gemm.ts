@@ -58,6 +58,7 @@ export function packSigns(x: Float32Array, rows: number, cols: number, transpose
   const words = wordsOf(length);
   const half = signsBytes(outRows, length, false);
   out.fill(0, 0, ternary ? 2 * half : half);
+  if (cols === 0) return; // empty rows: nothing to read, however many (2^31 must not be walked)
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const v = x[r * cols + c];
@@ -81,6 +82,7 @@ export function packBitPlanes(codes: Uint8Array, rows: number, cols: number, bit
   const length = transpose ? rows : cols;
   const words = wordsOf(length);
   out.fill(0, 0, planesBytes(outRows, length, bits));
+  if (cols === 0) return -1; // empty rows: nothing to read, however many (2^31 must not be walked)
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const code = codes[r * cols + c];

@@ -42,6 +42,12 @@ export function gradientGroupCount(rows: number, cols: number, groups: number): 
   return groups === GradientGroupsId.sample ? rows : groups === GradientGroupsId.channel ? cols : 1;
 }
 
+/** The rows the element loops (phases 1 and 3, dequantize) visit: none when rows are empty
+ *  (cols = 0), however many there are — 2^40 empty rows must not be walked one by one. */
+export function gradientElementRows(rows: number, cols: number): number {
+  return cols === 0 ? 0 : rows;
+}
+
 /** Phase 1, start: every group empty. */
 export function rangesInit(lo: Float32Array, hi: Float32Array, count: number): void {
   for (let g = 0; g < count; g++) {
