@@ -196,7 +196,9 @@ export function quantizeNvfp4(
       const total = <f32>(tensorScale * <f64>load<f32>(e4m3Table + (<usize>scaleCode << 2)));
       const out = data + (blockIndex << 3);
       const first = base + <u64>start;
-      if (stochastic && simdTotal(total) && (first >>> 32) == ((first + BLOCK - 1) >>> 32)) {
+      if (isNaN(total)) {
+        store<u64>(out, 0); // a NaN block: its scale says so, every element code is 0
+      } else if (stochastic && simdTotal(total) && (first >>> 32) == ((first + BLOCK - 1) >>> 32)) {
         // SIMD: the block's 16 indices share one stream key; padding lanes hold zeros.
         const key = streamKey(seed, <u32>(first >>> 32));
         const low = <u32>first;

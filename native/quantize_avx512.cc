@@ -4,6 +4,8 @@
 // Both equal the scalar kernels bit for bit (test/native/kernels_selftest.cc).
 #include <immintrin.h>
 
+#include <cstring>
+
 #define FP4KIT_LANES 16
 #include "quantize_simd.h"
 
@@ -163,6 +165,9 @@ void nvfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
     v = _mm512_min_ps(six, _mm512_max_ps(minusSix, v));  // vmaxps/vminps return the 2nd operand for NaN: NaN stays NaN
     const __m512i vb = _mm512_castps_si512(v);
     storeNibbles16(e2m1Codes(_mm512_castsi512_ps(_mm512_and_si512(vb, kAbsMask)), vb), data + 8 * b);
+  }
+  for (int b = 0; b < 16; b++) {
+    if (nan & (1u << b)) std::memset(data + 8 * b, 0, 8);  // a NaN block: every element code 0, as in the reference
   }
 }
 

@@ -118,7 +118,9 @@ void quantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd) {
     a.scales[blockIndex] = scaleCode;
     const float total = a.tensorScale * decodeElement(scaleCode, e4m3);
     uint8_t codes[kNvfp4Block] = {};
-    for (int64_t i = 0; i < count; i++) {
+    // A NaN block (NaN scale, 0x7f): every element code 0, as in the reference.
+    const int64_t elements = total != total ? 0 : count;
+    for (int64_t i = 0; i < elements; i++) {
       float v = bitsToFloat(bits[i]) / total;
       if (v > 6.0f) v = 6.0f;
       else if (v < -6.0f) v = -6.0f;

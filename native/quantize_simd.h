@@ -408,7 +408,8 @@ static void quantizeNvfp4Vector(const fp4kit::BlockArgs& a, int64_t rowBegin, in
         a.scales[blockIndex + j] = code;
         const float total = a.tensorScale * e4m3Values[code];
         for (int v = 0; v < V; v++) {
-          storeNibbles(nvfp4BlockCodes(bits[j][v], total, false, U32v{}), a.data + (blockIndex + j) * 8 + (kLanes / 2) * v);
+          const U32v codes = total != total ? U32v{} : nvfp4BlockCodes(bits[j][v], total, false, U32v{});  // NaN block: codes 0
+          storeNibbles(codes, a.data + (blockIndex + j) * 8 + (kLanes / 2) * v);
         }
       }
     }
@@ -427,7 +428,7 @@ static void quantizeNvfp4Vector(const fp4kit::BlockArgs& a, int64_t rowBegin, in
       const uint8_t scaleCode = encodeElementBits(floatToBits(scaled), e4m3, -1);
       a.scales[blockIndex] = scaleCode;
       const float total = a.tensorScale * e4m3Values[scaleCode];
-      for (int v = 0; v < V; v++) codes[v] = nvfp4BlockCodes(bits[v], total, stochastic, random[v]);
+      for (int v = 0; v < V; v++) codes[v] = total != total ? U32v{} : nvfp4BlockCodes(bits[v], total, stochastic, random[v]);  // NaN block: codes 0
       for (int i = static_cast<int>(count); i < kNvfp4Block; i++) codes[i / kLanes][i % kLanes] = 0;
       for (int v = 0; v < V; v++) storeNibbles(codes[v], a.data + blockIndex * 8 + (kLanes / 2) * v);
     }

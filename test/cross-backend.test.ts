@@ -6,6 +6,7 @@ import type { QuantizeOptions } from '../lib/core/quantize.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
 import { firstBitDifference, firstByteDifference } from './helpers/fixtures.js';
+import { kernelsFor } from '../lib/kernels/registry.js';
 
 const MX: BlockFormatName[] = ['mxfp4', 'mxfp6_e2m3', 'mxfp6_e3m2', 'mxfp8_e4m3', 'mxfp8_e5m2', 'mxint8'];
 const ELEMENTS: ElementFormatName[] = ['e2m1', 'e2m3', 'e3m2', 'e4m3', 'e5m2', 'e8m0'];
@@ -60,6 +61,40 @@ describe.each(others)('%s gives the same bits as js', (backend) => {
             expect(firstBitDifference(withBackend(backend, () => dequantize(want)), dequantize(want)), where).toBe(-1);
           }
         }
+      }
+    }
+  });
+
+  // quantize() refuses NaN for nvfp4, so this is the kernel's own contract: a block holding a
+  // NaN (of either sign, any payload) gets the NaN scale 0x7f and element codes 0 — before, js
+  // and wasm wrote 0x7 (the quotient's sign lost), native scalar 0xF for −NaN, SIMD 0 or 0x8.
+  it('nvfp4 kernel: a block holding a NaN has scale 0x7f and element codes 0, other blocks as js', () => {
+    const [rows, cols] = [24, 16 * 37 + 5]; // whole groups of 16 blocks, groups of 4, and a short block
+    const x = variedMagnitude(rows * cols, 77);
+    const bits = new Uint32Array(x.buffer);
+    const nans = [0x7fc00000, 0xffc00000, 0x7f810000, 0xff812345]; // NaN in bf16 too
+    for (let i = 0; i < x.length; i += 1 + ((i * 2654435761) >>> 0) % 97) bits[i] = nans[i % 4];
+    const nanBlocks = new Set<number>();
+    for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i])) nanBlocks.add(Math.floor(i / cols) * Math.ceil(cols / 16) + Math.floor((i % cols) / 16));
+    const blocks = rows * Math.ceil(cols / 16);
+    expect(nanBlocks.size).toBeGreaterThan(50);
+    expect(nanBlocks.size).toBeLessThan(blocks - 50);
+    for (const [dtype, src] of [[0, x], [1, toBf16(x)]] as const) {
+      for (const rounding of [0, 1]) {
+        const run = (b: typeof backend | 'js') => {
+          const a = { format: 6, rows, cols, src, dtype, data: new Uint8Array(blocks * 8), scales: new Uint8Array(blocks), tensorScale: 0.75, scaleRule: 0, rounding, seed: 9, firstIndex: 0 };
+          kernelsFor(b)!.quantizeBlocks(a);
+          return a;
+        };
+        const want = run('js');
+        const got = run(backend);
+        const where = `dtype ${dtype} rounding ${rounding}`;
+        for (const blk of nanBlocks) {
+          expect(want.scales[blk], where).toBe(0x7f);
+          expect(Array.from(want.data.subarray(blk * 8, blk * 8 + 8)), where).toEqual(new Array(8).fill(0));
+        }
+        expect(firstByteDifference(got.scales, want.scales), where).toBe(-1);
+        expect(firstByteDifference(got.data, want.data), where).toBe(-1);
       }
     }
   });

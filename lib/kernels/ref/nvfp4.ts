@@ -49,7 +49,10 @@ export function quantizeNvfp4(
     scales[blockIndex] = scaleCode;
     const total = Math.fround(tensorScale * e4m3Table[scaleCode]);
     codes.fill(0);
-    for (let i = 0; i < count; i++) {
+    // A block holding a NaN has the NaN scale (E4M3 0x7f), which alone makes it decode to NaN:
+    // its element codes are all 0 (the quotients x / NaN would carry the sign of a NaN, which
+    // JavaScript does not keep).
+    for (let i = 0; i < count && !Number.isNaN(total); i++) {
       let v = Math.fround(bitsToFloat(bits[i]) / total);
       if (v > E2M1_MAX) v = E2M1_MAX;
       else if (v < -E2M1_MAX) v = -E2M1_MAX;
