@@ -34,11 +34,36 @@ static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, 
   return view;
 }
 
-// In place, for synchronous calls (no JavaScript runs until they return).
+// The one typed-array kind a kernel argument of element type T takes, as lib/kernels/contract.ts
+// declares it (an Int32Array is not a Float32Array because both have 4-byte elements).
+template <typename T>
+struct ArrayKind;
+template <>
+struct ArrayKind<float> {
+  static constexpr int type = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <>
+struct ArrayKind<uint8_t> {
+  static constexpr int type = napi_uint8_array;
+  static constexpr const char* name = "Uint8Array";
+};
+template <>
+struct ArrayKind<int8_t> {  // MXINT8 codes: the bytes of a QuantizedTensor's data, a Uint8Array
+  static constexpr int type = napi_uint8_array;
+  static constexpr const char* name = "Uint8Array";
+};
+template <>
+struct ArrayKind<int32_t> {
+  static constexpr int type = napi_int32_array;
+  static constexpr const char* name = "Int32Array";
+};
+
+// In place, for synchronous calls (no JavaScript runs until they return); of T's kind.
 template <typename T>
 static T* typedData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, bool allowNull = false) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
-  return reinterpret_cast<T*>(checkedView(env, v, name, sizeof(T), -1, nullptr, expected).data);
+  return reinterpret_cast<T*>(checkedView(env, v, name, sizeof(T), ArrayKind<T>::type, ArrayKind<T>::name, expected).data);
 }
 
 // A typed array of exactly this kind (Float32Array, Uint16Array, Uint8Array …) and length.
@@ -52,7 +77,7 @@ static T* typedArrayOf(const Napi::Env& env, const Napi::Value& v, const char* n
 // and outputs staged; without, both are used in place.
 template <typename T>
 static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, JobBuffers* job,
-                          bool allowNull = false, int kind = -1, const char* kindName = nullptr) {
+                          bool allowNull = false, int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
   const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
   return reinterpret_cast<const T*>(job ? job->input(view) : view.data);
@@ -60,7 +85,7 @@ static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char
 
 template <typename T>
 static T* outputData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, JobBuffers* job,
-                     int kind = -1, const char* kindName = nullptr) {
+                     int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
   const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
   if (!job) return reinterpret_cast<T*>(view.data);
   T* staged = reinterpret_cast<T*>(job->output(env, v, view));

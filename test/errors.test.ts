@@ -391,6 +391,41 @@ describe.each(backends)('a spoofed length on %s', (backend) => {
   });
 });
 
+// The js backend has no fast matmul kernels.
+describe.each(backends.filter((b) => kernelsFor(b)?.matmul !== undefined))('matmul kernel arguments on %s', (backend) => {
+  it('the matmul kernels take only the kinds of typed array they declare, not another of the same element size', () => {
+    const mm = kernelsFor(backend)!.matmul!;
+    const [n, kk, m] = [2, 32, 3];
+    const nibbles = new Uint8Array(n * kk / 2).fill(0x21);
+    const scales = new Float32Array(n).fill(0.5);
+    expect(() => mm.repackFp4Weights(nibbles, new Uint32Array(n) as unknown as Float32Array, null, null, n, kk, 32)).toThrow(TypeError);
+    expect(() => mm.repackFp4Weights(new Int8Array(nibbles.length) as unknown as Uint8Array, scales, null, null, n, kk, 32)).toThrow(TypeError);
+    const packed = mm.repackFp4Weights(nibbles, scales, null, null, n, kk, 32);
+    const codes = new Uint8Array(m * kk).fill(3), aScales = new Float32Array(m).fill(1), out = new Float32Array(m * n);
+    const bad: Array<[string, unknown[]]> = [
+      ['Int8Array codes', [packed, new Int8Array(m * kk), aScales, m, null, out]],
+      ['Int32Array scales', [packed, codes, new Int32Array(m), m, null, out]],
+      ['Int32Array bias', [packed, codes, aScales, m, new Int32Array(n), out]],
+      ['Uint32Array out', [packed, codes, aScales, m, null, new Uint32Array(m * n)]],
+    ];
+    for (const [what, args] of bad) {
+      expect(() => (mm.matmulFp4Int8 as (...a: unknown[]) => void)(...args), what).toThrow(TypeError);
+    }
+    mm.matmulFp4Int8(packed, codes, aScales, m, null, out);
+    expect(Array.from(out)).toEqual(new Array(m * n).fill(out[0]));
+    expect(out[0]).not.toBe(0);
+    if (mm.matmulDecoded) {
+      const values = new Float32Array(m * kk).fill(1), blockScales = new Float32Array(m).fill(1);
+      const bValues = new Float32Array(n * kk).fill(1), bScales = new Float32Array(n).fill(1);
+      const call = (o: unknown) => (mm.matmulDecoded as (...a: unknown[]) => void)(values, blockScales, m, 32, bValues, bScales, n, 32, kk, null, o);
+      expect(() => call(new Uint32Array(m * n))).toThrow(TypeError);
+      const good = new Float32Array(m * n);
+      call(good);
+      expect(Array.from(good)).toEqual(new Array(m * n).fill(kk));
+    }
+  });
+});
+
 describe('a spoofed length in a child process', () => {
   // If a spoofed length ever reached a kernel's memory again, the child would crash or print
   // bytes it should not have read; either fails here instead of killing the test runner.
