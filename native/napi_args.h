@@ -49,10 +49,7 @@ struct ArrayKind<uint8_t> {
   static constexpr const char* name = "Uint8Array";
 };
 template <>
-struct ArrayKind<int8_t> {  // MXINT8 codes: the bytes of a QuantizedTensor's data, a Uint8Array
-  static constexpr int type = napi_uint8_array;
-  static constexpr const char* name = "Uint8Array";
-};
+struct ArrayKind<int8_t> : ArrayKind<uint8_t> {};  // MXINT8 codes: the bytes of a QuantizedTensor's data
 template <>
 struct ArrayKind<int32_t> {
   static constexpr int type = napi_int32_array;
