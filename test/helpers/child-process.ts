@@ -12,7 +12,8 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** Caps the child's address space (ulimit -v, in KiB): native allocations beyond it fail. The
    *  child then loads the built library (dist/, `npm run build:ts`) with plain Node and has no
-   *  `gaussian`: tsx's esbuild service does not start under such a cap. */
+   *  `gaussian`: tsx's esbuild service does not start under such a cap. It runs the regular addon
+   *  build even in a sanitizer run (see below). */
   addressSpaceKiB?: number;
 }
 
@@ -33,7 +34,13 @@ export function runInChild(backend: string, body: string, options: ChildOptions 
     ${body}
   `;
   const args = ['--expose-gc', ...(capped ? [] : ['--import', 'tsx']), '--input-type=module', '-e', code];
-  const spawnOptions = { encoding: 'utf8' as const, timeout: options.timeoutMs ?? 60_000, env: { ...process.env } };
+  const env = { ...process.env };
+  if (capped) {
+    // Without the sanitizer build: ASan reserves terabytes of shadow memory at start, which no
+    // address-space cap allows (the CI's ASan run would abort here with "Failed to mmap").
+    for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'FP4KIT_NATIVE_BUILD']) delete env[name];
+  }
+  const spawnOptions = { encoding: 'utf8' as const, timeout: options.timeoutMs ?? 60_000, env };
   const r = capped
     ? spawnSync('/bin/sh', ['-c', `ulimit -v ${options.addressSpaceKiB} && exec "$0" "$@"`, process.execPath, ...args], spawnOptions)
     : spawnSync(process.execPath, args, spawnOptions);
