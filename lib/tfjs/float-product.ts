@@ -38,14 +38,17 @@ export function floatOperand(values: Float32Array, rows: number, k: number): Dec
   return { rows, cols: k, blockSize: FLOAT_BLOCK, values, paddedCols, blockScales: unitScales(rows * blocksPerRow), blocksPerRow };
 }
 
-/** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N], K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
-export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined): Float32Array {
+/** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N] (`into` when given), K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
+export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
   const kernels = getKernels().matmul;
   if (kernels?.matmulDecoded) {
-    const out = matmulDecodedOn(kernels, a, b, bias);
+    const out = matmulDecodedOn(kernels, a, b, bias, into);
     return kernels.nansCanonical ? out : canonicalNaNs(out);
   }
-  return canonicalNaNs(matmulDecoded(a, b, bias));
+  const out = matmulDecoded(a, b, bias);
+  if (into === undefined) return canonicalNaNs(out);
+  into.set(out);
+  return canonicalNaNs(into);
 }
 
 /**

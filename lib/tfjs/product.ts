@@ -88,15 +88,22 @@ export interface MatMulArgs {
   bias?: Float32Array;
 }
 
-/** The product's values, [batch, M, N] row-major. */
-export function matMulValues(storage: TensorStorage, cache: WeightCache, args: MatMulArgs): Float32Array {
+/**
+ * The product's values, [batch, M, N] row-major, written into `out` (every element) when given:
+ * the output tensor's own memory, so the values are not copied there afterwards. On the wasm base
+ * that is a view into the heap: the caller allocates the output before this call, which allocates
+ * nothing there.
+ */
+export function matMulValues(storage: TensorStorage, cache: WeightCache, args: MatMulArgs, out?: Float32Array): Float32Array {
   const p = planMatMul(args.a.shape, args.b.shape, args.transposeA, args.transposeB);
   const { batch, batchB, aMatrix, bMatrix, m, k, n } = p;
-  const out = new Float32Array(batch * m * n);
+  if (out === undefined) out = new Float32Array(batch * m * n);
+  else if (out.length !== batch * m * n) throw new RangeError(`matMulValues: out holds ${out.length} values, ${batch * m * n} needed`);
   if (out.length === 0) return out;
   if (k === 0) {
     // An empty sum is +0 (and f32(+0 + bias) with a bias), as fp4kit's matmul defines it.
     if (args.bias) for (let i = 0; i < out.length; i++) out[i] = Math.fround(0 + args.bias[i % n]);
+    else out.fill(0);
     return out;
   }
   const isWeight = isWeightData(args.b.dataId);
@@ -107,31 +114,33 @@ export function matMulValues(storage: TensorStorage, cache: WeightCache, args: M
   const stride = mode === 'none' ? floatStride(k) : k;
   const weightFor = (j: number): WeightOperand =>
     weightOperand(cache, args.b.dataId, j, { values: bValues, offset: j * k * n, n, k, kMajor: !args.transposeB }, mode, isWeight);
-  const multiply = (rows: Float32Array, count: number, w: WeightOperand) => multiplyRows(rows, count, k, w, args.bias);
+  const whole = out;
+  const multiply = (rows: Float32Array, count: number, w: WeightOperand, first: number) =>
+    multiplyRows(rows, count, k, w, args.bias, whole.subarray(first * n, (first + count) * n));
   // A's laid-out copy is used by this call only: reused scratch.
   // One matrix in b: the output's matrices are a's, in order.
-  if (batchB === 1) return multiply(rowMajor(aValues, 0, batch, m, k, args.transposeA, stride, 'tfjs.a-rows'), batch * m, weightFor(0));
+  if (batchB === 1) return multiply(rowMajor(aValues, 0, batch, m, k, args.transposeA, stride, 'tfjs.a-rows'), batch * m, weightFor(0), 0);
   let aRows: Float32Array | undefined;
   let laidOut = -1;
   for (let i = 0; i < batch; i++) {
     // A matrix of a used by consecutive outputs (one matrix in a, say) is laid out once.
     if (aMatrix[i] !== laidOut) aRows = rowMajor(aValues, (laidOut = aMatrix[i]) * m * k, 1, m, k, args.transposeA, stride, 'tfjs.a-rows');
-    out.set(multiply(aRows!, m, weightFor(bMatrix[i])), i * m * n);
+    multiply(aRows!, m, weightFor(bMatrix[i]), i * m);
   }
   return out;
 }
 
 /**
  * rows[count, K] (row stride K for a quantized weight, floatStride(K) for a float one) times the
- * weight operand [N, K]ᵀ, + bias: Float32Array [count, N].
+ * weight operand [N, K]ᵀ, + bias: Float32Array [count, N] (`into` when given).
  */
-export function multiplyRows(rows: Float32Array, count: number, k: number, w: WeightOperand, bias: Float32Array | undefined): Float32Array {
+export function multiplyRows(rows: Float32Array, count: number, k: number, w: WeightOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
   if (w.kind === 'float') {
     counters.floatProducts++;
-    return floatProduct(floatOperand(rows, count, k), w.operand, bias);
+    return floatProduct(floatOperand(rows, count, k), w.operand, bias, into);
   }
   counters.quantizedProducts++;
-  const out = matmul(rows, w.weights, { shape: [count, k], bias });
+  const out = matmul(rows, w.weights, { shape: [count, k], bias, out: into });
   if (w.nanColumns !== undefined) {
     const n = out.length / count;
     for (let r = 0; r < count; r++) for (const c of w.nanColumns) out[r * n + c] = NaN;

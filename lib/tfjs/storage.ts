@@ -21,6 +21,12 @@ export interface TensorStorage {
   values(t: TensorInfo): Values;
   /** A new tensor holding `values` (the cpu base adopts the array, the wasm base copies it into its heap). */
   output(shape: number[], dtype: DataType, values: Values): TensorInfo;
+  /**
+   * A new float32 tensor whose values `fill` writes in place (every element): into the wasm base's
+   * heap, which saves output()'s copy. Call it after ensure() and take input views inside `fill`
+   * (the allocation may move the heap); `fill` must allocate nothing in the base.
+   */
+  outputFilled(shape: number[], fill: (values: Float32Array) => void): TensorInfo;
   /** Frees an intermediate tensor made by this kernel. */
   dispose(t: TensorInfo): void;
 }
@@ -47,6 +53,16 @@ function wasmStorage(backend: WasmLike): TensorStorage {
       if (values.length > 0) backend.typedArrayFromHeap(out).set(values);
       return out;
     },
+    outputFilled(shape, fill) {
+      const out = backend.makeOutput(shape, 'float32');
+      try {
+        fill(backend.typedArrayFromHeap(out) as Float32Array);
+      } catch (e) {
+        backend.disposeData(out.dataId);
+        throw e;
+      }
+      return out;
+    },
     dispose: (t) => void backend.disposeData(t.dataId),
   };
 }
@@ -61,6 +77,11 @@ function cpuStorage(backend: CpuLike): TensorStorage {
       return t.dtype === 'float32' && !(values instanceof Float32Array) ? Float32Array.from(values) : values;
     },
     output: (shape, dtype, values) => backend.makeTensorInfo(shape, dtype, values),
+    outputFilled(shape, fill) {
+      const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      fill(values);
+      return backend.makeTensorInfo(shape, 'float32', values);
+    },
     dispose: (t) => backend.disposeIntermediateTensorInfo(t),
   };
 }

@@ -17,7 +17,6 @@ export function batchMatMulKernel(backendName: string, base: KernelConfig | unde
     // Other dtypes (bool, complex) go to the base backend.
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
     const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
-    const values = matMulValues(storage, cache, { a, b, transposeA, transposeB });
-    return storage.output(plan.outShape, 'float32', values);
+    return storage.outputFilled(plan.outShape, (out) => matMulValues(storage, cache, { a, b, transposeA, transposeB }, out));
   });
 }

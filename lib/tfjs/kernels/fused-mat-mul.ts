@@ -33,7 +33,7 @@ export function fusedMatMulKernel(backendName: string, base: KernelConfig | unde
     if (a!.dtype !== 'float32' || b!.dtype !== 'float32') return undefined;
     const plan = planMatMul(a!.shape, b!.shape, transposeA, transposeB);
     const fusedBias = columnBias(storage, bias, plan.n);
-    const values = matMulValues(storage, cache, { a: a!, b: b!, transposeA, transposeB, bias: fusedBias });
-    return epilogueOf(storage.output(plan.outShape, 'float32', values), fusedBias === undefined ? bias : undefined);
+    const product = storage.outputFilled(plan.outShape, (out) => matMulValues(storage, cache, { a: a!, b: b!, transposeA, transposeB, bias: fusedBias }, out));
+    return epilogueOf(product, fusedBias === undefined ? bias : undefined);
   });
 }
