@@ -50,11 +50,14 @@ function storePixelRows(rows: Float32Array, info: backend_util.Conv2DInfo, first
 }
 
 /** The convolution's output values (info.outShape, in the data format's layout). */
-export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, bias: Float32Array | undefined): Float32Array {
+export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, bias: Float32Array | undefined,
+  into?: Float32Array): Float32Array {
   const pixels = info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const n = info.outChannels;
-  const out = new Float32Array(info.batchSize * pixels * n);
+  // `into`: the output tensor's memory (storage.outputFilled), every element written below.
+  const out = into ?? new Float32Array(info.batchSize * pixels * n);
+  if (out.length !== info.batchSize * pixels * n) throw new RangeError(`conv2dValues: out holds ${out.length} values, ${info.batchSize * pixels * n} needed`);
   if (out.length === 0) return out;
   if (k === 0) {
     // Empty sums: +0, or f32(+0 + bias) per channel.
@@ -75,7 +78,8 @@ export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorIn
     // Reused scratch (core/scratch.ts), zeroed: im2col leaves the padding's taps and columns k…stride.
     const rows = scratch('conv2d.patches', Float32Array, count * pixels * stride).fill(0);
     im2col(xValues, xStrides, info, first, count, rows, stride, 1);
-    storePixelRows(multiplyRows(rows, count * pixels, k, w, bias), info, first, count, out);
+    if (channelsLast(info)) multiplyRows(rows, count * pixels, k, w, bias, out.subarray(first * pixels * n, (first + count) * pixels * n)); // [pixel, channel] already
+    else storePixelRows(multiplyRows(rows, count * pixels, k, w, bias), info, first, count, out);
   }
   return out;
 }

@@ -21,6 +21,6 @@ export function conv2dKernel(backendName: string, base: KernelConfig | undefined
     const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
     if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
     const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
-    return ctx.storage.output(info.outShape, 'float32', conv2dValues(ctx, x, filter, info, undefined));
+    return ctx.storage.outputFilled(info.outShape, (out) => conv2dValues(ctx, x, filter, info, undefined, out));
   });
 }

@@ -16,10 +16,9 @@ export function fusedConv2dKernel(backendName: string, base: KernelConfig | unde
     // The product's rows are [pixel, channel] in both layouts; NCHW channels take only a 1-D bias
     // (any other shape broadcasts against the NCHW output in the epilogue, as tfjs does).
     const fusedBias = channelsFirst && bias?.shape.length !== 1 ? undefined : columnBias(ctx.storage, bias, info.outChannels);
-    const values = conv2dValues(ctx, x!, filter!, info, fusedBias);
     return epilogue({
       backendName, backend: ctx.backend, storage: ctx.storage,
-      product: ctx.storage.output(info.outShape, 'float32', values),
+      product: ctx.storage.outputFilled(info.outShape, (out) => conv2dValues(ctx, x!, filter!, info, fusedBias, out)),
       bias: fusedBias === undefined ? bias : undefined,
       activation: attrs.activation as Activation | undefined,
       preluActivationWeights,
