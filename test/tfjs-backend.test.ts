@@ -30,6 +30,7 @@ const SPEC_FILES = [
   'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
   'ops/split_test.js', // SplitV (pieces of a weight are recorded as such)
   'ops/slice_test.js', // Slice (likewise)
+  'ops/sum_test.js', // Sum (leading axes summed without a transpose on the wasm base)
 ];
 
 /** Specs of clone_test.js that fail on tfjs's stock wasm backend too (it has no complex64 kernels):
@@ -776,6 +777,49 @@ describe.each(BACKENDS)('nearest-neighbour resizing\'s gradient on %s', (backend
       const got = tf.tidy(() => tf.grad((x: tf.Tensor4D) => tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x, size, alignCorners, halfPixelCenters), tf.tensor(dy, dyShape))))(tf.tensor4d(values(count, seed++), shape as [number, number, number, number])).dataSync());
       expect(Array.from(got), JSON.stringify([shape, size, alignCorners, halfPixelCenters])).toEqual(Array.from(Float32Array.from(sums)));
     }
+  });
+});
+
+describe('Sum over leading axes on the wasm base', () => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(FP4KIT_BACKEND)).toBe(true);
+  });
+
+  it('gives tfjs wasm\'s bits (its float32 loop over a transposed copy), for every axis list and keepDims; empty sums 0', async () => {
+    const cases: [number[], number | number[] | undefined][] = [
+      [[64, 64, 128], [0, 1]], [[4096, 80], 0], [[4096, 80], [0]], [[3, 5, 7], [0]], [[2, 3, 4, 5], [0, 1, 2]],
+      [[2, 3, 4, 5], [1, 0]], [[7, 9], [1]], [[7, 9], undefined], [[5, 1, 6], [0, 1]], [[0, 4], [0]], [[4, 0], [0]], [[6], [0]],
+    ];
+    let seed = 900;
+    for (const [shape, axis] of cases) {
+      for (const keepDims of [false, true]) {
+        const x = values(shape.reduce((p, v) => p * v, 1), seed++);
+        // Large and small magnitudes, so a different order of additions would show in the bits.
+        for (let i = 0; i < x.length; i += 7) x[i] *= 1e4;
+        // An empty sum is 0, as on tfjs cpu: tfjs wasm returns whatever its heap held there.
+        const peer = x.length === 0 ? 'cpu' : 'wasm';
+        const want = await on(peer, () => tf.tidy(() => { const s = tf.sum(tf.tensor(x, shape), axis, keepDims); return { shape: s.shape, data: s.dataSync() }; }));
+        const got = tf.tidy(() => { const s = tf.sum(tf.tensor(x, shape), axis, keepDims); return { shape: s.shape, data: s.dataSync() }; });
+        const where = JSON.stringify([shape, axis, keepDims]);
+        expect(got.shape, where).toEqual(want.shape);
+        expect(Buffer.from(new Float32Array(got.data).buffer).equals(Buffer.from(new Float32Array(want.data).buffer)), where).toBe(true);
+      }
+    }
+    // The leading-axes sum is the float32 sum in row order, written out here.
+    const x = values(6 * 5, 3);
+    const plain = new Float32Array(5);
+    for (let r = 0; r < 6; r++) for (let n = 0; n < 5; n++) plain[n] = Math.fround(plain[n] + x[r * 5 + n]);
+    expect(Array.from(tf.tidy(() => tf.sum(tf.tensor(x, [2, 3, 5]), [0, 1]).dataSync()))).toEqual(Array.from(plain));
+    expect(tf.memory().numTensors).toBe(0);
+  });
+
+  it('int32 and bool sums stay with the base (their dtypes, their values)', () => {
+    expect(Array.from(tf.tidy(() => tf.sum(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0).dataSync()))).toEqual([4, 6]);
+    const b = tf.tidy(() => tf.sum(tf.tensor2d([true, false, true, true], [2, 2], 'bool'), 0));
+    expect(b.dtype).toBe('int32');
+    expect(Array.from(b.dataSync())).toEqual([2, 1]);
+    b.dispose();
   });
 });
 

@@ -32,6 +32,7 @@ import { resizeNearestNeighborGradKernel } from './kernels/resize-nearest-neighb
 import { transposeKernel } from './kernels/transpose.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
+import { sumKernel } from './kernels/sum.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
 export const FP4KIT_BACKEND = 'fp4kit';
@@ -61,6 +62,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['Transpose', transposeKernel, 'all'],
   ['SplitV', splitVKernel, 'all'],
   ['Slice', sliceKernel, 'all'],
+  ['Sum', sumKernel, 'wasm'],
 ];
 
 /**
