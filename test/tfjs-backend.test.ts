@@ -823,6 +823,47 @@ describe('Sum over leading axes on the wasm base', () => {
   });
 });
 
+describe('Pow by 2 or 3 on the wasm base', () => {
+  beforeEach(async () => {
+    tf.engine().reset();
+    expect(await tf.setBackend(FP4KIT_BACKEND)).toBe(true);
+  });
+
+  it('is f32(x·x) and f32(x·x·x in float64), never further from the exact power than tfjs wasm\'s powf', async () => {
+    const x = values(1 << 16, 77);
+    for (let i = 0; i < x.length; i += 5) x[i] *= 1e3;
+    for (let i = 2; i < x.length; i += 11) x[i] *= 1e-4;
+    x.set([0, -0, NaN, Infinity, -Infinity, 3.4e38, -1e-30, 1e13], 0);
+    for (const e of [2, 3]) {
+      const got = tf.tidy(() => tf.pow(tf.tensor1d(x), e).dataSync());
+      const base = await on('wasm', () => tf.tidy(() => tf.pow(tf.tensor1d(x), e).dataSync()));
+      let differ = 0;
+      for (let i = 0; i < x.length; i++) {
+        const exact = e === 2 ? x[i] * x[i] : x[i] * x[i] * x[i];
+        expect(Object.is(got[i], Math.fround(exact)), `x = ${x[i]}, e = ${e}`).toBe(true);
+        if (!Object.is(got[i], base[i])) {
+          differ++;
+          expect(Math.abs(got[i] - exact), `x = ${x[i]}, e = ${e}`).toBeLessThanOrEqual(Math.abs(base[i] - exact));
+        }
+      }
+      expect(differ).toBeLessThan(x.length / 100); // the last bit now and then, where powf rounds the other way
+    }
+    expect(tf.memory().numTensors).toBe(0);
+  });
+
+  it('other exponents, non-scalar exponents and int32 bases stay with the base', async () => {
+    for (const [e, shape] of [[2.5, []], [-1, []], [0.5, []], [2, [1]], [3, [4]]] as const) {
+      const a = tf.tensor1d([0.5, 2, 3, 7]);
+      const b = tf.tensor(shape.length === 0 ? e : new Array(shape[0]).fill(e), [...shape]);
+      const got = tf.pow(a, b).dataSync();
+      const want = await on('wasm', () => tf.pow(tf.tensor1d([0.5, 2, 3, 7]), tf.tensor(shape.length === 0 ? e : new Array(shape[0]).fill(e), [...shape])).dataSync());
+      expect(Array.from(got), JSON.stringify([e, shape])).toEqual(Array.from(want));
+      tf.dispose([a, b]);
+    }
+    expect(Array.from(tf.tidy(() => tf.pow(tf.tensor1d([2, -3], 'int32'), tf.scalar(3, 'int32')).dataSync()))).toEqual([8, -27]);
+  });
+});
+
 describe('FP4KIT_WEIGHTS=none predicts what the cpu backend predicts (same model, same weights)', () => {
   it('MLP and CNN outputs agree within float32 reassociation error', async () => {
     tf.engine().reset();

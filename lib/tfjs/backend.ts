@@ -33,6 +33,7 @@ import { transposeKernel } from './kernels/transpose.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
 import { sumKernel } from './kernels/sum.js';
+import { powKernel } from './kernels/pow.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
 export const FP4KIT_BACKEND = 'fp4kit';
@@ -63,6 +64,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['SplitV', splitVKernel, 'all'],
   ['Slice', sliceKernel, 'all'],
   ['Sum', sumKernel, 'wasm'],
+  ['Pow', powKernel, 'wasm'],
 ];
 
 /**
