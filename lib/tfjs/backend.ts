@@ -7,7 +7,9 @@
 //                 several times faster than cpu (training steps 1.8–5× faster, docs/tfjs.md). It
 //                 lacks Conv2DBackpropFilter, both depthwise-convolution gradients,
 //                 UnsortedSegmentSum and Einsum, and gets MaxPoolGrad and
-//                 ResizeNearestNeighborGrad wrong in places; fp4kit provides them.
+//                 ResizeNearestNeighborGrad wrong in places; fp4kit provides them. It also
+//                 replaces two of its slow paths a training step meets: Sum over leading axes
+//                 (no transpose) and Pow by 2 or 3 (no powf).
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
 //                 backend cannot load.
 //
