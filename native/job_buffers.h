@@ -163,20 +163,22 @@ static inline bool arrayView(napi_env env, napi_value value, ArrayView& view, na
 // use the caller's memory in place: no JavaScript runs until they return.
 class JobBuffers {
  public:
-  // The memory the job reads for this input.
-  const uint8_t* input(const ArrayView& view) {
-    if (view.shared || view.bytes == 0) return view.data;
-    inputs_.push_back(StagingPool::instance().acquire(view.bytes));
-    parallelCopy(inputs_.back().data(), view.data, view.bytes);
+  // The memory the job reads for this input: its first `used` bytes (the array may be longer).
+  const uint8_t* input(const ArrayView& view, size_t used) {
+    if (view.shared || used == 0) return view.data;
+    inputs_.push_back(StagingPool::instance().acquire(used));
+    parallelCopy(inputs_.back().data(), view.data, used);
     return inputs_.back().data();
   }
 
-  // The memory the job writes for this output; finish() copies it into `array`.
-  uint8_t* output(napi_env env, napi_value array, const ArrayView& view) {
-    if (view.shared || view.bytes == 0) return view.data;
+  // The memory the job writes for this output: its first `used` bytes, which finish() copies into
+  // `array` (the rest of a longer array is left as it is).
+  uint8_t* output(napi_env env, napi_value array, const ArrayView& view, size_t used) {
+    if (view.shared || used == 0) return view.data;
     Output o;
-    o.block = StagingPool::instance().acquire(view.bytes);
-    o.bytes = view.bytes;
+    o.block = StagingPool::instance().acquire(used);
+    o.bytes = used;
+    o.arrayBytes = view.bytes;
     o.name = "out";
     if (napi_create_reference(env, array, 1, &o.array) != napi_ok) throw std::bad_alloc();
     outputs_.push_back(std::move(o));
@@ -197,7 +199,7 @@ class JobBuffers {
       napi_typedarray_type type;
       size_t length = 0;
       if (napi_get_reference_value(env, outputs_[i].array, &array) != napi_ok || array == nullptr ||
-          !arrayView(env, array, targets[i], type, length) || targets[i].bytes != outputs_[i].bytes || targets[i].data == nullptr) {
+          !arrayView(env, array, targets[i], type, length) || targets[i].bytes != outputs_[i].arrayBytes || targets[i].data == nullptr) {
         throw Napi::TypeError::New(env, std::string(outputs_[i].name) +
                                             " was detached or resized while the job ran; nothing was written");
       }
@@ -217,7 +219,8 @@ class JobBuffers {
   struct Output {
     napi_ref array = nullptr;
     StagingBlock block;
-    size_t bytes = 0;
+    size_t bytes = 0;       // staged and copied back
+    size_t arrayBytes = 0;  // the array's length at the call: any other at the end means it was resized
     const char* name = "out";
   };
   std::vector<StagingBlock> inputs_;

@@ -13,7 +13,7 @@
 
 namespace fp4kit {
 
-// Checks a typed array argument: element size (or exact kind), length, not detached. The length
+// Checks a typed array argument: element size (or exact kind), length (at least), not detached. The length
 // and data pointer come from N-API, never from JavaScript properties a caller could fake.
 static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, const char* name, size_t elementSize,
                                     int kind, const char* kindName, size_t expected) {
@@ -27,8 +27,10 @@ static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, 
   if (view.elementSize != elementSize) {
     throw Napi::TypeError::New(env, std::string(name) + " has the wrong element type");
   }
-  if (length != expected) {
-    throw Napi::RangeError::New(env, std::string(name) + " must hold " + std::to_string(expected) + " elements, got " + std::to_string(length));
+  // At least `expected` elements (the kernels use the first `expected`), as the js and wasm glue
+  // (lib/kernels/kernel-guards.ts) accept: one rule at the kernel boundary on every backend.
+  if (length < expected) {
+    throw Napi::RangeError::New(env, std::string(name) + " holds " + std::to_string(length) + " elements, " + std::to_string(expected) + " needed");
   }
   if (expected > 0 && view.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
   return view;
@@ -77,7 +79,7 @@ static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char
                           bool allowNull = false, int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
   const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
-  return reinterpret_cast<const T*>(job ? job->input(view) : view.data);
+  return reinterpret_cast<const T*>(job ? job->input(view, expected * sizeof(T)) : view.data);
 }
 
 template <typename T>
@@ -85,7 +87,7 @@ static T* outputData(const Napi::Env& env, const Napi::Value& v, const char* nam
                      int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
   const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
   if (!job) return reinterpret_cast<T*>(view.data);
-  T* staged = reinterpret_cast<T*>(job->output(env, v, view));
+  T* staged = reinterpret_cast<T*>(job->output(env, v, view, expected * sizeof(T)));
   job->nameLastOutput(name);
   return staged;
 }

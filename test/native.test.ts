@@ -38,9 +38,8 @@ maybe('native addon', () => {
       ['arguments that are not an object', () => (k.quantizeBlocks as any)(x, 0, 1, 64), TypeError, /quantizeBlocks: arguments must be an object/],
       ['unknown block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: 7 }), RangeError, /format must be an integer in \[0, 6\]/],
       ['src of the wrong kind', () => k.quantizeBlocks(mxArgs(new Int32Array(64) as any, 0, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Float32Array/],
-      ['src too short for the shape', () => k.quantizeBlocks(mxArgs(x, 0, 2, 64, 0, 0, 0, 0, data, scales)), RangeError, /must hold 128/],
-      ['data too short', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales)), RangeError, /data must hold 32/],
-      ['scales too long', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, new Uint8Array(3))), RangeError, /scales must hold 2/],
+      ['src too short for the shape', () => k.quantizeBlocks(mxArgs(x, 0, 2, 64, 0, 0, 0, 0, data, scales)), RangeError, /src holds 64 elements, 128 needed/],
+      ['data too short', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales)), RangeError, /data holds 31 elements, 32 needed/],
       ['unknown element format', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 9 as any, 0, 0, 0, data, scales)), RangeError, /format/],
       ['a negative block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: -1 }), RangeError, /format must be an integer/],
       ['fractional rows', () => k.quantizeBlocks(mxArgs(x, 0, 0.5, 64, 0, 0, 0, 0, data, scales)), RangeError, /rows must be an integer/],
@@ -48,16 +47,16 @@ maybe('native addon', () => {
       ['bf16 dtype with a Float32Array', () => k.quantizeBlocks(mxArgs(x, 1, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Uint16Array/],
       ['nvfp4 tensor scale of 0', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, 0, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
       ['nvfp4 tensor scale NaN', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, NaN, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
-      ['dequantize into a short output', () => k.dequantizeBlocks(mxOutArgs(data, scales, 1, 64, 0, new Float32Array(63))), RangeError, /out must hold 64/],
+      ['dequantize into a short output', () => k.dequantizeBlocks(mxOutArgs(data, scales, 1, 64, 0, new Float32Array(63))), RangeError, /out holds 63 elements, 64 needed/],
       ['decode into a Float64Array', () => k.decodeElements(new Uint8Array(4), 0, new Float64Array(4) as any), TypeError, /Float32Array/],
       ['encode with a string format', () => k.encodeElements(x, 0, 'e4m3' as any, 0, 0, new Uint8Array(64)), TypeError, /format must be a number/],
       ['matmul weights that are not repacked', () => k.matmul!.matmulFp4Int8({} as any, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1)), TypeError, /repackFp4Weights/],
       ...(k.matmul?.repackPlaneWeights ? [
-        ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes must hold 64/],
-        ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable must hold 256/],
+        ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes holds 63 elements, 64 needed/],
+        ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable holds 255 elements, 256 needed/],
         ['plane weights: a table value of 2^23', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 23), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries/],
         ['plane weights: shift 25', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256), 25, new Float32Array(1), 1, 32), RangeError, /shift/],
-        ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales must hold 2/],
+        ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales holds 1 elements, 2 needed/],
       ] as const : []),
     ])('%s', (_name, f, type, message) => {
       const err = call(f);
@@ -65,12 +64,31 @@ maybe('native addon', () => {
       expect(err!.message).toMatch(message);
     });
 
+    // One rule at the kernel boundary on every backend (lib/kernels/kernel-guards.ts): arrays may be
+    // longer than needed; the kernels use the first elements and leave the rest as it was.
+    it('longer arrays are accepted: the first elements are used, the tail is untouched (sync and async)', async () => {
+      const xs = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 3);
+      const want = { data: new Uint8Array(32), scales: new Uint8Array(2) };
+      k.quantizeBlocks(mxArgs(xs, 0, 1, 64, 0, 0, 0, 0, want.data, want.scales));
+      expect(want.data.some((b) => b !== 0)).toBe(true);
+      for (const run of [(a: Parameters<typeof k.quantizeBlocks>[0]) => k.quantizeBlocks(a), (a: Parameters<typeof k.quantizeBlocks>[0]) => k.quantizeBlocksAsync!(a)]) {
+        const longData = new Uint8Array(40).fill(0xee), longScales = new Uint8Array(5).fill(0xdd);
+        const longSrc = new Float32Array(80).fill(NaN);
+        longSrc.set(xs);
+        await run(mxArgs(longSrc, 0, 1, 64, 0, 0, 0, 0, longData, longScales));
+        expect(Array.from(longData.subarray(0, 32))).toEqual(Array.from(want.data));
+        expect(Array.from(longScales.subarray(0, 2))).toEqual(Array.from(want.scales));
+        expect(Array.from(longData.subarray(32))).toEqual(new Array(8).fill(0xee));
+        expect(Array.from(longScales.subarray(2))).toEqual(new Array(3).fill(0xdd));
+      }
+    });
+
     it('a detached input is refused, not read', () => {
       const src = new Float32Array(64);
       structuredClone(src.buffer, { transfer: [src.buffer] });
       const err = call(() => k.quantizeBlocks(mxArgs(src, 0, 1, 64, 0, 0, 0, 0, data, scales)));
       expect(err).toBeInstanceOf(RangeError); // a detached view has length 0
-      expect(err!.message).toMatch(/src must hold 64 elements, got 0/);
+      expect(err!.message).toMatch(/src holds 0 elements, 64 needed/);
     });
   });
 
