@@ -262,11 +262,18 @@ function product(fn: string, p: PreparedMatmul): Float32Array {
   // page faults here than the product of 512 rows with it).
   const ad = decodeOperand(`${fn} (a)`, p.a, 'matmul.decoded-a');
   const bd = decodedWeights(fn, p, 'matmul.decoded-b');
+  return decodedProduct(ad, bd, p.bias, p.out);
+}
+
+/** a · bᵀ (+ bias) of decoded operands on the active backend's kernel, else the reference, into
+ *  `out` when given; every NaN written as 0x7fc00000. */
+export function decodedProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, out?: Float32Array): Float32Array {
+  const kernels = getKernels().matmul;
   if (kernels?.matmulDecoded) {
-    const out = matmulDecodedOn(kernels, ad, bd, p.bias, p.out);
-    return kernels.nansCanonical ? out : canonicalNaNs(out);
+    const product = matmulDecodedOn(kernels, a, b, bias, out);
+    return kernels.nansCanonical ? product : canonicalNaNs(product);
   }
-  return canonicalNaNs(intoOut(matmulDecoded(ad, bd, p.bias), p.out));
+  return canonicalNaNs(intoOut(matmulDecoded(a, b, bias), out));
 }
 
 /** The product in the caller's `out` when there is one. */

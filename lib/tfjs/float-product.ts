@@ -11,10 +11,8 @@
 // That is 32 terms summed in float64 per rounding instead of tfjs cpu's float32 sum per term, so
 // results agree with tfjs's backends within float32 reassociation error, not bit for bit.
 
-import { getKernels } from '../kernels/registry.js';
-import { matmulDecodedOn } from '../kernels/matmul-glue.js';
 import type { DecodedOperand } from '../kernels/contract.js';
-import { canonicalNaNs, matmulDecoded } from '../core/matmul.js';
+import { decodedProduct } from '../core/matmul.js';
 
 export const FLOAT_BLOCK = 32;
 
@@ -40,15 +38,7 @@ export function floatOperand(values: Float32Array, rows: number, k: number): Dec
 
 /** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N] (`into` when given), K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
 export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
-  const kernels = getKernels().matmul;
-  if (kernels?.matmulDecoded) {
-    const out = matmulDecodedOn(kernels, a, b, bias, into);
-    return kernels.nansCanonical ? out : canonicalNaNs(out);
-  }
-  const out = matmulDecoded(a, b, bias);
-  if (into === undefined) return canonicalNaNs(out);
-  into.set(out);
-  return canonicalNaNs(into);
+  return decodedProduct(a, b, bias, into);
 }
 
 /**
