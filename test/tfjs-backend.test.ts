@@ -8,37 +8,17 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend } from '../lib/index.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters, resetCounters, weightCacheOf, type WeightMode } from '../lib/tfjs/index.js';
-import { runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
+import { OWN_KERNEL_SPEC_FILES, runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
 
 const BACKENDS = [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND];
 const QUANTIZING: Exclude<WeightMode, 'none'>[] = ['nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp'];
 
-/** tfjs-core's spec files for the kernels fp4kit implements (paths under @tensorflow/tfjs-core/dist/). */
-const SPEC_FILES = [
-  'ops/mat_mul_test.js', // BatchMatMul (matMul, dot, batched, broadcast, transposes, gradients)
-  'ops/fused/fused_mat_mul_test.js', // _FusedMatMul (bias shapes, activations, gradients)
-  'ops/conv2d_test.js', // Conv2D, and its gradients (Conv2DBackpropInput/Filter)
-  'ops/fused/fused_conv2d_test.js', // FusedConv2D
-  'ops/conv2d_transpose_test.js', // Conv2DBackpropInput
-  'ops/depthwise_conv2d_test.js', // DepthwiseConv2dNative's gradients (filled on the wasm base, faster on cpu)
-  'ops/conv2d_separable_test.js', // separableConv2d, whose gradients take the depthwise ones
-  'ops/unsorted_segment_sum_test.js', // UnsortedSegmentSum (filled on the wasm base)
-  'ops/einsum_test.js', // Einsum (filled on the wasm base)
-  'ops/max_pool_test.js', // MaxPool's gradient (MaxPoolGrad: the wasm base's is wrong for negative maxima)
-  'ops/image/resize_nearest_neighbor_test.js', // its gradient (ResizeNearestNeighborGrad: both bases' are wrong somewhere)
-  'ops/clone_test.js', // Identity (shares data on the wasm base)
-  'ops/transpose_test.js', // Transpose (shares data for the identity permutation)
-  'ops/split_test.js', // SplitV (pieces of a weight are recorded as such)
-  'ops/slice_test.js', // Slice (likewise)
-  'ops/sum_test.js', // Sum (leading axes summed without a transpose on the wasm base)
-];
-
-/** Specs of clone_test.js that fail on tfjs's stock wasm backend too (it has no complex64 kernels):
- *  on the wasm base they must fail (it.fails), on the cpu base pass. */
-const WASM_HAS_NO_COMPLEX = /complex64/;
+/** Specs (clone_test's, arithmetic_test's) that fail on tfjs's stock wasm backend too (it has no
+ *  complex64 tensors): on the wasm base they must fail (it.fails), on the cpu base pass. */
+const WASM_HAS_NO_COMPLEX = /complex/;
 
 describe.each(BACKENDS)('tfjs-core specs on %s, FP4KIT_WEIGHTS=none', (backendName) => {
-  for (const file of SPEC_FILES) {
+  for (const file of OWN_KERNEL_SPEC_FILES) {
     runTfjsCoreSpecs(file, { name: backendName, backendName, flags: { FP4KIT_WEIGHTS: 'none' } }, backendName === FP4KIT_BACKEND ? WASM_HAS_NO_COMPLEX : undefined);
   }
 });
