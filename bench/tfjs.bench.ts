@@ -96,7 +96,8 @@ async function predictRows(backend: string, modes: (WeightMode | undefined)[], r
       return { ms, out };
     };
     const first = run();
-    const times = Array.from({ length: reps }, () => run().ms);
+    // reps = 0 (FP4KIT_BENCH_CPU_REPS=0: the slow cpu backend once): the first call's time is the figure.
+    const times = reps > 0 ? Array.from({ length: reps }, () => run().ms) : [first.ms];
     if (!reference) reference = first.out.slice();
     rows.push({ backend, mode: mode ?? 'float32', first: first.ms, ms: median(times), relErr: relErr(first.out) });
     console.error(`  ${backend} ${mode ?? ''}: ${fmt(median(times))}`);
