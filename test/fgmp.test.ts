@@ -6,6 +6,7 @@ import {
   selectThreshold, assignPrecision, forTensor, type FgmpTensor,
 } from '../lib/index.js';
 import { quickselect, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
+import { packFgmpStream } from '../lib/fgmp/stream.js';
 import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
 import { gaussian, rng } from './helpers/data.js';
 
@@ -64,6 +65,44 @@ describe('selection', () => {
   it('rejects fractions outside [0, 1] and negative impacts', () => {
     expect(() => selectThreshold([new Float64Array(4)], 1.5)).toThrow(/fp4Fraction/);
     expect(() => selectThreshold([Float64Array.from([1, -1])], 0.5)).toThrow(/non-negative/);
+  });
+});
+
+describe('the block stream', () => {
+  // The layout spelled out block by block (stream.ts's header): FP8 blocks' 16 codes, FP4 blocks'
+  // 8 bytes of nibbles (element 2i low) with their scale byte in `scales`, in block order.
+  function expectedStream(mask: Uint8Array, blocks: number, c4: Uint8Array, s4: Uint8Array, c8: Uint8Array) {
+    const data: number[] = [];
+    const scales: number[] = [];
+    for (let b = 0; b < blocks; b++) {
+      if ((mask[b >> 3] >> (b & 7)) & 1) for (let i = 0; i < 16; i++) data.push(c8[16 * b + i]);
+      else {
+        for (let i = 0; i < 16; i += 2) data.push(c4[16 * b + i] | (c4[16 * b + i + 1] << 4));
+        scales.push(s4[b]);
+      }
+    }
+    return { data: Uint8Array.from(data), scales: Uint8Array.from(scales) };
+  }
+
+  it.each([0, 1, 2, 3])('packFgmpStream writes that layout, arrays starting %i bytes past a word boundary', (shift) => {
+    const random = rng(91 + shift);
+    const blocks = 1037;  // not a multiple of 8: a partial mask byte
+    const byte = (n: number, max: number) => Uint8Array.from({ length: n }, () => Math.floor(random() * max));
+    const at = (src: Uint8Array) => {  // the same bytes `shift` bytes into a larger buffer
+      const view = new Uint8Array(new ArrayBuffer(src.length + 8), shift, src.length);
+      view.set(src);
+      return view;
+    };
+    const mask = byte(Math.ceil(blocks / 8), 256);
+    const c4 = at(byte(blocks * 16, 16));
+    const s4 = byte(blocks, 256);
+    const c8 = at(byte(blocks * 16, 256));
+    const want = expectedStream(mask, blocks, c4, s4, c8);
+    const data = at(new Uint8Array(want.data.length));
+    const scales = new Uint8Array(want.scales.length);
+    packFgmpStream(mask, blocks, c4, s4, c8, data, scales);
+    expect(Buffer.from(data).equals(Buffer.from(want.data))).toBe(true);
+    expect(Buffer.from(scales).equals(Buffer.from(want.scales))).toBe(true);
   });
 });
 

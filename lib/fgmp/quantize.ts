@@ -22,7 +22,7 @@ import {
   quantizeFp4Block, quantizeFp8Block,
 } from './blocks.js';
 import { scratch } from '../core/scratch.js';
-import { forEachFgmpBlock } from './stream.js';
+import { forEachFgmpBlock, packFgmpStream } from './stream.js';
 import { assignPrecision, countFp8Blocks, selectThreshold, type Selection } from './select.js';
 
 export interface FgmpOptions {
@@ -255,16 +255,7 @@ function assemble(p: Prepared, c: Candidates, mask: Uint8Array, threshold: numbe
   const fp4Blocks = blocks - fp8Blocks;
   const data = new Uint8Array(fp4Blocks * 8 + fp8Blocks * 16);
   const scales = new Uint8Array(fp4Blocks);
-  const { fp4Codes, fp8Codes, fp4Scales } = c;
-  forEachFgmpBlock(mask, blocks, (b, fp8, o, s) => {
-    const codes = b * 16; // FGMP_BLOCK, a literal: the hot loop reads no module binding
-    if (fp8) {
-      for (let i = 0; i < 16; i++) data[o + i] = fp8Codes[codes + i];
-    } else {
-      for (let i = 0; i < 16; i += 2) data[o + (i >> 1)] = fp4Codes[codes + i] | (fp4Codes[codes + i + 1] << 4);
-      scales[s] = fp4Scales[b];
-    }
-  });
+  packFgmpStream(mask, blocks, c.fp4Codes, c.fp4Scales, c.fp8Codes, data, scales);
   return {
     format: 'fgmp', shape: p.shape, data, scales, mask, tensorScale: p.tensorScale, fp8Scale: p.fp8Scale, blockSize: 16,
     threshold, tiesTaken, fp4Fraction: blocks === 0 ? 1 : fp4Blocks / blocks,

