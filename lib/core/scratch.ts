@@ -5,7 +5,7 @@
 // returns) takes it from a named slot here instead; each slot is one buffer, grown when needed and
 // kept. Slots never share memory, so two temporaries alive at once must use different slots.
 
-type ScratchKind = Float32ArrayConstructor | Float64ArrayConstructor | Uint8ArrayConstructor;
+type ScratchKind = Float32ArrayConstructor | Float64ArrayConstructor | Uint8ArrayConstructor | Uint32ArrayConstructor;
 
 /** Above this many bytes a request gets a fresh array (kept memory stays bounded). */
 const SLOT_LIMIT = 128 * 2 ** 20;
