@@ -333,6 +333,61 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, "float64");
 }
 
+// a · b · c, or a RangeError naming `what` when it does not fit int64 (hostile sizes).
+int64_t checkedProduct(const Napi::Env& env, int64_t a, int64_t b, int64_t c, const char* what) {
+  int64_t ab = 0, abc = 0;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) throw Napi::RangeError::New(env, std::string("matmulDecodedBatch: ") + what + " is too large");
+  return abc;
+}
+
+// matmulDecodedBatch(aValues f32, aScales f32, m, aBlock, aMatrices, bValues f32, bScales f32, n, bBlock, bMatrices, k,
+//                    bias|null, out, aIndex i32, bIndex i32) → "float64"
+// Many products in one call (the tfjs backend's batched float products: attention's per-head
+// matrices): a holds aMatrices matrices of m rows one after the other, b bMatrices of n rows, and
+// output matrix i (m × n, at i·m·n) = a's matrix aIndex[i] · (b's matrix bIndex[i])ᵀ (+ bias), each
+// exactly as matmulDecoded computes it — on the float64 loop, whose bits the aligned path shares —
+// the matrices spread over the pool's threads (one thread each: the same bits on any count).
+Napi::Value MatmulDecodedBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 15) throw Napi::TypeError::New(env, "matmulDecodedBatch: expected 15 arguments");
+  const int64_t m = integerArg(env, info[2], "m", 0, kMaxDim);
+  const int64_t aBlock = integerArg(env, info[3], "aBlock", 16, 32);
+  const int64_t aMatrices = integerArg(env, info[4], "aMatrices", 0, kMaxDim);
+  const int64_t n = integerArg(env, info[7], "n", 0, kMaxDim);
+  const int64_t bBlock = integerArg(env, info[8], "bBlock", 16, 32);
+  const int64_t bMatrices = integerArg(env, info[9], "bMatrices", 0, kMaxDim);
+  const int64_t k = integerArg(env, info[10], "k", 1, kMaxDim);
+  if ((aBlock != 16 && aBlock != 32) || (bBlock != 16 && bBlock != 32)) throw Napi::RangeError::New(env, "block sizes must be 16 or 32");
+  const int64_t aBlocks = (k + aBlock - 1) / aBlock, bBlocks = (k + bBlock - 1) / bBlock;
+  const float* aValues = typedData<float>(env, info[0], "a values", static_cast<size_t>(checkedProduct(env, aMatrices, m, aBlocks * aBlock, "a")));
+  const float* aScales = typedData<float>(env, info[1], "a scales", static_cast<size_t>(checkedProduct(env, aMatrices, m, aBlocks, "a")));
+  const float* bValues = typedData<float>(env, info[5], "b values", static_cast<size_t>(checkedProduct(env, bMatrices, n, bBlocks * bBlock, "b")));
+  const float* bScales = typedData<float>(env, info[6], "b scales", static_cast<size_t>(checkedProduct(env, bMatrices, n, bBlocks, "b")));
+  const float* bias = typedData<float>(env, info[11], "bias", static_cast<size_t>(n), true);
+  const int32_t* aIndex = typedData<int32_t>(env, info[13], "aIndex", 0);
+  const size_t batch = info[13].As<Napi::TypedArray>().ElementLength();  // an Int32Array: checked above
+  if (batch > static_cast<size_t>(kMaxDim)) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex is too long");
+  const int32_t* bIndex = typedData<int32_t>(env, info[14], "bIndex", batch);
+  float* out = typedData<float>(env, info[12], "out", static_cast<size_t>(checkedProduct(env, static_cast<int64_t>(batch), m, n, "out")));
+  for (size_t i = 0; i < batch; i++) {
+    if (aIndex[i] < 0 || aIndex[i] >= aMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex[" + std::to_string(i) + "] is not a matrix of a");
+    if (bIndex[i] < 0 || bIndex[i] >= bMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: bIndex[" + std::to_string(i) + "] is not a matrix of b");
+  }
+  const auto kernel = activeMatmulKernel().decoded;
+  const int64_t work = std::max<int64_t>(1, m * n * k);
+  parallelFor(static_cast<int64_t>(batch), std::max<int64_t>(1, (int64_t(1) << 20) / work), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      const int64_t ia = aIndex[i], ib = bIndex[i];
+      const DecodedOperand a{aValues + ia * m * aBlocks * aBlock, aScales + ia * m * aBlocks, m, k, aBlocks * aBlock, aBlock, aBlocks};
+      const DecodedOperand b{bValues + ib * n * bBlocks * bBlock, bScales + ib * n * bBlocks, n, k, bBlocks * bBlock, bBlock, bBlocks};
+      float* o = out + i * m * n;
+      kernel(a, b, bias, o, 0, n);
+      canonicalNaNs(o, m, n, 0, n);
+    }
+  });
+  return Napi::String::New(env, "float64");
+}
+
 }  // namespace
 
 void registerMatmul(Napi::Env env, Napi::Object exports) {
@@ -342,6 +397,7 @@ void registerMatmul(Napi::Env env, Napi::Object exports) {
   exportFunction(env, exports, "matmulFp4Int8", MatmulFp4Int8);
   exportFunction(env, exports, "matmulFp4Int8Async", MatmulFp4Int8Async);
   exportFunction(env, exports, "matmulDecoded", MatmulDecoded);
+  exportFunction(env, exports, "matmulDecodedBatch", MatmulDecodedBatch);
   exports.Set("matmulSimd", Napi::String::New(env, activeMatmulKernel().simd));
   exports.Set("nansCanonical", Napi::Boolean::New(env, true));
 }

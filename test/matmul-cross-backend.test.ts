@@ -2,9 +2,9 @@
 // (mxfp4, nvfp4, fgmp) through the integer SIMD kernels, E4M3/FP6/INT8 weights through the
 // byte-plane kernel (native AVX-512, wasm), every other pairing through the decoded path, over ragged shapes (K not a multiple of a block, N not a multiple of a tile), bias,
 // bf16 activations, NaN blocks, and the async variant.
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
-import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
+import { decodedProducts, decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import type { DecodedOperand, MatmulKernels } from '../lib/kernels/contract.js';
 import { castFp8Rows, fp8Product, transposePerTensor } from '../lib/training/fp8-product.js';
@@ -494,36 +494,40 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
 // spread, planted wide, split-able, zero, subnormal, huge and non-finite units, power-of-two and other
 // multipliers), shapes that split across the thread pool: every backend gives the reference's bits.
 describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.matmulDecoded) !== undefined))('decoded products, random structure, on %s', (backend) => {
-  it('40 random products, on both paths: the reference bits', () => {
-    let state = 0x9e3779b9;
-    const next = (n: number) => {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      return (state >>> 8) % n;
-    };
-    const operand = (rows: number, k: number, block: number, kinds: number) => {
-      const blocks = Math.ceil(k / block), padded = blocks * block;
-      const values = new Float32Array(rows * padded);
-      for (let r = 0; r < rows; r++) {
-        for (let u = 0; u * 16 < k; u++) {
-          const kind = next(kinds); // 0–5 are the planted kinds: rare when kinds is large
-          const base = next(30) - 15;
-          for (let i = u * 16; i < Math.min(k, (u + 1) * 16); i++) {
-            const sign = next(2) ? -1 : 1;
-            let v: number;
-            if (kind === 0) v = 0;
-            else if (kind === 1) v = i % 16 === 3 ? 2 ** (base - 20 - next(10)) : (4 + next(4)) * 2 ** base; // wide: splits or falls back
-            else if (kind === 2) v = (1 + next(7)) * 2 ** (-135 - next(10)); // float subnormals
-            else if (kind === 3) v = (1 + next(7)) * 2 ** (60 + next(8)); // huge products
-            else if (kind === 4 && i % 16 === 7) v = [Infinity, NaN][next(2)];
-            else if (kind === 5) v = (2 ** (12 + next(4)) - 1) * 2 ** base; // spans near the int32 limit
-            else v = (4 + next(4)) * 2 ** (base - next(4)); // short spread
-            values[r * padded + i] = sign * v;
-          }
+  let state = 0x9e3779b9;  // reset at the start of each test
+  const next = (n: number) => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state >>> 8) % n;
+  };
+  const operand = (rows: number, k: number, block: number, kinds: number) => {
+    const blocks = Math.ceil(k / block), padded = blocks * block;
+    const values = new Float32Array(rows * padded);
+    for (let r = 0; r < rows; r++) {
+      for (let u = 0; u * 16 < k; u++) {
+        const kind = next(kinds); // 0–5 are the planted kinds: rare when kinds is large
+        const base = next(30) - 15;
+        for (let i = u * 16; i < Math.min(k, (u + 1) * 16); i++) {
+          const sign = next(2) ? -1 : 1;
+          let v: number;
+          if (kind === 0) v = 0;
+          else if (kind === 1) v = i % 16 === 3 ? 2 ** (base - 20 - next(10)) : (4 + next(4)) * 2 ** base; // wide: splits or falls back
+          else if (kind === 2) v = (1 + next(7)) * 2 ** (-135 - next(10)); // float subnormals
+          else if (kind === 3) v = (1 + next(7)) * 2 ** (60 + next(8)); // huge products
+          else if (kind === 4 && i % 16 === 7) v = [Infinity, NaN][next(2)];
+          else if (kind === 5) v = (2 ** (12 + next(4)) - 1) * 2 ** base; // spans near the int32 limit
+          else v = (4 + next(4)) * 2 ** (base - next(4)); // short spread
+          values[r * padded + i] = sign * v;
         }
       }
-      const scales = Float32Array.from({ length: rows * blocks }, () => (next(4) ? 2 ** (next(16) - 8) : (1 + next(1000)) / 317));
-      return decodedOperand(values, scales, rows, k, block);
-    };
+    }
+    const scales = Float32Array.from({ length: rows * blocks }, () => (next(4) ? 2 ** (next(16) - 8) : (1 + next(1000)) / 317));
+    return decodedOperand(values, scales, rows, k, block);
+  };
+  beforeEach(() => {
+    state = 0x9e3779b9;
+  });
+
+  it('40 random products, on both paths: the reference bits', () => {
     const kernels = withBackend(backend, () => getKernels().matmul!);
     const paths: string[] = [];
     for (let trial = 0; trial < 40; trial++) {
@@ -539,5 +543,49 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
       expect(firstBitDifference(canonicalNaNs(got), canonicalNaNs(want)), `trial ${trial}: ${m}×${n}×${k}, blocks ${aBlock}/${bBlock}`).toBe(-1);
     }
     expect(paths.filter((p) => p === 'aligned').length, 'products on the aligned path').toBeGreaterThanOrEqual(10);
+  });
+
+  it('decodedProducts: a batch of pairs (repeated and broadcast matrices, planted units, bias) in one call equals the reference pair by pair', () => {
+    for (let trial = 0; trial < 12; trial++) {
+      const [m, n, k] = [1 + next(40), 1 + next(70), 1 + next(200)];
+      const [aMatrices, bMatrices, batch] = [1 + next(5), 1 + next(5), next(3) === 0 ? 0 : 1 + next(20)];
+      const [aBlock, bBlock] = [[16, 32][next(2)], [16, 32][next(2)]];
+      const a = operand(aMatrices * m, k, aBlock, trial % 2 ? 20 : 4000), b = operand(bMatrices * n, k, bBlock, trial % 2 ? 20 : 4000);
+      const aIndex = Int32Array.from({ length: batch }, () => next(aMatrices)), bIndex = Int32Array.from({ length: batch }, () => next(bMatrices));
+      const bias = next(2) ? gaussian(n, trial) : undefined;
+      const got = withBackend(backend, () => decodedProducts(a, m, b, n, aIndex, bIndex, bias));
+      const want = new Float32Array(batch * m * n);
+      for (let i = 0; i < batch; i++) {
+        const rows = (d: DecodedOperand, r0: number, count: number): DecodedOperand => ({
+          ...d, rows: count, values: d.values.subarray(r0 * d.paddedCols, (r0 + count) * d.paddedCols), blockScales: d.blockScales.subarray(r0 * d.blocksPerRow, (r0 + count) * d.blocksPerRow),
+        });
+        want.set(matmulDecoded(rows(a, aIndex[i] * m, m), rows(b, bIndex[i] * n, n), bias), i * m * n);
+      }
+      expect(firstBitDifference(canonicalNaNs(got), canonicalNaNs(want)), `trial ${trial}: ${batch} pairs of ${m}×${n}×${k}`).toBe(-1);
+    }
+  });
+
+  it('decodedProducts refuses pairs outside the operands and partial matrices, in TypeScript and in the kernel', () => {
+    const a = operand(6, 40, 32, 4000), b = operand(4, 40, 16, 4000);
+    const run = (aIndex: number[], bIndex: number[], m = 3, n = 2) =>
+      withBackend(backend, () => decodedProducts(a, m, b, n, Int32Array.from(aIndex), Int32Array.from(bIndex), undefined));
+    expect(() => run([0, 2], [0, 1])).toThrow(/not among the 2 and 2 matrices/);
+    expect(() => run([0, -1], [0, 1])).toThrow(RangeError);
+    expect(() => run([0], [0, 1])).toThrow(/1 a indices, 2 b indices/);
+    expect(() => run([0], [0], 4)).toThrow(/not whole matrices/);
+    expect(run([1, 0, 1], [1, 1, 0]).length).toBe(3 * 3 * 2);
+    const kernel = withBackend(backend, () => getKernels().matmul!.matmulDecodedBatch);
+    if (kernel === undefined) return;  // the wasm module runs decodedProduct per pair
+    const call = (aIndex: unknown, bIndex: unknown, out = new Float32Array(12)) =>
+      kernel(a.values, a.blockScales, 3, 32, 2, b.values, b.blockScales, 2, 16, 2, 40, null, out, aIndex as Int32Array, bIndex as Int32Array);
+    expect(call(Int32Array.of(0, 1), Int32Array.of(1, 0))).toBe('float64');
+    expect(() => call(Int32Array.of(0, 2), Int32Array.of(1, 0))).toThrow(/aIndex\[1\] is not a matrix of a/);
+    expect(() => call(Int32Array.of(0, 1), Int32Array.of(-1, 0))).toThrow(/bIndex\[0\] is not a matrix of b/);
+    expect(() => call(Float32Array.of(0, 1), Int32Array.of(1, 0))).toThrow(/Int32Array/);
+    expect(() => call(Int32Array.of(0, 1), Int32Array.of(1))).toThrow(RangeError);
+    expect(() => call(Int32Array.of(0, 1), Int32Array.of(1, 0), new Float32Array(11))).toThrow(RangeError);
+    // Sizes whose products overflow 64 bits: a clear error before any memory is touched.
+    expect(() => kernel(a.values, a.blockScales, 2 ** 31, 32, 2 ** 31, b.values, b.blockScales, 2, 16, 2, 2 ** 31, null, new Float32Array(1), Int32Array.of(0), Int32Array.of(0)))
+      .toThrow(/too large/);
   });
 });

@@ -27,7 +27,7 @@ import { E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK } from '../fgmp/blocks.js';
 import { checkFgmpTensor, type CheckedFgmpTensor, type FgmpTensor } from '../fgmp/quantize.js';
 import { forEachFgmpBlock } from '../fgmp/stream.js';
 import { getKernels } from '../kernels/registry.js';
-import { hasFastPath, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
+import { hasFastPath, matmulDecodedBatchOn, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
 import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
@@ -274,6 +274,42 @@ export function decodedProduct(a: DecodedOperand, b: DecodedOperand, bias: Float
     return kernels.nansCanonical ? product : canonicalNaNs(product);
   }
   return canonicalNaNs(intoOut(matmulDecoded(a, b, bias), out));
+}
+
+/**
+ * Many products of decoded operands at once, each as decodedProduct computes it (the same bits):
+ * `a` holds matrices of `m` rows one after the other (a.rows = m · their count), `b` matrices of
+ * `n` rows, and output matrix i ([m, n] at i·m·n of the result, `out` when given) is a's matrix
+ * aIndex[i] times b's matrix bIndex[i] transposed (+ bias). One kernel call for a whole batch of
+ * small products (the tfjs backend's attention matrices), which the addon spreads over its threads.
+ */
+export function decodedProducts(a: DecodedOperand, m: number, b: DecodedOperand, n: number, aIndex: Int32Array, bIndex: Int32Array,
+  bias: Float32Array | undefined, out?: Float32Array): Float32Array {
+  const batch = aIndex.length;
+  if (bIndex.length !== batch) throw new RangeError(`decodedProducts: ${batch} a indices, ${bIndex.length} b indices`);
+  if ((m === 0 ? a.rows !== 0 : a.rows % m !== 0) || (n === 0 ? b.rows !== 0 : b.rows % n !== 0)) {
+    throw new RangeError(`decodedProducts: ${a.rows} and ${b.rows} rows are not whole matrices of ${m} and ${n} rows`);
+  }
+  const result = out ?? new Float32Array(batch * m * n);
+  if (result.length < batch * m * n) throw new RangeError(`decodedProducts: out holds ${result.length} values, ${batch * m * n} needed`);
+  const aMatrices = m === 0 ? 0 : a.rows / m, bMatrices = n === 0 ? 0 : b.rows / n;
+  for (let i = 0; i < batch; i++) {
+    if (!(aIndex[i] >= 0 && aIndex[i] < aMatrices && bIndex[i] >= 0 && bIndex[i] < bMatrices)) {
+      throw new RangeError(`decodedProducts: pair ${i} (a's matrix ${aIndex[i]}, b's ${bIndex[i]}) is not among the ${aMatrices} and ${bMatrices} matrices`);
+    }
+  }
+  const kernels = getKernels().matmul;
+  if (kernels?.matmulDecodedBatch) {
+    matmulDecodedBatchOn(kernels, a, m, b, n, aIndex, bIndex, bias, result);
+    if (!kernels.nansCanonical) canonicalNaNs(result.subarray(0, batch * m * n));
+    return result;
+  }
+  // Elsewhere (the wasm module, the reference) one decodedProduct per pair: the same order.
+  for (let i = 0; i < batch; i++) {
+    const ia = aIndex[i], ib = bIndex[i];
+    decodedProduct(decodedRows(a, ia * m, (ia + 1) * m), decodedRows(b, ib * n, (ib + 1) * n), bias, result.subarray(i * m * n, (i + 1) * m * n));
+  }
+  return result;
 }
 
 /** The product in the caller's `out` when there is one. */

@@ -188,6 +188,11 @@ export interface MatmulKernels {
    *  reads its integer forms from them where it can (VBMI), the wasm module ignores them. */
   matmulDecoded?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, bValues: Float32Array, bScales: Float32Array, n: number, bBlock: number, k: number, bias: Float32Array | null, out: Float32Array,
     aCodes?: Uint8Array | null, aElement?: number, bCodes?: Uint8Array | null, bElement?: number): 'aligned' | 'float64';
+  /** Many decoded products in one call: a holds aMatrices matrices of m rows, b bMatrices of n rows;
+   *  output matrix i (m × n, at i·m·n) is a's matrix aIndex[i] · (b's matrix bIndex[i])ᵀ (+ bias),
+   *  each with matmulDecoded's bits (lib/core/matmul.ts decodedProducts). */
+  matmulDecodedBatch?(aValues: Float32Array, aScales: Float32Array, m: number, aBlock: number, aMatrices: number, bValues: Float32Array, bScales: Float32Array,
+    n: number, bBlock: number, bMatrices: number, k: number, bias: Float32Array | null, out: Float32Array, aIndex: Int32Array, bIndex: Int32Array): 'aligned' | 'float64';
   matmulSimd: string;
   /** matmulFp4Int8 and matmulDecoded write every NaN as 0x7fc00000 themselves (native), so the facade skips its pass. */
   readonly nansCanonical?: boolean;

@@ -18,7 +18,7 @@
 
 import type { TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import { matmul } from '../core/matmul.js';
+import { decodedProducts, matmul } from '../core/matmul.js';
 import { counters } from './counters.js';
 import { floatOperand, floatProduct, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
@@ -120,6 +120,16 @@ export function matMulValues(storage: TensorStorage, cache: WeightCache, args: M
   // A's laid-out copy is used by this call only: reused scratch.
   // One matrix in b: the output's matrices are a's, in order.
   if (batchB === 1) return multiply(rowMajor(aValues, 0, batch, m, k, args.transposeA, stride, 'tfjs.a-rows'), batch * m, weightFor(0), 0);
+  if (!isWeight) {
+    // Many matrices in b that are no weight (attention's per-head products): both sides laid out
+    // once and every pair in one kernel call (core/matmul.ts decodedProducts: the same bits as a
+    // call per pair, without a call's overhead per 64 × 64 matrix, and spread over the threads).
+    const batchA = tf.util.sizeFromShape(args.a.shape.slice(0, -2));
+    const aRows = rowMajor(aValues, 0, batchA, m, k, args.transposeA, stride, 'tfjs.a-rows');
+    const bRows = rowMajor(bValues, 0, batchB, n, k, !args.transposeB, stride, 'tfjs.b-rows');
+    counters.floatProducts += batch;
+    return decodedProducts(floatOperand(aRows, batchA * m, k), m, floatOperand(bRows, batchB * n, k), n, aMatrix, bMatrix, args.bias, out);
+  }
   let aRows: Float32Array | undefined;
   let laidOut = -1;
   for (let i = 0; i < batch; i++) {
