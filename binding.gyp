@@ -35,7 +35,9 @@
         "native/matmul_aligned.cc",
         "native/matmul_binding.cc",
         "native/matmul_planes.cc",
-        "native/matmul_scalar.cc"
+        "native/matmul_scalar.cc",
+        "native/transpose.cc",
+        "native/transpose_binding.cc"
       ],
       "conditions": [
         ["target_arch=='x64'", { "dependencies": ["fp4kit_avx2", "fp4kit_avx512", "fp4kit_avx512_vnni", "fp4kit_avx512_vbmi", "fp4kit_avx512_vpopcntdq"] }],
@@ -56,7 +58,7 @@
         {
           "target_name": "fp4kit_avx512",
           "type": "static_library",
-          "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc", "native/matmul_decoded_avx512.cc"],
+          "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc", "native/matmul_decoded_avx512.cc", "native/transpose_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-ffp-contract=off"] }
         },

@@ -21,6 +21,7 @@
 #include "napi_promise.h"
 #include "quantize.h"
 #include "threads.h"
+#include "transpose_binding.h"
 
 namespace fp4kit {
 namespace {
@@ -288,6 +289,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerMatmul(env, exports);
   registerGradientQuant(env, exports);
   registerBitplaneGemm(env, exports);
+  registerTranspose(env, exports);
   return exports;
 }
 

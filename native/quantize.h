@@ -49,6 +49,8 @@ using DecodeKernel = void (*)(const uint8_t* codes, int32_t format, float* out, 
 using BlockKernel = void (*)(const BlockArgs&, int64_t rowBegin, int64_t rowEnd);
 using AbsMaxKernel = uint32_t (*)(const void* src, int32_t dtype, int64_t begin, int64_t end);  // bits of max|x|, > 0x7f800000 if NaN
 using FgmpKernel = void (*)(const FgmpArgs&, int64_t rowBegin, int64_t rowEnd);
+// transpose.h: work items [itemBegin, itemEnd) of a transpose of 4-byte elements.
+using TransposeKernel = void (*)(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin, int64_t itemEnd);
 
 struct QuantizeKernels {
   const char* simd;  // "avx512", "avx2", "neon", "scalar"
@@ -60,6 +62,7 @@ struct QuantizeKernels {
   BlockKernel quantizeNvfp4;
   BlockKernel dequantizeNvfp4;
   FgmpKernel fgmpCandidates;  // fgmp.h: rows [rowBegin, rowEnd)
+  TransposeKernel transpose32;  // transpose.h
 };
 
 // The plain scalar reference (quantize_scalar.cc) and the SIMD tables (quantize_avx2.cc,

@@ -22,6 +22,7 @@
 #include "element_codec.h"
 #include "pack_codes.h"
 #include "quantize.h"
+#include "transpose.h"
 
 #ifndef FP4KIT_LANES
 #error "define FP4KIT_LANES (8 for AVX2, 16 for AVX-512) before including quantize_simd.h"
@@ -780,5 +781,5 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
   }                                                                                                           \
   const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, decodeElements##Isa,                      \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
-                                           dequantizeNvfp4##Isa, fgmpCandidatesVector};                        \
+                                           dequantizeNvfp4##Isa, fgmpCandidatesVector, transposeMatrices32};   \
   }

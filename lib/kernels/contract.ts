@@ -157,6 +157,13 @@ export interface Kernels {
   packBitPlanes(a: PackBitPlanesArgs): number;
   bitplaneMatmul(a: BitplaneMatmulArgs): void;
 
+  /** `count` matrices of 4-byte elements, [rows, cols] one after the other from srcOffset, transposed
+   *  into [cols, dstStride] at cols·dstStride apart from dstOffset (lib/core/transpose.ts
+   *  transposeInto, whose loop is the reference). The addon only: the wasm module would have to copy
+   *  both sides into its memory and back, which costs more than the JavaScript loop. */
+  transposeMatrices?(src: Float32Array | Uint32Array | Int32Array, srcOffset: number, rows: number, cols: number, count: number,
+    dst: Float32Array | Uint32Array | Int32Array, dstOffset: number, dstStride: number): void;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;
 }

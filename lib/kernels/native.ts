@@ -23,6 +23,8 @@ interface Addon extends MatmulKernels {
   packSigns: Kernels['packSigns'];
   packBitPlanes: Kernels['packBitPlanes'];
   bitplaneMatmul: Kernels['bitplaneMatmul'];
+  /** Absent from a prebuilt addon older than the transpose kernel: the JavaScript loop runs. */
+  transposeMatrices?: Kernels['transposeMatrices'];
   simd: string;
   threads: number;
 }
@@ -66,6 +68,7 @@ export function loadNativeKernels(): Kernels {
     packSigns: addon.packSigns,
     packBitPlanes: addon.packBitPlanes,
     bitplaneMatmul: addon.bitplaneMatmul,
+    transposeMatrices: addon.transposeMatrices,
     matmul: addon,
   };
 }

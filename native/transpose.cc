@@ -1,0 +1,27 @@
+// The transpose loop (transpose.h): per work item, one matrix's tile of output rows, walked
+// source-tile by source-tile so both tiles stay in L1.
+#include "transpose.h"
+
+#include <algorithm>
+
+namespace fp4kit {
+
+void transposeMatrices32(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin,
+                         int64_t itemEnd) {
+  const int64_t colTiles = transposeColumnTiles(cols);
+  for (int64_t w = itemBegin; w < itemEnd; w++) {
+    const int64_t matrix = w / colTiles;
+    const int64_t c0 = (w % colTiles) * kTransposeTile, c1 = std::min(cols, c0 + kTransposeTile);
+    const uint32_t* from = src + matrix * rows * cols;
+    uint32_t* to = dst + matrix * cols * dstStride;
+    for (int64_t r0 = 0; r0 < rows; r0 += kTransposeTile) {
+      const int64_t r1 = std::min(rows, r0 + kTransposeTile);
+      for (int64_t c = c0; c < c1; c++) {
+        uint32_t* row = to + c * dstStride;
+        for (int64_t r = r0; r < r1; r++) row[r] = from[r * cols + c];
+      }
+    }
+  }
+}
+
+}  // namespace fp4kit

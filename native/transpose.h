@@ -1,0 +1,28 @@
+// Transposes of 4-byte elements (float32 moved as bits, never converted): the tfjs backend lays its
+// operands out for fp4kit's products ([K, N] → [N, K], the backward products' transposed
+// activations), the checkpoint tool swaps a tensor's last two axes. lib/core/transpose.ts holds
+// the reference loop; transposeMatrices32 is the same loop in plain C++ (element moves give the
+// same bits on any backend); transpose_avx512.cc moves 16 × 16 blocks through registers. Both
+// sit in the quantize tables (quantize.h: transpose32), the single dispatch point.
+#pragma once
+#include <cstdint>
+
+namespace fp4kit {
+
+// Tiles of this many rows and columns (64 × 64 × 4 bytes = 16 KiB per side).
+constexpr int64_t kTransposeTile = 64;
+
+// `count` matrices, each [rows, cols] row-major one after the other from src, into [cols, dstStride]
+// (dstStride ≥ rows; columns rows … dstStride − 1 left as they are) one after the other from dst, at
+// cols · dstStride apart: dst[c · dstStride + r] = src[r · cols + c]. Work item w of
+// [itemBegin, itemEnd) is matrix w / colTiles, output rows (source columns) of tile w % colTiles —
+// items write disjoint output rows, so threads may take any of them.
+void transposeMatrices32(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin,
+                         int64_t itemEnd);
+#if defined(__x86_64__) || defined(_M_X64)
+void transposeMatrices32Avx512(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin,
+                               int64_t itemEnd);
+#endif
+inline int64_t transposeColumnTiles(int64_t cols) { return (cols + kTransposeTile - 1) / kTransposeTile; }
+
+}  // namespace fp4kit
