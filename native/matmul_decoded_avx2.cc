@@ -35,9 +35,11 @@ void matmulDecodedAvx2(const DecodedOperand& a, const DecodedOperand& b, const f
           }
         }
         const __m256 bs = _mm256_loadu_ps(panel.scales.data() + j * kWidth);
+        // These rows' multipliers of a's block holding unit j (one division per unit, not per row).
+        const float* aScales = a.blockScales + m0 * a.blocksPerRow + (j * unit) / a.blockSize;
         for (int r = 0; r < kRows; r++) {
           if (r >= rows) break;
-          const __m256 s = _mm256_mul_ps(_mm256_set1_ps(a.blockScales[(m0 + r) * a.blocksPerRow + (j * unit) / a.blockSize]), bs);
+          const __m256 s = _mm256_mul_ps(_mm256_set1_ps(aScales[r * a.blocksPerRow]), bs);
           const __m256 d = _mm256_set_m128(_mm256_cvtpd_ps(hi[r]), _mm256_cvtpd_ps(lo[r]));
           acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(d, s));
         }

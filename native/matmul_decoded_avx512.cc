@@ -47,9 +47,11 @@ void matmulDecodedAvx512(const DecodedOperand& a, const DecodedOperand& b, const
           }
         }
         const __m512 bs = _mm512_loadu_ps(panel.scales.data() + j * kWidth);
+        // These rows' multipliers of a's block holding unit j (one division per unit, not per row).
+        const float* aScales = a.blockScales + m0 * a.blocksPerRow + (j * unit) / a.blockSize;
         for (int r = 0; r < kRows; r++) {
           if (r >= rows) break;
-          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(a.blockScales[(m0 + r) * a.blocksPerRow + (j * unit) / a.blockSize]), bs);
+          const __m512 s = _mm512_mul_ps(_mm512_set1_ps(aScales[r * a.blocksPerRow]), bs);
           const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo[r])), _mm512_cvtpd_ps(hi[r]), 1);
           acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(d, s));
         }
