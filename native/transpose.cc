@@ -8,12 +8,8 @@ namespace fp4kit {
 
 void transposeMatrices32(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin,
                          int64_t itemEnd) {
-  const int64_t colTiles = transposeColumnTiles(cols);
   for (int64_t w = itemBegin; w < itemEnd; w++) {
-    const int64_t matrix = w / colTiles;
-    const int64_t c0 = (w % colTiles) * kTransposeTile, c1 = std::min(cols, c0 + kTransposeTile);
-    const uint32_t* from = src + matrix * rows * cols;
-    uint32_t* to = dst + matrix * cols * dstStride;
+    const auto [from, to, c0, c1] = transposeItem(src, rows, cols, dst, dstStride, w);
     for (int64_t r0 = 0; r0 < rows; r0 += kTransposeTile) {
       const int64_t r1 = std::min(rows, r0 + kTransposeTile);
       for (int64_t c = c0; c < c1; c++) {

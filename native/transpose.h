@@ -25,4 +25,15 @@ void transposeMatrices32Avx512(const uint32_t* src, int64_t rows, int64_t cols, 
 #endif
 inline int64_t transposeColumnTiles(int64_t cols) { return (cols + kTransposeTile - 1) / kTransposeTile; }
 
+// Work item w: its matrix's source and destination, and its source columns [c0, c1).
+struct TransposeItem {
+  const uint32_t* from;
+  uint32_t* to;
+  int64_t c0, c1;
+};
+inline TransposeItem transposeItem(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t w) {
+  const int64_t colTiles = transposeColumnTiles(cols), matrix = w / colTiles, c0 = (w % colTiles) * kTransposeTile;
+  return {src + matrix * rows * cols, dst + matrix * cols * dstStride, c0, c0 + kTransposeTile < cols ? c0 + kTransposeTile : cols};
+}
+
 }  // namespace fp4kit

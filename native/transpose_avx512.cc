@@ -12,12 +12,8 @@ namespace fp4kit {
 
 void transposeMatrices32Avx512(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin,
                                int64_t itemEnd) {
-  const int64_t colTiles = transposeColumnTiles(cols);
   for (int64_t w = itemBegin; w < itemEnd; w++) {
-    const int64_t matrix = w / colTiles;
-    const int64_t c0 = (w % colTiles) * kTransposeTile, c1 = std::min(cols, c0 + kTransposeTile);
-    const uint32_t* from = src + matrix * rows * cols;
-    uint32_t* to = dst + matrix * cols * dstStride;
+    const auto [from, to, c0, c1] = transposeItem(src, rows, cols, dst, dstStride, w);
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
       const int64_t rn = std::min<int64_t>(16, rows - r0);
       const __mmask16 rowLanes = static_cast<__mmask16>((1u << rn) - 1);
