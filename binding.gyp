@@ -36,6 +36,8 @@
         "native/matmul_binding.cc",
         "native/matmul_planes.cc",
         "native/matmul_scalar.cc",
+        "native/sum_rows.cc",
+        "native/sum_rows_binding.cc",
         "native/transpose.cc",
         "native/transpose_binding.cc"
       ],

@@ -6,7 +6,8 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend } from '../lib/index.js';
+import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend, withBackend as withFp4kitBackend } from '../lib/index.js';
+import { getKernels } from '../lib/kernels/registry.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters, resetCounters, weightCacheOf, type WeightMode } from '../lib/tfjs/index.js';
 import { OWN_KERNEL_SPEC_FILES, runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
 
@@ -792,6 +793,29 @@ describe('Sum over leading axes on the wasm base', () => {
     for (let r = 0; r < 6; r++) for (let n = 0; n < 5; n++) plain[n] = Math.fround(plain[n] + x[r * 5 + n]);
     expect(Array.from(tf.tidy(() => tf.sum(tf.tensor(x, [2, 3, 5]), [0, 1]).dataSync()))).toEqual(Array.from(plain));
     expect(tf.memory().numTensors).toBe(0);
+  });
+
+  it('the addon\'s loop (native/sum_rows.h) gives the JavaScript loop\'s bits, ±0, ±Inf and NaN columns included; bad arguments refused in C++', () => {
+    const native = availableBackends().some((b) => b.name === 'native' && b.available);
+    const kernel = native ? withFp4kitBackend('native', () => getKernels().sumLeadingRows) : undefined;
+    if (kernel === undefined) return;  // no addon here: the JavaScript loop is all there is
+    for (const [rows, n] of [[4096, 80], [3, 5000], [1, 4096], [700, 37], [64, 128]]) {
+      const x = values(rows * n, rows + n);
+      for (let i = 0; i < x.length; i += 11) x[i] *= 1e6;
+      x[3] = Infinity; x[n + 4] = -Infinity; x[5] = NaN; for (let r = 0; r < rows; r++) x[r * n + 6] = -0;
+      const want = new Float32Array(n);
+      for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) want[i] = Math.fround(want[i] + x[r * n + i]);
+      const got = new Float32Array(n).fill(7);
+      kernel(x, rows, n, got);
+      const same = (a: number, b: number) => (Number.isNaN(a) ? Number.isNaN(b) : Object.is(a, b));
+      expect(Array.from(got).every((v, i) => same(v, want[i])), `${rows}×${n}`).toBe(true);
+    }
+    const x = new Float32Array(100);
+    expect(() => kernel(x, 10, 10, x.subarray(95) as Float32Array)).toThrow(/out holds 5 elements, 10 needed/);
+    expect(() => kernel(x, 10, 10, x.subarray(90))).toThrow(/overlap/);
+    expect(() => kernel(x, 11, 10, new Float32Array(10))).toThrow(/x holds 100 elements, 110 needed/);
+    expect(() => kernel(new Float64Array(100) as unknown as Float32Array, 10, 10, new Float32Array(10))).toThrow(/Float32Array/);
+    expect(() => kernel(x, 2 ** 40, 2 ** 40, new Float32Array(10))).toThrow(/too large/);
   });
 
   it('int32 and bool sums stay with the base (their dtypes, their values)', () => {

@@ -164,6 +164,11 @@ export interface Kernels {
   transposeMatrices?(src: Float32Array | Uint32Array | Int32Array, srcOffset: number, rows: number, cols: number, count: number,
     dst: Float32Array | Uint32Array | Int32Array, dstOffset: number, dstStride: number): void;
 
+  /** Column sums of x [rows][n] into out[0, n): float32 adds, rows in increasing order
+   *  (lib/tfjs/kernels/sum.ts sumLeadingRows, whose loop is the reference). The addon only, for the
+   *  same reason as transposeMatrices. */
+  sumLeadingRows?(x: Float32Array, rows: number, n: number, out: Float32Array): void;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;
 }

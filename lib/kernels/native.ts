@@ -25,6 +25,7 @@ interface Addon extends MatmulKernels {
   bitplaneMatmul: Kernels['bitplaneMatmul'];
   /** Absent from a prebuilt addon older than the transpose kernel: the JavaScript loop runs. */
   transposeMatrices?: Kernels['transposeMatrices'];
+  sumLeadingRows?: Kernels['sumLeadingRows'];
   simd: string;
   threads: number;
 }
@@ -69,6 +70,7 @@ export function loadNativeKernels(): Kernels {
     packBitPlanes: addon.packBitPlanes,
     bitplaneMatmul: addon.bitplaneMatmul,
     transposeMatrices: addon.transposeMatrices,
+    sumLeadingRows: addon.sumLeadingRows,
     matmul: addon,
   };
 }

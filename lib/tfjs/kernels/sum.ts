@@ -4,12 +4,17 @@
 // several ns per element: ~15% of a char-GPT training step), then sums each output's run. Here
 // out[n] = Σ_r x[r, n], summed in float32 in increasing r from +0 — the order of the base's own
 // loop over its transposed copy, so the bits are the base's. Other reductions and dtypes go to
-// the base's kernel. (tfjs cpu sums in float64: the cpu base keeps its own kernel.)
+// the base's kernel. (tfjs cpu sums in float64: the cpu base keeps its own kernel.) With the
+// native addon loaded the loop runs there (native/sum_rows.h), with the same bits.
 
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { getKernels } from '../../kernels/registry.js';
 import { aroundBaseKernel } from '../kernel-context.js';
 import { floatValues, storageOf } from '../storage.js';
+
+/** Below this many elements the addon's call costs more than the loop saves. */
+const NATIVE_MIN_ELEMENTS = 4096;
 
 /**
  * How many leading axes `axes` reduces when it is exactly [0, 1, … j−1] with 0 < j < rank, else 0.
@@ -23,6 +28,12 @@ function leadingAxes(axes: number[], rank: number): number {
 
 /** Column sums of x [rows, n] (row-major) into out [n], float32, rows in increasing order. */
 export function sumLeadingRows(x: Float32Array, rows: number, n: number, out: Float32Array): void {
+  // The addon's loop (native/sum_rows.h: the same adds in the same order, vectorised across columns).
+  const kernel = getKernels().sumLeadingRows;
+  if (kernel !== undefined && rows * n >= NATIVE_MIN_ELEMENTS) {
+    kernel(x, rows, n, out);
+    return;
+  }
   out.fill(0);
   for (let r = 0; r < rows; r++) {
     const row = r * n;
