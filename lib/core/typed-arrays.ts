@@ -12,6 +12,10 @@
 // work, so it cannot change size); the async calls take their own snapshot (lib/core/async-jobs.ts),
 // except of SharedArrayBuffers, which are read in place (they never detach or shrink).
 
+/** Whether this platform stores multi-byte elements little end first (every JavaScript engine in
+ *  practice): code that reads four bytes as one Uint32Array word checks it and keeps a byte path. */
+export const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 export type TypedArrayName =
   | 'Int8Array' | 'Uint8Array' | 'Uint8ClampedArray' | 'Int16Array' | 'Uint16Array' | 'Int32Array' | 'Uint32Array'
   | 'Float32Array' | 'Float64Array' | 'BigInt64Array' | 'BigUint64Array';

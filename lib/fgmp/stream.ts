@@ -3,6 +3,7 @@
 // in the low nibble) in `data` plus one E4M3 scale byte, in order, in `scales`. The mask's bit b
 // (bit b & 7 of byte b >> 3) set means block b is FP8.
 
+import { LITTLE_ENDIAN } from '../core/typed-arrays.js';
 import { isFp8Block } from './select.js';
 
 /** Calls `visit` for every block in stream order with where its bytes are. */
@@ -22,9 +23,6 @@ export function forEachFgmpBlock(
     }
   }
 }
-
-/** Little-endian platforms (all JavaScript engines in practice) read four stream bytes as one word. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Bytes c0..c3 of a word (E2M1 codes, each < 16) as the 16 bits c0 | c1 << 4 | c2 << 8 | c3 << 12. */
 function nibbles16(w: number): number {
