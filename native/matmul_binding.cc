@@ -334,10 +334,9 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
 }
 
 // a · b · c, or a RangeError naming `what` when it does not fit int64 (hostile sizes).
-int64_t checkedProduct(const Napi::Env& env, int64_t a, int64_t b, int64_t c, const char* what) {
-  int64_t ab = 0, abc = 0;
-  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) throw Napi::RangeError::New(env, std::string("matmulDecodedBatch: ") + what + " is too large");
-  return abc;
+int64_t batchSize(const Napi::Env& env, int64_t a, int64_t b, int64_t c, const char* what) {
+  const std::string message = std::string("matmulDecodedBatch: ") + what + " is too large";
+  return checkedProduct(env, checkedProduct(env, a, b, message), c, message);
 }
 
 // matmulDecodedBatch(aValues f32, aScales f32, m, aBlock, aMatrices, bValues f32, bScales f32, n, bBlock, bMatrices, k,
@@ -359,16 +358,16 @@ Napi::Value MatmulDecodedBatch(const Napi::CallbackInfo& info) {
   const int64_t k = integerArg(env, info[10], "k", 1, kMaxDim);
   if ((aBlock != 16 && aBlock != 32) || (bBlock != 16 && bBlock != 32)) throw Napi::RangeError::New(env, "block sizes must be 16 or 32");
   const int64_t aBlocks = (k + aBlock - 1) / aBlock, bBlocks = (k + bBlock - 1) / bBlock;
-  const float* aValues = typedData<float>(env, info[0], "a values", static_cast<size_t>(checkedProduct(env, aMatrices, m, aBlocks * aBlock, "a")));
-  const float* aScales = typedData<float>(env, info[1], "a scales", static_cast<size_t>(checkedProduct(env, aMatrices, m, aBlocks, "a")));
-  const float* bValues = typedData<float>(env, info[5], "b values", static_cast<size_t>(checkedProduct(env, bMatrices, n, bBlocks * bBlock, "b")));
-  const float* bScales = typedData<float>(env, info[6], "b scales", static_cast<size_t>(checkedProduct(env, bMatrices, n, bBlocks, "b")));
+  const float* aValues = typedData<float>(env, info[0], "a values", static_cast<size_t>(batchSize(env, aMatrices, m, aBlocks * aBlock, "a")));
+  const float* aScales = typedData<float>(env, info[1], "a scales", static_cast<size_t>(batchSize(env, aMatrices, m, aBlocks, "a")));
+  const float* bValues = typedData<float>(env, info[5], "b values", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks * bBlock, "b")));
+  const float* bScales = typedData<float>(env, info[6], "b scales", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks, "b")));
   const float* bias = typedData<float>(env, info[11], "bias", static_cast<size_t>(n), true);
   const int32_t* aIndex = typedData<int32_t>(env, info[13], "aIndex", 0);
   const size_t batch = info[13].As<Napi::TypedArray>().ElementLength();  // an Int32Array: checked above
   if (batch > static_cast<size_t>(kMaxDim)) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex is too long");
   const int32_t* bIndex = typedData<int32_t>(env, info[14], "bIndex", batch);
-  float* out = typedData<float>(env, info[12], "out", static_cast<size_t>(checkedProduct(env, static_cast<int64_t>(batch), m, n, "out")));
+  float* out = typedData<float>(env, info[12], "out", static_cast<size_t>(batchSize(env, static_cast<int64_t>(batch), m, n, "out")));
   for (size_t i = 0; i < batch; i++) {
     if (aIndex[i] < 0 || aIndex[i] >= aMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex[" + std::to_string(i) + "] is not a matrix of a");
     if (bIndex[i] < 0 || bIndex[i] >= bMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: bIndex[" + std::to_string(i) + "] is not a matrix of b");

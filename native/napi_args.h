@@ -101,6 +101,23 @@ static int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char
   return static_cast<int64_t>(d);
 }
 
+// a · b for sizes from JavaScript, or a RangeError `message` when the product passes `limit` or
+// int64 (hostile sizes must fail before any length check or pointer arithmetic uses them).
+static inline int64_t checkedProduct(const Napi::Env& env, int64_t a, int64_t b, const std::string& message,
+                                     int64_t limit = INT64_MAX) {
+  int64_t p = 0;
+  if (__builtin_mul_overflow(a, b, &p) || p > limit) throw Napi::RangeError::New(env, message);
+  return p;
+}
+
+// Whether the byte ranges [a, a + aBytes) and [b, b + bBytes) share a byte (an output that
+// overlaps an input is refused: the kernels read and write them in no promised order).
+static inline bool bytesOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes) {
+  const auto* pa = static_cast<const uint8_t*>(a);
+  const auto* pb = static_cast<const uint8_t*>(b);
+  return aBytes > 0 && bBytes > 0 && pa < pb + bBytes && pb < pa + aBytes;
+}
+
 // The one argument of a kernel that takes an object { … } (read each field once, then check).
 static inline Napi::Object argumentObject(const Napi::CallbackInfo& info, const char* fn, const char* fields) {
   if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray()) {

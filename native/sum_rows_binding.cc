@@ -22,12 +22,10 @@ Napi::Value SumLeadingRows(const Napi::CallbackInfo& info) {
   if (info.Length() < 4) throw Napi::TypeError::New(env, "sumLeadingRows: expected 4 arguments");
   const int64_t rows = integerArg(env, info[1], "sumLeadingRows: rows", 0, kMaxElements);
   const int64_t n = integerArg(env, info[2], "sumLeadingRows: n", 0, kMaxElements);
-  if (n > 0 && rows > kMaxElements / n) throw Napi::RangeError::New(env, "sumLeadingRows: rows × n is too large");
-  const float* x = typedData<float>(env, info[0], "sumLeadingRows: x", static_cast<size_t>(rows * n));
+  const int64_t elements = checkedProduct(env, rows, n, "sumLeadingRows: rows × n is too large", kMaxElements);
+  const float* x = typedData<float>(env, info[0], "sumLeadingRows: x", static_cast<size_t>(elements));
   float* out = typedData<float>(env, info[3], "sumLeadingRows: out", static_cast<size_t>(n));
-  const auto* xb = reinterpret_cast<const uint8_t*>(x);
-  const auto* ob = reinterpret_cast<const uint8_t*>(out);
-  if (n > 0 && rows > 0 && ob < xb + rows * n * 4 && xb < ob + n * 4) throw Napi::RangeError::New(env, "sumLeadingRows: x and out overlap");
+  if (bytesOverlap(x, static_cast<size_t>(elements) * 4, out, static_cast<size_t>(n) * 4)) throw Napi::RangeError::New(env, "sumLeadingRows: x and out overlap");
   // Column ranges per thread (each column summed by one thread, in row order: the same bits).
   parallelFor(n, std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, rows)),
               [&](int64_t begin, int64_t end) { sumLeadingRows32(x, rows, n, out, begin, end); });

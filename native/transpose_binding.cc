@@ -30,9 +30,7 @@ ArrayView elements32(const Napi::Env& env, const Napi::Value& v, const char* nam
 }
 
 int64_t checkedMul(const Napi::Env& env, int64_t a, int64_t b) {
-  int64_t p = 0;
-  if (__builtin_mul_overflow(a, b, &p) || p > kMaxElements) throw Napi::RangeError::New(env, "transposeMatrices: the matrices are too large");
-  return p;
+  return checkedProduct(env, a, b, "transposeMatrices: the matrices are too large", kMaxElements);
 }
 
 Napi::Value TransposeMatrices(const Napi::CallbackInfo& info) {
@@ -57,7 +55,7 @@ Napi::Value TransposeMatrices(const Napi::CallbackInfo& info) {
   if (matrix == 0 || count == 0) return env.Undefined();
   const uint8_t* s0 = static_cast<const uint8_t*>(src.data) + srcOffset * 4;
   uint8_t* d0 = static_cast<uint8_t*>(dst.data) + dstOffset * 4;
-  if (s0 < d0 + (dstNeeded - dstOffset) * 4 && d0 < s0 + (srcNeeded - srcOffset) * 4) throw Napi::RangeError::New(env, "transposeMatrices: src and dst overlap");
+  if (bytesOverlap(s0, (srcNeeded - srcOffset) * 4, d0, (dstNeeded - dstOffset) * 4)) throw Napi::RangeError::New(env, "transposeMatrices: src and dst overlap");
   const int64_t items = count * transposeColumnTiles(cols);
   const int64_t perItem = std::max<int64_t>(1, rows * std::min(cols, kTransposeTile));
   parallelFor(items, std::max<int64_t>(1, (int64_t(1) << 18) / perItem), [&](int64_t begin, int64_t end) {
