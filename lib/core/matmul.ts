@@ -300,7 +300,7 @@ export function decodedProducts(a: DecodedOperand, m: number, b: DecodedOperand,
   }
   const kernels = getKernels().matmul;
   if (kernels?.matmulDecodedBatch) {
-    matmulDecodedBatchOn(kernels, a, m, b, n, aIndex, bIndex, bias, result);
+    matmulDecodedBatchOn(kernels, a, aMatrices, m, b, bMatrices, n, aIndex, bIndex, bias, result);
     if (!kernels.nansCanonical) canonicalNaNs(result.subarray(0, batch * m * n));
     return result;
   }

@@ -191,13 +191,11 @@ export async function matmulFastAsync(addon: MatmulKernels, a: QuantizedTensor, 
   return out;
 }
 
-/** decodedProducts (lib/core/matmul.ts) on a backend's batch kernel: `a` holds a's matrices of `m` rows one after the other, `b` b's of `n` rows. */
-export function matmulDecodedBatchOn(addon: MatmulKernels, a: DecodedOperand, m: number, b: DecodedOperand, n: number, aIndex: Int32Array, bIndex: Int32Array,
-  bias: Float32Array | undefined, into?: Float32Array): Float32Array {
-  const out = into ?? new Float32Array(aIndex.length * m * n);
-  addon.matmulDecodedBatch!(a.values, a.blockScales, m, a.blockSize, m === 0 ? 0 : a.rows / m, b.values, b.blockScales, n, b.blockSize, n === 0 ? 0 : b.rows / n,
-    a.cols, bias ?? null, out, aIndex, bIndex);
-  return out;
+/** decodedProducts (lib/core/matmul.ts) on a backend's batch kernel, into `out`: `a` holds `aMatrices`
+ *  matrices of `m` rows one after the other, `b` `bMatrices` of `n` rows. */
+export function matmulDecodedBatchOn(addon: MatmulKernels, a: DecodedOperand, aMatrices: number, m: number, b: DecodedOperand, bMatrices: number, n: number,
+  aIndex: Int32Array, bIndex: Int32Array, bias: Float32Array | undefined, out: Float32Array): void {
+  addon.matmulDecodedBatch!(a.values, a.blockScales, m, a.blockSize, aMatrices, b.values, b.blockScales, n, b.blockSize, bMatrices, a.cols, bias ?? null, out, aIndex, bIndex);
 }
 
 export function matmulDecodedOn(addon: MatmulKernels, a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {

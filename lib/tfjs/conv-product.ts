@@ -9,11 +9,12 @@
 
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs';
 import { counters } from './counters.js';
-import { floatOperand, floatProduct, floatStride } from './float-product.js';
+import { floatOperand, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
 import { col2im, im2col, imageStrides } from './im2col.js';
 import { scratch } from '../core/scratch.js';
 import type { KernelContext } from './kernel-context.js';
+import { decodedProduct } from '../core/matmul.js';
 import { transposeInto } from '../core/transpose.js';
 import { rowMajor } from './layout.js';
 import { multiplyRows } from './product.js';
@@ -155,6 +156,6 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
     }
   }
   counters.floatProducts++;
-  out.set(floatProduct(floatOperand(patchesT, k, total), floatOperand(dyT, n, total), undefined));
+  out.set(decodedProduct(floatOperand(patchesT, k, total), floatOperand(dyT, n, total), undefined));
   return out;
 }

@@ -36,11 +36,6 @@ export function floatOperand(values: Float32Array, rows: number, k: number): Dec
   return { rows, cols: k, blockSize: FLOAT_BLOCK, values, paddedCols, blockScales: unitScales(rows * blocksPerRow), blocksPerRow };
 }
 
-/** a[M,K] · b[N,K]ᵀ (+ bias) → Float32Array [M,N] (`into` when given), K ≥ 1; every NaN written as 0x7fc00000 like matmul(). */
-export function floatProduct(a: DecodedOperand, b: DecodedOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
-  return decodedProduct(a, b, bias, into);
-}
-
 /**
  * a [m, k] · b [n, k]ᵀ of unpadded row-major float32 arrays → [m, n] on the same kernel: the float32
  * products of fp4kit's training layers, the same bits on every tfjs and fp4kit backend (as tf ops on
@@ -55,5 +50,5 @@ export function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array
     for (let r = 0; r < rows; r++) out.set(v.subarray(r * k, (r + 1) * k), r * stride);
     return out;
   };
-  return floatProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
+  return decodedProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
 }

@@ -18,9 +18,9 @@
 
 import type { TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import { decodedProducts, matmul } from '../core/matmul.js';
+import { decodedProduct, decodedProducts, matmul } from '../core/matmul.js';
 import { counters } from './counters.js';
-import { floatOperand, floatProduct, floatStride } from './float-product.js';
+import { floatOperand, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
 import { rowMajor } from './layout.js';
 import { floatValues, type TensorStorage } from './storage.js';
@@ -147,7 +147,7 @@ export function matMulValues(storage: TensorStorage, cache: WeightCache, args: M
 export function multiplyRows(rows: Float32Array, count: number, k: number, w: WeightOperand, bias: Float32Array | undefined, into?: Float32Array): Float32Array {
   if (w.kind === 'float') {
     counters.floatProducts++;
-    return floatProduct(floatOperand(rows, count, k), w.operand, bias, into);
+    return decodedProduct(floatOperand(rows, count, k), w.operand, bias, into);
   }
   counters.quantizedProducts++;
   const out = matmul(rows, w.weights, { shape: [count, k], bias, out: into });
