@@ -66,11 +66,16 @@ function transposeTiles(src: Elements, srcOffset: number, rows: number, cols: nu
   }
 }
 
-/** Transpose matrix m ([rows, cols], row-major) of `src` into matrix m ([cols, rows]) of `dst`. */
-function transposeMatrix(src: Elements, dst: Elements, m: number, rows: number, cols: number): void {
-  const base = m * rows * cols;
-  if (!(src instanceof Uint16Array) && !(dst instanceof Uint16Array)) transposeInto(src, base, rows, cols, dst, base, rows);
-  else transposeTiles(bitsOf(src), base, rows, cols, bitsOf(dst), base, rows);
+/** Matrices [first, first + count) ([rows, cols], row-major) of `src` into the same matrices
+ *  ([cols, rows]) of `dst`: 4-byte elements in one transposeInto call, 2-byte ones by the loop. */
+function transposeMatrices(src: Elements, dst: Elements, first: number, count: number, rows: number, cols: number): void {
+  const size = rows * cols;
+  if (!(src instanceof Uint16Array) && !(dst instanceof Uint16Array)) {
+    transposeInto(src, first * size, rows, cols, dst, first * size, rows, count);
+    return;
+  }
+  const from = bitsOf(src), to = bitsOf(dst);
+  for (let m = first; m < first + count; m++) transposeTiles(from, m * size, rows, cols, to, m * size, rows);
 }
 
 /** [..., a, b] → [..., b, a]. */
@@ -91,7 +96,7 @@ export function transposeLastTwo<T extends Elements>(x: T, shape: readonly numbe
   if (x.length !== shape.reduce((a, b) => a * b, 1)) throw new RangeError(`transposeLastTwo: ${x.length} elements do not fill shape [${shape.join(', ')}]`);
   const { count, rows, cols } = matrices(shape);
   const out = new (x.constructor as new (n: number) => T)(x.length);
-  for (let m = 0; m < count; m++) transposeMatrix(x, out, m, rows, cols);
+  transposeMatrices(x, out, 0, count, rows, cols);
   return out;
 }
 
@@ -113,7 +118,7 @@ export async function transposeLastTwoInPlace(bytes: Uint8Array, shape: readonly
   for (let m = 0; m < count; m++) {
     const at = m * rows * cols;
     (scratch as Uint16Array).set(data.subarray(at, at + rows * cols) as Uint16Array); // same element type at run time
-    transposeMatrix(scratch, data.subarray(at, at + rows * cols), 0, rows, cols);
+    transposeMatrices(scratch, data.subarray(at, at + rows * cols), 0, 1, rows, cols);
     if (m + 1 < count) {
       await new Promise<void>((r) => setImmediate(r));
       signal?.throwIfAborted();
