@@ -5,7 +5,7 @@
 //
 // Run: node --import tsx scripts/tfjs-core-spec-failures.ts
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,11 +19,12 @@ function run(backend: string): Map<string, string | null> {
   const r = spawnSync('npx', ['vitest', 'run', 'test/tfjs-core-suite.test.ts', '--reporter=json', `--outputFile=${out}`], {
     env: { ...process.env, FP4KIT_SPEC_SUITE_RECORD: '1', FP4KIT_SPEC_SUITE_BACKENDS: backend }, stdio: ['ignore', 'ignore', 'inherit'],
   });
+  // Status 1 is failing specs (expected here); anything else, or no report, is vitest itself failing.
+  if ((r.status !== 0 && r.status !== 1) || !existsSync(out)) throw new Error(`vitest on ${backend} ended with ${r.status} and ${existsSync(out) ? 'a' : 'no'} report`);
   const report = JSON.parse(readFileSync(out, 'utf8')) as { testResults: Array<{ assertionResults: Assertion[] }> };
-  if (r.status !== 0 && r.status !== 1) throw new Error(`vitest on ${backend} ended with ${r.status}`);
   const specs = new Map<string, string | null>();
-  for (const file of report.testResults) {
-    for (const a of file.assertionResults) {
+  for (const result of report.testResults) {
+    for (const a of result.assertionResults) {
       if (a.ancestorTitles[0] !== `tfjs-core spec suite on ${backend}`) continue;
       // ancestors: the suite, the spec file, the describeWithFlags title "<name> <backend> <flags>", nested describes.
       const [, file, describeTitle, ...rest] = a.ancestorTitles;
