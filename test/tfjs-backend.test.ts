@@ -14,13 +14,9 @@ import { OWN_KERNEL_SPEC_FILES, runTfjsCoreSpecs } from './helpers/tfjs-core-spe
 const BACKENDS = [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND];
 const QUANTIZING: Exclude<WeightMode, 'none'>[] = ['nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp'];
 
-/** Specs (clone_test's, arithmetic_test's) that fail on tfjs's stock wasm backend too (it has no
- *  complex64 tensors): on the wasm base they must fail (it.fails), on the cpu base pass. */
-const WASM_HAS_NO_COMPLEX = /complex/;
-
 describe.each(BACKENDS)('tfjs-core specs on %s, FP4KIT_WEIGHTS=none', (backendName) => {
   for (const file of OWN_KERNEL_SPEC_FILES) {
-    runTfjsCoreSpecs(file, { name: backendName, backendName, flags: { FP4KIT_WEIGHTS: 'none' } }, backendName === FP4KIT_BACKEND ? WASM_HAS_NO_COMPLEX : undefined);
+    runTfjsCoreSpecs(file, { name: backendName, backendName, flags: { FP4KIT_WEIGHTS: 'none' } });
   }
 });
 

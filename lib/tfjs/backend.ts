@@ -9,7 +9,9 @@
 //                 UnsortedSegmentSum and Einsum, and gets MaxPoolGrad and
 //                 ResizeNearestNeighborGrad wrong in places; fp4kit provides them. It also
 //                 replaces two of its slow paths a training step meets: Sum over leading axes
-//                 (no transpose) and Pow by 2 or 3 (no powf).
+//                 (no transpose) and Pow by 2 or 3 (no powf). What it cannot do at all —
+//                 complex64 and string tensors, Ragged* and StaticRegexReplace, a few calls it
+//                 gets wrong — runs on tfjs's cpu backend (cpu-fallback.ts).
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
 //                 backend cannot load.
 //
@@ -18,8 +20,11 @@
 
 import type { KernelBackend, KernelConfig } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { completeWithCpu, readComplexFromHeap } from './cpu-fallback.js';
 import { weightCacheOf } from './kernel-context.js';
 import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
+import { clipByValueKernel } from './kernels/clip-by-value.js';
+import { complexAbsKernel } from './kernels/complex-abs.js';
 import { conv2dBackpropFilterKernel } from './kernels/conv2d-backprop-filter.js';
 import { conv2dBackpropInputKernel } from './kernels/conv2d-backprop-input.js';
 import { conv2dKernel } from './kernels/conv2d.js';
@@ -67,7 +72,12 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['Slice', sliceKernel, 'all'],
   ['Sum', sumKernel, 'wasm'],
   ['Pow', powKernel, 'wasm'],
+  ['ClipByValue', clipByValueKernel, 'wasm'],
+  ['ComplexAbs', complexAbsKernel, 'missing'],
 ];
+
+/** fp4kit kernels that take complex64 tensors themselves on the wasm base (not through the cpu backend). */
+const OWN_COMPLEX_KERNELS = new Set(['ComplexAbs']);
 
 /**
  * The base instance, told about disposals: the weights cached from a tensor's data are released
@@ -99,6 +109,9 @@ function registerVariant(name: string, baseName: string, factory: () => KernelBa
     if (tf.getKernel(kernelName, name) !== undefined) tf.unregisterKernel(kernelName, name);
     tf.registerKernel(make(name, base));
   }
+  // What the wasm base cannot do (complex64 and string tensors, the kernels it lacks, calls it gets
+  // wrong) runs on tfjs's cpu backend: 'fp4kit' has every kernel 'cpu' has.
+  if (baseName === 'wasm') completeWithCpu(name, OWN_COMPLEX_KERNELS);
   tf.registerBackend(name, factory, PRIORITY);
 }
 
@@ -121,7 +134,9 @@ export function registerBackends(kernelsReady?: KernelsReady): void {
   // The wasm factory makes a fresh BackendWasm with its own WebAssembly module and heap.
   registerVariant(FP4KIT_BACKEND, 'wasm', async () => {
     await kernelsReady?.(FP4KIT_BACKEND);
-    return watched(await wasm());
+    const backend = await wasm();
+    readComplexFromHeap(backend);
+    return watched(backend);
   });
   const cpuBackend = () => {
     const backend = cpu() as KernelBackend & { firstUse?: boolean };

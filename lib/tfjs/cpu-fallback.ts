@@ -1,0 +1,162 @@
+// What the wasm base cannot do runs on tfjs's cpu backend, over copies: the 'fp4kit' backend then
+// has every kernel tfjs's cpu backend has, with the cpu backend's semantics, where the stock wasm
+// backend throws, aborts or returns garbage:
+//
+// - complex64 tensors. The wasm base has no complex kernels and cannot read one back; fp4kit keeps
+//   them in the wasm heap as interleaved float32 pairs (real, imag) — the wasm backend already
+//   allocates 8 bytes per complex64 element, and interleaved pairs are what tfjs's dataSync() of a
+//   complex tensor returns — and runs every kernel that takes or makes one (Complex, Real, Imag,
+//   FFT, IFFT, Add, Mul, Concat, Slice, Cast, …) on the cpu backend.
+// - string tensors: the wasm kernels read them as numbers (comparisons), or abort (Tile,
+//   SparseToDense), or throw (Fill, Squeeze).
+// - kernels the wasm base lacks: RaggedGather, RaggedRange, RaggedTensorToTensor,
+//   StaticRegexReplace, Draw.
+//
+// Each call makes a fresh cpu backend instance, writes copies of the inputs into it, runs tfjs's
+// own cpu kernel and copies the outputs back: nothing is left behind in it whatever the kernel
+// allocates. These ops are rare and small beside a model's products; their speed is the cpu
+// backend's plus a copy each way.
+
+import type { DataType, KernelBackend, KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import type { KernelArgs } from './kernel-context.js';
+
+/** What fp4kit touches of the stock wasm backend (tfjs-backend-wasm's BackendWasm). */
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number; shape: number[]; dtype: DataType } | undefined };
+  wasm: { HEAPU8: Uint8Array };
+  readSync(dataId: object, start?: number, end?: number): unknown;
+  write(values: unknown, shape: number[], dtype: DataType): object;
+}
+
+/** The dtypes the wasm base's kernels mishandle. */
+const CPU_DTYPES = new Set<string>(['complex64', 'string']);
+
+/**
+ * Teaches a wasm base instance to read complex64 tensors back: their interleaved float32 pairs
+ * (the stock readSync throws "Unknown dtype complex64"). Writing needs no change: the stock write
+ * and move copy 8 bytes per element from the interleaved values tfjs hands them.
+ */
+export function readComplexFromHeap(backend: KernelBackend): void {
+  const wasm = backend as unknown as WasmHeapBackend;
+  const readSync = wasm.readSync.bind(wasm);
+  wasm.readSync = (dataId: object, start?: number, end?: number) => {
+    const data = wasm.dataIdMap.get(dataId);
+    if (data === undefined || data.dtype !== 'complex64') return readSync(dataId, start, end);
+    const size = tf.util.sizeFromShape(data.shape);
+    const from = Math.max(0, Math.min(start ?? 0, size)), to = Math.max(from, Math.min(end ?? size, size));
+    const bytes = wasm.wasm.HEAPU8.slice(data.memoryOffset + from * 8, data.memoryOffset + to * 8);
+    return new Float32Array(bytes.buffer);
+  };
+}
+
+/**
+ * Calls of number tensors the stock wasm base (4.22) gets wrong, by kernel — each found by tfjs's
+ * own specs (test/tfjs-core-suite.test.ts) — sent to the cpu backend as well.
+ */
+const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
+  // Cast to bool keeps the number (3 stays 3) instead of making it 1.
+  Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
+  // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal garbage).
+  MaxPool: ({ attrs }) => typeof attrs?.pad !== 'string' && attrs?.pad !== 0,
+  AvgPool: ({ attrs }) => typeof attrs?.pad !== 'string' && attrs?.pad !== 0,
+  // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one).
+  Bincount: ({ inputs }) => (inputs.x?.shape.length ?? 1) !== 1,
+  // Products of bool tensors: the base throws (fp4kit's own products take float32 and int32).
+  BatchMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
+  _FusedMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
+  // Refuses a bias of rank other than 1, which broadcasting allows.
+  FusedDepthwiseConv2D: ({ inputs }) => inputs.bias != null && inputs.bias.shape.length !== 1,
+};
+
+/** Whether a call must run on the cpu backend: a complex64 or string tensor in or out, or a call the base gets wrong. */
+export function needsCpu(kernelName: string, args: KernelArgs): boolean {
+  for (const t of Object.values(args.inputs)) {
+    if (t == null) continue;
+    if (Array.isArray(t) ? t.some((u) => u != null && CPU_DTYPES.has(u.dtype)) : CPU_DTYPES.has(t.dtype)) return true;
+  }
+  const dtype = args.attrs?.dtype;
+  if (typeof dtype === 'string' && CPU_DTYPES.has(dtype)) return true;
+  return WASM_BASE_FAULTS[kernelName]?.(args) ?? false;
+}
+
+function freshCpuBackend(): KernelBackend {
+  const make = tf.findBackendFactory('cpu');
+  if (make === null) throw new Error("fp4kit tfjs backend: tfjs's 'cpu' backend is not registered (it runs what the wasm base cannot)");
+  const cpu = make() as KernelBackend & { firstUse?: boolean };
+  cpu.firstUse = false; // its first write would advise installing tfjs-node
+  return cpu;
+}
+
+/** A copy of a wasm-base tensor in `cpu`: a complex64 one through cpu's Complex kernel from its two parts. */
+function copyToCpu(cpu: KernelBackend, from: KernelBackend, t: TensorInfo): TensorInfo {
+  const values = from.readSync(t.dataId) as Float32Array | Int32Array | Uint8Array | Uint8Array[];
+  const make = (dtype: DataType, v: unknown): TensorInfo => ({ dataId: cpu.write(v as Float32Array, t.shape, dtype), shape: t.shape, dtype });
+  if (t.dtype !== 'complex64') return make(t.dtype, values);
+  const { real, imag } = tf.backend_util.splitRealAndImagArrays(values as Float32Array);
+  const parts = { real: make('float32', real), imag: make('float32', imag) };
+  const complex = cpuKernel('Complex').kernelFunc({ inputs: parts, backend: cpu, attrs: {} }) as TensorInfo;
+  cpu.disposeData(parts.real.dataId);
+  cpu.disposeData(parts.imag.dataId);
+  return complex;
+}
+
+/** A copy of a cpu tensor in the wasm base (a complex64 one as interleaved pairs). */
+function copyFromCpu(cpu: KernelBackend, to: KernelBackend, t: TensorInfo): TensorInfo {
+  let values = cpu.readSync(t.dataId) as ArrayLike<number> | Uint8Array[];
+  // The wasm base copies a number tensor's bytes: they must be the dtype's own array type.
+  if (t.dtype === 'float32' || t.dtype === 'complex64') values = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+  else if (t.dtype === 'int32') values = values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  else if (t.dtype === 'bool') values = values instanceof Uint8Array ? values : Uint8Array.from(values as ArrayLike<number>);
+  const dataId = (to as unknown as WasmHeapBackend).write(values, t.shape, t.dtype);
+  return { dataId, shape: t.shape.slice(), dtype: t.dtype };
+}
+
+function cpuKernel(kernelName: string): KernelConfig {
+  const config = tf.getKernel(kernelName, 'cpu');
+  if (config === undefined) throw new Error(`fp4kit tfjs backend: tfjs's cpu backend has no ${kernelName} kernel`);
+  return config;
+}
+
+/** Runs `kernelName` on a fresh cpu backend over copies of the call's inputs; the outputs are copied into the call's backend. */
+export function runOnCpu(kernelName: string, args: KernelArgs): TensorInfo | TensorInfo[] {
+  const kernel = cpuKernel(kernelName);
+  const backend = args.backend as KernelBackend;
+  const cpu = freshCpuBackend();
+  // Inputs come as a map of tensors, some of them lists (RaggedGather's splits), or as one list (Concat, Pack).
+  const copy = (t: TensorInfo | TensorInfo[] | null | undefined): unknown =>
+    t == null ? t : Array.isArray(t) ? t.map((u) => copy(u)) : copyToCpu(cpu, backend, t);
+  const inputs = (Array.isArray(args.inputs) ? copy(args.inputs)
+    : Object.fromEntries(Object.entries(args.inputs).map(([name, t]) => [name, copy(t)]))) as NamedTensorInfoMap;
+  const out = kernel.kernelFunc({ inputs, attrs: args.attrs ?? {}, backend: cpu }) as TensorInfo | TensorInfo[];
+  return Array.isArray(out) ? out.map((t) => copyFromCpu(cpu, backend, t)) : copyFromCpu(cpu, backend, out);
+}
+
+/** A wasm-base kernel config with the calls needsCpu picks sent to the cpu backend. */
+export function withCpuFallback(config: KernelConfig): KernelConfig {
+  const { kernelName, kernelFunc: own } = config;
+  const kernelFunc = ((args: KernelArgs) =>
+    needsCpu(kernelName, args) ? runOnCpu(kernelName, args) : own(args as Parameters<KernelFunc>[0])) as KernelFunc;
+  return { ...config, kernelFunc };
+}
+
+/** A kernel for `backendName` that always runs on the cpu backend (one the wasm base lacks). */
+export function cpuFallbackKernel(kernelName: string, backendName: string): KernelConfig {
+  cpuKernel(kernelName);
+  return { kernelName, backendName, kernelFunc: ((args: KernelArgs) => runOnCpu(kernelName, args)) as KernelFunc };
+}
+
+/**
+ * Completes a wasm-based variant once its kernels are registered: each kernel (but `own`, which
+ * take complex64 tensors themselves) sends needsCpu's calls to the cpu backend, and each kernel
+ * the cpu backend has and the variant lacks runs there.
+ */
+export function completeWithCpu(backendName: string, own: ReadonlySet<string>): void {
+  for (const config of tf.getKernelsForBackend(backendName)) {
+    if (own.has(config.kernelName)) continue;
+    tf.unregisterKernel(config.kernelName, backendName);
+    tf.registerKernel(withCpuFallback(config));
+  }
+  for (const { kernelName } of tf.getKernelsForBackend('cpu'))
+    if (tf.getKernel(kernelName, backendName) === undefined) tf.registerKernel(cpuFallbackKernel(kernelName, backendName));
+}
