@@ -114,6 +114,15 @@ export async function runTfjsCases(readCounters: () => { quantizedProducts: numb
       model.dispose();
     }
   }
+  // What the 'fp4kit' backend's wasm base cannot do runs on tfjs's cpu kernels (lib/tfjs/cpu-fallback.ts):
+  // complex tensors and an FFT, and a string comparison.
+  tf.tidy(() => {
+    const spectrum = tf.spectral.fft(tf.complex(tf.tensor2d(values(24, 11, 1), [2, 12]), tf.tensor2d(values(24, 12, 1), [2, 12])));
+    outputs['fallback/fft/real'] = hex(tf.real(spectrum).dataSync() as Float32Array);
+    outputs['fallback/fft/imag'] = hex(tf.imag(spectrum).dataSync() as Float32Array);
+    outputs['fallback/fft/abs'] = hex(tf.abs(spectrum).dataSync() as Float32Array);
+    outputs['fallback/string-less'] = hex(tf.cast(tf.less(tf.tensor(['ab', 'b', 'a']), tf.tensor(['b', 'ab', 'a'])), 'float32').dataSync() as Float32Array);
+  });
   const counts = readCounters();
   return {
     tfjsBackend: tf.getBackend(),
