@@ -129,7 +129,15 @@ export function runOnCpu(kernelName: string, args: KernelArgs): TensorInfo | Ten
   const inputs = (Array.isArray(args.inputs) ? copy(args.inputs)
     : Object.fromEntries(Object.entries(args.inputs).map(([name, t]) => [name, copy(t)]))) as NamedTensorInfoMap;
   const out = kernel.kernelFunc({ inputs, attrs: args.attrs ?? {}, backend: cpu }) as TensorInfo | TensorInfo[];
-  return Array.isArray(out) ? out.map((t) => copyFromCpu(cpu, backend, t)) : copyFromCpu(cpu, backend, out);
+  // Outputs already copied are freed again if a later one cannot be (the heap cannot grow).
+  const copied: TensorInfo[] = [];
+  try {
+    for (const t of Array.isArray(out) ? out : [out]) copied.push(copyFromCpu(cpu, backend, t));
+  } catch (e) {
+    for (const t of copied) backend.disposeData(t.dataId);
+    throw e;
+  }
+  return Array.isArray(out) ? copied : copied[0];
 }
 
 /** A wasm-base kernel config with the calls needsCpu picks sent to the cpu backend. */
