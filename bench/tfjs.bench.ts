@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { releaseBackend } from './tfjs-release.js';
 import { availableBackends } from '../lib/index.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, WEIGHT_MODES, type WeightMode } from '../lib/tfjs/index.js';
+import { lcgUniform } from '../test/helpers/data.js';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const WIDTH = Number(env('FP4KIT_BENCH_WIDTH', '4096'));
@@ -34,15 +35,7 @@ const TRAIN = env('FP4KIT_BENCH_TRAIN', '1') !== '0';
 for (const m of MODES) if (!(WEIGHT_MODES as readonly string[]).includes(m)) throw new RangeError(`FP4KIT_BENCH_MODES: unknown mode ${m}`);
 
 /** Deterministic values in [-scale, scale). */
-function values(count: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(count);
-  let s = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return out;
-}
+const values = (count: number, seed: number, scale: number) => lcgUniform(count, seed, scale);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);

@@ -9,6 +9,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend, withBackend as withFp4kitBackend } from '../lib/index.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters, resetCounters, weightCacheOf, type WeightMode } from '../lib/tfjs/index.js';
+import { lcgUniform } from './helpers/data.js';
 import { OWN_KERNEL_SPEC_FILES, runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
 
 const BACKENDS = [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND];
@@ -24,15 +25,7 @@ describe.each(BACKENDS)('tfjs-core specs on %s, FP4KIT_WEIGHTS=none', (backendNa
 // Host-side references.
 
 /** Deterministic values in [-1, 1) (a small LCG; the same on every run). */
-function values(count: number, seed: number): Float32Array {
-  const out = new Float32Array(count);
-  let s = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const values = (count: number, seed: number) => lcgUniform(count, seed);
 
 /** [rows, cols] → [cols, rows]. */
 function transpose(x: Float32Array, rows: number, cols: number): Float32Array {

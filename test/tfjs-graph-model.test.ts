@@ -9,16 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
 import { FP4KIT_BACKEND, readCounters, resetCounters } from '../lib/tfjs/index.js';
+import { lcgUniform } from './helpers/data.js';
 
-function rnd(n: number, seed: number): Float32Array {
-  const o = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    o[i] = (s / 2 ** 32 - 0.5) * 0.5;
-  }
-  return o;
-}
+const rnd = (n: number, seed: number) => lcgUniform(n, seed, 0.25);
 
 const dims = (shape: number[]) => ({ dim: shape.map((size) => ({ size: String(size) })) });
 const FLOAT = { type: 'DT_FLOAT' };

@@ -11,19 +11,12 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND } from '../lib/tfjs/index.js';
+import { lcgUniform } from './helpers/data.js';
 
 const L = tf.layers;
 
 /** Deterministic values in [-0.5, 0.5). */
-function rnd(n: number, seed: number): Float32Array {
-  const o = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    o[i] = s / 2 ** 32 - 0.5;
-  }
-  return o;
-}
+const rnd = (n: number, seed: number) => lcgUniform(n, seed, 0.5);
 
 type Built = { model: tf.LayersModel; x: () => tf.Tensor; y: () => tf.Tensor; loss: string };
 

@@ -101,3 +101,14 @@ export function toF16(x: Float32Array): Uint16Array {
   }
   return out;
 }
+
+/** `count` values uniform in [-halfWidth, halfWidth) from a 32-bit LCG (Numerical Recipes' constants): cheap, fixed for a seed. */
+export function lcgUniform(count: number, seed: number, halfWidth = 1): Float32Array {
+  const out = new Float32Array(count);
+  let s = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 31 - 1) * halfWidth;
+  }
+  return out;
+}
