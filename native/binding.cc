@@ -21,6 +21,7 @@
 #include "napi_promise.h"
 #include "quantize.h"
 #include "sum_rows_binding.h"
+#include "tanh_binding.h"
 #include "threads.h"
 #include "transpose_binding.h"
 
@@ -292,6 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerBitplaneGemm(env, exports);
   registerTranspose(env, exports);
   registerSumRows(env, exports);
+  registerTanh(env, exports);
   return exports;
 }
 

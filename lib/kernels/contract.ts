@@ -169,6 +169,11 @@ export interface Kernels {
    *  same reason as transposeMatrices. */
   sumLeadingRows?(x: Float32Array, rows: number, n: number, out: Float32Array): void;
 
+  /** out[0, n) = tanhf(x[0, n)) with the bits of tfjs's wasm backend (musl's tanhf: lib/tfjs/tanh.ts
+   *  is the reference); out may be x itself. The addon only: elsewhere the wasm base's own kernel
+   *  gives the same bits faster than the reference's float32-emulating loop. */
+  tanhFloat32?(x: Float32Array, n: number, out: Float32Array): void;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;
 }

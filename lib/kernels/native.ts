@@ -26,6 +26,7 @@ interface Addon extends MatmulKernels {
   /** Absent from a prebuilt addon older than the transpose kernel: the JavaScript loop runs. */
   transposeMatrices?: Kernels['transposeMatrices'];
   sumLeadingRows?: Kernels['sumLeadingRows'];
+  tanhFloat32?: Kernels['tanhFloat32'];
   simd: string;
   threads: number;
 }
@@ -71,6 +72,7 @@ export function loadNativeKernels(): Kernels {
     bitplaneMatmul: addon.bitplaneMatmul,
     transposeMatrices: addon.transposeMatrices,
     sumLeadingRows: addon.sumLeadingRows,
+    tanhFloat32: addon.tanhFloat32,
     matmul: addon,
   };
 }

@@ -9,7 +9,8 @@
 //                 UnsortedSegmentSum and Einsum, and gets MaxPoolGrad and
 //                 ResizeNearestNeighborGrad wrong in places; fp4kit provides them. It also
 //                 replaces two of its slow paths a training step meets: Sum over leading axes
-//                 (no transpose) and Pow by 2 or 3 (no powf). What it cannot do at all —
+//                 (no transpose), Pow by 2 or 3 (no powf) and Tanh (its own tanhf, natively).
+//                 What it cannot do at all —
 //                 complex64 and string tensors, Ragged* and StaticRegexReplace, a few calls it
 //                 gets wrong — runs on tfjs's cpu backend (cpu-fallback.ts).
 //   'fp4kit-cpu'  base: tfjs's cpu backend (plain JavaScript): simpler, and runs where the wasm
@@ -40,6 +41,7 @@ import { transposeKernel } from './kernels/transpose.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
 import { sumKernel } from './kernels/sum.js';
+import { tanhKernel } from './kernels/tanh.js';
 import { powKernel } from './kernels/pow.js';
 import { unsortedSegmentSumKernel } from './kernels/unsorted-segment-sum.js';
 
@@ -73,6 +75,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['Sum', sumKernel, 'wasm'],
   ['Pow', powKernel, 'wasm'],
   ['ClipByValue', clipByValueKernel, 'wasm'],
+  ['Tanh', tanhKernel, 'wasm'],
   ['ComplexAbs', complexAbsKernel, 'missing'],
 ];
 
