@@ -38,6 +38,7 @@ export const OWN_KERNEL_SPEC_FILES = [
   'ops/abs_test.js', // ComplexAbs (filled on the wasm base), beside Abs
   'ops/complex_ops_test.js', // Complex, Real, Imag (on the wasm base through the cpu backend: cpu-fallback.ts)
   'ops/spectral/fft_test.js', // FFT (likewise)
+  'ops/tanh_test.js', // Tanh (natively on the wasm base, with the base's tanhf bits)
 ];
 
 export interface SpecEnv {
