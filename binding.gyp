@@ -62,7 +62,7 @@
         {
           "target_name": "fp4kit_avx512",
           "type": "static_library",
-          "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc", "native/matmul_decoded_avx512.cc", "native/transpose_avx512.cc"],
+          "sources": ["native/quantize_avx512.cc", "native/gradient_quant_avx512.cc", "native/matmul_decoded_avx512.cc", "native/transpose_avx512.cc", "native/tanh_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-Wno-uninitialized", "-Wno-maybe-uninitialized"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-ffp-contract=off"] }
         },

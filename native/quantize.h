@@ -51,6 +51,8 @@ using AbsMaxKernel = uint32_t (*)(const void* src, int32_t dtype, int64_t begin,
 using FgmpKernel = void (*)(const FgmpArgs&, int64_t rowBegin, int64_t rowEnd);
 // transpose.h: work items [itemBegin, itemEnd) of a transpose of 4-byte elements.
 using TransposeKernel = void (*)(const uint32_t* src, int64_t rows, int64_t cols, uint32_t* dst, int64_t dstStride, int64_t itemBegin, int64_t itemEnd);
+// tanh.h: out[i] = tanhf(x[i]) for i in [begin, end).
+using TanhKernel = void (*)(const float* x, float* out, int64_t begin, int64_t end);
 
 struct QuantizeKernels {
   const char* simd;  // "avx512", "avx2", "neon", "scalar"
@@ -63,6 +65,7 @@ struct QuantizeKernels {
   BlockKernel dequantizeNvfp4;
   FgmpKernel fgmpCandidates;  // fgmp.h: rows [rowBegin, rowEnd)
   TransposeKernel transpose32;  // transpose.h
+  TanhKernel tanh32;            // tanh.h
 };
 
 // The plain scalar reference (quantize_scalar.cc) and the SIMD tables (quantize_avx2.cc,

@@ -7,6 +7,7 @@
 #include "element_codec.h"
 #include "pack_codes.h"
 #include "quantize.h"
+#include "tanh.h"
 #include "transpose.h"
 
 namespace fp4kit {
@@ -153,7 +154,7 @@ void dequantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd)
 const QuantizeKernels kScalarKernels = {
     "scalar", encodeElementsScalar, decodeElementsScalar, quantizeMxScalar, dequantizeMxScalar,
     absMaxScalar, quantizeNvfp4Scalar, dequantizeNvfp4Scalar, fgmpCandidatesScalar,
-    transposeMatrices32,
+    transposeMatrices32, tanhFloat32,
 };
 
 }  // namespace fp4kit

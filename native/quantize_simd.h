@@ -22,6 +22,7 @@
 #include "element_codec.h"
 #include "pack_codes.h"
 #include "quantize.h"
+#include "tanh.h"
 #include "transpose.h"
 
 #ifndef FP4KIT_LANES
@@ -781,5 +782,5 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
   }                                                                                                           \
   const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, decodeElements##Isa,                      \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
-                                           dequantizeNvfp4##Isa, fgmpCandidatesVector, transposeMatrices32};   \
+                                           dequantizeNvfp4##Isa, fgmpCandidatesVector, transposeMatrices32, tanhFloat32};   \
   }

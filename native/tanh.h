@@ -7,7 +7,9 @@
 
 namespace fp4kit {
 
-// out[i] = tanhf(x[i]) for i in [begin, end).
+// out[i] = tanhf(x[i]) for i in [begin, end): the plain scalar loop (tanh.cc) and the AVX-512 one
+// (tanh_avx512.cc: 16 lanes, every branch computed and selected), in the quantize tables as tanh32.
 void tanhFloat32(const float* x, float* out, int64_t begin, int64_t end);
+void tanhFloat32Avx512(const float* x, float* out, int64_t begin, int64_t end);
 
 }  // namespace fp4kit

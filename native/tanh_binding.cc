@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "napi_args.h"
+#include "quantize.h"
 #include "tanh.h"
 #include "tanh_binding.h"
 #include "threads.h"
@@ -23,7 +24,8 @@ Napi::Value TanhFloat32(const Napi::CallbackInfo& info) {
   float* out = typedData<float>(env, info[2], "tanhFloat32: out", static_cast<size_t>(n));
   if (x != out && bytesOverlap(x, static_cast<size_t>(n) * 4, out, static_cast<size_t>(n) * 4))
     throw Napi::RangeError::New(env, "tanhFloat32: x and out overlap (only out = x itself is allowed)");
-  parallelFor(n, int64_t(1) << 14, [&](int64_t begin, int64_t end) { tanhFloat32(x, out, begin, end); });
+  const TanhKernel kernel = activeKernels().tanh32;
+  parallelFor(n, int64_t(1) << 14, [&](int64_t begin, int64_t end) { kernel(x, out, begin, end); });
   return env.Undefined();
 }
 

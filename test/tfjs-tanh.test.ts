@@ -2,8 +2,10 @@
 // tfjs's wasm backend calls, restated in TypeScript (lib/tfjs/tanh.ts, float32 rounding after every
 // operation) and in C++ (native/tanh.h). Tested on float32 values across the whole bit space: the
 // TypeScript port gives stock tfjs wasm's bits (the independent reference: tfjs's own WebAssembly
-// build of musl), the addon's loop the port's bits (and so wasm's), and tf.tanh on 'fp4kit' wasm's
-// bits whether the addon runs it or the base does. Plus the addon's argument checks.
+// build of musl), the addon's loop the port's bits (and so wasm's) — its AVX-512 form (every branch
+// per lane, selected) and the scalar loop (CI reruns this file at each FP4KIT_SIMD level) — and
+// tf.tanh on 'fp4kit' wasm's bits whether the addon runs it or the base does. Plus the addon's
+// argument checks.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';

@@ -122,6 +122,19 @@ void compareTables(const QuantizeKernels& simd) {
           check(std::memcmp(d1.data(), d2.data(), d1.size() * 4) == 0, std::string(simd.simd) + " decodeElements format " + std::to_string(format));
         }
       }
+      // tanhf (tanh32): every 4099th float32 bit pattern (NaNs, infinities, subnormals included)
+      // and this seed's input, over ranges that start and end off the vector width.
+      if (dtype == kF32) {
+        std::vector<uint32_t> x(f32);
+        for (uint64_t w = seed; w < (uint64_t(1) << 32); w += 4099) x.push_back(static_cast<uint32_t>(w));
+        const int64_t n = static_cast<int64_t>(x.size());
+        std::vector<float> t1(x.size(), -1.0f), t2(x.size(), -1.0f);
+        const float* in = reinterpret_cast<const float*>(x.data());
+        kScalarKernels.tanh32(in, t1.data(), 0, n);
+        simd.tanh32(in, t2.data(), 0, 5);
+        simd.tanh32(in, t2.data(), 5, n);
+        check(std::memcmp(t1.data(), t2.data(), t1.size() * 4) == 0, std::string(simd.simd) + " tanh32 seed " + std::to_string(seed));
+      }
       if (specials) continue;  // NVFP4 input has no NaN/Inf (the API rejects it)
       for (int32_t rounding : {kNearest, kStochastic}) {
         for (float t : {1e-3f, 0.0172f, 1.1754944e-38f}) {
