@@ -20,6 +20,7 @@
 #include "napi_args.h"
 #include "napi_promise.h"
 #include "quantize.h"
+#include "power_binding.h"
 #include "sum_rows_binding.h"
 #include "tanh_binding.h"
 #include "threads.h"
@@ -294,6 +295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTranspose(env, exports);
   registerSumRows(env, exports);
   registerTanh(env, exports);
+  registerPower(env, exports);
   return exports;
 }
 

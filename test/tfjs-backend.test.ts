@@ -844,6 +844,31 @@ describe('Pow by 2 or 3 on the wasm base', () => {
     expect(tf.memory().numTensors).toBe(0);
   });
 
+  it('the addon\'s loop (native/power.h) gives the formula\'s bits, in place too; bad arguments refused in C++', () => {
+    const native = availableBackends().some((b) => b.name === 'native' && b.available);
+    const kernel = native ? withFp4kitBackend('native', () => getKernels().powerFloat32) : undefined;
+    if (kernel === undefined) return;  // no addon here: the JavaScript loop is all there is
+    const x = values(70001, 78);
+    for (let i = 0; i < x.length; i += 3) x[i] *= 1e13;
+    x.set([0, -0, NaN, Infinity, -Infinity, 1e-40, -3e-39, 2 ** 43, 2 ** 42.6], 0);
+    for (const e of [2, 3] as const) {
+      const got = new Float32Array(x.length).fill(7);
+      kernel(x, e, x.length - 1, got);
+      for (let i = 0; i < x.length - 1; i++) expect(Object.is(got[i], Math.fround(e === 2 ? x[i] * x[i] : x[i] * x[i] * x[i])), `x = ${x[i]}, e = ${e}`).toBe(true);
+      expect(got[x.length - 1]).toBe(7); // n elements written, no more
+      const inPlace = x.slice(0, 5000);
+      kernel(inPlace, e, inPlace.length, inPlace);
+      expect(Array.from(inPlace)).toEqual(Array.from(got.subarray(0, 5000)));
+    }
+    const y = new Float32Array(100);
+    for (const e of [1, 4, 2.5, '3']) expect(() => kernel(y, e as 2, 10, new Float32Array(10)), String(e)).toThrow(/exponent must be/);
+    expect(() => kernel(y, 2, 101, new Float32Array(101))).toThrow(/x holds 100 elements, 101 needed/);
+    expect(() => kernel(y, 2, 10, new Float32Array(9))).toThrow(/out holds 9 elements, 10 needed/);
+    expect(() => kernel(y, 2, 10, y.subarray(5))).toThrow(/overlap/);
+    expect(() => kernel(new Int32Array(10) as unknown as Float32Array, 2, 10, new Float32Array(10))).toThrow(/Float32Array/);
+    expect(() => kernel(y, 2, -1, y)).toThrow(/n must be/);
+  });
+
   it('other exponents, non-scalar exponents and int32 bases stay with the base', async () => {
     for (const [e, shape] of [[2.5, []], [-1, []], [0.5, []], [2, [1]], [3, [4]]] as const) {
       const a = tf.tensor1d([0.5, 2, 3, 7]);

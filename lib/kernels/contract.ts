@@ -174,6 +174,10 @@ export interface Kernels {
    *  gives the same bits faster than the reference's float32-emulating loop. */
   tanhFloat32?(x: Float32Array, n: number, out: Float32Array): void;
 
+  /** out[0, n) = x[0, n)² or ³: f32(x·x), f32(x·x·x) with the products in float64 (lib/tfjs/kernels/pow.ts
+   *  squareOrCube is the reference); out may be x itself. The addon only. */
+  powerFloat32?(x: Float32Array, exponent: 2 | 3, n: number, out: Float32Array): void;
+
   /** The fast FP4-weight × INT8-activation matmul kernels (native, wasm); absent: the reference. */
   readonly matmul?: MatmulKernels;
 }

@@ -27,6 +27,7 @@ interface Addon extends MatmulKernels {
   transposeMatrices?: Kernels['transposeMatrices'];
   sumLeadingRows?: Kernels['sumLeadingRows'];
   tanhFloat32?: Kernels['tanhFloat32'];
+  powerFloat32?: Kernels['powerFloat32'];
   simd: string;
   threads: number;
 }
@@ -73,6 +74,7 @@ export function loadNativeKernels(): Kernels {
     transposeMatrices: addon.transposeMatrices,
     sumLeadingRows: addon.sumLeadingRows,
     tanhFloat32: addon.tanhFloat32,
+    powerFloat32: addon.powerFloat32,
     matmul: addon,
   };
 }
