@@ -36,4 +36,10 @@ inline TransposeItem transposeItem(const uint32_t* src, int64_t rows, int64_t co
   return {src + matrix * rows * cols, dst + matrix * cols * dstStride, c0, c0 + kTransposeTile < cols ? c0 + kTransposeTile : cols};
 }
 
+// [A, B, C, D] → [A, C, B, D] (the middle two axes swapped, blocks of D elements moved whole: an
+// attention's [batch, time, heads, width] ↔ [batch, heads, time, width]): dst[((a·C + c)·B + b)·D + d]
+// = src[((a·B + b)·C + c)·D + d]. Work item w of [itemBegin, itemEnd) is the source rows a·B + b
+// (each writes its C blocks; items write disjoint blocks).
+void swapMiddleAxes32(const uint32_t* src, int64_t b, int64_t c, int64_t d, uint32_t* dst, int64_t itemBegin, int64_t itemEnd);
+
 }  // namespace fp4kit

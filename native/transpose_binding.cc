@@ -64,8 +64,39 @@ Napi::Value TransposeMatrices(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// swapMiddleAxes(src, a, b, c, d, dst): src [a, b, c, d] → dst [a, c, b, d] (transpose.h), 4-byte
+// elements; sizes (overflow), lengths and overlap checked before any memory is touched.
+Napi::Value SwapMiddleAxes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) throw Napi::TypeError::New(env, "swapMiddleAxes: expected 6 arguments");
+  int64_t dims[4];
+  const char* names[4] = {"swapMiddleAxes: a", "swapMiddleAxes: b", "swapMiddleAxes: c", "swapMiddleAxes: d"};
+  for (int i = 0; i < 4; i++) dims[i] = integerArg(env, info[1 + i], names[i], 0, kMaxElements);
+  int64_t n = 1;
+  for (int64_t v : dims) n = checkedProduct(env, n, v, "swapMiddleAxes: the tensor is too large", kMaxElements);
+  const auto view = [&](const Napi::Value& v, const char* name) {
+    if (v.IsTypedArray()) {
+      const napi_typedarray_type type = v.As<Napi::TypedArray>().TypedArrayType();
+      if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, name, 4, -1, nullptr, static_cast<size_t>(n));
+    }
+    throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array, Int32Array or Uint32Array");
+  };
+  const ArrayView src = view(info[0], "swapMiddleAxes: src");
+  const ArrayView dst = view(info[5], "swapMiddleAxes: dst");
+  if (n == 0) return env.Undefined();
+  if (bytesOverlap(src.data, static_cast<size_t>(n) * 4, dst.data, static_cast<size_t>(n) * 4)) throw Napi::RangeError::New(env, "swapMiddleAxes: src and dst overlap");
+  const int64_t perItem = dims[2] * dims[3];
+  parallelFor(dims[0] * dims[1], std::max<int64_t>(1, (int64_t(1) << 16) / perItem), [&](int64_t begin, int64_t end) {
+    swapMiddleAxes32(reinterpret_cast<const uint32_t*>(src.data), dims[1], dims[2], dims[3], reinterpret_cast<uint32_t*>(dst.data), begin, end);
+  });
+  return env.Undefined();
+}
+
 }  // namespace
 
-void registerTranspose(Napi::Env env, Napi::Object exports) { exportFunction(env, exports, "transposeMatrices", TransposeMatrices); }
+void registerTranspose(Napi::Env env, Napi::Object exports) {
+  exportFunction(env, exports, "transposeMatrices", TransposeMatrices);
+  exportFunction(env, exports, "swapMiddleAxes", SwapMiddleAxes);
+}
 
 }  // namespace fp4kit

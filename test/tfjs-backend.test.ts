@@ -816,6 +816,26 @@ describe('Sum over leading axes on the wasm base', () => {
   });
 });
 
+describe.each(BACKENDS)('Transpose on %s', (backendName) => {
+  it('gives tfjs wasm\'s bits for every permutation of rank 2–5 shapes (swaps of adjacent axis groups run on fp4kit, the rest on the base)', async () => {
+    const shapes = [[64, 96], [16, 64, 4, 32], [8, 16, 4, 32], [3, 130, 65], [2, 3, 4, 5, 6], [1, 4096, 2], [33, 1, 129]];
+    const permutations = (n: number): number[][] => (n === 1 ? [[0]] : permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_v, i) => [...p.slice(0, i), n - 1, ...p.slice(i)])));
+    const cases = shapes.flatMap((shape, i) => {
+      const x = values(shape.reduce((a, b) => a * b, 1), 1200 + i);
+      x[0] = NaN; x[1] = -0; x[2] = Infinity;
+      return permutations(shape.length).map((perm) => ({ shape, perm, x }));
+    });
+    const all = async (backend: string) => {
+      await tf.setBackend(backend);
+      return cases.map(({ shape, perm, x }) => tf.tidy(() => Buffer.from((tf.transpose(tf.tensor(x, shape), perm).dataSync() as Float32Array).buffer)));
+    };
+    const want = await all('wasm');
+    const got = await all(backendName);
+    cases.forEach(({ shape, perm }, i) => expect(got[i].equals(want[i]), JSON.stringify([shape, perm])).toBe(true));
+    expect(tf.memory().numTensors).toBe(0);
+  });
+});
+
 describe('Pow by 2 or 3 on the wasm base', () => {
   beforeEach(async () => {
     tf.engine().reset();

@@ -125,3 +125,50 @@ export async function transposeLastTwoInPlace(bytes: Uint8Array, shape: readonly
     }
   }
 }
+
+/**
+ * dst [a, c, b, d] = src [a, b, c, d] (the middle two axes swapped; blocks of d elements moved
+ * whole, as bits): d = 1 is a batch of a [b, c] transposes (transposeInto), d > 1 moves blocks —
+ * natively where the addon is loaded (swapMiddleAxes), else this loop. src and dst must not overlap.
+ */
+export function swapMiddleAxesInto(src: Elements32, dims: readonly [number, number, number, number], dst: Elements32): void {
+  const fn = 'swapMiddleAxesInto';
+  for (const [i, v] of dims.entries()) if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${fn}: dims[${i}] must be an integer ≥ 0, got ${String(v)}`);
+  const [a, b, c, d] = dims;
+  const n = a * b * c * d;
+  if (src.length < n || dst.length < n) throw new RangeError(`${fn}: src holds ${src.length} and dst ${dst.length} elements, ${n} needed`);
+  if (n === 0) return;
+  if (d === 1) return transposeInto(src, 0, b, c, dst, 0, b, a);
+  if (src.buffer === dst.buffer && src.byteOffset < dst.byteOffset + 4 * n && dst.byteOffset < src.byteOffset + 4 * n) throw new RangeError(`${fn}: src and dst overlap`);
+  const kernel = getKernels().swapMiddleAxes;
+  if (kernel !== undefined && n >= NATIVE_MIN_ELEMENTS) return kernel(src, a, b, c, d, dst);
+  const from = bitsOf(src) as Uint32Array, to = bitsOf(dst) as Uint32Array;
+  for (let ai = 0; ai < a; ai++) {
+    for (let bi = 0; bi < b; bi++) {
+      for (let ci = 0; ci < c; ci++) {
+        const s = ((ai * b + bi) * c + ci) * d, t = ((ai * c + ci) * b + bi) * d;
+        to.set(from.subarray(s, s + d), t);
+      }
+    }
+  }
+}
+
+/**
+ * A permutation of `shape` reduced to its fewest axes: size-1 axes dropped, and input axes that
+ * stay next to each other in the output merged. transpose(x, perm) moves the same elements as
+ * transpose(x reshaped to `shape`, `perm`) of the result.
+ */
+export function collapsePermutation(shape: readonly number[], perm: readonly number[]): { shape: number[]; perm: number[] } {
+  const kept = perm.filter((axis) => shape[axis] !== 1);
+  // Output-order runs of consecutive input axes.
+  const runs: number[][] = [];
+  for (const axis of kept) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && axis === last[last.length - 1] + 1) last.push(axis);
+    else runs.push([axis]);
+  }
+  const byInput = runs.map((run, i) => ({ first: run[0], size: run.reduce((p, axis) => p * shape[axis], 1), out: i })).sort((x, y) => x.first - y.first);
+  const position = new Array<number>(runs.length);
+  byInput.forEach((r, i) => (position[r.out] = i));
+  return { shape: byInput.map((r) => r.size), perm: position };
+}

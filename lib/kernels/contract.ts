@@ -164,6 +164,11 @@ export interface Kernels {
   transposeMatrices?(src: Float32Array | Uint32Array | Int32Array, srcOffset: number, rows: number, cols: number, count: number,
     dst: Float32Array | Uint32Array | Int32Array, dstOffset: number, dstStride: number): void;
 
+  /** src [a, b, c, d] → dst [a, c, b, d], elements moved as bits (lib/core/transpose.ts
+   *  swapMiddleAxesInto holds the reference loop). The addon only, as transposeMatrices. */
+  swapMiddleAxes?(src: Float32Array | Uint32Array | Int32Array, a: number, b: number, c: number, d: number,
+    dst: Float32Array | Uint32Array | Int32Array): void;
+
   /** Column sums of x [rows][n] into out[0, n): float32 adds, rows in increasing order
    *  (lib/tfjs/kernels/sum.ts sumLeadingRows, whose loop is the reference). The addon only, for the
    *  same reason as transposeMatrices. */

@@ -27,6 +27,7 @@ interface Addon extends MatmulKernels {
   transposeMatrices?: Kernels['transposeMatrices'];
   sumLeadingRows?: Kernels['sumLeadingRows'];
   tanhFloat32?: Kernels['tanhFloat32'];
+  swapMiddleAxes?: Kernels['swapMiddleAxes'];
   powerFloat32?: Kernels['powerFloat32'];
   simd: string;
   threads: number;
@@ -74,6 +75,7 @@ export function loadNativeKernels(): Kernels {
     transposeMatrices: addon.transposeMatrices,
     sumLeadingRows: addon.sumLeadingRows,
     tanhFloat32: addon.tanhFloat32,
+    swapMiddleAxes: addon.swapMiddleAxes,
     powerFloat32: addon.powerFloat32,
     matmul: addon,
   };
