@@ -1,5 +1,5 @@
-// The elementwise kernels the 'fp4kit' tfjs backend runs natively on its wasm base (Tanh; Sum over
-// leading axes; Pow by 2 and 3 in TypeScript), each against stock tfjs wasm in the same run, on
+// The elementwise kernels the 'fp4kit' tfjs backend runs natively on its wasm base (Tanh, Sum over
+// leading axes, Pow by 2 and 3, attention's head transposes), each against stock tfjs wasm in the same run, on
 // the char-GPT's GELU-sized tensor [64, 64, 512] (2 M float32): median ms per call over reused
 // input tensors (the outputs are fresh tensors, as in a model), ns per element, and the ratio. The
 // bits are the base's in every case (test/tfjs-tanh.test.ts, test/tfjs-backend.test.ts).
@@ -20,6 +20,7 @@ const CASES: [string, (t: tf.Tensor) => tf.Tensor][] = [
   ['tanh', (t) => tf.tanh(t)],
   ['sum over axes [0, 1]', (t) => tf.sum(t, [0, 1])],
   ['pow(x, 3)', (t) => tf.pow(t, 3)],
+  ['transpose [64, 64, 16, 32] by [0, 2, 1, 3]', (t) => tf.transpose(tf.reshape(t, [64, 64, 16, 32]), [0, 2, 1, 3])],
 ];
 
 async function time(backend: string, f: (t: tf.Tensor) => tf.Tensor): Promise<number> {
