@@ -38,10 +38,9 @@
         "native/matmul_scalar.cc",
         "native/sum_rows.cc",
         "native/sum_rows_binding.cc",
+        "native/elementwise_binding.cc",
         "native/power.cc",
-        "native/power_binding.cc",
         "native/tanh.cc",
-        "native/tanh_binding.cc",
         "native/transpose.cc",
         "native/transpose_binding.cc"
       ],

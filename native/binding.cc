@@ -17,12 +17,11 @@
 #include "fgmp.h"
 #include "gradient_quant_binding.h"
 #include "matmul_binding.h"
+#include "elementwise_binding.h"
 #include "napi_args.h"
 #include "napi_promise.h"
 #include "quantize.h"
-#include "power_binding.h"
 #include "sum_rows_binding.h"
-#include "tanh_binding.h"
 #include "threads.h"
 #include "transpose_binding.h"
 
@@ -294,8 +293,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerBitplaneGemm(env, exports);
   registerTranspose(env, exports);
   registerSumRows(env, exports);
-  registerTanh(env, exports);
-  registerPower(env, exports);
+  registerElementwise(env, exports);
   return exports;
 }
 

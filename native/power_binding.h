@@ -1,7 +1,0 @@
-// Registers powerFloat32 on the addon's exports (called from binding.cc).
-#pragma once
-#include <napi.h>
-
-namespace fp4kit {
-void registerPower(Napi::Env env, Napi::Object exports);
-}

@@ -1,7 +1,0 @@
-// Registers tanhFloat32 on the addon's exports (called from binding.cc).
-#pragma once
-#include <napi.h>
-
-namespace fp4kit {
-void registerTanh(Napi::Env env, Napi::Object exports);
-}
