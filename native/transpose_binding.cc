@@ -19,12 +19,12 @@ namespace {
 
 constexpr int64_t kMaxElements = int64_t(1) << 46;
 
-// A Float32Array, Int32Array or Uint32Array (its length and data pointer from N-API).
-ArrayView elements32(const Napi::Env& env, const Napi::Value& v, const char* name) {
-  const std::string what = std::string("transposeMatrices: ") + name;
+// A Float32Array, Int32Array or Uint32Array of at least `expected` elements (its length and data
+// pointer from N-API); `what` names the argument with its function ("transposeMatrices: src").
+ArrayView elements32(const Napi::Env& env, const Napi::Value& v, const std::string& what, size_t expected = 0) {
   if (v.IsTypedArray()) {
     const napi_typedarray_type type = v.As<Napi::TypedArray>().TypedArrayType();
-    if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, what.c_str(), 4, -1, nullptr, 0);
+    if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, what.c_str(), 4, -1, nullptr, expected);
   }
   throw Napi::TypeError::New(env, what + " must be a Float32Array, Int32Array or Uint32Array");
 }
@@ -44,8 +44,8 @@ Napi::Value TransposeMatrices(const Napi::CallbackInfo& info) {
   const int64_t dstOffset = integerArg(env, info[6], "transposeMatrices: dstOffset", 0, kMaxElements);
   const int64_t dstStride = integerArg(env, info[7], "transposeMatrices: dstStride", 0, kMaxElements);
   if (dstStride < rows) throw Napi::RangeError::New(env, "transposeMatrices: dstStride must be at least rows");
-  const ArrayView src = elements32(env, info[0], "src");
-  const ArrayView dst = elements32(env, info[5], "dst");
+  const ArrayView src = elements32(env, info[0], "transposeMatrices: src");
+  const ArrayView dst = elements32(env, info[5], "transposeMatrices: dst");
   const int64_t matrix = checkedMul(env, rows, cols);
   const int64_t srcNeeded = checkedMul(env, count, matrix) + srcOffset;
   // The last matrix's last output row needs `rows` elements, not a whole stride.
@@ -74,15 +74,8 @@ Napi::Value SwapMiddleAxes(const Napi::CallbackInfo& info) {
   for (int i = 0; i < 4; i++) dims[i] = integerArg(env, info[1 + i], names[i], 0, kMaxElements);
   int64_t n = 1;
   for (int64_t v : dims) n = checkedProduct(env, n, v, "swapMiddleAxes: the tensor is too large", kMaxElements);
-  const auto view = [&](const Napi::Value& v, const char* name) {
-    if (v.IsTypedArray()) {
-      const napi_typedarray_type type = v.As<Napi::TypedArray>().TypedArrayType();
-      if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, name, 4, -1, nullptr, static_cast<size_t>(n));
-    }
-    throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array, Int32Array or Uint32Array");
-  };
-  const ArrayView src = view(info[0], "swapMiddleAxes: src");
-  const ArrayView dst = view(info[5], "swapMiddleAxes: dst");
+  const ArrayView src = elements32(env, info[0], "swapMiddleAxes: src", static_cast<size_t>(n));
+  const ArrayView dst = elements32(env, info[5], "swapMiddleAxes: dst", static_cast<size_t>(n));
   if (n == 0) return env.Undefined();
   if (bytesOverlap(src.data, static_cast<size_t>(n) * 4, dst.data, static_cast<size_t>(n) * 4)) throw Napi::RangeError::New(env, "swapMiddleAxes: src and dst overlap");
   const int64_t perItem = dims[2] * dims[3];
