@@ -31,11 +31,7 @@ export function transposeInto(src: Elements32, srcOffset: number, rows: number, 
   if (srcOffset + count * size > src.length) throw new RangeError(`${fn}: src holds ${src.length} elements, ${srcOffset + count * size} needed`);
   const dstEnd = dstOffset + (count * cols - 1) * dstStride + rows;
   if (dstEnd > dst.length) throw new RangeError(`${fn}: dst holds ${dst.length} elements, ${dstEnd} needed`);
-  if (src.buffer === dst.buffer) {
-    const s0 = src.byteOffset + 4 * srcOffset, s1 = s0 + 4 * count * size;
-    const d0 = dst.byteOffset + 4 * dstOffset, d1 = dst.byteOffset + 4 * dstEnd;
-    if (s0 < d1 && d0 < s1) throw new RangeError(`${fn}: src and dst overlap`);
-  }
+  if (overlap(src, srcOffset, count * size, dst, dstOffset, dstEnd - dstOffset)) throw new RangeError(`${fn}: src and dst overlap`);
   const kernel = getKernels().transposeMatrices;
   if (kernel !== undefined && count * size >= NATIVE_MIN_ELEMENTS) {
     kernel(src, srcOffset, rows, cols, count, dst, dstOffset, dstStride);
@@ -43,6 +39,14 @@ export function transposeInto(src: Elements32, srcOffset: number, rows: number, 
   }
   const from = bitsOf(src), to = bitsOf(dst);
   for (let i = 0; i < count; i++) transposeTiles(from, srcOffset + i * size, rows, cols, to, dstOffset + i * cols * dstStride, dstStride);
+}
+
+/** Whether elements [srcOffset, srcOffset + srcCount) of src and [dstOffset, dstOffset + dstCount) of
+ *  dst share a byte (4-byte elements). */
+function overlap(src: Elements32, srcOffset: number, srcCount: number, dst: Elements32, dstOffset: number, dstCount: number): boolean {
+  if (src.buffer !== dst.buffer) return false;
+  const s0 = src.byteOffset + 4 * srcOffset, d0 = dst.byteOffset + 4 * dstOffset;
+  return s0 < d0 + 4 * dstCount && d0 < s0 + 4 * srcCount;
 }
 
 /** The elements' bits: a float NaN read into a JavaScript number and written back may come out as
@@ -139,7 +143,7 @@ export function swapMiddleAxesInto(src: Elements32, dims: readonly [number, numb
   if (src.length < n || dst.length < n) throw new RangeError(`${fn}: src holds ${src.length} and dst ${dst.length} elements, ${n} needed`);
   if (n === 0) return;
   if (d === 1) return transposeInto(src, 0, b, c, dst, 0, b, a);
-  if (src.buffer === dst.buffer && src.byteOffset < dst.byteOffset + 4 * n && dst.byteOffset < src.byteOffset + 4 * n) throw new RangeError(`${fn}: src and dst overlap`);
+  if (overlap(src, 0, n, dst, 0, n)) throw new RangeError(`${fn}: src and dst overlap`);
   const kernel = getKernels().swapMiddleAxes;
   if (kernel !== undefined && n >= NATIVE_MIN_ELEMENTS) return kernel(src, a, b, c, d, dst);
   const from = bitsOf(src) as Uint32Array, to = bitsOf(dst) as Uint32Array;
