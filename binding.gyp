@@ -39,7 +39,7 @@
         "native/sum_rows.cc",
         "native/sum_rows_binding.cc",
         "native/elementwise_binding.cc",
-        "native/power.cc",
+        "native/pow.cc",
         "native/tanh.cc",
         "native/transpose.cc",
         "native/transpose_binding.cc"

@@ -1,6 +1,6 @@
 // N-API glue of the elementwise float32 kernels behind the tfjs backend's Tanh and Pow:
 //   tanhFloat32(x, n, out)              out[0, n) = tanhf(x[0, n))   (tanh.h, the quantize tables' tanh32)
-//   powerFloat32(x, exponent, n, out)   out[0, n) = x[0, n)^2 or ^3  (power.h)
+//   powerFloat32(x, exponent, n, out)   out[0, n) = x[0, n)^2 or ^3  (pow.h)
 // Kinds, sizes and overlap are checked before any memory is touched (out may be x itself, not a
 // partly overlapping view); the elements spread over the addon's threads.
 #include <napi.h>
@@ -9,7 +9,7 @@
 
 #include "elementwise_binding.h"
 #include "napi_args.h"
-#include "power.h"
+#include "pow.h"
 #include "quantize.h"
 #include "threads.h"
 

@@ -1,4 +1,4 @@
-// Registers the elementwise float32 kernels tanhFloat32 (tanh.h) and powerFloat32 (power.h) on the
+// Registers the elementwise float32 kernels tanhFloat32 (tanh.h) and powerFloat32 (pow.h) on the
 // addon's exports (called from binding.cc).
 #pragma once
 #include <napi.h>

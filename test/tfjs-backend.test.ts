@@ -864,7 +864,7 @@ describe('Pow by 2 or 3 on the wasm base', () => {
     expect(tf.memory().numTensors).toBe(0);
   });
 
-  it('the addon\'s loop (native/power.h) gives the formula\'s bits, in place too; bad arguments refused in C++', () => {
+  it('the addon\'s loop (native/pow.h) gives the formula\'s bits, in place too; bad arguments refused in C++', () => {
     const native = availableBackends().some((b) => b.name === 'native' && b.available);
     const kernel = native ? withFp4kitBackend('native', () => getKernels().powerFloat32) : undefined;
     if (kernel === undefined) return;  // no addon here: the JavaScript loop is all there is

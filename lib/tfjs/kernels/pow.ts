@@ -5,7 +5,7 @@
 // 53 bits, then one to 24: the correctly rounded cube but for rare ties of the second rounding,
 // never more than one ulp away). powf need not be correctly rounded either, so the two may differ
 // in the last bit; any other exponent, shape or dtype goes to the base's kernel. With the addon
-// loaded the loop runs there (native/power.h), with the same bits.
+// loaded the loop runs there (native/pow.h), with the same bits.
 
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -17,7 +17,7 @@ import { floatValues, storageOf } from '../storage.js';
 const NATIVE_MIN_ELEMENTS = 4096;
 
 export function squareOrCube(x: Float32Array, exponent: 2 | 3, out: Float32Array): void {
-  // The addon's loop (native/power.h: the same float64 products, over its threads).
+  // The addon's loop (native/pow.h: the same float64 products, over its threads).
   const native = getKernels().powerFloat32;
   if (native !== undefined && x.length >= NATIVE_MIN_ELEMENTS) {
     native(x, exponent, x.length, out);

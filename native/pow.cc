@@ -1,6 +1,6 @@
-// power.h's loops, plain C++ (the compiler vectorises them; -ffp-contract=off keeps each multiply
+// pow.h's loops, plain C++ (the compiler vectorises them; -ffp-contract=off keeps each multiply
 // one float64 multiply, as in JavaScript).
-#include "power.h"
+#include "pow.h"
 
 namespace fp4kit {
 
