@@ -72,7 +72,9 @@ constexpr int kFp8HighShift = 11;
 // - Half (NVFP4): `compactScales` holds each block's E4M3 value as binary16 (exact: every E4M3
 //   value is one), and the multiplier is f32(tensorScale · value), as the reference decodes it;
 // - E8m0 (MXFP4): `compactScales` holds the E8M0 code, 1..254: the multiplier's bits are code << 23.
-enum class ScaleStorage : uint8_t { Float32, Half, E8m0 };
+// - E4m3OrOther (FGMP's byte planes only, matmul_planes.h): one byte per lane; bit 7 clear: the
+//   E4M3 code of a value v, multiplier f32(tensorScale · v); bit 7 set: `otherScale`.
+enum class ScaleStorage : uint8_t { Float32, Half, E8m0, E4m3OrOther };
 
 // The block scales as codes, for the compact forms: `coding` 1 = E8M0 codes, 2 = E4M3 codes times
 // `tensorScale`; 0 (or no codes) = floats only.

@@ -114,7 +114,7 @@ Napi::Value RepackFp4Weights(const Napi::CallbackInfo& info) {
 }
 
 // repackPlaneWeights(codes u8 [n][paddedK], valueTable i32[256], shift, blockScales f32 [n][paddedK/blockSize],
-//                    n, k [, blockSize 16|32 = 32, into External|undefined]) → External
+//                    n, k [, blockSize 16|32 = 32, into External|undefined, fgmpMultipliers f32[2]]) → External
 // MX weights with integer element values as byte planes (matmul_planes.h). With `into` (FP4 weights
 // of the same n, k from repackFp4Weights: FGMP) the planes are added to that handle, which then
 // runs products of many rows on them and of few rows on its FP4 tiles. The form (byte or int16
@@ -141,11 +141,20 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
     if (v != kPlaneNanValue && (v <= -(1 << 23) || v >= (1 << 23))) throw Napi::RangeError::New(env, "repackPlaneWeights: valueTable entries must lie in (-2^23, 2^23)");
   }
   const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
+  // FGMP's two multipliers (FgmpMultipliers), which let the codes form keep one byte per lane
+  // multiplier; a wrong pair only leaves them floats (every byte is checked against blockScales).
+  FgmpMultipliers fgmp;
+  const bool withFgmp = info.Length() > 8 && !info[8].IsUndefined() && !info[8].IsNull();
+  if (withFgmp) {
+    const float* pair = typedData<float>(env, info[8], "fgmpMultipliers", 2);
+    fgmp = {pair[0], pair[1]};
+  }
   auto packed = std::make_shared<PackedPlaneWeights>();
   const PlaneForm form = activePlanesTakeInt16() ? PlaneForm::Int16 : activePlanesFromCodesKernel() ? PlaneForm::Codes : PlaneForm::Bytes;
-  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, form);
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, form, withFgmp ? &fgmp : nullptr);
   const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + 2 * (packed->h16.size() + packed->low16.size()) +
-                                             packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4);
+                                             packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4 +
+                                             packed->compactScales.size());
   if (into != nullptr) {
     into->planes = std::move(packed);
     into->bytes += bytes;

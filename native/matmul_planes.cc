@@ -5,12 +5,78 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace fp4kit {
 
+namespace {
+
+uint32_t floatBits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return bits;
+}
+
+// Each multiplier as the byte that laneScale decodes to its bits, in `storage`; false where one has
+// none.
+bool encodeLaneScales(const std::vector<float>& scales, ScaleStorage storage, const PackedPlaneWeights& b, std::vector<uint8_t>& bytes) {
+  bytes.resize(scales.size());
+  if (storage == ScaleStorage::E8m0) {
+    for (size_t i = 0; i < scales.size(); i++) {
+      const uint32_t bits = floatBits(scales[i]);
+      if ((bits & 0x807fffffu) != 0 || (bits >> 23) == 255) return false;  // not +2^e (or +0), or Inf/NaN
+      bytes[i] = static_cast<uint8_t>(bits >> 23);
+    }
+    return true;
+  }
+  // E4m3OrOther: the multipliers of the 127 codes 0x00–0x7e, non-decreasing for a finite
+  // tensorScale ≥ 0 whose 2^8 multiple is finite (laneScale's product), which a search needs.
+  if (!(b.tensorScale >= 0.0f) || !std::isfinite(b.tensorScale * 256.0f)) return false;
+  PackedPlaneWeights probe;
+  probe.scaleStorage = storage;
+  probe.tensorScale = b.tensorScale;
+  probe.compactScales.resize(kTileColumns);
+  uint32_t decoded[127];
+  float values[127];
+  for (int c = 0; c < 127; c++) {
+    probe.compactScales[0] = static_cast<uint8_t>(c);
+    values[c] = laneScale(probe, 0, 0);
+    decoded[c] = floatBits(values[c]);
+  }
+  const uint32_t other = floatBits(b.otherScale);
+  for (size_t i = 0; i < scales.size(); i++) {
+    const uint32_t bits = floatBits(scales[i]);
+    if (bits == other) {
+      bytes[i] = 0x80;
+      continue;
+    }
+    const int c = static_cast<int>(std::lower_bound(values, values + 127, scales[i]) - values);
+    if (c == 127 || decoded[c] != bits) return false;
+    bytes[i] = static_cast<uint8_t>(c);
+  }
+  return true;
+}
+
+// The codes form's multipliers as bytes where every one decodes to its own bits (matmul_planes.h).
+void compactLaneScales(PackedPlaneWeights& out, const FgmpMultipliers* fgmp) {
+  std::vector<uint8_t> bytes;
+  if (fgmp != nullptr) {
+    out.tensorScale = fgmp->tensorScale;
+    out.otherScale = fgmp->fp8Scale;
+  }
+  const ScaleStorage storage = fgmp != nullptr ? ScaleStorage::E4m3OrOther : ScaleStorage::E8m0;
+  if (!encodeLaneScales(out.scales, storage, out, bytes)) return;
+  out.scaleStorage = storage;
+  out.compactScales = std::move(bytes);
+  std::vector<float>().swap(out.scales);
+}
+
+}  // namespace
+
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form) {
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form,
+                        const FgmpMultipliers* fgmp) {
   int32_t lo = 0, hi = 0;
   for (int c = 0; c < 256; c++) {
     if (valueTable[c] == kPlaneNanValue) continue;
@@ -108,6 +174,7 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
     out.scaleExpMin = std::min(out.scaleExpMin, e);
     out.scaleExpMax = std::max(out.scaleExpMax, e);
   }
+  if (form == PlaneForm::Codes) compactLaneScales(out, fgmp);
 }
 
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b) {
@@ -142,7 +209,7 @@ void matmulPlanesScalar(const Int8Activations& a, const PackedPlaneWeights& b, c
   outputsInOrder(
       a, b.n, b.units, b.unit, std::ldexp(1.0f, -b.unitShift()), tileBegin, tileEnd,
       [&](int64_t m, int64_t tile, int64_t j, int lane) { return planeDot(a, b, m, tile, j, lane); },
-      [&](int64_t tile, int64_t j, int lane) { return b.scales[static_cast<size_t>((tile * b.units + j) * kTileColumns + lane)]; },
+      [&](int64_t tile, int64_t j, int lane) { return laneScale(b, tile * b.units + j, lane); },
       bias, out);
 }
 

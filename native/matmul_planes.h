@@ -62,12 +62,49 @@ struct PackedPlaneWeights {
   // weight's sign onto its activation (Σ v·a = Σ |v|·(±a)) and so looks up one table per plane.
   bool signMagnitude = false;
   uint8_t magnitudePlaneOfCode[3][128] = {};
+  // The lane multipliers as one byte each instead of `scales` (then empty), in the codes form only
+  // (the from-codes kernel decodes them; at one activation row a product reads every weight byte
+  // once, and float multipliers were a fifth of what it read for E4M3, a fifth of FGMP's), and
+  // only where every multiplier decodes to its own bits: ScaleStorage::E8m0 (MX block scales) or
+  // ::E4m3OrOther (FGMP: `tensorScale` for its FP4 blocks' E4M3 scales, `otherScale` its FP8
+  // blocks' multiplier). Read them with laneScale (below) or loadPlaneLaneScales (AVX-512).
+  ScaleStorage scaleStorage = ScaleStorage::Float32;
+  std::vector<uint8_t> compactScales;  // [tiles][units][16]
+  float tensorScale = 0, otherScale = 0;
   // As PackedFp4Weights: the lane scales' exponent range, for the fast-scales epilogue.
   bool scalesNormal = false;
   int scaleExpMin = 0, scaleExpMax = 0;
   int unitShift() const { return shift + 6; }
   int32_t offset() const { return int32_t(1) << (8 * planeCount - 1); }
   unsigned lowQuadMask(int64_t tile, int64_t j) const { return lowShift > 0 ? lowQuads[static_cast<size_t>(tile * units + j)] : 0u; }
+};
+
+// One lane's multiplier (tile-unit tileUnit = tile · units + j) in either storage. An E4M3 code c
+// shifted left by 7 is the binary16 bit pattern of e4m3(c) · 2^-8, for subnormals too, which is how
+// the AVX-512 kernels convert 16 at once (vcvtph2ps); times tensorScale · 2^8 it is f32(tensorScale
+// · e4m3(c)) exactly when tensorScale · 2^8 is finite (repack checks every lane's bits).
+static inline float laneScale(const PackedPlaneWeights& b, int64_t tileUnit, int lane) {
+  const size_t i = static_cast<size_t>(tileUnit * kTileColumns + lane);
+  switch (b.scaleStorage) {
+    case ScaleStorage::E8m0: {
+      const uint32_t bits = static_cast<uint32_t>(b.compactScales[i]) << 23;
+      float f;
+      __builtin_memcpy(&f, &bits, 4);
+      return f;
+    }
+    case ScaleStorage::E4m3OrOther: {
+      const uint8_t code = b.compactScales[i];
+      return code & 0x80 ? b.otherScale : (b.tensorScale * 256.0f) * halfToFloat(static_cast<uint16_t>(code << 7));
+    }
+    default:
+      return b.scales[i];
+  }
+}
+
+// FGMP's two block multipliers: f32(tensorScale · E4M3 scale) for an FP4 block, fp8Scale for an FP8
+// block. Given to repackPlaneWeights, they let the codes form keep one byte per lane multiplier.
+struct FgmpMultipliers {
+  float tensorScale = 0, fp8Scale = 0;
 };
 
 // codes [n][paddedK] (one byte per element; paddedK = whole blocks of blockSize, 16 or 32),
@@ -78,8 +115,11 @@ struct PackedPlaneWeights {
 // runs (AVX-512 VBMI), their codes alone — a quarter of the bytes of planes, low plane and codes
 // (weights that do not split take byte planes in that form too).
 enum class PlaneForm { Bytes, Int16, Codes };
+// In the codes form the lane multipliers take one byte where they can (E8M0 powers of two, or FGMP's
+// with `fgmp`); in the others they stay floats (the AVX2 and NEON kernels read floats).
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
-                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form = PlaneForm::Bytes);
+                        int64_t n, int64_t k, int64_t blockSize, PackedPlaneWeights& out, PlaneForm form = PlaneForm::Bytes,
+                        const FgmpMultipliers* fgmp = nullptr);
 
 // Activation sums and fast-scale rows for these weights.
 void prepareInt8ActivationsForPlanes(Int8Activations& a, const PackedPlaneWeights& b);

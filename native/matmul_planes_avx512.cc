@@ -87,7 +87,7 @@ void step(const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, c
     }
     const int64_t aBlock = (j * 4 * Quads) / 32;
     for (int t = 0; t < Tiles; t++) {
-      const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
+      const __m512 sb = loadPlaneLaneScales(b, (tile0 + t) * b.units + j);
       for (int r = 0; r < Rows; r++)
         acc[r][t] = addUnitWith<FastScales>(acc[r][t], d[r][t], sb, shifts[aBlock * Rows + r], scales[aBlock * Rows + r], unitScale);
     }

@@ -110,8 +110,8 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     }
     const int64_t aBlock = (j * b.unit) / 32;
     for (int t = 0; t < Tiles; t++) {
-      const __m512 sb = _mm512_loadu_ps(b.scales.data() + ((tile0 + t) * b.units + j) * kTileColumns);
-      if (Rows == 1) prefetchAt(b.scales.data(), ((tile0 + t) * b.units + j + 16) * kTileColumns * 4);
+      const __m512 sb = loadPlaneLaneScales(b, (tile0 + t) * b.units + j);
+      if (Rows == 1) prefetchPlaneLaneScales(b, (tile0 + t) * b.units + j);
       for (int r = 0; r < Rows; r++) acc[r][t] = addUnit<FastScales>(acc[r][t], d[r][t], sb, a, m0 + r, aBlock, unitScale);
     }
   }

@@ -73,8 +73,8 @@ void row(const Int8Activations& a, const PackedPlaneWeights& b, const float* bia
 
 void matmulPlanesNeon(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin,
                       int64_t tileEnd) {
-  if (b.h16.empty() && b.tiles > 0) {
-    matmulPlanesScalar(a, b, bias, out, tileBegin, tileEnd);  // byte planes: not this kernel's form
+  if ((b.h16.empty() && b.tiles > 0) || b.scaleStorage != ScaleStorage::Float32) {
+    matmulPlanesScalar(a, b, bias, out, tileBegin, tileEnd);  // byte planes or byte multipliers: not this kernel's form
     return;
   }
   for (int64_t tile = tileBegin; tile < tileEnd; tile++)

@@ -70,8 +70,8 @@ void row(const Int8Activations& a, const PackedPlaneWeights& b, const float* bia
 
 void matmulPlanesNeonDotprod(const Int8Activations& a, const PackedPlaneWeights& b, const float* bias, float* out, int64_t tileBegin,
                              int64_t tileEnd) {
-  if ((b.planes.empty() && b.tiles > 0) || b.planeCount < 1 || b.planeCount > 2) {
-    matmulPlanesScalar(a, b, bias, out, tileBegin, tileEnd);  // not byte planes of 1 or 2: not this kernel's form
+  if ((b.planes.empty() && b.tiles > 0) || b.planeCount < 1 || b.planeCount > 2 || b.scaleStorage != ScaleStorage::Float32) {
+    matmulPlanesScalar(a, b, bias, out, tileBegin, tileEnd);  // not byte planes of 1 or 2 with float multipliers: not this kernel's form
     return;
   }
   for (int64_t tile = tileBegin; tile < tileEnd; tile++) {

@@ -271,6 +271,41 @@ describe.each(others)('matmul on %s equals the js reference bit for bit', (backe
     }
   });
 
+  it('byte-plane weights whose block multipliers the addon keeps as bytes, and ones it cannot: identical bits at 1, 3 and 20 rows', () => {
+    // The addon's codes form (AVX-512 VBMI) keeps E8M0 multipliers as their codes and FGMP's as
+    // E4M3 codes times tensorScale or its FP8 multiplier (native/matmul_planes.h), checked against
+    // the floats at repack: E8M0 codes 0 (a subnormal multiplier) and 255 (NaN), FGMP scale codes
+    // 0, 1, 0x7e and NaN, the smallest normal tensorScale, one whose 2^8 multiple overflows, and an FP8
+    // multiplier equal to an FP4 block's must all give the reference's bits, bytes or not.
+    const [n, k] = [40, 160];
+    const base = gaussian(n * k, 61, 0.05);
+    for (let i = 0; i < base.length; i += 29) base[i] *= 40;
+    const products = (what: string, b: Parameters<typeof matmul>[1]) => {
+      for (const m of [1, 3, 20]) {
+        const a = gaussian(m * k, 62 + m);
+        expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), matmul(a, b)), `${what} m=${m}`).toBe(-1);
+      }
+    };
+    for (const format of ['mxfp8_e4m3', 'mxint8'] as const) {
+      const q = quantize(base, { format, shape: [n, k] });
+      products(`${format} as quantized`, q);
+      for (const code of [0, 1, 254, 255]) {
+        const scales = Uint8Array.from(q.scales);
+        scales[7] = code;
+        products(`${format} scale code ${code}`, { ...q, scales });
+      }
+    }
+    const fg = quantize(base, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.7 });
+    products('fgmp as quantized', fg);
+    const edgeScales = Uint8Array.from(fg.scales);
+    [0x00, 0x01, 0x7e, 0x7f].forEach((code, i) => (edgeScales[5 * i + 2] = code));
+    products('fgmp edge scale codes', { ...fg, scales: edgeScales });
+    for (const tensorScale of [2 ** -126, 2e36, Math.fround(0.37)]) products(`fgmp tensorScale ${tensorScale}`, { ...fg, tensorScale });
+    // The FP8 multiplier equal to the multiplier of an FP4 block with scale code 0x38 (1.0).
+    const ones = Uint8Array.from(fg.scales).fill(0x38);
+    products('fgmp fp8Scale = an FP4 multiplier', { ...fg, scales: ones, fp8Scale: fg.tensorScale });
+  });
+
   it('fgmp large enough to split across threads (ranges starting at odd tiles), sync and async: identical bits', async () => {
     // 61 tiles of 16 columns and ≥ 2M multiply-adds per tile: two threads split them 31 + 30.
     const [m, n, k] = [64, 976, 2048];

@@ -200,8 +200,10 @@ export interface MatmulKernels {
    *  AVX-512 VNNI, int16 planes with AVX2, the scalar kernel elsewhere) and the wasm module (int16
    *  planes, assembly/matmul-planes.ts); matmulFp4Int8 takes the result like FP4 weights. With
    *  `into` (FGMP weights from repackFp4Weights, blockSize 16) the planes join that handle, which
-   *  then runs products of many rows on them (32 or more with AVX-512, 2 or more on int16 planes). */
-  repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown): unknown;
+   *  then runs products of many rows on them (32 or more with AVX-512, 2 or more on int16 planes).
+   *  `fgmpMultipliers` ([tensorScale, fp8Scale] of those FGMP weights) lets the addon keep one byte
+   *  per block multiplier; backends that keep floats ignore it. */
+  repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize?: number, into?: unknown, fgmpMultipliers?: Float32Array): unknown;
   /** Frees repacked weights now (or when the last job on them ends); later use throws. */
   releaseFp4Weights(packed: unknown): void;
   matmulFp4Int8(packed: unknown, aCodes: Uint8Array, aScales: Float32Array, m: number, bias: Float32Array | null, out: Float32Array): void;

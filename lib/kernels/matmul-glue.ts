@@ -98,7 +98,10 @@ export function fp4KernelInputs(b: QuantizedTensor | FgmpTensor, reuse = false) 
       blockScales[blk] = Math.fround(tensorScale * e4m3Values[scales[s]]);
     }
   });
-  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, allCodes, ...none };
+  // Its two multipliers (FP4 blocks f32(tensorScale · E4M3 scale), FP8 blocks fp8Scale): the addon's
+  // byte planes keep one byte per block multiplier with them (native/matmul_planes.h).
+  const fgmpMultipliers = Float32Array.of(tensorScale, fp8Scale);
+  return { n, k, blockSize: FGMP_BLOCK, nibbles, blockScales, fp8Blocks, fp8Codes, allCodes, fgmpMultipliers, ...none };
 }
 
 function isFp4Weights(b: MatmulOperand): boolean {
@@ -151,7 +154,7 @@ export function repackWeights(addon: MatmulKernels, b: MatmulOperand): unknown {
   // FGMP: byte planes as well, for products of many rows (its sparse FP8 slots are slower there).
   if ('allCodes' in w && w.allCodes) {
     const e4m3 = planeForm('mxfp8_e4m3')!;
-    addon.repackPlaneWeights(w.allCodes, e4m3.table, e4m3.shift, w.blockScales, w.n, w.k, FGMP_BLOCK, packed);
+    addon.repackPlaneWeights(w.allCodes, e4m3.table, e4m3.shift, w.blockScales, w.n, w.k, FGMP_BLOCK, packed, w.fgmpMultipliers);
   }
   return packed;
 }

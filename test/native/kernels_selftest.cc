@@ -333,6 +333,7 @@ void checkPlanes() {
   std::mt19937 rng(5);
   int64_t unitsWithLow = 0, unitsWithoutLow = 0;  // E4M3-like values: both kinds of tile-unit ran
   [[maybe_unused]] int64_t planesNeonCompared = 0, planesDotprodCompared = 0;
+  [[maybe_unused]] int64_t planesScaleStorages[4] = {};  // codes-form weights by ScaleStorage
   for (int kind = 0; kind < 4; kind++) {
     const int planes = kind == 0 ? 1 : 2;
     const bool split = kind >= 2;
@@ -353,8 +354,17 @@ void checkPlanes() {
             std::vector<uint8_t> codes(static_cast<size_t>(n * paddedK), 0);
             for (int64_t r = 0; r < n; r++)
               for (int64_t i = 0; i < k; i++) codes[static_cast<size_t>(r * paddedK + i)] = static_cast<uint8_t>(rng() % 4 == 0 ? rng() % 8 : rng() % 256);
+            // Block multipliers of three kinds (the codes form keeps them as bytes where it can):
+            // mixed floats (some not powers of two), MX powers of two, FGMP's f32(T · E4M3 scale) or F.
+            const int scaleKind = static_cast<int>(rng() % 3);
+            const FgmpMultipliers fgmp{std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000.0f, static_cast<int>(rng() % 40) - 20),
+                                       static_cast<float>(rng() % 1000 + 1) / 37.0f};
             std::vector<float> wScales(static_cast<size_t>(n * units));
-            for (auto& v : wScales) v = rng() % 3 == 0 ? static_cast<float>(rng() % 1000) / 7.0f : std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+            for (auto& v : wScales) {
+              if (scaleKind == 0) v = rng() % 3 == 0 ? static_cast<float>(rng() % 1000) / 7.0f : std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+              else if (scaleKind == 1) v = std::ldexp(1.0f, static_cast<int>(rng() % 254) - 126);
+              else v = rng() % 3 == 0 ? fgmp.fp8Scale : fgmp.tensorScale * static_cast<float>(std::ldexp(e4m3AsInt(static_cast<uint8_t>(rng() % 127)), -9));
+            }
             TestActivations activations(rng, m, k, 3);
             Int8Activations& a = activations.a;
             const std::vector<int8_t>& aCodes = activations.codes;
@@ -416,10 +426,19 @@ void checkPlanes() {
             }
             if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi")) {
               PackedPlaneWeights bc;
-              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, bc, PlaneForm::Codes);
+              repackPlaneWeights(codes.data(), table.data(), 9, wScales.data(), n, k, blockSize, bc, PlaneForm::Codes, scaleKind == 2 ? &fgmp : nullptr);
               check(split ? bc.planes.empty() && bc.low.empty() && !bc.codes.empty() : bc.codes.empty() && bc.planes == b.planes,
                     what + ": codes form (split weights only)");
-              check(bc.lowQuads == b.lowQuads && bc.scales == b.scales, what + ": codes form's low-bit groups and scales");
+              check(bc.lowQuads == b.lowQuads, what + ": codes form's low-bit groups");
+              // Its multipliers: bytes for the powers of two and FGMP's pair, each decoding to the float's bits.
+              const ScaleStorage wantStorage = scaleKind == 1 ? ScaleStorage::E8m0 : scaleKind == 2 ? ScaleStorage::E4m3OrOther : bc.scaleStorage;
+              check(bc.scaleStorage == wantStorage && (bc.scaleStorage == ScaleStorage::Float32) == bc.compactScales.empty() &&
+                        bc.scales.empty() != bc.compactScales.empty(), what + ": codes form's multiplier storage");
+              planesScaleStorages[static_cast<int>(bc.scaleStorage)]++;
+              bool sameScales = true;
+              for (int64_t tu = 0; tu < b.tiles * b.units; tu++)
+                for (int lane = 0; lane < kTileColumns; lane++) sameScales = sameScales && floatToBits(laneScale(bc, tu, lane)) == floatToBits(laneScale(b, tu, lane));
+              check(sameScales, what + ": codes form's multipliers decode to the floats' bits");
               std::fill(simd.begin(), simd.end(), 0.0f);
               matmulPlanesFromCodesAvx512Vbmi(a, bc, nullptr, simd.data(), 0, bc.tiles);
               check(std::memcmp(simd.data(), scalar.data(), simd.size() * 4) == 0, what + ": from codes (avx512-vbmi) vs scalar");
@@ -434,6 +453,12 @@ void checkPlanes() {
           }
   }
   check(unitsWithLow > 0 && unitsWithoutLow > 0, "planes: E4M3-like values give tile-units with and without low bits");
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi"))
+    check(planesScaleStorages[static_cast<int>(ScaleStorage::Float32)] > 0 && planesScaleStorages[static_cast<int>(ScaleStorage::E8m0)] > 0 &&
+              planesScaleStorages[static_cast<int>(ScaleStorage::E4m3OrOther)] > 0,
+          "planes: the codes form kept float, E8M0 and FGMP byte multipliers");
+#endif
 #if defined(__aarch64__)
   check(planesNeonCompared > 0, "planes: the NEON kernel ran");
   if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) check(planesDotprodCompared > 0, "planes: the NEON dot-product kernel ran");
