@@ -96,6 +96,10 @@ void step(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTabl
     __m512i d[Rows][Tiles];
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) d[r][t] = combineShiftedPlanes<P>(dot[r][t], b.lowShift);
+    // Unrolled over the tiles so that d[r][t] stays in registers: left a loop (it holds a loop), GCC
+    // kept d on the stack across every unit (one row, K = N = 4096, best of 15 in one process:
+    // E4M3 90 → 104 GFLOP/s, FGMP 75 → 91).
+#pragma GCC unroll 4
     for (int t = 0; t < Tiles; t++) {
       for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
         const int q = __builtin_ctz(mask);
