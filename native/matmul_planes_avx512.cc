@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
@@ -29,12 +30,30 @@ struct PlaneSource {
   // stretch's codes, which the from-codes kernel rebuilds next), so memory works while the dot
   // products run. nullptr: none.
   const uint8_t* prefetch = nullptr;
+  // The lane multipliers as floats, [tile][unit][16] from the step's first tile and unit 0, or
+  // nullptr: decoded from the weights' bytes in the step (loadPlaneLaneScales).
+  const float* scales = nullptr;
 };
 
-inline PlaneSource packedPlanes(const PackedPlaneWeights& b, int64_t tile0) {
+// The lane multipliers of tiles [tile0, tile0 + tiles), units [unitBegin, unitEnd), as floats for
+// steps of many rows: the weights' own, or byte multipliers decoded once into a per-thread buffer
+// (decoding them in every row step cost ~10 % at 512 rows).
+inline const float* floatLaneScales(const PackedPlaneWeights& b, int64_t tile0, int64_t tiles, int64_t unitBegin, int64_t unitEnd) {
+  if (b.scaleStorage == ScaleStorage::Float32) return b.scales.data() + tile0 * b.units * kTileColumns;
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(tiles * b.units * kTileColumns));
+  for (int64_t t = 0; t < tiles; t++)
+    for (int64_t j = unitBegin; j < unitEnd; j++)
+      _mm512_storeu_ps(buffer.data() + (t * b.units + j) * kTileColumns, loadPlaneLaneScales(b, (tile0 + t) * b.units + j));
+  return buffer.data();
+}
+
+// Tiles [tile0, tile0 + tiles) of the weights' own planes; `scales`: their float multipliers (or
+// nullptr, see PlaneSource).
+inline PlaneSource packedPlanes(const PackedPlaneWeights& b, int64_t tile0, const float* scales = nullptr) {
   const size_t tileBytes = static_cast<size_t>(b.kQuads * 64);
   return {b.planes.data() + tile0 * tileBytes * b.planeCount, b.low.empty() ? nullptr : b.low.data() + tile0 * tileBytes, 0, b.kQuads, 0, b.units,
-          nullptr};
+          nullptr, scales};
 }
 
 // Rows [m0, m0 + Rows) (a block of `rows`, layoutRowBlocks) against tiles [tile0, tile0 + Tiles).
@@ -87,7 +106,7 @@ void step(const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, c
     }
     const int64_t aBlock = (j * 4 * Quads) / 32;
     for (int t = 0; t < Tiles; t++) {
-      const __m512 sb = loadPlaneLaneScales(b, (tile0 + t) * b.units + j);
+      const __m512 sb = src.scales ? _mm512_loadu_ps(src.scales + (t * b.units + j) * kTileColumns) : loadPlaneLaneScales(b, (tile0 + t) * b.units + j);
       for (int r = 0; r < Rows; r++)
         acc[r][t] = addUnitWith<FastScales>(acc[r][t], d[r][t], sb, shifts[aBlock * Rows + r], scales[aBlock * Rows + r], unitScale);
     }
@@ -137,12 +156,13 @@ void tiles(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWei
       for (int64_t m = 0; m < a.rows; m++) rowsStep<P, Quads, 1, 4>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
   } else {
     for (; tile + kTiles <= tileEnd; tile += kTiles) {
+      const PlaneSource src = packedPlanes(b, tile, floatLaneScales(b, tile, kTiles, 0, b.units));
       int64_t m = 0;
-      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
-      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, rows, b, packedPlanes(b, tile), bias, out, tile, m);
+      for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, rows, b, src, bias, out, tile, m);
+      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, rows, b, src, bias, out, tile, m);
     }
   }
-  for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, rows, b, packedPlanes(b, tile), bias, out, tile);
+  for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, rows, b, packedPlanes(b, tile, floatLaneScales(b, tile, 1, 0, b.units)), bias, out, tile);
 }
 
 // Calls f with the weights' plane count P and groups of 4 k per unit Quads as compile-time
@@ -175,7 +195,7 @@ void matmulPlanesTileAvx512(const Int8Activations& a, const RowBlocks& rows, con
                             const uint8_t* low, int64_t unitBegin, int64_t unitEnd, const uint8_t* prefetch, const float* bias, float* out,
                             int64_t tile) {
   const int64_t quadBase = unitBegin * b.unit / 4, quads = (unitEnd - unitBegin) * b.unit / 4;
-  const PlaneSource src{planes, low, quadBase, quads, unitBegin, unitEnd, prefetch};
+  const PlaneSource src{planes, low, quadBase, quads, unitBegin, unitEnd, prefetch, floatLaneScales(b, tile, 1, unitBegin, unitEnd)};
   withPlaneShape(b, [&](auto p, auto q) { oneTile<p(), q()>(a, rows, b, src, bias, out, tile); });
 }
 
