@@ -21,7 +21,7 @@
 #include "napi_args.h"
 #include "napi_promise.h"
 #include "quantize.h"
-#include "sum_rows_binding.h"
+#include "sum_binding.h"
 #include "threads.h"
 #include "transpose_binding.h"
 
@@ -292,7 +292,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerGradientQuant(env, exports);
   registerBitplaneGemm(env, exports);
   registerTranspose(env, exports);
-  registerSumRows(env, exports);
+  registerSum(env, exports);
   registerElementwise(env, exports);
   return exports;
 }

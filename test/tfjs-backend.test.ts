@@ -784,7 +784,7 @@ describe('Sum over leading axes on the wasm base', () => {
     expect(tf.memory().numTensors).toBe(0);
   });
 
-  it('the addon\'s loop (native/sum_rows.h) gives the JavaScript loop\'s bits, ±0, ±Inf and NaN columns included; bad arguments refused in C++', () => {
+  it('the addon\'s loop (native/sum.h) gives the JavaScript loop\'s bits, ±0, ±Inf and NaN columns included; bad arguments refused in C++', () => {
     const native = availableBackends().some((b) => b.name === 'native' && b.available);
     const kernel = native ? withFp4kitBackend('native', () => getKernels().sumLeadingRows) : undefined;
     if (kernel === undefined) return;  // no addon here: the JavaScript loop is all there is

@@ -5,7 +5,7 @@
 // out[n] = Σ_r x[r, n], summed in float32 in increasing r from +0 — the order of the base's own
 // loop over its transposed copy, so the bits are the base's. Other reductions and dtypes go to
 // the base's kernel. (tfjs cpu sums in float64: the cpu base keeps its own kernel.) With the
-// native addon loaded the loop runs there (native/sum_rows.h), with the same bits.
+// native addon loaded the loop runs there (native/sum.h), with the same bits.
 
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -28,7 +28,7 @@ function leadingAxes(axes: number[], rank: number): number {
 
 /** Column sums of x [rows, n] (row-major) into out [n], float32, rows in increasing order. */
 export function sumLeadingRows(x: Float32Array, rows: number, n: number, out: Float32Array): void {
-  // The addon's loop (native/sum_rows.h: the same adds in the same order, vectorised across columns).
+  // The addon's loop (native/sum.h: the same adds in the same order, vectorised across columns).
   const kernel = getKernels().sumLeadingRows;
   if (kernel !== undefined && rows * n >= NATIVE_MIN_ELEMENTS) {
     kernel(x, rows, n, out);

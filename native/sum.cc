@@ -1,6 +1,6 @@
-// sum_rows.h's loop, plain C++ (the compiler vectorises the column loop; -ffp-contract=off keeps
+// sum.h's loop, plain C++ (the compiler vectorises the column loop; -ffp-contract=off keeps
 // each add a float32 add).
-#include "sum_rows.h"
+#include "sum.h"
 
 namespace fp4kit {
 

@@ -3,5 +3,5 @@
 #include <napi.h>
 
 namespace fp4kit {
-void registerSumRows(Napi::Env env, Napi::Object exports);
+void registerSum(Napi::Env env, Napi::Object exports);
 }

@@ -1,4 +1,4 @@
-// N-API glue of the leading-rows sum (sum_rows.h): sumLeadingRows(x, rows, n, out), every size,
+// N-API glue of the leading-rows sum (sum.h): sumLeadingRows(x, rows, n, out), every size,
 // kind and overlap checked before any memory is touched.
 #include <napi.h>
 
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "napi_args.h"
-#include "sum_rows.h"
-#include "sum_rows_binding.h"
+#include "sum.h"
+#include "sum_binding.h"
 #include "threads.h"
 
 namespace fp4kit {
@@ -34,6 +34,6 @@ Napi::Value SumLeadingRows(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void registerSumRows(Napi::Env env, Napi::Object exports) { exportFunction(env, exports, "sumLeadingRows", SumLeadingRows); }
+void registerSum(Napi::Env env, Napi::Object exports) { exportFunction(env, exports, "sumLeadingRows", SumLeadingRows); }
 
 }  // namespace fp4kit
