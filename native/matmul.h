@@ -149,8 +149,9 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units);
 // The activation rows laid out for the AVX-512 row steps: one pointer per step where a.codes,
 // a.unitSums and the scale arrays need one per row (at 4–8 rows those addresses took more
 // registers than there are, and their spills and reloads ran about as many instructions as the dot
-// products). Rows come in blocks: `stepRows` rows each up to the last whole step, then one row
-// each. The block that starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j
+// products). Rows come in blocks: `stepRows` rows each up to the last whole step, then the rest as
+// one block of fewer rows (so a product of 4n + 3 rows runs n + 1 multi-row steps, not n steps
+// and 3 one-row ones) — or, with no whole step (fewer rows than one), one row each. The block that starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j
 // and activation block i (32 k): codes (four as a dword) at m0·quads + q·R + r, the start of the
 // unit's dot chain, −startFactor·Σk (modulo 2^32), and fixFactor·Σk (FGMP's FP8 lanes; only when
 // fixFactor ≠ 0) at m0·units + j·R + r, the exponent shift and block scale at m0·blocks + i·R + r.

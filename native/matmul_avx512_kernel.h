@@ -201,7 +201,13 @@ void tilesStep(const Int8Activations& a, const RowBlocks& rows, const PackedFp4W
   const float* tileScales = Storage == F32 ? b.scales.data() + tile0 * b.units * kTileColumns : decodedLaneScales<Storage>(b, tile0, Tiles);
   int64_t m = 0;
   for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
-  for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);  // exactly this call's tiles
+  // The rest (exactly this call's tiles): one step of its 1–3 rows after a whole step, else one
+  // row at a time (RowBlocks' layout, matmul.h).
+  const int64_t rest = a.rows - m;
+  if (m > 0 && rest == 3) rowsStep<Decoder, 3, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
+  else if (m > 0 && rest == 2) rowsStep<Decoder, 2, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
+  else
+    for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
 }
 
 template <class Decoder, int Groups, ScaleStorage Storage>

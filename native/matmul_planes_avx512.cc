@@ -130,7 +130,20 @@ void rowsStep(const Int8Activations& a, const RowBlocks& rows, const PackedPlane
 template <int P, int Quads>
 constexpr int kStepRows = static_cast<int>(planesStepRows(P, 4 * Quads));
 
-// Every row of one tile whose bytes come from `src`: steps of kStepRows rows, then one row at a time.
+// The rows [m, a.rows) past the last whole step (rest < kStepRows of them): one step of them all
+// after a whole step, else one row at a time (RowBlocks' layout, matmul.h).
+template <int P, int Quads, int Tiles, int R = kStepRows<P, Quads> - 1>
+void restRows(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out,
+              int64_t tile, int64_t m) {
+  if constexpr (R > 1) {
+    if (m > 0 && a.rows - m == R) return rowsStep<P, Quads, R, Tiles>(a, rows, b, src, bias, out, tile, m);
+    restRows<P, Quads, Tiles, R - 1>(a, rows, b, src, bias, out, tile, m);
+  } else {
+    for (; m < a.rows; m++) rowsStep<P, Quads, 1, Tiles>(a, rows, b, src, bias, out, tile, m);
+  }
+}
+
+// Every row of one tile whose bytes come from `src`: steps of kStepRows rows, then the rest.
 template <int P, int Quads>
 void oneTile(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWeights& b, PlaneSource src, const float* bias, float* out,
              int64_t tile) {
@@ -139,7 +152,7 @@ void oneTile(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneW
   rest.prefetch = nullptr;
   int64_t m = 0;
   for (; m + kStepRows<P, Quads> <= a.rows; m += kStepRows<P, Quads>) rowsStep<P, Quads, kStepRows<P, Quads>, 1>(a, rows, b, m ? rest : src, bias, out, tile, m);
-  for (; m < a.rows; m++) rowsStep<P, Quads, 1, 1>(a, rows, b, m ? rest : src, bias, out, tile, m);
+  if (m < a.rows) restRows<P, Quads, 1>(a, rows, b, m ? rest : src, bias, out, tile, m);
 }
 
 // Tiles per step that keep Rows × Tiles × P dot chains, the weights and the float accumulators
@@ -159,7 +172,7 @@ void tiles(const Int8Activations& a, const RowBlocks& rows, const PackedPlaneWei
       const PlaneSource src = packedPlanes(b, tile, floatLaneScales(b, tile, kTiles, 0, b.units));
       int64_t m = 0;
       for (; m + kRows <= a.rows; m += kRows) rowsStep<P, Quads, kRows, kTiles>(a, rows, b, src, bias, out, tile, m);
-      for (; m < a.rows; m++) rowsStep<P, Quads, 1, kTiles>(a, rows, b, src, bias, out, tile, m);
+      if (m < a.rows) restRows<P, Quads, kTiles>(a, rows, b, src, bias, out, tile, m);
     }
   }
   for (; tile < tileEnd; tile++) oneTile<P, Quads>(a, rows, b, packedPlanes(b, tile, floatLaneScales(b, tile, 1, 0, b.units)), bias, out, tile);

@@ -273,7 +273,8 @@ static void interleaveCodes(const int8_t* rows, int64_t stride, int64_t quads, i
 static void layoutRowBlockRange(const Int8Activations& a, int64_t r0, int64_t r1, RowBlocks& out) {
   const int64_t whole = out.stepRows > 0 ? a.rows / out.stepRows * out.stepRows : 0;
   for (int64_t m0 = r0; m0 < r1;) {
-    const int64_t rows = m0 < whole ? out.stepRows : 1;
+    // Whole steps, then the rest as one block after at least one whole step, else one row each.
+    const int64_t rows = m0 < whole ? out.stepRows : whole > 0 ? a.rows - whole : 1;
     int32_t* codes = out.codes.data() + m0 * out.quads;
     const int8_t* from = a.codes + m0 * a.paddedK;
     if (rows == 8) interleaveCodes<8>(from, a.paddedK, out.quads, codes);

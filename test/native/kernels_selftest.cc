@@ -288,7 +288,7 @@ void checkFp4Tiles() {
 #endif
   int64_t compared = 0;
   for (int64_t blockSize : {16, 32})
-    for (int64_t m : {1, 2, 5, 9})
+    for (int64_t m : {1, 2, 5, 6, 7, 9})  // 5–7: a whole step of 4 rows, then one step of the 1–3 rows left
       for (int64_t n : {1, 16, 37})
         for (int64_t k : {8, 40, 96, 300}) {
           const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
@@ -345,7 +345,7 @@ void checkPlanes() {
       for (int c = 8; c < 256; c++) table[c] = c == 61 ? table[c] | 1 : table[c] & ~7;
     table[0] = 0;  // padding elements hold code 0
     for (int64_t blockSize : {16, 32})
-      for (int64_t m : {1, 3, 4, 9, 12, 21})
+      for (int64_t m : {1, 3, 4, 7, 9, 12, 14, 21})  // rows past the last whole step of 4 or 8: 1–6
         for (int64_t n : {1, 16, 17, 40, 100})
           for (int64_t k : {1, 31, 64, 100, 4500}) {
             if (k == 4500 && m < 12) continue;  // two stretches of the from-codes kernel's rebuild
