@@ -2,9 +2,9 @@
 // (matmul_planes.h): the two planes of h and, in the groups of 4 k that have any, the low bits are
 // rebuilt from the one-byte codes — per plane two vpermi2b lookups (codes 0–127 and 128–255, four
 // table registers) and a blend on the code's top bit — so the weights take one byte per element
-// instead of three and a product reads one. Below 8 rows every step rebuilds them in registers
+// instead of three and a product reads one. Below 4 rows every step rebuilds them in registers
 // (one row: planes of |v|, one lookup each, the weights' signs moved onto the activation);
-// from 8 rows on each tile (a stretch of it past K = 4096) is rebuilt once into a per-thread
+// from 4 rows on each tile (a stretch of it past K = 4096) is rebuilt once into a per-thread
 // buffer that matmulPlanesAvx512's row steps then read. Everything after the lookups is
 // matmulPlanesAvx512's arithmetic: the same dot products modulo 2^32 and the same epilogue, so the
 // same bits as matmulPlanesScalar.
@@ -26,9 +26,11 @@ namespace {
 constexpr int P = 2;
 // From this many rows on, each tile is rebuilt once into a buffer for all rows; below, every step
 // rebuilds its planes in registers (3 rows per step: the table registers leave no room for more).
-// E4M3, one thread, K = N = 4096, best of 25 in one process, registers against buffer: 8 rows 145
-// against 191 GFLOP/s, 10 rows 141 / 162, 11 rows 120 / 145; 6 rows 157 / 125, 7 rows 137 / 129.
-constexpr int64_t kPlanesFromCodesMaxRows = 8;
+// E4M3, one thread, K = N = 4096, best of 15–25 in one process, registers against buffer: 8 rows
+// 145 against 191 GFLOP/s, 10 rows 141 / 162, 11 rows 120 / 145; since the rows past the last
+// whole step of the buffer's steps run as one step, 4 rows 115 / 119, 5 rows 97 / 112, 6 rows
+// 117 / 129, 7 rows 112 / 133.
+constexpr int64_t kPlanesFromCodesMaxRows = 4;
 // One-row steps prefetch each tile's codes this many groups of 4 k (64 bytes each) ahead, as the FP4
 // kernel does its nibbles (matmul_avx512_kernel.h).
 constexpr int64_t kPrefetchQuads = 32;
@@ -223,7 +225,7 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
     }
     return;
   }
-  // Few rows (fewer than 8): a scan of their codes is cheap beside the product.
+  // Few rows (fewer than 4): a scan of their codes is cheap beside the product.
   const bool fold = b.signMagnitude && !std::memchr(a.codes, 0x80, static_cast<size_t>(a.rows * a.paddedK));
   int64_t tile = tileBegin;
   // One row: four tiles per step for enough independent chains (1 thread, K = N = 4096, GFLOP/s:
