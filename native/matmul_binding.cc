@@ -30,10 +30,13 @@ constexpr int64_t kMaxDim = int64_t(1) << 31;
 // From this many activation rows on, weights that have byte planes as well (FGMP) run on them
 // rather than on their FP4 tiles with sparse FP8 slots (one thread, K = N = 4096, GFLOP/s planes
 // against tiles): 32 with AVX-512's byte planes; 16 where the planes are rebuilt from codes
-// (AVX-512 VBMI: 16 rows 131–142 against 99–107, 12 rows 103–110 against 112–129); 2 with AVX2's
-// int16 planes (2 rows 29 against 20, 16 rows 73 against 35).
+// (AVX-512 VBMI: 16 rows 131–142 against 99–107, 12 rows 103–110 against 112–129); 8 there since
+// the planes' rows past their last whole step of 8 run as one step (best of 15 in one process:
+// 8 rows 184 against 159, 10 rows 185 / 151, 12 rows 201 / 160, 14 rows 212 / 156; 4–6 rows, all
+// one-row steps on the planes, 67–74 against 140–153); 2 with AVX2's int16 planes (2 rows 29
+// against 20, 16 rows 73 against 35).
 constexpr int64_t kPlanesMinRows = 32;
-constexpr int64_t kCodesPlanesMinRows = 16;
+constexpr int64_t kCodesPlanesMinRows = 8;
 constexpr int64_t kInt16PlanesMinRows = 2;
 int64_t planesMinRows(const PackedPlaneWeights& planes) {
   return !planes.h16.empty() ? kInt16PlanesMinRows : !planes.codes.empty() ? kCodesPlanesMinRows : kPlanesMinRows;
