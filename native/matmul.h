@@ -173,6 +173,9 @@ const RowBlocks& rowBlocksFor(const Int8Activations& a, int32_t startFactor, int
 // The rows per step of the AVX-512 FP4 kernel (matmul_avx512_kernel.h), and whether the active
 // kernels (FP4 tiles and byte planes) read RowBlocks: the AVX-512 VNNI ones do.
 constexpr int64_t kAvx512Fp4StepRows = 4;
+// The step its rows are laid out for: 4, or all of them when there are 2 or 3 (decoding a few
+// sequences: one step for them all instead of one per row, which decoded the weights once per row).
+inline int64_t avx512Fp4LayoutRows(int64_t rows) { return rows >= 2 && rows < kAvx512Fp4StepRows ? rows : kAvx512Fp4StepRows; }
 constexpr int32_t kAvx512Fp4StartFactor = 12;  // its E2M1 table adds 12 to every weight (2w + 12, an unsigned byte)
 bool activeKernelsReadRowBlocks();
 

@@ -201,11 +201,13 @@ void tilesStep(const Int8Activations& a, const RowBlocks& rows, const PackedFp4W
   const float* tileScales = Storage == F32 ? b.scales.data() + tile0 * b.units * kTileColumns : decodedLaneScales<Storage>(b, tile0, Tiles);
   int64_t m = 0;
   for (; m + kRowsPerStep <= a.rows; m += kRowsPerStep) rowsStep<Decoder, kRowsPerStep, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
-  // The rest (exactly this call's tiles): one step of its 1–3 rows after a whole step, else one
-  // row at a time (RowBlocks' layout, matmul.h).
+  // The rest (exactly this call's tiles): one step of its 2–3 rows after a whole step or when they
+  // are all the rows (laid out as one block: avx512Fp4LayoutRows), else one row at a time
+  // (RowBlocks' layout, matmul.h).
   const int64_t rest = a.rows - m;
-  if (m > 0 && rest == 3) rowsStep<Decoder, 3, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
-  else if (m > 0 && rest == 2) rowsStep<Decoder, 2, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
+  const bool oneBlock = m > 0 || rows.stepRows == a.rows;
+  if (oneBlock && rest == 3) rowsStep<Decoder, 3, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
+  else if (oneBlock && rest == 2) rowsStep<Decoder, 2, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
   else
     for (; m < a.rows; m++) rowsStep<Decoder, 1, Tiles, Groups, F32>(a, rows, b, tileScales, bias, out, tile0, m);
 }
@@ -219,10 +221,19 @@ void matmulTiles(const Int8Activations& a, const RowBlocks& rows, const PackedFp
     tile++;
   }
   if (a.rows < kRowsPerStep) {
-    // Few rows (decode): four tiles at a time keep four independent accumulator chains per row.
+    // Few rows (decode): four tiles at a time keep four independent accumulator chains per row; 2
+    // rows take one step over the four tiles, 3 rows (too many chains for four) one over two tiles
+    // at a time — the nibbles decoded once for all the rows.
+    auto scalesAt = [&](int64_t t) { return Storage == ScaleStorage::Float32 ? b.scales.data() + t * b.units * kTileColumns : nullptr; };
     for (; tile + 4 <= tileEnd; tile += 4) {
-      const float* tileScales = Storage == ScaleStorage::Float32 ? b.scales.data() + tile * b.units * kTileColumns : nullptr;
-      for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, rows, b, tileScales, bias, out, tile, m);
+      if (a.rows == 2) {
+        rowsStep<Decoder, 2, 4, Groups, Storage>(a, rows, b, scalesAt(tile), bias, out, tile, 0);
+      } else if (a.rows == 3) {
+        rowsStep<Decoder, 3, 2, Groups, Storage>(a, rows, b, scalesAt(tile), bias, out, tile, 0);
+        rowsStep<Decoder, 3, 2, Groups, Storage>(a, rows, b, scalesAt(tile + 2), bias, out, tile + 2, 0);
+      } else {
+        for (int64_t m = 0; m < a.rows; m++) rowsStep<Decoder, 1, 4, Groups, Storage>(a, rows, b, scalesAt(tile), bias, out, tile, m);
+      }
     }
   } else {
     for (; tile + 2 <= tileEnd; tile += 2) tilesStep<Decoder, 2, Groups, Storage>(a, rows, b, bias, out, tile);
@@ -243,7 +254,7 @@ void matmulFp4Int8Avx512With(const Int8Activations& a, const PackedFp4Weights& b
     return;
   }
   static thread_local RowBlocks kept;  // kept between calls: a fresh buffer costs a page fault per 4 KiB
-  const RowBlocks& rows = rowBlocksFor(a, kAvx512Fp4StartFactor, b.hasFp8 ? kFp8Bias : 0, kRowsPerStep, kept);
+  const RowBlocks& rows = rowBlocksFor(a, kAvx512Fp4StartFactor, b.hasFp8 ? kFp8Bias : 0, avx512Fp4LayoutRows(a.rows), kept);
   if (b.unit == 16 && b.scaleStorage == ScaleStorage::Half) matmulTiles<Decoder, 2, ScaleStorage::Half>(a, rows, b, bias, out, tileBegin, tileEnd);
   else if (b.unit == 32 && b.scaleStorage == ScaleStorage::E8m0) matmulTiles<Decoder, 4, ScaleStorage::E8m0>(a, rows, b, bias, out, tileBegin, tileEnd);
   else if (b.unit == 16) matmulTiles<Decoder, 2, F32>(a, rows, b, bias, out, tileBegin, tileEnd);

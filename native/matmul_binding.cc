@@ -229,7 +229,7 @@ struct Fp4Int8Call {
       const PlanesKernel kernel = fromCodes && !planes->codes.empty() ? fromCodes : activePlanesKernel();
       runTiles(a, *planes, kernel, bias, out);
     } else {
-      if (share) layoutRowBlocksShared(a, kAvx512Fp4StartFactor, b->hasFp8 ? kFp8Bias : 0, kAvx512Fp4StepRows, kept);
+      if (share) layoutRowBlocksShared(a, kAvx512Fp4StartFactor, b->hasFp8 ? kFp8Bias : 0, avx512Fp4LayoutRows(a.rows), kept);
       a.rowBlocks = share ? &kept : nullptr;
       runTiles(a, *b, activeMatmulKernel().fp4Int8, bias, out);
     }

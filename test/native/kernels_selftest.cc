@@ -288,7 +288,7 @@ void checkFp4Tiles() {
 #endif
   int64_t compared = 0;
   for (int64_t blockSize : {16, 32})
-    for (int64_t m : {1, 2, 5, 6, 7, 9})  // 5–7: a whole step of 4 rows, then one step of the 1–3 rows left
+    for (int64_t m : {1, 2, 3, 5, 6, 7, 9})  // 2–3: one step of them all; 5–7: a whole step of 4, then one of the 1–3 rows left
       for (int64_t n : {1, 16, 37})
         for (int64_t k : {8, 40, 96, 300}) {
           const int64_t units = (k + blockSize - 1) / blockSize, paddedK = units * blockSize;
