@@ -151,7 +151,8 @@ void sumActivationUnits(Int8Activations& a, int64_t unit, int64_t units);
 // registers than there are, and their spills and reloads ran about as many instructions as the dot
 // products). Rows come in blocks: `stepRows` rows each up to the last whole step, then the rest as
 // one block of fewer rows (so a product of 4n + 3 rows runs n + 1 multi-row steps, not n steps
-// and 3 one-row ones) — or, with no whole step (fewer rows than one), one row each. The block that starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j
+// and 3 one-row ones) — or, with no whole step (fewer rows than one), one row each. The block
+// that starts at row m0 and holds R rows has, for its row r, group of 4 k q, unit j
 // and activation block i (32 k): codes (four as a dword) at m0·quads + q·R + r, the start of the
 // unit's dot chain, −startFactor·Σk (modulo 2^32), and fixFactor·Σk (FGMP's FP8 lanes; only when
 // fixFactor ≠ 0) at m0·units + j·R + r, the exponent shift and block scale at m0·blocks + i·R + r.

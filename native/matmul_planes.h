@@ -64,7 +64,8 @@ struct PackedPlaneWeights {
   uint8_t magnitudePlaneOfCode[3][128] = {};
   // The lane multipliers as one byte each instead of `scales` (then empty), in the codes form only
   // (the from-codes kernel decodes them; at one activation row a product reads every weight byte
-  // once, and float multipliers were a fifth of what it read for E4M3, a fifth of FGMP's), and
+  // once, and float multipliers were a ninth of what it read for E4M3 weights, a fifth for FGMP's
+  // blocks of 16), and
   // only where every multiplier decodes to its own bits: ScaleStorage::E8m0 (MX block scales) or
   // ::E4m3OrOther (FGMP: `tensorScale` for its FP4 blocks' E4M3 scales, `otherScale` its FP8
   // blocks' multiplier). Read them with laneScale (below) or loadPlaneLaneScales (AVX-512).
