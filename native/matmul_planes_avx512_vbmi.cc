@@ -134,7 +134,7 @@ __attribute__((noinline)) void step(const Int8Activations& a, const PackedPlaneW
 // weights, no activation code −128): one subtract per row instead of a second lookup and a blend per
 // plane, and 6 table registers instead of 12 (one thread, 4096², best of 15–20 in one process, with
 // the tile pairs below: 2 rows E4M3 93–109 → 119–126 GFLOP/s, FGMP 76–81 → 104–113; 3 rows
-// E4M3 136 → 150, FGMP 110 → 126). Steps of more rows would pay more subtracts than the fold saves.
+// E4M3 136 → 150, FGMP 110 → 126). That is every step here: from 4 rows the rebuilt tiles run.
 template <int Rows, int Tiles>
 void rowsStep(const Int8Activations& a, const PackedPlaneWeights& b, const PlaneTables& tables, bool fold, const float* bias, float* out,
               int64_t tile0, int64_t m0) {
