@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { quantize, type MatmulOperand } from '../lib/index.js';
-import { repackWeights } from '../lib/kernels/matmul-glue.js';
+import { e8m0Multipliers, repackWeights } from '../lib/kernels/matmul-glue.js';
 import type { MatmulKernels } from '../lib/kernels/contract.js';
 import { gaussian } from '../test/helpers/data.js';
 
@@ -27,7 +27,7 @@ const formats = (process.env.FORMATS ?? 'fgmp,mxfp8_e4m3,mxfp4').split(',');
 
 const w = gaussian(N * K, 1, 0.05);
 const qa = quantize(gaussian(M * K, 2), { format: 'mxint8', shape: [M, K] });
-const aScales = Float32Array.from(qa.scales, (c) => 2 ** (c - 127)); // E8M0 codes → multipliers
+const aScales = e8m0Multipliers(qa.scales);
 const weights = formats.map((f): MatmulOperand =>
   f === 'fgmp' ? quantize(w, { format: 'fgmp', shape: [N, K], fp4Fraction: 0.7 }) : quantize(w, { format: f as 'mxfp4', shape: [N, K] }));
 const packed = addons.map(([, addon]) => weights.map((b) => repackWeights(addon, b)));

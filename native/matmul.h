@@ -292,6 +292,16 @@ static inline float halfToFloat(uint16_t h) {
   return f;
 }
 
+// An E8M0 code's multiplier as the compact storages hold it: the code in a float's exponent field
+// (2^(code − 127) for codes 1..254; code 0 gives +0, the padding lanes' multiplier — unlike the
+// quantizers' e8m0Multiplier, whose code 0 is 2^-127: repack keeps floats for such blocks).
+static inline float compactE8m0Multiplier(uint8_t code) {
+  const uint32_t bits = static_cast<uint32_t>(code) << 23;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
 // One lane's multiplier in any ScaleStorage (the scalar kernel's reader; SIMD kernels decode 16 at once).
 static inline float laneScale(const PackedFp4Weights& b, int64_t tileUnit, int lane) {
   const size_t i = static_cast<size_t>(tileUnit * 16 + lane);
@@ -300,12 +310,8 @@ static inline float laneScale(const PackedFp4Weights& b, int64_t tileUnit, int l
       const uint16_t h = static_cast<uint16_t>(b.compactScales[2 * i] | (b.compactScales[2 * i + 1] << 8));
       return b.tensorScale * halfToFloat(h);
     }
-    case ScaleStorage::E8m0: {
-      const uint32_t bits = static_cast<uint32_t>(b.compactScales[i]) << 23;
-      float f;
-      __builtin_memcpy(&f, &bits, 4);
-      return f;
-    }
+    case ScaleStorage::E8m0:
+      return compactE8m0Multiplier(b.compactScales[i]);
     default:
       return b.scales[i];
   }

@@ -42,7 +42,7 @@ inline __m512 loadLaneScales(const PackedFp4Weights& b, int64_t tileUnit, __m512
   }
   if (Storage == ScaleStorage::E8m0) {
     const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.compactScales.data() + tileUnit * 16));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(codes), 23));
+    return compactE8m0Multipliers16(codes);
   }
   return _mm512_loadu_ps(b.scales.data() + tileUnit * kTileColumns);
 }

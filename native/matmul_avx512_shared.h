@@ -68,6 +68,9 @@ inline void startPlaneChains(__m512i (&dot)[P], int32_t offset, int32_t unitSum)
   for (int p = 1; p < P; p++) dot[p] = _mm512_setzero_si512();
 }
 
+// 16 E8M0 codes' multipliers as the compact storages hold them (compactE8m0Multiplier, matmul.h).
+inline __m512 compactE8m0Multipliers16(__m128i codes) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(codes), 23)); }
+
 // The 16 lane multipliers of byte-plane weights' tile-unit in either storage (matmul_planes.h's
 // laneScale, 16 at once): E8M0 codes shifted into the exponent field; E4M3 codes as binary16 (code
 // << 7 is e4m3 · 2^-8, converted exactly) times tensorScale · 2^8, the lanes with bit 7 set
@@ -75,7 +78,7 @@ inline void startPlaneChains(__m512i (&dot)[P], int32_t offset, int32_t unitSum)
 inline __m512 loadPlaneLaneScales(const PackedPlaneWeights& b, int64_t tileUnit) {
   if (b.scaleStorage == ScaleStorage::Float32) return _mm512_loadu_ps(b.scales.data() + tileUnit * kTileColumns);
   const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.compactScales.data() + tileUnit * kTileColumns));
-  if (b.scaleStorage == ScaleStorage::E8m0) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(codes), 23));
+  if (b.scaleStorage == ScaleStorage::E8m0) return compactE8m0Multipliers16(codes);
   const __m512 fp4 = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(codes), 7)), _mm512_set1_ps(b.tensorScale * 256.0f));
   return _mm512_mask_blend_ps(_mm_movepi8_mask(codes), fp4, _mm512_set1_ps(b.otherScale));
 }

@@ -5,18 +5,13 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
 #include <limits>
+
+#include "dtype.h"
 
 namespace fp4kit {
 
 namespace {
-
-uint32_t floatBits(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return bits;
-}
 
 // Each multiplier as the byte that laneScale decodes to its bits, in `storage`; false where one has
 // none.
@@ -24,7 +19,7 @@ bool encodeLaneScales(const std::vector<float>& scales, ScaleStorage storage, co
   bytes.resize(scales.size());
   if (storage == ScaleStorage::E8m0) {
     for (size_t i = 0; i < scales.size(); i++) {
-      const uint32_t bits = floatBits(scales[i]);
+      const uint32_t bits = floatToBits(scales[i]);
       if ((bits & 0x807fffffu) != 0 || (bits >> 23) == 255) return false;  // not +2^e (or +0), or Inf/NaN
       bytes[i] = static_cast<uint8_t>(bits >> 23);
     }
@@ -33,20 +28,15 @@ bool encodeLaneScales(const std::vector<float>& scales, ScaleStorage storage, co
   // E4m3OrOther: the multipliers of the 127 codes 0x00–0x7e, non-decreasing for a finite
   // tensorScale ≥ 0 whose 2^8 multiple is finite (laneScale's product), which a search needs.
   if (!(b.tensorScale >= 0.0f) || !std::isfinite(b.tensorScale * 256.0f)) return false;
-  PackedPlaneWeights probe;
-  probe.scaleStorage = storage;
-  probe.tensorScale = b.tensorScale;
-  probe.compactScales.resize(kTileColumns);
   uint32_t decoded[127];
   float values[127];
   for (int c = 0; c < 127; c++) {
-    probe.compactScales[0] = static_cast<uint8_t>(c);
-    values[c] = laneScale(probe, 0, 0);
-    decoded[c] = floatBits(values[c]);
+    values[c] = e4m3OrOtherMultiplier(static_cast<uint8_t>(c), b.tensorScale, b.otherScale);
+    decoded[c] = floatToBits(values[c]);
   }
-  const uint32_t other = floatBits(b.otherScale);
+  const uint32_t other = floatToBits(b.otherScale);
   for (size_t i = 0; i < scales.size(); i++) {
-    const uint32_t bits = floatBits(scales[i]);
+    const uint32_t bits = floatToBits(scales[i]);
     if (bits == other) {
       bytes[i] = 0x80;
       continue;

@@ -80,23 +80,22 @@ struct PackedPlaneWeights {
   unsigned lowQuadMask(int64_t tile, int64_t j) const { return lowShift > 0 ? lowQuads[static_cast<size_t>(tile * units + j)] : 0u; }
 };
 
-// One lane's multiplier (tile-unit tileUnit = tile · units + j) in either storage. An E4M3 code c
+// One lane's multiplier (tile-unit tileUnit = tile · units + j) in either storage, and the decode of
+// an E4m3OrOther byte (the repack's encoder searches its values). An E4M3 code c
 // shifted left by 7 is the binary16 bit pattern of e4m3(c) · 2^-8, for subnormals too, which is how
 // the AVX-512 kernels convert 16 at once (vcvtph2ps); times tensorScale · 2^8 it is f32(tensorScale
 // · e4m3(c)) exactly when tensorScale · 2^8 is finite (repack checks every lane's bits).
+static inline float e4m3OrOtherMultiplier(uint8_t code, float tensorScale, float otherScale) {
+  return code & 0x80 ? otherScale : (tensorScale * 256.0f) * halfToFloat(static_cast<uint16_t>(code << 7));
+}
+
 static inline float laneScale(const PackedPlaneWeights& b, int64_t tileUnit, int lane) {
   const size_t i = static_cast<size_t>(tileUnit * kTileColumns + lane);
   switch (b.scaleStorage) {
-    case ScaleStorage::E8m0: {
-      const uint32_t bits = static_cast<uint32_t>(b.compactScales[i]) << 23;
-      float f;
-      __builtin_memcpy(&f, &bits, 4);
-      return f;
-    }
-    case ScaleStorage::E4m3OrOther: {
-      const uint8_t code = b.compactScales[i];
-      return code & 0x80 ? b.otherScale : (b.tensorScale * 256.0f) * halfToFloat(static_cast<uint16_t>(code << 7));
-    }
+    case ScaleStorage::E8m0:
+      return compactE8m0Multiplier(b.compactScales[i]);
+    case ScaleStorage::E4m3OrOther:
+      return e4m3OrOtherMultiplier(b.compactScales[i], b.tensorScale, b.otherScale);
     default:
       return b.scales[i];
   }

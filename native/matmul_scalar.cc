@@ -76,8 +76,7 @@ static void compactLaneScales(const float* blockScales, const ScaleCodes& codes,
       } else {
         if (code == 0 || code == 0xff) return;  // 2^-127 is subnormal, 0xff is NaN: no exponent field
         stored = code;
-        const uint32_t bits = static_cast<uint32_t>(code) << 23;
-        std::memcpy(&got, &bits, 4);
+        got = compactE8m0Multiplier(code);
       }
       if (std::memcmp(&got, &want, 4) != 0) return;
       const size_t at = static_cast<size_t>((tile * out.units + j) * kTileColumns + lane) * width;

@@ -23,7 +23,7 @@ import type { QuantizedTensor } from '../core/quantize.js';
 // mapping callback took ~7 ms for the 65 536 scales of a 512 × 4096 activation, 15 % of the product.
 const E8M0_MULTIPLIERS = Float32Array.from({ length: 256 }, (_, c) => (c === 0xff ? NaN : 2 ** (c - E8M0_BIAS)));
 
-function e8m0Multipliers(scales: Uint8Array, out = new Float32Array(scales.length)): Float32Array {
+export function e8m0Multipliers(scales: Uint8Array, out = new Float32Array(scales.length)): Float32Array {
   for (let i = 0; i < scales.length; i++) out[i] = E8M0_MULTIPLIERS[scales[i]];
   return out;
 }
