@@ -51,11 +51,9 @@ inline __m512 loadLaneScales(const PackedFp4Weights& b, int64_t tileUnit, __m512
 // many-row call reads each tile's scales once per 4 rows, so it decodes them once per tile instead.
 template <ScaleStorage Storage>
 const float* decodedLaneScales(const PackedFp4Weights& b, int64_t tile0, int tiles) {
-  thread_local std::vector<float> buffer;
-  buffer.resize(static_cast<size_t>(tiles * b.units * kTileColumns));
   const __m512 tensorScale = _mm512_set1_ps(b.tensorScale);
-  for (int64_t i = 0; i < tiles * b.units; i++) _mm512_storeu_ps(buffer.data() + i * kTileColumns, loadLaneScales<Storage>(b, tile0 * b.units + i, tensorScale));
-  return buffer.data();
+  return laneScalesAsFloats(tiles, b.units, 0, b.units,
+                            [&](int64_t t, int64_t j) { return loadLaneScales<Storage>(b, (tile0 + t) * b.units + j, tensorScale); });
 }
 
 // One activation row (decode) streams every weight byte once from L3 or DRAM; prefetching each

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "matmul.h"
 #include "matmul_planes.h"
@@ -66,6 +67,18 @@ inline void startPlaneChains(__m512i (&dot)[P], int32_t offset, int32_t unitSum)
   const uint32_t fix = static_cast<uint32_t>(offset) * static_cast<uint32_t>(unitSum);
   dot[0] = _mm512_set1_epi32(static_cast<int32_t>(0u - fix));
   for (int p = 1; p < P; p++) dot[p] = _mm512_setzero_si512();
+}
+
+// Lane multipliers of `tiles` tiles, units [unitBegin, unitEnd), decoded once into a per-thread float
+// buffer laid out [t][units][16] (load(t, j): tile t's unit j, 16 lanes): many-row steps read each
+// tile-unit's multipliers once per step, so a compact storage decoded there is decoded per step.
+template <class Load>
+const float* laneScalesAsFloats(int64_t tiles, int64_t units, int64_t unitBegin, int64_t unitEnd, Load load) {
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(tiles * units * kTileColumns));
+  for (int64_t t = 0; t < tiles; t++)
+    for (int64_t j = unitBegin; j < unitEnd; j++) _mm512_storeu_ps(buffer.data() + (t * units + j) * kTileColumns, load(t, j));
+  return buffer.data();
 }
 
 // 16 E8M0 codes' multipliers as the compact storages hold them (compactE8m0Multiplier, matmul.h).

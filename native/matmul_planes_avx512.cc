@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
-#include <vector>
 
 #include "matmul_avx512_shared.h"
 #include "matmul_planes.h"
@@ -40,12 +39,7 @@ struct PlaneSource {
 // (decoding them in every row step cost ~10 % at 512 rows).
 inline const float* floatLaneScales(const PackedPlaneWeights& b, int64_t tile0, int64_t tiles, int64_t unitBegin, int64_t unitEnd) {
   if (b.scaleStorage == ScaleStorage::Float32) return b.scales.data() + tile0 * b.units * kTileColumns;
-  thread_local std::vector<float> buffer;
-  buffer.resize(static_cast<size_t>(tiles * b.units * kTileColumns));
-  for (int64_t t = 0; t < tiles; t++)
-    for (int64_t j = unitBegin; j < unitEnd; j++)
-      _mm512_storeu_ps(buffer.data() + (t * b.units + j) * kTileColumns, loadPlaneLaneScales(b, (tile0 + t) * b.units + j));
-  return buffer.data();
+  return laneScalesAsFloats(tiles, b.units, unitBegin, unitEnd, [&](int64_t t, int64_t j) { return loadPlaneLaneScales(b, (tile0 + t) * b.units + j); });
 }
 
 // Tiles [tile0, tile0 + tiles) of the weights' own planes; `scales`: their float multipliers (or
