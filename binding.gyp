@@ -39,6 +39,8 @@
         "native/sum.cc",
         "native/sum_binding.cc",
         "native/elementwise_binding.cc",
+        "native/error_sums.cc",
+        "native/error_sums_binding.cc",
         "native/pow.cc",
         "native/tanh.cc",
         "native/transpose.cc",

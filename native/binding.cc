@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bitplane_gemm_binding.h"
+#include "error_sums_binding.h"
 #include "fgmp.h"
 #include "gradient_quant_binding.h"
 #include "matmul_binding.h"
@@ -294,6 +295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTranspose(env, exports);
   registerSum(env, exports);
   registerElementwise(env, exports);
+  registerErrorSums(env, exports);
   return exports;
 }
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "error_sums.h"
 #include "fgmp.h"
 #include "formats.h"
 
@@ -66,6 +67,7 @@ struct QuantizeKernels {
   FgmpKernel fgmpCandidates;  // fgmp.h: rows [rowBegin, rowEnd)
   TransposeKernel transpose32;  // transpose.h
   TanhKernel tanh32;            // tanh.h
+  ErrorSumsKernel errorSums;    // error_sums.h
 };
 
 // The plain scalar reference (quantize_scalar.cc) and the SIMD tables (quantize_avx2.cc,

@@ -198,7 +198,7 @@ void decodeElementsAvx512(const uint8_t* codes, int32_t format, float* out, int6
 const QuantizeKernels kAvx512Kernels = {
     "avx512", encodeElementsAvx512, decodeElementsAvx512, quantizeMxAvx512, dequantizeMxAvx512,
     absMaxAvx512, quantizeNvfp4Avx512, dequantizeNvfp4Avx512, fgmpCandidatesVector,
-    transposeMatrices32Avx512, tanhFloat32Avx512,
+    transposeMatrices32Avx512, tanhFloat32Avx512, errorSumsVector,
 };
 
 }  // namespace fp4kit

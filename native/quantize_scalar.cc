@@ -6,6 +6,7 @@
 #include "block_scale.h"
 #include "element_codec.h"
 #include "pack_codes.h"
+#include "error_sums.h"
 #include "quantize.h"
 #include "tanh.h"
 #include "transpose.h"
@@ -154,7 +155,7 @@ void dequantizeNvfp4Scalar(const BlockArgs& a, int64_t rowBegin, int64_t rowEnd)
 const QuantizeKernels kScalarKernels = {
     "scalar", encodeElementsScalar, decodeElementsScalar, quantizeMxScalar, dequantizeMxScalar,
     absMaxScalar, quantizeNvfp4Scalar, dequantizeNvfp4Scalar, fgmpCandidatesScalar,
-    transposeMatrices32, tanhFloat32,
+    transposeMatrices32, tanhFloat32, errorSumsScalar,
 };
 
 }  // namespace fp4kit

@@ -763,6 +763,7 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
 
 // The wrapper functions and kernel table of an ISA file built on this vector code: `Isa` names
 // the functions (quantizeMxAvx2 …), `label` is what availableBackends() reports.
+#include "error_sums_simd.h"  // errorSumsVector, in every table below
 #include "fgmp_simd.h"  // fgmpCandidatesVector, in every table below
 
 #define FP4KIT_VECTOR_KERNEL_TABLE(Isa, label)                                                                 \
@@ -782,5 +783,6 @@ static inline void decodeElementsVectorKernel(const uint8_t* codes, int32_t form
   }                                                                                                           \
   const QuantizeKernels k##Isa##Kernels = {label, encodeElements##Isa, decodeElements##Isa,                      \
                                            quantizeMx##Isa, dequantizeMx##Isa, absMax##Isa, quantizeNvfp4##Isa,   \
-                                           dequantizeNvfp4##Isa, fgmpCandidatesVector, transposeMatrices32, tanhFloat32};   \
+                                           dequantizeNvfp4##Isa, fgmpCandidatesVector, transposeMatrices32, tanhFloat32, \
+                                           errorSumsVector};   \
   }

@@ -138,6 +138,11 @@ export interface Kernels {
   /** max |x| over the tensor; NaN if any element is NaN. */
   absMax(src: Source, dtype: DtypeIdValue): number;
 
+  /** Adds rows × cols elements of a source (float32 or 16-bit floats) against its decoded copy to
+   *  sums = [Σ(x − y)², Σx², max |x − y|] (float64), in the order lib/kernels/ref/error-sums.ts
+   *  defines: the same bits on every backend however the rows are split over calls. */
+  errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void;
+
   /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
   fgmpCandidates?(
     x: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,

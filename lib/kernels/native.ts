@@ -16,6 +16,7 @@ interface Addon extends MatmulKernels {
   quantizeBlocksAsync: NonNullable<Kernels['quantizeBlocksAsync']>;
   dequantizeBlocks: Kernels['dequantizeBlocks'];
   absMax: Kernels['absMax'];
+  errorSums: Kernels['errorSums'];
   fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
   fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
   quantizeGradient: Kernels['quantizeGradient'];
@@ -65,6 +66,7 @@ export function loadNativeKernels(): Kernels {
     quantizeBlocksAsync: addon.quantizeBlocksAsync,
     dequantizeBlocks: addon.dequantizeBlocks,
     absMax: addon.absMax,
+    errorSums: addon.errorSums,
     fgmpCandidates: addon.fgmpCandidates,
     fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
     quantizeGradient: addon.quantizeGradient,

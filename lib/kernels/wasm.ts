@@ -193,6 +193,23 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     return bitsToFloat(amax);
   }
 
+  function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void {
+    guardDims('errorSums', rows, cols);
+    src = guardSource('errorSums', src, dtype, rows * cols);
+    decoded = guardFloats('errorSums', 'decoded', decoded, rows * cols);
+    sums = guardDoubles('errorSums', 'sums', sums, 3);
+    // Whole rows per chunk; the running sums stay in the module's memory between chunks.
+    mem.reset();
+    const s = mem.copyIn(sums.subarray(0, 3));
+    mem.forEachRowChunk(rows, cols * (sourceBytes(dtype) + 4), (r0, n) => {
+      const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
+      const d = mem.copyIn(decoded.subarray(r0 * cols, (r0 + n) * cols));
+      const w = dtype === DtypeId.f32 ? 0 : mem.alloc(cols * 4);
+      x.errorSums(p, dtype, d, n, cols, w, s);
+    });
+    mem.copyOut(s, sums.subarray(0, 3));
+  }
+
   function quantizeNvfp4(
     src: Source, dtype: DtypeIdValue, rows: number, cols: number, tensorScale: number,
     rounding: number, seed: number, data: Uint8Array, scales: Uint8Array, firstIndex = 0,
@@ -223,6 +240,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     decodeElements,
     ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
     absMax,
+    errorSums,
     fgmpCandidates,
     ...gradientQuantWasm(mem),
     ...bitplaneGemmWasm(mem),

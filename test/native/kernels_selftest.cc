@@ -135,6 +135,24 @@ void compareTables(const QuantizeKernels& simd) {
         simd.tanh32(in, t2.data(), 5, n);
         check(std::memcmp(t1.data(), t2.data(), t1.size() * 4) == 0, std::string(simd.simd) + " tanh32 seed " + std::to_string(seed));
       }
+      // Error sums (errorSums): the source against a perturbed copy of itself, over column counts
+      // off the eight lanes and the vector width, rows in two ranges (as two threads), NaN/Inf
+      // inputs on the seeds with specials; the row sums and the max must have the same bits.
+      for (int64_t width : {int64_t(1), int64_t(7), int64_t(8), int64_t(13), int64_t(40), int64_t(1000)}) {
+        const int64_t n = rows * cols / width;
+        std::vector<float> decoded(static_cast<size_t>(n * width));
+        for (size_t i = 0; i < decoded.size(); i++) decoded[i] = bitsToFloat(loadBits(src, dtype, static_cast<int64_t>(i))) * 0.75f + static_cast<float>(i % 5);
+        std::vector<double> r1(static_cast<size_t>(2 * n), -1.0), r2(static_cast<size_t>(2 * n), -2.0);
+        double m1 = -1.0 / 0.0, m2 = -1.0 / 0.0, m3 = -1.0 / 0.0;
+        kScalarKernels.errorSums(src, dtype, decoded.data(), width, 0, n, r1.data(), &m1);
+        simd.errorSums(src, dtype, decoded.data(), width, 0, n / 3, r2.data(), &m2);
+        simd.errorSums(src, dtype, decoded.data(), width, n / 3, n, r2.data(), &m3);
+        if (m3 > m2) m2 = m3;
+        // NaN sums compare equal whatever their payload (it is unspecified).
+        bool same = std::memcmp(&m1, &m2, 8) == 0;
+        for (size_t i = 0; i < r1.size(); i++) same = same && (std::memcmp(&r1[i], &r2[i], 8) == 0 || (r1[i] != r1[i] && r2[i] != r2[i]));
+        check(same, std::string(simd.simd) + " errorSums width " + std::to_string(width) + " dtype " + std::to_string(dtype) + " seed " + std::to_string(seed));
+      }
       if (specials) continue;  // NVFP4 input has no NaN/Inf (the API rejects it)
       for (int32_t rounding : {kNearest, kStochastic}) {
         for (float t : {1e-3f, 0.0172f, 1.1754944e-38f}) {

@@ -1,0 +1,56 @@
+// The sums behind a quantized tensor's error statistics (relative RMSE, max |error|; the checkpoint
+// tool's per-tensor errors, lib/checkpoint/error-stats.ts): the readable reference of
+// native/error_sums.cc (and its vector form, native/error_sums_simd.h) and assembly/error-sums.ts.
+//
+// The defined order, which every backend keeps so that the sums have the same bits everywhere and
+// do not depend on how the rows are split over threads or calls:
+// - every element in float64: x (the source, widened exactly) and y (its decoded copy, float32);
+//   d = x − y, one float64 subtraction; d·d and x·x, one float64 multiply each (never fused);
+// - per row, eight lanes: element c goes to lane c mod 8, added in increasing c; the row's sum is
+//   ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7));
+// - the row sums are added to the running totals (sums[0] for Σd², sums[1] for Σx²) in row order;
+// - sums[2] = max(sums[2], |d| of every element), where a NaN |d| counts for nothing (a NaN
+//   element makes Σd² NaN instead).
+// So a caller may pass its rows in any number of calls, in order, carrying `sums` between them.
+// NaN sums have no specified payload.
+
+import type { DtypeIdValue } from '../../core/formats.js';
+import { guardDims, guardDoubles, guardFloats, guardSource } from '../kernel-guards.js';
+import type { Source } from '../contract.js';
+import { loadBitsInto } from './dtype.js';
+
+/** ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). */
+export function laneTree(l: Float64Array): number {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+/** Adds rows × cols elements of src (float32 or 16-bit floats) against `decoded` to sums =
+ *  [Σ(x − y)², Σx², max |x − y|], in the order above. */
+export function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void {
+  guardDims('errorSums', rows, cols);
+  src = guardSource('errorSums', src, dtype, rows * cols);
+  decoded = guardFloats('errorSums', 'decoded', decoded, rows * cols);
+  sums = guardDoubles('errorSums', 'sums', sums, 3);
+  const bits = new Uint32Array(cols);
+  const x = new Float32Array(bits.buffer);
+  const num = new Float64Array(8);
+  const den = new Float64Array(8);
+  let squaredError = sums[0], squaredSource = sums[1], maxAbs = sums[2];
+  for (let r = 0; r < rows; r++) {
+    loadBitsInto(src, dtype, r * cols, cols, bits);
+    num.fill(0);
+    den.fill(0);
+    for (let c = 0; c < cols; c++) {
+      const d = x[c] - decoded[r * cols + c];
+      num[c & 7] += d * d;
+      den[c & 7] += x[c] * x[c];
+      const a = Math.abs(d);
+      if (a > maxAbs) maxAbs = a;
+    }
+    squaredError += laneTree(num);
+    squaredSource += laneTree(den);
+  }
+  sums[0] = squaredError;
+  sums[1] = squaredSource;
+  sums[2] = maxAbs;
+}

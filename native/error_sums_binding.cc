@@ -1,0 +1,65 @@
+// N-API glue of the error sums (error_sums.h): errorSums(src, dtype, decoded, rows, cols, sums),
+// every kind, size and length checked before any memory is touched. Rows go to the addon's
+// threads, each writing its rows' two sums; the rows are then added to the running sums in row
+// order here, so the bits never depend on the thread count.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "error_sums.h"
+#include "error_sums_binding.h"
+#include "formats.h"
+#include "napi_args.h"
+#include "quantize.h"
+#include "threads.h"
+
+namespace fp4kit {
+
+namespace {
+
+constexpr int64_t kMaxElements = int64_t(1) << 46;
+
+// errorSums(src Float32Array|Uint16Array, dtype, decoded Float32Array, rows, cols, sums Float64Array):
+// sums = [Σ(x − y)², Σx², max |x − y|] continued over rows × cols elements.
+Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) throw Napi::TypeError::New(env, "errorSums: expected 6 arguments");
+  const int32_t dtype = static_cast<int32_t>(integerArg(env, info[1], "errorSums: dtype", kF32, kF16));
+  const int64_t rows = integerArg(env, info[3], "errorSums: rows", 0, kMaxElements);
+  const int64_t cols = integerArg(env, info[4], "errorSums: cols", 0, kMaxElements);
+  const int64_t elements = checkedProduct(env, rows, cols, "errorSums: rows × cols is too large", kMaxElements);
+  const size_t count = static_cast<size_t>(elements);
+  const void* src = dtype == kF32 ? static_cast<const void*>(typedArrayOf<float>(env, info[0], "errorSums: src", napi_float32_array, "Float32Array (dtype f32)", count))
+                                  : static_cast<const void*>(typedArrayOf<uint16_t>(env, info[0], "errorSums: src", napi_uint16_array, "Uint16Array (dtype bf16/f16)", count));
+  const float* decoded = typedData<float>(env, info[2], "errorSums: decoded", count);
+  double* sums = typedArrayOf<double>(env, info[5], "errorSums: sums", napi_float64_array, "Float64Array", 3);
+  std::vector<double> rowSums(static_cast<size_t>(2 * rows));
+  const ErrorSumsKernel kernel = activeKernels().errorSums;
+  std::mutex lock;
+  double maxAbs = sums[2];
+  parallelFor(rows, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
+    double m = -std::numeric_limits<double>::infinity();
+    kernel(src, dtype, decoded, cols, begin, end, rowSums.data(), &m);
+    std::lock_guard<std::mutex> guard(lock);
+    if (m > maxAbs) maxAbs = m;
+  });
+  double squaredError = sums[0], squaredSource = sums[1];
+  for (int64_t r = 0; r < rows; r++) {
+    squaredError += rowSums[static_cast<size_t>(2 * r)];
+    squaredSource += rowSums[static_cast<size_t>(2 * r + 1)];
+  }
+  sums[0] = squaredError;
+  sums[1] = squaredSource;
+  sums[2] = maxAbs;
+  return env.Undefined();
+}
+
+}  // namespace
+
+void registerErrorSums(Napi::Env env, Napi::Object exports) { exportFunction(env, exports, "errorSums", ErrorSums); }
+
+}  // namespace fp4kit

@@ -1,0 +1,7 @@
+// Registers errorSums on the addon's exports (called from binding.cc).
+#pragma once
+#include <napi.h>
+
+namespace fp4kit {
+void registerErrorSums(Napi::Env env, Napi::Object exports);
+}
