@@ -22,6 +22,7 @@ namespace fp4kit {
 namespace {
 
 constexpr int64_t kMaxElements = int64_t(1) << 46;
+constexpr int64_t kPassRows = int64_t(1) << 16;
 
 // errorSums(src Float32Array|Uint16Array, dtype, decoded Float32Array, rows, cols, sums Float64Array):
 // sums = [Σ(x − y)², Σx², max |x − y|] continued over rows × cols elements.
@@ -37,20 +38,27 @@ Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
                                   : static_cast<const void*>(typedArrayOf<uint16_t>(env, info[0], "errorSums: src", napi_uint16_array, "Uint16Array (dtype bf16/f16)", count));
   const float* decoded = typedData<float>(env, info[2], "errorSums: decoded", count);
   double* sums = typedArrayOf<double>(env, info[5], "errorSums: sums", napi_float64_array, "Float64Array", 3);
-  std::vector<double> rowSums(static_cast<size_t>(2 * rows));
+  // An empty tensor adds nothing, however many rows of nothing it has.
+  if (elements == 0) return env.Undefined();
   const ErrorSumsKernel kernel = activeKernels().errorSums;
+  double squaredError = sums[0], squaredSource = sums[1], maxAbs = sums[2];
+  // Rows in passes of at most kPassRows: the per-row sums take 16 bytes a row whatever cols is.
+  std::vector<double> rowSums(static_cast<size_t>(2 * std::min(rows, kPassRows)));
   std::mutex lock;
-  double maxAbs = sums[2];
-  parallelFor(rows, std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
-    double m = -std::numeric_limits<double>::infinity();
-    kernel(src, dtype, decoded, cols, begin, end, rowSums.data(), &m);
-    std::lock_guard<std::mutex> guard(lock);
-    if (m > maxAbs) maxAbs = m;
-  });
-  double squaredError = sums[0], squaredSource = sums[1];
-  for (int64_t r = 0; r < rows; r++) {
-    squaredError += rowSums[static_cast<size_t>(2 * r)];
-    squaredSource += rowSums[static_cast<size_t>(2 * r + 1)];
+  for (int64_t r0 = 0; r0 < rows; r0 += kPassRows) {
+    const int64_t n = std::min(kPassRows, rows - r0);
+    const void* passSrc = static_cast<const uint8_t*>(src) + r0 * cols * (dtype == kF32 ? 4 : 2);
+    const float* passDecoded = decoded + r0 * cols;
+    parallelFor(n, std::max<int64_t>(1, (int64_t(1) << 15) / cols), [&](int64_t begin, int64_t end) {
+      double m = -std::numeric_limits<double>::infinity();
+      kernel(passSrc, dtype, passDecoded, cols, begin, end, rowSums.data(), &m);
+      std::lock_guard<std::mutex> guard(lock);
+      if (m > maxAbs) maxAbs = m;
+    });
+    for (int64_t r = 0; r < n; r++) {
+      squaredError += rowSums[static_cast<size_t>(2 * r)];
+      squaredSource += rowSums[static_cast<size_t>(2 * r + 1)];
+    }
   }
   sums[0] = squaredError;
   sums[1] = squaredSource;

@@ -134,8 +134,9 @@ describe.each(backends)('errorSums on %s', (backend) => {
     const t = sumsOn(backend, inf, 'f32', x.map((v) => v - 0.5), 2, 5);
     expect(t[0]).toBe(Infinity);
     expect(t[2]).toBe(Infinity);
-    // Nothing to add: the sums come back as they went in.
+    // Nothing to add: the sums come back as they went in (−0 too), however many empty rows.
     expect(Array.from(sumsOn(backend, new Float32Array(0), 'f32', new Float32Array(0), 0, 9, [1, 2, -3]))).toEqual([1, 2, -3]);
+    expect(Object.is(sumsOn(backend, new Float32Array(0), 'f32', new Float32Array(0), 2 ** 40, 0, [-0, 2, -3])[0], -0)).toBe(true);
   });
 
   it('refuses bad arguments before touching memory', () => {

@@ -25,6 +25,7 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
     ['quantizeBlocks', k.quantizeBlocks as never],
     ['dequantizeBlocks', k.dequantizeBlocks as never],
     ['absMax', k.absMax as never],
+    ['errorSums', k.errorSums as never],
   ];
   if (k.fgmpCandidates) functions.push(['fgmpCandidates', k.fgmpCandidates as never]);
   if (k.matmul) {

@@ -198,6 +198,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     src = guardSource('errorSums', src, dtype, rows * cols);
     decoded = guardFloats('errorSums', 'decoded', decoded, rows * cols);
     sums = guardDoubles('errorSums', 'sums', sums, 3);
+    if (rows * cols === 0) return; // nothing to add, however many rows of nothing
     // Whole rows per chunk; the running sums stay in the module's memory between chunks.
     mem.reset();
     const s = mem.copyIn(sums.subarray(0, 3));

@@ -12,6 +12,7 @@
 // - sums[2] = max(sums[2], |d| of every element), where a NaN |d| counts for nothing (a NaN
 //   element makes Σd² NaN instead).
 // So a caller may pass its rows in any number of calls, in order, carrying `sums` between them.
+// An empty tensor (rows or cols 0) leaves `sums` as it is.
 // NaN sums have no specified payload.
 
 import type { DtypeIdValue } from '../../core/formats.js';
@@ -31,6 +32,7 @@ export function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Arra
   src = guardSource('errorSums', src, dtype, rows * cols);
   decoded = guardFloats('errorSums', 'decoded', decoded, rows * cols);
   sums = guardDoubles('errorSums', 'sums', sums, 3);
+  if (rows * cols === 0) return; // nothing to add, however many rows of nothing
   const bits = new Uint32Array(cols);
   const x = new Float32Array(bits.buffer);
   const num = new Float64Array(8);
