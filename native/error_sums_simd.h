@@ -28,10 +28,34 @@ static inline void errorLanes(F64x8 x, F64x8 y, F64x8& num, F64x8& den, F64x8& m
   m = a > m ? a : m;
 }
 
-static inline F64x8 widen8(const float* p) {
+// Eight float32 values as float64 (exact). GCC's generic conversion goes through two 4-lane
+// halves and the stack; with AVX-512 one vcvtps2pd does all eight.
+static inline F64x8 toF64x8(F32x8 f) {
+#if defined(__AVX512F__)
+  return (F64x8)_mm512_cvtps_pd((__m256)f);
+#else
+  return __builtin_convertvector(f, F64x8);
+#endif
+}
+
+static inline F64x8 decoded8(const float* p) {
   F32x8 f;
   std::memcpy(&f, p, sizeof f);
-  return __builtin_convertvector(f, F64x8);
+  return toF64x8(f);
+}
+
+// Source elements [i, i + kErrorStep) as kErrorStep / 8 groups of eight float32 values.
+static inline void source8s(const void* src, int32_t dtype, int64_t i, F32x8* groups) {
+#if FP4KIT_LANES == 16
+  const F32v v = (F32v)loadBitsVector(src, dtype, i);
+  groups[0] = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  groups[1] = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif FP4KIT_LANES == 8
+  groups[0] = (F32x8)loadBitsVector(src, dtype, i);
+#else
+  const F32v a = (F32v)loadBitsVector(src, dtype, i), b = (F32v)loadBitsVector(src, dtype, i + 4);
+  groups[0] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
+#endif
 }
 
 static void errorSumsVector(const void* src, int32_t dtype, const float* decoded, int64_t cols, int64_t rowBegin, int64_t rowEnd,
@@ -42,12 +66,9 @@ static void errorSumsVector(const void* src, int32_t dtype, const float* decoded
     F64x8 num = {}, den = {};
     int64_t c = 0;
     for (; c + kErrorStep <= cols; c += kErrorStep) {
-      float x[kErrorStep];
-      for (int v = 0; v < kErrorStep / kLanes; v++) {
-        const U32v bits = loadBitsVector(src, dtype, base + c + v * kLanes);
-        std::memcpy(x + v * kLanes, &bits, sizeof bits);
-      }
-      for (int g = 0; g < kErrorStep; g += 8) errorLanes(widen8(x + g), widen8(decoded + base + c + g), num, den, m);
+      F32x8 x[kErrorStep / 8];
+      source8s(src, dtype, base + c, x);
+      for (int g = 0; g < kErrorStep / 8; g++) errorLanes(toF64x8(x[g]), decoded8(decoded + base + c + 8 * g), num, den, m);
     }
     double n[8], s[8], mx[8];
     std::memcpy(n, &num, sizeof n);

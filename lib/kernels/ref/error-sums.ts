@@ -40,10 +40,11 @@ export function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Arra
   let squaredError = sums[0], squaredSource = sums[1], maxAbs = sums[2];
   for (let r = 0; r < rows; r++) {
     loadBitsInto(src, dtype, r * cols, cols, bits);
+    const y = decoded.subarray(r * cols, (r + 1) * cols);
     num.fill(0);
     den.fill(0);
     for (let c = 0; c < cols; c++) {
-      const d = x[c] - decoded[r * cols + c];
+      const d = x[c] - y[c];
       num[c & 7] += d * d;
       den[c & 7] += x[c] * x[c];
       const a = Math.abs(d);
