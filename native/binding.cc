@@ -37,11 +37,6 @@ int32_t enumArg(const Napi::Env& env, const Napi::Value& v, const char* name, in
   return static_cast<int32_t>(integerArg(env, v, name, 0, count - 1));
 }
 
-const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count, JobBuffers* job = nullptr) {
-  if (dtype == kF32) return inputData<float>(env, v, "src", count, job, false, napi_float32_array, "Float32Array (dtype f32)");
-  return inputData<uint16_t>(env, v, "src", count, job, false, napi_uint16_array, "Uint16Array (dtype bf16/f16)");
-}
-
 uint64_t firstIndexArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || info[i].IsUndefined()) return 0;
   return static_cast<uint64_t>(integerArg(info.Env(), info[i], "firstIndex", 0, static_cast<int64_t>(kMaxIndex)));

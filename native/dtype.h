@@ -37,6 +37,9 @@ static inline uint32_t f16ToF32Bits(uint16_t h) {
   return sign | (static_cast<uint32_t>(e + 127) << 23) | ((mant << (23 - lead)) & 0x7fffff);
 }
 
+// Bytes per source element of `dtype`: 4 for f32, 2 for bf16 and f16.
+static inline int64_t sourceElementBytes(int32_t dtype) { return dtype == kF32 ? 4 : 2; }
+
 static inline uint32_t loadBits(const void* src, int32_t dtype, int64_t i) {
   if (dtype == kF32) return static_cast<const uint32_t*>(src)[i];
   const uint16_t h = static_cast<const uint16_t*>(src)[i];

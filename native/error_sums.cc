@@ -1,8 +1,6 @@
 // error_sums.h: the plain scalar loop, the C++ twin of lib/kernels/ref/error-sums.ts.
 #include "error_sums.h"
 
-#include <cmath>
-
 #include "dtype.h"
 
 namespace fp4kit {
@@ -12,14 +10,8 @@ void errorSumsScalar(const void* src, int32_t dtype, const float* decoded, int64
   double m = *maxAbs;
   for (int64_t r = rowBegin; r < rowEnd; r++) {
     double num[8] = {}, den[8] = {};
-    for (int64_t c = 0; c < cols; c++) {
-      const double x = bitsToFloat(loadBits(src, dtype, r * cols + c));
-      const double d = x - static_cast<double>(decoded[r * cols + c]);
-      num[c & 7] += d * d;
-      den[c & 7] += x * x;
-      const double a = std::fabs(d);
-      if (a > m) m = a;
-    }
+    for (int64_t c = 0; c < cols; c++)
+      errorElement(bitsToFloat(loadBits(src, dtype, r * cols + c)), decoded[r * cols + c], num[c & 7], den[c & 7], m);
     rowSums[2 * r] = laneTree(num);
     rowSums[2 * r + 1] = laneTree(den);
   }

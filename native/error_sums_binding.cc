@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "dtype.h"
 #include "error_sums.h"
 #include "error_sums_binding.h"
 #include "formats.h"
@@ -34,8 +35,7 @@ Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
   const int64_t cols = integerArg(env, info[4], "errorSums: cols", 0, kMaxElements);
   const int64_t elements = checkedProduct(env, rows, cols, "errorSums: rows × cols is too large", kMaxElements);
   const size_t count = static_cast<size_t>(elements);
-  const void* src = dtype == kF32 ? static_cast<const void*>(typedArrayOf<float>(env, info[0], "errorSums: src", napi_float32_array, "Float32Array (dtype f32)", count))
-                                  : static_cast<const void*>(typedArrayOf<uint16_t>(env, info[0], "errorSums: src", napi_uint16_array, "Uint16Array (dtype bf16/f16)", count));
+  const void* src = sourceArg(env, info[0], dtype, count, nullptr, "errorSums: src");
   const float* decoded = typedData<float>(env, info[2], "errorSums: decoded", count);
   double* sums = typedArrayOf<double>(env, info[5], "errorSums: sums", napi_float64_array, "Float64Array", 3);
   // An empty tensor adds nothing, however many rows of nothing it has.
@@ -47,7 +47,7 @@ Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
   std::mutex lock;
   for (int64_t r0 = 0; r0 < rows; r0 += kPassRows) {
     const int64_t n = std::min(kPassRows, rows - r0);
-    const void* passSrc = static_cast<const uint8_t*>(src) + r0 * cols * (dtype == kF32 ? 4 : 2);
+    const void* passSrc = static_cast<const uint8_t*>(src) + r0 * cols * sourceElementBytes(dtype);
     const float* passDecoded = decoded + r0 * cols;
     parallelFor(n, std::max<int64_t>(1, (int64_t(1) << 15) / cols), [&](int64_t begin, int64_t end) {
       double m = -std::numeric_limits<double>::infinity();

@@ -5,7 +5,6 @@
 // the row's last cols mod max(8, kLanes) elements continue the same lanes one at a time.
 #pragma once
 
-#include <cmath>
 #include <cstring>
 
 #include "error_sums.h"
@@ -75,14 +74,8 @@ static void errorSumsVector(const void* src, int32_t dtype, const float* decoded
     std::memcpy(s, &den, sizeof s);
     std::memcpy(mx, &m, sizeof mx);
     // The rest of the row, lane c mod 8 (c is a multiple of 8 here, so lane i takes c + i first).
-    for (; c < cols; c++) {
-      const double xv = fp4kit::bitsToFloat(fp4kit::loadBits(src, dtype, base + c));
-      const double d = xv - static_cast<double>(decoded[base + c]);
-      n[c & 7] += d * d;
-      s[c & 7] += xv * xv;
-      const double a = std::fabs(d);
-      if (a > mx[c & 7]) mx[c & 7] = a;
-    }
+    for (; c < cols; c++)
+      fp4kit::errorElement(fp4kit::bitsToFloat(fp4kit::loadBits(src, dtype, base + c)), decoded[base + c], n[c & 7], s[c & 7], mx[c & 7]);
     std::memcpy(&m, mx, sizeof mx);
     rowSums[2 * r] = fp4kit::laneTree(n);
     rowSums[2 * r + 1] = fp4kit::laneTree(s);

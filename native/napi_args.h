@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 
+#include "formats.h"
 #include "job_buffers.h"
 
 namespace fp4kit {
@@ -90,6 +91,14 @@ static T* outputData(const Napi::Env& env, const Napi::Value& v, const char* nam
   T* staged = reinterpret_cast<T*>(job->output(env, v, view, expected * sizeof(T)));
   job->nameLastOutput(name);
   return staged;
+}
+
+// A kernel's source tensor of `count` elements: a Float32Array for dtype f32, a Uint16Array for bf16
+// and f16 (its bits), in place or, with `job`, snapshotted.
+static inline const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count, JobBuffers* job = nullptr,
+                                    const char* name = "src") {
+  if (dtype == kF32) return inputData<float>(env, v, name, count, job, false, napi_float32_array, "Float32Array (dtype f32)");
+  return inputData<uint16_t>(env, v, name, count, job, false, napi_uint16_array, "Uint16Array (dtype bf16/f16)");
 }
 
 static int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {

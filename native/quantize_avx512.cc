@@ -73,7 +73,7 @@ BlockArgs restOfRow(const BlockArgs& a, int64_t row, int64_t block, int64_t size
   const int64_t blocksPerRow = (a.cols + size - 1) / size;
   const int64_t start = row * a.cols + block * size;
   BlockArgs rest = a;
-  rest.src = static_cast<const uint8_t*>(a.src) + start * (a.dtype == kF32 ? 4 : 2);
+  rest.src = static_cast<const uint8_t*>(a.src) + start * sourceElementBytes(a.dtype);
   rest.cols = a.cols - block * size;
   rest.firstIndex = a.firstIndex + static_cast<uint64_t>(start);
   rest.data = a.data + (row * blocksPerRow + block) * blockBytes;
