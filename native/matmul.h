@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "dtype.h"
+
 namespace fp4kit {
 
 struct DecodedOperand {
@@ -266,41 +268,18 @@ static inline Fp8Split splitE4m3(uint8_t code) {
 
 // floor(log2|x|) of a finite normal float, or INT32_MIN for zero, subnormals, Inf and NaN.
 static inline int normalExponent(float x) {
-  uint32_t bits;
-  __builtin_memcpy(&bits, &x, 4);
+  const uint32_t bits = floatToBits(x);
   const int field = static_cast<int>((bits >> 23) & 0xff);
   return field == 0 || field == 255 ? INT32_MIN : field - 127;
 }
 
 // binary16 → float32, exactly (every binary16 value is a float32).
-static inline float halfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const int exponent = (h >> 10) & 31;
-  const uint32_t mantissa = h & 1023;
-  uint32_t bits;
-  if (exponent == 31) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // Inf / NaN
-  } else if (exponent != 0) {
-    bits = sign | (static_cast<uint32_t>(exponent + 112) << 23) | (mantissa << 13);
-  } else {
-    const float magnitude = static_cast<float>(mantissa) * (1.0f / 16777216.0f);  // m · 2^-24, exact
-    __builtin_memcpy(&bits, &magnitude, 4);
-    bits |= sign;
-  }
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
+static inline float halfToFloat(uint16_t h) { return bitsToFloat(f16ToF32Bits(h)); }
 
 // An E8M0 code's multiplier as the compact storages hold it: the code in a float's exponent field
 // (2^(code − 127) for codes 1..254; code 0 gives +0, the padding lanes' multiplier — unlike the
 // quantizers' e8m0Multiplier, whose code 0 is 2^-127: repack keeps floats for such blocks).
-static inline float compactE8m0Multiplier(uint8_t code) {
-  const uint32_t bits = static_cast<uint32_t>(code) << 23;
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
+static inline float compactE8m0Multiplier(uint8_t code) { return bitsToFloat(static_cast<uint32_t>(code) << 23); }
 
 // One lane's multiplier in any ScaleStorage (the scalar kernel's reader; SIMD kernels decode 16 at once).
 static inline float laneScale(const PackedFp4Weights& b, int64_t tileUnit, int lane) {
