@@ -41,14 +41,19 @@ export function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Arra
   for (let r = 0; r < rows; r++) {
     loadBitsInto(src, dtype, r * cols, cols, bits);
     const y = decoded.subarray(r * cols, (r + 1) * cols);
-    num.fill(0);
-    den.fill(0);
-    for (let c = 0; c < cols; c++) {
-      const d = x[c] - y[c];
-      num[c & 7] += d * d;
-      den[c & 7] += x[c] * x[c];
-      const a = Math.abs(d);
-      if (a > maxAbs) maxAbs = a;
+    // One lane at a time (columns lane, lane + 8, …, in increasing order): the same sums as
+    // walking the row once, with each lane's running sums in locals instead of a typed array.
+    for (let lane = 0; lane < 8; lane++) {
+      let laneError = 0, laneSource = 0;
+      for (let c = lane; c < cols; c += 8) {
+        const d = x[c] - y[c];
+        laneError += d * d;
+        laneSource += x[c] * x[c];
+        const a = Math.abs(d);
+        if (a > maxAbs) maxAbs = a;
+      }
+      num[lane] = laneError;
+      den[lane] = laneSource;
     }
     squaredError += laneTree(num);
     squaredSource += laneTree(den);
