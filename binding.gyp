@@ -29,6 +29,8 @@
         "native/bitplane_gemm_binding.cc",
         "native/dispatch.cc",
         "native/fgmp.cc",
+        "native/fgmp_dequantize.cc",
+        "native/fgmp_dequantize_binding.cc",
         "native/gradient_quant.cc",
         "native/gradient_quant_binding.cc",
         "native/quantize_scalar.cc",

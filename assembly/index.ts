@@ -7,6 +7,7 @@ export { encodeElements, decodeElements } from "./element-codec";
 export { quantizeMx, dequantizeMx } from "./mx";
 export { quantizeNvfp4, dequantizeNvfp4, absMaxBits } from "./nvfp4";
 export { errorSums } from "./error-sums";
+export { dequantizeFgmp } from "./fgmp-dequantize";
 export { activationUnitSums, decodeFp8Lanes, matmulFp4Int8, relaxedSimd } from "./matmul";
 export { matmulPlanesInt8 } from "./matmul-planes";
 export { matmulDecoded } from "./matmul-decoded";

@@ -16,6 +16,7 @@
 #include "bitplane_gemm_binding.h"
 #include "error_sums_binding.h"
 #include "fgmp.h"
+#include "fgmp_dequantize_binding.h"
 #include "gradient_quant_binding.h"
 #include "matmul_binding.h"
 #include "elementwise_binding.h"
@@ -291,6 +292,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerSum(env, exports);
   registerElementwise(env, exports);
   registerErrorSums(env, exports);
+  registerFgmpDequantize(env, exports);
   return exports;
 }
 

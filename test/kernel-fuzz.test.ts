@@ -26,6 +26,7 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
     ['dequantizeBlocks', k.dequantizeBlocks as never],
     ['absMax', k.absMax as never],
     ['errorSums', k.errorSums as never],
+    ['dequantizeFgmp', k.dequantizeFgmp as never],
   ];
   if (k.fgmpCandidates) functions.push(['fgmpCandidates', k.fgmpCandidates as never]);
   if (k.matmul) {
@@ -61,8 +62,10 @@ describe.each(compiled)('%s kernels under random arguments', (backend) => {
     let returned = 0;
     for (let call = 0; call < 3000; call++) {
       // The block kernels take one object: mostly give them objects with random fields.
-      const fields = ['format', 'rows', 'cols', 'src', 'dtype', 'data', 'scales', 'tensorScale', 'scaleRule', 'rounding', 'seed', 'firstIndex', 'out'];
-      const args = name.endsWith('Blocks') && r() < 0.8
+      const fields = name === 'dequantizeFgmp'
+        ? ['mask', 'data', 'scales', 'cols', 'rowBegin', 'rowEnd', 'tensorScale', 'fp8Scale', 'out']
+        : ['format', 'rows', 'cols', 'src', 'dtype', 'data', 'scales', 'tensorScale', 'scaleRule', 'rounding', 'seed', 'firstIndex', 'out'];
+      const args = (name.endsWith('Blocks') || name === 'dequantizeFgmp') && r() < 0.8
         ? [Object.fromEntries(fields.filter(() => r() < 0.9).map((f) => [f, f === 'format' ? Math.floor(r() * 9) - 1 : pick()]))]
         : Array.from({ length: Math.floor(r() * 13) }, pick);
       try {

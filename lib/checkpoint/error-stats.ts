@@ -4,7 +4,7 @@
 // every backend and for any chunking), which reads 16-bit sources as they are.
 import { DtypeId, type DtypeName } from '../core/formats.js';
 import { dequantize, type QuantizedTensor } from '../core/quantize.js';
-import type { FgmpTensor } from '../fgmp/quantize.js';
+import { checkFgmpTensor, type FgmpTensor } from '../fgmp/quantize.js';
 import { getKernels } from '../kernels/registry.js';
 import { elementCount } from './source-view.js';
 
@@ -22,7 +22,8 @@ function rowSlice(q: QuantizedTensor, r0: number, r1: number): QuantizedTensor {
 /**
  * Relative RMSE ‖x − y‖ / ‖x‖ and max |x − y| between a source tensor and its dequantized copy,
  * dequantizing a few rows at a time into a small scratch buffer (memory stays O(chunk), and the
- * event loop gets a turn between chunks). FGMP's variable-size blocks are dequantized whole.
+ * event loop gets a turn between chunks); FGMP's rows come from its dequantizeFgmp kernel, which
+ * finds a row range's place in the variable-size block stream from the mask.
  */
 export async function measureError(
   x: Float32Array | Uint16Array, dtype: DtypeName, q: QuantizedTensor | FgmpTensor, signal?: AbortSignal,
@@ -30,14 +31,18 @@ export async function measureError(
   const cols = q.shape[q.shape.length - 1];
   const rows = cols === 0 ? 0 : x.length / cols;
   const rowsPerChunk = Math.max(1, Math.floor((1 << 20) / Math.max(1, cols)));
-  const whole = q.format === 'fgmp' ? dequantize(q) : null;
-  const scratch = whole ? null : new Float32Array(rowsPerChunk * cols);
+  const fgmp = q.format === 'fgmp' ? checkFgmpTensor('measureError', q) : null;
+  const scratch = new Float32Array(Math.min(rows, rowsPerChunk) * cols);
   const sums = new Float64Array(3); // Σ(x − y)², Σx², max |x − y|, carried from chunk to chunk
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     const start = r0 * cols;
     const n = (r1 - r0) * cols;
-    const y = whole ? whole.subarray(start, start + n) : dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: scratch!.subarray(0, n) });
+    const y = scratch.subarray(0, n);
+    if (fgmp) {
+      const { mask, data, scales, tensorScale, fp8Scale } = fgmp;
+      getKernels().dequantizeFgmp({ mask, data, scales, cols, rowBegin: r0, rowEnd: r1, tensorScale, fp8Scale, out: y });
+    } else dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: y });
     getKernels().errorSums(x.subarray(start, start + n), DtypeId[dtype], y, r1 - r0, cols, sums);
     if (r1 < rows) {
       await turn(); // keep the event loop responsive on huge tensors

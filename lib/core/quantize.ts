@@ -14,7 +14,7 @@ import {
   type RoundingName,
   type ScaleRuleName,
 } from './formats.js';
-import { dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { checkFgmpTensor, dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
@@ -161,10 +161,10 @@ export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeO
   const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
   if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(q)}`);
   if (q.format === 'fgmp') {
-    const values = dequantizeFgmp(q);
-    if (outOption === undefined) return values;
-    const out = checkOut(fn, outOption, values.length);
-    out.view.set(values);
+    if (outOption === undefined) return dequantizeFgmp(q);
+    const { rows, cols } = checkFgmpTensor('dequantize(fgmp)', q);
+    const out = checkOut(fn, outOption, rows * cols);
+    dequantizeFgmp(q, out.view);
     return out.finish();
   }
   const t = readQuantizedTensor(fn, q);

@@ -18,11 +18,11 @@ import { DtypeId, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
 import { snapshotArray } from '../core/async-jobs.js';
 import {
-  E2M1_VALUES, E4M3_VALUES, FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
+  FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
 } from './blocks.js';
 import { scratch } from '../core/scratch.js';
-import { forEachFgmpBlock, packFgmpStream } from './stream.js';
+import { packFgmpStream } from './stream.js';
 import { assignPrecision, countFp8Blocks, selectThreshold, type Selection } from './select.js';
 
 export interface FgmpOptions {
@@ -318,26 +318,17 @@ export function checkFgmpTensor(fn: string, q: FgmpTensor, argument = ''): Check
   return { shape, rows, cols, blocksPerRow, data, scales, mask, tensorScale, fp8Scale };
 }
 
-export function dequantizeFgmp(tensor: FgmpTensor): Float32Array {
+/** Rows [rowBegin, rowEnd) of an FGMP tensor as float32 values, into `out` (row rowBegin at
+ *  out[0]; a new array when absent): the backend's dequantizeFgmp kernel. */
+export function dequantizeFgmp(tensor: FgmpTensor, out?: Float32Array, rowBegin = 0, rowEnd?: number): Float32Array {
   const q = checkFgmpTensor('dequantize(fgmp)', tensor);
-  const { rows, cols, blocksPerRow } = q;
-  const out = new Float32Array(rows * cols);
-  forEachFgmpBlock(q.mask, rows * blocksPerRow, (b, fp8, o, s) => {
-    const r = Math.floor(b / blocksPerRow);
-    const col0 = (b - r * blocksPerRow) * FGMP_BLOCK;
-    const count = Math.min(FGMP_BLOCK, cols - col0);
-    const base = r * cols + col0;
-    if (fp8) {
-      for (let i = 0; i < count; i++) out[base + i] = Math.fround(E4M3_VALUES[q.data[o + i]] * q.fp8Scale);
-    } else {
-      const total = Math.fround(q.tensorScale * E4M3_VALUES[q.scales[s]]);
-      for (let i = 0; i < count; i++) {
-        const byte = q.data[o + (i >> 1)];
-        out[base + i] = Math.fround(E2M1_VALUES[(i & 1) === 0 ? byte & 0xf : byte >> 4] * total);
-      }
-    }
+  const { rows, cols } = q;
+  const end = rowEnd ?? rows;
+  const values = out ?? new Float32Array((end - rowBegin) * cols);
+  getKernels().dequantizeFgmp({
+    mask: q.mask, data: q.data, scales: q.scales, cols, rowBegin, rowEnd: end, tensorScale: q.tensorScale, fp8Scale: q.fp8Scale, out: values,
   });
-  return out;
+  return values;
 }
 
 /** Storage cost of an FGMP tensor in bits per element: elements, FP4 block scales and the mask. */

@@ -187,6 +187,15 @@ const BITS_SET = Uint8Array.from({ length: 256 }, (_, v) => {
   return n;
 });
 
+/** FP8 blocks among mask bits [from, to): the bits of partial bytes one by one, whole bytes by table. */
+export function countFp8BlocksBetween(mask: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  let b = from;
+  for (; b < to && b % 8 !== 0; b++) n += isFp8Block(mask, b) ? 1 : 0;
+  if (b < to) n += countFp8Blocks(mask.subarray(b / 8), to - b);
+  return n;
+}
+
 /** FP8 blocks among the first `blocks` mask bits, a byte at a time (runs on every matmul). */
 export function countFp8Blocks(mask: Uint8Array, blocks: number): number {
   const whole = blocks >> 3;

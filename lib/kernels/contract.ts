@@ -44,6 +44,21 @@ export interface DequantizeBlocksArgs extends BlockArgs {
   out: Float32Array;
 }
 
+/** Rows [rowBegin, rowEnd) of an FGMP tensor decoded (lib/kernels/ref/fgmp-dequantize.ts): the
+ *  whole tensor's block stream (lib/fgmp/stream.ts), which must reach row rowEnd; row rowBegin
+ *  lands at out[0]. */
+export interface FgmpDequantizeArgs {
+  mask: Uint8Array;
+  data: Uint8Array;
+  scales: Uint8Array;
+  cols: number;
+  rowBegin: number;
+  rowEnd: number;
+  tensorScale: number;
+  fp8Scale: number;
+  out: Float32Array;
+}
+
 /** The outputs of one gradient quantization: rows × cols codes (0 … 2^bits − 1, row-major) and,
  *  one per group, the decode scale, zero point (1/p folded in), kept flag and keep probability. */
 export interface GradientBuffers {
@@ -142,6 +157,9 @@ export interface Kernels {
    *  sums = [Σ(x − y)², Σx², max |x − y|] (float64), in the order lib/kernels/ref/error-sums.ts
    *  defines: the same bits on every backend however the rows are split over calls. */
   errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void;
+
+  /** FGMP: rows of a tensor decoded to float32 (see FgmpDequantizeArgs). */
+  dequantizeFgmp(a: FgmpDequantizeArgs): void;
 
   /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
   fgmpCandidates?(

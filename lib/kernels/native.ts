@@ -17,6 +17,7 @@ interface Addon extends MatmulKernels {
   dequantizeBlocks: Kernels['dequantizeBlocks'];
   absMax: Kernels['absMax'];
   errorSums: Kernels['errorSums'];
+  dequantizeFgmp: Kernels['dequantizeFgmp'];
   fgmpCandidates: NonNullable<Kernels['fgmpCandidates']>;
   fgmpCandidatesAsync: NonNullable<Kernels['fgmpCandidatesAsync']>;
   quantizeGradient: Kernels['quantizeGradient'];
@@ -67,6 +68,7 @@ export function loadNativeKernels(): Kernels {
     dequantizeBlocks: addon.dequantizeBlocks,
     absMax: addon.absMax,
     errorSums: addon.errorSums,
+    dequantizeFgmp: addon.dequantizeFgmp,
     fgmpCandidates: addon.fgmpCandidates,
     fgmpCandidatesAsync: addon.fgmpCandidatesAsync,
     quantizeGradient: addon.quantizeGradient,

@@ -21,6 +21,7 @@ import type { Kernels, Source } from './contract.js';
 import { gradientQuantWasm } from './gradient-quant-wasm.js';
 import { chooseWasmBuild, relaxedSimdWorks, WASM_BUILD_FILES } from './wasm-builds.js';
 import { bitplaneGemmWasm } from './bitplane-gemm-wasm.js';
+import { fgmpDequantizeWasm } from './fgmp-dequantize-wasm.js';
 
 const ELEMENT_BITS: Record<number, number> = {
   [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
@@ -242,6 +243,7 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     ...blockKernels({ quantizeMx, dequantizeMx, quantizeNvfp4, dequantizeNvfp4 }),
     absMax,
     errorSums,
+    ...fgmpDequantizeWasm(mem),
     fgmpCandidates,
     ...gradientQuantWasm(mem),
     ...bitplaneGemmWasm(mem),
