@@ -1015,3 +1015,96 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     expect(existsSync(p)).toBe(false);
   });
 });
+
+// Found by an audit with hand-made checkpoints (seventeenth session): each was a run that ended
+// well and left an output that was wrong, unreadable by inspect, or missing a field.
+describe('outputs that must be right even when the input is odd', () => {
+  it('an output name taken by a copied tensor, in another shard or the same one, is refused before anything is written', async () => {
+    const dir = join(root, 'name-taken');
+    mkdirSync(dir, { recursive: true });
+    await writeSafetensors(join(dir, 'model-1.safetensors'), [{ name: 'l.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 5) }]);
+    await writeSafetensors(join(dir, 'model-2.safetensors'), [{ name: 'l.weight_packed', dtype: 'U8', shape: [16, 32], data: new Uint8Array(16 * 32) }]);
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'l.weight': 'model-1.safetensors', 'l.weight_packed': 'model-2.safetensors' } }));
+    const out = join(root, 'name-taken-out');
+    const r = cli(['quantize', dir, '-o', out, '--format', 'nvfp4', '--layout', 'compressed-tensors']);
+    expect(r.stderr).toMatch(/output tensor "l\.weight_packed" would be written twice, by quantizing "l\.weight" \(model-1\.safetensors\) and by copying "l\.weight_packed" \(model-2\.safetensors\)/);
+    expect(r.code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+    expect(siblingsOf(out)).toEqual([]);
+    // the same within one file, in fp4kit's own layout
+    const one = join(root, 'name-taken-one.safetensors');
+    await writeSafetensors(one, [
+      { name: 'a.weight', dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 6) },
+      { name: 'a.weight.qdata', dtype: 'U8', shape: [4], data: new Uint8Array(4) },
+    ]);
+    const r2 = cli(['quantize', one, '-o', join(root, 'name-taken-one-out'), '--format', 'mxfp4']);
+    expect(r2.stderr).toMatch(/name-taken-one\.safetensors: output tensor "a\.weight\.qdata" would be written twice, by quantizing "a\.weight" and by copying "a\.weight\.qdata"/);
+    expect(r2.code).toBe(1);
+  });
+
+  it('a NaN weight in an MX format: the summary writes its errors as null, and inspect reads them back as NaN', async () => {
+    const dir = join(root, 'nan-weight');
+    mkdirSync(dir, { recursive: true });
+    const x = gaussian(16 * 64, 7, 0.05);
+    x[100] = NaN;
+    await writeSafetensors(join(dir, 'model.safetensors'), [{ name: 'a.weight', dtype: 'F32', shape: [16, 64], data: new Uint8Array(x.buffer) }]);
+    const out = join(root, 'nan-weight-out');
+    const r = cli(['quantize', dir, '-o', out, '--format', 'mxfp4']);
+    expect(r.code, r.stderr).toBe(0);
+    const t = JSON.parse(readFileSync(join(out, 'fp4kit-summary.json'), 'utf8')).tensors[0];
+    // No max error either: the NaN block has none, and a max over the others would mislead.
+    expect([t.relRmse, t.maxAbsError]).toEqual([null, null]);
+    const text = cli(['inspect', out]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/a\.weight\s+mxfp4\s+\[16, 64\]\s+\S+\s+NaN\s+NaN/);
+    expect(cli(['inspect', out, '--json']).code).toBe(0);
+  });
+
+  it('only and skip given as RegExp objects with the g or y flag match every name alike', async () => {
+    const dir = join(root, 'regex-flags');
+    mkdirSync(dir, { recursive: true });
+    const names = ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj', 'down_proj'].map((n) => `layers.0.${n}.weight`);
+    await writeSafetensors(join(dir, 'model.safetensors'), names.map((name, i) => ({ name, dtype: 'F32', shape: [16, 64], data: f32(16 * 64, 10 + i) })));
+    for (const only of [/proj/g, /proj/y, /proj/gy]) {
+      const s = await quantizeCheckpoint(dir, join(root, `regex-flags-out-${only.flags}`), { format: 'nvfp4', only: only.flags === 'y' ? /.*proj/y : only });
+      expect(s.tensors.filter((t) => t.action === 'quantized').map((t) => t.name).sort(), `only ${only}`).toEqual([...names].sort());
+    }
+    const skipped = await quantizeCheckpoint(dir, join(root, 'regex-flags-skip'), { format: 'nvfp4', skip: /proj/g });
+    expect(skipped.tensors.every((t) => t.action === 'copied')).toBe(true);
+    await expect(quantizeCheckpoint(dir, join(root, 'regex-flags-bad'), { format: 'nvfp4', only: 5 as never })).rejects.toThrow(/--only must be a RegExp or a string, got/);
+  });
+
+  it('the MX scale rule of a run is written in the fp4kit layout\'s metadata, and the tensors read back with it', async () => {
+    const dir = join(root, 'scale-rule');
+    mkdirSync(dir, { recursive: true });
+    const x = gaussian(8 * 64, 12, 3);
+    await writeSafetensors(join(dir, 'model.safetensors'), [{ name: 'a.weight', dtype: 'F32', shape: [8, 64], data: new Uint8Array(x.buffer) }]);
+    for (const rule of ['ceil', 'floor'] as const) {
+      const out = join(root, `scale-rule-out-${rule}`);
+      await quantizeCheckpoint(dir, out, { format: 'mxfp8_e4m3', scaleRule: rule });
+      const f = await SafetensorsFile.open(join(out, 'model.safetensors'));
+      try {
+        const meta = JSON.parse(f.metadata.fp4kit).tensors['a.weight'];
+        expect(meta).toEqual({ format: 'mxfp8_e4m3', shape: [8, 64], blockSize: 32, scaleRule: rule });
+        const back = await readBackTensor('fp4kit', async (n) => f.read(f.tensor(n)!), 'a.weight', 'mxfp8_e4m3', [8, 64], meta.scaleRule);
+        const want = quantize(x, { format: 'mxfp8_e4m3', shape: [8, 64], scaleRule: rule });
+        expect(back).toMatchObject({ scaleRule: rule });
+        expect(Buffer.compare((back as typeof want).scales, want.scales)).toBe(0);
+        expect(firstBitDifference(dequantize(back), dequantize(want))).toBe(-1);
+      } finally {
+        await f.close();
+      }
+    }
+    // the two rules give different scales here, so the check above tells them apart
+    const [c, fl] = (['ceil', 'floor'] as const).map((rule) => quantize(x, { format: 'mxfp8_e4m3', shape: [8, 64], scaleRule: rule }).scales);
+    expect(Buffer.compare(c, fl)).not.toBe(0);
+  });
+
+  it('quantize --help and inspect --help print the usage and exit 0', () => {
+    for (const args of [['quantize', '--help'], ['inspect', '-h'], ['merge', '--help']]) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^usage:/);
+    }
+  });
+});

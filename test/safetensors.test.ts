@@ -119,6 +119,14 @@ describe('malformed safetensors: one clear error each', () => {
     ['negative dimension', fileBytes({ a: t('U8', [-4], 0, 4) }, 4), /invalid dimension/],
     ['metadata not strings', fileBytes({ __metadata__: { a: 1 } }, 0), /__metadata__/],
     ['missing offsets', fileBytes({ a: { dtype: 'U8', shape: [1] } }, 1), /data_offsets must be/],
+    // What JSON.parse alone would let through, and the reference parser (Python safetensors) refuses:
+    ['a field twice in one entry', fileBytes('{"a":{"dtype":"F16","shape":[4],"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', 8), /tensor "a": duplicate field "dtype"/],
+    ['a metadata key twice', fileBytes('{"__metadata__":{"k":"1","k":"2"}}', 0), /__metadata__: duplicate field "k"/],
+    ['a byte-order mark before the header', fileBytes(`\uFEFF${JSON.stringify({ a: t('U8', [4], 0, 4) })}`, 4), /does not start with "\{"/],
+    ['a dimension written with a fraction', fileBytes('{"a":{"dtype":"U8","shape":[4.0],"data_offsets":[0,4]}}', 4), /tensor "a": the number 4\.0 is not an integer/],
+    ['an offset written with an exponent', fileBytes('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4e0]}}', 4), /the number 4e0 is not an integer/],
+    ['a dimension of -0', fileBytes('{"a":{"dtype":"U8","shape":[-0,4],"data_offsets":[0,0]}}', 0), /invalid dimension/],
+    ['values nested 200000 deep', fileBytes(`{"a":{"dtype":"U8","shape":${'['.repeat(200000)}${']'.repeat(200000)},"data_offsets":[0,0]}}`, 0), /tensor "a": values nest deeper/],
   ])('%s', (_what, bytes, expected) => {
     expect(problem(bytes)).toMatch(expected);
   });

@@ -392,8 +392,11 @@ function checkSummary(path: string, json: unknown): CheckpointSummary | null {
       && Array.isArray(e.shape) && e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
       && (e.action === 'quantized' || e.action === 'copied') && typeof e.outputBytes === 'number'
       && (e.action === 'copied' || typeof e.format === 'string')
-      && (e.relRmse === undefined || typeof e.relRmse === 'number') && (e.maxAbsError === undefined || typeof e.maxAbsError === 'number');
+      && [e.relRmse, e.maxAbsError].every((v) => v === undefined || v === null || typeof v === 'number');
     if (!ok) throw bad(`tensors[${i}] is not { name, dtype, shape, action, format, outputBytes, … }`);
+    // JSON has no NaN: an error that is not a number (a NaN or Inf weight) is written as null.
+    if (e.relRmse === null) e.relRmse = NaN;
+    if (e.maxAbsError === null) e.maxAbsError = NaN;
   });
   return s as CheckpointSummary;
 }
@@ -402,7 +405,8 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     if (command === undefined) throw new UsageError('missing command');
-    if (command === '--help' || command === '-h' || command === 'help') {
+    // `fp4kit quantize --help` as well as `fp4kit --help` (a file named --help is ./--help).
+    if (command === '--help' || command === '-h' || command === 'help' || rest.some((a) => a === '--help' || a === '-h')) {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }

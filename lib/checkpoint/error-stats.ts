@@ -50,5 +50,7 @@ export async function measureError(
     }
   }
   const [num, den, maxAbs] = sums;
-  return { relRmse: den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den), maxAbsError: maxAbs };
+  // The sums' max skips NaN differences; a tensor with any (a NaN or Inf weight: MX gives its
+  // block the NaN scale) has no max error to report, as it has no RMSE.
+  return { relRmse: den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den), maxAbsError: Number.isNaN(num) ? NaN : maxAbs };
 }

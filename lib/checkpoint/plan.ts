@@ -51,6 +51,29 @@ export function planShard(shard: SafetensorsFile, layout: Layout, options: Check
 }
 
 /**
+ * Refuse a plan that would write one output tensor name twice — within a shard or across shards:
+ * a quantized tensor's outputs (l.weight → l.weight_packed, l.weight.qdata …) may take the name of
+ * an input tensor that is copied, and the index would then point a loader at one of the two.
+ */
+export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]): void {
+  const from = new Map<string, { shard: number; tensor: string; quantized: boolean }>();
+  const what = (o: { shard: number; tensor: string; quantized: boolean }) =>
+    `${o.quantized ? 'quantizing' : 'copying'} ${JSON.stringify(o.tensor)}${ckpt.shards.length > 1 ? ` (${basename(ckpt.shards[o.shard].path)})` : ''}`;
+  for (let si = 0; si < plans.length; si++) {
+    for (const p of plans[si]) {
+      const mine = { shard: si, tensor: p.info.name, quantized: p.quantize };
+      for (const spec of p.specs) {
+        const earlier = from.get(spec.name);
+        if (earlier) {
+          throw new SafetensorsError(ckpt.shards[si].path, `output tensor ${JSON.stringify(spec.name)} would be written twice, by ${what(earlier)} and by ${what(mine)}; --skip one of them or rename it`);
+        }
+        from.set(spec.name, mine);
+      }
+    }
+  }
+}
+
+/**
  * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
  * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
  */

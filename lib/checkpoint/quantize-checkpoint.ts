@@ -13,7 +13,7 @@ import { basename, resolve } from 'node:path';
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
 import { BLOCK_FORMATS, QUANT_FORMAT_NAMES } from '../core/formats.js';
-import { checkSignal } from '../core/validate.js';
+import { checkSignal, describe } from '../core/validate.js';
 import { layoutByName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
 import type { AtomicFile } from './safetensors/atomic-file.js';
@@ -23,7 +23,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { parseRegex } from './tensor-selection.js';
 import { readModelConfig } from './model-config.js';
-import { SIDE_FILES, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
+import { SIDE_FILES, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
 import { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, stageSideFiles } from './publish.js';
@@ -36,7 +36,14 @@ export { tensorSeed } from './quantize-tensor.js';
 export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFilesInput } from './publish.js';
 
 function regex(flag: string, r: RegExp | string | undefined): RegExp | undefined {
-  return r === undefined ? undefined : typeof r === 'string' ? parseRegex(flag, r) : r;
+  if (r === undefined) return undefined;
+  if (typeof r === 'string') return parseRegex(flag, r);
+  if (!(r instanceof RegExp) && Object.prototype.toString.call(r) !== '[object RegExp]') {
+    throw new TypeError(`${flag} must be a RegExp or a string, got ${describe(r)}`);
+  }
+  // A copy without the g and y flags: with them, test() carries lastIndex from one name to the
+  // next and the same name would match or not depending on the name before it.
+  return new RegExp(r.source, r.flags.replace(/[gy]/g, ''));
 }
 
 export async function quantizeCheckpoint(
@@ -87,6 +94,7 @@ export async function quantizeCheckpoint(
     if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
     const stagingDir = part ? part.dir : out!.staging;
     const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, only, skip));
+    checkOutputNames(ckpt, plans);
     const groupAmax = options.format !== 'fgmp' && BLOCK_FORMATS[options.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);

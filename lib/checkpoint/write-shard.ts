@@ -3,6 +3,7 @@
 // quantized tensor's error measured while the next one is worked on (at most one check in flight).
 import { basename, join } from 'node:path';
 import type { FgmpTensor } from '../fgmp/quantize.js';
+import { BLOCK_FORMATS } from '../core/formats.js';
 import { transposeLastTwoInPlace } from '../core/transpose.js';
 import type { Layout } from './layouts/index.js';
 import type { TensorInfo } from './safetensors/header.js';
@@ -57,7 +58,9 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
   const { quantizer, layout, pool } = run;
   const { options, signal } = quantizer;
   const fileName = basename(shard.path);
-  const quantEntries = plan.filter((p) => p.quantize).map((p) => ({ name: p.info.name, shape: p.info.shape, format: options.format }));
+  // The MX scale rule goes with each tensor (NVFP4's and FGMP's E4M3 block scales have none).
+  const scaleRule = options.format !== 'fgmp' && !BLOCK_FORMATS[options.format].hasTensorScale ? options.scaleRule : undefined;
+  const quantEntries = plan.filter((p) => p.quantize).map((p) => ({ name: p.info.name, shape: p.info.shape, format: options.format, scaleRule }));
   const metadata = { ...shard.metadata, ...(layout.metadata && quantEntries.length > 0 ? layout.metadata(quantEntries) : {}) };
   const writer = await SafetensorsWriter.create(join(run.stagingDir, fileName), plan.flatMap((p) => p.specs), metadata);
   const summaries: TensorSummary[] = [];

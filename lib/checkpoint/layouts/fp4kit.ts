@@ -82,8 +82,7 @@ export const fp4kitLayout: Layout = {
     for (const e of entries) {
       const blockSize = e.format === 'fgmp' ? FGMP_BLOCK : BLOCK_FORMATS[e.format as BlockFormatName].blockSize;
       const m: Fp4kitTensorMeta = { format: e.format, shape: e.shape, blockSize };
-      const rule = (e.q as QuantizedTensor | undefined)?.scaleRule;
-      if (rule) m.scaleRule = rule;
+      if (e.scaleRule) m.scaleRule = e.scaleRule;
       tensors[e.name] = m;
     }
     return { fp4kit: JSON.stringify({ version: FP4KIT_LAYOUT_VERSION, tensors }) };

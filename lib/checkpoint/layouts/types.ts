@@ -4,6 +4,7 @@
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
 import type { TensorSpec } from '../safetensors/write.js';
+import type { ScaleRuleName } from '../../core/formats.js';
 import type { ModelConfig } from '../model-config.js';
 
 export type LayoutName = 'compressed-tensors' | 'modelopt' | 'gpt-oss' | 'fp4kit';
@@ -56,7 +57,7 @@ export interface Layout {
    *  that `get` returns by name. `shape` is the blocked shape (as plan received it). */
   decode(get: TensorBytes, name: string, format: QuantFormat, shape: number[], scaleRule?: 'floor' | 'ceil'): Promise<QuantizedTensor | FgmpTensor>;
   /** safetensors __metadata__ entries for one output file holding these quantized tensors. */
-  metadata?(entries: Array<{ name: string; shape: number[]; format: QuantFormat; q?: QuantizedTensor | FgmpTensor }>): Record<string, string>;
+  metadata?(entries: Array<{ name: string; shape: number[]; format: QuantFormat; scaleRule?: ScaleRuleName }>): Record<string, string>;
   files(ctx: ConfigContext): LayoutFiles;
 }
 

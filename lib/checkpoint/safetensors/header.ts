@@ -48,38 +48,76 @@ export function headerLength(file: string, prefix: Uint8Array, fileSize: number)
   return len;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a byte-order mark stays in the text (and fails the "starts with {" check), as the
+// reference parser refuses it; by default TextDecoder would drop it silently.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A safetensors header nests three deep (header → tensor entry → shape); anything much deeper is
+ *  not one, and is refused before any value is printed or walked recursively. */
+const MAX_HEADER_DEPTH = 8;
 
 /**
- * Top-level keys of a JSON object text in order, duplicates included (JSON.parse keeps only the
- * last of duplicate keys, which would hide a tensor). The text must already be valid JSON.
+ * What JSON.parse cannot tell us about a header text (which must already be valid JSON), checked
+ * in one pass: no object repeats a key (JSON.parse keeps only the last of duplicate keys, which
+ * would hide a tensor or a second dtype); every number is written as an integer (no fraction or
+ * exponent: "4.0" or "4e0" is not a dimension or offset a loader would read);
+ * nesting stays shallow. Returns the top-level keys in order.
  */
-function topLevelKeys(text: string): string[] {
-  const keys: string[] = [];
-  let depth = 0;
-  let expectKey = false;
+function checkHeaderText(file: string, text: string): string[] {
+  const topKeys: string[] = [];
+  // One frame per open object or array: an object's keys so far, and whether a key comes next.
+  const frames: Array<{ keys: Set<string> | null; expectKey: boolean }> = [];
+  let entry = ''; // the top-level key whose value is being read
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
+    const top = frames[frames.length - 1];
     if (c === 0x22 /* " */) {
       let j = i + 1;
       while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
-      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
-      expectKey = false;
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) {
+          throw new SafetensorsError(file, frames.length === 1 ? `duplicate tensor name ${describe(key)}` : `${entryName(entry)}: duplicate field ${describe(key)}`);
+        }
+        top.keys.add(key);
+        if (frames.length === 1) {
+          topKeys.push(key);
+          entry = key;
+        }
+        top.expectKey = false;
+      }
       i = j;
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      depth++;
-      expectKey = c === 0x7b && depth === 1;
+      if (frames.length >= MAX_HEADER_DEPTH) throw new SafetensorsError(file, `${frames.length === 0 ? 'header' : entryName(entry)}: values nest deeper than a safetensors header's`);
+      frames.push({ keys: c === 0x7b ? new Set() : null, expectKey: c === 0x7b });
     } else if (c === 0x7d || c === 0x5d) {
-      depth--;
-    } else if (c === 0x2c /* , */ && depth === 1) {
-      expectKey = true;
+      frames.pop();
+    } else if (c === 0x2c /* , */ && top?.keys) {
+      top.expectKey = true;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      let j = i;
+      while (j < text.length && /[-+.eE0-9]/.test(text[j])) j++;
+      const token = text.slice(i, j);
+      // Integers only (a sign is left to the field's own check, which names the field).
+      if (!/^-?[0-9]+$/.test(token)) throw new SafetensorsError(file, `${entryName(entry)}: the number ${token} is not an integer written as one`);
+      i = j - 1;
     }
   }
-  return keys;
+  return topKeys;
 }
 
+function entryName(name: string): string {
+  return name === '__metadata__' ? '__metadata__' : `tensor ${describe(name)}`;
+}
+
+/** A value as a short JSON excerpt for a message (never throws: a value too deep to print says so). */
 function describe(v: unknown): string {
-  const s = JSON.stringify(v);
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    return 'a value nested too deeply to print';
+  }
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
@@ -100,12 +138,7 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
     throw new SafetensorsError(file, `header is not JSON (${(err as Error).message})`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new SafetensorsError(file, 'header is not a JSON object');
-  const keys = topLevelKeys(text);
-  const seen = new Set<string>();
-  for (const k of keys) {
-    if (seen.has(k)) throw new SafetensorsError(file, `duplicate tensor name ${describe(k)}`);
-    seen.add(k);
-  }
+  checkHeaderText(file, text);
 
   const entries = parsed as Record<string, unknown>;
   // Names are data: a null-prototype object keeps keys such as __proto__ as plain entries.
@@ -131,11 +164,11 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
     if (!Array.isArray(shape)) throw new SafetensorsError(file, `${what}: shape is not an array`);
     let count = 1;
     for (const d of shape) {
-      if (!Number.isSafeInteger(d) || (d as number) < 0) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} has an invalid dimension`);
+      if (!Number.isSafeInteger(d) || (d as number) < 0 || Object.is(d, -0)) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} has an invalid dimension`);
       count *= d as number;
       if (!Number.isSafeInteger(count)) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} is too large`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0 && !Object.is(o, -0))) {
       throw new SafetensorsError(file, `${what}: data_offsets must be [begin, end] non-negative integers, got ${describe(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
