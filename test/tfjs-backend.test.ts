@@ -364,6 +364,62 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(tf.memory().numTensors).toBe(0);
   });
 
+  it('a piece is known by the shape it was cut from: slices of one variable seen as [16, 16] and [32, 8] are different weights', async () => {
+    for (const mode of ['none', 'nvfp4'] as const) {
+      tf.env().set('FP4KIT_WEIGHTS', mode);
+      const v = tf.tidy(() => tf.variable(tf.tensor2d(values(256, 70), [16, 16])));
+      const x = tf.tensor2d(values(16, 71), [2, 8]);
+      const viaSquare = tf.tidy(() => tf.matMul(x, tf.slice(v, [0, 0], [8, 4])).dataSync() as Float32Array);
+      // Same data (a reshape shares it), same begin and size, other values.
+      const viaReshape = tf.tidy(() => tf.matMul(x, tf.slice(tf.reshape(v, [32, 8]), [0, 0], [8, 4])).dataSync() as Float32Array);
+      const fresh = tf.tidy(() => tf.variable(tf.slice(tf.reshape(v, [32, 8]), [0, 0], [8, 4]).clone()));
+      const wantReshape = tf.tidy(() => tf.matMul(x, fresh).dataSync() as Float32Array);
+      expect(Array.from(viaReshape), mode).toEqual(Array.from(wantReshape));
+      expect(Array.from(viaReshape)).not.toEqual(Array.from(viaSquare));
+      for (const t of [v, x, fresh]) t.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(0);
+    expect(weightCacheOf(tf.backend()).size).toBe(0);
+  });
+
+  it('a variable made from a slice of a weight stays a weight after that weight is assigned or disposed', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(64 * 16, 72), [64, 16])));
+    // head's data is the slice's (a piece of w); twin's is a copy of it.
+    const head = tf.tidy(() => tf.variable(tf.slice(w, [0, 0], [32, 16])));
+    const twin = tf.tidy(() => tf.variable(tf.slice(w, [0, 0], [32, 16]).clone()));
+    const a = tf.tensor2d(values(3 * 32, 73), [3, 32]);
+    const want = tf.tidy(() => tf.matMul(a, twin).dataSync() as Float32Array);
+    for (const change of ['assign', 'dispose'] as const) {
+      if (change === 'assign') tf.tidy(() => w.assign(tf.zerosLike(w)));
+      else w.dispose();
+      resetCounters();
+      const got = tf.tidy(() => tf.matMul(a, head).dataSync() as Float32Array);
+      expect(readCounters(), change).toMatchObject({ quantizedProducts: 1, floatProducts: 0 });
+      expect(Array.from(got), change).toEqual(Array.from(want));
+    }
+    for (const t of [head, twin, a]) t.dispose();
+    expect(tf.memory().numTensors).toBe(0);
+    expect(weightCacheOf(tf.backend()).size).toBe(0);
+  });
+
+  it('conv2d\'s gradients with dimRoundingMode \'ceil\' (a dY larger than the convolution\'s output) give cpu\'s', async () => {
+    const x = tf.tensor4d(values(2 * 6 * 6 * 2, 74), [2, 6, 6, 2]);
+    const f = tf.tensor4d(values(3 * 3 * 2 * 3, 75), [3, 3, 2, 3]);
+    const grads = () => tf.tidy(() => tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => {
+      const y = tf.conv2d(a, b, 2, 1, 'NHWC', 1, 'ceil');
+      return y.mul(tf.tensor(Float32Array.from({ length: y.size }, (_, i) => Math.cos(i)), y.shape)).sum();
+    })([x, f]).map((g) => g.dataSync() as Float32Array));
+    const got = grads();
+    const want = await on('cpu', grads);
+    for (let i = 0; i < 2; i++) {
+      const worst = Math.max(...Array.from(got[i], (v, j) => Math.abs(v - want[i][j])));
+      expect(worst, i === 0 ? 'dx' : 'dfilter').toBeLessThan(1e-5);
+    }
+    x.dispose();
+    f.dispose();
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);
@@ -719,6 +775,20 @@ describe.each(BACKENDS)('max pooling\'s gradient on %s', (backendName) => {
       await tf.setBackend(backendName);
       expect(Array.from(got), JSON.stringify(c)).toEqual(Array.from(want));
     }
+  });
+
+  it('with dimRoundingMode \'ceil\' (a dY larger than the pooling\'s output: tf.grad drops the mode) gives cpu\'s bits', async () => {
+    const x = tf.tensor4d(values(2 * 6 * 6 * 2, 310), [2, 6, 6, 2]);
+    const grad = () => tf.tidy(() => tf.grad((a: tf.Tensor4D) => {
+      const y = tf.maxPool(a, 3, 2, 1, 'ceil');
+      return y.mul(tf.tensor(Float32Array.from({ length: y.size }, (_, i) => Math.cos(i)), y.shape)).sum();
+    })(x).dataSync() as Float32Array);
+    const got = grad();
+    await tf.setBackend('cpu');
+    const want = grad();
+    await tf.setBackend(backendName);
+    expect(Array.from(got)).toEqual(Array.from(want));
+    x.dispose();
   });
 });
 

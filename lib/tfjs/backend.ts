@@ -23,6 +23,7 @@ import type { KernelBackend, KernelConfig } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { completeWithCpu, readComplexFromHeap } from './cpu-fallback.js';
 import { weightCacheOf } from './kernel-context.js';
+import { dataFreed } from './weight-slices.js';
 import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
 import { clipByValueKernel } from './kernels/clip-by-value.js';
 import { complexAbsKernel } from './kernels/complex-abs.js';
@@ -93,7 +94,10 @@ function watched(backend: KernelBackend): KernelBackend {
   const dispose = backend.dispose.bind(backend);
   backend.disposeData = (dataId: object, force?: boolean) => {
     const freed = disposeData(dataId, force);
-    if (freed) cache.forget(dataId);
+    if (freed) {
+      cache.forget(dataId);
+      dataFreed(dataId);
+    }
     return freed;
   };
   backend.dispose = () => {

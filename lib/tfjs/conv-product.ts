@@ -87,11 +87,13 @@ export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorIn
 }
 
 /**
- * dY as the convolution's output shape. tf.conv2dTranspose lets dY be larger than the output the
- * convolution info implies; tfjs-backend-cpu then reads only its top-left outHeight × outWidth
- * pixels (indexing dY with its own strides), and so does this.
+ * dY as the convolution's (or pooling's) output shape. tf.conv2dTranspose lets dY be larger than
+ * the output the convolution info implies, and so do conv2d's and maxPool's gradients with
+ * dimRoundingMode (tfjs-core drops the mode when it computes the gradient's info); tfjs-backend-cpu
+ * then reads only dY's top-left outHeight × outWidth pixels (indexing dY with its own strides), and
+ * so does every fp4kit gradient kernel, through this.
  */
-function croppedOutput(values: Float32Array, shape: number[], info: backend_util.Conv2DInfo): Float32Array {
+export function croppedOutput(values: Float32Array, shape: number[], info: backend_util.Conv2DInfo): Float32Array {
   const last = channelsLast(info);
   const [height, width] = last ? [shape[1], shape[2]] : [shape[2], shape[3]];
   if (height === info.outHeight && width === info.outWidth) return values;
@@ -145,7 +147,7 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
   // Both operands with the pixels as the reduction axis: patchesᵀ [K, pixels], dYᵀ [N, pixels].
   const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
   im2col(floatValues(ctx.storage, x), imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, 0, info.batchSize, patchesT, 1, stride);
-  const dyValues = floatValues(ctx.storage, dy);
+  const dyValues = croppedOutput(floatValues(ctx.storage, dy), dy.shape, info);
   let dyT: Float32Array;
   if (channelsLast(info)) {
     dyT = rowMajor(dyValues, 0, 1, n, total, true, stride, 'conv2d.dy-transposed');

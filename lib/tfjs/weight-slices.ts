@@ -17,15 +17,27 @@ export interface SliceOrigin {
 
 // Keyed by the piece's dataId; a WeakMap, so a disposed piece's entry goes with its dataId.
 const origins = new WeakMap<object, SliceOrigin>();
+// Data the backend has freed (an assigned variable's old value, a disposed tensor): a piece of it
+// is no longer a piece of anything (entries cached under freed data would never be released).
+const freed = new WeakSet<object>();
 
-/** Where a tensor's data was cut from, if it is a piece of a weight. */
+/** Where a tensor's data was cut from, if it is a piece of weight data that is still alive. */
 export function sliceOrigin(dataId: object): SliceOrigin | undefined {
-  return origins.get(dataId);
+  const origin = origins.get(dataId);
+  return origin === undefined || freed.has(origin.source) ? undefined : origin;
+}
+
+/** The backend freed this data (backend.ts's disposeData hook). */
+export function dataFreed(dataId: object): void {
+  freed.add(dataId);
 }
 
 /** Records `piece` (e.g. "split/1/8,8,8/2") of `input` as the data of `output`. */
 export function recordPiece(input: TensorInfo, output: TensorInfo, piece: string): void {
   if (output.dataId === input.dataId) return; // shared data: already the weight itself
-  const parent = origins.get(input.dataId);
-  origins.set(output.dataId, parent === undefined ? { source: input.dataId, piece } : { source: parent.source, piece: `${parent.piece}>${piece}` });
+  // The input's shape is part of the piece: reshapes, clones and expandDims share one dataId,
+  // and the same begin and size cut different values out of its [16, 16] and [32, 8] views.
+  const cut = `[${input.shape.join(',')}]${piece}`;
+  const parent = sliceOrigin(input.dataId);
+  origins.set(output.dataId, parent === undefined ? { source: input.dataId, piece: cut } : { source: parent.source, piece: `${parent.piece}>${cut}` });
 }

@@ -20,10 +20,24 @@ import { sliceOrigin } from './weight-slices.js';
  *  (weight-slices.ts: a GRU's split recurrent kernel). */
 export function isWeightData(dataId: object): boolean {
   if (weightTensors() === 'all') return true;
-  const data = sliceOrigin(dataId)?.source ?? dataId;
+  if (isVariableData(dataId)) return true;
+  const source = sliceOrigin(dataId)?.source;
+  return source !== undefined && isVariableData(source);
+}
+
+/** Whether this data is a tf.Variable's own. */
+function isVariableData(dataId: object): boolean {
   const variables = tf.engine().registeredVariables;
-  for (const name in variables) if (variables[name].dataId === data) return true;
+  for (const name in variables) if (variables[name].dataId === dataId) return true;
   return false;
+}
+
+/** Where a weight's operands are cached: under its own data, or — for a piece cut afresh from a
+ *  weight at every call — under the weight's data, as that piece. A variable made from a piece
+ *  (tf.variable(tf.slice(W, …))) is a weight of its own. */
+function cacheOwner(dataId: object): { owner: object; piece: string } {
+  const origin = isVariableData(dataId) ? undefined : sliceOrigin(dataId);
+  return origin ? { owner: origin.source, piece: `${origin.piece}:` } : { owner: dataId, piece: '' };
 }
 
 /** Where one weight matrix is in a tensor's values and how it is stored. */
@@ -78,10 +92,8 @@ function nonFiniteRows(rows: Float32Array, n: number, k: number): Int32Array | u
  */
 export function weightOperand(cache: WeightCache, dataId: object, batchIndex: number, src: WeightSource, mode: WeightMode, isWeight: boolean): WeightOperand {
   if (!isWeight) return makeWeightOperand(src, mode, false);
-  // A piece of a weight is cached under the weight's data (it is cut afresh at every call).
-  const origin = sliceOrigin(dataId);
-  const owner = origin?.source ?? dataId;
-  const key = `${origin ? `${origin.piece}:` : ''}${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
+  const { owner, piece } = cacheOwner(dataId);
+  const key = `${piece}${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
   let w = cache.get(owner, key);
   if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)));
   return w;

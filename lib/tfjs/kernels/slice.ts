@@ -17,7 +17,7 @@ export function sliceKernel(backendName: string, base: KernelConfig | undefined)
     tf.slice_util.assertParamsValid(x, $begin, $size);
     const piece = baseKernel(args) as TensorInfo;
     if (x.dtype === 'float32' && isWeightData(x.dataId)) {
-      recordPiece(x, piece, `slice/${String(begin)}/${String(size)}`);
+      recordPiece(x, piece, `slice/${$begin.join(",")}/${$size.join(",")}`);
     }
     return piece;
   });
