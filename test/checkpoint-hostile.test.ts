@@ -175,6 +175,11 @@ describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
     expect(r.stdout).not.toMatch(CONTROL);
     expect(r.stdout).toContain('esc\\u001b[31m.weight');
     expect(r.stdout).toContain('rtl\\u202egnp.exe.weight');
+    // the columns line up: every row's format column starts where the header's does (the
+    // 300-character name is wider than the name column and pushes its own row out)
+    const lines = r.stdout.split('\n').filter((l) => /\.weight|^tensor/.test(l) && !l.startsWith('xxx'));
+    const formatAt = lines.map((l) => l.search(/ {2}(format|fgmp)\b/));
+    expect(new Set(formatAt).size, lines.join('\n')).toBe(1);
     const plots = join(root, 'terminal-plots');
     r = cli(['inspect', out, '--plot', plots]);
     expect(r.code, r.stderr).toBe(0);

@@ -356,19 +356,20 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
     }
     if (summary) {
       out.push(`fp4kit summary: ${summary.format} in the ${summary.layout} layout, from ${summary.input} (${human(summary.inputBytes)} → ${human(summary.outputBytes)})`);
-      const w = Math.min(60, Math.max(6, ...summary.tensors.map((t) => t.name.length)));
+      // Names escaped before the columns are measured (an escape is wider than its character).
+      const w = Math.min(60, Math.max(6, ...summary.tensors.map((t) => printable(t.name).length)));
       out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  max |err|`);
       for (const t of summary.tensors) {
         const fmt = t.action === 'quantized' ? t.format! : t.dtype.toLowerCase();
         const bits = ((t.outputBytes * 8) / Math.max(1, t.shape.reduce((a, b) => a * b, 1))).toFixed(3);
         const err = t.relRmse !== undefined ? t.relRmse.toExponential(3) : '-';
         const maxErr = t.maxAbsError !== undefined ? t.maxAbsError.toExponential(3) : '-';
-        out.push(`${pad(t.name, w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
+        out.push(`${pad(printable(t.name), w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
       }
     } else {
-      const w = Math.min(60, Math.max(6, ...stored.map((t) => t.name.length)));
+      const w = Math.min(60, Math.max(6, ...stored.map((t) => printable(t.name).length)));
       out.push(`${pad('tensor', w)}  ${pad('dtype', 8)}  ${pad('shape', 16)}  bytes`);
-      for (const t of stored) out.push(`${pad(t.name, w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
+      for (const t of stored) out.push(`${pad(printable(t.name), w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
     }
     process.stdout.write(`${out.map(printable).join('\n')}\n`);
     return 0;
