@@ -884,6 +884,15 @@ describe('files that are not regular files, and places that take no bytes', () =
     expect(siblingsOf(out)).toEqual([]);
   });
 
+  it('a full disk: the error names the file being written, nothing is left', () => {
+    const out = join(root, 'full-out');
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4'], 20_000, 'full-disk');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^fp4kit: \S+\.safetensors: no space left on device$/m);
+    expect(existsSync(out)).toBe(false);
+    expect(siblingsOf(out)).toEqual([]);
+  });
+
   it('inspect --plot refuses the checkpoint folder itself (a plot could replace a shard)', () => {
     const out = join(root, 'plot-self');
     expect(cli(['quantize', tiny, '-o', out, '--format', 'fgmp']).code).toBe(0);

@@ -8,6 +8,8 @@
 //                         network file system (a ref'ed timer keeps the process alive, as the
 //                         pending I/O would)
 //   zero-writes           every file write reports 0 bytes written (a file system that takes nothing)
+//   full-disk             the 4th file write and every later one fails with ENOSPC, as Node reports
+//                         it for a file handle (no path on the error)
 //   slow-writes           every file write waits 30 ms first (a slow disk), so a signal sent while
 //                         the run is under way lands mid-run on every backend, however fast
 //   endless-reads         a read at the end of a file returns a full buffer of 'x' instead of 0
@@ -48,7 +50,7 @@ if (fault === 'endless-reads') {
   };
 }
 
-if (fault === 'hang-writes' || fault === 'zero-writes' || fault === 'slow-writes') {
+if (fault === 'hang-writes' || fault === 'zero-writes' || fault === 'slow-writes' || fault === 'full-disk') {
   const probe = await open(process.execPath, 'r');
   const FileHandle = Object.getPrototypeOf(probe);
   await probe.close();
@@ -59,6 +61,9 @@ if (fault === 'hang-writes' || fault === 'zero-writes' || fault === 'slow-writes
     if (fault === 'slow-writes') return new Promise((resolve) => setTimeout(resolve, 30)).then(() => write.call(this, buffer, ...rest));
     calls++;
     if (calls <= 3) return write.call(this, buffer, ...rest);
+    if (fault === 'full-disk') {
+      return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { errno: -28, code: 'ENOSPC', syscall: 'write' }));
+    }
     if (calls === 4) {
       setInterval(() => {}, 1 << 30);
       process.stderr.write('fp4kit-test: file writes hang from now on\n');

@@ -26,6 +26,14 @@ export function removeTempFilesSync(): void {
   liveTemps.clear();
 }
 
+/** A file system error (ENOSPC, EIO …) from a handle carries no path: give it the file's, so the
+ *  message names the file ("<file>: no space left on device"). */
+function withPath(err: unknown, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e instanceof Error && typeof e.code === 'string' && e.path === undefined) e.path = path;
+  return err;
+}
+
 export class AtomicFile {
   readonly finalPath: string;
   readonly tempPath: string;
@@ -53,7 +61,9 @@ export class AtomicFile {
     if (!this.handle) throw new Error(`${this.finalPath}: write after close`);
     let done = 0;
     while (done < bytes.length) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.position);
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.position).catch((err: unknown) => {
+        throw withPath(err, this.finalPath);
+      });
       // A file system that takes nothing (some /proc and /sys files) would make this spin forever.
       if (bytesWritten === 0) throw new Error(`${this.finalPath}: the file system accepted no bytes (is this a regular file system?)`);
       done += bytesWritten;
@@ -68,8 +78,13 @@ export class AtomicFile {
     if (!this.handle) throw new Error(`${this.finalPath}: finish after close`);
     const h = this.handle;
     this.handle = null;
-    await h.sync();
-    await h.close();
+    try {
+      await h.sync();
+      await h.close();
+    } catch (err) {
+      await h.close().catch(() => {});
+      throw withPath(err, this.finalPath);
+    }
     this.finished = true;
   }
 
