@@ -126,6 +126,8 @@ describe('malformed safetensors: one clear error each', () => {
     ['a dimension written with a fraction', fileBytes('{"a":{"dtype":"U8","shape":[4.0],"data_offsets":[0,4]}}', 4), /tensor "a": the number 4\.0 is not an integer/],
     ['an offset written with an exponent', fileBytes('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4e0]}}', 4), /the number 4e0 is not an integer/],
     ['a dimension of -0', fileBytes('{"a":{"dtype":"U8","shape":[-0,4],"data_offsets":[0,0]}}', 0), /invalid dimension/],
+    ['a name with a lone surrogate escape', fileBytes('{"a\\ud800":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}', 4), /tensor "a\\ud800": the name holds a lone UTF-16 surrogate/],
+    ['a metadata value with a lone surrogate escape', fileBytes('{"__metadata__":{"k":"\\udc00"}}', 0), /__metadata__ entry "k" holds a lone UTF-16 surrogate/],
     ['values nested 200000 deep', fileBytes(`{"a":{"dtype":"U8","shape":${'['.repeat(200000)}${']'.repeat(200000)},"data_offsets":[0,0]}}`, 0), /tensor "a": values nest deeper/],
   ])('%s', (_what, bytes, expected) => {
     expect(problem(bytes)).toMatch(expected);

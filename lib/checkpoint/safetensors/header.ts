@@ -36,6 +36,12 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
+/** Whether a string holds a lone UTF-16 surrogate (half a pair): UTF-8 cannot encode it, so it
+ *  would be written as U+FFFD — another name. */
+export function holdsLoneSurrogate(s: string): boolean {
+  return /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+}
+
 /** Reads the 8-byte prefix: the header length, checked against the file size. */
 export function headerLength(file: string, prefix: Uint8Array, fileSize: number): number {
   if (fileSize < 8) throw new SafetensorsError(file, `truncated file: ${fileSize} bytes, shorter than the 8-byte header length`);
@@ -151,11 +157,15 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
       if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(e as Record<string, unknown>)) {
         if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__ value of ${describe(k)} is not a string`);
+        if (holdsLoneSurrogate(k) || holdsLoneSurrogate(v)) throw new SafetensorsError(file, `__metadata__ entry ${describe(k)} holds a lone UTF-16 surrogate (a \\u escape of half a pair), which no UTF-8 file can hold`);
         metadata[k] = v;
       }
       continue;
     }
     const what = `tensor ${describe(name)}`;
+    // JSON's \ud800 escape gives a name UTF-8 cannot store: the reference parser refuses it, and
+    // no output could carry the name.
+    if (holdsLoneSurrogate(name)) throw new SafetensorsError(file, `${what}: the name holds a lone UTF-16 surrogate (a \\u escape of half a pair), which no UTF-8 file can hold`);
     if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, `${what}: entry is not an object`);
     const { dtype, shape, data_offsets: offsets, ...extra } = e as Record<string, unknown>;
     const extraKeys = Object.keys(extra);

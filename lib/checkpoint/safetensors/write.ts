@@ -5,6 +5,7 @@
 
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { AtomicFile } from './atomic-file.js';
+import { holdsLoneSurrogate } from './header.js';
 
 export interface TensorSpec {
   name: string;
@@ -16,8 +17,6 @@ export function specByteLength(s: TensorSpec): number {
   return s.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_BYTES[s.dtype];
 }
 
-/** A lone UTF-16 surrogate: UTF-8 cannot encode it, so it would be written as U+FFFD — another name. */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The header bytes (8-byte length + JSON padded with spaces to a multiple of 8). */
 export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
@@ -25,13 +24,13 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
   const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   for (const [k, v] of Object.entries(metadata ?? {})) {
-    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) throw new RangeError(`safetensors writer: metadata ${JSON.stringify(k)} holds a lone UTF-16 surrogate, which UTF-8 cannot store`);
+    if (holdsLoneSurrogate(k) || holdsLoneSurrogate(v)) throw new RangeError(`safetensors writer: metadata ${JSON.stringify(k)} holds a lone UTF-16 surrogate, which UTF-8 cannot store`);
   }
   let offset = 0;
   const names = new Set<string>();
   for (const s of specs) {
     if (!isKnownDtype(s.dtype)) throw new RangeError(`safetensors writer: unknown dtype ${JSON.stringify(s.dtype)} for tensor ${JSON.stringify(s.name)}`);
-    if (LONE_SURROGATE.test(s.name)) throw new RangeError(`safetensors writer: tensor name ${JSON.stringify(s.name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store (it would be written as another name)`);
+    if (holdsLoneSurrogate(s.name)) throw new RangeError(`safetensors writer: tensor name ${JSON.stringify(s.name)} holds a lone UTF-16 surrogate, which UTF-8 cannot store (it would be written as another name)`);
     if (s.name === '__metadata__') throw new RangeError('safetensors writer: "__metadata__" is reserved by the format for metadata; it cannot name a tensor');
     if (names.has(s.name)) throw new RangeError(`safetensors writer: duplicate tensor name ${JSON.stringify(s.name)}`);
     names.add(s.name);
