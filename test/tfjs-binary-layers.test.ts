@@ -185,6 +185,26 @@ describe('binaryConv2d', () => {
     grads.get('kernel')!.forEach((v, i) => expect(v).toBeCloseTo(dsw.dataSync()[i], 4));
   });
 
+  it("the float products (fp32 mode; PSQ's ∇W) are fp4kit's: the same bits on tfjs cpu, on wasm (which has no Conv2DBackpropFilter) and on the fp4kit backend quantizing every B operand", async () => {
+    const dyv = gaussian(nb * h * w * f, 25);
+    const run = () => (['fp32', 'psq'] as const).flatMap((mode) => {
+      const { dx, grads } = gradients(make({ gradients: mode, seed: 5 }), tf.tensor4d(xv, [nb, h, w, c]), tf.tensor4d(dyv, [nb, h, w, f]));
+      return [dx, grads.get('kernel')!];
+    });
+    const { onCpu, onFp4kit } = await onCpuAndOnFp4kitQuantizingEveryB(run);
+    await tf.setBackend('wasm');
+    let onWasm: Float32Array[];
+    try {
+      onWasm = run();
+    } finally {
+      await tf.setBackend('cpu');
+    }
+    onCpu.forEach((v, i) => {
+      expect(Array.from(onFp4kit[i]), `fp4kit, array ${i}`).toEqual(Array.from(v));
+      expect(Array.from(onWasm[i]), `wasm, array ${i}`).toEqual(Array.from(v));
+    });
+  });
+
   it('forward on bit planes equals conv2d of the signs exactly: strides 1 and 2, same and valid, taps past 64, filters past 8', () => {
     for (const [strides, padding, ch, filters] of [[2, 'same', 9, 11], [1, 'valid', 8, 17], [2, 'valid', 3, 1]] as const) {
       const xs = gaussian(3 * 7 * 6 * ch, 31 + ch);

@@ -130,10 +130,22 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         const [n, h, wd, c] = dy.shape as [number, number, number, number];
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: n, positions: h * wd, channels: c };
-        const backpropInput = (grad: Float32Array) => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(grad, [n, h, wd, c]), filter: wb0 },
-          { strides, pad, dataFormat: 'NHWC', inputShape: x0.shape }) as tf.Tensor4D;
-        const backpropFilter = (grad: Float32Array) => tf.engine().runKernel('Conv2DBackpropFilter', { x: xb0, dy: tf.tensor4d(grad, [n, h, wd, c]) },
-          { strides, pad, dataFormat: 'NHWC', filterShape: wb0.shape }) as tf.Tensor4D;
+        // The float32 products in im2col form on fp4kit's float32 kernel, as binaryDense's: the
+        // same bits on every tfjs backend, and never taken for a weight by the fp4kit backend
+        // (tf's Conv2DBackprop kernels would run on whichever backend is active; wasm has no
+        // Conv2DBackpropFilter at all).
+        const backpropInput = (grad: Float32Array): tf.Tensor4D => {
+          const dPatches = floatTimesTransposed(grad, rows, floats(wb0), taps, c); // ∇Y [rows, c] · sign(w) [taps, c]ᵀ
+          const dxv = new Float32Array(n * inH * inW * inC);
+          col2im(dPatches, taps, info, xStrides, 0, n, dxv);
+          return tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
+        };
+        const backpropFilter = (grad: Float32Array): tf.Tensor4D => {
+          // The forward's patches are gone (reused scratch): made again from sign(x).
+          const signPatches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0);
+          im2col(floats(xb0), xStrides, info, 0, n, signPatches, taps, 1);
+          return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
+        };
         if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), backpropFilter(g), dAlpha];
         const paths = quantizedPaths(g, shape, options, seeds.next());
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
