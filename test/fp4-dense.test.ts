@@ -501,6 +501,9 @@ describe('fp4Dense', () => {
     expect(() => layers.fp4Dense({ units: 2, occ: { alpha: 0.9, beta: 1 } as never })).toThrow(/occ has no option "beta"/);
     // null means the default, as for the other options
     expect(layers.fp4Dense({ units: 2, dge: null, occ: null, gradients: null, scaling: null, ties: null }).fp4).toEqual(layers.fp4Dense({ units: 2 }).fp4);
+    // a key given as undefined keeps its default, as an absent one does
+    expect(layers.fp4Dense({ units: 2, dge: { k: undefined, cap: 2 }, occ: { alpha: undefined } }).fp4)
+      .toEqual(layers.fp4Dense({ units: 2, dge: { cap: 2 }, occ: {} }).fp4);
   });
 });
 

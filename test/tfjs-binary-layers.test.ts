@@ -137,6 +137,25 @@ describe('binaryDense', () => {
     expect(worst).toBeLessThan(5);
   });
 
+  it("takes Dense's own weights alone ([kernel, bias] from the weights option or setWeights): α keeps its initial ones", () => {
+    const kernel = tf.tensor2d(gaussian(4 * 3, 60), [4, 3]);
+    const bias = tf.tensor1d([0.1, -0.2, 0.3]);
+    const layer = layers.binaryDense({ units: 3, inputShape: [4], weights: [kernel, bias] });
+    const x = tf.tensor2d(gaussian(2 * 4, 61), [2, 4]);
+    const y = (layer.apply(x) as tf.Tensor).dataSync();
+    const [k, b, a] = layer.getWeights();
+    expect(Array.from(k.dataSync())).toEqual(Array.from(kernel.dataSync()));
+    expect(Array.from(b.dataSync())).toEqual(Array.from(bias.dataSync()));
+    expect(Array.from(a.dataSync())).toEqual([1, 1, 1]);
+    const want = matmul(sign(x.dataSync() as Float32Array), sign(kernel.dataSync() as Float32Array), 2, 4, 3).map((v, i) => Math.fround(v + bias.dataSync()[i % 3]));
+    expect(Array.from(y)).toEqual(Array.from(want));
+    const conv = layers.binaryConv2d({ filters: 2, kernelSize: 1, inputShape: [2, 2, 1] });
+    conv.build([null, 2, 2, 1]);
+    conv.setWeights([tf.tensor4d([0.5, -0.5], [1, 1, 1, 2]), tf.tensor1d([0, 1])]);
+    expect(conv.getWeights().map((t) => Array.from(t.dataSync()))).toEqual([[0.5, -0.5], [0, 1], [1, 1]]);
+    expect(() => layer.setWeights([kernel])).toThrow(/expected|weights/);
+  });
+
   it('saves and loads (BinaryDense with its options and weights), same predictions', async () => {
     const model = tf.sequential({ layers: [layers.binaryDense({ units: 8, inputShape: [k], gradients: 'psq', bits: 2, prune: 'topk', seed: 9 }), tf.layers.dense({ units: 3 })] });
     const x = tf.tensor2d(xv, [t, k]);

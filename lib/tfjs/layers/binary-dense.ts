@@ -43,6 +43,18 @@ export class BinaryDense extends Dense {
     this.alpha = this.addWeight('alpha', [self.units], 'float32', tf.initializers.ones());
   }
 
+  /** Also takes the parent layer's own weights alone ([kernel] or [kernel, bias], e.g. from the
+   *  `weights` option or another layer's getWeights()): α then keeps its initial ones. */
+  override setWeights(weights: tf.Tensor[]): void {
+    if (this.alpha === null || weights.length !== this.weights.length - 1) return super.setWeights(weights);
+    const ones = tf.ones([(this as unknown as { units: number }).units]);
+    try {
+      super.setWeights([...weights, ones]);
+    } finally {
+      ones.dispose();
+    }
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): tf.Tensor {
     return tf.tidy(() => {
       const self = this as unknown as DenseInternals;

@@ -47,7 +47,9 @@ function objectOrFalse<T extends object>(fn: string, name: string, v: unknown, d
   if (typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${fn}: ${name} must be an object or false, got ${JSON.stringify(v)}`);
   const unknown = Object.keys(v).filter((key) => !(key in defaults));
   if (unknown.length > 0) throw new RangeError(`${fn}: ${name} has no option ${unknown.map((u) => JSON.stringify(u)).join(', ')} (allowed: ${Object.keys(defaults).join(', ')})`);
-  return { ...defaults, ...(v as Partial<T>) };
+  // A key given as undefined keeps its default (as an absent key does: the type is Partial).
+  const given = Object.fromEntries(Object.entries(v).filter(([, value]) => value !== undefined));
+  return { ...defaults, ...(given as Partial<T>) };
 }
 
 function numberOption(fn: string, name: string, v: unknown): number {
