@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import {
-  mergeCheckpointParts, partsFolder, parseShardSpec, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
+  mergeCheckpointParts, partsFolder, parseShardSpec, runFolder, runPlanPath, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
 } from '../lib/checkpoint/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
@@ -90,7 +90,9 @@ describe('--shard parts and merge', () => {
     const results = await runParts(out, options, count, order);
     // Parts cover every shard exactly once, in the parts folder; the output does not exist before the merge.
     expect(results.flatMap((r) => r.record.files.map((f) => f.name)).sort()).toEqual([...shardNames].sort());
-    expect(readdirSync(partsFolder(out)).sort()).toEqual([...shardNames, ...Array.from({ length: count }, (_v, i) => `part-${i}-of-${count}.json`)].sort());
+    const run = results[0].record.run;
+    expect(readdirSync(partsFolder(out))).toEqual([`run-${run}`]); // one folder per run
+    expect(readdirSync(runFolder(out, run)).sort()).toEqual([...shardNames, ...Array.from({ length: count }, (_v, i) => `part-${i}-of-${count}.json`)].sort());
     expect(existsSync(out)).toBe(false);
     const summary = await mergeCheckpointParts(out);
     expect(summary!.tensors.length).toBe(JSON.parse(readFileSync(join(single, SUMMARY_NAME), 'utf8')).tensors.length);
@@ -121,15 +123,15 @@ describe('--shard parts and merge', () => {
 
   it('merge names the parts that are missing', async () => {
     const out = join(root, 'missing');
-    await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
-    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${partsFolder(out)}/part-1-of-4.json); run them, then merge again`);
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${runFolder(out, p0.record.run)}/part-1-of-4.json); run them, then merge again`);
     await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow(`no part records in ${root}/nothing-here.parts: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   });
 
   it('merge refuses a damaged output shard and an input that changed after the parts ran', async () => {
     const out = join(root, 'damaged');
     const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
-    const victim = join(partsFolder(out), p0.record.files[0].name);
+    const victim = join(runFolder(out, p0.record.run), p0.record.files[0].name);
     const size = statSync(victim).size;
     truncateSync(victim, size - 1);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${victim}: ${size - 1} bytes, but part 0/2 wrote ${size}; run that part again`);
@@ -156,9 +158,9 @@ describe('--shard parts and merge', () => {
     const foreign = join(root, 'foreign');
     mkdirSync(foreign);
     writeFileSync(join(foreign, 'notes.txt'), 'mine');
-    await runParts(foreign, { format: 'mxfp4' }, 2, [0, 1]);
+    const [f0] = await runParts(foreign, { format: 'mxfp4' }, 2, [0, 1]);
     await expect(mergeCheckpointParts(foreign)).rejects.toThrow(`${foreign}: the output folder is not empty and holds no earlier fp4kit output`);
-    expect(readdirSync(partsFolder(foreign)).filter((n) => n.endsWith('.safetensors')).sort()).toEqual([...shardNames].sort()); // nothing lost
+    expect(readdirSync(runFolder(foreign, f0.record.run)).filter((n) => n.endsWith('.safetensors')).sort()).toEqual([...shardNames].sort()); // nothing lost
     rmSync(join(foreign, 'notes.txt'));
     expect((await mergeCheckpointParts(foreign))!.format).toBe('mxfp4');
   });
@@ -173,12 +175,32 @@ describe('--shard parts and merge', () => {
     expect(readdirSync(partsFolder(out))).toEqual(['holiday.jpg']);
   });
 
-  it('a part of another run (other options) replaces the stale records, and the merge sees one run', async () => {
+  it('runs for the same output keep to their own folders: a rerun with other options merges, the stale run is left alone', async () => {
     const out = join(root, 'rerun');
+    const [stale] = await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    const [fresh] = await runParts(out, { format: 'mxfp6_e2m3' }, 2, [0, 1]);
+    expect(readdirSync(partsFolder(out)).sort()).toEqual([`run-${stale.record.run}`, `run-${fresh.record.run}`].sort());
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp6_e2m3'); // the one run whose parts are all done
+    // The stale run's part is untouched (it may be another machine's run still going): it can still finish and merge.
+    expect(readdirSync(partsFolder(out))).toEqual([`run-${stale.record.run}`]);
+    await runParts(out, { format: 'mxfp4' }, 2, [1]);
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+    expect(existsSync(partsFolder(out))).toBe(false);
+    // Two incomplete runs: the merge names both.
     await runParts(out, { format: 'mxfp4' }, 2, [0]);
-    await runParts(out, { format: 'mxfp6_e2m3' }, 2, [0, 1]);
-    expect(readdirSync(partsFolder(out)).filter((n) => n.endsWith('.json')).sort()).toEqual(['part-0-of-2.json', 'part-1-of-2.json']);
-    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp6_e2m3');
+    await runParts(out, { format: 'nvfp4' }, 2, [1]);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(/records of 2 different runs \(run-[0-9a-f]+: 1 of 2 parts, run-[0-9a-f]+: 1 of 2 parts;/);
+  });
+
+  it('a merge that dies after taking the shards leaves them in the run folder: the next merge completes', async () => {
+    const out = join(root, 'merge-dies');
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    // What a killed merge leaves: the lock, a staging folder holding links to the shards.
+    const folder = runFolder(out, p0.record.run);
+    mkdirSync(join(folder, 'merging'));
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(/another merge is running \(or one died\)/);
+    expect((await mergeCheckpointParts(out, { unlock: true }))!.format).toBe('mxfp4');
+    expect(existsSync(partsFolder(out))).toBe(false);
   });
 
   it('a part refuses an input it cannot see, and one that differs from the planned input', async () => {
@@ -195,7 +217,7 @@ describe('--shard parts and merge', () => {
     });
     // A queued part checks that it sees the producer's parts folder (the plan the producer left there).
     await expect(queued(input, 0)).rejects.toThrow(
-      `${out}: on ${hostname()} this is not the output the producer prepared (no ${partsFolder(out)}/run-${plan.run}.json): every machine must see the output's folder at the same path`,
+      `${out}: on ${hostname()} this is not the output the producer prepared (no ${runPlanPath(out, plan.run)}): every machine must see the output's folder at the same path`,
     );
     await writeRunPlan(plan);
     // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
@@ -253,7 +275,8 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(first.stdout).toContain(`run \`fp4kit merge ${out}\` once every part is done`);
     const early = cli(['merge', out]);
     expect(early.code).toBe(1);
-    expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${partsFolder(out)}/part-0-of-2.json); run it, then merge again\n`);
+    const [runDir] = readdirSync(partsFolder(out));
+    expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${join(partsFolder(out), runDir)}/part-0-of-2.json); run it, then merge again\n`);
     const last = cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2', '--json']);
     expect(last.code, last.stderr).toBe(0);
     expect(JSON.parse(last.stdout)).toMatchObject({ tool: 'fp4kit', format: 'mxfp4', layout: 'gpt-oss', output: out });
@@ -261,6 +284,21 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     const again = cli(['merge', out]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`fp4kit: ${out}: no part records in ${partsFolder(out)}: already merged\n`);
+  });
+
+  it('a merge SIGKILLed while publishing (between its two renames) loses no part: merge --unlock completes it', async () => {
+    const out = join(root, 'cli-killed');
+    const single = await singleRun(out, { format: 'nvfp4' });
+    expect(cli(['quantize', input, '-o', out, '--format', 'mxfp4']).code).toBe(0); // an earlier output: publishing moves it aside first
+    await runParts(out, { format: 'nvfp4' }, 2, [0, 1]);
+    const killed = spawnSync(process.execPath, ['--import', 'tsx', '--import', join(__dirname, 'helpers', 'fs-faults.mjs'), join(repo, 'lib', 'checkpoint', 'cli.ts'), 'merge', out],
+      { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FP4KIT_FAULT: 'kill-between-renames' } });
+    expect(killed.signal).toBe('SIGKILL');
+    const again = cli(['merge', out, '--unlock']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('nvfp4');
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(readdirSync(root).filter((n) => n.startsWith('cli-killed.'))).toEqual(['cli-killed.single']); // nothing left beside it
   });
 
   it('refuses bad distributed flags with the usage (exit 2)', () => {

@@ -42,6 +42,13 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** The one run folder in the output's parts folder (checkpoint-parts.ts runFolder), or null before there is one. */
+function runDir(out: string): string | null {
+  const dirs = existsSync(partsFolder(out)) ? readdirSync(partsFolder(out)).filter((n) => n.startsWith('run-')) : [];
+  if (dirs.length > 1) throw new Error(`more than one run folder in ${partsFolder(out)}: ${dirs.join(', ')}`);
+  return dirs.length === 1 ? join(partsFolder(out), dirs[0]) : null;
+}
+
 /** A spawned process with its output collected, and a way to wait for a line. */
 class Proc {
   readonly child: ChildProcess;
@@ -118,11 +125,11 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const run = producer(out, ['--format', 'nvfp4', '--layout', 'compressed-tensors']);
     // Kill worker 0 while its temporary shard file exists (it is writing a shard).
     const victim = workers[0];
-    const parts = partsFolder(out);
     const tempOfVictim = new RegExp(`\\.tmp-${victim.child.pid}-[0-9a-f]{8}$`);
     const killedPart = await whileWriting(victim, out);
     victim.kill('SIGKILL');
     await victim.exited;
+    const parts = runDir(out);
     // Nothing under a final name is partial: the output is not published yet, and every shard the parts
     // have renamed into the parts folder equals the single run's.
     expect(existsSync(out)).toBe(false);
@@ -178,7 +185,8 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const temp = new RegExp(`\\.tmp-${proc.child.pid}-[0-9a-f]{8}$`);
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (existsSync(partsFolder(out)) && readdirSync(partsFolder(out)).some((n) => temp.test(n))) {
+      const dir = runDir(out);
+      if (dir !== null && readdirSync(dir).some((n) => temp.test(n))) {
         const started = [...proc.err.matchAll(/part (\d+)\/\d+ of .*: started/g)];
         return Number(started[started.length - 1][1]);
       }
@@ -218,7 +226,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     await leaving.waitFor(/stopping after the current job/, 10_000);
     leaving.kill('SIGTERM');
     expect(await leaving.exited).toBe(0);
-    expect(readdirSync(partsFolder(out)).filter((n) => n.includes('.tmp-'))).toEqual([]); // the aborted shard left no temporary file
+    expect(readdirSync(runDir(out)!).filter((n) => n.includes('.tmp-'))).toEqual([]); // the aborted shard left no temporary file
     const stays = worker();
     expect(await run.exited, run.err).toBe(0);
     expect(run.err).not.toMatch(/failed/);

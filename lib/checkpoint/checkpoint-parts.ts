@@ -1,9 +1,11 @@
 // Distributed checkpoint quantization, the plan: a checkpoint's input shards split into parts
 // balanced by bytes, each part writing complete output shards under the names a single run uses
-// into the run's parts folder `<out>.parts` beside the output, and a merge that, once every part is
-// present, writes the index, config, side files and summary and publishes the whole output folder
-// in one step as a single run does (lib/checkpoint/safetensors/output-folder.ts): the shards are renamed, not
-// copied, into its staging folder.
+// into its run's folder `<out>.parts/run-<key>/` beside the output (one folder per run, so runs for
+// the same output never touch each other's files), and a merge that, once every part is present,
+// writes the index, config, side files and summary and publishes the whole output folder in one
+// step as a single run does (lib/checkpoint/safetensors/output-folder.ts): the shards are hard-linked, not
+// copied, into its staging folder (renamed where links are not possible), so a merge killed half
+// way leaves every part in place for the next merge.
 // The merged folder is byte-identical to a single-machine run (the summary's `seconds` and
 // `backend` fields excepted, see docs/distributed.md). Used by `fp4kit quantize --shard i/n`,
 // `fp4kit merge` and the BullMQ jobs of lib/checkpoint/queue.ts.
@@ -13,7 +15,7 @@
 // detected rather than silently mixed in.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { makeFolders } from './safetensors/make-folders.js';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -33,38 +35,52 @@ import { SafetensorsError } from './safetensors/header.js';
 import { parseRegex } from './tensor-selection.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
-/** The parts folder of an output: the parts' shards, one record per finished part, the queued run's
- *  plan and the merge lock. The merge moves the shards into the output and removes the rest. */
+/** The parts folder of an output: one folder per run (runFolder). */
 export function partsFolder(outDir: string): string {
   return `${resolve(outDir)}.parts`;
 }
 
-/** What fp4kit writes in a parts folder: shards, records, plans, the lock, and their temporary files. */
-const OURS = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|run-[0-9a-f]+\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
+/** The folder of one run in the parts folder: its parts' shards, one record per finished part, the
+ *  queued run's plan and the merge lock. The merge moves the shards into the output and removes it. */
+export function runFolder(outDir: string, run: string): string {
+  return join(partsFolder(outDir), `run-${run}`);
+}
 
-/** Create the parts folder, or check that an existing one holds only what fp4kit writes there: a folder
- *  that happens to be named `<out>.parts` is never written into, nor removed by the merge. */
-async function preparePartsFolder(dir: string): Promise<void> {
+/** What fp4kit writes in a parts folder (run folders) and in a run folder (shards, records, the plan,
+ *  the lock, and their temporary files). */
+const RUN_FOLDER = /^run-[0-9a-f]+$/;
+const IN_RUN_FOLDER = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|plan\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
+
+/** Create the run's folder (and the parts folder), or check that an existing parts folder holds only
+ *  run folders: a folder that happens to be named `<out>.parts` is never written into, nor removed
+ *  by the merge. */
+async function prepareRunFolder(outDir: string, run: string): Promise<string> {
+  const dir = partsFolder(outDir);
   const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null;
     throw err;
   });
-  if (entries === null) {
-    await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
-    return;
-  }
-  const foreign = entries.filter((n) => !OURS.test(n));
+  if (entries === null) await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
+  const foreign = (entries ?? []).filter((n) => !RUN_FOLDER.test(n));
   if (foreign.length > 0) {
     throw new SafetensorsError(dir, `holds files fp4kit did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); it is the parts folder of the output: move it away or choose another -o`);
   }
+  const folder = runFolder(outDir, run);
+  await mkdir(folder).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  return folder;
 }
 
-/** Remove what fp4kit wrote in a parts folder (leftover shards, records, plans, the lock, temporary files), then the folder if empty. */
-async function removePartsFolder(dir: string): Promise<void> {
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (OURS.test(name)) await rm(join(dir, name), { recursive: true, force: true });
+/** Remove a merged run's folder (leftover records, the plan, the lock, temporary files of killed
+ *  copies of its parts), then the parts folder if no other run is in it. */
+async function removeRunFolder(outDir: string, run: string): Promise<void> {
+  const folder = runFolder(outDir, run);
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    if (IN_RUN_FOLDER.test(name)) await rm(join(folder, name), { recursive: true, force: true });
   }
-  await rmdir(dir).catch(() => {});
+  await rmdir(folder).catch(() => {});
+  await rmdir(partsFolder(outDir)).catch(() => {}); // fails while another run has its folder there
 }
 
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
@@ -79,9 +95,9 @@ export class InputVisibilityError extends SafetensorsError {
   }
 }
 
-/** The plan the queue producer leaves in the parts folder; a worker that cannot see it is not on the shared filesystem. */
-export function runPlanName(run: string): string {
-  return `run-${run}.json`;
+/** The plan the queue producer leaves in the run's folder; a worker that cannot see it is not on the shared filesystem. */
+export function runPlanPath(outDir: string, run: string): string {
+  return join(runFolder(outDir, run), 'plan.json');
 }
 
 export interface ShardSpec {
@@ -200,12 +216,11 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
   };
 }
 
-/** Leave the plan in the parts folder (queued runs): workers check they see it, so they know they share
+/** Leave the plan in the run's folder (queued runs): workers check they see it, so they know they share
  *  the producer's folder; a human can read it. Removed with the part records by the merge. */
 export async function writeRunPlan(plan: RunPlan): Promise<void> {
-  const dir = partsFolder(plan.output);
-  await preparePartsFolder(dir);
-  await writeFileAtomic(join(dir, runPlanName(plan.run)), `${JSON.stringify(plan, null, 2)}\n`);
+  await prepareRunFolder(plan.output, plan.run);
+  await writeFileAtomic(runPlanPath(plan.output, plan.run), `${JSON.stringify(plan, null, 2)}\n`);
 }
 
 /** Open the input, saying what a worker needs when it cannot see it. */
@@ -279,14 +294,15 @@ export async function runCheckpointPart(
   opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
   const startedAt = Date.now();
-  const dir = partsFolder(req.output);
   if (req.run !== undefined) {
-    // A queued part: the producer created the parts folder and left its plan there. A worker that does not
+    // A queued part: the producer created the run's folder and left its plan there. A worker that does not
     // see it would write to a folder of its own that no merge ever reads.
-    if (!(await stat(join(dir, runPlanName(req.run))).then(() => true, () => false))) {
-      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${join(dir, runPlanName(req.run))}): every machine must see the output's folder at the same path (docs/distributed.md)`);
+    const planPath = runPlanPath(req.output, req.run);
+    if (!(await stat(planPath).then(() => true, () => false))) {
+      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
     }
   }
+  let dir!: string;
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
   const ckpt = await openInput(req.input);
@@ -307,7 +323,7 @@ export async function runCheckpointPart(
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // The files just checked are the files quantized: the open checkpoint is handed over.
-    await preparePartsFolder(dir);
+    dir = await prepareRunFolder(req.output, plan.run);
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
@@ -318,20 +334,24 @@ export async function runCheckpointPart(
     fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
     finishedAt: Date.now(), files, samples, tensors: summary.tensors,
   };
-  await removeOtherRuns(dir, plan.run);
   await writeFileAtomic(join(dir, partRecordName(req.part, req.parts)), `${JSON.stringify(record)}\n`);
   if (!opts.autoMerge) return { record };
   const records = await readRecords(dir);
-  if (records.filter((r) => r.run === plan.run).length < req.parts) return { record };
-  const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true });
+  if (records.length < req.parts) return { record };
+  const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true, run: plan.run });
   return merged ? { record, merged } : { record };
 }
 
-/** Records of an earlier run with other options or another input describe files this run overwrites. */
-async function removeOtherRuns(dir: string, run: string): Promise<void> {
-  for (const r of await readRecords(dir)) {
-    if (r.run !== run) await unlink(join(dir, partRecordName(r.part, r.parts))).catch(() => {});
+/** The runs with a folder in the parts folder, and how many part records each holds. */
+async function runsInPartsFolder(outDir: string): Promise<Array<{ run: string; records: number; parts: number }>> {
+  const names = await readdir(partsFolder(outDir)).catch(() => [] as string[]);
+  const runs: Array<{ run: string; records: number; parts: number }> = [];
+  for (const name of names.filter((n) => RUN_FOLDER.test(n)).sort()) {
+    const run = name.slice('run-'.length);
+    const records = await readRecords(runFolder(outDir, run));
+    runs.push({ run, records: new Set(records.map((r) => r.part)).size, parts: records[0]?.parts ?? 0 });
   }
+  return runs;
 }
 
 async function readRecords(dir: string): Promise<PartRecord[]> {
@@ -352,9 +372,15 @@ async function readRecords(dir: string): Promise<PartRecord[]> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
       throw new SafetensorsError(path, `part record is not JSON (${(err as Error).message})`);
     }
-    if (r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1 || name !== partRecordName(r.part, r.parts)) {
+    if (r === null || typeof r !== 'object' || r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1 || name !== partRecordName(r.part, r.parts)) {
       throw new SafetensorsError(path, 'not an fp4kit part record');
     }
+    // A damaged record is named, not met later as "Cannot read properties of undefined".
+    const fine = typeof r.run === 'string' && typeof r.input === 'string' && typeof r.fingerprint === 'string' && typeof r.host === 'string'
+      && typeof r.backend === 'string' && Number.isFinite(r.startedAt) && r.options !== null && typeof r.options === 'object'
+      && Array.isArray(r.files) && r.files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && Number.isSafeInteger(f.bytes))
+      && r.samples !== null && typeof r.samples === 'object' && Array.isArray(r.tensors);
+    if (!fine) throw new SafetensorsError(path, 'a damaged fp4kit part record (a field is missing or of the wrong kind); run that part again');
     records.push(r);
   }
   return records;
@@ -382,8 +408,20 @@ export interface MergeOptions {
  * quantizeCheckpoint returns it), or null with `ifUnlocked` when another merge holds the lock.
  */
 export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}): Promise<CheckpointSummary | null> {
-  const partsDir = partsFolder(outDir);
-  const records = await readRecords(partsDir);
+  // The run to merge: the one named, else the one run with records in the parts folder.
+  let chosen = mo.run;
+  if (chosen === undefined) {
+    // Several runs (a rerun with other options, another coordinator): the one whose parts are all
+    // done, if exactly one is; the others' folders are left as they are (they may still be running).
+    const withRecords = (await runsInPartsFolder(outDir)).filter((r) => r.records > 0);
+    const complete = withRecords.filter((r) => r.records === r.parts);
+    if (withRecords.length > 1 && complete.length !== 1) {
+      throw new SafetensorsError(partsFolder(outDir), `records of ${withRecords.length} different runs (${withRecords.map((r) => `run-${r.run}: ${r.records} of ${r.parts} parts`).join(', ')}; other input, options or number of parts); delete the stale run folder and merge again`);
+    }
+    chosen = (withRecords.length > 1 ? complete[0] : withRecords[0])?.run;
+  }
+  const partsDir = chosen === undefined ? partsFolder(outDir) : runFolder(outDir, chosen);
+  const records = chosen === undefined ? [] : await readRecords(partsDir);
   if (records.length === 0) {
     const summaryPath = join(outDir, SUMMARY_NAME);
     const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
@@ -393,10 +431,9 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
     const done = written !== null;
     throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   }
-  const runs = [...new Set(records.map((r) => r.run))];
-  if (runs.length > 1) throw new SafetensorsError(partsDir, `records of ${runs.length} different runs (other input, options or number of parts); delete the stale ones and merge again`);
-  const run = runs[0];
-  if (mo.run !== undefined && mo.run !== run) throw new SafetensorsError(partsDir, `records belong to run ${run}, not ${mo.run}`);
+  const run = chosen!;
+  const strangers = records.filter((r) => r.run !== run);
+  if (strangers.length > 0) throw new SafetensorsError(join(partsDir, partRecordName(strangers[0].part, strangers[0].parts)), `belongs to run ${strangers[0].run}, not to the run of its folder (${run})`);
   const count = records[0].parts;
   const byPart = new Map(records.map((r) => [r.part, r]));
   const missing = Array.from({ length: count }, (_v, i) => i).filter((i) => !byPart.has(i));
@@ -454,11 +491,19 @@ export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}
       for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
       for (const name of extras) await copyRegularFile(join(ckpt.dir, name), join(folder.staging, name));
       for (const name of plan.parts.flat()) {
-        await rename(join(partsDir, name), join(folder.staging, name));
-        moved.push(name);
+        // A hard link: if this merge dies before publishing, the part's shard is still here for the
+        // next merge (a rename would leave it only in a staging folder the next run removes).
+        const linked = await link(join(partsDir, name), join(folder.staging, name)).then(() => true, (err: NodeJS.ErrnoException) => {
+          if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'ENOSYS'].includes(err.code ?? '')) throw err;
+          return false; // a filesystem without hard links: moved, and put back if the merge fails
+        });
+        if (!linked) {
+          await rename(join(partsDir, name), join(folder.staging, name));
+          moved.push(name);
+        }
       }
       await folder.publish();
-      await removePartsFolder(partsDir); // records, the lock, temporary files of killed parts
+      await removeRunFolder(outDir, run); // the shards' other names, records, the lock, temporary files of killed parts
       return summary;
     } finally {
       await closeCheckpoint(ckpt);
