@@ -272,3 +272,78 @@ describe('fp4kit quantize --queue without a reachable Redis', () => {
     expect(r.stderr).toMatch(new RegExp(`^fp4kit: cannot reach Redis at redis://127.0.0.1:${port} \\(.*ECONNREFUSED.*\\); start redis-server there or fix --queue`, 'm'));
   });
 });
+
+// A Redis of their own, stopped and restarted under the run: what happens to a producer and a
+// worker when the queue goes away (found by an audit: both waited forever).
+describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fp4kit-queue-gone-'));
+  let port = 0;
+  const started: Proc[] = [];
+  const redisUp = async () => {
+    const r = new Proc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    started.push(r);
+    await r.waitFor(/Ready to accept connections/, 10_000, 'out');
+    return r;
+  };
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const p = new Proc(process.execPath, ['--import', 'tsx', cliPath, ...args], env);
+    started.push(p);
+    return p;
+  };
+  beforeAll(async () => {
+    port = await freePort();
+  });
+  afterAll(async () => {
+    for (const p of started) p.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('a producer whose Redis restarts without its jobs says so and exits 1; an idle worker stops on SIGTERM without Redis', async () => {
+    let redis = await redisUp();
+    const url = `redis://127.0.0.1:${port}`;
+    const w = cli(['worker', '--queue', url], { FP4KIT_TEST_TENSOR_DELAY_MS: '300' });
+    await w.waitFor(/waiting for jobs/, 30_000);
+    const out = join(root, 'lost');
+    const p = cli(['quantize', join(repo, 'examples', 'tiny-model'), '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
+    await w.waitFor(/part 0\/\d+ of .*: started/, 30_000);
+    redis.kill('SIGKILL'); // no persistence: the jobs are gone with it
+    await redis.exited;
+    redis = await redisUp();
+    expect(await p.exited, p.err).toBe(1);
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} no longer holds this run's jobs \\(restarted without persistence, or the queue was emptied\\); the parts finished so far are in ${out.replace(/\./g, '\\.')}\\.parts/run-[0-9a-f]+: run the command again$`, 'm'));
+    expect(existsSync(out)).toBe(false);
+    // Redis gone for good: the worker, idle once its part is done, stops on one SIGTERM.
+    await w.waitFor(/part 0\/\d+ of .*: \d+ shard\(s\) in/, 60_000);
+    await sleep(1000);
+    redis.kill('SIGKILL');
+    await redis.exited;
+    const t0 = Date.now();
+    w.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  }, 120_000);
+
+  it('a producer whose Redis stops answering says so after 12 checks and exits 1', async () => {
+    const redis = await redisUp();
+    const url = `redis://127.0.0.1:${port}`;
+    const out = join(root, 'silent');
+    const p = cli(['quantize', join(repo, 'examples', 'tiny-model'), '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
+    await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
+    redis.child.kill('SIGSTOP'); // alive but silent
+    try {
+      expect(await p.exited).toBe(1);
+    } finally {
+      redis.child.kill('SIGCONT');
+    }
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} has not answered for \\d+ s \\(no answer\\); the queued jobs finish when it is back`, 'm'));
+    redis.kill('SIGKILL');
+  }, 120_000);
+
+  it('a database the Redis does not have is one clear error', async () => {
+    const redis = await redisUp();
+    const p = cli(['worker', '--queue', `redis://127.0.0.1:${port}/99`]);
+    expect(await p.exited).toBe(1);
+    expect(p.err).toMatch(/^fp4kit: Redis at redis:\/\/127\.0\.0\.1:\d+\/99 refuses database 99 \(ERR DB index is out of range\); fix the \/db part of --queue$/m);
+    redis.kill('SIGKILL');
+  }, 60_000);
+});

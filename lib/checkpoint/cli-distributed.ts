@@ -108,6 +108,8 @@ export async function runWorker(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     await worker.closed; // rejects when this machine cannot see a run's files (the message says what)
+    // Stopped while Redis was gone: BullMQ's connections keep retrying and would keep the process alive.
+    if (worker.stoppedWithoutRedis()) setTimeout(() => process.exit(0), 100);
     return 0;
   } finally {
     process.off('SIGINT', onSignal);

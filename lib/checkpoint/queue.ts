@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  InputVisibilityError, mergeCheckpointParts, planRun, runCheckpointPart, writeRunPlan,
+  InputVisibilityError, mergeCheckpointParts, planRun, runCheckpointPart, runFolder, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -76,9 +76,58 @@ async function checkReachable(url: string, options: RedisOptions): Promise<void>
     await probe.ping();
   } catch (err) {
     throw new Error(`cannot reach Redis at ${url} (${(cause ?? (err as Error)).message}); start redis-server there or fix --queue`);
+  }
+  try {
+    // ioredis selects the database on connect and only logs a failure: ask again, to hear it.
+    await probe.select(options.db ?? 0);
+  } catch (err) {
+    throw new Error(`Redis at ${url} refuses database ${options.db ?? 0} (${(err as Error).message}); fix the /db part of --queue`);
   } finally {
     probe.disconnect();
   }
+}
+
+/** Test-only: milliseconds between the producer's checks that Redis still holds its run (default 5000;
+ *  Redis silent for 12 checks in a row is an error). */
+export const TEST_QUEUE_CHECK_ENV = 'FP4KIT_TEST_QUEUE_CHECK_MS';
+
+/** What the producer's watch found (watchRun): said as it is, not as a failed part. */
+class RunWatchError extends Error {}
+
+/**
+ * The producer's watch on its run while it waits: every `interval` ms it asks Redis for the merge
+ * job's state. A job Redis no longer knows (Redis restarted without persistence, the queue
+ * emptied) and a Redis that has not answered for 12 intervals are errors saying so — not a wait
+ * for events that will never come.
+ */
+function watchRun(queue: Queue, jobId: string, url: string, where: string, interval: number): { failure: Promise<never>; stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const failure = new Promise<never>((_resolve, reject) => {
+    let lastAnswer = Date.now();
+    const tick = async () => {
+      try {
+        const state = await Promise.race([
+          queue.getJobState(jobId),
+          new Promise<never>((_r, fail) => setTimeout(() => fail(new Error('no answer')), interval).unref()),
+        ]);
+        lastAnswer = Date.now();
+        if (state === 'unknown' && !stopped) {
+          reject(new RunWatchError(`Redis at ${url} no longer holds this run's jobs (restarted without persistence, or the queue was emptied); the parts finished so far are in ${where}: run the command again`));
+          return;
+        }
+      } catch (err) {
+        if (Date.now() - lastAnswer >= 12 * interval && !stopped) {
+          reject(new RunWatchError(`Redis at ${url} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${(err as Error).message}); the queued jobs finish when it is back, and the output appears when the merge job has run: run the command again to wait for it`));
+          return;
+        }
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), interval);
+    };
+    timer = setTimeout(() => void tick(), interval);
+  });
+  failure.catch(() => {});
+  return { failure, stop() { stopped = true; clearTimeout(timer); } };
 }
 
 export interface EnqueueOptions {
@@ -173,15 +222,22 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       eo.signal?.addEventListener('abort', () => reject(eo.signal!.reason), { once: true });
     });
     abort.catch(() => {});
+    const watch = watchRun(queue, parent.id!, url, runFolder(plan.output, plan.run), Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000));
     try {
-      await Promise.race([parent.waitUntilFinished(events), abort]);
+      await Promise.race([parent.waitUntilFinished(events), abort, watch.failure]);
     } catch (err) {
       if (eo.signal?.aborted) throw err;
+      if (err instanceof RunWatchError) throw err; // the watch's own words
       throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(parent, err as Error))}`);
+    } finally {
+      watch.stop();
     }
     return JSON.parse(await readFile(join(plan.output, SUMMARY_NAME), 'utf8')) as CheckpointSummary;
   } finally {
-    await Promise.allSettled([events.close(), flows.close(), queue.close()]);
+    // Closing waits for Redis; one that is gone must not keep the process (the connections are dropped instead).
+    const closing = Promise.allSettled([events.close(), flows.close(), queue.close()]);
+    const gone = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
+    if (gone) await Promise.allSettled([events.disconnect(), flows.disconnect(), queue.disconnect()]);
   }
 }
 
@@ -194,6 +250,9 @@ async function failureReason(parent: Job, err: Error): Promise<string> {
   } catch { /* the parent's own reason below */ }
   return err.message;
 }
+
+/** How long an idle worker's stop waits for Redis before it stops without it. */
+const IDLE_STOP_MS = 5000;
 
 export interface WorkerSettings {
   /** Milliseconds a job's lock lives without renewal; a dead worker's job is retried after about this long. Default 30000. */
@@ -210,6 +269,8 @@ export interface QueueWorker {
   closed: Promise<void>;
   /** Stop taking jobs and finish the current one; with `now`, abort it and put it back in the queue. */
   stop(now?: boolean): Promise<void>;
+  /** Whether it stopped without Redis (idle, Redis not answering): its connections may still be trying. */
+  stoppedWithoutRedis(): boolean;
 }
 
 /** Start a worker that takes part and merge jobs until stopped. */
@@ -219,9 +280,11 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
   const log = settings.log ?? (() => {});
   let setupProblem: Error | null = null;
   let stopping: 'graceful' | 'now' | null = null;
+  let active = 0; // jobs this worker holds
   let worker: Worker<JobData>;
   const processor = async (job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
     const data = job.data;
+    active++;
     try {
       if (data.kind === 'merge') {
         const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt });
@@ -259,6 +322,8 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
       }
       if (err instanceof SafetensorsError || err instanceof RangeError) throw new UnrecoverableError(err.message); // the same on any machine
       throw err;
+    } finally {
+      active--;
     }
   };
   worker = new Worker<JobData>(QUEUE_NAME, processor, {
@@ -272,16 +337,30 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     for (const id of ids) worker.cancelJob(id, 'its lock was lost');
   });
   await worker.waitUntilReady();
+  let withoutRedis = false;
+  let stoppedWithoutRedis: () => void = () => {};
   const closed = new Promise<void>((resolve, reject) => {
     worker.on('closed', () => (setupProblem ? reject(setupProblem) : resolve()));
+    stoppedWithoutRedis = () => {
+      withoutRedis = true;
+      resolve();
+    };
   });
   closed.catch(() => {});
   return {
     closed,
+    stoppedWithoutRedis: () => withoutRedis,
     async stop(now = false) {
       stopping = now ? 'now' : 'graceful';
       if (now) worker.cancelAllJobs('worker stopping');
-      await worker.close();
+      const closing = worker.close();
+      if (active > 0) return closing; // its job finishes (or goes back) first
+      // Idle: nothing to finish or hand back, so a Redis that does not answer must not keep it.
+      const waited = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), IDLE_STOP_MS).unref())]);
+      if (!waited) return;
+      log(`Redis does not answer; stopping without it (this worker held no job)`);
+      await Promise.race([worker.disconnect(), new Promise((r) => setTimeout(r, 1000).unref())]);
+      stoppedWithoutRedis();
     },
   };
 }
