@@ -3,7 +3,7 @@
 // `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
 // input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
 // a different input under the planned path).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -299,6 +299,27 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('nvfp4');
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     expect(readdirSync(root).filter((n) => n.startsWith('cli-killed.'))).toEqual(['cli-killed.single']); // nothing left beside it
+  });
+
+  it('a second copy of a part that loses its files to the merge the first copy completed ends well (exit 0, says so)', async () => {
+    const out = join(root, 'cli-twice');
+    const single = await singleRun(out, { format: 'mxfp4' });
+    const flags = ['--format', 'mxfp4'];
+    // The slow copy of part 0 (a machine thought dead, a retry): 150 ms before each tensor.
+    const slow = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', input, '-o', out, ...flags, '--shard', '0/2'],
+      { cwd: repo, env: { ...process.env, FP4KIT_TEST_TENSOR_DELAY_MS: '150' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let slowOut = '';
+    slow.stdout!.on('data', (d: Buffer) => { slowOut += d.toString(); });
+    slow.stderr!.resume();
+    const slowExit = new Promise<number | null>((r) => slow.on('exit', (code) => r(code)));
+    while (!existsSync(partsFolder(out))) await new Promise((r) => setTimeout(r, 20));
+    expect(cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2']).code).toBe(0);
+    const last = cli(['quantize', input, '-o', out, ...flags, '--shard', '1/2']);
+    expect(last.code, last.stderr).toBe(0); // merged
+    expect(await slowExit, slowOut).toBe(0);
+    expect(slowOut).toMatch(/part 0\/2: another copy of this part finished first and the run is merged; this copy's work was not needed/);
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
   });
 
   it('refuses bad distributed flags with the usage (exit 2)', () => {

@@ -294,6 +294,39 @@ export async function runCheckpointPart(
   opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
   const startedAt = Date.now();
+  const planned: { run?: string } = {};
+  try {
+    return await runPart(req, startedAt, planned, onProgress, signal, opts);
+  } catch (err) {
+    // A second copy of a part (a retry, a slow machine thought dead) may lose its files to the merge
+    // that the first copy's record completed: the run is done, and this copy's work is not needed.
+    if (planned.run !== undefined && !(err instanceof InputVisibilityError) && (await mergedSince(req.output, planned.run, startedAt))) {
+      throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
+    }
+    throw err;
+  }
+}
+
+/** Another copy of the part completed the run while this one worked (runCheckpointPart). */
+export class PartAlreadyMergedError extends SafetensorsError {
+  constructor(file: string, problem: string) {
+    super(file, problem);
+    this.name = 'PartAlreadyMergedError';
+  }
+}
+
+/** Whether `run` was merged into outDir after `since`: its folder is gone and a summary was written since
+ *  (less an hour of clock skew between machines, as the queue's merge allows). */
+async function mergedSince(outDir: string, run: string, since: number): Promise<boolean> {
+  if (await stat(runFolder(outDir, run)).then(() => true, () => false)) return false;
+  const written = await stat(join(outDir, SUMMARY_NAME)).then((st) => st.mtimeMs, () => null);
+  return written !== null && written >= since - 3600_000;
+}
+
+async function runPart(
+  req: PartRequest, startedAt: number, planned: { run?: string },
+  onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
+): Promise<PartResult> {
   if (req.run !== undefined) {
     // A queued part: the producer created the run's folder and left its plan there. A worker that does not
     // see it would write to a folder of its own that no merge ever reads.
@@ -314,6 +347,7 @@ export async function runCheckpointPart(
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
     if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
+    planned.run = plan.run;
     if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
     const mine = new Set(plan.parts[req.part]);
     const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
 import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
-import { mergeCheckpointParts, parseShardSpec, runCheckpointPart, serializeOptions, type ShardSpec } from './checkpoint-parts.js';
+import { mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
 import { quantizeOnQueue, redisOptions, startQueueWorker } from './queue.js';
 
 /** A bad flag of `worker` or `merge` (lib/checkpoint/cli.ts prints it with the usage, exit code 2). */
@@ -58,7 +58,15 @@ export async function quantizeDistributed(
 ): Promise<CheckpointSummary | null> {
   if (flags.queue !== undefined) return quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, onProgress, log: say, signal });
   const { index, count } = flags.shard!;
-  const { record, merged } = await runCheckpointPart({ input, output, options: serializeOptions(options), part: index, parts: count }, onProgress, signal, { autoMerge: true });
+  let result: PartResult;
+  try {
+    result = await runCheckpointPart({ input, output, options: serializeOptions(options), part: index, parts: count }, onProgress, signal, { autoMerge: true });
+  } catch (err) {
+    if (!(err instanceof PartAlreadyMergedError)) throw err;
+    process.stdout.write(`${err.message}\n`); // not a failure: the output is complete
+    return null;
+  }
+  const { record, merged } = result;
   if (merged) return merged;
   const files = record.files.map((f) => f.name);
   process.stdout.write(

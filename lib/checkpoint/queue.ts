@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  InputVisibilityError, mergeCheckpointParts, planRun, runCheckpointPart, runFolder, writeRunPlan,
+  InputVisibilityError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -300,7 +300,13 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         job.updateProgress({ bytesDone: p.bytesDone, tensorsDone: p.tensorsDone } satisfies PartProgress).catch(() => {});
       };
       log(`part ${data.part}/${data.parts} of ${data.output}: started (job ${job.id}, attempt ${job.attemptsStarted})`);
-      const { record } = await runCheckpointPart(data, onProgress, signal);
+      const done = await runCheckpointPart(data, onProgress, signal).catch((err: unknown) => {
+        if (!(err instanceof PartAlreadyMergedError)) throw err;
+        log(err.message);
+        return null;
+      });
+      if (done === null) return { part: data.part, host: hostname(), files: [] };
+      const { record } = done;
       log(`part ${data.part}/${data.parts} of ${data.output}: ${record.files.length} shard(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       return { part: data.part, host: record.host, files: record.files.map((f) => f.name) };
     } catch (err) {
