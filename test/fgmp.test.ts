@@ -2,13 +2,13 @@
 // clipping that beats absmax, online activation precision, and the storage arithmetic.
 import { describe, expect, it } from 'vitest';
 import {
-  calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeFgmpActivations,
+  calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeAsync, quantizeFgmpActivations,
   selectThreshold, assignPrecision, forTensor, type FgmpTensor,
 } from '../lib/index.js';
 import { quickselect, selectNonNegative, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
 import { packFgmpStream } from '../lib/fgmp/stream.js';
 import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
-import { gaussian, rng } from './helpers/data.js';
+import { gaussian, rng, toBf16, toF16 } from './helpers/data.js';
 
 function laplaceWeights(n: number, seed: number): Float32Array {
   const r = rng(seed);
@@ -28,6 +28,20 @@ function weightedError(x: Float32Array, q: Float32Array, f: Float32Array): numbe
   let e = 0;
   for (let i = 0; i < x.length; i++) e += f[i] * (x[i] - q[i]) ** 2;
   return e;
+}
+
+/** A 16-bit source's float32 values, widened here (not by the kernels' own code). */
+function widenedHere(src: Uint16Array, dtype: 'bf16' | 'f16'): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    if (dtype === 'bf16') out[i] = new Float32Array(new Uint32Array([h << 16]).buffer)[0];
+    else {
+      const e = (h >> 10) & 31, m = h & 0x3ff, sign = h & 0x8000 ? -1 : 1;
+      out[i] = sign * (e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15));
+    }
+  }
+  return out;
 }
 
 describe('selection', () => {
@@ -128,6 +142,22 @@ describe('fgmp weights', () => {
   const rows = 64, cols = 256;
   const w = laplaceWeights(rows * cols, 3);
   const fisher = fisherLike(rows * cols, 4);
+
+  it('bf16 and f16 sources, several quantizeAsync calls at once and sync calls between them: each the bytes of its own float32 copy', async () => {
+    // The widened copy of a 16-bit source is reused scratch: every call must have read it before the next takes it.
+    const sources = [toBf16(gaussian(rows * cols, 30, 2)), toF16(gaussian(rows * cols, 31, 2)), toBf16(gaussian(rows * cols, 32, 5))];
+    const dtypes = ['bf16', 'f16', 'bf16'] as const;
+    const want = sources.map((src, i) => quantize(widenedHere(src, dtypes[i]), { format: 'fgmp', shape: [rows, cols], fisher }) as FgmpTensor);
+    const pending = sources.map((src, i) => quantizeAsync(src, { format: 'fgmp', shape: [rows, cols], dtype: dtypes[i], fisher }));
+    const between = quantize(sources[1], { format: 'fgmp', shape: [rows, cols], dtype: 'f16', fisher }) as FgmpTensor;
+    const got = (await Promise.all(pending)) as FgmpTensor[];
+    for (let i = 0; i < 3; i++) {
+      expect(Buffer.compare(got[i].data, want[i].data), `source ${i}`).toBe(0);
+      expect(Buffer.compare(got[i].mask, want[i].mask)).toBe(0);
+      expect(Buffer.compare(got[i].scales, want[i].scales)).toBe(0);
+    }
+    expect(Buffer.compare(between.data, want[1].data)).toBe(0);
+  });
 
   it.each([0, 0.5, 0.7, 0.9, 1])('stores exactly round(%f · blocks) FP4 blocks and every FP8 block has impact ≥ every FP4 block', (p) => {
     const q = quantize(w, { format: 'fgmp', shape: [rows, cols], fisher, fp4Fraction: p }) as FgmpTensor;

@@ -13,8 +13,8 @@
 
 import { getKernels } from '../kernels/registry.js';
 import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
-import { widenToF32 } from '../kernels/ref/dtype.js';
-import { DtypeId, type DtypeName } from '../core/formats.js';
+import { loadBitsInto } from '../kernels/ref/dtype.js';
+import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
 import { snapshotArray } from '../core/async-jobs.js';
 import {
@@ -98,7 +98,7 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
   const blocksPerRow = Math.ceil(cols / FGMP_BLOCK);
   const blocks = rows * blocksPerRow;
   const mask = maskOption === undefined ? undefined : inputArray(fn, 'mask', maskOption, 'Uint8Array', Math.ceil(blocks / 8), 'bytes (one bit per block)');
-  const xf = dtype === 'f32' ? (src as Float32Array) : widenToF32(src as Uint16Array, DtypeId[dtype]);
+  const xf = dtype === 'f32' ? (src as Float32Array) : widened(src as Uint16Array, DtypeId[dtype]);
   // max |x| on the backend's kernel; only when it is not finite, a scan for the element to name.
   const amax = getKernels().absMax(xf, DtypeId.f32);
   if (!Number.isFinite(amax)) {
@@ -123,6 +123,18 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
     rows, cols, shape, blocksPerRow, x: xf, fisher, fisherPerElement, tensorScale, fp8Scale,
     clipping: clippingOption ?? true, mask, selection, fp4Fraction,
   };
+}
+
+/**
+ * A bf16/f16 source as float32, in reused scratch (a fresh 64 MiB copy of a 4096² weight costs
+ * ~0.2 s of first-touch page faults here, more than the candidates' kernel). Safe because every
+ * reader of the widened values runs before the first await: the sync path throughout, the async
+ * path's job snapshots its inputs when it starts (candidatesAsync), and nothing after reads x.
+ */
+function widened(src: Uint16Array, dtype: DtypeIdValue): Float32Array {
+  const out = scratch('fgmp.widened', Float32Array, src.length);
+  loadBitsInto(src, dtype, 0, src.length, new Uint32Array(out.buffer, out.byteOffset, src.length));
+  return out;
 }
 
 function checkSelection(fn: string, selection: unknown): Pick<Selection, 'threshold' | 'tiesTaken'> {

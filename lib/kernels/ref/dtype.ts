@@ -39,13 +39,3 @@ export function loadBitsInto(
   else for (let i = 0; i < count; i++) out[i] = f16BitsToF32Bits(halves[start + i]);
 }
 
-/** Widen a bf16/f16 tensor to a new Float32Array. */
-export function widenToF32(src: Uint16Array, dtype: DtypeIdValue): Float32Array {
-  const out = new Float32Array(src.length);
-  const outBits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) {
-    outBits[i] = dtype === DtypeId.bf16 ? bf16BitsToF32Bits(src[i]) : f16BitsToF32Bits(src[i]);
-  }
-  return out;
-}
-
