@@ -11,19 +11,6 @@
 namespace fp4kit {
 namespace {
 
-struct Tables {
-  float e2m1[16];
-  float e4m3[256];
-  Tables() {
-    for (int c = 0; c < 16; c++) e2m1[c] = decodeElement(c, kElementFormats[kE2m1]);
-    for (int c = 0; c < 256; c++) e4m3[c] = decodeElement(c, kElementFormats[kE4m3]);
-  }
-};
-const Tables& tables() {
-  static const Tables t;
-  return t;
-}
-
 // Saturating RNE code of a float32 already scaled into the format's range (saturatingCode).
 uint8_t saturatingCode(float v, const ElementFormat& f) {
   const uint32_t bits = floatToBits(v);
@@ -35,7 +22,7 @@ uint8_t saturatingCode(float v, const ElementFormat& f) {
 
 // quantizeFp4Block: codes and dequantized values under E4M3 scale code `scaleCode`.
 void quantizeFp4Block(const float* x, int64_t count, float tensorScale, uint8_t scaleCode, uint8_t* codes, float* values) {
-  const Tables& t = tables();
+  const FgmpValueTables& t = fgmpValueTables();
   const float total = tensorScale * t.e4m3[scaleCode];
   for (int64_t i = 0; i < kFgmpBlock; i++) {
     if (i >= count) {
@@ -50,7 +37,7 @@ void quantizeFp4Block(const float* x, int64_t count, float tensorScale, uint8_t 
 }
 
 void quantizeFp8Block(const float* x, int64_t count, float fp8Scale, uint8_t* codes, float* values) {
-  const Tables& t = tables();
+  const FgmpValueTables& t = fgmpValueTables();
   for (int64_t i = 0; i < kFgmpBlock; i++) {
     if (i >= count) {
       codes[i] = 0;
@@ -76,7 +63,7 @@ double weightedError(const float* x, const float* q, const float* w, int64_t cou
 // clippedFp4ScaleCode: the E4M3 scale among the recipe's code and those down to half its value
 // with the least weighted error; ties keep the larger scale.
 uint8_t clippedScaleCode(const float* x, int64_t count, float tensorScale, uint8_t base, const float* w) {
-  const Tables& t = tables();
+  const FgmpValueTables& t = fgmpValueTables();
   uint8_t best = base;
   double bestError = INFINITY;
   const double floorValue = static_cast<double>(t.e4m3[base]) / 2;
@@ -122,6 +109,16 @@ void fgmpCandidatesScalar(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
       a.impacts[b] = impact;
     }
   }
+}
+
+const FgmpValueTables& fgmpValueTables() {
+  static const FgmpValueTables t = [] {
+    FgmpValueTables v;
+    for (int c = 0; c < 16; c++) v.e2m1[c] = decodeElement(c, kElementFormats[kE2m1]);
+    for (int c = 0; c < 256; c++) v.e4m3[c] = decodeElement(c, kElementFormats[kE4m3]);
+    return v;
+  }();
+  return t;
 }
 
 }  // namespace fp4kit

@@ -22,6 +22,14 @@ struct FgmpArgs {
 
 constexpr int64_t kFgmpBlock = 16;
 
+// The values of every E2M1 and E4M3 code (the sign of −0 kept; NaN codes NaN): FGMP's candidates
+// (fgmp.cc) and its dequantization (fgmp_dequantize.cc) read them.
+struct FgmpValueTables {
+  float e2m1[16];
+  float e4m3[256];
+};
+const FgmpValueTables& fgmpValueTables();
+
 // The plain scalar reference (fgmp.cc); the vector variants (fgmp_simd.h) sit in each ISA's
 // quantize table (quantize.h, activeKernels().fgmpCandidates).
 void fgmpCandidatesScalar(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd);

@@ -5,23 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "element_codec.h"
+#include "fgmp.h"
 
 namespace fp4kit {
 namespace {
-
-struct Tables {
-  float e2m1[16];
-  float e4m3[256];
-  Tables() {
-    for (int c = 0; c < 16; c++) e2m1[c] = decodeElement(c, kElementFormats[kE2m1]);
-    for (int c = 0; c < 256; c++) e4m3[c] = decodeElement(c, kElementFormats[kE4m3]);
-  }
-};
-const Tables& tables() {
-  static const Tables t;
-  return t;
-}
 
 bool isFp8Block(const uint8_t* mask, int64_t block) { return ((mask[block >> 3] >> (block & 7)) & 1) != 0; }
 
@@ -40,7 +27,7 @@ int64_t fgmpFp8BlocksBefore(const uint8_t* mask, int64_t block) {
 }
 
 void dequantizeFgmpRows(const FgmpStream& s, int64_t rowBegin, int64_t rowEnd, float* out) {
-  const Tables& t = tables();
+  const FgmpValueTables& t = fgmpValueTables();
   const int64_t blocksPerRow = (s.cols + kFgmpDequantizeBlock - 1) / kFgmpDequantizeBlock;
   const int64_t firstBlock = rowBegin * blocksPerRow;
   const int64_t fp8Before = fgmpFp8BlocksBefore(s.mask, firstBlock);

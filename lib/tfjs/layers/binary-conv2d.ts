@@ -6,7 +6,7 @@
 // other than 1 is refused). Serializes as 'BinaryConv2D'.
 
 import * as tf from '@tensorflow/tfjs';
-import { binaryConv2d as binaryConv2dOp, StepSeeds } from './binary-ops.js';
+import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { binaryConfig, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type Conv2dArgs = Parameters<typeof tf.layers.conv2d>[0];
@@ -53,13 +53,8 @@ export class BinaryConv2D extends Conv2D {
   /** Also takes the parent layer's own weights alone ([kernel] or [kernel, bias], e.g. from the
    *  `weights` option or another layer's getWeights()): α then keeps its initial ones. */
   override setWeights(weights: tf.Tensor[]): void {
-    if (this.alpha === null || weights.length !== this.weights.length - 1) return super.setWeights(weights);
-    const ones = tf.ones([(this as unknown as { filters: number }).filters]);
-    try {
-      super.setWeights([...weights, ones]);
-    } finally {
-      ones.dispose();
-    }
+    if (this.alpha === null) return super.setWeights(weights);
+    setWeightsWithAlpha(weights, this.weights.length, (this as unknown as { filters: number }).filters, (all) => super.setWeights(all));
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): tf.Tensor {

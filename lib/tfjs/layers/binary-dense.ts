@@ -6,7 +6,7 @@
 // 'bias', plus 'alpha'. Serializes as 'BinaryDense'.
 
 import * as tf from '@tensorflow/tfjs';
-import { binaryMatMul, StepSeeds } from './binary-ops.js';
+import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { binaryConfig, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
@@ -46,13 +46,8 @@ export class BinaryDense extends Dense {
   /** Also takes the parent layer's own weights alone ([kernel] or [kernel, bias], e.g. from the
    *  `weights` option or another layer's getWeights()): α then keeps its initial ones. */
   override setWeights(weights: tf.Tensor[]): void {
-    if (this.alpha === null || weights.length !== this.weights.length - 1) return super.setWeights(weights);
-    const ones = tf.ones([(this as unknown as { units: number }).units]);
-    try {
-      super.setWeights([...weights, ones]);
-    } finally {
-      ones.dispose();
-    }
+    if (this.alpha === null) return super.setWeights(weights);
+    setWeightsWithAlpha(weights, this.weights.length, (this as unknown as { units: number }).units, (all) => super.setWeights(all));
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): tf.Tensor {

@@ -25,6 +25,19 @@ import { transposeLastTwo } from '../../core/transpose.js';
 import { floatTimesTransposed } from '../float-product.js';
 import { binaryDenseForward, binaryPatchForward } from '../../training/binary-forward.js';
 
+/** setWeights of a binary layer: `weights` as given, or — when they are the base layer's own
+ *  ([kernel] or [kernel, bias]: one fewer than the layer's `expected`) — with α appended at its
+ *  initial ones (`channels` of them). */
+export function setWeightsWithAlpha(weights: tf.Tensor[], expected: number, channels: number, set: (all: tf.Tensor[]) => void): void {
+  if (weights.length !== expected - 1) return set(weights);
+  const ones = tf.ones([channels]);
+  try {
+    set([...weights, ones]);
+  } finally {
+    ones.dispose();
+  }
+}
+
 /** ±1 of each element: +1 where v ≥ 0, −1 elsewhere (NaN included). */
 export function binarize(v: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.sub(tf.mul(tf.cast(tf.greaterEqual(v, 0), 'float32'), 2), 1));
