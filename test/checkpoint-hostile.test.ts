@@ -1114,6 +1114,25 @@ describe('outputs that must be right even when the input is odd', () => {
     expect(Buffer.compare(c, fl)).not.toBe(0);
   });
 
+  it('NVFP4 serving layouts: a fused group partly quantized is refused, an embedding stays unpacked, modelopt\'s config.json names its exclusions "ignore"', async () => {
+    // vLLM fuses q/k/v (and gate/up) into one layer and refuses a mix of schemes.
+    for (const layout of ['compressed-tensors', 'modelopt']) {
+      const out = join(root, `fused-mix-${layout}`);
+      const r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4', '--layout', layout, '--skip', 'k_proj']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`model\\.layers\\.0\\.self_attn\\.qkv_proj: "model\\.layers\\.0\\.self_attn\\.q_proj\\.weight", "model\\.layers\\.0\\.self_attn\\.v_proj\\.weight" would be quantized but "model\\.layers\\.0\\.self_attn\\.k_proj\\.weight" copied \\(matches --skip\\); loaders of the ${layout} layout fuse them`));
+      expect(existsSync(out)).toBe(false);
+    }
+    // Selecting an embedding does not pack it where loaders read Linear layers only.
+    const emb = await quantizeCheckpoint(tiny, join(root, 'embed-ct'), { format: 'nvfp4', layout: 'compressed-tensors', only: /embed|proj/ });
+    expect(emb.tensors.find((t) => t.name === 'model.embed_tokens.weight')).toMatchObject({ action: 'copied', reason: expect.stringMatching(/^an embedding/) });
+    const mo = await quantizeCheckpoint(tiny, join(root, 'modelopt-ignore'), { format: 'nvfp4', layout: 'modelopt' });
+    const qc = JSON.parse(readFileSync(join(root, 'modelopt-ignore', 'config.json'), 'utf8')).quantization_config;
+    expect(qc.ignore).toEqual(qc.exclude_modules);
+    expect(qc.ignore).toContain('lm_head');
+    expect(mo.quantized).toBeGreaterThan(0);
+  });
+
   it('quantize --help and inspect --help print the usage and exit 0', () => {
     for (const args of [['quantize', '--help'], ['inspect', '-h'], ['merge', '--help']]) {
       const r = cli(args);

@@ -305,9 +305,10 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     const out = join(root, 'cli-twice');
     const single = await singleRun(out, { format: 'mxfp4' });
     const flags = ['--format', 'mxfp4'];
-    // The slow copy of part 0 (a machine thought dead, a retry): 150 ms before each tensor.
+    // The slow copy of part 0 (a machine thought dead, a retry): 500 ms before each tensor, so the
+    // two fast parts merge long before it is done, however loaded the machine.
     const slow = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', input, '-o', out, ...flags, '--shard', '0/2'],
-      { cwd: repo, env: { ...process.env, FP4KIT_TEST_TENSOR_DELAY_MS: '150' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      { cwd: repo, env: { ...process.env, FP4KIT_TEST_TENSOR_DELAY_MS: '500' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let slowOut = '';
     slow.stdout!.on('data', (d: Buffer) => { slowOut += d.toString(); });
     slow.stderr!.resume();

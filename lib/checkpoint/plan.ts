@@ -74,6 +74,32 @@ export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]
 }
 
 /**
+ * Refuse a fused group (q/k/v, gate/up) that would be partly quantized, in the layouts whose loaders
+ * fuse it into one layer (sharedFusedScales): vLLM refuses such a checkpoint ("different
+ * quantization schemes" / "some but not all shards"), so it must not be published.
+ */
+export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout): void {
+  if (!layout.sharedFusedScales) return;
+  const groups = new Map<string, { quantized: string[]; copied: Array<{ name: string; reason: string; shard: number }> }>();
+  for (let si = 0; si < plans.length; si++) {
+    for (const p of plans[si]) {
+      const g = fusedGroupOf(p.info.name);
+      if (g === null) continue;
+      let e = groups.get(g);
+      if (e === undefined) groups.set(g, (e = { quantized: [], copied: [] }));
+      if (p.quantize) e.quantized.push(p.info.name);
+      else e.copied.push({ name: p.info.name, reason: p.reason ?? 'copied', shard: si });
+    }
+  }
+  for (const [group, e] of groups) {
+    if (e.quantized.length > 0 && e.copied.length > 0) {
+      const c = e.copied[0];
+      throw new SafetensorsError(ckpt.shards[c.shard].path, `${group}: ${e.quantized.map((n) => JSON.stringify(n)).join(', ')} would be quantized but ${JSON.stringify(c.name)} copied (${c.reason}); loaders of the ${layout.name} layout fuse them into one layer and refuse a mix: quantize all of them or none (--only / --skip)`);
+    }
+  }
+}
+
+/**
  * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
  * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
  */

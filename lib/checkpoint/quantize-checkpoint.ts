@@ -23,7 +23,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { parseRegex } from './tensor-selection.js';
 import { readModelConfig } from './model-config.js';
-import { SIDE_FILES, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
+import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
 import { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, stageSideFiles } from './publish.js';
@@ -95,6 +95,7 @@ export async function quantizeCheckpoint(
     const stagingDir = part ? part.dir : out!.staging;
     const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, only, skip));
     checkOutputNames(ckpt, plans);
+    checkFusedGroups(ckpt, plans, layout);
     const groupAmax = options.format !== 'fgmp' && BLOCK_FORMATS[options.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);

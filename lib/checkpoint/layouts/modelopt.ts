@@ -11,7 +11,7 @@
 import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
-import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
+import { f32Bytes, f32From, isEmbedding, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
 
 export function modeloptLayout(inputScale?: number): Layout {
   return {
@@ -21,6 +21,7 @@ export function modeloptLayout(inputScale?: number): Layout {
     tensorScale: nvfp4TensorScale,
     unsupported(name, shape) {
       if (!name.endsWith('.weight')) return 'modelopt stores quantized weights under <module>.weight: the name must end in .weight';
+      if (isEmbedding(name)) return 'an embedding: loaders of this layout read NVFP4 Linear layers (vLLM quantizes embeddings only with nvfp4_embed)';
       if (shape.length !== 2) return 'modelopt packs 2-D weights only';
       if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;
       return null;
@@ -56,7 +57,10 @@ export function modeloptLayout(inputScale?: number): Layout {
       };
       const hfQuantConfig = { producer: { name: 'modelopt', version: 'fp4kit' }, quantization };
       return {
-        config: { ...(ctx.config ?? {}), quantization_config: { quant_method: 'modelopt', ...quantization } },
+        // config.json's flat form names the list "ignore" (ModelOpt's convert_hf_quant_config_format;
+        // vLLM's ModelOptQuantConfigBase.from_config reads config.get("ignore") there, and prefers
+        // config.json over hf_quant_config.json): both names, so every reader finds it.
+        config: { ...(ctx.config ?? {}), quantization_config: { quant_method: 'modelopt', ...quantization, ignore: ctx.unquantizedModules } },
         extra: { 'hf_quant_config.json': `${JSON.stringify(hfQuantConfig, null, 2)}\n` },
       };
     },
