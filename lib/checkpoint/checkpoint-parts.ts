@@ -300,7 +300,8 @@ export async function runCheckpointPart(
   } catch (err) {
     // A second copy of a part (a retry, a slow machine thought dead) may lose its files to the merge
     // that the first copy's record completed: the run is done, and this copy's work is not needed.
-    if (planned.run !== undefined && !(err instanceof InputVisibilityError) && (await mergedSince(req.output, planned.run, startedAt))) {
+    // An aborted copy (its lock lost, a shutdown) is abandoned whatever happened meanwhile: its caller says so.
+    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await mergedSince(req.output, planned.run, startedAt))) {
       throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
     }
     throw err;
