@@ -4,7 +4,6 @@
 import './kernels/node-backends.js';
 
 export * from './core/api.js';
-export { quantizeAsync, type AsyncOptions } from './core/quantize-async.js';
 export {
   quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointSummary, type CheckpointProgress, type TensorSummary,
 } from './checkpoint/quantize-checkpoint.js';

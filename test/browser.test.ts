@@ -60,6 +60,14 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     await page.close();
   });
 
+  it('matmulAsync and quantizeAsync (with an AbortSignal) work in the page, on js and on wasm, with the bytes of their synchronous twins', async () => {
+    const { page, errors } = await openPage();
+    const got = await page.evaluate(() => window.runAsyncChecks());
+    await page.close();
+    expect(errors).toEqual([]);
+    expect(got).toEqual({ jsBackend: 'js', jsMatmul: true, jsQuantize: true, abort: 'stop', wasmBackend: 'wasm', wasmMatmul: true, wasmQuantize: true });
+  }, 120_000);
+
   it.each([
     ['simd128', 'simd128'],
     ['relaxed', 'relaxed-simd'],

@@ -14,6 +14,7 @@ export {
   type ScaleRuleName,
 } from './formats.js';
 export { matmul, matmulAsync, prepareWeights, PreparedWeights, type MatmulOptions, type MatmulOperand } from './matmul.js';
+export { quantizeAsync, type AsyncOptions } from './quantize-async.js';
 export { fgmpImpacts, fgmpBitsPerElement, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 export { selectThreshold, assignPrecision, forTensor, type Selection } from '../fgmp/select.js';
 export { quantizeFgmpActivations, calibrateFgmpActivations, type FgmpActivationOptions } from '../fgmp/activations.js';

@@ -35,3 +35,24 @@ export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined):
     );
   });
 }
+
+/** Resolvers waiting for the browser's next turn (nextTurn without setImmediate). */
+const waiting: Array<() => void> = [];
+let channel: MessageChannel | undefined;
+
+/**
+ * A turn of the event loop, for work done in slices: setImmediate in Node; in a browser (which has
+ * none) a MessageChannel message, which is not clamped to 4 ms as a nested setTimeout(0) is.
+ */
+export function nextTurn(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise<void>((resolve) => setImmediate(resolve));
+  if (channel === undefined) {
+    channel = new MessageChannel();
+    channel.port1.onmessage = () => waiting.shift()?.();
+  }
+  const port = channel.port2;
+  return new Promise<void>((resolve) => {
+    waiting.push(resolve);
+    port.postMessage(0);
+  });
+}

@@ -33,6 +33,7 @@ import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
+import { nextTurn } from './async-jobs.js';
 import { typedArrayName } from './typed-arrays.js';
 import { checkArray, checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
 
@@ -345,7 +346,7 @@ const SMALL_PRODUCT_FLOP = 2 ** 26;
  *  wasm integer kernel (~12 G/s), the addon's reference loop, the pure-TS reference loop. */
 const SLICE_MACS = { fast: 2 ** 26, nativeDecoded: 2 ** 22, decoded: 2 ** 20 };
 
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const turn = nextTurn;
 
 /** Rows [r0, r1) of an MXINT8 activation operand (rows are whole blocks of 32). */
 function int8Rows(a: QuantizedTensor, r0: number, r1: number): QuantizedTensor {

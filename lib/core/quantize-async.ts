@@ -3,7 +3,7 @@
 // What the caller may do meanwhile: anything. The call takes what it needs before it returns its
 // Promise: with the native addon one job over the whole tensor starts at once and owns a snapshot
 // of the input (native/job_buffers.h); on the other backends the input is copied at the call and
-// the rows are cut into chunks, with a turn of the event loop (setImmediate) between chunks.
+// the rows are cut into chunks, with a turn of the event loop (nextTurn: setImmediate, or a MessageChannel message in browsers) between chunks.
 // Either way, writing to, transferring, detaching or shrinking `x` after the call changes nothing.
 // A SharedArrayBuffer-backed `x` is read in place instead (no copy; it cannot be detached or
 // shrunk): writes to it by other threads during the call give unspecified codes, never a crash.
@@ -16,7 +16,7 @@ import { planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTens
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
-import { abortable, snapshotArray } from './async-jobs.js';
+import { abortable, nextTurn, snapshotArray } from './async-jobs.js';
 
 export interface AsyncOptions {
   signal?: AbortSignal;
@@ -25,7 +25,7 @@ export interface AsyncOptions {
 /** Elements per synchronous chunk (≈ a few ms on the slowest backend). */
 const SYNC_CHUNK_ELEMENTS = 1 << 16;
 
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const turn = nextTurn;
 
 export function quantizeAsync(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' } & AsyncOptions): Promise<FgmpTensor>;
 export function quantizeAsync(x: Float32Array | Uint16Array, options: QuantizeOptions & AsyncOptions): Promise<QuantizedTensor>;

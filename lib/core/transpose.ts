@@ -7,6 +7,7 @@
 // (native/transpose.h: the same loop in C++ on the addon's threads, ~4× faster on one).
 
 import { getKernels } from '../kernels/registry.js';
+import { nextTurn } from './async-jobs.js';
 
 type Elements = Uint16Array | Uint32Array | Float32Array | Int32Array;
 type Elements32 = Uint32Array | Float32Array | Int32Array;
@@ -124,7 +125,7 @@ export async function transposeLastTwoInPlace(bytes: Uint8Array, shape: readonly
     (scratch as Uint16Array).set(data.subarray(at, at + rows * cols) as Uint16Array); // same element type at run time
     transposeMatrices(scratch, data.subarray(at, at + rows * cols), 0, 1, rows, cols);
     if (m + 1 < count) {
-      await new Promise<void>((r) => setImmediate(r));
+      await nextTurn();
       signal?.throwIfAborted();
     }
   }

@@ -16,7 +16,7 @@ import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
 import { loadBitsInto } from '../kernels/ref/dtype.js';
 import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
-import { snapshotArray } from '../core/async-jobs.js';
+import { nextTurn, snapshotArray } from '../core/async-jobs.js';
 import {
   FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
@@ -177,7 +177,7 @@ function emptyCandidates(p: Prepared, reuse = false): Candidates {
 
 /** Rows per chunk of the reference loop when it runs in slices (quantizeAsync): a few ms each. */
 const SYNC_CHUNK_ELEMENTS = 1 << 14;
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const turn = nextTurn;
 
 /** candidates() without blocking the event loop: on the addon's threads (a job that snapshots
  *  its inputs now), or in row slices over copies taken now; same bits either way. */
