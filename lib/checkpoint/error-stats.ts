@@ -4,7 +4,7 @@
 // every backend and for any chunking), which reads 16-bit sources as they are.
 import { DtypeId, type DtypeName } from '../core/formats.js';
 import { dequantize, type QuantizedTensor } from '../core/quantize.js';
-import { checkFgmpTensor, type FgmpTensor } from '../fgmp/quantize.js';
+import { checkFgmpTensor, decodeFgmpRows, type FgmpTensor } from '../fgmp/quantize.js';
 import { getKernels } from '../kernels/registry.js';
 import { elementCount } from './source-view.js';
 
@@ -39,10 +39,8 @@ export async function measureError(
     const start = r0 * cols;
     const n = (r1 - r0) * cols;
     const y = scratch.subarray(0, n);
-    if (fgmp) {
-      const { mask, data, scales, tensorScale, fp8Scale } = fgmp;
-      getKernels().dequantizeFgmp({ mask, data, scales, cols, rowBegin: r0, rowEnd: r1, tensorScale, fp8Scale, out: y });
-    } else dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: y });
+    if (fgmp) decodeFgmpRows(fgmp, y, r0, r1);
+    else dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: y });
     getKernels().errorSums(x.subarray(start, start + n), DtypeId[dtype], y, r1 - r0, cols, sums);
     if (r1 < rows) {
       await turn(); // keep the event loop responsive on huge tensors

@@ -14,7 +14,7 @@ import {
   type RoundingName,
   type ScaleRuleName,
 } from './formats.js';
-import { checkFgmpTensor, dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
@@ -162,9 +162,9 @@ export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeO
   if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(q)}`);
   if (q.format === 'fgmp') {
     if (outOption === undefined) return dequantizeFgmp(q);
-    const { rows, cols } = checkFgmpTensor('dequantize(fgmp)', q);
-    const out = checkOut(fn, outOption, rows * cols);
-    dequantizeFgmp(q, out.view);
+    const checked = checkFgmpTensor('dequantize(fgmp)', q); // read once: out is sized from it
+    const out = checkOut(fn, outOption, checked.rows * checked.cols);
+    decodeFgmpRows(checked, out.view, 0, checked.rows);
     return out.finish();
   }
   const t = readQuantizedTensor(fn, q);

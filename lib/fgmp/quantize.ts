@@ -330,17 +330,18 @@ export function checkFgmpTensor(fn: string, q: FgmpTensor, argument = ''): Check
   return { shape, rows, cols, blocksPerRow, data, scales, mask, tensorScale, fp8Scale };
 }
 
-/** Rows [rowBegin, rowEnd) of an FGMP tensor as float32 values, into `out` (row rowBegin at
- *  out[0]; a new array when absent): the backend's dequantizeFgmp kernel. */
-export function dequantizeFgmp(tensor: FgmpTensor, out?: Float32Array, rowBegin = 0, rowEnd?: number): Float32Array {
+/** Every value of an FGMP tensor as float32 (a new array). */
+export function dequantizeFgmp(tensor: FgmpTensor): Float32Array {
   const q = checkFgmpTensor('dequantize(fgmp)', tensor);
-  const { rows, cols } = q;
-  const end = rowEnd ?? rows;
-  const values = out ?? new Float32Array((end - rowBegin) * cols);
-  getKernels().dequantizeFgmp({
-    mask: q.mask, data: q.data, scales: q.scales, cols, rowBegin, rowEnd: end, tensorScale: q.tensorScale, fp8Scale: q.fp8Scale, out: values,
-  });
-  return values;
+  return decodeFgmpRows(q, new Float32Array(q.rows * q.cols), 0, q.rows);
+}
+
+/** Rows [rowBegin, rowEnd) of a checked FGMP tensor into `out` (row rowBegin at out[0]) on the
+ *  backend's dequantizeFgmp kernel; the caller checked the tensor once and sized `out` from it. */
+export function decodeFgmpRows(q: CheckedFgmpTensor, out: Float32Array, rowBegin: number, rowEnd: number): Float32Array {
+  const { mask, data, scales, cols, tensorScale, fp8Scale } = q;
+  getKernels().dequantizeFgmp({ mask, data, scales, cols, rowBegin, rowEnd, tensorScale, fp8Scale, out });
+  return out;
 }
 
 /** Storage cost of an FGMP tensor in bits per element: elements, FP4 block scales and the mask. */

@@ -11,7 +11,7 @@
 import { countFp8Blocks, isFp8Block } from '../../fgmp/select.js';
 import { ELEMENT_FORMATS } from '../../core/formats.js';
 import type { FgmpDequantizeArgs } from '../contract.js';
-import { guardBytes, guardDims, guardFloats, guardNumber } from '../kernel-guards.js';
+import { guardBytes, guardFloats, guardIndex, guardNumber } from '../kernel-guards.js';
 import { decodeTable } from './element-codec.js';
 
 const BLOCK = 16;
@@ -34,8 +34,7 @@ export interface FgmpRowRange {
 export function guardFgmpDequantize(fn: string, a: FgmpDequantizeArgs): { args: FgmpDequantizeArgs; range: FgmpRowRange } {
   if (a === null || typeof a !== 'object') throw new TypeError(`${fn}: arguments must be an object { mask, data, scales, cols, rowBegin, rowEnd, tensorScale, fp8Scale, out }`);
   const x = { ...a };
-  guardDims(fn, x.rowEnd, x.cols);
-  guardDims(fn, x.rowBegin, x.cols);
+  for (const name of ['cols', 'rowBegin', 'rowEnd'] as const) guardIndex(fn, name, x[name]);
   if (x.rowBegin > x.rowEnd) throw new RangeError(`${fn}: rowBegin (${x.rowBegin}) is past rowEnd (${x.rowEnd})`);
   guardNumber(fn, 'tensorScale', x.tensorScale);
   guardNumber(fn, 'fp8Scale', x.fp8Scale);
