@@ -32,7 +32,7 @@ import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
 import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { parseRegex } from './tensor-selection.js';
+import { selectionRegex } from './tensor-selection.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** The parts folder of an output: one folder per run (runFolder). */
@@ -144,9 +144,8 @@ export interface SerializedOptions extends Omit<CheckpointOptions, 'only' | 'ski
 
 export function serializeOptions(o: CheckpointOptions): SerializedOptions {
   const re = (flag: string, r: RegExp | string | undefined) => {
-    if (r === undefined) return undefined;
-    const x = typeof r === 'string' ? parseRegex(flag, r) : r;
-    return { source: x.source, flags: x.flags };
+    const x = selectionRegex(flag, r);
+    return x && { source: x.source, flags: x.flags };
   };
   // A fixed key order and no undefined values: the run key hashes this text.
   const out: Record<string, unknown> = {

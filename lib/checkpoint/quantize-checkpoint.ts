@@ -13,7 +13,7 @@ import { basename, resolve } from 'node:path';
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
 import { BLOCK_FORMATS, QUANT_FORMAT_NAMES } from '../core/formats.js';
-import { checkSignal, describe } from '../core/validate.js';
+import { checkSignal } from '../core/validate.js';
 import { layoutByName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
 import type { AtomicFile } from './safetensors/atomic-file.js';
@@ -21,7 +21,7 @@ import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
-import { parseRegex } from './tensor-selection.js';
+import { selectionRegex } from './tensor-selection.js';
 import { readModelConfig } from './model-config.js';
 import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
@@ -34,17 +34,6 @@ export {
 } from './summary.js';
 export { tensorSeed } from './quantize-tensor.js';
 export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFilesInput } from './publish.js';
-
-function regex(flag: string, r: RegExp | string | undefined): RegExp | undefined {
-  if (r === undefined) return undefined;
-  if (typeof r === 'string') return parseRegex(flag, r);
-  if (!(r instanceof RegExp) && Object.prototype.toString.call(r) !== '[object RegExp]') {
-    throw new TypeError(`${flag} must be a RegExp or a string, got ${describe(r)}`);
-  }
-  // A copy without the g and y flags: with them, test() carries lastIndex from one name to the
-  // next and the same name would match or not depending on the name before it.
-  return new RegExp(r.source, r.flags.replace(/[gy]/g, ''));
-}
 
 export async function quantizeCheckpoint(
   input: string,
@@ -70,8 +59,8 @@ export async function quantizeCheckpoint(
     throw new RangeError(`the ${layoutName} layout holds ${layout.formats.join(', ')}; not ${options.format}`);
   }
   if (options.fisher !== undefined && options.format !== 'fgmp') throw new RangeError('--fisher applies to --format fgmp only');
-  const only = regex('--only', options.only);
-  const skip = regex('--skip', options.skip);
+  const only = selectionRegex('--only', options.only);
+  const skip = selectionRegex('--skip', options.skip);
   signal?.throwIfAborted();
 
   const ckpt = part?.files ?? (await openCheckpoint(input));

@@ -6,6 +6,7 @@
 // copied through unchanged.
 
 import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
+import { describe } from '../core/validate.js';
 
 export interface SelectionRules {
   only?: RegExp;
@@ -40,4 +41,16 @@ export function parseRegex(flag: string, source: string): RegExp {
   } catch (err) {
     throw new RangeError(`${flag}: invalid regular expression ${JSON.stringify(source)} (${(err as Error).message})`);
   }
+}
+
+/** An --only / --skip rule as given (a RegExp or its source), as the run uses it. */
+export function selectionRegex(flag: string, r: RegExp | string | undefined): RegExp | undefined {
+  if (r === undefined) return undefined;
+  if (typeof r === 'string') return parseRegex(flag, r);
+  if (!(r instanceof RegExp) && Object.prototype.toString.call(r) !== '[object RegExp]') {
+    throw new TypeError(`${flag} must be a RegExp or a string, got ${describe(r)}`);
+  }
+  // A copy without the g and y flags: with them, test() carries lastIndex from one name to the
+  // next and the same name would match or not depending on the name before it.
+  return new RegExp(r.source, r.flags.replace(/[gy]/g, ''));
 }
