@@ -271,6 +271,17 @@ describe.each(backends)('bit-plane product on %s', (backend) => {
     const qc = quantizeGradient(new Float32Array([1, 2, 3, 4]), { shape: [2, 2], bits: 2, groups: 'channel' });
     expect(() => packGradient(qc, { reduce: 'columns' })).toThrow(/per-channel scales do not factor out/);
     expect(() => packGradient(q, { reduce: 'columns', length: 3 })).toThrow(/divides q's 2 columns/);
+    // packGradient's refusals name packGradient and q's fields, not the packBitPlanes it uses.
+    expect(() => packGradient({ ...q, codes: new Int8Array(4) as never }, { reduce: 'columns' })).toThrow(new TypeError('packGradient: q.codes must be a Uint8Array, got Int8Array'));
+    expect(() => packGradient({ ...q, codes: new Uint8Array(3) }, { reduce: 'columns' })).toThrow(new RangeError('packGradient: q.codes must hold 4 elements, got 3'));
+    expect(() => packGradient({ ...qc, codes: new Uint8Array(4).fill(7) }, { reduce: 'rows' })).toThrow(new RangeError('packGradient: q.codes[0] is 7, not below 2^2'));
+    // A value of the wrong type is a TypeError; a number out of range a RangeError.
+    expect(() => bitplaneMatmulInt({ ...a, rows: -1 }, packSigns(new Float32Array(4), { shape: [2, 2] }))).toThrow(new RangeError('bitplaneMatmulInt: a.rows must be a non-negative integer, got -1'));
+    expect(() => bitplaneMatmulInt({ ...a, rows: '2' as never }, packSigns(new Float32Array(4), { shape: [2, 2] }))).toThrow(new TypeError('bitplaneMatmulInt: a.rows must be a non-negative integer (a Number), got "2"'));
+    expect(() => bitplaneMatmulInt(a, packSigns(new Float32Array(4), { shape: [2, 2] }), { mask: new Uint8Array(2), rowsPerGroup: 'x' as never }))
+      .toThrow(new TypeError('bitplaneMatmulInt: rowsPerGroup must be a positive integer (a Number), got "x"'));
+    expect(() => bitplaneMatmulInt(a, packSigns(new Float32Array(4), { shape: [2, 2] }), { mask: new Uint8Array(2), rowsPerGroup: 0 }))
+      .toThrow(new RangeError('bitplaneMatmulInt: rowsPerGroup must be a positive integer, got 0'));
   });
 
   it('its kernels check their arguments at the boundary (a caller that skips the facade gets an error, not a crash)', () => {

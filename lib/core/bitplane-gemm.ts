@@ -8,7 +8,7 @@
 import type { QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
-import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
+import { checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 import { byteOffsetOf } from './typed-arrays.js';
 
 /** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
@@ -82,8 +82,9 @@ export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSig
   const { shape: shapeOption, transpose: transposeOption, ternary: ternaryOption } = o;
   const transpose = readFlag(fn, 'transpose', transposeOption);
   const ternary = readFlag(fn, 'ternary', ternaryOption);
+  const shape = copyShape(shapeOption); // read before the array is looked at (readFields)
   const src = inputArray(fn, 'x', x, 'Float32Array');
-  const [rows, cols] = read2d(fn, shapeOption, src.length);
+  const [rows, cols] = read2d(fn, shape, src.length);
   const outRows = transpose ? cols : rows;
   const length = transpose ? rows : cols;
   checkLength(fn, length);
@@ -99,14 +100,20 @@ export function packBitPlanes(codes: Uint8Array, options: PackBitPlanesOptions):
   const { shape: shapeOption, bits: bitsOption, transpose: transposeOption } = o;
   const bits = checkBits(fn, 'options.bits', bitsOption);
   const transpose = readFlag(fn, 'transpose', transposeOption);
+  const shape = copyShape(shapeOption); // read before the array is looked at (readFields)
   const src = inputArray(fn, 'codes', codes, 'Uint8Array');
-  const [rows, cols] = read2d(fn, shapeOption, src.length);
+  const [rows, cols] = read2d(fn, shape, src.length);
+  return packPlanes(fn, src, rows, cols, bits, transpose);
+}
+
+/** packBitPlanes on checked arguments (`fn` names the public function in messages). */
+function packPlanes(fn: string, src: Uint8Array, rows: number, cols: number, bits: number, transpose: boolean): PackedBitPlanes {
   const outRows = transpose ? cols : rows;
   const length = transpose ? rows : cols;
   checkLength(fn, length);
   const data = new Uint8Array(planesBytes(outRows, length, bits));
   const bad = getKernels().packBitPlanes({ codes: src, rows, cols, bits, transpose, out: data });
-  if (bad >= 0) throw new RangeError(`${fn}: codes[${bad}] is ${src[bad]}, not below 2^${bits}`);
+  if (bad >= 0) throw new RangeError(`${fn}: ${fn === 'packBitPlanes' ? 'codes' : 'q.codes'}[${bad}] is ${src[bad]}, not below 2^${bits}`);
   return { rows: outRows, length, bits, data };
 }
 
@@ -132,7 +139,7 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
   const o = checkOptions<PackGradientOptions>(fn, options, "{ reduce: 'columns' | 'rows', length? }", false);
   const { reduce: reduceOption, length: lengthOption } = o;
   const reduce = checkName(fn, 'options.reduce', reduceOption, ['columns', 'rows'] as const);
-  const { shape: shapeOption, groups, bits: bitsOption, codes, scales, zeros, mask } = q;
+  const { shape: shapeOption, groups, bits: bitsOption, codes, scales, zeros, mask } = readFields(q, ['shape', 'groups', 'bits', 'codes', 'scales', 'zeros', 'mask']);
   const dims = readShape(fn, shapeOption, 'q.shape');
   if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: q.shape must be [rows, cols], got ${describe(shapeOption)}`);
   const [rows, cols] = dims;
@@ -151,32 +158,39 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
       throw new RangeError(`${fn}: options.length must be a positive integer that divides q's ${cols} columns, got ${describe(lengthOption)}`);
     }
     const viewRows = (rows * cols) / length;
-    const planes = packBitPlanes(codes, { shape: [viewRows, length], bits });
+    const planes = packPlanes(fn, inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), viewRows, length, bits, false);
     return { ...planes, ...g, rowsPerGroup: group === 'sample' ? cols / length : Math.max(1, viewRows) };
   }
   if (group === 'sample') throw new RangeError(`${fn}: per-sample scales do not factor out of a reduction over samples (reduce 'rows'); quantize with groups 'channel' or 'tensor' (SCQ)`);
   if (lengthOption !== undefined) throw new RangeError(`${fn}: options.length applies to reduce 'columns' only`);
-  const planes = packBitPlanes(codes, { shape: [rows, cols], bits, transpose: true });
+  const planes = packPlanes(fn, inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), rows, cols, bits, true);
   return { ...planes, ...g, rowsPerGroup: group === 'channel' ? 1 : Math.max(1, cols) };
 }
 
-function checkPlanes(fn: string, a: unknown): PackedBitPlanes {
+/** a's fields, each read once, before any array is looked at (readFields). */
+function readPlanes(fn: string, a: unknown): { [key in keyof PackedGradient]?: unknown } {
   if (a === null || typeof a !== 'object') throw new TypeError(`${fn}: a must be packed bit planes (packBitPlanes, packGradient), got ${describe(a)}`);
-  const { rows, length, bits, data } = a as PackedBitPlanes;
-  for (const [name, v] of [['rows', rows], ['length', length]] as const) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`${fn}: a.${name} must be a non-negative integer, got ${describe(v)}`);
-  }
+  return readFields(a, ['rows', 'length', 'bits', 'data', 'rowsPerGroup', 'scales', 'zeros', 'mask']);
+}
+
+function readSigns(fn: string, b: unknown): { [key in keyof PackedSigns]?: unknown } {
+  if (b === null || typeof b !== 'object') throw new TypeError(`${fn}: b must be packed signs (packSigns), got ${describe(b)}`);
+  return readFields(b, ['rows', 'length', 'ternary', 'data']);
+}
+
+function checkPlanes(fn: string, a: { [key in keyof PackedBitPlanes]?: unknown }): PackedBitPlanes {
+  const { rows, length, bits, data } = a as PackedBitPlanes; // checked below
+  checkCountField(fn, 'a.rows', rows);
+  checkCountField(fn, 'a.length', length);
   checkLength(fn, length);
   const b = checkBits(fn, 'a.bits', bits);
   return { rows, length, bits: b, data: wordArray(fn, 'a.data', data, planesBytes(rows, length, b)) };
 }
 
-function checkSigns(fn: string, s: unknown): PackedSigns {
-  if (s === null || typeof s !== 'object') throw new TypeError(`${fn}: b must be packed signs (packSigns), got ${describe(s)}`);
-  const { rows, length, ternary, data } = s as PackedSigns;
-  for (const [name, v] of [['rows', rows], ['length', length]] as const) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TypeError(`${fn}: b.${name} must be a non-negative integer, got ${describe(v)}`);
-  }
+function checkSigns(fn: string, s: { [key in keyof PackedSigns]?: unknown }): PackedSigns {
+  const { rows, length, ternary, data } = s as PackedSigns; // checked below
+  checkCountField(fn, 'b.rows', rows);
+  checkCountField(fn, 'b.length', length);
   if (typeof ternary !== 'boolean') throw new TypeError(`${fn}: b.ternary must be a boolean, got ${describe(ternary)}`);
   return { rows, length, ternary, data: wordArray(fn, 'b.data', data, signsBytes(rows, length, ternary)) };
 }
@@ -193,8 +207,16 @@ function checkPair(fn: string, a: PackedBitPlanes, b: PackedSigns): void {
 
 function checkRowsPerGroup(fn: string, v: unknown, rows: number): number {
   const r = v ?? Math.max(1, rows);
-  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 1) throw new RangeError(`${fn}: rowsPerGroup must be a positive integer, got ${describe(v)}`);
+  if (typeof r !== 'number') throw new TypeError(`${fn}: rowsPerGroup must be a positive integer (a Number), got ${describe(v)}`);
+  if (!Number.isSafeInteger(r) || r < 1) throw new RangeError(`${fn}: rowsPerGroup must be a positive integer, got ${describe(v)}`);
   return r;
+}
+
+/** A packed operand's rows or length: a non-negative safe integer. */
+function checkCountField(fn: string, name: string, v: unknown): number {
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a non-negative integer (a Number), got ${describe(v)}`);
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${describe(v)}`);
+  return v;
 }
 
 export interface BitplaneMatmulIntOptions {
@@ -207,10 +229,12 @@ export interface BitplaneMatmulIntOptions {
 /** The exact integer product I[i][j] = Σ_k code_a[i][k]·s_b[j][k]: Int32Array [a.rows, b.rows]. */
 export function bitplaneMatmulInt(a: PackedBitPlanes, b: PackedSigns, options?: BitplaneMatmulIntOptions): Int32Array {
   const fn = 'bitplaneMatmulInt';
-  const A = checkPlanes(fn, a);
-  const B = checkSigns(fn, b);
-  checkPair(fn, A, B);
+  const aFields = readPlanes(fn, a);
+  const bFields = readSigns(fn, b);
   const { mask: maskOption, rowsPerGroup: rpgOption, out: outOption } = checkOptions<BitplaneMatmulIntOptions>(fn, options, '{ mask?, rowsPerGroup?, out? }', true);
+  const A = checkPlanes(fn, aFields);
+  const B = checkSigns(fn, bFields);
+  checkPair(fn, A, B);
   if (maskOption === undefined && rpgOption !== undefined) throw new RangeError(`${fn}: options.rowsPerGroup needs options.mask`);
   const rowsPerGroup = checkRowsPerGroup(fn, rpgOption ?? 1, A.rows);
   const groups = Math.ceil(A.rows / rowsPerGroup);
@@ -234,16 +258,18 @@ export interface BitplaneMatmulOptions {
  */
 export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: BitplaneMatmulOptions): Float32Array {
   const fn = 'bitplaneMatmul';
-  const A = checkPlanes(fn, a);
-  const B = checkSigns(fn, b);
-  checkPair(fn, A, B);
+  const aFields = readPlanes(fn, a);
+  const bFields = readSigns(fn, b);
   const { out: outOption } = checkOptions<BitplaneMatmulOptions>(fn, options, '{ out? }', true);
-  const rowsPerGroup = checkRowsPerGroup(fn, a.rowsPerGroup, A.rows);
+  const A = checkPlanes(fn, aFields);
+  const B = checkSigns(fn, bFields);
+  checkPair(fn, A, B);
+  const rowsPerGroup = checkRowsPerGroup(fn, aFields.rowsPerGroup, A.rows);
   // An empty gradient still has its one tensor-wide group: any count is accepted for 0 rows.
   const groups = A.rows === 0 ? undefined : Math.ceil(A.rows / rowsPerGroup);
-  const scales = inputArray(fn, 'a.scales', a.scales, 'Float32Array', groups);
-  const zeros = inputArray(fn, 'a.zeros', a.zeros, 'Float32Array', groups);
-  const mask = inputArray(fn, 'a.mask', a.mask, 'Uint8Array', groups);
+  const scales = inputArray(fn, 'a.scales', aFields.scales, 'Float32Array', groups);
+  const zeros = inputArray(fn, 'a.zeros', aFields.zeros, 'Float32Array', groups);
+  const mask = inputArray(fn, 'a.mask', aFields.mask, 'Uint8Array', groups);
   const out = outOption === undefined ? new Float32Array(A.rows * B.rows) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
   getKernels().bitplaneMatmul({
     planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,

@@ -30,12 +30,12 @@ import { getKernels } from '../kernels/registry.js';
 import { hasFastPath, matmulDecodedBatchOn, matmulDecodedOn, matmulFast, matmulFastAsync, repackWeights } from '../kernels/matmul-glue.js';
 import type { DecodedOperand, MatmulKernels } from '../kernels/contract.js';
 import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
-import { quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
+import { TENSOR_KEYS, quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
 import { nextTurn } from './async-jobs.js';
-import { typedArrayName } from './typed-arrays.js';
-import { checkArray, checkOptions, checkShape, checkSource, describe, inputArray, readShape } from './validate.js';
+import { plainView, typedArrayName } from './typed-arrays.js';
+import { checkArray, checkOptions, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -147,7 +147,12 @@ function isQuantized(a: unknown): a is MatmulOperand {
  * any realm): a fresh object over what was read, so nothing the caller's object does later (a
  * getter, a Proxy, an own `length`) reaches the kernels.
  */
-function readOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): MatmulOperand {
+function readOperand(fn: string, argument: 'a' | 'b', tensor: MatmulOperand): MatmulOperand {
+  return checkOperand(fn, argument, readFields(tensor, TENSOR_KEYS) as MatmulOperand);
+}
+
+/** readOperand's checks, on fields already read (readFields): they run no caller code. */
+function checkOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): MatmulOperand {
   if (q.format === 'fgmp') {
     const f: CheckedFgmpTensor = checkFgmpTensor(fn, q as FgmpTensor, `${argument}.`);
     check2d(fn, argument, f.shape);
@@ -174,8 +179,11 @@ interface PreparedMatmul {
   /** The handle b came from, when matmul was given prepared weights. */
   prepared: PreparedWeights | undefined;
   bias: Float32Array | undefined;
-  /** The caller's output (checked: M·N elements), or undefined. */
+  /** A plain view of the caller's output (checked: M·N elements), or undefined: the kernels write
+   *  through it, so a subclass's own `set` or `length` is never called. */
   out: Float32Array | undefined;
+  /** The caller's output itself, which matmul returns. */
+  callerOut: Float32Array | undefined;
   /** MXINT8 activations × weights the backend's integer kernels take (E2M1; native: also E4M3, FP6, INT8). */
   fast: boolean;
 }
@@ -184,15 +192,20 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape?, out? }', true);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
   if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
+  // Every caller object is read before any array is looked at: nothing the caller runs (a getter,
+  // a Proxy) can resize an array between its check and the kernels.
+  const bFields = prepared ? undefined : readFields(weights, TENSOR_KEYS) as MatmulOperand;
+  const ownA = !isQuantized(a);
+  const aFields = ownA ? undefined : readFields(a as MatmulOperand, TENSOR_KEYS) as MatmulOperand;
+  const shapeCopy = ownA ? copyShape(shapeOption) : undefined;
   // A prepared handle's snapshot was checked by prepareWeights.
-  const b = prepared ? prepared.operand(fn) : readOperand(fn, 'b', weights as MatmulOperand);
+  const b = prepared ? prepared.operand(fn) : checkOperand(fn, 'b', bFields!);
   const [n, k] = b.shape;
   let aq: MatmulOperand;
-  const ownA = !isQuantized(a);
   if (!ownA) {
-    aq = readOperand(fn, 'a', a as MatmulOperand);
+    aq = checkOperand(fn, 'a', aFields!);
   } else {
-    const dims = readShape(fn, shapeOption);
+    const dims = readShape(fn, shapeCopy);
     const { dtype, x } = checkSource(fn, a, dtypeOption, 'a');
     if (dims === undefined && k > 0 && x.length % k !== 0) {
       throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
@@ -206,10 +219,11 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   }
   if (aq.shape[1] !== k) throw new RangeError(`${fn}: a has K = ${aq.shape[1]} but b has K = ${k}`);
   const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
-  const out = outOption === undefined ? undefined : checkArray(fn, 'out', outOption, 'Float32Array', aq.shape[0] * n, `elements (M·N = ${aq.shape[0]}·${n})`);
+  const callerOut = outOption === undefined ? undefined : checkArray(fn, 'out', outOption, 'Float32Array', aq.shape[0] * n, `elements (M·N = ${aq.shape[0]}·${n})`);
+  const out = callerOut && plainView('Float32Array', callerOut);
   const kernels = getKernels().matmul;
   const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(b);
-  return { a: aq, ownA, b, prepared, bias, out, fast };
+  return { a: aq, ownA, b, prepared, bias, out, callerOut, fast };
 }
 
 /**
@@ -237,7 +251,9 @@ function fastWeights(fn: string, kernels: MatmulKernels, p: PreparedMatmul): { p
  * call for a plain tensor, once for weights from prepareWeights().
  */
 export function matmul(a: Float32Array | Uint16Array | MatmulOperand, b: MatmulOperand | PreparedWeights, options: MatmulOptions = {}): Float32Array {
-  return product('matmul', prepare('matmul', a, b, options, true));
+  const p = prepare('matmul', a, b, options, true);
+  const result = product('matmul', p);
+  return p.callerOut ?? result;
 }
 
 /** b decoded for the reference order: kept by a prepared handle (decoded once), else made now
@@ -384,15 +400,18 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   const p = prepare(fn, a, b, options, false);
   // The product goes to an array of our own and into `out` at the end, checked again then (the
   // caller may have detached or resized it meanwhile).
-  const out = p.out;
-  p.out = undefined;
+  const out = p.callerOut;
+  p.out = p.callerOut = undefined;
   return finishAsync(fn, await productAsync(fn, p), out);
 }
 
+/** The product into the caller's `out` (a plain view of it taken now: it may have been detached
+ *  or resized meanwhile), or the product itself. */
 function finishAsync(fn: string, product: Float32Array, out: Float32Array | undefined): Float32Array {
   if (out === undefined) return product;
-  if (out.length !== product.length) throw new TypeError(`${fn}: options.out was detached or resized while the product ran; nothing was written`);
-  out.set(product);
+  const view = plainView('Float32Array', out);
+  if (view.length !== product.length) throw new TypeError(`${fn}: options.out was detached or resized while the product ran; nothing was written`);
+  view.set(product);
   return out;
 }
 

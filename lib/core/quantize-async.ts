@@ -12,9 +12,9 @@
 
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from './formats.js';
-import { planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+import { QUANTIZE_OPTION_KEYS, planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
-import { checkOptions, checkSignal } from './validate.js';
+import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
 import { abortable, nextTurn, snapshotArray } from './async-jobs.js';
 
@@ -35,15 +35,15 @@ export async function quantizeAsync(
 ): Promise<QuantizedTensor | FgmpTensor> {
   // No await before the work has taken its snapshot: the caller runs on as soon as we return.
   const fn = 'quantizeAsync';
-  const opts = checkOptions<QuantizeOptions & AsyncOptions>(fn, options, '{ format, shape?, signal? }', false);
+  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape?, signal? }', false), QUANTIZE_OPTION_KEYS) as QuantizeOptions & AsyncOptions;
   const signal = checkSignal(fn, opts.signal);
   signal?.throwIfAborted();
-  if (options.format === 'fgmp') {
+  if ((opts.format as string) === 'fgmp') {
     // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
     // selection and the assembly stay on this thread.
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
-    return abortable(quantizeFgmpAsync(x, options as FgmpOptions, signal), signal);
+    return abortable(quantizeFgmpAsync(x, opts as FgmpOptions, signal), signal);
   }
   const p = planQuantize(fn, x, opts);
   const kernels = getKernels();

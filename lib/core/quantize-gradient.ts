@@ -6,7 +6,7 @@
 import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
-import { checkName, checkOptions, checkShape, describe, inputArray, readShape } from './validate.js';
+import { checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 import { bufferOf, byteLengthOf, byteOffsetOf } from './typed-arrays.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
@@ -74,13 +74,18 @@ function checkSeed(fn: string, seed: unknown): number {
   return s;
 }
 
-/** options.out: each buffer of its kind and exact length, read once (the caller's objects are
- *  returned in q; the kernels write through plain views of their memory). */
-function checkBuffers(fn: string, out: unknown, n: number, count: number): GradientBuffers & { views: GradientBuffers } {
+/** options.out's fields, each read once, before any array is looked at (readFields). */
+function readBuffers(fn: string, out: unknown): GradientBuffers {
   if (out === null || typeof out !== 'object' || Array.isArray(out) || ArrayBuffer.isView(out)) {
     throw new TypeError(`${fn}: options.out must be an object { codes, scales, zeros, mask, keepProbability }, got ${describe(out)}`);
   }
-  const { codes, scales, zeros, mask, keepProbability } = out as GradientBuffers;
+  return readFields(out, ['codes', 'scales', 'zeros', 'mask', 'keepProbability']) as unknown as GradientBuffers;
+}
+
+/** options.out (read by readBuffers): each buffer of its kind and exact length (the caller's
+ *  objects are returned in q; the kernels write through plain views of their memory). */
+function checkBuffers(fn: string, out: GradientBuffers, n: number, count: number): GradientBuffers & { views: GradientBuffers } {
+  const { codes, scales, zeros, mask, keepProbability } = out;
   const views: GradientBuffers = {
     codes: inputArray(fn, 'options.out.codes', codes, 'Uint8Array', n),
     scales: inputArray(fn, 'options.out.scales', scales, 'Float32Array', count),
@@ -117,11 +122,14 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const groups = checkName(fn, 'options.groups', groupsOption ?? 'sample', GROUPS);
   const prune = checkName(fn, 'options.prune', pruneOption ?? 'none', PRUNES);
   const seed = checkSeed(fn, seedOption);
+  // Caller objects are read before any array is looked at (readFields).
+  const shapeCopy = copyShape(shapeOption);
+  const outFields = outOption === undefined ? undefined : readBuffers(fn, outOption);
   const src = inputArray(fn, 'g', g, 'Float32Array');
-  const shape = checkShape2(fn, shapeOption, src.length);
+  const shape = checkShape2(fn, shapeCopy, src.length);
   const [rows, cols] = shape;
   const count = gradientGroupCount(rows, cols, GradientGroupsId[groups]);
-  const buffers = outOption === undefined ? undefined : checkBuffers(fn, outOption, rows * cols, count);
+  const buffers = outFields === undefined ? undefined : checkBuffers(fn, outFields, rows * cols, count);
   const q: QuantizedGradient = {
     shape, bits, groups, prune, seed,
     codes: buffers?.codes ?? new Uint8Array(rows * cols),

@@ -18,7 +18,7 @@ import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type Fgm
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
-  checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readShape,
+  checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readFields, readShape,
 } from './validate.js';
 
 export interface QuantizeOptions {
@@ -49,11 +49,18 @@ export function quantizedByteLengths(format: BlockFormatName, shape: number[]): 
   return { data: rows * packedRowBytes(f, cols), scales: rows * Math.ceil(cols / f.blockSize) };
 }
 
-/** The caller's `out` arrays checked against the sizes this call writes. */
-export function checkQuantizeOut(fn: string, out: unknown, dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
+/** The caller's `out` object's two fields, each read once (before any array is looked at). */
+export function readQuantizeOut(fn: string, out: unknown): { data: unknown; scales: unknown } | undefined {
   if (out === undefined) return undefined;
   if (out === null || typeof out !== 'object') throw new TypeError(`${fn}: options.out must be an object { data, scales }, got ${describe(out)}`);
   const { data, scales } = out as { data?: unknown; scales?: unknown };
+  return { data, scales };
+}
+
+/** The caller's `out` arrays (read by readQuantizeOut) checked against the sizes this call writes. */
+export function checkQuantizeOut(fn: string, out: { data: unknown; scales: unknown } | undefined, dataBytes: number, scaleBytes: number): { data: Uint8Array; scales: Uint8Array } | undefined {
+  if (out === undefined) return undefined;
+  const { data, scales } = out;
   return {
     data: checkArray(fn, 'out.data', data, 'Uint8Array', dataBytes, 'bytes for this shape'),
     scales: checkArray(fn, 'out.scales', scales, 'Uint8Array', scaleBytes, 'bytes for this shape'),
@@ -106,11 +113,14 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): Qua
     if (tensorScaleOption !== undefined) throw new RangeError(`${fn}: tensorScale applies to nvfp4 only`);
     scaleRule = checkScaleRule(fn, scaleRuleOption);
   }
+  // Every caller object is read before any array is looked at: nothing the caller runs (a getter,
+  // a Proxy) can resize an array between its check and the kernel.
+  const outFields = readQuantizeOut(fn, outOption);
   const { dtype, x: src } = checkSource(fn, x, dtypeOption);
   const { rows, cols, shape } = checkShape(fn, dims, src.length);
   const rowBytes = packedRowBytes(format, cols);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
-  const out = checkQuantizeOut(fn, outOption, rows * rowBytes, rows * blocksPerRow);
+  const out = checkQuantizeOut(fn, outFields, rows * rowBytes, rows * blocksPerRow);
   // The kernels write through plain views; the result hands back the caller's own arrays.
   const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
   const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
@@ -134,11 +144,20 @@ export function planTensorScale(fn: string, p: QuantizePlan, amax: number): numb
   return p.givenTensorScale ?? nvfp4TensorScale(amax);
 }
 
+/** Every option quantize, quantizeAsync and FGMP read (block formats and fgmp), read once by readFields. */
+export const QUANTIZE_OPTION_KEYS = [
+  'format', 'shape', 'dtype', 'rounding', 'seed', 'scaleRule', 'tensorScale', 'out',
+  'fisher', 'fp4Fraction', 'selection', 'mask', 'clipping', 'fp8Scale', 'signal',
+] as const;
+
+/** Every field of a quantized tensor (block format or fgmp) a function reads, read once by readFields. */
+export const TENSOR_KEYS = ['format', 'shape', 'data', 'scales', 'tensorScale', 'mask', 'fp8Scale', 'threshold', 'tiesTaken', 'fp4Fraction'] as const;
+
 export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' }): FgmpTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
   const fn = 'quantize';
-  const opts = checkOptions<QuantizeOptions | (FgmpOptions & { format: 'fgmp' })>(fn, options, '{ format, shape? }', false);
+  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape? }', false), QUANTIZE_OPTION_KEYS) as QuantizeOptions | (FgmpOptions & { format: 'fgmp' });
   if (opts.format === 'fgmp') {
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
     return quantizeFgmp(x, opts);
@@ -156,10 +175,11 @@ export interface DequantizeOptions {
   out?: Float32Array;
 }
 
-export function dequantize(q: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
+export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
   const fn = 'dequantize';
   const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
-  if (q === null || typeof q !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(q)}`);
+  if (tensor === null || typeof tensor !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(tensor)}`);
+  const q = readFields(tensor, TENSOR_KEYS) as QuantizedTensor | FgmpTensor;
   if (q.format === 'fgmp') {
     if (outOption === undefined) return dequantizeFgmp(q);
     const checked = checkFgmpTensor('dequantize(fgmp)', q); // read once: out is sized from it

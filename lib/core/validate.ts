@@ -83,6 +83,27 @@ export function readShape(fn: string, shape: unknown, argument = 'shape'): numbe
 }
 
 /**
+ * The named properties of a caller's object (options, a tensor), each read exactly once into a
+ * plain object; an array `shape` is copied into a plain array (copyShape). The public functions
+ * read every caller object this way before they look at any typed array, so no getter or Proxy of
+ * the caller runs between an array's check and the kernel (it could shrink or detach the array's
+ * buffer meanwhile).
+ */
+export function readFields<K extends string>(o: object, keys: readonly K[]): { [key in K]?: unknown } {
+  const fields: { [key in K]?: unknown } = {};
+  for (const key of keys) {
+    const v = (o as Record<string, unknown>)[key];
+    fields[key] = key === 'shape' ? copyShape(v) : v;
+  }
+  return fields;
+}
+
+/** An array shape copied into a plain array (each element read once; checked later by readShape). */
+export function copyShape(shape: unknown): unknown {
+  return Array.isArray(shape) ? Array.prototype.slice.call(shape) : shape;
+}
+
+/**
  * A shape for `length` elements (default [length]): the product of its dimensions must be
  * `length`. `rows` × `cols` is the 2-D view the kernels take (blocks along the last axis; rows = 0
  * when there are no elements); `leading` is the product of the dimensions before the last one.
