@@ -39,6 +39,15 @@ describe.each(testedBackends())('async calls own their inputs (%s)', (backend) =
         x.fill(1000);
         got = await p;
         check(same(got.data, want.data), format + ' after overwrite');
+        // an ordinary ArrayBuffer that calls itself a SharedArrayBuffer is still copied at the call
+        const tagged = new ArrayBuffer(original.byteLength);
+        Object.defineProperty(tagged, Symbol.toStringTag, { value: 'SharedArrayBuffer' });
+        x = new Float32Array(tagged);
+        x.set(original);
+        p = fp4.quantizeAsync(x, { format, shape: [rows, cols] });
+        x.fill(1000);
+        got = await p;
+        check(same(got.data, want.data), format + ' after overwrite of a buffer tagged SharedArrayBuffer');
       }
     `));
   });

@@ -167,3 +167,31 @@ describe('caller code run while the arguments are read cannot change what was ch
     }
   });
 });
+
+describe.each(backends)('an out array whose class overrides its methods (%s)', (backend) => {
+  /** A Float32Array subclass that lies about its length and whose methods do nothing: fp4kit must
+   *  write through the array's real memory and call none of them. */
+  const called: string[] = [];
+  class LyingOut extends Float32Array {
+    override get length(): number { called.push('length'); return 3; }
+    override set(): void { called.push('set'); }
+    override subarray(): Float32Array { called.push('subarray'); return new Float32Array(16); }
+    override fill(): this { called.push('fill'); return this; }
+  }
+  const n = 4, k = 64;
+  const cases = [['nvfp4 (integer kernels)', 'nvfp4', k], ['mxfp8_e5m2 (decoded)', 'mxfp8_e5m2', k], ['K = 0', 'nvfp4', 0]] as const;
+  it.each(cases)('matmul and matmulAsync write %s into its memory and return it', async (_, format, kk) => {
+    const b = quantize(gaussian(n * kk, 5), { format, shape: [n, kk] });
+    const a = gaussian(2 * kk, 6);
+    const bias = gaussian(n, 7);
+    const want = withBackend(backend, () => matmul(a, b, { shape: [2, kk], bias }));
+    for (const call of ['matmul', 'matmulAsync'] as const) {
+      called.length = 0;
+      const out = new LyingOut(2 * n);
+      const got = await withBackend(backend, () => (call === 'matmul' ? matmul : matmulAsync)(a, b, { shape: [2, kk], bias, out }));
+      expect(got, call).toBe(out);
+      expect(called, call).toEqual([]);
+      expect(new Uint32Array(out.buffer), call).toEqual(new Uint32Array(want.buffer));
+    }
+  });
+});

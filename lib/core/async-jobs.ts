@@ -1,12 +1,13 @@
 // Helpers of the Promise-returning calls (quantizeAsync, matmulAsync): what they take from the
 // caller at call time, and how an AbortSignal ends the wait.
 
-const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const bufferOf = Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'buffer')!.get as (this: ArrayBufferView) => ArrayBufferLike;
+import { bufferOf, isSharedBuffer } from './typed-arrays.js';
 
-/** Whether a typed array lives in a SharedArrayBuffer (read from the intrinsic getter, any realm). */
+/** Whether a typed array lives in a SharedArrayBuffer (any realm). A brand check, not the
+ *  buffer's toString tag: an ordinary ArrayBuffer given an own Symbol.toStringTag
+ *  'SharedArrayBuffer' is still copied. */
 export function isShared(a: ArrayBufferView): boolean {
-  return Object.prototype.toString.call(bufferOf.call(a)) === '[object SharedArrayBuffer]';
+  return isSharedBuffer(bufferOf(a));
 }
 
 /** The caller's array itself when it is SharedArrayBuffer-backed (it can never be detached or
