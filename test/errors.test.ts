@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  assignPrecision, bitsPerElement, calibrateFgmpActivations, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
+  assignPrecision, bitplaneMatmul, bitplaneMatmulInt, bitsPerElement, calibrateFgmpActivations, dequantizeGradient, packGradient, packSigns, quantizeGradient, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
   matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
@@ -230,6 +230,62 @@ describe.each(backends)('bad input on %s', (backend) => {
     const n = quantize(x, { format: 'nvfp4', shape: [2, 32] });
     expect(() => dequantize({ ...n, tensorScale: undefined })).toThrow(/tensorScale/);
     expect(() => decode(new Uint8Array([16]), 'e2m1')).toThrow(/not a e2m1 code/);
+  });
+
+  it('refuses an output that shares memory with an input or another output (the backends would give different bits); inputs may share', async () => {
+    const rows = 4, cols = 64;
+    const values = gaussian(rows * cols, 11);
+    // quantize: out.data inside the input's buffer, out.scales inside out.data
+    const buf = new ArrayBuffer(rows * cols * 4);
+    const xin = new Float32Array(buf);
+    xin.set(values);
+    const L = { data: rows * cols / 2, scales: rows * cols / 16 };
+    const inside = { data: new Uint8Array(buf, 0, L.data), scales: new Uint8Array(buf, L.data, L.scales) };
+    expect(thrown(() => quantize(xin, { format: 'nvfp4', shape: [rows, cols], out: inside }))).toBe('RangeError: quantize: out.data and input share memory');
+    expect(await rejected(() => quantizeAsync(xin, { format: 'nvfp4', shape: [rows, cols], out: inside }))).toBe('RangeError: quantizeAsync: out.data and input share memory');
+    const outBuf = new Uint8Array(L.data + L.scales);
+    expect(thrown(() => quantize(values, { format: 'nvfp4', shape: [rows, cols], out: { data: outBuf.subarray(0, L.data), scales: outBuf.subarray(L.data - 1, L.data - 1 + L.scales) } })))
+      .toBe('RangeError: quantize: out.data and out.scales share memory');
+    // dequantize: out over the tensor's own bytes (block format and fgmp)
+    for (const format of ['mxfp4', 'fgmp'] as const) {
+      const q = quantize(values, { format, shape: [rows, cols] });
+      const mem = new ArrayBuffer(rows * cols * 4 + q.data.length);
+      const data = new Uint8Array(mem, rows * cols * 4 - 8, q.data.length);
+      data.set(q.data);
+      expect(thrown(() => dequantize({ ...q, data }, { out: new Float32Array(mem, 0, rows * cols) })), format).toBe('RangeError: dequantize: out and data share memory');
+    }
+    // matmul / matmulAsync: out over a, b's data or the bias
+    const b = quantize(gaussian(8 * cols, 12), { format: 'nvfp4', shape: [8, cols] });
+    const mem = new Float32Array(rows * cols + rows * 8);
+    const a = mem.subarray(0, rows * cols);
+    a.set(values);
+    expect(thrown(() => matmul(a, b, { out: mem.subarray(rows * cols - 1, rows * cols - 1 + rows * 8) }))).toBe('RangeError: matmul: out and a share memory');
+    const bias = new Float32Array(rows * 8 + 8);
+    expect(await rejected(() => matmulAsync(values, b, { bias: bias.subarray(0, 8), out: bias.subarray(4, 4 + rows * 8) }))).toBe('RangeError: matmulAsync: out and bias share memory');
+    const bBytes = new Uint8Array(rows * 8 * 4 + b.data.length);
+    const bShared = { ...b, data: bBytes.subarray(rows * 8 * 4 - 4, rows * 8 * 4 - 4 + b.data.length) };
+    bShared.data.set(b.data);
+    expect(thrown(() => matmul(values, bShared, { out: new Float32Array(bBytes.buffer, 0, rows * 8) }))).toBe('RangeError: matmul: out and b.data share memory');
+    // the gradient calls
+    const g = quantizeGradient(values, { shape: [rows, cols], bits: 2, groups: 'tensor' });
+    const codesMem = new Uint8Array(rows * cols * 4);
+    codesMem.set(g.codes);
+    expect(thrown(() => dequantizeGradient({ ...g, codes: codesMem.subarray(0, rows * cols) }, { out: new Float32Array(codesMem.buffer) })))
+      .toBe('RangeError: dequantizeGradient: options.out and q.codes share memory');
+    const packed = packGradient(g, { reduce: 'columns' });
+    const signs = packSigns(gaussian(2 * cols, 13), { shape: [2, cols] });
+    const planeMem = new Uint8Array(packed.data.length + 64);
+    planeMem.set(packed.data);
+    expect(thrown(() => bitplaneMatmulInt({ ...packed, data: planeMem.subarray(0, packed.data.length) }, signs, { out: new Int32Array(planeMem.buffer, packed.data.length - 8, rows * 2) })))
+      .toBe('RangeError: bitplaneMatmulInt: options.out and a.data share memory');
+    const scaleMem = new Float32Array(rows * 2 + 1);
+    scaleMem.set(packed.scales);
+    expect(thrown(() => bitplaneMatmul({ ...packed, scales: scaleMem.subarray(0, 1) }, signs, { out: scaleMem.subarray(0, rows * 2) })))
+      .toBe('RangeError: bitplaneMatmul: options.out and a.scales share memory');
+    // inputs that share memory with each other are fine: they are only read
+    const same = { ...packed, zeros: packed.scales.slice(), scales: packed.scales.slice() };
+    same.zeros = same.scales;
+    expect(() => bitplaneMatmul(same, signs)).not.toThrow();
   });
 
   it('rejects codes that do not fit when packing', () => {

@@ -35,7 +35,7 @@ import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
 import { nextTurn } from './async-jobs.js';
 import { plainView, typedArrayName } from './typed-arrays.js';
-import { checkArray, checkOptions, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkArray, checkDisjoint, checkOptions, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -202,11 +202,13 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   const b = prepared ? prepared.operand(fn) : checkOperand(fn, 'b', bFields!);
   const [n, k] = b.shape;
   let aq: MatmulOperand;
+  let source: ArrayBufferView | undefined; // a float `a`, as checked
   if (!ownA) {
     aq = checkOperand(fn, 'a', aFields!);
   } else {
     const dims = readShape(fn, shapeCopy);
     const { dtype, x } = checkSource(fn, a, dtypeOption, 'a');
+    source = x;
     if (dims === undefined && k > 0 && x.length % k !== 0) {
       throw new RangeError(`${fn}: a holds ${x.length} values, not whole rows of K = ${k} (give options.shape [M, K])`);
     }
@@ -221,6 +223,11 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   const bias = biasOption === undefined ? undefined : inputArray(fn, 'bias', biasOption, 'Float32Array', n, `elements (N = ${n})`);
   const callerOut = outOption === undefined ? undefined : checkArray(fn, 'out', outOption, 'Float32Array', aq.shape[0] * n, `elements (M·N = ${aq.shape[0]}·${n})`);
   const out = callerOut && plainView('Float32Array', callerOut);
+  if (out) {
+    const inputs: Array<[string, ArrayBufferView | undefined]> = ownA ? [['a', source]] : [['a.data', aq.data], ['a.scales', aq.scales]];
+    if (!prepared) inputs.push(['b.data', b.data], ['b.scales', b.scales], ['b.mask', (b as FgmpTensor).mask]);
+    checkDisjoint(fn, [['out', out]], [...inputs, ['bias', bias]]);
+  }
   const kernels = getKernels().matmul;
   const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(b);
   return { a: aq, ownA, b, prepared, bias, out, callerOut, fast };

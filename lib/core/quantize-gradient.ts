@@ -6,8 +6,7 @@
 import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
-import { checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
-import { bufferOf, byteLengthOf, byteOffsetOf } from './typed-arrays.js';
+import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
 export type GradientPrune = 'agp' | 'topk' | 'none';
@@ -96,19 +95,6 @@ function checkBuffers(fn: string, out: GradientBuffers, n: number, count: number
   return { codes, scales, zeros, mask, keepProbability, views };
 }
 
-/** Refuses output buffers that share memory with the gradient or with each other. */
-function checkDisjoint(fn: string, arrays: Array<[string, ArrayBufferView]>): void {
-  for (let i = 0; i < arrays.length; i++) {
-    for (let j = i + 1; j < arrays.length; j++) {
-      const [na, a] = arrays[i];
-      const [nb, b] = arrays[j];
-      if (bufferOf(a) !== bufferOf(b)) continue;
-      const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
-      if (a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a)) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
-    }
-  }
-}
-
 /**
  * Quantize a float32 gradient [rows, cols] to b-bit codes with stochastic rounding, one scale and
  * zero point per group, optionally pruned. Every element must be finite (a RangeError names the
@@ -140,8 +126,8 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   };
   const views = buffers?.views ?? q;
   if (buffers) {
-    checkDisjoint(fn, [['g', src], ['options.out.codes', views.codes], ['options.out.scales', views.scales], ['options.out.zeros', views.zeros],
-      ['options.out.mask', views.mask], ['options.out.keepProbability', views.keepProbability]]);
+    checkDisjoint(fn, [['options.out.codes', views.codes], ['options.out.scales', views.scales], ['options.out.zeros', views.zeros],
+      ['options.out.mask', views.mask], ['options.out.keepProbability', views.keepProbability]], [['g', src]]);
   }
   const bad = getKernels().quantizeGradient({
     src, rows, cols, bits, groups: GradientGroupsId[groups], prune: GradientPruneId[prune], seed,
@@ -187,6 +173,7 @@ export function dequantizeGradient(q: QuantizedGradient, options?: DequantizeGra
     mask: inputArray(fn, 'q.mask', mask, 'Uint8Array', count),
   };
   const out = outOption === undefined ? new Float32Array(rows * cols) : inputArray(fn, 'options.out', outOption, 'Float32Array', rows * cols);
+  if (outOption !== undefined) checkDisjoint(fn, [['options.out', out]], [['q.codes', a.codes], ['q.scales', a.scales], ['q.zeros', a.zeros], ['q.mask', a.mask]]);
   getKernels().dequantizeGradient({ ...a, rows, cols, groups: GradientGroupsId[groups], out });
   return outOption === undefined ? out : outOption;
 }

@@ -18,7 +18,7 @@ import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type Fgm
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
-  checkArray, checkBlockFormat, checkBytes, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readFields, readShape,
+  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readFields, readShape,
 } from './validate.js';
 
 export interface QuantizeOptions {
@@ -124,6 +124,7 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): Qua
   // The kernels write through plain views; the result hands back the caller's own arrays.
   const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
   const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  if (out) checkDisjoint(fn, [['out.data', data], ['out.scales', scales]], [['input', src]]);
   const result = out ?? { data, scales };
   return {
     format, shape, rows, cols, dtype, src, givenTensorScale,
@@ -184,11 +185,13 @@ export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: Dequan
     if (outOption === undefined) return dequantizeFgmp(q);
     const checked = checkFgmpTensor('dequantize(fgmp)', q); // read once: out is sized from it
     const out = checkOut(fn, outOption, checked.rows * checked.cols);
+    checkDisjoint(fn, [['out', out.view]], [['data', checked.data], ['scales', checked.scales], ['mask', checked.mask]]);
     decodeFgmpRows(checked, out.view, 0, checked.rows);
     return out.finish();
   }
   const t = readQuantizedTensor(fn, q);
   const out = outOption === undefined ? undefined : checkOut(fn, outOption, t.rows * t.cols);
+  if (out) checkDisjoint(fn, [['out', out.view]], [['data', t.data], ['scales', t.scales]]);
   const values = out?.view ?? new Float32Array(t.rows * t.cols);
   const kernels = getKernels();
   kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });

@@ -8,7 +8,7 @@
 
 import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
 import { describe } from './describe.js';
-import { lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
+import { bufferOf, byteLengthOf, byteOffsetOf, lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
 
 export { describe };
 
@@ -195,4 +195,25 @@ export function checkSignal(fn: string, signal: unknown): AbortSignal | undefine
     throw new TypeError(`${fn}: options.signal must be an AbortSignal, got ${describe(signal)}`);
   }
   return signal as AbortSignal;
+}
+
+/**
+ * Refuses an output that shares memory with an input or with another output ("quantize: out.data
+ * and input share memory"). Kernels read and write such memory in different orders on different
+ * backends (threads, SIMD widths), so an overlap would give different bits on each. Inputs may
+ * share memory with each other (they are only read). Undefined entries (absent options) are skipped.
+ */
+export function checkDisjoint(fn: string, outputs: Array<[string, ArrayBufferView | null | undefined]>, inputs: Array<[string, ArrayBufferView | null | undefined]>): void {
+  const present = (list: typeof outputs) => list.filter((e): e is [string, ArrayBufferView] => e[1] != null && byteLengthOf(e[1]) > 0);
+  const outs = present(outputs);
+  const all = [...outs, ...present(inputs)];
+  for (let i = 0; i < outs.length; i++) {
+    for (let j = i + 1; j < all.length; j++) {
+      const [na, a] = outs[i];
+      const [nb, b] = all[j];
+      if (bufferOf(a) !== bufferOf(b)) continue;
+      const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
+      if (a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a)) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
+    }
+  }
 }
