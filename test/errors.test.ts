@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  assignPrecision, bitplaneMatmul, bitplaneMatmulInt, bitsPerElement, calibrateFgmpActivations, dequantizeGradient, packGradient, packSigns, quantizeGradient, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
+  assignPrecision, bitplaneMatmul, bitplaneMatmulInt, bitsPerElement, calibrateFgmpActivations, dequantizeGradient, packGradient, packSigns, quantizeGradient, quantizedByteLengths, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
   matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
+  type QuantizedTensor,
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
@@ -286,6 +287,21 @@ describe.each(backends)('bad input on %s', (backend) => {
     const same = { ...packed, zeros: packed.scales.slice(), scales: packed.scales.slice() };
     same.zeros = same.scales;
     expect(() => bitplaneMatmul(same, signs)).not.toThrow();
+  });
+
+  it('sizes past 2^53 are refused (doubles would round them); an empty tensor with a huge last dimension is made without a kernel', async () => {
+    expect(thrown(() => quantizedByteLengths('mxfp4', [2 ** 30, 2 ** 30])))
+      .toBe(`RangeError: quantizedByteLengths: shape [${2 ** 30}, ${2 ** 30}] holds ${2 ** 60} elements, more than 2^53`);
+    expect(thrown(() => quantize(new Float32Array(0), { format: 'mxfp4', shape: [2 ** 27, 2 ** 27, 2 ** 27, 0] })))
+      .toBe(`RangeError: quantize: shape [${2 ** 27}, ${2 ** 27}, ${2 ** 27}, 0] has ${2 ** 81} rows, more than 2^53`);
+    for (const format of ['mxfp4', 'nvfp4', 'fgmp'] as const) {
+      const q = quantize(new Float32Array(0), { format, shape: [0, Number.MAX_SAFE_INTEGER] } as never) as QuantizedTensor;
+      expect(q.data.length + q.scales.length, format).toBe(0);
+      expect(dequantize(q).length, format).toBe(0);
+      expect(dequantize(q, { out: new Float32Array(0) }).length, format).toBe(0);
+      const qa = await quantizeAsync(new Float32Array(0), { format, shape: [0, Number.MAX_SAFE_INTEGER] } as never) as QuantizedTensor;
+      expect(qa.data.length + qa.scales.length, format).toBe(0);
+    }
   });
 
   it('rejects codes that do not fit when packing', () => {

@@ -377,6 +377,10 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
             check(fp4.dequantizeGradient(q).length === 0, groups + ' ' + prune + ': dequantized');
           }
         }
+        // Per-sample groups would need 2^40 scales: refused by name, not an engine message.
+        let message = 'no error';
+        try { fp4.quantizeGradient(new Float32Array(0), { shape: [rows, 0], bits: 2, groups: 'sample' }); } catch (e) { message = e.message; }
+        check(message === "quantizeGradient: cannot allocate the scales of the 'sample' groups (" + rows + " elements)", 'per-sample: ' + message);
       `, { timeoutMs: 30_000 }));
     });
 

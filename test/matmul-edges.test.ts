@@ -3,7 +3,7 @@
 // documented result with identical bits everywhere (README.md, "Block matmul").
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { availableBackends, matmul, matmulAsync, quantize, withBackend, type MatmulOperand } from '../lib/index.js';
+import { availableBackends, matmul, matmulAsync, prepareWeights, quantize, withBackend, type MatmulOperand } from '../lib/index.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { M, N, bitPatterns, specialCases } from './helpers/special-operands.js';
 
@@ -41,6 +41,29 @@ describe.each(testedBackends())('K = 0 on %s', (backend) => {
     expect((await matmulAsync(new Float32Array(0), b, { shape: [0, 64] })).length).toBe(0);
     const none = quantize(new Float32Array(0), { format: 'nvfp4', shape: [0, 64] });
     expect(matmul(new Float32Array(2 * 64), none, { shape: [2, 64] }).length).toBe(0);
+  });
+
+  it.each(['nvfp4', 'fgmp', 'mxfp8_e4m3'] as const)('M = 0 or N = 0 cost nothing however large K is (%s, K = 2^40; float, quantized and prepared operands)', async (format) => {
+    const K = 2 ** 40;
+    const E = new Float32Array(0);
+    const b = quantize(E, { format, shape: [0, K] } as never) as MatmulOperand;
+    const aq = quantize(E, { format: 'mxfp8_e4m3', shape: [0, K] });
+    expect(matmul(E, b, { shape: [0, K] }).length).toBe(0);
+    expect((await matmulAsync(E, b, { shape: [0, K] })).length).toBe(0);
+    expect(matmul(aq, b).length).toBe(0);
+    expect((await matmulAsync(aq, b)).length).toBe(0);
+    const prepared = prepareWeights(b);
+    try {
+      expect(matmul(aq, prepared).length).toBe(0);
+      expect(matmul(E, prepared, { shape: [0, K] }).length).toBe(0);
+    } finally {
+      prepared.dispose();
+    }
+  });
+
+  it('an empty product too large to hold is refused by name', () => {
+    const b = quantize(new Float32Array(0), { format: 'nvfp4', shape: [2 ** 26, 0] });
+    expect(() => matmul(new Float32Array(0), b, { shape: [2 ** 26, 0] })).toThrow(new RangeError(`matmul: cannot allocate the output [${2 ** 26}, ${2 ** 26}] (${2 ** 52} elements)`));
   });
 });
 

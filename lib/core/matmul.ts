@@ -35,7 +35,7 @@ import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
 import { nextTurn } from './async-jobs.js';
 import { plainView, typedArrayName } from './typed-arrays.js';
-import { checkArray, checkDisjoint, checkOptions, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkArray, checkDisjoint, checkOptions, newArray, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -271,7 +271,7 @@ function decodedWeights(fn: string, p: PreparedMatmul, slot?: string): DecodedOp
 
 /** The product of checked operands on the calling thread, NaNs canonical. */
 function product(fn: string, p: PreparedMatmul): Float32Array {
-  if (p.b.shape[1] === 0) return canonicalNaNs(intoOut(emptyProduct(p), p.out));
+  if (isEmpty(p)) return canonicalNaNs(intoOut(emptyProduct(fn, p), p.out));
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
@@ -354,12 +354,18 @@ export function canonicalNaNs(out: Float32Array): Float32Array {
   return out;
 }
 
-/** K = 0: every dot product is empty, so the documented order gives acc = +0 and out = f32(+0 +
- *  bias[n]) — M×N zeros (a −0 bias gives +0), on every backend, without calling a kernel. */
-function emptyProduct(p: PreparedMatmul): Float32Array {
+/** A product with no work: K = 0 (every dot product empty), or no output (M = 0 or N = 0) however
+ *  large K is — no kernel is called, so nothing is sized by K. */
+function isEmpty(p: PreparedMatmul): boolean {
+  return p.b.shape[1] === 0 || p.a.shape[0] === 0 || p.b.shape[0] === 0;
+}
+
+/** An empty product's output: the documented order gives acc = +0 and out = f32(+0 + bias[n]) —
+ *  M×N of them (a −0 bias gives +0), on every backend, without calling a kernel. */
+function emptyProduct(fn: string, p: PreparedMatmul): Float32Array {
   const m = p.a.shape[0];
   const n = p.b.shape[0];
-  const out = new Float32Array(m * n);
+  const out = newArray(fn, Float32Array, m * n, `output [${m}, ${n}]`);
   if (p.bias) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(0 + p.bias[j]);
   return out;
 }
@@ -424,7 +430,7 @@ function finishAsync(fn: string, product: Float32Array, out: Float32Array | unde
 
 /** matmulAsync's product into an array of its own, NaNs canonical. */
 async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array> {
-  if (p.b.shape[1] === 0) return canonicalNaNs(emptyProduct(p));
+  if (isEmpty(p)) return canonicalNaNs(emptyProduct(fn, p));
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];

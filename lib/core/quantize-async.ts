@@ -48,7 +48,7 @@ export async function quantizeAsync(
   const p = planQuantize(fn, x, opts);
   const kernels = getKernels();
   const dtype = DtypeId[p.dtype];
-  if (kernels.quantizeBlocksAsync) {
+  if (kernels.quantizeBlocksAsync && p.rows > 0) {
     // One job over the whole tensor, started now (it snapshots x; `out` arrays are written when it
     // ends). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
     const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, dtype)) : 0;

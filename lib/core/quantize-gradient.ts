@@ -6,7 +6,7 @@
 import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
-import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
 export type GradientPrune = 'agp' | 'topk' | 'none';
@@ -119,10 +119,10 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const q: QuantizedGradient = {
     shape, bits, groups, prune, seed,
     codes: buffers?.codes ?? new Uint8Array(rows * cols),
-    scales: buffers?.scales ?? new Float32Array(count),
-    zeros: buffers?.zeros ?? new Float32Array(count),
-    mask: buffers?.mask ?? new Uint8Array(count),
-    keepProbability: buffers?.keepProbability ?? new Float32Array(count),
+    scales: buffers?.scales ?? newArray(fn, Float32Array, count, `scales of the '${groups}' groups`),
+    zeros: buffers?.zeros ?? newArray(fn, Float32Array, count, `zero points of the '${groups}' groups`),
+    mask: buffers?.mask ?? newArray(fn, Uint8Array, count, `mask of the '${groups}' groups`),
+    keepProbability: buffers?.keepProbability ?? newArray(fn, Float32Array, count, `keep probabilities of the '${groups}' groups`),
   };
   const views = buffers?.views ?? q;
   if (buffers) {

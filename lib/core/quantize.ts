@@ -46,7 +46,9 @@ export function quantizedByteLengths(format: BlockFormatName, shape: number[]): 
   const f = BLOCK_FORMATS[checkBlockFormat(fn, format)];
   const dims = readShape(fn, shape)!;
   const { rows, cols } = checkShape(fn, dims, dims.reduce((a, b) => a * b, 1));
-  return { data: rows * packedRowBytes(f, cols), scales: rows * Math.ceil(cols / f.blockSize) };
+  const data = rows * packedRowBytes(f, cols);
+  if (!Number.isSafeInteger(data)) throw new RangeError(`${fn}: shape [${dims.join(', ')}] needs ${data} bytes, more than 2^53`);
+  return { data, scales: rows * Math.ceil(cols / f.blockSize) };
 }
 
 /** The caller's `out` object's two fields, each read once (before any array is looked at). */
@@ -166,7 +168,7 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
   const p = planQuantize(fn, x, opts as QuantizeOptions);
   const kernels = getKernels();
   const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, DtypeId[p.dtype])) : 0;
-  kernels.quantizeBlocks(p.call(tensorScale, p.src, 0, p.rows));
+  if (p.rows > 0) kernels.quantizeBlocks(p.call(tensorScale, p.src, 0, p.rows)); // no rows: nothing sized by cols
   return p.result(tensorScale);
 }
 
@@ -194,7 +196,7 @@ export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: Dequan
   if (out) checkDisjoint(fn, [['out', out.view]], [['data', t.data], ['scales', t.scales]]);
   const values = out?.view ?? new Float32Array(t.rows * t.cols);
   const kernels = getKernels();
-  kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });
+  if (t.rows > 0) kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });
   return out ? out.finish() : values;
 }
 

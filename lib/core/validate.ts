@@ -118,6 +118,9 @@ export function checkShape(fn: string, shape: unknown, length: number, argument 
   }
   const cols = dims[dims.length - 1];
   const leading = dims.slice(0, -1).reduce((a, b) => a * b, 1);
+  // Sizes are computed in doubles: past 2^53 they would be silently rounded.
+  if (!Number.isSafeInteger(count)) throw new RangeError(`${fn}: ${argument} [${dims.join(', ')}] holds ${count} elements, more than 2^53`);
+  if (!Number.isSafeInteger(leading)) throw new RangeError(`${fn}: ${argument} [${dims.join(', ')}] has ${leading} rows, more than 2^53`);
   const rows = cols === 0 ? 0 : count / cols;
   return { rows, cols, leading, shape: dims };
 }
@@ -215,5 +218,19 @@ export function checkDisjoint(fn: string, outputs: Array<[string, ArrayBufferVie
       const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
       if (a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a)) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
     }
+  }
+}
+
+/**
+ * A new zeroed typed array of `length` elements, or a RangeError that names the call and what the
+ * array was for when the engine cannot make one (longer than it allows, or out of memory): shapes
+ * with an empty dimension can ask for huge outputs without any input data.
+ */
+export function newArray<T extends Float32Array | Uint8Array>(fn: string, Kind: new (length: number) => T, length: number, what: string): T {
+  try {
+    return new Kind(length);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(`${fn}: cannot allocate the ${what} (${length} elements)`);
   }
 }

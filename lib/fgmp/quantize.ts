@@ -183,6 +183,7 @@ const turn = nextTurn;
  *  its inputs now), or in row slices over copies taken now; same bits either way. */
 async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSignal | undefined): Promise<Candidates> {
   const c = emptyCandidates(p);
+  if (p.rows === 0) return c; // no blocks: nothing sized by cols
   const run = getKernels().fgmpCandidatesAsync;
   if (run) {
     await run(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
@@ -212,6 +213,7 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
 /** Both encodings of every block and the impact of choosing FP4 over FP8. */
 function candidates(p: Prepared, clipping: boolean, reuse = false): Candidates {
   const c = emptyCandidates(p, reuse);
+  if (p.rows === 0) return c; // no blocks: nothing sized by cols
   const native = getKernels().fgmpCandidates;
   if (native) {
     // The same steps in C++ on the addon's threads (native/fgmp.cc) or in wasm (assembly/fgmp.ts), bit for bit.
@@ -340,6 +342,7 @@ export function dequantizeFgmp(tensor: FgmpTensor): Float32Array {
  *  backend's dequantizeFgmp kernel; the caller checked the tensor once and sized `out` from it. */
 export function decodeFgmpRows(q: CheckedFgmpTensor, out: Float32Array, rowBegin: number, rowEnd: number): Float32Array {
   const { mask, data, scales, cols, tensorScale, fp8Scale } = q;
+  if (rowEnd <= rowBegin) return out; // no rows: nothing sized by cols
   getKernels().dequantizeFgmp({ mask, data, scales, cols, rowBegin, rowEnd, tensorScale, fp8Scale, out });
   return out;
 }
