@@ -42,6 +42,28 @@ describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
     await expect(quantizeAsync(x, { format: 'nvfp4', shape: [2048, 1024], signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('writes options.out when the job ends: the result in the caller\'s arrays, or (detached or shrunk meanwhile) one TypeError and nothing written', async () => {
+    const [rows, cols] = [300, 520];
+    const x = gaussian(rows * cols, 8);
+    const want = quantize(x, { format: 'nvfp4', shape: [rows, cols] });
+    const sizes = { data: want.data.length, scales: want.scales.length };
+    const fresh = () => ({ data: new Uint8Array(sizes.data), scales: new Uint8Array(sizes.scales) });
+    const out = fresh();
+    const got = await quantizeAsync(x, { format: 'nvfp4', shape: [rows, cols], out });
+    expect(got.data).toBe(out.data);
+    expect(Buffer.from(out.data).equals(Buffer.from(want.data)) && Buffer.from(out.scales).equals(Buffer.from(want.scales))).toBe(true);
+    for (const change of ['detach data', 'shrink scales'] as const) {
+      const target = fresh();
+      const ab = new ArrayBuffer(sizes.scales, { maxByteLength: sizes.scales });
+      const scales = change === 'shrink scales' ? new Uint8Array(ab) : target.scales;
+      const p = quantizeAsync(x, { format: 'nvfp4', shape: [rows, cols], out: { data: target.data, scales } });
+      if (change === 'detach data') structuredClone(target.data.buffer, { transfer: [target.data.buffer] });
+      else ab.resize(0);
+      await expect(p, change).rejects.toThrow(new TypeError('quantizeAsync: options.out was detached or resized while the job ran; nothing was written'));
+      if (change === 'shrink scales') expect(target.data.every((v) => v === 0), 'nothing written to out.data').toBe(true);
+    }
+  });
+
   it('rejects bad arguments like quantize()', async () => {
     await expect(quantizeAsync(new Float32Array(4), { format: 'nope' as never })).rejects.toThrow(RangeError);
     expect(bitsOf(new Float32Array(1)).length).toBe(1);

@@ -5,6 +5,8 @@
 // of the input (native/job_buffers.h); on the other backends the input is copied at the call and
 // the rows are cut into chunks, with a turn of the event loop (nextTurn: setImmediate, or a MessageChannel message in browsers) between chunks.
 // Either way, writing to, transferring, detaching or shrinking `x` after the call changes nothing.
+// The codes go to arrays of the call's own and into `options.out` when the job ends, checked then:
+// an `out` detached or resized meanwhile is a TypeError and nothing is written.
 // A SharedArrayBuffer-backed `x` is read in place instead (no copy; it cannot be detached or
 // shrunk): writes to it by other threads during the call give unspecified codes, never a crash.
 // Every chunk passes `firstIndex`, so stochastic rounding draws the same random bits as one
@@ -45,17 +47,16 @@ export async function quantizeAsync(
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
     return abortable(quantizeFgmpAsync(x, opts as FgmpOptions, signal), signal);
   }
-  const p = planQuantize(fn, x, opts);
+  const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
   const kernels = getKernels();
   const dtype = DtypeId[p.dtype];
   if (kernels.quantizeBlocksAsync && p.rows > 0) {
-    // One job over the whole tensor, started now (it snapshots x; `out` arrays are written when it
-    // ends). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
+    // One job over the whole tensor, started now (it snapshots x). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
     const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, dtype)) : 0;
     await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, p.src, 0, p.rows)), signal);
     return p.result(tensorScale);
   }
-  // Chunks on this thread, over a copy taken now (`out` arrays are written chunk by chunk).
+  // Chunks on this thread, over a copy taken now.
   const src = snapshotArray(p.src);
   const { rows, cols } = p;
   const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));

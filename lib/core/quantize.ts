@@ -100,7 +100,9 @@ export interface QuantizePlan {
   result(tensorScale: number): QuantizedTensor;
 }
 
-export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): QuantizePlan {
+/** `staged`: the kernels write arrays of the plan's own and result() copies them into the caller's
+ *  `out` at the end (quantizeAsync: the caller may detach or resize `out` while the job runs). */
+export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, staged = false): QuantizePlan {
   const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
   const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
@@ -123,11 +125,22 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): Qua
   const rowBytes = packedRowBytes(format, cols);
   const blocksPerRow = Math.ceil(cols / format.blockSize);
   const out = checkQuantizeOut(fn, outFields, rows * rowBytes, rows * blocksPerRow);
-  // The kernels write through plain views; the result hands back the caller's own arrays.
-  const data = out ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
-  const scales = out ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
-  if (out) checkDisjoint(fn, [['out.data', data], ['out.scales', scales]], [['input', src]]);
-  const result = out ?? { data, scales };
+  // The kernels write through plain views (or staging arrays); the result hands back the caller's own arrays.
+  if (out) checkDisjoint(fn, [['out.data', plainView('Uint8Array', out.data)], ['out.scales', plainView('Uint8Array', out.scales)]], [['input', src]]);
+  const data = out && !staged ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
+  const scales = out && !staged ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  const result = () => {
+    if (!out) return { data, scales };
+    if (staged) {
+      const [d, sc] = [plainView('Uint8Array', out.data), plainView('Uint8Array', out.scales)];
+      if (d.length !== data.length || sc.length !== scales.length) {
+        throw new TypeError(`${fn}: options.out was detached or resized while the job ran; nothing was written`);
+      }
+      d.set(data);
+      sc.set(scales);
+    }
+    return out;
+  };
   return {
     format, shape, rows, cols, dtype, src, givenTensorScale,
     call: (tensorScale, from, r0, r1) => ({
@@ -135,9 +148,12 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions): Qua
       data: data.subarray(r0 * rowBytes, r1 * rowBytes), scales: scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow),
       tensorScale, scaleRule: ScaleRuleId[scaleRule ?? 'floor'], rounding: RoundingId[rounding], seed, firstIndex: r0 * cols,
     }),
-    result: (tensorScale) => format.hasTensorScale
-      ? { format: formatName, shape, data: result.data, scales: result.scales, tensorScale, blockSize: format.blockSize }
-      : { format: formatName, shape, data: result.data, scales: result.scales, blockSize: format.blockSize, scaleRule },
+    result: (tensorScale) => {
+      const arrays = result();
+      return format.hasTensorScale
+        ? { format: formatName, shape, data: arrays.data, scales: arrays.scales, tensorScale, blockSize: format.blockSize }
+        : { format: formatName, shape, data: arrays.data, scales: arrays.scales, blockSize: format.blockSize, scaleRule };
+    },
   };
 }
 
