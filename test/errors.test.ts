@@ -147,7 +147,7 @@ function asyncCases(): Array<[string, () => Promise<unknown>, string]> {
     ['quantizeAsync format toString', () => quantizeAsync(x, { format: 'toString' as never }), `RangeError: quantizeAsync: unknown format "toString"; expected one of ${BLOCK_NAMES}`],
     ['quantizeAsync BigInt dimension', () => quantizeAsync(x, { format: 'nvfp4', shape: [1n, 64] as never }),
       'TypeError: quantizeAsync: shape[0] must be a non-negative integer (a Number), got 1n (a BigInt)'],
-    ['matmulAsync options null', () => matmulAsync(x, weights(), null as never), 'TypeError: matmulAsync: options must be an object { bias?, dtype?, shape?, out? }, got null'],
+    ['matmulAsync options null', () => matmulAsync(x, weights(), null as never), 'TypeError: matmulAsync: options must be an object { bias?, dtype?, shape?, out?, signal? }, got null'],
     ['matmulAsync weights format __proto__', () => matmulAsync(x, { ...weights(), format: '__proto__' as never }),
       `RangeError: matmulAsync: unknown b.format "__proto__"; expected one of ${BLOCK_NAMES}`],
   ];

@@ -1,6 +1,7 @@
-// quantizeAsync: the same bytes as quantize() on every backend, across its chunks; abort; bad arguments.
+// quantizeAsync: the same bytes as quantize() on every backend, across its chunks; abort (and
+// matmulAsync's); bad arguments; options.out written when the job ends.
 import { describe, expect, it } from 'vitest';
-import { dequantize, quantize } from '../lib/index.js';
+import { dequantize, matmul, matmulAsync, quantize } from '../lib/index.js';
 import { quantizeAsync } from '../lib/core/quantize-async.js';
 import { bitsOf, firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
@@ -62,6 +63,31 @@ describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
       await expect(p, change).rejects.toThrow(new TypeError('quantizeAsync: options.out was detached or resized while the job ran; nothing was written'));
       if (change === 'shrink scales') expect(target.data.every((v) => v === 0), 'nothing written to out.data').toBe(true);
     }
+  });
+
+  it('an aborted signal comes after the argument checks: bad arguments are refused as without one', async () => {
+    const aborted = AbortSignal.abort();
+    for (const format of ['nvfp4', 'fgmp'] as const) {
+      await expect(quantizeAsync(new Float32Array(6), { format, shape: [4, 4], signal: aborted }), format).rejects.toThrow(/holds 16 elements but the input has 6/);
+      await expect(quantizeAsync(new Float32Array(16), { format, shape: [4, 4], signal: aborted }), format).rejects.toMatchObject({ name: 'AbortError' });
+    }
+  });
+
+  it('matmulAsync takes an AbortSignal: aborted at the call, or while the product runs, it rejects with the signal\'s reason; bad arguments first', async () => {
+    const [m, n, k] = backend === 'js' ? [64, 256, 512] : [1024, 1024, 2048];
+    const w = quantize(gaussian(n * k, 1), { format: 'mxfp8_e4m3', shape: [n, k] });
+    const x = gaussian(m * k, 2);
+    await expect(matmulAsync(x, w, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(matmulAsync(x.subarray(1), w, { signal: AbortSignal.abort() })).rejects.toThrow(/not whole rows of K/);
+    const c = new AbortController();
+    const p = matmulAsync(x, w, { signal: c.signal });
+    c.abort(new Error('stop'));
+    await expect(p).rejects.toThrow('stop');
+    // Not aborted: the product, as matmul gives it.
+    const done = await matmulAsync(x.subarray(0, 4 * k), w, { signal: new AbortController().signal });
+    expect(Buffer.from(done.buffer).equals(Buffer.from(matmul(x.subarray(0, 4 * k), w).buffer))).toBe(true);
+    await expect(matmulAsync(x, w, { signal: {} as never })).rejects.toThrow(new TypeError('matmulAsync: options.signal must be an AbortSignal, got an object'));
+    expect(() => matmul(x, w, { signal: AbortSignal.abort() } as never)).toThrow(new TypeError('matmul: options.signal applies to matmulAsync (matmul returns when the product is done)'));
   });
 
   it('rejects bad arguments like quantize()', async () => {

@@ -33,9 +33,9 @@ import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { TENSOR_KEYS, quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
-import { nextTurn } from './async-jobs.js';
+import { abortable, nextTurn } from './async-jobs.js';
 import { plainView, typedArrayName } from './typed-arrays.js';
-import { checkArray, checkDisjoint, checkOptions, newArray, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkArray, checkDisjoint, checkOptions, checkSignal, newArray, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -51,6 +51,9 @@ export interface MatmulOptions {
    *  array: a caller multiplying again and again reuses one buffer and skips the page faults of
    *  fresh memory (on this VM ~12 µs per 4 KiB page: more than the product itself at small K). */
   out?: Float32Array;
+  /** matmulAsync only: rejects the Promise with the signal's reason when it aborts (work already
+   *  on the addon's threads finishes in the background, its result dropped). */
+  signal?: AbortSignal;
 }
 
 export type { DecodedOperand } from '../kernels/contract.js';
@@ -184,12 +187,19 @@ interface PreparedMatmul {
   out: Float32Array | undefined;
   /** The caller's output itself, which matmul returns. */
   callerOut: Float32Array | undefined;
+  /** matmulAsync's AbortSignal (checked), if any. */
+  signal: AbortSignal | undefined;
   /** MXINT8 activations × weights the backend's integer kernels take (E2M1; native: also E4M3, FP6, INT8). */
   fast: boolean;
 }
 
 function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions, synchronous: boolean): PreparedMatmul {
-  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption } = checkOptions<MatmulOptions>(fn, options, '{ bias?, dtype?, shape?, out? }', true);
+  const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption, signal: signalOption } = readFields(
+    checkOptions<MatmulOptions>(fn, options, synchronous ? '{ bias?, dtype?, shape?, out? }' : '{ bias?, dtype?, shape?, out?, signal? }', true),
+    ['bias', 'dtype', 'shape', 'out', 'signal'],
+  ) as MatmulOptions;
+  if (synchronous && signalOption !== undefined) throw new TypeError(`${fn}: options.signal applies to matmulAsync (matmul returns when the product is done)`);
+  const signal = checkSignal(fn, signalOption);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
   if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
   // Every caller object is read before any array is looked at: nothing the caller runs (a getter,
@@ -230,7 +240,7 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   }
   const kernels = getKernels().matmul;
   const fast = aq.format === 'mxint8' && kernels !== undefined && hasFastPath(b);
-  return { a: aq, ownA, b, prepared, bias, out, callerOut, fast };
+  return { a: aq, ownA, b, prepared, bias, out, callerOut, signal, fast };
 }
 
 /**
@@ -411,11 +421,12 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
   const p = prepare(fn, a, b, options, false);
+  p.signal?.throwIfAborted(); // after the argument checks, before any work starts
   // The product goes to an array of our own and into `out` at the end, checked again then (the
   // caller may have detached or resized it meanwhile).
   const out = p.callerOut;
   p.out = p.callerOut = undefined;
-  return finishAsync(fn, await productAsync(fn, p), out);
+  return finishAsync(fn, await abortable(productAsync(fn, p), p.signal), out);
 }
 
 /** The product into the caller's `out` (a plain view of it taken now: it may have been detached
@@ -449,6 +460,7 @@ async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array
       const per = rowsPerSlice(SLICE_MACS.fast);
       for (let r0 = 0; r0 < m; r0 += per) {
         await turn();
+        p.signal?.throwIfAborted(); // stop slicing once aborted
         const r1 = Math.min(m, r0 + per);
         out.set(matmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
       }
@@ -465,6 +477,7 @@ async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array
   const per = rowsPerSlice(kernels?.matmulDecoded ? SLICE_MACS.nativeDecoded : SLICE_MACS.decoded);
   for (let r0 = 0; r0 < m; r0 += per) {
     await turn();
+    p.signal?.throwIfAborted(); // stop slicing once aborted
     const r1 = Math.min(m, r0 + per);
     const rows = decodedRows(ad, r0, r1);
     out.set(kernels?.matmulDecoded ? matmulDecodedOn(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);

@@ -39,7 +39,7 @@ export async function quantizeAsync(
   const fn = 'quantizeAsync';
   const opts = readFields(checkOptions<object>(fn, options, '{ format, shape?, signal? }', false), QUANTIZE_OPTION_KEYS) as QuantizeOptions & AsyncOptions;
   const signal = checkSignal(fn, opts.signal);
-  signal?.throwIfAborted();
+  // Bad arguments are refused before an aborted signal is looked at (as fetch() does).
   if ((opts.format as string) === 'fgmp') {
     // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
@@ -48,6 +48,7 @@ export async function quantizeAsync(
     return abortable(quantizeFgmpAsync(x, opts as FgmpOptions, signal), signal);
   }
   const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
+  signal?.throwIfAborted();
   const kernels = getKernels();
   const dtype = DtypeId[p.dtype];
   if (kernels.quantizeBlocksAsync && p.rows > 0) {

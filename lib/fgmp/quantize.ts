@@ -282,15 +282,18 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
   return choosePrecision(p, candidates(p, p.clipping, true));
 }
 
-/** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread. */
-export async function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
+/** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread.
+ *  Bad arguments throw at once (before the Promise exists), so they come before an abort. */
+export function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
   const p = prepare('quantizeAsync(fgmp)', x, options);
+  signal?.throwIfAborted(); // after the argument checks, before any work starts
   // What is read after the first await is copied now (see lib/core/quantize-async.ts); prepare() has
   // already read every option, and copied the selection.
   const own: Prepared = p.mask ? { ...p, mask: p.mask.slice() } : p;
-  const c = await candidatesAsync(own, own.clipping, signal);
-  signal?.throwIfAborted();
-  return choosePrecision(own, c);
+  return candidatesAsync(own, own.clipping, signal).then((c) => {
+    signal?.throwIfAborted();
+    return choosePrecision(own, c);
+  });
 }
 
 /** The mask (given, from a model-wide selection, or for the target fraction) and the tensor. */
