@@ -9,7 +9,7 @@ import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   assignPrecision, bitplaneMatmul, bitplaneMatmulInt, bitsPerElement, calibrateFgmpActivations, dequantizeGradient, packGradient, packSigns, quantizeGradient, quantizedByteLengths, decode, dequantize, encode, fgmpBitsPerElement, fgmpImpacts, forTensor,
-  matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack,
+  matmul, matmulAsync, pack, prepareWeights, quantize, quantizeAsync, quantizeFgmpActivations, selectThreshold, setBackend, unpack, withBackend,
   type QuantizedTensor,
 } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
@@ -103,7 +103,17 @@ function syncCases(): Array<[string, () => unknown, string]> {
     ['quantizeFgmpActivations options null', () => quantizeFgmpActivations(x, null as never),
       'TypeError: quantizeFgmpActivations: options must be an object { shape, channelFisher, threshold }, got null'],
     ['quantizeFgmpActivations fisher wrong length', () => quantizeFgmpActivations(x, { shape: [2, 32], channelFisher: new Float32Array(3), threshold: 0 }),
-      'RangeError: quantizeFgmpActivations: fisher must have one value per element (64) or per input channel (32), got 3'],
+      'RangeError: quantizeFgmpActivations: channelFisher must hold 32 weights (one per input channel), got 3'],
+    ['quantizeFgmpActivations fisher per element (it is per channel)', () => quantizeFgmpActivations(x, { shape: [2, 32], channelFisher: new Float32Array(64), threshold: 0 }),
+      'RangeError: quantizeFgmpActivations: channelFisher must hold 32 weights (one per input channel), got 64'],
+    ['quantizeFgmpActivations fisher NaN', () => quantizeFgmpActivations(x, { shape: [2, 32], channelFisher: new Float32Array(32).fill(NaN), threshold: 0 }),
+      'RangeError: quantizeFgmpActivations: channelFisher[0] is NaN; Fisher weights must be finite and ≥ 0'],
+    ['calibrateFgmpActivations fisher a Float64Array', () => calibrateFgmpActivations([x], { cols: 32, channelFisher: new Float64Array(32) as never, fp4Fraction: 0.5 }),
+      'TypeError: calibrateFgmpActivations: channelFisher must be a Float32Array, got Float64Array'],
+    ['withBackend fn not a function', () => withBackend('js', 5 as never), 'TypeError: withBackend: fn must be a function, got 5'],
+    ['matmul a prepared weights', () => matmul(prepareWeights(weights()) as never, weights()),
+      'TypeError: matmul: a is prepared weights; prepareWeights() makes the right-hand operand b'],
+    ['prepareWeights of prepared weights', () => prepareWeights(prepareWeights(weights()) as never), 'TypeError: prepareWeights: b is prepared weights already (use it as it is)'],
     ['calibrateFgmpActivations options null', () => calibrateFgmpActivations([x], null as never),
       'TypeError: calibrateFgmpActivations: options must be an object { cols, channelFisher, fp4Fraction }, got null'],
     ['calibrateFgmpActivations BigInt cols', () => calibrateFgmpActivations([x], { cols: 32n as never, channelFisher: new Float32Array(32), fp4Fraction: 0.5 }),

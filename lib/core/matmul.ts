@@ -200,6 +200,7 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   ) as MatmulOptions;
   if (synchronous && signalOption !== undefined) throw new TypeError(`${fn}: options.signal applies to matmulAsync (matmul returns when the product is done)`);
   const signal = checkSignal(fn, signalOption);
+  if (a instanceof PreparedWeights) throw new TypeError(`${fn}: a is prepared weights; prepareWeights() makes the right-hand operand b`);
   const prepared = weights instanceof PreparedWeights ? weights : undefined;
   if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
   // Every caller object is read before any array is looked at: nothing the caller runs (a getter,
@@ -249,6 +250,7 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
  */
 export function prepareWeights(b: MatmulOperand): PreparedWeights {
   const fn = 'prepareWeights';
+  if (b instanceof PreparedWeights) throw new TypeError(`${fn}: b is prepared weights already (use it as it is)`);
   if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(b)}`);
   return new PreparedWeights(readOperand(fn, 'b', b));
 }

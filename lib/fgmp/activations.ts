@@ -6,7 +6,7 @@
 import { fgmpImpacts, quantizeFgmp, type FgmpTensor } from './quantize.js';
 import { selectThreshold } from './select.js';
 import { lengthOf } from '../core/typed-arrays.js';
-import { checkArray, checkCount, checkFraction, checkOptions, describe } from '../core/validate.js';
+import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, readShape } from '../core/validate.js';
 
 export interface FgmpActivationOptions {
   shape: number[];
@@ -24,15 +24,26 @@ export function quantizeFgmpActivations(x: Float32Array, options: FgmpActivation
   if (typeof threshold !== 'number' || Number.isNaN(threshold)) {
     throw new RangeError(`${fn}: threshold must be a number (from calibrateFgmpActivations), got ${describe(threshold)}`);
   }
-  if (channelFisher === undefined) throw new TypeError(`${fn}: channelFisher must be a Float32Array (one weight per input channel), got undefined`);
+  const shapeCopy = copyShape(shape); // read before any array is looked at (readFields)
+  const dims = readShape(fn, shapeCopy);
+  const cols = dims ? dims[dims.length - 1] : lengthOf(checkArray(fn, 'input', x, 'Float32Array'));
   return quantizeFgmp(x, {
-    shape,
-    fisher: channelFisher,
+    shape: shapeCopy as number[] | undefined,
+    fisher: checkChannelFisher(fn, channelFisher, cols),
     clipping: false,
     selection: { threshold, tiesTaken: Number.MAX_SAFE_INTEGER },
     tensorScale,
     fp8Scale,
   }, fn);
+}
+
+/** One Fisher weight per input channel (`cols` of them), finite and ≥ 0: a plain view. */
+function checkChannelFisher(fn: string, channelFisher: unknown, cols: number): Float32Array {
+  const fisher = inputArray(fn, 'channelFisher', channelFisher, 'Float32Array', cols, `weights (one per input channel)`);
+  for (let i = 0; i < fisher.length; i++) {
+    if (!(fisher[i] >= 0 && fisher[i] < Infinity)) throw new RangeError(`${fn}: channelFisher[${i}] is ${fisher[i]}; Fisher weights must be finite and ≥ 0`);
+  }
+  return fisher;
 }
 
 /** The threshold that makes `fp4Fraction` of the blocks of sample activations FP4. */
@@ -43,14 +54,16 @@ export function calibrateFgmpActivations(
   const { cols, channelFisher, fp4Fraction } = checkOptions<{ cols: number; channelFisher: Float32Array; fp4Fraction: number }>(
     fn, options, '{ cols, channelFisher, fp4Fraction }', false);
   if (!Array.isArray(samples) || samples.length === 0) throw new RangeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
+  const list: unknown[] = Array.prototype.slice.call(samples); // read before any array is looked at
   checkCount(fn, 'cols', cols);
   if (cols === 0) throw new RangeError(`${fn}: cols must be positive, got 0`);
   checkFraction(fn, 'fp4Fraction', fp4Fraction);
-  const impacts = Array.prototype.slice.call(samples).map((s: unknown, i: number) => {
+  const fisher = checkChannelFisher(fn, channelFisher, cols);
+  const impacts = list.map((s: unknown, i: number) => {
     const sample = checkArray(fn, `samples[${i}]`, s, 'Float32Array');
     const length = lengthOf(sample);
     if (length % cols !== 0) throw new RangeError(`${fn}: samples[${i}] must hold whole rows of ${cols}, got ${length} values`);
-    return fgmpImpacts(sample, { shape: [length / cols, cols], fisher: channelFisher, clipping: false }, fn);
+    return fgmpImpacts(sample, { shape: [length / cols, cols], fisher, clipping: false }, fn);
   });
   return { threshold: selectThreshold(impacts, fp4Fraction).threshold };
 }

@@ -78,6 +78,10 @@ export function setBackend(name: BackendName): void {
 export function withBackend<T>(name: BackendName, fn: () => T): T {
   const previous = current;
   use('withBackend', name);
+  if (typeof fn !== 'function') {
+    current = previous;
+    throw new TypeError(`withBackend: fn must be a function, got ${describe(fn)}`);
+  }
   try {
     return fn();
   } finally {
