@@ -7,7 +7,7 @@ import { describe } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
 import type { WasmOptions } from './kernels/wasm-memory.js';
-import { chooseWasmBuild, type WasmBuildRequest } from './kernels/wasm-builds.js';
+import { WASM_DISALLOWED, chooseWasmBuild, wasmCompilationAllowed, type WasmBuildRequest } from './kernels/wasm-builds.js';
 
 let wasm: Kernels | null = null;
 
@@ -35,7 +35,13 @@ export interface InitWasmOptions extends WasmOptions {
  */
 export async function initWasm(source?: BufferSource | URL | string, options?: InitWasmOptions): Promise<void> {
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
+  const resident = options?.residentBytes;
+  if (resident !== undefined && !(typeof resident === 'number' && Number.isFinite(resident) && resident >= 0)) {
+    throw new RangeError(`initWasm: options.residentBytes must be a number of bytes ≥ 0, got ${describe(resident)}`);
+  }
   const build = chooseWasmBuild(options?.build, 'initWasm: options.build');
+  // Before any fetch: a page that may not compile WebAssembly gets the reason, not a CompileError.
+  if (!wasmCompilationAllowed()) throw new Error(`initWasm: ${WASM_DISALLOWED}`);
   let bytes: BufferSource;
   if (isArrayBuffer(source) || ArrayBuffer.isView(source)) {
     bytes = source as BufferSource; // an ArrayBuffer or a view, from any realm
@@ -46,15 +52,21 @@ export async function initWasm(source?: BufferSource | URL | string, options?: I
     const url = source ?? (build === 'relaxed'
       ? new URL('../../build-wasm/fp4kit-relaxed.wasm', import.meta.url)
       : new URL('../../build-wasm/fp4kit.wasm', import.meta.url));
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(`initWasm: fetching ${String(url)} failed with HTTP ${response.status}`);
-    bytes = await response.arrayBuffer();
+    let response: Response;
+    try {
+      response = await fetch(url);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      bytes = await response.arrayBuffer();
+    } catch (e) {
+      throw new Error(`initWasm: fetching ${String(url)} failed: ${(e as Error).message}`, { cause: e });
+    }
   }
-  const resident = options?.residentBytes;
-  if (resident !== undefined && !(typeof resident === 'number' && Number.isFinite(resident) && resident >= 0)) {
-    throw new RangeError(`initWasm: options.residentBytes must be a number of bytes ≥ 0, got ${describe(resident)}`);
+  let kernels: Kernels;
+  try {
+    kernels = instantiateWasmKernels(bytes, options);
+  } catch (e) {
+    throw new Error(`initWasm: ${(e as Error).message}`, { cause: e });
   }
-  const kernels = instantiateWasmKernels(bytes, options);
   wasm = kernels;
   registerBackendLoader('wasm', () => kernels);
   setBackend('wasm');

@@ -29,6 +29,8 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     const files: SiteFiles = {
       '/': [join(dir, 'index.html'), 'text/html'],
       '/page.js': [join(dir, 'page.js'), 'text/javascript'],
+      // The same page under a Content-Security-Policy that allows scripts but not WebAssembly.
+      '/csp/': [join(dir, 'index.html'), 'text/html', { 'content-security-policy': "script-src 'self'" }],
       // Where initWasm's default URL points from /page.js (lib/browser.ts: ../../build-wasm/).
       '/build-wasm/fp4kit.wasm': [join(BUILD_WASM, 'fp4kit.wasm'), 'application/wasm'],
       '/build-wasm/fp4kit-relaxed.wasm': [join(BUILD_WASM, 'fp4kit-relaxed.wasm'), 'application/wasm'],
@@ -53,6 +55,24 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     return { page, errors };
   }
 
+  it('initWasm says why it failed: a page whose Content-Security-Policy forbids WebAssembly, a fetch that fails, a 404', async () => {
+    const csp = await browser.newPage();
+    await csp.goto(origin + '/csp/');
+    await csp.waitForFunction(() => typeof (window as unknown as { initWasmOutcome?: unknown }).initWasmOutcome === 'function');
+    const disallowed = "this page may not compile WebAssembly (is there a Content-Security-Policy without 'wasm-unsafe-eval'?); the js backend stays in use";
+    expect(await csp.evaluate(() => window.initWasmOutcome(undefined, 'auto'))).toBe(`Error: initWasm: ${disallowed}`);
+    expect(await csp.evaluate(() => window.initWasmOutcome(undefined, 'relaxed'))).toBe(`Error: initWasm: options.build: ${disallowed}`);
+    expect(await csp.evaluate(() => window.relaxedSimdWorks())).toBe(false);
+    await csp.close();
+    const { page, errors } = await openPage();
+    const unreachable = 'http://127.0.0.1:9/fp4kit.wasm';
+    expect(await page.evaluate((u) => window.initWasmOutcome(u, 'auto'), unreachable)).toBe(`Error: initWasm: fetching ${unreachable} failed: Failed to fetch`);
+    expect(await page.evaluate(() => window.initWasmOutcome('/missing.wasm', 'auto'))).toBe('Error: initWasm: fetching /missing.wasm failed: HTTP 404');
+    expect(await page.evaluate(() => window.initWasmOutcome(undefined, 'simd128'))).toBe('ok wasm');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('runs relaxed SIMD as specified (the probe), so both builds are checked below', async () => {
     const { page, errors } = await openPage();
     expect(await page.evaluate(() => window.relaxedSimdWorks())).toBe(true);
@@ -65,7 +85,7 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     const got = await page.evaluate(() => window.runAsyncChecks());
     await page.close();
     expect(errors).toEqual([]);
-    expect(got).toEqual({ jsBackend: 'js', jsMatmul: true, jsQuantize: true, abort: 'stop', wasmBackend: 'wasm', wasmMatmul: true, wasmQuantize: true });
+    expect(got).toEqual({ jsBackend: 'js', jsMatmul: true, jsQuantize: true, abort: 'stop', matmulAbort: 'stop', wasmBackend: 'wasm', wasmMatmul: true, wasmQuantize: true });
   }, 120_000);
 
   it.each([

@@ -197,7 +197,7 @@ describe.runIf(haveChromium)('fp4kit/tfjs in headless Chromium: the same bytes a
     const got = await inPage({ tfjs: '/wasm/', fp4kit: '/missing/fp4kit.wasm' }, [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND], ['nvfp4', 'none']);
     expect(got.attempts).toEqual([{ name: FP4KIT_BACKEND, ok: false }, { name: FP4KIT_CPU_BACKEND, ok: true }]);
     // tfjs reports a failed backend initialisation as a warning (the reason on its own line).
-    expect(got.warnings.join('\n')).toContain("fp4kit tfjs backend: fp4kit's WebAssembly module did not load from /missing/fp4kit.wasm (initWasm: fetching /missing/fp4kit.wasm failed with HTTP 404)");
+    expect(got.warnings.join('\n')).toContain("fp4kit tfjs backend: fp4kit's WebAssembly module did not load from /missing/fp4kit.wasm (initWasm: fetching /missing/fp4kit.wasm failed: HTTP 404)");
     expect(got.warnings.join('\n')).toContain("fp4kit tfjs backend 'fp4kit-cpu'");
     expect(got.errors.filter((e) => !e.includes('404'))).toEqual([]);
     const result = got.result!;

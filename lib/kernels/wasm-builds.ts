@@ -54,12 +54,30 @@ export function relaxedSimdWorks(): boolean {
   return probed;
 }
 
+/** The smallest valid module: its header. */
+const EMPTY_MODULE = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+/** Whether this page may compile WebAssembly at all: a Content-Security-Policy without
+ *  'wasm-unsafe-eval' (or 'unsafe-eval') forbids it, and then every module fails, not only the probe. */
+export function wasmCompilationAllowed(): boolean {
+  try {
+    new WebAssembly.Module(EMPTY_MODULE);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What to tell a caller when WebAssembly may not be compiled here. */
+export const WASM_DISALLOWED = "this page may not compile WebAssembly (is there a Content-Security-Policy without 'wasm-unsafe-eval'?); the js backend stays in use";
+
 /** The build to load for `request` (checked): 'auto' takes relaxed where relaxedSimdWorks(). */
 export function chooseWasmBuild(request: unknown, where: string): WasmBuild {
   if (request === undefined || request === 'auto') return relaxedSimdWorks() ? 'relaxed' : 'simd128';
   if (request === 'simd128') return 'simd128';
   if (request === 'relaxed') {
     if (!relaxedSimdWorks()) {
+      if (!wasmCompilationAllowed()) throw new Error(`${where}: ${WASM_DISALLOWED}`);
       throw new Error(`${where}: the relaxed-SIMD build was asked for, but this engine does not run relaxed SIMD as specified (use 'simd128' or 'auto')`);
     }
     return 'relaxed';

@@ -13,8 +13,19 @@ declare global {
     relaxedSimdWorks(): boolean;
     /** The Promise calls against their synchronous twins, on js (before initWasm) and on wasm. */
     runAsyncChecks(): Promise<Record<string, string | boolean>>;
+    /** initWasm's outcome: 'ok' and the backend, or the error it rejected with. */
+    initWasmOutcome(source: string | undefined, build: WasmBuild | 'auto'): Promise<string>;
   }
 }
+
+window.initWasmOutcome = async (source, build) => {
+  try {
+    await initWasm(source, { build });
+    return `ok ${getBackend().name}`;
+  } catch (e) {
+    return `${(e as Error).constructor.name}: ${(e as Error).message}`;
+  }
+};
 
 window.runChecks = async (build) => {
   await initWasm(undefined, { residentBytes: 64 * 2 ** 20, build });
@@ -40,6 +51,7 @@ window.runAsyncChecks = async () => {
   const aborted = new AbortController();
   aborted.abort(new Error('stop'));
   out.abort = await quantizeAsync(x, { format: 'mxfp4', shape: [16, 64], signal: aborted.signal }).then(() => 'resolved', (e: Error) => e.message);
+  out.matmulAbort = await matmulAsync(x, w, { signal: aborted.signal }).then(() => 'resolved', (e: Error) => e.message);
   await initWasm(undefined, { residentBytes: 64 * 2 ** 20 });
   out.wasmBackend = getBackend().name;
   // 2^26 multiply-adds and more: sliced on wasm too.

@@ -9,8 +9,8 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium && process.env.CI === 'true') throw new Error(`CI needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
-/** URL path → [file on disk, content type]. */
-export type SiteFiles = Record<string, [string, string]>;
+/** URL path → [file on disk, content type, extra response headers]. */
+export type SiteFiles = Record<string, [string, string] | [string, string, Record<string, string>]>;
 
 export interface Site {
   origin: string;
@@ -26,7 +26,7 @@ export async function serveFiles(files: SiteFiles, onRequest?: (url: string) => 
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': f[1] }).end(await readFile(f[0]));
+    res.writeHead(200, { 'content-type': f[1], ...f[2] }).end(await readFile(f[0]));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
