@@ -173,6 +173,16 @@ describe('--shard parts and merge', () => {
       `${partsFolder(out)}: holds files fp4kit did not write (holiday.jpg); it is the parts folder of the output: move it away or choose another -o`,
     );
     expect(readdirSync(partsFolder(out))).toEqual(['holiday.jpg']);
+    // An older fp4kit's flat layout (one run's parts directly in the folder) is named as such, and kept.
+    const old = join(root, 'old-layout');
+    mkdirSync(partsFolder(old));
+    writeFileSync(join(partsFolder(old), 'part-0-of-2.json'), '{}');
+    writeFileSync(join(partsFolder(old), 'model-00001-of-00002.safetensors'), 'x');
+    await expect(runParts(old, { format: 'mxfp4' }, 2, [0])).rejects.toThrow(
+      `${partsFolder(old)}: holds a run in the layout of an older fp4kit (model-00001-of-00002.safetensors, part-0-of-2.json directly in it, not in a run-<key> folder): `
+        + 'merge it with that version (fp4kit merge), or delete the folder and rerun the parts',
+    );
+    expect(readdirSync(partsFolder(old)).sort()).toEqual(['model-00001-of-00002.safetensors', 'part-0-of-2.json']);
   });
 
   it('runs for the same output keep to their own folders: a rerun with other options merges, the stale run is left alone', async () => {

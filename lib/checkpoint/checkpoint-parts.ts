@@ -61,7 +61,12 @@ async function prepareRunFolder(outDir: string, run: string): Promise<string> {
     throw err;
   });
   if (entries === null) await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
-  const foreign = (entries ?? []).filter((n) => !RUN_FOLDER.test(n));
+  const foreign = (entries ?? []).filter((n) => !RUN_FOLDER.test(n)).sort();
+  if (foreign.length > 0 && foreign.every((n) => IN_RUN_FOLDER.test(n))) {
+    // An fp4kit from before run folders kept one run's parts directly in the parts folder.
+    throw new SafetensorsError(dir, `holds a run in the layout of an older fp4kit (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''} directly in it, `
+      + 'not in a run-<key> folder): merge it with that version (fp4kit merge), or delete the folder and rerun the parts');
+  }
   if (foreign.length > 0) {
     throw new SafetensorsError(dir, `holds files fp4kit did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); it is the parts folder of the output: move it away or choose another -o`);
   }
