@@ -1019,7 +1019,7 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), null as never)).rejects.toThrow('quantizeCheckpoint: options must be an object { format, layout?, … }, got null');
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'toString' as never })).rejects.toThrow(/quantizeCheckpoint: options\.format must be one of mxfp4, .*fgmp, got "toString"/);
     await expect(quantizeCheckpoint(42 as never, join(root, 'api-1'), { format: 'mxfp4' })).rejects.toThrow('quantizeCheckpoint: input must be a path');
-    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: options\.signal must be an AbortSignal/);
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: signal \(its fifth argument\) must be an AbortSignal/);
     expect(existsSync(join(root, 'api-1'))).toBe(false);
     const p = join(root, 'api.safetensors');
     await expect(writeSafetensors(p, null as never)).rejects.toThrow('writeSafetensors: tensors must be an array');
@@ -1027,6 +1027,63 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F33', shape: [2], data: new Uint8Array(8) }])).rejects.toThrow(/tensors\[0\]\.dtype must be a safetensors dtype/);
     await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [2], data: new Float32Array(2) as never }])).rejects.toThrow('writeSafetensors: tensors[0].data must be a Uint8Array');
     expect(existsSync(p)).toBe(false);
+  });
+
+  // Found by an audit of the code API (eighteenth session): options checked only when a tensor
+  // was quantized (after the staging folder was made), some never, and read many times.
+  it('every option is checked before anything is written: types, ranges, typos, arguments put in the options', async () => {
+    const out = join(root, 'api-opts');
+    const refused: Array<[Record<string, unknown>, string]> = [
+      [{ format: 'nvfp4', layout: 'modelopt', inputScale: -1 }, 'RangeError: quantizeCheckpoint: options.inputScale must be a finite float32 ≥ 2^-126, got -1'],
+      [{ format: 'nvfp4', layout: 'modelopt', inputScale: NaN }, 'RangeError: quantizeCheckpoint: options.inputScale must be a finite float32 ≥ 2^-126, got NaN'],
+      [{ format: 'nvfp4', layout: 'modelopt', inputScale: 1e39 }, 'RangeError: quantizeCheckpoint: options.inputScale 1e+39 overflows float32'],
+      [{ format: 'nvfp4', layout: 'modelopt', inputScale: 'x' }, 'TypeError: quantizeCheckpoint: options.inputScale must be a finite float32 ≥ 2^-126 (a Number), got "x"'],
+      [{ format: 'nvfp4', layout: 'compressed-tensors', inputScale: 0.5 }, 'RangeError: quantizeCheckpoint: options.inputScale (--input-scale) applies to --layout modelopt only (its input_scale)'],
+      [{ format: 'mxfp4', rounding: 'stochastic', seed: NaN }, 'RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got NaN'],
+      [{ format: 'mxfp4', rounding: 'stochastic', seed: 1.5 }, 'RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got 1.5'],
+      [{ format: 'mxfp4', rounding: 'stochastic', seed: 2 ** 40 }, `RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got ${2 ** 40}`],
+      [{ format: 'mxfp4', rounding: 'stochastic', seed: '7' }, 'TypeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32) (a Number), got "7"'],
+      [{ format: 'mxfp4', rounding: 'stochastic', seed: 5n }, 'TypeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32) (a Number), got 5n (a BigInt)'],
+      [{ format: 'mxfp4', rounding: 'up' }, `RangeError: quantizeCheckpoint: options.rounding must be 'nearest' or 'stochastic', got "up"`],
+      [{ format: 'mxfp4', scaleRule: 'round' }, `RangeError: quantizeCheckpoint: options.scaleRule must be 'floor' or 'ceil', got "round"`],
+      [{ format: 'fgmp', fp4Fraction: 2 }, 'RangeError: quantizeCheckpoint: options.fp4Fraction must be a number in [0, 1], got 2'],
+      [{ format: 'fgmp', fp4Fraction: 1n }, 'TypeError: quantizeCheckpoint: options.fp4Fraction must be a number in [0, 1], got 1n (a BigInt)'],
+      [{ format: 'mxfp4', measureError: 'no' }, 'TypeError: quantizeCheckpoint: options.measureError must be a boolean, got "no"'],
+      [{ format: 'mxfp4', layout: 'vllm' }, 'RangeError: quantizeCheckpoint: options.layout must be one of fp4kit, compressed-tensors, modelopt, gpt-oss, got "vllm"'],
+      [{ format: 'nvfp4', layuot: 'compressed-tensors' }, 'RangeError: quantizeCheckpoint: unknown option "layuot"; the options are format, layout, only, skip, rounding, seed, scaleRule, fisher, fp4Fraction, inputScale, measureError, overwrite'],
+      [{ format: 'mxfp4', signal: AbortSignal.abort() }, 'TypeError: quantizeCheckpoint: signal is the fifth argument of quantizeCheckpoint, not an option'],
+      [{ format: 'mxfp4', onProgress: () => {} }, 'TypeError: quantizeCheckpoint: onProgress is the fourth argument of quantizeCheckpoint, not an option'],
+    ];
+    for (const [options, want] of refused) {
+      const got = await quantizeCheckpoint(tiny, out, options as never).then(() => 'no error', (e: Error) => `${e.constructor.name}: ${e.message}`);
+      expect(got, JSON.stringify(options, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))).toBe(want);
+      expect(existsSync(out)).toBe(false);
+      expect(siblingsOf(out)).toEqual([]);
+    }
+  });
+
+  it('options are read once: a getter that answers differently later cannot make the run use another value than the one checked', async () => {
+    const out = join(root, 'api-getter');
+    const reads: Record<string, number> = {};
+    const options = new Proxy({ format: 'mxfp4', layout: 'gpt-oss', rounding: 'nearest', seed: 3 } as Record<string, unknown>, {
+      get(t, key, r) {
+        if (typeof key === 'string') reads[key] = (reads[key] ?? 0) + 1;
+        // The first read says mxfp4; any later one would say nvfp4 (which gpt-oss does not hold).
+        if (key === 'format' && reads[key] > 1) return 'nvfp4';
+        return Reflect.get(t, key, r);
+      },
+    });
+    const summary = await quantizeCheckpoint(tiny, out, options as never);
+    expect(summary.format).toBe('mxfp4');
+    expect(reads.format).toBe(1);
+    expect(Object.values(reads).every((n) => n === 1), JSON.stringify(reads)).toBe(true);
+  });
+
+  it('a progress callback whose Promise rejects fails the run like one that throws: the staging folder is removed', async () => {
+    const out = join(root, 'api-progress');
+    await expect(quantizeCheckpoint(tiny, out, { format: 'mxfp4' }, async () => { throw new Error('progress sink failed'); })).rejects.toThrow('progress sink failed');
+    expect(existsSync(out)).toBe(false);
+    expect(siblingsOf(out)).toEqual([]);
   });
 });
 

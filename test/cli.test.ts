@@ -91,6 +91,25 @@ describe('fp4kit quantize / inspect', () => {
     }
   });
 
+  it('a flag that does not apply to the format or layout is a usage error, not ignored (a run that ignored --input-scale published W4A16)', () => {
+    const u = join(root, 'na');
+    const cases: Array<[string[], string]> = [
+      [['--format', 'nvfp4', '--layout', 'compressed-tensors', '--input-scale', '0.5'], 'options.inputScale (--input-scale) applies to --layout modelopt only'],
+      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e39'], 'options.inputScale 1e+39 overflows float32'],
+      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e-50'], 'options.inputScale must be a finite float32 ≥ 2^-126, got 1e-50'],
+      [['--format', 'mxfp4', '--seed', '5'], '--seed applies to --rounding stochastic only'],
+      [['--format', 'nvfp4', '--scale-rule', 'ceil'], '--scale-rule applies to the MX formats only'],
+      [['--format', 'nvfp4', '--fp4-fraction', '0.5'], '--fp4-fraction applies to --format fgmp only'],
+      [['--format', 'fgmp', '--rounding', 'stochastic'], '--rounding applies to the block formats (fgmp rounds to nearest) only'],
+    ];
+    for (const [flags, message] of cases) {
+      const r = cli(['quantize', tiny, '-o', u, ...flags]);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.stderr, flags.join(' ')).toContain(message);
+      expect(existsSync(u)).toBe(false);
+    }
+  });
+
   it('malformed input: one line naming the file, exit 1', () => {
     const d = join(root, 'bad');
     mkdirSync(d);

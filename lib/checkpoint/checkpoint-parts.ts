@@ -32,7 +32,7 @@ import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
 import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { selectionRegex } from './tensor-selection.js';
+import { checkCheckpointOptions } from './checkpoint-options.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** The parts folder of an output: one folder per run (runFolder). */
@@ -147,14 +147,13 @@ export interface SerializedOptions extends Omit<CheckpointOptions, 'only' | 'ski
   skip?: { source: string; flags: string };
 }
 
-export function serializeOptions(o: CheckpointOptions): SerializedOptions {
-  const re = (flag: string, r: RegExp | string | undefined) => {
-    const x = selectionRegex(flag, r);
-    return x && { source: x.source, flags: x.flags };
-  };
+/** `fn`: the public call whose options these are (its name heads a refusal). */
+export function serializeOptions(options: CheckpointOptions, fn = 'quantizeCheckpoint'): SerializedOptions {
+  const o = checkCheckpointOptions(fn, options); // read once, checked, only/skip as RegExps
+  const re = (r: RegExp | undefined) => r && { source: r.source, flags: r.flags };
   // A fixed key order and no undefined values: the run key hashes this text.
   const out: Record<string, unknown> = {
-    format: o.format, layout: o.layout ?? 'fp4kit', only: re('--only', o.only), skip: re('--skip', o.skip), rounding: o.rounding, seed: o.seed,
+    format: o.format, layout: o.layout, only: re(o.only), skip: re(o.skip), rounding: o.rounding, seed: o.seed,
     scaleRule: o.scaleRule, fisher: o.fisher === undefined ? undefined : resolve(o.fisher), fp4Fraction: o.fp4Fraction,
     inputScale: o.inputScale, measureError: o.measureError ?? true, overwrite: o.overwrite,
   };
@@ -191,13 +190,14 @@ export interface RunPlan {
 
 /** The plan of a run in `count` parts (default one per input shard; with `perShardAtMost`, never more). */
 export async function planRun(
-  input: string, outDir: string, options: CheckpointOptions, count?: number, how: { perShardAtMost?: boolean; samples?: boolean } = {},
+  input: string, outDir: string, options: CheckpointOptions, count?: number, how: { perShardAtMost?: boolean; samples?: boolean; fn?: string } = {},
 ): Promise<RunPlan> {
+  const serialized = serializeOptions(options, how.fn); // checked before the input is opened
   const ckpt = await openInput(input);
   try {
     const shards = ckpt.shards.length;
     const n = count === undefined ? shards : how.perShardAtMost ? Math.min(count, shards) : count;
-    const plan = await planFromOpen(ckpt, input, outDir, serializeOptions(options), n);
+    const plan = await planFromOpen(ckpt, input, outDir, serialized, n);
     if (how.samples) plan.samples = await dataSamples(ckpt);
     return plan;
   } finally {

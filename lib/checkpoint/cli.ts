@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
 import { QUANT_FORMAT_NAMES } from '../core/formats.js';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
+import { checkCheckpointOptions } from './checkpoint-options.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { removeStagingSync } from './safetensors/output-folder.js';
@@ -202,6 +203,12 @@ async function runQuantize(argv: string[]): Promise<number> {
     } catch (err) {
       throw new UsageError(`--${flag}: invalid regular expression (${(err as Error).message})`);
     }
+  }
+  if (v.seed !== undefined && options.rounding !== 'stochastic') throw new UsageError('--seed applies to --rounding stochastic only');
+  try {
+    checkCheckpointOptions('fp4kit quantize', options, true); // a flag that does not apply to the format or layout is refused, not ignored
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   if (v.backend !== undefined) {
     if (!['native', 'wasm', 'js'].includes(v.backend)) throw new UsageError(`--backend: expected native, wasm or js`);

@@ -12,8 +12,8 @@ import { basename, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
-import { BLOCK_FORMATS, QUANT_FORMAT_NAMES } from '../core/formats.js';
-import { checkSignal } from '../core/validate.js';
+import { BLOCK_FORMATS } from '../core/formats.js';
+import { describe, isAbortSignal } from '../core/validate.js';
 import { layoutByName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
 import type { AtomicFile } from './safetensors/atomic-file.js';
@@ -21,7 +21,7 @@ import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
-import { selectionRegex } from './tensor-selection.js';
+import { checkCheckpointOptions } from './checkpoint-options.js';
 import { readModelConfig } from './model-config.js';
 import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
@@ -39,7 +39,7 @@ export async function quantizeCheckpoint(
   input: string,
   outDir: string,
   options: CheckpointOptions,
-  onProgress?: (p: CheckpointProgress) => void,
+  onProgress?: (p: CheckpointProgress) => void | Promise<void>,
   signal?: AbortSignal,
   part?: CheckpointPart,
 ): Promise<CheckpointSummary> {
@@ -47,24 +47,16 @@ export async function quantizeCheckpoint(
   const fn = 'quantizeCheckpoint';
   if (typeof input !== 'string' || input === '') throw new TypeError(`${fn}: input must be a path (a non-empty string), got ${typeof input}`);
   if (typeof outDir !== 'string' || outDir === '') throw new TypeError(`${fn}: outDir must be a path (a non-empty string), got ${typeof outDir}`);
-  if (options === null || typeof options !== 'object') throw new TypeError(`${fn}: options must be an object { format, layout?, … }, got ${options === null ? 'null' : typeof options}`);
-  if (typeof options.format !== 'string' || !(QUANT_FORMAT_NAMES as readonly string[]).includes(options.format)) {
-    throw new RangeError(`${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${JSON.stringify(options.format)}`);
-  }
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`${fn}: onProgress must be a function`);
-  signal = checkSignal(fn, signal);
-  const layoutName = options.layout ?? 'fp4kit';
-  const layout = layoutByName(layoutName, { inputScale: options.inputScale });
-  if (!layout.formats.includes(options.format)) {
-    throw new RangeError(`the ${layoutName} layout holds ${layout.formats.join(', ')}; not ${options.format}`);
-  }
-  if (options.fisher !== undefined && options.format !== 'fgmp') throw new RangeError('--fisher applies to --format fgmp only');
-  const only = selectionRegex('--only', options.only);
-  const skip = selectionRegex('--skip', options.skip);
+  const opts = checkCheckpointOptions(fn, options); // read once, checked: the run uses this copy
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
+  if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError(`${fn}: signal (its fifth argument) must be an AbortSignal, got ${describe(signal)}`);
+  const layoutName = opts.layout;
+  const layout = layoutByName(layoutName, { inputScale: opts.inputScale });
+  const { only, skip } = opts;
   signal?.throwIfAborted();
 
   const ckpt = part?.files ?? (await openCheckpoint(input));
-  const fisher = options.fisher !== undefined ? await SafetensorsFile.open(options.fisher).catch(async (err: unknown) => {
+  const fisher = opts.fisher !== undefined ? await SafetensorsFile.open(opts.fisher).catch(async (err: unknown) => {
     if (!part?.files) await closeCheckpoint(ckpt);
     throw err;
   }) : undefined;
@@ -80,24 +72,26 @@ export async function quantizeCheckpoint(
     const config = await readModelConfig(ckpt.dir); // a FIFO or folder named config.json is refused, never waited on
     const inputFiles = filesRead(ckpt, config, copiedFiles, fisher?.path);
     checkNotAliasingInput(outDir, inputIsFolder ? ckpt.dir : null, inputFiles);
-    if (!part) out = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
+    if (!part) out = await OutputFolder.create(outDir, { overwrite: opts.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
     const stagingDir = part ? part.dir : out!.staging;
-    const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, only, skip));
+    const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
     checkOutputNames(ckpt, plans);
     checkFusedGroups(ckpt, plans, layout);
-    const groupAmax = options.format !== 'fgmp' && BLOCK_FORMATS[options.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
+    const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);
     let bytesDone = 0;
     let tensorsDone = 0;
     let outputBytes = 0;
-    const report = (tensor: string) =>
+    // Awaited: a callback that returns a Promise may hold the run back, and its rejection fails the
+    // run (and removes the staging folder) like a throw does.
+    const report = async (tensor: string) =>
       onProgress?.({ tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000 });
     const run: ShardRun = {
-      quantizer: { options, layout, fisher, groupAmax, signal }, layout, stagingDir, measure: options.measureError ?? true, pool: new BufferPool(),
+      quantizer: { options: opts, layout, fisher, groupAmax, signal }, layout, stagingDir, measure: opts.measureError ?? true, pool: new BufferPool(),
       progress: {
-        before: async (name) => { report(name); await part?.beforeTensor?.(); },
+        before: async (name) => { await report(name); await part?.beforeTensor?.(); },
         done: (inputBytes, bytesOut) => { bytesDone += inputBytes; outputBytes += bytesOut; tensorsDone++; },
       },
     };
@@ -108,13 +102,13 @@ export async function quantizeCheckpoint(
       writers.push(shard.writer);
       summaries.push(...shard.summaries);
     }
-    report('');
+    await report('');
     if (part) {
       // A part publishes its own output shards (in the parts folder) only; the merge writes the rest and publishes the output.
       for (const w of writers) await w.publish();
       await syncFolder(part.dir);
       return {
-        tool: 'fp4kit', version: 1, input: resolve(input), output: resolve(outDir), format: options.format, layout: layoutName,
+        tool: 'fp4kit', version: 1, input: resolve(input), output: resolve(outDir), format: opts.format, layout: layoutName,
         backend: getBackend().name, inputBytes: bytesTotal, outputBytes, seconds: (performance.now() - started) / 1000,
         quantized: summaries.filter((t) => t.action === 'quantized').length, copied: summaries.filter((t) => t.action === 'copied').length,
         files: ckpt.shards.filter((_s, si) => written(si)).map((sh) => basename(sh.path)), tensors: summaries,
@@ -122,7 +116,7 @@ export async function quantizeCheckpoint(
     }
 
     const { outputs, summary, extras } = await checkpointSideFiles({
-      ckpt, input, outDir, format: options.format, layoutName, layout, tensors: summaries, copied: copiedFiles, inFolder: inputIsFolder,
+      ckpt, input, outDir, format: opts.format, layoutName, layout, tensors: summaries, copied: copiedFiles, inFolder: inputIsFolder,
       backend: getBackend().name, seconds: (performance.now() - started) / 1000,
     });
     await stageSideFiles(stagingDir, outputs, extras, ckpt.dir, sideFiles, signal);

@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  InputVisibilityError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, writeRunPlan,
+  InputVisibilityError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, serializeOptions, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -144,10 +144,11 @@ export interface EnqueueOptions {
  * the workers) must see `input` and `outDir` at the same paths. Returns the merged summary.
  */
 export async function quantizeOnQueue(url: string, input: string, outDir: string, options: CheckpointOptions, eo: EnqueueOptions = {}): Promise<CheckpointSummary> {
+  serializeOptions(options, 'quantizeOnQueue'); // the options are checked before Redis is asked
   const connection = redisOptions(url);
   await checkReachable(url, connection);
   const started = performance.now();
-  const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true });
+  const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true, fn: 'quantizeOnQueue' });
   const count = plan.parts.length;
   await writeRunPlan(plan);
 

@@ -189,15 +189,21 @@ export function checkFraction(fn: string, argument: string, v: unknown): number 
 
 const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
 
+/** Whether `v` really is an AbortSignal (a brand check: a look-alike object is not). */
+export function isAbortSignal(v: unknown): v is AbortSignal {
+  try {
+    abortedGetter.call(v); // throws unless `v` really is an AbortSignal
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** An AbortSignal (from any realm that shares this one's AbortSignal), or undefined. */
 export function checkSignal(fn: string, signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;
-  try {
-    abortedGetter.call(signal); // throws unless `signal` really is an AbortSignal
-  } catch {
-    throw new TypeError(`${fn}: options.signal must be an AbortSignal, got ${describe(signal)}`);
-  }
-  return signal as AbortSignal;
+  if (!isAbortSignal(signal)) throw new TypeError(`${fn}: options.signal must be an AbortSignal, got ${describe(signal)}`);
+  return signal;
 }
 
 /**

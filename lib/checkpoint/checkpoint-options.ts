@@ -1,0 +1,97 @@
+// quantizeCheckpoint's options, read once and checked before anything is opened or written: every
+// option is read one time (a getter or Proxy is asked once; the run uses the copy), each value is
+// checked for its type, its range and whether it applies to the chosen format and layout, and a
+// name that is not an option (a typo such as `layuot`) is refused rather than silently ignored —
+// a run with an ignored option would publish a checkpoint the caller did not ask for.
+
+import { QUANT_FORMAT_NAMES } from '../core/formats.js';
+import type { QuantFormat } from './layouts/types.js';
+import { checkFraction, checkTensorScale, describe, readFields } from '../core/validate.js';
+import { LAYOUT_NAMES, layoutByName, type LayoutName } from './layouts/index.js';
+import { selectionRegex } from './tensor-selection.js';
+import type { CheckpointOptions } from './summary.js';
+
+const OPTION_NAMES = [
+  'format', 'layout', 'only', 'skip', 'rounding', 'seed', 'scaleRule', 'fisher', 'fp4Fraction', 'inputScale', 'measureError', 'overwrite',
+] as const;
+
+/** Options that are arguments of quantizeCheckpoint, which a caller may put in the options by mistake. */
+const ARGUMENTS: Record<string, string> = { onProgress: 'fourth', signal: 'fifth' };
+
+/** The options checked, in a plain object of their own (only/skip as RegExps without g and y). */
+export interface CheckedCheckpointOptions extends CheckpointOptions {
+  layout: LayoutName;
+  only?: RegExp;
+  skip?: RegExp;
+}
+
+function checkBoolean(fn: string, name: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${fn}: options.${name} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+/**
+ * `strict` (the CLI): a flag that does not apply to the format or layout (--scale-rule with nvfp4,
+ * --fp4-fraction without fgmp, …) is refused; the code API ignores those as quantize() does. An
+ * inputScale without the modelopt layout is refused either way: the caller asked for a stored
+ * input_scale (W4A4) and would silently get a checkpoint without one.
+ */
+export function checkCheckpointOptions(fn: string, options: unknown, strict = false): CheckedCheckpointOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${fn}: options must be an object { format, layout?, … }, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if ((OPTION_NAMES as readonly string[]).includes(key)) continue;
+    if (Object.hasOwn(ARGUMENTS, key)) throw new TypeError(`${fn}: ${key} is the ${ARGUMENTS[key]} argument of ${fn}, not an option`);
+    throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)}; the options are ${OPTION_NAMES.join(', ')}`);
+  }
+  const o = readFields(options, OPTION_NAMES);
+  if (typeof o.format !== 'string' || !(QUANT_FORMAT_NAMES as readonly string[]).includes(o.format)) {
+    throw new RangeError(`${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${describe(o.format)}`);
+  }
+  const format = o.format as QuantFormat;
+  const layout = (o.layout ?? 'fp4kit') as LayoutName;
+  if (typeof layout !== 'string' || !(LAYOUT_NAMES as readonly string[]).includes(layout)) {
+    throw new RangeError(`${fn}: options.layout must be one of ${LAYOUT_NAMES.join(', ')}, got ${describe(o.layout)}`);
+  }
+  const formats = layoutByName(layout).formats;
+  if (!formats.includes(format)) throw new RangeError(`${fn}: the ${layout} layout holds ${formats.join(', ')}; not ${format}`);
+  const mx = format !== 'nvfp4' && format !== 'fgmp';
+  if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'stochastic') {
+    throw new RangeError(`${fn}: options.rounding must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
+  }
+  const notFor = (what: string, applies: boolean, to: string) => {
+    if (strict && !applies) throw new RangeError(`${fn}: ${what} applies to ${to} only`);
+  };
+  notFor('--rounding', o.rounding === undefined || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
+  if (o.seed !== undefined) {
+    if (typeof o.seed !== 'number') throw new TypeError(`${fn}: options.seed must be an integer in [0, 2^32) (a Number), got ${describe(o.seed)}`);
+    if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(o.seed)}`);
+  }
+  if (o.scaleRule !== undefined) {
+    if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw new RangeError(`${fn}: options.scaleRule must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);
+    notFor('--scale-rule', mx, 'the MX formats');
+  }
+  if (o.fisher !== undefined) {
+    if (typeof o.fisher !== 'string' || o.fisher === '') throw new TypeError(`${fn}: options.fisher must be the path of a safetensors file, got ${describe(o.fisher)}`);
+    if (format !== 'fgmp') throw new RangeError('--fisher applies to --format fgmp only');
+  }
+  if (o.fp4Fraction !== undefined) {
+    checkFraction(fn, 'options.fp4Fraction', o.fp4Fraction);
+    notFor('--fp4-fraction', format === 'fgmp', '--format fgmp');
+  }
+  let inputScale: number | undefined;
+  if (o.inputScale !== undefined) {
+    // Stored as a float32 input_scale: it must be one (finite, normal, > 0) after the rounding.
+    inputScale = checkTensorScale(fn, o.inputScale, 'options.inputScale');
+    if (layout !== 'modelopt') throw new RangeError(`${fn}: options.inputScale (--input-scale) applies to --layout modelopt only (its input_scale)`);
+  }
+  return {
+    format, layout,
+    only: selectionRegex('--only', o.only as RegExp | string | undefined),
+    skip: selectionRegex('--skip', o.skip as RegExp | string | undefined),
+    rounding: o.rounding as CheckpointOptions['rounding'], seed: o.seed as number | undefined, scaleRule: o.scaleRule as CheckpointOptions['scaleRule'],
+    fisher: o.fisher as string | undefined, fp4Fraction: o.fp4Fraction as number | undefined, inputScale,
+    measureError: checkBoolean(fn, 'measureError', o.measureError), overwrite: checkBoolean(fn, 'overwrite', o.overwrite),
+  };
+}
