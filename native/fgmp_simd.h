@@ -59,10 +59,24 @@ static inline F32v fp4Totals(const float* e4m3, I32v code, float tensorScale) {
   return tensorScale * v;
 }
 
-// One element's term of a float64 weighted sum, the scalar's sum + (w·d)·d.
-static inline F64v addWeightedSquare(F64v sum, F64v w, F64v d) { return sum + (w * d) * d; }
+// One element's term of a float64 weighted sum, the scalar's sum + (w·d)·d; without Fisher weights
+// (w = 1, so w·d = d exactly) sum + d·d, the same value with one multiply fewer.
+template <bool Weighted>
+static inline F64v addWeightedSquare(F64v sum, F64v w, F64v d) {
+  if constexpr (Weighted) return sum + (w * d) * d;
+  return sum + d * d;
+}
+
+template <bool Weighted>
+static void fgmpCandidatesLanes(const fp4kit::FgmpArgs& a, int64_t rowBegin, int64_t rowEnd);
 
 static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
+  if (a.fisher) fgmpCandidatesLanes<true>(a, rowBegin, rowEnd);
+  else fgmpCandidatesLanes<false>(a, rowBegin, rowEnd);
+}
+
+template <bool Weighted>
+static void fgmpCandidatesLanes(const fp4kit::FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
   using namespace fp4kit;
   constexpr int B = kFgmpBlock;
   static_assert(B == 16, "16 elements per block");
@@ -107,13 +121,14 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
       }
 #endif
       F32v X[B];
-      F64v W[B];
+      F64v XD[B], W[B];  // x widened once for the clipping search's nine passes
       F32v amax = F32v{};
       for (int i = 0; i < B; i++) {
         std::memcpy(&X[i], xs[i], sizeof(F32v));
+        XD[i] = widen(X[i]);
         F32v wi;
         std::memcpy(&wi, ws[i], sizeof(F32v));
-        W[i] = a.fisher ? widen(wi) : F64v{} + 1.0;
+        W[i] = Weighted ? widen(wi) : F64v{} + 1.0;
         const F32v magnitude = (F32v)((U32v)X[i] & 0x7fffffffu);
         amax = amax < magnitude ? magnitude : amax;  // std::max(amax, |x|)
       }
@@ -147,7 +162,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
             U32v c;
             F32v q;
             fp4Element(X[i], total, c, q);
-            error = addWeightedSquare(error, W[i], widen(X[i]) - widen(q));
+            error = addWeightedSquare<Weighted>(error, W[i], XD[i] - widen(q));
           }
           const I64v better = valid & (error < bestError);
           bestError = better ? error : bestError;
@@ -167,7 +182,7 @@ static void fgmpCandidatesVector(const fp4kit::FgmpArgs& a, int64_t rowBegin, in
         const F32v q8 = e4m3Value(c8) * a.fp8Scale;
         std::memcpy(codes4[i], &c4, sizeof(U32v));
         std::memcpy(codes8[i], &c8, sizeof(U32v));
-        impact = addWeightedSquare(impact, W[i], widen(q4) - widen(q8));
+        impact = addWeightedSquare<Weighted>(impact, W[i], widen(q4) - widen(q8));
       }
       std::memcpy(laneInt, &chosen, sizeof(I32v));
       const int64_t b0 = r * blocksPerRow + j0;
