@@ -35,7 +35,7 @@ import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
 import { abortable, nextTurn } from './async-jobs.js';
 import { plainView, typedArrayName } from './typed-arrays.js';
-import { checkArray, checkDisjoint, checkOptions, checkSignal, newArray, checkShape, checkSource, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkArray, checkDisjoint, checkOptions, checkShape, checkSignal, checkSource, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
