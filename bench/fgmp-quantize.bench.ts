@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { matmul, prepareWeights, quantize, setBackend } from '../lib/index.js';
 import { getKernels } from '../lib/kernels/registry.js';
+import { DtypeId } from '../lib/core/formats.js';
 import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
 import { gaussian } from '../test/helpers/data.js';
 import { medianSeconds } from './timing.js';
@@ -33,7 +34,7 @@ function row(label: string, threads: string, rowsTimed: number) {
     const tensorScale = nvfp4TensorScale(amax);
     const impacts = new Float64Array(blocks), fp4Codes = new Uint8Array(blocks * 16), fp4Scales = new Uint8Array(blocks), fp8Codes = new Uint8Array(blocks * 16);
     const rows = Math.min(N, rowsTimed);
-    const run = () => kernel(x.subarray(0, rows * N), rows, N, null, false, tensorScale, amax / 448, true, impacts.subarray(0, rows * N / 16),
+    const run = () => kernel(x.subarray(0, rows * N), DtypeId.f32, rows, N, null, false, tensorScale, amax / 448, true, impacts.subarray(0, rows * N / 16),
       fp4Codes.subarray(0, rows * N), fp4Scales.subarray(0, rows * N / 16), fp8Codes.subarray(0, rows * N));
     candidates = medianSeconds(run, 1) * (N / rows);
   }

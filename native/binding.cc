@@ -228,8 +228,8 @@ Napi::Value AbsMax(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, f);
 }
 
-// fgmpCandidates(x f32, rows, cols, fisher f32|null, fisherPerElement, tensorScale, fp8Scale, clipping,
-//                impacts f64, fp4Codes u8, fp4Scales u8, fp8Codes u8)
+// fgmpCandidates(x f32|bf16|f16, dtype, rows, cols, fisher f32|null, fisherPerElement, tensorScale, fp8Scale,
+//                clipping, impacts f64, fp4Codes u8, fp4Scales u8, fp8Codes u8)
 struct FgmpCall {
   FgmpArgs args{};
   void run() const {
@@ -241,27 +241,28 @@ struct FgmpCall {
 
 FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
-  requireArgs(info, 12, "fgmpCandidates");
+  requireArgs(info, 13, "fgmpCandidates");
   FgmpCall call;
   FgmpArgs& a = call.args;
-  a.rows = integerArg(env, info[1], "rows", 0, kMaxDimension);
-  a.cols = integerArg(env, info[2], "cols", 0, kMaxDimension);
+  a.dtype = enumArg(env, info[1], "dtype", 3);
+  a.rows = integerArg(env, info[2], "rows", 0, kMaxDimension);
+  a.cols = integerArg(env, info[3], "cols", 0, kMaxDimension);
   if (a.rows > 0 && a.cols > kMaxDimension / a.rows) throw Napi::RangeError::New(env, "rows × cols is too large");
   if (a.rows > 0 && a.cols == 0) throw Napi::RangeError::New(env, "cols must be positive when rows > 0");
   const size_t count = static_cast<size_t>(a.rows * a.cols);
-  a.x = inputData<float>(env, info[0], "x", count, job, false, napi_float32_array, "Float32Array");
-  if (!info[4].IsBoolean() || !info[7].IsBoolean()) throw Napi::TypeError::New(env, "fisherPerElement and clipping must be booleans");
-  a.fisherPerElement = info[4].As<Napi::Boolean>().Value();
-  a.clipping = info[7].As<Napi::Boolean>().Value();
-  a.fisher = inputData<float>(env, info[3], "fisher", a.fisherPerElement ? count : static_cast<size_t>(a.cols), job, true,
+  a.x = sourceArg(env, info[0], a.dtype, count, job, "x");
+  if (!info[5].IsBoolean() || !info[8].IsBoolean()) throw Napi::TypeError::New(env, "fisherPerElement and clipping must be booleans");
+  a.fisherPerElement = info[5].As<Napi::Boolean>().Value();
+  a.clipping = info[8].As<Napi::Boolean>().Value();
+  a.fisher = inputData<float>(env, info[4], "fisher", a.fisherPerElement ? count : static_cast<size_t>(a.cols), job, true,
                              napi_float32_array, "Float32Array");
-  a.tensorScale = tensorScaleArg(env, info[5]);
-  a.fp8Scale = tensorScaleArg(env, info[6]);
+  a.tensorScale = tensorScaleArg(env, info[6]);
+  a.fp8Scale = tensorScaleArg(env, info[7]);
   const int64_t blocks = a.rows * ((a.cols + kFgmpBlock - 1) / kFgmpBlock);
-  a.impacts = outputData<double>(env, info[8], "impacts", static_cast<size_t>(blocks), job, napi_float64_array, "Float64Array");
-  a.fp4Codes = outputData<uint8_t>(env, info[9], "fp4Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
-  a.fp4Scales = outputData<uint8_t>(env, info[10], "fp4Scales", static_cast<size_t>(blocks), job, napi_uint8_array, "Uint8Array");
-  a.fp8Codes = outputData<uint8_t>(env, info[11], "fp8Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
+  a.impacts = outputData<double>(env, info[9], "impacts", static_cast<size_t>(blocks), job, napi_float64_array, "Float64Array");
+  a.fp4Codes = outputData<uint8_t>(env, info[10], "fp4Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
+  a.fp4Scales = outputData<uint8_t>(env, info[11], "fp4Scales", static_cast<size_t>(blocks), job, napi_uint8_array, "Uint8Array");
+  a.fp8Codes = outputData<uint8_t>(env, info[12], "fp8Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
   return call;
 }
 

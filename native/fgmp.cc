@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "block_scale.h"
+#include "dtype.h"
 #include "element_codec.h"
 
 namespace fp4kit {
@@ -92,7 +93,7 @@ void fgmpCandidatesScalar(const FgmpArgs& a, int64_t rowBegin, int64_t rowEnd) {
       const int64_t count = std::min<int64_t>(kFgmpBlock, a.cols - col0);
       float amax = 0;
       for (int64_t i = 0; i < kFgmpBlock; i++) {
-        block[i] = i < count ? a.x[r * a.cols + col0 + i] : 0.0f;
+        block[i] = i < count ? bitsToFloat(loadBits(a.x, a.dtype, r * a.cols + col0 + i)) : 0.0f;
         amax = std::max(amax, std::fabs(block[i]));
       }
       const float* w = a.fisher ? a.fisher + (a.fisherPerElement ? r * a.cols : 0) + col0 : nullptr;

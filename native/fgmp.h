@@ -8,7 +8,8 @@
 namespace fp4kit {
 
 struct FgmpArgs {
-  const float* x;           // rows × cols
+  const void* x;            // rows × cols, float32, bf16 or f16 (dtype)
+  int32_t dtype;            // DtypeId (formats.h): read widened exactly to float32
   int64_t rows, cols;
   const float* fisher;      // nullptr, rows × cols, or cols (per input channel)
   bool fisherPerElement;

@@ -96,9 +96,17 @@ static void fgmpCandidatesLanes(const fp4kit::FgmpArgs& a, int64_t rowBegin, int
     for (int64_t j0 = 0; j0 < blocksPerRow; j0 += kLanes) {
       const int lanes = static_cast<int>(std::min<int64_t>(kLanes, blocksPerRow - j0));
       // Lane l holds block j0 + l: its elements (+0 past its count) and their Fisher weights (0).
-      const float* x = a.x + r * a.cols + j0 * B;
+      const int64_t first = r * a.cols + j0 * B;  // the element of x at block j0's start
       const float* w = a.fisher ? a.fisher + (a.fisherPerElement ? r * a.cols : 0) + j0 * B : nullptr;
       const int64_t rowLeft = a.cols - j0 * B;  // elements of this row from block j0 on
+      // Element by element, widened exactly from any dtype (dtype.h): the path of every ISA
+      // without the 16 × 16 transposes, and of f16 sources on AVX-512.
+      const auto loadElements = [&](float (&dst)[B][kLanes]) {
+        for (int l = 0; l < kLanes; l++) {
+          const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(B, rowLeft - l * B)));
+          for (int i = 0; i < B; i++) dst[i][l] = i < n ? bitsToFloat(loadBits(a.x, a.dtype, first + l * B + i)) : 0.0f;
+        }
+      };
 #if FP4KIT_FGMP_TRANSPOSE16
       const auto loadTransposed = [&](const float* src, float (&dst)[B][kLanes]) {
         __m512i rows[16];
@@ -109,15 +117,25 @@ static void fgmpCandidatesLanes(const fp4kit::FgmpArgs& a, int64_t rowBegin, int
         fp4kit::transpose16x16(rows);
         for (int i = 0; i < B; i++) _mm512_store_si512(dst[i], rows[i]);
       };
-      loadTransposed(x, xs);
+      // bf16 is float32's top half: widened in the registers (exact). f16 takes the loop below.
+      const auto loadTransposedBf16 = [&](const uint16_t* src, float (&dst)[B][kLanes]) {
+        __m512i rows[16];
+        for (int l = 0; l < 16; l++) {
+          const int64_t n = std::max<int64_t>(0, std::min<int64_t>(B, rowLeft - l * B));
+          rows[l] = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(static_cast<__mmask16>((1u << n) - 1), src + l * B)), 16);
+        }
+        fp4kit::transpose16x16(rows);
+        for (int i = 0; i < B; i++) _mm512_store_si512(dst[i], rows[i]);
+      };
+      if (a.dtype == kF32) loadTransposed(static_cast<const float*>(a.x) + first, xs);
+      else if (a.dtype == kBf16) loadTransposedBf16(static_cast<const uint16_t*>(a.x) + first, xs);
+      else loadElements(xs);
       if (w) loadTransposed(w, ws);
 #else
+      loadElements(xs);
       for (int l = 0; l < kLanes; l++) {
         const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(B, rowLeft - l * B)));
-        for (int i = 0; i < B; i++) {
-          xs[i][l] = i < n ? x[l * B + i] : 0.0f;
-          ws[i][l] = i < n && w ? w[l * B + i] : 0.0f;
-        }
+        for (int i = 0; i < B; i++) ws[i][l] = i < n && w ? w[l * B + i] : 0.0f;
       }
 #endif
       F32v X[B];

@@ -1,7 +1,7 @@
 // Cross-backend identity: on large random and adversarial tensors every backend gives the same
 // bytes as the pure-TS reference, for every format, rounding mode, scale rule and input dtype.
 import { describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, fgmpImpacts, quantize, withBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
+import { decode, dequantize, encode, fgmpImpacts, quantize, quantizeAsync, withBackend, type BlockFormatName, type DtypeName, type ElementFormatName } from '../lib/index.js';
 import type { QuantizeOptions } from '../lib/core/quantize.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { adversarial, toBf16, toF16, variedMagnitude } from './helpers/data.js';
@@ -137,6 +137,28 @@ describe.each(others)('%s FGMP candidates equal the js reference', (backend) => 
         const gotImpacts = withBackend(backend, () => fgmpImpacts(x, opts));
         expect(Array.from(gotImpacts), where).toEqual(Array.from(wantImpacts));
       }
+    }
+  });
+
+  // The kernels read bf16/f16 themselves (the reference widens first): every finite pattern class,
+  // f16 subnormals included, sync and async (the addon's job reads a shared source in place).
+  it.each(['bf16', 'f16'] as const)('%s sources: the bytes of the js reference, sync, async and from a SharedArrayBuffer', async (dtype) => {
+    const [rows, cols] = [29, 300];
+    const f = variedMagnitude(rows * cols, 7);
+    const bits = dtype === 'bf16' ? toBf16(f) : toF16(f.map((v) => Math.max(-6e4, Math.min(6e4, v))));
+    for (let i = 0; i < bits.length; i += 97) bits[i] = dtype === 'f16' ? 1 + (i % 1023) : bits[i] & 0x807f; // subnormals
+    const shared = new Uint16Array(new SharedArrayBuffer(bits.byteLength));
+    shared.set(bits);
+    const opts = { format: 'fgmp' as const, shape: [rows, cols], dtype, fp4Fraction: 0.6 };
+    const want = quantize(bits, opts);
+    for (const [how, got] of [
+      ['sync', withBackend(backend, () => quantize(bits, opts))],
+      ['async', await withBackend(backend, () => quantizeAsync(bits, opts))],
+      ['async, shared', await withBackend(backend, () => quantizeAsync(shared, opts))],
+    ] as const) {
+      expect(firstByteDifference(got.mask, want.mask), how).toBe(-1);
+      expect(firstByteDifference(got.data, want.data), how).toBe(-1);
+      expect(firstByteDifference(got.scales, want.scales), how).toBe(-1);
     }
   });
 });

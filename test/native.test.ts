@@ -117,10 +117,10 @@ maybe('native addon', () => {
     const fisher = gaussian(rows * cols, 22).map(Math.abs);
     const make = () => ({ i: new Float64Array(blocks), c4: new Uint8Array(blocks * 16), s4: new Uint8Array(blocks), c8: new Uint8Array(blocks * 16) });
     const a = make(), b = make();
-    k.fgmpCandidates!(x, rows, cols, fisher, true, 1e-4, 1e-3, true, a.i, a.c4, a.s4, a.c8);
+    k.fgmpCandidates!(x, 0, rows, cols, fisher, true, 1e-4, 1e-3, true, a.i, a.c4, a.s4, a.c8);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 0);
-    await k.fgmpCandidatesAsync!(x, rows, cols, fisher, true, 1e-4, 1e-3, true, b.i, b.c4, b.s4, b.c8);
+    await k.fgmpCandidatesAsync!(x, 0, rows, cols, fisher, true, 1e-4, 1e-3, true, b.i, b.c4, b.s4, b.c8);
     clearInterval(timer);
     expect(Array.from(b.i)).toEqual(Array.from(a.i));
     expect(Buffer.compare(b.c4, a.c4) | Buffer.compare(b.s4, a.s4) | Buffer.compare(b.c8, a.c8)).toBe(0);

@@ -13,7 +13,8 @@
 
 import { getKernels } from '../kernels/registry.js';
 import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
-import { loadBitsInto } from '../kernels/ref/dtype.js';
+import { widenedRange } from '../kernels/ref/dtype.js';
+import type { Source } from '../kernels/contract.js';
 import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
 import { nextTurn, snapshotArray } from '../core/async-jobs.js';
@@ -66,7 +67,9 @@ interface Prepared {
   cols: number;
   shape: number[];
   blocksPerRow: number;
-  x: Float32Array;
+  /** The input as given: float32, or bf16/f16 bits (the kernels widen it; the reference reads float32). */
+  x: Source;
+  dtype: DtypeIdValue;
   fisher: Float32Array | null;
   fisherPerElement: boolean;
   tensorScale: number;
@@ -98,10 +101,10 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
   const blocksPerRow = Math.ceil(cols / FGMP_BLOCK);
   const blocks = rows * blocksPerRow;
   const mask = maskOption === undefined ? undefined : inputArray(fn, 'mask', maskOption, 'Uint8Array', Math.ceil(blocks / 8), 'bytes (one bit per block)');
-  const xf = dtype === 'f32' ? (src as Float32Array) : widened(src as Uint16Array, DtypeId[dtype]);
   // max |x| on the backend's kernel; only when it is not finite, a scan for the element to name.
-  const amax = getKernels().absMax(xf, DtypeId.f32);
+  const amax = getKernels().absMax(src, DtypeId[dtype]);
   if (!Number.isFinite(amax)) {
+    const xf = widenedRange(src, DtypeId[dtype], 0, src.length);
     for (let i = 0; i < xf.length; i++) {
       if (!Number.isFinite(xf[i])) throw new RangeError(`${fn}: input[${i}] is ${xf[i]}; FGMP blocks cannot hold NaN or Inf`);
     }
@@ -109,9 +112,9 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
   const fisher = fisherOption == null ? null : inputArray(fn, 'fisher', fisherOption, 'Float32Array');
   let fisherPerElement = false;
   if (fisher !== null) {
-    if (fisher.length === xf.length) fisherPerElement = true;
+    if (fisher.length === src.length) fisherPerElement = true;
     else if (fisher.length !== cols) {
-      throw new RangeError(`${fn}: fisher must have one value per element (${xf.length}) or per input channel (${cols}), got ${fisher.length}`);
+      throw new RangeError(`${fn}: fisher must have one value per element (${src.length}) or per input channel (${cols}), got ${fisher.length}`);
     }
     for (let i = 0; i < fisher.length; i++) {
       if (!(fisher[i] >= 0 && fisher[i] < Infinity)) throw new RangeError(`${fn}: fisher[${i}] is ${fisher[i]}; Fisher values must be finite and ≥ 0`);
@@ -120,21 +123,19 @@ function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions
   const tensorScale = givenTensorScale ?? nvfp4TensorScale(amax);
   const fp8Scale = givenFp8Scale ?? fp8TensorScale(amax);
   return {
-    rows, cols, shape, blocksPerRow, x: xf, fisher, fisherPerElement, tensorScale, fp8Scale,
+    rows, cols, shape, blocksPerRow, x: src, dtype: DtypeId[dtype], fisher, fisherPerElement, tensorScale, fp8Scale,
     clipping: clippingOption ?? true, mask, selection, fp4Fraction,
   };
 }
 
 /**
- * A bf16/f16 source as float32, in reused scratch (a fresh 64 MiB copy of a 4096² weight costs
- * ~0.2 s of first-touch page faults here, more than the candidates' kernel). Safe because every
- * reader of the widened values runs before the first await: the sync path throughout, the async
- * path's job snapshots its inputs when it starts (candidatesAsync), and nothing after reads x.
+ * The reference loop's input as float32: the source itself, or a bf16/f16 source widened into
+ * reused scratch (a fresh float32 copy of a 4096² weight is ~0.2 s of first-touch page faults
+ * here). Safe because the reference reads it before anything else can run: the synchronous loop
+ * throughout, and the sliced loop over a copy of its own (candidatesAsync).
  */
-function widened(src: Uint16Array, dtype: DtypeIdValue): Float32Array {
-  const out = scratch('fgmp.widened', Float32Array, src.length);
-  loadBitsInto(src, dtype, 0, src.length, new Uint32Array(out.buffer, out.byteOffset, src.length));
-  return out;
+function floats(p: Prepared): Prepared {
+  return p.dtype === DtypeId.f32 ? p : { ...p, x: widenedRange(p.x, p.dtype, 0, p.x.length, scratch('fgmp.widened', Float32Array, p.x.length)), dtype: DtypeId.f32 };
 }
 
 function checkSelection(fn: string, selection: unknown): Pick<Selection, 'threshold' | 'tiesTaken'> {
@@ -186,12 +187,16 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
   if (p.rows === 0) return c; // no blocks: nothing sized by cols
   const run = getKernels().fgmpCandidatesAsync;
   if (run) {
-    await run(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+    // The job takes the source as it is (bf16 read in place when shared, else copied at its size).
+    await run(p.x, p.dtype, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
     return c;
   }
-  const own: Prepared = { ...p, x: snapshotArray(p.x), fisher: p.fisher && snapshotArray(p.fisher) };
-  // The wasm kernel is several times the reference loop: it takes bigger slices.
   const kernel = getKernels().fgmpCandidates;
+  // Copies of our own taken now; the reference loop reads float32 (a widened copy), the wasm kernel
+  // any dtype.
+  const x = kernel || p.dtype === DtypeId.f32 ? snapshotArray(p.x) : widenedRange(p.x, p.dtype, 0, p.x.length, new Float32Array(p.x.length));
+  const own: Prepared = { ...p, x, dtype: kernel ? p.dtype : DtypeId.f32, fisher: p.fisher && snapshotArray(p.fisher) };
+  // The wasm kernel is several times the reference loop: it takes bigger slices.
   const rowsPerChunk = Math.max(1, Math.floor((kernel ? 4 : 1) * SYNC_CHUNK_ELEMENTS / Math.max(1, p.cols)));
   const bpr = p.blocksPerRow;
   for (let r0 = 0; r0 < p.rows; r0 += rowsPerChunk) {
@@ -203,7 +208,7 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
       continue;
     }
     const fisher = own.fisher && own.fisherPerElement ? own.fisher.subarray(r0 * p.cols, r1 * p.cols) : own.fisher;
-    kernel(own.x.subarray(r0 * p.cols, r1 * p.cols), r1 - r0, p.cols, fisher, own.fisherPerElement, p.tensorScale, p.fp8Scale, clipping,
+    kernel(own.x.subarray(r0 * p.cols, r1 * p.cols) as Source, own.dtype, r1 - r0, p.cols, fisher, own.fisherPerElement, p.tensorScale, p.fp8Scale, clipping,
       c.impacts.subarray(r0 * bpr, r1 * bpr), c.fp4Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK),
       c.fp4Scales.subarray(r0 * bpr, r1 * bpr), c.fp8Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK));
   }
@@ -217,10 +222,10 @@ function candidates(p: Prepared, clipping: boolean, reuse = false): Candidates {
   const native = getKernels().fgmpCandidates;
   if (native) {
     // The same steps in C++ on the addon's threads (native/fgmp.cc) or in wasm (assembly/fgmp.ts), bit for bit.
-    native(p.x, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+    native(p.x, p.dtype, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
     return c;
   }
-  candidateRows(p, clipping, c, 0, p.rows);
+  candidateRows(floats(p), clipping, c, 0, p.rows);
   return c;
 }
 

@@ -161,9 +161,10 @@ export interface Kernels {
   /** FGMP: rows of a tensor decoded to float32 (see FgmpDequantizeArgs). */
   dequantizeFgmp(a: FgmpDequantizeArgs): void;
 
-  /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()). */
+  /** FGMP: both encodings of every block and its impact (lib/fgmp/quantize.ts candidates()); `x`
+   *  as float32, or bf16/f16 bits (widened exactly, as every kernel reads a source). */
   fgmpCandidates?(
-    x: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    x: Source, dtype: DtypeIdValue, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
     tensorScale: number, fp8Scale: number, clipping: boolean,
     impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
   ): void;

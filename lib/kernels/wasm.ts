@@ -9,6 +9,7 @@
 // system. lib/kernels/wasm-memory.ts, the owner of the module's memory, imports nothing from here.
 
 import { bitsToFloat } from './ref/element-codec.js';
+import { widenedRange } from './ref/dtype.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId, type DtypeIdValue, type ElementIdValue } from '../core/formats.js';
 import type { MatmulKernels } from './contract.js';
 import { isRepackedFp4Weights, repackFp4Weights, type RepackedFp4Weights } from './matmul-repack.js';
@@ -89,13 +90,13 @@ export function wasmKernels(mem: WasmMemory): Kernels {
 
   /** FGMP candidates (assembly/fgmp.ts) in row chunks; per-column Fisher values go in once. */
   function fgmpCandidates(
-    xs: Float32Array, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
+    source: Source, dtype: DtypeIdValue, rows: number, cols: number, fisher: Float32Array | null, fisherPerElement: boolean,
     tensorScale: number, fp8Scale: number, clipping: boolean,
     impacts: Float64Array, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
   ): void {
     const fn = 'fgmpCandidates';
     guardDims(fn, rows, cols);
-    xs = guardFloats(fn, 'x', xs, rows * cols);
+    source = guardSource(fn, source, dtype, rows * cols);
     if (fisher !== null) fisher = guardFloats(fn, 'fisher', fisher, fisherPerElement ? rows * cols : cols);
     guardNumber(fn, 'tensorScale', tensorScale);
     guardNumber(fn, 'fp8Scale', fp8Scale);
@@ -110,12 +111,14 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     mem.reset();
     const columnFisher = fisher !== null && !perElement ? mem.copyIn(fisher.subarray(0, cols)) : 0;
     const chunkStart = mem.mark();
+    // A bf16/f16 chunk as float32 before it goes in, in one array reused chunk to chunk.
+    const widened = dtype === DtypeId.f32 ? undefined : new Float32Array(Math.min(rows, per) * cols);
     for (let r0 = 0; r0 < rows; r0 += per) {
       const n = Math.min(per, rows - r0);
       const b0 = r0 * blocksPerRow;
       const nb = n * blocksPerRow;
       mem.release(chunkStart);
-      const px = mem.copyIn(xs.subarray(r0 * cols, (r0 + n) * cols));
+      const px = mem.copyIn(widenedRange(source, dtype, r0 * cols, (r0 + n) * cols, widened));
       const pf = perElement ? mem.copyIn(fisher!.subarray(r0 * cols, (r0 + n) * cols)) : columnFisher;
       const pi = mem.alloc(nb * 8);
       const p4 = mem.alloc(nb * 16);

@@ -488,27 +488,37 @@ void checkPlanes() {
 // (fgmp.cc), byte for byte and impact for impact: Gaussian rows with outliers, zero blocks, values
 // past the FP8 range (saturation), float subnormals, widths that leave a partial block and a
 // partial group of blocks; clipping on and off; Fisher weights per element, per input channel and
-// none.
+// none; float32, bf16 and f16 sources (f16 with subnormals).
 void compareFgmp(const QuantizeKernels& simd) {
   std::mt19937 rng(23);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   int compared = 0, clippedAway = 0;
+  for (int32_t dtype : {kF32, kBf16, kF16}) {
   for (int64_t rows : {1, 3}) {
     for (int64_t cols : {5, 16, 40, 256, 530}) {
       for (int fisherKind = 0; fisherKind < 3; fisherKind++) {
         for (bool clipping : {false, true}) {
           std::vector<float> x(static_cast<size_t>(rows * cols)), fisher(static_cast<size_t>(fisherKind == 1 ? rows * cols : cols));
+          std::vector<uint16_t> h(x.size());
           for (size_t i = 0; i < x.size(); i++) {
             const int kind = static_cast<int>(rng() % 50);
             x[i] = kind == 0 ? 0.0f : kind == 1 ? normal(rng) * 3000.0f : kind == 2 ? std::ldexp(normal(rng), -130) : normal(rng) * 0.05f;
             if ((i / 16) % 7 == 3) x[i] = 0.0f;  // whole zero blocks
+            if (dtype == kBf16) h[i] = static_cast<uint16_t>(floatToBits(x[i]) >> 16);
+            if (dtype == kF16) {  // any finite f16: normals of every binade, subnormals, ±0
+              uint16_t v = static_cast<uint16_t>(rng());
+              if ((v & 0x7c00) == 0x7c00) v &= 0xfbff;
+              h[i] = (i / 16) % 7 == 3 ? 0 : v;
+            }
+            if (dtype != kF32) x[i] = bitsToFloat(loadBits(h.data(), dtype, static_cast<int64_t>(i)));  // the values the kernels see
           }
           for (float& f : fisher) f = std::fabs(normal(rng)) * static_cast<float>(1 + rng() % 100);
           const int64_t blocks = rows * ((cols + 15) / 16);
           float amax = 0;
           for (float v : x) amax = std::max(amax, std::fabs(v));
           FgmpArgs a{};
-          a.x = x.data();
+          a.x = dtype == kF32 ? static_cast<const void*>(x.data()) : static_cast<const void*>(h.data());
+          a.dtype = dtype;
           a.rows = rows;
           a.cols = cols;
           a.fisher = fisherKind == 0 ? nullptr : fisher.data();
@@ -529,7 +539,7 @@ void compareFgmp(const QuantizeKernels& simd) {
           a.fp4Scales = s2.data();
           a.fp8Codes = e2.data();
           simd.fgmpCandidates(a, 0, rows);
-          const std::string what = std::string(simd.simd) + " fgmpCandidates rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+          const std::string what = std::string(simd.simd) + " fgmpCandidates dtype=" + std::to_string(dtype) + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
                                    " fisher=" + std::to_string(fisherKind) + (clipping ? " clipping" : "");
           check(c1 == c2 && s1 == s2 && e1 == e2, what + ": codes and scales");
           check(std::memcmp(i1.data(), i2.data(), i1.size() * sizeof(double)) == 0, what + ": impacts");
@@ -549,6 +559,7 @@ void compareFgmp(const QuantizeKernels& simd) {
         }
       }
     }
+  }
   }
   check(clippedAway > 20, std::string(simd.simd) + " fgmpCandidates: the clipping search chose other scales than the recipe's");
   std::printf("%s fgmpCandidates: %d cases byte for byte with the scalar kernel (%d blocks clipped to a smaller scale)\n", simd.simd, compared, clippedAway);

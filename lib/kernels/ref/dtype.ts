@@ -39,3 +39,12 @@ export function loadBitsInto(
   else for (let i = 0; i < count; i++) out[i] = f16BitsToF32Bits(halves[start + i]);
 }
 
+
+/** Elements [from, to) of a source as float32 values: the source's own view for f32, else widened
+ *  into `into` (grown as needed and returned, so a caller working chunk by chunk reuses it). */
+export function widenedRange(src: Float32Array | Uint16Array, dtype: DtypeIdValue, from: number, to: number, into?: Float32Array): Float32Array {
+  if (dtype === DtypeId.f32) return (src as Float32Array).subarray(from, to);
+  const out = into !== undefined && into.length >= to - from ? into.subarray(0, to - from) : new Float32Array(to - from);
+  loadBitsInto(src, dtype, from, to - from, new Uint32Array(out.buffer, out.byteOffset, to - from));
+  return out;
+}
