@@ -7,7 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { binaryConfig, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type Conv2dArgs = Parameters<typeof tf.layers.conv2d>[0];
 export type BinaryConv2dArgs = Conv2dArgs & BinaryLayerOptions;
@@ -40,8 +40,8 @@ export class BinaryConv2D extends Conv2D {
     const dilation = Array.isArray(self.dilationRate) ? self.dilationRate : [self.dilationRate];
     if (dilation.some((d) => d !== 1)) throw new RangeError(`binaryConv2d: dilationRate must be 1, got ${JSON.stringify(self.dilationRate)}`);
     if (self.padding === 'causal') throw new RangeError("binaryConv2d: padding must be 'valid' or 'same'");
-    this.binary = binary;
-    this.seeds = new StepSeeds(binary.seed);
+    this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
+    this.seeds = new StepSeeds(this.binary.seed);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {

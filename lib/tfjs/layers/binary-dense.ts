@@ -7,7 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { binaryConfig, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
 export type BinaryDenseArgs = DenseArgs & BinaryLayerOptions;
@@ -33,8 +33,8 @@ export class BinaryDense extends Dense {
     if (typeof args !== 'object' || args === null) throw new TypeError(`binaryDense: expected an options object { units, … }, got ${String(args)}`);
     const binary = readBinaryOptions('binaryDense', args);
     super(args);
-    this.binary = binary;
-    this.seeds = new StepSeeds(binary.seed);
+    this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
+    this.seeds = new StepSeeds(this.binary.seed);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {

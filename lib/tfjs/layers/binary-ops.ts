@@ -1,8 +1,9 @@
 // The products of binary layers as TensorFlow.js ops with their own gradients (tf.customGrad):
 // forward sign(x) ⊛ sign(w) scaled per output channel by α; backward with the output gradient
 // quantized for each product as lib/training/binary-backward.ts says (SCQ, PSQ, PTQ or float32),
-// a straight-through estimator for the activation sign that zeroes the gradient where |x| ≥ 1,
-// and plain straight-through for the weight sign (XNOR-Net style; the paper's code does the same).
+// and a straight-through estimator for both signs that zeroes the gradient where |v| ≥ 1 — for
+// the weights too, as the paper's released code does (1-bit-FQT bnn/ops.py: its weight binarizer
+// without α is SignActivation, whose backward masks |w| ≥ 1).
 //
 // sign(v) is +1 for v ≥ 0 (−0 included) and −1 below, so every product of signs is an exact
 // integer in float32 (|sum| < 2^24).
@@ -54,7 +55,7 @@ function signsTransposedTimes(x: Float32Array, t: number, k: number, g: Float32A
   return floatTimesTransposed(transposeLastTwo(x, [t, k]), k, transposeLastTwo(g, [t, n]), n, t);
 }
 
-/** Where the activation STE passes the gradient: |x| < 1. */
+/** Where the sign's STE passes the gradient: |v| < 1 (activations and weights alike). */
 function steMask(x: tf.Tensor): tf.Tensor {
   return tf.cast(tf.less(tf.abs(x), 1), 'float32');
 }
@@ -80,11 +81,11 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
     const [t, k] = xs.shape;
     const n = ws.shape[1];
     const product = tf.tensor2d(binaryDenseForward(floats(xs), t, k, floats(ws), n), [t, n]);
-    save([xs, xb, wb, product]);
+    save([xs, xb, wb, product, ws]);
     return {
       value: tf.mul(product, as),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [x0, xb0, wb0, p0] = saved;
+        const [x0, xb0, wb0, p0, w0] = saved;
         const [t, n] = dy.shape as [number, number];
         const k = x0.shape[1] as number;
         const dAlpha = tf.sum(tf.mul(dy, p0), 0);
@@ -92,7 +93,7 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const shape: GradientShape = { samples: t, positions: 1, channels: n };
         if (options.mode === 'fp32') {
           const dx = tf.mul(tf.tensor2d(floatTimesTransposed(g, t, floats(wb0), k, n), [t, k]), steMask(x0));
-          return [dx, tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, g, n), [k, n]), dAlpha];
+          return [dx, tf.mul(tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, g, n), [k, n]), steMask(w0)), dAlpha];
         }
         const paths = quantizedPaths(g, shape, options, seeds.next());
         const dxv = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [k, n] }));
@@ -101,7 +102,7 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const dw = dwT
           ? tf.transpose(tf.tensor2d(dwT, [n, k]))
           : tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, dequantizeGradient(paths.weight.q), n), [k, n]);
-        return [dx, dw, dAlpha];
+        return [dx, tf.mul(dw, steMask(w0)), dAlpha];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -133,11 +134,11 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     im2col(floats(xb), xStrides, info, 0, batch, patches, taps, 1);
     const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
     const patchSignsByColumn = options.mode === 'fp32' ? null : packSigns(patches, { shape: [rows, taps], transpose: true, ternary: padded });
-    save([xs, xb, wb, product]);
+    save([xs, xb, wb, product, ws]);
     return {
       value: tf.mul(product, as),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [x0, xb0, wb0, p0] = saved;
+        const [x0, xb0, wb0, p0, w0] = saved;
         const dAlpha = tf.sum(tf.mul(dy, p0), [0, 1, 2]);
         // ∇Y is already samples × positions × channels in NHWC.
         const [n, h, wd, c] = dy.shape as [number, number, number, number];
@@ -159,7 +160,7 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           im2col(floats(xb0), xStrides, info, 0, n, signPatches, taps, 1);
           return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
         };
-        if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), backpropFilter(g), dAlpha];
+        if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
         const paths = quantizedPaths(g, shape, options, seeds.next());
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
         const dxv = new Float32Array(n * inH * inW * inC);
@@ -170,7 +171,7 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         const dw = dwT
           ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
           : backpropFilter(dequantizeGradient(paths.weight.q));
-        return [tf.mul(dxb, steMask(x0)), dw, dAlpha];
+        return [tf.mul(dxb, steMask(x0)), tf.mul(dw, steMask(w0)), dAlpha];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

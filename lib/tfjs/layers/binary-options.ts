@@ -13,8 +13,11 @@ export interface BinaryLayerOptions {
   /** Group pruning of each product's gradient: 'agp' (default), 'topk' or 'none'. With 'agp' and
    *  b bits about 1/b of the groups are kept: one bit per element on average. */
   prune?: GradientPrune;
-  /** Seed of the gradient quantizers' noise and keep decisions (default 0); each backward pass
-   *  draws a fresh stream from it, so a run is reproducible. */
+  /** Seed of the gradient quantizers' noise and keep decisions; each backward pass draws a fresh
+   *  stream from it, so a run is reproducible. Default: one of the layer's own, from its name
+   *  (layerSeed). Layers must not share a seed: stacked layers drawing the same rounding and keep
+   *  decisions bias the gradient that passes through both (the quantizers' noise must be
+   *  independent for the estimate to stay unbiased). */
   seed?: number;
 }
 
@@ -25,18 +28,33 @@ export interface BinaryLayerConfig extends BinaryGradientOptions {
 
 const PRUNES: readonly GradientPrune[] = ['agp', 'topk', 'none'];
 
-export function readBinaryOptions(fn: string, args: BinaryLayerOptions): BinaryLayerConfig {
-  const { gradients = 'scq', bits = 4, prune = 'agp', seed = 0 } = args;
+/** The options checked; `seed` undefined when none was given (the layer then takes layerSeed). */
+export function readBinaryOptions(fn: string, args: BinaryLayerOptions): Omit<BinaryLayerConfig, 'seed'> & { seed: number | undefined } {
+  const { gradients = 'scq', bits = 4, prune = 'agp', seed } = args;
   if (typeof gradients !== 'string' || !(BINARY_GRADIENT_MODES as readonly string[]).includes(gradients)) {
     throw new RangeError(`${fn}: gradients must be one of ${BINARY_GRADIENT_MODES.join(', ')}, got ${JSON.stringify(gradients)}`);
   }
   if (typeof bits !== 'number' || !Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: bits must be an integer in [1, 8], got ${String(bits)}`);
   if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw new RangeError(`${fn}: prune must be one of ${PRUNES.join(', ')}, got ${JSON.stringify(prune)}`);
-  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${String(seed)}`);
+  if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
+    throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${String(seed)}`);
+  }
   return { mode: gradients, bits, prune, seed };
 }
 
 /** The config fields of the options (getConfig), the inverse of readBinaryOptions. */
 export function binaryConfig(c: BinaryLayerConfig): Record<string, string | number> {
   return { gradients: c.mode, bits: c.bits, prune: c.prune, seed: c.seed };
+}
+
+/**
+ * A layer's default seed: the 32-bit FNV-1a hash of its name. tfjs names layers uniquely (a name
+ * given, or the class name and a counter), so the layers of a model draw independent streams, the
+ * same ones each time the same program builds the model; getConfig stores the seed, so a saved
+ * model reloads with it.
+ */
+export function layerSeed(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
