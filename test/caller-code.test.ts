@@ -195,3 +195,55 @@ describe.each(backends)('an out array whose class overrides its methods (%s)', (
     }
   });
 });
+
+// Found by a review of the read-once change (eighteenth session): caller code that still ran after
+// the arrays were checked — a signal's own throwIfAborted, an Array subclass's Symbol.species
+// (slice() builds its copy through it), an FGMP field's valueOf.
+describe.each(backends)('caller code fp4kit never runs after the checks (%s)', (backend) => {
+  const [m, n, k] = [2, 8, 64];
+  const x = gaussian(m * k, 31);
+  const weights = (format: 'mxfp4' | 'mxfp6_e3m2' | 'fgmp') => quantize(gaussian(n * k, 32), { format, shape: [n, k] } as never) as unknown as Record<string, unknown>;
+  /** b with its data in a buffer `detach` transfers away. */
+  function detachable(format: 'mxfp4' | 'mxfp6_e3m2' | 'fgmp') {
+    const b = weights(format);
+    const data = new Uint8Array(b.data as Uint8Array);
+    return { b: { ...b, data }, detach: () => { if (data.buffer.byteLength) structuredClone(data.buffer, { transfer: [data.buffer] }); } };
+  }
+  const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+
+  it.each(['mxfp4', 'mxfp6_e3m2', 'fgmp'] as const)('an AbortSignal\'s own throwIfAborted is never called (%s; matmulAsync, quantizeAsync)', async (format) => {
+    const want = bits(matmul(x, weights(format) as never));
+    const { b, detach } = detachable(format);
+    let called = false;
+    const signal = new AbortController().signal;
+    Object.defineProperty(signal, 'throwIfAborted', { value: () => { called = true; detach(); } });
+    expect(bits(await withBackend(backend, () => matmulAsync(x, b as never, { signal })))).toBe(want);
+    const xs = x.slice();
+    const signal2 = new AbortController().signal;
+    Object.defineProperty(signal2, 'throwIfAborted', { value: () => { called = true; structuredClone(xs.buffer, { transfer: [xs.buffer] }); } });
+    const q = await withBackend(backend, () => quantizeAsync(xs, { format: format === 'fgmp' ? 'fgmp' : 'nvfp4', shape: [m, k], signal: signal2 } as never)) as { data: Uint8Array };
+    expect(Buffer.from(q.data).toString('hex')).toBe(Buffer.from((quantize(x, { format: format === 'fgmp' ? 'fgmp' : 'nvfp4', shape: [m, k] } as never) as { data: Uint8Array }).data).toString('hex'));
+    expect(called).toBe(false);
+  });
+
+  it.each(['mxfp4', 'fgmp'] as const)('a shape that is an Array subclass is copied without its Symbol.species (%s)', (format) => {
+    const want = bits(matmul(x, weights(format) as never));
+    const { b, detach } = detachable(format);
+    let species = 0;
+    class Shape extends Array<number> {
+      static get [Symbol.species]() { species++; detach(); return Array; }
+    }
+    const shape = Shape.from([m, k]) as unknown as number[];
+    expect(bits(withBackend(backend, () => matmul(x, b as never, { shape })))).toBe(want);
+    expect(species).toBe(0);
+  });
+
+  it('an FGMP tensor\'s informational fields are not converted by their valueOf', () => {
+    const want = bits(matmul(x, weights('fgmp') as never));
+    const { b, detach } = detachable('fgmp');
+    let converted = false;
+    const hostile = { ...b, threshold: { valueOf: () => { converted = true; detach(); return 1; } } };
+    expect(bits(withBackend(backend, () => matmul(x, hostile as never)))).toBe(want);
+    expect(converted).toBe(false);
+  });
+});

@@ -65,6 +65,14 @@ describe('parseShardSpec', () => {
   });
 });
 
+describe('serializeOptions (the run key hashes it)', () => {
+  it('keeps an option as given: an inputScale that is not a float32 is not rounded (the run key of a half-done run would change across versions)', () => {
+    expect(serializeOptions({ format: 'nvfp4', layout: 'modelopt', inputScale: 0.1 }).inputScale).toBe(0.1);
+    expect(JSON.stringify(serializeOptions({ format: 'mxfp4', only: /x/g, seed: 3, rounding: 'stochastic' })))
+      .toBe('{"format":"mxfp4","layout":"fp4kit","only":{"source":"x","flags":""},"rounding":"stochastic","seed":3,"measureError":true}');
+  });
+});
+
 /** A single run into `out`, moved aside to `<out>.single`: the reference for the same output path. */
 async function singleRun(out: string, options: CheckpointOptions): Promise<string> {
   await quantizeCheckpoint(input, out, options);

@@ -82,8 +82,11 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
   }
   let inputScale: number | undefined;
   if (o.inputScale !== undefined) {
-    // Stored as a float32 input_scale: it must be one (finite, normal, > 0) after the rounding.
-    inputScale = checkTensorScale(fn, o.inputScale, 'options.inputScale');
+    // Stored as a float32 input_scale: it must be one (finite, normal, > 0) after the rounding. The
+    // value is kept as given (the layout rounds it when it writes it): a distributed run's key
+    // hashes the options, and must not change with a version that rounds earlier.
+    checkTensorScale(fn, o.inputScale, 'options.inputScale');
+    inputScale = o.inputScale as number;
     if (layout !== 'modelopt') throw new RangeError(`${fn}: options.inputScale (--input-scale) applies to --layout modelopt only (its input_scale)`);
   }
   return {

@@ -16,23 +16,38 @@ export function snapshotArray<T extends Float32Array | Uint16Array | Uint8Array>
   return isShared(a) ? a : (a.slice() as T);
 }
 
+// AbortSignal's own methods and getters, captured when this module loads: an AbortSignal may carry
+// own properties of the caller's (a `throwIfAborted` or `aborted` of its own), and the async calls
+// look at the signal after they have checked the caller's arrays, when no caller code may run.
+const signalProto = AbortSignal.prototype;
+const throwIfAbortedMethod = signalProto.throwIfAborted;
+const abortedOf = Object.getOwnPropertyDescriptor(signalProto, 'aborted')!.get!;
+const reasonOf = Object.getOwnPropertyDescriptor(signalProto, 'reason')!.get!;
+const addListener = EventTarget.prototype.addEventListener;
+const removeListener = EventTarget.prototype.removeEventListener;
+
+/** signal.throwIfAborted() by AbortSignal's own method (nothing when there is no signal). */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal !== undefined) throwIfAbortedMethod.call(signal);
+}
+
 /** Waits for `work`; an abort rejects at once with the signal's reason. Work already handed to
  *  the addon's threads finishes in the background and its result is dropped. */
 export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
-  if (signal.aborted) {
+  if (abortedOf.call(signal)) {
     work.catch(() => {});
-    return Promise.reject(signal.reason);
+    return Promise.reject(reasonOf.call(signal));
   }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
       work.catch(() => {});
-      reject(signal.reason);
+      reject(reasonOf.call(signal));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    addListener.call(signal, 'abort', onAbort, { once: true });
     work.then(
-      (v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
-      (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
+      (v) => { removeListener.call(signal, 'abort', onAbort); resolve(v); },
+      (e) => { removeListener.call(signal, 'abort', onAbort); reject(e); },
     );
   });
 }

@@ -33,7 +33,7 @@ import { PreparedWeights, type MatmulOperand } from './prepared-weights.js';
 import { TENSOR_KEYS, quantize, readQuantizedTensor, type CheckedTensor, type QuantizedTensor } from './quantize.js';
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
-import { abortable, nextTurn } from './async-jobs.js';
+import { abortable, nextTurn, throwIfAborted } from './async-jobs.js';
 import { plainView, typedArrayName } from './typed-arrays.js';
 import { checkArray, checkDisjoint, checkOptions, checkShape, checkSignal, checkSource, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
 
@@ -162,12 +162,17 @@ function checkOperand(fn: string, argument: 'a' | 'b', q: MatmulOperand): Matmul
     const src = q as FgmpTensor;
     return {
       format: 'fgmp', shape: f.shape, data: f.data, scales: f.scales, mask: f.mask, tensorScale: f.tensorScale, fp8Scale: f.fp8Scale,
-      blockSize: 16, threshold: Number(src.threshold), tiesTaken: Number(src.tiesTaken), fp4Fraction: Number(src.fp4Fraction),
+      // Informational fields, carried as numbers (no Number(): an object's valueOf is caller code).
+      blockSize: 16, threshold: numberOrNaN(src.threshold), tiesTaken: numberOrNaN(src.tiesTaken), fp4Fraction: numberOrNaN(src.fp4Fraction),
     };
   }
   const t: CheckedTensor = readQuantizedTensor(fn, q as QuantizedTensor, `${argument}.`, true);
   check2d(fn, argument, t.shape);
   return { format: t.format.name, shape: t.shape, data: t.data, scales: t.scales, tensorScale: t.tensorScale, blockSize: t.format.blockSize };
+}
+
+function numberOrNaN(v: unknown): number {
+  return typeof v === 'number' ? v : NaN;
 }
 
 function check2d(fn: string, argument: 'a' | 'b', shape: number[]): void {
@@ -423,7 +428,7 @@ export async function matmulAsync(a: Float32Array | Uint16Array | MatmulOperand,
   // No await before the operands are ours: the caller runs on as soon as we return.
   const fn = 'matmulAsync';
   const p = prepare(fn, a, b, options, false);
-  p.signal?.throwIfAborted(); // after the argument checks, before any work starts
+  throwIfAborted(p.signal); // after the argument checks, before any work starts
   // The product goes to an array of our own and into `out` at the end, checked again then (the
   // caller may have detached or resized it meanwhile).
   const out = p.callerOut;
@@ -462,7 +467,7 @@ async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array
       const per = rowsPerSlice(SLICE_MACS.fast);
       for (let r0 = 0; r0 < m; r0 += per) {
         await turn();
-        p.signal?.throwIfAborted(); // stop slicing once aborted
+        throwIfAborted(p.signal); // stop slicing once aborted
         const r1 = Math.min(m, r0 + per);
         out.set(matmulFast(kernels, int8Rows(act, r0, r1), w.packed, n, bias), r0 * n);
       }
@@ -479,7 +484,7 @@ async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array
   const per = rowsPerSlice(kernels?.matmulDecoded ? SLICE_MACS.nativeDecoded : SLICE_MACS.decoded);
   for (let r0 = 0; r0 < m; r0 += per) {
     await turn();
-    p.signal?.throwIfAborted(); // stop slicing once aborted
+    throwIfAborted(p.signal); // stop slicing once aborted
     const r1 = Math.min(m, r0 + per);
     const rows = decodedRows(ad, r0, r1);
     out.set(kernels?.matmulDecoded ? matmulDecodedOn(kernels, rows, bd, bias) : matmulDecoded(rows, bd, bias), r0 * n);

@@ -18,7 +18,7 @@ import { QUANTIZE_OPTION_KEYS, planQuantize, planTensorScale, type QuantizeOptio
 import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
-import { abortable, nextTurn, snapshotArray } from './async-jobs.js';
+import { abortable, nextTurn, snapshotArray, throwIfAborted } from './async-jobs.js';
 
 export interface AsyncOptions {
   signal?: AbortSignal;
@@ -48,7 +48,7 @@ export async function quantizeAsync(
     return abortable(quantizeFgmpAsync(x, opts as FgmpOptions, signal), signal);
   }
   const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
-  signal?.throwIfAborted();
+  throwIfAborted(signal);
   const kernels = getKernels();
   const dtype = DtypeId[p.dtype];
   if (kernels.quantizeBlocksAsync && p.rows > 0) {
@@ -63,12 +63,12 @@ export async function quantizeAsync(
   const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
   const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
     if (r1 < rows) await turn();
   }
-  signal?.throwIfAborted();
+  throwIfAborted(signal);
   return p.result(tensorScale);
 }
 
@@ -79,7 +79,7 @@ async function chunkedAbsMax(
 ): Promise<number> {
   let amax = 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     const m = kernels.absMax(x.subarray(r0 * cols, r1 * cols) as Source, dtype);
     if (Number.isNaN(m)) return NaN;

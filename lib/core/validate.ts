@@ -72,7 +72,7 @@ export function checkCount(fn: string, argument: string, v: unknown): number {
 export function readShape(fn: string, shape: unknown, argument = 'shape'): number[] | undefined {
   if (shape === undefined) return undefined;
   if (!Array.isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
-  const dims: unknown[] = Array.prototype.slice.call(shape);
+  const dims = copyShape(shape) as unknown[];
   if (dims.length === 0) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
   for (let i = 0; i < dims.length; i++) {
     const d = dims[i];
@@ -98,9 +98,15 @@ export function readFields<K extends string>(o: object, keys: readonly K[]): { [
   return fields;
 }
 
-/** An array shape copied into a plain array (each element read once; checked later by readShape). */
+/** An array shape copied into a plain array, its length and each element read once (checked later
+ *  by readShape). An index loop, not slice(): slice builds its copy through the array's own
+ *  Symbol.species, which a subclass of Array can define (caller code, and a copy of its class). */
 export function copyShape(shape: unknown): unknown {
-  return Array.isArray(shape) ? Array.prototype.slice.call(shape) : shape;
+  if (!Array.isArray(shape)) return shape;
+  const length = (shape as unknown[]).length;
+  const copy: unknown[] = [];
+  for (let i = 0; i < length; i++) copy.push((shape as unknown[])[i]);
+  return copy;
 }
 
 /**

@@ -17,7 +17,7 @@ import { widenedRange } from '../kernels/ref/dtype.js';
 import type { Source } from '../kernels/contract.js';
 import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
-import { nextTurn, snapshotArray } from '../core/async-jobs.js';
+import { nextTurn, snapshotArray, throwIfAborted } from '../core/async-jobs.js';
 import {
   FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
@@ -201,7 +201,7 @@ async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSign
   const bpr = p.blocksPerRow;
   for (let r0 = 0; r0 < p.rows; r0 += rowsPerChunk) {
     await turn();
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const r1 = Math.min(p.rows, r0 + rowsPerChunk);
     if (!kernel) {
       candidateRows(own, clipping, c, r0, r1);
@@ -291,12 +291,12 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
  *  Bad arguments throw at once (before the Promise exists), so they come before an abort. */
 export function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
   const p = prepare('quantizeAsync(fgmp)', x, options);
-  signal?.throwIfAborted(); // after the argument checks, before any work starts
+  throwIfAborted(signal); // after the argument checks, before any work starts
   // What is read after the first await is copied now (see lib/core/quantize-async.ts); prepare() has
   // already read every option, and copied the selection.
   const own: Prepared = p.mask ? { ...p, mask: p.mask.slice() } : p;
   return candidatesAsync(own, own.clipping, signal).then((c) => {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     return choosePrecision(own, c);
   });
 }
