@@ -300,6 +300,11 @@ describe.each(backends)('bad input on %s', (backend) => {
   });
 
   it('sizes past 2^53 are refused (doubles would round them); an empty tensor with a huge last dimension is made without a kernel', async () => {
+    expect(thrown(() => quantizedByteLengths('mxfp4', undefined as never))).toBe('TypeError: quantizedByteLengths: shape must be a non-empty array of integers, got undefined');
+    // A product of empty rows (length 0) too large to hold: named, as matmul's.
+    const emptyRows = { rows: 2 ** 26, length: 0, bits: 2, data: new Uint8Array(0) };
+    const emptySigns = { rows: 2 ** 26, length: 0, ternary: false, data: new Uint8Array(0) };
+    expect(thrown(() => bitplaneMatmulInt(emptyRows, emptySigns))).toBe(`RangeError: bitplaneMatmulInt: cannot allocate the output [${2 ** 26}, ${2 ** 26}] (${2 ** 52} elements)`);
     expect(thrown(() => quantizedByteLengths('mxfp4', [2 ** 30, 2 ** 30])))
       .toBe(`RangeError: quantizedByteLengths: shape [${2 ** 30}, ${2 ** 30}] holds ${2 ** 60} elements, more than 2^53`);
     expect(thrown(() => quantize(new Float32Array(0), { format: 'mxfp4', shape: [2 ** 27, 2 ** 27, 2 ** 27, 0] })))

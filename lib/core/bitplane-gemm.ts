@@ -8,7 +8,7 @@
 import type { QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
-import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, readFields, readShape } from './validate.js';
+import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
 import { byteOffsetOf } from './typed-arrays.js';
 
 /** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
@@ -239,7 +239,7 @@ export function bitplaneMatmulInt(a: PackedBitPlanes, b: PackedSigns, options?: 
   const rowsPerGroup = checkRowsPerGroup(fn, rpgOption ?? 1, A.rows);
   const groups = Math.ceil(A.rows / rowsPerGroup);
   const mask = maskOption === undefined ? null : inputArray(fn, 'options.mask', maskOption, 'Uint8Array', groups);
-  const out = outOption === undefined ? new Int32Array(A.rows * B.rows) : inputArray(fn, 'options.out', outOption, 'Int32Array', A.rows * B.rows);
+  const out = outOption === undefined ? newArray(fn, Int32Array, A.rows * B.rows, `output [${A.rows}, ${B.rows}]`) : inputArray(fn, 'options.out', outOption, 'Int32Array', A.rows * B.rows);
   checkDisjoint(fn, [['options.out', outOption === undefined ? undefined : out]], [['a.data', A.data], ['b.data', B.data], ['options.mask', mask]]);
   getKernels().bitplaneMatmul({
     planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,
@@ -271,7 +271,7 @@ export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: Bitp
   const scales = inputArray(fn, 'a.scales', aFields.scales, 'Float32Array', groups);
   const zeros = inputArray(fn, 'a.zeros', aFields.zeros, 'Float32Array', groups);
   const mask = inputArray(fn, 'a.mask', aFields.mask, 'Uint8Array', groups);
-  const out = outOption === undefined ? new Float32Array(A.rows * B.rows) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
+  const out = outOption === undefined ? newArray(fn, Float32Array, A.rows * B.rows, `output [${A.rows}, ${B.rows}]`) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
   checkDisjoint(fn, [['options.out', outOption === undefined ? undefined : out]], [['a.data', A.data], ['b.data', B.data], ['a.scales', scales], ['a.zeros', zeros], ['a.mask', mask]]);
   getKernels().bitplaneMatmul({
     planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,

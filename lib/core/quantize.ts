@@ -44,7 +44,8 @@ export interface QuantizeOptions {
 export function quantizedByteLengths(format: BlockFormatName, shape: number[]): { data: number; scales: number } {
   const fn = 'quantizedByteLengths';
   const f = BLOCK_FORMATS[checkBlockFormat(fn, format)];
-  const dims = readShape(fn, shape)!;
+  const dims = readShape(fn, shape);
+  if (dims === undefined) throw new TypeError(`${fn}: shape must be a non-empty array of integers, got undefined`);
   const { rows, cols } = checkShape(fn, dims, dims.reduce((a, b) => a * b, 1));
   const data = rows * packedRowBytes(f, cols);
   if (!Number.isSafeInteger(data)) throw new RangeError(`${fn}: shape [${dims.join(', ')}] needs ${data} bytes, more than 2^53`);

@@ -238,7 +238,7 @@ export function checkDisjoint(fn: string, outputs: Array<[string, ArrayBufferVie
  * array was for when the engine cannot make one (longer than it allows, or out of memory): shapes
  * with an empty dimension can ask for huge outputs without any input data.
  */
-export function newArray<T extends Float32Array | Uint8Array>(fn: string, Kind: new (length: number) => T, length: number, what: string): T {
+export function newArray<T extends Float32Array | Uint8Array | Int32Array>(fn: string, Kind: new (length: number) => T, length: number, what: string): T {
   try {
     return new Kind(length);
   } catch (e) {
