@@ -26,6 +26,16 @@ const reasonOf = Object.getOwnPropertyDescriptor(signalProto, 'reason')!.get!;
 const addListener = EventTarget.prototype.addEventListener;
 const removeListener = EventTarget.prototype.removeEventListener;
 
+/** Whether `v` really is an AbortSignal (a brand check: a look-alike object is not). */
+export function isAbortSignal(v: unknown): v is AbortSignal {
+  try {
+    abortedOf.call(v); // throws unless `v` really is an AbortSignal
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** signal.throwIfAborted() by AbortSignal's own method (nothing when there is no signal). */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal !== undefined) throwIfAbortedMethod.call(signal);

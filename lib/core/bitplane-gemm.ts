@@ -8,7 +8,7 @@
 import type { QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
-import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
+import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
 import { byteOffsetOf } from './typed-arrays.js';
 
 /** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
@@ -103,17 +103,17 @@ export function packBitPlanes(codes: Uint8Array, options: PackBitPlanesOptions):
   const shape = copyShape(shapeOption); // read before the array is looked at (readFields)
   const src = inputArray(fn, 'codes', codes, 'Uint8Array');
   const [rows, cols] = read2d(fn, shape, src.length);
-  return packPlanes(fn, src, rows, cols, bits, transpose);
+  return packPlanes(fn, 'codes', src, rows, cols, bits, transpose);
 }
 
-/** packBitPlanes on checked arguments (`fn` names the public function in messages). */
-function packPlanes(fn: string, src: Uint8Array, rows: number, cols: number, bits: number, transpose: boolean): PackedBitPlanes {
+/** packBitPlanes on checked arguments (`fn` and `codesName` name the call and its codes in messages). */
+function packPlanes(fn: string, codesName: string, src: Uint8Array, rows: number, cols: number, bits: number, transpose: boolean): PackedBitPlanes {
   const outRows = transpose ? cols : rows;
   const length = transpose ? rows : cols;
   checkLength(fn, length);
   const data = new Uint8Array(planesBytes(outRows, length, bits));
   const bad = getKernels().packBitPlanes({ codes: src, rows, cols, bits, transpose, out: data });
-  if (bad >= 0) throw new RangeError(`${fn}: ${fn === 'packBitPlanes' ? 'codes' : 'q.codes'}[${bad}] is ${src[bad]}, not below 2^${bits}`);
+  if (bad >= 0) throw new RangeError(`${fn}: ${codesName}[${bad}] is ${src[bad]}, not below 2^${bits}`);
   return { rows: outRows, length, bits, data };
 }
 
@@ -158,12 +158,12 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
       throw new RangeError(`${fn}: options.length must be a positive integer that divides q's ${cols} columns, got ${describe(lengthOption)}`);
     }
     const viewRows = (rows * cols) / length;
-    const planes = packPlanes(fn, inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), viewRows, length, bits, false);
+    const planes = packPlanes(fn, 'q.codes', inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), viewRows, length, bits, false);
     return { ...planes, ...g, rowsPerGroup: group === 'sample' ? cols / length : Math.max(1, viewRows) };
   }
   if (group === 'sample') throw new RangeError(`${fn}: per-sample scales do not factor out of a reduction over samples (reduce 'rows'); quantize with groups 'channel' or 'tensor' (SCQ)`);
   if (lengthOption !== undefined) throw new RangeError(`${fn}: options.length applies to reduce 'columns' only`);
-  const planes = packPlanes(fn, inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), rows, cols, bits, true);
+  const planes = packPlanes(fn, 'q.codes', inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), rows, cols, bits, true);
   return { ...planes, ...g, rowsPerGroup: group === 'channel' ? 1 : Math.max(1, cols) };
 }
 
@@ -180,8 +180,8 @@ function readSigns(fn: string, b: unknown): { [key in keyof PackedSigns]?: unkno
 
 function checkPlanes(fn: string, a: { [key in keyof PackedBitPlanes]?: unknown }): PackedBitPlanes {
   const { rows, length, bits, data } = a as PackedBitPlanes; // checked below
-  checkCountField(fn, 'a.rows', rows);
-  checkCountField(fn, 'a.length', length);
+  checkCount(fn, 'a.rows', rows);
+  checkCount(fn, 'a.length', length);
   checkLength(fn, length);
   const b = checkBits(fn, 'a.bits', bits);
   return { rows, length, bits: b, data: wordArray(fn, 'a.data', data, planesBytes(rows, length, b)) };
@@ -189,8 +189,8 @@ function checkPlanes(fn: string, a: { [key in keyof PackedBitPlanes]?: unknown }
 
 function checkSigns(fn: string, s: { [key in keyof PackedSigns]?: unknown }): PackedSigns {
   const { rows, length, ternary, data } = s as PackedSigns; // checked below
-  checkCountField(fn, 'b.rows', rows);
-  checkCountField(fn, 'b.length', length);
+  checkCount(fn, 'b.rows', rows);
+  checkCount(fn, 'b.length', length);
   if (typeof ternary !== 'boolean') throw new TypeError(`${fn}: b.ternary must be a boolean, got ${describe(ternary)}`);
   return { rows, length, ternary, data: wordArray(fn, 'b.data', data, signsBytes(rows, length, ternary)) };
 }
@@ -210,13 +210,6 @@ function checkRowsPerGroup(fn: string, v: unknown, rows: number): number {
   if (typeof r !== 'number') throw new TypeError(`${fn}: rowsPerGroup must be a positive integer (a Number), got ${describe(v)}`);
   if (!Number.isSafeInteger(r) || r < 1) throw new RangeError(`${fn}: rowsPerGroup must be a positive integer, got ${describe(v)}`);
   return r;
-}
-
-/** A packed operand's rows or length: a non-negative safe integer. */
-function checkCountField(fn: string, name: string, v: unknown): number {
-  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a non-negative integer (a Number), got ${describe(v)}`);
-  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${describe(v)}`);
-  return v;
 }
 
 export interface BitplaneMatmulIntOptions {

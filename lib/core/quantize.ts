@@ -127,9 +127,10 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, stag
   const blocksPerRow = Math.ceil(cols / format.blockSize);
   const out = checkQuantizeOut(fn, outFields, rows * rowBytes, rows * blocksPerRow);
   // The kernels write through plain views (or staging arrays); the result hands back the caller's own arrays.
-  if (out) checkDisjoint(fn, [['out.data', plainView('Uint8Array', out.data)], ['out.scales', plainView('Uint8Array', out.scales)]], [['input', src]]);
-  const data = out && !staged ? plainView('Uint8Array', out.data) : new Uint8Array(rows * rowBytes);
-  const scales = out && !staged ? plainView('Uint8Array', out.scales) : new Uint8Array(rows * blocksPerRow);
+  const outViews = out && { data: plainView('Uint8Array', out.data), scales: plainView('Uint8Array', out.scales) };
+  if (outViews) checkDisjoint(fn, [['out.data', outViews.data], ['out.scales', outViews.scales]], [['input', src]]);
+  const data = outViews && !staged ? outViews.data : new Uint8Array(rows * rowBytes);
+  const scales = outViews && !staged ? outViews.scales : new Uint8Array(rows * blocksPerRow);
   const result = () => {
     if (!out) return { data, scales };
     if (staged) {

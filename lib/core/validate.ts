@@ -8,6 +8,7 @@
 
 import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
 import { describe } from './describe.js';
+import { isAbortSignal } from './async-jobs.js';
 import { bufferOf, byteLengthOf, byteOffsetOf, lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
 
 export { describe };
@@ -193,17 +194,7 @@ export function checkFraction(fn: string, argument: string, v: unknown): number 
   return v;
 }
 
-const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
-
-/** Whether `v` really is an AbortSignal (a brand check: a look-alike object is not). */
-export function isAbortSignal(v: unknown): v is AbortSignal {
-  try {
-    abortedGetter.call(v); // throws unless `v` really is an AbortSignal
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAbortSignal };
 
 /** An AbortSignal (from any realm that shares this one's AbortSignal), or undefined. */
 export function checkSignal(fn: string, signal: unknown): AbortSignal | undefined {
