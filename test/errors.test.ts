@@ -319,6 +319,43 @@ describe.each(backends)('bad input on %s', (backend) => {
     }
   });
 
+  it('a sparse array of length 2^32 − 1 (or a Proxy claiming it) is refused at once, never copied hole by hole', () => {
+    const sparse = (): unknown[] => { const a: unknown[] = []; a.length = 2 ** 32 - 1; return a; };
+    // Each element, if read, is a valid value: only the length may be refused.
+    const ones = new Proxy([1], { get: (t, k, r) => (k === 'length' ? 2 ** 32 - 1 : typeof k === 'string' && /^\d+$/.test(k) ? 1 : Reflect.get(t, k, r)) });
+    const started = Date.now();
+    expect(thrown(() => quantize(x, { format: 'mxfp4', shape: sparse() as never }))).toBe('RangeError: quantize: shape has more than 64 dimensions');
+    expect(thrown(() => quantize(x, { format: 'mxfp4', shape: ones as never }))).toBe('RangeError: quantize: shape has more than 64 dimensions');
+    expect(thrown(() => quantizeGradient(x, { bits: 4, shape: sparse() as never }))).toBe('RangeError: quantizeGradient: options.shape has more than 64 dimensions');
+    expect(thrown(() => matmul(x, weights(), { shape: sparse() as never }))).toBe('RangeError: matmul: shape has more than 64 dimensions');
+    expect(thrown(() => quantize(x, { format: 'mxfp4', shape: [...Array(64).fill(1), 64] }))).toBe('RangeError: quantize: shape has more than 64 dimensions');
+    expect(quantize(x, { format: 'mxfp4', shape: [...Array(62).fill(1), 2, 32] }).shape.length).toBe(64);
+    // Its copy is allocated (lazily zeroed) or refused by name, depending on the machine's memory; then the first hole is refused.
+    expect(thrown(() => selectThreshold([sparse() as never], 0.5)))
+      .toMatch(/^(TypeError: selectThreshold: impacts\[0\]\[0\] must be a number, got undefined|RangeError: selectThreshold: cannot allocate the copy of impacts\[0\] \(4294967295 elements\))$/);
+    const holes: unknown[] = [1, 2]; holes.length = 2 ** 24;
+    expect(thrown(() => selectThreshold([holes as never], 0.5))).toBe('TypeError: selectThreshold: impacts[0][2] must be a number, got undefined');
+    expect(thrown(() => selectThreshold(sparse() as never, 0.5))).toBe('TypeError: selectThreshold: impacts[0] must be a Float64Array, a Float32Array or an array of numbers, got undefined');
+    expect(thrown(() => assignPrecision([holes as never], { threshold: 1, tiesTaken: 0 }))).toBe('TypeError: assignPrecision: impacts[0][2] must be a number, got undefined');
+    expect(thrown(() => selectThreshold([ones as never], 0.5))).toBe(`RangeError: selectThreshold: cannot allocate the copy of impacts[0] (${2 ** 32 - 1} elements)`);
+    const selection = selectThreshold([new Float64Array([1, 2])], 0.5);
+    expect(thrown(() => forTensor({ ...selection, ties: sparse() as never }, 7))).toBe('TypeError: forTensor: selection.ties[7] must be an integer ≥ 0 (a Number), got undefined');
+    expect(thrown(() => calibrateFgmpActivations(sparse() as never, { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 })))
+      .toBe('TypeError: calibrateFgmpActivations: samples[0] must be a Float32Array, got undefined');
+    expect(Date.now() - started).toBeLessThan(10_000); // each is prompt (a copy of the holes took ~100 s, or ended the process)
+  });
+
+  it('a caller\'s Array subclass runs none of its methods: its elements are read by index', () => {
+    class Evil extends Array { map(): never { throw new Error('caller code ran'); } slice(): never { throw new Error('caller code ran'); } }
+    const impacts = Evil.from([new Float64Array([3, 1, 2])]);
+    expect(selectThreshold(impacts as never, 1 / 3)).toEqual(selectThreshold([new Float64Array([3, 1, 2])], 1 / 3));
+    const samples = Evil.from([new Float32Array(64).fill(1)]);
+    const options = { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 };
+    expect(calibrateFgmpActivations(samples as never, options)).toEqual(calibrateFgmpActivations([new Float32Array(64).fill(1)], options));
+    const selection = selectThreshold([new Float64Array([1, 2]), new Float64Array([1])], 0.5);
+    expect(forTensor({ ...selection, ties: Evil.from(selection.ties) }, 1)).toEqual(forTensor(selection, 1));
+  });
+
   it('rejects codes that do not fit when packing', () => {
     expect(() => pack(new Uint8Array([1, 16]), 4)).toThrow(/does not fit/);
     expect(() => pack(new Uint8Array([1]), 5 as never)).toThrow(/bits must be 4, 6 or 8/);

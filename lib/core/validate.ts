@@ -75,6 +75,7 @@ export function readShape(fn: string, shape: unknown, argument = 'shape'): numbe
   if (!Array.isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
   const dims = copyShape(shape) as unknown[];
   if (dims.length === 0) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
+  if (dims.length > MAX_DIMS) throw new RangeError(`${fn}: ${argument} has more than ${MAX_DIMS} dimensions`);
   for (let i = 0; i < dims.length; i++) {
     const d = dims[i];
     if (typeof d !== 'number') throw new TypeError(`${fn}: ${argument}[${i}] must be a non-negative integer (a Number), got ${describe(d)}`);
@@ -99,14 +100,26 @@ export function readFields<K extends string>(o: object, keys: readonly K[]): { [
   return fields;
 }
 
+/** The most dimensions a shape may have (NumPy's limit): a longer array is refused unread, so a
+ *  sparse array or a Proxy claiming 2^32 − 1 elements costs nothing (a copy of every element would
+ *  exhaust the heap, which ends the process). */
+export const MAX_DIMS = 64;
+
 /** An array shape copied into a plain array, its length and each element read once (checked later
- *  by readShape). An index loop, not slice(): slice builds its copy through the array's own
- *  Symbol.species, which a subclass of Array can define (caller code, and a copy of its class). */
+ *  by readShape); at most MAX_DIMS + 1 elements are read, enough for readShape to refuse a longer one. */
 export function copyShape(shape: unknown): unknown {
-  if (!Array.isArray(shape)) return shape;
-  const length = (shape as unknown[]).length;
+  return Array.isArray(shape) ? copyArray(shape, MAX_DIMS + 1) : shape;
+}
+
+/**
+ * The first `limit` elements of a caller's array (its length read once, each element read once),
+ * into a plain array. An index loop, not slice(): slice builds its copy through the array's own
+ * Symbol.species, which a subclass of Array can define (caller code, and a copy of its class).
+ */
+export function copyArray(array: readonly unknown[], limit = Infinity): unknown[] {
+  const length = Math.min(array.length, limit);
   const copy: unknown[] = [];
-  for (let i = 0; i < length; i++) copy.push((shape as unknown[])[i]);
+  for (let i = 0; i < length; i++) copy.push(array[i]);
   return copy;
 }
 
@@ -229,7 +242,7 @@ export function checkDisjoint(fn: string, outputs: Array<[string, ArrayBufferVie
  * array was for when the engine cannot make one (longer than it allows, or out of memory): shapes
  * with an empty dimension can ask for huge outputs without any input data.
  */
-export function newArray<T extends Float32Array | Uint8Array | Int32Array>(fn: string, Kind: new (length: number) => T, length: number, what: string): T {
+export function newArray<T extends Float32Array | Float64Array | Uint8Array | Int32Array>(fn: string, Kind: new (length: number) => T, length: number, what: string): T {
   try {
     return new Kind(length);
   } catch (e) {

@@ -5,7 +5,7 @@
 
 import { fgmpImpacts, quantizeFgmp, type FgmpTensor } from './quantize.js';
 import { selectThreshold } from './select.js';
-import { lengthOf } from '../core/typed-arrays.js';
+import { lengthOf, typedArrayName } from '../core/typed-arrays.js';
 import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, readShape } from '../core/validate.js';
 
 export interface FgmpActivationOptions {
@@ -53,8 +53,17 @@ export function calibrateFgmpActivations(
   const fn = 'calibrateFgmpActivations';
   const { cols, channelFisher, fp4Fraction } = checkOptions<{ cols: number; channelFisher: Float32Array; fp4Fraction: number }>(
     fn, options, '{ cols, channelFisher, fp4Fraction }', false);
-  if (!Array.isArray(samples) || samples.length === 0) throw new RangeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
-  const list: unknown[] = Array.prototype.slice.call(samples); // read before any array is looked at
+  if (!Array.isArray(samples)) throw new TypeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
+  // Read before any array is looked at; each element's kind checked as it is read (a sparse array
+  // fails at its first hole, not after a copy of all its holes).
+  const count = samples.length;
+  if (count === 0) throw new RangeError(`${fn}: samples must be a non-empty array of Float32Array, got []`);
+  const list: unknown[] = [];
+  for (let i = 0; i < count; i++) {
+    const s: unknown = samples[i];
+    if (typedArrayName(s) !== 'Float32Array') throw new TypeError(`${fn}: samples[${i}] must be a Float32Array, got ${describe(s)}`);
+    list.push(s);
+  }
   checkCount(fn, 'cols', cols);
   if (cols === 0) throw new RangeError(`${fn}: cols must be positive, got 0`);
   checkFraction(fn, 'fp4Fraction', fp4Fraction);

@@ -3,7 +3,7 @@
 // tensors, for a model-wide threshold) go to FP4 first.
 
 import { LITTLE_ENDIAN, plainView, typedArrayName } from '../core/typed-arrays.js';
-import { checkFraction, describe } from '../core/validate.js';
+import { checkFraction, describe, newArray } from '../core/validate.js';
 import { scratch } from '../core/scratch.js';
 
 export interface Selection {
@@ -26,15 +26,15 @@ export function forTensor(selection: Selection, index: number): Pick<Selection, 
   if (typeof threshold !== 'number' || !Array.isArray(ties)) {
     throw new TypeError(`${fn}: selection must be the result of selectThreshold() ({ threshold, tiesTaken, fp4Blocks, ties }), got an object without them`);
   }
-  const shares: unknown[] = Array.prototype.slice.call(ties);
-  if (typeof index !== 'number') throw new TypeError(`${fn}: index must be an integer in [0, ${shares.length}) (a Number), got ${describe(index)}`);
-  if (!Number.isInteger(index) || index < 0 || index >= shares.length) {
-    throw new RangeError(`${fn}: index must be an integer in [0, ${shares.length}), got ${String(index)}`);
+  // Only the length and the one share asked for are read (ties may be sparse, or a Proxy).
+  const count = (ties as unknown[]).length;
+  if (typeof index !== 'number') throw new TypeError(`${fn}: index must be an integer in [0, ${count}) (a Number), got ${describe(index)}`);
+  if (!Number.isInteger(index) || index < 0 || index >= count) {
+    throw new RangeError(`${fn}: index must be an integer in [0, ${count}), got ${describe(index)}`);
   }
-  const tiesTaken = shares[index];
-  if (typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
-    throw new RangeError(`${fn}: selection.ties[${index}] must be an integer ≥ 0, got ${describe(tiesTaken)}`);
-  }
+  const tiesTaken: unknown = (ties as unknown[])[index];
+  if (typeof tiesTaken !== 'number') throw new TypeError(`${fn}: selection.ties[${index}] must be an integer ≥ 0 (a Number), got ${describe(tiesTaken)}`);
+  if (!Number.isInteger(tiesTaken) || tiesTaken < 0) throw new RangeError(`${fn}: selection.ties[${index}] must be an integer ≥ 0, got ${describe(tiesTaken)}`);
   return { threshold, tiesTaken };
 }
 
@@ -87,24 +87,40 @@ export function selectNonNegative(values: Float64Array, k: number): number {
   return quickselect(inBucket, k - below);
 }
 
-/** Impact lists as the selection functions read them: Float64Arrays or Float32Arrays (plain views
- *  of their real length, not copied: a model's impacts can be large) or arrays of numbers (copied
- *  once, so a getter or Proxy is read one time). */
+/**
+ * Impact lists as the selection functions read them: Float64Arrays or Float32Arrays (plain views
+ * of their real length, not copied: a model's impacts can be large) or arrays of numbers (copied
+ * once, so a getter or Proxy is read one time). Every caller object is read before any view is
+ * made, each element checked as it is read: a sparse array fails at its first hole, not after a
+ * copy of all its 2^32 − 1 holes.
+ */
 function readImpacts(fn: string, impacts: unknown): ArrayLike<number>[] {
   if (!Array.isArray(impacts)) throw new TypeError(`${fn}: impacts must be an array of impact lists (one per tensor), got ${describe(impacts)}`);
-  return Array.prototype.slice.call(impacts).map((t: unknown, i: number): ArrayLike<number> => {
+  const count = impacts.length;
+  const lists: unknown[] = [];
+  for (let i = 0; i < count; i++) {
+    const t: unknown = impacts[i];
     const kind = typedArrayName(t);
-    if (kind === 'Float64Array' || kind === 'Float32Array') return plainView(kind, t as ArrayBufferView);
-    if (!Array.isArray(t)) throw new TypeError(`${fn}: impacts[${i}] must be a Float64Array, a Float32Array or an array of numbers, got ${describe(t)}`);
-    const values: unknown[] = Array.prototype.slice.call(t);
-    const out = new Float64Array(values.length);
-    for (let j = 0; j < values.length; j++) {
-      const v = values[j];
-      if (typeof v !== 'number') throw new TypeError(`${fn}: impacts[${i}][${j}] must be a number, got ${describe(v)}`);
-      out[j] = v;
+    if (kind !== 'Float64Array' && kind !== 'Float32Array' && !Array.isArray(t)) {
+      throw new TypeError(`${fn}: impacts[${i}] must be a Float64Array, a Float32Array or an array of numbers, got ${describe(t)}`);
     }
-    return out;
-  });
+    lists.push(t);
+  }
+  const numbers = lists.map((t, i) => (Array.isArray(t) ? readNumbers(fn, t, i) : null));
+  return lists.map((t, i) => numbers[i] ?? plainView(typedArrayName(t) as 'Float64Array' | 'Float32Array', t as ArrayBufferView));
+}
+
+/** impacts[i], an array of numbers, read once into a Float64Array. */
+function readNumbers(fn: string, t: readonly unknown[], i: number): Float64Array {
+  const length = t.length;
+  if (!Number.isSafeInteger(length)) throw new RangeError(`${fn}: impacts[${i}] has length ${describe(length)}`);
+  const out = newArray(fn, Float64Array, length, `copy of impacts[${i}]`);
+  for (let j = 0; j < length; j++) {
+    const v: unknown = t[j];
+    if (typeof v !== 'number') throw new TypeError(`${fn}: impacts[${i}][${j}] must be a number, got ${describe(v)}`);
+    out[j] = v;
+  }
+  return out;
 }
 
 /** One threshold over the impacts of many tensors (the paper's model-wide threshold). */
@@ -155,12 +171,15 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
  */
 export function assignPrecision(impactLists: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
   const fn = 'assignPrecision';
-  const impacts = readImpacts(fn, impactLists);
   if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection must be { threshold, tiesTaken } (from selectThreshold or forTensor), got ${describe(selection)}`);
-  const { threshold, tiesTaken } = selection;
-  if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
+  const { threshold, tiesTaken } = selection; // read before the impacts are looked at
+  if (typeof threshold !== 'number' || typeof tiesTaken !== 'number') {
+    throw new TypeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
+  }
+  if (Number.isNaN(threshold) || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
     throw new RangeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
   }
+  const impacts = readImpacts(fn, impactLists);
   let ties = tiesTaken;
   return impacts.map((t) => {
     const mask = new Uint8Array(Math.ceil(t.length / 8));
