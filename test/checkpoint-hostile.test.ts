@@ -1019,6 +1019,13 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), null as never)).rejects.toThrow('quantizeCheckpoint: options must be an object { format, layout?, … }, got null');
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'toString' as never })).rejects.toThrow(/quantizeCheckpoint: options\.format must be one of mxfp4, .*fgmp, got "toString"/);
     await expect(quantizeCheckpoint(42 as never, join(root, 'api-1'), { format: 'mxfp4' })).rejects.toThrow('quantizeCheckpoint: input must be a path');
+    // A TypeError for a value of the wrong kind, a RangeError for the right kind with a wrong value; named as given.
+    await expect(quantizeCheckpoint(null as never, join(root, 'api-1'), { format: 'mxfp4' })).rejects.toMatchObject({ name: 'TypeError', message: 'quantizeCheckpoint: input must be a path (a non-empty string), got null' });
+    await expect(quantizeCheckpoint('', join(root, 'api-1'), { format: 'mxfp4' })).rejects.toMatchObject({ name: 'RangeError', message: 'quantizeCheckpoint: input must be a path (a non-empty string), got ""' });
+    await expect(quantizeCheckpoint(tiny, 7 as never, { format: 'mxfp4' })).rejects.toMatchObject({ name: 'TypeError', message: 'quantizeCheckpoint: outDir must be a path (a non-empty string), got 7' });
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 42 as never })).rejects.toThrow(TypeError);
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 1 as never })).rejects.toThrow(TypeError);
+    await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 'up' as never })).rejects.toThrow(RangeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: signal \(its fifth argument\) must be an AbortSignal/);
     expect(existsSync(join(root, 'api-1'))).toBe(false);
     const p = join(root, 'api.safetensors');

@@ -6,7 +6,7 @@
 
 import { QUANT_FORMAT_NAMES } from '../core/formats.js';
 import type { QuantFormat } from './layouts/types.js';
-import { checkFraction, checkTensorScale, describe, readFields } from '../core/validate.js';
+import { checkFraction, checkTensorScale, describe, notOneOf, readFields } from '../core/validate.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName } from './layouts/index.js';
 import { selectionRegex } from './tensor-selection.js';
 import type { CheckpointOptions } from './summary.js';
@@ -23,6 +23,13 @@ export interface CheckedCheckpointOptions extends CheckpointOptions {
   layout: LayoutName;
   only?: RegExp;
   skip?: RegExp;
+}
+
+/** A path argument: a non-empty string (a TypeError for another kind of value, a RangeError for ''). */
+export function checkPath(fn: string, argument: string, v: unknown): string {
+  if (typeof v !== 'string') throw new TypeError(`${fn}: ${argument} must be a path (a non-empty string), got ${describe(v)}`);
+  if (v === '') throw new RangeError(`${fn}: ${argument} must be a path (a non-empty string), got ""`);
+  return v;
 }
 
 function checkBoolean(fn: string, name: string, v: unknown): boolean | undefined {
@@ -47,18 +54,18 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
   }
   const o = readFields(options, OPTION_NAMES);
   if (typeof o.format !== 'string' || !(QUANT_FORMAT_NAMES as readonly string[]).includes(o.format)) {
-    throw new RangeError(`${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${describe(o.format)}`);
+    throw notOneOf('string', o.format, `${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${describe(o.format)}`);
   }
   const format = o.format as QuantFormat;
   const layout = (o.layout ?? 'fp4kit') as LayoutName;
   if (typeof layout !== 'string' || !(LAYOUT_NAMES as readonly string[]).includes(layout)) {
-    throw new RangeError(`${fn}: options.layout must be one of ${LAYOUT_NAMES.join(', ')}, got ${describe(o.layout)}`);
+    throw notOneOf('string', o.layout, `${fn}: options.layout must be one of ${LAYOUT_NAMES.join(', ')}, got ${describe(o.layout)}`);
   }
   const formats = layoutByName(layout).formats;
   if (!formats.includes(format)) throw new RangeError(`${fn}: the ${layout} layout holds ${formats.join(', ')}; not ${format}`);
   const mx = format !== 'nvfp4' && format !== 'fgmp';
   if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'stochastic') {
-    throw new RangeError(`${fn}: options.rounding must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
+    throw notOneOf('string', o.rounding, `${fn}: options.rounding must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
   }
   const notFor = (what: string, applies: boolean, to: string) => {
     if (strict && !applies) throw new RangeError(`${fn}: ${what} applies to ${to} only`);
@@ -69,7 +76,7 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
     if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(o.seed)}`);
   }
   if (o.scaleRule !== undefined) {
-    if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw new RangeError(`${fn}: options.scaleRule must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);
+    if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw notOneOf('string', o.scaleRule, `${fn}: options.scaleRule must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);
     notFor('--scale-rule', mx, 'the MX formats');
   }
   if (o.fisher !== undefined) {

@@ -21,7 +21,7 @@ import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
-import { checkCheckpointOptions } from './checkpoint-options.js';
+import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { readModelConfig } from './model-config.js';
 import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
@@ -45,8 +45,8 @@ export async function quantizeCheckpoint(
 ): Promise<CheckpointSummary> {
   const started = performance.now();
   const fn = 'quantizeCheckpoint';
-  if (typeof input !== 'string' || input === '') throw new TypeError(`${fn}: input must be a path (a non-empty string), got ${typeof input}`);
-  if (typeof outDir !== 'string' || outDir === '') throw new TypeError(`${fn}: outDir must be a path (a non-empty string), got ${typeof outDir}`);
+  checkPath(fn, 'input', input);
+  checkPath(fn, 'outDir', outDir);
   const opts = checkCheckpointOptions(fn, options); // read once, checked: the run uses this copy
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
   if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError(`${fn}: signal (its fifth argument) must be an AbortSignal, got ${describe(signal)}`);

@@ -8,7 +8,7 @@
 import type { QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
-import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
+import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, notOneOf, readFields, readShape } from './validate.js';
 import { byteOffsetOf } from './typed-arrays.js';
 
 /** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
@@ -141,7 +141,8 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
   const reduce = checkName(fn, 'options.reduce', reduceOption, ['columns', 'rows'] as const);
   const { shape: shapeOption, groups, bits: bitsOption, codes, scales, zeros, mask } = readFields(q, ['shape', 'groups', 'bits', 'codes', 'scales', 'zeros', 'mask']);
   const dims = readShape(fn, shapeOption, 'q.shape');
-  if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: q.shape must be [rows, cols], got ${describe(shapeOption)}`);
+  if (dims === undefined) throw new TypeError(`${fn}: q.shape must be [rows, cols], got undefined`);
+  if (dims.length !== 2) throw new RangeError(`${fn}: q.shape must be [rows, cols], got [${dims.join(', ')}]`);
   const [rows, cols] = dims;
   const bits = checkBits(fn, 'q.bits', bitsOption);
   const group = checkName(fn, 'q.groups', groups, ['sample', 'channel', 'tensor'] as const);
@@ -155,7 +156,7 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
     if (group === 'channel') throw new RangeError(`${fn}: per-channel scales do not factor out of a reduction over channels (reduce 'columns'); quantize with groups 'sample' or 'tensor'`);
     const length = lengthOption === undefined ? cols : lengthOption;
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 1 || cols % length !== 0) {
-      throw new RangeError(`${fn}: options.length must be a positive integer that divides q's ${cols} columns, got ${describe(lengthOption)}`);
+      throw notOneOf('number', length, `${fn}: options.length must be a positive integer that divides q's ${cols} columns, got ${describe(lengthOption)}`);
     }
     const viewRows = (rows * cols) / length;
     const planes = packPlanes(fn, 'q.codes', inputArray(fn, 'q.codes', codes, 'Uint8Array', rows * cols), viewRows, length, bits, false);

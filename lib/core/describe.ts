@@ -10,7 +10,7 @@ export function describe(v: unknown): string {
   switch (typeof v) {
     case 'bigint': return `${String(v)}n (a BigInt)`;
     case 'string': return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
-    case 'number': return String(v);
+    case 'number': return Object.is(v, -0) ? '-0' : String(v);
     case 'boolean': return String(v);
     case 'symbol': return 'a Symbol';
     case 'function': return 'a function';
@@ -28,4 +28,13 @@ export function describe(v: unknown): string {
   if (isArrayBuffer(v)) return 'an ArrayBuffer';
   if (isSharedBuffer(v as ArrayBufferLike)) return 'a SharedArrayBuffer';
   return 'an object';
+}
+
+/**
+ * The error for a value that is none of a list of allowed names or numbers: a TypeError when it is
+ * not even of the list's kind (a BigInt, null or a Symbol where a name is expected), a RangeError
+ * when it is (an unknown name, a number not in the list) — README "Arguments and errors".
+ */
+export function notOneOf(kind: 'string' | 'number', value: unknown, message: string): TypeError | RangeError {
+  return typeof value === kind ? new RangeError(message) : new TypeError(message);
 }

@@ -2,7 +2,7 @@
 
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId, ELEMENT_FORMATS, RoundingId, type DtypeName, type ElementFormatName, type RoundingName } from './formats.js';
-import { checkOptions, checkRounding, checkSource, describe, inputArray } from './validate.js';
+import { checkOptions, checkRounding, checkSource, describe, inputArray, notOneOf } from './validate.js';
 
 export interface EncodeOptions {
   rounding?: RoundingName;
@@ -19,7 +19,7 @@ const ENCODE_FORMATS: readonly ElementFormatName[] = ['e2m1', 'e2m3', 'e3m2', 'e
 
 function checkElementFormat(fn: string, format: unknown): ElementFormatName {
   if (typeof format !== 'string' || !ENCODE_FORMATS.includes(format as ElementFormatName)) {
-    throw new RangeError(`${fn}: unknown element format ${describe(format)}; expected one of ${ENCODE_FORMATS.join(', ')}`);
+    throw notOneOf('string', format, `${fn}: unknown element format ${describe(format)}; expected one of ${ENCODE_FORMATS.join(', ')}`);
   }
   return format as ElementFormatName;
 }
@@ -29,8 +29,8 @@ export function encode(x: Float32Array | Uint16Array, format: ElementFormatName,
   const { rounding: roundingOption, seed: seedOption, dtype: dtypeOption, nan: nanOption } = checkOptions<EncodeOptions>(fn, options, '{ rounding?, seed?, dtype?, nan? }', true);
   const name = checkElementFormat(fn, format);
   const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
-  const nanRule = nanOption ?? 'error';
-  if (nanRule !== 'error' && nanRule !== 'zero') throw new RangeError(`${fn}: nan must be 'error' or 'zero', got ${describe(nanRule)}`);
+  const nanRule = nanOption === undefined ? 'error' : nanOption; // null is a value (refused), not an absent option
+  if (nanRule !== 'error' && nanRule !== 'zero') throw notOneOf('string', nanRule, `${fn}: nan must be 'error' or 'zero', got ${describe(nanRule)}`);
   const { dtype, x: src } = checkSource(fn, x, dtypeOption);
   const out = new Uint8Array(src.length);
   const nans = getKernels().encodeElements(src, DtypeId[dtype], ELEMENT_FORMATS[name].id, RoundingId[rounding], seed, out);

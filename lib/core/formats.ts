@@ -194,7 +194,9 @@ export function bitsPerElement(format: BlockFormat | BlockFormatName): number {
     ? (Object.hasOwn(BLOCK_FORMATS, format) ? BLOCK_FORMATS[format] : undefined)
     : Object.values(BLOCK_FORMATS).find((entry) => entry === format);
   if (f === undefined) {
-    throw new RangeError(`bitsPerElement: format must be a block format name (${Object.keys(BLOCK_FORMATS).join(', ')}) or an entry of BLOCK_FORMATS, got ${describe(format)}`);
+    // A name or an object of the wrong value is a RangeError; anything else is the wrong kind.
+    const Kind = typeof format === 'string' || (typeof format === 'object' && format !== null) ? RangeError : TypeError;
+    throw new Kind(`bitsPerElement: format must be a block format name (${Object.keys(BLOCK_FORMATS).join(', ')}) or an entry of BLOCK_FORMATS, got ${describe(format)}`);
   }
   return f.element.bits + f.scale.bits / f.blockSize;
 }

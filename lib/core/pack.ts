@@ -4,11 +4,11 @@
 // low-bits-first order as FP4). FP8/INT8: one per byte.
 
 // The public pack / unpack; the packing loops are the reference kernels' (lib/kernels/ref/pack.ts).
-import { checkCount, describe, inputArray } from './validate.js';
+import { checkCount, describe, inputArray, notOneOf } from './validate.js';
 import { packCodesInto, unpackCodesInto } from '../kernels/ref/pack.js';
 
 function checkBits(fn: string, bits: unknown): 4 | 6 | 8 {
-  if (bits !== 4 && bits !== 6 && bits !== 8) throw new RangeError(`${fn}: bits must be 4, 6 or 8, got ${describe(bits)}`);
+  if (bits !== 4 && bits !== 6 && bits !== 8) throw notOneOf('number', bits, `${fn}: bits must be 4, 6 or 8, got ${describe(bits)}`);
   return bits;
 }
 

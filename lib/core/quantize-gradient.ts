@@ -53,9 +53,8 @@ const PRUNES: readonly GradientPrune[] = ['none', 'agp', 'topk'];
 
 function checkShape2(fn: string, shape: unknown, length: number): [number, number] {
   const dims = readShape(fn, shape, 'options.shape');
-  if (dims === undefined || dims.length !== 2) {
-    throw new TypeError(`${fn}: options.shape must be [rows, cols], got ${dims === undefined ? 'undefined' : `[${dims.join(', ')}]`}`);
-  }
+  if (dims === undefined) throw new TypeError(`${fn}: options.shape must be [rows, cols], got undefined`);
+  if (dims.length !== 2) throw new RangeError(`${fn}: options.shape must be [rows, cols], got [${dims.join(', ')}]`);
   checkShape(fn, dims, length, 'options.shape');
   return [dims[0], dims[1]];
 }
@@ -67,7 +66,7 @@ function checkBits(fn: string, bits: unknown): number {
 }
 
 function checkSeed(fn: string, seed: unknown): number {
-  const s = seed ?? 0;
+  const s = seed === undefined ? 0 : seed; // null is refused, as tensorScale: null is
   if (typeof s !== 'number') throw new TypeError(`${fn}: options.seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
   if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(s)}`);
   return s;
@@ -105,8 +104,8 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed?, out? }', false);
   const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption, out: outOption } = o;
   const bits = checkBits(fn, bitsOption);
-  const groups = checkName(fn, 'options.groups', groupsOption ?? 'sample', GROUPS);
-  const prune = checkName(fn, 'options.prune', pruneOption ?? 'none', PRUNES);
+  const groups = checkName(fn, 'options.groups', groupsOption === undefined ? 'sample' : groupsOption, GROUPS);
+  const prune = checkName(fn, 'options.prune', pruneOption === undefined ? 'none' : pruneOption, PRUNES);
   const seed = checkSeed(fn, seedOption);
   // Caller objects are read before any array is looked at (readFields).
   const shapeCopy = copyShape(shapeOption);

@@ -7,11 +7,11 @@
 // the checks that protect memory (lengths, types) in C++.
 
 import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
-import { describe } from './describe.js';
+import { describe, notOneOf } from './describe.js';
 import { isAbortSignal } from './async-jobs.js';
 import { bufferOf, byteLengthOf, byteOffsetOf, lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
 
-export { describe };
+export { describe, notOneOf };
 
 export type Source = Float32Array | Uint16Array;
 
@@ -24,7 +24,7 @@ function oneOf(names: readonly string[]): string {
 /** `name` must be one of `names` (compared as strings, never looked up on an object). */
 export function checkName<T extends string>(fn: string, argument: string, value: unknown, names: readonly T[]): T {
   if (typeof value !== 'string' || !names.includes(value as T)) {
-    throw new RangeError(`${fn}: ${argument} must be ${oneOf(names)}, got ${describe(value)}`);
+    throw notOneOf('string', value, `${fn}: ${argument} must be ${oneOf(names)}, got ${describe(value)}`);
   }
   return value as T;
 }
@@ -74,7 +74,7 @@ export function readShape(fn: string, shape: unknown, argument = 'shape'): numbe
   if (shape === undefined) return undefined;
   if (!Array.isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
   const dims = copyShape(shape) as unknown[];
-  if (dims.length === 0) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
+  if (dims.length === 0) throw new RangeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
   if (dims.length > MAX_DIMS) throw new RangeError(`${fn}: ${argument} has more than ${MAX_DIMS} dimensions`);
   for (let i = 0; i < dims.length; i++) {
     const d = dims[i];
@@ -150,23 +150,23 @@ const BLOCK_FORMAT_NAMES = Object.keys(BLOCK_FORMATS) as BlockFormatName[];
 /** A block format name (own keys of the format table only; 'fgmp' is handled by the callers). */
 export function checkBlockFormat(fn: string, format: unknown, argument = 'format'): BlockFormatName {
   if (typeof format !== 'string' || !Object.hasOwn(BLOCK_FORMATS, format)) {
-    throw new RangeError(`${fn}: unknown ${argument} ${describe(format)}; expected one of ${BLOCK_FORMAT_NAMES.join(', ')}, fgmp`);
+    throw notOneOf('string', format, `${fn}: unknown ${argument} ${describe(format)}; expected one of ${BLOCK_FORMAT_NAMES.join(', ')}, fgmp`);
   }
   return format as BlockFormatName;
 }
 
 export function checkRounding(fn: string, rounding: unknown, seed: unknown): { rounding: RoundingName; seed: number } {
-  const r = rounding ?? 'nearest';
-  if (r !== 'nearest' && r !== 'stochastic') throw new RangeError(`${fn}: rounding must be 'nearest' or 'stochastic', got ${describe(r)}`);
-  const s = seed ?? 0;
+  const r = rounding === undefined ? 'nearest' : rounding; // undefined is absent; null is a value, refused
+  if (r !== 'nearest' && r !== 'stochastic') throw notOneOf('string', r, `${fn}: rounding must be 'nearest' or 'stochastic', got ${describe(r)}`);
+  const s = seed === undefined ? 0 : seed;
   if (typeof s !== 'number') throw new TypeError(`${fn}: seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
   if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${describe(s)}`);
   return { rounding: r, seed: s };
 }
 
 export function checkScaleRule(fn: string, rule: unknown): ScaleRuleName {
-  const r = rule ?? 'floor';
-  if (r !== 'floor' && r !== 'ceil') throw new RangeError(`${fn}: scaleRule must be 'floor' or 'ceil', got ${describe(r)}`);
+  const r = rule === undefined ? 'floor' : rule;
+  if (r !== 'floor' && r !== 'ceil') throw notOneOf('string', r, `${fn}: scaleRule must be 'floor' or 'ceil', got ${describe(r)}`);
   return r;
 }
 
@@ -194,7 +194,7 @@ export function checkBytes(fn: string, name: string, value: unknown, expected?: 
 /** A float32 tensor scale: finite, positive and normal (subnormal scales would let block scales underflow). */
 export function checkTensorScale(fn: string, t: unknown, argument = 'tensorScale'): number {
   if (typeof t !== 'number') throw new TypeError(`${fn}: ${argument} must be a finite float32 ≥ 2^-126 (a Number), got ${describe(t)}`);
-  if (!Number.isFinite(t) || Math.fround(t) < 2 ** -126) throw new RangeError(`${fn}: ${argument} must be a finite float32 ≥ 2^-126, got ${String(t)}`);
+  if (!Number.isFinite(t) || Math.fround(t) < 2 ** -126) throw new RangeError(`${fn}: ${argument} must be a finite float32 ≥ 2^-126, got ${describe(t)}`);
   const f = Math.fround(t);
   if (!Number.isFinite(f)) throw new RangeError(`${fn}: ${argument} ${t} overflows float32`);
   return f;
@@ -203,7 +203,7 @@ export function checkTensorScale(fn: string, t: unknown, argument = 'tensorScale
 /** A number in [0, 1]. */
 export function checkFraction(fn: string, argument: string, v: unknown): number {
   if (typeof v !== 'number') throw new TypeError(`${fn}: ${argument} must be a number in [0, 1], got ${describe(v)}`);
-  if (!(v >= 0 && v <= 1)) throw new RangeError(`${fn}: ${argument} must be a number in [0, 1], got ${String(v)}`);
+  if (!(v >= 0 && v <= 1)) throw new RangeError(`${fn}: ${argument} must be a number in [0, 1], got ${describe(v)}`);
   return v;
 }
 

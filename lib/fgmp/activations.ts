@@ -6,7 +6,7 @@
 import { fgmpImpacts, quantizeFgmp, type FgmpTensor } from './quantize.js';
 import { selectThreshold } from './select.js';
 import { lengthOf, typedArrayName } from '../core/typed-arrays.js';
-import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, readShape } from '../core/validate.js';
+import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, notOneOf, readShape } from '../core/validate.js';
 
 export interface FgmpActivationOptions {
   shape: number[];
@@ -22,7 +22,7 @@ export function quantizeFgmpActivations(x: Float32Array, options: FgmpActivation
   const fn = 'quantizeFgmpActivations';
   const { shape, channelFisher, threshold, tensorScale, fp8Scale } = checkOptions<FgmpActivationOptions>(fn, options, '{ shape, channelFisher, threshold }', false);
   if (typeof threshold !== 'number' || Number.isNaN(threshold)) {
-    throw new RangeError(`${fn}: threshold must be a number (from calibrateFgmpActivations), got ${describe(threshold)}`);
+    throw notOneOf('number', threshold, `${fn}: threshold must be a number (from calibrateFgmpActivations), got ${describe(threshold)}`);
   }
   const shapeCopy = copyShape(shape); // read before any array is looked at (readFields)
   const dims = readShape(fn, shapeCopy);

@@ -143,7 +143,8 @@ function checkSelection(fn: string, selection: unknown): Pick<Selection, 'thresh
   if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection ${expected}, got ${describe(selection)}`);
   const { threshold, tiesTaken } = selection as Selection;
   if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
-    throw new RangeError(`${fn}: selection ${expected}, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
+    const Kind = typeof threshold !== 'number' || typeof tiesTaken !== 'number' ? TypeError : RangeError;
+    throw new Kind(`${fn}: selection ${expected}, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
   }
   return { threshold, tiesTaken };
 }

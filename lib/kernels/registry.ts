@@ -3,7 +3,7 @@
 
 import { jsKernels } from './ref/index.js';
 import type { BackendName, Kernels } from './contract.js';
-import { describe } from '../core/validate.js';
+import { describe, notOneOf } from '../core/validate.js';
 
 export type { BackendName, Kernels } from './contract.js';
 
@@ -53,7 +53,7 @@ let current: Kernels | null = null;
 function checkName(fn: string, name: unknown): asserts name is BackendName {
   if (typeof name !== 'string' || !ORDER.includes(name as BackendName)) {
     const what = typeof name === 'string' ? `'${name}'` : describe(name);
-    throw new RangeError(`${fn}: unknown backend ${what}; expected 'native', 'wasm' or 'js'`);
+    throw notOneOf('string', name, `${fn}: unknown backend ${what}; expected 'native', 'wasm' or 'js'`);
   }
 }
 
