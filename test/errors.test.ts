@@ -393,6 +393,39 @@ describe.each(backends)('bad input on %s', (backend) => {
     expect(forTensor({ ...selection, ties: Evil.from(selection.ties) }, 1)).toEqual(forTensor(selection, 1));
   });
 
+  it('a revoked Proxy anywhere an object or array is expected is refused by name, not with the engine\'s message', async () => {
+    const revoked = (target: object): never => { const { proxy, revoke } = Proxy.revocable(target, {}); revoke(); return proxy as never; };
+    const calls: Array<[string, () => unknown, RegExp]> = [
+      ['quantize options', () => quantize(x, revoked({})), /^quantize: options must be an object/],
+      ['quantize shape', () => quantize(x, { format: 'mxfp4', shape: revoked([]) }), /^quantize: shape must be a non-empty array/],
+      ['quantize fgmp selection', () => quantize(x, { format: 'fgmp', selection: revoked({}) }), /^quantize\(fgmp\): selection must be/],
+      ['dequantize q', () => dequantize(revoked({})), /^dequantize: q must be a quantized tensor/],
+      ['matmul a', () => matmul(revoked({}), weights()), /^matmul: a must be a Float32Array/],
+      ['matmul b', () => matmul(x, revoked({})), /^matmul: b must be a quantized tensor/],
+      ['matmul options', () => matmul(x, weights(), revoked({})), /^matmul: options must be an object/],
+      ['prepareWeights b', () => prepareWeights(revoked({})), /^prepareWeights: b must be a quantized tensor/],
+      ['encode options', () => encode(x, 'e2m1', revoked({})), /^encode: options must be an object/],
+      ['quantizeGradient options', () => quantizeGradient(x, revoked({})), /^quantizeGradient: options must be an object/],
+      ['packGradient q', () => packGradient(revoked({}), { reduce: 'rows' }), /^packGradient: q must be a quantized gradient/],
+      ['bitplaneMatmul a', () => bitplaneMatmul(revoked({}), revoked({})), /^bitplaneMatmul: a must be packed bit planes/],
+      ['selectThreshold impacts', () => selectThreshold(revoked([]), 0.5), /^selectThreshold: impacts must be an array/],
+      ['selectThreshold impacts[0]', () => selectThreshold([revoked([])], 0.5), /^selectThreshold: impacts\[0\] must be/],
+      ['assignPrecision selection', () => assignPrecision([], revoked({})), /^assignPrecision: selection must be/],
+      ['forTensor selection', () => forTensor(revoked({}), 0), /^forTensor: selection must be/],
+      ['fgmpImpacts options', () => fgmpImpacts(x, revoked({})), /^fgmpImpacts: options must be an object/],
+      ['calibrateFgmpActivations samples', () => calibrateFgmpActivations(revoked([]), { cols: 32, channelFisher: new Float32Array(32), fp4Fraction: 0.5 }), /^calibrateFgmpActivations: samples must be/],
+    ];
+    for (const [label, call, message] of calls) {
+      let error: unknown = 'no error';
+      try { call(); } catch (e) { error = e; }
+      expect(error, label).toBeInstanceOf(TypeError);
+      expect((error as Error).message, label).toMatch(message);
+      expect((error as Error).message, label).toMatch(/got a revoked Proxy$/);
+    }
+    await expect(quantizeAsync(x, revoked({}))).rejects.toThrow(/^quantizeAsync: options must be an object .*got a revoked Proxy$/);
+    await expect(matmulAsync(x, weights(), revoked({}))).rejects.toThrow(/^matmulAsync: options must be an object .*got a revoked Proxy$/);
+  });
+
   it('rejects codes that do not fit when packing', () => {
     expect(() => pack(new Uint8Array([1, 16]), 4)).toThrow(/does not fit/);
     expect(() => pack(new Uint8Array([1]), 5 as never)).toThrow(/bits must be 4, 6 or 8/);

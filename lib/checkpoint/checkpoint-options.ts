@@ -6,7 +6,7 @@
 
 import { QUANT_FORMAT_NAMES } from '../core/formats.js';
 import type { QuantFormat } from './layouts/types.js';
-import { checkFraction, checkTensorScale, describe, notOneOf, readFields } from '../core/validate.js';
+import { checkFraction, checkTensorScale, describe, isObjectArgument, notOneOf, readFields } from '../core/validate.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName } from './layouts/index.js';
 import { selectionRegex } from './tensor-selection.js';
 import type { CheckpointOptions } from './summary.js';
@@ -44,7 +44,7 @@ function checkBoolean(fn: string, name: string, v: unknown): boolean | undefined
  * input_scale (W4A4) and would silently get a checkpoint without one.
  */
 export function checkCheckpointOptions(fn: string, options: unknown, strict = false): CheckedCheckpointOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+  if (!isObjectArgument(options)) {
     throw new TypeError(`${fn}: options must be an object { format, layout?, … }, got ${describe(options)}`);
   }
   for (const key of Object.keys(options)) {

@@ -8,7 +8,7 @@
 import type { QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
-import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, notOneOf, readFields, readShape } from './validate.js';
+import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, isObjectArgument, newArray, notOneOf, readFields, readShape } from './validate.js';
 import { byteOffsetOf } from './typed-arrays.js';
 
 /** Rows of ±1 (or −1/0/+1) packed one bit per element (two bits when ternary). */
@@ -133,7 +133,7 @@ export interface PackGradientOptions {
  */
 export function packGradient(q: QuantizedGradient, options: PackGradientOptions): PackedGradient {
   const fn = 'packGradient';
-  if (q === null || typeof q !== 'object' || Array.isArray(q) || ArrayBuffer.isView(q)) {
+  if (!isObjectArgument(q)) {
     throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
   }
   const o = checkOptions<PackGradientOptions>(fn, options, "{ reduce: 'columns' | 'rows', length? }", false);
@@ -170,12 +170,12 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
 
 /** a's fields, each read once, before any array is looked at (readFields). */
 function readPlanes(fn: string, a: unknown): { [key in keyof PackedGradient]?: unknown } {
-  if (a === null || typeof a !== 'object') throw new TypeError(`${fn}: a must be packed bit planes (packBitPlanes, packGradient), got ${describe(a)}`);
+  if (!isObjectArgument(a)) throw new TypeError(`${fn}: a must be packed bit planes (packBitPlanes, packGradient), got ${describe(a)}`);
   return readFields(a, ['rows', 'length', 'bits', 'data', 'rowsPerGroup', 'scales', 'zeros', 'mask']);
 }
 
 function readSigns(fn: string, b: unknown): { [key in keyof PackedSigns]?: unknown } {
-  if (b === null || typeof b !== 'object') throw new TypeError(`${fn}: b must be packed signs (packSigns), got ${describe(b)}`);
+  if (!isObjectArgument(b)) throw new TypeError(`${fn}: b must be packed signs (packSigns), got ${describe(b)}`);
   return readFields(b, ['rows', 'length', 'ternary', 'data']);
 }
 

@@ -15,13 +15,8 @@ export function describe(v: unknown): string {
     case 'symbol': return 'a Symbol';
     case 'function': return 'a function';
   }
-  let isArray: boolean;
-  try {
-    isArray = Array.isArray(v);
-  } catch {
-    return 'a revoked Proxy';
-  }
-  if (isArray) return 'an Array';
+  if (isRevokedProxy(v)) return 'a revoked Proxy';
+  if (Array.isArray(v)) return 'an Array';
   const name = typedArrayName(v);
   if (name !== undefined) return name;
   if (ArrayBuffer.isView(v)) return 'a DataView';
@@ -37,4 +32,28 @@ export function describe(v: unknown): string {
  */
 export function notOneOf(kind: 'string' | 'number', value: unknown, message: string): TypeError | RangeError {
   return typeof value === kind ? new RangeError(message) : new TypeError(message);
+}
+
+/** Whether `v` is a revoked Proxy: Array.isArray is the one look at an object that throws for it
+ *  (and runs none of a live Proxy's traps). Reading anything of one is an engine error that names
+ *  no function, so the checks refuse it first. */
+export function isRevokedProxy(v: unknown): boolean {
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
+  try {
+    Array.isArray(v);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Array.isArray, false for a revoked Proxy instead of an engine error. */
+export function isArray(v: unknown): v is unknown[] {
+  return !isRevokedProxy(v) && Array.isArray(v);
+}
+
+/** An object a function reads fields of (options, a tensor, a selection): not null, not an array
+ *  or a typed array, not a revoked Proxy. */
+export function isObjectArgument(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !isArray(v) && !isRevokedProxy(v) && !ArrayBuffer.isView(v);
 }

@@ -34,8 +34,8 @@ import { TENSOR_KEYS, quantize, readQuantizedTensor, type CheckedTensor, type Qu
 import { unpackCodesInto } from '../kernels/ref/pack.js';
 import { scratch } from './scratch.js';
 import { abortable, nextTurn, throwIfAborted } from './async-jobs.js';
-import { plainView, typedArrayName } from './typed-arrays.js';
-import { checkArray, checkDisjoint, checkOptions, checkShape, checkSignal, checkSource, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
+import { plainView } from './typed-arrays.js';
+import { checkArray, checkDisjoint, checkOptions, checkShape, checkSignal, checkSource, copyShape, describe, inputArray, isObjectArgument, newArray, readFields, readShape } from './validate.js';
 
 export type { MatmulOperand } from './prepared-weights.js';
 export { PreparedWeights } from './prepared-weights.js';
@@ -142,7 +142,7 @@ export function matmulDecoded(a: DecodedOperand, b: DecodedOperand, bias?: Float
 }
 
 function isQuantized(a: unknown): a is MatmulOperand {
-  return typeof a === 'object' && a !== null && typedArrayName(a) === undefined && !ArrayBuffer.isView(a) && 'format' in a;
+  return isObjectArgument(a) && 'format' in a;
 }
 
 /**
@@ -205,8 +205,8 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
   ) as MatmulOptions;
   if (synchronous && signalOption !== undefined) throw new TypeError(`${fn}: options.signal applies to matmulAsync (matmul returns when the product is done)`);
   const signal = checkSignal(fn, signalOption);
-  if (a instanceof PreparedWeights) throw new TypeError(`${fn}: a is prepared weights; prepareWeights() makes the right-hand operand b`);
-  const prepared = weights instanceof PreparedWeights ? weights : undefined;
+  if (PreparedWeights.is(a)) throw new TypeError(`${fn}: a is prepared weights; prepareWeights() makes the right-hand operand b`);
+  const prepared = PreparedWeights.is(weights) ? weights : undefined;
   if (!prepared && !isQuantized(weights)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(weights)}`);
   // Every caller object is read before any array is looked at: nothing the caller runs (a getter,
   // a Proxy) can resize an array between its check and the kernels.
@@ -255,7 +255,7 @@ function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weig
  */
 export function prepareWeights(b: MatmulOperand): PreparedWeights {
   const fn = 'prepareWeights';
-  if (b instanceof PreparedWeights) throw new TypeError(`${fn}: b is prepared weights already (use it as it is)`);
+  if (PreparedWeights.is(b)) throw new TypeError(`${fn}: b is prepared weights already (use it as it is)`);
   if (!isQuantized(b)) throw new TypeError(`${fn}: b must be a quantized tensor [N, K] (from quantize()), got ${describe(b)}`);
   return new PreparedWeights(readOperand(fn, 'b', b));
 }

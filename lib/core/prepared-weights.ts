@@ -45,6 +45,13 @@ export class PreparedWeights {
     this.shape = [operand.shape[0], operand.shape[1]];
   }
 
+  /** A brand check: made by prepareWeights(). Unlike instanceof it asks a Proxy nothing (a revoked
+   *  one would throw; a live one's getPrototypeOf trap is caller code), nor believes an object
+   *  made from the prototype without the constructor. */
+  static is(v: unknown): v is PreparedWeights {
+    return typeof v === 'object' && v !== null && #operand in v;
+  }
+
   get disposed(): boolean {
     return this.#operand === null;
   }

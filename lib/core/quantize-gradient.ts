@@ -6,7 +6,7 @@
 import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
-import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, newArray, readFields, readShape } from './validate.js';
+import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, isObjectArgument, newArray, readFields, readShape } from './validate.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
 export type GradientPrune = 'agp' | 'topk' | 'none';
@@ -74,7 +74,7 @@ function checkSeed(fn: string, seed: unknown): number {
 
 /** options.out's fields, each read once, before any array is looked at (readFields). */
 function readBuffers(fn: string, out: unknown): GradientBuffers {
-  if (out === null || typeof out !== 'object' || Array.isArray(out) || ArrayBuffer.isView(out)) {
+  if (!isObjectArgument(out)) {
     throw new TypeError(`${fn}: options.out must be an object { codes, scales, zeros, mask, keepProbability }, got ${describe(out)}`);
   }
   return readFields(out, ['codes', 'scales', 'zeros', 'mask', 'keepProbability']) as unknown as GradientBuffers;
@@ -155,7 +155,7 @@ export interface DequantizeGradientOptions {
 /** The estimate ĝ: zeros[g] + code·scales[g] per element (float32), 0 in pruned groups. */
 export function dequantizeGradient(q: QuantizedGradient, options?: DequantizeGradientOptions): Float32Array {
   const fn = 'dequantizeGradient';
-  if (q === null || typeof q !== 'object' || Array.isArray(q) || ArrayBuffer.isView(q)) {
+  if (!isObjectArgument(q)) {
     throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
   }
   const { shape: shapeOption, groups: groupsOption, codes, scales, zeros, mask } = q;

@@ -18,7 +18,7 @@ import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type Fgm
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
-  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, readFields, readShape,
+  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, isObjectArgument, readFields, readShape,
 } from './validate.js';
 
 export interface QuantizeOptions {
@@ -55,7 +55,7 @@ export function quantizedByteLengths(format: BlockFormatName, shape: number[]): 
 /** The caller's `out` object's two fields, each read once (before any array is looked at). */
 export function readQuantizeOut(fn: string, out: unknown): { data: unknown; scales: unknown } | undefined {
   if (out === undefined) return undefined;
-  if (out === null || typeof out !== 'object') throw new TypeError(`${fn}: options.out must be an object { data, scales }, got ${describe(out)}`);
+  if (!isObjectArgument(out)) throw new TypeError(`${fn}: options.out must be an object { data, scales }, got ${describe(out)}`);
   const { data, scales } = out as { data?: unknown; scales?: unknown };
   return { data, scales };
 }
@@ -199,7 +199,7 @@ export interface DequantizeOptions {
 export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
   const fn = 'dequantize';
   const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
-  if (tensor === null || typeof tensor !== 'object') throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(tensor)}`);
+  if (!isObjectArgument(tensor)) throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(tensor)}`);
   const q = readFields(tensor, TENSOR_KEYS) as QuantizedTensor | FgmpTensor;
   if (q.format === 'fgmp') {
     if (outOption === undefined) return dequantizeFgmp(q);

@@ -7,11 +7,11 @@
 // the checks that protect memory (lengths, types) in C++.
 
 import { BLOCK_FORMATS, type BlockFormatName, type DtypeName, type RoundingName, type ScaleRuleName } from './formats.js';
-import { describe, notOneOf } from './describe.js';
+import { describe, isArray, isObjectArgument, notOneOf } from './describe.js';
 import { isAbortSignal } from './async-jobs.js';
 import { bufferOf, byteLengthOf, byteOffsetOf, lengthOf, plainView, typedArrayName, type TypedArrayOf } from './typed-arrays.js';
 
-export { describe, notOneOf };
+export { describe, isArray, isObjectArgument, notOneOf };
 
 export type Source = Float32Array | Uint16Array;
 
@@ -32,7 +32,7 @@ export function checkName<T extends string>(fn: string, argument: string, value:
 /** An options object: a plain object (undefined → {} when the options are optional). */
 export function checkOptions<T extends object>(fn: string, options: unknown, expected: string, optional: boolean): T {
   if (options === undefined && optional) return {} as T;
-  if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
+  if (!isObjectArgument(options)) {
     throw new TypeError(`${fn}: options must be an object ${expected}, got ${describe(options)}`);
   }
   return options as T;
@@ -72,7 +72,7 @@ export function checkCount(fn: string, argument: string, v: unknown): number {
  */
 export function readShape(fn: string, shape: unknown, argument = 'shape'): number[] | undefined {
   if (shape === undefined) return undefined;
-  if (!Array.isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
+  if (!isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
   const dims = copyShape(shape) as unknown[];
   if (dims.length === 0) throw new RangeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
   if (dims.length > MAX_DIMS) throw new RangeError(`${fn}: ${argument} has more than ${MAX_DIMS} dimensions`);
@@ -108,7 +108,7 @@ export const MAX_DIMS = 64;
 /** An array shape copied into a plain array, its length and each element read once (checked later
  *  by readShape); at most MAX_DIMS + 1 elements are read, enough for readShape to refuse a longer one. */
 export function copyShape(shape: unknown): unknown {
-  return Array.isArray(shape) ? copyArray(shape, MAX_DIMS + 1) : shape;
+  return isArray(shape) ? copyArray(shape, MAX_DIMS + 1) : shape;
 }
 
 /**

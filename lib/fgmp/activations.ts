@@ -6,7 +6,7 @@
 import { fgmpImpacts, quantizeFgmp, type FgmpTensor } from './quantize.js';
 import { selectThreshold } from './select.js';
 import { lengthOf, typedArrayName } from '../core/typed-arrays.js';
-import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, notOneOf, readShape } from '../core/validate.js';
+import { checkArray, checkCount, checkFraction, checkOptions, copyShape, describe, inputArray, isArray, notOneOf, readShape } from '../core/validate.js';
 
 export interface FgmpActivationOptions {
   shape: number[];
@@ -53,7 +53,7 @@ export function calibrateFgmpActivations(
   const fn = 'calibrateFgmpActivations';
   const { cols, channelFisher, fp4Fraction } = checkOptions<{ cols: number; channelFisher: Float32Array; fp4Fraction: number }>(
     fn, options, '{ cols, channelFisher, fp4Fraction }', false);
-  if (!Array.isArray(samples)) throw new TypeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
+  if (!isArray(samples)) throw new TypeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
   // Read before any array is looked at; each element's kind checked as it is read (a sparse array
   // fails at its first hole, not after a copy of all its holes).
   const count = samples.length;

@@ -16,7 +16,7 @@ import { nvfp4TensorScale } from '../kernels/ref/block-scale.js';
 import { widenedRange } from '../kernels/ref/dtype.js';
 import type { Source } from '../kernels/contract.js';
 import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
-import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, readShape } from '../core/validate.js';
+import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, isObjectArgument, readShape } from '../core/validate.js';
 import { nextTurn, snapshotArray, throwIfAborted } from '../core/async-jobs.js';
 import {
   FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
@@ -140,7 +140,7 @@ function floats(p: Prepared): Prepared {
 
 function checkSelection(fn: string, selection: unknown): Pick<Selection, 'threshold' | 'tiesTaken'> {
   const expected = 'must be { threshold: number, tiesTaken: integer ≥ 0 } from selectThreshold()';
-  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection ${expected}, got ${describe(selection)}`);
+  if (!isObjectArgument(selection)) throw new TypeError(`${fn}: selection ${expected}, got ${describe(selection)}`);
   const { threshold, tiesTaken } = selection as Selection;
   if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
     const Kind = typeof threshold !== 'number' || typeof tiesTaken !== 'number' ? TypeError : RangeError;

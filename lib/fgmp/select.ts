@@ -3,7 +3,7 @@
 // tensors, for a model-wide threshold) go to FP4 first.
 
 import { LITTLE_ENDIAN, plainView, typedArrayName } from '../core/typed-arrays.js';
-import { checkFraction, describe, newArray } from '../core/validate.js';
+import { checkFraction, describe, isArray, isObjectArgument, newArray } from '../core/validate.js';
 import { scratch } from '../core/scratch.js';
 
 export interface Selection {
@@ -21,9 +21,9 @@ export interface Selection {
 /** The part of a model-wide selection that applies to tensor `index` (its own share of ties). */
 export function forTensor(selection: Selection, index: number): Pick<Selection, 'threshold' | 'tiesTaken'> {
   const fn = 'forTensor';
-  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection must be the result of selectThreshold(), got ${describe(selection)}`);
+  if (!isObjectArgument(selection)) throw new TypeError(`${fn}: selection must be the result of selectThreshold(), got ${describe(selection)}`);
   const { threshold, ties } = selection;
-  if (typeof threshold !== 'number' || !Array.isArray(ties)) {
+  if (typeof threshold !== 'number' || !isArray(ties)) {
     throw new TypeError(`${fn}: selection must be the result of selectThreshold() ({ threshold, tiesTaken, fp4Blocks, ties }), got an object without them`);
   }
   // Only the length and the one share asked for are read (ties may be sparse, or a Proxy).
@@ -95,18 +95,18 @@ export function selectNonNegative(values: Float64Array, k: number): number {
  * copy of all its 2^32 − 1 holes.
  */
 function readImpacts(fn: string, impacts: unknown): ArrayLike<number>[] {
-  if (!Array.isArray(impacts)) throw new TypeError(`${fn}: impacts must be an array of impact lists (one per tensor), got ${describe(impacts)}`);
+  if (!isArray(impacts)) throw new TypeError(`${fn}: impacts must be an array of impact lists (one per tensor), got ${describe(impacts)}`);
   const count = impacts.length;
   const lists: unknown[] = [];
   for (let i = 0; i < count; i++) {
     const t: unknown = impacts[i];
     const kind = typedArrayName(t);
-    if (kind !== 'Float64Array' && kind !== 'Float32Array' && !Array.isArray(t)) {
+    if (kind !== 'Float64Array' && kind !== 'Float32Array' && !isArray(t)) {
       throw new TypeError(`${fn}: impacts[${i}] must be a Float64Array, a Float32Array or an array of numbers, got ${describe(t)}`);
     }
     lists.push(t);
   }
-  const numbers = lists.map((t, i) => (Array.isArray(t) ? readNumbers(fn, t, i) : null));
+  const numbers = lists.map((t, i) => (isArray(t) ? readNumbers(fn, t, i) : null));
   return lists.map((t, i) => numbers[i] ?? plainView(typedArrayName(t) as 'Float64Array' | 'Float32Array', t as ArrayBufferView));
 }
 
@@ -171,7 +171,7 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
  */
 export function assignPrecision(impactLists: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
   const fn = 'assignPrecision';
-  if (selection === null || typeof selection !== 'object') throw new TypeError(`${fn}: selection must be { threshold, tiesTaken } (from selectThreshold or forTensor), got ${describe(selection)}`);
+  if (!isObjectArgument(selection)) throw new TypeError(`${fn}: selection must be { threshold, tiesTaken } (from selectThreshold or forTensor), got ${describe(selection)}`);
   const { threshold, tiesTaken } = selection; // read before the impacts are looked at
   if (typeof threshold !== 'number' || typeof tiesTaken !== 'number') {
     throw new TypeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);

@@ -21,7 +21,7 @@ export type WeightOperand =
   | { kind: 'float'; mode: 'none'; operand: DecodedOperand };
 
 function release(w: WeightOperand): void {
-  if (w.kind === 'quantized' && w.weights instanceof PreparedWeights) w.weights.dispose();
+  if (w.kind === 'quantized' && PreparedWeights.is(w.weights)) w.weights.dispose();
   counters.weightsReleased++;
 }
 
