@@ -86,6 +86,42 @@ async function runParts(out: string, options: CheckpointOptions, count: number, 
   return results;
 }
 
+describe('runCheckpointPart and mergeCheckpointParts refuse bad arguments by name, before anything is read or written', () => {
+  const named = async (call: () => Promise<unknown>): Promise<string> => call().then(() => 'no error', (e: Error) => `${e.constructor.name}: ${e.message}`);
+  const request = { input, output: join(root, 'args-out'), options: serializeOptions({ format: 'mxfp4' }), part: 0, parts: 2 };
+
+  it('runCheckpointPart', async () => {
+    expect(await named(() => runCheckpointPart(null as never))).toBe('TypeError: runCheckpointPart: the request must be an object { input, output, options, part, parts, run? }, got null');
+    expect(await named(() => runCheckpointPart({} as never))).toBe('TypeError: runCheckpointPart: input must be a path (a non-empty string), got undefined');
+    expect(await named(() => runCheckpointPart({ ...request, output: '' }))).toBe('RangeError: runCheckpointPart: output must be a path (a non-empty string), got ""');
+    expect(await named(() => runCheckpointPart({ ...request, options: null as never }))).toBe('TypeError: runCheckpointPart: options must be an object (serializeOptions), got null');
+    expect(await named(() => runCheckpointPart({ ...request, part: 2n as never }))).toBe('TypeError: runCheckpointPart: part must be a non-negative integer (a Number), got 2n (a BigInt)');
+    expect(await named(() => runCheckpointPart({ ...request, part: 2 }))).toBe('RangeError: runCheckpointPart: part 2 does not exist in 2 parts (parts are numbered 0..1)');
+    expect(await named(() => runCheckpointPart({ ...request, part: -1 }))).toBe('RangeError: runCheckpointPart: part must be a non-negative integer, got -1');
+    expect(await named(() => runCheckpointPart({ ...request, parts: 0 }))).toBe('RangeError: runCheckpointPart: parts must be 1..100000, got 0');
+    expect(await named(() => runCheckpointPart({ ...request, run: '../../etc' }))).toBe('RangeError: runCheckpointPart: run must be a run key (a lowercase hex string), got "../../etc"');
+    expect(await named(() => runCheckpointPart({ ...request, run: 42 as never }))).toBe('TypeError: runCheckpointPart: run must be a run key (a lowercase hex string), got 42');
+    expect(await named(() => runCheckpointPart({ ...request, fingerprint: 'x' as never }))).toBe('TypeError: runCheckpointPart: fingerprint must be an object (from the run\'s plan), got "x"');
+    expect(await named(() => runCheckpointPart(request, 42 as never))).toBe('TypeError: runCheckpointPart: onProgress must be a function, got 42');
+    expect(await named(() => runCheckpointPart(request, undefined, {} as never))).toBe('TypeError: runCheckpointPart: signal must be an AbortSignal, got an object');
+    expect(await named(() => runCheckpointPart(request, undefined, undefined, { autoMerge: 'yes' as never }))).toBe('TypeError: runCheckpointPart: opts.autoMerge must be a boolean, got "yes"');
+    expect(existsSync(partsFolder(request.output))).toBe(false);
+  });
+
+  it('mergeCheckpointParts; a run key never names a folder outside the parts folder', async () => {
+    const out = join(root, 'args-merge');
+    expect(await named(() => mergeCheckpointParts(42 as never))).toBe('TypeError: mergeCheckpointParts: outDir must be a path (a non-empty string), got 42');
+    expect(await named(() => mergeCheckpointParts(out, null as never))).toBe('TypeError: mergeCheckpointParts: options must be an object { ifUnlocked?, unlock?, run?, plannedAt? }, got null');
+    expect(await named(() => mergeCheckpointParts(out, { run: '../../etc' }))).toBe('RangeError: mergeCheckpointParts: options.run must be a run key (a lowercase hex string), got "../../etc"');
+    expect(await named(() => mergeCheckpointParts(out, { run: 42 as never }))).toBe('TypeError: mergeCheckpointParts: options.run must be a run key (a lowercase hex string), got 42');
+    expect(await named(() => mergeCheckpointParts(out, { unlock: 1 as never }))).toBe('TypeError: mergeCheckpointParts: options.unlock must be a boolean, got 1');
+    expect(await named(() => mergeCheckpointParts(out, { plannedAt: NaN }))).toBe('RangeError: mergeCheckpointParts: options.plannedAt must be a finite time in epoch ms, got NaN');
+    expect(() => runFolder(out, '../x')).toThrow('not a run key (lowercase hex): "../x"');
+    expect(() => runFolder(out, 'ABC')).toThrow(RangeError);
+    expect(existsSync(partsFolder(out))).toBe(false);
+  });
+});
+
 describe('--shard parts and merge', () => {
   const cases: Array<[string, CheckpointOptions, number, number[]]> = [
     ['nvfp4 compressed-tensors (fused q/k/v and gate/up scales across shards), 3 parts in reverse', { format: 'nvfp4', layout: 'compressed-tensors' }, 3, [2, 1, 0]],

@@ -32,7 +32,8 @@ import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
 import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
-import { checkCheckpointOptions } from './checkpoint-options.js';
+import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
+import { checkCount, describe, isAbortSignal, isObjectArgument, readFields } from '../core/validate.js';
 import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** The parts folder of an output: one folder per run (runFolder). */
@@ -43,12 +44,65 @@ export function partsFolder(outDir: string): string {
 /** The folder of one run in the parts folder: its parts' shards, one record per finished part, the
  *  queued run's plan and the merge lock. The merge moves the shards into the output and removes it. */
 export function runFolder(outDir: string, run: string): string {
+  // A run key is lowercase hex (planRun): anything else (a '..', a '/') would name a path outside the parts folder.
+  if (typeof run !== 'string' || !RUN_KEY.test(run)) throw new RangeError(`not a run key (lowercase hex): ${describe(run)}`);
   return join(partsFolder(outDir), `run-${run}`);
+}
+
+const RUN_KEY = /^[0-9a-f]{1,64}$/;
+
+/** An optional run key argument: lowercase hex, as planRun makes them. */
+function checkRunKey(fn: string, argument: string, run: unknown): string | undefined {
+  if (run === undefined) return undefined;
+  if (typeof run !== 'string') throw new TypeError(`${fn}: ${argument} must be a run key (a lowercase hex string), got ${describe(run)}`);
+  if (!RUN_KEY.test(run)) throw new RangeError(`${fn}: ${argument} must be a run key (a lowercase hex string), got ${describe(run)}`);
+  return run;
+}
+
+/** The most parts a run may have (as --shard takes them). */
+const MAX_PARTS = 100000;
+
+/** runCheckpointPart's request, each field read once and checked before anything is opened. */
+function checkPartRequest(fn: string, req: unknown): PartRequest {
+  if (!isObjectArgument(req)) throw new TypeError(`${fn}: the request must be an object { input, output, options, part, parts, run? }, got ${describe(req)}`);
+  const r = readFields(req, ['input', 'output', 'options', 'part', 'parts', 'run', 'fingerprint', 'samples']);
+  const input = checkPath(fn, 'input', r.input);
+  const output = checkPath(fn, 'output', r.output);
+  if (!isObjectArgument(r.options)) throw new TypeError(`${fn}: options must be an object (serializeOptions), got ${describe(r.options)}`);
+  const parts = checkCount(fn, 'parts', r.parts);
+  if (parts < 1 || parts > MAX_PARTS) throw new RangeError(`${fn}: parts must be 1..${MAX_PARTS}, got ${parts}`);
+  const part = checkCount(fn, 'part', r.part);
+  if (part >= parts) throw new RangeError(`${fn}: part ${part} does not exist in ${parts} parts (parts are numbered 0..${parts - 1})`);
+  for (const key of ['fingerprint', 'samples'] as const) {
+    if (r[key] !== undefined && !isObjectArgument(r[key])) throw new TypeError(`${fn}: ${key} must be an object (from the run's plan), got ${describe(r[key])}`);
+  }
+  return {
+    input, output, options: r.options as SerializedOptions, part, parts, run: checkRunKey(fn, 'run', r.run),
+    fingerprint: r.fingerprint as InputFingerprint | undefined, samples: r.samples as DataSamples | undefined,
+  };
+}
+
+/** mergeCheckpointParts' options, each read once and checked. */
+function checkMergeOptions(fn: string, mo: unknown): MergeOptions {
+  if (mo === undefined) return {};
+  if (!isObjectArgument(mo)) throw new TypeError(`${fn}: options must be an object { ifUnlocked?, unlock?, run?, plannedAt? }, got ${describe(mo)}`);
+  const o = readFields(mo, ['ifUnlocked', 'unlock', 'run', 'plannedAt']);
+  for (const key of ['ifUnlocked', 'unlock'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`${fn}: options.${key} must be a boolean, got ${describe(o[key])}`);
+  }
+  if (o.plannedAt !== undefined) {
+    if (typeof o.plannedAt !== 'number') throw new TypeError(`${fn}: options.plannedAt must be a time in epoch ms (a Number), got ${describe(o.plannedAt)}`);
+    if (!Number.isFinite(o.plannedAt)) throw new RangeError(`${fn}: options.plannedAt must be a finite time in epoch ms, got ${describe(o.plannedAt)}`);
+  }
+  return {
+    ifUnlocked: o.ifUnlocked as boolean | undefined, unlock: o.unlock as boolean | undefined,
+    run: checkRunKey(fn, 'options.run', o.run), plannedAt: o.plannedAt as number | undefined,
+  };
 }
 
 /** What fp4kit writes in a parts folder (run folders) and in a run folder (shards, records, the plan,
  *  the lock, and their temporary files). */
-const RUN_FOLDER = /^run-[0-9a-f]+$/;
+const RUN_FOLDER = /^run-[0-9a-f]{1,64}$/;
 const IN_RUN_FOLDER = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|plan\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
 
 /** Create the run's folder (and the parts folder), or check that an existing parts folder holds only
@@ -292,11 +346,19 @@ export interface PartResult {
  * every record present merges.
  */
 export async function runCheckpointPart(
-  req: PartRequest,
+  request: PartRequest,
   onProgress?: (p: CheckpointProgress) => void,
   signal?: AbortSignal,
   opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
+  const fn = 'runCheckpointPart';
+  const req = checkPartRequest(fn, request); // read once: the part uses this copy
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`${fn}: onProgress must be a function, got ${describe(onProgress)}`);
+  if (signal !== undefined && !isAbortSignal(signal)) throw new TypeError(`${fn}: signal must be an AbortSignal, got ${describe(signal)}`);
+  if (!isObjectArgument(opts)) throw new TypeError(`${fn}: opts must be an object { autoMerge? }, got ${describe(opts)}`);
+  const { autoMerge } = readFields(opts, ['autoMerge']);
+  if (autoMerge !== undefined && typeof autoMerge !== 'boolean') throw new TypeError(`${fn}: opts.autoMerge must be a boolean, got ${describe(autoMerge)}`);
+  opts = { autoMerge };
   const startedAt = Date.now();
   const planned: { run?: string } = {};
   try {
@@ -446,7 +508,10 @@ export interface MergeOptions {
  * publish it as a single run does. Returns the summary (with the copied extra files listed, as
  * quantizeCheckpoint returns it), or null with `ifUnlocked` when another merge holds the lock.
  */
-export async function mergeCheckpointParts(outDir: string, mo: MergeOptions = {}): Promise<CheckpointSummary | null> {
+export async function mergeCheckpointParts(outDir: string, options?: MergeOptions): Promise<CheckpointSummary | null> {
+  const fn = 'mergeCheckpointParts';
+  checkPath(fn, 'outDir', outDir);
+  const mo = checkMergeOptions(fn, options); // read once
   // The run to merge: the one named, else the one run with records in the parts folder.
   let chosen = mo.run;
   if (chosen === undefined) {
