@@ -499,6 +499,14 @@ describe('fp4Dense', () => {
     expect(() => layers.fp4Dense({ units: 2, dge: { k: '5' as never } })).toThrow(TypeError);
     expect(() => layers.fp4Dense({ units: 2, dge: { kk: 3 } as never })).toThrow(/dge has no option "kk"/);
     expect(() => layers.fp4Dense({ units: 2, occ: { alpha: 0.9, beta: 1 } as never })).toThrow(/occ has no option "beta"/);
+    expect(() => layers.fp4Dense({ units: 2, dge: { toString: 1 } as never })).toThrow(/dge has no option "toString"/);
+    // Dense's own count, checked by name before tfjs sees it (tfjs: a plain Error naming no layer, a BigInt printed as 2)
+    const refusal = (f: () => unknown): string => { try { f(); return 'no error'; } catch (e) { return `${(e as Error).constructor.name}: ${(e as Error).message}`; } };
+    expect(refusal(() => layers.fp4Dense({ units: 2n as never }))).toBe('TypeError: fp4Dense: units must be a positive integer (a Number), got 2n (a BigInt)');
+    expect(refusal(() => layers.fp4Dense({ units: NaN }))).toBe('RangeError: fp4Dense: units must be a positive integer, got NaN');
+    expect(refusal(() => layers.fp4Dense({ units: 0 }))).toBe('RangeError: fp4Dense: units must be a positive integer, got 0');
+    expect(refusal(() => layers.fp4Dense(null as never))).toBe('TypeError: fp4Dense: expected an options object { units, … }, got null');
+    expect(refusal(() => layers.fp4Dense({ units: 2, gradients: 5 as never }))).toBe('TypeError: fp4Dense: gradients must be one of e5m2, fp32, got 5');
     // null means the default, as for the other options
     expect(layers.fp4Dense({ units: 2, dge: null, occ: null, gradients: null, scaling: null, ties: null }).fp4).toEqual(layers.fp4Dense({ units: 2 }).fp4);
     // a key given as undefined keeps its default, as an absent one does

@@ -3,7 +3,7 @@
 // their quantizers and unbiased on average), serialization, training, and option errors.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { layers, BinaryDense } from '../lib/tfjs/index.js';
+import { layers, BinaryDense, BinaryConv2D, weightCacheOf } from '../lib/tfjs/index.js';
 import { outputGradientEstimates } from '../lib/training/binary-backward.js';
 import { StepSeeds } from '../lib/tfjs/layers/binary-ops.js';
 import { onCpuAndOnFp4kitQuantizingEveryB } from './helpers/fp4kit-every-b.js';
@@ -227,6 +227,20 @@ describe('binaryDense', () => {
     expect(() => layers.binaryDense({ units: 2, bits: 9 })).toThrow(/binaryDense: bits must be an integer in \[1, 8\]/);
     expect(() => layers.binaryDense({ units: 2, prune: 'half' as never })).toThrow(/binaryDense: prune must be one of/);
     expect(() => layers.binaryDense({ units: 2, seed: -1 })).toThrow(/binaryDense: seed/);
+    // The wrong kind of value is a TypeError, a wrong value of the right kind a RangeError; tfjs's own counts are checked by name first
+    const refusal = (f: () => unknown): string => { try { f(); return 'no error'; } catch (e) { return `${(e as Error).constructor.name}: ${(e as Error).message}`; } };
+    expect(refusal(() => layers.binaryDense({ units: 4, seed: 2n as never }))).toBe('TypeError: binaryDense: seed must be an integer in [0, 2^32) (a Number), got 2n (a BigInt)');
+    expect(refusal(() => layers.binaryDense({ units: 4, bits: '4' as never }))).toBe('TypeError: binaryDense: bits must be an integer in [1, 8] (a Number), got "4"');
+    expect(refusal(() => layers.binaryDense({ units: 4, prune: 1 as never }))).toBe('TypeError: binaryDense: prune must be one of agp, topk, none, got 1');
+    expect(refusal(() => layers.binaryDense({ units: 2n as never }))).toBe('TypeError: binaryDense: units must be a positive integer (a Number), got 2n (a BigInt)');
+    expect(refusal(() => layers.binaryDense({ units: -1 }))).toBe('RangeError: binaryDense: units must be a positive integer, got -1');
+    expect(refusal(() => layers.binaryConv2d({ filters: 2n as never, kernelSize: 3 }))).toBe('TypeError: binaryConv2d: filters must be a positive integer (a Number), got 2n (a BigInt)');
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: 0 }))).toBe('RangeError: binaryConv2d: kernelSize must be a positive integer, got 0');
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: [3, NaN] }))).toBe('RangeError: binaryConv2d: kernelSize[1] must be a positive integer, got NaN');
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: [3, 3, 3] as never }))).toBe('RangeError: binaryConv2d: kernelSize must be a positive integer or two of them, got an array of 3');
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: 3, strides: -1 }))).toBe('RangeError: binaryConv2d: strides must be a positive integer, got -1');
+    expect(layers.binaryConv2d({ filters: 4, kernelSize: [3, 2], strides: [1, 2] })).toBeInstanceOf(BinaryConv2D);
+    expect(refusal(() => weightCacheOf(42 as never))).toBe("TypeError: weightCacheOf: backend must be a tfjs backend (tf.backend(), tf.findBackend('fp4kit')), got 42");
   });
 });
 

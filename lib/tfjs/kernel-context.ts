@@ -5,11 +5,13 @@ import type { KernelBackend, KernelConfig, KernelFunc, NamedAttrMap, NamedTensor
 import { counters } from './counters.js';
 import { storageOf, type TensorStorage } from './storage.js';
 import { WeightCache } from './weight-cache.js';
+import { describe, isObjectArgument } from '../core/validate.js';
 
 const caches = new WeakMap<KernelBackend, WeightCache>();
 
 /** The weight cache of a backend instance. */
 export function weightCacheOf(backend: KernelBackend): WeightCache {
+  if (!isObjectArgument(backend)) throw new TypeError(`weightCacheOf: backend must be a tfjs backend (tf.backend(), tf.findBackend('fp4kit')), got ${describe(backend)}`);
   let c = caches.get(backend);
   if (c === undefined) caches.set(backend, (c = new WeightCache()));
   return c;

@@ -6,6 +6,7 @@
 // other than 1 is refused). Serializes as 'BinaryConv2D'.
 
 import * as tf from '@tensorflow/tfjs';
+import { checkIntegerPair, checkLayerArgs, checkPositiveInteger } from './base-options.js';
 import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
@@ -33,7 +34,10 @@ export class BinaryConv2D extends Conv2D {
   private readonly seeds: StepSeeds;
 
   constructor(args: BinaryConv2dArgs) {
-    if (typeof args !== 'object' || args === null) throw new TypeError(`binaryConv2d: expected an options object { filters, kernelSize, … }, got ${String(args)}`);
+    checkLayerArgs('binaryConv2d', args, '{ filters, kernelSize, … }');
+    checkPositiveInteger('binaryConv2d', 'filters', args.filters);
+    checkIntegerPair('binaryConv2d', 'kernelSize', args.kernelSize, false);
+    checkIntegerPair('binaryConv2d', 'strides', args.strides, true);
     const binary = readBinaryOptions('binaryConv2d', args);
     super(args);
     const self = this as unknown as ConvInternals;

@@ -6,6 +6,7 @@
 // 'bias', plus 'alpha'. Serializes as 'BinaryDense'.
 
 import * as tf from '@tensorflow/tfjs';
+import { checkLayerArgs, checkPositiveInteger } from './base-options.js';
 import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
@@ -30,7 +31,8 @@ export class BinaryDense extends Dense {
   private readonly seeds: StepSeeds;
 
   constructor(args: BinaryDenseArgs) {
-    if (typeof args !== 'object' || args === null) throw new TypeError(`binaryDense: expected an options object { units, … }, got ${String(args)}`);
+    checkLayerArgs('binaryDense', args, '{ units, … }');
+    checkPositiveInteger('binaryDense', 'units', args.units);
     const binary = readBinaryOptions('binaryDense', args);
     super(args);
     this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };

@@ -3,6 +3,7 @@
 
 import { BINARY_GRADIENT_MODES, type BinaryGradientMode, type BinaryGradientOptions } from '../../training/binary-backward.js';
 import type { GradientPrune } from '../../core/quantize-gradient.js';
+import { describe, notOneOf } from '../../core/validate.js';
 
 export interface BinaryLayerOptions {
   /** The output gradient of the backward products: 'scq' (default: per sample for ∇X, per channel
@@ -32,12 +33,14 @@ const PRUNES: readonly GradientPrune[] = ['agp', 'topk', 'none'];
 export function readBinaryOptions(fn: string, args: BinaryLayerOptions): Omit<BinaryLayerConfig, 'seed'> & { seed: number | undefined } {
   const { gradients = 'scq', bits = 4, prune = 'agp', seed } = args;
   if (typeof gradients !== 'string' || !(BINARY_GRADIENT_MODES as readonly string[]).includes(gradients)) {
-    throw new RangeError(`${fn}: gradients must be one of ${BINARY_GRADIENT_MODES.join(', ')}, got ${JSON.stringify(gradients)}`);
+    throw notOneOf('string', gradients, `${fn}: gradients must be one of ${BINARY_GRADIENT_MODES.join(', ')}, got ${describe(gradients)}`);
   }
-  if (typeof bits !== 'number' || !Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: bits must be an integer in [1, 8], got ${String(bits)}`);
-  if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw new RangeError(`${fn}: prune must be one of ${PRUNES.join(', ')}, got ${JSON.stringify(prune)}`);
-  if (seed !== undefined && (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
-    throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${String(seed)}`);
+  if (typeof bits !== 'number') throw new TypeError(`${fn}: bits must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
+  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: bits must be an integer in [1, 8], got ${describe(bits)}`);
+  if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw notOneOf('string', prune, `${fn}: prune must be one of ${PRUNES.join(', ')}, got ${describe(prune)}`);
+  if (seed !== undefined) {
+    if (typeof seed !== 'number') throw new TypeError(`${fn}: seed must be an integer in [0, 2^32) (a Number), got ${describe(seed)}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${describe(seed)}`);
   }
   return { mode: gradients, bits, prune, seed };
 }

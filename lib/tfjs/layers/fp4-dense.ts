@@ -5,6 +5,7 @@
 // means what it means there, the weights are Dense's 'kernel' and 'bias'. Serializes as 'Fp4Dense'.
 
 import * as tf from '@tensorflow/tfjs';
+import { checkLayerArgs, checkPositiveInteger } from './base-options.js';
 import { fp4MatMul, type Fp4ForwardStats } from './fp4-ops.js';
 import { fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';
 
@@ -30,7 +31,8 @@ export class Fp4Dense extends Dense {
   readonly lastForward: Fp4ForwardStats = { clampedFraction: 0 };
 
   constructor(args: Fp4DenseArgs) {
-    if (typeof args !== 'object' || args === null) throw new TypeError(`fp4Dense: expected an options object { units, … }, got ${String(args)}`);
+    checkLayerArgs('fp4Dense', args, '{ units, … }');
+    checkPositiveInteger('fp4Dense', 'units', args.units);
     const fp4 = readFp4Options('fp4Dense', args);
     const { dge: _dge, occ: _occ, gradients: _g, scaling: _s, ties: _t, weights, ...rest } = args;
     // An array under `weights` is Dense's own option (initial weights); a string was the FP4 scaling.

@@ -4,6 +4,7 @@
 import { DGE_DEFAULTS, type DgeOptions } from '../../training/dge.js';
 import { OCC_DEFAULTS, type OccOptions } from '../../training/occ.js';
 import { TIE_RULES, type Fp4BlockFormat, type TieRule } from '../../training/fp4-quantizer.js';
+import { describe, isObjectArgument, notOneOf } from '../../core/validate.js';
 
 export type Fp4WeightScaling = 'per-channel' | Fp4BlockFormat;
 const WEIGHT_SCALINGS: readonly Fp4WeightScaling[] = ['per-channel', 'nvfp4', 'mxfp4'];
@@ -44,8 +45,8 @@ export interface Fp4LayerConfig {
 function objectOrFalse<T extends object>(fn: string, name: string, v: unknown, defaults: T): T | false {
   if (v === false) return false;
   if (v === undefined || v === null || v === true) return { ...defaults };
-  if (typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${fn}: ${name} must be an object or false, got ${JSON.stringify(v)}`);
-  const unknown = Object.keys(v).filter((key) => !(key in defaults));
+  if (!isObjectArgument(v)) throw new TypeError(`${fn}: ${name} must be an object or false, got ${describe(v)}`);
+  const unknown = Object.keys(v).filter((key) => !Object.hasOwn(defaults, key)); // 'toString' is not an option
   if (unknown.length > 0) throw new RangeError(`${fn}: ${name} has no option ${unknown.map((u) => JSON.stringify(u)).join(', ')} (allowed: ${Object.keys(defaults).join(', ')})`);
   // A key given as undefined keeps its default (as an absent key does: the type is Partial).
   const given = Object.fromEntries(Object.entries(v).filter(([, value]) => value !== undefined));
@@ -53,20 +54,13 @@ function objectOrFalse<T extends object>(fn: string, name: string, v: unknown, d
 }
 
 function numberOption(fn: string, name: string, v: unknown): number {
-  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number, got ${describe(v)}`);
   return v;
 }
 
 function oneOf<T extends string>(fn: string, name: string, v: unknown, allowed: readonly T[]): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new RangeError(`${fn}: ${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`);
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw notOneOf('string', v, `${fn}: ${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`);
   return v as T;
-}
-
-/** A short description of a bad value (not a dump of a tensor's internals). */
-function describe(v: unknown): string {
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === 'object' && v !== null) return `an object (${(v as object).constructor?.name ?? 'Object'})`;
-  return JSON.stringify(v) ?? String(v);
 }
 
 /** The FP4 scaling from `scaling`, or from a string under its earlier name `weights`. */
@@ -85,11 +79,11 @@ export function readFp4Options(fn: string, args: Fp4LayerOptions & Fp4LegacyOpti
   if (dge) {
     const k = numberOption(fn, 'dge.k', dge.k);
     const cap = numberOption(fn, 'dge.cap', dge.cap);
-    if (!(k >= 1) || !Number.isFinite(k)) throw new RangeError(`${fn}: dge.k must be a finite number ≥ 1, got ${String(k)}`);
-    if (!(cap > 0) || !Number.isFinite(cap)) throw new RangeError(`${fn}: dge.cap must be a finite positive number, got ${String(cap)}`);
+    if (!(k >= 1) || !Number.isFinite(k)) throw new RangeError(`${fn}: dge.k must be a finite number ≥ 1, got ${describe(k)}`);
+    if (!(cap > 0) || !Number.isFinite(cap)) throw new RangeError(`${fn}: dge.cap must be a finite positive number, got ${describe(cap)}`);
   }
   const occ = objectOrFalse(fn, 'occ', args.occ, OCC_DEFAULTS);
-  if (occ && !(numberOption(fn, 'occ.alpha', occ.alpha) > 0.5 && occ.alpha < 1)) throw new RangeError(`${fn}: occ.alpha must be in (0.5, 1), got ${String(occ.alpha)}`);
+  if (occ && !(numberOption(fn, 'occ.alpha', occ.alpha) > 0.5 && occ.alpha < 1)) throw new RangeError(`${fn}: occ.alpha must be in (0.5, 1), got ${describe(occ.alpha)}`);
   const gradients = oneOf(fn, 'gradients', args.gradients ?? 'e5m2', GRADIENT_FORMATS);
   const scaling = readScaling(fn, args);
   const ties = oneOf(fn, 'ties', args.ties ?? 'nearest-even', TIE_RULES);
