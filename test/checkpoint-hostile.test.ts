@@ -1045,7 +1045,7 @@ describe('the checkpoint API refuses bad arguments by name', () => {
       [{ format: 'nvfp4', layout: 'modelopt', inputScale: NaN }, 'RangeError: quantizeCheckpoint: options.inputScale must be a finite float32 ≥ 2^-126, got NaN'],
       [{ format: 'nvfp4', layout: 'modelopt', inputScale: 1e39 }, 'RangeError: quantizeCheckpoint: options.inputScale 1e+39 overflows float32'],
       [{ format: 'nvfp4', layout: 'modelopt', inputScale: 'x' }, 'TypeError: quantizeCheckpoint: options.inputScale must be a finite float32 ≥ 2^-126 (a Number), got "x"'],
-      [{ format: 'nvfp4', layout: 'compressed-tensors', inputScale: 0.5 }, 'RangeError: quantizeCheckpoint: options.inputScale (--input-scale) applies to --layout modelopt only (its input_scale)'],
+      [{ format: 'nvfp4', layout: 'compressed-tensors', inputScale: 0.5 }, 'RangeError: quantizeCheckpoint: options.inputScale applies to the modelopt layout only (its input_scale)'],
       [{ format: 'mxfp4', rounding: 'stochastic', seed: NaN }, 'RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got NaN'],
       [{ format: 'mxfp4', rounding: 'stochastic', seed: 1.5 }, 'RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got 1.5'],
       [{ format: 'mxfp4', rounding: 'stochastic', seed: 2 ** 40 }, `RangeError: quantizeCheckpoint: options.seed must be an integer in [0, 2^32), got ${2 ** 40}`],

@@ -94,13 +94,18 @@ describe('fp4kit quantize / inspect', () => {
   it('a flag that does not apply to the format or layout is a usage error, not ignored (a run that ignored --input-scale published W4A16)', () => {
     const u = join(root, 'na');
     const cases: Array<[string[], string]> = [
-      [['--format', 'nvfp4', '--layout', 'compressed-tensors', '--input-scale', '0.5'], 'options.inputScale (--input-scale) applies to --layout modelopt only'],
-      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e39'], 'options.inputScale 1e+39 overflows float32'],
-      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e-50'], 'options.inputScale must be a finite float32 ≥ 2^-126, got 1e-50'],
-      [['--format', 'mxfp4', '--seed', '5'], '--seed applies to --rounding stochastic only'],
-      [['--format', 'nvfp4', '--scale-rule', 'ceil'], '--scale-rule applies to the MX formats only'],
-      [['--format', 'nvfp4', '--fp4-fraction', '0.5'], '--fp4-fraction applies to --format fgmp only'],
-      [['--format', 'fgmp', '--rounding', 'stochastic'], '--rounding applies to the block formats (fgmp rounds to nearest) only'],
+      [['--format', 'nvfp4', '--layout', 'compressed-tensors', '--input-scale', '0.5'], 'quantize: --input-scale applies to the modelopt layout only (its input_scale)'],
+      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e39'], 'quantize: --input-scale 1e+39 overflows float32'],
+      [['--format', 'nvfp4', '--layout', 'modelopt', '--input-scale', '1e-50'], 'quantize: --input-scale must be a finite float32 ≥ 2^-126, got 1e-50'],
+      [['--format', 'mxfp4', '--seed', '5'], 'quantize: --seed applies to --rounding stochastic only'],
+      [['--format', 'nvfp4', '--scale-rule', 'ceil'], 'quantize: --scale-rule applies to the MX formats only'],
+      [['--format', 'nvfp4', '--fp4-fraction', '0.5'], 'quantize: --fp4-fraction applies to the fgmp format only'],
+      [['--format', 'fgmp', '--rounding', 'stochastic'], 'quantize: --rounding applies to the block formats (fgmp rounds to nearest) only'],
+      [['--format', 'mxfp4', '--fisher', 'f.safetensors'], 'quantize: --fisher applies to the fgmp format only'],
+      [['--format', 'fp5'], 'quantize: --format must be one of mxfp4, '],
+      [['--format', 'mxfp4', '--layout', 'bogus'], 'quantize: --layout must be one of '],
+      [['--format', 'mxfp4', '--rounding', 'up'], "quantize: --rounding must be 'nearest' or 'stochastic', got \"up\""],
+      [['--format', 'mxfp4', '--scale-rule', 'round'], "quantize: --scale-rule must be 'floor' or 'ceil', got \"round\""],
     ];
     for (const [flags, message] of cases) {
       const r = cli(['quantize', tiny, '-o', u, ...flags]);

@@ -15,6 +15,12 @@ const OPTION_NAMES = [
   'format', 'layout', 'only', 'skip', 'rounding', 'seed', 'scaleRule', 'fisher', 'fp4Fraction', 'inputScale', 'measureError', 'overwrite',
 ] as const;
 
+/** The CLI flag of each option (`fp4kit quantize`), for its messages. */
+const FLAGS = {
+  format: '--format', layout: '--layout', rounding: '--rounding', seed: '--seed', scaleRule: '--scale-rule',
+  fisher: '--fisher', fp4Fraction: '--fp4-fraction', inputScale: '--input-scale',
+} as const;
+
 /** Options that are arguments of quantizeCheckpoint, which a caller may put in the options by mistake. */
 const ARGUMENTS: Record<string, string> = { onProgress: 'fourth', signal: 'fifth' };
 
@@ -38,10 +44,11 @@ function checkBoolean(fn: string, name: string, v: unknown): boolean | undefined
 }
 
 /**
- * `strict` (the CLI): a flag that does not apply to the format or layout (--scale-rule with nvfp4,
- * --fp4-fraction without fgmp, …) is refused; the code API ignores those as quantize() does. An
- * inputScale without the modelopt layout is refused either way: the caller asked for a stored
- * input_scale (W4A4) and would silently get a checkpoint without one.
+ * `strict` (the CLI): messages name the flags, and a flag that does not apply to the format or
+ * layout (--scale-rule with nvfp4, --fp4-fraction without fgmp, --seed without stochastic
+ * rounding, …) is refused; the code API ignores those as quantize() does. An inputScale without
+ * the modelopt layout, or a Fisher file without fgmp, is refused either way: the caller asked for
+ * something the checkpoint would silently lack.
  */
 export function checkCheckpointOptions(fn: string, options: unknown, strict = false): CheckedCheckpointOptions {
   if (!isObjectArgument(options)) {
@@ -53,48 +60,54 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
     throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)}; the options are ${OPTION_NAMES.join(', ')}`);
   }
   const o = readFields(options, OPTION_NAMES);
+  // How an option is named in a message: as the code API spells it, or as the CLI's flag.
+  const N = (option: keyof typeof FLAGS): string => (strict ? FLAGS[option] : `options.${option}`);
   if (typeof o.format !== 'string' || !(QUANT_FORMAT_NAMES as readonly string[]).includes(o.format)) {
-    throw notOneOf('string', o.format, `${fn}: options.format must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${describe(o.format)}`);
+    throw notOneOf('string', o.format, `${fn}: ${N('format')} must be one of ${QUANT_FORMAT_NAMES.join(', ')}, got ${describe(o.format)}`);
   }
   const format = o.format as QuantFormat;
-  const layout = (o.layout ?? 'fp4kit') as LayoutName;
+  const layout = (o.layout === undefined ? 'fp4kit' : o.layout) as LayoutName;
   if (typeof layout !== 'string' || !(LAYOUT_NAMES as readonly string[]).includes(layout)) {
-    throw notOneOf('string', o.layout, `${fn}: options.layout must be one of ${LAYOUT_NAMES.join(', ')}, got ${describe(o.layout)}`);
+    throw notOneOf('string', layout, `${fn}: ${N('layout')} must be one of ${LAYOUT_NAMES.join(', ')}, got ${describe(layout)}`);
   }
   const formats = layoutByName(layout).formats;
   if (!formats.includes(format)) throw new RangeError(`${fn}: the ${layout} layout holds ${formats.join(', ')}; not ${format}`);
   const mx = format !== 'nvfp4' && format !== 'fgmp';
-  if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'stochastic') {
-    throw notOneOf('string', o.rounding, `${fn}: options.rounding must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
-  }
-  const notFor = (what: string, applies: boolean, to: string) => {
-    if (strict && !applies) throw new RangeError(`${fn}: ${what} applies to ${to} only`);
+  // A flag that does not apply: refused by the CLI; the code API ignores it, as quantize() does.
+  const notFor = (option: keyof typeof FLAGS, applies: boolean, to: string) => {
+    if (strict && !applies) throw new RangeError(`${fn}: ${N(option)} applies to ${to} only`);
   };
-  notFor('--rounding', o.rounding === undefined || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
+  if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'stochastic') {
+    throw notOneOf('string', o.rounding, `${fn}: ${N('rounding')} must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
+  }
+  notFor('rounding', o.rounding === undefined || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
   if (o.seed !== undefined) {
-    if (typeof o.seed !== 'number') throw new TypeError(`${fn}: options.seed must be an integer in [0, 2^32) (a Number), got ${describe(o.seed)}`);
-    if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(o.seed)}`);
+    if (typeof o.seed !== 'number') throw new TypeError(`${fn}: ${N('seed')} must be an integer in [0, 2^32) (a Number), got ${describe(o.seed)}`);
+    if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new RangeError(`${fn}: ${N('seed')} must be an integer in [0, 2^32), got ${describe(o.seed)}`);
+    notFor('seed', o.rounding === 'stochastic', `${N('rounding')} stochastic`);
   }
   if (o.scaleRule !== undefined) {
-    if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw notOneOf('string', o.scaleRule, `${fn}: options.scaleRule must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);
-    notFor('--scale-rule', mx, 'the MX formats');
+    if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw notOneOf('string', o.scaleRule, `${fn}: ${N('scaleRule')} must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);
+    notFor('scaleRule', mx, 'the MX formats');
   }
   if (o.fisher !== undefined) {
-    if (typeof o.fisher !== 'string' || o.fisher === '') throw new TypeError(`${fn}: options.fisher must be the path of a safetensors file, got ${describe(o.fisher)}`);
-    if (format !== 'fgmp') throw new RangeError('--fisher applies to --format fgmp only');
+    if (typeof o.fisher !== 'string') throw new TypeError(`${fn}: ${N('fisher')} must be the path of a safetensors file, got ${describe(o.fisher)}`);
+    if (o.fisher === '') throw new RangeError(`${fn}: ${N('fisher')} must be the path of a safetensors file, got ""`);
+    // Refused by the code API too: the caller asked for Fisher-weighted blocks and would get none.
+    if (format !== 'fgmp') throw new RangeError(`${fn}: ${N('fisher')} applies to the fgmp format only`);
   }
   if (o.fp4Fraction !== undefined) {
-    checkFraction(fn, 'options.fp4Fraction', o.fp4Fraction);
-    notFor('--fp4-fraction', format === 'fgmp', '--format fgmp');
+    checkFraction(fn, N('fp4Fraction'), o.fp4Fraction);
+    notFor('fp4Fraction', format === 'fgmp', 'the fgmp format');
   }
   let inputScale: number | undefined;
   if (o.inputScale !== undefined) {
     // Stored as a float32 input_scale: it must be one (finite, normal, > 0) after the rounding. The
     // value is kept as given (the layout rounds it when it writes it): a distributed run's key
     // hashes the options, and must not change with a version that rounds earlier.
-    checkTensorScale(fn, o.inputScale, 'options.inputScale');
+    checkTensorScale(fn, o.inputScale, N('inputScale'));
     inputScale = o.inputScale as number;
-    if (layout !== 'modelopt') throw new RangeError(`${fn}: options.inputScale (--input-scale) applies to --layout modelopt only (its input_scale)`);
+    if (layout !== 'modelopt') throw new RangeError(`${fn}: ${N('inputScale')} applies to the modelopt layout only (its input_scale)`);
   }
   return {
     format, layout,

@@ -11,7 +11,7 @@ import { setBackend, type BackendName } from '../index.js';
 import { QUANT_FORMAT_NAMES } from '../core/formats.js';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import { checkCheckpointOptions } from './checkpoint-options.js';
-import { LAYOUT_NAMES, layoutByName, type LayoutName, type QuantFormat } from './layouts/index.js';
+import { LAYOUT_NAMES, type LayoutName, type QuantFormat } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { removeStagingSync } from './safetensors/output-folder.js';
 import { makeFolders } from './safetensors/make-folders.js';
@@ -165,25 +165,16 @@ async function runQuantize(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'quantize needs an input checkpoint' : `quantize takes one input, got ${positionals.length}`);
   if (!v.output) throw new UsageError('quantize needs an output folder: -o <out>');
   if (!v.format) throw new UsageError('quantize needs --format');
-  if (!FORMATS.includes(v.format as QuantFormat)) throw new UsageError(`unknown format ${JSON.stringify(v.format)}; expected one of ${FORMATS.join(', ')}`);
-  const layout = (v.layout ?? 'fp4kit') as LayoutName;
-  let layoutFormats: readonly QuantFormat[];
-  try {
-    layoutFormats = layoutByName(layout).formats;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (!layoutFormats.includes(v.format as QuantFormat)) throw new UsageError(`the ${layout} layout holds ${layoutFormats.join(', ')}, not ${v.format}`);
-  if (v.fisher !== undefined && v.format !== 'fgmp') throw new UsageError('--fisher applies to --format fgmp only');
   const number = (flag: string, s: string | undefined, ok: (x: number) => boolean): number | undefined => {
     if (s === undefined) return undefined;
     const x = Number(s);
     if (s.trim() === '' || !ok(x)) throw new UsageError(`${flag}: invalid value ${JSON.stringify(s)}`);
     return x;
   };
+  // Strings as given: checkCheckpointOptions (strict) checks every value and whether it applies.
   const options: CheckpointOptions = {
     format: v.format as QuantFormat,
-    layout,
+    layout: v.layout as LayoutName | undefined,
     fisher: v.fisher,
     fp4Fraction: number('--fp4-fraction', v['fp4-fraction'], (x) => x >= 0 && x <= 1),
     rounding: v.rounding as CheckpointOptions['rounding'],
@@ -193,8 +184,6 @@ async function runQuantize(argv: string[]): Promise<number> {
     measureError: !v['no-error-stats'],
     overwrite: v.force === true,
   };
-  if (options.rounding !== undefined && options.rounding !== 'nearest' && options.rounding !== 'stochastic') throw new UsageError(`--rounding: expected nearest or stochastic`);
-  if (options.scaleRule !== undefined && options.scaleRule !== 'floor' && options.scaleRule !== 'ceil') throw new UsageError(`--scale-rule: expected floor or ceil`);
   for (const flag of ['only', 'skip'] as const) {
     const src = v[flag];
     if (src === undefined) continue;
@@ -204,9 +193,8 @@ async function runQuantize(argv: string[]): Promise<number> {
       throw new UsageError(`--${flag}: invalid regular expression (${(err as Error).message})`);
     }
   }
-  if (v.seed !== undefined && options.rounding !== 'stochastic') throw new UsageError('--seed applies to --rounding stochastic only');
   try {
-    checkCheckpointOptions('fp4kit quantize', options, true); // a flag that does not apply to the format or layout is refused, not ignored
+    checkCheckpointOptions('quantize', options, true); // a flag that does not apply to the format or layout is refused, not ignored
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
