@@ -156,6 +156,19 @@ describe('the E2M1 quantizer of fp4Dense', () => {
       }
     }
   });
+
+  it('a residual float32 cannot hold (a huge value in a row whose quantile lies far on the other side) is kept in float64, not ±Inf', () => {
+    const rows = new Float32Array(256).fill(-3e38);
+    rows[127] = 3e38; // row 0's 0.99 quantile is −3e38: its residual is 6e38
+    rows.set(gaussian(128, 45), 128);
+    rows[128 + 9] = 1e6; // row 1: an ordinary outlier, its residual rounded to float32 as the released code does
+    const c = clampRows(rows, 2, 128);
+    const huge = c.residuals[Array.from(c.columns).indexOf(127)];
+    expect(huge).toBe(2 * Math.fround(3e38)); // v − clamp(v) in float64
+    const e = c.rowStart[1] + Array.from(c.columns.subarray(c.rowStart[1], c.rowStart[2])).indexOf(9);
+    expect(c.residuals[e]).toBe(Math.fround(1e6 - c.clamped[128 + 9]));
+    expect(c.residuals[e]).not.toBe(1e6 - c.clamped[128 + 9]); // the float32 rounding is exercised
+  });
 });
 
 describe('OCC quantiles by selection', () => {
@@ -215,9 +228,52 @@ describe('the W4A4 forward on fp4kit\'s FP4 integer kernel', () => {
     const g = new Float32Array([NaN, 1]);
     expect(integerW4A4(g, new Float32Array([1]), new Float32Array([1, 1]), new Float32Array([1]), 1, 2, 1)).toBeNull();
   });
+
+  it('huge activations against small weights give the finite product: where sum / γa leaves float32 the scales divide in float64', () => {
+    const [t, k, n] = [3, 64, 4];
+    const x = gaussian(t * k, 41).map((v) => v * 5e37); // row absmax ~1.5e38: γa ~4e-38, sum / γa ~1e39
+    const w = gaussian(k * n, 42).map((v) => v * 1e-4);
+    const aq = quantizeE2M1(x, t, k, 'rows', 'nearest-even');
+    const wq = quantizeE2M1(w, k, n, 'columns', 'nearest-even');
+    let overflowing = 0;
+    for (const backend of testedBackends()) {
+      const got = withBackend(backend, () => integerW4A4(aq.grid!, aq.scales, wq.grid!, wq.scales, t, k, n))!;
+      for (let r = 0; r < t; r++) {
+        for (let c = 0; c < n; c++) {
+          // The simulated product x̂·ŵ in float64 (x̂ = grid / γa, ŵ = grid / γw): independent of the kernel.
+          let sum = 0, size = 0, exactSum = 0;
+          for (let i = 0; i < k; i++) {
+            const term = (aq.grid![r * k + i] / aq.scales[r]) * (wq.grid![i * n + c] / wq.scales[c]);
+            sum += term; size += Math.abs(term);
+            exactSum += aq.grid![r * k + i] * wq.grid![i * n + c];
+          }
+          if (!Number.isFinite(Math.fround(exactSum / aq.scales[r]))) overflowing++;
+          expect(Number.isFinite(got[r * n + c]), `${backend} (${r}, ${c})`).toBe(true);
+          expect(Math.abs(got[r * n + c] - sum), `${backend} (${r}, ${c})`).toBeLessThanOrEqual(1e-6 * size);
+        }
+      }
+    }
+    expect(overflowing).toBeGreaterThan(0); // the case is exercised: the old order gave ±Inf there
+  });
 });
 
 describe('the FP8 backward product (lib/training/fp8-product.ts)', () => {
+  it('huge rows against small ones give the finite product (the first scale division would overflow float32)', () => {
+    const [m, r, n] = [2, 64, 3];
+    const a = castFp8Rows(gaussian(m * r, 43).map((v) => v * 5e37), m, r, 'e4m3', 'per-row')!;
+    const b = castFp8Rows(gaussian(n * r, 44).map((v) => v * 1e-4), n, r, 'e5m2', 'per-tensor')!;
+    const av = fp8Values(a), bv = fp8Values(b);
+    const got = fp8Product(a, b);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0, size = 0;
+        for (let q = 0; q < r; q++) { sum += av[i * r + q] * bv[j * r + q]; size += Math.abs(av[i * r + q] * bv[j * r + q]); }
+        expect(Number.isFinite(got[i * n + j]), `(${i}, ${j})`).toBe(true);
+        expect(Math.abs(got[i * n + j] - sum), `(${i}, ${j})`).toBeLessThanOrEqual(1e-6 * size);
+      }
+    }
+  });
+
   it('casts per row or per tensor, declines non-finite values, multiplies zeros to +0 and checks shapes', () => {
     const x = new Float32Array([1, -2, 0.5, 4, 0, 0]);
     const perRow = castFp8Rows(x, 3, 2, 'e4m3', 'per-row')!;

@@ -6,11 +6,12 @@
 // multiples of 1/2, so the codes are integers in [−48, 48]) and Qwᵀ as an MXFP4 operand whose block
 // scales are 1: fp4kit's matmul runs them on its E2M1 × INT8 kernel (the same bits on every backend),
 // each unit's dot is exact and, since Qa·Qw are multiples of 1/4 below 2^22 for K < 2^16, so is the
-// float32 sum over units. The two scales are applied afterwards in float32.
+// float32 sum over units. The two scales are applied afterwards in float32 (unscale.ts).
 
 import { encode } from '../core/api.js';
 import { matmul } from '../core/matmul.js';
 import type { QuantizedTensor } from '../core/quantize.js';
+import { unscale } from './unscale.js';
 
 const E8M0_ONE = 127;
 const E8M0_EIGHT = 130;
@@ -46,7 +47,7 @@ export function integerW4A4(aGrid: Float32Array, aScales: Float32Array, wGrid: F
   const w: QuantizedTensor = { format: 'mxfp4', blockSize: 32, shape: [n, k], data: wData, scales: new Uint8Array(n * blocks).fill(E8M0_ONE) };
   const y = matmul(a, w);
   for (let r = 0; r < t; r++) {
-    for (let c = 0; c < n; c++) y[r * n + c] = Math.fround(Math.fround(y[r * n + c] / aScales[r]) / wScales[c]);
+    for (let c = 0; c < n; c++) y[r * n + c] = unscale(y[r * n + c], aScales[r], wScales[c]);
   }
   return y;
 }

@@ -8,12 +8,13 @@
 // for `b`; a per-tensor scale is the same value on every row), so the scales factor out of the
 // reduction. The codes go in as MXFP8 operands whose block scales are all 1 and fp4kit's matmul
 // multiplies them in its documented order (each unit of 32 summed in float64, units in float32; the
-// same bits on every backend); the two scales are applied afterwards in float32.
+// same bits on every backend); the two scales are applied afterwards in float32 (unscale.ts).
 
 import { decode, encode } from '../core/api.js';
 import { finiteScale } from './fp4-quantizer.js';
 import { matmul } from '../core/matmul.js';
 import type { QuantizedTensor } from '../core/quantize.js';
+import { unscale } from './unscale.js';
 
 export type Fp8Element = 'e4m3' | 'e5m2';
 
@@ -103,7 +104,7 @@ export function fp8Product(a: Fp8Rows, b: Fp8Rows): Float32Array {
   const out = matmul(asOperand(a), asOperand(b));
   const n = b.rows;
   for (let i = 0; i < a.rows; i++) {
-    for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(Math.fround(out[i * n + j] / a.scales[i]) / b.scales[j]);
+    for (let j = 0; j < n; j++) out[i * n + j] = unscale(out[i * n + j], a.scales[i], b.scales[j]);
   }
   return out;
 }

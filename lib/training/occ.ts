@@ -17,7 +17,10 @@ export interface ClampedRows {
   /** rowStart[r] … rowStart[r + 1] index `columns` / `residuals` of row r. */
   rowStart: Int32Array;
   columns: Int32Array;
-  residuals: Float32Array;
+  /** v − clamp(v) rounded to float32, as the released code computes it; where float32 cannot hold
+   *  it (|v − clamp(v)| > 3.4e38: a huge value in a row whose quantile lies far on the other side)
+   *  the float64 difference, which the residual product and its gradient then use as it is. */
+  residuals: Float64Array;
 }
 
 export function clampRows(x: Float32Array, rows: number, cols: number, o: OccOptions = OCC_DEFAULTS): ClampedRows {
@@ -49,12 +52,13 @@ export function clampRows(x: Float32Array, rows: number, cols: number, o: OccOpt
       clamped[r * cols + c] = k;
       if (k !== v) {
         columns.push(c);
-        residuals.push(Math.fround(v - k));
+        const d = Math.fround(v - k);
+        residuals.push(Number.isFinite(d) || !Number.isFinite(v) ? d : v - k);
       }
     }
     rowStart[r + 1] = columns.length;
   }
-  return { clamped, rowStart, columns: Int32Array.from(columns), residuals: Float32Array.from(residuals) };
+  return { clamped, rowStart, columns: Int32Array.from(columns), residuals: Float64Array.from(residuals) };
 }
 
 // sorted[k] without sorting: each float32 as an unsigned key in the order Float32Array#sort gives
