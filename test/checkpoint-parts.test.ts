@@ -3,8 +3,8 @@
 // `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
 // input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
 // a different input under the planned path).
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +170,74 @@ describe('--shard parts and merge', () => {
     const [p0] = await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${runFolder(out, p0.record.run)}/part-1-of-4.json); run them, then merge again`);
     await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow(`no part records in ${root}/nothing-here.parts: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+  });
+
+  // Found by an audit of the distributed path (2026-12-06): the merge followed a symbolic link at
+  // the run folder and removed *.safetensors and plan.json in its target; a FIFO record hung it; a
+  // record's part numbers or tensor list were believed (raw errors, a heap-exhausting array, an
+  // index that did not match the shards).
+  it('the merge never works through a symbolic link: a linked run folder or shard is refused, the files behind it untouched', async () => {
+    const out = join(root, 'linked');
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const run = p0.record.run;
+    const elsewhere = join(root, 'linked-elsewhere');
+    renameSync(runFolder(out, run), elsewhere);
+    writeFileSync(join(elsewhere, 'weights-I-keep.safetensors'), 'mine');
+    symlinkSync(elsewhere, runFolder(out, run));
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${runFolder(out, run)}: is a symbolic link`);
+    expect(readdirSync(elsewhere)).toContain('weights-I-keep.safetensors');
+    expect(existsSync(out)).toBe(false);
+    // The real folder back, one shard replaced by a link to a file elsewhere: refused, not published as a link.
+    rmSync(runFolder(out, run));
+    renameSync(elsewhere, runFolder(out, run));
+    const shard = join(runFolder(out, run), p0.record.files[0].name);
+    const outside = join(root, 'linked-shard.safetensors');
+    renameSync(shard, outside);
+    symlinkSync(outside, shard);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${shard}: is a symbolic link, not the shard its part wrote; run part 0/2 again`);
+    rmSync(shard);
+    renameSync(outside, shard);
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+  });
+
+  it('damaged or hostile part records are refused by name; a FIFO under a record\'s name does not block the merge', async () => {
+    const out = join(root, 'records');
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const dir = runFolder(out, p0.record.run);
+    const recordPath = join(dir, 'part-0-of-2.json');
+    const original = readFileSync(recordPath, 'utf8');
+    const rewrite = (edit: (r: Record<string, unknown>) => void) => { const r = JSON.parse(original); edit(r); writeFileSync(recordPath, JSON.stringify(r)); };
+    rewrite((r) => { r.tensors = (r.tensors as unknown[]).slice(1); });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(/part-0-of-2\.json: lists \d+ tensors, but its shards hold \d+ \(other names or files\): a damaged record; run part 0\/2 again/);
+    rewrite((r) => { (r.tensors as Array<Record<string, unknown>>)[0].name = 'evil.injected.weight'; });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(/a damaged record/);
+    rewrite((r) => { r.tensors = [null]; });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: a damaged fp4kit part record`);
+    rewrite((r) => { r.part = '0'; });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: not an fp4kit part record`);
+    writeFileSync(recordPath, original);
+    // A record claiming 2^32 − 1 parts (its name made to match) is refused, not an array of that length.
+    const huge = join(dir, `part-0-of-${2 ** 32 - 1}.json`);
+    writeFileSync(huge, JSON.stringify({ ...JSON.parse(original), parts: 2 ** 32 - 1 }));
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${huge}: not an fp4kit part record`);
+    rmSync(huge);
+    const three = join(dir, 'part-2-of-3.json');
+    writeFileSync(three, JSON.stringify({ ...JSON.parse(original), part: 2, parts: 3 }));
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${dir}: holds records of 2 and of 3 parts`);
+    rmSync(three);
+    const fifo = join(dir, 'part-5-of-9.json');
+    execFileSync('mkfifo', [fifo]);
+    const started = Date.now();
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${fifo}: not a regular file (a FIFO)`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    rmSync(fifo);
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+  });
+
+  it('merge lists at most 20 of the parts that are missing', async () => {
+    const out = join(root, 'many-missing');
+    await runParts(out, { format: 'mxfp4' }, 40, [0]);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(/parts 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, … \(39 in all\) of 40 are not finished/);
   });
 
   it('merge refuses a damaged output shard and an input that changed after the parts ran', async () => {

@@ -15,7 +15,7 @@
 // detected rather than silently mixed in.
 
 import { createHash } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { link, lstat, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { makeFolders } from './safetensors/make-folders.js';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -29,7 +29,7 @@ import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safeten
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
-import { copyRegularFile } from './safetensors/regular-file.js';
+import { copyRegularFile, fileKind, readRegularTextFile } from './safetensors/regular-file.js';
 import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
@@ -105,15 +105,27 @@ function checkMergeOptions(fn: string, mo: unknown): MergeOptions {
 const RUN_FOLDER = /^run-[0-9a-f]{1,64}$/;
 const IN_RUN_FOLDER = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|plan\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
 
+/**
+ * `path` is a real folder (not a symbolic link to one, which would make the merge write into and
+ * remove files of a folder elsewhere), or absent (false). Anything else is refused by name.
+ */
+async function isRealFolder(path: string): Promise<boolean> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null) return false;
+  if (st.isSymbolicLink()) throw new SafetensorsError(path, 'is a symbolic link: fp4kit writes, links and removes only in folders it made itself; replace it with the folder, or delete it');
+  if (!st.isDirectory()) throw new SafetensorsError(path, `is ${fileKind(st)}, not a folder fp4kit made`);
+  return true;
+}
+
 /** Create the run's folder (and the parts folder), or check that an existing parts folder holds only
  *  run folders: a folder that happens to be named `<out>.parts` is never written into, nor removed
  *  by the merge. */
 async function prepareRunFolder(outDir: string, run: string): Promise<string> {
   const dir = partsFolder(outDir);
-  const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
+  const entries = (await isRealFolder(dir)) ? await readdir(dir) : null;
   if (entries === null) await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
   const foreign = (entries ?? []).filter((n) => !RUN_FOLDER.test(n)).sort();
   if (foreign.length > 0 && foreign.every((n) => IN_RUN_FOLDER.test(n))) {
@@ -125,8 +137,9 @@ async function prepareRunFolder(outDir: string, run: string): Promise<string> {
     throw new SafetensorsError(dir, `holds files fp4kit did not write (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}); it is the parts folder of the output: move it away or choose another -o`);
   }
   const folder = runFolder(outDir, run);
-  await mkdir(folder).catch((err: NodeJS.ErrnoException) => {
+  await mkdir(folder).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;
+    await isRealFolder(folder); // an existing one must be a real folder
   });
   return folder;
 }
@@ -135,6 +148,7 @@ async function prepareRunFolder(outDir: string, run: string): Promise<string> {
  *  copies of its parts), then the parts folder if no other run is in it. */
 async function removeRunFolder(outDir: string, run: string): Promise<void> {
   const folder = runFolder(outDir, run);
+  if (!(await isRealFolder(partsFolder(outDir)).catch(() => false)) || !(await isRealFolder(folder).catch(() => false))) return; // never through a link
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     if (IN_RUN_FOLDER.test(name)) await rm(join(folder, name), { recursive: true, force: true });
   }
@@ -445,7 +459,7 @@ async function runPart(
 
 /** The runs with a folder in the parts folder, and how many part records each holds. */
 async function runsInPartsFolder(outDir: string): Promise<Array<{ run: string; records: number; parts: number }>> {
-  const names = await readdir(partsFolder(outDir)).catch(() => [] as string[]);
+  const names = (await isRealFolder(partsFolder(outDir))) ? await readdir(partsFolder(outDir)) : [];
   const runs: Array<{ run: string; records: number; parts: number }> = [];
   for (const name of names.filter((n) => RUN_FOLDER.test(n)).sort()) {
     const run = name.slice('run-'.length);
@@ -456,31 +470,35 @@ async function runsInPartsFolder(outDir: string): Promise<Array<{ run: string; r
 }
 
 async function readRecords(dir: string): Promise<PartRecord[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+  if (!(await isRealFolder(dir))) return [];
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
     throw err;
-  }
+  });
   const records: PartRecord[] = [];
   for (const name of names.filter((n) => /^part-\d+-of-\d+\.json$/.test(n)).sort()) {
     const path = join(dir, name);
     let r: PartRecord;
+    // A regular file only: a FIFO under a record's name would block the merge forever.
+    const text = await readRegularTextFile(path);
+    if (text === null) continue; // removed meanwhile
     try {
-      r = JSON.parse(await readFile(path, 'utf8')) as PartRecord;
+      r = JSON.parse(text) as PartRecord;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed meanwhile
       throw new SafetensorsError(path, `part record is not JSON (${(err as Error).message})`);
     }
-    if (r === null || typeof r !== 'object' || r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1 || name !== partRecordName(r.part, r.parts)) {
+    if (r === null || typeof r !== 'object' || r.tool !== 'fp4kit' || r.kind !== 'checkpoint-part' || r.version !== 1
+      || !Number.isSafeInteger(r.parts) || r.parts < 1 || r.parts > MAX_PARTS || !Number.isSafeInteger(r.part) || r.part < 0 || r.part >= r.parts
+      || name !== partRecordName(r.part, r.parts)) {
       throw new SafetensorsError(path, 'not an fp4kit part record');
     }
     // A damaged record is named, not met later as "Cannot read properties of undefined".
     const fine = typeof r.run === 'string' && typeof r.input === 'string' && typeof r.fingerprint === 'string' && typeof r.host === 'string'
       && typeof r.backend === 'string' && Number.isFinite(r.startedAt) && r.options !== null && typeof r.options === 'object'
       && Array.isArray(r.files) && r.files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && Number.isSafeInteger(f.bytes))
-      && r.samples !== null && typeof r.samples === 'object' && Array.isArray(r.tensors);
+      && r.samples !== null && typeof r.samples === 'object' && Array.isArray(r.tensors)
+      && r.tensors.every((t) => t !== null && typeof t === 'object' && typeof t.name === 'string' && typeof t.file === 'string'
+        && Array.isArray(t.outputs) && t.outputs.every((o) => typeof o === 'string'));
     if (!fine) throw new SafetensorsError(path, 'a damaged fp4kit part record (a field is missing or of the wrong kind); run that part again');
     records.push(r);
   }
@@ -530,7 +548,8 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     const summaryPath = join(outDir, SUMMARY_NAME);
     const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
     if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - 3600_000) {
-      return JSON.parse(await readFile(summaryPath, 'utf8')) as CheckpointSummary;
+      const text = await readRegularTextFile(summaryPath);
+      if (text !== null) return JSON.parse(text) as CheckpointSummary;
     }
     const done = written !== null;
     throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
@@ -539,9 +558,15 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const strangers = records.filter((r) => r.run !== run);
   if (strangers.length > 0) throw new SafetensorsError(join(partsDir, partRecordName(strangers[0].part, strangers[0].parts)), `belongs to run ${strangers[0].run}, not to the run of its folder (${run})`);
   const count = records[0].parts;
+  const other = records.find((r) => r.parts !== count);
+  if (other) throw new SafetensorsError(partsDir, `holds records of ${count} and of ${other.parts} parts (${partRecordName(records[0].part, count)}, ${partRecordName(other.part, other.parts)}): one of them is damaged or stale; delete it and run that part again`);
   const byPart = new Map(records.map((r) => [r.part, r]));
   const missing = Array.from({ length: count }, (_v, i) => i).filter((i) => !byPart.has(i));
-  if (missing.length > 0) throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${join(partsDir, partRecordName(missing[0], count))}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
+  if (missing.length > 0) {
+    // A list of at most 20: 99999 missing parts are not a message.
+    const listed = missing.length > 20 ? `${missing.slice(0, 20).join(', ')}, … (${missing.length} in all)` : missing.join(', ');
+    throw new SafetensorsError(outDir, `part${missing.length > 1 ? 's' : ''} ${listed} of ${count} ${missing.length > 1 ? 'are' : 'is'} not finished (no ${join(partsDir, partRecordName(missing[0], count))}); run ${missing.length > 1 ? 'them' : 'it'}, then merge again`);
+  }
 
   const lock = join(partsDir, LOCK_NAME);
   try {
@@ -572,11 +597,23 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
         if (r.files.map((f) => f.name).join('\n') !== expected.join('\n')) throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `lists ${r.files.map((f) => f.name).join(', ') || 'no files'}, expected ${expected.join(', ') || 'none'}`);
         for (const f of r.files) {
           const path = join(partsDir, f.name);
-          const size = await stat(path).then((st) => st.size, () => -1);
+          // lstat: a shard that is a symbolic link would publish a link to a file elsewhere.
+          const st = await lstat(path).catch(() => null);
+          if (st !== null && !st.isFile()) throw new SafetensorsError(path, `is ${st.isSymbolicLink() ? 'a symbolic link' : fileKind(st)}, not the shard its part wrote; run part ${r.part}/${count} again`);
+          const size = st === null ? -1 : st.size;
           if (size !== f.bytes) throw new SafetensorsError(path, `${size < 0 ? 'missing' : `${size} bytes`}, but part ${r.part}/${count} wrote ${f.bytes}; run that part again`);
         }
       }
       const shardIndex = new Map(ckpt.shards.map((sh, i) => [basename(sh.path), i]));
+      // Each part lists each tensor of its input shards once, under its own shard: the index and
+      // summary are built from these lists, so a damaged one must not be published.
+      for (const r of records) {
+        const path = join(partsDir, partRecordName(r.part, count));
+        const mine = new Set(r.files.map((f) => f.name));
+        const expected = ckpt.shards.filter((sh) => mine.has(basename(sh.path))).flatMap((sh) => sh.tensors.map((t) => `${basename(sh.path)}\n${t.name}`)).sort();
+        const listed = r.tensors.map((t) => `${t.file}\n${t.name}`).sort();
+        if (listed.join('\0') !== expected.join('\0')) throw new SafetensorsError(path, `lists ${listed.length} tensors, but its shards hold ${expected.length} (other names or files): a damaged record; run part ${r.part}/${count} again`);
+      }
       const tensors = records.flatMap((r) => r.tensors).sort((a, b) => shardIndex.get(a.file)! - shardIndex.get(b.file)!); // stable: input order within a shard
       const options = deserializeOptions(first.options);
       const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
