@@ -341,6 +341,9 @@ describe('--shard parts and merge', () => {
     await expect(queued(input, 0)).rejects.toThrow(
       `${out}: on ${hostname()} this is not the output the producer prepared (no ${runPlanPath(out, plan.run)}): every machine must see the output's folder at the same path`,
     );
+    // With the parts folder visible but not the run's folder in it, the job is stale (its run folder deleted), not the machine.
+    mkdirSync(partsFolder(out));
+    await expect(queued(input, 0)).rejects.toThrow(`${runPlanPath(out, plan.run)}: no such file, although this machine sees ${partsFolder(out)}: the run's folder is gone (deleted after its producer stopped?) — a stale job, not run`);
     await writeRunPlan(plan);
     // The same architecture with other values (a second fine-tune): every header and size agrees, the sampled data does not.
     const other = join(root, 'other');
@@ -451,9 +454,13 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
       [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--shard', '0/2', '--queue', 'redis://h:1'], 'fp4kit: --shard and --queue exclude each other: --queue splits the run into parts itself'],
       [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--parts', '3'], 'fp4kit: --parts applies to --queue only'],
       [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'http://h:1'], 'fp4kit: --queue: expected a redis:// or rediss:// URL, got "http://h:1"'],
-      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'redis://h:1', '--parts', '0'], 'fp4kit: --parts: expected a positive integer, got "0"'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'redis://h:1', '--parts', '0'], 'fp4kit: --parts: expected a whole number of parts, 1..100000, got "0"'],
+      [['quantize', input, '-o', join(root, 'x'), '--format', 'mxfp4', '--queue', 'redis://h:1', '--parts', '0x10'], 'fp4kit: --parts: expected a whole number of parts, 1..100000, got "0x10"'],
       [['worker'], 'fp4kit: worker needs --queue redis://host:port'],
-      [['worker', '--queue', 'redis://h:1', '--lock-duration', '5'], 'fp4kit: --lock-duration: expected milliseconds (an integer >= 100), got "5"'],
+      [['worker', '--queue', 'redis://h:1', '--lock-duration', '5'], 'fp4kit: --lock-duration: expected milliseconds (a whole number in 100..2147483647), got "5"'],
+      // Above 2^31 − 1 ms Node fires a timer after 1 ms: an idle worker polled Redis ~1400 times a second.
+      [['worker', '--queue', 'redis://h:1', '--stalled-interval', '99999999999'], 'fp4kit: --stalled-interval: expected milliseconds (a whole number in 100..2147483647), got "99999999999"'],
+      [['worker', '--queue', 'redis://h:1', '--lock-duration', '1e3'], 'fp4kit: --lock-duration: expected milliseconds (a whole number in 100..2147483647), got "1e3"'],
       [['merge'], 'fp4kit: merge takes one output folder'],
     ];
     for (const [args, message] of cases) {

@@ -9,7 +9,7 @@
 // short (--lock-duration 2000 --stalled-interval 1000), so the retry happens within seconds.
 // Without redis-server this file skips locally with a message, and fails under CI=true.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,6 +234,52 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     stays.kill('SIGTERM');
     expect(await stays.exited).toBe(0);
+  }, 120_000);
+
+  // Found by an audit (2026-12-06): anyone who can write to the Redis can queue a job. A job without
+  // a run key skipped the plan check and made folders wherever it pointed; a stale job (its run
+  // folder deleted) stopped every worker that took it; a TypeError or a bad regex was retried 3 times.
+  it('hostile and stale jobs fail at once, one attempt each, and the worker goes on taking jobs', async () => {
+    const { Queue } = await import('bullmq');
+    const { QUEUE_NAME, redisOptions } = await import('../lib/checkpoint/queue.js');
+    const { serializeOptions } = await import('../lib/checkpoint/checkpoint-parts.js');
+    const queue = new Queue(QUEUE_NAME, { connection: redisOptions(url) });
+    const w = worker();
+    try {
+      const fingerprint = { digest: 'd', files: [] };
+      const part = { kind: 'part', input, options: serializeOptions({ format: 'mxfp4' }), part: 0, parts: 1, fingerprint, samples: {} };
+      mkdirSync(partsFolder(join(root, 'stale'))); // the output's parts folder is here, the job's run folder is not
+      const cases: Array<[string, unknown, RegExp]> = [
+        ['null data', null, /not a job fp4kit's producer wrote: its data is null/],
+        ['no run key', { ...part, output: join(root, 'hostile', 'new', 'deep', 'x') }, /a part job needs its run key, got undefined/],
+        ['a run key that is a path', { ...part, output: join(root, 'hostile2'), run: '../../x' }, /run must be a run key \(a lowercase hex string\), got "\.\.\/\.\.\/x"/],
+        ['a stale job (its run folder is gone, the input is here)', { ...part, output: join(root, 'stale'), run: 'abc123' }, /a stale job, not run/],
+        ['a bad fingerprint', { ...part, output: join(root, 'stale'), run: 'abc123', fingerprint: { digest: 'x' } }, /fingerprint needs \{ digest, files/],
+        ['an unknown kind', { kind: 'delete-everything' }, /kind "delete-everything"/],
+      ];
+      const jobs = [];
+      for (const [label, data] of cases) jobs.push(await queue.add(label, data as never, { attempts: 3, backoff: { type: 'fixed', delay: 100 } }));
+      for (let i = 0; i < jobs.length; i++) {
+        const deadline = Date.now() + 30_000;
+        let job = await queue.getJob(jobs[i].id!);
+        while ((await job!.getState()) !== 'failed') {
+          if (Date.now() > deadline) throw new Error(`${cases[i][0]}: not failed (${await job!.getState()}):\n${w.err}`);
+          await sleep(50);
+          job = await queue.getJob(jobs[i].id!);
+        }
+        expect(job!.failedReason, cases[i][0]).toMatch(cases[i][2]);
+        expect(job!.attemptsMade, cases[i][0]).toBe(1);
+      }
+      expect(w.child.exitCode, w.err).toBeNull(); // still taking jobs
+      expect(existsSync(join(root, 'hostile'))).toBe(false);
+      expect(readdirSync(partsFolder(join(root, 'stale')))).toEqual([]);
+      expect(w.err).not.toMatch(/undefined\/undefined/);
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => {});
+      await queue.close();
+      w.kill('SIGTERM');
+    }
+    expect(await w.exited).toBe(0);
   }, 120_000);
 
   it('bad input fails the run at once (no retries), naming the file and tensor', async () => {

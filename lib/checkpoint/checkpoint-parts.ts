@@ -230,11 +230,15 @@ export function serializeOptions(options: CheckpointOptions, fn = 'quantizeCheck
 }
 
 export function deserializeOptions(s: SerializedOptions): CheckpointOptions {
-  return {
-    ...s,
-    only: s.only === undefined ? undefined : new RegExp(s.only.source, s.only.flags),
-    skip: s.skip === undefined ? undefined : new RegExp(s.skip.source, s.skip.flags),
+  const regex = (name: string, r: { source: string; flags: string } | undefined) => {
+    if (r === undefined) return undefined;
+    try {
+      return new RegExp(r.source, r.flags);
+    } catch (err) {
+      throw new RangeError(`options.${name}: not a regular expression (${(err as Error).message})`);
+    }
   };
+  return { ...s, only: regex('only', s.only), skip: regex('skip', s.skip) };
 }
 
 /** The plan every machine derives alike: fingerprint, the parts, and the run key naming this run. */
@@ -413,6 +417,12 @@ async function runPart(
     // see it would write to a folder of its own that no merge ever reads.
     const planPath = runPlanPath(req.output, req.run);
     if (!(await stat(planPath).then(() => true, () => false))) {
+      // This machine sees the output's parts folder but not the run's folder in it: a stale job (its
+      // run folder was deleted after its producer stopped, or a job written by hand), not a machine
+      // without the shared filesystem. The job fails; the worker goes on taking jobs.
+      if (await isRealFolder(partsFolder(req.output)).catch(() => false)) {
+        throw new SafetensorsError(planPath, `no such file, although this machine sees ${partsFolder(req.output)}: the run's folder is gone (deleted after its producer stopped?) — a stale job, not run`);
+      }
       throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
     }
   }

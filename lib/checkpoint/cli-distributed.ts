@@ -40,8 +40,9 @@ export function parseDistributedFlags(v: { shard?: string; queue?: string; parts
   redisOptions(v.queue!);
   let parts: number | undefined;
   if (v.parts !== undefined) {
-    parts = Number(v.parts);
-    if (v.parts.trim() === '' || !Number.isInteger(parts) || parts < 1) throw new RangeError(`--parts: expected a positive integer, got ${JSON.stringify(v.parts)}`);
+    // Decimal digits only: Number() also takes '0x10', '1e3' and ' 8 '.
+    parts = /^\d{1,6}$/.test(v.parts) ? Number(v.parts) : NaN;
+    if (!(parts >= 1 && parts <= 100000)) throw new RangeError(`--parts: expected a whole number of parts, 1..100000, got ${JSON.stringify(v.parts)}`);
   }
   return { queue: v.queue, parts };
 }
@@ -89,8 +90,10 @@ export async function runWorker(argv: string[]): Promise<number> {
   flagErrors(() => redisOptions(v.queue!));
   const ms = (flag: string, s: string | boolean | undefined) => {
     if (typeof s !== 'string') return undefined;
-    const x = Number(s);
-    if (s.trim() === '' || !Number.isInteger(x) || x < 100) throw new FlagError(`${flag}: expected milliseconds (an integer >= 100), got ${JSON.stringify(s)}`);
+    // Decimal digits only, within what a Node timer holds (2^31 − 1 ms: a larger one fires after 1 ms,
+    // and a worker would poll Redis ~1000 times a second).
+    const x = /^\d{1,10}$/.test(s) ? Number(s) : NaN;
+    if (!(x >= 100 && x <= 2 ** 31 - 1)) throw new FlagError(`${flag}: expected milliseconds (a whole number in 100..2147483647), got ${JSON.stringify(s)}`);
     return x;
   };
   const settings = { lockDuration: ms('--lock-duration', v['lock-duration']), stalledInterval: ms('--stalled-interval', v['stalled-interval']) };

@@ -17,6 +17,7 @@ import {
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
+import { describe } from '../core/validate.js';
 
 /** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
 export const QUEUE_NAME = 'fp4kit-checkpoint';
@@ -35,6 +36,33 @@ interface MergeJobData {
   plannedAt: number;
 }
 type JobData = PartJobData | MergeJobData;
+
+/**
+ * A job's data as the producer writes it; anything else fails at once (UnrecoverableError, not
+ * retried). A part job must carry its run key, fingerprint and samples: without the key a worker
+ * could not check the run's plan, and would create folders wherever the job points.
+ */
+function checkJobData(data: unknown): JobData {
+  const bad = (problem: string) => new UnrecoverableError(`not a job fp4kit's producer wrote: ${problem}`);
+  if (data === null || typeof data !== 'object') throw bad(`its data is ${describe(data)}`);
+  const d = data as Record<string, unknown>;
+  if (d.kind === 'merge') {
+    if (typeof d.output !== 'string' || typeof d.run !== 'string' || typeof d.plannedAt !== 'number') throw bad('a merge job needs output, run and plannedAt');
+    return data as MergeJobData;
+  }
+  if (d.kind !== 'part') throw bad(`kind ${describe(d.kind)} (expected 'part' or 'merge')`);
+  for (const key of ['fingerprint', 'samples', 'options'] as const) {
+    if (d[key] === null || typeof d[key] !== 'object') throw bad(`a part job needs ${key} (an object), got ${describe(d[key])}`);
+  }
+  if (typeof d.run !== 'string') throw bad(`a part job needs its run key, got ${describe(d.run)}`);
+  const fingerprint = d.fingerprint as Record<string, unknown>;
+  const files = fingerprint.files;
+  if (typeof fingerprint.digest !== 'string' || !Array.isArray(files)
+    || !files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && typeof f.bytes === 'number' && typeof f.sha256 === 'string')) {
+    throw bad('a part job\'s fingerprint needs { digest, files: [{ name, bytes, sha256 }] }');
+  }
+  return data as PartJobData;
+}
 
 /** Progress a part job reports (job.updateProgress). */
 interface PartProgress {
@@ -284,7 +312,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
   let active = 0; // jobs this worker holds
   let worker: Worker<JobData>;
   const processor = async (job: Job<JobData>, token?: string, signal?: AbortSignal): Promise<unknown> => {
-    const data = job.data;
+    const data = checkJobData(job.data); // anyone with access to Redis can write a job: checked before it is logged or run
     active++;
     try {
       if (data.kind === 'merge') {
@@ -327,7 +355,8 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         void worker.close();
         throw err;
       }
-      if (err instanceof SafetensorsError || err instanceof RangeError) throw new UnrecoverableError(err.message); // the same on any machine
+      // Bad input (a malformed file, a bad option, a job of the wrong shape) fails the same way on any machine.
+      if (err instanceof SafetensorsError || err instanceof RangeError || err instanceof TypeError) throw new UnrecoverableError(err.message);
       throw err;
     } finally {
       active--;
