@@ -234,6 +234,16 @@ describe('--shard parts and merge', () => {
     expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
   });
 
+  it('a part refused before it starts is refused, not taken for a copy whose run another merged (a recent summary of another run is no proof)', async () => {
+    const out = join(root, 'masked');
+    await runParts(out, { format: 'nvfp4' }, 2, [0, 1], true); // merged: a fresh summary in out
+    expect(existsSync(join(out, SUMMARY_NAME))).toBe(true);
+    mkdirSync(partsFolder(out));
+    writeFileSync(join(partsFolder(out), 'notes.txt'), 'mine');
+    await expect(runCheckpointPart({ input, output: out, options: serializeOptions({ format: 'mxfp4' }), part: 0, parts: 2 }))
+      .rejects.toThrow(`${partsFolder(out)}: holds files fp4kit did not write (notes.txt)`);
+  });
+
   it('merge lists at most 20 of the parts that are missing', async () => {
     const out = join(root, 'many-missing');
     await runParts(out, { format: 'mxfp4' }, 40, [0]);

@@ -401,11 +401,11 @@ export class PartAlreadyMergedError extends SafetensorsError {
 }
 
 /** Whether `run` was merged into outDir after `since`: its folder is gone and a summary was written since
- *  (less an hour of clock skew between machines, as the queue's merge allows). */
-async function mergedSince(outDir: string, run: string, since: number): Promise<boolean> {
+ *  (less `skewMs` of clock skew between machines: an hour where the queue's merge allows one). */
+async function mergedSince(outDir: string, run: string, since: number, skewMs = 3600_000): Promise<boolean> {
   if (await stat(runFolder(outDir, run)).then(() => true, () => false)) return false;
   const written = await stat(join(outDir, SUMMARY_NAME)).then((st) => st.mtimeMs, () => null);
-  return written !== null && written >= since - 3600_000;
+  return written !== null && written >= since - skewMs;
 }
 
 async function runPart(
@@ -438,7 +438,6 @@ async function runPart(
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
     if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
-    planned.run = plan.run;
     if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
     const mine = new Set(plan.parts[req.part]);
     const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
@@ -447,8 +446,21 @@ async function runPart(
     if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
+    // A copy that comes late, after the other copy's record completed the run and the merge removed
+    // its folder, must not make the folder again (a stale run folder, and a merge that then says
+    // this part is missing): it ends as a copy that was not needed. A queued part's folder is the
+    // producer's: it is never made here.
+    // No clock skew allowed here: an earlier output being replaced has a summary from before this part started.
+    if (await mergedSince(req.output, plan.run, startedAt, 0)) {
+      throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
+    }
+    if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
+      throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
+    }
     // The files just checked are the files quantized: the open checkpoint is handed over.
     dir = await prepareRunFolder(req.output, plan.run);
+    // From here a failure may be this copy losing its files to a merge another copy's record started.
+    planned.run = plan.run;
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
