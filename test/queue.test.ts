@@ -282,6 +282,21 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     expect(await w.exited).toBe(0);
   }, 120_000);
 
+  it('a producer stopped while planning enqueues nothing (it enqueued the run, then crashed on a closed connection)', async () => {
+    const { Queue } = await import('bullmq');
+    const { QUEUE_NAME, redisOptions, quantizeOnQueue, NotQueuedError } = await import('../lib/checkpoint/queue.js');
+    const queue = new Queue(QUEUE_NAME, { connection: redisOptions(url) });
+    try {
+      const before = await queue.getJobCountByTypes('waiting', 'waiting-children', 'delayed', 'active');
+      const controller = new AbortController();
+      controller.abort();
+      await expect(quantizeOnQueue(url, input, join(root, 'not-queued'), { format: 'mxfp4' }, { signal: controller.signal })).rejects.toBeInstanceOf(NotQueuedError);
+      expect(await queue.getJobCountByTypes('waiting', 'waiting-children', 'delayed', 'active')).toBe(before);
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('bad input fails the run at once (no retries), naming the file and tensor', async () => {
     const bad = join(root, 'nan-model');
     await writeShardedCheckpoint(bad, { layers: 2, hidden: 64, intermediate: 128, vocab: 128, maxShardBytes: 40_000, seed: 1 });

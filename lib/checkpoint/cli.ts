@@ -20,6 +20,7 @@ import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, precisionMap } from './plots.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
+import { NotQueuedError } from './queue.js';
 
 const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
 
@@ -247,7 +248,7 @@ async function runQuantize(argv: string[]): Promise<number> {
   } catch (err) {
     progress.done();
     if (controller.signal.aborted) {
-      process.stderr.write(interrupted(false));
+      process.stderr.write(err instanceof NotQueuedError ? `fp4kit: ${v.output}: ${err.message}\n` : interrupted(false));
       return exitCode;
     }
     throw err;

@@ -178,7 +178,9 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   const started = performance.now();
   const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true, fn: 'quantizeOnQueue' });
   const count = plan.parts.length;
+  if (eo.signal?.aborted) throw new NotQueuedError(); // stopped while planning: nothing is enqueued
   await writeRunPlan(plan);
+  if (eo.signal?.aborted) throw new NotQueuedError();
 
   const events = new QueueEvents(QUEUE_NAME, { connection });
   const flows = new FlowProducer({ connection });
@@ -267,6 +269,15 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     const closing = Promise.allSettled([events.close(), flows.close(), queue.close()]);
     const gone = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
     if (gone) await Promise.allSettled([events.disconnect(), flows.disconnect(), queue.disconnect()]);
+  }
+}
+
+/** A producer stopped before it enqueued its run: no job of it is in the queue (its plan may be in
+ *  the run folder; a rerun with the same options uses it). */
+export class NotQueuedError extends Error {
+  constructor() {
+    super('interrupted while planning; nothing was queued');
+    this.name = 'NotQueuedError';
   }
 }
 
