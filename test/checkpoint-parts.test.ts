@@ -343,10 +343,18 @@ describe('--shard parts and merge', () => {
       /not-mounted\/model: not found on .+: every machine of a distributed run must see the input at the same path/,
     );
     const plan = await planRun(input, out, { format: 'mxfp4' }, 2, { samples: true });
-    const queued = (from: string, part: number) => runCheckpointPart({
-      input: from, output: out, options, part, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
-      samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
-    });
+    // Another machine seeing another checkpoint at the input's path: `from` is moved to that path for the call.
+    const queued = async (from: string, part: number) => {
+      if (from !== input) { renameSync(input, `${input}.planned`); renameSync(from, input); }
+      try {
+        return await runCheckpointPart({
+          input, output: out, options, part, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
+          samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+        });
+      } finally {
+        if (from !== input) { renameSync(input, from); renameSync(`${input}.planned`, input); }
+      }
+    };
     // A queued part checks that it sees the producer's parts folder (the plan the producer left there).
     await expect(queued(input, 0)).rejects.toThrow(
       `${out}: on ${hostname()} this is not the output the producer prepared (no ${runPlanPath(out, plan.run)}): every machine must see the output's folder at the same path`,
@@ -360,14 +368,19 @@ describe('--shard parts and merge', () => {
     await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 8 });
     expect((await planRun(other, out, { format: 'mxfp4' }, 2)).fingerprint).toEqual(plan.fingerprint);
     await expect(queued(other, 1)).rejects.toThrow(
-      new RegExp(`other: on .+ this is not the input the run was planned on \\(${plan.parts[1][0]} has other data here \\(sampled\\) than in the planned input\\): every machine must see the same files at the same path`),
+      new RegExp(`${input}: on .+ this is not the input the run was planned on \\(${plan.parts[1][0]} has other data here \\(sampled\\) than in the planned input\\): every machine must see the same files at the same path`),
     );
     await writeShardedCheckpoint(other, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
     writeFileSync(join(other, 'config.json'), readFileSync(join(other, 'config.json'), 'utf8').replace('"llama"', '"llamb"')); // same size
-    await expect(queued(other, 0)).rejects.toThrow(/other: on .+ this is not the input the run was planned on \(config\.json has different content here than in the planned input\)/);
+    await expect(queued(other, 0)).rejects.toThrow(new RegExp(`${input}: on .+ this is not the input the run was planned on \\(config\\.json has different content here than in the planned input\\)`));
     rmSync(join(other, shardNames[1]));
     writeFileSync(join(other, 'config.json'), readFileSync(join(input, 'config.json')));
     await expect(queued(other, 0)).rejects.toThrow(`missing shard ${shardNames[1]}`);
+    // A job naming another input than its run's plan is refused before anything is opened.
+    await expect(runCheckpointPart({ input: other, output: out, options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint, samples: {} }))
+      .rejects.toThrow(`${runPlanPath(out, plan.run)}: the job's input differs from its run's plan: not a job this run's producer wrote; not run`);
+    await expect(runCheckpointPart({ input, output: out, options, part: 0, parts: 3, run: plan.run, fingerprint: plan.fingerprint, samples: {} }))
+      .rejects.toThrow(`${runPlanPath(out, plan.run)}: the job's number of parts differs from its run's plan`);
     // Both checks pass on the planned input.
     expect((await queued(input, 0)).record.samples).toEqual(Object.fromEntries(plan.parts[0].map((n) => [n, plan.samples![n]])));
   });

@@ -408,6 +408,29 @@ async function mergedSince(outDir: string, run: string, since: number, skewMs = 
   return written !== null && written >= since - skewMs;
 }
 
+/**
+ * A queued part's job against the plan its producer left in the run's folder: the same run, input,
+ * output, number of parts, options and fingerprint. A job that differs (written by hand, or by
+ * anyone who can write to the Redis) would quantize another checkpoint into this run's folder, or
+ * fail three times with a misleading message: it is refused before anything is opened.
+ */
+async function checkAgainstPlan(req: PartRequest, planPath: string): Promise<void> {
+  await isRealFolder(runFolder(req.output, req.run!)); // a symbolic link is refused
+  const text = await readRegularTextFile(planPath);
+  let plan: Partial<RunPlan> | null = null;
+  try {
+    plan = text === null ? null : (JSON.parse(text) as Partial<RunPlan>);
+  } catch { /* named below */ }
+  if (plan === null || typeof plan !== 'object') throw new SafetensorsError(planPath, 'not a run plan fp4kit wrote');
+  const differs = plan.run !== req.run ? 'run key'
+    : plan.input !== resolve(req.input) ? 'input'
+      : plan.output !== resolve(req.output) ? 'output'
+        : !Array.isArray(plan.parts) || plan.parts.length !== req.parts ? 'number of parts'
+          : JSON.stringify(plan.options) !== JSON.stringify(req.options) ? 'options'
+            : plan.fingerprint?.digest !== req.fingerprint?.digest ? 'fingerprint' : null;
+  if (differs !== null) throw new SafetensorsError(planPath, `the job's ${differs} differs from its run's plan: not a job this run's producer wrote; not run`);
+}
+
 async function runPart(
   req: PartRequest, startedAt: number, planned: { run?: string },
   onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
@@ -425,6 +448,7 @@ async function runPart(
       }
       throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
     }
+    await checkAgainstPlan(req, planPath);
   }
   let dir!: string;
   const options = deserializeOptions(req.options);
