@@ -244,6 +244,19 @@ describe('--shard parts and merge', () => {
       .rejects.toThrow(`${partsFolder(out)}: holds files fp4kit did not write (notes.txt)`);
   });
 
+  it('two merges of one run at once (merge --unlock twice, a queue merge handed over): both end with the published summary; an aborted merge stops', async () => {
+    const out = join(root, 'two-merges');
+    const single = await singleRun(out, { format: 'mxfp4' });
+    await runParts(out, { format: 'mxfp4' }, 3, [0, 1, 2]);
+    const controller = new AbortController();
+    controller.abort(new Error('its lock was lost'));
+    await expect(mergeCheckpointParts(out, { unlock: true, signal: controller.signal })).rejects.toThrow('its lock was lost');
+    const [a, b] = await Promise.all([mergeCheckpointParts(out, { unlock: true }), mergeCheckpointParts(out, { unlock: true })]);
+    expect(a!.tensors.length).toBe(b!.tensors.length);
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
+  });
+
   it('merge lists at most 20 of the parts that are missing', async () => {
     const out = join(root, 'many-missing');
     await runParts(out, { format: 'mxfp4' }, 40, [0]);

@@ -86,7 +86,8 @@ function checkPartRequest(fn: string, req: unknown): PartRequest {
 function checkMergeOptions(fn: string, mo: unknown): MergeOptions {
   if (mo === undefined) return {};
   if (!isObjectArgument(mo)) throw new TypeError(`${fn}: options must be an object { ifUnlocked?, unlock?, run?, plannedAt? }, got ${describe(mo)}`);
-  const o = readFields(mo, ['ifUnlocked', 'unlock', 'run', 'plannedAt']);
+  const o = readFields(mo, ['ifUnlocked', 'unlock', 'run', 'plannedAt', 'signal']);
+  if (o.signal !== undefined && !isAbortSignal(o.signal)) throw new TypeError(`${fn}: options.signal must be an AbortSignal, got ${describe(o.signal)}`);
   for (const key of ['ifUnlocked', 'unlock'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new TypeError(`${fn}: options.${key} must be a boolean, got ${describe(o[key])}`);
   }
@@ -96,7 +97,7 @@ function checkMergeOptions(fn: string, mo: unknown): MergeOptions {
   }
   return {
     ifUnlocked: o.ifUnlocked as boolean | undefined, unlock: o.unlock as boolean | undefined,
-    run: checkRunKey(fn, 'options.run', o.run), plannedAt: o.plannedAt as number | undefined,
+    run: checkRunKey(fn, 'options.run', o.run), plannedAt: o.plannedAt as number | undefined, signal: o.signal as AbortSignal | undefined,
   };
 }
 
@@ -563,6 +564,9 @@ export interface MergeOptions {
   /** Epoch ms the run was planned (the queue's merge job): with no records left and a summary written since
    *  (less an hour of clock skew between machines), an earlier attempt published the output; return its summary. */
   plannedAt?: number;
+  /** Stops the merge at its next step (the queue's merge job whose worker lost its lock: another
+   *  worker merges now, and two merges must not work on one run folder at once). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -615,6 +619,8 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   }
 
   const lock = join(partsDir, LOCK_NAME);
+  const mergeStarted = Date.now();
+  mo.signal?.throwIfAborted();
   try {
     await mkdir(lock);
   } catch (err) {
@@ -678,6 +684,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
       for (const name of extras) await copyRegularFile(join(ckpt.dir, name), join(folder.staging, name));
       for (const name of plan.parts.flat()) {
+        mo.signal?.throwIfAborted();
         // A hard link: if this merge dies before publishing, the part's shard is still here for the
         // next merge (a rename would leave it only in a staging folder the next run removes).
         const linked = await link(join(partsDir, name), join(folder.staging, name)).then(() => true, (err: NodeJS.ErrnoException) => {
@@ -689,6 +696,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
           moved.push(name);
         }
       }
+      mo.signal?.throwIfAborted();
       await folder.publish();
       await removeRunFolder(outDir, run); // the shards' other names, records, the lock, temporary files of killed parts
       return summary;
@@ -699,7 +707,14 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     // Put the parts' shards back before the staging folder goes, so a merge again needs no part rerun.
     if (folder) for (const name of moved) await rename(join(folder.staging, name), join(partsDir, name)).catch(() => {});
     await folder?.abort();
+    if (mo.signal?.aborted) throw err; // its lock went to another merge: that one's lock is not ours to remove
     await rmdir(lock).catch(() => {});
+    // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published
+    // it meanwhile and took the records and shards this one was reading: the run is done.
+    if (await mergedSince(outDir, run, mergeStarted, 0)) {
+      const text = await readRegularTextFile(join(outDir, SUMMARY_NAME)).catch(() => null);
+      if (text !== null) return JSON.parse(text) as CheckpointSummary;
+    }
     throw err;
   }
 }

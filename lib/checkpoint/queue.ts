@@ -327,7 +327,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     active++;
     try {
       if (data.kind === 'merge') {
-        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt });
+        const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt, signal });
         log(`merged ${data.output}: ${summary!.quantized} tensors quantized, ${summary!.copied} copied`);
         return { output: data.output };
       }
@@ -355,8 +355,8 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      if (signal?.aborted && data.kind === 'part') {
-        log(`part ${data.part}/${data.parts} of ${data.output}: abandoned (${String(signal.reason)}); another worker has it`);
+      if (signal?.aborted) {
+        log(`${data.kind === 'part' ? `part ${data.part}/${data.parts}` : 'merge'} of ${data.output}: abandoned (${String(signal.reason)}); another worker has it`);
         throw err;
       }
       if (err instanceof InputVisibilityError) {
