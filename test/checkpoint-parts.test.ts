@@ -213,6 +213,9 @@ describe('--shard parts and merge', () => {
     await expect(mergeCheckpointParts(out)).rejects.toThrow(/a damaged record/);
     rewrite((r) => { r.tensors = [null]; });
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: a damaged fp4kit part record`);
+    // A record naming other options (a Fisher file elsewhere) is refused before any path it names is opened.
+    rewrite((r) => { (r.options as Record<string, unknown>).fisher = '/etc/passwd'; });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${join(dir, 'part-1-of-2.json')}: names another input, options or fingerprint than part-0-of-2.json`);
     rewrite((r) => { r.part = '0'; });
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: not an fp4kit part record`);
     writeFileSync(recordPath, original);

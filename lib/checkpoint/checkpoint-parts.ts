@@ -607,6 +607,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const run = chosen!;
   const strangers = records.filter((r) => r.run !== run);
   if (strangers.length > 0) throw new SafetensorsError(join(partsDir, partRecordName(strangers[0].part, strangers[0].parts)), `belongs to run ${strangers[0].run}, not to the run of its folder (${run})`);
+  // Every record names the same input, options and fingerprint (those of its run) before any path
+  // a record names is opened.
+  const same = (r: PartRecord) => r.input === records[0].input && r.fingerprint === records[0].fingerprint && JSON.stringify(r.options) === JSON.stringify(records[0].options);
+  const odd = records.find((r) => !same(r));
+  if (odd) throw new SafetensorsError(join(partsDir, partRecordName(odd.part, odd.parts)), `names another input, options or fingerprint than ${partRecordName(records[0].part, records[0].parts)}: one of them is damaged or stale; delete it and run that part again`);
   const count = records[0].parts;
   const other = records.find((r) => r.parts !== count);
   if (other) throw new SafetensorsError(partsDir, `holds records of ${count} and of ${other.parts} parts (${partRecordName(records[0].part, count)}, ${partRecordName(other.part, other.parts)}): one of them is damaged or stale; delete it and run that part again`);
