@@ -3,7 +3,7 @@
 // everything Node-specific. The .wasm is fetched once by initWasm(); until then the js backend runs.
 import { registerBackendLoader, setBackend } from './kernels/registry.js';
 import type { Kernels } from './kernels/contract.js';
-import { describe } from './core/describe.js';
+import { describe, isObjectArgument } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
 import type { WasmOptions } from './kernels/wasm-memory.js';
@@ -34,7 +34,7 @@ export interface InitWasmOptions extends WasmOptions {
  * weights may keep between calls (default 256 MiB).
  */
 export async function initWasm(source?: BufferSource | URL | string, options?: InitWasmOptions): Promise<void> {
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
+  if (options !== undefined && !isObjectArgument(options)) throw new TypeError(`initWasm: options must be an object, got ${describe(options)}`);
   const resident = options?.residentBytes;
   if (resident !== undefined && !(typeof resident === 'number' && Number.isFinite(resident) && resident >= 0)) {
     throw new RangeError(`initWasm: options.residentBytes must be a number of bytes ≥ 0, got ${describe(resident)}`);

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dequantize, quantize } from '../lib/index.js';
+import { dequantize, layoutByName, quantize } from '../lib/index.js';
 import { quantizeCheckpoint } from '../lib/checkpoint/quantize-checkpoint.js';
 import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { openCheckpoint, closeCheckpoint } from '../lib/checkpoint/safetensors/checkpoint-files.js';
@@ -298,9 +298,14 @@ describe('tensor names are data: the safetensors reader and writer', () => {
     const d = new Uint8Array(4);
     await expect(writeSafetensors(p, [{ name: '__metadata__', dtype: 'F32', shape: [1], data: d }])).rejects.toThrow(/"__metadata__" is reserved by the format/);
     await expect(writeSafetensors(p, [{ name: '__proto__', dtype: 'F32', shape: [1], data: d }, { name: '__proto__', dtype: 'F32', shape: [1], data: d }])).rejects.toThrow('duplicate tensor name "__proto__"');
-    await expect(writeSafetensors(p, [{ name: 7 as never, dtype: 'F32', shape: [1], data: d }])).rejects.toThrow('writeSafetensors: tensors[0].name must be a string, got number');
+    await expect(writeSafetensors(p, [{ name: 7 as never, dtype: 'F32', shape: [1], data: d }])).rejects.toThrow('writeSafetensors: tensors[0].name must be a string, got 7');
     await expect(writeSafetensors(p, [{ name: 'a', dtype: 'toString', shape: [1], data: d }])).rejects.toThrow(/tensors\[0\]\.dtype must be a safetensors dtype .*got "toString"/);
-    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [1], data: d }], JSON.parse('{"__proto__": 5}') as never)).rejects.toThrow('writeSafetensors: metadata["__proto__"] must be a string, got number');
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [1], data: d }], JSON.parse('{"__proto__": 5}') as never)).rejects.toThrow('writeSafetensors: metadata["__proto__"] must be a string, got 5');
+    // The shape is read by index and checked as read: a sparse one is refused, not written as [null, null].
+    const sparse: number[] = []; sparse.length = 2;
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: sparse, data: d }])).rejects.toThrow('writeSafetensors: tensors[0].shape[0] must be a non-negative integer (a Number), got undefined');
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 4n as never, shape: [1], data: d }])).rejects.toThrow(new TypeError('writeSafetensors: tensors[0].dtype must be a safetensors dtype (F32, BF16, U8, …), got 4n (a BigInt)'));
+    await expect(writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: Array(65).fill(1), data: d }])).rejects.toThrow('writeSafetensors: tensors[0].shape has more than 64 dimensions');
     expect(existsSync(p)).toBe(false);
   });
 });
@@ -1026,6 +1031,9 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 42 as never })).rejects.toThrow(TypeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 1 as never })).rejects.toThrow(TypeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 'up' as never })).rejects.toThrow(RangeError);
+    expect(() => layoutByName(42 as never)).toThrow(new TypeError('unknown layout 42; expected one of fp4kit, compressed-tensors, modelopt, gpt-oss'));
+    expect(() => layoutByName(4n as never)).toThrow('unknown layout 4n (a BigInt)');
+    expect(() => layoutByName('vllm' as never)).toThrow(RangeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: signal \(its fifth argument\) must be an AbortSignal/);
     expect(existsSync(join(root, 'api-1'))).toBe(false);
     const p = join(root, 'api.safetensors');

@@ -101,7 +101,13 @@ describe('runCheckpointPart and mergeCheckpointParts refuse bad arguments by nam
     expect(await named(() => runCheckpointPart({ ...request, parts: 0 }))).toBe('RangeError: runCheckpointPart: parts must be 1..100000, got 0');
     expect(await named(() => runCheckpointPart({ ...request, run: '../../etc' }))).toBe('RangeError: runCheckpointPart: run must be a run key (a lowercase hex string), got "../../etc"');
     expect(await named(() => runCheckpointPart({ ...request, run: 42 as never }))).toBe('TypeError: runCheckpointPart: run must be a run key (a lowercase hex string), got 42');
-    expect(await named(() => runCheckpointPart({ ...request, fingerprint: 'x' as never }))).toBe('TypeError: runCheckpointPart: fingerprint must be an object (from the run\'s plan), got "x"');
+    expect(await named(() => runCheckpointPart({ ...request, fingerprint: 'x' as never }))).toBe('TypeError: runCheckpointPart: fingerprint must be { digest, files: [{ name, bytes, sha256 }] } (from the run\'s plan), got "x"');
+    expect(await named(() => runCheckpointPart({ ...request, fingerprint: {} as never }))).toBe('TypeError: runCheckpointPart: fingerprint must be { digest, files: [{ name, bytes, sha256 }] } (from the run\'s plan), got an object');
+    // The options are copied once: a getter in them runs at the check, not later.
+    let reads = 0;
+    const counting = { ...request, options: { get format() { reads++; return 'mxfp4'; } } as never, part: 5 };
+    await named(() => runCheckpointPart(counting));
+    expect(reads).toBe(1);
     expect(await named(() => runCheckpointPart(request, 42 as never))).toBe('TypeError: runCheckpointPart: onProgress must be a function, got 42');
     expect(await named(() => runCheckpointPart(request, undefined, {} as never))).toBe('TypeError: runCheckpointPart: signal must be an AbortSignal, got an object');
     expect(await named(() => runCheckpointPart(request, undefined, undefined, { autoMerge: 'yes' as never }))).toBe('TypeError: runCheckpointPart: opts.autoMerge must be a boolean, got "yes"');
@@ -215,7 +221,7 @@ describe('--shard parts and merge', () => {
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: a damaged fp4kit part record`);
     // A record naming other options (a Fisher file elsewhere) is refused before any path it names is opened.
     rewrite((r) => { (r.options as Record<string, unknown>).fisher = '/etc/passwd'; });
-    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${join(dir, 'part-1-of-2.json')}: names another input, options or fingerprint than part-0-of-2.json`);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${join(dir, 'part-1-of-2.json')}: names other options or another fingerprint than part-0-of-2.json`);
     rewrite((r) => { r.part = '0'; });
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: not an fp4kit part record`);
     writeFileSync(recordPath, original);

@@ -563,6 +563,9 @@ describe('fp4Dense', () => {
     expect(refusal(() => layers.fp4Dense({ units: 0 }))).toBe('RangeError: fp4Dense: units must be a positive integer, got 0');
     expect(refusal(() => layers.fp4Dense(null as never))).toBe('TypeError: fp4Dense: expected an options object { units, … }, got null');
     expect(refusal(() => layers.fp4Dense({ units: 2, gradients: 5 as never }))).toBe('TypeError: fp4Dense: gradients must be one of e5m2, fp32, got 5');
+    expect(refusal(() => layers.fp4Dense({ units: 2, weights: 'nvfp4', scaling: 4n as never }))).toBe('TypeError: fp4Dense: scaling must be one of per-channel, nvfp4, mxfp4, got 4n (a BigInt)');
+    const { proxy, revoke } = Proxy.revocable([], {}); revoke();
+    expect(refusal(() => layers.fp4Dense({ units: 2, weights: proxy as never }))).toMatch(/^TypeError: fp4Dense: weights must be an array of initial weight tensors .*got a revoked Proxy$/);
     // null means the default, as for the other options
     expect(layers.fp4Dense({ units: 2, dge: null, occ: null, gradients: null, scaling: null, ties: null }).fp4).toEqual(layers.fp4Dense({ units: 2 }).fp4);
     // a key given as undefined keeps its default, as an absent one does

@@ -240,6 +240,12 @@ describe('binaryDense', () => {
     expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: [3, 3, 3] as never }))).toBe('RangeError: binaryConv2d: kernelSize must be a positive integer or two of them, got an array of 3');
     expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: 3, strides: -1 }))).toBe('RangeError: binaryConv2d: strides must be a positive integer, got -1');
     expect(layers.binaryConv2d({ filters: 4, kernelSize: [3, 2], strides: [1, 2] })).toBeInstanceOf(BinaryConv2D);
+    expect(layers.binaryConv2d({ filters: 4, kernelSize: 3, strides: null as never })).toBeInstanceOf(BinaryConv2D); // null: tfjs's default, as tfjs takes it
+    // Read by index, never through the caller's own methods; a revoked Proxy named.
+    class Quiet extends Array<number> { forEach(): void {} }
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: Quiet.from([0, 3]) as never }))).toBe('RangeError: binaryConv2d: kernelSize[0] must be a positive integer, got 0');
+    const { proxy, revoke } = Proxy.revocable([3, 3], {}); revoke();
+    expect(refusal(() => layers.binaryConv2d({ filters: 4, kernelSize: proxy as never }))).toBe('TypeError: binaryConv2d: kernelSize must be a positive integer (a Number), got a revoked Proxy');
     expect(refusal(() => weightCacheOf(42 as never))).toBe("TypeError: weightCacheOf: backend must be a tfjs backend (tf.backend(), tf.findBackend('fp4kit')), got 42");
   });
 });

@@ -52,7 +52,8 @@ describe('the WebAssembly builds', () => {
     if (relaxedSimdWorks()) expect(chooseWasmBuild('relaxed', 'x')).toBe('relaxed');
     else expect(() => chooseWasmBuild('relaxed', 'x')).toThrow(/x: the relaxed-SIMD build was asked for, but this engine does not run relaxed SIMD as specified/);
     expect(() => chooseWasmBuild('avx512', 'FP4KIT_WASM_SIMD')).toThrow(/FP4KIT_WASM_SIMD: the WebAssembly build must be 'auto', 'relaxed' or 'simd128', got 'avx512'/);
-    expect(() => chooseWasmBuild(3, 'x')).toThrow(RangeError);
+    expect(() => chooseWasmBuild(3, 'x')).toThrow(TypeError); // not a name at all (README: TypeError)
+    expect(() => chooseWasmBuild('sse' as never, 'x')).toThrow(RangeError);
   });
 
   it('initWasm checks options.build', async () => {

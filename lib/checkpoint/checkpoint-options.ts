@@ -6,7 +6,7 @@
 
 import { QUANT_FORMAT_NAMES } from '../core/formats.js';
 import type { QuantFormat } from './layouts/types.js';
-import { checkFraction, checkTensorScale, describe, isObjectArgument, notOneOf, readFields } from '../core/validate.js';
+import { checkFraction, checkSeed, checkTensorScale, describe, isObjectArgument, notOneOf, readFields } from '../core/validate.js';
 import { LAYOUT_NAMES, layoutByName, type LayoutName } from './layouts/index.js';
 import { selectionRegex } from './tensor-selection.js';
 import type { CheckpointOptions } from './summary.js';
@@ -82,8 +82,7 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
   }
   notFor('rounding', o.rounding === undefined || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
   if (o.seed !== undefined) {
-    if (typeof o.seed !== 'number') throw new TypeError(`${fn}: ${N('seed')} must be an integer in [0, 2^32) (a Number), got ${describe(o.seed)}`);
-    if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) throw new RangeError(`${fn}: ${N('seed')} must be an integer in [0, 2^32), got ${describe(o.seed)}`);
+    checkSeed(fn, N('seed'), o.seed);
     notFor('seed', o.rounding === 'stochastic', `${N('rounding')} stochastic`);
   }
   if (o.scaleRule !== undefined) {

@@ -34,7 +34,7 @@ import { readModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { checkCount, describe, isAbortSignal, isObjectArgument, readFields } from '../core/validate.js';
-import { dataSamples, fingerprintDifference, inputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
+import { dataSamples, fingerprintDifference, inputFingerprint, isInputFingerprint, sampleDifference, type DataSamples, type InputFingerprint } from './input-fingerprint.js';
 
 /** The parts folder of an output: one folder per run (runFolder). */
 export function partsFolder(outDir: string): string {
@@ -59,8 +59,8 @@ function checkRunKey(fn: string, argument: string, run: unknown): string | undef
   return run;
 }
 
-/** The most parts a run may have (as --shard takes them). */
-const MAX_PARTS = 100000;
+/** The most parts a run may have (--shard, --parts, a request, a record). */
+export const MAX_PARTS = 100000;
 
 /** runCheckpointPart's request, each field read once and checked before anything is opened. */
 function checkPartRequest(fn: string, req: unknown): PartRequest {
@@ -69,15 +69,21 @@ function checkPartRequest(fn: string, req: unknown): PartRequest {
   const input = checkPath(fn, 'input', r.input);
   const output = checkPath(fn, 'output', r.output);
   if (!isObjectArgument(r.options)) throw new TypeError(`${fn}: options must be an object (serializeOptions), got ${describe(r.options)}`);
+  // A copy of the options (plain JSON, as serializeOptions makes them): read once, here.
+  let options: SerializedOptions;
+  try {
+    options = JSON.parse(JSON.stringify(r.options)) as SerializedOptions;
+  } catch (err) {
+    throw new TypeError(`${fn}: options must be plain JSON (serializeOptions): ${(err as Error).message}`);
+  }
   const parts = checkCount(fn, 'parts', r.parts);
   if (parts < 1 || parts > MAX_PARTS) throw new RangeError(`${fn}: parts must be 1..${MAX_PARTS}, got ${parts}`);
   const part = checkCount(fn, 'part', r.part);
   if (part >= parts) throw new RangeError(`${fn}: part ${part} does not exist in ${parts} parts (parts are numbered 0..${parts - 1})`);
-  for (const key of ['fingerprint', 'samples'] as const) {
-    if (r[key] !== undefined && !isObjectArgument(r[key])) throw new TypeError(`${fn}: ${key} must be an object (from the run's plan), got ${describe(r[key])}`);
-  }
+  if (r.fingerprint !== undefined && !isInputFingerprint(r.fingerprint)) throw new TypeError(`${fn}: fingerprint must be { digest, files: [{ name, bytes, sha256 }] } (from the run's plan), got ${describe(r.fingerprint)}`);
+  if (r.samples !== undefined && !isObjectArgument(r.samples)) throw new TypeError(`${fn}: samples must be an object (from the run's plan), got ${describe(r.samples)}`);
   return {
-    input, output, options: r.options as SerializedOptions, part, parts, run: checkRunKey(fn, 'run', r.run),
+    input, output, options, part, parts, run: checkRunKey(fn, 'run', r.run),
     fingerprint: r.fingerprint as InputFingerprint | undefined, samples: r.samples as DataSamples | undefined,
   };
 }
@@ -186,7 +192,7 @@ export function parseShardSpec(text: string): ShardSpec {
   if (!m) throw new RangeError(`--shard: expected i/n (part i of n, 0 <= i < n), got ${JSON.stringify(text)}`);
   const index = Number(m[1]);
   const count = Number(m[2]);
-  if (count < 1 || count > 100000) throw new RangeError(`--shard: the number of parts must be 1..100000, got ${count}`);
+  if (count < 1 || count > MAX_PARTS) throw new RangeError(`--shard: the number of parts must be 1..${MAX_PARTS}, got ${count}`);
   if (index >= count) throw new RangeError(`--shard: part ${index} does not exist in ${count} parts (parts are numbered 0..${count - 1})`);
   return { index, count };
 }
@@ -404,7 +410,7 @@ export class PartAlreadyMergedError extends SafetensorsError {
 /** Whether `run` was merged into outDir after `since`: its folder is gone and a summary was written since
  *  (less `skewMs` of clock skew between machines: an hour where the queue's merge allows one). */
 async function mergedSince(outDir: string, run: string, since: number, skewMs = 3600_000): Promise<boolean> {
-  if (await stat(runFolder(outDir, run)).then(() => true, () => false)) return false;
+  if (await lstat(runFolder(outDir, run)).then(() => true, () => false)) return false;
   const written = await stat(join(outDir, SUMMARY_NAME)).then((st) => st.mtimeMs, () => null);
   return written !== null && written >= since - skewMs;
 }
@@ -471,14 +477,10 @@ async function runPart(
     if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
-    // A copy that comes late, after the other copy's record completed the run and the merge removed
-    // its folder, must not make the folder again (a stale run folder, and a merge that then says
-    // this part is missing): it ends as a copy that was not needed. A queued part's folder is the
-    // producer's: it is never made here.
-    // No clock skew allowed here: an earlier output being replaced has a summary from before this part started.
-    if (await mergedSince(req.output, plan.run, startedAt, 0)) {
-      throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
-    }
+    // A queued part's folder is the producer's: it is never made here (gone, the run was merged or
+    // deleted meanwhile). (A --shard copy that comes after its run's merge makes the folder again:
+    // a summary does not say which run wrote it, so "merged meanwhile" cannot be told from another
+    // run's merge into the same output — docs/distributed.md "Limits".)
     if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
       throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
     }
@@ -607,11 +609,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const run = chosen!;
   const strangers = records.filter((r) => r.run !== run);
   if (strangers.length > 0) throw new SafetensorsError(join(partsDir, partRecordName(strangers[0].part, strangers[0].parts)), `belongs to run ${strangers[0].run}, not to the run of its folder (${run})`);
-  // Every record names the same input, options and fingerprint (those of its run) before any path
-  // a record names is opened.
-  const same = (r: PartRecord) => r.input === records[0].input && r.fingerprint === records[0].fingerprint && JSON.stringify(r.options) === JSON.stringify(records[0].options);
+  // Every record names the options and fingerprint of its run (what the run key hashes; the input
+  // path may be spelled differently on different machines) before any path a record names is opened.
+  const same = (r: PartRecord) => r.fingerprint === records[0].fingerprint && JSON.stringify(r.options) === JSON.stringify(records[0].options);
   const odd = records.find((r) => !same(r));
-  if (odd) throw new SafetensorsError(join(partsDir, partRecordName(odd.part, odd.parts)), `names another input, options or fingerprint than ${partRecordName(records[0].part, records[0].parts)}: one of them is damaged or stale; delete it and run that part again`);
+  if (odd) throw new SafetensorsError(join(partsDir, partRecordName(odd.part, odd.parts)), `names other options or another fingerprint than ${partRecordName(records[0].part, records[0].parts)}: one of them is damaged or stale; delete it and run that part again`);
   const count = records[0].parts;
   const other = records.find((r) => r.parts !== count);
   if (other) throw new SafetensorsError(partsDir, `holds records of ${count} and of ${other.parts} parts (${partRecordName(records[0].part, count)}, ${partRecordName(other.part, other.parts)}): one of them is damaged or stale; delete it and run that part again`);

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
 import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
-import { mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
+import { MAX_PARTS, mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
 import { quantizeOnQueue, redisOptions, startQueueWorker } from './queue.js';
 
 /** A bad flag of `worker` or `merge` (lib/checkpoint/cli.ts prints it with the usage, exit code 2). */
@@ -42,7 +42,7 @@ export function parseDistributedFlags(v: { shard?: string; queue?: string; parts
   if (v.parts !== undefined) {
     // Decimal digits only: Number() also takes '0x10', '1e3' and ' 8 '.
     parts = /^\d{1,6}$/.test(v.parts) ? Number(v.parts) : NaN;
-    if (!(parts >= 1 && parts <= 100000)) throw new RangeError(`--parts: expected a whole number of parts, 1..100000, got ${JSON.stringify(v.parts)}`);
+    if (!(parts >= 1 && parts <= MAX_PARTS)) throw new RangeError(`--parts: expected a whole number of parts, 1..${MAX_PARTS}, got ${JSON.stringify(v.parts)}`);
   }
   return { queue: v.queue, parts };
 }

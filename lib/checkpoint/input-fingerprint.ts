@@ -19,6 +19,14 @@ export interface InputFingerprint {
   files: Array<{ name: string; bytes: number; sha256: string }>;
 }
 
+/** A fingerprint as a job or record carries it (JSON from elsewhere): { digest, files: [{ name, bytes, sha256 }] }. */
+export function isInputFingerprint(v: unknown): v is InputFingerprint {
+  if (v === null || typeof v !== 'object') return false;
+  const { digest, files } = v as Record<string, unknown>;
+  return typeof digest === 'string' && Array.isArray(files)
+    && files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && typeof f.bytes === 'number' && typeof f.sha256 === 'string');
+}
+
 /** Shard name → sha256 of the sampled bytes of its data section. */
 export type DataSamples = Record<string, string>;
 

@@ -18,6 +18,7 @@ import {
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { describe } from '../core/validate.js';
+import { isInputFingerprint } from './input-fingerprint.js';
 
 /** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
 export const QUEUE_NAME = 'fp4kit-checkpoint';
@@ -55,12 +56,7 @@ function checkJobData(data: unknown): JobData {
     if (d[key] === null || typeof d[key] !== 'object') throw bad(`a part job needs ${key} (an object), got ${describe(d[key])}`);
   }
   if (typeof d.run !== 'string') throw bad(`a part job needs its run key, got ${describe(d.run)}`);
-  const fingerprint = d.fingerprint as Record<string, unknown>;
-  const files = fingerprint.files;
-  if (typeof fingerprint.digest !== 'string' || !Array.isArray(files)
-    || !files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && typeof f.bytes === 'number' && typeof f.sha256 === 'string')) {
-    throw bad('a part job\'s fingerprint needs { digest, files: [{ name, bytes, sha256 }] }');
-  }
+  if (!isInputFingerprint(d.fingerprint)) throw bad('a part job\'s fingerprint needs { digest, files: [{ name, bytes, sha256 }] }');
   return data as PartJobData;
 }
 

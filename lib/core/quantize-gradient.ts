@@ -6,7 +6,7 @@
 import type { GradientBuffers } from '../kernels/contract.js';
 import { getKernels } from '../kernels/registry.js';
 import { GradientGroupsId, GradientPruneId, gradientGroupCount } from '../kernels/ref/gradient-quant.js';
-import { checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, isObjectArgument, newArray, readFields, readShape } from './validate.js';
+import { checkDisjoint, checkName, checkOptions, checkSeed, checkShape, copyShape, describe, inputArray, isObjectArgument, newArray, readFields, readShape } from './validate.js';
 
 export type GradientGroups = 'sample' | 'channel' | 'tensor';
 export type GradientPrune = 'agp' | 'topk' | 'none';
@@ -65,12 +65,6 @@ function checkBits(fn: string, bits: unknown): number {
   return bits;
 }
 
-function checkSeed(fn: string, seed: unknown): number {
-  const s = seed === undefined ? 0 : seed; // null is refused, as tensorScale: null is
-  if (typeof s !== 'number') throw new TypeError(`${fn}: options.seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
-  if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: options.seed must be an integer in [0, 2^32), got ${describe(s)}`);
-  return s;
-}
 
 /** options.out's fields, each read once, before any array is looked at (readFields). */
 function readBuffers(fn: string, out: unknown): GradientBuffers {
@@ -106,7 +100,7 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const bits = checkBits(fn, bitsOption);
   const groups = checkName(fn, 'options.groups', groupsOption === undefined ? 'sample' : groupsOption, GROUPS);
   const prune = checkName(fn, 'options.prune', pruneOption === undefined ? 'none' : pruneOption, PRUNES);
-  const seed = checkSeed(fn, seedOption);
+  const seed = checkSeed(fn, 'options.seed', seedOption === undefined ? 0 : seedOption);
   // Caller objects are read before any array is looked at (readFields).
   const shapeCopy = copyShape(shapeOption);
   const outFields = outOption === undefined ? undefined : readBuffers(fn, outOption);

@@ -155,13 +155,17 @@ export function checkBlockFormat(fn: string, format: unknown, argument = 'format
   return format as BlockFormatName;
 }
 
+/** A seed: an integer in [0, 2^32) (a Number). */
+export function checkSeed(fn: string, argument: string, seed: unknown): number {
+  if (typeof seed !== 'number') throw new TypeError(`${fn}: ${argument} must be an integer in [0, 2^32) (a Number), got ${describe(seed)}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${fn}: ${argument} must be an integer in [0, 2^32), got ${describe(seed)}`);
+  return seed;
+}
+
 export function checkRounding(fn: string, rounding: unknown, seed: unknown): { rounding: RoundingName; seed: number } {
   const r = rounding === undefined ? 'nearest' : rounding; // undefined is absent; null is a value, refused
   if (r !== 'nearest' && r !== 'stochastic') throw notOneOf('string', r, `${fn}: rounding must be 'nearest' or 'stochastic', got ${describe(r)}`);
-  const s = seed === undefined ? 0 : seed;
-  if (typeof s !== 'number') throw new TypeError(`${fn}: seed must be an integer in [0, 2^32) (a Number), got ${describe(s)}`);
-  if (!Number.isInteger(s) || s < 0 || s > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${describe(s)}`);
-  return { rounding: r, seed: s };
+  return { rounding: r, seed: checkSeed(fn, 'seed', seed === undefined ? 0 : seed) };
 }
 
 export function checkScaleRule(fn: string, rule: unknown): ScaleRuleName {

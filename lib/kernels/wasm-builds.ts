@@ -7,6 +7,8 @@
 // nonzero addend) and takes the relaxed build only if all four lanes are right.
 // Nothing here touches Node's file system (the browser entry imports it).
 
+import { describe, notOneOf } from '../core/describe.js';
+
 /** A build of the module: SIMD128 only, or SIMD128 and relaxed SIMD. */
 export type WasmBuild = 'simd128' | 'relaxed';
 
@@ -82,5 +84,5 @@ export function chooseWasmBuild(request: unknown, where: string): WasmBuild {
     }
     return 'relaxed';
   }
-  throw new RangeError(`${where}: the WebAssembly build must be 'auto', 'relaxed' or 'simd128', got ${typeof request === 'string' ? `'${request}'` : String(request)}`);
+  throw notOneOf('string', request, `${where}: the WebAssembly build must be 'auto', 'relaxed' or 'simd128', got ${typeof request === 'string' ? `'${request}'` : describe(request)}`);
 }

@@ -16,7 +16,7 @@ import '@tensorflow/tfjs';
 // Also registers tfjs's 'wasm' backend, the base of 'fp4kit' (the package has side effects).
 import { setWasmPaths as setTfjsWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initWasm } from '../browser.js';
-import { describe } from '../core/describe.js';
+import { describe, isObjectArgument } from '../core/describe.js';
 import { isArrayBuffer } from '../core/typed-arrays.js';
 import { kernelsFor } from '../kernels/registry.js';
 import { chooseWasmBuild, WASM_BUILD_FILES } from '../kernels/wasm-builds.js';
@@ -43,14 +43,14 @@ let loading: Promise<void> | undefined;
 
 function checkPaths(paths: unknown): WasmPaths {
   if (typeof paths === 'string') return { tfjs: paths, fp4kit: paths + WASM_BUILD_FILES[chooseWasmBuild('auto', 'setWasmPaths')] };
-  if (typeof paths !== 'object' || paths === null || Array.isArray(paths) || ArrayBuffer.isView(paths) || isArrayBuffer(paths)) {
+  if (!isObjectArgument(paths) || isArrayBuffer(paths)) {
     throw new TypeError(`setWasmPaths: paths must be a folder URL (a string) or { tfjs?, fp4kit? }, got ${describe(paths)}`);
   }
   for (const key of Object.keys(paths)) {
     if (key !== 'tfjs' && key !== 'fp4kit') throw new RangeError(`setWasmPaths: unknown key '${key}' in paths; expected 'tfjs' and/or 'fp4kit'`);
   }
   const { tfjs, fp4kit } = paths as Record<string, unknown>;
-  if (tfjs !== undefined && typeof tfjs !== 'string' && (typeof tfjs !== 'object' || tfjs === null || Array.isArray(tfjs))) {
+  if (tfjs !== undefined && typeof tfjs !== 'string' && !isObjectArgument(tfjs)) {
     throw new TypeError(`setWasmPaths: paths.tfjs must be a folder URL (a string) or a map of file names to URLs, got ${describe(tfjs)}`);
   }
   if (fp4kit !== undefined && typeof fp4kit !== 'string' && !(fp4kit instanceof URL) && !ArrayBuffer.isView(fp4kit) && !isArrayBuffer(fp4kit)) {

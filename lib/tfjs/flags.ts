@@ -9,6 +9,7 @@
 //                        every conv filter, e.g. the constant weights of a tfjs GraphModel).
 
 import * as tf from '@tensorflow/tfjs';
+import { describe, notOneOf } from '../core/describe.js';
 
 export const WEIGHT_MODES = ['nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp', 'none'] as const;
 export type WeightMode = (typeof WEIGHT_MODES)[number];
@@ -21,8 +22,8 @@ export const WEIGHT_TENSORS_FLAG = 'FP4KIT_WEIGHT_TENSORS';
 
 function checkChoice<T extends string>(flag: string, value: unknown, choices: readonly T[]): T {
   if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
-  const got = typeof value === 'string' ? `'${value}'` : `${String(value)} (a ${typeof value})`;
-  throw new RangeError(`tf.env().set('${flag}'): the value must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${got}`);
+  const got = typeof value === 'string' ? `'${value}'` : describe(value);
+  throw notOneOf('string', value, `tf.env().set('${flag}'): the value must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${got}`);
 }
 
 /**

@@ -1,4 +1,5 @@
 // The output layouts by name, and reading a stored tensor back through its layout's decode.
+import { describe, notOneOf } from '../../core/describe.js';
 import { dequantize, type QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
 import { swapLastTwo, transposeLastTwo } from '../../core/transpose.js';
@@ -21,7 +22,7 @@ export function layoutByName(name: string, options: LayoutOptions = {}): Layout 
     case 'compressed-tensors': return compressedTensorsLayout;
     case 'modelopt': return modeloptLayout(options.inputScale);
     case 'gpt-oss': return gptOssLayout;
-    default: throw new RangeError(`unknown layout ${JSON.stringify(name)}; expected one of ${LAYOUT_NAMES.join(', ')}`);
+    default: throw notOneOf('string', name, `unknown layout ${describe(name)}; expected one of ${LAYOUT_NAMES.join(', ')}`);
   }
 }
 

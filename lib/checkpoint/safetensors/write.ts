@@ -6,6 +6,8 @@
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { AtomicFile } from './atomic-file.js';
 import { holdsLoneSurrogate } from './header.js';
+import { copyArray, describe, isArray, isObjectArgument, MAX_DIMS, notOneOf, readFields } from '../../core/validate.js';
+import { byteLengthOf, typedArrayName } from '../../core/typed-arrays.js';
 
 export interface TensorSpec {
   name: string;
@@ -130,10 +132,10 @@ export async function writeSafetensors(
   tensors: Array<TensorSpec & { data: Uint8Array }>,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  checkWriteArguments('writeSafetensors', finalPath, tensors, metadata);
-  const w = await SafetensorsWriter.create(finalPath, tensors, metadata);
+  const args = checkWriteArguments('writeSafetensors', finalPath, tensors, metadata); // read once: the write uses the copies
+  const w = await SafetensorsWriter.create(finalPath, args.tensors, args.metadata);
   try {
-    for (const t of tensors) await w.write(t.name, t.data);
+    for (const t of args.tensors) await w.write(t.name, t.data);
     await w.commit();
   } catch (err) {
     await w.abort();
@@ -141,25 +143,50 @@ export async function writeSafetensors(
   }
 }
 
-/** Argument checks with errors that name the function, the argument and what was expected. */
-function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, metadata: unknown): void {
-  if (typeof finalPath !== 'string' || finalPath === '') throw new TypeError(`${fn}: finalPath must be a non-empty string, got ${typeof finalPath}`);
-  if (!Array.isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of { name, dtype, shape, data }, got ${tensors === null ? 'null' : typeof tensors}`);
-  tensors.forEach((t: unknown, i) => {
-    const at = `${fn}: tensors[${i}]`;
-    if (t === null || typeof t !== 'object') throw new TypeError(`${at} must be an object { name, dtype, shape, data }`);
-    const { name, dtype, shape, data } = t as Record<string, unknown>;
-    if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${typeof name}`);
-    if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw new RangeError(`${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw new TypeError(`${at}.shape must be an array of non-negative integers`);
-    }
-    if (!(ArrayBuffer.isView(data) && Object.prototype.toString.call(data) === '[object Uint8Array]')) throw new TypeError(`${at}.data must be a Uint8Array`);
-    const want = specByteLength({ name, dtype, shape: shape as number[] });
-    if ((data as Uint8Array).byteLength !== want) throw new RangeError(`${at}.data must hold ${want} bytes for ${dtype} × [${shape.join(', ')}], got ${(data as Uint8Array).byteLength}`);
+/** A tensor's shape: an array of at most MAX_DIMS non-negative integers ([] is a scalar), read by
+ *  index and checked as read. */
+function readDims(at: string, shape: unknown): number[] {
+  if (!isArray(shape)) throw new TypeError(`${at}.shape must be an array of non-negative integers, got ${describe(shape)}`);
+  const dims = copyArray(shape, MAX_DIMS + 1);
+  if (dims.length > MAX_DIMS) throw new RangeError(`${at}.shape has more than ${MAX_DIMS} dimensions`);
+  dims.forEach((d, k) => {
+    if (typeof d !== 'number') throw new TypeError(`${at}.shape[${k}] must be a non-negative integer (a Number), got ${describe(d)}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${at}.shape[${k}] must be a non-negative integer, got ${describe(d)}`);
   });
-  if (metadata !== undefined) {
-    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new TypeError(`${fn}: metadata must be an object of strings`);
-    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`${fn}: metadata[${JSON.stringify(k)}] must be a string, got ${typeof v}`);
+  return dims as number[];
+}
+
+/**
+ * Argument checks with errors that name the function, the argument and what was expected; every
+ * caller object read once (by index, never through the array's own methods) into plain copies, so
+ * what was checked is what is written (README "Arguments and errors").
+ */
+function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, metadata: unknown): { tensors: Array<TensorSpec & { data: Uint8Array }>; metadata?: Record<string, string> } {
+  if (typeof finalPath !== 'string') throw new TypeError(`${fn}: finalPath must be a non-empty string, got ${describe(finalPath)}`);
+  if (finalPath === '') throw new RangeError(`${fn}: finalPath must be a non-empty string, got ""`);
+  if (!isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of { name, dtype, shape, data }, got ${describe(tensors)}`);
+  const count = tensors.length;
+  const specs: Array<TensorSpec & { data: Uint8Array }> = [];
+  for (let i = 0; i < count; i++) {
+    const t: unknown = tensors[i];
+    const at = `${fn}: tensors[${i}]`;
+    if (!isObjectArgument(t)) throw new TypeError(`${at} must be an object { name, dtype, shape, data }, got ${describe(t)}`);
+    const { name, dtype, shape: shapeField, data } = readFields(t, ['name', 'dtype', 'shape', 'data']);
+    if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${describe(name)}`);
+    if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw notOneOf('string', dtype, `${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${describe(dtype)}`);
+    const shape = readDims(at, shapeField);
+    if (typedArrayName(data) !== 'Uint8Array') throw new TypeError(`${at}.data must be a Uint8Array, got ${describe(data)}`);
+    const bytes = data as Uint8Array;
+    const want = specByteLength({ name, dtype, shape });
+    if (byteLengthOf(bytes) !== want) throw new RangeError(`${at}.data must hold ${want} bytes for ${dtype} × [${shape.join(', ')}], got ${byteLengthOf(bytes)}`);
+    specs.push({ name, dtype, shape, data: bytes });
   }
+  if (metadata === undefined) return { tensors: specs };
+  if (!isObjectArgument(metadata)) throw new TypeError(`${fn}: metadata must be an object of strings, got ${describe(metadata)}`);
+  const copy: Record<string, string> = Object.create(null) as Record<string, string>; // '__proto__' is a key like any other
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new TypeError(`${fn}: metadata[${JSON.stringify(k)}] must be a string, got ${describe(v)}`);
+    copy[k] = v;
+  }
+  return { tensors: specs, metadata: copy };
 }

@@ -5,7 +5,7 @@
 // TypeError (the wrong kind of value) or RangeError (the right kind, a wrong value) naming the
 // layer and the option, as every fp4kit function does (README "Arguments and errors").
 
-import { describe, isObjectArgument } from '../../core/validate.js';
+import { describe, isArray, isObjectArgument } from '../../core/validate.js';
 
 /** The layer's options object (not null, an array or a revoked Proxy). */
 export function checkLayerArgs(fn: string, args: unknown, expected: string): void {
@@ -19,12 +19,14 @@ export function checkPositiveInteger(fn: string, name: string, v: unknown): numb
   return v;
 }
 
-/** kernelSize or strides of a 2-D convolution: one positive integer, or two. Absent: tfjs's default. */
+/** kernelSize or strides of a 2-D convolution: one positive integer, or two. Absent (undefined or
+ *  null, as tfjs takes it): tfjs's default. An array is read by index (never its own forEach). */
 export function checkIntegerPair(fn: string, name: string, v: unknown, optional: boolean): void {
-  if (v === undefined && optional) return;
-  if (Array.isArray(v)) {
-    if (v.length !== 2) throw new RangeError(`${fn}: ${name} must be a positive integer or two of them, got an array of ${v.length}`);
-    v.forEach((d, i) => checkPositiveInteger(fn, `${name}[${i}]`, d));
+  if ((v === undefined || v === null) && optional) return;
+  if (isArray(v)) {
+    const length = v.length;
+    if (length !== 2) throw new RangeError(`${fn}: ${name} must be a positive integer or two of them, got an array of ${describe(length)}`);
+    for (let i = 0; i < length; i++) checkPositiveInteger(fn, `${name}[${i}]`, v[i]);
     return;
   }
   checkPositiveInteger(fn, name, v);

@@ -3,7 +3,7 @@
 
 import { BINARY_GRADIENT_MODES, type BinaryGradientMode, type BinaryGradientOptions } from '../../training/binary-backward.js';
 import type { GradientPrune } from '../../core/quantize-gradient.js';
-import { describe, notOneOf } from '../../core/validate.js';
+import { checkSeed, describe, notOneOf } from '../../core/validate.js';
 
 export interface BinaryLayerOptions {
   /** The output gradient of the backward products: 'scq' (default: per sample for ∇X, per channel
@@ -38,10 +38,7 @@ export function readBinaryOptions(fn: string, args: BinaryLayerOptions): Omit<Bi
   if (typeof bits !== 'number') throw new TypeError(`${fn}: bits must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
   if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: bits must be an integer in [1, 8], got ${describe(bits)}`);
   if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw notOneOf('string', prune, `${fn}: prune must be one of ${PRUNES.join(', ')}, got ${describe(prune)}`);
-  if (seed !== undefined) {
-    if (typeof seed !== 'number') throw new TypeError(`${fn}: seed must be an integer in [0, 2^32) (a Number), got ${describe(seed)}`);
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${fn}: seed must be an integer in [0, 2^32), got ${describe(seed)}`);
-  }
+  if (seed !== undefined) checkSeed(fn, 'seed', seed);
   return { mode: gradients, bits, prune, seed };
 }
 

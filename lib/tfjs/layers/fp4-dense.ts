@@ -6,6 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { checkLayerArgs, checkPositiveInteger } from './base-options.js';
+import { isArray } from '../../core/validate.js';
 import { fp4MatMul, type Fp4ForwardStats } from './fp4-ops.js';
 import { fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';
 
@@ -36,7 +37,7 @@ export class Fp4Dense extends Dense {
     const fp4 = readFp4Options('fp4Dense', args);
     const { dge: _dge, occ: _occ, gradients: _g, scaling: _s, ties: _t, weights, ...rest } = args;
     // An array under `weights` is Dense's own option (initial weights); a string was the FP4 scaling.
-    super(Array.isArray(weights) ? { ...rest, weights } : rest);
+    super(isArray(weights) ? { ...rest, weights } : rest);
     this.fp4 = fp4;
   }
 

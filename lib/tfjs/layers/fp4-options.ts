@@ -4,7 +4,7 @@
 import { DGE_DEFAULTS, type DgeOptions } from '../../training/dge.js';
 import { OCC_DEFAULTS, type OccOptions } from '../../training/occ.js';
 import { TIE_RULES, type Fp4BlockFormat, type TieRule } from '../../training/fp4-quantizer.js';
-import { describe, isObjectArgument, notOneOf } from '../../core/validate.js';
+import { describe, isArray, isObjectArgument, notOneOf } from '../../core/validate.js';
 
 export type Fp4WeightScaling = 'per-channel' | Fp4BlockFormat;
 const WEIGHT_SCALINGS: readonly Fp4WeightScaling[] = ['per-channel', 'nvfp4', 'mxfp4'];
@@ -66,11 +66,14 @@ function oneOf<T extends string>(fn: string, name: string, v: unknown, allowed: 
 /** The FP4 scaling from `scaling`, or from a string under its earlier name `weights`. */
 function readScaling(fn: string, args: Fp4LayerOptions & Fp4LegacyOptions): Fp4WeightScaling {
   const legacy = typeof args.weights === 'string' ? args.weights : undefined;
-  if (args.weights !== undefined && args.weights !== null && legacy === undefined && !Array.isArray(args.weights)) {
+  if (args.weights !== undefined && args.weights !== null && legacy === undefined && !isArray(args.weights)) {
     throw new TypeError(`${fn}: weights must be an array of initial weight tensors (tf.layers.dense's option) or, as the earlier name of scaling, one of ${WEIGHT_SCALINGS.join(', ')}; got ${describe(args.weights)}`);
   }
   const scaling = args.scaling ?? undefined;
-  if (scaling !== undefined && legacy !== undefined && scaling !== legacy) throw new RangeError(`${fn}: scaling ${JSON.stringify(scaling)} and its earlier name weights ${JSON.stringify(legacy)} disagree`);
+  if (scaling !== undefined && legacy !== undefined && scaling !== legacy) {
+    if (typeof scaling !== 'string') throw new TypeError(`${fn}: scaling must be one of ${WEIGHT_SCALINGS.join(', ')}, got ${describe(scaling)}`);
+    throw new RangeError(`${fn}: scaling ${describe(scaling)} and its earlier name weights ${describe(legacy)} disagree`);
+  }
   return oneOf(fn, legacy !== undefined && scaling === undefined ? 'weights' : 'scaling', scaling ?? legacy ?? 'per-channel', WEIGHT_SCALINGS);
 }
 
