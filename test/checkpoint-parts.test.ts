@@ -266,6 +266,18 @@ describe('--shard parts and merge', () => {
     expect(existsSync(partsFolder(out))).toBe(false);
   });
 
+  it('a single-file input not named *.safetensors: the merge leaves no run folder behind', async () => {
+    const file = join(root, 'weights.bin');
+    const { writeSafetensors } = await import('../lib/checkpoint/safetensors/write.js');
+    const w = new Uint8Array(64 * 64 * 2).map((_v, i) => (i * 37) & 0x3f); // bf16 bytes of small values
+    await writeSafetensors(file, [{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'BF16', shape: [64, 64], data: w }]);
+    const out = join(root, 'single-bin');
+    for (const part of [0, 1]) await runCheckpointPart({ input: file, output: out, options: serializeOptions({ format: 'mxfp4' }), part, parts: 2 });
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+    expect(readdirSync(out)).toContain('weights.bin');
+    expect(existsSync(partsFolder(out))).toBe(false);
+  });
+
   it('merge lists at most 20 of the parts that are missing', async () => {
     const out = join(root, 'many-missing');
     await runParts(out, { format: 'mxfp4' }, 40, [0]);

@@ -77,6 +77,20 @@ class Proc {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+describe('which job errors are retried on another worker', () => {
+  it('bad input fails for good; running out of memory is retried (another worker may have more)', async () => {
+    const { failsEverywhere } = await import('../lib/checkpoint/queue.js');
+    const { SafetensorsError } = await import('../lib/checkpoint/safetensors/header.js');
+    expect(failsEverywhere(new SafetensorsError('/x', 'header length 9 is absurd'))).toBe(true);
+    expect(failsEverywhere(new RangeError('quantizeAsync: nvfp4 input holds NaN or Inf'))).toBe(true);
+    expect(failsEverywhere(new TypeError('runCheckpointPart: input must be a path'))).toBe(true);
+    expect(failsEverywhere(new RangeError('quantizeAsync: out of memory (a native allocation failed)'))).toBe(false);
+    expect(failsEverywhere(new RangeError('matmul: cannot allocate the output [4, 4] (16 elements)'))).toBe(false);
+    expect(failsEverywhere(new RangeError('Array buffer allocation failed'))).toBe(false);
+    expect(failsEverywhere(new Error('EIO: i/o error'))).toBe(false);
+  });
+});
+
 describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
   const root = mkdtempSync(join(tmpdir(), 'fp4kit-queue-'));
   const input = join(root, 'in');

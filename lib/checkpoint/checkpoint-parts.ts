@@ -152,12 +152,14 @@ async function prepareRunFolder(outDir: string, run: string): Promise<string> {
 }
 
 /** Remove a merged run's folder (leftover records, the plan, the lock, temporary files of killed
- *  copies of its parts), then the parts folder if no other run is in it. */
-async function removeRunFolder(outDir: string, run: string): Promise<void> {
+ *  copies of its parts), then the parts folder if no other run is in it. `shards`: the run's shard
+ *  names (a single-file input need not end in .safetensors; its shard keeps the input's name). */
+async function removeRunFolder(outDir: string, run: string, shards: readonly string[] = []): Promise<void> {
   const folder = runFolder(outDir, run);
   if (!(await isRealFolder(partsFolder(outDir)).catch(() => false)) || !(await isRealFolder(folder).catch(() => false))) return; // never through a link
+  const mine = new Set(shards);
   for (const name of await readdir(folder).catch(() => [] as string[])) {
-    if (IN_RUN_FOLDER.test(name)) await rm(join(folder, name), { recursive: true, force: true });
+    if (IN_RUN_FOLDER.test(name) || mine.has(name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, ''))) await rm(join(folder, name), { recursive: true, force: true });
   }
   await rmdir(folder).catch(() => {});
   await rmdir(partsFolder(outDir)).catch(() => {}); // fails while another run has its folder there
@@ -705,7 +707,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       }
       mo.signal?.throwIfAborted();
       await folder.publish();
-      await removeRunFolder(outDir, run); // the shards' other names, records, the lock, temporary files of killed parts
+      await removeRunFolder(outDir, run, plan.parts.flat()); // the shards' other names, records, the lock, temporary files of killed parts
       return summary;
     } finally {
       await closeCheckpoint(ckpt);

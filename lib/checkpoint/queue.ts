@@ -268,6 +268,16 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   }
 }
 
+/**
+ * Whether a job's error would be the same on any machine, so retrying it elsewhere is pointless:
+ * bad input (a malformed file, a bad option, a job of the wrong shape). Running out of memory is
+ * not (another worker may have more, or less load): that is retried.
+ */
+export function failsEverywhere(err: unknown): boolean {
+  if (err instanceof RangeError && /out of memory|cannot allocate|allocation failed/.test(err.message)) return false;
+  return err instanceof SafetensorsError || err instanceof RangeError || err instanceof TypeError;
+}
+
 /** A producer stopped before it enqueued its run: no job of it is in the queue (its plan may be in
  *  the run folder; a rerun with the same options uses it). */
 export class NotQueuedError extends Error {
@@ -362,8 +372,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         void worker.close();
         throw err;
       }
-      // Bad input (a malformed file, a bad option, a job of the wrong shape) fails the same way on any machine.
-      if (err instanceof SafetensorsError || err instanceof RangeError || err instanceof TypeError) throw new UnrecoverableError(err.message);
+      if (failsEverywhere(err)) throw new UnrecoverableError((err as Error).message);
       throw err;
     } finally {
       active--;
