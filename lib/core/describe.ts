@@ -1,5 +1,7 @@
-// How an argument is named in an error message: what the caller passed, without calling anything
-// the caller defined (no toString, no getters).
+// What a caller passed, looked at without calling anything the caller defined (no toString, no
+// getters, no Proxy traps): how an argument is named in an error message, what kind of value it
+// is (an object to read fields of, an array, a revoked Proxy), and which error class a value
+// outside a list gets.
 
 import { isArrayBuffer, isSharedBuffer, typedArrayName } from './typed-arrays.js';
 
