@@ -409,26 +409,47 @@ export class PartAlreadyMergedError extends SafetensorsError {
   }
 }
 
+/** The clock skew between machines allowed where a summary's time is compared with a plan's. */
+const CLOCK_SKEW_MS = 3600_000;
+
+/** The summary published in outDir, or null when there is none (a regular file only). */
+async function publishedSummary(outDir: string): Promise<CheckpointSummary | null> {
+  const text = await readRegularTextFile(join(outDir, SUMMARY_NAME));
+  return text === null ? null : (JSON.parse(text) as CheckpointSummary);
+}
+
 /** Whether `run` was merged into outDir after `since`: its folder is gone and a summary was written since
- *  (less `skewMs` of clock skew between machines: an hour where the queue's merge allows one). */
-async function mergedSince(outDir: string, run: string, since: number, skewMs = 3600_000): Promise<boolean> {
+ *  (less `skewMs` of clock skew between machines: CLOCK_SKEW_MS where the queue's merge allows it). */
+async function mergedSince(outDir: string, run: string, since: number, skewMs = CLOCK_SKEW_MS): Promise<boolean> {
   if (await lstat(runFolder(outDir, run)).then(() => true, () => false)) return false;
   const written = await stat(join(outDir, SUMMARY_NAME)).then((st) => st.mtimeMs, () => null);
   return written !== null && written >= since - skewMs;
 }
 
 /**
- * A queued part's job against the plan its producer left in the run's folder: the same run, input,
- * output, number of parts, options and fingerprint. A job that differs (written by hand, or by
- * anyone who can write to the Redis) would quantize another checkpoint into this run's folder, or
- * fail three times with a misleading message: it is refused before anything is opened.
+ * A queued part's job against the plan its producer left in the run's folder. Without the plan,
+ * this worker does not see the producer's folder (it would write to a folder of its own that no
+ * merge ever reads) or the job is stale. With it: the same run, input, output, number of parts,
+ * options and fingerprint — a job that differs (written by hand, or by anyone who can write to the
+ * Redis) would quantize another checkpoint into this run's folder, or fail three times with a
+ * misleading message. All before anything is opened.
  */
-async function checkAgainstPlan(req: PartRequest, planPath: string): Promise<void> {
-  await isRealFolder(runFolder(req.output, req.run!)); // a symbolic link is refused
-  const text = await readRegularTextFile(planPath);
+async function checkAgainstPlan(req: PartRequest): Promise<void> {
+  const planPath = runPlanPath(req.output, req.run!);
+  // A symbolic link for the run folder is refused; an absent one has no plan.
+  const text = (await isRealFolder(runFolder(req.output, req.run!))) ? await readRegularTextFile(planPath) : null;
+  if (text === null) {
+    // This machine sees the output's parts folder but not the run's folder in it: a stale job (its
+    // run folder was deleted after its producer stopped, or a job written by hand), not a machine
+    // without the shared filesystem. The job fails; the worker goes on taking jobs.
+    if (await isRealFolder(partsFolder(req.output)).catch(() => false)) {
+      throw new SafetensorsError(planPath, `no such file, although this machine sees ${partsFolder(req.output)}: the run's folder is gone (deleted after its producer stopped?) — a stale job, not run`);
+    }
+    throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
+  }
   let plan: Partial<RunPlan> | null = null;
   try {
-    plan = text === null ? null : (JSON.parse(text) as Partial<RunPlan>);
+    plan = JSON.parse(text) as Partial<RunPlan>;
   } catch { /* named below */ }
   if (plan === null || typeof plan !== 'object') throw new SafetensorsError(planPath, 'not a run plan fp4kit wrote');
   const differs = plan.run !== req.run ? 'run key'
@@ -444,21 +465,7 @@ async function runPart(
   req: PartRequest, startedAt: number, planned: { run?: string },
   onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
-  if (req.run !== undefined) {
-    // A queued part: the producer created the run's folder and left its plan there. A worker that does not
-    // see it would write to a folder of its own that no merge ever reads.
-    const planPath = runPlanPath(req.output, req.run);
-    if (!(await stat(planPath).then(() => true, () => false))) {
-      // This machine sees the output's parts folder but not the run's folder in it: a stale job (its
-      // run folder was deleted after its producer stopped, or a job written by hand), not a machine
-      // without the shared filesystem. The job fails; the worker goes on taking jobs.
-      if (await isRealFolder(partsFolder(req.output)).catch(() => false)) {
-        throw new SafetensorsError(planPath, `no such file, although this machine sees ${partsFolder(req.output)}: the run's folder is gone (deleted after its producer stopped?) — a stale job, not run`);
-      }
-      throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
-    }
-    await checkAgainstPlan(req, planPath);
-  }
+  if (req.run !== undefined) await checkAgainstPlan(req); // a queued part: the producer left its plan in the run's folder
   let dir!: string;
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
@@ -601,9 +608,9 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   if (records.length === 0) {
     const summaryPath = join(outDir, SUMMARY_NAME);
     const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
-    if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - 3600_000) {
-      const text = await readRegularTextFile(summaryPath);
-      if (text !== null) return JSON.parse(text) as CheckpointSummary;
+    if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - CLOCK_SKEW_MS) {
+      const summary = await publishedSummary(outDir);
+      if (summary !== null) return summary;
     }
     const done = written !== null;
     throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
@@ -721,8 +728,8 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published
     // it meanwhile and took the records and shards this one was reading: the run is done.
     if (await mergedSince(outDir, run, mergeStarted, 0)) {
-      const text = await readRegularTextFile(join(outDir, SUMMARY_NAME)).catch(() => null);
-      if (text !== null) return JSON.parse(text) as CheckpointSummary;
+      const summary = await publishedSummary(outDir).catch(() => null);
+      if (summary !== null) return summary;
     }
     throw err;
   }
