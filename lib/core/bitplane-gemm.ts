@@ -5,7 +5,7 @@
 // dequantization before the product). Layouts, the exact integer identity and the float order:
 // lib/kernels/ref/bitplane-gemm.ts. Every backend gives the same bits.
 
-import type { QuantizedGradient } from './quantize-gradient.js';
+import { checkGradientBits, type QuantizedGradient } from './quantize-gradient.js';
 import { getKernels } from '../kernels/registry.js';
 import { MAX_BITPLANE_LENGTH, planesBytes, signsBytes } from '../kernels/ref/bitplane-gemm.js';
 import { checkCount, checkDisjoint, checkName, checkOptions, checkShape, copyShape, describe, inputArray, isObjectArgument, newArray, notOneOf, readFields, readShape } from './validate.js';
@@ -69,12 +69,6 @@ function checkLength(fn: string, length: number): void {
   if (length > MAX_BITPLANE_LENGTH) throw new RangeError(`${fn}: the reduction length ${length} exceeds 2^22 (the integer products must fit int32)`);
 }
 
-function checkBits(fn: string, name: string, bits: unknown): number {
-  if (typeof bits !== 'number') throw new TypeError(`${fn}: ${name} must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
-  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: ${name} must be an integer in [1, 8], got ${describe(bits)}`);
-  return bits;
-}
-
 /** Packs x [rows, cols] as signs: one row per row of x (or per column, with `transpose`). */
 export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSigns {
   const fn = 'packSigns';
@@ -98,7 +92,7 @@ export function packBitPlanes(codes: Uint8Array, options: PackBitPlanesOptions):
   const fn = 'packBitPlanes';
   const o = checkOptions<PackBitPlanesOptions>(fn, options, '{ shape, bits, transpose? }', false);
   const { shape: shapeOption, bits: bitsOption, transpose: transposeOption } = o;
-  const bits = checkBits(fn, 'options.bits', bitsOption);
+  const bits = checkGradientBits(fn, 'options.bits', bitsOption);
   const transpose = readFlag(fn, 'transpose', transposeOption);
   const shape = copyShape(shapeOption); // read before the array is looked at (readFields)
   const src = inputArray(fn, 'codes', codes, 'Uint8Array');
@@ -144,7 +138,7 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
   if (dims === undefined) throw new TypeError(`${fn}: q.shape must be [rows, cols], got undefined`);
   if (dims.length !== 2) throw new RangeError(`${fn}: q.shape must be [rows, cols], got [${dims.join(', ')}]`);
   const [rows, cols] = dims;
-  const bits = checkBits(fn, 'q.bits', bitsOption);
+  const bits = checkGradientBits(fn, 'q.bits', bitsOption);
   const group = checkName(fn, 'q.groups', groups, ['sample', 'channel', 'tensor'] as const);
   const count = group === 'sample' ? rows : group === 'channel' ? cols : 1;
   const g = {
@@ -184,7 +178,7 @@ function checkPlanes(fn: string, a: { [key in keyof PackedBitPlanes]?: unknown }
   checkCount(fn, 'a.rows', rows);
   checkCount(fn, 'a.length', length);
   checkLength(fn, length);
-  const b = checkBits(fn, 'a.bits', bits);
+  const b = checkGradientBits(fn, 'a.bits', bits);
   return { rows, length, bits: b, data: wordArray(fn, 'a.data', data, planesBytes(rows, length, b)) };
 }
 

@@ -57,5 +57,5 @@ export function isArray(v: unknown): v is unknown[] {
 /** An object a function reads fields of (options, a tensor, a selection): not null, not an array
  *  or a typed array, not a revoked Proxy. */
 export function isObjectArgument(v: unknown): v is object {
-  return v !== null && typeof v === 'object' && !isArray(v) && !isRevokedProxy(v) && !ArrayBuffer.isView(v);
+  return v !== null && typeof v === 'object' && !isRevokedProxy(v) && !Array.isArray(v) && !ArrayBuffer.isView(v);
 }

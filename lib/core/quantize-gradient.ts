@@ -59,12 +59,13 @@ function checkShape2(fn: string, shape: unknown, length: number): [number, numbe
   return [dims[0], dims[1]];
 }
 
-function checkBits(fn: string, bits: unknown): number {
-  if (typeof bits !== 'number') throw new TypeError(`${fn}: options.bits must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
-  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: options.bits must be an integer in [1, 8], got ${describe(bits)}`);
+/** Bits per kept gradient element: an integer in [1, 8] (a Number). Also packGradient's and the
+ *  binary layers' check. */
+export function checkGradientBits(fn: string, argument: string, bits: unknown): number {
+  if (typeof bits !== 'number') throw new TypeError(`${fn}: ${argument} must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
+  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: ${argument} must be an integer in [1, 8], got ${describe(bits)}`);
   return bits;
 }
-
 
 /** options.out's fields, each read once, before any array is looked at (readFields). */
 function readBuffers(fn: string, out: unknown): GradientBuffers {
@@ -97,7 +98,7 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   const fn = 'quantizeGradient';
   const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed?, out? }', false);
   const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption, out: outOption } = o;
-  const bits = checkBits(fn, bitsOption);
+  const bits = checkGradientBits(fn, 'options.bits', bitsOption);
   const groups = checkName(fn, 'options.groups', groupsOption === undefined ? 'sample' : groupsOption, GROUPS);
   const prune = checkName(fn, 'options.prune', pruneOption === undefined ? 'none' : pruneOption, PRUNES);
   const seed = checkSeed(fn, 'options.seed', seedOption === undefined ? 0 : seedOption);

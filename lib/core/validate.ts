@@ -69,12 +69,13 @@ export function checkCount(fn: string, argument: string, v: unknown): number {
  * A shape option read once into a plain array (a getter or Proxy is asked for each dimension one
  * time), every dimension a non-negative integer Number; undefined stays undefined. Callers read
  * shapes before they look at the data, so nothing the shape runs can change the data afterwards.
+ * `scalars`: [] (a scalar, as a safetensors tensor may be) is a shape too.
  */
-export function readShape(fn: string, shape: unknown, argument = 'shape'): number[] | undefined {
+export function readShape(fn: string, shape: unknown, argument = 'shape', scalars = false): number[] | undefined {
   if (shape === undefined) return undefined;
-  if (!isArray(shape)) throw new TypeError(`${fn}: ${argument} must be a non-empty array of integers, got ${describe(shape)}`);
+  if (!isArray(shape)) throw new TypeError(`${fn}: ${argument} must be ${scalars ? 'an' : 'a non-empty'} array of integers, got ${describe(shape)}`);
   const dims = copyShape(shape) as unknown[];
-  if (dims.length === 0) throw new RangeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
+  if (dims.length === 0 && !scalars) throw new RangeError(`${fn}: ${argument} must be a non-empty array of integers, got []`);
   if (dims.length > MAX_DIMS) throw new RangeError(`${fn}: ${argument} has more than ${MAX_DIMS} dimensions`);
   for (let i = 0; i < dims.length; i++) {
     const d = dims[i];

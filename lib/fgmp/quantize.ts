@@ -24,7 +24,7 @@ import {
 } from './blocks.js';
 import { scratch } from '../core/scratch.js';
 import { packFgmpStream } from './stream.js';
-import { assignPrecision, countFp8Blocks, selectThreshold, type Selection } from './select.js';
+import { assignPrecision, checkSelectionValues, countFp8Blocks, selectThreshold, type Selection } from './select.js';
 
 export interface FgmpOptions {
   shape?: number[];
@@ -141,12 +141,8 @@ function floats(p: Prepared): Prepared {
 function checkSelection(fn: string, selection: unknown): Pick<Selection, 'threshold' | 'tiesTaken'> {
   const expected = 'must be { threshold: number, tiesTaken: integer ≥ 0 } from selectThreshold()';
   if (!isObjectArgument(selection)) throw new TypeError(`${fn}: selection ${expected}, got ${describe(selection)}`);
-  const { threshold, tiesTaken } = selection as Selection;
-  if (typeof threshold !== 'number' || Number.isNaN(threshold) || typeof tiesTaken !== 'number' || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
-    const Kind = typeof threshold !== 'number' || typeof tiesTaken !== 'number' ? TypeError : RangeError;
-    throw new Kind(`${fn}: selection ${expected}, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
-  }
-  return { threshold, tiesTaken };
+  const { threshold, tiesTaken } = selection as Record<string, unknown>;
+  return checkSelectionValues(fn, threshold, tiesTaken, expected);
 }
 
 interface Candidates {

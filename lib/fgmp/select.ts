@@ -18,6 +18,16 @@ export interface Selection {
   ties: number[];
 }
 
+/** A selection's threshold and tiesTaken, as read from the caller's object: numbers (else a
+ *  TypeError), a threshold that is not NaN and an integer tiesTaken ≥ 0 (else a RangeError).
+ *  `expected` completes "selection …" in the message. */
+export function checkSelectionValues(fn: string, threshold: unknown, tiesTaken: unknown, expected: string): Pick<Selection, 'threshold' | 'tiesTaken'> {
+  const Kind = typeof threshold !== 'number' || typeof tiesTaken !== 'number' ? TypeError
+    : Number.isNaN(threshold) || !Number.isInteger(tiesTaken) || tiesTaken < 0 ? RangeError : null;
+  if (Kind !== null) throw new Kind(`${fn}: selection ${expected}, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
+  return { threshold: threshold as number, tiesTaken: tiesTaken as number };
+}
+
 /** The part of a model-wide selection that applies to tensor `index` (its own share of ties). */
 export function forTensor(selection: Selection, index: number): Pick<Selection, 'threshold' | 'tiesTaken'> {
   const fn = 'forTensor';
@@ -172,13 +182,8 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
 export function assignPrecision(impactLists: ArrayLike<number>[], selection: Pick<Selection, 'threshold' | 'tiesTaken'>): Uint8Array[] {
   const fn = 'assignPrecision';
   if (!isObjectArgument(selection)) throw new TypeError(`${fn}: selection must be { threshold, tiesTaken } (from selectThreshold or forTensor), got ${describe(selection)}`);
-  const { threshold, tiesTaken } = selection; // read before the impacts are looked at
-  if (typeof threshold !== 'number' || typeof tiesTaken !== 'number') {
-    throw new TypeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
-  }
-  if (Number.isNaN(threshold) || !Number.isInteger(tiesTaken) || tiesTaken < 0) {
-    throw new RangeError(`${fn}: selection must be { threshold: number, tiesTaken: integer ≥ 0 }, got { threshold: ${describe(threshold)}, tiesTaken: ${describe(tiesTaken)} }`);
-  }
+  // Read before the impacts are looked at.
+  const { threshold, tiesTaken } = checkSelectionValues(fn, selection.threshold, selection.tiesTaken, 'must be { threshold: number, tiesTaken: integer ≥ 0 }');
   const impacts = readImpacts(fn, impactLists);
   let ties = tiesTaken;
   return impacts.map((t) => {

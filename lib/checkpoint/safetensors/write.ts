@@ -6,7 +6,7 @@
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { AtomicFile } from './atomic-file.js';
 import { holdsLoneSurrogate } from './header.js';
-import { copyArray, describe, isArray, isObjectArgument, MAX_DIMS, notOneOf, readFields } from '../../core/validate.js';
+import { describe, isArray, isObjectArgument, notOneOf, readFields, readShape } from '../../core/validate.js';
 import { byteLengthOf, typedArrayName } from '../../core/typed-arrays.js';
 
 export interface TensorSpec {
@@ -143,19 +143,6 @@ export async function writeSafetensors(
   }
 }
 
-/** A tensor's shape: an array of at most MAX_DIMS non-negative integers ([] is a scalar), read by
- *  index and checked as read. */
-function readDims(at: string, shape: unknown): number[] {
-  if (!isArray(shape)) throw new TypeError(`${at}.shape must be an array of non-negative integers, got ${describe(shape)}`);
-  const dims = copyArray(shape, MAX_DIMS + 1);
-  if (dims.length > MAX_DIMS) throw new RangeError(`${at}.shape has more than ${MAX_DIMS} dimensions`);
-  dims.forEach((d, k) => {
-    if (typeof d !== 'number') throw new TypeError(`${at}.shape[${k}] must be a non-negative integer (a Number), got ${describe(d)}`);
-    if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`${at}.shape[${k}] must be a non-negative integer, got ${describe(d)}`);
-  });
-  return dims as number[];
-}
-
 /**
  * Argument checks with errors that name the function, the argument and what was expected; every
  * caller object read once (by index, never through the array's own methods) into plain copies, so
@@ -174,7 +161,8 @@ function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, m
     const { name, dtype, shape: shapeField, data } = readFields(t, ['name', 'dtype', 'shape', 'data']);
     if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${describe(name)}`);
     if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw notOneOf('string', dtype, `${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${describe(dtype)}`);
-    const shape = readDims(at, shapeField);
+    const shape = readShape(fn, shapeField, `tensors[${i}].shape`, true);
+    if (shape === undefined) throw new TypeError(`${at}.shape must be an array of non-negative integers, got undefined`);
     if (typedArrayName(data) !== 'Uint8Array') throw new TypeError(`${at}.data must be a Uint8Array, got ${describe(data)}`);
     const bytes = data as Uint8Array;
     const want = specByteLength({ name, dtype, shape });

@@ -2,7 +2,7 @@
 // construction: a bad value is a TypeError or RangeError naming the option and what is allowed.
 
 import { BINARY_GRADIENT_MODES, type BinaryGradientMode, type BinaryGradientOptions } from '../../training/binary-backward.js';
-import type { GradientPrune } from '../../core/quantize-gradient.js';
+import { checkGradientBits, type GradientPrune } from '../../core/quantize-gradient.js';
 import { checkSeed, describe, notOneOf } from '../../core/validate.js';
 
 export interface BinaryLayerOptions {
@@ -35,8 +35,7 @@ export function readBinaryOptions(fn: string, args: BinaryLayerOptions): Omit<Bi
   if (typeof gradients !== 'string' || !(BINARY_GRADIENT_MODES as readonly string[]).includes(gradients)) {
     throw notOneOf('string', gradients, `${fn}: gradients must be one of ${BINARY_GRADIENT_MODES.join(', ')}, got ${describe(gradients)}`);
   }
-  if (typeof bits !== 'number') throw new TypeError(`${fn}: bits must be an integer in [1, 8] (a Number), got ${describe(bits)}`);
-  if (!Number.isInteger(bits) || bits < 1 || bits > 8) throw new RangeError(`${fn}: bits must be an integer in [1, 8], got ${describe(bits)}`);
+  checkGradientBits(fn, 'bits', bits);
   if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw notOneOf('string', prune, `${fn}: prune must be one of ${PRUNES.join(', ')}, got ${describe(prune)}`);
   if (seed !== undefined) checkSeed(fn, 'seed', seed);
   return { mode: gradients, bits, prune, seed };
