@@ -367,14 +367,19 @@ describe.each(backends)('bad input on %s', (backend) => {
     expect(thrown(() => matmul(x, weights(), { shape: sparse() as never }))).toBe('RangeError: matmul: shape has more than 64 dimensions');
     expect(thrown(() => quantize(x, { format: 'mxfp4', shape: [...Array(64).fill(1), 64] }))).toBe('RangeError: quantize: shape has more than 64 dimensions');
     expect(quantize(x, { format: 'mxfp4', shape: [...Array(62).fill(1), 2, 32] }).shape.length).toBe(64);
-    // Its copy is allocated (lazily zeroed) or refused by name, depending on the machine's memory; then the first hole is refused.
-    expect(thrown(() => selectThreshold([sparse() as never], 0.5)))
-      .toMatch(/^(TypeError: selectThreshold: impacts\[0\]\[0\] must be a number, got undefined|RangeError: selectThreshold: cannot allocate the copy of impacts\[0\] \(4294967295 elements\))$/);
+    // Its copy grows with the elements read: the first hole is refused before anything large is allocated.
+    expect(thrown(() => selectThreshold([sparse() as never], 0.5))).toBe('RangeError: selectThreshold: impacts[0] is an array of 4294967295 elements; an array of numbers may have at most 2^30 (pass a Float64Array)');
+    const sparse30: unknown[] = []; sparse30.length = 2 ** 30;
+    expect(thrown(() => selectThreshold([sparse30 as never], 0.5))).toBe('TypeError: selectThreshold: impacts[0][0] must be a number, got undefined');
+    const longHoles = new Proxy([1, 2, 3], { get: (t, k, r) => (k === 'length' ? 2 ** 30 : k === String(2 ** 20 + 5) ? 'x' : typeof k === 'string' && /^\d+$/.test(k) ? 1 : Reflect.get(t, k, r)) });
+    expect(thrown(() => selectThreshold([longHoles as never], 0.5))).toBe(`TypeError: selectThreshold: impacts[0][${2 ** 20 + 5}] must be a number, got "x"`);
     const holes: unknown[] = [1, 2]; holes.length = 2 ** 24;
     expect(thrown(() => selectThreshold([holes as never], 0.5))).toBe('TypeError: selectThreshold: impacts[0][2] must be a number, got undefined');
     expect(thrown(() => selectThreshold(sparse() as never, 0.5))).toBe('TypeError: selectThreshold: impacts[0] must be a Float64Array, a Float32Array or an array of numbers, got undefined');
     expect(thrown(() => assignPrecision([holes as never], { threshold: 1, tiesTaken: 0 }))).toBe('TypeError: assignPrecision: impacts[0][2] must be a number, got undefined');
-    expect(thrown(() => selectThreshold([ones as never], 0.5))).toBe(`RangeError: selectThreshold: cannot allocate the copy of impacts[0] (${2 ** 32 - 1} elements)`);
+    expect(thrown(() => selectThreshold([ones as never], 0.5))).toBe(`RangeError: selectThreshold: impacts[0] is an array of ${2 ** 32 - 1} elements; an array of numbers may have at most 2^30 (pass a Float64Array)`);
+    const negative = new Proxy([1], { get: (t, k, r) => (k === 'length' ? -1 : Reflect.get(t, k, r)) });
+    expect(thrown(() => selectThreshold([negative as never], 0.5))).toBe('RangeError: selectThreshold: impacts[0] has length -1');
     const selection = selectThreshold([new Float64Array([1, 2])], 0.5);
     expect(thrown(() => forTensor({ ...selection, ties: sparse() as never }, 7))).toBe('TypeError: forTensor: selection.ties[7] must be an integer ≥ 0 (a Number), got undefined');
     expect(thrown(() => calibrateFgmpActivations(sparse() as never, { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 })))

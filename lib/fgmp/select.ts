@@ -120,20 +120,42 @@ function readImpacts(fn: string, impacts: unknown): ArrayLike<number>[] {
   return lists.map((t, i) => numbers[i] ?? plainView(typedArrayName(t) as 'Float64Array' | 'Float32Array', t as ArrayBufferView));
 }
 
-/** impacts[i], an array of numbers, read once into a Float64Array. */
+/**
+ * The longest array of numbers read element by element (2^30): a real array that long already
+ * holds 8 GiB; a longer claim is a sparse array or a Proxy. Longer lists come as Float64Arrays.
+ */
+const MAX_LISTED_NUMBERS = 2 ** 30;
+
+/**
+ * impacts[i], an array of numbers, read once into a Float64Array. The copy grows with the elements
+ * read, never to the length claimed first: a sparse array or a Proxy claiming 2^30 elements is
+ * refused at its first hole having allocated nothing large (an allocation the machine cannot give
+ * aborts a process under AddressSanitizer, and decides nothing a caller could rely on).
+ */
 function readNumbers(fn: string, t: readonly unknown[], i: number): Float64Array {
-  const length = t.length;
-  if (!Number.isSafeInteger(length)) throw new RangeError(`${fn}: impacts[${i}] has length ${describe(length)}`);
-  const out = newArray(fn, Float64Array, length, `copy of impacts[${i}]`);
+  const length: unknown = t.length;
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) throw new RangeError(`${fn}: impacts[${i}] has length ${describe(length)}`);
+  if (length > MAX_LISTED_NUMBERS) {
+    throw new RangeError(`${fn}: impacts[${i}] is an array of ${length} elements; an array of numbers may have at most 2^30 (pass a Float64Array)`);
+  }
+  let out = newArray(fn, Float64Array, Math.min(length, 1 << 16), `copy of impacts[${i}]`);
   for (let j = 0; j < length; j++) {
     const v: unknown = t[j];
     if (typeof v !== 'number') throw new TypeError(`${fn}: impacts[${i}][${j}] must be a number, got ${describe(v)}`);
+    if (j === out.length) {
+      const grown = newArray(fn, Float64Array, Math.min(length, 2 * j), `copy of impacts[${i}]`);
+      grown.set(out);
+      out = grown;
+    }
     out[j] = v;
   }
   return out;
 }
 
-/** One threshold over the impacts of many tensors (the paper's model-wide threshold). */
+/**
+ * One threshold over the impacts of many tensors (the paper's model-wide threshold). Each list is a
+ * Float64Array, a Float32Array or an array of at most 2^30 numbers.
+ */
 export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: number): Selection {
   const fn = 'selectThreshold';
   checkFraction(fn, 'fp4Fraction', fp4Fraction);
