@@ -91,6 +91,19 @@ describe('fp4kit quantize / inspect', () => {
     }
   });
 
+  it('a long error reaches a pipe whole before the exit (process.exit dropped what the pipe had not taken: the usage after 64 KiB)', () => {
+    const pattern = `(${'a'.repeat(100_000)}`; // an invalid regex: the message quotes it
+    const args = ['quantize', tiny, '-o', join(root, 'u'), '--format', 'nvfp4', '--only', pattern];
+    expect(cli(args).code).toBe(2);
+    // A reader that starts late (a pager, a busy log collector): the pipe fills before the exit.
+    const r = spawnSync('sh', ['-c', '"$@" 2>&1 >/dev/null | { sleep 1; cat; }', 'sh', process.execPath, '--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), ...args], {
+      cwd: repo, encoding: 'utf8', timeout: 120_000,
+    });
+    expect(r.stdout.startsWith('fp4kit: --only: invalid regular expression')).toBe(true);
+    expect(r.stdout).toContain(pattern);
+    expect(r.stdout.trimEnd().endsWith('layouts: fp4kit, compressed-tensors, modelopt, gpt-oss (default fp4kit)')).toBe(true);
+  });
+
   it('a flag that does not apply to the format or layout is a usage error, not ignored (a run that ignored --input-scale published W4A16)', () => {
     const u = join(root, 'na');
     const cases: Array<[string[], string]> = [

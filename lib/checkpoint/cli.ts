@@ -64,10 +64,13 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`fp4kit: ${printable(message)}\n`);
-  if (code === 2) process.stderr.write(`${USAGE}\n`);
-  process.exit(code);
+/** Print the error (and the usage, for a usage error) and exit once stderr has taken all of it: on a
+ *  pipe, writes past its 64 KiB are queued, and process.exit() right away would drop them. */
+function fail(message: string, code: number): Promise<never> {
+  const text = `fp4kit: ${printable(message)}\n${code === 2 ? `${USAGE}\n` : ''}`;
+  return new Promise<never>(() => {
+    process.stderr.write(text, () => process.exit(code)); // called on EPIPE too (the reader went away)
+  });
 }
 
 function human(bytes: number): string {
@@ -413,11 +416,11 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'merge') return await runMerge(rest, printQuantizeSummary);
     throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof FlagError) fail(err.message, 2);
-    if (err instanceof SafetensorsError) fail(err.message, 1);
+    if (err instanceof UsageError || err instanceof FlagError) return await fail(err.message, 2);
+    if (err instanceof SafetensorsError) return await fail(err.message, 1);
     const e = err as NodeJS.ErrnoException;
-    if (e && e.code && e.path) fail(`${e.path}: ${e.code === 'ENOENT' ? 'no such file or folder' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ENOSPC' ? 'no space left on device' : e.message}`, 1);
-    fail(e instanceof Error ? e.message : String(e), 1);
+    if (e && e.code && e.path) return await fail(`${e.path}: ${e.code === 'ENOENT' ? 'no such file or folder' : e.code === 'EACCES' ? 'permission denied' : e.code === 'ENOSPC' ? 'no space left on device' : e.message}`, 1);
+    return await fail(e instanceof Error ? e.message : String(e), 1);
   }
 }
 
