@@ -230,6 +230,28 @@ describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
     expect(f.tensors.map((t) => t.name)).toEqual(['emoji \ud83d\ude00']);
     await f.close();
   });
+
+  it('read/readInto take only a tensor of the file: a made-up range is refused before anything is allocated (16 TiB was asked for)', async () => {
+    const p = join(root, 'ranges.safetensors');
+    await writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [2], data: new Uint8Array(8).fill(7) }, { name: 'b', dtype: 'F32', shape: [1], data: new Uint8Array(4).fill(9) }]);
+    const f = await SafetensorsFile.open(p);
+    try {
+      const a = f.tensors[0];
+      expect([...(await f.read({ ...a }))]).toEqual(Array(8).fill(7)); // a copy naming a tensor with its offsets is fine
+      await expect(f.read({ ...a, end: 2 ** 44 })).rejects.toThrow(`${p}: read: tensor "a" lies at [0, 8) of the data, not at [0, 17592186044416)`);
+      await expect(f.read({ name: 'x', dtype: 'F32', shape: [], begin: 0, end: 4 })).rejects.toThrow(`${p}: read: no tensor "x" in this file`);
+      await expect(f.read(null as never)).rejects.toThrow(new TypeError('read: the tensor must be one of this file\'s tensors ({ name, begin, end, … }), got null'));
+      f.tensors[1].end = 2 ** 44; // the public list is the caller's; the ranges read are the header's
+      await expect(f.read(f.tensors[1])).rejects.toThrow(/lies at \[8, 12\) of the data/);
+      await expect(f.readInto(a, new Uint8Array(4), 6)).rejects.toThrow('read past the end of tensor a');
+      await expect(f.readInto(a, new Float32Array(1) as never)).rejects.toThrow(new TypeError('readInto: out must be a Uint8Array, got Float32Array'));
+      const half = new Uint8Array(4);
+      await f.readInto(a, half, 4);
+      expect([...half]).toEqual([7, 7, 7, 7]);
+    } finally {
+      await f.close();
+    }
+  });
 });
 
 const namesScript = join(__dirname, 'helpers', 'safetensors_names.py');

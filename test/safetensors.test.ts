@@ -94,6 +94,35 @@ describe('safetensors round trip', () => {
     await w.abort();
     expect(readdirSync(dir).filter((n) => n.startsWith('partial'))).toEqual([]);
   });
+
+  it('SafetensorsWriter.create checks its specs as writeSafetensors does, by name, before any file is made', async () => {
+    const path = join(dir, 'specs.safetensors');
+    const fails = async (specs: unknown, metadata?: unknown) => {
+      try {
+        const w = await SafetensorsWriter.create(path, specs as never, metadata as never);
+        await w.abort();
+        return 'created';
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message}`;
+      }
+    };
+    expect(await fails(null)).toBe('TypeError: SafetensorsWriter.create: tensors must be an array of { name, dtype, shape }, got null');
+    expect(await fails([{ name: 'a', dtype: 'F32', shape: [2] }], 42)).toBe('TypeError: SafetensorsWriter.create: metadata must be an object of strings, got 42');
+    expect(await fails([{ name: 'a', dtype: 'F32', shape: [-1] }])).toMatch(/^RangeError: SafetensorsWriter.create: tensors\[0\]\.shape/);
+    expect(await fails([{ name: 'a', dtype: 'F32', shape: [2 ** 40, 2 ** 40] }])).toBe('RangeError: SafetensorsWriter.create: tensors[0]: F32 × [1099511627776, 1099511627776] takes the data past 2^53 bytes');
+    // A Proxy claiming 2^32 − 1 entries, each a valid spec: refused by its length, not read until the heap runs out.
+    const many = new Proxy([], { get: (_t, k) => (k === 'length' ? 2 ** 32 - 1 : { name: 'a', dtype: 'F32', shape: [1] }) });
+    expect(await fails(many)).toBe(`RangeError: SafetensorsWriter.create: tensors lists ${2 ** 32 - 1} tensors; a safetensors file holds at most 2097152 (its header is at most 104857600 bytes)`);
+    const w = await SafetensorsWriter.create(path, [{ name: 'a', dtype: 'U8', shape: [1] }]);
+    await expect(w.write('a', [1] as never)).rejects.toThrow(new TypeError('SafetensorsWriter.write: bytes must be a Uint8Array, got an Array'));
+    await w.abort();
+    expect(readdirSync(dir).filter((n) => n.startsWith('specs'))).toEqual([]);
+  });
+
+  it('refuses a header readers would refuse (above 100 MiB)', () => {
+    const specs = Array.from({ length: 1 << 20 }, (_v, i) => ({ name: `${'n'.repeat(100)}${i}`, dtype: 'U8', shape: [0] }));
+    expect(() => encodeHeader(specs)).toThrow(/^safetensors writer: the header would take \d+ bytes; readers refuse headers above 104857600$/);
+  });
 });
 
 describe('malformed safetensors: one clear error each', () => {

@@ -4,6 +4,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import { SafetensorsError, headerLength, parseHeader, type TensorInfo } from './header.js';
 import { openRegularFile } from './regular-file.js';
+import { describe, isObjectArgument } from '../../core/describe.js';
+import { typedArrayName } from '../../core/typed-arrays.js';
 
 export class SafetensorsFile {
   readonly path: string;
@@ -12,6 +14,8 @@ export class SafetensorsFile {
   readonly dataStart: number;
   readonly size: number;
   private handle: FileHandle | null;
+  /** Each tensor's byte range as the header gave it: `tensors` is the caller's to change, this is not. */
+  readonly #ranges: Map<string, { begin: number; end: number }>;
 
   private constructor(path: string, handle: FileHandle, size: number, tensors: TensorInfo[], metadata: Record<string, string>, dataStart: number) {
     this.path = path;
@@ -20,6 +24,7 @@ export class SafetensorsFile {
     this.tensors = tensors;
     this.metadata = metadata;
     this.dataStart = dataStart;
+    this.#ranges = new Map(tensors.map((t) => [t.name, { begin: t.begin, end: t.end }]));
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
@@ -44,16 +49,38 @@ export class SafetensorsFile {
     return this.tensors.find((t) => t.name === name);
   }
 
+  /**
+   * The byte range of `t`, a tensor of this file (one of `tensors`, or a copy naming one with its
+   * offsets): a description made up by the caller is refused before anything is allocated or read.
+   */
+  #rangeOf(fn: string, t: unknown): { begin: number; end: number } {
+    if (!isObjectArgument(t)) throw new TypeError(`${fn}: the tensor must be one of this file's tensors ({ name, begin, end, … }), got ${describe(t)}`);
+    const { name, begin, end } = t as Partial<TensorInfo>;
+    if (typeof name !== 'string') throw new TypeError(`${fn}: the tensor's name must be a string, got ${describe(name)}`);
+    const range = this.#ranges.get(name);
+    if (range === undefined) throw new SafetensorsError(this.path, `${fn}: no tensor ${JSON.stringify(name)} in this file`);
+    if (begin !== range.begin || end !== range.end) {
+      throw new SafetensorsError(this.path, `${fn}: tensor ${JSON.stringify(name)} lies at [${range.begin}, ${range.end}) of the data, not at [${describe(begin)}, ${describe(end)})`);
+    }
+    return range;
+  }
+
   /** Read bytes [offset, offset + out.length) of a tensor's data into `out`. */
   async readInto(t: TensorInfo, out: Uint8Array, offset = 0): Promise<void> {
+    const fn = 'readInto';
+    const { begin, end } = this.#rangeOf(fn, t);
+    if (typedArrayName(out) !== 'Uint8Array') throw new TypeError(`${fn}: out must be a Uint8Array, got ${describe(out)}`);
+    if (typeof offset !== 'number') throw new TypeError(`${fn}: offset must be a non-negative integer (a Number), got ${describe(offset)}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > end - begin) throw new RangeError(`read past the end of tensor ${t.name}`);
     if (!this.handle) throw new SafetensorsError(this.path, 'file is closed');
-    if (offset < 0 || offset + out.length > t.end - t.begin) throw new RangeError(`read past the end of tensor ${t.name}`);
-    await readExactly(this.path, this.handle, out, this.dataStart + t.begin + offset);
+    await readExactly(this.path, this.handle, out, this.dataStart + begin + offset);
   }
 
   /** A tensor's bytes in a fresh, 8-byte-aligned buffer (ready for typed-array views). */
   async read(t: TensorInfo): Promise<Uint8Array> {
-    const out = new Uint8Array(new ArrayBuffer(t.end - t.begin));
+    const { begin, end } = this.#rangeOf('read', t);
+    if (!this.handle) throw new SafetensorsError(this.path, 'file is closed');
+    const out = new Uint8Array(new ArrayBuffer(end - begin));
     await this.readInto(t, out);
     return out;
   }

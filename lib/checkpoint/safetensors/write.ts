@@ -5,7 +5,7 @@
 
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { AtomicFile } from './atomic-file.js';
-import { holdsLoneSurrogate } from './header.js';
+import { holdsLoneSurrogate, MAX_HEADER_BYTES } from './header.js';
 import { describe, isArray, isObjectArgument, notOneOf, readFields, readShape } from '../../core/validate.js';
 import { byteLengthOf, typedArrayName } from '../../core/typed-arrays.js';
 
@@ -41,6 +41,7 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
     offset += n;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
+  if (json.length > MAX_HEADER_BYTES) throw new RangeError(`safetensors writer: the header would take ${json.length} bytes; readers refuse headers above ${MAX_HEADER_BYTES}`);
   const padded = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + padded).fill(0x20);
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
@@ -61,6 +62,11 @@ export class SafetensorsWriter {
   }
 
   static async create(finalPath: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
+    const args = checkWriteArguments('SafetensorsWriter.create', finalPath, specs, metadata, false); // read once: the writer keeps the copies
+    return SafetensorsWriter.#create(finalPath, args.tensors, args.metadata);
+  }
+
+  static async #create(finalPath: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
     const header = encodeHeader(specs, metadata);
     const file = await AtomicFile.create(finalPath);
     try {
@@ -96,6 +102,8 @@ export class SafetensorsWriter {
 
   /** Append bytes of tensor `name`, which must be the next declared tensor. */
   async write(name: string, bytes: Uint8Array): Promise<void> {
+    if (typeof name !== 'string') throw new TypeError(`SafetensorsWriter.write: name must be a string, got ${describe(name)}`);
+    if (typedArrayName(bytes) !== 'Uint8Array') throw new TypeError(`SafetensorsWriter.write: bytes must be a Uint8Array, got ${describe(bytes)}`);
     this.skipEmpty(name);
     const spec = this.specs[this.index];
     if (!spec || spec.name !== name) throw new Error(`safetensors writer: expected ${spec ? spec.name : 'no more tensors'}, got ${name}`);
@@ -132,7 +140,7 @@ export async function writeSafetensors(
   tensors: Array<TensorSpec & { data: Uint8Array }>,
   metadata?: Record<string, string>,
 ): Promise<void> {
-  const args = checkWriteArguments('writeSafetensors', finalPath, tensors, metadata); // read once: the write uses the copies
+  const args = checkWriteArguments('writeSafetensors', finalPath, tensors, metadata, true); // read once: the write uses the copies
   const w = await SafetensorsWriter.create(finalPath, args.tensors, args.metadata);
   try {
     for (const t of args.tensors) await w.write(t.name, t.data);
@@ -144,37 +152,58 @@ export async function writeSafetensors(
 }
 
 /**
+ * The most tensors one file can declare: each header entry takes at least ~50 bytes of JSON, and
+ * readers refuse headers above MAX_HEADER_BYTES (100 MiB). Longer lists (a Proxy claiming 2^32 − 1
+ * entries) are refused before they are read.
+ */
+const MAX_TENSORS = 1 << 21;
+
+/**
  * Argument checks with errors that name the function, the argument and what was expected; every
  * caller object read once (by index, never through the array's own methods) into plain copies, so
- * what was checked is what is written (README "Arguments and errors").
+ * what was checked is what is written (README "Arguments and errors"). `withData`: each tensor
+ * carries its bytes (writeSafetensors), or only its spec (SafetensorsWriter.create).
  */
-function checkWriteArguments(fn: string, finalPath: unknown, tensors: unknown, metadata: unknown): { tensors: Array<TensorSpec & { data: Uint8Array }>; metadata?: Record<string, string> } {
+function checkWriteArguments<D extends boolean>(
+  fn: string, finalPath: unknown, tensors: unknown, metadata: unknown, withData: D,
+): { tensors: Array<D extends true ? TensorSpec & { data: Uint8Array } : TensorSpec>; metadata?: Record<string, string> } {
+  const fields = withData ? '{ name, dtype, shape, data }' : '{ name, dtype, shape }';
   if (typeof finalPath !== 'string') throw new TypeError(`${fn}: finalPath must be a non-empty string, got ${describe(finalPath)}`);
   if (finalPath === '') throw new RangeError(`${fn}: finalPath must be a non-empty string, got ""`);
-  if (!isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of { name, dtype, shape, data }, got ${describe(tensors)}`);
+  if (!isArray(tensors)) throw new TypeError(`${fn}: tensors must be an array of ${fields}, got ${describe(tensors)}`);
   const count = tensors.length;
-  const specs: Array<TensorSpec & { data: Uint8Array }> = [];
+  if (count > MAX_TENSORS) throw new RangeError(`${fn}: tensors lists ${count} tensors; a safetensors file holds at most ${MAX_TENSORS} (its header is at most ${MAX_HEADER_BYTES} bytes)`);
+  const specs: Array<TensorSpec & { data?: Uint8Array }> = [];
+  let total = 0;
   for (let i = 0; i < count; i++) {
     const t: unknown = tensors[i];
     const at = `${fn}: tensors[${i}]`;
-    if (!isObjectArgument(t)) throw new TypeError(`${at} must be an object { name, dtype, shape, data }, got ${describe(t)}`);
+    if (!isObjectArgument(t)) throw new TypeError(`${at} must be an object ${fields}, got ${describe(t)}`);
     const { name, dtype, shape: shapeField, data } = readFields(t, ['name', 'dtype', 'shape', 'data']);
     if (typeof name !== 'string') throw new TypeError(`${at}.name must be a string, got ${describe(name)}`);
     if (typeof dtype !== 'string' || !isKnownDtype(dtype)) throw notOneOf('string', dtype, `${at}.dtype must be a safetensors dtype (F32, BF16, U8, …), got ${describe(dtype)}`);
     const shape = readShape(fn, shapeField, `tensors[${i}].shape`, true);
     if (shape === undefined) throw new TypeError(`${at}.shape must be an array of non-negative integers, got undefined`);
+    const want = specByteLength({ name, dtype, shape });
+    total += want;
+    // Offsets are written as JSON numbers and computed in doubles: past 2^53 they would be rounded.
+    if (!Number.isSafeInteger(total)) throw new RangeError(`${at}: ${dtype} × [${shape.join(', ')}] takes the data past 2^53 bytes`);
+    if (!withData) {
+      specs.push({ name, dtype, shape });
+      continue;
+    }
     if (typedArrayName(data) !== 'Uint8Array') throw new TypeError(`${at}.data must be a Uint8Array, got ${describe(data)}`);
     const bytes = data as Uint8Array;
-    const want = specByteLength({ name, dtype, shape });
     if (byteLengthOf(bytes) !== want) throw new RangeError(`${at}.data must hold ${want} bytes for ${dtype} × [${shape.join(', ')}], got ${byteLengthOf(bytes)}`);
     specs.push({ name, dtype, shape, data: bytes });
   }
-  if (metadata === undefined) return { tensors: specs };
+  type Out = D extends true ? TensorSpec & { data: Uint8Array } : TensorSpec;
+  if (metadata === undefined) return { tensors: specs as Out[] };
   if (!isObjectArgument(metadata)) throw new TypeError(`${fn}: metadata must be an object of strings, got ${describe(metadata)}`);
   const copy: Record<string, string> = Object.create(null) as Record<string, string>; // '__proto__' is a key like any other
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new TypeError(`${fn}: metadata[${JSON.stringify(k)}] must be a string, got ${describe(v)}`);
     copy[k] = v;
   }
-  return { tensors: specs, metadata: copy };
+  return { tensors: specs as Out[], metadata: copy };
 }
