@@ -419,6 +419,19 @@ describe('--shard parts and merge', () => {
     expect((await queued(input, 0)).record.samples).toEqual(Object.fromEntries(plan.parts[0].map((n) => [n, plan.samples![n]])));
   });
 
+  it('planning reads config.json and the index as every run reads side files: a huge one is refused by its size, a FIFO is not waited on', async () => {
+    const odd = join(root, 'odd-config');
+    await writeShardedCheckpoint(odd, { layers: 1, hidden: 64, intermediate: 64, vocab: 64, maxShardBytes: 20_000, seed: 3 });
+    const config = join(odd, 'config.json');
+    truncateSync(config, 3 * 2 ** 30); // sparse: 3 GiB were allocated and read to hash it
+    const started = Date.now();
+    await expect(planRun(odd, join(root, 'odd-out'), { format: 'mxfp4' }, 1)).rejects.toThrow(`${config}: ${3 * 2 ** 30} bytes; a side file above ${256 * 2 ** 20} bytes is refused`);
+    rmSync(config);
+    execFileSync('mkfifo', [config]);
+    await expect(planRun(odd, join(root, 'odd-out'), { format: 'mxfp4' }, 1)).rejects.toThrow(`${config}: not a regular file (a FIFO)`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('merge refuses parts that read other data under the same path (two machines, two fine-tunes)', async () => {
     const out = join(root, 'two-machines');
     const elsewhere = join(root, 'fine-tune-b');

@@ -1,6 +1,7 @@
 // What a machine sees of a checkpoint, cheaply, so the machines of a distributed run can tell
 // whether they read the same input (docs/distributed.md). Two levels:
-// - the fingerprint: every shard's name, size and parsed header, the index and config.json (whole)
+// - the fingerprint: every shard's name, size and parsed header, the index and config.json (whole,
+//   as side files are read: regular files of at most 256 MiB)
 //   and a Fisher file. No tensor data is read (openCheckpoint has parsed the headers already), so
 //   every part can compute it and derive the same run key.
 // - data samples: per shard, a hash of 3 × 64 KiB of its data section (start, middle, end). Two
@@ -9,10 +10,11 @@
 // Neither proves two files equal byte for byte: they catch a different file at the same path.
 
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsFile } from './safetensors/read.js';
+import { readRegularFile } from './safetensors/regular-file.js';
 
 export interface InputFingerprint {
   digest: string;
@@ -68,12 +70,9 @@ const headerHash = (f: SafetensorsFile) => sha256(JSON.stringify({ metadata: f.m
 export async function inputFingerprint(ckpt: CheckpointFiles, fisher?: string): Promise<InputFingerprint> {
   const files: InputFingerprint['files'] = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.size, sha256: headerHash(s) }));
   for (const name of ckpt.indexed ? [INDEX_NAME, 'config.json'] : ['config.json']) {
-    const path = join(ckpt.dir, name);
-    const size = await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return -1;
-      throw err;
-    });
-    if (size >= 0) files.push({ name, bytes: size, sha256: await sha256OfRanges(path, [[0, size]]) });
+    // As every run reads side files: a regular file of at most MAX_SIDE_FILE_BYTES (a FIFO is not waited on).
+    const bytes = await readRegularFile(join(ckpt.dir, name));
+    if (bytes !== null) files.push({ name, bytes: bytes.length, sha256: sha256(bytes) });
   }
   if (fisher !== undefined) {
     const f = await SafetensorsFile.open(fisher);

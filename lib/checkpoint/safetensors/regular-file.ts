@@ -55,6 +55,12 @@ export async function openRegularFile(path: string): Promise<{ handle: FileHandl
 
 /** The text of a small regular file, or null when there is none at `path`. */
 export async function readRegularTextFile(path: string): Promise<string | null> {
+  const bytes = await readRegularFile(path);
+  return bytes === null ? null : bytes.toString('utf8');
+}
+
+/** The bytes of a small regular file (at most MAX_SIDE_FILE_BYTES), or null when there is none at `path`. */
+export async function readRegularFile(path: string): Promise<Buffer | null> {
   let opened;
   try {
     opened = await openRegularFile(path);
@@ -72,7 +78,7 @@ export async function readRegularTextFile(path: string): Promise<string | null> 
       if (bytesRead === 0) break; // the file shrank while being read: parse what is there
       done += bytesRead;
     }
-    return bytes.subarray(0, done).toString('utf8');
+    return bytes.subarray(0, done);
   } finally {
     await handle.close();
   }
