@@ -375,14 +375,24 @@ describe.each(backends)('bad input on %s', (backend) => {
     expect(thrown(() => selectThreshold([longHoles as never], 0.5))).toBe(`TypeError: selectThreshold: impacts[0][${2 ** 20 + 5}] must be a number, got "x"`);
     const holes: unknown[] = [1, 2]; holes.length = 2 ** 24;
     expect(thrown(() => selectThreshold([holes as never], 0.5))).toBe('TypeError: selectThreshold: impacts[0][2] must be a number, got undefined');
-    expect(thrown(() => selectThreshold(sparse() as never, 0.5))).toBe('TypeError: selectThreshold: impacts[0] must be a Float64Array, a Float32Array or an array of numbers, got undefined');
+    expect(thrown(() => selectThreshold(sparse() as never, 0.5))).toBe(`RangeError: selectThreshold: impacts lists ${2 ** 32 - 1} tensors; at most 16777216 (2^24) are read`);
+    const sparse24: unknown[] = []; sparse24.length = 2 ** 24;
+    expect(thrown(() => selectThreshold(sparse24 as never, 0.5))).toBe('TypeError: selectThreshold: impacts[0] must be a Float64Array, a Float32Array or an array of numbers, got undefined');
     expect(thrown(() => assignPrecision([holes as never], { threshold: 1, tiesTaken: 0 }))).toBe('TypeError: assignPrecision: impacts[0][2] must be a number, got undefined');
     expect(thrown(() => selectThreshold([ones as never], 0.5))).toBe(`RangeError: selectThreshold: impacts[0] is an array of ${2 ** 32 - 1} elements; an array of numbers may have at most 2^30 (pass a Float64Array)`);
     const negative = new Proxy([1], { get: (t, k, r) => (k === 'length' ? -1 : Reflect.get(t, k, r)) });
     expect(thrown(() => selectThreshold([negative as never], 0.5))).toBe('RangeError: selectThreshold: impacts[0] has length -1');
+    // A Proxy claiming 2^32 − 1 lists, each a valid one: refused by its length (read one by one, the heap ran out).
+    const list = new Float64Array(1);
+    const manyLists = new Proxy([], { get: (_t, k) => (k === 'length' ? 2 ** 32 - 1 : list) });
+    expect(thrown(() => selectThreshold(manyLists as never, 0.5))).toBe(`RangeError: selectThreshold: impacts lists ${2 ** 32 - 1} tensors; at most 16777216 (2^24) are read`);
+    const sample = new Float32Array(32);
+    const manySamples = new Proxy([], { get: (_t, k) => (k === 'length' ? 2 ** 32 - 1 : sample) });
+    expect(thrown(() => calibrateFgmpActivations(manySamples as never, { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 })))
+      .toBe(`RangeError: calibrateFgmpActivations: samples lists ${2 ** 32 - 1} arrays; at most 16777216 (2^24) are read`);
     const selection = selectThreshold([new Float64Array([1, 2])], 0.5);
     expect(thrown(() => forTensor({ ...selection, ties: sparse() as never }, 7))).toBe('TypeError: forTensor: selection.ties[7] must be an integer ≥ 0 (a Number), got undefined');
-    expect(thrown(() => calibrateFgmpActivations(sparse() as never, { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 })))
+    expect(thrown(() => calibrateFgmpActivations(sparse24 as never, { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5 })))
       .toBe('TypeError: calibrateFgmpActivations: samples[0] must be a Float32Array, got undefined');
     expect(Date.now() - started).toBeLessThan(10_000); // each is prompt (a copy of the holes took ~100 s, or ended the process)
   });

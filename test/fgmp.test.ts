@@ -74,6 +74,39 @@ describe('selection', () => {
     }
   });
 
+  it('selectNonNegative: more than 2^20 values sharing their top bits are split by further radix passes, never copied whole', () => {
+    const n = (1 << 20) + 200_000;
+    const families: Array<[string, (i: number) => number]> = [
+      ['all equal (every bit decided by the passes)', () => 0.75],
+      ['zeros with a few others', (i) => (i % 100_003 === 0 ? i : 0)],
+      ['differ only in the lowest 16 bits', (i) => 1 + (i % 5000) * 2 ** -52],
+      ['differ in bits 16–31', (i) => 1 + (i % 5000) * 2 ** -36],
+      ['differ in bits 32–47', (i) => 1 + (i % 5000) * 2 ** -20],
+    ];
+    const r = rng(5);
+    for (const [name, f] of families) {
+      const v = Float64Array.from({ length: n }, (_x, i) => f(i));
+      const sorted = v.slice().sort();
+      for (const k of [0, n >> 1, n - 1, Math.floor(r() * n)]) expect(selectNonNegative(v, k), `${name}, k = ${k}`).toBe(sorted[k]);
+    }
+  });
+
+  it('selectThreshold over many lists (the same one passed many times) gives the selection of their concatenation', () => {
+    const r = rng(6);
+    const a = Float32Array.from({ length: 70_000 }, () => Math.floor(r() * 300) / 7);
+    const b = Float64Array.from({ length: 5000 }, () => r());
+    const lists = [a, b, a, a, b, a];
+    const whole = new Float64Array(lists.reduce((n, t) => n + t.length, 0));
+    let o = 0;
+    for (const t of lists) for (let i = 0; i < t.length; i++) whole[o++] = t[i];
+    for (const p of [0.01, 0.3, 0.7, 1]) {
+      const sel = selectThreshold(lists, p);
+      const ref = selectThreshold([whole], p);
+      expect({ ...sel, ties: undefined }).toEqual({ ...ref, ties: undefined });
+      expect(sel.ties.reduce((x, y) => x + y, 0)).toBe(ref.tiesTaken);
+    }
+  });
+
   it('hits the target FP4 fraction exactly, ties going to lower block indices', () => {
     const impacts = new Float64Array(100).fill(1); // all tied
     const sel = selectThreshold([impacts], 0.37);

@@ -46,6 +46,9 @@ function checkChannelFisher(fn: string, channelFisher: unknown, cols: number): F
   return fisher;
 }
 
+/** The most sample arrays read (a Proxy may claim 2^32 − 1 of them, each a valid array). */
+const MAX_SAMPLES = 2 ** 24;
+
 /** The threshold that makes `fp4Fraction` of the blocks of sample activations FP4. */
 export function calibrateFgmpActivations(
   samples: Float32Array[], options: { cols: number; channelFisher: Float32Array; fp4Fraction: number },
@@ -58,6 +61,7 @@ export function calibrateFgmpActivations(
   // fails at its first hole, not after a copy of all its holes).
   const count = samples.length;
   if (count === 0) throw new RangeError(`${fn}: samples must be a non-empty array of Float32Array, got []`);
+  if (count > MAX_SAMPLES) throw new RangeError(`${fn}: samples lists ${count} arrays; at most ${MAX_SAMPLES} (2^24) are read`);
   const list: unknown[] = [];
   for (let i = 0; i < count; i++) {
     const s: unknown = samples[i];

@@ -75,27 +75,78 @@ export function quickselect(values: Float64Array, k: number): number {
 }
 
 /**
- * k-th smallest value (0-based) of `values`, all ≥ +0 (no −0, no NaN); `values` may be reordered.
- * Non-negative doubles order as the high 32 bits of their IEEE pattern, then the low, so a
- * histogram of the top 16 bits (exponent and 4 mantissa bits) finds the slice holding the k-th.
- * The same value as quickselect, found faster (selectThreshold over a million impacts, the copy
- * included: ~10 ms instead of ~35 with quickselect alone, --cpu-prof of FGMP quantize): one pass
- * counts the top 16 bits of each value, a second gathers the values in the bucket that holds the
- * k-th (a few thousand, or all of them when they are equal), and quickselect finishes there.
+ * k-th smallest value (0-based) of `values`, all ≥ +0 (no −0, no NaN). The same value as
+ * quickselect over a copy (selectAcross, one list).
  */
 export function selectNonNegative(values: Float64Array, k: number): number {
-  if (!LITTLE_ENDIAN || values.byteOffset % 4 !== 0 || values.length < 4096) return quickselect(values, k);
-  const words = new Uint32Array(values.buffer, values.byteOffset, values.length * 2);
-  const counts = scratch('fgmp.select-counts', Uint32Array, 65536).fill(0);
-  for (let i = 1; i < words.length; i += 2) counts[words[i] >>> 16]++;
-  let bucket = 0;
-  let below = 0;
-  while (below + counts[bucket] <= k) below += counts[bucket++];
-  const inBucket = scratch('fgmp.select-bucket', Float64Array, counts[bucket]);
-  let o = 0;
-  for (let i = 0; i < values.length; i++) if (words[2 * i + 1] >>> 16 === bucket) inBucket[o++] = values[i];
-  return quickselect(inBucket, k - below);
+  return selectAcross([values], values.length, k);
 }
+
+/** Lists at most this long are copied and quickselected; longer ones are narrowed by radix passes first. */
+const SMALL = 4096;
+/** A bucket at most this large is gathered and quickselected; a larger one is split by the next 16 bits. */
+const GATHER_LIMIT = 1 << 20;
+
+/**
+ * k-th smallest value (0-based) of all the values of `lists` (`total` of them, all ≥ +0: no −0, no
+ * NaN), without a copy of them all: a model-wide selection has hundreds of millions of impacts
+ * (and the same list may be passed many times). Non-negative doubles order as their 64-bit IEEE
+ * patterns, so a histogram of the top 16 bits finds the slice holding the k-th; the values there
+ * are gathered (at most GATHER_LIMIT) and quickselected, or the slice is split again by the next
+ * 16 bits — after four passes every bit is known and the pattern is the value. Memory: 256 KiB of
+ * counts and at most GATHER_LIMIT gathered values, whatever `total` is. (selectThreshold over a
+ * million impacts: ~10 ms against ~35 with quickselect alone, --cpu-prof of FGMP quantize.)
+ */
+export function selectAcross(lists: readonly ArrayLike<number>[], total: number, k: number): number {
+  if (total <= SMALL) {
+    const all = scratch('fgmp.select-bucket', Float64Array, total);
+    let o = 0;
+    for (const t of lists) for (let i = 0; i < t.length; i++) all[o++] = t[i] + 0;
+    return quickselect(all, k);
+  }
+  const bits = new Float64Array(1);
+  const words = new Uint32Array(bits.buffer);
+  const HI = LITTLE_ENDIAN ? 1 : 0;
+  const LO = 1 - HI;
+  const counts = scratch('fgmp.select-counts', Uint32Array, 65536);
+  // Digit d of a pattern: bits 63−16d … 48−16d. `prefix` holds the digits found so far.
+  const digit = (d: number) => (d === 0 ? words[HI] >>> 16 : d === 1 ? words[HI] & 0xffff : d === 2 ? words[LO] >>> 16 : words[LO] & 0xffff);
+  const prefix = [0, 0, 0, 0];
+  const matches = (d: number) => {
+    for (let j = 0; j < d; j++) if (digit(j) !== prefix[j]) return false;
+    return true;
+  };
+  for (let d = 0; d < 4; d++) {
+    counts.fill(0);
+    for (const t of lists) {
+      for (let i = 0; i < t.length; i++) {
+        bits[0] = t[i] + 0;
+        if (d === 0 || matches(d)) counts[digit(d)]++;
+      }
+    }
+    let bucket = 0;
+    while (counts[bucket] <= k) k -= counts[bucket++];
+    prefix[d] = bucket;
+    if (counts[bucket] <= GATHER_LIMIT) {
+      const inBucket = scratch('fgmp.select-bucket', Float64Array, counts[bucket]);
+      let o = 0;
+      for (const t of lists) {
+        for (let i = 0; i < t.length; i++) {
+          bits[0] = t[i] + 0;
+          if (matches(d + 1)) inBucket[o++] = bits[0];
+        }
+      }
+      return quickselect(inBucket, k);
+    }
+  }
+  // Every bit is fixed: all the values left are this one.
+  words[HI] = (prefix[0] << 16) | prefix[1];
+  words[LO] = (prefix[2] << 16) | prefix[3];
+  return bits[0];
+}
+
+/** The most impact lists (tensors) read: a model has thousands; a Proxy may claim 2^32 − 1 of them. */
+const MAX_TENSORS = 2 ** 24;
 
 /**
  * Impact lists as the selection functions read them: Float64Arrays or Float32Arrays (plain views
@@ -107,6 +158,7 @@ export function selectNonNegative(values: Float64Array, k: number): number {
 function readImpacts(fn: string, impacts: unknown): ArrayLike<number>[] {
   if (!isArray(impacts)) throw new TypeError(`${fn}: impacts must be an array of impact lists (one per tensor), got ${describe(impacts)}`);
   const count = impacts.length;
+  if (count > MAX_TENSORS) throw new RangeError(`${fn}: impacts lists ${count} tensors; at most ${MAX_TENSORS} (2^24) are read`);
   const lists: unknown[] = [];
   for (let i = 0; i < count; i++) {
     const t: unknown = impacts[i];
@@ -164,17 +216,13 @@ export function selectThreshold(impactLists: ArrayLike<number>[], fp4Fraction: n
   for (const t of impacts) total += t.length;
   const fp4Blocks = Math.round(fp4Fraction * total);
   if (fp4Blocks === 0) return { threshold: -Infinity, tiesTaken: 0, fp4Blocks: 0, ties: impacts.map(() => 0) };
-  // A temporary for quickselect (it reorders it), done with before this returns: scratch.
-  const all = scratch('fgmp.select', Float64Array, total);
-  let o = 0;
   for (const t of impacts) {
     for (let i = 0; i < t.length; i++) {
       const v = t[i];
       if (!(v >= 0)) throw new RangeError(`${fn}: impact scores must be non-negative numbers, found ${v}`);
-      all[o++] = v + 0;  // −0 as +0 (equal to it; the radix pass orders bit patterns)
     }
   }
-  const threshold = selectNonNegative(all, fp4Blocks - 1);
+  const threshold = selectAcross(impacts, total, fp4Blocks - 1); // −0 is read as +0 (equal to it)
   let below = 0;
   const equal: number[] = [];
   for (const t of impacts) {
