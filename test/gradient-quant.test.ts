@@ -362,6 +362,14 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
       expect(e.scales.length).toBe(5);
       expect(dequantizeGradient(e).length).toBe(0);
       expect(quantizeGradient(new Float32Array(0), { shape: [0, 3], bits: 4, groups: 'channel', prune: 'agp' }).mask.length).toBe(3);
+      // Caller buffers holding old values: every group is written, as for a fresh result.
+      for (const prune of ['none', 'agp', 'topk'] as const) {
+        const out = { codes: new Uint8Array(0), scales: new Float32Array(4).fill(7), zeros: new Float32Array(4).fill(7), mask: new Uint8Array(4).fill(7), keepProbability: new Float32Array(4).fill(7) };
+        const fresh = quantizeGradient(new Float32Array(0), { shape: [4, 0], bits: 2, prune });
+        quantizeGradient(new Float32Array(0), { shape: [4, 0], bits: 2, prune, out });
+        for (const key of ['scales', 'zeros', 'mask', 'keepProbability'] as const) expect(Array.from(out[key]), `${prune} ${key}`).toEqual(Array.from(fresh[key]));
+        expect(Array.from(fresh.mask)).toEqual(new Array(4).fill(prune === 'agp' ? 0 : 1));
+      }
     });
 
     // In a child process: every backend used to walk 2^40 empty rows one by one (a hang).
@@ -381,6 +389,13 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
         let message = 'no error';
         try { fp4.quantizeGradient(new Float32Array(0), { shape: [rows, 0], bits: 2, groups: 'sample' }); } catch (e) { message = e.message; }
         check(message === "quantizeGradient: cannot allocate the scales of the 'sample' groups (" + rows + " elements)", 'per-sample: ' + message);
+        // 2^24 empty per-sample groups: their outputs (13 bytes a group, the zeroed half never touched)
+        // and nothing more; a kernel's working arrays took ~45 bytes a group (2^29 rows: an OOM kill).
+        const before = process.memoryUsage().rss;
+        const e = fp4.quantizeGradient(new Float32Array(0), { shape: [2 ** 24, 0], bits: 4, seed: 1 });
+        const grew = (process.memoryUsage().rss - before) / 2 ** 20;
+        check(e.scales.length === 2 ** 24 && e.mask[2 ** 24 - 1] === 1 && e.keepProbability[0] === 1 && e.scales[5] === 0, 'empty groups: [0, 0], kept');
+        check(grew < 200, 'empty per-sample groups grew the process by ' + grew.toFixed(0) + ' MiB');
       `, { timeoutMs: 30_000 }));
     });
 

@@ -123,6 +123,21 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
     checkDisjoint(fn, [['options.out.codes', views.codes], ['options.out.scales', views.scales], ['options.out.zeros', views.zeros],
       ['options.out.mask', views.mask], ['options.out.keepProbability', views.keepProbability]], [['g', src]]);
   }
+  if (rows * cols === 0) {
+    // No elements: every group is empty — range [0, 0], kept (AGP prunes a zero range: probability 0).
+    // Written here, not by a kernel, whose working arrays (~3× the outputs) a shape such as
+    // [2^29, 0] would ask for with no data behind it.
+    const kept = prune === 'agp' ? 0 : 1;
+    if (buffers) {
+      views.scales.fill(0);
+      views.zeros.fill(0);
+    }
+    if (buffers || kept !== 0) {
+      views.mask.fill(kept);
+      views.keepProbability.fill(kept);
+    }
+    return q;
+  }
   const bad = getKernels().quantizeGradient({
     src, rows, cols, bits, groups: GradientGroupsId[groups], prune: GradientPruneId[prune], seed,
     codes: views.codes, scales: views.scales, zeros: views.zeros, mask: views.mask, keepProbability: views.keepProbability,
