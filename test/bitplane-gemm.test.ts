@@ -104,6 +104,27 @@ describe.each(backends)('bit-plane product on %s', (backend) => {
     }
   });
 
+  it('an empty reduction with many columns: the kernel\'s bits for every column, no working memory sized by the columns', () => {
+    // A hand-built gradient (packGradient never makes length 0): groups of 2 rows, odd scales, one pruned group.
+    const bitsOf = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
+    const scales = Float32Array.from([2, -3, NaN, Infinity]);
+    new Uint32Array(scales.buffer)[2] = 0xffc00001; // a NaN with a payload and its sign bit
+    const a = { rows: 7, length: 0, bits: 2, data: new Uint8Array(0), rowsPerGroup: 2, scales, zeros: Float32Array.from([-1, -0, 4, 0.5]), mask: Uint8Array.from([1, 1, 0, 1]) };
+    const n = 9;
+    const b = { rows: n, length: 0, ternary: false, data: new Uint8Array(0) };
+    const want = new Float32Array(7 * n);
+    kernelsFor(backend as BackendName).bitplaneMatmul({
+      planes: a.data, m: 7, bits: 2, signs: b.data, n, length: 0, ternary: false, rowsPerGroup: 2, mask: a.mask, scales, zeros: a.zeros, outInt: null, outFloat: want,
+    });
+    expect(bitsOf(bitplaneMatmul(a as never, b as never))).toEqual(bitsOf(want));
+    expect(bitsOf(bitplaneMatmul(a as never, b as never, { out: new Float32Array(7 * n).fill(5) }))).toEqual(bitsOf(want));
+    expect(bitplaneMatmulInt(a as never, b as never, { out: new Int32Array(7 * n).fill(5) })).toEqual(new Int32Array(7 * n));
+    // 2^31 columns of an empty reduction: the 8 GiB output is the caller's request, its working memory is not.
+    const wide = { rows: 2 ** 31, length: 0, ternary: false, data: new Uint8Array(0) };
+    const one = { ...a, rows: 1, rowsPerGroup: 1, scales: Float32Array.from([2]), zeros: Float32Array.from([3]), mask: Uint8Array.from([1]) };
+    expect(() => bitplaneMatmul(one as never, wide as never, { out: new Float32Array(1) })).toThrow(/options\.out must hold 2147483648 elements/);
+  });
+
   // In a child process: the native kernel used to size its scratch by the column count and abort
   // (std::bad_alloc) on 2^31 columns, or take seconds on 2^26, and the others walked every empty row,
   // for an output of no words at all.

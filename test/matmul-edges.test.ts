@@ -33,6 +33,15 @@ describe.each(testedBackends())('K = 0 on %s', (backend) => {
     const aq = quantize(new Float32Array(0), { format: 'mxint8', shape: [m, 0] });
     expect(bits(matmul(aq, b, { bias }))).toEqual(want);
     expect(bits(await matmulAsync(aq, b, { bias }))).toEqual(want);
+    // Into the caller's out (holding old values): the same bits; a NaN bias is written as the quiet NaN 0x7fc00000.
+    const out = new Float32Array(m * n).fill(7);
+    expect(matmul(a, b, { shape: [m, 0], out })).toBe(out);
+    expect(Array.from(out)).toEqual(zeros);
+    const nanBias = Float32Array.from([1, 2, 3, 4, 5]);
+    new Uint32Array(nanBias.buffer)[2] = 0xffc00001;
+    const withNaN = matmul(a, b, { shape: [m, 0], bias: nanBias, out: out.fill(7) });
+    expect(Array.from(new Uint32Array(withNaN.buffer)).filter((_w, i) => i % n === 2)).toEqual(new Array(m).fill(0x7fc00000));
+    expect(bits(await matmulAsync(a, b, { shape: [m, 0], bias: nanBias }))).toEqual(bits(withNaN));
   });
 
   it('M = 0 or N = 0 give empty products', async () => {

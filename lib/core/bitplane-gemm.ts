@@ -229,6 +229,11 @@ export function bitplaneMatmulInt(a: PackedBitPlanes, b: PackedSigns, options?: 
   const mask = maskOption === undefined ? null : inputArray(fn, 'options.mask', maskOption, 'Uint8Array', groups);
   const out = outOption === undefined ? newArray(fn, Int32Array, A.rows * B.rows, `output [${A.rows}, ${B.rows}]`) : inputArray(fn, 'options.out', outOption, 'Int32Array', A.rows * B.rows);
   checkDisjoint(fn, [['options.out', outOption === undefined ? undefined : out]], [['a.data', A.data], ['b.data', B.data], ['options.mask', mask]]);
+  if (A.length === 0) {
+    // Every sum is empty: zeros, without a kernel (whose working memory grows with B.rows).
+    if (outOption !== undefined) out.fill(0);
+    return outOption === undefined ? out : outOption;
+  }
   getKernels().bitplaneMatmul({
     planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,
     rowsPerGroup, mask, scales: null, zeros: null, outInt: out, outFloat: null,
@@ -261,6 +266,20 @@ export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: Bitp
   const mask = inputArray(fn, 'a.mask', aFields.mask, 'Uint8Array', groups);
   const out = outOption === undefined ? newArray(fn, Float32Array, A.rows * B.rows, `output [${A.rows}, ${B.rows}]`) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
   checkDisjoint(fn, [['options.out', outOption === undefined ? undefined : out]], [['a.data', A.data], ['b.data', B.data], ['a.scales', scales], ['a.zeros', zeros], ['a.mask', mask]]);
+  if (A.length === 0 && A.rows > 0 && B.rows > 1) {
+    // Every sum is empty, so each row's value is the same in every column: the kernel computes one
+    // column (its order, its NaNs), copied bit for bit across the row — no working memory sized by
+    // B.rows, which an empty reduction can claim freely.
+    const column = new Float32Array(A.rows);
+    getKernels().bitplaneMatmul({
+      planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: 1, length: 0, ternary: B.ternary,
+      rowsPerGroup, mask, scales, zeros, outInt: null, outFloat: column,
+    });
+    const words = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    const columnWords = new Uint32Array(column.buffer);
+    for (let i = 0; i < A.rows; i++) words.fill(columnWords[i], i * B.rows, (i + 1) * B.rows);
+    return outOption === undefined ? out : outOption;
+  }
   getKernels().bitplaneMatmul({
     planes: A.data, m: A.rows, bits: A.bits, signs: B.data, n: B.rows, length: A.length, ternary: B.ternary,
     rowsPerGroup, mask, scales, zeros, outInt: null, outFloat: out,

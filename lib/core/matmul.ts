@@ -288,7 +288,7 @@ function decodedWeights(fn: string, p: PreparedMatmul, slot?: string): DecodedOp
 
 /** The product of checked operands on the calling thread, NaNs canonical. */
 function product(fn: string, p: PreparedMatmul): Float32Array {
-  if (isEmpty(p)) return canonicalNaNs(intoOut(emptyProduct(fn, p), p.out));
+  if (isEmpty(p)) return emptyProduct(fn, p, p.out);
   const kernels = getKernels().matmul;
   if (p.fast && kernels) {
     const w = fastWeights(fn, kernels, p);
@@ -379,11 +379,20 @@ function isEmpty(p: PreparedMatmul): boolean {
 
 /** An empty product's output: the documented order gives acc = +0 and out = f32(+0 + bias[n]) —
  *  M×N of them (a −0 bias gives +0), on every backend, without calling a kernel. */
-function emptyProduct(fn: string, p: PreparedMatmul): Float32Array {
+function emptyProduct(fn: string, p: PreparedMatmul, target?: Float32Array): Float32Array {
   const m = p.a.shape[0];
   const n = p.b.shape[0];
-  const out = newArray(fn, Float32Array, m * n, `output [${m}, ${n}]`);
-  if (p.bias) for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(0 + p.bias[j]);
+  // Written into the caller's out when there is one (no second M×N array); a fresh output without
+  // a bias is the zeros it was allocated with, never walked.
+  const out = target ?? newArray(fn, Float32Array, m * n, `output [${m}, ${n}]`);
+  if (p.bias) {
+    const row = new Float32Array(n);
+    for (let j = 0; j < n; j++) row[j] = Math.fround(0 + p.bias[j]);
+    canonicalNaNs(row);
+    for (let i = 0; i < m; i++) out.set(row, i * n);
+  } else if (target) {
+    target.fill(0);
+  }
   return out;
 }
 
@@ -448,7 +457,7 @@ function finishAsync(fn: string, product: Float32Array, out: Float32Array | unde
 
 /** matmulAsync's product into an array of its own, NaNs canonical. */
 async function productAsync(fn: string, p: PreparedMatmul): Promise<Float32Array> {
-  if (isEmpty(p)) return canonicalNaNs(emptyProduct(fn, p));
+  if (isEmpty(p)) return emptyProduct(fn, p);
   const kernels = getKernels().matmul;
   const [m, k] = p.a.shape;
   const n = p.b.shape[0];
