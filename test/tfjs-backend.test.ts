@@ -420,6 +420,39 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     f.dispose();
   });
 
+  // A 200 × 200 × 16 image with a 3 × 3 filter has 40 000 patches of 144 taps: ~5.8 M values, so
+  // chunks of 2^22 patch values end inside images. Image B's results must not depend on where.
+  it.each(['none', 'nvfp4'] as const)('FP4KIT_WEIGHTS=%s: conv2d and its input gradient do not depend on where the patch chunks end inside an image (NHWC and NCHW)', (mode) => {
+    tf.env().set('FP4KIT_WEIGHTS', mode);
+    const [h, w, cin, cout] = [200, 200, 16, 4];
+    const imageA = values(h * w * cin, 51);
+    const imageB = values(h * w * cin, 52);
+    const filter = tf.variable(tf.tensor4d(values(3 * 3 * cin * cout, 53), [3, 3, cin, cout]));
+    const run = (images: Float32Array[], format: 'NHWC' | 'NCHW') => tf.tidy(() => {
+      const all = new Float32Array(images.length * h * w * cin);
+      images.forEach((im, i) => all.set(im, i * im.length));
+      const nhwc = tf.tensor4d(all, [images.length, h, w, cin]);
+      const x = format === 'NHWC' ? nhwc : tf.transpose(nhwc, [0, 3, 1, 2]) as tf.Tensor4D;
+      const f = (a: tf.Tensor4D) => {
+        const y = tf.conv2d(a, filter as tf.Tensor4D, 1, 'same', format);
+        // dY depends on the position within an image only: image B's dY is the same in both runs.
+        return y.mul(tf.tensor(Float32Array.from({ length: y.size }, (_, i) => Math.cos((i % (h * w * cout)) % 1000)), y.shape)).sum();
+      };
+      const y = tf.conv2d(x, filter as tf.Tensor4D, 1, 'same', format);
+      const toNhwc = (t: tf.Tensor4D) => (format === 'NHWC' ? t : tf.transpose(t, [0, 2, 3, 1]));
+      return { y: toNhwc(y).dataSync() as Float32Array, dx: toNhwc(tf.grad(f)(x) as tf.Tensor4D).dataSync() as Float32Array };
+    });
+    const bitsOf = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+    for (const format of ['NHWC', 'NCHW'] as const) {
+      const alone = run([imageB], format);
+      const after = run([imageA, imageB], format); // image B starts 40 000 patches later: other chunk boundaries
+      const outB = h * w * cout;
+      expect(bitsOf(after.y.subarray(outB)), `${format} y`).toEqual(bitsOf(alone.y));
+      expect(bitsOf(after.dx.subarray(h * w * cin)), `${format} dx`).toEqual(bitsOf(alone.dx));
+    }
+    filter.dispose();
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);

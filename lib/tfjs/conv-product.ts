@@ -5,7 +5,9 @@
 // The filter is the weight operand (weights.ts) of the first two: its memory [K, N] is a Dense
 // kernel's layout for the forward and fp4kit's [N, K] layout, untransposed, for the input
 // gradient (so dX = dY · Q(F)ᵀ with the same quantized filter, like a Dense layer's dX).
-// Images go through in chunks so the patch matrices stay small.
+// Output pixels go through in chunks (~16 MB of patches, a chunk may end inside an image) so the
+// patch matrices stay small — except the filter gradient's, whose reduction spans every pixel of
+// the batch (one float32 product: its order of accumulation is the product's).
 
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs';
 import { counters } from './counters.js';
@@ -26,29 +28,44 @@ const CHUNK_VALUES = 1 << 22;
 
 const channelsLast = (info: backend_util.Conv2DInfo) => info.dataFormat === 'channelsLast';
 
-function imagesPerChunk(rowsPerImage: number, stride: number): number {
-  return Math.max(1, Math.floor(CHUNK_VALUES / Math.max(1, rowsPerImage * stride)));
+/** Patches (output pixels) per chunk: a chunk may end inside an image, so one large image with a
+ *  large filter (a 1024² image and a 64 × 64 filter: 16 GiB of patches) never comes whole. */
+function patchesPerChunk(stride: number): number {
+  return Math.max(1, Math.floor(CHUNK_VALUES / Math.max(1, stride)));
 }
 
 /**
- * Rows [pixel, channel] of `count` images of an output-shaped tensor (dY): a view for NHWC, a
- * per-image transpose of NCHW's [channel, pixel], each row padded to `stride`.
+ * Rows [pixel, channel] of output pixels [p0, p1) of the batch of an output-shaped tensor (dY),
+ * each padded to `stride`: a view for NHWC without padding, else a copy (NCHW's [channel, pixel]
+ * transposed).
  */
-function pixelRows(values: Float32Array, info: backend_util.Conv2DInfo, first: number, count: number, stride: number): Float32Array {
-  const pixels = info.outHeight * info.outWidth;
+function pixelRows(values: Float32Array, info: backend_util.Conv2DInfo, p0: number, p1: number, stride: number): Float32Array {
   const n = info.outChannels;
-  return rowMajor(values, first * pixels * n, count, pixels, n, !channelsLast(info), stride, 'conv2d.dy-rows');
+  if (channelsLast(info)) return rowMajor(values, p0 * n, 1, p1 - p0, n, false, stride, 'conv2d.dy-rows');
+  const pixels = info.outHeight * info.outWidth;
+  const rows = scratch('conv2d.dy-rows', Float32Array, (p1 - p0) * stride);
+  if (stride !== n) rows.fill(0);
+  for (let p = p0; p < p1; p++) {
+    const image = Math.floor(p / pixels);
+    const pixel = p - image * pixels;
+    for (let c = 0; c < n; c++) rows[(p - p0) * stride + c] = values[(image * n + c) * pixels + pixel];
+  }
+  return rows;
 }
 
-/** Writes product rows [pixel, channel] of `count` images into the output at image `first`. */
-function storePixelRows(rows: Float32Array, info: backend_util.Conv2DInfo, first: number, count: number, out: Float32Array): void {
-  const pixels = info.outHeight * info.outWidth;
+/** Writes product rows [pixel, channel] of output pixels [p0, p1) of the batch into the output. */
+function storePixelRows(rows: Float32Array, info: backend_util.Conv2DInfo, p0: number, p1: number, out: Float32Array): void {
   const n = info.outChannels;
   if (channelsLast(info)) {
-    out.set(rows, first * pixels * n);
+    out.set(rows.subarray(0, (p1 - p0) * n), p0 * n);
     return;
   }
-  for (let i = 0; i < count; i++) transposeInto(rows, i * pixels * n, pixels, n, out, (first + i) * pixels * n, pixels);
+  const pixels = info.outHeight * info.outWidth;
+  for (let p = p0; p < p1; p++) {
+    const image = Math.floor(p / pixels);
+    const pixel = p - image * pixels;
+    for (let c = 0; c < n; c++) out[(image * n + c) * pixels + pixel] = rows[(p - p0) * n + c];
+  }
 }
 
 /** The convolution's output values (info.outShape, in the data format's layout). */
@@ -65,7 +82,7 @@ export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorIn
     // Empty sums: +0, or f32(+0 + bias) per channel.
     const rows = new Float32Array(info.batchSize * pixels * n);
     if (bias) for (let i = 0; i < rows.length; i++) rows[i] = Math.fround(0 + bias[i % n]);
-    storePixelRows(rows, info, 0, info.batchSize, out);
+    storePixelRows(rows, info, 0, info.batchSize * pixels, out);
     return out;
   }
   const isWeight = isWeightData(filter.dataId);
@@ -74,14 +91,17 @@ export function conv2dValues(ctx: KernelContext, x: TensorInfo, filter: TensorIn
   const xStrides = imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info));
   const w = weightOperand(ctx.cache, filter.dataId, 0, { values: floatValues(ctx.storage, filter), offset: 0, n, k, kMajor: true }, mode, isWeight);
   const stride = mode === 'none' ? floatStride(k) : k;
-  const chunk = imagesPerChunk(pixels, stride);
-  for (let first = 0; first < info.batchSize; first += chunk) {
-    const count = Math.min(chunk, info.batchSize - first);
+  // Each output row depends on its own patch only (activations are quantized per row), so the
+  // chunking does not change a bit.
+  const chunk = patchesPerChunk(stride);
+  const total = info.batchSize * pixels;
+  for (let p0 = 0; p0 < total; p0 += chunk) {
+    const p1 = Math.min(total, p0 + chunk);
     // Reused scratch (core/scratch.ts), zeroed: im2col leaves the padding's taps and columns k…stride.
-    const rows = scratch('conv2d.patches', Float32Array, count * pixels * stride).fill(0);
-    im2col(xValues, xStrides, info, first, count, rows, stride, 1);
-    if (channelsLast(info)) multiplyRows(rows, count * pixels, k, w, bias, out.subarray(first * pixels * n, (first + count) * pixels * n)); // [pixel, channel] already
-    else storePixelRows(multiplyRows(rows, count * pixels, k, w, bias), info, first, count, out);
+    const rows = scratch('conv2d.patches', Float32Array, (p1 - p0) * stride).fill(0);
+    im2col(xValues, xStrides, info, p0, p1, rows, stride, 1);
+    if (channelsLast(info)) multiplyRows(rows, p1 - p0, k, w, bias, out.subarray(p0 * n, p1 * n)); // [pixel, channel] already
+    else storePixelRows(multiplyRows(rows, p1 - p0, k, w, bias), info, p0, p1, out);
   }
   return out;
 }
@@ -126,11 +146,13 @@ export function conv2dBackpropInputValues(ctx: KernelContext, dy: TensorInfo, fi
   // The filter's memory [K, N] is [rows of the result, reduction]: fp4kit's weight layout as is.
   const w = weightOperand(ctx.cache, filter.dataId, 0, { values: floatValues(ctx.storage, filter), offset: 0, n: k, k: n, kMajor: false }, mode, isWeight);
   const stride = mode === 'none' ? floatStride(n) : n;
-  const chunk = imagesPerChunk(pixels, Math.max(stride, k));
-  for (let first = 0; first < info.batchSize; first += chunk) {
-    const count = Math.min(chunk, info.batchSize - first);
-    const dPatches = multiplyRows(pixelRows(dyValues, info, first, count, stride), count * pixels, n, w, undefined);
-    col2im(dPatches, k, info, xStrides, first, count, dx);
+  // Chunks in patch order: col2im adds them onto dX in the same order as one whole pass would.
+  const chunk = patchesPerChunk(Math.max(stride, k));
+  const total = info.batchSize * pixels;
+  for (let p0 = 0; p0 < total; p0 += chunk) {
+    const p1 = Math.min(total, p0 + chunk);
+    const dPatches = multiplyRows(pixelRows(dyValues, info, p0, p1, stride), p1 - p0, n, w, undefined);
+    col2im(dPatches, k, info, xStrides, p0, p1, dx);
   }
   return dx;
 }
@@ -146,7 +168,7 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
   const stride = floatStride(total);
   // Both operands with the pixels as the reduction axis: patchesᵀ [K, pixels], dYᵀ [N, pixels].
   const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
-  im2col(floatValues(ctx.storage, x), imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, 0, info.batchSize, patchesT, 1, stride);
+  im2col(floatValues(ctx.storage, x), imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, 0, total, patchesT, 1, stride);
   const dyValues = croppedOutput(floatValues(ctx.storage, dy), dy.shape, info);
   let dyT: Float32Array;
   if (channelsLast(info)) {

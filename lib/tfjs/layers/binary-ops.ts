@@ -131,7 +131,7 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     // The patches (rows × taps floats: tens of MB) live in reused scratch for this call only; the
     // ∇W product's transposed signs are packed from them now, while they are there.
     const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0); // im2col leaves the padding's taps
-    im2col(floats(xb), xStrides, info, 0, batch, patches, taps, 1);
+    im2col(floats(xb), xStrides, info, 0, rows, patches, taps, 1);
     const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
     const patchSignsByColumn = options.mode === 'fp32' ? null : packSigns(patches, { shape: [rows, taps], transpose: true, ternary: padded });
     save([xs, xb, wb, product, ws]);
@@ -151,20 +151,20 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         const backpropInput = (grad: Float32Array): tf.Tensor4D => {
           const dPatches = floatTimesTransposed(grad, rows, floats(wb0), taps, c); // ∇Y [rows, c] · sign(w) [taps, c]ᵀ
           const dxv = new Float32Array(n * inH * inW * inC);
-          col2im(dPatches, taps, info, xStrides, 0, n, dxv);
+          col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
           return tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
         };
         const backpropFilter = (grad: Float32Array): tf.Tensor4D => {
           // The forward's patches are gone (reused scratch): made again from sign(x).
           const signPatches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0);
-          im2col(floats(xb0), xStrides, info, 0, n, signPatches, taps, 1);
+          im2col(floats(xb0), xStrides, info, 0, rows, signPatches, taps, 1);
           return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
         };
         if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
         const paths = quantizedPaths(g, shape, options, seeds.next());
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
         const dxv = new Float32Array(n * inH * inW * inC);
-        col2im(dPatches, taps, info, xStrides, 0, n, dxv);
+        col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
         const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
         // Taps in the zero padding are 0, not ±1: the patches were packed ternary when there is padding.
         const dwT = weightGradientProduct(paths.weight, shape, patchSignsByColumn!);
