@@ -5,7 +5,7 @@ import {
   calibrateFgmpActivations, dequantize, encode, decode, fgmpBitsPerElement, fgmpImpacts, quantize, quantizeAsync, quantizeFgmpActivations,
   selectThreshold, assignPrecision, forTensor, type FgmpTensor,
 } from '../lib/index.js';
-import { quickselect, selectNonNegative, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
+import { quickselect, selectAcross, selectNonNegative, isFp8Block, countFp8Blocks } from '../lib/fgmp/select.js';
 import { packFgmpStream } from '../lib/fgmp/stream.js';
 import { E4M3_VALUES } from '../lib/fgmp/blocks.js';
 import { gaussian, rng, toBf16, toF16 } from './helpers/data.js';
@@ -74,7 +74,7 @@ describe('selection', () => {
     }
   });
 
-  it('selectNonNegative: more than 2^20 values sharing their top bits are split by further radix passes, never copied whole', () => {
+  it('selectAcross without a copy (large models): more than 2^20 values sharing their top bits are split by further radix passes', () => {
     const n = (1 << 20) + 200_000;
     const families: Array<[string, (i: number) => number]> = [
       ['all equal (every bit decided by the passes)', () => 0.75],
@@ -87,7 +87,14 @@ describe('selection', () => {
     for (const [name, f] of families) {
       const v = Float64Array.from({ length: n }, (_x, i) => f(i));
       const sorted = v.slice().sort();
-      for (const k of [0, n >> 1, n - 1, Math.floor(r() * n)]) expect(selectNonNegative(v, k), `${name}, k = ${k}`).toBe(sorted[k]);
+      // As three lists (one of them twice), copy limit 0: the radix passes over the lists themselves.
+      const third = Math.floor(n / 3);
+      const lists = [v.subarray(0, third), v.subarray(third, 2 * third), v.subarray(2 * third), v.subarray(0, third)];
+      const all = [...v, ...v.subarray(0, third)].sort((x, y) => x - y);
+      for (const k of [0, n >> 1, n - 1, Math.floor(r() * n)]) {
+        expect(selectNonNegative(v.slice(), k), `${name}, k = ${k}`).toBe(sorted[k]);
+        expect(selectAcross('test', lists, all.length, k, 0), `${name}, lists, k = ${k}`).toBe(all[k]);
+      }
     }
   });
 
