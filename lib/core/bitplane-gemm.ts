@@ -82,7 +82,7 @@ export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSig
   const outRows = transpose ? cols : rows;
   const length = transpose ? rows : cols;
   checkLength(fn, length);
-  const data = new Uint8Array(signsBytes(outRows, length, ternary));
+  const data = newArray(fn, Uint8Array, signsBytes(outRows, length, ternary), 'packed signs');
   getKernels().packSigns({ src, rows, cols, transpose, ternary, out: data });
   return { rows: outRows, length, ternary, data };
 }
@@ -105,7 +105,7 @@ function packPlanes(fn: string, codesName: string, src: Uint8Array, rows: number
   const outRows = transpose ? cols : rows;
   const length = transpose ? rows : cols;
   checkLength(fn, length);
-  const data = new Uint8Array(planesBytes(outRows, length, bits));
+  const data = newArray(fn, Uint8Array, planesBytes(outRows, length, bits), 'bit planes');
   const bad = getKernels().packBitPlanes({ codes: src, rows, cols, bits, transpose, out: data });
   if (bad >= 0) throw new RangeError(`${fn}: ${codesName}[${bad}] is ${src[bad]}, not below 2^${bits}`);
   return { rows: outRows, length, bits, data };

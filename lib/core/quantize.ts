@@ -18,7 +18,7 @@ import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type Fgm
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
-  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, isObjectArgument, readFields, readShape,
+  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, isObjectArgument, newArray, readFields, readShape,
 } from './validate.js';
 
 export interface QuantizeOptions {
@@ -129,8 +129,8 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, stag
   // The kernels write through plain views (or staging arrays); the result hands back the caller's own arrays.
   const outViews = out && { data: plainView('Uint8Array', out.data), scales: plainView('Uint8Array', out.scales) };
   if (outViews) checkDisjoint(fn, [['out.data', outViews.data], ['out.scales', outViews.scales]], [['input', src]]);
-  const data = outViews && !staged ? outViews.data : new Uint8Array(rows * rowBytes);
-  const scales = outViews && !staged ? outViews.scales : new Uint8Array(rows * blocksPerRow);
+  const data = outViews && !staged ? outViews.data : newArray(fn, Uint8Array, rows * rowBytes, 'codes');
+  const scales = outViews && !staged ? outViews.scales : newArray(fn, Uint8Array, rows * blocksPerRow, 'scales');
   const result = () => {
     if (!out) return { data, scales };
     if (staged) {
@@ -212,7 +212,7 @@ export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: Dequan
   const t = readQuantizedTensor(fn, q);
   const out = outOption === undefined ? undefined : checkOut(fn, outOption, t.rows * t.cols);
   if (out) checkDisjoint(fn, [['out', out.view]], [['data', t.data], ['scales', t.scales]]);
-  const values = out?.view ?? new Float32Array(t.rows * t.cols);
+  const values = out?.view ?? newArray(fn, Float32Array, t.rows * t.cols, 'output');
   const kernels = getKernels();
   if (t.rows > 0) kernels.dequantizeBlocks({ format: t.format.id, rows: t.rows, cols: t.cols, data: t.data, scales: t.scales, tensorScale: t.tensorScale ?? 0, out: values });
   return out ? out.finish() : values;
