@@ -1053,9 +1053,15 @@ describe('the checkpoint API refuses bad arguments by name', () => {
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 42 as never })).rejects.toThrow(TypeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 1 as never })).rejects.toThrow(TypeError);
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4', rounding: 'up' as never })).rejects.toThrow(RangeError);
-    expect(() => layoutByName(42 as never)).toThrow(new TypeError('unknown layout 42; expected one of fp4kit, compressed-tensors, modelopt, gpt-oss'));
-    expect(() => layoutByName(4n as never)).toThrow('unknown layout 4n (a BigInt)');
+    expect(() => layoutByName(42 as never)).toThrow(new TypeError('layoutByName: unknown layout 42; expected one of fp4kit, compressed-tensors, modelopt, gpt-oss'));
+    expect(() => layoutByName(4n as never)).toThrow('layoutByName: unknown layout 4n (a BigInt)');
     expect(() => layoutByName('vllm' as never)).toThrow(RangeError);
+    expect(() => layoutByName('modelopt', { inputScale: 'x' } as never)).toThrow(TypeError);
+    expect(() => layoutByName('modelopt', { inputScale: -1 })).toThrow(RangeError);
+    expect(() => layoutByName('fp4kit', { inputScale: 0.5 })).toThrow(new RangeError('layoutByName: options.inputScale applies to the modelopt layout only (its input_scale)'));
+    expect(() => layoutByName('modelopt', { inputScal: 0.5 } as never)).toThrow(new RangeError('layoutByName: unknown option "inputScal"; the options are inputScale'));
+    expect(() => layoutByName('modelopt', 7 as never)).toThrow(TypeError);
+    expect(layoutByName('modelopt', { inputScale: 0.5 }).name).toBe('modelopt');
     await expect(quantizeCheckpoint(tiny, join(root, 'api-1'), { format: 'mxfp4' }, undefined, {} as never)).rejects.toThrow(/quantizeCheckpoint: signal \(its fifth argument\) must be an AbortSignal/);
     expect(existsSync(join(root, 'api-1'))).toBe(false);
     const p = join(root, 'api.safetensors');

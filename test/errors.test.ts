@@ -270,6 +270,33 @@ describe.each(backends)('bad input on %s', (backend) => {
     expect(() => quantize(x, { format: 'mxfp4', rounding: 'stochastic', seed: 2 ** 32 })).toThrow(/seed/);
   });
 
+  it('an unknown option name (a typo) is refused by name, never ignored; an option of another format is a known name', async () => {
+    const w = quantize(new Float32Array(64).fill(1), { format: 'nvfp4', shape: [2, 32] });
+    const g = new Float32Array(6).fill(1);
+    const cases: Array<[string, () => unknown, string]> = [
+      ['quantize', () => quantize(x, { format: 'mxfp4', rouding: 'stochastic' } as never), 'rouding'],
+      ['quantize', () => quantize(x, { format: 'fgmp', shape: [2, 32], fp4Fracton: 0.5 } as never), 'fp4Fracton'],
+      ['dequantize', () => dequantize(w, { ouT: new Float32Array(64) } as never), 'ouT'],
+      ['matmul', () => matmul(x, w, { shape: [2, 32], bais: new Float32Array(2) } as never), 'bais'],
+      ['encode', () => encode(x, 'fp4_e2m1', { nans: 'zero' } as never), 'nans'],
+      ['quantizeGradient', () => quantizeGradient(g, { shape: [2, 3], bits: 4, group: 'channel' } as never), 'group'],
+      ['dequantizeGradient', () => dequantizeGradient(quantizeGradient(g, { shape: [2, 3], bits: 4 }), { output: new Float32Array(6) } as never), 'output'],
+      ['packSigns', () => packSigns(g, { shape: [2, 3], transposed: true } as never), 'transposed'],
+      ['packGradient', () => packGradient(quantizeGradient(g, { shape: [2, 3], bits: 4 }), { reduce: 'columns', lenght: 3 } as never), 'lenght'],
+      ['fgmpImpacts', () => fgmpImpacts(x, { shape: [2, 32], fishr: new Float32Array(64) } as never), 'fishr'],
+      ['calibrateFgmpActivations', () => calibrateFgmpActivations([x], { cols: 32, channelFisher: new Float32Array(32).fill(1), fp4Fraction: 0.5, colls: 3 } as never), 'colls'],
+    ];
+    for (const [fn, call, key] of cases) {
+      expect(thrown(call), fn).toMatch(new RegExp(`^RangeError: ${fn}: unknown option "${key}"; the options are `));
+    }
+    await expect(quantizeAsync(x, { format: 'mxfp4', sigal: new AbortController().signal } as never)).rejects.toThrow(/^quantizeAsync: unknown option "sigal"; the options are format, shape/);
+    await expect(matmulAsync(x, w, { shape: [2, 32], sinal: 1 } as never)).rejects.toThrow(/^matmulAsync: unknown option "sinal"/);
+    // Known names, of another format: ignored as before (quantizeCheckpoint's CLI refuses those flags).
+    expect(quantize(x, { format: 'nvfp4', fp4Fraction: 0.5, clipping: false } as never).format).toBe('nvfp4');
+    // quantize()'s options object passed to fgmpImpacts as it is: 'format' is a known name there.
+    expect(fgmpImpacts(x, { format: 'fgmp', shape: [2, 32] } as never).length).toBe(4);
+  });
+
   it('rejects a corrupted quantized tensor instead of reading out of bounds', () => {
     const q = mxq();
     expect(thrown(() => dequantize({ ...q, data: q.data.subarray(1) }))).toBe('RangeError: dequantize: data must hold 32 bytes for this shape, got 31');

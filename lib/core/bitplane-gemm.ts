@@ -72,7 +72,7 @@ function checkLength(fn: string, length: number): void {
 /** Packs x [rows, cols] as signs: one row per row of x (or per column, with `transpose`). */
 export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSigns {
   const fn = 'packSigns';
-  const o = checkOptions<PackSignsOptions>(fn, options, '{ shape, transpose?, ternary? }', false);
+  const o = checkOptions<PackSignsOptions>(fn, options, '{ shape, transpose?, ternary? }', false, ['shape', 'transpose', 'ternary']);
   const { shape: shapeOption, transpose: transposeOption, ternary: ternaryOption } = o;
   const transpose = readFlag(fn, 'transpose', transposeOption);
   const ternary = readFlag(fn, 'ternary', ternaryOption);
@@ -90,7 +90,7 @@ export function packSigns(x: Float32Array, options: PackSignsOptions): PackedSig
 /** Packs b-bit codes [rows, cols] (one per byte, each < 2^bits) as bit planes. */
 export function packBitPlanes(codes: Uint8Array, options: PackBitPlanesOptions): PackedBitPlanes {
   const fn = 'packBitPlanes';
-  const o = checkOptions<PackBitPlanesOptions>(fn, options, '{ shape, bits, transpose? }', false);
+  const o = checkOptions<PackBitPlanesOptions>(fn, options, '{ shape, bits, transpose? }', false, ['shape', 'bits', 'transpose']);
   const { shape: shapeOption, bits: bitsOption, transpose: transposeOption } = o;
   const bits = checkGradientBits(fn, 'options.bits', bitsOption);
   const transpose = readFlag(fn, 'transpose', transposeOption);
@@ -130,7 +130,7 @@ export function packGradient(q: QuantizedGradient, options: PackGradientOptions)
   if (!isObjectArgument(q)) {
     throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
   }
-  const o = checkOptions<PackGradientOptions>(fn, options, "{ reduce: 'columns' | 'rows', length? }", false);
+  const o = checkOptions<PackGradientOptions>(fn, options, "{ reduce: 'columns' | 'rows', length? }", false, ['reduce', 'length']);
   const { reduce: reduceOption, length: lengthOption } = o;
   const reduce = checkName(fn, 'options.reduce', reduceOption, ['columns', 'rows'] as const);
   const { shape: shapeOption, groups, bits: bitsOption, codes, scales, zeros, mask } = readFields(q, ['shape', 'groups', 'bits', 'codes', 'scales', 'zeros', 'mask']);
@@ -219,7 +219,7 @@ export function bitplaneMatmulInt(a: PackedBitPlanes, b: PackedSigns, options?: 
   const fn = 'bitplaneMatmulInt';
   const aFields = readPlanes(fn, a);
   const bFields = readSigns(fn, b);
-  const { mask: maskOption, rowsPerGroup: rpgOption, out: outOption } = checkOptions<BitplaneMatmulIntOptions>(fn, options, '{ mask?, rowsPerGroup?, out? }', true);
+  const { mask: maskOption, rowsPerGroup: rpgOption, out: outOption } = checkOptions<BitplaneMatmulIntOptions>(fn, options, '{ mask?, rowsPerGroup?, out? }', true, ['mask', 'rowsPerGroup', 'out']);
   const A = checkPlanes(fn, aFields);
   const B = checkSigns(fn, bFields);
   checkPair(fn, A, B);
@@ -254,7 +254,7 @@ export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: Bitp
   const fn = 'bitplaneMatmul';
   const aFields = readPlanes(fn, a);
   const bFields = readSigns(fn, b);
-  const { out: outOption } = checkOptions<BitplaneMatmulOptions>(fn, options, '{ out? }', true);
+  const { out: outOption } = checkOptions<BitplaneMatmulOptions>(fn, options, '{ out? }', true, ['out']);
   const A = checkPlanes(fn, aFields);
   const B = checkSigns(fn, bFields);
   checkPair(fn, A, B);

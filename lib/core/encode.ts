@@ -26,7 +26,7 @@ function checkElementFormat(fn: string, format: unknown): ElementFormatName {
 
 export function encode(x: Float32Array | Uint16Array, format: ElementFormatName, options: EncodeOptions = {}): Uint8Array {
   const fn = 'encode';
-  const { rounding: roundingOption, seed: seedOption, dtype: dtypeOption, nan: nanOption } = checkOptions<EncodeOptions>(fn, options, '{ rounding?, seed?, dtype?, nan? }', true);
+  const { rounding: roundingOption, seed: seedOption, dtype: dtypeOption, nan: nanOption } = checkOptions<EncodeOptions>(fn, options, '{ rounding?, seed?, dtype?, nan? }', true, ['rounding', 'seed', 'dtype', 'nan']);
   const name = checkElementFormat(fn, format);
   const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
   const nanRule = nanOption === undefined ? 'error' : nanOption; // null is a value (refused), not an absent option

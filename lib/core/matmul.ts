@@ -200,7 +200,7 @@ interface PreparedMatmul {
 
 function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions, synchronous: boolean): PreparedMatmul {
   const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption, signal: signalOption } = readFields(
-    checkOptions<MatmulOptions>(fn, options, synchronous ? '{ bias?, dtype?, shape?, out? }' : '{ bias?, dtype?, shape?, out?, signal? }', true),
+    checkOptions<MatmulOptions>(fn, options, synchronous ? '{ bias?, dtype?, shape?, out? }' : '{ bias?, dtype?, shape?, out?, signal? }', true, ['bias', 'dtype', 'shape', 'out', 'signal']),
     ['bias', 'dtype', 'shape', 'out', 'signal'],
   ) as MatmulOptions;
   if (synchronous && signalOption !== undefined) throw new TypeError(`${fn}: options.signal applies to matmulAsync (matmul returns when the product is done)`);

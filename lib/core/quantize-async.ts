@@ -15,7 +15,7 @@
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from './formats.js';
 import { QUANTIZE_OPTION_KEYS, planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
-import { quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { FGMP_OPTION_KEYS, quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
 import { abortable, nextTurn, snapshotArray, throwIfAborted } from './async-jobs.js';
@@ -37,7 +37,7 @@ export async function quantizeAsync(
 ): Promise<QuantizedTensor | FgmpTensor> {
   // No await before the work has taken its snapshot: the caller runs on as soon as we return.
   const fn = 'quantizeAsync';
-  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape?, signal? }', false), QUANTIZE_OPTION_KEYS) as QuantizeOptions & AsyncOptions;
+  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape?, signal? }', false, QUANTIZE_OPTION_KEYS), QUANTIZE_OPTION_KEYS) as QuantizeOptions & AsyncOptions;
   const signal = checkSignal(fn, opts.signal);
   // Bad arguments are refused before an aborted signal is looked at (as fetch() does).
   if ((opts.format as string) === 'fgmp') {
@@ -45,7 +45,7 @@ export async function quantizeAsync(
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
     // selection and the assembly stay on this thread.
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
-    return abortable(quantizeFgmpAsync(x, opts as FgmpOptions, signal), signal);
+    return abortable(quantizeFgmpAsync(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions, signal), signal); // the options of other formats are not its
   }
   const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
   throwIfAborted(signal);

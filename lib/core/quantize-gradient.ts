@@ -96,7 +96,7 @@ function checkBuffers(fn: string, out: GradientBuffers, n: number, count: number
  */
 export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptions): QuantizedGradient {
   const fn = 'quantizeGradient';
-  const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed?, out? }', false);
+  const o = checkOptions<QuantizeGradientOptions>(fn, options, '{ shape, bits, groups?, prune?, seed?, out? }', false, ['shape', 'bits', 'groups', 'prune', 'seed', 'out']);
   const { shape: shapeOption, bits: bitsOption, groups: groupsOption, prune: pruneOption, seed: seedOption, out: outOption } = o;
   const bits = checkGradientBits(fn, 'options.bits', bitsOption);
   const groups = checkName(fn, 'options.groups', groupsOption === undefined ? 'sample' : groupsOption, GROUPS);
@@ -169,7 +169,7 @@ export function dequantizeGradient(q: QuantizedGradient, options?: DequantizeGra
     throw new TypeError(`${fn}: q must be a quantized gradient from quantizeGradient, got ${describe(q)}`);
   }
   const { shape: shapeOption, groups: groupsOption, codes, scales, zeros, mask } = q;
-  const { out: outOption } = checkOptions<DequantizeGradientOptions>(fn, options, '{ out? }', true);
+  const { out: outOption } = checkOptions<DequantizeGradientOptions>(fn, options, '{ out? }', true, ['out']);
   const dims = readShape(fn, shapeOption, 'q.shape');
   if (dims === undefined || dims.length !== 2) throw new TypeError(`${fn}: q.shape must be [rows, cols], got ${describe(shapeOption)}`);
   const [rows, cols] = dims;

@@ -14,7 +14,7 @@ import {
   type RoundingName,
   type ScaleRuleName,
 } from './formats.js';
-import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
+import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, FGMP_OPTION_KEYS, quantizeFgmp, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
@@ -178,10 +178,10 @@ export function quantize(x: Float32Array | Uint16Array, options: FgmpOptions & {
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions): QuantizedTensor;
 export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions | (FgmpOptions & { format: 'fgmp' })): QuantizedTensor | FgmpTensor {
   const fn = 'quantize';
-  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape? }', false), QUANTIZE_OPTION_KEYS) as QuantizeOptions | (FgmpOptions & { format: 'fgmp' });
+  const opts = readFields(checkOptions<object>(fn, options, '{ format, shape? }', false, QUANTIZE_OPTION_KEYS), QUANTIZE_OPTION_KEYS) as QuantizeOptions | (FgmpOptions & { format: 'fgmp' });
   if (opts.format === 'fgmp') {
     if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
-    return quantizeFgmp(x, opts);
+    return quantizeFgmp(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions); // the options of other formats are not its
   }
   const p = planQuantize(fn, x, opts as QuantizeOptions);
   const kernels = getKernels();
@@ -198,7 +198,7 @@ export interface DequantizeOptions {
 
 export function dequantize(tensor: QuantizedTensor | FgmpTensor, options: DequantizeOptions = {}): Float32Array {
   const fn = 'dequantize';
-  const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true);
+  const { out: outOption } = checkOptions<DequantizeOptions>(fn, options, '{ out? }', true, ['out']);
   if (!isObjectArgument(tensor)) throw new TypeError(`${fn}: q must be a quantized tensor from quantize(), got ${describe(tensor)}`);
   const q = readFields(tensor, TENSOR_KEYS) as QuantizedTensor | FgmpTensor;
   if (q.format === 'fgmp') {

@@ -29,11 +29,19 @@ export function checkName<T extends string>(fn: string, argument: string, value:
   return value as T;
 }
 
-/** An options object: a plain object (undefined → {} when the options are optional). */
-export function checkOptions<T extends object>(fn: string, options: unknown, expected: string, optional: boolean): T {
+/**
+ * An options object: a plain object (undefined → {} when the options are optional) whose own
+ * enumerable names are all in `names`: a typo (`rouding`, `bais`) is a RangeError naming it, not an
+ * option silently ignored. (An option of another format, e.g. fp4Fraction with nvfp4, is a known
+ * name: quantize() ignores it.)
+ */
+export function checkOptions<T extends object>(fn: string, options: unknown, expected: string, optional: boolean, names: readonly string[]): T {
   if (options === undefined && optional) return {} as T;
   if (!isObjectArgument(options)) {
     throw new TypeError(`${fn}: options must be an object ${expected}, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!names.includes(key)) throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)}; the options are ${names.join(', ')}`);
   }
   return options as T;
 }

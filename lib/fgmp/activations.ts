@@ -20,7 +20,7 @@ export interface FgmpActivationOptions {
 
 export function quantizeFgmpActivations(x: Float32Array, options: FgmpActivationOptions): FgmpTensor {
   const fn = 'quantizeFgmpActivations';
-  const { shape, channelFisher, threshold, tensorScale, fp8Scale } = checkOptions<FgmpActivationOptions>(fn, options, '{ shape, channelFisher, threshold }', false);
+  const { shape, channelFisher, threshold, tensorScale, fp8Scale } = checkOptions<FgmpActivationOptions>(fn, options, '{ shape, channelFisher, threshold }', false, ['shape', 'channelFisher', 'threshold', 'tensorScale', 'fp8Scale']);
   if (typeof threshold !== 'number' || Number.isNaN(threshold)) {
     throw notOneOf('number', threshold, `${fn}: threshold must be a number (from calibrateFgmpActivations), got ${describe(threshold)}`);
   }
@@ -55,7 +55,7 @@ export function calibrateFgmpActivations(
 ): { threshold: number } {
   const fn = 'calibrateFgmpActivations';
   const { cols, channelFisher, fp4Fraction } = checkOptions<{ cols: number; channelFisher: Float32Array; fp4Fraction: number }>(
-    fn, options, '{ cols, channelFisher, fp4Fraction }', false);
+    fn, options, '{ cols, channelFisher, fp4Fraction }', false, ['cols', 'channelFisher', 'fp4Fraction']);
   if (!isArray(samples)) throw new TypeError(`${fn}: samples must be a non-empty array of Float32Array, got ${describe(samples)}`);
   // Read before any array is looked at; each element's kind checked as it is read (a sparse array
   // fails at its first hole, not after a copy of all its holes).

@@ -82,10 +82,12 @@ interface Prepared {
 }
 
 const FGMP_OPTIONS = '{ shape?, dtype?, fisher?, fp4Fraction?, selection?, mask?, clipping?, tensorScale?, fp8Scale? }';
+/** FGMP's option names ('format' too: quantize()'s options object may be passed as it is). */
+export const FGMP_OPTION_KEYS = ['format', 'shape', 'dtype', 'fisher', 'fp4Fraction', 'selection', 'mask', 'clipping', 'tensorScale', 'fp8Scale'] as const;
 
 /** Every option read once and checked, then the input (so no option getter can change it afterwards). */
 function prepare(fn: string, x: Float32Array | Uint16Array, options: FgmpOptions): Prepared {
-  const opts = checkOptions<FgmpOptions>(fn, options, FGMP_OPTIONS, false);
+  const opts = checkOptions<FgmpOptions>(fn, options, FGMP_OPTIONS, false, FGMP_OPTION_KEYS);
   const {
     shape: shapeOption, dtype: dtypeOption, fisher: fisherOption, fp4Fraction: fractionOption, selection: selectionOption,
     mask: maskOption, clipping: clippingOption, tensorScale: tensorScaleOption, fp8Scale: fp8ScaleOption,

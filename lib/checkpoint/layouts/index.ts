@@ -1,5 +1,6 @@
 // The output layouts by name, and reading a stored tensor back through its layout's decode.
 import { describe, notOneOf } from '../../core/describe.js';
+import { checkOptions, checkTensorScale } from '../../core/validate.js';
 import { dequantize, type QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
 import { swapLastTwo, transposeLastTwo } from '../../core/transpose.js';
@@ -16,13 +17,19 @@ export interface LayoutOptions {
   inputScale?: number;
 }
 
-export function layoutByName(name: string, options: LayoutOptions = {}): Layout {
+export function layoutByName(name: string, options?: LayoutOptions): Layout {
+  const fn = 'layoutByName';
+  const { inputScale } = checkOptions<LayoutOptions>(fn, options, '{ inputScale? }', true, ['inputScale']);
+  if (inputScale !== undefined) {
+    checkTensorScale(fn, inputScale, 'options.inputScale');
+    if (name !== 'modelopt') throw new RangeError(`${fn}: options.inputScale applies to the modelopt layout only (its input_scale)`);
+  }
   switch (name) {
     case 'fp4kit': return fp4kitLayout;
     case 'compressed-tensors': return compressedTensorsLayout;
-    case 'modelopt': return modeloptLayout(options.inputScale);
+    case 'modelopt': return modeloptLayout(inputScale);
     case 'gpt-oss': return gptOssLayout;
-    default: throw notOneOf('string', name, `unknown layout ${describe(name)}; expected one of ${LAYOUT_NAMES.join(', ')}`);
+    default: throw notOneOf('string', name, `${fn}: unknown layout ${describe(name)}; expected one of ${LAYOUT_NAMES.join(', ')}`);
   }
 }
 
