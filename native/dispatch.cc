@@ -4,6 +4,7 @@
 // dot-product extension), so CI can run every path on one machine.
 // FGMP's candidate search has one scalar implementation (native/fgmp.cc) on every level. The
 // bit-plane product's AVX-512 kernel also needs VPOPCNTDQ (without it: the AVX2 kernel).
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #if defined(__aarch64__) && defined(__linux__)
@@ -19,6 +20,7 @@
 #include "matmul_aligned.h"
 #include "matmul_planes.h"
 #include "quantize.h"
+#include "threads.h"
 
 namespace fp4kit {
 namespace {
@@ -45,7 +47,27 @@ bool cpuHasDotprod() {
 
 Simd probe() {
   const char* forced = std::getenv("FP4KIT_SIMD");
-  const std::string want = forced ? forced : "";
+  std::string want = forced ? forced : "";
+#if defined(__x86_64__) || defined(_M_X64)
+  const bool known = want.empty() || want == "scalar" || want == "avx2" || want == "avx512";
+  const char* levels = "scalar, avx2, avx512";
+#elif defined(__aarch64__)
+  const bool known = want.empty() || want == "scalar" || want == "neon";
+  const char* levels = "scalar, neon";
+#else
+  const bool known = want.empty() || want == "scalar";
+  const char* levels = "scalar";
+#endif
+  if (!known) {
+    // The variable caps the level: a typo must not lift the cap (it would test the full level
+    // while claiming another), so an unknown value is the lowest level, said once.
+    std::fprintf(stderr, "fp4kit: FP4KIT_SIMD=%s is not one of %s (or unset): the scalar kernels run\n", want.c_str(), levels);
+    want = "scalar";
+  }
+  const char* threads = std::getenv("FP4KIT_THREADS");
+  if (threads != nullptr && threads[0] != '\0' && parseThreadCount(threads) == 0) {
+    std::fprintf(stderr, "fp4kit: FP4KIT_THREADS=%s is not an integer in 1..64: %d threads run\n", threads, defaultThreadCount());
+  }
   Simd s;
   if (want == "scalar") return s;
 #if defined(__x86_64__) || defined(_M_X64)

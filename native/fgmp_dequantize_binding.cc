@@ -50,7 +50,15 @@ Napi::Value DequantizeFgmp(const Napi::CallbackInfo& info) {
   const int64_t fp8 = fgmpFp8BlocksBefore(s.mask, endBlock);
   s.data = typedData<uint8_t>(env, data, "dequantizeFgmp: data", static_cast<size_t>(fp8 * 16 + (endBlock - fp8) * 8));
   s.scales = typedData<uint8_t>(env, scales, "dequantizeFgmp: scales", static_cast<size_t>(endBlock - fp8));
-  float* values = typedData<float>(env, out, "dequantizeFgmp: out", static_cast<size_t>((rowEnd - rowBegin) * s.cols));
+  const size_t outCount = static_cast<size_t>((rowEnd - rowBegin) * s.cols);
+  float* values = typedData<float>(env, out, "dequantizeFgmp: out", outCount);
+  // The kernel reads the mask (where each block lies in the stream) while it writes out: an out over
+  // the mask, data or scales would move blocks after their sizes were checked (a read past data).
+  const size_t fp4 = static_cast<size_t>(endBlock - fp8);
+  if (bytesOverlap(values, outCount * 4, s.mask, static_cast<size_t>((endBlock + 7) / 8)) ||
+      bytesOverlap(values, outCount * 4, s.data, static_cast<size_t>(fp8) * 16 + fp4 * 8) || bytesOverlap(values, outCount * 4, s.scales, fp4)) {
+    throw Napi::RangeError::New(env, "dequantizeFgmp: out shares memory with mask, data or scales");
+  }
   if (s.cols == 0) return env.Undefined();  // rows of nothing: nothing to write
   parallelFor(rowEnd - rowBegin, std::max<int64_t>(1, (int64_t(1) << 15) / s.cols), [&](int64_t b, int64_t e) {
     dequantizeFgmpRows(s, rowBegin + b, rowBegin + e, values + b * s.cols);

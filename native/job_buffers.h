@@ -164,8 +164,15 @@ static inline bool arrayView(napi_env env, napi_value value, ArrayView& view, na
 class JobBuffers {
  public:
   // The memory the job reads for this input: its first `used` bytes (the array may be longer).
-  const uint8_t* input(const ArrayView& view, size_t used) {
-    if (view.shared || used == 0) return view.data;
+  // Memory used in place (a SharedArrayBuffer's) is kept alive by a reference to `array`: the
+  // argument object that held it may be the only other thing referring to it (a getter's fresh
+  // array, a field the caller reassigns), and a collection would free it under the running job.
+  const uint8_t* input(napi_env env, napi_value array, const ArrayView& view, size_t used) {
+    if (used == 0) return view.data;
+    if (view.shared) {
+      keep(env, array);
+      return view.data;
+    }
     inputs_.push_back(StagingPool::instance().acquire(used));
     parallelCopy(inputs_.back().data(), view.data, used);
     return inputs_.back().data();
@@ -174,7 +181,11 @@ class JobBuffers {
   // The memory the job writes for this output: its first `used` bytes, which finish() copies into
   // `array` (the rest of a longer array is left as it is).
   uint8_t* output(napi_env env, napi_value array, const ArrayView& view, size_t used) {
-    if (view.shared || used == 0) return view.data;
+    if (used == 0) return view.data;
+    if (view.shared) {
+      keep(env, array);  // written in place: kept alive as an input is
+      return view.data;
+    }
     Output o;
     o.block = StagingPool::instance().acquire(used);
     o.bytes = used;
@@ -213,6 +224,11 @@ class JobBuffers {
       if (o.array != nullptr) napi_delete_reference(env, o.array);
       o.array = nullptr;
     }
+    for (napi_ref& r : kept_) {
+      if (r != nullptr) napi_delete_reference(env, r);
+      r = nullptr;
+    }
+    kept_.clear();
   }
 
  private:
@@ -223,8 +239,15 @@ class JobBuffers {
     size_t arrayBytes = 0;  // the array's length at the call: any other at the end means it was resized
     const char* name = "out";
   };
+  void keep(napi_env env, napi_value array) {
+    napi_ref r = nullptr;
+    if (napi_create_reference(env, array, 1, &r) != napi_ok) throw std::bad_alloc();
+    kept_.push_back(r);
+  }
+
   std::vector<StagingBlock> inputs_;
   std::vector<Output> outputs_;
+  std::vector<napi_ref> kept_;  // arrays used in place (SharedArrayBuffer-backed), alive until the job settles
 };
 
 }  // namespace fp4kit

@@ -139,9 +139,14 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   const int64_t units = (k + blockSize - 1) / blockSize;
   const uint8_t* codes = typedData<uint8_t>(env, info[0], "codes", static_cast<size_t>(n * units * blockSize));
   const int32_t* table = typedData<int32_t>(env, info[1], "valueTable", 256);
+  // A unit's dot (blockSize int8 activations, |a| ≤ 128, times v) is taken in int32: |v| < 2^31 / (128 · blockSize).
+  const int32_t bound = static_cast<int32_t>((int64_t(1) << 24) / blockSize);
   for (int c = 0; c < 256; c++) {
     const int32_t v = table[c];
-    if (v != kPlaneNanValue && (v <= -(1 << 23) || v >= (1 << 23))) throw Napi::RangeError::New(env, "repackPlaneWeights: valueTable entries must lie in (-2^23, 2^23)");
+    if (v != kPlaneNanValue && (v <= -bound || v >= bound)) {
+      throw Napi::RangeError::New(env, std::string("repackPlaneWeights: valueTable entries must lie in (-2^") + (blockSize == 32 ? "19" : "20") + ", 2^" +
+                                           (blockSize == 32 ? "19" : "20") + ") for blocks of " + std::to_string(blockSize) + " (a unit's dot is an int32)");
+    }
   }
   const float* scales = typedData<float>(env, info[3], "blockScales", static_cast<size_t>(n * units));
   // FGMP's two multipliers (FgmpMultipliers), which let the codes form keep one byte per lane
@@ -375,20 +380,35 @@ Napi::Value MatmulDecodedBatch(const Napi::CallbackInfo& info) {
   const float* bValues = typedData<float>(env, info[5], "b values", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks * bBlock, "b")));
   const float* bScales = typedData<float>(env, info[6], "b scales", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks, "b")));
   const float* bias = typedData<float>(env, info[11], "bias", static_cast<size_t>(n), true);
-  const int32_t* aIndex = typedData<int32_t>(env, info[13], "aIndex", 0);
+  const int32_t* aIndexArg = typedData<int32_t>(env, info[13], "aIndex", 0);
   const size_t batch = info[13].As<Napi::TypedArray>().ElementLength();  // an Int32Array: checked above
   if (batch > static_cast<size_t>(kMaxDim)) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex is too long");
-  const int32_t* bIndex = typedData<int32_t>(env, info[14], "bIndex", batch);
-  float* out = typedData<float>(env, info[12], "out", static_cast<size_t>(batchSize(env, static_cast<int64_t>(batch), m, n, "out")));
+  const int32_t* bIndexArg = typedData<int32_t>(env, info[14], "bIndex", batch);
+  const size_t outCount = static_cast<size_t>(batchSize(env, static_cast<int64_t>(batch), m, n, "out"));
+  float* out = typedData<float>(env, info[12], "out", outCount);
+  // out must not share memory with an input: the products would read what earlier ones wrote (an
+  // index overwritten by a result points anywhere).
+  const struct { const void* p; size_t bytes; } inputs[] = {
+      {aValues, static_cast<size_t>(aMatrices * m * aBlocks * aBlock) * 4}, {aScales, static_cast<size_t>(aMatrices * m * aBlocks) * 4},
+      {bValues, static_cast<size_t>(bMatrices * n * bBlocks * bBlock) * 4}, {bScales, static_cast<size_t>(bMatrices * n * bBlocks) * 4},
+      {bias, bias ? static_cast<size_t>(n) * 4 : 0}, {aIndexArg, batch * 4}, {bIndexArg, batch * 4}};
+  for (const auto& in : inputs) {
+    if (bytesOverlap(out, outCount * 4, in.p, in.bytes)) throw Napi::RangeError::New(env, "matmulDecodedBatch: out shares memory with an input");
+  }
+  // The indices as checked, in memory of our own.
+  const std::vector<int32_t> aIndex(aIndexArg, aIndexArg + batch), bIndex(bIndexArg, bIndexArg + batch);
   for (size_t i = 0; i < batch; i++) {
     if (aIndex[i] < 0 || aIndex[i] >= aMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex[" + std::to_string(i) + "] is not a matrix of a");
     if (bIndex[i] < 0 || bIndex[i] >= bMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: bIndex[" + std::to_string(i) + "] is not a matrix of b");
   }
+  if (m == 0 || n == 0 || batch == 0) return Napi::String::New(env, "float64");  // an empty output: nothing to compute
   const auto kernel = activeMatmulKernel().decoded;
-  const int64_t work = std::max<int64_t>(1, m * n * k);
-  parallelFor(static_cast<int64_t>(batch), std::max<int64_t>(1, (int64_t(1) << 20) / work), [&](int64_t begin, int64_t end) {
+  // Work per matrix, saturated (each factor is at most 2^31: the product can pass int64).
+  int64_t work = 0;
+  if (__builtin_mul_overflow(m, n, &work) || __builtin_mul_overflow(work, k, &work)) work = INT64_MAX;
+  parallelFor(static_cast<int64_t>(batch), std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, work)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
-      const int64_t ia = aIndex[i], ib = bIndex[i];
+      const int64_t ia = aIndex[static_cast<size_t>(i)], ib = bIndex[static_cast<size_t>(i)];
       const DecodedOperand a{aValues + ia * m * aBlocks * aBlock, aScales + ia * m * aBlocks, m, k, aBlocks * aBlock, aBlock, aBlocks};
       const DecodedOperand b{bValues + ib * n * bBlocks * bBlock, bScales + ib * n * bBlocks, n, k, bBlocks * bBlock, bBlock, bBlocks};
       float* o = out + i * m * n;

@@ -80,7 +80,7 @@ static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char
                           bool allowNull = false, int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
   const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
-  return reinterpret_cast<const T*>(job ? job->input(view, expected * sizeof(T)) : view.data);
+  return reinterpret_cast<const T*>(job ? job->input(env, v, view, expected * sizeof(T)) : view.data);
 }
 
 template <typename T>

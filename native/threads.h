@@ -35,14 +35,24 @@
 
 namespace fp4kit {
 
+// FP4KIT_THREADS as a count: decimal digits only, 1..64 ("4abc", "1e9", " 4" and "0x10" are not
+// counts), else 0. (dispatch.cc says once when a value set is not one.)
+static inline int parseThreadCount(const char* env) {
+  if (env == nullptr) return 0;
+  int n = 0;
+  for (const char* c = env; *c != '\0'; c++) {
+    if (*c < '0' || *c > '9' || n > 64) return 0;
+    n = n * 10 + (*c - '0');
+  }
+  return n >= 1 && n <= 64 ? n : 0;
+}
+
+static inline int defaultThreadCount() { return static_cast<int>(std::max(1u, std::min(8u, std::thread::hardware_concurrency()))); }
+
 static inline int threadCount() {
   static const int count = [] {
-    const char* env = std::getenv("FP4KIT_THREADS");
-    if (env) {
-      const int n = std::atoi(env);
-      if (n >= 1 && n <= 64) return n;
-    }
-    return static_cast<int>(std::max(1u, std::min(8u, std::thread::hardware_concurrency())));
+    const int n = parseThreadCount(std::getenv("FP4KIT_THREADS"));
+    return n > 0 ? n : defaultThreadCount();
   }();
   return count;
 }

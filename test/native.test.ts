@@ -2,7 +2,10 @@
 // the Promise variants, and bit-identical results whatever the thread count or forced SIMD level.
 // CI runs the whole shared suite again with FP4KIT_SIMD=scalar, =avx2 and =avx512 and on the cmake-js build.
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { availableBackends, quantize } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
@@ -10,6 +13,11 @@ import type { Kernels } from '../lib/kernels/contract.js';
 import { gaussian } from './helpers/data.js';
 
 const info = availableBackends().find((b) => b.name === 'native')!;
+// The addon file this run loads (FP4KIT_NATIVE_BUILD: the cmake-js or sanitizer build), for child processes.
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const addonPath = process.env.FP4KIT_NATIVE_BUILD
+  ? join(repoRoot, process.env.FP4KIT_NATIVE_BUILD, 'Release', 'fp4kit.node')
+  : (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(repoRoot);
 const native = info.available ? (kernelsFor('native') as Kernels) : null;
 const maybe = native ? describe : describe.skip;
 if (!native && process.env.CI === 'true') throw new Error(`native addon failed to load in CI: ${info.error}`);
@@ -55,13 +63,49 @@ maybe('native addon', () => {
         ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes holds 63 elements, 64 needed/],
         ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable holds 255 elements, 256 needed/],
         ['plane weights: a table value of 2^23', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 23), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries/],
+        // A unit's dot (32 or 16 int8 activations times a table value) is an int32: 2^19 wrapped it at blocks of 32.
+        ['plane weights: a table value of 2^19 with blocks of 32', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 19), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries must lie in \(-2\^19, 2\^19\) for blocks of 32/],
+        ['plane weights: a table value of 2^20 with blocks of 16', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 20), 9, new Float32Array(2), 1, 32, 16), RangeError, /valueTable entries must lie in \(-2\^20, 2\^20\) for blocks of 16/],
         ['plane weights: shift 25', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256), 25, new Float32Array(1), 1, 32), RangeError, /shift/],
         ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales holds 1 elements, 2 needed/],
       ] as const : []),
+      ...(k.matmul?.matmulDecodedBatch ? [
+        // The indices were checked, then read again after earlier products had written over them: wild offsets, SIGSEGV.
+        ['batched products: out over the indices', () => {
+          const shared = new ArrayBuffer(128);
+          const f = (n: number) => new Float32Array(n).fill(1);
+          return k.matmul!.matmulDecodedBatch!(f(16), f(1), 1, 16, 1, f(256), f(16), 16, 16, 1, 16, null, new Float32Array(shared), new Int32Array(shared, 0, 2), new Int32Array(2));
+        }, RangeError, /matmulDecodedBatch: out shares memory with an input/],
+        ['batched products: an index out of range with an empty output', () => k.matmul!.matmulDecodedBatch!(new Float32Array(0), new Float32Array(0), 0, 16, 1, new Float32Array(16), new Float32Array(1), 1, 16, 1, 16, null, new Float32Array(0), new Int32Array([3]), new Int32Array([0])), RangeError, /aIndex\[0\] is not a matrix of a/],
+      ] as const : []),
+      // The kernel reads the mask while it writes out: out over the mask turned FP4 blocks into FP8 ones after data was sized (a read past data).
+      ['FGMP dequantization: out over the mask', () => {
+        const out = new Float32Array(4096 * 16);
+        return k.dequantizeFgmp({ mask: new Uint8Array(out.buffer, 0, 512), data: new Uint8Array(4096 * 8), scales: new Uint8Array(4096).fill(0x38), cols: 16, rowBegin: 0, rowEnd: 4096, tensorScale: 1, fp8Scale: 1, out } as never);
+      }, RangeError, /dequantizeFgmp: out shares memory with mask, data or scales/],
     ])('%s', (_name, f, type, message) => {
       const err = call(f);
       expect(err).toBeInstanceOf(type);
       expect(err!.message).toMatch(message);
+    });
+
+    it('batched products with m, n or the batch empty return at once (an empty output took seconds per thousand indices)', () => {
+      const started = Date.now();
+      k.matmul!.matmulDecodedBatch!(new Float32Array(0), new Float32Array(0), 0, 16, 1, new Float32Array(2 ** 20), new Float32Array(2 ** 16), 2 ** 16, 16, 1, 16, null, new Float32Array(0), new Int32Array(1e5), new Int32Array(1e5));
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
+
+    it('FP4KIT_SIMD and FP4KIT_THREADS values that are not a level or a count are said once, and the lowest level runs (a typo must not lift the cap)', () => {
+      const probe = (env: Record<string, string>) => spawnSync(process.execPath, ['-e', "const a = require(process.argv[1]); console.log(a.simd + ' ' + a.threads)", addonPath], { env: { ...process.env, ...env }, encoding: 'utf8' });
+      const typo = probe({ FP4KIT_SIMD: 'avx9', FP4KIT_THREADS: '1e9' });
+      expect(typo.stdout.trim().split(' ')[0]).toBe('scalar');
+      expect(typo.stderr).toMatch(/fp4kit: FP4KIT_SIMD=avx9 is not one of scalar, .* the scalar kernels run/);
+      expect(typo.stderr).toMatch(/fp4kit: FP4KIT_THREADS=1e9 is not an integer in 1\.\.64: \d+ threads run/);
+      expect(typo.stderr.match(/FP4KIT_THREADS/g)).toHaveLength(1);
+      const fine = probe({ FP4KIT_SIMD: 'scalar', FP4KIT_THREADS: '3' });
+      expect(fine.stdout.trim()).toBe('scalar 3');
+      expect(fine.stderr).not.toMatch(/fp4kit:/);
+      expect(probe({ FP4KIT_THREADS: '4abc' }).stderr).toMatch(/FP4KIT_THREADS=4abc is not an integer/);
     });
 
     // One rule at the kernel boundary on every backend (lib/kernels/kernel-guards.ts): arrays may be
@@ -90,6 +134,39 @@ maybe('native addon', () => {
       expect(err).toBeInstanceOf(RangeError); // a detached view has length 0
       expect(err!.message).toMatch(/src holds 0 elements, 64 needed/);
     });
+  });
+
+  // In a child process with --expose-gc: the SharedArrayBuffer a job reads in place was kept alive
+  // only through the argument object, so an array only a getter returned (or a field reassigned
+  // after the call) was collected under the running job — a use-after-free, SIGSEGV in release.
+  it('a job keeps alive the SharedArrayBuffer-backed arrays it uses in place, whoever else refers to them', () => {
+    const script = `
+      import ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).pathname)};
+      import { kernelsFor } from ${JSON.stringify(new URL('../lib/kernels/registry.ts', import.meta.url).pathname)};
+      import { mxArgs } from ${JSON.stringify(new URL('./helpers/block-args.ts', import.meta.url).pathname)};
+      const k = kernelsFor('native');
+      const rows = 2048, cols = 4096, n = rows * cols;
+      const fresh = () => { const a = new Float32Array(new SharedArrayBuffer(n * 4)); for (let i = 0; i < n; i += 97) a[i] = (i % 13) - 6; return a; };
+      const want = { data: new Uint8Array(n / 2), scales: new Uint8Array(n / 32) };
+      k.quantizeBlocks(mxArgs(fresh(), 0, rows, cols, 0, 0, 1, 7, want.data, want.scales));
+      for (const round of [0, 1, 2]) {
+        const outs = { data: new Uint8Array(new SharedArrayBuffer(n / 2)), scales: new Uint8Array(new SharedArrayBuffer(n / 32)) };
+        const args = mxArgs(fresh(), 0, rows, cols, 0, 0, 1, 7, outs.data, outs.scales);
+        const src = args.src;
+        Object.defineProperty(args, 'src', { get: () => (round === 0 ? fresh() : src), enumerable: true });
+        const job = k.quantizeBlocksAsync(args);
+        if (round === 1) args.data = args.scales = null; // reassigned after the call
+        const data = outs.data, scales = outs.scales;
+        for (let i = 0; i < 4; i++) globalThis.gc();
+        await job;
+        if (Buffer.compare(Buffer.from(data.buffer), Buffer.from(want.data.buffer)) !== 0 || Buffer.compare(Buffer.from(scales.buffer), Buffer.from(want.scales.buffer)) !== 0) {
+          console.error('FAILED: round ' + round + ' gave other bytes'); process.exitCode = 1;
+        }
+      }
+      console.log('done');
+    `;
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(out.trim()).toBe('done');
   });
 
   it('Promise variants give the same bytes as the synchronous kernels', async () => {

@@ -26,7 +26,7 @@ export interface RepackedPlaneWeights {
   kQuads: number;
 }
 
-/** codes [n][paddedK] (one byte per element), valueTable[256] (PLANE_NAN_VALUE for NaN, |v| < 2^23), blockScales [n][units]. */
+/** codes [n][paddedK] (one byte per element), valueTable[256] (PLANE_NAN_VALUE for NaN, |v| < 2^24 / blockSize), blockScales [n][units]. */
 export function repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, shift: number, blockScales: Float32Array, n: number, k: number, blockSize = 32): RepackedPlaneWeights {
   const fn = 'repackPlaneWeights';
   guardDims(fn, n, k);
@@ -42,7 +42,9 @@ export function repackPlaneWeights(codes: Uint8Array, valueTable: Int32Array, sh
   for (let c = 0; c < 256; c++) {
     const v = valueTable[c];
     if (v === PLANE_NAN_VALUE) continue;
-    if (v <= -(2 ** 23) || v >= 2 ** 23) throw new RangeError(`${fn}: valueTable entries must lie in (-2^23, 2^23)`);
+    // A unit's dot (blockSize activations |a| ≤ 128 times v) is taken in int32: |v| < 2^31 / (128 · blockSize).
+    const bound = 2 ** 24 / blockSize;
+    if (v <= -bound || v >= bound) throw new RangeError(`${fn}: valueTable entries must lie in (-2^${24 - Math.log2(blockSize)}, 2^${24 - Math.log2(blockSize)}) for blocks of ${blockSize} (a unit's dot is an int32)`);
     lo = Math.min(lo, v);
     hi = Math.max(hi, v);
   }
