@@ -4,6 +4,8 @@
 // alignment of the word arrays are checked here, so a bad call throws instead of touching memory.
 #include <napi.h>
 
+#include <cmath>
+
 #include <string>
 
 #include "bitplane_gemm.h"
@@ -105,6 +107,13 @@ Napi::Value BitplaneMatmul(const Napi::CallbackInfo& info) {
   if (isFloat) {
     a.scales = bufferArg<float>(env, v[9], fn + ": scales", napi_float32_array, "Float32Array", static_cast<size_t>(groups));
     a.zeros = bufferArg<float>(env, v[10], fn + ": zeros", napi_float32_array, "Float32Array", static_cast<size_t>(groups));
+    // A quantized gradient's ranges are finite (quantizeGradient refuses the rest): a NaN or ±Inf
+    // would make NaNs whose bits differ between kernels.
+    for (int64_t g = 0; g < groups; g++) {
+      if (!std::isfinite(a.scales[g]) || !std::isfinite(a.zeros[g])) {
+        throw Napi::RangeError::New(env, fn + ": group " + std::to_string(g) + "'s scale or zero point is not finite");
+      }
+    }
     a.outFloat = bufferArg<float>(env, v[12], fn + ": outFloat", napi_float32_array, "Float32Array", out);
   } else {
     a.outInt = bufferArg<int32_t>(env, v[11], fn + ": outInt", napi_int32_array, "Int32Array", out);

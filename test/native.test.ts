@@ -78,6 +78,10 @@ maybe('native addon', () => {
         }, RangeError, /matmulDecodedBatch: out shares memory with an input/],
         ['batched products: an index out of range with an empty output', () => k.matmul!.matmulDecodedBatch!(new Float32Array(0), new Float32Array(0), 0, 16, 1, new Float32Array(16), new Float32Array(1), 1, 16, 1, 16, null, new Float32Array(0), new Int32Array([3]), new Int32Array([0])), RangeError, /aIndex\[0\] is not a matrix of a/],
       ] as const : []),
+      ['bit-plane product: a NaN scale', () => k.bitplaneMatmul({
+        planes: new Uint8Array(8), m: 1, bits: 1, signs: new Uint8Array(64), n: 1, length: 10, ternary: false, rowsPerGroup: 1, mask: null,
+        scales: Float32Array.from([NaN]), zeros: Float32Array.from([0]), outInt: null, outFloat: new Float32Array(1),
+      } as never), RangeError, /bitplaneMatmul: group 0's scale or zero point is not finite/],
       // The kernel reads the mask while it writes out: out over the mask turned FP4 blocks into FP8 ones after data was sized (a read past data).
       ['FGMP dequantization: out over the mask', () => {
         const out = new Float32Array(4096 * 16);

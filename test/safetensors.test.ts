@@ -119,6 +119,18 @@ describe('safetensors round trip', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('specs'))).toEqual([]);
   });
 
+  it('a tensor of more than 64 dimensions is refused when read, as the writer refuses it (no NumPy loader holds one)', () => {
+    const header = (dims: number) => {
+      const json = new TextEncoder().encode(JSON.stringify({ a: { dtype: 'F32', shape: new Array(dims).fill(1), data_offsets: [0, 4] } }));
+      const bytes = new Uint8Array(8 + json.length + 4);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+      bytes.set(json, 8);
+      return bytes;
+    };
+    expect(parseSafetensorsBytes('ok', header(64)).tensors[0].shape).toHaveLength(64);
+    expect(() => parseSafetensorsBytes('deep.safetensors', header(65))).toThrow(new SafetensorsError('deep.safetensors', 'tensor "a": shape has 65 dimensions; loaders (NumPy) hold at most 64'));
+  });
+
   it('refuses a header readers would refuse (above 100 MiB)', () => {
     const specs = Array.from({ length: 1 << 20 }, (_v, i) => ({ name: `${'n'.repeat(100)}${i}`, dtype: 'U8', shape: [0] }));
     expect(() => encodeHeader(specs)).toThrow(/^safetensors writer: the header would take \d+ bytes; readers refuse headers above 104857600$/);

@@ -264,6 +264,11 @@ export function bitplaneMatmul(a: PackedGradient, b: PackedSigns, options?: Bitp
   const scales = inputArray(fn, 'a.scales', aFields.scales, 'Float32Array', groups);
   const zeros = inputArray(fn, 'a.zeros', aFields.zeros, 'Float32Array', groups);
   const mask = inputArray(fn, 'a.mask', aFields.mask, 'Uint8Array', groups);
+  // A quantized gradient's ranges are finite (quantizeGradient refuses the rest): a NaN or ±Inf
+  // would make NaNs whose bits differ between backends.
+  for (let g = 0; g < (groups ?? 0); g++) {
+    if (!Number.isFinite(scales[g]) || !Number.isFinite(zeros[g])) throw new RangeError(`${fn}: a.scales[${g}] and a.zeros[${g}] must be finite, got ${scales[g]} and ${zeros[g]}`);
+  }
   const out = outOption === undefined ? newArray(fn, Float32Array, A.rows * B.rows, `output [${A.rows}, ${B.rows}]`) : inputArray(fn, 'options.out', outOption, 'Float32Array', A.rows * B.rows);
   checkDisjoint(fn, [['options.out', outOption === undefined ? undefined : out]], [['a.data', A.data], ['b.data', B.data], ['a.scales', scales], ['a.zeros', zeros], ['a.mask', mask]]);
   if (A.length === 0 && A.rows > 0 && B.rows > 1) {

@@ -111,7 +111,7 @@ function isFp4Weights(b: MatmulOperand): boolean {
 /**
  * The byte-plane form of an MX element format (native/matmul_planes.h): each code's value times
  * 2^shift as an integer (INT32_MIN for NaN), when every finite value is an integer multiple of the
- * smallest one and below 2^23 in that unit — E4M3, E3M2, E2M3 and INT8; not E5M2 (its range spans
+ * smallest one and below 2^24 / blockSize in that unit (a unit's int32 dot cannot wrap) — E4M3, E3M2, E2M3 and INT8; not E5M2 (its range spans
  * 2^32 units) and not E2M1 (the FP4 path is faster). Derived from the decode table, so the rule
  * holds for whatever the table holds.
  */
@@ -131,7 +131,7 @@ function planeForm(format: BlockFormatName): { table: Int32Array; shift: number 
     for (let c = 0; c < values.length && ok; c++) {
       const v = values[c] * 2 ** shift;
       if (Number.isNaN(values[c])) table[c] = -0x80000000;
-      else if (Number.isInteger(v) && Math.abs(v) < 2 ** 23) table[c] = v;
+      else if (Number.isInteger(v) && Math.abs(v) < 2 ** 24 / f.blockSize) table[c] = v; // repackPlaneWeights' bound: a unit's dot fits int32
       else ok = false;
     }
     if (ok) form = { table, shift };

@@ -4,6 +4,7 @@
 // the problem (SafetensorsError), never a crash or a silent guess.
 
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
+import { MAX_DIMS } from '../../core/validate.js';
 
 /** Headers beyond this are refused before reading them (real headers are < 10 MB). */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -172,6 +173,9 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
     if (extraKeys.length > 0) throw new SafetensorsError(file, `${what}: unexpected field ${describe(extraKeys[0])}`);
     if (!isKnownDtype(dtype)) throw new SafetensorsError(file, `${what}: unknown dtype ${describe(dtype)}`);
     if (!Array.isArray(shape)) throw new SafetensorsError(file, `${what}: shape is not an array`);
+    // NumPy's limit, and the writer's (validate.ts MAX_DIMS): a tensor no NumPy loader can hold is
+    // refused here, not after a run that could never write it back.
+    if (shape.length > MAX_DIMS) throw new SafetensorsError(file, `${what}: shape has ${shape.length} dimensions; loaders (NumPy) hold at most ${MAX_DIMS}`);
     let count = 1;
     for (const d of shape) {
       if (!Number.isSafeInteger(d) || (d as number) < 0 || Object.is(d, -0)) throw new SafetensorsError(file, `${what}: shape ${describe(shape)} has an invalid dimension`);
