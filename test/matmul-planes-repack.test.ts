@@ -43,7 +43,10 @@ describe('plane weights for the wasm kernel', () => {
 
   it('refuses bad tables, shapes and forged weights; `into` joins FGMP weights once', () => {
     const table = e4m3Table();
-    expect(() => repackPlaneWeights(new Uint8Array(32), Int32Array.from({ length: 256 }, () => 2 ** 23), 9, new Float32Array(1), 1, 32)).toThrow(/2\^23/);
+    expect(() => repackPlaneWeights(new Uint8Array(32), Int32Array.from({ length: 256 }, () => 2 ** 23), 9, new Float32Array(1), 1, 32)).toThrow(/\(-2\^19, 2\^19\) for blocks of 32/);
+    // A unit's dot is an int32: 2^19 at blocks of 32 wrapped it (a wrong product on every backend); 2^19 − 1 fits.
+    expect(() => repackPlaneWeights(new Uint8Array(32), Int32Array.from({ length: 256 }, () => 2 ** 19), 9, new Float32Array(1), 1, 32)).toThrow(/\(-2\^19, 2\^19\)/);
+    expect(() => repackPlaneWeights(new Uint8Array(32), Int32Array.from({ length: 256 }, () => 2 ** 19 - 1), 9, new Float32Array(1), 1, 32)).not.toThrow();
     expect(() => repackPlaneWeights(new Uint8Array(32), table, 9, new Float32Array(1), 1, 32, 24)).toThrow(/blockSize/);
     expect(() => repackPlaneWeights(new Uint8Array(31), table, 9, new Float32Array(1), 1, 32)).toThrow(RangeError);
     const kernels = loadWasmKernels().matmul!;
