@@ -53,7 +53,7 @@ export class SafetensorsFile {
    * The byte range of `t`, a tensor of this file (one of `tensors`, or a copy naming one with its
    * offsets): a description made up by the caller is refused before anything is allocated or read.
    */
-  #rangeOf(fn: string, t: unknown): { begin: number; end: number } {
+  #rangeOf(fn: string, t: unknown): { name: string; begin: number; end: number } {
     if (!isObjectArgument(t)) throw new TypeError(`${fn}: the tensor must be one of this file's tensors ({ name, begin, end, … }), got ${describe(t)}`);
     const { name, begin, end } = t as Partial<TensorInfo>;
     if (typeof name !== 'string') throw new TypeError(`${fn}: the tensor's name must be a string, got ${describe(name)}`);
@@ -62,16 +62,16 @@ export class SafetensorsFile {
     if (begin !== range.begin || end !== range.end) {
       throw new SafetensorsError(this.path, `${fn}: tensor ${JSON.stringify(name)} lies at [${range.begin}, ${range.end}) of the data, not at [${describe(begin)}, ${describe(end)})`);
     }
-    return range;
+    return { name, ...range };
   }
 
   /** Read bytes [offset, offset + out.length) of a tensor's data into `out`. */
   async readInto(t: TensorInfo, out: Uint8Array, offset = 0): Promise<void> {
     const fn = 'readInto';
-    const { begin, end } = this.#rangeOf(fn, t);
+    const { name, begin, end } = this.#rangeOf(fn, t);
     if (typedArrayName(out) !== 'Uint8Array') throw new TypeError(`${fn}: out must be a Uint8Array, got ${describe(out)}`);
     if (typeof offset !== 'number') throw new TypeError(`${fn}: offset must be a non-negative integer (a Number), got ${describe(offset)}`);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > end - begin) throw new RangeError(`read past the end of tensor ${t.name}`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > end - begin) throw new RangeError(`${fn}: read past the end of tensor ${name}`);
     if (!this.handle) throw new SafetensorsError(this.path, 'file is closed');
     await readExactly(this.path, this.handle, out, this.dataStart + begin + offset);
   }

@@ -63,11 +63,7 @@ export class SafetensorsWriter {
 
   static async create(finalPath: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
     const args = checkWriteArguments('SafetensorsWriter.create', finalPath, specs, metadata, false); // read once: the writer keeps the copies
-    return SafetensorsWriter.#create(finalPath, args.tensors, args.metadata);
-  }
-
-  static async #create(finalPath: string, specs: TensorSpec[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
-    const header = encodeHeader(specs, metadata);
+    const header = encodeHeader(args.tensors, args.metadata);
     const file = await AtomicFile.create(finalPath);
     try {
       await file.write(header);
@@ -75,7 +71,7 @@ export class SafetensorsWriter {
       await file.abort();
       throw err;
     }
-    return new SafetensorsWriter(file, specs);
+    return new SafetensorsWriter(file, args.tensors);
   }
 
   get tempPath(): string {
