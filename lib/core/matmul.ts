@@ -198,10 +198,12 @@ interface PreparedMatmul {
   fast: boolean;
 }
 
+const MATMUL_OPTION_KEYS = ['bias', 'dtype', 'shape', 'out', 'signal'] as const;
+
 function prepare(fn: string, a: Float32Array | Uint16Array | MatmulOperand, weights: MatmulOperand | PreparedWeights, options: MatmulOptions, synchronous: boolean): PreparedMatmul {
   const { bias: biasOption, dtype: dtypeOption, shape: shapeOption, out: outOption, signal: signalOption } = readFields(
-    checkOptions<MatmulOptions>(fn, options, synchronous ? '{ bias?, dtype?, shape?, out? }' : '{ bias?, dtype?, shape?, out?, signal? }', true, ['bias', 'dtype', 'shape', 'out', 'signal']),
-    ['bias', 'dtype', 'shape', 'out', 'signal'],
+    checkOptions<MatmulOptions>(fn, options, synchronous ? '{ bias?, dtype?, shape?, out? }' : '{ bias?, dtype?, shape?, out?, signal? }', true, MATMUL_OPTION_KEYS),
+    MATMUL_OPTION_KEYS,
   ) as MatmulOptions;
   if (synchronous && signalOption !== undefined) throw new TypeError(`${fn}: options.signal applies to matmulAsync (matmul returns when the product is done)`);
   const signal = checkSignal(fn, signalOption);
