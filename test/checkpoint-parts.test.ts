@@ -253,6 +253,36 @@ describe('--shard parts and merge', () => {
       .rejects.toThrow(`${partsFolder(out)}: holds files fp4kit did not write (notes.txt)`);
   });
 
+  it('a copy of a part that starts after its run was merged (a retry of a part that had finished) writes nothing and says so; another run into the same output still runs', async () => {
+    const out = join(root, 'late-copy');
+    const single = await singleRun(out, { format: 'nvfp4' });
+    await runParts(out, { format: 'nvfp4' }, 2, [0, 1], true);
+    const plan = await planRun(input, out, { format: 'nvfp4' }, 2, { samples: true });
+    const published = readFileSync(join(out, SUMMARY_NAME), 'utf8');
+    expect(JSON.parse(published).run).toBe(plan.run); // the merge names its run in the summary
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    const late = runCheckpointPart({ input, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 1, parts: 2 }, undefined, undefined, { autoMerge: true });
+    await expect(late).rejects.toThrow(`${out}: part 1/2: its run (${plan.run}) is already merged into this output (its ${SUMMARY_NAME} names the run); this copy's work was not needed. To quantize it again, delete or move ${out} first`);
+    await expect(late).rejects.toHaveProperty('name', 'PartAlreadyMergedError');
+    expect(existsSync(partsFolder(out))).toBe(false); // no run folder made again, no stale record left
+    // A queued job of the merged run handed over late (its plan went with the run folder): the same, not "stale".
+    const queued = runCheckpointPart({
+      input, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
+      samples: Object.fromEntries(plan.parts[0].map((n) => [n, plan.samples![n]])),
+    });
+    await expect(queued).rejects.toHaveProperty('name', 'PartAlreadyMergedError');
+    expect(existsSync(partsFolder(out))).toBe(false);
+    // A queued merge of the run, retried after it published: the summary names its run, whenever it was planned.
+    expect(await mergeCheckpointParts(out, { run: plan.run, plannedAt: Date.now() + 2 * 3600_000 })).toEqual(JSON.parse(published));
+    // Another run (other options) into the same output is not taken for this one: its part runs.
+    const other = await planRun(input, out, { format: 'mxfp4' }, 2);
+    await expect(mergeCheckpointParts(out, { run: other.run })).rejects.toThrow('already merged');
+    const [record] = await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    expect(record.record.run).toBe(other.run);
+    expect(readdirSync(partsFolder(out))).toEqual([`run-${other.run}`]);
+    expect(readFileSync(join(out, SUMMARY_NAME), 'utf8')).toBe(published); // the published output is untouched until that run merges
+  });
+
   it('two merges of one run at once (merge --unlock twice, a queue merge handed over): both end with the published summary; an aborted merge stops', async () => {
     const out = join(root, 'two-merges');
     const single = await singleRun(out, { format: 'mxfp4' });
@@ -352,8 +382,9 @@ describe('--shard parts and merge', () => {
     await runParts(out, { format: 'mxfp4' }, 2, [1]);
     expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
     expect(existsSync(partsFolder(out))).toBe(false);
-    // Two incomplete runs: the merge names both.
-    await runParts(out, { format: 'mxfp4' }, 2, [0]);
+    // Two incomplete runs: the merge names both. (The mxfp4 run is merged: a part of it now ends as not needed.)
+    await expect(runParts(out, { format: 'mxfp4' }, 2, [0])).rejects.toThrow('is already merged into this output');
+    await runParts(out, { format: 'mxfp8_e4m3' }, 2, [0]);
     await runParts(out, { format: 'nvfp4' }, 2, [1]);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(/records of 2 different runs \(run-[0-9a-f]+: 1 of 2 parts, run-[0-9a-f]+: 1 of 2 parts;/);
   });

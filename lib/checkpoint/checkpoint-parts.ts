@@ -394,7 +394,7 @@ export async function runCheckpointPart(
     // A second copy of a part (a retry, a slow machine thought dead) may lose its files to the merge
     // that the first copy's record completed: the run is done, and this copy's work is not needed.
     // An aborted copy (its lock lost, a shutdown) is abandoned whatever happened meanwhile: its caller says so.
-    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await mergedSince(req.output, planned.run, startedAt))) {
+    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await runMerged(req.output, planned.run))) {
       throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
     }
     throw err;
@@ -418,12 +418,24 @@ async function publishedSummary(outDir: string): Promise<CheckpointSummary | nul
   return text === null ? null : (JSON.parse(text) as CheckpointSummary);
 }
 
-/** Whether `run` was merged into outDir after `since`: its folder is gone and a summary was written since
- *  (less `skewMs` of clock skew between machines: CLOCK_SKEW_MS where the queue's merge allows it). */
-async function mergedSince(outDir: string, run: string, since: number, skewMs = CLOCK_SKEW_MS): Promise<boolean> {
+/** Whether the summary published in outDir was written by the merge of `run` (a merge writes its run
+ *  key into the summary; a single run's summary, or another run's merged into the same output, names
+ *  none or another). A summary that cannot be read names nothing. */
+async function summaryNamesRun(outDir: string, run: string): Promise<boolean> {
+  const summary = await publishedSummary(outDir).catch(() => null);
+  return summary !== null && typeof summary === 'object' && summary.run === run;
+}
+
+/** Whether `run` was merged into outDir: its folder is gone and the published summary names it. */
+async function runMerged(outDir: string, run: string): Promise<boolean> {
   if (await lstat(runFolder(outDir, run)).then(() => true, () => false)) return false;
-  const written = await stat(join(outDir, SUMMARY_NAME)).then((st) => st.mtimeMs, () => null);
-  return written !== null && written >= since - skewMs;
+  return summaryNamesRun(outDir, run);
+}
+
+/** A part whose run is merged already: a late copy (a retry of a part that had in fact finished, a
+ *  queued job handed over) or the same command run again. Nothing is written. */
+function alreadyMerged(req: PartRequest, run: string): PartAlreadyMergedError {
+  return new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: its run (${run}) is already merged into this output (its ${SUMMARY_NAME} names the run); this copy's work was not needed. To quantize it again, delete or move ${req.output} first`);
 }
 
 /**
@@ -439,6 +451,8 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
   // A symbolic link for the run folder is refused; an absent one has no plan.
   const text = (await isRealFolder(runFolder(req.output, req.run!))) ? await readRegularTextFile(planPath) : null;
   if (text === null) {
+    // The run's merge removed its folder: a job handed over late, or retried after its part finished.
+    if (await runMerged(req.output, req.run!)) throw alreadyMerged(req, req.run!);
     // This machine sees the output's parts folder but not the run's folder in it: a stale job (its
     // run folder was deleted after its producer stopped, or a job written by hand), not a machine
     // without the shared filesystem. The job fails; the worker goes on taking jobs.
@@ -486,15 +500,22 @@ async function runPart(
     if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
-    // A queued part's folder is the producer's: it is never made here (gone, the run was merged or
-    // deleted meanwhile). (A --shard copy that comes after its run's merge makes the folder again:
-    // a summary does not say which run wrote it, so "merged meanwhile" cannot be told from another
-    // run's merge into the same output — docs/distributed.md "Limits".)
+    // A copy that comes after its run's merge (a retried --shard part that had in fact finished, a
+    // job handed over late) makes no run folder again: the merged summary names its run.
+    if (await runMerged(req.output, plan.run)) throw alreadyMerged(req, plan.run);
+    // A queued part's folder is the producer's: it is never made here (gone, the run was deleted meanwhile).
     if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
       throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
     }
     // The files just checked are the files quantized: the open checkpoint is handed over.
     dir = await prepareRunFolder(req.output, plan.run);
+    // A merge that published between the check above and the folder: the folder just made is empty
+    // (its parts' files went with the merge), and is removed again.
+    if (await summaryNamesRun(req.output, plan.run)) {
+      await rmdir(dir).catch(() => {});
+      await rmdir(partsFolder(req.output)).catch(() => {});
+      throw alreadyMerged(req, plan.run);
+    }
     // From here a failure may be this copy losing its files to a merge another copy's record started.
     planned.run = plan.run;
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
@@ -608,7 +629,10 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   if (records.length === 0) {
     const summaryPath = join(outDir, SUMMARY_NAME);
     const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
-    if (written !== null && mo.plannedAt !== undefined && written >= mo.plannedAt - CLOCK_SKEW_MS) {
+    // Merged already (a queued merge retried after its first attempt published): the run named is the
+    // one the summary names; without a run, a summary published since the run was planned.
+    const mergedAlready = written !== null && (mo.run !== undefined ? await summaryNamesRun(outDir, mo.run) : mo.plannedAt !== undefined && written >= mo.plannedAt - CLOCK_SKEW_MS);
+    if (mergedAlready) {
       const summary = await publishedSummary(outDir);
       if (summary !== null) return summary;
     }
@@ -635,7 +659,6 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   }
 
   const lock = join(partsDir, LOCK_NAME);
-  const mergeStarted = Date.now();
   mo.signal?.throwIfAborted();
   try {
     await mkdir(lock);
@@ -691,7 +714,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       const inFolder = await isFolderInput(ckpt, first.input);
       const { outputs, summary, extras } = await checkpointSideFiles({
         ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
-        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000,
+        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000, run,
       });
       // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
       const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);
@@ -727,7 +750,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     await rmdir(lock).catch(() => {});
     // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published
     // it meanwhile and took the records and shards this one was reading: the run is done.
-    if (await mergedSince(outDir, run, mergeStarted, 0)) {
+    if (await runMerged(outDir, run)) {
       const summary = await publishedSummary(outDir).catch(() => null);
       if (summary !== null) return summary;
     }

@@ -26,6 +26,8 @@ export interface SideFilesInput {
   inFolder: boolean;
   backend: string;
   seconds: number;
+  /** The distributed run's key, when a merge writes the summary (a late copy of a part reads it there). */
+  run?: string;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   const writtenNames = new Set([...outputs.map(([n]) => n), SUMMARY_NAME]);
   const extras = a.copied.filter((n) => !writtenNames.has(n));
   const summary: CheckpointSummary = {
-    tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), format: a.format, layout: a.layoutName,
+    tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), ...(a.run === undefined ? {} : { run: a.run }), format: a.format, layout: a.layoutName,
     backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
     outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
     files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],

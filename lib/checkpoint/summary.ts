@@ -51,6 +51,8 @@ export interface CheckpointSummary {
   version: 1;
   input: string;
   output: string;
+  /** The key of the distributed run whose merge wrote this output (docs/distributed.md); absent for a single run. */
+  run?: string;
   format: QuantFormat;
   layout: LayoutName;
   backend: string;

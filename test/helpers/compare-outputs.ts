@@ -1,6 +1,7 @@
 // Byte comparison of two quantized checkpoint folders (a distributed run against a single-machine
-// run). Every file must exist in both with the same bytes; the only field allowed to differ is the
-// summary's `seconds` (wall-clock time), which is blanked before comparing (docs/distributed.md).
+// run). Every file must exist in both with the same bytes; the only fields allowed to differ are the
+// summary's `seconds` (wall-clock time), blanked before comparing, and the run key a merge writes into
+// it (a single run has none), dropped (docs/distributed.md).
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,8 +28,8 @@ export function compareOutputFolders(actual: string, expected: string): { differ
     let x: Buffer | string = readFileSync(join(actual, n));
     let y: Buffer | string = readFileSync(join(expected, n));
     if (n === SUMMARY_NAME) {
-      x = summaryWithoutSeconds(x.toString('utf8'));
-      y = summaryWithoutSeconds(y.toString('utf8'));
+      x = summaryWithoutSeconds(x.toString('utf8')).replace(/\n {2}"run": "[0-9a-f]{24}",\n/, '\n');
+      y = summaryWithoutSeconds(y.toString('utf8')).replace(/\n {2}"run": "[0-9a-f]{24}",\n/, '\n');
     }
     if (typeof x === 'string' ? x !== y : !x.equals(y as Buffer)) {
       let i = 0;
