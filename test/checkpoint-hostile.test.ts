@@ -1096,6 +1096,10 @@ describe('the checkpoint API refuses bad arguments by name', () => {
       [{ format: 'nvfp4', layuot: 'compressed-tensors' }, 'RangeError: quantizeCheckpoint: unknown option "layuot"; the options are format, layout, only, skip, rounding, seed, scaleRule, fisher, fp4Fraction, inputScale, measureError, overwrite'],
       [{ format: 'mxfp4', signal: AbortSignal.abort() }, 'TypeError: quantizeCheckpoint: signal is the fifth argument of quantizeCheckpoint, not an option'],
       [{ format: 'mxfp4', onProgress: () => {} }, 'TypeError: quantizeCheckpoint: onProgress is the fourth argument of quantizeCheckpoint, not an option'],
+      // An option of another format: the checkpoint would silently lack it (as quantize() refuses them).
+      [{ format: 'nvfp4', fp4Fraction: 0.5 }, 'RangeError: quantizeCheckpoint: options.fp4Fraction applies to the fgmp format only'],
+      [{ format: 'nvfp4', scaleRule: 'ceil' }, 'RangeError: quantizeCheckpoint: options.scaleRule applies to the MX formats only'],
+      [{ format: 'fgmp', rounding: 'stochastic' }, 'RangeError: quantizeCheckpoint: options.rounding applies to the block formats (fgmp rounds to nearest) only'],
     ];
     for (const [options, want] of refused) {
       const got = await quantizeCheckpoint(tiny, out, options as never).then(() => 'no error', (e: Error) => `${e.constructor.name}: ${e.message}`);

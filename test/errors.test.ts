@@ -270,7 +270,7 @@ describe.each(backends)('bad input on %s', (backend) => {
     expect(() => quantize(x, { format: 'mxfp4', rounding: 'stochastic', seed: 2 ** 32 })).toThrow(/seed/);
   });
 
-  it('an unknown option name (a typo) is refused by name, never ignored; an option of another format is a known name', async () => {
+  it('an unknown option name (a typo) is refused by name, never ignored; an option of another format is refused by what it applies to', async () => {
     const w = quantize(new Float32Array(64).fill(1), { format: 'nvfp4', shape: [2, 32] });
     const g = new Float32Array(6).fill(1);
     const cases: Array<[string, () => unknown, string]> = [
@@ -291,8 +291,27 @@ describe.each(backends)('bad input on %s', (backend) => {
     }
     await expect(quantizeAsync(x, { format: 'mxfp4', sigal: new AbortController().signal } as never)).rejects.toThrow(/^quantizeAsync: unknown option "sigal"; the options are format, shape/);
     await expect(matmulAsync(x, w, { shape: [2, 32], sinal: 1 } as never)).rejects.toThrow(/^matmulAsync: unknown option "sinal"/);
-    // Known names, of another format: ignored as before (quantizeCheckpoint's CLI refuses those flags).
-    expect(quantize(x, { format: 'nvfp4', fp4Fraction: 0.5, clipping: false } as never).format).toBe('nvfp4');
+    // Known names of another format: refused (fp4Fraction with nvfp4 had silently given plain NVFP4).
+    const fgmpOnly: Array<[object, string]> = [
+      [{ format: 'nvfp4', fp4Fraction: 0.5 }, 'fp4Fraction applies to fgmp, not nvfp4'],
+      [{ format: 'mxfp4', clipping: false }, 'clipping applies to fgmp, not mxfp4'],
+      [{ format: 'mxfp8_e4m3', fisher: new Float32Array(64) }, 'fisher applies to fgmp, not mxfp8_e4m3'],
+      [{ format: 'mxint8', selection: { threshold: 0, tiesTaken: 0 } }, 'selection applies to fgmp, not mxint8'],
+      [{ format: 'mxfp6_e3m2', mask: new Uint8Array(1) }, 'mask applies to fgmp, not mxfp6_e3m2'],
+      [{ format: 'nvfp4', fp8Scale: 1 }, 'fp8Scale applies to fgmp, not nvfp4'],
+    ];
+    for (const [o, message] of fgmpOnly) {
+      expect(thrown(() => quantize(x, { shape: [2, 32], ...o } as never))).toBe(`RangeError: quantize: ${message}`);
+      await expect(quantizeAsync(x, { shape: [2, 32], ...o } as never)).rejects.toThrow(`quantizeAsync: ${message}`);
+    }
+    expect(thrown(() => quantize(x, { format: 'fgmp', shape: [2, 32], rounding: 'stochastic' }))).toBe('RangeError: quantize: rounding "stochastic" is not available for fgmp (it rounds to nearest)');
+    expect(thrown(() => quantize(x, { format: 'fgmp', shape: [2, 32], rounding: 7 } as never))).toBe('TypeError: quantize: rounding 7 is not available for fgmp (it rounds to nearest)');
+    expect(thrown(() => quantize(x, { format: 'fgmp', shape: [2, 32], scaleRule: 'ceil' } as never))).toBe('RangeError: quantize: scaleRule applies to MX formats, not fgmp');
+    await expect(quantizeAsync(x, { format: 'fgmp', shape: [2, 32], scaleRule: 'ceil' } as never)).rejects.toThrow('quantizeAsync: scaleRule applies to MX formats, not fgmp');
+    // What applies, or is absent, still runs: an undefined value is no option; rounding 'nearest' is what fgmp does; a seed is read with stochastic rounding only.
+    expect(quantize(x, { format: 'nvfp4', shape: [2, 32], fp4Fraction: undefined, clipping: undefined } as never).format).toBe('nvfp4');
+    expect(quantize(x, { format: 'fgmp', shape: [2, 32], rounding: 'nearest', seed: 3, scaleRule: undefined } as never).format).toBe('fgmp');
+    expect(quantize(x, { format: 'mxfp4', shape: [2, 32], seed: 3 }).format).toBe('mxfp4');
     // quantize()'s options object passed to fgmpImpacts as it is: 'format' is a known name there.
     expect(fgmpImpacts(x, { format: 'fgmp', shape: [2, 32] } as never).length).toBe(4);
   });

@@ -44,11 +44,11 @@ function checkBoolean(fn: string, name: string, v: unknown): boolean | undefined
 }
 
 /**
- * `strict` (the CLI): messages name the flags, and a flag that does not apply to the format or
- * layout (--scale-rule with nvfp4, --fp4-fraction without fgmp, --seed without stochastic
- * rounding, …) is refused; the code API ignores those as quantize() does. An inputScale without
- * the modelopt layout, or a Fisher file without fgmp, is refused either way: the caller asked for
- * something the checkpoint would silently lack.
+ * An option that does not apply to the format or layout (scaleRule with nvfp4, fp4Fraction without
+ * fgmp, stochastic rounding with fgmp, an inputScale without the modelopt layout, a Fisher file
+ * without fgmp) is refused: the caller asked for something the checkpoint would silently lack, as
+ * quantize() refuses them. A seed without stochastic rounding is refused by the CLI only (the code
+ * API ignores it, as quantize() does). `strict` (the CLI): messages name the flags.
  */
 export function checkCheckpointOptions(fn: string, options: unknown, strict = false): CheckedCheckpointOptions {
   if (!isObjectArgument(options)) {
@@ -73,17 +73,17 @@ export function checkCheckpointOptions(fn: string, options: unknown, strict = fa
   const formats = layoutByName(layout).formats;
   if (!formats.includes(format)) throw new RangeError(`${fn}: the ${layout} layout holds ${formats.join(', ')}; not ${format}`);
   const mx = format !== 'nvfp4' && format !== 'fgmp';
-  // A flag that does not apply: refused by the CLI; the code API ignores it, as quantize() does.
-  const notFor = (option: keyof typeof FLAGS, applies: boolean, to: string) => {
-    if (strict && !applies) throw new RangeError(`${fn}: ${N(option)} applies to ${to} only`);
+  // An option that does not apply: refused (a seed without stochastic rounding by the CLI only).
+  const notFor = (option: keyof typeof FLAGS, applies: boolean, to: string, codeApiToo = true) => {
+    if ((strict || codeApiToo) && !applies) throw new RangeError(`${fn}: ${N(option)} applies to ${to} only`);
   };
   if (o.rounding !== undefined && o.rounding !== 'nearest' && o.rounding !== 'stochastic') {
     throw notOneOf('string', o.rounding, `${fn}: ${N('rounding')} must be 'nearest' or 'stochastic', got ${describe(o.rounding)}`);
   }
-  notFor('rounding', o.rounding === undefined || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
+  notFor('rounding', o.rounding !== 'stochastic' || format !== 'fgmp', 'the block formats (fgmp rounds to nearest)');
   if (o.seed !== undefined) {
     checkSeed(fn, N('seed'), o.seed);
-    notFor('seed', o.rounding === 'stochastic', `${N('rounding')} stochastic`);
+    notFor('seed', o.rounding === 'stochastic', `${N('rounding')} stochastic`, false);
   }
   if (o.scaleRule !== undefined) {
     if (o.scaleRule !== 'floor' && o.scaleRule !== 'ceil') throw notOneOf('string', o.scaleRule, `${fn}: ${N('scaleRule')} must be 'floor' or 'ceil', got ${describe(o.scaleRule)}`);

@@ -14,7 +14,7 @@
 
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from './formats.js';
-import { QUANTIZE_OPTION_KEYS, planQuantize, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
+import { QUANTIZE_OPTION_KEYS, planQuantize, refuseBlockOptions, planTensorScale, type QuantizeOptions, type QuantizedTensor } from './quantize.js';
 import { FGMP_OPTION_KEYS, quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
@@ -44,8 +44,8 @@ export async function quantizeAsync(
     // FGMP picks blocks over the whole tensor at once. The per-block work (both encodings, the
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
     // selection and the assembly stay on this thread.
-    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
-    return abortable(quantizeFgmpAsync(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions, signal), signal); // the options of other formats are not its
+    refuseBlockOptions(fn, opts);
+    return abortable(quantizeFgmpAsync(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions, signal), signal);
   }
   const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
   throwIfAborted(signal);

@@ -18,7 +18,7 @@ import { checkFgmpTensor, decodeFgmpRows, dequantizeFgmp, FGMP_OPTION_KEYS, quan
 import { plainView } from './typed-arrays.js';
 import type { QuantizeBlocksArgs, Source } from '../kernels/contract.js';
 import {
-  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, isObjectArgument, newArray, readFields, readShape,
+  checkArray, checkBlockFormat, checkBytes, checkDisjoint, checkOptions, checkRounding, checkScaleRule, checkShape, checkSource, checkTensorScale, describe, isObjectArgument, newArray, notOneOf, readFields, readShape,
 } from './validate.js';
 
 export interface QuantizeOptions {
@@ -107,6 +107,7 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, stag
   const { format: formatOption, shape: shapeOption, dtype: dtypeOption, rounding: roundingOption, seed: seedOption, scaleRule: scaleRuleOption, tensorScale: tensorScaleOption, out: outOption } = opts;
   const formatName = checkBlockFormat(fn, formatOption);
   const format = BLOCK_FORMATS[formatName];
+  refuseFgmpOptions(fn, opts, formatName);
   const dims = readShape(fn, shapeOption);
   const { rounding, seed } = checkRounding(fn, roundingOption, seedOption);
   let givenTensorScale: number | undefined;
@@ -171,6 +172,25 @@ export const QUANTIZE_OPTION_KEYS = [
   'fisher', 'fp4Fraction', 'selection', 'mask', 'clipping', 'fp8Scale', 'signal',
 ] as const;
 
+/** The options only fgmp reads. Given with a block format, one is refused: fp4Fraction with nvfp4
+ *  would silently give plain NVFP4. */
+const FGMP_ONLY_KEYS = ['fisher', 'fp4Fraction', 'selection', 'mask', 'clipping', 'fp8Scale'] as const;
+
+function refuseFgmpOptions(fn: string, opts: object, formatName: string): void {
+  const o = opts as Record<string, unknown>; // readFields' copy: plain values
+  for (const key of FGMP_ONLY_KEYS) if (o[key] !== undefined) throw new RangeError(`${fn}: ${key} applies to fgmp, not ${formatName}`);
+}
+
+/** The options of the block formats fgmp has no use for: stochastic rounding (fgmp rounds to
+ *  nearest) and an MX scale rule are refused rather than ignored; `out` (fgmp's size depends on the
+ *  data). A seed is read with stochastic rounding only, for every format. */
+export function refuseBlockOptions(fn: string, opts: object): void {
+  const o = opts as Record<string, unknown>;
+  if (o.out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
+  if (o.rounding !== undefined && o.rounding !== 'nearest') throw notOneOf('string', o.rounding, `${fn}: rounding ${describe(o.rounding)} is not available for fgmp (it rounds to nearest)`);
+  if (o.scaleRule !== undefined) throw new RangeError(`${fn}: scaleRule applies to MX formats, not fgmp`);
+}
+
 /** Every field of a quantized tensor (block format or fgmp) a function reads, read once by readFields. */
 export const TENSOR_KEYS = ['format', 'shape', 'data', 'scales', 'tensorScale', 'mask', 'fp8Scale', 'threshold', 'tiesTaken', 'fp4Fraction'] as const;
 
@@ -180,8 +200,8 @@ export function quantize(x: Float32Array | Uint16Array, options: QuantizeOptions
   const fn = 'quantize';
   const opts = readFields(checkOptions<object>(fn, options, '{ format, shape? }', false, QUANTIZE_OPTION_KEYS), QUANTIZE_OPTION_KEYS) as QuantizeOptions | (FgmpOptions & { format: 'fgmp' });
   if (opts.format === 'fgmp') {
-    if ((opts as { out?: unknown }).out !== undefined) throw new TypeError(`${fn}: options.out is not available for fgmp (its data size depends on the data)`);
-    return quantizeFgmp(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions); // the options of other formats are not its
+    refuseBlockOptions(fn, opts);
+    return quantizeFgmp(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions);
   }
   const p = planQuantize(fn, x, opts as QuantizeOptions);
   const kernels = getKernels();

@@ -33,7 +33,7 @@ export function checkName<T extends string>(fn: string, argument: string, value:
  * An options object: a plain object (undefined → {} when the options are optional) whose own
  * enumerable names are all in `names`: a typo (`rouding`, `bais`) is a RangeError naming it, not an
  * option silently ignored. (An option of another format, e.g. fp4Fraction with nvfp4, is a known
- * name: quantize() ignores it.)
+ * name here: quantize() refuses it once it knows the format.)
  */
 export function checkOptions<T extends object>(fn: string, options: unknown, expected: string, optional: boolean, names: readonly string[]): T {
   if (options === undefined && optional) return {} as T;
