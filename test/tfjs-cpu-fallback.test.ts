@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { describe, expect, it } from 'vitest';
-import { FP4KIT_BACKEND } from '../lib/tfjs/index.js';
+import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND } from '../lib/tfjs/index.js';
 
 type Result = { dtype: string; shape: number[]; values: number[] | string[] };
 
@@ -61,6 +61,53 @@ const CASES: Record<string, () => tf.Tensor | tf.Tensor[]> = {
   'bincount of a rank-3 x (image.threshold otsu)': () => tf.image.threshold(tf.tensor3d(lcg(48, 13).map((v) => Math.round(Math.abs(v) * 80)), [4, 4, 3], 'int32'), 'otsu'),
   'fused depthwise conv with a broadcast bias': () => tf.fused.depthwiseConv2d({ x: tf.tensor4d(lcg(18, 14), [1, 3, 3, 2]), filter: tf.tensor4d(lcg(8, 15), [2, 2, 2, 1]), strides: 1, pad: 'valid', bias: tf.scalar(0.5), activation: 'relu' }),
   'matMul of bool tensors': () => tf.matMul(tf.tensor2d([[1, 0], [1, 1]], [2, 2], 'bool'), tf.tensor2d([[1, 1], [0, 1]], [2, 2], 'bool')),
+  // Found by an audit of models and ops beyond tfjs's specs (2026-12-07):
+  'conv3d gradients and conv3dTranspose (depth slices were dropped)': () => {
+    const x = tf.tensor5d(lcg(2 * 5 * 4 * 5 * 2, 16), [2, 5, 4, 5, 2]);
+    const cases: Array<[number, 'valid' | 'same']> = [[1, 'valid'], [2, 'same'], [2, 'valid']];
+    return cases.flatMap(([stride, pad]) => {
+      const filter = tf.tensor5d(lcg(2 * 2 * 3 * 2 * 3, 17 + stride), [2, 2, 3, 2, 3]);
+      const dys = tf.conv3d(x, filter, stride, pad);
+      const dy = tf.tensor(lcg(dys.size, 19), dys.shape);
+      const [dx, df] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.mul(tf.conv3d(a as tf.Tensor5D, f as tf.Tensor5D, stride, pad), dy))([x, filter]);
+      return [dx, df, tf.conv3dTranspose(dy as tf.Tensor5D, filter as tf.Tensor5D, x.shape as [number, number, number, number, number], stride, pad)];
+    });
+  },
+  'int32 clipByValue, prelu, reciprocal, isNaN, isFinite (int32 read as float32 bits)': () => {
+    const a = tf.tensor2d([[-3, -1, 0, 1], [2, 3, 7, -8]], [2, 4], 'int32');
+    return [tf.clipByValue(a, -1, 2), tf.prelu(a, tf.tensor1d([1, 2, 3, 4], 'int32')), tf.reciprocal(a), tf.isNaN(a), tf.isFinite(a)];
+  },
+  'int32 maxPool, resizeNearestNeighbor, stridedSlice, pow overflow; bool stridedSlice and reverse': () => {
+    const img = tf.tensor4d(Array.from({ length: 18 }, (_, i) => ((i * 7) % 11) - 5), [1, 3, 3, 2], 'int32');
+    const a = tf.tensor2d([[-3, -1, 0, 1], [2, 3, 7, -8], [5, -5, 100, 9]], [3, 4], 'int32');
+    const b = tf.tensor2d([[1, 0, 1, 0], [0, 0, 1, 1], [1, 1, 1, 0]], [3, 4], 'bool');
+    return [tf.maxPool(img, 2, 1, 'valid'), tf.image.resizeNearestNeighbor(img, [4, 5]), tf.stridedSlice(a, [2, 3], [0, 0], [-1, -2]),
+      tf.pow(tf.tensor1d([65536, 46341, -3], 'int32'), tf.tensor1d([2, 2, 3], 'int32')), tf.stridedSlice(b, [0, 0], [3, 4], [2, 3]), tf.reverse(b, 1)];
+  },
+};
+
+/** Convolutions whose zero padding meets NaN or ±Inf (a diverged run): tfjs cpu skips the padding's
+ *  taps, a product over im2col's zeros (fp4kit's own kernels, XNNPACK's depthwise) made 0·Inf = NaN
+ *  at the image borders. Both fp4kit variants must give cpu's bits. */
+const NON_FINITE_PADDING: Record<string, () => tf.Tensor | tf.Tensor[]> = {
+  'conv2d, fused conv2d and depthwise conv2d with ±Inf/NaN in the filter, padding same': () => {
+    const x = tf.tensor4d(lcg(2 * 4 * 4 * 2, 21), [2, 4, 4, 2]);
+    const f = lcg(3 * 3 * 2 * 3, 22);
+    f[0] = Infinity;
+    f[7] = -Infinity;
+    f[20] = NaN;
+    const filter = tf.tensor4d(f, [3, 3, 2, 3]);
+    const dwFilter = tf.tensor4d(f.slice(0, 18), [3, 3, 2, 1]);
+    return [tf.conv2d(x, filter, 1, 'same'), tf.conv2d(tf.transpose(x, [0, 3, 1, 2]), filter, 1, 'same', 'NCHW'),
+      tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', bias: tf.tensor1d([0.5, -1, 2]), activation: 'relu' }), tf.depthwiseConv2d(x, dwFilter, 1, 'same')];
+  },
+  "conv2d's filter gradient with ±Inf in dY, padding same": () => {
+    const x = tf.tensor4d(lcg(2 * 4 * 4 * 2, 23), [2, 4, 4, 2]);
+    const dy = lcg(2 * 4 * 4 * 3, 24);
+    dy[5] = Infinity;
+    dy[40] = -Infinity;
+    return tf.grad((f: tf.Tensor) => tf.mul(tf.conv2d(x, f as tf.Tensor4D, 1, 'same'), tf.tensor(dy, [2, 4, 4, 3])))(tf.tensor4d(lcg(18 * 3, 25), [3, 3, 2, 3]));
+  },
 };
 
 describe("the 'fp4kit' backend does what its wasm base cannot, as tfjs's cpu backend does", () => {
@@ -75,6 +122,29 @@ describe("the 'fp4kit' backend does what its wasm base cannot, as tfjs's cpu bac
     expect(typeof cpu, String(cpu)).not.toBe('string');
     expect(await on(FP4KIT_BACKEND, CASES[name])).toEqual(cpu);
     expect(await on('wasm', CASES[name])).not.toEqual(cpu);
+  });
+
+  it.each(Object.keys(NON_FINITE_PADDING))('%s: the cpu backend\'s bits on both fp4kit backends', async (name) => {
+    const cpu = await on('cpu', NON_FINITE_PADDING[name]);
+    expect(typeof cpu, String(cpu)).not.toBe('string');
+    expect(JSON.stringify(cpu)).toMatch(/2139095040|4286578688/); // ±Inf reached the output somewhere: the case is a non-finite one
+    expect(await on(FP4KIT_BACKEND, NON_FINITE_PADDING[name])).toEqual(cpu);
+    expect(await on(FP4KIT_CPU_BACKEND, NON_FINITE_PADDING[name])).toEqual(cpu);
+  });
+
+  it('a fused bias of higher rank than the product gives the output cpu gives: [1,1,1,1,C] on a conv2d broadcasts it to rank 5, [1,1,1,N] on a matMul does not', async () => {
+    const call = () => {
+      const x = tf.tensor4d(lcg(2 * 3 * 3 * 2, 26), [2, 3, 3, 2]);
+      const conv = tf.fused.conv2d({ x, filter: tf.tensor4d(lcg(8 * 4, 27), [2, 2, 2, 4]), strides: 1, pad: 'same', bias: tf.tensor(lcg(4, 28), [1, 1, 1, 1, 4]) as never });
+      const mm = tf.fused.matMul({ a: tf.tensor2d(lcg(6, 29), [2, 3]), b: tf.tensor2d(lcg(12, 30), [3, 4]), bias: tf.tensor(lcg(4, 31), [1, 1, 1, 4]) });
+      return [conv, mm];
+    };
+    const cpu = await on('cpu', call);
+    expect(typeof cpu === 'string' ? cpu : cpu.map((r) => r.shape)).toEqual([[1, 2, 3, 3, 4], [2, 4]]);
+    for (const backend of [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND]) {
+      const got = await on(backend, call);
+      expect(typeof got === 'string' ? got : got.map((r) => r.shape), backend).toEqual([[1, 2, 3, 3, 4], [2, 4]]);
+    }
   });
 
   it('a slice out of bounds is refused with the cpu backend\'s message', async () => {

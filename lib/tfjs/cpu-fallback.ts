@@ -50,6 +50,21 @@ export function readComplexFromHeap(backend: KernelBackend): void {
   };
 }
 
+/** A padded depthwise convolution whose filter holds NaN or ±Inf: XNNPACK multiplies the padding's
+ *  zeros (0·Inf = NaN at the image borders) where tfjs cpu skips those taps (im2col.ts's
+ *  paddingMeetsNonFinite does the same for fp4kit's own convolutions). The filter is small. */
+function paddedNonFiniteFilter({ inputs, attrs, backend }: KernelArgs): boolean {
+  const pad = attrs?.pad;
+  if (pad === 'valid' || pad === 0 || (Array.isArray(pad) && pad.flat().every((v) => v === 0))) return false;
+  if (inputs.filter?.dtype !== 'float32') return false;
+  const values = (backend as KernelBackend).readSync(inputs.filter.dataId) as Float32Array;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v - v !== 0) return true;
+  }
+  return false;
+}
+
 /**
  * Calls of number tensors the stock wasm base (4.22) gets wrong, by kernel — each found by tfjs's
  * own specs (test/tfjs-core-suite.test.ts) — sent to the cpu backend as well.
@@ -57,8 +72,8 @@ export function readComplexFromHeap(backend: KernelBackend): void {
 const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   // Cast to bool keeps the number (3 stays 3) instead of making it 1.
   Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
-  // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal garbage).
-  MaxPool: ({ attrs }) => typeof attrs?.pad !== 'string' && attrs?.pad !== 0,
+  // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal
+  // garbage); MaxPool's below.
   AvgPool: ({ attrs }) => typeof attrs?.pad !== 'string' && attrs?.pad !== 0,
   // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one).
   Bincount: ({ inputs }) => (inputs.x?.shape.length ?? 1) !== 1,
@@ -66,7 +81,26 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   BatchMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   _FusedMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   // Refuses a bias of rank other than 1, which broadcasting allows.
-  FusedDepthwiseConv2D: ({ inputs }) => inputs.bias != null && inputs.bias.shape.length !== 1,
+  FusedDepthwiseConv2D: (args) => (args.inputs.bias != null && args.inputs.bias.shape.length !== 1) || paddedNonFiniteFilter(args),
+  DepthwiseConv2dNative: paddedNonFiniteFilter,
+  // Found by an audit of models and ops beyond tfjs's specs (docs/tfjs.md "What runs where"):
+  // Conv3D's gradients (and conv3dTranspose, which is Conv3DBackpropInputV2) drop depth slices
+  // and depend on what is in the heap; tfjs's specs have one tiny case of each.
+  Conv3DBackpropInputV2: () => true,
+  Conv3DBackpropFilterV2: () => true,
+  // int32 read as float32 bits (clipByValue's -1 came out as -1082130432, negative ints "are NaN"),
+  // an int32 output made float32 or refused (MaxPool), an overflowing int32 power saturated.
+  ClipByValue: ({ inputs }) => inputs.x?.dtype === 'int32',
+  Prelu: ({ inputs }) => inputs.x?.dtype === 'int32' || inputs.alpha?.dtype === 'int32',
+  Reciprocal: ({ inputs }) => inputs.x?.dtype === 'int32',
+  IsNan: ({ inputs }) => inputs.x?.dtype === 'int32',
+  IsFinite: ({ inputs }) => inputs.x?.dtype === 'int32',
+  MaxPool: ({ inputs, attrs }) => inputs.x?.dtype === 'int32' || (typeof attrs?.pad !== 'string' && attrs?.pad !== 0), // and a number padding, as AvgPool
+  ResizeNearestNeighbor: ({ inputs }) => inputs.images?.dtype === 'int32',
+  Pow: ({ inputs }) => inputs.a?.dtype === 'int32' || inputs.b?.dtype === 'int32',
+  // A bool tensor's one-byte elements reversed as four-byte ones; a strided slice of int32 or bool made float32.
+  Reverse: ({ inputs }) => inputs.x?.dtype === 'bool',
+  StridedSlice: ({ inputs }) => inputs.x?.dtype !== 'float32',
 };
 
 /** Whether a call must run on the cpu backend: a complex64 or string tensor in or out, or a call the base gets wrong. */

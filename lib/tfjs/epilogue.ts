@@ -21,11 +21,13 @@ export function runKernel(backendName: string, backend: KernelBackend, kernelNam
   return kernel.kernelFunc({ inputs, attrs, backend }) as TensorInfo;
 }
 
-/** The bias's values when it is one value per output column (shape [N], [1, N], …), else undefined. */
-export function columnBias(storage: TensorStorage, bias: TensorInfo | undefined, n: number): Float32Array | undefined {
+/** The bias's values when it is one value per output column (shape [N], [1, N], …), else undefined.
+ *  `outRank`: a bias of higher rank is not one (tfjs cpu's FusedConv2D broadcasts the output to the
+ *  bias's rank, in the epilogue's Add; its _FusedMatMul keeps the product's rank: no limit there). */
+export function columnBias(storage: TensorStorage, bias: TensorInfo | undefined, n: number, outRank = Infinity): Float32Array | undefined {
   if (bias === undefined || bias.dtype !== 'float32') return undefined;
   const shape = bias.shape;
-  const perColumn = shape.length > 0 && shape[shape.length - 1] === n && shape.slice(0, -1).every((d) => d === 1);
+  const perColumn = shape.length > 0 && shape.length <= outRank && shape[shape.length - 1] === n && shape.slice(0, -1).every((d) => d === 1);
   // A copy of N values: the kernel reads it after the heap may have moved.
   return perColumn ? (storage.values(bias) as Float32Array).slice() : undefined;
 }

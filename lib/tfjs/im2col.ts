@@ -49,6 +49,22 @@ function forEachTap(info: backend_util.Conv2DInfo, x: ImageStrides, p0: number, 
 }
 
 /**
+ * Whether a padding tap's zero can meet NaN or ±Inf in the product: the convolution has padding and
+ * `operand` (the filter, or dY for the filter's gradient) holds a non-finite value. tfjs's cpu
+ * backend skips padding taps, so only a product over im2col's zeros makes 0·Inf = NaN at the image
+ * borders; the kernels send such a call (a diverged run) to the cpu backend instead.
+ */
+export function paddingMeetsNonFinite(info: backend_util.Conv2DInfo, operand: Float32Array): boolean {
+  const pad = info.padInfo;
+  if (pad.top <= 0 && pad.bottom <= 0 && pad.left <= 0 && pad.right <= 0) return false;
+  for (let i = 0; i < operand.length; i++) {
+    const v = operand[i];
+    if (v - v !== 0) return true; // NaN for NaN and ±Inf
+  }
+  return false;
+}
+
+/**
  * Writes patches [p0, p1) (output pixels of the batch) into `out`: patch p and column kc go to
  * out[(p − p0) · rowStep + kc · colStep]. Taps in the padding are left untouched: `out` starts zeroed.
  */

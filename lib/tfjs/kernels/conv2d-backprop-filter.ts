@@ -4,6 +4,8 @@
 
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import { conv2dBackpropFilterValues } from '../conv-product.js';
+import { runOnCpu } from '../cpu-fallback.js';
+import { paddingMeetsNonFinite } from '../im2col.js';
 import { fp4kitKernel } from '../kernel-context.js';
 import { convInfo } from './conv2d.js';
 
@@ -13,6 +15,8 @@ export function conv2dBackpropFilterKernel(backendName: string, base: KernelConf
     if (x.dtype !== 'float32' || dy.dtype !== 'float32') return undefined;
     const filterShape = attrs.filterShape as number[];
     const info = convInfo(x.shape, filterShape, attrs, 1);
+    // (All of dY is scanned, also what croppedOutput leaves out: such a call is only slower.)
+    if (paddingMeetsNonFinite(info, ctx.storage.values(dy) as Float32Array)) return runOnCpu('Conv2DBackpropFilter', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
     return ctx.storage.output(filterShape, 'float32', conv2dBackpropFilterValues(ctx, x, dy, info));
   });
 }

@@ -3,6 +3,8 @@
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { conv2dValues } from '../conv-product.js';
+import { runOnCpu } from '../cpu-fallback.js';
+import { paddingMeetsNonFinite } from '../im2col.js';
 import { fp4kitKernel } from '../kernel-context.js';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -21,6 +23,7 @@ export function conv2dKernel(backendName: string, base: KernelConfig | undefined
     const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
     if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
     const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
+    if (paddingMeetsNonFinite(info, ctx.storage.values(filter) as Float32Array)) return runOnCpu('Conv2D', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
     return ctx.storage.outputFilled(info.outShape, (out) => conv2dValues(ctx, x, filter, info, undefined, out));
   });
 }
