@@ -19,6 +19,7 @@
 
 import type { DataType, KernelBackend, KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { hasNonFinite } from './im2col.js';
 import type { KernelArgs } from './kernel-context.js';
 
 /** What fp4kit touches of the stock wasm backend (tfjs-backend-wasm's BackendWasm). */
@@ -57,12 +58,7 @@ function paddedNonFiniteFilter({ inputs, attrs, backend }: KernelArgs): boolean 
   const pad = attrs?.pad;
   if (pad === 'valid' || pad === 0 || (Array.isArray(pad) && pad.flat().every((v) => v === 0))) return false;
   if (inputs.filter?.dtype !== 'float32') return false;
-  const values = (backend as KernelBackend).readSync(inputs.filter.dataId) as Float32Array;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v - v !== 0) return true;
-  }
-  return false;
+  return hasNonFinite((backend as KernelBackend).readSync(inputs.filter.dataId) as Float32Array);
 }
 
 /**

@@ -57,8 +57,13 @@ function forEachTap(info: backend_util.Conv2DInfo, x: ImageStrides, p0: number, 
 export function paddingMeetsNonFinite(info: backend_util.Conv2DInfo, operand: Float32Array): boolean {
   const pad = info.padInfo;
   if (pad.top <= 0 && pad.bottom <= 0 && pad.left <= 0 && pad.right <= 0) return false;
-  for (let i = 0; i < operand.length; i++) {
-    const v = operand[i];
+  return hasNonFinite(operand);
+}
+
+/** Whether `values` holds NaN or ±Inf. */
+export function hasNonFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
     if (v - v !== 0) return true; // NaN for NaN and ±Inf
   }
   return false;
