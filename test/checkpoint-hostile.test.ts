@@ -1112,16 +1112,16 @@ describe('the checkpoint API refuses bad arguments by name', () => {
   it('options are read once: a getter that answers differently later cannot make the run use another value than the one checked', async () => {
     const out = join(root, 'api-getter');
     const reads: Record<string, number> = {};
-    const options = new Proxy({ format: 'mxfp4', layout: 'gpt-oss', rounding: 'nearest', seed: 3 } as Record<string, unknown>, {
+    const options = new Proxy({ format: 'nvfp4', layout: 'modelopt', rounding: 'nearest', seed: 3 } as Record<string, unknown>, {
       get(t, key, r) {
         if (typeof key === 'string') reads[key] = (reads[key] ?? 0) + 1;
-        // The first read says mxfp4; any later one would say nvfp4 (which gpt-oss does not hold).
-        if (key === 'format' && reads[key] > 1) return 'nvfp4';
+        // The first read says nvfp4; any later one would say mxfp4 (which modelopt does not hold).
+        if (key === 'format' && reads[key] > 1) return 'mxfp4';
         return Reflect.get(t, key, r);
       },
     });
     const summary = await quantizeCheckpoint(tiny, out, options as never);
-    expect(summary.format).toBe('mxfp4');
+    expect(summary.format).toBe('nvfp4');
     expect(reads.format).toBe(1);
     expect(Object.values(reads).every((n) => n === 1), JSON.stringify(reads)).toBe(true);
   });

@@ -131,12 +131,12 @@ describe('layouts', () => {
     await w4a4.file.close();
   });
 
-  it('gpt-oss on a Llama-shaped model quantizes nothing: only MoE expert weights are MXFP4 in gpt-oss', async () => {
+  it('gpt-oss on a Llama-shaped model is refused: it would quantize nothing and still declare quant_method mxfp4', async () => {
     // (test/gpt-oss-layout.test.ts covers the layout on gpt-oss experts.)
-    const { summary, file } = await run('go', { format: 'mxfp4', layout: 'gpt-oss' });
-    expect(summary.quantized).toBe(0);
-    expect(summary.tensors.find((t) => t.name === 'model.layers.0.mlp.up_proj.weight')!.reason).toMatch(/only the MoE expert weights/);
-    await file.close();
+    const out = join(root, 'go');
+    await expect(quantizeCheckpoint(input, out, { format: 'mxfp4', layout: 'gpt-oss' })).rejects.toThrow(
+      `${join(input, 'model.safetensors')}: no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type "llama"); choose another --layout`);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('nibble order, explicitly: element 2i in the low nibble', () => {

@@ -6,7 +6,8 @@ import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from '../core/formats.js';
 import { swapLastTwo } from '../core/transpose.js';
 import { type Layout } from './layouts/index.js';
-import { fusedGroupOf } from './layouts/fused-modules.js';
+import { expertLayerOf, fusedGroupOf } from './layouts/fused-modules.js';
+import { isConv1dWeight } from './layouts/module-roles.js';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
@@ -34,6 +35,8 @@ export function planShard(shard: SafetensorsFile, layout: Layout, options: Check
   return shard.tensors.map((info) => {
     let reason = copyReason(info.name, info.dtype, info.shape, { only, skip, defaults: layout.defaultSelection });
     if (reason === null && elementCount(info.shape) === 0) reason = 'empty tensor';
+    // (Under --only the fp4kit layout blocks it as stored; the serving layouts refuse it below.)
+    if (reason === null && !only && isConv1dWeight(info.name, config)) reason = 'a Conv1D weight stored [in, out] (GPT-2): its blocks would run along the output axis';
     try {
       if (reason === null) reason = layout.unsupported(info.name, info.shape, options.format, config);
     } catch (err) {
@@ -74,27 +77,35 @@ export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]
 }
 
 /**
- * Refuse a fused group (q/k/v, gate/up) that would be partly quantized, in the layouts whose loaders
- * fuse it into one layer (sharedFusedScales): vLLM refuses such a checkpoint ("different
- * quantization schemes" / "some but not all shards"), so it must not be published.
+ * Refuse a fused group (q/k/v, gate/up, w1/w3, q_a/kv_a) or an MoE layer's experts that would be
+ * partly quantized, in the layouts whose loaders fuse them (sharedFusedScales): vLLM refuses such a
+ * checkpoint ("different quantization schemes" / "some but not all shards"), or finds no packed
+ * down_proj for its fused MoE, so it must not be published.
  */
 export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout): void {
   if (!layout.sharedFusedScales) return;
-  const groups = new Map<string, { quantized: string[]; copied: Array<{ name: string; reason: string; shard: number }> }>();
-  for (let si = 0; si < plans.length; si++) {
-    for (const p of plans[si]) {
-      const g = fusedGroupOf(p.info.name);
-      if (g === null) continue;
-      let e = groups.get(g);
-      if (e === undefined) groups.set(g, (e = { quantized: [], copied: [] }));
-      if (p.quantize) e.quantized.push(p.info.name);
-      else e.copied.push({ name: p.info.name, reason: p.reason ?? 'copied', shard: si });
+  const kinds = [
+    { groupOf: fusedGroupOf, why: 'fuse them into one layer and refuse a mix' },
+    { groupOf: expertLayerOf, why: 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix' },
+  ];
+  for (const { groupOf, why } of kinds) {
+    const groups = new Map<string, { quantized: string[]; copied: Array<{ name: string; reason: string; shard: number }> }>();
+    for (let si = 0; si < plans.length; si++) {
+      for (const p of plans[si]) {
+        const g = groupOf(p.info.name);
+        if (g === null) continue;
+        let e = groups.get(g);
+        if (e === undefined) groups.set(g, (e = { quantized: [], copied: [] }));
+        if (p.quantize) e.quantized.push(p.info.name);
+        else e.copied.push({ name: p.info.name, reason: p.reason ?? 'copied', shard: si });
+      }
     }
-  }
-  for (const [group, e] of groups) {
-    if (e.quantized.length > 0 && e.copied.length > 0) {
-      const c = e.copied[0];
-      throw new SafetensorsError(ckpt.shards[c.shard].path, `${group}: ${e.quantized.map((n) => JSON.stringify(n)).join(', ')} would be quantized but ${JSON.stringify(c.name)} copied (${c.reason}); loaders of the ${layout.name} layout fuse them into one layer and refuse a mix: quantize all of them or none (--only / --skip)`);
+    for (const [group, e] of groups) {
+      if (e.quantized.length > 0 && e.copied.length > 0) {
+        const c = e.copied[0];
+        const listed = e.quantized.length > 3 ? `${e.quantized.slice(0, 3).map((n) => JSON.stringify(n)).join(', ')}, … (${e.quantized.length} in all)` : e.quantized.map((n) => JSON.stringify(n)).join(', ');
+        throw new SafetensorsError(ckpt.shards[c.shard].path, `${group}: ${listed} would be quantized but ${JSON.stringify(c.name)} copied (${c.reason}); loaders of the ${layout.name} layout ${why}: quantize all of them or none (--only / --skip)`);
+      }
     }
   }
 }

@@ -8,7 +8,7 @@
 // outputs that alias it, or shard names that collide with the files written beside them, are
 // refused before anything is written.
 
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 // Importing this module alone (without lib/index.ts) must not fall back to the slow reference.
 import '../kernels/node-backends.js';
 import { getBackend } from '../kernels/registry.js';
@@ -19,10 +19,11 @@ import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.
 import type { AtomicFile } from './safetensors/atomic-file.js';
 import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
+import { SafetensorsError } from './safetensors/header.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
-import { readModelConfig } from './model-config.js';
+import { readModelConfig, type ModelConfig } from './model-config.js';
 import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
@@ -34,6 +35,16 @@ export {
 } from './summary.js';
 export { tensorSeed } from './quantize-tensor.js';
 export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFilesInput } from './publish.js';
+
+/** An input that is already quantized (its config.json has a quantization_config: an FP8 release,
+ *  an earlier fp4kit output) is refused: its packed weights would be copied and declared
+ *  unquantized, and its own quantization_config replaced. */
+function checkNotQuantized(dir: string, config: ModelConfig): void {
+  const q = config?.quantization_config;
+  if (q === undefined || q === null) return;
+  const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';
+  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method}; fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+}
 
 export async function quantizeCheckpoint(
   input: string,
@@ -70,6 +81,7 @@ export async function quantizeCheckpoint(
     const copiedFiles = await filesToCopy(ckpt, input);
     checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles], inputIsFolder);
     const config = await readModelConfig(ckpt.dir); // a FIFO or folder named config.json is refused, never waited on
+    checkNotQuantized(ckpt.dir, config);
     const inputFiles = filesRead(ckpt, config, copiedFiles, fisher?.path);
     checkNotAliasingInput(outDir, inputIsFolder ? ckpt.dir : null, inputFiles);
     if (!part) out = await OutputFolder.create(outDir, { overwrite: opts.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
@@ -77,6 +89,10 @@ export async function quantizeCheckpoint(
     const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
     checkOutputNames(ckpt, plans);
     checkFusedGroups(ckpt, plans, layout);
+    if (layout.name === 'gpt-oss' && !plans.some((p) => p.some((t) => t.quantize))) {
+      // Its config would say quant_method mxfp4 over a model with no MXFP4 tensor: transformers would route it through its MXFP4 loader.
+      throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
+    }
     const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);

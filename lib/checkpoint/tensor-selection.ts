@@ -1,12 +1,13 @@
 // Which tensors of a checkpoint get quantized. Default: 2-D float weights whose name ends in
-// ".weight" (Linear layers), except embeddings, norms and lm_head, which models are most sensitive
-// to and which loaders expect unquantized (a layout may bring its own default: gpt-oss quantizes
-// its MoE expert weights only). `only` narrows the choice to names matching a regex
+// ".weight" (Linear layers), except embeddings, norms, output heads and MoE routers, which models
+// are most sensitive to and which loaders expect unquantized (layouts/module-roles.ts tells them by
+// name; a layout may bring its own default: gpt-oss quantizes its MoE expert weights only). `only` narrows the choice to names matching a regex
 // (and lifts the default name rules); `skip` removes names matching a regex. Everything else is
 // copied through unchanged.
 
 import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
 import { describe } from '../core/validate.js';
+import { isEmbedding, isOutputHead, isRouter } from './layouts/module-roles.js';
 
 export interface SelectionRules {
   only?: RegExp;
@@ -17,6 +18,13 @@ export interface SelectionRules {
 }
 
 const DEFAULT_EXCLUDED = /(embed|norm|lm_head)/i;
+
+/** Why the default rule keeps a 2-D `.weight` unquantized, or null. */
+function keptByDefault(name: string): string | null {
+  if (DEFAULT_EXCLUDED.test(name) || isEmbedding(name) || isOutputHead(name)) return 'embedding, norm or lm_head (kept by default)';
+  if (isRouter(name)) return 'an MoE router (kept by default: serving engines run routers unquantized)';
+  return null;
+}
 
 /** null when the tensor is quantized, else why it is copied through. */
 export function copyReason(name: string, dtype: string, shape: number[], rules: SelectionRules): string | null {
@@ -30,8 +38,7 @@ export function copyReason(name: string, dtype: string, shape: number[], rules: 
   if (rules.defaults) return rules.defaults(name, shape);
   if (shape.length !== 2) return 'not a 2-D weight';
   if (!name.endsWith('.weight')) return 'name does not end in .weight';
-  if (DEFAULT_EXCLUDED.test(name)) return 'embedding, norm or lm_head (kept by default)';
-  return null;
+  return keptByDefault(name);
 }
 
 /** Parse a user regex, with the flag name in the error. */

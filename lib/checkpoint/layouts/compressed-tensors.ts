@@ -12,7 +12,8 @@
 import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
-import { f32Bytes, f32From, isEmbedding, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
+import { isEmbedding, notAServedLinear } from './module-roles.js';
+import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
 /** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
 export function powerOfTwoTensorScale(amax: number): number {
@@ -29,9 +30,11 @@ export const compressedTensorsLayout: Layout = {
   name: 'compressed-tensors',
   formats: ['nvfp4'],
   sharedFusedScales: true,
-  unsupported(name, shape) {
+  unsupported(name, shape, _format, config) {
     if (!name.endsWith('.weight')) return 'compressed-tensors names quantized weights <module>.weight_packed: the name must end in .weight';
     if (isEmbedding(name)) return 'an embedding: the layout\'s config targets Linear layers, so a loader would not read it packed';
+    const role = notAServedLinear(name, config);
+    if (role !== null) return role;
     if (shape.length !== 2) return 'compressed-tensors packs 2-D weights only';
     if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;
     return null;

@@ -3,12 +3,25 @@
 // weight_global_scale (compressed-tensors) or weight_scale_2 (ModelOpt) per shard and uses the
 // max over the shards. The block scales of every shard must therefore be computed against the
 // same tensor scale, as llm-compressor (update_fused_layer_weight_global_scales) and ModelOpt's
-// export do. This file names the groups; lib/checkpoint/quantize-checkpoint.ts computes the shared amax in a pre-pass.
+// export do. This file names the groups (vLLM's packed_modules_mapping); lib/checkpoint/quantize-checkpoint.ts computes the shared amax in a pre-pass.
 
 const FUSED = [
   { members: /\.(q_proj|k_proj|v_proj)\.weight$/, fused: 'qkv_proj' },
+  // Dense MLPs and Qwen/DeepSeek-style experts (experts.N.gate_proj / up_proj).
   { members: /\.(gate_proj|up_proj)\.weight$/, fused: 'gate_up_proj' },
+  // Mixtral-style experts (experts.N.w1 / w3 → vLLM's w13; its NVFP4 MoE methods keep w1's scale for both).
+  { members: /(?<=\.experts\.\d+)\.(w1|w3)\.weight$/, fused: 'w13' },
+  // DeepSeek-V2/V3 MLA with q_lora_rank (vLLM's fused_qkv_a_proj).
+  { members: /\.(q_a_proj|kv_a_proj_with_mqa)\.weight$/, fused: 'fused_qkv_a_proj' },
 ];
+
+/** The MoE layer an expert weight belongs to ("model.layers.0.mlp.experts.3.down_proj.weight" →
+ *  "model.layers.0.mlp.experts"), or null: vLLM loads all of a layer's experts into one fused MoE
+ *  with one quantization method, so they are quantized all or none. */
+export function expertLayerOf(name: string): string | null {
+  const m = /^(.*\.experts)\.\d+\.[^.]+\.weight$/.exec(name);
+  return m ? m[1] : null;
+}
 
 /** The fused group a weight belongs to ("model.layers.0.self_attn.qkv_proj"), or null. */
 export function fusedGroupOf(name: string): string | null {

@@ -11,7 +11,8 @@
 import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
-import { f32Bytes, f32From, isEmbedding, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
+import { isEmbedding, notAServedLinear } from './module-roles.js';
+import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles } from './types.js';
 
 export function modeloptLayout(inputScale?: number): Layout {
   return {
@@ -19,9 +20,11 @@ export function modeloptLayout(inputScale?: number): Layout {
     formats: ['nvfp4'],
     sharedFusedScales: true,
     tensorScale: nvfp4TensorScale,
-    unsupported(name, shape) {
+    unsupported(name, shape, _format, config) {
       if (!name.endsWith('.weight')) return 'modelopt stores quantized weights under <module>.weight: the name must end in .weight';
       if (isEmbedding(name)) return 'an embedding: loaders of this layout read NVFP4 Linear layers (vLLM quantizes embeddings only with nvfp4_embed)';
+      const role = notAServedLinear(name, config);
+      if (role !== null) return role;
       if (shape.length !== 2) return 'modelopt packs 2-D weights only';
       if (shape[1] % 16 !== 0) return `last dimension ${shape[1]} is not a multiple of 16`;
       return null;

@@ -74,13 +74,6 @@ export function f32From(bytes: Uint8Array): number {
 }
 
 /** "a.b.weight" → "a.b" (the module that owns the weight). */
-/** Whether a tensor is an embedding table by its module's name (embed_tokens, wte, word_embeddings …):
- *  the NVFP4 serving layouts quantize Linear layers, and an embedding is not one. */
-export function isEmbedding(tensorName: string): boolean {
-  const leaf = moduleOf(tensorName).split('.').pop() ?? '';
-  return /embed|^wte$|^wpe$/i.test(leaf);
-}
-
 export function moduleOf(tensorName: string): string {
   return tensorName.endsWith('.weight') ? tensorName.slice(0, -'.weight'.length) : tensorName;
 }

@@ -1,0 +1,158 @@
+// Which tensors a run quantizes and which share a tensor scale, on the names real architectures
+// use, against the conventions of the loaders of the serving layouts (vLLM's packed_modules_mapping,
+// its unquantized routers and LM heads, GPT-2's Conv1D weights). Found by an audit that built tiny
+// models of each architecture with transformers and read the loaders' source (2026-12-07): each
+// case here was quantized wrongly before (bits right, roles wrong).
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
+import { gaussian } from './helpers/data.js';
+
+const root = mkdtempSync(join(tmpdir(), 'fp4kit-arch-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+let seed = 100;
+/** A float32 weight [rows, cols] with |values| scaled by `scale` (distinct amaxes make distinct tensor scales). */
+const weight = (name: string, rows: number, cols: number, scale = 1) => ({ name, dtype: 'F32', shape: [rows, cols], data: bytesOf(gaussian(rows * cols, seed++, scale)) });
+
+async function model(name: string, tensors: ReturnType<typeof weight>[], config: Record<string, unknown>): Promise<string> {
+  const dir = join(root, name);
+  mkdirSync(dir);
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  return dir;
+}
+
+async function quantized(input: string, options: CheckpointOptions) {
+  const out = `${input}-${options.layout}`;
+  const summary = await quantizeCheckpoint(input, out, options);
+  const file = await SafetensorsFile.open(join(out, 'model.safetensors'));
+  const scalar = async (n: string) => {
+    const info = file.tensor(n);
+    if (!info) throw new Error(`missing ${n}`);
+    const b = await file.read(info);
+    return new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true);
+  };
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  const action = (n: string) => summary.tensors.find((t) => t.name === n)?.action;
+  return { out, summary, file, scalar, config, action };
+}
+
+/** The stored tensor scale of a module in a serving layout (compressed-tensors stores its reciprocal). */
+const tensorScaleName = (layout: string, module: string) => (layout === 'compressed-tensors' ? `${module}.weight_global_scale` : `${module}.weight_scale_2`);
+
+describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (layout) => {
+  it('Mixtral experts w1/w3 and DeepSeek MLA q_a_proj/kv_a_proj_with_mqa share one tensor scale each (vLLM fuses them: w13, fused_qkv_a_proj)', async () => {
+    const input = await model(`fused-${layout}`, [
+      weight('model.layers.0.block_sparse_moe.experts.0.w1.weight', 32, 64, 1),
+      weight('model.layers.0.block_sparse_moe.experts.0.w3.weight', 32, 64, 4),
+      weight('model.layers.0.block_sparse_moe.experts.0.w2.weight', 64, 32, 1),
+      weight('model.layers.0.block_sparse_moe.experts.1.w1.weight', 32, 64, 0.25),
+      weight('model.layers.0.block_sparse_moe.experts.1.w3.weight', 32, 64, 1),
+      weight('model.layers.0.block_sparse_moe.experts.1.w2.weight', 64, 32, 1),
+      weight('model.layers.0.self_attn.q_a_proj.weight', 32, 64, 1),
+      weight('model.layers.0.self_attn.kv_a_proj_with_mqa.weight', 48, 64, 4),
+    ], { model_type: 'mixtral' });
+    const q = await quantized(input, { format: 'nvfp4', layout });
+    const scale = (m: string) => q.scalar(tensorScaleName(layout, m));
+    const e = 'model.layers.0.block_sparse_moe.experts';
+    expect(await scale(`${e}.0.w1`)).toBe(await scale(`${e}.0.w3`));
+    expect(await scale(`${e}.1.w1`)).toBe(await scale(`${e}.1.w3`));
+    expect(await scale(`${e}.0.w1`)).not.toBe(await scale(`${e}.1.w1`)); // per expert, not per layer
+    expect(await scale('model.layers.0.self_attn.q_a_proj')).toBe(await scale('model.layers.0.self_attn.kv_a_proj_with_mqa'));
+    await q.file.close();
+  });
+
+  it('routers, LM heads under other names and embedding tables are copied and listed as unquantized; the Linear layers beside them are quantized', async () => {
+    const input = await model(`roles-${layout}`, [
+      weight('model.layers.0.block_sparse_moe.gate.weight', 4, 64), // Mixtral router
+      weight('model.layers.0.mlp.gate.weight', 4, 64), // Qwen-MoE / DeepSeek router
+      weight('model.layers.0.mlp.shared_expert_gate.weight', 1, 64), // Qwen2-MoE
+      weight('model.layers.1.mlp.router.weight', 4, 64), // gpt-oss, Llama-4
+      weight('model.layers.1.block_sparse_moe.router.layer.weight', 4, 64), // Granite-MoE
+      weight('model.layers.0.mlp.gate_proj.weight', 32, 64), // a Linear: quantized
+      weight('model.layers.0.self_attn.o_proj.weight', 64, 64), // a Linear: quantized
+      weight('model.layers.0.attention.output.dense.weight', 64, 64), // a Linear inside a layer named output: quantized
+      weight('output.weight', 16, 64), // InternLM2's LM head
+      weight('transformer.output_layer.weight', 16, 64), // ChatGLM's LM head
+      weight('shared.weight', 16, 64), // T5/BART's shared embedding table
+    ], { model_type: 'custom' });
+    // --only lifts the default selection but not what the layout's loaders cannot read packed.
+    for (const only of [undefined, /weight$/]) {
+      const q = await quantized(input, { format: 'nvfp4', layout, ...(only ? { only } : {}) });
+      const kept = ['model.layers.0.block_sparse_moe.gate', 'model.layers.0.mlp.gate', 'model.layers.0.mlp.shared_expert_gate', 'model.layers.1.mlp.router',
+        'model.layers.1.block_sparse_moe.router.layer', 'output', 'transformer.output_layer', 'shared'];
+      for (const m of kept) expect(q.action(`${m}.weight`), m).toBe('copied');
+      for (const m of ['model.layers.0.mlp.gate_proj', 'model.layers.0.self_attn.o_proj', 'model.layers.0.attention.output.dense']) expect(q.action(`${m}.weight`), m).toBe('quantized');
+      const ignored: string[] = q.config.quantization_config.ignore;
+      for (const m of kept.filter((k) => k !== 'shared')) expect(ignored, m).toContain(m);
+      await q.file.close();
+      rmSync(q.out, { recursive: true });
+    }
+  });
+
+  it("refuses an MoE layer whose experts would be partly quantized (vLLM's fused MoE cannot load a bf16 down_proj beside NVFP4 gate/up)", async () => {
+    const input = await model(`half-moe-${layout}`, [
+      weight('model.layers.0.mlp.experts.0.gate_proj.weight', 40, 64),
+      weight('model.layers.0.mlp.experts.0.up_proj.weight', 40, 64),
+      weight('model.layers.0.mlp.experts.0.down_proj.weight', 64, 40), // K = 40: not a multiple of 16
+      weight('model.layers.0.mlp.experts.1.gate_proj.weight', 40, 64),
+      weight('model.layers.0.mlp.experts.1.up_proj.weight', 40, 64),
+      weight('model.layers.0.mlp.experts.1.down_proj.weight', 64, 40),
+    ], { model_type: 'qwen3_moe' });
+    const out = join(root, `half-moe-${layout}-out`);
+    await expect(quantizeCheckpoint(input, out, { format: 'nvfp4', layout })).rejects.toThrow(
+      `model.layers.0.mlp.experts: "model.layers.0.mlp.experts.0.gate_proj.weight", "model.layers.0.mlp.experts.0.up_proj.weight", "model.layers.0.mlp.experts.1.gate_proj.weight", … (4 in all) would be quantized but "model.layers.0.mlp.experts.0.down_proj.weight" copied (last dimension 40 is not a multiple of 16); loaders of the ${layout} layout load all of a layer's experts into one fused MoE with one quantization, and cannot load a mix`);
+    expect(existsSync(out)).toBe(false);
+    // Keeping the whole MoE in bf16 is the way out the message names.
+    const q = await quantized(input, { format: 'nvfp4', layout, skip: /\.experts\./ });
+    expect(q.summary.quantized).toBe(0);
+    await q.file.close();
+  });
+});
+
+describe('GPT-2 (Conv1D weights, stored [in, out])', () => {
+  const gpt2 = () => [
+    weight('transformer.wte.weight', 16, 64),
+    weight('transformer.wpe.weight', 8, 64),
+    weight('transformer.h.0.attn.c_attn.weight', 64, 192),
+    weight('transformer.h.0.attn.c_proj.weight', 64, 64),
+    weight('transformer.h.0.mlp.c_fc.weight', 64, 128),
+    weight('transformer.h.0.mlp.c_proj.weight', 128, 64),
+  ];
+
+  it('no layout blocks a Conv1D weight along its output axis by default; the serving layouts refuse it under --only too; wte/wpe are embeddings', async () => {
+    const input = await model('gpt2', gpt2(), { model_type: 'gpt2' });
+    for (const options of [{ format: 'nvfp4', layout: 'fp4kit' }, { format: 'nvfp4', layout: 'compressed-tensors' }, { format: 'nvfp4', layout: 'modelopt' }, { format: 'nvfp4', layout: 'compressed-tensors', only: /c_/ }] as CheckpointOptions[]) {
+      const q = await quantized(input, options);
+      for (const t of q.summary.tensors) expect(t.action, `${t.name} (${JSON.stringify(options)})`).toBe('copied');
+      expect(q.summary.tensors.find((t) => t.name === 'transformer.h.0.attn.c_proj.weight')!.reason).toMatch(/Conv1D weight stored \[in, out\]/);
+      await q.file.close();
+      rmSync(q.out, { recursive: true });
+    }
+    // gpt_bigcode names its projections the same but holds them as nn.Linear: quantized.
+    const bigcode = await model('gpt-bigcode', gpt2(), { model_type: 'gpt_bigcode' });
+    const q = await quantized(bigcode, { format: 'nvfp4', layout: 'compressed-tensors' });
+    expect(q.action('transformer.h.0.attn.c_proj.weight')).toBe('quantized');
+    expect(q.action('transformer.wte.weight')).toBe('copied');
+    await q.file.close();
+  });
+});
+
+describe('inputs no layout can take', () => {
+  it('an input that is already quantized (config.json has a quantization_config: an FP8 release) is refused before anything is written', async () => {
+    const input = await model('fp8-release', [weight('model.layers.0.mlp.up_proj.weight', 32, 64)],
+      { model_type: 'deepseek_v3', quantization_config: { quant_method: 'fp8', fmt: 'e4m3', weight_block_size: [128, 128] } });
+    for (const layout of ['fp4kit', 'compressed-tensors', 'modelopt'] as const) {
+      const out = join(root, `fp8-release-${layout}`);
+      await expect(quantizeCheckpoint(input, out, { format: 'nvfp4', layout })).rejects.toThrow(
+        `${join(input, 'config.json')}: the input is already quantized: its config.json has a quantization_config (quant_method "fp8"); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+});
