@@ -96,6 +96,19 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     }
   });
 
+  it('an MoE layer stored as fused 3-D expert tensors, which the layout copies, is listed as unquantized by its module', async () => {
+    const input = await model(`fused3d-${layout}`, [
+      { name: 'model.layers.0.mlp.experts.gate_up_proj', dtype: 'F32', shape: [4, 64, 32], data: bytesOf(gaussian(4 * 64 * 32, seed++)) },
+      { name: 'model.layers.0.mlp.experts.down_proj', dtype: 'F32', shape: [4, 32, 32], data: bytesOf(gaussian(4 * 32 * 32, seed++)) },
+      weight('model.layers.0.self_attn.o_proj.weight', 64, 64),
+    ], { model_type: 'qwen3_moe' });
+    const q = await quantized(input, { format: 'nvfp4', layout });
+    expect(q.action('model.layers.0.mlp.experts.gate_up_proj')).toBe('copied');
+    expect(q.config.quantization_config.ignore).toContain('model.layers.0.mlp.experts');
+    expect(q.config.quantization_config.ignore).not.toContain('model.layers.0.self_attn.o_proj');
+    await q.file.close();
+  });
+
   it("refuses an MoE layer whose experts would be partly quantized (vLLM's fused MoE cannot load a bf16 down_proj beside NVFP4 gate/up)", async () => {
     const input = await model(`half-moe-${layout}`, [
       weight('model.layers.0.mlp.experts.0.gate_proj.weight', 40, 64),

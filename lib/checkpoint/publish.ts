@@ -44,6 +44,15 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   const unquantizedModules = tensors
     .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !/embed/i.test(t.name))
     .map((t) => moduleOf(t.name));
+  // An MoE layer stored as fused 3-D expert tensors (…mlp.experts.gate_up_proj [E, 2I, H]) and
+  // copied whole is an unquantized module too (vLLM's FusedMoE reads the ignore list by its prefix);
+  // one with a quantized member is not listed (gpt-oss's loader would then skip its MXFP4 tensors).
+  const experts = (t: TensorSummary) => (t.shape.length === 3 ? /^(.*\.experts)\.[^.]+$/.exec(t.name)?.[1] : undefined);
+  const quantizedExperts = new Set(quantized.map(experts));
+  for (const t of tensors) {
+    const m = t.action === 'copied' ? experts(t) : undefined;
+    if (m !== undefined && !quantizedExperts.has(m) && !unquantizedModules.includes(m)) unquantizedModules.push(m);
+  }
   // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
   // as unquantized, as llm-compressor's default ignore list does.
   if (!unquantizedModules.includes('lm_head') && !quantized.some((t) => t.name === 'lm_head.weight')) unquantizedModules.push('lm_head');
