@@ -6,6 +6,7 @@
 // option errors.
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onTfCpuForThisFile } from './helpers/tf-cpu-suite.js';
 import { decode, dequantize, encode, matmul as fp4kitMatmul, quantize, withBackend } from '../lib/index.js';
 import { integerW4A4 } from '../lib/training/fp4-product.js';
 import { castFp8Rows, fp8Product, fp8Values, transposePerTensor } from '../lib/training/fp8-product.js';
@@ -18,14 +19,7 @@ import { clampRows } from '../lib/training/occ.js';
 import { onCpuAndOnFp4kitQuantizingEveryB } from './helpers/fp4kit-every-b.js';
 import { gaussian, rng } from './helpers/data.js';
 
-let previous = '';
-beforeAll(async () => {
-  previous = tf.getBackend();
-  await tf.setBackend('cpu');
-});
-afterAll(async () => {
-  if (previous) await tf.setBackend(previous);
-});
+onTfCpuForThisFile();
 
 function bf16(v: number): number {
   const f = new Float32Array([v]);

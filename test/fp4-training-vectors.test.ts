@@ -5,7 +5,8 @@
 // Where fp4kit departs from the released code on purpose, the test says so and cites the doc.
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { onTfCpuForThisFile } from './helpers/tf-cpu-suite.js';
 import { castE5M2, quantizeE2M1, roundE2M1, type TieRule } from '../lib/training/fp4-quantizer.js';
 import { dgeFactor } from '../lib/training/dge.js';
 import { clampRows } from '../lib/training/occ.js';
@@ -50,14 +51,7 @@ const isNegZeroForPosZero = (actual: number, expected: number) => Object.is(actu
 /** u clamped to ±6, as fp4kit's quantizer reports its scaled value (docs/fp4-training.md, "DGE"). */
 const clamp6 = (u: number) => Math.min(6, Math.max(-6, u));
 
-let previous = '';
-beforeAll(async () => {
-  previous = tf.getBackend();
-  await tf.setBackend('cpu');
-});
-afterAll(async () => {
-  if (previous) await tf.setBackend(previous);
-});
+onTfCpuForThisFile();
 
 describe('E2M1 rounding (roundE2M1) against the released table and OCP round-to-nearest-even', () => {
   const x = f32(fixture.rounding.x);
