@@ -5,6 +5,8 @@
 // a patch-gradient matrix back onto the input pixels it came from.
 
 import type { backend_util } from '@tensorflow/tfjs';
+import { DtypeId } from '../core/formats.js';
+import { getKernels } from '../kernels/registry.js';
 
 /** Where element (image, row, col, channel) of an image tensor is: the sum of index × stride. */
 export interface ImageStrides {
@@ -60,13 +62,10 @@ export function paddingMeetsNonFinite(info: backend_util.Conv2DInfo, operand: Fl
   return hasNonFinite(operand);
 }
 
-/** Whether `values` holds NaN or ±Inf. */
+/** Whether `values` holds NaN or ±Inf: the kernels' absMax (native SIMD over the addon's threads
+ *  where loaded), which is NaN or +Inf exactly then; a plain loop ran at ~1 GB/s. */
 export function hasNonFinite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v - v !== 0) return true; // NaN for NaN and ±Inf
-  }
-  return false;
+  return values.length > 0 && !Number.isFinite(getKernels().absMax(values, DtypeId.f32));
 }
 
 /**
