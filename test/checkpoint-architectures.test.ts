@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { readModelConfig } from '../lib/checkpoint/model-config.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { gaussian } from './helpers/data.js';
@@ -38,7 +39,7 @@ async function quantized(input: string, options: CheckpointOptions) {
     const b = await file.read(info);
     return new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true);
   };
-  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  const config = (await readModelConfig(out)) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const action = (n: string) => summary.tensors.find((t) => t.name === n)?.action;
   return { out, summary, file, scalar, config, action };
 }
@@ -154,6 +155,26 @@ describe('GPT-2 (Conv1D weights, stored [in, out])', () => {
     expect(q.action('transformer.h.0.attn.c_proj.weight')).toBe('quantized');
     expect(q.action('transformer.wte.weight')).toBe('copied');
     await q.file.close();
+  });
+});
+
+describe('config.json as transformers writes it', () => {
+  it("Python's bare Infinity, -Infinity and NaN are read and written back unchanged (strings holding those words too)", async () => {
+    const dir = join(root, 'python-json');
+    mkdirSync(dir);
+    await writeSafetensors(join(dir, 'model.safetensors'), [weight('model.layers.0.mlp.up_proj.weight', 32, 64)], { format: 'pt' });
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "llama", "clip": Infinity, "floor": -Infinity, "eps": NaN, "note": "Infinity, NaN \\" -Infinity", "list": [1, NaN, 2]}');
+    for (const layout of ['compressed-tensors', 'fp4kit'] as const) {
+      const q = await quantized(dir, { format: 'nvfp4', layout });
+      const text = readFileSync(join(q.out, 'config.json'), 'utf8');
+      expect(text).toContain('"clip": Infinity,');
+      expect(text).toContain('"floor": -Infinity,');
+      expect(text).toContain('"eps": NaN,');
+      expect(text).toContain('"note": "Infinity, NaN \\" -Infinity",');
+      expect(text.replace(/\s+/g, '')).toContain('"list":[1,NaN,2]');
+      expect(q.action('model.layers.0.mlp.up_proj.weight')).toBe('quantized');
+      await q.file.close();
+    }
   });
 });
 

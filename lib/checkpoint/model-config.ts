@@ -7,6 +7,18 @@ import { join } from 'node:path';
 import { SafetensorsError } from './safetensors/header.js';
 import { readRegularTextFile } from './safetensors/regular-file.js';
 
+/** Python's json module, which transformers writes config.json with, writes a float inf or nan as a
+ *  bare Infinity, -Infinity or NaN, which JSON has not. Such a value is read as a marker string
+ *  (strings are matched first, so text inside one is left alone) and written back bare by
+ *  configText: the rest of the run sees a string where the value is not a finite number. */
+const STRING_OR_PYTHON_NUMBER = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g;
+const MARK = '\u0000fp4kit-python-number:';
+
+/** config.json's text for a (read and changed) config: JSON, with Python's bare numbers back in place. */
+export function configText(config: Record<string, unknown>): string {
+  return `${JSON.stringify(config, null, 2).replace(/"\\u0000fp4kit-python-number:(-?Infinity|NaN)"/g, '$1')}\n`;
+}
+
 /** A parsed config.json (a JSON object), or null when the checkpoint has none. */
 export type ModelConfig = Record<string, unknown> | null;
 
@@ -20,7 +32,7 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   if (text === null) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text.replace(STRING_OR_PYTHON_NUMBER, (m: string, bare: string | undefined) => (bare ? JSON.stringify(MARK + bare) : m)));
   } catch (err) {
     throw new SafetensorsError(path, `not JSON (${(err as Error).message})`);
   }

@@ -7,7 +7,7 @@ import { moduleOf } from './layouts/types.js';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { AtomicFile } from './safetensors/atomic-file.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
-import { readModelConfig, type ModelConfig } from './model-config.js';
+import { configText, readModelConfig, type ModelConfig } from './model-config.js';
 import { SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from './summary.js';
 import { SIDE_FILES, checkShardNames } from './plan.js';
 
@@ -59,7 +59,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   const config = await readModelConfig(ckpt.dir); // never waits on a FIFO named config.json
   const files = layout.files({ format: a.format, quantized: quantized.map((t) => t.name), unquantizedModules, config });
   const outputs: Array<[string, string]> = [];
-  if (files.config) outputs.push(['config.json', `${JSON.stringify(files.config, null, 2)}\n`]);
+  if (files.config) outputs.push(['config.json', configText(files.config)]);
   for (const [name, text] of Object.entries(files.extra)) outputs.push([name, text]);
   const outputBytes = tensors.reduce((sum, t) => sum + t.outputBytes, 0);
   if (ckpt.indexed) {
