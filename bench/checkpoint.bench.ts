@@ -68,7 +68,7 @@ rows.push(['plain read+write copy', copySeconds]);
 const runs: Array<[string, CheckpointOptions]> = [
   ['nvfp4 compressed-tensors, error stats', { format: 'nvfp4', layout: 'compressed-tensors' }],
   ['nvfp4 compressed-tensors, no error stats', { format: 'nvfp4', layout: 'compressed-tensors', measureError: false }],
-  ['mxfp4 gpt-oss, no error stats', { format: 'mxfp4', layout: 'gpt-oss', measureError: false }],
+  ['mxfp4 fp4kit, no error stats', { format: 'mxfp4', layout: 'fp4kit', measureError: false }], // (gpt-oss: this model has no gpt-oss experts, which that layout refuses)
   ['mxfp8_e4m3 fp4kit, no error stats', { format: 'mxfp8_e4m3', layout: 'fp4kit', measureError: false }],
   ['fgmp fp4kit (70 % FP4), error stats', { format: 'fgmp', layout: 'fp4kit' }],
   ['fgmp fp4kit (70 % FP4), no error stats', { format: 'fgmp', layout: 'fp4kit', measureError: false }],

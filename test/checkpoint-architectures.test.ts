@@ -69,6 +69,31 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     await q.file.close();
   });
 
+  it('BERT-style query/key/value and InternLM2 feed_forward.w1/w3 share one tensor scale each (vLLM: qkv_proj, gate_up_proj); a Linear under a block named for norms (DBRX) is quantized; HunYuan\'s router and T5\'s relative_attention_bias are kept', async () => {
+    const input = await model(`more-fused-${layout}`, [
+      weight('encoder.layer.0.attention.self.query.weight', 64, 64, 1),
+      weight('encoder.layer.0.attention.self.key.weight', 64, 64, 4),
+      weight('encoder.layer.0.attention.self.value.weight', 64, 64, 0.25),
+      weight('model.layers.0.feed_forward.w1.weight', 32, 64, 1),
+      weight('model.layers.0.feed_forward.w3.weight', 32, 64, 4),
+      weight('model.layers.0.feed_forward.w2.weight', 64, 32, 1),
+      weight('transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight', 96, 64),
+      weight('model.layers.0.mlp.gate.wg.weight', 4, 64),
+      weight('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', 32, 16),
+    ], { model_type: 'custom' });
+    const q = await quantized(input, { format: 'nvfp4', layout });
+    const scale = (m: string) => q.scalar(tensorScaleName(layout, m));
+    const a = 'encoder.layer.0.attention.self';
+    expect(await scale(`${a}.query`)).toBe(await scale(`${a}.key`));
+    expect(await scale(`${a}.key`)).toBe(await scale(`${a}.value`));
+    expect(await scale('model.layers.0.feed_forward.w1')).toBe(await scale('model.layers.0.feed_forward.w3'));
+    expect(await scale('model.layers.0.feed_forward.w1')).not.toBe(await scale('model.layers.0.feed_forward.w2'));
+    expect(q.action('transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight')).toBe('quantized');
+    expect(q.action('model.layers.0.mlp.gate.wg.weight')).toBe('copied');
+    expect(q.action('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight')).toBe('copied');
+    await q.file.close();
+  });
+
   it('routers, LM heads under other names and embedding tables are copied and listed as unquantized; the Linear layers beside them are quantized', async () => {
     const input = await model(`roles-${layout}`, [
       weight('model.layers.0.block_sparse_moe.gate.weight', 4, 64), // Mixtral router

@@ -259,7 +259,7 @@ describe('--shard parts and merge', () => {
     await runParts(out, { format: 'nvfp4' }, 2, [0, 1], true);
     const plan = await planRun(input, out, { format: 'nvfp4' }, 2, { samples: true });
     const published = readFileSync(join(out, SUMMARY_NAME), 'utf8');
-    expect(JSON.parse(published).run).toBe(plan.run); // the merge names its run in the summary
+    expect(JSON.parse(published).run).toEqual({ key: plan.run, samples: plan.samples }); // the merge names its run and its data in the summary
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     const late = runCheckpointPart({ input, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 1, parts: 2 }, undefined, undefined, { autoMerge: true });
     await expect(late).rejects.toThrow(`${out}: part 1/2: its run (${plan.run}) is already merged into this output (its ${SUMMARY_NAME} names the run); this copy's work was not needed. To quantize it again, delete or move ${out} first`);
@@ -276,11 +276,33 @@ describe('--shard parts and merge', () => {
     expect(await mergeCheckpointParts(out, { run: plan.run, plannedAt: Date.now() + 2 * 3600_000 })).toEqual(JSON.parse(published));
     // Another run (other options) into the same output is not taken for this one: its part runs.
     const other = await planRun(input, out, { format: 'mxfp4' }, 2);
-    await expect(mergeCheckpointParts(out, { run: other.run })).rejects.toThrow('already merged');
+    await expect(mergeCheckpointParts(out, { run: other.run })).rejects.toThrow(
+      `${out}: no part records in ${runFolder(out, other.run)}: nothing to merge; run ${other.run} is not the output's run (${out} holds run ${plan.run})`);
     const [record] = await runParts(out, { format: 'mxfp4' }, 2, [0]);
     expect(record.record.run).toBe(other.run);
     expect(readdirSync(partsFolder(out))).toEqual([`run-${other.run}`]);
     expect(readFileSync(join(out, SUMMARY_NAME), 'utf8')).toBe(published); // the published output is untouched until that run merges
+  });
+
+  it('a checkpoint of the same architecture with other weights (a new fine-tune saved over the old, or at another path) has the same run key but is not taken for the merged run: its parts run and its merge publishes it', async () => {
+    const out = join(root, 'new-weights');
+    const newer = join(root, 'new-weights-input');
+    await writeShardedCheckpoint(newer, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 9 });
+    await quantizeCheckpoint(newer, out, { format: 'nvfp4' });
+    const single = `${out}.single`;
+    renameSync(out, single); // the new weights' single run, for the bytes
+    await runParts(out, { format: 'nvfp4' }, 2, [0, 1], true);
+    const [oldPlan, newPlan] = [await planRun(input, out, { format: 'nvfp4' }, 2), await planRun(newer, out, { format: 'nvfp4' }, 2)];
+    expect(newPlan.run).toBe(oldPlan.run); // the key hashes headers, config and options, not the data
+    const results = await runCheckpointPart({ input: newer, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 0, parts: 2 }, undefined, undefined, { autoMerge: true })
+      .then(async (first) => [first, await runCheckpointPart({ input: newer, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 1, parts: 2 }, undefined, undefined, { autoMerge: true })]);
+    expect(results[1].merged?.input).toBe(newer);
+    expect(compareOutputFolders(out, single).differences).toEqual([]); // the new weights, published
+    // A queued job of the old run arriving now (the producer's samples are the old data's): not taken for merged.
+    const oldSamples = (await planRun(input, out, { format: 'nvfp4' }, 2, { samples: true })).samples!;
+    const stale = runCheckpointPart({ input: newer, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 0, parts: 2, run: oldPlan.run, fingerprint: oldPlan.fingerprint,
+      samples: Object.fromEntries(oldPlan.parts[0].map((n) => [n, oldSamples[n]])) });
+    await expect(stale).rejects.toThrow(/a stale job, not run|not the output the producer prepared/);
   });
 
   it('two merges of one run at once (merge --unlock twice, a queue merge handed over): both end with the published summary; an aborted merge stops', async () => {
@@ -493,8 +515,8 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
 
   it('parts in separate processes; the last one merges; merge says what is missing or already done', async () => {
     const out = join(root, 'cli');
-    const single = await singleRun(out, { format: 'mxfp4', layout: 'gpt-oss' });
-    const flags = ['--format', 'mxfp4', '--layout', 'gpt-oss'];
+    const single = await singleRun(out, { format: 'mxfp4', layout: 'fp4kit' });
+    const flags = ['--format', 'mxfp4', '--layout', 'fp4kit'];
     const first = cli(['quantize', input, '-o', out, ...flags, '--shard', '1/2']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(new RegExp(`^${out}: part 1/2 wrote model-\\d{5}-of-\\d{5}\\.safetensors`));
@@ -505,7 +527,7 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(early.stderr).toBe(`fp4kit: ${out}: part 0 of 2 is not finished (no ${join(partsFolder(out), runDir)}/part-0-of-2.json); run it, then merge again\n`);
     const last = cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2', '--json']);
     expect(last.code, last.stderr).toBe(0);
-    expect(JSON.parse(last.stdout)).toMatchObject({ tool: 'fp4kit', format: 'mxfp4', layout: 'gpt-oss', output: out });
+    expect(JSON.parse(last.stdout)).toMatchObject({ tool: 'fp4kit', format: 'mxfp4', layout: 'fp4kit', output: out });
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     const again = cli(['merge', out]);
     expect(again.code).toBe(1);

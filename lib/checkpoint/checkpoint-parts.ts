@@ -387,14 +387,14 @@ export async function runCheckpointPart(
   if (autoMerge !== undefined && typeof autoMerge !== 'boolean') throw new TypeError(`${fn}: opts.autoMerge must be a boolean, got ${describe(autoMerge)}`);
   opts = { autoMerge };
   const startedAt = Date.now();
-  const planned: { run?: string } = {};
+  const planned: { run?: string; samples?: DataSamples } = {};
   try {
     return await runPart(req, startedAt, planned, onProgress, signal, opts);
   } catch (err) {
     // A second copy of a part (a retry, a slow machine thought dead) may lose its files to the merge
     // that the first copy's record completed: the run is done, and this copy's work is not needed.
     // An aborted copy (its lock lost, a shutdown) is abandoned whatever happened meanwhile: its caller says so.
-    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await runMerged(req.output, planned.run))) {
+    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await runMerged(req.output, planned.run, planned.samples))) {
       throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
     }
     throw err;
@@ -418,18 +418,27 @@ async function publishedSummary(outDir: string): Promise<CheckpointSummary | nul
   return text === null ? null : (JSON.parse(text) as CheckpointSummary);
 }
 
-/** Whether the summary published in outDir was written by the merge of `run` (a merge writes its run
- *  key into the summary; a single run's summary, or another run's merged into the same output, names
- *  none or another). A summary that cannot be read names nothing. */
-async function summaryNamesRun(outDir: string, run: string): Promise<boolean> {
+/**
+ * Whether the summary published in outDir was written by the merge of `run` over the data sampled
+ * in `samples` (a part's own shards; every one must be in the summary, with the same digest). A
+ * merge writes its run key and every shard's data samples into the summary. The key hashes the
+ * input's headers, config and the options, not its data: a checkpoint replaced by another of the
+ * same architecture (a new fine-tune saved over the old) has the same key and other samples. A
+ * single run's summary, or another run's merged into the same output, names none or another; a
+ * summary that cannot be read names nothing.
+ */
+async function summaryNamesRun(outDir: string, run: string, samples: DataSamples | undefined): Promise<boolean> {
   const summary = await publishedSummary(outDir).catch(() => null);
-  return summary !== null && typeof summary === 'object' && summary.run === run;
+  const named = summary !== null && typeof summary === 'object' ? summary.run : undefined;
+  if (named === null || typeof named !== 'object' || named.key !== run || named.samples === null || typeof named.samples !== 'object') return false;
+  return samples === undefined || Object.entries(samples).every(([shard, digest]) => Object.hasOwn(named.samples, shard) && named.samples[shard] === digest);
 }
 
-/** Whether `run` was merged into outDir: its folder is gone and the published summary names it. */
-async function runMerged(outDir: string, run: string): Promise<boolean> {
+/** Whether `run` was merged into outDir over the data sampled in `samples`: its folder is gone and
+ *  the published summary names it (summaryNamesRun). */
+async function runMerged(outDir: string, run: string, samples: DataSamples | undefined): Promise<boolean> {
   if (await lstat(runFolder(outDir, run)).then(() => true, () => false)) return false;
-  return summaryNamesRun(outDir, run);
+  return summaryNamesRun(outDir, run, samples);
 }
 
 /** A part whose run is merged already: a late copy (a retry of a part that had in fact finished, a
@@ -451,8 +460,9 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
   // A symbolic link for the run folder is refused; an absent one has no plan.
   const text = (await isRealFolder(runFolder(req.output, req.run!))) ? await readRegularTextFile(planPath) : null;
   if (text === null) {
-    // The run's merge removed its folder: a job handed over late, or retried after its part finished.
-    if (await runMerged(req.output, req.run!)) throw alreadyMerged(req, req.run!);
+    // The run's merge removed its folder: a job handed over late, or retried after its part finished
+    // (the job's samples, the producer's, must be the merged data's).
+    if (req.samples !== undefined && (await runMerged(req.output, req.run!, req.samples))) throw alreadyMerged(req, req.run!);
     // This machine sees the output's parts folder but not the run's folder in it: a stale job (its
     // run folder was deleted after its producer stopped, or a job written by hand), not a machine
     // without the shared filesystem. The job fails; the worker goes on taking jobs.
@@ -476,7 +486,7 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
 }
 
 async function runPart(
-  req: PartRequest, startedAt: number, planned: { run?: string },
+  req: PartRequest, startedAt: number, planned: { run?: string; samples?: DataSamples },
   onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
   if (req.run !== undefined) await checkAgainstPlan(req); // a queued part: the producer left its plan in the run's folder
@@ -502,7 +512,7 @@ async function runPart(
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // A copy that comes after its run's merge (a retried --shard part that had in fact finished, a
     // job handed over late) makes no run folder again: the merged summary names its run.
-    if (await runMerged(req.output, plan.run)) throw alreadyMerged(req, plan.run);
+    if (await runMerged(req.output, plan.run, samples)) throw alreadyMerged(req, plan.run);
     // A queued part's folder is the producer's: it is never made here (gone, the run was deleted meanwhile).
     if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
       throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
@@ -510,14 +520,16 @@ async function runPart(
     // The files just checked are the files quantized: the open checkpoint is handed over.
     dir = await prepareRunFolder(req.output, plan.run);
     // A merge that published between the check above and the folder: the folder just made is empty
-    // (its parts' files went with the merge), and is removed again.
-    if (await summaryNamesRun(req.output, plan.run)) {
+    // (its parts' files went with the merge), and is removed again. (A queued run's folder holds the
+    // producer's plan: its merge job removes it.) Also the same data re-run after its merge.
+    if (await summaryNamesRun(req.output, plan.run, samples)) {
       await rmdir(dir).catch(() => {});
       await rmdir(partsFolder(req.output)).catch(() => {});
       throw alreadyMerged(req, plan.run);
     }
     // From here a failure may be this copy losing its files to a merge another copy's record started.
     planned.run = plan.run;
+    planned.samples = samples;
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
@@ -629,15 +641,24 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   if (records.length === 0) {
     const summaryPath = join(outDir, SUMMARY_NAME);
     const written = await stat(summaryPath).then((st) => st.mtimeMs, () => null);
-    // Merged already (a queued merge retried after its first attempt published): the run named is the
-    // one the summary names; without a run, a summary published since the run was planned.
-    const mergedAlready = written !== null && (mo.run !== undefined ? await summaryNamesRun(outDir, mo.run) : mo.plannedAt !== undefined && written >= mo.plannedAt - CLOCK_SKEW_MS);
+    // Merged already (a queued merge retried after its first attempt published, or every part of a
+    // queued re-run found its data merged): the run named is the one the summary names (its parts
+    // compared their data with it); without a run, a summary published since the run was planned.
+    const mergedAlready = written !== null && (mo.run !== undefined ? await summaryNamesRun(outDir, mo.run, undefined) : mo.plannedAt !== undefined && written >= mo.plannedAt - CLOCK_SKEW_MS);
     if (mergedAlready) {
       const summary = await publishedSummary(outDir);
-      if (summary !== null) return summary;
+      if (summary !== null) {
+        if (mo.run !== undefined) await removeRunFolder(outDir, mo.run); // a queued re-run's plan.json
+        return summary;
+      }
     }
-    const done = written !== null;
-    throw new SafetensorsError(outDir, done ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+    if (written !== null && mo.run !== undefined) {
+      // A run that is not the published one (another run merged into this output since): say whose it is.
+      const published = await publishedSummary(outDir).catch(() => null);
+      const holds = typeof published?.run?.key === 'string' ? `run ${published.run.key}` : 'another output (a single run\'s, or an older fp4kit\'s)';
+      throw new SafetensorsError(outDir, `no part records in ${partsDir}: nothing to merge; run ${mo.run} is not the output's run (${outDir} holds ${holds})`);
+    }
+    throw new SafetensorsError(outDir, written !== null ? `no part records in ${partsDir}: already merged` : `no part records in ${partsDir}: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   }
   const run = chosen!;
   const strangers = records.filter((r) => r.run !== run);
@@ -714,7 +735,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       const inFolder = await isFolderInput(ckpt, first.input);
       const { outputs, summary, extras } = await checkpointSideFiles({
         ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
-        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000, run,
+        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000, run: { key: run, samples: here },
       });
       // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
       const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);
@@ -750,7 +771,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     await rmdir(lock).catch(() => {});
     // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published
     // it meanwhile and took the records and shards this one was reading: the run is done.
-    if (await runMerged(outDir, run)) {
+    if (await runMerged(outDir, run, Object.assign({}, ...records.map((r) => r.samples)) as DataSamples)) {
       const summary = await publishedSummary(outDir).catch(() => null);
       if (summary !== null) return summary;
     }

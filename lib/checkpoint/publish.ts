@@ -8,6 +8,7 @@ import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files
 import { AtomicFile } from './safetensors/atomic-file.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
 import { configText, readModelConfig, type ModelConfig } from './model-config.js';
+import { isEmbedding } from './layouts/module-roles.js';
 import { SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from './summary.js';
 import { SIDE_FILES, checkShardNames } from './plan.js';
 
@@ -26,8 +27,8 @@ export interface SideFilesInput {
   inFolder: boolean;
   backend: string;
   seconds: number;
-  /** The distributed run's key, when a merge writes the summary (a late copy of a part reads it there). */
-  run?: string;
+  /** The distributed run's key and data samples, when a merge writes the summary (a late copy of a part reads them there). */
+  run?: { key: string; samples: Record<string, string> };
 }
 
 /**
@@ -42,7 +43,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   const { ckpt, layout, tensors } = a;
   const quantized = tensors.filter((t) => t.action === 'quantized');
   const unquantizedModules = tensors
-    .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !/embed/i.test(t.name))
+    .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !isEmbedding(t.name))
     .map((t) => moduleOf(t.name));
   // An MoE layer stored as fused 3-D expert tensors (…mlp.experts.gate_up_proj [E, 2I, H]) and
   // copied whole is an unquantized module too (vLLM's FusedMoE reads the ignore list by its prefix);

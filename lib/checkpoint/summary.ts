@@ -51,8 +51,9 @@ export interface CheckpointSummary {
   version: 1;
   input: string;
   output: string;
-  /** The key of the distributed run whose merge wrote this output (docs/distributed.md); absent for a single run. */
-  run?: string;
+  /** The distributed run whose merge wrote this output (docs/distributed.md): its key and every input
+   *  shard's data samples (digests); absent for a single run. A late copy of a part compares both. */
+  run?: { key: string; samples: Record<string, string> };
   format: QuantFormat;
   layout: LayoutName;
   backend: string;

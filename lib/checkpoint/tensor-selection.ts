@@ -7,7 +7,7 @@
 
 import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
 import { describe } from '../core/validate.js';
-import { isEmbedding, isOutputHead, isRouter } from './layouts/module-roles.js';
+import { isNormEmbeddingOrHead, isRouter } from './layouts/module-roles.js';
 
 export interface SelectionRules {
   only?: RegExp;
@@ -17,11 +17,9 @@ export interface SelectionRules {
   defaults?: (name: string, shape: number[]) => string | null;
 }
 
-const DEFAULT_EXCLUDED = /(embed|norm|lm_head)/i;
-
 /** Why the default rule keeps a 2-D `.weight` unquantized, or null. */
 function keptByDefault(name: string): string | null {
-  if (DEFAULT_EXCLUDED.test(name) || isEmbedding(name) || isOutputHead(name)) return 'embedding, norm or lm_head (kept by default)';
+  if (isNormEmbeddingOrHead(name)) return 'embedding, norm or lm_head (kept by default)';
   if (isRouter(name)) return 'an MoE router (kept by default: serving engines run routers unquantized)';
   return null;
 }

@@ -11,6 +11,10 @@ const FUSED = [
   { members: /\.(gate_proj|up_proj)\.weight$/, fused: 'gate_up_proj' },
   // Mixtral-style experts (experts.N.w1 / w3 → vLLM's w13; its NVFP4 MoE methods keep w1's scale for both).
   { members: /(?<=\.experts\.\d+)\.(w1|w3)\.weight$/, fused: 'w13' },
+  // InternLM2's dense MLP (feed_forward.w1 / w3 → gate_up_proj).
+  { members: /(?<=\.feed_forward)\.(w1|w3)\.weight$/, fused: 'gate_up_proj' },
+  // BERT-style encoders (attention.self.query / key / value → qkv_proj).
+  { members: /\.(query|key|value)\.weight$/, fused: 'qkv_proj' },
   // DeepSeek-V2/V3 MLA with q_lora_rank (vLLM's fused_qkv_a_proj).
   { members: /\.(q_a_proj|kv_a_proj_with_mqa)\.weight$/, fused: 'fused_qkv_a_proj' },
 ];

@@ -14,9 +14,16 @@ function leafOf(tensorName: string): string {
 }
 
 /** An embedding table by its module's name: embed_tokens, word_embeddings, GPT-2's wte/wpe,
- *  T5/BART's shared table. */
+ *  T5/BART's shared table and T5's relative_attention_bias (an nn.Embedding). */
 export function isEmbedding(tensorName: string): boolean {
-  return /embed|^wte$|^wpe$|^shared$/i.test(leafOf(tensorName));
+  return /embed|^wte$|^wpe$|^shared$|^relative_attention_bias$/i.test(leafOf(tensorName));
+}
+
+/** A module the default selection keeps by its own name (its last part, so a Linear inside a
+ *  block whose path says `norm` or `embed`, DBRX's norm_attn_norm.attn.Wqkv, is still one):
+ *  norms, embeddings, output heads. */
+export function isNormEmbeddingOrHead(tensorName: string): boolean {
+  return /norm|embed|lm_head/i.test(leafOf(tensorName)) || isEmbedding(tensorName) || isOutputHead(tensorName);
 }
 
 /** The projection to the vocabulary (vLLM's ParallelLMHead): lm_head, InternLM2's top-level
@@ -28,9 +35,9 @@ export function isOutputHead(tensorName: string): boolean {
 
 /** An MoE router (gate): Mixtral's block_sparse_moe.gate, Qwen-MoE's and DeepSeek's mlp.gate,
  *  Qwen2-MoE's shared_expert_gate, gpt-oss's and Llama-4's router, Granite's and DBRX's
- *  router.layer. vLLM builds every one unquantized ("gate always runs at half / full precision"). */
+ *  router.layer, HunYuan's gate.wg. vLLM builds every one unquantized ("gate always runs at half / full precision"). */
 export function isRouter(tensorName: string): boolean {
-  return /(^|\.)(gate|router|shared_expert_gate)(\.layer)?$/.test(moduleOf(tensorName));
+  return /(^|\.)(gate|router|shared_expert_gate)(\.(layer|wg))?$/.test(moduleOf(tensorName));
 }
 
 /** Models whose transformers classes hold their projections as Conv1D (weight [in, out]). */
