@@ -274,6 +274,17 @@ describe('--shard parts and merge', () => {
     expect(existsSync(partsFolder(out))).toBe(false);
     // A queued merge of the run, retried after it published: the summary names its run, whenever it was planned.
     expect(await mergeCheckpointParts(out, { run: plan.run, plannedAt: Date.now() + 2 * 3600_000 })).toEqual(JSON.parse(published));
+    // The same run queued again over the same data: the producer's plan.json is in the run folder, each
+    // part ends as not needed, and the merge job returns the published summary and removes the folder.
+    await writeRunPlan(plan);
+    const again = runCheckpointPart({
+      input, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 1, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
+      samples: Object.fromEntries(plan.parts[1].map((n) => [n, plan.samples![n]])),
+    });
+    await expect(again).rejects.toHaveProperty('name', 'PartAlreadyMergedError');
+    expect(readdirSync(runFolder(out, plan.run))).toEqual(['plan.json']);
+    expect(await mergeCheckpointParts(out, { run: plan.run, plannedAt: Date.now() })).toEqual(JSON.parse(published));
+    expect(existsSync(partsFolder(out))).toBe(false);
     // Another run (other options) into the same output is not taken for this one: its part runs.
     const other = await planRun(input, out, { format: 'mxfp4' }, 2);
     await expect(mergeCheckpointParts(out, { run: other.run })).rejects.toThrow(
