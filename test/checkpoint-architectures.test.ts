@@ -79,6 +79,8 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
       weight('model.layers.0.feed_forward.w2.weight', 64, 32, 1),
       weight('transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight', 96, 64),
       weight('model.layers.0.mlp.gate.wg.weight', 4, 64),
+      weight('model.transformer.ff_out.weight', 16, 64), // OLMo-1's LM head
+      weight('model.transformer.blocks.0.ff_out.weight', 64, 64), // OLMo-1's MLP down projection: a Linear
       weight('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight', 32, 16),
     ], { model_type: 'custom' });
     const q = await quantized(input, { format: 'nvfp4', layout });
@@ -90,6 +92,8 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     expect(await scale('model.layers.0.feed_forward.w1')).not.toBe(await scale('model.layers.0.feed_forward.w2'));
     expect(q.action('transformer.blocks.0.norm_attn_norm.attn.Wqkv.weight')).toBe('quantized');
     expect(q.action('model.layers.0.mlp.gate.wg.weight')).toBe('copied');
+    expect(q.action('model.transformer.ff_out.weight')).toBe('copied');
+    expect(q.action('model.transformer.blocks.0.ff_out.weight')).toBe('quantized');
     expect(q.action('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight')).toBe('copied');
     await q.file.close();
   });
@@ -204,14 +208,23 @@ describe('config.json as transformers writes it', () => {
 });
 
 describe('inputs no layout can take', () => {
-  it('an input that is already quantized (config.json has a quantization_config: an FP8 release) is refused before anything is written', async () => {
-    const input = await model('fp8-release', [weight('model.layers.0.mlp.up_proj.weight', 32, 64)],
+  it('an input that is already quantized (a quantization_config and FP8 weights with their scales: an FP8 release) is refused before anything is written; a stale quantization_config over float weights is replaced', async () => {
+    const fp8 = { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F8_E4M3', shape: [64, 32], data: new Uint8Array(64 * 32).fill(0x38) };
+    const scale = { name: 'model.layers.0.mlp.down_proj.weight_scale_inv', dtype: 'F32', shape: [1, 1], data: bytesOf(new Float32Array([0.5])) };
+    const input = await model('fp8-release', [weight('model.layers.0.mlp.up_proj.weight', 32, 64), fp8, scale] as never,
       { model_type: 'deepseek_v3', quantization_config: { quant_method: 'fp8', fmt: 'e4m3', weight_block_size: [128, 128] } });
     for (const layout of ['fp4kit', 'compressed-tensors', 'modelopt'] as const) {
       const out = join(root, `fp8-release-${layout}`);
       await expect(quantizeCheckpoint(input, out, { format: 'nvfp4', layout })).rejects.toThrow(
-        `${join(input, 'config.json')}: the input is already quantized: its config.json has a quantization_config (quant_method "fp8"); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+        `${join(input, 'config.json')}: the input is already quantized: its config.json has a quantization_config (quant_method "fp8") and it holds "model.layers.0.mlp.down_proj.weight" (F8_E4M3); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
       expect(existsSync(out)).toBe(false);
     }
+    // A merged QLoRA model saved in bf16 that kept its bitsandbytes quantization_config: float weights only.
+    const merged = await model('qlora-merged', [weight('model.layers.0.mlp.up_proj.weight', 32, 64)],
+      { model_type: 'llama', quantization_config: { quant_method: 'bitsandbytes', load_in_4bit: true } });
+    const q = await quantized(merged, { format: 'nvfp4', layout: 'compressed-tensors' });
+    expect(q.action('model.layers.0.mlp.up_proj.weight')).toBe('quantized');
+    expect(q.config.quantization_config.quant_method).toBe('compressed-tensors');
+    await q.file.close();
   });
 });

@@ -15,7 +15,7 @@ import { getBackend } from '../kernels/registry.js';
 import { BLOCK_FORMATS } from '../core/formats.js';
 import { describe, isAbortSignal } from '../core/validate.js';
 import { layoutByName } from './layouts/index.js';
-import { closeCheckpoint, openCheckpoint } from './safetensors/checkpoint-files.js';
+import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import type { AtomicFile } from './safetensors/atomic-file.js';
 import { OutputFolder, syncFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
@@ -36,14 +36,24 @@ export {
 export { tensorSeed } from './quantize-tensor.js';
 export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFilesInput } from './publish.js';
 
-/** An input that is already quantized (its config.json has a quantization_config: an FP8 release,
- *  an earlier fp4kit output) is refused: its packed weights would be copied and declared
- *  unquantized, and its own quantization_config replaced. */
-function checkNotQuantized(dir: string, config: ModelConfig): void {
+/** Tensors only a quantized checkpoint holds: scales and packed codes (compressed-tensors, ModelOpt,
+ *  FP8 releases, GPTQ/AWQ, bitsandbytes, gpt-oss MXFP4). */
+const QUANTIZATION_TENSOR = /\.(weight_scale|weight_scale_inv|weight_scale_2|weight_packed|weight_global_scale|input_scale|qweight|qzeros|g_idx|absmax|quant_map|SCB|weight_format)$|\.quant_state\.|_blocks$|_scales$/;
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/** An input that is already quantized (its config.json has a quantization_config, and a weight is
+ *  not a float or a tensor is a quantization scale or code: an FP8 release, an earlier fp4kit
+ *  output) is refused: its packed weights would be copied and declared unquantized, and its own
+ *  quantization_config replaced. A quantization_config over float weights only (left behind in a
+ *  merged QLoRA model saved in bf16) is replaced like any config's. */
+function checkNotQuantized(ckpt: CheckpointFiles, config: ModelConfig): void {
   const q = config?.quantization_config;
   if (q === undefined || q === null) return;
+  const evidence = ckpt.shards.flatMap((sh) => sh.tensors).find((t) => QUANTIZATION_TENSOR.test(t.name) || (t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)));
+  if (evidence === undefined) return;
+  const dir = ckpt.dir;
   const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';
-  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method}; fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method} and it holds ${JSON.stringify(evidence.name)} (${evidence.dtype}); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
 }
 
 export async function quantizeCheckpoint(
@@ -81,7 +91,7 @@ export async function quantizeCheckpoint(
     const copiedFiles = await filesToCopy(ckpt, input);
     checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles], inputIsFolder);
     const config = await readModelConfig(ckpt.dir); // a FIFO or folder named config.json is refused, never waited on
-    checkNotQuantized(ckpt.dir, config);
+    checkNotQuantized(ckpt, config);
     const inputFiles = filesRead(ckpt, config, copiedFiles, fisher?.path);
     checkNotAliasingInput(outDir, inputIsFolder ? ckpt.dir : null, inputFiles);
     if (!part) out = await OutputFolder.create(outDir, { overwrite: opts.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });

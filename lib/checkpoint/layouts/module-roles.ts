@@ -27,10 +27,11 @@ export function isNormEmbeddingOrHead(tensorName: string): boolean {
 }
 
 /** The projection to the vocabulary (vLLM's ParallelLMHead): lm_head, InternLM2's top-level
- *  `output`, ChatGLM's `output_layer` (GPT-NeoX's embed_out is caught as an embedding name). */
+ *  `output`, ChatGLM's `output_layer`, OLMo-1's transformer.ff_out (not its blocks' ff_out, an MLP
+ *  projection); GPT-NeoX's embed_out is caught as an embedding name. */
 export function isOutputHead(tensorName: string): boolean {
   const m = moduleOf(tensorName);
-  return /(^|\.)(lm_head|output_layer)$/.test(m) || /^((model|transformer|language_model)\.)?output$/.test(m);
+  return /(^|\.)(lm_head|output_layer)$/.test(m) || /^((model|transformer|language_model)\.)?output$/.test(m) || /^(model\.)?transformer\.ff_out$/.test(m);
 }
 
 /** An MoE router (gate): Mixtral's block_sparse_moe.gate, Qwen-MoE's and DeepSeek's mlp.gate,
