@@ -178,6 +178,11 @@ describe('GPT-2 (Conv1D weights, stored [in, out])', () => {
       await q.file.close();
       rmSync(q.out, { recursive: true });
     }
+    // A VisionEncoderDecoder whose decoder is a GPT-2: the decoder's config says so.
+    const captioner = await model('vit-gpt2', gpt2().map((t) => ({ ...t, name: `decoder.${t.name}` })), { model_type: 'vision-encoder-decoder', encoder: { model_type: 'vit' }, decoder: { model_type: 'gpt2' } });
+    const c = await quantized(captioner, { format: 'nvfp4', layout: 'fp4kit' });
+    expect(c.action('decoder.transformer.h.0.attn.c_attn.weight')).toBe('copied');
+    await c.file.close();
     // gpt_bigcode names its projections the same but holds them as nn.Linear: quantized.
     const bigcode = await model('gpt-bigcode', gpt2(), { model_type: 'gpt_bigcode' });
     const q = await quantized(bigcode, { format: 'nvfp4', layout: 'compressed-tensors' });

@@ -47,8 +47,10 @@ const CONV1D_MODEL_TYPES = new Set(['gpt2', 'openai-gpt', 'imagegpt', 'decision_
 /** A GPT-2-style Conv1D weight, stored [in, out]: blocks along its last axis would run along the
  *  output axis, and the serving layouts' loaders read Linear weights [out, in]. */
 export function isConv1dWeight(tensorName: string, config: ModelConfig): boolean {
-  const type = config?.model_type;
-  return typeof type === 'string' && CONV1D_MODEL_TYPES.has(type) && /^(c_attn|c_proj|c_fc|q_attn)$/.test(leafOf(tensorName));
+  // The model's type, or a composite's parts' (a VisionEncoderDecoder with a GPT-2 decoder).
+  const parts = [config, config?.decoder, config?.encoder, config?.text_config] as unknown[];
+  const conv1d = parts.some((c) => c !== null && typeof c === 'object' && CONV1D_MODEL_TYPES.has(String((c as Record<string, unknown>).model_type)));
+  return conv1d && /^(c_attn|c_proj|c_fc|q_attn)$/.test(leafOf(tensorName));
 }
 
 /** Why a serving layout (compressed-tensors, modelopt) cannot hold this tensor packed, or null
