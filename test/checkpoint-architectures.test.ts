@@ -139,6 +139,19 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     await q.file.close();
   });
 
+  it("Llama-4's vision tower is kept (vLLM builds it unquantized); its language model is quantized", async () => {
+    const input = await model(`llama4-${layout}`, [
+      weight('vision_model.model.layers.0.self_attn.q_proj.weight', 64, 64),
+      weight('vision_model.patch_embedding.linear.weight', 64, 48),
+      weight('language_model.model.layers.0.self_attn.o_proj.weight', 64, 64),
+    ], { model_type: 'llama4' });
+    const q = await quantized(input, { format: 'nvfp4', layout });
+    expect(q.action('vision_model.model.layers.0.self_attn.q_proj.weight')).toBe('copied');
+    expect(q.action('language_model.model.layers.0.self_attn.o_proj.weight')).toBe('quantized');
+    expect(q.config.quantization_config.ignore).toContain('vision_model.model.layers.0.self_attn.q_proj');
+    await q.file.close();
+  });
+
   it("refuses an MoE layer whose experts would be partly quantized (vLLM's fused MoE cannot load a bf16 down_proj beside NVFP4 gate/up)", async () => {
     const input = await model(`half-moe-${layout}`, [
       weight('model.layers.0.mlp.experts.0.gate_proj.weight', 40, 64),

@@ -59,5 +59,7 @@ export function notAServedLinear(tensorName: string, config: ModelConfig): strin
   if (isOutputHead(tensorName)) return 'the output head: vLLM builds it as a ParallelLMHead, which this layout does not quantize';
   if (isRouter(tensorName)) return 'an MoE router: vLLM builds routers unquantized';
   if (isConv1dWeight(tensorName, config)) return 'a Conv1D weight stored [in, out] (GPT-2): the layout\'s loaders read Linear weights [out, in]';
+  // vLLM's mllama4.py builds Llama4VisionModel with quant_config=None (LLaVA's and Qwen2-VL's towers do take it).
+  if (config?.model_type === 'llama4' && /^(model\.)?vision_model\./.test(tensorName)) return 'the Llama-4 vision tower: vLLM builds it unquantized';
   return null;
 }
