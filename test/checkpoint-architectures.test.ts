@@ -165,10 +165,10 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     await expect(quantizeCheckpoint(input, out, { format: 'nvfp4', layout })).rejects.toThrow(
       `model.layers.0.mlp.experts: "model.layers.0.mlp.experts.0.gate_proj.weight", "model.layers.0.mlp.experts.0.up_proj.weight", "model.layers.0.mlp.experts.1.gate_proj.weight", … (4 in all) would be quantized but "model.layers.0.mlp.experts.0.down_proj.weight" copied (last dimension 40 is not a multiple of 16); loaders of the ${layout} layout load all of a layer's experts into one fused MoE with one quantization, and cannot load a mix`);
     expect(existsSync(out)).toBe(false);
-    // Keeping the whole MoE in bf16 is the way out the message names.
-    const q = await quantized(input, { format: 'nvfp4', layout, skip: /\.experts\./ });
-    expect(q.summary.quantized).toBe(0);
-    await q.file.close();
+    // Keeping the whole MoE in bf16 is the way out the message names; with nothing else to quantize, the run says so.
+    await expect(quantizeCheckpoint(input, out, { format: 'nvfp4', layout, skip: /\.experts\./ })).rejects.toThrow(
+      `no tensor to quantize in the ${layout} layout (e.g. "model.layers.0.mlp.experts.0.gate_proj.weight": matches --skip); its config would declare nvfp4 over an unquantized model`);
+    expect(existsSync(out)).toBe(false);
   });
 });
 
@@ -184,12 +184,14 @@ describe('GPT-2 (Conv1D weights, stored [in, out])', () => {
 
   it('no layout blocks a Conv1D weight along its output axis by default; the serving layouts refuse it under --only too; wte/wpe are embeddings', async () => {
     const input = await model('gpt2', gpt2(), { model_type: 'gpt2' });
-    for (const options of [{ format: 'nvfp4', layout: 'fp4kit' }, { format: 'nvfp4', layout: 'compressed-tensors' }, { format: 'nvfp4', layout: 'modelopt' }, { format: 'nvfp4', layout: 'compressed-tensors', only: /c_/ }] as CheckpointOptions[]) {
-      const q = await quantized(input, options);
-      for (const t of q.summary.tensors) expect(t.action, `${t.name} (${JSON.stringify(options)})`).toBe('copied');
-      expect(q.summary.tensors.find((t) => t.name === 'transformer.h.0.attn.c_proj.weight')!.reason).toMatch(/Conv1D weight stored \[in, out\]/);
-      await q.file.close();
-      rmSync(q.out, { recursive: true });
+    const q0 = await quantized(input, { format: 'nvfp4', layout: 'fp4kit' });
+    for (const t of q0.summary.tensors) expect(t.action, t.name).toBe('copied');
+    expect(q0.summary.tensors.find((t) => t.name === 'transformer.h.0.attn.c_proj.weight')!.reason).toMatch(/Conv1D weight stored \[in, out\]/);
+    await q0.file.close();
+    // The serving layouts would declare NVFP4 over a model with nothing quantized: refused, with the reason.
+    for (const options of [{ format: 'nvfp4', layout: 'compressed-tensors' }, { format: 'nvfp4', layout: 'modelopt' }, { format: 'nvfp4', layout: 'compressed-tensors', only: /c_/ }] as CheckpointOptions[]) {
+      await expect(quantizeCheckpoint(input, join(root, 'gpt2-out'), options), JSON.stringify(options)).rejects.toThrow(/no tensor to quantize in the (compressed-tensors|modelopt) layout \(e\.g\. "transformer\.wte\.weight": .*\); its config would declare nvfp4 over an unquantized model/);
+      expect(existsSync(join(root, 'gpt2-out'))).toBe(false);
     }
     // A VisionEncoderDecoder whose decoder is a GPT-2: the decoder's config says so.
     const captioner = await model('vit-gpt2', gpt2().map((t) => ({ ...t, name: `decoder.${t.name}` })), { model_type: 'vision-encoder-decoder', encoder: { model_type: 'vit' }, decoder: { model_type: 'gpt2' } });

@@ -99,9 +99,13 @@ export async function quantizeCheckpoint(
     const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
     checkOutputNames(ckpt, plans);
     checkFusedGroups(ckpt, plans, layout);
-    if (layout.name === 'gpt-oss' && !plans.some((p) => p.some((t) => t.quantize))) {
-      // Its config would say quant_method mxfp4 over a model with no MXFP4 tensor: transformers would route it through its MXFP4 loader.
-      throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
+    if (layout.name !== 'fp4kit' && !plans.some((p) => p.some((t) => t.quantize))) {
+      // A serving layout's config would declare a quantization over a model with no quantized tensor
+      // (transformers would route a gpt-oss one through its MXFP4 loader).
+      if (layout.name === 'gpt-oss') throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
+      const kept = plans.flat().find((t) => t.info.shape.length === 2 && t.info.name.endsWith('.weight')) ?? plans.flat()[0];
+      const example = kept === undefined ? 'the input holds no tensor' : `e.g. ${JSON.stringify(kept.info.name)}: ${kept.reason}`;
+      throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the ${layout.name} layout (${example}); its config would declare ${opts.format} over an unquantized model`);
     }
     const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
