@@ -309,6 +309,15 @@ describe('--shard parts and merge', () => {
       .then(async (first) => [first, await runCheckpointPart({ input: newer, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 1, parts: 2 }, undefined, undefined, { autoMerge: true })]);
     expect(results[1].merged?.input).toBe(newer);
     expect(compareOutputFolders(out, single).differences).toEqual([]); // the new weights, published
+    // A part with no shard of its own (more parts than shards) compares every shard's data: a late copy
+    // over the merged data is not needed; over other data with the same key it runs.
+    const count = shardNames.length + 1;
+    const emptyOut = join(root, 'new-weights-empty');
+    await runParts(emptyOut, { format: 'nvfp4' }, count, Array.from({ length: count }, (_v, i) => i), true);
+    expect(existsSync(join(emptyOut, SUMMARY_NAME))).toBe(true);
+    const emptyPart = (from: string) => runCheckpointPart({ input: from, output: emptyOut, options: serializeOptions({ format: 'nvfp4' }), part: count - 1, parts: count });
+    await expect(emptyPart(input)).rejects.toHaveProperty('name', 'PartAlreadyMergedError');
+    expect((await emptyPart(newer)).record.files).toEqual([]);
     // A queued job of the old run arriving now (the producer's samples are the old data's): not taken for merged.
     const oldSamples = (await planRun(input, out, { format: 'nvfp4' }, 2, { samples: true })).samples!;
     const stale = runCheckpointPart({ input: newer, output: out, options: serializeOptions({ format: 'nvfp4' }), part: 0, parts: 2, run: oldPlan.run, fingerprint: oldPlan.fingerprint,

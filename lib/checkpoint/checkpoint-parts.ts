@@ -431,7 +431,10 @@ async function summaryNamesRun(outDir: string, run: string, samples: DataSamples
   const summary = await publishedSummary(outDir).catch(() => null);
   const named = summary !== null && typeof summary === 'object' ? summary.run : undefined;
   if (named === null || typeof named !== 'object' || named.key !== run || named.samples === null || typeof named.samples !== 'object') return false;
-  return samples === undefined || Object.entries(samples).every(([shard, digest]) => Object.hasOwn(named.samples, shard) && named.samples[shard] === digest);
+  if (samples === undefined) return true;
+  const entries = Object.entries(samples);
+  // No data sampled (a part with no shard) proves nothing about the data merged.
+  return entries.length > 0 && entries.every(([shard, digest]) => Object.hasOwn(named.samples, shard) && named.samples[shard] === digest);
 }
 
 /** Whether `run` was merged into outDir over the data sampled in `samples`: its folder is gone and
@@ -512,7 +515,9 @@ async function runPart(
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // A copy that comes after its run's merge (a retried --shard part that had in fact finished, a
     // job handed over late) makes no run folder again: the merged summary names its run.
-    if (await runMerged(req.output, plan.run, samples)) throw alreadyMerged(req, plan.run);
+    // (A part with no shard compares every shard's samples: it has none of its own.)
+    const merged = mine.size > 0 ? samples : await dataSamples(ckpt);
+    if (await runMerged(req.output, plan.run, merged)) throw alreadyMerged(req, plan.run);
     // A queued part's folder is the producer's: it is never made here (gone, the run was deleted meanwhile).
     if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
       throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
@@ -522,14 +527,14 @@ async function runPart(
     // A merge that published between the check above and the folder: the folder just made is empty
     // (its parts' files went with the merge), and is removed again. (A queued run's folder holds the
     // producer's plan: its merge job removes it.) Also the same data re-run after its merge.
-    if (await summaryNamesRun(req.output, plan.run, samples)) {
+    if (await summaryNamesRun(req.output, plan.run, merged)) {
       await rmdir(dir).catch(() => {});
       await rmdir(partsFolder(req.output)).catch(() => {});
       throw alreadyMerged(req, plan.run);
     }
     // From here a failure may be this copy losing its files to a merge another copy's record started.
     planned.run = plan.run;
-    planned.samples = samples;
+    planned.samples = merged;
     summary = await quantizeCheckpoint(req.input, req.output, options, onProgress, signal, { shards, dir, beforeTensor, files: ckpt });
   } finally {
     await closeCheckpoint(ckpt);
