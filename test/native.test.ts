@@ -193,7 +193,9 @@ maybe('native addon', () => {
   });
 
   it('fgmpCandidatesAsync equals fgmpCandidates, and the event loop runs while it works', async () => {
-    const rows = 256, cols = 1024, blocks = rows * (cols / 16);
+    // Enough work for tens of milliseconds: at 256 rows the job took 3–6 ms, and a 1 ms timer had
+    // not always ticked before it settled (one CI run of many saw 0 ticks).
+    const rows = 1024, cols = 1024, blocks = rows * (cols / 16);
     const x = gaussian(rows * cols, 21).map((v) => v * 0.01);
     const fisher = gaussian(rows * cols, 22).map(Math.abs);
     const make = () => ({ i: new Float64Array(blocks), c4: new Uint8Array(blocks * 16), s4: new Uint8Array(blocks), c8: new Uint8Array(blocks * 16) });
