@@ -111,6 +111,20 @@ export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][]
 }
 
 /**
+ * Refuse a run of a serving layout that would quantize no tensor at all: its config would declare a
+ * quantization over an unquantized model (transformers would route a gpt-oss one through its MXFP4
+ * loader). The message names a kept weight and its reason. The fp4kit layout writes such a run.
+ */
+export function checkSomethingQuantized(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout, format: string, config: ModelConfig): void {
+  const all = plans.flat();
+  if (layout.name === 'fp4kit' || all.some((t) => t.quantize)) return;
+  if (layout.name === 'gpt-oss') throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
+  const kept = all.find((t) => t.info.shape.length === 2 && t.info.name.endsWith('.weight')) ?? all[0];
+  const example = kept === undefined ? 'the input holds no tensor' : `e.g. ${JSON.stringify(kept.info.name)}: ${kept.reason}`;
+  throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the ${layout.name} layout (${example}); its config would declare ${format} over an unquantized model`);
+}
+
+/**
  * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
  * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
  */

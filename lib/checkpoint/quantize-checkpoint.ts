@@ -24,7 +24,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { readModelConfig, type ModelConfig } from './model-config.js';
-import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, fusedGroupAmax, planShard } from './plan.js';
+import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, checkSomethingQuantized, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
 import { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, stageSideFiles } from './publish.js';
@@ -99,14 +99,7 @@ export async function quantizeCheckpoint(
     const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
     checkOutputNames(ckpt, plans);
     checkFusedGroups(ckpt, plans, layout);
-    if (layout.name !== 'fp4kit' && !plans.some((p) => p.some((t) => t.quantize))) {
-      // A serving layout's config would declare a quantization over a model with no quantized tensor
-      // (transformers would route a gpt-oss one through its MXFP4 loader).
-      if (layout.name === 'gpt-oss') throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
-      const kept = plans.flat().find((t) => t.info.shape.length === 2 && t.info.name.endsWith('.weight')) ?? plans.flat()[0];
-      const example = kept === undefined ? 'the input holds no tensor' : `e.g. ${JSON.stringify(kept.info.name)}: ${kept.reason}`;
-      throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the ${layout.name} layout (${example}); its config would declare ${opts.format} over an unquantized model`);
-    }
+    checkSomethingQuantized(ckpt, plans, layout, opts.format, config);
     const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);

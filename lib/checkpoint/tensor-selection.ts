@@ -1,9 +1,9 @@
 // Which tensors of a checkpoint get quantized. Default: 2-D float weights whose name ends in
 // ".weight" (Linear layers), except embeddings, norms, output heads and MoE routers, which models
 // are most sensitive to and which loaders expect unquantized (layouts/module-roles.ts tells them by
-// name; a layout may bring its own default: gpt-oss quantizes its MoE expert weights only). `only` narrows the choice to names matching a regex
-// (and lifts the default name rules); `skip` removes names matching a regex. Everything else is
-// copied through unchanged.
+// name; a layout may bring its own default: gpt-oss quantizes its MoE expert weights only). `only`
+// narrows the choice to names matching a regex (and lifts the default name rules); `skip` removes
+// names matching a regex. Everything else is copied through unchanged.
 
 import { QUANTIZABLE_DTYPES } from './safetensors/dtypes.js';
 import { describe } from '../core/validate.js';

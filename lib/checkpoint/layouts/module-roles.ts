@@ -23,7 +23,7 @@ export function isEmbedding(tensorName: string): boolean {
  *  block whose path says `norm` or `embed`, DBRX's norm_attn_norm.attn.Wqkv, is still one):
  *  norms, embeddings, output heads. */
 export function isNormEmbeddingOrHead(tensorName: string): boolean {
-  return /norm|embed|lm_head/i.test(leafOf(tensorName)) || isEmbedding(tensorName) || isOutputHead(tensorName);
+  return /norm|lm_head/i.test(leafOf(tensorName)) || isEmbedding(tensorName) || isOutputHead(tensorName);
 }
 
 /** The projection to the vocabulary (vLLM's ParallelLMHead): lm_head, InternLM2's top-level
