@@ -139,6 +139,49 @@ describe.each(['compressed-tensors', 'modelopt'] as const)('the %s layout', (lay
     await q.file.close();
   });
 
+  it("Granite-MoE's input_linear/output_linear and DBRX's experts.mlp.w1/v1/w2, copied whole, are listed by the fused MoE module vLLM builds for them", async () => {
+    const t3 = (name: string, shape: number[]) => ({ name, dtype: 'F32', shape, data: bytesOf(gaussian(shape.reduce((a, b) => a * b), seed++)) });
+    const granite = await model(`granite-moe-${layout}`, [
+      t3('model.layers.0.block_sparse_moe.input_linear.weight', [4, 64, 32]),
+      t3('model.layers.0.block_sparse_moe.output_linear.weight', [4, 32, 32]),
+      weight('model.layers.0.shared_mlp.input_linear.weight', 64, 32), // GraniteMoeShared's dense MLP: a Linear
+      weight('model.layers.0.self_attn.o_proj.weight', 32, 32),
+    ], { model_type: 'granitemoeshared' });
+    const g = await quantized(granite, { format: 'nvfp4', layout });
+    expect(g.action('model.layers.0.block_sparse_moe.input_linear.weight')).toBe('copied');
+    expect(g.action('model.layers.0.shared_mlp.input_linear.weight')).toBe('quantized');
+    expect(g.config.quantization_config.ignore).toContain('model.layers.0.block_sparse_moe.experts');
+    expect(g.config.quantization_config.ignore).not.toContain('model.layers.0.shared_mlp.input_linear');
+    await g.file.close();
+    const dbrx = await model(`dbrx-${layout}`, [
+      t3('transformer.blocks.0.ffn.experts.mlp.w1', [128, 32]), // [E·I, H], no .weight
+      t3('transformer.blocks.0.ffn.experts.mlp.v1', [128, 32]),
+      t3('transformer.blocks.0.ffn.experts.mlp.w2', [128, 32]),
+      weight('transformer.blocks.0.norm_attn_norm.attn.out_proj.weight', 32, 32),
+    ], { model_type: 'dbrx' });
+    const d = await quantized(dbrx, { format: 'nvfp4', layout });
+    expect(d.action('transformer.blocks.0.ffn.experts.mlp.w1')).toBe('copied');
+    expect(d.action('transformer.blocks.0.norm_attn_norm.attn.out_proj.weight')).toBe('quantized');
+    expect(d.config.quantization_config.ignore).toContain('transformer.blocks.0.ffn.experts');
+    await d.file.close();
+  });
+
+  it("Qwen-1's mlp.w2 and mlp.w1 share one tensor scale (vLLM's qwen.py stacks them into gate_up_proj); in another model_type mlp.w1/w2 are separate", async () => {
+    for (const modelType of ['qwen', 'custom']) {
+      const input = await model(`qwen1-${modelType}-${layout}`, [
+        weight('transformer.h.0.mlp.w1.weight', 32, 64, 1),
+        weight('transformer.h.0.mlp.w2.weight', 32, 64, 4),
+        weight('transformer.h.0.mlp.c_proj.weight', 64, 32, 0.25),
+      ], { model_type: modelType });
+      const q = await quantized(input, { format: 'nvfp4', layout });
+      const scale = (m: string) => q.scalar(tensorScaleName(layout, m));
+      if (modelType === 'qwen') expect(await scale('transformer.h.0.mlp.w1')).toBe(await scale('transformer.h.0.mlp.w2'));
+      else expect(await scale('transformer.h.0.mlp.w1')).not.toBe(await scale('transformer.h.0.mlp.w2'));
+      expect(await scale('transformer.h.0.mlp.w1')).not.toBe(await scale('transformer.h.0.mlp.c_proj'));
+      await q.file.close();
+    }
+  });
+
   it("Llama-4's vision tower is kept (vLLM builds it unquantized); its language model is quantized", async () => {
     const input = await model(`llama4-${layout}`, [
       weight('vision_model.model.layers.0.self_attn.q_proj.weight', 64, 64),

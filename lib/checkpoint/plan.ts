@@ -82,10 +82,10 @@ export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]
  * checkpoint ("different quantization schemes" / "some but not all shards"), or finds no packed
  * down_proj for its fused MoE, so it must not be published.
  */
-export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout): void {
+export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout, config: ModelConfig): void {
   if (!layout.sharedFusedScales) return;
   const kinds = [
-    { groupOf: fusedGroupOf, why: 'fuse them into one layer and refuse a mix' },
+    { groupOf: (name: string) => fusedGroupOf(name, config), why: 'fuse them into one layer and refuse a mix' },
     { groupOf: expertLayerOf, why: 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix' },
   ];
   for (const { groupOf, why } of kinds) {
@@ -125,15 +125,18 @@ export function checkSomethingQuantized(ckpt: CheckpointFiles, plans: PlannedTen
 }
 
 /**
- * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize: a pre-pass
- * reading just those tensors in chunks (bounded memory), so each member gets the same tensor scale.
+ * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize, by member
+ * tensor name: a pre-pass reading just those tensors in chunks (bounded memory), so each member
+ * gets the same tensor scale.
  */
-export async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor[][], signal?: AbortSignal, wanted?: ReadonlySet<number>): Promise<Map<string, number>> {
-  const amax = new Map<string, number>();
+export async function fusedGroupAmax(
+  ckpt: CheckpointFiles, plans: PlannedTensor[][], config: ModelConfig, signal?: AbortSignal, wanted?: ReadonlySet<number>,
+): Promise<Map<string, number>> {
+  const amax = new Map<string, number>(); // by group
   const members = new Map<string, number>();
   const needed = new Set<string>(); // groups with a member in a shard this run writes (a part reads the others too)
   for (let si = 0; si < plans.length; si++) for (const p of plans[si]) {
-    const g = p.quantize ? fusedGroupOf(p.info.name) : null;
+    const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
     if (g !== null) members.set(g, (members.get(g) ?? 0) + 1);
     if (g !== null && (!wanted || wanted.has(si))) needed.add(g);
   }
@@ -141,7 +144,7 @@ export async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor
   const kernels = getKernels();
   for (let si = 0; si < plans.length; si++) {
     for (const p of plans[si]) {
-      const g = p.quantize ? fusedGroupOf(p.info.name) : null;
+      const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
       if (g === null || members.get(g)! < 2 || !needed.has(g)) continue;
       const { info } = p;
       const total = info.end - info.begin;
@@ -158,7 +161,12 @@ export async function fusedGroupAmax(ckpt: CheckpointFiles, plans: PlannedTensor
       amax.set(g, m);
     }
   }
-  return amax;
+  const byTensor = new Map<string, number>();
+  for (const p of plans.flat()) {
+    const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
+    if (g !== null && amax.has(g)) byTensor.set(p.info.name, amax.get(g)!);
+  }
+  return byTensor;
 }
 
 /** Files fp4kit writes beside the shards (the layout's config.json, modelopt's hf_quant_config.json). */

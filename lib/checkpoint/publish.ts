@@ -9,6 +9,7 @@ import { AtomicFile } from './safetensors/atomic-file.js';
 import { copyRegularFile } from './safetensors/regular-file.js';
 import { configText, readModelConfig, type ModelConfig } from './model-config.js';
 import { isEmbedding } from './layouts/module-roles.js';
+import { wholeMoeLayerOf } from './layouts/fused-modules.js';
 import { SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from './summary.js';
 import { SIDE_FILES, checkShardNames } from './plan.js';
 
@@ -45,14 +46,15 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
   const unquantizedModules = tensors
     .filter((t) => t.action === 'copied' && t.shape.length === 2 && t.name.endsWith('.weight') && !isEmbedding(t.name))
     .map((t) => moduleOf(t.name));
-  // An MoE layer stored as fused 3-D expert tensors (…mlp.experts.gate_up_proj [E, 2I, H]) and
-  // copied whole is an unquantized module too (vLLM's FusedMoE reads the ignore list by its prefix);
-  // one with a quantized member is not listed (gpt-oss's loader would then skip its MXFP4 tensors).
-  const experts = (t: TensorSummary) => (t.shape.length === 3 ? /^(.*\.experts)\.[^.]+$/.exec(t.name)?.[1] : undefined);
-  const quantizedExperts = new Set(quantized.map(experts));
+  // An MoE layer stored as whole-layer expert tensors (…mlp.experts.gate_up_proj [E, 2I, H],
+  // Granite-MoE's input_linear, DBRX's experts.mlp.w1) and copied is an unquantized module too
+  // (vLLM's FusedMoE reads the ignore list by its prefix); one with a quantized member is not
+  // listed (gpt-oss's loader would then skip its MXFP4 tensors).
+  const moeLayer = (t: TensorSummary) => wholeMoeLayerOf(t.name, t.shape);
+  const quantizedMoe = new Set(quantized.map(moeLayer));
   for (const t of tensors) {
-    const m = t.action === 'copied' ? experts(t) : undefined;
-    if (m !== undefined && !quantizedExperts.has(m) && !unquantizedModules.includes(m)) unquantizedModules.push(m);
+    const m = t.action === 'copied' ? moeLayer(t) : null;
+    if (m !== null && !quantizedMoe.has(m) && !unquantizedModules.includes(m)) unquantizedModules.push(m);
   }
   // Tied embeddings have no lm_head tensor, but engines still build an lm_head module: list it
   // as unquantized, as llm-compressor's default ignore list does.

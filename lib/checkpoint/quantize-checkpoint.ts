@@ -98,9 +98,9 @@ export async function quantizeCheckpoint(
     const stagingDir = part ? part.dir : out!.staging;
     const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
     checkOutputNames(ckpt, plans);
-    checkFusedGroups(ckpt, plans, layout);
+    checkFusedGroups(ckpt, plans, layout, config);
     checkSomethingQuantized(ckpt, plans, layout, opts.format, config);
-    const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, signal, part?.shards) : new Map<string, number>();
+    const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, config, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);

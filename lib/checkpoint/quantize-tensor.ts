@@ -8,7 +8,6 @@ import type { FgmpTensor } from '../fgmp/quantize.js';
 import { f16BitsToF32Bits } from '../kernels/ref/dtype.js';
 import { fmix32 } from '../kernels/ref/stochastic.js';
 import type { Layout } from './layouts/index.js';
-import { fusedGroupOf } from './layouts/fused-modules.js';
 import { SafetensorsError } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
 import type { CheckpointOptions } from './summary.js';
@@ -42,7 +41,7 @@ export interface RunQuantizer {
   options: CheckpointOptions;
   layout: Layout;
   fisher?: SafetensorsFile;
-  /** The shared amax of each fused group (q/k/v, gate/up), when the layout shares NVFP4 tensor scales. */
+  /** The shared amax of each fused group's members (q/k/v, gate/up), by tensor name, when the layout shares NVFP4 tensor scales. */
   groupAmax: Map<string, number>;
   signal?: AbortSignal;
 }
@@ -64,8 +63,7 @@ export async function quantizeTensor(
   const format = BLOCK_FORMATS[options.format];
   let tensorScale: number | undefined;
   if (format.hasTensorScale && layout.tensorScale) {
-    const group = fusedGroupOf(name);
-    const amax = group !== null && groupAmax.has(group) ? groupAmax.get(group)! : getKernels().absMax(x, DtypeId[dtype]);
+    const amax = groupAmax.get(name) ?? getKernels().absMax(x, DtypeId[dtype]);
     if (!Number.isFinite(amax)) throw new SafetensorsError(shardPath, `tensor ${name} holds NaN or Inf, which ${format.name} cannot represent`);
     tensorScale = layout.tensorScale(amax);
   }
