@@ -270,6 +270,29 @@ describe('config.json as transformers writes it', () => {
   });
 });
 
+describe('config.json as transformers writes it (numbers)', () => {
+  it("numbers keep their spelling: Python's 10000.0 and 8.0 stay floats (transformers warns when yarn's attention_factor is not one; transformers 4 did so for any rope factor), 1e-05, an integer beyond 2^53, -0.0; the layout's own quantization_config is written anew", async () => {
+    const dir = join(root, 'python-floats');
+    mkdirSync(dir);
+    await writeSafetensors(join(dir, 'model.safetensors'), [weight('model.layers.0.mlp.up_proj.weight', 32, 64)], { format: 'pt' });
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "llama", "rope_theta": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "llama3"}, "rms_norm_eps": 1e-05, ' +
+      '"big": 18446744073709551615, "zero": -0.0, "list": [1.0, 2, 3.50], "__proto__": {"a": 2.0}, "text": "10000.0", "hidden_size": 64, "initializer_range": 0.02, ' +
+      '"quantization_config": {"version": 1.0}}');
+    for (const layout of ['compressed-tensors', 'fp4kit'] as const) {
+      const q = await quantized(dir, { format: 'nvfp4', layout });
+      const text = readFileSync(join(q.out, 'config.json'), 'utf8');
+      for (const kept of ['"rope_theta": 10000.0,', '"factor": 8.0,', '"rms_norm_eps": 1e-05,', '"big": 18446744073709551615,', '"zero": -0.0,', '"a": 2.0', '"text": "10000.0",', '"hidden_size": 64,', '"initializer_range": 0.02,']) {
+        expect(text, kept).toContain(kept);
+      }
+      expect(text.replace(/\s+/g, '')).toContain('"list":[1.0,2,3.50]');
+      expect(text).not.toContain('"version": 1.0'); // the quantization_config is the layout's own
+      expect(q.config.rope_theta).toBe(10000);
+      expect(q.action('model.layers.0.mlp.up_proj.weight')).toBe('quantized');
+      await q.file.close();
+    }
+  });
+});
+
 describe('inputs no layout can take', () => {
   it('an input that is already quantized (a quantization_config and FP8 weights with their scales: an FP8 release) is refused before anything is written; a stale quantization_config over float weights is replaced', async () => {
     const fp8 = { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F8_E4M3', shape: [64, 32], data: new Uint8Array(64 * 32).fill(0x38) };
