@@ -49,7 +49,9 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 function checkNotQuantized(ckpt: CheckpointFiles, config: ModelConfig): void {
   const q = config?.quantization_config;
   if (q === undefined || q === null) return;
-  const evidence = ckpt.shards.flatMap((sh) => sh.tensors).find((t) => QUANTIZATION_TENSOR.test(t.name) || (t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)));
+  // A weight that is not a float says it best; a scale or code tensor otherwise.
+  const all = ckpt.shards.flatMap((sh) => sh.tensors);
+  const evidence = all.find((t) => t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)) ?? all.find((t) => QUANTIZATION_TENSOR.test(t.name));
   if (evidence === undefined) return;
   const dir = ckpt.dir;
   const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';

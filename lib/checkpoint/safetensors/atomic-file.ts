@@ -53,21 +53,31 @@ export class AtomicFile {
     return new AtomicFile(finalPath, tempPath, handle);
   }
 
+  /** Bytes written so far (appended or placed). */
   get bytesWritten(): number {
-    return this.position;
+    return this.written;
   }
 
+  private written = 0;
+
+  /** Append bytes at the end of what was appended so far. */
   async write(bytes: Uint8Array): Promise<void> {
+    await this.writeAt(bytes, this.position);
+    this.position += bytes.length;
+  }
+
+  /** Write bytes at byte `position` of the file (a safetensors writer places each tensor at its offset). */
+  async writeAt(bytes: Uint8Array, position: number): Promise<void> {
     if (!this.handle) throw new Error(`${this.finalPath}: write after close`);
     let done = 0;
     while (done < bytes.length) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, this.position).catch((err: unknown) => {
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, position + done).catch((err: unknown) => {
         throw withPath(err, this.finalPath);
       });
       // A file system that takes nothing (some /proc and /sys files) would make this spin forever.
       if (bytesWritten === 0) throw new Error(`${this.finalPath}: the file system accepted no bytes (is this a regular file system?)`);
       done += bytesWritten;
-      this.position += bytesWritten;
+      this.written += bytesWritten;
     }
   }
 

@@ -1,7 +1,7 @@
 // Streaming safetensors writer. The caller declares every tensor (name, dtype, shape) up front,
 // so the header can be written first; then tensor bytes are written one tensor at a time, in the
-// declared order, possibly in several pieces. The file appears under its final name only after
-// commit() (temp file + fsync + rename, lib/checkpoint/safetensors/atomic-file.ts).
+// declared order, possibly in several pieces, each tensor at its offset. The file appears under its
+// final name only after commit() (temp file + fsync + rename, lib/checkpoint/safetensors/atomic-file.ts).
 
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { AtomicFile } from './atomic-file.js';
@@ -20,6 +20,24 @@ export function specByteLength(s: TensorSpec): number {
 }
 
 
+/**
+ * Each tensor's offset in the data: the tensors of the widest element first (8-byte, 4, 2, then
+ * 1-byte dtypes), each width in declared order, as the safetensors package's own serializer orders
+ * them. The data starts 8-byte aligned, so every tensor starts at a multiple of its element size and
+ * a reader may view it in place (a Float32Array, numpy, a Rust slice) without copying; declared
+ * order would put an F32 tensor scale after an odd-length U8 tensor.
+ */
+export function dataOffsets(specs: readonly TensorSpec[]): number[] {
+  const order = specs.map((_, i) => i).sort((a, b) => SAFETENSORS_DTYPE_BYTES[specs[b].dtype] - SAFETENSORS_DTYPE_BYTES[specs[a].dtype] || a - b);
+  const offsets = new Array<number>(specs.length);
+  let offset = 0;
+  for (const i of order) {
+    offsets[i] = offset;
+    offset += specByteLength(specs[i]);
+  }
+  return offsets;
+}
+
 /** The header bytes (8-byte length + JSON padded with spaces to a multiple of 8). */
 export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, string>): Uint8Array {
   // Names are data: a null-prototype object keeps a tensor named __proto__ as a plain entry.
@@ -28,7 +46,6 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
   for (const [k, v] of Object.entries(metadata ?? {})) {
     if (holdsLoneSurrogate(k) || holdsLoneSurrogate(v)) throw new RangeError(`safetensors writer: metadata ${JSON.stringify(k)} holds a lone UTF-16 surrogate, which UTF-8 cannot store`);
   }
-  let offset = 0;
   const names = new Set<string>();
   for (const s of specs) {
     if (!isKnownDtype(s.dtype)) throw new RangeError(`safetensors writer: unknown dtype ${JSON.stringify(s.dtype)} for tensor ${JSON.stringify(s.name)}`);
@@ -36,10 +53,11 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
     if (s.name === '__metadata__') throw new RangeError('safetensors writer: "__metadata__" is reserved by the format for metadata; it cannot name a tensor');
     if (names.has(s.name)) throw new RangeError(`safetensors writer: duplicate tensor name ${JSON.stringify(s.name)}`);
     names.add(s.name);
-    const n = specByteLength(s);
-    header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offset, offset + n] };
-    offset += n;
   }
+  const offsets = dataOffsets(specs);
+  specs.forEach((s, i) => {
+    header[s.name] = { dtype: s.dtype, shape: s.shape, data_offsets: [offsets[i], offsets[i] + specByteLength(s)] };
+  });
   const json = new TextEncoder().encode(JSON.stringify(header));
   if (json.length > MAX_HEADER_BYTES) throw new RangeError(`safetensors writer: the header would take ${json.length} bytes; readers refuse headers above ${MAX_HEADER_BYTES}`);
   const padded = Math.ceil(json.length / 8) * 8;
@@ -52,12 +70,15 @@ export function encodeHeader(specs: TensorSpec[], metadata?: Record<string, stri
 export class SafetensorsWriter {
   private readonly file: AtomicFile;
   private readonly specs: TensorSpec[];
+  /** Where each tensor's bytes start in the file (after the header; dataOffsets). */
+  private readonly starts: number[];
   private index = 0;
   private remaining: number;
 
-  private constructor(file: AtomicFile, specs: TensorSpec[]) {
+  private constructor(file: AtomicFile, specs: TensorSpec[], headerBytes: number) {
     this.file = file;
     this.specs = specs;
+    this.starts = dataOffsets(specs).map((o) => headerBytes + o);
     this.remaining = specs.length > 0 ? specByteLength(specs[0]) : 0;
   }
 
@@ -71,7 +92,7 @@ export class SafetensorsWriter {
       await file.abort();
       throw err;
     }
-    return new SafetensorsWriter(file, args.tensors);
+    return new SafetensorsWriter(file, args.tensors, header.length);
   }
 
   get tempPath(): string {
@@ -96,7 +117,7 @@ export class SafetensorsWriter {
     }
   }
 
-  /** Append bytes of tensor `name`, which must be the next declared tensor. */
+  /** Write the next bytes of tensor `name`, which must be the next declared tensor. */
   async write(name: string, bytes: Uint8Array): Promise<void> {
     if (typeof name !== 'string') throw new TypeError(`SafetensorsWriter.write: name must be a string, got ${describe(name)}`);
     if (typedArrayName(bytes) !== 'Uint8Array') throw new TypeError(`SafetensorsWriter.write: bytes must be a Uint8Array, got ${describe(bytes)}`);
@@ -104,7 +125,7 @@ export class SafetensorsWriter {
     const spec = this.specs[this.index];
     if (!spec || spec.name !== name) throw new Error(`safetensors writer: expected ${spec ? spec.name : 'no more tensors'}, got ${name}`);
     if (bytes.length > this.remaining) throw new Error(`safetensors writer: ${name} gets ${bytes.length} bytes but only ${this.remaining} remain`);
-    await this.file.write(bytes);
+    await this.file.writeAt(bytes, this.starts[this.index] + specByteLength(spec) - this.remaining);
     this.remaining -= bytes.length;
   }
 
