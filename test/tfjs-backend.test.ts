@@ -349,6 +349,13 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
       const asTensors = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
       tf.env().set('FP4KIT_WEIGHT_TENSORS', 'variables');
       expect(got).toEqual(asTensors);
+      // One call on cpu moves the weights there and back under the same dataIds (the backend they
+      // leave frees them): their pieces are still pieces of weights afterwards.
+      await on('cpu', () => tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync()));
+      resetCounters();
+      const back = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      expect(readCounters().floatProducts).toBe(0);
+      expect(back).toEqual(got);
       x.dispose();
     }
     // A slice of a variable in a product, and a slice of that slice.

@@ -23,7 +23,7 @@ import type { KernelBackend, KernelConfig } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { completeWithCpu, readComplexFromHeap } from './cpu-fallback.js';
 import { weightCacheOf } from './kernel-context.js';
-import { dataFreed } from './weight-slices.js';
+import { dataFreed, dataMoved } from './weight-slices.js';
 import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
 import { clipByValueKernel } from './kernels/clip-by-value.js';
 import { complexAbsKernel } from './kernels/complex-abs.js';
@@ -91,6 +91,7 @@ const OWN_COMPLEX_KERNELS = new Set(['ComplexAbs']);
 function watched(backend: KernelBackend): KernelBackend {
   const cache = weightCacheOf(backend);
   const disposeData = backend.disposeData.bind(backend);
+  const move = backend.move.bind(backend);
   const dispose = backend.dispose.bind(backend);
   backend.disposeData = (dataId: object, force?: boolean) => {
     const freed = disposeData(dataId, force);
@@ -99,6 +100,10 @@ function watched(backend: KernelBackend): KernelBackend {
       dataFreed(dataId);
     }
     return freed;
+  };
+  backend.move = (dataId, values, shape, dtype, refCount) => {
+    dataMoved(dataId);
+    move(dataId, values, shape, dtype, refCount);
   };
   backend.dispose = () => {
     cache.clear();

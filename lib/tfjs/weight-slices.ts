@@ -32,6 +32,13 @@ export function dataFreed(dataId: object): void {
   freed.add(dataId);
 }
 
+/** Data came (back) onto the backend under this dataId: tfjs moves a tensor between backends under
+ *  the same dataId, freeing it on the one it leaves, so a weight that went to 'cpu' for one call and
+ *  came back is alive again (its pieces count as its pieces once more). */
+export function dataMoved(dataId: object): void {
+  freed.delete(dataId);
+}
+
 /** Records `piece` (e.g. "split/1/8,8,8/2") of `input` as the data of `output`. */
 export function recordPiece(input: TensorInfo, output: TensorInfo, piece: string): void {
   if (output.dataId === input.dataId) return; // shared data: already the weight itself
