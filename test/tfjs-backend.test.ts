@@ -327,6 +327,22 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(ref[0].some((v) => v < 0) && ref[2].every((v) => v >= 0)).toBe(true);
   });
 
+  it('a Dense layer fed int32 quantizes its kernel as for float32 input (tfjs casts both operands; a cast to the same dtype shares the data)', () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const layer = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) });
+    const ints = Array.from(values(3 * 20, 80), (v) => Math.round(v * 3));
+    const fromInts = tf.tidy(() => (layer.apply(tf.tensor2d(ints, [3, 20], 'int32')) as tf.Tensor).dataSync() as Float32Array);
+    expect(readCounters()).toMatchObject({ quantizedProducts: 1, floatProducts: 0 });
+    const fromFloats = tf.tidy(() => (layer.apply(tf.tensor2d(ints, [3, 20], 'float32')) as tf.Tensor).dataSync() as Float32Array);
+    expect(fromInts).toEqual(fromFloats);
+    const x = tf.tensor1d([1.5, -2]);
+    const same = tf.cast(x, 'float32');
+    expect(same.dataSync()).toEqual(new Float32Array([1.5, -2]));
+    tf.dispose([x, same]);
+    expect(tf.cast(tf.tensor1d([1.5, -2.5]), 'int32').dataSync()).toEqual(new Int32Array([1, -2])); // a real cast is the base's
+    layer.dispose();
+  });
+
   it('pieces of a weight (tf.split, tf.slice: a GRU\'s recurrent kernel, ConvLSTM2D\'s kernels) are quantized as weights, cached under the weight, released with it', async () => {
     tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
     const cache = weightCacheOf(tf.backend());

@@ -39,6 +39,7 @@ import { identityKernel } from './kernels/identity.js';
 import { maxPoolGradKernel } from './kernels/max-pool-grad.js';
 import { resizeNearestNeighborGradKernel } from './kernels/resize-nearest-neighbor-grad.js';
 import { transposeKernel } from './kernels/transpose.js';
+import { castKernel } from './kernels/cast.js';
 import { sliceKernel } from './kernels/slice.js';
 import { splitVKernel } from './kernels/split-v.js';
 import { sumKernel } from './kernels/sum.js';
@@ -70,6 +71,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
+  ['Cast', castKernel, 'wasm'],
   ['Transpose', transposeKernel, 'all'],
   ['SplitV', splitVKernel, 'all'],
   ['Slice', sliceKernel, 'all'],

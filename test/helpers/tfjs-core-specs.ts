@@ -39,6 +39,7 @@ export const OWN_KERNEL_SPEC_FILES = [
   'ops/complex_ops_test.js', // Complex, Real, Imag (on the wasm base through the cpu backend: cpu-fallback.ts)
   'ops/spectral/fft_test.js', // FFT (likewise)
   'ops/tanh_test.js', // Tanh (natively on the wasm base, with the base's tanhf bits)
+  'tensor_test.js', // Cast (a cast to the same dtype shares data on the wasm base), beside the rest of tf.Tensor
 ];
 
 export interface SpecEnv {
