@@ -564,6 +564,13 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(() => tf.env().set('FP4KIT_WEIGHT_TENSORS', true)).toThrow("tf.env().set('FP4KIT_WEIGHT_TENSORS'): the value must be one of 'variables', 'all', got true");
     expect(() => tf.env().set('FP4KIT_WEIGHT_TENSORS', true)).toThrow(TypeError); // not a name at all: the README's rule
     expect(tf.env().get('FP4KIT_WEIGHT_TENSORS')).toBe('variables');
+    // setFlags calls no hook: the value is refused where a product reads it, naming the call that set it.
+    const x = tf.tensor2d([1, 2], [1, 2]);
+    const w = tf.variable(tf.tensor2d([1, 2, 3, 4], [2, 2]));
+    tf.env().setFlags({ ...tf.env().getFlags(), FP4KIT_WEIGHTS: 'bogus' });
+    expect(() => tf.matMul(x, w)).toThrow("the FP4KIT_WEIGHTS flag (set by tf.env().setFlags(), which checks no value): the value must be one of 'nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp', 'none', got 'bogus'");
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    tf.dispose([x, w]);
   });
 });
 

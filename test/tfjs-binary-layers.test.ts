@@ -1,6 +1,8 @@
 // binaryDense and binaryConv2d (1-bit FQT): the forward product of signs scaled per channel, the
 // gradients of each mode against their definitions (fp32 exactly, the quantized modes through
 // their quantizers and unbiased on average), serialization, training, and option errors.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { layers, BinaryDense, BinaryConv2D, weightCacheOf } from '../lib/tfjs/index.js';
@@ -218,8 +220,60 @@ describe('binaryDense', () => {
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
     const l0 = loaded.layers[0] as BinaryDense;
     expect(l0).toBeInstanceOf(BinaryDense);
-    expect(l0.binary).toEqual({ mode: 'psq', bits: 2, prune: 'topk', seed: 9 });
+    expect(l0.binary).toEqual({ mode: 'psq', bits: 2, prune: 'topk', seed: 9, seedStep: 0 });
     expect(Array.from((loaded.predict(x) as tf.Tensor).dataSync())).toEqual(Array.from(before));
+  });
+
+  it('a model saved mid-training and reloaded continues its gradient noise where it was (seedStep in the config): one more step gives the same weights as the uninterrupted model', async () => {
+    const build = () => {
+      const m = tf.sequential({ layers: [
+        layers.binaryDense({ units: 8, inputShape: [k], seed: 5, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })] });
+      m.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' });
+      return m;
+    };
+    const model = build();
+    const x = tf.tensor2d(xv, [t, k]);
+    const y = tf.tensor2d(gaussian(t * 2, 50), [t, 2]);
+    for (let i = 0; i < 3; i++) await model.trainOnBatch(x, y);
+    expect((model.layers[0] as BinaryDense).getConfig().seedStep).toBe(3);
+    let saved!: tf.io.ModelArtifacts;
+    await model.save(tf.io.withSaveHandler(async (a) => { saved = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
+    loaded.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' });
+    await model.trainOnBatch(x, y);
+    await loaded.trainOnBatch(x, y);
+    const a = model.getWeights().map((w) => Array.from(w.dataSync()));
+    const b = loaded.getWeights().map((w) => Array.from(w.dataSync()));
+    expect(b).toEqual(a);
+    expect(() => layers.binaryDense({ units: 2, seedStep: -1 })).toThrow(/binaryDense: seedStep must be a non-negative integer/);
+    tf.dispose([x, y]);
+  });
+
+  it('a non-finite output gradient (a diverged loss) trains on with a NaN or Inf loss, as tf.layers.dense does, in every gradient mode', async () => {
+    for (const gradients of ['scq', 'psq', 'ptq', 'fp32'] as const) {
+      const build = () => {
+        const m = tf.sequential({ layers: [layers.binaryDense({ units: 4, inputShape: [k], gradients }), tf.layers.dense({ units: 1 })] });
+        m.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+        return m;
+      };
+      const model = build();
+      const x = tf.tensor2d(xv, [t, k]);
+      const labels = gaussian(t, 51);
+      labels[2] = NaN;
+      const y = tf.tensor2d(labels, [t, 1]);
+      const before = tf.memory().numTensors;
+      const history = await model.fit(x, y, { epochs: 2, batchSize: t, verbose: 0 });
+      expect(history.history.loss.map(Number).every(Number.isNaN), gradients).toBe(true);
+      expect(tf.memory().numTensors).toBe(before);
+      const huge = tf.tensor2d(Float32Array.from({ length: t }, () => 1e37), [t, 1]); // its squared error overflows to Inf
+      const fresh = build();
+      const h2 = await fresh.fit(x, huge, { epochs: 1, batchSize: t, verbose: 0 });
+      expect(Number(h2.history.loss[0]), gradients).toBe(Infinity);
+      tf.dispose([x, y, huge]);
+      model.dispose();
+      fresh.dispose();
+    }
   });
 
   it('refuses bad options with the option named', () => {
@@ -379,5 +433,45 @@ describe('binaryConv2d', () => {
 
   it('refuses dilation', () => {
     expect(() => layers.binaryConv2d({ filters: 2, kernelSize: 3, dilationRate: 2 })).toThrow(/binaryConv2d: dilationRate must be 1/);
+  });
+
+  it('an input with an empty spatial axis has zero gradients of its shape, in every gradient mode (as tf.layers.conv2d)', () => {
+    for (const gradients of ['scq', 'psq', 'ptq', 'fp32'] as const) {
+      for (const shape of [[2, 0, w, c], [2, h, 0, c], [0, h, w, c]] as const) {
+        const layer = make({ gradients });
+        const x = tf.zeros(shape as unknown as number[]);
+        const dy = tf.zeros((layer.apply(x) as tf.Tensor).shape);
+        const { dx, grads } = gradientsOf(layer, x, dy);
+        expect(dx.length, `${gradients} [${shape}]`).toBe(0);
+        expect(Array.from(grads.get('kernel')!).every((v) => v === 0), `${gradients} [${shape}]`).toBe(true);
+        tf.dispose([x, dy]);
+      }
+    }
+  });
+});
+
+const gradientsOf = gradients;
+
+describe('layer options', () => {
+  it('an option name a layer does not take is refused with the near name (a typo would leave the default in force); the options of tfjs\'s base layer pass', () => {
+    expect(() => layers.binaryDense({ units: 2, grads: 'fp32' } as never)).toThrow('binaryDense: unknown option "grads" (did you mean "gradients"?)');
+    expect(() => layers.binaryDense({ units: 2, bit: 1 } as never)).toThrow('binaryDense: unknown option "bit" (did you mean "bits"?)');
+    expect(() => layers.binaryConv2d({ filters: 2, kernelSize: 3, gradient: 'fp32' } as never)).toThrow('binaryConv2d: unknown option "gradient" (did you mean "gradients"?)');
+    expect(() => layers.fp4Dense({ units: 2, gradient: 'fp32' } as never)).toThrow('fp4Dense: unknown option "gradient" (did you mean "gradients"?)');
+    expect(() => layers.fp4Dense({ units: 2, scalling: 'nvfp4' } as never)).toThrow('fp4Dense: unknown option "scalling" (did you mean "scaling"?)');
+    expect(() => layers.fp4Dense({ units: 2, dgee: false } as never)).toThrow(/fp4Dense: unknown option "dgee"/);
+    const all = { name: 'opts', trainable: true, inputShape: [4], batchSize: 2, dtype: 'float32', activation: 'relu', useBias: true, kernelInitializer: 'ones',
+      biasInitializer: 'zeros', kernelRegularizer: 'l1l2', biasRegularizer: 'l1l2', kernelConstraint: 'maxNorm', biasConstraint: 'maxNorm' } as const;
+    expect(layers.fp4Dense({ units: 2, ...all, dge: false, occ: false, gradients: 'fp32', scaling: 'per-channel', ties: 'nearest-even' }).getConfig().units).toBe(2);
+    expect(layers.binaryDense({ units: 2, ...all, name: 'opts2', gradients: 'psq', bits: 2, prune: 'none', seed: 3, seedStep: 4 }).getConfig().seedStep).toBe(4);
+    expect(layers.binaryConv2d({ filters: 2, kernelSize: 3, strides: 1, padding: 'same', dataFormat: 'channelsLast', dilationRate: 1, name: 'opts3' }).getConfig().filters).toBe(2);
+  });
+
+  it("importing fp4kit's layers takes none of tfjs's automatic layer names (no throw-away Dense or Conv2D instances)", () => {
+    // A fresh process: this one has made layers already.
+    const script = "import * as tf from '@tensorflow/tfjs'; await import('./lib/tfjs/index.ts'); " +
+      "console.log(tf.layers.dense({ units: 1 }).name, tf.layers.conv2d({ filters: 1, kernelSize: 1 }).name);";
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+    expect(out.trim().split('\n').pop()).toBe('dense_Dense1 conv2d_Conv2D1');
   });
 });

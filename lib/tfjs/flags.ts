@@ -20,11 +20,15 @@ export type WeightTensors = (typeof WEIGHT_TENSOR_CHOICES)[number];
 export const WEIGHTS_FLAG = 'FP4KIT_WEIGHTS';
 export const WEIGHT_TENSORS_FLAG = 'FP4KIT_WEIGHT_TENSORS';
 
-function checkChoice<T extends string>(flag: string, value: unknown, choices: readonly T[]): T {
+/** `where` names the call: the set hook's, or, for a value set without it (tf.env().setFlags(),
+ *  which calls no hook), the flag as a kernel reads it. */
+function checkChoice<T extends string>(flag: string, value: unknown, choices: readonly T[], where = `tf.env().set('${flag}')`): T {
   if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
   const got = typeof value === 'string' ? `'${value}'` : describe(value);
-  throw notOneOf('string', value, `tf.env().set('${flag}'): the value must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${got}`);
+  throw notOneOf('string', value, `${where}: the value must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${got}`);
 }
+
+const asRead = (flag: string) => `the ${flag} flag (set by tf.env().setFlags(), which checks no value)`;
 
 /**
  * A set hook that refuses a bad value: tfjs stores the value before it calls the hook, so the hook
@@ -54,10 +58,10 @@ export function registerFlags(): void {
 
 /** The weight format the kernels use now. */
 export function weightMode(): WeightMode {
-  return checkChoice(WEIGHTS_FLAG, tf.env().get(WEIGHTS_FLAG), WEIGHT_MODES);
+  return checkChoice(WEIGHTS_FLAG, tf.env().get(WEIGHTS_FLAG), WEIGHT_MODES, asRead(WEIGHTS_FLAG));
 }
 
 /** Which B operands are weights now. */
 export function weightTensors(): WeightTensors {
-  return checkChoice(WEIGHT_TENSORS_FLAG, tf.env().get(WEIGHT_TENSORS_FLAG), WEIGHT_TENSOR_CHOICES);
+  return checkChoice(WEIGHT_TENSORS_FLAG, tf.env().get(WEIGHT_TENSORS_FLAG), WEIGHT_TENSOR_CHOICES, asRead(WEIGHT_TENSORS_FLAG));
 }

@@ -14,6 +14,8 @@ import {
   dequantizeGradient, quantizeGradient, type GradientPrune, type QuantizedGradient,
 } from '../core/quantize-gradient.js';
 import { bitplaneMatmul, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
+import { DtypeId } from '../core/formats.js';
+import { getKernels } from '../kernels/registry.js';
 
 /** How a binary layer's backward pass treats the output gradient:
  *  'fp32' full precision (QAT); 'ptq' one scale per tensor for both products; 'psq' per sample for
@@ -85,6 +87,24 @@ export function quantizedPaths(g: Float32Array, shape: GradientShape, o: BinaryG
   // PSQ quantizes per sample for both products; SCQ per channel for the weight product.
   const weight = o.mode === 'psq' ? quantizePath(g, shape, 'rows', 'sample', o, weightSeed >>> 0) : quantizePath(g, shape, 'cols', 'channel', o, weightSeed >>> 0);
   return { input, weight };
+}
+
+/**
+ * The quantized ∇Y of each product as quantizedPaths draws it, or null when ∇Y cannot be quantized:
+ * it holds no element (an empty batch or an empty output image), a NaN or ±Inf (a loss that
+ * diverged), or a group whose scale would overflow float32. A layer then runs that step's products
+ * in float32, as mode 'fp32' does, so a diverged loss shows as NaN or Inf in the loss, as with
+ * tf.layers.dense, instead of ending model.fit with an error.
+ */
+export function quantizablePaths(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): { input: QuantizedPath; weight: QuantizedPath } | null {
+  if (g.length === 0 || !Number.isFinite(getKernels().absMax(g, DtypeId.f32))) return null;
+  try {
+    return quantizedPaths(g, shape, o, seed);
+  } catch (err) {
+    // quantizeGradient's refusal of a finite gradient whose group range / keep probability overflows.
+    if (err instanceof RangeError && err.message.includes('overflows float32')) return null;
+    throw err;
+  }
 }
 
 /**

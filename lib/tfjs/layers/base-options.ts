@@ -5,6 +5,7 @@
 // TypeError (the wrong kind of value) or RangeError (the right kind, a wrong value) naming the
 // layer and the option, as every fp4kit function does (README "Arguments and errors").
 
+import * as tf from '@tensorflow/tfjs';
 import { describe, isArray, isObjectArgument } from '../../core/validate.js';
 
 /** The layer's options object (not null, an array or a revoked Proxy). */
@@ -30,4 +31,37 @@ export function checkIntegerPair(fn: string, name: string, v: unknown, optional:
     return;
   }
   checkPositiveInteger(fn, name, v);
+}
+
+/** The options of tfjs's LayerArgs (every layer's), as tfjs-layers 4.22 declares them, and the
+ *  customObjects that its deserializer adds to a saved layer's config before construction. */
+const LAYER_OPTIONS = ['inputShape', 'batchInputShape', 'batchSize', 'dtype', 'name', 'trainable', 'weights', 'inputDType', 'customObjects'];
+/** The options of tfjs's Dense (DenseLayerArgs) and Conv2D (ConvLayerArgs), beside LayerArgs'. */
+export const DENSE_OPTIONS = [...LAYER_OPTIONS, 'units', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer', 'inputDim',
+  'kernelConstraint', 'biasConstraint', 'kernelRegularizer', 'biasRegularizer', 'activityRegularizer'];
+export const CONV2D_OPTIONS = [...LAYER_OPTIONS, 'filters', 'kernelSize', 'strides', 'padding', 'dataFormat', 'dilationRate', 'activation',
+  'useBias', 'kernelInitializer', 'biasInitializer', 'kernelConstraint', 'biasConstraint', 'kernelRegularizer', 'biasRegularizer', 'activityRegularizer'];
+
+/** Refuse an option name the layer does not take, neither tfjs's (`base`) nor its own (`own`): a
+ *  typo such as `gradient` for `gradients` would otherwise leave the default in force without a
+ *  word (tfjs's own layers ignore unknown names). */
+export function checkOptionNames(fn: string, args: object, base: readonly string[], own: readonly string[]): void {
+  for (const key of Object.keys(args)) {
+    if (base.includes(key) || own.includes(key)) continue;
+    const k = key.toLowerCase();
+    const near = [...base, ...own].filter((name) => {
+      const n = name.toLowerCase();
+      return n.startsWith(k) || k.startsWith(n) || n.slice(0, 4) === k.slice(0, 4);
+    });
+    const hint = near.length > 0 ? ` (did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?)` : '';
+    throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)}${hint}; it takes tfjs's own options and ${own.join(', ')}`);
+  }
+}
+
+/** A tfjs-layers class by its registered name ('Dense', 'Conv2D'), without making an instance (an
+ *  instance would take one of tfjs's automatic layer names, dense_Dense1, from the user's layers). */
+export function tfjsLayerClass<T>(className: string): T {
+  const entry = (tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)[className];
+  if (entry === undefined) throw new Error(`fp4kit tfjs layers: tfjs-layers registers no ${className} class`);
+  return entry[0] as T;
 }

@@ -6,9 +6,9 @@
 // other than 1 is refused). Serializes as 'BinaryConv2D'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkIntegerPair, checkLayerArgs, checkPositiveInteger } from './base-options.js';
+import { checkIntegerPair, checkLayerArgs, checkOptionNames, checkPositiveInteger, CONV2D_OPTIONS, tfjsLayerClass } from './base-options.js';
 import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type Conv2dArgs = Parameters<typeof tf.layers.conv2d>[0];
 export type BinaryConv2dArgs = Conv2dArgs & BinaryLayerOptions;
@@ -25,7 +25,7 @@ interface ConvInternals {
   invokeCallHook(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): void;
 }
 
-const Conv2D = Object.getPrototypeOf(tf.layers.conv2d({ filters: 1, kernelSize: 1 })).constructor as new (args: Conv2dArgs) => tf.layers.Layer;
+const Conv2D = tfjsLayerClass<new (args: Conv2dArgs) => tf.layers.Layer>('Conv2D');
 
 export class BinaryConv2D extends Conv2D {
   static readonly className = 'BinaryConv2D';
@@ -35,6 +35,7 @@ export class BinaryConv2D extends Conv2D {
 
   constructor(args: BinaryConv2dArgs) {
     checkLayerArgs('binaryConv2d', args, '{ filters, kernelSize, … }');
+    checkOptionNames('binaryConv2d', args, CONV2D_OPTIONS, BINARY_OPTIONS);
     checkPositiveInteger('binaryConv2d', 'filters', args.filters);
     checkIntegerPair('binaryConv2d', 'kernelSize', args.kernelSize, false);
     checkIntegerPair('binaryConv2d', 'strides', args.strides, true);
@@ -45,7 +46,7 @@ export class BinaryConv2D extends Conv2D {
     if (dilation.some((d) => d !== 1)) throw new RangeError(`binaryConv2d: dilationRate must be 1, got ${JSON.stringify(self.dilationRate)}`);
     if (self.padding === 'causal') throw new RangeError("binaryConv2d: padding must be 'valid' or 'same'");
     this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
-    this.seeds = new StepSeeds(this.binary.seed);
+    this.seeds = new StepSeeds(this.binary.seed, this.binary.seedStep);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -82,7 +83,7 @@ export class BinaryConv2D extends Conv2D {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), ...binaryConfig(this.binary) };
+    return { ...super.getConfig(), ...binaryConfig(this.binary, this.seeds.step) };
   }
 }
 tf.serialization.registerClass(BinaryConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);

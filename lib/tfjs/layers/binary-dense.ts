@@ -1,14 +1,13 @@
 // binaryDense: tf.layers.dense with binary weights and activations (1-bit FQT, Gao et al. 2024).
 // y = α ⊙ (sign(x) · sign(W)) + bias, with a learnable per-output-channel scale α (initialised to
 // 1) and the backward products on quantized output gradients (binary-ops.ts). It is a subclass of
-// tfjs-layers' own Dense (taken from an instance, so it is the class of the tfjs copy the program
-// loaded): every Dense option means what it means there and the weights are Dense's 'kernel' and
+// tfjs-layers' own Dense (the class the tfjs copy the program loaded registers): every Dense option means what it means there and the weights are Dense's 'kernel' and
 // 'bias', plus 'alpha'. Serializes as 'BinaryDense'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkLayerArgs, checkPositiveInteger } from './base-options.js';
+import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS, tfjsLayerClass } from './base-options.js';
 import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
 export type BinaryDenseArgs = DenseArgs & BinaryLayerOptions;
@@ -21,8 +20,8 @@ interface DenseInternals {
   invokeCallHook(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): void;
 }
 
-// tfjs-layers exports no Dense class, but a Dense instance has it as its constructor.
-const Dense = Object.getPrototypeOf(tf.layers.dense({ units: 1 })).constructor as new (args: DenseArgs) => tf.layers.Layer;
+// tfjs-layers exports no Dense class, but registers it for deserialization.
+const Dense = tfjsLayerClass<new (args: DenseArgs) => tf.layers.Layer>('Dense');
 
 export class BinaryDense extends Dense {
   static readonly className = 'BinaryDense';
@@ -32,11 +31,12 @@ export class BinaryDense extends Dense {
 
   constructor(args: BinaryDenseArgs) {
     checkLayerArgs('binaryDense', args, '{ units, … }');
+    checkOptionNames('binaryDense', args, DENSE_OPTIONS, BINARY_OPTIONS);
     checkPositiveInteger('binaryDense', 'units', args.units);
     const binary = readBinaryOptions('binaryDense', args);
     super(args);
     this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
-    this.seeds = new StepSeeds(this.binary.seed);
+    this.seeds = new StepSeeds(this.binary.seed, this.binary.seedStep);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -71,7 +71,7 @@ export class BinaryDense extends Dense {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), ...binaryConfig(this.binary) };
+    return { ...super.getConfig(), ...binaryConfig(this.binary, this.seeds.step) };
   }
 }
 tf.serialization.registerClass(BinaryDense as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { packSigns } from '../../core/bitplane-gemm.js';
 import { dequantizeGradient } from '../../core/quantize-gradient.js';
 import {
-  inputGradientProduct, quantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
+  inputGradientProduct, quantizablePaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
 } from '../../training/binary-backward.js';
 import { col2im, im2col, imageStrides } from '../im2col.js';
 import { scratch } from '../../core/scratch.js';
@@ -62,11 +62,14 @@ function steMask(x: tf.Tensor): tf.Tensor {
 
 /** A source of per-step seeds: each backward pass of a layer draws fresh rounding noise. */
 export class StepSeeds {
-  private step = 0;
-  constructor(private readonly seed: number) {}
+  constructor(private readonly seed: number, private steps = 0) {}
+  /** Seeds drawn so far. */
+  get step(): number {
+    return this.steps;
+  }
   next(): number {
     // splitmix-style mix of (seed, step): distinct, well-spread seeds per step
-    let h = (this.seed ^ Math.imul(++this.step, 0x9e3779b9)) >>> 0;
+    let h = (this.seed ^ Math.imul(++this.steps, 0x9e3779b9)) >>> 0;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
     return (h ^ (h >>> 16)) >>> 0;
@@ -91,11 +94,11 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const dAlpha = tf.sum(tf.mul(dy, p0), 0);
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: t, positions: 1, channels: n };
-        if (options.mode === 'fp32') {
+        const paths = options.mode === 'fp32' ? null : quantizablePaths(g, shape, options, seeds.next());
+        if (paths === null) {
           const dx = tf.mul(tf.tensor2d(floatTimesTransposed(g, t, floats(wb0), k, n), [t, k]), steMask(x0));
           return [dx, tf.mul(tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, g, n), [k, n]), steMask(w0)), dAlpha];
         }
-        const paths = quantizedPaths(g, shape, options, seeds.next());
         const dxv = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [k, n] }));
         const dx = tf.mul(tf.tensor2d(dxv, [t, k]), steMask(x0));
         const dwT = weightGradientProduct(paths.weight, shape, packSigns(floats(xb0), { shape: [t, k], transpose: true }));
@@ -160,8 +163,8 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           im2col(floats(xb0), xStrides, info, 0, rows, signPatches, taps, 1);
           return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
         };
-        if (options.mode === 'fp32') return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
-        const paths = quantizedPaths(g, shape, options, seeds.next());
+        const paths = options.mode === 'fp32' ? null : quantizablePaths(g, shape, options, seeds.next());
+        if (paths === null) return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
         const dxv = new Float32Array(n * inH * inW * inC);
         col2im(dPatches, taps, info, xStrides, 0, rows, dxv);

@@ -20,30 +20,41 @@ export interface BinaryLayerOptions {
    *  decisions bias the gradient that passes through both (the quantizers' noise must be
    *  independent for the estimate to stay unbiased). */
   seed?: number;
+  /** Backward passes already drawn from the seed's stream (default 0). getConfig records the
+   *  layer's count, so a model saved mid-training and reloaded continues the stream where the saved
+   *  one was instead of drawing its first steps' noise again. */
+  seedStep?: number;
 }
+
+/** The option names the binary layers add to their tfjs base layer's. */
+export const BINARY_OPTIONS = ['gradients', 'bits', 'prune', 'seed', 'seedStep'];
 
 /** The options as stored in a layer's config (every field present). */
 export interface BinaryLayerConfig extends BinaryGradientOptions {
   seed: number;
+  seedStep: number;
 }
 
 const PRUNES: readonly GradientPrune[] = ['agp', 'topk', 'none'];
 
 /** The options checked; `seed` undefined when none was given (the layer then takes layerSeed). */
 export function readBinaryOptions(fn: string, args: BinaryLayerOptions): Omit<BinaryLayerConfig, 'seed'> & { seed: number | undefined } {
-  const { gradients = 'scq', bits = 4, prune = 'agp', seed } = args;
+  const { gradients = 'scq', bits = 4, prune = 'agp', seed, seedStep = 0 } = args;
   if (typeof gradients !== 'string' || !(BINARY_GRADIENT_MODES as readonly string[]).includes(gradients)) {
     throw notOneOf('string', gradients, `${fn}: gradients must be one of ${BINARY_GRADIENT_MODES.join(', ')}, got ${describe(gradients)}`);
   }
   checkGradientBits(fn, 'bits', bits);
   if (typeof prune !== 'string' || !(PRUNES as readonly string[]).includes(prune)) throw notOneOf('string', prune, `${fn}: prune must be one of ${PRUNES.join(', ')}, got ${describe(prune)}`);
   if (seed !== undefined) checkSeed(fn, 'seed', seed);
-  return { mode: gradients, bits, prune, seed };
+  if (typeof seedStep !== 'number') throw new TypeError(`${fn}: seedStep must be a non-negative integer (a Number), got ${describe(seedStep)}`);
+  if (!Number.isSafeInteger(seedStep) || seedStep < 0) throw new RangeError(`${fn}: seedStep must be a non-negative integer, got ${describe(seedStep)}`);
+  return { mode: gradients, bits, prune, seed, seedStep };
 }
 
-/** The config fields of the options (getConfig), the inverse of readBinaryOptions. */
-export function binaryConfig(c: BinaryLayerConfig): Record<string, string | number> {
-  return { gradients: c.mode, bits: c.bits, prune: c.prune, seed: c.seed };
+/** The config fields of the options (getConfig), the inverse of readBinaryOptions, with the
+ *  backward passes drawn so far as seedStep. */
+export function binaryConfig(c: BinaryLayerConfig, seedStep: number): Record<string, string | number> {
+  return { gradients: c.mode, bits: c.bits, prune: c.prune, seed: c.seed, seedStep };
 }
 
 /**

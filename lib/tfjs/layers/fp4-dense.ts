@@ -1,14 +1,14 @@
 // fp4Dense: tf.layers.dense whose product is W4A4 as in FP4 LLM training (Wang et al., arXiv
 // 2501.17116): E2M1 weights (per output channel) and activations (per token), DGE on the weight
 // gradient, OCC on the activations, FP8 E5M2 output gradients (fp4-ops.ts). A subclass of
-// tfjs-layers' own Dense (taken from an instance, as binary-dense.ts does): every Dense option
+// tfjs-layers' own Dense (the class tfjs registers, as binary-dense.ts takes it): every Dense option
 // means what it means there, the weights are Dense's 'kernel' and 'bias'. Serializes as 'Fp4Dense'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkLayerArgs, checkPositiveInteger } from './base-options.js';
+import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS, tfjsLayerClass } from './base-options.js';
 import { isArray } from '../../core/validate.js';
 import { fp4MatMul, type Fp4ForwardStats } from './fp4-ops.js';
-import { fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';
+import { FP4_OPTIONS, fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
 /** Dense's options and the FP4 ones; `weights` is Dense's (initial weights), or as a string the
@@ -23,7 +23,7 @@ interface DenseInternals {
   invokeCallHook(inputs: tf.Tensor | tf.Tensor[], kwargs: tf.serialization.ConfigDict): void;
 }
 
-const Dense = Object.getPrototypeOf(tf.layers.dense({ units: 1 })).constructor as new (args: DenseArgs) => tf.layers.Layer;
+const Dense = tfjsLayerClass<new (args: DenseArgs) => tf.layers.Layer>('Dense');
 
 export class Fp4Dense extends Dense {
   static readonly className = 'Fp4Dense';
@@ -33,6 +33,7 @@ export class Fp4Dense extends Dense {
 
   constructor(args: Fp4DenseArgs) {
     checkLayerArgs('fp4Dense', args, '{ units, … }');
+    checkOptionNames('fp4Dense', args, DENSE_OPTIONS, FP4_OPTIONS);
     checkPositiveInteger('fp4Dense', 'units', args.units);
     const fp4 = readFp4Options('fp4Dense', args);
     const { dge: _dge, occ: _occ, gradients: _g, scaling: _s, ties: _t, weights, ...rest } = args;
