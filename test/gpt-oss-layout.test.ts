@@ -122,17 +122,20 @@ describe('gpt-oss layout', () => {
     await file.close();
   });
 
-  it('--only: biases and Linear weights stay bf16 with a reason; an input axis not a multiple of 32 is copied', async () => {
-    const sizes = { hidden: 48, inter: 64, experts: 2, layers: 1 };
-    const { dir } = await checkpoint(sizes);
+  it('--only: biases and Linear weights stay bf16 with a reason; a layer whose gate_up_proj input axis is not a multiple of 32 is refused (it would stay bf16 beside an MXFP4 down_proj)', async () => {
+    const { dir } = await checkpoint({ hidden: 64, inter: 64, experts: 2, layers: 1 });
     const { summary, file } = await run(dir, { only: /experts|q_proj/ });
     const by = (n: string) => summary.tensors.find((t) => t.name === n)!;
     expect(by('model.layers.0.mlp.experts.gate_up_proj_bias')).toMatchObject({ action: 'copied', reason: 'gpt-oss keeps biases in bf16' });
     expect(by('model.layers.0.self_attn.q_proj.weight')).toMatchObject({ action: 'copied', reason: expect.stringMatching(/only the MoE expert weights/) });
-    // gate_up_proj's input axis is hidden = 48: no whole MXFP4 blocks, copied; down_proj's is 64.
-    expect(by('model.layers.0.mlp.experts.gate_up_proj')).toMatchObject({ action: 'copied', reason: 'input axis 48 is not a multiple of 32 (MXFP4 blocks)' });
-    expect(by('model.layers.0.mlp.experts.down_proj')).toMatchObject({ action: 'quantized', blockedShape: [2, 48, 64] });
+    expect(by('model.layers.0.mlp.experts.down_proj')).toMatchObject({ action: 'quantized' });
     await file.close();
+    // gate_up_proj's input axis is hidden = 48: no whole MXFP4 blocks; down_proj's is 64.
+    const narrow = await checkpoint({ hidden: 48, inter: 64, experts: 2, layers: 1 });
+    const out = join(root, `refused-${serial++}`);
+    await expect(quantizeCheckpoint(narrow.dir, out, { format: 'mxfp4', layout: 'gpt-oss' })).rejects.toThrow(
+      'model.layers.0.mlp.experts: "model.layers.0.mlp.experts.down_proj" would be quantized but "model.layers.0.mlp.experts.gate_up_proj" copied (input axis 48 is not a multiple of 32 (MXFP4 blocks)); loaders of the gpt-oss layout load all of a layer\'s experts into one fused MoE');
+    expect(existsSync(out)).toBe(false);
   });
 });
 

@@ -6,7 +6,7 @@ import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from '../core/formats.js';
 import { swapLastTwo } from '../core/transpose.js';
 import { type Layout } from './layouts/index.js';
-import { expertLayerOf, fusedGroupOf } from './layouts/fused-modules.js';
+import { expertLayerOf, fusedGroupOf, wholeMoeLayerOf } from './layouts/fused-modules.js';
 import { isConv1dWeight } from './layouts/module-roles.js';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
@@ -78,21 +78,26 @@ export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]
 
 /**
  * Refuse a fused group (q/k/v, gate/up, w1/w3, q_a/kv_a) or an MoE layer's experts that would be
- * partly quantized, in the layouts whose loaders fuse them (sharedFusedScales): vLLM refuses such a
+ * partly quantized, in the layouts whose loaders fuse them (sharedFusedScales; an MoE layer of
+ * whole-layer expert tensors in every serving layout, gpt-oss's included): vLLM refuses such a
  * checkpoint ("different quantization schemes" / "some but not all shards"), or finds no packed
  * down_proj for its fused MoE, so it must not be published.
  */
 export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout, config: ModelConfig): void {
-  if (!layout.sharedFusedScales) return;
-  const kinds = [
-    { groupOf: (name: string) => fusedGroupOf(name, config), why: 'fuse them into one layer and refuse a mix' },
-    { groupOf: expertLayerOf, why: 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix' },
-  ];
+  const moe = 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix';
+  const kinds: Array<{ groupOf: (info: TensorInfo) => string | null; why: string }> = [];
+  if (layout.sharedFusedScales) {
+    kinds.push({ groupOf: (t) => fusedGroupOf(t.name, config), why: 'fuse them into one layer and refuse a mix' });
+    kinds.push({ groupOf: (t) => expertLayerOf(t.name), why: moe });
+  }
+  // Whole-layer expert tensors (gpt-oss's gate_up_proj and down_proj): one whose input axis is no
+  // multiple of 32 would stay bf16 beside an MXFP4 partner.
+  if (layout.name !== 'fp4kit') kinds.push({ groupOf: (t) => wholeMoeLayerOf(t.name, t.shape), why: moe });
   for (const { groupOf, why } of kinds) {
     const groups = new Map<string, { quantized: string[]; copied: Array<{ name: string; reason: string; shard: number }> }>();
     for (let si = 0; si < plans.length; si++) {
       for (const p of plans[si]) {
-        const g = groupOf(p.info.name);
+        const g = groupOf(p.info);
         if (g === null) continue;
         let e = groups.get(g);
         if (e === undefined) groups.set(g, (e = { quantized: [], copied: [] }));
