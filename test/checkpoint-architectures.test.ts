@@ -293,6 +293,37 @@ describe('config.json as transformers writes it (numbers)', () => {
   });
 });
 
+describe('the model dtype the compressed-tensors layout declares', () => {
+  it("is bfloat16, the dtype compressed-tensors decompresses NVFP4 to (a float32 or float16 model's forward failed in transformers: float != BFloat16); sub-configs too, their numbers kept; the other layouts keep the input's", async () => {
+    const cases: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+      ['f32', { model_type: 'llama', dtype: 'float32' }, { dtype: 'bfloat16' }],
+      ['f16-legacy', { model_type: 'llama', torch_dtype: 'float16' }, { torch_dtype: 'bfloat16' }],
+      ['bf16', { model_type: 'llama', dtype: 'bfloat16' }, { dtype: 'bfloat16' }],
+      ['none', { model_type: 'llama' }, { dtype: 'bfloat16' }],
+    ];
+    for (const [label, config, want] of cases) {
+      const dir = await model(`dtype-${label}`, [weight('model.layers.0.mlp.up_proj.weight', 32, 64)], config);
+      const q = await quantized(dir, { format: 'nvfp4', layout: 'compressed-tensors' });
+      expect(q.config, label).toMatchObject(want);
+      if (label === 'f16-legacy') expect(q.config.dtype).toBeUndefined(); // transformers 4's key stays the only one
+      await q.file.close();
+    }
+    const dir = join(root, 'dtype-composite');
+    mkdirSync(dir);
+    await writeSafetensors(join(dir, 'model.safetensors'), [weight('model.language_model.layers.0.mlp.up_proj.weight', 32, 64)], { format: 'pt' });
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "gemma3", "dtype": "float32", "text_config": {"dtype": "float32", "rope_theta": 10000.0}, "vision_config": {"image_size": 224}}');
+    const q = await quantized(dir, { format: 'nvfp4', layout: 'compressed-tensors' });
+    const text = readFileSync(join(q.out, 'config.json'), 'utf8').replace(/\s+/g, '');
+    expect(text).toContain('"dtype":"bfloat16","text_config":{"dtype":"bfloat16","rope_theta":10000.0}');
+    await q.file.close();
+    for (const layout of ['modelopt', 'fp4kit'] as const) {
+      const other = await quantized(dir, { format: 'nvfp4', layout });
+      expect(other.config.dtype, layout).toBe('float32');
+      await other.file.close();
+    }
+  });
+});
+
 describe('inputs no layout can take', () => {
   it('an input that is already quantized (a quantization_config and FP8 weights with their scales: an FP8 release) is refused before anything is written; a stale quantization_config over float weights is replaced', async () => {
     const fp8 = { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'F8_E4M3', shape: [64, 32], data: new Uint8Array(64 * 32).fill(0x38) };

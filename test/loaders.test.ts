@@ -151,3 +151,93 @@ describe.skipIf(!haveLoader)('gpt-oss MXFP4 loaded by transformers', () => {
     });
   });
 });
+
+// compressed-tensors NVFP4, loaded by transformers with the real compressed-tensors package (its
+// source vendored in test/vendor/compressed-tensors: the CI machines' package mirror lacks it):
+// small models of four architectures built by transformers, quantized by the fp4kit CLI
+// (--format nvfp4 --layout compressed-tensors), loaded as a user loads them (from_pretrained with
+// the config's dtype), their weights read back decompressed and compared with fp4kit's decode, and
+// their logits with the input model holding that decode (scripts/check_ct_loader.py). A float32
+// input (its forward failed before the layout declared bfloat16), a sharded one, Gemma-2 (whose
+// config floats transformers 5 checks strictly: 30.0 had come back as 30), fused Phi-3 projections
+// and tied embeddings.
+const ctScript = join(repo, 'scripts', 'check_ct_loader.py');
+const ctProbe = spawnSync(python, ['-c', `import sys; sys.path.insert(0, ${JSON.stringify(join(repo, 'test', 'vendor', 'compressed-tensors', 'src'))}); import torch, transformers, compressed_tensors`], { encoding: 'utf8' });
+const haveCtLoader = ctProbe.status === 0;
+if (!haveCtLoader && process.env.CI === 'true') {
+  throw new Error(`CI=true but ${python} cannot import torch, transformers and the vendored compressed_tensors (needs pydantic, loguru, psutil): ${ctProbe.stderr || ctProbe.error}`);
+}
+
+interface CtResult {
+  transformers: string;
+  compressedTensors: string;
+  configDtype: string;
+  modelDtype: string;
+  missing: string[];
+  unexpected: string[];
+  mismatched: string[];
+  errors: string[];
+  weights: Record<string, { shape: number[]; dtype: string; bitMismatches: number; bf16Exact: boolean }>;
+  othersEqual: Record<string, boolean>;
+  logits: { maxAbsDiffLoadedVsReference: number; maxAbsReference: number; relErrLoadedVsOriginal: number };
+}
+
+describe.skipIf(!haveCtLoader)('compressed-tensors NVFP4 loaded by transformers with the compressed-tensors package', () => {
+  const ctCases = [
+    { arch: 'llama', dtype: 'float32' },
+    { arch: 'gemma2', dtype: 'bfloat16' },
+    { arch: 'phi3', dtype: 'bfloat16' },
+    { arch: 'qwen2-tied', dtype: 'bfloat16' },
+  ];
+  const ctDirs = ctCases.map((c) => ({ model: join(root, `ct-${c.arch}`), quant: join(root, `ct-${c.arch}-nvfp4`), decoded: join(root, `ct-${c.arch}-decoded.safetensors`) }));
+  const ctSummaries: CheckpointSummary[] = [];
+  let ctResults: Record<string, CtResult> = {};
+
+  beforeAll(async () => {
+    const started = performance.now();
+    run([python, ctScript, 'make', ...ctCases.flatMap((c, i) => [ctDirs[i].model, c.arch, c.dtype])]);
+    for (const d of ctDirs) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', d.model, '-o', d.quant, '--format', 'nvfp4', '--layout', 'compressed-tensors'], {
+        cwd: repo, encoding: 'utf8', timeout: 120_000,
+      });
+      if (r.status !== 0) throw new Error(`fp4kit quantize exited ${r.status}: ${r.stderr}`);
+      ctSummaries.push(JSON.parse(readFileSync(join(d.quant, 'fp4kit-summary.json'), 'utf8')) as CheckpointSummary);
+      await writeDecodedTensors(d.quant, d.decoded);
+    }
+    ctResults = JSON.parse(run([python, ctScript, 'check', ...ctDirs.flatMap((d) => [d.model, d.quant, d.decoded])])) as Record<string, CtResult>;
+    const first = Object.values(ctResults)[0];
+    console.log(`compressed-tensors loader check: ${((performance.now() - started) / 1000).toFixed(1)} s, transformers ${first.transformers}, compressed-tensors ${first.compressedTensors}`);
+  }, 600_000);
+
+  describe.each(ctCases.map((c, i) => [`${c.arch} (${c.dtype})`, i] as const))('%s', (_label, i) => {
+    it('loads with no missing, unexpected or mismatched keys, as a bfloat16 model (what compressed-tensors decompresses NVFP4 to)', () => {
+      const r = ctResults[ctDirs[i].quant];
+      expect(r.missing).toEqual([]);
+      expect(r.unexpected).toEqual([]);
+      expect(r.mismatched).toEqual([]);
+      expect(r.errors).toEqual([]);
+      expect(r.configDtype).toBe('torch.bfloat16');
+      expect(r.modelDtype).toBe('torch.bfloat16');
+    });
+
+    it("every quantized weight, decompressed by compressed-tensors, equals fp4kit's decode bit for bit; every other parameter is the input's", () => {
+      const r = ctResults[ctDirs[i].quant];
+      const quantized = ctSummaries[i].tensors.filter((t) => t.action === 'quantized').map((t) => t.name);
+      expect(quantized.length).toBeGreaterThan(0);
+      expect(Object.keys(r.weights).sort()).toEqual([...quantized].sort());
+      for (const [name, w] of Object.entries(r.weights)) {
+        expect(w.bitMismatches, name).toBe(0);
+        expect(w.bf16Exact, name).toBe(true); // an NVFP4 value has at most 7 significant bits: bf16 holds it exactly
+      }
+      expect(Object.keys(r.othersEqual).length).toBeGreaterThan(0);
+      expect(Object.entries(r.othersEqual).filter(([, same]) => !same)).toEqual([]);
+    });
+
+    it('its forward gives the logits of the input model holding the decoded weights, exactly', () => {
+      const { logits } = ctResults[ctDirs[i].quant];
+      expect(logits.maxAbsReference).toBeGreaterThan(0.5);
+      expect(logits.maxAbsDiffLoadedVsReference).toBe(0);
+      expect(logits.relErrLoadedVsOriginal).toBeLessThan(0.5); // NVFP4 of random weights through two layers
+    });
+  });
+});

@@ -33,6 +33,15 @@ export function configText(config: Record<string, unknown>): string {
   return `${text}\n`;
 }
 
+/** A shallow copy of a config object (or one of its sub-objects) with some keys set: the numbers
+ *  it keeps keep their spelling (a layout changing a sub-config's dtype leaves its rope_theta 10000.0). */
+export function editedConfig(o: Record<string, unknown>, edits: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...o, ...edits };
+  const literals = LITERALS_OF.get(o);
+  if (literals !== undefined) LITERALS_OF.set(out, literals);
+  return out;
+}
+
 /** A copy of `v` in which each number read with a literal of its own (and still of its value) is a marker string. */
 function markLiterals(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;

@@ -13,6 +13,7 @@ import { nvfp4TensorScale } from '../../kernels/ref/block-scale.js';
 import type { QuantizedTensor } from '../../core/quantize.js';
 import type { FgmpTensor } from '../../fgmp/quantize.js';
 import { isEmbedding, notAServedLinear } from './module-roles.js';
+import { editedConfig } from '../model-config.js';
 import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
 /** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
@@ -90,8 +91,34 @@ export const compressedTensorsLayout: Layout = {
       global_compression_ratio: null,
       producer: 'fp4kit',
     };
-    return { config: { ...(ctx.config ?? {}), quantization_config }, extra: {} };
+    return { config: { ...declaredBfloat16(ctx.config ?? {}), quantization_config }, extra: {} };
   },
 };
+
+const FLOAT_DTYPES = new Set(['float32', 'float16', 'float', 'half', 'torch.float32', 'torch.float16']);
+
+/**
+ * The config with its model dtype declared bfloat16. compressed-tensors decompresses NVFP4 weights
+ * to bfloat16 whatever the model's dtype (compressors/nvfp4/base.py), so transformers loading a
+ * model declared float32 or float16 ran its bf16 Linear weights on float32 activations and the
+ * forward failed ("expected m1 and m2 to have the same dtype … float != BFloat16"). The model's
+ * own dtype key (transformers 5's `dtype`, 4's `torch_dtype`, and a sub-config's, e.g. text_config)
+ * is rewritten where it names float32 or float16; a config with none gets `dtype`.
+ */
+function declaredBfloat16(config: Record<string, unknown>): Record<string, unknown> {
+  const rewrite = (c: Record<string, unknown>): Record<string, unknown> => {
+    const edits: Record<string, unknown> = {};
+    for (const key of ['dtype', 'torch_dtype']) if (typeof c[key] === 'string' && FLOAT_DTYPES.has(c[key] as string)) edits[key] = 'bfloat16';
+    return editedConfig(c, edits);
+  };
+  const out = rewrite(config);
+  if (!('dtype' in out) && !('torch_dtype' in out)) out.dtype = 'bfloat16';
+  for (const [key, value] of Object.entries(out)) {
+    if (key !== 'quantization_config' && value !== null && typeof value === 'object' && !Array.isArray(value) && ('dtype' in value || 'torch_dtype' in value)) {
+      out[key] = rewrite(value as Record<string, unknown>);
+    }
+  }
+  return out;
+}
 
 export type { QuantFormat };
