@@ -276,7 +276,7 @@ describe('config.json as transformers writes it (numbers)', () => {
     mkdirSync(dir);
     await writeSafetensors(join(dir, 'model.safetensors'), [weight('model.layers.0.mlp.up_proj.weight', 32, 64)], { format: 'pt' });
     writeFileSync(join(dir, 'config.json'), '{"model_type": "llama", "rope_theta": 10000.0, "rope_scaling": {"factor": 8.0, "rope_type": "llama3"}, "rms_norm_eps": 1e-05, ' +
-      '"big": 18446744073709551615, "zero": -0.0, "list": [1.0, 2, 3.50], "__proto__": {"a": 2.0}, "text": "10000.0", "hidden_size": 64, "initializer_range": 0.02, ' +
+      '"big": 18446744073709551615, "zero": -0.0, "trap": "\\u0000fp4kit-number:5", "list": [1.0, 2, 3.50], "__proto__": {"a": 2.0}, "text": "10000.0", "hidden_size": 64, "initializer_range": 0.02, ' +
       '"quantization_config": {"version": 1.0}}');
     for (const layout of ['compressed-tensors', 'fp4kit'] as const) {
       const q = await quantized(dir, { format: 'nvfp4', layout });
@@ -285,11 +285,16 @@ describe('config.json as transformers writes it (numbers)', () => {
         expect(text, kept).toContain(kept);
       }
       expect(text.replace(/\s+/g, '')).toContain('"list":[1.0,2,3.50]');
+      expect(text).toContain('"trap": "\\u0000fp4kit-number:5",'); // a string shaped like an internal marker stays a string
       expect(text).not.toContain('"version": 1.0'); // the quantization_config is the layout's own
       expect(q.config.rope_theta).toBe(10000);
       expect(q.action('model.layers.0.mlp.up_proj.weight')).toBe('quantized');
       await q.file.close();
     }
+    // A number JSON does not allow (a leading zero) is still refused as not JSON, before anything is written.
+    writeFileSync(join(dir, 'config.json'), '{"model_type": "llama", "x": 01}');
+    await expect(quantizeCheckpoint(dir, join(root, 'python-floats-bad'), { format: 'nvfp4', layout: 'fp4kit' })).rejects.toThrow(/config\.json: not JSON/);
+    expect(existsSync(join(root, 'python-floats-bad'))).toBe(false);
   });
 });
 
@@ -300,6 +305,8 @@ describe('the model dtype the compressed-tensors layout declares', () => {
       ['f16-legacy', { model_type: 'llama', torch_dtype: 'float16' }, { torch_dtype: 'bfloat16' }],
       ['bf16', { model_type: 'llama', dtype: 'bfloat16' }, { dtype: 'bfloat16' }],
       ['none', { model_type: 'llama' }, { dtype: 'bfloat16' }],
+      ['null', { model_type: 'llama', dtype: null }, { dtype: 'bfloat16' }], // transformers reads null as float32
+      ['f64', { model_type: 'llama', dtype: 'float64' }, { dtype: 'bfloat16' }],
     ];
     for (const [label, config, want] of cases) {
       const dir = await model(`dtype-${label}`, [weight('model.layers.0.mlp.up_proj.weight', 32, 64)], config);

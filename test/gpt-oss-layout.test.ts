@@ -134,7 +134,7 @@ describe('gpt-oss layout', () => {
     const narrow = await checkpoint({ hidden: 48, inter: 64, experts: 2, layers: 1 });
     const out = join(root, `refused-${serial++}`);
     await expect(quantizeCheckpoint(narrow.dir, out, { format: 'mxfp4', layout: 'gpt-oss' })).rejects.toThrow(
-      'model.layers.0.mlp.experts: "model.layers.0.mlp.experts.down_proj" would be quantized but "model.layers.0.mlp.experts.gate_up_proj" copied (input axis 48 is not a multiple of 32 (MXFP4 blocks)); loaders of the gpt-oss layout load all of a layer\'s experts into one fused MoE');
+      'model.layers.0.mlp.experts: "model.layers.0.mlp.experts.down_proj" would be quantized but "model.layers.0.mlp.experts.gate_up_proj" copied (input axis 48 is not a multiple of 32 (MXFP4 blocks)); loaders of the gpt-oss layout load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix: this model\'s shapes do not fit the gpt-oss layout; choose another --layout (fp4kit holds any shape)');
     expect(existsSync(out)).toBe(false);
   });
 });

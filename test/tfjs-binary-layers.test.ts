@@ -250,6 +250,21 @@ describe('binaryDense', () => {
     tf.dispose([x, y]);
   });
 
+  it('an output gradient whose scale overflows float32 (1 bit: one step over ±3e38 in one sample) takes the float32 products, as mode fp32 does, instead of a RangeError', () => {
+    const dyBig = gaussian(t * n, 52);
+    dyBig[0] = 3e38;
+    dyBig[1] = -3e38;
+    const x = tf.tensor2d(xv, [t, k]);
+    const dy = tf.tensor2d(dyBig, [t, n]);
+    const reference = gradients(make({ gradients: 'fp32' }), x, dy);
+    for (const mode of ['scq', 'psq', 'ptq'] as const) {
+      const got = gradients(make({ gradients: mode, bits: 1 }), x, dy);
+      expect(Array.from(got.dx), mode).toEqual(Array.from(reference.dx));
+      expect(Array.from(got.grads.get('kernel')!), mode).toEqual(Array.from(reference.grads.get('kernel')!));
+    }
+    tf.dispose([x, dy]);
+  });
+
   it('a non-finite output gradient (a diverged loss) trains on with a NaN or Inf loss, as tf.layers.dense does, in every gradient mode', async () => {
     for (const gradients of ['scq', 'psq', 'ptq', 'fp32'] as const) {
       const build = () => {
@@ -436,21 +451,19 @@ describe('binaryConv2d', () => {
   });
 
   it('an input with an empty spatial axis has zero gradients of its shape, in every gradient mode (as tf.layers.conv2d)', () => {
-    for (const gradients of ['scq', 'psq', 'ptq', 'fp32'] as const) {
+    for (const mode of ['scq', 'psq', 'ptq', 'fp32'] as const) {
       for (const shape of [[2, 0, w, c], [2, h, 0, c], [0, h, w, c]] as const) {
-        const layer = make({ gradients });
+        const layer = make({ gradients: mode });
         const x = tf.zeros(shape as unknown as number[]);
         const dy = tf.zeros((layer.apply(x) as tf.Tensor).shape);
-        const { dx, grads } = gradientsOf(layer, x, dy);
-        expect(dx.length, `${gradients} [${shape}]`).toBe(0);
-        expect(Array.from(grads.get('kernel')!).every((v) => v === 0), `${gradients} [${shape}]`).toBe(true);
+        const { dx, grads } = gradients(layer, x, dy);
+        expect(dx.length, `${mode} [${shape}]`).toBe(0);
+        expect(Array.from(grads.get('kernel')!).every((v) => v === 0), `${mode} [${shape}]`).toBe(true);
         tf.dispose([x, dy]);
       }
     }
   });
 });
-
-const gradientsOf = gradients;
 
 describe('layer options', () => {
   it('an option name a layer does not take is refused with the near name (a typo would leave the default in force); the options of tfjs\'s base layer pass', () => {

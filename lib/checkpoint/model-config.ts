@@ -10,9 +10,11 @@ import { readRegularTextFile } from './safetensors/regular-file.js';
 /** A string (matched first, so text inside one is left alone), one of Python's bare numbers
  *  (json.dump writes a float inf or nan as Infinity, -Infinity or NaN, which JSON has not), or a
  *  JSON number. */
-const STRING_PYTHON_NUMBER_OR_NUMBER = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
-const MARK = '\u0000fp4kit-python-number:';
-const NUMBER_MARK = '\u0000fp4kit-number:';
+const STRING_PYTHON_NUMBER_OR_NUMBER = /"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)|(-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+// The markers carry a random tag: a string of the config that looks like one is never taken for one.
+const TAG = Math.random().toString(36).slice(2, 10);
+const MARK = `\u0000fp4kit-python-number-${TAG}:`;
+const NUMBER_MARK = `\u0000fp4kit-number-${TAG}:`;
 
 /** The source text of the numbers JavaScript would write differently (`10000.0` as 10000, which
  *  Python reads back as an int; `1e-05`; an integer beyond 2^53), by the object or array that holds
@@ -28,8 +30,8 @@ const LITERALS = Symbol('config.json number literals');
  *  numbers' own spelling back in place. */
 export function configText(config: Record<string, unknown>): string {
   const text = JSON.stringify(markLiterals(config), null, 2)
-    .replace(/"\\u0000fp4kit-python-number:(-?Infinity|NaN)"/g, '$1')
-    .replace(/"\\u0000fp4kit-number:(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"/g, '$1');
+    .replace(new RegExp(`"\\\\u0000fp4kit-python-number-${TAG}:(-?Infinity|NaN)"`, 'g'), '$1')
+    .replace(new RegExp(`"\\\\u0000fp4kit-number-${TAG}:(-?\\d+(?:\\.\\d+)?(?:[eE][+-]?\\d+)?)"`, 'g'), '$1');
   return `${text}\n`;
 }
 

@@ -78,21 +78,21 @@ export function checkOutputNames(ckpt: CheckpointFiles, plans: PlannedTensor[][]
 
 /**
  * Refuse a fused group (q/k/v, gate/up, w1/w3, q_a/kv_a) or an MoE layer's experts that would be
- * partly quantized, in the layouts whose loaders fuse them (sharedFusedScales; an MoE layer of
- * whole-layer expert tensors in every serving layout, gpt-oss's included): vLLM refuses such a
+ * partly quantized, in the layouts whose loaders fuse them (sharedFusedScales, loadsExpertsAsOneMoe:
+ * every serving layout, gpt-oss's included, for MoE layers): vLLM refuses such a
  * checkpoint ("different quantization schemes" / "some but not all shards"), or finds no packed
  * down_proj for its fused MoE, so it must not be published.
  */
 export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout, config: ModelConfig): void {
-  const moe = 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix';
+  const oneFusedMoe = 'load all of a layer\'s experts into one fused MoE with one quantization, and cannot load a mix';
   const kinds: Array<{ groupOf: (info: TensorInfo) => string | null; why: string }> = [];
-  if (layout.sharedFusedScales) {
-    kinds.push({ groupOf: (t) => fusedGroupOf(t.name, config), why: 'fuse them into one layer and refuse a mix' });
-    kinds.push({ groupOf: (t) => expertLayerOf(t.name), why: moe });
+  if (layout.sharedFusedScales) kinds.push({ groupOf: (t) => fusedGroupOf(t.name, config), why: 'fuse them into one layer and refuse a mix' });
+  if (layout.loadsExpertsAsOneMoe) {
+    kinds.push({ groupOf: (t) => expertLayerOf(t.name), why: oneFusedMoe });
+    // Whole-layer expert tensors (gpt-oss's gate_up_proj and down_proj): one whose input axis is no
+    // multiple of 32 would stay bf16 beside an MXFP4 partner.
+    kinds.push({ groupOf: (t) => wholeMoeLayerOf(t.name, t.shape), why: oneFusedMoe });
   }
-  // Whole-layer expert tensors (gpt-oss's gate_up_proj and down_proj): one whose input axis is no
-  // multiple of 32 would stay bf16 beside an MXFP4 partner.
-  if (layout.name !== 'fp4kit') kinds.push({ groupOf: (t) => wholeMoeLayerOf(t.name, t.shape), why: moe });
   for (const { groupOf, why } of kinds) {
     const groups = new Map<string, { quantized: string[]; copied: Array<{ name: string; reason: string; shard: number }> }>();
     for (let si = 0; si < plans.length; si++) {
@@ -109,7 +109,11 @@ export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][]
       if (e.quantized.length > 0 && e.copied.length > 0) {
         const c = e.copied[0];
         const listed = e.quantized.length > 3 ? `${e.quantized.slice(0, 3).map((n) => JSON.stringify(n)).join(', ')}, … (${e.quantized.length} in all)` : e.quantized.map((n) => JSON.stringify(n)).join(', ');
-        throw new SafetensorsError(ckpt.shards[c.shard].path, `${group}: ${listed} would be quantized but ${JSON.stringify(c.name)} copied (${c.reason}); loaders of the ${layout.name} layout ${why}: quantize all of them or none (--only / --skip)`);
+        // A shape the layout cannot pack is the model's (every layer has it): no --skip helps there.
+        const remedy = /not a multiple of/.test(c.reason)
+          ? `this model's shapes do not fit the ${layout.name} layout; choose another --layout (fp4kit holds any shape)`
+          : 'quantize all of them or none (--only / --skip)';
+        throw new SafetensorsError(ckpt.shards[c.shard].path, `${group}: ${listed} would be quantized but ${JSON.stringify(c.name)} copied (${c.reason}); loaders of the ${layout.name} layout ${why}: ${remedy}`);
       }
     }
   }

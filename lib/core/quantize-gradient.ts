@@ -89,6 +89,13 @@ function checkBuffers(fn: string, out: GradientBuffers, n: number, count: number
   return { codes, scales, zeros, mask, keepProbability, views };
 }
 
+/** A finite gradient whose group scale or zero point overflows float32 (its range over the code
+ *  steps, divided by the keep probability): a RangeError of its own, so that a caller (a binary
+ *  layer's backward) can tell it from a bad argument. */
+export class GradientScaleOverflowError extends RangeError {
+  override name = 'RangeError';
+}
+
 /**
  * Quantize a float32 gradient [rows, cols] to b-bit codes with stochastic rounding, one scale and
  * zero point per group, optionally pruned. Every element must be finite (a RangeError names the
@@ -148,7 +155,7 @@ export function quantizeGradient(g: Float32Array, options: QuantizeGradientOptio
   }
   for (let i = 0; i < count; i++) {
     if (!Number.isFinite(q.scales[i]) || !Number.isFinite(q.zeros[i])) {
-      throw new RangeError(
+      throw new GradientScaleOverflowError(
         `${fn}: group ${i}'s ${Number.isFinite(q.scales[i]) ? 'zero point' : 'scale'} overflows float32 ` +
           `(its range over ${2 ** bits - 1} steps, divided by keep probability ${q.keepProbability[i]}); scale the gradient down`,
       );

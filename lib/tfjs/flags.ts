@@ -28,7 +28,7 @@ function checkChoice<T extends string>(flag: string, value: unknown, choices: re
   throw notOneOf('string', value, `${where}: the value must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${got}`);
 }
 
-const asRead = (flag: string) => `the ${flag} flag (set by tf.env().setFlags(), which checks no value)`;
+const setWithoutCheck = (flag: string) => `the ${flag} flag (set by tf.env().setFlags(), which checks no value)`;
 
 /**
  * A set hook that refuses a bad value: tfjs stores the value before it calls the hook, so the hook
@@ -58,10 +58,10 @@ export function registerFlags(): void {
 
 /** The weight format the kernels use now. */
 export function weightMode(): WeightMode {
-  return checkChoice(WEIGHTS_FLAG, tf.env().get(WEIGHTS_FLAG), WEIGHT_MODES, asRead(WEIGHTS_FLAG));
+  return checkChoice(WEIGHTS_FLAG, tf.env().get(WEIGHTS_FLAG), WEIGHT_MODES, setWithoutCheck(WEIGHTS_FLAG));
 }
 
 /** Which B operands are weights now. */
 export function weightTensors(): WeightTensors {
-  return checkChoice(WEIGHT_TENSORS_FLAG, tf.env().get(WEIGHT_TENSORS_FLAG), WEIGHT_TENSOR_CHOICES, asRead(WEIGHT_TENSORS_FLAG));
+  return checkChoice(WEIGHT_TENSORS_FLAG, tf.env().get(WEIGHT_TENSORS_FLAG), WEIGHT_TENSOR_CHOICES, setWithoutCheck(WEIGHT_TENSORS_FLAG));
 }

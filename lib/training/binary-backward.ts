@@ -11,7 +11,7 @@
 // channel over all samples and positions (a column of the [samples·positions, channels] view).
 
 import {
-  dequantizeGradient, quantizeGradient, type GradientPrune, type QuantizedGradient,
+  dequantizeGradient, GradientScaleOverflowError, quantizeGradient, type GradientPrune, type QuantizedGradient,
 } from '../core/quantize-gradient.js';
 import { bitplaneMatmul, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
 import { DtypeId } from '../core/formats.js';
@@ -96,13 +96,12 @@ export function quantizedPaths(g: Float32Array, shape: GradientShape, o: BinaryG
  * in float32, as mode 'fp32' does, so a diverged loss shows as NaN or Inf in the loss, as with
  * tf.layers.dense, instead of ending model.fit with an error.
  */
-export function quantizablePaths(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): { input: QuantizedPath; weight: QuantizedPath } | null {
+export function tryQuantizedPaths(g: Float32Array, shape: GradientShape, o: BinaryGradientOptions, seed: number): { input: QuantizedPath; weight: QuantizedPath } | null {
   if (g.length === 0 || !Number.isFinite(getKernels().absMax(g, DtypeId.f32))) return null;
   try {
     return quantizedPaths(g, shape, o, seed);
   } catch (err) {
-    // quantizeGradient's refusal of a finite gradient whose group range / keep probability overflows.
-    if (err instanceof RangeError && err.message.includes('overflows float32')) return null;
+    if (err instanceof GradientScaleOverflowError) return null;
     throw err;
   }
 }

@@ -29,6 +29,7 @@ export function powerOfTwoTensorScale(amax: number): number {
 
 export const compressedTensorsLayout: Layout = {
   name: 'compressed-tensors',
+  loadsExpertsAsOneMoe: true,
   formats: ['nvfp4'],
   sharedFusedScales: true,
   unsupported(name, shape, _format, config) {
@@ -95,27 +96,23 @@ export const compressedTensorsLayout: Layout = {
   },
 };
 
-const FLOAT_DTYPES = new Set(['float32', 'float16', 'float', 'half', 'torch.float32', 'torch.float16']);
+const DTYPE_KEYS = ['dtype', 'torch_dtype'];
 
 /**
  * The config with its model dtype declared bfloat16. compressed-tensors decompresses NVFP4 weights
  * to bfloat16 whatever the model's dtype (compressors/nvfp4/base.py), so transformers loading a
- * model declared float32 or float16 ran its bf16 Linear weights on float32 activations and the
- * forward failed ("expected m1 and m2 to have the same dtype … float != BFloat16"). The model's
- * own dtype key (transformers 5's `dtype`, 4's `torch_dtype`, and a sub-config's, e.g. text_config)
- * is rewritten where it names float32 or float16; a config with none gets `dtype`.
+ * model declared anything else (float32, float16, null: float32) ran its bf16 Linear weights on
+ * other activations and the forward failed ("expected m1 and m2 to have the same dtype … float !=
+ * BFloat16"). Every dtype key (transformers 5's `dtype`, 4's `torch_dtype`, a sub-config's such as
+ * text_config's) says bfloat16; a config with none gets `dtype`.
  */
 function declaredBfloat16(config: Record<string, unknown>): Record<string, unknown> {
-  const rewrite = (c: Record<string, unknown>): Record<string, unknown> => {
-    const edits: Record<string, unknown> = {};
-    for (const key of ['dtype', 'torch_dtype']) if (typeof c[key] === 'string' && FLOAT_DTYPES.has(c[key] as string)) edits[key] = 'bfloat16';
-    return editedConfig(c, edits);
-  };
-  const out = rewrite(config);
-  if (!('dtype' in out) && !('torch_dtype' in out)) out.dtype = 'bfloat16';
+  const bfloat16 = (c: Record<string, unknown>) => editedConfig(c, Object.fromEntries(DTYPE_KEYS.filter((k) => k in c).map((k) => [k, 'bfloat16'])));
+  const out = bfloat16(config);
+  if (!DTYPE_KEYS.some((k) => k in out)) out.dtype = 'bfloat16';
   for (const [key, value] of Object.entries(out)) {
-    if (key !== 'quantization_config' && value !== null && typeof value === 'object' && !Array.isArray(value) && ('dtype' in value || 'torch_dtype' in value)) {
-      out[key] = rewrite(value as Record<string, unknown>);
+    if (key !== 'quantization_config' && value !== null && typeof value === 'object' && !Array.isArray(value) && DTYPE_KEYS.some((k) => k in value)) {
+      out[key] = bfloat16(value as Record<string, unknown>);
     }
   }
   return out;

@@ -13,6 +13,7 @@ import { gptOssDefaultSelection, gptOssUnsupported, isGptOssExpertWeight } from 
 
 export const gptOssLayout: Layout = {
   name: 'gpt-oss',
+  loadsExpertsAsOneMoe: true,
   formats: ['mxfp4'],
   defaultSelection: gptOssDefaultSelection,
   unsupported(name, shape, _format, config) {

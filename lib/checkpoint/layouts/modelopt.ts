@@ -17,6 +17,7 @@ import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type Layo
 export function modeloptLayout(inputScale?: number): Layout {
   return {
     name: 'modelopt',
+    loadsExpertsAsOneMoe: true,
     formats: ['nvfp4'],
     sharedFusedScales: true,
     tensorScale: nvfp4TensorScale,

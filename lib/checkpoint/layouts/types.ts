@@ -46,6 +46,9 @@ export interface Layout {
   transposedForBlocking?(name: string): boolean;
   /** Fused modules (q/k/v, gate/up) must share one NVFP4 tensor scale (lib/checkpoint/layouts/fused-modules.ts). */
   readonly sharedFusedScales?: boolean;
+  /** Its loaders load all of an MoE layer's experts into one fused MoE with one quantization (vLLM's
+   *  FusedMoE), so they are quantized all or none. */
+  readonly loadsExpertsAsOneMoe?: boolean;
   /** NVFP4 tensor (decode) scale to use for a tensor with this amax, if the layout needs a special one. */
   tensorScale?(amax: number): number;
   /** The output tensors for one quantized input tensor of the blocked `shape` (the input shape, or its

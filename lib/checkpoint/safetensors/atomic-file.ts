@@ -38,7 +38,10 @@ export class AtomicFile {
   readonly finalPath: string;
   readonly tempPath: string;
   private handle: FileHandle | null;
+  /** Where write() appends next. */
   private position = 0;
+  /** Bytes written so far, appended or placed. */
+  private written = 0;
 
   private constructor(finalPath: string, tempPath: string, handle: FileHandle) {
     this.finalPath = finalPath;
@@ -57,8 +60,6 @@ export class AtomicFile {
   get bytesWritten(): number {
     return this.written;
   }
-
-  private written = 0;
 
   /** Append bytes at the end of what was appended so far. */
   async write(bytes: Uint8Array): Promise<void> {

@@ -22,8 +22,9 @@ export function specByteLength(s: TensorSpec): number {
 
 /**
  * Each tensor's offset in the data: the tensors of the widest element first (8-byte, 4, 2, then
- * 1-byte dtypes), each width in declared order, as the safetensors package's own serializer orders
- * them. The data starts 8-byte aligned, so every tensor starts at a multiple of its element size and
+ * 1-byte dtypes), each width in declared order (the safetensors package's serializer also puts
+ * wider dtypes first, by name within one). The data starts 8-byte aligned, so every tensor starts
+ * at a multiple of its element size and
  * a reader may view it in place (a Float32Array, numpy, a Rust slice) without copying; declared
  * order would put an F32 tensor scale after an odd-length U8 tensor.
  */

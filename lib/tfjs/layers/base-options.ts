@@ -5,7 +5,6 @@
 // TypeError (the wrong kind of value) or RangeError (the right kind, a wrong value) naming the
 // layer and the option, as every fp4kit function does (README "Arguments and errors").
 
-import * as tf from '@tensorflow/tfjs';
 import { describe, isArray, isObjectArgument } from '../../core/validate.js';
 
 /** The layer's options object (not null, an array or a revoked Proxy). */
@@ -56,12 +55,4 @@ export function checkOptionNames(fn: string, args: object, base: readonly string
     const hint = near.length > 0 ? ` (did you mean ${near.map((n) => JSON.stringify(n)).join(' or ')}?)` : '';
     throw new RangeError(`${fn}: unknown option ${JSON.stringify(key)}${hint}; it takes tfjs's own options and ${own.join(', ')}`);
   }
-}
-
-/** A tfjs-layers class by its registered name ('Dense', 'Conv2D'), without making an instance (an
- *  instance would take one of tfjs's automatic layer names, dense_Dense1, from the user's layers). */
-export function tfjsLayerClass<T>(className: string): T {
-  const entry = (tf.serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)[className];
-  if (entry === undefined) throw new Error(`fp4kit tfjs layers: tfjs-layers registers no ${className} class`);
-  return entry[0] as T;
 }

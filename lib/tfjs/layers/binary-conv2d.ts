@@ -6,7 +6,8 @@
 // other than 1 is refused). Serializes as 'BinaryConv2D'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkIntegerPair, checkLayerArgs, checkOptionNames, checkPositiveInteger, CONV2D_OPTIONS, tfjsLayerClass } from './base-options.js';
+import { checkIntegerPair, checkLayerArgs, checkOptionNames, checkPositiveInteger, CONV2D_OPTIONS } from './base-options.js';
+import { tfjsLayerClass } from './tfjs-layer-class.js';
 import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 

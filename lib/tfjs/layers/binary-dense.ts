@@ -5,7 +5,8 @@
 // 'bias', plus 'alpha'. Serializes as 'BinaryDense'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS, tfjsLayerClass } from './base-options.js';
+import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS } from './base-options.js';
+import { tfjsLayerClass } from './tfjs-layer-class.js';
 import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
 import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 

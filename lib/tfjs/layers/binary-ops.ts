@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { packSigns } from '../../core/bitplane-gemm.js';
 import { dequantizeGradient } from '../../core/quantize-gradient.js';
 import {
-  inputGradientProduct, quantizablePaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
+  inputGradientProduct, tryQuantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
 } from '../../training/binary-backward.js';
 import { col2im, im2col, imageStrides } from '../im2col.js';
 import { scratch } from '../../core/scratch.js';
@@ -94,7 +94,7 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         const dAlpha = tf.sum(tf.mul(dy, p0), 0);
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: t, positions: 1, channels: n };
-        const paths = options.mode === 'fp32' ? null : quantizablePaths(g, shape, options, seeds.next());
+        const paths = options.mode === 'fp32' ? null : tryQuantizedPaths(g, shape, options, seeds.next());
         if (paths === null) {
           const dx = tf.mul(tf.tensor2d(floatTimesTransposed(g, t, floats(wb0), k, n), [t, k]), steMask(x0));
           return [dx, tf.mul(tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, g, n), [k, n]), steMask(w0)), dAlpha];
@@ -163,7 +163,7 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           im2col(floats(xb0), xStrides, info, 0, rows, signPatches, taps, 1);
           return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
         };
-        const paths = options.mode === 'fp32' ? null : quantizablePaths(g, shape, options, seeds.next());
+        const paths = options.mode === 'fp32' ? null : tryQuantizedPaths(g, shape, options, seeds.next());
         if (paths === null) return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
         const dxv = new Float32Array(n * inH * inW * inC);

@@ -5,7 +5,8 @@
 // means what it means there, the weights are Dense's 'kernel' and 'bias'. Serializes as 'Fp4Dense'.
 
 import * as tf from '@tensorflow/tfjs';
-import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS, tfjsLayerClass } from './base-options.js';
+import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS } from './base-options.js';
+import { tfjsLayerClass } from './tfjs-layer-class.js';
 import { isArray } from '../../core/validate.js';
 import { fp4MatMul, type Fp4ForwardStats } from './fp4-ops.js';
 import { FP4_OPTIONS, fp4Config, readFp4Options, type Fp4LayerConfig, type Fp4LayerOptions, type Fp4WeightScaling } from './fp4-options.js';

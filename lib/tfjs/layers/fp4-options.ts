@@ -25,13 +25,13 @@ export interface Fp4LayerOptions {
   ties?: TieRule | null;
 }
 
+/** The option names fp4Dense adds to Dense's (`weights` is Dense's own, or the legacy scaling). */
+export const FP4_OPTIONS = ['dge', 'occ', 'gradients', 'scaling', 'ties'];
+
 /**
  * The earlier name of `scaling`: `weights` given as one of its strings. An array under `weights` is
  * tf.layers.dense's own option (the layer's initial weights) and goes to Dense unchanged.
  */
-/** The option names fp4Dense adds to Dense's (`weights` is Dense's own, or the legacy scaling). */
-export const FP4_OPTIONS = ['dge', 'occ', 'gradients', 'scaling', 'ties'];
-
 export interface Fp4LegacyOptions {
   weights?: unknown;
 }
