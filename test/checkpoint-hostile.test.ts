@@ -1245,3 +1245,65 @@ describe('outputs that must be right even when the input is odd', () => {
     }
   });
 });
+
+describe('the Fisher file of an fgmp run is checked against the checkpoint before anything is written', () => {
+  const dir = join(root, 'fisher-checks');
+  const input = join(dir, 'model.safetensors');
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const weights = [
+    { name: 'model.layers.0.mlp.up_proj.weight', shape: [32, 64] },
+    { name: 'model.layers.0.mlp.down_proj.weight', shape: [64, 32] },
+  ];
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    await writeSafetensors(input, weights.map((w, i) => ({ name: w.name, dtype: 'F32', shape: w.shape, data: bytes(gaussian(2048, 900 + i)) })));
+  });
+  let n = 0;
+  async function run(fisher: Array<{ name: string; dtype?: string; shape: number[]; values?: Float32Array }>) {
+    const file = join(dir, `fisher-${n}.safetensors`);
+    await writeSafetensors(file, fisher.map((f) => {
+      const count = f.shape.reduce((a, b) => a * b, 1);
+      const values = f.values ?? Float32Array.from({ length: count }, (_, i) => 1 + (i % 7));
+      return f.dtype === 'BF16'
+        ? { name: f.name, dtype: 'BF16', shape: f.shape, data: new Uint8Array(Uint16Array.from(new Uint32Array(values.buffer), (b) => b >>> 16).buffer) }
+        : { name: f.name, dtype: 'F32', shape: f.shape, data: bytes(values) };
+    }));
+    const out = join(dir, `out-${n++}`);
+    const result = quantizeCheckpoint(input, out, { format: 'fgmp', layout: 'fp4kit', fisher: file });
+    return { file, out, result };
+  }
+
+  it('refuses a Fisher tensor of another shape than its weight (a transposed one would weight the wrong elements), naming the Fisher file', async () => {
+    const { file, out, result } = await run([{ name: 'model.layers.0.mlp.up_proj.weight', shape: [64, 32] }]);
+    await expect(result).rejects.toThrow(`${file}: Fisher tensor model.layers.0.mlp.up_proj.weight has shape [64, 32]; expected the weight's [32, 64] (one value per element, or [2048] flattened) or [64] (one per input channel)`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a Fisher file whose names match none of the weights (the run would be unweighted without a word)', async () => {
+    const { file, out, result } = await run([{ name: 'layers.0.mlp.up_proj.weight', shape: [32, 64] }]);
+    await expect(result).rejects.toThrow(`${file}: none of the 2 tensors to quantize has a Fisher tensor here (the checkpoint's "model.layers.0.mlp.up_proj.weight"; this file holds "layers.0.mlp.up_proj.weight"): the Fisher file must use the checkpoint's tensor names`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('refuses a NaN, infinite or negative Fisher value, naming the Fisher file and the element', async () => {
+    for (const [bad, shown] of [[NaN, 'NaN'], [Infinity, 'Infinity'], [-1, '-1']] as const) {
+      const values = new Float32Array(64).fill(1);
+      values[5] = bad;
+      const { file, out, result } = await run([{ name: 'model.layers.0.mlp.up_proj.weight', shape: [64], values }]);
+      await expect(result).rejects.toThrow(`${file}: Fisher tensor model.layers.0.mlp.up_proj.weight holds ${shown} at element 5; Fisher values must be finite and non-negative`);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+
+  it('takes the weight\'s shape, the flattened values or one per input channel (F32 or BF16); a weight without a Fisher tensor uses plain error', async () => {
+    const { out, result } = await run([
+      { name: 'model.layers.0.mlp.up_proj.weight', shape: [32, 64], dtype: 'BF16' },
+      { name: 'model.layers.0.mlp.down_proj.weight', shape: [32] },
+    ]);
+    expect((await result).quantized).toBe(2);
+    const flat = await run([{ name: 'model.layers.0.mlp.up_proj.weight', shape: [2048] }]);
+    expect((await flat.result).quantized).toBe(2);
+    rmSync(out, { recursive: true });
+    rmSync(flat.out, { recursive: true });
+  });
+});

@@ -24,6 +24,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { readModelConfig, type ModelConfig } from './model-config.js';
+import { checkFisherFile } from './fisher.js';
 import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, checkSomethingQuantized, fusedGroupAmax, planShard } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
@@ -102,6 +103,7 @@ export async function quantizeCheckpoint(
     checkOutputNames(ckpt, plans);
     checkFusedGroups(ckpt, plans, layout, config);
     checkSomethingQuantized(ckpt, plans, layout, opts.format, config);
+    if (fisher !== undefined) checkFisherFile(fisher, plans);
     const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, config, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);

@@ -5,13 +5,12 @@ import { BLOCK_FORMATS, DtypeId, type DtypeName } from '../core/formats.js';
 import type { QuantizedTensor } from '../core/quantize.js';
 import { quantizeAsync } from '../core/quantize-async.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
-import { f16BitsToF32Bits } from '../kernels/ref/dtype.js';
 import { fmix32 } from '../kernels/ref/stochastic.js';
 import type { Layout } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
 import type { CheckpointOptions } from './summary.js';
-import { elementCount } from './source-view.js';
+import { readFisher } from './fisher.js';
 
 /** Stochastic rounding seed of one tensor: the run's seed mixed with the tensor name (FNV-1a),
  *  so tensors draw independent random streams yet every run with the same seed is identical. */
@@ -19,21 +18,6 @@ export function tensorSeed(seed: number, name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
   return fmix32((seed ^ h) >>> 0);
-}
-
-async function readFisher(fisher: SafetensorsFile, name: string, count: number, cols: number): Promise<Float32Array | undefined> {
-  const t = fisher.tensor(name);
-  if (!t) return undefined;
-  const n = elementCount(t.shape);
-  if (n !== count && n !== cols) throw new SafetensorsError(fisher.path, `Fisher tensor ${name} has ${n} values; expected ${count} (per element) or ${cols} (per input channel)`);
-  const bytes = await fisher.read(t);
-  if (t.dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-  if (t.dtype !== 'BF16' && t.dtype !== 'F16') throw new SafetensorsError(fisher.path, `Fisher tensor ${name} has dtype ${t.dtype}; expected F32, F16 or BF16`);
-  const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-  const out = new Float32Array(n);
-  const ob = new Uint32Array(out.buffer);
-  for (let i = 0; i < n; i++) ob[i] = t.dtype === 'BF16' ? h[i] << 16 : f16BitsToF32Bits(h[i]);
-  return out;
 }
 
 /** What every tensor of a run is quantized with. */
@@ -57,7 +41,7 @@ export async function quantizeTensor(
     throw err;
   };
   if (options.format === 'fgmp') {
-    const f = fisher ? await readFisher(fisher, name, x.length, shape[shape.length - 1]) : undefined;
+    const f = fisher ? await readFisher(fisher, name) : undefined;
     return quantizeAsync(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }).catch(badTensor);
   }
   const format = BLOCK_FORMATS[options.format];

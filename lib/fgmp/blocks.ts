@@ -71,7 +71,8 @@ export function weightedError(x: Float32Array, q: Float32Array, weights: Float32
 
 /**
  * Sensitivity-weighted clipping: among the E4M3 scale codes from the recipe's code down to half
- * its value (one binade: 8 candidates), keep the one with the least Fisher-weighted squared error.
+ * its value, both included (one binade and its end: up to 9 candidates), keep the one with the
+ * least Fisher-weighted squared error.
  * Ties keep the larger scale (less clipping).
  */
 export function clippedFp4ScaleCode(
