@@ -184,7 +184,7 @@ describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
     r = cli(['inspect', out, '--plot', plots]);
     expect(r.code, r.stderr).toBe(0);
     const svgs = readdirSync(plots);
-    expect(svgs).toHaveLength(1 + names.length); // errors.svg and one precision map each
+    expect(svgs).toHaveLength(2 + names.length); // errors.svg, error-histogram.svg and one precision map each
     for (const n of svgs) {
       expect(Buffer.byteLength(n)).toBeLessThanOrEqual(255);
       expect(readFileSync(join(plots, n), 'utf8'), n).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
@@ -212,6 +212,9 @@ describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
       ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [null]}', 'tensors\\[0\\] is not'],
       ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [{"name": 1}]}', 'tensors\\[0\\] is not'],
       ['[]', '"tool" is not "fp4kit"'],
+      // Fields the header line prints (this had ended in "Cannot read properties of undefined (reading 'toFixed')").
+      ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [], "input": "/m"}', '"input" must be a path and "inputBytes", "outputBytes" byte counts'],
+      ['{"tool": "fp4kit", "format": "mxfp4", "layout": "fp4kit", "tensors": [], "input": "/m", "inputBytes": "1", "outputBytes": 1}', '"input" must be a path'],
     ] as const) {
       writeFileSync(join(out, 'fp4kit-summary.json'), text);
       const r = cli(['inspect', out, '--plot', join(root, 'bad-summary-plots')]);

@@ -539,8 +539,10 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     const flags = ['--format', 'mxfp4', '--layout', 'fp4kit'];
     const first = cli(['quantize', input, '-o', out, ...flags, '--shard', '1/2']);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(new RegExp(`^${out}: part 1/2 wrote model-\\d{5}-of-\\d{5}\\.safetensors`));
-    expect(first.stdout).toContain(`run \`fp4kit merge ${out}\` once every part is done`);
+    // Status on stderr; stdout holds results only (a --json reader of a part that does not merge gets nothing).
+    expect(first.stdout).toBe('');
+    expect(first.stderr).toMatch(new RegExp(`^fp4kit: ${out}: part 1/2 wrote model-\\d{5}-of-\\d{5}\\.safetensors`, 'm'));
+    expect(first.stderr).toContain(`run \`fp4kit merge ${out}\` once every part is done`);
     const early = cli(['merge', out]);
     expect(early.code).toBe(1);
     const [runDir] = readdirSync(partsFolder(out));
@@ -578,8 +580,8 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     const slow = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', input, '-o', out, ...flags, '--shard', '0/2'],
       { cwd: repo, env: { ...process.env, FP4KIT_TEST_TENSOR_DELAY_MS: '500' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let slowOut = '';
-    slow.stdout!.on('data', (d: Buffer) => { slowOut += d.toString(); });
-    slow.stderr!.resume();
+    slow.stderr!.on('data', (d: Buffer) => { slowOut += d.toString(); });
+    slow.stdout!.resume();
     const slowExit = new Promise<number | null>((r) => slow.on('exit', (code) => r(code)));
     while (!existsSync(partsFolder(out))) await new Promise((r) => setTimeout(r, 20));
     expect(cli(['quantize', input, '-o', out, ...flags, '--shard', '0/2']).code).toBe(0);

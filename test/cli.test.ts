@@ -179,3 +179,43 @@ describe('Ctrl-C', () => {
     expect(readdirSync(root).filter((n) => n.startsWith('interrupted.'))).toEqual([]);
   });
 });
+
+describe('what quantize and inspect print, on odd runs and readers (from an audit of their output)', () => {
+  it('a run with --no-error-stats says the errors were not measured (it printed "worst relative RMSE 0.000e+0"); --plot says why it has nothing to plot', () => {
+    const out = join(root, 'no-stats');
+    const r = cli(['quantize', tiny, '-o', out, '--format', 'nvfp4', '--no-error-stats']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('  error statistics not measured (--no-error-stats)\n');
+    expect(r.stdout).not.toContain('worst relative RMSE');
+    const p = cli(['inspect', out, '--plot', join(root, 'no-stats-plots')]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stderr).toContain('plots: nothing to plot (no quantized tensor has error statistics (the run had --no-error-stats) and none is fgmp)');
+  });
+
+  it('inspect --plot refuses a summary whose FGMP shape does not match the stored mask (it drew a wrong map, or looped over 2^53 rows without heeding Ctrl-C)', () => {
+    const out = join(root, 'shape-vs-mask');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'fgmp']).code).toBe(0);
+    const path = join(out, 'fp4kit-summary.json');
+    const summary = JSON.parse(readFileSync(path, 'utf8'));
+    const t = summary.tensors.find((x: { format?: string }) => x.format === 'fgmp');
+    for (const shape of [[2 ** 53 - 1, 256], [], [t.shape[0], t.shape[1] * 16]]) {
+      t.shape = shape;
+      writeFileSync(path, JSON.stringify(summary));
+      const r = cli(['inspect', out, '--plot', join(root, 'shape-vs-mask-plots')]);
+      expect(r.code, JSON.stringify(shape)).toBe(1);
+      expect(r.stderr).toContain(`fp4kit-summary.json: tensor ${t.name}: shape [${shape.join(', ')}] does not match its stored mask`);
+    }
+  });
+
+  it('a reader that closes stdout early (| head) ends the command quietly, not with an EPIPE stack trace', async () => {
+    const dir = join(root, 'many-tensors');
+    mkdirSync(dir);
+    // More than a pipe holds (64 KiB) of inspect output: 3000 stored tensors.
+    await writeSafetensors(join(dir, 'model.safetensors'), Array.from({ length: 3000 }, (_, i) => ({ name: `model.layers.${i}.norm.weight`, dtype: 'F32', shape: [4], data: new Uint8Array(16) })));
+    const r = spawnSync('sh', ['-c', '"$@" | head -1', 'sh', process.execPath, '--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'inspect', dir], {
+      cwd: repo, encoding: 'utf8', timeout: 120_000,
+    });
+    expect(r.stdout.split('\n')[0]).toMatch(/many-tensors: 1 file\(s\), 3000 stored tensors/);
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled|node:events/);
+  });
+});

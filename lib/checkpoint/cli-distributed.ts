@@ -64,14 +64,15 @@ export async function quantizeDistributed(
     result = await runCheckpointPart({ input, output, options: serializeOptions(options), part: index, parts: count }, onProgress, signal, { autoMerge: true });
   } catch (err) {
     if (!(err instanceof PartAlreadyMergedError)) throw err;
-    process.stdout.write(`${err.message}\n`); // not a failure: the output is complete
+    // Status, not a result: stderr, so that stdout holds only results (the summary, --json).
+    process.stderr.write(`fp4kit: ${err.message}\n`); // not a failure: the output is complete
     return null;
   }
   const { record, merged } = result;
   if (merged) return merged;
   const files = record.files.map((f) => f.name);
-  process.stdout.write(
-    `${output}: part ${index}/${count} wrote ${files.length === 0 ? 'no shard (more parts than input shards)' : files.join(', ')}\n` +
+  process.stderr.write(
+    `fp4kit: ${output}: part ${index}/${count} wrote ${files.length === 0 ? 'no shard (more parts than input shards)' : files.join(', ')}\n` +
       `  the last part to finish writes the index, config and summary; or run \`fp4kit merge ${output}\` once every part is done\n`,
   );
   return null;

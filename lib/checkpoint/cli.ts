@@ -18,7 +18,7 @@ import { makeFolders } from './safetensors/make-folders.js';
 import { removeTempFilesSync, writeFileAtomic } from './safetensors/atomic-file.js';
 import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
-import { logBarChart, precisionMap } from './plots.js';
+import { logBarChart, logHistogram, precisionMap } from './plots.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 import { NotQueuedError } from './queue.js';
 
@@ -105,10 +105,14 @@ function progressPrinter(): { update: (p: CheckpointProgress) => void; done: () 
       if (tty) {
         if (now - lastLine < 100 && p.tensorsDone !== p.tensorCount) return;
         lastLine = now;
-        const width = 24;
+        // Fitted to the terminal: a line that wraps leaves a row behind at every redraw (\r and
+        // erase-line reach only the last row). The bar gives way first, then the text is cut.
+        const columns = process.stderr.columns > 0 ? process.stderr.columns : 80;
+        const percent = `${(frac * 100).toFixed(0).padStart(3)}%  `;
+        const width = Math.max(0, Math.min(24, columns - 1 - percent.length - text.length - 1));
         const filled = Math.round(frac * width);
-        const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-        process.stderr.write(`\r\x1b[K${bar} ${(frac * 100).toFixed(0).padStart(3)}%  ${text}`);
+        const bar = width >= 8 ? `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ` : '';
+        process.stderr.write(`\r\x1b[K${`${bar}${percent}${text}`.slice(0, columns - 1)}`);
       } else {
         const percent = Math.floor(frac * 10) * 10;
         if (percent === lastPercent && now - lastLine < 5000) return;
@@ -125,13 +129,17 @@ function progressPrinter(): { update: (p: CheckpointProgress) => void; done: () 
 
 function printQuantizeSummary(s: CheckpointSummary): void {
   const q = s.tensors.filter((t) => t.action === 'quantized');
-  const worst = q.reduce((a, t) => Math.max(a, t.relRmse ?? 0), 0);
+  const measured = q.filter((t) => t.relRmse !== undefined);
+  // A NaN error (NaN or Inf weights) is the worst of all, and said so; unmeasured tensors say nothing.
+  const worst = measured.reduce((a, t) => (Number.isNaN(a) || t.relRmse === null || Number.isNaN(t.relRmse!) ? NaN : Math.max(a, t.relRmse!)), 0);
   const elements = q.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   const bits = elements === 0 ? 0 : q.reduce((a, t) => a + t.outputBytes * 8, 0) / elements;
   process.stdout.write(
     `${s.output}: ${q.length} tensors quantized to ${s.format} (${s.layout} layout, ${bits.toFixed(3)} bits/element), ${s.copied} copied\n` +
       `  ${human(s.inputBytes)} → ${human(s.outputBytes)} in ${s.seconds.toFixed(2)} s (${human(s.inputBytes / Math.max(s.seconds, 1e-9))}/s, ${s.backend} backend)\n` +
-      (q.length > 0 ? `  worst relative RMSE ${worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n` : ''),
+      (q.length === 0 ? ''
+        : measured.length === 0 ? '  error statistics not measured (--no-error-stats)\n'
+        : `  worst relative RMSE ${Number.isNaN(worst) ? 'NaN (a tensor holds NaN or Inf)' : worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n`),
   );
 }
 
@@ -295,17 +303,28 @@ async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFi
   const quantized = summary?.tensors.filter((t) => t.action === 'quantized' && t.relRmse !== undefined) ?? [];
   if (quantized.length > 0) {
     await save('errors', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
+    await save('error-histogram', logHistogram(`relative RMSE of ${quantized.length} tensors (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖ (4 bins a decade)', quantized.map((t) => t.relRmse!)));
   }
   for (const t of summary?.tensors ?? []) {
     if (t.format !== 'fgmp' || t.action !== 'quantized') continue;
     const info = ckpt.shards.flatMap((s) => s.tensors.map((x) => ({ shard: s, x }))).find((e) => e.x.name === `${t.name}.mask`);
     if (!info) continue;
-    const cols = t.shape[t.shape.length - 1];
-    const rows = t.shape.reduce((a, b) => a * b, 1) / Math.max(1, cols);
+    // The summary's shape must describe the stored mask (one bit per block of 16 along the last
+    // axis): a hand-edited shape would draw a wrong map, or ask for a map of 2^53 rows.
+    const cols = t.shape[t.shape.length - 1] ?? 0;
+    const rows = cols > 0 ? t.shape.reduce((a, b) => a * b, 1) / cols : 0;
+    const blocks = rows * Math.ceil(cols / 16);
+    const maskBytes = info.x.end - info.x.begin;
+    if (t.shape.length < 2 || blocks === 0 || Math.ceil(blocks / 8) !== maskBytes) {
+      throw new SafetensorsError(join(checkpointDir, SUMMARY_NAME), `tensor ${t.name}: shape [${t.shape.join(', ')}] does not match its stored mask (${maskBytes} bytes)`);
+    }
     // a file name holds 255 bytes: long names are cut (save() keeps cut names apart)
     await save(`precision-${t.name.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 200)}`, precisionMap(`FGMP precision map: ${t.name}`, await info.shard.read(info.x), rows, Math.ceil(cols / 16)));
   }
-  process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : 'plots: nothing to plot (no fp4kit summary in this folder)\n');
+  const why = summary === null ? 'no fp4kit summary in this folder'
+    : !summary.tensors.some((t) => t.action === 'quantized') ? 'no tensor was quantized'
+    : 'no quantized tensor has error statistics (the run had --no-error-stats) and none is fgmp';
+  process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : `plots: nothing to plot (${why})\n`);
 }
 
 async function runInspect(argv: string[]): Promise<number> {
@@ -356,7 +375,7 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
     if (summary) {
       out.push(`fp4kit summary: ${summary.format} in the ${summary.layout} layout, from ${summary.input} (${human(summary.inputBytes)} → ${human(summary.outputBytes)})`);
       // Names escaped before the columns are measured (an escape is wider than its character).
-      const w = Math.min(60, Math.max(6, ...summary.tensors.map((t) => printable(t.name).length)));
+      const w = Math.min(60, summary.tensors.reduce((m, t) => Math.max(m, printable(t.name).length), 6));
       out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  max |err|`);
       for (const t of summary.tensors) {
         const fmt = t.action === 'quantized' ? t.format! : t.dtype.toLowerCase();
@@ -366,7 +385,7 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
         out.push(`${pad(printable(t.name), w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
       }
     } else {
-      const w = Math.min(60, Math.max(6, ...stored.map((t) => printable(t.name).length)));
+      const w = Math.min(60, stored.reduce((m, t) => Math.max(m, printable(t.name).length), 6));
       out.push(`${pad('tensor', w)}  ${pad('dtype', 8)}  ${pad('shape', 16)}  bytes`);
       for (const t of stored) out.push(`${pad(printable(t.name), w)}  ${pad(t.dtype, 8)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${t.bytes}`);
     }
@@ -398,6 +417,9 @@ function checkSummary(path: string, json: unknown): CheckpointSummary | null {
     if (e.relRmse === null) e.relRmse = NaN;
     if (e.maxAbsError === null) e.maxAbsError = NaN;
   });
+  if (typeof s.input !== 'string' || ![s.inputBytes, s.outputBytes].every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+    throw bad('"input" must be a path and "inputBytes", "outputBytes" byte counts');
+  }
   return s as CheckpointSummary;
 }
 
@@ -423,6 +445,14 @@ export async function main(argv: string[]): Promise<number> {
     return await fail(e instanceof Error ? e.message : String(e), 1);
   }
 }
+
+// A reader of stdout that goes away (`fp4kit inspect out | head`) ends the command quietly, as
+// for any Unix filter, instead of an unhandled EPIPE: whatever the command was doing is done or
+// published (a quantize publishes before it prints its summary).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then((code) => {
   // Let stdout drain before exiting (piped output).

@@ -1,5 +1,6 @@
 // Small self-contained SVG plots for reports: line charts (loss curves), a horizontal bar chart on a log axis (error per
-// tensor) and a precision map (FGMP's FP4/FP8 choice per block, downsampled to shades of grey).
+// tensor), a histogram on a log axis (how many tensors have each error) and a precision map
+// (FGMP's FP4/FP8 choice per block, downsampled to shades of grey).
 // No dependency: the output is plain SVG text any browser or image viewer opens.
 
 function escapeXml(s: string): string {
@@ -14,35 +15,111 @@ export interface Bar {
   value: number;
 }
 
-/** Bars of positive values on a log10 axis, one row per bar, largest first. */
+/** A label cut to `max` characters in the middle (both ends of a tensor name say the most). */
+function shortLabel(label: string, max: number): string {
+  if (label.length <= max) return label;
+  const head = Math.ceil((max - 1) / 2);
+  return `${label.slice(0, head)}…${label.slice(label.length - (max - 1 - head))}`;
+}
+
+/** Bars of positive values on a log10 axis, one row per bar, largest first; a value of 0 ("exact")
+ *  or not a number (NaN: the tensor holds NaN or Inf) gets a row of its own, in words, at the end. */
 export function logBarChart(title: string, axisLabel: string, bars: Bar[]): string {
-  const rows = bars.filter((b) => b.value > 0 && Number.isFinite(b.value)).sort((a, b) => b.value - a.value);
-  const labelWidth = Math.min(420, 12 + 6.5 * Math.max(8, ...rows.map((b) => b.label.length)));
+  const positive = bars.filter((b) => b.value > 0 && Number.isFinite(b.value)).sort((a, b) => b.value - a.value);
+  const exact = bars.filter((b) => b.value === 0);
+  const notNumbers = bars.filter((b) => !Number.isFinite(b.value));
+  const rows = [...positive, ...exact, ...notNumbers];
+  const maxLabel = 64;
+  // Loops, not Math.min(...): a spread of 10^5 values overflows the stack.
+  let longest = 8;
+  let min = Infinity;
+  let max = 0;
+  for (const b of rows) longest = Math.max(longest, Math.min(maxLabel, b.label.length));
+  for (const b of positive) { min = Math.min(min, b.value); max = Math.max(max, b.value); }
+  const labelWidth = 12 + 6.5 * longest;
   const plotWidth = 420;
   const rowHeight = 16;
   const top = 40;
-  const height = top + rows.length * rowHeight + 50;
+  const plotHeight = Math.max(1, rows.length) * rowHeight;
+  const height = top + plotHeight + 50;
   const width = labelWidth + plotWidth + 30;
-  const lo = Math.floor(Math.log10(Math.min(...rows.map((b) => b.value), 1)));
-  const hi = Math.ceil(Math.log10(Math.max(...rows.map((b) => b.value), 1e-300)));
+  const lo = positive.length > 0 ? Math.floor(Math.log10(Math.min(min, 1))) : -3;
+  const hi = positive.length > 0 ? Math.ceil(Math.log10(max)) : 0;
   const span = Math.max(1, hi - lo);
   const x = (v: number) => labelWidth + ((Math.log10(v) - lo) / span) * plotWidth;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`,
   ];
   for (let d = lo; d <= hi; d++) {
     const gx = x(10 ** d);
-    out.push(`<line x1="${gx}" y1="${top - 4}" x2="${gx}" y2="${top + rows.length * rowHeight}" stroke="#ddd"/>`);
-    out.push(`<text x="${gx}" y="${top + rows.length * rowHeight + 14}" text-anchor="middle">1e${d}</text>`);
+    out.push(`<line x1="${gx}" y1="${top - 4}" x2="${gx}" y2="${top + plotHeight}" stroke="#ddd"/>`);
+    // Decades above the rows as well as below: a long chart is read from its top.
+    out.push(`<text x="${gx}" y="${top - 8}" text-anchor="middle">1e${d}</text>`);
+    out.push(`<text x="${gx}" y="${top + plotHeight + 14}" text-anchor="middle">1e${d}</text>`);
   }
+  if (rows.length === 0) out.push(`<text x="${labelWidth + 6}" y="${top + 11}">no value to plot</text>`);
   rows.forEach((b, i) => {
     const y = top + i * rowHeight;
-    out.push(`<text x="${labelWidth - 6}" y="${y + 11}" text-anchor="end">${escapeXml(b.label)}</text>`);
-    out.push(`<rect x="${labelWidth}" y="${y + 2}" width="${Math.max(1, x(b.value) - labelWidth)}" height="${rowHeight - 4}" fill="#4878a8"><title>${escapeXml(`${b.label}: ${b.value.toExponential(3)}`)}</title></rect>`);
+    out.push(`<text x="${labelWidth - 6}" y="${y + 11}" text-anchor="end">${escapeXml(shortLabel(b.label, maxLabel))}<title>${escapeXml(b.label)}</title></text>`);
+    if (b.value > 0 && Number.isFinite(b.value)) {
+      out.push(`<rect x="${labelWidth}" y="${y + 2}" width="${Math.max(1, x(b.value) - labelWidth)}" height="${rowHeight - 4}" fill="#4878a8"><title>${escapeXml(`${b.label}: ${b.value.toExponential(3)}`)}</title></rect>`);
+    } else if (b.value === 0) {
+      out.push(`<text x="${labelWidth + 4}" y="${y + 11}" fill="#2a7a2a">0 (exact)</text>`);
+    } else {
+      out.push(`<text x="${labelWidth + 4}" y="${y + 11}" fill="#c0392b">${escapeXml(String(b.value))} (the tensor holds NaN or Inf)</text>`);
+    }
   });
   out.push(`<text x="${labelWidth + plotWidth / 2}" y="${height - 12}" text-anchor="middle">${escapeXml(axisLabel)}</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/** A histogram of positive values on a log10 axis (`binsPerDecade` bins a decade): how many
+ *  tensors have each error, readable for a model of thousands of tensors where one bar per tensor
+ *  is not. Zero and not-a-number values are counted in the caption. */
+export function logHistogram(title: string, axisLabel: string, values: number[], binsPerDecade = 4): string {
+  let min = Infinity;
+  let max = 0;
+  let zeros = 0;
+  let notNumbers = 0;
+  for (const v of values) {
+    if (v > 0 && Number.isFinite(v)) { min = Math.min(min, v); max = Math.max(max, v); } else if (v === 0) zeros++; else notNumbers++;
+  }
+  const positive = values.length - zeros - notNumbers;
+  const lo = positive > 0 ? Math.floor(Math.log10(min)) : -3;
+  const hi = positive > 0 ? Math.max(lo + 1, Math.ceil(Math.log10(max))) : 0;
+  const bins = new Array<number>((hi - lo) * binsPerDecade).fill(0);
+  for (const v of values) {
+    if (!(v > 0 && Number.isFinite(v))) continue;
+    bins[Math.min(bins.length - 1, Math.max(0, Math.floor((Math.log10(v) - lo) * binsPerDecade)))]++;
+  }
+  const tallest = bins.reduce((a, b) => Math.max(a, b), 1);
+  const [left, top, plotW, plotH] = [50, 36, 480, 220];
+  const width = left + plotW + 20;
+  const height = top + plotH + 60;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`,
+  ];
+  const barW = plotW / bins.length;
+  bins.forEach((n, k) => {
+    const h = (n / tallest) * plotH;
+    if (n > 0) out.push(`<rect x="${(left + k * barW).toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${Math.max(1, barW - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="#4878a8"><title>${n} in [1e${(lo + k / binsPerDecade).toFixed(2)}, 1e${(lo + (k + 1) / binsPerDecade).toFixed(2)})</title></rect>`);
+  });
+  for (let d = lo; d <= hi; d++) {
+    const gx = left + (d - lo) * binsPerDecade * barW;
+    out.push(`<line x1="${gx}" y1="${top + plotH}" x2="${gx}" y2="${top + plotH + 4}" stroke="#444"/>`);
+    out.push(`<text x="${gx}" y="${top + plotH + 16}" text-anchor="middle">1e${d}</text>`);
+  }
+  out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#444"/>`);
+  out.push(`<text x="${left - 6}" y="${top + 10}" text-anchor="end">${tallest}</text>`);
+  out.push(`<text x="${left - 6}" y="${top + plotH}" text-anchor="end">0</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${escapeXml(axisLabel)}</text>`);
+  const notes = [`${values.length} tensors`, ...(zeros > 0 ? [`${zeros} exact (0, not shown)`] : []), ...(notNumbers > 0 ? [`${notNumbers} NaN (NaN or Inf in the tensor, not shown)`] : [])];
+  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 52}" text-anchor="middle"${notNumbers > 0 ? ' fill="#c0392b"' : ''}>${escapeXml(notes.join('; '))}</text>`);
   out.push('</svg>');
   return out.join('\n');
 }
@@ -52,14 +129,20 @@ export function logBarChart(title: string, axisLabel: string, bars: Bar[]): stri
  * at most `maxCells` per side; white = all FP4, black = all FP8.
  */
 export function precisionMap(title: string, mask: Uint8Array, rows: number, blocksPerRow: number, maxCells = 256): string {
+  if (!(Number.isSafeInteger(rows) && rows > 0 && Number.isSafeInteger(blocksPerRow) && blocksPerRow > 0) || mask.length * 8 < rows * blocksPerRow) {
+    throw new RangeError(`precisionMap: ${rows} rows × ${blocksPerRow} blocks do not fit a mask of ${mask.length} bytes`);
+  }
   const ry = Math.max(1, Math.ceil(rows / maxCells));
   const rx = Math.max(1, Math.ceil(blocksPerRow / maxCells));
   const h = Math.ceil(rows / ry);
   const w = Math.ceil(blocksPerRow / rx);
   const cell = Math.max(1, Math.min(8, Math.floor(512 / Math.max(h, w))));
   const top = 30;
+  // Wide enough for the title and the caption (about 6.5 px a character at these sizes).
+  const svgWidth = Math.max(w * cell + 20, 20 + 7.5 * title.length, 760);
+  const svgHeight = h * cell + top + 30;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.max(w * cell + 20, 560)}" height="${h * cell + top + 30}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${svgWidth}" height="${svgHeight}" viewBox="0 0 ${svgWidth} ${svgHeight}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="18" font-size="13">${escapeXml(title)}</text>`,
   ];
@@ -111,10 +194,12 @@ export interface LineChartOptions {
 /** "Nice" tick values covering [lo, hi]: steps of 1, 2 or 5 × 10^k, about `count` of them. */
 function ticks(lo: number, hi: number, count: number): number[] {
   const raw = (hi - lo) / Math.max(1, count);
+  if (!(raw > 0) || !Number.isFinite(raw)) return Number.isFinite(lo) ? [lo] : [];
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  // Bounded: a range of a few ulps has a step that no longer moves v.
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9 && out.length <= 4 * count + 2; v += step) out.push(Number(v.toPrecision(12)));
   return out;
 }
 
@@ -129,12 +214,15 @@ export function lineChart(title: string, series: LineSeries[], o: LineChartOptio
   const legendHeight = 16 * series.length + 8;
   const plotW = width - left - right;
   const plotH = height - top - bottom;
-  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  // Points with a non-finite x are left out (there is nowhere to draw them).
+  const xs = series.flatMap((s) => s.points.map((p) => p[0])).filter(Number.isFinite);
   const ys = series.flatMap((s) => [...s.points.map((p) => p[1]), ...(s.band ?? []).flatMap((b) => [b[1], b[2]])]).filter(Number.isFinite);
-  const x0 = xs.length ? Math.min(...xs) : 0;
-  const x1 = xs.length ? Math.max(...xs) : 1;
-  let [y0, y1] = o.yRange ?? [ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1];
-  if (!(y1 > y0)) [y0, y1] = [y0 - 0.5, y0 + 0.5];
+  const extent = (v: number[], empty: [number, number]): [number, number] =>
+    (v.length === 0 ? empty : v.reduce<[number, number]>(([a, b], x) => [Math.min(a, x), Math.max(b, x)], [Infinity, -Infinity]));
+  const [x0, x1] = extent(xs, [0, 1]);
+  let [y0, y1] = o.yRange ?? extent(ys, [0, 1]);
+  // An empty or almost empty range (a constant series, values a few ulps apart) is widened.
+  if (!(y1 - y0 > 1e-9 * Math.max(Math.abs(y0), Math.abs(y1)))) [y0, y1] = [y0 - 0.5 * Math.max(1, Math.abs(y0) * 0.01), y0 + 0.5 * Math.max(1, Math.abs(y0) * 0.01)];
   const spanX = x1 > x0 ? x1 - x0 : 1;
   const px = (x: number) => left + ((x - x0) / spanX) * plotW;
   const py = (y: number) => top + (1 - (Math.min(y1, Math.max(y0, y)) - y0) / (y1 - y0)) * plotH;
@@ -169,7 +257,7 @@ export function lineChart(title: string, series: LineSeries[], o: LineChartOptio
       run = [];
     };
     for (const [x, y] of s.points) {
-      if (Number.isFinite(y)) run.push(`${f(px(x))},${f(py(y))}`);
+      if (Number.isFinite(y) && Number.isFinite(x)) run.push(`${f(px(x))},${f(py(y))}`);
       else flush();
     }
     flush();

@@ -1,0 +1,70 @@
+// The SVG plots of `fp4kit inspect --plot` and the experiment reports (lib/checkpoint/plots.ts)
+// on degenerate data: every plot is well-formed and finite, and none hangs or overflows the stack.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { lineChart, logBarChart, logHistogram, precisionMap } from '../lib/checkpoint/plots.js';
+
+const python = process.env.PYTHON ?? 'python3';
+/** Parses as XML (when Python is here) and holds no NaN, Infinity or undefined. */
+function wellFormed(svg: string): void {
+  expect(svg).not.toMatch(/NaN|Infinity|undefined/);
+  const r = spawnSync(python, ['-c', 'import sys, xml.etree.ElementTree as E; E.fromstring(sys.stdin.read())'], { input: svg, encoding: 'utf8' });
+  if (r.error === undefined) expect(r.status, r.stderr).toBe(0);
+}
+
+describe('logBarChart (errors.svg)', () => {
+  it('shows an exact tensor (0) and a NaN one in words instead of leaving them out', () => {
+    const svg = logBarChart('t', 'x', [{ label: 'a', value: 0.1 }, { label: 'zero', value: 0 }, { label: 'nan', value: NaN }]);
+    expect(svg).toContain('>0 (exact)<');
+    expect(svg).toContain('NaN (the tensor holds NaN or Inf)');
+    expect(svg.match(/fill="#4878a8"/g)).toHaveLength(1);
+    expect(svg.replace(/NaN \(the tensor holds NaN or Inf\)|<title>nan<\/title>/g, '')).not.toMatch(/NaN/);
+    const empty = logBarChart('t', 'x', []);
+    expect(empty).toContain('no value to plot');
+    wellFormed(empty);
+  });
+
+  it('200 000 bars and labels of 300 characters: no stack overflow, labels cut in the middle with the full name as a tooltip', () => {
+    const bars = Array.from({ length: 200_000 }, (_, i) => ({ label: `t${i}`, value: 1e-3 * (1 + (i % 97)) }));
+    expect(() => logBarChart('t', 'x', bars)).not.toThrow();
+    const long = `model.${'x'.repeat(300)}.weight`;
+    const svg = logBarChart('t', 'x', [{ label: long, value: 0.01 }]);
+    expect(svg).toContain(`<title>${long}</title>`);
+    expect(svg).toMatch(/>model\.x+…x+\.weight</);
+    wellFormed(svg);
+  });
+});
+
+describe('logHistogram (error-histogram.svg)', () => {
+  it('counts values per quarter decade and names the exact and NaN ones in its caption', () => {
+    const svg = logHistogram('t', 'x', [0.011, 0.012, 0.09, 0.1, 0, NaN]);
+    wellFormed(svg.replace('NaN (NaN or Inf in the tensor, not shown)', ''));
+    expect(svg).toContain('6 tensors; 1 exact (0, not shown); 1 NaN (NaN or Inf in the tensor, not shown)');
+    const counts = [...svg.matchAll(/<title>(\d+) in \[/g)].map((m) => Number(m[1]));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(Math.max(...counts)).toBe(2); // 0.011 and 0.012 share a bin
+    wellFormed(logHistogram('t', 'x', []));
+  });
+});
+
+describe('lineChart (loss curves)', () => {
+  it('an almost constant series (a few ulps apart) and a non-finite x draw finite coordinates and end', () => {
+    const svg = lineChart('t', [{ label: 'a', color: 'red', points: [[0, 0.3], [1, 0.30000000000000004], [Infinity, 0.3]] }], { xLabel: 'x', yLabel: 'y' });
+    wellFormed(svg);
+    expect(svg.match(/<text[^>]*text-anchor="end">/g)!.length).toBeLessThan(40); // a bounded number of ticks
+  });
+});
+
+describe('precisionMap', () => {
+  it('refuses a shape that does not fit its mask instead of drawing a wrong map or looping over 2^53 rows', () => {
+    const mask = new Uint8Array(8);
+    expect(() => precisionMap('t', mask, 2 ** 53 - 1, 16)).toThrow(RangeError);
+    expect(() => precisionMap('t', mask, 64, 16)).toThrow('precisionMap: 64 rows × 16 blocks do not fit a mask of 8 bytes');
+    expect(() => precisionMap('t', mask, 0, 16)).toThrow(RangeError);
+    const svg = precisionMap(`FGMP precision map: ${'m'.repeat(120)}`, mask.fill(0x0f), 4, 16);
+    wellFormed(svg);
+    const width = Number(/width="([\d.]+)"/.exec(svg)![1]);
+    expect(width).toBeGreaterThanOrEqual(20 + 7.5 * 140); // the title fits
+    expect(svg).toContain('FP8 50.0 % of 64 blocks');
+  });
+});
