@@ -190,6 +190,12 @@ describe('what quantize and inspect print, on odd runs and readers (from an audi
     const p = cli(['inspect', out, '--plot', join(root, 'no-stats-plots')]);
     expect(p.code, p.stderr).toBe(0);
     expect(p.stderr).toContain('plots: nothing to plot (no quantized tensor has error statistics (the run had --no-error-stats) and none is fgmp)');
+    expect(existsSync(join(root, 'no-stats-plots'))).toBe(false); // no empty folder left behind
+    for (const bad of ['0x1', '0b1', ' 1 ', '1_0']) {
+      const f = cli(['quantize', tiny, '-o', join(root, 'u'), '--format', 'fgmp', '--fp4-fraction', bad]);
+      expect(f.code, bad).toBe(2);
+      expect(f.stderr).toContain(`--fp4-fraction: invalid value ${JSON.stringify(bad)}`);
+    }
   });
 
   it('inspect --plot refuses a summary whose FGMP shape does not match the stored mask (it drew a wrong map, or looped over 2^53 rows without heeding Ctrl-C)', () => {

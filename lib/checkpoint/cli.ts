@@ -4,7 +4,7 @@
 // --queue) are the distributed mode of lib/checkpoint/cli-distributed.ts. Errors are one line, `fp4kit: <file>: <problem>`,
 // exit code 1 (2 for usage errors, 130 after SIGINT, 143 after SIGTERM, 129 after SIGHUP).
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
@@ -180,7 +180,8 @@ async function runQuantize(argv: string[]): Promise<number> {
   const number = (flag: string, s: string | undefined, ok: (x: number) => boolean): number | undefined => {
     if (s === undefined) return undefined;
     const x = Number(s);
-    if (s.trim() === '' || !ok(x)) throw new UsageError(`${flag}: invalid value ${JSON.stringify(s)}`);
+    // Decimal notation only: Number() also takes '0x1', '0b1' and ' 1 '.
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s) || !ok(x)) throw new UsageError(`${flag}: invalid value ${JSON.stringify(s)}`);
     return x;
   };
   // Strings as given: checkCheckpointOptions (strict) checks every value and whether it applies.
@@ -285,6 +286,7 @@ async function readJson(path: string): Promise<unknown> {
 
 /** --plot: the error of every quantized tensor, and a precision map of every FGMP tensor. */
 async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFiles, summary: CheckpointSummary | null): Promise<void> {
+  const existed = existsSync(dir);
   await makeFolders(dir); // not Node's recursive mkdir, which spins under /proc
   // Plots beside the checkpoint's own files could replace one of them (a shard may have any name).
   const same = (a: string, b: string) => { const x = statSync(a); const y = statSync(b); return x.dev === y.dev && x.ino === y.ino; };
@@ -325,6 +327,7 @@ async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFi
     : !summary.tensors.some((t) => t.action === 'quantized') ? 'no tensor was quantized'
     : 'no quantized tensor has error statistics (the run had --no-error-stats) and none is fgmp';
   process.stderr.write(written.length > 0 ? `plots: ${written.join(', ')}\n` : `plots: nothing to plot (${why})\n`);
+  if (written.length === 0 && !existed) rmdirSync(dir); // no empty folder left for nothing
 }
 
 async function runInspect(argv: string[]): Promise<number> {
