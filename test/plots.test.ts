@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { lineChart, logBarChart, logHistogram, precisionMap } from '../lib/checkpoint/plots.js';
+import { embeddedGrayPng } from './helpers/svg-png.js';
 
 const python = process.env.PYTHON ?? 'python3';
 /** Parses as XML (when Python is here) and holds no NaN, Infinity or undefined. */
@@ -66,5 +67,12 @@ describe('precisionMap', () => {
     const width = Number(/width="([\d.]+)"/.exec(svg)![1]);
     expect(width).toBeGreaterThanOrEqual(20 + 7.5 * 140); // the title fits
     expect(svg).toContain('FP8 50.0 % of 64 blocks');
+    // One cell per block here: bits 0–3 of every mask byte set, so blocks 0–3 of each 8 are FP8 (black).
+    const { width: w, height: h, pixels } = embeddedGrayPng(svg);
+    expect([w, h]).toEqual([16, 4]);
+    for (let i = 0; i < 64; i++) expect(pixels[i], `block ${i}`).toBe(i % 8 < 4 ? 0 : 255);
+    // A 4096² weight's map (65 536 cells) is a few kilobytes, not one <rect> per cell (~4.5 MB).
+    const big = new Uint8Array((4096 * 256) / 8).map((_, i) => (i * 37) & 0xff);
+    expect(precisionMap('t', big, 4096, 256).length).toBeLessThan(200_000);
   });
 });

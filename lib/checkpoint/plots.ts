@@ -1,7 +1,10 @@
 // Small self-contained SVG plots for reports: line charts (loss curves), a horizontal bar chart on a log axis (error per
 // tensor), a histogram on a log axis (how many tensors have each error) and a precision map
 // (FGMP's FP4/FP8 choice per block, downsampled to shades of grey).
-// No dependency: the output is plain SVG text any browser or image viewer opens.
+// No dependency: the output is plain SVG text any browser or image viewer opens (a precision map
+// holds its cells as one embedded greyscale PNG, gray-png.ts).
+
+import { grayPng } from './gray-png.js';
 
 function escapeXml(s: string): string {
   // Characters XML cannot hold at all (control characters, lone surrogates) become U+FFFD, so a
@@ -147,6 +150,7 @@ export function precisionMap(title: string, mask: Uint8Array, rows: number, bloc
     `<text x="10" y="18" font-size="13">${escapeXml(title)}</text>`,
   ];
   let fp8Total = 0;
+  const shades = new Uint8Array(w * h);
   for (let cy = 0; cy < h; cy++) {
     for (let cx = 0; cx < w; cx++) {
       let fp8 = 0;
@@ -159,10 +163,12 @@ export function precisionMap(title: string, mask: Uint8Array, rows: number, bloc
         }
       }
       fp8Total += fp8;
-      const shade = Math.round(255 * (1 - fp8 / Math.max(1, n)));
-      if (shade < 255) out.push(`<rect x="${10 + cx * cell}" y="${top + cy * cell}" width="${cell}" height="${cell}" fill="rgb(${shade},${shade},${shade})"/>`);
+      shades[cy * w + cx] = Math.round(255 * (1 - fp8 / Math.max(1, n)));
     }
   }
+  // One greyscale image of the cells, drawn without smoothing (a cell per pixel, scaled up).
+  const png = grayPng(w, h, shades).toString('base64');
+  out.push(`<image x="10" y="${top}" width="${w * cell}" height="${h * cell}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/png;base64,${png}"/>`);
   out.push(`<rect x="10" y="${top}" width="${w * cell}" height="${h * cell}" fill="none" stroke="#888"/>`);
   const blocks = rows * blocksPerRow;
   out.push(`<text x="10" y="${top + h * cell + 18}">rows ↓ × blocks of 16 →; black = FP8, white = FP4; FP8 ${(100 * fp8Total / Math.max(1, blocks)).toFixed(1)} % of ${blocks} blocks${ry > 1 || rx > 1 ? ` (cells average ${ry}×${rx} blocks)` : ''}</text>`);
