@@ -1305,7 +1305,10 @@ describe('the Fisher file of an fgmp run is checked against the checkpoint befor
     ]);
     expect((await result).quantized).toBe(2);
     const flat = await run([{ name: 'model.layers.0.mlp.up_proj.weight', shape: [2048] }]);
-    expect((await flat.result).quantized).toBe(2);
+    const summary = await flat.result;
+    expect(summary.quantized).toBe(2);
+    // The summary says which tensors had Fisher values (the other one took plain error).
+    expect(summary.tensors.map((t) => [t.name, t.fisherWeighted])).toEqual([['model.layers.0.mlp.up_proj.weight', true], ['model.layers.0.mlp.down_proj.weight', false]]);
     rmSync(out, { recursive: true });
     rmSync(flat.out, { recursive: true });
   });

@@ -42,6 +42,9 @@ export interface TensorSummary {
   relRmse?: number;
   maxAbsError?: number;
   fp4Fraction?: number;
+  /** fgmp with a --fisher file: whether the file had this tensor's Fisher values (without, its
+   *  impacts are plain squared error). */
+  fisherWeighted?: boolean;
   /** The shape it was blocked in, when the layout swapped its last two axes first (gpt-oss experts). */
   blockedShape?: number[];
 }

@@ -95,6 +95,7 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
         outputs: p.specs.map((sp) => sp.name), inputBytes, outputBytes: bytesOut, bitsPerElement: (bytesOut * 8) / x.length,
       };
       if (q.format === 'fgmp') s.fp4Fraction = (q as FgmpTensor).fp4Fraction;
+      if (q.format === 'fgmp' && quantizer.fisher) s.fisherWeighted = quantizer.fisher.tensor(info.name) !== undefined;
       if (p.transpose) s.blockedShape = shape;
       summaries.push(s);
       if (run.measure) {
