@@ -145,7 +145,8 @@ export function precisionMap(title: string, mask: Uint8Array, rows: number, bloc
   const svgWidth = Math.max(w * cell + 20, 20 + 7.5 * title.length, 760);
   const svgHeight = h * cell + top + 30;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${svgWidth}" height="${svgHeight}" viewBox="0 0 ${svgWidth} ${svgHeight}" font-family="sans-serif" font-size="11">`,
+    // xlink:href, which every SVG reader takes (SVG 2's plain href is newer).
+    `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${svgWidth}" height="${svgHeight}" viewBox="0 0 ${svgWidth} ${svgHeight}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="18" font-size="13">${escapeXml(title)}</text>`,
   ];
@@ -168,7 +169,7 @@ export function precisionMap(title: string, mask: Uint8Array, rows: number, bloc
   }
   // One greyscale image of the cells, drawn without smoothing (a cell per pixel, scaled up).
   const png = grayPng(w, h, shades).toString('base64');
-  out.push(`<image x="10" y="${top}" width="${w * cell}" height="${h * cell}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/png;base64,${png}"/>`);
+  out.push(`<image x="10" y="${top}" width="${w * cell}" height="${h * cell}" preserveAspectRatio="none" style="image-rendering:pixelated" xlink:href="data:image/png;base64,${png}"/>`);
   out.push(`<rect x="10" y="${top}" width="${w * cell}" height="${h * cell}" fill="none" stroke="#888"/>`);
   const blocks = rows * blocksPerRow;
   out.push(`<text x="10" y="${top + h * cell + 18}">rows ↓ × blocks of 16 →; black = FP8, white = FP4; FP8 ${(100 * fp8Total / Math.max(1, blocks)).toFixed(1)} % of ${blocks} blocks${ry > 1 || rx > 1 ? ` (cells average ${ry}×${rx} blocks)` : ''}</text>`);
