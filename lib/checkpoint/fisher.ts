@@ -5,8 +5,9 @@
 // transposed Fisher tensor would weight the wrong elements, and a file whose names match no weight
 // would leave the run quietly unweighted.
 
-import { elementCount } from './source-view.js';
-import { f16BitsToF32Bits } from '../kernels/ref/dtype.js';
+import { elementCount, sourceView } from './source-view.js';
+import { DtypeId } from '../core/formats.js';
+import { widenedRange } from '../kernels/ref/dtype.js';
 import type { PlannedTensor } from './plan.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
@@ -50,16 +51,8 @@ export async function readFisher(fisher: SafetensorsFile, name: string): Promise
   const t = fisher.tensor(name);
   if (!t) return undefined;
   const n = elementCount(t.shape);
-  const bytes = await fisher.read(t);
-  let out: Float32Array;
-  if (t.dtype === 'F32') {
-    out = new Float32Array(bytes.buffer, bytes.byteOffset, n);
-  } else {
-    const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-    out = new Float32Array(n);
-    const ob = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) ob[i] = t.dtype === 'BF16' ? h[i] << 16 : f16BitsToF32Bits(h[i]);
-  }
+  const { x, dtype } = sourceView(await fisher.read(t), t.dtype);
+  const out = widenedRange(x, DtypeId[dtype], 0, n);
   for (let i = 0; i < n; i++) {
     const v = out[i];
     if (!(v >= 0 && v < Infinity)) throw new SafetensorsError(fisher.path, `Fisher tensor ${name} holds ${String(v)} at element ${i}; Fisher values must be finite and non-negative`);
