@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize } from '../lib/index.js';
-import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
+import { quantizeCheckpoint, type CheckpointOptions, type CheckpointProgress } from '../lib/checkpoint/quantize-checkpoint.js';
 import { powerOfTwoTensorScale } from '../lib/checkpoint/layouts/compressed-tensors.js';
 import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { fusedGroupOf } from '../lib/checkpoint/layouts/fused-modules.js';
@@ -221,6 +221,31 @@ describe('selection, copying, side files', () => {
     const b = await run('sel-skip', { format: 'mxfp4', skip: 'down|gate' });
     expect(b.summary.tensors.filter((t) => t.action === 'quantized').map((t) => t.name).sort()).toEqual(['model.layers.0.mlp.up_proj.weight', 'model.layers.0.odd.weight'].sort());
     await b.file.close();
+  });
+});
+
+describe('progress', () => {
+  it('NVFP4 with shared fused scales reports the pre-pass over gate/up first, then every tensor', async () => {
+    const seen: CheckpointProgress[] = [];
+    await quantizeCheckpoint(input, join(root, 'progress-ct'), { format: 'nvfp4', layout: 'compressed-tensors' }, (p) => { seen.push({ ...p }); });
+    const fused = 32 * 64 * 2 * 2; // gate_proj (F16) and up_proj (BF16)
+    const scales = seen.filter((p) => p.phase === 'shared-scales');
+    const first = seen.findIndex((p) => p.phase === 'tensors');
+    expect(scales.length).toBeGreaterThanOrEqual(3); // one per chunk read, and one at the end
+    expect(seen.slice(0, first).every((p) => p.phase === 'shared-scales' && p.bytesDone === 0 && p.tensorsDone === 0)).toBe(true);
+    expect(scales.map((p) => p.sharedScaleBytesDone)).toEqual([0, 32 * 64 * 2, fused]);
+    expect(new Set(scales.map((p) => p.sharedScaleBytesTotal))).toEqual(new Set([fused]));
+    expect(scales.slice(0, 2).map((p) => p.tensor).sort()).toEqual(['model.layers.0.mlp.gate_proj.weight', 'model.layers.0.mlp.up_proj.weight']);
+    const last = seen[seen.length - 1];
+    expect(last).toMatchObject({ phase: 'tensors', sharedScaleBytesDone: fused, sharedScaleBytesTotal: fused, tensorsDone: tensors.length, tensorCount: tensors.length });
+    expect(last.bytesDone).toBe(last.bytesTotal);
+  });
+
+  it('a run without shared scales has no pre-pass', async () => {
+    const seen: CheckpointProgress[] = [];
+    await quantizeCheckpoint(input, join(root, 'progress-mx'), { format: 'mxfp4' }, (p) => { seen.push({ ...p }); });
+    expect(seen.length).toBe(tensors.length + 1);
+    expect(seen.every((p) => p.phase === 'tensors' && p.sharedScaleBytesDone === 0 && p.sharedScaleBytesTotal === 0)).toBe(true);
   });
 });
 

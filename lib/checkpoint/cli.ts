@@ -93,10 +93,16 @@ function progressPrinter(): { update: (p: CheckpointProgress) => void; done: () 
   let lastLine = 0;
   let lastPercent = -1;
   const line = (p: CheckpointProgress) => {
-    const frac = p.bytesTotal === 0 ? 1 : p.bytesDone / p.bytesTotal;
-    const rate = p.elapsedSeconds > 0 ? p.bytesDone / p.elapsedSeconds : 0;
-    const eta = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
-    return { frac, text: `${human(p.bytesDone)}/${human(p.bytesTotal)}  ${p.tensorsDone}/${p.tensorCount} tensors  ${human(rate)}/s  ETA ${duration(eta)}` };
+    // The whole run's reads: the shared-scale pass (when there is one) and then every tensor.
+    const read = p.sharedScaleBytesDone + p.bytesDone;
+    const total = p.sharedScaleBytesTotal + p.bytesTotal;
+    const frac = total === 0 ? 1 : read / total;
+    const rate = p.elapsedSeconds > 0 ? read / p.elapsedSeconds : 0;
+    const eta = rate > 0 ? (total - read) / rate : Infinity;
+    const what = p.phase === 'shared-scales'
+      ? `shared scales: ${human(p.sharedScaleBytesDone)}/${human(p.sharedScaleBytesTotal)} of q/k/v, gate/up read`
+      : `${human(p.bytesDone)}/${human(p.bytesTotal)}  ${p.tensorsDone}/${p.tensorCount} tensors`;
+    return { frac, text: `${what}  ${human(rate)}/s  ETA ${duration(eta)}` };
   };
   return {
     update(p) {

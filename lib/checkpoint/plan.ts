@@ -136,45 +136,54 @@ export function checkSomethingQuantized(ckpt: CheckpointFiles, plans: PlannedTen
 /**
  * The shared amax of every fused group (q/k/v, gate/up) among the tensors to quantize, by member
  * tensor name: a pre-pass reading just those tensors in chunks (bounded memory), so each member
- * gets the same tensor scale.
+ * gets the same tensor scale. `onRead` is told the bytes read so far before each chunk, and once at the end.
  */
 export async function fusedGroupAmax(
   ckpt: CheckpointFiles, plans: PlannedTensor[][], config: ModelConfig, signal?: AbortSignal, wanted?: ReadonlySet<number>,
+  onRead?: (tensor: string, bytesDone: number, bytesTotal: number) => void | Promise<void>,
 ): Promise<Map<string, number>> {
-  const amax = new Map<string, number>(); // by group
+  const groupOf = plans.map((plan) => plan.map((p) => (p.quantize ? fusedGroupOf(p.info.name, config) : null)));
   const members = new Map<string, number>();
   const needed = new Set<string>(); // groups with a member in a shard this run writes (a part reads the others too)
-  for (let si = 0; si < plans.length; si++) for (const p of plans[si]) {
-    const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
-    if (g !== null) members.set(g, (members.get(g) ?? 0) + 1);
-    if (g !== null && (!wanted || wanted.has(si))) needed.add(g);
+  for (let si = 0; si < plans.length; si++) for (const g of groupOf[si]) {
+    if (g === null) continue;
+    members.set(g, (members.get(g) ?? 0) + 1);
+    if (!wanted || wanted.has(si)) needed.add(g);
   }
+  const read = (g: string | null): g is string => g !== null && members.get(g)! >= 2 && needed.has(g);
+  let bytesTotal = 0;
+  for (let si = 0; si < plans.length; si++) plans[si].forEach((p, i) => { if (read(groupOf[si][i])) bytesTotal += p.info.end - p.info.begin; });
+  const amax = new Map<string, number>(); // by group
   const chunk = new Uint8Array(new ArrayBuffer(COPY_CHUNK));
   const kernels = getKernels();
+  let bytesDone = 0;
   for (let si = 0; si < plans.length; si++) {
-    for (const p of plans[si]) {
-      const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
-      if (g === null || members.get(g)! < 2 || !needed.has(g)) continue;
-      const { info } = p;
+    for (let i = 0; i < plans[si].length; i++) {
+      const g = groupOf[si][i];
+      if (!read(g)) continue;
+      const { info } = plans[si][i];
       const total = info.end - info.begin;
       let m = amax.get(g) ?? 0;
       for (let off = 0; off < total; off += chunk.length) {
         signal?.throwIfAborted();
+        await onRead?.(info.name, bytesDone, bytesTotal);
         const piece = chunk.subarray(0, Math.min(chunk.length, total - off));
         await ckpt.shards[si].readInto(info, piece, off);
         const { x, dtype } = sourceView(piece, info.dtype);
         const a = kernels.absMax(x, DtypeId[dtype]);
         if (!Number.isFinite(a)) throw new SafetensorsError(ckpt.shards[si].path, `tensor ${info.name} holds NaN or Inf, which nvfp4 cannot represent`);
         if (a > m) m = a;
+        bytesDone += piece.length;
       }
       amax.set(g, m);
     }
   }
+  if (bytesTotal > 0) await onRead?.('', bytesDone, bytesTotal);
   const byTensor = new Map<string, number>();
-  for (const p of plans.flat()) {
-    const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
+  for (let si = 0; si < plans.length; si++) plans[si].forEach((p, i) => {
+    const g = groupOf[si][i];
     if (g !== null && amax.has(g)) byTensor.set(p.info.name, amax.get(g)!);
-  }
+  });
   return byTensor;
 }
 

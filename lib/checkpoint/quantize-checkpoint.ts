@@ -104,17 +104,25 @@ export async function quantizeCheckpoint(
     checkFusedGroups(ckpt, plans, layout, config);
     checkSomethingQuantized(ckpt, plans, layout, opts.format, config);
     if (fisher !== undefined) checkFisherFile(fisher, plans);
-    const groupAmax = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales ? await fusedGroupAmax(ckpt, plans, config, signal, part?.shards) : new Map<string, number>();
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);
     let bytesDone = 0;
     let tensorsDone = 0;
     let outputBytes = 0;
+    let sharedScaleBytesDone = 0;
+    let sharedScaleBytesTotal = 0;
     // Awaited: a callback that returns a Promise may hold the run back, and its rejection fails the
     // run (and removes the staging folder) like a throw does.
-    const report = async (tensor: string) =>
-      onProgress?.({ tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000 });
+    const report = async (tensor: string, phase: CheckpointProgress['phase'] = 'tensors') => onProgress?.({
+      phase, sharedScaleBytesDone, sharedScaleBytesTotal, tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000,
+    });
+    const sharesScales = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales;
+    const groupAmax = sharesScales ? await fusedGroupAmax(ckpt, plans, config, signal, part?.shards, async (tensor, done, total) => {
+      sharedScaleBytesDone = done;
+      sharedScaleBytesTotal = total;
+      await report(tensor, 'shared-scales');
+    }) : new Map<string, number>();
     const run: ShardRun = {
       quantizer: { options: opts, layout, fisher, groupAmax, signal }, layout, stagingDir, measure: opts.measureError ?? true, pool: new BufferPool(),
       progress: {

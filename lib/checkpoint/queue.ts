@@ -210,7 +210,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
         bytesDone += p.bytesDone;
         tensorsDone += p.tensorsDone;
       }
-      eo.onProgress?.({ tensor: '', tensorsDone, tensorCount: plan.tensorCount, bytesDone, bytesTotal: plan.inputBytes, elapsedSeconds: (performance.now() - started) / 1000 });
+      eo.onProgress?.({ phase: 'tensors', sharedScaleBytesDone: 0, sharedScaleBytesTotal: 0, tensor: '', tensorsDone, tensorCount: plan.tensorCount, bytesDone, bytesTotal: plan.inputBytes, elapsedSeconds: (performance.now() - started) / 1000 });
     };
     const label = (id: string) => `part ${partOf.get(id)}/${count}`;
     events.on('progress', ({ jobId, data }) => {
