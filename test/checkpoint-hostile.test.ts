@@ -1309,6 +1309,15 @@ describe('the Fisher file of an fgmp run is checked against the checkpoint befor
     expect(summary.quantized).toBe(2);
     // The summary says which tensors had Fisher values (the other one took plain error).
     expect(summary.tensors.map((t) => [t.name, t.fisherWeighted])).toEqual([['model.layers.0.mlp.up_proj.weight', true], ['model.layers.0.mlp.down_proj.weight', false]]);
+    // The command line says so too.
+    const r = cli(['quantize', input, '-o', join(dir, 'cli-partial'), '--format', 'fgmp', '--fisher', flat.file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Fisher-weighted: 1 of 2 tensors; the other 1 (e.g. model.layers.0.mlp.down_proj.weight) have no Fisher tensor in the file and were chosen by plain squared error');
+    const both = await run([{ name: 'model.layers.0.mlp.up_proj.weight', shape: [32, 64] }, { name: 'model.layers.0.mlp.down_proj.weight', shape: [64, 32] }]);
+    expect((await both.result).tensors.every((t) => t.fisherWeighted)).toBe(true);
+    const full = cli(['quantize', input, '-o', join(dir, 'cli-full'), '--format', 'fgmp', '--fisher', both.file]);
+    expect(full.code).toBe(0);
+    expect(full.stdout).not.toContain('Fisher-weighted');
     rmSync(out, { recursive: true });
     rmSync(flat.out, { recursive: true });
   });

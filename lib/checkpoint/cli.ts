@@ -145,8 +145,17 @@ function printQuantizeSummary(s: CheckpointSummary): void {
       `  ${human(s.inputBytes)} → ${human(s.outputBytes)} in ${s.seconds.toFixed(2)} s (${human(s.inputBytes / Math.max(s.seconds, 1e-9))}/s, ${s.backend} backend)\n` +
       (q.length === 0 ? ''
         : measured.length === 0 ? '  error statistics not measured (--no-error-stats)\n'
-        : `  worst relative RMSE ${Number.isNaN(worst) ? 'NaN (a tensor holds NaN or Inf)' : worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n`),
+        : `  worst relative RMSE ${Number.isNaN(worst) ? 'NaN (a tensor holds NaN or Inf)' : worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n`) +
+      fisherCoverage(q),
   );
+}
+
+/** With --fisher, the tensors the file did not cover (chosen by plain squared error) are named. */
+function fisherCoverage(q: CheckpointSummary['tensors']): string {
+  const withFisher = q.filter((t) => t.fisherWeighted !== undefined);
+  const unweighted = withFisher.filter((t) => !t.fisherWeighted);
+  if (unweighted.length === 0) return '';
+  return `  Fisher-weighted: ${withFisher.length - unweighted.length} of ${withFisher.length} tensors; the other ${unweighted.length} (e.g. ${printable(unweighted[0].name)}) have no Fisher tensor in the file and were chosen by plain squared error\n`;
 }
 
 async function runQuantize(argv: string[]): Promise<number> {
