@@ -17,8 +17,8 @@ export interface ClampedRows {
   /** rowStart[r] … rowStart[r + 1] index `columns` / `residuals` of row r. */
   rowStart: Int32Array;
   columns: Int32Array;
-  /** v − clamp(v) rounded to float32, as the released code computes it; where float32 cannot hold
-   *  it (|v − clamp(v)| > 3.4e38: a huge value in a row whose quantile lies far on the other side)
+  /** v − clamp(v) rounded to float32 (the released code rounds it to its bf16 input's dtype: lossy);
+   *  where float32 cannot hold it (|v − clamp(v)| > 3.4e38: a huge value in a row whose quantile lies far on the other side)
    *  the float64 difference, which the residual product and its gradient then use as it is. */
   residuals: Float64Array;
 }
