@@ -113,8 +113,9 @@ export function encodeE8m0Bits(bits: u32, stochastic: bool, random: u32): i32 {
   if (bits <= 0x400000) return 0;
   if (!stochastic) return <i32>((bits + 0x400000) >>> 23);
   if (bits < 0x800000) return <u64>random < (<u64>(bits - 0x400000) << 10) ? 1 : 0;
+  // Rounded up past 2^127 (0xff, NaN): as round-to-nearest does.
   const code = <i32>((<u64>bits + <u64>(random >>> 9)) >>> 23);
-  return code > 0xff ? 0xff : code;
+  return code == 0xff ? <i32>((bits + 0x400000) >>> 23) : code;
 }
 
 /** Element cast of one float32 (as bits) with the format's own overflow and NaN rules. */

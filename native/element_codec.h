@@ -94,8 +94,9 @@ static inline uint8_t encodeE8m0Bits(uint32_t bits, int64_t random) {
   if (bits <= 0x400000u) return 0;
   if (random < 0) return static_cast<uint8_t>((bits + 0x400000u) >> 23);
   if (bits < 0x800000u) return static_cast<uint64_t>(random) < static_cast<uint64_t>(bits - 0x400000u) * 1024 ? 1 : 0;
+  // Rounded up past 2^127 (0xff, NaN): as round-to-nearest does (encodeE8m0Bits in lib/kernels/ref/element-codec.ts).
   const uint32_t code = (bits + (static_cast<uint32_t>(random) >> 9)) >> 23;
-  return code > 0xff ? 0xff : static_cast<uint8_t>(code);
+  return static_cast<uint8_t>(code == 0xff ? (bits + 0x400000u) >> 23 : code);
 }
 
 // Element cast with the format's own overflow and NaN rules (encode()).

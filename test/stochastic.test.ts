@@ -1,6 +1,6 @@
 // Stochastic rounding: unbiased, reproducible for a seed, different across seeds.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName } from '../lib/index.js';
+import { decode, dequantize, encode, quantize, setBackend, type BlockFormatName, type ElementFormatName } from '../lib/index.js';
 import { randomBits } from '../lib/kernels/ref/stochastic.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
 import { gaussian, rng } from './helpers/data.js';
@@ -51,6 +51,22 @@ describe.each(testedBackends())('stochastic rounding on %s', (backend) => {
     const c = quantize(x, { format: 'mxfp4', shape: [16, 256], rounding: 'stochastic', seed: 8 });
     expect(Buffer.compare(a.data, b.data)).toBe(0);
     expect(Buffer.compare(a.data, c.data)).not.toBe(0);
+  });
+
+  it('past the largest finite value gives that value or what nearest gives, never a NaN nearest would not (E8M0 too)', () => {
+    const largest: Array<[ElementFormatName, number, number]> = [['e2m1', 6, 0x7], ['e2m3', 7.5, 0x1f], ['e3m2', 28, 0x1f], ['e4m3', 448, 0x7e], ['e5m2', 57344, 0x7b], ['e8m0', 2 ** 127, 0xfe]];
+    for (const [format, max, maxCode] of largest) {
+      // 2^127·(1 + j/4096): in (max, 2·max), and ±Inf-free in float32 for E8M0's 2^127.
+      const x = Float32Array.from({ length: 4095 }, (_, j) => max * (1 + (j + 1) / 4096));
+      const nearest = encode(x, format);
+      for (const seed of [1, 2, 3]) {
+        const sr = encode(x, format, { rounding: 'stochastic', seed });
+        for (let i = 0; i < x.length; i++) {
+          if (sr[i] !== maxCode && sr[i] !== nearest[i]) throw new Error(`${format} ${x[i]} seed ${seed}: ${sr[i]}, nearest ${nearest[i]}`);
+        }
+        if (format === 'e8m0') expect(sr.subarray(0, 2047).every((c) => c === 0xfe)).toBe(true); // below 1.5·2^127 nearest is 2^127
+      }
+    }
   });
 
   it('never leaves the two neighbours of x', () => {

@@ -113,7 +113,8 @@ export function encodeElementBits(bits: number, format: ElementFormat, random: n
 /**
  * E8M0 as ml_dtypes casts it: ties and above round up in value, every non-positive, NaN or
  * infinite input is NaN (0xff), and float32 subnormals up to 2^−127 give 2^−127 (code 0).
- * Stochastic: round up with probability (x − 2^k)/2^k.
+ * Stochastic: round up with probability (x − 2^k)/2^k; rounding up past 2^127 (NaN: E8M0 has no
+ * 2^128) behaves as round-to-nearest does, as for the other formats.
  */
 export function encodeE8m0Bits(bits: number, random: number): number {
   if (bits === 0 || bits >= 0x7f800000) return 0xff; // zero, negatives, ±Inf, NaN
@@ -123,8 +124,8 @@ export function encodeE8m0Bits(bits: number, random: number): number {
   }
   if (bits <= 0x400000) return 0;
   if (bits < 0x800000) return random < (bits - 0x400000) * 1024 ? 1 : 0; // between 2^−127 and 2^−126
-  const code = (bits + (random >>> 9)) >>> 23;
-  return code > 0xff ? 0xff : code;
+  const code = (bits + (random >>> 9)) >>> 23; // at most 0xff: bits < 0x7f800000, random >>> 9 < 2^23
+  return code === 0xff ? (bits + 0x400000) >>> 23 : code;
 }
 
 /** Code → float32 value (as a JS number holding a float32). */
