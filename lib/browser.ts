@@ -7,7 +7,7 @@ import { describe, isObjectArgument } from './core/describe.js';
 import { isArrayBuffer } from './core/typed-arrays.js';
 import { instantiateWasmKernels } from './kernels/wasm.js';
 import type { WasmOptions } from './kernels/wasm-memory.js';
-import { WASM_DISALLOWED, chooseWasmBuild, wasmCompilationAllowed, type WasmBuildRequest } from './kernels/wasm-builds.js';
+import { SIMD128_MISSING, WASM_DISALLOWED, chooseWasmBuild, simd128Works, wasmCompilationAllowed, type WasmBuildRequest } from './kernels/wasm-builds.js';
 
 let wasm: Kernels | null = null;
 
@@ -42,6 +42,7 @@ export async function initWasm(source?: BufferSource | URL | string, options?: I
   const build = chooseWasmBuild(options?.build, 'initWasm: options.build');
   // Before any fetch: a page that may not compile WebAssembly gets the reason, not a CompileError.
   if (!wasmCompilationAllowed()) throw new Error(`initWasm: ${WASM_DISALLOWED}`);
+  if (!simd128Works()) throw new Error(`initWasm: ${SIMD128_MISSING}; the js backend stays in use`);
   let bytes: BufferSource;
   if (isArrayBuffer(source) || ArrayBuffer.isView(source)) {
     bytes = source as BufferSource; // an ArrayBuffer or a view, from any realm

@@ -46,8 +46,9 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function openPage() {
+  async function openPage(initScript?: () => void) {
     const page = await browser.newPage();
+    if (initScript) await page.addInitScript(initScript);
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(origin + '/');
@@ -82,6 +83,14 @@ describe.runIf(haveChromium)('browser entry in headless Chromium (wasm backend)'
 
   it('matmulAsync and quantizeAsync (with an AbortSignal) work in the page, on js and on wasm, with the bytes of their synchronous twins', async () => {
     const { page, errors } = await openPage();
+    const got = await page.evaluate(() => window.runAsyncChecks());
+    await page.close();
+    expect(errors).toEqual([]);
+    expect(got).toEqual({ jsBackend: 'js', jsMatmul: true, jsQuantize: true, abort: 'stop', matmulAbort: 'stop', wasmBackend: 'wasm', wasmMatmul: true, wasmQuantize: true });
+  }, 120_000);
+
+  it('a page whose polyfill defines a `process` without `env` runs the same (it threw a TypeError before initWasm)', async () => {
+    const { page, errors } = await openPage(() => { (window as unknown as { process: object }).process = { browser: true }; });
     const got = await page.evaluate(() => window.runAsyncChecks());
     await page.close();
     expect(errors).toEqual([]);

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import binaryen from 'binaryen';
 import { describe, expect, it } from 'vitest';
-import { chooseWasmBuild, PROBE_BYTES, PROBE_WAT, relaxedSimdWorks, WASM_BUILD_FILES } from '../lib/kernels/wasm-builds.js';
+import { chooseWasmBuild, PROBE_BYTES, PROBE_WAT, relaxedSimdWorks, simd128Works, WASM_BUILD_FILES } from '../lib/kernels/wasm-builds.js';
 import { instantiateWasmKernels } from '../lib/kernels/wasm.js';
 import { initWasm } from '../lib/browser.js';
 
@@ -54,6 +54,31 @@ describe('the WebAssembly builds', () => {
     expect(() => chooseWasmBuild('avx512', 'FP4KIT_WASM_SIMD')).toThrow(/FP4KIT_WASM_SIMD: the WebAssembly build must be 'auto', 'relaxed' or 'simd128', got 'avx512'/);
     expect(() => chooseWasmBuild(3, 'x')).toThrow(TypeError); // not a name at all (README: TypeError)
     expect(() => chooseWasmBuild('sse' as never, 'x')).toThrow(RangeError);
+  });
+
+  it('an engine without SIMD128 (V8 without SSE4.1) gets fp4kit\'s reason from every loader, not the engine\'s CompileError', () => {
+    expect(simd128Works()).toBe(true);
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { simd128Works } from './lib/kernels/wasm-builds.ts';
+      import { getBackend, initWasm } from './lib/browser.ts';
+      const r = { works: simd128Works() };
+      for (const build of ['auto', 'simd128', 'relaxed']) {
+        try { await initWasm(readFileSync('build-wasm/fp4kit.wasm'), { build }); r[build] = 'loaded'; } catch (e) { r[build] = e.message; }
+      }
+      r.backend = getBackend().name;
+      console.log(JSON.stringify(r));`;
+    const r = JSON.parse(child(script, ['--no-enable-sse4-1']));
+    // Node's loader (the main entry), in a process of its own: the browser entry replaces it.
+    r.node = JSON.parse(child(`import { availableBackends } from './lib/index.ts';
+      console.log(JSON.stringify(availableBackends().find((b) => b.name === 'wasm')));`, ['--no-enable-sse4-1']));
+    const missing = "this engine lacks WebAssembly SIMD (fixed-width SIMD128), which both of fp4kit's WebAssembly builds need";
+    expect(r.works).toBe(false);
+    expect(r.node).toMatchObject({ available: false, error: `loadWasmKernels: ${missing}; use the native or js backend` });
+    expect(r.auto).toBe(`initWasm: ${missing}; the js backend stays in use`);
+    expect(r.simd128).toBe(`initWasm: ${missing}; the js backend stays in use`);
+    expect(r.relaxed).toBe(`initWasm: options.build: ${missing}; the js backend stays in use`);
+    expect(r.backend).not.toBe('wasm');
   });
 
   it('initWasm checks options.build', async () => {

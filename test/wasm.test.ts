@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/kernels/ref/index.js';
 import { loadWasmKernels, wasmKernels } from '../lib/kernels/wasm.js';
-import { SCRATCH_BYTES, type WasmOptions } from '../lib/kernels/wasm-memory.js';
+import { SCRATCH_BYTES, WasmMemory, type WasmExports, type WasmOptions } from '../lib/kernels/wasm-memory.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
 import { decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
 import { fp4KernelInputs, matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';
@@ -73,6 +73,16 @@ describe.runIf(built)('wasm backend', () => {
       kernels.dequantizeBlocks(mxOutArgs(w.data, w.scales, r, c, ElementId.e4m3, back));
       expect(firstBitDifference(back, ref)).toBe(-1);
     }
+  });
+
+  it('out of memory is a RangeError naming fp4kit\'s wasm backend, not the engine\'s bare one', () => {
+    const heapBase = () => 0;
+    // A memory the engine will not grow (its maximum is reached), then a request past wasm32's 4 GiB.
+    const capped = new WasmMemory({ memory: new WebAssembly.Memory({ initial: 1, maximum: 1 }), heapBase } as unknown as WasmExports);
+    expect(() => capped.alloc(2 * 65536)).toThrow(/^fp4kit \(wasm backend\): out of memory: 131072 bytes of WebAssembly memory needed, 65536 held \(the engine refused to grow it: /);
+    const small = new WasmMemory({ memory: new WebAssembly.Memory({ initial: 1 }), heapBase } as unknown as WasmExports);
+    expect(() => small.alloc(2 ** 32 + 16)).toThrow(new RangeError(`fp4kit (wasm backend): out of memory: ${2 ** 32 + 16} bytes of WebAssembly memory needed, 65536 held (beyond the 4 GiB a wasm32 memory can address)`));
+    expect(small.alloc(100)).toBe(0); // nothing was taken by the failed request
   });
 
   it('does not grow its memory over repeated calls', () => {

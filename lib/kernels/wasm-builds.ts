@@ -70,6 +70,23 @@ export function wasmCompilationAllowed(): boolean {
   }
 }
 
+/** (module (func (export "f") (result i32) (i32x4.all_true (v128.const i32x4 1 1 1 1)))): a
+ *  module only an engine with fixed-width SIMD (SIMD128) validates. Both builds need it. */
+const SIMD128_MODULE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, 0x03,
+  0x02, 0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x19, 0x01, 0x17, 0x00, 0xfd,
+  0x0c, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+  0x00, 0xfd, 0xa3, 0x01, 0x0b,
+]);
+
+/** Whether this engine has WebAssembly SIMD128 (fp4kit's modules are built with it). */
+export function simd128Works(): boolean {
+  return WebAssembly.validate(SIMD128_MODULE);
+}
+
+/** What to tell a caller when the engine lacks SIMD128. */
+export const SIMD128_MISSING = 'this engine lacks WebAssembly SIMD (fixed-width SIMD128), which both of fp4kit\'s WebAssembly builds need';
+
 /** What to tell a caller when WebAssembly may not be compiled here. */
 export const WASM_DISALLOWED = "this page may not compile WebAssembly (is there a Content-Security-Policy without 'wasm-unsafe-eval'?); the js backend stays in use";
 
@@ -80,6 +97,7 @@ export function chooseWasmBuild(request: unknown, where: string): WasmBuild {
   if (request === 'relaxed') {
     if (!relaxedSimdWorks()) {
       if (!wasmCompilationAllowed()) throw new Error(`${where}: ${WASM_DISALLOWED}`);
+      if (!simd128Works()) throw new Error(`${where}: ${SIMD128_MISSING}; the js backend stays in use`);
       throw new Error(`${where}: the relaxed-SIMD build was asked for, but this engine does not run relaxed SIMD as specified (use 'simd128' or 'auto')`);
     }
     return 'relaxed';

@@ -70,6 +70,7 @@ export interface WasmExports {
 }
 
 const PAGE = 65536;
+const WASM32_MAX_BYTES = 65536 * PAGE;
 
 /** Upper bound on the scratch one chunk of a streamed kernel call uses (a single row may exceed it). */
 export const SCRATCH_BYTES = 1 << 20;
@@ -228,7 +229,17 @@ export class WasmMemory {
     const end = alignUp(ptr + bytes);
     const memory = this.exports.memory;
     const have = memory.buffer.byteLength;
-    if (end > have) memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have) {
+      // wasm32 addresses 4 GiB at most, and an engine may grant less: either way the error says
+      // whose memory ran out (V8's own names neither fp4kit nor the call). Memory never shrinks.
+      const outOfMemory = (why: string) => new RangeError(`fp4kit (wasm backend): out of memory: ${end} bytes of WebAssembly memory needed, ${have} held (${why})`);
+      if (end > WASM32_MAX_BYTES) throw outOfMemory('beyond the 4 GiB a wasm32 memory can address');
+      try {
+        memory.grow(Math.ceil((end - have) / PAGE));
+      } catch (err) {
+        throw Object.assign(outOfMemory(`the engine refused to grow it: ${err instanceof Error ? err.message : String(err)}`), { cause: err });
+      }
+    }
     this.top = end;
     return ptr;
   }

@@ -20,7 +20,7 @@ import { blockKernels } from './block-kernels.js';
 import { guardBytes, guardDims, guardDoubles, guardElementFormat, guardFloats, guardIndex, guardNumber, guardSource } from './kernel-guards.js';
 import type { Kernels, Source } from './contract.js';
 import { gradientQuantWasm } from './gradient-quant-wasm.js';
-import { chooseWasmBuild, relaxedSimdWorks, WASM_BUILD_FILES } from './wasm-builds.js';
+import { chooseWasmBuild, relaxedSimdWorks, SIMD128_MISSING, simd128Works, WASM_BUILD_FILES } from './wasm-builds.js';
 import { bitplaneGemmWasm } from './bitplane-gemm-wasm.js';
 import { fgmpDequantizeWasm } from './fgmp-dequantize-wasm.js';
 
@@ -445,6 +445,7 @@ export function loadWasmKernels(): Kernels {
   if (!fs) throw new Error('loadWasmKernels needs Node ≥ 20.16; in a browser call initWasm() from fp4kit/browser');
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
   const file = WASM_BUILD_FILES[chooseWasmBuild(env.FP4KIT_WASM_SIMD || undefined, 'FP4KIT_WASM_SIMD')];
+  if (!simd128Works()) throw new Error(`loadWasmKernels: ${SIMD128_MISSING}; use the native or js backend`);
   const candidates = [new URL(`../../build-wasm/${file}`, import.meta.url), new URL(`../../../build-wasm/${file}`, import.meta.url)];
   const found = candidates.find((url) => fs.existsSync(url));
   if (!found) {
