@@ -327,6 +327,24 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(ref[0].some((v) => v < 0) && ref[2].every((v) => v >= 0)).toBe(true);
   });
 
+  it('a fused product or convolution that fails in its epilogue (an activation it lacks, a bias that does not broadcast) keeps no buffer', () => {
+    const a = tf.tensor2d(values(4 * 8, 94), [4, 8]);
+    const b = tf.tensor2d(values(8 * 3, 95), [8, 3]);
+    const x = tf.tensor4d(values(1 * 5 * 5 * 2, 96), [1, 5, 5, 2]);
+    const filter = tf.tensor4d(values(3 * 3 * 2 * 4, 97), [3, 3, 2, 4]);
+    const badBias = tf.tensor2d(values(8 * 3, 98), [8, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const ids = tf.backend().numDataIds();
+    for (let i = 0; i < 20; i++) {
+      expect(() => tf.fused.matMul({ a, b, activation: 'tanh' as never })).toThrow(/activation 'tanh' is not implemented/);
+      expect(() => tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', activation: 'swish' as never })).toThrow(/activation 'swish' is not implemented/);
+      expect(() => tf.engine().runKernel('_FusedMatMul', { a, b, bias: badBias }, { transposeA: false, transposeB: false, activation: 'linear' })).toThrow();
+    }
+    expect(tf.memory().numDataBuffers).toBe(buffers);
+    expect(tf.backend().numDataIds()).toBe(ids);
+    tf.dispose([a, b, x, filter, badBias]);
+  });
+
   it('a Dense layer fed int32 quantizes its kernel as for float32 input (tfjs casts both operands; a cast to the same dtype shares the data)', () => {
     tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
     const layer = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) });

@@ -48,33 +48,45 @@ export interface EpilogueArgs {
   channelsFirst?: boolean;
 }
 
-/** product (+ bias) → activation, disposing each intermediate. */
+/** product (+ bias) → activation, disposing each intermediate (and, when a step throws, the
+ *  product or what replaced it: the kernel's caller never sees it). */
 export function epilogue(e: EpilogueArgs): TensorInfo {
   let current = e.product;
-  const replace = (next: TensorInfo) => {
+  try {
+    return steps();
+  } catch (err) {
     e.storage.dispose(current);
-    current = next;
-  };
-  // The operand as the kernel sees it, and a reshaped copy to dispose afterwards, if any.
-  const alongChannels = (t: TensorInfo): { operand: TensorInfo; reshaped?: TensorInfo } => {
-    if (!e.channelsFirst || t.shape.length !== 1 || t.shape[0] === 1) return { operand: t };
-    const reshaped = runKernel(e.backendName, e.backend, 'Reshape', { x: t }, { shape: [t.shape[0], 1, 1] });
-    return { operand: reshaped, reshaped };
-  };
-  const withOperand = (t: TensorInfo, run: (operand: TensorInfo) => TensorInfo) => {
-    const { operand, reshaped } = alongChannels(t);
-    replace(run(operand));
-    if (reshaped) e.storage.dispose(reshaped);
-  };
-  if (e.bias !== undefined) withOperand(e.bias, (b) => runKernel(e.backendName, e.backend, 'Add', { a: current, b }));
-  const activation = e.activation ?? 'linear';
-  if (activation === 'linear') return current;
-  const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation as Exclude<Activation, 'linear'>] : undefined;
-  if (kernelName === undefined) throw new Error(`fp4kit tfjs backend: activation '${activation}' is not implemented`);
-  if (activation === 'prelu') withOperand(e.preluActivationWeights!, (alpha) => prelu(e, current, alpha));
-  else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? 0.2 }));
-  else replace(runKernel(e.backendName, e.backend, kernelName, { x: current }));
-  return current;
+    throw err;
+  }
+  function steps(): TensorInfo {
+    const replace = (next: TensorInfo) => {
+      e.storage.dispose(current);
+      current = next;
+    };
+    // The operand as the kernel sees it, and a reshaped copy to dispose afterwards, if any.
+    const alongChannels = (t: TensorInfo): { operand: TensorInfo; reshaped?: TensorInfo } => {
+      if (!e.channelsFirst || t.shape.length !== 1 || t.shape[0] === 1) return { operand: t };
+      const reshaped = runKernel(e.backendName, e.backend, 'Reshape', { x: t }, { shape: [t.shape[0], 1, 1] });
+      return { operand: reshaped, reshaped };
+    };
+    const withOperand = (t: TensorInfo, run: (operand: TensorInfo) => TensorInfo) => {
+      const { operand, reshaped } = alongChannels(t);
+      try {
+        replace(run(operand));
+      } finally {
+        if (reshaped) e.storage.dispose(reshaped);
+      }
+    };
+    if (e.bias !== undefined) withOperand(e.bias, (b) => runKernel(e.backendName, e.backend, 'Add', { a: current, b }));
+    const activation = e.activation ?? 'linear';
+    if (activation === 'linear') return current;
+    const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation as Exclude<Activation, 'linear'>] : undefined;
+    if (kernelName === undefined) throw new Error(`fp4kit tfjs backend: activation '${activation}' is not implemented`);
+    if (activation === 'prelu') withOperand(e.preluActivationWeights!, (alpha) => prelu(e, current, alpha));
+    else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? 0.2 }));
+    else replace(runKernel(e.backendName, e.backend, kernelName, { x: current }));
+    return current;
+  }
 }
 
 /** The base's Prelu where it broadcasts right, else preluValues. */
