@@ -405,6 +405,32 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(tf.memory().numTensors).toBe(0);
   });
 
+  it('a piece of a weight that lives on the other fp4kit backend is cached here under that weight, and released when the weight is', async () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const cache = weightCacheOf(tf.backend());
+    const x = tf.tensor2d(values(2 * 16, 63), [2, 16]);
+    const other = backendName === FP4KIT_BACKEND ? FP4KIT_CPU_BACKEND : FP4KIT_BACKEND;
+    for (let i = 0; i < 5; i++) {
+      const { w, pieces } = await on(other, () => {
+        const init = tf.tensor2d(values(16 * 32, 64 + i), [16, 32]);
+        const v = tf.variable(init);
+        init.dispose(); // the variable holds the data now
+        return { w: v, pieces: tf.split(v, 2, 1) };
+      });
+      resetCounters();
+      tf.tidy(() => tf.matMul(x, pieces[0]).dataSync());
+      expect(readCounters()).toMatchObject({ quantizedProducts: 1, weightsPrepared: 1 });
+      expect(cache.size).toBe(1);
+      await on(other, () => {
+        tf.dispose(pieces);
+        w.dispose();
+      });
+      expect(cache.size).toBe(0);
+      expect(readCounters().weightsReleased).toBe(1);
+    }
+    x.dispose();
+  });
+
   it('a piece is known by the shape it was cut from: slices of one variable seen as [16, 16] and [32, 8] are different weights', async () => {
     for (const mode of ['none', 'nvfp4'] as const) {
       tf.env().set('FP4KIT_WEIGHTS', mode);

@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { completeWithCpu, readComplexFromHeap } from './cpu-fallback.js';
 import { weightCacheOf } from './kernel-context.js';
 import { dataFreed, dataMoved } from './weight-slices.js';
+import type { WeightCache } from './weight-cache.js';
 import { batchMatMulKernel } from './kernels/batch-mat-mul.js';
 import { clipByValueKernel } from './kernels/clip-by-value.js';
 import { complexAbsKernel } from './kernels/complex-abs.js';
@@ -85,6 +86,11 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
 /** fp4kit kernels that take complex64 tensors themselves on the wasm base (not through the cpu backend). */
 const OWN_COMPLEX_KERNELS = new Set(['ComplexAbs']);
 
+/** The weight caches of the live fp4kit backends. A piece of a weight (weight-slices.ts) multiplied
+ *  on one of them is cached there under the weight's data, which may live on the other one: freeing
+ *  that data clears its entries in every cache, not only its own backend's. */
+const watchedCaches = new Set<WeightCache>();
+
 /**
  * The base instance, told about disposals: the weights cached from a tensor's data are released
  * when the backend frees that data (a disposed tensor, an assigned variable's old value, data moved
@@ -92,13 +98,14 @@ const OWN_COMPLEX_KERNELS = new Set(['ComplexAbs']);
  */
 function watched(backend: KernelBackend): KernelBackend {
   const cache = weightCacheOf(backend);
+  watchedCaches.add(cache);
   const disposeData = backend.disposeData.bind(backend);
   const move = backend.move.bind(backend);
   const dispose = backend.dispose.bind(backend);
   backend.disposeData = (dataId: object, force?: boolean) => {
     const freed = disposeData(dataId, force);
     if (freed) {
-      cache.forget(dataId);
+      for (const c of watchedCaches) c.forget(dataId);
       dataFreed(dataId);
     }
     return freed;
@@ -109,6 +116,7 @@ function watched(backend: KernelBackend): KernelBackend {
   };
   backend.dispose = () => {
     cache.clear();
+    watchedCaches.delete(cache);
     dispose();
   };
   return backend;
