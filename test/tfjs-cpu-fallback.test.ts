@@ -175,4 +175,21 @@ describe("the 'fp4kit' backend does what its wasm base cannot, as tfjs's cpu bac
     expect(tf.memory().numTensors).toBe(tensorsBefore - 1);
     expect(backend.numDataIds()).toBe(dataBefore); // `made` had not moved in yet then: its copy is freed too
   });
+
+  it('a complex tensor made on fp4kit works on fp4kit-cpu, and back (tfjs cpu\'s own move loses it: "reading \'real\'")', async () => {
+    await tf.setBackend('cpu');
+    const want = tf.tidy(() => { const c = complexOf(6, 30, [2, 3]); return [resultOf(c), resultOf(tf.real(tf.mul(c, c))), resultOf(tf.imag(tf.mul(c, c)))]; });
+    await tf.setBackend(FP4KIT_BACKEND);
+    const made = complexOf(6, 30, [2, 3]);
+    await tf.setBackend(FP4KIT_CPU_BACKEND);
+    const cpu = tf.backend();
+    const before = cpu.numDataIds();
+    expect(tf.tidy(() => [resultOf(made), resultOf(tf.real(tf.mul(made, made))), resultOf(tf.imag(tf.mul(made, made)))])).toEqual(want);
+    expect(cpu.numDataIds()).toBe(before + 3); // moved in: the complex entry and its two parts
+    await tf.setBackend(FP4KIT_BACKEND);
+    expect(resultOf(made)).toEqual(want[0]);
+    expect(tf.tidy(() => resultOf(tf.real(tf.mul(made, made))))).toEqual(want[1]);
+    expect(cpu.numDataIds()).toBe(before); // moved back: the cpu side's entry and its parts are freed
+    made.dispose();
+  });
 });

@@ -21,7 +21,7 @@
 
 import type { KernelBackend, KernelConfig } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import { completeWithCpu, readComplexFromHeap } from './cpu-fallback.js';
+import { completeWithCpu, moveComplexIntoParts, readComplexFromHeap } from './cpu-fallback.js';
 import { weightCacheOf } from './kernel-context.js';
 import { dataFreed, dataMoved } from './weight-slices.js';
 import type { WeightCache } from './weight-cache.js';
@@ -164,6 +164,7 @@ export function registerBackends(kernelsReady?: KernelsReady): void {
     const backend = cpu() as KernelBackend & { firstUse?: boolean };
     // Its first write would advise installing tfjs-node: not the point of this backend.
     backend.firstUse = false;
+    moveComplexIntoParts(backend);
     return watched(backend);
   };
   // Synchronous when nothing has to load first (Node), as tfjs's own cpu backend is.

@@ -51,6 +51,37 @@ export function readComplexFromHeap(backend: KernelBackend): void {
   };
 }
 
+/** What moveComplexIntoParts touches of tfjs-backend-cpu's MathBackendCPU. */
+interface CpuBackend {
+  data: { get(dataId: object): { values?: unknown; complexTensorInfos?: { real: TensorInfo; imag: TensorInfo } } };
+  move(dataId: object, values: unknown, shape: number[], dtype: DataType, refCount: number): void;
+  makeTensorInfo(shape: number[], dtype: DataType, values?: unknown): TensorInfo;
+}
+
+/**
+ * Teaches a cpu base instance to take complex64 data moved in from another backend. tfjs's cpu
+ * backend keeps a complex tensor as two float32 tensors (`complexTensorInfos`, as its Complex
+ * kernel makes them), but its move stores the interleaved pairs it is handed as they are, and every
+ * later read or kernel of that tensor then fails ("reading 'real'"), even back on `fp4kit`. The
+ * stock `cpu` backend has the same fault (tfjs 4.22); this fixes it for `fp4kit-cpu`.
+ */
+export function moveComplexIntoParts(backend: KernelBackend): void {
+  const cpu = backend as unknown as CpuBackend;
+  const move = cpu.move.bind(cpu);
+  cpu.move = (dataId, values, shape, dtype, refCount) => {
+    if (dtype !== 'complex64') return move(dataId, values, shape, dtype, refCount);
+    const pairs = values as Float32Array;
+    const real = new Float32Array(pairs.length >> 1);
+    const imag = new Float32Array(pairs.length >> 1);
+    for (let i = 0; i < real.length; i++) {
+      real[i] = pairs[2 * i];
+      imag[i] = pairs[2 * i + 1];
+    }
+    move(dataId, undefined, shape, dtype, refCount);
+    cpu.data.get(dataId).complexTensorInfos = { real: cpu.makeTensorInfo(shape, 'float32', real), imag: cpu.makeTensorInfo(shape, 'float32', imag) };
+  };
+}
+
 /** A padded depthwise convolution whose filter holds NaN or ±Inf: XNNPACK multiplies the padding's
  *  zeros (0·Inf = NaN at the image borders) where tfjs cpu skips those taps (im2col.ts's
  *  paddingMeetsNonFinite does the same for fp4kit's own convolutions). The filter is small. */
