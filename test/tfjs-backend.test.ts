@@ -4,6 +4,8 @@
 // operands), the weight cache, bit-identical results across fp4kit's own backends, tfjs-layers
 // models that train and predict, and no tensor leaks.
 
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend, withBackend as withFp4kitBackend } from '../lib/index.js';
@@ -615,6 +617,29 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(() => tf.matMul(x, w)).toThrow("the FP4KIT_WEIGHTS flag (set by tf.env().setFlags(), which checks no value): the value must be one of 'nvfp4', 'mxfp4', 'mxfp8_e4m3', 'fgmp', 'none', got 'bogus'");
     tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
     tf.dispose([x, w]);
+  });
+});
+
+describe('importing fp4kit/tfjs', () => {
+  const run = (imports: string) => spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    import * as tf from '@tensorflow/tfjs';
+    ${imports}
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] }); // before any await
+    const before = tf.getBackend();
+    await tf.ready();
+    await tf.setBackend('fp4kit');
+    const y = model.predict(tf.ones([1, 3]));
+    console.log(JSON.stringify({ before, shape: y.shape, after: tf.getBackend() }));`], { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' });
+
+  it('leaves the default backend as it was: a model built before the first await works (tfjs-backend-wasm alone would make it wasm)', () => {
+    const ours = run("import './lib/tfjs/index.ts';");
+    expect(ours.status, ours.stderr).toBe(0);
+    expect(JSON.parse(ours.stdout)).toEqual({ before: 'cpu', shape: [1, 2], after: 'fp4kit' });
+    // A program that imported tfjs-backend-wasm itself, first, keeps it as its default (and the
+    // model built before any await meets tfjs's own error, as without fp4kit).
+    const theirs = run("import '@tensorflow/tfjs-backend-wasm'; import './lib/tfjs/index.ts';");
+    expect(theirs.status).not.toBe(0);
+    expect(theirs.stderr).toContain("The highest priority backend 'wasm' has not yet been initialized");
   });
 });
 

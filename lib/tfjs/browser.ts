@@ -13,6 +13,7 @@
 // sets both; without it, tfjs looks next to the page and fp4kit next to its own dist/ files.
 
 import '@tensorflow/tfjs';
+import { keepDefaultBackend } from './default-backend.js'; // before tfjs-backend-wasm: see there
 // Also registers tfjs's 'wasm' backend, the base of 'fp4kit' (the package has side effects).
 import { setWasmPaths as setTfjsWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initWasm } from '../browser.js';
@@ -100,6 +101,7 @@ async function kernelsReady(backendName: string): Promise<void> {
   }
 }
 
+keepDefaultBackend();
 registerFlags();
 registerBackends(kernelsReady);
 

@@ -10,10 +10,12 @@
 
 import '../kernels/node-backends.js';
 import '@tensorflow/tfjs';
+import { keepDefaultBackend } from './default-backend.js'; // before tfjs-backend-wasm: see there
 import '@tensorflow/tfjs-backend-wasm';
 import { registerBackends } from './backend.js';
 import { registerFlags } from './flags.js';
 
+keepDefaultBackend();
 registerFlags();
 registerBackends();
 
