@@ -430,7 +430,19 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
       expect(cache.size).toBe(0);
       expect(readCounters().weightsReleased).toBe(1);
     }
-    x.dispose();
+    // The weight itself moving here keeps the piece's entry (the same values, on this backend now).
+    const { w, pieces } = await on(other, () => {
+      const v = tf.tidy(() => tf.variable(tf.tensor2d(values(16 * 32, 70), [16, 32])));
+      return { w: v, pieces: tf.split(v, 2, 1) };
+    });
+    const first = tf.tidy(() => tf.matMul(x, pieces[0]).dataSync() as Float32Array);
+    tf.tidy(() => tf.matMul(x, w).dataSync()); // moves w here
+    await Promise.resolve();
+    resetCounters();
+    expect(tf.tidy(() => tf.matMul(x, pieces[0]).dataSync() as Float32Array)).toEqual(first);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 0, weightCacheHits: 1, weightsReleased: 0 });
+    tf.dispose([...pieces, w, x]);
+    expect(cache.size).toBe(0);
   });
 
   it('a piece is known by the shape it was cut from: slices of one variable seen as [16, 16] and [32, 8] are different weights', async () => {

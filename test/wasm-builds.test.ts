@@ -56,7 +56,8 @@ describe('the WebAssembly builds', () => {
     expect(() => chooseWasmBuild('sse' as never, 'x')).toThrow(RangeError);
   });
 
-  it('an engine without SIMD128 (V8 without SSE4.1) gets fp4kit\'s reason from every loader, not the engine\'s CompileError', () => {
+  // V8's --no-enable-sse4-1 takes SIMD128 away on x64 only.
+  it.runIf(process.arch === 'x64')('an engine without SIMD128 (V8 without SSE4.1) gets fp4kit\'s reason from every loader, not the engine\'s CompileError', () => {
     expect(simd128Works()).toBe(true);
     const script = `
       import { readFileSync } from 'node:fs';
@@ -77,7 +78,7 @@ describe('the WebAssembly builds', () => {
     expect(r.node).toMatchObject({ available: false, error: `loadWasmKernels: ${missing}; use the native or js backend` });
     expect(r.auto).toBe(`initWasm: ${missing}; the js backend stays in use`);
     expect(r.simd128).toBe(`initWasm: ${missing}; the js backend stays in use`);
-    expect(r.relaxed).toBe(`initWasm: options.build: ${missing}; the js backend stays in use`);
+    expect(r.relaxed).toBe(`initWasm: options.build: ${missing}`);
     expect(r.backend).not.toBe('wasm');
   });
 

@@ -152,10 +152,10 @@ function printQuantizeSummary(s: CheckpointSummary): void {
 
 /** With --fisher, the tensors the file did not cover (chosen by plain squared error) are named. */
 function fisherCoverage(q: CheckpointSummary['tensors']): string {
-  const withFisher = q.filter((t) => t.fisherWeighted !== undefined);
-  const unweighted = withFisher.filter((t) => !t.fisherWeighted);
+  const selected = q.filter((t) => t.fisherWeighted !== undefined); // the fgmp tensors of a --fisher run
+  const unweighted = selected.filter((t) => !t.fisherWeighted);
   if (unweighted.length === 0) return '';
-  return `  Fisher-weighted: ${withFisher.length - unweighted.length} of ${withFisher.length} tensors; the other ${unweighted.length} (e.g. ${printable(unweighted[0].name)}) have no Fisher tensor in the file and were chosen by plain squared error\n`;
+  return `  Fisher-weighted: ${selected.length - unweighted.length} of ${selected.length} tensors; the other ${unweighted.length} (e.g. ${printable(unweighted[0].name)}) have no Fisher tensor in the file and were chosen by plain squared error\n`;
 }
 
 async function runQuantize(argv: string[]): Promise<number> {

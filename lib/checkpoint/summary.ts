@@ -72,7 +72,9 @@ export interface CheckpointSummary {
 export interface CheckpointProgress {
   /** 'shared-scales': before any tensor is written, the members of fused groups (q/k/v, gate/up)
    *  are read once for the tensor scale they share (NVFP4 in the compressed-tensors and modelopt
-   *  layouts); `tensor` names the one being read. 'tensors': quantizing and copying. */
+   *  layouts); `tensor` names the one being read ('' in the event that ends the pass). 'tensors':
+   *  quantizing and copying. A `--queue` producer's progress is 'tensors' only: its parts report
+   *  the tensors they have quantized, not their pre-passes. */
   phase: 'shared-scales' | 'tensors';
   /** Bytes of that first read so far, and in all (both 0 for a run without it). The tensors are
    *  read again to be quantized: `bytesDone` counts that second read. */

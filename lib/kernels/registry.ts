@@ -92,7 +92,7 @@ export function withBackend<T>(name: BackendName, fn: () => T): T {
 /** The backend in use, choosing one on first call. */
 export function getKernels(): Kernels {
   if (current) return current;
-  // `process?.env` too: some browser polyfills define a `process` without `env`.
+  // `process.env?.`: some browser polyfills define a `process` without `env`.
   const forced = typeof process !== 'undefined' ? process.env?.FP4KIT_BACKEND : undefined;
   if (forced) {
     use('FP4KIT_BACKEND', forced);

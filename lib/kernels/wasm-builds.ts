@@ -97,7 +97,7 @@ export function chooseWasmBuild(request: unknown, where: string): WasmBuild {
   if (request === 'relaxed') {
     if (!relaxedSimdWorks()) {
       if (!wasmCompilationAllowed()) throw new Error(`${where}: ${WASM_DISALLOWED}`);
-      if (!simd128Works()) throw new Error(`${where}: ${SIMD128_MISSING}; the js backend stays in use`);
+      if (!simd128Works()) throw new Error(`${where}: ${SIMD128_MISSING}`);
       throw new Error(`${where}: the relaxed-SIMD build was asked for, but this engine does not run relaxed SIMD as specified (use 'simd128' or 'auto')`);
     }
     return 'relaxed';

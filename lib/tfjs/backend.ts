@@ -91,6 +91,15 @@ const OWN_COMPLEX_KERNELS = new Set(['ComplexAbs']);
  *  that data clears its entries in every cache, not only its own backend's. */
 const watchedCaches = new Set<WeightCache>();
 
+/** Data a backend freed with `force`, as tfjs's moveData does on the backend the data leaves before
+ *  handing it to the one it goes to. Its entries in the other caches wait until this turn ends:
+ *  data that lands on an fp4kit backend (its move hook) keeps them, they are still its values. */
+const leaving = new Set<object>();
+
+function forgetEverywhere(dataId: object): void {
+  for (const c of watchedCaches) c.forget(dataId);
+}
+
 /**
  * The base instance, told about disposals: the weights cached from a tensor's data are released
  * when the backend frees that data (a disposed tensor, an assigned variable's old value, data moved
@@ -105,12 +114,20 @@ function watched(backend: KernelBackend): KernelBackend {
   backend.disposeData = (dataId: object, force?: boolean) => {
     const freed = disposeData(dataId, force);
     if (freed) {
-      for (const c of watchedCaches) c.forget(dataId);
+      cache.forget(dataId);
       dataFreed(dataId);
+      if (!force) forgetEverywhere(dataId);
+      else if (!leaving.has(dataId)) {
+        leaving.add(dataId);
+        queueMicrotask(() => {
+          if (leaving.delete(dataId)) forgetEverywhere(dataId); // it went to another kind of backend
+        });
+      }
     }
     return freed;
   };
   backend.move = (dataId, values, shape, dtype, refCount) => {
+    leaving.delete(dataId);
     dataMoved(dataId);
     move(dataId, values, shape, dtype, refCount);
   };

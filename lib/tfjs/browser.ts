@@ -20,7 +20,7 @@ import { initWasm } from '../browser.js';
 import { describe, isObjectArgument } from '../core/describe.js';
 import { isArrayBuffer } from '../core/typed-arrays.js';
 import { kernelsFor } from '../kernels/registry.js';
-import { chooseWasmBuild, WASM_BUILD_FILES } from '../kernels/wasm-builds.js';
+import { chooseWasmBuild, simd128Works, WASM_BUILD_FILES, wasmCompilationAllowed } from '../kernels/wasm-builds.js';
 import { FP4KIT_BACKEND, registerBackends } from './backend.js';
 import { registerFlags } from './flags.js';
 
@@ -93,7 +93,11 @@ async function kernelsReady(backendName: string): Promise<void> {
   } catch (err) {
     const from = fp4kitSource === undefined ? "its default URL (build-wasm/ beside fp4kit's dist/)"
       : typeof fp4kitSource === 'string' || fp4kitSource instanceof URL ? String(fp4kitSource) : 'the bytes given to setWasmPaths';
-    const why = `fp4kit's WebAssembly module did not load from ${from} (${err instanceof Error ? err.message : String(err)}); serve build-wasm/fp4kit.wasm and fp4kit-relaxed.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
+    const message = err instanceof Error ? err.message : String(err);
+    // An engine without SIMD128 or a page that may not compile WebAssembly: no path would help.
+    const why = !simd128Works() || !wasmCompilationAllowed()
+      ? `this browser cannot run fp4kit's WebAssembly (${message})`
+      : `fp4kit's WebAssembly module did not load from ${from} (${message}); serve build-wasm/fp4kit.wasm and fp4kit-relaxed.wasm and say where with setWasmPaths() from fp4kit/tfjs/browser`;
     // 'fp4kit-cpu' is for where WebAssembly does not run: it goes on with fp4kit's pure-TypeScript
     // kernels (the same bytes, slower). 'fp4kit' needs WebAssembly for its base anyway.
     if (backendName === FP4KIT_BACKEND) throw new Error(`fp4kit tfjs backend: ${why}`);
