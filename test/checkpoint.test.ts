@@ -241,6 +241,20 @@ describe('progress', () => {
     expect(last.bytesDone).toBe(last.bytesTotal);
   });
 
+  it('a copied tensor larger than one 16 MiB chunk reports its progress inside it', async () => {
+    const dir = join(root, 'progress-big-input');
+    mkdirSync(dir);
+    const big = { name: 'model.embed_tokens.weight', dtype: 'F32', shape: [1100, 4096], data: new Uint8Array(1100 * 4096 * 4) }; // 18 MB: two chunks
+    const small = { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [32, 64], data: bytesOf(gaussian(32 * 64, 40)) };
+    await writeSafetensors(join(dir, 'model.safetensors'), [small, big]);
+    const seen: CheckpointProgress[] = [];
+    await quantizeCheckpoint(dir, join(root, 'progress-big'), { format: 'mxfp4' }, (p) => { seen.push({ ...p }); });
+    const inside = seen.filter((p) => p.tensor === big.name && p.tensorsDone === 1 && p.bytesDone > small.data.length);
+    expect(inside.map((p) => p.bytesDone)).toEqual([small.data.length + 16 * 2 ** 20]);
+    expect(seen.map((p) => p.bytesDone)).toEqual([...seen.map((p) => p.bytesDone)].sort((a, b) => a - b)); // never backwards
+    expect(seen[seen.length - 1]).toMatchObject({ tensorsDone: 2, bytesDone: small.data.length + big.data.length, bytesTotal: small.data.length + big.data.length });
+  });
+
   it('a run without shared scales has no pre-pass', async () => {
     const seen: CheckpointProgress[] = [];
     await quantizeCheckpoint(input, join(root, 'progress-mx'), { format: 'mxfp4' }, (p) => { seen.push({ ...p }); });

@@ -107,7 +107,8 @@ export async function quantizeCheckpoint(
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);
-    let bytesDone = 0;
+    let bytesDone = 0; // of whole tensors
+    let bytesWithin = 0; // of the tensor being copied
     let tensorsDone = 0;
     let outputBytes = 0;
     let sharedScaleBytesDone = 0;
@@ -115,7 +116,7 @@ export async function quantizeCheckpoint(
     // Awaited: a callback that returns a Promise may hold the run back, and its rejection fails the
     // run (and removes the staging folder) like a throw does.
     const report = async (tensor: string, phase: CheckpointProgress['phase'] = 'tensors') => onProgress?.({
-      phase, sharedScaleBytesDone, sharedScaleBytesTotal, tensor, tensorsDone, tensorCount, bytesDone, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000,
+      phase, sharedScaleBytesDone, sharedScaleBytesTotal, tensor, tensorsDone, tensorCount, bytesDone: bytesDone + bytesWithin, bytesTotal, elapsedSeconds: (performance.now() - started) / 1000,
     });
     const sharesScales = opts.format !== 'fgmp' && BLOCK_FORMATS[opts.format].hasTensorScale && layout.sharedFusedScales;
     const groupAmax = sharesScales ? await fusedGroupAmax(ckpt, plans, config, signal, part?.shards, async (tensor, done, total) => {
@@ -127,7 +128,8 @@ export async function quantizeCheckpoint(
       quantizer: { options: opts, layout, fisher, groupAmax, signal }, layout, stagingDir, measure: opts.measureError ?? true, pool: new BufferPool(),
       progress: {
         before: async (name) => { await report(name); await part?.beforeTensor?.(); },
-        done: (inputBytes, bytesOut) => { bytesDone += inputBytes; outputBytes += bytesOut; tensorsDone++; },
+        within: async (name, bytes) => { bytesWithin = bytes; await report(name); },
+        done: (inputBytes, bytesOut) => { bytesWithin = 0; bytesDone += inputBytes; outputBytes += bytesOut; tensorsDone++; },
       },
     };
     const summaries: TensorSummary[] = [];

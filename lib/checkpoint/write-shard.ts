@@ -16,8 +16,9 @@ import { measureError } from './error-stats.js';
 import { sourceView } from './source-view.js';
 import type { TensorSummary } from './summary.js';
 
-/** Copy a tensor's bytes through unchanged, a chunk at a time. */
-async function copyTensor(shard: SafetensorsFile, info: TensorInfo, writer: SafetensorsWriter, signal?: AbortSignal): Promise<void> {
+/** Copy a tensor's bytes through unchanged, a chunk at a time; `copied` hears of each chunk but
+ *  the last (an embedding can be gigabytes: progress moves inside it). */
+async function copyTensor(shard: SafetensorsFile, info: TensorInfo, writer: SafetensorsWriter, signal: AbortSignal | undefined, copied: (bytes: number) => Promise<void>): Promise<void> {
   const total = info.end - info.begin;
   const chunk = new Uint8Array(Math.min(COPY_CHUNK, total));
   for (let off = 0; off < total; off += chunk.length) {
@@ -25,6 +26,7 @@ async function copyTensor(shard: SafetensorsFile, info: TensorInfo, writer: Safe
     await shard.readInto(info, piece, off);
     await writer.write(info.name, piece);
     signal?.throwIfAborted();
+    if (off + piece.length < total) await copied(off + piece.length);
   }
 }
 
@@ -48,8 +50,9 @@ export interface ShardRun {
   measure: boolean;
   /** Input buffers, recycled across tensors and shards. */
   pool: BufferPool;
-  /** Called before each tensor, with the tensor's name and its input bytes once it is done. */
-  progress: { before(name: string): Promise<void>; done(inputBytes: number, outputBytes: number): void };
+  /** Called before each tensor, with the bytes of a copied tensor read so far, and with the tensor's
+   *  input bytes once it is done. */
+  progress: { before(name: string): Promise<void>; within(name: string, bytes: number): Promise<void>; done(inputBytes: number, outputBytes: number): void };
 }
 
 /** Writes the output shard of `shard` (its tensors in `plan` order) into the staging folder; returns
@@ -79,7 +82,7 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
       const inputBytes = info.end - info.begin;
       await run.progress.before(info.name);
       if (!p.quantize) {
-        await copyTensor(shard, info, writer, signal);
+        await copyTensor(shard, info, writer, signal, (bytes) => run.progress.within(info.name, bytes));
         summaries.push({ name: info.name, dtype: info.dtype, shape: info.shape, action: 'copied', reason: p.reason, file: fileName, outputs: [info.name], inputBytes, outputBytes: inputBytes });
         run.progress.done(inputBytes, inputBytes);
         continue;
