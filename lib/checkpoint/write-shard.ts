@@ -50,8 +50,8 @@ export interface ShardRun {
   measure: boolean;
   /** Input buffers, recycled across tensors and shards. */
   pool: BufferPool;
-  /** Called before each tensor, with the bytes of a copied tensor read so far, and with the tensor's
-   *  input bytes once it is done. */
+  /** `before` each tensor; `within` a copied one, with its bytes copied so far (after every chunk
+   *  but the last); `done` after each, with its input and output bytes. */
   progress: { before(name: string): Promise<void>; within(name: string, bytes: number): Promise<void>; done(inputBytes: number, outputBytes: number): void };
 }
 
