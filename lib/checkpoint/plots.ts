@@ -25,20 +25,33 @@ function shortLabel(label: string, max: number): string {
   return `${label.slice(0, head)}…${label.slice(label.length - (max - 1 - head))}`;
 }
 
+/** Whether a value has a place on a log axis. */
+const onLogAxis = (v: number) => v > 0 && Number.isFinite(v);
+
+/** [min, max] of `values`, or `empty` when there are none. A loop, not Math.min(...values): a
+ *  spread of 10^5 values overflows the stack. */
+function extent(values: readonly number[], empty: [number, number]): [number, number] {
+  if (values.length === 0) return empty;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return [lo, hi];
+}
+
 /** Bars of positive values on a log10 axis, one row per bar, largest first; a value of 0 ("exact")
  *  or not a number (NaN: the tensor holds NaN or Inf) gets a row of its own, in words, at the end. */
 export function logBarChart(title: string, axisLabel: string, bars: Bar[]): string {
-  const positive = bars.filter((b) => b.value > 0 && Number.isFinite(b.value)).sort((a, b) => b.value - a.value);
+  const positive = bars.filter((b) => onLogAxis(b.value)).sort((a, b) => b.value - a.value);
   const exact = bars.filter((b) => b.value === 0);
   const notNumbers = bars.filter((b) => !Number.isFinite(b.value));
   const rows = [...positive, ...exact, ...notNumbers];
   const maxLabel = 64;
-  // Loops, not Math.min(...): a spread of 10^5 values overflows the stack.
   let longest = 8;
-  let min = Infinity;
-  let max = 0;
   for (const b of rows) longest = Math.max(longest, Math.min(maxLabel, b.label.length));
-  for (const b of positive) { min = Math.min(min, b.value); max = Math.max(max, b.value); }
+  const [min, max] = extent(positive.map((b) => b.value), [Infinity, 0]);
   const labelWidth = 12 + 6.5 * longest;
   const plotWidth = 420;
   const rowHeight = 16;
@@ -66,7 +79,7 @@ export function logBarChart(title: string, axisLabel: string, bars: Bar[]): stri
   rows.forEach((b, i) => {
     const y = top + i * rowHeight;
     out.push(`<text x="${labelWidth - 6}" y="${y + 11}" text-anchor="end">${escapeXml(shortLabel(b.label, maxLabel))}<title>${escapeXml(b.label)}</title></text>`);
-    if (b.value > 0 && Number.isFinite(b.value)) {
+    if (onLogAxis(b.value)) {
       out.push(`<rect x="${labelWidth}" y="${y + 2}" width="${Math.max(1, x(b.value) - labelWidth)}" height="${rowHeight - 4}" fill="#4878a8"><title>${escapeXml(`${b.label}: ${b.value.toExponential(3)}`)}</title></rect>`);
     } else if (b.value === 0) {
       out.push(`<text x="${labelWidth + 4}" y="${y + 11}" fill="#2a7a2a">0 (exact)</text>`);
@@ -83,19 +96,14 @@ export function logBarChart(title: string, axisLabel: string, bars: Bar[]): stri
  *  tensors have each error, readable for a model of thousands of tensors where one bar per tensor
  *  is not. Zero and not-a-number values are counted in the caption. */
 export function logHistogram(title: string, axisLabel: string, values: number[], binsPerDecade = 4): string {
-  let min = Infinity;
-  let max = 0;
-  let zeros = 0;
-  let notNumbers = 0;
-  for (const v of values) {
-    if (v > 0 && Number.isFinite(v)) { min = Math.min(min, v); max = Math.max(max, v); } else if (v === 0) zeros++; else notNumbers++;
-  }
-  const positive = values.length - zeros - notNumbers;
-  const lo = positive > 0 ? Math.floor(Math.log10(min)) : -3;
-  const hi = positive > 0 ? Math.max(lo + 1, Math.ceil(Math.log10(max))) : 0;
+  const positive = values.filter(onLogAxis);
+  const zeros = values.filter((v) => v === 0).length;
+  const notNumbers = values.length - positive.length - zeros;
+  const [min, max] = extent(positive, [Infinity, 0]);
+  const lo = positive.length > 0 ? Math.floor(Math.log10(min)) : -3;
+  const hi = positive.length > 0 ? Math.max(lo + 1, Math.ceil(Math.log10(max))) : 0;
   const bins = new Array<number>((hi - lo) * binsPerDecade).fill(0);
-  for (const v of values) {
-    if (!(v > 0 && Number.isFinite(v))) continue;
+  for (const v of positive) {
     bins[Math.min(bins.length - 1, Math.max(0, Math.floor((Math.log10(v) - lo) * binsPerDecade)))]++;
   }
   const tallest = bins.reduce((a, b) => Math.max(a, b), 1);
@@ -224,8 +232,6 @@ export function lineChart(title: string, series: LineSeries[], o: LineChartOptio
   // Points with a non-finite x are left out (there is nowhere to draw them).
   const xs = series.flatMap((s) => s.points.map((p) => p[0])).filter(Number.isFinite);
   const ys = series.flatMap((s) => [...s.points.map((p) => p[1]), ...(s.band ?? []).flatMap((b) => [b[1], b[2]])]).filter(Number.isFinite);
-  const extent = (v: number[], empty: [number, number]): [number, number] =>
-    (v.length === 0 ? empty : v.reduce<[number, number]>(([a, b], x) => [Math.min(a, x), Math.max(b, x)], [Infinity, -Infinity]));
   const [x0, x1] = extent(xs, [0, 1]);
   let [y0, y1] = o.yRange ?? extent(ys, [0, 1]);
   // An empty or almost empty range (a constant series, values a few ulps apart) is widened.
