@@ -534,6 +534,56 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     filter.dispose();
   });
 
+  // The filter gradient's reduction spans every pixel of the batch; chunks of ~2^22 patch values
+  // (at least 8 × the carried columns) hand each other the running sums. Its bits are the
+  // documented order's (float-product.ts), written out here as a plain loop over the patches (for
+  // the channels listed: both sides of the carried columns' unit boundary at 32).
+  it.each([
+    { name: '3 × 3 × 1 → 2, NHWC, same: 3 chunks', x: [4, 512, 512, 1], f: [3, 3, 1, 2], strides: 1, pad: 'same', format: 'NHWC', scale: 1, channels: [0, 1], products: 3 },
+    { name: '3 × 3 × 4 → 40 (2 carried units), NCHW, valid: 3 chunks', x: [2, 384, 384, 4], f: [3, 3, 4, 40], strides: 1, pad: 'valid', format: 'NCHW', scale: 1, channels: [0, 31, 32, 39], products: 3 },
+    { name: 'sums that overflow to ±Inf in the first chunk: the product taken whole after it', x: [4, 512, 512, 1], f: [3, 3, 1, 2], strides: 1, pad: 'same', format: 'NHWC', scale: 1e20, channels: [0, 1], products: 2 },
+  ] as const)('FP4KIT_WEIGHTS=none: the filter gradient over more pixels than one chunk has the documented order\'s bits: $name', ({ x: xShape, f: fShape, strides, pad, format, scale, channels, products }) => {
+    tf.env().set('FP4KIT_WEIGHTS', 'none');
+    const [batch, h, w, cin] = xShape;
+    const [fh, fw, , cout] = fShape;
+    const xValues = values(batch * h * w * cin, 81).map((v) => v * scale); // NHWC
+    const info = tf.backend_util.computeConv2DInfo(xShape as never, fShape as never, strides, 1, pad);
+    const { outHeight: oh, outWidth: ow } = info;
+    const dyValues = values(batch * oh * ow * cout, 82).map((v) => v * scale); // NHWC
+    const x = tf.tidy(() => (format === 'NHWC' ? tf.tensor4d(xValues, xShape as never) : tf.transpose(tf.tensor4d(xValues, xShape as never), [0, 3, 1, 2])));
+    const dy = tf.tidy(() => (format === 'NHWC' ? tf.tensor4d(dyValues, [batch, oh, ow, cout]) : tf.transpose(tf.tensor4d(dyValues, [batch, oh, ow, cout]), [0, 3, 1, 2])));
+    resetCounters();
+    const got = tf.tidy(() => (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides, pad, dataFormat: format, filterShape: fShape }) as tf.Tensor).dataSync() as Float32Array);
+    expect(readCounters().floatProducts, 'chunk products').toBe(products);
+    x.dispose();
+    dy.dispose();
+    // dF[(fr·fw + fc)·cin + ci, c] = Σ over units of 32 batch pixels p of f32(Σ_p tap(p)·dy[p, c] in float64), summed in float32.
+    const pixels = batch * oh * ow;
+    const tap = new Float64Array(pixels);
+    let checked = 0;
+    for (let fr = 0; fr < fh; fr++) for (let fc = 0; fc < fw; fc++) for (let ci = 0; ci < cin; ci++) {
+      for (let p = 0; p < pixels; p++) {
+        const b = Math.floor(p / (oh * ow)), oy = Math.floor(p / ow) % oh, ox = p % ow;
+        const iy = oy * info.strideHeight - info.padInfo.top + fr, ix = ox * info.strideWidth - info.padInfo.left + fc;
+        tap[p] = iy >= 0 && iy < h && ix >= 0 && ix < w ? xValues[((b * h + iy) * w + ix) * cin + ci] : 0;
+      }
+      for (const c of channels) {
+        let acc = 0;
+        for (let u = 0; u < pixels; u += 32) {
+          let d = 0;
+          for (let p = u; p < Math.min(pixels, u + 32); p++) d += tap[p] * dyValues[p * cout + c];
+          acc = Math.fround(acc + Math.fround(d));
+        }
+        const i = ((fr * fw + fc) * cin + ci) * cout + c;
+        // Bit for bit (NaN as tfjs reads it back: any NaN).
+        if (Number.isNaN(acc)) expect(got[i], `dF[${i}]`).toBeNaN();
+        else expect(Object.is(got[i], acc), `dF[${i}] = ${got[i]}, the order gives ${acc}`).toBe(true);
+        checked += Number.isFinite(acc) ? 0 : 1;
+      }
+    }
+    expect(checked > 0, 'the case overflows').toBe(scale > 1);
+  });
+
   // 5 input channels take im2col's per-element loop, 20 its one-copy-per-tap path.
   it.each([['nvfp4', 5], ['none', 5], ['nvfp4', 20], ['none', 20]] as const)('FP4KIT_WEIGHTS=%s, %i input channels: Conv2D (NHWC and NCHW, strides, padding) is im2col × the weight, equal to cpu on the fake-quantized operands', async (mode, cin) => {
     tf.env().set('FP4KIT_WEIGHTS', mode);

@@ -6,14 +6,14 @@
 // kernel's layout for the forward and fp4kit's [N, K] layout, untransposed, for the input
 // gradient (so dX = dY · Q(F)ᵀ with the same quantized filter, like a Dense layer's dX).
 // Output pixels go through in chunks (~16 MB of patches, a chunk may end inside an image) so the
-// patch matrices stay small — except the filter gradient's, whose reduction spans every pixel of
-// the batch (one float32 product: its order of accumulation is the product's).
+// patch matrices stay small; the filter gradient's reduction spans every pixel of the batch (one
+// float32 product: its order of accumulation is the product's), so its chunks carry their sums.
 
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs';
 import { counters } from './counters.js';
-import { floatOperand, floatStride } from './float-product.js';
+import { FLOAT_BLOCK, floatOperand, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
-import { col2im, im2col, imageStrides } from './im2col.js';
+import { col2im, hasNonFinite, im2col, imageStrides } from './im2col.js';
 import { scratch } from '../core/scratch.js';
 import type { KernelContext } from './kernel-context.js';
 import { decodedProduct } from '../core/matmul.js';
@@ -157,7 +157,23 @@ export function conv2dBackpropInputValues(ctx: KernelContext, dy: TensorInfo, fi
   return dx;
 }
 
-/** dF [K, N] (the filter's shape) from x and dY, as one float32 product over every pixel. */
+/** Batch pixels per chunk of the filter gradient: ~16 MB of patches, whole units of the product
+ *  (FLOAT_BLOCK pixels), and at least 8× the carried columns so carrying costs ≤ 1/8 more. */
+function filterGradientChunk(k: number, carried: number): number {
+  const units = Math.max(1, Math.floor(CHUNK_VALUES / Math.max(1, k) / FLOAT_BLOCK));
+  return Math.max(units * FLOAT_BLOCK, 8 * carried);
+}
+
+/**
+ * dF [K, N] (the filter's shape) from x and dY: one float32 product over every pixel of the batch
+ * (its order of accumulation is the product's), computed in chunks of pixels with the same bits.
+ * The product sums units of FLOAT_BLOCK pixels in order into one float32 per output (float-
+ * product.ts), so a chunk that starts on a unit boundary continues the sums exactly if its first
+ * units hand it the sums so far: patchesᵀ gets the running dF [K, N] as N leading columns and dYᵀ
+ * an identity there (each such unit's float64 sum is one running value times 1, the rest ±0). A
+ * non-finite running value would meet the identity's zeros (Inf·0 = NaN), so then the product is
+ * taken whole, as it always was before (a diverged run: memory as large as the patches).
+ */
 export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): Float32Array {
   const pixels = info.outHeight * info.outWidth;
   const total = info.batchSize * pixels;
@@ -165,21 +181,49 @@ export function conv2dBackpropFilterValues(ctx: KernelContext, x: TensorInfo, dy
   const n = info.outChannels;
   const out = new Float32Array(k * n);
   if (total === 0 || out.length === 0) return out;
-  const stride = floatStride(total);
-  // Both operands with the pixels as the reduction axis: patchesᵀ [K, pixels], dYᵀ [N, pixels].
-  const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
-  im2col(floatValues(ctx.storage, x), imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, 0, total, patchesT, 1, stride);
+  const xValues = floatValues(ctx.storage, x);
   const dyValues = croppedOutput(floatValues(ctx.storage, dy), dy.shape, info);
-  let dyT: Float32Array;
+  const carried = floatStride(n);
+  const chunk = filterGradientChunk(k, carried);
+  for (let p0 = 0; p0 < total; p0 += chunk) {
+    const p1 = Math.min(total, p0 + chunk);
+    const carry = p0 > 0;
+    if (carry && hasNonFinite(out)) return filterGradientProduct(xValues, dyValues, info, 0, total, undefined);
+    out.set(filterGradientProduct(xValues, dyValues, info, p0, p1, carry ? out : undefined));
+  }
+  return out;
+}
+
+/** patchesᵀ · dY over batch pixels [p0, p1) (p0 on a unit boundary) as one product [K, N],
+ *  continuing the sums `carried` (dF so far, all finite) when given. */
+function filterGradientProduct(xValues: Float32Array, dyValues: Float32Array, info: backend_util.Conv2DInfo, p0: number, p1: number,
+  carried: Float32Array | undefined): Float32Array {
+  const pixels = info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const n = info.outChannels;
+  const lead = carried ? floatStride(n) : 0;
+  const cols = lead + (p1 - p0);
+  const stride = floatStride(cols);
+  // Both operands with the pixels as the reduction axis: patchesᵀ [K, cols], dYᵀ [N, cols], zeroed
+  // (im2col leaves the padding's taps; the units' tails stay 0).
+  const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
+  const dyT = scratch('conv2d.dy-transposed', Float32Array, n * stride).fill(0);
+  if (carried) {
+    for (let t = 0; t < k; t++) patchesT.set(carried.subarray(t * n, (t + 1) * n), t * stride);
+    for (let c = 0; c < n; c++) dyT[c * stride + c] = 1;
+  }
+  im2col(xValues, imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, p0, p1, patchesT.subarray(lead), 1, stride);
   if (channelsLast(info)) {
-    dyT = rowMajor(dyValues, 0, 1, n, total, true, stride, 'conv2d.dy-transposed');
+    transposeInto(dyValues, p0 * n, p1 - p0, n, dyT, lead, stride);
   } else {
-    dyT = new Float32Array(n * stride);
-    for (let b = 0; b < info.batchSize; b++) {
-      for (let c = 0; c < n; c++) dyT.set(dyValues.subarray((b * n + c) * pixels, (b * n + c + 1) * pixels), c * stride + b * pixels);
+    // NCHW: each image's channel planes, the part of them inside [p0, p1).
+    for (let b = Math.floor(p0 / pixels); b * pixels < p1; b++) {
+      const from = Math.max(p0, b * pixels), to = Math.min(p1, (b + 1) * pixels);
+      for (let c = 0; c < n; c++) {
+        dyT.set(dyValues.subarray((b * n + c) * pixels + from - b * pixels, (b * n + c) * pixels + to - b * pixels), c * stride + lead + from - p0);
+      }
     }
   }
   counters.floatProducts++;
-  out.set(decodedProduct(floatOperand(patchesT, k, total), floatOperand(dyT, n, total), undefined));
-  return out;
+  return decodedProduct(floatOperand(patchesT, k, cols), floatOperand(dyT, n, cols), undefined);
 }
