@@ -84,6 +84,29 @@ const CASES: Record<string, () => tf.Tensor | tf.Tensor[]> = {
     return [tf.maxPool(img, 2, 1, 'valid'), tf.image.resizeNearestNeighbor(img, [4, 5]), tf.stridedSlice(a, [2, 3], [0, 0], [-1, -2]),
       tf.pow(tf.tensor1d([65536, 46341, -3], 'int32'), tf.tensor1d([2, 2, 3], 'int32')), tf.stridedSlice(b, [0, 0], [3, 4], [2, 3]), tf.reverse(b, 1)];
   },
+  // Found by a second audit (2026-12-07): the base's running maximum starts at the smallest positive float.
+  'maxPool3d (float32, int32) and its gradient, maxPoolWithArgmax, dilation2d and its gradients where a window\'s maximum is negative': () => {
+    const values = Array.from({ length: 2 * 3 * 4 * 4 * 2 }, (_, i) => -1 - ((i * 7) % 11) * 0.5);
+    const x5 = tf.tensor5d(values, [2, 3, 4, 4, 2]);
+    const x4 = tf.tensor4d(values.slice(0, 2 * 5 * 5 * 2), [2, 5, 5, 2]);
+    const filter = tf.tensor3d(lcg(2 * 2 * 2, 32).map((v) => -Math.abs(v)), [2, 2, 2]);
+    const [dx, df] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.mul(tf.dilation2d(a as tf.Tensor4D, f as tf.Tensor3D, 1, 'same'), tf.tensor(lcg(100, 33), [2, 5, 5, 2])))([x4, filter]);
+    const argmax = tf.maxPoolWithArgmax(x4, 2, 2, 'valid');
+    return [tf.maxPool3d(x5, 2, 1, 'same'), tf.maxPool3d(tf.cast(x5, 'int32'), 2, 1, 'valid'),
+      tf.grad((a: tf.Tensor) => tf.mul(tf.maxPool3d(a as tf.Tensor5D, 2, 1, 'same'), tf.tensor(lcg(192, 34), [2, 3, 4, 4, 2])))(x5),
+      argmax.result, argmax.indexes, tf.dilation2d(x4, filter, 1, 'valid'), dx, df];
+  },
+  'reductions over an empty axis (sum, mean, max, min, prod, all, any) and their compositions': () => {
+    const x = tf.zeros([3, 0, 2]);
+    const n = tf.zeros([3, 0], 'int32');
+    return [tf.sum(x, 1), tf.sum(n, 1), tf.sum(x), tf.mean(x, [0, 1]), tf.max(x, 1), tf.min(n, 1), tf.prod(x, 1), tf.prod(n, 1),
+      tf.all(tf.cast(n, 'bool'), 1), tf.any(tf.cast(n, 'bool'), 1), tf.logSumExp(x, 1), tf.norm(x, 2, 1), tf.moments(x, 1).variance];
+  },
+  'transpose and gather of an empty tensor, einsum with a batch of 0, cumsum and cumprod of bool': () => {
+    const b = tf.tensor2d([[1, 0, 1], [1, 1, 0]], [2, 3], 'bool');
+    return [tf.transpose(tf.zeros([0, 3, 5]), [0, 2, 1]), tf.gather(tf.zeros([3, 0, 2]), tf.tensor1d([0, 2], 'int32'), 0),
+      tf.einsum('bij,bjk->bik', tf.zeros([0, 2, 3]), tf.zeros([0, 3, 4])), tf.cumsum(b, 1), tf.cumprod(b, 1, true, true)];
+  },
 };
 
 /** Convolutions whose zero padding meets NaN or ±Inf (a diverged run): tfjs cpu skips the padding's

@@ -96,6 +96,18 @@ function paddedNonFiniteFilter({ inputs, attrs, backend }: KernelArgs): boolean 
  * Calls of number tensors the stock wasm base (4.22) gets wrong, by kernel — each found by tfjs's
  * own specs (test/tfjs-core-suite.test.ts) — sent to the cpu backend as well.
  */
+const isEmpty = (t: TensorInfo | undefined): boolean => t !== undefined && tf.util.sizeFromShape(t.shape) === 0;
+
+/** Whether a reduction (its axes in attribute `attr`, all axes when absent) reduces an axis of size 0. */
+function reducesEmptyAxis(attr: string): (args: KernelArgs) => boolean {
+  return ({ inputs, attrs }) => {
+    const x = inputs.x;
+    if (x == null || !x.shape.includes(0)) return false;
+    const axes = tf.util.parseAxisParam((attrs?.[attr] ?? null) as number | number[], x.shape);
+    return axes.some((axis) => x.shape[axis] === 0);
+  };
+}
+
 const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   // Cast to bool keeps the number (3 stays 3) instead of making it 1.
   Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
@@ -128,6 +140,31 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   // A bool tensor's one-byte elements reversed as four-byte ones; a strided slice of int32 or bool made float32.
   Reverse: ({ inputs }) => inputs.x?.dtype === 'bool',
   StridedSlice: ({ inputs }) => inputs.x?.dtype !== 'float32',
+  // Found by a second audit (layers and ops beyond tfjs's specs, 2026-12-07): these start their
+  // running maximum at std::numeric_limits<float>::min(), the smallest positive float, so a window
+  // whose maximum is negative gave 1.18e-38 (int32: 8388608) and its gradient went to the window's
+  // first element; tfjs's specs have no all-negative window. (MaxPool is XNNPACK's, MaxPoolGrad fp4kit's.)
+  MaxPool3D: () => true,
+  MaxPool3DGrad: () => true,
+  MaxPoolWithArgmax: () => true,
+  Dilation2D: () => true,
+  Dilation2DBackpropInput: () => true,
+  Dilation2DBackpropFilter: () => true,
+  // A reduction over an empty axis returned stale heap values (sum of [3, 0] along 1: [25504, 66, 66]).
+  Sum: reducesEmptyAxis('axis'),
+  Mean: reducesEmptyAxis('axis'),
+  Max: reducesEmptyAxis('reductionIndices'),
+  Min: reducesEmptyAxis('axis'),
+  Prod: reducesEmptyAxis('axis'),
+  All: reducesEmptyAxis('axis'),
+  Any: reducesEmptyAxis('axis'),
+  // An empty tensor's transpose: "RuntimeError: divide by zero" in the module; a gather from an
+  // empty tensor: the wrong shape ([3, 0, 2] by [0, 2] along 0 gave [1, 1, 2, 0]).
+  Transpose: ({ inputs }) => isEmpty(inputs.x),
+  GatherV2: ({ inputs }) => isEmpty(inputs.x),
+  // Refused for bool (cpu sums them as int32).
+  Cumsum: ({ inputs }) => inputs.x?.dtype === 'bool',
+  Cumprod: ({ inputs }) => inputs.x?.dtype === 'bool',
 };
 
 /** Whether a call must run on the cpu backend: a complex64 or string tensor in or out, or a call the base gets wrong. */
@@ -152,7 +189,8 @@ function freshCpuBackend(): KernelBackend {
 /** A copy of a wasm-base tensor in `cpu`: a complex64 one through cpu's Complex kernel from its two parts. */
 function copyToCpu(cpu: KernelBackend, from: KernelBackend, t: TensorInfo): TensorInfo {
   const values = from.readSync(t.dataId) as Float32Array | Int32Array | Uint8Array | Uint8Array[];
-  const make = (dtype: DataType, v: unknown): TensorInfo => ({ dataId: cpu.write(v as Float32Array, t.shape, dtype), shape: t.shape, dtype });
+  // With `rank`: tfjs ops hand kernels Tensors, and some cpu kernels read it (Dilation2DBackpropInput).
+  const make = (dtype: DataType, v: unknown): TensorInfo => ({ dataId: cpu.write(v as Float32Array, t.shape, dtype), shape: t.shape, dtype, rank: t.shape.length } as TensorInfo);
   if (t.dtype !== 'complex64') return make(t.dtype, values);
   const { real, imag } = tf.backend_util.splitRealAndImagArrays(values as Float32Array);
   const parts = { real: make('float32', real), imag: make('float32', imag) };
