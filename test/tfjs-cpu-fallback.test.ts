@@ -107,6 +107,40 @@ const CASES: Record<string, () => tf.Tensor | tf.Tensor[]> = {
     return [tf.transpose(tf.zeros([0, 3, 5]), [0, 2, 1]), tf.gather(tf.zeros([3, 0, 2]), tf.tensor1d([0, 2], 'int32'), 0),
       tf.einsum('bij,bjk->bik', tf.zeros([0, 2, 3]), tf.zeros([0, 3, 4])), tf.cumsum(b, 1), tf.cumprod(b, 1, true, true)];
   },
+  // Found by a differential fuzz against cpu (2026-12-07):
+  'depthwise convolutions whose stride exceeds the filter (XNNPACK returned zeros), plain and fused': () => {
+    const x = tf.tensor4d(lcg(2 * 6 * 4 * 2, 40), [2, 6, 4, 2]);
+    const filter = tf.tensor4d(lcg(2 * 2 * 2 * 2, 41), [2, 2, 2, 2]);
+    return [tf.depthwiseConv2d(x, filter, 3, 'same'), tf.depthwiseConv2d(x, filter, [1, 4], 'same'),
+      tf.fused.depthwiseConv2d({ x, filter, strides: 3, pad: 'same', bias: tf.tensor1d(lcg(4, 42)), activation: 'relu' })];
+  },
+  'maxPool of an x holding NaN (cpu skips NaN)': () => tf.maxPool(tf.tensor4d([1, NaN, 3, 2, -Infinity, 5, NaN, 0, 7], [1, 3, 3, 1]), 2, 1, 'valid'),
+  'int32 asin, acos, sinh, asinh, acosh, atanh, expm1, log1p; int32 division by zero (floorDiv, div)': () => {
+    const a = tf.tensor1d([-3, -1, 0, 1, 2, 7], 'int32');
+    const b = tf.tensor1d([2, 0, 3, 0, -1, 2], 'int32');
+    return [tf.asin(a), tf.acos(a), tf.sinh(a), tf.asinh(a), tf.acosh(a), tf.atanh(a), tf.expm1(a), tf.log1p(a), tf.floorDiv(a, b), tf.div(a, b)];
+  },
+};
+
+/**
+ * Calls after which the stock wasm backend is broken for good (an out-of-bounds write, a trap, an
+ * abort: every later call of that instance fails), so stock wasm is not run on them here; 'fp4kit'
+ * must give cpu's result and still work afterwards.
+ */
+const BREAKING: Record<string, () => tf.Tensor | tf.Tensor[]> = {
+  'a depthwise convolution and pools with an empty output (a window larger than the image)': () => {
+    const x = tf.tensor4d(lcg(2 * 3 * 2 * 2, 43), [2, 3, 2, 2]);
+    return [tf.depthwiseConv2d(x, tf.tensor4d(lcg(18, 44), [3, 3, 2, 1]), 1, 'valid'), tf.maxPool(x, 3, 3, 'valid'), tf.avgPool(x, 3, 3, 'valid')];
+  },
+  'ops on empty inputs: transpose, gather, pad, concat, tile, depthwise conv, cumsum, topk': () => {
+    const e = tf.zeros([3, 0, 2]);
+    return [tf.transpose(e, [2, 0, 1]), tf.gather(e, tf.tensor1d([0, 2], 'int32'), 0), tf.pad(e, [[1, 0], [1, 1], [0, 0]], 5),
+      tf.concat([e, tf.ones([3, 2, 2])], 1), tf.tile(e, [2, 1, 3]), tf.depthwiseConv2d(tf.zeros([0, 4, 4, 2]) as tf.Tensor4D, tf.ones([2, 2, 2, 1]) as tf.Tensor4D, 1, 'same'),
+      tf.cumsum(e, 1), tf.topk(tf.zeros([0, 4]), 2).values];
+  },
+  'cumsum and cumprod with a negative axis (tfjs takes none: cpu returns a malformed tensor)': () => [tf.cumsum(tf.ones([2, 3]), -1), tf.cumprod(tf.ones([2, 3]), -2)],
+  'int32 mod by zero (the base trapped: "remainder by zero")': () => tf.mod(tf.tensor1d([7, -7, 5], 'int32'), tf.tensor1d([0, 3, 0], 'int32')),
+  'bincount of a negative value (cpu refuses it; the base aborted)': () => tf.bincount(tf.tensor1d([1, -1, 3], 'int32'), tf.tensor1d([], 'float32'), 4),
 };
 
 /** Convolutions whose zero padding meets NaN or ±Inf (a diverged run): tfjs cpu skips the padding's
@@ -145,6 +179,13 @@ describe("the 'fp4kit' backend does what its wasm base cannot, as tfjs's cpu bac
     expect(typeof cpu, String(cpu)).not.toBe('string');
     expect(await on(FP4KIT_BACKEND, CASES[name])).toEqual(cpu);
     expect(await on('wasm', CASES[name])).not.toEqual(cpu);
+  });
+
+  it.each(Object.keys(BREAKING))('%s: the cpu backend\'s result, and the backend works afterwards', async (name) => {
+    const cpu = await on('cpu', BREAKING[name]);
+    expect(await on(FP4KIT_BACKEND, BREAKING[name])).toEqual(cpu);
+    const after = () => tf.add(tf.tensor1d([1, 2, 3]), tf.tensor1d([10, 20, 30]));
+    expect(await on(FP4KIT_BACKEND, after)).toEqual(await on('cpu', after));
   });
 
   it.each(Object.keys(NON_FINITE_PADDING))('%s: the cpu backend\'s bits on both fp4kit backends', async (name) => {

@@ -21,6 +21,7 @@ import type { DataType, KernelBackend, KernelConfig, KernelFunc, NamedTensorInfo
 import * as tf from '@tensorflow/tfjs';
 import { hasNonFinite } from './im2col.js';
 import type { KernelArgs } from './kernel-context.js';
+import { storageOf } from './storage.js';
 
 /** What fp4kit touches of the stock wasm backend (tfjs-backend-wasm's BackendWasm). */
 interface WasmHeapBackend {
@@ -92,11 +93,34 @@ function paddedNonFiniteFilter({ inputs, attrs, backend }: KernelArgs): boolean 
   return hasNonFinite((backend as KernelBackend).readSync(inputs.filter.dataId) as Float32Array);
 }
 
-/**
- * Calls of number tensors the stock wasm base (4.22) gets wrong, by kernel — each found by tfjs's
- * own specs (test/tfjs-core-suite.test.ts) — sent to the cpu backend as well.
- */
 const isEmpty = (t: TensorInfo | undefined): boolean => t !== undefined && tf.util.sizeFromShape(t.shape) === 0;
+
+/** A depthwise convolution XNNPACK cannot run as asked: a stride longer than the (dilated) filter
+ *  (the output came back all zeros, or partly), or an empty output (it wrote out of bounds). */
+function depthwiseFault({ inputs, attrs }: KernelArgs): boolean {
+  const { x, filter } = inputs;
+  if (x == null || filter == null || x.shape.length !== 4 || filter.shape.length !== 4) return false;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+    attrs?.strides as number | [number, number], (attrs?.dilations ?? 1) as number | [number, number], attrs?.pad as 'same',
+    attrs?.dimRoundingMode as 'floor' | undefined, true);
+  return info.strideHeight > info.effectiveFilterHeight || info.strideWidth > info.effectiveFilterWidth || info.outHeight <= 0 || info.outWidth <= 0;
+}
+
+/** A float32 input's values in place (a view of the wasm heap: no copy of a large activation). */
+function heapValues(args: KernelArgs, t: TensorInfo): Float32Array {
+  const storage = storageOf(args.backend as KernelBackend);
+  storage.ensure(t);
+  return storage.values(t) as Float32Array;
+}
+
+/** A 2-D pooling whose output is empty (a window larger than the image, 'valid'): the base wrote out of bounds. */
+function emptyPool({ inputs, attrs }: KernelArgs): boolean {
+  const x = inputs.x;
+  if (x == null || x.shape.length !== 4) return false;
+  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs?.filterSize as number | [number, number],
+    attrs?.strides as number | [number, number], 1, attrs?.pad as 'same', attrs?.dimRoundingMode as 'floor' | undefined);
+  return info.outHeight <= 0 || info.outWidth <= 0;
+}
 
 /** Whether a reduction (its axes in attribute `attr`, all axes when absent) reduces an axis of size 0. */
 function reducesEmptyAxis(attr: string): (args: KernelArgs) => boolean {
@@ -108,20 +132,34 @@ function reducesEmptyAxis(attr: string): (args: KernelArgs) => boolean {
   };
 }
 
+function cumulativeFault({ inputs, attrs }: KernelArgs): boolean {
+  const x = inputs.x, axis = attrs?.axis as number;
+  return x?.dtype === 'bool' || !(Number.isInteger(axis) && axis >= 0 && axis < (x?.shape.length ?? 0));
+}
+
+/** Elementwise kernels whose int32 input the base reads as float32 bits (asinh of −1 gave 25664). */
+const INT32_UNARY_FAULTS = ['Asin', 'Acos', 'Sinh', 'Asinh', 'Acosh', 'Atanh', 'Expm1', 'Log1p'];
+
+/**
+ * Calls of number tensors the stock wasm base (4.22) gets wrong, by kernel — found by tfjs's own specs
+ * (test/tfjs-core-suite.test.ts) and by audits beyond them — sent to the cpu backend as well.
+ */
 const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   // Cast to bool keeps the number (3 stays 3) instead of making it 1.
   Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
   // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal
   // garbage); MaxPool's below.
-  AvgPool: ({ attrs }) => typeof attrs?.pad !== 'string' && attrs?.pad !== 0,
-  // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one).
-  Bincount: ({ inputs }) => (inputs.x?.shape.length ?? 1) !== 1,
+  AvgPool: (args) => (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args),
+  // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one); a
+  // negative value aborted the whole module (every later call failed) where cpu throws.
+  Bincount: () => true,
+  DenseBincount: () => true,
   // Products of bool tensors: the base throws (fp4kit's own products take float32 and int32).
   BatchMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   _FusedMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   // Refuses a bias of rank other than 1, which broadcasting allows.
-  FusedDepthwiseConv2D: (args) => (args.inputs.bias != null && args.inputs.bias.shape.length !== 1) || paddedNonFiniteFilter(args),
-  DepthwiseConv2dNative: paddedNonFiniteFilter,
+  FusedDepthwiseConv2D: (args) => (args.inputs.bias != null && args.inputs.bias.shape.length !== 1) || paddedNonFiniteFilter(args) || depthwiseFault(args),
+  DepthwiseConv2dNative: (args) => paddedNonFiniteFilter(args) || depthwiseFault(args),
   // Found by an audit of models and ops beyond tfjs's specs (docs/tfjs.md "What runs where"):
   // Conv3D's gradients (and conv3dTranspose, which is Conv3DBackpropInputV2) drop depth slices
   // and depend on what is in the heap; tfjs's specs have one tiny case of each.
@@ -134,7 +172,10 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Reciprocal: ({ inputs }) => inputs.x?.dtype === 'int32',
   IsNan: ({ inputs }) => inputs.x?.dtype === 'int32',
   IsFinite: ({ inputs }) => inputs.x?.dtype === 'int32',
-  MaxPool: ({ inputs, attrs }) => inputs.x?.dtype === 'int32' || (typeof attrs?.pad !== 'string' && attrs?.pad !== 0), // and a number padding, as AvgPool
+  // MaxPool also with a number padding (as AvgPool), an empty output, and NaN in x: XNNPACK's
+  // windows (1, NaN, 3, −Inf, 5) gave −Inf where cpu skips NaN (5); one scan of x decides.
+  MaxPool: (args) => args.inputs.x?.dtype === 'int32' || (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args)
+    || (args.inputs.x?.dtype === 'float32' && hasNonFinite(heapValues(args, args.inputs.x))),
   ResizeNearestNeighbor: ({ inputs }) => inputs.images?.dtype === 'int32',
   Pow: ({ inputs }) => inputs.a?.dtype === 'int32' || inputs.b?.dtype === 'int32',
   // A bool tensor's one-byte elements reversed as four-byte ones; a strided slice of int32 or bool made float32.
@@ -158,13 +199,15 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Prod: reducesEmptyAxis('axis'),
   All: reducesEmptyAxis('axis'),
   Any: reducesEmptyAxis('axis'),
-  // An empty tensor's transpose: "RuntimeError: divide by zero" in the module; a gather from an
-  // empty tensor: the wrong shape ([3, 0, 2] by [0, 2] along 0 gave [1, 1, 2, 0]).
-  Transpose: ({ inputs }) => isEmpty(inputs.x),
-  GatherV2: ({ inputs }) => isEmpty(inputs.x),
-  // Refused for bool (cpu sums them as int32).
-  Cumsum: ({ inputs }) => inputs.x?.dtype === 'bool',
-  Cumprod: ({ inputs }) => inputs.x?.dtype === 'bool',
+  // Refused for bool (cpu sums them as int32); an axis outside [0, rank) (tfjs takes no negative
+  // axis here: cpu returns a malformed tensor) wrote out of the module's bounds and broke every later call.
+  Cumsum: cumulativeFault,
+  Cumprod: cumulativeFault,
+  // int32 division by zero: Mod trapped ("remainder by zero"), FloorDiv and RealDiv gave −2^31 where cpu gives 0.
+  Mod: ({ inputs }) => inputs.a?.dtype === 'int32',
+  FloorDiv: ({ inputs }) => inputs.a?.dtype === 'int32',
+  RealDiv: ({ inputs }) => inputs.a?.dtype === 'int32',
+  ...Object.fromEntries(INT32_UNARY_FAULTS.map((name) => [name, ({ inputs }: KernelArgs) => inputs.x?.dtype === 'int32'])),
 };
 
 /** Whether a call must run on the cpu backend: a complex64 or string tensor in or out, or a call the base gets wrong. */
@@ -175,6 +218,9 @@ export function needsCpu(kernelName: string, args: KernelArgs): boolean {
   }
   const dtype = args.attrs?.dtype;
   if (typeof dtype === 'string' && CPU_DTYPES.has(dtype)) return true;
+  // An empty input: kernels of the base wrote out of bounds or trapped (Transpose, DepthwiseConv2dNative,
+  // Cumsum, …), which breaks every later call; cpu's handle them, and there is nothing to copy.
+  for (const t of Object.values(args.inputs)) if (t != null && !Array.isArray(t) && isEmpty(t)) return true;
   return WASM_BASE_FAULTS[kernelName]?.(args) ?? false;
 }
 
