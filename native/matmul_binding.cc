@@ -8,12 +8,15 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "element_codec.h"
 #include "formats.h"
 #include "matmul.h"
 #include "matmul_aligned.h"
@@ -64,16 +67,23 @@ struct WeightsHandle {
   bool live() const { return weights != nullptr || planes != nullptr; }
 };
 
+// Marks fp4kit's weight handles: another addon's napi_external is an External too, and reading its
+// data as a WeightsHandle would follow foreign pointers.
+constexpr napi_type_tag kWeightsTag = {0x6670346b69745767ULL, 0x7473486e646c6531ULL};
+
 Napi::Value weightsExternal(Napi::Env env, WeightsHandle* handle) {
   Napi::MemoryManagement::AdjustExternalMemory(env, handle->bytes);
-  return Napi::External<WeightsHandle>::New(env, handle, [](Napi::Env e, WeightsHandle* h) {
+  Napi::External<WeightsHandle> external = Napi::External<WeightsHandle>::New(env, handle, [](Napi::Env e, WeightsHandle* h) {
     if (h->live()) Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
     delete h;
   });
+  external.TypeTag(&kWeightsTag);
+  return external;
 }
 
 WeightsHandle* weightsHandleArg(const Napi::Env& env, const Napi::Value& v, const char* fn) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights or repackPlaneWeights");
+  if (!v.IsExternal() || !v.As<Napi::External<WeightsHandle>>().CheckTypeTag(&kWeightsTag))
+    throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights or repackPlaneWeights");
   WeightsHandle* h = v.As<Napi::External<WeightsHandle>>().Data();
   if (h == nullptr) throw Napi::TypeError::New(env, std::string(fn) + ": weights must come from repackFp4Weights or repackPlaneWeights");
   return h;
@@ -222,6 +232,7 @@ struct Fp4Int8Call {
   const float* bias = nullptr;
   float* out = nullptr;
   void run() {
+    if (a.rows == 0) return;  // nothing to write (and a zero-length array's data may be null)
     // The AVX-512 kernels' row layout, made once for all threads (matmul.h, RowBlocks); kept per
     // calling thread between calls (a fresh buffer costs a page fault per 4 KiB).
     static thread_local RowBlocks kept;
@@ -289,6 +300,32 @@ static void readOperandCodes(const Napi::Env& env, const Napi::CallbackInfo& inf
   x.codeElement = static_cast<int32_t>(element);
 }
 
+// Codes given beside values must be the values' codes: the aligned AVX-512 VBMI path reads them
+// instead of the values (one byte an element instead of four), so codes of other values would make
+// the product depend on the CPU. Checking every element would read the values the codes exist to
+// skip (1.2–1.8× slower gradient products, measured), and even every row's first elements cost
+// 16–20 % at 4096 rows of 512 (a cache miss a row), so the first 16 elements of at most 64 rows
+// spread over the operand are compared (bit for bit; any NaN for a NaN code): a wrong element
+// format or stale codes are refused on every CPU; a mismatch elsewhere is not detected.
+static void checkOperandCodes(const Napi::Env& env, const DecodedOperand& x, const char* codesName, const char* valuesName) {
+  if (x.codes == nullptr || x.rows == 0 || x.paddedCols == 0) return;
+  uint32_t table[256];
+  for (uint32_t c = 0; c < 256; c++) table[c] = floatToBits(decodeElement(c, kElementFormats[x.codeElement]));
+  const int64_t step = std::max<int64_t>(1, x.rows / 64), edge = std::min<int64_t>(16, x.paddedCols);
+  for (int64_t r = 0;; r = std::min(r + step, x.rows - 1)) {  // rows 0, step, 2·step, …, and the last
+    for (int64_t i = r * x.paddedCols; i < r * x.paddedCols + edge; i++) {
+      const uint32_t want = table[x.codes[i]];
+      if (want != floatToBits(x.values[i]) && !(std::isnan(bitsToFloat(want)) && std::isnan(x.values[i]))) {
+        char detail[160];
+        std::snprintf(detail, sizeof detail, "[%lld] = 0x%02x is not the code of %s[%lld] = %.9g", static_cast<long long>(i), x.codes[i], valuesName,
+                      static_cast<long long>(i), static_cast<double>(x.values[i]));
+        throw Napi::RangeError::New(env, std::string("matmulDecoded: ") + codesName + detail);
+      }
+    }
+    if (r == x.rows - 1) break;
+  }
+}
+
 // matmulDecoded(aValues f32, aScales f32, m, aBlock, bValues f32, bScales f32, n, bBlock, k, bias|null, out
 //               [, aCodes u8|null, aElement, bCodes u8|null, bElement])
 // → the path that ran: "aligned" (matmul_aligned.h) or "float64" (matmulDecoded*); same bits, every
@@ -312,6 +349,8 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   float* out = typedData<float>(env, info[10], "out", static_cast<size_t>(m * n));
   readOperandCodes(env, info, 11, "aCodes", a);
   readOperandCodes(env, info, 13, "bCodes", b);
+  checkOperandCodes(env, a, "aCodes", "a values");
+  checkOperandCodes(env, b, "bCodes", "b values");
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k));
   // Kept between calls (one per JavaScript thread; the pool's threads only read it): a fresh
   // buffer costs a page fault per 4 KiB.

@@ -3,12 +3,15 @@
 // CI runs the whole shared suite again with FP4KIT_SIMD=scalar, =avx2 and =avx512 and on the cmake-js build.
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from './helpers/block-args.js';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { availableBackends, quantize } from '../lib/index.js';
 import { kernelsFor } from '../lib/kernels/registry.js';
+import { repackWeights } from '../lib/kernels/matmul-glue.js';
 import type { Kernels } from '../lib/kernels/contract.js';
 import { gaussian } from './helpers/data.js';
 
@@ -128,6 +131,60 @@ maybe('native addon', () => {
         expect(Array.from(longScales.subarray(0, 2))).toEqual(Array.from(want.scales));
         expect(Array.from(longData.subarray(32))).toEqual(new Array(8).fill(0xee));
         expect(Array.from(longScales.subarray(2))).toEqual(new Array(3).fill(0xdd));
+      }
+    });
+
+    // Another addon's napi_external is an External too: read as a weights handle, its bytes were
+    // followed as pointers (SIGSEGV). fp4kit's handles carry a type tag now.
+    it("another addon's external passed as weights is refused, not read (matmul, release, planes into)", () => {
+      const dir = mkdtempSync(join(tmpdir(), 'fp4kit-foreign-'));
+      const addon = join(dir, 'foreign.node');
+      const headers = (createRequire(import.meta.url)('node-api-headers') as { include_dir: string }).include_dir;
+      execFileSync('cc', ['-shared', '-fPIC', '-O1', `-I${headers}`, join(repoRoot, 'test/fixtures/foreign-addon/foreign.c'), '-o', addon]);
+      const script = `
+        const fp4 = require(process.argv[1]), foreign = require(process.argv[2]);
+        const calls = {
+          matmul: (w) => fp4.matmulFp4Int8(w, new Uint8Array(64), new Float32Array(2), 1, null, new Float32Array(64)),
+          release: (w) => fp4.releaseFp4Weights(w),
+          into: (w) => fp4.repackPlaneWeights(new Uint8Array(32 * 64), new Int32Array(256), 6, new Float32Array(64), 32, 64, 32, w),
+        };
+        for (const [name, call] of Object.entries(calls)) {
+          for (const fill of [0x41, 0]) {
+            try { call(foreign.makeExternal(fill)); console.log(name, 'returned'); } catch (e) { console.log(name, e.constructor.name, e.message); }
+          }
+        }`;
+      const run = spawnSync(process.execPath, ['-e', script, addonPath, addon], { encoding: 'utf8' });
+      rmSync(dir, { recursive: true, force: true });
+      expect(run.status, run.stderr).toBe(0);
+      const lines = run.stdout.trim().split('\n');
+      expect(lines).toHaveLength(6);
+      for (const line of lines) expect(line).toMatch(/^(matmul|release|into) TypeError \w+: weights must come from repackFp4Weights or repackPlaneWeights$/);
+    });
+
+    // The codes beside decoded values are a shortcut some kernels read instead of the values (the
+    // aligned AVX-512 VBMI path): codes of other values made the product depend on the CPU. The
+    // addon compares a sample (the first 16 codes of up to 64 rows), on every CPU.
+    it('matmulDecoded refuses codes that are not the codes of the values (in its sample), and takes those that are', () => {
+      const [m, n, kk] = [16, 16, 64];
+      const ones = (rows: number) => new Float32Array(rows * kk).fill(1);
+      const unit = (rows: number) => new Float32Array(rows * 2).fill(1);
+      const out = new Float32Array(m * n);
+      const decoded = (aCodes: Uint8Array, bCodes: Uint8Array) => call(() => k.matmul!.matmulDecoded!(ones(m), unit(m), m, 32, ones(n), unit(n), n, 32, kk, null, out, aCodes, 3, bCodes, 3));
+      const err = decoded(new Uint8Array(m * kk).fill(0x40), new Uint8Array(n * kk).fill(0x38)); // 0x40 is E4M3 2.0
+      expect(err).toBeInstanceOf(RangeError);
+      expect(err!.message).toBe('matmulDecoded: aCodes[0] = 0x40 is not the code of a values[0] = 1');
+      const bErr = decoded(new Uint8Array(m * kk).fill(0x38), Uint8Array.from({ length: n * kk }, (_, i) => (i === 77 ? 0xb8 : 0x38))); // −1.0 at 77
+      expect(bErr!.message).toBe('matmulDecoded: bCodes[77] = 0xb8 is not the code of b values[77] = 1');
+      expect(decoded(new Uint8Array(m * kk).fill(0x38), new Uint8Array(n * kk).fill(0x38))).toBeNull(); // 0x38 is 1.0
+      expect(Array.from(out)).toEqual(new Array(m * n).fill(kk));
+    });
+
+    it('a product of no rows on every kind of weights returns without reading the activations (a null pointer went into memchr on split planes)', () => {
+      const w = gaussian(64 * 256, 5, 0.05);
+      for (const format of ['mxfp4', 'mxfp8_e4m3', 'mxint8', 'fgmp'] as const) {
+        const handle = repackWeights(k.matmul!, format === 'fgmp' ? quantize(w, { format, shape: [64, 256] }) : quantize(w, { format, shape: [64, 256] }));
+        expect(call(() => k.matmul!.matmulFp4Int8(handle as never, new Uint8Array(0), new Float32Array(0), 0, null, new Float32Array(0))), format).toBeNull();
+        k.matmul!.releaseFp4Weights!(handle as never);
       }
     });
 

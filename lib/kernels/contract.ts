@@ -262,8 +262,10 @@ export interface DecodedOperand {
   blockScales: Float32Array;
   blocksPerRow: number;
   /** FP8 operands (E4M3, E5M2): the one-byte codes the values were decoded from (rows ×
-   *  paddedCols) and their element id (lib/core/formats.ts). A shortcut for kernels, never a
-   *  second source of truth: the values decide. */
+   *  paddedCols) and their element id (lib/core/formats.ts). A shortcut for kernels: they must be
+   *  the values' codes (every fp4kit caller passes those), since the addon's AVX-512 VBMI aligned
+   *  path reads them instead of the values. The addon compares a sample (the first 16 codes of up to
+   *  64 rows) and refuses a mismatch there; checking all would read what the codes let it skip. */
   codes?: Uint8Array;
   codeElement?: number;
 }
