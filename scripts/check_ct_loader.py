@@ -17,6 +17,15 @@ usage:
       in bfloat16 with each quantized weight replaced by fp4kit's decode. Prints JSON keyed by
       <quantized dir>: loading info, the config dtype, per-weight bit equality, and logits.
 
+  check_ct_loader.py make-vlm <dir>
+      A small LLaVA (CLIP vision tower, projector, Llama language model), seeded random, bfloat16.
+      transformers 5 saves it under the hub's names (vision_tower…, language_model.model…) and
+      renames its modules on load (model.vision_tower…, model.language_model…).
+  check_ct_loader.py check-vlm <model dir> <quantized dir>
+      <quantized dir> is the LLaVA quantized with its vision tower and projector kept (--skip). Loads
+      it as a user would and prints JSON: loading info, whether every kept parameter equals the
+      input's bit for bit, how many there are, and whether the logits are finite.
+
 Exits non-zero on any exception; the assertions on the printed numbers live in the test.
 """
 import json
@@ -114,10 +123,47 @@ def check(model_dir, quant_dir, decoded_path):
     }
 
 
+def make_vlm(folder):
+    text = dict(model_type="llama", vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=INTER, num_hidden_layers=LAYERS,
+                num_attention_heads=HEADS, num_key_value_heads=1, max_position_embeddings=64)
+    vision = dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    torch.manual_seed(5)
+    model = transformers.LlavaForConditionalGeneration(transformers.LlavaConfig(text_config=text, vision_config=vision, image_token_index=VOCAB - 1))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g) if "norm" in name else
+                    torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]) if p.dim() >= 2 else 0.1 * torch.randn(p.shape, generator=g))
+    model.to(torch.bfloat16).save_pretrained(folder)
+
+
+def check_vlm(model_dir, quant_dir):
+    cls = transformers.LlavaForConditionalGeneration
+    model, info = cls.from_pretrained(quant_dir, output_loading_info=True)
+    ref = cls.from_pretrained(model_dir, dtype=torch.bfloat16)
+    ref_params = dict(ref.named_parameters())
+    kept = {n: bool(torch.equal(bits(p), bits(ref_params[n]))) for n, p in model.named_parameters()
+            if ("vision_tower" in n or "multi_modal_projector" in n) and n in ref_params}
+    tokens = torch.randint(0, VOCAB - 2, (1, 10), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        logits = model(input_ids=tokens).logits.float()
+    loading = {k: sorted(map(str, v)) for k, v in info.items()}
+    return {"missing": loading.get("missing_keys", []), "unexpected": loading.get("unexpected_keys", []),
+            "errors": loading.get("error_msgs", []), "kept": kept, "logitsFinite": bool(torch.isfinite(logits).all())}
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("make", "check"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("make", "check", "make-vlm", "check-vlm"):
         raise SystemExit(__doc__)
     args = sys.argv[2:]
+    if sys.argv[1] == "make-vlm":
+        make_vlm(args[0])
+        return
+    if sys.argv[1] == "check-vlm":
+        torch.set_num_threads(1)
+        print(json.dumps(check_vlm(args[0], args[1])))
+        return
     if sys.argv[1] == "make":
         for i in range(0, len(args), 3):
             make(args[i], args[i + 1], args[i + 2], 1000 + i)

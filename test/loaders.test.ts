@@ -241,3 +241,27 @@ describe.skipIf(!haveCtLoader)('compressed-tensors NVFP4 loaded by transformers 
     });
   });
 });
+
+// A vision-language model with its vision tower and projector kept in bf16 (the usual recipe):
+// transformers 5 renames a LLaVA's modules on load (vision_tower → model.vision_tower, …) and
+// matched `ignore` against the renamed ones, so the kept modules were wrapped as quantized: their
+// bf16 weights came up unexpected, the packed ones missing, the loaded values NaN.
+describe.skipIf(!haveCtLoader)('compressed-tensors NVFP4 of a LLaVA with its vision tower kept, loaded by transformers', () => {
+  it('loads with no missing or unexpected keys; every kept parameter is the input\'s, bit for bit; the logits are finite', () => {
+    const model = join(root, 'ct-llava'), quant = join(root, 'ct-llava-nvfp4');
+    run([python, ctScript, 'make-vlm', model]);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', model, '-o', quant, '--format', 'nvfp4',
+      '--layout', 'compressed-tensors', '--skip', 'vision_tower|multi_modal_projector'], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const ignore = (JSON.parse(readFileSync(join(quant, 'config.json'), 'utf8')) as { quantization_config: { ignore: string[] } }).quantization_config.ignore;
+    expect(ignore).toContain('vision_tower.encoder.layers.0.mlp.fc1'); // the checkpoint's name, for vLLM's mapper
+    expect(ignore).toContain('re:^((model|language_model)\\.){0,3}vision_tower\\.encoder\\.layers\\.0\\.mlp\\.fc1$');
+    const result = JSON.parse(run([python, ctScript, 'check-vlm', model, quant])) as { missing: string[]; unexpected: string[]; errors: string[]; kept: Record<string, boolean>; logitsFinite: boolean };
+    expect(result.missing).toEqual([]);
+    expect(result.unexpected).toEqual([]);
+    expect(result.errors).toEqual([]);
+    expect(Object.keys(result.kept).length).toBeGreaterThan(10);
+    expect(Object.entries(result.kept).filter(([, same]) => !same)).toEqual([]);
+    expect(result.logitsFinite).toBe(true);
+  }, 300_000);
+});

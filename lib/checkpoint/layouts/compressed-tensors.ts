@@ -86,7 +86,7 @@ export const compressedTensorsLayout: Layout = {
           format: 'nvfp4-pack-quantized',
         },
       },
-      ignore: ctx.unquantizedModules,
+      ignore: ignoreList(ctx.unquantizedModules, ctx.config),
       kv_cache_scheme: null,
       sparsity_config: {},
       global_compression_ratio: null,
@@ -95,6 +95,26 @@ export const compressedTensorsLayout: Layout = {
     return { config: { ...declaredBfloat16(ctx.config ?? {}), quantization_config }, extra: {} };
   },
 };
+
+/**
+ * `ignore`: the modules kept unquantized, by their checkpoint names (vLLM maps those through each
+ * model's hf_to_vllm_mapper). transformers 5 renames a composite model's modules on load
+ * (conversion_mapping.py: LLaVA's vision_tower → model.vision_tower, language_model.model →
+ * model.language_model, Qwen2-VL's visual → model.visual, …) but matches `ignore` against the
+ * renamed modules, so a vision tower kept in bf16 was wrapped as a quantized one and loaded as
+ * garbage. For a composite model (a sub-config with its own model_type) each name also comes as a
+ * regex over those prefixes: `re:^((model|language_model)\.){0,3}<name without them>$`.
+ */
+function ignoreList(modules: string[], config: Record<string, unknown> | null | undefined): string[] {
+  const composite = Object.values(config ?? {}).some((v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { model_type?: unknown }).model_type === 'string');
+  if (!composite) return modules;
+  const renamed = modules.map((m) => {
+    let core = m;
+    for (let i = 0; i < 3 && /^(model|language_model)\.(?=.)/.test(core); i++) core = core.replace(/^(model|language_model)\./, '');
+    return `re:^((model|language_model)\\.){0,3}${core.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+  });
+  return [...new Set([...modules, ...renamed])];
+}
 
 const DTYPE_KEYS = ['dtype', 'torch_dtype'];
 
