@@ -241,6 +241,17 @@ describe('GPT-2 (Conv1D weights, stored [in, out])', () => {
     const c = await quantized(captioner, { format: 'nvfp4', layout: 'fp4kit' });
     expect(c.action('decoder.transformer.h.0.attn.c_attn.weight')).toBe('copied');
     await c.file.close();
+    // CLVP's decoder holds its MLP as Conv1D (mlp.c_fc, mlp.c_proj; modeling_clvp.py), its attention as Linear.
+    const clvp = await model('clvp', [
+      weight('speech_decoder_model.model.decoder.layers.0.mlp.c_fc.weight', 64, 128),
+      weight('speech_decoder_model.model.decoder.layers.0.mlp.c_proj.weight', 128, 64),
+      weight('speech_decoder_model.model.decoder.layers.0.attn.q_proj.weight', 64, 64),
+    ], { model_type: 'clvp', decoder_config: { model_type: 'clvp_decoder' } });
+    const v = await quantized(clvp, { format: 'nvfp4', layout: 'fp4kit' });
+    expect(v.action('speech_decoder_model.model.decoder.layers.0.mlp.c_fc.weight')).toBe('copied');
+    expect(v.action('speech_decoder_model.model.decoder.layers.0.mlp.c_proj.weight')).toBe('copied');
+    expect(v.action('speech_decoder_model.model.decoder.layers.0.attn.q_proj.weight')).toBe('quantized');
+    await v.file.close();
     // gpt_bigcode names its projections the same but holds them as nn.Linear: quantized.
     const bigcode = await model('gpt-bigcode', gpt2(), { model_type: 'gpt_bigcode' });
     const q = await quantized(bigcode, { format: 'nvfp4', layout: 'compressed-tensors' });

@@ -1000,14 +1000,17 @@ describe.each(testedBackends())('one signal stops a CLI run on %s', (backend) =>
 describe('every loop ends', () => {
   it('the compressed-tensors tensor scale refuses an amax it cannot represent instead of halving Infinity forever', () => {
     const script = `import { powerOfTwoTensorScale } from './lib/checkpoint/layouts/compressed-tensors.ts';
-      const out = [1, Infinity, Number.MAX_VALUE, NaN, -1].map((a) => { try { return powerOfTwoTensorScale(a); } catch (e) { return e.message; } });
+      const out = [1, Infinity, Number.MAX_VALUE, NaN, -1, 2688 * 2 ** 116, 2688 * 2 ** 116 * (1 + 2 ** -20)].map((a) => { try { return powerOfTwoTensorScale(a); } catch (e) { return e.message; } });
       console.log(JSON.stringify(out));`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
     expect(r.signal).toBeNull();
     expect(r.status, r.stderr).toBe(0);
-    const [one, ...refused] = JSON.parse(r.stdout) as [number, ...string[]];
+    const [one, ...rest] = JSON.parse(r.stdout) as [number, ...string[]];
     expect(one).toBe(2 ** -11); // 1 / 2688 rounded up to a power of two
-    for (const m of refused) expect(m).toMatch(/^powerOfTwoTensorScale: amax must be a number ≥ 0 within float32's range, got /);
+    for (const m of rest.slice(0, 4)) expect(m).toMatch(/^powerOfTwoTensorScale: amax must be a number ≥ 0 within float32's range, got /);
+    // The largest amax whose scale decodes finite, and the next: 2^117 made a block scale of 352 decode to +Inf.
+    expect(rest[4]).toBe(2 ** 116);
+    expect(rest[5]).toMatch(/^values up to .* need a power-of-two global scale of 1\.66\d*e\+35, whose NVFP4 values would decode to ±Inf in compressed-tensors/);
   });
 
   it('a side file that keeps growing is copied as it was when opened', async () => {

@@ -2,7 +2,7 @@
 // conventions of every layout; tensor selection; the temp-file + rename discipline (an aborted or
 // failed run leaves no file under a final name and never touches the input).
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +212,23 @@ describe('selection, copying, side files', () => {
     expect(file.metadata.format).toBe('pt');
     expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe('{"fake": true}');
     await file.close();
+  });
+
+  it('weights in other formats beside the shards (pytorch_model.bin and its index, .pth, .h5, GGUF) are left out and listed; other files are copied', async () => {
+    const folder = join(root, 'input-with-bin');
+    mkdirSync(folder);
+    for (const n of readdirSync(input)) writeFileSync(join(folder, n), readFileSync(join(input, n)));
+    const others = ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'consolidated.00.pth', 'tf_model.h5', 'model-q4.gguf'];
+    for (const n of others) writeFileSync(join(folder, n), 'weights');
+    writeFileSync(join(folder, 'training_args.bin'), 'args'); // not weights: copied as any other file
+    const out = join(root, 'out-with-bin');
+    const summary = await quantizeCheckpoint(folder, out, { format: 'mxfp4' });
+    expect(summary.notCopied).toEqual([...others].sort());
+    for (const n of others) expect(existsSync(join(out, n)), n).toBe(false);
+    expect(readFileSync(join(out, 'training_args.bin'), 'utf8')).toBe('args');
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe('{"fake": true}');
+    expect(summary.files).not.toContain('pytorch_model.bin');
+    expect((JSON.parse(readFileSync(join(out, 'fp4kit-summary.json'), 'utf8')) as { notCopied: string[] }).notCopied).toEqual([...others].sort());
   });
 
   it('--only and --skip', async () => {

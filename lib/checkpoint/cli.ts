@@ -146,7 +146,8 @@ function printQuantizeSummary(s: CheckpointSummary): void {
       (q.length === 0 ? ''
         : measured.length === 0 ? '  error statistics not measured (--no-error-stats)\n'
         : `  worst relative RMSE ${Number.isNaN(worst) ? 'NaN (a tensor holds NaN or Inf)' : worst.toExponential(3)}; per-tensor errors in ${join(s.output, SUMMARY_NAME)}\n`) +
-      fisherCoverage(q),
+      fisherCoverage(q) +
+      (s.notCopied?.length ? `  not copied: ${s.notCopied.join(', ')} (the same weights in another format)\n` : ''),
   );
 }
 

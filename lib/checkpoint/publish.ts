@@ -76,6 +76,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
     tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), ...(a.run === undefined ? {} : { run: a.run }), format: a.format, layout: a.layoutName,
     backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
     outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
+    notCopied: await weightFilesLeftOut(ckpt, a.input),
     files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],
     tensors,
   };
@@ -94,7 +95,7 @@ export async function isFolderInput(ckpt: CheckpointFiles, input: string): Promi
 export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<string[]> {
   if (!(await isFolderInput(ckpt, input))) return [];
   const shardNames = new Set(ckpt.shards.map((sh) => basename(sh.path)));
-  return (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n));
+  return (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n) && !OTHER_WEIGHTS.test(n));
 }
 
 /** Every file a run reads: the shards, the index, config.json, the copied files, the Fisher file. */
@@ -117,6 +118,19 @@ async function otherFiles(dir: string): Promise<string[]> {
     if (s?.isFile()) names.push(name);
   }
   return names;
+}
+
+/** Weights in other formats beside the shards (PyTorch's pytorch_model*.bin and its index,
+ *  TensorFlow's .h5, Flax's .msgpack, .pt/.pth/.ckpt, GGUF, ONNX, …), which many Hugging Face
+ *  repositories ship with model.safetensors: the same weights unquantized, often as large as the
+ *  input (a 7B repository: ~14 GB more), which no loader reads beside safetensors. Left out of the
+ *  output and listed in the summary (`notCopied`). */
+const OTHER_WEIGHTS = /^(pytorch_model.*\.bin|tf_model.*\.h5|flax_model.*\.msgpack)(\.index\.json)?$|\.(pt|pth|ckpt|gguf|onnx|onnx_data|tflite|mlmodel)$/;
+
+/** The other files of a model folder the output leaves out (none for a single-file input). */
+export async function weightFilesLeftOut(ckpt: CheckpointFiles, input: string): Promise<string[]> {
+  if (!(await isFolderInput(ckpt, input))) return [];
+  return (await otherFiles(ckpt.dir)).filter((n) => OTHER_WEIGHTS.test(n));
 }
 
 /** Write the side files into the staging folder (each under a temporary name, published by the

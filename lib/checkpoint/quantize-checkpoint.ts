@@ -147,7 +147,7 @@ export async function quantizeCheckpoint(
       return {
         tool: 'fp4kit', version: 1, input: resolve(input), output: resolve(outDir), format: opts.format, layout: layoutName,
         backend: getBackend().name, inputBytes: bytesTotal, outputBytes, seconds: (performance.now() - started) / 1000,
-        quantized: summaries.filter((t) => t.action === 'quantized').length, copied: summaries.filter((t) => t.action === 'copied').length,
+        quantized: summaries.filter((t) => t.action === 'quantized').length, copied: summaries.filter((t) => t.action === 'copied').length, notCopied: [],
         files: ckpt.shards.filter((_s, si) => written(si)).map((sh) => basename(sh.path)), tensors: summaries,
       };
     }

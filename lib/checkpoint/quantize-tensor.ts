@@ -49,7 +49,11 @@ export async function quantizeTensor(
   if (format.hasTensorScale && layout.tensorScale) {
     const amax = groupAmax.get(name) ?? getKernels().absMax(x, DtypeId[dtype]);
     if (!Number.isFinite(amax)) throw new SafetensorsError(shardPath, `tensor ${name} holds NaN or Inf, which ${format.name} cannot represent`);
-    tensorScale = layout.tensorScale(amax);
+    try {
+      tensorScale = layout.tensorScale(amax);
+    } catch (err) {
+      badTensor(err); // a tensor the layout's global scale cannot hold, named with its file
+    }
   }
   return quantizeAsync(x, {
     format: options.format, shape, dtype, rounding: options.rounding, seed: tensorSeed(options.seed ?? 0, name),

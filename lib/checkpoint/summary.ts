@@ -65,6 +65,9 @@ export interface CheckpointSummary {
   seconds: number;
   quantized: number;
   copied: number;
+  /** Files of the model folder left out of the output: the same weights in other formats
+   *  (pytorch_model.bin, tf_model.h5, *.pth, …; publish.ts). */
+  notCopied: string[];
   files: string[];
   tensors: TensorSummary[];
 }

@@ -16,7 +16,13 @@ import { isEmbedding, notAServedLinear } from './module-roles.js';
 import { editedConfig } from '../model-config.js';
 import { f32Bytes, f32From, moduleOf, type ConfigContext, type Layout, type LayoutFiles, type QuantFormat } from './types.js';
 
-/** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. */
+/** The largest power-of-two tensor scale whose NVFP4 values all decode finite: 6 · 448 · 2^116 ≈
+ *  2.23e38 ≤ float32's largest; at 2^117 a block scale rounded up to E4M3 352 decoded 6 · 352 · 2^117
+ *  = +Inf (weights near ±3.3e38 were published as Inf). */
+const MAX_POWER_OF_TWO_SCALE = 2 ** 116;
+
+/** The smallest power of two ≥ f32(amax / 2688), within float32's normal range. An amax beyond
+ *  6 · 448 · 2^116 ≈ 2.23e38 is refused: no power of two both holds it and decodes finite. */
 export function powerOfTwoTensorScale(amax: number): number {
   const t = nvfp4TensorScale(amax);
   // An infinite scale would halve forever in the loop below; NaN would come out as a silent NaN.
@@ -24,7 +30,10 @@ export function powerOfTwoTensorScale(amax: number): number {
   let p = 2 ** Math.floor(Math.log2(t));
   while (p < t) p *= 2; // Math.log2 may round: settle exactly
   while (p / 2 >= t) p /= 2;
-  return Math.min(Math.max(p, 2 ** -126), 2 ** 127);
+  if (p > MAX_POWER_OF_TWO_SCALE) {
+    throw new RangeError(`values up to ${amax} need a power-of-two global scale of ${p}, whose NVFP4 values would decode to ±Inf in compressed-tensors (|w| ≤ ${6 * 448 * MAX_POWER_OF_TWO_SCALE} fits); use --layout modelopt or fp4kit, or --skip it`);
+  }
+  return Math.max(p, 2 ** -126);
 }
 
 export const compressedTensorsLayout: Layout = {

@@ -42,7 +42,7 @@ export function isRouter(tensorName: string): boolean {
 }
 
 /** Models whose transformers classes hold their projections as Conv1D (weight [in, out]). */
-const CONV1D_MODEL_TYPES = new Set(['gpt2', 'openai-gpt', 'imagegpt', 'decision_transformer', 'jais']);
+const CONV1D_MODEL_TYPES = new Set(['gpt2', 'openai-gpt', 'imagegpt', 'decision_transformer', 'jais', 'clvp']); // clvp: its decoder's mlp.c_fc/c_proj
 
 /** A GPT-2-style Conv1D weight, stored [in, out]: blocks along its last axis would run along the
  *  output axis, and the serving layouts' loaders read Linear weights [out, in]. */

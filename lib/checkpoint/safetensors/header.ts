@@ -6,8 +6,10 @@
 import { SAFETENSORS_DTYPE_BYTES, isKnownDtype } from './dtypes.js';
 import { MAX_DIMS } from '../../core/validate.js';
 
-/** Headers beyond this are refused before reading them (real headers are < 10 MB). */
-export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Headers beyond this are refused before reading them (real headers are < 10 MB): the reference
+ *  parser's limit (safetensors' tensor.rs, MAX_HEADER_SIZE = 100_000_000), so nothing fp4kit reads
+ *  or writes is a file Python's or Rust's safetensors refuses. */
+export const MAX_HEADER_BYTES = 100_000_000;
 
 export class SafetensorsError extends Error {
   readonly file: string;
@@ -48,7 +50,7 @@ export function headerLength(file: string, prefix: Uint8Array, fileSize: number)
   if (fileSize < 8) throw new SafetensorsError(file, `truncated file: ${fileSize} bytes, shorter than the 8-byte header length`);
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} is absurdly large (limit ${MAX_HEADER_BYTES} bytes)`);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} is too large: safetensors readers accept at most ${MAX_HEADER_BYTES} bytes`);
   const len = Number(n);
   if (8 + len > fileSize) throw new SafetensorsError(file, `header length ${len} is larger than the file (${fileSize} bytes): truncated file?`);
   if (len < 2) throw new SafetensorsError(file, `header of ${len} bytes is not JSON`);

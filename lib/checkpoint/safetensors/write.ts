@@ -171,7 +171,7 @@ export async function writeSafetensors(
 
 /**
  * The most tensors one file can declare: each header entry takes at least ~50 bytes of JSON, and
- * readers refuse headers above MAX_HEADER_BYTES (100 MiB). Longer lists (a Proxy claiming 2^32 − 1
+ * readers refuse headers above MAX_HEADER_BYTES (100,000,000 bytes). Longer lists (a Proxy claiming 2^32 − 1
  * entries) are refused before they are read.
  */
 const MAX_TENSORS = 1 << 21;
