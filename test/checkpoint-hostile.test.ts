@@ -6,7 +6,7 @@
 // returns, a file system that takes no bytes) are injected by test/helpers/fs-faults.mjs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -931,6 +931,23 @@ describe('files that are not regular files, and places that take no bytes', () =
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/the plot folder is the checkpoint folder/);
     expect(hashDir(out)).toBe(before);
+  });
+
+  // Every output is written under a temporary name first; a name without room for its suffix
+  // failed midway with the temporary name's raw ENAMETOOLONG (or a wrong "is the parent writable?").
+  it('an output name or a shard name without room for its temporary name (255 bytes) is refused by name before anything is written', async () => {
+    const longOut = join(root, 'o'.repeat(240));
+    await expect(quantizeCheckpoint(tiny, longOut, { format: 'mxfp4' })).rejects.toThrow(/the name leaves no room for the staging folder beside it \(\.tmp-.*: \d+ bytes in all, file names hold 255\); choose a shorter output name/);
+    expect(existsSync(longOut)).toBe(false);
+    const dir = join(root, 'long-shard');
+    mkdirSync(dir);
+    const shard = `${'m'.repeat(235)}.safetensors`;
+    await writeSafetensors(join(dir, 'short.safetensors'), [{ name: 'a.weight', dtype: 'F32', shape: [4, 32], data: new Uint8Array(512) }]);
+    renameSync(join(dir, 'short.safetensors'), join(dir, shard)); // the writer's own temporary name would not fit either
+    const out = join(root, 'long-shard-out');
+    await expect(quantizeCheckpoint(dir, out, { format: 'mxfp4' })).rejects.toThrow(/a shard named with 247 bytes leaves no room for its temporary name \(21 bytes more; file names hold 255\)/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(root).filter((n) => n.startsWith('long-shard-out'))).toEqual([]);
   });
 
   it('the API refuses a FIFO too, without blocking the event loop', async () => {

@@ -203,5 +203,16 @@ export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<strin
     if (inFolder && !name.endsWith('.safetensors')) {
       throw new SafetensorsError(s.path, `a shard named ${name} would be taken for a side file of the model folder (loaders read only *.safetensors files as weights); rename the shard (and its index entries) to end in .safetensors`);
     }
+    // Each output file is written under `<name>.tmp-<pid>-<8 hex>` first (atomic-file.ts): a name
+    // without room for that failed midway with the temporary name's ENAMETOOLONG.
+    const bytes = Buffer.byteLength(name);
+    if (bytes + TEMP_SUFFIX_BYTES > NAME_MAX_BYTES) {
+      throw new SafetensorsError(s.path, `a shard named with ${bytes} bytes leaves no room for its temporary name (${TEMP_SUFFIX_BYTES} bytes more; file names hold ${NAME_MAX_BYTES}); rename the shard (and its index entries)`);
+    }
   }
 }
+
+/** The longest file name most file systems hold (ext4, xfs, btrfs, tmpfs: NAME_MAX). */
+export const NAME_MAX_BYTES = 255;
+/** `.tmp-<pid>-<8 hex>` with a pid of up to 7 digits (Linux's pid_max is at most 2^22). */
+const TEMP_SUFFIX_BYTES = '.tmp-'.length + 7 + 1 + 8;

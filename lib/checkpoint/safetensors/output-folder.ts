@@ -127,6 +127,10 @@ export class OutputFolder {
     await tidyDeadSiblings(final, options.inputs ?? []);
     checkReplaceable(outDir, final, options.overwrite === true);
     const staging = `${final}.tmp-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const stagingBytes = Buffer.byteLength(basename(staging));
+    if (stagingBytes > 255) {
+      throw new SafetensorsError(outDir, `the name leaves no room for the staging folder beside it (${basename(staging).slice(basename(final).length)}: ${stagingBytes} bytes in all, file names hold 255); choose a shorter output name`);
+    }
     let top: string | undefined;
     try {
       top = await makeFolders(parent); // the top-most folder it created, if any
