@@ -950,6 +950,12 @@ describe('files that are not regular files, and places that take no bytes', () =
     expect(readdirSync(root).filter((n) => n.startsWith('long-shard-out'))).toEqual([]);
   });
 
+  // A container's output volume: renaming the staging folder onto it failed with EBUSY after all
+  // the work. /proc is a mount point on every Linux (a test needs no privilege to make one).
+  it('an output that is a mount point is refused before any work, with a folder inside it suggested', async () => {
+    await expect(quantizeCheckpoint(tiny, '/proc', { format: 'mxfp4' })).rejects.toThrow(/^\/proc: the output is a mount point: .*EBUSY.*; give a folder inside it, e\.g\. -o \/proc\/model$/);
+  });
+
   it('the API refuses a FIFO too, without blocking the event loop', async () => {
     const dir = join(root, 'fifo-api');
     mkdirSync(dir);

@@ -15,7 +15,7 @@
 // unless `overwrite`. Outputs that alias the input are refused earlier (output-aliasing.ts), and a
 // folder named like a leftover that holds an input of the run is never moved or removed.
 
-import { lstatSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -139,7 +139,7 @@ export class OutputFolder {
       if (top !== undefined) removeEmptyFoldersSync(parent, top);
       if (err instanceof SafetensorsError) throw err; // names the folder that could not be made
       const e = err as NodeJS.ErrnoException;
-      throw new SafetensorsError(outDir, `cannot create the staging folder beside it (${e.code ?? e.message}); is ${parent} a writable folder?`);
+      throw new SafetensorsError(outDir, `cannot create the staging folder beside it (${e.code ?? e.message}); is ${parent} a writable folder? (A run stages beside its output and renames it into place: to write into a folder whose parent you cannot write, give a new folder inside it, e.g. -o ${join(outDir, 'model')})`);
     }
     live.add(staging);
     if (top !== undefined) createdParents.set(staging, { parent, top });
@@ -196,9 +196,40 @@ function checkReplaceable(outDir: string, final: string, overwrite: boolean): vo
   if (!existing) return;
   if (existing.isSymbolicLink()) throw new SafetensorsError(outDir, 'the output is a symbolic link; give the real folder (publishing replaces the folder, not its target)');
   if (!existing.isDirectory()) throw new SafetensorsError(outDir, 'the output exists and is not a folder');
+  if (isMountPoint(final, existing.dev)) {
+    throw new SafetensorsError(outDir, `the output is a mount point: a run publishes by renaming its staging folder onto the output, which a mount point cannot take (EBUSY, after all the work); give a folder inside it, e.g. -o ${join(outDir, 'model')}`);
+  }
   if (overwrite || readdirSync(final).length === 0) return;
   const why = whyNotReplaceable(final);
   if (why !== null) throw new SafetensorsError(outDir, `the output folder is not empty and ${why}; empty it, choose another, or pass --force`);
+}
+
+/**
+ * Whether `folder` (resolved, an existing folder of device `dev`) is a mount point: on another
+ * device than its parent, or listed as a mount point in /proc/self/mountinfo (Linux; a bind mount
+ * of a folder of the same device keeps its device number). Containers mount output volumes this way.
+ */
+function isMountPoint(folder: string, dev: number): boolean {
+  const parent = lstatSync(dirname(folder), { throwIfNoEntry: false });
+  if (parent !== undefined && parent.dev !== dev) return true;
+  let mountinfo: string;
+  try {
+    mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return false; // not Linux: the device check above is what there is
+  }
+  let real: string;
+  try {
+    real = realpathSync(folder);
+  } catch {
+    return false;
+  }
+  // Field 5 is the mount point, with space, tab, newline and backslash written as octal escapes.
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return mountinfo.split('\n').some((line) => {
+    const mountPoint = line.split(' ')[4];
+    return mountPoint !== undefined && unescape(mountPoint) === real;
+  });
 }
 
 /**
