@@ -62,6 +62,7 @@ int64_t minRowsPerThread(int64_t cols) { return std::max<int64_t>(1, kElementsPe
 Napi::Value EncodeElements(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireArgs(info, 6, "encodeElements");
+  ArgumentLog arrays;
   ElementArgs a{};
   a.dtype = enumArg(env, info[1], "dtype", 3);
   a.format = enumArg(env, info[2], "format", kInt8);  // e2m1 … e8m0
@@ -71,6 +72,7 @@ Napi::Value EncodeElements(const Napi::CallbackInfo& info) {
   a.count = static_cast<int64_t>(info[0].As<Napi::TypedArray>().ElementLength());
   a.src = sourceArg(env, info[0], a.dtype, static_cast<size_t>(a.count));
   a.out = typedArrayOf<uint8_t>(env, info[5], "out", napi_uint8_array, "Uint8Array", static_cast<size_t>(a.count));
+  arrays.requireOutputsDisjoint(env, "encodeElements", {"out"});
   a.firstIndex = firstIndexArg(info, 6);
   const QuantizeKernels& k = activeKernels();
   std::atomic<int64_t> total{0};
@@ -82,11 +84,13 @@ Napi::Value EncodeElements(const Napi::CallbackInfo& info) {
 Napi::Value DecodeElements(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireArgs(info, 3, "decodeElements");
+  ArgumentLog arrays;
   const int32_t format = enumArg(env, info[1], "format", kInt8);
   if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "codes must be a Uint8Array");
   const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
   const uint8_t* codes = typedArrayOf<uint8_t>(env, info[0], "codes", napi_uint8_array, "Uint8Array", n);
   float* out = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array", n);
+  arrays.requireOutputsDisjoint(env, "decodeElements", {"out"});
   const QuantizeKernels& k = activeKernels();
   parallelFor(static_cast<int64_t>(n), kElementsPerThread, [&](int64_t b, int64_t e) { k.decodeElements(codes, format, out, b, e); });
   return env.Undefined();
@@ -163,6 +167,9 @@ void blockBuffers(const BlockFields& f, BlockArgs& a, const BlockFormat& format,
 // quantizeBlocks({ format, rows, cols, src, dtype, data, scales, tensorScale, scaleRule, rounding, seed, firstIndex })
 BlockCall parseQuantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
   const BlockFields f = blockFields(info, "quantizeBlocks");
+  // Once the fields are read (a getter runs JavaScript, which may call into the addon): the caller's
+  // own arrays, which checkedView logs before a job snapshots or stages them.
+  ArgumentLog arrays;
   BlockCall call;
   BlockArgs& a = call.args;
   const BlockFormat& format = blockFormatArg(f, a);
@@ -176,6 +183,7 @@ BlockCall parseQuantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
   a.firstIndex = first.IsUndefined() ? 0 : static_cast<uint64_t>(integerArg(f.env, first, "firstIndex", 0, static_cast<int64_t>(kMaxIndex)));
   a.src = sourceArg(f.env, f["src"], a.dtype, static_cast<size_t>(a.rows * a.cols), job);
   blockBuffers(f, a, format, true, job);
+  arrays.requireOutputsDisjoint(f.env, "quantizeBlocks", {"data", "scales"});
   call.kernel = format.tensorScale ? activeKernels().quantizeNvfp4 : activeKernels().quantizeMx;
   return call;
 }
@@ -183,6 +191,7 @@ BlockCall parseQuantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
 // dequantizeBlocks({ format, rows, cols, data, scales, tensorScale, out })
 BlockCall parseDequantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job) {
   const BlockFields f = blockFields(info, "dequantizeBlocks");
+  ArgumentLog arrays;
   BlockCall call;
   BlockArgs& a = call.args;
   const BlockFormat& format = blockFormatArg(f, a);
@@ -190,6 +199,7 @@ BlockCall parseDequantizeBlocks(const Napi::CallbackInfo& info, JobBuffers* job)
   if (format.tensorScale) a.tensorScale = tensorScaleArg(f.env, f["tensorScale"]);
   blockBuffers(f, a, format, false, job);
   a.out = outputData<float>(f.env, f["out"], "out", static_cast<size_t>(a.rows * a.cols), job, napi_float32_array, "Float32Array");
+  arrays.requireOutputsDisjoint(f.env, "dequantizeBlocks", {"out"});
   call.kernel = format.tensorScale ? activeKernels().dequantizeNvfp4 : activeKernels().dequantizeMx;
   return call;
 }
@@ -242,6 +252,7 @@ struct FgmpCall {
 FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   requireArgs(info, 13, "fgmpCandidates");
+  ArgumentLog arrays;  // the caller's own arrays: checkedView logs each before a job snapshots or stages it
   FgmpCall call;
   FgmpArgs& a = call.args;
   a.dtype = enumArg(env, info[1], "dtype", 3);
@@ -263,6 +274,7 @@ FgmpCall parseFgmpCandidates(const Napi::CallbackInfo& info, JobBuffers* job) {
   a.fp4Codes = outputData<uint8_t>(env, info[10], "fp4Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
   a.fp4Scales = outputData<uint8_t>(env, info[11], "fp4Scales", static_cast<size_t>(blocks), job, napi_uint8_array, "Uint8Array");
   a.fp8Codes = outputData<uint8_t>(env, info[12], "fp8Codes", static_cast<size_t>(blocks * kFgmpBlock), job, napi_uint8_array, "Uint8Array");
+  arrays.requireOutputsDisjoint(env, "fgmpCandidates", {"impacts", "fp4Codes", "fp4Scales", "fp8Codes"});
   return call;
 }
 

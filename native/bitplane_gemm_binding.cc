@@ -48,6 +48,7 @@ Napi::Value PackSigns(const Napi::CallbackInfo& info) {
   const char* names[] = {"src", "rows", "cols", "transpose", "ternary", "out"};
   Napi::Value v[6];
   readFields(argumentObject(info, fn.c_str(), "src, rows, cols, transpose, ternary, out"), names, 6, v);
+  ArgumentLog arrays;  // once the fields are read: a getter runs JavaScript, which may call into the addon
   const int64_t rows = integerArg(env, v[1], (fn + ": rows").c_str(), 0, kMaxRows);
   const int64_t cols = integerArg(env, v[2], (fn + ": cols").c_str(), 0, kMaxRows);
   const bool transpose = boolArg(env, v[3], fn + ": transpose");
@@ -57,6 +58,7 @@ Napi::Value PackSigns(const Napi::CallbackInfo& info) {
   const float* src = bufferArg<float>(env, v[0], fn + ": src", napi_float32_array, "Float32Array", static_cast<size_t>(rows * cols));
   const size_t bytes = static_cast<size_t>(signsWordCount(outRows, length) * 8 * (ternary ? 2 : 1));
   uint64_t* out = wordsArg(env, v[5], fn + ": out", bytes);
+  arrays.requireOutputsDisjoint(env, fn, {"out"});
   packSigns(src, rows, cols, transpose, ternary, out);
   return env.Undefined();
 }
@@ -68,6 +70,7 @@ Napi::Value PackBitPlanes(const Napi::CallbackInfo& info) {
   const char* names[] = {"codes", "rows", "cols", "bits", "transpose", "out"};
   Napi::Value v[6];
   readFields(argumentObject(info, fn.c_str(), "codes, rows, cols, bits, transpose, out"), names, 6, v);
+  ArgumentLog arrays;
   const int64_t rows = integerArg(env, v[1], (fn + ": rows").c_str(), 0, kMaxRows);
   const int64_t cols = integerArg(env, v[2], (fn + ": cols").c_str(), 0, kMaxRows);
   const int bits = static_cast<int>(integerArg(env, v[3], (fn + ": bits").c_str(), 1, 8));
@@ -76,6 +79,7 @@ Napi::Value PackBitPlanes(const Napi::CallbackInfo& info) {
   packShape(env, fn, rows, cols, transpose, outRows, length);
   const uint8_t* codes = bufferArg<uint8_t>(env, v[0], fn + ": codes", napi_uint8_array, "Uint8Array", static_cast<size_t>(rows * cols));
   uint64_t* out = wordsArg(env, v[5], fn + ": out", static_cast<size_t>(outRows * bits * bitplaneWords(length) * 8));
+  arrays.requireOutputsDisjoint(env, fn, {"out"});
   return Napi::Number::New(env, static_cast<double>(packBitPlanes(codes, rows, cols, bits, transpose, out)));
 }
 
@@ -86,6 +90,7 @@ Napi::Value BitplaneMatmul(const Napi::CallbackInfo& info) {
   const char* names[] = {"planes", "m", "bits", "signs", "n", "length", "ternary", "rowsPerGroup", "mask", "scales", "zeros", "outInt", "outFloat"};
   Napi::Value v[13];
   readFields(argumentObject(info, fn.c_str(), "planes, m, bits, signs, n, length, ternary, rowsPerGroup, mask, scales, zeros, outInt, outFloat"), names, 13, v);
+  ArgumentLog arrays;
   BitplaneMatmulArgs a{};
   a.m = integerArg(env, v[1], (fn + ": m").c_str(), 0, kMaxRows);
   a.bits = static_cast<int32_t>(integerArg(env, v[2], (fn + ": bits").c_str(), 1, 8));
@@ -118,6 +123,7 @@ Napi::Value BitplaneMatmul(const Napi::CallbackInfo& info) {
   } else {
     a.outInt = bufferArg<int32_t>(env, v[11], fn + ": outInt", napi_int32_array, "Int32Array", out);
   }
+  arrays.requireOutputsDisjoint(env, fn, {"outInt", "outFloat"});
   bitplaneMatmul(a);
   return env.Undefined();
 }

@@ -30,6 +30,7 @@ constexpr int64_t kPassRows = int64_t(1) << 16;
 Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw Napi::TypeError::New(env, "errorSums: expected 6 arguments");
+  ArgumentLog arrays;
   const int32_t dtype = static_cast<int32_t>(integerArg(env, info[1], "errorSums: dtype", kF32, kF16));
   const int64_t rows = integerArg(env, info[3], "errorSums: rows", 0, kMaxElements);
   const int64_t cols = integerArg(env, info[4], "errorSums: cols", 0, kMaxElements);
@@ -38,6 +39,7 @@ Napi::Value ErrorSums(const Napi::CallbackInfo& info) {
   const void* src = sourceArg(env, info[0], dtype, count, nullptr, "errorSums: src");
   const float* decoded = typedData<float>(env, info[2], "errorSums: decoded", count);
   double* sums = typedArrayOf<double>(env, info[5], "errorSums: sums", napi_float64_array, "Float64Array", 3);
+  arrays.requireOutputsDisjoint(env, "errorSums", {"sums"});
   // An empty tensor adds nothing, however many rows of nothing it has.
   if (elements == 0) return env.Undefined();
   const ErrorSumsKernel kernel = activeKernels().errorSums;

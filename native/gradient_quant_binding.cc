@@ -30,6 +30,7 @@ Napi::Value QuantizeGradient(const Napi::CallbackInfo& info) {
   const char* names[] = {"src", "rows", "cols", "bits", "groups", "prune", "seed", "codes", "scales", "zeros", "mask", "keepProbability"};
   Napi::Value v[12];
   for (int i = 0; i < 12; i++) v[i] = o.Get(names[i]);
+  ArgumentLog arrays;  // once the fields are read: a getter runs JavaScript, which may call into the addon
   GradientArgs a{};
   shapeArgs(env, fn, v[1], v[2], a.rows, a.cols);
   a.bits = static_cast<int32_t>(integerArg(env, v[3], (fn + ": bits").c_str(), 1, 8));
@@ -44,6 +45,7 @@ Napi::Value QuantizeGradient(const Napi::CallbackInfo& info) {
   a.zeros = bufferArg<float>(env, v[9], fn + ": zeros", napi_float32_array, "Float32Array", count);
   a.mask = bufferArg<uint8_t>(env, v[10], fn + ": mask", napi_uint8_array, "Uint8Array", count);
   a.keepProbability = bufferArg<float>(env, v[11], fn + ": keepProbability", napi_float32_array, "Float32Array", count);
+  arrays.requireOutputsDisjoint(env, fn, {"codes", "scales", "zeros", "mask", "keepProbability"});
   return Napi::Number::New(env, static_cast<double>(quantizeGradient(a)));
 }
 
@@ -55,6 +57,7 @@ Napi::Value DequantizeGradient(const Napi::CallbackInfo& info) {
   const char* names[] = {"codes", "scales", "zeros", "mask", "rows", "cols", "groups", "out"};
   Napi::Value v[8];
   for (int i = 0; i < 8; i++) v[i] = o.Get(names[i]);
+  ArgumentLog arrays;
   GradientDequantArgs a{};
   shapeArgs(env, fn, v[4], v[5], a.rows, a.cols);
   a.groups = static_cast<int32_t>(integerArg(env, v[6], (fn + ": groups").c_str(), 0, 2));
@@ -65,6 +68,7 @@ Napi::Value DequantizeGradient(const Napi::CallbackInfo& info) {
   a.zeros = bufferArg<float>(env, v[2], fn + ": zeros", napi_float32_array, "Float32Array", count);
   a.mask = bufferArg<uint8_t>(env, v[3], fn + ": mask", napi_uint8_array, "Uint8Array", count);
   a.out = bufferArg<float>(env, v[7], fn + ": out", napi_float32_array, "Float32Array", n);
+  arrays.requireOutputsDisjoint(env, fn, {"out"});
   dequantizeGradient(a);
   return env.Undefined();
 }

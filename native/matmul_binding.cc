@@ -258,6 +258,7 @@ struct Fp4Int8Call {
 Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   Napi::Env env = info.Env();
   if (info.Length() < 6) throw Napi::TypeError::New(env, "matmulFp4Int8: expected 6 arguments");
+  ArgumentLog arrays;  // the caller's own arrays: checkedView logs each before a job snapshots or stages it
   Fp4Int8Call call;
   const WeightsHandle* handle = weightsHandleArg(env, info[0], "matmulFp4Int8");
   if (!handle->live()) throw Napi::TypeError::New(env, "matmulFp4Int8: these weights were released");
@@ -275,6 +276,7 @@ Fp4Int8Call parseFp4Int8(const Napi::CallbackInfo& info, JobBuffers* job) {
   call.a.paddedK = paddedK;
   call.bias = inputData<float>(env, info[4], "bias", static_cast<size_t>(n), job, true);
   call.out = outputData<float>(env, info[5], "out", static_cast<size_t>(m * n), job);
+  arrays.requireOutputsDisjoint(env, "matmulFp4Int8", {"out"});
   if (call.b) prepareInt8Activations(call.a, *call.b);
   else prepareInt8ActivationsForPlanes(call.a, *call.planes);
   return call;
@@ -334,6 +336,7 @@ static void checkOperandCodes(const Napi::Env& env, const DecodedOperand& x, con
 Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 11) throw Napi::TypeError::New(env, "matmulDecoded: expected 11 arguments");
+  ArgumentLog arrays;
   const int64_t m = integerArg(env, info[2], "m", 0, kMaxDim);
   const int64_t aBlock = integerArg(env, info[3], "aBlock", 16, 32);
   const int64_t n = integerArg(env, info[6], "n", 0, kMaxDim);
@@ -349,6 +352,7 @@ Napi::Value MatmulDecoded(const Napi::CallbackInfo& info) {
   float* out = typedData<float>(env, info[10], "out", static_cast<size_t>(m * n));
   readOperandCodes(env, info, 11, "aCodes", a);
   readOperandCodes(env, info, 13, "bCodes", b);
+  arrays.requireOutputsDisjoint(env, "matmulDecoded", {"out"});
   checkOperandCodes(env, a, "aCodes", "a values");
   checkOperandCodes(env, b, "bCodes", "b values");
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, m * k));

@@ -5,7 +5,9 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <initializer_list>
 #include <new>
 #include <string>
 
@@ -13,6 +15,90 @@
 #include "job_buffers.h"
 
 namespace fp4kit {
+
+// Whether the byte ranges [a, a + aBytes) and [b, b + bBytes) share a byte (an output that
+// overlaps an input is refused: the kernels read and write them in no promised order).
+static inline bool bytesOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes) {
+  const auto* pa = static_cast<const uint8_t*>(a);
+  const auto* pb = static_cast<const uint8_t*>(b);
+  return aBytes > 0 && bBytes > 0 && pa < pb + bBytes && pb < pa + aBytes;
+}
+
+// The typed arrays of one call, for refusing an output that shares memory with another of its
+// arrays: the kernels read and write such memory in no promised order (threads, SIMD widths), so
+// the bits would depend on the machine, and a Promise variant, which snapshots its inputs, would
+// give other bits than the synchronous call. While a log is open, checkedView records every array
+// it checks: its data pointer (the caller's memory, before a job snapshots or stages anything), the
+// bytes the call uses (a longer array's tail is not the call's) and its name. Open one where a
+// call's parsing starts, or once the fields of its argument object are read (a getter runs
+// JavaScript, which may call other functions of the addon: their arrays are not this call's), and
+// call requireOutputsDisjoint once every array is checked, before a kernel runs. Calls are parsed
+// on their JavaScript thread one at a time; a log opened while another is (a call from a getter)
+// is current until it closes, and then the outer one again.
+// No allocation: a call has at most kCapacity arrays (8 today), their names (< 48 bytes) copied in.
+class ArgumentLog {
+ public:
+  ArgumentLog() : previous_(current_) { current_ = this; }
+  ~ArgumentLog() { current_ = previous_; }
+  ArgumentLog(const ArgumentLog&) = delete;
+  ArgumentLog& operator=(const ArgumentLog&) = delete;
+
+  // From checkedView: an array of the open log's call (nothing when no log is open).
+  static void record(const void* data, size_t bytes, const char* name) {
+    ArgumentLog* log = current_;
+    if (log == nullptr) return;
+    const size_t length = std::strlen(name);
+    if (log->count_ == kCapacity || length >= sizeof(Array::name)) {
+      log->overflow_ = true;  // refused by requireOutputsDisjoint: the log must hold every array, whole
+      return;
+    }
+    Array& a = log->arrays_[log->count_++];
+    a.data = static_cast<const uint8_t*>(data);
+    a.bytes = bytes;
+    std::memcpy(a.name, name, length + 1);  // a copy: some callers pass a temporary (fn + ": out")
+  }
+
+  // A RangeError "<fn>: <output> shares memory with <other>" when an array named in `outputs`
+  // shares a byte with any other array of the call, input or output (inputs may share memory with
+  // each other: they are only read). Names are matched and reported without a leading "<fn>: ".
+  // An output that was not passed (null) is not in the log; empty arrays share nothing.
+  void requireOutputsDisjoint(const Napi::Env& env, const char* fn, std::initializer_list<const char*> outputs) const {
+    if (overflow_) throw Napi::Error::New(env, std::string(fn) + ": internal: too many arrays, or too long a name, for ArgumentLog");
+    // Pairs first (pointer arithmetic only), names only for a pair that shares memory.
+    for (size_t i = 0; i < count_; i++) {
+      for (size_t j = i + 1; j < count_; j++) {
+        if (!bytesOverlap(arrays_[i].data, arrays_[i].bytes, arrays_[j].data, arrays_[j].bytes)) continue;
+        const char* a = shortName(fn, arrays_[i].name);
+        const char* b = shortName(fn, arrays_[j].name);
+        for (const char* o : outputs) {
+          if (std::strcmp(a, o) == 0) throw Napi::RangeError::New(env, std::string(fn) + ": " + a + " shares memory with " + b);
+          if (std::strcmp(b, o) == 0) throw Napi::RangeError::New(env, std::string(fn) + ": " + b + " shares memory with " + a);
+        }
+      }
+    }
+  }
+  void requireOutputsDisjoint(const Napi::Env& env, const std::string& fn, std::initializer_list<const char*> outputs) const {
+    requireOutputsDisjoint(env, fn.c_str(), outputs);
+  }
+
+ private:
+  static constexpr size_t kCapacity = 16;
+  struct Array {
+    const uint8_t* data;
+    size_t bytes;
+    char name[48];
+  };
+  // `name` without a leading "<fn>: ".
+  static const char* shortName(const char* fn, const char* name) {
+    const size_t n = std::strlen(fn);
+    return std::strncmp(name, fn, n) == 0 && name[n] == ':' && name[n + 1] == ' ' ? name + n + 2 : name;
+  }
+  static inline thread_local ArgumentLog* current_ = nullptr;
+  ArgumentLog* previous_;
+  size_t count_ = 0;
+  bool overflow_ = false;
+  Array arrays_[kCapacity];
+};
 
 // Checks a typed array argument: element size (or exact kind), length (at least), not detached. The length
 // and data pointer come from N-API, never from JavaScript properties a caller could fake.
@@ -34,6 +120,7 @@ static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, 
     throw Napi::RangeError::New(env, std::string(name) + " holds " + std::to_string(length) + " elements, " + std::to_string(expected) + " needed");
   }
   if (expected > 0 && view.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
+  ArgumentLog::record(view.data, expected * elementSize, name);
   return view;
 }
 
@@ -119,14 +206,6 @@ static inline int64_t checkedProduct(const Napi::Env& env, int64_t a, int64_t b,
   return p;
 }
 
-// Whether the byte ranges [a, a + aBytes) and [b, b + bBytes) share a byte (an output that
-// overlaps an input is refused: the kernels read and write them in no promised order).
-static inline bool bytesOverlap(const void* a, size_t aBytes, const void* b, size_t bBytes) {
-  const auto* pa = static_cast<const uint8_t*>(a);
-  const auto* pb = static_cast<const uint8_t*>(b);
-  return aBytes > 0 && bBytes > 0 && pa < pb + bBytes && pb < pa + aBytes;
-}
-
 // The one argument of a kernel that takes an object { … } (read each field once, then check).
 static inline Napi::Object argumentObject(const Napi::CallbackInfo& info, const char* fn, const char* fields) {
   if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray()) {
@@ -136,19 +215,10 @@ static inline Napi::Object argumentObject(const Napi::CallbackInfo& info, const 
 }
 
 // A typed array of one kind holding at least `needed` elements (the kernels use the first `needed`).
+// (checkedView's checks and messages, and its entry in an open ArgumentLog.)
 template <typename T>
 static T* bufferArg(const Napi::Env& env, const Napi::Value& v, const std::string& name, napi_typedarray_type type, const char* typeName, size_t needed) {
-  ArrayView view;
-  napi_typedarray_type actual;
-  size_t length = 0;
-  if (!v.IsTypedArray() || !arrayView(env, v, view, actual, length) || actual != type) {
-    throw Napi::TypeError::New(env, name + " must be a " + typeName);
-  }
-  if (length < needed) {
-    throw Napi::RangeError::New(env, name + " holds " + std::to_string(length) + " elements, " + std::to_string(needed) + " needed");
-  }
-  if (needed > 0 && view.data == nullptr) throw Napi::TypeError::New(env, name + " is detached");
-  return reinterpret_cast<T*>(view.data);
+  return reinterpret_cast<T*>(checkedView(env, v, name.c_str(), sizeof(T), type, typeName, needed).data);
 }
 
 // Exports a function whose C++ exceptions all become JavaScript errors: node-addon-api turns only

@@ -57,7 +57,11 @@ inline void storeNibbles16(__m512i c, uint8_t* out) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(pairs, pairs));
 }
 
-const __m512i kAbsMask = _mm512_set1_epi32(0x7fffffff);
+// A function, not a namespace-scope constant: GCC initialises such a constant at load time with an
+// AVX-512 instruction, which killed the whole addon with SIGILL on CPUs without AVX-512 (this file's
+// code runs only after dispatch chose it; test/native-selftest.test.ts loads the addon on an
+// emulated AVX2-only CPU).
+inline __m512i absMask() { return _mm512_set1_epi32(0x7fffffff); }
 
 // floor(log2 a) of finite, nonzero |x| bits per lane, exact for float32 subnormals too.
 inline __m512i floorLog2(__m512i a) {
@@ -89,7 +93,7 @@ bool mxfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
   for (int b = 0; b < 16; b++) {
     x[b][0] = load16(a.src, a.dtype, start + 32 * b);
     x[b][1] = load16(a.src, a.dtype, start + 32 * b + 16);
-    const __m512i m = _mm512_max_epu32(_mm512_and_si512(x[b][0], kAbsMask), _mm512_and_si512(x[b][1], kAbsMask));
+    const __m512i m = _mm512_max_epu32(_mm512_and_si512(x[b][0], absMask()), _mm512_and_si512(x[b][1], absMask()));
     amax = _mm512_mask_mov_epi32(amax, static_cast<__mmask16>(1u << b), broadcastMax(m));
   }
   if (_mm512_cmpge_epu32_mask(amax, _mm512_set1_epi32(0x7f800000)) != 0) return false;
@@ -102,8 +106,8 @@ bool mxfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
   const __m512 inverse = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), s), 23));  // 2^−s, s ≤ 125
   for (int b = 0; b < 16; b++) {
     const __m512 inv = _mm512_permutexvar_ps(_mm512_set1_epi32(b), inverse);
-    const __m512i c0 = e2m1Codes(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(x[b][0], kAbsMask)), inv), x[b][0]);
-    const __m512i c1 = e2m1Codes(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(x[b][1], kAbsMask)), inv), x[b][1]);
+    const __m512i c0 = e2m1Codes(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(x[b][0], absMask())), inv), x[b][0]);
+    const __m512i c1 = e2m1Codes(_mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(x[b][1], absMask())), inv), x[b][1]);
     storeNibbles32(c0, c1, data + 16 * b);
   }
   return true;
@@ -143,7 +147,7 @@ void nvfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
   __m512i amax = _mm512_setzero_si512();
   for (int b = 0; b < 16; b++) {
     x[b] = load16(a.src, a.dtype, start + 16 * b);
-    amax = _mm512_mask_mov_epi32(amax, static_cast<__mmask16>(1u << b), broadcastMax(_mm512_and_si512(x[b], kAbsMask)));
+    amax = _mm512_mask_mov_epi32(amax, static_cast<__mmask16>(1u << b), broadcastMax(_mm512_and_si512(x[b], absMask())));
   }
   // clamp((amax / 6) / tensorScale, 2^−6, 448) then E4M3 (nvfp4ScaledBlockScale + encode)
   __m512 scaled = _mm512_div_ps(_mm512_div_ps(_mm512_castsi512_ps(amax), _mm512_set1_ps(6.0f)), _mm512_set1_ps(a.tensorScale));
@@ -165,7 +169,7 @@ void nvfp4Group(const BlockArgs& a, int64_t start, uint8_t* data, uint8_t* scale
     __m512 v = _mm512_div_ps(_mm512_castsi512_ps(x[b]), t);
     v = _mm512_min_ps(six, _mm512_max_ps(minusSix, v));  // vmaxps/vminps return the 2nd operand for NaN: NaN stays NaN
     const __m512i vb = _mm512_castps_si512(v);
-    storeNibbles16(e2m1Codes(_mm512_castsi512_ps(_mm512_and_si512(vb, kAbsMask)), vb), data + 8 * b);
+    storeNibbles16(e2m1Codes(_mm512_castsi512_ps(_mm512_and_si512(vb, absMask())), vb), data + 8 * b);
   }
   for (int b = 0; b < 16; b++) {
     if (nan & (1u << b)) std::memset(data + 8 * b, 0, 8);  // a NaN block: every element code 0, as in the reference

@@ -45,6 +45,113 @@ maybe('native addon', () => {
       }
       return null;
     };
+
+    // Outputs that share memory with an input or another output (finding 4 of the native fuzz
+    // audit): 13 functions computed garbage without an error, and their Promise variants, which
+    // snapshot the inputs, other bytes than the synchronous calls. Each case lays out one input
+    // (filled by `fill`) and one output in one ArrayBuffer, the output over the input's first bytes
+    // ('over'), or starting at the byte after the input's last ('beside'); or in two buffers ('apart').
+    type Place = 'over' | 'beside' | 'apart';
+    type ArrayKind = Float32Array | Float64Array | Uint8Array | Int32Array;
+    const pair = <I extends ArrayKind, O extends ArrayKind>(
+      place: Place, In: { new (b: ArrayBuffer, o: number, n: number): I; BYTES_PER_ELEMENT: number }, inLength: number, fill: (i: number) => number,
+      Out: { new (b: ArrayBuffer, o: number, n: number): O; BYTES_PER_ELEMENT: number }, outLength: number,
+    ): [I, O] => {
+      const inBytes = inLength * In.BYTES_PER_ELEMENT, outBytes = outLength * Out.BYTES_PER_ELEMENT;
+      const at = place === 'beside' ? Math.ceil(inBytes / 8) * 8 : 0;
+      const buffer = new ArrayBuffer(place === 'apart' ? inBytes : Math.max(inBytes, at + outBytes));
+      const input = new In(buffer, 0, inLength);
+      for (let i = 0; i < inLength; i++) input[i] = fill(i);
+      return [input, new Out(place === 'apart' ? new ArrayBuffer(outBytes) : buffer, at, outLength)];
+    };
+    const wave = (i: number) => Math.sin(i * 0.7) * 3;
+    const byte = (i: number) => (i * 37 + 11) & 255;
+    const nibble = (i: number) => (i * 7) & 15;
+    const none = () => 0;
+    const fp4Weights = () => k.matmul!.repackFp4Weights(Uint8Array.from({ length: 32 * 32 }, (_, i) => byte(i)), new Float32Array(64).fill(1), null, null, 32, 64, 32);
+    const fgmp = (run: 'fgmpCandidates' | 'fgmpCandidatesAsync', x: Float32Array, impacts: Float64Array, fp4Codes: Uint8Array, fp8Codes: Uint8Array) =>
+      k[run]!(x, 0, 1, 64, null, false, 1, 1, false, impacts, fp4Codes, new Uint8Array(4), fp8Codes);
+    const gradientOutputs = ['codes', 'scales', 'zeros', 'mask', 'keepProbability'] as const;
+    // [name, a call laid out at `place` → [its result (a Promise for the async variants), its outputs], message]
+    const overlapCases: Array<[string, (place: Place) => [unknown, ArrayBufferView[]], RegExp]> = [
+      ['encodeElements: out over src', (p) => {
+        const [src, out] = pair(p, Float32Array, 64, wave, Uint8Array, 64);
+        return [k.encodeElements(src, 0, 3, 0, 0, out), [out]];
+      }, /^encodeElements: out shares memory with src$/],
+      ['decodeElements: out over codes', (p) => {
+        const [codes, out] = pair(p, Uint8Array, 64, byte, Float32Array, 64);
+        return [k.decodeElements(codes, 3, out), [out]];
+      }, /^decodeElements: out shares memory with codes$/],
+      ...(['quantizeBlocks', 'quantizeBlocksAsync'] as const).map((run) => [`${run}: data over src`, (p: Place) => {
+        const [src, out] = pair(p, Float32Array, 64, wave, Uint8Array, 32);
+        const scales2 = new Uint8Array(2);
+        return [k[run]!(mxArgs(src, 0, 1, 64, 0, 0, 0, 0, out, scales2)), [out, scales2]];
+      }, /^quantizeBlocks: data shares memory with src$/] as [string, (place: Place) => [unknown, ArrayBufferView[]], RegExp]),
+      ['quantizeBlocks: scales over data (two outputs)', (p) => {
+        const [data2, scales2] = pair(p, Uint8Array, 32, none, Uint8Array, 2);
+        return [k.quantizeBlocks(mxArgs(Float32Array.from({ length: 64 }, (_, i) => wave(i)), 0, 1, 64, 0, 0, 0, 0, data2, scales2)), [data2, scales2]];
+      }, /^quantizeBlocks: data shares memory with scales$/],
+      ['dequantizeBlocks: out over data', (p) => {
+        const [data2, out] = pair(p, Uint8Array, 32, byte, Float32Array, 64);
+        return [k.dequantizeBlocks(mxOutArgs(data2, new Uint8Array(2).fill(127), 1, 64, 0, out)), [out]];
+      }, /^dequantizeBlocks: out shares memory with data$/],
+      ...(['fgmpCandidates', 'fgmpCandidatesAsync'] as const).map((run) => [`${run}: fp4Codes over x`, (p: Place) => {
+        const [x2, fp4Codes] = pair(p, Float32Array, 64, (i) => wave(i) * 0.01, Uint8Array, 64);
+        const impacts = new Float64Array(4), fp8Codes = new Uint8Array(64);
+        return [fgmp(run, x2, impacts, fp4Codes, fp8Codes), [impacts, fp4Codes, fp8Codes]];
+      }, /^fgmpCandidates: fp4Codes shares memory with x$/] as [string, (place: Place) => [unknown, ArrayBufferView[]], RegExp]),
+      ['fgmpCandidates: fp8Codes over impacts (two outputs)', (p) => {
+        const [impacts, fp8Codes] = pair(p, Float64Array, 4, none, Uint8Array, 64);
+        const fp4Codes = new Uint8Array(64);
+        return [fgmp('fgmpCandidates', Float32Array.from({ length: 64 }, (_, i) => wave(i) * 0.01), impacts, fp4Codes, fp8Codes), [impacts, fp4Codes, fp8Codes]];
+      }, /^fgmpCandidates: impacts shares memory with fp8Codes$/],
+      ...(['matmulFp4Int8', 'matmulFp4Int8Async'] as const).map((run) => [`${run}: out over the activation codes`, (p: Place) => {
+        const [codes, out] = pair(p, Uint8Array, 64, byte, Float32Array, 32);
+        return [k.matmul![run]!(fp4Weights(), codes, new Float32Array(2).fill(1), 1, null, out), [out]];
+      }, /^matmulFp4Int8: out shares memory with activation codes$/] as [string, (place: Place) => [unknown, ArrayBufferView[]], RegExp]),
+      ['matmulFp4Int8: out over the activation scales', (p) => {
+        const [aScales, out] = pair(p, Float32Array, 2, (i) => 2 ** i, Float32Array, 32);
+        return [k.matmul!.matmulFp4Int8(fp4Weights(), Uint8Array.from({ length: 64 }, (_, i) => byte(i)), aScales, 1, null, out), [out]];
+      }, /^matmulFp4Int8: out shares memory with activation scales$/],
+      ['matmulDecoded: out over b values', (p) => {
+        const [bValues, out] = pair(p, Float32Array, 64, wave, Float32Array, 4);
+        const aValues = Float32Array.from({ length: 64 }, (_, i) => wave(i + 5));
+        return [k.matmul!.matmulDecoded!(aValues, new Float32Array(2).fill(1), 2, 32, bValues, new Float32Array(2).fill(1), 2, 32, 32, null, out), [out]];
+      }, /^matmulDecoded: out shares memory with b values$/],
+      ...gradientOutputs.map((output) => [`quantizeGradient: ${output} over src`, (p: Place) => {
+        const outs = { codes: new Uint8Array(128), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), keepProbability: new Float32Array(2) };
+        const [src, out] = output === 'codes' || output === 'mask' ? pair(p, Float32Array, 128, wave, Uint8Array, outs[output].length) : pair(p, Float32Array, 128, wave, Float32Array, 2);
+        const args = { ...outs, [output]: out };
+        return [k.quantizeGradient({ src, rows: 2, cols: 64, bits: 4, groups: 1, prune: 0, seed: 1, ...args } as never), Object.values(args)];
+      }, new RegExp(`^quantizeGradient: ${output} shares memory with src$`)] as [string, (place: Place) => [unknown, ArrayBufferView[]], RegExp]),
+      ['dequantizeGradient: out over codes', (p) => {
+        const [codes, out] = pair(p, Uint8Array, 128, nibble, Float32Array, 128);
+        return [k.dequantizeGradient({ codes, scales: new Float32Array(2).fill(0.5), zeros: new Float32Array(2).fill(-1), mask: new Uint8Array(2).fill(1), rows: 2, cols: 64, groups: 1, out } as never), [out]];
+      }, /^dequantizeGradient: out shares memory with codes$/],
+      ['packSigns: out over src', (p) => {
+        const [src, out] = pair(p, Float32Array, 512, wave, Uint8Array, 64);
+        return [k.packSigns({ src, rows: 8, cols: 64, transpose: false, ternary: false, out } as never), [out]];
+      }, /^packSigns: out shares memory with src$/],
+      ['packBitPlanes: out over codes', (p) => {
+        const [codes, out] = pair(p, Uint8Array, 512, nibble, Uint8Array, 256);
+        return [k.packBitPlanes({ codes, rows: 8, cols: 64, bits: 4, transpose: false, out } as never), [out]];
+      }, /^packBitPlanes: out shares memory with codes$/],
+      ['bitplaneMatmul: outInt over planes', (p) => {
+        const [planes, outInt] = pair(p, Uint8Array, 8, byte, Int32Array, 1);
+        const signs = Uint8Array.from({ length: 64 }, (_, i) => byte(i + 3));
+        return [k.bitplaneMatmul({ planes, m: 1, bits: 1, signs, n: 1, length: 10, ternary: false, rowsPerGroup: 1, mask: null, scales: null, zeros: null, outInt, outFloat: null } as never), [outInt]];
+      }, /^bitplaneMatmul: outInt shares memory with planes$/],
+      ['bitplaneMatmul: outFloat over scales', (p) => {
+        const [scales2, outFloat] = pair(p, Float32Array, 2, (i) => 0.5 + i, Float32Array, 1);
+        const planes = Uint8Array.from({ length: 8 }, (_, i) => byte(i)), signs = Uint8Array.from({ length: 64 }, (_, i) => byte(i + 3));
+        return [k.bitplaneMatmul({ planes, m: 1, bits: 1, signs, n: 1, length: 10, ternary: false, rowsPerGroup: 1, mask: null, scales: scales2, zeros: Float32Array.from([0.25]), outInt: null, outFloat } as never), [outFloat]];
+      }, /^bitplaneMatmul: outFloat shares memory with scales$/],
+      ['errorSums: sums over decoded', (p) => {
+        const [decoded, sums] = pair(p, Float32Array, 64, wave, Float64Array, 3);
+        return [k.errorSums(Float32Array.from({ length: 64 }, (_, i) => wave(i + 1)), 0, decoded, 1, 64, sums), [sums]];
+      }, /^errorSums: sums shares memory with decoded$/],
+    ];
+
     it.each([
       ['arguments that are not an object', () => (k.quantizeBlocks as any)(x, 0, 1, 64), TypeError, /quantizeBlocks: arguments must be an object/],
       ['unknown block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: 7 }), RangeError, /format must be an integer in \[0, 6\]/],
@@ -90,10 +197,48 @@ maybe('native addon', () => {
         const out = new Float32Array(4096 * 16);
         return k.dequantizeFgmp({ mask: new Uint8Array(out.buffer, 0, 512), data: new Uint8Array(4096 * 8), scales: new Uint8Array(4096).fill(0x38), cols: 16, rowBegin: 0, rowEnd: 4096, tensorScale: 1, fp8Scale: 1, out } as never);
       }, RangeError, /dequantizeFgmp: out shares memory with mask, data or scales/],
+      // A Promise variant refuses as its synchronous call does, at once (it returns no Promise).
+      ...overlapCases.map(([name, run, message]) => [`an output that shares memory: ${name}`, () => run('over'), RangeError, message] as const),
     ])('%s', (_name, f, type, message) => {
       const err = call(f);
       expect(err).toBeInstanceOf(type);
       expect(err!.message).toMatch(message);
+    });
+
+    it('no output shares memory with another array: the same calls side by side in one ArrayBuffer, in a longer array\'s unused tail or with two inputs on one array give the bytes of separate arrays', async () => {
+      const bytesOf = (v: ArrayBufferView) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+      for (const [name, run] of overlapCases) {
+        const [wantResult, want] = run('apart');
+        const [gotResult, got] = run('beside'); // the output starts at the byte after the input's last
+        expect(await gotResult, name).toEqual(await wantResult);
+        got.forEach((out, i) => expect(bytesOf(out).equals(bytesOf(want[i])), `${name}: output ${i}`).toBe(true));
+      }
+      // Only the bytes a call uses count: the input in the tail of a longer output (sync and async).
+      const xs = Float32Array.from({ length: 64 }, (_, i) => wave(i));
+      const want = { data: new Uint8Array(32), scales: new Uint8Array(2) };
+      k.quantizeBlocks(mxArgs(xs, 0, 1, 64, 0, 0, 0, 0, want.data, want.scales));
+      for (const run of ['quantizeBlocks', 'quantizeBlocksAsync'] as const) {
+        const buffer = new ArrayBuffer(32 + 256);
+        const data2 = new Uint8Array(buffer); // uses bytes 0–31; src lies in its tail
+        const src = new Float32Array(buffer, 32, 64);
+        src.set(xs);
+        const scales2 = new Uint8Array(2);
+        await k[run]!(mxArgs(src, 0, 1, 64, 0, 0, 0, 0, data2, scales2));
+        expect(bytesOf(data2.subarray(0, 32)).equals(bytesOf(want.data)), run).toBe(true);
+        expect(Array.from(scales2)).toEqual(Array.from(want.scales));
+      }
+      // Arrays of another call, made from a getter while the arguments are read, are not this call's.
+      const codes = new Uint8Array(128);
+      const args = { src: Float32Array.from({ length: 128 }, (_, i) => wave(i)), rows: 2, cols: 64, bits: 4, groups: 1, prune: 0, seed: 1, codes, scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), keepProbability: new Float32Array(2) };
+      const src = args.src;
+      Object.defineProperty(args, 'src', { get: () => (k.absMax(new Float32Array(codes.buffer), 0), src), enumerable: true });
+      expect(call(() => k.quantizeGradient(args as never))).toBeNull();
+      // Two inputs may share memory: a · aᵀ with both operands on one array.
+      const a = Float32Array.from({ length: 64 }, (_, i) => wave(i)), ones = new Float32Array(2).fill(1);
+      const product = new Float32Array(4), reference = new Float32Array(4);
+      k.matmul!.matmulDecoded!(a, ones, 2, 32, a, ones, 2, 32, 32, null, product);
+      k.matmul!.matmulDecoded!(a.slice(), ones.slice(), 2, 32, a.slice(), ones.slice(), 2, 32, 32, null, reference);
+      expect(Array.from(product)).toEqual(Array.from(reference));
     });
 
     it('batched products with m, n or the batch empty return at once (an empty output took seconds per thousand indices)', () => {
