@@ -115,6 +115,11 @@ const CASES: Record<string, () => tf.Tensor | tf.Tensor[]> = {
       tf.fused.depthwiseConv2d({ x, filter, strides: 3, pad: 'same', bias: tf.tensor1d(lcg(4, 42)), activation: 'relu' })];
   },
   'maxPool of an x holding NaN (cpu skips NaN)': () => tf.maxPool(tf.tensor4d([1, NaN, 3, 2, -Infinity, 5, NaN, 0, 7], [1, 3, 3, 1]), 2, 1, 'valid'),
+  'depthwise conv and avgPool of an x holding NaN, depthwise conv with NaN in an unpadded filter (XNNPACK gave −Inf)': () => {
+    const x = tf.tensor4d([1, NaN, 3, 4, Infinity, -2, 0, 5, 6], [1, 3, 3, 1]);
+    return [tf.depthwiseConv2d(x, tf.tensor4d([2], [1, 1, 1, 1]), 1, 'valid'), tf.avgPool(x, 2, 1, 'valid'),
+      tf.depthwiseConv2d(tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]), tf.tensor4d([NaN], [1, 1, 1, 1]), 1, 'valid')];
+  },
   'int32 asin, acos, sinh, asinh, acosh, atanh, expm1, log1p; int32 division by zero (floorDiv, div)': () => {
     const a = tf.tensor1d([-3, -1, 0, 1, 2, 7], 'int32');
     const b = tf.tensor1d([2, 0, 3, 0, -1, 2], 'int32');

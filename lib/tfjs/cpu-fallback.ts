@@ -83,14 +83,13 @@ export function moveComplexIntoParts(backend: KernelBackend): void {
   };
 }
 
-/** A padded depthwise convolution whose filter holds NaN or ±Inf: XNNPACK multiplies the padding's
- *  zeros (0·Inf = NaN at the image borders) where tfjs cpu skips those taps (im2col.ts's
- *  paddingMeetsNonFinite does the same for fp4kit's own convolutions). The filter is small. */
-function paddedNonFiniteFilter({ inputs, attrs, backend }: KernelArgs): boolean {
-  const pad = attrs?.pad;
-  if (pad === 'valid' || pad === 0 || (Array.isArray(pad) && pad.flat().every((v) => v === 0))) return false;
-  if (inputs.filter?.dtype !== 'float32') return false;
-  return hasNonFinite((backend as KernelBackend).readSync(inputs.filter.dataId) as Float32Array);
+/** A depthwise convolution whose filter holds NaN or ±Inf: with padding XNNPACK multiplies the
+ *  padding's zeros (0·Inf = NaN at the image borders) where tfjs cpu skips those taps (im2col.ts's
+ *  paddingMeetsNonFinite does the same for fp4kit's own convolutions), and without, its output
+ *  clamp turns a NaN into −Inf (nonFiniteX). The filter is small. */
+function nonFiniteFilter(args: KernelArgs): boolean {
+  const filter = args.inputs.filter;
+  return filter != null && filter.dtype === 'float32' && hasNonFinite(heapValues(args, filter));
 }
 
 const isEmpty = (t: TensorInfo | undefined): boolean => t !== undefined && tf.util.sizeFromShape(t.shape) === 0;
@@ -111,6 +110,14 @@ function heapValues(args: KernelArgs, t: TensorInfo): Float32Array {
   const storage = storageOf(args.backend as KernelBackend);
   storage.ensure(t);
   return storage.values(t) as Float32Array;
+}
+
+/** x (float32) holds NaN or ±Inf: XNNPACK's depthwise convolution and average pooling clamp
+ *  their output to [−Inf, +Inf] in a way that turns NaN into −Inf (cpu: NaN), and its max pooling
+ *  mixes NaN into windows (1, NaN, 3, −Inf, 5) → −Inf (cpu skips NaN: 5). One scan of x decides. */
+function nonFiniteX(args: KernelArgs): boolean {
+  const x = args.inputs.x;
+  return x != null && x.dtype === 'float32' && hasNonFinite(heapValues(args, x));
 }
 
 /** A 2-D pooling whose output is empty (a window larger than the image, 'valid'): the base wrote out of bounds. */
@@ -149,7 +156,7 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
   // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal
   // garbage); MaxPool's below.
-  AvgPool: (args) => (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args),
+  AvgPool: (args) => (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args) || nonFiniteX(args),
   // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one); a
   // negative value aborted the whole module (every later call failed) where cpu throws.
   Bincount: () => true,
@@ -158,8 +165,8 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   BatchMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   _FusedMatMul: ({ inputs }) => inputs.a?.dtype === 'bool' || inputs.b?.dtype === 'bool',
   // Refuses a bias of rank other than 1, which broadcasting allows.
-  FusedDepthwiseConv2D: (args) => (args.inputs.bias != null && args.inputs.bias.shape.length !== 1) || paddedNonFiniteFilter(args) || depthwiseFault(args),
-  DepthwiseConv2dNative: (args) => paddedNonFiniteFilter(args) || depthwiseFault(args),
+  FusedDepthwiseConv2D: (args) => (args.inputs.bias != null && args.inputs.bias.shape.length !== 1) || nonFiniteFilter(args) || depthwiseFault(args) || nonFiniteX(args),
+  DepthwiseConv2dNative: (args) => nonFiniteFilter(args) || depthwiseFault(args) || nonFiniteX(args),
   // Found by an audit of models and ops beyond tfjs's specs (docs/tfjs.md "What runs where"):
   // Conv3D's gradients (and conv3dTranspose, which is Conv3DBackpropInputV2) drop depth slices
   // and depend on what is in the heap; tfjs's specs have one tiny case of each.
@@ -175,7 +182,7 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   // MaxPool also with a number padding (as AvgPool), an empty output, and NaN in x: XNNPACK's
   // windows (1, NaN, 3, −Inf, 5) gave −Inf where cpu skips NaN (5); one scan of x decides.
   MaxPool: (args) => args.inputs.x?.dtype === 'int32' || (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args)
-    || (args.inputs.x?.dtype === 'float32' && hasNonFinite(heapValues(args, args.inputs.x))),
+    || nonFiniteX(args),
   ResizeNearestNeighbor: ({ inputs }) => inputs.images?.dtype === 'int32',
   Pow: ({ inputs }) => inputs.a?.dtype === 'int32' || inputs.b?.dtype === 'int32',
   // A bool tensor's one-byte elements reversed as four-byte ones; a strided slice of int32 or bool made float32.
