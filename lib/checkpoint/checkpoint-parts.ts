@@ -736,11 +736,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       const layoutName = (options.layout ?? 'fp4kit') as LayoutName;
       const backends = [...new Set(records.map((r) => r.backend))].sort();
       const startedAt = Math.min(...records.map((r) => r.startedAt));
-      const copied = await filesToCopy(ckpt, first.input);
+      const { copied, notCopied } = await filesToCopy(ckpt, first.input);
       const inFolder = await isFolderInput(ckpt, first.input);
       const { outputs, summary, extras } = await checkpointSideFiles({
         ckpt, input: first.input, outDir, format: options.format, layoutName, layout: layoutByName(layoutName, { inputScale: options.inputScale }),
-        tensors, copied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000, run: { key: run, samples: here },
+        tensors, copied, notCopied, inFolder, backend: backends.join('+') || getBackend().name, seconds: (Date.now() - startedAt) / 1000, run: { key: run, samples: here },
       });
       // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
       const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);

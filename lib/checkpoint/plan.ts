@@ -10,6 +10,7 @@ import { expertLayerOf, fusedGroupOf, wholeMoeLayerOf } from './layouts/fused-mo
 import { isConv1dWeight } from './layouts/module-roles.js';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
+import { NAME_MAX_BYTES, TEMP_SUFFIX_BYTES } from './safetensors/atomic-file.js';
 import type { SafetensorsFile } from './safetensors/read.js';
 import type { TensorSpec } from './safetensors/write.js';
 import { copyReason } from './tensor-selection.js';
@@ -203,7 +204,7 @@ export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<strin
     if (inFolder && !name.endsWith('.safetensors')) {
       throw new SafetensorsError(s.path, `a shard named ${name} would be taken for a side file of the model folder (loaders read only *.safetensors files as weights); rename the shard (and its index entries) to end in .safetensors`);
     }
-    // Each output file is written under `<name>.tmp-<pid>-<8 hex>` first (atomic-file.ts): a name
+    // Each output file is written under a temporary name first (atomic-file.ts's tempNameFor): a name
     // without room for that failed midway with the temporary name's ENAMETOOLONG.
     const bytes = Buffer.byteLength(name);
     if (bytes + TEMP_SUFFIX_BYTES > NAME_MAX_BYTES) {
@@ -211,8 +212,3 @@ export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<strin
     }
   }
 }
-
-/** The longest file name most file systems hold (ext4, xfs, btrfs, tmpfs: NAME_MAX). */
-export const NAME_MAX_BYTES = 255;
-/** `.tmp-<pid>-<8 hex>` with a pid of up to 7 digits (Linux's pid_max is at most 2^22). */
-const TEMP_SUFFIX_BYTES = '.tmp-'.length + 7 + 1 + 8;

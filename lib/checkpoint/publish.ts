@@ -22,8 +22,9 @@ export interface SideFilesInput {
   layout: Layout;
   /** Every tensor's summary, in input order (shard by shard). */
   tensors: TensorSummary[];
-  /** The other files of the model folder the run copies (filesToCopy). */
+  /** The other files of the model folder the run copies, and those it leaves out (filesToCopy). */
   copied: string[];
+  notCopied: string[];
   /** The input is a model folder (not one file): its shards must be named *.safetensors. */
   inFolder: boolean;
   backend: string;
@@ -76,7 +77,7 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
     tool: 'fp4kit', version: 1, input: resolve(a.input), output: resolve(a.outDir), ...(a.run === undefined ? {} : { run: a.run }), format: a.format, layout: a.layoutName,
     backend: a.backend, inputBytes: ckpt.shards.reduce((sum, s) => sum + s.tensors.reduce((b, t) => b + (t.end - t.begin), 0), 0),
     outputBytes, seconds: a.seconds, quantized: quantized.length, copied: tensors.length - quantized.length,
-    notCopied: await weightFilesLeftOut(ckpt, a.input),
+    notCopied: a.notCopied,
     files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],
     tensors,
   };
@@ -90,12 +91,13 @@ export async function isFolderInput(ckpt: CheckpointFiles, input: string): Promi
   return ckpt.indexed || (await stat(input)).isDirectory();
 }
 
-/** The other files of a model folder a run copies (none for a single-file input); a shard is
- *  never copied over itself. */
-export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<string[]> {
-  if (!(await isFolderInput(ckpt, input))) return [];
+/** The other files of a model folder a run copies, and the weights in other formats it leaves out
+ *  (OTHER_WEIGHTS), from one listing (none for a single-file input); a shard is never copied over itself. */
+export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<{ copied: string[]; notCopied: string[] }> {
+  if (!(await isFolderInput(ckpt, input))) return { copied: [], notCopied: [] };
   const shardNames = new Set(ckpt.shards.map((sh) => basename(sh.path)));
-  return (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n) && !OTHER_WEIGHTS.test(n));
+  const others = (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n));
+  return { copied: others.filter((n) => !OTHER_WEIGHTS.test(n)), notCopied: others.filter((n) => OTHER_WEIGHTS.test(n)) };
 }
 
 /** Every file a run reads: the shards, the index, config.json, the copied files, the Fisher file. */
@@ -126,12 +128,6 @@ async function otherFiles(dir: string): Promise<string[]> {
  *  input (a 7B repository: ~14 GB more), which no loader reads beside safetensors. Left out of the
  *  output and listed in the summary (`notCopied`). */
 const OTHER_WEIGHTS = /^(pytorch_model.*\.bin|tf_model.*\.h5|flax_model.*\.msgpack)(\.index\.json)?$|\.(pt|pth|ckpt|gguf|onnx|onnx_data|tflite|mlmodel)$/;
-
-/** The other files of a model folder the output leaves out (none for a single-file input). */
-export async function weightFilesLeftOut(ckpt: CheckpointFiles, input: string): Promise<string[]> {
-  if (!(await isFolderInput(ckpt, input))) return [];
-  return (await otherFiles(ckpt.dir)).filter((n) => OTHER_WEIGHTS.test(n));
-}
 
 /** Write the side files into the staging folder (each under a temporary name, published by the
  *  caller with the shards) and copy the model folder's other files beside them. */

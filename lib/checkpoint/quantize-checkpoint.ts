@@ -91,7 +91,7 @@ export async function quantizeCheckpoint(
     // Everything the run reads is known before anything is written: the files copied beside the
     // shards, config.json (read now, so a bad one fails before the work, not after it).
     const inputIsFolder = await isFolderInput(ckpt, input);
-    const copiedFiles = await filesToCopy(ckpt, input);
+    const { copied: copiedFiles, notCopied } = await filesToCopy(ckpt, input);
     checkShardNames(ckpt, [...SIDE_FILES, ...copiedFiles], inputIsFolder);
     const config = await readModelConfig(ckpt.dir); // a FIFO or folder named config.json is refused, never waited on
     checkNotQuantized(ckpt, config);
@@ -153,7 +153,7 @@ export async function quantizeCheckpoint(
     }
 
     const { outputs, summary, extras } = await checkpointSideFiles({
-      ckpt, input, outDir, format: opts.format, layoutName, layout, tensors: summaries, copied: copiedFiles, inFolder: inputIsFolder,
+      ckpt, input, outDir, format: opts.format, layoutName, layout, tensors: summaries, copied: copiedFiles, notCopied, inFolder: inputIsFolder,
       backend: getBackend().name, seconds: (performance.now() - started) / 1000,
     });
     await stageSideFiles(stagingDir, outputs, extras, ckpt.dir, sideFiles, signal);

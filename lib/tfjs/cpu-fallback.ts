@@ -21,7 +21,7 @@ import type { DataType, KernelBackend, KernelConfig, KernelFunc, NamedTensorInfo
 import * as tf from '@tensorflow/tfjs';
 import { hasNonFinite } from './im2col.js';
 import type { KernelArgs } from './kernel-context.js';
-import { storageOf } from './storage.js';
+import { floatValues, storageOf } from './storage.js';
 
 /** What fp4kit touches of the stock wasm backend (tfjs-backend-wasm's BackendWasm). */
 interface WasmHeapBackend {
@@ -109,7 +109,7 @@ function depthwiseFault({ inputs, attrs }: KernelArgs): boolean {
 function heapValues(args: KernelArgs, t: TensorInfo): Float32Array {
   const storage = storageOf(args.backend as KernelBackend);
   storage.ensure(t);
-  return storage.values(t) as Float32Array;
+  return floatValues(storage, t);
 }
 
 /** x (float32) holds NaN or ±Inf: XNNPACK's depthwise convolution and average pooling clamp
@@ -127,16 +127,6 @@ function emptyPool({ inputs, attrs }: KernelArgs): boolean {
   const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs?.filterSize as number | [number, number],
     attrs?.strides as number | [number, number], 1, attrs?.pad as 'same', attrs?.dimRoundingMode as 'floor' | undefined);
   return info.outHeight <= 0 || info.outWidth <= 0;
-}
-
-/** Whether a reduction (its axes in attribute `attr`, all axes when absent) reduces an axis of size 0. */
-function reducesEmptyAxis(attr: string): (args: KernelArgs) => boolean {
-  return ({ inputs, attrs }) => {
-    const x = inputs.x;
-    if (x == null || !x.shape.includes(0)) return false;
-    const axes = tf.util.parseAxisParam((attrs?.[attr] ?? null) as number | number[], x.shape);
-    return axes.some((axis) => x.shape[axis] === 0);
-  };
 }
 
 function cumulativeFault({ inputs, attrs }: KernelArgs): boolean {
@@ -198,14 +188,6 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Dilation2D: () => true,
   Dilation2DBackpropInput: () => true,
   Dilation2DBackpropFilter: () => true,
-  // A reduction over an empty axis returned stale heap values (sum of [3, 0] along 1: [25504, 66, 66]).
-  Sum: reducesEmptyAxis('axis'),
-  Mean: reducesEmptyAxis('axis'),
-  Max: reducesEmptyAxis('reductionIndices'),
-  Min: reducesEmptyAxis('axis'),
-  Prod: reducesEmptyAxis('axis'),
-  All: reducesEmptyAxis('axis'),
-  Any: reducesEmptyAxis('axis'),
   // Refused for bool (cpu sums them as int32); an axis outside [0, rank) (tfjs takes no negative
   // axis here: cpu returns a malformed tensor) wrote out of the module's bounds and broke every later call.
   Cumsum: cumulativeFault,
@@ -226,7 +208,9 @@ export function needsCpu(kernelName: string, args: KernelArgs): boolean {
   const dtype = args.attrs?.dtype;
   if (typeof dtype === 'string' && CPU_DTYPES.has(dtype)) return true;
   // An empty input: kernels of the base wrote out of bounds or trapped (Transpose, DepthwiseConv2dNative,
-  // Cumsum, …), which breaks every later call; cpu's handle them, and there is nothing to copy.
+  // Cumsum, …), which breaks every later call, or returned stale heap values (a reduction over an
+  // axis of size 0: sum of [3, 0] along 1 gave [25504, 66, 66]); cpu's handle them, and there is
+  // nothing to copy.
   for (const t of Object.values(args.inputs)) if (t != null && !Array.isArray(t) && isEmpty(t)) return true;
   return WASM_BASE_FAULTS[kernelName]?.(args) ?? false;
 }

@@ -118,8 +118,7 @@ function ignoreList(modules: string[], config: Record<string, unknown> | null | 
   const composite = Object.values(config ?? {}).some((v) => v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { model_type?: unknown }).model_type === 'string');
   if (!composite) return modules;
   const renamed = modules.map((m) => {
-    let core = m;
-    for (let i = 0; i < 3 && /^(model|language_model)\.(?=.)/.test(core); i++) core = core.replace(/^(model|language_model)\./, '');
+    const core = m.replace(/^((model|language_model)\.){0,3}(?=.)/, ''); // up to three such prefixes, never the whole name
     return `re:^((model|language_model)\\.){0,3}${core.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
   });
   return [...new Set([...modules, ...renamed])];

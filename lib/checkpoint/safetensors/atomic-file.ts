@@ -10,6 +10,12 @@ export function tempNameFor(finalPath: string): string {
   return join(dirname(finalPath), `${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
+/** The longest file name most file systems hold (ext4, xfs, btrfs, tmpfs: NAME_MAX). */
+export const NAME_MAX_BYTES = 255;
+/** What tempNameFor adds to a name at most: `.tmp-<pid>-<8 hex>` with a pid of up to 7 digits
+ *  (Linux's pid_max is at most 2^22). */
+export const TEMP_SUFFIX_BYTES = '.tmp-'.length + 7 + 1 + 8;
+
 /** Temporary files of this process not yet renamed or removed, for a forced exit (the CLI's
  *  signal handler) to remove synchronously. */
 const liveTemps = new Set<string>();

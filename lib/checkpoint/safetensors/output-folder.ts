@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SafetensorsError } from './header.js';
+import { NAME_MAX_BYTES } from './atomic-file.js';
 import { readRegularTextFileSync } from './regular-file.js';
 import { holdsAny } from './output-aliasing.js';
 import { makeFolders } from './make-folders.js';
@@ -128,8 +129,8 @@ export class OutputFolder {
     checkReplaceable(outDir, final, options.overwrite === true);
     const staging = `${final}.tmp-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
     const stagingBytes = Buffer.byteLength(basename(staging));
-    if (stagingBytes > 255) {
-      throw new SafetensorsError(outDir, `the name leaves no room for the staging folder beside it (${basename(staging).slice(basename(final).length)}: ${stagingBytes} bytes in all, file names hold 255); choose a shorter output name`);
+    if (stagingBytes > NAME_MAX_BYTES) {
+      throw new SafetensorsError(outDir, `the name leaves no room for the staging folder beside it (${basename(staging).slice(basename(final).length)}: ${stagingBytes} bytes in all, file names hold ${NAME_MAX_BYTES}); choose a shorter output name`);
     }
     let top: string | undefined;
     try {

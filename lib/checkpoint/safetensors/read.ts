@@ -16,7 +16,9 @@ export class SafetensorsFile {
   private handle: FileHandle | null;
   /** Each tensor's byte range as the header gave it: `tensors` is the caller's to change, this is not. */
   readonly #ranges: Map<string, { begin: number; end: number }>;
-  #byName: Map<string, TensorInfo> | undefined;
+  /** The header's tensors by name (a Fisher file is looked up once per weight: a linear search
+   *  each took seconds for a model of 20k expert tensors). */
+  readonly #byName: Map<string, TensorInfo>;
 
   private constructor(path: string, handle: FileHandle, size: number, tensors: TensorInfo[], metadata: Record<string, string>, dataStart: number) {
     this.path = path;
@@ -26,6 +28,7 @@ export class SafetensorsFile {
     this.metadata = metadata;
     this.dataStart = dataStart;
     this.#ranges = new Map(tensors.map((t) => [t.name, { begin: t.begin, end: t.end }]));
+    this.#byName = new Map(tensors.map((t) => [t.name, t]));
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
@@ -46,10 +49,8 @@ export class SafetensorsFile {
     }
   }
 
-  /** The tensor named `name`, by a map made on first use (a Fisher file's lookups per weight of a
-   *  model with 20k expert tensors took seconds as a linear search each). */
+  /** The header's tensor named `name`. */
   tensor(name: string): TensorInfo | undefined {
-    this.#byName ??= new Map(this.tensors.map((t) => [t.name, t]));
     return this.#byName.get(name);
   }
 
