@@ -580,6 +580,21 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     expect(paths.filter((p) => p === 'aligned').length, 'products on the aligned path').toBeGreaterThanOrEqual(10);
   });
 
+  // The SIMD float64 loops take K in panels of 2048 (native/matmul_decoded_panel.h), each output's
+  // accumulator carried between them; a panel of the whole K once took 8.5 s and 805 MB for a
+  // 1 × 1 product at K = 2^22 (a weight gradient over a large batch).
+  it('K across several panels (2 · 2048 + 80), column ranges of 1 to 21 and rows past a step, units of 16 and 32: the reference bits', () => {
+    const kernels = withBackend(backend, () => getKernels().matmul!);
+    for (const [m, n, aBlock, bBlock] of [[9, 21, 32, 32], [1, 1, 16, 32], [3, 2, 16, 16], [10, 5, 32, 16]]) {
+      const k = 2 * 2048 + 80;
+      const a = operand(m, k, aBlock, 20), b = operand(n, k, bBlock, 20);
+      const bias = gaussian(n, m);
+      const got = new Float32Array(m * n);
+      expect(decodedProduct(kernels, a, b, bias, got)).toBe('float64'); // planted units: not the aligned path
+      expect(firstBitDifference(canonicalNaNs(got), canonicalNaNs(matmulDecoded(a, b, bias))), `${m}×${n}×${k}, blocks ${aBlock}/${bBlock}`).toBe(-1);
+    }
+  });
+
   it('decodedProducts: a batch of pairs (repeated and broadcast matrices, planted units, bias) in one call equals the reference pair by pair', () => {
     for (let trial = 0; trial < 12; trial++) {
       const [m, n, k] = [1 + next(40), 1 + next(70), 1 + next(200)];

@@ -16,6 +16,7 @@ import {
 import { bitplaneMatmul, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
 import { DtypeId } from '../core/formats.js';
 import { getKernels } from '../kernels/registry.js';
+import { MAX_BITPLANE_LENGTH } from '../kernels/ref/bitplane-gemm.js';
 
 /** How a binary layer's backward pass treats the output gradient:
  *  'fp32' full precision (QAT); 'ptq' one scale per tensor for both products; 'psq' per sample for
@@ -119,15 +120,18 @@ export function inputGradientProduct(path: QuantizedPath, shape: GradientShape, 
 
 /**
  * ∇W's product on bit planes, transposed: Ĝᵀ · S → [channels, inputSigns.rows], where `inputSigns`
- * holds the binary input (a dense layer's sign(x) [samples, inputs], a conv layer's patches of
- * sign(x) [samples·positions, taps·inputChannels], ternary for the zero padding) packed by columns.
- * Null for PSQ: per-sample scales sit inside the reduction over samples, so that path is
- * dequantized and multiplied in float (the reason SCQ exists).
+ * packs the binary input (a dense layer's sign(x) [samples, inputs], a conv layer's patches of
+ * sign(x) [samples·positions, taps·inputChannels], ternary for the zero padding) by columns — called
+ * only when this path runs, so a forward pass (inference) never packs it.
+ * Null where this path does not run, and the caller multiplies the dequantized estimate in float32:
+ * - PSQ: per-sample scales sit inside the reduction over samples (the reason SCQ exists);
+ * - a reduction over samples·positions longer than the bit-plane products take (2^22: their
+ *   integer sums must fit int32), e.g. a conv layer's batch of 128 at 192×192.
  */
-export function weightGradientProduct(path: QuantizedPath, shape: GradientShape, inputSigns: PackedSigns): Float32Array | null {
+export function weightGradientProduct(path: QuantizedPath, shape: GradientShape, inputSigns: () => PackedSigns): Float32Array | null {
   const { q } = path;
-  if (q.groups === 'sample') return null;
+  if (q.groups === 'sample' || shape.samples * shape.positions > MAX_BITPLANE_LENGTH) return null;
   // A tensor-wide group reads the same in any view: take the [samples·positions, channels] one.
   const byChannel = q.groups === 'tensor' ? { ...q, shape: [shape.samples * shape.positions, shape.channels] as [number, number] } : q;
-  return bitplaneMatmul(packGradient(byChannel, { reduce: 'rows' }), inputSigns);
+  return bitplaneMatmul(packGradient(byChannel, { reduce: 'rows' }), inputSigns());
 }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkIntegerPair, checkLayerArgs, checkOptionNames, checkPositiveInteger, CONV2D_OPTIONS } from './base-options.js';
 import { tfjsLayerClass } from './tfjs-layer-class.js';
 import { binaryConv2d as binaryConv2dOp, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { BINARY_OPTIONS, binaryConfig, layerSeed, layerStreamSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type Conv2dArgs = Parameters<typeof tf.layers.conv2d>[0];
 export type BinaryConv2dArgs = Conv2dArgs & BinaryLayerOptions;
@@ -47,7 +47,7 @@ export class BinaryConv2D extends Conv2D {
     if (dilation.some((d) => d !== 1)) throw new RangeError(`binaryConv2d: dilationRate must be 1, got ${JSON.stringify(self.dilationRate)}`);
     if (self.padding === 'causal') throw new RangeError("binaryConv2d: padding must be 'valid' or 'same'");
     this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
-    this.seeds = new StepSeeds(this.binary.seed, this.binary.seedStep);
+    this.seeds = new StepSeeds(layerStreamSeed(this.binary.seed, this.name), this.binary.seedStep);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkLayerArgs, checkOptionNames, checkPositiveInteger, DENSE_OPTIONS } from './base-options.js';
 import { tfjsLayerClass } from './tfjs-layer-class.js';
 import { binaryMatMul, setWeightsWithAlpha, StepSeeds } from './binary-ops.js';
-import { BINARY_OPTIONS, binaryConfig, layerSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
+import { BINARY_OPTIONS, binaryConfig, layerSeed, layerStreamSeed, readBinaryOptions, type BinaryLayerConfig, type BinaryLayerOptions } from './binary-options.js';
 
 type DenseArgs = Parameters<typeof tf.layers.dense>[0];
 export type BinaryDenseArgs = DenseArgs & BinaryLayerOptions;
@@ -37,7 +37,7 @@ export class BinaryDense extends Dense {
     const binary = readBinaryOptions('binaryDense', args);
     super(args);
     this.binary = { ...binary, seed: binary.seed ?? layerSeed(this.name) };
-    this.seeds = new StepSeeds(this.binary.seed, this.binary.seedStep);
+    this.seeds = new StepSeeds(layerStreamSeed(this.binary.seed, this.name), this.binary.seedStep);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {

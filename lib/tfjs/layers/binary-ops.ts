@@ -101,7 +101,7 @@ export function binaryMatMul(x: tf.Tensor2D, w: tf.Tensor2D, alpha: tf.Tensor1D,
         }
         const dxv = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [k, n] }));
         const dx = tf.mul(tf.tensor2d(dxv, [t, k]), steMask(x0));
-        const dwT = weightGradientProduct(paths.weight, shape, packSigns(floats(xb0), { shape: [t, k], transpose: true }));
+        const dwT = weightGradientProduct(paths.weight, shape, () => packSigns(floats(xb0), { shape: [t, k], transpose: true }));
         const dw = dwT
           ? tf.transpose(tf.tensor2d(dwT, [n, k]))
           : tf.tensor2d(signsTransposedTimes(floats(xb0), t, k, dequantizeGradient(paths.weight.q), n), [k, n]);
@@ -124,19 +124,17 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     const xb = binarize(xs) as tf.Tensor4D;
     const wb = binarize(ws) as tf.Tensor4D;
     // In im2col form: patches of sign(x) [n·h'·w', taps·inChannels] (0 in the zero padding), the
-    // filter as [taps·inChannels, c]; made once, used by the forward and the ∇W product.
+    // filter as [taps·inChannels, c].
     const [batch, inH, inW, inC] = xs.shape;
     const info = tf.backend_util.computeConv2DInfo(xs.shape, ws.shape as [number, number, number, number], strides, 1, pad);
     const taps = info.filterHeight * info.filterWidth * inC;
     const rows = batch * info.outHeight * info.outWidth;
     const xStrides = imageStrides(inH, inW, inC, true);
     const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
-    // The patches (rows × taps floats: tens of MB) live in reused scratch for this call only; the
-    // ∇W product's transposed signs are packed from them now, while they are there.
+    // The patches (rows × taps floats: tens of MB) live in reused scratch for this call only.
     const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0); // im2col leaves the padding's taps
     im2col(floats(xb), xStrides, info, 0, rows, patches, taps, 1);
     const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
-    const patchSignsByColumn = options.mode === 'fp32' ? null : packSigns(patches, { shape: [rows, taps], transpose: true, ternary: padded });
     save([xs, xb, wb, product, ws]);
     return {
       value: tf.mul(product, as),
@@ -157,12 +155,15 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
           col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
           return tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
         };
-        const backpropFilter = (grad: Float32Array): tf.Tensor4D => {
-          // The forward's patches are gone (reused scratch): made again from sign(x).
-          const signPatches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0);
-          im2col(floats(xb0), xStrides, info, 0, rows, signPatches, taps, 1);
-          return tf.tensor4d(signsTransposedTimes(signPatches, rows, taps, grad, c), wb0.shape as [number, number, number, number]);
+        // The forward's patches are gone (reused scratch): made again from sign(x) for the ∇W
+        // product (not kept from the forward: inference would pay for them, and hold them).
+        const signPatches = (): Float32Array => {
+          const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0);
+          im2col(floats(xb0), xStrides, info, 0, rows, patches, taps, 1);
+          return patches;
         };
+        const backpropFilter = (grad: Float32Array): tf.Tensor4D =>
+          tf.tensor4d(signsTransposedTimes(signPatches(), rows, taps, grad, c), wb0.shape as [number, number, number, number]);
         const paths = options.mode === 'fp32' ? null : tryQuantizedPaths(g, shape, options, seeds.next());
         if (paths === null) return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
         const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
@@ -170,7 +171,7 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
         const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
         // Taps in the zero padding are 0, not ±1: the patches were packed ternary when there is padding.
-        const dwT = weightGradientProduct(paths.weight, shape, patchSignsByColumn!);
+        const dwT = weightGradientProduct(paths.weight, shape, () => packSigns(signPatches(), { shape: [rows, taps], transpose: true, ternary: padded }));
         const dw = dwT
           ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
           : backpropFilter(dequantizeGradient(paths.weight.q));

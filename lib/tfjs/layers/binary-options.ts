@@ -16,9 +16,10 @@ export interface BinaryLayerOptions {
   prune?: GradientPrune;
   /** Seed of the gradient quantizers' noise and keep decisions; each backward pass draws a fresh
    *  stream from it, so a run is reproducible. Default: one of the layer's own, from its name
-   *  (layerSeed). Layers must not share a seed: stacked layers drawing the same rounding and keep
-   *  decisions bias the gradient that passes through both (the quantizers' noise must be
-   *  independent for the estimate to stay unbiased). */
+   *  (layerSeed). The stream is drawn from the seed and the layer's name together
+   *  (layerStreamSeed), so layers given one seed still draw independent noise: stacked layers
+   *  drawing the same rounding and keep decisions would bias the gradient that passes through
+   *  both (an audit measured 45 %). */
   seed?: number;
   /** Backward passes already drawn from the seed's stream (default 0). getConfig records the
    *  layer's count, so a model saved mid-training and reloaded continues the stream where the saved
@@ -65,6 +66,19 @@ export function binaryConfig(c: BinaryLayerConfig, seedStep: number): Record<str
  */
 export function layerSeed(name: string): number {
   let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * The seed of the stream a layer draws its per-step seeds from (StepSeeds): its seed mixed with
+ * its name (FNV-1a over the name from a basis set by the seed). Giving every layer of a model the
+ * same `seed` is the natural way to make a run reproducible; used as given, it made stacked layers
+ * draw the same rounding and keep decisions at each step, and ∂L/∂x through both was 45 % off.
+ * A reloaded model keeps its layers' names and seeds, so it draws the same streams.
+ */
+export function layerStreamSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 }
