@@ -9,7 +9,7 @@
 // short (--lock-duration 2000 --stalled-interval 1000), so the retry happens within seconds.
 // Without redis-server this file skips locally with a message, and fails under CI=true.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,22 @@ describe('which job errors are retried on another worker', () => {
   });
 });
 
+// Found by an audit (twenty-fifth session): `waiting for jobs on redis://:secret@…` and every error
+// naming the URL wrote the password into logs (the docs give that URL form).
+describe('Redis URLs in logs and messages', () => {
+  it('show the password as ***, and only the password', async () => {
+    const { shownUrl, quantizeOnQueue } = await import('../lib/checkpoint/queue.js');
+    expect(shownUrl('redis://:s3cret@node-a:6379/2')).toBe('redis://:***@node-a:6379/2');
+    expect(shownUrl('rediss://user:p%40ss@[::1]:6380')).toBe('rediss://user:***@[::1]:6380');
+    expect(shownUrl('redis://node-a:6379')).toBe('redis://node-a:6379');
+    expect(shownUrl('redis://user@node-a')).toBe('redis://user@node-a');
+    // An unreachable Redis (port 1): the message names the URL without its password.
+    const err = await quantizeOnQueue('redis://:s3cret@127.0.0.1:1', '/nonexistent', '/tmp/x', { format: 'mxfp4' }).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(/);
+    expect(err?.message).not.toMatch(/s3cret/);
+  });
+});
+
 describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
   const root = mkdtempSync(join(tmpdir(), 'fp4kit-queue-'));
   const input = join(root, 'in');
@@ -167,8 +183,14 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     expect(await Promise.all(workers.slice(1).map((w) => w.exited))).toEqual([0, 0]);
   }, 120_000);
 
-  it('a worker that cannot see the input fails its job with a clear error and stops; another worker does the job', async () => {
-    const out = join(root, 'hidden');
+  // An empty folder at the input's path: a share not mounted where the model folder is the mount
+  // point (found by an audit, twenty-fifth session: that failed the whole run at once, and the
+  // worker went on failing every job it took).
+  it.each([
+    ['is not at its path', 'hidden', false],
+    ['is an empty folder there', 'hidden-empty', true],
+  ] as const)('a worker for which the input %s fails its job with a clear error and stops; another worker does the job', async (_case, name, emptyFolder) => {
+    const out = join(root, name);
     const single = await reference(out, { format: 'mxfp4' });
     const run = producer(out, ['--format', 'mxfp4', '--parts', '3']);
     // The run is planned and queued (the plan is in the output folder), with no worker yet.
@@ -177,18 +199,41 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     await sleep(500);
     // A machine without the shared input: the input is not at its path.
     renameSync(input, `${input}.elsewhere`);
+    if (emptyFolder) mkdirSync(input);
     let blind: Proc;
     try {
       blind = worker();
       expect(await blind.exited).toBe(1);
     } finally {
+      if (emptyFolder) rmdirSync(input);
       renameSync(`${input}.elsewhere`, input);
     }
-    expect(blind.err).toMatch(new RegExp(`fp4kit: ${input}: not found on .+: every machine of a distributed run must see the input at the same path`));
+    const problem = emptyFolder ? 'not the checkpoint the producer opened \\(.*no \\.safetensors files.*\\) on .+' : 'not found on .+';
+    expect(blind.err).toMatch(new RegExp(`fp4kit: ${input}: ${problem}: every machine of a distributed run must see the input at the same path`));
     expect(blind.err).toMatch(/this worker stops taking jobs/);
     const good = worker();
     expect(await run.exited, run.err).toBe(0);
-    expect(run.err).toMatch(/part \d\/3 failed \(attempt 1 of 3\), retrying: .*not found on .*: every machine of a distributed run must see the input at the same path/);
+    expect(run.err).toMatch(new RegExp(`part \\d/3 failed \\(attempt 1 of 3\\), retrying: .*${problem}: every machine of a distributed run must see the input at the same path`));
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    good.kill('SIGTERM');
+    expect(await good.exited).toBe(0);
+  }, 120_000);
+
+  // Found by an audit (twenty-fifth session): workers of another build wrote their parts with it, and
+  // the merged output mixed two versions' bytes; nothing recorded the version. A run's jobs now carry
+  // the producer's version (also in the run key), and a worker of another refuses them and stops.
+  it("a worker running another fp4kit version refuses the run's jobs and stops; a worker of the producer's version does the run", async () => {
+    const out = join(root, 'versions');
+    const single = await reference(out, { format: 'mxfp4' });
+    const run = producer(out, ['--format', 'mxfp4', '--parts', '3']);
+    const partsDir = partsFolder(out);
+    while (!existsSync(partsDir) || !readdirSync(partsDir).some((n) => n.startsWith('run-'))) await sleep(20);
+    await sleep(500);
+    const other = worker({ FP4KIT_TEST_VERSION: '0.0.0-other' });
+    expect(await other.exited).toBe(1);
+    expect(other.err).toMatch(/this worker runs fp4kit 0\.0\.0-other, the run's producer ran \S+: every machine of a run must run the producer's version \(another may write other bytes\)\nthis worker stops taking jobs/);
+    const good = worker();
+    expect(await run.exited, run.err).toBe(0);
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     good.kill('SIGTERM');
     expect(await good.exited).toBe(0);
@@ -256,12 +301,20 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
   it('hostile and stale jobs fail at once, one attempt each, and the worker goes on taking jobs', async () => {
     const { Queue } = await import('bullmq');
     const { QUEUE_NAME, redisOptions } = await import('../lib/checkpoint/queue.js');
-    const { serializeOptions } = await import('../lib/checkpoint/checkpoint-parts.js');
+    const { serializeOptions, planRun, writeRunPlan } = await import('../lib/checkpoint/checkpoint-parts.js');
+    const { packageVersion } = await import('../lib/core/package-manifest.js');
     const queue = new Queue(QUEUE_NAME, { connection: redisOptions(url) });
     const w = worker();
+    // A planned run (its plan.json in the output's run folder) for a job whose samples were edited in Redis.
+    const plan = await planRun(input, join(root, 'edited'), { format: 'mxfp4' }, 2, { samples: true });
+    const written = await writeRunPlan(plan);
     try {
       const fingerprint = { digest: 'd', files: [] };
-      const part = { kind: 'part', input, options: serializeOptions({ format: 'mxfp4' }), part: 0, parts: 1, fingerprint, samples: {} };
+      const part = { kind: 'part', fp4kit: packageVersion(), input, options: serializeOptions({ format: 'mxfp4' }), part: 0, parts: 1, fingerprint, samples: {} };
+      const edited = {
+        kind: 'part', fp4kit: plan.fp4kit, input: plan.input, output: plan.output, options: plan.options, part: 0, parts: 2, run: plan.run, fingerprint: plan.fingerprint,
+        samples: Object.fromEntries(plan.parts[0].map((n) => [n, '0'.repeat(64)])),
+      };
       mkdirSync(partsFolder(join(root, 'stale'))); // the output's parts folder is here, the job's run folder is not
       const cases: Array<[string, unknown, RegExp]> = [
         ['null data', null, /not a job fp4kit's producer wrote: its data is null/],
@@ -269,7 +322,10 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
         ['a run key that is a path', { ...part, output: join(root, 'hostile2'), run: '../../x' }, /run must be a run key \(a lowercase hex string\), got "\.\.\/\.\.\/x"/],
         ['a stale job (its run folder is gone, the input is here)', { ...part, output: join(root, 'stale'), run: 'abc123' }, /a stale job, not run/],
         ['a bad fingerprint', { ...part, output: join(root, 'stale'), run: 'abc123', fingerprint: { digest: 'x' } }, /fingerprint needs \{ digest, files/],
-        ['an unknown kind', { kind: 'delete-everything' }, /kind "delete-everything"/],
+        ['an unknown kind', { kind: 'delete-everything', fp4kit: packageVersion() }, /kind "delete-everything"/],
+        ['no fp4kit version', { ...part, fp4kit: undefined, output: join(root, 'stale'), run: 'abc123' }, /a job needs the producer's fp4kit version, got undefined/],
+        // Found by an audit (twenty-fifth session): an edited job looked like a machine that sees other data, and stopped 3 of 4 workers.
+        ['samples edited in Redis', edited, /the job's data samples differs from its run's plan: not a job this run's producer wrote; not run/],
       ];
       const jobs = [];
       for (const [label, data] of cases) jobs.push(await queue.add(label, data as never, { attempts: 3, backoff: { type: 'fixed', delay: 100 } }));
@@ -290,6 +346,7 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
       expect(readdirSync(partsFolder(join(root, 'stale')))).toEqual([]);
       expect(w.err).not.toMatch(/undefined\/undefined/);
     } finally {
+      await written.withdraw();
       await queue.obliterate({ force: true }).catch(() => {});
       await queue.close();
       w.kill('SIGTERM');
@@ -386,7 +443,7 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     await redis.exited;
     redis = await redisUp();
     expect(await p.exited, p.err).toBe(1);
-    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} no longer holds this run's jobs \\(restarted without persistence, or the queue was emptied\\); the parts finished so far are in ${out.replace(/\./g, '\\.')}\\.parts/run-[0-9a-f]+: run the command again$`, 'm'));
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} no longer holds this run's jobs \\(restarted without persistence, or the queue was emptied\\); run the command again \\(it quantizes every part again; ${out.replace(/\./g, '\\.')}\\.parts/run-[0-9a-f]+ holds this run's folder until then\\)$`, 'm'));
     expect(existsSync(out)).toBe(false);
     // Redis gone for good: the worker, idle once its part is done, stops on one SIGTERM.
     await w.waitFor(/part 0\/\d+ of .*: \d+ shard\(s\) in/, 60_000);
@@ -413,6 +470,22 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     }
     expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} has not answered for \\d+ s \\(no answer\\); the queued jobs finish when it is back`, 'm'));
     redis.kill('SIGKILL');
+  }, 120_000);
+
+  // Found by an audit (twenty-fifth session): with Redis gone for good, closing the queue's
+  // connections never settled, nothing kept the process alive, and it ended with exit code 0
+  // and no message (no output either): a scheduler recorded success.
+  it('a producer whose Redis goes away for good says so and exits 1 (not 0)', async () => {
+    const redis = await redisUp();
+    const url = `redis://127.0.0.1:${port}`;
+    const out = join(root, 'gone');
+    const p = cli(['quantize', join(repo, 'examples', 'tiny-model'), '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
+    await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
+    redis.kill('SIGKILL');
+    await redis.exited;
+    expect(await p.exited, p.err).toBe(1);
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at ${url.replace(/\./g, '\\.')} has not answered for \\d+ s`, 'm'));
+    expect(existsSync(out)).toBe(false);
   }, 120_000);
 
   it('a database the Redis does not have is one clear error', async () => {

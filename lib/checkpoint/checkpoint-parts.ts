@@ -20,6 +20,7 @@ import { makeFolders } from './safetensors/make-folders.js';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { getBackend } from '../kernels/registry.js';
+import { packageVersion } from '../core/package-manifest.js';
 import {
   checkpointSideFiles, filesRead, filesToCopy, isFolderInput, quantizeCheckpoint, SUMMARY_NAME,
   type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
@@ -168,12 +169,14 @@ async function removeRunFolder(outDir: string, run: string, shards: readonly str
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
 export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
 
-/** This machine does not see the input or output folder the run was planned on: a setup problem of the
- *  machine, not of the job (a queue worker stops taking jobs when it meets one). */
-export class InputVisibilityError extends SafetensorsError {
+/** This machine cannot do the jobs of a run: it does not see the input or output folder the run
+ *  was planned on, or runs another fp4kit version than the run's producer. A setup problem of the
+ *  machine, not of the job (a queue worker stops taking jobs when it meets one, and another worker
+ *  retries the job). */
+export class MachineSetupError extends SafetensorsError {
   constructor(file: string, problem: string) {
     super(file, problem);
-    this.name = 'InputVisibilityError';
+    this.name = 'MachineSetupError';
   }
 }
 
@@ -263,7 +266,11 @@ export interface RunPlan {
   partTensors: number[];
   tensorCount: number;
   inputBytes: number;
-  /** Hash of the input fingerprint, the options and the split: parts of one run carry the same key. */
+  /** The fp4kit version that planned the run (every machine of a queued run must run it: another
+   *  version may write other bytes). */
+  fp4kit: string;
+  /** Hash of the input fingerprint, the options, the split, the output and the fp4kit version: parts
+   *  of one run carry the same key. */
   run: string;
   /** Data samples of every shard (a queued run's producer takes them; workers compare theirs). */
   samples?: DataSamples;
@@ -274,7 +281,7 @@ export async function planRun(
   input: string, outDir: string, options: CheckpointOptions, count?: number, how: { perShardAtMost?: boolean; samples?: boolean; fn?: string } = {},
 ): Promise<RunPlan> {
   const serialized = serializeOptions(options, how.fn); // checked before the input is opened
-  const ckpt = await openInput(input);
+  const ckpt = await openInput(input, false);
   try {
     const shards = ckpt.shards.length;
     const n = count === undefined ? shards : how.perShardAtMost ? Math.min(count, shards) : count;
@@ -294,31 +301,43 @@ async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string
   const partBytes = split.map((p) => p.reduce((a, i) => a + sizes[i].bytes, 0));
   const partTensors = split.map((p) => p.reduce((a, i) => a + sizes[i].tensors, 0));
   const output = resolve(outDir);
-  const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output })).digest('hex').slice(0, 24);
+  const fp4kit = packageVersion();
+  const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output, fp4kit })).digest('hex').slice(0, 24);
   return {
-    input: resolve(input), output, options, fingerprint, parts, partBytes, partTensors,
+    input: resolve(input), output, options, fingerprint, parts, partBytes, partTensors, fp4kit,
     tensorCount: ckpt.shards.reduce((a, s) => a + s.tensors.length, 0), inputBytes: sizes.reduce((a, s) => a + s.bytes, 0), run,
   };
 }
 
 /** Leave the plan in the run's folder (queued runs): workers check they see it, so they know they share
  *  the producer's folder; a human can read it. Removed with the part records by the merge. */
-export async function writeRunPlan(plan: RunPlan): Promise<void> {
+export async function writeRunPlan(plan: RunPlan): Promise<{ withdraw(): Promise<void> }> {
+  const existed = await isRealFolder(runFolder(plan.output, plan.run));
   await prepareRunFolder(plan.output, plan.run);
   await writeFileAtomic(runPlanPath(plan.output, plan.run), `${JSON.stringify(plan, null, 2)}\n`);
+  // A producer that could not enqueue takes back the folder it made (one from an earlier
+  // producer of the same run may have jobs in the queue: it stays).
+  return { withdraw: async () => { if (!existed) await removeRunFolder(plan.output, plan.run); } };
 }
 
-/** Open the input, saying what a worker needs when it cannot see it. */
-async function openInput(input: string): Promise<CheckpointFiles> {
+/** Open the input, saying what a worker needs when it cannot see it. `queued`: the run's producer
+ *  opened this input, so one that does not open here (an empty folder where the share is not
+ *  mounted, a shard missing) is this machine's problem, not the job's. */
+async function openInput(input: string, queued: boolean): Promise<CheckpointFiles> {
+  const unseen = (what: string) =>
+    new MachineSetupError(input, `${what} on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
   try {
     await stat(input);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new InputVisibilityError(input, `not found on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
-    }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw unseen('not found');
     throw err;
   }
-  return openCheckpoint(input);
+  try {
+    return await openCheckpoint(input);
+  } catch (err) {
+    if (queued && err instanceof SafetensorsError) throw unseen(`not the checkpoint the producer opened (${err.message})`);
+    throw err;
+  }
 }
 
 /** One finished part, recorded in <out>.parts/part-<i>-of-<n>.json. */
@@ -394,7 +413,7 @@ export async function runCheckpointPart(
     // A second copy of a part (a retry, a slow machine thought dead) may lose its files to the merge
     // that the first copy's record completed: the run is done, and this copy's work is not needed.
     // An aborted copy (its lock lost, a shutdown) is abandoned whatever happened meanwhile: its caller says so.
-    if (planned.run !== undefined && !signal?.aborted && !(err instanceof InputVisibilityError) && (await runMerged(req.output, planned.run, planned.samples))) {
+    if (planned.run !== undefined && !signal?.aborted && !(err instanceof MachineSetupError) && (await runMerged(req.output, planned.run, planned.samples))) {
       throw new PartAlreadyMergedError(req.output, `part ${req.part}/${req.parts}: another copy of this part finished first and the run is merged; this copy's work was not needed`);
     }
     throw err;
@@ -472,7 +491,7 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
     if (await isRealFolder(partsFolder(req.output)).catch(() => false)) {
       throw new SafetensorsError(planPath, `no such file, although this machine sees ${partsFolder(req.output)}: the run's folder is gone (deleted after its producer stopped?) — a stale job, not run`);
     }
-    throw new InputVisibilityError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
+    throw new MachineSetupError(req.output, `on ${hostname()} this is not the output the producer prepared (no ${planPath}): every machine must see the output's folder at the same path (docs/distributed.md)`);
   }
   let plan: Partial<RunPlan> | null = null;
   try {
@@ -484,8 +503,18 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
       : plan.output !== resolve(req.output) ? 'output'
         : !Array.isArray(plan.parts) || plan.parts.length !== req.parts ? 'number of parts'
           : JSON.stringify(plan.options) !== JSON.stringify(req.options) ? 'options'
-            : plan.fingerprint?.digest !== req.fingerprint?.digest ? 'fingerprint' : null;
+            : plan.fingerprint?.digest !== req.fingerprint?.digest ? 'fingerprint'
+              : req.samples !== undefined && !samplesAsPlanned(req.samples, plan, req.part) ? 'data samples' : null;
   if (differs !== null) throw new SafetensorsError(planPath, `the job's ${differs} differs from its run's plan: not a job this run's producer wrote; not run`);
+}
+
+/** A part job's samples are its shards' samples in the run's plan (a job edited in Redis is
+ *  refused as a job; it would otherwise look like a machine that sees other data, and stop it). */
+function samplesAsPlanned(samples: DataSamples, plan: Partial<RunPlan>, part: number): boolean {
+  const names = plan.parts?.[part];
+  if (!Array.isArray(names) || plan.samples === undefined || plan.samples === null) return false;
+  const keys = Object.keys(samples);
+  return keys.length === names.length && names.every((n) => Object.hasOwn(samples, n) && samples[n] === plan.samples![n]);
 }
 
 async function runPart(
@@ -496,16 +525,18 @@ async function runPart(
   let dir!: string;
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
-  const ckpt = await openInput(req.input);
+  const ckpt = await openInput(req.input, req.run !== undefined);
   let plan: RunPlan;
   let samples: DataSamples;
   let summary: CheckpointSummary;
   const notPlanned = (what: string) =>
-    new InputVisibilityError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
+    new MachineSetupError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
     if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
-    if (req.run !== undefined && req.run !== plan.run) throw new Error(`part ${req.part}/${req.parts}: the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}); are both running the same fp4kit version?`);
+    if (req.run !== undefined && req.run !== plan.run) {
+      throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}): does this machine run the producer's fp4kit version?`);
+    }
     const mine = new Set(plan.parts[req.part]);
     const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
     samples = await dataSamples(ckpt, mine);
@@ -697,7 +728,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const moved: string[] = [];
   try {
     const first = records[0];
-    const ckpt = await openInput(first.input);
+    const ckpt = await openInput(first.input, mo.run !== undefined);
     try {
       const plan = await planFromOpen(ckpt, first.input, outDir, first.options, count);
       if (plan.fingerprint.digest !== first.fingerprint) throw new SafetensorsError(first.input, `changed since the parts were written: every machine must see the same input`);

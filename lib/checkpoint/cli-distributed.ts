@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
 import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
 import { MAX_PARTS, mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
-import { quantizeOnQueue, redisOptions, startQueueWorker } from './queue.js';
+import { quantizeOnQueue, redisOptions, shownUrl, startQueueWorker } from './queue.js';
 
 /** A bad flag of `worker` or `merge` (lib/checkpoint/cli.ts prints it with the usage, exit code 2). */
 export class FlagError extends Error {}
@@ -103,7 +103,7 @@ export async function runWorker(argv: string[]): Promise<number> {
     setBackend(v.backend as BackendName);
   }
   const worker = await startQueueWorker(v.queue, { ...settings, log: (line) => say(`worker ${process.pid}: ${line}`) });
-  say(`worker ${process.pid}: waiting for jobs on ${v.queue}`);
+  say(`worker ${process.pid}: waiting for jobs on ${shownUrl(v.queue)}`);
   let signals = 0;
   const onSignal = () => {
     signals++;

@@ -473,8 +473,17 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+let finished = false;
 main(process.argv.slice(2)).then((code) => {
   // Let stdout drain before exiting (piped output).
+  finished = true;
   process.exitCode = code;
+});
+// The event loop emptied while the command was still waiting on a promise that nothing will
+// settle (a library's, e.g. a connection that never answers): that is a failure, not success.
+process.on('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write('fp4kit: stopped while still waiting (an operation that never completes); the command did not finish\n');
+  process.exit(1);
 });
 

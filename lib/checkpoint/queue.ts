@@ -13,24 +13,31 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  InputVisibilityError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, serializeOptions, writeRunPlan,
+  MachineSetupError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, serializeOptions, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { describe } from '../core/validate.js';
 import { isInputFingerprint } from './input-fingerprint.js';
+import { packageVersion } from '../core/package-manifest.js';
 
 /** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
 export const QUEUE_NAME = 'fp4kit-checkpoint';
+
+/** Test-only: the fp4kit version a worker says it runs (a test of a run's machines on two versions). */
+export const TEST_VERSION_ENV = 'FP4KIT_TEST_VERSION';
 
 /** Tries of a job that throws (an I/O error, say); a worker that dies does not use one up (see maxStalledCount). */
 const ATTEMPTS = 3;
 
 interface PartJobData extends PartRequest {
   kind: 'part';
+  /** The producer's fp4kit version: a worker running another refuses the run's jobs and stops. */
+  fp4kit: string;
 }
 interface MergeJobData {
   kind: 'merge';
+  fp4kit: string;
   output: string;
   run: string;
   /** Epoch ms of the plan: a retried merge whose earlier attempt published the output succeeds. */
@@ -47,6 +54,7 @@ function checkJobData(data: unknown): JobData {
   const bad = (problem: string) => new UnrecoverableError(`not a job fp4kit's producer wrote: ${problem}`);
   if (data === null || typeof data !== 'object') throw bad(`its data is ${describe(data)}`);
   const d = data as Record<string, unknown>;
+  if (typeof d.fp4kit !== 'string') throw bad(`a job needs the producer's fp4kit version, got ${describe(d.fp4kit)} (a producer of an older fp4kit?)`);
   if (d.kind === 'merge') {
     if (typeof d.output !== 'string' || typeof d.run !== 'string' || typeof d.plannedAt !== 'number') throw bad('a merge job needs output, run and plannedAt');
     return data as MergeJobData;
@@ -90,6 +98,19 @@ export function redisOptions(url: string): RedisOptions {
   };
 }
 
+/** A Redis URL as logs show it: the password (redis://:secret@host) as ***. Worker logs end up in
+ *  log aggregation, and the URL form with a password is the one the docs give. */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
 /** Connect once without retrying, so an unreachable Redis is one clear error instead of a silent wait. */
 async function checkReachable(url: string, options: RedisOptions): Promise<void> {
   const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: 5000, maxRetriesPerRequest: 1 });
@@ -99,13 +120,13 @@ async function checkReachable(url: string, options: RedisOptions): Promise<void>
     await probe.connect();
     await probe.ping();
   } catch (err) {
-    throw new Error(`cannot reach Redis at ${url} (${(cause ?? (err as Error)).message}); start redis-server there or fix --queue`);
+    throw new Error(`cannot reach Redis at ${shownUrl(url)} (${(cause ?? (err as Error)).message}); start redis-server there or fix --queue`);
   }
   try {
     // ioredis selects the database on connect and only logs a failure: ask again, to hear it.
     await probe.select(options.db ?? 0);
   } catch (err) {
-    throw new Error(`Redis at ${url} refuses database ${options.db ?? 0} (${(err as Error).message}); fix the /db part of --queue`);
+    throw new Error(`Redis at ${shownUrl(url)} refuses database ${options.db ?? 0} (${(err as Error).message}); fix the /db part of --queue`);
   } finally {
     probe.disconnect();
   }
@@ -137,12 +158,12 @@ function watchRun(queue: Queue, jobId: string, url: string, where: string, inter
         ]);
         lastAnswer = Date.now();
         if (state === 'unknown' && !stopped) {
-          reject(new RunWatchError(`Redis at ${url} no longer holds this run's jobs (restarted without persistence, or the queue was emptied); the parts finished so far are in ${where}: run the command again`));
+          reject(new RunWatchError(`Redis at ${shownUrl(url)} no longer holds this run's jobs (restarted without persistence, or the queue was emptied); run the command again (it quantizes every part again; ${where} holds this run's folder until then)`));
           return;
         }
       } catch (err) {
         if (Date.now() - lastAnswer >= 12 * interval && !stopped) {
-          reject(new RunWatchError(`Redis at ${url} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${(err as Error).message}); the queued jobs finish when it is back, and the output appears when the merge job has run: run the command again to wait for it`));
+          reject(new RunWatchError(`Redis at ${shownUrl(url)} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${(err as Error).message}); the queued jobs finish when it is back, and the output appears when the merge job has run: run the command again to wait for it`));
           return;
         }
       }
@@ -175,8 +196,11 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true, fn: 'quantizeOnQueue' });
   const count = plan.parts.length;
   if (eo.signal?.aborted) throw new NotQueuedError(); // stopped while planning: nothing is enqueued
-  await writeRunPlan(plan);
-  if (eo.signal?.aborted) throw new NotQueuedError();
+  const written = await writeRunPlan(plan);
+  if (eo.signal?.aborted) {
+    await written.withdraw();
+    throw new NotQueuedError();
+  }
 
   const events = new QueueEvents(QUEUE_NAME, { connection });
   const flows = new FlowProducer({ connection });
@@ -185,21 +209,27 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
   flows.on('error', () => {});
   queue.on('error', () => {});
   try {
-    await events.waitUntilReady();
     const tensorsOf = plan.partTensors;
     const keep = { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } };
-    const tree = await flows.add({
-      name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
-      opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, ...keep },
-      children: plan.parts.map((_names, part) => ({
-        name: 'part', queueName: QUEUE_NAME,
-        data: {
-          kind: 'part', input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
-          fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
-        } satisfies PartJobData,
-        opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
-      })),
-    });
+    let tree: Awaited<ReturnType<FlowProducer['add']>>;
+    try {
+      await events.waitUntilReady();
+      tree = await flows.add({
+        name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', fp4kit: plan.fp4kit, output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
+        opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, ...keep },
+        children: plan.parts.map((_names, part) => ({
+          name: 'part', queueName: QUEUE_NAME,
+          data: {
+            kind: 'part', fp4kit: plan.fp4kit, input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
+            fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+          } satisfies PartJobData,
+          opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
+        })),
+      });
+    } catch (err) {
+      await written.withdraw().catch(() => {}); // nothing of this run is in the queue
+      throw err;
+    }
     const parent = tree.job;
     const partOf = new Map((tree.children ?? []).map((c) => [c.job.id!, (c.job.data as PartJobData).part]));
     const done = new Map<string, PartProgress>();
@@ -261,10 +291,12 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     }
     return JSON.parse(await readFile(join(plan.output, SUMMARY_NAME), 'utf8')) as CheckpointSummary;
   } finally {
-    // Closing waits for Redis; one that is gone must not keep the process (the connections are dropped instead).
+    // Closing waits for Redis; one that is gone must not keep the process (the connections are
+    // dropped instead, and not awaited: a disconnect from a Redis that is gone never settles, and
+    // with no timer left the process ended there, exit code 0, before the error reached the CLI).
     const closing = Promise.allSettled([events.close(), flows.close(), queue.close()]);
     const gone = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
-    if (gone) await Promise.allSettled([events.disconnect(), flows.disconnect(), queue.disconnect()]);
+    if (gone) void Promise.allSettled([events.disconnect(), flows.disconnect(), queue.disconnect()]);
   }
 }
 
@@ -332,6 +364,10 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     const data = checkJobData(job.data); // anyone with access to Redis can write a job: checked before it is logged or run
     active++;
     try {
+      const mine = process.env[TEST_VERSION_ENV] ?? packageVersion();
+      if (data.fp4kit !== mine) {
+        throw new MachineSetupError(data.output, `this worker runs fp4kit ${mine}, the run's producer ran ${data.fp4kit}: every machine of a run must run the producer's version (another may write other bytes)`);
+      }
       if (data.kind === 'merge') {
         const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt, signal });
         log(`merged ${data.output}: ${summary!.quantized} tensors quantized, ${summary!.copied} copied`);
@@ -365,7 +401,7 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
         log(`${data.kind === 'part' ? `part ${data.part}/${data.parts}` : 'merge'} of ${data.output}: abandoned (${String(signal.reason)}); another worker has it`);
         throw err;
       }
-      if (err instanceof InputVisibilityError) {
+      if (err instanceof MachineSetupError) {
         // This machine cannot do any job of this run: fail this attempt (another worker retries it) and stop.
         setupProblem = err;
         log(`${err.message}\nthis worker stops taking jobs`);

@@ -3,10 +3,9 @@
 // build/Release. FP4KIT_NATIVE_BUILD=<dir> loads <dir>/Release/fp4kit.node instead (CI uses it to
 // run the suite on the cmake-js build). The addon's functions already have the Kernels shape.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../core/package-manifest.js';
 import type { Kernels, MatmulKernels } from './contract.js';
 
 interface Addon extends MatmulKernels {
@@ -33,18 +32,6 @@ interface Addon extends MatmulKernels {
   powerFloat32?: Kernels['powerFloat32'];
   simd: string;
   threads: number;
-}
-
-/** The package root: the nearest folder above this file whose package.json is fp4kit's. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'fp4kit') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the fp4kit package root');
-    dir = parent;
-  }
 }
 
 function loadAddon(): Addon {
