@@ -21,6 +21,7 @@ import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safeten
 import { logBarChart, logHistogram, precisionMap } from './plots.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 import { NotQueuedError } from './queue.js';
+import { packageVersion } from '../core/package-manifest.js';
 
 const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
 
@@ -33,8 +34,9 @@ const USAGE = `usage:
   fp4kit worker --queue redis://host:port [--lock-duration ms] [--stalled-interval ms] [--backend native|wasm|js]
   fp4kit merge <out> [--unlock] [--json]
   fp4kit inspect <dir|file> [--json] [--plot <dir>]
+  fp4kit --version
 
-distributed runs (docs/distributed.md): every machine sees <in> and <out> at the same path
+distributed runs (docs/distributed.md, in the package's docs/ folder): every machine sees <in> and <out> at the same path
 
 formats: ${FORMATS.join(', ')}
 layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
@@ -449,6 +451,10 @@ export async function main(argv: string[]): Promise<number> {
     // `fp4kit quantize --help` as well as `fp4kit --help` (a file named --help is ./--help).
     if (command === '--help' || command === '-h' || command === 'help' || rest.some((a) => a === '--help' || a === '-h')) {
       process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    if (command === '--version' || command === '-v' || command === 'version') {
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
     }
     if (command === 'quantize') return await runQuantize(rest);

@@ -11,10 +11,18 @@
 import '../kernels/node-backends.js';
 import '@tensorflow/tfjs';
 import { keepDefaultBackend } from './default-backend.js'; // before tfjs-backend-wasm: see there
-import '@tensorflow/tfjs-backend-wasm';
 import { registerBackends } from './backend.js';
 import { registerFlags } from './flags.js';
 
+// 'fp4kit' is built on tfjs's wasm backend, an optional peer dependency npm does not install by
+// itself: imported here, not statically, so that its absence is this message rather than a bare
+// ERR_MODULE_NOT_FOUND.
+try {
+  await import('@tensorflow/tfjs-backend-wasm');
+} catch (err) {
+  if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes('@tensorflow/tfjs-backend-wasm')) throw err;
+  throw new Error('fp4kit/tfjs needs @tensorflow/tfjs-backend-wasm (the base of the fp4kit backend) beside @tensorflow/tfjs: npm install @tensorflow/tfjs@4.22.0 @tensorflow/tfjs-backend-wasm@4.22.0', { cause: err });
+}
 keepDefaultBackend();
 registerFlags();
 registerBackends();
