@@ -172,6 +172,40 @@ describe('the native Promise kernels stage their outputs', () => {
   });
 });
 
+// The input snapshot is taken on the JavaScript thread before the call returns, so its memory must
+// already be faulted in: a fresh block cost ~12 µs per 4 KiB page here (a 200 MiB input blocked the
+// event loop for 0.4-1.3 s on every call, longer than quantize() takes). Counted in minor page
+// faults (getrusage, every thread of the process), which do not depend on the machine's load.
+describe.each(testedBackends())('a repeated large quantizeAsync call copies into warm memory (%s)', (backend) => {
+  it('the synchronous part of the call page-faults almost nothing once the pool holds a block', () => {
+    // native: a 64 MiB job, then 200 MiB ones: their staging (~300 MiB) is over the pool's 256 MiB
+    // of idle blocks, and the pool once dropped the largest block first (the 200 MiB input), so
+    // every such call first-touched 51,200 fresh pages. wasm/js: the snapshot was a fresh slice().
+    expectClean(runInChild(backend, `
+      const faultsDuring = (f) => { const a = process.resourceUsage().minorPageFault; const r = f(); return [r, process.resourceUsage().minorPageFault - a]; };
+      const cols = 4096;
+      const sizes = ${JSON.stringify(backend === 'native' ? [64, 200, 200, 200] : [64, 64, 64])};
+      const faults = [];
+      for (const mb of sizes) {
+        const rows = mb * 2 ** 20 / 4 / cols;
+        const x = new Float32Array(rows * cols);
+        for (let i = 0; i < x.length; i += 61) x[i] = (i % 977) / 32 - 15;
+        const [p, n] = faultsDuring(() => fp4.quantizeAsync(x, { format: 'mxfp4', shape: [rows, cols] }));
+        const got = await p;
+        faults.push(n);
+        if (mb === sizes[sizes.length - 1]) {
+          const want = fp4.quantize(x, { format: 'mxfp4', shape: [rows, cols] });
+          check(same(got.data, want.data) && same(got.scales, want.scales), 'equals quantize()');
+        }
+      }
+      console.log('minor page faults during each call: ' + faults.join(', '));
+      // The last call copies ${'${sizes[sizes.length - 1]}'} MiB (up to 51,200 pages); allow a little for V8 and the allocator.
+      const pages = sizes[sizes.length - 1] * 256;
+      check(faults[faults.length - 1] < pages / 20, 'the last call faulted ' + faults[faults.length - 1] + ' pages of ' + pages);
+    `, { timeoutMs: 120_000 }));
+  }, 150_000);
+});
+
 describe.each(testedBackends())('environment teardown with jobs in flight (%s)', (backend) => {
   it('terminating a worker_threads Worker while its jobs run leaves the process alive', () => {
     expectClean(runInChild(backend, `

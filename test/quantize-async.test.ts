@@ -65,6 +65,76 @@ describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
     }
   });
 
+  // A tensor of one chunk (wasm/js: up to 65,536 elements) once ran to the end inside the call on
+  // wasm and js: an abort or a detached `out` right after the call was not seen, the Promise
+  // resolved (with an empty `scales` after the detach). It must behave as a native job does.
+  it.each(['mxfp4', 'nvfp4'] as const)('%s: a small tensor is still pending when the call returns: an abort or a detached out right after it is seen', async (format) => {
+    const [rows, cols] = [64, 256];
+    const x = gaussian(rows * cols, 4);
+    const want = quantize(x, { format, shape: [rows, cols] });
+    let settled = false;
+    const pending = quantizeAsync(x, { format, shape: [rows, cols] });
+    void pending.then(() => { settled = true; });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(settled, 'settled within the microtasks after the call').toBe(false);
+    const got = await pending;
+    expect(Buffer.from(got.data).equals(Buffer.from(want.data)) && Buffer.from(got.scales).equals(Buffer.from(want.scales))).toBe(true);
+
+    const c = new AbortController();
+    const aborted = quantizeAsync(x, { format, shape: [rows, cols], signal: c.signal });
+    c.abort();
+    await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+
+    const out = { data: new Uint8Array(want.data.length), scales: new Uint8Array(want.scales.length) };
+    const detached = quantizeAsync(x, { format, shape: [rows, cols], out });
+    structuredClone(out.scales.buffer, { transfer: [out.scales.buffer] });
+    await expect(detached).rejects.toThrow(new TypeError('quantizeAsync: options.out was detached or resized while the job ran; nothing was written'));
+    expect(out.data.every((v) => v === 0), 'nothing written to out.data').toBe(true);
+
+    // no rows at all: settles after the call too
+    const c2 = new AbortController();
+    const empty = quantizeAsync(new Float32Array(0), { format, shape: [0, cols], signal: c2.signal });
+    c2.abort();
+    await expect(empty).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  // abortable() added one 'abort' listener per pending call: 11 calls sharing a signal printed
+  // Node's MaxListenersExceededWarning. Now one listener per signal fans out to the pending calls,
+  // and it is gone once they have settled.
+  it('one AbortSignal shared by many concurrent calls: one listener, no MaxListenersExceededWarning, none left after; an abort rejects them all', async () => {
+    const { getEventListeners } = await import('node:events');
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const [rows, cols] = [256, 1024];
+      const x = gaussian(rows * cols, 6);
+      const w = quantize(gaussian(64 * cols, 7), { format: 'nvfp4', shape: [64, cols] });
+      const want = quantize(x, { format: 'mxfp4', shape: [rows, cols] });
+      const c = new AbortController();
+      const run = () => [
+        ...Array.from({ length: 16 }, () => quantizeAsync(x, { format: 'mxfp4', shape: [rows, cols], signal: c.signal })),
+        ...Array.from({ length: 16 }, () => matmulAsync(x, w, { signal: c.signal })),
+      ];
+      const jobs = run();
+      expect(getEventListeners(c.signal, 'abort').length).toBeLessThanOrEqual(1);
+      const done = await Promise.all(jobs);
+      expect(Buffer.from((done[0] as { data: Uint8Array }).data).equals(Buffer.from(want.data))).toBe(true);
+      expect(getEventListeners(c.signal, 'abort')).toHaveLength(0);
+      // aborted while pending: every call rejects, and nothing stays on the signal
+      const again = run();
+      c.abort();
+      const results = await Promise.allSettled(again);
+      expect(results.every((r) => r.status === 'rejected' && (r.reason as Error).name === 'AbortError')).toBe(true);
+      expect(getEventListeners(c.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r)); // process warnings are emitted on a later tick
+      expect(warnings.filter((m) => /MaxListeners/.test(m))).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('an aborted signal comes after the argument checks: bad arguments are refused as without one', async () => {
     const aborted = AbortSignal.abort();
     for (const format of ['nvfp4', 'fgmp'] as const) {

@@ -1,7 +1,7 @@
 // Helpers of the Promise-returning calls (quantizeAsync, matmulAsync): what they take from the
 // caller at call time, and how an AbortSignal ends the wait.
 
-import { bufferOf, isSharedBuffer } from './typed-arrays.js';
+import { bufferOf, isSharedBuffer, typedArrayName } from './typed-arrays.js';
 
 /** Whether a typed array lives in a SharedArrayBuffer (any realm). A brand check, not the
  *  buffer's toString tag: an ordinary ArrayBuffer given an own Symbol.toStringTag
@@ -14,6 +14,86 @@ export function isShared(a: ArrayBufferView): boolean {
  *  shrunk), else a copy taken now, so later changes by the caller cannot reach the work. */
 export function snapshotArray<T extends Float32Array | Uint16Array | Uint8Array>(a: T): T {
   return isShared(a) ? a : (a.slice() as T);
+}
+
+/** A snapshot taken by takeSnapshot: `array` until release(), which hands its memory back. */
+export interface Snapshot<T> {
+  readonly array: T;
+  release(): void;
+}
+
+// Snapshot memory of the wasm/js paths, reused: the copy must be taken before the call returns, on
+// this thread, and first-touching a fresh buffer costs far more than copying into a warm one (a
+// fresh 256 MiB copy took ~800 ms on the 2-core CI VM, ~40 ms into a reused buffer). Idle buffers
+// are kept up to SNAPSHOT_IDLE_BYTES (the ones released longest ago dropped first) and all dropped
+// after SNAPSHOT_IDLE_MS without a release, so a burst of calls reuses them and an idle process
+// holds nothing for long.
+const SNAPSHOT_POOL_MIN_BYTES = 1 << 20; // smaller copies are plain slices (fresh pages cost little)
+const SNAPSHOT_IDLE_BYTES = 256 * 2 ** 20;
+const SNAPSHOT_IDLE_MS = 5000;
+const idleSnapshots: ArrayBuffer[] = []; // released longest ago first
+let idleSnapshotBytes = 0;
+let lastRelease = 0;
+let trimTimer: ReturnType<typeof setTimeout> | undefined;
+
+const SNAPSHOT_KINDS = { Float32Array, Uint16Array, Uint8Array } as const;
+
+function trimSnapshots(): void {
+  trimTimer = undefined;
+  const idleFor = Date.now() - lastRelease;
+  if (idleFor >= SNAPSHOT_IDLE_MS) {
+    idleSnapshots.length = 0;
+    idleSnapshotBytes = 0;
+  } else if (idleSnapshots.length > 0) {
+    scheduleTrim(SNAPSHOT_IDLE_MS - idleFor);
+  }
+}
+
+function scheduleTrim(ms: number): void {
+  if (trimTimer !== undefined || typeof setTimeout !== 'function') return;
+  trimTimer = setTimeout(trimSnapshots, ms);
+  (trimTimer as { unref?: () => void }).unref?.(); // Node: never keeps the process alive
+}
+
+/**
+ * snapshotArray() for work that ends (the wasm/js chunk loops): the caller's array itself when it
+ * is SharedArrayBuffer-backed, else a copy taken now into reused memory of fp4kit's own, handed
+ * back by release() once the work is done with it. The array must not outlive release() (nothing
+ * derived from it may reach the caller). `a` is a plain view of this realm (checkSource's).
+ */
+export function takeSnapshot<T extends Float32Array | Uint16Array | Uint8Array>(a: T): Snapshot<T> {
+  if (isShared(a)) return { array: a, release: () => {} };
+  const bytes = a.byteLength;
+  if (bytes < SNAPSHOT_POOL_MIN_BYTES) return { array: a.slice() as T, release: () => {} };
+  // Best fit among idle buffers at most twice the size.
+  let best = -1;
+  for (let i = 0; i < idleSnapshots.length; i++) {
+    const c = idleSnapshots[i].byteLength;
+    if (c >= bytes && c <= 2 * bytes && (best < 0 || c < idleSnapshots[best].byteLength)) best = i;
+  }
+  let buffer: ArrayBuffer;
+  if (best >= 0) {
+    buffer = idleSnapshots.splice(best, 1)[0];
+    idleSnapshotBytes -= buffer.byteLength;
+  } else {
+    buffer = new ArrayBuffer(bytes);
+  }
+  const Kind = SNAPSHOT_KINDS[typedArrayName(a) as keyof typeof SNAPSHOT_KINDS] as unknown as new (b: ArrayBuffer, o: number, n: number) => T;
+  const array = new Kind(buffer, 0, a.length);
+  array.set(a);
+  let released = false;
+  return {
+    array,
+    release: () => {
+      if (released) return;
+      released = true;
+      idleSnapshots.push(buffer);
+      idleSnapshotBytes += buffer.byteLength;
+      while (idleSnapshotBytes > SNAPSHOT_IDLE_BYTES) idleSnapshotBytes -= idleSnapshots.shift()!.byteLength;
+      lastRelease = Date.now();
+      if (idleSnapshots.length > 0) scheduleTrim(SNAPSHOT_IDLE_MS);
+    },
+  };
 }
 
 // AbortSignal's own methods and getters, captured when this module loads: an AbortSignal may carry
@@ -41,6 +121,35 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal !== undefined) throwIfAbortedMethod.call(signal);
 }
 
+// The calls waiting on each signal. One 'abort' listener per signal fans out to all of them (a
+// listener per call made a signal shared by more than 10 concurrent calls print Node's
+// MaxListenersExceededWarning); it is removed when the last of them settles, so nothing is left
+// on a long-lived signal.
+const waitingOn = new WeakMap<AbortSignal, { calls: Set<() => void>; listener: () => void }>();
+
+function watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
+  let entry = waitingOn.get(signal);
+  if (entry === undefined) {
+    const calls = new Set<() => void>();
+    const listener = () => {
+      waitingOn.delete(signal);
+      removeListener.call(signal, 'abort', listener);
+      for (const call of [...calls]) call();
+      calls.clear();
+    };
+    entry = { calls, listener };
+    waitingOn.set(signal, entry);
+    addListener.call(signal, 'abort', listener);
+  }
+  const { calls, listener } = entry;
+  calls.add(onAbort);
+  return () => {
+    if (!calls.delete(onAbort) || calls.size > 0 || waitingOn.get(signal)?.calls !== calls) return;
+    waitingOn.delete(signal);
+    removeListener.call(signal, 'abort', listener);
+  };
+}
+
 /** Waits for `work`; an abort rejects at once with the signal's reason. Work already handed to
  *  the addon's threads finishes in the background and its result is dropped. */
 export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
@@ -50,14 +159,13 @@ export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined):
     return Promise.reject(reasonOf.call(signal));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
+    const unwatch = watchAbort(signal, () => {
       work.catch(() => {});
       reject(reasonOf.call(signal));
-    };
-    addListener.call(signal, 'abort', onAbort, { once: true });
+    });
     work.then(
-      (v) => { removeListener.call(signal, 'abort', onAbort); resolve(v); },
-      (e) => { removeListener.call(signal, 'abort', onAbort); reject(e); },
+      (v) => { unwatch(); resolve(v); },
+      (e) => { unwatch(); reject(e); },
     );
   });
 }

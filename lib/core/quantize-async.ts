@@ -2,8 +2,12 @@
 //
 // What the caller may do meanwhile: anything. The call takes what it needs before it returns its
 // Promise: with the native addon one job over the whole tensor starts at once and owns a snapshot
-// of the input (native/job_buffers.h); on the other backends the input is copied at the call and
-// the rows are cut into chunks, with a turn of the event loop (nextTurn: setImmediate, or a MessageChannel message in browsers) between chunks.
+// of the input (native/job_buffers.h); on the other backends the input is copied at the call (into
+// reused memory: takeSnapshot) and the rows are cut into chunks, with a turn of the event loop
+// (nextTurn: setImmediate, or a MessageChannel message in browsers) before the first chunk and
+// between chunks. The turn before the first chunk makes even a one-chunk tensor finish after the
+// call has returned, as a native job does: an abort or a detached `out` right after the call is
+// seen on every backend.
 // Either way, writing to, transferring, detaching or shrinking `x` after the call changes nothing.
 // The codes go to arrays of the call's own and into `options.out` when the job ends, checked then:
 // an `out` detached or resized meanwhile is a TypeError and nothing is written.
@@ -18,7 +22,7 @@ import { QUANTIZE_OPTION_KEYS, planQuantize, refuseBlockOptions, planTensorScale
 import { FGMP_OPTION_KEYS, quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
-import { abortable, nextTurn, snapshotArray, throwIfAborted } from './async-jobs.js';
+import { abortable, nextTurn, takeSnapshot, throwIfAborted } from './async-jobs.js';
 
 export interface AsyncOptions {
   signal?: AbortSignal;
@@ -57,19 +61,25 @@ export async function quantizeAsync(
     await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, p.src, 0, p.rows)), signal);
     return p.result(tensorScale);
   }
-  // Chunks on this thread, over a copy taken now.
-  const src = snapshotArray(p.src);
-  const { rows, cols } = p;
-  const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
-  const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
-  for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+  // Chunks on this thread, over a copy taken now, each after a turn of the event loop.
+  const snapshot = takeSnapshot(p.src);
+  try {
+    const src = snapshot.array;
+    const { rows, cols } = p;
+    const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
+    const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
+    for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+      await turn();
+      throwIfAborted(signal);
+      const r1 = Math.min(rows, r0 + rowsPerChunk);
+      kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
+    }
+    if (rows === 0) await turn(); // no chunk: still settles after the call has returned
     throwIfAborted(signal);
-    const r1 = Math.min(rows, r0 + rowsPerChunk);
-    kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
-    if (r1 < rows) await turn();
+    return p.result(tensorScale);
+  } finally {
+    snapshot.release();
   }
-  throwIfAborted(signal);
-  return p.result(tensorScale);
 }
 
 /** max |x| chunk by chunk (max is order-free, NaN anywhere gives NaN). */
@@ -79,12 +89,12 @@ async function chunkedAbsMax(
 ): Promise<number> {
   let amax = 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+    await turn();
     throwIfAborted(signal);
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     const m = kernels.absMax(x.subarray(r0 * cols, r1 * cols) as Source, dtype);
     if (Number.isNaN(m)) return NaN;
     if (m > amax) amax = m;
-    if (r1 < rows) await turn();
   }
   return amax;
 }
