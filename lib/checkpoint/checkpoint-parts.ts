@@ -477,7 +477,9 @@ function alreadyMerged(req: PartRequest, run: string): PartAlreadyMergedError {
  * Redis) would quantize another checkpoint into this run's folder, or fail three times with a
  * misleading message. All before anything is opened.
  */
-async function checkAgainstPlan(req: PartRequest): Promise<void> {
+/** A queued part's job against its run's plan.json; the plan's input fingerprint (a job carries
+ *  only its digest: the whole fingerprint in every job made Redis hold O(shards²) bytes a run). */
+async function checkAgainstPlan(req: PartRequest): Promise<InputFingerprint> {
   const planPath = runPlanPath(req.output, req.run!);
   // A symbolic link for the run folder is refused; an absent one has no plan.
   const text = (await isRealFolder(runFolder(req.output, req.run!))) ? await readRegularTextFile(planPath) : null;
@@ -506,6 +508,8 @@ async function checkAgainstPlan(req: PartRequest): Promise<void> {
             : plan.fingerprint?.digest !== req.fingerprint?.digest ? 'fingerprint'
               : req.samples !== undefined && !samplesAsPlanned(req.samples, plan, req.part) ? 'data samples' : null;
   if (differs !== null) throw new SafetensorsError(planPath, `the job's ${differs} differs from its run's plan: not a job this run's producer wrote; not run`);
+  if (!isInputFingerprint(plan.fingerprint)) throw new SafetensorsError(planPath, 'not a run plan fp4kit wrote (its fingerprint)');
+  return plan.fingerprint;
 }
 
 /** A part job's samples are its shards' samples in the run's plan (a job edited in Redis is
@@ -521,7 +525,8 @@ async function runPart(
   req: PartRequest, startedAt: number, planned: { run?: string; samples?: DataSamples },
   onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
-  if (req.run !== undefined) await checkAgainstPlan(req); // a queued part: the producer left its plan in the run's folder
+  // A queued part: the producer left its plan, with the input's fingerprint, in the run's folder.
+  const plannedInput = req.run !== undefined ? await checkAgainstPlan(req) : req.fingerprint;
   let dir!: string;
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
@@ -533,7 +538,7 @@ async function runPart(
     new MachineSetupError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
   try {
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
-    if (req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, req.fingerprint));
+    if (plannedInput !== undefined && plannedInput.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, plannedInput));
     if (req.run !== undefined && req.run !== plan.run) {
       throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}): does this machine run the producer's fp4kit version?`);
     }

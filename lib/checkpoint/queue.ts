@@ -221,7 +221,8 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
           name: 'part', queueName: QUEUE_NAME,
           data: {
             kind: 'part', fp4kit: plan.fp4kit, input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
-            fingerprint: plan.fingerprint, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+            // The digest alone: workers read the whole fingerprint from the run's plan.json.
+            fingerprint: { digest: plan.fingerprint.digest, files: [] }, samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
           } satisfies PartJobData,
           opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, failParentOnFailure: true, ...keep },
         })),
@@ -285,7 +286,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     } catch (err) {
       if (eo.signal?.aborted) throw err;
       if (err instanceof RunWatchError) throw err; // the watch's own words
-      throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(parent, err as Error))}`);
+      throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(queue, partOf, label, parent, err as Error))}`);
     } finally {
       watch.stop();
     }
@@ -319,9 +320,17 @@ export class NotQueuedError extends Error {
   }
 }
 
-/** The reason of the first failed part when the merge failed because of it. */
-async function failureReason(parent: Job, err: Error): Promise<string> {
+/**
+ * The reason of the part that failed the merge. The parent's failure may come before the part's
+ * 'failed' event (which names it), and getFailedChildrenValues holds nothing for a child that
+ * fails its parent: the parts are asked one by one (the message was BullMQ's "child … failed").
+ */
+async function failureReason(queue: Queue, partOf: Map<string, number>, label: (id: string) => string, parent: Job, err: Error): Promise<string> {
   try {
+    for (const id of partOf.keys()) {
+      const job = await BullJob.fromId(queue, id);
+      if (job && (await job.getState()) === 'failed' && job.failedReason) return `${label(id)}: ${job.failedReason}`;
+    }
     const failed = await parent.getFailedChildrenValues();
     const first = Object.values(failed)[0];
     if (first) return first;
