@@ -328,6 +328,19 @@ describe.each(backends)('bit-plane product on %s', (backend) => {
     expect(() => k.packSigns({ src: new Float32Array(3), rows: 2, cols: 2, transpose: false, ternary: false, out: new Uint8Array(64) })).toThrow(RangeError);
     expect(() => k.packSigns({ src: new Float32Array(4), rows: 2, cols: 2, transpose: false, ternary: true, out: new Uint8Array(64) })).toThrow(RangeError);
     expect(() => k.packBitPlanes({ codes: new Uint8Array(4), rows: 2, cols: 2, bits: 3, transpose: false, out: new Uint8Array(40) })).toThrow(RangeError);
+    // An output over an input, and a non-finite range (found by an audit, twenty-fifth session: the
+    // addon refused them, the js and wasm kernels did not).
+    const words = new Float32Array(32);
+    expect(() => k.packSigns({ src: words.subarray(0, 4), rows: 2, cols: 2, transpose: false, ternary: false, out: new Uint8Array(words.buffer, 0, 64) })).toThrow(RangeError);
+    const bytes = new Uint8Array(128);
+    expect(() => k.packBitPlanes({ codes: bytes.subarray(0, 4), rows: 2, cols: 2, bits: 1, transpose: false, out: bytes.subarray(0, 16) })).toThrow(RangeError);
+    const floatForm = { ...good, scales: Float32Array.of(2), zeros: Float32Array.of(0), outInt: null, outFloat: new Float32Array(1) };
+    expect(() => k.bitplaneMatmul(floatForm)).not.toThrow();
+    for (const bad of [NaN, Infinity]) {
+      expect(() => k.bitplaneMatmul({ ...floatForm, scales: Float32Array.of(bad) })).toThrow(new RangeError("bitplaneMatmul: group 0's scale or zero point is not finite"));
+      expect(() => k.bitplaneMatmul({ ...floatForm, zeros: Float32Array.of(-bad) })).toThrow(new RangeError("bitplaneMatmul: group 0's scale or zero point is not finite"));
+    }
+    expect(() => k.bitplaneMatmul({ ...good, outInt: new Int32Array(planes.buffer, 0, 1) })).toThrow(RangeError);
   });
 });
 

@@ -511,6 +511,13 @@ describe.each(backends)('gradient quantizers on %s', (backend) => {
       };
       expect(() => k.dequantizeGradient(hostileOut)).toThrow(/out (must hold|holds 0)/);
       expect(() => k.dequantizeGradient({ codes: new Uint8Array(6), scales: new Float32Array(2), zeros: new Float32Array(2), mask: new Uint8Array(2), rows: 2, cols: 3, groups: 1, out: new Uint8Array(6) as never })).toThrow(TypeError);
+      // An output over an input or another output (found by an audit, twenty-fifth session: the js
+      // and wasm kernels took them, and the js one then read its half-overwritten input).
+      const f32 = new Float32Array(8);
+      expect(() => k.quantizeGradient({ ...args(), src: f32.subarray(0, 6), codes: new Uint8Array(f32.buffer, 0, 6) })).toThrow(RangeError);
+      expect(() => k.quantizeGradient({ ...args(), scales: f32.subarray(0, 2), zeros: f32.subarray(1, 3) })).toThrow(RangeError);
+      const d = new Float32Array(9);
+      expect(() => k.dequantizeGradient({ codes: new Uint8Array(6), scales: d.subarray(5, 7), zeros: new Float32Array(2), mask: new Uint8Array(2), rows: 2, cols: 3, groups: 1, out: d.subarray(0, 6) })).toThrow(RangeError);
     });
   });
 });

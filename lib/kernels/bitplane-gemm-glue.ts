@@ -9,6 +9,7 @@ import {
 import { guardBytes, guardFloats, guardInts } from './kernel-guards.js';
 import { byteOffsetOf } from '../core/typed-arrays.js';
 import type { BitplaneMatmulArgs, PackBitPlanesArgs, PackSignsArgs } from './contract.js';
+import { checkDisjoint } from '../core/validate.js';
 
 const MAX_ROWS = 2 ** 31;
 
@@ -50,11 +51,13 @@ export function guardPackSignsArgs(a: unknown): PackSignsArgs & { outRows: numbe
   const transpose = guardBoolean(fn, 'transpose', x.transpose);
   const ternary = guardBoolean(fn, 'ternary', x.ternary);
   const { outRows, length } = packShape(fn, rows, cols, transpose);
-  return {
+  const r = {
     rows, cols, transpose, ternary, outRows, length,
     src: guardFloats(fn, 'src', x.src, rows * cols),
     out: guardWords(fn, 'out', x.out, signsBytes(outRows, length, ternary)),
   };
+  checkDisjoint(fn, [['out', r.out]], [['src', r.src]]); // as the addon refuses it
+  return r;
 }
 
 export function guardPackBitPlanesArgs(a: unknown): PackBitPlanesArgs & { outRows: number; length: number } {
@@ -65,11 +68,13 @@ export function guardPackBitPlanesArgs(a: unknown): PackBitPlanesArgs & { outRow
   const bits = guardInteger(fn, 'bits', x.bits, 1, 8);
   const transpose = guardBoolean(fn, 'transpose', x.transpose);
   const { outRows, length } = packShape(fn, rows, cols, transpose);
-  return {
+  const r = {
     rows, cols, bits, transpose, outRows, length,
     codes: guardBytes(fn, 'codes', x.codes, rows * cols),
     out: guardWords(fn, 'out', x.out, planesBytes(outRows, length, bits)),
   };
+  checkDisjoint(fn, [['out', r.out]], [['codes', r.codes]]);
+  return r;
 }
 
 const absent = (v: unknown) => v === null || v === undefined;
@@ -90,7 +95,7 @@ export function guardBitplaneMatmulArgs(a: unknown): BitplaneMatmulArgs & { grou
   if (isFloat === absent(x.outFloat) || isFloat !== absent(x.outInt)) {
     throw new TypeError(`${fn}: the float form (scales, zeros) writes outFloat, the integer form outInt; the other must be null`);
   }
-  return {
+  const r = {
     m, bits, n, length, ternary, rowsPerGroup, groups,
     planes: guardWords(fn, 'planes', x.planes, planesBytes(m, length, bits)),
     signs: guardWords(fn, 'signs', x.signs, signsBytes(n, length, ternary)),
@@ -100,6 +105,12 @@ export function guardBitplaneMatmulArgs(a: unknown): BitplaneMatmulArgs & { grou
     outInt: isFloat ? null : guardInts(fn, 'outInt', x.outInt, m * n),
     outFloat: isFloat ? guardFloats(fn, 'outFloat', x.outFloat, m * n) : null,
   };
+  // As the addon refuses them (native/bitplane_gemm_binding.cc): a quantized gradient's ranges are finite.
+  for (let g = 0; g < groups && r.scales !== null; g++) {
+    if (!Number.isFinite(r.scales[g]) || !Number.isFinite(r.zeros![g])) throw new RangeError(`${fn}: group ${g}'s scale or zero point is not finite`);
+  }
+  checkDisjoint(fn, [['outInt', r.outInt], ['outFloat', r.outFloat]], [['planes', r.planes], ['signs', r.signs], ['mask', r.mask], ['scales', r.scales], ['zeros', r.zeros]]);
+  return r;
 }
 
 /** The js backend's kernels: the reference on the whole operands. */

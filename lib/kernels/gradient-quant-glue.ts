@@ -9,6 +9,7 @@ import {
 } from './ref/gradient-quant.js';
 import { guardBytes, guardDims, guardFloats } from './kernel-guards.js';
 import type { GradientDequantArgs, GradientQuantArgs } from './contract.js';
+import { checkDisjoint } from '../core/validate.js';
 
 function guardInteger(fn: string, name: string, v: unknown, lo: number, hi: number): number {
   if (typeof v !== 'number') throw new TypeError(`${fn}: ${name} must be a number`);
@@ -32,7 +33,7 @@ export function guardGradientQuantArgs(a: unknown): GradientQuantArgs & { count:
   guardInteger(fn, 'seed', x.seed, 0, 0xffffffff);
   const n = x.rows * x.cols;
   const count = gradientGroupCount(x.rows, x.cols, x.groups);
-  return {
+  const r = {
     ...x,
     count,
     src: guardFloats(fn, 'src', x.src, n),
@@ -42,6 +43,9 @@ export function guardGradientQuantArgs(a: unknown): GradientQuantArgs & { count:
     mask: guardBytes(fn, 'mask', x.mask, count),
     keepProbability: guardFloats(fn, 'keepProbability', x.keepProbability, count),
   };
+  // As the addon refuses them (its ArgumentLog): an output over another array gives other bits on each backend.
+  checkDisjoint(fn, [['codes', r.codes], ['scales', r.scales], ['zeros', r.zeros], ['mask', r.mask], ['keepProbability', r.keepProbability]], [['src', r.src]]);
+  return r;
 }
 
 export function guardGradientDequantArgs(a: unknown): GradientDequantArgs & { count: number } {
@@ -51,7 +55,7 @@ export function guardGradientDequantArgs(a: unknown): GradientDequantArgs & { co
   guardInteger(fn, 'groups', x.groups, 0, 2);
   const n = x.rows * x.cols;
   const count = gradientGroupCount(x.rows, x.cols, x.groups);
-  return {
+  const r = {
     ...x,
     count,
     codes: guardBytes(fn, 'codes', x.codes, n),
@@ -60,6 +64,8 @@ export function guardGradientDequantArgs(a: unknown): GradientDequantArgs & { co
     mask: guardBytes(fn, 'mask', x.mask, count),
     out: guardFloats(fn, 'out', x.out, n),
   };
+  checkDisjoint(fn, [['out', r.out]], [['codes', r.codes], ['scales', r.scales], ['zeros', r.zeros], ['mask', r.mask]]);
+  return r;
 }
 
 /** The js backend: the three phases over the whole tensor. */
