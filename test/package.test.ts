@@ -37,7 +37,25 @@ it('fp4kit --version prints the package version', () => {
 
 // npm does not install an optional peer by itself: the import was a bare ERR_MODULE_NOT_FOUND.
 it('importing fp4kit/tfjs without @tensorflow/tfjs-backend-wasm says what to install', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/missing-peer/register.mjs', '-e', "await import('./lib/tfjs/index.ts')"], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/missing-peer/register.mjs', '-e', "await import('./lib/tfjs/index.ts')"], {
+    cwd: root, encoding: 'utf8', env: { ...process.env, FP4KIT_TEST_MISSING: '@tensorflow/tfjs-backend-wasm' },
+  });
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(/Error: fp4kit\/tfjs needs @tensorflow\/tfjs-backend-wasm \(the base of the fp4kit backend\) beside @tensorflow\/tfjs: npm install @tensorflow\/tfjs@4\.22\.0 @tensorflow\/tfjs-backend-wasm@4\.22\.0/);
+});
+
+// BullMQ and ioredis took ~0.2 s of every command's start (half of it); only --queue and worker use them.
+it('fp4kit commands without a queue run without BullMQ or ioredis loaded', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/missing-peer/register.mjs', join(root, 'lib', 'checkpoint', 'cli.ts'), ...args], {
+    cwd: root, encoding: 'utf8', env: { ...process.env, FP4KIT_TEST_MISSING: 'bullmq,ioredis' },
+  });
+  const version = run(['--version']);
+  expect(version.status, version.stderr).toBe(0);
+  const inspect = run(['inspect', join(root, 'examples', 'tiny-model'), '--json']);
+  expect(inspect.status, inspect.stderr).toBe(0);
+  expect(JSON.parse(inspect.stdout)).toBeTypeOf('object');
+  // and --queue does need them (so the hook is in force): its flags are checked first, then BullMQ is loaded
+  const queued = run(['worker', '--queue', 'redis://127.0.0.1:1']);
+  expect(queued.status).toBe(1);
+  expect(queued.stderr).toMatch(/Cannot find package 'bullmq'/);
 });

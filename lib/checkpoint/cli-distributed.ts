@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 import { setBackend, type BackendName } from '../index.js';
 import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
 import { MAX_PARTS, mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
-import { quantizeOnQueue, redisOptions, shownUrl, startQueueWorker } from './queue.js';
+import { redisOptions, shownUrl } from './queue-url.js';
+// queue.js (BullMQ) is imported where a queue is used: loading it costs ~0.2 s of every command.
+const queue = () => import('./queue.js');
 
 /** A bad flag of `worker` or `merge` (lib/checkpoint/cli.ts prints it with the usage, exit code 2). */
 export class FlagError extends Error {}
@@ -57,7 +59,7 @@ export async function quantizeDistributed(
   input: string, output: string, options: CheckpointOptions, flags: DistributedFlags,
   onProgress: (p: CheckpointProgress) => void, signal: AbortSignal,
 ): Promise<CheckpointSummary | null> {
-  if (flags.queue !== undefined) return quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, onProgress, log: say, signal });
+  if (flags.queue !== undefined) return (await queue()).quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, onProgress, log: say, signal });
   const { index, count } = flags.shard!;
   let result: PartResult;
   try {
@@ -102,7 +104,7 @@ export async function runWorker(argv: string[]): Promise<number> {
     if (!['native', 'wasm', 'js'].includes(v.backend)) throw new FlagError('--backend: expected native, wasm or js');
     setBackend(v.backend as BackendName);
   }
-  const worker = await startQueueWorker(v.queue, { ...settings, log: (line) => say(`worker ${process.pid}: ${line}`) });
+  const worker = await (await queue()).startQueueWorker(v.queue, { ...settings, log: (line) => say(`worker ${process.pid}: ${line}`) });
   say(`worker ${process.pid}: waiting for jobs on ${shownUrl(v.queue)}`);
   let signals = 0;
   const onSignal = () => {

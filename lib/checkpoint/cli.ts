@@ -20,7 +20,7 @@ import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, logHistogram, precisionMap } from './plots.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
-import { NotQueuedError } from './queue.js';
+import { NotQueuedError } from './queue-url.js';
 import { packageVersion } from '../core/package-manifest.js';
 
 const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;

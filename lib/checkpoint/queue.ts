@@ -20,6 +20,9 @@ import { SafetensorsError } from './safetensors/header.js';
 import { describe } from '../core/validate.js';
 import { isInputFingerprint } from './input-fingerprint.js';
 import { packageVersion } from '../core/package-manifest.js';
+import { NotQueuedError, redisOptions, shownUrl } from './queue-url.js';
+
+export { NotQueuedError, redisOptions, shownUrl };
 
 /** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
 export const QUEUE_NAME = 'fp4kit-checkpoint';
@@ -72,43 +75,6 @@ function checkJobData(data: unknown): JobData {
 interface PartProgress {
   bytesDone: number;
   tensorsDone: number;
-}
-
-/** ioredis options from a redis:// or rediss:// URL (redis://[user:password@]host:port[/db]). */
-export function redisOptions(url: string): RedisOptions {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new RangeError(`--queue: expected a Redis URL such as redis://host:6379, got ${JSON.stringify(url)}`);
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`--queue: expected a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
-  if (u.hostname === '') throw new RangeError(`--queue: the URL names no host: ${JSON.stringify(url)}`);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new RangeError(`--queue: the database number must be an integer, got ${JSON.stringify(u.pathname.slice(1))}`);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, ''),
-    port: u.port === '' ? 6379 : Number(u.port),
-    db,
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-    // BullMQ's blocking commands must wait as long as it takes, not fail after a few retries.
-    maxRetriesPerRequest: null,
-  };
-}
-
-/** A Redis URL as logs show it: the password (redis://:secret@host) as ***. Worker logs end up in
- *  log aggregation, and the URL form with a password is the one the docs give. */
-export function shownUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password === '') return url;
-    u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
 }
 
 /** Connect once without retrying, so an unreachable Redis is one clear error instead of a silent wait. */
@@ -311,14 +277,6 @@ export function failsEverywhere(err: unknown): boolean {
   return err instanceof SafetensorsError || err instanceof RangeError || err instanceof TypeError;
 }
 
-/** A producer stopped before it enqueued its run: no job of it is in the queue (its plan may be in
- *  the run folder; a rerun with the same options uses it). */
-export class NotQueuedError extends Error {
-  constructor() {
-    super('interrupted while planning; nothing was queued');
-    this.name = 'NotQueuedError';
-  }
-}
 
 /**
  * The reason of the part that failed the merge. The parent's failure may come before the part's
