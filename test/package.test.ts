@@ -1,7 +1,7 @@
 // The package as a user receives it (found by an audit of an installed tarball, twenty-fifth
 // session): what `npm pack` puts in it, the CLI's version, and fp4kit/tfjs without its optional peer.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 
@@ -37,7 +37,7 @@ it('fp4kit --version prints the package version', () => {
 
 // npm does not install an optional peer by itself: the import was a bare ERR_MODULE_NOT_FOUND.
 it('importing fp4kit/tfjs without @tensorflow/tfjs-backend-wasm says what to install', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/fixtures/missing-peer/register.mjs', '-e', "await import('./lib/tfjs/index.ts')"], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--require', './test/fixtures/missing-peer/require-hook.cjs', '-e', "await import('./lib/tfjs/index.ts')"], {
     cwd: root, encoding: 'utf8', env: { ...process.env, FP4KIT_TEST_MISSING: '@tensorflow/tfjs-backend-wasm' },
   });
   expect(r.status).toBe(1);
@@ -58,4 +58,11 @@ it('fp4kit commands without a queue run without BullMQ or ioredis loaded', () =>
   const queued = run(['worker', '--queue', 'redis://127.0.0.1:1']);
   expect(queued.status).toBe(1);
   expect(queued.stderr).toMatch(/Cannot find package 'bullmq'/);
+});
+
+// A top-level await (how the peer was loaded for a day) made require('fp4kit/tfjs') throw
+// ERR_REQUIRE_ASYNC_MODULE; Node 20.19+ can require() ES modules without one (found by a review).
+it.runIf(existsSync(join(root, 'dist', 'lib', 'tfjs', 'index.js')))('fp4kit/tfjs loads with require() as well as import', () => {
+  const r = spawnSync(process.execPath, ['-e', `const m = require(${JSON.stringify(join(root, 'dist', 'lib', 'tfjs', 'index.js'))}); if (typeof m.layers?.fp4Dense !== 'function') process.exit(3)`], { cwd: root, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
 });

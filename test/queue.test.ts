@@ -100,6 +100,9 @@ describe('Redis URLs in logs and messages', () => {
     expect(shownUrl('rediss://user:p%40ss@[::1]:6380')).toBe('rediss://user:***@[::1]:6380');
     expect(shownUrl('redis://node-a:6379')).toBe('redis://node-a:6379');
     expect(shownUrl('redis://user@node-a')).toBe('redis://user@node-a');
+    // A URL refused for its form names it without the password too.
+    const { redisOptions } = await import('../lib/checkpoint/queue.js');
+    expect(() => redisOptions('http://:s3cret@node-a:6379')).toThrow(new RangeError('--queue: expected a redis:// or rediss:// URL, got "http://:***@node-a:6379/"'));
     // An unreachable Redis (port 1): the message names the URL without its password.
     const err = await quantizeOnQueue('redis://:s3cret@127.0.0.1:1', '/nonexistent', '/tmp/x', { format: 'mxfp4' }).then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(/);
@@ -324,6 +327,8 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
         ['a bad fingerprint', { ...part, output: join(root, 'stale'), run: 'abc123', fingerprint: { digest: 'x' } }, /fingerprint needs \{ digest, files/],
         ['an unknown kind', { kind: 'delete-everything', fp4kit: packageVersion() }, /kind "delete-everything"/],
         ['no fp4kit version', { ...part, fp4kit: undefined, output: join(root, 'stale'), run: 'abc123' }, /a job needs the producer's fp4kit version, got undefined/],
+        // A stale job of another version (left from before an upgrade) fails as a stale job: it does not stop the worker.
+        ['a stale job of another fp4kit version', { ...part, fp4kit: '0.0.0-old', output: join(root, 'stale'), run: 'abc123' }, /a job of fp4kit 0\.0\.0-old \(this worker runs \S+\) whose run folder is gone: a stale job, not run/],
         // Found by an audit (twenty-fifth session): an edited job looked like a machine that sees other data, and stopped 3 of 4 workers.
         ['samples edited in Redis', edited, /the job's data samples differs from its run's plan: not a job this run's producer wrote; not run/],
       ];
@@ -481,6 +486,8 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     const out = join(root, 'gone');
     const p = cli(['quantize', join(repo, 'examples', 'tiny-model'), '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
     await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
+    // With no worker for 12 checks, the producer says so once (workers stop on setup problems).
+    await p.waitFor(/no worker has been connected to Redis at redis:\/\/127\.0\.0\.1:\d+ for \d+ s; the run waits for one/, 30_000);
     redis.kill('SIGKILL');
     await redis.exited;
     expect(await p.exited, p.err).toBe(1);

@@ -9,10 +9,10 @@ export function redisOptions(url: string): RedisOptions {
   try {
     u = new URL(url);
   } catch {
-    throw new RangeError(`--queue: expected a Redis URL such as redis://host:6379, got ${JSON.stringify(url)}`);
+    throw new RangeError(`--queue: expected a Redis URL such as redis://host:6379, got ${JSON.stringify(shownUrl(url))}`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`--queue: expected a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
-  if (u.hostname === '') throw new RangeError(`--queue: the URL names no host: ${JSON.stringify(url)}`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`--queue: expected a redis:// or rediss:// URL, got ${JSON.stringify(shownUrl(url))}`);
+  if (u.hostname === '') throw new RangeError(`--queue: the URL names no host: ${JSON.stringify(shownUrl(url))}`);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0) throw new RangeError(`--queue: the database number must be an integer, got ${JSON.stringify(u.pathname.slice(1))}`);
   return {
@@ -36,12 +36,12 @@ export function shownUrl(url: string): string {
     u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    return url.replace(/(\/\/[^/@:]*:)[^@/]*@/, '$1***@'); // not a URL: a user:password@ part all the same
   }
 }
 
-/** A producer stopped before it enqueued its run: no job of it is in the queue (its plan may be in
- *  the run folder; a rerun with the same options uses it). */
+/** A producer stopped before it enqueued its run: no job of it is in the queue (the run folder
+ *  it made is removed; one an earlier producer of the same run made stays, with its plan). */
 export class NotQueuedError extends Error {
   constructor() {
     super('interrupted while planning; nothing was queued');

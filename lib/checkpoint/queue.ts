@@ -8,12 +8,13 @@
 
 import { FlowProducer, Job as BullJob, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  MachineSetupError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, serializeOptions, writeRunPlan,
+  MachineSetupError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, runPlanPath, serializeOptions, writeRunPlan,
   type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -111,18 +112,27 @@ class RunWatchError extends Error {}
  * emptied) and a Redis that has not answered for 12 intervals are errors saying so — not a wait
  * for events that will never come.
  */
-function watchRun(queue: Queue, jobId: string, url: string, where: string, interval: number): { failure: Promise<never>; stop(): void } {
+function watchRun(
+  queue: Queue, jobId: string, url: string, where: string, interval: number, log?: (line: string) => void,
+): { failure: Promise<never>; stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const failure = new Promise<never>((_resolve, reject) => {
     let lastAnswer = Date.now();
+    let workerSeen = Date.now();
+    let told = false;
     const tick = async () => {
       try {
-        const state = await Promise.race([
-          queue.getJobState(jobId),
-          new Promise<never>((_r, fail) => setTimeout(() => fail(new Error('no answer')), interval).unref()),
-        ]);
+        const answer = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_r, fail) => setTimeout(() => fail(new Error('no answer')), interval).unref())]);
+        const state = await answer(queue.getJobState(jobId));
         lastAnswer = Date.now();
+        // Workers stop on a setup problem (not seeing the shared files, another fp4kit version): with
+        // none left the run waits for one, which is said once (the wait goes on: one may come).
+        if ((await answer(queue.getWorkersCount())) > 0) workerSeen = Date.now();
+        else if (!told && Date.now() - workerSeen >= 12 * interval && !stopped) {
+          told = true;
+          log?.(`no worker has been connected to Redis at ${shownUrl(url)} for ${Math.round((Date.now() - workerSeen) / 1000)} s; the run waits for one (start \`fp4kit worker --queue …\` on a machine that sees the shared files and runs this fp4kit version)`);
+        }
         if (state === 'unknown' && !stopped) {
           reject(new RunWatchError(`Redis at ${shownUrl(url)} no longer holds this run's jobs (restarted without persistence, or the queue was emptied); run the command again (it quantizes every part again; ${where} holds this run's folder until then)`));
           return;
@@ -246,7 +256,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       eo.signal?.addEventListener('abort', () => reject(eo.signal!.reason), { once: true });
     });
     abort.catch(() => {});
-    const watch = watchRun(queue, parent.id!, url, runFolder(plan.output, plan.run), Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000));
+    const watch = watchRun(queue, parent.id!, url, runFolder(plan.output, plan.run), Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000), eo.log);
     try {
       await Promise.race([parent.waitUntilFinished(events), abort, watch.failure]);
     } catch (err) {
@@ -284,16 +294,20 @@ export function failsEverywhere(err: unknown): boolean {
  * fails its parent: the parts are asked one by one (the message was BullMQ's "child … failed").
  */
 async function failureReason(queue: Queue, partOf: Map<string, number>, label: (id: string) => string, parent: Job, err: Error): Promise<string> {
-  try {
-    for (const id of partOf.keys()) {
+  const search = async (): Promise<string> => {
+    // All parts at once (one round trip each, in parallel: thousands of parts take one wait).
+    const reasons = await Promise.all([...partOf.keys()].map(async (id) => {
       const job = await BullJob.fromId(queue, id);
-      if (job && (await job.getState()) === 'failed' && job.failedReason) return `${label(id)}: ${job.failedReason}`;
-    }
-    const failed = await parent.getFailedChildrenValues();
-    const first = Object.values(failed)[0];
-    if (first) return first;
-  } catch { /* the parent's own reason below */ }
-  return err.message;
+      return job && (await job.getState()) === 'failed' && job.failedReason ? `${label(id)}: ${job.failedReason}` : null;
+    }));
+    const found = reasons.find((r) => r !== null);
+    if (found) return found;
+    const first = Object.values(await parent.getFailedChildrenValues())[0];
+    return first ?? err.message;
+  };
+  // A Redis that stops answering now must not hold the producer: the parent's own reason then.
+  const timeout = new Promise<string>((r) => setTimeout(() => r(err.message), 10_000).unref());
+  return Promise.race([search().catch(() => err.message), timeout]);
 }
 
 /** How long an idle worker's stop waits for Redis before it stops without it. */
@@ -333,6 +347,12 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     try {
       const mine = process.env[TEST_VERSION_ENV] ?? packageVersion();
       if (data.fp4kit !== mine) {
+        // A job of a run whose folder is gone is stale (left in Redis by a stopped producer, from
+        // before an upgrade, say): it fails and the worker goes on. A live run of another version
+        // is this machine's problem: another worker of that version takes the job.
+        if (!existsSync(runPlanPath(data.output, data.run!))) {
+          throw new SafetensorsError(data.output, `a job of fp4kit ${data.fp4kit} (this worker runs ${mine}) whose run folder is gone: a stale job, not run`);
+        }
         throw new MachineSetupError(data.output, `this worker runs fp4kit ${mine}, the run's producer ran ${data.fp4kit}: every machine of a run must run the producer's version (another may write other bytes)`);
       }
       if (data.kind === 'merge') {
