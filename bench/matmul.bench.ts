@@ -343,7 +343,10 @@ function parent(): void {
       else if (line.startsWith(NOTE)) notes.add(line.slice(NOTE.length));
       else if (line.trim()) process.stderr.write(line + '\n');
     }
-    if (r.status !== 0) notes.add(`the threads=${threads} run failed (exit ${r.status ?? r.signal}${r.error ? `: ${r.error.message}` : ''}); its rows are missing`);
+    if (r.status !== 0) {
+      notes.add(`the threads=${threads} run failed (exit ${r.status ?? r.signal}${r.error ? `: ${r.error.message}` : ''}); its rows are missing`);
+      process.exitCode = 1; // the table is still printed; the run fails (a check failed, or the child crashed)
+    }
   }
 
   const peer = (r: Row) => rows.find((p) => p.peer && p.m === r.m && p.threads === r.threads && !!p.cold === !!r.cold);
