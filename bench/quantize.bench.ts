@@ -38,7 +38,7 @@ function rows(names: Array<'native' | 'wasm' | 'js'>, threads: string): void {
     const k = kernelsFor(b.name)!;
     for (const format of b.name === 'js' ? FORMATS.slice(0, 2) : FORMATS) {
       // The js reference is slow: time it on a slice so the run stays short, and say so.
-      const n = b.name === 'js' ? Math.min(elements, 1 << 20) : elements;
+      const n = b.name === 'js' ? Math.min(elements, Math.floor((1 << 20) / N) * N || N) : elements; // whole rows of N
       const src = x.subarray(0, n);
       const r = n / N;
       const f = BLOCK_FORMATS[format];

@@ -130,9 +130,10 @@ async function trainStep(backend: string, mode: WeightMode | undefined, which: '
     return performance.now() - t0;
   };
   try {
-    await step();
+    const first = await step();
     const times: number[] = [];
     for (let i = 0; i < reps; i++) times.push(await step());
+    if (reps === 0) times.push(first); // FP4KIT_BENCH_CPU_REPS=0: the first step's time is the figure, as for predict
     console.error(`  train ${which} ${backend} ${mode ?? ''}: ${fmt(median(times))}`);
     return median(times);
   } catch (err) {
