@@ -540,7 +540,7 @@ async function runPart(
     plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
     if (plannedInput !== undefined && plannedInput.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, plannedInput));
     if (req.run !== undefined && req.run !== plan.run) {
-      throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}): does this machine run the producer's fp4kit version?`);
+      throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}): this machine plans the run otherwise (the versions match: other files at the input's path, or a modified build?)`);
     }
     const mine = new Set(plan.parts[req.part]);
     const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
