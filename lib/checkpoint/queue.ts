@@ -128,7 +128,9 @@ function watchRun(
         lastAnswer = Date.now();
         // Workers stop on a setup problem (not seeing the shared files, another fp4kit version): with
         // none left the run waits for one, which is said once (the wait goes on: one may come).
-        if ((await answer(queue.getWorkersCount())) > 0) workerSeen = Date.now();
+        // (CLIENT LIST may be refused by a managed Redis: then nothing is said.)
+        const workers = await answer(queue.getWorkersCount()).catch(() => 1);
+        if (workers > 0) workerSeen = Date.now();
         else if (!told && Date.now() - workerSeen >= 12 * interval && !stopped) {
           told = true;
           log?.(`no worker has been connected to Redis at ${shownUrl(url)} for ${Math.round((Date.now() - workerSeen) / 1000)} s; the run waits for one (start \`fp4kit worker --queue …\` on a machine that sees the shared files and runs this fp4kit version)`);
