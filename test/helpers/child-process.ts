@@ -15,6 +15,9 @@ export interface ChildOptions {
    *  `gaussian`: tsx's esbuild service does not start under such a cap. It runs the regular addon
    *  build even in a sanitizer run (see below). */
   addressSpaceKiB?: number;
+  /** Runs the regular addon build without the sanitizer even in a sanitizer run: for a body that
+   *  measures the process's paging (ASan's allocator and shadow memory fault pages of their own). */
+  withoutSanitizer?: boolean;
 }
 
 export interface ChildResult { status: number | null; signal: NodeJS.Signals | null; out: string }
@@ -35,7 +38,7 @@ export function runInChild(backend: string, body: string, options: ChildOptions 
   `;
   const args = ['--expose-gc', ...(capped ? [] : ['--import', 'tsx']), '--input-type=module', '-e', code];
   const env = { ...process.env };
-  if (capped) {
+  if (capped || options.withoutSanitizer) {
     // Without the sanitizer build: ASan reserves terabytes of shadow memory at start, which no
     // address-space cap allows (the CI's ASan run would abort here with "Failed to mmap").
     for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'FP4KIT_NATIVE_BUILD']) delete env[name];
