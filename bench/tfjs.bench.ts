@@ -169,19 +169,28 @@ async function main(): Promise<void> {
   if (!TRAIN) return;
   console.error('train:');
   console.log(`\n## one training step (trainOnBatch, Adam): dense 4 × ${TRAIN_WIDTH}² at batch ${BATCH}; CNN conv3×3×32–pool–conv3×3×64–pool–dense128–dense10 on 28×28 at batch ${CNN_BATCH}\n`);
-  console.log('| backend | base | FP4KIT_WEIGHTS | dense step | CNN step |');
-  console.log('|---|---|---|---:|---:|');
+  // Each step also as a ratio to the faster tfjs backend that ran it in this run (tfjs wasm has no
+  // Conv2DBackpropFilter: the CNN's peer is cpu): × = its time ÷ this one's.
+  console.log('| backend | base | FP4KIT_WEIGHTS | dense step | × faster tfjs | CNN step | × faster tfjs |');
+  console.log('|---|---|---|---:|---:|---:|---:|');
   const configs: [string, string, WeightMode | undefined][] = [
-    ['cpu', '—', undefined], ['wasm', '—', undefined],
+    ['wasm', '—', undefined], ['cpu', '—', undefined],
     [FP4KIT_BACKEND, 'wasm', 'nvfp4'], [FP4KIT_BACKEND, 'wasm', 'none'],
     [FP4KIT_CPU_BACKEND, 'cpu', 'nvfp4'], [FP4KIT_CPU_BACKEND, 'cpu', 'none'],
   ];
+  const steps: Array<{ backend: string; base: string; mode: WeightMode | undefined; dense: number | string; conv: number | string }> = [];
   for (const [backend, base, mode] of configs) {
     const dense = await trainStep(backend, mode, 'dense', backend === 'cpu' ? CPU_REPS : REPS);
     const conv = await trainStep(backend, mode, 'cnn', backend === 'cpu' ? CPU_REPS : REPS);
-    const cell = (v: number | string) => (typeof v === 'number' ? fmt(v) : v);
-    console.log(`| ${backend} | ${base} | ${mode ?? '—'} | ${cell(dense)} | ${cell(conv)} |`);
+    steps.push({ backend, base, mode, dense, conv });
   }
+  const fastest = (which: 'dense' | 'conv') => Math.min(...steps.filter((r) => r.base === '—' && typeof r[which] === 'number').map((r) => r[which] as number));
+  const stepPeer = { dense: fastest('dense'), conv: fastest('conv') };
+  const cell = (v: number | string) => (typeof v === 'number' ? fmt(v) : v);
+  const ratio = (v: number | string, p: number) => (typeof v === 'number' && Number.isFinite(p) ? `${(p / v).toFixed(2)}×` : '—');
+  for (const r of steps) console.log(`| ${r.backend} | ${r.base} | ${r.mode ?? '—'} | ${cell(r.dense)} | ${ratio(r.dense, stepPeer.dense)} | ${cell(r.conv)} | ${ratio(r.conv, stepPeer.conv)} |`);
+  // A failing fp4kit step (a "fails:" cell) fails the run; tfjs's own may fail (wasm cannot train the CNN).
+  if (steps.some((r) => r.base !== '—' && (typeof r.dense !== 'number' || typeof r.conv !== 'number'))) process.exitCode = 1;
 }
 
 await main();
