@@ -495,6 +495,25 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     expect(existsSync(out)).toBe(false);
   }, 120_000);
 
+  // Found by an audit (twenty-fifth session): someone else's key under the queue's names (here
+  // `meta`, a string where BullMQ keeps a hash) made the worker log one error thousands of times.
+  it("someone else's key under the queue's names: the worker logs the repeated error once per 10 s, with its count", async () => {
+    const redis = await redisUp();
+    const { Redis } = await import('ioredis');
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+    await client.connect();
+    await client.set('bull:fp4kit-checkpoint:meta', 'not a hash');
+    client.disconnect();
+    const w = cli(['worker', '--queue', `redis://127.0.0.1:${port}`]);
+    await sleep(4000);
+    w.kill('SIGKILL');
+    await w.exited;
+    const lines = w.err.split('\n').filter((l) => l.includes('BullMQ:'));
+    expect(lines.length, w.err.slice(0, 2000)).toBeGreaterThan(0); // the error is told…
+    expect(lines.length, w.err.slice(0, 2000)).toBeLessThan(10); // …not thousands of times
+    redis.kill('SIGKILL');
+  }, 60_000);
+
   it('a database the Redis does not have is one clear error', async () => {
     const redis = await redisUp();
     const p = cli(['worker', '--queue', `redis://127.0.0.1:${port}/99`]);

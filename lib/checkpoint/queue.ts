@@ -408,7 +408,24 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     lockDuration: settings.lockDuration ?? 30000, stalledInterval: settings.stalledInterval ?? 30000,
     maxStalledCount: settings.maxStalledCount ?? 3,
   });
-  worker.on('error', (err) => log(`BullMQ: ${err.message}`)); // lost connections (ioredis reconnects), a lock lost to another worker...
+  // Lost connections (ioredis reconnects), a lock lost to another worker... A message that repeats
+  // is logged once per 10 s with its count: a key of someone else's under the queue's names made
+  // BullMQ repeat one error thousands of times a second (an audit counted 6,073 lines in 3 s).
+  let lastError = '';
+  let lastLogged = 0;
+  let repeats = 0;
+  worker.on('error', (err) => {
+    const now = Date.now();
+    if (err.message === lastError && now - lastLogged < 10_000) {
+      repeats++;
+      return;
+    }
+    if (repeats > 0) log(`BullMQ: ${lastError} (${repeats} more times)`);
+    lastError = err.message;
+    lastLogged = now;
+    repeats = 0;
+    log(`BullMQ: ${err.message}`);
+  });
   // A lost lock means BullMQ will hand the job to another worker: stop ours rather than race it.
   worker.on('lockRenewalFailed', (ids) => {
     for (const id of ids) worker.cancelJob(id, 'its lock was lost');
