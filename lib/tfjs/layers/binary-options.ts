@@ -65,8 +65,13 @@ export function binaryConfig(c: BinaryLayerConfig, seedStep: number): Record<str
  * model reloads with it.
  */
 export function layerSeed(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return fnv1a(name, 0x811c9dc5);
+}
+
+/** 32-bit FNV-1a over a string's UTF-16 code units, from `basis`. */
+function fnv1a(text: string, basis: number): number {
+  let h = basis >>> 0;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h;
 }
 
@@ -78,7 +83,5 @@ export function layerSeed(name: string): number {
  * A reloaded model keeps its layers' names and seeds, so it draws the same streams.
  */
 export function layerStreamSeed(seed: number, name: string): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  return fnv1a(name, 0x811c9dc5 ^ seed);
 }
