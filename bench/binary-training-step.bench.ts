@@ -13,7 +13,12 @@
 // same backend) plus onnxruntime-node's MLAS float32 MatMul time for the same products in im2col
 // form (both inputs dynamic, output reused), measured in this run. That is the float32 step with
 // the fastest float32 GEMM available to Node.
+//
 //   npm run bench:binary-step
+//   npm run bench:binary-step -- --batch=2 --channels=32 --budget=0.1    (a quick check, seconds)
+// Settings (a flag or FP4KIT_BENCH_BATCH etc.; bench/settings.ts): --batch=16 samples of 16 × 16,
+// --channels=256 (both conv layers), --threads=1,2 (one child process each), --budget= seconds per
+// figure (default 4 for a step, 2 for each MLAS product; bench/timing.ts).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -24,9 +29,11 @@ import { layers as fp4layers } from '../lib/tfjs/index.js';
 import { gaussian } from '../test/helpers/data.js';
 import { DataType, encodeModel } from './peers/onnx-model.js';
 import { loadOrt, sessionOptions } from './peers/onnxruntime-matmulnbits.js';
+import { integerSetting, listSetting, setting } from './settings.js';
 import { medianSeconds, medianSecondsAsync } from './timing.js';
 
-const BATCH = Number(process.env.BENCH_BATCH ?? 16), SIZE = 16, CH = 256, CLASSES = 10;
+const BATCH = integerSetting('batch', 16), SIZE = 16, CH = integerSetting('channels', 256), CLASSES = 10;
+const THREADS = listSetting('threads', '1,2').map(Number);
 const ROWS = BATCH * SIZE * SIZE, TAPS = 9 * CH;
 
 interface Row {
@@ -99,15 +106,15 @@ async function measure(threads: number): Promise<Row> {
   return { threads, binaryStep, floatStep, floatProducts: products, mlasProducts: mlas };
 }
 
-const child = process.argv.indexOf('--threads');
-if (child >= 0) {
-  console.log(JSON.stringify(await measure(Number(process.argv[child + 1]))));
+const child = setting('child-threads');
+if (child !== undefined) {
+  console.log(JSON.stringify(await measure(Number(child))));
 } else {
   const self = fileURLToPath(import.meta.url);
   const rows: Row[] = [];
-  for (const threads of [1, 2]) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', self, '--threads', String(threads)], {
-      env: { ...process.env, FP4KIT_THREADS: String(threads) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
+  for (const threads of THREADS) {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', self], {
+      env: { ...process.env, FP4KIT_BENCH_CHILD_THREADS: String(threads), FP4KIT_THREADS: String(threads) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
     });
     rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row);
   }

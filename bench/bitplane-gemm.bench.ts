@@ -15,6 +15,10 @@
 //
 //   npm run bench:bitplane            (both thread counts; each runs in its own process because
 //                                      the addon reads FP4KIT_THREADS once)
+//   npm run bench:bitplane -- --batch=4 --channels=64 --budget=0.1     (a quick check)
+// Settings (a flag or FP4KIT_BENCH_BATCH etc.; bench/settings.ts): --batch=64 samples S of 16 × 16,
+// --channels=256 (C, in and out), --threads=1,2, --budget= seconds per figure (default 2 for the
+// bit-plane rows, 3 for the peer; bench/timing.ts).
 
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -26,10 +30,15 @@ import {
 import { gaussian, rng } from '../test/helpers/data.js';
 import { DataType, encodeModel } from './peers/onnx-model.js';
 import { loadOrt, ortLoadError, sessionOptions } from './peers/onnxruntime-matmulnbits.js';
+import { integerSetting, listSetting, setting } from './settings.js';
 import { medianSeconds, medianSecondsAsync } from './timing.js';
 
-const S = 64, P = 16 * 16, C = 256, KK = 9 * C;
+const S = integerSetting('batch', 64), P = 16 * 16, C = integerSetting('channels', 256), KK = 9 * C;
 const ROWS = S * P;
+const THREADS = listSetting('threads', '1,2').map(Number);
+// The two products, named with their shapes.
+const DX = `∇X [${ROWS}×${C}]·[${C}×${KK}]`;
+const DW = `∇W [${C}×${ROWS}]·[${ROWS}×${KK}]`;
 
 interface Row {
   product: string;
@@ -88,8 +97,8 @@ async function measure(threads: number): Promise<Row[]> {
   ];
   for (const v of variants) {
     for (const [product, groups, reduce, signs, out] of [
-      ['∇X [16384×256]·[256×2304]', 'sample', 'columns', wSigns, dx],
-      ['∇W [256×16384]·[16384×2304]', 'channel', 'rows', patchSigns, dwT],
+      [DX, 'sample', 'columns', wSigns, dx],
+      [DW, 'channel', 'rows', patchSigns, dwT],
     ] as Array<[string, GradientGroups, 'columns' | 'rows', PackedSigns, Float32Array]>) {
       const quantize = () => quantizeGradient(g, { shape: [ROWS, C], bits: v.bits, groups, prune: v.prune, seed: 7 });
       const q = quantize();
@@ -108,8 +117,8 @@ async function measure(threads: number): Promise<Row[]> {
     return rows;
   }
   const peerShapes: Array<[string, number, number, number]> = [
-    ['∇X [16384×256]·[256×2304]', ROWS, C, KK],
-    ['∇W [256×16384]·[16384×2304]', C, ROWS, KK],
+    [DX, ROWS, C, KK],
+    [DW, C, ROWS, KK],
   ];
   for (const [product, m, k, n] of peerShapes) {
     const session = await ort.InferenceSession.create(twoInputMatmul(m, k, n), sessionOptions(threads));
@@ -125,7 +134,7 @@ async function measure(threads: number): Promise<Row[]> {
 }
 
 function table(rows: Row[]): void {
-  const gflop = (product: string) => (product.startsWith('∇X') ? 2 * ROWS * C * KK : 2 * C * ROWS * KK) / 1e9;
+  const gflop = (2 * ROWS * C * KK) / 1e9; // either product: 2·(S·P)·C·9C
   console.log(`${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}; fp4kit native (${getBackend().simd}), FP4KIT_THREADS = threads; onnxruntime intraOpNumThreads = threads, spinning off`);
   console.log('Effective GFLOP/s = 2·M·N·K of the float product / time. Ratio = onnxruntime fp32 time / ours (higher is better).');
   console.log('');
@@ -136,23 +145,22 @@ function table(rows: Row[]): void {
     const ratio = (s?: number) => (peer && s ? `${(peer.seconds / s).toFixed(1)}×` : '');
     const ms = (s?: number) => (s === undefined ? '' : (s * 1e3).toFixed(2));
     if (r.peer) {
-      console.log(`| ${r.product} | ${r.impl} | ${r.threads} | 32 | ${ms(r.seconds)} (${(gflop(r.product) / r.seconds).toFixed(0)} GFLOP/s) | 1× | | | | |`);
+      console.log(`| ${r.product} | ${r.impl} | ${r.threads} | 32 | ${ms(r.seconds)} (${(gflop / r.seconds).toFixed(0)} GFLOP/s) | 1× | | | | |`);
     } else {
-      console.log(`| ${r.product} | ${r.impl} | ${r.threads} | ${r.bitsPerElement!.toFixed(2)} | ${ms(r.seconds)} (${(gflop(r.product) / r.seconds).toFixed(0)}) | ${ratio(r.seconds)} | ${ms(r.withPack)} | ${ratio(r.withPack)} | ${ms(r.withQuantize)} | ${ratio(r.withQuantize)} |`);
+      console.log(`| ${r.product} | ${r.impl} | ${r.threads} | ${r.bitsPerElement!.toFixed(2)} | ${ms(r.seconds)} (${(gflop / r.seconds).toFixed(0)}) | ${ratio(r.seconds)} | ${ms(r.withPack)} | ${ratio(r.withPack)} | ${ms(r.withQuantize)} | ${ratio(r.withQuantize)} |`);
     }
   }
 }
 
-const childThreads = process.argv.indexOf('--threads');
-if (childThreads >= 0) {
-  const threads = Number(process.argv[childThreads + 1]);
-  console.log(JSON.stringify(await measure(threads)));
+const childThreads = setting('child-threads');
+if (childThreads !== undefined) {
+  console.log(JSON.stringify(await measure(Number(childThreads))));
 } else {
   const self = fileURLToPath(import.meta.url);
   const rows: Row[] = [];
-  for (const threads of [1, 2]) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', self, '--threads', String(threads)], {
-      env: { ...process.env, FP4KIT_THREADS: String(threads) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
+  for (const threads of THREADS) {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', self], {
+      env: { ...process.env, FP4KIT_BENCH_CHILD_THREADS: String(threads), FP4KIT_THREADS: String(threads) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
     });
     rows.push(...(JSON.parse(out.trim().split('\n').pop()!) as Row[]));
   }

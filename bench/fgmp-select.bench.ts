@@ -6,8 +6,18 @@
 // the no-copy time over the copy time.
 //
 // Run: npm run bench:fgmp-select
+//      npm run bench:fgmp-select -- --blocks=65536 --tensors=8 --tensor-blocks=16384 --budget=0.1   (a quick check)
+// Settings (a flag or FP4KIT_BENCH_BLOCKS etc.; bench/settings.ts): --blocks=1048576 impacts of the
+// one-tensor case (a 4096² weight), --tensors=64 × --tensor-blocks=262144 impacts of the model
+// cases (2^24, the size up to which selectThreshold copies), --budget= seconds per figure (default
+// 2; bench/timing.ts).
 import { selectAcross } from '../lib/fgmp/select.js';
+import { integerSetting } from './settings.js';
 import { medianSeconds } from './timing.js';
+
+const BLOCKS = integerSetting('blocks', 1 << 20);
+const TENSORS = integerSetting('tensors', 64);
+const TENSOR_BLOCKS = integerSetting('tensor-blocks', 1 << 18);
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -19,9 +29,9 @@ const impact = () => (r() < 0.05 ? 0 : r() * 2 ** Math.floor(r() * 40 - 30));
 const list64 = (n: number) => Float64Array.from({ length: n }, impact);
 
 const cases: Array<[string, ArrayLike<number>[]]> = [
-  ['one 4096² weight (1 M blocks, Float64Array)', [list64(1 << 20)]],
-  ['64 tensors × 256 K blocks (Float64Array)', Array.from({ length: 64 }, () => list64(1 << 18))],
-  ['64 tensors × 256 K blocks (Float32Array)', Array.from({ length: 64 }, () => Float32Array.from(list64(1 << 18)))],
+  [`one tensor of ${BLOCKS} blocks (Float64Array)`, [list64(BLOCKS)]],
+  [`${TENSORS} tensors × ${TENSOR_BLOCKS} blocks (Float64Array)`, Array.from({ length: TENSORS }, () => list64(TENSOR_BLOCKS))],
+  [`${TENSORS} tensors × ${TENSOR_BLOCKS} blocks (Float32Array)`, Array.from({ length: TENSORS }, () => Float32Array.from(list64(TENSOR_BLOCKS)))],
 ];
 
 console.log('| impacts | with the copy (ms) | radix over the lists, no copy (ms) | no copy / copy |');

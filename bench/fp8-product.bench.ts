@@ -10,6 +10,10 @@
 //
 // Run: npm run bench:fp8-product (FP4KIT_BENCH_BACKEND=wasm: the WebAssembly module, one thread, against
 // its own FP4 path).
+//      npm run bench:fp8-product -- --shapes=64x512x512 --budget=0.1      (a quick check)
+// Settings (a flag or FP4KIT_BENCH_SHAPES etc.; bench/settings.ts): --shapes=MxNxK,… (default the
+// three below), --threads=1,2 (one child process each), --backend=native|wasm, --budget= seconds
+// per figure (default 0.6; bench/timing.ts).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { matmul, prepareWeights, quantize, setBackend } from '../lib/index.js';
@@ -17,12 +21,17 @@ import { decodeOperand } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import { castFp8Rows, type Fp8Rows } from '../lib/training/fp8-product.js';
 import { gaussian } from '../test/helpers/data.js';
+import { listSetting, setting } from './settings.js';
 import { medianSeconds } from './timing.js';
 
-const CHILD = process.env.FP4KIT_BENCH_CHILD === '1';
+const CHILD = setting('child') === '1';
 // [rows of the output, columns of the output, reduction]: the 4096² layer at 512 rows, and the
 // char-GPT MLP's two backward products (4096 tokens, d = 128, 512 hidden): ∇x and ∇W.
-const SHAPES: Array<[number, number, number]> = [[512, 4096, 4096], [4096, 128, 512], [128, 512, 4096]];
+const SHAPES = listSetting('shapes', '512x4096x4096,4096x128x512,128x512x4096').map((s) => {
+  const dims = s.split('x').map(Number);
+  if (dims.length !== 3 || !dims.every((d) => Number.isInteger(d) && d > 0)) throw new RangeError(`--shapes: ${s} is not MxNxK`);
+  return dims as [number, number, number];
+});
 
 const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
 
@@ -64,7 +73,7 @@ function pathOf(a: Operand, b: Operand): string {
   return getKernels().matmul!.matmulDecoded!(ad.values, ad.blockScales, ad.rows, ad.blockSize, bd.values, bd.blockScales, bd.rows, bd.blockSize, ad.cols, null, out);
 }
 
-const BACKEND = (process.env.FP4KIT_BENCH_BACKEND ?? 'native') as 'native' | 'wasm';
+const BACKEND = (setting('backend') ?? 'native') as 'native' | 'wasm';
 
 function child(): void {
   setBackend(BACKEND);
@@ -95,7 +104,7 @@ if (CHILD) {
   console.log('weights decoded once; the time includes decoding the activations). "× FP4" = FP8 × FP8 ÷ the FP4 path, same shape, same process.\n');
   console.log('| M × N × K | threads | operands | path | FP8 × FP8 GFLOP/s | FP4 path GFLOP/s | × FP4 |');
   console.log('|---|---|---|---|---:|---:|---:|');
-  for (const threads of (process.env.FP4KIT_BENCH_THREADS ?? '1,2').split(',')) {
+  for (const threads of listSetting('threads', '1,2')) {
     const output = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
       env: { ...process.env, FP4KIT_BENCH_CHILD: '1', FP4KIT_THREADS: threads }, encoding: 'utf8',
     });

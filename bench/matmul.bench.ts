@@ -31,31 +31,24 @@ import { kernelsFor } from '../lib/kernels/registry.js';
 import { hasFastPath } from '../lib/kernels/matmul-glue.js';
 import { gaussian } from '../test/helpers/data.js';
 import { createOrtMatmul, dequantInt4Row, loadOrt, matmulFp32Model, matmulNBitsModel, ortLoadError, quantizeInt4, type OrtMatmul } from './peers/onnxruntime-matmulnbits.js';
+import { flagSetting, integerSetting, listSetting, numberSetting, setting } from './settings.js';
 
-// ---- configuration ------------------------------------------------------------------------------
+// ---- configuration (bench/settings.ts: each a flag or an FP4KIT_BENCH_ variable) ---------------
 
-function arg(name: string): string | undefined {
-  const hit = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (hit === undefined) return undefined;
-  return hit.includes('=') ? hit.slice(hit.indexOf('=') + 1) : '1';
-}
-const list = (s: string) => s.split(',').map((v) => v.trim()).filter(Boolean);
-const flag = (v: string | undefined) => v !== undefined && v !== '0' && v !== 'false';
-
-const QUICK = flag(arg('quick') ?? process.env.FP4KIT_BENCH_QUICK);
-const N = Number(arg('n') ?? process.env.FP4KIT_BENCH_N ?? 4096);
-const K = Number(arg('k') ?? process.env.FP4KIT_BENCH_K ?? 4096);
-const MS = list(arg('m') ?? process.env.FP4KIT_BENCH_M ?? (QUICK ? '1,512' : '1,16,512')).map(Number);
-const THREADS = list(arg('threads') ?? process.env.FP4KIT_BENCH_THREADS ?? '1,2').map(Number);
+const QUICK = flagSetting('quick', false);
+const N = integerSetting('n', 4096);
+const K = integerSetting('k', 4096);
+const MS = listSetting('m', QUICK ? '1,512' : '1,16,512').map(Number);
+const THREADS = listSetting('threads', '1,2').map(Number);
 /** Weight formats: FP4 (mxfp4, nvfp4, fgmp) and, by default, the byte-plane ones the native backend
  *  runs on its integer kernels too (mxfp8_e4m3, mxint8; also mxfp6_e2m3, mxfp6_e3m2 on request). */
-const FORMATS = list(arg('formats') ?? process.env.FP4KIT_BENCH_FORMATS ?? (QUICK ? 'mxfp4' : 'mxfp4,nvfp4,fgmp,mxfp8_e4m3,mxint8')) as Array<'mxfp4' | 'nvfp4' | 'fgmp' | 'mxfp8_e4m3' | 'mxint8' | 'mxfp6_e2m3' | 'mxfp6_e3m2'>;
-const BUDGET = Number(arg('budget') ?? process.env.FP4KIT_BENCH_BUDGET ?? (QUICK ? 0.25 : 0.6));
-const ASYNC = !QUICK && (process.env.FP4KIT_BENCH_ASYNC ?? '1') !== '0';
-const FP32 = (process.env.FP4KIT_BENCH_FP32 ?? '1') !== '0';
-const COLD = flag(arg('cold') ?? process.env.FP4KIT_BENCH_COLD ?? (QUICK ? '0' : '1'));
-const WITH_JS = flag(arg('js') ?? process.env.FP4KIT_BENCH_JS);
-const CHILD = process.env.FP4KIT_BENCH_CHILD === '1';
+const FORMATS = listSetting('formats', QUICK ? 'mxfp4' : 'mxfp4,nvfp4,fgmp,mxfp8_e4m3,mxint8') as Array<'mxfp4' | 'nvfp4' | 'fgmp' | 'mxfp8_e4m3' | 'mxint8' | 'mxfp6_e2m3' | 'mxfp6_e3m2'>;
+const BUDGET = numberSetting('budget', QUICK ? 0.25 : 0.6);
+const ASYNC = !QUICK && flagSetting('async', true);
+const FP32 = flagSetting('fp32', true);
+const COLD = flagSetting('cold', !QUICK);
+const WITH_JS = flagSetting('js', false);
+const CHILD = setting('child') === '1';
 /** Size the pure-TS reference runs at when it is timed (it manages ~1 GFLOP/s). */
 const JS_N = Math.min(N, 1024);
 
@@ -186,7 +179,6 @@ async function child(threads: number): Promise<void> {
   const ort = await loadOrt();
   if (!ort) note(`onnxruntime-node not loadable (${ortLoadError()}): peer rows missing. Install it with ONNXRUNTIME_NODE_INSTALL=skip npm i -D onnxruntime-node`);
   const q4 = ort ? quantizeInt4(w, N, K, 32) : null;
-  const nbits = ort && q4 ? await createOrtMatmul(ort, matmulNBitsModel(q4, 4), K, threads) : null;
   const fp32M = MS.includes(512) ? 512 : mMax;
   const f32 = ort && FP32 ? await createOrtMatmul(ort, matmulFp32Model(w, N, K), K, threads) : null;
 
@@ -214,6 +206,13 @@ async function child(threads: number): Promise<void> {
       note(`fp4kit js reference (~1 GFLOP/s) timed at M=1 and N=${JS_N} only, to keep the run short`);
     } else if (b.name === 'native' && threads === THREADS[0]) note('fp4kit native addon loaded but has no matmul kernel: native rows missing');
   }
+  // The peer at this child's thread count and, when a row of this child runs on another count (wasm:
+  // one thread, whatever the child's) and the run has no child of that count, at that count too, so
+  // every row has a peer of its own thread count to be read against.
+  const peerThreads = [threads, ...new Set(plan.map((p) => p.threads).filter((t) => t !== threads && !THREADS.includes(t)))];
+  const nbits = new Map<number, OrtMatmul>();
+  if (ort && q4) for (const t of peerThreads) nbits.set(t, await createOrtMatmul(ort, matmulNBitsModel(q4, 4), K, t));
+  const peerNote = (t: number, what: string) => (t === threads ? what : `${what}; a ${t}-thread peer timed in the threads=${threads} run for its ${t}-thread fp4kit rows (this run has no threads=${t} child)`);
   for (const p of plan) {
     setBackend(p.name);
     const wn = w.subarray(0, p.n * K);
@@ -240,15 +239,16 @@ async function child(threads: number): Promise<void> {
   const int4Row = (r: number) => dequantInt4Row(q4!, r, deq);
   for (const m of MS) {
     const a = act(m);
-    let peerSeconds = Infinity;
+    const peerSeconds = new Map<number, number>();
     let peerErr = NaN;
     const timePeer = async () => {
-      if (!nbits) return;
-      if (Number.isNaN(peerErr)) {
-        peerErr = relError(await nbits.run(a, m), a, checkRows(m), N, K, int4Row);
-        if (!(peerErr < MAX_REL_ERR)) throw new Error(`onnxruntime MatMulNBits M=${m}: relative error ${peerErr} against the float reference`);
+      for (const [t, session] of nbits) {
+        if (Number.isNaN(peerErr)) {
+          peerErr = relError(await session.run(a, m), a, checkRows(m), N, K, int4Row);
+          if (!(peerErr < MAX_REL_ERR)) throw new Error(`onnxruntime MatMulNBits M=${m}: relative error ${peerErr} against the float reference`);
+        }
+        peerSeconds.set(t, Math.min(peerSeconds.get(t) ?? Infinity, await time(() => session.run(a, m))));
       }
-      peerSeconds = Math.min(peerSeconds, await time(() => nbits.run(a, m)));
     };
     await timePeer();
     if (f32 && m === fp32M) {
@@ -280,7 +280,9 @@ async function child(threads: number): Promise<void> {
       }
     }
     await timePeer();
-    if (nbits) emit({ op: 'onnxruntime MatMulNBits', impl: 'int4 bs32, accuracy_level 4', m, n: N, threads, seconds: peerSeconds, gflops: gflops(m, N, K, peerSeconds), relErr: peerErr, peer: true, note: 'timed before and after the fp4kit rows of the same M; the faster figure is kept' });
+    for (const [t, seconds] of peerSeconds) {
+      emit({ op: 'onnxruntime MatMulNBits', impl: 'int4 bs32, accuracy_level 4', m, n: N, threads: t, seconds, gflops: gflops(m, N, K, seconds), relErr: peerErr, peer: true, note: peerNote(t, 'timed before and after the fp4kit rows of the same M; the faster figure is kept') });
+    }
   }
   await f32?.release();
 
@@ -288,20 +290,25 @@ async function child(threads: number): Promise<void> {
 
   if (cold) {
     const a = act(1);
-    let peerSeconds = Infinity;
-    let peerNote = '';
-    const sessions: OrtMatmul[] = [];
+    const peerSeconds = new Map<number, number>();
+    let coldNoteText = '';
+    const sessions = new Map<number, OrtMatmul[]>(); // per thread count, as above
     const timePeer = async () => {
-      if (sessions.length === 0) return;
-      let i = 0;
-      peerSeconds = Math.min(peerSeconds, await time(() => sessions[i++ % sessions.length].run(a, 1), BUDGET, sessions.length));
+      for (const [t, copies] of sessions) {
+        let i = 0;
+        peerSeconds.set(t, Math.min(peerSeconds.get(t) ?? Infinity, await time(() => copies[i++ % copies.length].run(a, 1), BUDGET, copies.length)));
+      }
     };
     if (ort && q4) {
       const bytes = q4.packed.byteLength + q4.scales.byteLength;
       const copies = coldCopies(bytes);
       const model = matmulNBitsModel(q4, 4);
-      for (let c = 0; c < copies; c++) sessions.push(await createOrtMatmul(ort, model, K, threads));
-      peerNote = `cold: ${coldNote(copies, bytes)}`;
+      for (const t of peerThreads) {
+        const list: OrtMatmul[] = [];
+        for (let c = 0; c < copies; c++) list.push(await createOrtMatmul(ort, model, K, t));
+        sessions.set(t, list);
+      }
+      coldNoteText = `cold: ${coldNote(copies, bytes)}`;
     }
     await timePeer();
     for (const p of plan) {
@@ -317,10 +324,12 @@ async function child(threads: number): Promise<void> {
       }
     }
     await timePeer();
-    if (sessions.length) emit({ op: 'onnxruntime MatMulNBits', impl: 'int4 bs32, accuracy_level 4', m: 1, n: N, threads, seconds: peerSeconds, gflops: gflops(1, N, K, peerSeconds), peer: true, cold: true, note: peerNote });
-    for (const x of sessions) await x.release();
+    for (const [t, seconds] of peerSeconds) {
+      emit({ op: 'onnxruntime MatMulNBits', impl: 'int4 bs32, accuracy_level 4', m: 1, n: N, threads: t, seconds, gflops: gflops(1, N, K, seconds), peer: true, cold: true, note: peerNote(t, coldNoteText) });
+    }
+    for (const list of sessions.values()) for (const x of list) await x.release();
   }
-  await nbits?.release();
+  for (const session of nbits.values()) await session.release();
 }
 
 // ---- parent: one child per thread count, then the table ---------------------------------------
@@ -376,7 +385,7 @@ function parent(): void {
 }
 
 if (CHILD) {
-  await child(Number(process.env.FP4KIT_BENCH_CHILD_THREADS ?? THREADS[0]));
+  await child(Number(setting('child-threads') ?? THREADS[0]));
 } else {
   parent();
 }

@@ -4,23 +4,28 @@
 // input tensors (the outputs are fresh tensors, as in a model), ns per element, and the ratio. The
 // bits are the base's in every case (test/tfjs-tanh.test.ts, test/tfjs-backend.test.ts).
 //
-// Run: npm run bench:tfjs-elementwise   (FP4KIT_BENCH_REPS, default 15)
+// Run: npm run bench:tfjs-elementwise
+//      npm run bench:tfjs-elementwise -- --batch=4 --reps=3     (a quick check)
+// Settings (a flag or FP4KIT_BENCH_REPS etc.; bench/settings.ts): --reps=15 calls per figure,
+// --batch=64 (the tensor's first dimension: [batch, 64, 512]).
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { getBackend } from '../lib/index.js';
 import { FP4KIT_BACKEND } from '../lib/tfjs/index.js';
 import { lcgUniform } from '../test/helpers/data.js';
+import { integerSetting } from './settings.js';
 
-const REPS = Number(process.env.FP4KIT_BENCH_REPS ?? '15');
-const SHAPE = [64, 64, 512];
+const REPS = integerSetting('reps', 15);
+const BATCH = integerSetting('batch', 64);
+const SHAPE = [BATCH, 64, 512];
 const x = lcgUniform(SHAPE.reduce((a, b) => a * b, 1), 7, 4);
 
 const CASES: [string, (t: tf.Tensor) => tf.Tensor][] = [
   ['tanh', (t) => tf.tanh(t)],
   ['sum over axes [0, 1]', (t) => tf.sum(t, [0, 1])],
   ['pow(x, 3)', (t) => tf.pow(t, 3)],
-  ['transpose [64, 64, 16, 32] by [0, 2, 1, 3]', (t) => tf.transpose(tf.reshape(t, [64, 64, 16, 32]), [0, 2, 1, 3])],
+  [`transpose [${BATCH}, 64, 16, 32] by [0, 2, 1, 3]`, (t) => tf.transpose(tf.reshape(t, [BATCH, 64, 16, 32]), [0, 2, 1, 3])],
 ];
 
 async function time(backend: string, f: (t: tf.Tensor) => tf.Tensor): Promise<number> {

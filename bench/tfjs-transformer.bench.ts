@@ -7,8 +7,11 @@
 //
 //   predict: logits of a batch of 64 × 64 characters (dataSync);  step: loss, gradients of every
 //   variable, Adam update (dataSync of the loss). Median of REPS after one warm-up.
-//   npm run bench:tfjs-transformer     Env: FP4KIT_BENCH_REPS=3 FP4KIT_BENCH_MODES=none,nvfp4,mxfp4,mxfp8_e4m3
-//   FP4KIT_BENCH_CPU=0 (skip tfjs cpu: ~25 s a predict, ~60 s a step)
+//   npm run bench:tfjs-transformer
+//   npm run bench:tfjs-transformer -- --batch=4 --layers=1 --reps=1 --cpu=0 --modes=none,nvfp4   (a quick check)
+// Settings (a flag or FP4KIT_BENCH_REPS etc.; bench/settings.ts): --reps=3, --modes=none,nvfp4,
+// mxfp4,mxfp8_e4m3, --cpu=0 (skip tfjs cpu: ~25 s a predict, ~60 s a step), --batch=64 sequences of
+// 64 characters, --layers=4, --width=128 (d, a multiple of the 4 heads).
 
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -17,12 +20,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import { FP4KIT_BACKEND, WEIGHT_MODES, type WeightMode } from '../lib/tfjs/index.js';
 import { CharGpt } from '../experiments/char-gpt/model.js';
 import { installFastTransposedMatMul } from '../experiments/char-gpt/fast-transposed-matmul.js';
+import { flagSetting, integerSetting, listSetting } from './settings.js';
 
-const REPS = Number(process.env.FP4KIT_BENCH_REPS ?? '3');
-const MODES = (process.env.FP4KIT_BENCH_MODES ?? 'none,nvfp4,mxfp4,mxfp8_e4m3').split(',') as WeightMode[];
+const REPS = integerSetting('reps', 3);
+const MODES = listSetting('modes', 'none,nvfp4,mxfp4,mxfp8_e4m3') as WeightMode[];
 for (const m of MODES) if (!(WEIGHT_MODES as readonly string[]).includes(m)) throw new RangeError(`FP4KIT_BENCH_MODES: unknown mode ${m}`);
-const CONFIG = { vocab: 80, context: 64, width: 128, layers: 4, heads: 4 };
-const BATCH = 64;
+const CONFIG = { vocab: 80, context: 64, width: integerSetting('width', 128), layers: integerSetting('layers', 4), heads: 4 };
+if (CONFIG.width % CONFIG.heads !== 0) throw new RangeError(`--width=${CONFIG.width}: a multiple of ${CONFIG.heads} (the heads)`);
+const BATCH = integerSetting('batch', 64);
 
 function tokens(seed: number): Int32Array {
   let s = seed >>> 0;
@@ -64,7 +69,7 @@ async function measure(backend: string, label: string, mode?: WeightMode): Promi
 }
 
 const rows: Row[] = [];
-if (process.env.FP4KIT_BENCH_CPU !== '0') rows.push(await measure('cpu', 'tfjs cpu'));
+if (flagSetting('cpu', true)) rows.push(await measure('cpu', 'tfjs cpu'));
 rows.push(await measure('wasm', 'tfjs wasm'));
 releaseBackend('wasm');
 installFastTransposedMatMul();

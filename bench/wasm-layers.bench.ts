@@ -13,14 +13,15 @@ import { matmulFast, repackWeights } from '../lib/kernels/matmul-glue.js';
 import { wasmKernels } from '../lib/kernels/wasm.js';
 import { DEFAULT_RESIDENT_BYTES, instantiateWasmModule } from '../lib/kernels/wasm-memory.js';
 import { gaussian } from '../test/helpers/data.js';
+import { integerSetting, listSetting } from './settings.js';
 import { medianSeconds } from './timing.js';
 
-const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const LAYERS = Number(arg('layers') ?? 4);
-const N = Number(arg('n') ?? 2048);
-const K = Number(arg('k') ?? 2048);
-const MS = (arg('m') ?? '1,16').split(',').map(Number);
-const FORMATS = (arg('formats') ?? 'mxfp4,nvfp4,fgmp,mxfp8_e4m3').split(',') as Array<'mxfp4' | 'nvfp4' | 'fgmp' | 'mxfp8_e4m3'>;
+// Each a flag or an FP4KIT_BENCH_ variable (bench/settings.ts); --budget= seconds per figure (bench/timing.ts).
+const LAYERS = integerSetting('layers', 4);
+const N = integerSetting('n', 2048);
+const K = integerSetting('k', 2048);
+const MS = listSetting('m', '1,16').map(Number);
+const FORMATS = listSetting('formats', 'mxfp4,nvfp4,fgmp,mxfp8_e4m3') as Array<'mxfp4' | 'nvfp4' | 'fgmp' | 'mxfp8_e4m3'>;
 const wasmBytes = readFileSync(new URL('../build-wasm/fp4kit.wasm', import.meta.url));
 
 console.log(`wasm matmul, ${LAYERS} layers of ${N} × ${K} weights called in turn; ms per product (median over rounds of all layers)`);

@@ -1,16 +1,23 @@
 // WebAssembly vs pure-TS kernels on a 4096×4096 float32 matrix: mxfp4 and nvfp4 quantize and
 // dequantize, in G elements/s (best of several runs, copies into and out of wasm memory included).
-// Run: node --import tsx bench/wasm-quantize.bench.ts
+// Run: npm run bench:wasm-quantize
+//      npm run bench:wasm-quantize -- --n=512 --reps=2     (a quick check)
+// Settings (a flag or FP4KIT_BENCH_N etc.; bench/settings.ts): --n=4096 (an N × N matrix, N a
+// multiple of 32), --reps=7 runs per wasm figure (the best is kept; the js reference, ~20× slower,
+// gets 2, or --reps when fewer).
 import { mxArgs, mxOutArgs, nvfp4Args, nvfp4OutArgs } from '../test/helpers/block-args.js';
 import { jsKernels } from '../lib/kernels/ref/index.js';
 import type { Kernels } from '../lib/kernels/contract.js';
 import { loadWasmKernels } from '../lib/kernels/wasm.js';
 import { nvfp4TensorScale } from '../lib/kernels/ref/block-scale.js';
 import { DtypeId, ElementId, RoundingId, ScaleRuleId } from '../lib/core/formats.js';
+import { integerSetting } from './settings.js';
 
-const ROWS = 4096;
-const COLS = 4096;
+const ROWS = integerSetting('n', 4096);
+const COLS = ROWS;
+if (COLS % 32 !== 0) throw new RangeError(`--n=${COLS}: a multiple of 32 (whole MX blocks)`);
 const N = ROWS * COLS;
+const REPS = integerSetting('reps', 7);
 
 function randomMatrix(): Float32Array {
   const x = new Float32Array(N);
@@ -51,9 +58,9 @@ function cases(k: Kernels, runs: number): Record<string, number> {
   };
 }
 
-const wasm = cases(loadWasmKernels(), 7);
-const js = cases(jsKernels, 2);
-console.log(`4096×4096 float32, best of runs, G elements/s`);
+const wasm = cases(loadWasmKernels(), REPS);
+const js = cases(jsKernels, Math.min(2, REPS));
+console.log(`${ROWS}×${COLS} float32, best of ${REPS} runs (js: ${Math.min(2, REPS)}), G elements/s`);
 console.log(`${'kernel'.padEnd(30)}${'wasm'.padStart(8)}${'js'.padStart(8)}${'wasm/js'.padStart(9)}`);
 for (const name of Object.keys(wasm)) {
   const gw = N / wasm[name] / 1e9;

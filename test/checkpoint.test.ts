@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize, quantize } from '../lib/index.js';
-import { quantizeCheckpoint, type CheckpointOptions, type CheckpointProgress } from '../lib/checkpoint/quantize-checkpoint.js';
+import { quantizeCheckpoint, tensorSeed, type CheckpointOptions, type CheckpointProgress } from '../lib/checkpoint/quantize-checkpoint.js';
+import { QUANTIZE_STEP_BYTES } from '../lib/checkpoint/quantize-tensor.js';
 import { powerOfTwoTensorScale } from '../lib/checkpoint/layouts/compressed-tensors.js';
 import { readBackTensor } from '../lib/checkpoint/layouts/index.js';
 import { fusedGroupOf } from '../lib/checkpoint/layouts/fused-modules.js';
@@ -17,6 +18,7 @@ import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { firstBitDifference } from './helpers/fixtures.js';
 import { f16BitsToF32Bits } from '../lib/kernels/ref/dtype.js';
 import { gaussian, toBf16 } from './helpers/data.js';
+import { testedBackends, useBackend } from './helpers/backends.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fp4kit-ckpt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -277,6 +279,68 @@ describe('progress', () => {
     await quantizeCheckpoint(input, join(root, 'progress-mx'), { format: 'mxfp4' }, (p) => { seen.push({ ...p }); });
     expect(seen.length).toBe(tensors.length + 1);
     expect(seen.every((p) => p.phase === 'tensors' && p.sharedScaleBytesDone === 0 && p.sharedScaleBytesTotal === 0)).toBe(true);
+  });
+});
+
+// A quantized tensor of two steps (QUANTIZE_STEP_BYTES = 16 MiB of input, then the rest) reports
+// its progress between them, on every backend, and stores the bytes of one quantize() call over
+// the whole tensor: its later rows are 8× larger, so a tensor scale, an FP8 scale or an FGMP
+// selection taken per step would differ.
+describe.each(testedBackends())('progress inside a quantized tensor (%s)', (backend) => {
+  useBackend(backend);
+  const rows = 1100;
+  const cols = 4096;
+  const stepRows = QUANTIZE_STEP_BYTES / 4 / cols; // 1024
+  const big = gaussian(rows * cols, 41, 0.02);
+  for (let i = stepRows * cols; i < big.length; i++) big[i] *= 8;
+  const bigName = 'model.layers.0.mlp.down_proj.weight';
+  const small = { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [32, 64], data: bytesOf(gaussian(32 * 64, 42)) };
+  let dir = '';
+  beforeAll(async () => {
+    dir = join(root, `progress-quantized-input-${backend}`);
+    mkdirSync(dir);
+    await writeSafetensors(join(dir, 'model.safetensors'), [small, { name: bigName, dtype: 'F32', shape: [rows, cols], data: bytesOf(big) }]);
+  });
+
+  it.each([
+    ['mxfp4', { format: 'mxfp4', rounding: 'stochastic', seed: 5 }],
+    ['nvfp4', { format: 'nvfp4' }],
+    ['fgmp', { format: 'fgmp', fp4Fraction: 0.6 }],
+  ] as const)('%s: reports inside it, the event loop turns between steps, the bytes are one call\'s', async (format, options) => {
+    const out = join(root, `progress-quantized-${backend}-${format}`);
+    const seen: CheckpointProgress[] = [];
+    let turned = false;
+    await quantizeCheckpoint(dir, out, { ...options, layout: 'fp4kit', measureError: false }, (p) => {
+      seen.push({ ...p });
+      if (p.tensor === bigName && p.bytesDone === small.data.length) setImmediate(() => { turned = true; }); // before it
+      else if (p.tensor === bigName && p.tensorsDone === 1) expect(turned).toBe(true);
+    });
+    const inside = seen.filter((p) => p.tensor === bigName && p.tensorsDone === 1 && p.bytesDone > small.data.length);
+    expect(inside.map((p) => p.bytesDone)).toEqual([small.data.length + QUANTIZE_STEP_BYTES]);
+    expect(seen.map((p) => p.bytesDone)).toEqual([...seen.map((p) => p.bytesDone)].sort((a, b) => a - b)); // never backwards
+    const file = await SafetensorsFile.open(join(out, 'model.safetensors'));
+    const get = async (n: string) => file.read(file.tensor(n)!);
+    const back = await readBackTensor('fp4kit', get, bigName, format, [rows, cols]) as unknown as Record<string, unknown>;
+    const seed = 'seed' in options ? tensorSeed(options.seed, bigName) : undefined;
+    const want = quantize(big, { ...options, seed, shape: [rows, cols] } as never) as unknown as Record<string, unknown>;
+    for (const key of ['data', 'scales', 'mask']) {
+      if (want[key] !== undefined) expect(Buffer.from(back[key] as Uint8Array).equals(Buffer.from(want[key] as Uint8Array)), key).toBe(true);
+    }
+    for (const key of ['tensorScale', 'fp8Scale']) expect(back[key], key).toBe(want[key]);
+    await file.close();
+  });
+
+  it('an abort inside a quantized tensor stops the run there and leaves nothing behind', async () => {
+    const out = join(root, `progress-quantized-aborted-${backend}`);
+    const controller = new AbortController();
+    const seen: CheckpointProgress[] = [];
+    const p = quantizeCheckpoint(dir, out, { format: 'mxfp4', measureError: false }, (progress) => {
+      seen.push({ ...progress });
+      if (progress.tensor === bigName && progress.bytesDone > small.data.length) controller.abort();
+    }, controller.signal);
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    expect(seen[seen.length - 1]).toMatchObject({ tensor: bigName, tensorsDone: 1, bytesDone: small.data.length + QUANTIZE_STEP_BYTES });
+    expectNothingWritten(out);
   });
 });
 

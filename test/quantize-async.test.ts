@@ -1,8 +1,9 @@
-// quantizeAsync: the same bytes as quantize() on every backend, across its chunks; abort (and
-// matmulAsync's); bad arguments; options.out written when the job ends.
+// quantizeAsync: the same bytes as quantize() on every backend, across its chunks (and the
+// checkpoint tool's quantizeAsyncInSteps, across its steps); abort (and matmulAsync's); bad
+// arguments; options.out written when the job ends.
 import { describe, expect, it } from 'vitest';
 import { dequantize, matmul, matmulAsync, quantize } from '../lib/index.js';
-import { quantizeAsync } from '../lib/core/quantize-async.js';
+import { quantizeAsync, quantizeAsyncInSteps } from '../lib/core/quantize-async.js';
 import { bitsOf, firstBitDifference } from './helpers/fixtures.js';
 import { gaussian, toBf16 } from './helpers/data.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
@@ -32,6 +33,45 @@ describe.each(testedBackends())('quantizeAsync on %s', (backend) => {
     const a = quantize(x, { format: 'fgmp', shape: [64, 64] });
     const b = await quantizeAsync(x, { format: 'fgmp', shape: [64, 64] });
     expect(firstBitDifference(dequantize(a), dequantize(b))).toBe(-1);
+  });
+
+  // The checkpoint tool's call: the rows in steps with a report between them (a native job per step).
+  it.each([
+    ['nvfp4 stochastic', { format: 'nvfp4', rounding: 'stochastic', seed: 99 }],
+    ['mxfp4 stochastic', { format: 'mxfp4', rounding: 'stochastic', seed: 7 }],
+    ['mxfp6_e3m2 ceil', { format: 'mxfp6_e3m2', scaleRule: 'ceil' }],
+    ['fgmp, Fisher per element', { format: 'fgmp', fp4Fraction: 0.6 }],
+  ] as const)('quantizeAsyncInSteps, %s: a report after every step of whole rows but the last; the bits of quantize()', async (_what, opts) => {
+    const rows = 300;
+    const cols = 520;
+    const x = toBf16(gaussian(rows * cols, 22, 3));
+    // Later rows larger: a tensor scale, FP8 scale or FGMP selection taken per step would differ.
+    for (let i = 200 * cols; i < x.length; i++) x[i] += 0x0200; // × 16 (bf16 exponent + 4; no value here is near overflow)
+    const fisher = opts.format === 'fgmp' ? gaussian(rows * cols, 23).map(Math.abs) : undefined;
+    const options = { ...opts, shape: [rows, cols], dtype: 'bf16', ...(fisher ? { fisher } : {}) };
+    const reports: number[] = [];
+    const got = await quantizeAsyncInSteps(x, options as never, { elements: 64 * cols + 7, between: async (done) => { reports.push(done); } });
+    const want = quantize(x, options as never) as Record<string, unknown>;
+    expect(reports).toEqual([64, 128, 192, 256].map((r) => r * cols));
+    for (const key of ['data', 'scales', 'mask'] as const) {
+      if (want[key] !== undefined) expect(Buffer.from((got as never as Record<string, Uint8Array>)[key]).equals(Buffer.from(want[key] as Uint8Array)), key).toBe(true);
+    }
+    for (const key of ['tensorScale', 'fp8Scale', 'threshold', 'tiesTaken']) expect((got as never as Record<string, unknown>)[key]).toBe(want[key]);
+  });
+
+  it('quantizeAsyncInSteps: an abort during a report rejects with AbortError and no step runs after it', async () => {
+    for (const format of ['mxfp4', 'fgmp'] as const) {
+      const [rows, cols] = [256, 256];
+      const c = new AbortController();
+      const reports: number[] = [];
+      const p = quantizeAsyncInSteps(gaussian(rows * cols, 4), { format, shape: [rows, cols], signal: c.signal }, {
+        elements: 32 * cols,
+        between: async (done) => { reports.push(done); if (done === 64 * cols) c.abort(); },
+      });
+      await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+      await new Promise((resolve) => setTimeout(resolve, 20)); // a step started after the abort would report by now
+      expect(reports, format).toEqual([32 * cols, 64 * cols]);
+    }
   });
 
   it('an aborted signal rejects with AbortError', async () => {

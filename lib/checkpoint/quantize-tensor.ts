@@ -3,7 +3,7 @@
 import { getKernels } from '../kernels/registry.js';
 import { BLOCK_FORMATS, DtypeId, type DtypeName } from '../core/formats.js';
 import type { QuantizedTensor } from '../core/quantize.js';
-import { quantizeAsync } from '../core/quantize-async.js';
+import { quantizeAsyncInSteps } from '../core/quantize-async.js';
 import type { FgmpTensor } from '../fgmp/quantize.js';
 import { fmix32 } from '../kernels/ref/stochastic.js';
 import type { Layout } from './layouts/index.js';
@@ -11,6 +11,7 @@ import { SafetensorsError } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
 import type { CheckpointOptions } from './summary.js';
 import { readFisher } from './fisher.js';
+import { COPY_CHUNK } from './plan.js';
 
 /** Stochastic rounding seed of one tensor: the run's seed mixed with the tensor name (FNV-1a),
  *  so tensors draw independent random streams yet every run with the same seed is identical. */
@@ -30,19 +31,29 @@ export interface RunQuantizer {
   signal?: AbortSignal;
 }
 
+/** Input bytes quantized between two progress reports inside one tensor (as many as a copied
+ *  tensor's chunk): an embedding of gigabytes shows its progress while it is quantized. */
+export const QUANTIZE_STEP_BYTES = COPY_CHUNK;
+
 /** Quantize tensor `name` (source `x`, blocked `shape`) of shard `shardPath`; a bad tensor is
- *  reported as a SafetensorsError naming the file and the tensor. */
+ *  reported as a SafetensorsError naming the file and the tensor. The rows go in steps of about
+ *  QUANTIZE_STEP_BYTES of input with `within(bytesDone)` awaited between them (the same bits as one
+ *  call: rows are quantized independently, after NVFP4's tensor scale, FGMP's two scales, and
+ *  before FGMP's block selection, all over the whole tensor); `x` stays unchanged meanwhile. */
 export async function quantizeTensor(
   run: RunQuantizer, shardPath: string, name: string, x: Float32Array | Uint16Array, dtype: DtypeName, shape: number[],
+  within: (bytesDone: number) => Promise<void> = async () => {},
 ): Promise<QuantizedTensor | FgmpTensor> {
   const { options, layout, fisher, groupAmax, signal } = run;
   const badTensor = (err: unknown): never => {
     if (err instanceof RangeError) throw new SafetensorsError(shardPath, `tensor ${name}: ${err.message}`);
     throw err;
   };
+  const bytesPerElement = x.BYTES_PER_ELEMENT;
+  const steps = { elements: QUANTIZE_STEP_BYTES / bytesPerElement, between: (elementsDone: number) => within(elementsDone * bytesPerElement) };
   if (options.format === 'fgmp') {
     const f = fisher ? await readFisher(fisher, name) : undefined;
-    return quantizeAsync(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }).catch(badTensor);
+    return quantizeAsyncInSteps(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }, steps).catch(badTensor);
   }
   const format = BLOCK_FORMATS[options.format];
   let tensorScale: number | undefined;
@@ -55,9 +66,9 @@ export async function quantizeTensor(
       badTensor(err); // a tensor the layout's global scale cannot hold, named with its file
     }
   }
-  return quantizeAsync(x, {
+  return quantizeAsyncInSteps(x, {
     format: options.format, shape, dtype, rounding: options.rounding, seed: tensorSeed(options.seed ?? 0, name),
     // scaleRule is the E8M0 exponent rule of MX formats; NVFP4's E4M3 block scales have none.
     scaleRule: format.hasTensorScale ? undefined : options.scaleRule, tensorScale, signal,
-  }).catch(badTensor);
+  }, steps).catch(badTensor);
 }

@@ -50,8 +50,9 @@ export interface ShardRun {
   measure: boolean;
   /** Input buffers, recycled across tensors and shards. */
   pool: BufferPool;
-  /** `before` each tensor; `within` a copied one, with its bytes copied so far (after every chunk
-   *  but the last); `done` after each, with its input and output bytes. */
+  /** `before` each tensor; `within` a copied or quantized one, with its input bytes copied or
+   *  quantized so far (after every chunk or step but the last); `done` after each, with its input
+   *  and output bytes. */
   progress: { before(name: string): Promise<void>; within(name: string, bytes: number): Promise<void>; done(inputBytes: number, outputBytes: number): void };
 }
 
@@ -91,7 +92,7 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
       if (p.transpose) await transposeLastTwoInPlace(bytes, info.shape, info.dtype === 'F32' ? 4 : 2, signal);
       const { x, dtype } = sourceView(bytes, info.dtype);
       const shape = p.blockedShape!;
-      const q = await quantizeTensor(quantizer, shard.path, info.name, x, dtype, shape);
+      const q = await quantizeTensor(quantizer, shard.path, info.name, x, dtype, shape, (done) => run.progress.within(info.name, done));
       const bytesOut = await writeTensors(writer, p.specs, layout.encode(info.name, q));
       const s: TensorSummary = {
         name: info.name, dtype: info.dtype, shape: info.shape, action: 'quantized', format: options.format, file: fileName,

@@ -10,12 +10,6 @@ export function isShared(a: ArrayBufferView): boolean {
   return isSharedBuffer(bufferOf(a));
 }
 
-/** The caller's array itself when it is SharedArrayBuffer-backed (it can never be detached or
- *  shrunk), else a copy taken now, so later changes by the caller cannot reach the work. */
-export function snapshotArray<T extends Float32Array | Uint16Array | Uint8Array>(a: T): T {
-  return isShared(a) ? a : (a.slice() as T);
-}
-
 /** A snapshot taken by takeSnapshot: `array` until release(), which hands its memory back. */
 export interface Snapshot<T> {
   readonly array: T;
@@ -28,6 +22,15 @@ export interface Snapshot<T> {
 // are kept up to SNAPSHOT_IDLE_BYTES (the ones released longest ago dropped first) and all dropped
 // after SNAPSHOT_IDLE_MS without a release, so a burst of calls reuses them and an idle process
 // holds nothing for long.
+// The first call at a new size still first-touches its buffer here, on the JavaScript thread. That
+// cannot move elsewhere: the copy must be complete before the call returns (or the caller could
+// change the input under it), and no thread can fault the pages in ahead of a size it does not
+// know yet. Sharing the faults with a helper thread was measured and dropped: a worker that
+// write-faulted chunks of a fresh SharedArrayBuffer while this thread copied into the others took
+// 144–394 ms (median 322) against 169–428 ms (median 210) alone at 256 MiB, five runs each on the
+// 2 shared vCPUs (the page faults of one process seem to contend in the kernel), and it would need
+// SharedArrayBuffer snapshots and a worker thread in every process. The native addon already
+// splits its copy over its threads, into huge pages (native/job_buffers.h).
 const SNAPSHOT_POOL_MIN_BYTES = 1 << 20; // smaller copies are plain slices (fresh pages cost little)
 const SNAPSHOT_IDLE_BYTES = 256 * 2 ** 20;
 const SNAPSHOT_IDLE_MS = 5000;
@@ -94,6 +97,30 @@ export function takeSnapshot<T extends Float32Array | Uint16Array | Uint8Array>(
       if (idleSnapshots.length > 0) scheduleTrim(SNAPSHOT_IDLE_MS);
     },
   };
+}
+
+/**
+ * Progress inside one long call, for a caller that owns its input and keeps it unchanged until the
+ * call settles (the checkpoint tool, whose tensors live in its own SharedArrayBuffers): the call
+ * works in steps of whole rows, about `elements` input elements each, and awaits
+ * `between(elementsDone)` after every step but the last. With the native addon the input is read
+ * step by step (a job per step) instead of being copied at the call; the results are the same bits.
+ */
+export interface StepProgress {
+  elements: number;
+  between(elementsDone: number): Promise<void>;
+}
+
+/** Rows per step of a call with `progress` (at least one), or every row in one step without it. */
+export function rowsPerStep(progress: StepProgress | undefined, rows: number, cols: number): number {
+  return progress ? Math.max(1, Math.floor(progress.elements / Math.max(1, cols))) : Math.max(1, rows);
+}
+
+/** After rows [0, rowsDone) of `rows`: progress.between (unless it was the last step), then the signal. */
+export async function afterStep(progress: StepProgress | undefined, rowsDone: number, rows: number, cols: number, signal: AbortSignal | undefined): Promise<void> {
+  if (progress === undefined || rowsDone >= rows) return;
+  await progress.between(rowsDone * cols);
+  throwIfAborted(signal);
 }
 
 // AbortSignal's own methods and getters, captured when this module loads: an AbortSignal may carry

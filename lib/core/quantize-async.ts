@@ -15,6 +15,8 @@
 // shrunk): writes to it by other threads during the call give unspecified codes, never a crash.
 // Every chunk passes `firstIndex`, so stochastic rounding draws the same random bits as one
 // synchronous call and the result is bit-identical to quantize().
+// quantizeAsyncInSteps (the checkpoint tool's) cuts the rows into steps with a progress report
+// between them: a native job per step, reading an input its caller keeps unchanged meanwhile.
 
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from './formats.js';
@@ -22,7 +24,7 @@ import { QUANTIZE_OPTION_KEYS, planQuantize, refuseBlockOptions, planTensorScale
 import { FGMP_OPTION_KEYS, quantizeFgmpAsync, type FgmpOptions, type FgmpTensor } from '../fgmp/quantize.js';
 import { checkOptions, checkSignal, readFields } from './validate.js';
 import type { Kernels, Source } from '../kernels/contract.js';
-import { abortable, nextTurn, takeSnapshot, throwIfAborted } from './async-jobs.js';
+import { abortable, afterStep, nextTurn, rowsPerStep, takeSnapshot, throwIfAborted, type StepProgress } from './async-jobs.js';
 
 export interface AsyncOptions {
   signal?: AbortSignal;
@@ -35,9 +37,30 @@ const turn = nextTurn;
 
 export function quantizeAsync(x: Float32Array | Uint16Array, options: FgmpOptions & { format: 'fgmp' } & AsyncOptions): Promise<FgmpTensor>;
 export function quantizeAsync(x: Float32Array | Uint16Array, options: QuantizeOptions & AsyncOptions): Promise<QuantizedTensor>;
-export async function quantizeAsync(
+export function quantizeAsync(
   x: Float32Array | Uint16Array,
   options: (QuantizeOptions | (FgmpOptions & { format: 'fgmp' })) & AsyncOptions,
+): Promise<QuantizedTensor | FgmpTensor> {
+  return quantizeInSteps(x, options, undefined);
+}
+
+/**
+ * quantizeAsync with progress inside the tensor (the checkpoint tool's, for tensors of gigabytes):
+ * the rows in steps, `progress.between` awaited after each step but the last. The caller keeps `x`
+ * unchanged until the Promise settles (see StepProgress); the result is quantizeAsync's, bit for bit.
+ */
+export function quantizeAsyncInSteps(
+  x: Float32Array | Uint16Array,
+  options: (QuantizeOptions | (FgmpOptions & { format: 'fgmp' })) & AsyncOptions,
+  progress: StepProgress,
+): Promise<QuantizedTensor | FgmpTensor> {
+  return quantizeInSteps(x, options, progress);
+}
+
+async function quantizeInSteps(
+  x: Float32Array | Uint16Array,
+  options: (QuantizeOptions | (FgmpOptions & { format: 'fgmp' })) & AsyncOptions,
+  progress: StepProgress | undefined,
 ): Promise<QuantizedTensor | FgmpTensor> {
   // No await before the work has taken its snapshot: the caller runs on as soon as we return.
   const fn = 'quantizeAsync';
@@ -49,30 +72,43 @@ export async function quantizeAsync(
     // clipping search, the impacts) runs on the addon's threads or in chunks; the linear-time
     // selection and the assembly stay on this thread.
     refuseBlockOptions(fn, opts);
-    return abortable(quantizeFgmpAsync(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions, signal), signal);
+    return abortable(quantizeFgmpAsync(x, readFields(opts, FGMP_OPTION_KEYS) as FgmpOptions, signal, progress), signal);
   }
   const p = planQuantize(fn, x, opts, true); // `out` is written when the job ends
   throwIfAborted(signal);
   const kernels = getKernels();
   const dtype = DtypeId[p.dtype];
-  if (kernels.quantizeBlocksAsync && p.rows > 0) {
-    // One job over the whole tensor, started now (it snapshots x). The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
+  const { rows, cols } = p;
+  // Rows per progress step (all of them without progress): each step is one native job, or the
+  // chunks below; a row's blocks depend on that row alone (and the tensor scale, computed first).
+  const stepRows = rowsPerStep(progress, rows, cols);
+  if (kernels.quantizeBlocksAsync && rows > 0) {
+    // One job per step (without progress: one over the whole tensor, started now; it snapshots x).
+    // The tensor-amax pass is a memory-speed read on the addon's threads, done here first.
     const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, kernels.absMax(p.src, dtype)) : 0;
-    await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, p.src, 0, p.rows)), signal);
+    for (let s0 = 0; s0 < rows; s0 += stepRows) {
+      const s1 = Math.min(rows, s0 + stepRows);
+      const src = s0 === 0 && s1 === rows ? p.src : p.src.subarray(s0 * cols, s1 * cols) as Source;
+      await abortable(kernels.quantizeBlocksAsync(p.call(tensorScale, src, s0, s1)), signal);
+      await afterStep(progress, s1, rows, cols, signal);
+    }
     return p.result(tensorScale);
   }
   // Chunks on this thread, over a copy taken now, each after a turn of the event loop.
   const snapshot = takeSnapshot(p.src);
   try {
     const src = snapshot.array;
-    const { rows, cols } = p;
     const rowsPerChunk = Math.max(1, Math.floor(SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
     const tensorScale = p.format.hasTensorScale ? planTensorScale(fn, p, await chunkedAbsMax(kernels, src, dtype, rows, cols, rowsPerChunk, signal)) : 0;
-    for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
-      await turn();
-      throwIfAborted(signal);
-      const r1 = Math.min(rows, r0 + rowsPerChunk);
-      kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
+    for (let s0 = 0; s0 < rows; s0 += stepRows) {
+      const s1 = Math.min(rows, s0 + stepRows);
+      for (let r0 = s0; r0 < s1; r0 += rowsPerChunk) {
+        await turn();
+        throwIfAborted(signal);
+        const r1 = Math.min(s1, r0 + rowsPerChunk);
+        kernels.quantizeBlocks(p.call(tensorScale, src.subarray(r0 * cols, r1 * cols) as Source, r0, r1));
+      }
+      await afterStep(progress, s1, rows, cols, signal);
     }
     if (rows === 0) await turn(); // no chunk: still settles after the call has returned
     throwIfAborted(signal);

@@ -17,7 +17,7 @@ import { widenedRange } from '../kernels/ref/dtype.js';
 import type { Source } from '../kernels/contract.js';
 import { DtypeId, type DtypeIdValue, type DtypeName } from '../core/formats.js';
 import { checkFraction, checkOptions, checkShape, checkSource, checkTensorScale, describe, inputArray, isObjectArgument, readShape } from '../core/validate.js';
-import { nextTurn, snapshotArray, throwIfAborted } from '../core/async-jobs.js';
+import { afterStep, nextTurn, rowsPerStep, takeSnapshot, throwIfAborted, type StepProgress } from '../core/async-jobs.js';
 import {
   FGMP_BLOCK, blockAbsMax, clippedFp4ScaleCode, fp4ScaleCode, fp8TensorScale,
   quantizeFp4Block, quantizeFp8Block,
@@ -180,38 +180,78 @@ const SYNC_CHUNK_ELEMENTS = 1 << 14;
 const turn = nextTurn;
 
 /** candidates() without blocking the event loop: on the addon's threads (a job that snapshots
- *  its inputs now), or in row slices over copies taken now; same bits either way. */
-async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSignal | undefined): Promise<Candidates> {
-  const c = emptyCandidates(p);
-  if (p.rows === 0) return c; // no blocks: nothing sized by cols
+ *  its inputs now), or in row slices over copies taken now (reused memory: takeSnapshot); same
+ *  bits either way. With `progress`, in steps of rows with a report between them (a native job
+ *  per step, each reading the input when it starts: see StepProgress). */
+async function candidatesAsync(p: Prepared, clipping: boolean, signal: AbortSignal | undefined, progress: StepProgress | undefined): Promise<Candidates> {
+  if (p.rows === 0) return emptyCandidates(p); // no blocks: nothing sized by cols
+  const { rows, cols } = p;
+  const stepRows = rowsPerStep(progress, rows, cols);
   const run = getKernels().fgmpCandidatesAsync;
   if (run) {
+    const c = emptyCandidates(p);
     // The job takes the source as it is (bf16 read in place when shared, else copied at its size).
-    await run(p.x, p.dtype, p.rows, p.cols, p.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, c.impacts, c.fp4Codes, c.fp4Scales, c.fp8Codes);
+    for (let s0 = 0; s0 < rows; s0 += stepRows) {
+      const s1 = Math.min(rows, s0 + stepRows);
+      throwIfAborted(signal);
+      const part = rowSlice(p, c, p.x, p.fisher, s0, s1);
+      await run(part.x, p.dtype, s1 - s0, cols, part.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping, part.c.impacts, part.c.fp4Codes, part.c.fp4Scales, part.c.fp8Codes);
+      await afterStep(progress, s1, rows, cols, signal);
+    }
     return c;
   }
+  // Copies of our own taken now, into reused memory (a fresh copy, as slice() made, first-touched
+  // its pages on this thread on every call: 0.1–0.5 s per 256 MiB here); the wasm kernel reads any
+  // dtype, the reference loop float32 (a bf16/f16 slice widened into `widened`, reused).
   const kernel = getKernels().fgmpCandidates;
-  // Copies of our own taken now; the reference loop reads float32 (a widened copy), the wasm kernel
-  // any dtype.
-  const x = kernel || p.dtype === DtypeId.f32 ? snapshotArray(p.x) : widenedRange(p.x, p.dtype, 0, p.x.length, new Float32Array(p.x.length));
-  const own: Prepared = { ...p, x, dtype: kernel ? p.dtype : DtypeId.f32, fisher: p.fisher && snapshotArray(p.fisher) };
-  // The wasm kernel is several times the reference loop: it takes bigger slices.
-  const rowsPerChunk = Math.max(1, Math.floor((kernel ? 4 : 1) * SYNC_CHUNK_ELEMENTS / Math.max(1, p.cols)));
-  const bpr = p.blocksPerRow;
-  for (let r0 = 0; r0 < p.rows; r0 += rowsPerChunk) {
-    await turn();
-    throwIfAborted(signal);
-    const r1 = Math.min(p.rows, r0 + rowsPerChunk);
-    if (!kernel) {
-      candidateRows(own, clipping, c, r0, r1);
-      continue;
+  const x = takeSnapshot(p.x);
+  const fisher = p.fisher && takeSnapshot(p.fisher);
+  try {
+    // The wasm kernel is several times the reference loop: it takes bigger slices.
+    const rowsPerChunk = Math.max(1, Math.floor((kernel ? 4 : 1) * SYNC_CHUNK_ELEMENTS / Math.max(1, cols)));
+    const widened = !kernel && p.dtype !== DtypeId.f32 ? new Float32Array(Math.min(rows, rowsPerChunk) * cols) : undefined;
+    // Taken after the call has returned (34 bytes a block, which the allocator may zero at once:
+    // fresh pages faulted in on this thread), so the call itself copies the input and no more.
+    let c: Candidates | undefined;
+    for (let s0 = 0; s0 < rows; s0 += stepRows) {
+      const s1 = Math.min(rows, s0 + stepRows);
+      for (let r0 = s0; r0 < s1; r0 += rowsPerChunk) {
+        await turn();
+        throwIfAborted(signal);
+        c ??= emptyCandidates(p);
+        const r1 = Math.min(s1, r0 + rowsPerChunk);
+        const part = rowSlice(p, c, x.array, fisher ? fisher.array : null, r0, r1);
+        if (kernel) {
+          kernel(part.x, p.dtype, r1 - r0, cols, part.fisher, p.fisherPerElement, p.tensorScale, p.fp8Scale, clipping,
+            part.c.impacts, part.c.fp4Codes, part.c.fp4Scales, part.c.fp8Codes);
+        } else {
+          const floats = widened ? widenedRange(part.x, p.dtype, 0, part.x.length, widened) : part.x;
+          candidateRows({ ...p, rows: r1 - r0, x: floats, dtype: DtypeId.f32, fisher: part.fisher }, clipping, part.c, 0, r1 - r0);
+        }
+      }
+      await afterStep(progress, s1, rows, cols, signal);
     }
-    const fisher = own.fisher && own.fisherPerElement ? own.fisher.subarray(r0 * p.cols, r1 * p.cols) : own.fisher;
-    kernel(own.x.subarray(r0 * p.cols, r1 * p.cols) as Source, own.dtype, r1 - r0, p.cols, fisher, own.fisherPerElement, p.tensorScale, p.fp8Scale, clipping,
-      c.impacts.subarray(r0 * bpr, r1 * bpr), c.fp4Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK),
-      c.fp4Scales.subarray(r0 * bpr, r1 * bpr), c.fp8Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK));
+    return c!; // rows > 0: the loop ran
+  } finally {
+    x.release();
+    fisher?.release();
   }
-  return c;
+}
+
+/** Rows [r0, r1) of a source, its Fisher values (a per-channel vector whole) and the candidates. */
+function rowSlice(p: Prepared, c: Candidates, x: Source, fisher: Float32Array | null, r0: number, r1: number): { x: Source; fisher: Float32Array | null; c: Candidates } {
+  const { cols, blocksPerRow: bpr } = p;
+  const whole = r0 === 0 && r1 === p.rows;
+  return {
+    x: (whole ? x : x.subarray(r0 * cols, r1 * cols)) as Source,
+    fisher: fisher && p.fisherPerElement && !whole ? fisher.subarray(r0 * cols, r1 * cols) : fisher,
+    c: {
+      impacts: c.impacts.subarray(r0 * bpr, r1 * bpr),
+      fp4Codes: c.fp4Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK),
+      fp4Scales: c.fp4Scales.subarray(r0 * bpr, r1 * bpr),
+      fp8Codes: c.fp8Codes.subarray(r0 * bpr * FGMP_BLOCK, r1 * bpr * FGMP_BLOCK),
+    },
+  };
 }
 
 /** Both encodings of every block and the impact of choosing FP4 over FP8. */
@@ -288,13 +328,13 @@ export function quantizeFgmp(x: Float32Array | Uint16Array, options: FgmpOptions
 
 /** quantizeFgmp with the per-block work (both encodings, clipping, impacts) off the JS thread.
  *  Bad arguments throw at once (before the Promise exists), so they come before an abort. */
-export function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal): Promise<FgmpTensor> {
+export function quantizeFgmpAsync(x: Float32Array | Uint16Array, options: FgmpOptions, signal?: AbortSignal, progress?: StepProgress): Promise<FgmpTensor> {
   const p = prepare('quantizeAsync(fgmp)', x, options);
   throwIfAborted(signal); // after the argument checks, before any work starts
   // What is read after the first await is copied now (see lib/core/quantize-async.ts); prepare() has
   // already read every option, and copied the selection.
   const own: Prepared = p.mask ? { ...p, mask: p.mask.slice() } : p;
-  return candidatesAsync(own, own.clipping, signal).then((c) => {
+  return candidatesAsync(own, own.clipping, signal, progress).then((c) => {
     throwIfAborted(signal);
     return choosePrecision(own, c);
   });

@@ -24,16 +24,20 @@ export interface ChildResult { status: number | null; signal: NodeJS.Signals | n
 
 /** Runs an ES module body with `fp4` (the library on `backend`), `gaussian`, `same(a, b)` (bitwise
  *  equality of two typed arrays), `check(ok, what)` (prints FAILED and sets a failing exit code),
- *  `detach(buffer)` and gc(). */
+ *  `detach(buffer)`, `threadFaults()` (the calling thread's minor page faults so far, from
+ *  /proc/thread-self/stat: the JavaScript thread's own, not V8's or libuv's helpers') and gc(). */
 export function runInChild(backend: string, body: string, options: ChildOptions = {}): ChildResult {
   const capped = options.addressSpaceKiB !== undefined;
   const code = `
     import * as fp4 from ${JSON.stringify(capped ? DIST : LIB)};
+    import { readFileSync as readStatFile } from 'node:fs';
     ${capped ? '' : `import { gaussian } from ${JSON.stringify(DATA)};`}
     fp4.setBackend(${JSON.stringify(backend)});
     const same = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
     const check = (ok, what) => { if (!ok) { console.error('FAILED: ' + what); process.exitCode = 1; } };
     const detach = (buf) => structuredClone(buf, { transfer: [buf] });
+    // Field 10 of /proc/<tid>/stat (minflt); fields 3 on follow the ') ' that closes the name.
+    const threadFaults = () => { const s = readStatFile('/proc/thread-self/stat', 'utf8'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]); };
     ${body}
   `;
   const args = ['--expose-gc', ...(capped ? [] : ['--import', 'tsx']), '--input-type=module', '-e', code];
