@@ -144,6 +144,37 @@ describe('fp4kit quantize / inspect', () => {
   });
 });
 
+// The queue's flags are checked before Redis is asked (port 1: nothing listens, so a flag let
+// through would end in "cannot reach Redis", exit 1, instead of the usage error).
+describe('fp4kit quantize --queue / worker flags', () => {
+  const noRedis = 'redis://127.0.0.1:1';
+  it('--prefix: only with --queue, a key prefix of 1..64 safe characters; the usage lists it for both commands', () => {
+    const u = join(root, 'q');
+    const cases: Array<[string[], string]> = [
+      [['quantize', tiny, '-o', u, '--format', 'mxfp4', '--prefix', 'team-a'], 'fp4kit: --prefix applies to --queue only'],
+      [['quantize', tiny, '-o', u, '--format', 'mxfp4', '--shard', '0/2', '--prefix', 'team-a'], 'fp4kit: --prefix applies to --queue only'],
+      [['quantize', tiny, '-o', u, '--format', 'mxfp4', '--queue', noRedis, '--prefix', 'team a'], 'fp4kit: --prefix: expected 1 to 64 letters, digits or ._:{}- (a Redis key prefix such as fp4kit-team-a), got "team a"'],
+      [['quantize', tiny, '-o', u, '--format', 'mxfp4', '--queue', noRedis, '--prefix', 'bull*'], 'got "bull*"'],
+      [['worker', '--queue', noRedis, '--prefix', ''], 'fp4kit: --prefix: expected 1 to 64 letters'],
+      [['worker', '--queue', noRedis, '--prefix', 'p'.repeat(65)], 'fp4kit: --prefix: expected 1 to 64 letters'],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(message);
+      expect(r.stderr).toMatch(/usage:/);
+    }
+    expect(existsSync(u)).toBe(false);
+    // A good prefix passes the flag checks and meets the missing Redis.
+    const ok = cli(['worker', '--queue', noRedis, '--prefix', '{fp4kit}:team-a.1']);
+    expect(ok.code).toBe(1);
+    expect(ok.stderr).toMatch(/^fp4kit: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 /);
+    const help = cli(['--help']);
+    expect(help.stdout).toContain('[--shard i/n | --queue redis://host:port [--parts n] [--prefix p]]');
+    expect(help.stdout).toContain('fp4kit worker --queue redis://host:port [--prefix p] ');
+  });
+});
+
 describe('Ctrl-C', () => {
   let big = '';
   beforeAll(async () => {

@@ -3,7 +3,9 @@
 // --queue` producer; one worker is killed with SIGKILL while it writes a shard. BullMQ's stalled-job
 // check hands its job to another worker, the result equals a single-machine run byte for byte, and
 // no file under a final name is ever partial. Also: a worker that cannot see the input stops with a
-// clear error and its job is done elsewhere; an unreachable Redis is one clear error.
+// clear error and its job is done elsewhere; an unreachable Redis is one clear error; a worker of
+// another fp4kit version ignores the run (a queue per version); someone else's keys under the
+// queue's names are refused by name, untouched, and --prefix runs beside them.
 //
 // Jobs are slowed by FP4KIT_TEST_TENSOR_DELAY_MS (test-only, lib/checkpoint/checkpoint-parts.ts) and locks are
 // short (--lock-duration 2000 --stalled-interval 1000), so the retry happens within seconds.
@@ -13,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import { partsFolder } from '../lib/checkpoint/checkpoint-parts.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
@@ -123,8 +125,8 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     procs.push(p);
     return p;
   };
-  const producer = (out: string, options: string[]) => {
-    const p = new Proc(process.execPath, ['--import', 'tsx', cliPath, 'quantize', input, '-o', out, ...options, '--queue', url]);
+  const producer = (out: string, options: string[], env: Record<string, string> = {}) => {
+    const p = new Proc(process.execPath, ['--import', 'tsx', cliPath, 'quantize', input, '-o', out, ...options, '--queue', url], env);
     procs.push(p);
     return p;
   };
@@ -223,23 +225,26 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
   }, 120_000);
 
   // Found by an audit (twenty-fifth session): workers of another build wrote their parts with it, and
-  // the merged output mixed two versions' bytes; nothing recorded the version. A run's jobs now carry
-  // the producer's version (also in the run key), and a worker of another refuses them and stops.
-  it("a worker running another fp4kit version refuses the run's jobs and stops; a worker of the producer's version does the run", async () => {
+  // the merged output mixed two versions' bytes; nothing recorded the version. A run's jobs carry
+  // the producer's version (also in the run key). Then (an audit, 2026-12-07) a worker of another
+  // version took the run's jobs and stopped: producers of two versions on one Redis database
+  // stopped each other's workers. Each version now has a queue of its own.
+  it("a worker of another fp4kit version ignores the run (another queue) and keeps running; the producer names the version it waits for; a worker of the producer's version does the run", async () => {
+    const { packageVersion } = await import('../lib/core/package-manifest.js');
     const out = join(root, 'versions');
     const single = await reference(out, { format: 'mxfp4' });
-    const run = producer(out, ['--format', 'mxfp4', '--parts', '3']);
-    const partsDir = partsFolder(out);
-    while (!existsSync(partsDir) || !readdirSync(partsDir).some((n) => n.startsWith('run-'))) await sleep(20);
-    await sleep(500);
     const other = worker({ FP4KIT_TEST_VERSION: '0.0.0-other' });
-    expect(await other.exited).toBe(1);
-    expect(other.err).toMatch(/this worker runs fp4kit 0\.0\.0-other, the run's producer ran \S+: every machine of a run must run the producer's version \(another may write other bytes\)\nthis worker stops taking jobs/);
+    await other.waitFor(/waiting for jobs on redis:\/\/\S+ \(queue fp4kit-checkpoint@0\.0\.0-other\)/, 30_000);
+    const run = producer(out, ['--format', 'mxfp4', '--parts', '3'], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
+    const v = packageVersion().replace(/\./g, '\\.');
+    await run.waitFor(new RegExp(`no worker of fp4kit ${v} has been connected to Redis at redis://127\\.0\\.0\\.1:\\d+ for \\d+ s; the run waits for one \\(start \`fp4kit worker --queue …\` of fp4kit ${v} on a machine that sees the shared files\\); connected are workers of fp4kit 0\\.0\\.0-other, which take only their own version's runs`), 30_000);
+    expect(other.child.exitCode, other.err).toBeNull(); // not stopped by another version's run
     const good = worker();
     expect(await run.exited, run.err).toBe(0);
     expect(compareOutputFolders(out, single).differences).toEqual([]);
-    good.kill('SIGTERM');
-    expect(await good.exited).toBe(0);
+    expect(other.err).not.toMatch(/started|merged|failed/);
+    for (const w of [good, other]) w.kill('SIGTERM');
+    expect(await Promise.all([good.exited, other.exited])).toEqual([0, 0]);
   }, 120_000);
 
   /** Wait until `proc` is writing a shard (its temporary file exists in `out`); returns the part number it holds. */
@@ -303,10 +308,10 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
   // folder deleted) stopped every worker that took it; a TypeError or a bad regex was retried 3 times.
   it('hostile and stale jobs fail at once, one attempt each, and the worker goes on taking jobs', async () => {
     const { Queue } = await import('bullmq');
-    const { QUEUE_NAME, redisOptions } = await import('../lib/checkpoint/queue.js');
+    const { queueNameOf, redisOptions } = await import('../lib/checkpoint/queue.js');
     const { serializeOptions, planRun, writeRunPlan } = await import('../lib/checkpoint/checkpoint-parts.js');
     const { packageVersion } = await import('../lib/core/package-manifest.js');
-    const queue = new Queue(QUEUE_NAME, { connection: redisOptions(url) });
+    const queue = new Queue(queueNameOf(packageVersion()), { connection: redisOptions(url) });
     const w = worker();
     // A planned run (its plan.json in the output's run folder) for a job whose samples were edited in Redis.
     const plan = await planRun(input, join(root, 'edited'), { format: 'mxfp4' }, 2, { samples: true });
@@ -331,6 +336,9 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
         ['a stale job of another fp4kit version', { ...part, fp4kit: '0.0.0-old', output: join(root, 'stale'), run: 'abc123' }, /a job of fp4kit 0\.0\.0-old \(this worker runs \S+\) whose run folder is gone: a stale job, not run/],
         // Found by an audit (twenty-fifth session): an edited job looked like a machine that sees other data, and stopped 3 of 4 workers.
         ['samples edited in Redis', edited, /the job's data samples differs from its run's plan: not a job this run's producer wrote; not run/],
+        // A live run's job of another version in this version's queue: no producer writes that (each version has a queue of its own).
+        ['a job of another fp4kit version in this version\'s queue, its run folder here', { ...edited, fp4kit: '0.0.0-other', samples: Object.fromEntries(plan.parts[0].map((n) => [n, plan.samples![n]])) },
+          /a job of fp4kit 0\.0\.0-other in the queue of fp4kit \S+ \(this worker's\): not a job this version's producer wrote \(every version has a queue of its own\); not run/],
       ];
       const jobs = [];
       for (const [label, data] of cases) jobs.push(await queue.add(label, data as never, { attempts: 3, backoff: { type: 'fixed', delay: 100 } }));
@@ -361,8 +369,9 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
 
   it('a producer stopped while planning enqueues nothing (it enqueued the run, then crashed on a closed connection)', async () => {
     const { Queue } = await import('bullmq');
-    const { QUEUE_NAME, redisOptions, quantizeOnQueue, NotQueuedError } = await import('../lib/checkpoint/queue.js');
-    const queue = new Queue(QUEUE_NAME, { connection: redisOptions(url) });
+    const { queueNameOf, redisOptions, quantizeOnQueue, NotQueuedError } = await import('../lib/checkpoint/queue.js');
+    const { packageVersion } = await import('../lib/core/package-manifest.js');
+    const queue = new Queue(queueNameOf(packageVersion()), { connection: redisOptions(url) });
     try {
       const before = await queue.getJobCountByTypes('waiting', 'waiting-children', 'delayed', 'active');
       const controller = new AbortController();
@@ -487,7 +496,7 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     const p = cli(['quantize', join(repo, 'examples', 'tiny-model'), '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
     await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
     // With no worker for 12 checks, the producer says so once (workers stop on setup problems).
-    await p.waitFor(/no worker has been connected to Redis at redis:\/\/127\.0\.0\.1:\d+ for \d+ s; the run waits for one/, 30_000);
+    await p.waitFor(/no worker of fp4kit \S+ has been connected to Redis at redis:\/\/127\.0\.0\.1:\d+ for \d+ s; the run waits for one/, 30_000);
     redis.kill('SIGKILL');
     await redis.exited;
     expect(await p.exited, p.err).toBe(1);
@@ -495,20 +504,20 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     expect(existsSync(out)).toBe(false);
   }, 120_000);
 
-  // Found by an audit (twenty-fifth session): someone else's key under the queue's names (here
-  // `meta`, a string where BullMQ keeps a hash) made the worker log one error thousands of times.
-  it("someone else's key under the queue's names: the worker logs the repeated error once per 10 s, with its count", async () => {
+  it('a Redis user that may not run a command BullMQ loops on: the worker logs the repeated error once per 10 s, with its count', async () => {
+    // A managed Redis may deny commands by ACL. BullMQ's worker loop repeats a refused BZPOPMIN
+    // as fast as Redis answers; the worker logs it once per 10 s instead of thousands of times.
     const redis = await redisUp();
     const { Redis } = await import('ioredis');
     const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
     await client.connect();
-    await client.set('bull:fp4kit-checkpoint:meta', 'not a hash');
+    await client.call('ACL', 'SETUSER', 'limited', 'on', '>secret', '~*', '&*', '+@all', '-bzpopmin');
     client.disconnect();
-    const w = cli(['worker', '--queue', `redis://127.0.0.1:${port}`]);
+    const w = cli(['worker', '--queue', `redis://limited:secret@127.0.0.1:${port}`]);
     await sleep(4000);
     w.kill('SIGKILL');
     await w.exited;
-    const lines = w.err.split('\n').filter((l) => l.includes('BullMQ:'));
+    const lines = w.err.split('\n').filter((l) => /BullMQ:.*NOPERM/.test(l));
     expect(lines.length, w.err.slice(0, 2000)).toBeGreaterThan(0); // the error is told…
     expect(lines.length, w.err.slice(0, 2000)).toBeLessThan(10); // …not thousands of times
     redis.kill('SIGKILL');
@@ -520,5 +529,117 @@ describe.runIf(hasRedis)('fp4kit --queue when Redis goes away', () => {
     expect(await p.exited).toBe(1);
     expect(p.err).toMatch(/^fp4kit: Redis at redis:\/\/127\.0\.0\.1:\d+\/99 refuses database 99 \(ERR DB index is out of range\); fix the \/db part of --queue$/m);
     redis.kill('SIGKILL');
+  }, 60_000);
+});
+
+// Found by audits (twenty-fifth session, 2026-12-07): someone else's key under the queue's names
+// (here `meta`, a string where BullMQ keeps a hash) gave raw WRONGTYPE errors, logged once per
+// 10 s, and the worker kept running; there was no way to give fp4kit keys of its own in a shared
+// database. Each test has a Redis of its own.
+describe.runIf(hasRedis)("someone else's keys under the queue's names, and --prefix", () => {
+  const root = mkdtempSync(join(tmpdir(), 'fp4kit-queue-keys-'));
+  const tiny = join(repo, 'examples', 'tiny-model');
+  const started: Proc[] = [];
+  let port = 0;
+  let url = '';
+  let redis: Proc;
+  let client: import('ioredis').Redis;
+  let queueName = '';
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const p = new Proc(process.execPath, ['--import', 'tsx', cliPath, ...args], env);
+    started.push(p);
+    return p;
+  };
+  /** Every key of the database with its type and a dump of its value (to see that nothing of it changed). */
+  async function snapshot(): Promise<Record<string, string>> {
+    const all: Record<string, string> = {};
+    for (const key of (await client.keys('*')).sort()) all[key] = `${await client.type(key)} ${(await client.dumpBuffer(key))?.toString('hex')} ttl ${await client.pttl(key)}`;
+    return all;
+  }
+  beforeAll(async () => {
+    const { queueNameOf } = await import('../lib/checkpoint/queue-keys.js');
+    const { packageVersion } = await import('../lib/core/package-manifest.js');
+    queueName = queueNameOf(packageVersion());
+  });
+  beforeEach(async () => {
+    port = await freePort();
+    url = `redis://127.0.0.1:${port}`;
+    redis = new Proc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    started.push(redis);
+    await redis.waitFor(/Ready to accept connections/, 10_000, 'out');
+    const { Redis } = await import('ioredis');
+    client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+    await client.connect();
+  });
+  afterEach(async () => {
+    client.disconnect();
+    for (const p of started) p.kill('SIGKILL');
+    await Promise.all(started.map((p) => p.exited));
+    started.length = 0;
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  const advice = `Give fp4kit a key prefix of its own \\(--prefix fp4kit, on the producer and every worker\\) or another database \\(redis://127\\.0\\.0\\.1:\\d+/1\\)`;
+
+  it.each([
+    ['meta', 'a string', async (k: string) => { await client.set(k, 'not a hash'); }, 'a string, where BullMQ keeps a hash'],
+    ['wait', 'a hash', async (k: string) => { await client.hset(k, 'owner', 'someone else'); }, 'a hash, where BullMQ keeps a list'],
+    ['id', 'a string that is not a counter', async (k: string) => { await client.set(k, 'their-session-token'); }, 'a string that is not a number, where BullMQ keeps a counter or timestamp'],
+    ['meta', 'a hash of theirs', async (k: string) => { await client.hset(k, 'version', '3.1', 'owner', 'someone else'); }, `a hash whose version is "3.1", not BullMQ's`],
+  ] as const)('%s as %s: worker and producer exit 1 naming the key, and touch nothing', async (suffix, _what, make, problem) => {
+    const key = `bull:${queueName}:${suffix}`;
+    await make(key);
+    const before = await snapshot();
+    const w = cli(['worker', '--queue', url]);
+    const p = cli(['quantize', tiny, '-o', join(root, `out-${suffix}`), '--format', 'mxfp4', '--queue', url]);
+    expect(await w.exited, w.err).toBe(1);
+    expect(await p.exited, p.err).toBe(1);
+    const said = new RegExp(`^fp4kit: Redis at redis://127\\.0\\.0\\.1:\\d+ holds ${key.replace(/\./g, '\\.')}, ${problem.replace(/[.()]/g, '\\$&')}: not a key of fp4kit's queue \\(someone else's data under its names\\), and fp4kit leaves it alone\\. ${advice}\n$`);
+    expect(w.err).toMatch(said); // one line, nothing else (no BullMQ error lines)
+    expect(p.err).toMatch(said);
+    expect(await snapshot()).toEqual(before); // theirs untouched, nothing of fp4kit's added
+    expect(existsSync(join(root, `out-${suffix}.parts`))).toBe(false); // the producer stopped before planning
+  }, 60_000);
+
+  it('with --prefix, a run completes beside their key in the same database; their key is untouched', async () => {
+    const theirs = `bull:${queueName}:meta`;
+    await client.set(theirs, 'not a hash');
+    const w = cli(['worker', '--queue', url, '--prefix', 'team-a']);
+    await w.waitFor(/waiting for jobs on redis:\/\/\S+ \(queue fp4kit-checkpoint@\S+, prefix team-a\)/, 30_000);
+    const out = join(root, 'prefixed');
+    const p = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4', '--queue', url, '--prefix', 'team-a']);
+    expect(await p.exited, p.err).toBe(0);
+    expect(existsSync(join(out, 'fp4kit-summary.json'))).toBe(true);
+    expect(await client.get(theirs)).toBe('not a hash');
+    const keys = await client.keys('*');
+    expect(keys.filter((k) => k.startsWith('bull:'))).toEqual([theirs]); // nothing of the run under BullMQ's default prefix
+    expect(keys.some((k) => k.startsWith(`team-a:${queueName}:`))).toBe(true);
+    w.kill('SIGTERM');
+    expect(await w.exited).toBe(0);
+  }, 120_000);
+
+  it('a key of theirs made while a worker runs: the worker stops at its WRONGTYPE reply, naming the key (once), exit 1', async () => {
+    const w = cli(['worker', '--queue', url]);
+    await w.waitFor(/waiting for jobs/, 30_000);
+    const key = `bull:${queueName}:marker`; // a sorted set, which the idle worker waits on
+    await client.set(key, 'theirs');
+    expect(await w.exited, w.err).toBe(1);
+    const said = `Redis at ${url} holds ${key}, a string, where BullMQ keeps a zset: not a key of fp4kit's queue`;
+    expect(w.err).toContain(`${said}`);
+    expect(w.err.split(said).length - 1, w.err).toBe(2); // logged once by the worker, then the exit's one line
+    expect(w.err).toMatch(/this worker stops taking jobs/);
+    expect(w.err).not.toMatch(/BullMQ: .*WRONGTYPE/);
+    expect(await client.get(key)).toBe('theirs');
+  }, 60_000);
+
+  it('a key of theirs made while a producer waits: it stops at its WRONGTYPE reply, naming the key, exit 1', async () => {
+    const out = join(root, 'waiting');
+    const p = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
+    await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
+    const key = `bull:${queueName}:completed`; // read by the producer's check on its run
+    await client.hset(key, 'owner', 'someone else');
+    expect(await p.exited, p.err).toBe(1);
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at redis://127\\.0\\.0\\.1:\\d+ holds ${key.replace(/\./g, '\\.')}, a hash, where BullMQ keeps a zset: not a key of fp4kit's queue .*${advice}$`, 'm'));
+    expect(await client.hgetall(key)).toEqual({ owner: 'someone else' });
   }, 60_000);
 });

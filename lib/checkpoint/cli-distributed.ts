@@ -8,6 +8,7 @@ import { setBackend, type BackendName } from '../index.js';
 import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from './quantize-checkpoint.js';
 import { MAX_PARTS, mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
 import { redisOptions, shownUrl } from './queue-url.js';
+import { checkPrefix, DEFAULT_PREFIX } from './queue-keys.js';
 // queue.js (BullMQ) is imported where a queue is used: loading it costs ~0.2 s of every command.
 const queue = () => import('./queue.js');
 
@@ -26,10 +27,13 @@ export interface DistributedFlags {
   shard?: ShardSpec;
   queue?: string;
   parts?: number;
+  /** BullMQ's key prefix (--prefix), with --queue. */
+  prefix?: string;
 }
 
-/** Check --shard, --queue and --parts together; throws RangeError naming the flag. */
-export function parseDistributedFlags(v: { shard?: string; queue?: string; parts?: string }): DistributedFlags | null {
+/** Check --shard, --queue, --parts and --prefix together; throws RangeError naming the flag. */
+export function parseDistributedFlags(v: { shard?: string; queue?: string; parts?: string; prefix?: string }): DistributedFlags | null {
+  if (v.queue === undefined && v.prefix !== undefined) throw new RangeError('--prefix applies to --queue only');
   if (v.shard === undefined && v.queue === undefined) {
     if (v.parts !== undefined) throw new RangeError('--parts applies to --queue only');
     return null;
@@ -40,13 +44,14 @@ export function parseDistributedFlags(v: { shard?: string; queue?: string; parts
     return { shard: parseShardSpec(v.shard) };
   }
   redisOptions(v.queue!);
+  if (v.prefix !== undefined) checkPrefix(v.prefix);
   let parts: number | undefined;
   if (v.parts !== undefined) {
     // Decimal digits only: Number() also takes '0x10', '1e3' and ' 8 '.
     parts = /^\d{1,6}$/.test(v.parts) ? Number(v.parts) : NaN;
     if (!(parts >= 1 && parts <= MAX_PARTS)) throw new RangeError(`--parts: expected a whole number of parts, 1..${MAX_PARTS}, got ${JSON.stringify(v.parts)}`);
   }
-  return { queue: v.queue, parts };
+  return { queue: v.queue, parts, prefix: v.prefix };
 }
 
 const say = (line: string) => process.stderr.write(`fp4kit: ${line}\n`);
@@ -59,7 +64,7 @@ export async function quantizeDistributed(
   input: string, output: string, options: CheckpointOptions, flags: DistributedFlags,
   onProgress: (p: CheckpointProgress) => void, signal: AbortSignal,
 ): Promise<CheckpointSummary | null> {
-  if (flags.queue !== undefined) return (await queue()).quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, onProgress, log: say, signal });
+  if (flags.queue !== undefined) return (await queue()).quantizeOnQueue(flags.queue, input, output, options, { parts: flags.parts, prefix: flags.prefix, onProgress, log: say, signal });
   const { index, count } = flags.shard!;
   let result: PartResult;
   try {
@@ -86,11 +91,12 @@ export const QUEUE_DETACHED = 'interrupted; the queued jobs stay in the queue an
 export async function runWorker(argv: string[]): Promise<number> {
   const { values: v, positionals } = flagErrors(() => parseArgs({
     args: argv, allowPositionals: true,
-    options: { queue: { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, backend: { type: 'string' } },
+    options: { queue: { type: 'string' }, prefix: { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, backend: { type: 'string' } },
   }));
   if (positionals.length > 0) throw new FlagError(`worker takes no positional argument, got ${positionals.join(' ')}`);
   if (typeof v.queue !== 'string') throw new FlagError('worker needs --queue redis://host:port');
   flagErrors(() => redisOptions(v.queue!));
+  if (v.prefix !== undefined) flagErrors(() => checkPrefix(v.prefix as string));
   const ms = (flag: string, s: string | boolean | undefined) => {
     if (typeof s !== 'string') return undefined;
     // Decimal digits only, within what a Node timer holds (2^31 − 1 ms: a larger one fires after 1 ms,
@@ -104,8 +110,10 @@ export async function runWorker(argv: string[]): Promise<number> {
     if (!['native', 'wasm', 'js'].includes(v.backend)) throw new FlagError('--backend: expected native, wasm or js');
     setBackend(v.backend as BackendName);
   }
-  const worker = await (await queue()).startQueueWorker(v.queue, { ...settings, log: (line) => say(`worker ${process.pid}: ${line}`) });
-  say(`worker ${process.pid}: waiting for jobs on ${shownUrl(v.queue)}`);
+  const worker = await (await queue()).startQueueWorker(v.queue, { ...settings, prefix: v.prefix, log: (line) => say(`worker ${process.pid}: ${line}`) });
+  const { name, prefix } = worker.place;
+  // The queue named: workers take only their own fp4kit version's runs (docs/distributed.md).
+  say(`worker ${process.pid}: waiting for jobs on ${shownUrl(v.queue)} (queue ${name}${prefix === DEFAULT_PREFIX ? '' : `, prefix ${prefix}`})`);
   let signals = 0;
   const onSignal = () => {
     signals++;

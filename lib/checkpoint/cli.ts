@@ -30,13 +30,14 @@ const USAGE = `usage:
                   [--only <regex>] [--skip <regex>] [--rounding nearest|stochastic] [--seed n]
                   [--scale-rule floor|ceil] [--input-scale x] [--no-error-stats] [--json] [--backend native|wasm|js]
                   [--force]   (replace an output folder that is not an earlier fp4kit output)
-                  [--shard i/n | --queue redis://host:port [--parts n]]
-  fp4kit worker --queue redis://host:port [--lock-duration ms] [--stalled-interval ms] [--backend native|wasm|js]
+                  [--shard i/n | --queue redis://host:port [--parts n] [--prefix p]]
+  fp4kit worker --queue redis://host:port [--prefix p] [--lock-duration ms] [--stalled-interval ms] [--backend native|wasm|js]
   fp4kit merge <out> [--unlock] [--json]
   fp4kit inspect <dir|file> [--json] [--plot <dir>]
   fp4kit --version
 
-distributed runs (docs/distributed.md, in the package's docs/ folder): every machine sees <in> and <out> at the same path
+distributed runs (docs/distributed.md, in the package's docs/ folder): every machine sees <in> and <out> at the same path;
+  a worker takes only runs of its own fp4kit version; --prefix (BullMQ's key prefix, default bull) must be the same on the producer and its workers
 
 formats: ${FORMATS.join(', ')}
 layouts: ${LAYOUT_NAMES.join(', ')} (default fp4kit)`;
@@ -186,6 +187,7 @@ async function runQuantize(argv: string[]): Promise<number> {
         shard: { type: 'string' },
         queue: { type: 'string' },
         parts: { type: 'string' },
+        prefix: { type: 'string' },
       },
     });
   } catch (err) {

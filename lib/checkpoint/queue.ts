@@ -4,7 +4,9 @@
 // merge once every part has completed. Workers (`fp4kit worker --queue ...`) take jobs, report
 // progress with job.updateProgress, and BullMQ's stalled-job check hands the job of a worker that
 // died to another one. A part writes its output shards to temporary names and renames them when
-// complete, so a retried job never leaves a torn file under a final name.
+// complete, so a retried job never leaves a torn file under a final name. Each fp4kit version has
+// a queue of its own, under BullMQ's key prefix (--prefix), checked for someone else's keys before
+// BullMQ is let near them (queue-keys.ts).
 
 import { FlowProducer, Job as BullJob, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job, type RedisOptions } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -22,14 +24,27 @@ import { describe } from '../core/validate.js';
 import { isInputFingerprint } from './input-fingerprint.js';
 import { packageVersion } from '../core/package-manifest.js';
 import { NotQueuedError, redisOptions, shownUrl } from './queue-url.js';
+import {
+  checkPrefix, DEFAULT_PREFIX, explainWrongType, findForeignKey, ForeignKeyError, isWrongType, otherVersionWorkers, queueNameOf, type QueuePlace,
+} from './queue-keys.js';
 
-export { NotQueuedError, redisOptions, shownUrl };
+export { NotQueuedError, redisOptions, shownUrl, queueNameOf, ForeignKeyError, DEFAULT_PREFIX };
 
-/** The BullMQ queue every fp4kit producer and worker uses (one Redis can serve several runs at once). */
-export const QUEUE_NAME = 'fp4kit-checkpoint';
-
-/** Test-only: the fp4kit version a worker says it runs (a test of a run's machines on two versions). */
+/** Test-only: the fp4kit version a worker says it runs, and so the queue it takes jobs from (a test of two versions on one Redis). */
 export const TEST_VERSION_ENV = 'FP4KIT_TEST_VERSION';
+
+/** The fp4kit version this worker runs (its queue is that version's). */
+function workerVersion(): string {
+  return process.env[TEST_VERSION_ENV] ?? packageVersion();
+}
+
+/** The queue of `version` at `url` under `prefix` (checked: the API takes it as --prefix does). */
+function queuePlace(url: string, prefix: string | undefined, version: string): QueuePlace {
+  return { shownUrl: shownUrl(url), prefix: checkPrefix(prefix ?? DEFAULT_PREFIX), name: queueNameOf(version) };
+}
+
+/** The flag that names a non-default prefix, for commands a message suggests. */
+const prefixFlag = (place: QueuePlace) => (place.prefix === DEFAULT_PREFIX ? '' : ` --prefix ${place.prefix}`);
 
 /** Tries of a job that throws (an I/O error, say); a worker that dies does not use one up (see maxStalledCount). */
 const ATTEMPTS = 3;
@@ -78,9 +93,16 @@ interface PartProgress {
   tensorsDone: number;
 }
 
-/** Connect once without retrying, so an unreachable Redis is one clear error instead of a silent wait. */
-async function checkReachable(url: string, options: RedisOptions): Promise<void> {
-  const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: 5000, maxRetriesPerRequest: 1 });
+/** A connection of its own that does not retry (for checks: a failure is an answer, not a wait). */
+const probeOf = (options: RedisOptions) => new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: 5000, maxRetriesPerRequest: 1 });
+
+/**
+ * Connect once without retrying, so an unreachable Redis is one clear error instead of a silent
+ * wait; then check, reading only, that no key under the queue's names is someone else's
+ * (ForeignKeyError): before any BullMQ object exists, so nothing of theirs is written to.
+ */
+async function checkRedis(url: string, options: RedisOptions, place: QueuePlace): Promise<void> {
+  const probe = probeOf(options);
   let cause: Error | null = null; // the socket error (ECONNREFUSED...) says more than connect()'s "Connection is closed"
   probe.on('error', (err: Error) => { cause ??= err; });
   try {
@@ -93,7 +115,24 @@ async function checkReachable(url: string, options: RedisOptions): Promise<void>
     // ioredis selects the database on connect and only logs a failure: ask again, to hear it.
     await probe.select(options.db ?? 0);
   } catch (err) {
+    probe.disconnect();
     throw new Error(`Redis at ${shownUrl(url)} refuses database ${options.db ?? 0} (${(err as Error).message}); fix the /db part of --queue`);
+  }
+  try {
+    const foreign = await findForeignKey(probe, place);
+    if (foreign) throw foreign;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** A WRONGTYPE reply traced to the key behind it (ForeignKeyError), on a connection of its own. */
+async function traceWrongType(options: RedisOptions, place: QueuePlace, err: Error): Promise<ForeignKeyError> {
+  const probe = probeOf(options);
+  probe.on('error', () => {});
+  await probe.connect().catch(() => {}); // no answer: the reply itself is said
+  try {
+    return await explainWrongType(probe, place, err);
   } finally {
     probe.disconnect();
   }
@@ -106,15 +145,28 @@ export const TEST_QUEUE_CHECK_ENV = 'FP4KIT_TEST_QUEUE_CHECK_MS';
 /** What the producer's watch found (watchRun): said as it is, not as a failed part. */
 class RunWatchError extends Error {}
 
+interface RunWatch {
+  queue: Queue;
+  /** The merge job's id. */
+  jobId: string;
+  url: string;
+  connection: RedisOptions;
+  place: QueuePlace;
+  /** The producer's fp4kit version: its workers are that version's. */
+  version: string;
+  /** The run's folder, for the message that asks for the command again. */
+  where: string;
+  interval: number;
+  log?: (line: string) => void;
+}
+
 /**
  * The producer's watch on its run while it waits: every `interval` ms it asks Redis for the merge
  * job's state. A job Redis no longer knows (Redis restarted without persistence, the queue
- * emptied) and a Redis that has not answered for 12 intervals are errors saying so — not a wait
- * for events that will never come.
+ * emptied), a Redis that has not answered for 12 intervals and a WRONGTYPE reply (someone else's
+ * key under the queue's names) are errors saying so — not a wait for events that will never come.
  */
-function watchRun(
-  queue: Queue, jobId: string, url: string, where: string, interval: number, log?: (line: string) => void,
-): { failure: Promise<never>; stop(): void } {
+function watchRun({ queue, jobId, url, connection, place, version, where, interval, log }: RunWatch): { failure: Promise<never>; stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const failure = new Promise<never>((_resolve, reject) => {
@@ -126,20 +178,31 @@ function watchRun(
         const answer = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_r, fail) => setTimeout(() => fail(new Error('no answer')), interval).unref())]);
         const state = await answer(queue.getJobState(jobId));
         lastAnswer = Date.now();
-        // Workers stop on a setup problem (not seeing the shared files, another fp4kit version): with
-        // none left the run waits for one, which is said once (the wait goes on: one may come).
-        // (CLIENT LIST may be refused by a managed Redis: then nothing is said.)
+        // Workers stop on a setup problem (not seeing the shared files), and take jobs of their own
+        // fp4kit version only: with none of this version the run waits for one, which is said once
+        // (the wait goes on: one may come). (CLIENT LIST may be refused by a managed Redis: then
+        // nothing is said.)
         const workers = await answer(queue.getWorkersCount()).catch(() => 1);
         if (workers > 0) workerSeen = Date.now();
         else if (!told && Date.now() - workerSeen >= 12 * interval && !stopped) {
           told = true;
-          log?.(`no worker has been connected to Redis at ${shownUrl(url)} for ${Math.round((Date.now() - workerSeen) / 1000)} s; the run waits for one (start \`fp4kit worker --queue …\` on a machine that sees the shared files and runs this fp4kit version)`);
+          const probe = probeOf(connection);
+          probe.on('error', () => {});
+          const others = await answer(probe.connect().then(() => otherVersionWorkers(probe, place.prefix, version))).catch(() => [] as string[]);
+          probe.disconnect();
+          log?.(`no worker of fp4kit ${version} has been connected to Redis at ${shownUrl(url)}${prefixFlag(place) ? ` under the prefix ${place.prefix}` : ''} for ${Math.round((Date.now() - workerSeen) / 1000)} s; the run waits for one ` +
+            `(start \`fp4kit worker --queue …${prefixFlag(place)}\` of fp4kit ${version} on a machine that sees the shared files)` +
+            (others.length > 0 ? `; connected are workers of fp4kit ${others.join(', ')}, which take only their own version's runs` : ''));
         }
         if (state === 'unknown' && !stopped) {
           reject(new RunWatchError(`Redis at ${shownUrl(url)} no longer holds this run's jobs (restarted without persistence, or the queue was emptied); run the command again (it quantizes every part again; ${where} holds this run's folder until then)`));
           return;
         }
       } catch (err) {
+        if (isWrongType(err) && !stopped) {
+          reject(await traceWrongType(connection, place, err as Error));
+          return;
+        }
         if (Date.now() - lastAnswer >= 12 * interval && !stopped) {
           reject(new RunWatchError(`Redis at ${shownUrl(url)} has not answered for ${Math.round((Date.now() - lastAnswer) / 1000)} s (${(err as Error).message}); the queued jobs finish when it is back, and the output appears when the merge job has run: run the command again to wait for it`));
           return;
@@ -156,6 +219,8 @@ function watchRun(
 export interface EnqueueOptions {
   /** Number of parts (jobs); default one per input shard, at most one per input shard. */
   parts?: number;
+  /** BullMQ's key prefix (--prefix); default 'bull'. Workers must be given the same. */
+  prefix?: string;
   onProgress?: (p: CheckpointProgress) => void;
   /** One line per event worth telling (a stalled or failed part). */
   log?: (line: string) => void;
@@ -169,7 +234,9 @@ export interface EnqueueOptions {
 export async function quantizeOnQueue(url: string, input: string, outDir: string, options: CheckpointOptions, eo: EnqueueOptions = {}): Promise<CheckpointSummary> {
   serializeOptions(options, 'quantizeOnQueue'); // the options are checked before Redis is asked
   const connection = redisOptions(url);
-  await checkReachable(url, connection);
+  const version = packageVersion(); // the plan's (planRun records it), and so the run's queue
+  const place = queuePlace(url, eo.prefix, version);
+  await checkRedis(url, connection, place);
   const started = performance.now();
   const plan = await planRun(input, outDir, options, eo.parts, { perShardAtMost: true, samples: true, fn: 'quantizeOnQueue' });
   const count = plan.parts.length;
@@ -180,12 +247,25 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     throw new NotQueuedError();
   }
 
-  const events = new QueueEvents(QUEUE_NAME, { connection });
-  const flows = new FlowProducer({ connection });
-  const queue = new Queue(QUEUE_NAME, { connection });
-  events.on('error', () => {}); // connection errors surface through the calls below; ioredis reconnects
-  flows.on('error', () => {});
-  queue.on('error', () => {});
+  const bull = { connection, prefix: place.prefix };
+  const events = new QueueEvents(place.name, bull);
+  const flows = new FlowProducer(bull);
+  const queue = new Queue(place.name, bull);
+  // Connection errors surface through the calls below (ioredis reconnects); a WRONGTYPE reply
+  // (someone else's key under the queue's names, made after the check) ends the wait, said.
+  let foreign: (err: Error) => void = () => {};
+  const foreignKey = new Promise<never>((_resolve, reject) => {
+    let tracing = false;
+    foreign = (err) => {
+      if (tracing || !isWrongType(err)) return;
+      tracing = true;
+      void traceWrongType(connection, place, err).then(reject);
+    };
+  });
+  foreignKey.catch(() => {});
+  events.on('error', foreign);
+  flows.on('error', foreign);
+  queue.on('error', foreign);
   try {
     const tensorsOf = plan.partTensors;
     const keep = { removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } };
@@ -193,10 +273,10 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     try {
       await events.waitUntilReady();
       tree = await flows.add({
-        name: 'merge', queueName: QUEUE_NAME, data: { kind: 'merge', fp4kit: plan.fp4kit, output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
+        name: 'merge', queueName: place.name, data: { kind: 'merge', fp4kit: plan.fp4kit, output: plan.output, run: plan.run, plannedAt: Date.now() } satisfies MergeJobData,
         opts: { attempts: ATTEMPTS, backoff: { type: 'fixed', delay: 1000 }, ...keep },
         children: plan.parts.map((_names, part) => ({
-          name: 'part', queueName: QUEUE_NAME,
+          name: 'part', queueName: place.name,
           data: {
             kind: 'part', fp4kit: plan.fp4kit, input: plan.input, output: plan.output, options: plan.options, part, parts: count, run: plan.run,
             // The digest alone: workers read the whole fingerprint from the run's plan.json.
@@ -207,7 +287,7 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       });
     } catch (err) {
       await written.withdraw().catch(() => {}); // nothing of this run is in the queue
-      throw err;
+      throw isWrongType(err) ? await traceWrongType(connection, place, err as Error) : err;
     }
     const parent = tree.job;
     const partOf = new Map((tree.children ?? []).map((c) => [c.job.id!, (c.job.data as PartJobData).part]));
@@ -258,12 +338,15 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       eo.signal?.addEventListener('abort', () => reject(eo.signal!.reason), { once: true });
     });
     abort.catch(() => {});
-    const watch = watchRun(queue, parent.id!, url, runFolder(plan.output, plan.run), Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000), eo.log);
+    const watch = watchRun({
+      queue, jobId: parent.id!, url, connection, place, version: plan.fp4kit, where: runFolder(plan.output, plan.run),
+      interval: Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000), log: eo.log,
+    });
     try {
-      await Promise.race([parent.waitUntilFinished(events), abort, watch.failure]);
+      await Promise.race([parent.waitUntilFinished(events), abort, watch.failure, foreignKey]);
     } catch (err) {
       if (eo.signal?.aborted) throw err;
-      if (err instanceof RunWatchError) throw err; // the watch's own words
+      if (err instanceof RunWatchError || err instanceof ForeignKeyError) throw err; // said as it is
       throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(queue, partOf, label, parent, err as Error))}`);
     } finally {
       watch.stop();
@@ -322,6 +405,8 @@ export interface WorkerSettings {
   stalledInterval?: number;
   /** How many times a job may be taken back from a dead worker before it fails. Default 3. */
   maxStalledCount?: number;
+  /** BullMQ's key prefix (--prefix); default 'bull'. The producer must be given the same. */
+  prefix?: string;
   log?: (line: string) => void;
 }
 
@@ -332,12 +417,16 @@ export interface QueueWorker {
   stop(now?: boolean): Promise<void>;
   /** Whether it stopped without Redis (idle, Redis not answering): its connections may still be trying. */
   stoppedWithoutRedis(): boolean;
+  /** The queue it takes jobs from (its fp4kit version's, under its prefix). */
+  place: QueuePlace;
 }
 
 /** Start a worker that takes part and merge jobs until stopped. */
 export async function startQueueWorker(url: string, settings: WorkerSettings = {}): Promise<QueueWorker> {
   const connection = redisOptions(url);
-  await checkReachable(url, connection);
+  const version = workerVersion();
+  const place = queuePlace(url, settings.prefix, version);
+  await checkRedis(url, connection, place);
   const log = settings.log ?? (() => {});
   let setupProblem: Error | null = null;
   let stopping: 'graceful' | 'now' | null = null;
@@ -347,15 +436,14 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     const data = checkJobData(job.data); // anyone with access to Redis can write a job: checked before it is logged or run
     active++;
     try {
-      const mine = process.env[TEST_VERSION_ENV] ?? packageVersion();
-      if (data.fp4kit !== mine) {
-        // A job of a run whose folder is gone is stale (left in Redis by a stopped producer, from
-        // before an upgrade, say): it fails and the worker goes on. A live run of another version
-        // is this machine's problem: another worker of that version takes the job.
+      if (data.fp4kit !== version) {
+        // Each version has a queue of its own, so a producer of this version did not write this
+        // job (a hand-made or edited one): it fails at once and the worker goes on. Run by this
+        // version, its run's output would mix two versions' bytes.
         if (!existsSync(runPlanPath(data.output, data.run!))) {
-          throw new SafetensorsError(data.output, `a job of fp4kit ${data.fp4kit} (this worker runs ${mine}) whose run folder is gone: a stale job, not run`);
+          throw new SafetensorsError(data.output, `a job of fp4kit ${data.fp4kit} (this worker runs ${version}) whose run folder is gone: a stale job, not run`);
         }
-        throw new MachineSetupError(data.output, `this worker runs fp4kit ${mine}, the run's producer ran ${data.fp4kit}: every machine of a run must run the producer's version (another may write other bytes)`);
+        throw new SafetensorsError(data.output, `a job of fp4kit ${data.fp4kit} in the queue of fp4kit ${version} (this worker's): not a job this version's producer wrote (every version has a queue of its own); not run`);
       }
       if (data.kind === 'merge') {
         const summary = await mergeCheckpointParts(data.output, { unlock: true, run: data.run, plannedAt: data.plannedAt, signal });
@@ -403,18 +491,31 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
       active--;
     }
   };
-  worker = new Worker<JobData>(QUEUE_NAME, processor, {
-    connection, concurrency: 1, name: `${hostname()}:${process.pid}`,
+  worker = new Worker<JobData>(place.name, processor, {
+    connection, prefix: place.prefix, concurrency: 1, name: `${hostname()}:${process.pid}`,
     lockDuration: settings.lockDuration ?? 30000, stalledInterval: settings.stalledInterval ?? 30000,
     maxStalledCount: settings.maxStalledCount ?? 3,
   });
   // Lost connections (ioredis reconnects), a lock lost to another worker... A message that repeats
-  // is logged once per 10 s with its count: a key of someone else's under the queue's names made
-  // BullMQ repeat one error thousands of times a second (an audit counted 6,073 lines in 3 s).
+  // is logged once per 10 s with its count: BullMQ's loop repeats a failing command thousands of
+  // times a second (an audit counted 6,073 lines in 3 s, for someone else's key, now traced below).
   let lastError = '';
   let lastLogged = 0;
   let repeats = 0;
+  let tracing = false;
   worker.on('error', (err) => {
+    // A WRONGTYPE reply: someone else's key under the queue's names, made since the start's check.
+    // Said once, naming the key, and the worker stops (it would only fail, or write over the key).
+    if (isWrongType(err)) {
+      if (tracing) return;
+      tracing = true;
+      void traceWrongType(connection, place, err).then((foreign) => {
+        setupProblem = foreign;
+        log(`${foreign.message}\nthis worker stops taking jobs`);
+        void worker.close();
+      });
+      return;
+    }
     const now = Date.now();
     if (err.message === lastError && now - lastLogged < 10_000) {
       repeats++;
@@ -430,9 +531,9 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
   worker.on('lockRenewalFailed', (ids) => {
     for (const id of ids) worker.cancelJob(id, 'its lock was lost');
   });
-  await worker.waitUntilReady();
   let withoutRedis = false;
   let stoppedWithoutRedis: () => void = () => {};
+  // Listened to before the wait for Redis: a worker may close as soon as it starts (a WRONGTYPE reply).
   const closed = new Promise<void>((resolve, reject) => {
     worker.on('closed', () => (setupProblem ? reject(setupProblem) : resolve()));
     stoppedWithoutRedis = () => {
@@ -441,8 +542,10 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
     };
   });
   closed.catch(() => {});
+  await worker.waitUntilReady();
   return {
     closed,
+    place,
     stoppedWithoutRedis: () => withoutRedis,
     async stop(now = false) {
       stopping = now ? 'now' : 'graceful';
