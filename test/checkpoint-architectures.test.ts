@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import { readModelConfig } from '../lib/checkpoint/model-config.js';
+import { planRun } from '../lib/checkpoint/checkpoint-parts.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { gaussian } from './helpers/data.js';
@@ -354,6 +355,11 @@ describe('inputs no layout can take', () => {
         `${join(input, 'config.json')}: the input is already quantized: its config.json has a quantization_config (quant_method "fp8") and it holds "model.layers.0.mlp.down_proj.weight" (F8_E4M3); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
       expect(existsSync(out)).toBe(false);
     }
+    // The planner of a distributed run (a queue's producer, the first --shard part) refuses it
+    // before anything is queued or written: its parts open only their own shards.
+    const planned = join(root, 'fp8-release-planned');
+    await expect(planRun(input, planned, { format: 'nvfp4', layout: 'compressed-tensors' }, 1)).rejects.toThrow('the input is already quantized');
+    expect(existsSync(planned)).toBe(false);
     // A merged QLoRA model saved in bf16 that kept its bitsandbytes quantization_config: float weights only.
     const merged = await model('qlora-merged', [weight('model.layers.0.mlp.up_proj.weight', 32, 64)],
       { model_type: 'llama', quantization_config: { quant_method: 'bitsandbytes', load_in_4bit: true } });

@@ -1,17 +1,21 @@
 // Distributed quantization without a queue (lib/checkpoint/checkpoint-parts.ts): the byte-balanced split, parts
 // run in any order and merged give the bytes of a single-machine run (every file; the summary's
 // `seconds` aside), the last finisher merges, and what the merge refuses (a missing part, a changed
-// input, a damaged output shard, records of two runs) and what a part refuses (an input it cannot see,
-// a different input under the planned path).
+// input, a damaged output shard, records of two runs or two fp4kit versions) and what a part refuses
+// (an input it cannot see, a different input under the planned path). A part with its run's plan
+// opens only the shards it reads; a merge killed at any step on another machine is finished or
+// cleaned up by the next merge of its run (test/helpers/merge-kill-points.mjs).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import {
   mergeCheckpointParts, partsFolder, parseShardSpec, runFolder, runPlanPath, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
 } from '../lib/checkpoint/checkpoint-parts.js';
+import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { packageVersion } from '../lib/core/package-manifest.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
 
@@ -142,7 +146,8 @@ describe('--shard parts and merge', () => {
     expect(results.flatMap((r) => r.record.files.map((f) => f.name)).sort()).toEqual([...shardNames].sort());
     const run = results[0].record.run;
     expect(readdirSync(partsFolder(out))).toEqual([`run-${run}`]); // one folder per run
-    expect(readdirSync(runFolder(out, run)).sort()).toEqual([...shardNames, ...Array.from({ length: count }, (_v, i) => `part-${i}-of-${count}.json`)].sort());
+    // The first part planned the run and left its plan for the others.
+    expect(readdirSync(runFolder(out, run)).sort()).toEqual([...shardNames, ...Array.from({ length: count }, (_v, i) => `part-${i}-of-${count}.json`), 'plan.json'].sort());
     expect(existsSync(out)).toBe(false);
     const summary = await mergeCheckpointParts(out);
     expect(summary!.tensors.length).toBe(JSON.parse(readFileSync(join(single, SUMMARY_NAME), 'utf8')).tensors.length);
@@ -431,6 +436,38 @@ describe('--shard parts and merge', () => {
     await expect(mergeCheckpointParts(out)).rejects.toThrow(/records of 2 different runs \(run-[0-9a-f]+: 1 of 2 parts, run-[0-9a-f]+: 1 of 2 parts;/);
   });
 
+  // Found by an audit (2026-12-07): parts of one --shard command run with two fp4kit versions make two
+  // runs (the run key hashes the version), and `merge` said only "records of 2 different runs".
+  it('parts run with two fp4kit versions: the merge names both versions; a run of another version is merged by that version only', async () => {
+    const out = join(root, 'two-versions');
+    const mine = packageVersion();
+    const onVersion = async <T>(version: string, call: () => Promise<T>): Promise<T> => {
+      process.env.FP4KIT_TEST_VERSION = version;
+      try {
+        return await call();
+      } finally {
+        delete process.env.FP4KIT_TEST_VERSION;
+      }
+    };
+    const [old0] = await onVersion('0.0.0-old', () => runParts(out, { format: 'mxfp4' }, 2, [0]));
+    expect(old0.record.fp4kit).toBe('0.0.0-old');
+    const [new1] = await runParts(out, { format: 'mxfp4' }, 2, [1]);
+    expect(new1.record.fp4kit).toBe(mine);
+    const runs = [old0.record, new1.record].sort((a, b) => (a.run < b.run ? -1 : 1)).map((r) => `run-${r.run}: 1 of 2 parts, fp4kit ${r.fp4kit}`).join('; ');
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${partsFolder(out)}: records of 2 different runs, made by 2 fp4kit versions (${runs}): every part of a run must run one fp4kit version (another may write other bytes); run the missing parts with the version of the run to keep, delete the other run folder and merge again`);
+    // Part 1 again on the old version: that run is complete, and this version does not merge it.
+    await onVersion('0.0.0-old', () => runParts(out, { format: 'mxfp4' }, 2, [1]));
+    const oldRun = runFolder(out, old0.record.run);
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`${oldRun}: the parts of this run ran fp4kit 0.0.0-old, this merge runs fp4kit ${mine}: merge with the parts' version (another may write other bytes)`);
+    // Records of an fp4kit from before records named their version.
+    const records = ['part-0-of-2.json', 'part-1-of-2.json'].map((n) => join(oldRun, n));
+    const texts = records.map((r) => readFileSync(r, 'utf8'));
+    records.forEach((r, i) => writeFileSync(r, JSON.stringify({ ...JSON.parse(texts[i]), fp4kit: undefined })));
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(`the parts of this run ran an older fp4kit (its records name no version), this merge runs fp4kit ${mine}`);
+    records.forEach((r, i) => writeFileSync(r, texts[i]));
+    expect((await onVersion('0.0.0-old', () => mergeCheckpointParts(out)))!.format).toBe('mxfp4');
+  });
+
   it('a merge that dies after taking the shards leaves them in the run folder: the next merge completes', async () => {
     const out = join(root, 'merge-dies');
     const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
@@ -526,6 +563,98 @@ describe('--shard parts and merge', () => {
   });
 });
 
+// Found by an audit (2026-12-07): every part opened every shard's header to plan the run, so a run
+// of n parts read n × shards headers (1.9 s a part at 500 shards, where the whole single run took
+// 6.7 s). A part that finds its run's plan now opens its own shards and the neighbours it reads.
+describe('a part with its run\'s plan opens only the shards it reads', () => {
+  /** The shard names SafetensorsFile.open opens while `call` runs. */
+  async function shardsOpenedBy<T>(call: () => Promise<T>): Promise<{ result: T; opened: string[] }> {
+    const spy = vi.spyOn(SafetensorsFile, 'open');
+    try {
+      const result = await call();
+      return { result, opened: [...new Set(spy.mock.calls.map(([path]) => basename(path)))].sort() };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  const options: CheckpointOptions = { format: 'nvfp4', layout: 'compressed-tensors' };
+
+  it('--shard: the first part plans the run and leaves plan.json; every later part opens its own shards and their fused-group neighbours; the merged output is the single run\'s', async () => {
+    const out = join(root, 'planned-once');
+    const single = await singleRun(out, options);
+    const plan = await planRun(input, out, options, 4);
+    // q/k/v and gate/up groups straddle shards in this model: some parts read a neighbour.
+    expect(plan.partners.some((p) => p.length > 0)).toBe(true);
+    const first = await shardsOpenedBy(() => runCheckpointPart({ input, output: out, options: serializeOptions(options), part: 2, parts: 4 }));
+    expect(first.opened).toEqual([...shardNames].sort()); // it planned the run: every header
+    expect(JSON.parse(readFileSync(runPlanPath(out, plan.run), 'utf8'))).toEqual(plan);
+    for (const part of [0, 3, 1]) {
+      const { result, opened } = await shardsOpenedBy(() => runCheckpointPart({ input, output: out, options: serializeOptions(options), part, parts: 4 }));
+      const reads = [...plan.parts[part], ...plan.partners[part]].sort();
+      expect(opened).toEqual(reads);
+      expect(reads.length).toBeLessThan(shardNames.length);
+      expect(result.record.partners).toEqual(plan.partners[part]);
+    }
+    expect((await shardsOpenedBy(() => mergeCheckpointParts(out))).opened).toEqual([...shardNames].sort()); // the merge reads every header again
+    expect(compareOutputFolders(out, single)).toEqual({ differences: [], files: readdirSync(single).length });
+    expect(existsSync(partsFolder(out))).toBe(false);
+  });
+
+  it('a queued part opens its shards and their neighbours only, and still refuses another input at the path (a shard of another size, a missing shard)', async () => {
+    const out = join(root, 'queued-reads');
+    const plan = await planRun(input, out, options, 4, { samples: true });
+    await writeRunPlan(plan);
+    const job = (part: number) => ({
+      input, output: out, options: serializeOptions(options), part, parts: 4, run: plan.run, fingerprint: { digest: plan.fingerprint.digest, files: [] },
+      samples: Object.fromEntries(plan.parts[part].map((n) => [n, plan.samples![n]])),
+    });
+    const { opened } = await shardsOpenedBy(() => runCheckpointPart(job(1)));
+    expect(opened).toEqual([...plan.parts[1], ...plan.partners[1]].sort());
+    // A shard that part 0 neither writes nor reads, of another size here than planned: its size is checked all the same.
+    const reads = new Set([...plan.parts[0], ...plan.partners[0]]);
+    const other = join(input, shardNames.find((n) => !reads.has(n))!);
+    const original = readFileSync(other);
+    writeFileSync(other, Buffer.concat([original, Buffer.alloc(8)]));
+    try {
+      await expect(runCheckpointPart(job(0))).rejects.toThrow(
+        `${input}: on ${hostname()} this is not the input the run was planned on (${basename(other)} has ${original.length + 8} bytes here, ${original.length} in the planned input)`);
+      rmSync(other);
+      await expect(runCheckpointPart(job(0))).rejects.toThrow(`not the checkpoint the producer opened (${join(input, 'model.safetensors.index.json')}: missing shard ${basename(other)})`);
+    } finally {
+      writeFileSync(other, original);
+    }
+    expect((await runCheckpointPart(job(0))).record.partners).toEqual(plan.partners[0]);
+  });
+
+  it('a --shard part whose input changed since its run was planned plans a run of its own; the merge refuses a part that read other neighbours than the plan gives', async () => {
+    const out = join(root, 'changed-since');
+    const changed = join(root, 'changed-since-input');
+    await writeShardedCheckpoint(changed, { layers: 6, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
+    const p0 = await runCheckpointPart({ input: changed, output: out, options: serializeOptions(options), part: 0, parts: 2 });
+    // Another checkpoint saved over it (one more layer: other headers and sizes): the plan left is not this input's.
+    await writeShardedCheckpoint(changed, { layers: 7, hidden: 128, intermediate: 192, vocab: 256, maxShardBytes: 90_000, seed: 7 });
+    const p1 = await runCheckpointPart({ input: changed, output: out, options: serializeOptions(options), part: 1, parts: 2 });
+    expect(p1.record.run).not.toBe(p0.record.run);
+    expect(readdirSync(partsFolder(out)).sort()).toEqual([`run-${p0.record.run}`, `run-${p1.record.run}`].sort());
+    expect(readdirSync(runFolder(out, p1.record.run))).toContain('plan.json');
+    // A plan.json edited to give part 0 no neighbours: the part computes other shared scales, and the merge refuses it.
+    const out2 = join(root, 'edited-plan');
+    const plan = await planRun(input, out2, options, 2);
+    const lonely = plan.partners.findIndex((p) => p.length > 0);
+    expect(lonely).toBeGreaterThanOrEqual(0);
+    await runCheckpointPart({ input, output: out2, options: serializeOptions(options), part: 1 - lonely, parts: 2 }); // leaves the plan
+    const planPath = runPlanPath(out2, plan.run);
+    writeFileSync(planPath, JSON.stringify({ ...plan, partners: plan.partners.map(() => []) }));
+    await runCheckpointPart({ input, output: out2, options: serializeOptions(options), part: lonely, parts: 2 });
+    await expect(mergeCheckpointParts(out2)).rejects.toThrow(
+      `${join(runFolder(out2, plan.run), `part-${lonely}-of-2.json`)}: says it read no other shards for fused-group scales, its run's plan ${plan.partners[lonely].join(', ')}: run part ${lonely}/2 again`);
+  });
+
+  it('the run is checked as a whole when it is planned (a part opens its own shards only): a fused group partly quantized is refused by planRun', async () => {
+    await expect(planRun(input, join(root, 'mixed'), { ...options, skip: /k_proj/ }, 2)).rejects.toThrow(/would be quantized but "model\.layers\.\d+\.self_attn\.k_proj\.weight" copied/);
+  });
+});
+
 describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
   const repo = join(__dirname, '..');
   const cli = (args: string[]) => {
@@ -571,6 +700,60 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(readdirSync(root).filter((n) => n.startsWith('cli-killed.'))).toEqual(['cli-killed.single']); // nothing left beside it
   });
 
+  // Found by an audit (2026-12-07): a merge killed between its two publishing renames and retried on
+  // another host (merge --unlock elsewhere, the queue's merge job on another worker) left the previous
+  // output and its staging folder for good: their names carry no run key, and a dead process on
+  // another host looks like a live one. A merge now records the names in its run's lock folder first.
+  const killCases: Array<[string, Record<string, string>, (out: string, left: string[]) => void]> = [
+    ['after recording its staging folder\'s name', { FP4KIT_MERGE_KILL: 'recorded' }, (out, left) => {
+      expect(left).toEqual([]);
+      expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('mxfp4'); // the earlier output
+    }],
+    ['half staged', { FP4KIT_MERGE_KILL: 'staging' }, (out, left) => {
+      expect(left).toEqual([expect.stringMatching(/\.tmp-nodea-\d+-[0-9a-f]{8}$/)]);
+      expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('mxfp4');
+    }],
+    ['between its two publishing renames', { FP4KIT_FAULT: 'kill-between-renames' }, (out, left) => {
+      expect(existsSync(out)).toBe(false);
+      expect(left.map((n) => n.replace(/-\d+-[0-9a-f]{8}$/, ''))).toEqual([`${basename(out)}.old-nodea`, `${basename(out)}.tmp-nodea`]);
+    }],
+    ['right after publishing', { FP4KIT_FAULT: 'kill-after-publish' }, (out, left) => {
+      expect(JSON.parse(readFileSync(join(out, SUMMARY_NAME), 'utf8')).format).toBe('nvfp4');
+      expect(left).toEqual([expect.stringMatching(/\.old-nodea-\d+-[0-9a-f]{8}$/)]);
+    }],
+    ['after removing the previous output', { FP4KIT_MERGE_KILL: 'aside-removed' }, (out, left) => {
+      expect(left).toEqual([]);
+      expect(readdirSync(partsFolder(out))).toHaveLength(1);
+    }],
+    ['while it cleans up its run folder', { FP4KIT_MERGE_KILL: 'cleanup' }, (out, left) => {
+      expect(left).toEqual([]);
+      const [run] = readdirSync(partsFolder(out));
+      expect(readdirSync(join(partsFolder(out), run))).toEqual(expect.arrayContaining(['part-0-of-2.json', 'part-1-of-2.json', 'merging']));
+    }],
+  ];
+  it.each(killCases)('a merge SIGKILLed on another machine %s: the next merge of the run, here, finishes or cleans up what it left, and nothing else', async (_when, fault, leftBehind) => {
+    const out = join(root, `killed-${Object.values(fault)[0]}`);
+    const single = await singleRun(out, { format: 'nvfp4' });
+    await quantizeCheckpoint(input, out, { format: 'mxfp4' }); // an earlier output: publishing moves it aside first
+    await runParts(out, { format: 'nvfp4' }, 2, [0, 1]);
+    const foreign = `${out}.tmp-nodez-4242-0badf00d`; // another machine's staging folder for this output: no record of this run names it
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, 'theirs.safetensors'), 'not this run\'s');
+    const siblings = () => readdirSync(root).filter((n) => n.startsWith(`${basename(out)}.`) && ![basename(single), basename(foreign), basename(partsFolder(out))].includes(n)).sort();
+    const killed = spawnSync(process.execPath, [
+      '--import', 'tsx', '--import', join(__dirname, 'helpers', 'fs-faults.mjs'), '--import', join(__dirname, 'helpers', 'merge-kill-points.mjs'),
+      join(repo, 'lib', 'checkpoint', 'cli.ts'), 'merge', out,
+    ], { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FP4KIT_TEST_HOST: 'node-a', ...fault } });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    leftBehind(out, siblings());
+    // The retry runs on this machine, which is not node-a: it cannot tell whether node-a's merge is alive, but the lock it takes over says it is not.
+    expect((await mergeCheckpointParts(out, { unlock: true }))!.format).toBe('nvfp4');
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(siblings()).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
+    expect(readdirSync(foreign)).toEqual(['theirs.safetensors']);
+  }, 120_000);
+
   it('a second copy of a part that loses its files to the merge the first copy completed ends well (exit 0, says so)', async () => {
     const out = join(root, 'cli-twice');
     const single = await singleRun(out, { format: 'mxfp4' });
@@ -591,6 +774,19 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(slowOut).toMatch(/part 0\/2: another copy of this part finished first and the run is merged; this copy's work was not needed/);
     expect(compareOutputFolders(out, single).differences).toEqual([]);
     expect(existsSync(partsFolder(out))).toBe(false);
+  });
+
+  it('--shard parts run with two fp4kit versions: `fp4kit merge` names both (exit 1)', () => {
+    const out = join(root, 'cli-versions');
+    const part = (i: number, env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'lib', 'checkpoint', 'cli.ts'), 'quantize', input, '-o', out, '--format', 'mxfp4', '--shard', `${i}/2`],
+      { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+    expect(part(0, { FP4KIT_TEST_VERSION: '0.0.0-old' }).status).toBe(0);
+    expect(part(1, {}).status).toBe(0); // another run: nothing merges
+    const merge = cli(['merge', out]);
+    expect(merge.code).toBe(1);
+    expect(merge.stderr).toMatch(new RegExp(`^fp4kit: ${partsFolder(out)}: records of 2 different runs, made by 2 fp4kit versions \\(run-[0-9a-f]+: 1 of 2 parts, fp4kit \\S+; run-[0-9a-f]+: 1 of 2 parts, fp4kit \\S+\\): every part of a run must run one fp4kit version`));
+    expect(merge.stderr).toContain('fp4kit 0.0.0-old');
+    expect(merge.stderr).toContain(`fp4kit ${packageVersion()}`);
   });
 
   it('refuses bad distributed flags with the usage (exit 2)', () => {

@@ -13,6 +13,12 @@
 // Every machine must see the input (and the output folder) at the same path; parts and the merge
 // compare what they see (lib/checkpoint/input-fingerprint.ts), so a different file under the same path is
 // detected rather than silently mixed in.
+//
+// A run is planned once — by the queue's producer, or by the first --shard part, each leaving
+// plan.json in the run's folder — with every shard's header read; a part that finds its run's plan
+// opens only its own shards and the neighbours it reads for fused-group scales, and checks them
+// against the plan (so a run reads O(shards) headers, not O(shards²)). The merge reads every header
+// again and makes the checks of the whole input.
 
 import { createHash } from 'node:crypto';
 import { link, lstat, mkdir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
@@ -25,13 +31,17 @@ import {
   checkpointSideFiles, filesRead, filesToCopy, isFolderInput, quantizeCheckpoint, SUMMARY_NAME,
   type CheckpointOptions, type CheckpointProgress, type CheckpointSummary, type TensorSummary,
 } from './quantize-checkpoint.js';
-import { layoutByName, type LayoutName } from './layouts/index.js';
+import { layoutByName, type Layout, type LayoutName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
+import { SafetensorsFile } from './safetensors/read.js';
+import { checkNotQuantized, fusedGroupPartners, planWholeInput } from './plan.js';
+import { isRealFolder } from './real-folder.js';
+import { finishKilledMerges, recordPublishing } from './killed-merge.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
 import { copyRegularFile, fileKind, readRegularTextFile } from './safetensors/regular-file.js';
-import { readModelConfig } from './model-config.js';
+import { readModelConfig, type ModelConfig } from './model-config.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { checkCount, describe, isAbortSignal, isObjectArgument, readFields } from '../core/validate.js';
@@ -113,21 +123,6 @@ function checkMergeOptions(fn: string, mo: unknown): MergeOptions {
 const RUN_FOLDER = /^run-[0-9a-f]{1,64}$/;
 const IN_RUN_FOLDER = /^(?:.+\.safetensors|part-\d+-of-\d+\.json|plan\.json|merging)(?:\.tmp-\d+-[0-9a-f]{8})?$/;
 
-/**
- * `path` is a real folder (not a symbolic link to one, which would make the merge write into and
- * remove files of a folder elsewhere), or absent (false). Anything else is refused by name.
- */
-async function isRealFolder(path: string): Promise<boolean> {
-  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return null;
-    throw err;
-  });
-  if (st === null) return false;
-  if (st.isSymbolicLink()) throw new SafetensorsError(path, 'is a symbolic link: fp4kit writes, links and removes only in folders it made itself; replace it with the folder, or delete it');
-  if (!st.isDirectory()) throw new SafetensorsError(path, `is ${fileKind(st)}, not a folder fp4kit made`);
-  return true;
-}
-
 /** Create the run's folder (and the parts folder), or check that an existing parts folder holds only
  *  run folders: a folder that happens to be named `<out>.parts` is never written into, nor removed
  *  by the merge. */
@@ -159,15 +154,25 @@ async function removeRunFolder(outDir: string, run: string, shards: readonly str
   const folder = runFolder(outDir, run);
   if (!(await isRealFolder(partsFolder(outDir)).catch(() => false)) || !(await isRealFolder(folder).catch(() => false))) return; // never through a link
   const mine = new Set(shards);
-  for (const name of await readdir(folder).catch(() => [] as string[])) {
-    if (IN_RUN_FOLDER.test(name) || mine.has(name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, ''))) await rm(join(folder, name), { recursive: true, force: true });
-  }
+  const ours = (await readdir(folder).catch(() => [] as string[])).filter((name) => IN_RUN_FOLDER.test(name) || mine.has(name.replace(/\.tmp-\d+-[0-9a-f]{8}$/, '')));
+  // The records and the lock last: a merge killed while it cleans up leaves records, and the next
+  // merge finds the published summary naming the run, and finishes.
+  const last = (name: string) => (/^part-\d+-of-\d+\.json$/.test(name) ? 1 : name === LOCK_NAME ? 2 : 0);
+  for (const name of ours.sort((a, b) => last(a) - last(b))) await rm(join(folder, name), { recursive: true, force: true });
   await rmdir(folder).catch(() => {});
   await rmdir(partsFolder(outDir)).catch(() => {}); // fails while another run has its folder there
 }
 
 /** Test-only: milliseconds to wait before each tensor of a part, so a test can kill a worker mid-job. */
 export const TEST_DELAY_ENV = 'FP4KIT_TEST_TENSOR_DELAY_MS';
+
+/** Test-only: the fp4kit version this process says it runs (tests of a run's parts on two versions). */
+export const TEST_VERSION_ENV = 'FP4KIT_TEST_VERSION';
+
+/** The fp4kit version a plan, a part record and a merge made here carry (the run key hashes it). */
+export function runningVersion(): string {
+  return process.env[TEST_VERSION_ENV] ?? packageVersion();
+}
 
 /** This machine cannot do the jobs of a run: it does not see the input or output folder the run
  *  was planned on, or runs another fp4kit version than the run's producer. A setup problem of the
@@ -212,11 +217,24 @@ export function partitionShards(shards: ReadonlyArray<{ name: string; bytes: num
   const order = shards.map((s, i) => i).sort((a, b) => shards[b].bytes - shards[a].bytes || (shards[a].name < shards[b].name ? -1 : shards[a].name > shards[b].name ? 1 : 0));
   const parts: number[][] = Array.from({ length: count }, () => []);
   const load = new Array<number>(count).fill(0);
+  // The lightest part (ties: the lowest number) from a binary min-heap of part numbers: every part
+  // checks the split of its run, and a linear search made that O(shards × parts) each.
+  const lighter = (a: number, b: number) => load[a] < load[b] || (load[a] === load[b] && a < b);
+  const heap = Array.from({ length: count }, (_v, p) => p); // loads all 0: already a heap
   for (const i of order) {
-    let best = 0;
-    for (let p = 1; p < count; p++) if (load[p] < load[best]) best = p;
+    const best = heap[0];
     parts[best].push(i);
     load[best] += shards[i].bytes;
+    for (let at = 0; ;) { // sift the heavier part down
+      const l = 2 * at + 1;
+      const r = l + 1;
+      let least = at;
+      if (l < count && lighter(heap[l], heap[least])) least = l;
+      if (r < count && lighter(heap[r], heap[least])) least = r;
+      if (least === at) break;
+      [heap[at], heap[least]] = [heap[least], heap[at]];
+      at = least;
+    }
   }
   return parts.map((p) => p.sort((a, b) => a - b));
 }
@@ -259,8 +277,12 @@ export interface RunPlan {
   output: string;
   options: SerializedOptions;
   fingerprint: InputFingerprint;
+  /** Every input shard, in input order: its name, tensor data bytes and tensor count (what the split balances). */
+  shards: Array<{ name: string; bytes: number; tensors: number }>;
   /** Shard names of every part (input order within a part). */
   parts: string[][];
+  /** For every part, the other shards it reads (fused-group members, for their shared scale). */
+  partners: string[][];
   /** Input bytes and tensors of every part. */
   partBytes: number[];
   partTensors: number[];
@@ -293,20 +315,59 @@ export async function planRun(
   }
 }
 
+/** A shard's name, tensor data bytes and tensor count, as the split balances them. */
+function shardSize(s: SafetensorsFile): RunPlan['shards'][number] {
+  return { name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0), tensors: s.tensors.length };
+}
+
+/** The shard names of each part. */
+function splitNames(shards: RunPlan['shards'], count: number): string[][] {
+  return partitionShards(shards, count).map((p) => p.map((i) => shards[i].name));
+}
+
+/** The key of a run: the input fingerprint's digest, the options, the split, the output path, the fp4kit version. */
+function runKey(fingerprint: string, options: SerializedOptions, parts: string[][], output: string, fp4kit: string): string {
+  return createHash('sha256').update(JSON.stringify({ fingerprint, options, parts, output, fp4kit })).digest('hex').slice(0, 24);
+}
+
+/** Plan a run over every shard of the open input (the planner, a --shard part that finds no plan, the merge):
+ *  the checks of the whole input are made here, since a part that has the plan opens only its own shards. */
 async function planFromOpen(ckpt: CheckpointFiles, input: string, outDir: string, options: SerializedOptions, count: number): Promise<RunPlan> {
   const fingerprint = await inputFingerprint(ckpt, options.fisher);
-  const sizes = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.tensors.reduce((a, t) => a + (t.end - t.begin), 0), tensors: s.tensors.length }));
-  const split = partitionShards(sizes, count);
-  const parts = split.map((p) => p.map((i) => sizes[i].name));
-  const partBytes = split.map((p) => p.reduce((a, i) => a + sizes[i].bytes, 0));
-  const partTensors = split.map((p) => p.reduce((a, i) => a + sizes[i].tensors, 0));
+  const shards = ckpt.shards.map(shardSize);
+  const split = partitionShards(shards, count);
+  const parts = split.map((p) => p.map((i) => shards[i].name));
+  const partBytes = split.map((p) => p.reduce((a, i) => a + shards[i].bytes, 0));
+  const partTensors = split.map((p) => p.reduce((a, i) => a + shards[i].tensors, 0));
+  const checked = checkCheckpointOptions('planRun', deserializeOptions(options));
+  const layout = layoutByName(checked.layout ?? 'fp4kit', { inputScale: checked.inputScale });
+  const config = await readModelConfig(ckpt.dir);
+  checkNotQuantized(ckpt, config); // refused before anything is queued
+  const fisher = checked.fisher === undefined ? undefined : await SafetensorsFile.open(checked.fisher);
+  let partners: string[][];
+  try {
+    partners = fusedGroupPartners(ckpt, planWholeInput(ckpt, layout, checked, config, fisher), config, split);
+  } finally {
+    await fisher?.close();
+  }
   const output = resolve(outDir);
-  const fp4kit = packageVersion();
-  const run = createHash('sha256').update(JSON.stringify({ fingerprint: fingerprint.digest, options, parts, output, fp4kit })).digest('hex').slice(0, 24);
+  const fp4kit = runningVersion();
   return {
-    input: resolve(input), output, options, fingerprint, parts, partBytes, partTensors, fp4kit,
-    tensorCount: ckpt.shards.reduce((a, s) => a + s.tensors.length, 0), inputBytes: sizes.reduce((a, s) => a + s.bytes, 0), run,
+    input: resolve(input), output, options, fingerprint, shards, parts, partners, partBytes, partTensors, fp4kit,
+    tensorCount: shards.reduce((a, s) => a + s.tensors, 0), inputBytes: shards.reduce((a, s) => a + s.bytes, 0),
+    run: runKey(fingerprint.digest, options, parts, output, fp4kit),
   };
+}
+
+/** A run plan read from a plan.json (written by fp4kit, or by anyone who can write to the shared folder). */
+function isRunPlan(v: unknown): v is RunPlan {
+  if (v === null || typeof v !== 'object') return false;
+  const p = v as Partial<RunPlan>;
+  const names = (a: unknown): a is string[][] => Array.isArray(a) && a.every((x) => Array.isArray(x) && x.every((n) => typeof n === 'string'));
+  return typeof p.input === 'string' && typeof p.output === 'string' && p.options !== null && typeof p.options === 'object'
+    && isInputFingerprint(p.fingerprint) && typeof p.fp4kit === 'string' && typeof p.run === 'string' && RUN_KEY.test(p.run)
+    && names(p.parts) && names(p.partners) && p.partners.length === p.parts.length
+    && Array.isArray(p.shards) && p.shards.every((s) => s !== null && typeof s === 'object' && typeof s.name === 'string' && Number.isSafeInteger(s.bytes) && Number.isSafeInteger(s.tensors));
 }
 
 /** Leave the plan in the run's folder (queued runs): workers check they see it, so they know they share
@@ -320,10 +381,10 @@ export async function writeRunPlan(plan: RunPlan): Promise<{ withdraw(): Promise
   return { withdraw: async () => { if (!existed) await removeRunFolder(plan.output, plan.run); } };
 }
 
-/** Open the input, saying what a worker needs when it cannot see it. `queued`: the run's producer
- *  opened this input, so one that does not open here (an empty folder where the share is not
- *  mounted, a shard missing) is this machine's problem, not the job's. */
-async function openInput(input: string, queued: boolean): Promise<CheckpointFiles> {
+/** Open the input (with `only`, just those shards), saying what a worker needs when it cannot see
+ *  it. `queued`: the run's producer opened this input, so one that does not open here (an empty
+ *  folder where the share is not mounted, a shard missing) is this machine's problem, not the job's. */
+async function openInput(input: string, queued: boolean, only?: ReadonlySet<string>): Promise<CheckpointFiles> {
   const unseen = (what: string) =>
     new MachineSetupError(input, `${what} on ${hostname()}: every machine of a distributed run must see the input at the same path (a shared filesystem mounted at the same place; docs/distributed.md)`);
   try {
@@ -333,7 +394,7 @@ async function openInput(input: string, queued: boolean): Promise<CheckpointFile
     throw err;
   }
   try {
-    return await openCheckpoint(input);
+    return await openCheckpoint(input, only);
   } catch (err) {
     if (queued && err instanceof SafetensorsError) throw unseen(`not the checkpoint the producer opened (${err.message})`);
     throw err;
@@ -345,6 +406,8 @@ export interface PartRecord {
   tool: 'fp4kit';
   kind: 'checkpoint-part';
   version: 1;
+  /** The fp4kit version the part ran (absent in records of fp4kit before 2026-12: named "an older fp4kit"). */
+  fp4kit?: string;
   run: string;
   part: number;
   parts: number;
@@ -358,6 +421,8 @@ export interface PartRecord {
   finishedAt: number;
   /** Output shards this part wrote, with their sizes (the merge checks them). */
   files: Array<{ name: string; bytes: number }>;
+  /** The other input shards it read (fused-group members; the merge checks them against its own plan). */
+  partners?: string[];
   /** Data samples of the input shards this part read (the merge compares its own). */
   samples: DataSamples;
   tensors: TensorSummary[];
@@ -475,11 +540,10 @@ function alreadyMerged(req: PartRequest, run: string): PartAlreadyMergedError {
  * merge ever reads) or the job is stale. With it: the same run, input, output, number of parts,
  * options and fingerprint — a job that differs (written by hand, or by anyone who can write to the
  * Redis) would quantize another checkpoint into this run's folder, or fail three times with a
- * misleading message. All before anything is opened.
+ * misleading message. All before anything is opened. Returns the plan (a job carries only the
+ * fingerprint's digest: the whole fingerprint in every job made Redis hold O(shards²) bytes a run).
  */
-/** A queued part's job against its run's plan.json; the plan's input fingerprint (a job carries
- *  only its digest: the whole fingerprint in every job made Redis hold O(shards²) bytes a run). */
-async function checkAgainstPlan(req: PartRequest): Promise<InputFingerprint> {
+async function checkAgainstPlan(req: PartRequest): Promise<RunPlan> {
   const planPath = runPlanPath(req.output, req.run!);
   // A symbolic link for the run folder is refused; an absent one has no plan.
   const text = (await isRealFolder(runFolder(req.output, req.run!))) ? await readRegularTextFile(planPath) : null;
@@ -508,8 +572,92 @@ async function checkAgainstPlan(req: PartRequest): Promise<InputFingerprint> {
             : plan.fingerprint?.digest !== req.fingerprint?.digest ? 'fingerprint'
               : req.samples !== undefined && !samplesAsPlanned(req.samples, plan, req.part) ? 'data samples' : null;
   if (differs !== null) throw new SafetensorsError(planPath, `the job's ${differs} differs from its run's plan: not a job this run's producer wrote; not run`);
-  if (!isInputFingerprint(plan.fingerprint)) throw new SafetensorsError(planPath, 'not a run plan fp4kit wrote (its fingerprint)');
-  return plan.fingerprint;
+  if (!isRunPlan(plan)) throw new SafetensorsError(planPath, 'not a run plan fp4kit wrote (a field is missing or of the wrong kind)');
+  return plan;
+}
+
+/**
+ * The plans an earlier --shard part of this run may have left: plan.json in a run folder of the
+ * parts folder, for the same input, output, options, number of parts and fp4kit version (one,
+ * unless the input changed between two runs of the same command). Anything else there is not
+ * this part's run, and is passed over.
+ */
+async function earlierPlans(req: PartRequest, options: SerializedOptions): Promise<RunPlan[]> {
+  const dir = partsFolder(req.output);
+  if (!(await isRealFolder(dir).catch(() => false))) return [];
+  const plans: RunPlan[] = [];
+  for (const name of (await readdir(dir)).filter((n) => RUN_FOLDER.test(n)).sort()) {
+    const run = name.slice('run-'.length);
+    if (!(await isRealFolder(runFolder(req.output, run)).catch(() => false))) continue;
+    const text = await readRegularTextFile(runPlanPath(req.output, run)).catch(() => null);
+    let plan: unknown = null;
+    try {
+      plan = text === null ? null : JSON.parse(text);
+    } catch { /* not a plan */ }
+    if (isRunPlan(plan) && plan.run === run && plan.fp4kit === runningVersion() && plan.input === resolve(req.input) && plan.output === resolve(req.output)
+      && plan.parts.length === req.parts && JSON.stringify(plan.options) === JSON.stringify(options)) plans.push(plan);
+  }
+  return plans;
+}
+
+/** What a part opened and the plan it works to: `run` is the key computed here (a queued part
+ *  compares it with its producer's). */
+interface OpenedPart {
+  ckpt: CheckpointFiles;
+  plan: RunPlan;
+  run: string;
+  /** The run was planned here (no plan was found, or none could be used): every shard is open. */
+  plannedHere: boolean;
+}
+
+/**
+ * Open what this part reads, and its run's plan. With a plan (a queued run's producer's, or one an
+ * earlier --shard part left), only the part's own shards and the neighbours it reads for
+ * fused-group scales are opened: their headers, every shard's size, the index and config must be
+ * the plan's (the input's fingerprint), and the split and run key computed here its own. Without
+ * one, every shard is opened and the run is planned here. So is a part with no shard of its own
+ * (it compares every shard's data with a merged run's) and an fgmp run with a Fisher file
+ * (quantizeCheckpoint checks the file against every shard's plan). A queued part whose input is
+ * not the plan's is refused; a --shard part plans its own run then (the input changed since).
+ */
+async function openPart(req: PartRequest, plans: RunPlan[], options: SerializedOptions, queued: boolean): Promise<OpenedPart> {
+  const output = resolve(req.output);
+  for (const plan of plans) {
+    const own = plan.parts[req.part];
+    if (own.length === 0 || options.fisher !== undefined) break;
+    const ckpt = await openInput(req.input, queued, new Set([...own, ...plan.partners[req.part]]));
+    try {
+      const here = await inputFingerprint(ckpt, undefined, plan.fingerprint);
+      if (here.digest !== plan.fingerprint.digest) {
+        if (queued) throw notPlannedInput(req.input, fingerprintDifference(here, plan.fingerprint));
+        await closeCheckpoint(ckpt);
+        continue;
+      }
+      // The split, computed here from the plan's shard sizes (this part's own are the ones just read).
+      const sizes = new Map(ckpt.shards.map((s) => [basename(s.path), shardSize(s)]));
+      const shards = plan.shards.map((s) => sizes.get(s.name) ?? s);
+      const run = runKey(plan.fingerprint.digest, options, splitNames(shards, req.parts), output, runningVersion());
+      if (queued || run === plan.run) return { ckpt, plan, run, plannedHere: false };
+      await closeCheckpoint(ckpt);
+    } catch (err) {
+      await closeCheckpoint(ckpt);
+      throw err;
+    }
+  }
+  const ckpt = await openInput(req.input, queued);
+  try {
+    const plan = await planFromOpen(ckpt, req.input, req.output, options, req.parts);
+    if (queued && plan.fingerprint.digest !== plans[0].fingerprint.digest) throw notPlannedInput(req.input, fingerprintDifference(plan.fingerprint, plans[0].fingerprint));
+    return { ckpt, plan, run: plan.run, plannedHere: true };
+  } catch (err) {
+    await closeCheckpoint(ckpt);
+    throw err;
+  }
+}
+
+/** This machine sees another input at the planned path. */
+function notPlannedInput(input: string, what: string): MachineSetupError {
+  return new MachineSetupError(input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
 }
 
 /** A part job's samples are its shards' samples in the run's plan (a job edited in Redis is
@@ -525,28 +673,28 @@ async function runPart(
   req: PartRequest, startedAt: number, planned: { run?: string; samples?: DataSamples },
   onProgress?: (p: CheckpointProgress) => void, signal?: AbortSignal, opts: { autoMerge?: boolean } = {},
 ): Promise<PartResult> {
-  // A queued part: the producer left its plan, with the input's fingerprint, in the run's folder.
-  const plannedInput = req.run !== undefined ? await checkAgainstPlan(req) : req.fingerprint;
+  const queued = req.run !== undefined;
   let dir!: string;
   const options = deserializeOptions(req.options);
   const serialized = serializeOptions(options);
-  const ckpt = await openInput(req.input, req.run !== undefined);
-  let plan: RunPlan;
+  // The run's plan: a queued run's producer left it in the run's folder; a --shard part looks for
+  // one an earlier part of its run left there.
+  const plans = queued ? [await checkAgainstPlan(req)] : await earlierPlans(req, serialized);
+  const opened = await openPart(req, plans, serialized, queued);
+  const { ckpt, plan } = opened;
   let samples: DataSamples;
   let summary: CheckpointSummary;
-  const notPlanned = (what: string) =>
-    new MachineSetupError(req.input, `on ${hostname()} this is not the input the run was planned on (${what}): every machine must see the same files at the same path`);
   try {
-    plan = await planFromOpen(ckpt, req.input, req.output, serialized, req.parts);
-    if (plannedInput !== undefined && plannedInput.digest !== plan.fingerprint.digest) throw notPlanned(fingerprintDifference(plan.fingerprint, plannedInput));
-    if (req.run !== undefined && req.run !== plan.run) {
-      throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${plan.run}) differs from the producer's (${req.run}): this machine plans the run otherwise (the versions match: other files at the input's path, or a modified build?)`);
+    // A caller's fingerprint (runCheckpointPart's request without a run key): the input planned elsewhere.
+    if (!queued && req.fingerprint !== undefined && req.fingerprint.digest !== plan.fingerprint.digest) throw notPlannedInput(req.input, fingerprintDifference(plan.fingerprint, req.fingerprint));
+    if (queued && req.run !== opened.run) {
+      throw new MachineSetupError(req.input, `the run key computed on ${hostname()} (${opened.run}) differs from the producer's (${req.run}): this machine plans the run otherwise (the versions match: other files at the input's path, or a modified build?)`);
     }
     const mine = new Set(plan.parts[req.part]);
     const shards = new Set(ckpt.shards.map((s, i) => (mine.has(basename(s.path)) ? i : -1)).filter((i) => i >= 0));
     samples = await dataSamples(ckpt, mine);
     const differs = req.samples ? sampleDifference(samples, req.samples) : null;
-    if (differs !== null) throw notPlanned(`${differs} has other data here (sampled) than in the planned input`);
+    if (differs !== null) throw notPlannedInput(req.input, `${differs} has other data here (sampled) than in the planned input`);
     const delay = Number(process.env[TEST_DELAY_ENV] ?? 0);
     const beforeTensor = delay > 0 ? () => new Promise<void>((r) => setTimeout(r, delay)) : undefined;
     // A copy that comes after its run's merge (a retried --shard part that had in fact finished, a
@@ -555,7 +703,7 @@ async function runPart(
     const merged = mine.size > 0 ? samples : await dataSamples(ckpt);
     if (await runMerged(req.output, plan.run, merged)) throw alreadyMerged(req, plan.run);
     // A queued part's folder is the producer's: it is never made here (gone, the run was deleted meanwhile).
-    if (req.run !== undefined && !(await isRealFolder(runFolder(req.output, plan.run)))) {
+    if (queued && !(await isRealFolder(runFolder(req.output, plan.run)))) {
       throw new SafetensorsError(runFolder(req.output, plan.run), 'gone while this part was checking its input: the run was merged or deleted meanwhile; not run');
     }
     // The files just checked are the files quantized: the open checkpoint is handed over.
@@ -568,6 +716,10 @@ async function runPart(
       await rmdir(partsFolder(req.output)).catch(() => {});
       throw alreadyMerged(req, plan.run);
     }
+    // The first --shard part of a run leaves its plan, so the others need not read every shard's header.
+    if (opened.plannedHere && !queued && !(await lstat(runPlanPath(req.output, plan.run)).then(() => true, () => false))) {
+      await writeFileAtomic(runPlanPath(req.output, plan.run), `${JSON.stringify(plan, null, 2)}\n`);
+    }
     // From here a failure may be this copy losing its files to a merge another copy's record started.
     planned.run = plan.run;
     planned.samples = merged;
@@ -577,28 +729,36 @@ async function runPart(
   }
   const files = await Promise.all(summary.files.map(async (name) => ({ name, bytes: (await stat(join(dir, name))).size })));
   const record: PartRecord = {
-    tool: 'fp4kit', kind: 'checkpoint-part', version: 1, run: plan.run, part: req.part, parts: req.parts, input: plan.input,
+    tool: 'fp4kit', kind: 'checkpoint-part', version: 1, fp4kit: runningVersion(), run: plan.run, part: req.part, parts: req.parts, input: plan.input,
     fingerprint: plan.fingerprint.digest, options: serialized, host: hostname(), backend: summary.backend, startedAt,
-    finishedAt: Date.now(), files, samples, tensors: summary.tensors,
+    finishedAt: Date.now(), files, partners: plan.partners[req.part], samples, tensors: summary.tensors,
   };
   await writeFileAtomic(join(dir, partRecordName(req.part, req.parts)), `${JSON.stringify(record)}\n`);
   if (!opts.autoMerge) return { record };
-  const records = await readRecords(dir);
-  if (records.length < req.parts) return { record };
+  // Counted by name (the merge reads and checks them): reading every record in every part was O(parts²).
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const done = new Set(names.map((n) => /^part-(\d+)-of-(\d+)\.json$/.exec(n)).filter((m) => m !== null && Number(m[2]) === req.parts).map((m) => m![1]));
+  if (done.size < req.parts) return { record };
   const merged = await mergeCheckpointParts(req.output, { ifUnlocked: true, run: plan.run });
   return merged ? { record, merged } : { record };
 }
 
-/** The runs with a folder in the parts folder, and how many part records each holds. */
-async function runsInPartsFolder(outDir: string): Promise<Array<{ run: string; records: number; parts: number }>> {
+/** The runs with a folder in the parts folder, how many part records each holds, and the fp4kit
+ *  version its parts ran (versionOf). */
+async function runsInPartsFolder(outDir: string): Promise<Array<{ run: string; records: number; parts: number; fp4kit: string }>> {
   const names = (await isRealFolder(partsFolder(outDir))) ? await readdir(partsFolder(outDir)) : [];
-  const runs: Array<{ run: string; records: number; parts: number }> = [];
+  const runs: Array<{ run: string; records: number; parts: number; fp4kit: string }> = [];
   for (const name of names.filter((n) => RUN_FOLDER.test(n)).sort()) {
     const run = name.slice('run-'.length);
     const records = await readRecords(runFolder(outDir, run));
-    runs.push({ run, records: new Set(records.map((r) => r.part)).size, parts: records[0]?.parts ?? 0 });
+    runs.push({ run, records: new Set(records.map((r) => r.part)).size, parts: records[0]?.parts ?? 0, fp4kit: records[0] === undefined ? '' : versionOf(records[0]) });
   }
   return runs;
+}
+
+/** The fp4kit a part record names, in words. */
+function versionOf(r: PartRecord): string {
+  return r.fp4kit === undefined ? 'an older fp4kit (its records name no version)' : `fp4kit ${r.fp4kit}`;
 }
 
 async function readRecords(dir: string): Promise<PartRecord[]> {
@@ -626,6 +786,7 @@ async function readRecords(dir: string): Promise<PartRecord[]> {
     }
     // A damaged record is named, not met later as "Cannot read properties of undefined".
     const fine = typeof r.run === 'string' && typeof r.input === 'string' && typeof r.fingerprint === 'string' && typeof r.host === 'string'
+      && (r.fp4kit === undefined || typeof r.fp4kit === 'string') && (r.partners === undefined || (Array.isArray(r.partners) && r.partners.every((n) => typeof n === 'string')))
       && typeof r.backend === 'string' && Number.isFinite(r.startedAt) && r.options !== null && typeof r.options === 'object'
       && Array.isArray(r.files) && r.files.every((f) => f !== null && typeof f === 'object' && typeof f.name === 'string' && Number.isSafeInteger(f.bytes))
       && r.samples !== null && typeof r.samples === 'object' && Array.isArray(r.tensors)
@@ -673,6 +834,12 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     const withRecords = (await runsInPartsFolder(outDir)).filter((r) => r.records > 0);
     const complete = withRecords.filter((r) => r.records === r.parts);
     if (withRecords.length > 1 && complete.length !== 1) {
+      // Parts of one command run with two fp4kit versions make two runs (the run key hashes the version).
+      const versions = new Set(withRecords.map((r) => r.fp4kit));
+      if (versions.size > 1) {
+        throw new SafetensorsError(partsFolder(outDir), `records of ${withRecords.length} different runs, made by ${versions.size} fp4kit versions (${withRecords.map((r) => `run-${r.run}: ${r.records} of ${r.parts} parts, ${r.fp4kit}`).join('; ')}): `
+          + 'every part of a run must run one fp4kit version (another may write other bytes); run the missing parts with the version of the run to keep, delete the other run folder and merge again');
+      }
       throw new SafetensorsError(partsFolder(outDir), `records of ${withRecords.length} different runs (${withRecords.map((r) => `run-${r.run}: ${r.records} of ${r.parts} parts`).join(', ')}; other input, options or number of parts); delete the stale run folder and merge again`);
     }
     chosen = (withRecords.length > 1 ? complete[0] : withRecords[0])?.run;
@@ -709,6 +876,10 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const same = (r: PartRecord) => r.fingerprint === records[0].fingerprint && JSON.stringify(r.options) === JSON.stringify(records[0].options);
   const odd = records.find((r) => !same(r));
   if (odd) throw new SafetensorsError(join(partsDir, partRecordName(odd.part, odd.parts)), `names other options or another fingerprint than ${partRecordName(records[0].part, records[0].parts)}: one of them is damaged or stale; delete it and run that part again`);
+  // Another version may write other bytes (and plans otherwise): the merge runs the parts' version.
+  if (records[0].fp4kit !== runningVersion()) {
+    throw new SafetensorsError(partsDir, `the parts of this run ran ${versionOf(records[0])}, this merge runs fp4kit ${runningVersion()}: merge with the parts' version (another may write other bytes)`);
+  }
   const count = records[0].parts;
   const other = records.find((r) => r.parts !== count);
   if (other) throw new SafetensorsError(partsDir, `holds records of ${count} and of ${other.parts} parts (${partRecordName(records[0].part, count)}, ${partRecordName(other.part, other.parts)}): one of them is damaged or stale; delete it and run that part again`);
@@ -730,8 +901,20 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     if (!mo.unlock) throw new SafetensorsError(lock, 'another merge is running (or one died); if none is running, merge again with --unlock');
   }
   let folder: OutputFolder | undefined;
+  let publishing: string | undefined; // this merge's record of its staging folder's name (killed-merge.ts)
   const moved: string[] = [];
+  const allSamples = Object.assign({}, ...records.map((r) => r.samples)) as DataSamples;
   try {
+    // What an earlier merge of this run left when it was killed: its staging folder, the previous output moved aside.
+    await finishKilledMerges(outDir, lock, run);
+    // Killed after it published (before its cleanup): the output is this run's; only the run folder is left to remove.
+    if (await summaryNamesRun(outDir, run, allSamples)) {
+      const summary = await publishedSummary(outDir).catch(() => null);
+      if (summary !== null) {
+        await removeRunFolder(outDir, run, records.flatMap((r) => r.files.map((f) => f.name)));
+        return summary;
+      }
+    }
     const first = records[0];
     const ckpt = await openInput(first.input, mo.run !== undefined);
     try {
@@ -748,6 +931,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       for (const r of records) {
         const expected = plan.parts[r.part];
         if (r.files.map((f) => f.name).join('\n') !== expected.join('\n')) throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `lists ${r.files.map((f) => f.name).join(', ') || 'no files'}, expected ${expected.join(', ') || 'none'}`);
+        // The neighbours it read for fused-group scales were the ones a plan of the whole input gives (a part with the plan opens just those).
+        const partners = plan.partners[r.part];
+        if (JSON.stringify(r.partners) !== JSON.stringify(partners)) {
+          throw new SafetensorsError(join(partsDir, partRecordName(r.part, count)), `says it read ${r.partners === undefined ? 'no record of the' : r.partners.join(', ') || 'no'} other shards for fused-group scales, its run's plan ${partners.join(', ') || 'none'}: run part ${r.part}/${count} again`);
+        }
         for (const f of r.files) {
           const path = join(partsDir, f.name);
           // lstat: a shard that is a symbolic link would publish a link to a file elsewhere.
@@ -781,7 +969,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
       // The output is published as a single run publishes it: a staging folder, complete, renamed into place.
       const inputFiles = filesRead(ckpt, await readModelConfig(ckpt.dir), copied, options.fisher);
       checkNotAliasingInput(outDir, inFolder ? ckpt.dir : null, inputFiles);
-      folder = await OutputFolder.create(outDir, { overwrite: options.overwrite, inputs: inFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
+      folder = await OutputFolder.create(outDir, {
+        overwrite: options.overwrite, inputs: inFolder ? [ckpt.dir, ...inputFiles] : inputFiles,
+        // Recorded in the lock's folder before the staging folder exists: killed from here on, the next merge of the run finds them.
+        beforeStaging: async (names) => { publishing = await recordPublishing(lock, run, names); },
+      });
       for (const [name, text] of outputs) await writeFileAtomic(join(folder.staging, name), text);
       for (const name of extras) await copyRegularFile(join(ckpt.dir, name), join(folder.staging, name));
       for (const name of plan.parts.flat()) {
@@ -808,11 +1000,12 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     // Put the parts' shards back before the staging folder goes, so a merge again needs no part rerun.
     if (folder) for (const name of moved) await rename(join(folder.staging, name), join(partsDir, name)).catch(() => {});
     await folder?.abort();
+    if (publishing !== undefined) await rm(publishing, { force: true }).catch(() => {}); // its staging folder is gone
     if (mo.signal?.aborted) throw err; // its lock went to another merge: that one's lock is not ours to remove
     await rmdir(lock).catch(() => {});
     // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published
     // it meanwhile and took the records and shards this one was reading: the run is done.
-    if (await runMerged(outDir, run, Object.assign({}, ...records.map((r) => r.samples)) as DataSamples)) {
+    if (await runMerged(outDir, run, allSamples)) {
       const summary = await publishedSummary(outDir).catch(() => null);
       if (summary !== null) return summary;
     }

@@ -8,7 +8,6 @@
 import { elementCount, sourceView } from './source-view.js';
 import { DtypeId } from '../core/formats.js';
 import { widenedRange } from '../kernels/ref/dtype.js';
-import type { PlannedTensor } from './plan.js';
 import { SafetensorsError, type TensorInfo } from './safetensors/header.js';
 import type { SafetensorsFile } from './safetensors/read.js';
 
@@ -25,11 +24,10 @@ function misfit(f: TensorInfo, w: TensorInfo): string | null {
   return `has shape [${f.shape.join(', ')}]; expected the weight's [${w.shape.join(', ')}] (one value per element, or [${count}] flattened) or [${cols}] (one per input channel)`;
 }
 
-/** Refuse a Fisher file that does not fit the planned fgmp run: a Fisher tensor of another dtype or
- *  shape than its weight, or no Fisher tensor for any of the weights to quantize (a weight without
- *  one uses plain squared error, as with no file). */
-export function checkFisherFile(fisher: SafetensorsFile, plans: PlannedTensor[][]): void {
-  const weights = plans.flat().filter((p) => p.quantize).map((p) => p.info);
+/** Refuse a Fisher file that does not fit the planned fgmp run, whose weights to quantize are
+ *  `weights`: a Fisher tensor of another dtype or shape than its weight, or no Fisher tensor for
+ *  any of them (a weight without one uses plain squared error, as with no file). */
+export function checkFisherFile(fisher: SafetensorsFile, weights: readonly TensorInfo[]): void {
   let matched = 0;
   for (const w of weights) {
     const f = fisher.tensor(w.name);

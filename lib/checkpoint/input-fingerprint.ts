@@ -2,15 +2,16 @@
 // whether they read the same input (docs/distributed.md). Two levels:
 // - the fingerprint: every shard's name, size and parsed header, the index and config.json (whole,
 //   as side files are read: regular files of at most 256 MiB)
-//   and a Fisher file. No tensor data is read (openCheckpoint has parsed the headers already), so
-//   every part can compute it and derive the same run key.
+//   and a Fisher file. No tensor data is read (openCheckpoint has parsed the headers already). The
+//   planner and the merge compute it over every shard; a part opens only the shards it reads and
+//   checks those headers, the other shards' sizes, the index and config against its run's plan.
 // - data samples: per shard, a hash of 3 × 64 KiB of its data section (start, middle, end). Two
 //   checkpoints of one architecture (two fine-tunes of a base) share every header byte and differ
 //   only there. Each part samples its own shards; the producer and the merge sample all of them.
 // Neither proves two files equal byte for byte: they catch a different file at the same path.
 
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { INDEX_NAME, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsFile } from './safetensors/read.js';
@@ -66,9 +67,25 @@ function sampleRanges(size: number, dataStart: number): Array<[number, number]> 
 
 const headerHash = (f: SafetensorsFile) => sha256(JSON.stringify({ metadata: f.metadata, tensors: f.tensors }));
 
-/** The fingerprint of an open checkpoint (and a Fisher file, whose data is sampled too: it is one file). */
-export async function inputFingerprint(ckpt: CheckpointFiles, fisher?: string): Promise<InputFingerprint> {
-  const files: InputFingerprint['files'] = ckpt.shards.map((s) => ({ name: basename(s.path), bytes: s.size, sha256: headerHash(s) }));
+/**
+ * The fingerprint of an open checkpoint (and a Fisher file, whose data is sampled too: it is one
+ * file). A checkpoint of which only some shards are open (a distributed part's, ckpt.allShards) is
+ * compared with its run's `planned` fingerprint: a shard not open here gets its size from the
+ * folder and its header's hash from the plan, so the digests agree when every open header, every
+ * size, the index and config agree with the plan's (the merge checks every header again).
+ */
+export async function inputFingerprint(ckpt: CheckpointFiles, fisher?: string, planned?: InputFingerprint): Promise<InputFingerprint> {
+  const opened = new Map(ckpt.shards.map((s) => [basename(s.path), s]));
+  const plannedHash = new Map((planned?.files ?? []).map((f) => [f.name, f.sha256]));
+  if (ckpt.allShards !== undefined && planned === undefined) throw new Error('internal: the fingerprint of a part of a checkpoint needs its run\'s planned one');
+  // The sizes of the shards not open, asked all at once (one by one, 600 stats took ~10 ms a part).
+  const sizes = await Promise.all((ckpt.allShards ?? []).map((name) => (opened.has(name) ? null : stat(join(ckpt.dir, name)).then((st) => st.size, () => -1))));
+  const files: InputFingerprint['files'] = [];
+  (ckpt.allShards ?? [...opened.keys()]).forEach((name, i) => {
+    const s = opened.get(name);
+    if (s !== undefined) files.push({ name, bytes: s.size, sha256: headerHash(s) });
+    else if (sizes[i]! >= 0) files.push({ name, bytes: sizes[i]!, sha256: plannedHash.get(name) ?? 'not in the plan' }); // a missing shard has no entry
+  });
   for (const name of ckpt.indexed ? [INDEX_NAME, 'config.json'] : ['config.json']) {
     // As every run reads side files: a regular file of at most MAX_SIDE_FILE_BYTES (a FIFO is not waited on).
     const bytes = await readRegularFile(join(ckpt.dir, name));

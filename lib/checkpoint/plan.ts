@@ -1,7 +1,8 @@
 // The plan of a run, made before anything is written: for every tensor of every shard, copy or
 // quantize (and why), the output tensors the layout writes for it, the shape it is blocked in; the
-// shared amax of fused groups; the refusal of shard names that would collide with side files.
-import { basename } from 'node:path';
+// shared amax of fused groups (and, for a distributed part, the other shards it reads for them);
+// the refusal of shard names that would collide with side files.
+import { basename, join } from 'node:path';
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from '../core/formats.js';
 import { swapLastTwo } from '../core/transpose.js';
@@ -14,6 +15,8 @@ import { NAME_MAX_BYTES, TEMP_SUFFIX_BYTES } from './safetensors/atomic-file.js'
 import type { SafetensorsFile } from './safetensors/read.js';
 import type { TensorSpec } from './safetensors/write.js';
 import { copyReason } from './tensor-selection.js';
+import { checkFisherFile } from './fisher.js';
+import type { CheckedCheckpointOptions } from './checkpoint-options.js';
 import type { ModelConfig } from './model-config.js';
 import { SUMMARY_NAME, type CheckpointOptions } from './summary.js';
 import { elementCount, sourceView } from './source-view.js';
@@ -127,11 +130,40 @@ export function checkFusedGroups(ckpt: CheckpointFiles, plans: PlannedTensor[][]
  */
 export function checkSomethingQuantized(ckpt: CheckpointFiles, plans: PlannedTensor[][], layout: Layout, format: string, config: ModelConfig): void {
   const all = plans.flat();
-  if (layout.name === 'fp4kit' || all.some((t) => t.quantize)) return;
+  // A distributed part's own shards (ckpt.allShards) may hold nothing to quantize: its run's
+  // planner checked the whole input (checkpoint-parts.ts).
+  if (layout.name === 'fp4kit' || ckpt.allShards !== undefined || all.some((t) => t.quantize)) return;
   if (layout.name === 'gpt-oss') throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the gpt-oss layout (it quantizes GptOss MoE expert weights, …mlp.experts.gate_up_proj / down_proj; config.json model_type ${JSON.stringify(config?.model_type ?? null)}); choose another --layout`);
   const kept = all.find((t) => t.info.shape.length === 2 && t.info.name.endsWith('.weight')) ?? all[0];
   const example = kept === undefined ? 'the input holds no tensor' : `e.g. ${JSON.stringify(kept.info.name)}: ${kept.reason}`;
   throw new SafetensorsError(ckpt.shards[0].path, `no tensor to quantize in the ${layout.name} layout (${example}); its config would declare ${format} over an unquantized model`);
+}
+
+/**
+ * For each part of a distributed run (`parts`: shard indexes), the other shards fusedGroupAmax reads
+ * for it: those holding a quantized member of a fused group (q/k/v, gate/up) that has a quantized
+ * member in the part. The part opens just these besides its own. Whether the layout shares scales
+ * at all is not asked: a part then opens a neighbour it does not read, never misses one.
+ */
+export function fusedGroupPartners(ckpt: CheckpointFiles, plans: PlannedTensor[][], config: ModelConfig, parts: number[][]): string[][] {
+  const shardsOf = new Map<string, Set<number>>(); // group → shards holding a quantized member
+  for (let si = 0; si < plans.length; si++) {
+    for (const p of plans[si]) {
+      const g = p.quantize ? fusedGroupOf(p.info.name, config) : null;
+      if (g === null) continue;
+      let set = shardsOf.get(g);
+      if (set === undefined) shardsOf.set(g, (set = new Set()));
+      set.add(si);
+    }
+  }
+  const groupsIn = plans.map(() => new Set<string>());
+  for (const [g, shards] of shardsOf) for (const si of shards) groupsIn[si].add(g);
+  return parts.map((own) => {
+    const mine = new Set(own);
+    const others = new Set<number>();
+    for (const si of own) for (const g of groupsIn[si]) for (const other of shardsOf.get(g)!) if (!mine.has(other)) others.add(other);
+    return [...others].sort((a, b) => a - b).map((si) => basename(ckpt.shards[si].path));
+  });
 }
 
 /**
@@ -211,4 +243,41 @@ export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<strin
       throw new SafetensorsError(s.path, `a shard named with ${bytes} bytes leaves no room for its temporary name (${TEMP_SUFFIX_BYTES} bytes more; file names hold ${NAME_MAX_BYTES}); rename the shard (and its index entries)`);
     }
   }
+}
+
+/** Tensors only a quantized checkpoint holds: scales and packed codes (compressed-tensors, ModelOpt,
+ *  FP8 releases, GPTQ/AWQ, bitsandbytes, gpt-oss MXFP4). */
+const QUANTIZATION_TENSOR = /\.(weight_scale|weight_scale_inv|weight_scale_2|weight_packed|weight_global_scale|input_scale|qweight|qzeros|g_idx|absmax|quant_map|SCB|weight_format)$|\.quant_state\.|_blocks$|_scales$/;
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+/** An input that is already quantized (its config.json has a quantization_config, and a weight is
+ *  not a float or a tensor is a quantization scale or code: an FP8 release, an earlier fp4kit
+ *  output) is refused: its packed weights would be copied and declared unquantized, and its own
+ *  quantization_config replaced. A quantization_config over float weights only (left behind in a
+ *  merged QLoRA model saved in bf16) is replaced like any config's. */
+export function checkNotQuantized(ckpt: CheckpointFiles, config: ModelConfig): void {
+  const q = config?.quantization_config;
+  if (q === undefined || q === null) return;
+  // A weight that is not a float says it best; a scale or code tensor otherwise.
+  const all = ckpt.shards.flatMap((sh) => sh.tensors);
+  const evidence = all.find((t) => t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)) ?? all.find((t) => QUANTIZATION_TENSOR.test(t.name));
+  if (evidence === undefined) return;
+  const dir = ckpt.dir;
+  const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';
+  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method} and it holds ${JSON.stringify(evidence.name)} (${evidence.dtype}); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+}
+
+/**
+ * Plan every shard of an input and make the checks that need all of them, as a single run makes
+ * them (quantize-checkpoint.ts): no output tensor written twice, no fused group or MoE layer partly
+ * quantized, something to quantize in a serving layout, a Fisher file that fits. A distributed run
+ * makes them when it is planned and again at its merge: a part with the plan opens only its shards.
+ */
+export function planWholeInput(ckpt: CheckpointFiles, layout: Layout, options: CheckedCheckpointOptions, config: ModelConfig, fisher?: SafetensorsFile): PlannedTensor[][] {
+  const plans = ckpt.shards.map((s) => planShard(s, layout, options, config, options.only, options.skip));
+  checkOutputNames(ckpt, plans);
+  checkFusedGroups(ckpt, plans, layout, config);
+  checkSomethingQuantized(ckpt, plans, layout, options.format, config);
+  if (fisher !== undefined) checkFisherFile(fisher, plans.flat().filter((p) => p.quantize).map((p) => p.info));
+  return plans;
 }

@@ -24,8 +24,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import type { SafetensorsWriter } from './safetensors/write.js';
 import { checkCheckpointOptions, checkPath } from './checkpoint-options.js';
 import { readModelConfig, type ModelConfig } from './model-config.js';
-import { checkFisherFile } from './fisher.js';
-import { SIDE_FILES, checkFusedGroups, checkOutputNames, checkShardNames, checkSomethingQuantized, fusedGroupAmax, planShard } from './plan.js';
+import { SIDE_FILES, checkNotQuantized, checkShardNames, fusedGroupAmax, planWholeInput } from './plan.js';
 import { BufferPool } from './read-ahead.js';
 import { writeShard, type ShardRun } from './write-shard.js';
 import { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, stageSideFiles } from './publish.js';
@@ -36,28 +35,6 @@ export {
 } from './summary.js';
 export { tensorSeed } from './quantize-tensor.js';
 export { checkpointSideFiles, filesRead, filesToCopy, isFolderInput, type SideFilesInput } from './publish.js';
-
-/** Tensors only a quantized checkpoint holds: scales and packed codes (compressed-tensors, ModelOpt,
- *  FP8 releases, GPTQ/AWQ, bitsandbytes, gpt-oss MXFP4). */
-const QUANTIZATION_TENSOR = /\.(weight_scale|weight_scale_inv|weight_scale_2|weight_packed|weight_global_scale|input_scale|qweight|qzeros|g_idx|absmax|quant_map|SCB|weight_format)$|\.quant_state\.|_blocks$|_scales$/;
-const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
-
-/** An input that is already quantized (its config.json has a quantization_config, and a weight is
- *  not a float or a tensor is a quantization scale or code: an FP8 release, an earlier fp4kit
- *  output) is refused: its packed weights would be copied and declared unquantized, and its own
- *  quantization_config replaced. A quantization_config over float weights only (left behind in a
- *  merged QLoRA model saved in bf16) is replaced like any config's. */
-function checkNotQuantized(ckpt: CheckpointFiles, config: ModelConfig): void {
-  const q = config?.quantization_config;
-  if (q === undefined || q === null) return;
-  // A weight that is not a float says it best; a scale or code tensor otherwise.
-  const all = ckpt.shards.flatMap((sh) => sh.tensors);
-  const evidence = all.find((t) => t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)) ?? all.find((t) => QUANTIZATION_TENSOR.test(t.name));
-  if (evidence === undefined) return;
-  const dir = ckpt.dir;
-  const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';
-  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method} and it holds ${JSON.stringify(evidence.name)} (${evidence.dtype}); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
-}
 
 export async function quantizeCheckpoint(
   input: string,
@@ -99,11 +76,7 @@ export async function quantizeCheckpoint(
     checkNotAliasingInput(outDir, inputIsFolder ? ckpt.dir : null, inputFiles);
     if (!part) out = await OutputFolder.create(outDir, { overwrite: opts.overwrite, inputs: inputIsFolder ? [ckpt.dir, ...inputFiles] : inputFiles });
     const stagingDir = part ? part.dir : out!.staging;
-    const plans = ckpt.shards.map((s) => planShard(s, layout, opts, config, only, skip));
-    checkOutputNames(ckpt, plans);
-    checkFusedGroups(ckpt, plans, layout, config);
-    checkSomethingQuantized(ckpt, plans, layout, opts.format, config);
-    if (fisher !== undefined) checkFisherFile(fisher, plans);
+    const plans = planWholeInput(ckpt, layout, opts, config, fisher);
     const written = (si: number) => !part || part.shards.has(si);
     const bytesTotal = ckpt.shards.reduce((a, s, si) => a + (written(si) ? s.tensors.reduce((b, t) => b + (t.end - t.begin), 0) : 0), 0);
     const tensorCount = plans.reduce((a, p, si) => a + (written(si) ? p.length : 0), 0);

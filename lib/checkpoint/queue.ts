@@ -16,27 +16,22 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SUMMARY_NAME, type CheckpointOptions, type CheckpointProgress, type CheckpointSummary } from './quantize-checkpoint.js';
 import {
-  MachineSetupError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, runPlanPath, serializeOptions, writeRunPlan,
-  type PartRequest,
+  MachineSetupError, mergeCheckpointParts, PartAlreadyMergedError, planRun, runCheckpointPart, runFolder, runningVersion, runPlanPath, serializeOptions,
+  TEST_VERSION_ENV, writeRunPlan, type PartRequest,
 } from './checkpoint-parts.js';
 import { SafetensorsError } from './safetensors/header.js';
 import { describe } from '../core/validate.js';
 import { isInputFingerprint } from './input-fingerprint.js';
-import { packageVersion } from '../core/package-manifest.js';
 import { NotQueuedError, redisOptions, shownUrl } from './queue-url.js';
 import {
   checkPrefix, DEFAULT_PREFIX, explainWrongType, findForeignKey, ForeignKeyError, isWrongType, otherVersionWorkers, queueNameOf, type QueuePlace,
 } from './queue-keys.js';
 
-export { NotQueuedError, redisOptions, shownUrl, queueNameOf, ForeignKeyError, DEFAULT_PREFIX };
+export { NotQueuedError, redisOptions, shownUrl, queueNameOf, ForeignKeyError, DEFAULT_PREFIX, TEST_VERSION_ENV };
 
-/** Test-only: the fp4kit version a worker says it runs, and so the queue it takes jobs from (a test of two versions on one Redis). */
-export const TEST_VERSION_ENV = 'FP4KIT_TEST_VERSION';
-
-/** The fp4kit version this worker runs (its queue is that version's). */
-function workerVersion(): string {
-  return process.env[TEST_VERSION_ENV] ?? packageVersion();
-}
+// The version a producer or worker runs is runningVersion() (checkpoint-parts.ts: FP4KIT_TEST_VERSION
+// lets a test run two versions on one Redis), the one its plans and part records carry: its queue
+// is that version's.
 
 /** The queue of `version` at `url` under `prefix` (checked: the API takes it as --prefix does). */
 function queuePlace(url: string, prefix: string | undefined, version: string): QueuePlace {
@@ -234,7 +229,7 @@ export interface EnqueueOptions {
 export async function quantizeOnQueue(url: string, input: string, outDir: string, options: CheckpointOptions, eo: EnqueueOptions = {}): Promise<CheckpointSummary> {
   serializeOptions(options, 'quantizeOnQueue'); // the options are checked before Redis is asked
   const connection = redisOptions(url);
-  const version = packageVersion(); // the plan's (planRun records it), and so the run's queue
+  const version = runningVersion(); // the plan's (planRun records it), and so the run's queue
   const place = queuePlace(url, eo.prefix, version);
   await checkRedis(url, connection, place);
   const started = performance.now();
@@ -424,7 +419,7 @@ export interface QueueWorker {
 /** Start a worker that takes part and merge jobs until stopped. */
 export async function startQueueWorker(url: string, settings: WorkerSettings = {}): Promise<QueueWorker> {
   const connection = redisOptions(url);
-  const version = workerVersion();
+  const version = runningVersion();
   const place = queuePlace(url, settings.prefix, version);
   await checkRedis(url, connection, place);
   const log = settings.log ?? (() => {});

@@ -1,6 +1,7 @@
 // Finding the safetensors files of a checkpoint: one file, a folder with
 // model.safetensors.index.json (sharded: every shard it names must exist and hold exactly the
-// tensors the index assigns to it), or a folder of *.safetensors files.
+// tensors the index assigns to it), or a folder of *.safetensors files. A distributed part opens
+// only the shards it reads (`only`): the others are listed (and must exist), not opened.
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -18,31 +19,39 @@ export interface CheckpointFiles {
   /** The index's own metadata (e.g. total_size), when indexed. */
   indexMetadata: Record<string, unknown>;
   shards: SafetensorsFile[];
+  /** Set when only some shards are open (openCheckpoint's `only`): the name of every shard of the
+   *  input, in input order. Checks of the whole input were made when its run was planned. */
+  allShards?: string[];
 }
 
-export async function openCheckpoint(input: string): Promise<CheckpointFiles> {
+/** Open the checkpoint at `input`: every shard, or with `only` just the shards of those names (a
+ *  distributed part's; lib/checkpoint/checkpoint-parts.ts). */
+export async function openCheckpoint(input: string, only?: ReadonlySet<string>): Promise<CheckpointFiles> {
   let stat;
   try {
     stat = statSync(input);
   } catch {
     throw new SafetensorsError(input, 'no such file or folder');
   }
-  if (stat.isFile()) {
-    const f = await SafetensorsFile.open(input);
-    return { dir: join(input, '..'), indexed: false, indexMetadata: {}, shards: [f] };
-  }
+  if (stat.isFile()) return { dir: join(input, '..'), indexed: false, indexMetadata: {}, ...(await openShards([input], only)) };
   if (!stat.isDirectory()) throw new SafetensorsError(input, 'not a regular file or a folder');
   const indexPath = join(input, INDEX_NAME);
   const indexText = await readRegularTextFile(indexPath); // a FIFO or folder under that name is refused
-  if (indexText !== null) return openIndexed(input, indexPath, indexText);
+  if (indexText !== null) return openIndexed(input, indexPath, indexText, only);
   const names = readdirSync(input).filter((n) => n.endsWith('.safetensors')).sort();
   if (names.length === 0) throw new SafetensorsError(input, 'no .safetensors files in this folder');
-  const shards = await openAll(names.map((n) => join(input, n)));
-  await closingOnError(shards, () => checkUniqueNames(shards));
-  return { dir: input, indexed: false, indexMetadata: {}, shards };
+  const opened = await openShards(names.map((n) => join(input, n)), only);
+  await closingOnError(opened.shards, () => checkUniqueNames(opened.shards));
+  return { dir: input, indexed: false, indexMetadata: {}, ...opened };
 }
 
-async function openIndexed(dir: string, indexPath: string, indexText: string): Promise<CheckpointFiles> {
+/** The shards at `paths` (those named in `only`, and then the names of all of them as allShards). */
+async function openShards(paths: string[], only: ReadonlySet<string> | undefined): Promise<Pick<CheckpointFiles, 'shards' | 'allShards'>> {
+  if (only === undefined) return { shards: await openAll(paths) };
+  return { shards: await openAll(paths.filter((p) => only.has(basename(p)))), allShards: paths.map((p) => basename(p)) };
+}
+
+async function openIndexed(dir: string, indexPath: string, indexText: string, only: ReadonlySet<string> | undefined): Promise<CheckpointFiles> {
   let index: unknown;
   try {
     index = JSON.parse(indexText);
@@ -61,7 +70,8 @@ async function openIndexed(dir: string, indexPath: string, indexText: string): P
   }
   const files = [...byFile.keys()].sort();
   for (const f of files) if (!existsSync(join(dir, f))) throw new SafetensorsError(indexPath, `missing shard ${f}`);
-  const shards = await openAll(files.map((f) => join(dir, f)));
+  const opened = await openShards(files.map((f) => join(dir, f)), only);
+  const { shards } = opened;
   // A refusal after the shards are open closes them (no file handle is left to the collector).
   await closingOnError(shards, () => {
     for (const s of shards) {
@@ -75,7 +85,7 @@ async function openIndexed(dir: string, indexPath: string, indexText: string): P
     checkUniqueNames(shards);
   });
   const metadata = (index as { metadata?: unknown }).metadata;
-  return { dir, indexed: true, indexMetadata: metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : {}, shards };
+  return { dir, indexed: true, indexMetadata: metadata && typeof metadata === 'object' ? (metadata as Record<string, unknown>) : {}, ...opened };
 }
 
 async function closingOnError(shards: SafetensorsFile[], check: () => void): Promise<void> {

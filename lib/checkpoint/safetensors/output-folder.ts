@@ -4,12 +4,15 @@
 // - before the publish: the previous output (or nothing), untouched — never a file of this run;
 // - when `<out>` did not exist or was an empty folder: one rename, the new output appears whole;
 // - when `<out>` holds an earlier fp4kit output (or `overwrite` was given): it is renamed to
-//   `<out>.old-…`, the staging folder to `<out>`, and the old one is removed. The two renames are
-//   synchronous and back to back (no signal handler or other JavaScript runs between them), so
-//   only a SIGKILL, a crash or a power cut can land between them; `<out>` then does not exist
-//   (a loader gets "no such folder", never a mix of two runs), the complete old output is in
-//   `.old-…` and the complete new one in `.tmp-…`. The next run for `<out>` on this host renames
-//   that `.old-…` folder back to `<out>` before doing anything else, and removes `.tmp-…`.
+//   `<out>.old-…` (the staging folder's name with .old- for .tmp-, so a distributed merge can
+//   record both before it publishes: checkpoint-parts.ts), the staging folder to `<out>`, and the
+//   old one is removed. The two renames are synchronous and back to back (no signal handler or
+//   other JavaScript runs between them), so only a SIGKILL, a crash or a power cut can land
+//   between them; `<out>` then does not exist (a loader gets "no such folder", never a mix of two
+//   runs), the complete old output is in `.old-…` and the complete new one in `.tmp-…`. The next
+//   run for `<out>` on this host renames that `.old-…` folder back to `<out>` before doing
+//   anything else, and removes `.tmp-…` (a distributed merge retried on any host does the same
+//   for its run's killed merge).
 // An earlier fp4kit output is a folder whose fp4kit-summary.json lists every file in it; a folder
 // that is not empty and is not one (someone else's files, or files added to an output) is refused
 // unless `overwrite`. Outputs that alias the input are refused earlier (output-aliasing.ts), and a
@@ -34,6 +37,10 @@ export interface OutputFolderOptions {
   /** Files and folders the run reads: a leftover named like a dead run's folder that holds one of
    *  them is left where it is (tidyDeadSiblings). */
   inputs?: string[];
+  /** Told the staging folder's and the moved-aside output's paths before the staging folder is made
+   *  (a distributed merge records them in its run's folder, so a merge retried on another host can
+   *  tell them for its own run's if this one is killed). */
+  beforeStaging?: (names: { staging: string; aside: string }) => Promise<void>;
 }
 
 /** Staging folders (and replaced outputs) of runs in this process, removed synchronously on a
@@ -98,7 +105,7 @@ function whyNotReplaceable(dir: string): string | null {
   return null;
 }
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -112,12 +119,15 @@ export class OutputFolder {
   readonly staging: string;
   /** Where it is published. */
   readonly final: string;
+  /** Where publishing moves an earlier output aside first: the staging name with .old- for .tmp-. */
+  readonly aside: string;
   private readonly overwrite: boolean;
   private published = false;
 
-  private constructor(final: string, staging: string, overwrite: boolean) {
+  private constructor(final: string, staging: string, aside: string, overwrite: boolean) {
     this.final = final;
     this.staging = staging;
+    this.aside = aside;
     this.overwrite = overwrite;
   }
 
@@ -127,11 +137,14 @@ export class OutputFolder {
     const parent = dirname(final);
     await tidyDeadSiblings(final, options.inputs ?? []);
     checkReplaceable(outDir, final, options.overwrite === true);
-    const staging = `${final}.tmp-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const suffix = `${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const staging = `${final}.tmp-${suffix}`;
+    const aside = `${final}.old-${suffix}`;
     const stagingBytes = Buffer.byteLength(basename(staging));
     if (stagingBytes > NAME_MAX_BYTES) {
       throw new SafetensorsError(outDir, `the name leaves no room for the staging folder beside it (${basename(staging).slice(basename(final).length)}: ${stagingBytes} bytes in all, file names hold ${NAME_MAX_BYTES}); choose a shorter output name`);
     }
+    await options.beforeStaging?.({ staging, aside });
     let top: string | undefined;
     try {
       top = await makeFolders(parent); // the top-most folder it created, if any
@@ -144,7 +157,7 @@ export class OutputFolder {
     }
     live.add(staging);
     if (top !== undefined) createdParents.set(staging, { parent, top });
-    return new OutputFolder(final, staging, options.overwrite === true);
+    return new OutputFolder(final, staging, aside, options.overwrite === true);
   }
 
   /** Moves the complete staging folder into place (see the header). */
@@ -156,7 +169,7 @@ export class OutputFolder {
     const existing = lstatSync(this.final, { throwIfNoEntry: false });
     let old: string | null = null;
     if (existing && readdirSync(this.final).length > 0) {
-      old = `${this.final}.old-${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+      old = this.aside;
       renameSync(this.final, old);
       try {
         renameSync(this.staging, this.final);

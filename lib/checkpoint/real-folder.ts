@@ -1,0 +1,18 @@
+// The folders fp4kit writes, links and removes in for a distributed run (the parts folder, a run's
+// folder, its lock) and beside an output: each must be a real folder, never a symbolic link to one
+// (which would make a merge write into, or remove, a folder elsewhere).
+import { lstat } from 'node:fs/promises';
+import { SafetensorsError } from './safetensors/header.js';
+import { fileKind } from './safetensors/regular-file.js';
+
+/** `path` is a real folder (true) or absent (false); anything else is refused by name. */
+export async function isRealFolder(path: string): Promise<boolean> {
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (st === null) return false;
+  if (st.isSymbolicLink()) throw new SafetensorsError(path, 'is a symbolic link: fp4kit writes, links and removes only in folders it made itself; replace it with the folder, or delete it');
+  if (!st.isDirectory()) throw new SafetensorsError(path, `is ${fileKind(st)}, not a folder fp4kit made`);
+  return true;
+}
