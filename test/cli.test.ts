@@ -29,6 +29,16 @@ describe('fp4kit quantize / inspect', () => {
     expect(r.code).toBe(0);
     const files = readdirSync(plots).sort();
     expect(files).toContain('errors.svg');
+    // Every quantized element's error relative to its tensor's RMS: the summary's run-level
+    // histogram counts each element of the 14 quantized tensors once, and the plot draws it.
+    const summary = JSON.parse(readFileSync(join(out, 'fp4kit-summary.json'), 'utf8'));
+    const quantizedElements = summary.tensors.filter((t: { action: string }) => t.action === 'quantized')
+      .reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    const h = summary.errorHistogram;
+    expect(h).toMatchObject({ format: 'fgmp', tensors: 14, elements: quantizedElements, infinite: 0, nan: 0, unscaled: 0 });
+    expect(h.exact + h.counts.reduce((a: number, b: number) => a + b, 0)).toBe(quantizedElements);
+    expect(files).toContain('element-error-histogram.svg');
+    expect(readFileSync(join(plots, 'element-error-histogram.svg'), 'utf8')).toMatch(/^<svg [^]*<rect [^]*<\/svg>\n?$/);
     const maps = files.filter((f) => f.startsWith('precision-'));
     expect(maps).toHaveLength(14);
     const errors = readFileSync(join(plots, 'errors.svg'), 'utf8');

@@ -2,7 +2,7 @@
 // on degenerate data: every plot is well-formed and finite, and none hangs or overflows the stack.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { lineChart, logBarChart, logHistogram, precisionMap } from '../lib/checkpoint/plots.js';
+import { lineChart, logBarChart, logBinadeHistogram, logHistogram, precisionMap } from '../lib/checkpoint/plots.js';
 import { embeddedGrayPng } from './helpers/svg-png.js';
 
 const python = process.env.PYTHON ?? 'python3';
@@ -45,6 +45,36 @@ describe('logHistogram (error-histogram.svg)', () => {
     expect(counts.reduce((a, b) => a + b, 0)).toBe(4);
     expect(Math.max(...counts)).toBe(2); // 0.011 and 0.012 share a bin
     wellFormed(logHistogram('t', 'x', []));
+  });
+});
+
+describe('logBinadeHistogram (element-error-histogram.svg)', () => {
+  it('one bar per binade with a count, its count and share in the tooltip, heights on a log axis; the notes in the caption', () => {
+    const svg = logBinadeHistogram('t', 'x', -5, [1, 0, 1000, 10], ['2 NaN'], true);
+    wellFormed(svg.replace('2 NaN', ''));
+    const bars = [...svg.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)" fill="#4878a8"><title>(\d+) \(([\d.]+) %\) in \[2\^(-?\d+), 2\^(-?\d+)\)<\/title>/g)];
+    expect(bars.map((m) => [Number(m[3]), Number(m[5]), Number(m[6])])).toEqual([[1, -5, -4], [1000, -3, -2], [10, -2, -1]]);
+    expect(bars.map((m) => m[4])).toEqual(['0.0989', '98.9', '0.989']); // of 1011
+    // Log heights: a bar of 1 is a decade tall, 10 two, 1000 four.
+    const [one, thousand, ten] = bars.map((m) => Number(m[2]));
+    expect(thousand / one).toBeCloseTo(4, 1);
+    expect(ten / one).toBeCloseTo(2, 1);
+    expect(svg).toMatch(/fill="#c0392b">2 NaN</);
+    expect(svg).toContain('>2^-5<');
+  });
+
+  it('nothing to count, and 278 binades (every one a difference can have), stay well-formed and bounded', () => {
+    const empty = logBinadeHistogram('t', 'x', 0, [], ['0 elements']);
+    wellFormed(empty);
+    expect(empty).toContain('no finite nonzero error to plot');
+    const all = logBinadeHistogram('t', 'x', -149, Array.from({ length: 278 }, (_v, i) => 1 + i * 1e6), []);
+    wellFormed(all);
+    expect(all.match(/fill="#4878a8"/g)).toHaveLength(278);
+    // Labels every few bins, never on top of each other.
+    const labels = [...all.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="middle">2\^-?\d+</g)].map((m) => Number(m[1]));
+    expect(labels.length).toBeGreaterThan(10);
+    for (let i = 1; i < labels.length; i++) expect(labels[i] - labels[i - 1]).toBeGreaterThanOrEqual(44);
+    expect(Number(/width="([\d.]+)"/.exec(all)![1])).toBeLessThanOrEqual(1300);
   });
 });
 

@@ -19,6 +19,7 @@ import { removeTempFilesSync, writeFileAtomic } from './safetensors/atomic-file.
 import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, logHistogram, precisionMap } from './plots.js';
+import { elementErrorHistogramPlot } from './error-histogram.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 import { NotQueuedError } from './queue-url.js';
 import { packageVersion } from '../core/package-manifest.js';
@@ -326,6 +327,15 @@ async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFi
   if (quantized.length > 0) {
     await save('errors', logBarChart(`relative RMSE per tensor (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖', quantized.map((t) => ({ label: t.name, value: t.relRmse! }))));
     await save('error-histogram', logHistogram(`relative RMSE of ${quantized.length} tensors (${summary!.format}, ${summary!.layout} layout)`, 'relative RMSE = ‖x − Q(x)‖ / ‖x‖ (4 bins a decade)', quantized.map((t) => t.relRmse!)));
+    // Every element's error relative to its tensor's RMS (absent from summaries of runs before it).
+    let elements: string | null;
+    try {
+      elements = elementErrorHistogramPlot(summary!.format, summary!.layout, summary!.tensors);
+    } catch (err) {
+      if (err instanceof RangeError) throw new SafetensorsError(join(checkpointDir, SUMMARY_NAME), err.message);
+      throw err;
+    }
+    if (elements !== null) await save('element-error-histogram', elements);
   }
   for (const t of summary?.tensors ?? []) {
     if (t.format !== 'fgmp' || t.action !== 'quantized') continue;

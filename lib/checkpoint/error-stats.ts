@@ -1,12 +1,16 @@
-// The error of each quantized tensor against its source (relative RMSE, max |error|), measured in
-// chunks off the critical path while the next tensor is read and quantized. The sums come from the
-// backend's errorSums kernel (lib/kernels/ref/error-sums.ts defines their order: the same bits on
-// every backend and for any chunking), which reads 16-bit sources as they are.
+// The error of each quantized tensor against its source (relative RMSE, max |error|, and every
+// element's error counted by binade), measured in chunks off the critical path while the next
+// tensor is read and quantized. The sums and counts come from the backend's errorSums kernel
+// (lib/kernels/ref/error-sums.ts defines them: the same bits and counts on every backend and for
+// any chunking), which reads 16-bit sources as they are.
 import { DtypeId, type DtypeName } from '../core/formats.js';
 import { dequantize, type QuantizedTensor } from '../core/quantize.js';
 import { checkFgmpTensor, decodeFgmpRows, type FgmpTensor } from '../fgmp/quantize.js';
 import { getKernels } from '../kernels/registry.js';
+import { ERROR_BINS } from '../kernels/ref/error-sums.js';
+import { tensorErrorHistogram } from './error-histogram.js';
 import { elementCount } from './source-view.js';
+import type { TensorErrorHistogram } from './summary.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -20,20 +24,23 @@ function rowSlice(q: QuantizedTensor, r0: number, r1: number): QuantizedTensor {
 }
 
 /**
- * Relative RMSE ‖x − y‖ / ‖x‖ and max |x − y| between a source tensor and its dequantized copy,
- * dequantizing a few rows at a time into a small scratch buffer (memory stays O(chunk), and the
- * event loop gets a turn between chunks); FGMP's rows come from its dequantizeFgmp kernel, which
- * finds a row range's place in the variable-size block stream from the mask.
+ * Relative RMSE ‖x − y‖ / ‖x‖, max |x − y| and the per-element error histogram (binades of
+ * |x − y|, with the tensor's RMS binade: lib/checkpoint/error-histogram.ts) between a source tensor
+ * and its dequantized copy, dequantizing a few rows at a time into a small scratch buffer (memory
+ * stays O(chunk), and the event loop gets a turn between chunks); FGMP's rows come from its
+ * dequantizeFgmp kernel, which finds a row range's place in the variable-size block stream from
+ * the mask.
  */
 export async function measureError(
   x: Float32Array | Uint16Array, dtype: DtypeName, q: QuantizedTensor | FgmpTensor, signal?: AbortSignal,
-): Promise<{ relRmse: number; maxAbsError: number }> {
+): Promise<{ relRmse: number; maxAbsError: number; errorHistogram: TensorErrorHistogram }> {
   const cols = q.shape[q.shape.length - 1];
   const rows = cols === 0 ? 0 : x.length / cols;
   const rowsPerChunk = Math.max(1, Math.floor((1 << 20) / Math.max(1, cols)));
   const fgmp = q.format === 'fgmp' ? checkFgmpTensor('measureError', q) : null;
   const scratch = new Float32Array(Math.min(rows, rowsPerChunk) * cols);
   const sums = new Float64Array(3); // Σ(x − y)², Σx², max |x − y|, carried from chunk to chunk
+  const bins = new Float64Array(ERROR_BINS); // the elements' counts by bin of x − y, likewise
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
     const r1 = Math.min(rows, r0 + rowsPerChunk);
     const start = r0 * cols;
@@ -41,7 +48,7 @@ export async function measureError(
     const y = scratch.subarray(0, n);
     if (fgmp) decodeFgmpRows(fgmp, y, r0, r1);
     else dequantize(rowSlice(q as QuantizedTensor, r0, r1), { out: y });
-    getKernels().errorSums(x.subarray(start, start + n), DtypeId[dtype], y, r1 - r0, cols, sums);
+    getKernels().errorSums(x.subarray(start, start + n), DtypeId[dtype], y, r1 - r0, cols, sums, bins);
     if (r1 < rows) {
       await turn(); // keep the event loop responsive on huge tensors
       signal?.throwIfAborted();
@@ -50,5 +57,9 @@ export async function measureError(
   const [num, den, maxAbs] = sums;
   // The sums' max skips NaN differences; a tensor with any (a NaN or Inf weight: MX gives its
   // block the NaN scale) has no max error to report, as it has no RMSE.
-  return { relRmse: den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den), maxAbsError: Number.isNaN(num) ? NaN : maxAbs };
+  return {
+    relRmse: den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den),
+    maxAbsError: Number.isNaN(num) ? NaN : maxAbs,
+    errorHistogram: tensorErrorHistogram(bins, den, rows * cols),
+  };
 }

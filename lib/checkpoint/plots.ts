@@ -1,6 +1,7 @@
 // Small self-contained SVG plots for reports: line charts (loss curves), a horizontal bar chart on a log axis (error per
-// tensor), a histogram on a log axis (how many tensors have each error) and a precision map
-// (FGMP's FP4/FP8 choice per block, downsampled to shades of grey).
+// tensor), a histogram on a log axis (how many tensors have each error), a histogram of counts by
+// binade (how many elements have each error) and a precision map (FGMP's FP4/FP8 choice per block,
+// downsampled to shades of grey).
 // No dependency: the output is plain SVG text any browser or image viewer opens (a precision map
 // holds its cells as one embedded greyscale PNG, gray-png.ts).
 
@@ -131,6 +132,60 @@ export function logHistogram(title: string, axisLabel: string, values: number[],
   out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${escapeXml(axisLabel)}</text>`);
   const notes = [`${values.length} tensors`, ...(zeros > 0 ? [`${zeros} exact (0, not shown)`] : []), ...(notNumbers > 0 ? [`${notNumbers} NaN (NaN or Inf in the tensor, not shown)`] : [])];
   out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 52}" text-anchor="middle"${notNumbers > 0 ? ' fill="#c0392b"' : ''}>${escapeXml(notes.join('; '))}</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/**
+ * A histogram of counts by binade: bar i counts the values in [2^(firstBinade + i), 2^(firstBinade + i + 1)),
+ * on a log10 count axis (an error histogram's tails are thousands of times lower than its peak,
+ * and a bar of 1 still shows), each bar's count and share of `total` in its tooltip. `notes` go
+ * in the caption (what the bars leave out), in red when `alarm`.
+ */
+export function logBinadeHistogram(title: string, axisLabel: string, firstBinade: number, counts: readonly number[], notes: string[], alarm = false): string {
+  const total = counts.reduce((a, b) => a + b, 0);
+  let smallest = Infinity;
+  let largest = 0;
+  for (const n of counts) {
+    if (n > 0) smallest = Math.min(smallest, n);
+    largest = Math.max(largest, n);
+  }
+  // Decades of the count axis: from one below the smallest count (a bar of 1 is a decade tall)
+  // to the one above the largest.
+  const lo = largest > 0 ? Math.floor(Math.log10(smallest)) - 1 : 0;
+  const hi = largest > 0 ? Math.max(lo + 1, Math.ceil(Math.log10(largest))) : 1;
+  const bins = Math.max(1, counts.length);
+  const [left, top, plotW, plotH] = [60, 36, Math.max(480, Math.min(1200, 12 * bins)), 220];
+  const width = left + plotW + 20;
+  const height = top + plotH + 66;
+  const barW = plotW / bins;
+  const y = (n: number) => top + plotH - ((Math.log10(n) - lo) / (hi - lo)) * plotH;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="13">${escapeXml(title)}</text>`,
+  ];
+  for (let d = lo; d <= hi; d++) {
+    out.push(`<line x1="${left}" y1="${y(10 ** d).toFixed(1)}" x2="${left + plotW}" y2="${y(10 ** d).toFixed(1)}" stroke="#e4e4e4"/>`);
+    out.push(`<text x="${left - 6}" y="${(y(10 ** d) + 4).toFixed(1)}" text-anchor="end">1e${d}</text>`);
+  }
+  if (total === 0) out.push(`<text x="${left + 6}" y="${top + plotH / 2}">no finite nonzero error to plot</text>`);
+  counts.forEach((n, i) => {
+    if (n === 0) return;
+    const b = firstBinade + i;
+    const h = top + plotH - y(n);
+    out.push(`<rect x="${(left + i * barW).toFixed(1)}" y="${y(n).toFixed(1)}" width="${Math.max(1, barW - 1).toFixed(1)}" height="${h.toFixed(1)}" fill="#4878a8"><title>${n} (${((100 * n) / total).toPrecision(3)} %) in [2^${b}, 2^${b + 1})</title></rect>`);
+  });
+  // A label every few bins, at least 44 px apart (a label such as 2^-126 is about 36 px wide).
+  const every = Math.max(1, Math.ceil(44 / barW));
+  for (let i = 0; i < counts.length; i += every) {
+    const gx = left + i * barW;
+    out.push(`<line x1="${gx.toFixed(1)}" y1="${top + plotH}" x2="${gx.toFixed(1)}" y2="${top + plotH + 4}" stroke="#444"/>`);
+    out.push(`<text x="${gx.toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle">2^${firstBinade + i}</text>`);
+  }
+  out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#444"/>`);
+  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 34}" text-anchor="middle">${escapeXml(axisLabel)}</text>`);
+  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 54}" text-anchor="middle"${alarm ? ' fill="#c0392b"' : ''}>${escapeXml(notes.join('; '))}</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

@@ -12,6 +12,7 @@ import { isEmbedding } from './layouts/module-roles.js';
 import { wholeMoeLayerOf } from './layouts/fused-modules.js';
 import { SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from './summary.js';
 import { SIDE_FILES, checkShardNames } from './plan.js';
+import { aggregateErrorHistograms } from './error-histogram.js';
 
 export interface SideFilesInput {
   ckpt: CheckpointFiles;
@@ -81,6 +82,10 @@ export async function checkpointSideFiles(a: SideFilesInput): Promise<{ outputs:
     files: [...ckpt.shards.map((s) => basename(s.path)), ...outputs.map(([n]) => n), SUMMARY_NAME, ...extras],
     tensors,
   };
+  // The run's per-element error histogram, every quantized tensor's relative to its RMS (none
+  // without error statistics).
+  const errorHistogram = aggregateErrorHistograms(a.format, tensors);
+  if (errorHistogram !== null) summary.errorHistogram = errorHistogram;
   outputs.push([SUMMARY_NAME, `${JSON.stringify(summary, null, 2)}\n`]);
   checkShardNames(ckpt, outputs.map(([n]) => n), a.inFolder);
   return { outputs, summary, extras };

@@ -41,12 +41,54 @@ export interface TensorSummary {
   bitsPerElement?: number;
   relRmse?: number;
   maxAbsError?: number;
+  /** Every element's error |x − Q(x)| counted by binade (lib/checkpoint/error-histogram.ts). */
+  errorHistogram?: TensorErrorHistogram;
   fp4Fraction?: number;
   /** fgmp with a --fisher file: whether the file had this tensor's Fisher values (without, its
    *  impacts are plain squared error). */
   fisherWeighted?: boolean;
   /** The shape it was blocked in, when the layout swapped its last two axes first (gpt-oss experts). */
   blockedShape?: number[];
+}
+
+/**
+ * A tensor's per-element error histogram: the errorSums kernel's counts (lib/kernels/ref/error-sums.ts),
+ * whose binades are absolute, with the zero bins at either end left out.
+ */
+export interface TensorErrorHistogram {
+  /** counts[i] holds the elements with 2^(firstBinade + i) ≤ |x − Q(x)| < 2^(firstBinade + i + 1). */
+  firstBinade: number;
+  counts: number[];
+  /** x = Q(x) exactly. */
+  exact: number;
+  /** |x − Q(x)| = Inf: a finite weight decoded to ±Inf. */
+  infinite: number;
+  /** x − Q(x) is NaN: a NaN weight, or an Inf one (its block decodes to NaN). */
+  nan: number;
+  /** The tensor's RMS √(Σx²/n) rounded to the nearest power of two, 2^rmsBinade (within a factor
+   *  √2: ceil(E / 2) where E = floor(log2(Σx²/n))); null when Σx² is 0, NaN or Inf. */
+  rmsBinade: number | null;
+}
+
+/**
+ * The per-element error histogram of all quantized tensors of a run (one format), each tensor's
+ * counts placed relative to its own RMS: tensors of different scales add up into one picture of
+ * "error relative to the weights' size".
+ */
+export interface FormatErrorHistogram {
+  format: QuantFormat;
+  /** counts[i] holds the elements with 2^(firstBinade + i) ≤ |x − Q(x)| / 2^rmsBinade < 2^(firstBinade + i + 1). */
+  firstBinade: number;
+  counts: number[];
+  exact: number;
+  infinite: number;
+  nan: number;
+  /** Elements with a finite nonzero error in tensors without an RMS (all zero, or holding NaN or
+   *  Inf): nowhere to place them relative to it, so not in counts. */
+  unscaled: number;
+  /** The tensors with a histogram, and their elements. */
+  tensors: number;
+  elements: number;
 }
 
 export interface CheckpointSummary {
@@ -70,6 +112,9 @@ export interface CheckpointSummary {
   notCopied: string[];
   files: string[];
   tensors: TensorSummary[];
+  /** The quantized tensors' per-element error histogram, relative to each tensor's RMS
+   *  (aggregateErrorHistograms in lib/checkpoint/error-histogram.ts); absent without error statistics. */
+  errorHistogram?: FormatErrorHistogram;
 }
 
 export interface CheckpointProgress {

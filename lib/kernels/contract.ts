@@ -155,8 +155,10 @@ export interface Kernels {
 
   /** Adds rows × cols elements of a source (float32 or 16-bit floats) against its decoded copy to
    *  sums = [Σ(x − y)², Σx², max |x − y|] (float64), in the order lib/kernels/ref/error-sums.ts
-   *  defines: the same bits on every backend however the rows are split over calls. */
-  errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void;
+   *  defines: the same bits on every backend however the rows are split over calls. With
+   *  `histogram` (ERROR_BINS float64 counts there), also counts each element in the bin of its
+   *  x − y (errorBin: exact, d = 0; the binade of |d|; Inf; NaN). */
+  errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array, histogram?: Float64Array): void;
 
   /** FGMP: rows of a tensor decoded to float32 (see FgmpDequantizeArgs). */
   dequantizeFgmp(a: FgmpDequantizeArgs): void;

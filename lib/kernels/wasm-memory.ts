@@ -21,7 +21,7 @@ export interface WasmExports {
   quantizeNvfp4(src: number, dtype: number, rows: number, cols: number, tensorScale: number, stochastic: number, seed: number, firstIndex: number, data: number, scales: number): void;
   dequantizeNvfp4(data: number, scales: number, rows: number, cols: number, tensorScale: number, out: number): void;
   absMaxBits(src: number, dtype: number, count: number): number;
-  errorSums(src: number, dtype: number, decoded: number, rows: number, cols: number, widened: number, sums: number): void;
+  errorSums(src: number, dtype: number, decoded: number, rows: number, cols: number, widened: number, sums: number, histogram: number): void;
   dequantizeFgmp(mask: number, maskBit: number, data: number, scales: number, rows: number, cols: number, tensorScale: number, fp8Scale: number, out: number): void;
   fgmpCandidates(
     x: number, rows: number, cols: number, fisher: number, fisherPerElement: number, tensorScale: number, fp8Scale: number, clipping: number,

@@ -23,6 +23,7 @@ import { gradientQuantWasm } from './gradient-quant-wasm.js';
 import { chooseWasmBuild, relaxedSimdWorks, SIMD128_MISSING, simd128Works, WASM_BUILD_FILES } from './wasm-builds.js';
 import { bitplaneGemmWasm } from './bitplane-gemm-wasm.js';
 import { fgmpDequantizeWasm } from './fgmp-dequantize-wasm.js';
+import { ERROR_BINS, guardErrorSums } from './ref/error-sums.js';
 
 const ELEMENT_BITS: Record<number, number> = {
   [ElementId.e2m1]: 4, [ElementId.e2m3]: 6, [ElementId.e3m2]: 6, [ElementId.e4m3]: 8,
@@ -197,22 +198,26 @@ export function wasmKernels(mem: WasmMemory): Kernels {
     return bitsToFloat(amax);
   }
 
-  function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array): void {
-    guardDims('errorSums', rows, cols);
-    src = guardSource('errorSums', src, dtype, rows * cols);
-    decoded = guardFloats('errorSums', 'decoded', decoded, rows * cols);
-    sums = guardDoubles('errorSums', 'sums', sums, 3);
+  function errorSums(src: Source, dtype: DtypeIdValue, decoded: Float32Array, rows: number, cols: number, sums: Float64Array, histogram?: Float64Array): void {
+    ({ src, decoded, sums, histogram } = guardErrorSums(src, dtype, decoded, rows, cols, sums, histogram));
     if (rows * cols === 0) return; // nothing to add, however many rows of nothing
-    // Whole rows per chunk; the running sums stay in the module's memory between chunks.
+    // Whole rows per chunk; the running sums and this call's counts (from zero) stay in the
+    // module's memory between chunks.
     mem.reset();
     const s = mem.copyIn(sums.subarray(0, 3));
+    const h = histogram === undefined ? 0 : mem.copyIn(new Float64Array(ERROR_BINS));
     mem.forEachRowChunk(rows, cols * (sourceBytes(dtype) + 4), (r0, n) => {
       const p = mem.copyIn(src.subarray(r0 * cols, (r0 + n) * cols));
       const d = mem.copyIn(decoded.subarray(r0 * cols, (r0 + n) * cols));
       const w = dtype === DtypeId.f32 ? 0 : mem.alloc(cols * 4);
-      x.errorSums(p, dtype, d, n, cols, w, s);
+      x.errorSums(p, dtype, d, n, cols, w, s, h);
     });
     mem.copyOut(s, sums.subarray(0, 3));
+    if (histogram !== undefined) {
+      const counts = new Float64Array(ERROR_BINS);
+      mem.copyOut(h, counts);
+      for (let i = 0; i < ERROR_BINS; i++) histogram[i] += counts[i];
+    }
   }
 
   function quantizeNvfp4(

@@ -137,21 +137,54 @@ void compareTables(const QuantizeKernels& simd) {
       }
       // Error sums (errorSums): the source against a perturbed copy of itself, over column counts
       // off the eight lanes and the vector width, rows in two ranges (as two threads), NaN/Inf
-      // inputs on the seeds with specials; the row sums and the max must have the same bits.
+      // inputs on the seeds with specials; the row sums and the max must have the same bits, and
+      // the histogram's counts (of both ranges) the same values. Two copies: one far off (errors
+      // over some 60 binades: the vector counting's window moves and misses often), one mostly
+      // exact or an ulp off (its exact counter, emptied every 255 steps).
       for (int64_t width : {int64_t(1), int64_t(7), int64_t(8), int64_t(13), int64_t(40), int64_t(1000)}) {
-        const int64_t n = rows * cols / width;
-        std::vector<float> decoded(static_cast<size_t>(n * width));
-        for (size_t i = 0; i < decoded.size(); i++) decoded[i] = bitsToFloat(loadBits(src, dtype, static_cast<int64_t>(i))) * 0.75f + static_cast<float>(i % 5);
-        std::vector<double> r1(static_cast<size_t>(2 * n), -1.0), r2(static_cast<size_t>(2 * n), -2.0);
-        double m1 = -1.0 / 0.0, m2 = -1.0 / 0.0, m3 = -1.0 / 0.0;
-        kScalarKernels.errorSums(src, dtype, decoded.data(), width, 0, n, r1.data(), &m1);
-        simd.errorSums(src, dtype, decoded.data(), width, 0, n / 3, r2.data(), &m2);
-        simd.errorSums(src, dtype, decoded.data(), width, n / 3, n, r2.data(), &m3);
-        if (m3 > m2) m2 = m3;
-        // NaN sums compare equal whatever their payload (it is unspecified).
-        bool same = std::memcmp(&m1, &m2, 8) == 0;
-        for (size_t i = 0; i < r1.size(); i++) same = same && (std::memcmp(&r1[i], &r2[i], 8) == 0 || (r1[i] != r1[i] && r2[i] != r2[i]));
-        check(same, std::string(simd.simd) + " errorSums width " + std::to_string(width) + " dtype " + std::to_string(dtype) + " seed " + std::to_string(seed));
+        for (int copy = 0; copy < 2; copy++) {
+          const int64_t n = rows * cols / width;
+          std::vector<float> decoded(static_cast<size_t>(n * width));
+          for (size_t i = 0; i < decoded.size(); i++) {
+            const float x = bitsToFloat(loadBits(src, dtype, static_cast<int64_t>(i)));
+            decoded[i] = copy == 0 ? x * 0.75f + static_cast<float>(i % 5) : i % 3 == 0 ? bitsToFloat(floatToBits(x) + 1) : x;
+          }
+          std::vector<double> r1(static_cast<size_t>(2 * n), -1.0), r2(static_cast<size_t>(2 * n), -2.0);
+          std::vector<uint64_t> h1(kErrorBins, 0), h2(kErrorBins, 0);
+          double m1 = -1.0 / 0.0, m2 = -1.0 / 0.0, m3 = -1.0 / 0.0;
+          kScalarKernels.errorSums(src, dtype, decoded.data(), width, 0, n, r1.data(), &m1, h1.data());
+          simd.errorSums(src, dtype, decoded.data(), width, 0, n / 3, r2.data(), &m2, h2.data());
+          simd.errorSums(src, dtype, decoded.data(), width, n / 3, n, r2.data(), &m3, h2.data());
+          if (m3 > m2) m2 = m3;
+          // NaN sums compare equal whatever their payload (it is unspecified).
+          bool same = std::memcmp(&m1, &m2, 8) == 0;
+          for (size_t i = 0; i < r1.size(); i++) same = same && (std::memcmp(&r1[i], &r2[i], 8) == 0 || (r1[i] != r1[i] && r2[i] != r2[i]));
+          uint64_t total = 0;
+          for (uint64_t c : h1) total += c;
+          const std::string what = std::string(simd.simd) + " errorSums width " + std::to_string(width) + " copy " + std::to_string(copy) +
+                                   " dtype " + std::to_string(dtype) + " seed " + std::to_string(seed);
+          check(same, what);
+          check(h1 == h2 && total == static_cast<uint64_t>(n * width), what + " histogram");
+          // Without a histogram: the same sums (the loop that does not count).
+          std::vector<double> r3(static_cast<size_t>(2 * n), -3.0);
+          double m4 = -1.0 / 0.0;
+          simd.errorSums(src, dtype, decoded.data(), width, 0, n, r3.data(), &m4, nullptr);
+          bool plain = std::memcmp(&m1, &m4, 8) == 0;
+          for (size_t i = 0; i < r1.size(); i++) plain = plain && (std::memcmp(&r1[i], &r3[i], 8) == 0 || (r1[i] != r1[i] && r3[i] != r3[i]));
+          check(plain, what + " without histogram");
+        }
+      }
+      // Every error in one binade (|d| = 2^−24, 23 000 times): each of the SIMD histogram's
+      // counters fills to its limit.
+      if (dtype == kF32 && seed == 1) {
+        const std::vector<float> ones(static_cast<size_t>(rows * cols), 1.0f), below(ones.size(), 1.0f - 1.0f / 16777216.0f);
+        std::vector<double> r(static_cast<size_t>(2 * rows));
+        std::vector<uint64_t> h1(kErrorBins, 0), h2(kErrorBins, 0);
+        double m1 = -1.0 / 0.0, m2 = -1.0 / 0.0;
+        kScalarKernels.errorSums(ones.data(), kF32, below.data(), cols, 0, rows, r.data(), &m1, h1.data());
+        simd.errorSums(ones.data(), kF32, below.data(), cols, 0, rows, r.data(), &m2, h2.data());
+        const int bin = -24 - kErrorBinadeMin + 1;  // binade −24
+        check(h1 == h2 && h1[bin] == static_cast<uint64_t>(rows * cols), std::string(simd.simd) + " errorSums histogram, one binade");
       }
       if (specials) continue;  // NVFP4 input has no NaN/Inf (the API rejects it)
       for (int32_t rounding : {kNearest, kStochastic}) {
