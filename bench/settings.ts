@@ -9,13 +9,25 @@
 
 const envName = (name: string) => `FP4KIT_BENCH_${name.toUpperCase().replace(/-/g, '_')}`;
 
+// The flags given, and the settings a bench read: a flag no bench reads (a misspelling) is said
+// at exit rather than ignored in silence.
+const given = new Set<string>();
+const read = new Set<string>();
 for (const a of process.argv.slice(2)) {
   const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(a);
-  if (m) process.env[envName(m[1])] = m[2] ?? '1';
+  if (m) {
+    process.env[envName(m[1])] = m[2] ?? '1';
+    given.add(m[1]);
+  }
 }
+process.on('exit', () => {
+  const unread = [...given].filter((name) => !read.has(name));
+  if (unread.length > 0) process.stderr.write(`note: this bench has no setting ${unread.map((n) => `--${n}`).join(', ')}: ignored\n`);
+});
 
 /** The setting's text, or undefined when neither the flag nor the variable is given. */
 export function setting(name: string): string | undefined {
+  read.add(name);
   return process.env[envName(name)];
 }
 

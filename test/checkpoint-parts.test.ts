@@ -8,7 +8,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, mkdtempSync, symlinkSync, truncateSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointOptions } from '../lib/checkpoint/quantize-checkpoint.js';
 import {
@@ -224,6 +224,9 @@ describe('--shard parts and merge', () => {
     await expect(mergeCheckpointParts(out)).rejects.toThrow(/a damaged record/);
     rewrite((r) => { r.tensors = [null]; });
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${recordPath}: a damaged fp4kit part record`);
+    // A tensor's error histogram, which the merge adds up into the run's: the record is named.
+    rewrite((r) => { (r.tensors as Array<Record<string, unknown>>).find((t) => t.action === 'quantized')!.errorHistogram = { firstBinade: 0, counts: 'oops' }; });
+    await expect(mergeCheckpointParts(out)).rejects.toThrow(new RegExp(`^${recordPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: a damaged fp4kit part record \\(tensor "[^"]+": errorHistogram is not`));
     // A record naming other options (a Fisher file elsewhere) is refused before any path it names is opened.
     rewrite((r) => { (r.options as Record<string, unknown>).fisher = '/etc/passwd'; });
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${join(dir, 'part-1-of-2.json')}: names other options or another fingerprint than part-0-of-2.json`);
@@ -730,9 +733,21 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
       const [run] = readdirSync(partsFolder(out));
       expect(readdirSync(join(partsFolder(out), run))).toEqual(expect.arrayContaining(['part-0-of-2.json', 'part-1-of-2.json', 'merging']));
     }],
+    // Without hard links the merge moves the parts' shards into its staging folder, their only
+    // copy: the next merge moves them back before it removes that folder (it removed them with
+    // it: every part had to run again; review of 2026-12-07).
+    ['half staged, on a filesystem without hard links', { FP4KIT_MERGE_KILL: 'staging', FP4KIT_TEST_NO_LINKS: '1' }, (out, left) => {
+      expect(left).toEqual([expect.stringMatching(/\.tmp-nodea-\d+-[0-9a-f]{8}$/)]);
+      expect(readdirSync(join(dirname(out), left[0])).filter((n) => n.endsWith('.safetensors'))).toHaveLength(2); // moved, not linked
+    }],
+    ['between its two publishing renames, on a filesystem without hard links', { FP4KIT_FAULT: 'kill-between-renames', FP4KIT_TEST_NO_LINKS: '1' }, (out, left) => {
+      expect(existsSync(out)).toBe(false);
+      const [run] = readdirSync(partsFolder(out));
+      expect(readdirSync(join(partsFolder(out), run)).filter((n) => n.endsWith('.safetensors'))).toEqual([]); // every shard is in the staging folder
+    }],
   ];
   it.each(killCases)('a merge SIGKILLed on another machine %s: the next merge of the run, here, finishes or cleans up what it left, and nothing else', async (_when, fault, leftBehind) => {
-    const out = join(root, `killed-${Object.values(fault)[0]}`);
+    const out = join(root, `killed-${Object.values(fault).join('-')}`);
     const single = await singleRun(out, { format: 'nvfp4' });
     await quantizeCheckpoint(input, out, { format: 'mxfp4' }); // an earlier output: publishing moves it aside first
     await runParts(out, { format: 'nvfp4' }, 2, [0, 1]);

@@ -235,9 +235,16 @@ describe.runIf(hasRedis)('fp4kit quantize --queue with BullMQ workers', () => {
     const single = await reference(out, { format: 'mxfp4' });
     const other = worker({ FP4KIT_TEST_VERSION: '0.0.0-other' });
     await other.waitFor(/waiting for jobs on redis:\/\/\S+ \(queue fp4kit-checkpoint@0\.0\.0-other\)/, 30_000);
+    // A worker of a build from before the queue per version: BullMQ names its connection after the
+    // one queue all versions shared (as CLIENT LIST shows it), and the notice says to upgrade it.
+    const { Redis } = await import('ioredis');
+    const { redisOptions } = await import('../lib/checkpoint/queue.js');
+    const oldBuild = new Redis({ ...redisOptions(url), connectionName: `bull:${Buffer.from('fp4kit-checkpoint').toString('base64')}:w:old-build` });
+    await oldBuild.ping();
     const run = producer(out, ['--format', 'mxfp4', '--parts', '3'], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
     const v = packageVersion().replace(/\./g, '\\.');
-    await run.waitFor(new RegExp(`no worker of fp4kit ${v} has been connected to Redis at redis://127\\.0\\.0\\.1:\\d+ for \\d+ s; the run waits for one \\(start \`fp4kit worker --queue …\` of fp4kit ${v} on a machine that sees the shared files\\); connected are workers of fp4kit 0\\.0\\.0-other, which take only their own version's runs`), 30_000);
+    await run.waitFor(new RegExp(`no worker of fp4kit ${v} has been connected to Redis at redis://127\\.0\\.0\\.1:\\d+ for \\d+ s; the run waits for one \\(start \`fp4kit worker --queue …\` of fp4kit ${v} on a machine that sees the shared files\\); connected are workers of fp4kit 0\\.0\\.0-other, before 2026-12-07 \\(on the shared queue fp4kit-checkpoint: upgrade them\\), which take only their own version's runs`), 30_000);
+    oldBuild.disconnect();
     expect(other.child.exitCode, other.err).toBeNull(); // not stopped by another version's run
     const good = worker();
     expect(await run.exited, run.err).toBe(0);

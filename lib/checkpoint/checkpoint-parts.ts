@@ -37,6 +37,7 @@ import { SafetensorsFile } from './safetensors/read.js';
 import { checkNotQuantized, fusedGroupPartners, planWholeInput } from './plan.js';
 import { isRealFolder } from './real-folder.js';
 import { finishKilledMerges, recordPublishing } from './killed-merge.js';
+import { checkedHistogram } from './error-histogram.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder } from './safetensors/output-folder.js';
 import { checkNotAliasingInput } from './safetensors/output-aliasing.js';
@@ -175,7 +176,7 @@ export function runningVersion(): string {
 }
 
 /** This machine cannot do the jobs of a run: it does not see the input or output folder the run
- *  was planned on, or runs another fp4kit version than the run's producer. A setup problem of the
+ *  was planned on (a job of another fp4kit version is the job's problem: queue.ts). A setup problem of the
  *  machine, not of the job (a queue worker stops taking jobs when it meets one, and another worker
  *  retries the job). */
 export class MachineSetupError extends SafetensorsError {
@@ -793,6 +794,15 @@ async function readRecords(dir: string): Promise<PartRecord[]> {
       && r.tensors.every((t) => t !== null && typeof t === 'object' && typeof t.name === 'string' && typeof t.file === 'string'
         && Array.isArray(t.outputs) && t.outputs.every((o) => typeof o === 'string'));
     if (!fine) throw new SafetensorsError(path, 'a damaged fp4kit part record (a field is missing or of the wrong kind); run that part again');
+    // Each tensor's error histogram as the merge adds them up: a bad one is this record's, named.
+    for (const t of r.tensors) {
+      if (t.errorHistogram === undefined) continue;
+      try {
+        checkedHistogram(t);
+      } catch (err) {
+        throw new SafetensorsError(path, `a damaged fp4kit part record (${(err as Error).message}); run that part again`);
+      }
+    }
     records.push(r);
   }
   return records;
@@ -906,7 +916,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   const allSamples = Object.assign({}, ...records.map((r) => r.samples)) as DataSamples;
   try {
     // What an earlier merge of this run left when it was killed: its staging folder, the previous output moved aside.
-    await finishKilledMerges(outDir, lock, run);
+    await finishKilledMerges(outDir, lock, run, partsDir, records.flatMap((r) => r.files.map((f) => f.name)));
     // Killed after it published (before its cleanup): the output is this run's; only the run folder is left to remove.
     if (await summaryNamesRun(outDir, run, allSamples)) {
       const summary = await publishedSummary(outDir).catch(() => null);

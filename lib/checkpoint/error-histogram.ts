@@ -58,7 +58,7 @@ const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as nu
 
 /** A summary's histogram as written, or a RangeError naming the tensor (a hand-edited summary
  *  must not end in a wrong plot or "Cannot read properties of undefined"). */
-function checkedHistogram(t: TensorSummary): TensorErrorHistogram {
+export function checkedHistogram(t: TensorSummary): TensorErrorHistogram {
   const h = t.errorHistogram as Partial<TensorErrorHistogram> | null;
   const ok = h !== null && typeof h === 'object' && Number.isSafeInteger(h.firstBinade)
     && Array.isArray(h.counts) && h.counts.length <= ERROR_BIN_INFINITE && h.counts.every(isCount)

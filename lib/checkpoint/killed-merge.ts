@@ -54,9 +54,12 @@ function isFolder(path: string): boolean {
 /**
  * Put back or remove what earlier merges of `run`, killed while they published, left beside
  * `outDir` (their records in the lock folder `lock`, which the caller holds), and remove their
- * records. Called by a merge once it holds the lock, before it plans.
+ * records. Called by a merge once it holds the lock, before it plans. `shards` are the parts'
+ * output shards, named as in their folder `partsDir`: on a filesystem without hard links a merge
+ * moves them into its staging folder, where they are the only copy, so those missing from
+ * `partsDir` are moved back before a staging folder is removed.
  */
-export async function finishKilledMerges(outDir: string, lock: string, run: string): Promise<void> {
+export async function finishKilledMerges(outDir: string, lock: string, run: string, partsDir: string, shards: readonly string[]): Promise<void> {
   const final = resolve(outDir);
   const parent = dirname(final);
   if (!isFolder(lock)) return;
@@ -80,7 +83,13 @@ export async function finishKilledMerges(outDir: string, lock: string, run: stri
       if (lstatSync(final, { throwIfNoEntry: false }) === undefined) renameSync(join(parent, aside), final);
       else await rm(join(parent, aside), { recursive: true, force: true, maxRetries: 2 });
     }
-    if (isFolder(join(parent, staging))) await rm(join(parent, staging), { recursive: true, force: true, maxRetries: 2 });
+    if (isFolder(join(parent, staging))) {
+      for (const shard of shards) {
+        const moved = lstatSync(join(parent, staging, shard), { throwIfNoEntry: false });
+        if (moved?.isFile() && lstatSync(join(partsDir, shard), { throwIfNoEntry: false }) === undefined) renameSync(join(parent, staging, shard), join(partsDir, shard));
+      }
+      await rm(join(parent, staging), { recursive: true, force: true, maxRetries: 2 });
+    }
     await rm(path, { force: true });
   }
 }

@@ -11,6 +11,9 @@ import type { Redis } from 'ioredis';
 /** BullMQ's default key prefix (the one BullMQ's tools look under). */
 export const DEFAULT_PREFIX = 'bull';
 
+/** The queue every fp4kit version used before each had its own (workers of those builds still listen there). */
+const SHARED_QUEUE_BEFORE_VERSIONS = 'fp4kit-checkpoint';
+
 /** The BullMQ queue of one fp4kit version: its producer enqueues there and its workers take only from there. */
 export function queueNameOf(version: string): string {
   return `fp4kit-checkpoint@${version}`;
@@ -62,7 +65,8 @@ function jobKeyType(suffix: string): string | null {
 export class ForeignKeyError extends Error {
   constructor(place: QueuePlace, problem: string) {
     const otherDb = /\/\d+$/.test(place.shownUrl) ? 'another database number' : `another database (${place.shownUrl}/1)`;
-    super(`Redis at ${place.shownUrl} ${problem}. Give fp4kit a key prefix of its own (--prefix fp4kit, on the producer and every worker) or ${otherDb}`);
+    const prefix = place.prefix === 'fp4kit' ? 'fp4kit-2' : 'fp4kit'; // one it does not use yet
+    super(`Redis at ${place.shownUrl} ${problem}. Give fp4kit a key prefix of its own (--prefix ${prefix}, on the producer and every worker) or ${otherDb}`);
     this.name = 'ForeignKeyError';
   }
 }
@@ -151,7 +155,10 @@ export async function otherVersionWorkers(redis: Redis, prefix: string, mine: st
     if (!name.startsWith(`${prefix}:`)) continue;
     const rest = name.slice(prefix.length + 1).split(':');
     if (rest[1] !== 'w') continue;
-    const version = versionOfQueue(Buffer.from(rest[0], 'base64').toString('utf8'));
+    const queue = Buffer.from(rest[0], 'base64').toString('utf8');
+    // Workers of builds before the queue per version listen on the one queue all versions shared.
+    if (queue === SHARED_QUEUE_BEFORE_VERSIONS) versions.add(`before 2026-12-07 (on the shared queue ${SHARED_QUEUE_BEFORE_VERSIONS}: upgrade them)`);
+    const version = versionOfQueue(queue);
     if (version !== null && version !== mine) versions.add(version);
   }
   return [...versions].sort();

@@ -25,7 +25,8 @@ export interface ChildResult { status: number | null; signal: NodeJS.Signals | n
 /** Runs an ES module body with `fp4` (the library on `backend`), `gaussian`, `same(a, b)` (bitwise
  *  equality of two typed arrays), `check(ok, what)` (prints FAILED and sets a failing exit code),
  *  `detach(buffer)`, `threadFaults()` (the calling thread's minor page faults so far, from
- *  /proc/thread-self/stat: the JavaScript thread's own, not V8's or libuv's helpers') and gc(). */
+ *  /proc/thread-self/stat: the JavaScript thread's own, not V8's or libuv's helpers'; the process's
+ *  where there is no /proc) and gc(). */
 export function runInChild(backend: string, body: string, options: ChildOptions = {}): ChildResult {
   const capped = options.addressSpaceKiB !== undefined;
   const code = `
@@ -37,7 +38,12 @@ export function runInChild(backend: string, body: string, options: ChildOptions 
     const check = (ok, what) => { if (!ok) { console.error('FAILED: ' + what); process.exitCode = 1; } };
     const detach = (buf) => structuredClone(buf, { transfer: [buf] });
     // Field 10 of /proc/<tid>/stat (minflt); fields 3 on follow the ') ' that closes the name.
-    const threadFaults = () => { const s = readStatFile('/proc/thread-self/stat', 'utf8'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]); };
+    // Without /proc (macOS), the whole process's count.
+    const threadFaults = () => {
+      let s;
+      try { s = readStatFile('/proc/thread-self/stat', 'utf8'); } catch { return process.resourceUsage().minorPageFault; }
+      return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+    };
     ${body}
   `;
   const args = ['--expose-gc', ...(capped ? [] : ['--import', 'tsx']), '--input-type=module', '-e', code];

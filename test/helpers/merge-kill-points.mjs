@@ -10,6 +10,9 @@
 //     aside-removed  right after the previous output (moved aside to <out>.old-…) is removed,
 //                    before the run's folder is cleaned up
 //     cleanup        right after the first file of the run's folder is removed
+//   FP4KIT_TEST_NO_LINKS=1  a filesystem without hard links: link() fails with EXDEV, so the merge
+//                           moves the parts' shards into its staging folder (`staging` then kills
+//                           at the second shard moved)
 import fs from 'node:fs';
 import os from 'node:os';
 import { syncBuiltinESMExports } from 'node:module';
@@ -28,12 +31,26 @@ if (step === 'recorded') {
     if (/\/merging\/publish-[^/]+\.json$/.test(String(to))) die();
   };
 }
-if (step === 'staging') {
+const noLinks = process.env.FP4KIT_TEST_NO_LINKS === '1';
+if (noLinks) {
+  p.link = async function noLink() {
+    throw Object.assign(new Error('EXDEV: cross-device link not permitted, link'), { code: 'EXDEV' });
+  };
+}
+if (step === 'staging' && !noLinks) {
   const link = p.link;
   let links = 0;
   p.link = async function killingLink(from, to) {
     await link(from, to);
     if (++links === 2) die();
+  };
+}
+if (step === 'staging' && noLinks) {
+  const rename = p.rename;
+  let moves = 0;
+  p.rename = async function killingRename(from, to) {
+    await rename(from, to);
+    if (/\.tmp-[^/]+\/[^/]+\.safetensors$/.test(String(to)) && ++moves === 2) die();
   };
 }
 if (step === 'aside-removed' || step === 'cleanup') {
