@@ -184,7 +184,7 @@ describe('names that are hostile to a terminal, an SVG or UTF-8', () => {
     r = cli(['inspect', out, '--plot', plots]);
     expect(r.code, r.stderr).toBe(0);
     const svgs = readdirSync(plots);
-    expect(svgs).toHaveLength(2 + names.length); // errors.svg, error-histogram.svg and one precision map each
+    expect(svgs).toHaveLength(3 + names.length); // errors.svg, error-histogram.svg, element-error-histogram.svg and one precision map each
     for (const n of svgs) {
       expect(Buffer.byteLength(n)).toBeLessThanOrEqual(255);
       expect(readFileSync(join(plots, n), 'utf8'), n).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
