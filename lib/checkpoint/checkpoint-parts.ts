@@ -914,14 +914,15 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
   let publishing: string | undefined; // this merge's record of its staging folder's name (killed-merge.ts)
   const moved: string[] = [];
   const allSamples = Object.assign({}, ...records.map((r) => r.samples)) as DataSamples;
+  const partShards = records.flatMap((r) => r.files.map((f) => f.name)); // the output shards the parts wrote
   try {
     // What an earlier merge of this run left when it was killed: its staging folder, the previous output moved aside.
-    await finishKilledMerges(outDir, lock, run, partsDir, records.flatMap((r) => r.files.map((f) => f.name)));
+    await finishKilledMerges(outDir, lock, run, partsDir, partShards);
     // Killed after it published (before its cleanup): the output is this run's; only the run folder is left to remove.
     if (await summaryNamesRun(outDir, run, allSamples)) {
       const summary = await publishedSummary(outDir).catch(() => null);
       if (summary !== null) {
-        await removeRunFolder(outDir, run, records.flatMap((r) => r.files.map((f) => f.name)));
+        await removeRunFolder(outDir, run, partShards);
         return summary;
       }
     }
