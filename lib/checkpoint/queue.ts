@@ -211,6 +211,31 @@ function watchRun({ queue, jobId, url, connection, place, version, where, interv
   return { failure, stop() { stopped = true; clearTimeout(timer); } };
 }
 
+/**
+ * Settles when job `id` completes (or rejects when it fails), as BullMQ's Job.waitUntilFinished,
+ * whose check of a job finished before its listeners were set runs in an async Promise executor:
+ * an error there (a WRONGTYPE reply from someone else's key) was an unhandled rejection that ended
+ * the producer with a raw stack trace. Here it rejects this Promise.
+ */
+function untilFinished(queue: Queue, events: QueueEvents, id: string): Promise<void> {
+  const emitter = events as unknown as NodeJS.EventEmitter; // its per-job events are not in its typed names
+  return new Promise<void>((resolve, reject) => {
+    const stop = () => {
+      emitter.off(`completed:${id}`, onCompleted);
+      emitter.off(`failed:${id}`, onFailed);
+    };
+    const onCompleted = () => { stop(); resolve(); };
+    const onFailed = ({ failedReason }: { failedReason?: string }) => { stop(); reject(new Error(failedReason ?? 'failed')); };
+    emitter.on(`completed:${id}`, onCompleted);
+    emitter.on(`failed:${id}`, onFailed);
+    // A job that finished before the listeners were set: asked once, once the events are being read.
+    events.waitUntilReady().then(() => queue.getJobState(id)).then(async (state) => {
+      if (state === 'completed') onCompleted();
+      else if (state === 'failed') onFailed({ failedReason: (await BullJob.fromId(queue, id))?.failedReason });
+    }).catch((err: unknown) => { stop(); reject(err); });
+  });
+}
+
 export interface EnqueueOptions {
   /** Number of parts (jobs); default one per input shard, at most one per input shard. */
   parts?: number;
@@ -338,10 +363,11 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       interval: Number(process.env[TEST_QUEUE_CHECK_ENV] ?? 5000), log: eo.log,
     });
     try {
-      await Promise.race([parent.waitUntilFinished(events), abort, watch.failure, foreignKey]);
+      await Promise.race([untilFinished(queue, events, parent.id!), abort, watch.failure, foreignKey]);
     } catch (err) {
       if (eo.signal?.aborted) throw err;
       if (err instanceof RunWatchError || err instanceof ForeignKeyError) throw err; // said as it is
+      if (isWrongType(err)) throw await traceWrongType(connection, place, err as Error);
       throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(queue, partOf, label, parent, err as Error))}`);
     } finally {
       watch.stop();
