@@ -176,14 +176,13 @@ bool activeKernelsReadRowBlocks() {
 #endif
 }
 
-bool activePlanesTakeInt16() {
+PlaneForm activePlaneForm() {
 #if defined(__x86_64__) || defined(_M_X64)
-  return activePlanesKernel() == matmulPlanesAvx2;
+  if (activePlanesKernel() == matmulPlanesAvx2) return PlaneForm::Int16Codes;
 #elif defined(__aarch64__)
-  return activePlanesKernel() == matmulPlanesNeon;
-#else
-  return false;
+  if (activePlanesKernel() == matmulPlanesNeon) return PlaneForm::Int16;
 #endif
+  return activePlanesFromCodesKernel() ? PlaneForm::Codes : PlaneForm::Bytes;
 }
 
 AlignRowUnitFn activeAlignRowUnit() {

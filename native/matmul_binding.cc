@@ -37,11 +37,14 @@ constexpr int64_t kMaxDim = int64_t(1) << 31;
 // the planes' rows past their last whole step of 8 run as one step (best of 15 in one process:
 // 8 rows 184 against 159, 10 rows 185 / 151, 12 rows 201 / 160, 14 rows 212 / 156; 4–6 rows, all
 // one-row steps on the planes, 67–74 against 140–153); 2 with AVX2's int16 planes (2 rows 29
-// against 20, 16 rows 73 against 35).
+// against 20, 16 rows 73 against 35); 1 with AVX2's compact form, which rebuilds h from a byte
+// (one row, median ms of 4096², one thread, alternating builds: 1.69–1.79 against the tiles'
+// 2.57–2.61; 2026-12-07, both cores shared).
 constexpr int64_t kPlanesMinRows = 32;
 constexpr int64_t kCodesPlanesMinRows = 8;
 constexpr int64_t kInt16PlanesMinRows = 2;
 int64_t planesMinRows(const PackedPlaneWeights& planes) {
+  if (!planes.hCodes.empty()) return 1;
   return !planes.h16.empty() ? kInt16PlanesMinRows : !planes.codes.empty() ? kCodesPlanesMinRows : kPlanesMinRows;
 }
 // Planes from codes also win at 1–3 rows: the FP4 tiles' steps take 4 rows, so below that each row
@@ -168,9 +171,9 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
     fgmp = {pair[0], pair[1]};
   }
   auto packed = std::make_shared<PackedPlaneWeights>();
-  const PlaneForm form = activePlanesTakeInt16() ? PlaneForm::Int16 : activePlanesFromCodesKernel() ? PlaneForm::Codes : PlaneForm::Bytes;
-  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, form, withFgmp ? &fgmp : nullptr);
+  repackPlaneWeights(codes, table, shift, scales, n, k, blockSize, *packed, activePlaneForm(), withFgmp ? &fgmp : nullptr);
   const int64_t bytes = static_cast<int64_t>(packed->planes.size() + packed->low.size() + 2 * (packed->h16.size() + packed->low16.size()) +
+                                             packed->hCodes.size() + packed->hCodesLow.size() +
                                              packed->lowQuads.size() + packed->codes.size() + packed->scales.size() * 4 +
                                              packed->compactScales.size());
   if (into != nullptr) {

@@ -116,14 +116,22 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
   int zeroCode = 0;
   while (zeroCode < 255 && valueTable[zeroCode] != 0) zeroCode++;
   const bool split = lowShift > 0;
+  // The compact int16 form where every h has its byte (hCodeByteOf), else the int16 planes.
+  uint8_t hCodeOfCode[256];
+  bool everyHCoded = true;
+  for (int c = 0; c < 256; c++) everyHCoded = hCodeByteOf(hOfCode[c], hCodeOfCode[c]) && everyHCoded;
+  if (form == PlaneForm::Int16Codes && !everyHCoded) form = PlaneForm::Int16;
   const bool withCodes = split && form == PlaneForm::Codes;  // instead of the byte planes
+  const bool int16Codes = form == PlaneForm::Int16Codes;
   const bool int16Planes = form == PlaneForm::Int16;
-  const bool bytePlanes = !int16Planes && !withCodes;
+  const bool bytePlanes = !int16Planes && !int16Codes && !withCodes;
   const size_t planeSize = static_cast<size_t>(out.tiles * out.kQuads * 64);
   out.planes.assign(bytePlanes ? planeSize * planes : 0, 0);
   out.low.assign(split && bytePlanes ? planeSize : 0, 0);
   out.h16.assign(int16Planes ? planeSize : 0, 0);
   out.low16.assign(split && int16Planes ? planeSize : 0, 0);
+  out.hCodes.assign(int16Codes ? planeSize : 0, 0);
+  out.hCodesLow.assign(split && int16Codes ? planeSize : 0, 0);
   out.lowQuads.assign(split ? static_cast<size_t>(out.tiles * out.units) : 0, 0);
   out.codes.assign(withCodes ? static_cast<size_t>(out.tiles * out.kQuads * 64) : 0, 0);
   out.scales.assign(static_cast<size_t>(out.tiles * out.units * kTileColumns), 0.0f);
@@ -141,6 +149,10 @@ void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shi
         if (int16Planes) {
           out.h16[static_cast<size_t>(quad * 64 + byte)] = hOfCode[code];
           if (split) out.low16[static_cast<size_t>(quad * 64 + byte)] = static_cast<int16_t>(lowOfCode[code]);
+        } else if (int16Codes) {
+          const size_t at = static_cast<size_t>(quad * 64 + int16CodesPosition(static_cast<int>(byte)));
+          out.hCodes[at] = hCodeOfCode[code];
+          if (split) out.hCodesLow[at] = lowOfCode[code];
         } else if (bytePlanes) {
           for (int p = 0; p < planes; p++) out.planes[static_cast<size_t>((quad * planes + p) * 64 + byte)] = out.planeOfCode[p][code];
           if (split) out.low[static_cast<size_t>(quad * 64 + byte)] = lowOfCode[code];

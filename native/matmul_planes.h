@@ -40,9 +40,17 @@ constexpr int32_t kPlaneNanValue = INT32_MIN;
 
 struct PackedPlaneWeights {
   std::vector<uint8_t> planes;  // [tiles][kQuads][planeCount][64]: the bytes of h + offset
-  // Or, for the AVX2 kernel (no u8×s8 dot without saturation; vpmaddwd takes int16), h itself and
+  // Or, for the NEON kernel (no u8×s8 dot without saturation; it multiplies int16), h itself and
   // l as int16 planes, [tiles][kQuads][64] each: lane l's 4 k at 4·l … 4·l + 3 (the wasm layout).
+  // The AVX2 kernel (vpmaddwd takes int16) reads them too where its compact form (below) cannot hold h.
   std::vector<int16_t> h16, low16;
+  // The AVX2 kernel's compact form (PlaneForm::Int16Codes): each element's h as one byte, rebuilt
+  // to int16 in registers (hFromCodeByte: an odd factor by its low nibble times a power of two by
+  // its high nibble), and l as a byte, [tiles][kQuads][64] each in the int16 planes' element order
+  // with the middle two 8-byte chunks of each 32 swapped (int16CodesPosition), so that the unpacks
+  // that widen 32 bytes to two int16 vectors give the planes' order. 2 bytes per weight stored
+  // instead of 4, and 1 read (the low bytes only where lowQuads marks them).
+  std::vector<uint8_t> hCodes, hCodesLow;
   std::vector<uint8_t> low;     // [tiles][kQuads][64]: l, the low bits (lowShift > 0 only)
   std::vector<uint8_t> lowQuads;  // [tiles][units]: bit q set where the unit's group q of 4 k holds a non-zero l
   std::vector<float> scales;    // [tiles][units][16] decode multiplier per lane (0 in padding lanes)
@@ -89,6 +97,30 @@ static inline float e4m3OrOtherMultiplier(uint8_t code, float tensorScale, float
   return code & 0x80 ? otherScale : (tensorScale * 256.0f) * halfToFloat(static_cast<uint16_t>(code << 7));
 }
 
+// The compact int16 form's byte of h (PackedPlaneWeights::hCodes): h = ±odd · 2^j with odd ≤ 15
+// and j ≤ 14 is (j << 4) | index of ±odd in kHCodeOddFactors; 0 is 0xf0 (kHCodePowers[15] = 0).
+// Every E4M3, E3M2, E2M3 and E2M1 h has that form; INT8's (odd factors up to 127) do not.
+constexpr int8_t kHCodeOddFactors[16] = {1, 3, 5, 7, 9, 11, 13, 15, -1, -3, -5, -7, -9, -11, -13, -15};
+constexpr int16_t kHCodePowers[16] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 0};
+static inline bool hCodeByteOf(int32_t h, uint8_t& byte) {
+  if (h == 0) {
+    byte = 0xf0;
+    return true;
+  }
+  const uint32_t magnitude = static_cast<uint32_t>(h < 0 ? -static_cast<int64_t>(h) : h);
+  const int j = __builtin_ctz(magnitude);
+  const uint32_t odd = magnitude >> j;
+  if (odd > 15 || j > 14) return false;
+  byte = static_cast<uint8_t>((j << 4) | ((odd - 1) / 2 + (h < 0 ? 8 : 0)));
+  return true;
+}
+static inline int32_t hFromCodeByte(uint8_t byte) { return kHCodeOddFactors[byte & 15] * kHCodePowers[byte >> 4]; }
+// Where element e (0–63, the planes' order) of a group of 4 k sits in the compact form's 64 bytes.
+static inline int int16CodesPosition(int e) {
+  static constexpr int kChunk[4] = {0, 2, 1, 3};
+  return (e & 32) | (kChunk[(e >> 3) & 3] << 3) | (e & 7);
+}
+
 static inline float laneScale(const PackedPlaneWeights& b, int64_t tileUnit, int lane) {
   const size_t i = static_cast<size_t>(tileUnit * kTileColumns + lane);
   switch (b.scaleStorage) {
@@ -111,10 +143,11 @@ struct FgmpMultipliers {
 // valueTable[256] the integer v of each code (kPlaneNanValue for NaN; |v| < 2^23), blockScales
 // [n][paddedK/blockSize] multipliers. The unit is the weight block (activations come in blocks of 32).
 // The form is the one the active kernel reads: byte planes (AVX-512, the scalar kernel), int16
-// planes (AVX2: h16/low16), or, for split weights (lowShift > 0: E4M3) where the from-codes kernel
-// runs (AVX-512 VBMI), their codes alone — a quarter of the bytes of planes, low plane and codes
-// (weights that do not split take byte planes in that form too).
-enum class PlaneForm { Bytes, Int16, Codes };
+// planes (baseline NEON: h16/low16), the compact int16 form (AVX2: hCodes/hCodesLow, or int16
+// planes where some h has no byte: INT8), or, for split weights (lowShift > 0: E4M3) where the
+// from-codes kernel runs (AVX-512 VBMI), their codes alone — a quarter of the bytes of planes, low
+// plane and codes (weights that do not split take byte planes in that form too).
+enum class PlaneForm { Bytes, Int16, Int16Codes, Codes };
 // In the codes form the lane multipliers take one byte where they can (E8M0 powers of two, or FGMP's
 // with `fgmp`); in the others they stay floats (the AVX2 and NEON kernels read floats).
 void repackPlaneWeights(const uint8_t* codes, const int32_t* valueTable, int shift, const float* blockScales,
@@ -161,10 +194,11 @@ void matmulPlanesFromCodesAvx512Vbmi(const Int8Activations& a, const PackedPlane
                                      int64_t tileBegin, int64_t tileEnd);
 using PlanesKernel = void (*)(const Int8Activations&, const PackedPlaneWeights&, const float*, float*, int64_t, int64_t);
 
-// The planes kernel of the active level (the scalar one where no SIMD variant runs), and whether it
-// takes int16 planes (AVX2, NEON).
+// The planes kernel of the active level (the scalar one where no SIMD variant runs), and the form
+// of the weights it reads: Int16Codes (AVX2), Int16 (baseline NEON), Codes (with the from-codes
+// kernel, AVX-512 VBMI) or Bytes.
 PlanesKernel activePlanesKernel();
-bool activePlanesTakeInt16();
+PlaneForm activePlaneForm();
 // The from-codes kernel where the CPU has AVX-512 VBMI, else nullptr.
 PlanesKernel activePlanesFromCodesKernel();
 

@@ -402,6 +402,27 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     return { format, blockSize: 32, shape: [rows, k] as [number, number], data, scales };
   }
 
+  it('every E4M3 and INT8 code as a weight (±0, subnormals, low bits, 448, NaN in two rows), 1–4 and 9 rows, 20 units: identical bits', () => {
+    // The AVX2 kernel rebuilds E4M3's h from one byte per weight (odd factor × power of two) and
+    // keeps INT8 as int16 planes; every code must give its value in either form.
+    const [n, k] = [40, 640];
+    for (const format of ['mxfp8_e4m3', 'mxint8'] as const) {
+      const nan = (c: number) => format === 'mxfp8_e4m3' && (c & 0x7f) === 0x7f;
+      const data = Uint8Array.from({ length: n * k }, (_, i) => {
+        const row = Math.floor(i / k), c = (row * 7 + Math.floor((i % k) / 32) * 13 + (i % k) * 29) % 256;
+        return nan(c) && row !== 0 && row !== 21 ? 0x7e : c;
+      });
+      const scales = Uint8Array.from({ length: n * (k / 32) }, (_, i) => 125 + (i % 5));
+      const b = { format, blockSize: 32, shape: [n, k] as [number, number], data, scales };
+      for (const m of [1, 2, 3, 4, 9]) {
+        const a = gaussian(m * k, 300 + m);
+        const want = matmul(a, b);
+        expect(firstBitDifference(withBackend(backend, () => matmul(a, b)), want), `${format} m=${m}`).toBe(-1);
+        expect(want.filter(Number.isNaN).length, 'the NaN rows give NaN columns').toBe(format === 'mxfp8_e4m3' ? 2 * m : 0);
+      }
+    }
+  });
+
   it('FP8 operands as codes (the addon reads its integer forms from the codes where the CPU has VBMI): NaN/Inf and any-code units, padding — the reference bits on the aligned path', () => {
     const kernels = withBackend(backend, () => getKernels().matmul!);
     let planted = 0;
