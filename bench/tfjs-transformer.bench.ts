@@ -55,7 +55,9 @@ async function measure(backend: string, label: string, mode?: WeightMode): Promi
   if (mode) tf.env().set('FP4KIT_WEIGHTS', mode);
   const model = new CharGpt(CONFIG, 'fp32', 1);
   const vars = model.variables();
-  const optimizer = tf.train.adam(1e-3);
+  // Typed as the base class: AdamOptimizer's declaration narrows applyGradients to variables, which
+  // the gradients of tf.variableGrads (a NamedTensorMap) are not; the base class takes them.
+  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
   const x = tf.tensor2d(tokens(1), [BATCH, CONFIG.context], 'int32');
   const y = tf.tensor2d(tokens(2), [BATCH, CONFIG.context], 'int32');
   const predict = median(() => tf.tidy(() => { model.logits(x).dataSync(); }));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from '../lib/checkpoint/quantize-checkpoint.js';
 import { aggregateErrorHistograms, elementErrorHistogramPlot, rmsBinade } from '../lib/checkpoint/error-histogram.js';
+import { quantileBinade, runErrorHistogramLines, sparkline, SPARKLINE_MAX_COLUMNS, tensorHistogramCells } from '../lib/checkpoint/error-histogram-text.js';
 import { readBackValues } from '../lib/checkpoint/layouts/index.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
@@ -143,6 +144,27 @@ describe.each(['nvfp4', 'mxfp4', 'fgmp'] as const)('a %s run', (format) => {
     expect(svg).toContain(`${elements} elements of ${quantizedNames.length} tensors`);
     expect(svg).toContain(`error of every element relative to the RMS of its tensor (${format}, fp4kit layout)`);
   });
+
+  it('inspect\'s text: the quantiles are those of every element sorted, and the all-zero tensor is all exact', () => {
+    // Each element's binade relative to its tensor's RMS, sorted (exact = -Infinity), from the counts.
+    const all = quantizedNames.flatMap((name) => {
+      const h = summary.tensors.find((e) => e.name === name)!.errorHistogram!;
+      return [...new Array<number>(h.exact).fill(-Infinity), ...h.counts.flatMap((n, i) => new Array<number>(h.rmsBinade === null ? 0 : n).fill(h.firstBinade + i - (h.rmsBinade ?? 0)))];
+    }).sort((a, b) => a - b);
+    const total = aggregateErrorHistograms(summary.format, summary.tensors)!;
+    expect(all.length).toBe(total.elements - total.unscaled);
+    const ranked = { exact: total.exact, firstBinade: total.firstBinade, counts: total.counts, beyond: 0 };
+    for (const q of [1e-9, 0.25, 0.5, 0.9, 0.99, 0.999, 1]) {
+      const want = all[Math.ceil(q * all.length) - 1];
+      expect(quantileBinade(ranked, q), String(q)).toBe(want === -Infinity ? 'exact' : want);
+    }
+    const lines = runErrorHistogramLines(summary.format, summary.tensors);
+    expect(lines[0]).toBe(`element errors |x − Q(x)| / RMS of their tensor (RMS rounded to a power of two), ${total.elements} elements of ${quantizedNames.length} tensors:`);
+    expect(lines[2]).toContain(`99 % below 2^${(quantileBinade(ranked, 0.99) as number) + 1}, `);
+    // The all-zero tensor: every element exact, nothing to place relative to an RMS it does not have.
+    expect(tensorHistogramCells(summary.tensors.find((e) => e.name === 'model.layers.0.self_attn.k_proj.weight')!)).toEqual({ exact: '100%', p99: '0', max: '0' });
+    expect(tensorHistogramCells(summary.tensors.find((e) => e.name === 'model.norm.weight')!)).toEqual({ exact: '-', p99: '-', max: '-' }); // copied
+  });
 });
 
 describe('without error statistics, and from a damaged summary', () => {
@@ -163,6 +185,38 @@ describe('without error statistics, and from a damaged summary', () => {
       { ...good, firstBinade: -150 }, { ...good, counts: new Array(300).fill(1) }, { ...good, rmsBinade: 2 ** 60 }, { ...good, rmsBinade: undefined }]) {
       expect(() => aggregateErrorHistograms('nvfp4', [tensor(bad)]), JSON.stringify(bad)).toThrow(/tensor "w": errorHistogram is not/);
     }
+  });
+
+  it('inspect\'s text says why a summary has no histogram, and names Inf, NaN and unplaced elements', async () => {
+    const { summary } = await runAndRead('no-stats-text', 'mxfp4', false);
+    expect(runErrorHistogramLines(summary.format, summary.tensors)).toEqual(['element error histogram: absent (the run had --no-error-stats)']);
+    const older = summary.tensors.map((t) => (t.action === 'quantized' ? { ...t, relRmse: 0.1, maxAbsError: 0.2 } : t)); // measured, no histogram
+    expect(runErrorHistogramLines(summary.format, older)).toEqual(['element error histogram: absent (this summary was written by an fp4kit from before per-element histograms)']);
+    expect(runErrorHistogramLines(summary.format, summary.tensors.filter((t) => t.action === 'copied'))).toEqual([]); // nothing quantized: nothing to say
+
+    const tensor = (name: string, errorHistogram: TensorSummary['errorHistogram']): TensorSummary => ({
+      name, dtype: 'F32', shape: [1], action: 'quantized', format: 'mxfp4', file: 'f', outputs: [], inputBytes: 4, outputBytes: 1, errorHistogram,
+    });
+    // 996 elements placed around the RMS, a tensor of NaN blocks: its 3 finite errors have no RMS to go by.
+    const ts = [tensor('a', { firstBinade: -6, counts: [900, 0, 90], exact: 6, infinite: 0, nan: 0, rmsBinade: -2 }), tensor('b', { firstBinade: -8, counts: [3], exact: 0, infinite: 1, nan: 4, rmsBinade: null })];
+    expect(runErrorHistogramLines('mxfp4', ts)).toEqual([
+      'element errors |x − Q(x)| / RMS of their tensor (RMS rounded to a power of two), 1004 elements of 2 tensors:',
+      '  2^-4 █ ▆ 2^-1   (a column a binade, heights log count)', // 90 of 900: 7 · ln 90 / ln 900 = 4.6 → level 5 of 0…7
+      '  exact 0.6 %; 50 % below 2^-3, 99 % below 2^-1, 99.9 %: reaches Inf/NaN', // 5 of 1001 placed elements are Inf or NaN
+      '  1 decoded to ±Inf; 4 NaN; 3 in tensors with no finite nonzero RMS, not placed (left out of the figures above)',
+    ]);
+    expect(tensorHistogramCells(ts[0])).toEqual({ exact: '0.6%', p99: '2^-1', max: '2^-1' }); // relative binades -4 and -2: rank 987 of 996 is in -2
+    expect(tensorHistogramCells(ts[1])).toEqual({ exact: '0%', p99: 'Inf/NaN', max: 'Inf/NaN' });
+    expect(tensorHistogramCells(tensor('c', { firstBinade: -8, counts: [99], exact: 1, infinite: 0, nan: 0, rmsBinade: null }))).toEqual({ exact: '1.0%', p99: '-', max: '-' }); // no RMS
+  });
+
+  it('the sparkline: a column a binade, heights on a log scale, empty binades blank, the lowest folded beyond its width', () => {
+    expect(sparkline(-3, [1, 0, 10, 100])).toBe('2^-3 ▁ ▅█ 2^1');
+    expect(sparkline(5, [1])).toBe('2^5 █ 2^6');
+    expect(sparkline(0, [])).toBe('');
+    const wide = Array.from({ length: SPARKLINE_MAX_COLUMNS + 10 }, (_v, i) => (i < 11 ? 1 : 1000));
+    // the 11 lowest binades fold into the first column (11 elements: 7 · ln 11 / ln 1000 = 2.4 → ▃), labelled by its upper edge
+    expect(sparkline(-40, wide)).toBe(`…2^-29 ▃${'█'.repeat(SPARKLINE_MAX_COLUMNS - 1)} 2^${-40 + SPARKLINE_MAX_COLUMNS + 10}`);
   });
 
   it('the RMS binade is exact at powers of two and their square roots', () => {

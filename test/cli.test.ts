@@ -231,6 +231,8 @@ describe('what quantize and inspect print, on odd runs and readers (from an audi
     expect(r.stdout).not.toContain('worst relative RMSE');
     const p = cli(['inspect', out, '--plot', join(root, 'no-stats-plots')]);
     expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toContain('\nelement error histogram: absent (the run had --no-error-stats)\n');
+    expect(p.stdout).toMatch(/^tensor +format +shape +bits\/el +rel RMSE +max \|err\|$/m); // no histogram columns
     expect(p.stderr).toContain('plots: nothing to plot (no quantized tensor has error statistics (the run had --no-error-stats) and none is fgmp)');
     expect(existsSync(join(root, 'no-stats-plots'))).toBe(false); // no empty folder left behind
     for (const bad of ['0x1', '0b1', ' 1 ', '1_0']) {
@@ -238,6 +240,71 @@ describe('what quantize and inspect print, on odd runs and readers (from an audi
       expect(f.code, bad).toBe(2);
       expect(f.stderr).toContain(`--fp4-fraction: invalid value ${JSON.stringify(bad)}`);
     }
+  });
+
+  it('inspect prints the per-element error histogram: the run\'s sparkline, exact share and bounds, each tensor\'s exact share, p99 and max bounds; an older summary without one still prints, saying so', () => {
+    const out = join(root, 'histogram-text');
+    expect(cli(['quantize', tiny, '-o', out, '--format', 'mxfp4']).code).toBe(0);
+    const path = join(out, 'fp4kit-summary.json');
+    type Tensor = { name: string; action: string; errorHistogram?: { firstBinade: number; counts: number[]; exact: number; infinite: number; nan: number; rmsBinade: number | null } };
+    const summary = JSON.parse(readFileSync(path, 'utf8')) as { tensors: Tensor[]; errorHistogram?: unknown };
+    const quantized = summary.tensors.filter((t) => t.action === 'quantized');
+    // Every element's binade relative to its tensor's RMS, sorted (exact = -Infinity), worked out
+    // here from the tensors' counts; a bound is the upper edge of the binade at nearest rank ⌈q·n⌉.
+    const sorted = (ts: Tensor[]) => ts.flatMap((t) => {
+      const h = t.errorHistogram!;
+      return [...new Array<number>(h.exact).fill(-Infinity), ...h.counts.flatMap((n, i) => new Array<number>(n).fill(h.firstBinade + i - h.rmsBinade!))];
+    }).sort((a, b) => a - b);
+    const at = (all: number[], q: number) => all[Math.max(1, Math.ceil(q * all.length)) - 1];
+    const upper = (b: number) => (b === -Infinity ? '0' : `2^${b + 1}`);
+    const all = sorted(quantized);
+    // A share as inspect writes it: one decimal, never rounded to 0 % or 100 % unless it is.
+    const exactShare = (n: number, of: number) => (n === 0 ? '0 %' : n === of ? '100 %' : (100 * n) / of < 0.1 ? '<0.1 %' : (100 * n) / of > 99.9 ? '>99.9 %' : `${((100 * n) / of).toFixed(1)} %`);
+    const exact = all.filter((b) => b === -Infinity).length;
+
+    const r = cli(['inspect', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('element errors |x − Q(x)| / RMS of their tensor'));
+    expect(head, r.stdout).toBeGreaterThan(0);
+    expect(lines[head]).toContain(`${all.length} elements of ${quantized.length} tensors:`);
+    // The sparkline spans the binades with counts, one column each, from the lowest edge to the highest.
+    const finite = all.filter((b) => b > -Infinity);
+    const spark = lines[head + 1].match(/^ {2}2\^(-?\d+) (.+) 2\^(-?\d+) {3}\(a column a binade, heights log count\)$/)!;
+    expect(spark, lines[head + 1]).not.toBeNull();
+    expect([Number(spark[1]), Number(spark[3])]).toEqual([finite[0], finite[finite.length - 1] + 1]);
+    expect([...spark[2]]).toHaveLength(finite[finite.length - 1] - finite[0] + 1);
+    expect(spark[2]).toContain('█');
+    const phrase = (label: string, q: number) => (at(all, q) === -Infinity ? `${label} exact` : `${label} below ${upper(at(all, q))}`);
+    expect(lines[head + 2]).toBe(`  exact ${exactShare(exact, all.length)}; ${phrase('50 %', 0.5)}, ${phrase('99 %', 0.99)}, ${phrase('99.9 %', 0.999)}, ${phrase('all', 1)}`);
+    // Per tensor: the exact share and the bounds of its 99th percentile and its largest error.
+    const header = lines.find((l) => l.startsWith('tensor '))!;
+    expect(header).toMatch(/rel RMSE +max \|err\| +exact +p99 < +max <$/);
+    for (const t of quantized) {
+      const mine = sorted([t]);
+      const h = t.errorHistogram!;
+      const share = exactShare(h.exact, mine.length).replace(' ', '');
+      const row = lines.find((l) => l.startsWith(`${t.name} `))!;
+      expect(row.trimEnd().split(/\s+/).slice(-3), t.name).toEqual([share, upper(at(mine, 0.99)), upper(at(mine, 1))]);
+    }
+    expect(lines.filter((l) => / (bf16|f32|f16) /.test(l) && l.startsWith('model.')).every((l) => /-\s+-\s+-$/.test(l))).toBe(true); // copied: no histogram
+
+    // The summary of an fp4kit from before the histograms: the table as it printed then, and a line saying there is none.
+    for (const t of summary.tensors) delete t.errorHistogram;
+    delete summary.errorHistogram;
+    writeFileSync(path, JSON.stringify(summary));
+    const old = cli(['inspect', out]);
+    expect(old.code, old.stderr).toBe(0);
+    expect(old.stdout).toContain('\nelement error histogram: absent (this summary was written by an fp4kit from before per-element histograms)\ntensor ');
+    expect(old.stdout).toMatch(/^tensor +format +shape +bits\/el +rel RMSE +max \|err\|$/m);
+    expect(old.stdout).toMatch(/^model\.layers\.0\.mlp\.down_proj\.weight +mxfp4 +\[128, 384\] +4\.25\d +\d\.\d{3}e-\d +\d\.\d{3}e-\d$/m);
+
+    // A damaged histogram is refused naming the summary and the tensor.
+    (summary.tensors.find((t) => t.action === 'quantized') as Tensor).errorHistogram = { firstBinade: -3, counts: [-1], exact: 0, infinite: 0, nan: 0, rmsBinade: 0 };
+    writeFileSync(path, JSON.stringify(summary));
+    const bad = cli(['inspect', out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/fp4kit-summary\.json: tensor "model\.[^"]+": errorHistogram is not/);
   });
 
   it('inspect --plot refuses a summary whose FGMP shape does not match the stored mask (it drew a wrong map, or looped over 2^53 rows without heeding Ctrl-C)', () => {

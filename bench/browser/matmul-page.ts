@@ -49,7 +49,7 @@ window.benchFp4kit = async (build, shapes, formats, seconds) => {
       const { m, n, k } = shape;
       const w = prepareWeights(quantize(gaussian(n * k, 10, 0.05), { format, shape: [n, k] } as never));
       const x = gaussian(m * k, 11);
-      let y = new Float32Array(0);
+      let y: Float32Array = new Float32Array(0); // matmul's type: any ArrayBuffer kind
       const ms = await medianMs(() => {
         y = matmul(x, w);
       }, seconds);

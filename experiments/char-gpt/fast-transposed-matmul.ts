@@ -33,7 +33,7 @@ export function installFastTransposedMatMul(): void {
       const a = transposeA ? flip(inputs.a as tf.TensorInfo) : inputs.a;
       const b = transposeB ? flip(inputs.b as tf.TensorInfo) : inputs.b;
       const result = original.kernelFunc({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } });
-      for (const t of made) backend.disposeData(t.dataId);
+      for (const t of made) (backend as tf.KernelBackend).disposeData(t.dataId); // a kernel's backend is typed {}
       return result;
     },
   });

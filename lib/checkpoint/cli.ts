@@ -20,6 +20,7 @@ import { readRegularTextFile } from './safetensors/regular-file.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { logBarChart, logHistogram, precisionMap } from './plots.js';
 import { elementErrorHistogramPlot } from './error-histogram.js';
+import { hasTensorHistograms, runErrorHistogramLines, tensorHistogramCells } from './error-histogram-text.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 import { NotQueuedError } from './queue-url.js';
 import { packageVersion } from '../core/package-manifest.js';
@@ -407,15 +408,28 @@ async function inspectCheckpoint(target: string, values: { json?: boolean; plot?
     }
     if (summary) {
       out.push(`fp4kit summary: ${summary.format} in the ${summary.layout} layout, from ${summary.input} (${human(summary.inputBytes)} → ${human(summary.outputBytes)})`);
+      // The per-element error histogram (absent from summaries of older runs and --no-error-stats
+      // ones, which print as before with a line saying so); a damaged one names the summary.
+      const histograms = hasTensorHistograms(summary.tensors);
+      try {
+        out.push(...runErrorHistogramLines(summary.format, summary.tensors));
+        if (histograms) out.push('  per tensor: exact = share with x = Q(x); p99 < and max < bound its 99th-percentile and largest |x − Q(x)| / RMS');
+      } catch (err) {
+        if (err instanceof RangeError) throw new SafetensorsError(join(dir, SUMMARY_NAME), err.message);
+        throw err;
+      }
       // Names escaped before the columns are measured (an escape is wider than its character).
       const w = Math.min(60, summary.tensors.reduce((m, t) => Math.max(m, printable(t.name).length), 6));
-      out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  max |err|`);
+      const histogramHeader = histograms ? `  ${pad('exact', 6)}  ${pad('p99 <', 7)}  max <` : '';
+      out.push(`${pad('tensor', w)}  ${pad('format', 10)}  ${pad('shape', 16)}  ${pad('bits/el', 7)}  ${pad('rel RMSE', 10)}  ${histograms ? pad('max |err|', 10) : 'max |err|'}${histogramHeader}`);
       for (const t of summary.tensors) {
         const fmt = t.action === 'quantized' ? t.format! : t.dtype.toLowerCase();
         const bits = ((t.outputBytes * 8) / Math.max(1, t.shape.reduce((a, b) => a * b, 1))).toFixed(3);
         const err = t.relRmse !== undefined ? t.relRmse.toExponential(3) : '-';
         const maxErr = t.maxAbsError !== undefined ? t.maxAbsError.toExponential(3) : '-';
-        out.push(`${pad(printable(t.name), w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${maxErr}`);
+        const cells = histograms ? tensorHistogramCells(t) : null; // checked by runErrorHistogramLines above
+        const histogramCells = cells ? `  ${pad(cells.exact, 6)}  ${pad(cells.p99, 7)}  ${cells.max}` : '';
+        out.push(`${pad(printable(t.name), w)}  ${pad(fmt, 10)}  ${pad(`[${t.shape.join(', ')}]`, 16)}  ${pad(bits, 7)}  ${pad(err, 10)}  ${cells ? pad(maxErr, 10) : maxErr}${histogramCells}`);
       }
     } else {
       const w = Math.min(60, stored.reduce((m, t) => Math.max(m, printable(t.name).length), 6));

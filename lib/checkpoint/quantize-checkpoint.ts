@@ -103,6 +103,7 @@ export async function quantizeCheckpoint(
         before: async (name) => { await report(name); await part?.beforeTensor?.(); },
         within: async (name, bytes) => { bytesWithin = bytes; await report(name); },
         done: (inputBytes, bytesOut) => { bytesWithin = 0; bytesDone += inputBytes; outputBytes += bytesOut; tensorsDone++; },
+        checked: async (name, bytes, alone) => { bytesDone += bytes; if (alone) await report(name); },
       },
     };
     const summaries: TensorSummary[] = [];

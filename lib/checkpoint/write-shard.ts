@@ -11,8 +11,8 @@ import type { SafetensorsFile } from './safetensors/read.js';
 import { SafetensorsWriter, specByteLength, type TensorSpec } from './safetensors/write.js';
 import { COPY_CHUNK, type PlannedTensor } from './plan.js';
 import { BufferPool, ReadAhead } from './read-ahead.js';
-import { quantizeTensor, type RunQuantizer } from './quantize-tensor.js';
-import { measureError } from './error-stats.js';
+import { QUANTIZE_STEP_BYTES, quantizeTensor, type RunQuantizer } from './quantize-tensor.js';
+import { ERROR_CHECK_SHARE, measureError } from './error-stats.js';
 import { sourceView } from './source-view.js';
 import type { TensorSummary } from './summary.js';
 
@@ -52,8 +52,16 @@ export interface ShardRun {
   pool: BufferPool;
   /** `before` each tensor; `within` a copied or quantized one, with its input bytes copied or
    *  quantized so far (after every chunk or step but the last); `done` after each, with its input
-   *  and output bytes. */
-  progress: { before(name: string): Promise<void>; within(name: string, bytes: number): Promise<void>; done(inputBytes: number, outputBytes: number): void };
+   *  bytes done and its output bytes. With error checks a quantized tensor's input bytes count
+   *  ERROR_CHECK_SHARE for its check: `within` and `done` count the rest, `checked` adds the
+   *  check's as it goes (it runs while the next tensor is worked on), and reports only when
+   *  `report` (the shard waits for that check: nothing else reports meanwhile). */
+  progress: {
+    before(name: string): Promise<void>;
+    within(name: string, bytes: number): Promise<void>;
+    done(inputBytes: number, outputBytes: number): void;
+    checked(name: string, bytes: number, report: boolean): Promise<void>;
+  };
 }
 
 /** Writes the output shard of `shard` (its tensors in `plan` order) into the staging folder; returns
@@ -69,10 +77,17 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
   const writer = await SafetensorsWriter.create(join(run.stagingDir, fileName), plan.flatMap((p) => p.specs), metadata);
   const summaries: TensorSummary[] = [];
   let pendingCheck: Promise<void> | null = null;
+  let waitingOnCheck = false; // the loop awaits the check: its progress is reported by the check
   const awaitCheck = async () => {
     const p = pendingCheck;
     pendingCheck = null;
-    if (p) await p;
+    if (!p) return;
+    waitingOnCheck = true;
+    try {
+      await p;
+    } finally {
+      waitingOnCheck = false;
+    }
   };
   try {
     const reads = new ReadAhead(shard, plan, pool);
@@ -92,7 +107,11 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
       if (p.transpose) await transposeLastTwoInPlace(bytes, info.shape, info.dtype === 'F32' ? 4 : 2, signal);
       const { x, dtype } = sourceView(bytes, info.dtype);
       const shape = p.blockedShape!;
-      const q = await quantizeTensor(quantizer, shard.path, info.name, x, dtype, shape, (done) => run.progress.within(info.name, done));
+      // The progress's bytes of this tensor: its quantization's, then its error check's.
+      const checkBytes = run.measure ? Math.round(inputBytes * ERROR_CHECK_SHARE) : 0;
+      const quantizeBytes = inputBytes - checkBytes;
+      const q = await quantizeTensor(quantizer, shard.path, info.name, x, dtype, shape,
+        (done) => run.progress.within(info.name, checkBytes === 0 ? done : Math.floor((done * quantizeBytes) / inputBytes)));
       const bytesOut = await writeTensors(writer, p.specs, layout.encode(info.name, q));
       const s: TensorSummary = {
         name: info.name, dtype: info.dtype, shape: info.shape, action: 'quantized', format: options.format, file: fileName,
@@ -102,19 +121,28 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
       if (q.format === 'fgmp' && quantizer.fisher) s.fisherWeighted = quantizer.fisher.tensor(info.name) !== undefined;
       if (p.transpose) s.blockedShape = shape;
       summaries.push(s);
+      run.progress.done(quantizeBytes, bytesOut);
       if (run.measure) {
         // The error check runs in event-loop turns while the next tensor is read, quantized
-        // (off-thread) and written; at most one check is in flight.
+        // (off-thread) and written; at most one check is in flight. Its progress comes every
+        // QUANTIZE_STEP_BYTES of input, the rest of its share when it ends.
         await awaitCheck();
-        pendingCheck = measureError(x, dtype, q, signal).then((r) => {
+        let counted = 0;
+        const count = async (elementsDone: number) => {
+          const now = elementsDone >= x.length ? checkBytes : Math.floor((elementsDone * checkBytes) / x.length);
+          const add = now - counted;
+          counted = now;
+          await run.progress.checked(info.name, add, waitingOnCheck);
+        };
+        pendingCheck = measureError(x, dtype, q, signal, { elements: QUANTIZE_STEP_BYTES / x.BYTES_PER_ELEMENT, between: count }).then(async (r) => {
           Object.assign(s, r);
           pool.give(bytes);
+          await count(x.length);
         });
         pendingCheck.catch(() => {}); // reported when awaited
       } else {
         pool.give(bytes);
       }
-      run.progress.done(inputBytes, bytesOut);
     }
     await awaitCheck();
     await writer.finish();
