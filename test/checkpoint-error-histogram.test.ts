@@ -185,6 +185,10 @@ describe('without error statistics, and from a damaged summary', () => {
       { ...good, firstBinade: -150 }, { ...good, counts: new Array(300).fill(1) }, { ...good, rmsBinade: 2 ** 60 }, { ...good, rmsBinade: undefined }]) {
       expect(() => aggregateErrorHistograms('nvfp4', [tensor(bad)]), JSON.stringify(bad)).toThrow(/tensor "w": errorHistogram is not/);
     }
+    // Whole counts that do not add up to the tensor's elements (shape [3]), or past exact sums.
+    for (const bad of [{ ...good, exact: 1 }, { ...good, counts: [1, 1] }, { ...good, counts: [Number.MAX_SAFE_INTEGER], exact: 5 }]) {
+      expect(() => aggregateErrorHistograms('nvfp4', [tensor(bad)]), JSON.stringify(bad)).toThrow(/tensor "w": errorHistogram counts \d+ elements, its shape \[3\] holds 3/);
+    }
   });
 
   it('inspect\'s text says why a summary has no histogram, and names Inf, NaN and unplaced elements', async () => {
@@ -194,9 +198,11 @@ describe('without error statistics, and from a damaged summary', () => {
     expect(runErrorHistogramLines(summary.format, older)).toEqual(['element error histogram: absent (this summary was written by an fp4kit from before per-element histograms)']);
     expect(runErrorHistogramLines(summary.format, summary.tensors.filter((t) => t.action === 'copied'))).toEqual([]); // nothing quantized: nothing to say
 
-    const tensor = (name: string, errorHistogram: TensorSummary['errorHistogram']): TensorSummary => ({
-      name, dtype: 'F32', shape: [1], action: 'quantized', format: 'mxfp4', file: 'f', outputs: [], inputBytes: 4, outputBytes: 1, errorHistogram,
-    });
+    const tensor = (name: string, errorHistogram: TensorSummary['errorHistogram']): TensorSummary => {
+      const h = errorHistogram!;
+      const elements = h.counts.reduce((a, b) => a + b, 0) + h.exact + h.infinite + h.nan; // the shape its counts cover
+      return { name, dtype: 'F32', shape: [elements], action: 'quantized', format: 'mxfp4', file: 'f', outputs: [], inputBytes: 4 * elements, outputBytes: elements, errorHistogram };
+    };
     // 996 elements placed around the RMS, a tensor of NaN blocks: its 3 finite errors have no RMS to go by.
     const ts = [tensor('a', { firstBinade: -6, counts: [900, 0, 90], exact: 6, infinite: 0, nan: 0, rmsBinade: -2 }), tensor('b', { firstBinade: -8, counts: [3], exact: 0, infinite: 1, nan: 4, rmsBinade: null })];
     expect(runErrorHistogramLines('mxfp4', ts)).toEqual([

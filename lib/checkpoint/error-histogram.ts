@@ -69,6 +69,14 @@ export function checkedHistogram(t: TensorSummary): TensorErrorHistogram {
     && h.firstBinade! >= ERROR_BINADE_MIN && h.firstBinade! + h.counts.length <= ERROR_BIN_INFINITE + ERROR_BINADE_MIN - 1
     && (h.rmsBinade === null || Math.abs(h.rmsBinade!) <= 1024);
   if (!ok) throw new RangeError(`tensor ${JSON.stringify(t.name)}: errorHistogram is not { firstBinade, counts, exact, infinite, nan, rmsBinade } of whole counts within float32's binades`);
+  // Every element is counted once, in a binade or as exact, ±Inf or NaN: a total other than the
+  // tensor's element count (or past 2^53, where sums stop being exact) is a damaged summary.
+  const total = h.counts!.reduce((a, b) => a + b, 0) + h.exact! + h.infinite! + h.nan!;
+  const shape = (t as Partial<TensorSummary>).shape;
+  const elements = Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0) ? shape.reduce((a, b) => a * b, 1) : NaN;
+  if (!Number.isSafeInteger(total) || total !== elements) {
+    throw new RangeError(`tensor ${JSON.stringify(t.name)}: errorHistogram counts ${total} elements, its shape ${JSON.stringify(shape)} holds ${elements}`);
+  }
   return h as TensorErrorHistogram;
 }
 
