@@ -129,3 +129,47 @@ describe('NaN and Inf in matmul operands', () => {
     expect([...kernels], 'FP4KIT_SIMD=scalar forces the scalar kernel').toContain('scalar');
   });
 });
+
+// The AVX2 kernel sums a unit's vpmaddubsw pairs in int16 before widening them (native/matmul_avx2.cc:
+// each int16 ends as Σ 2w·a over 16 k, at most 16·12·128 = 24576 for a unit of 32); every weight
+// ±6 against every activation code +127, −127 or −128 (the spec's −2, which quantize never makes
+// but a caller's MXINT8 tensor may hold) meets that bound with both signs, and the +12 offset's
+// start with it. Each SIMD level runs in a child process (the kernel is chosen once per process).
+describe('dot products at the integer bounds', () => {
+  const native = availableBackends().find((b) => b.name === 'native');
+  it.runIf(native?.available)('every native kernel gives the js reference bits: weights ±6, activation codes ±127 and −128', () => {
+    const script = `
+      import { getBackend, matmul, quantize, withBackend } from './lib/index.ts';
+      const [m, n, k] = [6, 20, 96];
+      // Rows of codes: all 127, all −127, all −128, alternating −128/127, 127 then −128 by halves, −128 by pairs.
+      const code = [() => 127, () => -127, () => -128, (i) => (i % 2 ? 127 : -128), (i) => (i % 32 < 16 ? 127 : -128), (i) => (i % 4 < 2 ? -128 : 127)];
+      const a = quantize(new Float32Array(m * k).fill(1), { format: 'mxint8', shape: [m, k] });
+      a.data = Uint8Array.from({ length: m * k }, (_, i) => code[Math.floor(i / k)](i % k) & 0xff);
+      // Weight rows: all 6, all −6, alternating, by pairs, by halves of a unit, and mixtures with 0 and small values.
+      const value = [() => 6, () => -6, (i) => (i % 2 ? 6 : -6), (i) => (i % 4 < 2 ? -6 : 6), (i) => (i % 32 < 16 ? 6 : -6), (i) => [6, -6, 0, 0.5][i % 4]];
+      const w = Float32Array.from({ length: n * k }, (_, i) => value[Math.floor(i / k) % value.length](i % k) * (Math.floor(i / k) >= 12 ? 2 ** -20 : 1));
+      const out = {};
+      for (const format of ['mxfp4', 'nvfp4', 'fgmp']) {
+        const b = format === 'fgmp' ? quantize(w, { format, shape: [n, k], fp4Fraction: 0.5 }) : quantize(w, { format, shape: [n, k] });
+        for (const rows of [1, 2, 3, 4, 5, 6]) {
+          const part = { ...a, shape: [rows, k], data: a.data.subarray(0, rows * k), scales: a.scales.subarray(0, rows * (k / 32)) };
+          const bits = (x) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
+          out[format + ' m=' + rows] = { got: bits(matmul(part, b)), want: bits(withBackend('js', () => matmul(part, b))) };
+        }
+      }
+      console.log(JSON.stringify({ kernel: getBackend().matmulSimd, out }));`;
+    const kernels = new Set<string>();
+    for (const level of ['scalar', 'avx2', 'avx512']) {
+      const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { ...process.env, FP4KIT_SIMD: level }, encoding: 'utf8', maxBuffer: 64 << 20,
+      });
+      const { kernel, out } = JSON.parse(stdout) as { kernel: string; out: Record<string, { got: number[]; want: number[] }> };
+      kernels.add(kernel);
+      for (const [name, { got, want }] of Object.entries(out)) {
+        expect(want.some((x) => x !== 0), `${name}: a product that is not all zeros`).toBe(true);
+        expect(got, `${kernel}: ${name}`).toEqual(want);
+      }
+    }
+    expect([...kernels], 'FP4KIT_SIMD=scalar forces the scalar kernel').toContain('scalar');
+  });
+});
