@@ -15,6 +15,8 @@ import {
   mergeCheckpointParts, partsFolder, parseShardSpec, runFolder, runPlanPath, partitionShards, planRun, runCheckpointPart, serializeOptions, writeRunPlan,
 } from '../lib/checkpoint/checkpoint-parts.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
+import { finishKilledMerges } from '../lib/checkpoint/killed-merge.js';
+import { hostTag } from '../lib/checkpoint/safetensors/output-folder.js';
 import { packageVersion } from '../lib/core/package-manifest.js';
 import { writeShardedCheckpoint } from './helpers/sharded-checkpoint.js';
 import { compareOutputFolders } from './helpers/compare-outputs.js';
@@ -181,6 +183,68 @@ describe('--shard parts and merge', () => {
     const [p0] = await runParts(out, { format: 'mxfp4' }, 4, [0, 2]);
     await expect(mergeCheckpointParts(out)).rejects.toThrow(`${out}: parts 1, 3 of 4 are not finished (no ${runFolder(out, p0.record.run)}/part-1-of-4.json); run them, then merge again`);
     await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow(`no part records in ${root}/nothing-here.parts: run \`fp4kit quantize ... --shard i/n\` for every part first`);
+  });
+
+  // Found by review 27 (2026-12-08): a record's file names reached the killed-merge recovery
+  // before anything checked them, and `../../victim.txt` moved a file from outside the shared
+  // folder into it (the recovery moves the parts' shards back out of a killed merge's staging folder).
+  it('a record naming a file outside its folder (../../victim.txt) moves nothing: refused when read, and by the killed-merge recovery itself; a publish record whose host is not its name\'s is left alone', async () => {
+    const share = join(root, 'share');
+    mkdirSync(share);
+    const out = join(share, 'o');
+    const [p0] = await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const run = p0.record.run;
+    const dir = runFolder(out, run);
+    const victim = join(root, 'victim.txt'); // outside the shared folder
+    writeFileSync(victim, 'secret of another user');
+    // A merge of the run killed on another host: its record and its staging folder.
+    const lock = join(dir, 'merging');
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'publish-hostB-1234-deadbeef.json'), JSON.stringify({ run, host: 'hostB', pid: 1234, staging: 'o.tmp-hostB-1234-deadbeef', aside: 'o.old-hostB-1234-deadbeef' }));
+    mkdirSync(join(share, 'o.tmp-hostB-1234-deadbeef'));
+    const recordPath = join(dir, 'part-0-of-2.json');
+    const original = readFileSync(recordPath, 'utf8');
+    type Rec = { files: Array<{ name: string; bytes: number }>; tensors: Array<{ file: string }>; partners: string[] };
+    const edits: Array<[string, (r: Rec) => void]> = [
+      ['../../victim.txt', (r) => { r.files.push({ name: '../../victim.txt', bytes: 22 }); }],
+      ['../../victim.txt', (r) => { r.tensors[0].file = '../../victim.txt'; }],
+      ['..', (r) => { r.partners = ['..']; }],
+      ['', (r) => { r.files[0].name = ''; }],
+    ];
+    for (const [name, edit] of edits) {
+      const r = JSON.parse(original) as Rec;
+      edit(r);
+      writeFileSync(recordPath, JSON.stringify(r));
+      const refused = await mergeCheckpointParts(out, { unlock: true }).then(() => null, (err: Error) => err.message);
+      expect(readdirSync(share).sort()).toEqual(['o.parts', 'o.tmp-hostB-1234-deadbeef']); // nothing moved in
+      expect(readFileSync(victim, 'utf8')).toBe('secret of another user');
+      expect(refused).toBe(`${recordPath}: names ${JSON.stringify(name)} as a shard: not a plain file name (a damaged or hostile record); delete it and run that part again`);
+    }
+    // The recovery itself refuses such a name (it renames files): nothing is moved or removed.
+    await expect(finishKilledMerges(out, lock, run, dir, [...p0.record.files.map((f) => f.name), '../../victim.txt']))
+      .rejects.toThrow(`${dir}: a part record names "../../victim.txt" as a shard: not a plain file name; nothing was moved`);
+    expect(existsSync(victim)).toBe(true);
+    expect(existsSync(join(share, 'o.tmp-hostB-1234-deadbeef'))).toBe(true);
+    // A publish record whose host is not the one its name (and so its folders' names) gives is not a merge's: its folder stays.
+    writeFileSync(join(lock, 'publish-hostC-1234-deadbeef.json'), JSON.stringify({ run, host: 'hostB', pid: 1234, staging: 'o.tmp-hostC-1234-deadbeef', aside: 'o.old-hostC-1234-deadbeef' }));
+    mkdirSync(join(share, 'o.tmp-hostC-1234-deadbeef'));
+    writeFileSync(recordPath, original);
+    expect((await mergeCheckpointParts(out, { unlock: true }))!.format).toBe('mxfp4');
+    expect(readdirSync(share).sort()).toEqual(['o', 'o.tmp-hostC-1234-deadbeef']); // hostB's killed merge cleaned up; the parts folder gone
+    expect(readFileSync(victim, 'utf8')).toBe('secret of another user');
+  });
+
+  // Review 27: a leftover named with this process's pid was taken for one of this process's, but a
+  // process holds only the folders it made (a restarted container keeps its host name, and node
+  // often gets the same small pid).
+  it('a leftover staging folder named with this process\'s pid that this process did not make is removed by the next run here', async () => {
+    const out = join(root, 'own-pid');
+    await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const leftover = `${out}.tmp-${hostTag(hostname())}-${process.pid}-0badcafe`;
+    mkdirSync(leftover);
+    writeFileSync(join(leftover, 'half-written.safetensors'), 'x');
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+    expect(existsSync(leftover)).toBe(false);
   });
 
   // Found by an audit of the distributed path (2026-12-06): the merge followed a symbolic link at
@@ -653,6 +717,43 @@ describe('a part with its run\'s plan opens only the shards it reads', () => {
       `${join(runFolder(out2, plan.run), `part-${lonely}-of-2.json`)}: says it read no other shards for fused-group scales, its run's plan ${plan.partners[lonely].join(', ')}: run part ${lonely}/2 again`);
   });
 
+  // Review 27: a --shard part worked to plan.json's parts and partners without comparing them to
+  // the split it computes (the run key is computed from the split, so an edited plan kept its key).
+  it('a damaged plan.json (parts that are not the split of its shard sizes, partners that are the part\'s own shards or no shard): a --shard part plans the run itself and replaces it; a queued part refuses it, saying the plan is damaged', async () => {
+    const out = join(root, 'damaged-plan');
+    const single = await singleRun(out, options);
+    const plan = await planRun(input, out, options, 3);
+    const part = (i: number) => runCheckpointPart({ input, output: out, options: serializeOptions(options), part: i, parts: 3 });
+    await part(0); // leaves the plan
+    const planPath = runPlanPath(out, plan.run);
+    // Parts 1 and 2 swapped, the run key kept.
+    writeFileSync(planPath, JSON.stringify({ ...plan, parts: [plan.parts[0], plan.parts[2], plan.parts[1]], partners: [plan.partners[0], plan.partners[2], plan.partners[1]] }));
+    expect((await part(1)).record.files.map((f) => f.name)).toEqual(plan.parts[1]);
+    expect(JSON.parse(readFileSync(planPath, 'utf8'))).toEqual(plan); // replaced by the plan made here
+    // Part 2 given one of its own shards as its fused-group neighbour.
+    writeFileSync(planPath, JSON.stringify({ ...plan, partners: plan.partners.map((p, i) => (i === 2 ? [plan.parts[2][0]] : p)) }));
+    expect((await part(2)).record.partners).toEqual(plan.partners[2]);
+    expect(JSON.parse(readFileSync(planPath, 'utf8'))).toEqual(plan);
+    await mergeCheckpointParts(out);
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    // A queued run: the producer's plan is the run's; a damaged one is refused by name.
+    const queuedOut = join(root, 'damaged-plan-queued');
+    const queued = await planRun(input, queuedOut, options, 3, { samples: true });
+    await writeRunPlan(queued);
+    const job = (i: number) => ({
+      input, output: queuedOut, options: serializeOptions(options), part: i, parts: 3, run: queued.run, fingerprint: { digest: queued.fingerprint.digest, files: [] },
+      samples: Object.fromEntries(queued.parts[i].map((n) => [n, queued.samples![n]])),
+    });
+    const queuedPlan = runPlanPath(queuedOut, queued.run);
+    writeFileSync(queuedPlan, JSON.stringify({ ...queued, parts: [queued.parts[0], queued.parts[2], queued.parts[1]] }));
+    await expect(runCheckpointPart(job(0))).rejects.toThrow(
+      `${queuedPlan}: a damaged run plan (its parts are not the split of its shards' sizes (part 1: ${queued.parts[2].join(', ')}, the split gives ${queued.parts[1].join(', ')})): not a plan fp4kit wrote; not run. Run the command again (its producer writes the plan anew)`);
+    writeFileSync(queuedPlan, JSON.stringify({ ...queued, partners: queued.partners.map((p, i) => (i === 0 ? ['not-a-shard.safetensors'] : p)) }));
+    await expect(runCheckpointPart(job(0))).rejects.toThrow(`${queuedPlan}: a damaged run plan (part 0 reads "not-a-shard.safetensors" for fused-group scales, not a shard of the input)`);
+    writeFileSync(queuedPlan, JSON.stringify(queued));
+    expect((await runCheckpointPart(job(0))).record.files.map((f) => f.name)).toEqual(queued.parts[0]);
+  });
+
   it('the run is checked as a whole when it is planned (a part opens its own shards only): a fused group partly quantized is refused by planRun', async () => {
     await expect(planRun(input, join(root, 'mixed'), { ...options, skip: /k_proj/ }, 2)).rejects.toThrow(/would be quantized but "model\.layers\.\d+\.self_attn\.k_proj\.weight" copied/);
   });
@@ -767,6 +868,106 @@ describe('fp4kit quantize --shard / fp4kit merge (the command line)', () => {
     expect(siblings()).toEqual([]);
     expect(existsSync(partsFolder(out))).toBe(false);
     expect(readdirSync(foreign)).toEqual(['theirs.safetensors']);
+  }, 120_000);
+
+  const killPoints = join(__dirname, 'helpers', 'merge-kill-points.mjs');
+  const cliPath = join(repo, 'lib', 'checkpoint', 'cli.ts');
+  const leftBeside = (out: string) => readdirSync(dirname(out)).filter((n) => n.startsWith(`${basename(out)}.`) && ![`${basename(out)}.single`, basename(partsFolder(out))].includes(n)).sort();
+
+  // Review 27: a retry with the killed merge's host name and pid (a restarted container: the same
+  // host name, node at the same small pid) took its record for a live merge's and left its staging
+  // folder, which without hard links holds the parts' shards: it failed ("missing …; run that part
+  // again") on every retry, and the lock stayed. So did a retry while another process held the pid.
+  it.each([
+    ['this process: a restarted container (a record without a start time)', 'self'],
+    ['another live process of this host: the pid was given again since (the record names another start time)', 'parent'],
+  ])('a merge killed half staged without hard links, retried where its pid is %s: the retry takes its record for a dead merge\'s and completes', async (_label, mode) => {
+    const out = join(root, `same-pid-${mode}`);
+    const single = await singleRun(out, { format: 'mxfp4' });
+    await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const env = { ...process.env, FP4KIT_TEST_HOST: 'podA', FP4KIT_TEST_NO_LINKS: '1' };
+    const killed = spawnSync(process.execPath, ['--import', 'tsx', '--import', killPoints, cliPath, 'merge', out], { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...env, FP4KIT_MERGE_KILL: 'staging' } });
+    expect(killed.signal, killed.stderr).toBe('SIGKILL');
+    const [staging] = leftBeside(out);
+    expect(readdirSync(join(dirname(out), staging)).filter((n) => n.endsWith('.safetensors'))).toHaveLength(2); // the only copies
+    const retry = spawnSync(process.execPath, ['--import', 'tsx', '--import', killPoints, join(__dirname, 'helpers', 'merge-as-pid.ts'), out, mode], { cwd: repo, encoding: 'utf8', timeout: 120_000, env });
+    expect(retry.stdout, retry.stderr).toBe('mxfp4\n');
+    expect(retry.status).toBe(0);
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(leftBeside(out)).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
+  }, 120_000);
+
+  /** A `fp4kit merge` on pretend host node-a that stalls when it publishes (FP4KIT_MERGE_STALL): resolves with its
+   *  staging folder once it waits, and `go()` lets it on. */
+  async function stalledMerge(out: string, env: Record<string, string> = {}) {
+    const gate = `${out}.gate`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', killPoints, cliPath, 'merge', out],
+      { cwd: repo, env: { ...process.env, FP4KIT_TEST_HOST: 'node-a', FP4KIT_MERGE_STALL: gate, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout!.resume();
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const deadline = Date.now() + 100_000;
+    while (!existsSync(`${gate}.stalled`)) {
+      if (Date.now() > deadline) throw new Error(`the merge never reached publishing: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const staging = readFileSync(`${gate}.stalled`, 'utf8');
+    return {
+      staging,
+      go: async () => {
+        writeFileSync(gate, '');
+        const code = await exited;
+        rmSync(gate);
+        rmSync(`${gate}.stalled`);
+        return { code, stderr };
+      },
+    };
+  }
+
+  // Review 27: a merge that took a run over from one stalled past its lock (a queue worker paused)
+  // removed the stalled one's staging folder in place, file by file; the stalled one, going on,
+  // could rename a part-emptied folder into place. Now the takeover renames the folder away first,
+  // and a merge checks, just before its renames, that its staging folder holds every file it wrote.
+  it('a merge stalled before publishing whose staging folder lost a file meanwhile publishes nothing: it fails saying so, and the next merge completes', async () => {
+    const out = join(root, 'stalled-lost');
+    const single = await singleRun(out, { format: 'mxfp4' });
+    await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const a = await stalledMerge(out);
+    const shard = readdirSync(a.staging).filter((n) => n.endsWith('.safetensors')).sort()[1];
+    rmSync(join(a.staging, shard)); // what a removal in progress leaves
+    const { code, stderr } = await a.go();
+    expect(stderr).toContain(`fp4kit: ${out}: its staging folder ${basename(a.staging)} lost ${shard} before publishing (another merge of this run took it over?); nothing was published\n`);
+    expect(code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+    expect((await mergeCheckpointParts(out))!.format).toBe('mxfp4');
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(leftBeside(out)).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
+  }, 120_000);
+
+  it('a merge that takes a run over from one stalled before publishing (without hard links) renames its staging folder away in one step first: killed right then, the folder is whole under .del-…; the stalled merge fails, and the next merge moves the shards back and completes', async () => {
+    const out = join(root, 'stalled-takeover');
+    const single = await singleRun(out, { format: 'mxfp4' });
+    await runParts(out, { format: 'mxfp4' }, 2, [0, 1]);
+    const a = await stalledMerge(out, { FP4KIT_TEST_NO_LINKS: '1' });
+    const staged = readdirSync(a.staging).sort();
+    expect(staged.filter((n) => n.endsWith('.safetensors'))).toHaveLength(shardNames.length); // moved: the only copies
+    const b = spawnSync(process.execPath, ['--import', 'tsx', '--import', killPoints, cliPath, 'merge', out, '--unlock'],
+      { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FP4KIT_TEST_HOST: 'node-b', FP4KIT_MERGE_KILL: 'del-renamed' } });
+    expect(b.signal, b.stderr).toBe('SIGKILL');
+    const removing = join(dirname(a.staging), basename(a.staging).replace('.tmp-', '.del-'));
+    expect(existsSync(a.staging)).toBe(false);
+    expect(readdirSync(removing).sort()).toEqual(staged);
+    const { code, stderr } = await a.go();
+    expect(stderr).toContain(`fp4kit: ${out}: its staging folder ${basename(a.staging)} is gone before publishing (another merge of this run took it over?); nothing was published\n`);
+    expect(code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+    expect((await mergeCheckpointParts(out, { unlock: true }))!.format).toBe('mxfp4');
+    expect(compareOutputFolders(out, single).differences).toEqual([]);
+    expect(leftBeside(out)).toEqual([]);
+    expect(existsSync(partsFolder(out))).toBe(false);
   }, 120_000);
 
   it('a second copy of a part that loses its files to the merge the first copy completed ends well (exit 0, says so)', async () => {

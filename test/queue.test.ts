@@ -625,6 +625,7 @@ describe.runIf(hasRedis)("someone else's keys under the queue's names, and --pre
     expect(await w.exited).toBe(0);
   }, 120_000);
 
+  // Review 27: the key's paragraph was said twice, by the worker's log and as the exit error.
   it('a key of theirs made while a worker runs: the worker stops at its WRONGTYPE reply, naming the key (once), exit 1', async () => {
     const w = cli(['worker', '--queue', url]);
     await w.waitFor(/waiting for jobs/, 30_000);
@@ -633,20 +634,26 @@ describe.runIf(hasRedis)("someone else's keys under the queue's names, and --pre
     expect(await w.exited, w.err).toBe(1);
     const said = `Redis at ${url} holds ${key}, a string, where BullMQ keeps a zset: not a key of fp4kit's queue`;
     expect(w.err).toContain(`${said}`);
-    expect(w.err.split(said).length - 1, w.err).toBe(2); // logged once by the worker, then the exit's one line
-    expect(w.err).toMatch(/this worker stops taking jobs/);
+    expect(w.err.split(said).length - 1, w.err).toBe(1); // the exit's one line
+    expect(w.err).toMatch(new RegExp(`^fp4kit: ${said.replace(/[.()]/g, '\\$&')}`, 'm'));
+    expect(w.err).toMatch(/^fp4kit: worker \d+: someone else's key under the queue's names: this worker stops taking jobs \(the error it exits with names the key\)$/m);
     expect(w.err).not.toMatch(/BullMQ: .*WRONGTYPE/);
     expect(await client.get(key)).toBe('theirs');
   }, 60_000);
 
-  it('a key of theirs made while a producer waits: it stops at its WRONGTYPE reply, naming the key, exit 1', async () => {
+  // Review 27: the producer did not say that its run's jobs stay queued and its folder stays, as its other errors while it waits do.
+  it('a key of theirs made while a producer waits: it stops at its WRONGTYPE reply, naming the key and what became of the run, exit 1', async () => {
     const out = join(root, 'waiting');
     const p = cli(['quantize', tiny, '-o', out, '--format', 'mxfp4', '--queue', url], { FP4KIT_TEST_QUEUE_CHECK_MS: '300' });
     await p.waitFor(/0%/, 30_000); // queued, no worker: waiting
     const key = `bull:${queueName}:completed`; // read by the producer's check on its run
     await client.hset(key, 'owner', 'someone else');
     expect(await p.exited, p.err).toBe(1);
-    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at redis://127\\.0\\.0\\.1:\\d+ holds ${key.replace(/\./g, '\\.')}, a hash, where BullMQ keeps a zset: not a key of fp4kit's queue .*${advice}$`, 'm'));
+    const where = `${out}.parts/run-[0-9a-f]+`;
+    expect(p.err).toMatch(new RegExp(`^fp4kit: Redis at redis://127\\.0\\.0\\.1:\\d+ holds ${key.replace(/\./g, '\\.')}, a hash, where BullMQ keeps a zset: not a key of fp4kit's queue .*${advice}\\. `
+      + `This run's jobs stay queued under bull:${queueName.replace(/[.@]/g, '\\$&')}, and ${where} holds its folder: once that key is gone, workers \\(started again\\) finish them and the output appears when the merge job has run; `
+      + `to give the run up instead, delete ${where} \\(not the parts folder around it: a worker that takes one of the run's jobs then fails it as stale\\)$`, 'm'));
+    expect(readdirSync(partsFolder(out)).filter((n) => n.startsWith('run-'))).toHaveLength(1); // the run's folder stays
     expect(await client.hgetall(key)).toEqual({ owner: 'someone else' });
   }, 60_000);
 });

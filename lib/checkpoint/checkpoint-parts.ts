@@ -35,8 +35,8 @@ import { layoutByName, type Layout, type LayoutName } from './layouts/index.js';
 import { closeCheckpoint, openCheckpoint, type CheckpointFiles } from './safetensors/checkpoint-files.js';
 import { SafetensorsFile } from './safetensors/read.js';
 import { checkNotQuantized, fusedGroupPartners, planWholeInput } from './plan.js';
-import { isRealFolder } from './real-folder.js';
-import { finishKilledMerges, recordPublishing } from './killed-merge.js';
+import { isPlainFileName, isRealFolder } from './real-folder.js';
+import { finishKilledMerges, forgetPublishing, recordPublishing } from './killed-merge.js';
 import { checkedHistogram } from './error-histogram.js';
 import { writeFileAtomic } from './safetensors/atomic-file.js';
 import { OutputFolder } from './safetensors/output-folder.js';
@@ -609,6 +609,30 @@ interface OpenedPart {
   run: string;
   /** The run was planned here (no plan was found, or none could be used): every shard is open. */
   plannedHere: boolean;
+  /** Run keys of damaged plans passed over (planDamage): a plan planned here replaces its run's. */
+  damaged: Set<string>;
+}
+
+/**
+ * What makes a plan read from plan.json (isRunPlan) one fp4kit cannot have written, or null: its
+ * parts must be the split of its own shard sizes (the split the run key hashes), and each part's
+ * partners input shards outside the part. A part works to `plan.parts` and opens
+ * `plan.partners`: edited, they would make it quantize other shards, or take fused-group scales
+ * from other neighbours (the merge refuses the result, after the work).
+ */
+function planDamage(plan: RunPlan, count: number): string | null {
+  const split = splitNames(plan.shards, count);
+  const differs = split.findIndex((names, i) => names.join('\n') !== plan.parts[i]?.join('\n'));
+  if (plan.parts.length !== count || differs >= 0) {
+    return `its parts are not the split of its shards' sizes${differs >= 0 ? ` (part ${differs}: ${plan.parts[differs]?.join(', ') || 'none'}, the split gives ${split[differs].join(', ') || 'none'})` : ''}`;
+  }
+  const shards = new Set(plan.shards.map((sh) => sh.name));
+  for (const [i, partners] of plan.partners.entries()) {
+    const own = new Set(plan.parts[i]);
+    const odd = partners.find((n) => !shards.has(n) || own.has(n));
+    if (odd !== undefined) return `part ${i} reads ${JSON.stringify(odd)} for fused-group scales, ${own.has(odd) ? 'one of its own shards' : 'not a shard of the input'}`;
+  }
+  return null;
 }
 
 /**
@@ -623,7 +647,16 @@ interface OpenedPart {
  */
 async function openPart(req: PartRequest, plans: RunPlan[], options: SerializedOptions, queued: boolean): Promise<OpenedPart> {
   const output = resolve(req.output);
+  const damaged = new Set<string>();
   for (const plan of plans) {
+    const damage = planDamage(plan, req.parts);
+    if (damage !== null) {
+      // The producer's plan: every part of the run would work to it. A --shard part plans the run
+      // itself, and its plan takes the damaged one's place.
+      if (queued) throw new SafetensorsError(runPlanPath(output, plan.run), `a damaged run plan (${damage}): not a plan fp4kit wrote; not run. Run the command again (its producer writes the plan anew)`);
+      damaged.add(plan.run);
+      continue;
+    }
     const own = plan.parts[req.part];
     if (own.length === 0 || options.fisher !== undefined) break;
     const ckpt = await openInput(req.input, queued, new Set([...own, ...plan.partners[req.part]]));
@@ -638,7 +671,7 @@ async function openPart(req: PartRequest, plans: RunPlan[], options: SerializedO
       const sizes = new Map(ckpt.shards.map((s) => [basename(s.path), shardSize(s)]));
       const shards = plan.shards.map((s) => sizes.get(s.name) ?? s);
       const run = runKey(plan.fingerprint.digest, options, splitNames(shards, req.parts), output, runningVersion());
-      if (queued || run === plan.run) return { ckpt, plan, run, plannedHere: false };
+      if (queued || run === plan.run) return { ckpt, plan, run, plannedHere: false, damaged };
       await closeCheckpoint(ckpt);
     } catch (err) {
       await closeCheckpoint(ckpt);
@@ -649,7 +682,7 @@ async function openPart(req: PartRequest, plans: RunPlan[], options: SerializedO
   try {
     const plan = await planFromOpen(ckpt, req.input, req.output, options, req.parts);
     if (queued && plan.fingerprint.digest !== plans[0].fingerprint.digest) throw notPlannedInput(req.input, fingerprintDifference(plan.fingerprint, plans[0].fingerprint));
-    return { ckpt, plan, run: plan.run, plannedHere: true };
+    return { ckpt, plan, run: plan.run, plannedHere: true, damaged };
   } catch (err) {
     await closeCheckpoint(ckpt);
     throw err;
@@ -717,8 +750,9 @@ async function runPart(
       await rmdir(partsFolder(req.output)).catch(() => {});
       throw alreadyMerged(req, plan.run);
     }
-    // The first --shard part of a run leaves its plan, so the others need not read every shard's header.
-    if (opened.plannedHere && !queued && !(await lstat(runPlanPath(req.output, plan.run)).then(() => true, () => false))) {
+    // The first --shard part of a run leaves its plan, so the others need not read every shard's header
+    // (and one that found its run's plan damaged replaces it).
+    if (opened.plannedHere && !queued && (opened.damaged.has(plan.run) || !(await lstat(runPlanPath(req.output, plan.run)).then(() => true, () => false)))) {
       await writeFileAtomic(runPlanPath(req.output, plan.run), `${JSON.stringify(plan, null, 2)}\n`);
     }
     // From here a failure may be this copy losing its files to a merge another copy's record started.
@@ -794,6 +828,11 @@ async function readRecords(dir: string): Promise<PartRecord[]> {
       && r.tensors.every((t) => t !== null && typeof t === 'object' && typeof t.name === 'string' && typeof t.file === 'string'
         && Array.isArray(t.outputs) && t.outputs.every((o) => typeof o === 'string'));
     if (!fine) throw new SafetensorsError(path, 'a damaged fp4kit part record (a field is missing or of the wrong kind); run that part again');
+    // Every name is joined to the run folder (and to a killed merge's staging folder, whose files
+    // are moved back: killed-merge.ts): a `../x` would reach a file outside them. Refused here,
+    // before any of them is used.
+    const odd = [...r.files.map((f) => f.name), ...r.tensors.map((t) => t.file), ...(r.partners ?? [])].find((n) => !isPlainFileName(n));
+    if (odd !== undefined) throw new SafetensorsError(path, `names ${JSON.stringify(odd)} as a shard: not a plain file name (a damaged or hostile record); delete it and run that part again`);
     // Each tensor's error histogram as the merge adds them up: a bad one is this record's, named.
     for (const t of r.tensors) {
       if (t.errorHistogram === undefined) continue;
@@ -1001,8 +1040,11 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
         }
       }
       mo.signal?.throwIfAborted();
-      await folder.publish();
+      // Every file checked to be in the staging folder just before it is renamed into place: a
+      // merge of this run that took the lock over (this one stalled past it) moves it away.
+      await folder.publish([...outputs.map(([name]) => name), ...extras, ...plan.parts.flat()]);
       await removeRunFolder(outDir, run, plan.parts.flat()); // the shards' other names, records, the lock, temporary files of killed parts
+      if (publishing !== undefined) await forgetPublishing(publishing); // removed with the lock
       return summary;
     } finally {
       await closeCheckpoint(ckpt);
@@ -1011,7 +1053,7 @@ export async function mergeCheckpointParts(outDir: string, options?: MergeOption
     // Put the parts' shards back before the staging folder goes, so a merge again needs no part rerun.
     if (folder) for (const name of moved) await rename(join(folder.staging, name), join(partsDir, name)).catch(() => {});
     await folder?.abort();
-    if (publishing !== undefined) await rm(publishing, { force: true }).catch(() => {}); // its staging folder is gone
+    if (publishing !== undefined) await forgetPublishing(publishing, folder?.staging).catch(() => {}); // its staging folder is gone
     if (mo.signal?.aborted) throw err; // its lock went to another merge: that one's lock is not ours to remove
     await rmdir(lock).catch(() => {});
     // Another merge of this run (a second `merge --unlock`, a queue merge job handed over) published

@@ -366,8 +366,10 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
       await Promise.race([untilFinished(queue, events, parent.id!), abort, watch.failure, foreignKey]);
     } catch (err) {
       if (eo.signal?.aborted) throw err;
-      if (err instanceof RunWatchError || err instanceof ForeignKeyError) throw err; // said as it is
-      if (isWrongType(err)) throw await traceWrongType(connection, place, err as Error);
+      if (err instanceof RunWatchError) throw err; // said as it is
+      const where = runFolder(plan.output, plan.run);
+      if (err instanceof ForeignKeyError) throw stillQueued(err, place, where);
+      if (isWrongType(err)) throw stillQueued(await traceWrongType(connection, place, err as Error), place, where);
       throw new Error(`the queued run failed: ${firstFailure ?? (await failureReason(queue, partOf, label, parent, err as Error))}`);
     } finally {
       watch.stop();
@@ -381,6 +383,19 @@ export async function quantizeOnQueue(url: string, input: string, outDir: string
     const gone = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 3000).unref())]);
     if (gone) void Promise.allSettled([events.disconnect(), flows.disconnect(), queue.disconnect()]);
   }
+}
+
+/**
+ * Someone else's key met while the producer waits for its run: the run's jobs stay in the queue
+ * (the producer cannot remove them from a queue that holds someone else's keys) and its folder
+ * stays; said, with what to do, as the watch's errors say it.
+ */
+function stillQueued(foreign: ForeignKeyError, place: QueuePlace, where: string): ForeignKeyError {
+  return Object.assign(new ForeignKeyError(place, ''), {
+    message: `${foreign.message}. This run's jobs stay queued under ${place.prefix}:${place.name}, and ${where} holds its folder: `
+      + 'once that key is gone, workers (started again) finish them and the output appears when the merge job has run; '
+      + `to give the run up instead, delete ${where} (not the parts folder around it: a worker that takes one of the run's jobs then fails it as stale)`,
+  });
 }
 
 /**
@@ -501,8 +516,9 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
       }
       if (err instanceof MachineSetupError) {
         // This machine cannot do any job of this run: fail this attempt (another worker retries it) and stop.
+        // The reason is said once, as the error the worker exits with.
         setupProblem = err;
-        log(`${err.message}\nthis worker stops taking jobs`);
+        log(`${data.kind === 'part' ? `part ${data.part}/${data.parts}` : 'merge'} of ${data.output}: failed on this machine; this worker stops taking jobs (the error it exits with says why)`);
         void worker.close();
         throw err;
       }
@@ -532,7 +548,8 @@ export async function startQueueWorker(url: string, settings: WorkerSettings = {
       tracing = true;
       void traceWrongType(connection, place, err).then((foreign) => {
         setupProblem = foreign;
-        log(`${foreign.message}\nthis worker stops taking jobs`);
+        // Said once, as the error the worker exits with (after its current job, if it holds one).
+        log(`someone else's key under the queue's names: this worker stops taking jobs${active > 0 ? ' once its current job ends' : ''} (the error it exits with names the key)`);
         void worker.close();
       });
       return;

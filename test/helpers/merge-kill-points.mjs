@@ -10,6 +10,11 @@
 //     aside-removed  right after the previous output (moved aside to <out>.old-…) is removed,
 //                    before the run's folder is cleaned up
 //     cleanup        right after the first file of the run's folder is removed
+//     del-renamed    right after the merge renamed a killed merge's staging folder to <out>.del-…
+//                    (taking it out of that merge's reach), before it empties and removes it
+//   FP4KIT_MERGE_STALL=file  at publishing (when the merge opens its staging folder to fsync it),
+//                           write `file.stalled` and wait until `file` exists: a merge stalled
+//                           past its lock (a queue worker paused) while another takes the run over
 //   FP4KIT_TEST_NO_LINKS=1  a filesystem without hard links: link() fails with EXDEV, so the merge
 //                           moves the parts' shards into its staging folder (`staging` then kills
 //                           at the second shard moved)
@@ -59,6 +64,25 @@ if (step === 'aside-removed' || step === 'cleanup') {
     await rm(path, options);
     if (step === 'aside-removed' && /\.old-[^/]+$/.test(String(path))) die();
     if (step === 'cleanup' && /\.parts\/run-[0-9a-f]+\/[^/]+$/.test(String(path))) die();
+  };
+}
+if (step === 'del-renamed') {
+  const renameSync = fs.renameSync;
+  fs.renameSync = function killingRenameSync(from, to) {
+    renameSync(from, to);
+    if (/\.del-[^/]+$/.test(String(to))) die();
+  };
+}
+const stallUntil = process.env.FP4KIT_MERGE_STALL;
+if (stallUntil !== undefined) {
+  const open = p.open;
+  const stagingFolder = /\.tmp-[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*-\d+-[0-9a-f]{8}$/; // not a file's temporary name (.tmp-<pid>-<hex>)
+  p.open = async function stallingOpen(path, ...rest) {
+    if (stagingFolder.test(String(path))) {
+      fs.writeFileSync(`${stallUntil}.stalled`, String(path));
+      while (!fs.existsSync(stallUntil)) await new Promise((r) => setTimeout(r, 20));
+    }
+    return open(path, ...rest);
   };
 }
 syncBuiltinESMExports(); // `import { rename } from 'node:fs/promises'` and `import { hostname } from 'node:os'` see these too

@@ -73,7 +73,7 @@ function removeEmptyFoldersSync(from: string, top: string): void {
   }
 }
 
-const host = hostname().replace(/[^A-Za-z0-9]/g, '') || 'host';
+const host = hostTag(hostname());
 
 /** A per-file temporary name (atomic-file.ts) that an interrupted older version may have left. */
 const FILE_TEMP = /\.tmp-\d+-[0-9a-f]{8}$/;
@@ -112,6 +112,49 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** What tells a process from a later one given the same pid (a restarted container often gets the
+ *  same small pid): its start time in clock ticks after boot (/proc/<pid>/stat field 22) and the
+ *  boot's id. Fields absent where there is no /proc (or it cannot be read). */
+export interface ProcessStart {
+  started?: string;
+  boot?: string;
+}
+
+export function processStart(pid: number): ProcessStart {
+  const start: ProcessStart = {};
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 2, the command name in parentheses, may hold spaces and parentheses: count after the last ')'.
+    const field22 = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
+    if (field22 !== undefined && /^\d+$/.test(field22)) start.started = field22;
+  } catch { /* no /proc, or the process is gone */ }
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    if (/^[0-9a-f-]{1,64}$/.test(boot)) start.boot = boot;
+  } catch { /* not Linux */ }
+  return start;
+}
+
+/**
+ * Whether the process `pid` of this host, which was `start` (processStart, taken when it wrote
+ * what names it; fields absent: not known), still runs. A live pid whose start time or boot differs
+ * is another process that got the pid since. Without the fields (records of fp4kit before
+ * 2026-12-08, no /proc) a live pid is taken for it. This process is not asked about: the caller
+ * knows what it wrote itself.
+ */
+export function sameProcessAlive(pid: number, start: ProcessStart): boolean {
+  if (!processAlive(pid)) return false;
+  const now = processStart(pid);
+  if (start.boot !== undefined && now.boot !== undefined && start.boot !== now.boot) return false; // the machine started again since
+  if (start.started !== undefined && now.started !== undefined && start.started !== now.started) return false;
+  return true;
+}
+
+/** The host part of the names a run on `name` gives its folders (os.hostname(), letters and digits). */
+export function hostTag(name: string): string {
+  return name.replace(/[^A-Za-z0-9]/g, '') || 'host';
 }
 
 export class OutputFolder {
@@ -160,12 +203,17 @@ export class OutputFolder {
     return new OutputFolder(final, staging, aside, options.overwrite === true);
   }
 
-  /** Moves the complete staging folder into place (see the header). */
-  async publish(): Promise<void> {
+  /** Moves the complete staging folder into place (see the header). `files`: every file the run
+   *  wrote into it, checked to be there just before the renames (a distributed merge: another
+   *  merge of its run that took its lock over moves its staging folder away). */
+  async publish(files?: readonly string[]): Promise<void> {
     if (this.published) throw new Error(`${this.final}: published twice`);
     await syncFolder(this.staging);
     // Checked again: another run may have published here since create().
     checkReplaceable(this.final, this.final, this.overwrite);
+    // From here to the renames nothing is awaited: what is checked is what is renamed (a folder
+    // moved away meanwhile makes the rename fail; it is never published in part).
+    if (files !== undefined) this.checkHolds(files);
     const existing = lstatSync(this.final, { throwIfNoEntry: false });
     let old: string | null = null;
     if (existing && readdirSync(this.final).length > 0) {
@@ -191,6 +239,21 @@ export class OutputFolder {
       live.delete(old);
     }
     await syncFolder(dirname(this.final));
+  }
+
+  /** Refuse to publish a staging folder that is gone or lacks one of `files`. */
+  private checkHolds(files: readonly string[]): void {
+    let present: Set<string>;
+    try {
+      present = new Set(readdirSync(this.staging));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new SafetensorsError(this.final, `its staging folder ${basename(this.staging)} is gone before publishing (another merge of this run took it over?); nothing was published`);
+    }
+    const missing = files.filter((name) => !present.has(name));
+    if (missing.length > 0) {
+      throw new SafetensorsError(this.final, `its staging folder ${basename(this.staging)} lost ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? `, … (${missing.length} files)` : ''} before publishing (another merge of this run took it over?); nothing was published`);
+    }
   }
 
   /** Removes the staging folder (an error or an interrupt before publish). */
@@ -250,16 +313,20 @@ function isMountPoint(folder: string, dev: number): boolean {
  * Leftovers of runs for `final` on this host whose process is gone. A `.old-…` folder while
  * `final` is missing means that run died between its two publishing renames: the old output is
  * complete, so it goes back under its name. Everything else (staging folders, replaced outputs
- * of published runs) is removed. Folders of live processes, or of other hosts sharing the file
- * system, are left alone.
+ * of published runs, `.del-…`: a killed merge's staging folder that the next merge of its run
+ * was removing, killed-merge.ts) is removed. Folders of live processes, or of other hosts sharing
+ * the file system, are left alone. Folders named with this process's pid are its own only while
+ * it has them (`live`): otherwise an earlier process with the same pid left them (a restarted
+ * container keeps its host name, and node often gets the same small pid).
  */
 async function tidyDeadSiblings(final: string, inputs: string[]): Promise<void> {
   const parent = dirname(final);
   const prefix = basename(final);
-  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old)-${host}-(\\d+)-[0-9a-f]{8}$`);
+  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(tmp|old|del)-${host}-(\\d+)-[0-9a-f]{8}$`);
+  const alive = (name: string, pid: number) => (pid === process.pid ? live.has(join(parent, name)) : processAlive(pid));
   const dead = (await readdir(parent).catch(() => [] as string[]))
     .map((name) => ({ name, m: pattern.exec(name) }))
-    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null && !processAlive(Number(e.m[2])))
+    .filter((e): e is { name: string; m: RegExpExecArray } => e.m !== null && !alive(e.name, Number(e.m[2])))
     .filter((e) => !holdsAny(join(parent, e.name), inputs)); // named like a leftover, but this run reads from it
   const olds = dead.filter((e) => e.m[1] === 'old');
   if (olds.length > 0 && !lstatSync(final, { throwIfNoEntry: false })) {
