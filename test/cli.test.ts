@@ -313,12 +313,20 @@ describe('what quantize and inspect print, on odd runs and readers (from an audi
     const path = join(out, 'fp4kit-summary.json');
     const summary = JSON.parse(readFileSync(path, 'utf8'));
     const t = summary.tensors.find((x: { format?: string }) => x.format === 'fgmp');
+    const histogram = t.errorHistogram;
     for (const shape of [[2 ** 53 - 1, 256], [], [t.shape[0], t.shape[1] * 16]]) {
       t.shape = shape;
-      writeFileSync(path, JSON.stringify(summary));
-      const r = cli(['inspect', out, '--plot', join(root, 'shape-vs-mask-plots')]);
-      expect(r.code, JSON.stringify(shape)).toBe(1);
-      expect(r.stderr).toContain(`fp4kit-summary.json: tensor ${t.name}: shape [${shape.join(', ')}] does not match its stored mask`);
+      // With its error histogram the summary is refused by the histogram's count first; without one
+      // (a summary of an fp4kit from before them), by the stored mask.
+      for (const withHistogram of [true, false]) {
+        t.errorHistogram = withHistogram ? histogram : undefined;
+        writeFileSync(path, JSON.stringify(summary));
+        const r = cli(['inspect', out, '--plot', join(root, 'shape-vs-mask-plots')]);
+        expect(r.code, JSON.stringify(shape)).toBe(1);
+        expect(r.stderr).toContain(withHistogram
+          ? `fp4kit-summary.json: tensor ${JSON.stringify(t.name)}: errorHistogram counts `
+          : `fp4kit-summary.json: tensor ${t.name}: shape [${shape.join(', ')}] does not match its stored mask`);
+      }
     }
   });
 
