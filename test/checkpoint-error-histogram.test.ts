@@ -211,6 +211,13 @@ describe('without error statistics, and from a damaged summary', () => {
       '  exact 0.6 %; 50 % below 2^-3, 99 % below 2^-1, 99.9 %: reaches Inf/NaN', // 5 of 1001 placed elements are Inf or NaN
       '  1 decoded to ±Inf; 4 NaN; 3 in tensors with no finite nonzero RMS, not placed (left out of the figures above)',
     ]);
+    // Tensors with no elements: said, not "50 % below -"; only unplaceable elements: no bounds line.
+    expect(runErrorHistogramLines('mxfp4', [tensor('e', { firstBinade: 0, counts: [], exact: 0, infinite: 0, nan: 0, rmsBinade: null })]))
+      .toEqual(['element errors: the quantized tensors hold no elements']);
+    expect(runErrorHistogramLines('mxfp4', [tensor('u', { firstBinade: -8, counts: [5], exact: 0, infinite: 0, nan: 0, rmsBinade: null })])).toEqual([
+      'element errors |x − Q(x)| / RMS of their tensor (RMS rounded to a power of two), 5 elements of 1 tensors:',
+      '  5 in tensors with no finite nonzero RMS, not placed (left out of the figures above)',
+    ]);
     expect(tensorHistogramCells(ts[0])).toEqual({ exact: '0.6%', p99: '2^-1', max: '2^-1' }); // relative binades -4 and -2: rank 987 of 996 is in -2
     expect(tensorHistogramCells(ts[1])).toEqual({ exact: '0%', p99: 'Inf/NaN', max: 'Inf/NaN' });
     expect(tensorHistogramCells(tensor('c', { firstBinade: -8, counts: [99], exact: 1, infinite: 0, nan: 0, rmsBinade: null }))).toEqual({ exact: '1.0%', p99: '-', max: '-' }); // no RMS

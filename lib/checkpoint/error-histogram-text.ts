@@ -88,13 +88,14 @@ export function runErrorHistogramLines(format: FormatErrorHistogram['format'], t
     const measured = quantized.some((t) => t.relRmse !== undefined);
     return [`element error histogram: absent (${measured ? 'this summary was written by an fp4kit from before per-element histograms' : 'the run had --no-error-stats'})`];
   }
+  if (h.elements === 0) return ['element errors: the quantized tensors hold no elements'];
   const ranked: RankedCounts = { exact: h.exact, firstBinade: h.firstBinade, counts: h.counts, beyond: h.infinite + h.nan };
   const placed = h.elements - h.unscaled;
   const lines = [`element errors |x − Q(x)| / RMS of their tensor (RMS rounded to a power of two), ${h.elements} elements of ${h.tensors} tensors:`];
   if (h.counts.length > 0) lines.push(`  ${sparkline(h.firstBinade, h.counts)}   (a column a binade, heights log count)`);
   const bounds = ([[0.5, '50 %'], [0.99, '99 %'], [0.999, '99.9 %']] as const).map(([q, label]) => phrase(label, quantileBinade(ranked, q)));
   if (ranked.beyond === 0) bounds.push(phrase('all', quantileBinade(ranked, 1)));
-  lines.push(`  exact ${percent(h.exact, placed)}; ${bounds.join(', ')}`);
+  if (placed > 0) lines.push(`  exact ${percent(h.exact, placed)}; ${bounds.join(', ')}`); // else every element is unplaced (below)
   const odd = [
     ...(h.infinite > 0 ? [`${h.infinite} decoded to ±Inf`] : []),
     ...(h.nan > 0 ? [`${h.nan} NaN`] : []),

@@ -77,6 +77,9 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
   const writer = await SafetensorsWriter.create(join(run.stagingDir, fileName), plan.flatMap((p) => p.specs), metadata);
   const summaries: TensorSummary[] = [];
   let pendingCheck: Promise<void> | null = null;
+  // Stops a check in flight when the shard fails: nothing of a failed shard runs on after it.
+  const stopCheck = new AbortController();
+  const checkSignal = signal ? AbortSignal.any([signal, stopCheck.signal]) : stopCheck.signal;
   let waitingOnCheck = false; // the loop awaits the check: its progress is reported by the check
   const awaitCheck = async () => {
     const p = pendingCheck;
@@ -134,7 +137,7 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
           counted = now;
           await run.progress.checked(info.name, add, waitingOnCheck);
         };
-        pendingCheck = measureError(x, dtype, q, signal, { elements: QUANTIZE_STEP_BYTES / x.BYTES_PER_ELEMENT, between: count }).then(async (r) => {
+        pendingCheck = measureError(x, dtype, q, checkSignal, { elements: QUANTIZE_STEP_BYTES / x.BYTES_PER_ELEMENT, between: count }).then(async (r) => {
           Object.assign(s, r);
           pool.give(bytes);
           await count(x.length);
@@ -147,6 +150,8 @@ export async function writeShard(run: ShardRun, shard: SafetensorsFile, plan: Pl
     await awaitCheck();
     await writer.finish();
   } catch (err) {
+    stopCheck.abort();
+    await pendingCheck?.catch(() => {});
     await writer.abort();
     throw err;
   }
