@@ -6,8 +6,9 @@
 // lanes × 4 k; vpmaddwd leaves each lane's sum in two dwords, folded at the end of a unit.
 //
 // h comes from the compact form (hCodes: one byte per weight, rebuilt in registers by two nibble
-// lookups and a vpmullw — a product reads half the bytes of int16 planes, and a one-row product is
-// bound by those reads) or, for weights whose h has no byte (INT8), from int16 planes.
+// lookups and a vpmullw — a product reads half the bytes of int16 planes, which bound a one-row
+// product; rebuilt, h costs ~13 instructions per 32 weights and a one-row product is compute-bound)
+// or, for weights whose h has no byte (INT8), from int16 planes.
 #include <immintrin.h>
 
 #include <algorithm>
