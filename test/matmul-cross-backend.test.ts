@@ -6,6 +6,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { matmul, matmulAsync, quantize, withBackend, type BlockFormatName } from '../lib/index.js';
 import { decodedProducts, decodeOperand, matmulDecoded } from '../lib/core/matmul.js';
 import { getKernels } from '../lib/kernels/registry.js';
+import { fp4KernelInputs, matmulFast } from '../lib/kernels/matmul-glue.js';
 import type { DecodedOperand, MatmulKernels } from '../lib/kernels/contract.js';
 import { castFp8Rows, fp8Product, transposePerTensor } from '../lib/training/fp8-product.js';
 import { testedBackends, useBackend } from './helpers/backends.js';
@@ -401,6 +402,27 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     const scales = Uint8Array.from({ length: rows * blocks }, (_, i) => 124 + (i % 7));
     return { format, blockSize: 32, shape: [rows, k] as [number, number], data, scales };
   }
+
+  it.runIf(backend === 'native')('FGMP weights as FP4 tiles alone (the tile kernels\' FP8 slots, which matmul passes over where the planes take every row count, as on AVX2): the reference bits, −128 activation codes, 1–130 rows', () => {
+    const addon = withBackend(backend, () => getKernels().matmul!);
+    for (const [n, k] of [[17, 100], [40, 288], [33, 1000]] as const) {
+      const w = gaussian(n * k, n + k, 0.05);
+      for (let i = 0; i < w.length; i += 5) w[i] *= 60; // outliers: FP8 blocks
+      const b = quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.3 });
+      const x = fp4KernelInputs(b, false);
+      expect(x.fp8Blocks, 'FP8 blocks present').toBeTruthy();
+      const tilesOnly = addon.repackFp4Weights(x.nibbles, x.blockScales, x.fp8Blocks, x.fp8Codes, x.n, x.k, x.blockSize, x.scaleCodes, x.scaleCoding, x.tensorScale);
+      try {
+        for (const m of [1, 2, 3, 5, 9, 33, 130]) {
+          const q = quantize(gaussian(m * k, 7 * m + k), { format: 'mxint8', shape: [m, k] });
+          const a = { ...q, data: Uint8Array.from(q.data, (c, i) => (i % 7 === 0 ? 0x80 : i % 11 === 0 ? 0x7f : i % 13 === 0 ? 0x81 : c)) };
+          expect(firstBitDifference(matmulFast(addon, a, tilesOnly, n, undefined), matmul(a, b)), `n=${n} k=${k} m=${m}`).toBe(-1);
+        }
+      } finally {
+        addon.releaseFp4Weights?.(tilesOnly);
+      }
+    }
+  });
 
   it('every E4M3 and INT8 code as a weight (±0, subnormals, low bits, 448, NaN in two rows), 1–4 and 9 rows, 20 units: identical bits', () => {
     // The AVX2 kernel rebuilds E4M3's h from one byte per weight (odd factor × power of two) and
