@@ -185,7 +185,7 @@ describe('--shard parts and merge', () => {
     await expect(mergeCheckpointParts(join(root, 'nothing-here'))).rejects.toThrow(`no part records in ${root}/nothing-here.parts: run \`fp4kit quantize ... --shard i/n\` for every part first`);
   });
 
-  // Found by review 27 (2026-12-08): a record's file names reached the killed-merge recovery
+  // Found by review 27 (2026-12-07): a record's file names reached the killed-merge recovery
   // before anything checked them, and `../../victim.txt` moved a file from outside the shared
   // folder into it (the recovery moves the parts' shards back out of a killed merge's staging folder).
   it('a record naming a file outside its folder (../../victim.txt) moves nothing: refused when read, and by the killed-merge recovery itself; a publish record whose host is not its name\'s is left alone', async () => {

@@ -40,7 +40,7 @@ interface PublishRecord {
   /** The host name (as os.hostname() gives it) and pid of the merge. */
   host: string;
   pid: number;
-  /** The merge's start time and boot (processStart; absent in records of fp4kit before 2026-12-08,
+  /** The merge's start time and boot (processStart; absent in records of fp4kit before review 27 (2026-12-07),
    *  and where there is no /proc): a live process with its pid and another start is not it. */
   started?: string;
   boot?: string;

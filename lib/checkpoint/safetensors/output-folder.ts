@@ -141,7 +141,7 @@ export function processStart(pid: number): ProcessStart {
  * Whether the process `pid` of this host, which was `start` (processStart, taken when it wrote
  * what names it; fields absent: not known), still runs. A live pid whose start time or boot differs
  * is another process that got the pid since. Without the fields (records of fp4kit before
- * 2026-12-08, no /proc) a live pid is taken for it. This process is not asked about: the caller
+ * review 27 of 2026-12-07, no /proc) a live pid is taken for it. This process is not asked about: the caller
  * knows what it wrote itself.
  */
 export function sameProcessAlive(pid: number, start: ProcessStart): boolean {
