@@ -403,27 +403,6 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
     return { format, blockSize: 32, shape: [rows, k] as [number, number], data, scales };
   }
 
-  it.runIf(backend === 'native')('FGMP weights as FP4 tiles alone (the tile kernels\' FP8 slots, which matmul passes over where the planes take every row count, as on AVX2): the reference bits, −128 activation codes, 1–130 rows', () => {
-    const addon = withBackend(backend, () => getKernels().matmul!);
-    for (const [n, k] of [[17, 100], [40, 288], [33, 1000]] as const) {
-      const w = gaussian(n * k, n + k, 0.05);
-      for (let i = 0; i < w.length; i += 5) w[i] *= 60; // outliers: FP8 blocks
-      const b = quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.3 });
-      const x = fp4KernelInputs(b, false);
-      expect(x.fp8Blocks, 'FP8 blocks present').toBeTruthy();
-      const tilesOnly = addon.repackFp4Weights(x.nibbles, x.blockScales, x.fp8Blocks, x.fp8Codes, x.n, x.k, x.blockSize, x.scaleCodes, x.scaleCoding, x.tensorScale);
-      try {
-        for (const m of [1, 2, 3, 5, 9, 33, 130]) {
-          const q = quantize(gaussian(m * k, 7 * m + k), { format: 'mxint8', shape: [m, k] });
-          const a = { ...q, data: Uint8Array.from(q.data, (c, i) => (i % 7 === 0 ? 0x80 : i % 11 === 0 ? 0x7f : i % 13 === 0 ? 0x81 : c)) };
-          expect(firstBitDifference(matmulFast(addon, a, tilesOnly, n, undefined), matmul(a, b)), `n=${n} k=${k} m=${m}`).toBe(-1);
-        }
-      } finally {
-        addon.releaseFp4Weights?.(tilesOnly);
-      }
-    }
-  });
-
   it('every E4M3 and INT8 code as a weight (±0, subnormals, low bits, 448, NaN in two rows), 1–4 and 9 rows, 20 units: identical bits', () => {
     // The AVX2 kernel rebuilds E4M3's h from one byte per weight (odd factor × power of two) and
     // keeps INT8 as int16 planes; every code must give its value in either form.
@@ -682,3 +661,29 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
       .toThrow(/too large/);
   });
 });
+
+// The native tile kernels' FP8-slot path for FGMP, driven directly (wasm runs FGMP on its planes).
+if (others.includes('native')) {
+  describe('FGMP on the native FP4 tiles', () => {
+    it('FGMP weights as FP4 tiles alone (the tile kernels\' FP8 slots, which matmul passes over where the planes take every row count, as on AVX2): the reference bits, −128 activation codes, 1–130 rows', () => {
+      const addon = withBackend('native', () => getKernels().matmul!);
+      for (const [n, k] of [[17, 100], [40, 288], [33, 1000]] as const) {
+        const w = gaussian(n * k, n + k, 0.05);
+        for (let i = 0; i < w.length; i += 5) w[i] *= 60; // outliers: FP8 blocks
+        const b = quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.3 });
+        const x = fp4KernelInputs(b, false);
+        expect(x.fp8Blocks, 'FP8 blocks present').toBeTruthy();
+        const tilesOnly = addon.repackFp4Weights(x.nibbles, x.blockScales, x.fp8Blocks, x.fp8Codes, x.n, x.k, x.blockSize, x.scaleCodes, x.scaleCoding, x.tensorScale);
+        try {
+          for (const m of [1, 2, 3, 5, 9, 33, 130]) {
+            const q = quantize(gaussian(m * k, 7 * m + k), { format: 'mxint8', shape: [m, k] });
+            const a = { ...q, data: Uint8Array.from(q.data, (c, i) => (i % 7 === 0 ? 0x80 : i % 11 === 0 ? 0x7f : i % 13 === 0 ? 0x81 : c)) };
+            expect(firstBitDifference(matmulFast(addon, a, tilesOnly, n, undefined), matmul(a, b)), `n=${n} k=${k} m=${m}`).toBe(-1);
+          }
+        } finally {
+          addon.releaseFp4Weights?.(tilesOnly);
+        }
+      }
+    });
+  });
+}
