@@ -61,15 +61,10 @@ struct Int16Planes {
   }
 };
 
-// The same from the compact form: h = odd · 2^j from each byte's nibbles (hFromCodeByte), the
-// unpacks undoing int16CodesPosition's chunk swap; l zero-extended.
-struct Int16Codes {
-  static constexpr bool kStreams = true;
-  const uint8_t* h;
-  const uint8_t* low;
+// hFromCodeByte's lookups, as vectors: built once per call, shared by every tile.
+struct HCodeLookup {
   __m256i nibble, odd, powLo, powHi;
-  void prefetchLowGroup(int64_t g) const { _mm_prefetch(reinterpret_cast<const char*>(low + g * 64), _MM_HINT_T0); }
-  Int16Codes(const uint8_t* hCodes, const uint8_t* lowCodes) : h(hCodes), low(lowCodes) {
+  HCodeLookup() {
     int8_t lo[16], hi[16];
     for (int j = 0; j < 16; j++) {
       lo[j] = static_cast<int8_t>(kHCodePowers[j] & 0xff);
@@ -80,6 +75,18 @@ struct Int16Codes {
     powLo = broadcast16Bytes(lo);
     powHi = broadcast16Bytes(hi);
   }
+};
+
+// The same from the compact form: h = odd · 2^j from each byte's nibbles (hFromCodeByte), the
+// unpacks undoing int16CodesPosition's chunk swap; l zero-extended.
+struct Int16Codes {
+  static constexpr bool kStreams = true;
+  const uint8_t* h;
+  const uint8_t* low;
+  __m256i nibble, odd, powLo, powHi;
+  void prefetchLowGroup(int64_t g) const { _mm_prefetch(reinterpret_cast<const char*>(low + g * 64), _MM_HINT_T0); }
+  Int16Codes(const HCodeLookup& t, const uint8_t* hCodes, const uint8_t* lowCodes)
+      : h(hCodes), low(lowCodes), nibble(t.nibble), odd(t.odd), powLo(t.powLo), powHi(t.powHi) {}
   void hGroup(int64_t g, __m256i (&w)[4]) const {
     for (int half = 0; half < 2; half++) {
       const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + g * 64 + 32 * half));
@@ -206,10 +213,11 @@ void matmulPlanesAvx2(const Int8Activations& a, const PackedPlaneWeights& b, con
     return;
   }
   const size_t tileElements = static_cast<size_t>(b.kQuads * 64);
+  const HCodeLookup lookup;
   for (int64_t tile = tileBegin; tile < tileEnd; tile++) {
     const size_t at = static_cast<size_t>(tile) * tileElements;
     if (compact) {
-      const Int16Codes codes(b.hCodes.data() + at, b.hCodesLow.empty() ? nullptr : b.hCodesLow.data() + at);
+      const Int16Codes codes(lookup, b.hCodes.data() + at, b.hCodesLow.empty() ? nullptr : b.hCodesLow.data() + at);
       if (a.rows > kRows) tileRows(a, b, decodedTile(b, codes, tile), bias, out, tile);
       else tileRows(a, b, codes, bias, out, tile);
     } else {
