@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, type CheckpointProgress } from '../lib/checkpoint/quantize-checkpoint.js';
-import { QUANTIZE_STEP_BYTES } from '../lib/checkpoint/quantize-tensor.js';
+import { FGMP_ASSEMBLY_SHARE, QUANTIZE_STEP_BYTES } from '../lib/checkpoint/quantize-tensor.js';
 import { ERROR_CHECK_SHARE } from '../lib/checkpoint/error-stats.js';
 import { writeSafetensors } from '../lib/checkpoint/safetensors/write.js';
 import { gaussian } from './helpers/data.js';
@@ -32,6 +32,16 @@ beforeAll(async () => {
   await writeSafetensors(join(input, 'model.safetensors'), [small, big]);
 });
 
+/** The big tensor's reports inside its quantization, in its input bytes (quantizeTensor's
+ *  `within`): after its first step; for FGMP, whose candidates count all but FGMP_ASSEMBLY_SHARE
+ *  of the bytes, also once its mask is set and after its stream's first step (of 1024 rows). */
+function quantizing(format: string): number[] {
+  if (format !== 'fgmp') return [QUANTIZE_STEP_BYTES];
+  const bytes = big.data.length;
+  const candidateBytes = bytes - Math.round(bytes * FGMP_ASSEMBLY_SHARE);
+  return [Math.floor((QUANTIZE_STEP_BYTES * candidateBytes) / bytes), candidateBytes, candidateBytes + Math.floor((1024 * (bytes - candidateBytes)) / rows)];
+}
+
 describe('progress of the error checks', () => {
   it.each(['mxfp4', 'nvfp4', 'fgmp'] as const)('%s: a quantized tensor\'s bytes count its check too, reported while the run waits on it; the bytes are unchanged', async (format) => {
     const seen: CheckpointProgress[] = [];
@@ -39,10 +49,10 @@ describe('progress of the error checks', () => {
     await quantizeCheckpoint(input, out, { format }, (p) => { seen.push({ ...p }); });
     const share = (bytes: number) => Math.round(bytes * ERROR_CHECK_SHARE);
     const quantizeBytes = big.data.length - share(big.data.length);
-    // Inside the big tensor's quantization: its first step, counted at the quantization's share;
-    // the small tensor's check (one chunk) has ended by then and counts whole.
-    const quantizing = seen.filter((p) => p.tensor === big.name && p.tensorsDone === 1 && p.bytesDone > small.data.length);
-    expect(quantizing.map((p) => p.bytesDone)).toEqual([small.data.length + Math.floor((QUANTIZE_STEP_BYTES * quantizeBytes) / big.data.length)]);
+    // Inside the big tensor's quantization: its first step (and FGMP's stream), counted at the
+    // quantization's share; the small tensor's check (one chunk) has ended by then and counts whole.
+    const inside = seen.filter((p) => p.tensor === big.name && p.tensorsDone === 1 && p.bytesDone > small.data.length);
+    expect(inside.map((p) => p.bytesDone)).toEqual(quantizing(format).map((b) => small.data.length + Math.floor((b * quantizeBytes) / big.data.length)));
     // Its check, once both tensors are quantized: after its first QUANTIZE_STEP_BYTES of input, at
     // the check's share, and at its end (the whole run's bytes).
     const checking = seen.filter((p) => p.tensor === big.name && p.tensorsDone === 2);
@@ -56,7 +66,7 @@ describe('progress of the error checks', () => {
     const plain: CheckpointProgress[] = [];
     const outPlain = join(root, `out-${format}-plain`);
     await quantizeCheckpoint(input, outPlain, { format, measureError: false }, (p) => { plain.push({ ...p }); });
-    expect(plain.filter((p) => p.tensor === big.name && p.tensorsDone === 1 && p.bytesDone > small.data.length).map((p) => p.bytesDone)).toEqual([small.data.length + QUANTIZE_STEP_BYTES]);
+    expect(plain.filter((p) => p.tensor === big.name && p.tensorsDone === 1 && p.bytesDone > small.data.length).map((p) => p.bytesDone)).toEqual(quantizing(format).map((b) => small.data.length + b));
     expect(plain.some((p) => p.tensorsDone === 2 && p.tensor === big.name)).toBe(false);
     expect(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(outPlain, 'model.safetensors')))).toBe(true);
   });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantizeCheckpoint, SUMMARY_NAME, type CheckpointSummary, type TensorSummary } from '../lib/checkpoint/quantize-checkpoint.js';
-import { aggregateErrorHistograms, elementErrorHistogramPlot, rmsBinade } from '../lib/checkpoint/error-histogram.js';
+import { aggregateErrorHistograms, elementErrorHistogramPlot, histogramElements, rmsBinade } from '../lib/checkpoint/error-histogram.js';
 import { quantileBinade, runErrorHistogramLines, sparkline, SPARKLINE_MAX_COLUMNS, tensorHistogramCells } from '../lib/checkpoint/error-histogram-text.js';
 import { readBackValues } from '../lib/checkpoint/layouts/index.js';
 import { SafetensorsFile } from '../lib/checkpoint/safetensors/read.js';
@@ -153,7 +153,7 @@ describe.each(['nvfp4', 'mxfp4', 'fgmp'] as const)('a %s run', (format) => {
     }).sort((a, b) => a - b);
     const total = aggregateErrorHistograms(summary.format, summary.tensors)!;
     expect(all.length).toBe(total.elements - total.unscaled);
-    const ranked = { exact: total.exact, firstBinade: total.firstBinade, counts: total.counts, beyond: 0 };
+    const ranked = { exact: total.exact, firstBinade: total.firstBinade, counts: total.counts, infinite: 0, nan: 0 };
     for (const q of [1e-9, 0.25, 0.5, 0.9, 0.99, 0.999, 1]) {
       const want = all[Math.ceil(q * all.length) - 1];
       expect(quantileBinade(ranked, q), String(q)).toBe(want === -Infinity ? 'exact' : want);
@@ -230,6 +230,14 @@ describe('without error statistics, and from a damaged summary', () => {
     const wide = Array.from({ length: SPARKLINE_MAX_COLUMNS + 10 }, (_v, i) => (i < 11 ? 1 : 1000));
     // the 11 lowest binades fold into the first column (11 elements: 7 · ln 11 / ln 1000 = 2.4 → ▃), labelled by its upper edge
     expect(sparkline(-40, wide)).toBe(`…2^-29 ▃${'█'.repeat(SPARKLINE_MAX_COLUMNS - 1)} 2^${-40 + SPARKLINE_MAX_COLUMNS + 10}`);
+  });
+
+  it('a histogram\'s elements: exact, every binade\'s, ±Inf and NaN, each counted once', () => {
+    expect(histogramElements({ exact: 3, counts: [5, 0, 7], infinite: 11, nan: 13 })).toBe(39);
+    expect(histogramElements({ exact: 0, counts: [], infinite: 0, nan: 0 })).toBe(0);
+    expect(histogramElements({ exact: 0, counts: [], infinite: 0, nan: 2 })).toBe(2);
+    expect(histogramElements({ exact: 1, counts: [], infinite: 0, nan: 0 })).toBe(1);
+    expect(histogramElements({ exact: 0, counts: [2 ** 52, 2 ** 52 - 1], infinite: 0, nan: 0 })).toBe(Number.MAX_SAFE_INTEGER);
   });
 
   it('the RMS binade is exact at powers of two and their square roots', () => {

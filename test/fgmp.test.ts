@@ -175,6 +175,19 @@ describe('the block stream', () => {
     packFgmpStream(mask, blocks, c4, s4, c8, data, scales);
     expect(Buffer.from(data).equals(Buffer.from(want.data))).toBe(true);
     expect(Buffer.from(scales).equals(Buffer.from(want.scales))).toBe(true);
+    // In ranges of blocks (quantizeFgmpAsync's steps), each where the blocks before it end, cut
+    // inside mask bytes too: the same bytes. Last range first: each writes its own bytes only.
+    const cuts = [0, 1, 13, 16, 500, 1036, blocks];
+    const inRanges = { data: at(new Uint8Array(want.data.length)), scales: new Uint8Array(want.scales.length) };
+    for (let k = cuts.length - 2; k >= 0; k--) {
+      const fp8Before = Array.from({ length: cuts[k] }, (_v, b) => (mask[b >> 3] >> (b & 7)) & 1).reduce((a, v) => a + v, 0);
+      packFgmpStream(mask, cuts[k + 1], c4, s4, c8, inRanges.data, inRanges.scales, cuts[k], fp8Before);
+      const fp4Before = cuts[k] - fp8Before;
+      expect(inRanges.data.subarray(0, fp4Before * 8 + fp8Before * 16).every((v) => v === 0), `before block ${cuts[k]}`).toBe(true);
+      expect(inRanges.scales.subarray(0, fp4Before).every((v) => v === 0), `before block ${cuts[k]}`).toBe(true);
+    }
+    expect(Buffer.from(inRanges.data).equals(Buffer.from(want.data))).toBe(true);
+    expect(Buffer.from(inRanges.scales).equals(Buffer.from(want.scales))).toBe(true);
   });
 });
 

@@ -9,21 +9,16 @@
 // below 2^-1" is true of the counts as stored, not an interpolation. Each tensor's RMS is rounded
 // to a power of two (within a factor √2), so a bound relative to the exact RMS is within that too.
 
-import type { FormatErrorHistogram, TensorSummary } from './summary.js';
-import { aggregateErrorHistograms, checkedHistogram } from './error-histogram.js';
+import type { FormatErrorHistogram, TensorErrorHistogram, TensorSummary } from './summary.js';
+import { aggregateErrorHistograms, checkedHistogram, histogramElements } from './error-histogram.js';
 
-/** Counts in rank order: `exact` (error 0), then counts[i] in binade firstBinade + i, then `beyond`
- *  (±Inf or NaN). */
-interface RankedCounts {
-  exact: number;
-  firstBinade: number;
-  counts: readonly number[];
-  beyond: number;
-}
+/** Counts in rank order: `exact` (error 0), then counts[i] in binade firstBinade + i, then the
+ *  `infinite` and `nan` ones (above every binade). */
+type RankedCounts = Pick<TensorErrorHistogram, 'exact' | 'firstBinade' | 'counts' | 'infinite' | 'nan'>;
 
 /** Where the element of nearest rank ⌈q·n⌉ lies: 'exact', a binade, or 'nonfinite'; null for no elements. */
 export function quantileBinade(h: RankedCounts, q: number): 'exact' | 'nonfinite' | number | null {
-  const n = h.exact + h.counts.reduce((a, b) => a + b, 0) + h.beyond;
+  const n = histogramElements(h);
   if (n === 0) return null;
   const rank = Math.max(1, Math.ceil(q * n));
   let seen = h.exact;
@@ -89,12 +84,12 @@ export function runErrorHistogramLines(format: FormatErrorHistogram['format'], t
     return [`element error histogram: absent (${measured ? 'this summary was written by an fp4kit from before per-element histograms' : 'the run had --no-error-stats'})`];
   }
   if (h.elements === 0) return ['element errors: the quantized tensors hold no elements'];
-  const ranked: RankedCounts = { exact: h.exact, firstBinade: h.firstBinade, counts: h.counts, beyond: h.infinite + h.nan };
+  const ranked: RankedCounts = h; // its unscaled elements are in none of its counts: the ranks are those of the placed ones
   const placed = h.elements - h.unscaled;
   const lines = [`element errors |x − Q(x)| / RMS of their tensor (RMS rounded to a power of two), ${h.elements} elements of ${h.tensors} tensors:`];
   if (h.counts.length > 0) lines.push(`  ${sparkline(h.firstBinade, h.counts)}   (a column a binade, heights log count)`);
   const bounds = ([[0.5, '50 %'], [0.99, '99 %'], [0.999, '99.9 %']] as const).map(([q, label]) => phrase(label, quantileBinade(ranked, q)));
-  if (ranked.beyond === 0) bounds.push(phrase('all', quantileBinade(ranked, 1)));
+  if (h.infinite + h.nan === 0) bounds.push(phrase('all', quantileBinade(ranked, 1)));
   if (placed > 0) lines.push(`  exact ${percent(h.exact, placed)}; ${bounds.join(', ')}`); // else every element is unplaced (below)
   const odd = [
     ...(h.infinite > 0 ? [`${h.infinite} decoded to ±Inf`] : []),
@@ -115,8 +110,8 @@ export function hasTensorHistograms(tensors: readonly TensorSummary[]): boolean 
 export function tensorHistogramCells(t: TensorSummary): { exact: string; p99: string; max: string } {
   if (t.action !== 'quantized' || t.errorHistogram === undefined) return { exact: '-', p99: '-', max: '-' };
   const h = checkedHistogram(t);
-  const elements = h.exact + h.counts.reduce((a, b) => a + b, 0) + h.infinite + h.nan;
-  const ranked: RankedCounts = { exact: h.exact, firstBinade: h.firstBinade - (h.rmsBinade ?? 0), counts: h.counts, beyond: h.infinite + h.nan };
+  const elements = histogramElements(h);
+  const ranked: RankedCounts = { ...h, firstBinade: h.firstBinade - (h.rmsBinade ?? 0) };
   const cell = (q: number) => {
     const where = quantileBinade(ranked, q);
     return typeof where === 'number' && h.rmsBinade === null ? '-' : bound(where);

@@ -56,6 +56,13 @@ export function tensorErrorHistogram(bins: Float64Array, squaredSource: number, 
 
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
+/** The elements a histogram counts: exact, in a binade, ±Inf and NaN — every element of its tensor
+ *  once. (Of a run's FormatErrorHistogram, the elements placed relative to an RMS: its `unscaled`
+ *  ones are in none of these.) */
+export function histogramElements(h: Pick<TensorErrorHistogram, 'exact' | 'counts' | 'infinite' | 'nan'>): number {
+  return h.exact + h.counts.reduce((a, b) => a + b, 0) + h.infinite + h.nan;
+}
+
 /** A summary's histogram as written, or a RangeError naming the tensor (a hand-edited summary
  *  must not end in a wrong plot or "Cannot read properties of undefined"). */
 export function checkedHistogram(t: TensorSummary): TensorErrorHistogram {
@@ -71,7 +78,7 @@ export function checkedHistogram(t: TensorSummary): TensorErrorHistogram {
   if (!ok) throw new RangeError(`tensor ${JSON.stringify(t.name)}: errorHistogram is not { firstBinade, counts, exact, infinite, nan, rmsBinade } of whole counts within float32's binades`);
   // Every element is counted once, in a binade or as exact, ±Inf or NaN: a total other than the
   // tensor's element count (or past 2^53, where sums stop being exact) is a damaged summary.
-  const total = h.counts!.reduce((a, b) => a + b, 0) + h.exact! + h.infinite! + h.nan!;
+  const total = histogramElements(h as TensorErrorHistogram);
   const shape = (t as Partial<TensorSummary>).shape;
   const elements = Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0) ? shape.reduce((a, b) => a * b, 1) : NaN;
   if (!Number.isSafeInteger(total) || total !== elements) {
@@ -97,9 +104,8 @@ export function aggregateErrorHistograms(format: QuantFormat, tensors: readonly 
     total.exact += h.exact;
     total.infinite += h.infinite;
     total.nan += h.nan;
-    total.elements += h.exact + h.infinite + h.nan;
+    total.elements += histogramElements(h);
     h.counts.forEach((n, i) => {
-      total.elements += n;
       if (n === 0) return;
       if (h.rmsBinade === null) total.unscaled += n;
       else {

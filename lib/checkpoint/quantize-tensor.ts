@@ -4,7 +4,8 @@ import { getKernels } from '../kernels/registry.js';
 import { BLOCK_FORMATS, DtypeId, type DtypeName } from '../core/formats.js';
 import type { QuantizedTensor } from '../core/quantize.js';
 import { quantizeAsyncInSteps } from '../core/quantize-async.js';
-import type { FgmpTensor } from '../fgmp/quantize.js';
+import type { StepProgress } from '../core/async-jobs.js';
+import type { FgmpStepProgress, FgmpTensor } from '../fgmp/quantize.js';
 import { fmix32 } from '../kernels/ref/stochastic.js';
 import type { Layout } from './layouts/index.js';
 import { SafetensorsError } from './safetensors/header.js';
@@ -35,11 +36,24 @@ export interface RunQuantizer {
  *  tensor's chunk): an embedding of gigabytes shows its progress while it is quantized. */
 export const QUANTIZE_STEP_BYTES = COPY_CHUNK;
 
+/**
+ * The share of an FGMP tensor's input bytes that its progress counts for the work after the
+ * per-block candidates (the threshold and mask, then the block stream in steps: FgmpStepProgress),
+ * the rest for the candidates, so that the bar does not stand still for the seconds this takes on a
+ * 512 MiB weight. Measured 2026-12-07 on 2 shared vCPUs (load 2–10), native, a 16384² bf16 tensor
+ * at fp4Fraction 0.7, six runs: candidates 6.3–13.9 s, then 1.7–4.7 s, 13–25 % of the whole (the
+ * most for a process's first FGMP tensor: fresh scratch pages; less on wasm and js, whose
+ * candidates are slower; more with more cores for the candidates).
+ */
+export const FGMP_ASSEMBLY_SHARE = 0.2;
+
 /** Quantize tensor `name` (source `x`, blocked `shape`) of shard `shardPath`; a bad tensor is
  *  reported as a SafetensorsError naming the file and the tensor. The rows go in steps of about
  *  QUANTIZE_STEP_BYTES of input with `within(bytesDone)` awaited between them (the same bits as one
  *  call: rows are quantized independently, after NVFP4's tensor scale, FGMP's two scales, and
- *  before FGMP's block selection, all over the whole tensor); `x` stays unchanged meanwhile. */
+ *  before FGMP's block selection, all over the whole tensor); FGMP's stream is written in the same
+ *  steps after its selection, with FGMP_ASSEMBLY_SHARE of the bytes for them (`bytesDone` always
+ *  below the tensor's bytes, and never going back). `x` stays unchanged meanwhile. */
 export async function quantizeTensor(
   run: RunQuantizer, shardPath: string, name: string, x: Float32Array | Uint16Array, dtype: DtypeName, shape: number[],
   within: (bytesDone: number) => Promise<void> = async () => {},
@@ -50,10 +64,21 @@ export async function quantizeTensor(
     throw err;
   };
   const bytesPerElement = x.BYTES_PER_ELEMENT;
-  const steps = { elements: QUANTIZE_STEP_BYTES / bytesPerElement, between: (elementsDone: number) => within(elementsDone * bytesPerElement) };
+  const steps: StepProgress = { elements: QUANTIZE_STEP_BYTES / bytesPerElement, between: (elementsDone: number) => within(elementsDone * bytesPerElement) };
   if (options.format === 'fgmp') {
     const f = fisher ? await readFisher(fisher, name) : undefined;
-    return quantizeAsyncInSteps(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }, steps).catch(badTensor);
+    // The candidates count up to candidateBytes; the stream's steps, row by row, the rest.
+    const inputBytes = x.length * bytesPerElement;
+    const assemblyBytes = Math.round(inputBytes * FGMP_ASSEMBLY_SHARE);
+    const candidateBytes = inputBytes - assemblyBytes;
+    const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const fgmpSteps: FgmpStepProgress = {
+      elements: steps.elements,
+      between: (elementsDone) => within(Math.floor((elementsDone * bytesPerElement * candidateBytes) / inputBytes)),
+      assembly: (rowsDone) => within(candidateBytes + Math.floor((rowsDone * assemblyBytes) / rows)),
+    };
+    // quantizeAsyncInSteps hands `progress` to quantizeFgmpAsync as it is: `assembly` included.
+    return quantizeAsyncInSteps(x, { format: 'fgmp', shape, dtype, fisher: f, fp4Fraction: options.fp4Fraction ?? 0.7, signal }, fgmpSteps).catch(badTensor);
   }
   const format = BLOCK_FORMATS[options.format];
   let tensorScale: number | undefined;

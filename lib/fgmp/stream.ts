@@ -6,14 +6,21 @@
 import { LITTLE_ENDIAN } from '../core/typed-arrays.js';
 import { isFp8Block } from './select.js';
 
-/** Calls `visit` for every block in stream order with where its bytes are. */
+/** Where block `from` of a stream starts, `fp8Before` of the blocks before it being FP8: its byte in
+ *  `data` and its FP4 scale's index (the FP4 blocks before it). */
+function streamOffsets(from: number, fp8Before: number): { dataOffset: number; scaleIndex: number } {
+  return { dataOffset: (from - fp8Before) * 8 + fp8Before * 16, scaleIndex: from - fp8Before };
+}
+
+/** Calls `visit` for every block in stream order with where its bytes are: blocks [from, blocks),
+ *  `fp8Before` of the blocks before `from` being FP8 (the whole stream by default). */
 export function forEachFgmpBlock(
   mask: Uint8Array, blocks: number,
   visit: (block: number, fp8: boolean, dataOffset: number, scaleIndex: number) => void,
+  from = 0, fp8Before = 0,
 ): void {
-  let dataOffset = 0;
-  let scaleIndex = 0;
-  for (let b = 0; b < blocks; b++) {
+  let { dataOffset, scaleIndex } = streamOffsets(from, fp8Before);
+  for (let b = from; b < blocks; b++) {
     if (isFp8Block(mask, b)) {
       visit(b, true, dataOffset, -1);
       dataOffset += 16;
@@ -36,10 +43,12 @@ function nibbles16(w: number): number {
  * block, a word (four bytes) at a time where every array starts on a 4-byte boundary: a million
  * blocks (a 4096² weight) in 7–11 ms instead of 29–46 ms byte by byte behind the callback (warm
  * buffers; a fresh output's first-touch page faults add ~40 ms on this VM either way).
+ * With `from` (and `fp8Before`, the FP8 blocks among the ones before it), blocks [from, blocks)
+ * only: the stream written in consecutive ranges is the same bytes (quantizeFgmpAsync's steps).
  */
 export function packFgmpStream(
   mask: Uint8Array, blocks: number, fp4Codes: Uint8Array, fp4Scales: Uint8Array, fp8Codes: Uint8Array,
-  data: Uint8Array, scales: Uint8Array,
+  data: Uint8Array, scales: Uint8Array, from = 0, fp8Before = 0,
 ): void {
   const aligned = LITTLE_ENDIAN && [fp4Codes, fp8Codes, data].every((a) => a.byteOffset % 4 === 0);
   if (!aligned) {
@@ -51,15 +60,16 @@ export function packFgmpStream(
         for (let i = 0; i < 16; i += 2) data[o + (i >> 1)] = (fp4Codes[codes + i] & 0xf) | ((fp4Codes[codes + i + 1] & 0xf) << 4);
         scales[s] = fp4Scales[b];
       }
-    });
+    }, from, fp8Before);
     return;
   }
   const c4 = new Uint32Array(fp4Codes.buffer, fp4Codes.byteOffset, blocks * 4);
   const c8 = new Uint32Array(fp8Codes.buffer, fp8Codes.byteOffset, blocks * 4);
   const out = new Uint32Array(data.buffer, data.byteOffset, data.length >> 2);  // 8 or 16 bytes per block
-  let o = 0;
-  let s = 0;
-  for (let b = 0; b < blocks; b++) {
+  const start = streamOffsets(from, fp8Before);
+  let o = start.dataOffset >> 2;
+  let s = start.scaleIndex;
+  for (let b = from; b < blocks; b++) {
     const w = b << 2;
     if (((mask[b >> 3] >> (b & 7)) & 1) === 1) {
       out[o] = c8[w];
