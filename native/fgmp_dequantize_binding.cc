@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "fgmp_dequantize.h"
 #include "fgmp_dequantize_binding.h"
@@ -46,7 +47,15 @@ Napi::Value DequantizeFgmp(const Napi::CallbackInfo& info) {
   checkedProduct(env, rowEnd, s.cols, "dequantizeFgmp: rowEnd × cols is too large", kMaxElements);
   const int64_t blocksPerRow = (s.cols + kFgmpDequantizeBlock - 1) / kFgmpDequantizeBlock;
   const int64_t endBlock = rowEnd * blocksPerRow;
-  s.mask = typedData<uint8_t>(env, mask, "dequantizeFgmp: mask", static_cast<size_t>((endBlock + 7) / 8));
+  // The mask places every block in data and scales: the lengths checked here and the kernel's walk
+  // must read the same mask. Another thread may write a SharedArrayBuffer's while we run (the walk
+  // then read FP4 bytes as FP8 and went past data: wrong values, or SIGSEGV), so such a mask is
+  // copied first (a bit a block: 1/512 of the bytes out takes).
+  const size_t maskBytes = static_cast<size_t>((endBlock + 7) / 8);
+  const ArrayView maskView = checkedView(env, mask, "dequantizeFgmp: mask", 1, napi_uint8_array, "Uint8Array", maskBytes);
+  std::vector<uint8_t> maskCopy;
+  if (maskView.shared) maskCopy.assign(maskView.data, maskView.data + maskBytes);
+  s.mask = maskView.shared ? maskCopy.data() : maskView.data;
   const int64_t fp8 = fgmpFp8BlocksBefore(s.mask, endBlock);
   s.data = typedData<uint8_t>(env, data, "dequantizeFgmp: data", static_cast<size_t>(fp8 * 16 + (endBlock - fp8) * 8));
   s.scales = typedData<uint8_t>(env, scales, "dequantizeFgmp: scales", static_cast<size_t>(endBlock - fp8));
@@ -55,7 +64,7 @@ Napi::Value DequantizeFgmp(const Napi::CallbackInfo& info) {
   // The kernel reads the mask (where each block lies in the stream) while it writes out: an out over
   // the mask, data or scales would move blocks after their sizes were checked (a read past data).
   const size_t fp4 = static_cast<size_t>(endBlock - fp8);
-  if (bytesOverlap(values, outCount * 4, s.mask, static_cast<size_t>((endBlock + 7) / 8)) ||
+  if (bytesOverlap(values, outCount * 4, maskView.data, maskBytes) ||
       bytesOverlap(values, outCount * 4, s.data, static_cast<size_t>(fp8) * 16 + fp4 * 8) || bytesOverlap(values, outCount * 4, s.scales, fp4)) {
     throw Napi::RangeError::New(env, "dequantizeFgmp: out shares memory with mask, data or scales");
   }

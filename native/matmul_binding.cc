@@ -151,7 +151,10 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   }
   const int64_t units = (k + blockSize - 1) / blockSize;
   const uint8_t* codes = typedData<uint8_t>(env, info[0], "codes", static_cast<size_t>(n * units * blockSize));
-  const int32_t* table = typedData<int32_t>(env, info[1], "valueTable", 256);
+  // The table as checked, in memory of our own: a SharedArrayBuffer's could change between the
+  // check and the repack, which reads it again (as matmulDecodedBatch copies its indices).
+  int32_t table[256];
+  std::memcpy(table, typedData<int32_t>(env, info[1], "valueTable", 256), sizeof table);
   // A unit's dot (blockSize int8 activations, |a| ≤ 128, times v) is taken in int32: |v| < 2^31 / (128 · blockSize).
   const int32_t bound = static_cast<int32_t>((int64_t(1) << 24) / blockSize);
   for (int c = 0; c < 256; c++) {

@@ -100,10 +100,15 @@ class ArgumentLog {
   Array arrays_[kCapacity];
 };
 
+// The unit a length error counts in, as the js and wasm glue words it (lib/kernels/kernel-guards.ts):
+// bytes for a byte array, values for any other; a tensor source and a transpose's arrays pass
+// "elements" (guardSource, lib/core/transpose.ts), the one text for one refusal on every backend.
+static inline const char* lengthUnit(size_t elementSize, const char* unit) { return unit ? unit : elementSize == 1 ? "bytes" : "values"; }
+
 // Checks a typed array argument: element size (or exact kind), length (at least), not detached. The length
 // and data pointer come from N-API, never from JavaScript properties a caller could fake.
 static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, const char* name, size_t elementSize,
-                                    int kind, const char* kindName, size_t expected) {
+                                    int kind, const char* kindName, size_t expected, const char* unit = nullptr) {
   ArrayView view;
   napi_typedarray_type type;
   size_t length = 0;
@@ -117,7 +122,8 @@ static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, 
   // At least `expected` elements (the kernels use the first `expected`), as the js and wasm glue
   // (lib/kernels/kernel-guards.ts) accept: one rule at the kernel boundary on every backend.
   if (length < expected) {
-    throw Napi::RangeError::New(env, std::string(name) + " holds " + std::to_string(length) + " elements, " + std::to_string(expected) + " needed");
+    throw Napi::RangeError::New(env, std::string(name) + " holds " + std::to_string(length) + " " + lengthUnit(elementSize, unit) + ", " +
+                                         std::to_string(expected) + " needed");
   }
   if (expected > 0 && view.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
   ArgumentLog::record(view.data, expected * elementSize, name);
@@ -164,9 +170,10 @@ static T* typedArrayOf(const Napi::Env& env, const Napi::Value& v, const char* n
 // and outputs staged; without, both are used in place.
 template <typename T>
 static const T* inputData(const Napi::Env& env, const Napi::Value& v, const char* name, size_t expected, JobBuffers* job,
-                          bool allowNull = false, int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name) {
+                          bool allowNull = false, int kind = ArrayKind<T>::type, const char* kindName = ArrayKind<T>::name,
+                          const char* unit = nullptr) {
   if (allowNull && (v.IsNull() || v.IsUndefined())) return nullptr;
-  const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected);
+  const ArrayView view = checkedView(env, v, name, sizeof(T), kind, kindName, expected, unit);
   return reinterpret_cast<const T*>(job ? job->input(env, v, view, expected * sizeof(T)) : view.data);
 }
 
@@ -184,8 +191,8 @@ static T* outputData(const Napi::Env& env, const Napi::Value& v, const char* nam
 // and f16 (its bits), in place or, with `job`, snapshotted.
 static inline const void* sourceArg(const Napi::Env& env, const Napi::Value& v, int32_t dtype, size_t count, JobBuffers* job = nullptr,
                                     const char* name = "src") {
-  if (dtype == kF32) return inputData<float>(env, v, name, count, job, false, napi_float32_array, "Float32Array (dtype f32)");
-  return inputData<uint16_t>(env, v, name, count, job, false, napi_uint16_array, "Uint16Array (dtype bf16/f16)");
+  if (dtype == kF32) return inputData<float>(env, v, name, count, job, false, napi_float32_array, "Float32Array (dtype f32)", "elements");
+  return inputData<uint16_t>(env, v, name, count, job, false, napi_uint16_array, "Uint16Array (dtype bf16/f16)", "elements");
 }
 
 static int64_t integerArg(const Napi::Env& env, const Napi::Value& v, const char* name, int64_t lo, int64_t hi) {

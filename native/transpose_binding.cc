@@ -24,7 +24,7 @@ constexpr int64_t kMaxElements = int64_t(1) << 46;
 ArrayView elements32(const Napi::Env& env, const Napi::Value& v, const std::string& what, size_t expected = 0) {
   if (v.IsTypedArray()) {
     const napi_typedarray_type type = v.As<Napi::TypedArray>().TypedArrayType();
-    if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, what.c_str(), 4, -1, nullptr, expected);
+    if (type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array) return checkedView(env, v, what.c_str(), 4, -1, nullptr, expected, "elements");
   }
   throw Napi::TypeError::New(env, what + " must be a Float32Array, Int32Array or Uint32Array");
 }

@@ -458,11 +458,11 @@ describe.each(others.filter((b) => withBackend(b, () => getKernels().matmul?.mat
       const call = (aCodes: unknown, aElement: unknown, bCodes: unknown = null, bElement: unknown = -1) =>
         (kernels.matmulDecoded as (...args: unknown[]) => string)(a.values, a.blockScales, m, 32, b.values, b.blockScales, n, 32, k, null, new Float32Array(m * n), aCodes, aElement, bCodes, bElement);
       expect(call(new Uint8Array(m * k), 3, new Uint8Array(n * k), 4)).toMatch(/aligned|float64/);
-      expect(() => call(new Uint8Array(m * k - 1), 3)).toThrow(/aCodes holds 127 elements, 128 needed/);
+      expect(() => call(new Uint8Array(m * k - 1), 3)).toThrow(/aCodes holds 127 bytes, 128 needed/);
       expect(() => call(new Int8Array(m * k), 3)).toThrow(/aCodes must be a Uint8Array/);
       expect(() => call(new Uint8Array(m * k), 5)).toThrow(/aCodes element must be an integer in \[3, 4\]/);
       expect(() => call(new Uint8Array(m * k), undefined)).toThrow(/aCodes element must be a number/);
-      expect(() => call(null, -1, new Uint8Array(n * k - 1), 4)).toThrow(/bCodes holds 191 elements, 192 needed/);
+      expect(() => call(null, -1, new Uint8Array(n * k - 1), 4)).toThrow(/bCodes holds 191 bytes, 192 needed/);
       // Longer arrays are accepted, as on every backend's kernel boundary: the first n·k codes are read.
       expect(call(null, -1, new Uint8Array(n * k + 32), 4)).toMatch(/aligned|float64/);
     });

@@ -157,7 +157,7 @@ maybe('native addon', () => {
       ['unknown block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: 7 }), RangeError, /format must be an integer in \[0, 6\]/],
       ['src of the wrong kind', () => k.quantizeBlocks(mxArgs(new Int32Array(64) as any, 0, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Float32Array/],
       ['src too short for the shape', () => k.quantizeBlocks(mxArgs(x, 0, 2, 64, 0, 0, 0, 0, data, scales)), RangeError, /src holds 64 elements, 128 needed/],
-      ['data too short', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales)), RangeError, /data holds 31 elements, 32 needed/],
+      ['data too short', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 0, 0, 0, 0, new Uint8Array(31), scales)), RangeError, /data holds 31 bytes, 32 needed/],
       ['unknown element format', () => k.quantizeBlocks(mxArgs(x, 0, 1, 64, 9 as any, 0, 0, 0, data, scales)), RangeError, /format/],
       ['a negative block format id', () => k.quantizeBlocks({ ...mxArgs(x, 0, 1, 64, 0, 0, 0, 0, data, scales), format: -1 }), RangeError, /format must be an integer/],
       ['fractional rows', () => k.quantizeBlocks(mxArgs(x, 0, 0.5, 64, 0, 0, 0, 0, data, scales)), RangeError, /rows must be an integer/],
@@ -165,19 +165,19 @@ maybe('native addon', () => {
       ['bf16 dtype with a Float32Array', () => k.quantizeBlocks(mxArgs(x, 1, 1, 64, 0, 0, 0, 0, data, scales)), TypeError, /Uint16Array/],
       ['nvfp4 tensor scale of 0', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, 0, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
       ['nvfp4 tensor scale NaN', () => k.quantizeBlocks(nvfp4Args(x, 0, 1, 64, NaN, 0, 0, new Uint8Array(32), new Uint8Array(4))), RangeError, /tensorScale/],
-      ['dequantize into a short output', () => k.dequantizeBlocks(mxOutArgs(data, scales, 1, 64, 0, new Float32Array(63))), RangeError, /out holds 63 elements, 64 needed/],
+      ['dequantize into a short output', () => k.dequantizeBlocks(mxOutArgs(data, scales, 1, 64, 0, new Float32Array(63))), RangeError, /out holds 63 values, 64 needed/],
       ['decode into a Float64Array', () => k.decodeElements(new Uint8Array(4), 0, new Float64Array(4) as any), TypeError, /Float32Array/],
       ['encode with a string format', () => k.encodeElements(x, 0, 'e4m3' as any, 0, 0, new Uint8Array(64)), TypeError, /format must be a number/],
       ['matmul weights that are not repacked', () => k.matmul!.matmulFp4Int8({} as any, new Uint8Array(32), new Float32Array(1), 1, null, new Float32Array(1)), TypeError, /repackFp4Weights/],
       ...(k.matmul?.repackPlaneWeights ? [
-        ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes holds 63 elements, 64 needed/],
-        ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable holds 255 elements, 256 needed/],
+        ['plane weights: codes too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(63), new Int32Array(256), 9, new Float32Array(2), 2, 32), RangeError, /codes holds 63 bytes, 64 needed/],
+        ['plane weights: a value table of 255 entries', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(255), 9, new Float32Array(1), 1, 32), RangeError, /valueTable holds 255 values, 256 needed/],
         ['plane weights: a table value of 2^23', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 23), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries/],
         // A unit's dot (32 or 16 int8 activations times a table value) is an int32: 2^19 wrapped it at blocks of 32.
         ['plane weights: a table value of 2^19 with blocks of 32', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 19), 9, new Float32Array(1), 1, 32), RangeError, /valueTable entries must lie in \(-2\^19, 2\^19\) for blocks of 32/],
         ['plane weights: a table value of 2^20 with blocks of 16', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256).fill(2 ** 20), 9, new Float32Array(2), 1, 32, 16), RangeError, /valueTable entries must lie in \(-2\^20, 2\^20\) for blocks of 16/],
         ['plane weights: shift 25', () => k.matmul!.repackPlaneWeights!(new Uint8Array(32), new Int32Array(256), 25, new Float32Array(1), 1, 32), RangeError, /shift/],
-        ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales holds 1 elements, 2 needed/],
+        ['plane weights: scales too short', () => k.matmul!.repackPlaneWeights!(new Uint8Array(64), new Int32Array(256), 9, new Float32Array(1), 1, 64), RangeError, /blockScales holds 1 values, 2 needed/],
       ] as const : []),
       ...(k.matmul?.matmulDecodedBatch ? [
         // The indices were checked, then read again after earlier products had written over them: wild offsets, SIGSEGV.

@@ -1065,9 +1065,9 @@ describe('Sum over leading axes on the wasm base', () => {
       expect(Array.from(got).every((v, i) => same(v, want[i])), `${rows}×${n}`).toBe(true);
     }
     const x = new Float32Array(100);
-    expect(() => kernel(x, 10, 10, x.subarray(95) as Float32Array)).toThrow(/out holds 5 elements, 10 needed/);
+    expect(() => kernel(x, 10, 10, x.subarray(95) as Float32Array)).toThrow(/out holds 5 values, 10 needed/);
     expect(() => kernel(x, 10, 10, x.subarray(90))).toThrow(/overlap/);
-    expect(() => kernel(x, 11, 10, new Float32Array(10))).toThrow(/x holds 100 elements, 110 needed/);
+    expect(() => kernel(x, 11, 10, new Float32Array(10))).toThrow(/x holds 100 values, 110 needed/);
     expect(() => kernel(new Float64Array(100) as unknown as Float32Array, 10, 10, new Float32Array(10))).toThrow(/Float32Array/);
     expect(() => kernel(x, 2 ** 40, 2 ** 40, new Float32Array(10))).toThrow(/too large/);
   });
@@ -1147,8 +1147,8 @@ describe('Pow by 2 or 3 on the wasm base', () => {
     }
     const y = new Float32Array(100);
     for (const e of [1, 4, 2.5, '3']) expect(() => kernel(y, e as 2, 10, new Float32Array(10)), String(e)).toThrow(/exponent must be/);
-    expect(() => kernel(y, 2, 101, new Float32Array(101))).toThrow(/x holds 100 elements, 101 needed/);
-    expect(() => kernel(y, 2, 10, new Float32Array(9))).toThrow(/out holds 9 elements, 10 needed/);
+    expect(() => kernel(y, 2, 101, new Float32Array(101))).toThrow(/x holds 100 values, 101 needed/);
+    expect(() => kernel(y, 2, 10, new Float32Array(9))).toThrow(/out holds 9 values, 10 needed/);
     expect(() => kernel(y, 2, 10, y.subarray(5))).toThrow(/overlap/);
     expect(() => kernel(new Int32Array(10) as unknown as Float32Array, 2, 10, new Float32Array(10))).toThrow(/Float32Array/);
     expect(() => kernel(y, 2, -1, y)).toThrow(/n must be/);

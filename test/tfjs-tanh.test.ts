@@ -93,8 +93,8 @@ describe.runIf(testedBackends().includes('native'))("the addon's tanhFloat32 ref
     expect(call(x, 64)).toThrow(/expected 3 arguments/);
     expect(call(new Int32Array(64), 64, out)).toThrow(/x must be a Float32Array/);
     expect(call(x, 64, new Float64Array(64))).toThrow(/out must be a Float32Array/);
-    expect(call(x, 65, out)).toThrow(/x holds 64 elements, 65 needed/);
-    expect(call(x, 64, out.subarray(1))).toThrow(/out holds 63 elements, 64 needed/);
+    expect(call(x, 65, out)).toThrow(/x holds 64 values, 65 needed/);
+    expect(call(x, 64, out.subarray(1))).toThrow(/out holds 63 values, 64 needed/);
     for (const n of [-1, 1.5, NaN, 2 ** 60, '8']) expect(call(x, n, out), String(n)).toThrow(/n must be/);
     expect(call(x.subarray(0, 32), 32, x.subarray(16, 48))).toThrow(/overlap/);
     x.fill(0.5);
