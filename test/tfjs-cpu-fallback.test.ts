@@ -120,6 +120,11 @@ const CASES: Record<string, () => tf.Tensor | tf.Tensor[]> = {
     return [tf.depthwiseConv2d(x, tf.tensor4d([2], [1, 1, 1, 1]), 1, 'valid'), tf.avgPool(x, 2, 1, 'valid'),
       tf.depthwiseConv2d(tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]), tf.tensor4d([NaN], [1, 1, 1, 1]), 1, 'valid')];
   },
+  'rotateWithOffset with a fill other than 0 (the base filled 0.25 as 0, and a fourth channel with 255)': () => {
+    const rgb = tf.tensor4d(lcg(48, 62), [1, 4, 4, 3]);
+    return [tf.image.rotateWithOffset(rgb, 0.8, 0.25), tf.image.rotateWithOffset(rgb, 2, [0.1, 0.2, 0.3], [0.3, 0.7]),
+      tf.image.rotateWithOffset(tf.tensor4d(lcg(64, 63), [1, 4, 4, 4]), 0.8, 0.5)];
+  },
   'int32 asin, acos, sinh, asinh, acosh, atanh, expm1, log1p; int32 division by zero (floorDiv, div)': () => {
     const a = tf.tensor1d([-3, -1, 0, 1, 2, 7], 'int32');
     const b = tf.tensor1d([2, 0, 3, 0, -1, 2], 'int32');
@@ -146,6 +151,28 @@ const BREAKING: Record<string, () => tf.Tensor | tf.Tensor[]> = {
   'cumsum and cumprod with a negative axis (tfjs takes none: cpu returns a malformed tensor)': () => [tf.cumsum(tf.ones([2, 3]), -1), tf.cumprod(tf.ones([2, 3]), -2)],
   'int32 mod by zero (the base trapped: "remainder by zero")': () => tf.mod(tf.tensor1d([7, -7, 5], 'int32'), tf.tensor1d([0, 3, 0], 'int32')),
   'bincount of a negative value (cpu refuses it; the base aborted)': () => tf.bincount(tf.tensor1d([1, -1, 3], 'int32'), tf.tensor1d([], 'float32'), 4),
+  // Found by a differential fuzz of the base's XNNPACK windows against cpu (2026-12-07,
+  // lib/tfjs/xnnpack-geometry.ts): XNNPACK sizes the output by its own rule, tfjs allocates by its own.
+  'depthwise convolutions with a number padding and a dilated or non-square filter (tfjs sizes the output from the filter\'s height: XNNPACK wrote past it)': () => {
+    const x = tf.tensor4d(lcg(42, 50), [1, 6, 7, 1]);
+    const filter = tf.tensor4d(lcg(16, 51), [4, 2, 1, 2]);
+    return [tf.depthwiseConv2d(x, filter, 1, 2, 'NHWC', [2, 1]),
+      tf.fused.depthwiseConv2d({ x, filter, strides: 1, pad: 1, dilations: [1, 2], bias: tf.tensor1d([0.5, -0.5]), activation: 'relu' }),
+      tf.depthwiseConv2d(x, tf.tensor4d(lcg(6, 52), [3, 1, 1, 2]), [1, 2], 1)];
+  },
+  'pools whose window is wider than the image (a padding of 0: XNNPACK read past the input)': () => {
+    const x = tf.tensor4d(lcg(24, 53), [2, 6, 1, 2]);
+    return [tf.maxPool(x, [1, 2], [1, 2], 0), tf.avgPool(x, [1, 2], [1, 2], 0)];
+  },
+  'pools with a padding of 0 and dimRoundingMode ceil or round (a larger output than XNNPACK\'s)': () => {
+    const x = tf.tensor4d(lcg(50, 54), [2, 5, 5, 1]);
+    return [tf.maxPool(x, 2, 2, 0, 'ceil'), tf.avgPool(x, 2, 2, 0, 'ceil'), tf.maxPool(x, [3, 1], [2, 1], 0, 'round')];
+  },
+  'avgPool\'s gradient with a number padding and dimRoundingMode (the base read dY by the sizes without the mode)': () => {
+    const x = tf.tensor4d(lcg(16, 55), [2, 8, 1, 1]);
+    const dy = tf.tensor(lcg(36, 56), [2, 6, 3, 1]);
+    return tf.grad((a: tf.Tensor) => tf.mul(tf.avgPool(a as tf.Tensor4D, [2, 3], [2, 1], 2, 'ceil'), dy))(x);
+  },
 };
 
 /** Convolutions whose zero padding meets NaN or ±Inf (a diverged run): tfjs cpu skips the padding's
@@ -199,6 +226,14 @@ describe("the 'fp4kit' backend does what its wasm base cannot, as tfjs's cpu bac
     expect(JSON.stringify(cpu)).toMatch(/2139095040|4286578688/); // ±Inf reached the output somewhere: the case is a non-finite one
     expect(await on(FP4KIT_BACKEND, NON_FINITE_PADDING[name])).toEqual(cpu);
     expect(await on(FP4KIT_CPU_BACKEND, NON_FINITE_PADDING[name])).toEqual(cpu);
+  });
+
+  it('a convolution whose window is larger than the padded image (tfjs gives the output negative sizes) gives cpu\'s zeros on both fp4kit backends', async () => {
+    const call = () => [tf.conv2d(tf.tensor4d(lcg(4, 58), [1, 2, 2, 1]), tf.tensor4d(lcg(16, 59), [4, 4, 1, 1]), 1, 'valid'),
+      tf.fused.conv2d({ x: tf.tensor4d(lcg(96, 60), [2, 3, 4, 4]), filter: tf.tensor4d(lcg(192, 61), [4, 4, 4, 3]), strides: 1, pad: 0, dilations: [2, 1], bias: tf.tensor1d([1, 2, 3]) })];
+    const cpu = await on('cpu', call);
+    expect(typeof cpu === 'string' ? cpu : cpu.map((r) => r.shape)).toEqual([[1, -1, -1, 1], [2, -3, -2, 3]]);
+    for (const backend of [FP4KIT_BACKEND, FP4KIT_CPU_BACKEND]) expect(await on(backend, call), backend).toEqual(cpu);
   });
 
   it('a fused bias of higher rank than the product gives the output cpu gives: [1,1,1,1,C] on a conv2d broadcasts it to rank 5, [1,1,1,N] on a matMul does not', async () => {

@@ -20,6 +20,7 @@
 import type { DataType, KernelBackend, KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { hasNonFinite } from './im2col.js';
+import { xnnpackGeometryDiffers } from './xnnpack-geometry.js';
 import type { KernelArgs } from './kernel-context.js';
 import { floatValues, storageOf } from './storage.js';
 
@@ -95,14 +96,17 @@ function nonFiniteFilter(args: KernelArgs): boolean {
 const isEmpty = (t: TensorInfo | undefined): boolean => t !== undefined && tf.util.sizeFromShape(t.shape) === 0;
 
 /** A depthwise convolution XNNPACK cannot run as asked: a stride longer than the (dilated) filter
- *  (the output came back all zeros, or partly), or an empty output (it wrote out of bounds). */
+ *  (the output came back all zeros, or partly), an empty output (it wrote out of bounds), or another
+ *  window geometry than tfjs's (xnnpack-geometry.ts: a number padding with a non-square filter or
+ *  dilation wrote out of bounds). */
 function depthwiseFault({ inputs, attrs }: KernelArgs): boolean {
   const { x, filter } = inputs;
   if (x == null || filter == null || x.shape.length !== 4 || filter.shape.length !== 4) return false;
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
     attrs?.strides as number | [number, number], (attrs?.dilations ?? 1) as number | [number, number], attrs?.pad as 'same',
     attrs?.dimRoundingMode as 'floor' | undefined, true);
-  return info.strideHeight > info.effectiveFilterHeight || info.strideWidth > info.effectiveFilterWidth || info.outHeight <= 0 || info.outWidth <= 0;
+  return info.strideHeight > info.effectiveFilterHeight || info.strideWidth > info.effectiveFilterWidth || info.outHeight <= 0 || info.outWidth <= 0
+    || xnnpackGeometryDiffers(info, info.padInfo.type === 'SAME');
 }
 
 /** A float32 input's values in place (a view of the wasm heap: no copy of a large activation). */
@@ -120,13 +124,16 @@ function nonFiniteX(args: KernelArgs): boolean {
   return x != null && x.dtype === 'float32' && hasNonFinite(heapValues(args, x));
 }
 
-/** A 2-D pooling whose output is empty (a window larger than the image, 'valid'): the base wrote out of bounds. */
-function emptyPool({ inputs, attrs }: KernelArgs): boolean {
+/** A 2-D pooling XNNPACK cannot run as asked: an empty output (a window larger than the image,
+ *  'valid': it wrote out of bounds), or another window geometry than tfjs's (xnnpack-geometry.ts: a
+ *  zero padding with dimRoundingMode 'ceil' left the last row unwritten, a window wider than the
+ *  image read out of bounds). */
+function poolFault({ inputs, attrs }: KernelArgs): boolean {
   const x = inputs.x;
   if (x == null || x.shape.length !== 4) return false;
   const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs?.filterSize as number | [number, number],
     attrs?.strides as number | [number, number], 1, attrs?.pad as 'same', attrs?.dimRoundingMode as 'floor' | undefined);
-  return info.outHeight <= 0 || info.outWidth <= 0;
+  return info.outHeight <= 0 || info.outWidth <= 0 || xnnpackGeometryDiffers(info, false);
 }
 
 function cumulativeFault({ inputs, attrs }: KernelArgs): boolean {
@@ -146,7 +153,12 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Cast: ({ inputs, attrs }) => attrs?.dtype === 'bool' && inputs.x?.dtype !== 'bool',
   // A number (or explicit) padding leaves windows wholly in the padding uninitialised (denormal
   // garbage); MaxPool's below.
-  AvgPool: (args) => (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args) || nonFiniteX(args),
+  AvgPool: (args) => (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || poolFault(args) || nonFiniteX(args),
+  // Its gradient with a number or explicit padding (and so every dimRoundingMode): the base's loop
+  // reads dY with the sizes of the padding's info without the mode (and tfjs's number-padding sizes
+  // take the filter's height for both axes), the forward's dY has other sizes: wrong values; cpu
+  // reads dY by its own shape.
+  AvgPoolGrad: (args) => typeof args.attrs?.pad !== 'string',
   // Counts a rank-3 x as rows of a rank-2 one (tf.image.threshold's Otsu method passes one); a
   // negative value aborted the whole module (every later call failed) where cpu throws.
   Bincount: () => true,
@@ -171,7 +183,7 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   IsFinite: ({ inputs }) => inputs.x?.dtype === 'int32',
   // MaxPool also with a number padding (as AvgPool), an empty output, and NaN in x: XNNPACK's
   // windows (1, NaN, 3, −Inf, 5) gave −Inf where cpu skips NaN (5); one scan of x decides.
-  MaxPool: (args) => args.inputs.x?.dtype === 'int32' || (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || emptyPool(args)
+  MaxPool: (args) => args.inputs.x?.dtype === 'int32' || (typeof args.attrs?.pad !== 'string' && args.attrs?.pad !== 0) || poolFault(args)
     || nonFiniteX(args),
   ResizeNearestNeighbor: ({ inputs }) => inputs.images?.dtype === 'int32',
   Pow: ({ inputs }) => inputs.a?.dtype === 'int32' || inputs.b?.dtype === 'int32',
@@ -188,6 +200,9 @@ const WASM_BASE_FAULTS: Record<string, (args: KernelArgs) => boolean> = {
   Dilation2D: () => true,
   Dilation2DBackpropInput: () => true,
   Dilation2DBackpropFilter: () => true,
+  // Its fill goes through an Int32Array (0.25 filled 0), a fourth channel is filled with 255 (an
+  // opaque alpha) and a fifth or later one from past the fill's array (2026-12-07).
+  RotateWithOffset: ({ inputs, attrs }) => attrs?.fillValue !== 0 || (inputs.image?.shape[3] ?? 0) > 4,
   // Refused for bool (cpu sums them as int32); an axis outside [0, rank) (tfjs takes no negative
   // axis here: cpu returns a malformed tensor) wrote out of the module's bounds and broke every later call.
   Cumsum: cumulativeFault,

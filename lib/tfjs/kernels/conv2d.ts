@@ -18,12 +18,22 @@ export function convInfo(inShape: number[], filterShape: number[], attrs: Record
     tf.backend_util.convertConv2DDataFormat((attrs.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'));
 }
 
+/**
+ * A window larger than the padded image: tfjs 4.22 takes such a call (a 'valid' 4 × 4 filter on a
+ * 2 × 2 image) and gives it an output shape with negative sizes (size [1, -1, -1, 1], one value),
+ * which tfjs cpu fills with zeros; im2col would read taps at negative output positions. Such a call
+ * runs on the cpu backend, as its output is cpu's definition.
+ */
+export function negativeOutput(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.outHeight < 0 || info.outWidth < 0;
+}
+
 export function conv2dKernel(backendName: string, base: KernelConfig | undefined): KernelConfig {
   return fp4kitKernel('Conv2D', backendName, base, (ctx, inputs, attrs) => {
     const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
     if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
     const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
-    if (paddingMeetsNonFinite(info, ctx.storage.values(filter) as Float32Array)) return runOnCpu('Conv2D', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
+    if (negativeOutput(info) || paddingMeetsNonFinite(info, ctx.storage.values(filter) as Float32Array)) return runOnCpu('Conv2D', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
     return ctx.storage.outputFilled(info.outShape, (out) => conv2dValues(ctx, x, filter, info, undefined, out));
   });
 }

@@ -7,14 +7,14 @@ import { columnBias, epilogue, type Activation } from '../epilogue.js';
 import { runOnCpu } from '../cpu-fallback.js';
 import { paddingMeetsNonFinite } from '../im2col.js';
 import { fp4kitKernel } from '../kernel-context.js';
-import { convInfo } from './conv2d.js';
+import { convInfo, negativeOutput } from './conv2d.js';
 
 export function fusedConv2dKernel(backendName: string, base: KernelConfig | undefined): KernelConfig {
   return fp4kitKernel('FusedConv2D', backendName, base, (ctx, inputs, attrs) => {
     const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
     if (x!.dtype !== 'float32' || filter!.dtype !== 'float32') return undefined;
     const info = convInfo(x!.shape, filter!.shape, attrs, attrs.dilations ?? 1);
-    if (paddingMeetsNonFinite(info, ctx.storage.values(filter!) as Float32Array)) return runOnCpu('FusedConv2D', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
+    if (negativeOutput(info) || paddingMeetsNonFinite(info, ctx.storage.values(filter!) as Float32Array)) return runOnCpu('FusedConv2D', { inputs, attrs, backend: ctx.backend }) as TensorInfo;
     const channelsFirst = info.dataFormat === 'channelsFirst';
     // The product's rows are [pixel, channel] in both layouts; NCHW channels take only a 1-D bias
     // (any other shape broadcasts against the NCHW output in the epilogue, as tfjs does).
