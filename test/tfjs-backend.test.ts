@@ -11,6 +11,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { availableBackends, dequantize, getBackend as getFp4kitBackend, quantize, setBackend as setFp4kitBackend, withBackend as withFp4kitBackend } from '../lib/index.js';
 import { getKernels } from '../lib/kernels/registry.js';
 import { FP4KIT_BACKEND, FP4KIT_CPU_BACKEND, readCounters, resetCounters, weightCacheOf, type WeightMode } from '../lib/tfjs/index.js';
+import { MAX_CACHED_PIECES } from '../lib/tfjs/weight-cache.js';
 import { lcgUniform } from './helpers/data.js';
 import { OWN_KERNEL_SPEC_FILES, runTfjsCoreSpecs } from './helpers/tfjs-core-specs.js';
 
@@ -442,6 +443,40 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     expect(tf.tidy(() => tf.matMul(x, pieces[0]).dataSync() as Float32Array)).toEqual(first);
     expect(readCounters()).toMatchObject({ weightsPrepared: 0, weightCacheHits: 1, weightsReleased: 0 });
     tf.dispose([...pieces, w, x]);
+    expect(cache.size).toBe(0);
+  });
+
+  it(`at most MAX_CACHED_PIECES pieces of one weight stay cached, the least recently used released first`, () => {
+    tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
+    const cache = weightCacheOf(tf.backend());
+    const w = tf.tidy(() => tf.variable(tf.tensor2d(values(64 * 16, 80), [64, 16])));
+    const a = tf.tensor2d(values(3 * 16, 81), [3, 16]);
+    // 48 distinct cuts, as a table sliced to each sequence's length would make.
+    const product = (begin: number) => tf.tidy(() => tf.matMul(a, tf.slice(w, [begin, 0], [16, 16])).dataSync() as Float32Array);
+    resetCounters();
+    const first = Array.from({ length: 48 }, (_, begin) => product(begin));
+    const live = () => readCounters().weightsPrepared - readCounters().weightsReleased;
+    expect(readCounters()).toMatchObject({ quantizedProducts: 48, floatProducts: 0, weightsPrepared: 48, weightsReleased: 48 - MAX_CACHED_PIECES });
+    expect(live()).toBe(MAX_CACHED_PIECES);
+    // The newest are kept; using one makes it the most recently used.
+    expect(product(47)).toEqual(first[47]);
+    expect(product(16)).toEqual(first[16]);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 48, weightCacheHits: 2 });
+    // The oldest was released and is made again, with the same bits; the least recently used one
+    // (17, as 16 was just used) goes in its place.
+    expect(product(0)).toEqual(first[0]);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 49, weightsReleased: 48 - MAX_CACHED_PIECES + 1 });
+    expect(product(16)).toEqual(first[16]);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 49, weightCacheHits: 3 });
+    expect(product(17)).toEqual(first[17]);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 50 });
+    // The weight itself is no piece: it stays cached however many pieces come and go.
+    const whole = tf.tidy(() => tf.matMul(a, w, false, true).dataSync() as Float32Array);
+    for (let begin = 0; begin < 48; begin++) product(begin);
+    resetCounters();
+    expect(tf.tidy(() => tf.matMul(a, w, false, true).dataSync() as Float32Array)).toEqual(whole);
+    expect(readCounters()).toMatchObject({ weightsPrepared: 0, weightCacheHits: 1 });
+    tf.dispose([w, a]);
     expect(cache.size).toBe(0);
   });
 

@@ -9,7 +9,8 @@ export interface Fp4kitTfjsCounters {
   weightsPrepared: number;
   /** Products that found their weight operand in a cache. */
   weightCacheHits: number;
-  /** Cache entries released because their tensor was disposed or a variable was assigned. */
+  /** Cache entries released because their tensor was disposed, a variable was assigned, or a weight
+   *  had more pieces cached than MAX_CACHED_PIECES (weight-cache.ts). */
   weightsReleased: number;
   /** Calls handed to the base backend's own kernel (non-float32 dtypes, NCHW convolutions). */
   baseKernelCalls: number;

@@ -25,19 +25,35 @@ function release(w: WeightOperand): void {
   counters.weightsReleased++;
 }
 
+/**
+ * At most this many pieces of one weight stay cached (weight-slices.ts; a key with a piece is one
+ * that `isPiece` names), the least recently used released first. A GRU cuts 3 pieces of its
+ * recurrent kernel, ConvLSTM2D 4 of each kernel; a model that cuts a weight differently at every
+ * call (a table sliced to each sequence's length) would otherwise keep one operand per distinct cut
+ * until the weight is freed — without bound.
+ */
+export const MAX_CACHED_PIECES = 32;
+
 export class WeightCache {
-  /** dataId → (key → operand); a key names the mode, the memory layout and the batch index. */
+  /** dataId → (key → operand), in order of last use; a key names the mode, the memory layout and
+   *  the batch index (and, for a piece of the weight, the piece). */
   readonly #entries = new Map<object, Map<string, WeightOperand>>();
 
   /** The operand stored under `key` for this data, or undefined. */
   get(dataId: object, key: string): WeightOperand | undefined {
-    const w = this.#entries.get(dataId)?.get(key);
-    if (w !== undefined) counters.weightCacheHits++;
+    const byKey = this.#entries.get(dataId);
+    const w = byKey?.get(key);
+    if (w !== undefined) {
+      counters.weightCacheHits++;
+      byKey!.delete(key); // to the end: the most recently used
+      byKey!.set(key, w);
+    }
     return w;
   }
 
-  /** Stores an operand; entries of this data in another mode (the flag changed) are released. */
-  set(dataId: object, key: string, w: WeightOperand): void {
+  /** Stores an operand; entries of this data in another mode (the flag changed) are released, and
+   *  pieces past MAX_CACHED_PIECES, the least recently used first. */
+  set(dataId: object, key: string, w: WeightOperand, isPiece: (key: string) => boolean = () => false): void {
     let byKey = this.#entries.get(dataId);
     if (byKey === undefined) this.#entries.set(dataId, (byKey = new Map()));
     for (const [k, old] of byKey) {
@@ -48,6 +64,12 @@ export class WeightCache {
     }
     byKey.set(key, w);
     counters.weightsPrepared++;
+    if (!isPiece(key)) return;
+    const pieces = [...byKey.keys()].filter(isPiece);
+    for (const k of pieces.slice(0, Math.max(0, pieces.length - MAX_CACHED_PIECES))) {
+      release(byKey.get(k)!);
+      byKey.delete(k);
+    }
   }
 
   /** The data was disposed: release what was made from it. */

@@ -95,6 +95,7 @@ export function weightOperand(cache: WeightCache, dataId: object, batchIndex: nu
   const { owner, piece } = cacheOwner(dataId);
   const key = `${piece}${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
   let w = cache.get(owner, key);
-  if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)));
+  // A piece's key starts with its cut (cacheOwner): capped per weight (MAX_CACHED_PIECES).
+  if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)), (k) => k.startsWith('['));
   return w;
 }
