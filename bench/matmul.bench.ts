@@ -32,6 +32,7 @@ import { hasFastPath } from '../lib/kernels/matmul-glue.js';
 import { gaussian } from '../test/helpers/data.js';
 import { createOrtMatmul, dequantInt4Row, loadOrt, matmulFp32Model, matmulNBitsModel, ortLoadError, quantizeInt4, type OrtMatmul } from './peers/onnxruntime-matmulnbits.js';
 import { flagSetting, integerSetting, listSetting, numberSetting, setting } from './settings.js';
+import { medianSecondsAsync } from './timing.js';
 
 // ---- configuration (bench/settings.ts: each a flag or an FP4KIT_BENCH_ variable) ---------------
 
@@ -85,23 +86,8 @@ function note(s: string): void {
 
 // ---- timing -------------------------------------------------------------------------------------
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-/** Median seconds over ≥3 timed calls filling ~budget seconds (≤ 25), after `warm` warm-up calls. */
-async function time(fn: () => unknown, budget = BUDGET, warm = 1): Promise<number> {
-  for (let i = 0; i < warm; i++) await fn();
-  const times: number[] = [];
-  const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < budget * 1000 && times.length < 25)) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
-}
+/** Median seconds per call (bench/timing.ts: short calls are timed in batches, warm). */
+const time = (fn: () => unknown, budget = BUDGET, warm = 1) => medianSecondsAsync(fn, budget, warm);
 
 const gflops = (m: number, n: number, k: number, s: number) => (2 * m * n * k) / s / 1e9;
 
@@ -360,7 +346,7 @@ function parent(): void {
 
   const peer = (r: Row) => rows.find((p) => p.peer && p.m === r.m && p.threads === r.threads && !!p.cold === !!r.cold);
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`block matmul y[M,N] = a[M,K]·w[N,K]ᵀ, K = ${K}, N = ${N}; GFLOP/s = 2·M·N·K / t (median of timed calls after a warm-up)`);
+  console.log(`block matmul y[M,N] = a[M,K]·w[N,K]ᵀ, K = ${K}, N = ${N}; GFLOP/s = 2·M·N·K / t (median per call over samples; a call shorter than the sample is timed in a batch of calls, warm)`);
   console.log(`${cpu}, ${os.cpus().length} logical CPUs, node ${process.version}; onnxruntime: intraOpNumThreads = threads, interOpNumThreads = 1, spinning off; fp4kit: FP4KIT_THREADS = threads`);
   console.log('');
   console.log('| op | implementation | M | threads | GFLOP/s | ms/call | × onnxruntime MatMulNBits | × fp4kit mxfp4 | rel err |');
