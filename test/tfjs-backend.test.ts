@@ -348,6 +348,33 @@ describe.each(BACKENDS)('products on %s', (backendName) => {
     tf.dispose([a, b, x, filter, badBias]);
   });
 
+
+  it('a fused leaky ReLU without an alpha takes the op\'s 0.2 in every fused kernel, also where a call falls back to the base or cpu', async () => {
+    // Reference: the same ops unfused, as tfjs computes them under a gradient tape (leakyRelu's default).
+    const x = tf.tensor4d(values(2 * 5 * 5 * 3, 81), [2, 5, 5, 3]);
+    const filter = tf.tensor4d(values(3 * 3 * 3 * 4, 82), [3, 3, 3, 4]);
+    const depthFilter = tf.tensor4d(values(3 * 3 * 3 * 2, 83), [3, 3, 3, 2]);
+    const a = tf.tensor2d(values(6 * 10, 84), [6, 10]);
+    const b = tf.tensor2d(values(10 * 7, 85), [10, 7]);
+    const bias3 = tf.tensor3d(values(6, 87), [1, 1, 6]);
+    const unfused: [string, tf.Tensor, tf.Tensor][] = [
+      ['conv2d', tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', activation: 'leakyrelu' }), tf.leakyRelu(tf.conv2d(x, filter, 1, 'same'))],
+      ['depthwiseConv2d', tf.fused.depthwiseConv2d({ x, filter: depthFilter, strides: 1, pad: 'same', activation: 'leakyrelu' }), tf.leakyRelu(tf.depthwiseConv2d(x, depthFilter, 1, 'same'))],
+      // A bias of rank 3: the wasm base refuses it, so 'fp4kit' runs this call on cpu.
+      ['depthwiseConv2d, rank-3 bias', tf.fused.depthwiseConv2d({ x, filter: depthFilter, strides: 1, pad: 'same', bias: bias3, activation: 'leakyrelu' }),
+        tf.leakyRelu(tf.add(tf.depthwiseConv2d(x, depthFilter, 1, 'same'), bias3))],
+      ['matMul', tf.fused.matMul({ a, b, activation: 'leakyrelu' }), tf.leakyRelu(tf.matMul(a, b))],
+    ];
+    for (const [name, fused, reference] of unfused) {
+      const got = await fused.data(), want = await reference.data();
+      expect(got.some((v) => Number.isNaN(v)), name).toBe(false);
+      expect(got.some((v) => v < 0), `${name}: negative outputs kept (not a ReLU)`).toBe(true);
+      // The unfused op's values (a fallback may sum in another order: float32 rounding apart).
+      const worst = Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]) / (1 + Math.abs(want[i]))));
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+    tf.dispose([x, filter, depthFilter, bias3, a, b, ...unfused.flatMap(([, f, r]) => [f, r])]);
+  });
   it('a Dense layer fed int32 quantizes its kernel as for float32 input (tfjs casts both operands; a cast to the same dtype shares the data)', () => {
     tf.env().set('FP4KIT_WEIGHTS', 'nvfp4');
     const layer = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) });

@@ -36,6 +36,7 @@ import { depthwiseConv2dBackpropInputKernel } from './kernels/depthwise-conv2d-b
 import { einsumKernel } from './kernels/einsum.js';
 import { fusedConv2dKernel } from './kernels/fused-conv2d.js';
 import { fusedMatMulKernel } from './kernels/fused-mat-mul.js';
+import { FUSED_ACTIVATION_KERNELS, withDefaultLeakyreluAlpha } from './leakyrelu-alpha.js';
 import { identityKernel } from './kernels/identity.js';
 import { maxPoolGradKernel } from './kernels/max-pool-grad.js';
 import { resizeNearestNeighborGradKernel } from './kernels/resize-nearest-neighbor-grad.js';
@@ -151,6 +152,13 @@ function registerVariant(name: string, baseName: string, factory: () => KernelBa
   // What the wasm base cannot do (complex64 and string tensors, the kernels it lacks, calls it gets
   // wrong) runs on tfjs's cpu backend: 'fp4kit' has every kernel 'cpu' has.
   if (baseName === 'wasm') completeWithCpu(name, OWN_COMPLEX_KERNELS);
+  // Outermost, so the fallbacks to cpu see the slope too.
+  for (const kernelName of FUSED_ACTIVATION_KERNELS) {
+    const config = tf.getKernel(kernelName, name);
+    if (config === undefined) continue;
+    tf.unregisterKernel(kernelName, name);
+    tf.registerKernel(withDefaultLeakyreluAlpha(config));
+  }
   tf.registerBackend(name, factory, PRIORITY);
 }
 

@@ -5,6 +5,7 @@
 
 import type { KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_LEAKYRELU_ALPHA } from './leakyrelu-alpha.js';
 import { isTrailingBroadcast, preluValues } from './prelu.js';
 import type { TensorStorage } from './storage.js';
 
@@ -83,7 +84,7 @@ export function epilogue(e: EpilogueArgs): TensorInfo {
     const kernelName = Object.hasOwn(ACTIVATION_KERNELS, activation) ? ACTIVATION_KERNELS[activation as Exclude<Activation, 'linear'>] : undefined;
     if (kernelName === undefined) throw new Error(`fp4kit tfjs backend: activation '${activation}' is not implemented`);
     if (activation === 'prelu') withOperand(e.preluActivationWeights!, (alpha) => prelu(e, current, alpha));
-    else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? 0.2 }));
+    else if (activation === 'leakyrelu') replace(runKernel(e.backendName, e.backend, kernelName, { x: current }, { alpha: e.leakyreluAlpha ?? DEFAULT_LEAKYRELU_ALPHA }));
     else replace(runKernel(e.backendName, e.backend, kernelName, { x: current }));
     return current;
   }
