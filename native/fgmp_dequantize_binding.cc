@@ -54,8 +54,7 @@ Napi::Value DequantizeFgmp(const Napi::CallbackInfo& info) {
   const size_t maskBytes = static_cast<size_t>((endBlock + 7) / 8);
   const ArrayView maskView = checkedView(env, mask, "dequantizeFgmp: mask", 1, napi_uint8_array, "Uint8Array", maskBytes);
   std::vector<uint8_t> maskCopy;
-  if (maskView.shared) maskCopy.assign(maskView.data, maskView.data + maskBytes);
-  s.mask = maskView.shared ? maskCopy.data() : maskView.data;
+  s.mask = stableElements(maskView, maskBytes, maskCopy);
   const int64_t fp8 = fgmpFp8BlocksBefore(s.mask, endBlock);
   s.data = typedData<uint8_t>(env, data, "dequantizeFgmp: data", static_cast<size_t>(fp8 * 16 + (endBlock - fp8) * 8));
   s.scales = typedData<uint8_t>(env, scales, "dequantizeFgmp: scales", static_cast<size_t>(endBlock - fp8));

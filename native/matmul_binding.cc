@@ -151,10 +151,9 @@ Napi::Value RepackPlaneWeights(const Napi::CallbackInfo& info) {
   }
   const int64_t units = (k + blockSize - 1) / blockSize;
   const uint8_t* codes = typedData<uint8_t>(env, info[0], "codes", static_cast<size_t>(n * units * blockSize));
-  // The table as checked, in memory of our own: a SharedArrayBuffer's could change between the
-  // check and the repack, which reads it again (as matmulDecodedBatch copies its indices).
-  int32_t table[256];
-  std::memcpy(table, typedData<int32_t>(env, info[1], "valueTable", 256), sizeof table);
+  // The table is checked here and read again by the repack: the same entries both times.
+  std::vector<int32_t> tableCopy;
+  const int32_t* table = stableElements(checkedView(env, info[1], "valueTable", 4, napi_int32_array, "Int32Array", 256), 256, tableCopy);
   // A unit's dot (blockSize int8 activations, |a| ≤ 128, times v) is taken in int32: |v| < 2^31 / (128 · blockSize).
   const int32_t bound = static_cast<int32_t>((int64_t(1) << 24) / blockSize);
   for (int c = 0; c < 256; c++) {
@@ -429,10 +428,12 @@ Napi::Value MatmulDecodedBatch(const Napi::CallbackInfo& info) {
   const float* bValues = typedData<float>(env, info[5], "b values", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks * bBlock, "b")));
   const float* bScales = typedData<float>(env, info[6], "b scales", static_cast<size_t>(batchSize(env, bMatrices, n, bBlocks, "b")));
   const float* bias = typedData<float>(env, info[11], "bias", static_cast<size_t>(n), true);
-  const int32_t* aIndexArg = typedData<int32_t>(env, info[13], "aIndex", 0);
+  const ArrayView aIndexView = checkedView(env, info[13], "aIndex", 4, napi_int32_array, "Int32Array", 0);
   const size_t batch = info[13].As<Napi::TypedArray>().ElementLength();  // an Int32Array: checked above
   if (batch > static_cast<size_t>(kMaxDim)) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex is too long");
-  const int32_t* bIndexArg = typedData<int32_t>(env, info[14], "bIndex", batch);
+  const ArrayView bIndexView = checkedView(env, info[14], "bIndex", 4, napi_int32_array, "Int32Array", batch);
+  const int32_t* aIndexArg = reinterpret_cast<const int32_t*>(aIndexView.data);
+  const int32_t* bIndexArg = reinterpret_cast<const int32_t*>(bIndexView.data);
   const size_t outCount = static_cast<size_t>(batchSize(env, static_cast<int64_t>(batch), m, n, "out"));
   float* out = typedData<float>(env, info[12], "out", outCount);
   // out must not share memory with an input: the products would read what earlier ones wrote (an
@@ -444,8 +445,10 @@ Napi::Value MatmulDecodedBatch(const Napi::CallbackInfo& info) {
   for (const auto& in : inputs) {
     if (bytesOverlap(out, outCount * 4, in.p, in.bytes)) throw Napi::RangeError::New(env, "matmulDecodedBatch: out shares memory with an input");
   }
-  // The indices as checked, in memory of our own.
-  const std::vector<int32_t> aIndex(aIndexArg, aIndexArg + batch), bIndex(bIndexArg, bIndexArg + batch);
+  // The indices are checked here and read again by the products: the same indices both times.
+  std::vector<int32_t> aIndexCopy, bIndexCopy;
+  const int32_t* aIndex = stableElements(aIndexView, batch, aIndexCopy);
+  const int32_t* bIndex = stableElements(bIndexView, batch, bIndexCopy);
   for (size_t i = 0; i < batch; i++) {
     if (aIndex[i] < 0 || aIndex[i] >= aMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: aIndex[" + std::to_string(i) + "] is not a matrix of a");
     if (bIndex[i] < 0 || bIndex[i] >= bMatrices) throw Napi::RangeError::New(env, "matmulDecodedBatch: bIndex[" + std::to_string(i) + "] is not a matrix of b");

@@ -83,17 +83,16 @@ struct Int16Codes {
   static constexpr bool kStreams = true;
   const uint8_t* h;
   const uint8_t* low;
-  __m256i nibble, odd, powLo, powHi;
+  HCodeLookup t;  // a copy in the object: the vectors stay in registers across the tile's loop
   void prefetchLowGroup(int64_t g) const { _mm_prefetch(reinterpret_cast<const char*>(low + g * 64), _MM_HINT_T0); }
-  Int16Codes(const HCodeLookup& t, const uint8_t* hCodes, const uint8_t* lowCodes)
-      : h(hCodes), low(lowCodes), nibble(t.nibble), odd(t.odd), powLo(t.powLo), powHi(t.powHi) {}
+  Int16Codes(const HCodeLookup& lookup, const uint8_t* hCodes, const uint8_t* lowCodes) : h(hCodes), low(lowCodes), t(lookup) {}
   void hGroup(int64_t g, __m256i (&w)[4]) const {
     for (int half = 0; half < 2; half++) {
       const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + g * 64 + 32 * half));
-      const __m256i highNibble = _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble);
-      const __m256i n = _mm256_shuffle_epi8(odd, _mm256_and_si256(c, nibble));
+      const __m256i highNibble = _mm256_and_si256(_mm256_srli_epi16(c, 4), t.nibble);
+      const __m256i n = _mm256_shuffle_epi8(t.odd, _mm256_and_si256(c, t.nibble));
       const __m256i nSign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), n);
-      const __m256i pl = _mm256_shuffle_epi8(powLo, highNibble), ph = _mm256_shuffle_epi8(powHi, highNibble);
+      const __m256i pl = _mm256_shuffle_epi8(t.powLo, highNibble), ph = _mm256_shuffle_epi8(t.powHi, highNibble);
       w[2 * half] = _mm256_mullo_epi16(_mm256_unpacklo_epi8(n, nSign), _mm256_unpacklo_epi8(pl, ph));
       w[2 * half + 1] = _mm256_mullo_epi16(_mm256_unpackhi_epi8(n, nSign), _mm256_unpackhi_epi8(pl, ph));
     }

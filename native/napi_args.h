@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "formats.h"
 #include "job_buffers.h"
@@ -128,6 +129,19 @@ static inline ArrayView checkedView(const Napi::Env& env, const Napi::Value& v, 
   if (expected > 0 && view.data == nullptr) throw Napi::TypeError::New(env, std::string(name) + " is detached");
   ArgumentLog::record(view.data, expected * elementSize, name);
   return view;
+}
+
+// A checked input's first `count` elements in memory no other thread can write while the call runs:
+// for an input read more than once whose reads must agree (a check, then the work it guards). A
+// SharedArrayBuffer's may be written by a Worker meanwhile, so it is copied into `copy` (a bit of
+// dequantizeFgmp's mask per block, a 256-entry value table, a batch's indices: small beside the
+// call); any other array is used in place, as no JavaScript runs during a synchronous call.
+template <typename T>
+static const T* stableElements(const ArrayView& view, size_t count, std::vector<T>& copy) {
+  const T* data = reinterpret_cast<const T*>(view.data);
+  if (!view.shared || count == 0) return data;
+  copy.assign(data, data + count);
+  return copy.data();
 }
 
 // The one typed-array kind a kernel argument of element type T takes, as lib/kernels/contract.ts

@@ -40,6 +40,10 @@ function cacheOwner(dataId: object): { owner: object; piece: string } {
   return origin ? { owner: origin.source, piece: `${origin.piece}:` } : { owner: dataId, piece: '' };
 }
 
+/** Whether a cache key (weightOperand's) is a piece's: a piece's starts with its cut, `[…]`, and a
+ *  weight's own with its mode. Pieces are capped per weight (MAX_CACHED_PIECES). */
+const isPieceKey = (key: string) => key.startsWith('[');
+
 /** Where one weight matrix is in a tensor's values and how it is stored. */
 export interface WeightSource {
   values: Float32Array;
@@ -95,7 +99,6 @@ export function weightOperand(cache: WeightCache, dataId: object, batchIndex: nu
   const { owner, piece } = cacheOwner(dataId);
   const key = `${piece}${mode}/${src.kMajor ? 'kn' : 'nk'}/${batchIndex}/${src.n}x${src.k}`;
   let w = cache.get(owner, key);
-  // A piece's key starts with its cut (cacheOwner): capped per weight (MAX_CACHED_PIECES).
-  if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)), (k) => k.startsWith('['));
+  if (w === undefined) cache.set(owner, key, (w = makeWeightOperand(src, mode, true)), isPieceKey);
   return w;
 }
