@@ -127,6 +127,12 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     // filter as [taps·inChannels, c].
     const [batch, inH, inW, inC] = xs.shape;
     const info = tf.backend_util.computeConv2DInfo(xs.shape, ws.shape as [number, number, number, number], strides, 1, pad);
+    // A 'valid' kernel larger than the input gives ceil((in − k + 1) / stride) < 0 output rows or
+    // columns once k ≥ in + 1 + stride: that reached a typed array as "Invalid typed array length:
+    // -32" (tfjs's conv2d fails the same way). An output size of 0 is an empty output, as in tfjs.
+    if (info.outHeight < 0 || info.outWidth < 0) {
+      throw new RangeError(`binaryConv2d: a ${info.filterHeight} × ${info.filterWidth} kernel with padding '${pad}' does not fit a ${inH} × ${inW} input (output ${info.outHeight} × ${info.outWidth})`);
+    }
     const taps = info.filterHeight * info.filterWidth * inC;
     const rows = batch * info.outHeight * info.outWidth;
     const xStrides = imageStrides(inH, inW, inC, true);
