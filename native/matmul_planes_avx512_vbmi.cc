@@ -74,11 +74,15 @@ __attribute__((noinline)) void step(const Int8Activations& a, const PackedPlaneW
           int64_t tile0, int64_t m0) {
   const __m512 unitScale = _mm512_set1_ps(std::ldexp(1.0f, -b.unitShift()));
   const int quads = static_cast<int>(b.unit / 4);
+  const int64_t stride = a.paddedK, tileBytes = b.kQuads * 64;
+  const uint8_t* const codes0 = b.codes.data() + tile0 * tileBytes;
   __m512 acc[Rows][Tiles];
   for (int r = 0; r < Rows; r++)
     for (int t = 0; t < Tiles; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t j = 0; j < b.units; j++) {
-    const int8_t* aUnit = a.codes + m0 * a.paddedK + j * b.unit;
+    // Tile (tile0 + t)'s codes of this unit, group q at cUnit + t·tileBytes + q·64; row m0 + r's codes at aUnit + r·stride.
+    const uint8_t* cUnit = codes0 + j * (quads * 64);
+    const int8_t* aUnit = a.codes + m0 * stride + j * b.unit;
     __m512i dot[Rows][Tiles][P];
     for (int r = 0; r < Rows; r++)
       for (int t = 0; t < Tiles; t++) {
@@ -87,17 +91,23 @@ __attribute__((noinline)) void step(const Int8Activations& a, const PackedPlaneW
         else
           startPlaneChains<P>(dot[r][t], b.offset(), a.unitSums[static_cast<size_t>((m0 + r) * a.units + j)]);
       }
+    // A loop, not unrolled over the unit's groups (unrolled, GCC hoisted the one-row step's loads
+    // ahead of the products and spilled them: one row 3–5 % slower, 2–3 rows no faster). The
+    // one-row prefetch stays after its tile's load: issued for all tiles at the top of the group,
+    // GCC stored every dot chain to the stack in each group (one row 77 → 53 GFLOP/s).
     for (int q = 0; q < quads; q++) {
+      __m512i av[Rows];  // without SignFold, shared by the tiles
+      if (!SignFold)
+        for (int r = 0; r < Rows; r++) av[r] = _mm512_set1_epi32(load4(aUnit + r * stride + 4 * q));
       for (int t = 0; t < Tiles; t++) {
-        const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
-        if (Rows == 1) prefetchAt(b.codes.data(), ((tile0 + t) * b.kQuads + j * quads + q + kPrefetchQuads) * 64);
+        const __m512i codes = _mm512_loadu_si512(cUnit + t * tileBytes + q * 64);
+        if (Rows == 1) prefetchAt(cUnit, t * tileBytes + (q + kPrefetchQuads) * 64);
         const __mmask64 high = _mm512_movepi8_mask(codes);
-        __m512i av[Rows];
-        for (int r = 0; r < Rows; r++)
-          av[r] = SignFold ? signedActivations(load4(aUnit + r * a.paddedK + 4 * q), high) : _mm512_set1_epi32(load4(aUnit + r * a.paddedK + 4 * q));
+        __m512i sv[Rows];
+        for (int r = 0; r < Rows; r++) sv[r] = SignFold ? signedActivations(load4(aUnit + r * stride + 4 * q), high) : av[r];
         for (int p = 0; p < P; p++) {
           const __m512i plane = SignFold ? tables.magnitudePlane(p, codes) : tables.plane(p, codes, high);
-          for (int r = 0; r < Rows; r++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, av[r]);
+          for (int r = 0; r < Rows; r++) dot[r][t][p] = _mm512_dpbusd_epi32(dot[r][t][p], plane, sv[r]);
         }
       }
     }
@@ -111,11 +121,11 @@ __attribute__((noinline)) void step(const Int8Activations& a, const PackedPlaneW
     for (int t = 0; t < Tiles; t++) {
       for (unsigned mask = b.lowQuadMask(tile0 + t, j); mask != 0; mask &= mask - 1) {
         const int q = __builtin_ctz(mask);
-        const __m512i codes = _mm512_loadu_si512(b.codes.data() + ((tile0 + t) * b.kQuads + j * quads + q) * 64);
+        const __m512i codes = _mm512_loadu_si512(cUnit + t * tileBytes + q * 64);
         const __mmask64 high = _mm512_movepi8_mask(codes);
         const __m512i low = SignFold ? tables.magnitudePlane(P, codes) : tables.plane(P, codes, high);
         for (int r = 0; r < Rows; r++) {
-          const int32_t four = load4(aUnit + r * a.paddedK + 4 * q);
+          const int32_t four = load4(aUnit + r * stride + 4 * q);
           d[r][t] = _mm512_dpbusd_epi32(d[r][t], low, SignFold ? signedActivations(four, high) : _mm512_set1_epi32(four));
         }
       }

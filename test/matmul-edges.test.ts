@@ -173,3 +173,47 @@ describe('dot products at the integer bounds', () => {
     expect([...kernels], 'FP4KIT_SIMD=scalar forces the scalar kernel').toContain('scalar');
   });
 });
+
+// ---- E4M3 weights at 1–3 activation rows (native/matmul_planes_avx512_vbmi.cc's register steps) ----
+// Below 4 rows the AVX-512 VBMI kernel rebuilds the planes from the codes in registers: steps of
+// 1 row × 4, 2 or 1 tiles, and 2–3 rows × 2 or 1 tiles, with the weights' signs moved onto the
+// activations unless an activation code is −128 (then offset planes). 7 tiles (the last ragged)
+// run every one of those steps; every E4M3 code appears (±0, subnormals, low bits, ±448, NaN).
+describe.each(testedBackends())('E4M3 weights at 1–3 activation rows on %s', (backend) => {
+  const [n, k] = [16 * 6 + 5, 320];
+  const codes = (row: number, i: number) => (row * 11 + Math.floor(i / 32) * 13 + i * 29) % 256;
+  // NaN codes (0x7f, 0xff) only in rows 0 and 50: elsewhere 0x7e (448) / 0xfe (−448) instead.
+  const data = Uint8Array.from({ length: n * k }, (_, i) => {
+    const row = Math.floor(i / k), c = codes(row, i % k);
+    return (c & 0x7f) === 0x7f && row !== 0 && row !== 50 ? c - 1 : c;
+  });
+  const scales = Uint8Array.from({ length: n * (k / 32) }, (_, i) => 120 + (i % 9));
+  const b = { format: 'mxfp8_e4m3' as const, blockSize: 32, shape: [n, k] as [number, number], data, scales };
+  // Activation codes: ±127 and small values, and (withMin) −128 in every row.
+  const activations = (m: number, withMin: boolean) => {
+    const q = quantize(new Float32Array(m * k).fill(1), { format: 'mxint8', shape: [m, k] });
+    const a = Uint8Array.from({ length: m * k }, (_, i) => [127, -127, 5, -3, 64, 0, -90, 1][(i * 7 + Math.floor(i / k)) % 8] & 0xff);
+    if (withMin) for (let i = (m * 3) % 17; i < a.length; i += 41) a[i] = 0x80;
+    return { ...q, data: a, scales: Uint8Array.from(q.scales, (_, i) => 125 + (i % 4)) };
+  };
+
+  it.each([1, 2, 3])('%i rows, every E4M3 code, activations without and with −128: the js reference bits', (m) => {
+    for (const withMin of [false, true]) {
+      const a = activations(m, withMin);
+      const want = withBackend('js', () => matmul(a, b));
+      expect(bits(withBackend(backend, () => matmul(a, b))), `m=${m} withMin=${withMin}`).toEqual(bits(want));
+      // the NaN rows give NaN columns, and the rest is not all zeros
+      expect(Array.from(want).filter(Number.isNaN).length).toBe(2 * m);
+      expect(Array.from(want).some((v) => v !== 0 && !Number.isNaN(v))).toBe(true);
+    }
+  });
+
+  it.each([1, 2, 3])('%i rows of FGMP weights (E4M3 blocks of 16 among FP4 ones), activations without and with −128: the js reference bits', (m) => {
+    const w = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 0.37) * (i % 13 === 0 ? 300 : i % 7 === 0 ? 1e-3 : 1));
+    const fg = quantize(w, { format: 'fgmp', shape: [n, k], fp4Fraction: 0.5 });
+    for (const withMin of [false, true]) {
+      const a = activations(m, withMin);
+      expect(bits(withBackend(backend, () => matmul(a, fg))), `m=${m} withMin=${withMin}`).toEqual(bits(withBackend('js', () => matmul(a, fg))));
+    }
+  });
+});
