@@ -40,6 +40,7 @@ import { FUSED_ACTIVATION_KERNELS, withDefaultLeakyreluAlpha } from './leakyrelu
 import { identityKernel } from './kernels/identity.js';
 import { maxPoolGradKernel } from './kernels/max-pool-grad.js';
 import { resizeNearestNeighborGradKernel } from './kernels/resize-nearest-neighbor-grad.js';
+import { transformKernel } from './kernels/transform.js';
 import { transposeKernel } from './kernels/transpose.js';
 import { castKernel } from './kernels/cast.js';
 import { sliceKernel } from './kernels/slice.js';
@@ -70,6 +71,7 @@ const KERNELS: [string, KernelFactory, 'all' | 'missing' | 'wasm'][] = [
   ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dBackpropInputKernel, 'all'],
   ['MaxPoolGrad', maxPoolGradKernel, 'all'],
   ['ResizeNearestNeighborGrad', resizeNearestNeighborGradKernel, 'all'],
+  ['Transform', transformKernel, 'all'],
   ['UnsortedSegmentSum', unsortedSegmentSumKernel, 'missing'],
   ['Einsum', einsumKernel, 'missing'],
   ['Identity', identityKernel, 'wasm'],
