@@ -13,10 +13,10 @@
 import {
   dequantizeGradient, GradientScaleOverflowError, quantizeGradient, type GradientPrune, type QuantizedGradient,
 } from '../core/quantize-gradient.js';
-import { bitplaneMatmul, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
+import { bitplaneMatmul, bitplaneMatmulInt, packBitPlanes, packGradient, type PackedSigns } from '../core/bitplane-gemm.js';
 import { DtypeId } from '../core/formats.js';
 import { getKernels } from '../kernels/registry.js';
-import { MAX_BITPLANE_LENGTH } from '../kernels/ref/bitplane-gemm.js';
+import { MAX_BITPLANE_LENGTH, signSums } from '../kernels/ref/bitplane-gemm.js';
 
 /** How a binary layer's backward pass treats the output gradient:
  *  'fp32' full precision (QAT); 'ptq' one scale per tensor for both products; 'psq' per sample for
@@ -130,8 +130,95 @@ export function inputGradientProduct(path: QuantizedPath, shape: GradientShape, 
  */
 export function weightGradientProduct(path: QuantizedPath, shape: GradientShape, inputSigns: () => PackedSigns): Float32Array | null {
   const { q } = path;
-  if (q.groups === 'sample' || shape.samples * shape.positions > MAX_BITPLANE_LENGTH) return null;
+  if (!weightGradientOnBitplanes(path, shape)) return null;
   // A tensor-wide group reads the same in any view: take the [samples·positions, channels] one.
   const byChannel = q.groups === 'tensor' ? { ...q, shape: [shape.samples * shape.positions, shape.channels] as [number, number] } : q;
   return bitplaneMatmul(packGradient(byChannel, { reduce: 'rows' }), inputSigns());
+}
+
+/** Whether ∇W's product runs on bit planes (weightGradientProduct's condition). */
+function weightGradientOnBitplanes(path: QuantizedPath, shape: GradientShape): boolean {
+  return path.q.groups !== 'sample' && shape.samples * shape.positions <= MAX_BITPLANE_LENGTH;
+}
+
+/**
+ * Rows [r0, r1) of inputGradientProduct's result (rows of the [samples·positions, channels] view),
+ * the same bits row for row: each row is decoded with its own group's scale, zero point and mask
+ * (a chunk of rows may start or end inside a sample's group).
+ */
+export function inputGradientRows(path: QuantizedPath, shape: GradientShape, weightSigns: PackedSigns, r0: number, r1: number, out?: Float32Array): Float32Array {
+  const { q } = path;
+  if (q.groups === 'channel') throw new RangeError("inputGradientRows: per-channel scales do not factor out of a reduction over channels; quantize with groups 'sample' or 'tensor'");
+  const c = shape.channels;
+  const rows = r1 - r0;
+  const scales = new Float32Array(rows);
+  const zeros = new Float32Array(rows);
+  const mask = new Uint8Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const g = q.groups === 'sample' ? Math.floor((r0 + i) / shape.positions) : 0;
+    scales[i] = q.scales[g];
+    zeros[i] = q.zeros[g];
+    mask[i] = q.mask[g];
+  }
+  const planes = packBitPlanes(q.codes.subarray(r0 * c, r1 * c), { shape: [rows, c], bits: q.bits });
+  return bitplaneMatmul({ ...planes, rowsPerGroup: 1, scales, zeros, mask }, weightSigns, out ? { out } : undefined);
+}
+
+/**
+ * weightGradientProduct with the input's rows (samples·positions) handed in chunk by chunk, so a
+ * conv layer's patches never exist whole. Its result is scales[g]·I + zeros[g]·T per element with
+ * I and T integer sums over every row (ref/bitplane-gemm.ts), so the chunks' integer products are
+ * summed exactly (|partial sums| ≤ 255 · 2^22 < 2^31) and the same float32 steps applied once at
+ * the end: the same bits as one product over all rows.
+ */
+export class WeightGradientSums {
+  private readonly I: Int32Array;
+  private readonly T: Int32Array;
+  private next = 0;
+
+  private constructor(private readonly path: QuantizedPath, private readonly shape: GradientShape, private readonly inputRows: number) {
+    this.I = new Int32Array(shape.channels * inputRows);
+    this.T = new Int32Array(inputRows);
+  }
+
+  /** Null where weightGradientProduct would return null (the caller multiplies in float32). */
+  static start(path: QuantizedPath, shape: GradientShape, inputRows: number): WeightGradientSums | null {
+    return weightGradientOnBitplanes(path, shape) ? new WeightGradientSums(path, shape, inputRows) : null;
+  }
+
+  /** Rows [r0, r1) of the [samples·positions, channels] view against `inputSigns` ([inputRows]
+   *  signs rows of length r1 − r0: that chunk of the input packed by columns), in order. */
+  add(r0: number, r1: number, inputSigns: PackedSigns): void {
+    if (r0 !== this.next || inputSigns.length !== r1 - r0 || inputSigns.rows !== this.inputRows) {
+      throw new RangeError(`WeightGradientSums.add: rows [${r0}, ${r1}) with ${inputSigns.rows} signs rows of ${inputSigns.length}, expected rows from ${this.next} and ${this.inputRows} signs rows`);
+    }
+    this.next = r1;
+    const { q } = this.path;
+    const c = this.shape.channels;
+    // Both views are row-major over (sample, position, channel): rows r0 … r1 of the channel view.
+    const planes = packBitPlanes(q.codes.subarray(r0 * c, r1 * c), { shape: [r1 - r0, c], bits: q.bits, transpose: true });
+    const I = bitplaneMatmulInt(planes, inputSigns, { mask: q.mask, rowsPerGroup: q.groups === 'channel' ? 1 : c });
+    for (let i = 0; i < I.length; i++) this.I[i] += I[i];
+    const T = signSums(inputSigns.data, inputSigns.rows, inputSigns.length, inputSigns.ternary);
+    for (let j = 0; j < T.length; j++) this.T[j] += T[j];
+  }
+
+  /** Ĝᵀ · S → [channels, inputRows], as weightGradientProduct gives it, once every row is in. */
+  finish(): Float32Array {
+    const { q } = this.path;
+    const { channels } = this.shape;
+    if (this.next !== this.shape.samples * this.shape.positions) throw new RangeError(`WeightGradientSums.finish: ${this.next} of ${this.shape.samples * this.shape.positions} rows added`);
+    const n = this.inputRows;
+    const out = new Float32Array(channels * n);
+    for (let i = 0; i < channels; i++) {
+      const g = q.groups === 'channel' ? i : 0;
+      if (q.mask[g] === 0) continue; // a pruned group's rows are 0
+      const scale = q.scales[g];
+      const zero = q.zeros[g];
+      // The kernels' float32 steps, in their order (ref/bitplane-gemm.ts; double rounding of one
+      // float32 operation through float64 is exact).
+      for (let j = 0; j < n; j++) out[i * n + j] = Math.fround(Math.fround(scale * Math.fround(this.I[i * n + j])) + Math.fround(zero * Math.fround(this.T[j])));
+    }
+    return out;
+  }
 }

@@ -3,7 +3,7 @@
 // bit-plane product (lib/core/bitplane-gemm.ts): Σ_k (2c_k − 1)·s_k = 2·Σ_k c_k·s_k − Σ_k s_k.
 // Exact integers, so the result equals a float32 product of ±1 values (|sum| < 2^24) bit for bit.
 
-import { bitplaneMatmulInt, packBitPlanes, packSigns } from '../core/bitplane-gemm.js';
+import { bitplaneMatmulInt, packBitPlanes, packSigns, type PackedBitPlanes } from '../core/bitplane-gemm.js';
 
 /** c = [v ≥ 0] (NaN: 0, i.e. −1, as binarize() in the layers). */
 function signCodes(v: Float32Array): Uint8Array {
@@ -24,20 +24,25 @@ export function binaryDenseForward(x: Float32Array, t: number, k: number, w: Flo
   return y;
 }
 
+/** The 1-bit codes of a filter's signs, w [taps, n] packed by columns: the operand of binaryPatchRows. */
+export function filterCodePlanes(w: Float32Array, taps: number, n: number): PackedBitPlanes {
+  return packBitPlanes(signCodes(w), { shape: [taps, n], bits: 1, transpose: true });
+}
+
 /**
- * A convolution in im2col form: patches [rows, taps] of sign(x) (0 in the zero padding, hence
- * `ternary`) · sign(w) [taps, n] → [rows, n]. The filter's signs are the 1-bit codes here and the
- * patches the (ternary) signs operand, so the padding's zeros are exact.
+ * A convolution in im2col form, for some rows of patches: patches [rows, taps] of sign(x) (0 in the
+ * zero padding, hence `ternary`) · sign(w) [taps, n] → out [rows, n], the filter's signs as the
+ * 1-bit codes (filterCodePlanes) and the patches as the (ternary) signs operand, so the padding's
+ * zeros are exact. Each output row depends on its own patch only: any split of the rows gives the
+ * same bits.
  */
-export function binaryPatchForward(patches: Float32Array, rows: number, taps: number, w: Float32Array, n: number, ternary: boolean): Float32Array {
-  const planes = packBitPlanes(signCodes(w), { shape: [taps, n], bits: 1, transpose: true });
-  const signs = packSigns(patches, { shape: [rows, taps], ternary });
+export function binaryPatchRows(planes: PackedBitPlanes, patches: Float32Array, rows: number, taps: number, n: number, ternary: boolean, out: Float32Array): Float32Array {
+  const signs = packSigns(patches.subarray(0, rows * taps), { shape: [rows, taps], ternary });
   const I = bitplaneMatmulInt(planes, signs); // [n, rows]
-  const y = new Float32Array(rows * n);
   for (let r = 0; r < rows; r++) {
     let sum = 0;
     for (let c = 0; c < taps; c++) sum += patches[r * taps + c];
-    for (let j = 0; j < n; j++) y[r * n + j] = 2 * I[j * rows + r] - sum;
+    for (let j = 0; j < n; j++) out[r * n + j] = 2 * I[j * rows + r] - sum;
   }
-  return y;
+  return out;
 }

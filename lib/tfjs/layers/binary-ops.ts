@@ -20,11 +20,13 @@ import { dequantizeGradient } from '../../core/quantize-gradient.js';
 import {
   inputGradientProduct, tryQuantizedPaths, weightGradientProduct, type BinaryGradientOptions, type GradientShape,
 } from '../../training/binary-backward.js';
-import { col2im, im2col, imageStrides } from '../im2col.js';
-import { scratch } from '../../core/scratch.js';
+import { imageStrides } from '../im2col.js';
 import { transposeLastTwo } from '../../core/transpose.js';
 import { floatTimesTransposed } from '../float-product.js';
-import { binaryDenseForward, binaryPatchForward } from '../../training/binary-forward.js';
+import { binaryDenseForward } from '../../training/binary-forward.js';
+import {
+  binaryConvForward, binaryConvInputGradientFloat, binaryConvInputGradientQuantized, binaryConvWeightGradientFloat, binaryConvWeightGradientQuantized, type SignPatches,
+} from './binary-conv-products.js';
 
 /** setWeights of a binary layer: `weights` as given, or — when they are the base layer's own
  *  ([kernel] or [kernel, bias]: one fewer than the layer's `expected`) — with α appended at its
@@ -135,12 +137,10 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
     }
     const taps = info.filterHeight * info.filterWidth * inC;
     const rows = batch * info.outHeight * info.outWidth;
-    const xStrides = imageStrides(inH, inW, inC, true);
     const padded = info.padInfo.top + info.padInfo.bottom + info.padInfo.left + info.padInfo.right > 0;
-    // The patches (rows × taps floats: tens of MB) live in reused scratch for this call only.
-    const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0); // im2col leaves the padding's taps
-    im2col(floats(xb), xStrides, info, 0, rows, patches, taps, 1);
-    const product = tf.tensor4d(binaryPatchForward(patches, rows, taps, floats(ws), info.outChannels, padded), [batch, info.outHeight, info.outWidth, info.outChannels]);
+    // The patches (rows × taps) go through in chunks of ~16 MB, never whole (binary-conv-products.ts).
+    const patches = (signs: Float32Array): SignPatches => ({ signs, strides: imageStrides(inH, inW, inC, true), info, rows, taps, padded });
+    const product = tf.tensor4d(binaryConvForward(patches(floats(xb)), floats(ws), info.outChannels), [batch, info.outHeight, info.outWidth, info.outChannels]);
     save([xs, xb, wb, product, ws]);
     return {
       value: tf.mul(product, as),
@@ -151,33 +151,25 @@ export function binaryConv2d(x: tf.Tensor4D, w: tf.Tensor4D, alpha: tf.Tensor1D,
         const [n, h, wd, c] = dy.shape as [number, number, number, number];
         const g = floats(tf.mul(dy, as));
         const shape: GradientShape = { samples: n, positions: h * wd, channels: c };
+        // The forward's patches are made again from sign(x), chunk by chunk (not kept from the
+        // forward: inference would pay for them, and hold them).
+        const signPatches = patches(floats(xb0));
+        const xShape = x0.shape as [number, number, number, number];
+        const wShape = wb0.shape as [number, number, number, number];
         // The float32 products in im2col form on fp4kit's float32 kernel, as binaryDense's: the
         // same bits on every tfjs backend, and never taken for a weight by the fp4kit backend
         // (tf's Conv2DBackprop kernels would run on whichever backend is active; wasm has no
         // Conv2DBackpropFilter at all).
-        const backpropInput = (grad: Float32Array): tf.Tensor4D => {
-          const dPatches = floatTimesTransposed(grad, rows, floats(wb0), taps, c); // ∇Y [rows, c] · sign(w) [taps, c]ᵀ
-          const dxv = new Float32Array(n * inH * inW * inC);
-          col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
-          return tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
-        };
-        // The forward's patches are gone (reused scratch): made again from sign(x) for the ∇W
-        // product (not kept from the forward: inference would pay for them, and hold them).
-        const signPatches = (): Float32Array => {
-          const patches = scratch('binary-conv2d.patches', Float32Array, rows * taps).fill(0);
-          im2col(floats(xb0), xStrides, info, 0, rows, patches, taps, 1);
-          return patches;
-        };
-        const backpropFilter = (grad: Float32Array): tf.Tensor4D =>
-          tf.tensor4d(signsTransposedTimes(signPatches(), rows, taps, grad, c), wb0.shape as [number, number, number, number]);
+        const backpropFilter = (grad: Float32Array): tf.Tensor4D => tf.tensor4d(binaryConvWeightGradientFloat(signPatches, grad, c), wShape);
+        // The quantized ∇Y's scales, zero points and AGP keep decisions are drawn here, once, over
+        // the whole gradient (output-sized, not patch-sized); the chunks only read them.
         const paths = options.mode === 'fp32' ? null : tryQuantizedPaths(g, shape, options, seeds.next());
-        if (paths === null) return [tf.mul(backpropInput(g), steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
-        const dPatches = inputGradientProduct(paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] }), scratch('binary-conv2d.patches', Float32Array, rows * taps));
-        const dxv = new Float32Array(n * inH * inW * inC);
-        col2im(dPatches, taps, info, xStrides, 0, rows, dxv);
-        const dxb = tf.tensor4d(dxv, x0.shape as [number, number, number, number]);
-        // Taps in the zero padding are 0, not ±1: the patches were packed ternary when there is padding.
-        const dwT = weightGradientProduct(paths.weight, shape, () => packSigns(signPatches(), { shape: [rows, taps], transpose: true, ternary: padded }));
+        if (paths === null) {
+          const dx = tf.tensor4d(binaryConvInputGradientFloat(signPatches, g, c, floats(wb0)), xShape);
+          return [tf.mul(dx, steMask(x0)), tf.mul(backpropFilter(g), steMask(w0)), dAlpha];
+        }
+        const dxb = tf.tensor4d(binaryConvInputGradientQuantized(signPatches, paths.input, shape, packSigns(floats(wb0), { shape: [taps, c] })), xShape);
+        const dwT = binaryConvWeightGradientQuantized(signPatches, paths.weight, shape);
         const dw = dwT
           ? tf.reshape(tf.transpose(tf.tensor2d(dwT, [c, taps])), wb0.shape)
           : backpropFilter(dequantizeGradient(paths.weight.q));
