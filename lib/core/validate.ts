@@ -230,6 +230,24 @@ export function checkSignal(fn: string, signal: unknown): AbortSignal | undefine
 }
 
 /**
+ * Whether `out` and `other`, views of two buffer objects, see the same memory at byte `at` of both.
+ * Two SharedArrayBuffer objects can hold one memory (one posted or structuredClone'd into the same
+ * thread, a shared WebAssembly.Memory's buffer before and after it grew), always from the same
+ * start, so equal offsets are the same byte. No property tells (and asking a buffer whether it is
+ * shared costs a thrown exception when it is not), so the byte of `out` (an output, written by the
+ * call anyway) is flipped and read through `other`, then put back: two memories never both change.
+ */
+function sameMemory(out: ArrayBufferView, other: ArrayBufferView, at: number): boolean {
+  const o = new Uint8Array(bufferOf(out), at, 1), x = new Uint8Array(bufferOf(other), at, 1);
+  const v = o[0];
+  if (x[0] !== v) return false;
+  o[0] = v ^ 0xff;
+  const same = x[0] === (v ^ 0xff);
+  o[0] = v;
+  return same;
+}
+
+/**
  * Refuses an output that shares memory with an input or with another output ("quantize: out.data
  * and input share memory"). Kernels read and write such memory in different orders on different
  * backends (threads, SIMD widths), so an overlap would give different bits on each. Inputs may
@@ -243,9 +261,9 @@ export function checkDisjoint(fn: string, outputs: Array<[string, ArrayBufferVie
     for (let j = i + 1; j < all.length; j++) {
       const [na, a] = outs[i];
       const [nb, b] = all[j];
-      if (bufferOf(a) !== bufferOf(b)) continue;
       const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
-      if (a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a)) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
+      if (!(a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a))) continue;
+      if (bufferOf(a) === bufferOf(b) || sameMemory(a, b, Math.max(a0, b0))) throw new RangeError(`${fn}: ${na} and ${nb} share memory`);
     }
   }
 }

@@ -153,6 +153,7 @@ export class WasmMemory {
   private retire(region: ResidentRegion): void {
     if (!region.live) return;
     region.live = false;
+    this.collected?.unregister(region);
     this.deadBytes += region.end - region.start;
     while (this.stack.length > 0 && !this.stack[this.stack.length - 1].live) {
       const top = this.stack.pop()!;
@@ -164,7 +165,10 @@ export class WasmMemory {
 
   /** Drop every resident region (their owners copy theirs in again on next use). */
   private dropResident(): void {
-    for (const region of this.stack) region.live = false;
+    for (const region of this.stack) {
+      region.live = false;
+      this.collected?.unregister(region);
+    }
     this.stack = [];
     this.regions = new WeakMap<object, ResidentRegion>();
     this.deadBytes = 0;
@@ -193,7 +197,9 @@ export class WasmMemory {
     const region: ResidentRegion = { start: this.base, end: this.top, live: true };
     this.stack.push(region);
     this.regions.set(owner, region);
-    this.collected?.register(owner, region);
+    // The region is its own unregister token: once it is dead (released, dropped) the registry
+    // lets go of it, else an owner kept again after every drop would pile up registrations.
+    this.collected?.register(owner, region, region);
     this.residentCopies++;
     this.base = this.top;
     return true;
