@@ -130,9 +130,19 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, stag
   // The kernels write through plain views (or staging arrays); the result hands back the caller's own arrays.
   const outViews = out && { data: plainView('Uint8Array', out.data), scales: plainView('Uint8Array', out.scales) };
   if (outViews) checkDisjoint(fn, [['out.data', outViews.data], ['out.scales', outViews.scales]], [['input', src]]);
-  const data = outViews && !staged ? outViews.data : newArray(fn, Uint8Array, rows * rowBytes, 'codes');
-  const scales = outViews && !staged ? outViews.scales : newArray(fn, Uint8Array, rows * blocksPerRow, 'scales');
+  // Made on first use: an async call on this thread quantizes its first chunk a turn after it
+  // returns, and they are made there. Made in the call's synchronous part, their external memory
+  // (8.5 MiB for a 64 MiB mxfp4 input) set off V8 collections right there ("external memory
+  // pressure": 1–4 scavenges and mark-compacts per call, `node --trace-gc`), whose page faults the
+  // caller's turn paid: 4–485 per call with a young generation in use, 2,051 in a loaded CI run of
+  // test/async-jobs.test.ts; made on first use, none ran there and a call faulted 1–5 pages.
+  let arrays: { data: Uint8Array; scales: Uint8Array } | undefined;
+  const outputs = () => (arrays ??= {
+    data: outViews && !staged ? outViews.data : newArray(fn, Uint8Array, rows * rowBytes, 'codes'),
+    scales: outViews && !staged ? outViews.scales : newArray(fn, Uint8Array, rows * blocksPerRow, 'scales'),
+  });
   const result = () => {
+    const { data, scales } = outputs();
     if (!out) return { data, scales };
     if (staged) {
       const [d, sc] = [plainView('Uint8Array', out.data), plainView('Uint8Array', out.scales)];
@@ -148,7 +158,7 @@ export function planQuantize(fn: string, x: unknown, opts: QuantizeOptions, stag
     format, shape, rows, cols, dtype, src, givenTensorScale,
     call: (tensorScale, from, r0, r1) => ({
       format: format.id, rows: r1 - r0, cols, src: from, dtype: DtypeId[dtype],
-      data: data.subarray(r0 * rowBytes, r1 * rowBytes), scales: scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow),
+      data: outputs().data.subarray(r0 * rowBytes, r1 * rowBytes), scales: outputs().scales.subarray(r0 * blocksPerRow, r1 * blocksPerRow),
       tensorScale, scaleRule: ScaleRuleId[scaleRule ?? 'floor'], rounding: RoundingId[rounding], seed, firstIndex: r0 * cols,
     }),
     result: (tensorScale) => {
