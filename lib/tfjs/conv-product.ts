@@ -11,12 +11,11 @@
 
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs';
 import { counters } from './counters.js';
-import { FLOAT_BLOCK, floatOperand, floatStride } from './float-product.js';
+import { continuedProduct, FLOAT_BLOCK, floatStride } from './float-product.js';
 import { weightMode, type WeightMode } from './flags.js';
 import { col2im, hasNonFinite, im2col, imageStrides } from './im2col.js';
 import { scratch } from '../core/scratch.js';
 import type { KernelContext } from './kernel-context.js';
-import { decodedProduct } from '../core/matmul.js';
 import { transposeInto } from '../core/transpose.js';
 import { rowMajor } from './layout.js';
 import { multiplyRows } from './product.js';
@@ -201,21 +200,15 @@ function filterGradientProduct(xValues: Float32Array, dyValues: Float32Array, in
   const pixels = info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const n = info.outChannels;
-  const lead = carried ? floatStride(n) : 0;
-  const cols = lead + (p1 - p0);
-  const stride = floatStride(cols);
-  // Both operands with the pixels as the reduction axis: patchesᵀ [K, cols], dYᵀ [N, cols], zeroed
-  // (im2col leaves the padding's taps; the units' tails stay 0).
-  const patchesT = scratch('conv2d.patches', Float32Array, k * stride).fill(0);
-  const dyT = scratch('conv2d.dy-transposed', Float32Array, n * stride).fill(0);
-  if (carried) {
-    for (let t = 0; t < k; t++) patchesT.set(carried.subarray(t * n, (t + 1) * n), t * stride);
-    for (let c = 0; c < n; c++) dyT[c * stride + c] = 1;
-  }
-  im2col(xValues, imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, p0, p1, patchesT.subarray(lead), 1, stride);
-  if (channelsLast(info)) {
-    transposeInto(dyValues, p0 * n, p1 - p0, n, dyT, lead, stride);
-  } else {
+  counters.floatProducts++;
+  // Both operands with the pixels as the reduction axis: patchesᵀ [K, cols], dYᵀ [N, cols] (im2col
+  // leaves the padding's taps zero, and the units' tails stay 0).
+  return continuedProduct(['conv2d.patches', 'conv2d.dy-transposed'], k, n, p1 - p0, carried, (patchesT, dyT, lead, stride) => {
+    im2col(xValues, imageStrides(info.inHeight, info.inWidth, info.inChannels, channelsLast(info)), info, p0, p1, patchesT.subarray(lead), 1, stride);
+    if (channelsLast(info)) {
+      transposeInto(dyValues, p0 * n, p1 - p0, n, dyT, lead, stride);
+      return;
+    }
     // NCHW: each image's channel planes, the part of them inside [p0, p1).
     for (let b = Math.floor(p0 / pixels); b * pixels < p1; b++) {
       const from = Math.max(p0, b * pixels), to = Math.min(p1, (b + 1) * pixels);
@@ -223,7 +216,5 @@ function filterGradientProduct(xValues: Float32Array, dyValues: Float32Array, in
         dyT.set(dyValues.subarray((b * n + c) * pixels + from - b * pixels, (b * n + c) * pixels + to - b * pixels), c * stride + lead + from - p0);
       }
     }
-  }
-  counters.floatProducts++;
-  return decodedProduct(floatOperand(patchesT, k, cols), floatOperand(dyT, n, cols), undefined);
+  });
 }

@@ -13,6 +13,7 @@
 
 import type { DecodedOperand } from '../kernels/contract.js';
 import { decodedProduct } from '../core/matmul.js';
+import { scratch } from '../core/scratch.js';
 
 export const FLOAT_BLOCK = 32;
 
@@ -51,4 +52,29 @@ export function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array
     return out;
   };
   return decodedProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
+}
+
+/**
+ * One piece of a reduction too long to lay out whole (a filter gradient over every pixel of a
+ * batch), with the bits of the whole product: a [k, cols] · b [n, cols]ᵀ whose reduction columns
+ * are `rows` of the piece's, after `floatStride(n)` leading columns that hold the running sums
+ * `carried` [k, n] in a against the identity in b. Each leading unit's D is then one carried value
+ * times 1, exact, and acc picks the sums up where the previous piece left them; the piece must
+ * start on a unit (a multiple of FLOAT_BLOCK rows into the reduction) and every carried value must
+ * be finite. Both operands are zeroed, reused scratch (`names`); `fill(a, b, lead, stride)` writes
+ * the piece's columns from `lead` on, rows of `stride` values.
+ */
+export function continuedProduct(names: readonly [string, string], k: number, n: number, rows: number, carried: Float32Array | undefined,
+  fill: (a: Float32Array, b: Float32Array, lead: number, stride: number) => void): Float32Array {
+  const lead = carried ? floatStride(n) : 0;
+  const cols = lead + rows;
+  const stride = floatStride(cols);
+  const a = scratch(names[0], Float32Array, k * stride).fill(0);
+  const b = scratch(names[1], Float32Array, n * stride).fill(0);
+  if (carried) {
+    for (let t = 0; t < k; t++) a.set(carried.subarray(t * n, (t + 1) * n), t * stride);
+    for (let c = 0; c < n; c++) b[c * stride + c] = 1;
+  }
+  fill(a, b, lead, stride);
+  return decodedProduct(floatOperand(a, k, cols), floatOperand(b, n, cols), undefined);
 }

@@ -19,7 +19,7 @@ import { scratch } from '../../core/scratch.js';
 import { transposeInto } from '../../core/transpose.js';
 import { inputGradientRows, WeightGradientSums, type GradientShape, type QuantizedPath } from '../../training/binary-backward.js';
 import { binaryPatchRows, filterCodePlanes } from '../../training/binary-forward.js';
-import { FLOAT_BLOCK, floatOperand, floatStride } from '../float-product.js';
+import { continuedProduct, FLOAT_BLOCK, floatOperand, floatStride } from '../float-product.js';
 import { col2im, hasNonFinite, im2col, type ImageStrides } from '../im2col.js';
 
 /** Patch values per chunk (2^22 floats = 16 MB). Tests set it small to cross chunk boundaries. */
@@ -138,18 +138,9 @@ export function binaryConvWeightGradientFloat(p: SignPatches, g: Float32Array, c
 /** patchesᵀ · ∇Y over rows [r0, r1) (r0 on a unit) as one product [taps, c], continuing the sums
  *  `carried` (∇W so far, all finite) when given. */
 function weightGradientRows(p: SignPatches, g: Float32Array, c: number, r0: number, r1: number, carried: Float32Array | undefined): Float32Array {
-  const { taps } = p;
-  const lead = carried ? floatStride(c) : 0;
-  const cols = lead + (r1 - r0);
-  const stride = floatStride(cols);
-  // Both operands with the rows as the reduction axis, zeroed (the padding's taps, the units' tails).
-  const patchesT = scratch('binary-conv2d.patches', Float32Array, taps * stride).fill(0);
-  const gT = scratch('binary-conv2d.dy-transposed', Float32Array, c * stride).fill(0);
-  if (carried) {
-    for (let t = 0; t < taps; t++) patchesT.set(carried.subarray(t * c, (t + 1) * c), t * stride);
-    for (let j = 0; j < c; j++) gT[j * stride + j] = 1;
-  }
-  im2col(p.signs, p.strides, p.info, r0, r1, patchesT.subarray(lead), 1, stride);
-  transposeInto(g, r0 * c, r1 - r0, c, gT, lead, stride);
-  return decodedProduct(floatOperand(patchesT, taps, cols), floatOperand(gT, c, cols), undefined);
+  // Both operands with the rows as the reduction axis (the padding's taps, the units' tails zero).
+  return continuedProduct(['binary-conv2d.patches', 'binary-conv2d.dy-transposed'], p.taps, c, r1 - r0, carried, (patchesT, gT, lead, stride) => {
+    im2col(p.signs, p.strides, p.info, r0, r1, patchesT.subarray(lead), 1, stride);
+    transposeInto(g, r0 * c, r1 - r0, c, gT, lead, stride);
+  });
 }
