@@ -9,6 +9,7 @@ import type { CheckpointOptions, CheckpointProgress, CheckpointSummary } from '.
 import { MAX_PARTS, mergeCheckpointParts, parseShardSpec, PartAlreadyMergedError, runCheckpointPart, serializeOptions, type PartResult, type ShardSpec } from './checkpoint-parts.js';
 import { redisOptions, shownUrl } from './queue-url.js';
 import { checkPrefix, DEFAULT_PREFIX } from './queue-keys.js';
+import { repeatedFlag } from './cli-flags.js';
 // queue.js (BullMQ) is imported where a queue is used: loading it costs ~0.2 s of every command.
 const queue = () => import('./queue.js');
 
@@ -89,10 +90,12 @@ export async function quantizeDistributed(
 export const QUEUE_DETACHED = 'interrupted; the queued jobs stay in the queue and the workers finish them (the output appears when the merge job has run)';
 
 export async function runWorker(argv: string[]): Promise<number> {
-  const { values: v, positionals } = flagErrors(() => parseArgs({
-    args: argv, allowPositionals: true,
+  const { values: v, positionals, tokens } = flagErrors(() => parseArgs({
+    args: argv, allowPositionals: true, tokens: true,
     options: { queue: { type: 'string' }, prefix: { type: 'string' }, 'lock-duration': { type: 'string' }, 'stalled-interval': { type: 'string' }, backend: { type: 'string' } },
   }));
+  const repeated = repeatedFlag(tokens);
+  if (repeated !== null) throw new FlagError(repeated);
   if (positionals.length > 0) throw new FlagError(`worker takes no positional argument, got ${positionals.join(' ')}`);
   if (typeof v.queue !== 'string') throw new FlagError('worker needs --queue redis://host:port');
   flagErrors(() => redisOptions(v.queue!));

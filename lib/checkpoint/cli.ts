@@ -23,6 +23,7 @@ import { elementErrorHistogramPlot } from './error-histogram.js';
 import { hasTensorHistograms, runErrorHistogramLines, tensorHistogramCells } from './error-histogram-text.js';
 import { FlagError, QUEUE_DETACHED, parseDistributedFlags, quantizeDistributed, runMerge, runWorker } from './cli-distributed.js';
 import { NotQueuedError } from './queue-url.js';
+import { repeatedFlag } from './cli-flags.js';
 import { packageVersion } from '../core/package-manifest.js';
 
 const FORMATS: readonly QuantFormat[] = QUANT_FORMAT_NAMES;
@@ -170,6 +171,7 @@ async function runQuantize(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
+      tokens: true,
       options: {
         output: { type: 'string', short: 'o' },
         format: { type: 'string', short: 'f' },
@@ -195,6 +197,7 @@ async function runQuantize(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  givenOnce(parsed.tokens);
   const { values: v, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'quantize needs an input checkpoint' : `quantize takes one input, got ${positionals.length}`);
   if (!v.output) throw new UsageError('quantize needs an output folder: -o <out>');
@@ -291,6 +294,12 @@ async function runQuantize(argv: string[]): Promise<number> {
   }
 }
 
+/** Refuse a flag with a value given twice (cli-flags.ts). */
+function givenOnce(tokens: Parameters<typeof repeatedFlag>[0]): void {
+  const message = repeatedFlag(tokens);
+  if (message !== null) throw new UsageError(message);
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
@@ -364,10 +373,11 @@ async function writePlots(dir: string, checkpointDir: string, ckpt: CheckpointFi
 async function runInspect(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, plot: { type: 'string' } } });
+    parsed = parseArgs({ args: argv, allowPositionals: true, tokens: true, options: { json: { type: 'boolean' }, plot: { type: 'string' } } });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  givenOnce(parsed.tokens);
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint folder or file');
   const target = positionals[0];
@@ -502,6 +512,15 @@ export async function main(argv: string[]): Promise<number> {
 // published (a quantize publishes before it prints its summary).
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
+// A reader of stderr that goes away (`fp4kit quantize … 2>&1 | head -1`, a log collector that
+// died) loses the progress and status lines, not the run: an unhandled EPIPE there crashed the
+// run with its staging folder left beside the output. The run goes on without them; its result
+// still goes to stdout (and the output folder).
+process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
   throw err;
 });
 

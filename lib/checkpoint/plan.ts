@@ -2,6 +2,7 @@
 // quantize (and why), the output tensors the layout writes for it, the shape it is blocked in; the
 // shared amax of fused groups (and, for a distributed part, the other shards it reads for them);
 // the refusal of shard names that would collide with side files.
+import { statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { getKernels } from '../kernels/registry.js';
 import { DtypeId } from '../core/formats.js';
@@ -250,21 +251,35 @@ export function checkShardNames(ckpt: CheckpointFiles, sideNames: Iterable<strin
 const QUANTIZATION_TENSOR = /\.(weight_scale|weight_scale_inv|weight_scale_2|weight_packed|weight_global_scale|input_scale|qweight|qzeros|g_idx|absmax|quant_map|SCB|weight_format)$|\.quant_state\.|_blocks$|_scales$/;
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 
-/** An input that is already quantized (its config.json has a quantization_config, and a weight is
- *  not a float or a tensor is a quantization scale or code: an FP8 release, an earlier fp4kit
- *  output) is refused: its packed weights would be copied and declared unquantized, and its own
- *  quantization_config replaced. A quantization_config over float weights only (left behind in a
- *  merged QLoRA model saved in bf16) is replaced like any config's. */
+/** Files beside config.json that declare a checkpoint quantized on their own: ModelOpt's export
+ *  (hf_quant_config.json; its config.json may have no quantization_config, as in NVIDIA's early
+ *  FP8/NVFP4 releases) and AutoGPTQ's and AutoAWQ's (quantize_config.json, quant_config.json). */
+const QUANTIZATION_DESCRIPTORS = ['hf_quant_config.json', 'quantize_config.json', 'quant_config.json'];
+
+/** An input that is already quantized (its config.json has a quantization_config, or a
+ *  quantization descriptor file lies beside it, and a weight is not a float or a tensor is a
+ *  quantization scale or code: an FP8 release, an earlier fp4kit output) is refused: its packed
+ *  weights would be copied and declared unquantized, and its own quantization description replaced
+ *  or dropped. A quantization_config over float weights only (left behind in a merged QLoRA model
+ *  saved in bf16) is replaced like any config's. */
 export function checkNotQuantized(ckpt: CheckpointFiles, config: ModelConfig): void {
   const q = config?.quantization_config;
-  if (q === undefined || q === null) return;
+  const descriptor = q !== undefined && q !== null ? null : QUANTIZATION_DESCRIPTORS.find((n) => isFileSync(join(ckpt.dir, n)));
+  if ((q === undefined || q === null) && descriptor === undefined) return;
   // A weight that is not a float says it best; a scale or code tensor otherwise.
   const all = ckpt.shards.flatMap((sh) => sh.tensors);
   const evidence = all.find((t) => t.name.endsWith('.weight') && !FLOAT_DTYPES.has(t.dtype)) ?? all.find((t) => QUANTIZATION_TENSOR.test(t.name));
   if (evidence === undefined) return;
   const dir = ckpt.dir;
+  const holds = `it holds ${JSON.stringify(evidence.name)} (${evidence.dtype}); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`;
+  if (descriptor) throw new SafetensorsError(join(dir, descriptor), `the input is already quantized: ${descriptor} describes its quantization and ${holds}`);
   const method = typeof q === 'object' && typeof (q as Record<string, unknown>).quant_method === 'string' ? ` (quant_method ${JSON.stringify((q as Record<string, unknown>).quant_method)})` : '';
-  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method} and it holds ${JSON.stringify(evidence.name)} (${evidence.dtype}); fp4kit quantizes float (F32, F16, BF16) checkpoints: start from the unquantized model`);
+  throw new SafetensorsError(join(dir, 'config.json'), `the input is already quantized: its config.json has a quantization_config${method} and ${holds}`);
+}
+
+/** A regular file (links followed) at `path`; never opened, so a FIFO there blocks nothing. */
+function isFileSync(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
 }
 
 /**

@@ -100,9 +100,12 @@ export async function isFolderInput(ckpt: CheckpointFiles, input: string): Promi
  *  (OTHER_WEIGHTS), from one listing (none for a single-file input); a shard is never copied over itself. */
 export async function filesToCopy(ckpt: CheckpointFiles, input: string): Promise<{ copied: string[]; notCopied: string[] }> {
   if (!(await isFolderInput(ckpt, input))) return { copied: [], notCopied: [] };
-  const shardNames = new Set(ckpt.shards.map((sh) => basename(sh.path)));
+  const shardNames = new Set(ckpt.allShards ?? ckpt.shards.map((sh) => basename(sh.path)));
   const others = (await otherFiles(ckpt.dir)).filter((n) => !shardNames.has(n));
-  return { copied: others.filter((n) => !OTHER_WEIGHTS.test(n)), notCopied: others.filter((n) => OTHER_WEIGHTS.test(n)) };
+  // A .safetensors file the index does not list (Mistral's consolidated.safetensors beside its
+  // shards) is the same weights for another loader: left out like the other formats, and said so.
+  const leftOut = (n: string) => OTHER_WEIGHTS.test(n) || n.endsWith('.safetensors');
+  return { copied: others.filter((n) => !leftOut(n)), notCopied: others.filter(leftOut) };
 }
 
 /** Every file a run reads: the shards, the index, config.json, the copied files, the Fisher file. */
@@ -120,7 +123,7 @@ export function filesRead(ckpt: CheckpointFiles, config: ModelConfig, copied: st
 async function otherFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const name of (await readdir(dir)).sort()) {
-    if (name.endsWith('.safetensors') || SIDE_FILES.has(name) || name.includes('.tmp-')) continue;
+    if (SIDE_FILES.has(name) || name.includes('.tmp-')) continue;
     const s = await stat(join(dir, name)).catch(() => null);
     if (s?.isFile()) names.push(name);
   }

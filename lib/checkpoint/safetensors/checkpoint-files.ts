@@ -3,8 +3,9 @@
 // tensors the index assigns to it), or a folder of *.safetensors files. A distributed part opens
 // only the shards it reads (`only`): the others are listed (and must exist), not opened.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { SafetensorsError } from './header.js';
 import { SafetensorsFile } from './read.js';
 import { readRegularTextFile } from './regular-file.js';
@@ -33,7 +34,18 @@ export async function openCheckpoint(input: string, only?: ReadonlySet<string>):
   } catch {
     throw new SafetensorsError(input, 'no such file or folder');
   }
-  if (stat.isFile()) return { dir: join(input, '..'), indexed: false, indexMetadata: {}, ...(await openShards([input], only)) };
+  if (stat.isFile()) {
+    try {
+      return { dir: join(input, '..'), indexed: false, indexMetadata: {}, ...(await openShards([input], only)) };
+    } catch (err) {
+      // The index (or config.json) given for its model folder failed with "header length
+      // 7017841271895827067 is too large": say what the file is and what to give instead.
+      if (err instanceof SafetensorsError && input.endsWith('.json') && (await startsWithBrace(input))) {
+        throw new SafetensorsError(input, `a JSON file, not a safetensors file: give the model folder (${dirname(input)}) as the input`);
+      }
+      throw err;
+    }
+  }
   if (!stat.isDirectory()) throw new SafetensorsError(input, 'not a regular file or a folder');
   const indexPath = join(input, INDEX_NAME);
   const indexText = await readRegularTextFile(indexPath); // a FIFO or folder under that name is refused
@@ -43,6 +55,18 @@ export async function openCheckpoint(input: string, only?: ReadonlySet<string>):
   const opened = await openShards(names.map((n) => join(input, n)), only);
   await closingOnError(opened.shards, () => checkUniqueNames(opened.shards));
   return { dir: input, indexed: false, indexMetadata: {}, ...opened };
+}
+
+/** The file's first byte is "{" (opened with O_NONBLOCK, as every input: a FIFO swapped in blocks nothing). */
+async function startsWithBrace(path: string): Promise<boolean> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch(() => null);
+  if (fh === null) return false;
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(1), 0, 1, 0);
+    return bytesRead === 1 && buffer[0] === 0x7b;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The shards at `paths` (those named in `only`, and then the names of all of them as allShards). */
@@ -68,6 +92,9 @@ async function openIndexed(dir: string, indexPath: string, indexText: string, on
     if (!byFile.has(file)) byFile.set(file, new Set());
     byFile.get(file)!.add(tensor);
   }
+  // An empty map (a cut-off download, a tool that wrote none) left a run with no shard at all: an
+  // output of no tensors was published, or a serving layout failed with a TypeError.
+  if (byFile.size === 0) throw new SafetensorsError(indexPath, 'index lists no tensor (its "weight_map" is empty)');
   const files = [...byFile.keys()].sort();
   for (const f of files) if (!existsSync(join(dir, f))) throw new SafetensorsError(indexPath, `missing shard ${f}`);
   const opened = await openShards(files.map((f) => join(dir, f)), only);

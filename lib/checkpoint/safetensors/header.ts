@@ -45,12 +45,29 @@ export function holdsLoneSurrogate(s: string): boolean {
   return /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 }
 
+/** The formats a user may hand over for a safetensors file, by their first bytes: read as a header
+ *  length they gave only "header length 578721382704613384 is too large". */
+const OTHER_FORMATS: Array<[number[], string]> = [
+  [[0x50, 0x4b, 0x03, 0x04], 'the file is a zip archive, as PyTorch saves pytorch_model.bin and .pt files, not a safetensors file'],
+  [[0x80], 'the file is a Python pickle (an old PyTorch .bin or .pt), not a safetensors file'],
+  [[0x47, 0x47, 0x55, 0x46], 'the file is a GGUF file, not a safetensors file'],
+  [[0x89, 0x48, 0x44, 0x46], 'the file is an HDF5 file (TensorFlow .h5), not a safetensors file'],
+  [[0x7b], 'the file is JSON text, not a safetensors file'],
+  // A repository cloned without git-lfs holds ~130-byte pointer files ("version https://git-lfs…") under the shards' names.
+  [[...'version '].map((c) => c.charCodeAt(0)), 'the file is a Git LFS pointer, not the weights: fetch them with git lfs pull'],
+];
+
+function otherFormat(prefix: Uint8Array): string {
+  const hit = OTHER_FORMATS.find(([magic]) => magic.every((b, i) => prefix[i] === b));
+  return hit === undefined ? '' : ` (${hit[1]})`;
+}
+
 /** Reads the 8-byte prefix: the header length, checked against the file size. */
 export function headerLength(file: string, prefix: Uint8Array, fileSize: number): number {
   if (fileSize < 8) throw new SafetensorsError(file, `truncated file: ${fileSize} bytes, shorter than the 8-byte header length`);
   const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const n = view.getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} is too large: safetensors readers accept at most ${MAX_HEADER_BYTES} bytes`);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} is too large: safetensors readers accept at most ${MAX_HEADER_BYTES} bytes${otherFormat(prefix)}`);
   const len = Number(n);
   if (8 + len > fileSize) throw new SafetensorsError(file, `header length ${len} is larger than the file (${fileSize} bytes): truncated file?`);
   if (len < 2) throw new SafetensorsError(file, `header of ${len} bytes is not JSON`);
@@ -157,7 +174,8 @@ export function parseHeader(file: string, bytes: Uint8Array, fileSize: number): 
   for (const name of Object.keys(entries)) {
     const e = entries[name];
     if (name === '__metadata__') {
-      if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
+      if (e === null) continue; // the reference parser reads null as no metadata (an Option in its Rust struct)
+      if (typeof e !== 'object' || Array.isArray(e)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(e as Record<string, unknown>)) {
         if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__ value of ${describe(k)} is not a string`);
         if (holdsLoneSurrogate(k) || holdsLoneSurrogate(v)) throw new SafetensorsError(file, `__metadata__ entry ${describe(k)} holds a lone UTF-16 surrogate (a \\u escape of half a pair), which no UTF-8 file can hold`);
