@@ -44,14 +44,18 @@ export function floatOperand(values: Float32Array, rows: number, k: number): Dec
  */
 export function floatTimesTransposed(a: Float32Array, m: number, b: Float32Array, n: number, k: number): Float32Array {
   if (k === 0) return new Float32Array(m * n);
+  return decodedProduct(floatOperand(floatRows(a, 0, m, k), m, k), floatOperand(floatRows(b, 0, n, k), n, k), undefined);
+}
+
+/** `rows` rows of `k` values of `v` from element `offset`, with row stride floatStride(k) and zeros
+ *  in the padding (a float operand's layout): a view when k needs no padding, else a copy — in
+ *  reused scratch `slot` when given, else a new array. */
+export function floatRows(v: Float32Array, offset: number, rows: number, k: number, slot?: string): Float32Array {
   const stride = floatStride(k);
-  const padded = (v: Float32Array, rows: number): Float32Array => {
-    if (stride === k) return v;
-    const out = new Float32Array(rows * stride);
-    for (let r = 0; r < rows; r++) out.set(v.subarray(r * k, (r + 1) * k), r * stride);
-    return out;
-  };
-  return decodedProduct(floatOperand(padded(a, m), m, k), floatOperand(padded(b, n), n, k), undefined);
+  if (stride === k) return v.subarray(offset, offset + rows * k);
+  const out = slot === undefined ? new Float32Array(rows * stride) : scratch(slot, Float32Array, rows * stride).fill(0);
+  for (let r = 0; r < rows; r++) out.set(v.subarray(offset + r * k, offset + (r + 1) * k), r * stride);
+  return out;
 }
 
 /**

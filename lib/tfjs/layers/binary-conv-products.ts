@@ -19,7 +19,7 @@ import { scratch } from '../../core/scratch.js';
 import { transposeInto } from '../../core/transpose.js';
 import { inputGradientRows, WeightGradientSums, type GradientShape, type QuantizedPath } from '../../training/binary-backward.js';
 import { binaryPatchRows, filterCodePlanes } from '../../training/binary-forward.js';
-import { continuedProduct, FLOAT_BLOCK, floatOperand, floatStride } from '../float-product.js';
+import { continuedProduct, FLOAT_BLOCK, floatOperand, floatRows, floatStride } from '../float-product.js';
 import { col2im, hasNonFinite, im2col, type ImageStrides } from '../im2col.js';
 
 /** Patch values per chunk (2^22 floats = 16 MB). Tests set it small to cross chunk boundaries. */
@@ -71,21 +71,12 @@ function col2imByChunks(p: SignPatches, rows: (r0: number, r1: number) => Float3
   return dx;
 }
 
-/** `rows` rows of `cols` values with row stride floatStride(cols), zeros in the padding (a view when no padding is needed). */
-function strided(v: Float32Array, offset: number, rows: number, cols: number, slot: string): Float32Array {
-  const stride = floatStride(cols);
-  if (stride === cols) return v.subarray(offset, offset + rows * cols);
-  const out = scratch(slot, Float32Array, rows * stride).fill(0);
-  for (let r = 0; r < rows; r++) out.set(v.subarray(offset + r * cols, offset + (r + 1) * cols), r * stride);
-  return out;
-}
-
 /** dX from ∇Y [rows, c] in float32: dPatches = ∇Y · sign(w) [taps, c]ᵀ on fp4kit's float32 kernel
  *  (floatTimesTransposed's operands, a chunk of ∇Y's rows at a time). */
 export function binaryConvInputGradientFloat(p: SignPatches, g: Float32Array, c: number, wb: Float32Array): Float32Array {
   if (c === 0) return new Float32Array(p.signs.length); // empty sums: +0 patches add nothing to +0
-  const w = floatOperand(strided(wb, 0, p.taps, c, 'binary-conv2d.filter'), p.taps, c);
-  return col2imByChunks(p, (r0, r1) => decodedProduct(floatOperand(strided(g, r0 * c, r1 - r0, c, 'binary-conv2d.dy-rows'), r1 - r0, c), w, undefined,
+  const w = floatOperand(floatRows(wb, 0, p.taps, c, 'binary-conv2d.filter'), p.taps, c);
+  return col2imByChunks(p, (r0, r1) => decodedProduct(floatOperand(floatRows(g, r0 * c, r1 - r0, c, 'binary-conv2d.dy-rows'), r1 - r0, c), w, undefined,
     scratch('binary-conv2d.dpatches', Float32Array, (r1 - r0) * p.taps)));
 }
 
